@@ -1,0 +1,22 @@
+// Package journal is Tether's single source of truth: JetStream streams that
+// hold every connection event, registry change and telemetry message, and KV
+// buckets for state. It runs an embedded nats-server (file store in the data
+// dir) or connects to an external NATS cluster (--nats-url); the rest of the
+// code cannot tell which.
+//
+// Subject scheme (stable; any NATS client may consume it):
+//
+//	tether.conn.<device>.connected       stream TETHER_CONN      presence.ConnectionEvent JSON
+//	tether.conn.<device>.disconnected    stream TETHER_CONN
+//	tether.conn.<device>.refused         stream TETHER_CONN
+//	tether.registry.<device>.<op>        stream TETHER_REGISTRY  registry.Change JSON (op: created|updated|deleted)
+//	tether.telemetry.<device>            stream TETHER_TELEMETRY raw payload, properties in headers
+//
+// <device> is the device id with '.', '*', '>', '%', whitespace and control
+// characters percent-encoded (EncodeToken), and "%" alone for "no device"
+// (a connection refused before its CONNECT named one). Every message carries
+// Nats-Msg-Id = the event id, so a retried publish is stored once.
+//
+// KV buckets: tether_devices, tether_policies (registry), tether_state (hub
+// epoch for sequence numbers).
+package journal

@@ -1,0 +1,151 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Options configure Open.
+type Options struct {
+	// DataDir holds the embedded server's JetStream store (DataDir/jetstream).
+	DataDir string
+	// URL of an external NATS server or cluster; empty runs one embedded.
+	URL string
+	// Replicas for streams and buckets (external clusters); default 1.
+	Replicas int
+	// TelemetryMaxAge bounds how long telemetry stays in the journal.
+	TelemetryMaxAge time.Duration
+	Logger          *slog.Logger
+}
+
+// Journal is an open connection to JetStream with Tether's streams and
+// buckets in place.
+type Journal struct {
+	NC  *nats.Conn
+	JS  jetstream.JetStream
+	srv *server.Server // nil when external
+
+	Devices  jetstream.KeyValue
+	Policies jetstream.KeyValue
+	State    jetstream.KeyValue
+}
+
+// Open starts (or connects to) NATS and creates the streams and buckets if
+// missing. ctx bounds the start-up.
+func Open(ctx context.Context, o Options) (*Journal, error) {
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.TelemetryMaxAge == 0 {
+		o.TelemetryMaxAge = 24 * time.Hour
+	}
+	j := &Journal{}
+	var err error
+	if o.URL == "" {
+		if o.DataDir == "" {
+			return nil, errors.New("journal: a data dir is needed for the embedded server")
+		}
+		j.srv, err = server.NewServer(&server.Options{
+			ServerName:         "tether",
+			DontListen:         true, // in-process connections only
+			JetStream:          true,
+			StoreDir:           filepath.Join(o.DataDir, "jetstream"),
+			NoSigs:             true,
+			NoLog:              true,
+			JetStreamMaxMemory: 256 << 20,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("journal: embedded nats: %w", err)
+		}
+		j.srv.Start()
+		deadline, ok := ctx.Deadline()
+		wait := 30 * time.Second
+		if ok {
+			wait = time.Until(deadline)
+		}
+		if !j.srv.ReadyForConnections(wait) {
+			j.srv.Shutdown()
+			return nil, errors.New("journal: embedded nats did not become ready")
+		}
+		j.NC, err = nats.Connect("", nats.InProcessServer(j.srv), nats.Name("tether"))
+	} else {
+		j.NC, err = nats.Connect(o.URL, nats.Name("tether"), nats.MaxReconnects(-1))
+	}
+	if err != nil {
+		j.Close()
+		return nil, fmt.Errorf("journal: connect: %w", err)
+	}
+	j.JS, err = jetstream.New(j.NC)
+	if err != nil {
+		j.Close()
+		return nil, fmt.Errorf("journal: jetstream: %w", err)
+	}
+	if err := j.setup(ctx, o); err != nil {
+		j.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+func (j *Journal) setup(ctx context.Context, o Options) error {
+	streams := []jetstream.StreamConfig{
+		{Name: StreamConn, Subjects: []string{ConnPrefix + ">"}, Storage: jetstream.FileStorage,
+			Replicas: o.Replicas, Duplicates: 10 * time.Minute, MaxAge: 30 * 24 * time.Hour},
+		{Name: StreamRegistry, Subjects: []string{RegistryPrefix + ">"}, Storage: jetstream.FileStorage,
+			Replicas: o.Replicas, Duplicates: 10 * time.Minute, MaxAge: 30 * 24 * time.Hour},
+		{Name: StreamTelemetry, Subjects: []string{TelemetryPrefix + ">"}, Storage: jetstream.FileStorage,
+			Replicas: o.Replicas, MaxAge: o.TelemetryMaxAge, MaxBytes: 1 << 30, Discard: jetstream.DiscardOld},
+	}
+	for _, cfg := range streams {
+		if _, err := j.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("journal: stream %s: %w", cfg.Name, err)
+		}
+	}
+	kv := func(name string, history uint8) (jetstream.KeyValue, error) {
+		b, err := j.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: name, History: history, Storage: jetstream.FileStorage, Replicas: o.Replicas,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("journal: bucket %s: %w", name, err)
+		}
+		return b, nil
+	}
+	var err error
+	if j.Devices, err = kv("tether_devices", 1); err != nil {
+		return err
+	}
+	if j.Policies, err = kv("tether_policies", 1); err != nil {
+		return err
+	}
+	if j.State, err = kv("tether_state", 1); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Close drains the connection and stops the embedded server, if any.
+func (j *Journal) Close() {
+	if j.NC != nil {
+		_ = j.NC.Drain()
+		// Drain is asynchronous; wait briefly for it so pending acks land.
+		for i := 0; i < 200 && !j.NC.IsClosed(); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		j.NC.Close()
+	}
+	if j.srv != nil {
+		j.srv.Shutdown()
+		j.srv.WaitForShutdown()
+	}
+}
+
+// Embedded reports whether the journal runs its own server.
+func (j *Journal) Embedded() bool { return j.srv != nil }

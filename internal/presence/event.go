@@ -1,0 +1,99 @@
+package presence
+
+import (
+	"time"
+)
+
+// Kind says what a ConnectionEvent records.
+type Kind string
+
+const (
+	// Connected: a device's session was established (CONNACK accepted).
+	Connected Kind = "connected"
+	// Disconnected: a device's established session ended, for Reason.
+	Disconnected Kind = "disconnected"
+	// Refused: a connection attempt was refused before a session existed
+	// (bad token, unknown or disabled device, malformed CONNECT, timeout…).
+	// Refusals carry no sequence number: they change no device's state.
+	Refused Kind = "refused"
+)
+
+// Reason is the typed cause of a disconnect or refusal.
+type Reason string
+
+const (
+	ReasonNone           Reason = ""
+	ReasonClient         Reason = "client"          // client sent DISCONNECT
+	ReasonNetwork        Reason = "network"         // TCP closed/reset without DISCONNECT
+	ReasonKeepAlive      Reason = "keep-alive"      // nothing received for 1.5× keep-alive
+	ReasonTakeover       Reason = "takeover"        // a new connection with the same id
+	ReasonTokenExpired   Reason = "token-expired"   // the session's SAS token expired
+	ReasonDisabled       Reason = "disabled"        // device disabled in the registry
+	ReasonDeleted        Reason = "deleted"         // device deleted from the registry
+	ReasonServerShutdown Reason = "server-shutdown" // the hub stopped
+	ReasonProtocolError  Reason = "protocol-error"  // malformed or forbidden packet
+	ReasonAuthFailed     Reason = "auth-failed"     // refused: token/key/identity wrong
+	ReasonConnectTimeout Reason = "connect-timeout" // refused: no CONNECT in time
+	ReasonServerError    Reason = "server-error"    // refused: the hub could not decide
+)
+
+// Result is an IoT Hub error code with its name, as the Connections log shows
+// them (ResultType, ResultDescription).
+type Result struct {
+	Type        string // "404104"; "" for success
+	Description string // "DeviceConnectionClosedRemotely"
+}
+
+// Well-known results (reference/iothub-facts.md §3).
+var (
+	ResultOK                      = Result{}
+	ResultTakeover                = Result{"400027", "ConnectionForcefullyClosedOnNewConnection"}
+	ResultClosedRemotely          = Result{"404104", "DeviceConnectionClosedRemotely"}
+	ResultUnauthorized            = Result{"401003", "IoTHubUnauthorized"}
+	ResultBadRequest              = Result{"400000", "GenericBadRequest"}
+	ResultServerError             = Result{"500001", "ServerError"}
+	ResultTimeout                 = Result{"500008", "GenericTimeout"}
+	ResultLinkCreationConflict    = Result{"409002", "LinkCreationConflict"}
+	ResultDeviceNotFoundOnConnect = Result{"401003", "IoTHubUnauthorized"}
+)
+
+// ConnectionEvent is one change of a device's connection, or one refusal.
+// It is the unit the journal stores and every consumer (log, events,
+// metrics) reads. Field names are the JSON wire form in the journal.
+type ConnectionEvent struct {
+	// ID is stable for the event: "<deviceId>/<sequence>" for state changes,
+	// a random id for refusals. Consumers use it to drop duplicates.
+	ID       string    `json:"id"`
+	Kind     Kind      `json:"kind"`
+	Time     time.Time `json:"time"`
+	Hub      string    `json:"hub"`
+	DeviceID string    `json:"deviceId"`
+	ModuleID string    `json:"moduleId,omitempty"`
+	// Sequence is 64 upper-case hex digits, strictly increasing per device
+	// across hub restarts (see sequence.go). Empty for refusals.
+	Sequence string `json:"sequenceNumber,omitempty"`
+	Reason   Reason `json:"reason,omitempty"`
+	Result   Result `json:"result"`
+	// Detail is a human explanation (e.g. "token expired at …").
+	Detail string `json:"detail,omitempty"`
+	// Protocol is "MQTT" or "MQTT-WS"; ProtocolVersion 3, 4 (3.1.1) or 5.
+	Protocol        string `json:"protocol,omitempty"`
+	ProtocolVersion byte   `json:"protocolVersion,omitempty"`
+	MaskedIP        string `json:"maskedIpAddress,omitempty"`
+	SDKVersion      string `json:"sdkVersion,omitempty"`
+	// AuthType is "sas" (device key) or "policy:<name>" (skn), "" if unknown.
+	AuthType  string `json:"authType,omitempty"`
+	SessionID string `json:"sessionId,omitempty"`
+	// ConnectedAt and DurationMs describe the ended session (disconnects).
+	ConnectedAt time.Time `json:"connectedAt,omitzero"`
+	DurationMs  int64     `json:"durationMs,omitempty"`
+	// TokenExpiry is the session's SAS expiry (connects and disconnects).
+	TokenExpiry time.Time `json:"tokenExpiry,omitzero"`
+	// CleanSession is the MQTT clean-session flag of the CONNECT.
+	CleanSession bool `json:"cleanSession,omitempty"`
+	// KeepAliveSeconds is the CONNECT keep-alive.
+	KeepAliveSeconds uint16 `json:"keepAlive,omitempty"`
+}
+
+// IsError reports whether the event is logged at Level Error.
+func (e ConnectionEvent) IsError() bool { return e.Result.Type != "" }
