@@ -1,0 +1,413 @@
+// Command connstorm is the load client of the connect-storm benchmark. It opens
+// N MQTT 3.1.1 connections (plain TCP, TLS 1.2 or TLS 1.3) to one broker with
+// at most C connects in flight, source addresses spread over 127.0.0.2…, and
+// measures: connects/s, CONNACK latency, failures by kind, the broker's CPU
+// per connect (utime+stime from /proc/<pid>/stat, read just before the first
+// dial and right after the last CONNACK), and its RSS per idle connection
+// (VmRSS before the storm and after holding all connections idle). It then
+// closes everything and waits, bounded, for the broker to drain. Every phase
+// is capped in time, so a run always ends by itself. The result is one JSON
+// record (bench/internal/stormrun.Result) on stdout or in -out.
+//
+// Each connection is device bench-<i>: client id bench-<i>, username
+// "<hub>/bench-<i>/?api-version=2021-04-12", password a SAS token signed with
+// the device's derived key (stormrun.DeviceKeys). Bare mochi ignores both.
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/tether-hub/tether/bench/internal/procstat"
+	"github.com/tether-hub/tether/bench/internal/stormrun"
+	"github.com/tether-hub/tether/internal/sas"
+)
+
+type config struct {
+	broker, addr, mode, hub, seed, out string
+	n, conc, srcFrom, srcTo            int
+	pid                                int
+	clean, gcSignal                    bool
+	hold, dialTimeout, phaseCap        time.Duration
+	drainTimeout, quietTimeout         time.Duration
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.broker, "broker", "", "label of the broker under test, copied into the result")
+	flag.StringVar(&c.addr, "addr", "127.0.0.1:11883", "broker address host:port")
+	flag.StringVar(&c.mode, "mode", "tcp", "tcp, tls12 (ECDHE-ECDSA-AES128-GCM-SHA256, P-256) or tls13 (X25519 only)")
+	flag.IntVar(&c.n, "n", 10000, "connections to open and hold")
+	flag.IntVar(&c.conc, "c", 200, "connects in flight at most")
+	flag.IntVar(&c.pid, "pid", 0, "broker process id, for CPU/RSS/fd readings (required)")
+	flag.StringVar(&c.hub, "hub", "bench", "hub host name used in usernames and SAS resources")
+	flag.StringVar(&c.seed, "seed", stormrun.DefaultSeed, "device-key derivation seed")
+	flag.IntVar(&c.srcFrom, "src-from", 2, "first source address 127.0.0.<src-from>")
+	flag.IntVar(&c.srcTo, "src-to", 20, "last source address 127.0.0.<src-to>")
+	flag.BoolVar(&c.clean, "clean", true, "clean session flag in CONNECT")
+	flag.DurationVar(&c.hold, "hold", 3*time.Second, "hold all connections idle this long before reading RSS")
+	flag.DurationVar(&c.dialTimeout, "conn-timeout", 30*time.Second, "per-connection cap, dial start → CONNACK")
+	flag.DurationVar(&c.phaseCap, "phase-cap", 120*time.Second, "connect phase cap; connects not started by then are skipped")
+	flag.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "wait at most this long for the broker to drop the closed connections")
+	flag.DurationVar(&c.quietTimeout, "quiet-timeout", 30*time.Second, "wait at most this long for the broker to go idle before the storm")
+	flag.BoolVar(&c.gcSignal, "gc-signal", false, "after all other readings, send the broker SIGUSR1 (bare mochi: GC) and read RSS again")
+	flag.StringVar(&c.out, "out", "", "write the JSON result here (default stdout)")
+	flag.Parse()
+	log.SetFlags(log.Ltime | log.Lmicroseconds)
+	log.SetPrefix("connstorm: ")
+
+	if c.pid <= 0 {
+		log.Fatal("-pid is required")
+	}
+	if c.n <= 0 || c.conc <= 0 || c.srcFrom < 1 || c.srcTo < c.srcFrom || c.srcTo > 254 {
+		log.Fatal("bad -n, -c or source range")
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && uint64(c.n)+64 > lim.Cur {
+		log.Fatalf("-n %d needs more open files than this process may hold (%d)", c.n, lim.Cur)
+	}
+
+	res, err := run(c)
+	if err != nil {
+		log.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(res, "", "  ")
+	b = append(b, '\n')
+	if c.out == "" {
+		os.Stdout.Write(b)
+	} else if err := os.WriteFile(c.out, b, 0o644); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func tlsConfig(mode string) (*tls.Config, error) {
+	switch mode {
+	case "tcp":
+		return nil, nil
+	case "tls12":
+		return &tls.Config{
+			InsecureSkipVerify: true, // saves client CPU; the handshake signature is still checked
+			MinVersion:         tls.VersionTLS12,
+			MaxVersion:         tls.VersionTLS12,
+			CipherSuites:       []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+			CurvePreferences:   []tls.CurveID{tls.CurveP256},
+		}, nil
+	case "tls13":
+		return &tls.Config{
+			InsecureSkipVerify: true,
+			MinVersion:         tls.VersionTLS13,
+			CurvePreferences:   []tls.CurveID{tls.X25519}, // no hybrid post-quantum share
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown -mode %q", mode)
+}
+
+type outcome struct {
+	lat  time.Duration
+	conn net.Conn
+	err  error
+}
+
+func run(c config) (*stormrun.Result, error) {
+	tcfg, err := tlsConfig(c.mode)
+	if err != nil {
+		return nil, err
+	}
+	res := &stormrun.Result{
+		Broker: c.broker, Mode: c.mode, Addr: c.addr, N: c.n, Concurrency: c.conc,
+		CleanSession: c.clean, Sources: c.srcTo - c.srcFrom + 1,
+	}
+
+	// Everything the client can do ahead of time is done before the first
+	// dial: tokens and CONNECT packets.
+	exp := time.Now().Add(24 * time.Hour)
+	packets := make([][]byte, c.n)
+	for i := range packets {
+		id := stormrun.DeviceID(i)
+		key, _ := stormrun.DeviceKeys(c.seed, id)
+		tok, err := sas.Sign(sas.DeviceResource(c.hub, id), key, "", exp)
+		if err != nil {
+			return nil, err
+		}
+		user := c.hub + "/" + id + "/?api-version=" + stormrun.APIVersion
+		packets[i] = connectPacket(id, user, tok, 600, c.clean)
+	}
+	srcs := make([]*net.TCPAddr, 0, res.Sources)
+	for a := c.srcFrom; a <= c.srcTo; a++ {
+		srcs = append(srcs, &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(a))})
+	}
+
+	wait, quiet := procstat.WaitQuiet(c.pid, 250*time.Millisecond, 4, 0.05, c.quietTimeout)
+	res.QuietWaitS, res.Quiet = wait.Seconds(), quiet
+	if !quiet {
+		log.Printf("broker pid %d did not go idle within %v; measuring anyway", c.pid, c.quietTimeout)
+	}
+
+	rssBefore, err := procstat.RSSKiB(c.pid)
+	if err != nil {
+		return nil, fmt.Errorf("broker pid %d: %w", c.pid, err)
+	}
+	fdsBefore, _ := procstat.FDs(c.pid)
+	ovBefore, _ := procstat.ListenOverflows()
+	var ruBefore syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ruBefore)
+	cpuBefore, err := procstat.CPU(c.pid)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	deadline := start.Add(c.phaseCap)
+
+	outs := make([]outcome, c.n)
+	var next atomic.Int64
+	var first sync.Once
+	var wg sync.WaitGroup
+	for w := 0; w < c.conc && w < c.n; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= c.n || time.Now().After(deadline) {
+					return
+				}
+				t0 := time.Now()
+				conn, err := connectOne(c, tcfg, srcs[i%len(srcs)], packets[i])
+				outs[i] = outcome{lat: time.Since(t0), conn: conn, err: err}
+				if err == nil && tcfg != nil {
+					first.Do(func() { describeTLS(res, conn.(*tls.Conn)) })
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	cpuAfter, _ := procstat.CPU(c.pid)
+	elapsed := time.Since(start)
+	var ruAfter syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ruAfter)
+	ovAfter, _ := procstat.ListenOverflows()
+
+	var lats []time.Duration
+	var conns []net.Conn
+	res.Failures, res.FailSample = map[string]int{}, map[string]string{}
+	for _, o := range outs {
+		switch {
+		case o.conn != nil:
+			lats = append(lats, o.lat)
+			conns = append(conns, o.conn)
+		case o.err == nil:
+			res.NotTried++
+		default:
+			k := failureKind(o.err)
+			res.Failures[k]++
+			if _, ok := res.FailSample[k]; !ok {
+				res.FailSample[k] = o.err.Error()
+			}
+		}
+	}
+	res.Connected, res.Failed = len(conns), c.n-len(conns)-res.NotTried
+	res.ConnectS = elapsed.Seconds()
+	res.ConnectsPerS = float64(res.Connected) / elapsed.Seconds()
+	slices.Sort(lats)
+	res.LatP50ms, res.LatP99ms = ms(pct(lats, 50)), ms(pct(lats, 99))
+	if len(lats) > 0 {
+		res.LatMaxms = ms(lats[len(lats)-1])
+	}
+	res.ListenOverflow = ovAfter - ovBefore
+	res.ServerCPUms = ms(time.Duration(cpuAfter-cpuBefore) * procstat.TickDuration)
+	clientCPU := cpuTime(ruAfter) - cpuTime(ruBefore)
+	if res.Connected > 0 {
+		res.ServerCPUusPerConn = res.ServerCPUms * 1000 / float64(res.Connected)
+		res.ClientCPUusPerConn = float64(clientCPU.Microseconds()) / float64(res.Connected)
+	}
+	log.Printf("%s %s: %d connected, %d failed, %d not tried in %.2fs (%.0f/s), server CPU %.0f µs/connect",
+		c.broker, c.mode, res.Connected, res.Failed, res.NotTried, elapsed.Seconds(), res.ConnectsPerS, res.ServerCPUusPerConn)
+	for k, v := range res.Failures {
+		log.Printf("  failure %q ×%d, e.g. %s", k, v, res.FailSample[k])
+	}
+
+	// Hold everything idle, then read memory and descriptors.
+	time.Sleep(c.hold)
+	res.HoldS = c.hold.Seconds()
+	cpuHeld, _ := procstat.CPU(c.pid)
+	res.HoldCPUms = ms(time.Duration(cpuHeld-cpuAfter) * procstat.TickDuration)
+	res.RSSBeforeKiB = rssBefore
+	res.RSSHeldKiB, _ = procstat.RSSKiB(c.pid)
+	res.FDsBefore = fdsBefore
+	res.FDsHeld, _ = procstat.FDs(c.pid)
+	if res.Connected > 0 {
+		res.RSSKiBPerConn = float64(res.RSSHeldKiB-rssBefore) / float64(res.Connected)
+	}
+	if c.gcSignal {
+		if err := syscall.Kill(c.pid, syscall.SIGUSR1); err == nil {
+			time.Sleep(time.Second)
+			res.RSSGCKiB, _ = procstat.RSSKiB(c.pid)
+			if res.Connected > 0 {
+				res.RSSGCKiBPerConn = float64(res.RSSGCKiB-rssBefore) / float64(res.Connected)
+			}
+		}
+	}
+	log.Printf("held %d for %v: RSS %d → %d KiB (%.1f KiB/conn), fds %d → %d",
+		res.Connected, c.hold, rssBefore, res.RSSHeldKiB, res.RSSKiBPerConn, fdsBefore, res.FDsHeld)
+
+	// Close everything; wait for the broker to let go of the sockets.
+	cpuClose, _ := procstat.CPU(c.pid)
+	tClose := time.Now()
+	for _, cn := range conns {
+		cn.Close()
+	}
+	for {
+		n, err := procstat.FDs(c.pid)
+		res.FDsAfter = n
+		if err != nil {
+			break
+		}
+		if n <= fdsBefore+2 {
+			res.Drained = true
+			break
+		}
+		if time.Since(tClose) > c.drainTimeout {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res.DrainS = time.Since(tClose).Seconds()
+	if cpuDrained, err := procstat.CPU(c.pid); err == nil {
+		res.DrainCPUms = ms(time.Duration(cpuDrained-cpuClose) * procstat.TickDuration)
+		res.ServerAlive = true
+	}
+	log.Printf("closed all: drained=%v in %.2fs (fds %d), broker alive=%v", res.Drained, res.DrainS, res.FDsAfter, res.ServerAlive)
+	return res, nil
+}
+
+// connectOne dials from src, does the TLS handshake if any, sends CONNECT
+// and reads a successful CONNACK, all within the per-connection cap.
+func connectOne(c config, tcfg *tls.Config, src *net.TCPAddr, connect []byte) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.dialTimeout)
+	defer cancel()
+	d := net.Dialer{LocalAddr: src, Control: bindNoPort}
+	raw, err := d.DialContext(ctx, "tcp", c.addr)
+	if err != nil {
+		return nil, &phaseError{"dial", err}
+	}
+	conn := raw
+	if tcfg != nil {
+		tc := tls.Client(raw, tcfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, &phaseError{"tls", err}
+		}
+		conn = tc
+	}
+	dl, _ := ctx.Deadline()
+	conn.SetDeadline(dl)
+	if _, err := conn.Write(connect); err != nil {
+		conn.Close()
+		return nil, &phaseError{"connect", err}
+	}
+	if err := readConnack(conn); err != nil {
+		conn.Close()
+		return nil, &phaseError{"connack", err}
+	}
+	conn.SetDeadline(time.Time{})
+	return conn, nil
+}
+
+// bindNoPort sets IP_BIND_ADDRESS_NO_PORT, so binding to a source address
+// leaves the port choice to connect(), which only needs the 4-tuple to be
+// unique (many runs in a row leave thousands of TIME_WAIT sockets behind).
+func bindNoPort(_, _ string, rc syscall.RawConn) error {
+	const ipBindAddressNoPort = 24 // linux/in.h
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+	})
+	return errors.Join(err, serr)
+}
+
+type phaseError struct {
+	phase string
+	err   error
+}
+
+func (e *phaseError) Error() string { return e.phase + ": " + e.err.Error() }
+func (e *phaseError) Unwrap() error { return e.err }
+
+// failureKind buckets an error for the failure table: a CONNACK return code,
+// or phase plus a short cause.
+func failureKind(err error) string {
+	var ce connackError
+	if errors.As(err, &ce) {
+		return fmt.Sprintf("connack rc=%d", byte(ce))
+	}
+	phase := "other"
+	var pe *phaseError
+	if errors.As(err, &pe) {
+		phase = pe.phase
+	}
+	var ne net.Error
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return phase + ": EOF"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return phase + ": timeout"
+	case errors.As(err, &errno):
+		return phase + ": " + errno.Error()
+	}
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return phase + ": " + msg
+}
+
+func describeTLS(res *stormrun.Result, tc *tls.Conn) {
+	st := tc.ConnectionState()
+	res.TLSVersion = tls.VersionName(st.Version)
+	res.TLSCipher = tls.CipherSuiteName(st.CipherSuite)
+	res.TLSCurve = st.CurveID.String()
+	if len(st.PeerCertificates) > 0 {
+		switch k := st.PeerCertificates[0].PublicKey.(type) {
+		case *ecdsa.PublicKey:
+			res.TLSCertKey = "ECDSA " + k.Curve.Params().Name
+		case *rsa.PublicKey:
+			res.TLSCertKey = fmt.Sprintf("RSA %d", k.N.BitLen())
+		case ed25519.PublicKey:
+			res.TLSCertKey = "Ed25519"
+		default:
+			res.TLSCertKey = fmt.Sprintf("%T", k)
+		}
+	}
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[max(0, min(i, len(sorted))-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func cpuTime(ru syscall.Rusage) time.Duration {
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

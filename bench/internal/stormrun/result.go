@@ -1,0 +1,55 @@
+package stormrun
+
+// Result is what one connstorm run measured; connstorm writes it as JSON and
+// the driver aggregates it. Durations are in the unit their name says.
+type Result struct {
+	Broker       string `json:"broker"`
+	Mode         string `json:"mode"` // tcp, tls12, tls13
+	Addr         string `json:"addr"`
+	N            int    `json:"n"`
+	Concurrency  int    `json:"concurrency"`
+	CleanSession bool   `json:"clean_session"`
+	Sources      int    `json:"sources"` // loopback source addresses used
+
+	// Negotiated TLS parameters of the first connection ("" for tcp).
+	TLSVersion string `json:"tls_version,omitempty"`
+	TLSCipher  string `json:"tls_cipher,omitempty"`
+	TLSCurve   string `json:"tls_curve,omitempty"`
+	TLSCertKey string `json:"tls_cert_key,omitempty"`
+
+	QuietWaitS float64 `json:"quiet_wait_s"`
+	Quiet      bool    `json:"quiet"`
+
+	Connected  int               `json:"connected"`
+	Failed     int               `json:"failed"`
+	NotTried   int               `json:"not_tried"` // left when the connect phase hit its cap
+	Failures   map[string]int    `json:"failures,omitempty"`
+	FailSample map[string]string `json:"fail_sample,omitempty"`
+
+	ConnectS       float64 `json:"connect_s"`      // first dial → last CONNACK
+	ConnectsPerS   float64 `json:"connects_per_s"` // Connected / ConnectS
+	LatP50ms       float64 `json:"lat_p50_ms"`     // dial start → CONNACK
+	LatP99ms       float64 `json:"lat_p99_ms"`
+	LatMaxms       float64 `json:"lat_max_ms"`
+	ListenOverflow int64   `json:"listen_overflows"` // TcpExt ListenOverflows delta over the connect phase
+
+	ServerCPUms        float64 `json:"server_cpu_ms"` // utime+stime, first dial → last CONNACK
+	ServerCPUusPerConn float64 `json:"server_cpu_us_per_conn"`
+	HoldCPUms          float64 `json:"hold_cpu_ms"` // server CPU while all connections were held idle
+	ClientCPUusPerConn float64 `json:"client_cpu_us_per_conn"`
+
+	RSSBeforeKiB    int64   `json:"rss_before_kib"`
+	RSSHeldKiB      int64   `json:"rss_held_kib"`
+	RSSKiBPerConn   float64 `json:"rss_kib_per_conn"`
+	RSSGCKiB        int64   `json:"rss_gc_kib,omitempty"` // after the broker's own GC on SIGUSR1 (bare mochi only)
+	RSSGCKiBPerConn float64 `json:"rss_gc_kib_per_conn,omitempty"`
+	HoldS           float64 `json:"hold_s"`
+
+	FDsBefore   int     `json:"fds_before"`
+	FDsHeld     int     `json:"fds_held"`
+	FDsAfter    int     `json:"fds_after"`
+	Drained     bool    `json:"drained"`
+	DrainS      float64 `json:"drain_s"`
+	DrainCPUms  float64 `json:"drain_cpu_ms"` // server CPU from close until drained
+	ServerAlive bool    `json:"server_alive"` // broker process still there at the end
+}
