@@ -1,0 +1,158 @@
+package broker
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/tether-hub/tether/internal/presence"
+	"github.com/tether-hub/tether/internal/sas"
+)
+
+// DeviceLookup returns a device's two keys and whether it is enabled.
+type DeviceLookup func(deviceID string) (keys [2]string, enabled, found bool)
+
+// PolicyLookup returns a shared access policy's keys and whether it grants
+// DeviceConnect.
+type PolicyLookup func(name string) (keys [2]string, deviceConnect, found bool)
+
+// refusal is why a CONNECT was refused: what the device sees (CONNACK codes)
+// and what the log records.
+type refusal struct {
+	v3, v5 packets.Code
+	reason presence.Reason
+	result presence.Result
+	detail string
+}
+
+func (r *refusal) Error() string { return r.detail }
+
+func authRefusal(v5 packets.Code, detail string, a ...any) *refusal {
+	return &refusal{
+		v3: packets.Err3NotAuthorized, v5: v5,
+		reason: presence.ReasonAuthFailed, result: presence.ResultUnauthorized,
+		detail: fmt.Sprintf(detail, a...),
+	}
+}
+
+// identity is what a successful authentication established.
+type identity struct {
+	deviceID, moduleID string
+	sdkVersion         string
+	authType           string
+	tokenExpiry        time.Time
+}
+
+// authenticate checks a CONNECT the way IoT Hub does: client id equals the
+// device id, username names this hub and that device, the password is a SAS
+// token for that device signed by its key (or by a policy with
+// DeviceConnect), not expired, and the device exists and is enabled.
+// Signature comes before existence and status, so an unauthenticated
+// caller learns nothing about the registry beyond "not authorized".
+func (b *Broker) authenticate(clientID string, username, password []byte, now time.Time) (identity, *refusal) {
+	var id identity
+	u, err := sas.ParseUsername(string(username))
+	if err != nil {
+		return id, authRefusal(packets.ErrBadUsernameOrPassword, "%v", err)
+	}
+	id.deviceID, id.moduleID, id.sdkVersion = u.DeviceID, u.ModuleID, u.DeviceClientType
+	if u.Host != b.opts.HubName {
+		return id, authRefusal(packets.ErrBadUsernameOrPassword, "username names hub %q, this hub is %q", u.Host, b.opts.HubName)
+	}
+	wantClient := u.DeviceID
+	if u.ModuleID != "" {
+		wantClient += "/" + u.ModuleID
+	}
+	if clientID != wantClient {
+		return id, &refusal{
+			v3: packets.Err3ClientIdentifierNotValid, v5: packets.ErrClientIdentifierNotValid,
+			reason: presence.ReasonAuthFailed, result: presence.ResultUnauthorized,
+			detail: fmt.Sprintf("client id %q does not match the device id %q in the username", clientID, wantClient),
+		}
+	}
+	if u.ModuleID != "" {
+		return id, authRefusal(packets.ErrNotAuthorized, "module identities are not supported (module %q)", u.ModuleID)
+	}
+	if len(password) == 0 {
+		return id, authRefusal(packets.ErrBadUsernameOrPassword, "no password: a SAS token is required (X.509 is not supported)")
+	}
+	tok, err := sas.Parse(string(password))
+	if err != nil {
+		return id, authRefusal(packets.ErrBadUsernameOrPassword, "%v", err)
+	}
+	want := sas.DeviceResource(b.opts.HubName, u.DeviceID)
+	var keys [2]string
+	if tok.KeyName == "" {
+		if tok.Resource != want {
+			return id, authRefusal(packets.ErrNotAuthorized, "token is for %q, not %q", tok.Resource, want)
+		}
+		var enabled, found bool
+		keys, enabled, found = b.opts.Devices(u.DeviceID)
+		if !found {
+			// The token cannot be checked without the device's key.
+			return id, authRefusal(packets.ErrNotAuthorized, "IotHub '%s' does not contain the specified device '%s'", b.opts.HubName, u.DeviceID)
+		}
+		if err := verifyEither(tok, keys, now); err != nil {
+			return id, authRefusal(packets.ErrBadUsernameOrPassword, "%v", err)
+		}
+		if !enabled {
+			return id, authRefusal(packets.ErrNotAuthorized, "device '%s' is disabled", u.DeviceID)
+		}
+		id.authType = "sas"
+	} else {
+		if !segmentPrefix(tok.Resource, want) {
+			return id, authRefusal(packets.ErrNotAuthorized, "token is for %q, which does not cover %q", tok.Resource, want)
+		}
+		pkeys, deviceConnect, found := b.opts.Policies(tok.KeyName)
+		if !found {
+			return id, authRefusal(packets.ErrNotAuthorized, "no shared access policy named '%s'", tok.KeyName)
+		}
+		if err := verifyEither(tok, pkeys, now); err != nil {
+			return id, authRefusal(packets.ErrBadUsernameOrPassword, "%v", err)
+		}
+		if !deviceConnect {
+			return id, authRefusal(packets.ErrNotAuthorized, "Authorization rule '%s' does not allow access for '%s' (needs DeviceConnect)", tok.KeyName, want)
+		}
+		_, enabled, found := b.opts.Devices(u.DeviceID)
+		if !found {
+			return id, authRefusal(packets.ErrNotAuthorized, "IotHub '%s' does not contain the specified device '%s'", b.opts.HubName, u.DeviceID)
+		}
+		if !enabled {
+			return id, authRefusal(packets.ErrNotAuthorized, "device '%s' is disabled", u.DeviceID)
+		}
+		id.authType = "policy:" + tok.KeyName
+	}
+	id.tokenExpiry = tok.Expiry
+	return id, nil
+}
+
+// verifyEither accepts a token signed by either key; an expiry error wins
+// over a signature error so the device is told the useful thing.
+func verifyEither(tok sas.Token, keys [2]string, now time.Time) error {
+	var first error
+	for _, k := range keys {
+		if k == "" {
+			continue
+		}
+		err := tok.Verify(k, now)
+		if err == nil {
+			return nil
+		}
+		if first == nil || strings.Contains(err.Error(), "expired") {
+			first = err
+		}
+	}
+	if first == nil {
+		first = fmt.Errorf("no key to verify the token with")
+	}
+	return first
+}
+
+// segmentPrefix reports whether scope covers resource by whole path
+// segments ("/a/b" covers "/a/b/c", not "/a/bc").
+func segmentPrefix(scope, resource string) bool {
+	scope = strings.TrimSuffix(scope, "/")
+	return resource == scope || strings.HasPrefix(resource, scope+"/")
+}

@@ -1,0 +1,240 @@
+package broker
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/tether-hub/tether/internal/presence"
+	"github.com/tether-hub/tether/internal/telemetry"
+)
+
+// Lock timings: how long a CONNECT waits for a concurrent one with the same
+// id, and the safety release when no later hook runs (failed CONNACK write).
+const (
+	lockWait = 10 * time.Second
+	lockHold = 15 * time.Second
+)
+
+// hook is the mochi glue. Per-connection state lives in conns, keyed by
+// mochi's client, from OnConnect until OnDisconnect.
+type hook struct {
+	mqtt.HookBase
+	b     *Broker
+	conns sync.Map // *mqtt.Client → *connState
+}
+
+var _ mqtt.Hook = (*hook)(nil)
+
+type connState struct {
+	release func()
+	id      identity
+	session *presence.Session
+
+	mu       sync.Mutex
+	kick     presence.Reason // set before the hub closes the connection itself
+	aclTopic string          // a publish the ACL refused
+	timer    *time.Timer     // token expiry
+}
+
+func (s *connState) setKick(r presence.Reason) {
+	s.mu.Lock()
+	if s.kick == presence.ReasonNone {
+		s.kick = r
+	}
+	s.mu.Unlock()
+}
+
+func (h *hook) ID() string { return "tether" }
+
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished,
+		mqtt.OnDisconnect, mqtt.OnACLCheck, mqtt.OnPublish,
+	}, []byte{b})
+}
+
+func (h *hook) state(cl *mqtt.Client) *connState {
+	if v, ok := h.conns.Load(cl); ok {
+		return v.(*connState)
+	}
+	return nil
+}
+
+func protocolOf(listener string) string {
+	if listener == listenerWS {
+		return protoMQTTWS
+	}
+	return protoMQTT
+}
+
+// OnConnect takes the device lock and authenticates. A refusal is answered
+// here with our own CONNACK code (mochi's auth path only knows one code)
+// and recorded; returning an error makes mochi close the socket.
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if tc, ok := cl.Net.Conn.(*trackedConn); ok {
+		tc.seen.Store(true)
+	}
+	b := h.b
+	release, ok := b.locks.acquire(cl.ID, lockWait, lockHold)
+	if !ok {
+		ref := &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrServerBusy,
+			reason: presence.ReasonServerError, result: presence.ResultTimeout,
+			detail: "another CONNECT for this device id did not finish in time"}
+		h.refuse(cl, pk, identity{deviceID: cl.ID}, ref)
+		return ref
+	}
+	id, ref := b.authenticate(cl.ID, pk.Connect.Username, pk.Connect.Password, b.opts.Now())
+	if ref != nil {
+		release()
+		if id.deviceID == "" {
+			id.deviceID = cl.ID
+		}
+		h.refuse(cl, pk, id, ref)
+		return ref
+	}
+	h.conns.Store(cl, &connState{release: release, id: id})
+	return nil
+}
+
+func (h *hook) refuse(cl *mqtt.Client, pk packets.Packet, id identity, ref *refusal) {
+	code := ref.v5
+	if pk.ProtocolVersion < 5 {
+		code = ref.v3
+	}
+	_ = h.b.srv.SendConnack(cl, code, false, nil)
+	h.b.opts.Presence.Refuse(presence.ConnectionEvent{
+		DeviceID: id.deviceID, ModuleID: id.moduleID, SDKVersion: id.sdkVersion,
+		Protocol: protocolOf(cl.Net.Listener), ProtocolVersion: pk.ProtocolVersion,
+		MaskedIP: maskIP(cl.Net.Remote), Reason: ref.reason, Result: ref.result, Detail: ref.detail,
+		CleanSession: pk.Connect.Clean, KeepAliveSeconds: pk.Connect.Keepalive,
+	})
+}
+
+// OnConnectAuthenticate accepts what OnConnect accepted.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	return h.state(cl) != nil
+}
+
+// OnSessionEstablished runs after CONNACK: the device is connected.
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	st := h.state(cl)
+	if st == nil {
+		return
+	}
+	b := h.b
+	now := b.opts.Now()
+	st.session = &presence.Session{
+		ID: presence.NewSessionID(), DeviceID: st.id.deviceID, ModuleID: st.id.moduleID,
+		Protocol: protocolOf(cl.Net.Listener), ProtocolVersion: cl.Properties.ProtocolVersion,
+		MaskedIP: maskIP(cl.Net.Remote), SDKVersion: st.id.sdkVersion, AuthType: st.id.authType,
+		TokenExpiry: st.id.tokenExpiry, ConnectedAt: now,
+		CleanSession: pk.Connect.Clean, KeepAliveSeconds: pk.Connect.Keepalive,
+	}
+	b.opts.Presence.Connect(st.session)
+	// IoT Hub cannot re-authenticate an MQTT connection: when the token
+	// expires, the hub closes it (logged 401003 then 404104).
+	expire := func() {
+		st.setKick(presence.ReasonTokenExpired)
+		_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+	}
+	st.mu.Lock()
+	st.timer = time.AfterFunc(max(st.id.tokenExpiry.Sub(now), 0), expire)
+	st.mu.Unlock()
+	st.release()
+}
+
+// OnDisconnect ends the session in presence with its classified cause.
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	st := h.state(cl)
+	if st == nil {
+		return
+	}
+	h.conns.Delete(cl)
+	st.mu.Lock()
+	if st.timer != nil {
+		st.timer.Stop()
+	}
+	kick, aclTopic := st.kick, st.aclTopic
+	st.mu.Unlock()
+	st.release()
+	if st.session == nil {
+		return
+	}
+	var reason presence.Reason
+	var result presence.Result
+	var detail string
+	switch kick {
+	case presence.ReasonTokenExpired:
+		reason, result = kick, presence.ResultClosedRemotely
+		detail = "SAS token expired at " + st.id.tokenExpiry.UTC().Format(time.RFC3339) + "; the hub closed the connection"
+	case presence.ReasonDisabled:
+		reason, result, detail = kick, presence.ResultUnauthorized, "the device was disabled in the registry"
+	case presence.ReasonDeleted:
+		reason, result, detail = kick, presence.ResultUnauthorized, "the device was deleted from the registry"
+	default:
+		reason, result, detail = classify(cl.StopCause(), err)
+		if reason == presence.ReasonProtocolError && aclTopic != "" {
+			detail = "published to topic " + aclTopic + ", which the device may not use"
+		}
+	}
+	h.b.opts.Presence.Disconnect(st.session, reason, result, detail)
+}
+
+// OnACLCheck keeps each device to its own topics (IoT Hub is not a general
+// broker: reference/iothub-facts.md §5.4).
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	st := h.state(cl)
+	if st == nil {
+		return false
+	}
+	if write {
+		if deviceMayPublish(st.id.deviceID, topic) {
+			return true
+		}
+		st.mu.Lock()
+		st.aclTopic = topic
+		st.mu.Unlock()
+		return false
+	}
+	return deviceMaySubscribe(st.id.deviceID, topic)
+}
+
+func deviceMayPublish(dev, topic string) bool {
+	base := "devices/" + dev + "/messages/events"
+	return topic == base || strings.HasPrefix(topic, base+"/")
+}
+
+func deviceMaySubscribe(dev, filter string) bool {
+	switch filter {
+	case "devices/" + dev + "/messages/devicebound/#",
+		"$iothub/methods/POST/#",
+		"$iothub/twin/res/#",
+		"$iothub/twin/PATCH/properties/desired/#":
+		return true
+	}
+	return false
+}
+
+// OnPublish takes a device's telemetry: it is handed to the telemetry sink
+// and not routed to other MQTT subscribers (devices cannot read D2C).
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil // C2D sent by the hub itself
+	}
+	dev, mod, props, sys, err := telemetry.ParseEventsTopic(pk.TopicName)
+	if err != nil {
+		// The ACL admitted the topic, so only the property bag can be bad.
+		props = map[string]string{"tether-bad-properties": err.Error()}
+	}
+	h.b.opts.Telemetry(telemetry.Message{
+		DeviceID: dev, ModuleID: mod, EnqueuedTime: h.b.opts.Now().UTC(),
+		Payload: bytes.Clone(pk.Payload), Properties: props, SystemProperties: sys,
+	})
+	h.b.opts.Presence.Touch(dev)
+	return pk, packets.CodeSuccessIgnore
+}

@@ -1,0 +1,118 @@
+package broker
+
+import (
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// trackedConn is every net.Conn we hand to mochi. The hook marks it seen
+// when mochi reaches OnConnect, so the listener knows which failures
+// happened before any hook could record them; it also counts bytes read so
+// a bare port probe (connect, close, nothing sent) is not logged.
+type trackedConn struct {
+	net.Conn
+	seen  atomic.Bool
+	bytes atomic.Int64
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.bytes.Add(int64(n))
+	return n, err
+}
+
+// preConnectFailure is called when a connection ended before mochi handed
+// its CONNECT to the hook.
+type preConnectFailure func(protocol string, remote string, err error)
+
+// netListener serves MQTT over TCP or TLS with a connect deadline, which
+// mochi's own listeners lack.
+type netListener struct {
+	id, address, protocol string
+	tls                   *tls.Config
+	connectTimeout        time.Duration
+	onFailure             preConnectFailure
+
+	ln     net.Listener
+	mu     sync.Mutex
+	closed bool
+	log    *slog.Logger
+}
+
+var _ listeners.Listener = (*netListener)(nil)
+
+func (l *netListener) ID() string       { return l.id }
+func (l *netListener) Protocol() string { return l.protocol }
+func (l *netListener) Address() string {
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.address
+}
+
+// Init opens the socket.
+func (l *netListener) Init(log *slog.Logger) error {
+	l.log = log
+	ln, err := net.Listen("tcp", l.address)
+	if err != nil {
+		return err
+	}
+	l.ln = ln
+	return nil
+}
+
+// Serve accepts until Close.
+func (l *netListener) Serve(establish listeners.EstablishFn) {
+	var delay time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			l.mu.Lock()
+			closed := l.closed
+			l.mu.Unlock()
+			if closed || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			delay = min(max(delay*2, 5*time.Millisecond), time.Second)
+			l.log.Warn("mqtt accept failed", "listener", l.id, "err", err)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		go l.handle(c, establish)
+	}
+}
+
+func (l *netListener) handle(c net.Conn, establish listeners.EstablishFn) {
+	if l.tls != nil {
+		c = tls.Server(c, l.tls)
+	}
+	tc := &trackedConn{Conn: c}
+	// Covers the TLS handshake and the CONNECT packet; mochi replaces it
+	// with the keep-alive deadline once CONNECT is read.
+	_ = c.SetDeadline(time.Now().Add(l.connectTimeout))
+	err := establish(l.id, tc)
+	if err != nil && !tc.seen.Load() && tc.bytes.Load() > 0 && l.onFailure != nil {
+		l.onFailure(l.protocol, c.RemoteAddr().String(), err)
+	}
+	_ = c.Close()
+}
+
+// Close stops accepting and closes this listener's clients.
+func (l *netListener) Close(closeClients listeners.CloseFn) {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	if l.ln != nil {
+		_ = l.ln.Close()
+	}
+	closeClients(l.id)
+}

@@ -1,0 +1,202 @@
+package presence
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sink receives events in order per device. It must return quickly.
+type Sink func(ConnectionEvent)
+
+// Session is one established MQTT session of a device, as the broker saw
+// its CONNECT.
+type Session struct {
+	ID               string
+	DeviceID         string
+	ModuleID         string
+	Protocol         string
+	ProtocolVersion  byte
+	MaskedIP         string
+	SDKVersion       string
+	AuthType         string
+	TokenExpiry      time.Time
+	ConnectedAt      time.Time
+	CleanSession     bool
+	KeepAliveSeconds uint16
+}
+
+type device struct {
+	counter      uint64
+	current      *Session
+	stateUpdated time.Time
+	lastActivity atomic.Int64 // unix nanoseconds
+}
+
+const shardCount = 64
+
+type shard struct {
+	mu      sync.Mutex
+	devices map[string]*device
+}
+
+// Tracker holds the live session of every device.
+type Tracker struct {
+	hub       string
+	epoch     uint64
+	node      uint32
+	sink      Sink
+	now       func() time.Time
+	seed      maphash.Seed
+	shards    [shardCount]shard
+	connected atomic.Int64
+}
+
+// Options configure a Tracker.
+type Options struct {
+	Hub string
+	// Epoch makes sequence numbers larger than any of an earlier run.
+	Epoch uint64
+	Node  uint32
+	Sink  Sink
+	Now   func() time.Time
+}
+
+// NewTracker returns an empty tracker.
+func NewTracker(o Options) *Tracker {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	t := &Tracker{hub: o.Hub, epoch: o.Epoch, node: o.Node, sink: o.Sink, now: o.Now, seed: maphash.MakeSeed()}
+	for i := range t.shards {
+		t.shards[i].devices = map[string]*device{}
+	}
+	return t
+}
+
+func (t *Tracker) shard(id string) *shard {
+	return &t.shards[maphash.String(t.seed, id)%shardCount]
+}
+
+// get returns the device record, creating it; the shard lock must be held.
+func (sh *shard) get(id string) *device {
+	d := sh.devices[id]
+	if d == nil {
+		d = &device{}
+		sh.devices[id] = d
+	}
+	return d
+}
+
+func (t *Tracker) event(d *device, kind Kind, s *Session, now time.Time) ConnectionEvent {
+	d.counter++
+	seq := FormatSequence(t.epoch, t.node, d.counter)
+	return ConnectionEvent{
+		ID: s.DeviceID + "/" + seq, Kind: kind, Time: now.UTC(), Hub: t.hub,
+		DeviceID: s.DeviceID, ModuleID: s.ModuleID, Sequence: seq,
+		Protocol: s.Protocol, ProtocolVersion: s.ProtocolVersion, MaskedIP: s.MaskedIP,
+		SDKVersion: s.SDKVersion, AuthType: s.AuthType, SessionID: s.ID,
+		TokenExpiry: s.TokenExpiry.UTC(), CleanSession: s.CleanSession, KeepAliveSeconds: s.KeepAliveSeconds,
+	}
+}
+
+func (t *Tracker) ended(d *device, s *Session, reason Reason, result Result, detail string, now time.Time) ConnectionEvent {
+	ev := t.event(d, Disconnected, s, now)
+	ev.Reason, ev.Result, ev.Detail = reason, result, detail
+	ev.ConnectedAt = s.ConnectedAt.UTC()
+	ev.DurationMs = now.Sub(s.ConnectedAt).Milliseconds()
+	return ev
+}
+
+// Connect makes s the device's current session. A still-current older
+// session is ended first as a takeover (400027).
+func (t *Tracker) Connect(s *Session) {
+	now := t.now()
+	if s.ConnectedAt.IsZero() {
+		s.ConnectedAt = now
+	}
+	sh := t.shard(s.DeviceID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	d := sh.get(s.DeviceID)
+	if old := d.current; old != nil {
+		t.sink(t.ended(d, old, ReasonTakeover, ResultTakeover, "a new connection with the same device id replaced this one", now))
+		t.connected.Add(-1)
+	}
+	d.current = s
+	d.stateUpdated = now
+	d.lastActivity.Store(now.UnixNano())
+	t.connected.Add(1)
+	t.sink(t.event(d, Connected, s, now))
+}
+
+// Disconnect ends s if it is still the device's current session and
+// reports whether it was (a session already superseded by a takeover, or
+// never connected, emits nothing).
+func (t *Tracker) Disconnect(s *Session, reason Reason, result Result, detail string) bool {
+	now := t.now()
+	sh := t.shard(s.DeviceID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	d := sh.devices[s.DeviceID]
+	if d == nil || d.current != s {
+		return false
+	}
+	d.current = nil
+	d.stateUpdated = now
+	t.connected.Add(-1)
+	t.sink(t.ended(d, s, reason, result, detail, now))
+	return true
+}
+
+// Refuse records a refused connection attempt. ev needs Reason, Result,
+// Detail and what is known of the device; ID, Kind, Time and Hub are set
+// here.
+func (t *Tracker) Refuse(ev ConnectionEvent) {
+	ev.Kind = Refused
+	ev.Time = t.now().UTC()
+	ev.Hub = t.hub
+	ev.ID = newID()
+	t.sink(ev)
+}
+
+// Touch records device activity (telemetry, pings are not counted).
+func (t *Tracker) Touch(deviceID string) {
+	sh := t.shard(deviceID)
+	sh.mu.Lock()
+	d := sh.devices[deviceID]
+	sh.mu.Unlock()
+	if d != nil {
+		d.lastActivity.Store(t.now().UnixNano())
+	}
+}
+
+// State reports the device's live connection state for the registry view.
+func (t *Tracker) State(deviceID string) (connected bool, updated, lastActivity time.Time) {
+	sh := t.shard(deviceID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	d := sh.devices[deviceID]
+	if d == nil {
+		return false, time.Time{}, time.Time{}
+	}
+	if n := d.lastActivity.Load(); n != 0 {
+		lastActivity = time.Unix(0, n).UTC()
+	}
+	return d.current != nil, d.stateUpdated.UTC(), lastActivity
+}
+
+// Current returns the device's current session, or nil.
+func (t *Tracker) Current(deviceID string) *Session {
+	sh := t.shard(deviceID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if d := sh.devices[deviceID]; d != nil {
+		return d.current
+	}
+	return nil
+}
+
+// Connected is the number of devices with a live session.
+func (t *Tracker) Connected() int { return int(t.connected.Load()) }
