@@ -1,0 +1,121 @@
+package presence
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+type recorder struct {
+	mu     sync.Mutex
+	events []ConnectionEvent
+}
+
+func (r *recorder) sink(ev ConnectionEvent) {
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+}
+
+func newTestTracker(epoch uint64) (*Tracker, *recorder) {
+	r := &recorder{}
+	clock := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	now := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(time.Second)
+		return clock
+	}
+	return NewTracker(Options{Hub: "hub", Epoch: epoch, Sink: r.sink, Now: now}), r
+}
+
+func TestTakeoverIsSequencedBeforeTheNewConnect(t *testing.T) {
+	tr, rec := newTestTracker(7)
+	a := &Session{ID: "a", DeviceID: "d1"}
+	b := &Session{ID: "b", DeviceID: "d1"}
+	tr.Connect(a)
+	tr.Connect(b) // b's establish runs before a's disconnect hook
+	if tr.Disconnect(a, ReasonTakeover, ResultTakeover, "") {
+		t.Fatal("late disconnect of a superseded session must emit nothing")
+	}
+	if !tr.Disconnect(b, ReasonClient, ResultOK, "") {
+		t.Fatal("disconnect of the current session must emit")
+	}
+	want := []struct {
+		kind    Kind
+		session string
+		reason  Reason
+		result  string
+	}{
+		{Connected, "a", "", ""},
+		{Disconnected, "a", ReasonTakeover, "400027"},
+		{Connected, "b", "", ""},
+		{Disconnected, "b", ReasonClient, ""},
+	}
+	if len(rec.events) != len(want) {
+		t.Fatalf("got %d events, want %d: %+v", len(rec.events), len(want), rec.events)
+	}
+	prev := ""
+	for i, w := range want {
+		ev := rec.events[i]
+		if ev.Kind != w.kind || ev.SessionID != w.session || ev.Reason != w.reason || ev.Result.Type != w.result {
+			t.Errorf("event %d = %s/%s/%s/%s, want %+v", i, ev.Kind, ev.SessionID, ev.Reason, ev.Result.Type, w)
+		}
+		if len(ev.Sequence) != 64 || ev.Sequence <= prev {
+			t.Errorf("event %d sequence %q not 64 digits increasing after %q", i, ev.Sequence, prev)
+		}
+		prev = ev.Sequence
+	}
+	if rec.events[1].DurationMs <= 0 {
+		t.Errorf("takeover disconnect has no connect duration")
+	}
+	if tr.Connected() != 0 {
+		t.Errorf("connected = %d, want 0", tr.Connected())
+	}
+}
+
+func TestSequenceGrowsAcrossEpochs(t *testing.T) {
+	// A restart gets a larger epoch; its first number must beat the last
+	// number of the previous run however many events that run had.
+	old := FormatSequence(100, 0, 1<<60)
+	next := FormatSequence(101, 0, 1)
+	if !(next > old) {
+		t.Fatalf("%s is not after %s", next, old)
+	}
+	if len(old) != 64 {
+		t.Fatalf("length %d", len(old))
+	}
+	for _, c := range old {
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			t.Fatalf("not upper-case hex: %q", old)
+		}
+	}
+}
+
+func TestStateAndTouch(t *testing.T) {
+	tr, _ := newTestTracker(1)
+	if c, _, _ := tr.State("x"); c {
+		t.Fatal("unknown device reported connected")
+	}
+	s := &Session{ID: "s", DeviceID: "x"}
+	tr.Connect(s)
+	_, _, act1 := tr.State("x")
+	tr.Touch("x")
+	c, upd, act2 := tr.State("x")
+	if !c || upd.IsZero() || !act2.After(act1) {
+		t.Fatalf("state after touch: connected=%v updated=%v activity %v → %v", c, upd, act1, act2)
+	}
+	if tr.Current("x") != s {
+		t.Fatal("Current is not the connected session")
+	}
+}
+
+func TestRefuseHasIDAndNoSequence(t *testing.T) {
+	tr, rec := newTestTracker(1)
+	tr.Refuse(ConnectionEvent{DeviceID: "x", Reason: ReasonAuthFailed, Result: ResultUnauthorized})
+	ev := rec.events[0]
+	if ev.Kind != Refused || ev.ID == "" || ev.Sequence != "" || ev.Hub != "hub" {
+		t.Fatalf("refusal = %+v", ev)
+	}
+}
