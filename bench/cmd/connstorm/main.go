@@ -168,6 +168,7 @@ func run(c config) (*stormrun.Result, error) {
 	ovBefore, _ := procstat.ListenOverflows()
 	var ruBefore syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ruBefore)
+	sysBefore, _ := procstat.SystemBusy()
 	cpuBefore, err := procstat.CPU(c.pid)
 	if err != nil {
 		return nil, err
@@ -202,6 +203,7 @@ func run(c config) (*stormrun.Result, error) {
 	elapsed := time.Since(start)
 	var ruAfter syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ruAfter)
+	sysAfter, _ := procstat.SystemBusy()
 	ovAfter, _ := procstat.ListenOverflows()
 
 	var lats []time.Duration
@@ -233,12 +235,15 @@ func run(c config) (*stormrun.Result, error) {
 	res.ListenOverflow = ovAfter - ovBefore
 	res.ServerCPUms = ms(time.Duration(cpuAfter-cpuBefore) * procstat.TickDuration)
 	clientCPU := cpuTime(ruAfter) - cpuTime(ruBefore)
+	serverCPU := time.Duration(cpuAfter-cpuBefore) * procstat.TickDuration
+	res.BusyCores = (time.Duration(sysAfter-sysBefore) * procstat.TickDuration).Seconds() / elapsed.Seconds()
+	res.OtherCores = max(0, (time.Duration(sysAfter-sysBefore)*procstat.TickDuration-serverCPU-clientCPU).Seconds()/elapsed.Seconds())
 	if res.Connected > 0 {
 		res.ServerCPUusPerConn = res.ServerCPUms * 1000 / float64(res.Connected)
 		res.ClientCPUusPerConn = float64(clientCPU.Microseconds()) / float64(res.Connected)
 	}
-	log.Printf("%s %s: %d connected, %d failed, %d not tried in %.2fs (%.0f/s), server CPU %.0f µs/connect",
-		c.broker, c.mode, res.Connected, res.Failed, res.NotTried, elapsed.Seconds(), res.ConnectsPerS, res.ServerCPUusPerConn)
+	log.Printf("%s %s: %d connected, %d failed, %d not tried in %.2fs (%.0f/s), server CPU %.0f µs/connect, %.2f cores busy (%.2f other)",
+		c.broker, c.mode, res.Connected, res.Failed, res.NotTried, elapsed.Seconds(), res.ConnectsPerS, res.ServerCPUusPerConn, res.BusyCores, res.OtherCores)
 	for k, v := range res.Failures {
 		log.Printf("  failure %q ×%d, e.g. %s", k, v, res.FailSample[k])
 	}

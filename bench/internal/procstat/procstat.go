@@ -138,3 +138,31 @@ func WaitQuiet(pid int, window time.Duration, need int, maxBusy float64, timeout
 	}
 	return time.Since(start), false
 }
+
+// SystemBusy returns the machine-wide non-idle CPU time (all cores, from the
+// first line of /proc/stat, idle and iowait excluded) in TickDuration units.
+func SystemBusy() (int64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var busy int64
+	for i, s := range f[1:] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %q", line)
+		}
+		// user nice system idle iowait irq softirq steal guest guest_nice;
+		// guest time is already counted in user, so stop at steal.
+		if i == 3 || i == 4 || i >= 8 {
+			continue
+		}
+		busy += v
+	}
+	return busy, nil
+}

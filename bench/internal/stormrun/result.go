@@ -37,6 +37,11 @@ type Result struct {
 	ServerCPUusPerConn float64 `json:"server_cpu_us_per_conn"`
 	HoldCPUms          float64 `json:"hold_cpu_ms"` // server CPU while all connections were held idle
 	ClientCPUusPerConn float64 `json:"client_cpu_us_per_conn"`
+	// Machine-wide CPU in use during the connect phase, in cores, and the
+	// part of it that was neither the broker nor this client (other load on
+	// the shared machine).
+	BusyCores  float64 `json:"busy_cores"`
+	OtherCores float64 `json:"other_cores"`
 
 	RSSBeforeKiB    int64   `json:"rss_before_kib"`
 	RSSHeldKiB      int64   `json:"rss_held_kib"`

@@ -1,0 +1,330 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tether-hub/tether/bench/internal/stormrun"
+)
+
+type env struct {
+	Date     string `json:"date"`
+	CPU      string `json:"cpu"`
+	Cores    int    `json:"cores"`
+	Kernel   string `json:"kernel"`
+	Go       string `json:"go"`
+	Commit   string `json:"commit"`
+	NoFile   uint64 `json:"nofile_limit"`
+	MemTotal string `json:"mem_total"`
+}
+
+func describeEnv(ctx context.Context, root string, _ map[string]string) env {
+	e := env{Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), Cores: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				e.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		e.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		l, _, _ := strings.Cut(string(b), "\n")
+		e.MemTotal = strings.Join(strings.Fields(l)[1:], " ")
+	}
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil {
+		e.NoFile = lim.Cur
+	}
+	if out, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD").Output(); err == nil {
+		e.Commit = strings.TrimSpace(string(out))
+		if st, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+			e.Commit += " + uncommitted changes"
+		}
+	}
+	return e
+}
+
+var modeName = map[string]string{"tcp": "TCP", "tls12": "TLS1.2", "tls13": "TLS1.3"}
+
+// stat is median [min–max] of one figure over runs.
+type stat struct{ med, lo, hi float64 }
+
+func summarize(vals []float64) (stat, bool) {
+	if len(vals) == 0 {
+		return stat{}, false
+	}
+	s := slices.Clone(vals)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return stat{m, s[0], s[len(s)-1]}, true
+}
+
+func (s stat) format(prec int) string {
+	f := func(v float64) string { return commas(v, prec) }
+	if s.lo == s.hi {
+		return f(s.med)
+	}
+	return fmt.Sprintf("%s [%s–%s]", f(s.med), f(s.lo), f(s.hi))
+}
+
+// commas formats v with prec decimals and thousands separators.
+func commas(v float64, prec int) string {
+	s := fmt.Sprintf("%.*f", prec, v)
+	intPart, frac, _ := strings.Cut(s, ".")
+	neg := strings.HasPrefix(intPart, "-")
+	intPart = strings.TrimPrefix(intPart, "-")
+	var b strings.Builder
+	for i, r := range intPart {
+		if i > 0 && (len(intPart)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	out := b.String()
+	if neg {
+		out = "-" + out
+	}
+	if frac != "" {
+		out += "." + frac
+	}
+	return out
+}
+
+type cellKey struct {
+	mode   string
+	c      int
+	broker string
+}
+
+func report(o options, e env, runs []run, skipped int, took time.Duration) string {
+	var w strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&w, format, a...) }
+
+	byCell := map[cellKey][]*stormrun.Result{}
+	var errs []string
+	for _, r := range runs {
+		if r.Err != "" {
+			errs = append(errs, fmt.Sprintf("rep %d %s %s C=%d: %s", r.Rep, r.Broker, modeName[r.Mode], r.C, r.Err))
+		}
+		if r.Result != nil && r.Result.Connected > 0 {
+			k := cellKey{r.Mode, r.C, r.Broker}
+			byCell[k] = append(byCell[k], r.Result)
+		}
+	}
+	get := func(k cellKey, f func(*stormrun.Result) float64) (stat, bool) {
+		var v []float64
+		for _, r := range byCell[k] {
+			v = append(v, f(r))
+		}
+		return summarize(v)
+	}
+	cell := func(k cellKey, prec int, f func(*stormrun.Result) float64) string {
+		if s, ok := get(k, f); ok {
+			return s.format(prec)
+		}
+		return "–"
+	}
+
+	clean := 0
+	if o.clean {
+		clean = 1
+	}
+	p("# Connect storm: Tether vs bare mochi-mqtt (%s)\n\n", e.Date)
+	p("Command: `%s` (took %s", strings.TrimSpace(o.cmdline), took.Round(time.Second))
+	if skipped > 0 {
+		p("; **%d planned runs skipped** to stay within -timeout %v", skipped, o.timeout)
+	}
+	p(").\n\n")
+	p("Machine: %d × %s, %s RAM, kernel %s, %s, open-files limit %d per process. Tree: %s.\n",
+		e.Cores, e.CPU, e.MemTotal, e.Kernel, e.Go, e.NoFile, e.Commit)
+	p("Client and brokers share the same cores, so connects/s is a joint figure; server CPU per connect is the portable one.\n\n")
+	p("Per run: N = %s MQTT 3.1.1 connections (clean session %d, keep-alive 600 s, client id = device id bench-<i>, "+
+		"username `<hub>/bench-<i>/?api-version=%s`, password a device SAS token), source addresses 127.0.0.%d–127.0.0.%d, "+
+		"a fresh broker process per run, held idle %v before reading RSS. Brokers alternate within each repetition and the order flips every repetition.\n\n",
+		commas(float64(o.n), 0), clean, stormrun.APIVersion, o.srcFrom, o.srcTo, o.hold)
+
+	// Negotiated TLS, as read back from the first connection of each run.
+	seen := map[string]bool{}
+	var tlsLines []string
+	for _, r := range runs {
+		if r.Result == nil || r.Result.TLSVersion == "" {
+			continue
+		}
+		s := fmt.Sprintf("%s %s: %s, %s, %s, server key %s", r.Broker, modeName[r.Mode], r.Result.TLSVersion, r.Result.TLSCipher, r.Result.TLSCurve, r.Result.TLSCertKey)
+		if !seen[s] {
+			seen[s] = true
+			tlsLines = append(tlsLines, s)
+		}
+	}
+	if len(tlsLines) > 0 {
+		p("TLS as negotiated (full handshake every connect, no resumption): %s.\n\n", strings.Join(tlsLines, "; "))
+	}
+
+	var keys []cellKey
+	for _, c := range o.concs {
+		for _, m := range o.modes {
+			for _, b := range o.brokers {
+				keys = append(keys, cellKey{m, c, b})
+			}
+		}
+	}
+	p("## Results (median [min–max] over runs)\n\n")
+	p("| Mode | C | Broker | runs | connects/s | server CPU µs/connect | same incl. %v after | RSS KiB/idle conn | CONNACK p50 ms | CONNACK p99 ms | failed | listen overflows |\n", o.hold)
+	p("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, k := range keys {
+		rs := byCell[k]
+		failed := 0
+		for _, r := range rs {
+			failed += r.Failed + r.NotTried
+		}
+		p("| %s | %d | %s | %d | %s | %s | %s | %s | %s | %s | %d | %s |\n", modeName[k.mode], k.c, k.broker, len(rs),
+			cell(k, 0, func(r *stormrun.Result) float64 { return r.ConnectsPerS }),
+			cell(k, 0, func(r *stormrun.Result) float64 { return r.ServerCPUusPerConn }),
+			cell(k, 0, func(r *stormrun.Result) float64 { return (r.ServerCPUms + r.HoldCPUms) * 1000 / float64(r.Connected) }),
+			cell(k, 1, func(r *stormrun.Result) float64 { return r.RSSKiBPerConn }),
+			cell(k, 1, func(r *stormrun.Result) float64 { return r.LatP50ms }),
+			cell(k, 0, func(r *stormrun.Result) float64 { return r.LatP99ms }),
+			failed,
+			cell(k, 0, func(r *stormrun.Result) float64 { return float64(r.ListenOverflow) }))
+	}
+
+	if slices.Contains(o.brokers, "tether") && slices.Contains(o.brokers, "bare") {
+		p("\n## Tether / bare mochi (ratio of the medians above)\n\n")
+		p("Targets (tracker): server CPU per TLS connect ≤ 1.2 × bare mochi's; RSS ≤ 30 KiB per idle TLS connection.\n\n")
+		p("| Mode | C | CPU µs/connect | CPU incl. %v after | RSS KiB/conn | connects/s | target CPU ≤ 1.2× | target RSS ≤ 30 KiB |\n", o.hold)
+		p("|---|---:|---:|---:|---:|---:|---|---|\n")
+		for _, c := range o.concs {
+			for _, m := range o.modes {
+				t, b := cellKey{m, c, "tether"}, cellKey{m, c, "bare"}
+				ratio := func(f func(*stormrun.Result) float64) (float64, float64, float64, bool) {
+					ts, ok1 := get(t, f)
+					bs, ok2 := get(b, f)
+					if !ok1 || !ok2 || bs.med == 0 {
+						return 0, 0, 0, false
+					}
+					return ts.med / bs.med, ts.med, bs.med, true
+				}
+				fmtRatio := func(f func(*stormrun.Result) float64, prec int) string {
+					x, tv, bv, ok := ratio(f)
+					if !ok {
+						return "–"
+					}
+					return fmt.Sprintf("**%.2f** (%s / %s)", x, commas(tv, prec), commas(bv, prec))
+				}
+				cpu := func(r *stormrun.Result) float64 { return r.ServerCPUusPerConn }
+				rss := func(r *stormrun.Result) float64 { return r.RSSKiBPerConn }
+				cpuTarget, rssTarget := "n/a (plain)", "n/a (plain)"
+				if m != "tcp" {
+					cpuTarget, rssTarget = "–", "–"
+					if x, _, _, ok := ratio(cpu); ok {
+						cpuTarget = passFail(x <= 1.2)
+					}
+					if ts, ok := get(t, rss); ok {
+						rssTarget = passFail(ts.med <= 30)
+					}
+				}
+				p("| %s | %d | %s | %s | %s | %s | %s | %s |\n", modeName[m], c,
+					fmtRatio(cpu, 0),
+					fmtRatio(func(r *stormrun.Result) float64 { return (r.ServerCPUms + r.HoldCPUms) * 1000 / float64(r.Connected) }, 0),
+					fmtRatio(rss, 1),
+					fmtRatio(func(r *stormrun.Result) float64 { return r.ConnectsPerS }, 0),
+					cpuTarget, rssTarget)
+			}
+		}
+	}
+
+	p("\n## Other readings (medians)\n\n")
+	p("| Mode | C | Broker | RSS before → held MiB | post-GC KiB/conn | broker fds before → held | drain s | server CPU to drain ms | client CPU µs/connect | cores busy (other load) |\n")
+	p("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, k := range keys {
+		if len(byCell[k]) == 0 {
+			continue
+		}
+		med := func(prec int, f func(*stormrun.Result) float64) string {
+			s, _ := get(k, f)
+			return commas(s.med, prec)
+		}
+		gc := "–"
+		if s, ok := get(k, func(r *stormrun.Result) float64 { return r.RSSGCKiBPerConn }); ok && s.med != 0 {
+			gc = commas(s.med, 1)
+		}
+		p("| %s | %d | %s | %s → %s | %s | %s → %s | %s | %s | %s | %s (%s) |\n", modeName[k.mode], k.c, k.broker,
+			med(0, func(r *stormrun.Result) float64 { return float64(r.RSSBeforeKiB) / 1024 }),
+			med(0, func(r *stormrun.Result) float64 { return float64(r.RSSHeldKiB) / 1024 }),
+			gc,
+			med(0, func(r *stormrun.Result) float64 { return float64(r.FDsBefore) }),
+			med(0, func(r *stormrun.Result) float64 { return float64(r.FDsHeld) }),
+			med(2, func(r *stormrun.Result) float64 { return r.DrainS }),
+			med(0, func(r *stormrun.Result) float64 { return r.DrainCPUms }),
+			med(0, func(r *stormrun.Result) float64 { return r.ClientCPUusPerConn }),
+			med(2, func(r *stormrun.Result) float64 { return r.BusyCores }),
+			med(2, func(r *stormrun.Result) float64 { return r.OtherCores }))
+	}
+
+	var notes []string
+	for _, r := range runs {
+		if r.Result == nil {
+			continue
+		}
+		res := r.Result
+		for kind, n := range res.Failures {
+			notes = append(notes, fmt.Sprintf("rep %d %s %s C=%d: %d × %s (e.g. %s)", r.Rep, r.Broker, modeName[r.Mode], r.C, n, kind, res.FailSample[kind]))
+		}
+		if res.NotTried > 0 {
+			notes = append(notes, fmt.Sprintf("rep %d %s %s C=%d: %d connects not tried (connect phase cap)", r.Rep, r.Broker, modeName[r.Mode], r.C, res.NotTried))
+		}
+		if !res.Quiet {
+			notes = append(notes, fmt.Sprintf("rep %d %s %s C=%d: broker was not idle before the storm (waited %.0f s)", r.Rep, r.Broker, modeName[r.Mode], r.C, res.QuietWaitS))
+		}
+		if res.FDsHeld-res.FDsBefore < res.Connected {
+			notes = append(notes, fmt.Sprintf("rep %d %s %s C=%d: broker held only %d more fds than before for %d connections", r.Rep, r.Broker, modeName[r.Mode], r.C, res.FDsHeld-res.FDsBefore, res.Connected))
+		}
+		if !res.Drained {
+			notes = append(notes, fmt.Sprintf("rep %d %s %s C=%d: broker did not drain within the cap (%d fds left, before %d)", r.Rep, r.Broker, modeName[r.Mode], r.C, res.FDsAfter, res.FDsBefore))
+		}
+		if !res.ServerAlive {
+			notes = append(notes, fmt.Sprintf("rep %d %s %s C=%d: broker process gone at the end of the run", r.Rep, r.Broker, modeName[r.Mode], r.C))
+		}
+		if r.Killed {
+			notes = append(notes, fmt.Sprintf("rep %d %s %s C=%d: broker did not stop on SIGTERM within 20 s and was killed", r.Rep, r.Broker, modeName[r.Mode], r.C))
+		}
+	}
+	notes = append(errs, notes...)
+	p("\n## Failures and anomalies\n\n")
+	if len(notes) == 0 {
+		p("None: every connect got CONNACK 0, every broker held one fd per connection, drained after the close and stopped on SIGTERM.\n")
+	}
+	for _, n := range notes {
+		p("- %s\n", n)
+	}
+	p("\n## How to read this\n\n")
+	p("- Server CPU = broker utime+stime (/proc/<pid>/stat, 10 ms ticks) from just before the first dial to just after the last CONNACK, / connections made. " +
+		"\"incl. after\" adds what the broker burned while the connections sat idle (deferred GC, asynchronous event handling).\n")
+	p("- RSS per idle connection = (VmRSS after holding all connections − VmRSS of the fresh process before the storm) / connections. " +
+		"Kernel socket buffers are not in RSS. Post-GC is bare mochi's RSS after runtime.GC + FreeOSMemory (SIGUSR1); Tether has no such hook.\n")
+	p("- CONNACK latency = dial start → CONNACK (TCP + TLS + CONNECT). Listen overflows = TcpExt ListenOverflows delta during the connect phase (machine-wide).\n")
+	p("- Cores busy = machine-wide non-idle CPU during the connect phase (/proc/stat); other load = that minus broker and client. The machine is shared: other load above ~0.1 cores means someone else's work competed with the run.\n")
+	p("- Ratios are of medians. Raw per-run records: the .json file next to this one.\n")
+	return w.String()
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "**FAIL**"
+}
