@@ -76,3 +76,20 @@ type Change struct {
 	// Caller is the policy that authorised the change ("iothubowner"…).
 	Caller string `json:"caller,omitempty"`
 }
+
+// Clone returns a copy of d that shares no pointers with it.
+func (d Device) Clone() Device {
+	d.StatusReason = clonePtr(d.StatusReason)
+	t := &d.Authentication.X509Thumbprint
+	t.PrimaryThumbprint = clonePtr(t.PrimaryThumbprint)
+	t.SecondaryThumbprint = clonePtr(t.SecondaryThumbprint)
+	return d
+}
+
+func clonePtr(p *string) *string {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}

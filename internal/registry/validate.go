@@ -1,0 +1,107 @@
+package registry
+
+import (
+	"encoding/base64"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxIDLen bounds device ids (and statusReason, in runes).
+const MaxIDLen = 128
+
+// idPunct are the non-alphanumerics IoT Hub allows in a device id
+// (iothub-facts §6.4; ':' and ';' come from the Event Grid page).
+const idPunct = "-.+%_#*?!(),=@$':;"
+
+// ValidateDeviceID says why id is not a valid device id, or returns nil.
+func ValidateDeviceID(id string) error {
+	if id == "" {
+		return invalid("deviceId is required")
+	}
+	if len(id) > MaxIDLen {
+		return invalid("deviceId is %d characters long; the limit is %d", len(id), MaxIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(idPunct, c) >= 0 {
+			continue
+		}
+		return invalid("deviceId %q has the character %q at position %d; allowed are ASCII letters, digits and %s",
+			truncate(id), rune(c), i, idPunct)
+	}
+	return nil
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// normalize checks the writable fields of d and puts them in canonical form
+// (status lower-case, auth type "sas", read-only fields cleared). Empty
+// status and keys stay empty: the caller fills them (defaults on create,
+// current values on replace).
+func normalize(d *Device) error {
+	if err := ValidateDeviceID(d.DeviceID); err != nil {
+		return err
+	}
+	switch st := Status(strings.ToLower(string(d.Status))); st {
+	case "", Enabled, Disabled:
+		d.Status = st
+	default:
+		return invalid("status %q is not valid: use enabled or disabled", truncate(string(d.Status)))
+	}
+	if r := d.StatusReason; r != nil {
+		if !utf8.ValidString(*r) {
+			return invalid("statusReason is not valid UTF-8")
+		}
+		if n := utf8.RuneCountInString(*r); n > MaxIDLen {
+			return invalid("statusReason is %d characters long; the limit is %d", n, MaxIDLen)
+		}
+	}
+	a := &d.Authentication
+	switch strings.ToLower(a.Type) {
+	case "", "sas":
+		a.Type = "sas"
+	case "selfsigned", "certificateauthority":
+		return invalid("authentication type %q is not supported yet: Tether only supports symmetric keys (type sas); X.509 authentication is not implemented", a.Type)
+	default:
+		return invalid("authentication type %q is not valid: use sas", truncate(a.Type))
+	}
+	if nonEmpty(a.X509Thumbprint.PrimaryThumbprint) || nonEmpty(a.X509Thumbprint.SecondaryThumbprint) {
+		return invalid("x509Thumbprint is set, but X.509 authentication is not supported yet: leave the thumbprints null and use type sas")
+	}
+	a.X509Thumbprint = X509Thumbprint{}
+	if err := checkKey("primaryKey", a.SymmetricKey.PrimaryKey); err != nil {
+		return err
+	}
+	if err := checkKey("secondaryKey", a.SymmetricKey.SecondaryKey); err != nil {
+		return err
+	}
+	// Read-only: derived by the registry or filled from presence when served.
+	d.GenerationID, d.ETag = "", ""
+	d.ConnectionState = ""
+	d.ConnectionStateUpdatedTime, d.LastActivityTime = zeroTime, zeroTime
+	d.CloudToDeviceMessageCount = 0
+	return nil
+}
+
+func nonEmpty(p *string) bool { return p != nil && *p != "" }
+
+// checkKey accepts "" (generate or keep) or base64 of 16–64 bytes, the
+// range IoT Hub accepts.
+func checkKey(field, k string) error {
+	if k == "" {
+		return nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(k)
+	if err != nil {
+		return invalid("%s is not valid base64 (standard alphabet, with padding)", field)
+	}
+	if len(raw) < 16 || len(raw) > 64 {
+		return invalid("%s decodes to %d bytes; keys must be 16 to 64 bytes", field, len(raw))
+	}
+	return nil
+}
