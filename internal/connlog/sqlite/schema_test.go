@@ -1,0 +1,160 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tether-hub/tether/internal/connlog"
+	"github.com/tether-hub/tether/internal/connlog/logstoretest"
+	"github.com/tether-hub/tether/internal/connlog/sqlite"
+)
+
+func TestPragmas(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	// database/sql may hand out any pooled connection: pin one.
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var mode string
+	var sync int
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" || sync != 1 {
+		t.Errorf("journal_mode=%s synchronous=%d, want wal and 1 (NORMAL)", mode, sync)
+	}
+}
+
+func TestColumnsAndIndexes(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	ctx := context.Background()
+	rows, err := s.DB().QueryContext(ctx, "SELECT name FROM pragma_table_xinfo('AzureDiagnostics')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cols []string
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		cols = append(cols, n)
+	}
+	rows.Close()
+	for _, c := range connlog.Columns {
+		if !slices.Contains(cols, c.Name) {
+			t.Errorf("table AzureDiagnostics lacks column %s (has %v)", c.Name, cols)
+		}
+	}
+	idx := map[string]string{}
+	rows, err = s.DB().QueryContext(ctx, `SELECT il.name, group_concat(ii.name, ',') FROM pragma_index_list('AzureDiagnostics') il, pragma_index_info(il.name) ii GROUP BY il.name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name, cols string
+		rows.Scan(&name, &cols)
+		idx[cols] = name
+	}
+	rows.Close()
+	for _, want := range []string{"Category,TimeGenerated", "DeviceId,TimeGenerated", "TimeGenerated", "_ItemId"} {
+		if _, ok := idx[want]; !ok {
+			t.Errorf("no index on (%s); indexes: %v", want, idx)
+		}
+	}
+}
+
+// TestQueryPlans checks that the filters of Find and the portal's queries
+// use the indexes rather than scanning.
+func TestQueryPlans(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	cases := map[string]string{
+		"SELECT * FROM AzureDiagnostics WHERE DeviceId = 'd' AND TimeGenerated >= 0 ORDER BY TimeGenerated DESC, rowid DESC LIMIT 10": "AzureDiagnostics_DeviceId_Time",
+		"SELECT * FROM AzureDiagnostics WHERE Category = 'Connections' AND TimeGenerated >= 0":                                      "AzureDiagnostics_Category_Time",
+		"SELECT * FROM AzureDiagnostics WHERE TimeGenerated < 5":                                                                    "AzureDiagnostics_Time",
+	}
+	for q, want := range cases {
+		rows, err := s.DB().Query("EXPLAIN QUERY PLAN " + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			rows.Scan(&id, &parent, &notused, &detail)
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if !strings.Contains(strings.Join(plan, "; "), want) {
+			t.Errorf("%s\nplan %q does not use %s", q, plan, want)
+		}
+	}
+}
+
+func TestResourceIDVirtualColumn(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	rs := logstoretest.Records(3, logstoretest.T0)
+	if err := s.Append(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	err := s.DB().QueryRow("SELECT count(*) FROM AzureDiagnostics WHERE _ResourceId = ? AND ResourceId = _ResourceId", rs[0].ResourceID).Scan(&n)
+	if err != nil || n != 3 {
+		t.Fatalf("rows with _ResourceId = ResourceId: %d, %v; want 3", n, err)
+	}
+}
+
+func TestReopenKeepsRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "logs.db")
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := logstoretest.Records(25, logstoretest.T0)
+	if err := s.Append(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Append(ctx, rs); err != nil { // redelivered after a restart
+		t.Fatal(err)
+	}
+	got, err := s.Find(ctx, connlog.Filter{})
+	if err != nil || len(got) != len(rs) {
+		t.Fatalf("after reopen: %d records, %v; want %d", len(got), err, len(rs))
+	}
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "logs.db")
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().Exec("PRAGMA user_version = 99"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := sqlite.Open(ctx, path); err == nil {
+		s.Close()
+		t.Fatal("Open accepted a database of schema version 99")
+	}
+}
