@@ -80,8 +80,8 @@ func TestQueryPlans(t *testing.T) {
 	defer s.Close()
 	cases := map[string]string{
 		"SELECT * FROM AzureDiagnostics WHERE DeviceId = 'd' AND TimeGenerated >= 0 ORDER BY TimeGenerated DESC, rowid DESC LIMIT 10": "AzureDiagnostics_DeviceId_Time",
-		"SELECT * FROM AzureDiagnostics WHERE Category = 'Connections' AND TimeGenerated >= 0":                                      "AzureDiagnostics_Category_Time",
-		"SELECT * FROM AzureDiagnostics WHERE TimeGenerated < 5":                                                                    "AzureDiagnostics_Time",
+		"SELECT * FROM AzureDiagnostics WHERE Category = 'Connections' AND TimeGenerated >= 0":                                        "AzureDiagnostics_Category_Time",
+		"SELECT * FROM AzureDiagnostics WHERE TimeGenerated < 5":                                                                      "AzureDiagnostics_Time",
 	}
 	for q, want := range cases {
 		rows, err := s.DB().Query("EXPLAIN QUERY PLAN " + q)
