@@ -66,7 +66,7 @@ func main() {
 	flag.DurationVar(&c.dialTimeout, "conn-timeout", 30*time.Second, "per-connection cap, dial start → CONNACK")
 	flag.DurationVar(&c.phaseCap, "phase-cap", 120*time.Second, "connect phase cap; connects not started by then are skipped")
 	flag.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "wait at most this long for the broker to drop the closed connections")
-	flag.DurationVar(&c.quietTimeout, "quiet-timeout", 30*time.Second, "wait at most this long for the broker to go idle before the storm")
+	flag.DurationVar(&c.quietTimeout, "quiet-timeout", 30*time.Second, "wait at most this long for the broker to go idle, before the storm and again after it")
 	flag.BoolVar(&c.gcSignal, "gc-signal", false, "after all other readings, send the broker SIGUSR1 (bare mochi: GC) and read RSS again")
 	flag.StringVar(&c.out, "out", "", "write the JSON result here (default stdout)")
 	flag.Parse()
@@ -260,6 +260,13 @@ func run(c config) (*stormrun.Result, error) {
 	if res.Connected > 0 {
 		res.RSSKiBPerConn = float64(res.RSSHeldKiB-rssBefore) / float64(res.Connected)
 	}
+	// Asynchronous work the connects left behind (events, logs, GC): wait,
+	// bounded, until the broker is idle and count its CPU.
+	settle, quiet := procstat.WaitQuiet(c.pid, 250*time.Millisecond, 4, 0.05, c.quietTimeout)
+	cpuSettled, _ := procstat.CPU(c.pid)
+	res.SettleS, res.Settled = (c.hold + settle).Seconds(), quiet
+	res.SettleCPUms = ms(time.Duration(cpuSettled-cpuAfter) * procstat.TickDuration)
+	res.RSSSettledKiB, _ = procstat.RSSKiB(c.pid)
 	if c.gcSignal {
 		if err := syscall.Kill(c.pid, syscall.SIGUSR1); err == nil {
 			time.Sleep(time.Second)
@@ -269,8 +276,8 @@ func run(c config) (*stormrun.Result, error) {
 			}
 		}
 	}
-	log.Printf("held %d for %v: RSS %d → %d KiB (%.1f KiB/conn), fds %d → %d",
-		res.Connected, c.hold, rssBefore, res.RSSHeldKiB, res.RSSKiBPerConn, fdsBefore, res.FDsHeld)
+	log.Printf("held %d for %v: RSS %d → %d KiB (%.1f KiB/conn), fds %d → %d; idle again %.1fs after the storm (%v), %.0f ms CPU since the last CONNACK",
+		res.Connected, c.hold, rssBefore, res.RSSHeldKiB, res.RSSKiBPerConn, fdsBefore, res.FDsHeld, res.SettleS, quiet, res.SettleCPUms)
 
 	// Close everything; wait for the broker to let go of the sockets.
 	cpuClose, _ := procstat.CPU(c.pid)
@@ -278,6 +285,7 @@ func run(c config) (*stormrun.Result, error) {
 	for _, cn := range conns {
 		cn.Close()
 	}
+	res.CloseS = time.Since(tClose).Seconds()
 	for {
 		n, err := procstat.FDs(c.pid)
 		res.FDsAfter = n
@@ -298,7 +306,7 @@ func run(c config) (*stormrun.Result, error) {
 		res.DrainCPUms = ms(time.Duration(cpuDrained-cpuClose) * procstat.TickDuration)
 		res.ServerAlive = true
 	}
-	log.Printf("closed all: drained=%v in %.2fs (fds %d), broker alive=%v", res.Drained, res.DrainS, res.FDsAfter, res.ServerAlive)
+	log.Printf("closed all in %.2fs: drained=%v in %.2fs (fds %d), broker alive=%v", res.CloseS, res.Drained, res.DrainS, res.FDsAfter, res.ServerAlive)
 	return res, nil
 }
 

@@ -183,7 +183,7 @@ func report(o options, e env, runs []run, skipped int, took time.Duration) strin
 		}
 	}
 	p("## Results (median [min–max] over runs)\n\n")
-	p("| Mode | C | Broker | runs | connects/s | server CPU µs/connect | same incl. %v after | RSS KiB/idle conn | CONNACK p50 ms | CONNACK p99 ms | failed | listen overflows |\n", o.hold)
+	p("| Mode | C | Broker | runs | connects/s | server CPU µs/connect | same until idle | RSS KiB/idle conn | CONNACK p50 ms | CONNACK p99 ms | failed | listen overflows |\n")
 	p("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, k := range keys {
 		rs := byCell[k]
@@ -194,7 +194,7 @@ func report(o options, e env, runs []run, skipped int, took time.Duration) strin
 		p("| %s | %d | %s | %d | %s | %s | %s | %s | %s | %s | %d | %s |\n", modeName[k.mode], k.c, k.broker, len(rs),
 			cell(k, 0, func(r *stormrun.Result) float64 { return r.ConnectsPerS }),
 			cell(k, 0, func(r *stormrun.Result) float64 { return r.ServerCPUusPerConn }),
-			cell(k, 0, func(r *stormrun.Result) float64 { return (r.ServerCPUms + r.HoldCPUms) * 1000 / float64(r.Connected) }),
+			cell(k, 0, untilIdle),
 			cell(k, 1, func(r *stormrun.Result) float64 { return r.RSSKiBPerConn }),
 			cell(k, 1, func(r *stormrun.Result) float64 { return r.LatP50ms }),
 			cell(k, 0, func(r *stormrun.Result) float64 { return r.LatP99ms }),
@@ -205,7 +205,7 @@ func report(o options, e env, runs []run, skipped int, took time.Duration) strin
 	if slices.Contains(o.brokers, "tether") && slices.Contains(o.brokers, "bare") {
 		p("\n## Tether / bare mochi (ratio of the medians above)\n\n")
 		p("Targets (tracker): server CPU per TLS connect ≤ 1.2 × bare mochi's; RSS ≤ 30 KiB per idle TLS connection.\n\n")
-		p("| Mode | C | CPU µs/connect | CPU incl. %v after | RSS KiB/conn | connects/s | target CPU ≤ 1.2× | target RSS ≤ 30 KiB |\n", o.hold)
+		p("| Mode | C | CPU µs/connect | CPU until idle | RSS KiB/conn | connects/s | target CPU ≤ 1.2× | target RSS ≤ 30 KiB |\n")
 		p("|---|---:|---:|---:|---:|---:|---|---|\n")
 		for _, c := range o.concs {
 			for _, m := range o.modes {
@@ -239,7 +239,7 @@ func report(o options, e env, runs []run, skipped int, took time.Duration) strin
 				}
 				p("| %s | %d | %s | %s | %s | %s | %s | %s |\n", modeName[m], c,
 					fmtRatio(cpu, 0),
-					fmtRatio(func(r *stormrun.Result) float64 { return (r.ServerCPUms + r.HoldCPUms) * 1000 / float64(r.Connected) }, 0),
+					fmtRatio(untilIdle, 0),
 					fmtRatio(rss, 1),
 					fmtRatio(func(r *stormrun.Result) float64 { return r.ConnectsPerS }, 0),
 					cpuTarget, rssTarget)
@@ -248,8 +248,8 @@ func report(o options, e env, runs []run, skipped int, took time.Duration) strin
 	}
 
 	p("\n## Other readings (medians)\n\n")
-	p("| Mode | C | Broker | RSS before → held MiB | post-GC KiB/conn | broker fds before → held | drain s | server CPU to drain ms | client CPU µs/connect | cores busy (other load) |\n")
-	p("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| Mode | C | Broker | RSS before → held MiB | post-GC KiB/conn | broker fds before → held | idle again s | drain s | server CPU to drain ms | client CPU µs/connect | cores busy (other load) |\n")
+	p("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, k := range keys {
 		if len(byCell[k]) == 0 {
 			continue
@@ -262,12 +262,13 @@ func report(o options, e env, runs []run, skipped int, took time.Duration) strin
 		if s, ok := get(k, func(r *stormrun.Result) float64 { return r.RSSGCKiBPerConn }); ok && s.med != 0 {
 			gc = commas(s.med, 1)
 		}
-		p("| %s | %d | %s | %s → %s | %s | %s → %s | %s | %s | %s | %s (%s) |\n", modeName[k.mode], k.c, k.broker,
+		p("| %s | %d | %s | %s → %s | %s | %s → %s | %s | %s | %s | %s | %s (%s) |\n", modeName[k.mode], k.c, k.broker,
 			med(0, func(r *stormrun.Result) float64 { return float64(r.RSSBeforeKiB) / 1024 }),
 			med(0, func(r *stormrun.Result) float64 { return float64(r.RSSHeldKiB) / 1024 }),
 			gc,
 			med(0, func(r *stormrun.Result) float64 { return float64(r.FDsBefore) }),
 			med(0, func(r *stormrun.Result) float64 { return float64(r.FDsHeld) }),
+			med(1, func(r *stormrun.Result) float64 { return r.SettleS }),
 			med(2, func(r *stormrun.Result) float64 { return r.DrainS }),
 			med(0, func(r *stormrun.Result) float64 { return r.DrainCPUms }),
 			med(0, func(r *stormrun.Result) float64 { return r.ClientCPUusPerConn }),
@@ -293,6 +294,9 @@ func report(o options, e env, runs []run, skipped int, took time.Duration) strin
 		if res.FDsHeld-res.FDsBefore < res.Connected {
 			notes = append(notes, fmt.Sprintf("rep %d %s %s C=%d: broker held only %d more fds than before for %d connections", r.Rep, r.Broker, modeName[r.Mode], r.C, res.FDsHeld-res.FDsBefore, res.Connected))
 		}
+		if !res.Settled {
+			notes = append(notes, fmt.Sprintf("rep %d %s %s C=%d: broker still busy %.0f s after the storm (CPU until idle is a lower bound)", r.Rep, r.Broker, modeName[r.Mode], r.C, res.SettleS))
+		}
 		if !res.Drained {
 			notes = append(notes, fmt.Sprintf("rep %d %s %s C=%d: broker did not drain within the cap (%d fds left, before %d)", r.Rep, r.Broker, modeName[r.Mode], r.C, res.FDsAfter, res.FDsBefore))
 		}
@@ -313,13 +317,19 @@ func report(o options, e env, runs []run, skipped int, took time.Duration) strin
 	}
 	p("\n## How to read this\n\n")
 	p("- Server CPU = broker utime+stime (/proc/<pid>/stat, 10 ms ticks) from just before the first dial to just after the last CONNACK, / connections made. " +
-		"\"incl. after\" adds what the broker burned while the connections sat idle (deferred GC, asynchronous event handling).\n")
+		"\"Until idle\" adds what the broker burned after the last CONNACK until it was idle again (≤ 5 %% of a core for 1 s; bounded at 30 s): deferred GC, asynchronous event and log handling.\n")
 	p("- RSS per idle connection = (VmRSS after holding all connections − VmRSS of the fresh process before the storm) / connections. " +
 		"Kernel socket buffers are not in RSS. Post-GC is bare mochi's RSS after runtime.GC + FreeOSMemory (SIGUSR1); Tether has no such hook.\n")
 	p("- CONNACK latency = dial start → CONNACK (TCP + TLS + CONNECT). Listen overflows = TcpExt ListenOverflows delta during the connect phase (machine-wide).\n")
 	p("- Cores busy = machine-wide non-idle CPU during the connect phase (/proc/stat); other load = that minus broker and client. The machine is shared: other load above ~0.1 cores means someone else's work competed with the run.\n")
 	p("- Ratios are of medians. Raw per-run records: the .json file next to this one.\n")
 	return w.String()
+}
+
+// untilIdle is server CPU per connect from the first dial until the broker
+// was idle again after the storm (asynchronous work included).
+func untilIdle(r *stormrun.Result) float64 {
+	return (r.ServerCPUms + r.SettleCPUms) * 1000 / float64(r.Connected)
 }
 
 func passFail(ok bool) string {

@@ -49,10 +49,17 @@ type Result struct {
 	RSSGCKiB        int64   `json:"rss_gc_kib,omitempty"` // after the broker's own GC on SIGUSR1 (bare mochi only)
 	RSSGCKiBPerConn float64 `json:"rss_gc_kib_per_conn,omitempty"`
 	HoldS           float64 `json:"hold_s"`
+	// After the hold the client waits (bounded) until the broker is idle:
+	// SettleCPUms is the broker's CPU from the last CONNACK until then.
+	SettleS       float64 `json:"settle_s"`
+	Settled       bool    `json:"settled"`
+	SettleCPUms   float64 `json:"settle_cpu_ms"`
+	RSSSettledKiB int64   `json:"rss_settled_kib"`
 
 	FDsBefore   int     `json:"fds_before"`
 	FDsHeld     int     `json:"fds_held"`
 	FDsAfter    int     `json:"fds_after"`
+	CloseS      float64 `json:"close_s"` // client time to close all its connections
 	Drained     bool    `json:"drained"`
 	DrainS      float64 `json:"drain_s"`
 	DrainCPUms  float64 `json:"drain_cpu_ms"` // server CPU from close until drained
