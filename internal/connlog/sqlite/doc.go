@@ -3,7 +3,7 @@
 //
 // The table is named AzureDiagnostics and its columns carry the Log
 // Analytics names (connlog.Columns), so a KQL→SQL compiler can target it
-// directly. Types: string columns are TEXT NOT NULL (missing = ”),
+// directly. Types: string columns are TEXT NOT NULL (missing values are empty strings),
 // TimeGenerated is INTEGER Unix nanoseconds UTC (compile datetime literals
 // to that; bin() is integer division), DurationMs is INTEGER or NULL,
 // _ResourceId is a virtual column equal to ResourceId. Indexes:

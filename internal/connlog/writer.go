@@ -1,0 +1,377 @@
+package connlog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-hub/tether/internal/journal"
+	"github.com/tether-hub/tether/internal/presence"
+	"github.com/tether-hub/tether/internal/registry"
+)
+
+// Writer defaults.
+const (
+	DefaultDurable        = "connlog"
+	DefaultBatchSize      = 1000
+	DefaultMaxWait        = 100 * time.Millisecond
+	DefaultAckWait        = 30 * time.Second
+	DefaultRetention      = 30 * 24 * time.Hour
+	DefaultRetentionEvery = time.Hour
+)
+
+// WriterOptions configure NewWriter. Zero fields take the defaults.
+type WriterOptions struct {
+	JS       jetstream.JetStream // the journal's JetStream (journal.Journal.JS)
+	Store    LogStore
+	Resource Resource
+	Logger   *slog.Logger
+	// Durable is the consumer name on TETHER_CONN and on TETHER_REGISTRY.
+	// Writers on several hub nodes sharing it share the work.
+	Durable string
+	// BatchSize and MaxWait bound one fetch: up to BatchSize messages, or
+	// what arrived within MaxWait. One fetch is one Append.
+	BatchSize int
+	MaxWait   time.Duration
+	// AckWait is how long the journal waits for an ack before delivering
+	// again (after a crash between Append and ack).
+	AckWait time.Duration
+	// Retention is how long records are kept; negative keeps them forever.
+	// RetentionEvery is how often old records are deleted (and once at
+	// Start).
+	Retention      time.Duration
+	RetentionEvery time.Duration
+	// Now is the clock of the retention loop; default time.Now.
+	Now func() time.Time
+}
+
+// Writer copies the journal into a LogStore: a durable pull consumer per
+// stream fetches a batch, maps it to records, appends them in one
+// transaction and only then acks the batch. A crash after the append makes
+// the journal redeliver; the records' stable _ItemIds make the second
+// append a no-op. A message that cannot be decoded is logged and
+// terminated (never redelivered). When Append fails the batch is retried
+// with capped backoff until it succeeds or the Writer stops.
+type Writer struct {
+	o       WriterOptions
+	log     *slog.Logger
+	sources []*source
+
+	processed atomic.Uint64
+	records   atomic.Uint64
+	skipped   atomic.Uint64
+
+	mu       sync.Mutex
+	started  bool
+	stopRun  context.CancelFunc // ends the loops after their current batch
+	stopWork context.CancelFunc // aborts the current batch
+	done     chan struct{}
+}
+
+// source is one journal stream the Writer reads.
+type source struct {
+	stream string
+	decode func(w *Writer, m jetstream.Msg) ([]Record, error)
+	cons   jetstream.Consumer
+}
+
+// NewWriter checks o and fills its defaults.
+func NewWriter(o WriterOptions) (*Writer, error) {
+	if o.JS == nil || o.Store == nil {
+		return nil, errors.New("connlog: a Writer needs the journal's JetStream and a LogStore")
+	}
+	if o.Durable == "" {
+		o.Durable = DefaultDurable
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = DefaultMaxWait
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = DefaultAckWait
+	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.RetentionEvery <= 0 {
+		o.RetentionEvery = DefaultRetentionEvery
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Writer{
+		o:   o,
+		log: o.Logger.With("component", "connlog"),
+		sources: []*source{
+			{stream: journal.StreamConn, decode: (*Writer).decodeConnectionEvent},
+			{stream: journal.StreamRegistry, decode: (*Writer).decodeChange},
+		},
+	}, nil
+}
+
+// Start creates (or resumes) the durable consumers, within ctx, and starts
+// the fetch loops and the retention loop.
+func (w *Writer) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return errors.New("connlog: Writer already started")
+	}
+	for _, s := range w.sources {
+		cons, err := w.o.JS.CreateOrUpdateConsumer(ctx, s.stream, jetstream.ConsumerConfig{
+			Durable:       w.o.Durable,
+			Description:   "Tether resource log writer (connlog)",
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       w.o.AckWait,
+			MaxAckPending: max(10*w.o.BatchSize, 10_000),
+		})
+		if err != nil {
+			return fmt.Errorf("connlog: consumer %s on %s: %w", w.o.Durable, s.stream, err)
+		}
+		s.cons = cons
+	}
+	runCtx, stopRun := context.WithCancel(context.Background())
+	workCtx, stopWork := context.WithCancel(context.Background())
+	w.stopRun, w.stopWork = stopRun, stopWork
+	w.done = make(chan struct{})
+	w.started = true
+
+	var wg sync.WaitGroup
+	for _, s := range w.sources {
+		wg.Go(func() { w.run(runCtx, workCtx, s) })
+	}
+	if w.o.Retention > 0 {
+		wg.Go(func() {
+			runRetention(runCtx, w.o.Store, w.o.Retention, w.o.RetentionEvery, w.o.Now, w.log)
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(w.done)
+	}()
+	w.log.Info("connlog writer started", "durable", w.o.Durable, "batch", w.o.BatchSize, "maxWait", w.o.MaxWait)
+	return nil
+}
+
+// Stop lets each loop finish its current batch (append and ack) and
+// returns when they have ended. If ctx ends first, the batch in progress
+// is abandoned unacked (the journal delivers it again after AckWait) and
+// Stop returns ctx.Err() once the loops have let go, which takes at most
+// about MaxWait. Stop is idempotent; it does not close the Store.
+func (w *Writer) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.started {
+		w.mu.Unlock()
+		return nil
+	}
+	w.started = false
+	stopRun, stopWork, done := w.stopRun, w.stopWork, w.done
+	w.mu.Unlock()
+
+	stopRun()
+	defer stopWork()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		stopWork()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Processed is the number of journal messages stored and acked so far
+// (terminated undecodable ones excluded).
+func (w *Writer) Processed() uint64 { return w.processed.Load() }
+
+// Records is the number of records appended so far (a token expiry gives
+// two; redelivered ones count again).
+func (w *Writer) Records() uint64 { return w.records.Load() }
+
+// Skipped is the number of messages that could not be decoded and were
+// terminated.
+func (w *Writer) Skipped() uint64 { return w.skipped.Load() }
+
+// Lag is how many journal messages the Writer has not yet stored and
+// acked: pending plus delivered-unacked, summed over its consumers. It
+// asks the journal (one round trip per stream).
+func (w *Writer) Lag(ctx context.Context) (uint64, error) {
+	w.mu.Lock()
+	var conss []jetstream.Consumer
+	for _, s := range w.sources {
+		if s.cons != nil {
+			conss = append(conss, s.cons)
+		}
+	}
+	w.mu.Unlock()
+	if len(conss) == 0 {
+		return 0, errors.New("connlog: Writer never started")
+	}
+	var lag uint64
+	for _, cons := range conss {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("connlog: consumer info: %w", err)
+		}
+		lag += info.NumPending + uint64(info.NumAckPending)
+	}
+	return lag, nil
+}
+
+// run is one stream's fetch loop.
+func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
+	log := w.log.With("stream", s.stream)
+	failures := 0
+	for runCtx.Err() == nil {
+		batch, err := s.cons.Fetch(w.o.BatchSize, jetstream.FetchMaxWait(w.o.MaxWait))
+		if err != nil {
+			failures++
+			log.Error("connlog: fetch failed", "err", err, "failures", failures)
+			sleep(runCtx, backoff(failures))
+			continue
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if err := batch.Error(); err != nil {
+			// Messages received before the error are still handled.
+			failures++
+			log.Error("connlog: fetch ended with an error", "err", err, "messages", len(msgs), "failures", failures)
+			if len(msgs) == 0 {
+				sleep(runCtx, backoff(failures))
+				continue
+			}
+		}
+		failures = 0
+		if len(msgs) > 0 {
+			w.handle(runCtx, workCtx, log, s, msgs)
+		}
+	}
+}
+
+// handle decodes, appends and acks one batch.
+func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *source, msgs []jetstream.Msg) {
+	recs := make([]Record, 0, len(msgs))
+	good := msgs[:0:0]
+	for _, m := range msgs {
+		rs, err := s.decode(w, m)
+		if err != nil {
+			w.skipped.Add(1)
+			log.Warn("connlog: dropping undecodable journal message", "subject", m.Subject(), "err", err)
+			if err := m.Term(); err != nil {
+				log.Warn("connlog: term failed", "err", err)
+			}
+			continue
+		}
+		recs = append(recs, rs...)
+		good = append(good, m)
+	}
+	if len(good) == 0 {
+		return
+	}
+	for attempt := 1; ; attempt++ {
+		err := w.o.Store.Append(workCtx, recs)
+		if err == nil {
+			break
+		}
+		log.Error("connlog: append failed", "err", err, "records", len(recs), "attempt", attempt)
+		if !sleep(runCtx, backoff(attempt)) || workCtx.Err() != nil {
+			log.Warn("connlog: stopping with a batch not stored; the journal will deliver it again", "messages", len(good))
+			return
+		}
+	}
+	// Acks travel in order on one connection: when the server confirms
+	// the last one, it has processed all of them.
+	for _, m := range good[:len(good)-1] {
+		if err := m.Ack(); err != nil {
+			log.Warn("connlog: ack failed; the message will be delivered again", "err", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(workCtx, 5*time.Second)
+	defer cancel()
+	if err := good[len(good)-1].DoubleAck(ctx); err != nil {
+		log.Warn("connlog: ack failed; messages will be delivered again (and skipped by the store)", "err", err)
+	}
+	w.processed.Add(uint64(len(good)))
+	w.records.Add(uint64(len(recs)))
+}
+
+// sourceID names a journal message when its payload has no id: its
+// Nats-Msg-Id, else stream and sequence (stable across redeliveries).
+func sourceID(m jetstream.Msg) string {
+	if id := m.Headers().Get(jetstream.MsgIDHeader); id != "" {
+		return id
+	}
+	if md, err := m.Metadata(); err == nil {
+		return md.Stream + "#" + strconv.FormatUint(md.Sequence.Stream, 10)
+	}
+	return ""
+}
+
+func (w *Writer) decodeConnectionEvent(m jetstream.Msg) ([]Record, error) {
+	var e presence.ConnectionEvent
+	if err := json.Unmarshal(m.Data(), &e); err != nil {
+		return nil, err
+	}
+	if e.ID == "" {
+		e.ID = sourceID(m)
+	}
+	recs, err := FromConnectionEvent(w.o.Resource, e)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		if err := r.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return recs, nil
+}
+
+func (w *Writer) decodeChange(m jetstream.Msg) ([]Record, error) {
+	var c registry.Change
+	if err := json.Unmarshal(m.Data(), &c); err != nil {
+		return nil, err
+	}
+	if c.ID == "" {
+		c.ID = sourceID(m)
+	}
+	r := FromChange(w.o.Resource, c)
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return []Record{r}, nil
+}
+
+// backoff is 100 ms doubling per attempt, capped at 5 s.
+func backoff(attempt int) time.Duration {
+	d := 100 * time.Millisecond << min(attempt-1, 6)
+	return min(d, 5*time.Second)
+}
+
+// sleep waits d or until ctx ends; it reports whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
