@@ -31,8 +31,10 @@ func TestRegistryREST(t *testing.T) {
 		check  check
 	}{
 		{
-			name:   "get",
-			req:    func(e *env) req { return req{Method: "GET", Path: "/devices/dev1" + q, Header: map[string]string{"Request-Id": "5f0a-11"}} },
+			name: "get",
+			req: func(e *env) req {
+				return req{Method: "GET", Path: "/devices/dev1" + q, Header: map[string]string{"Request-Id": "5f0a-11"}}
+			},
 			status: 200,
 			check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
 				wantJSON(t, w)
@@ -148,7 +150,9 @@ func TestRegistryREST(t *testing.T) {
 		{name: "delete with stale etag", req: func(e *env) req {
 			return req{Method: "DELETE", Path: "/devices/dev1" + q, Header: map[string]string{"If-Match": `"OTk5"`}}
 		}, status: 412, code: "PreconditionFailed"},
-		{name: "delete missing", req: func(e *env) req { return req{Method: "DELETE", Path: "/devices/ghost" + q, Header: map[string]string{"If-Match": `"*"`}} },
+		{name: "delete missing", req: func(e *env) req {
+			return req{Method: "DELETE", Path: "/devices/ghost" + q, Header: map[string]string{"If-Match": `"*"`}}
+		},
 			status: 404, code: "DeviceNotFound"},
 		{name: "missing api-version", req: func(e *env) req { return req{Method: "GET", Path: "/devices/dev1"} },
 			status: 400, code: "InvalidProtocolVersion", msg: "api-version query parameter is required"},
