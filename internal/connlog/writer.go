@@ -289,8 +289,10 @@ func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *so
 		if err == nil {
 			break
 		}
-		log.Error("connlog: append failed", "err", err, "records", len(recs), "attempt", attempt)
-		if !sleep(runCtx, backoff(attempt)) || workCtx.Err() != nil {
+		if workCtx.Err() == nil {
+			log.Error("connlog: append failed", "err", err, "records", len(recs), "attempt", attempt)
+		}
+		if workCtx.Err() != nil || !sleep(runCtx, backoff(attempt)) {
 			log.Warn("connlog: stopping with a batch not stored; the journal will deliver it again", "messages", len(good))
 			return
 		}
