@@ -237,21 +237,11 @@ func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 	log := w.log.With("stream", s.stream)
 	failures := 0
 	for runCtx.Err() == nil {
-		batch, err := s.cons.Fetch(w.o.BatchSize, jetstream.FetchMaxWait(w.o.MaxWait))
+		msgs, err := w.fetch(s.cons)
 		if err != nil {
+			// Messages received before an error are still handled.
 			failures++
-			log.Error("connlog: fetch failed", "err", err, "failures", failures)
-			sleep(runCtx, backoff(failures))
-			continue
-		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
-		if err := batch.Error(); err != nil {
-			// Messages received before the error are still handled.
-			failures++
-			log.Error("connlog: fetch ended with an error", "err", err, "messages", len(msgs), "failures", failures)
+			log.Error("connlog: fetch failed", "err", err, "messages", len(msgs), "failures", failures)
 			if len(msgs) == 0 {
 				sleep(runCtx, backoff(failures))
 				continue
@@ -264,10 +254,25 @@ func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 	}
 }
 
+// fetch pulls one batch: up to BatchSize messages or what came within
+// MaxWait. The server ends the request, so every message it delivered is
+// in the batch (none is left delivered-but-unseen until AckWait).
+func (w *Writer) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	batch, err := cons.Fetch(w.o.BatchSize, jetstream.FetchMaxWait(w.o.MaxWait))
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs, batch.Error()
+}
+
 // handle decodes, appends and acks one batch.
 func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *source, msgs []jetstream.Msg) {
 	recs := make([]Record, 0, len(msgs))
-	good := msgs[:0:0]
+	var good []jetstream.Msg
 	for _, m := range msgs {
 		rs, err := s.decode(w, m)
 		if err != nil {
