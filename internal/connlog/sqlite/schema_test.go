@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -156,5 +157,23 @@ func TestRefusesNewerSchema(t *testing.T) {
 	if s, err := sqlite.Open(ctx, path); err == nil {
 		s.Close()
 		t.Fatal("Open accepted a database of schema version 99")
+	}
+}
+
+// TestOpenOddPath: the file name goes into a URI; characters that mean
+// something there must still name the file.
+func TestOpenOddPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a dir?x=1#frag%20")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "logs.db")
+	s, err := sqlite.Open(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("database not at %s: %v", p, err)
 	}
 }
