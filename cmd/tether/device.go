@@ -254,15 +254,24 @@ func addKeyFlag(cmd *cobra.Command, which *string) {
 	cmd.Flags().StringVar(which, "key", "primary", "which device key to use: primary or secondary")
 }
 
-func pickDeviceKey(d registry.Device, which string) (string, error) {
-	k := d.Authentication.SymmetricKey
-	switch which {
-	case "primary":
-		return k.PrimaryKey, nil
-	case "secondary":
-		return k.SecondaryKey, nil
+// deviceKey checks --key, then reads the device and returns the hub host
+// name, the device and the chosen key.
+func deviceKey(ctx context.Context, id, which string) (host string, d registry.Device, key string, err error) {
+	if which != "primary" && which != "secondary" {
+		return "", d, "", fmt.Errorf("--key %q: use primary or secondary", which)
 	}
-	return "", fmt.Errorf("--key %q: use primary or secondary", which)
+	c, err := deviceClient()
+	if err != nil {
+		return "", d, "", err
+	}
+	if d, err = getDevice(ctx, c, id); err != nil {
+		return "", d, "", err
+	}
+	key = d.Authentication.SymmetricKey.PrimaryKey
+	if which == "secondary" {
+		key = d.Authentication.SymmetricKey.SecondaryKey
+	}
+	return c.cs.HostName, d, key, nil
 }
 
 func newDeviceConnStringCmd() *cobra.Command {
@@ -272,19 +281,11 @@ func newDeviceConnStringCmd() *cobra.Command {
 		Short: "Print the device connection string (HostName=…;DeviceId=…;SharedAccessKey=…)",
 		Args:  deviceArgs(1, "the device id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := pickDeviceKey(registry.Device{}, which); err != nil {
-				return err
-			}
-			c, err := deviceClient()
+			host, d, key, err := deviceKey(cmd.Context(), args[0], which)
 			if err != nil {
 				return err
 			}
-			d, err := getDevice(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			key, _ := pickDeviceKey(d, which)
-			cs := sas.ConnectionString{HostName: c.cs.HostName, DeviceID: d.DeviceID, SharedAccessKey: key}.String()
+			cs := sas.ConnectionString{HostName: host, DeviceID: d.DeviceID, SharedAccessKey: key}.String()
 			if clientFlags.output == "json" {
 				return printJSON(cmd.OutOrStdout(), map[string]string{"connectionString": cs})
 			}
@@ -307,20 +308,12 @@ func newDeviceTokenCmd() *cobra.Command {
 			if ttl <= 0 {
 				return fmt.Errorf("--ttl %s: must be positive", ttl)
 			}
-			if _, err := pickDeviceKey(registry.Device{}, which); err != nil {
-				return err
-			}
-			c, err := deviceClient()
+			host, d, key, err := deviceKey(cmd.Context(), args[0], which)
 			if err != nil {
 				return err
 			}
-			d, err := getDevice(cmd.Context(), c, args[0])
-			if err != nil {
-				return err
-			}
-			key, _ := pickDeviceKey(d, which)
 			exp := time.Now().Add(ttl).Truncate(time.Second)
-			tok, err := sas.Sign(sas.DeviceResource(c.cs.HostName, d.DeviceID), key, "", exp)
+			tok, err := sas.Sign(sas.DeviceResource(host, d.DeviceID), key, "", exp)
 			if err != nil {
 				return err
 			}
