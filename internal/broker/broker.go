@@ -213,8 +213,7 @@ func (b *Broker) preConnectFailure(protocol, remote string, err error) {
 		Reason: presence.ReasonProtocolError, Result: presence.ResultBadRequest,
 		Detail: "connection failed before a valid CONNECT: " + err.Error(),
 	}
-	var netErr interface{ Timeout() bool }
-	if errors.As(err, &netErr) && netErr.Timeout() {
+	if isTimeout(err) {
 		ev.Reason, ev.Result = presence.ReasonConnectTimeout, presence.ResultTimeout
 		ev.Detail = fmt.Sprintf("no complete TLS handshake and CONNECT within %s", b.opts.ConnectTimeout)
 	}

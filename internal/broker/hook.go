@@ -78,6 +78,7 @@ func protocolOf(listener string) string {
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if tc, ok := cl.Net.Conn.(*trackedConn); ok {
 		tc.seen.Store(true)
+		tc.setKeepAlive(pk.Connect.Keepalive)
 	}
 	b := h.b
 	release, ok := b.locks.acquire(cl.ID, lockWait, lockHold)
@@ -101,18 +102,20 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	return nil
 }
 
+// refuse records the refusal, then answers it: recording first keeps the
+// events of one client's successive attempts in order.
 func (h *hook) refuse(cl *mqtt.Client, pk packets.Packet, id identity, ref *refusal) {
-	code := ref.v5
-	if pk.ProtocolVersion < 5 {
-		code = ref.v3
-	}
-	_ = h.b.srv.SendConnack(cl, code, false, nil)
 	h.b.opts.Presence.Refuse(presence.ConnectionEvent{
 		DeviceID: id.deviceID, ModuleID: id.moduleID, SDKVersion: id.sdkVersion,
 		Protocol: protocolOf(cl.Net.Listener), ProtocolVersion: pk.ProtocolVersion,
 		MaskedIP: maskIP(cl.Net.Remote), Reason: ref.reason, Result: ref.result, Detail: ref.detail,
 		CleanSession: pk.Connect.Clean, KeepAliveSeconds: pk.Connect.Keepalive,
 	})
+	code := ref.v5
+	if pk.ProtocolVersion < 5 {
+		code = ref.v3
+	}
+	_ = h.b.srv.SendConnack(cl, code, false, nil)
 }
 
 // OnConnectAuthenticate accepts what OnConnect accepted.
@@ -187,21 +190,23 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 
 // OnACLCheck keeps each device to its own topics (IoT Hub is not a general
 // broker: reference/iothub-facts.md §5.4).
+// OnACLCheck keeps each device to its own topics (IoT Hub is not a general
+// broker: reference/iothub-facts.md §5.4). The client id is the device id
+// (authenticate enforced it); mochi also asks for deliveries to a session
+// whose connection is gone, so the check must not need connection state.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	st := h.state(cl)
-	if st == nil {
-		return false
+	if !write {
+		return deviceMaySubscribe(cl.ID, topic)
 	}
-	if write {
-		if deviceMayPublish(st.id.deviceID, topic) {
-			return true
-		}
+	if deviceMayPublish(cl.ID, topic) {
+		return true
+	}
+	if st := h.state(cl); st != nil {
 		st.mu.Lock()
 		st.aclTopic = topic
 		st.mu.Unlock()
-		return false
 	}
-	return deviceMaySubscribe(st.id.deviceID, topic)
+	return false
 }
 
 func deviceMayPublish(dev, topic string) bool {
@@ -209,12 +214,14 @@ func deviceMayPublish(dev, topic string) bool {
 	return topic == base || strings.HasPrefix(topic, base+"/")
 }
 
-func deviceMaySubscribe(dev, filter string) bool {
-	switch filter {
-	case "devices/" + dev + "/messages/devicebound/#",
-		"$iothub/methods/POST/#",
-		"$iothub/twin/res/#",
-		"$iothub/twin/PATCH/properties/desired/#":
+// deviceMaySubscribe is asked for subscription filters and, by mochi, for
+// each message delivered (with its concrete topic).
+func deviceMaySubscribe(dev, topic string) bool {
+	c2d := "devices/" + dev + "/messages/devicebound/"
+	switch {
+	case topic == c2d+"#", strings.HasPrefix(topic, c2d) && !strings.ContainsAny(topic, "#+"):
+		return true
+	case topic == "$iothub/methods/POST/#", topic == "$iothub/twin/res/#", topic == "$iothub/twin/PATCH/properties/desired/#":
 		return true
 	}
 	return false

@@ -18,8 +18,29 @@ import (
 // a bare port probe (connect, close, nothing sent) is not logged.
 type trackedConn struct {
 	net.Conn
-	seen  atomic.Bool
-	bytes atomic.Int64
+	seen      atomic.Bool
+	bytes     atomic.Int64
+	keepAlive atomic.Int64 // idle limit in ns once CONNECT is read; 0 = mochi's
+}
+
+// maxIdle is IoT Hub's cap on the keep-alive timeout (1767 s).
+const maxIdle = 1767 * time.Second
+
+// setKeepAlive records the CONNECT keep-alive. mochi computes the read
+// deadline as keepalive + keepalive/2 in whole seconds, which makes 1 s
+// into 1 s and 3 s into 4 s; IoT Hub allows exactly 1.5×, capped at
+// 1767 s, so SetDeadline substitutes that.
+func (c *trackedConn) setKeepAlive(seconds uint16) {
+	if seconds > 0 {
+		c.keepAlive.Store(int64(min(time.Duration(seconds)*1500*time.Millisecond, maxIdle)))
+	}
+}
+
+func (c *trackedConn) SetDeadline(t time.Time) error {
+	if ka := c.keepAlive.Load(); ka > 0 && !t.IsZero() {
+		t = time.Now().Add(time.Duration(ka))
+	}
+	return c.Conn.SetDeadline(t)
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
@@ -100,7 +121,7 @@ func (l *netListener) handle(c net.Conn, establish listeners.EstablishFn) {
 	// with the keep-alive deadline once CONNECT is read.
 	_ = c.SetDeadline(time.Now().Add(l.connectTimeout))
 	err := establish(l.id, tc)
-	if err != nil && !tc.seen.Load() && tc.bytes.Load() > 0 && l.onFailure != nil {
+	if err != nil && !tc.seen.Load() && (tc.bytes.Load() > 0 || isTimeout(err)) && l.onFailure != nil {
 		l.onFailure(l.protocol, c.RemoteAddr().String(), err)
 	}
 	_ = c.Close()
@@ -115,4 +136,12 @@ func (l *netListener) Close(closeClients listeners.CloseFn) {
 		_ = l.ln.Close()
 	}
 	closeClients(l.id)
+}
+
+// isTimeout: a client that connected and then said nothing (half-open TLS,
+// slow CONNECT) is recorded even though it sent no byte; a client that
+// connected and closed without a byte (a port probe) is not.
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
 }

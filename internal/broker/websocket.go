@@ -88,7 +88,7 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tc := &trackedConn{Conn: wc}
 	_ = wc.SetDeadline(time.Now().Add(l.connectTimeout))
 	err = establish(l.id, tc)
-	if err != nil && !tc.seen.Load() && tc.bytes.Load() > 0 && l.onFailure != nil {
+	if err != nil && !tc.seen.Load() && (tc.bytes.Load() > 0 || isTimeout(err)) && l.onFailure != nil {
 		l.onFailure(protoMQTTWS, r.RemoteAddr, err)
 	}
 	_ = wc.Close()

@@ -1,0 +1,57 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tether-hub/tether/internal/api"
+	"github.com/tether-hub/tether/internal/broker"
+	"github.com/tether-hub/tether/internal/journal"
+	"github.com/tether-hub/tether/internal/registry"
+)
+
+// c2dAdapter gives the API the broker's C2D with the registry's not-found.
+type c2dAdapter struct{ b *broker.Broker }
+
+func (c c2dAdapter) SendC2D(ctx context.Context, deviceID string, payload []byte, props map[string]string, messageID string) error {
+	err := c.b.SendC2D(ctx, deviceID, payload, props, messageID)
+	if errors.Is(err, broker.ErrUnknownDevice) {
+		return fmt.Errorf("%w: %w", registry.ErrNotFound, err)
+	}
+	return err
+}
+
+// telemetryFeed tails tether.telemetry.<device> (or all) for the API's
+// SSE stream: a plain NATS subscription, live messages only.
+type telemetryFeed struct{ nc *nats.Conn }
+
+func (f *telemetryFeed) Subscribe(ctx context.Context, deviceID string, fn func(api.TelemetryMessage)) error {
+	subject := journal.TelemetryPrefix + ">"
+	if deviceID != "" {
+		subject = journal.TelemetrySubject(deviceID)
+	}
+	sub, err := f.nc.Subscribe(subject, func(m *nats.Msg) { fn(decodeTelemetry(m)) })
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func decodeTelemetry(m *nats.Msg) api.TelemetryMessage {
+	t := api.TelemetryMessage{Payload: m.Data, DeviceID: m.Header.Get(HeaderDeviceID)}
+	t.EnqueuedTime, _ = time.Parse(time.RFC3339Nano, m.Header.Get(HeaderEnqueuedTime))
+	if p := m.Header.Get(HeaderProperties); p != "" {
+		_ = json.Unmarshal([]byte(p), &t.Properties)
+	}
+	if p := m.Header.Get(HeaderSystemProperties); p != "" {
+		_ = json.Unmarshal([]byte(p), &t.SystemProperties)
+	}
+	return t
+}

@@ -1,0 +1,275 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tether-hub/tether/internal/broker"
+	"github.com/tether-hub/tether/internal/certs"
+	"github.com/tether-hub/tether/internal/journal"
+	"github.com/tether-hub/tether/internal/presence"
+	"github.com/tether-hub/tether/internal/registry"
+	"github.com/tether-hub/tether/internal/registry/kvstore"
+	"github.com/tether-hub/tether/internal/sas"
+	"github.com/tether-hub/tether/internal/telemetry"
+)
+
+// App is a running hub.
+type App struct {
+	cfg Config
+	log *slog.Logger
+
+	journal   *journal.Journal
+	publisher *journal.Publisher
+	presence  *presence.Tracker
+	registry  *registry.Registry
+	broker    *broker.Broker
+	logs      *logService
+	https     *http.Server
+	httpsLn   net.Listener
+	caFile    string
+
+	stopOnce sync.Once
+	stopErr  error
+	stops    []func(context.Context) error // undo steps, run in reverse
+}
+
+// New checks cfg; Start does the work.
+func New(cfg Config, log *slog.Logger) (*App, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &App{cfg: cfg, log: log}, nil
+}
+
+func (a *App) onStop(f func(context.Context) error) { a.stops = append(a.stops, f) }
+
+// Start builds and starts every part. On error, what was started is
+// stopped again.
+func (a *App) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+			defer cancel()
+			_ = a.Stop(sctx)
+		}
+	}()
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	tlsConf, err := a.tlsConfig()
+	if err != nil {
+		return err
+	}
+
+	a.journal, err = journal.Open(ctx, journal.Options{DataDir: a.cfg.DataDir, URL: a.cfg.NATSURL, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	a.onStop(func(context.Context) error { a.journal.Close(); return nil })
+
+	epoch, err := a.journal.NextEpoch(ctx, presence.Filetime(time.Now()))
+	if err != nil {
+		return err
+	}
+	// The log writer stops after the publisher has flushed (stops run in
+	// reverse), so a clean shutdown's last events reach the log.
+	if err := a.startLogs(ctx); err != nil {
+		return err
+	}
+	a.publisher = journal.NewPublisher(a.journal.JS, 1<<16, a.log)
+	a.onStop(a.publisher.Close)
+
+	a.presence = presence.NewTracker(presence.Options{Hub: a.cfg.HubName, Epoch: epoch, Sink: a.journalConnEvent})
+
+	a.registry, err = registry.New(ctx, kvstore.New(a.journal.Devices, a.journal.Policies), registry.Options{
+		HubName:   a.cfg.HubName,
+		OnChange:  a.onRegistryChange,
+		LiveState: a.presence.State,
+	})
+	if err != nil {
+		return err
+	}
+
+	a.broker, err = broker.New(broker.Options{
+		HubName: a.cfg.HubName, TLSAddr: a.cfg.MQTTAddr, TLS: tlsConf, TCPAddr: a.cfg.TCPAddr, WebSocket: true,
+		Devices: a.lookupDevice, Policies: a.lookupPolicy, Presence: a.presence,
+		Telemetry: a.journalTelemetry, ConnectTimeout: a.cfg.ConnectTimeout, Logger: a.log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.broker.Start(); err != nil {
+		return fmt.Errorf("mqtt: %w", err)
+	}
+	a.onStop(a.broker.Stop)
+
+	if err := a.startHTTPS(tlsConf); err != nil {
+		return err
+	}
+	if a.cfg.Dev {
+		if err := a.writeDevFiles(); err != nil {
+			return err
+		}
+	}
+	a.log.Info("tether hub started", "hub", a.cfg.HubName, "mqtt", a.MQTTAddr(), "https", a.HTTPSAddr(), "tcp", a.TCPAddr(), "data", a.cfg.DataDir, "embedded_nats", a.journal.Embedded())
+	return nil
+}
+
+// Stop undoes Start in reverse order: devices are disconnected (recorded
+// as server-shutdown), queued events reach the journal, the log writer
+// catches up, then the journal closes. Idempotent; bounded by ctx.
+func (a *App) Stop(ctx context.Context) error {
+	a.stopOnce.Do(func() {
+		var errs []error
+		for i := len(a.stops) - 1; i >= 0; i-- {
+			if err := a.stops[i](ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		a.stopErr = errors.Join(errs...)
+	})
+	return a.stopErr
+}
+
+func (a *App) tlsConfig() (*tls.Config, error) {
+	var cert tls.Certificate
+	var err error
+	if a.cfg.TLSCertFile != "" {
+		cert, err = tls.LoadX509KeyPair(a.cfg.TLSCertFile, a.cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("TLS certificate: %w", err)
+		}
+	} else {
+		hosts := []string{"localhost", "127.0.0.1", "::1"}
+		if a.cfg.HubName != "localhost" {
+			hosts = append([]string{a.cfg.HubName}, hosts...)
+		}
+		cert, err = certs.EnsureDev(a.cfg.DataDir, hosts)
+		if err != nil {
+			return nil, fmt.Errorf("dev certificate: %w", err)
+		}
+		a.caFile = filepath.Join(a.cfg.DataDir, certs.CAFile)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// journalConnEvent is presence's sink: one ordered queue into the journal.
+func (a *App) journalConnEvent(ev presence.ConnectionEvent) {
+	err := a.publisher.Publish(journal.Msg{
+		Subject: journal.ConnSubject(ev.DeviceID, string(ev.Kind)),
+		ID:      ev.ID,
+		Encode:  func() ([]byte, error) { return json.Marshal(ev) },
+	})
+	if err != nil {
+		a.log.Error("connection event lost: journal closed", "device", ev.DeviceID, "kind", ev.Kind, "err", err)
+	}
+}
+
+// Telemetry headers on tether.telemetry.<device> messages.
+const (
+	HeaderEnqueuedTime     = "Tether-Enqueued-Time"
+	HeaderDeviceID         = "Tether-Device-Id"
+	HeaderProperties       = "Tether-Properties"        // JSON object
+	HeaderSystemProperties = "Tether-System-Properties" // JSON object
+)
+
+func (a *App) journalTelemetry(m telemetry.Message) {
+	err := a.publisher.Publish(journal.Msg{
+		Subject: journal.TelemetrySubject(m.DeviceID),
+		Data:    m.Payload,
+		Header:  telemetryHeader(m),
+	})
+	if err != nil {
+		a.log.Warn("telemetry dropped: journal closed", "device", m.DeviceID)
+	}
+}
+
+func telemetryHeader(m telemetry.Message) nats.Header {
+	h := nats.Header{}
+	h.Set(HeaderEnqueuedTime, m.EnqueuedTime.Format(time.RFC3339Nano))
+	h.Set(HeaderDeviceID, m.DeviceID)
+	if len(m.Properties) > 0 {
+		b, _ := json.Marshal(m.Properties)
+		h.Set(HeaderProperties, string(b))
+	}
+	if len(m.SystemProperties) > 0 {
+		b, _ := json.Marshal(m.SystemProperties)
+		h.Set(HeaderSystemProperties, string(b))
+	}
+	return h
+}
+
+// onRegistryChange journals the change and disconnects a device that was
+// disabled or deleted while connected.
+func (a *App) onRegistryChange(c registry.Change) {
+	err := a.publisher.Publish(journal.Msg{
+		Subject: journal.RegistrySubject(c.DeviceID, string(c.Op)),
+		ID:      c.ID,
+		Encode:  func() ([]byte, error) { return json.Marshal(c) },
+	})
+	if err != nil {
+		a.log.Error("registry change not journalled", "device", c.DeviceID, "op", c.Op, "err", err)
+	}
+	if a.broker == nil {
+		return
+	}
+	switch {
+	case c.Op == registry.OpDeleted:
+		a.broker.Kick(c.DeviceID, presence.ReasonDeleted)
+	case c.Op == registry.OpUpdated && c.Device.Status == registry.Disabled:
+		a.broker.Kick(c.DeviceID, presence.ReasonDisabled)
+	}
+}
+
+func (a *App) lookupDevice(id string) (keys [2]string, enabled, found bool) {
+	d, ok := a.registry.Device(id)
+	if !ok {
+		return keys, false, false
+	}
+	k := d.Authentication.SymmetricKey
+	return [2]string{k.PrimaryKey, k.SecondaryKey}, d.Status == registry.Enabled, true
+}
+
+func (a *App) lookupPolicy(name string) (keys [2]string, deviceConnect, found bool) {
+	p, ok := a.registry.Policy(name)
+	if !ok {
+		return keys, false, false
+	}
+	return [2]string{p.PrimaryKey, p.SecondaryKey}, p.Rights&registry.DeviceConnect != 0, true
+}
+
+// OwnerConnectionString is the iothubowner policy's connection string.
+func (a *App) OwnerConnectionString() string {
+	p, _ := a.registry.Policy("iothubowner")
+	return sas.ConnectionString{HostName: a.cfg.HubName, SharedAccessKeyName: p.Name, SharedAccessKey: p.PrimaryKey}.String()
+}
+
+// Accessors, mainly for tests and the serve banner.
+func (a *App) MQTTAddr() string              { return a.broker.TLSAddr() }
+func (a *App) TCPAddr() string               { return a.broker.TCPAddr() }
+func (a *App) HTTPSAddr() string             { return a.httpsLn.Addr().String() }
+func (a *App) CAFile() string                { return a.caFile }
+func (a *App) HubName() string               { return a.cfg.HubName }
+func (a *App) Registry() *registry.Registry  { return a.registry }
+func (a *App) Broker() *broker.Broker        { return a.broker }
+func (a *App) Presence() *presence.Tracker   { return a.presence }
+func (a *App) Journal() *journal.Journal     { return a.journal }
+func (a *App) Publisher() *journal.Publisher { return a.publisher }
+func (a *App) DataDir() string               { return a.cfg.DataDir }

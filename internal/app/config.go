@@ -1,0 +1,91 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config is everything the hub needs to run. Zero values take the defaults
+// below (Defaults), so a test sets only what it cares about.
+type Config struct {
+	// DataDir holds the journal, the log database and (dev) certificates.
+	DataDir string
+	// HubName is the host name devices put in usernames and SAS tokens
+	// (HostName= in connection strings).
+	HubName string
+	// MQTTAddr serves MQTT over TLS (IoT Hub: 8883).
+	MQTTAddr string
+	// HTTPSAddr serves the REST API, /api/v1 and MQTT over WebSockets at
+	// /$iothub/websocket (IoT Hub: 443).
+	HTTPSAddr string
+	// TCPAddr serves plain MQTT when set; off by default.
+	TCPAddr string
+	// NATSURL points at an external NATS cluster; empty embeds one.
+	NATSURL string
+	// TLSCertFile/TLSKeyFile: the server certificate. Empty with Dev makes
+	// a dev CA and certificate in DataDir.
+	TLSCertFile, TLSKeyFile string
+	// Dev: generate certificates, write the owner connection string, the
+	// API URL and the CA into DataDir for the CLI.
+	Dev bool
+	// ConnectTimeout bounds TLS handshake + CONNECT.
+	ConnectTimeout time.Duration
+	// LogRetention is how long Connections log records are kept.
+	LogRetention time.Duration
+	// ShutdownTimeout bounds Stop.
+	ShutdownTimeout time.Duration
+}
+
+// Defaults fills zero fields.
+func (c *Config) Defaults() {
+	if c.DataDir == "" {
+		c.DataDir = "tether-data"
+	}
+	if c.HubName == "" {
+		c.HubName = "localhost"
+	}
+	if c.MQTTAddr == "" {
+		c.MQTTAddr = ":8883"
+	}
+	if c.HTTPSAddr == "" {
+		c.HTTPSAddr = ":443"
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.LogRetention == 0 {
+		c.LogRetention = 30 * 24 * time.Hour
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	for name, addr := range map[string]string{"mqtt-addr": c.MQTTAddr, "https-addr": c.HTTPSAddr, "tcp-addr": c.TCPAddr} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port (e.g. :8883 or 127.0.0.1:0)", name, addr))
+		}
+	}
+	if strings.ContainsAny(c.HubName, "/ ;") {
+		errs = append(errs, fmt.Errorf("hub-name %q: a host name cannot contain '/', ';' or spaces", c.HubName))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key go together"))
+	}
+	if c.TLSCertFile == "" && !c.Dev {
+		errs = append(errs, errors.New("no TLS certificate: pass --tls-cert and --tls-key, or --dev to generate a development CA"))
+	}
+	if c.ConnectTimeout < 0 || c.LogRetention < 0 || c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	return errors.Join(errs...)
+}

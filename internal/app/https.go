@@ -1,0 +1,59 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/tether-hub/tether/internal/api"
+	"github.com/tether-hub/tether/internal/broker"
+)
+
+// startHTTPS serves the API and MQTT over WebSockets on one TLS port, as
+// IoT Hub does on 443.
+func (a *App) startHTTPS(tlsConf *tls.Config) error {
+	apiServer := api.New(api.Deps{
+		Registry:  a.registry,
+		HubName:   a.cfg.HubName,
+		Logger:    a.log,
+		Logs:      a.logs,
+		C2D:       c2dAdapter{a.broker},
+		Telemetry: &telemetryFeed{nc: a.journal.NC},
+	})
+	mux := http.NewServeMux()
+	mux.Handle(broker.WebSocketPath, a.broker.WebSocketHandler())
+	mux.Handle("/", apiServer)
+	ln, err := net.Listen("tcp", a.cfg.HTTPSAddr)
+	if err != nil {
+		return fmt.Errorf("https: %w", err)
+	}
+	a.httpsLn = ln
+	conf := tlsConf.Clone()
+	conf.NextProtos = []string{"h2", "http/1.1"}
+	a.https = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+		TLSConfig:         conf,
+	}
+	go func() {
+		err := a.https.Serve(tls.NewListener(ln, conf))
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("https server stopped", "err", err)
+		}
+	}()
+	a.onStop(func(ctx context.Context) error {
+		// Shutdown does not wait for hijacked (WebSocket) connections; the
+		// broker's Stop, which runs before this, has ended those sessions.
+		return a.https.Shutdown(ctx)
+	})
+	return nil
+}
+
+func splitHostPort(addr string) (string, string, error) { return net.SplitHostPort(addr) }
