@@ -40,9 +40,9 @@ func TestBadInputNeverHurtsTheHub(t *testing.T) {
 			}
 		}
 	}
-	send([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))                // not MQTT
+	send([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))                    // not MQTT
 	send([]byte{0x10, 0xff, 0xff, 0xff, 0x7f, 0, 4, 'M', 'Q', 'T', 'T'}) // CONNECT claiming 256 MiB
-	send([]byte{0x30, 0x02, 0, 0})                                     // PUBLISH before CONNECT
+	send([]byte{0x30, 0x02, 0, 0})                                       // PUBLISH before CONNECT
 
 	// Silent TCP and half-open TLS: closed at the connect timeout (2 s here).
 	silent, err := net.Dial("tcp", h.TCPAddr())

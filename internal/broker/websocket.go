@@ -44,9 +44,9 @@ func newWSListener(id string, connectTimeout time.Duration, onFailure preConnect
 	}
 }
 
-func (l *wsListener) ID() string                 { return l.id }
-func (l *wsListener) Address() string            { return WebSocketPath }
-func (l *wsListener) Protocol() string           { return protoMQTTWS }
+func (l *wsListener) ID() string                  { return l.id }
+func (l *wsListener) Address() string             { return WebSocketPath }
+func (l *wsListener) Protocol() string            { return protoMQTTWS }
 func (l *wsListener) Init(log *slog.Logger) error { l.log = log; return nil }
 
 // Serve records the establish function; connections arrive via ServeHTTP.
