@@ -124,5 +124,8 @@ func printDevBanner(a *app.App) {
 	fmt.Fprintf(w, "  Owner connection string:\n    %s\n", a.OwnerConnectionString())
 	fmt.Fprintf(w, "\nNext, in another terminal here:\n")
 	fmt.Fprintf(w, "  go run ./cmd/tether device create my-device\n")
-	fmt.Fprintf(w, "  go run ./cmd/tether device connection-string my-device\n\n")
+	fmt.Fprintf(w, "  go run ./cmd/tether device connection-string my-device\n")
+	fmt.Fprintf(w, "  go run ./cmd/tether logs --since 1h\n")
+	fmt.Fprintf(w, "Azure IoT device SDKs: trust the CA above (e.g. NODE_EXTRA_CA_CERTS) and, if MQTT is not on 8883,\n")
+	fmt.Fprintf(w, "append ;GatewayHostName=localhost:<port> to the device connection string.\n\n")
 }

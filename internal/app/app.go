@@ -166,6 +166,9 @@ func (a *App) tlsConfig() (*tls.Config, error) {
 			return nil, fmt.Errorf("dev certificate: %w", err)
 		}
 		a.caFile = filepath.Join(a.cfg.DataDir, certs.CAFile)
+		if abs, err := filepath.Abs(a.caFile); err == nil {
+			a.caFile = abs
+		}
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

@@ -33,6 +33,10 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		return fmt.Errorf("https: %w", err)
 	}
 	a.httpsLn = ln
+	// Long-lived responses (the SSE telemetry stream) see their request
+	// context end when shutdown starts, instead of holding Shutdown until
+	// its deadline.
+	base, cancelBase := context.WithCancel(context.Background())
 	conf := tlsConf.Clone()
 	conf.NextProtos = []string{"h2", "http/1.1"}
 	a.https = &http.Server{
@@ -41,7 +45,9 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 		TLSConfig:         conf,
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
+	a.https.RegisterOnShutdown(cancelBase)
 	go func() {
 		err := a.https.Serve(tls.NewListener(ln, conf))
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
