@@ -75,8 +75,9 @@ func portOf(t *testing.T, addr string) string {
 // subscription, the SDK does not subscribe again), survives SAS token
 // renewals, and the Connections log shows the renewal's disconnect/connect.
 func TestDeviceSDK(t *testing.T) {
+	t.Parallel()
 	requireNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel) // not defer: the parallel subtests run after this function returns
 	a := startHub(ctx, t)
 
@@ -126,8 +127,8 @@ func runDevice(ctx context.Context, t *testing.T, a *app.App, transport, port, p
 		"TOKEN_MARGIN_SECS":  strconv.Itoa(tokenMarginSecs),
 		"RENEWALS":           "1",
 		"C2D_COUNT":          "2",
-		"STEP_TIMEOUT_SECS":  "25",
-		"TOTAL_TIMEOUT_SECS": "80",
+		"STEP_TIMEOUT_SECS":  "20",
+		"TOTAL_TIMEOUT_SECS": "75",
 	})
 
 	var sent, c2d []event
@@ -361,6 +362,7 @@ func checkRenewalInLog(recs []logRecord, protocol string) error {
 // gets, lists, disables, enables and deletes a device; after each step the
 // hub's registry is checked from Go.
 func TestServiceSDK(t *testing.T) {
+	t.Parallel()
 	requireNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -373,7 +375,7 @@ func TestServiceSDK(t *testing.T) {
 		"CA_FILE":            a.CAFile(),
 		"DEVICE_ID":          deviceID,
 		"STEP_SYNC":          "1",
-		"STEP_TIMEOUT_SECS":  "20",
+		"STEP_TIMEOUT_SECS":  "15",
 		"TOTAL_TIMEOUT_SECS": "50",
 	})
 	get := func() (registry.Device, error) { return a.Registry().Get(ctx, deviceID) }
@@ -417,4 +419,37 @@ func TestServiceSDK(t *testing.T) {
 		t.Fatalf("want done, got %v", e)
 	}
 	s.wait(ctx, t)
+}
+
+// TestDeviceSDKBadKey: a connection string with the wrong key is refused,
+// and the SDK reports it as the UnauthorizedError apps handle (not a hang or
+// a retry loop).
+func TestDeviceSDKBadKey(t *testing.T) {
+	t.Parallel()
+	requireNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	a := startHub(ctx, t)
+	deviceID := "interop-badkey"
+	if _, err := a.Registry().Create(ctx, registry.Device{DeviceID: deviceID}, "test"); err != nil {
+		t.Fatalf("create device: %v", err)
+	}
+	wrong := "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	s := startScript(ctx, t, "device.js", map[string]string{
+		"CONNECTION_STRING":  fmt.Sprintf("HostName=localhost;DeviceId=%s;SharedAccessKey=%s", deviceID, wrong),
+		"TRANSPORT":          "mqtt",
+		"PORT":               portOf(t, a.MQTTAddr()),
+		"CA_FILE":            a.CAFile(),
+		"STEP_TIMEOUT_SECS":  "20",
+		"TOTAL_TIMEOUT_SECS": "30",
+	})
+	var last event
+	for e := range s.Events {
+		last = e
+	}
+	<-s.done
+	if s.err == nil || last.str("event") != "error" || !strings.Contains(last.str("message"), "UnauthorizedError") {
+		t.Fatalf("want device.js to fail open() with UnauthorizedError; exit %v, last event %v\n%s", s.err, last, s.diag())
+	}
+	t.Logf("refused as expected: %s", last.str("message"))
 }

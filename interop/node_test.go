@@ -36,10 +36,9 @@ func requireNode(t *testing.T) {
 			nodeSkip = "node is not installed: the Azure IoT Node SDK interop tests need Node.js >= 18"
 			return
 		}
-		if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "azure-iot-device", "package.json")); err == nil {
-			if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "azure-iothub", "package.json")); err == nil {
-				return
-			}
+		stale := installedMismatch()
+		if stale == "" {
+			return
 		}
 		npm, err := exec.LookPath("npm")
 		if err != nil {
@@ -52,7 +51,11 @@ func requireNode(t *testing.T) {
 		cmd.Dir = nodeDir
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			nodeErr = fmt.Errorf("npm ci in interop/%s: %v\n%s", nodeDir, err, out)
+			nodeErr = fmt.Errorf("npm ci in interop/%s (%s): %v\n%s", nodeDir, stale, err, out)
+			return
+		}
+		if stale := installedMismatch(); stale != "" {
+			nodeErr = fmt.Errorf("after npm ci in interop/%s: %s", nodeDir, stale)
 		}
 	})
 	if nodeSkip != "" {
@@ -61,6 +64,34 @@ func requireNode(t *testing.T) {
 	if nodeErr != nil {
 		t.Fatal(nodeErr)
 	}
+}
+
+// installedMismatch says why node_modules does not hold exactly the
+// versions package.json pins ("" when it does).
+func installedMismatch() string {
+	var pkg struct {
+		Dependencies map[string]string `json:"dependencies"`
+	}
+	b, err := os.ReadFile(filepath.Join(nodeDir, "package.json"))
+	if err != nil {
+		return err.Error()
+	}
+	if err := json.Unmarshal(b, &pkg); err != nil {
+		return "package.json: " + err.Error()
+	}
+	for name, want := range pkg.Dependencies {
+		var got struct {
+			Version string `json:"version"`
+		}
+		b, err := os.ReadFile(filepath.Join(nodeDir, "node_modules", name, "package.json"))
+		if err != nil {
+			return name + " is not installed"
+		}
+		if err := json.Unmarshal(b, &got); err != nil || got.Version != want {
+			return fmt.Sprintf("%s %s is installed, package.json pins %s", name, got.Version, want)
+		}
+	}
+	return ""
 }
 
 // event is one JSON line a script printed.
