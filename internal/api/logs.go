@@ -1,16 +1,10 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
-	"strconv"
 
+	"github.com/tether-hub/tether/internal/connlog"
 	"github.com/tether-hub/tether/internal/registry"
-)
-
-const (
-	defaultLogLimit = 100
-	maxLogLimit     = 10000
 )
 
 // logsResponse is the answer of GET /api/v1/logs: the newest records
@@ -36,28 +30,10 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 		bad(err.Error())
 		return
 	}
-	now := s.d.Now()
-	f := LogFilter{DeviceID: q.Get("device"), Category: q.Get("category"), Level: q.Get("level"), Limit: defaultLogLimit}
-	var err error
-	if f.Since, err = parseTimeArg("since", q.Get("since"), now); err != nil {
+	f, err := connlog.FilterFromQuery(q, s.d.Now())
+	if err != nil {
 		bad(err.Error())
 		return
-	}
-	if f.Until, err = parseTimeArg("until", q.Get("until"), now); err != nil {
-		bad(err.Error())
-		return
-	}
-	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
-		bad(fmt.Sprintf("since (%s) must be before until (%s)", f.Since.Format("2006-01-02T15:04:05Z07:00"), f.Until.Format("2006-01-02T15:04:05Z07:00")))
-		return
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxLogLimit {
-			bad(fmt.Sprintf("limit %q must be a number from 1 to %d", v, maxLogLimit))
-			return
-		}
-		f.Limit = n
 	}
 	recs, err := s.d.Logs.Find(r.Context(), f)
 	if err != nil {

@@ -10,19 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tether-hub/tether/internal/connlog"
 	"github.com/tether-hub/tether/internal/registry"
 )
 
-// LogFilter selects log records; zero fields do not filter. Limit keeps the
-// newest Limit records.
-type LogFilter struct {
-	DeviceID string
-	Category string
-	Level    string
-	Since    time.Time // inclusive
-	Until    time.Time // exclusive
-	Limit    int
-}
+// LogFilter selects log records: the log package's filter, parsed from
+// the query by connlog.FilterFromQuery so the CLI and the API agree.
+type LogFilter = connlog.Filter
 
 // LogFinder searches the hub's resource logs (connlog). Records are
 // returned as JSON-ready maps in the AzureDiagnostics column shape.

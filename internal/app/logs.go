@@ -58,9 +58,7 @@ func (l *logService) stop(ctx context.Context) error {
 
 // Find serves api.LogFinder.
 func (l *logService) Find(ctx context.Context, f api.LogFilter) ([]map[string]any, error) {
-	recs, err := l.store.Find(ctx, connlog.Filter{
-		DeviceID: f.DeviceID, Category: f.Category, Level: f.Level, Since: f.Since, Until: f.Until, Limit: f.Limit,
-	})
+	recs, err := l.store.Find(ctx, f)
 	if err != nil {
 		return nil, err
 	}
