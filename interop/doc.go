@@ -6,5 +6,6 @@
 // journal, C2D delivery, registry state and the Connections log.
 //
 // Run: go test ./interop/ (needs Node.js >= 18; node/node_modules is installed
-// with npm ci on first use, which needs the npm registry).
+// with npm ci on first use, which needs the npm registry). INTEROP_HUB_LOG=1
+// prints the in-process hub's log with -v even when the tests pass.
 package interop

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,8 +54,8 @@ func startHub(ctx context.Context, t *testing.T) *app.App {
 		if err := a.Stop(stopCtx); err != nil {
 			t.Errorf("app.Stop: %v", err)
 		}
-		if t.Failed() {
-			t.Logf("hub log (tail):\n%s", tail(logs.String(), 80))
+		if t.Failed() || os.Getenv("INTEROP_HUB_LOG") != "" {
+			t.Logf("hub log (tail):\n%s", tail(logs.String(), 200))
 		}
 	})
 	return a
