@@ -28,7 +28,9 @@ import (
 	"log"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +44,7 @@ import (
 
 type config struct {
 	broker, addr, mode, hub, seed, out string
+	perfOut                            string
 	n, conc, srcFrom, srcTo            int
 	pid                                int
 	clean, gcSignal                    bool
@@ -69,6 +72,7 @@ func main() {
 	flag.DurationVar(&c.quietTimeout, "quiet-timeout", 30*time.Second, "wait at most this long for the broker to go idle, before the storm and again after it")
 	flag.BoolVar(&c.gcSignal, "gc-signal", false, "after all other readings, send the broker SIGUSR1 (bare mochi: GC) and read RSS again")
 	flag.StringVar(&c.out, "out", "", "write the JSON result here (default stdout)")
+	flag.StringVar(&c.perfOut, "perf", "", "profile the broker with `perf record -g` over the connect phase into this file (adds overhead: use for separate runs)")
 	flag.Parse()
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	log.SetPrefix("connstorm: ")
@@ -154,6 +158,17 @@ func run(c config) (*stormrun.Result, error) {
 		srcs = append(srcs, &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(a))})
 	}
 
+	var perf *exec.Cmd
+	if c.perfOut != "" {
+		// Attached before the quiet wait (≥ 1 s), stopped after the last
+		// CONNACK: an idle broker gives no samples, so the profile is the
+		// connect phase.
+		perf = exec.Command("perf", "record", "-q", "-F", "997", "-g", "-p", strconv.Itoa(c.pid), "-o", c.perfOut)
+		perf.Stdout, perf.Stderr = os.Stderr, os.Stderr
+		if err := perf.Start(); err != nil {
+			return nil, fmt.Errorf("perf: %w", err)
+		}
+	}
 	wait, quiet := procstat.WaitQuiet(c.pid, 250*time.Millisecond, 4, 0.05, c.quietTimeout)
 	res.QuietWaitS, res.Quiet = wait.Seconds(), quiet
 	if !quiet {
@@ -205,6 +220,17 @@ func run(c config) (*stormrun.Result, error) {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ruAfter)
 	sysAfter, _ := procstat.SystemBusy()
 	ovAfter, _ := procstat.ListenOverflows()
+	if perf != nil {
+		_ = perf.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- perf.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = perf.Process.Kill()
+			<-done
+		}
+	}
 
 	var lats []time.Duration
 	var conns []net.Conn

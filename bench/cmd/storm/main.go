@@ -49,6 +49,7 @@ type options struct {
 	tetherBin string
 	srcFrom   int
 	srcTo     int
+	perf      bool
 	cmdline   string
 }
 
@@ -63,6 +64,10 @@ type run struct {
 	Killed   bool             `json:"killed_on_stop,omitempty"` // did not stop within the grace time
 	ExitNote string           `json:"exit,omitempty"`           // broker exit status after stop
 	WallS    float64          `json:"wall_s"`
+	// Profiled runs only (-perf): the perf.data file and its breakdown.
+	PerfFile    string      `json:"perf_file,omitempty"`
+	PerfSamples int         `json:"perf_samples,omitempty"`
+	Perf        []perfShare `json:"perf,omitempty"`
 }
 
 func main() {
@@ -84,6 +89,7 @@ func main() {
 	flag.StringVar(&o.tetherBin, "tether-bin", "", "use this tether binary instead of building ./cmd/tether")
 	flag.IntVar(&o.srcFrom, "src-from", 2, "first loopback source address 127.0.0.<src-from>")
 	flag.IntVar(&o.srcTo, "src-to", 20, "last loopback source address 127.0.0.<src-to>")
+	flag.BoolVar(&o.perf, "perf", false, "after the matrix, one extra run per broker and mode under `perf record -g` (connect phase only; not in the tables), and a CPU breakdown in the report")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("storm: ")
@@ -176,6 +182,11 @@ func bench(ctx context.Context, o options) error {
 			return fmt.Errorf("building %s: %w", pkg, err)
 		}
 	}
+	if o.perf {
+		if _, err := exec.LookPath("perf"); err != nil {
+			return fmt.Errorf("-perf needs the perf tool: %w", err)
+		}
+	}
 	certFile, keyFile, err := makeCerts(filepath.Join(work, "certs"))
 	if err != nil {
 		return err
@@ -236,7 +247,7 @@ func bench(ctx context.Context, o options) error {
 		}
 		log.Printf("run %d/%d: rep %d, %s, C=%d, %s", i+1, len(plan), p.rep, p.mode, p.c, p.broker)
 		t0 := time.Now()
-		r := oneRun(ctx, o, work, bins, certFile, keyFile, dataDir, hub, p.rep, p.broker, p.mode, p.c, i+1)
+		r := oneRun(ctx, o, work, bins, certFile, keyFile, dataDir, hub, p.rep, p.broker, p.mode, p.c, i+1, "")
 		r.WallS = time.Since(t0).Seconds()
 		longest = max(longest, time.Since(t0))
 		if r.Err != "" {
@@ -244,6 +255,35 @@ func bench(ctx context.Context, o options) error {
 			log.Printf("  run failed: %s", r.Err)
 		}
 		runs = append(runs, r)
+	}
+
+	// Profiled runs, outside the tables (perf sampling costs the broker CPU).
+	var profiled []run
+	if o.perf {
+		seq := len(plan)
+		for _, m := range o.modes {
+			for _, b := range o.brokers {
+				seq++
+				if left := o.timeout - time.Since(began); ctx.Err() != nil || left < reserve+longest*2 {
+					log.Printf("no time left for the profiled run of %s %s", b, m)
+					continue
+				}
+				log.Printf("profiled run: %s, C=%d, %s", m, o.concs[0], b)
+				pf := filepath.Join(work, "logs", fmt.Sprintf("%02d-%s-%s.perf.data", seq, b, m))
+				r := oneRun(ctx, o, work, bins, certFile, keyFile, dataDir, hub, 0, b, m, o.concs[0], seq, pf)
+				if r.Err == "" {
+					r.PerfFile = pf
+					r.Perf, r.PerfSamples, err = perfBreakdown(ctx, pf)
+					if err != nil {
+						r.Err = err.Error()
+					}
+				}
+				if r.Err != "" {
+					log.Printf("  profiled run failed: %s", r.Err)
+				}
+				profiled = append(profiled, r)
+			}
+		}
 	}
 
 	out := o.out
@@ -254,11 +294,11 @@ func bench(ctx context.Context, o options) error {
 		return err
 	}
 	env := describeEnv(ctx, root, bins)
-	md := report(o, env, runs, skipped, time.Since(began))
+	md := report(o, env, runs, profiled, skipped, time.Since(began))
 	if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
 		return err
 	}
-	raw, _ := json.MarshalIndent(map[string]any{"command": o.cmdline, "env": env, "runs": runs}, "", "  ")
+	raw, _ := json.MarshalIndent(map[string]any{"command": o.cmdline, "env": env, "runs": runs, "profiled": profiled}, "", "  ")
 	if err := os.WriteFile(strings.TrimSuffix(out, ".md")+".json", raw, 0o644); err != nil {
 		return err
 	}
@@ -269,7 +309,7 @@ func bench(ctx context.Context, o options) error {
 
 // oneRun starts a fresh broker, runs connstorm against it and stops it.
 func oneRun(ctx context.Context, o options, work string, bins map[string]string, certFile, keyFile, dataDir, hub string,
-	rep int, brokerName, mode string, c, seq int) run {
+	rep int, brokerName, mode string, c, seq int, perfFile string) run {
 	r := run{Rep: rep, Broker: brokerName, Mode: mode, C: c}
 	logPath := filepath.Join(work, "logs", fmt.Sprintf("%02d-%s-%s-c%d.log", seq, brokerName, mode, c))
 	var b *broker
@@ -324,6 +364,9 @@ func oneRun(ctx context.Context, o options, work string, bins map[string]string,
 	}
 	if brokerName == "bare" {
 		args = append(args, "-gc-signal") // only baremochi handles SIGUSR1
+	}
+	if perfFile != "" {
+		args = append(args, "-perf", perfFile)
 	}
 	// connstorm caps itself (quiet 30 s + connect 120 s + hold + drain 30 s);
 	// the kill timer is a backstop.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -110,7 +111,7 @@ type cellKey struct {
 	broker string
 }
 
-func report(o options, e env, runs []run, skipped int, took time.Duration) string {
+func report(o options, e env, runs, profiled []run, skipped int, took time.Duration) string {
 	var w strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&w, format, a...) }
 
@@ -307,6 +308,11 @@ func report(o options, e env, runs []run, skipped int, took time.Duration) strin
 			notes = append(notes, fmt.Sprintf("rep %d %s %s C=%d: broker did not stop on SIGTERM within 20 s and was killed", r.Rep, r.Broker, modeName[r.Mode], r.C))
 		}
 	}
+	for _, r := range profiled {
+		if r.Err != "" {
+			errs = append(errs, fmt.Sprintf("profiled run %s %s: %s", r.Broker, modeName[r.Mode], r.Err))
+		}
+	}
 	notes = append(errs, notes...)
 	p("\n## Failures and anomalies\n\n")
 	if len(notes) == 0 {
@@ -315,6 +321,7 @@ func report(o options, e env, runs []run, skipped int, took time.Duration) strin
 	for _, n := range notes {
 		p("- %s\n", n)
 	}
+	writePerf(p, profiled)
 	p("\n## How to read this\n\n")
 	p("- Server CPU = broker utime+stime (/proc/<pid>/stat, 10 ms ticks) from just before the first dial to just after the last CONNACK, / connections made. " +
 		"\"Until idle\" adds what the broker burned after the last CONNACK until it was idle again (≤ 5 %% of a core for 1 s; bounded at 30 s): deferred GC, asynchronous event and log handling.\n")
@@ -337,4 +344,70 @@ func passFail(ok bool) string {
 		return "PASS"
 	}
 	return "**FAIL**"
+}
+
+// writePerf adds the CPU breakdown of the profiled runs: per category, its
+// share of the samples and that share of the run's server CPU per connect.
+func writePerf(p func(string, ...any), profiled []run) {
+	var ok []run
+	for _, r := range profiled {
+		if r.Err == "" && r.Result != nil && r.PerfSamples > 0 {
+			ok = append(ok, r)
+		}
+	}
+	if len(ok) == 0 {
+		return
+	}
+	p("\n## Where the broker CPU goes (perf, connect phase)\n\n")
+	p("One extra run per broker and transport under `perf record -F 997 -g -p <pid>`, from before the first dial to the last CONNACK " +
+		"(not in the tables above: sampling costs the broker some CPU). Each sample goes to the first category that matches a frame of its stack, " +
+		"in the order listed; cells are µs per connect (share of samples × that run's server CPU per connect) and the share in parentheses.\n\n")
+	names := map[string]bool{}
+	for _, r := range ok {
+		for _, s := range r.Perf {
+			names[s.Name] = true
+		}
+	}
+	var order []string
+	for _, c := range perfCategories {
+		if names[c.name] {
+			order = append(order, c.name)
+		}
+	}
+	for n := range names {
+		if !slices.Contains(order, n) {
+			order = append(order, n)
+		}
+	}
+	p("| category |")
+	for _, r := range ok {
+		p(" %s %s |", r.Broker, modeName[r.Mode])
+	}
+	p("\n|---|")
+	for range ok {
+		p("---:|")
+	}
+	p("\n| **server CPU µs/connect (samples)** |")
+	for _, r := range ok {
+		p(" **%s** (%d) |", commas(r.Result.ServerCPUusPerConn, 0), r.PerfSamples)
+	}
+	p("\n")
+	for _, n := range order {
+		p("| %s |", n)
+		for _, r := range ok {
+			cell := "–"
+			for _, s := range r.Perf {
+				if s.Name == n {
+					cell = fmt.Sprintf("%s (%.0f %%)", commas(s.Percent*r.Result.ServerCPUusPerConn/100, 0), s.Percent)
+				}
+			}
+			p(" %s |", cell)
+		}
+		p("\n")
+	}
+	var files []string
+	for _, r := range ok {
+		files = append(files, filepath.Base(r.PerfFile))
+	}
+	p("\nperf.data files (in the kept work dir's logs/): %s. Look deeper with `perf report -i <file> --children --sort sym`.\n", strings.Join(files, ", "))
 }
