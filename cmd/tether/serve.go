@@ -59,6 +59,7 @@ data dir so that 'tether device …' works without flags.`,
 	f.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 10*time.Second, "time a client has for the TLS handshake and CONNECT")
 	f.DurationVar(&cfg.LogRetention, "log-retention", 30*24*time.Hour, "how long Connections log records are kept")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "upper bound for a clean shutdown")
+	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go profiles (/debug/pprof) on this plain-HTTP address, e.g. 127.0.0.1:6060; off by default")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -123,6 +123,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.startHTTPS(tlsConf); err != nil {
 		return err
 	}
+	if err := a.startDebug(); err != nil {
+		return err
+	}
 	if a.cfg.Dev {
 		if err := a.writeDevFiles(); err != nil {
 			return err

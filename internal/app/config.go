@@ -35,6 +35,9 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// LogRetention is how long Connections log records are kept.
 	LogRetention time.Duration
+	// DebugAddr serves Go's /debug/pprof profiles over plain HTTP; off
+	// when empty. Bind it to loopback.
+	DebugAddr string
 	// ShutdownTimeout bounds Stop.
 	ShutdownTimeout time.Duration
 }
@@ -67,7 +70,7 @@ func (c *Config) Defaults() {
 // Validate reports every problem at once.
 func (c *Config) Validate() error {
 	var errs []error
-	for name, addr := range map[string]string{"mqtt-addr": c.MQTTAddr, "https-addr": c.HTTPSAddr, "tcp-addr": c.TCPAddr} {
+	for name, addr := range map[string]string{"mqtt-addr": c.MQTTAddr, "https-addr": c.HTTPSAddr, "tcp-addr": c.TCPAddr, "debug-addr": c.DebugAddr} {
 		if addr == "" {
 			continue
 		}

@@ -116,7 +116,11 @@ func New(o Options) (*Broker, error) {
 	if !o.Logger.Enabled(context.Background(), slog.LevelDebug) {
 		mlog = slog.New(discardHandler{})
 	}
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true, Logger: mlog})
+	srv := mqtt.New(&mqtt.Options{
+		Capabilities: caps, InlineClient: true, Logger: mlog,
+		// Device packets are small; larger reads bypass the buffer anyway.
+		ClientNetReadBufferSize: 1024,
+	})
 	b := &Broker{opts: o, srv: srv, locks: newDeviceLocks(), log: o.Logger}
 	b.hook = &hook{b: b}
 	if err := srv.AddHook(b.hook, nil); err != nil {

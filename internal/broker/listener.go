@@ -3,6 +3,7 @@ package broker
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -113,13 +114,28 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 }
 
 func (l *netListener) handle(c net.Conn, establish listeners.EstablishFn) {
-	if l.tls != nil {
-		c = tls.Server(c, l.tls)
-	}
-	tc := &trackedConn{Conn: c}
 	// Covers the TLS handshake and the CONNECT packet; mochi replaces it
 	// with the keep-alive deadline once CONNECT is read.
 	_ = c.SetDeadline(time.Now().Add(l.connectTimeout))
+	if l.tls != nil {
+		raw := &trackedConn{Conn: c} // counts handshake bytes
+		tlsConn := tls.Server(raw, l.tls)
+		// The handshake runs on a goroutine of its own that then exits:
+		// its crypto grows the stack to tens of KiB, which would otherwise
+		// stay with the goroutine that goes on to read MQTT for the life of
+		// the connection (idle memory per device).
+		done := make(chan error, 1)
+		go func() { done <- tlsConn.Handshake() }()
+		if err := <-done; err != nil {
+			if (raw.bytes.Load() > 0 || isTimeout(err)) && l.onFailure != nil {
+				l.onFailure(l.protocol, c.RemoteAddr().String(), fmt.Errorf("TLS handshake: %w", err))
+			}
+			_ = c.Close()
+			return
+		}
+		c = tlsConn
+	}
+	tc := &trackedConn{Conn: c}
 	err := establish(l.id, tc)
 	if err != nil && !tc.seen.Load() && (tc.bytes.Load() > 0 || isTimeout(err)) && l.onFailure != nil {
 		l.onFailure(l.protocol, c.RemoteAddr().String(), err)
