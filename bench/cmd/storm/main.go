@@ -89,7 +89,7 @@ func main() {
 	flag.StringVar(&o.tetherBin, "tether-bin", "", "use this tether binary instead of building ./cmd/tether")
 	flag.IntVar(&o.srcFrom, "src-from", 2, "first loopback source address 127.0.0.<src-from>")
 	flag.IntVar(&o.srcTo, "src-to", 20, "last loopback source address 127.0.0.<src-to>")
-	flag.BoolVar(&o.perf, "perf", false, "after the matrix, one extra run per broker and mode under `perf record -g` (connect phase only; not in the tables), and a CPU breakdown in the report")
+	flag.BoolVar(&o.perf, "perf", false, "after the matrix, one extra run per broker and mode under `perf record -g` (connect phase only; not in the tables), a CPU breakdown in the report; keeps the work dir")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("storm: ")
@@ -152,6 +152,9 @@ func bench(ctx context.Context, o options) error {
 	}
 	log.Printf("work dir %s", work)
 	failed := false
+	if o.perf {
+		o.keep = true // the perf.data files are for later reading
+	}
 	defer func() {
 		if !o.keep && !failed && o.work == "" {
 			os.RemoveAll(work)

@@ -321,7 +321,10 @@ func report(o options, e env, runs, profiled []run, skipped int, took time.Durat
 	for _, n := range notes {
 		p("- %s\n", n)
 	}
-	writePerf(p, profiled)
+	writePerf(p, profiled, func(k cellKey) (float64, bool) {
+		st, ok := get(k, func(r *stormrun.Result) float64 { return r.ServerCPUusPerConn })
+		return st.med, ok
+	})
 	p("\n## How to read this\n\n")
 	p("- Server CPU = broker utime+stime (/proc/<pid>/stat, 10 ms ticks) from just before the first dial to just after the last CONNACK, / connections made. " +
 		"\"Until idle\" adds what the broker burned after the last CONNACK until it was idle again (≤ 5 %% of a core for 1 s; bounded at 30 s): deferred GC, asynchronous event and log handling.\n")
@@ -348,7 +351,7 @@ func passFail(ok bool) string {
 
 // writePerf adds the CPU breakdown of the profiled runs: per category, its
 // share of the samples and that share of the run's server CPU per connect.
-func writePerf(p func(string, ...any), profiled []run) {
+func writePerf(p func(string, ...any), profiled []run, unprofiled func(cellKey) (float64, bool)) {
 	var ok []run
 	for _, r := range profiled {
 		if r.Err == "" && r.Result != nil && r.PerfSamples > 0 {
@@ -361,7 +364,8 @@ func writePerf(p func(string, ...any), profiled []run) {
 	p("\n## Where the broker CPU goes (perf, connect phase)\n\n")
 	p("One extra run per broker and transport under `perf record -F 997 -g -p <pid>`, from before the first dial to the last CONNACK " +
 		"(not in the tables above: sampling costs the broker some CPU). Each sample goes to the first category that matches a frame of its stack, " +
-		"in the order listed; cells are µs per connect (share of samples × that run's server CPU per connect) and the share in parentheses.\n\n")
+		"in the order listed. Sampling with call stacks inflates the profiled runs' CPU (first row), more so for Tether's deeper stacks, so the cells apply each share " +
+		"to the unprofiled median of the tables above (second row): µs per connect, with the share of samples in parentheses.\n\n")
 	names := map[string]bool{}
 	for _, r := range ok {
 		for _, s := range r.Perf {
@@ -387,18 +391,27 @@ func writePerf(p func(string, ...any), profiled []run) {
 	for range ok {
 		p("---:|")
 	}
-	p("\n| **server CPU µs/connect (samples)** |")
-	for _, r := range ok {
-		p(" **%s** (%d) |", commas(r.Result.ServerCPUusPerConn, 0), r.PerfSamples)
+	base := make([]float64, len(ok))
+	p("\n| server CPU µs/connect of the profiled run (samples) |")
+	for i, r := range ok {
+		p(" %s (%d) |", commas(r.Result.ServerCPUusPerConn, 0), r.PerfSamples)
+		base[i] = r.Result.ServerCPUusPerConn
+		if v, found := unprofiled(cellKey{r.Mode, r.C, r.Broker}); found {
+			base[i] = v
+		}
+	}
+	p("\n| **server CPU µs/connect, unprofiled median** |")
+	for i := range ok {
+		p(" **%s** |", commas(base[i], 0))
 	}
 	p("\n")
 	for _, n := range order {
 		p("| %s |", n)
-		for _, r := range ok {
+		for i, r := range ok {
 			cell := "–"
 			for _, s := range r.Perf {
 				if s.Name == n {
-					cell = fmt.Sprintf("%s (%.0f %%)", commas(s.Percent*r.Result.ServerCPUusPerConn/100, 0), s.Percent)
+					cell = fmt.Sprintf("%s (%.0f %%)", commas(s.Percent*base[i]/100, 0), s.Percent)
 				}
 			}
 			p(" %s |", cell)
@@ -409,5 +422,5 @@ func writePerf(p func(string, ...any), profiled []run) {
 	for _, r := range ok {
 		files = append(files, filepath.Base(r.PerfFile))
 	}
-	p("\nperf.data files (in the kept work dir's logs/): %s. Look deeper with `perf report -i <file> --children --sort sym`.\n", strings.Join(files, ", "))
+	p("\nperf.data files (kept in %s): %s. Look deeper with `perf report -i <file> --children --sort sym`.\n", filepath.Dir(ok[0].PerfFile), strings.Join(files, ", "))
 }
