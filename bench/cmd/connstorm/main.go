@@ -165,6 +165,7 @@ func run(c config) (*stormrun.Result, error) {
 		// connect phase.
 		perf = exec.Command("perf", "record", "-q", "-F", "997", "-g", "-p", strconv.Itoa(c.pid), "-o", c.perfOut)
 		perf.Stdout, perf.Stderr = os.Stderr, os.Stderr
+		perf.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := perf.Start(); err != nil {
 			return nil, fmt.Errorf("perf: %w", err)
 		}

@@ -141,6 +141,11 @@ func bench(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	if o.perf {
+		if _, err := exec.LookPath("perf"); err != nil {
+			return fmt.Errorf("-perf needs the perf tool: %w", err)
+		}
+	}
 	work := o.work
 	if work == "" {
 		if work, err = os.MkdirTemp("", "connstorm-"); err != nil {
@@ -183,11 +188,6 @@ func bench(ctx context.Context, o options) error {
 		if err := runTool(ctx, root, "go", "build", "-o", bins[name], pkg); err != nil {
 			failed = true
 			return fmt.Errorf("building %s: %w", pkg, err)
-		}
-	}
-	if o.perf {
-		if _, err := exec.LookPath("perf"); err != nil {
-			return fmt.Errorf("-perf needs the perf tool: %w", err)
 		}
 	}
 	certFile, keyFile, err := makeCerts(filepath.Join(work, "certs"))
@@ -296,7 +296,7 @@ func bench(ctx context.Context, o options) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	env := describeEnv(ctx, root, bins)
+	env := describeEnv(ctx, root)
 	md := report(o, env, runs, profiled, skipped, time.Since(began))
 	if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
 		return err

@@ -26,7 +26,7 @@ type env struct {
 	MemTotal string `json:"mem_total"`
 }
 
-func describeEnv(ctx context.Context, root string, _ map[string]string) env {
+func describeEnv(ctx context.Context, root string) env {
 	e := env{Date: time.Now().UTC().Format("2006-01-02 15:04 MST"), Cores: runtime.NumCPU(), Go: runtime.Version()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
