@@ -104,7 +104,7 @@ func New(o Options) (*Broker, error) {
 		o.Telemetry = func(telemetry.Message) {}
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumClientWritesPending = 128 // default 8192 slots cost 64 KiB per client
+	caps.MaximumClientWritesPending = 64 // default 8192 slots cost 64 KiB per client
 	caps.MaximumQos = 1                   // IoT Hub: QoS 0 and 1
 	caps.RetainAvailable = 0              // IoT Hub does not store retained messages
 	caps.MaximumPacketSize = uint32(o.MaxMessageSize + 64<<10)

@@ -119,3 +119,12 @@ func TestRefuseHasIDAndNoSequence(t *testing.T) {
 		t.Fatalf("refusal = %+v", ev)
 	}
 }
+
+func TestFormatSequenceLayout(t *testing.T) {
+	got := FormatSequence(0x01D4132452F67CE2, 2, 1)
+	// The layout of IoT Hub's public sample (reference/iothub-facts.md §1.3).
+	want := "0000000000000000" + "01D4132452F67CE2" + "00000002" + "000000000000000000000001"
+	if got != want {
+		t.Fatalf("FormatSequence = %s, want %s", got, want)
+	}
+}
