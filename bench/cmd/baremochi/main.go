@@ -6,7 +6,8 @@
 //
 // on stdout once both listeners accept, and stops on SIGINT/SIGTERM. SIGUSR1
 // runs a GC and returns freed memory to the OS, so a client can read a
-// post-GC RSS after it has taken every other number.
+// post-GC RSS after it has taken every other number. -debug-addr serves
+// /debug/pprof, as Tether's --debug-addr does.
 package main
 
 import (
@@ -15,6 +16,9 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -31,7 +35,15 @@ func main() {
 	certFile := flag.String("cert", "", "server certificate chain, PEM (required with -tls)")
 	keyFile := flag.String("key", "", "server private key, PEM (required with -tls)")
 	pending := flag.Int("pending", 64, "Capabilities.MaximumClientWritesPending")
+	debugAddr := flag.String("debug-addr", "", "serve /debug/pprof on this plain-HTTP address (off unless set)")
 	flag.Parse()
+	if *debugAddr != "" {
+		ln, err := net.Listen("tcp", *debugAddr)
+		if err != nil {
+			log.Fatal(err)
+		}
+		go http.Serve(ln, nil) // net/http/pprof registers on the default mux
+	}
 
 	opts := &mqtt.Options{Capabilities: mqtt.NewDefaultServerCapabilities()}
 	opts.Capabilities.MaximumClientWritesPending = int32(*pending)

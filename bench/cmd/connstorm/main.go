@@ -44,7 +44,7 @@ import (
 
 type config struct {
 	broker, addr, mode, hub, seed, out string
-	perfOut                            string
+	perfOut, pprofURL                  string
 	n, conc, srcFrom, srcTo            int
 	pid                                int
 	clean, gcSignal                    bool
@@ -72,6 +72,7 @@ func main() {
 	flag.DurationVar(&c.quietTimeout, "quiet-timeout", 30*time.Second, "wait at most this long for the broker to go idle, before the storm and again after it")
 	flag.BoolVar(&c.gcSignal, "gc-signal", false, "after all other readings, send the broker SIGUSR1 (bare mochi: GC) and read RSS again")
 	flag.StringVar(&c.out, "out", "", "write the JSON result here (default stdout)")
+	flag.StringVar(&c.pprofURL, "pprof", "", "base URL of the broker's /debug/pprof (e.g. http://127.0.0.1:6060): goroutines and heap/stack in use are read before the storm and while held")
 	flag.StringVar(&c.perfOut, "perf", "", "profile the broker with `perf record -g` over the connect phase into this file (adds overhead: use for separate runs)")
 	flag.Parse()
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
@@ -176,6 +177,12 @@ func run(c config) (*stormrun.Result, error) {
 		log.Printf("broker pid %d did not go idle within %v; measuring anyway", c.pid, c.quietTimeout)
 	}
 
+	var goBefore goStats
+	if c.pprofURL != "" {
+		if goBefore, err = fetchGoStats(c.pprofURL); err != nil {
+			return nil, fmt.Errorf("broker pprof: %w", err)
+		}
+	}
 	rssBefore, err := procstat.RSSKiB(c.pid)
 	if err != nil {
 		return nil, fmt.Errorf("broker pid %d: %w", c.pid, err)
@@ -294,6 +301,15 @@ func run(c config) (*stormrun.Result, error) {
 	res.SettleS, res.Settled = (c.hold + settle).Seconds(), quiet
 	res.SettleCPUms = ms(time.Duration(cpuSettled-cpuAfter) * procstat.TickDuration)
 	res.RSSSettledKiB, _ = procstat.RSSKiB(c.pid)
+	if c.pprofURL != "" {
+		if held, err := fetchGoStats(c.pprofURL); err != nil {
+			log.Printf("broker pprof: %v", err)
+		} else {
+			res.GoroutinesBefore, res.GoroutinesHeld = goBefore.goroutines, held.goroutines
+			res.HeapInuseBeforeKiB, res.HeapInuseHeldKiB = goBefore.heapInuse>>10, held.heapInuse>>10
+			res.StackInuseBeforeKiB, res.StackInuseHeldKiB = goBefore.stackInuse>>10, held.stackInuse>>10
+		}
+	}
 	if c.gcSignal {
 		if err := syscall.Kill(c.pid, syscall.SIGUSR1); err == nil {
 			time.Sleep(time.Second)

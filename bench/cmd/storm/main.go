@@ -190,6 +190,10 @@ func bench(ctx context.Context, o options) error {
 			return fmt.Errorf("building %s: %w", pkg, err)
 		}
 	}
+	// What was built: the tree as of now (the build uses the working tree,
+	// uncommitted changes included).
+	env := describeEnv(ctx, root)
+	tetherDebug := withTether && tetherHasDebugAddr(ctx, bins["tether"])
 	certFile, keyFile, err := makeCerts(filepath.Join(work, "certs"))
 	if err != nil {
 		return err
@@ -200,7 +204,7 @@ func bench(ctx context.Context, o options) error {
 	dataDir := filepath.Join(work, "tether-data")
 	if withTether {
 		log.Printf("starting tether to register %d devices (data dir %s)", o.n, dataDir)
-		tb, err := startTether(ctx, bins["tether"], dataDir, filepath.Join(work, "logs", "tether-setup.log"))
+		tb, err := startTether(ctx, bins["tether"], dataDir, filepath.Join(work, "logs", "tether-setup.log"), false)
 		if err != nil {
 			failed = true
 			return err
@@ -250,7 +254,7 @@ func bench(ctx context.Context, o options) error {
 		}
 		log.Printf("run %d/%d: rep %d, %s, C=%d, %s", i+1, len(plan), p.rep, p.mode, p.c, p.broker)
 		t0 := time.Now()
-		r := oneRun(ctx, o, work, bins, certFile, keyFile, dataDir, hub, p.rep, p.broker, p.mode, p.c, i+1, "")
+		r := oneRun(ctx, o, work, bins, certFile, keyFile, dataDir, hub, p.rep, p.broker, p.mode, p.c, i+1, "", tetherDebug)
 		r.WallS = time.Since(t0).Seconds()
 		longest = max(longest, time.Since(t0))
 		if r.Err != "" {
@@ -273,7 +277,7 @@ func bench(ctx context.Context, o options) error {
 				}
 				log.Printf("profiled run: %s, C=%d, %s", m, o.concs[0], b)
 				pf := filepath.Join(work, "logs", fmt.Sprintf("%02d-%s-%s.perf.data", seq, b, m))
-				r := oneRun(ctx, o, work, bins, certFile, keyFile, dataDir, hub, 0, b, m, o.concs[0], seq, pf)
+				r := oneRun(ctx, o, work, bins, certFile, keyFile, dataDir, hub, 0, b, m, o.concs[0], seq, pf, tetherDebug)
 				if r.Err == "" {
 					r.PerfFile = pf
 					r.Perf, r.PerfSamples, err = perfBreakdown(ctx, pf)
@@ -296,7 +300,6 @@ func bench(ctx context.Context, o options) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	env := describeEnv(ctx, root)
 	md := report(o, env, runs, profiled, skipped, time.Since(began))
 	if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
 		return err
@@ -312,7 +315,7 @@ func bench(ctx context.Context, o options) error {
 
 // oneRun starts a fresh broker, runs connstorm against it and stops it.
 func oneRun(ctx context.Context, o options, work string, bins map[string]string, certFile, keyFile, dataDir, hub string,
-	rep int, brokerName, mode string, c, seq int, perfFile string) run {
+	rep int, brokerName, mode string, c, seq int, perfFile string, debug bool) run {
 	r := run{Rep: rep, Broker: brokerName, Mode: mode, C: c}
 	logPath := filepath.Join(work, "logs", fmt.Sprintf("%02d-%s-%s-c%d.log", seq, brokerName, mode, c))
 	var b *broker
@@ -320,7 +323,7 @@ func oneRun(ctx context.Context, o options, work string, bins map[string]string,
 	if brokerName == "bare" {
 		b, err = startBare(ctx, bins["baremochi"], certFile, keyFile, logPath)
 	} else {
-		b, err = startTether(ctx, bins["tether"], dataDir, logPath)
+		b, err = startTether(ctx, bins["tether"], dataDir, logPath, debug)
 	}
 	if err != nil {
 		r.Err = err.Error()
@@ -370,6 +373,9 @@ func oneRun(ctx context.Context, o options, work string, bins map[string]string,
 	}
 	if perfFile != "" {
 		args = append(args, "-perf", perfFile)
+	}
+	if b.debugAddr != "" {
+		args = append(args, "-pprof", "http://"+b.debugAddr)
 	}
 	// connstorm caps itself (quiet 30 s + connect 120 s + hold + drain 30 s);
 	// the kill timer is a backstop.

@@ -49,8 +49,20 @@ func describeEnv(ctx context.Context, root string) env {
 	}
 	if out, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD").Output(); err == nil {
 		e.Commit = strings.TrimSpace(string(out))
-		if st, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
-			e.Commit += " + uncommitted changes"
+		// Changes outside bench/ went into the tether binary too.
+		if st, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--", ".", ":!bench").Output(); err == nil && len(st) > 0 {
+			var paths []string
+			for _, l := range strings.Split(strings.TrimRight(string(st), "\n"), "\n") {
+				if len(l) > 3 && strings.HasSuffix(l, ".go") {
+					paths = append(paths, strings.TrimSpace(l[3:]))
+				}
+			}
+			if len(paths) > 0 {
+				if len(paths) > 8 {
+					paths = append(paths[:8], "…")
+				}
+				e.Commit += " + uncommitted changes to " + strings.Join(paths, ", ")
+			}
 		}
 	}
 	return e
@@ -150,7 +162,7 @@ func report(o options, e env, runs, profiled []run, skipped int, took time.Durat
 		p("; **%d planned runs skipped** to stay within -timeout %v", skipped, o.timeout)
 	}
 	p(").\n\n")
-	p("Machine: %d × %s, %s RAM, kernel %s, %s, open-files limit %d per process. Tree: %s.\n",
+	p("Machine: %d × %s, %s RAM, kernel %s, %s, open-files limit %d per process. Built from: %s.\n",
 		e.Cores, e.CPU, e.MemTotal, e.Kernel, e.Go, e.NoFile, e.Commit)
 	p("Client and brokers share the same cores, so connects/s is a joint figure; server CPU per connect is the portable one.\n\n")
 	p("Per run: N = %s MQTT 3.1.1 connections (clean session %d, keep-alive 600 s, client id = device id bench-<i>, "+
@@ -276,6 +288,8 @@ func report(o options, e env, runs, profiled []run, skipped int, took time.Durat
 			med(2, func(r *stormrun.Result) float64 { return r.BusyCores }),
 			med(2, func(r *stormrun.Result) float64 { return r.OtherCores }))
 	}
+
+	writeGoMem(p, keys, byCell)
 
 	var notes []string
 	for _, r := range runs {
@@ -423,4 +437,47 @@ func writePerf(p func(string, ...any), profiled []run, unprofiled func(cellKey) 
 		files = append(files, filepath.Base(r.PerfFile))
 	}
 	p("\nperf.data files (kept in %s): %s. Look deeper with `perf report -i <file> --children --sort sym`.\n", filepath.Dir(ok[0].PerfFile), strings.Join(files, ", "))
+}
+
+// writeGoMem splits RSS per idle connection into what the Go runtime says:
+// heap in use, goroutine stacks, and the rest (freed but not yet returned
+// heap, runtime overhead), from the brokers' /debug/pprof.
+func writeGoMem(p func(string, ...any), keys []cellKey, byCell map[cellKey][]*stormrun.Result) {
+	header := false
+	for _, k := range keys {
+		var rs []*stormrun.Result
+		for _, r := range byCell[k] {
+			if r.GoroutinesHeld > 0 {
+				rs = append(rs, r)
+			}
+		}
+		if len(rs) == 0 {
+			continue
+		}
+		if !header {
+			header = true
+			p("\n## Go memory per idle connection (medians; /debug/pprof while all are held, no forced GC)\n\n")
+			p("| Mode | C | Broker | goroutines/conn | heap in use KiB/conn | stacks KiB/conn | RSS KiB/conn | RSS − heap − stacks |\n")
+			p("|---|---:|---|---:|---:|---:|---:|---:|\n")
+		}
+		med := func(f func(r *stormrun.Result, n float64) float64) float64 {
+			var v []float64
+			for _, r := range rs {
+				v = append(v, f(r, float64(r.Connected)))
+			}
+			s, _ := summarize(v)
+			return s.med
+		}
+		heap := func(r *stormrun.Result, n float64) float64 {
+			return float64(r.HeapInuseHeldKiB-r.HeapInuseBeforeKiB) / n
+		}
+		stack := func(r *stormrun.Result, n float64) float64 {
+			return float64(r.StackInuseHeldKiB-r.StackInuseBeforeKiB) / n
+		}
+		p("| %s | %d | %s | %.2f | %.1f | %.1f | %.1f | %.1f |\n", modeName[k.mode], k.c, k.broker,
+			med(func(r *stormrun.Result, n float64) float64 { return float64(r.GoroutinesHeld-r.GoroutinesBefore) / n }),
+			med(heap), med(stack),
+			med(func(r *stormrun.Result, _ float64) float64 { return r.RSSKiBPerConn }),
+			med(func(r *stormrun.Result, n float64) float64 { return r.RSSKiBPerConn - heap(r, n) - stack(r, n) }))
+	}
 }

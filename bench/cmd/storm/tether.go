@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,12 +27,14 @@ import (
 type broker struct {
 	*child
 	tcpAddr, tlsAddr, httpsAddr string
+	debugAddr                   string // /debug/pprof, "" if the broker has none
 }
 
 // startTether starts `tether serve --dev` on fresh ports with dataDir and
-// waits until its MQTT (TLS and plain) and HTTPS listeners accept.
-func startTether(ctx context.Context, bin, dataDir, logPath string) (*broker, error) {
-	p, err := freePorts(3)
+// waits until its MQTT (TLS and plain) and HTTPS listeners accept. With
+// debug it also serves /debug/pprof (--debug-addr).
+func startTether(ctx context.Context, bin, dataDir, logPath string, debug bool) (*broker, error) {
+	p, err := freePorts(4)
 	if err != nil {
 		return nil, err
 	}
@@ -40,14 +43,19 @@ func startTether(ctx context.Context, bin, dataDir, logPath string) (*broker, er
 		httpsAddr: fmt.Sprintf("127.0.0.1:%d", p[1]),
 		tcpAddr:   fmt.Sprintf("127.0.0.1:%d", p[2]),
 	}
-	b.child, err = startChild("tether", logPath, bin, "serve", "--dev", "--data-dir", dataDir,
-		"--mqtt-addr", b.tlsAddr, "--https-addr", b.httpsAddr, "--tcp-addr", b.tcpAddr)
+	args := []string{"serve", "--dev", "--data-dir", dataDir,
+		"--mqtt-addr", b.tlsAddr, "--https-addr", b.httpsAddr, "--tcp-addr", b.tcpAddr}
+	if debug {
+		b.debugAddr = fmt.Sprintf("127.0.0.1:%d", p[3])
+		args = append(args, "--debug-addr", b.debugAddr)
+	}
+	b.child, err = startChild("tether", logPath, bin, args...)
 	if err != nil {
 		return nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	if err := waitListening(wctx, b.child, b.tlsAddr, b.tcpAddr, b.httpsAddr); err != nil {
+	if err := waitListening(wctx, b.child, nonEmpty(b.tlsAddr, b.tcpAddr, b.httpsAddr, b.debugAddr)...); err != nil {
 		b.stop(15 * time.Second)
 		return nil, fmt.Errorf("%w (log: %s)", err, logPath)
 	}
@@ -56,18 +64,18 @@ func startTether(ctx context.Context, bin, dataDir, logPath string) (*broker, er
 
 // startBare starts bench/cmd/baremochi on fresh ports.
 func startBare(ctx context.Context, bin, certFile, keyFile, logPath string) (*broker, error) {
-	p, err := freePorts(2)
+	p, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	b := &broker{tcpAddr: fmt.Sprintf("127.0.0.1:%d", p[0]), tlsAddr: fmt.Sprintf("127.0.0.1:%d", p[1])}
-	b.child, err = startChild("baremochi", logPath, bin, "-tcp", b.tcpAddr, "-tls", b.tlsAddr, "-cert", certFile, "-key", keyFile)
+	b := &broker{tcpAddr: fmt.Sprintf("127.0.0.1:%d", p[0]), tlsAddr: fmt.Sprintf("127.0.0.1:%d", p[1]), debugAddr: fmt.Sprintf("127.0.0.1:%d", p[2])}
+	b.child, err = startChild("baremochi", logPath, bin, "-tcp", b.tcpAddr, "-tls", b.tlsAddr, "-cert", certFile, "-key", keyFile, "-debug-addr", b.debugAddr)
 	if err != nil {
 		return nil, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := waitListening(wctx, b.child, b.tcpAddr, b.tlsAddr); err != nil {
+	if err := waitListening(wctx, b.child, b.tcpAddr, b.tlsAddr, b.debugAddr); err != nil {
 		b.stop(5 * time.Second)
 		return nil, fmt.Errorf("%w (log: %s)", err, logPath)
 	}
@@ -242,4 +250,21 @@ func (h *hubAPI) createDevices(ctx context.Context, n, par int, seed string) err
 	log.Printf("  devices: %d created, %d existed, %d failed in %.1fs (%.0f/s)", created.Load(), existed.Load(), failed.Load(),
 		el.Seconds(), float64(created.Load()+existed.Load())/el.Seconds())
 	return firstErr
+}
+
+func nonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// tetherHasDebugAddr reports whether this tether binary's serve command
+// takes --debug-addr (older builds do not).
+func tetherHasDebugAddr(ctx context.Context, bin string) bool {
+	out, _ := exec.CommandContext(ctx, bin, "serve", "--help").CombinedOutput()
+	return strings.Contains(string(out), "--debug-addr")
 }

@@ -56,6 +56,15 @@ type Result struct {
 	SettleCPUms   float64 `json:"settle_cpu_ms"`
 	RSSSettledKiB int64   `json:"rss_settled_kib"`
 
+	// From the broker's /debug/pprof (when given): before the storm and
+	// once idle after it, all connections still held. No GC is forced.
+	GoroutinesBefore    int64 `json:"goroutines_before,omitempty"`
+	GoroutinesHeld      int64 `json:"goroutines_held,omitempty"`
+	HeapInuseBeforeKiB  int64 `json:"heap_inuse_before_kib,omitempty"`
+	HeapInuseHeldKiB    int64 `json:"heap_inuse_held_kib,omitempty"`
+	StackInuseBeforeKiB int64 `json:"stack_inuse_before_kib,omitempty"`
+	StackInuseHeldKiB   int64 `json:"stack_inuse_held_kib,omitempty"`
+
 	FDsBefore   int     `json:"fds_before"`
 	FDsHeld     int     `json:"fds_held"`
 	FDsAfter    int     `json:"fds_after"`
