@@ -93,6 +93,12 @@ type ConnectionEvent struct {
 	CleanSession bool `json:"cleanSession,omitempty"`
 	// KeepAliveSeconds is the CONNECT keep-alive.
 	KeepAliveSeconds uint16 `json:"keepAlive,omitempty"`
+	// TokenRenewal marks a connect that completes a SAS-token renewal: the
+	// device's previous session ended by client DISCONNECT or token expiry
+	// less than the renewal grace ago, and the new token expires later.
+	// RenewalOf is the sequence number of that session's disconnect.
+	TokenRenewal bool   `json:"tokenRenewal,omitempty"`
+	RenewalOf    string `json:"renewalOf,omitempty"`
 }
 
 // IsError reports whether the event is logged at Level Error.

@@ -32,6 +32,15 @@ type device struct {
 	current      *Session
 	stateUpdated time.Time
 	lastActivity atomic.Int64 // unix nanoseconds
+	lastEnd      sessionEnd   // how the previous session ended
+}
+
+// sessionEnd is what renewal detection needs of the last disconnect.
+type sessionEnd struct {
+	reason      Reason
+	at          time.Time
+	tokenExpiry time.Time
+	sequence    string
 }
 
 const shardCount = 64
@@ -48,6 +57,7 @@ type Tracker struct {
 	node      uint32
 	sink      Sink
 	now       func() time.Time
+	grace     time.Duration
 	seed      maphash.Seed
 	shards    [shardCount]shard
 	connected atomic.Int64
@@ -61,14 +71,24 @@ type Options struct {
 	Node  uint32
 	Sink  Sink
 	Now   func() time.Time
+	// RenewalGrace is how soon after a client DISCONNECT or token expiry a
+	// reconnect with a later-expiring token counts as a token renewal
+	// (default 2 minutes; the SDKs reconnect within milliseconds).
+	RenewalGrace time.Duration
 }
+
+// DefaultRenewalGrace is Options.RenewalGrace's default.
+const DefaultRenewalGrace = 2 * time.Minute
 
 // NewTracker returns an empty tracker.
 func NewTracker(o Options) *Tracker {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	t := &Tracker{hub: o.Hub, epoch: o.Epoch, node: o.Node, sink: o.Sink, now: o.Now, seed: maphash.MakeSeed()}
+	if o.RenewalGrace == 0 {
+		o.RenewalGrace = DefaultRenewalGrace
+	}
+	t := &Tracker{hub: o.Hub, epoch: o.Epoch, node: o.Node, sink: o.Sink, now: o.Now, grace: o.RenewalGrace, seed: maphash.MakeSeed()}
 	for i := range t.shards {
 		t.shards[i].devices = map[string]*device{}
 	}
@@ -128,7 +148,13 @@ func (t *Tracker) Connect(s *Session) {
 	d.stateUpdated = now
 	d.lastActivity.Store(now.UnixNano())
 	t.connected.Add(1)
-	t.sink(t.event(d, Connected, s, now))
+	ev := t.event(d, Connected, s, now)
+	if e := d.lastEnd; (e.reason == ReasonClient || e.reason == ReasonTokenExpired) &&
+		now.Sub(e.at) <= t.grace && s.TokenExpiry.After(e.tokenExpiry) {
+		ev.TokenRenewal, ev.RenewalOf = true, e.sequence
+	}
+	d.lastEnd = sessionEnd{}
+	t.sink(ev)
 }
 
 // Disconnect ends s if it is still the device's current session and
@@ -146,7 +172,9 @@ func (t *Tracker) Disconnect(s *Session, reason Reason, result Result, detail st
 	d.current = nil
 	d.stateUpdated = now
 	t.connected.Add(-1)
-	t.sink(t.ended(d, s, reason, result, detail, now))
+	ev := t.ended(d, s, reason, result, detail, now)
+	d.lastEnd = sessionEnd{reason: reason, at: now, tokenExpiry: s.TokenExpiry, sequence: ev.Sequence}
+	t.sink(ev)
 	return true
 }
 

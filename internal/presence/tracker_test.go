@@ -128,3 +128,54 @@ func TestFormatSequenceLayout(t *testing.T) {
 		t.Fatalf("FormatSequence = %s, want %s", got, want)
 	}
 }
+
+func TestTokenRenewalIsMarked(t *testing.T) {
+	tr, rec := newTestTracker(1) // the test clock advances 1 s per reading
+	exp := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
+	a := &Session{ID: "a", DeviceID: "d", TokenExpiry: exp}
+	tr.Connect(a)
+	tr.Disconnect(a, ReasonClient, ResultOK, "")
+	b := &Session{ID: "b", DeviceID: "d", TokenExpiry: exp.Add(45 * time.Minute)}
+	tr.Connect(b) // renewal: client disconnect, later token, within grace
+	if ev := rec.events[2]; !ev.TokenRenewal || ev.RenewalOf != rec.events[1].Sequence {
+		t.Fatalf("renewal connect not marked: %+v", ev)
+	}
+	for _, tc := range []struct {
+		name   string
+		reason Reason
+		expiry time.Time
+	}{
+		{"network drop is not a renewal", ReasonNetwork, exp.Add(2 * time.Hour)},
+		{"same token is not a renewal", ReasonClient, exp.Add(45 * time.Minute)},
+		{"token expiry then a later token is", ReasonTokenExpired, exp.Add(3 * time.Hour)},
+	} {
+		cur := tr.Current("d")
+		tr.Disconnect(cur, tc.reason, ResultOK, "")
+		next := &Session{ID: tc.name, DeviceID: "d", TokenExpiry: tc.expiry}
+		if tc.name == "same token is not a renewal" {
+			next.TokenExpiry = cur.TokenExpiry
+		}
+		tr.Connect(next)
+		ev := rec.events[len(rec.events)-1]
+		want := tc.reason == ReasonTokenExpired
+		if ev.TokenRenewal != want {
+			t.Errorf("%s: TokenRenewal = %v", tc.name, ev.TokenRenewal)
+		}
+	}
+	// Past the grace period it is a plain reconnect.
+	slow, srec := newTestTrackerWithGrace(1, 500*time.Millisecond)
+	s1 := &Session{ID: "1", DeviceID: "x", TokenExpiry: exp}
+	slow.Connect(s1)
+	slow.Disconnect(s1, ReasonClient, ResultOK, "")
+	slow.Connect(&Session{ID: "2", DeviceID: "x", TokenExpiry: exp.Add(time.Hour)})
+	if srec.events[2].TokenRenewal {
+		t.Error("a reconnect after the grace period was marked as a renewal")
+	}
+}
+
+func newTestTrackerWithGrace(epoch uint64, grace time.Duration) (*Tracker, *recorder) {
+	r := &recorder{}
+	clock := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	now := func() time.Time { clock = clock.Add(time.Second); return clock }
+	return NewTracker(Options{Hub: "hub", Epoch: epoch, Sink: r.sink, Now: now, RenewalGrace: grace}), r
+}
