@@ -267,9 +267,9 @@ func run(c config) (*stormrun.Result, error) {
 		res.LatMaxms = ms(lats[len(lats)-1])
 	}
 	res.ListenOverflow = ovAfter - ovBefore
-	res.ServerCPUms = ms(time.Duration(cpuAfter-cpuBefore) * procstat.TickDuration)
-	clientCPU := cpuTime(ruAfter) - cpuTime(ruBefore)
 	serverCPU := time.Duration(cpuAfter-cpuBefore) * procstat.TickDuration
+	clientCPU := cpuTime(ruAfter) - cpuTime(ruBefore)
+	res.ServerCPUms = ms(serverCPU)
 	res.BusyCores = (time.Duration(sysAfter-sysBefore) * procstat.TickDuration).Seconds() / elapsed.Seconds()
 	res.OtherCores = max(0, (time.Duration(sysAfter-sysBefore)*procstat.TickDuration-serverCPU-clientCPU).Seconds()/elapsed.Seconds())
 	if res.Connected > 0 {
