@@ -48,10 +48,10 @@ const (
 )
 
 // stormEvent is the i-th event of a connect storm over stormDevices
-// devices: each connects, then disconnects (client DISCONNECT), then
-// connects again…; one record each.
+// devices, in scattered order: each connects, then disconnects (client
+// DISCONNECT), then connects again…; one record each.
 func stormEvent(t0 time.Time, i int) presence.ConnectionEvent {
-	dev := fmt.Sprintf("storm-%05d", i%stormDevices)
+	dev := fmt.Sprintf("storm-%05d", i*7919%stormDevices)
 	cycle := i / stormDevices
 	s := fmt.Sprintf("%064X", cycle+1)
 	e := presence.ConnectionEvent{
