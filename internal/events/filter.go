@@ -80,12 +80,12 @@ const (
 type operand int
 
 const (
-	noOperand   operand = iota
-	oneNumber           // value: number
-	oneBool             // value: boolean
-	numbers             // values: numbers
-	ranges              // values: [low, high] pairs
-	strs                // values: strings
+	noOperand operand = iota
+	oneNumber         // value: number
+	oneBool           // value: boolean
+	numbers           // values: numbers
+	ranges            // values: [low, high] pairs
+	strs              // values: strings
 )
 
 // opInfo describes an operator: its operand and how it treats a missing

@@ -95,20 +95,20 @@ type Options struct {
 
 // Defaults and limits (reference/iothub-facts.md §1.9).
 const (
-	DefaultMaxDeliveryAttempts      = 30
-	MaxMaxDeliveryAttempts          = 30
-	DefaultEventTTLMinutes          = 1440
-	MaxEventTTLMinutes              = 1440
-	DefaultMaxEventsPerBatch        = 1
-	MaxMaxEventsPerBatch            = 5000
-	DefaultPreferredBatchSizeKB     = 64
-	MaxPreferredBatchSizeKB         = 1024
-	DefaultRenewalGraceSeconds      = 120
-	MaxRenewalGraceSeconds          = 3600
-	MinNameLength, MaxNameLength    = 3, 64
-	MaxAdvancedFilters              = 25
-	MaxAdvancedFilterValues         = 25
-	MaxAdvancedFilterStringLength   = 512
+	DefaultMaxDeliveryAttempts    = 30
+	MaxMaxDeliveryAttempts        = 30
+	DefaultEventTTLMinutes        = 1440
+	MaxEventTTLMinutes            = 1440
+	DefaultMaxEventsPerBatch      = 1
+	MaxMaxEventsPerBatch          = 5000
+	DefaultPreferredBatchSizeKB   = 64
+	MaxPreferredBatchSizeKB       = 1024
+	DefaultRenewalGraceSeconds    = 120
+	MaxRenewalGraceSeconds        = 3600
+	MinNameLength, MaxNameLength  = 3, 64
+	MaxAdvancedFilters            = 25
+	MaxAdvancedFilterValues       = 25
+	MaxAdvancedFilterStringLength = 512
 )
 
 // ApplyDefaults fills unset (zero) options with their defaults and puts
