@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,6 +41,8 @@ type App struct {
 	https     *http.Server
 	httpsLn   net.Listener
 	caFile    string
+
+	compactions atomic.Uint64
 
 	stopOnce sync.Once
 	stopErr  error
@@ -123,6 +126,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.startHTTPS(tlsConf); err != nil {
 		return err
 	}
+	a.startCompactor()
 	if err := a.startDebug(); err != nil {
 		return err
 	}

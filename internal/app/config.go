@@ -35,6 +35,10 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// LogRetention is how long Connections log records are kept.
 	LogRetention time.Duration
+	// CompactAfter is the connect burst after which the hub returns memory
+	// to the OS once connects pause (compact.go); 0 means 1000, negative
+	// turns it off.
+	CompactAfter int
 	// DebugAddr serves Go's /debug/pprof profiles over plain HTTP; off
 	// when empty. Bind it to loopback.
 	DebugAddr string
@@ -61,6 +65,9 @@ func (c *Config) Defaults() {
 	}
 	if c.LogRetention == 0 {
 		c.LogRetention = 30 * 24 * time.Hour
+	}
+	if c.CompactAfter == 0 {
+		c.CompactAfter = 1000
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 15 * time.Second

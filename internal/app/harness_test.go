@@ -48,7 +48,7 @@ func startHubIn(t *testing.T, dir string) *hub {
 	a, err := app.New(app.Config{
 		DataDir: dir, HubName: "localhost", Dev: true,
 		MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0",
-		ConnectTimeout: 2 * time.Second,
+		ConnectTimeout: 2 * time.Second, CompactAfter: 50,
 	}, log)
 	if err != nil {
 		t.Fatal(err)

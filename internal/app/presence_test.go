@@ -295,6 +295,13 @@ func TestSimultaneousConnectsLeaveOnePerDevice(t *testing.T) {
 	if n := h.Presence().Connected(); n != ids {
 		t.Fatalf("presence says %d connected, want %d", n, ids)
 	}
+	// A burst of ≥ 50 connects followed by a quiet second compacts memory.
+	eventually(t, 5*time.Second, func() error {
+		if h.Compactions() == 0 {
+			return errorf("no compaction after a burst of %d connects", h.Presence().Connects())
+		}
+		return nil
+	})
 	// Every device's events alternate connect/disconnect and end connected.
 	eventually(t, 10*time.Second, func() error {
 		for i := range ids {

@@ -105,8 +105,8 @@ func New(o Options) (*Broker, error) {
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = 64 // default 8192 slots cost 64 KiB per client
-	caps.MaximumQos = 1                   // IoT Hub: QoS 0 and 1
-	caps.RetainAvailable = 0              // IoT Hub does not store retained messages
+	caps.MaximumQos = 1                  // IoT Hub: QoS 0 and 1
+	caps.RetainAvailable = 0             // IoT Hub does not store retained messages
 	caps.MaximumPacketSize = uint32(o.MaxMessageSize + 64<<10)
 	caps.MaximumSessionExpiryInterval = uint32(o.SessionExpiry / time.Second)
 	caps.MaximumInflight = 1024
@@ -119,7 +119,7 @@ func New(o Options) (*Broker, error) {
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities: caps, InlineClient: true, Logger: mlog,
 		// Device packets are small; larger reads bypass the buffer anyway.
-		ClientNetReadBufferSize: 1024,
+		ClientNetReadBufferSize: 512,
 	})
 	b := &Broker{opts: o, srv: srv, locks: newDeviceLocks(), log: o.Logger}
 	b.hook = &hook{b: b}

@@ -61,6 +61,7 @@ type Tracker struct {
 	seed      maphash.Seed
 	shards    [shardCount]shard
 	connected atomic.Int64
+	connects  atomic.Uint64
 }
 
 // Options configure a Tracker.
@@ -148,6 +149,7 @@ func (t *Tracker) Connect(s *Session) {
 	d.stateUpdated = now
 	d.lastActivity.Store(now.UnixNano())
 	t.connected.Add(1)
+	t.connects.Add(1)
 	ev := t.event(d, Connected, s, now)
 	if e := d.lastEnd; (e.reason == ReasonClient || e.reason == ReasonTokenExpired) &&
 		now.Sub(e.at) <= t.grace && s.TokenExpiry.After(e.tokenExpiry) {
@@ -225,6 +227,9 @@ func (t *Tracker) Current(deviceID string) *Session {
 	}
 	return nil
 }
+
+// Connects is the number of sessions established since start.
+func (t *Tracker) Connects() uint64 { return t.connects.Load() }
 
 // Connected is the number of devices with a live session.
 func (t *Tracker) Connected() int { return int(t.connected.Load()) }
