@@ -50,8 +50,8 @@ func parseKey(schema Schema, key string) (k keyRef, msg string) {
 				return keyRef{envelope: v}, ""
 			}
 		}
-		if len(lower) <= 20 && isLowerAlnum(lower) {
-			return keyRef{envelope: lower}, "" // extension attribute
+		if len(key) <= 20 && isLowerAlnum(key) {
+			return keyRef{envelope: key}, "" // extension attribute (names are lower case)
 		}
 		return k, "not a CloudEvents key: use id, source, subject, type, time, specversion, datacontenttype, an extension attribute name (a-z, 0-9, at most 20) or data.<name>"
 	default:
