@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -93,7 +94,15 @@ func newLogger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
+// serveGCPercent trades heap headroom for GC CPU during connect storms;
+// the hub returns the memory after each burst (internal/app/compact.go).
+// An explicit GOGC wins.
+const serveGCPercent = 200
+
 func runServe(ctx context.Context, cfg app.Config, log *slog.Logger) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(serveGCPercent)
+	}
 	a, err := app.New(cfg, log)
 	if err != nil {
 		return err
