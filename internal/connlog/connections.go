@@ -31,7 +31,8 @@ var ErrUnknownKind = errors.New("connlog: unknown connection event kind")
 //
 // Error records carry statusCode (the HTTP class) and an errorMessage with
 // the aka.ms link of the code, followed by "; " and the event's Detail.
-// Records get _ItemId ItemID(Connections, e.ID, n) and CorrelationId e.ID.
+// Records get _ItemId ItemID(Connections, e.ID, n, e.Time) and CorrelationId
+// e.ID.
 func FromConnectionEvent(res Resource, e presence.ConnectionEvent) ([]Record, error) {
 	switch e.Kind {
 	case presence.Connected:
@@ -112,7 +113,7 @@ func connRecord(res Resource, e presence.ConnectionEvent, n int, op string, resu
 		KeepAlive:         e.KeepAliveSeconds,
 	}
 	rec := Record{
-		ItemID:            ItemID(CategoryConnections, e.ID, n),
+		ItemID:            ItemID(CategoryConnections, e.ID, n, e.Time),
 		TimeGenerated:     e.Time.UTC(),
 		Category:          CategoryConnections,
 		OperationName:     op,

@@ -41,7 +41,7 @@ func TestConnectedRecordEveryColumn(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []connlog.Record{{
-		ItemID:            connlog.ItemID(connlog.CategoryConnections, "thermo-1/"+seq, 0),
+		ItemID:            connlog.ItemID(connlog.CategoryConnections, "thermo-1/"+seq, 0, t0),
 		TimeGenerated:     t0,
 		Category:          "Connections",
 		OperationName:     "deviceConnect",
@@ -213,7 +213,7 @@ func TestFromConnectionEvent(t *testing.T) {
 				if !json.Valid([]byte(r.Properties)) {
 					t.Errorf("record %d: properties_s is not JSON: %s", i, r.Properties)
 				}
-				if r.ItemID != connlog.ItemID(connlog.CategoryConnections, e.ID, i) || seen[r.ItemID] {
+				if r.ItemID != connlog.ItemID(connlog.CategoryConnections, e.ID, i, e.Time) || seen[r.ItemID] {
 					t.Errorf("record %d: _ItemId %s is not the %d-th id of %s", i, r.ItemID, i, e.ID)
 				}
 				seen[r.ItemID] = true

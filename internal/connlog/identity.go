@@ -9,7 +9,7 @@ import (
 // the category; an unknown op passes through as its string), Level
 // Information, no result. Tether journals only accepted writes, so
 // identity records are never errors. _ItemId is
-// ItemID(DeviceIdentityOperations, c.ID, 0); CorrelationId is c.ID.
+// ItemID(DeviceIdentityOperations, c.ID, 0, c.Time); CorrelationId is c.ID.
 func FromChange(res Resource, c registry.Change) Record {
 	op := string(c.Op)
 	switch c.Op {
@@ -31,7 +31,7 @@ func FromChange(res Resource, c registry.Change) Record {
 		props.StatusReason = *c.Device.StatusReason
 	}
 	rec := Record{
-		ItemID:        ItemID(CategoryDeviceIdentityOperations, c.ID, 0),
+		ItemID:        ItemID(CategoryDeviceIdentityOperations, c.ID, 0, c.Time),
 		TimeGenerated: c.Time.UTC(),
 		Category:      CategoryDeviceIdentityOperations,
 		OperationName: op,

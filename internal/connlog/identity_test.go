@@ -30,7 +30,7 @@ func TestFromChange(t *testing.T) {
 				DeviceID: "d1", Device: tc.device, Caller: "iothubowner"}
 			r := connlog.FromChange(res, c)
 			want := connlog.Record{
-				ItemID:        connlog.ItemID(connlog.CategoryDeviceIdentityOperations, c.ID, 0),
+				ItemID:        connlog.ItemID(connlog.CategoryDeviceIdentityOperations, c.ID, 0, c.Time),
 				TimeGenerated: t0, Category: "DeviceIdentityOperations", OperationName: tc.wantOp,
 				Level: "Information", Properties: tc.props,
 				Location: "westeurope", ResourceID: resourceID, SubscriptionID: res.SubscriptionID,

@@ -1,8 +1,11 @@
 package connlog_test
 
 import (
+	"fmt"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/tether-hub/tether/internal/connlog"
 )
@@ -28,22 +31,45 @@ func TestResourceID(t *testing.T) {
 }
 
 func TestItemID(t *testing.T) {
-	guid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-	a := connlog.ItemID(connlog.CategoryConnections, "d/1", 0)
+	guid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	at := time.Date(2025, 6, 1, 12, 0, 0, 123456789, time.UTC)
+	a := connlog.ItemID(connlog.CategoryConnections, "d/1", 0, at)
 	if !guid.MatchString(a) {
-		t.Fatalf("ItemID %s is not a version-8 GUID", a)
+		t.Fatalf("ItemID %s is not a version-7 GUID", a)
 	}
-	if a != connlog.ItemID(connlog.CategoryConnections, "d/1", 0) {
+	// The scheme is stored data: a change would store a redelivered
+	// entry again. This pins it (computed independently: 48-bit ms, then
+	// SHA-256("tether/connlog\x00Connections\x00d/1\x000") with the
+	// version and variant bits set).
+	if want := "01972b5c-ee7b-75be-8ee6-ac781cb15ba5"; a != want {
+		t.Fatalf("ItemID = %s, want %s (the id scheme changed)", a, want)
+	}
+	if a != connlog.ItemID(connlog.CategoryConnections, "d/1", 0, at) {
 		t.Fatal("ItemID is not deterministic")
 	}
+	if ms := strings.ReplaceAll(a[:13], "-", ""); ms != fmt.Sprintf("%012x", at.UnixMilli()) {
+		t.Errorf("ItemID %s does not start with the Unix milliseconds of %s (%012x)", a, at, at.UnixMilli())
+	}
 	for _, other := range []string{
-		connlog.ItemID(connlog.CategoryConnections, "d/1", 1),
-		connlog.ItemID(connlog.CategoryDeviceIdentityOperations, "d/1", 0),
-		connlog.ItemID(connlog.CategoryConnections, "d/10", 0),
-		connlog.ItemID(connlog.CategoryConnections+"d", "/1", 0),
+		connlog.ItemID(connlog.CategoryConnections, "d/1", 1, at),
+		connlog.ItemID(connlog.CategoryDeviceIdentityOperations, "d/1", 0, at),
+		connlog.ItemID(connlog.CategoryConnections, "d/10", 0, at),
+		connlog.ItemID(connlog.CategoryConnections+"d", "/1", 0, at),
 	} {
 		if other == a {
 			t.Errorf("ItemID collision: %s", a)
 		}
+	}
+	// Ids sort by time (to the millisecond), whatever the entry.
+	prev := ""
+	for i := range 100 {
+		id := connlog.ItemID(connlog.CategoryConnections, fmt.Sprintf("dev-%d/%d", 99-i, i), 0, at.Add(time.Duration(i)*time.Millisecond))
+		if id <= prev {
+			t.Fatalf("ItemID %s of a later time sorts before %s", id, prev)
+		}
+		prev = id
+	}
+	if id := connlog.ItemID(connlog.CategoryConnections, "old", 0, time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC)); !strings.HasPrefix(id, "00000000-0000-7") {
+		t.Errorf("ItemID before 1970 = %s, want a zero time field", id)
 	}
 }
