@@ -125,12 +125,12 @@ type ValidationResponse struct {
 	ValidationResponse string `json:"validationResponse"`
 }
 
-// Validate runs the handshake of s's schema against s's endpoint and
+// Handshake runs the handshake of s's schema against s's endpoint and
 // returns s with ProvisioningState and Validation set: Succeeded,
 // AwaitingManualAction or Failed. The error is nil unless the state is
 // Failed; then it wraps ErrValidationFailed and says why (also in
 // Validation.Error). Store the returned subscription either way.
-func (h *Handshaker) Validate(ctx context.Context, s Subscription) (Subscription, error) {
+func (h *Handshaker) Handshake(ctx context.Context, s Subscription) (Subscription, error) {
 	now := h.now()
 	code := newUUID()
 	if h.NewCode != nil {

@@ -85,7 +85,7 @@ func echo(member string) func(w http.ResponseWriter, r *http.Request, body []byt
 
 func TestValidationEventSuccess(t *testing.T) {
 	rc := newReceiver(t, echo("validationResponse"))
-	s, err := handshaker().Validate(context.Background(), subFor(rc.URL+"/hook", EventGridSchema))
+	s, err := handshaker().Handshake(context.Background(), subFor(rc.URL+"/hook", EventGridSchema))
 	if err != nil || s.ProvisioningState != Succeeded || !s.Active() {
 		t.Fatalf("%v %s", err, s.ProvisioningState)
 	}
@@ -131,7 +131,7 @@ func normalizeID(body []byte) []byte {
 
 func TestValidationEventPascalCase(t *testing.T) {
 	rc := newReceiver(t, echo("ValidationResponse"))
-	s, err := handshaker().Validate(context.Background(), subFor(rc.URL, EventGridSchema))
+	s, err := handshaker().Handshake(context.Background(), subFor(rc.URL, EventGridSchema))
 	if err != nil || s.ProvisioningState != Succeeded {
 		t.Fatalf("%v %s", err, s.ProvisioningState)
 	}
@@ -164,7 +164,7 @@ func TestValidationEventFailures(t *testing.T) {
 			if tc.noURL {
 				h.ValidationURL = nil
 			}
-			s, err := h.Validate(context.Background(), subFor(rc.URL, EventGridSchema))
+			s, err := h.Handshake(context.Background(), subFor(rc.URL, EventGridSchema))
 			if !errors.Is(err, ErrValidationFailed) || s.ProvisioningState != Failed || s.Active() {
 				t.Fatalf("%v %s", err, s.ProvisioningState)
 			}
@@ -187,7 +187,7 @@ func TestValidationTimeout(t *testing.T) {
 	h := handshaker()
 	h.Timeout = 50 * time.Millisecond
 	start := time.Now()
-	s, err := h.Validate(context.Background(), subFor(rc.URL, EventGridSchema))
+	s, err := h.Handshake(context.Background(), subFor(rc.URL, EventGridSchema))
 	if !errors.Is(err, ErrValidationFailed) || s.ProvisioningState != Failed || !strings.Contains(err.Error(), "no answer within 50ms") {
 		t.Fatalf("%v %s", err, s.ProvisioningState)
 	}
@@ -195,7 +195,7 @@ func TestValidationTimeout(t *testing.T) {
 		t.Errorf("took %s", d)
 	}
 	// The same for the CloudEvents handshake.
-	s, err = h.Validate(context.Background(), subFor(rc.URL, CloudEventSchemaV1_0))
+	s, err = h.Handshake(context.Background(), subFor(rc.URL, CloudEventSchemaV1_0))
 	if !errors.Is(err, ErrValidationFailed) || !strings.Contains(err.Error(), "no answer within") {
 		t.Fatalf("%v %s", err, s.ProvisioningState)
 	}
@@ -205,7 +205,7 @@ func TestValidationUnreachable(t *testing.T) {
 	rc := newReceiver(t, func(http.ResponseWriter, *http.Request, []byte) {})
 	url := rc.URL
 	rc.Close()
-	s, err := handshaker().Validate(context.Background(), subFor(url, EventGridSchema))
+	s, err := handshaker().Handshake(context.Background(), subFor(url, EventGridSchema))
 	if !errors.Is(err, ErrValidationFailed) || s.ProvisioningState != Failed {
 		t.Fatalf("%v %s", err, s.ProvisioningState)
 	}
@@ -213,7 +213,7 @@ func TestValidationUnreachable(t *testing.T) {
 
 func TestManualValidation(t *testing.T) {
 	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request, _ []byte) { w.WriteHeader(http.StatusOK) })
-	s, err := handshaker().Validate(context.Background(), subFor(rc.URL, EventGridSchema))
+	s, err := handshaker().Handshake(context.Background(), subFor(rc.URL, EventGridSchema))
 	if err != nil || s.ProvisioningState != AwaitingManualAction || s.Active() {
 		t.Fatalf("%v %s", err, s.ProvisioningState)
 	}
@@ -295,7 +295,7 @@ func TestAsyncValidation(t *testing.T) {
 	mu.Lock()
 	var err error
 	s := subFor(rc.URL, EventGridSchema)
-	sub, err = h.Validate(context.Background(), s)
+	sub, err = h.Handshake(context.Background(), s)
 	state := sub.ProvisioningState
 	mu.Unlock()
 	if err != nil || state != AwaitingManualAction {
@@ -357,7 +357,7 @@ func TestAbuseProtection(t *testing.T) {
 			if tc.noURL {
 				h.ValidationURL = nil
 			}
-			s, err := h.Validate(context.Background(), subFor(rc.URL+"/ce", CloudEventSchemaV1_0))
+			s, err := h.Handshake(context.Background(), subFor(rc.URL+"/ce", CloudEventSchemaV1_0))
 			if s.ProvisioningState != tc.want || (err != nil) != (tc.want == Failed) {
 				t.Fatalf("%v %s", err, s.ProvisioningState)
 			}
@@ -396,7 +396,7 @@ func TestAbuseProtection(t *testing.T) {
 
 func TestNeedsHandshake(t *testing.T) {
 	rc := newReceiver(t, echo("validationResponse"))
-	s, err := handshaker().Validate(context.Background(), subFor(rc.URL, EventGridSchema))
+	s, err := handshaker().Handshake(context.Background(), subFor(rc.URL, EventGridSchema))
 	if err != nil || s.NeedsHandshake() {
 		t.Fatal(err)
 	}

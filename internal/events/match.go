@@ -81,6 +81,8 @@ func NewMatcher(s Subscription) (*Matcher, error) {
 }
 
 // Match reports whether s receives e. An invalid filter matches nothing.
+// It compiles the filter on every call: hold a NewMatcher to match many
+// events.
 func (s Subscription) Match(e Event) bool {
 	m, err := NewMatcher(s)
 	return err == nil && m.Match(e)

@@ -346,3 +346,32 @@ func TestMatchHubEvents(t *testing.T) {
 		t.Error("twin status")
 	}
 }
+
+func BenchmarkMatch(b *testing.B) {
+	s := validSub()
+	s.Filter = Filter{
+		IncludedEventTypes: []EventType{DeviceConnected, DeviceDisconnected},
+		SubjectBeginsWith:  "devices/plant1-",
+		AdvancedFilters: []AdvancedFilter{
+			{OperatorType: StringIn, Key: "data.tether.reason", Values: []string{"keep-alive", "network"}},
+			{OperatorType: BoolEquals, Key: "data.tether.tokenRenewal", Value: false},
+		},
+	}
+	m, err := NewMatcher(s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("envelope-only", func(b *testing.B) {
+		env := validSub()
+		env.Filter.SubjectBeginsWith = "devices/plant1-"
+		em, _ := NewMatcher(env)
+		for b.Loop() {
+			em.Match(matchEvent)
+		}
+	})
+	b.Run("data-filters", func(b *testing.B) {
+		for b.Loop() {
+			m.Match(matchEvent)
+		}
+	})
+}
