@@ -57,7 +57,7 @@ func FromConnection(r Resource, ce presence.ConnectionEvent, m Marks) (Event, bo
 		},
 	}
 	return Event{
-		ID:          EventID(ce.Hub, sourceConn, ce.ID),
+		ID:          eventID(ce.Hub, sourceConn, ce.ID),
 		Type:        t,
 		Topic:       r.ID(ce.Hub),
 		Subject:     Subject(ce.DeviceID),

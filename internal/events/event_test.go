@@ -114,7 +114,7 @@ func TestIDsStable(t *testing.T) {
 	if y.ID == x.ID {
 		t.Error("two hubs share an event id")
 	}
-	if EventID("h", sourceConn, "x") == EventID("h", sourceRegistry, "x") {
+	if eventID("h", sourceConn, "x") == eventID("h", sourceRegistry, "x") {
 		t.Error("kinds share an id")
 	}
 }

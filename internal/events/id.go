@@ -17,10 +17,10 @@ const (
 	sourceTelemetry = "telemetry"
 )
 
-// EventID is the id of the event made from a source record: a version-5
+// eventID is the id of the event made from a source record: a version-5
 // UUID of (hub, kind, id), so the same record always gives the same event
 // id and records of different hubs or kinds never share one.
-func EventID(hub, kind, id string) string {
+func eventID(hub, kind, id string) string {
 	h := sha1.New()
 	h.Write(idNamespace[:])
 	h.Write([]byte(hub))

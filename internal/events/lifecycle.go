@@ -103,7 +103,7 @@ func FromChange(r Resource, c registry.Change) (Event, bool) {
 		DeviceID: c.DeviceID,
 	}
 	return Event{
-		ID:          EventID(c.Hub, sourceRegistry, c.ID),
+		ID:          eventID(c.Hub, sourceRegistry, c.ID),
 		Type:        t,
 		Topic:       r.ID(c.Hub),
 		Subject:     Subject(c.DeviceID),

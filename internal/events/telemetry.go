@@ -76,7 +76,7 @@ func FromTelemetry(r Resource, hub string, m telemetry.Message, sourceID string)
 		SystemProperties: sys,
 	}
 	return Event{
-		ID:          EventID(hub, sourceTelemetry, sourceID),
+		ID:          eventID(hub, sourceTelemetry, sourceID),
 		Type:        DeviceTelemetry,
 		Topic:       r.ID(hub),
 		Subject:     Subject(m.DeviceID),
