@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tether-hub/tether/internal/connlog"
+	"github.com/tether-hub/tether/internal/events"
 	"github.com/tether-hub/tether/internal/registry"
 )
 
@@ -56,6 +57,14 @@ type Deps struct {
 	Logs      LogFinder
 	C2D       C2DSender
 	Telemetry TelemetrySource
+	// Subscriptions manages webhook event subscriptions
+	// (/api/v1/subscriptions); nil: those endpoints answer 503.
+	Subscriptions SubscriptionService
+	// SubscriptionPolicy is the hub's policy for subscription definitions
+	// (whether plain-http endpoints are accepted beyond loopback).
+	SubscriptionPolicy events.ValidateOptions
+	// Events is the live event feed of GET /api/v1/events; nil: 503.
+	Events EventTail
 	// Now is the clock for token expiry and relative log times; default
 	// time.Now.
 	Now func() time.Time
@@ -129,6 +138,12 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request, rest string) {
 		if allow(w, r, s.v1Error, http.MethodGet) {
 			s.streamTelemetry(w, r)
 		}
+	case rest == "events":
+		if allow(w, r, s.v1Error, http.MethodGet) {
+			s.streamEvents(w, r)
+		}
+	case rest == "subscriptions" || strings.HasPrefix(rest, "subscriptions/"):
+		s.subscriptions(w, r, strings.TrimPrefix(rest, "subscriptions"))
 	case strings.HasPrefix(rest, "devices/") && strings.HasSuffix(rest, "/messages"):
 		seg := strings.TrimSuffix(strings.TrimPrefix(rest, "devices/"), "/messages")
 		if seg == "" || strings.Contains(seg, "/") {
