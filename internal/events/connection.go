@@ -22,7 +22,9 @@ type StateEventInfo struct {
 // Marks are what the hub learns about a connection event after it was
 // journalled; the delivery engine passes them to FromConnection.
 type Marks struct {
-	// TokenRenewal: the event is one half of a token-renewal pair.
+	// TokenRenewal: the event is one half of a token-renewal pair. A
+	// connect that presence marked (ConnectionEvent.TokenRenewal) is
+	// marked without it.
 	TokenRenewal bool
 }
 
@@ -52,7 +54,7 @@ func FromConnection(r Resource, ce presence.ConnectionEvent, m Marks) (Event, bo
 			ProtocolVersion:   ce.ProtocolVersion,
 			SessionID:         ce.SessionID,
 			ConnectDurationMs: ce.DurationMs,
-			TokenRenewal:      m.TokenRenewal,
+			TokenRenewal:      m.TokenRenewal || ce.TokenRenewal,
 			Detail:            ce.Detail,
 		},
 	}

@@ -139,6 +139,12 @@ func TestConnectionData(t *testing.T) {
 	if !strings.Contains(string(c.Data), `"tokenRenewal":false`) {
 		t.Errorf("%s", c.Data)
 	}
+	// A connect presence marked as a renewal is marked without Marks.
+	ce := connectedEvent()
+	ce.TokenRenewal, ce.RenewalOf = true, seq1
+	if r, _ := FromConnection(testResource, ce, Marks{}); !strings.Contains(string(r.Data), `"tokenRenewal":true`) {
+		t.Errorf("%s", r.Data)
+	}
 }
 
 func TestTelemetryBody(t *testing.T) {
