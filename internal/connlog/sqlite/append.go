@@ -2,20 +2,30 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"math/bits"
 	"strings"
 
 	"github.com/tether-hub/tether/internal/connlog"
 )
 
-// chunkRows is how many rows one multi-row INSERT carries: 500 × 25
-// columns stays under SQLite's 32766 bound parameters, and multi-row
-// VALUES insert ~1.5× faster than single rows (deps.md §4).
-const chunkRows = 500
+// chunkRows is the most rows one INSERT carries: 512 × 25 columns stays
+// under SQLite's 32766 bound parameters, and multi-row VALUES insert
+// ~1.5× faster than single rows (deps.md §4).
+const chunkRows = 512
 
+// insertSQL inserts rows records, skipping those whose _ItemId is stored.
+//
+// OR IGNORE rather than ON CONFLICT(_ItemId) DO NOTHING: the only
+// constraint that can fail is the unique _ItemId (strings are bound as
+// text, never NULL), so both skip exactly the known ids; but with OR
+// IGNORE no row can abort the statement, so SQLite keeps no statement
+// journal (a copy of every page the INSERT changes) for a multi-row
+// INSERT.
 func insertSQL(rows int) string {
 	var b strings.Builder
-	b.WriteString("INSERT INTO " + table + " (" + selectColumns + ") VALUES ")
+	b.WriteString("INSERT OR IGNORE INTO " + table + " (" + selectColumns + ") VALUES ")
 	row := "(" + strings.TrimSuffix(strings.Repeat("?,", len(storedColumns)), ",") + ")"
 	for i := range rows {
 		if i > 0 {
@@ -23,8 +33,27 @@ func insertSQL(rows int) string {
 		}
 		b.WriteString(row)
 	}
-	b.WriteString(" ON CONFLICT(" + connlog.ColItemID + ") DO NOTHING")
 	return b.String()
+}
+
+// chunkSize is how many of n remaining records the next INSERT carries:
+// the largest power of two ≤ min(n, chunkRows), so every batch size is
+// served by at most log2(chunkRows)+1 prepared statements.
+func chunkSize(n int) int {
+	return 1 << (bits.Len(uint(min(n, chunkRows))) - 1)
+}
+
+// insert returns the prepared INSERT of n rows on w.
+func (s *Store) insert(ctx context.Context, w *sql.Conn, n int) (*sql.Stmt, error) {
+	if st, ok := s.inserts[n]; ok {
+		return st, nil
+	}
+	st, err := w.PrepareContext(ctx, insertSQL(n))
+	if err != nil {
+		return nil, err
+	}
+	s.inserts[n] = st
+	return st, nil
 }
 
 // Append stores records in one transaction, skipping known _ItemIds.
@@ -42,29 +71,61 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	err := s.inTx(ctx, func(w *sql.Conn) error {
+		defer clear(s.args) // no references to the batch stay behind
+		for rest := records; len(rest) > 0; {
+			n := chunkSize(len(rest))
+			st, err := s.insert(ctx, w, n)
+			if err != nil {
+				return err
+			}
+			s.args = s.args[:0]
+			for i := range rest[:n] {
+				s.args = appendValues(s.args, &rest[i])
+			}
+			if _, err := st.ExecContext(ctx, s.args...); err != nil {
+				return err
+			}
+			rest = rest[n:]
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("connlog/sqlite: append: %w", err)
 	}
-	defer tx.Rollback()
-	args := make([]any, 0, min(len(records), chunkRows)*len(storedColumns))
-	for start := 0; start < len(records); start += chunkRows {
-		chunk := records[start:min(start+chunkRows, len(records))]
-		args = args[:0]
-		for i := range chunk {
-			args = appendValues(args, &chunk[i])
-		}
-		if len(chunk) == chunkRows {
-			_, err = tx.StmtContext(ctx, s.insertFull).ExecContext(ctx, args...)
-		} else {
-			_, err = tx.ExecContext(ctx, insertSQL(len(chunk)), args...)
-		}
-		if err != nil {
-			return fmt.Errorf("connlog/sqlite: append: %w", err)
-		}
+	return nil
+}
+
+// inTx runs fn in a write transaction on the write connection: BEGIN
+// IMMEDIATE takes the write lock up front, COMMIT ends it, any error rolls
+// it back. The caller holds writeMu.
+//
+// The transaction is plain SQL on a pinned connection rather than a
+// database/sql Tx: a Tx would prepare the statements again for every
+// transaction (Tx.Stmt re-prepares a statement of a Conn).
+func (s *Store) inTx(ctx context.Context, fn func(w *sql.Conn) error) error {
+	w, err := s.writer(ctx)
+	if err != nil {
+		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("connlog/sqlite: append: commit: %w", err)
+	if _, err := w.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		s.checkConn(err)
+		return err
+	}
+	if err = fn(w); err == nil {
+		_, err = w.ExecContext(ctx, "COMMIT")
+	}
+	if err != nil {
+		// An interrupt (ctx ended) may have rolled back already, and then
+		// ROLLBACK fails ("no transaction is active"). Whatever the
+		// reason, a connection that may still be inside a transaction is
+		// closed (which rolls it back) rather than reused.
+		if _, rerr := w.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+			s.dropWriter()
+		} else {
+			s.checkConn(err)
+		}
+		return err
 	}
 	return nil
 }

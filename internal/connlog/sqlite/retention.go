@@ -32,10 +32,15 @@ func (s *Store) deleteChunk(ctx context.Context, t time.Time) (int64, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
-	res, err := s.db.ExecContext(ctx,
+	w, err := s.writer(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("connlog/sqlite: delete before %s: %w", t.UTC().Format(time.RFC3339), err)
+	}
+	res, err := w.ExecContext(ctx,
 		"DELETE FROM "+table+" WHERE rowid IN (SELECT rowid FROM "+table+" WHERE TimeGenerated < ? LIMIT ?)",
 		t.UnixNano(), deleteChunk)
 	if err != nil {
+		s.checkConn(err)
 		return 0, fmt.Errorf("connlog/sqlite: delete before %s: %w", t.UTC().Format(time.RFC3339), err)
 	}
 	return res.RowsAffected()

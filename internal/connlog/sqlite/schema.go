@@ -63,7 +63,7 @@ var indexSQL = []string{
 
 // migrate creates the schema in an empty database and refuses one made by
 // a newer version.
-func migrate(ctx context.Context, db *sql.DB) error {
+func migrate(ctx context.Context, db *sql.Conn) error {
 	var v int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return err

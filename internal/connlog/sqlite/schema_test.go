@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tether-hub/tether/internal/connlog"
 	"github.com/tether-hub/tether/internal/connlog/logstoretest"
@@ -33,6 +34,66 @@ func TestPragmas(t *testing.T) {
 	}
 	if mode != "wal" || sync != 1 {
 		t.Errorf("journal_mode=%s synchronous=%d, want wal and 1 (NORMAL)", mode, sync)
+	}
+}
+
+// TestWriterPragmas: the write connection has its ingest settings, and
+// the pool keeps SQLite's defaults.
+func TestWriterPragmas(t *testing.T) {
+	s := openTemp(t)
+	defer s.Close()
+	want := map[string]string{"cache_size": "-32768", "wal_autocheckpoint": "10000", "journal_size_limit": "67108864", "synchronous": "1"}
+	for name, v := range want {
+		got, err := sqlite.WriterPragma(s, name)
+		if err != nil || got != v {
+			t.Errorf("write connection: PRAGMA %s = %q, %v; want %q", name, got, err, v)
+		}
+	}
+	var cache int
+	if err := s.DB().QueryRow("PRAGMA cache_size").Scan(&cache); err != nil || cache != -2000 {
+		t.Errorf("pool: cache_size %d, %v; want the default -2000", cache, err)
+	}
+}
+
+func TestChunkSize(t *testing.T) {
+	for n, want := range map[int]int{1: 1, 2: 2, 3: 2, 100: 64, 511: 256, 512: 512, 513: 512, 5000: 512} {
+		if got := sqlite.ChunkSize(n); got != want {
+			t.Errorf("chunkSize(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
+
+// TestAppendCanceledMidway: an Append whose context ends during the
+// transaction stores nothing, and the store goes on working.
+func TestAppendCanceledMidway(t *testing.T) {
+	for _, path := range []string{"file", ":memory:"} {
+		t.Run(path, func(t *testing.T) {
+			var s *sqlite.Store
+			if path == "file" {
+				s = openTemp(t)
+			} else {
+				var err error
+				if s, err = sqlite.Open(context.Background(), path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			defer s.Close()
+			rs := logstoretest.Records(30_000, logstoretest.T0)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			defer cancel()
+			if err := s.Append(ctx, rs); err == nil {
+				t.Skip("the append finished within 20ms; nothing to check")
+			}
+			if got, err := s.Find(context.Background(), connlog.Filter{}); err != nil || len(got) != 0 {
+				t.Fatalf("after a canceled Append: %d records, %v; want none", len(got), err)
+			}
+			if err := s.Append(context.Background(), rs[:700]); err != nil {
+				t.Fatalf("Append after a canceled one: %v", err)
+			}
+			if got, err := s.Find(context.Background(), connlog.Filter{}); err != nil || len(got) != 700 {
+				t.Fatalf("after a canceled Append and a good one: %d records, %v; want 700", len(got), err)
+			}
+		})
 	}
 }
 
