@@ -6,7 +6,7 @@
 //
 //	journal TETHER_CONN     ─┐  durable pull consumers "connlog"   ┌─► LogStore.Append (one transaction)
 //	journal TETHER_REGISTRY ─┴─► Writer: fetch ≤1000 / 100 ms ─► map ─┤
-//	                                                                   └─► ack (after the append)
+//	                                                                   └─► one ack per batch (after the append)
 //
 // A presence.ConnectionEvent becomes one or two Records (FromConnectionEvent),
 // a registry.Change one Record (FromChange). Every Record has a stable
@@ -14,6 +14,13 @@
 // Record whose _ItemId they already hold: a crash between the append and the
 // ack makes the journal deliver again, and the second append changes
 // nothing. Delivery is at least once, storage exactly once.
+//
+// The consumers ack all (AckAllPolicy): the ack of a batch's highest
+// message acknowledges everything before it. So one Writer per durable
+// (two would ack each other's batches), and Start first resets a consumer
+// that holds unacked messages (a Writer died with a batch) to just after
+// its ack floor, so they are delivered and stored before anything newer
+// is acked.
 //
 // Ordering: records of one device are appended in journal order, but a
 // redelivery may land after newer records; readers order by TimeGenerated

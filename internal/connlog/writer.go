@@ -35,7 +35,9 @@ type WriterOptions struct {
 	Resource Resource
 	Logger   *slog.Logger
 	// Durable is the consumer name on TETHER_CONN and on TETHER_REGISTRY.
-	// Writers on several hub nodes sharing it share the work.
+	// One Writer per durable at a time: the consumers ack all (see
+	// Writer), so a second Writer on the same durable would ack messages
+	// the first has not stored yet. Give each store its own durable.
 	Durable string
 	// BatchSize and MaxWait bound one fetch: up to BatchSize messages, or
 	// what arrived within MaxWait. One fetch is one Append.
@@ -57,9 +59,15 @@ type WriterOptions struct {
 // stream fetches a batch, maps it to records, appends them in one
 // transaction and only then acks the batch. A crash after the append makes
 // the journal redeliver; the records' stable _ItemIds make the second
-// append a no-op. A message that cannot be decoded is logged and
-// terminated (never redelivered). When Append fails the batch is retried
-// with capped backoff until it succeeds or the Writer stops.
+// append a no-op. A message that cannot be decoded is logged and dropped
+// (acked with its batch, never redelivered). When Append fails the batch
+// is retried with capped backoff until it succeeds or the Writer stops.
+//
+// The consumers ack all (AckAllPolicy): one ack of the batch's highest
+// stream sequence, after the append, acknowledges the whole batch — one
+// message to the journal per batch instead of one per message. An ack
+// then also covers any earlier message still unacked, so Start makes sure
+// there is none: see ensureConsumer.
 type Writer struct {
 	o       WriterOptions
 	log     *slog.Logger
@@ -131,14 +139,7 @@ func (w *Writer) Start(ctx context.Context) error {
 		return errors.New("connlog: Writer already started")
 	}
 	for _, s := range w.sources {
-		cons, err := w.o.JS.CreateOrUpdateConsumer(ctx, s.stream, jetstream.ConsumerConfig{
-			Durable:       w.o.Durable,
-			Description:   "Tether resource log writer (connlog)",
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       w.o.AckWait,
-			MaxAckPending: max(10*w.o.BatchSize, 10_000),
-		})
+		cons, err := w.ensureConsumer(ctx, s.stream)
 		if err != nil {
 			return fmt.Errorf("connlog: consumer %s on %s: %w", w.o.Durable, s.stream, err)
 		}
@@ -232,6 +233,55 @@ func (w *Writer) Lag(ctx context.Context) (uint64, error) {
 	return lag, nil
 }
 
+// consumerConfig is the durable consumer of a stream, delivering from
+// policy (and start, for DeliverByStartSequencePolicy).
+func (w *Writer) consumerConfig(policy jetstream.DeliverPolicy, start uint64) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       w.o.Durable,
+		Description:   "Tether resource log writer (connlog)",
+		DeliverPolicy: policy,
+		OptStartSeq:   start,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       w.o.AckWait,
+		MaxAckPending: max(10*w.o.BatchSize, 10_000),
+	}
+}
+
+// ensureConsumer returns the durable consumer of stream, ready for a
+// Writer that acks all:
+//
+//   - none yet: it is created and delivers the whole stream;
+//   - one that acks all and has no message delivered but unacked: it is
+//     kept where it is (its settings brought up to date);
+//   - otherwise it is deleted and created again, delivering from just
+//     after its ack floor. That is the case when a Writer stopped or
+//     crashed with a batch fetched but not acked — an ack of a newer
+//     message would also ack that batch before it is stored — and for a
+//     consumer of an older Tether that acked explicitly (JetStream cannot
+//     change a consumer's AckPolicy). Everything after the floor is
+//     delivered again, and the store skips what it already holds.
+func (w *Writer) ensureConsumer(ctx context.Context, stream string) (jetstream.Consumer, error) {
+	cons, err := w.o.JS.Consumer(ctx, stream, w.o.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return w.o.JS.CreateConsumer(ctx, stream, w.consumerConfig(jetstream.DeliverAllPolicy, 0))
+	}
+	if err != nil {
+		return nil, err
+	}
+	info := cons.CachedInfo()
+	if info.Config.AckPolicy == jetstream.AckAllPolicy && info.NumAckPending == 0 {
+		return w.o.JS.UpdateConsumer(ctx, stream, w.consumerConfig(info.Config.DeliverPolicy, info.Config.OptStartSeq))
+	}
+	floor := info.AckFloor.Stream
+	w.log.Info("connlog: resetting the journal consumer to its ack floor",
+		"stream", stream, "durable", w.o.Durable, "ackPolicy", info.Config.AckPolicy.String(),
+		"unacked", info.NumAckPending, "from", floor+1)
+	if err := w.o.JS.DeleteConsumer(ctx, stream, w.o.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, err
+	}
+	return w.o.JS.CreateConsumer(ctx, stream, w.consumerConfig(jetstream.DeliverByStartSequencePolicy, floor+1))
+}
+
 // run is one stream's fetch loop.
 func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 	log := w.log.With("stream", s.stream)
@@ -272,24 +322,20 @@ func (w *Writer) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
 // handle decodes, appends and acks one batch.
 func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *source, msgs []jetstream.Msg) {
 	recs := make([]Record, 0, len(msgs))
-	var good []jetstream.Msg
+	good := 0
 	for _, m := range msgs {
 		rs, err := s.decode(w, m)
 		if err != nil {
+			// Not Term: with AckAll it would ack the batch's earlier
+			// messages before they are stored. The batch's ack drops it.
 			w.skipped.Add(1)
 			log.Warn("connlog: dropping undecodable journal message", "subject", m.Subject(), "err", err)
-			if err := m.Term(); err != nil {
-				log.Warn("connlog: term failed", "err", err)
-			}
 			continue
 		}
 		recs = append(recs, rs...)
-		good = append(good, m)
+		good++
 	}
-	if len(good) == 0 {
-		return
-	}
-	for attempt := 1; ; attempt++ {
+	for attempt := 1; good > 0; attempt++ {
 		err := w.o.Store.Append(workCtx, recs)
 		if err == nil {
 			break
@@ -298,24 +344,33 @@ func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *so
 			log.Error("connlog: append failed", "err", err, "records", len(recs), "attempt", attempt)
 		}
 		if workCtx.Err() != nil || !sleep(runCtx, backoff(attempt)) {
-			log.Warn("connlog: stopping with a batch not stored; the journal will deliver it again", "messages", len(good))
+			log.Warn("connlog: stopping with a batch not stored; the journal will deliver it again", "messages", good)
 			return
 		}
 	}
-	// Acks travel in order on one connection: when the server confirms
-	// the last one, it has processed all of them.
-	for _, m := range good[:len(good)-1] {
-		if err := m.Ack(); err != nil {
-			log.Warn("connlog: ack failed; the message will be delivered again", "err", err)
-		}
-	}
+	// One ack, of the highest stream sequence, acknowledges the batch
+	// (AckAll). A batch usually ends with it, but redeliveries come
+	// before new messages and may even follow them, so it is looked for.
 	ctx, cancel := context.WithTimeout(workCtx, 5*time.Second)
 	defer cancel()
-	if err := good[len(good)-1].DoubleAck(ctx); err != nil {
+	if err := highest(msgs).DoubleAck(ctx); err != nil {
 		log.Warn("connlog: ack failed; messages will be delivered again (and skipped by the store)", "err", err)
+		return
 	}
-	w.processed.Add(uint64(len(good)))
+	w.processed.Add(uint64(good))
 	w.records.Add(uint64(len(recs)))
+}
+
+// highest is the message of msgs with the highest stream sequence (the
+// last one if metadata cannot be read).
+func highest(msgs []jetstream.Msg) jetstream.Msg {
+	top, topSeq := msgs[len(msgs)-1], uint64(0)
+	for _, m := range msgs {
+		if md, err := m.Metadata(); err == nil && md.Sequence.Stream > topSeq {
+			top, topSeq = m, md.Sequence.Stream
+		}
+	}
+	return top
 }
 
 // sourceID names a journal message when its payload has no id: its

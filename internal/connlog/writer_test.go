@@ -451,3 +451,143 @@ func TestWriterLifecycle(t *testing.T) {
 		t.Errorf("Stop after restart: %v", err)
 	}
 }
+
+// hangingStore never stores: Append waits for its context to end. The
+// writer dies with a batch fetched but not stored.
+type hangingStore struct {
+	connlog.LogStore
+	called chan struct{}
+	once   sync.Once
+}
+
+func (s *hangingStore) Append(ctx context.Context, rs []connlog.Record) error {
+	s.once.Do(func() { close(s.called) })
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestWriterCrashBeforeAppend: a writer dies with a batch fetched but
+// not stored, and newer messages arrive. The next writer must store the
+// old batch too: its ack of a newer message acks all earlier ones, so it
+// may not ack past the batch before the batch is stored.
+func TestWriterCrashBeforeAppend(t *testing.T) {
+	j := openJournal(t)
+	store := openStore(t)
+	events := timeline(time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond), 5, 10)
+	first, second := events[:20], events[20:]
+	for _, e := range first {
+		publishEvent(t, j.JS, e)
+	}
+	hang := &hangingStore{LogStore: store, called: make(chan struct{})}
+	// AckWait is long: the test must not pass by waiting for a redelivery.
+	w1, err := connlog.NewWriter(connlog.WriterOptions{JS: j.JS, Store: hang, Resource: res, Logger: testLogger(t),
+		AckWait: time.Minute, MaxWait: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w1.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-hang.called:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer never appended")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := w1.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop of a writer stuck in Append: %v, want DeadlineExceeded", err)
+	}
+	for _, e := range second {
+		publishEvent(t, j.JS, e)
+	}
+
+	w2 := startWriter(t, j, store, func(o *connlog.WriterOptions) { o.AckWait = time.Minute })
+	eventually(t, 10*time.Second, lagIsZero(t, w2))
+	want := expectedRecords(t, events, nil)
+	if got := findAll(t, store, connlog.Filter{}); !slices.Equal(itemIDs(got), itemIDs(want)) {
+		t.Fatalf("after a crash before the append: %d records, want the %d expected once each", len(got), len(want))
+	}
+}
+
+// TestWriterTakesOverExplicitAckConsumer: the durable consumer of an
+// older Tether acks explicitly and holds delivered-unacked messages;
+// JetStream cannot switch it to AckAll. The writer replaces it, loses
+// nothing and stores nothing twice.
+func TestWriterTakesOverExplicitAckConsumer(t *testing.T) {
+	j := openJournal(t)
+	store := openStore(t)
+	events := timeline(time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond), 4, 10)
+	for _, e := range events {
+		publishEvent(t, j.JS, e)
+	}
+	ctx := context.Background()
+	for _, stream := range []string{journal.StreamConn, journal.StreamRegistry} {
+		cons, err := j.JS.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{
+			Durable: connlog.DefaultDurable, DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stream != journal.StreamConn {
+			continue
+		}
+		// The old writer stored and acked 10 messages, then fetched 10
+		// more and died.
+		batch, err := cons.Fetch(10, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stored []presence.ConnectionEvent
+		for m := range batch.Messages() {
+			var e presence.ConnectionEvent
+			if err := json.Unmarshal(m.Data(), &e); err != nil {
+				t.Fatal(err)
+			}
+			stored = append(stored, e)
+			if err := m.DoubleAck(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := store.Append(ctx, expectedRecords(t, stored, nil)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cons.Fetch(10, jetstream.FetchMaxWait(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	w := startWriter(t, j, store, func(o *connlog.WriterOptions) { o.AckWait = time.Minute })
+	eventually(t, 10*time.Second, lagIsZero(t, w))
+	want := expectedRecords(t, events, nil)
+	if got := findAll(t, store, connlog.Filter{}); !slices.Equal(itemIDs(got), itemIDs(want)) {
+		t.Fatalf("after taking over: %d records, want the %d expected once each", len(got), len(want))
+	}
+	for _, stream := range []string{journal.StreamConn, journal.StreamRegistry} {
+		cons, err := j.JS.Consumer(ctx, stream, connlog.DefaultDurable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := cons.CachedInfo().Config.AckPolicy; p != jetstream.AckAllPolicy {
+			t.Errorf("consumer on %s acks %s, want all", stream, p)
+		}
+	}
+}
+
+// TestWriterAcksUndecodableAlone: a batch of nothing but undecodable
+// messages is acked too, so it is never delivered again.
+func TestWriterAcksUndecodableAlone(t *testing.T) {
+	j := openJournal(t)
+	store := openStore(t)
+	for range 3 {
+		if _, err := j.JS.Publish(context.Background(), journal.ConnSubject("dev-99", "connected"), []byte("{not json")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := startWriter(t, j, store, nil)
+	eventually(t, 10*time.Second, lagIsZero(t, w))
+	if w.Skipped() != 3 || w.Processed() != 0 {
+		t.Errorf("Skipped %d, Processed %d; want 3 and 0", w.Skipped(), w.Processed())
+	}
+}
