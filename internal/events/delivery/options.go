@@ -1,0 +1,186 @@
+package delivery
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-hub/tether/internal/events"
+)
+
+// Options configure an Engine. JS and Store are required; everything else
+// has a default.
+type Options struct {
+	// JS is the journal's JetStream (journal.Journal.JS): the engine reads
+	// TETHER_CONN, TETHER_REGISTRY and TETHER_TELEMETRY through one durable
+	// consumer per subscription and stream.
+	JS jetstream.JetStream
+	// Store holds the subscriptions (kvstore in the hub).
+	Store events.SubscriptionStore
+	// Resource names the hub in the events' topic/source.
+	Resource events.Resource
+	// HubHost is the hub's host name, for telemetry events (connection
+	// events and registry changes carry their own).
+	HubHost string
+	// Client sends the webhook POSTs. nil: a client that does not follow
+	// redirects (a 3xx is a failed delivery) and keeps MaxInFlightPerSub
+	// connections per endpoint alive.
+	Client *http.Client
+	// Clock drives retries, time-to-live, the renewal grace and the POST
+	// timeout. nil: SystemClock.
+	Clock  Clock
+	Logger *slog.Logger
+	// Origin is WebHook-Request-Origin on CloudEvents deliveries; use the
+	// same value as the Handshaker's. Default events.DefaultOrigin.
+	Origin string
+	// DeadLetters keeps dead-lettered events. nil: the JetStream store
+	// (stream TETHER_DEADLETTER) on JS, created by New.
+	DeadLetters DeadLetterStore
+	// Replicas of the TETHER_DEADLETTER stream when New creates it.
+	Replicas int
+
+	// Timeout bounds each POST, answer included; default 30 s (Event
+	// Grid's).
+	Timeout time.Duration
+	// Schedule is the delay after the n-th failed attempt (n from 1); the
+	// last delay repeats. Default EventGridSchedule.
+	Schedule []time.Duration
+	// Jitter spreads each delay by up to ±Jitter of it (0.1 = ±10 %);
+	// default 0.1, negative for none.
+	Jitter float64
+	// Rand returns numbers in [0, 1) for the jitter; default math/rand/v2.
+	Rand func() float64
+
+	// MaxInFlightPerSub bounds concurrent POSTs per subscription (each to
+	// a different set of devices); default 32.
+	MaxInFlightPerSub int
+	// MaxBufferedPerSub and MaxBufferedBytesPerSub bound the events a
+	// subscription holds in memory (queued, held or in flight); past
+	// either the engine stops fetching and JetStream keeps the backlog.
+	// Defaults 4096 and 32 MiB.
+	MaxBufferedPerSub      int
+	MaxBufferedBytesPerSub int
+	// MaxQueuePerDevice bounds one device's queue; more events of that
+	// device are parked in JetStream (negatively acknowledged with a
+	// delay) and taken again in order, so one failing device cannot fill
+	// the subscription's buffer. Default 256.
+	MaxQueuePerDevice int
+	// MaxAckPending is the consumers' limit of unacknowledged messages:
+	// what the engine holds plus what it parked. Default 16384.
+	MaxAckPending int
+	// AckWait of the consumers; the engine keeps the messages it holds
+	// alive with InProgress every AckWait/3. After a crash, unacknowledged
+	// messages come back within AckWait. Default 30 s.
+	AckWait time.Duration
+	// ParkDelay is how long JetStream keeps a parked message before
+	// offering it again; default AckWait/2.
+	ParkDelay time.Duration
+	// ResyncInterval is how often the engine lists the store to pick up
+	// subscriptions changed behind its back (Reload is immediate); default
+	// 10 s, negative for never.
+	ResyncInterval time.Duration
+	// MaxReplay bounds how many dead letters one Replay call re-enqueues;
+	// default 10000.
+	MaxReplay int
+
+	// ObserveLatency, if set, is called for every delivered event with the
+	// time from the event's time to the endpoint's 2xx answer (for a
+	// histogram). It runs on the subscription's goroutine: keep it cheap.
+	ObserveLatency func(subscription string, t events.EventType, d time.Duration)
+}
+
+// EventGridSchedule is Event Grid's documented retry schedule
+// (reference/iothub-facts.md §1.9): 10 s, 30 s, 1 min, 5 min, 10 min,
+// 30 min, 1 h, 3 h, 6 h, then every 12 h.
+var EventGridSchedule = []time.Duration{
+	10 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute, 10 * time.Minute,
+	30 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour,
+}
+
+// Defaults.
+const (
+	DefaultTimeout                = 30 * time.Second
+	DefaultJitter                 = 0.1
+	DefaultMaxInFlightPerSub      = 32
+	DefaultMaxBufferedPerSub      = 4096
+	DefaultMaxBufferedBytesPerSub = 32 << 20
+	DefaultMaxQueuePerDevice      = 256
+	DefaultMaxAckPending          = 16384
+	DefaultAckWait                = 30 * time.Second
+	DefaultResyncInterval         = 10 * time.Second
+	DefaultMaxReplay              = 10000
+)
+
+var errMissing = errors.New("delivery: Options.JS and Options.Store are required")
+
+func (o *Options) setDefaults() error {
+	if o.JS == nil || o.Store == nil {
+		return errMissing
+	}
+	if o.Clock == nil {
+		o.Clock = SystemClock()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Origin == "" {
+		o.Origin = events.DefaultOrigin
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if len(o.Schedule) == 0 {
+		o.Schedule = EventGridSchedule
+	}
+	if o.Jitter == 0 {
+		o.Jitter = DefaultJitter
+	}
+	if o.Jitter < 0 {
+		o.Jitter = 0
+	}
+	if o.MaxInFlightPerSub <= 0 {
+		o.MaxInFlightPerSub = DefaultMaxInFlightPerSub
+	}
+	if o.MaxBufferedPerSub <= 0 {
+		o.MaxBufferedPerSub = DefaultMaxBufferedPerSub
+	}
+	if o.MaxBufferedBytesPerSub <= 0 {
+		o.MaxBufferedBytesPerSub = DefaultMaxBufferedBytesPerSub
+	}
+	if o.MaxQueuePerDevice <= 0 {
+		o.MaxQueuePerDevice = DefaultMaxQueuePerDevice
+	}
+	if o.MaxAckPending <= 0 {
+		o.MaxAckPending = DefaultMaxAckPending
+	}
+	if o.MaxAckPending < o.MaxBufferedPerSub {
+		o.MaxAckPending = o.MaxBufferedPerSub
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = DefaultAckWait
+	}
+	if o.ParkDelay <= 0 {
+		o.ParkDelay = o.AckWait / 2
+	}
+	if o.ResyncInterval == 0 {
+		o.ResyncInterval = DefaultResyncInterval
+	}
+	if o.MaxReplay <= 0 {
+		o.MaxReplay = DefaultMaxReplay
+	}
+	if o.Client == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = o.MaxInFlightPerSub
+		t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		o.Client = &http.Client{
+			Transport:     t,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	return nil
+}

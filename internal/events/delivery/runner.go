@@ -1,0 +1,659 @@
+package delivery
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-hub/tether/internal/events"
+)
+
+// runner delivers one subscription. One goroutine (run) owns every queue
+// and timer; fetchers (one per consumer) decode and match messages and
+// hand them over; senders (at most MaxInFlightPerSub) POST one batch each
+// and report back. Nothing the runner does blocks a publisher: the journal
+// is between them.
+type runner struct {
+	e     *Engine
+	clock Clock
+	log   *slog.Logger
+	key   string
+	name  string // the subscription's name (its definition, so fixed)
+	def   string // the definition the runner was built for
+	match *events.Matcher
+	st    *counters
+
+	streams []*stream
+	in      chan item
+	results chan result
+	wake    chan struct{}
+	ctl     chan func()
+	stopCh  chan struct{}
+	done    chan struct{}
+
+	fetchCtx    context.Context
+	fetchCancel context.CancelFunc
+	fetchWG     sync.WaitGroup
+	sendCtx     context.Context
+	sendCancel  context.CancelFunc
+	stopOnce    sync.Once
+
+	// Owned by run.
+	sub          events.Subscription
+	active       bool
+	stopping     bool
+	ttl          time.Duration
+	grace        time.Duration
+	devices      map[string]*device
+	ready        []*device
+	wakeups      wakeHeap
+	held         heldHeap
+	invisible    map[string]invisible
+	replaying    map[uint64]bool
+	buffered     int
+	bytes        int
+	inflight     int
+	heldN        int
+	timer        Timer
+	timerAt      time.Time
+	watermark    time.Time
+	connCaughtUp bool
+}
+
+// stream is one consumer of the runner.
+type stream struct {
+	idx  int
+	kind streamKind
+	name string
+	cons jetstream.Consumer
+	rec  *recovery
+}
+
+// invisible is a renewable disconnect the subscription's filter did not
+// match: its renewal connect is not delivered either.
+type invisible struct {
+	seq   string
+	until time.Time
+}
+
+// result is the outcome of one POST.
+type result struct {
+	ents     []*entry
+	devs     []*device
+	status   int
+	timedOut bool
+	aborted  bool
+	err      error
+}
+
+func (e *Engine) newRunner(sub events.Subscription, def string, m *events.Matcher) *runner {
+	r := &runner{
+		e: e, clock: e.o.Clock, log: e.log.With("subscription", sub.Name), key: sub.Key(), name: sub.Name, def: def, match: m,
+		st:      e.counters(sub.Key()),
+		in:      make(chan item),
+		results: make(chan result, e.o.MaxInFlightPerSub),
+		wake:    make(chan struct{}, 1),
+		ctl:     make(chan func()),
+		stopCh:  make(chan struct{}),
+		done:    make(chan struct{}),
+		sub:     sub, active: sub.Active(),
+		ttl:       time.Duration(sub.RetryPolicy.EventTimeToLiveInMinutes) * time.Minute,
+		grace:     time.Duration(sub.Tether.RenewalGraceSeconds) * time.Second,
+		devices:   map[string]*device{},
+		invisible: map[string]invisible{},
+		replaying: map[uint64]bool{},
+	}
+	if r.ttl <= 0 {
+		r.ttl = events.DefaultEventTTLMinutes * time.Minute
+	}
+	if r.grace <= 0 {
+		r.grace = events.DefaultRenewalGraceSeconds * time.Second
+	}
+	r.fetchCtx, r.fetchCancel = context.WithCancel(context.Background())
+	r.sendCtx, r.sendCancel = context.WithCancel(context.Background())
+	return r
+}
+
+// start runs the fetchers and the loop.
+func (r *runner) start() {
+	for _, s := range r.streams {
+		if s.rec != nil {
+			rec := s.rec
+			// Unacknowledged messages come back once their AckWait has
+			// passed (at once if the previous runner handed them back).
+			rec.timer = time.AfterFunc(2*r.e.o.AckWait+2*time.Second, func() {
+				select {
+				case r.ctl <- func() { r.finishRecovery(s, rec) }:
+				case <-r.done:
+				}
+			})
+		}
+		r.fetchWG.Add(1)
+		go r.fetch(s)
+	}
+	go r.run()
+}
+
+// stop ends the runner: no more fetching or new POSTs; POSTs in flight
+// get until ctx ends to finish (then they are cancelled); messages not
+// delivered are handed back to JetStream for whoever consumes next.
+func (r *runner) stop(ctx context.Context) {
+	r.stopOnce.Do(func() { close(r.stopCh) })
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		r.sendCancel()
+		<-r.done
+	}
+}
+
+// call runs f on the runner's goroutine and waits for it.
+func (r *runner) call(ctx context.Context, f func()) error {
+	ran := make(chan struct{})
+	select {
+	case r.ctl <- func() { f(); close(ran) }:
+	case <-r.done:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-r.done:
+		return ErrNotRunning
+	}
+}
+
+func (r *runner) run() {
+	defer close(r.done)
+	hb := time.NewTicker(max(r.e.o.AckWait/3, 10*time.Millisecond))
+	defer hb.Stop()
+	stopCh := r.stopCh
+	for {
+		var in chan item
+		if r.canRead() {
+			in = r.in
+		}
+		select {
+		case it := <-in:
+			r.onItem(it)
+		case res := <-r.results:
+			r.onResult(res)
+		case <-r.wake:
+			r.timerAt = time.Time{}
+		case f := <-r.ctl:
+			f()
+		case <-hb.C:
+			r.heartbeat()
+		case <-stopCh:
+			stopCh = nil
+			r.stopping = true
+			r.fetchCancel()
+		}
+		if r.stopping && r.inflight == 0 {
+			r.finish()
+			return
+		}
+		r.process()
+	}
+}
+
+func (r *runner) recovering() bool {
+	for _, s := range r.streams {
+		if s.rec != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// canRead: take messages while recovering (to collect the redelivered
+// ones) and while the buffer has room; otherwise JetStream keeps them.
+func (r *runner) canRead() bool {
+	if r.stopping {
+		return false
+	}
+	return r.recovering() ||
+		(r.buffered < r.e.o.MaxBufferedPerSub && r.bytes < r.e.o.MaxBufferedBytesPerSub)
+}
+
+// finish hands every message the runner holds back to JetStream (Nak: at
+// once, so the next runner's recovery does not wait for AckWait) and waits
+// for the fetchers, which do the same with what they had.
+func (r *runner) finish() {
+	r.fetchCancel()
+	for _, d := range r.devices {
+		for _, e := range d.q {
+			if e.msg != nil {
+				_ = e.msg.Nak()
+			}
+		}
+	}
+	for _, s := range r.streams {
+		if s.rec != nil {
+			if s.rec.timer != nil {
+				s.rec.timer.Stop()
+			}
+			for _, it := range s.rec.old {
+				_ = it.msg.Nak()
+			}
+		}
+	}
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.sendCancel()
+	// Fetchers may be blocked handing over a message: drain them.
+	go func() {
+		for it := range r.in {
+			_ = it.msg.Nak()
+		}
+	}()
+	r.fetchWG.Wait()
+	close(r.in)
+	r.publishGauges()
+	r.st.inFlight.Store(0)
+}
+
+// process runs what is due after any input: wakeups, the end of renewal
+// holds, new POSTs; then it re-arms the timer.
+func (r *runner) process() {
+	now := r.clock.Now()
+	for len(r.wakeups) > 0 && !r.wakeups[0].at.After(now) {
+		w := heap.Pop(&r.wakeups).(wakeup)
+		if w.gen == w.d.gen && r.devices[w.d.id] == w.d {
+			r.schedule(w.d, now)
+		}
+	}
+	r.releaseHeld(now)
+	r.pump(now)
+	r.arm(now)
+	r.publishGauges()
+}
+
+// schedule puts an idle device in the ready list if its head is due, or
+// sets a wakeup for when it will be (retry delay or time-to-live).
+func (r *runner) schedule(d *device, now time.Time) {
+	if d.sending > 0 || d.inReady || len(d.q) == 0 || r.devices[d.id] != d {
+		return
+	}
+	h := d.q[0]
+	if h.held {
+		return // releaseHeld
+	}
+	at := h.nextAt
+	if h.dead == nil {
+		if exp := h.expiry(r.ttl); exp.Before(at) {
+			at = exp
+		}
+	}
+	if !at.After(now) {
+		d.inReady = true
+		r.ready = append(r.ready, d)
+		return
+	}
+	d.gen++
+	heap.Push(&r.wakeups, wakeup{at: at, d: d, gen: d.gen})
+}
+
+// releaseHeld delivers held disconnects whose grace has passed without
+// their renewal: once the clock is past the grace and the journal has
+// been read past it too (the renewal connect, if any, would have been
+// seen), so a backlog read after a restart still pairs them.
+func (r *runner) releaseHeld(now time.Time) {
+	for len(r.held) > 0 {
+		e := r.held[0]
+		if !e.held || e.removed {
+			heap.Pop(&r.held)
+			continue
+		}
+		if now.Before(e.holdUntil) || (!r.connCaughtUp && r.watermark.Before(e.holdUntil)) {
+			return
+		}
+		heap.Pop(&r.held)
+		r.unhold(e)
+		r.schedule(e.d, now)
+	}
+}
+
+// unhold ends e's renewal hold.
+func (r *runner) unhold(e *entry) {
+	if e.held {
+		e.held = false
+		r.heldN--
+	}
+}
+
+// arm sets the timer to the earliest wakeup or hold end.
+func (r *runner) arm(now time.Time) {
+	for len(r.wakeups) > 0 {
+		w := r.wakeups[0]
+		if w.gen == w.d.gen && r.devices[w.d.id] == w.d {
+			break
+		}
+		heap.Pop(&r.wakeups)
+	}
+	for len(r.held) > 0 && (!r.held[0].held || r.held[0].removed) {
+		heap.Pop(&r.held)
+	}
+	var next time.Time
+	if len(r.wakeups) > 0 {
+		next = r.wakeups[0].at
+	}
+	if len(r.held) > 0 {
+		if at := r.held[0].holdUntil; at.After(now) && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
+	}
+	if r.timer != nil && r.timerAt.Equal(next) {
+		return
+	}
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer, r.timerAt = nil, time.Time{}
+	}
+	if next.IsZero() {
+		return
+	}
+	r.timerAt = next
+	r.timer = r.clock.AfterFunc(next.Sub(now), func() {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	})
+}
+
+// pump starts POSTs while devices are ready and the subscription has room.
+func (r *runner) pump(now time.Time) {
+	if !r.active || r.stopping {
+		return
+	}
+	for r.inflight < r.e.o.MaxInFlightPerSub && len(r.ready) > 0 {
+		ents, devs := r.collect(now)
+		if len(ents) > 0 {
+			r.send(ents, devs, now)
+		}
+	}
+}
+
+// collect takes the next batch from the ready devices, in the order they
+// became ready. Batching rule: a batch holds the due head entries of one or
+// more devices, each device's entries consecutive and in queue order, at
+// most maxEventsPerBatch events and (events.Batches) about
+// preferredBatchSizeInKilobytes; a device is in at most one batch at a
+// time. So batching never reorders a device's events, and a batch never
+// waits to be filled.
+func (r *runner) collect(now time.Time) ([]*entry, []*device) {
+	maxEv := max(r.sub.Destination.Properties.MaxEventsPerBatch, 1)
+	var ents []*entry
+	for len(ents) < maxEv && len(r.ready) > 0 {
+		d := r.ready[0]
+		r.ready[0] = nil
+		r.ready = r.ready[1:]
+		d.inReady = false
+		if r.devices[d.id] != d {
+			continue
+		}
+		n := 0
+		for n < len(d.q) && len(ents) < maxEv {
+			e := d.q[n]
+			if e.held || e.nextAt.After(now) {
+				break
+			}
+			if e.dead != nil || !now.Before(e.expiry(r.ttl)) {
+				if n > 0 {
+					break
+				}
+				if e.dead == nil {
+					r.deadLetter(e, events.DeadLetterTTL, now)
+				} else {
+					r.storeDead(e, now)
+				}
+				continue // the head changed, or nextAt now stops the loop
+			}
+			ents = append(ents, e)
+			n++
+		}
+		if n > 0 {
+			d.sending = n
+		} else {
+			r.schedule(d, now)
+			r.cleanup(d)
+		}
+	}
+	if maxEv > 1 && len(ents) > 1 {
+		evs := make([]events.Event, len(ents))
+		for i, e := range ents {
+			evs[i] = e.ev
+		}
+		first := len(events.Batches(r.sub, evs)[0])
+		for i := len(ents) - 1; i >= first; i-- {
+			d := ents[i].d
+			if d.sending--; d.sending == 0 {
+				d.inReady = true
+				r.ready = append([]*device{d}, r.ready...)
+			}
+		}
+		ents = ents[:first]
+	}
+	var devs []*device
+	for _, e := range ents {
+		if len(devs) == 0 || devs[len(devs)-1] != e.d {
+			devs = append(devs, e.d)
+		}
+	}
+	return ents, devs
+}
+
+// send starts one POST.
+func (r *runner) send(ents []*entry, devs []*device, now time.Time) {
+	attempt := 0
+	evs := make([]events.Event, len(ents))
+	for i, e := range ents {
+		attempt = max(attempt, e.attempts)
+		e.attempts++
+		e.lastAttempt = now
+		evs[i] = e.ev
+	}
+	r.inflight++
+	sub := r.sub
+	go func() {
+		res := r.post(sub, evs, attempt+1)
+		res.ents, res.devs = ents, devs
+		r.results <- res
+	}()
+}
+
+// onResult settles a POST: delivered, retried later, or dead-lettered.
+func (r *runner) onResult(res result) {
+	r.inflight--
+	now := r.clock.Now()
+	for _, d := range res.devs {
+		d.sending = 0
+	}
+	switch {
+	case res.aborted:
+		for _, e := range res.ents {
+			e.attempts--
+		}
+	case Succeeded(res.status):
+		for _, e := range res.ents {
+			r.delivered(e, now)
+		}
+	default:
+		r.st.failed.Add(1)
+		out := outcome(res.status, res.timedOut)
+		msg := ""
+		switch {
+		case res.timedOut:
+			msg = "no answer within " + r.e.o.Timeout.String()
+		case res.err != nil:
+			msg = res.err.Error()
+		default:
+			msg = "endpoint answered " + statusLine(res.status)
+		}
+		r.log.Debug("delivery failed", "events", len(res.ents), "status", res.status, "outcome", out, "err", msg)
+		for _, e := range res.ents {
+			e.lastStatus, e.lastOutcome, e.lastErr = res.status, out, msg
+			switch {
+			case res.status != 0 && !Retried(res.status):
+				r.deadLetter(e, events.DeadLetterNonRetriable, now)
+			case e.attempts >= r.sub.RetryPolicy.MaxDeliveryAttempts:
+				r.deadLetter(e, events.DeadLetterMaxAttempts, now)
+			default:
+				e.nextAt = now.Add(backoff(r.e.o.Schedule, e.attempts, r.e.o.Jitter, r.e.rand()))
+			}
+		}
+	}
+	for _, d := range res.devs {
+		r.schedule(d, now)
+		r.cleanup(d)
+	}
+}
+
+func (r *runner) delivered(e *entry, now time.Time) {
+	r.drop(e)
+	if e.msg != nil {
+		_ = e.msg.Ack()
+	}
+	r.st.delivered.Add(1)
+	if f := r.e.o.ObserveLatency; f != nil {
+		f(r.sub.Name, e.ev.Type, now.Sub(e.ev.Time))
+	}
+	if e.dlSeq != 0 {
+		r.deleteDead(e.dlSeq)
+	}
+}
+
+// deadLetter ends e's delivery for reason: stored as a dead letter (or
+// dropped when the subscription keeps none), acknowledged, out of its
+// device's queue, so the device's next event goes.
+func (r *runner) deadLetter(e *entry, reason string, now time.Time) {
+	rec := &DeadLetterRecord{
+		Subscription: r.sub.Name,
+		DeadLetter: events.DeadLetter{
+			Event: e.ev, Reason: reason, DeliveryAttempts: e.attempts,
+			LastDeliveryOutcome: e.lastOutcome, LastHTTPStatus: e.lastStatus, LastError: e.lastErr,
+			PublishTime: e.published, LastDeliveryAttemptTime: e.lastAttempt,
+		},
+		Stream: e.stream, StreamSeq: e.sseq,
+	}
+	if !r.sub.DeadLettering() {
+		r.log.Warn("event dropped", "reason", reason, "event", e.ev.ID, "device", e.ev.DeviceID)
+		r.drop(e)
+		if e.msg != nil {
+			_ = e.msg.Ack()
+		}
+		if e.dlSeq != 0 {
+			r.deleteDead(e.dlSeq)
+		}
+		r.st.dropped.Add(1)
+		return
+	}
+	e.dead = rec
+	r.storeDead(e, now)
+}
+
+// storeDead writes e's dead letter; if the store fails, it is tried again
+// in 10 s, the device waiting (its order is kept).
+func (r *runner) storeDead(e *entry, now time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := r.e.dl.Put(ctx, *e.dead); err != nil {
+		r.log.Error("storing a dead letter failed; retrying", "event", e.ev.ID, "err", err)
+		e.nextAt = now.Add(10 * time.Second)
+		return
+	}
+	r.log.Info("event dead-lettered", "reason", e.dead.Reason, "event", e.ev.ID, "device", e.ev.DeviceID,
+		"attempts", e.attempts, "outcome", e.lastOutcome)
+	r.drop(e)
+	if e.msg != nil {
+		_ = e.msg.Ack()
+	}
+	if e.dlSeq != 0 {
+		r.deleteDead(e.dlSeq)
+	}
+	r.st.deadLettered.Add(1)
+}
+
+func (r *runner) deleteDead(seq uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.e.dl.Delete(ctx, r.sub.Name, seq); err != nil {
+		r.log.Warn("removing a replayed dead letter failed", "seq", seq, "err", err)
+	}
+}
+
+// drop takes e out of its device's queue and the buffer.
+func (r *runner) drop(e *entry) {
+	if e.removed {
+		return
+	}
+	e.removed = true
+	r.unhold(e)
+	e.d.remove(e)
+	r.buffered--
+	r.bytes -= e.size
+	if e.dlSeq != 0 {
+		delete(r.replaying, e.dlSeq)
+	}
+}
+
+// cleanup forgets a device that holds nothing.
+func (r *runner) cleanup(d *device) {
+	if d.idle() && r.devices[d.id] == d {
+		delete(r.devices, d.id)
+	}
+}
+
+// heartbeat keeps held messages from being redelivered (InProgress resets
+// their AckWait) and forgets renewal candidates past their grace.
+func (r *runner) heartbeat() {
+	for _, d := range r.devices {
+		for _, e := range d.q {
+			if e.msg != nil {
+				_ = e.msg.InProgress()
+			}
+		}
+	}
+	for _, s := range r.streams {
+		if s.rec != nil {
+			for _, it := range s.rec.old {
+				_ = it.msg.InProgress()
+			}
+		}
+	}
+	for k, v := range r.invisible {
+		if r.watermark.After(v.until) {
+			delete(r.invisible, k)
+		}
+	}
+}
+
+func (r *runner) publishGauges() {
+	r.st.buffered.Store(int64(r.buffered))
+	r.st.bufferedBytes.Store(int64(r.bytes))
+	r.st.inFlight.Store(int64(r.inflight))
+	r.st.devices.Store(int64(len(r.devices)))
+	r.st.held.Store(int64(r.heldN))
+	r.st.recovering.Store(r.recovering())
+	r.st.active.Store(r.active)
+}
+
+// setSub takes a new revision of the subscription whose definition is
+// unchanged: only its state (validated, disabled) matters.
+func (r *runner) setSub(s events.Subscription) {
+	r.sub = s
+	r.active = s.Active()
+}
+
+// ErrNotRunning: the subscription has no running delivery (unknown, or the
+// engine is stopped).
+var ErrNotRunning = errors.New("delivery: subscription not running")
