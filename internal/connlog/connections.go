@@ -120,7 +120,7 @@ func connRecord(res Resource, e presence.ConnectionEvent, n int, op string, resu
 		Level:             level,
 		ResultType:        result.Type,
 		ResultDescription: result.Description,
-		Properties:        marshalProperties(props),
+		Properties:        string(props.appendJSON(make([]byte, 0, 512))),
 		CorrelationID:     e.ID,
 		CallerIPAddress:   e.MaskedIP,
 		DeviceID:          e.DeviceID,

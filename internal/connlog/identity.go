@@ -36,7 +36,7 @@ func FromChange(res Resource, c registry.Change) Record {
 		Category:      CategoryDeviceIdentityOperations,
 		OperationName: op,
 		Level:         LevelInformation,
-		Properties:    marshalProperties(props),
+		Properties:    string(props.appendJSON(make([]byte, 0, 256))),
 		CorrelationID: c.ID,
 		DeviceID:      c.DeviceID,
 	}

@@ -63,7 +63,8 @@ type IdentityProperties struct {
 	ETag         string `json:"etag,omitempty"`
 }
 
-// marshalProperties encodes v compactly without HTML escaping.
+// marshalProperties encodes v compactly without HTML escaping: the
+// reference for the hand-written appendJSON methods (properties_json.go).
 func marshalProperties(v any) string {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -99,20 +100,33 @@ func protocolName(p string) string {
 // older docs for hub-level credentials; "" is null. Other types keep
 // scope "device".
 func authTypeJSON(authType string) *string {
-	if authType == "" {
+	var s string
+	switch {
+	case authType == "":
 		return nil
+	case authType == "sas":
+		s = authDeviceSAS
+	case strings.HasPrefix(authType, "policy:"):
+		s = authHubSAS
+	default:
+		s = authTypeString("device", authType)
 	}
-	scope, typ := "device", authType
-	if strings.HasPrefix(authType, "policy:") {
-		scope, typ = "hub", "sas"
-	}
-	s := marshalProperties(struct {
+	return &s
+}
+
+// The authType values of nearly every record, made once.
+var (
+	authDeviceSAS = authTypeString("device", "sas")
+	authHubSAS    = authTypeString("hub", "sas")
+)
+
+func authTypeString(scope, typ string) string {
+	return marshalProperties(struct {
 		Scope                 string  `json:"scope"`
 		Type                  string  `json:"type"`
 		Issuer                string  `json:"issuer"`
 		AcceptingIPFilterRule *string `json:"acceptingIpFilterRule"`
 	}{scope, typ, "iothub", nil})
-	return &s
 }
 
 // statusCode is the HTTP class of an IoT Hub error code: "404" for

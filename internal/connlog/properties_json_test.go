@@ -1,0 +1,30 @@
+package connlog
+
+import (
+	"testing"
+)
+
+// FuzzPropertiesJSON: the hand-written properties_s writers produce what
+// encoding/json produces (marshalProperties), for any field values.
+func FuzzPropertiesJSON(f *testing.F) {
+	f.Add("thermo-1", "Mqtt", "24.9.142.XXX", "", "azure-iot-device/1.18.3 (node v20.11.0; Linux; x64)", "s-42", "404104", int64(3600000), byte(4), uint16(180), true)
+	f.Add("ü \"quoted\" <&> 🚀", "a\nb\tc\x00\x1f\x7f", "\u2028\u2029", "\xff\xfe bad utf8 \xe2\x82", `\\`, "", "", int64(-1), byte(0), uint16(0), false)
+	f.Add("", "", "", "", "", "", "", int64(0), byte(255), uint16(65535), false)
+	f.Fuzz(func(t *testing.T, a, b, c, d, e, g, code string, n int64, v byte, ka uint16, ptrs bool) {
+		cp := ConnectionProperties{
+			DeviceID: a, Protocol: b, MaskedIP: c, ErrorMessage: d, SDKVersion: e,
+			ModuleID: g, SessionID: a, SequenceNumber: code, Reason: b,
+			ConnectDurationMs: n, TokenExpiry: d, ProtocolVersion: v, KeepAlive: ka,
+		}
+		ip := IdentityProperties{DeviceID: a, Caller: b, Status: c, StatusReason: d, GenerationID: e, ETag: g}
+		if ptrs {
+			cp.AuthType, cp.StatusCode, ip.MaskedIP = &e, &code, &c
+		}
+		if got, want := string(cp.appendJSON(nil)), marshalProperties(cp); got != want {
+			t.Errorf("ConnectionProperties %+v:\n got %s\nwant %s", cp, got, want)
+		}
+		if got, want := string(ip.appendJSON(nil)), marshalProperties(ip); got != want {
+			t.Errorf("IdentityProperties %+v:\n got %s\nwant %s", ip, got, want)
+		}
+	})
+}
