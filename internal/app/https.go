@@ -24,6 +24,7 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		Logs:      a.logs,
 		C2D:       c2dAdapter{a.broker},
 		Telemetry: &telemetryFeed{nc: a.journal.NC},
+		Events:    &eventTail{nc: a.journal.NC},
 	})
 	mux := http.NewServeMux()
 	mux.Handle(broker.WebSocketPath, a.broker.WebSocketHandler())
