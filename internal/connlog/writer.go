@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/journal"
-	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/registry"
 )
 
@@ -386,8 +385,8 @@ func sourceID(m jetstream.Msg) string {
 }
 
 func (w *Writer) decodeConnectionEvent(m jetstream.Msg) ([]Record, error) {
-	var e presence.ConnectionEvent
-	if err := json.Unmarshal(m.Data(), &e); err != nil {
+	e, err := unmarshalConnectionEvent(m.Data())
+	if err != nil {
 		return nil, err
 	}
 	if e.ID == "" {

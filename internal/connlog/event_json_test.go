@@ -1,0 +1,104 @@
+package connlog
+
+import (
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-hub/tether/internal/presence"
+)
+
+func fullEvent() presence.ConnectionEvent {
+	t0 := time.Date(2025, 6, 1, 12, 0, 0, 123456789, time.UTC)
+	return presence.ConnectionEvent{
+		ID: "thermo-1/00A5", Kind: presence.Disconnected, Time: t0, Hub: "myhub.azure-devices.net",
+		DeviceID: "thermo-1", ModuleID: "m1", Sequence: "00A5", Reason: presence.ReasonTokenExpired,
+		Result: presence.ResultUnauthorized, Detail: "token expired at 2025-06-01T12:00:00Z",
+		Protocol: "MQTT-WS", ProtocolVersion: 4, MaskedIP: "24.9.142.XXX",
+		SDKVersion: "azure-iot-device/1.18.3 (node v20.11.0; Linux; x64)", AuthType: "policy:iothubowner",
+		SessionID: "s-42", ConnectedAt: t0.Add(-time.Hour), DurationMs: 3_600_000,
+		TokenExpiry: t0.Add(-time.Second), CleanSession: true, KeepAliveSeconds: 180,
+		TokenRenewal: true, RenewalOf: "009F",
+	}
+}
+
+// TestDecodeKnowsEveryField: every field presence writes is on the fast
+// path. When this fails, presence.ConnectionEvent has a field
+// eventDecoder does not know; decoding stays correct (such events go
+// through json.Unmarshal) but slow until eventDecoder learns it.
+func TestDecodeKnowsEveryField(t *testing.T) {
+	typ := reflect.TypeFor[presence.ConnectionEvent]()
+	for f := range typ.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		if !slices.Contains(eventKeys, name) {
+			t.Errorf("ConnectionEvent.%s (%q) is unknown to the fast decoder", f.Name, name)
+		}
+	}
+	res := reflect.TypeFor[presence.Result]()
+	if n := res.NumField(); n != 2 {
+		t.Errorf("presence.Result has %d fields; the fast decoder knows Type and Description", n)
+	}
+}
+
+// TestDecodeFastPath: what presence writes takes the fast path and gives
+// json.Unmarshal's result.
+func TestDecodeFastPath(t *testing.T) {
+	full := fullEvent()
+	for _, e := range []presence.ConnectionEvent{full, {}, {ID: "r", Kind: presence.Refused, Time: full.Time}} {
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got presence.ConnectionEvent
+		if d := (eventDecoder{b: data}); !d.event(&got) {
+			t.Fatalf("the fast path gave up on %s", data)
+		}
+		var want presence.ConnectionEvent
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("fast path:\n got %+v\nwant %+v", got, want)
+		}
+	}
+}
+
+// FuzzDecodeConnectionEvent: for any input, unmarshalConnectionEvent
+// returns what json.Unmarshal returns, and when the fast path takes the
+// input, json.Unmarshal accepts it and agrees.
+func FuzzDecodeConnectionEvent(f *testing.F) {
+	full, _ := json.Marshal(fullEvent())
+	f.Add(full)
+	f.Add([]byte(`{}`))
+	f.Add([]byte(` {"id":"a","kind":"connected","time":"2025-06-01T12:00:00+02:00","durationMs":-0,"keepAlive":65535,"protocolVersion":255} `))
+	f.Add([]byte(`{"id":"a\u00e9","ID":"b","result":{"Type":"1","Description":"x","type":"y"},"durationMs":1.5}`))
+	f.Add([]byte(`{"time":null,"keepAlive":65536,"cleanSession":true,"extra":[1,2]}`))
+	f.Add([]byte(`{"id":"a",}`))
+	f.Add([]byte(`{"id":"a"} x`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var want presence.ConnectionEvent
+		wantErr := json.Unmarshal(data, &want)
+		got, err := unmarshalConnectionEvent(data)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("%q: error %v, json.Unmarshal's %v", data, err, wantErr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q:\n got %+v\nwant %+v", data, got, want)
+		}
+		var fast presence.ConnectionEvent
+		if d := (eventDecoder{b: data}); d.event(&fast) {
+			if wantErr != nil {
+				t.Fatalf("%q: the fast path accepted what json.Unmarshal rejects: %v", data, wantErr)
+			}
+			if !reflect.DeepEqual(fast, want) {
+				t.Fatalf("%q: fast path\n got %+v\nwant %+v", data, fast, want)
+			}
+		}
+	})
+}
