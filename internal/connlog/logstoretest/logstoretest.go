@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore NewStore) {
 		fn   func(t *testing.T, s connlog.LogStore)
 	}{
 		{"RoundTripKeepsEveryColumn", testRoundTrip},
+		{"RoundTripMixedResources", testMixedResources},
 		{"AppendEmpty", testAppendEmpty},
 		{"AppendIsIdempotent", testIdempotent},
 		{"AppendIsAllOrNothing", testAllOrNothing},
@@ -153,6 +154,34 @@ func testRoundTrip(t *testing.T, s connlog.LogStore) {
 	for i := range want {
 		if !reflect.DeepEqual(got[i], want[i]) {
 			t.Errorf("record %d differs after the round trip:\n got %+v\nwant %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// testMixedResources: records of several hubs (resource columns) in one
+// batch, interleaved and in runs, each keep their own.
+func testMixedResources(t *testing.T, s connlog.LogStore) {
+	in := Records(700, T0)
+	other := connlog.Resource{SubscriptionID: "11111111-2222-3333-4444-555555555555", ResourceGroup: "rg2", Location: "northeurope", TenantID: "t2", Hub: "hub2"}
+	for i := range in {
+		// Alternating in the first 64, a run of 300 later, one alone at the end.
+		if (i < 64 && i%2 == 1) || (i >= 200 && i < 500) || i == len(in)-1 {
+			r := &in[i]
+			r.Location, r.ResourceID, r.SubscriptionID = other.Location, other.ID("x"), other.SubscriptionID
+			r.ResourceGroup, r.Resource, r.TenantID = "RG2", other.HubName("x"), other.TenantID
+			r.ResourceProvider, r.ResourceType, r.Type, r.SourceSystem = "P", "T", "Ty", "S"
+		}
+	}
+	in[100].Location = "" // one field differs
+	mustAppend(t, s, in)
+	got := mustFind(t, s, connlog.Filter{})
+	want := normalize(in)
+	if len(got) != len(want) {
+		t.Fatalf("Find returned %d records, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("record %d differs after the round trip:\n got %+v\nwant %+v", i, got[i], want[i])
 		}
 	}
 }

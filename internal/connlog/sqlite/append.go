@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/bits"
+	"strconv"
 	"strings"
 
 	"github.com/tether-hub/tether/internal/connlog"
@@ -16,6 +17,12 @@ import (
 const chunkRows = 512
 
 // insertSQL inserts rows records, skipping those whose _ItemId is stored.
+// Columns come in insertOrder, the shared ones (sharedColumns) first.
+// With shared, all rows take the shared values from parameters ?1…?10,
+// bound once; each row's own values follow as anonymous parameters,
+// which SQLite numbers on from there. (Numbering every parameter instead
+// would make binding quadratic: the driver looks up each parameter's name,
+// and SQLite searches a list of the named ones.)
 //
 // OR IGNORE rather than ON CONFLICT(_ItemId) DO NOTHING: the only
 // constraint that can fail is the unique _ItemId (strings are bound as
@@ -23,15 +30,31 @@ const chunkRows = 512
 // IGNORE no row can abort the statement, so SQLite keeps no statement
 // journal (a copy of every page the INSERT changes) for a multi-row
 // INSERT.
-func insertSQL(rows int) string {
+func insertSQL(rows int, shared bool) string {
+	names := make([]string, len(insertOrder))
+	for j, i := range insertOrder {
+		names[j] = storedColumns[i].Name
+	}
+	var row strings.Builder
+	row.WriteByte('(')
+	for j := range insertOrder {
+		if j > 0 {
+			row.WriteByte(',')
+		}
+		if shared && j < len(sharedColumns) {
+			row.WriteString("?" + strconv.Itoa(j+1))
+		} else {
+			row.WriteByte('?')
+		}
+	}
+	row.WriteByte(')')
 	var b strings.Builder
-	b.WriteString("INSERT OR IGNORE INTO " + table + " (" + selectColumns + ") VALUES ")
-	row := "(" + strings.TrimSuffix(strings.Repeat("?,", len(storedColumns)), ",") + ")"
+	b.WriteString("INSERT OR IGNORE INTO " + table + " (" + strings.Join(names, ", ") + ") VALUES ")
 	for i := range rows {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(row)
+		b.WriteString(row.String())
 	}
 	return b.String()
 }
@@ -43,16 +66,23 @@ func chunkSize(n int) int {
 	return 1 << (bits.Len(uint(min(n, chunkRows))) - 1)
 }
 
-// insert returns the prepared INSERT of n rows on w.
-func (s *Store) insert(ctx context.Context, w *sql.Conn, n int) (*sql.Stmt, error) {
-	if st, ok := s.inserts[n]; ok {
+// insertKey names a prepared INSERT: its rows, and whether they share
+// the shared columns' values.
+type insertKey struct {
+	rows   int
+	shared bool
+}
+
+// insert returns the prepared INSERT k on w.
+func (s *Store) insert(ctx context.Context, w *sql.Conn, k insertKey) (*sql.Stmt, error) {
+	if st, ok := s.inserts[k]; ok {
 		return st, nil
 	}
-	st, err := w.PrepareContext(ctx, insertSQL(n))
+	st, err := w.PrepareContext(ctx, insertSQL(k.rows, k.shared))
 	if err != nil {
 		return nil, err
 	}
-	s.inserts[n] = st
+	s.inserts[k] = st
 	return st, nil
 }
 
@@ -74,19 +104,23 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 	err := s.inTx(ctx, func(w *sql.Conn) error {
 		defer clear(s.args) // no references to the batch stay behind
 		for rest := records; len(rest) > 0; {
-			n := chunkSize(len(rest))
-			st, err := s.insert(ctx, w, n)
+			chunk := rest[:chunkSize(len(rest))]
+			rest = rest[len(chunk):]
+			k := insertKey{rows: len(chunk), shared: sameShared(chunk)}
+			st, err := s.insert(ctx, w, k)
 			if err != nil {
 				return err
 			}
 			s.args = s.args[:0]
-			for i := range rest[:n] {
-				s.args = appendValues(s.args, &rest[i])
+			if k.shared {
+				s.args = appendShared(s.args, &chunk[0])
+			}
+			for i := range chunk {
+				s.args = appendValues(s.args, &chunk[i], k.shared)
 			}
 			if _, err := st.ExecContext(ctx, s.args...); err != nil {
 				return err
 			}
-			rest = rest[n:]
 		}
 		return nil
 	})

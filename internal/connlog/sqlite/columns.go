@@ -93,12 +93,63 @@ var bindings = func() []binding {
 	return bs
 }()
 
-// appendValues appends r's column values in storedColumns order.
-func appendValues(args []any, r *connlog.Record) []any {
-	for _, b := range bindings {
-		args = append(args, b.value(r))
+// sharedColumns are the columns whose values are the hub's (Resource
+// stamps them): the same in nearly every record, so an INSERT whose rows
+// all agree on them binds them once (insertSQL).
+var sharedColumns = map[string]bool{
+	connlog.ColLocation: true, connlog.ColResourceID: true, connlog.ColSubscriptionID: true,
+	connlog.ColResourceGroup: true, connlog.ColResource: true, connlog.ColResourceProvider: true,
+	connlog.ColResourceType: true, connlog.ColType: true, connlog.ColSourceSystem: true,
+	connlog.ColTenantID: true,
+}
+
+// insertOrder lists the bindings (storedColumns indexes) in the order
+// INSERTs name the columns: the shared ones first.
+var insertOrder = func() []int {
+	var shared, own []int
+	for i, c := range storedColumns {
+		if sharedColumns[c.Name] {
+			shared = append(shared, i)
+		} else {
+			own = append(own, i)
+		}
+	}
+	return append(shared, own...)
+}()
+
+// appendValues appends r's column values in insertOrder; with
+// skipShared, only those of the columns that are not shared.
+func appendValues(args []any, r *connlog.Record, skipShared bool) []any {
+	order := insertOrder
+	if skipShared {
+		order = order[len(sharedColumns):]
+	}
+	for _, i := range order {
+		args = append(args, bindings[i].value(r))
 	}
 	return args
+}
+
+// appendShared appends r's values of the shared columns, in insertOrder.
+func appendShared(args []any, r *connlog.Record) []any {
+	for _, i := range insertOrder[:len(sharedColumns)] {
+		args = append(args, bindings[i].value(r))
+	}
+	return args
+}
+
+// sameShared reports whether every record has rs[0]'s shared values.
+func sameShared(rs []connlog.Record) bool {
+	a := &rs[0]
+	for i := range rs[1:] {
+		b := &rs[1+i]
+		if a.Location != b.Location || a.ResourceID != b.ResourceID || a.SubscriptionID != b.SubscriptionID ||
+			a.ResourceGroup != b.ResourceGroup || a.Resource != b.Resource || a.ResourceProvider != b.ResourceProvider ||
+			a.ResourceType != b.ResourceType || a.Type != b.Type || a.SourceSystem != b.SourceSystem || a.TenantID != b.TenantID {
+			return false
+		}
+	}
+	return true
 }
 
 // scanDests are the scan destinations of s in storedColumns order.

@@ -28,9 +28,9 @@ type Store struct {
 	// below: SQLite has one writer, and waiting here is cheaper and fairer
 	// than busy retries.
 	writeMu sync.Mutex
-	w       *sql.Conn         // the write connection; nil until first needed or after it broke
-	inserts map[int]*sql.Stmt // INSERTs of n rows prepared on w, n a power of two ≤ chunkRows
-	args    []any             // reused argument buffer of Append
+	w       *sql.Conn               // the write connection; nil until first needed or after it broke
+	inserts map[insertKey]*sql.Stmt // INSERTs prepared on w (rows a power of two ≤ chunkRows)
+	args    []any                   // reused argument buffer of Append
 }
 
 var _ connlog.LogStore = (*Store)(nil)
@@ -83,7 +83,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connlog/sqlite: open %s: %w", path, err)
 	}
-	s := &Store{db: db, inserts: map[int]*sql.Stmt{}}
+	s := &Store{db: db, inserts: map[insertKey]*sql.Stmt{}}
 	// The write connection opens first: for a memdb database it is the
 	// one that keeps the database alive while the pool's come and go.
 	if _, err := s.writer(ctx); err != nil {
