@@ -116,23 +116,31 @@ func (s *JetStreamDeadLetters) Put(ctx context.Context, r DeadLetterRecord) (uin
 	return ack.Sequence, nil
 }
 
-// List implements DeadLetterStore with an ordered consumer over the
-// subscription's subjects.
+// List implements DeadLetterStore with an ephemeral consumer over the
+// subscription's subjects (its creation tells how many there are).
 func (s *JetStreamDeadLetters) List(ctx context.Context, sub string, limit int) ([]DeadLetterRecord, error) {
-	c, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{DeadLetterPrefix + events.NameKey(sub) + ".>"},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	c, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubjects:    []string{DeadLetterPrefix + events.NameKey(sub) + ".>"},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delivery: listing dead letters: %w", err)
 	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.stream.DeleteConsumer(dctx, c.CachedInfo().Name)
+	}()
 	n := int(c.CachedInfo().NumPending)
 	if limit > 0 && n > limit {
 		n = limit
 	}
 	out := make([]DeadLetterRecord, 0, n)
 	for len(out) < n {
-		batch, err := c.Fetch(min(n-len(out), 256), jetstream.FetchMaxWait(5*time.Second), jetstream.FetchContext(ctx))
+		batch, err := c.Fetch(min(n-len(out), 256), jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return nil, fmt.Errorf("delivery: listing dead letters: %w", err)
 		}

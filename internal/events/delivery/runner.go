@@ -404,19 +404,23 @@ func (r *runner) collect(now time.Time) ([]*entry, []*device) {
 		n := 0
 		for n < len(d.q) && len(ents) < maxEv {
 			e := d.q[n]
-			if e.held || e.nextAt.After(now) {
+			if e.held {
 				break
 			}
-			if e.dead != nil || !now.Before(e.expiry(r.ttl)) {
+			expired := e.dead == nil && !now.Before(e.expiry(r.ttl))
+			if !expired && e.nextAt.After(now) {
+				break
+			}
+			if expired || e.dead != nil {
 				if n > 0 {
 					break
 				}
-				if e.dead == nil {
+				if expired {
 					r.deadLetter(e, events.DeadLetterTTL, now)
 				} else {
 					r.storeDead(e, now)
 				}
-				continue // the head changed, or nextAt now stops the loop
+				continue // the head changed, or its nextAt (store failed) stops the loop
 			}
 			ents = append(ents, e)
 			n++
