@@ -22,6 +22,7 @@ func TestDeliversConnectionEvents(t *testing.T) {
 	v.sub("ops-alerts", rc.URL)
 
 	c := v.conn("d1", presence.Connected)
+	eventually(t, "connect delivered", func() bool { return len(rc.delivered()) == 1 })
 	v.clock.Advance(41 * time.Second)
 	d := v.conn("d1", presence.Disconnected)
 	eventually(t, "both events", func() bool { return len(rc.delivered()) == 2 })
