@@ -19,6 +19,7 @@ import (
 	"github.com/tether-hub/tether/internal/events/memstore"
 	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/presence"
+	"github.com/tether-hub/tether/internal/registry"
 )
 
 const testHub = "egtesthub1.azure-devices.net"
@@ -347,4 +348,38 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// change journals a registry change of dev.
+func (v *env) change(dev string, op registry.Op) registry.Change {
+	v.t.Helper()
+	c := registry.Change{ID: fmt.Sprintf("chg-%s-%s-%d", dev, op, v.clock.Now().UnixNano()), Op: op, Time: v.clock.Now(),
+		Hub: testHub, DeviceID: dev, Device: registry.Device{DeviceID: dev, ETag: "AAAAAAAAAAE=", Status: registry.Enabled}}
+	b, _ := json.Marshal(c)
+	m := nats.NewMsg(journal.RegistrySubject(dev, string(op)))
+	m.Data = b
+	m.Header.Set(jetstream.MsgIDHeader, c.ID)
+	if _, err := v.j.JS.PublishMsg(v.ctx, m); err != nil {
+		v.t.Fatal(err)
+	}
+	return c
+}
+
+// telemetry journals a message of dev as the hub does (payload, headers).
+func (v *env) telemetry(dev, payload string) {
+	v.t.Helper()
+	m := nats.NewMsg(journal.TelemetrySubject(dev))
+	m.Data = []byte(payload)
+	m.Header.Set("Tether-Enqueued-Time", v.clock.Now().Format(time.RFC3339Nano))
+	m.Header.Set("Tether-Device-Id", dev)
+	m.Header.Set("Tether-Properties", `{"Status":"Active"}`)
+	m.Header.Set("Tether-System-Properties", `{"content-type":"application/json","content-encoding":"utf-8","message-id":"m-1"}`)
+	if _, err := v.j.JS.PublishMsg(v.ctx, m); err != nil {
+		v.t.Fatal(err)
+	}
+}
+
+func changeID(c registry.Change) string {
+	e, _ := events.FromChange(events.Resource{}, c)
+	return e.ID
 }
