@@ -23,8 +23,7 @@ import (
 // know (which would send every event down the slow path).
 func unmarshalConnectionEvent(data []byte) (presence.ConnectionEvent, error) {
 	var e presence.ConnectionEvent
-	d := eventDecoder{b: data}
-	if d.event(&e) {
+	if d := newEventDecoder(data); d.event(&e) {
 		return e, nil
 	}
 	e = presence.ConnectionEvent{}
@@ -32,9 +31,16 @@ func unmarshalConnectionEvent(data []byte) (presence.ConnectionEvent, error) {
 	return e, err
 }
 
+func newEventDecoder(data []byte) eventDecoder {
+	return eventDecoder{b: data, s: string(data)}
+}
+
 // eventDecoder is the fast path; every method reports false to give up.
+// s holds b's bytes: the event's strings are slices of it (one allocation
+// for all of them).
 type eventDecoder struct {
 	b []byte
+	s string
 	i int
 }
 
@@ -208,7 +214,8 @@ func (d *eventDecoder) rawString() ([]byte, bool) {
 func (d *eventDecoder) str(dst *string) bool {
 	s, ok := d.rawString()
 	if ok {
-		*dst = string(s)
+		end := d.i - 1 // before the closing quote
+		*dst = d.s[end-len(s) : end]
 	}
 	return ok
 }

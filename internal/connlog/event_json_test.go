@@ -56,7 +56,7 @@ func TestDecodeFastPath(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got presence.ConnectionEvent
-		if d := (eventDecoder{b: data}); !d.event(&got) {
+		if d := newEventDecoder(data); !d.event(&got) {
 			t.Fatalf("the fast path gave up on %s", data)
 		}
 		var want presence.ConnectionEvent
@@ -92,7 +92,7 @@ func FuzzDecodeConnectionEvent(f *testing.F) {
 			t.Fatalf("%q:\n got %+v\nwant %+v", data, got, want)
 		}
 		var fast presence.ConnectionEvent
-		if d := (eventDecoder{b: data}); d.event(&fast) {
+		if d := newEventDecoder(data); d.event(&fast) {
 			if wantErr != nil {
 				t.Fatalf("%q: the fast path accepted what json.Unmarshal rejects: %v", data, wantErr)
 			}

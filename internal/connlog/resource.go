@@ -1,6 +1,9 @@
 package connlog
 
-import "strings"
+import (
+	"strings"
+	"sync/atomic"
+)
 
 // Defaults of Resource.
 const (
@@ -65,15 +68,45 @@ func (r Resource) ID(host string) string {
 
 // stamp fills the resource and constant columns of rec for hub host.
 func (r Resource) stamp(rec *Record, host string) {
-	r = r.withDefaults()
-	rec.Location = r.Location
-	rec.ResourceID = r.ID(host)
-	rec.SubscriptionID = r.SubscriptionID
-	rec.ResourceGroup = strings.ToUpper(r.ResourceGroup)
-	rec.Resource = r.HubName(host)
+	c := lastColumns.Load()
+	if c == nil || c.res != r || c.host != host {
+		c = r.columns(host)
+		lastColumns.Store(c)
+	}
+	rec.Location = c.location
+	rec.ResourceID = c.id
+	rec.SubscriptionID = c.subscription
+	rec.ResourceGroup = c.group
+	rec.Resource = c.hub
 	rec.ResourceProvider = ResourceProvider
 	rec.ResourceType = ResourceType
 	rec.Type = TableType
 	rec.SourceSystem = SourceSystem
-	rec.TenantID = r.TenantID
+	rec.TenantID = c.tenant
+}
+
+// resourceColumns are the resource columns of the records of one
+// Resource and hub host.
+type resourceColumns struct {
+	res                                            Resource
+	host                                           string
+	location, id, subscription, group, hub, tenant string
+}
+
+// lastColumns remembers the resource columns last made: a hub's records
+// all have the same, and stamp reuses them instead of building the
+// upper-case ResourceId for every record.
+var lastColumns atomic.Pointer[resourceColumns]
+
+func (r Resource) columns(host string) *resourceColumns {
+	d := r.withDefaults()
+	return &resourceColumns{
+		res: r, host: host,
+		location:     d.Location,
+		id:           d.ID(host),
+		subscription: d.SubscriptionID,
+		group:        strings.ToUpper(d.ResourceGroup),
+		hub:          d.HubName(host),
+		tenant:       d.TenantID,
+	}
 }

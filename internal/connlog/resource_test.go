@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tether-hub/tether/internal/connlog"
+	"github.com/tether-hub/tether/internal/presence"
 )
 
 func TestResourceID(t *testing.T) {
@@ -71,5 +72,32 @@ func TestItemID(t *testing.T) {
 	}
 	if id := connlog.ItemID(connlog.CategoryConnections, "old", 0, time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC)); !strings.HasPrefix(id, "00000000-0000-7") {
 		t.Errorf("ItemID before 1970 = %s, want a zero time field", id)
+	}
+}
+
+// TestStampAlternatingHubs: records of different resources and hub hosts,
+// interleaved, each get their own resource columns.
+func TestStampAlternatingHubs(t *testing.T) {
+	a := connlog.Resource{SubscriptionID: "sub-a", ResourceGroup: "rg-a", Location: "westeurope"}
+	b := connlog.Resource{SubscriptionID: "sub-b", TenantID: "tenant-b", Hub: "fixed"}
+	for i := range 6 {
+		r, host := a, "one.azure-devices.net"
+		if i%2 == 1 {
+			r = b
+		}
+		if i%3 == 2 {
+			host = "two.azure-devices.net"
+		}
+		e := presence.ConnectionEvent{ID: fmt.Sprintf("d/%d", i), Kind: presence.Connected, Time: time.Now(), Hub: host, DeviceID: "d"}
+		recs, err := connlog.FromConnectionEvent(r, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := recs[0]
+		if got.ResourceID != r.ID(host) || got.Resource != r.HubName(host) || got.SubscriptionID != strings.ToLower(got.SubscriptionID) ||
+			(r.SubscriptionID != "" && got.SubscriptionID != r.SubscriptionID) || (r.TenantID != "" && got.TenantID != r.TenantID) ||
+			(r.Location != "" && got.Location != r.Location) {
+			t.Errorf("event %d (%+v, %s): resource columns %q %q %q %q %q", i, r, host, got.ResourceID, got.Resource, got.SubscriptionID, got.TenantID, got.Location)
+		}
 	}
 }
