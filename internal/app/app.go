@@ -38,6 +38,7 @@ type App struct {
 	registry  *registry.Registry
 	broker    *broker.Broker
 	logs      *logService
+	subs      *subscriptionService
 	https     *http.Server
 	httpsLn   net.Listener
 	caFile    string
@@ -99,6 +100,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.publisher = journal.NewPublisher(a.journal.JS, 1<<16, a.log)
 	a.onStop(a.publisher.Close)
 
+	if err := a.startEvents(ctx); err != nil {
+		return err
+	}
 	a.presence = presence.NewTracker(presence.Options{Hub: a.cfg.HubName, Epoch: epoch, Sink: a.journalConnEvent})
 
 	a.registry, err = registry.New(ctx, kvstore.New(a.journal.Devices, a.journal.Policies), registry.Options{

@@ -12,19 +12,21 @@ import (
 
 	"github.com/tether-hub/tether/internal/api"
 	"github.com/tether-hub/tether/internal/broker"
+	"github.com/tether-hub/tether/internal/events"
 )
 
 // startHTTPS serves the API and MQTT over WebSockets on one TLS port, as
 // IoT Hub does on 443.
 func (a *App) startHTTPS(tlsConf *tls.Config) error {
 	apiServer := api.New(api.Deps{
-		Registry:  a.registry,
-		HubName:   a.cfg.HubName,
-		Logger:    a.log,
-		Logs:      a.logs,
-		C2D:       c2dAdapter{a.broker},
-		Telemetry: &telemetryFeed{nc: a.journal.NC},
-		Events:    &eventTail{nc: a.journal.NC},
+		Registry:      a.registry,
+		HubName:       a.cfg.HubName,
+		Logger:        a.log,
+		Logs:          a.logs,
+		C2D:           c2dAdapter{a.broker},
+		Telemetry:     &telemetryFeed{nc: a.journal.NC},
+		Events:        &eventTail{nc: a.journal.NC},
+		Subscriptions: a.subs,
 	})
 	mux := http.NewServeMux()
 	mux.Handle(broker.WebSocketPath, a.broker.WebSocketHandler())
@@ -34,6 +36,7 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		return fmt.Errorf("https: %w", err)
 	}
 	a.httpsLn = ln
+	a.subs.hs.ValidationURL = events.ValidationURLFunc("https://" + a.apiHostPort())
 	// Long-lived responses (the SSE telemetry stream) see their request
 	// context end when shutdown starts, instead of holding Shutdown until
 	// its deadline.

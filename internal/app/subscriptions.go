@@ -1,0 +1,166 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tether-hub/tether/internal/api"
+	"github.com/tether-hub/tether/internal/events"
+	"github.com/tether-hub/tether/internal/events/delivery"
+	"github.com/tether-hub/tether/internal/events/kvstore"
+)
+
+// subscriptionService is api.SubscriptionService on the subscription
+// store, the endpoint handshake and the delivery engine: the store holds
+// definitions and state, the engine delivers what the store says.
+type subscriptionService struct {
+	store  events.SubscriptionStore
+	hs     *events.Handshaker
+	engine *delivery.Engine
+	now    func() time.Time
+}
+
+var _ api.SubscriptionService = (*subscriptionService)(nil)
+
+// startEvents opens the subscription store and starts the delivery
+// engine (after the journal, before the broker produces events).
+func (a *App) startEvents(ctx context.Context) error {
+	store, err := kvstore.New(ctx, a.journal.JS, kvstore.Options{})
+	if err != nil {
+		return fmt.Errorf("subscriptions: %w", err)
+	}
+	res := events.Resource{}
+	engine, err := delivery.New(delivery.Options{
+		JS: a.journal.JS, Store: store, Resource: res, HubHost: a.cfg.HubName,
+		Logger: a.log.With("component", "delivery"), Origin: a.cfg.HubName,
+	})
+	if err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
+	if err := engine.Start(ctx); err != nil {
+		return fmt.Errorf("delivery: %w", err)
+	}
+	a.onStop(engine.Stop)
+	a.subs = &subscriptionService{
+		store: store, engine: engine, now: time.Now,
+		hs: &events.Handshaker{
+			Origin: a.cfg.HubName,
+			Topic:  res.ID(a.cfg.HubName),
+			// Filled once the HTTPS port is bound (startHTTPS).
+		},
+	}
+	return nil
+}
+
+func (s *subscriptionService) handshake(ctx context.Context, sub events.Subscription, rev uint64) (events.Subscription, uint64, error) {
+	checked, _ := s.hs.Handshake(ctx, sub) // a failure is a state, stored
+	rev, err := s.store.Update(ctx, checked, rev)
+	if err != nil {
+		return sub, 0, err
+	}
+	return checked, rev, s.engine.Reload(ctx, sub.Name)
+}
+
+func (s *subscriptionService) Create(ctx context.Context, sub events.Subscription) (events.Subscription, uint64, error) {
+	sub.ProvisioningState = events.AwaitingManualAction
+	rev, err := s.store.Create(ctx, sub)
+	if err != nil {
+		return sub, 0, err
+	}
+	return s.handshake(ctx, sub, rev)
+}
+
+func (s *subscriptionService) Update(ctx context.Context, sub events.Subscription, expect uint64) (events.Subscription, uint64, error) {
+	cur, rev, err := s.store.Get(ctx, sub.Name)
+	if err != nil {
+		return sub, 0, err
+	}
+	if expect != 0 && expect != rev {
+		return sub, 0, events.ErrConflict
+	}
+	sub.ProvisioningState, sub.Validation = cur.ProvisioningState, cur.Validation
+	again := cur.ProvisioningState == events.Failed || sub.NeedsHandshake()
+	rev, err = s.store.Update(ctx, sub, rev)
+	if err != nil {
+		return sub, 0, err
+	}
+	if again {
+		return s.handshake(ctx, sub, rev)
+	}
+	return sub, rev, s.engine.Reload(ctx, sub.Name)
+}
+
+func (s *subscriptionService) Delete(ctx context.Context, name string, expect uint64) error {
+	if err := s.store.Delete(ctx, name, expect); err != nil {
+		return err
+	}
+	return s.engine.Reload(ctx, name)
+}
+
+func (s *subscriptionService) Get(ctx context.Context, name string) (events.Subscription, uint64, error) {
+	return s.store.Get(ctx, name)
+}
+
+func (s *subscriptionService) List(ctx context.Context) ([]events.Subscription, error) {
+	return s.store.List(ctx)
+}
+
+func (s *subscriptionService) ConfirmValidation(ctx context.Context, name, code string) (events.Subscription, error) {
+	cur, rev, err := s.store.Get(ctx, name)
+	if err != nil {
+		return cur, err
+	}
+	ok, err := events.ConfirmValidation(cur, code, s.now())
+	if err != nil {
+		return cur, err
+	}
+	if _, err := s.store.Update(ctx, ok, rev); err != nil {
+		return cur, err
+	}
+	return ok, s.engine.Reload(ctx, name)
+}
+
+func (s *subscriptionService) DeadLetters(ctx context.Context, name string, limit int) ([]events.DeadLetter, error) {
+	recs, err := s.engine.DeadLetters(ctx, name, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]events.DeadLetter, len(recs))
+	for i, r := range recs {
+		out[i] = r.DeadLetter
+	}
+	return out, nil
+}
+
+func (s *subscriptionService) Replay(ctx context.Context, name string, r api.ReplayRequest) (api.ReplayResult, error) {
+	res := api.ReplayResult{NotFound: []string{}}
+	var ids []string
+	if !r.All {
+		if len(r.IDs) == 0 {
+			return res, errors.New("nothing to replay: give ids or all")
+		}
+		recs, err := s.engine.DeadLetters(ctx, name, 0)
+		if err != nil {
+			return res, err
+		}
+		present := map[string]bool{}
+		for _, rec := range recs {
+			present[rec.Event.ID] = true
+		}
+		for _, id := range r.IDs {
+			if present[id] {
+				ids = append(ids, id)
+			} else {
+				res.NotFound = append(res.NotFound, id)
+			}
+		}
+		if len(ids) == 0 {
+			return res, nil
+		}
+	}
+	n, err := s.engine.Replay(ctx, name, ids...)
+	res.Replayed = n
+	return res, err
+}

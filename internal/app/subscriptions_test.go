@@ -1,0 +1,108 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tether-hub/tether/internal/sas"
+)
+
+// receiver is a webhook endpoint that answers Event Grid's validation
+// handshake and records the events it is sent.
+type receiver struct {
+	mu     sync.Mutex
+	events []map[string]any
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	var batch []map[string]any
+	if err := json.Unmarshal(body, &batch); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	if r.Header.Get("aeg-event-type") == "SubscriptionValidation" {
+		code := batch[0]["data"].(map[string]any)["validationCode"]
+		_ = json.NewEncoder(w).Encode(map[string]any{"validationResponse": code})
+		return
+	}
+	rc.mu.Lock()
+	rc.events = append(rc.events, batch...)
+	rc.mu.Unlock()
+}
+
+func (rc *receiver) got() []map[string]any {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]map[string]any(nil), rc.events...)
+}
+
+func (h *hub) api(method, path string, body any) (int, []byte) {
+	h.t.Helper()
+	cs, _ := sas.ParseConnectionString(h.OwnerConnectionString())
+	tok, _ := sas.Sign("localhost", cs.SharedAccessKey, cs.SharedAccessKeyName, time.Now().Add(time.Hour))
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequestWithContext(context.Background(), method, "https://"+h.HTTPSAddr()+path, rd)
+	req.Header.Set("Authorization", tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: h.tlsConfig()}}).Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// A webhook subscription created through the API is validated, then gets
+// the device's DeviceConnected and DeviceDisconnected in sequence order.
+func TestSubscriptionDeliversConnectionEvents(t *testing.T) {
+	h := startHub(t)
+	key := h.device("sub1")
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	status, body := h.api("POST", "/api/v1/subscriptions", map[string]any{
+		"name":        "ops",
+		"destination": map[string]any{"endpointType": "WebHook", "properties": map[string]any{"endpointUrl": srv.URL}},
+		"filter":      map[string]any{"includedEventTypes": []string{"Microsoft.Devices.DeviceConnected", "Microsoft.Devices.DeviceDisconnected"}},
+	})
+	if status != 201 {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	var sub map[string]any
+	_ = json.Unmarshal(body, &sub)
+	if sub["provisioningState"] != "Succeeded" {
+		t.Fatalf("subscription not validated: %s", body)
+	}
+	c, _ := h.v3("sub1", username("sub1"), h.token("sub1", key, time.Hour))
+	c.Disconnect(50)
+	var got []map[string]any
+	eventually(t, 15*time.Second, func() error {
+		got = rc.got()
+		if len(got) < 2 {
+			return errorf("receiver has %d events", len(got))
+		}
+		return nil
+	})
+	if got[0]["eventType"] != "Microsoft.Devices.DeviceConnected" || got[1]["eventType"] != "Microsoft.Devices.DeviceDisconnected" {
+		t.Fatalf("events %v", got)
+	}
+	seq := func(e map[string]any) string {
+		return e["data"].(map[string]any)["deviceConnectionStateEventInfo"].(map[string]any)["sequenceNumber"].(string)
+	}
+	if !(seq(got[1]) > seq(got[0])) {
+		t.Fatalf("out of order: %s then %s", seq(got[0]), seq(got[1]))
+	}
+}
