@@ -17,7 +17,11 @@ import (
 	"github.com/tether-hub/tether/internal/registry"
 )
 
-// Writer defaults.
+// Writer defaults. Batches: an Append costs about 110–125 µs of fixed
+// work on top of its records (BenchmarkAppendStorm: 28 µs a record in
+// batches of 10, 17.5 µs in batches of 200 or 1000), so once a storm
+// fills a batch within MaxWait the fixed part is under 1 µs a record;
+// larger batches or a longer MaxWait would gain little and delay the log.
 const (
 	DefaultDurable        = "connlog"
 	DefaultBatchSize      = 1000
