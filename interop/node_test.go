@@ -33,7 +33,7 @@ func requireNode(t *testing.T) {
 	t.Helper()
 	nodeOnce.Do(func() {
 		if _, err := exec.LookPath("node"); err != nil {
-			nodeSkip = "node is not installed: the Azure IoT Node SDK interop tests need Node.js >= 18"
+			nodeSkip = "node is not installed: the Node.js interop tests need Node.js >= 20"
 			return
 		}
 		stale := installedMismatch()
