@@ -19,6 +19,11 @@ import (
 // version and variant) are SHA-256 of the category, sourceID and n. Where
 // version 7 has random bits this id has the hash, which is what makes it
 // stable.
+//
+// Until November 2026 ids were version 8 (the hash alone). Stored records
+// keep those; the table's schema did not change. Only an entry that was
+// stored but not acked when an older Tether stopped, and is delivered
+// again after the upgrade, is stored a second time under its new id.
 func ItemID(category, sourceID string, n int, t time.Time) string {
 	var in [256]byte
 	b := append(in[:0], "tether/connlog\x00"...)
