@@ -54,6 +54,9 @@ type device struct {
 	// JetStream (by stream index), ascending: no later message of the
 	// device on that stream is taken before them.
 	parked map[int][]uint64
+	// parkSeen is when the oldest parked message of the device was last
+	// seen (parked, or offered again).
+	parkSeen time.Time
 }
 
 func (d *device) idle() bool {
@@ -108,12 +111,16 @@ func (d *device) park(stream int, seq uint64) {
 		d.parked = map[int][]uint64{}
 	}
 	p := d.parked[stream]
+	if len(p) == 0 || seq <= p[0] { // the oldest parked message (re)appears
+		d.parkSeen = time.Now()
+	}
 	if i, found := slices.BinarySearch(p, seq); !found {
 		d.parked[stream] = slices.Insert(p, i, seq)
 	}
 }
 
 func (d *device) unpark(stream int, seq uint64) {
+	d.parkSeen = time.Now()
 	p := d.parked[stream]
 	if i, found := slices.BinarySearch(p, seq); found {
 		p = slices.Delete(p, i, i+1)

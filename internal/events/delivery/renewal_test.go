@@ -152,3 +152,37 @@ func TestRenewalConnectOnlySubscription(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// A renewal storm larger than the buffer (4): the held disconnects fill
+// it, so their connects cannot be read. Once the grace has passed, holds
+// are released while nothing else can free the buffer (the pairing cannot
+// be seen; both halves are delivered, in order) rather than waiting for a
+// journal position the engine cannot reach. Which pairs are suppressed
+// depends on timing; every device ends with both halves or neither.
+func TestHeldDisconnectsCannotDeadlock(t *testing.T) {
+	v := newEnv(t, func(o *Options) { o.MaxBufferedPerSub = 4 })
+	rc := newReceiver(t, v.clock, nil)
+	v.start()
+	v.sub("storm", rc.URL, suppress)
+	var ds, cs []presence.ConnectionEvent
+	for i := 0; i < 6; i++ {
+		ds = append(ds, v.conn(string(rune('a'+i)), presence.Disconnected, clientDisconnect))
+	}
+	for _, d := range ds {
+		cs = append(cs, v.conn(d.DeviceID, presence.Connected, renewalOf(d)))
+	}
+	eventually(t, "buffer full of holds", func() bool { return v.stats("storm").Held == 4 })
+	v.clock.Advance(121 * time.Second)
+	eventually(t, "everything settled", func() bool {
+		s := v.stats("storm")
+		return s.Buffered == 0 && int(s.Suppressed)+len(rc.delivered()) == 12
+	})
+	if len(rc.delivered()) == 0 {
+		t.Error("no hold was released")
+	}
+	for i, d := range ds {
+		if got := rc.deliveredIDs(d.DeviceID); len(got) != 0 && !equal(got, ids(d, cs[i])) {
+			t.Errorf("%s: %v", d.DeviceID, got)
+		}
+	}
+}

@@ -313,7 +313,11 @@ func (r *runner) releaseHeld(now time.Time) {
 			heap.Pop(&r.held)
 			continue
 		}
-		if now.Before(e.holdUntil) || (!r.connCaughtUp && r.watermark.Before(e.holdUntil)) {
+		// Past the grace, wait for the journal to be read past it too,
+		// unless the buffer is full and nothing else can free it (a buffer
+		// full of holds must not wait for itself).
+		stuck := !r.canRead() && r.inflight == 0 && len(r.ready) == 0
+		if now.Before(e.holdUntil) || (!r.connCaughtUp && r.watermark.Before(e.holdUntil) && !stuck) {
 			return
 		}
 		heap.Pop(&r.held)
@@ -528,7 +532,7 @@ func (r *runner) delivered(e *entry, now time.Time) {
 		_ = e.msg.Ack()
 	}
 	r.st.delivered.Add(1)
-	if f := r.e.o.ObserveLatency; f != nil {
+	if f := r.e.o.ObserveLatency; f != nil && e.dlSeq == 0 {
 		f(r.sub.Name, e.ev.Type, now.Sub(e.ev.Time))
 	}
 	if e.dlSeq != 0 {
@@ -632,6 +636,16 @@ func (r *runner) heartbeat() {
 			for _, it := range s.rec.old {
 				_ = it.msg.InProgress()
 			}
+		}
+	}
+	// A parked message that has not come back for long is gone from the
+	// stream (age limit): stop waiting for it.
+	for _, d := range r.devices {
+		if len(d.parked) > 0 && time.Since(d.parkSeen) > 2*r.e.o.ParkDelay+r.e.o.AckWait {
+			r.log.Warn("parked messages did not come back; no longer waiting for them", "device", d.id)
+			d.parked = nil
+			r.schedule(d, r.clock.Now())
+			r.cleanup(d)
 		}
 	}
 	for k, v := range r.invisible {
