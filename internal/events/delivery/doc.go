@@ -1,0 +1,124 @@
+// Package delivery is the webhook delivery engine of issue 3: it reads the
+// journal through durable JetStream consumers and POSTs Event Grid (or
+// CloudEvents) events to every validated subscription, in order per
+// device, at least once, with Event Grid's retries and dead letters.
+//
+// # Shape
+//
+//	journal streams ──(one durable consumer per subscription and stream)──► fetchers
+//	fetchers: decode (events.FromConnection/FromChange/FromTelemetry), match (events.Matcher)
+//	     └─► runner (one goroutine per subscription): renewal filter, per-device FIFO queues,
+//	          batching, retry timers, dead letters, acks
+//	               └─► senders (≤ MaxInFlightPerSub goroutines): one POST each (events.NewDelivery)
+//
+// A subscription reads TETHER_CONN when it includes DeviceConnected or
+// DeviceDisconnected, TETHER_REGISTRY for DeviceCreated/DeviceDeleted and
+// TETHER_TELEMETRY for DeviceTelemetry (no includedEventTypes: all three).
+// Its consumers are named ConsumerName(sub) ("events-<name in lower
+// case>") on each stream. A new consumer starts with the events published
+// after it was created (DeliverNew): Reload creates it before it returns,
+// so a subscription receives what is journalled after its creation call.
+// A consumer keeps its position across restarts and definition changes;
+// it is deleted with its subscription.
+//
+// Only subscriptions that are Active (ProvisioningState Succeeded) POST
+// anything. Others keep fetching until their buffer is full and then
+// stop: the events stay in JetStream, none is lost, and they go out once
+// the endpoint is validated (or the subscription re-enabled).
+//
+// # Order
+//
+// For each subscription, a device's events are delivered in journal order
+// (connection events in sequence-number order: an out-of-order one is put
+// back in place while it is still queued) and never two at once: a device
+// is in at most one POST. A failing event holds back only its device's
+// later events; other devices keep flowing. A message is acknowledged only
+// when its event was delivered, dead-lettered, filtered out or suppressed.
+// Events of one device from different streams (a registry delete and a
+// disconnect) are in the order the engine read them.
+//
+// # Batching
+//
+// With maxEventsPerBatch > 1 a POST takes the due head events of several
+// ready devices, in the order the devices became ready: each device's
+// events consecutive and in queue order, at most maxEventsPerBatch events
+// and, through events.Batches, about preferredBatchSizeInKilobytes (an
+// event larger than that goes alone). A device is in one batch at a time,
+// so batching never reorders a device's events, and a batch never waits to
+// be filled. A batch succeeds or fails as a whole.
+//
+// # Retries and dead letters
+//
+// 200–204 is success; everything else, a network error, or no answer within
+// Timeout (30 s) fails the attempt. 400, 401, 403, 404 and 413 are not
+// retried: the events are dead-lettered at once (NonRetriableHttpStatus).
+// Otherwise each event of the batch waits the schedule's delay for its
+// attempt count (10 s, 30 s, 1 min, 5 min, 10 min, 30 min, 1 h, 3 h, 6 h,
+// then 12 h; ±Jitter) and is dead-lettered when it has had
+// maxDeliveryAttempts attempts (MaxDeliveryAttemptsExceeded) or when its
+// eventTimeToLive, counted from the event's time, ends before the next
+// attempt (TimeToLiveExceeded, at the moment it ends). aeg-delivery-count
+// is the attempts made before (the batch's highest). A dead letter
+// releases its device: the next event goes at once.
+//
+// Dead letters (DeadLetterRecord: the event plus reason, attempts, last
+// outcome, status and error, publish and last attempt times) are kept in
+// the TETHER_DEADLETTER stream (DeadLetterStore), unless the subscription's
+// deadLetterDestination is "None", in which case they are dropped as Event
+// Grid drops them. Engine.DeadLetters lists them; Engine.Replay queues them
+// again behind their devices' current events, in their original order,
+// with fresh attempts and a time-to-live from the replay; a record is
+// removed once its event is delivered (or replaced if it dies again).
+//
+// # Renewal filter
+//
+// With Tether.SuppressRenewals, a disconnect by client DISCONNECT or token
+// expiry is held for RenewalGraceSeconds from its event time; the device's
+// later events wait behind it. The device's next connection event settles
+// it: a connect that presence marked TokenRenewal with RenewalOf = its
+// sequence, within the grace, suppresses both (neither is delivered); any
+// other event releases it at once (delivered, in order, before that
+// event). If nothing comes, it is delivered when the grace has passed —
+// and when the journal has been read past the grace too, so that a backlog
+// read after a restart still pairs disconnects with their renewals (unless
+// the buffer is full of holds, which are then released). A renewable
+// disconnect the filter does not match is remembered so that its renewal
+// connect is not delivered either. Where this differs from the plain
+// stream: a suppressing subscription never sees a renewal pair, sees a
+// real client/token disconnect up to the grace late, and, if the renewal
+// comes after the grace, sees both halves (the connect marked
+// tokenRenewal).
+//
+// # Backpressure and memory
+//
+// Nothing here is on a publisher's path: the hub journals, the engine
+// reads. Per subscription the engine holds at most MaxBufferedPerSub
+// events (and MaxBufferedBytesPerSub); past that it stops fetching and
+// JetStream keeps the backlog (MaxAckPending bounds what is delivered and
+// unacknowledged). A device's queue holds at most MaxQueuePerDevice events;
+// more of that device are parked: negatively acknowledged with ParkDelay
+// and taken again strictly in order, so one device cannot fill the
+// subscription's buffer. At most MaxInFlightPerSub POSTs run per
+// subscription; a receiver that never answers costs that many goroutines
+// and connections, each freed by the timeout.
+//
+// # Crashes and restarts
+//
+// Held messages are kept alive with InProgress every AckWait/3. Stop hands
+// everything it did not settle back at once (Nak). When a runner starts on
+// a consumer with unacknowledged messages, it first collects them (they
+// come back at once after a Stop, within AckWait after a crash), parking
+// anything newer, and takes them in stream order: so after a crash every
+// event is delivered at least once, with its stable id, in order per
+// device. Events already delivered whose acknowledgement was lost may be
+// delivered again (recognisable by id).
+//
+// One engine per journal: two engines (two hub nodes) on the same consumer
+// would split a device's events between them.
+//
+// # Clock
+//
+// Retry delays, time-to-live, the renewal grace and the POST timeout run on
+// Options.Clock, so tests drive them; JetStream's AckWait and ParkDelay
+// run on the server's clock.
+package delivery
