@@ -250,3 +250,36 @@ func TestCloudEventsDelivery(t *testing.T) {
 		t.Errorf("body %s", p.Body)
 	}
 }
+
+// Should the journal hold a device's connection events out of sequence
+// order, those still queued are delivered in sequence order.
+func TestSequenceOrderRestored(t *testing.T) {
+	v := newEnv(t, func(o *Options) { o.MaxInFlightPerSub = 1 })
+	release := make(chan struct{})
+	first := true
+	rc := newReceiver(t, v.clock, func(*http.Request, post) int {
+		if first {
+			first = false
+			<-release
+		}
+		return http.StatusOK
+	})
+	v.start()
+	v.sub("seq", rc.URL)
+	v.conn("other", presence.Connected)
+	eventually(t, "endpoint busy", func() bool { return v.stats("seq").InFlight == 1 })
+	mk := func(n int, kind presence.Kind) presence.ConnectionEvent {
+		seq := strings.Repeat("0", 63) + string(rune('0'+n))
+		return presence.ConnectionEvent{ID: "d1/" + seq, Kind: kind, Time: v.clock.Now(), Hub: testHub, DeviceID: "d1", Sequence: seq}
+	}
+	e1, e2, e3 := mk(1, presence.Connected), mk(2, presence.Disconnected), mk(3, presence.Connected)
+	for _, ce := range []presence.ConnectionEvent{e1, e3, e2} {
+		v.publishConn(ce)
+	}
+	eventually(t, "queued", func() bool { return v.stats("seq").Buffered == 4 })
+	close(release)
+	eventually(t, "delivered", func() bool { return len(rc.delivered()) == 4 })
+	if got := rc.deliveredIDs("d1"); !equal(got, ids(e1, e2, e3)) {
+		t.Errorf("%v, want %v", got, ids(e1, e2, e3))
+	}
+}
