@@ -252,8 +252,8 @@ func checkTelemetry(t *testing.T, deviceID string, n int, sent event, m jetstrea
 		t.Errorf("telemetry %d payload = %q, want %q", n, got, want)
 	}
 	h := m.Headers()
-	if got := h.Get(app.HeaderDeviceID); got != deviceID {
-		t.Errorf("telemetry %d: header %s = %q, want %q", n, app.HeaderDeviceID, got, deviceID)
+	if got := h.Get(journal.HeaderDeviceID); got != deviceID {
+		t.Errorf("telemetry %d: header %s = %q, want %q", n, journal.HeaderDeviceID, got, deviceID)
 	}
 	decode := func(name string) map[string]string {
 		v := h.Get(name)
@@ -267,7 +267,7 @@ func checkTelemetry(t *testing.T, deviceID string, n int, sent event, m jetstrea
 		}
 		return m
 	}
-	props, sys := decode(app.HeaderProperties), decode(app.HeaderSystemProperties)
+	props, sys := decode(journal.HeaderProperties), decode(journal.HeaderSystemProperties)
 	if want := sent.props(); !maps.Equal(props, want) {
 		t.Errorf("telemetry %d: application properties = %v, want %v", n, props, want)
 	}

@@ -45,12 +45,12 @@ func (f *telemetryFeed) Subscribe(ctx context.Context, deviceID string, fn func(
 }
 
 func decodeTelemetry(m *nats.Msg) api.TelemetryMessage {
-	t := api.TelemetryMessage{Payload: m.Data, DeviceID: m.Header.Get(HeaderDeviceID)}
-	t.EnqueuedTime, _ = time.Parse(time.RFC3339Nano, m.Header.Get(HeaderEnqueuedTime))
-	if p := m.Header.Get(HeaderProperties); p != "" {
+	t := api.TelemetryMessage{Payload: m.Data, DeviceID: m.Header.Get(journal.HeaderDeviceID)}
+	t.EnqueuedTime, _ = time.Parse(time.RFC3339Nano, m.Header.Get(journal.HeaderEnqueuedTime))
+	if p := m.Header.Get(journal.HeaderProperties); p != "" {
 		_ = json.Unmarshal([]byte(p), &t.Properties)
 	}
-	if p := m.Header.Get(HeaderSystemProperties); p != "" {
+	if p := m.Header.Get(journal.HeaderSystemProperties); p != "" {
 		_ = json.Unmarshal([]byte(p), &t.SystemProperties)
 	}
 	return t

@@ -196,14 +196,6 @@ func (a *App) journalConnEvent(ev presence.ConnectionEvent) {
 	}
 }
 
-// Telemetry headers on tether.telemetry.<device> messages.
-const (
-	HeaderEnqueuedTime     = "Tether-Enqueued-Time"
-	HeaderDeviceID         = "Tether-Device-Id"
-	HeaderProperties       = "Tether-Properties"        // JSON object
-	HeaderSystemProperties = "Tether-System-Properties" // JSON object
-)
-
 func (a *App) journalTelemetry(m telemetry.Message) {
 	err := a.publisher.Publish(journal.Msg{
 		Subject: journal.TelemetrySubject(m.DeviceID),
@@ -217,15 +209,15 @@ func (a *App) journalTelemetry(m telemetry.Message) {
 
 func telemetryHeader(m telemetry.Message) nats.Header {
 	h := nats.Header{}
-	h.Set(HeaderEnqueuedTime, m.EnqueuedTime.Format(time.RFC3339Nano))
-	h.Set(HeaderDeviceID, m.DeviceID)
+	h.Set(journal.HeaderEnqueuedTime, m.EnqueuedTime.Format(time.RFC3339Nano))
+	h.Set(journal.HeaderDeviceID, m.DeviceID)
 	if len(m.Properties) > 0 {
 		b, _ := json.Marshal(m.Properties)
-		h.Set(HeaderProperties, string(b))
+		h.Set(journal.HeaderProperties, string(b))
 	}
 	if len(m.SystemProperties) > 0 {
 		b, _ := json.Marshal(m.SystemProperties)
-		h.Set(HeaderSystemProperties, string(b))
+		h.Set(journal.HeaderSystemProperties, string(b))
 	}
 	return h
 }

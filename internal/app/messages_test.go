@@ -9,7 +9,6 @@ import (
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
 
-	"github.com/tether-hub/tether/internal/app"
 	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/presence"
 )
@@ -46,9 +45,9 @@ func TestTelemetryAndC2D(t *testing.T) {
 			t.Errorf("payload %q", m.Data)
 		}
 		var p, s map[string]string
-		_ = json.Unmarshal([]byte(m.Header.Get(app.HeaderProperties)), &p)
-		_ = json.Unmarshal([]byte(m.Header.Get(app.HeaderSystemProperties)), &s)
-		if p["k y"] != "v/1=2" || s["message-id"] != "m1" || s["content-type"] != "application/json" || m.Header.Get(app.HeaderDeviceID) != "d1" {
+		_ = json.Unmarshal([]byte(m.Header.Get(journal.HeaderProperties)), &p)
+		_ = json.Unmarshal([]byte(m.Header.Get(journal.HeaderSystemProperties)), &s)
+		if p["k y"] != "v/1=2" || s["message-id"] != "m1" || s["content-type"] != "application/json" || m.Header.Get(journal.HeaderDeviceID) != "d1" {
 			t.Errorf("headers %v", m.Header)
 		}
 	case <-time.After(5 * time.Second):

@@ -69,6 +69,11 @@ func (s *subscriptionService) Create(ctx context.Context, sub events.Subscriptio
 	if err != nil {
 		return sub, 0, err
 	}
+	// Start the consumer now: events from the moment of creation are held
+	// while the endpoint is being validated, not skipped.
+	if err := s.engine.Reload(ctx, sub.Name); err != nil {
+		return sub, 0, err
+	}
 	return s.handshake(ctx, sub, rev)
 }
 

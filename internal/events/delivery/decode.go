@@ -14,14 +14,12 @@ import (
 	"github.com/tether-hub/tether/internal/telemetry"
 )
 
-// Telemetry headers on tether.telemetry.<device> messages. They are the
-// names internal/app writes (app.HeaderDeviceID …); the engine cannot
-// import the composition root, so they are repeated here.
+// Telemetry headers: the journal's names.
 const (
-	headerEnqueuedTime     = "Tether-Enqueued-Time"
-	headerDeviceID         = "Tether-Device-Id"
-	headerProperties       = "Tether-Properties"
-	headerSystemProperties = "Tether-System-Properties"
+	headerEnqueuedTime     = journal.HeaderEnqueuedTime
+	headerDeviceID         = journal.HeaderDeviceID
+	headerProperties       = journal.HeaderProperties
+	headerSystemProperties = journal.HeaderSystemProperties
 )
 
 // connInfo is what the renewal filter needs of a connection event.
