@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"runtime"
 	"runtime/debug"
 	"time"
 )
@@ -14,8 +13,8 @@ import (
 // stack only during a GC, by half per cycle, and returns freed pages to
 // the OS slowly. An idle fleet then holds tens of KiB more per device than
 // it needs. After a burst of at least burstMin connects followed by a
-// quiet second, the hub runs two GCs (two stack-shrink rounds) and returns
-// free memory to the OS. It costs one pair of collections per storm, never
+// quiet second, the hub runs one GC (which also shrinks stacks that can
+// be shrunk) and returns free memory to the OS. It costs one collection per storm, never
 // anything per connect. Config.CompactAfter sets the burst size (default
 // 1000; negative turns compaction off).
 const compactPeriod = time.Second
@@ -44,8 +43,7 @@ func (a *App) startCompactor() {
 			sinceCompact += delta
 			if delta == 0 && sinceCompact >= burstMin {
 				start := time.Now()
-				runtime.GC()
-				debug.FreeOSMemory()
+				debug.FreeOSMemory() // a GC, then return free pages
 				a.log.Debug("memory compacted after a connect burst", "connects", sinceCompact, "took", time.Since(start))
 				sinceCompact = 0
 				a.compactions.Add(1)
