@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// journalEvent is a ConnectionEvent as the journal stores it (the JSON of
+// presence.ConnectionEvent on tether.conn.<device>.<kind>, stream
+// TETHER_CONN; internal/journal/doc.go documents the scheme).
+type journalEvent struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Time      time.Time `json:"time"`
+	DeviceID  string    `json:"deviceId"`
+	Sequence  string    `json:"sequenceNumber"`
+	Reason    string    `json:"reason"`
+	StreamSeq uint64    `json:"-"`
+}
+
+// readConnJournal reads every message of stream TETHER_CONN from a
+// stopped hub's data dir, in stream order, by opening its JetStream store
+// with an embedded NATS server of the same version (in-process, no
+// listener). The hub must not be running on dataDir.
+func readConnJournal(ctx context.Context, dataDir string) ([]journalEvent, error) {
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "tether-e2e-reader", DontListen: true, JetStream: true,
+		StoreDir: filepath.Join(dataDir, "jetstream"), NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	srv.Start()
+	defer func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		return nil, fmt.Errorf("embedded nats on %s not ready", dataDir)
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(srv))
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	st, err := js.Stream(ctx, "TETHER_CONN")
+	if err != nil {
+		return nil, fmt.Errorf("stream TETHER_CONN: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	total := info.State.Msgs
+	var out []journalEvent
+	if total == 0 {
+		return out, nil
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"tether.conn.>"}})
+	if err != nil {
+		return nil, err
+	}
+	for uint64(len(out)) < total {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			var ev journalEvent
+			if err := json.Unmarshal(m.Data(), &ev); err != nil {
+				return nil, fmt.Errorf("%s: %w", m.Subject(), err)
+			}
+			if md, err := m.Metadata(); err == nil {
+				ev.StreamSeq = md.Sequence.Stream
+			}
+			out = append(out, ev)
+		}
+		if err := batch.Error(); err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("journal read stalled at %d of %d messages", len(out), total)
+		}
+	}
+	return out, nil
+}
