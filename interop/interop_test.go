@@ -356,6 +356,10 @@ func checkRenewalInLog(recs []logRecord, protocol string) error {
 	if gap := recs[2].Time.Sub(recs[1].Time); gap < 0 || gap > 5*time.Second {
 		return fmt.Errorf("renewal disconnect → connect took %v, want a prompt reconnect:%s", gap, dump())
 	}
+	// The hub recognises the reconnect as the renewal and marks it.
+	if !strings.Contains(recs[2].Properties, `"tokenRenewal":true`) || strings.Contains(recs[0].Properties, `"tokenRenewal"`) {
+		return fmt.Errorf("the renewal connect (and only it) should carry tokenRenewal:%s", dump())
+	}
 	return nil
 }
 

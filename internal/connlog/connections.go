@@ -111,6 +111,8 @@ func connRecord(res Resource, e presence.ConnectionEvent, n int, op string, resu
 		TokenExpiry:       formatTime(e.TokenExpiry),
 		ProtocolVersion:   e.ProtocolVersion,
 		KeepAlive:         e.KeepAliveSeconds,
+		TokenRenewal:      e.TokenRenewal,
+		RenewalOf:         e.RenewalOf,
 	}
 	rec := Record{
 		ItemID:            ItemID(CategoryConnections, e.ID, n, e.Time),

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -265,5 +266,21 @@ func TestFromConnectionEventIsDeterministic(t *testing.T) {
 	b, _ := connlog.FromConnectionEvent(res, e)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatal("mapping the same event twice gave different records")
+	}
+}
+
+// The connect that completes a SAS renewal is marked in properties_s with
+// the sequence number of the disconnect it follows.
+func TestRenewalConnectIsMarked(t *testing.T) {
+	ev := presence.ConnectionEvent{
+		ID: "d/2", Kind: presence.Connected, Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), Hub: "hub",
+		DeviceID: "d", Sequence: "02", Protocol: "MQTT", TokenRenewal: true, RenewalOf: "01",
+	}
+	recs, err := connlog.FromConnectionEvent(connlog.Resource{}, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(recs[0].Properties, `"tokenRenewal":true,"renewalOf":"01"`) {
+		t.Fatalf("properties_s = %s", recs[0].Properties)
 	}
 }

@@ -46,6 +46,11 @@ type ConnectionProperties struct {
 	// KeepAlive is the CONNECT keep-alive in seconds (the hub closes with
 	// 404104 after 1.5× it without traffic).
 	KeepAlive uint16 `json:"keepAlive,omitempty"`
+	// TokenRenewal marks the connect that completed a SAS-token renewal;
+	// RenewalOf is the sequence number of the disconnect it follows, so a
+	// query can pair them (the disconnect was logged before it was known).
+	TokenRenewal bool   `json:"tokenRenewal,omitempty"`
+	RenewalOf    string `json:"renewalOf,omitempty"`
 }
 
 // IdentityProperties is the properties_s object of a

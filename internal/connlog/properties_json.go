@@ -43,6 +43,10 @@ func (p *ConnectionProperties) appendJSON(b []byte) []byte {
 		b = append(b, `,"keepAlive":`...)
 		b = strconv.AppendUint(b, uint64(p.KeepAlive), 10)
 	}
+	if p.TokenRenewal {
+		b = append(b, `,"tokenRenewal":true`...)
+	}
+	b = appendOptString(b, `,"renewalOf":`, p.RenewalOf)
 	return append(b, '}')
 }
 
