@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/tether-hub/tether/bench/internal/procstat"
+	"github.com/tether-hub/tether/bench/internal/stormrun"
+	"github.com/tether-hub/tether/internal/sas"
+)
+
+const devicePrefix = "lat-"
+
+// closeRec is one client-side disconnect: the time just before the
+// DISCONNECT packet was written, and the phase (rate index) it belongs to.
+type closeRec struct {
+	t     time.Time
+	phase int
+}
+
+// device is a raw MQTT 3.1.1 client over plain TCP (clean session 0,
+// keep-alive 60 s; one pre-signed SAS token, so a reconnect is never a
+// token renewal).
+type device struct {
+	id, key, key2 string
+	src           *net.TCPAddr
+	connect       []byte
+
+	mu       sync.Mutex
+	conn     net.Conn
+	closes   []closeRec
+	connects int
+	failed   int
+}
+
+type fleet struct {
+	cfg  config
+	devs []*device
+}
+
+func newFleet(c config) *fleet {
+	f := &fleet{cfg: c, devs: make([]*device, c.devices)}
+	nsrc := c.srcTo - c.srcFrom + 1
+	exp := time.Now().Add(24 * time.Hour)
+	for i := range f.devs {
+		id := fmt.Sprintf("%s%d", devicePrefix, i)
+		k1, k2 := stormrun.DeviceKeys(c.seed, id)
+		tok, err := sas.Sign(sas.DeviceResource("localhost", id), k1, "", exp)
+		if err != nil {
+			log.Fatal(err)
+		}
+		user := "localhost/" + id + "/?api-version=" + stormrun.APIVersion + "&DeviceClientType=tether-eventlat%2F1.0"
+		f.devs[i] = &device{id: id, key: k1, key2: k2,
+			src:     &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(c.srcFrom+i%nsrc))},
+			connect: connectPacket(id, user, tok, 60, false)}
+	}
+	return f
+}
+
+func connectPacket(clientID, user, pass string, keepAlive uint16, clean bool) []byte {
+	var vh []byte
+	str := func(s string) {
+		vh = binary.BigEndian.AppendUint16(vh, uint16(len(s)))
+		vh = append(vh, s...)
+	}
+	str("MQTT")
+	flags := byte(0x80 | 0x40)
+	if clean {
+		flags |= 0x02
+	}
+	vh = append(vh, 4, flags)
+	vh = binary.BigEndian.AppendUint16(vh, keepAlive)
+	str(clientID)
+	str(user)
+	str(pass)
+	out := []byte{0x10}
+	for n := len(vh); ; {
+		b := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			b |= 0x80
+		}
+		out = append(out, b)
+		if n == 0 {
+			break
+		}
+	}
+	return append(out, vh...)
+}
+
+func bindNoPort(_, _ string, rc syscall.RawConn) error {
+	const ipBindAddressNoPort = 24 // linux/in.h
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+	})
+	return errors.Join(err, serr)
+}
+
+// dialLocked connects (d.mu held): dial, CONNECT, CONNACK 0, within 5 s.
+func (d *device) dialLocked(addr string) error {
+	dl := net.Dialer{Timeout: 5 * time.Second, LocalAddr: d.src, Control: bindNoPort}
+	c, err := dl.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(d.connect); err != nil {
+		c.Close()
+		return err
+	}
+	var ack [4]byte
+	if _, err := io.ReadFull(c, ack[:]); err != nil {
+		c.Close()
+		return err
+	}
+	if ack[0] != 0x20 || ack[1] != 2 || ack[3] != 0 {
+		c.Close()
+		return fmt.Errorf("CONNACK % x", ack)
+	}
+	_ = c.SetDeadline(time.Time{})
+	d.conn = c
+	d.connects++
+	return nil
+}
+
+func (d *device) dialRetry(addr string, tries int) error {
+	var err error
+	for i := range tries {
+		if err = d.dialLocked(addr); err == nil {
+			return nil
+		}
+		time.Sleep(time.Duration(i+1) * 50 * time.Millisecond)
+	}
+	d.failed++
+	return err
+}
+
+// cycle disconnects (DISCONNECT, close) and reconnects at once.
+func (d *device) cycle(addr string, phase int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn != nil {
+		t := time.Now()
+		_ = d.conn.SetWriteDeadline(t.Add(time.Second))
+		_, _ = d.conn.Write([]byte{0xE0, 0})
+		_ = d.conn.Close()
+		d.conn = nil
+		d.closes = append(d.closes, closeRec{t: t, phase: phase})
+	}
+	return d.dialRetry(addr, 3)
+}
+
+func (f *fleet) connectAll(ctx context.Context, addr string) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range min(f.cfg.par, 128) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= len(f.devs) {
+					return
+				}
+				d := f.devs[i]
+				d.mu.Lock()
+				if err := d.dialRetry(addr, 5); err != nil {
+					failed.Add(1)
+				}
+				d.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		return fmt.Errorf("%d devices could not connect", n)
+	}
+	return ctx.Err()
+}
+
+func (f *fleet) totals() (closes, connects, failed int) {
+	for _, d := range f.devs {
+		d.mu.Lock()
+		closes += len(d.closes)
+		connects += d.connects
+		failed += d.failed
+		d.mu.Unlock()
+	}
+	return
+}
+
+// phase is what one rate measured on the driving side.
+type phase struct {
+	rate                      int // events/s asked (2 per cycle)
+	start, end                time.Time
+	cycles, failed            int
+	achieved                  float64 // cycles/s × 2, over the phase
+	slipP50, slipP99, slipMax time.Duration
+	hubCores, selfCores       float64
+	otherCores                float64 // machine-wide busy minus hub and driver: other load
+	drained                   bool
+	drainS                    float64
+	posts                     int // POSTs the receiver answered in the phase and its drain
+}
+
+// runPhase drives rate events/s (rate/2 cycles/s, open loop: cycle k is due
+// at start + k/(rate/2)) for the configured duration, then waits for the
+// deliveries to catch up.
+func (f *fleet) runPhase(ctx context.Context, idx, rate int, h *hub, rc *receiver) (phase, error) {
+	c := f.cfg
+	ph := phase{rate: rate}
+	cps := float64(rate) / 2
+	total := int(cps * c.duration.Seconds())
+	type job struct {
+		i   int
+		due time.Time
+	}
+	jobs := make(chan job, total+1)
+	slips := make([]time.Duration, total)
+	var done, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range c.par {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				slips[j.i] = time.Since(j.due)
+				d := f.devs[j.i%len(f.devs)]
+				if err := d.cycle(h.tcpAddr, idx); err != nil {
+					failed.Add(1)
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	_, _, posts0 := rc.totals()
+	hub0, _ := procstat.CPU(h.pid())
+	self0, _ := procstat.CPU(os.Getpid())
+	sys0, _ := procstat.SystemBusy()
+	log.Printf("rate %d events/s (%.0f cycles/s over %d devices) for %s", rate, cps, len(f.devs), c.duration)
+	ph.start = time.Now()
+	for k := 0; k < total && ctx.Err() == nil; {
+		due := int(time.Since(ph.start).Seconds()*cps) + 1
+		for ; k < total && k < due; k++ {
+			jobs <- job{i: k, due: ph.start.Add(time.Duration(float64(k) / cps * float64(time.Second)))}
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	close(jobs)
+	wg.Wait()
+	ph.end = time.Now()
+	hub1, _ := procstat.CPU(h.pid())
+	self1, _ := procstat.CPU(os.Getpid())
+	sys1, _ := procstat.SystemBusy()
+	el := ph.end.Sub(ph.start).Seconds()
+	ph.otherCores = float64((sys1-sys0)-(hub1-hub0)-(self1-self0)) * procstat.TickDuration.Seconds() / el
+	ph.cycles, ph.failed = int(done.Load()), int(failed.Load())
+	ph.achieved = 2 * float64(ph.cycles) / el
+	ph.hubCores = float64(hub1-hub0) * procstat.TickDuration.Seconds() / el
+	ph.selfCores = float64(self1-self0) * procstat.TickDuration.Seconds() / el
+	slips = slips[:ph.cycles]
+	slices.Sort(slips)
+	if len(slips) > 0 {
+		ph.slipP50, ph.slipP99, ph.slipMax = slips[len(slips)/2], slips[len(slips)*99/100], slips[len(slips)-1]
+	}
+	closes, connects, _ := f.totals()
+	ph.drained = waitUntil(ctx, c.drain, func() bool {
+		conn, disc, _ := rc.totals()
+		return disc >= closes && conn >= connects
+	})
+	ph.drainS = time.Since(ph.end).Seconds()
+	_, _, posts1 := rc.totals()
+	ph.posts = posts1 - posts0
+	conn, disc, _ := rc.totals()
+	log.Printf("  %d cycles (%d failed) in %.1fs = %.0f events/s; hub %.2f cores, driver+receiver %.2f cores, other load %.2f cores; schedule slip p99 %s; drained=%v in %.1fs (received %d/%d disconnects, %d/%d connects)",
+		ph.cycles, ph.failed, el, ph.achieved, ph.hubCores, ph.selfCores, ph.otherCores, ph.slipP99.Round(time.Microsecond), ph.drained, ph.drainS, disc, closes, conn, connects)
+	return ph, ctx.Err()
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+type report struct {
+	cfg                        config
+	started                    time.Time
+	elapsed                    time.Duration
+	goVersion, machine, commit string
+
+	phases []phase
+	lat    []phaseLat // per phase, same order
+	// Devices whose DeviceDisconnected count differs from their closes
+	// (their latencies cannot be paired and are left out).
+	unmatched              int
+	missingDisc, extraDisc int
+	hubLog                 []string
+	probes                 []probe
+}
+
+// dist is a latency distribution.
+type dist struct {
+	n                       int
+	p50, p90, p99, p999, mx time.Duration
+}
+
+func newDist(ds []time.Duration) dist {
+	if len(ds) == 0 {
+		return dist{}
+	}
+	slices.Sort(ds)
+	q := func(f float64) time.Duration { return ds[min(len(ds)-1, int(f*float64(len(ds))))] }
+	return dist{n: len(ds), p50: q(0.50), p90: q(0.90), p99: q(0.99), p999: q(0.999), mx: ds[len(ds)-1]}
+}
+
+type phaseLat struct {
+	fromClose, fromEventTime, detect, connect dist
+	// perSecond: from-close latency of the disconnects closed in each
+	// second of the phase.
+	perSecond []dist
+}
+
+// match pairs each device's k-th close with its k-th DeviceDisconnected.
+func (r *report) match(f *fleet, rc *receiver) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	n := len(r.phases)
+	fromClose := make([][]time.Duration, n)
+	fromEvent := make([][]time.Duration, n)
+	detect := make([][]time.Duration, n)
+	conn := make([][]time.Duration, n)
+	perSec := make([][][]time.Duration, n)
+	for p, ph := range r.phases {
+		perSec[p] = make([][]time.Duration, int(ph.end.Sub(ph.start).Seconds())+1)
+	}
+	for i, d := range f.devs {
+		d.mu.Lock()
+		closes := d.closes
+		d.mu.Unlock()
+		arr := rc.disc[i]
+		if len(arr) != len(closes) {
+			r.unmatched++
+			if len(arr) < len(closes) {
+				r.missingDisc += len(closes) - len(arr)
+			} else {
+				r.extraDisc += len(arr) - len(closes)
+			}
+			continue
+		}
+		for k, c := range closes {
+			if c.phase >= n {
+				continue
+			}
+			a := arr[k]
+			fromClose[c.phase] = append(fromClose[c.phase], a.at.Sub(c.t))
+			if s := int(c.t.Sub(r.phases[c.phase].start).Seconds()); s >= 0 && s < len(perSec[c.phase]) {
+				perSec[c.phase][s] = append(perSec[c.phase][s], a.at.Sub(c.t))
+			}
+			fromEvent[c.phase] = append(fromEvent[c.phase], a.at.Sub(a.eventTime))
+			detect[c.phase] = append(detect[c.phase], a.eventTime.Sub(c.t))
+		}
+		for _, a := range rc.conn[i] {
+			for p, ph := range r.phases {
+				if !a.eventTime.Before(ph.start) && a.eventTime.Before(ph.end) {
+					conn[p] = append(conn[p], a.at.Sub(a.eventTime))
+				}
+			}
+		}
+	}
+	for p := range r.phases {
+		pl := phaseLat{
+			fromClose: newDist(fromClose[p]), fromEventTime: newDist(fromEvent[p]),
+			detect: newDist(detect[p]), connect: newDist(conn[p]),
+		}
+		for _, ds := range perSec[p] {
+			pl.perSecond = append(pl.perSecond, newDist(ds))
+		}
+		r.lat = append(r.lat, pl)
+	}
+}
+
+func ms(d time.Duration) string {
+	v := float64(d) / float64(time.Millisecond)
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	c := r.cfg
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	w("## Event delivery latency (bench/cmd/eventlat)\n\n")
+	w("%s, %s, built from %s. %d devices over plain-TCP MQTT (sources 127.0.0.%d–%d), subscription for "+
+		"DeviceConnected + DeviceDisconnected, maxEventsPerBatch %d, receiver in the driver's process; %s per rate; run took %.0f s.\n\n",
+		r.machine, r.goVersion, r.commit, c.devices, c.srcFrom, c.srcTo, c.batch, c.duration, r.elapsed.Seconds())
+	w("Rate = connection events per second (one cycle = DISCONNECT + reconnect = 2 events). Latency of each " +
+		"DeviceDisconnected: **from close** = arrival at the receiver − client time just before it wrote DISCONNECT; " +
+		"**from eventTime** = arrival − the event's eventTime (the hub's clock, same machine). Other load = machine-wide busy CPU " +
+		"(/proc/stat) − hub − driver: other processes and kernel threads on the shared machine. Each rate starts once the " +
+		"machine is quiet (≤ 0.15 cores busy for 2 s, waited for at most 30 s).\n\n")
+	w("| rate asked (events/s) | achieved | cycles | failed | disconnect→delivered p50 / p99 / max ms (from close) | p50 / p99 / max ms (from eventTime) | p99.9 from close | DeviceConnected p50 / p99 ms (from eventTime) | hub cores | driver+receiver cores | other load cores | schedule slip p99 ms | target p99 ≤ 50 ms |\n")
+	w("|---:|---:|---:|---:|---|---|---:|---|---:|---:|---:|---:|---|\n")
+	for i, ph := range r.phases {
+		l := r.lat[i]
+		verdict := "n/a"
+		if ph.rate == 5000 {
+			verdict = "**PASS**"
+			if l.fromClose.p99 > 50*time.Millisecond {
+				verdict = "**FAIL**"
+			}
+		}
+		drain := ""
+		if !ph.drained {
+			drain = " (not drained)"
+		}
+		w("| %d | %.0f | %d | %d | %s / %s / %s | %s / %s / %s | %s | %s / %s | %.2f | %.2f | %.2f | %s | %s%s |\n",
+			ph.rate, ph.achieved, ph.cycles, ph.failed,
+			ms(l.fromClose.p50), ms(l.fromClose.p99), ms(l.fromClose.mx),
+			ms(l.fromEventTime.p50), ms(l.fromEventTime.p99), ms(l.fromEventTime.mx),
+			ms(l.fromClose.p999), ms(l.connect.p50), ms(l.connect.p99),
+			ph.hubCores, ph.selfCores, ph.otherCores, ms(ph.slipP99), verdict, drain)
+	}
+	w("\nClose → eventTime (the hub noticing the DISCONNECT and stamping the event): ")
+	for i, ph := range r.phases {
+		l := r.lat[i]
+		w("%d/s p50 %s ms, p99 %s ms, max %s ms; ", ph.rate, ms(l.detect.p50), ms(l.detect.p99), ms(l.detect.mx))
+	}
+	w("\n\nFrom-close p99 / max ms of the disconnects made in each second of the run:\n\n")
+	for i, ph := range r.phases {
+		var parts []string
+		for _, d := range r.lat[i].perSecond {
+			if d.n > 0 {
+				parts = append(parts, ms(d.p99)+"/"+ms(d.mx))
+			}
+		}
+		w("- %d/s: %s\n", ph.rate, strings.Join(parts, " · "))
+	}
+	w("\nPaired disconnects per rate: ")
+	for i, ph := range r.phases {
+		w("%d/s %d; ", ph.rate, r.lat[i].fromClose.n)
+	}
+	w("devices left out because their DeviceDisconnected count differed from their closes: %d (%d missing, %d extra).\n",
+		r.unmatched, r.missingDisc, r.extraDisc)
+	if len(r.hubLog) > 0 {
+		w("\nHub WARN/ERROR log lines (first %d):\n\n```\n%s\n```\n", len(r.hubLog), strings.Join(r.hubLog, "\n"))
+	}
+	w("\n**Journal syncing on every write**: the hub exposes no such option (no `serve` flag or `TETHER_*` variable; " +
+		"`internal/journal` starts the embedded NATS server without `SyncAlways`), so the hub itself cannot be measured with it.")
+	if len(r.probes) > 0 {
+		w(" What it would cost the journal: an embedded JetStream server (the version the hub embeds) in the same file system, " +
+			"a file stream like TETHER_CONN (duplicates window 10 min), ~600-byte JSON messages with Nats-Msg-Id published " +
+			"asynchronously at the same rates (at most 256 unacknowledged, as journal.Publisher keeps); latency from the time each " +
+			"message was due (paced open loop) to its stored acknowledgement:\n\n")
+		w("| SyncAlways | rate asked (msg/s) | achieved | ack p50 ms | ack p99 ms | ack max ms | server+client cores |\n|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, p := range r.probes {
+			w("| %v | %d | %.0f | %s | %s | %s | %.2f |\n", p.sync, p.rate, p.achieved, ms(p.lat.p50), ms(p.lat.p99), ms(p.lat.mx), p.cores)
+		}
+	} else {
+		w("\n")
+	}
+	w("\n")
+	return b.String()
+}
