@@ -105,6 +105,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.presence = presence.NewTracker(presence.Options{Hub: a.cfg.HubName, Epoch: epoch, Sink: a.journalConnEvent})
 
+	if err := a.recordOrphans(ctx); err != nil {
+		return err
+	}
+
 	a.registry, err = registry.New(ctx, kvstore.New(a.journal.Devices, a.journal.Policies), registry.Options{
 		HubName:   a.cfg.HubName,
 		OnChange:  a.onRegistryChange,

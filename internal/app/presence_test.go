@@ -367,3 +367,4 @@ func TestShutdownRecordsServerShutdown(t *testing.T) {
 }
 
 func devName(i int) string { return "dev-" + string(rune('a'+i/26)) + string(rune('a'+i%26)) }
+

@@ -31,6 +31,7 @@ const (
 	ReasonDisabled       Reason = "disabled"        // device disabled in the registry
 	ReasonDeleted        Reason = "deleted"         // device deleted from the registry
 	ReasonServerShutdown Reason = "server-shutdown" // the hub stopped
+	ReasonHubRestart     Reason = "hub-restart"     // the hub died with the session open; found at restart
 	ReasonProtocolError  Reason = "protocol-error"  // malformed or forbidden packet
 	ReasonAuthFailed     Reason = "auth-failed"     // refused: token/key/identity wrong
 	ReasonConnectTimeout Reason = "connect-timeout" // refused: no CONNECT in time

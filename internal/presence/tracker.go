@@ -233,3 +233,29 @@ func (t *Tracker) Connects() uint64 { return t.connects.Load() }
 
 // Connected is the number of devices with a live session.
 func (t *Tracker) Connected() int { return int(t.connected.Load()) }
+
+// Orphaned records the end of a session that the previous run of the hub
+// left open (it stopped without recording the disconnect: a crash or a
+// kill). last is that session's connected event from the journal. Call it
+// at start, before devices connect, so the disconnect is sequenced before
+// anything new.
+func (t *Tracker) Orphaned(last ConnectionEvent) {
+	now := t.now()
+	s := &Session{
+		ID: last.SessionID, DeviceID: last.DeviceID, ModuleID: last.ModuleID,
+		Protocol: last.Protocol, ProtocolVersion: last.ProtocolVersion, MaskedIP: last.MaskedIP,
+		SDKVersion: last.SDKVersion, AuthType: last.AuthType, TokenExpiry: last.TokenExpiry,
+		ConnectedAt: last.Time, CleanSession: last.CleanSession, KeepAliveSeconds: last.KeepAliveSeconds,
+	}
+	sh := t.shard(s.DeviceID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	d := sh.get(s.DeviceID)
+	if d.current != nil {
+		return // already connected in this run: nothing was left open
+	}
+	ev := t.ended(d, s, ReasonHubRestart, ResultServerError,
+		"the hub stopped without closing this session (crash or kill); recorded when it started again", now)
+	d.lastEnd = sessionEnd{reason: ReasonHubRestart, at: now, tokenExpiry: s.TokenExpiry, sequence: ev.Sequence}
+	t.sink(ev)
+}

@@ -179,3 +179,22 @@ func newTestTrackerWithGrace(epoch uint64, grace time.Duration) (*Tracker, *reco
 	now := func() time.Time { clock = clock.Add(time.Second); return clock }
 	return NewTracker(Options{Hub: "hub", Epoch: epoch, Sink: r.sink, Now: now, RenewalGrace: grace}), r
 }
+
+func TestOrphanedSessionIsClosedOnce(t *testing.T) {
+	tr, rec := newTestTracker(2)
+	last := ConnectionEvent{Kind: Connected, DeviceID: "d", SessionID: "old", Sequence: FormatSequence(1, 0, 7), Time: time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC)}
+	tr.Orphaned(last)
+	ev := rec.events[0]
+	if ev.Kind != Disconnected || ev.Reason != ReasonHubRestart || ev.Result != ResultServerError || ev.SessionID != "old" || !(ev.Sequence > last.Sequence) || ev.DurationMs <= 0 {
+		t.Fatalf("orphan close = %+v", ev)
+	}
+	if tr.Connected() != 0 {
+		t.Fatalf("connected = %d", tr.Connected())
+	}
+	s := &Session{ID: "new", DeviceID: "d"}
+	tr.Connect(s)
+	tr.Orphaned(last) // a device already back in this run is left alone
+	if len(rec.events) != 2 {
+		t.Fatalf("events %d", len(rec.events))
+	}
+}
