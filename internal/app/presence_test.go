@@ -367,4 +367,3 @@ func TestShutdownRecordsServerShutdown(t *testing.T) {
 }
 
 func devName(i int) string { return "dev-" + string(rune('a'+i/26)) + string(rune('a'+i%26)) }
-
