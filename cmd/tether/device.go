@@ -420,9 +420,19 @@ output is one object per line.`,
 	}
 }
 
-// monitor reads the telemetry event stream until ctx ends (a clean exit)
-// or the stream fails.
+// monitorTelemetry reads the telemetry event stream until ctx ends (a
+// clean exit) or the stream fails.
 func monitorTelemetry(ctx context.Context, c *apiClient, path string, out, errOut io.Writer) error {
+	return followStream(ctx, c, path, errOut, "telemetry", "messages", "monitor", func(data string) error {
+		return printTelemetry(out, data)
+	})
+}
+
+// followStream reads a Server-Sent Events stream of the hub (telemetry
+// or events) until ctx ends (a clean exit) or the stream fails, handing
+// each data event to print. what, items and reader name the stream in
+// messages ("telemetry", "messages", "monitor").
+func followStream(ctx context.Context, c *apiClient, path string, errOut io.Writer, what, items, reader string, print func(data string) error) error {
 	resp, err := c.send(ctx, http.MethodGet, path, nil, map[string]string{"Accept": "text/event-stream"})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -438,13 +448,13 @@ func monitorTelemetry(ctx context.Context, c *apiClient, path string, out, errOu
 	err = scanSSE(resp.Body, func(event, data string) error {
 		switch event {
 		case "":
-			return printTelemetry(out, data)
+			return print(data)
 		case "dropped":
 			var d struct{ Dropped int64 }
 			_ = json.Unmarshal([]byte(data), &d)
-			fmt.Fprintf(errOut, "tether: the hub dropped %d messages for this monitor (it reads too slowly)\n", d.Dropped)
+			fmt.Fprintf(errOut, "tether: the hub dropped %d %s for this %s (it reads too slowly)\n", d.Dropped, items, reader)
 		case "error":
-			return fmt.Errorf("the hub ended the telemetry stream: %s", errorMessage([]byte(data)))
+			return fmt.Errorf("the hub ended the %s stream: %s", what, errorMessage([]byte(data)))
 		}
 		return nil
 	})
@@ -452,7 +462,7 @@ func monitorTelemetry(ctx context.Context, c *apiClient, path string, out, errOu
 		return nil // Ctrl-C
 	}
 	if err == nil {
-		err = errors.New("the hub closed the telemetry stream")
+		err = fmt.Errorf("the hub closed the %s stream", what)
 	}
 	return err
 }

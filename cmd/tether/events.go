@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -94,38 +92,9 @@ and tether.telemetry.<device> (TETHER_TELEMETRY), device ids with '.', '*',
 // tailEvents reads the event stream until ctx ends (a clean exit) or the
 // stream fails.
 func tailEvents(ctx context.Context, c *apiClient, path string, out, errOut io.Writer) error {
-	resp, err := c.send(ctx, http.MethodGet, path, nil, map[string]string{"Accept": "text/event-stream"})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return &APIError{Status: resp.StatusCode, Message: errorMessage(data)}
-	}
-	err = scanSSE(resp.Body, func(event, data string) error {
-		switch event {
-		case "":
-			return printEvent(out, data)
-		case "dropped":
-			var d struct{ Dropped int64 }
-			_ = json.Unmarshal([]byte(data), &d)
-			fmt.Fprintf(errOut, "tether: the hub dropped %d events for this tail (it reads too slowly)\n", d.Dropped)
-		case "error":
-			return fmt.Errorf("the hub ended the event stream: %s", errorMessage([]byte(data)))
-		}
-		return nil
+	return followStream(ctx, c, path, errOut, "event", "events", "tail", func(data string) error {
+		return printEvent(out, data)
 	})
-	if ctx.Err() != nil {
-		return nil // Ctrl-C
-	}
-	if err == nil {
-		err = errors.New("the hub closed the event stream")
-	}
-	return err
 }
 
 // printEvent prints one event: its JSON as received, or a table line.
