@@ -64,6 +64,9 @@ func newEnv(t *testing.T, mod ...func(*Options)) *env {
 	v.opts = Options{
 		Store: v.store, HubHost: testHub, Clock: v.clock, ResyncInterval: -1,
 		AckWait: 2 * time.Second, MaxInFlightPerSub: 8,
+		// No jitter by default: with random jitter the attempt count before
+		// the 24 h time-to-live varies (10 or 11); TestBackoff covers it.
+		Rand: func() float64 { return 0.5 },
 	}
 	for _, m := range mod {
 		m(&v.opts)
