@@ -95,12 +95,18 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 	return j, nil
 }
 
+// dedupeWindow is how long JetStream remembers message ids to drop a
+// re-published duplicate. The publisher gives up retrying after a minute,
+// so two minutes cover it; a longer window only costs memory (one entry per
+// event: a 10-minute window holds millions during a reconnect storm).
+const dedupeWindow = 2 * time.Minute
+
 func (j *Journal) setup(ctx context.Context, o Options) error {
 	streams := []jetstream.StreamConfig{
 		{Name: StreamConn, Subjects: []string{ConnPrefix + ">"}, Storage: jetstream.FileStorage,
-			Replicas: o.Replicas, Duplicates: 10 * time.Minute, MaxAge: 30 * 24 * time.Hour},
+			Replicas: o.Replicas, Duplicates: dedupeWindow, MaxAge: 30 * 24 * time.Hour},
 		{Name: StreamRegistry, Subjects: []string{RegistryPrefix + ">"}, Storage: jetstream.FileStorage,
-			Replicas: o.Replicas, Duplicates: 10 * time.Minute, MaxAge: 30 * 24 * time.Hour},
+			Replicas: o.Replicas, Duplicates: dedupeWindow, MaxAge: 30 * 24 * time.Hour},
 		{Name: StreamTelemetry, Subjects: []string{TelemetryPrefix + ">"}, Storage: jetstream.FileStorage,
 			Replicas: o.Replicas, MaxAge: o.TelemetryMaxAge, MaxBytes: 1 << 30, Discard: jetstream.DiscardOld},
 	}

@@ -1,0 +1,123 @@
+package journal
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+func TestTokenRoundTrip(t *testing.T) {
+	for _, id := range []string{"", "dev1", "a.b", "a*b>c", "50%", "sp ace", "é", "dev%2Fx", "%"} {
+		tok := EncodeToken(id)
+		for i := 0; i < len(tok); i++ {
+			if c := tok[i]; c == '.' || c == '*' || c == '>' || c <= ' ' {
+				t.Fatalf("EncodeToken(%q) = %q has %q", id, tok, c)
+			}
+		}
+		back, ok := DecodeToken(tok)
+		if !ok || back != id {
+			t.Errorf("DecodeToken(EncodeToken(%q)) = %q, %v", id, back, ok)
+		}
+	}
+	if _, ok := DecodeToken("bad%Z1"); ok {
+		t.Error("decoded a malformed token")
+	}
+}
+
+func FuzzToken(f *testing.F) {
+	f.Add("dev.1*>%")
+	f.Fuzz(func(t *testing.T, id string) {
+		back, ok := DecodeToken(EncodeToken(id))
+		if !ok || back != id {
+			t.Fatalf("%q → %q", id, back)
+		}
+	})
+}
+
+func open(t *testing.T, dir string) *Journal {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j, err := Open(ctx, Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// The start epoch grows across reopenings even when the clock goes back.
+func TestNextEpochAlwaysGrows(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	j := open(t, dir)
+	e1, err := j.NextEpoch(ctx, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	j = open(t, dir)
+	defer j.Close()
+	e2, err := j.NextEpoch(ctx, 500) // clock went backwards
+	if err != nil {
+		t.Fatal(err)
+	}
+	e3, _ := j.NextEpoch(ctx, 5000)
+	if e1 != 1000 || e2 != 1001 || e3 != 5000 {
+		t.Fatalf("epochs %d %d %d, want 1000 1001 5000", e1, e2, e3)
+	}
+}
+
+// The publisher stores messages in enqueue order; LastConnState reports
+// each device's newest connected/disconnected record.
+func TestPublisherOrderAndLastConnState(t *testing.T) {
+	j := open(t, t.TempDir())
+	defer j.Close()
+	p := NewPublisher(j.JS, 16, slog.Default())
+	type ev struct {
+		Kind string `json:"kind"`
+		N    int    `json:"n"`
+	}
+	kinds := []string{"connected", "disconnected"}
+	for n := range 100 {
+		dev := []string{"a", "b.c"}[n%2]
+		e := ev{Kind: kinds[(n/2)%2], N: n}
+		if err := p.Publish(Msg{Subject: ConnSubject(dev, e.Kind), ID: fmt.Sprintf("%s-%d", dev, n),
+			Encode: func() ([]byte, error) { return json.Marshal(e) }}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p.Published() != 100 || p.Failed() != 0 {
+		t.Fatalf("published %d failed %d", p.Published(), p.Failed())
+	}
+	st, _ := j.JS.Stream(ctx, StreamConn)
+	for seq := uint64(1); seq <= 100; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e ev
+		_ = json.Unmarshal(m.Data, &e)
+		if e.N != int(seq)-1 {
+			t.Fatalf("stream seq %d holds event %d", seq, e.N)
+		}
+	}
+	got := map[int]bool{}
+	if err := j.LastConnState(ctx, func(data []byte) {
+		var e ev
+		_ = json.Unmarshal(data, &e)
+		got[e.N] = true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got[98] || !got[99] {
+		t.Fatalf("last states %v, want events 98 and 99", got)
+	}
+}
