@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/tether-hub/tether/internal/events"
 	"github.com/tether-hub/tether/internal/registry"
@@ -127,99 +125,20 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		names[i] = string(t)
 	}
 	device := q.Get("device")
-
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives any server WriteTimeout
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if _, err := fmt.Fprint(w, ": event stream open\n\n"); err != nil {
-		return
-	}
-	if err := rc.Flush(); err != nil {
-		s.log.Error("event stream: response cannot be flushed", "err", err)
-		return
-	}
-
-	ctx, cancel := context.WithCancel(r.Context())
-	queue := make(chan []byte, eventsBuffer)
-	var dropped atomic.Int64
-	done := make(chan error, 1)
-	go func() {
-		done <- s.d.Events.Tail(ctx, device, names, func(m json.RawMessage) {
-			b := bytes.Clone(m)
-			select {
-			case queue <- b:
-			default:
-				dropped.Add(1)
-			}
-		})
-	}()
-	tailing := true
-	defer func() {
-		cancel()
-		if !tailing {
-			return
-		}
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			s.log.Warn("event stream: tail did not end after its context", "device", device)
-		}
-	}()
-
-	tick := time.NewTicker(s.d.Heartbeat)
-	defer tick.Stop()
 	var buf bytes.Buffer
-	for {
-		var err error
-		select {
-		case <-ctx.Done():
-			return
-		case terr := <-done:
-			tailing = false
-			if terr != nil && ctx.Err() == nil {
-				s.log.Error("event stream: tail failed", "device", device, "err", terr)
-				_ = writeEvent(w, "error", map[string]string{"message": "the event feed failed: " + terr.Error()})
-				_ = rc.Flush()
+	serveFeed(s, w, r, "event", device, eventsBuffer,
+		func(ctx context.Context, push func([]byte)) error {
+			return s.d.Events.Tail(ctx, device, names, func(m json.RawMessage) { push(bytes.Clone(m)) })
+		},
+		// Each event is compacted onto one data line; a feed message that
+		// is not JSON is logged and skipped.
+		func(w http.ResponseWriter, m []byte) error {
+			buf.Reset()
+			if err := json.Compact(&buf, m); err != nil {
+				s.log.Error("event stream: the feed sent an event that is not JSON", "err", err)
+				return nil
 			}
-			return
-		case m := <-queue:
-			err = s.writeEvents(w, &buf, m, queue, &dropped)
-		case <-tick.C:
-			_, err = fmt.Fprint(w, ": keep-alive\n\n")
-		}
-		if err == nil {
-			err = rc.Flush()
-		}
-		if err != nil {
-			return // the client went away
-		}
-	}
-}
-
-// writeEvents writes m and whatever else is queued, so one flush covers a
-// burst. Each event is compacted onto one data line; a feed message that
-// is not JSON is logged and skipped.
-func (s *Server) writeEvents(w http.ResponseWriter, buf *bytes.Buffer, m []byte, more <-chan []byte, dropped *atomic.Int64) error {
-	for {
-		if n := dropped.Swap(0); n > 0 {
-			if err := writeEvent(w, "dropped", map[string]int64{"dropped": n}); err != nil {
-				return err
-			}
-		}
-		buf.Reset()
-		if err := json.Compact(buf, m); err != nil {
-			s.log.Error("event stream: the feed sent an event that is not JSON", "err", err)
-		} else if _, err := fmt.Fprintf(w, "data: %s\n\n", buf.Bytes()); err != nil {
+			_, err := fmt.Fprintf(w, "data: %s\n\n", buf.Bytes())
 			return err
-		}
-		select {
-		case m = <-more:
-		default:
-			return nil
-		}
-	}
+		})
 }

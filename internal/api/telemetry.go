@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -76,94 +75,11 @@ func (s *Server) streamTelemetry(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives any server WriteTimeout
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
-	if _, err := fmt.Fprint(w, ": telemetry stream open\n\n"); err != nil {
-		return
-	}
-	if err := rc.Flush(); err != nil {
-		s.log.Error("telemetry stream: response cannot be flushed", "err", err)
-		return
-	}
-
-	ctx, cancel := context.WithCancel(r.Context())
-	msgs := make(chan TelemetryMessage, telemetryBuffer)
-	var dropped atomic.Int64
-	done := make(chan error, 1)
-	subscribed := true
-	go func() {
-		done <- s.d.Telemetry.Subscribe(ctx, device, func(m TelemetryMessage) {
-			select {
-			case msgs <- m:
-			default:
-				dropped.Add(1)
-			}
-		})
-	}()
-	defer func() {
-		cancel()
-		if !subscribed {
-			return
-		}
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			s.log.Warn("telemetry stream: subscription did not end after its context", "device", device)
-		}
-	}()
-
-	tick := time.NewTicker(s.d.Heartbeat)
-	defer tick.Stop()
-	for {
-		var err error
-		select {
-		case <-ctx.Done():
-			return
-		case serr := <-done:
-			subscribed = false
-			if serr != nil && ctx.Err() == nil {
-				s.log.Error("telemetry stream: subscription failed", "device", device, "err", serr)
-				writeEvent(w, "error", map[string]string{"message": "the telemetry feed failed: " + serr.Error()})
-				_ = rc.Flush()
-			}
-			return
-		case m := <-msgs:
-			err = s.writeMessages(w, m, msgs, &dropped)
-		case <-tick.C:
-			_, err = fmt.Fprint(w, ": keep-alive\n\n")
-		}
-		if err == nil {
-			err = rc.Flush()
-		}
-		if err != nil {
-			return // the client went away
-		}
-	}
-}
-
-// writeMessages writes m and whatever else is already queued, so one
-// flush covers a burst.
-func (s *Server) writeMessages(w http.ResponseWriter, m TelemetryMessage, more <-chan TelemetryMessage, dropped *atomic.Int64) error {
-	for {
-		if n := dropped.Swap(0); n > 0 {
-			if err := writeEvent(w, "dropped", map[string]int64{"dropped": n}); err != nil {
-				return err
-			}
-		}
-		if err := writeEvent(w, "", NewTelemetryEvent(m)); err != nil {
-			return err
-		}
-		select {
-		case m = <-more:
-		default:
-			return nil
-		}
-	}
+	serveFeed(s, w, r, "telemetry", device, telemetryBuffer,
+		func(ctx context.Context, push func(TelemetryMessage)) error {
+			return s.d.Telemetry.Subscribe(ctx, device, push)
+		},
+		func(w http.ResponseWriter, m TelemetryMessage) error { return writeEvent(w, "", NewTelemetryEvent(m)) })
 }
 
 // writeEvent writes one SSE event; JSON has no raw newlines, so data is
