@@ -16,12 +16,19 @@ import (
 )
 
 // c2dAdapter gives the API the broker's C2D with the registry's not-found.
-type c2dAdapter struct{ b *broker.Broker }
+// sent counts each message the broker took.
+type c2dAdapter struct {
+	b    *broker.Broker
+	sent func()
+}
 
 func (c c2dAdapter) SendC2D(ctx context.Context, deviceID string, payload []byte, props map[string]string, messageID string) error {
 	err := c.b.SendC2D(ctx, deviceID, payload, props, messageID)
 	if errors.Is(err, broker.ErrUnknownDevice) {
 		return fmt.Errorf("%w: %w", registry.ErrNotFound, err)
+	}
+	if err == nil && c.sent != nil {
+		c.sent()
 	}
 	return err
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/tether-hub/tether/internal/broker"
 	"github.com/tether-hub/tether/internal/certs"
 	"github.com/tether-hub/tether/internal/journal"
+	"github.com/tether-hub/tether/internal/metrics"
 	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/registry"
 	"github.com/tether-hub/tether/internal/registry/kvstore"
@@ -39,6 +40,7 @@ type App struct {
 	broker    *broker.Broker
 	logs      *logService
 	subs      *subscriptionService
+	metrics   *metrics.Collector
 	https     *http.Server
 	httpsLn   net.Listener
 	caFile    string
@@ -92,6 +94,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := a.openMetrics(ctx); err != nil {
+		return err
+	}
 	// The log writer stops after the publisher has flushed (stops run in
 	// reverse), so a clean shutdown's last events reach the log.
 	if err := a.startLogs(ctx); err != nil {
@@ -115,6 +120,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 		LiveState: a.presence.State,
 	})
 	if err != nil {
+		return err
+	}
+	if err := a.startMetrics(ctx); err != nil {
 		return err
 	}
 

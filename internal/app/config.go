@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/tether-hub/tether/internal/metrics"
 )
 
 // Config is everything the hub needs to run. Zero values take the defaults
@@ -35,6 +37,9 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// LogRetention is how long Connections log records are kept.
 	LogRetention time.Duration
+	// MetricsRecent is how long the metrics history keeps the 1 s grain;
+	// MetricsRetention the 1 min grain (defaults: 1 h, 30 days).
+	MetricsRecent, MetricsRetention time.Duration
 	// CompactAfter is the connect burst after which the hub returns memory
 	// to the OS once connects pause (compact.go); 0 means 1000, negative
 	// turns it off.
@@ -66,6 +71,12 @@ func (c *Config) Defaults() {
 	if c.LogRetention == 0 {
 		c.LogRetention = 30 * 24 * time.Hour
 	}
+	if c.MetricsRecent == 0 {
+		c.MetricsRecent = metrics.DefaultRecent
+	}
+	if c.MetricsRetention == 0 {
+		c.MetricsRetention = metrics.DefaultRetention
+	}
 	if c.CompactAfter == 0 {
 		c.CompactAfter = 1000
 	}
@@ -94,7 +105,7 @@ func (c *Config) Validate() error {
 	if c.TLSCertFile == "" && !c.Dev {
 		errs = append(errs, errors.New("no TLS certificate: pass --tls-cert and --tls-key, or --dev to generate a development CA"))
 	}
-	if c.ConnectTimeout < 0 || c.LogRetention < 0 || c.ShutdownTimeout < 0 {
+	if c.ConnectTimeout < 0 || c.LogRetention < 0 || c.ShutdownTimeout < 0 || c.MetricsRecent < 0 || c.MetricsRetention < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	return errors.Join(errs...)

@@ -23,13 +23,14 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		HubName:       a.cfg.HubName,
 		Logger:        a.log,
 		Logs:          a.logs,
-		C2D:           c2dAdapter{a.broker},
+		C2D:           c2dAdapter{b: a.broker, sent: a.metrics.C2DSent},
 		Telemetry:     &telemetryFeed{nc: a.journal.NC},
 		Events:        &eventTail{nc: a.journal.NC},
 		Subscriptions: a.subs,
 	})
 	mux := http.NewServeMux()
 	mux.Handle(broker.WebSocketPath, a.broker.WebSocketHandler())
+	mux.Handle("/metrics", a.metrics.Handler())
 	mux.Handle("/", apiServer)
 	ln, err := net.Listen("tcp", a.cfg.HTTPSAddr)
 	if err != nil {

@@ -35,6 +35,7 @@ func (a *App) startEvents(ctx context.Context) error {
 	engine, err := delivery.New(delivery.Options{
 		JS: a.journal.JS, Store: store, Resource: res, HubHost: a.cfg.HubName,
 		Logger: a.log.With("component", "delivery"), Origin: a.cfg.HubName,
+		ObserveLatency: a.observeDelivery,
 	})
 	if err != nil {
 		return fmt.Errorf("delivery: %w", err)

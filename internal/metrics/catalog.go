@@ -1,0 +1,162 @@
+package metrics
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Kind is how a metric's samples come about, which decides the
+// aggregations that make sense (reference/iothub-facts.md §4.1).
+type Kind int
+
+const (
+	// Gauge: a snapshot sampled once a second (Azure "snapshot" counts:
+	// only Average, Minimum, Maximum make sense; Count is the samples).
+	Gauge Kind = iota
+	// Counter: every occurrence is a sample of 1 (Azure "single-point"
+	// counts: Total is the number of occurrences, as is Count).
+	Counter
+	// Distribution: every observation is a sample of its value (latency).
+	Distribution
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Gauge:
+		return "gauge"
+	case Counter:
+		return "counter"
+	case Distribution:
+		return "distribution"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Metric names (Azure Monitor's where IoT Hub has the metric; the others
+// are Tether's, in the same style).
+const (
+	ConnectedDevices = "connectedDeviceCount"
+	TotalDevices     = "totalDeviceCount"
+	EnabledDevices   = "enabledDeviceCount"
+	Connects         = "deviceConnects"
+	Disconnects      = "deviceDisconnects"
+	AuthFailures     = "deviceAuthFailures"
+	TelemetryIngress = "d2c.telemetry.ingress.success"
+	C2DSent          = "c2d.messages.sent"
+	Deliveries       = "EventGridDeliveries"
+	DeliveryLatency  = "EventGridLatency"
+	JournalLag       = "journalConsumerLag"
+)
+
+// Dimension names.
+const (
+	DimResultType   = "ResultType"
+	DimProtocol     = "Protocol"
+	DimReason       = "Reason"
+	DimSubscription = "Subscription"
+	DimResult       = "Result"
+	DimEventType    = "EventType"
+	DimStream       = "Stream"
+	DimConsumer     = "Consumer"
+)
+
+// Def describes one metric.
+type Def struct {
+	Name        string // Azure-style name, as queries use it
+	DisplayName string
+	Unit        string // Azure unit: Count, Milliseconds
+	Kind        Kind
+	Dimensions  []string
+	// Aggregations the metric allows; the first is its default.
+	Aggregations []Aggregation
+	// Prometheus is the family name on /metrics.
+	Prometheus string
+	Help       string
+}
+
+var (
+	snapshotAggs = []Aggregation{AggAverage, AggMinimum, AggMaximum, AggCount}
+	countAggs    = []Aggregation{AggTotal, AggCount}
+	distAggs     = []Aggregation{AggAverage, AggMinimum, AggMaximum, AggCount, AggTotal}
+)
+
+// Catalog lists every metric, in a stable order.
+var Catalog = []Def{
+	{ConnectedDevices, "Connected devices", "Count", Gauge, nil, snapshotAggs,
+		"tether_connected_devices", "Devices with an established MQTT session."},
+	{TotalDevices, "Total devices", "Count", Gauge, nil, snapshotAggs,
+		"tether_registry_devices", "Device identities in the registry (label status: enabled|disabled)."},
+	{EnabledDevices, "Enabled devices", "Count", Gauge, nil, snapshotAggs,
+		"tether_registry_devices{status=\"enabled\"}", "Enabled device identities in the registry."},
+	{Connects, "Device connection attempts", "Count", Counter, []string{DimResultType, DimProtocol}, countAggs,
+		"tether_device_connects_total", "Connection attempts, accepted (result_type=\"Success\") or refused (IoT Hub error code)."},
+	{Disconnects, "Device disconnects", "Count", Counter, []string{DimResultType, DimProtocol, DimReason}, countAggs,
+		"tether_device_disconnects_total", "Ended device sessions by IoT Hub error code, protocol and Tether reason."},
+	{AuthFailures, "Device authentication failures", "Count", Counter, []string{DimReason}, countAggs,
+		"tether_device_auth_failures_total", "Connection attempts refused for authentication (401003), by cause."},
+	{TelemetryIngress, "Telemetry messages sent", "Count", Counter, nil, countAggs,
+		"tether_d2c_telemetry_ingress_messages_total", "Device-to-cloud telemetry messages journalled."},
+	{C2DSent, "C2D messages sent", "Count", Counter, nil, countAggs,
+		"tether_c2d_messages_sent_total", "Cloud-to-device messages handed to the broker for delivery."},
+	{Deliveries, "Event Grid deliveries", "Count", Counter, []string{DimSubscription, DimResult}, countAggs,
+		"tether_event_deliveries_total", "Webhook event delivery outcomes per subscription (success, failure = a failed attempt, deadLettered, dropped)."},
+	{DeliveryLatency, "Event Grid latency", "Milliseconds", Distribution, []string{DimSubscription, DimEventType}, distAggs,
+		"tether_event_delivery_latency_seconds", "From an event's time to the endpoint's 2xx answer."},
+	{JournalLag, "Journal consumer lag", "Count", Gauge, []string{DimStream, DimConsumer}, snapshotAggs,
+		"tether_journal_consumer_lag_messages", "Journal messages a consumer has not yet processed (pending + unacknowledged)."},
+}
+
+var catalogIndex = func() map[string]*Def {
+	m := make(map[string]*Def, len(Catalog))
+	for i := range Catalog {
+		m[strings.ToLower(Catalog[i].Name)] = &Catalog[i]
+	}
+	return m
+}()
+
+// Lookup finds a metric by name (case-insensitive, as Azure).
+func Lookup(name string) (*Def, error) {
+	if d, ok := catalogIndex[strings.ToLower(name)]; ok {
+		return d, nil
+	}
+	return nil, fmt.Errorf("%w %q; known metrics: %s", ErrUnknownMetric, name, strings.Join(MetricNames(), ", "))
+}
+
+// MetricNames lists the catalog's names.
+func MetricNames() []string {
+	out := make([]string, len(Catalog))
+	for i, d := range Catalog {
+		out[i] = d.Name
+	}
+	return out
+}
+
+// Dimension returns the canonical spelling of dimension name of d.
+func (d *Def) Dimension(name string) (string, error) {
+	for _, dim := range d.Dimensions {
+		if strings.EqualFold(dim, name) {
+			return dim, nil
+		}
+	}
+	known := "none"
+	if len(d.Dimensions) > 0 {
+		known = strings.Join(d.Dimensions, ", ")
+	}
+	return "", fmt.Errorf("%w %q for metric %s; its dimensions: %s", ErrUnknownDimension, name, d.Name, known)
+}
+
+// Allows reports whether d supports a, or an error listing what it does.
+func (d *Def) Allows(a Aggregation) error {
+	for _, x := range d.Aggregations {
+		if x == a {
+			return nil
+		}
+	}
+	names := make([]string, len(d.Aggregations))
+	for i, x := range d.Aggregations {
+		names[i] = string(x)
+	}
+	sort.Strings(names)
+	return fmt.Errorf("%w: %s is a %s metric and allows %s, not %q", ErrUnsupportedAggregation, d.Name, d.Kind, strings.Join(names, ", "), a)
+}

@@ -1,0 +1,478 @@
+package metrics
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-hub/tether/internal/journal"
+	"github.com/tether-hub/tether/internal/presence"
+)
+
+// DeviceCounts returns how many device identities the registry holds and
+// how many of them are enabled.
+type DeviceCounts func() (total, enabled int)
+
+// DeliveryCounts are one subscription's cumulative delivery outcomes (the
+// delivery engine's counters since it started).
+type DeliveryCounts struct {
+	Subscription                           string
+	Delivered, Failed, DeadLettered, Dropped uint64
+}
+
+// CollectorOptions configure NewCollector. JS and Store are required.
+type CollectorOptions struct {
+	JS    jetstream.JetStream
+	Store *Store
+	// Devices gives the registry's counts; nil: not sampled.
+	Devices DeviceCounts
+	// Deliveries gives the delivery engine's counters; nil: none.
+	Deliveries func() []DeliveryCounts
+	// Interval between samples; default 1 s (kept on whole seconds).
+	Interval time.Duration
+	// LagEvery is how often the durable consumers' lag is asked for;
+	// default 5 s.
+	LagEvery time.Duration
+	// Now is the sampling clock; default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Collector turns the journal (and the hub's counters) into samples in
+// a Store and into Prometheus metrics. See the package doc.
+type Collector struct {
+	o    CollectorOptions
+	log  *slog.Logger
+	prom *promMetrics
+
+	life sync.Mutex // Start/Stop; the consumers' handlers take mu
+
+	mu        sync.Mutex
+	connected map[string]connState // subject device token → last state
+	nConn     atomic.Int64
+	lastDeliv map[string]DeliveryCounts
+	lags      map[[2]string]float64 // stream, consumer → lag
+	ownLag    [2]atomic.Int64      // conn, telemetry: NumPending after the last message
+
+	consumers []jetstream.ConsumeContext
+	stop      context.CancelFunc
+	done      chan struct{}
+	started   bool
+}
+
+type connState struct {
+	seq       uint64
+	connected bool
+}
+
+// Consumer names on the lag gauge for the collector's own (ephemeral,
+// ordered) consumers.
+const (
+	consumerConn      = "metrics"
+	consumerTelemetry = "metrics"
+)
+
+// NewCollector checks o.
+func NewCollector(o CollectorOptions) (*Collector, error) {
+	if o.JS == nil || o.Store == nil {
+		return nil, errors.New("metrics: CollectorOptions.JS and Store are required")
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.LagEvery <= 0 {
+		o.LagEvery = 5 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Collector{
+		o: o, log: o.Logger.With("component", "metrics"),
+		connected: map[string]connState{}, lastDeliv: map[string]DeliveryCounts{}, lags: map[[2]string]float64{},
+	}
+	c.prom = newPromMetrics(func() float64 { return float64(c.nConn.Load()) })
+	return c, nil
+}
+
+// Handler serves /metrics (Prometheus text, or OpenMetrics by Accept).
+func (c *Collector) Handler() http.Handler { return c.prom.handler() }
+
+// Store is the history the collector fills.
+func (c *Collector) Store() *Store { return c.o.Store }
+
+// Connected is the number of connected devices now.
+func (c *Collector) Connected() int { return int(c.nConn.Load()) }
+
+// Start reads the devices' connection state from the journal (within
+// ctx), then follows the journal and samples every Interval until Stop.
+func (c *Collector) Start(ctx context.Context) error {
+	c.life.Lock()
+	defer c.life.Unlock()
+	if c.started {
+		return errors.New("metrics: collector already started")
+	}
+	if err := c.startState(ctx); err != nil {
+		c.stopConsumers()
+		return err
+	}
+	if err := c.startCounts(ctx); err != nil {
+		c.stopConsumers()
+		return err
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	c.stop, c.done, c.started = stop, make(chan struct{}), true
+	go c.run(runCtx)
+	return nil
+}
+
+// Stop ends the consumers and the sampler and writes what is pending.
+// Idempotent; it does not close the Store.
+func (c *Collector) Stop(ctx context.Context) error {
+	c.life.Lock()
+	if !c.started {
+		c.life.Unlock()
+		return nil
+	}
+	c.started = false
+	c.stopConsumers()
+	stop, done := c.stop, c.done
+	c.life.Unlock()
+	stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return c.o.Store.Flush(ctx)
+}
+
+func (c *Collector) stopConsumers() {
+	for _, cc := range c.consumers {
+		cc.Stop()
+	}
+	c.consumers = nil
+}
+
+// startState follows the last connected/disconnected event of every
+// device, then every new one, and returns once the last-per-subject
+// snapshot has been applied.
+func (c *Collector) startState(ctx context.Context) error {
+	st, err := c.o.JS.Stream(ctx, journal.StreamConn)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	// Whether there is any device state to wait for (the stream may hold
+	// only refusals): one subject per device and kind.
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(journal.ConnPrefix+">"))
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	states := 0
+	for subj := range info.State.Subjects {
+		if strings.HasSuffix(subj, "."+string(presence.Connected)) || strings.HasSuffix(subj, "."+string(presence.Disconnected)) {
+			states++
+		}
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{journal.ConnPrefix + "*.connected", journal.ConnPrefix + "*.disconnected"},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	caughtUp := make(chan struct{})
+	var once sync.Once
+	if states == 0 {
+		once.Do(func() { close(caughtUp) })
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		md, err := m.Metadata()
+		if err != nil {
+			return
+		}
+		c.applyState(m.Subject(), md.Sequence.Stream)
+		if md.NumPending == 0 {
+			once.Do(func() { close(caughtUp) })
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	c.consumers = append(c.consumers, cc)
+	select {
+	case <-caughtUp:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("metrics: reading the devices' connection state: %w", ctx.Err())
+	}
+}
+
+// applyState records a device's connect or disconnect at stream sequence
+// seq; an older one than what is known is ignored.
+func (c *Collector) applyState(subject string, seq uint64) {
+	rest := strings.TrimPrefix(subject, journal.ConnPrefix)
+	i := strings.LastIndexByte(rest, '.')
+	if i < 0 {
+		return
+	}
+	dev, kind := rest[:i], rest[i+1:]
+	connected := kind == string(presence.Connected)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur, ok := c.connected[dev]
+	if ok && cur.seq >= seq {
+		return
+	}
+	if connected && !(ok && cur.connected) {
+		c.nConn.Add(1)
+	}
+	if !connected && ok && cur.connected {
+		c.nConn.Add(-1)
+	}
+	c.connected[dev] = connState{seq, connected}
+}
+
+// startCounts follows TETHER_CONN and TETHER_TELEMETRY (headers only)
+// from the Store's positions.
+func (c *Collector) startCounts(ctx context.Context) error {
+	for _, s := range []struct {
+		stream      string
+		headersOnly bool
+		handle      func(jetstream.Msg, *jetstream.MsgMetadata)
+	}{
+		{journal.StreamConn, false, c.countConn},
+		{journal.StreamTelemetry, true, c.countTelemetry},
+	} {
+		cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, HeadersOnly: s.headersOnly}
+		if pos := c.o.Store.Position(s.stream); pos > 0 {
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos+1
+		}
+		cons, err := c.o.JS.OrderedConsumer(ctx, s.stream, cfg)
+		if err != nil {
+			return fmt.Errorf("metrics: consumer on %s: %w", s.stream, err)
+		}
+		handle := s.handle
+		cc, err := cons.Consume(func(m jetstream.Msg) {
+			md, err := m.Metadata()
+			if err != nil {
+				c.log.Warn("metrics: journal message without metadata", "subject", m.Subject(), "err", err)
+				return
+			}
+			handle(m, md)
+		})
+		if err != nil {
+			return fmt.Errorf("metrics: consumer on %s: %w", s.stream, err)
+		}
+		c.consumers = append(c.consumers, cc)
+	}
+	return nil
+}
+
+// resultType is the ResultType dimension: the IoT Hub code, "Success"
+// for none.
+func resultType(r presence.Result) string {
+	if r.Type == "" {
+		return "Success"
+	}
+	return r.Type
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "Unknown"
+	}
+	return s
+}
+
+func (c *Collector) countConn(m jetstream.Msg, md *jetstream.MsgMetadata) {
+	c.ownLag[0].Store(int64(md.NumPending))
+	var ev presence.ConnectionEvent
+	if err := json.Unmarshal(m.Data(), &ev); err != nil {
+		c.log.Warn("metrics: undecodable connection event", "subject", m.Subject(), "err", err)
+		c.o.Store.Apply(journal.StreamConn, md.Sequence.Stream, func(Adder) {})
+		return
+	}
+	t := ev.Time
+	if t.IsZero() {
+		t = md.Timestamp
+	}
+	rt, proto := resultType(ev.Result), orUnknown(ev.Protocol)
+	c.o.Store.Apply(journal.StreamConn, md.Sequence.Stream, func(add Adder) {
+		switch ev.Kind {
+		case presence.Connected, presence.Refused:
+			add(Connects, t, 1, DimResultType, rt, DimProtocol, proto)
+			c.prom.connects.WithLabelValues(rt, proto).Inc()
+			if ev.Kind == presence.Refused && ev.Reason == presence.ReasonAuthFailed {
+				why := AuthFailureReason(ev.Detail)
+				add(AuthFailures, t, 1, DimReason, why)
+				c.prom.authFailures.WithLabelValues(why).Inc()
+			}
+		case presence.Disconnected:
+			reason := orUnknown(string(ev.Reason))
+			add(Disconnects, t, 1, DimResultType, rt, DimProtocol, proto, DimReason, reason)
+			c.prom.disconnects.WithLabelValues(rt, proto, reason).Inc()
+		}
+	})
+}
+
+func (c *Collector) countTelemetry(m jetstream.Msg, md *jetstream.MsgMetadata) {
+	c.ownLag[1].Store(int64(md.NumPending))
+	t := md.Timestamp
+	if h := m.Headers().Get(journal.HeaderEnqueuedTime); h != "" {
+		if et, err := time.Parse(time.RFC3339Nano, h); err == nil {
+			t = et
+		}
+	}
+	c.o.Store.Apply(journal.StreamTelemetry, md.Sequence.Stream, func(add Adder) {
+		add(TelemetryIngress, t, 1)
+	})
+	c.prom.telemetry.Inc()
+}
+
+// C2DSent counts one cloud-to-device message handed to the broker.
+func (c *Collector) C2DSent() {
+	c.o.Store.Add(C2DSent, c.o.Now(), 1)
+	c.prom.c2d.Inc()
+}
+
+// ObserveDelivery records the latency of one delivered event (the
+// delivery engine's ObserveLatency).
+func (c *Collector) ObserveDelivery(subscription, eventType string, d time.Duration) {
+	c.o.Store.Add(DeliveryLatency, c.o.Now(), float64(d)/float64(time.Millisecond),
+		DimSubscription, subscription, DimEventType, eventType)
+	c.prom.latency.WithLabelValues(subscription, eventType).Observe(d.Seconds())
+}
+
+// run samples on whole seconds (plus a few milliseconds, so the sample
+// of second S sees what happened until S).
+func (c *Collector) run(ctx context.Context) {
+	defer close(c.done)
+	var lastLag time.Time
+	for {
+		now := c.o.Now()
+		next := now.Truncate(c.o.Interval).Add(c.o.Interval + 5*time.Millisecond)
+		t := time.NewTimer(next.Sub(now))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		now = c.o.Now()
+		if now.Sub(lastLag) >= c.o.LagEvery {
+			lastLag = now
+			lctx, cancel := context.WithTimeout(ctx, c.o.LagEvery)
+			c.pollLag(lctx)
+			cancel()
+		}
+		c.Sample(now)
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := c.o.Store.Flush(fctx); err != nil && ctx.Err() == nil {
+			c.log.Error("metrics: writing the history failed; retrying with the next sample", "err", err)
+		}
+		cancel()
+	}
+}
+
+// Sample takes the gauges and the delivery counters at now and records
+// them in the Store (the sampler calls it every Interval; tests may call
+// it with their own clock).
+func (c *Collector) Sample(now time.Time) {
+	gauges := []GaugeSample{{Metric: ConnectedDevices, Value: float64(c.nConn.Load())}}
+	if c.o.Devices != nil {
+		total, enabled := c.o.Devices()
+		gauges = append(gauges,
+			GaugeSample{Metric: TotalDevices, Value: float64(total)},
+			GaugeSample{Metric: EnabledDevices, Value: float64(enabled)})
+		c.prom.devices.WithLabelValues("enabled").Set(float64(enabled))
+		c.prom.devices.WithLabelValues("disabled").Set(float64(total - enabled))
+	}
+	c.mu.Lock()
+	c.lags[[2]string{journal.StreamConn, consumerConn}] = float64(c.ownLag[0].Load())
+	c.lags[[2]string{journal.StreamTelemetry, consumerTelemetry}] = float64(c.ownLag[1].Load())
+	for k, v := range c.lags {
+		gauges = append(gauges, GaugeSample{Metric: JournalLag, Dims: []string{DimStream, k[0], DimConsumer, k[1]}, Value: v})
+		c.prom.lag.WithLabelValues(k[0], k[1]).Set(v)
+	}
+	c.mu.Unlock()
+	c.o.Store.Tick(now, gauges)
+	c.sampleDeliveries(now)
+}
+
+// sampleDeliveries adds the delivery outcomes since the last sample.
+func (c *Collector) sampleDeliveries(now time.Time) {
+	if c.o.Deliveries == nil {
+		return
+	}
+	for _, d := range c.o.Deliveries() {
+		c.mu.Lock()
+		last, ok := c.lastDeliv[d.Subscription]
+		c.lastDeliv[d.Subscription] = d
+		c.mu.Unlock()
+		if !ok {
+			last = DeliveryCounts{}
+		}
+		for _, r := range []struct {
+			result    string
+			cur, prev uint64
+		}{
+			{"success", d.Delivered, last.Delivered},
+			{"failure", d.Failed, last.Failed},
+			{"deadLettered", d.DeadLettered, last.DeadLettered},
+			{"dropped", d.Dropped, last.Dropped},
+		} {
+			n := r.cur - r.prev
+			if r.cur < r.prev { // the subscription's runner started again
+				n = r.cur
+			}
+			if n == 0 {
+				continue
+			}
+			c.o.Store.Add(Deliveries, now, float64(n), DimSubscription, d.Subscription, DimResult, r.result)
+			c.prom.deliveries.WithLabelValues(d.Subscription, r.result).Add(float64(n))
+		}
+	}
+}
+
+// pollLag asks JetStream for the durable consumers' lag on the hub's
+// streams (ephemeral consumers have random names and are left out).
+func (c *Collector) pollLag(ctx context.Context) {
+	lags := map[[2]string]float64{}
+	for _, name := range []string{journal.StreamConn, journal.StreamRegistry, journal.StreamTelemetry} {
+		st, err := c.o.JS.Stream(ctx, name)
+		if err != nil {
+			c.log.Debug("metrics: stream info", "stream", name, "err", err)
+			continue
+		}
+		l := st.ListConsumers(ctx)
+		for info := range l.Info() {
+			if info.Config.Durable == "" {
+				continue
+			}
+			lags[[2]string{name, info.Name}] = float64(info.NumPending) + float64(info.NumAckPending)
+		}
+		if err := l.Err(); err != nil {
+			c.log.Debug("metrics: consumer list", "stream", name, "err", err)
+		}
+	}
+	c.mu.Lock()
+	for k := range c.lags {
+		if _, ok := lags[k]; !ok {
+			c.prom.lag.DeleteLabelValues(k[0], k[1])
+		}
+	}
+	c.lags = lags
+	c.mu.Unlock()
+}

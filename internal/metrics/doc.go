@@ -1,0 +1,44 @@
+// Package metrics computes the hub's metrics from the journal and keeps
+// their history for alert rules and the Azure Monitor–style metrics API.
+//
+// # Sources
+//
+// A Collector reads the journal with ordered (ephemeral) JetStream
+// consumers, never acknowledging anything, so it holds no state in
+// JetStream:
+//
+//   - TETHER_CONN, last message per device subject then live
+//     (DeliverLastPerSubject on tether.conn.*.connected|disconnected): the
+//     set of connected devices (connectedDeviceCount). It is whole before
+//     Start returns, so the first sample is right.
+//   - TETHER_CONN from the history's saved position: connects, disconnects
+//     and authentication failures, by ResultType, protocol and reason.
+//   - TETHER_TELEMETRY from the saved position, headers only (payloads are
+//     not fetched): d2c.telemetry.ingress.success.
+//
+// What the journal does not hold comes from the hub through small
+// functions: device counts (the registry: creations older than the
+// journal's 30 days are not in it), C2D sends (they go from the API to
+// the broker), webhook delivery outcomes and latency (the delivery
+// engine), and the lag of the durable consumers (JetStream consumer info).
+//
+// # History
+//
+// Every value lands in a Store as a cell (sum, count, min, max) of a
+// metric's series (its dimension values) in a grain: a counted event is a
+// sample of 1 in the second of its event time, a gauge is sampled once a
+// second by Tick. Cells are kept in memory for Recent (1 s grain) and
+// written, once a second, to SQLite (history.db) as additive upserts into
+// two tables, one per grain (1 s for Recent, 1 min for Retention), in the
+// same transaction as the journal positions they account for. A crash
+// loses only what was not written, and the journal delivers that again
+// from the saved position: counts rebuild from the journal (delete the
+// file and they are recounted from what the journal still holds). Gauges
+// cannot be rebuilt: they are sampled as they are.
+//
+// # Queries
+//
+// Store.Window aggregates one metric over [From, To) with Azure Monitor's
+// aggregations, filter and split. Seconds since the memory floor come
+// from memory (1 s grain); older minutes from the 1 min table.
+package metrics

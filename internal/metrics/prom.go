@@ -1,0 +1,80 @@
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// promMetrics are the /metrics families (Catalog names each one's
+// Prometheus name beside its Azure name). Counters count what this
+// process has seen since it started, as Prometheus expects.
+type promMetrics struct {
+	reg          *prometheus.Registry
+	devices      *prometheus.GaugeVec
+	connects     *prometheus.CounterVec
+	disconnects  *prometheus.CounterVec
+	authFailures *prometheus.CounterVec
+	telemetry    prometheus.Counter
+	c2d          prometheus.Counter
+	deliveries   *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	lag          *prometheus.GaugeVec
+}
+
+// latencyBuckets span a local webhook (ms) to a retried one (minutes).
+var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900}
+
+func newPromMetrics(connected func() float64) *promMetrics {
+	p := &promMetrics{reg: prometheus.NewRegistry()}
+	p.devices = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tether_registry_devices", Help: "Device identities in the registry, by status.",
+	}, []string{"status"})
+	p.connects = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tether_device_connects_total",
+		Help: "Device connection attempts, accepted (result_type=\"Success\") or refused (IoT Hub error code).",
+	}, []string{"result_type", "protocol"})
+	p.disconnects = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tether_device_disconnects_total",
+		Help: "Ended device sessions, by IoT Hub error code, protocol and Tether reason.",
+	}, []string{"result_type", "protocol", "reason"})
+	p.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tether_device_auth_failures_total",
+		Help: "Connection attempts refused for authentication (401003), by cause.",
+	}, []string{"reason"})
+	p.telemetry = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tether_d2c_telemetry_ingress_messages_total", Help: "Device-to-cloud telemetry messages journalled.",
+	})
+	p.c2d = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tether_c2d_messages_sent_total", Help: "Cloud-to-device messages handed to the broker for delivery.",
+	})
+	p.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tether_event_deliveries_total",
+		Help: "Webhook event delivery outcomes (success, failure = one failed attempt, deadLettered, dropped).",
+	}, []string{"subscription", "result"})
+	p.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "tether_event_delivery_latency_seconds", Help: "From an event's time to the endpoint's 2xx answer.",
+		Buckets: latencyBuckets,
+	}, []string{"subscription", "event_type"})
+	p.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tether_journal_consumer_lag_messages",
+		Help: "Journal messages a consumer has not yet processed (pending plus unacknowledged).",
+	}, []string{"stream", "consumer"})
+	p.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tether_connected_devices", Help: "Devices with an established MQTT session.",
+		}, connected),
+		p.devices, p.connects, p.disconnects, p.authFailures, p.telemetry, p.c2d, p.deliveries, p.latency, p.lag,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return p
+}
+
+// handler serves the registry in the Prometheus text format, or
+// OpenMetrics when the scraper asks for it (Accept).
+func (p *promMetrics) handler() http.Handler {
+	return promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
+}

@@ -1,0 +1,585 @@
+package metrics
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+)
+
+// Store defaults.
+const (
+	DefaultRecent    = time.Hour
+	DefaultRetention = 30 * 24 * time.Hour
+	minuteSeconds    = 60
+)
+
+// StoreOptions configure OpenStore.
+type StoreOptions struct {
+	// Path of the SQLite history file (created if missing).
+	Path string
+	// Recent is how long the 1 s grain is kept (memory and disk);
+	// default an hour. Retention is how long the 1 min grain is kept;
+	// default 30 days.
+	Recent, Retention time.Duration
+	// Now is the clock of retention and the memory floor; default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Store is the metrics history: 1 s cells in memory (and on disk) for
+// Recent, 1 min cells on disk for Retention, and the journal positions the
+// stored counts account for. Safe for concurrent use.
+type Store struct {
+	o   StoreOptions
+	log *slog.Logger
+	db  *sql.DB
+
+	mu sync.Mutex
+	// frames are the 1 s cells from floor (a whole minute, unix seconds)
+	// on; memory answers queries from floor, the minute table before.
+	frames map[int64]*frame
+	floor  int64
+	// pending is what Flush writes next.
+	pending      map[pendingKey]cell
+	pendingTicks map[int64]int64
+	pendingPos   map[string]uint64
+	positions    map[string]uint64 // as of the last flush or the open
+	seriesIDs    map[seriesKey]int64
+	dims         map[string]map[string]string // dims key → decoded
+	lastTick     int64
+	closed       bool
+	lastPrune    time.Time
+}
+
+// frame is one second.
+type frame struct {
+	ticks int64 // 1 when the sampler ran in this second
+	cells map[seriesKey]cell
+}
+
+// seriesKey names a series: metric and its dimension values (dimsKey).
+type seriesKey struct{ metric, dims string }
+
+type pendingKey struct {
+	ts int64
+	k  seriesKey
+}
+
+// OpenStore opens (or creates) the history file and loads the recent
+// seconds into memory.
+func OpenStore(ctx context.Context, o StoreOptions) (*Store, error) {
+	if o.Path == "" {
+		return nil, errors.New("metrics: StoreOptions.Path is required")
+	}
+	if o.Recent <= 0 {
+		o.Recent = DefaultRecent
+	}
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.Retention < o.Recent {
+		o.Retention = o.Recent
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	params := url.Values{}
+	params.Add("_pragma", "busy_timeout(10000)")
+	params.Add("_pragma", "journal_mode(WAL)")
+	params.Add("_pragma", "synchronous(NORMAL)")
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: o.Path}).EscapedPath()+"?"+params.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("metrics: open %s: %w", o.Path, err)
+	}
+	db.SetMaxOpenConns(1) // one writer; reads are rare (windows older than Recent)
+	s := &Store{
+		o: o, log: o.Logger.With("component", "metrics"), db: db,
+		frames: map[int64]*frame{}, pending: map[pendingKey]cell{}, pendingTicks: map[int64]int64{},
+		pendingPos: map[string]uint64{}, positions: map[string]uint64{},
+		seriesIDs: map[seriesKey]int64{}, dims: map[string]map[string]string{"": {}},
+	}
+	s.floor = ceilMinute(o.Now().Add(-o.Recent).Unix())
+	if err := s.load(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("metrics: %s: %w", o.Path, err)
+	}
+	return s, nil
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS series (
+	id     INTEGER PRIMARY KEY,
+	metric TEXT NOT NULL,
+	dims   TEXT NOT NULL, -- JSON object, keys sorted: dimension → value
+	UNIQUE (metric, dims)
+);
+CREATE TABLE IF NOT EXISTS sec (
+	ts INTEGER NOT NULL, series INTEGER NOT NULL,
+	sum REAL NOT NULL, count INTEGER NOT NULL, min REAL NOT NULL, max REAL NOT NULL,
+	PRIMARY KEY (ts, series)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS min (
+	ts INTEGER NOT NULL, series INTEGER NOT NULL,
+	sum REAL NOT NULL, count INTEGER NOT NULL, min REAL NOT NULL, max REAL NOT NULL,
+	PRIMARY KEY (ts, series)
+) WITHOUT ROWID;
+-- ticks: how many seconds of a grain the sampler ran (1 s grain: 1).
+CREATE TABLE IF NOT EXISTS ticks (
+	grain INTEGER NOT NULL, ts INTEGER NOT NULL, n INTEGER NOT NULL,
+	PRIMARY KEY (grain, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS position (
+	stream TEXT PRIMARY KEY, seq INTEGER NOT NULL
+);`
+
+// load creates the schema and reads series, positions and the seconds
+// from the floor on.
+func (s *Store) load(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, metric, dims FROM series`)
+	if err != nil {
+		return err
+	}
+	ids := map[int64]seriesKey{}
+	for rows.Next() {
+		var id int64
+		var k seriesKey
+		var js string
+		if err := rows.Scan(&id, &k.metric, &js); err != nil {
+			rows.Close()
+			return err
+		}
+		if k.dims, err = keyFromJSON(js); err != nil {
+			rows.Close()
+			return fmt.Errorf("series %d: %w", id, err)
+		}
+		s.seriesIDs[k] = id
+		ids[id] = k
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if rows, err = s.db.QueryContext(ctx, `SELECT stream, seq FROM position`); err != nil {
+		return err
+	}
+	for rows.Next() {
+		var stream string
+		var seq uint64
+		if err := rows.Scan(&stream, &seq); err != nil {
+			rows.Close()
+			return err
+		}
+		s.positions[stream] = seq
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if rows, err = s.db.QueryContext(ctx, `SELECT ts, series, sum, count, min, max FROM sec WHERE ts >= ?`, s.floor); err != nil {
+		return err
+	}
+	for rows.Next() {
+		var ts, id int64
+		var c cell
+		if err := rows.Scan(&ts, &id, &c.Sum, &c.Count, &c.Min, &c.Max); err != nil {
+			rows.Close()
+			return err
+		}
+		if k, ok := ids[id]; ok {
+			s.frame(ts).cells[k] = c
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if rows, err = s.db.QueryContext(ctx, `SELECT ts, n FROM ticks WHERE grain = 1 AND ts >= ?`, s.floor); err != nil {
+		return err
+	}
+	for rows.Next() {
+		var ts, n int64
+		if err := rows.Scan(&ts, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		s.frame(ts).ticks = n
+		s.lastTick = max(s.lastTick, ts)
+	}
+	rows.Close()
+	return rows.Err()
+}
+
+// frame returns the second ts, making it. Callers hold mu.
+func (s *Store) frame(ts int64) *frame {
+	f := s.frames[ts]
+	if f == nil {
+		f = &frame{cells: map[seriesKey]cell{}}
+		s.frames[ts] = f
+	}
+	return f
+}
+
+// Position is the journal stream sequence the stored counts of stream
+// include (0: none).
+func (s *Store) Position(stream string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.pendingPos[stream]; ok {
+		return p
+	}
+	return s.positions[stream]
+}
+
+// SetPosition records that the counts added so far include stream up to
+// seq; it is written with them.
+func (s *Store) SetPosition(stream string, seq uint64) {
+	s.mu.Lock()
+	s.pendingPos[stream] = seq
+	s.mu.Unlock()
+}
+
+// Add records a sample of value v of metric at t, in the series of dims
+// (name, value pairs). Counters add 1 per occurrence; distributions their
+// observation.
+func (s *Store) Add(metric string, t time.Time, v float64, dims ...string) {
+	k := seriesKey{metric, dimsKey(dims)}
+	s.mu.Lock()
+	s.addLocked(t.Unix(), k, sample(v))
+	s.mu.Unlock()
+}
+
+func (s *Store) addLocked(ts int64, k seriesKey, c cell) {
+	if s.closed {
+		return
+	}
+	if ts >= s.floor {
+		f := s.frame(ts)
+		cur := f.cells[k]
+		cur.merge(c)
+		f.cells[k] = cur
+	}
+	pk := pendingKey{ts, k}
+	cur := s.pending[pk]
+	cur.merge(c)
+	s.pending[pk] = cur
+}
+
+// GaugeSample is one gauge value for Tick.
+type GaugeSample struct {
+	Metric string
+	Dims   []string // name, value pairs
+	Value  float64
+}
+
+// Tick records that the sampler ran in now's second, with the gauges'
+// values then. A second already ticked is left as it is (false).
+func (s *Store) Tick(now time.Time, gauges []GaugeSample) bool {
+	ts := now.Unix()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || ts <= s.lastTick {
+		return false
+	}
+	s.lastTick = ts
+	if ts >= s.floor {
+		s.frame(ts).ticks = 1
+	}
+	s.pendingTicks[ts] = 1
+	for _, g := range gauges {
+		s.addLocked(ts, seriesKey{g.Metric, dimsKey(g.Dims)}, sample(g.Value))
+	}
+	return true
+}
+
+// Flush writes what was added since the last Flush, with the positions,
+// in one transaction; on failure it is kept for the next Flush. It also
+// drops what is past the retention (at most once a minute).
+func (s *Store) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return errClosed
+	}
+	pending, ticks, pos := s.pending, s.pendingTicks, s.pendingPos
+	s.pending, s.pendingTicks, s.pendingPos = map[pendingKey]cell{}, map[int64]int64{}, map[string]uint64{}
+	s.mu.Unlock()
+
+	err := s.write(ctx, pending, ticks, pos)
+	s.mu.Lock()
+	if err != nil {
+		// Put it back under what came meanwhile.
+		for k, c := range pending {
+			cur := c
+			cur.merge(s.pending[k])
+			s.pending[k] = cur
+		}
+		for ts, n := range ticks {
+			s.pendingTicks[ts] += n
+		}
+		for st, seq := range pos {
+			if _, newer := s.pendingPos[st]; !newer {
+				s.pendingPos[st] = seq
+			}
+		}
+		s.mu.Unlock()
+		return fmt.Errorf("metrics: flush: %w", err)
+	}
+	for st, seq := range pos {
+		s.positions[st] = seq
+	}
+	now := s.o.Now()
+	prune := now.Sub(s.lastPrune) >= time.Minute
+	if prune {
+		s.lastPrune = now
+		s.pruneMemoryLocked(now)
+	}
+	s.mu.Unlock()
+	if prune {
+		return s.pruneDisk(ctx, now)
+	}
+	return nil
+}
+
+func (s *Store) write(ctx context.Context, pending map[pendingKey]cell, ticks map[int64]int64, pos map[string]uint64) error {
+	if len(pending) == 0 && len(ticks) == 0 && len(pos) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	const upsert = ` (ts, series, sum, count, min, max) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (ts, series) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,
+		min = min(min, excluded.min), max = max(max, excluded.max)`
+	sec, err := tx.PrepareContext(ctx, `INSERT INTO sec`+upsert)
+	if err != nil {
+		return err
+	}
+	mins, err := tx.PrepareContext(ctx, `INSERT INTO min`+upsert)
+	if err != nil {
+		return err
+	}
+	horizon := s.o.Now().Add(-s.o.Recent).Unix()
+	for pk, c := range pending {
+		id, err := s.seriesID(ctx, tx, pk.k)
+		if err != nil {
+			return err
+		}
+		if pk.ts >= horizon {
+			if _, err := sec.ExecContext(ctx, pk.ts, id, c.Sum, c.Count, c.Min, c.Max); err != nil {
+				return err
+			}
+		}
+		if _, err := mins.ExecContext(ctx, floorMinute(pk.ts), id, c.Sum, c.Count, c.Min, c.Max); err != nil {
+			return err
+		}
+	}
+	for ts, n := range ticks {
+		for _, g := range []struct{ grain, ts int64 }{{1, ts}, {minuteSeconds, floorMinute(ts)}} {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO ticks (grain, ts, n) VALUES (?, ?, ?)
+				ON CONFLICT (grain, ts) DO UPDATE SET n = n + excluded.n`, g.grain, g.ts, n); err != nil {
+				return err
+			}
+		}
+	}
+	for st, seq := range pos {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO position (stream, seq) VALUES (?, ?)
+			ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq`, st, seq); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		// Series ids handed out in the failed transaction do not exist.
+		s.mu.Lock()
+		s.seriesIDs = map[seriesKey]int64{}
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// seriesID finds or makes the row of k within tx.
+func (s *Store) seriesID(ctx context.Context, tx *sql.Tx, k seriesKey) (int64, error) {
+	s.mu.Lock()
+	id, ok := s.seriesIDs[k]
+	s.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	err := tx.QueryRowContext(ctx, `INSERT INTO series (metric, dims) VALUES (?, ?)
+		ON CONFLICT (metric, dims) DO UPDATE SET metric = excluded.metric RETURNING id`, k.metric, dimsJSON(k.dims)).Scan(&id)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	s.seriesIDs[k] = id
+	s.mu.Unlock()
+	return id, nil
+}
+
+// pruneMemoryLocked moves the floor to the start of the recent window and
+// drops the seconds before it.
+func (s *Store) pruneMemoryLocked(now time.Time) {
+	s.floor = max(s.floor, ceilMinute(now.Add(-s.o.Recent).Unix()))
+	for ts := range s.frames {
+		if ts < s.floor {
+			delete(s.frames, ts)
+		}
+	}
+}
+
+func (s *Store) pruneDisk(ctx context.Context, now time.Time) error {
+	secs := now.Add(-s.o.Recent).Unix()
+	mins := now.Add(-s.o.Retention).Unix()
+	for _, q := range []struct {
+		sql string
+		arg int64
+	}{
+		{`DELETE FROM sec WHERE ts < ?`, secs},
+		{`DELETE FROM ticks WHERE grain = 1 AND ts < ?`, secs},
+		{`DELETE FROM min WHERE ts < ?`, mins},
+		{`DELETE FROM ticks WHERE grain = 60 AND ts < ?`, mins},
+	} {
+		if _, err := s.db.ExecContext(ctx, q.sql, q.arg); err != nil {
+			return fmt.Errorf("metrics: retention: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close writes what is pending and closes the file. Idempotent.
+func (s *Store) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	err := s.Flush(ctx)
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return errors.Join(err, s.db.Close())
+}
+
+func floorMinute(ts int64) int64 {
+	r := ts % minuteSeconds
+	if r < 0 {
+		r += minuteSeconds
+	}
+	return ts - r
+}
+
+func ceilMinute(ts int64) int64 {
+	f := floorMinute(ts)
+	if f == ts {
+		return ts
+	}
+	return f + minuteSeconds
+}
+
+// dimsKey is the canonical form of name, value pairs: "name=value" lines,
+// sorted by name, joined by '\x1f' (a separator a value cannot hold:
+// dimsKey replaces control characters). "" for none.
+func dimsKey(pairs []string) string {
+	if len(pairs) < 2 {
+		return ""
+	}
+	parts := make([]string, 0, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		parts = append(parts, clean(pairs[i])+"="+clean(pairs[i+1]))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "\x1f")
+}
+
+// clean replaces control characters (names hold no '=', so a value may).
+func clean(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r < ' ' }) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r < ' ' {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// decodeDims parses a dims key (cached). Callers hold mu or own s.
+func (s *Store) decodeDims(key string) (map[string]string, error) {
+	if m, ok := s.dims[key]; ok {
+		return m, nil
+	}
+	m := map[string]string{}
+	for _, part := range strings.Split(key, "\x1f") {
+		name, value, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("metrics: bad dimensions key %q", key)
+		}
+		m[name] = value
+	}
+	s.dims[key] = m
+	return m, nil
+}
+
+// dimsJSON is the key as the JSON object the table keeps (readable with
+// any SQLite client).
+func dimsJSON(key string) string {
+	m := map[string]string{}
+	if key != "" {
+		for _, part := range strings.Split(key, "\x1f") {
+			name, value, _ := strings.Cut(part, "=")
+			m[name] = value
+		}
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// keyFromJSON is the dims key of a series row's JSON object.
+func keyFromJSON(js string) (string, error) {
+	var m map[string]string
+	if err := json.Unmarshal([]byte(js), &m); err != nil {
+		return "", fmt.Errorf("metrics: series dimensions %q: %w", js, err)
+	}
+	pairs := make([]string, 0, 2*len(m))
+	for name, value := range m {
+		pairs = append(pairs, name, value)
+	}
+	return dimsKey(pairs), nil
+}
+
+// Adder adds one sample (see Store.Add); Apply hands one out.
+type Adder func(metric string, t time.Time, v float64, dims ...string)
+
+// Apply runs fn, whose samples account for a journal message, and moves
+// stream's position to seq, atomically with respect to Flush: the file
+// never holds the samples without the position or the other way round.
+func (s *Store) Apply(stream string, seq uint64, fn func(add Adder)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn(func(metric string, t time.Time, v float64, dims ...string) {
+		s.addLocked(t.Unix(), seriesKey{metric, dimsKey(dims)}, sample(v))
+	})
+	if !s.closed {
+		s.pendingPos[stream] = seq
+	}
+}

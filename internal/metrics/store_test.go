@@ -1,0 +1,213 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+func openStore(t *testing.T, path string, clk *clock, recent time.Duration) *Store {
+	t.Helper()
+	s, err := OpenStore(context.Background(), StoreOptions{Path: path, Recent: recent, Retention: 24 * time.Hour, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+func window(t *testing.T, s *Store, q WindowQuery) []WindowValue {
+	t.Helper()
+	v, err := s.Window(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestWindowGaugeAggregations(t *testing.T) {
+	clk := &clock{t: t0}
+	s := openStore(t, filepath.Join(t.TempDir(), "h.db"), clk, time.Hour)
+	// connected: 100 for 10 s, then 80 for 5 s.
+	for i := range 15 {
+		v := 100.0
+		if i >= 10 {
+			v = 80
+		}
+		s.Tick(t0.Add(time.Duration(i)*time.Second), []GaugeSample{{Metric: ConnectedDevices, Value: v}})
+	}
+	q := WindowQuery{Metric: "connectedDeviceCount", From: t0, To: t0.Add(15 * time.Second)}
+	for agg, want := range map[Aggregation]float64{AggAverage: (100*10 + 80*5) / 15.0, AggMinimum: 80, AggMaximum: 100, AggCount: 15} {
+		q.Aggregation = agg
+		got := window(t, s, q)
+		if len(got) != 1 || got[0].Value != want || got[0].Samples != 15 {
+			t.Errorf("%s = %+v, want %v from 15 samples", agg, got, want)
+		}
+	}
+	// The last second alone, and a window with sub-second edges: the
+	// sample of second S is at S.
+	q.Aggregation, q.From, q.To = AggAverage, t0.Add(13500*time.Millisecond), t0.Add(14500*time.Millisecond)
+	if got := window(t, s, q); got[0].Value != 80 || got[0].Samples != 1 {
+		t.Errorf("last second: %+v", got)
+	}
+	// No data.
+	q.From, q.To = t0.Add(time.Hour), t0.Add(2*time.Hour)
+	if got := window(t, s, q); len(got) != 1 || got[0].Samples != 0 {
+		t.Errorf("empty window: %+v", got)
+	}
+}
+
+func TestWindowCounterSplitFilter(t *testing.T) {
+	clk := &clock{t: t0}
+	s := openStore(t, filepath.Join(t.TempDir(), "h.db"), clk, time.Hour)
+	for i := range 10 {
+		s.Tick(t0.Add(time.Duration(i)*time.Second), nil)
+	}
+	for i := range 6 {
+		rt := "404104"
+		if i%3 == 0 {
+			rt = "400027"
+		}
+		s.Add(Disconnects, t0.Add(time.Duration(i)*time.Second), 1, DimResultType, rt, DimProtocol, "MQTT", DimReason, "network")
+	}
+	base := WindowQuery{Metric: Disconnects, Aggregation: AggTotal, From: t0, To: t0.Add(10 * time.Second)}
+	if got := window(t, s, base); len(got) != 1 || got[0].Value != 6 || got[0].Samples != 10 {
+		t.Errorf("total: %+v", got)
+	}
+	q := base
+	q.SplitBy = []string{"resulttype"} // case-insensitive, as Azure
+	got := window(t, s, q)
+	if len(got) != 2 || got[0].Dimensions[DimResultType] != "400027" || got[0].Value != 2 || got[1].Value != 4 {
+		t.Errorf("split: %+v", got)
+	}
+	q.Filter = map[string][]string{"ResultType": {"404104", "401003"}}
+	got = window(t, s, q)
+	if len(got) != 2 || got[0].Dimensions[DimResultType] != "401003" || got[0].Value != 0 || got[0].Samples != 10 ||
+		got[1].Value != 4 {
+		t.Errorf("split with filter (a filtered value without events shows as 0): %+v", got)
+	}
+	// A window with no events is a 0 with data, not "no data".
+	q = base
+	q.From, q.To = t0.Add(8*time.Second), t0.Add(10*time.Second)
+	if got := window(t, s, q); got[0].Value != 0 || got[0].Samples != 2 {
+		t.Errorf("quiet window: %+v", got)
+	}
+}
+
+func TestWindowErrors(t *testing.T) {
+	clk := &clock{t: t0}
+	s := openStore(t, filepath.Join(t.TempDir(), "h.db"), clk, time.Hour)
+	for _, c := range []struct {
+		q    WindowQuery
+		err  error
+		text string
+	}{
+		{WindowQuery{Metric: "nope", Aggregation: AggTotal}, ErrUnknownMetric, "connectedDeviceCount, totalDeviceCount"},
+		{WindowQuery{Metric: ConnectedDevices, Aggregation: "Median"}, ErrUnknownAggregation, "Average, Minimum, Maximum, Total, Count"},
+		{WindowQuery{Metric: ConnectedDevices, Aggregation: AggTotal}, ErrUnsupportedAggregation, "allows Average, Count, Maximum, Minimum"},
+		{WindowQuery{Metric: Connects, Aggregation: AggTotal, SplitBy: []string{"Color"}}, ErrUnknownDimension, "its dimensions: ResultType, Protocol"},
+		{WindowQuery{Metric: ConnectedDevices, Aggregation: AggAverage, Filter: map[string][]string{"x": {"y"}}}, ErrUnknownDimension, "its dimensions: none"},
+		{WindowQuery{Metric: ConnectedDevices, Aggregation: AggAverage, From: t0, To: t0}, ErrInvalidQuery, "From must be before To"},
+	} {
+		if c.q.To.IsZero() && c.err != ErrInvalidQuery {
+			c.q.From, c.q.To = t0, t0.Add(time.Second)
+		}
+		_, err := s.Window(context.Background(), c.q)
+		if !errors.Is(err, c.err) || !strings.Contains(err.Error(), c.text) {
+			t.Errorf("%+v: err %v, want %v containing %q", c.q, err, c.err, c.text)
+		}
+	}
+}
+
+// The history survives a restart: recent seconds from the 1 s table,
+// older windows from the 1 min table, positions with the counts.
+func TestStorePersistsAndRetains(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.db")
+	clk := &clock{t: t0}
+	s, err := OpenStore(context.Background(), StoreOptions{Path: path, Recent: 10 * time.Minute, Retention: time.Hour, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 180 { // three minutes: 1, 2, 3 connected; telemetry 2 a second
+		ts := t0.Add(time.Duration(i) * time.Second)
+		s.Tick(ts, []GaugeSample{{Metric: ConnectedDevices, Value: float64(i/60 + 1)}})
+		s.Apply("TETHER_TELEMETRY", uint64(2*i+2), func(add Adder) {
+			add(TelemetryIngress, ts, 1)
+			add(TelemetryIngress, ts, 1)
+		})
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopen 5 minutes later: everything still within Recent.
+	clk.Set(t0.Add(5 * time.Minute))
+	s = openStore(t, path, clk, 10*time.Minute)
+	if p := s.Position("TETHER_TELEMETRY"); p != 360 {
+		t.Errorf("position %d, want 360", p)
+	}
+	got := window(t, s, WindowQuery{Metric: TelemetryIngress, Aggregation: AggTotal, From: t0.Add(30 * time.Second), To: t0.Add(90 * time.Second)})
+	if got[0].Value != 120 || got[0].Samples != 60 {
+		t.Errorf("after restart, 1 s grain: %+v", got)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopen 30 minutes later: past Recent, the minute rows answer (a
+	// window starting mid-minute takes the minutes starting in it).
+	clk.Set(t0.Add(30 * time.Minute))
+	s = openStore(t, path, clk, 10*time.Minute)
+	got = window(t, s, WindowQuery{Metric: TelemetryIngress, Aggregation: AggTotal, From: t0.Add(30 * time.Second), To: t0.Add(3 * time.Minute)})
+	if got[0].Value != 240 || got[0].Samples != 120 {
+		t.Errorf("1 min grain: %+v", got)
+	}
+	got = window(t, s, WindowQuery{Metric: ConnectedDevices, Aggregation: AggMaximum, From: t0, To: t0.Add(time.Hour)})
+	if got[0].Value != 3 || got[0].Samples != 180 {
+		t.Errorf("gauge, 1 min grain: %+v", got)
+	}
+	got = window(t, s, WindowQuery{Metric: ConnectedDevices, Aggregation: AggAverage, From: t0, To: t0.Add(time.Hour)})
+	if got[0].Value != 2 {
+		t.Errorf("gauge average, 1 min grain: %+v", got)
+	}
+
+	// A day later the retention (openStore: 24 h) has dropped it.
+	clk.Set(t0.Add(25 * time.Hour))
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got = window(t, s, WindowQuery{Metric: TelemetryIngress, Aggregation: AggTotal, From: t0, To: t0.Add(time.Hour)})
+	if got[0].Value != 0 || got[0].Samples != 0 {
+		t.Errorf("after retention: %+v", got)
+	}
+}
+
+func TestAuthFailureReason(t *testing.T) {
+	for detail, want := range map[string]string{
+		"SAS token expired at 2026-01-01T00:00:00Z":                            "token-expired",
+		"SAS token signature does not match":                                   "bad-signature",
+		"IotHub 'h' does not contain the specified device 'd'":                 "device-not-found",
+		"device 'd' is disabled":                                               "device-disabled",
+		"malformed MQTT username: expected {host}/{deviceId}/?api-version=…": "bad-username",
+		"something new": "other",
+	} {
+		if got := AuthFailureReason(detail); got != want {
+			t.Errorf("%q: %s, want %s", detail, got, want)
+		}
+	}
+}
