@@ -25,7 +25,7 @@ type DeviceCounts func() (total, enabled int)
 // DeliveryCounts are one subscription's cumulative delivery outcomes (the
 // delivery engine's counters since it started).
 type DeliveryCounts struct {
-	Subscription                           string
+	Subscription                             string
 	Delivered, Failed, DeadLettered, Dropped uint64
 }
 
@@ -61,7 +61,7 @@ type Collector struct {
 	nConn     atomic.Int64
 	lastDeliv map[string]DeliveryCounts
 	lags      map[[2]string]float64 // stream, consumer → lag
-	ownLag    [2]atomic.Int64      // conn, telemetry: NumPending after the last message
+	ownLag    [2]atomic.Int64       // conn, telemetry: NumPending after the last message
 
 	consumers []jetstream.ConsumeContext
 	stop      context.CancelFunc

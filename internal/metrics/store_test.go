@@ -16,7 +16,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -199,10 +199,10 @@ func TestStorePersistsAndRetains(t *testing.T) {
 
 func TestAuthFailureReason(t *testing.T) {
 	for detail, want := range map[string]string{
-		"SAS token expired at 2026-01-01T00:00:00Z":                            "token-expired",
-		"SAS token signature does not match":                                   "bad-signature",
-		"IotHub 'h' does not contain the specified device 'd'":                 "device-not-found",
-		"device 'd' is disabled":                                               "device-disabled",
+		"SAS token expired at 2026-01-01T00:00:00Z":                          "token-expired",
+		"SAS token signature does not match":                                 "bad-signature",
+		"IotHub 'h' does not contain the specified device 'd'":               "device-not-found",
+		"device 'd' is disabled":                                             "device-disabled",
 		"malformed MQTT username: expected {host}/{deviceId}/?api-version=…": "bad-username",
 		"something new": "other",
 	} {
