@@ -17,3 +17,11 @@ func WriterPragma(s *Store, name string) (string, error) {
 
 // ChunkSize exposes chunkSize.
 var ChunkSize = chunkSize
+
+// SetPageSize makes the next new databases use page size n (benchmarks
+// compare page sizes); the returned function restores the default.
+func SetPageSize(n int) (restore func()) {
+	old := pageSize
+	pageSize = n
+	return func() { pageSize = old }
+}

@@ -238,3 +238,47 @@ func TestOpenOddPath(t *testing.T) {
 		t.Fatalf("database not at %s: %v", p, err)
 	}
 }
+
+// TestPageSize: a new database gets 16 KiB pages, in WAL mode; one made
+// with another page size keeps it (and its records) when opened again.
+func TestPageSize(t *testing.T) {
+	ctx := context.Background()
+	pageSize := func(s *sqlite.Store) (size int, mode string) {
+		t.Helper()
+		if err := s.DB().QueryRow("PRAGMA page_size").Scan(&size); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DB().QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+			t.Fatal(err)
+		}
+		return size, mode
+	}
+	s := openTemp(t)
+	defer s.Close()
+	if size, mode := pageSize(s); size != 16384 || mode != "wal" {
+		t.Errorf("new database: page_size %d, journal_mode %s; want 16384, wal", size, mode)
+	}
+
+	path := filepath.Join(t.TempDir(), "old.db")
+	restore := sqlite.SetPageSize(4096)
+	old, err := sqlite.Open(ctx, path)
+	restore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Append(ctx, logstoretest.Records(10, logstoretest.T0)); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	again, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if size, mode := pageSize(again); size != 4096 || mode != "wal" {
+		t.Errorf("reopened database: page_size %d, journal_mode %s; want 4096, wal", size, mode)
+	}
+	if got, err := again.Find(ctx, connlog.Filter{}); err != nil || len(got) != 10 {
+		t.Errorf("reopened database: %d records, %v", len(got), err)
+	}
+}

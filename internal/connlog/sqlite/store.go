@@ -90,10 +90,18 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("connlog/sqlite: open %s: %w", path, err)
 	}
-	if err := migrate(ctx, s.w); err != nil {
+	fail := func(err error) (*Store, error) {
 		s.dropWriter()
 		db.Close()
 		return nil, fmt.Errorf("connlog/sqlite: schema of %s: %w", path, err)
+	}
+	if path != ":memory:" {
+		if err := setPageSize(ctx, s.w); err != nil {
+			return fail(err)
+		}
+	}
+	if err := migrate(ctx, s.w); err != nil {
+		return fail(err)
 	}
 	return s, nil
 }
