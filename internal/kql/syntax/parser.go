@@ -40,9 +40,14 @@ func ParseExpr(src string) (Expr, error) {
 }
 
 type parser struct {
-	toks []Token
-	i    int
+	toks  []Token
+	i     int
+	depth int // nesting of expressions, bounded by maxDepth
 }
+
+// maxDepth bounds expression nesting: deeper input would exhaust the
+// stack here or the SQL engine's expression depth later.
+const maxDepth = 100
 
 func (p *parser) cur() Token  { return p.toks[p.i] }
 func (p *parser) peek() Token { return p.toks[min(p.i+1, len(p.toks)-1)] }
@@ -358,7 +363,14 @@ func (p *parser) sortKey() (*SortKey, error) {
 
 // Expressions, lowest precedence first.
 
-func (p *parser) expr() (Expr, error) { return p.or() }
+func (p *parser) expr() (Expr, error) {
+	p.depth++
+	defer func() { p.depth-- }()
+	if p.depth > maxDepth {
+		return nil, Errorf(p.cur().Pos, "expression nested too deeply (more than %d levels)", maxDepth)
+	}
+	return p.or()
+}
 
 func (p *parser) or() (Expr, error) {
 	l, err := p.and()
@@ -514,6 +526,11 @@ func (p *parser) multiplicative() (Expr, error) {
 func (p *parser) unary() (Expr, error) {
 	if p.isOp("-") || p.isOp("+") {
 		t := p.nextTok()
+		p.depth++
+		defer func() { p.depth-- }()
+		if p.depth > maxDepth {
+			return nil, Errorf(t.Pos, "expression nested too deeply (more than %d levels)", maxDepth)
+		}
 		x, err := p.unary()
 		if err != nil {
 			return nil, err
