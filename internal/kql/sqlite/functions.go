@@ -184,4 +184,3 @@ func jsonToString(a []driver.Value) (driver.Value, error) {
 	}
 	return s, nil
 }
-
