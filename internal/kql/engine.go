@@ -236,6 +236,9 @@ func convertCell(v any, t Type) any {
 	case TDynamic:
 		switch x := v.(type) {
 		case string:
+			if x == "null" {
+				return nil
+			}
 			if json.Valid([]byte(x)) {
 				return json.RawMessage(x)
 			}

@@ -311,7 +311,13 @@ func fields(s string) ([]string, error) {
 	})
 	for sc.Scan() {
 		tok := sc.Text()
-		if k, v, ok := strings.Cut(tok, "="); ok && strings.HasPrefix(v, `"`) {
+		if strings.HasPrefix(tok, `"`) {
+			u, err := strconv.Unquote(tok)
+			if err != nil {
+				return nil, err
+			}
+			tok = u
+		} else if k, v, ok := strings.Cut(tok, "="); ok && strings.HasPrefix(v, `"`) {
 			u, err := strconv.Unquote(v)
 			if err != nil {
 				return nil, err

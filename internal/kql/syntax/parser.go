@@ -122,7 +122,11 @@ func (p *parser) query() (*Query, error) {
 			return nil, &Error{Pos: p.cur().Pos, Msg: "expected '|' before " + p.cur().String(),
 				Hint: "tabular operators are separated by '|'"}
 		}
-		return nil, p.unexpected("'|' or end of query")
+		e := p.unexpected("'|' or end of query")
+		if p.isOp("=") {
+			e.Hint = "to compare, write =="
+		}
+		return nil, e
 	}
 	return q, nil
 }
