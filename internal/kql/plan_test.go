@@ -80,7 +80,7 @@ func TestSeedQueryPlans(t *testing.T) {
 // TestLiteralsAreBound: string, number and name literals never appear in
 // the SQL text, only in the arguments.
 func TestLiteralsAreBound(t *testing.T) {
-	evil := []string{`x' OR '1'='1`, `"; DROP TABLE AzureDiagnostics; --`, `%_\`, `?1`, `$.a`}
+	evil := []string{`x' OR '1'='1`, `"; DROP TABLE AzureDiagnostics; --`, `%_\`, `?99 --`, `$.a`}
 	for _, s := range evil {
 		for _, q := range []string{
 			`AzureDiagnostics | where DeviceId == ` + syntaxQuote(s),
