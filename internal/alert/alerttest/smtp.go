@@ -1,0 +1,148 @@
+// Package alerttest has receivers for alert notifications that tests
+// start on loopback port 0: a minimal SMTP server.
+package alerttest
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Mail is one message an SMTPServer accepted.
+type Mail struct {
+	From string
+	To   []string
+	Data string // headers and body, CRLF line ends, dot-unstuffed
+}
+
+// SMTPServer speaks just enough SMTP (RFC 5321: EHLO/HELO, MAIL, RCPT,
+// DATA, RSET, NOOP, QUIT) to receive mail from net/smtp. It offers no
+// STARTTLS and no AUTH. Reject, when set, answers RCPT with that reply
+// (e.g. "550 no such user" or "451 try later").
+type SMTPServer struct {
+	Addr string
+	ln   net.Listener
+
+	mu     sync.Mutex
+	mails  []Mail
+	reject string
+}
+
+// StartSMTP starts a server on 127.0.0.1:0, stopped at the end of the test.
+func StartSMTP(t testing.TB) *SMTPServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &SMTPServer{Addr: ln.Addr().String(), ln: ln}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); s.serve(c) }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return s
+}
+
+// Reject makes RCPT answer reply ("" accepts again).
+func (s *SMTPServer) Reject(reply string) {
+	s.mu.Lock()
+	s.reject = reply
+	s.mu.Unlock()
+}
+
+// Mails returns the accepted messages.
+func (s *SMTPServer) Mails() []Mail {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Mail(nil), s.mails...)
+}
+
+func (s *SMTPServer) serve(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	w := bufio.NewWriter(c)
+	reply := func(line string) bool {
+		w.WriteString(line + "\r\n")
+		return w.Flush() == nil
+	}
+	if !reply("220 tether-test ESMTP") {
+		return
+	}
+	var m Mail
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		verb := strings.ToUpper(line)
+		switch {
+		case strings.HasPrefix(verb, "EHLO"):
+			w.WriteString("250-tether-test\r\n")
+			reply("250 8BITMIME")
+		case strings.HasPrefix(verb, "HELO"):
+			reply("250 tether-test")
+		case strings.HasPrefix(verb, "MAIL FROM:"):
+			m = Mail{From: strings.Trim(line[len("MAIL FROM:"):], "<> ")}
+			if i := strings.Index(m.From, " "); i > 0 {
+				m.From = strings.Trim(m.From[:i], "<>")
+			}
+			reply("250 OK")
+		case strings.HasPrefix(verb, "RCPT TO:"):
+			s.mu.Lock()
+			rej := s.reject
+			s.mu.Unlock()
+			if rej != "" {
+				reply(rej)
+				continue
+			}
+			m.To = append(m.To, strings.Trim(line[len("RCPT TO:"):], "<> "))
+			reply("250 OK")
+		case verb == "DATA":
+			if len(m.To) == 0 {
+				reply("503 no recipients")
+				continue
+			}
+			reply("354 end with <CRLF>.<CRLF>")
+			var data strings.Builder
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" || l == ".\n" {
+					break
+				}
+				l = strings.TrimPrefix(l, ".") // dot-unstuffing
+				data.WriteString(l)
+			}
+			m.Data = data.String()
+			s.mu.Lock()
+			s.mails = append(s.mails, m)
+			s.mu.Unlock()
+			reply("250 OK queued")
+		case verb == "RSET":
+			m = Mail{}
+			reply("250 OK")
+		case verb == "NOOP":
+			reply("250 OK")
+		case verb == "QUIT":
+			reply("221 bye")
+			return
+		default:
+			reply("502 command not implemented")
+		}
+	}
+}
