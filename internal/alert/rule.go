@@ -225,7 +225,9 @@ func (r *Rule) Validate() []FieldProblem {
 	if r.Window < r.Frequency {
 		bad("window", "%s is shorter than the frequency %s: data between windows would never be looked at", r.Window, r.Frequency)
 	}
-	if _, err := ParseOperator(string(r.Operator)); err != nil {
+	if r.Operator == "" {
+		bad("operator", "an operator is required: GreaterThan, GreaterThanOrEqual, LessThan, LessThanOrEqual, Equals, NotEquals (or > >= < <= == !=)")
+	} else if _, err := ParseOperator(string(r.Operator)); err != nil {
 		bad("operator", "%v", err)
 	}
 	if _, err := ParseAggregation(string(r.Aggregation)); err != nil {
