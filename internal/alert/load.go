@@ -27,8 +27,9 @@ type Config struct {
 type LoadOptions struct {
 	// File names the source in messages.
 	File string
-	// KnownMetric, when set, refuses metric names it does not know.
-	KnownMetric func(name string) bool
+	// CheckMetric, when set, refuses a metric name it does not know or an
+	// aggregation the metric does not allow (e.g. Total of a snapshot).
+	CheckMetric func(name string, agg Aggregation) error
 	// CheckQuery, when set, parses a log rule's KQL query.
 	CheckQuery func(query string) error
 	// Getenv, when set, resolves smtp.passwordEnv (a missing variable is
@@ -105,7 +106,7 @@ func Load(data []byte, opt LoadOptions) (Config, error) {
 						d.errorf(n, p, "want host:port (e.g. smtp.example.com:587)")
 					}
 				},
-				"from": func(n *yaml.Node, p string) { cfg.SMTP.From = d.address(n, p) },
+				"from":     func(n *yaml.Node, p string) { cfg.SMTP.From = d.address(n, p) },
 				"username": func(n *yaml.Node, p string) { cfg.SMTP.Username = d.str(n, p) },
 				"password": func(n *yaml.Node, p string) { cfg.SMTP.Password = d.str(n, p) },
 				"passwordEnv": func(n *yaml.Node, p string) {
@@ -477,6 +478,7 @@ func (d *decoder) rule(n *yaml.Node, path string, opt LoadOptions, groups map[st
 	set := func(field string, n *yaml.Node) { at[field] = n }
 	var groupNodes []*yaml.Node
 	thresholdSet := false
+	var metricNode *yaml.Node
 	atLeast1 := func(n *yaml.Node, p string) int {
 		v, ok := d.int(n, p)
 		if ok && v < 1 {
@@ -513,12 +515,7 @@ func (d *decoder) rule(n *yaml.Node, path string, opt LoadOptions, groups map[st
 			set("metric", n)
 			set("metric.name", n)
 			d.mapping(n, p, map[string]func(*yaml.Node, string){
-				"name": func(n *yaml.Node, p string) {
-					r.Metric = d.str(n, p)
-					if opt.KnownMetric != nil && r.Metric != "" && !opt.KnownMetric(r.Metric) {
-						d.errorf(n, p, "unknown metric %q", r.Metric)
-					}
-				},
+				"name":        func(n *yaml.Node, p string) { r.Metric = d.str(n, p); metricNode = n },
 				"aggregation": aggregation,
 				"filter": func(n *yaml.Node, p string) {
 					if n.Kind != yaml.MappingNode {
@@ -627,6 +624,11 @@ func (d *decoder) rule(n *yaml.Node, path string, opt LoadOptions, groups map[st
 		d.errorf(n, join(path, "threshold"), "a threshold is required")
 	}
 	r.Defaults()
+	if opt.CheckMetric != nil && metricNode != nil && r.Metric != "" && !reported["aggregation"] {
+		if err := opt.CheckMetric(r.Metric, r.Aggregation); err != nil {
+			d.errorf(metricNode, join(path, "metric"), "%v", err)
+		}
+	}
 	for _, fp := range r.Validate() {
 		if reported[fp.Field] || reported["metric."+fp.Field] || reported["log."+fp.Field] {
 			continue

@@ -114,8 +114,13 @@ rules:
 
 func TestLoadReportsEveryProblemWithPosition(t *testing.T) {
 	_, err := Load([]byte(badFile), LoadOptions{
-		File:        "rules.yaml",
-		KnownMetric: func(n string) bool { return n != "nope" },
+		File: "rules.yaml",
+		CheckMetric: func(n string, _ Aggregation) error {
+			if n == "nope" {
+				return errors.New(`unknown metric "nope"`)
+			}
+			return nil
+		},
 		CheckQuery: func(q string) error {
 			if strings.Contains(q, "wher ") {
 				return errors.New("1:5: unknown operator wher")
@@ -152,7 +157,7 @@ func TestLoadReportsEveryProblemWithPosition(t *testing.T) {
 		"rules.yaml:22:5: rules[1].threshold: a threshold is required",
 		"rules.yaml:22:5: rules[1].operator: an operator is required",
 		"rules.yaml:33:10: rules[3].log: a rule has either a metric or a log block, not both",
-		`rules.yaml:35:20: rules[4].metric.name: unknown metric "nope"`,
+		`rules.yaml:35:20: rules[4].metric: unknown metric "nope"`,
 		"rules.yaml:39:18: rules[5].log.query: 1:5: unknown operator wher",
 	}
 	got := le.Problems

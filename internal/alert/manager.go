@@ -65,7 +65,12 @@ type Options struct {
 	// time, so records still on their way to the log store are counted
 	// (default 2s; negative: none).
 	LogDelay time.Duration
-	Logger   *slog.Logger
+	// Offset delays each scheduled evaluation past its multiple of the
+	// frequency (default 100ms; negative: none), so the metric sampler
+	// has recorded the second that just ended: the window [t−W, t) then
+	// includes it.
+	Offset time.Duration
+	Logger *slog.Logger
 	// NewID makes alert ids (default: random UUIDs).
 	NewID func() string
 }
@@ -111,6 +116,12 @@ func NewManager(opt Options) (*Manager, error) {
 	}
 	if opt.LogDelay < 0 {
 		opt.LogDelay = 0
+	}
+	if opt.Offset == 0 {
+		opt.Offset = 100 * time.Millisecond
+	}
+	if opt.Offset < 0 {
+		opt.Offset = 0
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
@@ -360,8 +371,8 @@ func (m *Manager) emit(rs *ruleState, in *instance, a Alert) {
 	m.opt.Notify(a)
 }
 
-// Run evaluates every enabled rule on its schedule (aligned to multiples
-// of its frequency) until ctx ends. Rules set while it runs are scheduled
+// Run evaluates every enabled rule on its schedule (multiples of its
+// frequency plus Offset) until ctx ends. Rules set while it runs are scheduled
 // too.
 func (m *Manager) Run(ctx context.Context) {
 	m.mu.Lock()
@@ -403,7 +414,8 @@ func (m *Manager) loop(ctx context.Context, rs *ruleState, freq time.Duration, d
 	defer timer.Stop()
 	for {
 		now := m.opt.Now()
-		next := now.Truncate(freq).Add(freq)
+		off := m.opt.Offset % freq
+		next := now.Add(-off).Truncate(freq).Add(freq + off)
 		timer.Reset(next.Sub(now))
 		select {
 		case <-ctx.Done():

@@ -487,7 +487,7 @@ func TestRunEvaluatesOnSchedule(t *testing.T) {
 		done := make(chan struct{})
 		go func() { m.Run(ctx); close(done) }()
 		start := time.Now()
-		time.Sleep(3500 * time.Millisecond)
+		time.Sleep(3550 * time.Millisecond)
 		synctest.Wait()
 		// A rule added while running is scheduled too.
 		r2 := metricRule("added", LessThan, 90)
@@ -496,16 +496,17 @@ func TestRunEvaluatesOnSchedule(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.add(time.Now(), 10)
-		time.Sleep(2 * time.Second)
+		time.Sleep(1600 * time.Millisecond)
 		synctest.Wait()
 		cancel()
 		<-done
-		// "low" at 1 2 3 4 5 s, "added" (from 3.5 s, every 2 s) at 4 s.
+		// "low" at 0 1 2 3 4 5 s, "added" (from 3.55 s, every 2 s) at 4 s,
+		// each 100 ms late (Offset).
 		var lowTimes []time.Duration
 		for _, q := range s.queries {
-			lowTimes = append(lowTimes, q.To.Sub(start))
+			lowTimes = append(lowTimes, q.To.Sub(start)-100*time.Millisecond)
 		}
-		want := []time.Duration{1, 2, 3, 4, 4, 5}
+		want := []time.Duration{0, 1, 2, 3, 4, 4, 5}
 		if len(lowTimes) != len(want) {
 			t.Fatalf("evaluations at %v", lowTimes)
 		}
