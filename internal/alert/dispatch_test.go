@@ -175,10 +175,13 @@ func TestWebhookRetriesThenDelivers(t *testing.T) {
 	if p[0].Data.Essentials.MonitorCondition != "Fired" || p[1].Data.Essentials.MonitorCondition != "Resolved" {
 		t.Fatal("out of order")
 	}
-	st, _ := d.Stats()
-	if st[0].Sent != 2 || st[0].Retried != 3 || st[0].Failed != 0 {
-		t.Fatalf("stats %+v", st)
-	}
+	eventually(t, func() error { // the receiver has the payload before the sender has the answer
+		st, _ := d.Stats()
+		if st[0].Sent != 2 || st[0].Retried != 3 || st[0].Failed != 0 {
+			return fmt.Errorf("stats %+v", st)
+		}
+		return nil
+	})
 }
 
 func TestWebhookGivesUp(t *testing.T) {
