@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,6 +63,7 @@ data dir so that 'tether device …' works without flags.`,
 	f.DurationVar(&cfg.LogRetention, "log-retention", 30*24*time.Hour, "how long Connections log records are kept")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "upper bound for a clean shutdown")
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go profiles (/debug/pprof) on this plain-HTTP address, e.g. 127.0.0.1:6060; off by default")
+	f.StringVar(&cfg.RulesFile, "rules", "", "alert rules and action groups (YAML; see 'tether alert check'); reloaded on SIGHUP")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -115,7 +118,23 @@ func runServe(ctx context.Context, cfg app.Config, log *slog.Logger) error {
 	if cfg.Dev {
 		printDevBanner(a)
 	}
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			if cfg.RulesFile == "" {
+				log.Warn("SIGHUP: no rules file to reload (--rules)")
+				continue
+			}
+			// Reload logs the outcome, problems included.
+			_, _ = a.ReloadRules(ctx)
+		}
+	}
 	fmt.Fprintln(os.Stderr, "tether: shutting down (devices are recorded as disconnected: server-shutdown)")
 	stopCtx, cancel2 := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel2()

@@ -65,6 +65,8 @@ type Deps struct {
 	SubscriptionPolicy events.ValidateOptions
 	// Events is the live event feed of GET /api/v1/events; nil: 503.
 	Events EventTail
+	// Alerts is the alert rules engine (/api/v1/alerts); nil: 503.
+	Alerts AlertService
 	// Now is the clock for token expiry and relative log times; default
 	// time.Now.
 	Now func() time.Time
@@ -142,6 +144,8 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request, rest string) {
 		if allow(w, r, s.v1Error, http.MethodGet) {
 			s.streamEvents(w, r)
 		}
+	case rest == "alerts" || strings.HasPrefix(rest, "alerts/"):
+		s.alerts(w, r, strings.TrimPrefix(rest, "alerts"))
 	case rest == "subscriptions" || strings.HasPrefix(rest, "subscriptions/"):
 		s.subscriptions(w, r, strings.TrimPrefix(rest, "subscriptions"))
 	case strings.HasPrefix(rest, "devices/") && strings.HasSuffix(rest, "/messages"):

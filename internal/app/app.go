@@ -41,6 +41,7 @@ type App struct {
 	logs      *logService
 	subs      *subscriptionService
 	metrics   *metrics.Collector
+	alerts    *alertService
 	https     *http.Server
 	httpsLn   net.Listener
 	caFile    string
@@ -139,6 +140,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.onStop(a.broker.Stop)
 
+	if err := a.startAlerts(ctx); err != nil {
+		return err
+	}
 	if err := a.startHTTPS(tlsConf); err != nil {
 		return err
 	}

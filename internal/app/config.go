@@ -47,6 +47,9 @@ type Config struct {
 	// DebugAddr serves Go's /debug/pprof profiles over plain HTTP; off
 	// when empty. Bind it to loopback.
 	DebugAddr string
+	// RulesFile holds the alert rules and action groups (YAML); empty: no
+	// rules. Reloaded by App.ReloadRules (SIGHUP).
+	RulesFile string
 	// ShutdownTimeout bounds Stop.
 	ShutdownTimeout time.Duration
 }

@@ -27,6 +27,7 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		Telemetry:     &telemetryFeed{nc: a.journal.NC},
 		Events:        &eventTail{nc: a.journal.NC},
 		Subscriptions: a.subs,
+		Alerts:        a.alerts,
 	})
 	mux := http.NewServeMux()
 	mux.Handle(broker.WebSocketPath, a.broker.WebSocketHandler())

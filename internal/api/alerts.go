@@ -1,0 +1,175 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tether-hub/tether/internal/alert"
+	"github.com/tether-hub/tether/internal/connlog"
+	"github.com/tether-hub/tether/internal/registry"
+)
+
+// AlertService is the hub's alert rules engine as the API sees it: rules
+// come from the rules file (tether serve --rules), so the API reads state
+// and history and asks for a reload; it does not edit rules.
+type AlertService interface {
+	// Rules lists every rule with its state and alert instances.
+	Rules(ctx context.Context) []alert.RuleStatus
+	// History lists transitions (alert.HistoryQuery).
+	History(ctx context.Context, q alert.HistoryQuery) []alert.Record
+	// Reload reads the rules file again (as SIGHUP does). A file with
+	// problems changes nothing and returns an error matching
+	// alert.ErrInvalidRules (a *alert.LoadError lists them);
+	// ErrNoRulesFile when the hub runs without one.
+	Reload(ctx context.Context) (ReloadResult, error)
+	// Destinations lists the action groups' send loops and the number of
+	// notifications the rate limits suppressed.
+	Destinations(ctx context.Context) ([]alert.DestinationStats, uint64)
+}
+
+// ErrNoRulesFile answers a reload on a hub started without --rules.
+var ErrNoRulesFile = errors.New("the hub runs without a rules file: start it with --rules FILE")
+
+// ReloadResult answers POST /api/v1/alerts/reload.
+type ReloadResult struct {
+	File         string    `json:"file"`
+	Rules        int       `json:"rules"`
+	ActionGroups int       `json:"actionGroups"`
+	LoadedAt     time.Time `json:"loadedAt"`
+}
+
+// AlertList is the answer of GET /api/v1/alerts.
+type AlertList struct {
+	Rules []alert.RuleStatus `json:"rules"`
+}
+
+// AlertHistory is the answer of GET /api/v1/alerts/history.
+type AlertHistory struct {
+	History []alert.Record `json:"history"`
+}
+
+// AlertDestinations is the answer of GET /api/v1/alerts/actions.
+type AlertDestinations struct {
+	Destinations []alert.DestinationStats `json:"destinations"`
+	RateLimited  uint64                   `json:"rateLimited"`
+}
+
+// RulesProblems is the 400 body of a refused reload: every problem of the
+// file with its position.
+type RulesProblems struct {
+	Error struct {
+		Code     string   `json:"code"`
+		Message  string   `json:"message"`
+		Problems []string `json:"problems"`
+	} `json:"error"`
+}
+
+const (
+	defaultAlertHistory = 100
+	maxAlertHistory     = 10000
+)
+
+// alerts routes /api/v1/alerts{rest}.
+//
+//	""          GET   rules, state and alert instances (?state=Fired: only rules with fired alerts)
+//	"/history"  GET   transitions (?rule=&alert=&since=&limit=)
+//	"/actions"  GET   destinations and their counters
+//	"/reload"   POST  read the rules file again
+func (s *Server) alerts(w http.ResponseWriter, r *http.Request, rest string) {
+	method := http.MethodGet
+	if rest == "/reload" {
+		method = http.MethodPost
+	}
+	switch rest {
+	case "", "/", "/history", "/actions", "/reload":
+	default:
+		s.v1Error(w, r, http.StatusNotFound, "NotFound", "no such endpoint: "+r.URL.EscapedPath())
+		return
+	}
+	if !allow(w, r, s.v1Error, method) {
+		return
+	}
+	if _, ok := s.authorize(w, r, registry.ServiceConnect, s.v1Error); !ok {
+		return
+	}
+	if s.d.Alerts == nil {
+		s.unavailable(w, r, "alerting")
+		return
+	}
+	bad := func(msg string) { s.v1Error(w, r, http.StatusBadRequest, registry.CodeArgumentInvalid, msg) }
+	q := r.URL.Query()
+	switch rest {
+	case "", "/":
+		if err := checkParams(q, "state"); err != nil {
+			bad(err.Error())
+			return
+		}
+		state := q.Get("state")
+		if state != "" && !strings.EqualFold(state, string(alert.Fired)) && !strings.EqualFold(state, string(alert.Inactive)) {
+			bad("state: Fired or Inactive")
+			return
+		}
+		out := AlertList{Rules: []alert.RuleStatus{}}
+		for _, rs := range s.d.Alerts.Rules(r.Context()) {
+			if state == "" || strings.EqualFold(state, string(rs.State)) {
+				out.Rules = append(out.Rules, rs)
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
+	case "/history":
+		if err := checkParams(q, "rule", "alert", "since", "limit"); err != nil {
+			bad(err.Error())
+			return
+		}
+		hq := alert.HistoryQuery{Rule: q.Get("rule"), AlertID: q.Get("alert"), Limit: defaultAlertHistory}
+		if v := q.Get("since"); v != "" {
+			t, err := connlog.ParseTimeArg(v, s.d.Now())
+			if err != nil {
+				bad("since: " + err.Error())
+				return
+			}
+			hq.Since = t
+		}
+		if v := q.Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxAlertHistory {
+				bad("limit: a number from 1 to " + strconv.Itoa(maxAlertHistory))
+				return
+			}
+			hq.Limit = n
+		}
+		out := AlertHistory{History: s.d.Alerts.History(r.Context(), hq)}
+		if out.History == nil {
+			out.History = []alert.Record{}
+		}
+		writeJSON(w, http.StatusOK, out)
+	case "/actions":
+		d, n := s.d.Alerts.Destinations(r.Context())
+		if d == nil {
+			d = []alert.DestinationStats{}
+		}
+		writeJSON(w, http.StatusOK, AlertDestinations{Destinations: d, RateLimited: n})
+	case "/reload":
+		res, err := s.d.Alerts.Reload(r.Context())
+		var le *alert.LoadError
+		switch {
+		case errors.As(err, &le):
+			var b RulesProblems
+			b.Error.Code, b.Error.Message = registry.CodeArgumentInvalid, "the rules file has problems; the rules in force are unchanged"
+			for _, p := range le.Problems {
+				b.Error.Problems = append(b.Error.Problems, p.Error())
+			}
+			writeJSON(w, http.StatusBadRequest, b)
+		case errors.Is(err, ErrNoRulesFile):
+			s.v1Error(w, r, http.StatusConflict, "NoRulesFile", err.Error())
+		case err != nil:
+			s.fail(w, r, err, s.v1Error)
+		default:
+			writeJSON(w, http.StatusOK, res)
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tether-hub/tether/internal/alert"
+	"github.com/tether-hub/tether/internal/api"
+	"github.com/tether-hub/tether/internal/events"
+)
+
+// AlertHistoryFile is the alert transitions' file inside the data dir.
+const AlertHistoryFile = "alerts/history.jsonl"
+
+// alertService runs the alert rules of the rules file: the manager
+// evaluates, the dispatcher notifies, the history file remembers.
+type alertService struct {
+	file string
+	opts func() alert.LoadOptions
+	mgr  *alert.Manager
+	disp *alert.Dispatcher
+	hist *alert.FileHistory
+	log  *slog.Logger
+
+	mu   sync.Mutex // one reload at a time
+	last api.ReloadResult
+}
+
+var _ api.AlertService = (*alertService)(nil)
+
+// startAlerts opens the history, loads the rules file (a file with
+// problems stops the start) and starts evaluating. It runs after the
+// metric and log sources exist; its stop runs before the broker's, so
+// the shutdown's disconnects fire nothing.
+func (a *App) startAlerts(ctx context.Context) error {
+	now := time.Now()
+	hist, skipped, err := alert.OpenFileHistory(filepath.Join(a.cfg.DataDir, AlertHistoryFile), alert.DefaultRetention, now)
+	if err != nil {
+		return fmt.Errorf("alert history: %w", err)
+	}
+	if skipped > 0 {
+		a.log.Warn("alert history: unreadable lines dropped (a crash during a write?)", "lines", skipped)
+	}
+	log := a.log.With("component", "alerts")
+	disp := alert.NewDispatcher(alert.DispatcherOptions{
+		Target:  alert.Target{ResourceID: events.Resource{}.ID(a.cfg.HubName)},
+		Publish: a.publishAlert,
+		Logger:  log,
+	})
+	mgr, err := alert.NewManager(alert.Options{
+		Metrics: a.alertMetricSource(),
+		Logs:    a.alertLogSource(),
+		Notify:  disp.Notify,
+		History: hist,
+		Logger:  log,
+	})
+	if err != nil {
+		hist.Close()
+		return err
+	}
+	a.alerts = &alertService{file: a.cfg.RulesFile, opts: a.rulesLoadOptions, mgr: mgr, disp: disp, hist: hist, log: log}
+	if a.cfg.RulesFile != "" {
+		if _, err := a.alerts.Reload(ctx); err != nil {
+			disp.Close(ctx)
+			hist.Close()
+			return err
+		}
+	} else if err := mgr.SetRules(nil); err != nil { // resolves what was fired by rules no longer served
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { mgr.Run(runCtx); close(done) }()
+	a.onStop(func(ctx context.Context) error {
+		cancel()
+		<-done
+		// Queued notifications get a moment to go out, not the whole
+		// shutdown budget.
+		dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
+		defer dcancel()
+		err := disp.Close(dctx)
+		return errors.Join(err, hist.Close())
+	})
+	return nil
+}
+
+// rulesLoadOptions are the checks of a rules file on this hub: the
+// password from the environment, plus what the metric and log sources
+// know.
+func (a *App) rulesLoadOptions() alert.LoadOptions {
+	o := RulesCheckOptions(a.cfg.RulesFile)
+	o.Getenv = os.LookupEnv
+	return o
+}
+
+// publishAlert is the NATS action: a publish on the journal's
+// connection, flushed so a failure is seen.
+func (a *App) publishAlert(ctx context.Context, subject string, data []byte) error {
+	if err := a.journal.NC.Publish(subject, data); err != nil {
+		return err
+	}
+	return a.journal.NC.FlushWithContext(ctx)
+}
+
+// ReloadRules reads the rules file again (SIGHUP, POST /api/v1/alerts/reload).
+func (a *App) ReloadRules(ctx context.Context) (api.ReloadResult, error) {
+	return a.alerts.Reload(ctx)
+}
+
+// Alerts is the alert manager (for tests and the CLI banner).
+func (a *App) Alerts() *alert.Manager { return a.alerts.mgr }
+
+func (s *alertService) Reload(_ context.Context) (api.ReloadResult, error) {
+	if s.file == "" {
+		return api.ReloadResult{}, api.ErrNoRulesFile
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	data, err := os.ReadFile(s.file)
+	if err != nil {
+		return api.ReloadResult{}, fmt.Errorf("rules file: %w", err)
+	}
+	cfg, err := alert.Load(data, s.opts())
+	if err != nil {
+		s.log.Error("alert rules not loaded; the rules in force are unchanged", "file", s.file, "err", err)
+		return api.ReloadResult{}, err
+	}
+	s.disp.SetGroups(cfg.ActionGroups, cfg.SMTP)
+	if err := s.mgr.SetRules(cfg.Rules); err != nil {
+		return api.ReloadResult{}, err
+	}
+	s.last = api.ReloadResult{File: s.file, Rules: len(cfg.Rules), ActionGroups: len(cfg.ActionGroups), LoadedAt: time.Now().UTC()}
+	s.log.Info("alert rules loaded", "file", s.file, "rules", len(cfg.Rules), "action_groups", len(cfg.ActionGroups))
+	return s.last, nil
+}
+
+func (s *alertService) Rules(context.Context) []alert.RuleStatus { return s.mgr.Rules() }
+
+func (s *alertService) History(_ context.Context, q alert.HistoryQuery) []alert.Record {
+	return s.mgr.History(q)
+}
+
+func (s *alertService) Destinations(context.Context) ([]alert.DestinationStats, uint64) {
+	return s.disp.Stats()
+}
