@@ -56,7 +56,7 @@ func metricObservations(r *Rule, vals []MetricValue) []observation {
 	for _, v := range vals {
 		dims := map[string]string{}
 		for _, d := range r.SplitBy {
-			dims[d] = v.Dimensions[d]
+			dims[d] = lookupFold(v.Dimensions, d)
 		}
 		has := v.Samples > 0 || r.Aggregation == Count
 		out = append(out, observation{key: seriesKey(r.SplitBy, dims), dims: dims, value: v.Value, hasData: has})
@@ -66,6 +66,20 @@ func metricObservations(r *Rule, vals []MetricValue) []observation {
 
 // logObservations groups the rows by the split columns and aggregates
 // each group: the row count, or the measure column.
+// lookupFold finds key in m, exactly or else without regard to case (the
+// metric store answers with its canonical dimension names).
+func lookupFold(m map[string]string, key string) string {
+	if v, ok := m[key]; ok {
+		return v
+	}
+	for k, v := range m {
+		if strings.EqualFold(k, key) {
+			return v
+		}
+	}
+	return ""
+}
+
 func logObservations(r *Rule, tab LogTable) ([]observation, error) {
 	col := func(name string) (int, error) {
 		for i, c := range tab.Columns {

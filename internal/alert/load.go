@@ -27,9 +27,10 @@ type Config struct {
 type LoadOptions struct {
 	// File names the source in messages.
 	File string
-	// CheckMetric, when set, refuses a metric name it does not know or an
-	// aggregation the metric does not allow (e.g. Total of a snapshot).
-	CheckMetric func(name string, agg Aggregation) error
+	// CheckMetric, when set, refuses a metric name it does not know, an
+	// aggregation the metric does not allow (e.g. Total of a snapshot) or
+	// a dimension (filter keys and splitBy) it does not have.
+	CheckMetric func(name string, agg Aggregation, dims []string) error
 	// CheckQuery, when set, parses a log rule's KQL query.
 	CheckQuery func(query string) error
 	// Getenv, when set, resolves smtp.passwordEnv (a missing variable is
@@ -625,7 +626,12 @@ func (d *decoder) rule(n *yaml.Node, path string, opt LoadOptions, groups map[st
 	}
 	r.Defaults()
 	if opt.CheckMetric != nil && metricNode != nil && r.Metric != "" && !reported["aggregation"] {
-		if err := opt.CheckMetric(r.Metric, r.Aggregation); err != nil {
+		dims := append([]string(nil), r.SplitBy...)
+		for k := range r.Filter {
+			dims = append(dims, k)
+		}
+		sort.Strings(dims)
+		if err := opt.CheckMetric(r.Metric, r.Aggregation, dims); err != nil {
 			d.errorf(metricNode, join(path, "metric"), "%v", err)
 		}
 	}

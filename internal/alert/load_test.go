@@ -115,7 +115,7 @@ rules:
 func TestLoadReportsEveryProblemWithPosition(t *testing.T) {
 	_, err := Load([]byte(badFile), LoadOptions{
 		File: "rules.yaml",
-		CheckMetric: func(n string, _ Aggregation) error {
+		CheckMetric: func(n string, _ Aggregation, _ []string) error {
 			if n == "nope" {
 				return errors.New(`unknown metric "nope"`)
 			}

@@ -40,16 +40,26 @@ func startHub(t *testing.T) *hub {
 
 func startHubIn(t *testing.T, dir string) *hub {
 	t.Helper()
+	return startHubWith(t, dir, nil)
+}
+
+// startHubWith starts a hub whose config is adjusted by configure.
+func startHubWith(t *testing.T, dir string, configure func(*app.Config)) *hub {
+	t.Helper()
 	level := slog.LevelWarn
 	if os.Getenv("TETHER_TEST_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	a, err := app.New(app.Config{
+	cfg := app.Config{
 		DataDir: dir, HubName: "localhost", Dev: true,
 		MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0",
 		ConnectTimeout: 2 * time.Second, CompactAfter: 50,
-	}, log)
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	a, err := app.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

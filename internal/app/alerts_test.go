@@ -1,0 +1,320 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tether-hub/tether/internal/alert"
+	"github.com/tether-hub/tether/internal/alert/alerttest"
+	"github.com/tether-hub/tether/internal/api"
+	"github.com/tether-hub/tether/internal/app"
+)
+
+// alertSink records common-alert-schema payloads with their arrival time.
+type alertSink struct {
+	mu  sync.Mutex
+	got []arrival
+}
+
+type arrival struct {
+	at time.Time
+	p  alert.Payload
+}
+
+func (s *alertSink) add(data []byte) error {
+	var p alert.Payload
+	if err := json.Unmarshal(data, &p); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.got = append(s.got, arrival{time.Now(), p})
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *alertSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if err := s.add(body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	}
+}
+
+// wait returns the first payload with this monitorCondition.
+func (s *alertSink) wait(t *testing.T, condition string, timeout time.Duration) arrival {
+	t.Helper()
+	var a arrival
+	eventually(t, timeout, func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, x := range s.got {
+			if x.p.Data.Essentials.MonitorCondition == condition {
+				a = x
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s notification yet (%d received)", condition, len(s.got))
+	})
+	return a
+}
+
+func (s *alertSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.got)
+}
+
+// connectFleet connects n devices over plain MQTT and returns their
+// connections.
+func (h *hub) connectFleet(prefix string, n int) []*rawConn {
+	h.t.Helper()
+	conns := make([]*rawConn, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		id := fmt.Sprintf("%s-%03d", prefix, i)
+		key := h.device(id)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := dialRaw(h.TCPAddr(), nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			rc, err := c.connect(id, username(id), h.token(id, key, time.Hour), 60)
+			if err != nil || rc != 0 {
+				errs <- fmt.Errorf("%s: CONNACK %d %v", id, rc, err)
+				return
+			}
+			conns[i] = c
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return conns
+}
+
+// reconnect opens a new connection for device id (its key from the registry).
+func (h *hub) reconnect(id string) *rawConn {
+	h.t.Helper()
+	d, ok := h.Registry().Device(id)
+	if !ok {
+		h.t.Fatalf("no device %s", id)
+	}
+	c, err := dialRaw(h.TCPAddr(), nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	rc, err := c.connect(id, username(id), h.token(id, d.Authentication.SymmetricKey.PrimaryKey, time.Hour), 60)
+	if err != nil || rc != 0 {
+		h.t.Fatalf("%s: CONNACK %d %v", id, rc, err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ruleValue is the last value a rule saw (its unsplit series).
+func (h *hub) ruleValue(name string) (float64, alert.State, error) {
+	for _, r := range h.Alerts().Rules() {
+		if r.Name != name {
+			continue
+		}
+		if r.LastError != "" {
+			return 0, r.State, fmt.Errorf("rule %s: %s", name, r.LastError)
+		}
+		for _, in := range r.Alerts {
+			if in.Value != nil && len(in.Dimensions) == 0 {
+				return *in.Value, r.State, nil
+			}
+		}
+		return 0, r.State, fmt.Errorf("rule %s has no value yet", name)
+	}
+	return 0, "", fmt.Errorf("no rule %s", name)
+}
+
+// The seed's scenario: 100 devices connected, a rule
+// connectedDeviceCount < 90 evaluated every second; 20 devices drop →
+// every action of the group (webhook, email, NATS subject, command) gets
+// Fired within 2 s of the drop; they reconnect → Resolved.
+func TestMetricAlertFiresAndResolvesEndToEnd(t *testing.T) {
+	sink := &alertSink{}
+	web := httptest.NewServer(sink)
+	defer web.Close()
+	smtp := alerttest.StartSMTP(t)
+	dir := t.TempDir()
+	cmdOut := filepath.Join(dir, "command.out")
+	script := filepath.Join(dir, "notify.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\ncat >> "+cmdOut+"\necho >> "+cmdOut+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rules := filepath.Join(dir, "rules.yaml")
+	// The rule starts disabled: with no device connected yet it would
+	// fire at once (0 < 90); it is enabled by a reload once the fleet is in.
+	content := fmt.Sprintf(`
+smtp: {addr: %q, from: tether@example.com}
+actionGroups:
+  - name: ops
+    actions:
+      - webhook: {url: %q}
+      - email: {to: [ops@example.com]}
+      - nats: {subject: alerts.ops}
+      - command: {run: [%q]}
+rules:
+  - name: connected-devices-low
+    description: A significant number of devices dropped
+    severity: 2
+    metric: {name: connectedDeviceCount, aggregation: Average}
+    operator: LessThan
+    threshold: 90
+    frequency: 1s
+    window: 1s
+    autoResolve: {after: 2}
+    actionGroups: [ops]
+    enabled: false
+`, smtp.Addr, web.URL+"/alerts", script)
+	writeFile(t, rules, content)
+	h := startHubWith(t, filepath.Join(dir, "hub"), func(c *app.Config) { c.RulesFile = rules })
+	natsSink := &alertSink{}
+	sub, err := h.Journal().NC.Subscribe("alerts.ops", func(m *nats.Msg) { _ = natsSink.add(m.Data) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+
+	conns := h.connectFleet("fleet", 100)
+	writeFile(t, rules, strings.Replace(content, "enabled: false", "enabled: true", 1))
+	if st, body := h.api("POST", "/api/v1/alerts/reload", nil); st != 200 {
+		t.Fatalf("reload: %d %s", st, body)
+	}
+	eventually(t, 15*time.Second, func() error {
+		v, _, err := h.ruleValue("connected-devices-low")
+		if err == nil && v != 100 {
+			err = fmt.Errorf("rule sees %v devices", v)
+		}
+		return err
+	})
+	if n := sink.count(); n != 0 {
+		t.Fatalf("%d notifications before the drop", n)
+	}
+
+	drop := time.Now()
+	for _, c := range conns[:20] {
+		c.Close() // the network goes away: 404104
+	}
+	fired := sink.wait(t, "Fired", 10*time.Second)
+	latency := fired.at.Sub(drop)
+	t.Logf("drop → webhook Fired: %s", latency)
+	if latency > 2*time.Second {
+		t.Errorf("webhook got Fired %s after the drop, want ≤ 2s", latency)
+	}
+	e := fired.p.Data.Essentials
+	cr := fired.p.Data.AlertContext.Condition.AllOf[0]
+	if fired.p.SchemaID != "azureMonitorCommonAlertSchema" || e.AlertRule != "connected-devices-low" || e.Severity != "Sev2" ||
+		e.SignalType != "Metric" || e.MonitoringService != "Platform" || e.ResolvedDateTime != "" ||
+		cr.MetricName != "connectedDeviceCount" || cr.Operator != "LessThan" || cr.Threshold != "90" || cr.MetricValue == nil || *cr.MetricValue >= 90 {
+		t.Fatalf("Fired payload %+v %+v", e, cr)
+	}
+	for name, s := range map[string]*alertSink{"nats": natsSink} {
+		a := s.wait(t, "Fired", 5*time.Second)
+		if a.p.Data.Essentials.AlertID != e.AlertID || a.at.Sub(drop) > 2*time.Second {
+			t.Errorf("%s: %s after the drop, alert %s", name, a.at.Sub(drop), a.p.Data.Essentials.AlertID)
+		}
+	}
+	var mailAt time.Time
+	eventually(t, 5*time.Second, func() error {
+		for _, m := range smtp.Mails() {
+			if strings.Contains(m.Data, "Subject: [Tether] Fired: Sev2 alert rule connected-devices-low") {
+				mailAt = time.Now()
+				if !strings.Contains(m.Data, e.AlertID) || m.To[0] != "ops@example.com" {
+					return fmt.Errorf("mail %+v", m)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("%d mails", len(smtp.Mails()))
+	})
+	t.Logf("drop → mail accepted by the SMTP server: ≤ %s", mailAt.Sub(drop))
+	if mailAt.Sub(drop) > 2*time.Second {
+		t.Errorf("mail %s after the drop, want ≤ 2s", mailAt.Sub(drop))
+	}
+	eventually(t, 5*time.Second, func() error {
+		b, _ := os.ReadFile(cmdOut)
+		if !strings.Contains(string(b), `"monitorCondition":"Fired"`) {
+			return fmt.Errorf("command output %q", b)
+		}
+		return nil
+	})
+
+	// The 20 come back: Resolved after 2 evaluations at ≥ 90.
+	back := time.Now()
+	for i := range 20 {
+		h.reconnect(fmt.Sprintf("fleet-%03d", i))
+	}
+	resolved := sink.wait(t, "Resolved", 15*time.Second)
+	t.Logf("reconnect → webhook Resolved: %s", resolved.at.Sub(back))
+	r := resolved.p.Data.Essentials
+	if r.AlertID != e.AlertID || r.FiredDateTime != e.FiredDateTime || r.ResolvedDateTime == "" {
+		t.Fatalf("Resolved essentials %+v", r)
+	}
+	natsSink.wait(t, "Resolved", 5*time.Second)
+	eventually(t, 5*time.Second, func() error {
+		for _, m := range smtp.Mails() {
+			if strings.Contains(m.Data, "Subject: [Tether] Resolved: Sev2 alert rule connected-devices-low") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no Resolved mail in %d", len(smtp.Mails()))
+	})
+	if n := sink.count(); n != 2 {
+		t.Fatalf("webhook got %d notifications, want Fired and Resolved", n)
+	}
+
+	// The API has the state and the history.
+	st, body := h.api("GET", "/api/v1/alerts/history?rule=connected-devices-low", nil)
+	var hist api.AlertHistory
+	if st != 200 || json.Unmarshal(body, &hist) != nil || len(hist.History) != 2 ||
+		hist.History[0].Condition != alert.Fired || hist.History[1].Condition != alert.Resolved {
+		t.Fatalf("history %d %s", st, body)
+	}
+	st, body = h.api("GET", "/api/v1/alerts", nil)
+	var list api.AlertList
+	if st != 200 || json.Unmarshal(body, &list) != nil || len(list.Rules) != 1 || list.Rules[0].State != alert.Inactive {
+		t.Fatalf("list %d %s", st, body)
+	}
+	st, body = h.api("GET", "/api/v1/alerts/actions", nil)
+	var dests api.AlertDestinations
+	if st != 200 || json.Unmarshal(body, &dests) != nil || len(dests.Destinations) != 4 {
+		t.Fatalf("actions %d %s", st, body)
+	}
+	for _, d := range dests.Destinations {
+		if d.Sent != 2 || d.Failed != 0 {
+			t.Errorf("destination %+v", d)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
