@@ -631,7 +631,12 @@ func (d *decoder) rule(n *yaml.Node, path string, opt LoadOptions, groups map[st
 			dims = append(dims, k)
 		}
 		sort.Strings(dims)
-		if err := opt.CheckMetric(r.Metric, r.Aggregation, dims); err != nil {
+		err := opt.CheckMetric(r.Metric, r.Aggregation, dims)
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				d.errorf(metricNode, join(path, "metric"), "%v", e)
+			}
+		} else if err != nil {
 			d.errorf(metricNode, join(path, "metric"), "%v", err)
 		}
 	}

@@ -219,7 +219,7 @@ func (r *Rule) Validate() []FieldProblem {
 	if r.Frequency < MinFrequency {
 		bad("frequency", "%s is too short: at least %s", r.Frequency, MinFrequency)
 	}
-	if r.Frequency%time.Second != 0 {
+	if r.Frequency >= MinFrequency && r.Frequency%time.Second != 0 {
 		bad("frequency", "%s: whole seconds", r.Frequency)
 	}
 	if r.Window < r.Frequency {

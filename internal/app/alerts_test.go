@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -317,4 +318,93 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A rules file with problems is refused as a whole (at start and on
+// reload) with every problem's position; fired alerts survive a restart
+// and resolve after it.
+func TestAlertRulesReloadAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules.yaml")
+	bad := `
+rules:
+  - name: low
+    metric: {name: connectedDevicez}
+    operator: "<"
+    threshold: 1
+    frequency: 100ms
+`
+	writeFile(t, rules, bad)
+	a, err := app.New(app.Config{DataDir: filepath.Join(dir, "hub"), Dev: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", RulesFile: rules}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Start(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "rules.yaml:4:20: rules[0].metric: unknown metric") ||
+		!strings.Contains(err.Error(), "rules.yaml:7:16: rules[0].frequency: 100ms is too short") {
+		t.Fatalf("start with a bad file: %v", err)
+	}
+
+	// One device connected; "< 1 connected" fires as soon as it leaves.
+	good := `
+rules:
+  - name: low
+    metric: {name: connectedDeviceCount, aggregation: Maximum}
+    operator: "<"
+    threshold: 1
+    frequency: 1s
+    autoResolve: {after: 1}
+`
+	writeFile(t, rules, good)
+	hubDir := filepath.Join(dir, "hub")
+	h := startHubWith(t, hubDir, func(c *app.Config) { c.RulesFile = rules })
+	conn := h.connectFleet("solo", 1)[0]
+	eventually(t, 10*time.Second, func() error {
+		v, _, err := h.ruleValue("low")
+		if err == nil && v != 1 {
+			err = fmt.Errorf("value %v", v)
+		}
+		return err
+	})
+	conn.Close()
+	eventually(t, 10*time.Second, func() error {
+		if _, st, _ := h.ruleValue("low"); st != alert.Fired {
+			return fmt.Errorf("state %s", st)
+		}
+		return nil
+	})
+
+	// A broken edit is refused with its problems; the rule stays in force.
+	writeFile(t, rules, good+"    colour: red\n")
+	st, body := h.api("POST", "/api/v1/alerts/reload", nil)
+	var probs api.RulesProblems
+	if st != 400 || json.Unmarshal(body, &probs) != nil || len(probs.Error.Problems) != 1 ||
+		!strings.Contains(probs.Error.Problems[0], `rules.yaml:9:5: rules[0].colour: unknown key "colour"`) {
+		t.Fatalf("reload of a bad file: %d %s", st, body)
+	}
+	if _, state, _ := h.ruleValue("low"); state != alert.Fired {
+		t.Fatalf("state after a refused reload: %s", state)
+	}
+	fired := h.Alerts().History(alert.HistoryQuery{Rule: "low"})
+	if len(fired) != 1 || fired[0].Condition != alert.Fired {
+		t.Fatalf("history %+v", fired)
+	}
+
+	// Restart: the alert is still fired (same id), nothing is notified
+	// twice; the device comes back and it resolves.
+	writeFile(t, rules, good)
+	h.stop()
+	h2 := startHubWith(t, hubDir, func(c *app.Config) { c.RulesFile = rules })
+	rs := h2.Alerts().Rules()
+	if len(rs) != 1 || rs[0].State != alert.Fired || rs[0].Alerts[0].AlertID != fired[0].AlertID {
+		t.Fatalf("after restart: %+v", rs)
+	}
+	h2.reconnect("solo-000")
+	eventually(t, 10*time.Second, func() error {
+		recs := h2.Alerts().History(alert.HistoryQuery{Rule: "low"})
+		if len(recs) != 2 || recs[1].Condition != alert.Resolved || recs[1].AlertID != fired[0].AlertID {
+			return fmt.Errorf("history %+v", recs)
+		}
+		return nil
+	})
 }

@@ -1,0 +1,29 @@
+package alert_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDomainDependencies: the alert engine owns its query and publish
+// function types and never imports the metric store, the query engine,
+// NATS, the API or the composition root (the app adapts them).
+func TestDomainDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/tether-hub/tether/internal/alert").CombinedOutput()
+	if err != nil {
+		t.Skipf("go list unavailable: %v\n%s", err, out)
+	}
+	forbidden := []string{
+		"github.com/tether-hub/tether/internal/",
+		"github.com/nats-io/",
+		"modernc.org/sqlite",
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, f := range forbidden {
+			if strings.HasPrefix(dep, f) && dep != "github.com/tether-hub/tether/internal/alert" {
+				t.Errorf("internal/alert depends on %s", dep)
+			}
+		}
+	}
+}
