@@ -55,6 +55,14 @@ rules:
 	}
 }
 
+// The example in deploy/ stays valid.
+func TestAlertCheckDeployExample(t *testing.T) {
+	var out, errOut syncBuffer
+	if err := (&cliHub{}).runCtx(context.Background(), &out, &errOut, "alert", "check", "../../deploy/alert-rules.yaml"); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+}
+
 // list, history and reload against a real hub.
 func TestAlertCommandsAgainstAHub(t *testing.T) {
 	dir := t.TempDir()
