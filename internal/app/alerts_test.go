@@ -408,3 +408,104 @@ rules:
 		return nil
 	})
 }
+
+// A log alert: a KQL query over the Connections log counts 404104
+// disconnects (one alert for the fleet, and one per device when split by
+// DeviceId); the records age out of the window → Resolved.
+func TestLogAlertOn404104(t *testing.T) {
+	sink := &alertSink{}
+	web := httptest.NewServer(sink)
+	defer web.Close()
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules.yaml")
+	writeFile(t, rules, fmt.Sprintf(`
+actionGroups:
+  - name: ops
+    actions: [{webhook: {url: %q}}]
+rules:
+  - name: closed-remotely
+    severity: 1
+    log:
+      query: AzureDiagnostics | where Category == "Connections" and ResultType == "404104"
+    operator: GreaterThan
+    threshold: 4
+    frequency: 1s
+    window: 3s
+    autoResolve: {after: 1}
+    actionGroups: [ops]
+  - name: closed-remotely-per-device
+    severity: 3
+    log:
+      query: |
+        AzureDiagnostics
+        | where OperationName == "deviceDisconnect" and ResultType == "404104"
+        | extend DeviceId = tostring(parse_json(properties_s).deviceId)
+        | summarize n = count() by DeviceId
+      measure: n
+      aggregation: Total
+      splitBy: [DeviceId]
+    operator: GreaterThanOrEqual
+    threshold: 1
+    frequency: 1s
+    window: 3s
+    autoResolve: {after: 1}
+    actionGroups: [ops]
+`, web.URL))
+	h := startHubWith(t, filepath.Join(dir, "hub"), func(c *app.Config) { c.RulesFile = rules })
+	conns := h.connectFleet("logdev", 8)
+	for _, c := range conns[:5] {
+		c.Close()
+	}
+	eventually(t, 15*time.Second, func() error {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		fired := map[string]alert.Payload{}
+		for _, a := range sink.got {
+			e := a.p.Data.Essentials
+			if e.MonitorCondition != "Fired" {
+				continue
+			}
+			key := e.AlertRule
+			if d := a.p.Data.AlertContext.Condition.AllOf[0].Dimensions; len(d) > 0 {
+				key += "/" + d[0].Value
+			}
+			fired[key] = a.p
+		}
+		storm, ok := fired["closed-remotely"]
+		if !ok || len(fired) != 6 {
+			return fmt.Errorf("fired: %d %v", len(fired), keys(fired))
+		}
+		c := storm.Data.AlertContext
+		if storm.Data.Essentials.SignalType != "Log" || c.ConditionType != "LogQueryCriteria" ||
+			*c.Condition.AllOf[0].MetricValue != 5 || !strings.Contains(c.Condition.AllOf[0].SearchQuery, "404104") {
+			return fmt.Errorf("storm payload %+v", storm.Data)
+		}
+		for i := range 5 {
+			if _, ok := fired[fmt.Sprintf("closed-remotely-per-device/logdev-%03d", i)]; !ok {
+				return fmt.Errorf("no per-device alert for logdev-%03d: %v", i, keys(fired))
+			}
+		}
+		return nil
+	})
+	// The records leave the 3 s window: everything resolves.
+	eventually(t, 20*time.Second, func() error {
+		n := 0
+		for _, r := range h.Alerts().History(alert.HistoryQuery{}) {
+			if r.Condition == alert.Resolved {
+				n++
+			}
+		}
+		if n != 6 {
+			return fmt.Errorf("%d resolved", n)
+		}
+		return nil
+	})
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

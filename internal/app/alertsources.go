@@ -3,16 +3,26 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/tether-hub/tether/internal/alert"
+	"github.com/tether-hub/tether/internal/kql"
+	kqlsqlite "github.com/tether-hub/tether/internal/kql/sqlite"
 	"github.com/tether-hub/tether/internal/metrics"
 )
 
 // RulesCheckOptions are the offline checks of a rules file (tether alert
 // check and the hub's own load): metric names, aggregations and
-// dimensions against the metrics catalog.
+// dimensions against the metrics catalog; log queries compiled against
+// the Connections log's table.
 func RulesCheckOptions(file string) alert.LoadOptions {
-	return alert.LoadOptions{File: file, CheckMetric: checkMetric}
+	return alert.LoadOptions{File: file, CheckMetric: checkMetric, CheckQuery: checkQuery}
+}
+
+func checkQuery(q string) error {
+	_, err := kql.Compile(q, kql.AzureDiagnostics(), kqlsqlite.Dialect{}, kql.CompileOptions{Now: time.Now()})
+	return err
 }
 
 func checkMetric(name string, agg alert.Aggregation, dims []string) error {
@@ -51,7 +61,27 @@ func (a *App) alertMetricSource() alert.MetricQueryFunc {
 	}
 }
 
-// alertLogSource adapts the KQL engine to log alert rules; nil until the
-// engine is part of the hub (log rules then report that they have no
-// source).
-func (a *App) alertLogSource() alert.LogQueryFunc { return nil }
+// alertMaxRows bounds a log rule's result: rules count rows, so a cut
+// result is an error (summarize in the query instead), not a wrong count.
+const alertMaxRows = 100_000
+
+// alertLogSource adapts the KQL engine on the Connections log to log
+// alert rules. The window [From, To) becomes the query's timespan (whose
+// end is inclusive, hence the nanosecond).
+func (a *App) alertLogSource() alert.LogQueryFunc {
+	eng := &kql.Engine{DB: a.logs.store, Table: kql.AzureDiagnostics(), Dialect: kqlsqlite.Dialect{}, MaxRows: alertMaxRows}
+	return func(ctx context.Context, q alert.LogQuery) (alert.LogTable, error) {
+		res, err := eng.Run(ctx, kql.Request{Query: q.Query, Timespan: &kql.TimeRange{Start: q.From, End: q.To.Add(-time.Nanosecond)}})
+		if err != nil {
+			return alert.LogTable{}, err
+		}
+		if res.Truncated {
+			return alert.LogTable{}, fmt.Errorf("the query's result was cut (%s): summarize in the query, e.g. | summarize count() by DeviceId", res.Reason)
+		}
+		t := alert.LogTable{Columns: make([]string, len(res.Columns)), Rows: res.Rows}
+		for i, c := range res.Columns {
+			t.Columns[i] = c.Name
+		}
+		return t, nil
+	}
+}
