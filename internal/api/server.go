@@ -67,6 +67,8 @@ type Deps struct {
 	Events EventTail
 	// Alerts is the alert rules engine (/api/v1/alerts); nil: 503.
 	Alerts AlertService
+	// Metrics answers GET /api/v1/metrics; nil: 503.
+	Metrics MetricsSource
 	// Now is the clock for token expiry and relative log times; default
 	// time.Now.
 	Now func() time.Time
@@ -135,6 +137,10 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request, rest string) {
 	case rest == "logs":
 		if allow(w, r, s.v1Error, http.MethodGet) {
 			s.getLogs(w, r)
+		}
+	case rest == "metrics":
+		if allow(w, r, s.v1Error, http.MethodGet) {
+			s.getMetrics(w, r)
 		}
 	case rest == "telemetry":
 		if allow(w, r, s.v1Error, http.MethodGet) {

@@ -28,6 +28,7 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		Events:        &eventTail{nc: a.journal.NC},
 		Subscriptions: a.subs,
 		Alerts:        a.alerts,
+		Metrics:       a.metrics.Store(),
 	})
 	mux := http.NewServeMux()
 	mux.Handle(broker.WebSocketPath, a.broker.WebSocketHandler())

@@ -37,8 +37,10 @@ type CollectorOptions struct {
 	Devices DeviceCounts
 	// Deliveries gives the delivery engine's counters; nil: none.
 	Deliveries func() []DeliveryCounts
-	// Interval between samples; default 1 s (kept on whole seconds).
-	Interval time.Duration
+	// Refresh is how often the newest second's connectedDeviceCount is
+	// taken again (the history keeps one sample a second: the last one
+	// taken in it); default 100 ms.
+	Refresh time.Duration
 	// LagEvery is how often the durable consumers' lag is asked for;
 	// default 5 s.
 	LagEvery time.Duration
@@ -86,8 +88,8 @@ func NewCollector(o CollectorOptions) (*Collector, error) {
 	if o.JS == nil || o.Store == nil {
 		return nil, errors.New("metrics: CollectorOptions.JS and Store are required")
 	}
-	if o.Interval <= 0 {
-		o.Interval = time.Second
+	if o.Refresh <= 0 || o.Refresh > time.Second {
+		o.Refresh = 100 * time.Millisecond
 	}
 	if o.LagEvery <= 0 {
 		o.LagEvery = 5 * time.Second
@@ -116,7 +118,7 @@ func (c *Collector) Store() *Store { return c.o.Store }
 func (c *Collector) Connected() int { return int(c.nConn.Load()) }
 
 // Start reads the devices' connection state from the journal (within
-// ctx), then follows the journal and samples every Interval until Stop.
+// ctx), then follows the journal and samples (see run) until Stop.
 func (c *Collector) Start(ctx context.Context) error {
 	c.life.Lock()
 	defer c.life.Unlock()
@@ -355,14 +357,16 @@ func (c *Collector) ObserveDelivery(subscription, eventType string, d time.Durat
 	c.prom.latency.WithLabelValues(subscription, eventType).Observe(d.Seconds())
 }
 
-// run samples on whole seconds (plus a few milliseconds, so the sample
-// of second S sees what happened until S).
+// run samples every Refresh: the first time in a second everything
+// (Sample) and writes the history, then only connectedDeviceCount again,
+// so the newest second shows a drop within about Refresh.
 func (c *Collector) run(ctx context.Context) {
 	defer close(c.done)
 	var lastLag time.Time
+	lastSecond := int64(-1 << 62)
 	for {
 		now := c.o.Now()
-		next := now.Truncate(c.o.Interval).Add(c.o.Interval + 5*time.Millisecond)
+		next := now.Truncate(c.o.Refresh).Add(c.o.Refresh + time.Millisecond)
 		t := time.NewTimer(next.Sub(now))
 		select {
 		case <-ctx.Done():
@@ -371,6 +375,11 @@ func (c *Collector) run(ctx context.Context) {
 		case <-t.C:
 		}
 		now = c.o.Now()
+		if now.Unix() == lastSecond {
+			c.o.Store.Tick(now, []GaugeSample{{Metric: ConnectedDevices, Value: float64(c.nConn.Load())}})
+			continue
+		}
+		lastSecond = now.Unix()
 		if now.Sub(lastLag) >= c.o.LagEvery {
 			lastLag = now
 			lctx, cancel := context.WithTimeout(ctx, c.o.LagEvery)
@@ -387,7 +396,7 @@ func (c *Collector) run(ctx context.Context) {
 }
 
 // Sample takes the gauges and the delivery counters at now and records
-// them in the Store (the sampler calls it every Interval; tests may call
+// them in the Store (the sampler calls it once a second; tests may call
 // it with their own clock).
 func (c *Collector) Sample(now time.Time) {
 	gauges := []GaugeSample{{Metric: ConnectedDevices, Value: float64(c.nConn.Load())}}

@@ -56,7 +56,7 @@ type Store struct {
 	positions    map[string]uint64 // as of the last flush or the open
 	seriesIDs    map[seriesKey]int64
 	dims         map[string]map[string]string // dims key → decoded
-	lastTick     int64
+	open         openSecond
 	closed       bool
 	lastPrune    time.Time
 }
@@ -219,7 +219,7 @@ func (s *Store) load(ctx context.Context) error {
 			return err
 		}
 		s.frame(ts).ticks = n
-		s.lastTick = max(s.lastTick, ts)
+		s.open.ts = max(s.open.ts, ts)
 	}
 	rows.Close()
 	return rows.Err()
@@ -287,24 +287,52 @@ type GaugeSample struct {
 	Value  float64
 }
 
+// openSecond is the second the sampler is in: its gauge values may still
+// be replaced (the sample of a second is the last value taken in it) and
+// reach pending only when the next second starts.
+type openSecond struct {
+	ts    int64
+	cells map[seriesKey]cell // nil: closed (after a restart)
+}
+
 // Tick records that the sampler ran in now's second, with the gauges'
-// values then. A second already ticked is left as it is (false).
+// values then. Within one second, a later Tick replaces the values it
+// names (so the newest second is up to date between whole seconds); an
+// earlier second than the last one is ignored (false).
 func (s *Store) Tick(now time.Time, gauges []GaugeSample) bool {
 	ts := now.Unix()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || ts <= s.lastTick {
+	if s.closed || ts < s.open.ts || ts == s.open.ts && s.open.cells == nil {
 		return false
 	}
-	s.lastTick = ts
-	if ts >= s.floor {
-		s.frame(ts).ticks = 1
+	if ts > s.open.ts {
+		s.commitOpenLocked()
+		s.open = openSecond{ts: ts, cells: map[seriesKey]cell{}}
+		s.pendingTicks[ts] = 1
+		if ts >= s.floor {
+			s.frame(ts).ticks = 1
+		}
 	}
-	s.pendingTicks[ts] = 1
 	for _, g := range gauges {
-		s.addLocked(ts, seriesKey{g.Metric, dimsKey(g.Dims)}, sample(g.Value))
+		k, c := seriesKey{g.Metric, dimsKey(g.Dims)}, sample(g.Value)
+		s.open.cells[k] = c
+		if ts >= s.floor {
+			s.frame(ts).cells[k] = c
+		}
 	}
 	return true
+}
+
+// commitOpenLocked hands the open second's gauge values to pending.
+func (s *Store) commitOpenLocked() {
+	for k, c := range s.open.cells {
+		pk := pendingKey{s.open.ts, k}
+		cur := s.pending[pk]
+		cur.merge(c)
+		s.pending[pk] = cur
+	}
+	s.open.cells = nil
 }
 
 // Flush writes what was added since the last Flush, with the positions,
@@ -471,6 +499,7 @@ func (s *Store) Close(ctx context.Context) error {
 		s.mu.Unlock()
 		return nil
 	}
+	s.commitOpenLocked()
 	s.mu.Unlock()
 	err := s.Flush(ctx)
 	s.mu.Lock()

@@ -211,3 +211,33 @@ func TestAuthFailureReason(t *testing.T) {
 		}
 	}
 }
+
+// Within a second, a later Tick replaces the gauge (the sample of a
+// second is the last value taken in it); the second is written once.
+func TestTickRefreshesOpenSecond(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.db")
+	clk := &clock{t: t0}
+	s := openStore(t, path, clk, time.Hour)
+	s.Tick(t0, []GaugeSample{{Metric: ConnectedDevices, Value: 100}})
+	s.Tick(t0.Add(300*time.Millisecond), []GaugeSample{{Metric: ConnectedDevices, Value: 90}})
+	q := WindowQuery{Metric: ConnectedDevices, Aggregation: AggAverage, From: t0.Add(-500 * time.Millisecond), To: t0.Add(500 * time.Millisecond)}
+	if got := window(t, s, q); got[0].Value != 90 || got[0].Samples != 1 {
+		t.Errorf("open second: %+v", got)
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.Tick(t0.Add(800*time.Millisecond), []GaugeSample{{Metric: ConnectedDevices, Value: 80}})
+	s.Tick(t0.Add(time.Second), []GaugeSample{{Metric: ConnectedDevices, Value: 70}})
+	if s.Tick(t0.Add(-time.Second), nil) {
+		t.Error("a tick in an earlier second was taken")
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path, clk, time.Hour)
+	q.To = t0.Add(2 * time.Second)
+	if got := window(t, s, q); got[0].Value != 75 || got[0].Samples != 2 {
+		t.Errorf("after reopening: %+v, want the average of 80 and 70 from 2 samples", got)
+	}
+}
