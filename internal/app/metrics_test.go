@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -215,4 +216,62 @@ func TestConnectedDeviceCountFresh(t *testing.T) {
 		t.Errorf("the sample showed the drop %v after it, want ≤ 1 s", d)
 	}
 	t.Logf("drop of 20 seen in the newest sample after %v", time.Since(dropped))
+}
+
+// Webhook deliveries (outcome and latency, per subscription) and C2D
+// sends through the API are counted.
+func TestDeliveryAndC2DMetrics(t *testing.T) {
+	h := startHub(t)
+	start := time.Now().Add(-time.Second)
+	key := h.device("w1")
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	status, body := h.api("POST", "/api/v1/subscriptions", map[string]any{
+		"name":        "ops",
+		"destination": map[string]any{"endpointType": "WebHook", "properties": map[string]any{"endpointUrl": srv.URL}},
+		"filter":      map[string]any{"includedEventTypes": []string{"Microsoft.Devices.DeviceConnected"}},
+	})
+	if status != 201 {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	if _, rc := h.v3("w1", username("w1"), h.token("w1", key, time.Hour)); rc != 0 {
+		t.Fatalf("CONNACK %d", rc)
+	}
+	for range 2 {
+		if status, body := h.api("POST", "/api/v1/devices/w1/messages", map[string]any{"payload": "hi"}); status >= 300 {
+			t.Fatalf("C2D: %d %s", status, body)
+		}
+	}
+	eventually(t, 15*time.Second, func() error {
+		if err := wantEqual(h.metricTotal(metrics.Deliveries, start, metrics.DimSubscription, metrics.DimResult),
+			map[string]float64{"ops/success": 1}); err != nil {
+			return fmt.Errorf("deliveries: %w", err)
+		}
+		if err := wantEqual(h.metricTotal(metrics.C2DSent, start), map[string]float64{"": 2}); err != nil {
+			return fmt.Errorf("c2d: %w", err)
+		}
+		vals, err := h.Metrics().Window(context.Background(), metrics.WindowQuery{
+			Metric: metrics.DeliveryLatency, Aggregation: metrics.AggMaximum, SplitBy: []string{metrics.DimEventType},
+			From: start, To: time.Now().Add(time.Second),
+		})
+		if err != nil {
+			return err
+		}
+		if len(vals) != 1 || vals[0].Dimensions[metrics.DimEventType] != "Microsoft.Devices.DeviceConnected" || vals[0].Samples != 1 ||
+			vals[0].Value <= 0 || vals[0].Value > 15000 {
+			return fmt.Errorf("latency: %+v", vals)
+		}
+		return nil
+	})
+	_, text := h.scrape("")
+	for _, want := range []string{
+		`tether_event_deliveries_total{result="success",subscription="ops"} 1`,
+		`tether_event_delivery_latency_seconds_count{event_type="Microsoft.Devices.DeviceConnected",subscription="ops"} 1`,
+		"tether_c2d_messages_sent_total 2",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // clock is a settable test clock.
@@ -239,5 +242,34 @@ func TestTickRefreshesOpenSecond(t *testing.T) {
 	q.To = t0.Add(2 * time.Second)
 	if got := window(t, s, q); got[0].Value != 75 || got[0].Samples != 2 {
 		t.Errorf("after reopening: %+v, want the average of 80 and 70 from 2 samples", got)
+	}
+}
+
+// The catalog names every family the collector registers on /metrics,
+// and nothing else.
+func TestCatalogMatchesPrometheus(t *testing.T) {
+	p := newPromMetrics(func() float64 { return 0 })
+	ch := make(chan *prometheus.Desc, 1000)
+	p.reg.Describe(ch)
+	close(ch)
+	re := regexp.MustCompile(`fqName: "(tether_[a-z0-9_]+)"`)
+	registered := map[string]bool{}
+	for d := range ch {
+		if m := re.FindStringSubmatch(d.String()); m != nil {
+			registered[m[1]] = true
+		}
+	}
+	inCatalog := map[string]bool{}
+	for _, def := range Catalog {
+		name, _, _ := strings.Cut(def.Prometheus, "{")
+		inCatalog[name] = true
+		if !registered[name] {
+			t.Errorf("catalog %s → %s is not registered", def.Name, name)
+		}
+	}
+	for name := range registered {
+		if !inCatalog[name] {
+			t.Errorf("%s is registered but not in the catalog", name)
+		}
 	}
 }
