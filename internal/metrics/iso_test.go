@@ -29,9 +29,9 @@ func TestParseISODuration(t *testing.T) {
 func TestParseTimespan(t *testing.T) {
 	now := t0
 	for in, want := range map[string][2]time.Time{
-		"PT1H":                                     {now.Add(-time.Hour), now},
+		"PT1H": {now.Add(-time.Hour), now},
 		"2026-11-26T11:00:00Z/2026-11-26T11:30:00Z": {now.Add(-time.Hour), now.Add(-30 * time.Minute)},
-		"2026-11-26T11:00:00Z/PT15M":               {now.Add(-time.Hour), now.Add(-45 * time.Minute)},
+		"2026-11-26T11:00:00Z/PT15M":                {now.Add(-time.Hour), now.Add(-45 * time.Minute)},
 	} {
 		from, to, err := ParseTimespan(in, now)
 		if err != nil || !from.Equal(want[0]) || !to.Equal(want[1]) {
