@@ -58,12 +58,13 @@ type Collector struct {
 
 	life sync.Mutex // Start/Stop; the consumers' handlers take mu
 
-	mu        sync.Mutex
-	connected map[string]connState // subject device token → last state
-	nConn     atomic.Int64
-	lastDeliv map[string]DeliveryCounts
-	lags      map[[2]string]float64 // stream, consumer → lag
-	ownLag    [2]atomic.Int64       // conn, telemetry: NumPending after the last message
+	mu         sync.Mutex
+	connected  map[string]connState // subject device token → last state
+	stateWhole bool                 // the start-up snapshot has been applied
+	nConn      atomic.Int64
+	lastDeliv  map[string]DeliveryCounts
+	lags       map[[2]string]float64 // stream, consumer → lag
+	ownLag     [2]atomic.Int64       // conn, telemetry: NumPending after the last message
 
 	consumers []jetstream.ConsumeContext
 	stop      context.CancelFunc
@@ -197,7 +198,7 @@ func (c *Collector) startState(ctx context.Context) error {
 	caughtUp := make(chan struct{})
 	var once sync.Once
 	if states == 0 {
-		once.Do(func() { close(caughtUp) })
+		once.Do(func() { c.markWhole(); close(caughtUp) })
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		md, err := m.Metadata()
@@ -206,7 +207,7 @@ func (c *Collector) startState(ctx context.Context) error {
 		}
 		c.applyState(m.Subject(), md.Sequence.Stream)
 		if md.NumPending == 0 {
-			once.Do(func() { close(caughtUp) })
+			once.Do(func() { c.markWhole(); close(caughtUp) })
 		}
 	})
 	if err != nil {
@@ -219,6 +220,12 @@ func (c *Collector) startState(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("metrics: reading the devices' connection state: %w", ctx.Err())
 	}
+}
+
+func (c *Collector) markWhole() {
+	c.mu.Lock()
+	c.stateWhole = true
+	c.mu.Unlock()
 }
 
 // applyState records a device's connect or disconnect at stream sequence
@@ -243,6 +250,13 @@ func (c *Collector) applyState(subject string, seq uint64) {
 	if !connected && ok && cur.connected {
 		c.nConn.Add(-1)
 	}
+	// The snapshot of last messages per subject may come in any order, so
+	// a disconnect is remembered until it is whole; after that events come
+	// in journal order and a disconnected device needs no entry.
+	if !connected && c.stateWhole {
+		delete(c.connected, dev)
+		return
+	}
 	c.connected[dev] = connState{seq, connected}
 }
 
@@ -258,7 +272,11 @@ func (c *Collector) startCounts(ctx context.Context) error {
 		{journal.StreamTelemetry, true, c.countTelemetry},
 	} {
 		cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, HeadersOnly: s.headersOnly}
-		if pos := c.o.Store.Position(s.stream); pos > 0 {
+		pos, err := c.startPosition(ctx, s.stream)
+		if err != nil {
+			return err
+		}
+		if pos > 0 {
 			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos+1
 		}
 		cons, err := c.o.JS.OrderedConsumer(ctx, s.stream, cfg)
@@ -280,6 +298,31 @@ func (c *Collector) startCounts(ctx context.Context) error {
 		c.consumers = append(c.consumers, cc)
 	}
 	return nil
+}
+
+// startPosition is the stored position of stream, or 0 when the stream
+// ends before it (the journal was made anew under a kept history: its
+// sequences start again at 1, and following the old position would skip
+// them).
+func (c *Collector) startPosition(ctx context.Context, stream string) (uint64, error) {
+	pos := c.o.Store.Position(stream)
+	if pos == 0 {
+		return 0, nil
+	}
+	st, err := c.o.JS.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("metrics: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("metrics: %w", err)
+	}
+	if last := info.State.LastSeq; pos > last {
+		c.log.Warn("metrics: the history is ahead of the journal (a new journal?); counting the journal from its start",
+			"stream", stream, "position", pos, "journalLast", last)
+		return 0, nil
+	}
+	return pos, nil
 }
 
 // resultType is the ResultType dimension: the IoT Hub code, "Success"

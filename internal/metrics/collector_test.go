@@ -1,0 +1,169 @@
+package metrics
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/tether-hub/tether/internal/journal"
+	"github.com/tether-hub/tether/internal/presence"
+)
+
+func openJournal(t *testing.T, dir string) *journal.Journal {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j, err := journal.Open(ctx, journal.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(j.Close)
+	return j
+}
+
+func publishConn(t *testing.T, j *journal.Journal, ev presence.ConnectionEvent) {
+	t.Helper()
+	b, _ := json.Marshal(ev)
+	if _, err := j.JS.Publish(context.Background(), journal.ConnSubject(ev.DeviceID, string(ev.Kind)), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func publishTelemetry(t *testing.T, j *journal.Journal, dev string, at time.Time) {
+	t.Helper()
+	m := nats.NewMsg(journal.TelemetrySubject(dev))
+	m.Header.Set(journal.HeaderEnqueuedTime, at.Format(time.RFC3339Nano))
+	m.Data = []byte("payload that the collector never fetches")
+	if _, err := j.JS.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eventually(t *testing.T, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func total(t *testing.T, s *Store, metric string, from time.Time, dims ...string) map[string]float64 {
+	t.Helper()
+	vals, err := s.Window(context.Background(), WindowQuery{Metric: metric, Aggregation: AggTotal, SplitBy: dims, From: from, To: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, v := range vals {
+		k := ""
+		for _, d := range dims {
+			k += v.Dimensions[d] + "/"
+		}
+		out[k] = v.Value
+	}
+	return out
+}
+
+func startCollector(t *testing.T, j *journal.Journal, s *Store) *Collector {
+	t.Helper()
+	c, err := NewCollector(CollectorOptions{JS: j.JS, Store: s, Devices: func() (int, int) { return 5, 4 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	return c
+}
+
+// The collector reads a journal written before it started: the connected
+// set is whole when Start returns, the counts land in the seconds of the
+// events' times, telemetry is counted from headers. A history kept across
+// a new journal (sequences from 1 again) counts the new journal from its
+// start instead of skipping it.
+func TestCollectorFromJournal(t *testing.T) {
+	dir := t.TempDir()
+	j := openJournal(t, filepath.Join(dir, "j1"))
+	at := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	for i, dev := range []string{"d1", "d2", "d.3"} {
+		publishConn(t, j, presence.ConnectionEvent{ID: dev + "/1", Kind: presence.Connected, DeviceID: dev, Time: at.Add(time.Duration(i) * time.Second), Protocol: "MQTT"})
+	}
+	publishConn(t, j, presence.ConnectionEvent{ID: "d2/2", Kind: presence.Disconnected, DeviceID: "d2", Time: at.Add(5 * time.Second),
+		Protocol: "MQTT-WS", Reason: presence.ReasonKeepAlive, Result: presence.ResultClosedRemotely})
+	publishConn(t, j, presence.ConnectionEvent{ID: "r1", Kind: presence.Refused, DeviceID: "d4", Time: at.Add(6 * time.Second),
+		Reason: presence.ReasonAuthFailed, Result: presence.ResultUnauthorized, Detail: "SAS token expired at 2026-01-01T00:00:00Z"})
+	publishTelemetry(t, j, "d1", at.Add(7*time.Second))
+	publishTelemetry(t, j, "d1", at.Add(7*time.Second))
+
+	path := filepath.Join(dir, "h.db")
+	s, err := OpenStore(context.Background(), StoreOptions{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCollector(t, j, s)
+	if n := c.Connected(); n != 2 {
+		t.Errorf("connected right after Start: %d, want 2", n)
+	}
+	eventually(t, func() error {
+		got := total(t, s, Connects, at, DimResultType, DimProtocol)
+		if got["Success/MQTT/"] != 3 || got["401003/Unknown/"] != 1 {
+			return fmt.Errorf("connects %v", got)
+		}
+		if got := total(t, s, Disconnects, at, DimResultType, DimProtocol, DimReason); got["404104/MQTT-WS/keep-alive/"] != 1 {
+			return fmt.Errorf("disconnects %v", got)
+		}
+		if got := total(t, s, AuthFailures, at, DimReason); got["token-expired/"] != 1 {
+			return fmt.Errorf("auth failures %v", got)
+		}
+		if got := total(t, s, TelemetryIngress, at); got[""] != 2 {
+			return fmt.Errorf("telemetry %v", got)
+		}
+		return nil
+	})
+	// Counted in the second of the event, ten minutes ago.
+	if got := total(t, s, Disconnects, at.Add(5*time.Second).Add(-time.Nanosecond)); got[""] != 1 {
+		t.Errorf("disconnect not in its second: %v", got)
+	}
+	c.Sample(time.Now())
+	vals, _ := s.Window(context.Background(), WindowQuery{Metric: EnabledDevices, Aggregation: AggMaximum, From: time.Now().Add(-time.Minute), To: time.Now().Add(time.Second)})
+	if vals[0].Value != 4 {
+		t.Errorf("enabledDeviceCount %+v", vals)
+	}
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new journal (sequence 1 again) under the kept history.
+	j2 := openJournal(t, filepath.Join(dir, "j2"))
+	publishConn(t, j2, presence.ConnectionEvent{ID: "d9/1", Kind: presence.Connected, DeviceID: "d9", Time: at.Add(30 * time.Second), Protocol: "MQTT"})
+	s, err = OpenStore(context.Background(), StoreOptions{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	startCollector(t, j2, s)
+	eventually(t, func() error {
+		if got := total(t, s, Connects, at, DimResultType); got["Success/"] != 4 {
+			return fmt.Errorf("connects after a new journal: %v", got)
+		}
+		return nil
+	})
+}
