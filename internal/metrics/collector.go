@@ -77,12 +77,9 @@ type connState struct {
 	connected bool
 }
 
-// Consumer names on the lag gauge for the collector's own (ephemeral,
-// ordered) consumers.
-const (
-	consumerConn      = "metrics"
-	consumerTelemetry = "metrics"
-)
+// ownConsumer names the collector's own (ephemeral, ordered) consumers
+// on the lag gauge.
+const ownConsumer = "metrics"
 
 // NewCollector checks o.
 func NewCollector(o CollectorOptions) (*Collector, error) {
@@ -452,8 +449,8 @@ func (c *Collector) Sample(now time.Time) {
 		c.prom.devices.WithLabelValues("disabled").Set(float64(total - enabled))
 	}
 	c.mu.Lock()
-	c.lags[[2]string{journal.StreamConn, consumerConn}] = float64(c.ownLag[0].Load())
-	c.lags[[2]string{journal.StreamTelemetry, consumerTelemetry}] = float64(c.ownLag[1].Load())
+	c.lags[[2]string{journal.StreamConn, ownConsumer}] = float64(c.ownLag[0].Load())
+	c.lags[[2]string{journal.StreamTelemetry, ownConsumer}] = float64(c.ownLag[1].Load())
 	for k, v := range c.lags {
 		gauges = append(gauges, GaugeSample{Metric: JournalLag, Dims: []string{DimStream, k[0], DimConsumer, k[1]}, Value: v})
 		c.prom.lag.WithLabelValues(k[0], k[1]).Set(v)
