@@ -206,9 +206,13 @@ func (a *App) journalConnEvent(ev presence.ConnectionEvent) {
 		Subject: journal.ConnSubject(ev.DeviceID, string(ev.Kind)),
 		ID:      ev.ID,
 		Encode:  func() ([]byte, error) { return json.Marshal(ev) },
+		Done:    ev.Recorded,
 	})
 	if err != nil {
 		a.log.Error("connection event lost: journal closed", "device", ev.DeviceID, "kind", ev.Kind, "err", err)
+		if ev.Recorded != nil {
+			ev.Recorded(err)
+		}
 	}
 }
 

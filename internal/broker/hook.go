@@ -2,6 +2,8 @@ package broker
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -53,7 +55,7 @@ func (h *hook) ID() string { return "tether" }
 
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
-		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished,
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
 		mqtt.OnDisconnect, mqtt.OnACLCheck, mqtt.OnPublish,
 	}, []byte{b})
 }
@@ -99,6 +101,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return ref
 	}
 	h.conns.Store(cl, &connState{release: release, id: id})
+	if tc, ok := cl.Net.Conn.(*trackedConn); ok {
+		tc.abandon = func(err error) { h.abandoned(cl, err) }
+	}
 	return nil
 }
 
@@ -123,22 +128,55 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	return h.state(cl) != nil
 }
 
-// OnSessionEstablished runs after CONNACK: the device is connected.
-func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+// recordWait bounds how long a CONNACK waits for the journal to store the
+// device's connected event.
+const recordWait = 10 * time.Second
+
+// OnSessionEstablish runs just before mochi sends the CONNACK: the device
+// is connected once its connected event is durable in the journal, so a
+// device that has its CONNACK is never missing from the event stream, even
+// if the hub is killed a moment later. If the journal cannot store it, the
+// connection is closed instead of acknowledged (the failed CONNACK write
+// then ends the session through abandoned).
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	st := h.state(cl)
 	if st == nil {
 		return
 	}
 	b := h.b
-	now := b.opts.Now()
+	recorded := make(chan error, 1)
 	st.session = &presence.Session{
 		ID: presence.NewSessionID(), DeviceID: st.id.deviceID, ModuleID: st.id.moduleID,
 		Protocol: protocolOf(cl.Net.Listener), ProtocolVersion: cl.Properties.ProtocolVersion,
 		MaskedIP: maskIP(cl.Net.Remote), SDKVersion: st.id.sdkVersion, AuthType: st.id.authType,
-		TokenExpiry: st.id.tokenExpiry, ConnectedAt: now,
+		TokenExpiry: st.id.tokenExpiry, ConnectedAt: b.opts.Now(),
 		CleanSession: pk.Connect.Clean, KeepAliveSeconds: pk.Connect.Keepalive,
+		Recorded: func(err error) { recorded <- err },
 	}
 	b.opts.Presence.Connect(st.session)
+	t := time.NewTimer(recordWait)
+	defer t.Stop()
+	var err error
+	select {
+	case err = <-recorded:
+	case <-t.C:
+		err = fmt.Errorf("not stored within %v", recordWait)
+	}
+	if err != nil {
+		b.log.Error("closing a connection whose connected event the journal did not store", "device", st.id.deviceID, "err", err)
+		st.setKick(presence.ReasonServerError)
+		_ = cl.Net.Conn.Close()
+	}
+}
+
+// OnSessionEstablished runs after the CONNACK: the token-expiry watch
+// starts and the next CONNECT with this id may proceed.
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	st := h.state(cl)
+	if st == nil || st.session == nil {
+		return
+	}
+	b := h.b
 	// IoT Hub cannot re-authenticate an MQTT connection: when the token
 	// expires, the hub closes it (logged 401003 then 404104).
 	expire := func() {
@@ -146,9 +184,32 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
 	}
 	st.mu.Lock()
-	st.timer = time.AfterFunc(max(st.id.tokenExpiry.Sub(now), 0), expire)
+	st.timer = time.AfterFunc(max(st.id.tokenExpiry.Sub(b.opts.Now()), 0), expire)
 	st.mu.Unlock()
 	st.release()
+}
+
+// abandoned ends a connection that mochi dropped after OnSessionEstablish
+// without any later hook: a failed CONNACK write or inflight resend makes
+// attachClient return early. Without this the presence session, the device
+// lock (until its safety timer) and mochi's client entry would outlive the
+// socket. The listener calls it on the connection's goroutine once mochi
+// has returned.
+func (h *hook) abandoned(cl *mqtt.Client, err error) {
+	if h.state(cl) == nil {
+		return // OnDisconnect ran: the normal path
+	}
+	if err == nil {
+		err = errors.New("connection ended before the session was established")
+	}
+	h.OnDisconnect(cl, err, false)
+	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) ||
+		(cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
+	if cur, ok := h.b.srv.Clients.Get(cl.ID); ok && cur == cl && expire {
+		cl.ClearInflights()
+		h.b.srv.UnsubscribeClient(cl)
+		h.b.srv.Clients.Delete(cl.ID)
+	}
 }
 
 // OnDisconnect ends the session in presence with its classified cause.
@@ -179,6 +240,8 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 		reason, result, detail = kick, presence.ResultUnauthorized, "the device was disabled in the registry"
 	case presence.ReasonDeleted:
 		reason, result, detail = kick, presence.ResultUnauthorized, "the device was deleted from the registry"
+	case presence.ReasonServerError:
+		reason, result, detail = kick, presence.ResultServerError, "the journal did not store the connect, so the hub closed the connection instead of acknowledging it"
 	default:
 		reason, result, detail = classify(cl.StopCause(), err)
 		if reason == presence.ReasonProtocolError && aclTopic != "" {

@@ -22,6 +22,21 @@ type trackedConn struct {
 	seen      atomic.Bool
 	bytes     atomic.Int64
 	keepAlive atomic.Int64 // idle limit in ns once CONNECT is read; 0 = mochi's
+	// abandon is set by the hook once it holds state for this connection;
+	// finish calls it (same goroutine: mochi's establish has returned).
+	abandon func(error)
+}
+
+// finish runs after mochi's establish returned with err: it records a
+// failure that happened before any hook saw the client, and ends a session
+// mochi left without calling OnDisconnect.
+func (c *trackedConn) finish(protocol, remote string, err error, onFailure preConnectFailure) {
+	if err != nil && !c.seen.Load() && (c.bytes.Load() > 0 || isTimeout(err)) && onFailure != nil {
+		onFailure(protocol, remote, err)
+	}
+	if c.abandon != nil {
+		c.abandon(err)
+	}
 }
 
 // maxIdle is IoT Hub's cap on the keep-alive timeout (1767 s).
@@ -136,10 +151,7 @@ func (l *netListener) handle(c net.Conn, establish listeners.EstablishFn) {
 		c = tlsConn
 	}
 	tc := &trackedConn{Conn: c}
-	err := establish(l.id, tc)
-	if err != nil && !tc.seen.Load() && (tc.bytes.Load() > 0 || isTimeout(err)) && l.onFailure != nil {
-		l.onFailure(l.protocol, c.RemoteAddr().String(), err)
-	}
+	tc.finish(l.protocol, c.RemoteAddr().String(), establish(l.id, tc), l.onFailure)
 	_ = c.Close()
 }
 

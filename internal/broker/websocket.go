@@ -87,10 +87,7 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	wc := &wsConn{ws: ws}
 	tc := &trackedConn{Conn: wc}
 	_ = wc.SetDeadline(time.Now().Add(l.connectTimeout))
-	err = establish(l.id, tc)
-	if err != nil && !tc.seen.Load() && (tc.bytes.Load() > 0 || isTimeout(err)) && l.onFailure != nil {
-		l.onFailure(protoMQTTWS, r.RemoteAddr, err)
-	}
+	tc.finish(protoMQTTWS, r.RemoteAddr, establish(l.id, tc), l.onFailure)
 	_ = wc.Close()
 }
 

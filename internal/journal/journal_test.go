@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -119,5 +120,65 @@ func TestPublisherOrderAndLastConnState(t *testing.T) {
 	}
 	if len(got) != 2 || !got[98] || !got[99] {
 		t.Fatalf("last states %v, want events 98 and 99", got)
+	}
+}
+
+// TestPublisherDone: Done reports each message once, after the stream holds
+// it (the hub waits on it before a CONNACK), or with the encoding error.
+func TestPublisherDone(t *testing.T) {
+	j := open(t, t.TempDir())
+	defer j.Close()
+	p := NewPublisher(j.JS, 64, slog.Default())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := j.JS.Stream(ctx, StreamConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300 // more than the async window
+	results := make(chan error, n+1)
+	for i := range n {
+		err := p.Publish(Msg{Subject: ConnSubject(fmt.Sprintf("d%d", i), "connected"), Data: []byte("{}"),
+			Done: func(err error) {
+				if err == nil {
+					// Stored means readable now, not eventually.
+					if _, gerr := st.GetMsg(ctx, uint64(i)+1); gerr != nil {
+						err = fmt.Errorf("done before stored: %w", gerr)
+					}
+				}
+				results <- err
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := errors.New("cannot encode")
+	_ = p.Publish(Msg{Subject: ConnSubject("x", "connected"), Encode: func() ([]byte, error) { return nil, bad },
+		Done: func(err error) { results <- err }})
+	// Without Close: acks are reported as they arrive, not at shutdown.
+	var stored, failed int
+	for i := range n + 1 {
+		select {
+		case err := <-results:
+			switch {
+			case err == nil:
+				stored++
+			case errors.Is(err, bad):
+				failed++
+			default:
+				t.Fatal(err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("only %d of %d Done calls arrived", i, n+1)
+		}
+	}
+	if stored != n || failed != 1 {
+		t.Fatalf("stored %d failed %d, want %d and 1", stored, failed, n)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 0 {
+		t.Fatalf("%d extra Done calls", len(results))
 	}
 }

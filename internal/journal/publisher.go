@@ -20,6 +20,10 @@ type Msg struct {
 	Header  nats.Header
 	Encode  func() ([]byte, error)
 	Data    []byte // used when Encode is nil
+	// Done, when set, is called once from the publisher's goroutine: nil
+	// when the stream has stored m, else the reason it never will. It must
+	// not block.
+	Done func(error)
 }
 
 // Publisher appends messages to JetStream in the order they were enqueued,
@@ -67,8 +71,15 @@ func (p *Publisher) Published() uint64 { return p.published.Load() }
 func (p *Publisher) Failed() uint64    { return p.failed.Load() }
 
 type inflight struct {
-	msg *nats.Msg
-	fut jetstream.PubAckFuture
+	msg  *nats.Msg
+	fut  jetstream.PubAckFuture
+	done func(error)
+}
+
+func (in inflight) finish(err error) {
+	if in.done != nil {
+		in.done(err)
+	}
 }
 
 const window = 256
@@ -76,49 +87,76 @@ const window = 256
 func (p *Publisher) run() {
 	defer close(p.done)
 	var pending []inflight
+	stored := func(in inflight) { p.published.Add(1); in.finish(nil) }
 	settle := func(all bool) {
 		for len(pending) > 0 && (all || len(pending) >= window) {
 			in := pending[0]
 			pending = pending[1:]
 			select {
 			case <-in.fut.Ok():
-				p.published.Add(1)
+				stored(in)
 			case err := <-in.fut.Err():
-				p.retry(in.msg, err)
+				in.finish(p.retry(in.msg, err))
 			}
+		}
+		// Acks that have already arrived are reported now, not when the
+		// window fills: a connecting device waits for its event's ack.
+		for len(pending) > 0 {
+			in := pending[0]
+			select {
+			case <-in.fut.Ok():
+				stored(in)
+			case err := <-in.fut.Err():
+				in.finish(p.retry(in.msg, err))
+			default:
+				return
+			}
+			pending = pending[1:]
 		}
 	}
 	for m := range p.queue {
-		data := m.Data
-		if m.Encode != nil {
-			var err error
-			if data, err = m.Encode(); err != nil {
-				p.failed.Add(1)
-				p.log.Error("journal: encoding message", "subject", m.Subject, "err", err)
-				continue
-			}
+		if in, ok := p.send(m); ok {
+			pending = append(pending, in)
 		}
-		nm := &nats.Msg{Subject: m.Subject, Data: data, Header: m.Header}
-		if m.ID != "" {
-			if nm.Header == nil {
-				nm.Header = nats.Header{}
-			}
-			nm.Header.Set(jetstream.MsgIDHeader, m.ID)
-		}
-		fut, err := p.js.PublishMsgAsync(nm)
-		if err != nil {
-			p.retry(nm, err)
-			continue
-		}
-		pending = append(pending, inflight{nm, fut})
 		settle(len(p.queue) == 0) // settle everything when idle, else keep a window
 	}
 	settle(true)
 }
 
+// send encodes m and starts its asynchronous publish. When that cannot
+// start, m is finished here (stored by a retry, or failed) and ok is false.
+func (p *Publisher) send(m Msg) (in inflight, ok bool) {
+	in.done = m.Done
+	data := m.Data
+	if m.Encode != nil {
+		var err error
+		if data, err = m.Encode(); err != nil {
+			p.failed.Add(1)
+			p.log.Error("journal: encoding message", "subject", m.Subject, "err", err)
+			in.finish(err)
+			return in, false
+		}
+	}
+	in.msg = &nats.Msg{Subject: m.Subject, Data: data, Header: m.Header}
+	if m.ID != "" {
+		if in.msg.Header == nil {
+			in.msg.Header = nats.Header{}
+		}
+		in.msg.Header.Set(jetstream.MsgIDHeader, m.ID)
+	}
+	fut, err := p.js.PublishMsgAsync(in.msg)
+	if err != nil {
+		in.finish(p.retry(in.msg, err))
+		return in, false
+	}
+	in.fut = fut
+	return in, true
+}
+
 // retry publishes synchronously with backoff until it succeeds or ~1 min
-// has passed; the msg id makes a duplicate store impossible.
-func (p *Publisher) retry(m *nats.Msg, first error) {
+// has passed; the msg id makes a duplicate store impossible. It returns
+// nil once stored, else the last error.
+func (p *Publisher) retry(m *nats.Msg, first error) error {
 	delay := 50 * time.Millisecond
 	deadline := time.Now().Add(time.Minute)
 	err := first
@@ -128,13 +166,14 @@ func (p *Publisher) retry(m *nats.Msg, first error) {
 		cancel()
 		if err == nil {
 			p.published.Add(1)
-			return
+			return nil
 		}
 		time.Sleep(delay)
 		delay = min(delay*2, 2*time.Second)
 	}
 	p.failed.Add(1)
 	p.log.Error("journal: giving up on a message", "subject", m.Subject, "first_err", first, "err", err)
+	return err
 }
 
 // Close stops accepting messages and waits until the queued ones are

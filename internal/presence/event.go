@@ -100,6 +100,10 @@ type ConnectionEvent struct {
 	// RenewalOf is the sequence number of that session's disconnect.
 	TokenRenewal bool   `json:"tokenRenewal,omitempty"`
 	RenewalOf    string `json:"renewalOf,omitempty"`
+
+	// Recorded is the session's callback on its connected event (see
+	// Session.Recorded); never serialised.
+	Recorded func(error) `json:"-"`
 }
 
 // IsError reports whether the event is logged at Level Error.

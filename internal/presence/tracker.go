@@ -25,6 +25,9 @@ type Session struct {
 	ConnectedAt      time.Time
 	CleanSession     bool
 	KeepAliveSeconds uint16
+	// Recorded, when set, rides on the connected event to the sink, which
+	// calls it once the event is durable (nil) or cannot be (error).
+	Recorded func(error)
 }
 
 type device struct {
@@ -156,6 +159,7 @@ func (t *Tracker) Connect(s *Session) {
 		ev.TokenRenewal, ev.RenewalOf = true, e.sequence
 	}
 	d.lastEnd = sessionEnd{}
+	ev.Recorded = s.Recorded
 	t.sink(ev)
 }
 
