@@ -57,6 +57,7 @@ data dir so that 'tether device …' works without flags.`,
 	f.StringVar(&cfg.HTTPSAddr, "https-addr", ":443", "HTTPS listen address: REST API, /api/v1, MQTT over WebSockets (--dev: :8443)")
 	f.StringVar(&cfg.TCPAddr, "tcp-addr", "", "plain MQTT listen address (off unless set; devices' SAS tokens travel in clear)")
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS (JetStream) URL; default runs an embedded server in the data dir")
+	f.BoolVar(&cfg.JournalSyncAlways, "journal-sync-always", false, "fsync every write of the embedded journal before acknowledging it (survives power loss; slower, see bench/README.md)")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "server certificate (PEM)")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "server private key (PEM)")
 	f.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 10*time.Second, "time a client has for the TLS handshake and CONNECT")

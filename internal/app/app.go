@@ -85,7 +85,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 
-	a.journal, err = journal.Open(ctx, journal.Options{DataDir: a.cfg.DataDir, URL: a.cfg.NATSURL, Logger: a.log})
+	a.journal, err = journal.Open(ctx, journal.Options{DataDir: a.cfg.DataDir, URL: a.cfg.NATSURL, SyncAlways: a.cfg.JournalSyncAlways, Logger: a.log})
 	if err != nil {
 		return err
 	}

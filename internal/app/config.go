@@ -27,6 +27,9 @@ type Config struct {
 	TCPAddr string
 	// NATSURL points at an external NATS cluster; empty embeds one.
 	NATSURL string
+	// JournalSyncAlways fsyncs every journal write of the embedded server
+	// (journal.Options.SyncAlways).
+	JournalSyncAlways bool
 	// TLSCertFile/TLSKeyFile: the server certificate. Empty with Dev makes
 	// a dev CA and certificate in DataDir.
 	TLSCertFile, TLSKeyFile string

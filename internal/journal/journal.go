@@ -21,6 +21,12 @@ type Options struct {
 	URL string
 	// Replicas for streams and buckets (external clusters); default 1.
 	Replicas int
+	// SyncAlways makes the embedded server fsync every write before it
+	// acknowledges it (JetStream's sync_always). Off, writes reach the file
+	// (the OS page cache) before the ack and are fsynced every 2 minutes:
+	// a killed hub loses nothing acknowledged, a power loss can lose the
+	// last 2 minutes. Costs are in bench/README.md. Ignored with URL.
+	SyncAlways bool
 	// TelemetryMaxAge bounds how long telemetry stays in the journal.
 	TelemetryMaxAge time.Duration
 	Logger          *slog.Logger
@@ -61,6 +67,7 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 			NoSigs:             true,
 			NoLog:              true,
 			JetStreamMaxMemory: 256 << 20,
+			SyncAlways:         o.SyncAlways,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("journal: embedded nats: %w", err)
