@@ -38,10 +38,12 @@ import (
 // The delivery engine retries on Event Grid's schedule (10 s, 30 s, 1 min…)
 // and the hub has no flag to shorten it, so the receiver comes back within
 // a second of the restart. The events that failed (503) before the kill are
-// unacknowledged in JetStream; the restarted engine takes them back once
-// the consumers' AckWait (30 s) has passed and delivers them, in order,
-// before anything newer of the same device. The test takes ~45 s, most of
-// it that AckWait.
+// unacknowledged in JetStream; the restarted engine takes them back (it
+// shortens the consumers' AckWait while it recovers) and delivers them, in
+// order, before anything newer of the same device. The test takes ~45 s,
+// most of it retries and parked events (10 s retry, 15 s park delay) of
+// the devices whose first attempts after the restart met the receiver
+// still down.
 //
 // The hub stores a device's connected event in the journal before it sends
 // the CONNACK, so every acknowledged session has its record. The converse

@@ -22,6 +22,8 @@ type recovery struct {
 	need      int    // messages pending acknowledgement before
 	old       map[uint64]item
 	timer     *time.Timer
+	ackWait   time.Duration                   // the consumer's AckWait during recovery
+	restore   func(ctx context.Context) error // sets the normal AckWait again; nil if unchanged
 }
 
 // fetch pulls one consumer's messages and hands them to the loop, decoded
@@ -102,6 +104,15 @@ func (r *runner) finishRecovery(s *stream, rec *recovery) {
 	}
 	s.rec = nil
 	rec.timer.Stop()
+	if rec.restore != nil {
+		// Before anything is admitted: held messages are kept alive on
+		// the normal AckWait's schedule.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := rec.restore(ctx); err != nil {
+			r.log.Error("could not restore the consumer's AckWait after recovery; held events may be redelivered early", "stream", s.name, "err", err)
+		}
+		cancel()
+	}
 	seqs := make([]uint64, 0, len(rec.old))
 	for q := range rec.old {
 		seqs = append(seqs, q)
@@ -129,7 +140,13 @@ func (r *runner) device(id string) *device {
 // later messages on that stream must wait for it.
 func (r *runner) park(d *device, it item) {
 	d.park(it.stream, it.sseq)
-	_ = it.msg.NakWithDelay(r.e.o.ParkDelay)
+	delay := r.e.o.ParkDelay
+	if rec := r.streams[it.stream].rec; rec != nil && rec.restore != nil {
+		// Recovering with a short AckWait: it ends within seconds, and
+		// what it parked should not then wait the full ParkDelay.
+		delay = rec.ackWait
+	}
+	_ = it.msg.NakWithDelay(delay)
 	r.st.parked.Add(1)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -99,6 +100,24 @@ func (e *Engine) consumerConfig(s events.Subscription, k streamKind) jetstream.C
 		MaxAckPending:  e.o.MaxAckPending,
 		Metadata:       map[string]string{"tether-subscription": s.Name},
 	}
+}
+
+// recoveryAckWait is a consumer's AckWait while its runner recovers from a
+// crash. JetStream redelivers what the dead runner held once AckWait has
+// passed since its delivery, and re-arms its timer when AckWait changes, so
+// a short AckWait brings those messages back in about a second rather than
+// after the normal AckWait (30 s), during which the subscription's newer
+// events would wait. The normal value is restored before any is admitted.
+const recoveryAckWait = time.Second
+
+// setAckWait changes the AckWait of s's consumer on k.
+func (e *Engine) setAckWait(ctx context.Context, s events.Subscription, k streamKind, d time.Duration) error {
+	cfg := e.consumerConfig(s, k)
+	cfg.AckWait = d
+	if _, err := e.o.JS.CreateOrUpdateConsumer(ctx, k.name(), cfg); err != nil {
+		return fmt.Errorf("delivery: consumer %s on %s: AckWait %v: %w", ConsumerName(s.Name), k.name(), d, err)
+	}
+	return nil
 }
 
 // ensureConsumer creates or updates the consumer of s on k and returns it

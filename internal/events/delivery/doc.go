@@ -107,8 +107,10 @@
 // Held messages are kept alive with InProgress every AckWait/3. Stop hands
 // everything it did not settle back at once (Nak). When a runner starts on
 // a consumer with unacknowledged messages, it first collects them (they
-// come back at once after a Stop, within AckWait after a crash), parking
-// anything newer, and takes them in stream order: so after a crash every
+// come back at once after a Stop; after a crash JetStream would return them
+// only once AckWait has passed, so the runner sets the consumer's AckWait
+// to one second until they are back, then restores it), parking anything
+// newer (for that second, not ParkDelay), and takes them in stream order: so after a crash every
 // event is delivered at least once, with its stable id, in order per
 // device. Events already delivered whose acknowledgement was lost may be
 // delivered again (recognisable by id).

@@ -224,7 +224,16 @@ func (e *Engine) apply(ctx context.Context, s events.Subscription) error {
 		}
 		st := &stream{idx: len(r.streams), kind: k, name: k.name(), cons: c}
 		if info.NumAckPending > 0 {
-			st.rec = &recovery{delivered: info.Delivered.Stream, need: info.NumAckPending, old: map[uint64]item{}}
+			st.rec = &recovery{delivered: info.Delivered.Stream, need: info.NumAckPending, old: map[uint64]item{},
+				ackWait: e.o.AckWait}
+			if e.o.AckWait > recoveryAckWait {
+				if err := e.setAckWait(ctx, s, k, recoveryAckWait); err != nil {
+					e.log.Warn("recovery waits for the normal AckWait", "subscription", s.Name, "err", err)
+				} else {
+					st.rec.ackWait = recoveryAckWait
+					st.rec.restore = func(ctx context.Context) error { return e.setAckWait(ctx, r.sub, k, e.o.AckWait) }
+				}
+			}
 		}
 		r.streams = append(r.streams, st)
 	}

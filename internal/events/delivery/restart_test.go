@@ -66,9 +66,10 @@ func allDelivered(rc *receiver, want map[string][]string) bool {
 // while two devices' events are delivered and three devices' endpoint
 // fails. After the restart, with the endpoint back, every event is
 // delivered at least once with the same ids, in order per device, and the
-// consumer has nothing left unacknowledged.
+// consumer has nothing left unacknowledged. Recovery does not wait for the
+// AckWait (30 s) to bring the dead runner's messages back.
 func TestCrashResumesWithoutLoss(t *testing.T) {
-	v := newEnv(t, func(o *Options) { o.AckWait = time.Second })
+	v := newEnv(t, func(o *Options) { o.AckWait = 30 * time.Second })
 	rc := newReceiver(t, v.clock, func(_ *http.Request, p post) int {
 		switch p.Events[0].Subject {
 		case "devices/dev00", "devices/dev01":
@@ -95,8 +96,12 @@ func TestCrashResumesWithoutLoss(t *testing.T) {
 
 	rc.setAnswer(nil)
 	v.openJournal()
+	start := time.Now()
 	v.start()
 	eventually(t, "all delivered after the restart", func() bool { return allDelivered(rc, want) })
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("delivery resumed %v after the restart (AckWait is 30 s)", d)
+	}
 	checkOrder(t, rc, want)
 	// After the restart each device's events arrive in order, none twice.
 	after := map[string][]string{}

@@ -126,7 +126,7 @@ func (r *runner) start() {
 			rec := s.rec
 			// Unacknowledged messages come back once their AckWait has
 			// passed (at once if the previous runner handed them back).
-			rec.timer = time.AfterFunc(2*r.e.o.AckWait+2*time.Second, func() {
+			rec.timer = time.AfterFunc(2*rec.ackWait+2*time.Second, func() {
 				select {
 				case r.ctl <- func() { r.finishRecovery(s, rec) }:
 				case <-r.done:
