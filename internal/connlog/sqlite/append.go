@@ -143,7 +143,9 @@ func (s *Store) inTx(ctx context.Context, fn func(w *sql.Conn) error) error {
 		return err
 	}
 	if _, err := w.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		s.checkConn(err)
+		// A cancellation racing the BEGIN can report an error for a
+		// transaction SQLite did start; the connection is not reused.
+		s.dropWriter()
 		return err
 	}
 	if err = fn(w); err == nil {
