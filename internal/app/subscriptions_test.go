@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,5 +107,65 @@ func TestSubscriptionDeliversConnectionEvents(t *testing.T) {
 	}
 	if !(seq(got[1]) > seq(got[0])) {
 		t.Fatalf("out of order: %s then %s", seq(got[0]), seq(got[1]))
+	}
+}
+
+// A receiver that validates and then never answers must not slow the hub:
+// devices keep connecting and disconnecting, every change is journalled
+// and logged, and the delivery engine holds a bounded number of POSTs (and
+// so goroutines) for it rather than one per event.
+func TestDeadReceiverDoesNotHoldUpTheHub(t *testing.T) {
+	h := startHub(t)
+	release := make(chan struct{})
+	var hanging atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("aeg-event-type") == "SubscriptionValidation" {
+			(&receiver{}).ServeHTTP(w, r)
+			return
+		}
+		hanging.Add(1)
+		select { // the hub's 30 s timeout or the test's end
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	if status, body := h.api("POST", "/api/v1/subscriptions", map[string]any{
+		"name":        "dead",
+		"destination": map[string]any{"endpointType": "WebHook", "properties": map[string]any{"endpointUrl": srv.URL}},
+	}); status != 201 {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	const devices, cycles = 20, 10
+	toks := map[string]string{}
+	for i := range devices {
+		id := fmt.Sprintf("dead-%02d", i)
+		toks[id] = h.token(id, h.device(id), time.Hour)
+	}
+	before := runtime.NumGoroutine()
+	for range cycles {
+		for id, tok := range toks {
+			c, err := dialRaw(h.TCPAddr(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rc, err := c.connect(id, username(id), tok, 60); err != nil || rc != 0 {
+				t.Fatalf("%s: CONNACK %d %v while the receiver hangs", id, rc, err)
+			}
+			c.disconnect()
+			c.waitClosed(5 * time.Second)
+		}
+	}
+	for id := range toks {
+		h.waitLogs(id, 2*cycles)
+	}
+	if hanging.Load() == 0 {
+		t.Fatal("the hub sent the receiver nothing")
+	}
+	// At most MaxInFlightPerSub (32) POSTs hang, each a server goroutine
+	// here and a client one in the hub; 400 events did not make 400.
+	if grown := runtime.NumGoroutine() - before; grown > 3*32+50 {
+		t.Errorf("%d more goroutines after %d events to a hanging receiver", grown, devices*cycles*2)
 	}
 }
