@@ -4,16 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/tether-hub/tether/internal/hubclient"
+	"github.com/tether-hub/tether/internal/mqttclient"
 	"github.com/tether-hub/tether/internal/sas"
 )
 
@@ -52,54 +51,10 @@ func newDevices(hubName, prefix string, n int) ([]*device, error) {
 			return nil, err
 		}
 		user := hubName + "/" + id + "/?api-version=" + apiVersion + "&DeviceClientType=tether-e2e%2F1.0"
-		d.connect = connectPacket(id, user, tok, 60, false)
+		d.connect = mqttclient.ConnectPacket(id, user, tok, 60, false)
 		devs[i] = d
 	}
 	return devs, nil
-}
-
-// connectPacket encodes an MQTT 3.1.1 CONNECT with username and password.
-func connectPacket(clientID, user, pass string, keepAlive uint16, clean bool) []byte {
-	var vh []byte
-	vh = appendString(vh, "MQTT")
-	flags := byte(0x80 | 0x40)
-	if clean {
-		flags |= 0x02
-	}
-	vh = append(vh, 4, flags)
-	vh = binary.BigEndian.AppendUint16(vh, keepAlive)
-	vh = appendString(vh, clientID)
-	vh = appendString(vh, user)
-	vh = appendString(vh, pass)
-	out := []byte{0x10}
-	for n := len(vh); ; {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			break
-		}
-	}
-	return append(out, vh...)
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
-	return append(b, s...)
-}
-
-// bindNoPort sets IP_BIND_ADDRESS_NO_PORT so a bound source address does
-// not reserve a port before connect (as bench/cmd/connstorm does).
-func bindNoPort(_, _ string, rc syscall.RawConn) error {
-	const ipBindAddressNoPort = 24 // linux/in.h
-	var serr error
-	err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
-	})
-	return errors.Join(err, serr)
 }
 
 var errRefused = errors.New("CONNACK refused")
@@ -107,7 +62,7 @@ var errRefused = errors.New("CONNACK refused")
 // connectOnce dials addr, sends CONNECT and reads CONNACK within 5 s. gen
 // is the hub generation the dial started in.
 func (d *device) connectOnce(addr string, gen int32) error {
-	dl := net.Dialer{Timeout: 5 * time.Second, LocalAddr: d.src, Control: bindNoPort}
+	dl := net.Dialer{Timeout: 5 * time.Second, LocalAddr: d.src, Control: mqttclient.BindNoPort}
 	c, err := dl.Dial("tcp", addr)
 	if err != nil {
 		return err
@@ -117,23 +72,20 @@ func (d *device) connectOnce(addr string, gen int32) error {
 		c.Close()
 		return err
 	}
-	var ack [4]byte
-	if _, err := io.ReadFull(c, ack[:]); err != nil {
+	_, err = mqttclient.ReadConnack(c)
+	var rc mqttclient.ConnackError
+	if err != nil && !errors.As(err, &rc) {
 		c.Close()
 		return err
-	}
-	if ack[0] != 0x20 || ack[1] != 2 {
-		c.Close()
-		return fmt.Errorf("not a CONNACK: % x", ack)
 	}
 	_ = c.SetDeadline(time.Time{})
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if ack[3] != 0 {
+	if rc != 0 {
 		d.refused[gen]++
-		d.lastRC = ack[3]
+		d.lastRC = byte(rc)
 		c.Close()
-		return fmt.Errorf("%w: return code %d", errRefused, ack[3])
+		return fmt.Errorf("%w: return code %d", errRefused, rc)
 	}
 	d.conn, d.gen = c, gen
 	d.sessions[gen]++
@@ -187,34 +139,9 @@ func (d *device) connGen() int32 {
 // forEach runs f over devs with par workers; done counts finished calls.
 // The first error stops handing out more work and is returned.
 func forEach(ctx context.Context, devs []*device, par int, done *atomic.Int64, f func(i int, d *device) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for range par {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= len(devs) {
-					return
-				}
-				if err := f(i, devs[i]); err != nil {
-					once.Do(func() { first = err; cancel() })
-					return
-				}
-				if done != nil {
-					done.Add(1)
-				}
-			}
-		}()
+	var progress func(int)
+	if done != nil {
+		progress = func(int) { done.Add(1) }
 	}
-	wg.Wait()
-	if first == nil && ctx.Err() != nil {
-		first = ctx.Err()
-	}
-	return first
+	return hubclient.ForEach(ctx, len(devs), par, func(i int) error { return f(i, devs[i]) }, progress)
 }

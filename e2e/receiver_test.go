@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"encoding/json"
-	"errors"
-	"io"
-	"net"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tether-hub/tether/internal/hubclient"
 )
 
 // delivered is one event as a webhook receiver got it.
@@ -24,7 +22,6 @@ type delivered struct {
 // while down answers every delivery 503 (Event Grid retries those).
 type receiver struct {
 	url string
-	srv *http.Server
 
 	mu          sync.Mutex
 	up          bool
@@ -38,14 +35,15 @@ type receiver struct {
 
 func startReceiver(t *testing.T) *receiver {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	r := &receiver{up: true, refusedIDs: map[string]bool{}}
+	rx := &hubclient.Receiver{Deliver: r.deliver,
+		BadBody:     func(error) { r.mu.Lock(); r.badBodies++; r.mu.Unlock() },
+		Validations: func() { r.mu.Lock(); r.validations++; r.mu.Unlock() }}
+	if err := rx.Start(""); err != nil {
 		t.Fatal(err)
 	}
-	r := &receiver{url: "http://" + ln.Addr().String() + "/hook", up: true, refusedIDs: map[string]bool{}}
-	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = r.srv.Serve(ln) }()
-	t.Cleanup(func() { _ = r.srv.Close() })
+	r.url = rx.URL
+	t.Cleanup(func() { _ = rx.Close() })
 	return r
 }
 
@@ -55,64 +53,25 @@ func (r *receiver) setUp(up bool) {
 	r.mu.Unlock()
 }
 
-// wireEvent is the part of an Event Grid event the receiver keeps.
-type wireEvent struct {
-	ID        string `json:"id"`
-	EventType string `json:"eventType"`
-	EventTime string `json:"eventTime"`
-	Data      struct {
-		DeviceID string `json:"deviceId"`
-		Info     struct {
-			SequenceNumber string `json:"sequenceNumber"`
-		} `json:"deviceConnectionStateEventInfo"`
-		ValidationCode string `json:"validationCode"`
-	} `json:"data"`
-}
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(req.Body)
-	at := time.Now()
-	var batch []wireEvent
-	if err == nil {
-		err = json.Unmarshal(body, &batch)
-	}
-	if err == nil && len(batch) == 0 {
-		err = errors.New("empty batch")
-	}
-	if err != nil {
-		r.mu.Lock()
-		r.badBodies++
-		r.mu.Unlock()
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if req.Header.Get("aeg-event-type") == "SubscriptionValidation" {
-		r.mu.Lock()
-		r.validations++
-		r.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]string{"validationResponse": batch[0].Data.ValidationCode})
-		return
-	}
+func (r *receiver) deliver(b hubclient.Batch) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.posts++
 	if !r.up {
 		r.rejected++
-		for _, e := range batch {
+		for _, e := range b.Events {
 			r.refusedIDs[e.ID] = true
 		}
-		http.Error(w, "receiver down", http.StatusServiceUnavailable)
-		return
+		return http.StatusServiceUnavailable
 	}
-	dc := req.Header.Get("aeg-delivery-count")
-	for _, e := range batch {
-		et, _ := time.Parse(time.RFC3339Nano, e.EventTime)
+	dc := b.Header.Get("aeg-delivery-count")
+	for _, e := range b.Events {
 		r.got = append(r.got, delivered{
 			ID: e.ID, Type: e.EventType, Device: e.Data.DeviceID, Seq: e.Data.Info.SequenceNumber,
-			EventTime: et, At: at, DeliveryCount: dc,
+			EventTime: e.EventTime, At: b.At, DeliveryCount: dc,
 		})
 	}
+	return http.StatusOK
 }
 
 // snapshot returns what was received so far, in arrival order.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tether-hub/tether/internal/hubclient"
 	"github.com/tether-hub/tether/internal/sas"
 )
 
@@ -52,9 +52,8 @@ func addClientFlags(root *cobra.Command) {
 // apiClient calls the hub's HTTPS API, signing each request with a SAS
 // token of the owner policy.
 type apiClient struct {
-	base string
-	cs   sas.ConnectionString
-	http *http.Client
+	*hubclient.Client
+	cs sas.ConnectionString
 }
 
 func firstNonEmpty(vals ...string) string {
@@ -112,14 +111,11 @@ func newAPIClient() (*apiClient, error) {
 		tlsConf.RootCAs = pool
 	}
 	tr := &http.Transport{TLSClientConfig: tlsConf, DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}
-	return &apiClient{base: base, cs: cs, http: &http.Client{Transport: tr}}, nil
+	hc := &hubclient.Client{Base: base, CS: cs, HTTP: &http.Client{Transport: tr}}
+	return &apiClient{Client: hc, cs: cs}, nil
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func (c *apiClient) token() (string, error) {
-	return sas.Sign(c.cs.HostName, c.cs.SharedAccessKey, c.cs.SharedAccessKeyName, time.Now().Add(time.Hour))
-}
 
 // APIError is an error answer from the hub.
 type APIError struct {
@@ -155,34 +151,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, body, out any, 
 // send performs the request and returns the response for the caller to
 // read (used directly for streams).
 func (c *apiClient) send(ctx context.Context, method, path string, body any, headers map[string]string) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := c.token()
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", tok)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the hub at %s: %w", c.base, err)
-	}
-	return resp, nil
+	return c.Send(ctx, method, path, body, headers)
 }
 
 // errorMessage extracts the message of an Azure-style error body

@@ -2,11 +2,12 @@ package app_test
 
 import (
 	"crypto/tls"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
 	"time"
+
+	"github.com/tether-hub/tether/internal/mqttclient"
 )
 
 // rawConn is a hand-rolled MQTT 3.1.1 client for fault injection: it can
@@ -16,42 +17,8 @@ type rawConn struct {
 	net.Conn
 }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
-	return append(b, s...)
-}
-
-func appendRemaining(b []byte, n int) []byte {
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
-
 // connectPacket builds a 3.1.1 CONNECT with username and password.
-func connectPacket(clientID, user, pass string, keepAlive uint16, clean bool) []byte {
-	var vh []byte
-	vh = appendString(vh, "MQTT")
-	flags := byte(0xC0)
-	if clean {
-		flags |= 0x02
-	}
-	vh = append(vh, 4, flags)
-	vh = binary.BigEndian.AppendUint16(vh, keepAlive)
-	vh = appendString(vh, clientID)
-	vh = appendString(vh, user)
-	vh = appendString(vh, pass)
-	out := []byte{0x10}
-	out = appendRemaining(out, len(vh))
-	return append(out, vh...)
-}
+var connectPacket = mqttclient.ConnectPacket
 
 // dialRaw opens a plain TCP or TLS connection to addr.
 func dialRaw(addr string, tlsConf *tls.Config) (*rawConn, error) {

@@ -1,16 +1,15 @@
 package broker
 
 import (
-	"errors"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/tether-hub/tether/internal/wsconn"
 )
 
 // WebSocketPath is where IoT Hub serves MQTT over WebSockets.
@@ -84,75 +83,9 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader already answered with the reason
 	}
-	wc := &wsConn{ws: ws}
+	wc := wsconn.New(ws)
 	tc := &trackedConn{Conn: wc}
 	_ = wc.SetDeadline(time.Now().Add(l.connectTimeout))
 	tc.finish(protoMQTTWS, r.RemoteAddr, establish(l.id, tc), l.onFailure)
 	_ = wc.Close()
-}
-
-// wsConn presents a WebSocket as a byte stream: MQTT packets may span or
-// share binary frames.
-type wsConn struct {
-	ws  *websocket.Conn
-	r   io.Reader
-	wmu sync.Mutex
-}
-
-var errTextFrame = errors.New("websocket: MQTT must be sent in binary frames")
-
-func (c *wsConn) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			mt, r, err := c.ws.NextReader()
-			if err != nil {
-				var ce *websocket.CloseError
-				if errors.As(err, &ce) {
-					return 0, io.EOF
-				}
-				return 0, err
-			}
-			if mt != websocket.BinaryMessage {
-				return 0, errTextFrame
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			c.r = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
-}
-
-func (c *wsConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (c *wsConn) Close() error                      { return c.ws.Close() }
-func (c *wsConn) LocalAddr() net.Addr               { return c.ws.LocalAddr() }
-func (c *wsConn) RemoteAddr() net.Addr              { return c.ws.RemoteAddr() }
-func (c *wsConn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
-
-// gorilla reads its write deadline inside WriteMessage, so setting it is
-// serialised with writes (mochi sets deadlines from the read goroutine
-// while its write loop runs).
-func (c *wsConn) SetWriteDeadline(t time.Time) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.ws.SetWriteDeadline(t)
-}
-
-func (c *wsConn) SetDeadline(t time.Time) error {
-	_ = c.ws.SetReadDeadline(t)
-	return c.SetWriteDeadline(t)
 }

@@ -39,6 +39,7 @@ import (
 
 	"github.com/tether-hub/tether/bench/internal/procstat"
 	"github.com/tether-hub/tether/bench/internal/stormrun"
+	"github.com/tether-hub/tether/internal/mqttclient"
 	"github.com/tether-hub/tether/internal/sas"
 )
 
@@ -152,7 +153,7 @@ func run(c config) (*stormrun.Result, error) {
 			return nil, err
 		}
 		user := c.hub + "/" + id + "/?api-version=" + stormrun.APIVersion
-		packets[i] = connectPacket(id, user, tok, 600, c.clean)
+		packets[i] = mqttclient.ConnectPacket(id, user, tok, 600, c.clean)
 	}
 	srcs := make([]*net.TCPAddr, 0, res.Sources)
 	for a := c.srcFrom; a <= c.srcTo; a++ {
@@ -356,67 +357,25 @@ func run(c config) (*stormrun.Result, error) {
 // connectOne dials from src, does the TLS handshake if any, sends CONNECT
 // and reads a successful CONNACK, all within the per-connection cap.
 func connectOne(c config, tcfg *tls.Config, src *net.TCPAddr, connect []byte) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.dialTimeout)
-	defer cancel()
-	d := net.Dialer{LocalAddr: src, Control: bindNoPort}
-	raw, err := d.DialContext(ctx, "tcp", c.addr)
+	d := mqttclient.Dialer{Addr: c.addr, TLS: tcfg, Source: src.IP, Timeout: c.dialTimeout}
+	conn, err := d.Dial(context.Background(), connect)
 	if err != nil {
-		return nil, &phaseError{"dial", err}
+		return nil, err
 	}
-	conn := raw
-	if tcfg != nil {
-		tc := tls.Client(raw, tcfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			raw.Close()
-			return nil, &phaseError{"tls", err}
-		}
-		conn = tc
-	}
-	dl, _ := ctx.Deadline()
-	conn.SetDeadline(dl)
-	if _, err := conn.Write(connect); err != nil {
-		conn.Close()
-		return nil, &phaseError{"connect", err}
-	}
-	if err := readConnack(conn); err != nil {
-		conn.Close()
-		return nil, &phaseError{"connack", err}
-	}
-	conn.SetDeadline(time.Time{})
-	return conn, nil
+	return conn.NetConn(), nil
 }
-
-// bindNoPort sets IP_BIND_ADDRESS_NO_PORT, so binding to a source address
-// leaves the port choice to connect(), which only needs the 4-tuple to be
-// unique (many runs in a row leave thousands of TIME_WAIT sockets behind).
-func bindNoPort(_, _ string, rc syscall.RawConn) error {
-	const ipBindAddressNoPort = 24 // linux/in.h
-	var serr error
-	err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
-	})
-	return errors.Join(err, serr)
-}
-
-type phaseError struct {
-	phase string
-	err   error
-}
-
-func (e *phaseError) Error() string { return e.phase + ": " + e.err.Error() }
-func (e *phaseError) Unwrap() error { return e.err }
 
 // failureKind buckets an error for the failure table: a CONNACK return code,
 // or phase plus a short cause.
 func failureKind(err error) string {
-	var ce connackError
+	var ce mqttclient.ConnackError
 	if errors.As(err, &ce) {
 		return fmt.Sprintf("connack rc=%d", byte(ce))
 	}
 	phase := "other"
-	var pe *phaseError
+	var pe *mqttclient.DialError
 	if errors.As(err, &pe) {
-		phase = pe.phase
+		phase = pe.Phase
 	}
 	var ne net.Error
 	var errno syscall.Errno

@@ -2,21 +2,18 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/tether-hub/tether/bench/internal/procstat"
 	"github.com/tether-hub/tether/bench/internal/stormrun"
+	"github.com/tether-hub/tether/internal/mqttclient"
 	"github.com/tether-hub/tether/internal/sas"
 )
 
@@ -63,54 +60,14 @@ func newFleet(c config) *fleet {
 		user := "localhost/" + id + "/?api-version=" + stormrun.APIVersion + "&DeviceClientType=tether-eventlat%2F1.0"
 		f.devs[i] = &device{id: id, key: k1, key2: k2,
 			src:     &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(c.srcFrom+i%nsrc))},
-			connect: connectPacket(id, user, tok, 60, false)}
+			connect: mqttclient.ConnectPacket(id, user, tok, 60, false)}
 	}
 	return f
 }
 
-func connectPacket(clientID, user, pass string, keepAlive uint16, clean bool) []byte {
-	var vh []byte
-	str := func(s string) {
-		vh = binary.BigEndian.AppendUint16(vh, uint16(len(s)))
-		vh = append(vh, s...)
-	}
-	str("MQTT")
-	flags := byte(0x80 | 0x40)
-	if clean {
-		flags |= 0x02
-	}
-	vh = append(vh, 4, flags)
-	vh = binary.BigEndian.AppendUint16(vh, keepAlive)
-	str(clientID)
-	str(user)
-	str(pass)
-	out := []byte{0x10}
-	for n := len(vh); ; {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			break
-		}
-	}
-	return append(out, vh...)
-}
-
-func bindNoPort(_, _ string, rc syscall.RawConn) error {
-	const ipBindAddressNoPort = 24 // linux/in.h
-	var serr error
-	err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
-	})
-	return errors.Join(err, serr)
-}
-
 // dialLocked connects (d.mu held): dial, CONNECT, CONNACK 0, within 5 s.
 func (d *device) dialLocked(addr string) error {
-	dl := net.Dialer{Timeout: 5 * time.Second, LocalAddr: d.src, Control: bindNoPort}
+	dl := net.Dialer{Timeout: 5 * time.Second, LocalAddr: d.src, Control: mqttclient.BindNoPort}
 	c, err := dl.Dial("tcp", addr)
 	if err != nil {
 		return err
@@ -120,14 +77,9 @@ func (d *device) dialLocked(addr string) error {
 		c.Close()
 		return err
 	}
-	var ack [4]byte
-	if _, err := io.ReadFull(c, ack[:]); err != nil {
+	if _, err := mqttclient.ReadConnack(c); err != nil {
 		c.Close()
 		return err
-	}
-	if ack[0] != 0x20 || ack[1] != 2 || ack[3] != 0 {
-		c.Close()
-		return fmt.Errorf("CONNACK % x", ack)
 	}
 	_ = c.SetDeadline(time.Time{})
 	d.conn = c

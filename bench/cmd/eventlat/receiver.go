@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tether-hub/tether/internal/hubclient"
 )
 
 // arrival is one delivered connection event.
@@ -23,7 +22,7 @@ type arrival struct {
 // DeviceDisconnected in arrival order.
 type receiver struct {
 	url string
-	srv *http.Server
+	rx  *hubclient.Receiver
 
 	mu        sync.Mutex
 	disc      [][]arrival
@@ -36,70 +35,41 @@ type receiver struct {
 }
 
 func startReceiver(devices int) (*receiver, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	r := &receiver{disc: make([][]arrival, devices), conn: make([][]arrival, devices)}
+	r.rx = &hubclient.Receiver{Deliver: r.deliver,
+		BadBody: func(error) { r.mu.Lock(); r.bad++; r.mu.Unlock() }}
+	if err := r.rx.Start(""); err != nil {
 		return nil, err
 	}
-	r := &receiver{url: "http://" + ln.Addr().String() + "/hook",
-		disc: make([][]arrival, devices), conn: make([][]arrival, devices)}
-	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = r.srv.Serve(ln) }()
+	r.url = r.rx.URL
 	return r, nil
 }
 
-func (r *receiver) close() { _ = r.srv.Close() }
+func (r *receiver) close() { _ = r.rx.Close() }
 
-type wireEvent struct {
-	EventType string `json:"eventType"`
-	EventTime string `json:"eventTime"`
-	Data      struct {
-		DeviceID       string `json:"deviceId"`
-		ValidationCode string `json:"validationCode"`
-	} `json:"data"`
-}
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(req.Body)
-	at := time.Now()
-	var batch []wireEvent
-	if err == nil {
-		err = json.Unmarshal(body, &batch)
-	}
-	if err != nil || len(batch) == 0 {
-		r.mu.Lock()
-		r.bad++
-		r.mu.Unlock()
-		http.Error(w, "bad body", http.StatusBadRequest)
-		return
-	}
-	if req.Header.Get("aeg-event-type") == "SubscriptionValidation" {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]string{"validationResponse": batch[0].Data.ValidationCode})
-		return
-	}
+func (r *receiver) deliver(b hubclient.Batch) int {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.posts++
-	for _, e := range batch {
+	for _, e := range b.Events {
 		i, ok := deviceIndex(e.Data.DeviceID)
 		if !ok || i >= len(r.disc) {
 			r.unknown++
 			continue
 		}
-		et, _ := time.Parse(time.RFC3339Nano, e.EventTime)
-		a := arrival{at: at, eventTime: et}
+		a := arrival{at: b.At, eventTime: e.EventTime}
 		switch e.EventType {
-		case "Microsoft.Devices.DeviceDisconnected":
+		case hubclient.DeviceDisconnected:
 			r.disc[i] = append(r.disc[i], a)
 			r.discTotal++
-		case "Microsoft.Devices.DeviceConnected":
+		case hubclient.DeviceConnected:
 			r.conn[i] = append(r.conn[i], a)
 			r.connTotal++
 		default:
 			r.unknown++
 		}
 	}
-	r.mu.Unlock()
-	w.WriteHeader(http.StatusOK)
+	return http.StatusOK
 }
 
 func deviceIndex(id string) (int, bool) {

@@ -211,8 +211,8 @@ func bench(ctx context.Context, o options) error {
 		}
 		api, err := newHubAPI(ctx, dataDir, "https://"+tb.httpsAddr)
 		if err == nil {
-			hub = api.cs.HostName
-			log.Printf("hub %s, API %s", hub, api.base)
+			hub = api.CS.HostName
+			log.Printf("hub %s, API %s", hub, api.Base)
 			err = api.createDevices(ctx, o.n, o.createPar, o.seed)
 		}
 		tb.stop(30 * time.Second)
@@ -349,7 +349,7 @@ func oneRun(ctx context.Context, o options, work string, bins map[string]string,
 			r.Err = err.Error()
 			return r
 		}
-		api.base = "https://" + b.httpsAddr
+		api.Base = "https://" + b.httpsAddr
 		for _, i := range []int{0, o.n - 1} {
 			ok, err := api.deviceExists(ctx, stormrun.DeviceID(i))
 			if err != nil || !ok {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tether-hub/tether/internal/hubproc"
 )
 
 // child is a process the driver started. It runs in its own process group
@@ -119,24 +121,7 @@ func waitListening(ctx context.Context, c *child, addrs ...string) error {
 }
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
+var freePorts = hubproc.FreePorts
 
 // runTool runs a build step in dir with output passed through.
 func runTool(ctx context.Context, dir, bin string, args ...string) error {
