@@ -53,7 +53,8 @@ func addClientFlags(root *cobra.Command) {
 // token of the owner policy.
 type apiClient struct {
 	*hubclient.Client
-	cs sas.ConnectionString
+	cs    sas.ConnectionString
+	caPEM []byte // the CA trusted for the hub (nil: the system roots)
 }
 
 func firstNonEmpty(vals ...string) string {
@@ -99,8 +100,9 @@ func newAPIClient() (*apiClient, error) {
 			caPath = p
 		}
 	}
+	var pem []byte
 	if caPath != "" {
-		pem, err := os.ReadFile(caPath)
+		pem, err = os.ReadFile(caPath)
 		if err != nil {
 			return nil, fmt.Errorf("reading CA: %w", err)
 		}
@@ -110,9 +112,9 @@ func newAPIClient() (*apiClient, error) {
 		}
 		tlsConf.RootCAs = pool
 	}
-	tr := &http.Transport{TLSClientConfig: tlsConf, DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext}
+	tr := &http.Transport{TLSClientConfig: tlsConf, DialContext: (&net.Dialer{Timeout: 10 * time.Second}).DialContext, MaxIdleConnsPerHost: 64}
 	hc := &hubclient.Client{Base: base, CS: cs, HTTP: &http.Client{Transport: tr}}
-	return &apiClient{Client: hc, cs: cs}, nil
+	return &apiClient{Client: hc, cs: cs, caPEM: pem}, nil
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -2,7 +2,6 @@ package mqttclient
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +12,10 @@ import (
 // Conn is an established MQTT session (CONNACK 0 received). Writes are
 // serialised; reads happen only in ReadLoop.
 type Conn struct {
+	// ConnectSent is when the CONNECT was written (what a connect's
+	// latency is measured from).
+	ConnectSent time.Time
+
 	nc  net.Conn
 	wmu sync.Mutex
 	buf []byte // publish encoding buffer, reused under wmu
@@ -71,14 +74,21 @@ func (c *Conn) Ping() error {
 	return c.write(pingreq)
 }
 
-// Disconnect sends DISCONNECT (bounded by one second) and closes: the hub
-// records a clean client disconnect.
+// Disconnect sends DISCONNECT (bounded by one second) and half-closes
+// the connection where it can (TCP FIN, TLS close_notify); it does not
+// close it. Wait for ReadLoop to end (the hub closes after DISCONNECT),
+// then Close: closing at once with unread bytes in the socket makes the
+// kernel send a reset, which can destroy the DISCONNECT before the hub
+// has read it, and the hub then records a network drop.
 func (c *Conn) Disconnect() error {
 	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	_, err := c.nc.Write(disconnect)
-	c.wmu.Unlock()
-	return errors.Join(err, c.nc.Close())
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && err == nil {
+		err = cw.CloseWrite()
+	}
+	return err
 }
 
 // Close drops the connection without DISCONNECT (the hub sees the TCP

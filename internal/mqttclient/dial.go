@@ -78,6 +78,7 @@ func (d *Dialer) Dial(ctx context.Context, connect []byte) (*Conn, error) {
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Now()) })
 	defer stop()
 	_ = nc.SetDeadline(deadline)
+	sent := time.Now()
 	if _, err := nc.Write(connect); err != nil {
 		nc.Close()
 		return nil, &DialError{PhaseConnect, err}
@@ -91,7 +92,9 @@ func (d *Dialer) Dial(ctx context.Context, connect []byte) (*Conn, error) {
 		return nil, &DialError{PhaseConnack, ctx.Err()}
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return newConn(nc), nil
+	c := newConn(nc)
+	c.ConnectSent = sent
+	return c, nil
 }
 
 func (d *Dialer) netDialer() *net.Dialer {

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tether-hub/tether/internal/hubclient"
+	"github.com/tether-hub/tether/internal/sas"
+	"github.com/tether-hub/tether/internal/sim"
+)
+
+func init() { subcommands = append(subcommands, newSimCmd, newSimWorkerCmd) }
+
+func newSimCmd() *cobra.Command {
+	var cfg sim.Config
+	var flags struct {
+		faults, mqttAddr, webhookAddr, webhookURL, out string
+		json                                           bool
+	}
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Simulate a fleet of devices against a hub and check what the hub reports",
+		Long: `Simulate N devices against a running hub: register them (or reuse them) in bulk,
+connect them at --ramp connects per second over MQTT/TLS (and MQTT over
+WebSockets for a --ws fraction), send telemetry, renew SAS tokens and retry the
+way an Azure IoT device SDK does (--profile c, csharp, java, node, python), and
+inject faults. At the end (--duration, or Ctrl-C) every device disconnects and
+the simulator compares what it did with what the hub reported to its own
+webhook subscription and in the Connections log: missing, duplicated, out of
+order, wrong codes, and delivery latency per event type and ResultType.
+
+Faults (--faults, comma-separated; a count, a fraction "5%", or a rate "2%/min"):
+  drop      close the socket without DISCONNECT            → DeviceDisconnected 404104
+  silence   stop sending, keep-alive --silence-keep-alive   → DeviceDisconnected 404104 (keep-alive)
+  dup       a second client with the same device id         → DeviceDisconnected 400027 (takeover)
+  expired   a connect with an expired token (second copy)   → refused, log 401003
+  wrongkey  a connect signed with a wrong key (second copy) → refused, log 401003
+  disabled  disable in the registry for --disable-for       → DeviceDisconnected 401003, refusals 401003
+  storm=T   every connected device drops at T               → DeviceDisconnected 404104, backoff reconnects
+  slow      TLS handshake stretched by --slow-tls-delay      → connected, or 500008 past the hub's connect timeout
+
+Connections come from 127.0.0.2… (--sources) so one machine can open tens of
+thousands; past --per-process devices the simulator starts worker processes
+(this binary, "tether sim-worker") and merges their results. The exit status is
+3 when the comparison found a mismatch.`,
+		Example: `  tether sim --devices 200 --duration 30s
+  tether sim --devices 10000 --duration 2m --profile node --token-ttl 60s --faults drop=2%/min,dup=10
+  tether sim --devices 500 --duration 1m --ws 0.5 --faults silence=2%,disabled=1%,wrongkey=1%,storm=40s --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			faults, err := sim.ParseFaults(flags.faults)
+			if err != nil {
+				return err
+			}
+			cfg.Faults = faults
+			c, err := newAPIClient()
+			if err != nil {
+				return err
+			}
+			if err := resolveSimAddrs(&cfg, c, flags.mqttAddr); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			env := sim.Env{
+				API: c.Client, ConnString: c.cs.String(), Out: out, JSON: flags.json,
+				Live:        !flags.json && isTerminal(os.Stdout) && out == io.Writer(os.Stdout),
+				WebhookAddr: flags.webhookAddr, WebhookURL: flags.webhookURL,
+				Spawn: spawnSimWorker,
+				Logf:  func(f string, a ...any) { fmt.Fprintf(cmd.ErrOrStderr(), f+"\n", a...) },
+			}
+			rep, err := sim.Run(cmd.Context(), cfg, env)
+			if err != nil {
+				return err
+			}
+			if flags.json {
+				b, _ := json.Marshal(map[string]any{"type": "report", "report": rep, "ok": rep.OK()})
+				fmt.Fprintf(out, "%s\n", b)
+			} else {
+				rep.WriteText(out)
+			}
+			if flags.out != "" {
+				f, err := os.Create(flags.out)
+				if err != nil {
+					return err
+				}
+				rep.WriteText(f)
+				if err := f.Close(); err != nil {
+					return err
+				}
+			}
+			if !rep.OK() {
+				return exitError(3)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Devices, "devices", 100, "devices to simulate (ids <prefix>-0 … <prefix>-<N-1>; created, or reused with new keys)")
+	f.StringVar(&cfg.Prefix, "prefix", "sim", "device id prefix")
+	f.DurationVar(&cfg.Duration, "duration", time.Minute, "how long to run from the first connect (0: until Ctrl-C)")
+	f.Float64Var(&cfg.Ramp, "ramp", 500, "connects per second while the fleet comes up")
+	f.StringVar(&cfg.Profile, "profile", "node", "device SDK to behave like: "+strings.Join(sim.ProfileNames(), ", "))
+	f.DurationVar(&cfg.TokenTTL, "token-ttl", 0, "SAS token lifespan (default: the profile's, 1h); the renewal point keeps its fraction")
+	f.DurationVar(&cfg.KeepAlive, "keep-alive", 0, "MQTT keep-alive (default: the profile's)")
+	f.DurationVar(&cfg.Telemetry, "telemetry", 30*time.Second, "telemetry interval per device (0: none)")
+	f.IntVar(&cfg.Payload, "payload", 64, "telemetry payload bytes")
+	f.Float64Var(&cfg.WebSockets, "ws", 0, "fraction of devices on MQTT over WebSockets (0…1)")
+	f.StringVar(&flags.faults, "faults", "", "faults to inject, e.g. drop=2%/min,dup=10,silence=1%,storm=60s (see above)")
+	f.Uint64Var(&cfg.Seed, "seed", 1, "random seed (fault choice, jitter, telemetry phase)")
+	f.StringVar(&flags.mqttAddr, "mqtt-addr", "", "MQTT/TLS address of the hub (default: the API host on port 8883)")
+	f.IntVar(&cfg.Sources, "sources", 60, "loopback source addresses to spread connections over (127.0.0.2…)")
+	f.IntVar(&cfg.PerProcess, "per-process", 15000, "devices per process; more start worker processes")
+	f.DurationVar(&cfg.SilenceKeepAlive, "silence-keep-alive", 10*time.Second, "keep-alive of devices picked for the silence fault")
+	f.DurationVar(&cfg.DisableFor, "disable-for", 20*time.Second, "how long the disabled fault keeps a device disabled")
+	f.DurationVar(&cfg.SlowTLSDelay, "slow-tls-delay", 2*time.Second, "how long a slow client stretches its TLS handshake")
+	f.DurationVar(&cfg.HubConnectTimeout, "hub-connect-timeout", 10*time.Second, "the hub's --connect-timeout (slow handshakes past it expect 500008)")
+	f.DurationVar(&cfg.Settle, "settle", 90*time.Second, "after the stop, wait at most this long for the hub's events and log")
+	f.BoolVar(&cfg.Insecure, "insecure", false, "do not verify the hub's MQTT certificate")
+	f.StringVar(&flags.webhookAddr, "webhook-addr", "127.0.0.1:0", "listen address of the simulator's webhook receiver")
+	f.StringVar(&flags.webhookURL, "webhook-url", "", "URL the hub should call for the receiver (default: http://<webhook-addr>/hook)")
+	f.BoolVar(&flags.json, "json", false, "JSON lines (progress every second, the report last) instead of text")
+	f.StringVar(&flags.out, "out", "", "also write the text report to this file")
+	return cmd
+}
+
+// resolveSimAddrs fills the hub name, addresses and CA from the API
+// client: MQTT on the API host's port 8883 unless given, WebSockets on the
+// API's host:port.
+func resolveSimAddrs(cfg *sim.Config, c *apiClient, mqttAddr string) error {
+	u, err := url.Parse(c.Base)
+	if err != nil {
+		return err
+	}
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "443"
+	}
+	cfg.HubName = c.cs.HostName
+	cfg.HTTPSAddr = net.JoinHostPort(host, port)
+	cfg.MQTTAddr = mqttAddr
+	if cfg.MQTTAddr == "" {
+		cfg.MQTTAddr = net.JoinHostPort(host, "8883")
+	}
+	cfg.CAPEM = c.caPEM
+	return nil
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// spawnSimWorker re-executes this binary as "tether sim-worker" with the
+// spec on stdin. The worker gets SIGINT when ctx ends (it then stops its
+// devices and reports) and SIGKILL if this process dies.
+func spawnSimWorker(ctx context.Context, spec sim.WorkerSpec) (sim.Worker, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return sim.Worker{}, err
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return sim.Worker{}, err
+	}
+	cmd := exec.Command(self, "sim-worker")
+	cmd.Stdin = strings.NewReader(string(b))
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return sim.Worker{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return sim.Worker{}, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Signal(syscall.SIGINT) })
+	return sim.Worker{Out: out, Wait: func() error { defer stop(); return cmd.Wait() }}, nil
+}
+
+func newSimWorkerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "sim-worker",
+		Short:  "Run a share of a 'tether sim' fleet (started by tether sim; reads its spec on stdin)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var spec sim.WorkerSpec
+			if err := json.NewDecoder(cmd.InOrStdin()).Decode(&spec); err != nil {
+				return fmt.Errorf("reading the worker spec: %w", err)
+			}
+			var api *hubclient.Client
+			if spec.ConnString != "" {
+				cs, err := sas.ParseConnectionString(spec.ConnString)
+				if err != nil {
+					return err
+				}
+				if api, err = hubclient.New(spec.APIBase, cs, spec.Config.CAPEM); err != nil {
+					return err
+				}
+			}
+			return sim.RunWorker(cmd.Context(), spec, api, cmd.OutOrStdout())
+		},
+	}
+}

@@ -1,0 +1,321 @@
+package sim
+
+import (
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/tether-hub/tether/internal/hubclient"
+)
+
+// Row compares one kind of report (source, type, ResultType).
+type Row struct {
+	Source     string  `json:"source"` // "events" (webhook) or "log" (Connections)
+	Type       string  `json:"type"`   // DeviceConnected, DeviceDisconnected, deviceConnect, deviceDisconnect
+	Result     string  `json:"resultType"`
+	Expected   int     `json:"expected"`
+	Observed   int     `json:"observed"` // unique, with this code
+	Matched    int     `json:"matched"`
+	Missing    int     `json:"missing"`
+	WrongCode  int     `json:"wrongCode"`  // expected with this code, observed with another
+	Unexpected int     `json:"unexpected"` // observed with this code, not expected
+	Duplicated int     `json:"duplicated"` // the same sequence number delivered again
+	OutOfOrder int     `json:"outOfOrder"` // arrived after a later sequence number of the device
+	P50ms      float64 `json:"p50Ms,omitempty"`
+	P99ms      float64 `json:"p99Ms,omitempty"`
+	Maxms      float64 `json:"maxMs,omitempty"`
+}
+
+// CauseRow says how the expectations of one cause fared.
+type CauseRow struct {
+	Cause    string `json:"cause"`
+	Source   string `json:"source"`
+	Type     string `json:"type"`
+	Result   string `json:"resultType"`
+	Expected int    `json:"expected"`
+	Matched  int    `json:"matched"`
+}
+
+// Comparison is the comparator's result.
+type Comparison struct {
+	Rows   []Row      `json:"rows"`
+	Causes []CauseRow `json:"causes"`
+	// Renewal reconnects the simulator made, and DeviceConnected events
+	// the hub marked tokenRenewal.
+	RenewalsExpected int `json:"renewalsExpected"`
+	RenewalsMarked   int `json:"renewalsMarked"`
+	// RenewalsMarkedPaired are marked connects of devices in duplicate-id
+	// pairs: a twin's connect right after the other twin's renewal
+	// DISCONNECT looks like a renewal to the hub, and is one in effect.
+	RenewalsMarkedPaired int `json:"renewalsMarkedPaired"`
+	// RenewalsUnpairedDiff is marked − expected over the devices that are
+	// not in pairs: 0 when the hub marked exactly the renewals.
+	RenewalsUnpairedDiff int `json:"renewalsUnpairedDiff"`
+	// Totals over Rows.
+	Missing, Duplicated, OutOfOrder, WrongCode, Unexpected int
+}
+
+type rowKey struct{ source, typ, result string }
+
+type cmp struct {
+	rows   map[rowKey]*Row
+	causes map[[4]string]*CauseRow
+	lat    map[rowKey][]time.Duration
+}
+
+func (c *cmp) row(k rowKey) *Row {
+	r := c.rows[k]
+	if r == nil {
+		r = &Row{Source: k.source, Type: k.typ, Result: k.result}
+		c.rows[k] = r
+	}
+	return r
+}
+
+func (c *cmp) cause(cause Cause, k rowKey, matched bool) {
+	ck := [4]string{cause.String(), k.source, k.typ, k.result}
+	r := c.causes[ck]
+	if r == nil {
+		r = &CauseRow{Cause: ck[0], Source: k.source, Type: k.typ, Result: k.result}
+		c.causes[ck] = r
+	}
+	r.Expected++
+	if matched {
+		r.Matched++
+	}
+}
+
+// item is one expectation or observation reduced to what matching needs.
+type item struct {
+	typ, result string
+	cause       Cause
+	at          int64 // expectation: simulator time; observation: arrival
+	seq         string
+}
+
+// Compare matches the ledger against the webhook events and the log
+// records of the run's devices (index by device; deviceless log records
+// in the -1 slot).
+func Compare(ledger []Expect, events []observed, logs map[int32][]hubclient.LogRecord) Comparison {
+	c := &cmp{rows: map[rowKey]*Row{}, causes: map[[4]string]*CauseRow{}, lat: map[rowKey][]time.Duration{}}
+	var out Comparison
+	expEv := map[int32][]item{}
+	expLog := map[int32][]item{}
+	paired := map[int32]bool{}
+	for _, e := range ledger {
+		if e.Cause == CauseTakeover {
+			paired[e.Device] = true
+		}
+	}
+	expPaired := 0
+	for _, e := range ledger {
+		if e.Kind == KindConnected && e.Renewal {
+			out.RenewalsExpected++
+			if paired[e.Device] {
+				expPaired++
+			}
+		}
+		it := item{result: e.Result, cause: e.Cause, at: e.At}
+		switch e.Kind {
+		case KindConnected:
+			it.typ = KindConnected.String()
+			expEv[e.Device] = append(expEv[e.Device], it)
+			it.typ = "deviceConnect"
+			expLog[e.Device] = append(expLog[e.Device], it)
+		case KindDisconnected:
+			it.typ = KindDisconnected.String()
+			expEv[e.Device] = append(expEv[e.Device], it)
+			it.typ = "deviceDisconnect"
+			if e.TokenExpiry {
+				first := it
+				first.result = ResultUnauthorized
+				expLog[e.Device] = append(expLog[e.Device], first)
+			}
+			expLog[e.Device] = append(expLog[e.Device], it)
+		case KindRefused, KindTimeout:
+			it.typ = "deviceConnect"
+			expLog[e.Device] = append(expLog[e.Device], it)
+		}
+	}
+
+	// Webhook events: duplicates and order first, per device.
+	obsEv := map[int32][]item{}
+	seen := map[int32]map[string]bool{}
+	maxSeq := map[int32]string{}
+	for _, o := range events {
+		k := rowKey{"events", o.Kind.String(), o.Result}
+		if o.Seq != "" && o.Seq < maxSeq[o.Device] {
+			c.row(k).OutOfOrder++
+		}
+		if o.Seq > maxSeq[o.Device] {
+			maxSeq[o.Device] = o.Seq
+		}
+		if seen[o.Device] == nil {
+			seen[o.Device] = map[string]bool{}
+		}
+		dk := o.Seq + "/" + o.Kind.String()
+		if seen[o.Device][dk] {
+			c.row(k).Duplicated++
+			continue
+		}
+		seen[o.Device][dk] = true
+		if o.Kind == KindConnected && o.Renewal {
+			out.RenewalsMarked++
+			if paired[o.Device] {
+				out.RenewalsMarkedPaired++
+			}
+		}
+		obsEv[o.Device] = append(obsEv[o.Device], item{typ: o.Kind.String(), result: o.Result, at: o.Arrived, seq: o.Seq})
+	}
+	obsLog := map[int32][]item{}
+	for dev, recs := range logs {
+		seenLog := map[string]bool{}
+		for _, r := range recs {
+			k := rowKey{"log", r.OperationName, r.ResultType}
+			dk := r.SequenceNumber + "/" + r.OperationName + "/" + r.ResultType
+			if r.SequenceNumber != "" && seenLog[dk] {
+				c.row(k).Duplicated++
+				continue
+			}
+			seenLog[dk] = true
+			obsLog[dev] = append(obsLog[dev], item{typ: r.OperationName, result: r.ResultType, at: r.TimeGenerated.UnixNano(), seq: r.SequenceNumber})
+		}
+	}
+	out.RenewalsUnpairedDiff = (out.RenewalsMarked - out.RenewalsMarkedPaired) - (out.RenewalsExpected - expPaired)
+	for _, dev := range deviceSet(expEv, obsEv) {
+		c.match("events", expEv[dev], obsEv[dev], true)
+	}
+	for _, dev := range deviceSet(expLog, obsLog) {
+		c.match("log", expLog[dev], obsLog[dev], false)
+	}
+
+	for k, r := range c.rows {
+		if l := c.lat[k]; len(l) > 0 {
+			slices.Sort(l)
+			r.P50ms = ms(l[len(l)/2])
+			r.P99ms = ms(l[len(l)*99/100])
+			r.Maxms = ms(l[len(l)-1])
+		}
+		out.Rows = append(out.Rows, *r)
+		out.Missing += r.Missing
+		out.Duplicated += r.Duplicated
+		out.OutOfOrder += r.OutOfOrder
+		out.WrongCode += r.WrongCode
+		out.Unexpected += r.Unexpected
+	}
+	sort.Slice(out.Rows, func(i, j int) bool {
+		a, b := out.Rows[i], out.Rows[j]
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		if a.Type != b.Type {
+			return a.Type < b.Type
+		}
+		return a.Result < b.Result
+	})
+	for _, r := range c.causes {
+		out.Causes = append(out.Causes, *r)
+	}
+	sort.Slice(out.Causes, func(i, j int) bool {
+		a, b := out.Causes[i], out.Causes[j]
+		for _, p := range [][2]string{{a.Cause, b.Cause}, {a.Source, b.Source}, {a.Type, b.Type}, {a.Result, b.Result}} {
+			if p[0] != p[1] {
+				return p[0] < p[1]
+			}
+		}
+		return false
+	})
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func deviceSet(a, b map[int32][]item) []int32 {
+	var out []int32
+	for d := range a {
+		out = append(out, d)
+	}
+	for d := range b {
+		if _, ok := a[d]; !ok {
+			out = append(out, d)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// match pairs one device's expectations with its observations of one
+// source: per type and code in order (expectations by time, observations
+// by sequence number, else arrival); what is left of a type pairs up as
+// wrong codes; the rest is missing or unexpected.
+func (c *cmp) match(source string, exp, obs []item, latency bool) {
+	slices.SortStableFunc(exp, func(a, b item) int { return cmpInt(a.at, b.at) })
+	slices.SortStableFunc(obs, func(a, b item) int {
+		if a.seq != b.seq && a.seq != "" && b.seq != "" {
+			if a.seq < b.seq {
+				return -1
+			}
+			return 1
+		}
+		return cmpInt(a.at, b.at)
+	})
+	type tk struct{ typ, result string }
+	expBy := map[tk][]item{}
+	obsBy := map[tk][]item{}
+	for _, e := range exp {
+		expBy[tk{e.typ, e.result}] = append(expBy[tk{e.typ, e.result}], e)
+	}
+	for _, o := range obs {
+		obsBy[tk{o.typ, o.result}] = append(obsBy[tk{o.typ, o.result}], o)
+		c.row(rowKey{source, o.typ, o.result}).Observed++
+	}
+	leftExp := map[string][]item{}
+	leftObs := map[string][]item{}
+	for k, es := range expBy {
+		os := obsBy[k]
+		rk := rowKey{source, k.typ, k.result}
+		r := c.row(rk)
+		r.Expected += len(es)
+		n := min(len(es), len(os))
+		r.Matched += n
+		for i, e := range es {
+			c.cause(e.cause, rk, i < n)
+			if i < n && latency {
+				c.lat[rk] = append(c.lat[rk], time.Duration(os[i].at-e.at))
+			}
+		}
+		leftExp[k.typ] = append(leftExp[k.typ], es[n:]...)
+		obsBy[k] = os[n:]
+	}
+	for k, os := range obsBy {
+		leftObs[k.typ] = append(leftObs[k.typ], os...)
+	}
+	for typ, es := range leftExp {
+		os := leftObs[typ]
+		n := min(len(es), len(os))
+		for i, e := range es {
+			r := c.row(rowKey{source, typ, e.result})
+			if i < n {
+				r.WrongCode++
+			} else {
+				r.Missing++
+			}
+		}
+		leftObs[typ] = os[n:]
+	}
+	for typ, os := range leftObs {
+		for _, o := range os {
+			c.row(rowKey{source, typ, o.result}).Unexpected++
+		}
+	}
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,111 @@
+package sim
+
+import (
+	"testing"
+
+	"github.com/tether-hub/tether/internal/hubclient"
+)
+
+func seq(n int) string {
+	return "0000000000000000000000000000000000000000000000000000000000000000"[:62] + string(rune('0'+n/10)) + string(rune('0'+n%10))
+}
+
+// Each defect class of the comparison is found where it is, and only
+// there.
+func TestCompareFindsEachDefect(t *testing.T) {
+	ledger := []Expect{
+		{Device: 0, Kind: KindConnected, Cause: CauseConnect, At: 1},
+		{Device: 0, Kind: KindDisconnected, Result: ResultClosedRemotely, Cause: CauseDrop, At: 2},
+		{Device: 0, Kind: KindConnected, Cause: CauseDrop, At: 3},
+		{Device: 0, Kind: KindDisconnected, Cause: CauseStop, At: 4},
+		{Device: 1, Kind: KindConnected, Cause: CauseConnect, At: 1},
+		{Device: 1, Kind: KindDisconnected, Result: ResultTakeover, Cause: CauseTakeover, At: 2}, // hub says 404104: wrong code
+		{Device: 1, Kind: KindConnected, Cause: CauseTakeover, At: 3},                            // never delivered: missing
+		{Device: 2, Kind: KindRefused, Result: ResultUnauthorized, Cause: CauseWrongKey, At: 1},
+	}
+	events := []observed{
+		{Device: 0, Kind: KindConnected, Seq: seq(1), Arrived: 11},
+		{Device: 0, Kind: KindConnected, Seq: seq(3), Arrived: 13},                                  // before seq 2: out of order for seq 2
+		{Device: 0, Kind: KindDisconnected, Result: ResultClosedRemotely, Seq: seq(2), Arrived: 14}, // out of order
+		{Device: 0, Kind: KindDisconnected, Seq: seq(4), Arrived: 15},
+		{Device: 0, Kind: KindDisconnected, Seq: seq(4), Arrived: 16}, // duplicate
+		{Device: 1, Kind: KindConnected, Seq: seq(1), Arrived: 12},
+		{Device: 1, Kind: KindDisconnected, Result: ResultClosedRemotely, Seq: seq(2), Arrived: 13},
+		{Device: 3, Kind: KindConnected, Seq: seq(1), Arrived: 12}, // nobody expected it
+	}
+	logs := map[int32][]hubclient.LogRecord{
+		2: {{OperationName: "deviceConnect", ResultType: ResultUnauthorized}},
+	}
+	c := Compare(ledger, events, logs)
+	get := func(source, typ, result string) Row {
+		for _, r := range c.Rows {
+			if r.Source == source && r.Type == typ && r.Result == result {
+				return r
+			}
+		}
+		t.Fatalf("no row %s %s %q in %+v", source, typ, result, c.Rows)
+		return Row{}
+	}
+	conn := get("events", "DeviceConnected", "")
+	if conn.Expected != 4 || conn.Matched != 3 || conn.Missing != 1 || conn.Unexpected != 1 || conn.OutOfOrder != 0 {
+		t.Errorf("DeviceConnected: %+v", conn)
+	}
+	drop := get("events", "DeviceDisconnected", ResultClosedRemotely)
+	if drop.Expected != 1 || drop.Matched != 1 || drop.Observed != 2 || drop.OutOfOrder != 1 || drop.WrongCode != 0 {
+		t.Errorf("DeviceDisconnected 404104: %+v", drop)
+	}
+	take := get("events", "DeviceDisconnected", ResultTakeover)
+	if take.Expected != 1 || take.WrongCode != 1 || take.Missing != 0 {
+		t.Errorf("DeviceDisconnected 400027: %+v", take)
+	}
+	stop := get("events", "DeviceDisconnected", "")
+	if stop.Matched != 1 || stop.Duplicated != 1 {
+		t.Errorf("DeviceDisconnected: %+v", stop)
+	}
+	if ref := get("log", "deviceConnect", ResultUnauthorized); ref.Matched != 1 || ref.Expected != 1 {
+		t.Errorf("log refusal: %+v", ref)
+	}
+	// Missing: one DeviceConnected event, and the 7 log records of
+	// devices 0 and 1 (the log here has only device 2's refusal).
+	if c.Missing != 1+7 || c.OutOfOrder != 1 || c.Duplicated != 1 || c.WrongCode != 1 || c.Unexpected != 1 {
+		t.Errorf("totals: missing %d ooo %d dup %d wrong %d unexpected %d", c.Missing, c.OutOfOrder, c.Duplicated, c.WrongCode, c.Unexpected)
+	}
+	// By cause: the drop was attributed to 404104 and matched.
+	found := false
+	for _, cr := range c.Causes {
+		if cr.Cause == "drop" && cr.Source == "events" && cr.Type == "DeviceDisconnected" && cr.Result == ResultClosedRemotely {
+			found = cr.Expected == 1 && cr.Matched == 1
+		}
+	}
+	if !found {
+		t.Errorf("drop not attributed: %+v", c.Causes)
+	}
+}
+
+func TestPickedChoosesExactlyCount(t *testing.T) {
+	for _, n := range []int{1, 7, 100, 10000} {
+		for _, count := range []int{1, 3, 10, n / 2, n} {
+			if count < 1 || count > n {
+				continue
+			}
+			got := 0
+			for i := range n {
+				if picked(FaultDup, 1, i, n, count) {
+					got++
+				}
+			}
+			if got != count {
+				t.Errorf("n %d count %d: picked %d", n, count, got)
+			}
+		}
+	}
+	same := 0
+	for i := range 1000 {
+		if picked(FaultDup, 1, i, 1000, 10) && picked(FaultSilence, 1, i, 1000, 10) {
+			same++
+		}
+	}
+	if same == 10 {
+		t.Error("dup and silence pick the same devices")
+	}
+}

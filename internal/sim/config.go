@@ -1,0 +1,150 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config is one simulation run. Zero values take the defaults of
+// Defaults; Validate reports every problem at once.
+type Config struct {
+	Devices    int           `json:"devices"`
+	Prefix     string        `json:"prefix"`   // device ids are <prefix>-<i>
+	Duration   time.Duration `json:"duration"` // from the first connect; 0: until the context ends
+	Ramp       float64       `json:"ramp"`     // connects per second at the start
+	Profile    string        `json:"profile"`
+	TokenTTL   time.Duration `json:"tokenTtl"`   // 0: the profile's
+	KeepAlive  time.Duration `json:"keepAlive"`  // 0: the profile's
+	Telemetry  time.Duration `json:"telemetry"`  // interval; 0: none
+	Payload    int           `json:"payload"`    // telemetry bytes
+	WebSockets float64       `json:"webSockets"` // fraction of devices on MQTT over WebSockets
+	Faults     Faults        `json:"faults"`
+	Seed       uint64        `json:"seed"`
+
+	// Hub addresses: MQTTAddr is host:port of MQTT/TLS, HTTPSAddr of the
+	// HTTPS port (MQTT-WS). HubName is the IoT Hub host name of usernames
+	// and tokens (the owner connection string's HostName).
+	HubName   string `json:"hubName"`
+	MQTTAddr  string `json:"mqttAddr"`
+	HTTPSAddr string `json:"httpsAddr"`
+	CAPEM     []byte `json:"caPem,omitempty"`
+	Insecure  bool   `json:"insecure"` // skip certificate verification
+
+	Sources    int `json:"sources"`    // loopback source addresses 127.0.0.2…
+	PerProcess int `json:"perProcess"` // devices per process before workers
+
+	SilenceKeepAlive  time.Duration `json:"silenceKeepAlive"`  // keep-alive of devices picked for silence
+	DisableFor        time.Duration `json:"disableFor"`        // how long a disabled device stays disabled
+	SlowTLSDelay      time.Duration `json:"slowTlsDelay"`      // how long a slow client stretches its handshake
+	HubConnectTimeout time.Duration `json:"hubConnectTimeout"` // the hub's --connect-timeout
+	Settle            time.Duration `json:"settle"`            // wait at most this for events after the stop
+	StableAfter       time.Duration `json:"stableAfter"`       // a session this old resets the retry count
+}
+
+// Defaults fills zero fields.
+func (c *Config) Defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Prefix == "" {
+		c.Prefix = "sim"
+	}
+	if c.Ramp == 0 {
+		c.Ramp = 500
+	}
+	if c.Profile == "" {
+		c.Profile = "node"
+	}
+	if c.Payload == 0 {
+		c.Payload = 64
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.Sources == 0 {
+		c.Sources = 60
+	}
+	if c.PerProcess == 0 {
+		c.PerProcess = 15000
+	}
+	if c.HubName == "" {
+		c.HubName = "localhost"
+	}
+	def(&c.SilenceKeepAlive, 10*time.Second)
+	def(&c.DisableFor, 20*time.Second)
+	def(&c.SlowTLSDelay, 2*time.Second)
+	def(&c.HubConnectTimeout, 10*time.Second)
+	def(&c.Settle, 90*time.Second)
+	def(&c.StableAfter, 5*time.Second)
+}
+
+// Validate reports every problem of c.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.Devices < 1 {
+		bad("--devices must be at least 1")
+	}
+	if strings.ContainsAny(c.Prefix, "/#+ ") {
+		bad("--prefix %q: no '/', '#', '+' or spaces", c.Prefix)
+	}
+	if c.Duration < 0 {
+		bad("--duration must not be negative")
+	}
+	if c.Ramp <= 0 {
+		bad("--ramp must be positive (connects per second)")
+	}
+	if _, err := LookupProfile(c.Profile); err != nil {
+		errs = append(errs, err)
+	}
+	if c.TokenTTL < 0 || (c.TokenTTL > 0 && c.TokenTTL < 5*time.Second) {
+		bad("--token-ttl must be at least 5s")
+	}
+	if c.KeepAlive < 0 || c.KeepAlive > 65535*time.Second {
+		bad("--keep-alive must be 0…65535s")
+	}
+	if c.Telemetry < 0 {
+		bad("--telemetry must not be negative")
+	}
+	if c.Payload < 0 || c.Payload > 256<<10 {
+		bad("--payload must be 0…262144 bytes")
+	}
+	if c.WebSockets < 0 || c.WebSockets > 1 {
+		bad("--ws must be a fraction 0…1")
+	}
+	if c.MQTTAddr == "" && c.WebSockets < 1 {
+		bad("no MQTT address")
+	}
+	if c.HTTPSAddr == "" && c.WebSockets > 0 {
+		bad("no HTTPS address for MQTT over WebSockets")
+	}
+	if c.Sources < 1 || c.Sources > 253 {
+		bad("--sources must be 1…253")
+	}
+	if c.PerProcess < 1 || c.PerProcess > 19000 {
+		bad("--per-process must be 1…19000 (one process may hold 20,000 open files)")
+	}
+	if f, ok := c.Faults.Get(FaultStorm); ok && c.Duration > 0 && f.At >= c.Duration {
+		bad("storm at %s is after the end of the run (%s)", f.At, c.Duration)
+	}
+	return errors.Join(errs...)
+}
+
+// profile returns the profile with the overrides of c applied.
+func (c *Config) profile() Profile {
+	p, _ := LookupProfile(c.Profile)
+	if c.TokenTTL > 0 {
+		p.TokenTTL = c.TokenTTL
+	}
+	if c.KeepAlive > 0 {
+		p.KeepAlive = c.KeepAlive
+	}
+	return p
+}
+
+// DeviceID is the id of device i.
+func (c *Config) DeviceID(i int) string { return fmt.Sprintf("%s-%d", c.Prefix, i) }

@@ -1,0 +1,353 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/tether-hub/tether/internal/hubclient"
+	"github.com/tether-hub/tether/internal/mqttclient"
+	"github.com/tether-hub/tether/internal/sas"
+)
+
+// device is one simulated device (or the twin of a duplicate-id pair).
+// Everything but the ledger and the counters is owned by its goroutine.
+type device struct {
+	f       *fleet
+	idx     int
+	id, key string
+	twin    bool
+	hasTwin bool
+	rnd     *rand.Rand
+	src     net.IP
+	ws      bool
+	plan    plan
+	startAt time.Duration
+
+	nextStep  int                         // index into plan.steps
+	rateNext  map[FaultKind]time.Duration // next time of each rate fault
+	disabled  *atomic.Bool                // the simulator disabled it in the registry (shared with the twin)
+	gaveUp    bool                        // the SDK stopped retrying
+	connected bool
+}
+
+// end is how a session ended.
+type end int
+
+const (
+	endStop    end = iota // the run ended (DISCONNECT sent)
+	endRenewal            // renewal: DISCONNECT sent, reconnect now
+	endDropped            // the simulator dropped it (drop, storm)
+	endClosed             // the hub closed it
+)
+
+func (d *device) expect(k Kind, result string, c Cause) {
+	d.f.ledger.expect(d.idx, k, result, c)
+}
+
+func (d *device) keepAlive() time.Duration {
+	if d.plan.silent {
+		return d.f.cfg.SilenceKeepAlive
+	}
+	return d.f.prof.KeepAlive
+}
+
+// run is the device's life: wait for its ramp slot, then connect, run a
+// session, and reconnect the way the profile does, until the run ends.
+func (d *device) run() {
+	defer d.f.wg.Done()
+	f := d.f
+	if !f.sleep(d.startAt - f.since()) {
+		return
+	}
+	d.rateNext = map[FaultKind]time.Duration{}
+	for _, rf := range d.plan.rates {
+		d.rateNext[rf.Kind] = nextRate(rf, f.since(), d.rnd)
+	}
+	cause := CauseConnect
+	if d.plan.slow {
+		cause = CauseSlowTLS
+	}
+	attempt := 0
+	renewal := false
+	for !f.stopped() {
+		conn, tokenExp, err := d.connect()
+		if err != nil {
+			d.connectFailed(err, cause)
+			attempt++
+			f.stats.Retries.Add(1)
+			if d.gaveUp {
+				if !d.idleWhileGivenUp() {
+					return
+				}
+				attempt = 0
+			}
+			if !d.waitBackoff(attempt) {
+				return
+			}
+			if cause == CauseConnect || cause == CauseSlowTLS {
+				cause = CauseRetry
+			}
+			renewal = false
+			continue
+		}
+		// Connect latency counts from the CONNECT: the hub may deliver
+		// the event before this process has read its CONNACK.
+		d.f.ledger.add(Expect{Device: int32(d.idx), Kind: KindConnected, Cause: cause, At: conn.ConnectSent.UnixNano(), Renewal: renewal})
+		f.stats.Connects.Add(1)
+		f.stats.Connected.Add(1)
+		began := time.Now()
+		how, why := d.session(conn, tokenExp)
+		f.stats.Connected.Add(-1)
+		f.stats.Disconnects.Add(1)
+		renewal = false
+		switch how {
+		case endStop:
+			return
+		case endRenewal:
+			cause, renewal, attempt = CauseRenewal, true, 0
+			f.stats.Renewals.Add(1)
+			continue
+		}
+		if time.Since(began) >= f.cfg.StableAfter {
+			attempt = 0
+		}
+		attempt++
+		cause = why
+		if why == CauseRenewal { // token expiry (RenewOnExpiry): the SDK reconnects with a new token
+			renewal = true
+			f.stats.Renewals.Add(1)
+		}
+		if !d.waitBackoff(attempt) {
+			return
+		}
+	}
+}
+
+// idleWhileGivenUp keeps handling the device's fault steps while the SDK
+// has given up; an enable after a disable restarts the client (true).
+func (d *device) idleWhileGivenUp() bool {
+	d.f.stats.GaveUp.Add(1)
+	for d.gaveUp {
+		if !d.waitBackoff(0) {
+			return false
+		}
+	}
+	d.f.stats.GaveUp.Add(-1)
+	return true
+}
+
+// waitBackoff sleeps the profile's delay for retry attempt, handling
+// fault steps that fall due meanwhile. It reports false when the run
+// ended.
+func (d *device) waitBackoff(attempt int) bool {
+	f := d.f
+	var wait time.Duration
+	if attempt > 0 {
+		wait = f.prof.Backoff(attempt, d.rnd)
+	} else {
+		wait = time.Second
+	}
+	until := f.since() + wait
+	for {
+		next, ok := d.nextAction()
+		if !ok || next > until {
+			return f.sleep(until - f.since())
+		}
+		if !f.sleep(next - f.since()) {
+			return false
+		}
+		d.act(nil)
+	}
+}
+
+// connect dials with a fresh token. The hard context, not the stop
+// signal, bounds it: a CONNECT in flight at the end is answered and then
+// ended with DISCONNECT, so the hub's record matches the ledger.
+func (d *device) connect() (*mqttclient.Conn, time.Time, error) {
+	f := d.f
+	exp := time.Now().Add(f.prof.TokenTTL)
+	tok, err := sas.Sign(sas.DeviceResource(f.cfg.HubName, d.id), d.key, "", exp)
+	if err != nil {
+		return nil, exp, err
+	}
+	conn, err := d.dial(tok)
+	return conn, time.Unix(exp.Unix(), 0), err
+}
+
+func (d *device) username() string {
+	return d.f.cfg.HubName + "/" + d.id + "/?api-version=" + hubclient.APIVersion +
+		"&DeviceClientType=" + url.QueryEscape("tether-sim/1.0 ("+d.f.prof.Name+")")
+}
+
+func (d *device) dial(password string) (*mqttclient.Conn, error) {
+	f := d.f
+	ka := uint16(d.keepAlive() / time.Second)
+	pkt := mqttclient.ConnectPacket(d.id, d.username(), password, ka, false)
+	dl := mqttclient.Dialer{Addr: f.cfg.MQTTAddr, TLS: f.tls, Source: d.src, Timeout: 30 * time.Second}
+	if d.ws {
+		dl.Addr, dl.WebSocket = f.cfg.HTTPSAddr, true
+	}
+	if d.plan.slow {
+		delay := f.cfg.SlowTLSDelay
+		dl.Wrap = func(c net.Conn) net.Conn { return &slowConn{Conn: c, delay: delay / 2, left: 2} }
+		dl.Timeout = max(dl.Timeout, delay+30*time.Second)
+	}
+	return dl.Dial(f.hard, pkt)
+}
+
+// connectFailed records what the hub should log for a failed connect.
+func (d *device) connectFailed(err error, cause Cause) {
+	f := d.f
+	f.stats.countError(err)
+	var ce mqttclient.ConnackError
+	switch {
+	case errors.As(err, &ce):
+		c := CauseUnexplained
+		if d.disabled.Load() {
+			c = CauseDisabled
+		}
+		d.expect(KindRefused, ResultUnauthorized, c)
+		if !f.prof.RetryUnauthorized {
+			d.gaveUp = true
+		}
+	case d.plan.slow && f.cfg.SlowTLSDelay >= f.cfg.HubConnectTimeout:
+		f.ledger.add(Expect{Device: -1, Kind: KindTimeout, Result: ResultTimeout, Cause: CauseSlowTLS, At: time.Now().UnixNano()})
+	}
+	_ = cause
+}
+
+// nextAction is the time of the device's next fault step or rate fault.
+func (d *device) nextAction() (time.Duration, bool) {
+	best, ok := time.Duration(0), false
+	if d.nextStep < len(d.plan.steps) {
+		best, ok = d.plan.steps[d.nextStep].at, true
+	}
+	for _, t := range d.rateNext {
+		if !ok || t < best {
+			best, ok = t, true
+		}
+	}
+	return best, ok
+}
+
+// act performs the fault that is due. conn is the open session (nil when
+// offline); the returned end, if not nil, ends the session.
+func (d *device) act(s *session) {
+	f := d.f
+	now := f.since()
+	var kind FaultKind
+	undo := false
+	if d.nextStep < len(d.plan.steps) && d.plan.steps[d.nextStep].at <= now {
+		st := d.plan.steps[d.nextStep]
+		d.nextStep++
+		kind, undo = st.kind, st.undo
+	} else {
+		for k, t := range d.rateNext {
+			if t <= now {
+				kind = k
+				for _, rf := range d.plan.rates {
+					if rf.Kind == k {
+						d.rateNext[k] = nextRate(rf, now, d.rnd)
+					}
+				}
+				break
+			}
+		}
+	}
+	switch kind {
+	case "":
+		return
+	case FaultDisabled:
+		d.setDisabled(!undo, s)
+		return
+	case FaultExpired, FaultWrongKey:
+		f.stats.fault(kind)
+		f.wg.Add(1)
+		go d.badAttempt(kind)
+		return
+	}
+	if s == nil {
+		f.stats.FaultsSkipped.Add(1)
+		return
+	}
+	f.stats.fault(kind)
+	switch kind {
+	case FaultDrop, FaultStorm:
+		s.dropped = kind
+	case FaultSilence:
+		s.silent = true
+	}
+}
+
+// setDisabled disables or re-enables the device in the registry.
+func (d *device) setDisabled(on bool, s *session) {
+	f := d.f
+	if on {
+		f.stats.fault(FaultDisabled)
+	}
+	d.disabled.Store(on) // before the call: the hub kicks the session during it
+	if s != nil && on {
+		s.disabling = true
+	}
+	ctx, cancel := context.WithTimeout(f.hard, 30*time.Second)
+	defer cancel()
+	dev := hubclient.Device{ID: d.id, PrimaryKey: d.key, SecondaryKey: DeviceKey(f.keySeed, d.id+"/secondary")}
+	if err := f.api.SetStatus(ctx, dev, on); err != nil {
+		f.stats.countError(errors.New("registry: " + err.Error()))
+	}
+	if !on && d.gaveUp {
+		// The operator fixed the device; an app would restart its client.
+		d.gaveUp = false
+	}
+}
+
+// badAttempt is a second copy of the device connecting with a stale
+// credential: an expired token or a token signed with a wrong key. The
+// hub must refuse it (401003) and leave the device's session alone.
+func (d *device) badAttempt(kind FaultKind) {
+	defer d.f.wg.Done()
+	f := d.f
+	key, exp, cause := d.key, time.Now().Add(-time.Hour), CauseExpired
+	if kind == FaultWrongKey {
+		key, exp, cause = DeviceKey(f.keySeed, d.id+"/wrong"), time.Now().Add(f.prof.TokenTTL), CauseWrongKey
+	}
+	tok, err := sas.Sign(sas.DeviceResource(f.cfg.HubName, d.id), key, "", exp)
+	if err != nil {
+		return
+	}
+	conn, err := d.dial(tok)
+	if err == nil {
+		// Accepted: the hub took a stale credential. The ledger has no
+		// connect for it, so the comparison shows it as unexpected.
+		_ = conn.Disconnect()
+		_ = conn.Close()
+		return
+	}
+	var ce mqttclient.ConnackError
+	if errors.As(err, &ce) {
+		d.expect(KindRefused, ResultUnauthorized, cause)
+		return
+	}
+	f.stats.countError(err)
+}
+
+// slowConn stretches the first writes (the TLS ClientHello and Finished)
+// by delay each: a slow client.
+type slowConn struct {
+	net.Conn
+	delay time.Duration
+	left  int
+}
+
+func (c *slowConn) Write(p []byte) (int, error) {
+	if c.left > 0 {
+		c.left--
+		time.Sleep(c.delay)
+	}
+	return c.Conn.Write(p)
+}

@@ -1,0 +1,37 @@
+// Package sim is a fleet simulator for rehearsing an IoT hub at scale and
+// for proving Tether's numbers: N devices that connect over MQTT/TLS or
+// MQTT over WebSockets at a ramp rate, send telemetry, renew SAS tokens
+// and retry the way the official SDKs do (profiles: c, csharp, java, node,
+// python), suffer injected faults, and stop after a duration with a
+// report.
+//
+// The simulator knows what it did, so it checks what the hub reported: it
+// records every expected connection event in a ledger (device, type,
+// ResultType, cause, time), hosts its own Event Grid webhook receiver
+// (subscribed through /api/v1/subscriptions), reads the Connections log
+// (/api/v1/logs) at the end, and compares: missing, duplicated, out of
+// order (by sequence number per device), wrong code, unexpected, and
+// delivery latency, per event type and ResultType and per cause.
+//
+// What each fault does and what the hub must report for it:
+//
+//	drop      close the socket without DISCONNECT   DeviceDisconnected 404104 (network)
+//	silence   stop sending (no PINGREQ)             DeviceDisconnected 404104 (keep-alive), after 1.5 × keep-alive
+//	dup       a second client with the same id      DeviceDisconnected 400027 (takeover) for every replaced session
+//	expired   a connect with an expired token       refused: deviceConnect Error 401003 (log)
+//	wrongkey  a connect signed with a wrong key     refused: deviceConnect Error 401003 (log)
+//	disabled  disable the device in the registry    DeviceDisconnected 401003, then refusals 401003 until re-enabled
+//	storm     every connected device drops at t     DeviceDisconnected 404104 each, reconnects with backoff
+//	slow      TLS handshake stretched over a delay  connected (or, past the hub's connect timeout, 500008 without a device id)
+//
+// Faults take a count ("dup=10"), a fraction of the fleet once ("drop=5%")
+// or a rate per minute ("drop=2%/min", per device a Poisson process).
+// "expired" and "wrongkey" are extra attempts by a second copy of the
+// device (its session is not disturbed); the others act on the device.
+//
+// Scale: device i dials from 127.0.0.(2 + i mod sources); past PerProcess
+// devices the run is split over worker processes (the caller supplies
+// Spawn, e.g. a re-exec of the tether binary); their ledgers are merged
+// before the comparison. Each device draws from its own seeded random
+// source, so a run is reproducible up to timing.
+package sim

@@ -1,0 +1,99 @@
+package sim
+
+import (
+	"sync"
+	"time"
+)
+
+// Kind is what the hub should report for one thing a device did.
+type Kind uint8
+
+const (
+	KindConnected    Kind = iota + 1 // DeviceConnected; deviceConnect Information
+	KindDisconnected                 // DeviceDisconnected; deviceDisconnect
+	KindRefused                      // no event; deviceConnect Error
+	KindTimeout                      // no event; deviceConnect Error without a device id (handshake never finished)
+)
+
+var kindNames = [...]string{"", "DeviceConnected", "DeviceDisconnected", "ConnectRefused", "ConnectTimeout"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "?"
+}
+
+// Cause is why the device did it.
+type Cause uint8
+
+const (
+	CauseConnect     Cause = iota + 1 // first connect
+	CauseRenewal                      // SAS token renewal
+	CauseDrop                         // drop fault (and the reconnect after it)
+	CauseSilence                      // keep-alive silence fault
+	CauseTakeover                     // a duplicate-id twin replaced the session
+	CauseExpired                      // expired-token attempt
+	CauseWrongKey                     // wrong-key attempt
+	CauseDisabled                     // device disabled in the registry
+	CauseStorm                        // reconnect storm
+	CauseSlowTLS                      // slow TLS client
+	CauseStop                         // end of the run
+	CauseRetry                        // a retry after a failure not caused by a fault
+	CauseUnexplained                  // the hub closed a session for no reason the simulator knows
+)
+
+var causeNames = [...]string{"", "connect", "renewal", "drop", "silence", "takeover", "expired", "wrongkey",
+	"disabled", "storm", "slow", "stop", "retry", "unexplained"}
+
+func (c Cause) String() string {
+	if int(c) < len(causeNames) {
+		return causeNames[c]
+	}
+	return "?"
+}
+
+// Result codes the simulator expects.
+const (
+	ResultOK             = ""
+	ResultTakeover       = "400027"
+	ResultClosedRemotely = "404104"
+	ResultUnauthorized   = "401003"
+	ResultTimeout        = "500008"
+)
+
+// Expect is one thing the hub should report.
+type Expect struct {
+	Device int32  `json:"d"` // device index; -1 for KindTimeout (the hub cannot know it)
+	Kind   Kind   `json:"k"`
+	Result string `json:"r,omitempty"`
+	Cause  Cause  `json:"c"`
+	At     int64  `json:"t"` // unix ns, the simulator's clock
+	// TokenExpiry: the hub closed the session at token expiry (its log
+	// then has two records, 401003 and 404104).
+	TokenExpiry bool `json:"x,omitempty"`
+	Renewal     bool `json:"n,omitempty"` // a reconnect with a renewed token
+}
+
+// Ledger collects expectations from all devices of a process.
+type Ledger struct {
+	mu  sync.Mutex
+	all []Expect
+}
+
+func (l *Ledger) add(e Expect) {
+	l.mu.Lock()
+	l.all = append(l.all, e)
+	l.mu.Unlock()
+}
+
+func (l *Ledger) expect(dev int, k Kind, result string, c Cause) {
+	l.add(Expect{Device: int32(dev), Kind: k, Result: result, Cause: c, At: time.Now().UnixNano()})
+}
+
+// Entries returns a copy of what was recorded, in record order.
+func (l *Ledger) Entries() []Expect {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Expect(nil), l.all...)
+}

@@ -1,0 +1,309 @@
+package sim
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/tether-hub/tether/internal/hubclient"
+)
+
+// Env is what a run needs from its caller.
+type Env struct {
+	API *hubclient.Client // the hub's API as the owner policy
+	// ConnString is the owner connection string (handed to workers).
+	ConnString string
+	Out        io.Writer // live view and report
+	Live       bool      // redraw a one-screen live table (a terminal)
+	JSON       bool      // JSON lines instead of text
+	// WebhookAddr is where the observer listens (default 127.0.0.1:0);
+	// WebhookURL, if set, is what the hub is told to call instead of the
+	// listener's own URL (a hub on another machine).
+	WebhookAddr, WebhookURL string
+	// Spawn starts a worker process for spec (nil: no workers; runs over
+	// PerProcess devices are refused).
+	Spawn func(ctx context.Context, spec WorkerSpec) (Worker, error)
+	Logf  func(format string, a ...any)
+}
+
+// Worker is a started worker process: its JSON-line output and its exit.
+type Worker struct {
+	Out  io.ReadCloser
+	Wait func() error
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Config      Config     `json:"config"`
+	Started     time.Time  `json:"started"`
+	Stopped     time.Time  `json:"stopped"`
+	Interrupted bool       `json:"interrupted"` // stopped by the context before the duration
+	Processes   int        `json:"processes"`
+	Registered  int        `json:"registered"`
+	RegisterS   float64    `json:"registerSeconds"`
+	Stats       Snapshot   `json:"stats"`
+	Expected    int        `json:"expectedEvents"`
+	Observed    int        `json:"observedEvents"`
+	LogRecords  int        `json:"logRecords"`
+	Foreign     int        `json:"foreignEvents"` // events of devices that were not the run's
+	SettleS     float64    `json:"settleSeconds"`
+	Settled     bool       `json:"settled"`
+	Comparison  Comparison `json:"comparison"`
+	Notes       []string   `json:"notes,omitempty"`
+}
+
+// OK reports whether the hub reported everything as expected.
+func (r *Report) OK() bool {
+	c := r.Comparison
+	return c.Missing == 0 && c.OutOfOrder == 0 && c.Duplicated == 0 && c.WrongCode == 0 && c.Unexpected == 0 &&
+		c.RenewalsUnpairedDiff == 0
+}
+
+// Run simulates cfg against the hub of env and returns the comparison.
+// Cancelling ctx stops the run early (devices disconnect; the report is
+// still made).
+func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if env.Logf == nil {
+		env.Logf = func(string, ...any) {}
+	}
+	if env.Out == nil {
+		env.Out = io.Discard
+	}
+	procs := (cfg.Devices + cfg.PerProcess - 1) / cfg.PerProcess
+	if procs > 1 && env.Spawn == nil {
+		return nil, fmt.Errorf("%d devices need %d processes of at most %d; no way to start workers", cfg.Devices, procs, cfg.PerProcess)
+	}
+	if _, ok := cfg.Faults.Get(FaultDisabled); ok && env.API == nil {
+		return nil, errors.New("the disabled fault needs the hub's API")
+	}
+	rep := &Report{Config: cfg, Processes: procs}
+	v := newView(env, &cfg)
+	seed := make([]byte, 16)
+	_, _ = rand.Read(seed)
+	keySeed := hex.EncodeToString(seed)
+
+	// Devices, in bulk.
+	t0 := time.Now()
+	devs := make([]hubclient.Device, cfg.Devices)
+	for i := range devs {
+		id := cfg.DeviceID(i)
+		devs[i] = hubclient.Device{ID: id, PrimaryKey: DeviceKey(keySeed, id), SecondaryKey: DeviceKey(keySeed, id+"/secondary")}
+	}
+	if err := env.API.PutDevices(ctx, devs, 32, v.registered); err != nil {
+		return nil, fmt.Errorf("registering devices: %w", err)
+	}
+	rep.Registered, rep.RegisterS = len(devs), time.Since(t0).Seconds()
+	v.registeredDone(len(devs), time.Since(t0))
+
+	// The observer subscribes itself.
+	obs, err := StartObserver(env.WebhookAddr, cfg.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("webhook receiver: %w", err)
+	}
+	defer obs.Close()
+	hook := obs.URL()
+	if env.WebhookURL != "" {
+		hook = env.WebhookURL
+	}
+	subName := fmt.Sprintf("sim-%s-%d", cfg.Prefix, time.Now().Unix())
+	if err := env.API.Subscribe(ctx, hubclient.WebhookSubscription(subName, hook, 0)); err != nil {
+		return nil, fmt.Errorf("subscribing the observer: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = env.API.DeleteSubscription(dctx, subName)
+	}()
+
+	// The fleet: this process and its workers.
+	start := time.Now().Add(200 * time.Millisecond)
+	if procs > 1 {
+		start = start.Add(2 * time.Second) // workers need a moment to start
+	}
+	rep.Started = start
+	hard, hardCancel := context.WithCancel(context.Background())
+	defer hardCancel()
+	runCtx := ctx
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithDeadline(ctx, start.Add(cfg.Duration))
+		defer cancel()
+	}
+	var parts []*part
+	local := newFleet(hard, &cfg, 0, min(cfg.Devices, cfg.PerProcess), keySeed, start, env.API)
+	parts = append(parts, &part{fleet: local})
+	for p := 1; p < procs; p++ {
+		spec := WorkerSpec{Config: cfg, From: p * cfg.PerProcess, To: min(cfg.Devices, (p+1)*cfg.PerProcess),
+			KeySeed: keySeed, Start: start, APIBase: env.API.Base, ConnString: env.ConnString}
+		w, err := env.Spawn(runCtx, spec)
+		if err != nil {
+			close(local.stop)
+			return nil, fmt.Errorf("starting worker %d: %w", p, err)
+		}
+		parts = append(parts, newRemotePart(w))
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); local.run() }()
+	for _, p := range parts[1:] {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.readRemote() }()
+	}
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	stopping := false
+	for done := false; !done; {
+		select {
+		case <-allDone:
+			done = true
+		case <-runCtx.Done():
+			if !stopping {
+				stopping = true
+				rep.Interrupted = ctx.Err() != nil
+				close(local.stop)
+				// A bound on connects in flight at the stop.
+				time.AfterFunc(45*time.Second, hardCancel)
+			}
+		case <-tick.C:
+			v.progress(start, sumStats(parts), obs)
+		}
+	}
+	rep.Stopped = time.Now()
+	var ledger []Expect
+	var errs []error
+	for _, p := range parts {
+		ledger = append(ledger, p.ledger()...)
+		if p.err != nil {
+			errs = append(errs, p.err)
+		}
+	}
+	rep.Stats = sumStats(parts)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	v.progress(start, rep.Stats, obs)
+
+	// Wait for the hub's reports, then compare.
+	rep.Expected = countEvents(ledger)
+	settleStart := time.Now()
+	settleCtx, cancel := context.WithTimeout(context.Background(), cfg.Settle)
+	defer cancel()
+	rep.Settled = waitStable(settleCtx, func() int { return obs.Count() }, rep.Expected, 250*time.Millisecond, v.settling)
+	_, slow := cfg.Faults.Get(FaultSlowTLS)
+	deviceless := slow && cfg.SlowTLSDelay >= cfg.HubConnectTimeout
+	logs, n, err := readLogs(settleCtx, env.API, cfg.Prefix, start.Add(-time.Second), countLogRecords(ledger), deviceless)
+	if err != nil {
+		rep.Notes = append(rep.Notes, "reading the Connections log: "+err.Error())
+	}
+	rep.LogRecords = n
+	if !deviceless {
+		if n := countDeviceless(logs); n > 0 {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the hub logged %d connection attempts without a device id (timed out or garbled before CONNECT; not compared)", n))
+		}
+	}
+	rep.SettleS = time.Since(settleStart).Seconds()
+	events := obs.Events()
+	rep.Observed = len(events)
+	obs.mu.Lock()
+	rep.Foreign = obs.foreign
+	obs.mu.Unlock()
+	if !deviceless {
+		delete(logs, -1)
+	}
+	rep.Comparison = Compare(ledger, events, logs)
+	return rep, nil
+}
+
+func countEvents(l []Expect) int {
+	n := 0
+	for _, e := range l {
+		if e.Kind == KindConnected || e.Kind == KindDisconnected {
+			n++
+		}
+	}
+	return n
+}
+
+func countLogRecords(l []Expect) int {
+	n := 0
+	for _, e := range l {
+		n++
+		if e.TokenExpiry {
+			n++
+		}
+	}
+	return n
+}
+
+// waitStable polls count until it reaches want and has not changed for
+// 3 s (late duplicates), or ctx ends; it reports whether want was reached.
+func waitStable(ctx context.Context, count func() int, want int, every time.Duration, show func(got, want int)) bool {
+	last, since := -1, time.Now()
+	for {
+		n := count()
+		if n != last {
+			last, since = n, time.Now()
+		}
+		if show != nil {
+			show(n, want)
+		}
+		if n >= want && time.Since(since) >= 3*time.Second {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return n >= want
+		case <-time.After(every):
+		}
+	}
+}
+
+// readLogs reads the run's Connections records (and the deviceless ones,
+// under -1) until there are want of them and no more arrive, or ctx ends.
+func readLogs(ctx context.Context, api *hubclient.Client, prefix string, since time.Time, want int, deviceless bool) (map[int32][]hubclient.LogRecord, int, error) {
+	var out map[int32][]hubclient.LogRecord
+	var n int
+	var lastErr error
+	count := func() int {
+		recs, err := api.AllLogs(ctx, "Connections", since)
+		if err != nil {
+			lastErr = err
+			return n
+		}
+		lastErr = nil
+		m := map[int32][]hubclient.LogRecord{}
+		c := 0
+		for _, r := range recs {
+			dev, ok := deviceIndex(prefix+"-", r.DeviceID)
+			if !ok {
+				if r.DeviceID != "" {
+					continue
+				}
+				dev = -1
+			}
+			m[dev] = append(m[dev], r)
+			c++
+		}
+		out, n = m, c
+		if !deviceless {
+			return c - len(m[-1])
+		}
+		return c
+	}
+	waitStable(ctx, count, want, 2*time.Second, nil)
+	return out, n, lastErr
+}
+
+func countDeviceless(logs map[int32][]hubclient.LogRecord) int { return len(logs[-1]) }

@@ -1,0 +1,139 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/tether-hub/tether/internal/mqttclient"
+)
+
+// session is one open connection of a device.
+type session struct {
+	conn      *mqttclient.Conn
+	dropped   FaultKind // drop or storm: close without DISCONNECT
+	silent    bool      // silence fault: send nothing more
+	disabling bool      // the device is being disabled: the hub will close
+}
+
+// session runs one connection until it ends and records how. tokenExp is
+// the token's se.
+func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause) {
+	f := d.f
+	s := &session{conn: conn}
+	readDone := make(chan error, 1)
+	go func() {
+		readDone <- conn.ReadLoop(mqttclient.Handler{Puback: func(uint16) { f.stats.TelemetryAcked.Add(1) }})
+	}()
+
+	// Timers: telemetry, keep-alive ping, renewal, next fault.
+	never := time.Duration(1<<62 - 1)
+	began := time.Now()
+	tel := never
+	if f.cfg.Telemetry > 0 {
+		tel = time.Duration(d.rnd.Float64() * float64(f.cfg.Telemetry)) // spread over one interval
+	}
+	ping := d.keepAlive()
+	renew := never
+	if f.prof.RenewMode == RenewReconnect {
+		renew = f.prof.RenewAfter(f.prof.TokenTTL)
+	}
+	timer := time.NewTimer(never)
+	defer timer.Stop()
+
+	topic := "devices/" + d.id + "/messages/events/"
+	closeWait := func() {
+		t := time.NewTimer(5 * time.Second)
+		defer t.Stop()
+		select {
+		case <-readDone:
+		case <-t.C: // the hub did not close after DISCONNECT: close anyway
+			_ = conn.Close()
+			<-readDone
+		}
+		_ = conn.Close()
+	}
+	for {
+		el := time.Since(began)
+		next := min(tel, ping)
+		if !s.silent {
+			next = min(next, renew)
+		}
+		if at, ok := d.nextAction(); ok {
+			next = min(next, at-f.since()+el)
+		}
+		timer.Reset(max(0, next-el))
+		select {
+		case <-f.stop:
+			_ = conn.Disconnect()
+			d.expect(KindDisconnected, ResultOK, CauseStop)
+			closeWait()
+			return endStop, CauseStop
+		case err := <-readDone:
+			_ = conn.Close()
+			return endClosed, d.closedByHub(s, err, tokenExp)
+		case <-timer.C:
+		}
+		el = time.Since(began)
+		switch {
+		case el >= renew && !s.silent && time.Now().After(tokenExp.Add(-time.Second)):
+			// The renewal is so late (an overloaded machine) that the hub
+			// is closing the session for the expired token right now: let
+			// it, and record that (a DISCONNECT now would race it).
+			renew = never
+			f.stats.LateRenewals.Add(1)
+		case el >= renew && !s.silent: // a silent device is cut off: it cannot renew either
+			_ = conn.Disconnect()
+			d.expect(KindDisconnected, ResultOK, CauseRenewal)
+			closeWait()
+			return endRenewal, CauseRenewal
+		case el >= tel:
+			tel += f.cfg.Telemetry
+			if !s.silent {
+				if _, err := conn.Publish(topic, 1, f.payload); err == nil {
+					f.stats.TelemetrySent.Add(1)
+				}
+			}
+		case el >= ping:
+			ping += d.keepAlive()
+			if !s.silent {
+				_ = conn.Ping()
+			}
+		default:
+			if at, ok := d.nextAction(); ok && at <= f.since() {
+				d.act(s)
+				if s.dropped != "" {
+					_ = conn.Close()
+					cause := CauseDrop
+					if s.dropped == FaultStorm {
+						cause = CauseStorm
+					}
+					d.expect(KindDisconnected, ResultClosedRemotely, cause)
+					closeWait()
+					return endDropped, cause
+				}
+			}
+		}
+	}
+}
+
+// closedByHub records what the hub should report for a session it closed
+// and returns the cause, which the reconnect carries.
+func (d *device) closedByHub(s *session, err error, tokenExp time.Time) Cause {
+	f := d.f
+	now := time.Now()
+	e := Expect{Device: int32(d.idx), Kind: KindDisconnected, At: now.UnixNano()}
+	switch {
+	case s.disabling || d.disabled.Load():
+		e.Result, e.Cause = ResultUnauthorized, CauseDisabled
+	case s.silent:
+		e.Result, e.Cause = ResultClosedRemotely, CauseSilence
+	case !now.Before(tokenExp.Add(-2 * time.Second)):
+		e.Result, e.Cause, e.TokenExpiry = ResultClosedRemotely, CauseRenewal, true
+	case d.hasTwin:
+		e.Result, e.Cause = ResultTakeover, CauseTakeover
+	default:
+		e.Result, e.Cause = ResultClosedRemotely, CauseUnexplained
+		f.stats.countError(err)
+	}
+	f.ledger.add(e)
+	return e.Cause
+}
