@@ -41,7 +41,9 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 
 	topic := "devices/" + d.id + "/messages/events/"
 	closeWait := func() {
-		t := time.NewTimer(5 * time.Second)
+		// As the Node SDK: a graceful close not finished within 30 s is
+		// forced.
+		t := time.NewTimer(30 * time.Second)
 		defer t.Stop()
 		select {
 		case <-readDone:

@@ -48,6 +48,7 @@ type config struct {
 	perfOut, pprofURL                  string
 	n, conc, srcFrom, srcTo            int
 	pid                                int
+	expiry                             int64
 	clean, gcSignal                    bool
 	hold, dialTimeout, phaseCap        time.Duration
 	drainTimeout, quietTimeout         time.Duration
@@ -62,6 +63,7 @@ func main() {
 	flag.IntVar(&c.conc, "c", 200, "connects in flight at most")
 	flag.IntVar(&c.pid, "pid", 0, "broker process id, for CPU/RSS/fd readings (required)")
 	flag.StringVar(&c.hub, "hub", "bench", "hub host name used in usernames and SAS resources")
+	flag.Int64Var(&c.expiry, "expiry", 0, "se of the SAS tokens, Unix seconds (default now + 24 h); fixed, the passwords are known in advance (a broker's password file)")
 	flag.StringVar(&c.seed, "seed", stormrun.DefaultSeed, "device-key derivation seed")
 	flag.IntVar(&c.srcFrom, "src-from", 2, "first source address 127.0.0.<src-from>")
 	flag.IntVar(&c.srcTo, "src-to", 20, "last source address 127.0.0.<src-to>")
@@ -144,6 +146,9 @@ func run(c config) (*stormrun.Result, error) {
 	// Everything the client can do ahead of time is done before the first
 	// dial: tokens and CONNECT packets.
 	exp := time.Now().Add(24 * time.Hour)
+	if c.expiry > 0 {
+		exp = time.Unix(c.expiry, 0)
+	}
 	packets := make([][]byte, c.n)
 	for i := range packets {
 		id := stormrun.DeviceID(i)

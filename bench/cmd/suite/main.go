@@ -1,0 +1,82 @@
+// Command suite is the benchmark suite's driver (bench/run builds it and
+// the binaries it starts). In one bounded run it measures, side by side in
+// the same run, Tether, bare mochi-mqtt (bench/cmd/baremochi) and
+// Mosquitto (with a password file of the same SAS-token passwords):
+//
+//   - connect storm over plain TCP and TLS 1.2 (bench/cmd/connstorm): connects/s,
+//     broker CPU per connect, CONNACK latency, and idle memory per connection;
+//   - telemetry throughput: QoS 1 PUBLISH from many connections over TLS,
+//     acknowledged messages per second and broker CPU per message;
+//
+// and, for Tether alone (the baselines have no equivalent), event latency
+// (bench/cmd/eventlat) and whatever the optional sections in
+// bench/suite.d print. It writes one markdown report with every figure and
+// its ratio to each baseline.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	bin          map[string]string // tether, baremochi, connstorm, eventlat
+	work, out    string
+	n, conc      int
+	pubConns     int
+	pubFor       time.Duration
+	pubWindow    int
+	timeout      time.Duration
+	brokers      []string
+	skipEventLat bool
+}
+
+func main() {
+	o := options{bin: map[string]string{}}
+	var bins, brokers string
+	flag.StringVar(&bins, "bin", "", "built binaries: dir containing tether, baremochi, connstorm, eventlat")
+	flag.StringVar(&o.work, "work", "", "work dir (brokers' data, logs)")
+	flag.StringVar(&o.out, "out", "", "markdown report to write")
+	flag.IntVar(&o.n, "n", 5000, "connections per connect storm")
+	flag.IntVar(&o.conc, "c", 200, "connects in flight")
+	flag.IntVar(&o.pubConns, "pub-conns", 500, "publishing connections in the telemetry test")
+	flag.DurationVar(&o.pubFor, "pub-for", 10*time.Second, "telemetry test length")
+	flag.IntVar(&o.pubWindow, "pub-window", 8, "unacknowledged QoS 1 publishes per connection")
+	flag.DurationVar(&o.timeout, "timeout", 8*time.Minute, "hard cap")
+	flag.StringVar(&brokers, "brokers", "mosquitto,bare,tether", "brokers to run")
+	flag.BoolVar(&o.skipEventLat, "no-eventlat", false, "skip the event-latency section")
+	flag.Parse()
+	log.SetFlags(log.Ltime)
+	log.SetPrefix("suite: ")
+	for _, b := range []string{"tether", "baremochi", "connstorm", "eventlat"} {
+		o.bin[b] = filepath.Join(bins, b)
+	}
+	o.brokers = strings.Split(brokers, ",")
+	if o.work == "" || o.out == "" || bins == "" {
+		log.Fatal("-bin, -work and -out are required (bench/run sets them)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hard := time.AfterFunc(o.timeout+30*time.Second, func() { killAll(); log.Fatal("hard timeout") })
+	defer hard.Stop()
+	rep, err := run(ctx, o)
+	killAll()
+	if err != nil {
+		log.Fatal(err)
+	}
+	md := rep.markdown(o)
+	if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(md)
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tether-hub/tether/bench/internal/stormrun"
+	"github.com/tether-hub/tether/internal/certs"
+	"github.com/tether-hub/tether/internal/hubclient"
+	"github.com/tether-hub/tether/internal/sas"
+)
+
+// hubName is the IoT Hub host name of the dev hub (and of the usernames
+// every broker sees).
+const hubName = "localhost"
+
+// setup is what every broker run shares.
+type setup struct {
+	o                  options
+	cert, key          string // for bare mochi and Mosquitto
+	passwd             string // Mosquitto password file
+	mosquitto          string
+	dataDir, httpsAddr string // Tether's
+	expiry             int64  // se of every token
+	logs               string
+}
+
+// result is everything one report needs.
+type result struct {
+	started  time.Time
+	took     time.Duration
+	env      string
+	storms   map[string]map[string]*stormrun.Result // mode → broker → result
+	pubs     map[string]*pubResult                  // broker → telemetry result
+	eventlat string                                 // eventlat's markdown
+	errs     []string
+}
+
+func run(ctx context.Context, o options) (*result, error) {
+	r := &result{started: time.Now(), storms: map[string]map[string]*stormrun.Result{}, pubs: map[string]*pubResult{}}
+	s := &setup{o: o, dataDir: filepath.Join(o.work, "tether-data"), logs: filepath.Join(o.work, "logs"),
+		expiry: time.Now().Add(24 * time.Hour).Unix()}
+	if err := os.MkdirAll(s.logs, 0o755); err != nil {
+		return nil, err
+	}
+	tc, err := certs.EnsureDev(filepath.Join(o.work, "certs"), []string{"127.0.0.1", "localhost"})
+	if err != nil || len(tc.Certificate) == 0 {
+		return nil, fmt.Errorf("certificates: %v", err)
+	}
+	s.cert, s.key = filepath.Join(o.work, "certs", certs.ServerFile), filepath.Join(o.work, "certs", certs.ServerKeyFile)
+	if contains(o.brokers, "mosquitto") {
+		if s.mosquitto, err = exec.LookPath("mosquitto"); err != nil {
+			if s.mosquitto, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
+				return nil, fmt.Errorf("mosquitto is not installed (bench/run installs the Debian package)")
+			}
+		}
+		if err := s.writePasswd(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if contains(o.brokers, "tether") {
+		if err := s.registerDevices(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for _, mode := range []string{"tcp", "tls12"} {
+		r.storms[mode] = map[string]*stormrun.Result{}
+		for _, b := range o.brokers {
+			if ctx.Err() != nil {
+				break
+			}
+			res, pub, err := s.brokerRun(ctx, b, mode)
+			if err != nil {
+				r.errs = append(r.errs, fmt.Sprintf("%s %s: %v", b, mode, err))
+				log.Printf("%s %s: %v", b, mode, err)
+				continue
+			}
+			r.storms[mode][b] = res
+			if pub != nil {
+				r.pubs[b] = pub
+			}
+		}
+	}
+	if !o.skipEventLat && contains(o.brokers, "tether") && ctx.Err() == nil {
+		md, err := s.eventLatency(ctx)
+		if err != nil {
+			r.errs = append(r.errs, "eventlat: "+err.Error())
+		}
+		r.eventlat = md
+	}
+	r.took = time.Since(r.started)
+	return r, nil
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *setup) token(i int) (user, pass string, err error) {
+	id := stormrun.DeviceID(i)
+	key, _ := stormrun.DeviceKeys(stormrun.DefaultSeed, id)
+	pass, err = sas.Sign(sas.DeviceResource(hubName, id), key, "", time.Unix(s.expiry, 0))
+	return hubName + "/" + id + "/?api-version=" + stormrun.APIVersion, pass, err
+}
+
+// writePasswd writes every device's username and token, then hashes the
+// file in place with mosquitto_passwd -U.
+func (s *setup) writePasswd(ctx context.Context) error {
+	s.passwd = filepath.Join(s.o.work, "mosquitto.passwd")
+	var b strings.Builder
+	for i := range max(s.o.n, s.o.pubConns) {
+		u, p, err := s.token(i)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s:%s\n", u, p)
+	}
+	if err := os.WriteFile(s.passwd, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	out, err := exec.CommandContext(ctx, "mosquitto_passwd", "-U", s.passwd).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("mosquitto_passwd -U: %v %s", err, out)
+	}
+	log.Printf("mosquitto password file: %d users hashed in %.1fs", max(s.o.n, s.o.pubConns), time.Since(t0).Seconds())
+	return nil
+}
+
+// registerDevices starts Tether once and registers bench-0… with the
+// derived keys.
+func (s *setup) registerDevices(ctx context.Context) error {
+	b, err := startTether(ctx, s, filepath.Join(s.logs, "tether-setup.log"))
+	if err != nil {
+		return err
+	}
+	defer b.stop()
+	api, err := hubclient.FromDevDir(ctx, s.dataDir, "https://"+s.httpsAddr, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	n := max(s.o.n, s.o.pubConns)
+	devs := make([]hubclient.Device, n)
+	for i := range devs {
+		id := stormrun.DeviceID(i)
+		k1, k2 := stormrun.DeviceKeys(stormrun.DefaultSeed, id)
+		devs[i] = hubclient.Device{ID: id, PrimaryKey: k1, SecondaryKey: k2}
+	}
+	t0 := time.Now()
+	if err := api.PutDevices(ctx, devs, 32, nil); err != nil {
+		return err
+	}
+	log.Printf("tether: %d devices registered in %.1fs", n, time.Since(t0).Seconds())
+	return nil
+}
+
+// brokerRun starts a fresh broker, runs the connect storm against it and,
+// over TLS, the telemetry test, and stops it.
+func (s *setup) brokerRun(ctx context.Context, name, mode string) (*stormrun.Result, *pubResult, error) {
+	logPath := filepath.Join(s.logs, name+"-"+mode+".log")
+	var b *broker
+	var err error
+	switch name {
+	case "tether":
+		b, err = startTether(ctx, s, logPath)
+	case "bare":
+		b, err = startBare(ctx, s, logPath)
+	case "mosquitto":
+		b, err = startMosquitto(ctx, s, logPath)
+	default:
+		err = fmt.Errorf("unknown broker %q", name)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	defer b.stop()
+	addr := b.tcp
+	if mode != "tcp" {
+		addr = b.tls
+	}
+	resFile := filepath.Join(s.logs, name+"-"+mode+".json")
+	log.Printf("connect storm: %s over %s, %d connections", name, mode, s.o.n)
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, s.o.bin["connstorm"], "-broker", name, "-addr", addr, "-mode", mode,
+		"-n", strconv.Itoa(s.o.n), "-c", strconv.Itoa(s.o.conc), "-pid", strconv.Itoa(b.pid), "-hub", hubName,
+		"-expiry", strconv.FormatInt(s.expiry, 10), "-clean=true", "-hold", "3s",
+		"-quiet-timeout", "15s", "-drain-timeout", "20s", "-phase-cap", "90s", "-out", resFile)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Run(); err != nil {
+		return nil, nil, fmt.Errorf("connstorm: %w", err)
+	}
+	data, err := os.ReadFile(resFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	var res stormrun.Result
+	if err := json.Unmarshal(data, &res); err != nil {
+		return nil, nil, err
+	}
+	if mode == "tcp" {
+		return &res, nil, nil
+	}
+	log.Printf("telemetry: %s over TLS, %d connections × %d in flight for %s", name, s.o.pubConns, s.o.pubWindow, s.o.pubFor)
+	pub, err := s.publish(ctx, b)
+	if err != nil {
+		return &res, nil, fmt.Errorf("telemetry: %w", err)
+	}
+	return &res, pub, nil
+}
