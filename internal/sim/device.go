@@ -100,6 +100,9 @@ func (d *device) run() {
 		d.f.ledger.add(Expect{Device: int32(d.idx), Kind: KindConnected, Cause: cause, At: conn.ConnectSent.UnixNano(), Renewal: renewal})
 		f.stats.Connects.Add(1)
 		f.stats.Connected.Add(1)
+		if renewal {
+			f.stats.Renewals.Add(1)
+		}
 		began := time.Now()
 		how, why := d.session(conn, tokenExp)
 		f.stats.Connected.Add(-1)
@@ -110,7 +113,6 @@ func (d *device) run() {
 			return
 		case endRenewal:
 			cause, renewal, attempt = CauseRenewal, true, 0
-			f.stats.Renewals.Add(1)
 			continue
 		}
 		if time.Since(began) >= f.cfg.StableAfter {
@@ -120,7 +122,6 @@ func (d *device) run() {
 		cause = why
 		if why == CauseRenewal { // token expiry (RenewOnExpiry): the SDK reconnects with a new token
 			renewal = true
-			f.stats.Renewals.Add(1)
 		}
 		if !d.waitBackoff(attempt) {
 			return

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -93,23 +94,11 @@ func TestBackoffSeededDeterminism(t *testing.T) {
 			return out
 		}
 		a, b, c := seq(1), seq(1), seq(2)
-		if !equal(a, b) {
+		if !slices.Equal(a, b) {
 			t.Errorf("%s: same seed, different sequences %v %v", name, a, b)
 		}
-		if equal(a, c) {
+		if slices.Equal(a, c) {
 			t.Errorf("%s: no jitter: seeds 1 and 2 give %v", name, a)
 		}
 	}
-}
-
-func equal(a, b []time.Duration) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

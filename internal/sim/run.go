@@ -173,8 +173,8 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 				stopping = true
 				rep.Interrupted = ctx.Err() != nil
 				close(local.stop)
-				// A bound on connects in flight at the stop.
-				time.AfterFunc(45*time.Second, hardCancel)
+				// A bound on the staggered stop and connects in flight.
+				time.AfterFunc(local.rampEnd+60*time.Second, hardCancel)
 			}
 		case <-tick.C:
 			v.progress(start, sumStats(parts), obs)

@@ -53,22 +53,26 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 		}
 		_ = conn.Close()
 	}
+	stopC := f.stop
+	stopAt := never
 	for {
 		el := time.Since(began)
-		next := min(tel, ping)
+		next := min(tel, ping, stopAt)
 		if !s.silent {
 			next = min(next, renew)
 		}
-		if at, ok := d.nextAction(); ok {
+		if at, ok := d.nextAction(); ok && stopC != nil {
 			next = min(next, at-f.since()+el)
 		}
 		timer.Reset(max(0, next-el))
 		select {
-		case <-f.stop:
-			_ = conn.Disconnect()
-			d.expect(KindDisconnected, ResultOK, CauseStop)
-			closeWait()
-			return endStop, CauseStop
+		case <-stopC:
+			// The fleet leaves at the ramp rate, as it came: 10,000
+			// DISCONNECTs in the same millisecond are not a fleet's end
+			// but a test of its own.
+			stopC = nil
+			stopAt = time.Since(began) + time.Duration(float64(d.idx)/f.cfg.Ramp*float64(time.Second))
+			continue
 		case err := <-readDone:
 			_ = conn.Close()
 			return endClosed, d.closedByHub(s, err, tokenExp)
@@ -76,6 +80,11 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 		}
 		el = time.Since(began)
 		switch {
+		case el >= stopAt:
+			_ = conn.Disconnect()
+			d.expect(KindDisconnected, ResultOK, CauseStop)
+			closeWait()
+			return endStop, CauseStop
 		case el >= renew && !s.silent && time.Now().After(tokenExp.Add(-time.Second)):
 			// The renewal is so late (an overloaded machine) that the hub
 			// is closing the session for the expired token right now: let
@@ -100,7 +109,7 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 				_ = conn.Ping()
 			}
 		default:
-			if at, ok := d.nextAction(); ok && at <= f.since() {
+			if at, ok := d.nextAction(); ok && at <= f.since() && stopC != nil {
 				d.act(s)
 				if s.dropped != "" {
 					_ = conn.Close()

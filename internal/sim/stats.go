@@ -1,13 +1,9 @@
 package sim
 
 import (
-	"errors"
-	"fmt"
-	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/tether-hub/tether/internal/mqttclient"
 )
@@ -48,30 +44,9 @@ func (s *Stats) fault(k FaultKind) {
 	}
 }
 
-// ErrorKind buckets a failed connect: "connack 5", "tls: timeout",
+// ErrorKind buckets a failed connect: "connack rc=5", "tls: timeout",
 // "dial: connection refused"…
-func ErrorKind(err error) string {
-	var ce mqttclient.ConnackError
-	if errors.As(err, &ce) {
-		return fmt.Sprintf("connack %d", byte(ce))
-	}
-	phase := "other"
-	var de *mqttclient.DialError
-	if errors.As(err, &de) {
-		phase = de.Phase
-	}
-	var ne net.Error
-	var errno syscall.Errno
-	switch {
-	case errors.As(err, &errno):
-		return phase + ": " + errno.Error()
-	case errors.As(err, &ne) && ne.Timeout():
-		return phase + ": timeout"
-	case errors.Is(err, errEOF):
-		return phase + ": EOF"
-	}
-	return phase + ": " + shortErr(err)
-}
+func ErrorKind(err error) string { return mqttclient.FailureKind(err) }
 
 // Snapshot is Stats at one moment, summable across processes.
 type Snapshot struct {

@@ -70,7 +70,7 @@ func RunWorker(ctx context.Context, spec WorkerSpec, api *hubclient.Client, out 
 			if !stopping {
 				stopping = true
 				close(f.stop)
-				time.AfterFunc(45*time.Second, cancel)
+				time.AfterFunc(f.rampEnd+60*time.Second, cancel)
 			}
 		case <-tick.C:
 			s := f.stats.Snapshot()

@@ -21,17 +21,14 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -370,34 +367,8 @@ func connectOne(c config, tcfg *tls.Config, src *net.TCPAddr, connect []byte) (n
 	return conn.NetConn(), nil
 }
 
-// failureKind buckets an error for the failure table: a CONNACK return code,
-// or phase plus a short cause.
-func failureKind(err error) string {
-	var ce mqttclient.ConnackError
-	if errors.As(err, &ce) {
-		return fmt.Sprintf("connack rc=%d", byte(ce))
-	}
-	phase := "other"
-	var pe *mqttclient.DialError
-	if errors.As(err, &pe) {
-		phase = pe.Phase
-	}
-	var ne net.Error
-	var errno syscall.Errno
-	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return phase + ": EOF"
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return phase + ": timeout"
-	case errors.As(err, &errno):
-		return phase + ": " + errno.Error()
-	}
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 {
-		msg = msg[i+2:]
-	}
-	return phase + ": " + msg
-}
+// failureKind buckets an error for the failure table.
+var failureKind = mqttclient.FailureKind
 
 func describeTLS(res *stormrun.Result, tc *tls.Conn) {
 	st := tc.ConnectionState()

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tether-hub/tether/bench/internal/benchfmt"
 )
 
 type report struct {
@@ -104,16 +106,7 @@ func (r *report) match(f *fleet, rc *receiver) {
 	}
 }
 
-func ms(d time.Duration) string {
-	v := float64(d) / float64(time.Millisecond)
-	switch {
-	case v >= 100:
-		return fmt.Sprintf("%.0f", v)
-	case v >= 10:
-		return fmt.Sprintf("%.1f", v)
-	}
-	return fmt.Sprintf("%.2f", v)
-}
+func ms(d time.Duration) string { return benchfmt.Num(float64(d) / float64(time.Millisecond)) }
 
 func (r *report) markdown() string {
 	var b strings.Builder

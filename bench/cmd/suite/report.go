@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/tether-hub/tether/bench/internal/benchfmt"
 	"github.com/tether-hub/tether/bench/internal/stormrun"
 )
 
@@ -102,13 +103,7 @@ func num(v float64, ok bool) string {
 	if !ok {
 		return "–"
 	}
-	switch {
-	case v >= 100:
-		return fmt.Sprintf("%.0f", v)
-	case v >= 10:
-		return fmt.Sprintf("%.1f", v)
-	}
-	return fmt.Sprintf("%.2f", v)
+	return benchfmt.Num(v)
 }
 
 func ratio(a float64, aok bool, b float64, bok bool) string {
