@@ -92,8 +92,7 @@ func (d *device) run() {
 			if cause == CauseConnect || cause == CauseSlowTLS {
 				cause = CauseRetry
 			}
-			renewal = false
-			continue
+			continue // a renewal stays one through retries (the hub marks it so within 2 min)
 		}
 		// Connect latency counts from the CONNECT: the hub may deliver
 		// the event before this process has read its CONNACK.

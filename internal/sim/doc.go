@@ -25,7 +25,10 @@
 //	slow      TLS handshake stretched over a delay  connected (or, past the hub's connect timeout, 500008 without a device id)
 //
 // Faults take a count ("dup=10"), a fraction of the fleet once ("drop=5%")
-// or a rate per minute ("drop=2%/min", per device a Poisson process).
+// or a rate per minute ("drop=2%/min", per device a Poisson process); dup,
+// silence and slow are properties of the devices they pick, so they take a
+// count or a fraction only. At the end the fleet disconnects at the ramp
+// rate, as it came.
 // "expired" and "wrongkey" are extra attempts by a second copy of the
 // device (its session is not disturbed); the others act on the device.
 //

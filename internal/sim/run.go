@@ -203,7 +203,10 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 	rep.Settled = waitStable(settleCtx, func() int { return obs.Count() }, rep.Expected, 250*time.Millisecond, v.settling)
 	_, slow := cfg.Faults.Get(FaultSlowTLS)
 	deviceless := slow && cfg.SlowTLSDelay >= cfg.HubConnectTimeout
-	logs, n, err := readLogs(settleCtx, env.API, cfg.Prefix, start.Add(-time.Second), countLogRecords(ledger), deviceless)
+	// The log writer may lag the webhooks: it gets its own budget.
+	logCtx, logCancel := context.WithTimeout(context.Background(), cfg.Settle)
+	defer logCancel()
+	logs, n, err := readLogs(logCtx, env.API, cfg.Prefix, start.Add(-time.Second), countLogRecords(ledger), deviceless)
 	if err != nil {
 		rep.Notes = append(rep.Notes, "reading the Connections log: "+err.Error())
 	}
