@@ -51,6 +51,8 @@ type Comparison struct {
 	// RenewalsUnpairedDiff is marked − expected over the devices that are
 	// not in pairs: 0 when the hub marked exactly the renewals.
 	RenewalsUnpairedDiff int `json:"renewalsUnpairedDiff"`
+	// AltMatched expectations were met by their alternative code (Expect.Alt).
+	AltMatched int `json:"altMatched"`
 	// Totals over Rows.
 	Missing, Duplicated, OutOfOrder, WrongCode, Unexpected int
 }
@@ -58,6 +60,7 @@ type Comparison struct {
 type rowKey struct{ source, typ, result string }
 
 type cmp struct {
+	alt    int
 	rows   map[rowKey]*Row
 	causes map[[4]string]*CauseRow
 	lat    map[rowKey][]time.Duration
@@ -88,6 +91,7 @@ func (c *cmp) cause(cause Cause, k rowKey, matched bool) {
 // item is one expectation or observation reduced to what matching needs.
 type item struct {
 	typ, result string
+	alt         string
 	cause       Cause
 	at          int64 // expectation: simulator time; observation: arrival
 	seq         string
@@ -115,7 +119,7 @@ func Compare(ledger []Expect, events []observed, logs map[int32][]hubclient.LogR
 				expPaired++
 			}
 		}
-		it := item{result: e.Result, cause: e.Cause, at: e.At}
+		it := item{result: e.Result, alt: e.Alt, cause: e.Cause, at: e.At}
 		switch e.Kind {
 		case KindConnected:
 			it.typ = KindConnected.String()
@@ -128,7 +132,7 @@ func Compare(ledger []Expect, events []observed, logs map[int32][]hubclient.LogR
 			it.typ = "deviceDisconnect"
 			if e.TokenExpiry {
 				first := it
-				first.result = ResultUnauthorized
+				first.result, first.alt = ResultUnauthorized, ""
 				expLog[e.Device] = append(expLog[e.Device], first)
 			}
 			expLog[e.Device] = append(expLog[e.Device], it)
@@ -189,6 +193,7 @@ func Compare(ledger []Expect, events []observed, logs map[int32][]hubclient.LogR
 		c.match("log", expLog[dev], obsLog[dev], false)
 	}
 
+	out.AltMatched = c.alt
 	for k, r := range c.rows {
 		if l := c.lat[k]; len(l) > 0 {
 			slices.Sort(l)
@@ -278,9 +283,9 @@ func (c *cmp) match(source string, exp, obs []item, latency bool) {
 		r.Expected += len(es)
 		n := min(len(es), len(os))
 		r.Matched += n
-		for i, e := range es {
-			c.cause(e.cause, rk, i < n)
-			if i < n && latency {
+		for i, e := range es[:n] {
+			c.cause(e.cause, rk, true)
+			if latency {
 				c.lat[rk] = append(c.lat[rk], time.Duration(os[i].at-e.at))
 			}
 		}
@@ -290,11 +295,34 @@ func (c *cmp) match(source string, exp, obs []item, latency bool) {
 	for k, os := range obsBy {
 		leftObs[k.typ] = append(leftObs[k.typ], os...)
 	}
+	// What is left may have been met by its alternative code.
+	for typ, es := range leftExp {
+		var still []item
+		for _, e := range es {
+			os := leftObs[typ]
+			j := slices.IndexFunc(os, func(o item) bool { return e.alt != "" && o.result == e.alt })
+			if j < 0 {
+				still = append(still, e)
+				continue
+			}
+			rk := rowKey{source, typ, e.result}
+			c.row(rk).Matched++
+			c.alt++
+			c.cause(e.cause, rk, true)
+			if latency {
+				c.lat[rk] = append(c.lat[rk], time.Duration(os[j].at-e.at))
+			}
+			leftObs[typ] = slices.Delete(os, j, j+1)
+		}
+		leftExp[typ] = still
+	}
 	for typ, es := range leftExp {
 		os := leftObs[typ]
 		n := min(len(es), len(os))
 		for i, e := range es {
-			r := c.row(rowKey{source, typ, e.result})
+			rk := rowKey{source, typ, e.result}
+			c.cause(e.cause, rk, false)
+			r := c.row(rk)
 			if i < n {
 				r.WrongCode++
 			} else {

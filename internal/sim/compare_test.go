@@ -109,3 +109,19 @@ func TestPickedChoosesExactlyCount(t *testing.T) {
 		t.Error("dup and silence pick the same devices")
 	}
 }
+
+// A drop of a duplicate-id device the hub recorded as a takeover matches
+// through Alt; without Alt it is a wrong code.
+func TestCompareAlternativeCode(t *testing.T) {
+	for _, alt := range []string{ResultTakeover, ""} {
+		ledger := []Expect{{Device: 4, Kind: KindDisconnected, Result: ResultClosedRemotely, Cause: CauseStorm, Alt: alt}}
+		events := []observed{{Device: 4, Kind: KindDisconnected, Result: ResultTakeover, Seq: seq(1)}}
+		c := Compare(ledger, events, nil)
+		if alt != "" && (c.AltMatched != 1 || c.WrongCode != 0 || c.Unexpected != 0) {
+			t.Errorf("with Alt: %+v", c)
+		}
+		if alt == "" && (c.AltMatched != 0 || c.WrongCode != 1) {
+			t.Errorf("without Alt: %+v", c)
+		}
+	}
+}

@@ -46,7 +46,11 @@ const (
 )
 
 func (d *device) expect(k Kind, result string, c Cause) {
-	d.f.ledger.expect(d.idx, k, result, c)
+	alt := ""
+	if d.hasTwin && k == KindDisconnected && result != ResultTakeover {
+		alt = ResultTakeover
+	}
+	d.f.ledger.expect(d.idx, k, result, c, alt)
 }
 
 func (d *device) keepAlive() time.Duration {

@@ -73,6 +73,10 @@ type Expect struct {
 	// then has two records, 401003 and 404104).
 	TokenExpiry bool `json:"x,omitempty"`
 	Renewal     bool `json:"n,omitempty"` // a reconnect with a renewed token
+	// Alt is another ResultType the hub may rightly report: a device of a
+	// duplicate-id pair whose twin connects while it drops or disconnects
+	// may be recorded as replaced (400027) instead.
+	Alt string `json:"a,omitempty"`
 }
 
 // Ledger collects expectations from all devices of a process.
@@ -87,8 +91,8 @@ func (l *Ledger) add(e Expect) {
 	l.mu.Unlock()
 }
 
-func (l *Ledger) expect(dev int, k Kind, result string, c Cause) {
-	l.add(Expect{Device: int32(dev), Kind: k, Result: result, Cause: c, At: time.Now().UnixNano()})
+func (l *Ledger) expect(dev int, k Kind, result string, c Cause, alt string) {
+	l.add(Expect{Device: int32(dev), Kind: k, Result: result, Cause: c, At: time.Now().UnixNano(), Alt: alt})
 }
 
 // Entries returns a copy of what was recorded, in record order.

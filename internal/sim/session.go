@@ -145,6 +145,9 @@ func (d *device) closedByHub(s *session, err error, tokenExp time.Time) Cause {
 		e.Result, e.Cause = ResultClosedRemotely, CauseUnexplained
 		f.stats.countError(err)
 	}
+	if d.hasTwin && e.Result != ResultTakeover {
+		e.Alt = ResultTakeover
+	}
 	f.ledger.add(e)
 	return e.Cause
 }

@@ -207,6 +207,9 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, " (%d of them on devices of duplicate-id pairs: a twin connecting right after the other's renewal DISCONNECT)", cm.RenewalsMarkedPaired)
 	}
 	fmt.Fprintln(w)
+	if cm.AltMatched > 0 {
+		fmt.Fprintf(w, "%d expectations of duplicate-id devices were met by 400027 instead (the twin's connect raced the drop or DISCONNECT)\n", cm.AltMatched)
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
