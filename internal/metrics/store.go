@@ -47,8 +47,11 @@ type Store struct {
 	mu sync.Mutex
 	// frames are the 1 s cells from floor (a whole minute, unix seconds)
 	// on; memory answers queries from floor, the minute table before.
-	frames map[int64]*frame
-	floor  int64
+	// minutes are the merge of their closed seconds (all but the open
+	// second's gauges), so long windows cost one step a minute.
+	frames  map[int64]*frame
+	minutes map[int64]*frame
+	floor   int64
 	// pending is what Flush writes next.
 	pending      map[pendingKey]cell
 	pendingTicks map[int64]int64
@@ -61,10 +64,31 @@ type Store struct {
 	lastPrune    time.Time
 }
 
-// frame is one second.
+// frame is one second (or minute): how many seconds the sampler ran in
+// it and its cells by metric, then dims key.
 type frame struct {
-	ticks int64 // 1 when the sampler ran in this second
-	cells map[seriesKey]cell
+	ticks int64
+	cells map[string]map[string]cell
+}
+
+func (f *frame) merge(k seriesKey, c cell) {
+	m := f.cells[k.metric]
+	if m == nil {
+		m = map[string]cell{}
+		f.cells[k.metric] = m
+	}
+	cur := m[k.dims]
+	cur.merge(c)
+	m[k.dims] = cur
+}
+
+func (f *frame) set(k seriesKey, c cell) {
+	m := f.cells[k.metric]
+	if m == nil {
+		m = map[string]cell{}
+		f.cells[k.metric] = m
+	}
+	m[k.dims] = c
 }
 
 // seriesKey names a series: metric and its dimension values (dimsKey).
@@ -107,7 +131,7 @@ func OpenStore(ctx context.Context, o StoreOptions) (*Store, error) {
 	db.SetMaxOpenConns(1) // one writer; reads are rare (windows older than Recent)
 	s := &Store{
 		o: o, log: o.Logger.With("component", "metrics"), db: db,
-		frames: map[int64]*frame{}, pending: map[pendingKey]cell{}, pendingTicks: map[int64]int64{},
+		frames: map[int64]*frame{}, minutes: map[int64]*frame{}, pending: map[pendingKey]cell{}, pendingTicks: map[int64]int64{},
 		pendingPos: map[string]uint64{}, positions: map[string]uint64{},
 		seriesIDs: map[seriesKey]int64{}, dims: map[string]map[string]string{"": {}},
 	}
@@ -202,7 +226,8 @@ func (s *Store) load(ctx context.Context) error {
 			return err
 		}
 		if k, ok := ids[id]; ok {
-			s.frame(ts).cells[k] = c
+			s.frame(ts).set(k, c)
+			s.minute(ts).merge(k, c)
 		}
 	}
 	rows.Close()
@@ -219,6 +244,7 @@ func (s *Store) load(ctx context.Context) error {
 			return err
 		}
 		s.frame(ts).ticks = n
+		s.minute(ts).ticks += n
 		s.open.ts = max(s.open.ts, ts)
 	}
 	rows.Close()
@@ -229,8 +255,19 @@ func (s *Store) load(ctx context.Context) error {
 func (s *Store) frame(ts int64) *frame {
 	f := s.frames[ts]
 	if f == nil {
-		f = &frame{cells: map[seriesKey]cell{}}
+		f = &frame{cells: map[string]map[string]cell{}}
 		s.frames[ts] = f
+	}
+	return f
+}
+
+// minute returns the minute of second ts, making it. Callers hold mu.
+func (s *Store) minute(ts int64) *frame {
+	m := floorMinute(ts)
+	f := s.minutes[m]
+	if f == nil {
+		f = &frame{cells: map[string]map[string]cell{}}
+		s.minutes[m] = f
 	}
 	return f
 }
@@ -269,10 +306,8 @@ func (s *Store) addLocked(ts int64, k seriesKey, c cell) {
 		return
 	}
 	if ts >= s.floor {
-		f := s.frame(ts)
-		cur := f.cells[k]
-		cur.merge(c)
-		f.cells[k] = cur
+		s.frame(ts).merge(k, c)
+		s.minute(ts).merge(k, c)
 	}
 	pk := pendingKey{ts, k}
 	cur := s.pending[pk]
@@ -318,19 +353,30 @@ func (s *Store) Tick(now time.Time, gauges []GaugeSample) bool {
 		k, c := seriesKey{g.Metric, dimsKey(g.Dims)}, sample(g.Value)
 		s.open.cells[k] = c
 		if ts >= s.floor {
-			s.frame(ts).cells[k] = c
+			s.frame(ts).set(k, c)
 		}
 	}
 	return true
 }
 
-// commitOpenLocked hands the open second's gauge values to pending.
+// commitOpenLocked closes the open second: its gauge values go to
+// pending and, with its tick, to its minute.
 func (s *Store) commitOpenLocked() {
+	if s.open.cells == nil {
+		return
+	}
+	inMemory := s.open.ts >= s.floor
 	for k, c := range s.open.cells {
 		pk := pendingKey{s.open.ts, k}
 		cur := s.pending[pk]
 		cur.merge(c)
 		s.pending[pk] = cur
+		if inMemory {
+			s.minute(s.open.ts).merge(k, c)
+		}
+	}
+	if inMemory {
+		s.minute(s.open.ts).ticks++
 	}
 	s.open.cells = nil
 }
@@ -469,6 +515,11 @@ func (s *Store) pruneMemoryLocked(now time.Time) {
 	for ts := range s.frames {
 		if ts < s.floor {
 			delete(s.frames, ts)
+		}
+	}
+	for ts := range s.minutes {
+		if ts < s.floor {
+			delete(s.minutes, ts)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package metrics
 import (
 	"context"
 	"errors"
+	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -272,4 +274,63 @@ func TestCatalogMatchesPrometheus(t *testing.T) {
 			t.Errorf("%s is registered but not in the catalog", name)
 		}
 	}
+}
+
+// Windows agree with a brute-force computation over the recorded values,
+// whatever mix of whole minutes (merged) and seconds they span, with
+// gauges refreshed within seconds and late counter events.
+func TestWindowMatchesBruteForce(t *testing.T) {
+	clk := &clock{t: t0}
+	path := filepath.Join(t.TempDir(), "h.db")
+	s := openStore(t, path, clk, time.Hour)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	const n = 400
+	gauge := make([]float64, n)
+	events := make([]float64, n)
+	for i := range n {
+		ts := t0.Add(time.Duration(i) * time.Second)
+		for r := range 3 { // refreshed: the last value counts
+			gauge[i] = float64(rnd.IntN(100))
+			s.Tick(ts.Add(time.Duration(r)*100*time.Millisecond), []GaugeSample{{Metric: ConnectedDevices, Value: gauge[i]}})
+		}
+		for range rnd.IntN(3) {
+			late := max(0, i-rnd.IntN(90)) // events may arrive up to 90 s late
+			s.Add(TelemetryIngress, t0.Add(time.Duration(late)*time.Second), 1)
+			events[late]++
+		}
+		if i%97 == 0 {
+			if err := s.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func() {
+		for range 300 {
+			a := rnd.IntN(n)
+			b := a + 1 + rnd.IntN(n-a)
+			from, to := t0.Add(time.Duration(a)*time.Second), t0.Add(time.Duration(b)*time.Second)
+			wantMin, wantMax, sum, tot := 1e9, -1.0, 0.0, 0.0
+			for i := a; i < b; i++ {
+				wantMin, wantMax, sum = min(wantMin, gauge[i]), max(wantMax, gauge[i]), sum+gauge[i]
+				tot += events[i]
+			}
+			for agg, want := range map[Aggregation]float64{AggMinimum: wantMin, AggMaximum: wantMax, AggAverage: sum / float64(b-a), AggCount: float64(b - a)} {
+				got := window(t, s, WindowQuery{Metric: ConnectedDevices, Aggregation: agg, From: from, To: to})
+				if math.Abs(got[0].Value-want) > 1e-9 || got[0].Samples != b-a {
+					t.Fatalf("[%d, %d) %s: %+v, want %v from %d samples", a, b, agg, got, want, b-a)
+				}
+			}
+			got := window(t, s, WindowQuery{Metric: TelemetryIngress, Aggregation: AggTotal, From: from, To: to})
+			if got[0].Value != tot || got[0].Samples != b-a {
+				t.Fatalf("[%d, %d) Total: %+v, want %v", a, b, got, tot)
+			}
+		}
+	}
+	check()
+	// The same from the file (seconds and their minutes loaded back).
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path, clk, time.Hour)
+	check()
 }

@@ -41,7 +41,7 @@ func (s *Store) Window(ctx context.Context, q WindowQuery) ([]WindowValue, error
 		return nil, err
 	}
 	from, to := ceilSecond(q.From), ceilSecond(q.To)
-	acc := accumulator{q: cq, groups: map[string]*group{}}
+	acc := accumulator{q: cq, groups: map[string]*group{}, byKey: map[string]*group{}}
 
 	s.mu.Lock()
 	if s.closed {
@@ -49,18 +49,25 @@ func (s *Store) Window(ctx context.Context, q WindowQuery) ([]WindowValue, error
 		return nil, errClosed
 	}
 	floor := s.floor
-	for ts := max(from, floor); ts < to; ts++ {
-		f := s.frames[ts]
+	openMinute := int64(-1)
+	if s.open.cells != nil {
+		openMinute = floorMinute(s.open.ts)
+	}
+	for ts := max(from, floor); ts < to; {
+		// A whole minute in the window, closed: its merged cells.
+		f, step := s.frames[ts], int64(1)
+		if ts%minuteSeconds == 0 && ts+minuteSeconds <= to && ts != openMinute {
+			f, step = s.minutes[ts], minuteSeconds
+		}
+		ts += step
 		if f == nil {
 			continue
 		}
 		acc.ticks += f.ticks
-		for k, c := range f.cells {
-			if k.metric == cq.def.Name {
-				if err := acc.add(s, k.dims, c); err != nil {
-					s.mu.Unlock()
-					return nil, err
-				}
+		for dims, c := range f.cells[cq.def.Name] {
+			if err := acc.add(s, dims, c); err != nil {
+				s.mu.Unlock()
+				return nil, err
 			}
 		}
 	}
@@ -183,17 +190,25 @@ type group struct {
 type accumulator struct {
 	q      compiled
 	groups map[string]*group
+	byKey  map[string]*group // dims key → its group (nil: filtered out)
 	ticks  int64 // sampler seconds in the window
 }
 
 // add merges one series cell; callers hold s.mu (dims cache).
 func (a *accumulator) add(s *Store, key string, c cell) error {
+	if g, ok := a.byKey[key]; ok {
+		if g != nil {
+			g.c.merge(c)
+		}
+		return nil
+	}
 	dims, err := s.decodeDims(key)
 	if err != nil {
 		return err
 	}
 	for dim, accept := range a.q.filter {
 		if !accept[dims[dim]] {
+			a.byKey[key] = nil // filtered out
 			return nil
 		}
 	}
@@ -211,6 +226,7 @@ func (a *accumulator) add(s *Store, key string, c cell) error {
 		g = &group{dims: gd}
 		a.groups[gk] = g
 	}
+	a.byKey[key] = g
 	g.c.merge(c)
 	return nil
 }
