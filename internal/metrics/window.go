@@ -191,7 +191,7 @@ type accumulator struct {
 	q      compiled
 	groups map[string]*group
 	byKey  map[string]*group // dims key → its group (nil: filtered out)
-	ticks  int64 // sampler seconds in the window
+	ticks  int64             // sampler seconds in the window
 }
 
 // add merges one series cell; callers hold s.mu (dims cache).
