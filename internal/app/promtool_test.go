@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,12 +42,21 @@ func runPromtool(t *testing.T, stdin string, args ...string) string {
 	return string(out)
 }
 
-// A live scrape of /metrics, with every family populated (devices
-// connected, a refusal, telemetry, a C2D message), passes
+// A live scrape of /metrics, with the families populated (a device
+// connected, a refusal, telemetry, webhook deliveries), passes
 // `promtool check metrics` without a lint complaint.
 func TestMetricsPassPromtool(t *testing.T) {
 	promtool(t)
 	h := startHub(t)
+	rcv := &receiver{}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	if status, body := h.api("POST", "/api/v1/subscriptions", map[string]any{
+		"name":        "prom",
+		"destination": map[string]any{"endpointType": "WebHook", "properties": map[string]any{"endpointUrl": srv.URL}},
+	}); status != 201 {
+		t.Fatalf("subscription: %d %s", status, body)
+	}
 	key := h.device("p1")
 	c, rc := h.v3("p1", username("p1"), h.token("p1", key, time.Hour))
 	if rc != 0 {
@@ -61,7 +71,8 @@ func TestMetricsPassPromtool(t *testing.T) {
 	var text string
 	eventually(t, 10*time.Second, func() error {
 		_, text = h.scrape("")
-		for _, want := range []string{"tether_connected_devices 1", "tether_d2c_telemetry_ingress_messages_total 1", "tether_device_auth_failures_total"} {
+		for _, want := range []string{"tether_connected_devices 1", "tether_d2c_telemetry_ingress_messages_total 1", "tether_device_auth_failures_total",
+			`tether_event_deliveries_total{result="success",subscription="prom"}`, "tether_event_delivery_latency_seconds_bucket"} {
 			if !strings.Contains(text, want) {
 				return errorf("/metrics lacks %q yet", want)
 			}
