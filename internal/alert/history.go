@@ -57,10 +57,11 @@ type History interface {
 // fsynced per append (transitions are rare). Records older than the
 // retention are dropped when the file is opened.
 type FileHistory struct {
-	mu      sync.Mutex
-	path    string
-	f       *os.File
-	records []Record
+	mu        sync.Mutex
+	path      string
+	f         *os.File
+	records   []Record
+	retention time.Duration
 }
 
 var _ History = (*FileHistory)(nil)
@@ -69,7 +70,8 @@ var _ History = (*FileHistory)(nil)
 const DefaultRetention = 30 * 24 * time.Hour
 
 // OpenFileHistory reads path (creating it and its directory if needed),
-// drops records older than now−retention and lines it cannot read (a
+// drops records older than now−retention (but not those of alerts still
+// fired) and lines it cannot read (a
 // crash can leave a partial last line; it says how many in skipped), and
 // opens the file for appending.
 func OpenFileHistory(path string, retention time.Duration, now time.Time) (h *FileHistory, skipped int, err error) {
@@ -81,7 +83,7 @@ func OpenFileHistory(path string, retention time.Duration, now time.Time) (h *Fi
 		return nil, 0, err
 	}
 	cutoff := now.Add(-retention)
-	var keep []Record
+	var all, keep []Record
 	dropped := 0
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
@@ -95,7 +97,15 @@ func OpenFileHistory(path string, retention time.Duration, now time.Time) (h *Fi
 			skipped++
 			continue
 		}
-		if retention > 0 && r.Time.Before(cutoff) {
+		all = append(all, r)
+	}
+	// Expired records go, except those of alerts still fired.
+	active := map[string]bool{}
+	for _, a := range activeRecords(all) {
+		active[a.AlertID] = true
+	}
+	for _, r := range all {
+		if retention > 0 && r.Time.Before(cutoff) && !active[r.AlertID] {
 			dropped++
 			continue
 		}
@@ -110,7 +120,7 @@ func OpenFileHistory(path string, retention time.Duration, now time.Time) (h *Fi
 	if err != nil {
 		return nil, skipped, err
 	}
-	return &FileHistory{path: path, f: f, records: keep}, skipped, nil
+	return &FileHistory{path: path, f: f, records: keep, retention: retention}, skipped, nil
 }
 
 // rewrite replaces path atomically with recs.
@@ -161,6 +171,22 @@ func (h *FileHistory) Append(r Record) error {
 		return fmt.Errorf("alert history: %w", err)
 	}
 	h.records = append(h.records, r)
+	// Memory keeps the retention too (the file is trimmed at the next
+	// start); an alert still fired is kept whatever its age.
+	if h.retention > 0 && len(h.records) > 1 && r.Time.Sub(h.records[0].Time) > h.retention+h.retention/8 {
+		cutoff := r.Time.Add(-h.retention)
+		active := map[string]bool{}
+		for _, a := range activeRecords(h.records) {
+			active[a.AlertID] = true
+		}
+		kept := h.records[:0:0]
+		for _, x := range h.records {
+			if !x.Time.Before(cutoff) || active[x.AlertID] {
+				kept = append(kept, x)
+			}
+		}
+		h.records = kept
+	}
 	return nil
 }
 
