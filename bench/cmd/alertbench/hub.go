@@ -69,10 +69,10 @@ func (h *benchHub) client(ctx context.Context, id string) (pahov3.Client, error)
 	if err != nil {
 		return nil, err
 	}
-	o := pahov3.NewClientOptions().AddBroker("tcp://"+h.TCPAddr()).SetClientID(id).
-		SetUsername("localhost/"+id+"/?api-version=2021-04-12").SetPassword(tok).
+	o := pahov3.NewClientOptions().AddBroker("tcp://" + h.TCPAddr()).SetClientID(id).
+		SetUsername("localhost/" + id + "/?api-version=2021-04-12").SetPassword(tok).
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
-		SetKeepAlive(60*time.Second).SetConnectTimeout(10*time.Second).SetProtocolVersion(4)
+		SetKeepAlive(60 * time.Second).SetConnectTimeout(10 * time.Second).SetProtocolVersion(4)
 	return pahov3.NewClient(o), nil
 }
 
