@@ -54,7 +54,7 @@ func (h *benchHub) stop() {
 	_ = os.RemoveAll(h.dir)
 }
 
-// device registers id and returns an MQTT client for it (not connected).
+// client registers id (once) and returns an MQTT client for it, not connected.
 func (h *benchHub) client(ctx context.Context, id string) (pahov3.Client, error) {
 	key, ok := h.keys[id]
 	if !ok {
@@ -76,7 +76,7 @@ func (h *benchHub) client(ctx context.Context, id string) (pahov3.Client, error)
 	return pahov3.NewClient(o), nil
 }
 
-// connect connects the devices prefix-000 … in parallel.
+// connect connects the devices, 32 at a time.
 func (h *benchHub) connect(ctx context.Context, ids []string) ([]pahov3.Client, error) {
 	clients := make([]pahov3.Client, len(ids))
 	for i, id := range ids {
