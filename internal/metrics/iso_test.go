@@ -57,13 +57,8 @@ func FuzzParseISODuration(f *testing.F) {
 			}
 			return
 		}
-		if d <= 0 {
+		if d <= 0 { // round trips: isodur's FuzzParse
 			t.Fatalf("%q: non-positive %v", s, d)
-		}
-		if d%time.Millisecond == 0 {
-			if back, err := ParseISODuration(FormatISODuration(d)); err != nil || back != d {
-				t.Fatalf("%q → %v → %q → %v, %v", s, d, FormatISODuration(d), back, err)
-			}
 		}
 	})
 }
