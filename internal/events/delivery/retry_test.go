@@ -164,7 +164,12 @@ func TestTimeout(t *testing.T) {
 	ce := v.conn("d1", presence.Connected)
 	eventually(t, "POST in flight", func() bool {
 		p := v.clock.Pending()
-		return v.stats("slow").InFlight == 1 && len(p) == 1 && p[0].Equal(t0.Add(30*time.Second))
+		// The receiver must hold the POST too: a handler that had not
+		// started yet would take the answer set below (a flaky test).
+		rc.mu.Lock()
+		arrived := rc.busy["d1"] > 0
+		rc.mu.Unlock()
+		return arrived && v.stats("slow").InFlight == 1 && len(p) == 1 && p[0].Equal(t0.Add(30*time.Second))
 	})
 	rc.setAnswer(func(*http.Request, post) int { return http.StatusOK })
 	v.clock.AdvanceTo(t0.Add(30 * time.Second))
