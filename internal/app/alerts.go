@@ -87,6 +87,9 @@ func (a *App) startAlerts(ctx context.Context) error {
 		err := disp.Close(dctx)
 		return errors.Join(err, hist.Close())
 	})
+	if err := a.metrics.Register(newAlertMetrics(a.alerts)); err != nil {
+		return fmt.Errorf("alert metrics: %w", err)
+	}
 	return nil
 }
 

@@ -311,6 +311,25 @@ rules:
 			t.Errorf("destination %+v", d)
 		}
 	}
+
+	// /metrics has the engine's counters, and they pass promtool.
+	_, body2 := h.scrape("")
+	for _, want := range []string{
+		`tether_alerts_firing{rule="connected-devices-low",severity="Sev2"} 0`,
+		`tether_alert_notifications_total{action_group="ops",kind="webhook",outcome="sent"} 2`,
+		`tether_alert_notifications_total{action_group="ops",kind="email",outcome="failed"} 0`,
+		`tether_alert_notifications_rate_limited_total 0`,
+	} {
+		if !strings.Contains(body2, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if !strings.Contains(body2, `tether_alert_rule_evaluations_total{rule="connected-devices-low"}`) {
+		t.Error("/metrics lacks the evaluations counter")
+	}
+	if _, err := lookPromtool(); err == nil {
+		runPromtool(t, body2, "check", "metrics")
+	}
 }
 
 func writeFile(t *testing.T, path, content string) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/presence"
@@ -108,6 +109,17 @@ func NewCollector(o CollectorOptions) (*Collector, error) {
 
 // Handler serves /metrics (Prometheus text, or OpenMetrics by Accept).
 func (c *Collector) Handler() http.Handler { return c.prom.handler() }
+
+// Register adds collectors of other parts of the hub (the alert engine's)
+// to /metrics.
+func (c *Collector) Register(cs ...prometheus.Collector) error {
+	for _, x := range cs {
+		if err := c.prom.reg.Register(x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Store is the history the collector fills.
 func (c *Collector) Store() *Store { return c.o.Store }
