@@ -298,6 +298,40 @@ func TestEmailAction(t *testing.T) {
 	})
 }
 
+func TestEmailAuthentication(t *testing.T) {
+	srv := alerttest.StartSMTP(t)
+	srv.RequireAuth("tether", "s3cret")
+	d := newDispatcher(t)
+	group := []ActionGroup{{Name: "mail", Actions: []Action{{Email: &EmailAction{To: []string{"ops@example.com"}}}}}}
+	d.SetGroups(group, SMTPConfig{Addr: srv.Addr, From: "tether@example.com", Username: "tether", Password: "s3cret"})
+	d.Notify(firedAlert("low", "mail"))
+	eventually(t, func() error {
+		if n := len(srv.Mails()); n != 1 {
+			return fmt.Errorf("%d mails", n)
+		}
+		return nil
+	})
+	// A wrong password is final (535), not retried; no password at all is
+	// refused by the server (530).
+	for _, cfg := range []SMTPConfig{
+		{Addr: srv.Addr, From: "tether@example.com", Username: "tether", Password: "wrong"},
+		{Addr: srv.Addr, From: "tether@example.com"},
+	} {
+		d.SetGroups(group, cfg)
+		d.Notify(firedAlert("low2", "mail"))
+		eventually(t, func() error {
+			st, _ := d.Stats()
+			if len(st) != 1 || st[0].Failed != 1 || st[0].Retried != 0 {
+				return fmt.Errorf("%+v", st)
+			}
+			return nil
+		})
+	}
+	if n := len(srv.Mails()); n != 1 {
+		t.Fatalf("%d mails", n)
+	}
+}
+
 func TestCommandAction(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "alerts")

@@ -4,6 +4,7 @@ package alerttest
 
 import (
 	"bufio"
+	"encoding/base64"
 	"net"
 	"strings"
 	"sync"
@@ -18,16 +19,19 @@ type Mail struct {
 }
 
 // SMTPServer speaks just enough SMTP (RFC 5321: EHLO/HELO, MAIL, RCPT,
-// DATA, RSET, NOOP, QUIT) to receive mail from net/smtp. It offers no
-// STARTTLS and no AUTH. Reject, when set, answers RCPT with that reply
-// (e.g. "550 no such user" or "451 try later").
+// DATA, RSET, NOOP, QUIT; RFC 4954 AUTH PLAIN when RequireAuth was
+// called) to receive mail from net/smtp. It offers no STARTTLS (net/smtp
+// sends PLAIN credentials in clear only to localhost). Reject, when set,
+// answers RCPT with that reply (e.g. "550 no such user" or "451 try
+// later").
 type SMTPServer struct {
 	Addr string
 	ln   net.Listener
 
-	mu     sync.Mutex
-	mails  []Mail
-	reject string
+	mu         sync.Mutex
+	mails      []Mail
+	reject     string
+	user, pass string // required credentials; "" user: none
 }
 
 // StartSMTP starts a server on 127.0.0.1:0, stopped at the end of the test.
@@ -62,6 +66,14 @@ func (s *SMTPServer) Reject(reply string) {
 	s.mu.Unlock()
 }
 
+// RequireAuth makes the server offer AUTH PLAIN and refuse MAIL until a
+// client has authenticated with user and pass.
+func (s *SMTPServer) RequireAuth(user, pass string) {
+	s.mu.Lock()
+	s.user, s.pass = user, pass
+	s.mu.Unlock()
+}
+
 // Mails returns the accepted messages.
 func (s *SMTPServer) Mails() []Mail {
 	s.mu.Lock()
@@ -81,6 +93,10 @@ func (s *SMTPServer) serve(c net.Conn) {
 		return
 	}
 	var m Mail
+	authed := false
+	s.mu.Lock()
+	user, pass := s.user, s.pass
+	s.mu.Unlock()
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -91,9 +107,23 @@ func (s *SMTPServer) serve(c net.Conn) {
 		switch {
 		case strings.HasPrefix(verb, "EHLO"):
 			w.WriteString("250-tether-test\r\n")
+			if user != "" {
+				w.WriteString("250-AUTH PLAIN\r\n")
+			}
 			reply("250 8BITMIME")
+		case strings.HasPrefix(verb, "AUTH PLAIN "):
+			raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(line[len("AUTH PLAIN "):]))
+			parts := strings.Split(string(raw), "\x00")
+			if err == nil && len(parts) == 3 && user != "" && parts[1] == user && parts[2] == pass {
+				authed = true
+				reply("235 2.7.0 Authentication successful")
+			} else {
+				reply("535 5.7.8 Authentication credentials invalid")
+			}
 		case strings.HasPrefix(verb, "HELO"):
 			reply("250 tether-test")
+		case strings.HasPrefix(verb, "MAIL FROM:") && user != "" && !authed:
+			reply("530 5.7.0 Authentication required")
 		case strings.HasPrefix(verb, "MAIL FROM:"):
 			m = Mail{From: strings.Trim(line[len("MAIL FROM:"):], "<> ")}
 			if i := strings.Index(m.From, " "); i > 0 {
