@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -84,8 +83,12 @@ func (a *App) startAlerts(ctx context.Context) error {
 		// shutdown budget.
 		dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
 		defer dcancel()
-		err := disp.Close(dctx)
-		return errors.Join(err, hist.Close())
+		if err := disp.Close(dctx); err != nil {
+			// Expected when a destination is down at shutdown; not a
+			// failed stop.
+			log.Warn("alert notifications abandoned at shutdown", "err", err)
+		}
+		return hist.Close()
 	})
 	if err := a.metrics.Register(newAlertMetrics(a.alerts)); err != nil {
 		return fmt.Errorf("alert metrics: %w", err)
