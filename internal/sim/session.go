@@ -135,10 +135,12 @@ func (d *device) closedByHub(s *session, err error, tokenExp time.Time) Cause {
 	switch {
 	case s.disabling || d.disabled.Load():
 		e.Result, e.Cause = ResultUnauthorized, CauseDisabled
+	case !now.Before(tokenExp.Add(-2 * time.Second)):
+		// Token expiry first: a silent device renews nothing either, and
+		// its token may run out before the keep-alive does.
+		e.Result, e.Cause, e.TokenExpiry = ResultClosedRemotely, CauseRenewal, true
 	case s.silent:
 		e.Result, e.Cause = ResultClosedRemotely, CauseSilence
-	case !now.Before(tokenExp.Add(-2 * time.Second)):
-		e.Result, e.Cause, e.TokenExpiry = ResultClosedRemotely, CauseRenewal, true
 	case d.hasTwin:
 		e.Result, e.Cause = ResultTakeover, CauseTakeover
 	default:
