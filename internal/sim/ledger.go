@@ -73,9 +73,10 @@ type Expect struct {
 	// then has two records, 401003 and 404104).
 	TokenExpiry bool `json:"x,omitempty"`
 	Renewal     bool `json:"n,omitempty"` // a reconnect with a renewed token
-	// Alt is another ResultType the hub may rightly report: a device of a
-	// duplicate-id pair whose twin connects while it drops or disconnects
-	// may be recorded as replaced (400027) instead.
+	// Alt is another ResultType the hub may rightly report: a dropped
+	// device whose reconnect reaches the hub before the hub noticed the
+	// drop, or a device whose duplicate-id twin connects while it drops
+	// or disconnects, is recorded as replaced (400027).
 	Alt string `json:"a,omitempty"`
 }
 

@@ -117,7 +117,10 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 					if s.dropped == FaultStorm {
 						cause = CauseStorm
 					}
-					d.expect(KindDisconnected, ResultClosedRemotely, cause)
+					// If the reconnect (or a twin's connect) reaches the hub
+					// before it notices the close, the hub rightly records
+					// the old session as replaced (400027).
+					d.f.ledger.expect(d.idx, KindDisconnected, ResultClosedRemotely, cause, ResultTakeover)
 					closeWait()
 					return endDropped, cause
 				}

@@ -208,7 +208,7 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	if cm.AltMatched > 0 {
-		fmt.Fprintf(w, "%d expectations of duplicate-id devices were met by 400027 instead (the twin's connect raced the drop or DISCONNECT)\n", cm.AltMatched)
+		fmt.Fprintf(w, "%d disconnects were recorded as 400027 instead: the device's reconnect (or its duplicate-id twin's connect) reached the hub before the hub noticed the drop\n", cm.AltMatched)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
