@@ -51,6 +51,9 @@ type Comparison struct {
 	// RenewalsUnpairedDiff is marked − expected over the devices that are
 	// not in pairs: 0 when the hub marked exactly the renewals.
 	RenewalsUnpairedDiff int `json:"renewalsUnpairedDiff"`
+	// RenewalsUnsure of the expected ones followed a forced close: the hub
+	// may rightly not mark them.
+	RenewalsUnsure int `json:"renewalsUnsure"`
 	// AltMatched expectations were met by their alternative code (Expect.Alt).
 	AltMatched int `json:"altMatched"`
 	// Totals over Rows.
@@ -115,6 +118,9 @@ func Compare(ledger []Expect, events []observed, logs map[int32][]hubclient.LogR
 	for _, e := range ledger {
 		if e.Kind == KindConnected && e.Renewal {
 			out.RenewalsExpected++
+			if e.RenewalUnsure && !paired[e.Device] {
+				out.RenewalsUnsure++
+			}
 			if paired[e.Device] {
 				expPaired++
 			}

@@ -39,10 +39,11 @@ type device struct {
 type end int
 
 const (
-	endStop    end = iota // the run ended (DISCONNECT sent)
-	endRenewal            // renewal: DISCONNECT sent, reconnect now
-	endDropped            // the simulator dropped it (drop, storm)
-	endClosed             // the hub closed it
+	endStop          end = iota // the run ended (DISCONNECT sent)
+	endRenewal                  // renewal: DISCONNECT sent, reconnect now
+	endRenewalForced            // renewal whose close the hub did not finish in 30 s
+	endDropped                  // the simulator dropped it (drop, storm)
+	endClosed                   // the hub closed it
 )
 
 func (d *device) expect(k Kind, result string, c Cause) {
@@ -77,7 +78,7 @@ func (d *device) run() {
 		cause = CauseSlowTLS
 	}
 	attempt := 0
-	renewal := false
+	renewal, unsure := false, false
 	for !f.stopped() {
 		conn, tokenExp, err := d.connect()
 		if err != nil {
@@ -100,7 +101,7 @@ func (d *device) run() {
 		}
 		// Connect latency counts from the CONNECT: the hub may deliver
 		// the event before this process has read its CONNACK.
-		d.f.ledger.add(Expect{Device: int32(d.idx), Kind: KindConnected, Cause: cause, At: conn.ConnectSent.UnixNano(), Renewal: renewal})
+		d.f.ledger.add(Expect{Device: int32(d.idx), Kind: KindConnected, Cause: cause, At: conn.ConnectSent.UnixNano(), Renewal: renewal, RenewalUnsure: unsure})
 		f.stats.Connects.Add(1)
 		f.stats.Connected.Add(1)
 		if renewal {
@@ -110,12 +111,17 @@ func (d *device) run() {
 		how, why := d.session(conn, tokenExp)
 		f.stats.Connected.Add(-1)
 		f.stats.Disconnects.Add(1)
-		renewal = false
+		renewal, unsure = false, false
 		switch how {
 		case endStop:
 			return
 		case endRenewal:
 			cause, renewal, attempt = CauseRenewal, true, 0
+			continue
+		case endRenewalForced:
+			// Whether the hub marks the reconnect a renewal depends on
+			// whether it read the DISCONNECT first.
+			cause, renewal, unsure, attempt = CauseRenewal, true, true, 0
 			continue
 		}
 		if time.Since(began) >= f.cfg.StableAfter {

@@ -73,6 +73,9 @@ type Expect struct {
 	// then has two records, 401003 and 404104).
 	TokenExpiry bool `json:"x,omitempty"`
 	Renewal     bool `json:"n,omitempty"` // a reconnect with a renewed token
+	// RenewalUnsure: the renewal's DISCONNECT was not handled by the hub
+	// within 30 s, so the hub may or may not mark this connect a renewal.
+	RenewalUnsure bool `json:"u,omitempty"`
 	// Alt is another ResultType the hub may rightly report: a dropped
 	// device whose reconnect reaches the hub before the hub noticed the
 	// drop, or a device whose duplicate-id twin connects while it drops

@@ -61,7 +61,7 @@ type Report struct {
 func (r *Report) OK() bool {
 	c := r.Comparison
 	return c.Missing == 0 && c.OutOfOrder == 0 && c.Duplicated == 0 && c.WrongCode == 0 && c.Unexpected == 0 &&
-		c.RenewalsUnpairedDiff == 0
+		c.RenewalsUnpairedDiff <= 0 && -c.RenewalsUnpairedDiff <= c.RenewalsUnsure
 }
 
 // Run simulates cfg against the hub of env and returns the comparison.

@@ -40,7 +40,7 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 	defer timer.Stop()
 
 	topic := "devices/" + d.id + "/messages/events/"
-	closeWait := func() {
+	closeWait := func() (forced bool) {
 		// As the Node SDK: a graceful close not finished within 30 s is
 		// forced.
 		t := time.NewTimer(30 * time.Second)
@@ -48,10 +48,27 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 		select {
 		case <-readDone:
 		case <-t.C: // the hub did not close after DISCONNECT: close anyway
+			forced = true
+			f.stats.ForcedCloses.Add(1)
 			_ = conn.Close()
 			<-readDone
 		}
 		_ = conn.Close()
+		return forced
+	}
+	// disconnect ends the session with DISCONNECT and records it. If the
+	// hub has not closed within 30 s the close is forced, and the hub may
+	// then record the session as replaced by the next connect (400027).
+	disconnect := func(c Cause) bool {
+		at := time.Now()
+		_ = conn.Disconnect()
+		forced := closeWait()
+		e := Expect{Device: int32(d.idx), Kind: KindDisconnected, Result: ResultOK, Cause: c, At: at.UnixNano()}
+		if forced || d.hasTwin {
+			e.Alt = ResultTakeover
+		}
+		f.ledger.add(e)
+		return forced
 	}
 	stopC := f.stop
 	stopAt := never
@@ -81,9 +98,7 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 		el = time.Since(began)
 		switch {
 		case el >= stopAt:
-			_ = conn.Disconnect()
-			d.expect(KindDisconnected, ResultOK, CauseStop)
-			closeWait()
+			disconnect(CauseStop)
 			return endStop, CauseStop
 		case el >= renew && !s.silent && time.Now().After(tokenExp.Add(-time.Second)):
 			// The renewal is so late (an overloaded machine) that the hub
@@ -92,9 +107,9 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 			renew = never
 			f.stats.LateRenewals.Add(1)
 		case el >= renew && !s.silent: // a silent device is cut off: it cannot renew either
-			_ = conn.Disconnect()
-			d.expect(KindDisconnected, ResultOK, CauseRenewal)
-			closeWait()
+			if disconnect(CauseRenewal) {
+				return endRenewalForced, CauseRenewal
+			}
 			return endRenewal, CauseRenewal
 		case el >= tel:
 			tel += f.cfg.Telemetry

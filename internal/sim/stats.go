@@ -15,6 +15,7 @@ type Stats struct {
 	Disconnects    atomic.Int64 // sessions ended (any side)
 	Renewals       atomic.Int64 // token renewal reconnects
 	LateRenewals   atomic.Int64 // renewals due after the token's expiry (the hub closed first)
+	ForcedCloses   atomic.Int64 // DISCONNECTs the hub did not close within 30 s
 	TelemetrySent  atomic.Int64
 	TelemetryAcked atomic.Int64
 	Retries        atomic.Int64
@@ -55,6 +56,7 @@ type Snapshot struct {
 	Disconnects    int64            `json:"disconnects"`
 	Renewals       int64            `json:"renewals"`
 	LateRenewals   int64            `json:"lateRenewals"`
+	ForcedCloses   int64            `json:"forcedCloses"`
 	TelemetrySent  int64            `json:"telemetrySent"`
 	TelemetryAcked int64            `json:"telemetryAcked"`
 	Retries        int64            `json:"retries"`
@@ -68,7 +70,7 @@ type Snapshot struct {
 func (s *Stats) Snapshot() Snapshot {
 	out := Snapshot{
 		Connected: s.Connected.Load(), Connects: s.Connects.Load(), Disconnects: s.Disconnects.Load(),
-		Renewals: s.Renewals.Load(), LateRenewals: s.LateRenewals.Load(), TelemetrySent: s.TelemetrySent.Load(), TelemetryAcked: s.TelemetryAcked.Load(),
+		Renewals: s.Renewals.Load(), LateRenewals: s.LateRenewals.Load(), ForcedCloses: s.ForcedCloses.Load(), TelemetrySent: s.TelemetrySent.Load(), TelemetryAcked: s.TelemetryAcked.Load(),
 		Retries: s.Retries.Load(), GaveUp: s.GaveUp.Load(), FaultsSkipped: s.FaultsSkipped.Load(),
 		Faults: map[string]int64{}, Errors: map[string]int64{},
 	}
@@ -89,7 +91,7 @@ func (s *Stats) Snapshot() Snapshot {
 func (a Snapshot) Add(b Snapshot) Snapshot {
 	out := Snapshot{
 		Connected: a.Connected + b.Connected, Connects: a.Connects + b.Connects,
-		Disconnects: a.Disconnects + b.Disconnects, Renewals: a.Renewals + b.Renewals, LateRenewals: a.LateRenewals + b.LateRenewals,
+		Disconnects: a.Disconnects + b.Disconnects, Renewals: a.Renewals + b.Renewals, LateRenewals: a.LateRenewals + b.LateRenewals, ForcedCloses: a.ForcedCloses + b.ForcedCloses,
 		TelemetrySent: a.TelemetrySent + b.TelemetrySent, TelemetryAcked: a.TelemetryAcked + b.TelemetryAcked,
 		Retries: a.Retries + b.Retries, GaveUp: a.GaveUp + b.GaveUp, FaultsSkipped: a.FaultsSkipped + b.FaultsSkipped,
 		Faults: map[string]int64{}, Errors: map[string]int64{},

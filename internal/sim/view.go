@@ -166,6 +166,10 @@ func (r *Report) WriteText(w io.Writer) {
 	s := r.Stats
 	fmt.Fprintf(w, "connects %d, disconnects %d, renewal reconnects %d, retries %d, gave up %d; telemetry %d sent, %d acknowledged\n",
 		s.Connects, s.Disconnects, s.Renewals, s.Retries, s.GaveUp, s.TelemetrySent, s.TelemetryAcked)
+	if s.LateRenewals > 0 || s.ForcedCloses > 0 {
+		fmt.Fprintf(w, "hub slowness seen by the devices: %d renewals found the token already expired, %d DISCONNECTs not closed by the hub within 30 s (forced)\n",
+			s.LateRenewals, s.ForcedCloses)
+	}
 	if len(s.Faults) > 0 {
 		fmt.Fprintf(w, "faults injected:")
 		for _, k := range sortedKeys(s.Faults) {
@@ -203,12 +207,15 @@ func (r *Report) WriteText(w io.Writer) {
 	tw.Flush()
 	cm := r.Comparison
 	fmt.Fprintf(w, "\nrenewal reconnects: simulator %d, DeviceConnected marked tokenRenewal by the hub %d", cm.RenewalsExpected, cm.RenewalsMarked)
+	if cm.RenewalsUnsure > 0 {
+		fmt.Fprintf(w, " (%d followed a forced close: the hub may rightly not mark those)", cm.RenewalsUnsure)
+	}
 	if cm.RenewalsMarkedPaired > 0 {
 		fmt.Fprintf(w, " (%d of them on devices of duplicate-id pairs: a twin connecting right after the other's renewal DISCONNECT)", cm.RenewalsMarkedPaired)
 	}
 	fmt.Fprintln(w)
 	if cm.AltMatched > 0 {
-		fmt.Fprintf(w, "%d disconnects were recorded as 400027 instead: the device's reconnect (or its duplicate-id twin's connect) reached the hub before the hub noticed the drop\n", cm.AltMatched)
+		fmt.Fprintf(w, "%d disconnects were recorded as 400027 instead: the device's reconnect (or its duplicate-id twin's connect) reached the hub before the hub had handled the drop or the DISCONNECT\n", cm.AltMatched)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
