@@ -11,6 +11,7 @@ type session struct {
 	conn      *mqttclient.Conn
 	dropped   FaultKind // drop or storm: close without DISCONNECT
 	silent    bool      // silence fault: send nothing more
+	lastSent  time.Time // the last packet written (the hub's keep-alive counts from it)
 	disabling bool      // the device is being disabled: the hub will close
 }
 
@@ -18,7 +19,7 @@ type session struct {
 // the token's se.
 func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause) {
 	f := d.f
-	s := &session{conn: conn}
+	s := &session{conn: conn, lastSent: time.Now()}
 	readDone := make(chan error, 1)
 	go func() {
 		readDone <- conn.ReadLoop(mqttclient.Handler{Puback: func(uint16) { f.stats.TelemetryAcked.Add(1) }})
@@ -116,12 +117,14 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 			if !s.silent {
 				if _, err := conn.Publish(topic, 1, f.payload); err == nil {
 					f.stats.TelemetrySent.Add(1)
+					s.lastSent = time.Now()
 				}
 			}
 		case el >= ping:
 			ping += d.keepAlive()
 			if !s.silent {
 				_ = conn.Ping()
+				s.lastSent = time.Now()
 			}
 		default:
 			if at, ok := d.nextAction(); ok && at <= f.since() && stopC != nil {
@@ -153,12 +156,16 @@ func (d *device) closedByHub(s *session, err error, tokenExp time.Time) Cause {
 	switch {
 	case s.disabling || d.disabled.Load():
 		e.Result, e.Cause = ResultUnauthorized, CauseDisabled
-	case !now.Before(tokenExp.Add(-2 * time.Second)):
-		// Token expiry first: a silent device renews nothing either, and
-		// its token may run out before the keep-alive does.
-		e.Result, e.Cause, e.TokenExpiry = ResultClosedRemotely, CauseRenewal, true
 	case s.silent:
+		// Whichever comes first: the keep-alive deadline (1.5 × keep-alive
+		// after the last packet) or the token's expiry (a silent device
+		// renews nothing).
 		e.Result, e.Cause = ResultClosedRemotely, CauseSilence
+		if tokenExp.Before(s.lastSent.Add(d.keepAlive() * 3 / 2)) {
+			e.Cause, e.TokenExpiry = CauseRenewal, true
+		}
+	case !now.Before(tokenExp.Add(-2 * time.Second)):
+		e.Result, e.Cause, e.TokenExpiry = ResultClosedRemotely, CauseRenewal, true
 	case d.hasTwin:
 		e.Result, e.Cause = ResultTakeover, CauseTakeover
 	default:
