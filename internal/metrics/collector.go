@@ -439,8 +439,9 @@ func (c *Collector) run(ctx context.Context) {
 			cancel()
 		}
 		c.Sample(now)
-		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := c.o.Store.Flush(fctx); err != nil && ctx.Err() == nil {
+		// Not ctx: Stop waits for this write rather than abort it.
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := c.o.Store.Flush(fctx); err != nil {
 			c.log.Error("metrics: writing the history failed; retrying with the next sample", "err", err)
 		}
 		cancel()

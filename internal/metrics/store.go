@@ -44,6 +44,8 @@ type Store struct {
 	log *slog.Logger
 	db  *sql.DB
 
+	flushMu sync.Mutex // one Flush at a time: positions are written in order
+
 	mu sync.Mutex
 	// frames are the 1 s cells from floor (a whole minute, unix seconds)
 	// on; memory answers queries from floor, the minute table before.
@@ -385,6 +387,8 @@ func (s *Store) commitOpenLocked() {
 // in one transaction; on failure it is kept for the next Flush. It also
 // drops what is past the retention (at most once a minute).
 func (s *Store) Flush(ctx context.Context) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -451,8 +455,11 @@ func (s *Store) write(ctx context.Context, pending map[pendingKey]cell, ticks ma
 		return err
 	}
 	horizon := s.o.Now().Add(-s.o.Recent).Unix()
+	// Series rows made in this transaction are cached only once it has
+	// committed: after a rollback their ids belong to nobody.
+	made := map[seriesKey]int64{}
 	for pk, c := range pending {
-		id, err := s.seriesID(ctx, tx, pk.k)
+		id, err := s.seriesID(ctx, tx, pk.k, made)
 		if err != nil {
 			return err
 		}
@@ -480,21 +487,26 @@ func (s *Store) write(ctx context.Context, pending map[pendingKey]cell, ticks ma
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		// Series ids handed out in the failed transaction do not exist.
-		s.mu.Lock()
-		s.seriesIDs = map[seriesKey]int64{}
-		s.mu.Unlock()
 		return err
 	}
+	s.mu.Lock()
+	for k, id := range made {
+		s.seriesIDs[k] = id
+	}
+	s.mu.Unlock()
 	return nil
 }
 
-// seriesID finds or makes the row of k within tx.
-func (s *Store) seriesID(ctx context.Context, tx *sql.Tx, k seriesKey) (int64, error) {
+// seriesID finds or makes the row of k within tx; made holds the rows
+// this transaction made.
+func (s *Store) seriesID(ctx context.Context, tx *sql.Tx, k seriesKey, made map[seriesKey]int64) (int64, error) {
 	s.mu.Lock()
 	id, ok := s.seriesIDs[k]
 	s.mu.Unlock()
 	if ok {
+		return id, nil
+	}
+	if id, ok := made[k]; ok {
 		return id, nil
 	}
 	err := tx.QueryRowContext(ctx, `INSERT INTO series (metric, dims) VALUES (?, ?)
@@ -502,9 +514,7 @@ func (s *Store) seriesID(ctx context.Context, tx *sql.Tx, k seriesKey) (int64, e
 	if err != nil {
 		return 0, err
 	}
-	s.mu.Lock()
-	s.seriesIDs[k] = id
-	s.mu.Unlock()
+	made[k] = id
 	return id, nil
 }
 
