@@ -51,14 +51,20 @@ func (h *cliHub) Subscribe(ctx context.Context, id string, fn func(api.Telemetry
 	return ctx.Err()
 }
 
-func startCLIHub(t *testing.T) *cliHub {
+// startCLIHub serves the real API over a memory registry; opts add
+// dependencies.
+func startCLIHub(t *testing.T, opts ...func(*api.Deps)) *cliHub {
 	t.Helper()
 	reg, err := registry.New(context.Background(), memstore.New(), registry.Options{HubName: testHub})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &cliHub{reg: reg, subs: make(chan func(api.TelemetryMessage), 1)}
-	ts := httptest.NewTLSServer(api.New(api.Deps{Registry: reg, HubName: testHub, C2D: h, Telemetry: h}))
+	deps := api.Deps{Registry: reg, HubName: testHub, C2D: h, Telemetry: h}
+	for _, o := range opts {
+		o(&deps)
+	}
+	ts := httptest.NewTLSServer(api.New(deps))
 	t.Cleanup(ts.Close)
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.pem")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tether-hub/tether/internal/connlog"
 	"github.com/tether-hub/tether/internal/events"
+	"github.com/tether-hub/tether/internal/kql"
 	"github.com/tether-hub/tether/internal/registry"
 )
 
@@ -23,6 +24,12 @@ type LogFilter = connlog.Filter
 // returned as JSON-ready maps in the AzureDiagnostics column shape.
 type LogFinder interface {
 	Find(ctx context.Context, f LogFilter) ([]map[string]any, error)
+}
+
+// QueryRunner runs KQL queries over the log (kql.Engine). Mistakes in the
+// query come back as *kql.Error.
+type QueryRunner interface {
+	Run(ctx context.Context, req kql.Request) (*kql.Result, error)
 }
 
 // C2DSender queues a cloud-to-device message for a device. It returns an
@@ -51,10 +58,12 @@ type TelemetryMessage struct {
 
 // Deps are what the API serves from. Registry and HubName are required.
 type Deps struct {
-	Registry  *registry.Registry
-	HubName   string
-	Logger    *slog.Logger
-	Logs      LogFinder
+	Registry *registry.Registry
+	HubName  string
+	Logger   *slog.Logger
+	Logs     LogFinder
+	// Query runs POST /api/v1/query; nil: 503.
+	Query     QueryRunner
 	C2D       C2DSender
 	Telemetry TelemetrySource
 	// Subscriptions manages webhook event subscriptions
@@ -141,6 +150,10 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request, rest string) {
 	case rest == "metrics":
 		if allow(w, r, s.v1Error, http.MethodGet) {
 			s.getMetrics(w, r)
+		}
+	case rest == "query":
+		if allow(w, r, s.v1Error, http.MethodPost) {
+			s.postQuery(w, r)
 		}
 	case rest == "telemetry":
 		if allow(w, r, s.v1Error, http.MethodGet) {

@@ -9,6 +9,8 @@ import (
 	"github.com/tether-hub/tether/internal/api"
 	"github.com/tether-hub/tether/internal/connlog"
 	"github.com/tether-hub/tether/internal/connlog/sqlite"
+	"github.com/tether-hub/tether/internal/kql"
+	kqlsqlite "github.com/tether-hub/tether/internal/kql/sqlite"
 )
 
 // LogFile is the Connections log database inside the data dir.
@@ -19,6 +21,8 @@ const LogFile = "logs.db"
 type logService struct {
 	store  *sqlite.Store
 	writer *connlog.Writer
+	// query runs KQL over the store (POST /api/v1/query).
+	query *kql.Engine
 }
 
 func (a *App) startLogs(ctx context.Context) error {
@@ -37,7 +41,9 @@ func (a *App) startLogs(ctx context.Context) error {
 	if err := w.Start(ctx); err != nil {
 		return fmt.Errorf("log writer: %w", err)
 	}
-	a.logs = &logService{store: store, writer: w}
+	a.logs = &logService{store: store, writer: w, query: &kql.Engine{
+		DB: store, Table: kql.AzureDiagnostics(), Dialect: kqlsqlite.Dialect{},
+	}}
 	a.onStop(a.logs.stop)
 	return nil
 }
@@ -75,4 +81,12 @@ func (a *App) Logs() connlog.LogStore {
 		return nil
 	}
 	return a.logs.store
+}
+
+// queryRunner is the KQL engine for the API (nil without a log store).
+func (a *App) queryRunner() api.QueryRunner {
+	if a.logs == nil {
+		return nil
+	}
+	return a.logs.query
 }

@@ -1,0 +1,133 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/tether-hub/tether/internal/kql"
+	"github.com/tether-hub/tether/internal/registry"
+)
+
+// maxQueryBody bounds the request body of POST /api/v1/query.
+const maxQueryBody = 1 << 20
+
+// queryRequest is the Log Analytics query API request.
+type queryRequest struct {
+	Query    string `json:"query"`
+	Timespan string `json:"timespan,omitempty"`
+}
+
+// queryResponse is the Log Analytics query API response; Error is set
+// (code PartialError) when the result was truncated.
+type queryResponse struct {
+	Tables []queryTable   `json:"tables"`
+	Error  *queryErrorObj `json:"error,omitempty"`
+}
+
+type queryTable struct {
+	Name    string       `json:"name"`
+	Columns []kql.Column `json:"columns"`
+	Rows    [][]any      `json:"rows"`
+}
+
+// queryErrorObj is the error object of the Log Analytics API: code and
+// message, details naming the position and a hint, and the innermost
+// cause in innererror.
+type queryErrorObj struct {
+	Code       string             `json:"code"`
+	Message    string             `json:"message"`
+	Details    []queryErrorDetail `json:"details,omitempty"`
+	InnerError *queryInnerError   `json:"innererror,omitempty"`
+}
+
+type queryErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Target  string `json:"target,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Pos     int    `json:"pos,omitempty"`
+	Hint    string `json:"hint,omitempty"`
+}
+
+type queryInnerError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Line    int    `json:"line,omitempty"`
+	Pos     int    `json:"pos,omitempty"`
+}
+
+// postQuery serves POST /api/v1/query: {"query","timespan"} → tables.
+func (s *Server) postQuery(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.authorize(w, r, registry.RegistryRead, s.v1Error); !ok {
+		return
+	}
+	if s.d.Query == nil {
+		s.unavailable(w, r, "the log query engine")
+		return
+	}
+	var req queryRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxQueryBody+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		s.queryError(w, http.StatusBadRequest, "BadArgumentError", "the body must be a JSON object {\"query\": \"…\", \"timespan\": \"PT1H\"}: "+err.Error(), queryErrorDetail{Code: "InvalidBody", Message: err.Error(), Target: "body"})
+		return
+	}
+	if strings.TrimSpace(req.Query) == "" {
+		s.queryError(w, http.StatusBadRequest, "BadArgumentError", "the request has no query", queryErrorDetail{Code: "MissingQuery", Message: "query is empty", Target: "query"})
+		return
+	}
+	tr, err := kql.ParseTimespanParam(req.Timespan, s.d.Now())
+	if err != nil {
+		s.queryError(w, http.StatusBadRequest, "BadArgumentError", err.Error(), queryErrorDetail{Code: "InvalidTimespan", Message: err.Error(), Target: "timespan"})
+		return
+	}
+	res, err := s.d.Query.Run(r.Context(), kql.Request{Query: req.Query, Timespan: tr})
+	if err != nil {
+		var qe *kql.Error
+		if !errors.As(err, &qe) {
+			s.fail(w, r, err, s.v1Error)
+			return
+		}
+		status := http.StatusBadRequest
+		code := "BadArgumentError"
+		switch qe.Code {
+		case kql.CodeTimeout:
+			status, code = http.StatusGatewayTimeout, "GatewayTimeout"
+		case kql.CodeCanceled:
+			status, code = http.StatusServiceUnavailable, "QueryCanceled"
+		}
+		d := queryErrorDetail{Code: qe.Code, Message: qe.Msg, Target: "query", Hint: qe.Hint}
+		if qe.Pos.IsValid() {
+			d.Line, d.Pos = qe.Pos.Line, qe.Pos.Col
+		}
+		b := queryErrorObj{Code: code, Message: qe.Error(), Details: []queryErrorDetail{d},
+			InnerError: &queryInnerError{Code: qe.Code, Message: qe.Error(), Line: d.Line, Pos: d.Pos}}
+		writeJSON(w, status, struct {
+			Error queryErrorObj `json:"error"`
+		}{b})
+		return
+	}
+	rows := make([][]any, len(res.Rows))
+	for i, row := range res.Rows {
+		out := make([]any, len(row))
+		for j, v := range row {
+			out[j] = kql.JSONCell(v)
+		}
+		rows[i] = out
+	}
+	resp := queryResponse{Tables: []queryTable{{Name: "PrimaryResult", Columns: res.Columns, Rows: rows}}}
+	if res.Truncated {
+		resp.Error = &queryErrorObj{Code: "PartialError", Message: "the result was truncated: " + res.Reason,
+			Details: []queryErrorDetail{{Code: "ResultTruncated", Message: res.Reason}}}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) queryError(w http.ResponseWriter, status int, code, msg string, d queryErrorDetail) {
+	writeJSON(w, status, struct {
+		Error queryErrorObj `json:"error"`
+	}{queryErrorObj{Code: code, Message: msg, Details: []queryErrorDetail{d}}})
+}
