@@ -60,9 +60,8 @@ func (Dialect) Func(op string, a ...string) string {
 		return "kql_has(" + a[0] + ", " + a[1] + ", 0, 1, 0)"
 	case "hassuffix":
 		return "kql_has(" + a[0] + ", " + a[1] + ", 0, 0, 1)"
-	// LIKE folds ASCII case only; kql_lower folds all of Unicode but
-	// costs a call per row, so LIKE is used when both sides are ASCII
-	// (kql_contains decides per row in Go otherwise).
+	// contains folds Unicode case in Go; startswith/endswith use LIKE,
+	// which folds ASCII case only (a documented departure).
 	case "contains":
 		return "kql_contains(" + a[0] + ", " + a[1] + ")"
 	case "startswith":
