@@ -2,6 +2,7 @@ package kql
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -56,7 +57,11 @@ const maxSQLLen = 4 << 10
 
 // CompileQuery compiles a parsed query.
 func CompileQuery(q *syntax.Query, t *Table, d Dialect, opts CompileOptions) (*Compiled, error) {
-	c := &compiler{t: t, d: d, now: opts.Now.UTC(), lets: map[string]value{}}
+	// The marker stands in the table's WHERE for the time range, known only
+	// once the whole query is compiled; the random part keeps a quoted
+	// identifier from spelling it.
+	c := &compiler{t: t, d: d, now: opts.Now.UTC(), lets: map[string]value{},
+		marker: fmt.Sprintf("/*time %016x*/", rand.Uint64())}
 	for _, l := range q.Lets {
 		v, err := c.expr(nil, l.Value)
 		if err != nil {
@@ -99,7 +104,11 @@ func CompileQuery(q *syntax.Query, t *Table, d Dialect, opts CompileOptions) (*C
 		r.limit, r.limitN = c.param(limit), limit
 	}
 	visible := r.cols
-	out.SQL = strings.Replace(c.selectSQL(r, visible, false), timeMarker, timeCond, 1)
+	sqlText := c.selectSQL(r, visible, false)
+	if strings.Count(sqlText, c.marker) != 1 {
+		return nil, fmt.Errorf("kql: compiled SQL holds the time marker %d times", strings.Count(sqlText, c.marker))
+	}
+	out.SQL = strings.Replace(sqlText, c.marker, timeCond, 1)
 	out.Args = c.args
 	for _, col := range visible {
 		out.Columns = append(out.Columns, Column{Name: col.name, Type: col.v.typ})
@@ -117,9 +126,6 @@ func clampTime(t time.Time) time.Time {
 	return t
 }
 
-// timeMarker stands in the table's WHERE for the time range, which is
-// known only after the whole query is compiled.
-const timeMarker = "/*time*/"
 
 type compiler struct {
 	t            *Table
@@ -128,6 +134,7 @@ type compiler struct {
 	args         []any
 	lets         map[string]value
 	tables       int
+	marker       string
 	inWhere      bool
 	timeFiltered bool
 }
@@ -149,7 +156,7 @@ type rel struct {
 	grouped  bool
 	group    []string
 	distinct bool
-	order    []string
+	order    []orderTerm
 	limit    string
 	limitN   int64 // -1: no limit
 }
@@ -181,7 +188,7 @@ func (r *rel) colNames() []string {
 }
 
 func (c *compiler) baseRelation() *rel {
-	r := &rel{from: c.d.Quote(c.t.Name), where: []string{timeMarker}, limitN: -1}
+	r := &rel{from: c.d.Quote(c.t.Name), where: []string{c.marker}, limitN: -1}
 	for _, tc := range c.t.Columns {
 		r.cols = append(r.cols, col{name: tc.Name, v: value{typ: tc.Type, sql: c.d.Quote(tc.Name), base: tc.Name, name: tc.Name}})
 	}
@@ -204,7 +211,7 @@ func (c *compiler) selectSQL(r *rel, cols []col, withOrderKeys bool) string {
 	}
 	if withOrderKeys {
 		for i, o := range r.order {
-			fmt.Fprintf(&b, ", %s AS %s", stripDirection(o), c.d.Quote(orderKey(i)))
+			fmt.Fprintf(&b, ", %s AS %s", o.expr, c.d.Quote(orderKey(i)))
 		}
 	}
 	b.WriteString(" FROM " + r.from)
@@ -218,7 +225,7 @@ func (c *compiler) selectSQL(r *rel, cols []col, withOrderKeys bool) string {
 	if len(r.order) > 0 && (!withOrderKeys || r.limit != "") {
 		terms := make([]string, len(r.order))
 		for i, o := range r.order {
-			terms[i] = strings.Replace(o, orderSep, " ", 1)
+			terms[i] = o.expr + " " + o.dir
 		}
 		b.WriteString(" ORDER BY " + strings.Join(terms, ", "))
 	}
@@ -230,13 +237,11 @@ func (c *compiler) selectSQL(r *rel, cols []col, withOrderKeys bool) string {
 
 func orderKey(i int) string { return fmt.Sprintf("__order%d", i) }
 
-// order terms are "expr ASC NULLS FIRST": the expression alone is what a
-// nested SELECT outputs.
-func stripDirection(term string) string {
-	return term[:strings.LastIndex(term, orderSep)]
+// orderTerm is one ORDER BY key: the expression (what a nesting SELECT
+// outputs as a hidden column) and "ASC NULLS FIRST" or the like.
+type orderTerm struct {
+	expr, dir string
 }
-
-const orderSep = " /*dir*/ "
 
 // wrap nests r as a subquery: the new relation reads its columns by name
 // and keeps its order through hidden key columns.
@@ -254,7 +259,7 @@ func (c *compiler) wrap(r *rel) *rel {
 		nr.cols = append(nr.cols, col2(col.name, v))
 	}
 	for i, o := range r.order {
-		nr.order = append(nr.order, alias+"."+c.d.Quote(orderKey(i))+orderSep+o[strings.LastIndex(o, orderSep)+len(orderSep):])
+		nr.order = append(nr.order, orderTerm{alias + "." + c.d.Quote(orderKey(i)), o.dir})
 	}
 	return nr
 }
@@ -362,7 +367,7 @@ func (c *compiler) operator(r *rel, op syntax.Operator) (*rel, error) {
 		if r.grouped || r.distinct || r.limit != "" {
 			r = c.wrap(r)
 		}
-		var order []string
+		var order []orderTerm
 		for _, k := range o.Keys {
 			term, err := c.sortTerm(r, k)
 			if err != nil {
@@ -394,7 +399,7 @@ func (c *compiler) operator(r *rel, op syntax.Operator) (*rel, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.order = []string{term}
+		r.order = []orderTerm{term}
 		r.limit, r.limitN = c.param(n), n
 		return r, nil
 	}
@@ -417,13 +422,13 @@ func (c *compiler) count(r *rel, e syntax.Expr, what string) (int64, error) {
 	return n, nil
 }
 
-func (c *compiler) sortTerm(r *rel, k *syntax.SortKey) (string, error) {
+func (c *compiler) sortTerm(r *rel, k *syntax.SortKey) (orderTerm, error) {
 	v, err := c.expr(r, k.Expr)
 	if err != nil {
-		return "", err
+		return orderTerm{}, err
 	}
 	if v.typ == TDynamic {
-		return "", semErr(k.Expr.Pos(), "cannot sort by a dynamic value").withHint("convert it, e.g. tostring(…) or tolong(…)")
+		return orderTerm{}, semErr(k.Expr.Pos(), "cannot sort by a dynamic value").withHint("convert it, e.g. tostring(…) or tolong(…)")
 	}
 	dir := "ASC"
 	if k.Desc {
@@ -433,7 +438,7 @@ func (c *compiler) sortTerm(r *rel, k *syntax.SortKey) (string, error) {
 	if nulls == "" {
 		nulls = map[bool]string{true: "last", false: "first"}[k.Desc]
 	}
-	return c.render(v) + orderSep + dir + " NULLS " + strings.ToUpper(nulls), nil
+	return orderTerm{c.render(v), dir + " NULLS " + strings.ToUpper(nulls)}, nil
 }
 
 // materialize renders a value so it can be selected, grouped or compared

@@ -299,7 +299,9 @@ func (c *compiler) convert(call *syntax.Call, v value, t Type) (value, error) {
 		out = "(CASE WHEN " + s + " IS NULL THEN NULL WHEN " + s + " <> 0 THEN 1 ELSE 0 END)"
 	case (from == TLong || from == TInt) && t == TTimespan:
 		out = "(" + s + " * 100)" // a number of ticks
-	case (from == TDatetime || from == TTimespan) && (t == TLong || t == TInt):
+	case from == TDatetime && (t == TLong || t == TInt):
+		out = "(" + s + " / 100 + 621355968000000000)" // ticks since 0001-01-01, as KQL
+	case from == TTimespan && (t == TLong || t == TInt):
 		out = "(" + s + " / 100)" // ticks
 	case from == TLong && t == TDatetime:
 		out = s // Unix nanoseconds

@@ -34,6 +34,35 @@ func FuzzCompile(f *testing.F) {
 			f.Add(q)
 		}
 	}
+	// Corners of the compiler, kept as seeds (they run in every go test).
+	for _, q := range []string{
+		`AzureDiagnostics | summarize count() by 1`,
+		`AzureDiagnostics | extend x = 1 | summarize by x`,
+		`AzureDiagnostics | summarize make_set(parse_json(properties_s)), make_set(DurationMs > 0), make_set(now() - TimeGenerated)`,
+		`AzureDiagnostics | summarize arg_max(TimeGenerated, *) | project properties_s`,
+		`AzureDiagnostics | extend p = parse_json(properties_s) | distinct p`,
+		`AzureDiagnostics | extend p = parse_json(properties_s) | summarize count() by p | where isnotempty(p.deviceId)`,
+		`AzureDiagnostics | extend p = parse_json(properties_s) | where p == "x" or p.deviceId in ("a") or p.keepAlive > 3`,
+		`AzureDiagnostics | take 1 | extend x = iff(true, parse_json("{}"), parse_json("[]")) | project x.a, x[0]`,
+		`AzureDiagnostics | where datetime(null) < now() | project -9223372036854775807 - 10`,
+		`AzureDiagnostics | summarize sum(9223372036854775807)`,
+		`let x = parse_json('{"a":1}'); AzureDiagnostics | project x.a, tostring(x), toint(x.a) + 1`,
+		`AzureDiagnostics | top 0 by 1 | order by 2 | count | count`,
+		`AzureDiagnostics | summarize count() | summarize count()`,
+		`AzureDiagnostics | extend x = todatetime(DeviceId), y = totimespan(DeviceId), z = tobool(DeviceId), w = todouble(DeviceId)`,
+		`AzureDiagnostics | extend x = bin(DurationMs, 2.5), y = bin(todouble(DurationMs), 2), z = bin(now() - TimeGenerated, 1h)`,
+		`AzureDiagnostics | summarize dcount(parse_json(properties_s)), avg(now() - TimeGenerated), sum(1h), min(true)`,
+		`AzureDiagnostics | extend x = strcat(parse_json(properties_s), 1.5, true, 1h, now(), DurationMs)`,
+		`AzureDiagnostics | take 1 | project a = 1h / 0, b = 1 / 0, c = 1 % 0, d = 1.0 / 0, e = 1h * 2.5, f = 2 * 1h, g = 1h % 7m`,
+		`AzureDiagnostics | take 1 | project x = -(-9223372036854775807 - 1), y = TimeGenerated + 100000d, z = tolong(TimeGenerated)`,
+		`AzureDiagnostics | where tostring(parse_json(properties_s)["deviceId"]) =~ "DEV-A" | extend p = parse_json(properties_s) | project tostring(p.deviceId), p`,
+		`AzureDiagnostics | summarize arg_min(strlen(DeviceId), DeviceId, properties_s) by Category`,
+		`AzureDiagnostics | extend a = case(false, parse_json('1'), true, parse_json('"x"'), parse_json(properties_s)) | project tostring(a)`,
+		`AzureDiagnostics | order by TimeGenerated | extend x = 1 | take 3 | summarize by x | order by x | take 1 | project y = x + 1`,
+		`AzureDiagnostics | where DeviceId has "" and DeviceId hasprefix "de" and DeviceId !hassuffix "a"`,
+	} {
+		f.Add(q)
+	}
 	store, err := logsqlite.Open(context.Background(), ":memory:")
 	if err != nil {
 		f.Fatal(err)
