@@ -126,7 +126,6 @@ func clampTime(t time.Time) time.Time {
 	return t
 }
 
-
 type compiler struct {
 	t            *Table
 	d            Dialect
