@@ -18,6 +18,9 @@ const maxQueryBody = 1 << 20
 type queryRequest struct {
 	Query    string `json:"query"`
 	Timespan string `json:"timespan,omitempty"`
+	// Workspaces is accepted for Log Analytics clients and ignored: the
+	// hub is one workspace.
+	Workspaces []string `json:"workspaces,omitempty"`
 }
 
 // queryResponse is the Log Analytics query API response; Error is set
