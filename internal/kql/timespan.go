@@ -2,14 +2,14 @@ package kql
 
 import (
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tether-hub/tether/internal/isodur"
 )
 
 // ParseTimespanParam reads the timespan of a query request: an ISO 8601
-// duration ending now (PT1H, P7D, P1DT12H), a KQL timespan ending now
+// duration ending now (PT1H, P7D, P1DT12H, P1W), a KQL timespan ending now
 // (1h, 7d, 90m), or an ISO 8601 interval start/end or start/duration
 // (RFC 3339 times).
 func ParseTimespanParam(s string, now time.Time) (*TimeRange, error) {
@@ -40,26 +40,12 @@ func ParseTimespanParam(s string, now time.Time) (*TimeRange, error) {
 	return &TimeRange{Start: now.Add(-d).UTC(), End: now.UTC()}, nil
 }
 
-var isoDuration = regexp.MustCompile(`^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$`)
-
-// parseDuration reads an ISO 8601 duration (days and smaller) or a KQL
-// timespan literal.
+// parseDuration reads an ISO 8601 duration (isodur: weeks, days and
+// smaller) or a KQL timespan literal such as 1h.
 func parseDuration(s string) (time.Duration, bool) {
-	if m := isoDuration.FindStringSubmatch(strings.ToUpper(s)); m != nil && s != "P" && !strings.HasSuffix(strings.ToUpper(s), "T") {
-		var d float64
-		for i, unit := range []time.Duration{24 * time.Hour, time.Hour, time.Minute, time.Second} {
-			if m[i+1] != "" {
-				v, err := strconv.ParseFloat(m[i+1], 64)
-				if err != nil {
-					return 0, false
-				}
-				d += v * float64(unit)
-			}
-		}
-		if d > float64(1<<62) {
-			return 0, false
-		}
-		return time.Duration(d), true
+	if strings.HasPrefix(strings.ToUpper(s), "P") {
+		d, err := isodur.Parse(s)
+		return d, err == nil
 	}
 	if d, ok := ParseTimespan(s); ok && !strings.Contains(s, ":") {
 		return d, true
