@@ -144,6 +144,7 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	b := h.b
+	h.endOvertaken(cl)
 	recorded := make(chan error, 1)
 	st.session = &presence.Session{
 		ID: presence.NewSessionID(), DeviceID: st.id.deviceID, ModuleID: st.id.moduleID,
@@ -167,6 +168,29 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		st.setKick(presence.ReasonServerError)
 		_ = cl.Net.Conn.Close()
 	}
+}
+
+// endOvertaken records the end of the device's previous connection when a
+// reconnect has overtaken it. mochi closes the socket (client DISCONNECT,
+// read error, the hub's own kick) before it runs OnDisconnect on that
+// connection's goroutine, so a quick client's next CONNECT can arrive
+// first; the session has ended and must be recorded with its own cause,
+// not as replaced by this connection (a 400027 takeover, which would also
+// hide a SAS renewal from the renewal filter). A connection that is still
+// open is left to be taken over.
+func (h *hook) endOvertaken(cl *mqtt.Client) {
+	old, ok := h.b.srv.Clients.Get(cl.ID)
+	if !ok || old == cl || h.state(old) == nil {
+		return
+	}
+	if tc, ok := old.Net.Conn.(*trackedConn); !ok || !tc.closed.Load() {
+		return
+	}
+	// mochi stores the stop cause right after closing the socket.
+	for i := 0; i < 100 && !old.Closed(); i++ {
+		time.Sleep(time.Millisecond)
+	}
+	h.endSession(old, nil)
 }
 
 // OnSessionEstablished runs after the CONNACK: the token-expiry watch
@@ -202,7 +226,7 @@ func (h *hook) abandoned(cl *mqtt.Client, err error) {
 	if err == nil {
 		err = errors.New("connection ended before the session was established")
 	}
-	h.OnDisconnect(cl, err, false)
+	h.endSession(cl, err)
 	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) ||
 		(cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
 	if cur, ok := h.b.srv.Clients.Get(cl.ID); ok && cur == cl && expire {
@@ -214,11 +238,24 @@ func (h *hook) abandoned(cl *mqtt.Client, err error) {
 
 // OnDisconnect ends the session in presence with its classified cause.
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
-	st := h.state(cl)
-	if st == nil {
+	if testHookOnDisconnect != nil {
+		testHookOnDisconnect(cl.ID)
+	}
+	h.endSession(cl, err)
+}
+
+// testHookOnDisconnect, set by tests only, runs when mochi calls
+// OnDisconnect: a delay there lets a reconnect overtake it.
+var testHookOnDisconnect func(clientID string)
+
+// endSession ends cl's session once: from mochi's OnDisconnect, or earlier
+// from endOvertaken or abandoned, whichever comes first.
+func (h *hook) endSession(cl *mqtt.Client, err error) {
+	v, ok := h.conns.LoadAndDelete(cl)
+	if !ok {
 		return
 	}
-	h.conns.Delete(cl)
+	st := v.(*connState)
 	st.mu.Lock()
 	if st.timer != nil {
 		st.timer.Stop()

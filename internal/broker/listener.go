@@ -22,6 +22,7 @@ type trackedConn struct {
 	seen      atomic.Bool
 	bytes     atomic.Int64
 	keepAlive atomic.Int64 // idle limit in ns once CONNECT is read; 0 = mochi's
+	closed    atomic.Bool  // Close was called (mochi stopped the client)
 	// abandon is set by the hook once it holds state for this connection;
 	// finish calls it (same goroutine: mochi's establish has returned).
 	abandon func(error)
@@ -57,6 +58,11 @@ func (c *trackedConn) SetDeadline(t time.Time) error {
 		t = time.Now().Add(time.Duration(ka))
 	}
 	return c.Conn.SetDeadline(t)
+}
+
+func (c *trackedConn) Close() error {
+	c.closed.Store(true)
+	return c.Conn.Close()
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
