@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -333,4 +334,48 @@ func TestWindowMatchesBruteForce(t *testing.T) {
 	}
 	s = openStore(t, path, clk, time.Hour)
 	check()
+}
+
+// A write that fails halfway leaves no trace: series rows it made (and
+// rolled back) are not remembered, so the next write labels every row
+// with its own series.
+func TestFailedFlushForgetsItsSeries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.db")
+	clk := &clock{t: t0}
+	s := openStore(t, path, clk, time.Hour)
+	// Ten series that insert, one whose series row the database refuses.
+	for i := range 10 {
+		s.Add(Connects, t0, float64(i+1), DimResultType, fmt.Sprint(400000+i), DimProtocol, "MQTT")
+	}
+	s.Add(AuthFailures, t0, 100, DimReason, "bad-signature")
+	if _, err := s.db.Exec(`CREATE TRIGGER refuse BEFORE INSERT ON series WHEN NEW.metric = 'deviceAuthFailures'
+		BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(context.Background()); err == nil {
+		t.Fatal("the flush succeeded")
+	}
+	if _, err := s.db.Exec(`DROP TRIGGER refuse`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(2 * time.Hour)) // past Recent: read back from the minute table
+	s = openStore(t, path, clk, time.Hour)
+	got := window(t, s, WindowQuery{Metric: Connects, Aggregation: AggTotal, SplitBy: []string{DimResultType}, From: t0, To: t0.Add(time.Minute)})
+	if len(got) != 10 {
+		t.Fatalf("connects: %+v", got)
+	}
+	for i, v := range got {
+		if v.Dimensions[DimResultType] != fmt.Sprint(400000+i) || v.Value != float64(i+1) {
+			t.Errorf("series %d: %+v", i, v)
+		}
+	}
+	if got := window(t, s, WindowQuery{Metric: AuthFailures, Aggregation: AggTotal, From: t0, To: t0.Add(time.Minute)}); got[0].Value != 100 {
+		t.Errorf("auth failures: %+v", got)
+	}
 }
