@@ -114,5 +114,3 @@ func (rs *ruleState) status() RuleStatus {
 
 // History returns the transitions that match q.
 func (m *Manager) History(q HistoryQuery) []Record { return m.opt.History.List(q) }
-
-func sortStrings(s []string) { sort.Strings(s) }

@@ -528,3 +528,43 @@ func keys[V any](m map[string]V) []string {
 	}
 	return out
 }
+
+// The alert endpoints' answers to bad requests, on a hub without a rules
+// file.
+func TestAlertAPIRefusals(t *testing.T) {
+	h := startHub(t)
+	for _, c := range []struct {
+		method, path string
+		status       int
+		msg          string
+	}{
+		{"POST", "/api/v1/alerts/reload", 409, "--rules"},
+		{"GET", "/api/v1/alerts/reload", 405, "POST"},
+		{"POST", "/api/v1/alerts", 405, "GET"},
+		{"GET", "/api/v1/alerts/nope", 404, "no such endpoint"},
+		{"GET", "/api/v1/alerts?state=Resolved", 400, "Fired or Inactive"},
+		{"GET", "/api/v1/alerts?colour=red", 400, "unknown query parameter"},
+		{"GET", "/api/v1/alerts/history?limit=0", 400, "limit"},
+		{"GET", "/api/v1/alerts/history?since=yesterday", 400, "since"},
+	} {
+		st, body := h.api(c.method, c.path, nil)
+		if st != c.status || !strings.Contains(string(body), c.msg) {
+			t.Errorf("%s %s: %d %s, want %d …%s…", c.method, c.path, st, body, c.status, c.msg)
+		}
+	}
+	for _, path := range []string{"/api/v1/alerts", "/api/v1/alerts/history?since=1h&limit=5", "/api/v1/alerts/actions"} {
+		if st, body := h.api("GET", path, nil); st != 200 || !strings.Contains(string(body), "[]") {
+			t.Errorf("GET %s: %d %s", path, st, body)
+		}
+	}
+	// No token: 401.
+	req, _ := http.NewRequest("GET", "https://"+h.HTTPSAddr()+"/api/v1/alerts", nil)
+	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: h.tlsConfig()}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("no token: %d", resp.StatusCode)
+	}
+}
