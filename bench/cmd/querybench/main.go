@@ -101,6 +101,8 @@ func main() {
 		{"errors, default 24h", errorQuery, nil},
 		{"errors, last hour", errorQuery, hour},
 		{"errors, full range", errorQuery, full},
+		{"errors | project 5 columns, default 24h", errorQuery + "\n| project TimeGenerated, DeviceId, OperationName, ResultType, ResultDescription", nil},
+		{"errors | count, default 24h", errorQuery + "\n| count", nil},
 		{"errors | count, full range", errorQuery + "\n| count", full},
 		{"distinct, last hour", distinctQuery, hour},
 		{"distinct, default 24h", distinctQuery, nil},
@@ -127,16 +129,27 @@ func main() {
 		}
 		var times []time.Duration
 		var res *kql.Result
+		var qe *kql.Error
 		for range *runs {
 			t := time.Now()
 			res, err = eng.Run(ctx, kql.Request{Query: c.query, Timespan: c.span})
+			if errors.As(err, &qe) && qe.Code == kql.CodeTimeout {
+				break
+			}
 			if err != nil {
 				log.Fatalf("querybench: %s: %v", c.name, err)
 			}
 			times = append(times, time.Since(t))
 		}
+		if err != nil {
+			fmt.Printf("%-46s %9s %9s %9s %7s %s\n", c.name, "-", "-", "-", "-", "timeout: "+err.Error())
+			continue
+		}
 		slices.Sort(times)
 		note := ""
+		if len(res.Rows) == 1 && len(res.Columns) == 1 {
+			note = fmt.Sprintf("%s = %v", res.Columns[0].Name, res.Rows[0][0])
+		}
 		if res.Truncated {
 			note = "truncated (" + res.Reason + ")"
 		}
