@@ -64,6 +64,7 @@ data dir so that 'tether device …' works without flags.`,
 	f.DurationVar(&cfg.LogRetention, "log-retention", 30*24*time.Hour, "how long Connections log records are kept")
 	f.DurationVar(&cfg.MetricsRecent, "metrics-recent", time.Hour, "how long the metrics history keeps 1-second samples")
 	f.DurationVar(&cfg.MetricsRetention, "metrics-retention", 30*24*time.Hour, "how long the metrics history keeps 1-minute samples")
+	f.StringVar(&cfg.ArchiveDir, "archive-dir", "", "directory of the diagnostic settings' archive files (default <data-dir>/archive)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "upper bound for a clean shutdown")
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go profiles (/debug/pprof) on this plain-HTTP address, e.g. 127.0.0.1:6060; off by default")
 	f.StringVar(&cfg.RulesFile, "rules", "", "alert rules and action groups (YAML; see 'tether alert check'); reloaded on SIGHUP")

@@ -389,18 +389,24 @@ func readDefinition(cmd *cobra.Command, file string) (map[string]any, error) {
 }
 
 // InvalidSubscriptionError is a 400 from the hub for a subscription
-// definition, with every problem it found.
+// definition (or another definition: What names it), with every problem
+// it found.
 type InvalidSubscriptionError struct {
+	What    string // default "subscription"
 	Message string
 	Details []events.FieldError
 }
 
 func (e *InvalidSubscriptionError) Error() string {
+	what := e.What
+	if what == "" {
+		what = "subscription"
+	}
 	if len(e.Details) == 0 {
-		return "the hub refused the subscription: " + e.Message
+		return "the hub refused the " + what + ": " + e.Message
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "the hub refused the subscription (%d problem%s):", len(e.Details), map[bool]string{true: "", false: "s"}[len(e.Details) == 1])
+	fmt.Fprintf(&b, "the hub refused the %s (%d problem%s):", what, len(e.Details), map[bool]string{true: "", false: "s"}[len(e.Details) == 1])
 	for _, d := range e.Details {
 		b.WriteString("\n  ")
 		if d.Field != "" {

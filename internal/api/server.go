@@ -72,6 +72,9 @@ type Deps struct {
 	// SubscriptionPolicy is the hub's policy for subscription definitions
 	// (whether plain-http endpoints are accepted beyond loopback).
 	SubscriptionPolicy events.ValidateOptions
+	// DiagnosticSettings routes resource logs
+	// (/api/v1/diagnostic-settings); nil: those endpoints answer 503.
+	DiagnosticSettings DiagnosticSettings
 	// Events is the live event feed of GET /api/v1/events; nil: 503.
 	Events EventTail
 	// Alerts is the alert rules engine (/api/v1/alerts); nil: 503.
@@ -165,6 +168,8 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request, rest string) {
 		}
 	case rest == "alerts" || strings.HasPrefix(rest, "alerts/"):
 		s.alerts(w, r, strings.TrimPrefix(rest, "alerts"))
+	case rest == "diagnostic-settings" || strings.HasPrefix(rest, "diagnostic-settings/"):
+		s.diagnosticSettings(w, r, strings.TrimPrefix(rest, "diagnostic-settings"))
 	case rest == "subscriptions" || strings.HasPrefix(rest, "subscriptions/"):
 		s.subscriptions(w, r, strings.TrimPrefix(rest, "subscriptions"))
 	case strings.HasPrefix(rest, "devices/") && strings.HasSuffix(rest, "/messages"):

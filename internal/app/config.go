@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,6 +41,14 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// LogRetention is how long Connections log records are kept.
 	LogRetention time.Duration
+	// ArchiveDir holds the archive files of diagnostic settings (default
+	// <DataDir>/archive).
+	ArchiveDir string
+	// Clock is the retention clock of the log destinations (tests inject
+	// one); default time.Now.
+	Clock func() time.Time
+	// RetentionEvery is how often log retention runs (default 1 h).
+	RetentionEvery time.Duration
 	// MetricsRecent is how long the metrics history keeps the 1 s grain;
 	// MetricsRetention the 1 min grain (defaults: 1 h, 30 days).
 	MetricsRecent, MetricsRetention time.Duration
@@ -73,6 +82,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.ArchiveDir == "" {
+		c.ArchiveDir = filepath.Join(c.DataDir, "archive")
 	}
 	if c.LogRetention == 0 {
 		c.LogRetention = 30 * 24 * time.Hour

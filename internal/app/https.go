@@ -19,17 +19,18 @@ import (
 // IoT Hub does on 443.
 func (a *App) startHTTPS(tlsConf *tls.Config) error {
 	apiServer := api.New(api.Deps{
-		Registry:      a.registry,
-		HubName:       a.cfg.HubName,
-		Logger:        a.log,
-		Logs:          a.logs,
-		Query:         a.queryRunner(),
-		C2D:           c2dAdapter{b: a.broker, sent: a.metrics.C2DSent},
-		Telemetry:     &telemetryFeed{nc: a.journal.NC},
-		Events:        &eventTail{nc: a.journal.NC},
-		Subscriptions: a.subs,
-		Alerts:        a.alerts,
-		Metrics:       a.metrics.Store(),
+		Registry:           a.registry,
+		HubName:            a.cfg.HubName,
+		Logger:             a.log,
+		Logs:               a.logs,
+		Query:              a.queryRunner(),
+		C2D:                c2dAdapter{b: a.broker, sent: a.metrics.C2DSent},
+		Telemetry:          &telemetryFeed{nc: a.journal.NC},
+		Events:             &eventTail{nc: a.journal.NC},
+		Subscriptions:      a.subs,
+		Alerts:             a.alerts,
+		Metrics:            a.metrics.Store(),
+		DiagnosticSettings: a.logs.diag,
 	})
 	mux := http.NewServeMux()
 	mux.Handle(broker.WebSocketPath, a.broker.WebSocketHandler())

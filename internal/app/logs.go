@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"time"
 
 	"github.com/tether-hub/tether/internal/api"
 	"github.com/tether-hub/tether/internal/connlog"
 	"github.com/tether-hub/tether/internal/connlog/sqlite"
+	"github.com/tether-hub/tether/internal/diag"
+	diagkv "github.com/tether-hub/tether/internal/diag/kvstore"
 	"github.com/tether-hub/tether/internal/kql"
 	kqlsqlite "github.com/tether-hub/tether/internal/kql/sqlite"
 )
@@ -16,11 +17,12 @@ import (
 // LogFile is the Connections log database inside the data dir.
 const LogFile = "logs.db"
 
-// logService is the embedded log workspace: the SQLite store and the
-// journal consumer that fills it.
+// logService is the embedded log workspace (the SQLite store) and the
+// diagnostic settings that route the journal's records to it and to the
+// other destinations.
 type logService struct {
-	store  *sqlite.Store
-	writer *connlog.Writer
+	store *sqlite.Store
+	diag  *diag.Manager
 	// query runs KQL over the store (POST /api/v1/query).
 	query *kql.Engine
 }
@@ -31,35 +33,28 @@ func (a *App) startLogs(ctx context.Context) error {
 		return fmt.Errorf("log store: %w", err)
 	}
 	a.onStop(func(context.Context) error { return store.Close() })
-	w, err := connlog.NewWriter(connlog.WriterOptions{
-		JS: a.journal.JS, Store: store, Logger: a.log,
-		Resource: connlog.Resource{}, Retention: a.cfg.LogRetention,
+	settings, err := diagkv.New(ctx, a.journal.JS, 1)
+	if err != nil {
+		return err
+	}
+	m, err := diag.NewManager(diag.Options{
+		JS: a.journal.JS, NC: a.journal.NC, Store: settings, Workspace: store,
+		WorkspaceRetention: a.cfg.LogRetention, ArchiveDir: a.cfg.ArchiveDir,
+		Resource: connlog.Resource{}, Logger: a.log, Now: a.cfg.Clock, RetentionEvery: a.cfg.RetentionEvery,
 	})
 	if err != nil {
 		return err
 	}
-	if err := w.Start(ctx); err != nil {
-		return fmt.Errorf("log writer: %w", err)
+	if err := m.Start(ctx); err != nil {
+		return fmt.Errorf("log destinations: %w", err)
 	}
-	a.logs = &logService{store: store, writer: w, query: &kql.Engine{
+	a.logs = &logService{store: store, diag: m, query: &kql.Engine{
 		DB: store, Table: kql.AzureDiagnostics(), Dialect: kqlsqlite.Dialect{},
 	}}
-	a.onStop(a.logs.stop)
+	// Stop lets every destination catch up with the journal (bounded), so
+	// a clean shutdown's last events are logged.
+	a.onStop(m.Stop)
 	return nil
-}
-
-// stop lets the writer catch up with the journal (bounded), so a clean
-// shutdown's last events are in the log, then stops it.
-func (l *logService) stop(ctx context.Context) error {
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		lag, err := l.writer.Lag(ctx)
-		if err != nil || lag == 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return l.writer.Stop(ctx)
 }
 
 // Find serves api.LogFinder.
@@ -89,4 +84,12 @@ func (a *App) queryRunner() api.QueryRunner {
 		return nil
 	}
 	return a.logs.query
+}
+
+// Diag is the diagnostic settings manager (for tests and embedding).
+func (a *App) Diag() *diag.Manager {
+	if a.logs == nil {
+		return nil
+	}
+	return a.logs.diag
 }

@@ -9,7 +9,7 @@ import (
 // runRetention deletes records older than keep from store at once and then
 // every period, until ctx ends. Failures are logged and retried at the next
 // period: retention is housekeeping, never a reason to stop ingest.
-func runRetention(ctx context.Context, store LogStore, keep, every time.Duration, now func() time.Time, log *slog.Logger) {
+func runRetention(ctx context.Context, store Sink, keep, every time.Duration, now func() time.Time, log *slog.Logger) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {

@@ -24,6 +24,14 @@ type LogStore interface {
 	Close() error
 }
 
+// Sink is what a Writer needs of a destination: LogStore's Append and
+// DeleteBefore. Besides stores, diagnostic settings' destinations (files,
+// subjects) implement it.
+type Sink interface {
+	Append(ctx context.Context, records []Record) error
+	DeleteBefore(ctx context.Context, t time.Time) (int64, error)
+}
+
 // Filter selects records. Zero fields do not filter; string fields match
 // exactly (case-sensitive, like KQL ==).
 type Filter struct {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,10 +34,20 @@ const (
 
 // WriterOptions configure NewWriter. Zero fields take the defaults.
 type WriterOptions struct {
-	JS       jetstream.JetStream // the journal's JetStream (journal.Journal.JS)
-	Store    LogStore
+	JS jetstream.JetStream // the journal's JetStream (journal.Journal.JS)
+	// Store receives the records: a LogStore, or any destination that can
+	// append and expire (diagnostic settings route to files and subjects).
+	Store    Sink
 	Resource Resource
 	Logger   *slog.Logger
+	// Categories limits the Writer to these categories (each is one
+	// journal stream: Connections ← TETHER_CONN, DeviceIdentityOperations
+	// ← TETHER_REGISTRY); empty: all.
+	Categories []string
+	// DeliverNew makes a consumer that does not exist yet start with the
+	// journal's next message instead of its first (a destination added
+	// while the hub runs receives records from then on).
+	DeliverNew bool
 	// Durable is the consumer name on TETHER_CONN and on TETHER_REGISTRY.
 	// One Writer per durable at a time: the consumers ack all (see
 	// Writer), so a second Writer on the same durable would ack messages
@@ -89,15 +100,25 @@ type Writer struct {
 
 // source is one journal stream the Writer reads.
 type source struct {
-	stream string
-	decode func(w *Writer, m jetstream.Msg) ([]Record, error)
-	cons   jetstream.Consumer
+	stream   string
+	category string
+	decode   func(w *Writer, m jetstream.Msg) ([]Record, error)
+	cons     jetstream.Consumer
 }
 
 // NewWriter checks o and fills its defaults.
 func NewWriter(o WriterOptions) (*Writer, error) {
 	if o.JS == nil || o.Store == nil {
-		return nil, errors.New("connlog: a Writer needs the journal's JetStream and a LogStore")
+		return nil, errors.New("connlog: a Writer needs the journal's JetStream and a Store")
+	}
+	var sources []*source
+	for _, s := range allSources {
+		if len(o.Categories) == 0 || slices.Contains(o.Categories, s.category) {
+			sources = append(sources, &source{stream: s.stream, category: s.category, decode: s.decode})
+		}
+	}
+	if len(sources) == 0 {
+		return nil, fmt.Errorf("connlog: no known category in %v", o.Categories)
 	}
 	if o.Durable == "" {
 		o.Durable = DefaultDurable
@@ -124,13 +145,43 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Writer{
-		o:   o,
-		log: o.Logger.With("component", "connlog"),
-		sources: []*source{
-			{stream: journal.StreamConn, decode: (*Writer).decodeConnectionEvent},
-			{stream: journal.StreamRegistry, decode: (*Writer).decodeChange},
-		},
+		o:       o,
+		log:     o.Logger.With("component", "connlog", "durable", o.Durable),
+		sources: sources,
 	}, nil
+}
+
+// allSources are the journal streams a Writer can read, one per category.
+var allSources = []source{
+	{stream: journal.StreamConn, category: CategoryConnections, decode: (*Writer).decodeConnectionEvent},
+	{stream: journal.StreamRegistry, category: CategoryDeviceIdentityOperations, decode: (*Writer).decodeChange},
+}
+
+// StreamOf is the journal stream that holds the records of category, or
+// "" for a category Tether does not log.
+func StreamOf(category string) string {
+	for _, s := range allSources {
+		if s.category == category {
+			return s.stream
+		}
+	}
+	return ""
+}
+
+// DeleteConsumers removes the durable consumers a Writer with durable made
+// for categories (all when none are given), for a destination that is
+// gone. Missing consumers are no error.
+func DeleteConsumers(ctx context.Context, js jetstream.JetStream, durable string, categories ...string) error {
+	var errs []error
+	for _, s := range allSources {
+		if len(categories) > 0 && !slices.Contains(categories, s.category) {
+			continue
+		}
+		if err := js.DeleteConsumer(ctx, s.stream, durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			errs = append(errs, fmt.Errorf("connlog: delete consumer %s on %s: %w", durable, s.stream, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Start creates (or resumes) the durable consumers, within ctx, and starts
@@ -266,7 +317,11 @@ func (w *Writer) consumerConfig(policy jetstream.DeliverPolicy, start uint64) je
 func (w *Writer) ensureConsumer(ctx context.Context, stream string) (jetstream.Consumer, error) {
 	cons, err := w.o.JS.Consumer(ctx, stream, w.o.Durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return w.o.JS.CreateConsumer(ctx, stream, w.consumerConfig(jetstream.DeliverAllPolicy, 0))
+		policy := jetstream.DeliverAllPolicy
+		if w.o.DeliverNew {
+			policy = jetstream.DeliverNewPolicy
+		}
+		return w.o.JS.CreateConsumer(ctx, stream, w.consumerConfig(policy, 0))
 	}
 	if err != nil {
 		return nil, err

@@ -1,0 +1,131 @@
+// Package kvstore is the diag.Store on a NATS JetStream KV bucket,
+// "tether_diagnostic_settings", which New creates or updates. Keys are
+// the settings' lower-case names (letters, digits, '-' and '_', which KV
+// keys allow); values are the JSON of diag.Setting.
+package kvstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-hub/tether/internal/diag"
+)
+
+// Bucket is the KV bucket of diagnostic settings.
+const Bucket = "tether_diagnostic_settings"
+
+// Store is a diag.Store on JetStream KV.
+type Store struct {
+	kv jetstream.KeyValue
+}
+
+var _ diag.Store = (*Store)(nil)
+
+// New creates or updates the bucket (replicas: 1 on the embedded server,
+// more on a cluster) and returns a store on it.
+func New(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "Tether diagnostic settings (diag.Setting JSON by lower-case name)",
+		History:     5,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("diag/kvstore: bucket %s: %w", Bucket, err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+func key(name string) string { return strings.ToLower(name) }
+
+// Get implements diag.Store.
+func (s *Store) Get(ctx context.Context, name string) (diag.Setting, error) {
+	if name == "" || strings.ContainsAny(name, ".*> ") { // not a key any setting has
+		return diag.Setting{}, diag.ErrNotFound
+	}
+	e, err := s.kv.Get(ctx, key(name))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return diag.Setting{}, diag.ErrNotFound
+	}
+	if err != nil {
+		return diag.Setting{}, fmt.Errorf("diag/kvstore: get %s: %w", name, err)
+	}
+	return decode(e.Key(), e.Value())
+}
+
+func decode(k string, v []byte) (diag.Setting, error) {
+	var st diag.Setting
+	if err := json.Unmarshal(v, &st); err != nil {
+		return st, fmt.Errorf("diag/kvstore: setting at key %s is corrupt: %w", k, err)
+	}
+	return st, nil
+}
+
+// List implements diag.Store.
+func (s *Store) List(ctx context.Context) ([]diag.Setting, error) {
+	keys, err := s.kv.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("diag/kvstore: list: %w", err)
+	}
+	slices.Sort(keys)
+	out := make([]diag.Setting, 0, len(keys))
+	for _, k := range keys {
+		st, err := s.Get(ctx, k)
+		if errors.Is(err, diag.ErrNotFound) { // deleted meanwhile
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Create implements diag.Store.
+func (s *Store) Create(ctx context.Context, st diag.Setting) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Create(ctx, key(st.Name), b); errors.Is(err, jetstream.ErrKeyExists) {
+		return diag.ErrExists
+	} else if err != nil {
+		return fmt.Errorf("diag/kvstore: create %s: %w", st.Name, err)
+	}
+	return nil
+}
+
+// Put implements diag.Store.
+func (s *Store) Put(ctx context.Context, st diag.Setting) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Put(ctx, key(st.Name), b); err != nil {
+		return fmt.Errorf("diag/kvstore: put %s: %w", st.Name, err)
+	}
+	return nil
+}
+
+// Delete implements diag.Store. It reads first: a KV delete of a missing
+// key would succeed.
+func (s *Store) Delete(ctx context.Context, name string) error {
+	if _, err := s.Get(ctx, name); err != nil {
+		return err
+	}
+	if err := s.kv.Delete(ctx, key(name)); err != nil {
+		return fmt.Errorf("diag/kvstore: delete %s: %w", name, err)
+	}
+	return nil
+}
