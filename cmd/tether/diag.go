@@ -128,6 +128,14 @@ func (f *diagFlags) apply(cmd *cobra.Command, s *diag.Setting) error {
 	return errors.Join(errs...)
 }
 
+// outputClient checks -o and returns the API client.
+func outputClient() (*apiClient, error) {
+	if err := checkOutput(); err != nil {
+		return nil, err
+	}
+	return newAPIClient()
+}
+
 func diagPath(name string) string { return "/api/v1/diagnostic-settings/" + url.PathEscape(name) }
 
 // diagCall is subCall for settings: a 400 lists the setting's problems.
@@ -157,10 +165,7 @@ func newDiagWriteCmd(update bool) *cobra.Command {
   tether diag update stream --no-nats --workspace`
 	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := checkOutput(); err != nil {
-			return err
-		}
-		c, err := newAPIClient()
+		c, err := outputClient()
 		if err != nil {
 			return err
 		}
@@ -193,10 +198,7 @@ func newDiagListCmd() *cobra.Command {
 		Short: "List the diagnostic settings in force",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(); err != nil {
-				return err
-			}
-			c, err := newAPIClient()
+			c, err := outputClient()
 			if err != nil {
 				return err
 			}
@@ -231,10 +233,7 @@ func newDiagShowCmd() *cobra.Command {
 		Short: "Show a diagnostic setting",
 		Args:  deviceArgs(1, "the setting name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(); err != nil {
-				return err
-			}
-			c, err := newAPIClient()
+			c, err := outputClient()
 			if err != nil {
 				return err
 			}

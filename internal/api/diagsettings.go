@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/tether-hub/tether/internal/diag"
+	"github.com/tether-hub/tether/internal/events"
 	"github.com/tether-hub/tether/internal/registry"
 )
 
@@ -30,16 +31,6 @@ type DiagnosticSettings interface {
 // (Azure lists them under "value").
 type DiagnosticSettingList struct {
 	Value []diag.Setting `json:"value"`
-}
-
-// InvalidSettingError is the 400 body for a refused setting: every problem
-// in details, each with its JSON path.
-type InvalidSettingError struct {
-	Error struct {
-		Code    string            `json:"code"`
-		Message string            `json:"message"`
-		Details []diag.FieldError `json:"details"`
-	} `json:"error"`
 }
 
 // Error codes of the diagnostic-settings endpoints.
@@ -103,14 +94,7 @@ func (s *Server) diagnosticSettings(w http.ResponseWriter, r *http.Request, rest
 // diagAuth checks the token (ServiceConnect, as for subscriptions) and
 // that the hub has diagnostic settings.
 func (s *Server) diagAuth(w http.ResponseWriter, r *http.Request) bool {
-	if _, ok := s.authorize(w, r, registry.ServiceConnect, s.v1Error); !ok {
-		return false
-	}
-	if s.d.DiagnosticSettings == nil {
-		s.unavailable(w, r, "diagnostic settings")
-		return false
-	}
-	return true
+	return s.serviceAuth(w, r, s.d.DiagnosticSettings != nil, "diagnostic settings")
 }
 
 // writeSetting serves POST (name "": create, 201) and PUT /{name} (create,
@@ -158,10 +142,14 @@ func (s *Server) diagFail(w http.ResponseWriter, r *http.Request, name string, e
 	var ve *diag.ValidationError
 	switch {
 	case errors.As(err, &ve):
-		var b InvalidSettingError
+		// The same body as for a refused subscription.
+		var b InvalidError
 		b.Error.Code = registry.CodeArgumentInvalid
 		b.Error.Message = fmt.Sprintf("the diagnostic setting has %d problem%s: %s", len(ve.Errors), plural(len(ve.Errors)), ve.Error())
-		b.Error.Details = ve.Errors
+		b.Error.Details = make([]events.FieldError, len(ve.Errors))
+		for i, fe := range ve.Errors {
+			b.Error.Details[i] = events.FieldError{Field: fe.Field, Message: fe.Message}
+		}
 		writeJSON(w, http.StatusBadRequest, b)
 	case errors.Is(err, diag.ErrNotFound):
 		s.v1Error(w, r, http.StatusNotFound, CodeDiagnosticSettingNotFound, fmt.Sprintf("there is no diagnostic setting named %q", name))

@@ -197,11 +197,17 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request, rest stri
 // subscriptionAuth checks the token (ServiceConnect) and that the hub has
 // a subscription service.
 func (s *Server) subscriptionAuth(w http.ResponseWriter, r *http.Request) bool {
+	return s.serviceAuth(w, r, s.d.Subscriptions != nil, "event subscriptions")
+}
+
+// serviceAuth checks the token (ServiceConnect) and answers 503 when the
+// hub was built without the service (what) the endpoint needs.
+func (s *Server) serviceAuth(w http.ResponseWriter, r *http.Request, present bool, what string) bool {
 	if _, ok := s.authorize(w, r, registry.ServiceConnect, s.v1Error); !ok {
 		return false
 	}
-	if s.d.Subscriptions == nil {
-		s.unavailable(w, r, "event subscriptions")
+	if !present {
+		s.unavailable(w, r, what)
 		return false
 	}
 	return true
