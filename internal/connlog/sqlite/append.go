@@ -143,25 +143,35 @@ func (s *Store) inTx(ctx context.Context, fn func(w *sql.Conn) error) error {
 		return err
 	}
 	if _, err := w.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		// A cancellation racing the BEGIN can report an error for a
-		// transaction SQLite did start; the connection is not reused.
-		s.dropWriter()
+		// The context may have ended just after SQLite began the
+		// transaction (the driver then reports the context's error).
+		s.rollback(ctx, w)
 		return err
 	}
 	if err = fn(w); err == nil {
 		_, err = w.ExecContext(ctx, "COMMIT")
 	}
 	if err != nil {
-		// An interrupt (ctx ended) may have rolled back already, and then
-		// ROLLBACK fails ("no transaction is active"). Whatever the
-		// reason, a connection that may still be inside a transaction is
-		// closed (which rolls it back) rather than reused.
-		if _, rerr := w.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
-			s.dropWriter()
-		} else {
+		// An interrupt (ctx ended) may have rolled back already; a
+		// connection that may still be inside a transaction is closed
+		// (which rolls it back) rather than reused (rollback).
+		if s.rollback(ctx, w) {
 			s.checkConn(err)
 		}
 		return err
 	}
 	return nil
+}
+
+// rollback ends any transaction on the write connection w and reports
+// whether w is still usable: a ROLLBACK that fails for another reason
+// than there being no transaction (an interrupt rolls back by itself)
+// drops the connection, which rolls it back.
+func (s *Store) rollback(ctx context.Context, w *sql.Conn) bool {
+	_, err := w.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	if err == nil || strings.Contains(err.Error(), "no transaction is active") {
+		return true
+	}
+	s.dropWriter()
+	return false
 }

@@ -134,6 +134,10 @@ func (s *Store) dropWriter() {
 		delete(s.inserts, n)
 	}
 	if s.w != nil {
+		// Close alone would return the driver's connection to the pool,
+		// where the next writer (or a reader) could find it inside a
+		// transaction; ErrBadConn from Raw makes database/sql discard it.
+		_ = s.w.Raw(func(any) error { return driver.ErrBadConn })
 		s.w.Close()
 		s.w = nil
 	}
