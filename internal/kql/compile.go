@@ -206,7 +206,7 @@ func (c *compiler) selectSQL(r *rel, cols []col, withOrderKeys bool) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(c.render(col.v) + " AS " + c.d.Quote(col.name))
+		b.WriteString(c.render(col.v) + " AS " + c.d.Quote(colAlias(i)))
 	}
 	if withOrderKeys {
 		for i, o := range r.order {
@@ -236,6 +236,10 @@ func (c *compiler) selectSQL(r *rel, cols []col, withOrderKeys bool) string {
 
 func orderKey(i int) string { return fmt.Sprintf("__order%d", i) }
 
+// colAlias is the SQL name of a relation's i-th column: KQL names (any
+// text, e.g. ['a b'] or a key with a NUL) live only in Go.
+func colAlias(i int) string { return fmt.Sprintf("c%d", i) }
+
 // orderTerm is one ORDER BY key: the expression (what a nesting SELECT
 // outputs as a hidden column) and "ASC NULLS FIRST" or the like.
 type orderTerm struct {
@@ -249,8 +253,8 @@ func (c *compiler) wrap(r *rel) *rel {
 	c.tables++
 	inner := c.selectSQL(r, r.cols, len(r.order) > 0)
 	nr := &rel{from: "(" + inner + ") AS " + alias, limitN: -1}
-	for _, col := range r.cols {
-		ref := alias + "." + c.d.Quote(col.name)
+	for i, col := range r.cols {
+		ref := alias + "." + c.d.Quote(colAlias(i))
 		v := value{typ: col.v.typ, sql: ref, name: col.name}
 		if col.v.typ == TDynamic {
 			v = value{typ: TDynamic, dyn: &dynRef{src: ref}, name: col.name}

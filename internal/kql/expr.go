@@ -116,7 +116,7 @@ func (c *compiler) path(r *rel, base syntax.Expr, key any, at syntax.Pos) (value
 	d := *c.dynOf(v)
 	d.path = append(append([]any(nil), d.path...), key)
 	if _, ok := c.d.JSONPath(d.path); !ok {
-		return value{}, semErr(at, "property name %s cannot be used", syntax.Quote(fmt.Sprint(key))).withHint(`Tether cannot address keys that contain '"'`)
+		return value{}, semErr(at, "property name %s cannot be used", syntax.Quote(fmt.Sprint(key))).withHint(`Tether cannot address keys that contain '"' or NUL`)
 	}
 	name := v.name
 	if k, ok := key.(string); ok {

@@ -26,7 +26,7 @@ func (Dialect) JSONPath(path []any) (string, bool) {
 	for _, p := range path {
 		switch k := p.(type) {
 		case string:
-			if strings.ContainsAny(k, `"`) {
+			if strings.ContainsAny(k, "\"\x00") {
 				return "", false
 			}
 			b.WriteString(`."` + k + `"`)
