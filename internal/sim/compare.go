@@ -48,12 +48,11 @@ type Comparison struct {
 	// pairs: a twin's connect right after the other twin's renewal
 	// DISCONNECT looks like a renewal to the hub, and is one in effect.
 	RenewalsMarkedPaired int `json:"renewalsMarkedPaired"`
-	// RenewalsUnpairedDiff is marked − expected over the devices that are
-	// not in pairs: 0 when the hub marked exactly the renewals.
+	// RenewalsUnpairedDiff is marked − certain over the devices that are
+	// not in pairs (certain: renewals the hub must mark); it must lie in
+	// [0, RenewalsUnsure], the connects the hub may or may not mark.
 	RenewalsUnpairedDiff int `json:"renewalsUnpairedDiff"`
-	// RenewalsUnsure of the expected ones followed a forced close: the hub
-	// may rightly not mark them.
-	RenewalsUnsure int `json:"renewalsUnsure"`
+	RenewalsUnsure       int `json:"renewalsUnsure"`
 	// AltMatched expectations were met by their alternative code (Expect.Alt).
 	AltMatched int `json:"altMatched"`
 	// Totals over Rows.
@@ -114,15 +113,17 @@ func Compare(ledger []Expect, events []observed, logs map[int32][]hubclient.LogR
 			paired[e.Device] = true
 		}
 	}
-	expPaired := 0
+	certain := 0
 	for _, e := range ledger {
 		if e.Kind == KindConnected && e.Renewal {
 			out.RenewalsExpected++
-			if e.RenewalUnsure && !paired[e.Device] {
+		}
+		if e.Kind == KindConnected && !paired[e.Device] {
+			switch {
+			case e.RenewalUnsure:
 				out.RenewalsUnsure++
-			}
-			if paired[e.Device] {
-				expPaired++
+			case e.Renewal:
+				certain++
 			}
 		}
 		it := item{result: e.Result, alt: e.Alt, cause: e.Cause, at: e.At}
@@ -191,7 +192,7 @@ func Compare(ledger []Expect, events []observed, logs map[int32][]hubclient.LogR
 			obsLog[dev] = append(obsLog[dev], item{typ: r.OperationName, result: r.ResultType, at: r.TimeGenerated.UnixNano(), seq: r.SequenceNumber})
 		}
 	}
-	out.RenewalsUnpairedDiff = (out.RenewalsMarked - out.RenewalsMarkedPaired) - (out.RenewalsExpected - expPaired)
+	out.RenewalsUnpairedDiff = (out.RenewalsMarked - out.RenewalsMarkedPaired) - certain
 	for _, dev := range deviceSet(expEv, obsEv) {
 		c.match("events", expEv[dev], obsEv[dev], true)
 	}

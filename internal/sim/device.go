@@ -78,7 +78,10 @@ func (d *device) run() {
 		cause = CauseSlowTLS
 	}
 	attempt := 0
-	renewal, unsure := false, false
+	// The first connect may be marked a renewal too: the hub cannot tell
+	// a new run from a reconnect when an earlier run's session of this
+	// device ended with DISCONNECT less than 2 minutes ago.
+	renewal, unsure := false, true
 	for !f.stopped() {
 		conn, tokenExp, err := d.connect()
 		if err != nil {

@@ -73,8 +73,9 @@ type Expect struct {
 	// then has two records, 401003 and 404104).
 	TokenExpiry bool `json:"x,omitempty"`
 	Renewal     bool `json:"n,omitempty"` // a reconnect with a renewed token
-	// RenewalUnsure: the renewal's DISCONNECT was not handled by the hub
-	// within 30 s, so the hub may or may not mark this connect a renewal.
+	// RenewalUnsure: the hub may or may not mark this connect a renewal
+	// (a renewal whose DISCONNECT the hub did not close within 30 s; a
+	// first connect soon after an earlier run's session of the device).
 	RenewalUnsure bool `json:"u,omitempty"`
 	// Alt is another ResultType the hub may rightly report: a dropped
 	// device whose reconnect reaches the hub before the hub noticed the

@@ -61,7 +61,7 @@ type Report struct {
 func (r *Report) OK() bool {
 	c := r.Comparison
 	return c.Missing == 0 && c.OutOfOrder == 0 && c.Duplicated == 0 && c.WrongCode == 0 && c.Unexpected == 0 &&
-		c.RenewalsUnpairedDiff <= 0 && -c.RenewalsUnpairedDiff <= c.RenewalsUnsure
+		c.RenewalsUnpairedDiff >= 0 && c.RenewalsUnpairedDiff <= c.RenewalsUnsure
 }
 
 // Run simulates cfg against the hub of env and returns the comparison.
@@ -86,6 +86,7 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 		return nil, errors.New("the disabled fault needs the hub's API")
 	}
 	rep := &Report{Config: cfg, Processes: procs}
+	rep.Config.CAPEM = nil // not a result
 	v := newView(env, &cfg)
 	seed := make([]byte, 16)
 	_, _ = rand.Read(seed)

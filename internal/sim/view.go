@@ -208,7 +208,7 @@ func (r *Report) WriteText(w io.Writer) {
 	cm := r.Comparison
 	fmt.Fprintf(w, "\nrenewal reconnects: simulator %d, DeviceConnected marked tokenRenewal by the hub %d", cm.RenewalsExpected, cm.RenewalsMarked)
 	if cm.RenewalsUnsure > 0 {
-		fmt.Fprintf(w, " (%d followed a forced close: the hub may rightly not mark those)", cm.RenewalsUnsure)
+		fmt.Fprintf(w, "; %d connects the hub may or may not mark (first connects, reconnects after a forced close)", cm.RenewalsUnsure)
 	}
 	if cm.RenewalsMarkedPaired > 0 {
 		fmt.Fprintf(w, " (%d of them on devices of duplicate-id pairs: a twin connecting right after the other's renewal DISCONNECT)", cm.RenewalsMarkedPaired)
@@ -224,8 +224,14 @@ func (r *Report) WriteText(w io.Writer) {
 	if !r.OK() {
 		verdict = "MISMATCH"
 	}
+	off := 0
+	if cm.RenewalsUnpairedDiff < 0 {
+		off = cm.RenewalsUnpairedDiff
+	} else if cm.RenewalsUnpairedDiff > cm.RenewalsUnsure {
+		off = cm.RenewalsUnpairedDiff - cm.RenewalsUnsure
+	}
 	fmt.Fprintf(w, "%s — missing %d, out of order %d, duplicated %d, wrong code %d, unexpected %d, renewal marks off by %d\n",
-		verdict, cm.Missing, cm.OutOfOrder, cm.Duplicated, cm.WrongCode, cm.Unexpected, cm.RenewalsUnpairedDiff)
+		verdict, cm.Missing, cm.OutOfOrder, cm.Duplicated, cm.WrongCode, cm.Unexpected, off)
 }
 
 func orDash(s string) string {
