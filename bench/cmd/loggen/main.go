@@ -24,6 +24,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tether-hub/tether/bench/loggen"
@@ -167,6 +168,11 @@ func report(w *os.File, st loggen.Stats, res result, db string, dry bool) {
 		}
 		fmt.Fprintf(w, "file         %.1f MiB (%.0f bytes/record)\n", float64(size)/(1<<20), float64(size)/float64(max(res.records, 1)))
 	}
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	fmt.Fprintf(w, "process CPU  %s user+system (generator, appends and SQLite together)  %.1f µs/record\n",
+		cpu.Round(time.Millisecond), float64(cpu.Microseconds())/float64(max(res.records, 1)))
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Fprintf(w, "heap         %.1f MiB in use, %.1f MiB from the OS\n", float64(ms.HeapInuse)/(1<<20), float64(ms.Sys)/(1<<20))
