@@ -135,6 +135,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := a.registerBrokerMetrics(); err != nil {
+		return err
+	}
 	if err := a.broker.Start(); err != nil {
 		return fmt.Errorf("mqtt: %w", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tether-hub/tether/internal/events"
 	"github.com/tether-hub/tether/internal/metrics"
 )
@@ -38,6 +40,14 @@ func (a *App) startMetrics(ctx context.Context) error {
 	}
 	a.onStop(a.metrics.Stop)
 	return nil
+}
+
+// registerBrokerMetrics exposes what only the broker knows.
+func (a *App) registerBrokerMetrics() error {
+	return a.metrics.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tether_connects_acknowledged_unstored_total",
+		Help: "Connects acknowledged (CONNACK) before the journal stored their connected event, because it took longer than 5 s: the journal is overloaded and a crash now could lose those connects.",
+	}, func() float64 { return float64(a.broker.SlowRecords()) }))
 }
 
 // deliveryCounts reads the delivery engine's counters for the sampler.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -71,8 +72,16 @@ type Broker struct {
 	tcpL  *netListener
 	log   *slog.Logger
 
+	// slowRecords counts connects acknowledged before the journal stored
+	// their connected event (recordWait passed).
+	slowRecords atomic.Uint64
+
 	stopOnce sync.Once
 }
+
+// SlowRecords is how many connects were acknowledged before their
+// connected event was stored, because the journal took longer than 5 s.
+func (b *Broker) SlowRecords() uint64 { return b.slowRecords.Load() }
 
 // New builds a broker; Start opens its listeners.
 func New(o Options) (*Broker, error) {
