@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -167,8 +169,12 @@ func (r *report) markdown() string {
 	if len(r.hubLog) > 0 {
 		w("\nHub WARN/ERROR log lines (first %d):\n\n```\n%s\n```\n", len(r.hubLog), strings.Join(r.hubLog, "\n"))
 	}
-	w("\n**Journal syncing on every write**: the hub exposes no such option (no `serve` flag or `TETHER_*` variable; " +
-		"`internal/journal` starts the embedded NATS server without `SyncAlways`), so the hub itself cannot be measured with it.")
+	sync := "off (the default: fsync every 2 minutes)"
+	if v, _ := strconv.ParseBool(os.Getenv("TETHER_JOURNAL_SYNC_ALWAYS")); v {
+		sync = "on (TETHER_JOURNAL_SYNC_ALWAYS, passed to the hub: fsync before every ack)"
+	}
+	w("\n**Journal syncing on every write** in the hub measured above: %s; run again with "+
+		"TETHER_JOURNAL_SYNC_ALWAYS=true (serve --journal-sync-always) to compare.", sync)
 	if len(r.probes) > 0 {
 		w(" What it would cost the journal: an embedded JetStream server (the version the hub embeds) in the same file system, " +
 			"a file stream like TETHER_CONN (duplicates window 10 min), ~600-byte JSON messages with Nats-Msg-Id published " +
