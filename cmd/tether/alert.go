@@ -75,10 +75,7 @@ func newAlertListCmd() *cobra.Command {
 		Short: "List the rules with their state, last evaluation and fired alerts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(); err != nil {
-				return err
-			}
-			c, err := newAPIClient()
+			c, err := outputClient()
 			if err != nil {
 				return err
 			}
@@ -236,10 +233,7 @@ func newAlertActionsCmd() *cobra.Command {
 		Short: "Show the action groups' destinations: sent, retried, failed, dropped notifications",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(); err != nil {
-				return err
-			}
-			c, err := newAPIClient()
+			c, err := outputClient()
 			if err != nil {
 				return err
 			}

@@ -193,3 +193,12 @@ func checkOutput() error {
 	}
 	return fmt.Errorf("unknown output format %q: use table or json", clientFlags.output)
 }
+
+// outputClient checks -o and returns the API client: the start of most
+// client subcommands.
+func outputClient() (*apiClient, error) {
+	if err := checkOutput(); err != nil {
+		return nil, err
+	}
+	return newAPIClient()
+}

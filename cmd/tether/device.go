@@ -48,15 +48,6 @@ a 'tether serve --dev' data dir none are needed.`,
 	return cmd
 }
 
-// deviceClient checks -o and makes the API client: the start of every
-// device subcommand.
-func deviceClient() (*apiClient, error) {
-	if err := checkOutput(); err != nil {
-		return nil, err
-	}
-	return newAPIClient()
-}
-
 // devicePath is the registry REST path of a device; the id is one
 // percent-encoded path segment, so ids with '#', '?' or '%' survive.
 func devicePath(id string) string {
@@ -85,7 +76,7 @@ func newDeviceCreateCmd() *cobra.Command {
 		Short: "Register a device (keys are generated unless given)",
 		Args:  deviceArgs(1, "the device id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := deviceClient()
+			c, err := outputClient()
 			if err != nil {
 				return err
 			}
@@ -123,7 +114,7 @@ func newDeviceListCmd() *cobra.Command {
 			if top < 1 || top > 1000 {
 				return fmt.Errorf("--top %d: use 1 to 1000", top)
 			}
-			c, err := deviceClient()
+			c, err := outputClient()
 			if err != nil {
 				return err
 			}
@@ -151,7 +142,7 @@ func newDeviceShowCmd() *cobra.Command {
 		Short: "Show a device, keys included",
 		Args:  deviceArgs(1, "the device id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := deviceClient()
+			c, err := outputClient()
 			if err != nil {
 				return err
 			}
@@ -182,7 +173,7 @@ func newDeviceUpdateCmd() *cobra.Command {
 					return err
 				}
 			}
-			c, err := deviceClient()
+			c, err := outputClient()
 			if err != nil {
 				return err
 			}
@@ -233,7 +224,7 @@ func newDeviceDeleteCmd() *cobra.Command {
 		Short: "Delete a device (disconnects it)",
 		Args:  deviceArgs(1, "the device id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := deviceClient()
+			c, err := outputClient()
 			if err != nil {
 				return err
 			}
@@ -260,7 +251,7 @@ func deviceKey(ctx context.Context, id, which string) (host string, d registry.D
 	if which != "primary" && which != "secondary" {
 		return "", d, "", fmt.Errorf("--key %q: use primary or secondary", which)
 	}
-	c, err := deviceClient()
+	c, err := outputClient()
 	if err != nil {
 		return "", d, "", err
 	}
@@ -369,7 +360,7 @@ func newDeviceSendCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := deviceClient()
+			c, err := outputClient()
 			if err != nil {
 				return err
 			}
@@ -402,7 +393,7 @@ time, device, properties, payload (base64: prefixed when not UTF-8). JSON
 output is one object per line.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := deviceClient()
+			c, err := outputClient()
 			if err != nil {
 				return err
 			}

@@ -128,14 +128,6 @@ func (f *diagFlags) apply(cmd *cobra.Command, s *diag.Setting) error {
 	return errors.Join(errs...)
 }
 
-// outputClient checks -o and returns the API client.
-func outputClient() (*apiClient, error) {
-	if err := checkOutput(); err != nil {
-		return nil, err
-	}
-	return newAPIClient()
-}
-
 func diagPath(name string) string { return "/api/v1/diagnostic-settings/" + url.PathEscape(name) }
 
 // diagCall is subCall for settings: a 400 lists the setting's problems.

@@ -501,10 +501,7 @@ func newSubListCmd() *cobra.Command {
 		Short: "List subscriptions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(); err != nil {
-				return err
-			}
-			c, err := newAPIClient()
+			c, err := outputClient()
 			if err != nil {
 				return err
 			}
@@ -541,10 +538,7 @@ func newSubShowCmd() *cobra.Command {
 		Short: "Show a subscription, its state and its validation",
 		Args:  deviceArgs(1, "the subscription name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(); err != nil {
-				return err
-			}
-			c, err := newAPIClient()
+			c, err := outputClient()
 			if err != nil {
 				return err
 			}
@@ -633,10 +627,7 @@ func newSubDeleteCmd() *cobra.Command {
 		Short: "Delete a subscription (its delivery stops; its dead letters go)",
 		Args:  deviceArgs(1, "the subscription name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(); err != nil {
-				return err
-			}
-			c, err := newAPIClient()
+			c, err := outputClient()
 			if err != nil {
 				return err
 			}
