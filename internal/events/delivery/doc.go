@@ -113,7 +113,10 @@
 // newer (for that second, not ParkDelay), and takes them in stream order: so after a crash every
 // event is delivered at least once, with its stable id, in order per
 // device. Events already delivered whose acknowledgement was lost may be
-// delivered again (recognisable by id).
+// delivered again (recognisable by id). Attempt counts live in the runner's
+// memory, so after a crash an event starts again at attempt 0 (its
+// aeg-delivery-count too); its eventTimeToLive, counted from the event's
+// time, still bounds how long it is retried.
 //
 // One engine per journal: two engines (two hub nodes) on the same consumer
 // would split a device's events between them.
