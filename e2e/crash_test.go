@@ -320,9 +320,11 @@ func checkCrashRun(t *testing.T, devs []*device, journal []journalEvent, rc *rec
 		// crash cut is "connected"; the restarted hub must close it first
 		// thing: its first generation-2 record is a disconnect, reason
 		// hub-restart.
+		lastGen1Connected := false
 		for i := len(evs) - 1; i >= 0; i-- {
 			if epochOf(evs[i].Sequence) != epoch2 {
-				if evs[i].Kind == "connected" {
+				lastGen1Connected = evs[i].Kind == "connected"
+				if lastGen1Connected {
 					cutByCrash++
 					if i+1 >= len(evs) || evs[i+1].Kind != "disconnected" || evs[i+1].Reason != "hub-restart" {
 						notClosed = append(notClosed, d.id)
@@ -342,13 +344,6 @@ func checkCrashRun(t *testing.T, devs []*device, journal []journalEvent, rc *rec
 		}
 		if d2 < d.sessions[2] {
 			missDisc2 = append(missDisc2, fmt.Sprintf("%s: %d sessions, %d disconnected records", d.id, d.sessions[2], d2))
-		}
-		lastGen1Connected := false
-		for i := len(evs) - 1; i >= 0; i-- {
-			if epochOf(evs[i].Sequence) != epoch2 {
-				lastGen1Connected = evs[i].Kind == "connected"
-				break
-			}
 		}
 		if c1 == d.sessions[1]+1 && lastGen1Connected {
 			unacked++ // stored, then killed before its CONNACK reached the client

@@ -168,8 +168,11 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 			_ = cl.Net.Conn.Close()
 		}
 	case <-t.C:
-		b.slowRecords.Add(1)
-		b.log.Warn("journal slow: acknowledging a connect before its event is stored", "device", st.id.deviceID, "waited", recordWait)
+		// Logged at the 1st, 2nd, 4th, 8th… such connect: one line per
+		// connect would add to an overload that is already there.
+		if n := b.slowRecords.Add(1); n&(n-1) == 0 {
+			b.log.Warn("journal slow: acknowledging connects before their events are stored", "device", st.id.deviceID, "waited", recordWait, "total", n)
+		}
 	}
 }
 
