@@ -20,6 +20,7 @@ import (
 	"github.com/tether-hub/tether/internal/alert/alerttest"
 	"github.com/tether-hub/tether/internal/api"
 	"github.com/tether-hub/tether/internal/app"
+	"github.com/tether-hub/tether/internal/metrics"
 )
 
 // alertSink records common-alert-schema payloads with their arrival time.
@@ -202,6 +203,16 @@ rules:
 	defer sub.Unsubscribe()
 
 	conns := h.connectFleet("fleet", 100)
+	// The CONNACKs are in; the one-second samples follow. Enable the rule
+	// only once a whole window holds nothing but 100, or its first
+	// evaluation can average in a sample from before the fleet was in.
+	eventually(t, 10*time.Second, func() error {
+		if v, _ := h.latest(metrics.ConnectedDevices); v != 100 {
+			return fmt.Errorf("connectedDeviceCount %v, want 100", v)
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
 	writeFile(t, rules, strings.Replace(content, "enabled: false", "enabled: true", 1))
 	if st, body := h.api("POST", "/api/v1/alerts/reload", nil); st != 200 {
 		t.Fatalf("reload: %d %s", st, body)

@@ -160,6 +160,14 @@ func TestDiagnosticSettingRoutesToArchiveAndNATS(t *testing.T) {
 		}
 		return nil
 	})
+	// and every destination acknowledged what it took: a publish that
+	// reached the subscriber but whose flush failed would stay pending.
+	eventually(t, 10*time.Second, func() error {
+		if n, err := h.Diag().Lag(ctx); err != nil || n != 0 {
+			return fmt.Errorf("diagnostic destinations lag %d messages (%v)", n, err)
+		}
+		return nil
+	})
 
 	// Retention by the injected clock: last year's file went at once, the
 	// recent one stays until the clock moves two days on.

@@ -53,6 +53,10 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, settingKey, subje
 	return nil
 }
 
+// flushTimeout bounds the wait for the server to confirm plain (core NATS)
+// publishes when the caller set no deadline; the writer retries on error.
+const flushTimeout = 10 * time.Second
+
 // Append implements connlog.Sink.
 func (s *natsSink) Append(ctx context.Context, records []connlog.Record) error {
 	var futures []jetstream.PubAckFuture
@@ -73,6 +77,13 @@ func (s *natsSink) Append(ctx context.Context, records []connlog.Record) error {
 		futures = append(futures, f)
 	}
 	if s.js == nil {
+		// FlushWithContext refuses a context without a deadline, and the
+		// log writer's has none: bound the round trip here.
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, flushTimeout)
+			defer cancel()
+		}
 		if err := s.nc.FlushWithContext(ctx); err != nil {
 			return fmt.Errorf("diag: flush %s: %w", s.subject, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"time"
 
@@ -24,6 +25,12 @@ type recovery struct {
 	timer     *time.Timer
 	ackWait   time.Duration                   // the consumer's AckWait during recovery
 	restore   func(ctx context.Context) error // sets the normal AckWait again; nil if unchanged
+	// parked: newer messages handed back during recovery, by sequence.
+	// JetStream dates a delayed Nak as now − AckWait + delay, with the
+	// AckWait in force then; once the normal AckWait is restored they
+	// would stay away for all of it, so finishRecovery asks for them at
+	// once.
+	parked map[uint64]jetstream.Msg
 }
 
 // fetch pulls one consumer's messages and hands them to the loop, decoded
@@ -125,6 +132,16 @@ func (r *runner) finishRecovery(s *stream, rec *recovery) {
 	for _, q := range seqs {
 		r.admit(rec.old[q])
 	}
+	if rec.restore != nil && len(rec.parked) > 0 {
+		// The jetstream.Msg of a parked message refuses a second
+		// acknowledgement, so the Nak goes to its reply subject directly.
+		nc := r.e.o.JS.Conn()
+		for _, q := range slices.Sorted(maps.Keys(rec.parked)) {
+			if err := nc.Publish(rec.parked[q].Reply(), []byte("-NAK")); err != nil {
+				r.log.Warn("could not recall a message parked during recovery; it returns after the AckWait", "stream", s.name, "seq", q, "err", err)
+			}
+		}
+	}
 }
 
 func (r *runner) device(id string) *device {
@@ -145,6 +162,10 @@ func (r *runner) park(d *device, it item) {
 		// Recovering with a short AckWait: it ends within seconds, and
 		// what it parked should not then wait the full ParkDelay.
 		delay = rec.ackWait
+		if rec.parked == nil {
+			rec.parked = map[uint64]jetstream.Msg{}
+		}
+		rec.parked[it.sseq] = it.msg
 	}
 	_ = it.msg.NakWithDelay(delay)
 	r.st.parked.Add(1)

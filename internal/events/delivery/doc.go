@@ -110,7 +110,10 @@
 // come back at once after a Stop; after a crash JetStream would return them
 // only once AckWait has passed, so the runner sets the consumer's AckWait
 // to one second until they are back, then restores it), parking anything
-// newer (for that second, not ParkDelay), and takes them in stream order: so after a crash every
+// newer (for that second, not ParkDelay; JetStream dates such a delayed
+// Nak with the short AckWait, so after the restore the runner recalls
+// what it parked at once rather than leave it out for a whole normal
+// AckWait), and takes them in stream order: so after a crash every
 // event is delivered at least once, with its stable id, in order per
 // device. Events already delivered whose acknowledgement was lost may be
 // delivered again (recognisable by id). Attempt counts live in the runner's
