@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Memory compaction after connect bursts.
+// Memory compaction after startup and after connect bursts.
 //
 // A reconnect storm leaves each connection's goroutines with the stacks
 // that TLS and authentication grew, and the heap at its peak: Go shrinks a
@@ -15,7 +15,7 @@ import (
 // it needs. After a burst of at least burstMin connects followed by a
 // quiet second, the hub runs one GC (which also shrinks stacks that can
 // be shrunk) and returns free memory to the OS. It costs one collection per storm, never
-// anything per connect. Config.CompactAfter sets the burst size (default
+// anything per connect. One more runs a second after the hub started. Config.CompactAfter sets the burst size (default
 // 1000; negative turns compaction off).
 const compactPeriod = time.Second
 
@@ -31,6 +31,7 @@ func (a *App) startCompactor() {
 		t := time.NewTicker(compactPeriod)
 		defer t.Stop()
 		var last, sinceCompact uint64
+		started := false
 		for {
 			select {
 			case <-ctx.Done():
@@ -41,6 +42,15 @@ func (a *App) startCompactor() {
 			delta := n - last
 			last = n
 			sinceCompact += delta
+			if !started {
+				// Opening the journal and the log store, and reading every
+				// device's last state, leaves garbage that a quiet hub
+				// would otherwise keep in RSS until its heap doubles.
+				started = true
+				debug.FreeOSMemory()
+				a.log.Debug("memory compacted after startup")
+				continue
+			}
 			if delta == 0 && sinceCompact >= burstMin {
 				start := time.Now()
 				debug.FreeOSMemory() // a GC, then return free pages
