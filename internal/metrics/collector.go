@@ -177,9 +177,9 @@ func (c *Collector) stopConsumers() {
 	c.consumers = nil
 }
 
-// startState follows the last connected/disconnected event of every
-// device, then every new one, and returns once the last-per-subject
-// snapshot has been applied.
+// startState reads the last connected/disconnected event of every device
+// and returns once that snapshot has been applied; later events reach
+// applyState through countConn.
 func (c *Collector) startState(ctx context.Context) error {
 	st, err := c.o.JS.Stream(ctx, journal.StreamConn)
 	if err != nil {
@@ -222,11 +222,15 @@ func (c *Collector) startState(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	c.consumers = append(c.consumers, cc)
 	select {
 	case <-caughtUp:
+		// From here on the counting consumer (startCounts) applies each
+		// new event's state too: one delivery per event instead of two.
+		// It may replay older events; applyState ignores those.
+		cc.Stop()
 		return nil
 	case <-ctx.Done():
+		cc.Stop()
 		return fmt.Errorf("metrics: reading the devices' connection state: %w", ctx.Err())
 	}
 }
@@ -350,9 +354,23 @@ func orUnknown(s string) string {
 	return s
 }
 
+// countedEvent is the part of a presence.ConnectionEvent the counts need;
+// decoding only it costs a few µs less per event than the whole one.
+type countedEvent struct {
+	Kind     presence.Kind   `json:"kind"`
+	Time     time.Time       `json:"time"`
+	Reason   presence.Reason `json:"reason"`
+	Result   presence.Result `json:"result"`
+	Detail   string          `json:"detail"`
+	Protocol string          `json:"protocol"`
+}
+
 func (c *Collector) countConn(m jetstream.Msg, md *jetstream.MsgMetadata) {
 	c.ownLag[0].Store(int64(md.NumPending))
-	var ev presence.ConnectionEvent
+	if subj := m.Subject(); strings.HasSuffix(subj, "."+string(presence.Connected)) || strings.HasSuffix(subj, "."+string(presence.Disconnected)) {
+		c.applyState(subj, md.Sequence.Stream)
+	}
+	var ev countedEvent
 	if err := json.Unmarshal(m.Data(), &ev); err != nil {
 		c.log.Warn("metrics: undecodable connection event", "subject", m.Subject(), "err", err)
 		c.o.Store.Apply(journal.StreamConn, md.Sequence.Stream, func(Adder) {})
