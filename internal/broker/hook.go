@@ -183,13 +183,15 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 // first; the session has ended and must be recorded with its own cause,
 // not as replaced by this connection (a 400027 takeover, which would also
 // hide a SAS renewal from the renewal filter). A connection that is still
-// open is left to be taken over.
+// open is left to be taken over, after a short grace if it has input it
+// has not acted on yet (pending.go).
 func (h *hook) endOvertaken(cl *mqtt.Client) {
 	old, ok := h.b.srv.Clients.Get(cl.ID)
 	if !ok || old == cl || h.state(old) == nil {
 		return
 	}
-	if tc, ok := old.Net.Conn.(*trackedConn); !ok || !tc.closed.Load() {
+	tc, ok := old.Net.Conn.(*trackedConn)
+	if !ok || (!tc.closed.Load() && !tc.awaitInput()) {
 		return
 	}
 	// mochi stores the stop cause right after closing the socket.

@@ -23,6 +23,8 @@ type trackedConn struct {
 	bytes     atomic.Int64
 	keepAlive atomic.Int64 // idle limit in ns once CONNECT is read; 0 = mochi's
 	closed    atomic.Bool  // Close was called (mochi stopped the client)
+	reading   atomic.Bool  // mochi's goroutine is parked in Read
+	sock      net.Conn     // the TCP socket underneath, for inputPending
 	// abandon is set by the hook once it holds state for this connection;
 	// finish calls it (same goroutine: mochi's establish has returned).
 	abandon func(error)
@@ -66,10 +68,19 @@ func (c *trackedConn) Close() error {
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
+	if testHookRead != nil {
+		testHookRead()
+	}
+	c.reading.Store(true)
 	n, err := c.Conn.Read(p)
+	c.reading.Store(false)
 	c.bytes.Add(int64(n))
 	return n, err
 }
+
+// testHookRead, set by tests only, runs as a Read starts: a delay there
+// holds a connection's goroutine off the input it is about to get.
+var testHookRead func()
 
 // preConnectFailure is called when a connection ended before mochi handed
 // its CONNECT to the hook.
@@ -138,6 +149,7 @@ func (l *netListener) handle(c net.Conn, establish listeners.EstablishFn) {
 	// Covers the TLS handshake and the CONNECT packet; mochi replaces it
 	// with the keep-alive deadline once CONNECT is read.
 	_ = c.SetDeadline(time.Now().Add(l.connectTimeout))
+	sock := c
 	if l.tls != nil {
 		raw := &trackedConn{Conn: c} // counts handshake bytes
 		tlsConn := tls.Server(raw, l.tls)
@@ -156,7 +168,7 @@ func (l *netListener) handle(c net.Conn, establish listeners.EstablishFn) {
 		}
 		c = tlsConn
 	}
-	tc := &trackedConn{Conn: c}
+	tc := &trackedConn{Conn: c, sock: sock}
 	tc.finish(l.protocol, c.RemoteAddr().String(), establish(l.id, tc), l.onFailure)
 	_ = c.Close()
 }

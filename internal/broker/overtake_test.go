@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,35 +15,31 @@ import (
 	"github.com/tether-hub/tether/internal/sas"
 )
 
-// A device that sends DISCONNECT and reconnects as soon as the hub closes
-// its socket (the SDKs' SAS renewal) can reach the hub before mochi runs
-// the old connection's OnDisconnect. Delaying that hook makes the race
-// certain: the old session must still end as a client disconnect, before
-// the new connect, and not as a 400027 takeover.
-func TestReconnectOvertakingDisconnectHook(t *testing.T) {
-	const hub, dev, key = "localhost", "d1", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
-	var mu sync.Mutex
-	var evs []presence.ConnectionEvent
-	tr := presence.NewTracker(presence.Options{Hub: hub, Epoch: 1, Sink: func(ev presence.ConnectionEvent) {
-		mu.Lock()
-		evs = append(evs, ev)
-		mu.Unlock()
+// overtakeHub is a broker on plain TCP for one device, d1, with its
+// connection events recorded.
+type overtakeHub struct {
+	t   *testing.T
+	b   *Broker
+	tok string
+	mu  sync.Mutex
+	evs []presence.ConnectionEvent
+}
+
+const overtakeHubName, overtakeDev, overtakeKey = "localhost", "d1", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+func startOvertakeHub(t *testing.T) *overtakeHub {
+	h := &overtakeHub{t: t}
+	tr := presence.NewTracker(presence.Options{Hub: overtakeHubName, Epoch: 1, Sink: func(ev presence.ConnectionEvent) {
+		h.mu.Lock()
+		h.evs = append(h.evs, ev)
+		h.mu.Unlock()
 		if ev.Recorded != nil {
 			ev.Recorded(nil)
 		}
 	}})
-	delayed := make(chan struct{}, 1)
-	testHookOnDisconnect = func(string) {
-		select {
-		case delayed <- struct{}{}: // the first disconnect only
-			time.Sleep(500 * time.Millisecond)
-		default:
-		}
-	}
-	defer func() { testHookOnDisconnect = nil }()
 	b, err := New(Options{
-		HubName: hub, TCPAddr: "127.0.0.1:0", Presence: tr, Logger: slog.New(slog.DiscardHandler),
-		Devices:  func(string) ([2]string, bool, bool) { return [2]string{key, key}, true, true },
+		HubName: overtakeHubName, TCPAddr: "127.0.0.1:0", Presence: tr, Logger: slog.New(slog.DiscardHandler),
+		Devices:  func(string) ([2]string, bool, bool) { return [2]string{overtakeKey, overtakeKey}, true, true },
 		Policies: func(string) ([2]string, bool, bool) { return [2]string{}, false, false },
 	})
 	if err != nil {
@@ -51,42 +48,93 @@ func TestReconnectOvertakingDisconnectHook(t *testing.T) {
 	if err := b.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer b.Stop(context.Background())
-	tok, err := sas.Sign(sas.DeviceResource(hub, dev), key, "", time.Now().Add(time.Hour))
+	t.Cleanup(func() { b.Stop(context.Background()) })
+	h.b = b
+	h.tok, err = sas.Sign(sas.DeviceResource(overtakeHubName, overtakeDev), overtakeKey, "", time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	connect := func() net.Conn {
-		c, err := net.Dial("tcp", b.TCPAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write(mqttclient.ConnectPacket(dev, hub+"/"+dev+"/?api-version=2021-04-12", tok, 60, true)); err != nil {
-			t.Fatal(err)
-		}
-		var ack [4]byte
-		if _, err := io.ReadFull(c, ack[:]); err != nil || ack[0] != 0x20 || ack[3] != 0 {
-			t.Fatalf("CONNACK % x %v", ack, err)
-		}
-		return c
+	return h
+}
+
+// connect opens a connection for d1 and reads its CONNACK.
+func (h *overtakeHub) connect() net.Conn {
+	h.t.Helper()
+	c, err := net.Dial("tcp", h.b.TCPAddr())
+	if err != nil {
+		h.t.Fatal(err)
 	}
-	c := connect()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(mqttclient.ConnectPacket(overtakeDev, overtakeHubName+"/"+overtakeDev+"/?api-version=2021-04-12", h.tok, 60, true)); err != nil {
+		h.t.Fatal(err)
+	}
+	var ack [4]byte
+	if _, err := io.ReadFull(c, ack[:]); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+		h.t.Fatalf("CONNACK % x %v", ack, err)
+	}
+	return c
+}
+
+// wantRenewal: the events are connected, disconnected (client), connected.
+func (h *overtakeHub) wantRenewal() {
+	h.t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	evs := h.evs
+	if len(evs) != 3 || evs[0].Kind != presence.Connected || evs[1].Kind != presence.Disconnected ||
+		evs[1].Reason != presence.ReasonClient || evs[2].Kind != presence.Connected {
+		for _, e := range evs {
+			h.t.Logf("%s %s %s %s", e.Kind, e.Reason, e.Result.Type, e.Detail)
+		}
+		h.t.Fatalf("got %d events, want connected, disconnected (client), connected", len(evs))
+	}
+}
+
+// A device that sends DISCONNECT and reconnects as soon as the hub closes
+// its socket (the SDKs' SAS renewal) can reach the hub before mochi runs
+// the old connection's OnDisconnect. Delaying that hook makes the race
+// certain: the old session must still end as a client disconnect, before
+// the new connect, and not as a 400027 takeover.
+func TestReconnectOvertakingDisconnectHook(t *testing.T) {
+	delayed := make(chan struct{}, 1)
+	testHookOnDisconnect = func(string) {
+		select {
+		case delayed <- struct{}{}: // the first disconnect only
+			time.Sleep(500 * time.Millisecond)
+		default:
+		}
+	}
+	t.Cleanup(func() { testHookOnDisconnect = nil }) // after the broker stops
+	h := startOvertakeHub(t)
+	c := h.connect()
 	_, _ = c.Write([]byte{0xE0, 0}) // DISCONNECT, then wait for the hub to close
 	if _, err := io.Copy(io.Discard, c); err != nil {
 		t.Fatalf("waiting for the hub to close: %v", err)
 	}
 	c.Close()
-	c = connect() // while the old OnDisconnect is held up
+	c = h.connect() // while the old OnDisconnect is held up
 	defer c.Close()
+	h.wantRenewal()
+}
 
-	mu.Lock()
-	defer mu.Unlock()
-	if len(evs) != 3 || evs[0].Kind != presence.Connected || evs[1].Kind != presence.Disconnected ||
-		evs[1].Reason != presence.ReasonClient || evs[2].Kind != presence.Connected {
-		for _, e := range evs {
-			t.Logf("%s %s %s %s", e.Kind, e.Reason, e.Result.Type, e.Detail)
+// Earlier still: the reconnect's CONNECT is handled before the old
+// connection's goroutine has read the DISCONNECT (held off here for 50 ms
+// as it starts its first Read after the CONNECT). The hub waits for the
+// input it knows is coming, and the old session ends as a client
+// disconnect, not as a 400027 takeover.
+func TestReconnectBeforeDisconnectIsRead(t *testing.T) {
+	var reads atomic.Int32
+	testHookRead = func() {
+		if reads.Add(1) == 2 { // the old connection's read after its CONNECT
+			time.Sleep(50 * time.Millisecond)
 		}
-		t.Fatalf("got %d events, want connected, disconnected (client), connected", len(evs))
 	}
+	t.Cleanup(func() { testHookRead = nil }) // after the broker stops
+	h := startOvertakeHub(t)
+	c := h.connect()
+	_, _ = c.Write([]byte{0xE0, 0}) // DISCONNECT, then reconnect at once
+	c.Close()
+	c = h.connect()
+	defer c.Close()
+	h.wantRenewal()
 }

@@ -84,7 +84,7 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader already answered with the reason
 	}
 	wc := wsconn.New(ws)
-	tc := &trackedConn{Conn: wc}
+	tc := &trackedConn{Conn: wc, sock: socketOf(ws.NetConn())}
 	_ = wc.SetDeadline(time.Now().Add(l.connectTimeout))
 	tc.finish(protoMQTTWS, r.RemoteAddr, establish(l.id, tc), l.onFailure)
 	_ = wc.Close()
