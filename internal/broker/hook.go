@@ -27,6 +27,9 @@ type hook struct {
 	mqtt.HookBase
 	b     *Broker
 	conns sync.Map // *mqtt.Client → *connState
+	// current is each client id's connection with a live session, Tether's
+	// own view: mochi's client map can lose an entry (see OnDisconnect).
+	current sync.Map // client id → *mqtt.Client
 }
 
 var _ mqtt.Hook = (*hook)(nil)
@@ -148,6 +151,7 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	}
 	b := h.b
 	h.endOvertaken(cl)
+	h.current.Store(cl.ID, cl)
 	recorded := make(chan error, 1)
 	st.session = &presence.Session{
 		ID: presence.NewSessionID(), DeviceID: st.id.deviceID, ModuleID: st.id.moduleID,
@@ -186,13 +190,27 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 // open is left to be taken over, after a short grace if it has input it
 // has not acted on yet (pending.go).
 func (h *hook) endOvertaken(cl *mqtt.Client) {
-	old, ok := h.b.srv.Clients.Get(cl.ID)
-	if !ok || old == cl || h.state(old) == nil {
+	v, ok := h.current.Load(cl.ID)
+	if !ok {
+		return
+	}
+	old := v.(*mqtt.Client)
+	if old == cl || h.state(old) == nil {
 		return
 	}
 	tc, ok := old.Net.Conn.(*trackedConn)
 	if !ok || (!tc.closed.Load() && !tc.awaitInput()) {
 		return
+	}
+	// mochi's inheritClientSession marks old taken over, and OnDisconnect
+	// waits for that mark. If mochi's map lost old, it goes back in so that
+	// the reconnect can take it over and replace it.
+	switch m, ok := h.b.srv.Clients.Get(cl.ID); {
+	case !ok:
+		h.b.srv.Clients.Add(old)
+		tc.overtaken.Store(true)
+	case m == old:
+		tc.overtaken.Store(true)
 	}
 	// mochi stores the stop cause right after closing the socket.
 	for i := 0; i < 100 && !old.Closed(); i++ {
@@ -245,11 +263,25 @@ func (h *hook) abandoned(cl *mqtt.Client, err error) {
 }
 
 // OnDisconnect ends the session in presence with its classified cause.
+//
+// For a connection a reconnect has overtaken it first waits until mochi
+// has marked it taken over. Right after this hook mochi deletes a clean
+// session's client id from its client map unless the client is marked;
+// the reconnect marks it in inheritClientSession and then adds itself
+// under the same id, so without the wait a delete that lands after that
+// add removes the new connection from the map (its C2D messages and the
+// next takeover would no longer find it).
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if testHookOnDisconnect != nil {
 		testHookOnDisconnect(cl.ID)
 	}
 	h.endSession(cl, err)
+	if tc, ok := cl.Net.Conn.(*trackedConn); ok && tc.overtaken.Load() {
+		deadline := time.Now().Add(recordWait + time.Second) // the reconnect may wait that long for the journal
+		for !cl.IsTakenOver() && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
 
 // testHookOnDisconnect, set by tests only, runs when mochi calls
@@ -263,6 +295,7 @@ func (h *hook) endSession(cl *mqtt.Client, err error) {
 	if !ok {
 		return
 	}
+	h.current.CompareAndDelete(cl.ID, cl)
 	st := v.(*connState)
 	st.mu.Lock()
 	if st.timer != nil {

@@ -24,6 +24,7 @@ type trackedConn struct {
 	keepAlive atomic.Int64 // idle limit in ns once CONNECT is read; 0 = mochi's
 	closed    atomic.Bool  // Close was called (mochi stopped the client)
 	reading   atomic.Bool  // mochi's goroutine is parked in Read
+	overtaken atomic.Bool  // a reconnect ended this session first (endOvertaken)
 	sock      net.Conn     // the TCP socket underneath, for inputPending
 	// abandon is set by the hook once it holds state for this connection;
 	// finish calls it (same goroutine: mochi's establish has returned).

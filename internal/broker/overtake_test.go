@@ -90,6 +90,16 @@ func (h *overtakeHub) wantRenewal() {
 	}
 }
 
+// wantMapped: once the old connection's delayed cleanup is over, mochi's
+// client map still holds the new, open connection.
+func (h *overtakeHub) wantMapped(after time.Duration) {
+	h.t.Helper()
+	time.Sleep(after)
+	if cl, ok := h.b.srv.Clients.Get(overtakeDev); !ok || cl.Closed() {
+		h.t.Fatalf("mochi's client map lost the new connection (found %v)", ok)
+	}
+}
+
 // A device that sends DISCONNECT and reconnects as soon as the hub closes
 // its socket (the SDKs' SAS renewal) can reach the hub before mochi runs
 // the old connection's OnDisconnect. Delaying that hook makes the race
@@ -115,6 +125,7 @@ func TestReconnectOvertakingDisconnectHook(t *testing.T) {
 	c = h.connect() // while the old OnDisconnect is held up
 	defer c.Close()
 	h.wantRenewal()
+	h.wantMapped(600 * time.Millisecond)
 }
 
 // Earlier still: the reconnect's CONNECT is handled before the old
@@ -137,4 +148,32 @@ func TestReconnectBeforeDisconnectIsRead(t *testing.T) {
 	c = h.connect()
 	defer c.Close()
 	h.wantRenewal()
+}
+
+// mochi's client map can lose a live connection's entry (a clean session
+// ending while a reconnect takes it over; see OnDisconnect). The hub's
+// own view still finds that connection when the device next renews, so
+// its end is the client's disconnect, not a 400027 takeover.
+func TestOvertakeFindsConnectionMochiLost(t *testing.T) {
+	delayed := make(chan struct{}, 1)
+	testHookOnDisconnect = func(string) {
+		select {
+		case delayed <- struct{}{}:
+			time.Sleep(300 * time.Millisecond)
+		default:
+		}
+	}
+	t.Cleanup(func() { testHookOnDisconnect = nil }) // after the broker stops
+	h := startOvertakeHub(t)
+	c := h.connect()
+	h.b.srv.Clients.Delete(overtakeDev) // what the race leaves behind
+	_, _ = c.Write([]byte{0xE0, 0})
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("waiting for the hub to close: %v", err)
+	}
+	c.Close()
+	c = h.connect()
+	defer c.Close()
+	h.wantRenewal()
+	h.wantMapped(400 * time.Millisecond)
 }
