@@ -29,15 +29,18 @@ type hook struct {
 	conns sync.Map // *mqtt.Client → *connState
 	// current is each client id's connection with a live session, Tether's
 	// own view: mochi's client map can lose an entry (see OnDisconnect).
-	current sync.Map // client id → *mqtt.Client
+	// An entry stays until its session's end is recorded (endSession).
+	current sync.Map // client id → *connState
 }
 
 var _ mqtt.Hook = (*hook)(nil)
 
 type connState struct {
+	cl      *mqtt.Client
 	release func()
 	id      identity
 	session *presence.Session
+	ended   chan struct{} // closed once endSession has recorded the end
 
 	mu       sync.Mutex
 	kick     presence.Reason // set before the hub closes the connection itself
@@ -102,7 +105,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		h.refuse(cl, pk, id, ref)
 		return ref
 	}
-	h.conns.Store(cl, &connState{release: release, id: id})
+	h.conns.Store(cl, &connState{cl: cl, release: release, id: id, ended: make(chan struct{})})
 	if tc, ok := cl.Net.Conn.(*trackedConn); ok {
 		tc.abandon = func(err error) { h.abandoned(cl, err) }
 	}
@@ -151,7 +154,7 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	}
 	b := h.b
 	h.endOvertaken(cl)
-	h.current.Store(cl.ID, cl)
+	h.current.Store(cl.ID, st)
 	recorded := make(chan error, 1)
 	st.session = &presence.Session{
 		ID: presence.NewSessionID(), DeviceID: st.id.deviceID, ModuleID: st.id.moduleID,
@@ -194,8 +197,19 @@ func (h *hook) endOvertaken(cl *mqtt.Client) {
 	if !ok {
 		return
 	}
-	old := v.(*mqtt.Client)
-	if old == cl || h.state(old) == nil {
+	prev := v.(*connState)
+	old := prev.cl
+	if old == cl {
+		return
+	}
+	if h.state(old) == nil {
+		// Its end is being recorded right now (OnDisconnect): wait for
+		// that, or this connect would find the session still current in
+		// presence and record it as taken over.
+		select {
+		case <-prev.ended:
+		case <-time.After(time.Second):
+		}
 		return
 	}
 	tc, ok := old.Net.Conn.(*trackedConn)
@@ -284,6 +298,10 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	}
 }
 
+// testHookEndSession, set by tests only, runs as endSession starts
+// recording an end: a delay there lets a reconnect arrive mid-way.
+var testHookEndSession func()
+
 // testHookOnDisconnect, set by tests only, runs when mochi calls
 // OnDisconnect: a delay there lets a reconnect overtake it.
 var testHookOnDisconnect func(clientID string)
@@ -295,8 +313,14 @@ func (h *hook) endSession(cl *mqtt.Client, err error) {
 	if !ok {
 		return
 	}
-	h.current.CompareAndDelete(cl.ID, cl)
 	st := v.(*connState)
+	defer func() {
+		close(st.ended)
+		h.current.CompareAndDelete(cl.ID, st)
+	}()
+	if testHookEndSession != nil {
+		testHookEndSession()
+	}
 	st.mu.Lock()
 	if st.timer != nil {
 		st.timer.Stop()

@@ -177,3 +177,28 @@ func TestOvertakeFindsConnectionMochiLost(t *testing.T) {
 	h.wantRenewal()
 	h.wantMapped(400 * time.Millisecond)
 }
+
+// The reconnect arrives while the old connection's end is being recorded
+// (held up here between taking its state and telling presence): it waits
+// for that record instead of finding the session still current and
+// recording a 400027 takeover.
+func TestReconnectWhileEndIsRecorded(t *testing.T) {
+	var ends atomic.Int32
+	testHookEndSession = func() {
+		if ends.Add(1) == 1 {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	t.Cleanup(func() { testHookEndSession = nil }) // after the broker stops
+	h := startOvertakeHub(t)
+	c := h.connect()
+	_, _ = c.Write([]byte{0xE0, 0})
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("waiting for the hub to close: %v", err)
+	}
+	c.Close()
+	c = h.connect()
+	defer c.Close()
+	h.wantRenewal()
+	h.wantMapped(300 * time.Millisecond)
+}
