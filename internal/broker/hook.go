@@ -206,10 +206,7 @@ func (h *hook) endOvertaken(cl *mqtt.Client) {
 		// Its end is being recorded right now (OnDisconnect): wait for
 		// that, or this connect would find the session still current in
 		// presence and record it as taken over.
-		select {
-		case <-prev.ended:
-		case <-time.After(time.Second):
-		}
+		prev.waitEnded()
 		return
 	}
 	tc, ok := old.Net.Conn.(*trackedConn)
@@ -231,6 +228,15 @@ func (h *hook) endOvertaken(cl *mqtt.Client) {
 		time.Sleep(time.Millisecond)
 	}
 	h.endSession(old, nil)
+	prev.waitEnded() // OnDisconnect may have started it first
+}
+
+// waitEnded waits (bounded) until the session's end is recorded.
+func (s *connState) waitEnded() {
+	select {
+	case <-s.ended:
+	case <-time.After(time.Second):
+	}
 }
 
 // OnSessionEstablished runs after the CONNACK: the token-expiry watch
