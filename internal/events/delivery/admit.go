@@ -4,7 +4,6 @@ import (
 	"container/heap"
 	"context"
 	"errors"
-	"maps"
 	"slices"
 	"time"
 
@@ -25,12 +24,6 @@ type recovery struct {
 	timer     *time.Timer
 	ackWait   time.Duration                   // the consumer's AckWait during recovery
 	restore   func(ctx context.Context) error // sets the normal AckWait again; nil if unchanged
-	// parked: newer messages handed back during recovery, by sequence.
-	// JetStream dates a delayed Nak as now − AckWait + delay, with the
-	// AckWait in force then; once the normal AckWait is restored they
-	// would stay away for all of it, so finishRecovery asks for them at
-	// once.
-	parked map[uint64]jetstream.Msg
 }
 
 // fetch pulls one consumer's messages and hands them to the loop, decoded
@@ -132,15 +125,29 @@ func (r *runner) finishRecovery(s *stream, rec *recovery) {
 	for _, q := range seqs {
 		r.admit(rec.old[q])
 	}
-	if rec.restore != nil && len(rec.parked) > 0 {
-		// The jetstream.Msg of a parked message refuses a second
-		// acknowledgement, so the Nak goes to its reply subject directly.
-		nc := r.e.o.JS.Conn()
-		for _, q := range slices.Sorted(maps.Keys(rec.parked)) {
-			if err := nc.Publish(rec.parked[q].Reply(), []byte("-NAK")); err != nil {
-				r.log.Warn("could not recall a message parked during recovery; it returns after the AckWait", "stream", s.name, "seq", q, "err", err)
-			}
-		}
+	// What recovery parked is not waited for: JetStream dates a delayed
+	// Nak as now − AckWait + delay with the AckWait in force then, so
+	// after the restore it would stay away for a whole normal AckWait.
+	for _, d := range r.devices {
+		r.recallHead(d, s.idx)
+	}
+}
+
+// recallHead asks JetStream for the device's oldest parked message on
+// stream at once, instead of after its park delay: it is the one the
+// device's later messages wait for. Called when what it waited for is
+// gone (its predecessor was taken, the device's queue has room again,
+// recovery ended); each recalled message recalls the next when taken.
+func (r *runner) recallHead(d *device, stream int) {
+	p := d.parked[stream]
+	if len(p) == 0 || p[0].recalled {
+		return
+	}
+	p[0].recalled = true
+	// The jetstream.Msg of a parked message refuses a second
+	// acknowledgement, so the Nak goes to its reply subject directly.
+	if err := r.e.o.JS.Conn().Publish(p[0].msg.Reply(), []byte("-NAK")); err != nil {
+		r.log.Warn("could not recall a parked message; it returns after its park delay", "stream", r.streams[stream].name, "seq", p[0].seq, "err", err)
 	}
 }
 
@@ -156,16 +163,11 @@ func (r *runner) device(id string) *device {
 // park hands it back to JetStream for later, remembering that the device's
 // later messages on that stream must wait for it.
 func (r *runner) park(d *device, it item) {
-	d.park(it.stream, it.sseq)
+	d.park(it.stream, it.sseq, it.msg)
 	delay := r.e.o.ParkDelay
 	if rec := r.streams[it.stream].rec; rec != nil && rec.restore != nil {
-		// Recovering with a short AckWait: it ends within seconds, and
-		// what it parked should not then wait the full ParkDelay.
+		// Recovering with a short AckWait: it ends within seconds.
 		delay = rec.ackWait
-		if rec.parked == nil {
-			rec.parked = map[uint64]jetstream.Msg{}
-		}
-		rec.parked[it.sseq] = it.msg
 	}
 	_ = it.msg.NakWithDelay(delay)
 	r.st.parked.Add(1)
@@ -188,15 +190,16 @@ func (r *runner) admit(it item) {
 	d := r.device(it.dev)
 	if p := d.parked[it.stream]; len(p) > 0 {
 		switch {
-		case it.sseq > p[0]:
+		case it.sseq > p[0].seq:
 			r.park(d, it)
 			return
-		case it.sseq == p[0]:
+		case it.sseq == p[0].seq:
 			if len(d.q) >= r.e.o.MaxQueuePerDevice {
 				r.park(d, it)
 				return
 			}
 			d.unpark(it.stream, it.sseq)
+			defer r.recallHead(d, it.stream) // the next one waited for this
 		}
 	}
 	name := r.streams[it.stream].name

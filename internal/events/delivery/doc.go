@@ -98,7 +98,11 @@
 // unacknowledged). A device's queue holds at most MaxQueuePerDevice events;
 // more of that device are parked: negatively acknowledged with ParkDelay
 // and taken again strictly in order, so one device cannot fill the
-// subscription's buffer. At most MaxInFlightPerSub POSTs run per
+// subscription's buffer. ParkDelay is only the fallback: when what a
+// device's oldest parked message waited for is gone (its queue has room,
+// the message before it was taken, recovery ended), the runner recalls
+// it at once (a Nak on its reply subject), and each recalled message
+// recalls the next as it is taken. At most MaxInFlightPerSub POSTs run per
 // subscription; a receiver that never answers costs that many goroutines
 // and connections, each freed by the timeout.
 //
@@ -112,8 +116,7 @@
 // to one second until they are back, then restores it), parking anything
 // newer (for that second, not ParkDelay; JetStream dates such a delayed
 // Nak with the short AckWait, so after the restore the runner recalls
-// what it parked at once rather than leave it out for a whole normal
-// AckWait), and takes them in stream order: so after a crash every
+// what it parked, see above), and takes them in stream order: so after a crash every
 // event is delivered at least once, with its stable id, in order per
 // device. Events already delivered whose acknowledgement was lost may be
 // delivered again (recognisable by id). Attempt counts live in the runner's

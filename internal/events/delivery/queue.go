@@ -50,10 +50,10 @@ type device struct {
 	inReady bool
 	// gen invalidates older wakeups of the device.
 	gen uint64
-	// parked are stream sequences of this device's messages handed back to
-	// JetStream (by stream index), ascending: no later message of the
-	// device on that stream is taken before them.
-	parked map[int][]uint64
+	// parked are this device's messages handed back to JetStream (by
+	// stream index), ascending by sequence: no later message of the device
+	// on that stream is taken before them.
+	parked map[int][]parkedMsg
 	// parkSeen is when the oldest parked message of the device was last
 	// seen (parked, or offered again).
 	parkSeen time.Time
@@ -106,23 +106,44 @@ func (d *device) heldDisconnect() *entry {
 	return nil
 }
 
-func (d *device) park(stream int, seq uint64) {
+// parkedMsg is a message handed back to JetStream with a delay, and the
+// handle that can ask for it early (recallHead).
+type parkedMsg struct {
+	seq      uint64
+	msg      jetstream.Msg
+	recalled bool
+}
+
+func cmpParked(p parkedMsg, seq uint64) int {
+	switch {
+	case p.seq < seq:
+		return -1
+	case p.seq > seq:
+		return 1
+	}
+	return 0
+}
+
+func (d *device) park(stream int, seq uint64, msg jetstream.Msg) {
 	if d.parked == nil {
-		d.parked = map[int][]uint64{}
+		d.parked = map[int][]parkedMsg{}
 	}
 	p := d.parked[stream]
-	if len(p) == 0 || seq <= p[0] { // the oldest parked message (re)appears
+	if len(p) == 0 || seq <= p[0].seq { // the oldest parked message (re)appears
 		d.parkSeen = time.Now()
 	}
-	if i, found := slices.BinarySearch(p, seq); !found {
-		d.parked[stream] = slices.Insert(p, i, seq)
+	pm := parkedMsg{seq: seq, msg: msg}
+	if i, found := slices.BinarySearchFunc(p, seq, cmpParked); found {
+		p[i] = pm // offered again: the newer handle, not recalled yet
+	} else {
+		d.parked[stream] = slices.Insert(p, i, pm)
 	}
 }
 
 func (d *device) unpark(stream int, seq uint64) {
 	d.parkSeen = time.Now()
 	p := d.parked[stream]
-	if i, found := slices.BinarySearch(p, seq); found {
+	if i, found := slices.BinarySearchFunc(p, seq, cmpParked); found {
 		p = slices.Delete(p, i, i+1)
 	}
 	if len(p) == 0 {

@@ -281,3 +281,29 @@ func TestSlowReceiverIsBounded(t *testing.T) {
 		t.Errorf("concurrent POSTs for %v", o)
 	}
 }
+
+// A device whose queue is full has its later events parked in JetStream
+// for ParkDelay (10 s here). Once its queue drains they are recalled at
+// once, each one as the one before it is taken, so the backlog flows at
+// the endpoint's pace rather than one park delay at a time.
+func TestParkedEventsAreRecalledWhenTheQueueDrains(t *testing.T) {
+	v := newEnv(t, func(o *Options) {
+		o.AckWait = 20 * time.Second // ParkDelay 10 s
+		o.MaxQueuePerDevice = 2
+	})
+	rc := newReceiver(t, v.clock, func(*http.Request, post) int { return http.StatusServiceUnavailable })
+	v.start()
+	v.sub("recall", rc.URL)
+	want := v.publishRounds(1, 8) // one device, 8 events
+	retryAt := waitRetry(t, v, "recall", 1)
+	eventually(t, "the rest parked", func() bool { return v.stats("recall").Parked >= 6 })
+
+	rc.setAnswer(nil)
+	start := time.Now()
+	v.clock.Advance(retryAt.Sub(v.clock.Now()) + time.Second)
+	eventually(t, "the backlog delivered", func() bool { return allDelivered(rc, want) })
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("backlog took %v; the park delay is 10 s", d)
+	}
+	checkOrder(t, rc, want)
+}

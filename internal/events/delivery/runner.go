@@ -607,6 +607,11 @@ func (r *runner) drop(e *entry) {
 	e.removed = true
 	r.unhold(e)
 	e.d.remove(e)
+	if len(e.d.q) < r.e.o.MaxQueuePerDevice {
+		for stream := range e.d.parked { // what a full queue turned away
+			r.recallHead(e.d, stream)
+		}
+	}
 	r.buffered--
 	r.bytes -= e.size
 	if e.dlSeq != 0 {
