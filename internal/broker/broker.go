@@ -137,19 +137,20 @@ func New(o Options) (*Broker, error) {
 	}
 	if o.TLSAddr != "" {
 		tc := o.TLS.Clone()
-		b.tlsL = &netListener{id: listenerTLS, address: o.TLSAddr, protocol: protoMQTT, tls: tc, connectTimeout: o.ConnectTimeout, onFailure: b.preConnectFailure}
+		b.tlsL = &netListener{id: listenerTLS, address: o.TLSAddr, protocol: protoMQTT, tls: tc, connectTimeout: o.ConnectTimeout, onFailure: b.preConnectFailure, closeClients: b.closeListenerClients}
 		if err := srv.AddListener(b.tlsL); err != nil {
 			return nil, fmt.Errorf("broker: MQTT/TLS on %s: %w", o.TLSAddr, err)
 		}
 	}
 	if o.TCPAddr != "" {
-		b.tcpL = &netListener{id: listenerTCP, address: o.TCPAddr, protocol: protoMQTT, connectTimeout: o.ConnectTimeout, onFailure: b.preConnectFailure}
+		b.tcpL = &netListener{id: listenerTCP, address: o.TCPAddr, protocol: protoMQTT, connectTimeout: o.ConnectTimeout, onFailure: b.preConnectFailure, closeClients: b.closeListenerClients}
 		if err := srv.AddListener(b.tcpL); err != nil {
 			return nil, fmt.Errorf("broker: MQTT/TCP on %s: %w", o.TCPAddr, err)
 		}
 	}
 	if o.WebSocket {
 		b.ws = newWSListener(listenerWS, o.ConnectTimeout, b.preConnectFailure)
+		b.ws.closeClients = b.closeListenerClients
 		if err := srv.AddListener(b.ws); err != nil {
 			return nil, fmt.Errorf("broker: websocket: %w", err)
 		}
@@ -239,3 +240,15 @@ func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false 
 func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
 func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
 func (d discardHandler) WithGroup(string) slog.Handler           { return d }
+
+// closeListenerClients disconnects a closing listener's clients, in place
+// of mochi's own: its Clients.GetByListener takes the map's read lock
+// twice (it calls Len inside), so a client deleting itself from the map
+// in between (a writer waiting) deadlocks the shutdown. GetAll locks once.
+func (b *Broker) closeListenerClients(listener string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+}

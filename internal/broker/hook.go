@@ -199,23 +199,35 @@ func (h *hook) endOvertaken(cl *mqtt.Client) {
 	}
 	prev := v.(*connState)
 	old := prev.cl
-	if old == cl {
+	tc, ok := old.Net.Conn.(*trackedConn)
+	if old == cl || !ok {
 		return
 	}
 	if h.state(old) == nil {
 		// Its end is being recorded right now (OnDisconnect): wait for
 		// that, or this connect would find the session still current in
 		// presence and record it as taken over.
+		h.markOvertaken(cl, old, tc)
 		prev.waitEnded()
 		return
 	}
-	tc, ok := old.Net.Conn.(*trackedConn)
-	if !ok || (!tc.closed.Load() && !tc.awaitInput()) {
+	if !tc.closed.Load() && !tc.awaitInput() {
 		return
 	}
-	// mochi's inheritClientSession marks old taken over, and OnDisconnect
-	// waits for that mark. If mochi's map lost old, it goes back in so that
-	// the reconnect can take it over and replace it.
+	h.markOvertaken(cl, old, tc)
+	// mochi stores the stop cause right after closing the socket.
+	for i := 0; i < 100 && !old.Closed(); i++ {
+		time.Sleep(time.Millisecond)
+	}
+	h.endSession(old, nil)
+	prev.waitEnded() // OnDisconnect may have started it first
+}
+
+// markOvertaken prepares old for the takeover by cl that follows.
+// mochi's inheritClientSession marks old taken over, and old's
+// OnDisconnect waits for that mark. If mochi's map lost old, it goes back
+// in so that cl can take it over and replace it.
+func (h *hook) markOvertaken(cl, old *mqtt.Client, tc *trackedConn) {
 	switch m, ok := h.b.srv.Clients.Get(cl.ID); {
 	case !ok:
 		h.b.srv.Clients.Add(old)
@@ -223,12 +235,6 @@ func (h *hook) endOvertaken(cl *mqtt.Client) {
 	case m == old:
 		tc.overtaken.Store(true)
 	}
-	// mochi stores the stop cause right after closing the socket.
-	for i := 0; i < 100 && !old.Closed(); i++ {
-		time.Sleep(time.Millisecond)
-	}
-	h.endSession(old, nil)
-	prev.waitEnded() // OnDisconnect may have started it first
 }
 
 // waitEnded waits (bounded) until the session's end is recorded.

@@ -94,6 +94,7 @@ type netListener struct {
 	tls                   *tls.Config
 	connectTimeout        time.Duration
 	onFailure             preConnectFailure
+	closeClients          func(listenerID string) // the broker's; mochi's if nil
 
 	ln     net.Listener
 	mu     sync.Mutex
@@ -182,7 +183,17 @@ func (l *netListener) Close(closeClients listeners.CloseFn) {
 	if l.ln != nil {
 		_ = l.ln.Close()
 	}
-	closeClients(l.id)
+	closeWith(l.closeClients, closeClients, l.id)
+}
+
+// closeWith closes a listener's clients with the broker's function, or
+// mochi's where none is set.
+func closeWith(own func(string), mochi listeners.CloseFn, id string) {
+	if own != nil {
+		own(id)
+		return
+	}
+	mochi(id)
 }
 
 // isTimeout: a client that connected and then said nothing (half-open TLS,

@@ -23,6 +23,7 @@ type wsListener struct {
 	connectTimeout time.Duration
 	onFailure      preConnectFailure
 	upgrader       websocket.Upgrader
+	closeClients   func(listenerID string) // the broker's; mochi's if nil
 
 	mu        sync.Mutex
 	establish listeners.EstablishFn
@@ -63,7 +64,7 @@ func (l *wsListener) Close(closeClients listeners.CloseFn) {
 		close(l.done)
 	}
 	l.mu.Unlock()
-	closeClients(l.id)
+	closeWith(l.closeClients, closeClients, l.id)
 }
 
 // ServeHTTP upgrades and runs the MQTT session until it ends.
