@@ -22,7 +22,10 @@ func TestDeliversConnectionEvents(t *testing.T) {
 	v.sub("ops-alerts", rc.URL)
 
 	c := v.conn("d1", presence.Connected)
-	eventually(t, "connect delivered", func() bool { return len(rc.delivered()) == 1 })
+	// Delivered as the engine sees it (the answer is in), not only as the
+	// receiver does: advancing the clock with the POST still in flight
+	// would fire its 30 s timeout.
+	eventually(t, "connect delivered", func() bool { return len(rc.delivered()) == 1 && v.stats("ops-alerts").Delivered == 1 })
 	v.clock.Advance(41 * time.Second)
 	d := v.conn("d1", presence.Disconnected)
 	eventually(t, "both events", func() bool { return len(rc.delivered()) == 2 })
