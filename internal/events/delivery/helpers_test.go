@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -388,6 +389,37 @@ func changeID(c registry.Change) string {
 	return e.ID
 }
 
+// debugLog captures the engine's debug log in buf (newEnv option), for
+// dumpOnFailure.
+func debugLog(buf *syncBuf) func(*Options) {
+	return func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+}
+
+// dumpOnFailure logs, if the test fails, what explains a stuck delivery:
+// the subscription's stats, the fake clock's timers, its consumer on
+// TETHER_CONN, the engine log and every POST the receiver got.
+func (v *env) dumpOnFailure(sub string, rc *receiver, log *syncBuf) {
+	t := v.t
+	t.Cleanup(func() { // before the journal and the receiver close
+		if !t.Failed() {
+			return
+		}
+		consumer := "unavailable (the journal is closed)"
+		if c, err := v.j.JS.Consumer(v.ctx, journal.StreamConn, ConsumerName(sub)); err == nil {
+			if info, err := c.Info(v.ctx); err == nil {
+				consumer = fmt.Sprintf("%+v", info)
+			}
+		}
+		t.Logf("stats %+v\nclock pending %v\nconsumer %s\nlog:\n%s", v.stats(sub), v.clock.Pending(), consumer, log.String())
+		for _, p := range rc.all() {
+			t.Logf("post %v %v", p.Status, p.Events)
+		}
+	})
+}
+
+// syncBuf is a bytes.Buffer safe for the engine's goroutines.
 type syncBuf struct {
 	mu sync.Mutex
 	b  bytes.Buffer

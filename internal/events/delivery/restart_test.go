@@ -3,7 +3,6 @@ package delivery
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -71,22 +70,8 @@ func allDelivered(rc *receiver, want map[string][]string) bool {
 // AckWait (30 s) to bring the dead runner's messages back.
 func TestCrashResumesWithoutLoss(t *testing.T) {
 	var logBuf syncBuf
-	var want map[string][]string
-	var rc *receiver
-	v := newEnv(t, func(o *Options) {
-		o.AckWait = 30 * time.Second
-		o.Logger = slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	})
-	defer func() {
-		if t.Failed() {
-			st, _ := v.eng.StatsOf("crash")
-			t.Logf("stats %+v\nclock pending %v\nconsumer %+v\nlog:\n%s", st, v.clock.Pending(), v.consumerInfo(journal.StreamConn, "crash"), logBuf.String())
-			for dev := range want {
-				t.Logf("%s delivered %v want %v", dev, rc.deliveredIDs(dev), want[dev])
-			}
-		}
-	}()
-	rc = newReceiver(t, v.clock, func(_ *http.Request, p post) int {
+	v := newEnv(t, func(o *Options) { o.AckWait = 30 * time.Second }, debugLog(&logBuf))
+	rc := newReceiver(t, v.clock, func(_ *http.Request, p post) int {
 		switch p.Events[0].Subject {
 		case "devices/dev00", "devices/dev01":
 			return http.StatusOK
@@ -95,8 +80,8 @@ func TestCrashResumesWithoutLoss(t *testing.T) {
 	})
 	e1 := v.start()
 	v.sub("crash", rc.URL)
-	_ = want
-	want = v.publishRounds(5, 4)
+	v.dumpOnFailure("crash", rc, &logBuf)
+	want := v.publishRounds(5, 4)
 	eventually(t, "healthy devices delivered", func() bool {
 		return len(rc.deliveredIDs("dev00")) == 4 && len(rc.deliveredIDs("dev01")) == 4
 	})
@@ -148,21 +133,11 @@ func TestCrashResumesWithoutLoss(t *testing.T) {
 // them coming back.
 func TestRecoveryRecallsParkedEvents(t *testing.T) {
 	var logBuf syncBuf
-	v := newEnv(t, func(o *Options) {
-		o.AckWait = 30 * time.Second
-		o.Logger = slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	})
+	v := newEnv(t, func(o *Options) { o.AckWait = 30 * time.Second }, debugLog(&logBuf))
 	rc := newReceiver(t, v.clock, func(*http.Request, post) int { return http.StatusServiceUnavailable })
 	e1 := v.start()
 	v.sub("strand", rc.URL)
-	defer func() {
-		if t.Failed() {
-			t.Logf("stats %+v\nconsumer %+v\nlog:\n%s", v.stats("strand"), v.consumerInfo(journal.StreamConn, "strand"), logBuf.String())
-			for _, p := range rc.all() {
-				t.Logf("post %v %v", p.Status, p.Events)
-			}
-		}
-	}()
+	v.dumpOnFailure("strand", rc, &logBuf)
 	want := v.publishRounds(2, 2) // stream sequences 1–4, all held by e1
 	waitRetry(t, v, "strand", 2)
 	eventually(t, "all four held", func() bool {
