@@ -75,6 +75,28 @@ func (h *overtakeHub) connect() net.Conn {
 	return c
 }
 
+// renew does what an SDK does to renew its token: DISCONNECT on c, wait
+// for the hub to close it, connect again at once.
+func (h *overtakeHub) renew(c net.Conn) net.Conn {
+	h.t.Helper()
+	_, _ = c.Write([]byte{0xE0, 0})
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		h.t.Fatalf("waiting for the hub to close: %v", err)
+	}
+	c.Close()
+	return h.connect()
+}
+
+// delayCall returns a test hook that sleeps d on its nth call only.
+func delayCall(nth int32, d time.Duration) func() {
+	var calls atomic.Int32
+	return func() {
+		if calls.Add(1) == nth {
+			time.Sleep(d)
+		}
+	}
+}
+
 // wantRenewal: the events are connected, disconnected (client), connected.
 func (h *overtakeHub) wantRenewal() {
 	h.t.Helper()
@@ -106,23 +128,11 @@ func (h *overtakeHub) wantMapped(after time.Duration) {
 // certain: the old session must still end as a client disconnect, before
 // the new connect, and not as a 400027 takeover.
 func TestReconnectOvertakingDisconnectHook(t *testing.T) {
-	delayed := make(chan struct{}, 1)
-	testHookOnDisconnect = func(string) {
-		select {
-		case delayed <- struct{}{}: // the first disconnect only
-			time.Sleep(500 * time.Millisecond)
-		default:
-		}
-	}
+	delay := delayCall(1, 500*time.Millisecond) // the first disconnect only
+	testHookOnDisconnect = func(string) { delay() }
 	t.Cleanup(func() { testHookOnDisconnect = nil }) // after the broker stops
 	h := startOvertakeHub(t)
-	c := h.connect()
-	_, _ = c.Write([]byte{0xE0, 0}) // DISCONNECT, then wait for the hub to close
-	if _, err := io.Copy(io.Discard, c); err != nil {
-		t.Fatalf("waiting for the hub to close: %v", err)
-	}
-	c.Close()
-	c = h.connect() // while the old OnDisconnect is held up
+	c := h.renew(h.connect()) // reconnects while the old OnDisconnect is held up
 	defer c.Close()
 	h.wantRenewal()
 	h.wantMapped(600 * time.Millisecond)
@@ -134,12 +144,8 @@ func TestReconnectOvertakingDisconnectHook(t *testing.T) {
 // input it knows is coming, and the old session ends as a client
 // disconnect, not as a 400027 takeover.
 func TestReconnectBeforeDisconnectIsRead(t *testing.T) {
-	var reads atomic.Int32
-	testHookRead = func() {
-		if reads.Add(1) == 2 { // the old connection's read after its CONNECT
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	// The second Read is the old connection's first after its CONNECT.
+	testHookRead = delayCall(2, 50*time.Millisecond)
 	t.Cleanup(func() { testHookRead = nil }) // after the broker stops
 	h := startOvertakeHub(t)
 	c := h.connect()
@@ -155,24 +161,13 @@ func TestReconnectBeforeDisconnectIsRead(t *testing.T) {
 // own view still finds that connection when the device next renews, so
 // its end is the client's disconnect, not a 400027 takeover.
 func TestOvertakeFindsConnectionMochiLost(t *testing.T) {
-	delayed := make(chan struct{}, 1)
-	testHookOnDisconnect = func(string) {
-		select {
-		case delayed <- struct{}{}:
-			time.Sleep(300 * time.Millisecond)
-		default:
-		}
-	}
+	delay := delayCall(1, 300*time.Millisecond)
+	testHookOnDisconnect = func(string) { delay() }
 	t.Cleanup(func() { testHookOnDisconnect = nil }) // after the broker stops
 	h := startOvertakeHub(t)
 	c := h.connect()
 	h.b.srv.Clients.Delete(overtakeDev) // what the race leaves behind
-	_, _ = c.Write([]byte{0xE0, 0})
-	if _, err := io.Copy(io.Discard, c); err != nil {
-		t.Fatalf("waiting for the hub to close: %v", err)
-	}
-	c.Close()
-	c = h.connect()
+	c = h.renew(c)
 	defer c.Close()
 	h.wantRenewal()
 	h.wantMapped(400 * time.Millisecond)
@@ -183,21 +178,10 @@ func TestOvertakeFindsConnectionMochiLost(t *testing.T) {
 // for that record instead of finding the session still current and
 // recording a 400027 takeover.
 func TestReconnectWhileEndIsRecorded(t *testing.T) {
-	var ends atomic.Int32
-	testHookEndSession = func() {
-		if ends.Add(1) == 1 {
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
+	testHookEndSession = delayCall(1, 200*time.Millisecond)
 	t.Cleanup(func() { testHookEndSession = nil }) // after the broker stops
 	h := startOvertakeHub(t)
-	c := h.connect()
-	_, _ = c.Write([]byte{0xE0, 0})
-	if _, err := io.Copy(io.Discard, c); err != nil {
-		t.Fatalf("waiting for the hub to close: %v", err)
-	}
-	c.Close()
-	c = h.connect()
+	c := h.renew(h.connect())
 	defer c.Close()
 	h.wantRenewal()
 	h.wantMapped(300 * time.Millisecond)
