@@ -14,9 +14,10 @@ import (
 // the OS slowly. An idle fleet then holds tens of KiB more per device than
 // it needs. After a burst of at least burstMin connects followed by a
 // quiet second, the hub runs one GC (which also shrinks stacks that can
-// be shrunk) and returns free memory to the OS. It costs one collection per storm, never
-// anything per connect. One more runs a second after the hub started. Config.CompactAfter sets the burst size (default
-// 1000; negative turns compaction off).
+// be shrunk) and returns free memory to the OS. It costs one collection
+// per storm, never anything per connect. One more runs a second after the
+// hub started. Config.CompactAfter sets the burst size (default 1000;
+// negative turns compaction off).
 const compactPeriod = time.Second
 
 func (a *App) startCompactor() {

@@ -193,7 +193,7 @@ func (c *Collector) startState(ctx context.Context) error {
 	}
 	states := 0
 	for subj := range info.State.Subjects {
-		if strings.HasSuffix(subj, "."+string(presence.Connected)) || strings.HasSuffix(subj, "."+string(presence.Disconnected)) {
+		if isStateSubject(subj) {
 			states++
 		}
 	}
@@ -239,6 +239,12 @@ func (c *Collector) markWhole() {
 	c.mu.Lock()
 	c.stateWhole = true
 	c.mu.Unlock()
+}
+
+// isStateSubject: a connected or disconnected event's subject (not a
+// refusal's), the ones that change a device's connection state.
+func isStateSubject(subj string) bool {
+	return strings.HasSuffix(subj, "."+string(presence.Connected)) || strings.HasSuffix(subj, "."+string(presence.Disconnected))
 }
 
 // applyState records a device's connect or disconnect at stream sequence
@@ -367,7 +373,7 @@ type countedEvent struct {
 
 func (c *Collector) countConn(m jetstream.Msg, md *jetstream.MsgMetadata) {
 	c.ownLag[0].Store(int64(md.NumPending))
-	if subj := m.Subject(); strings.HasSuffix(subj, "."+string(presence.Connected)) || strings.HasSuffix(subj, "."+string(presence.Disconnected)) {
+	if subj := m.Subject(); isStateSubject(subj) {
 		c.applyState(subj, md.Sequence.Stream)
 	}
 	var ev countedEvent
