@@ -216,9 +216,7 @@ func (h *hook) endOvertaken(cl *mqtt.Client) {
 	}
 	h.markOvertaken(cl, old, tc)
 	// mochi stores the stop cause right after closing the socket.
-	for i := 0; i < 100 && !old.Closed(); i++ {
-		time.Sleep(time.Millisecond)
-	}
+	pollFor(100*time.Millisecond, old.Closed)
 	h.endSession(old, nil)
 	prev.waitEnded() // OnDisconnect may have started it first
 }
@@ -303,10 +301,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	}
 	h.endSession(cl, err)
 	if tc, ok := cl.Net.Conn.(*trackedConn); ok && tc.overtaken.Load() {
-		deadline := time.Now().Add(recordWait + time.Second) // the reconnect may wait that long for the journal
-		for !cl.IsTakenOver() && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
+		pollFor(recordWait+time.Second, cl.IsTakenOver) // the reconnect may wait that long for the journal
 	}
 }
 

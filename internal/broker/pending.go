@@ -32,9 +32,17 @@ func (c *trackedConn) inputPending() bool {
 // reports whether the connection closed meanwhile (its own cause then
 // ends the session).
 func (c *trackedConn) awaitInput() bool {
-	deadline := time.Now().Add(overtakeGrace)
-	for !c.closed.Load() {
-		if !c.inputPending() || time.Now().After(deadline) {
+	pollFor(overtakeGrace, func() bool { return c.closed.Load() || !c.inputPending() })
+	return c.closed.Load()
+}
+
+// pollFor checks cond every millisecond for at most d and reports whether
+// it held. The states waited for here are other goroutines' progress
+// through mochi, which offers nothing to wait on.
+func pollFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
 			return false
 		}
 		time.Sleep(time.Millisecond)
