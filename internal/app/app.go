@@ -219,14 +219,21 @@ func (a *App) journalConnEvent(ev presence.ConnectionEvent) {
 	}
 }
 
-func (a *App) journalTelemetry(m telemetry.Message) {
+// journalTelemetry is the broker's telemetry sink: stored, when set, is
+// called once the journal stored the message, and only then does the
+// device get its PUBACK.
+func (a *App) journalTelemetry(m telemetry.Message, stored func(error)) {
 	err := a.publisher.Publish(journal.Msg{
 		Subject: journal.TelemetrySubject(m.DeviceID),
 		Data:    m.Payload,
 		Header:  telemetryHeader(m),
+		Done:    stored,
 	})
 	if err != nil {
 		a.log.Warn("telemetry dropped: journal closed", "device", m.DeviceID)
+		if stored != nil {
+			stored(err)
+		}
 	}
 }
 

@@ -58,7 +58,9 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 	}
 	a.https.RegisterOnShutdown(cancelBase)
 	go func() {
-		err := a.https.Serve(tls.NewListener(ln, conf))
+		// WakeListener: the broker can end an MQTT-WS session without
+		// losing what the device had already sent (broker/wakeconn.go).
+		err := a.https.Serve(tls.NewListener(broker.WakeListener(ln), conf))
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("https server stopped", "err", err)
 		}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -35,6 +36,12 @@ func authRefusal(v5 packets.Code, detail string, a ...any) *refusal {
 		reason: presence.ReasonAuthFailed, result: presence.ResultUnauthorized,
 		detail: fmt.Sprintf(detail, a...),
 	}
+}
+
+// protocolRefusal refuses a CONNECT the protocol does not allow (400000).
+// A zero code means no CONNACK is sent for that protocol version.
+func protocolRefusal(v3, v5 packets.Code, detail string, a ...any) *refusal {
+	return &refusal{v3: v3, v5: v5, reason: presence.ReasonProtocolError, result: presence.ResultBadRequest, detail: fmt.Sprintf(detail, a...)}
 }
 
 // identity is what a successful authentication established.
@@ -140,7 +147,7 @@ func verifyEither(tok sas.Token, keys [2]string, now time.Time) error {
 		if err == nil {
 			return nil
 		}
-		if first == nil || strings.Contains(err.Error(), "expired") {
+		if first == nil || errors.Is(err, sas.ErrExpired) {
 			first = err
 		}
 	}

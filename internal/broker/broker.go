@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/telemetry"
@@ -22,13 +20,6 @@ import (
 const (
 	protoMQTT   = "MQTT"
 	protoMQTTWS = "MQTT-WS"
-)
-
-// Listener ids inside mochi.
-const (
-	listenerTLS = "tls"
-	listenerTCP = "tcp"
-	listenerWS  = "ws"
 )
 
 // Options configure a Broker.
@@ -46,44 +37,50 @@ type Options struct {
 	Devices  DeviceLookup
 	Policies PolicyLookup
 	Presence *presence.Tracker
-	// Telemetry receives each D2C message; it must not block for long.
-	Telemetry func(telemetry.Message)
+	// Telemetry receives each D2C message. For a QoS 1 message stored is
+	// set: the sink calls it once the message is durable (nil) or never
+	// will be (an error), and the device gets its PUBACK only then. The
+	// sink must not block for long; stored must not block.
+	Telemetry func(m telemetry.Message, stored func(error))
 
 	// ConnectTimeout bounds TLS handshake + CONNECT (default 10 s).
 	ConnectTimeout time.Duration
 	// MaxMessageSize bounds a D2C payload (IoT Hub: 256 KiB).
 	MaxMessageSize int
-	// SessionExpiry is how long a clean-session-0 session (subscriptions,
-	// queued C2D) outlives its connection (default 7 days).
+	// SessionExpiry is how long a clean-session-0 session's subscriptions
+	// outlive its connection (default 7 days).
 	SessionExpiry time.Duration
 
 	Logger *slog.Logger
 	Now    func() time.Time
 }
 
-// Broker is the MQTT endpoint.
+// Broker is Tether's MQTT endpoint: the listeners and the session table.
 type Broker struct {
 	opts  Options
-	srv   *mqtt.Server
-	hook  *hook
-	locks *deviceLocks
-	ws    *wsListener
-	tlsL  *netListener
-	tcpL  *netListener
 	log   *slog.Logger
+	table *table
+	ws    *wsHandler
+
+	tlsLn, tcpLn net.Listener
+
+	// wg counts connections from accept to their recorded end.
+	wg sync.WaitGroup
+	// connecting holds connections not yet in the session table, for Stop.
+	connMu     sync.Mutex
+	connecting map[*session]struct{}
 
 	// slowRecords counts connects acknowledged before the journal stored
 	// their connected event (recordWait passed).
 	slowRecords atomic.Uint64
-
-	stopOnce sync.Once
+	stopOnce    sync.Once
 }
 
 // SlowRecords is how many connects were acknowledged before their
 // connected event was stored, because the journal took longer than 5 s.
 func (b *Broker) SlowRecords() uint64 { return b.slowRecords.Load() }
 
-// New builds a broker; Start opens its listeners.
+// New checks o; Start opens the listeners.
 func New(o Options) (*Broker, error) {
 	if o.HubName == "" {
 		return nil, errors.New("broker: hub name is required")
@@ -110,71 +107,58 @@ func New(o Options) (*Broker, error) {
 		o.Now = time.Now
 	}
 	if o.Telemetry == nil {
-		o.Telemetry = func(telemetry.Message) {}
-	}
-	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumClientWritesPending = 64 // default 8192 slots cost 64 KiB per client
-	caps.MaximumQos = 1                  // IoT Hub: QoS 0 and 1
-	caps.RetainAvailable = 0             // IoT Hub does not store retained messages
-	caps.MaximumPacketSize = uint32(o.MaxMessageSize + 64<<10)
-	caps.MaximumSessionExpiryInterval = uint32(o.SessionExpiry / time.Second)
-	caps.MaximumInflight = 1024
-	// mochi logs every refused packet at Warn; our own log records are the
-	// account of what happened, so keep mochi quiet unless debugging.
-	mlog := o.Logger.With("component", "mochi")
-	if !o.Logger.Enabled(context.Background(), slog.LevelDebug) {
-		mlog = slog.New(discardHandler{})
-	}
-	srv := mqtt.New(&mqtt.Options{
-		Capabilities: caps, InlineClient: true, Logger: mlog,
-		// Device packets are small; larger reads bypass the buffer anyway.
-		ClientNetReadBufferSize: 512,
-	})
-	b := &Broker{opts: o, srv: srv, locks: newDeviceLocks(), log: o.Logger}
-	b.hook = &hook{b: b}
-	if err := srv.AddHook(b.hook, nil); err != nil {
-		return nil, fmt.Errorf("broker: %w", err)
-	}
-	if o.TLSAddr != "" {
-		tc := o.TLS.Clone()
-		b.tlsL = &netListener{id: listenerTLS, address: o.TLSAddr, protocol: protoMQTT, tls: tc, connectTimeout: o.ConnectTimeout, onFailure: b.preConnectFailure, closeClients: b.closeListenerClients}
-		if err := srv.AddListener(b.tlsL); err != nil {
-			return nil, fmt.Errorf("broker: MQTT/TLS on %s: %w", o.TLSAddr, err)
+		o.Telemetry = func(_ telemetry.Message, stored func(error)) {
+			if stored != nil {
+				stored(nil)
+			}
 		}
 	}
-	if o.TCPAddr != "" {
-		b.tcpL = &netListener{id: listenerTCP, address: o.TCPAddr, protocol: protoMQTT, connectTimeout: o.ConnectTimeout, onFailure: b.preConnectFailure, closeClients: b.closeListenerClients}
-		if err := srv.AddListener(b.tcpL); err != nil {
-			return nil, fmt.Errorf("broker: MQTT/TCP on %s: %w", o.TCPAddr, err)
-		}
-	}
+	b := &Broker{opts: o, log: o.Logger, table: newTable(), connecting: map[*session]struct{}{}}
 	if o.WebSocket {
-		b.ws = newWSListener(listenerWS, o.ConnectTimeout, b.preConnectFailure)
-		b.ws.closeClients = b.closeListenerClients
-		if err := srv.AddListener(b.ws); err != nil {
-			return nil, fmt.Errorf("broker: websocket: %w", err)
-		}
+		b.ws = newWSHandler(b)
 	}
 	return b, nil
 }
 
-// Start serves the listeners.
-func (b *Broker) Start() error { return b.srv.Serve() }
+// maxPacket is the largest packet a device may send: IoT Hub's message
+// limit plus room for topic and properties.
+func (b *Broker) maxPacket() int { return b.opts.MaxMessageSize + 64<<10 }
 
-// TLSAddr is the bound MQTT/TLS address ("" when off).
-func (b *Broker) TLSAddr() string {
-	if b.tlsL == nil {
-		return ""
+// Start opens the listeners and serves them.
+func (b *Broker) Start() error {
+	if b.opts.TLSAddr != "" {
+		ln, err := net.Listen("tcp", b.opts.TLSAddr)
+		if err != nil {
+			return fmt.Errorf("broker: MQTT/TLS on %s: %w", b.opts.TLSAddr, err)
+		}
+		b.tlsLn = ln
+		go b.accept(ln, b.opts.TLS.Clone())
 	}
-	return b.tlsL.Address()
+	if b.opts.TCPAddr != "" {
+		ln, err := net.Listen("tcp", b.opts.TCPAddr)
+		if err != nil {
+			if b.tlsLn != nil {
+				_ = b.tlsLn.Close()
+			}
+			return fmt.Errorf("broker: MQTT/TCP on %s: %w", b.opts.TCPAddr, err)
+		}
+		b.tcpLn = ln
+		go b.accept(ln, nil)
+	}
+	return nil
 }
 
+// TLSAddr is the bound MQTT/TLS address ("" when off).
+func (b *Broker) TLSAddr() string { return addrOf(b.tlsLn) }
+
 // TCPAddr is the bound plain MQTT address ("" when off).
-func (b *Broker) TCPAddr() string {
-	if b.tcpL == nil {
+func (b *Broker) TCPAddr() string { return addrOf(b.tcpLn) }
+
+func addrOf(ln net.Listener) string {
+	if ln == nil {
 		return ""
 	}
-	return b.tcpL.Address()
+	return ln.Addr().String()
 }
 
 // WebSocketHandler serves MQTT over WebSockets; mount it at WebSocketPath.
@@ -186,13 +170,29 @@ func (b *Broker) WebSocketHandler() http.Handler {
 	return b.ws
 }
 
-// Stop disconnects every device (recorded as server-shutdown) and closes
-// the listeners. It waits for the sessions to end or ctx.
+// Stop closes the listeners and ends every session (recorded as
+// server-shutdown), waiting for the ends to be recorded or ctx.
 func (b *Broker) Stop(ctx context.Context) error {
 	var err error
 	b.stopOnce.Do(func() {
+		b.connMu.Lock()
+		b.table.stopping.Store(true) // under connMu: no track (wg.Add) after this
+		b.connMu.Unlock()
+		for _, ln := range []net.Listener{b.tlsLn, b.tcpLn} {
+			if ln != nil {
+				_ = ln.Close()
+			}
+		}
+		b.connMu.Lock()
+		for s := range b.connecting {
+			_ = s.conn.Close()
+		}
+		b.connMu.Unlock()
+		for _, s := range b.table.all() {
+			s.requestEnd(causeShutdown)
+		}
 		done := make(chan struct{})
-		go func() { _ = b.srv.Close(); close(done) }()
+		go func() { b.wg.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-ctx.Done():
@@ -202,28 +202,57 @@ func (b *Broker) Stop(ctx context.Context) error {
 	return err
 }
 
-// Kick disconnects a device's live session for reason (disabled, deleted).
-// It reports whether a session was live.
+// Kick ends a device's live session for reason (disabled, deleted). It
+// reports whether a session was live.
 func (b *Broker) Kick(deviceID string, reason presence.Reason) bool {
-	cl, ok := b.srv.Clients.Get(deviceID)
-	if !ok || cl.Closed() {
+	s := b.table.live(deviceID)
+	if s == nil {
 		return false
 	}
-	st := b.hook.state(cl)
-	if st == nil {
-		return false
+	c := causeDisabled
+	if reason == presence.ReasonDeleted {
+		c = causeDeleted
 	}
-	st.setKick(reason)
-	_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+	s.requestEnd(c)
 	return true
 }
 
-// preConnectFailure records connections that failed before their CONNECT
-// reached the hook: garbage, oversized or malformed first packets, TLS
-// failures, and connect timeouts.
-func (b *Broker) preConnectFailure(protocol, remote string, err error) {
+// Connections is the number of connections the broker holds: connecting,
+// live, or ending.
+func (b *Broker) Connections() int {
+	b.connMu.Lock()
+	defer b.connMu.Unlock()
+	return len(b.connecting) + len(b.table.all())
+}
+
+// track counts a new connection and registers it as connecting; false
+// once stopping (then it is not counted).
+func (b *Broker) track(s *session) bool {
+	b.connMu.Lock()
+	defer b.connMu.Unlock()
+	if b.table.stopping.Load() {
+		return false
+	}
+	b.wg.Add(1)
+	b.connecting[s] = struct{}{}
+	return true
+}
+
+func (b *Broker) untrack(s *session) {
+	b.connMu.Lock()
+	delete(b.connecting, s)
+	b.connMu.Unlock()
+}
+
+// preConnectFailure records a connection that failed before a CONNECT
+// could be admitted: garbage, oversized or malformed first packets, TLS
+// failures, and connect timeouts. A hub that is stopping records none.
+func (b *Broker) preConnectFailure(s *session, err error) {
+	if b.table.stopping.Load() {
+		return
+	}
 	ev := presence.ConnectionEvent{
-		Protocol: protocol, MaskedIP: maskIP(remote),
+		Protocol: s.protocol, MaskedIP: maskIP(s.remote),
 		Reason: presence.ReasonProtocolError, Result: presence.ResultBadRequest,
 		Detail: "connection failed before a valid CONNECT: " + err.Error(),
 	}
@@ -232,23 +261,4 @@ func (b *Broker) preConnectFailure(protocol, remote string, err error) {
 		ev.Detail = fmt.Sprintf("no complete TLS handshake and CONNECT within %s", b.opts.ConnectTimeout)
 	}
 	b.opts.Presence.Refuse(ev)
-}
-
-type discardHandler struct{}
-
-func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
-func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
-func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discardHandler) WithGroup(string) slog.Handler           { return d }
-
-// closeListenerClients disconnects a closing listener's clients, in place
-// of mochi's own: its Clients.GetByListener takes the map's read lock
-// twice (it calls Len inside), so a client deleting itself from the map
-// in between (a writer waiting) deadlocks the shutdown. GetAll locks once.
-func (b *Broker) closeListenerClients(listener string) {
-	for _, cl := range b.srv.Clients.GetAll() {
-		if cl.Net.Listener == listener && !cl.Closed() {
-			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
-		}
-	}
 }

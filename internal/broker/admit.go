@@ -1,0 +1,130 @@
+package broker
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/tether-hub/tether/internal/presence"
+	"github.com/tether-hub/tether/internal/telemetry"
+)
+
+// admit checks a decoded CONNECT as IoT Hub does (protocol, then
+// authentication, then the will) and fills in the session from it. The
+// strings kept are copies: pk aliases the read buffer.
+func (s *session) admit(pk *packets.Packet) *refusal {
+	if ref := checkProtocol(pk); ref != nil {
+		return ref
+	}
+	s.version = pk.ProtocolVersion
+	s.keepAlive = pk.Connect.Keepalive
+	s.idle = idleLimit(pk.Connect.Keepalive)
+	s.cleanStart = pk.Connect.Clean
+	s.persistent = !pk.Connect.Clean
+	if s.version == 5 {
+		s.persistent = pk.Properties.SessionExpiryInterval > 0
+		if rm := pk.Properties.ReceiveMaximum; rm > 0 {
+			s.receiveMax = min(int(rm), c2dInflight)
+		}
+	}
+	id, ref := s.b.authenticate(pk.Connect.ClientIdentifier, pk.Connect.Username, pk.Connect.Password, s.b.opts.Now())
+	s.id = id
+	if ref != nil {
+		return ref
+	}
+	if pk.Connect.WillFlag {
+		if routePublish(id.deviceID, pk.Connect.WillTopic) != routeTelemetry {
+			return authRefusal(packets.ErrNotAuthorized, "the will topic %q is not this device's telemetry topic devices/%s/messages/events/", pk.Connect.WillTopic, id.deviceID)
+		}
+		_, _, props, sys, err := telemetry.ParseEventsTopic(strings.Clone(pk.Connect.WillTopic))
+		if err != nil {
+			return &refusal{v3: packets.Err3NotAuthorized, v5: packets.ErrTopicNameInvalid,
+				reason: presence.ReasonProtocolError, result: presence.ResultBadRequest, detail: "will topic: " + err.Error()}
+		}
+		if props == nil {
+			props = map[string]string{}
+		}
+		props["iothub-MessageType"] = "Will"
+		s.will = &telemetry.Message{DeviceID: id.deviceID, Payload: bytes.Clone(pk.Connect.WillPayload), Properties: props, SystemProperties: sys}
+	}
+	return nil
+}
+
+// checkProtocol accepts MQTT 3.1.1 and 5, as IoT Hub does. MQTT 3.1
+// (MQIsdp) and unknown levels get "unacceptable protocol version"; a
+// malformed CONNECT is closed without CONNACK for 3.1.1 (the protocol has
+// no code for it) and answered with its reason code for 5.
+func checkProtocol(pk *packets.Packet) *refusal {
+	name := string(pk.Connect.ProtocolName)
+	switch {
+	case name == "MQIsdp":
+		return protocolRefusal(packets.Err3UnsupportedProtocolVersion, packets.Code{}, "MQTT 3.1 (MQIsdp) is not supported; IoT Hub speaks MQTT 3.1.1 and 5")
+	case name != "MQTT":
+		return protocolRefusal(packets.Code{}, packets.Code{}, "protocol name %q is not MQTT", name)
+	case pk.ProtocolVersion == 5:
+	case pk.ProtocolVersion == 4:
+	default:
+		return protocolRefusal(packets.Err3UnsupportedProtocolVersion, packets.Code{}, "protocol level %d is not supported; IoT Hub speaks MQTT 3.1.1 (4) and 5", pk.ProtocolVersion)
+	}
+	// An empty password is left to authentication, which says why.
+	if code := pk.ConnectValidate(); code != packets.CodeSuccess && code != packets.ErrProtocolViolationFlagNoPassword {
+		return protocolRefusal(packets.Code{}, code, "invalid CONNECT: %s", code.Reason)
+	}
+	return nil
+}
+
+// connack encodes a CONNACK. Accepted MQTT 5 sessions learn the hub's
+// limits: QoS 1 at most, no retained messages, the in-flight window and
+// the packet size IoT Hub allows.
+func (s *session) connack(present bool, code packets.Code) []byte {
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connack},
+		ProtocolVersion: s.version, SessionPresent: present, ReasonCode: code.Code,
+	}
+	if s.version == 5 && code == packets.CodeSuccess {
+		pk.Properties = packets.Properties{
+			MaximumQos: 1, MaximumQosFlag: true,
+			RetainAvailable: 0, RetainAvailableFlag: true,
+			ReceiveMaximum:     d2cInflight,
+			MaximumPacketSize:  uint32(s.b.maxPacket()),
+			SharedSubAvailable: 0, SharedSubAvailableFlag: true,
+			SubIDAvailable: 0, SubIDAvailableFlag: true,
+		}
+	}
+	var buf bytes.Buffer
+	_ = pk.ConnackEncode(&buf)
+	return buf.Bytes()
+}
+
+// refuse records a refused CONNECT, then answers it with its CONNACK code
+// (none where the protocol has none): recording first keeps one client's
+// successive attempts in order. pk is nil for a refusal after admission.
+func (s *session) refuse(pk *packets.Packet, ref *refusal) {
+	ev := presence.ConnectionEvent{
+		DeviceID: s.id.deviceID, ModuleID: s.id.moduleID, SDKVersion: s.id.sdkVersion,
+		Protocol: s.protocol, ProtocolVersion: s.version, MaskedIP: maskIP(s.remote),
+		Reason: ref.reason, Result: ref.result, Detail: ref.detail,
+		CleanSession: s.cleanStart, KeepAliveSeconds: s.keepAlive,
+	}
+	if pk != nil {
+		ev.ProtocolVersion, ev.CleanSession, ev.KeepAliveSeconds = pk.ProtocolVersion, pk.Connect.Clean, pk.Connect.Keepalive
+		if ev.DeviceID == "" {
+			ev.DeviceID = strings.Clone(pk.Connect.ClientIdentifier)
+		}
+	}
+	s.b.opts.Presence.Refuse(ev)
+	version := s.version
+	if pk != nil {
+		version = pk.ProtocolVersion
+	}
+	code := ref.v5
+	if version != 5 {
+		code = ref.v3
+	}
+	if code.Code == 0 {
+		return
+	}
+	s.version = version
+	_ = s.write(s.connack(false, code))
+}

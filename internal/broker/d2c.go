@@ -1,0 +1,132 @@
+package broker
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/tether-hub/tether/internal/presence"
+	"github.com/tether-hub/tether/internal/telemetry"
+)
+
+// Device-to-cloud telemetry, at least once: a QoS 1 message is
+// acknowledged only after the journal stored it, as IoT Hub does, so a
+// crash never loses a message the device was told was delivered.
+// Acknowledgements are pipelined: the reader hands each message to the
+// journal and goes on reading; the journal's callback queues the PUBACK,
+// and whatever PUBACKs are queued go out in one write. A session has at
+// most d2cInflight messages waiting for the journal; at the limit its
+// reader stops reading (TCP back-pressure; MQTT 5 devices are told the
+// limit as their receive maximum).
+
+// d2cInflight is the per-session window of unacknowledged QoS 1 messages.
+const d2cInflight = 64
+
+type d2cState struct {
+	inflight atomic.Int32
+	free     chan struct{} // signalled when the window opens again
+
+	mu      sync.Mutex
+	acks    []uint16 // stored, PUBACK not yet written
+	writing bool     // a goroutine is writing acks
+}
+
+// telemetry hands a telemetry PUBLISH to the journal.
+func (s *session) telemetry(pk *packets.Packet) (cause, bool) {
+	b := s.b
+	// The packet aliases the read buffer; the message outlives it.
+	topic := strings.Clone(pk.TopicName)
+	_, _, props, sys, err := telemetry.ParseEventsTopic(topic)
+	if err != nil {
+		props = map[string]string{"tether-bad-properties": err.Error()}
+	}
+	if pk.FixedHeader.Retain {
+		if props == nil {
+			props = map[string]string{}
+		}
+		props["mqtt-retain"] = "true" // IoT Hub forwards, never stores, retained messages
+	}
+	m := telemetry.Message{
+		DeviceID: s.id.deviceID, EnqueuedTime: b.opts.Now().UTC(),
+		Payload: bytes.Clone(pk.Payload), Properties: props, SystemProperties: sys,
+	}
+	b.opts.Presence.Touch(s.id.deviceID)
+	if pk.FixedHeader.Qos == 0 {
+		b.opts.Telemetry(m, nil)
+		return cause{}, false
+	}
+	if !s.acquireInflight() {
+		return *s.requested(), true
+	}
+	id := pk.PacketID
+	b.opts.Telemetry(m, func(err error) { s.stored(id, err) })
+	return cause{}, false
+}
+
+// acquireInflight takes a slot in the window, waiting while it is full;
+// false if the session is asked to end meanwhile.
+func (s *session) acquireInflight() bool {
+	d := &s.d2c
+	for d.inflight.Load() >= d2cInflight {
+		select {
+		case <-d.free:
+		case <-s.stop:
+			return false
+		}
+	}
+	d.inflight.Add(1)
+	return true
+}
+
+// stored is the journal's answer for one message: queue its PUBACK, or end
+// the session if the journal will never store it (the device sends it
+// again on its next connection). It runs on the journal's goroutine and
+// does not block.
+func (s *session) stored(id uint16, err error) {
+	d := &s.d2c
+	if err != nil {
+		s.requestEnd(cause{reason: presence.ReasonServerError, result: presence.ResultServerError, v5: v5ImplSpecific,
+			detail: "the journal could not store a telemetry message: " + err.Error()})
+	} else {
+		d.mu.Lock()
+		d.acks = append(d.acks, id)
+		start := !d.writing
+		d.writing = true
+		d.mu.Unlock()
+		if start {
+			go s.writeAcks()
+		}
+	}
+	if d.inflight.Add(-1) == d2cInflight-1 {
+		select {
+		case d.free <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// writeAcks writes queued PUBACKs, as many per write as have queued, until
+// none is left.
+func (s *session) writeAcks() {
+	d := &s.d2c
+	var buf []byte
+	for {
+		d.mu.Lock()
+		ids := d.acks
+		d.acks = nil
+		if len(ids) == 0 {
+			d.writing = false
+			d.mu.Unlock()
+			return
+		}
+		d.mu.Unlock()
+		buf = buf[:0]
+		for _, id := range ids {
+			buf = appendPuback(buf, id)
+		}
+		_ = s.write(buf)
+	}
+}

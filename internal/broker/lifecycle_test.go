@@ -1,0 +1,157 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/tether-hub/tether/internal/presence"
+	"github.com/tether-hub/tether/internal/sas"
+)
+
+// C2D: queued while the device is offline, delivered on subscribe,
+// redelivered with DUP after a reconnect until acknowledged; a persistent
+// session keeps its subscription.
+func TestC2DQueueAndRedelivery(t *testing.T) {
+	h := startTestHub(t)
+	ctx := context.Background()
+	if err := h.b.SendC2D(ctx, "d1", []byte("early"), map[string]string{"a b": "c/d"}, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	cl, _ := h.connect("d1", 4)
+	cl.send(appendSubscribe(1, "devices/d1/messages/devicebound/#"))
+	var got []packets.Packet
+	for len(got) < 2 {
+		got = append(got, cl.read())
+	}
+	var pub packets.Packet
+	for _, p := range got {
+		if p.FixedHeader.Type == packets.Publish {
+			pub = p
+		}
+	}
+	if string(pub.Payload) != "early" || pub.TopicName != "devices/d1/messages/devicebound/%24.mid=m1&a%20b=c%2Fd" || pub.FixedHeader.Qos != 1 {
+		t.Fatalf("C2D %q on %q", pub.Payload, pub.TopicName)
+	}
+	// Not acknowledged: after a reconnect (persistent session, no
+	// re-subscribe) it comes again, marked DUP.
+	cl.send(disconnectV3)
+	cl.waitClosed()
+	cl, _ = h.connect("d1", 4)
+	again := cl.read()
+	if again.FixedHeader.Type != packets.Publish || string(again.Payload) != "early" || !again.FixedHeader.Dup {
+		t.Fatalf("redelivery: %s %q dup=%v", packets.PacketNames[again.FixedHeader.Type], again.Payload, again.FixedHeader.Dup)
+	}
+	cl.send([]byte{0x40, 2, byte(again.PacketID >> 8), byte(again.PacketID)})
+	if err := h.b.SendC2D(ctx, "d1", []byte("live"), nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if p := cl.read(); string(p.Payload) != "live" || p.FixedHeader.Dup {
+		t.Fatalf("live C2D %q dup=%v", p.Payload, p.FixedHeader.Dup)
+	}
+	if err := h.b.SendC2D(ctx, "ghost", []byte("x"), nil, ""); err == nil {
+		t.Error("C2D to an unknown device accepted")
+	}
+}
+
+// The queue holds IoT Hub's 50 messages per device; the 51st is refused.
+func TestC2DQueueDepth(t *testing.T) {
+	h := startTestHub(t)
+	for i := range C2DQueueDepth {
+		if err := h.b.SendC2D(context.Background(), "d1", []byte{byte(i)}, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.b.SendC2D(context.Background(), "d1", []byte("x"), nil, ""); err == nil {
+		t.Error("a 51st queued message was accepted")
+	}
+}
+
+// Subscriptions to anything but the device's own topics are refused.
+func TestSubscribeOnlyOwnTopics(t *testing.T) {
+	h := startTestHub(t)
+	cl, _ := h.connect("d1", 4)
+	cl.send(appendSubscribe(5, "devices/d2/messages/devicebound/#", "$iothub/twin/res/#", "#"))
+	p := cl.read()
+	if p.FixedHeader.Type != packets.Suback || string(p.ReasonCodes) != "\x80\x01\x80" {
+		t.Errorf("SUBACK codes % x", p.ReasonCodes)
+	}
+}
+
+func appendSubscribe(id uint16, filters ...string) []byte {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: id, ProtocolVersion: 4}
+	for _, f := range filters {
+		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: 1})
+	}
+	var buf bytes.Buffer
+	_ = pk.SubscribeEncode(&buf)
+	return buf.Bytes()
+}
+
+// Keep-alive: nothing for 1.5 × keep-alive ends the session, 404104.
+func TestKeepAliveLapse(t *testing.T) {
+	h := startTestHub(t)
+	cl := h.dial()
+	cl.send(connectPacket(4, "d1", username("d1"), token(t, "d1"), 1, false))
+	start := time.Now()
+	if p := cl.read(); p.ReasonCode != 0 {
+		t.Fatalf("CONNACK %d", p.ReasonCode)
+	}
+	cl.waitClosed()
+	if d := time.Since(start); d < 1400*time.Millisecond {
+		t.Errorf("closed after %v, before 1.5 × keep-alive", d)
+	}
+	evs := h.waitEvents("d1", 2)
+	if evs[1].Reason != presence.ReasonKeepAlive || evs[1].Result.Type != "404104" {
+		t.Errorf("recorded %s %s", evs[1].Reason, evs[1].Result.Type)
+	}
+}
+
+// A token that expires closes the connection: token-expired, 404104.
+func TestTokenExpiryEndsSession(t *testing.T) {
+	h := startTestHub(t)
+	tok, err := sas.Sign(sas.DeviceResource(testHubName, "d1"), testKey, "", time.Now().Add(1500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := h.dial()
+	cl.version = 5
+	cl.send(connectPacket(5, "d1", username("d1"), tok, 60, false))
+	if p := cl.read(); p.ReasonCode != 0 {
+		t.Fatalf("CONNACK %d", p.ReasonCode)
+	}
+	if p := cl.read(); p.FixedHeader.Type != packets.Disconnect || p.ReasonCode != v5NotAuthorized {
+		t.Errorf("got %s 0x%02x, want DISCONNECT 0x87", packets.PacketNames[p.FixedHeader.Type], p.ReasonCode)
+	}
+	evs := h.waitEvents("d1", 2)
+	if evs[1].Reason != presence.ReasonTokenExpired || evs[1].Result.Type != "404104" {
+		t.Errorf("recorded %s %s", evs[1].Reason, evs[1].Result.Type)
+	}
+}
+
+// Kick (disabled, deleted) and Stop end live sessions with their causes.
+func TestKickAndShutdown(t *testing.T) {
+	h := startTestHub(t)
+	a, _ := h.connect("d1", 4)
+	b, _ := h.connect("d2", 4)
+	if !h.b.Kick("d1", presence.ReasonDisabled) {
+		t.Fatal("Kick found no session")
+	}
+	a.waitClosed()
+	if err := h.b.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b.waitClosed()
+	if ev := h.waitEvents("d1", 2)[1]; ev.Reason != presence.ReasonDisabled || ev.Result.Type != "401003" {
+		t.Errorf("kick recorded %s %s", ev.Reason, ev.Result.Type)
+	}
+	if ev := h.waitEvents("d2", 2)[1]; ev.Reason != presence.ReasonServerShutdown {
+		t.Errorf("shutdown recorded %s", ev.Reason)
+	}
+	if h.b.Kick("d2", presence.ReasonDeleted) {
+		t.Error("Kick found a session after Stop")
+	}
+}

@@ -1,0 +1,342 @@
+package broker
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/tether-hub/tether/internal/presence"
+	"github.com/tether-hub/tether/internal/telemetry"
+)
+
+// session is one device connection, from its first byte to its recorded
+// end. Its whole life, top to bottom in this file:
+//
+//  1. connect, on a short-lived goroutine: TLS handshake and CONNECT within
+//     the connect timeout, then admission (protocol, authentication); a
+//     refusal gets its CONNACK code and a record.
+//  2. establish: claim the device in the session table; end the session it
+//     replaces and wait until that end is recorded; record this connect and
+//     wait until the journal stored it; CONNACK.
+//  3. run, on the session's own goroutine, started only now so that its
+//     stack stays small (the handshake and authentication grew the other
+//     one): read packets and hand them off until the device disconnects,
+//     the connection fails, the keep-alive lapses, or the hub ends it.
+//  4. end: say why (MQTT 5 DISCONNECT), close, record the cause, leave the
+//     table.
+//
+// No other goroutine belongs to a session. Writes (CONNACK, acks, C2D) come
+// from whichever goroutine has something to say, through the write lock
+// with a deadline; token expiry is a timer.
+type session struct {
+	b        *Broker
+	conn     net.Conn  // MQTT is read from and written to this
+	wake     *wakeConn // the socket underneath; nil if it cannot be woken
+	protocol string
+	remote   string
+	rd       reader
+
+	// Set while connecting; read-only once the session is established.
+	version    byte
+	cleanStart bool
+	persistent bool // subscriptions outlive the connection
+	keepAlive  uint16
+	idle       time.Duration // 1.5 × keep-alive, capped as IoT Hub does
+	receiveMax int           // C2D messages the device takes in flight
+	id         identity
+	will       *telemetry.Message
+	ps         *presence.Session
+
+	established atomic.Bool
+	deadlineAt  time.Time // when the read deadline was last moved
+
+	wmu    sync.Mutex
+	wfails error // the first failed write: nothing more is written
+
+	c2dMu        sync.Mutex // orders C2D sends
+	lastPacketID uint16     // guarded by the table shard lock
+
+	endMu  sync.Mutex
+	endReq *cause        // why the hub asked the session to end
+	stop   chan struct{} // closed by requestEnd
+	ended  chan struct{} // closed once the end is recorded
+	expiry *time.Timer
+
+	d2c d2cState
+}
+
+func (b *Broker) newSession(c net.Conn, wake *wakeConn, protocol, remote string) *session {
+	s := &session{b: b, conn: c, wake: wake, protocol: protocol, remote: remote,
+		stop: make(chan struct{}), ended: make(chan struct{}), receiveMax: c2dInflight}
+	s.d2c.free = make(chan struct{}, 1)
+	s.rd.init(c, b.maxPacket())
+	return s
+}
+
+func (s *session) deviceID() string { return s.id.deviceID }
+
+// serve runs a new connection: its connect phase here, then its reader on
+// a goroutine of its own. tlsConf is nil for plain TCP and WebSockets.
+func (s *session) serve(tlsConf *tls.Config) {
+	b := s.b
+	if !b.track(s) {
+		_ = s.conn.Close()
+		return
+	}
+	ok := s.connect(tlsConf)
+	b.untrack(s)
+	if !ok {
+		_ = s.conn.Close()
+		s.rd.close()
+		b.wg.Done()
+		return
+	}
+	go s.run()
+}
+
+// connect reads and admits the CONNECT and establishes the session. It
+// returns false when the connection is over (refused or failed; already
+// recorded).
+func (s *session) connect(tlsConf *tls.Config) bool {
+	b := s.b
+	_ = s.conn.SetDeadline(time.Now().Add(b.opts.ConnectTimeout))
+	if tlsConf != nil {
+		tc := tls.Server(s.conn, tlsConf)
+		if err := tc.Handshake(); err != nil {
+			if !errors.Is(err, io.EOF) || isTimeout(err) { // a bare port probe is not news
+				b.preConnectFailure(s, fmt.Errorf("TLS handshake: %w", err))
+			}
+			return false
+		}
+		s.conn = tc
+		s.rd.src = tc
+	}
+	// The first byte must start a CONNECT: anything else (HTTP, TLS to
+	// the plain port, a PUBLISH) is refused before its length is believed.
+	header, err := s.rd.peek()
+	if err == nil && header != packets.Connect<<4 {
+		err = fmt.Errorf("the first byte 0x%02x does not start a CONNECT (it would be %s)", header, packetName(header))
+	}
+	var body []byte
+	if err == nil {
+		header, body, err = s.rd.next()
+	}
+	if err != nil {
+		if s.rd.total > 0 || isTimeout(err) {
+			b.preConnectFailure(s, err)
+		}
+		return false
+	}
+	var pk packets.Packet
+	if err := pk.FixedHeader.Decode(header); err != nil {
+		b.preConnectFailure(s, fmt.Errorf("CONNECT: %w", err))
+		return false
+	}
+	if err := pk.ConnectDecode(body); err != nil {
+		b.preConnectFailure(s, fmt.Errorf("malformed CONNECT: %w", err))
+		return false
+	}
+	if ref := s.admit(&pk); ref != nil {
+		s.refuse(&pk, ref)
+		return false
+	}
+	return s.establish()
+}
+
+// recordWait bounds how long a CONNACK waits for the journal to store the
+// device's connected event. Past it the CONNACK goes anyway: when the hub
+// is that overloaded, refusing would make every device retry and add load
+// (seen with tether sim), so durability of those few connects is given up
+// instead, counted and logged.
+const recordWait = 5 * time.Second
+
+// establish makes s the device's live session. Every connect that passed
+// authentication is recorded as connected, then ended in order: a session
+// replaced while it was still connecting is taken over right after.
+func (s *session) establish() bool {
+	b := s.b
+	prev, ok := b.table.claim(s)
+	b.untrack(s) // from here Stop finds it in the table
+	if !ok {
+		s.refuse(nil, &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrServerUnavailable,
+			reason: presence.ReasonServerShutdown, result: presence.ResultServerError, detail: "the hub is shutting down"})
+		return false
+	}
+	if prev != nil {
+		prev.requestEnd(causeTakeover)
+		<-prev.ended // its end is recorded before this connect
+	}
+	present := b.table.attach(s, b.opts.Now())
+	recorded := make(chan error, 1)
+	s.ps = &presence.Session{
+		ID: presence.NewSessionID(), DeviceID: s.id.deviceID, ModuleID: s.id.moduleID,
+		Protocol: s.protocol, ProtocolVersion: s.version, MaskedIP: maskIP(s.remote),
+		SDKVersion: s.id.sdkVersion, AuthType: s.id.authType, TokenExpiry: s.id.tokenExpiry,
+		ConnectedAt: b.opts.Now(), CleanSession: s.cleanStart, KeepAliveSeconds: s.keepAlive,
+		Recorded: func(err error) { recorded <- err },
+	}
+	b.opts.Presence.Connect(s.ps)
+	t := time.NewTimer(recordWait)
+	select {
+	case err := <-recorded:
+		if err != nil {
+			b.log.Error("closing a connection whose connected event the journal did not store", "device", s.id.deviceID, "err", err)
+			t.Stop()
+			s.end(causeNotStored)
+			return false
+		}
+	case <-t.C:
+		// Logged at the 1st, 2nd, 4th, 8th… such connect: one line per
+		// connect would add to an overload that is already there.
+		if n := b.slowRecords.Add(1); n&(n-1) == 0 {
+			b.log.Warn("journal slow: acknowledging connects before their events are stored", "device", s.id.deviceID, "waited", recordWait, "total", n)
+		}
+	}
+	t.Stop()
+	if err := s.write(s.connack(present, packets.CodeSuccess)); err != nil {
+		s.end(causeWriteFailed(err))
+		return false
+	}
+	s.established.Store(true)
+	// IoT Hub cannot re-authenticate an MQTT connection: when the token
+	// expires, the hub closes it (logged 401003 then 404104).
+	at := s.id.tokenExpiry
+	s.endMu.Lock()
+	s.expiry = time.AfterFunc(max(at.Sub(b.opts.Now()), 0), func() { s.requestEnd(causeTokenExpired(at)) })
+	s.endMu.Unlock()
+	s.pushC2D() // a persistent session's queue
+	return true
+}
+
+// run is the session's reader: it handles packets in order until the
+// session ends, then records the end.
+func (s *session) run() {
+	c := s.readLoop()
+	s.end(c)
+	s.rd.close()
+	s.b.wg.Done()
+}
+
+func (s *session) readLoop() cause {
+	for {
+		s.armKeepAlive()
+		header, body, err := s.rd.next()
+		if err != nil {
+			return s.readFailure(err)
+		}
+		if c, over := s.handle(header, body); over {
+			return c
+		}
+	}
+}
+
+// readFailure is the cause of a read that failed: what the hub asked for
+// when it woke the reader (takeover, expiry, kick, shutdown), unless the
+// device had closed the connection first; else what the error says.
+func (s *session) readFailure(err error) cause {
+	if req := s.requested(); req != nil && !isClosedError(err) {
+		return *req
+	}
+	switch {
+	case errors.Is(err, errTooLarge):
+		return causeProtocol(v5PacketTooLarge, "%v", err)
+	case errors.Is(err, errMalformedLength):
+		return causeProtocol(v5MalformedPacket, "%v", err)
+	}
+	return causeOfReadError(err)
+}
+
+// armKeepAlive moves the read deadline to 1.5 × keep-alive from now, at
+// most every eighth of that span (a deadline change costs a timer update).
+func (s *session) armKeepAlive() {
+	now := time.Now()
+	if now.Sub(s.deadlineAt) < s.idle/8 {
+		return
+	}
+	s.deadlineAt = now
+	if s.wake != nil { // it keeps a woken deadline in the past itself
+		_ = s.conn.SetReadDeadline(now.Add(s.idle))
+		return
+	}
+	s.endMu.Lock()
+	if s.endReq == nil {
+		_ = s.conn.SetReadDeadline(now.Add(s.idle))
+	} else {
+		_ = s.conn.SetReadDeadline(aLongTimeAgo)
+	}
+	s.endMu.Unlock()
+}
+
+// requestEnd asks the session to end for c: the reader is woken, finishes
+// what the device had already sent, and ends with c unless that input
+// ended the session first (a client DISCONNECT, a closed socket). Only the
+// first request counts; it reports whether this was it.
+func (s *session) requestEnd(c cause) bool {
+	s.endMu.Lock()
+	if s.endReq != nil {
+		s.endMu.Unlock()
+		return false
+	}
+	s.endReq = &c
+	close(s.stop)
+	if s.wake == nil {
+		_ = s.conn.SetReadDeadline(aLongTimeAgo)
+	}
+	s.endMu.Unlock()
+	if s.wake != nil {
+		s.wake.wake()
+	}
+	return true
+}
+
+func (s *session) requested() *cause {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	return s.endReq
+}
+
+// end records how the session ended and lets the next one in. It runs
+// once, on the reader (or on the connect goroutine when the session ended
+// before its reader started).
+func (s *session) end(c cause) {
+	b := s.b
+	if c.reason == presence.ReasonNetwork && b.table.stopping.Load() {
+		c = causeShutdown // Stop closed it before it reached the table
+	}
+	s.endMu.Lock()
+	if s.expiry != nil {
+		s.expiry.Stop()
+	}
+	s.endMu.Unlock()
+	if c.v5 != 0 && s.version == 5 && s.established.Load() {
+		s.writeFinal(disconnectPacket(c.v5))
+	}
+	s.closeWrites()
+	_ = s.conn.Close()
+	b.opts.Presence.Disconnect(s.ps, c.reason, c.result, c.detail)
+	if s.will != nil && (c.reason == presence.ReasonNetwork || c.reason == presence.ReasonKeepAlive || c.reason == presence.ReasonProtocolError) {
+		s.will.EnqueuedTime = b.opts.Now().UTC()
+		b.opts.Telemetry(*s.will, nil)
+	}
+	b.table.release(s, b.opts.Now())
+	close(s.ended)
+}
+
+// maxIdle is IoT Hub's cap on the keep-alive timeout (1767 s).
+const maxIdle = 1767 * time.Second
+
+// idleLimit is how long a session may stay silent: 1.5 × its keep-alive,
+// capped at IoT Hub's 1767 s (also for keep-alive 0).
+func idleLimit(keepAlive uint16) time.Duration {
+	if keepAlive == 0 {
+		return maxIdle
+	}
+	return min(time.Duration(keepAlive)*1500*time.Millisecond, maxIdle)
+}

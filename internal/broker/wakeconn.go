@@ -1,0 +1,104 @@
+package broker
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// wakeConn is a device's TCP socket whose blocked reader another goroutine
+// can wake, so that the reader finishes what has already arrived and then
+// stops. It is how a session ends when the hub ends it (takeover, token
+// expiry, disabled device, shutdown) without losing a cause the device
+// already sent: a renewing SDK writes DISCONNECT on its old connection
+// before it opens the new one, so when the new CONNECT is handled those
+// bytes are in the old socket's receive buffer, unread or not yet acted
+// on. The woken reader reads them (without waiting for more) and ends the
+// session as the client's disconnect, not as a takeover.
+//
+// It sits under TLS and WebSocket framing, so the layers above see either
+// the bytes that had arrived or errWoken, and never wait.
+type wakeConn struct {
+	*net.TCPConn
+	mu    sync.Mutex // orders wake against SetReadDeadline
+	woken atomic.Bool
+}
+
+// errWoken ends a woken reader's read once nothing more had arrived.
+var errWoken = errors.New("connection ended by the hub")
+
+// aLongTimeAgo is a read deadline that has passed: it wakes a blocked Read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func newWakeConn(c *net.TCPConn) *wakeConn { return &wakeConn{TCPConn: c} }
+
+// wake makes the reader's current or next Read return what has arrived
+// and then errWoken. Safe from any goroutine, more than once.
+func (c *wakeConn) wake() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.woken.Swap(true) {
+		return
+	}
+	_ = c.TCPConn.SetReadDeadline(aLongTimeAgo)
+}
+
+func (c *wakeConn) Read(p []byte) (int, error) {
+	if !c.woken.Load() {
+		n, err := c.TCPConn.Read(p)
+		if err == nil || n > 0 || !c.woken.Load() {
+			return n, err
+		}
+	}
+	return c.drain(p)
+}
+
+// SetReadDeadline keeps a woken connection's deadline in the past, so a
+// reader that resets its keep-alive deadline cannot sleep through a wake.
+func (c *wakeConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.woken.Load() {
+		return nil
+	}
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+func (c *wakeConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.TCPConn.SetWriteDeadline(t)
+}
+
+// wakeConnOf finds the wakeConn under a TLS or WebSocket connection.
+func wakeConnOf(c net.Conn) *wakeConn {
+	for c != nil {
+		if w, ok := c.(*wakeConn); ok {
+			return w
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+	return nil
+}
+
+// WakeListener wraps ln so that its TCP connections can be woken; the hub
+// wraps its HTTPS listener with it, so MQTT over WebSockets sessions end
+// like the others.
+func WakeListener(ln net.Listener) net.Listener { return wakeListener{ln} }
+
+type wakeListener struct{ net.Listener }
+
+func (l wakeListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		return newWakeConn(tc), nil
+	}
+	return c, err
+}

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package broker
+
+// drain cannot read without waiting here: a woken connection ends with
+// what its reader had already read.
+func (c *wakeConn) drain([]byte) (int, error) { return 0, errWoken }
