@@ -95,6 +95,9 @@ func (s *session) serve(tlsConf *tls.Config) {
 	if !ok {
 		_ = s.conn.Close()
 		s.rd.close()
+		if s.ps == nil { // never connected: nothing for end to record
+			close(s.ended)
+		}
 		b.wg.Done()
 		return
 	}
