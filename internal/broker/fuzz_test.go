@@ -44,7 +44,7 @@ func FuzzSession(f *testing.F) {
 		Devices: func(id string) ([2]string, bool, bool) {
 			return [2]string{testKey, ""}, true, strings.HasPrefix(id, "d")
 		},
-		Policies:  func(string) ([2]string, bool, bool) { return [2]string{}, false, false },
+		Policies: func(string) ([2]string, bool, bool) { return [2]string{}, false, false },
 		Telemetry: func(_ telemetry.Message, stored func(error)) {
 			if stored != nil {
 				stored(nil)
