@@ -251,8 +251,8 @@ func TestDisableAndDeleteDisconnect(t *testing.T) {
 	}
 }
 
-// The regression test for mochi's duplicate-session race (deps.md §1.4):
-// 5 simultaneous CONNECTs for each of 100 ids leave exactly 100 live.
+// 5 simultaneous CONNECTs for each of 100 ids leave exactly 100 live
+// (through the whole hub; internal/broker checks the event order too).
 func TestSimultaneousConnectsLeaveOnePerDevice(t *testing.T) {
 	h := startHub(t)
 	const ids, per = 100, 5
@@ -370,8 +370,8 @@ func TestShutdownRecordsServerShutdown(t *testing.T) {
 func devName(i int) string { return "dev-" + string(rune('a'+i/26)) + string(rune('a'+i%26)) }
 
 // TestResetBeforeConnackEndsTheSession: a client that sends CONNECT and
-// resets the socket at once makes the CONNACK write fail, after which mochi
-// calls no more hooks. The hub still records connect then disconnect
+// resets the socket at once makes the CONNACK write fail. The hub still
+// records connect then disconnect
 // (the connect is journalled before the CONNACK is sent), drops the live
 // session and lets the device reconnect at once.
 func TestResetBeforeConnackEndsTheSession(t *testing.T) {

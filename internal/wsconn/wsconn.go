@@ -73,8 +73,8 @@ func (c *Conn) RemoteAddr() net.Addr              { return c.ws.RemoteAddr() }
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
 
 // SetWriteDeadline is serialised with writes: gorilla reads its write
-// deadline inside WriteMessage (mochi sets deadlines from the read
-// goroutine while its write loop runs).
+// deadline inside WriteMessage (the broker sets deadlines from whichever
+// goroutine writes).
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
