@@ -2,10 +2,8 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -51,14 +49,11 @@ func (f *telemetryFeed) Subscribe(ctx context.Context, deviceID string, fn func(
 	return ctx.Err()
 }
 
+// decodeTelemetry is the API's view of a journal message. A header the
+// codec cannot read leaves its field zero: the feed still shows the
+// payload.
 func decodeTelemetry(m *nats.Msg) api.TelemetryMessage {
-	t := api.TelemetryMessage{Payload: m.Data, DeviceID: m.Header.Get(journal.HeaderDeviceID)}
-	t.EnqueuedTime, _ = time.Parse(time.RFC3339Nano, m.Header.Get(journal.HeaderEnqueuedTime))
-	if p := m.Header.Get(journal.HeaderProperties); p != "" {
-		_ = json.Unmarshal([]byte(p), &t.Properties)
-	}
-	if p := m.Header.Get(journal.HeaderSystemProperties); p != "" {
-		_ = json.Unmarshal([]byte(p), &t.SystemProperties)
-	}
-	return t
+	t, _ := journal.DecodeTelemetry(m.Subject, m.Header, m.Data)
+	return api.TelemetryMessage{DeviceID: t.DeviceID, EnqueuedTime: t.EnqueuedTime, Payload: t.Payload,
+		Properties: t.Properties, SystemProperties: t.SystemProperties}
 }

@@ -205,12 +205,7 @@ func (a *App) tlsConfig() (*tls.Config, error) {
 
 // journalConnEvent is presence's sink: one ordered queue into the journal.
 func (a *App) journalConnEvent(ev presence.ConnectionEvent) {
-	err := a.publisher.Publish(journal.Msg{
-		Subject: journal.ConnSubject(ev.DeviceID, string(ev.Kind)),
-		ID:      ev.ID,
-		Encode:  func() ([]byte, error) { return json.Marshal(ev) },
-		Done:    ev.Recorded,
-	})
+	err := a.publisher.Publish(journal.ConnectionEventMsg(ev))
 	if err != nil {
 		a.log.Error("connection event lost: journal closed", "device", ev.DeviceID, "kind", ev.Kind, "err", err)
 		if ev.Recorded != nil {
@@ -238,18 +233,7 @@ func (a *App) journalTelemetry(m telemetry.Message, stored func(error)) {
 }
 
 func telemetryHeader(m telemetry.Message) nats.Header {
-	h := nats.Header{}
-	h.Set(journal.HeaderEnqueuedTime, m.EnqueuedTime.Format(time.RFC3339Nano))
-	h.Set(journal.HeaderDeviceID, m.DeviceID)
-	if len(m.Properties) > 0 {
-		b, _ := json.Marshal(m.Properties)
-		h.Set(journal.HeaderProperties, string(b))
-	}
-	if len(m.SystemProperties) > 0 {
-		b, _ := json.Marshal(m.SystemProperties)
-		h.Set(journal.HeaderSystemProperties, string(b))
-	}
-	return h
+	return journal.TelemetryHeader(m)
 }
 
 // onRegistryChange journals the change and disconnects a device that was

@@ -9,7 +9,6 @@ import (
 
 	"github.com/tether-hub/tether/internal/events"
 	"github.com/tether-hub/tether/internal/journal"
-	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/registry"
 )
 
@@ -41,8 +40,7 @@ func (t *eventTail) Tail(ctx context.Context, deviceID string, types []string, f
 		}
 	}
 	handle := func(m *nats.Msg) {
-		var ce presence.ConnectionEvent
-		if json.Unmarshal(m.Data, &ce) == nil {
+		if ce, err := journal.DecodeConnectionEvent(m.Data); err == nil {
 			if e, ok := events.FromConnection(t.res, ce, events.Marks{TokenRenewal: ce.TokenRenewal}); ok {
 				emit(e)
 			}

@@ -2,9 +2,9 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
+	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/presence"
 )
 
@@ -16,8 +16,12 @@ import (
 func (a *App) recordOrphans(ctx context.Context) error {
 	n := 0
 	err := a.journal.LastConnState(ctx, func(data []byte) {
-		var ev presence.ConnectionEvent
-		if json.Unmarshal(data, &ev) != nil || ev.Kind != presence.Connected {
+		ev, err := journal.DecodeConnectionEvent(data)
+		if err != nil {
+			a.log.Warn("cannot tell whether the last run left this session open", "err", err)
+			return
+		}
+		if ev.Kind != presence.Connected {
 			return
 		}
 		a.presence.Orphaned(ev)

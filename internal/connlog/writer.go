@@ -444,7 +444,7 @@ func sourceID(m jetstream.Msg) string {
 }
 
 func (w *Writer) decodeConnectionEvent(m jetstream.Msg) ([]Record, error) {
-	e, err := unmarshalConnectionEvent(m.Data())
+	e, err := journal.DecodeConnectionEvent(m.Data())
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // LastConnState calls fn with the newest connected or disconnected event
-// of every device in TETHER_CONN (raw JSON), read with an ordered consumer
+// of every device in TETHER_CONN (its payload, for DecodeConnectionEvent), read with an ordered consumer
 // that delivers the last message per subject. The hub uses it at start to
 // find sessions a crash left open.
 func (j *Journal) LastConnState(ctx context.Context, fn func(data []byte)) error {

@@ -203,21 +203,6 @@ func TestStorePersistsAndRetains(t *testing.T) {
 	}
 }
 
-func TestAuthFailureReason(t *testing.T) {
-	for detail, want := range map[string]string{
-		"SAS token expired at 2026-01-01T00:00:00Z":                          "token-expired",
-		"SAS token signature does not match":                                 "bad-signature",
-		"IotHub 'h' does not contain the specified device 'd'":               "device-not-found",
-		"device 'd' is disabled":                                             "device-disabled",
-		"malformed MQTT username: expected {host}/{deviceId}/?api-version=…": "bad-username",
-		"something new": "other",
-	} {
-		if got := AuthFailureReason(detail); got != want {
-			t.Errorf("%q: %s, want %s", detail, got, want)
-		}
-	}
-}
-
 // Within a second, a later Tick replaces the gauge (the sample of a
 // second is the last value taken in it); the second is written once.
 func TestTickRefreshesOpenSecond(t *testing.T) {

@@ -38,6 +38,28 @@ const (
 	ReasonServerError    Reason = "server-error"    // refused: the hub could not decide
 )
 
+// AuthFailure is the typed cause of a refusal with ReasonAuthFailed: the
+// Reason dimension of the deviceAuthFailures metric, low-cardinality.
+type AuthFailure string
+
+const (
+	AuthNone                     AuthFailure = ""
+	AuthTokenExpired             AuthFailure = "token-expired"
+	AuthBadSignature             AuthFailure = "bad-signature" // wrong key, or none to verify with
+	AuthMalformedToken           AuthFailure = "malformed-token"
+	AuthDeviceNotFound           AuthFailure = "device-not-found"
+	AuthDeviceDisabled           AuthFailure = "device-disabled"
+	AuthBadUsername              AuthFailure = "bad-username"
+	AuthWrongHub                 AuthFailure = "wrong-hub"
+	AuthClientIDMismatch         AuthFailure = "client-id-mismatch"
+	AuthModuleNotSupported       AuthFailure = "module-not-supported"
+	AuthNoToken                  AuthFailure = "no-token"
+	AuthWrongResource            AuthFailure = "wrong-resource"
+	AuthUnknownPolicy            AuthFailure = "unknown-policy"
+	AuthPolicyLacksDeviceConnect AuthFailure = "policy-lacks-device-connect"
+	AuthOther                    AuthFailure = "other" // none of the above
+)
+
 // Result is an IoT Hub error code with its name, as the Connections log shows
 // them (ResultType, ResultDescription).
 type Result struct {
@@ -75,6 +97,9 @@ type ConnectionEvent struct {
 	Sequence string `json:"sequenceNumber,omitempty"`
 	Reason   Reason `json:"reason,omitempty"`
 	Result   Result `json:"result"`
+	// AuthFailure is set on refusals with ReasonAuthFailed. Events that
+	// predate it are given one from Detail when the journal decodes them.
+	AuthFailure AuthFailure `json:"authFailure,omitempty"`
 	// Detail is a human explanation (e.g. "token expired at …").
 	Detail string `json:"detail,omitempty"`
 	// Protocol is "MQTT" or "MQTT-WS"; ProtocolVersion 3, 4 (3.1.1) or 5.

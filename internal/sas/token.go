@@ -129,12 +129,13 @@ func truncate(s string) string {
 }
 
 // Verify checks the signature with key (base64, as in connection strings)
-// and the expiry against now. It returns ErrSignature or ErrExpired wrapped
-// in a *TokenError, or an error if the key is not base64.
+// and the expiry against now. Every error is a *TokenError wrapping
+// ErrSignature or ErrExpired, so callers decide with errors.Is. A key that
+// is not base64 verifies nothing: ErrSignature.
 func (t Token) Verify(key string, now time.Time) error {
 	raw, err := base64.StdEncoding.DecodeString(key)
 	if err != nil {
-		return fmt.Errorf("shared access key is not base64: %w", err)
+		return &TokenError{Err: ErrSignature, Detail: "shared access key is not base64: " + err.Error()}
 	}
 	want := mac(raw, t.RawResource, t.Expiry.Unix())
 	got, err := base64.StdEncoding.DecodeString(t.Signature)

@@ -38,6 +38,39 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	}
 }
 
+// TestVerifyErrorsAreTyped: every Verify error is a *TokenError wrapping
+// one sentinel, so callers classify with errors.Is, never the text.
+func TestVerifyErrorsAreTyped(t *testing.T) {
+	exp := time.Unix(1900000000, 0)
+	tok, _ := Sign("hub.example/devices/d", testKey, "", exp)
+	p, _ := Parse(tok)
+	other := "b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXktMzI="
+	for _, tc := range []struct {
+		name string
+		key  string
+		now  time.Time
+		want error
+	}{
+		{"expired", testKey, exp.Add(time.Second), ErrExpired},
+		{"wrong key", other, exp.Add(-time.Second), ErrSignature},
+		{"key not base64", "not base64!", exp.Add(-time.Second), ErrSignature},
+	} {
+		err := p.Verify(tc.key, tc.now)
+		var te *TokenError
+		if !errors.Is(err, tc.want) || !errors.As(err, &te) {
+			t.Errorf("%s: %v, want a *TokenError wrapping %v", tc.name, err, tc.want)
+		}
+		for _, s := range []error{ErrExpired, ErrSignature, ErrMalformed} {
+			if s != tc.want && errors.Is(err, s) {
+				t.Errorf("%s: %v also is %v", tc.name, err, s)
+			}
+		}
+	}
+	if _, err := Parse("SharedAccessSignature sr=x"); !errors.Is(err, ErrMalformed) {
+		t.Errorf("parse: %v, want ErrMalformed", err)
+	}
+}
+
 // A token exactly as the Node SDK builds it (field order sr, sig, se, and
 // sig with %2B/%2F/%3D escapes) verifies against the raw sr text.
 func TestVerifyUsesRawResource(t *testing.T) {

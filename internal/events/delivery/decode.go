@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"encoding/json"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -11,15 +10,6 @@ import (
 	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/registry"
-	"github.com/tether-hub/tether/internal/telemetry"
-)
-
-// Telemetry headers: the journal's names.
-const (
-	headerEnqueuedTime     = journal.HeaderEnqueuedTime
-	headerDeviceID         = journal.HeaderDeviceID
-	headerProperties       = journal.HeaderProperties
-	headerSystemProperties = journal.HeaderSystemProperties
 )
 
 // connInfo is what the renewal filter needs of a connection event.
@@ -59,8 +49,8 @@ func (r *runner) decode(idx int, k streamKind, msg jetstream.Msg) item {
 	res := r.e.o.Resource
 	switch k {
 	case streamConn:
-		var ce presence.ConnectionEvent
-		if it.err = json.Unmarshal(msg.Data(), &ce); it.err != nil {
+		ce, err := journal.DecodeConnectionEvent(msg.Data())
+		if it.err = err; err != nil {
 			return it
 		}
 		it.dev = ce.DeviceID
@@ -76,20 +66,11 @@ func (r *runner) decode(idx int, k streamKind, msg jetstream.Msg) item {
 		it.ev, it.ok = events.FromChange(res, c)
 	case streamTelemetry:
 		h := msg.Headers()
-		m := telemetry.Message{DeviceID: h.Get(headerDeviceID), Payload: msg.Data()}
-		if m.DeviceID == "" {
-			tok := strings.TrimPrefix(msg.Subject(), journal.TelemetryPrefix)
-			m.DeviceID, _ = journal.DecodeToken(tok)
-		}
-		m.EnqueuedTime, _ = time.Parse(time.RFC3339Nano, h.Get(headerEnqueuedTime))
+		// A header the codec cannot read leaves its field zero; the
+		// device's payload is still delivered.
+		m, _ := journal.DecodeTelemetry(msg.Subject(), h, msg.Data())
 		if m.EnqueuedTime.IsZero() {
 			m.EnqueuedTime = it.published
-		}
-		if p := h.Get(headerProperties); p != "" {
-			_ = json.Unmarshal([]byte(p), &m.Properties)
-		}
-		if p := h.Get(headerSystemProperties); p != "" {
-			_ = json.Unmarshal([]byte(p), &m.SystemProperties)
 		}
 		src := h.Get(jetstream.MsgIDHeader)
 		if src == "" {

@@ -166,8 +166,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if kind == presence.Disconnected {
 			ce.Reason, ce.Result = presence.ReasonNetwork, presence.ResultClosedRemotely
 		}
-		if err := pub.Publish(journal.Msg{Subject: journal.ConnSubject(devID, string(kind)), ID: ce.ID,
-			Encode: func() ([]byte, error) { return json.Marshal(ce) }}); err != nil {
+		if err := pub.Publish(journal.ConnectionEventMsg(ce)); err != nil {
 			return Result{}, err
 		}
 	}

@@ -1,7 +1,8 @@
-package connlog
+package journal
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -53,7 +54,9 @@ func TestDecodeKnowsEveryField(t *testing.T) {
 // json.Unmarshal's result.
 func TestDecodeFastPath(t *testing.T) {
 	full := fullEvent()
-	for _, e := range []presence.ConnectionEvent{full, {}, {ID: "r", Kind: presence.Refused, Time: full.Time}} {
+	refused := presence.ConnectionEvent{ID: "r", Kind: presence.Refused, Time: full.Time, Reason: presence.ReasonAuthFailed,
+		AuthFailure: presence.AuthTokenExpired, Result: presence.ResultUnauthorized}
+	for _, e := range []presence.ConnectionEvent{full, {}, refused} {
 		data, err := json.Marshal(e)
 		if err != nil {
 			t.Fatal(err)
@@ -69,12 +72,18 @@ func TestDecodeFastPath(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("fast path:\n got %+v\nwant %+v", got, want)
 		}
+		var sum summaryJSON
+		d := eventDecoder{b: data}
+		if _, ok := d.summary(&sum); !ok {
+			t.Fatalf("the summary's fast path gave up on %s", data)
+		}
 	}
 }
 
-// FuzzDecodeConnectionEvent: for any input, unmarshalConnectionEvent
-// returns what json.Unmarshal returns, and when the fast path takes the
-// input, json.Unmarshal accepts it and agrees.
+// FuzzDecodeConnectionEvent: for any input, parseConnectionEvent returns
+// what json.Unmarshal returns, and when the fast path takes the input,
+// json.Unmarshal accepts it and agrees; the same for parseSummary; and
+// an event that decodes has the summary of its fields.
 func FuzzDecodeConnectionEvent(f *testing.F) {
 	full, _ := json.Marshal(fullEvent())
 	f.Add(full)
@@ -84,10 +93,12 @@ func FuzzDecodeConnectionEvent(f *testing.F) {
 	f.Add([]byte(`{"time":null,"keepAlive":65536,"cleanSession":true,"extra":[1,2]}`))
 	f.Add([]byte(`{"id":"a",}`))
 	f.Add([]byte(`{"id":"a"} x`))
+	f.Add([]byte(`{"kind":"refused","reason":"auth-failed","detail":"device 'd' is disabled","hub":7,"cleanSession":"x"}`))
+	f.Add([]byte(`{"kind":"refused","reason":"auth-failed","authFailure":"wrong-hub","KIND":"connected"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var want presence.ConnectionEvent
 		wantErr := json.Unmarshal(data, &want)
-		got, err := unmarshalConnectionEvent(data)
+		got, err := parseConnectionEvent(data)
 		if (err == nil) != (wantErr == nil) {
 			t.Fatalf("%q: error %v, json.Unmarshal's %v", data, err, wantErr)
 		}
@@ -102,6 +113,36 @@ func FuzzDecodeConnectionEvent(f *testing.F) {
 			if !reflect.DeepEqual(fast, want) {
 				t.Fatalf("%q: fast path\n got %+v\nwant %+v", data, fast, want)
 			}
+		}
+
+		var wantSum summaryJSON
+		wantSumErr := json.Unmarshal(data, &wantSum)
+		if wantSumErr == nil && needsAuthFailure(wantSum.Kind, wantSum.Reason, wantSum.AuthFailure) {
+			wantSum.AuthFailure = legacyAuthFailure([]byte(wantSum.Detail))
+		}
+		sum, sumErr := parseSummary(data)
+		if (sumErr == nil) != (wantSumErr == nil) {
+			t.Fatalf("%q: summary error %v, json.Unmarshal's %v", data, sumErr, wantSumErr)
+		}
+		if sumErr == nil {
+			sum.Detail = wantSum.Detail // the fast path does not keep it
+			if !reflect.DeepEqual(sum, wantSum) {
+				t.Fatalf("%q: summary\n got %+v\nwant %+v", data, sum, wantSum)
+			}
+		}
+
+		ev, evErr := DecodeConnectionEvent(data)
+		s, sErr := DecodeConnectionSummary(data)
+		if evErr == nil {
+			if sErr != nil {
+				t.Fatalf("%q: the event decodes, its summary does not: %v", data, sErr)
+			}
+			if want := (ConnectionSummary{Kind: ev.Kind, Time: ev.Time, Reason: ev.Reason, Result: ev.Result,
+				Protocol: ev.Protocol, AuthFailure: ev.AuthFailure}); !reflect.DeepEqual(s, want) {
+				t.Fatalf("%q: summary\n got %+v\nwant %+v", data, s, want)
+			}
+		} else if !errors.Is(evErr, ErrMalformed) {
+			t.Fatalf("%q: error %v does not wrap ErrMalformed", data, evErr)
 		}
 	})
 }
