@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 
 	"github.com/tether-hub/tether/internal/broker"
 	"github.com/tether-hub/tether/internal/certs"
@@ -218,22 +217,14 @@ func (a *App) journalConnEvent(ev presence.ConnectionEvent) {
 // called once the journal stored the message, and only then does the
 // device get its PUBACK.
 func (a *App) journalTelemetry(m telemetry.Message, stored func(error)) {
-	err := a.publisher.Publish(journal.Msg{
-		Subject: journal.TelemetrySubject(m.DeviceID),
-		Data:    m.Payload,
-		Header:  telemetryHeader(m),
-		Done:    stored,
-	})
-	if err != nil {
+	msg := journal.TelemetryMsg(m)
+	msg.Done = stored
+	if err := a.publisher.Publish(msg); err != nil {
 		a.log.Warn("telemetry dropped: journal closed", "device", m.DeviceID)
 		if stored != nil {
 			stored(err)
 		}
 	}
-}
-
-func telemetryHeader(m telemetry.Message) nats.Header {
-	return journal.TelemetryHeader(m)
 }
 
 // onRegistryChange journals the change and disconnects a device that was

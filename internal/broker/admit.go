@@ -35,7 +35,7 @@ func (s *session) admit(pk *packets.Packet) *refusal {
 	}
 	if pk.Connect.WillFlag {
 		if routePublish(id.deviceID, pk.Connect.WillTopic) != routeTelemetry {
-			return authRefusal(packets.ErrNotAuthorized, "the will topic %q is not this device's telemetry topic devices/%s/messages/events/", pk.Connect.WillTopic, id.deviceID)
+			return authRefusal(presence.AuthOther, packets.ErrNotAuthorized, "the will topic %q is not this device's telemetry topic devices/%s/messages/events/", pk.Connect.WillTopic, id.deviceID)
 		}
 		_, _, props, sys, err := telemetry.ParseEventsTopic(strings.Clone(pk.Connect.WillTopic))
 		if err != nil {
@@ -104,7 +104,7 @@ func (s *session) refuse(pk *packets.Packet, ref *refusal) {
 	ev := presence.ConnectionEvent{
 		DeviceID: s.id.deviceID, ModuleID: s.id.moduleID, SDKVersion: s.id.sdkVersion,
 		Protocol: s.protocol, ProtocolVersion: s.version, MaskedIP: maskIP(s.remote),
-		Reason: ref.reason, Result: ref.result, Detail: ref.detail,
+		Reason: ref.reason, Result: ref.result, Detail: ref.detail, AuthFailure: ref.auth,
 		CleanSession: s.cleanStart, KeepAliveSeconds: s.keepAlive,
 	}
 	if pk != nil {

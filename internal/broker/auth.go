@@ -25,17 +25,33 @@ type refusal struct {
 	v3, v5 packets.Code
 	reason presence.Reason
 	result presence.Result
+	auth   presence.AuthFailure // set for ReasonAuthFailed
 	detail string
 }
 
 func (r *refusal) Error() string { return r.detail }
 
-func authRefusal(v5 packets.Code, detail string, a ...any) *refusal {
+func authRefusal(f presence.AuthFailure, v5 packets.Code, detail string, a ...any) *refusal {
 	return &refusal{
 		v3: packets.Err3NotAuthorized, v5: v5,
-		reason: presence.ReasonAuthFailed, result: presence.ResultUnauthorized,
+		reason: presence.ReasonAuthFailed, result: presence.ResultUnauthorized, auth: f,
 		detail: fmt.Sprintf(detail, a...),
 	}
+}
+
+// tokenRefusal refuses a token that did not parse or verify, typed by the
+// sas package's sentinel errors.
+func tokenRefusal(err error) *refusal {
+	f := presence.AuthOther
+	switch {
+	case errors.Is(err, sas.ErrExpired):
+		f = presence.AuthTokenExpired
+	case errors.Is(err, sas.ErrSignature):
+		f = presence.AuthBadSignature
+	case errors.Is(err, sas.ErrMalformed):
+		f = presence.AuthMalformedToken
+	}
+	return authRefusal(f, packets.ErrBadUsernameOrPassword, "%v", err)
 }
 
 // protocolRefusal refuses a CONNECT the protocol does not allow (400000).
@@ -62,11 +78,11 @@ func (b *Broker) authenticate(clientID string, username, password []byte, now ti
 	var id identity
 	u, err := sas.ParseUsername(string(username))
 	if err != nil {
-		return id, authRefusal(packets.ErrBadUsernameOrPassword, "%v", err)
+		return id, authRefusal(presence.AuthBadUsername, packets.ErrBadUsernameOrPassword, "%v", err)
 	}
 	id.deviceID, id.moduleID, id.sdkVersion = u.DeviceID, u.ModuleID, u.DeviceClientType
 	if u.Host != b.opts.HubName {
-		return id, authRefusal(packets.ErrBadUsernameOrPassword, "username names hub %q, this hub is %q", u.Host, b.opts.HubName)
+		return id, authRefusal(presence.AuthWrongHub, packets.ErrBadUsernameOrPassword, "username names hub %q, this hub is %q", u.Host, b.opts.HubName)
 	}
 	wantClient := u.DeviceID
 	if u.ModuleID != "" {
@@ -75,59 +91,59 @@ func (b *Broker) authenticate(clientID string, username, password []byte, now ti
 	if clientID != wantClient {
 		return id, &refusal{
 			v3: packets.Err3ClientIdentifierNotValid, v5: packets.ErrClientIdentifierNotValid,
-			reason: presence.ReasonAuthFailed, result: presence.ResultUnauthorized,
+			reason: presence.ReasonAuthFailed, result: presence.ResultUnauthorized, auth: presence.AuthClientIDMismatch,
 			detail: fmt.Sprintf("client id %q does not match the device id %q in the username", clientID, wantClient),
 		}
 	}
 	if u.ModuleID != "" {
-		return id, authRefusal(packets.ErrNotAuthorized, "module identities are not supported (module %q)", u.ModuleID)
+		return id, authRefusal(presence.AuthModuleNotSupported, packets.ErrNotAuthorized, "module identities are not supported (module %q)", u.ModuleID)
 	}
 	if len(password) == 0 {
-		return id, authRefusal(packets.ErrBadUsernameOrPassword, "no password: a SAS token is required (X.509 is not supported)")
+		return id, authRefusal(presence.AuthNoToken, packets.ErrBadUsernameOrPassword, "no password: a SAS token is required (X.509 is not supported)")
 	}
 	tok, err := sas.Parse(string(password))
 	if err != nil {
-		return id, authRefusal(packets.ErrBadUsernameOrPassword, "%v", err)
+		return id, tokenRefusal(err)
 	}
 	want := sas.DeviceResource(b.opts.HubName, u.DeviceID)
 	var keys [2]string
 	if tok.KeyName == "" {
 		if tok.Resource != want {
-			return id, authRefusal(packets.ErrNotAuthorized, "token is for %q, not %q", tok.Resource, want)
+			return id, authRefusal(presence.AuthWrongResource, packets.ErrNotAuthorized, "token is for %q, not %q", tok.Resource, want)
 		}
 		var enabled, found bool
 		keys, enabled, found = b.opts.Devices(u.DeviceID)
 		if !found {
 			// The token cannot be checked without the device's key.
-			return id, authRefusal(packets.ErrNotAuthorized, "IotHub '%s' does not contain the specified device '%s'", b.opts.HubName, u.DeviceID)
+			return id, authRefusal(presence.AuthDeviceNotFound, packets.ErrNotAuthorized, "IotHub '%s' does not contain the specified device '%s'", b.opts.HubName, u.DeviceID)
 		}
 		if err := verifyEither(tok, keys, now); err != nil {
-			return id, authRefusal(packets.ErrBadUsernameOrPassword, "%v", err)
+			return id, tokenRefusal(err)
 		}
 		if !enabled {
-			return id, authRefusal(packets.ErrNotAuthorized, "device '%s' is disabled", u.DeviceID)
+			return id, authRefusal(presence.AuthDeviceDisabled, packets.ErrNotAuthorized, "device '%s' is disabled", u.DeviceID)
 		}
 		id.authType = "sas"
 	} else {
 		if !segmentPrefix(tok.Resource, want) {
-			return id, authRefusal(packets.ErrNotAuthorized, "token is for %q, which does not cover %q", tok.Resource, want)
+			return id, authRefusal(presence.AuthWrongResource, packets.ErrNotAuthorized, "token is for %q, which does not cover %q", tok.Resource, want)
 		}
 		pkeys, deviceConnect, found := b.opts.Policies(tok.KeyName)
 		if !found {
-			return id, authRefusal(packets.ErrNotAuthorized, "no shared access policy named '%s'", tok.KeyName)
+			return id, authRefusal(presence.AuthUnknownPolicy, packets.ErrNotAuthorized, "no shared access policy named '%s'", tok.KeyName)
 		}
 		if err := verifyEither(tok, pkeys, now); err != nil {
-			return id, authRefusal(packets.ErrBadUsernameOrPassword, "%v", err)
+			return id, tokenRefusal(err)
 		}
 		if !deviceConnect {
-			return id, authRefusal(packets.ErrNotAuthorized, "Authorization rule '%s' does not allow access for '%s' (needs DeviceConnect)", tok.KeyName, want)
+			return id, authRefusal(presence.AuthPolicyLacksDeviceConnect, packets.ErrNotAuthorized, "Authorization rule '%s' does not allow access for '%s' (needs DeviceConnect)", tok.KeyName, want)
 		}
 		_, enabled, found := b.opts.Devices(u.DeviceID)
 		if !found {
-			return id, authRefusal(packets.ErrNotAuthorized, "IotHub '%s' does not contain the specified device '%s'", b.opts.HubName, u.DeviceID)
+			return id, authRefusal(presence.AuthDeviceNotFound, packets.ErrNotAuthorized, "IotHub '%s' does not contain the specified device '%s'", b.opts.HubName, u.DeviceID)
 		}
 		if !enabled {
-			return id, authRefusal(packets.ErrNotAuthorized, "device '%s' is disabled", u.DeviceID)
+			return id, authRefusal(presence.AuthDeviceDisabled, packets.ErrNotAuthorized, "device '%s' is disabled", u.DeviceID)
 		}
 		id.authType = "policy:" + tok.KeyName
 	}
@@ -152,7 +168,7 @@ func verifyEither(tok sas.Token, keys [2]string, now time.Time) error {
 		}
 	}
 	if first == nil {
-		first = fmt.Errorf("no key to verify the token with")
+		first = fmt.Errorf("%w: no key to verify the token with", sas.ErrSignature)
 	}
 	return first
 }

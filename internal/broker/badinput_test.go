@@ -109,6 +109,9 @@ func TestRefusedBeforeSession(t *testing.T) {
 				}
 				return len(h.evs) > 0
 			})
+			if tc.reason == presence.ReasonAuthFailed && ev.AuthFailure == presence.AuthNone {
+				t.Errorf("auth refusal without a typed AuthFailure: %q", ev.Detail)
+			}
 			if ev.Kind != presence.Refused || ev.Reason != tc.reason || ev.Result.Type != tc.result || !strings.Contains(ev.Detail, tc.detail) || ev.MaskedIP != "127.0.0.XXX" {
 				t.Errorf("recorded %s %s %s %q %q; want refused %s %s containing %q", ev.Kind, ev.Reason, ev.Result.Type, ev.Detail, ev.MaskedIP, tc.reason, tc.result, tc.detail)
 			}

@@ -7,8 +7,8 @@ import (
 )
 
 // legacyAuthFailures classify an auth-failed refusal that carries no
-// AuthFailure: every event the journal stored before the field existed,
-// and every event of a broker that does not set it yet. Such an event has
+// AuthFailure: every event the journal stored before the broker set the
+// field (before 2026-12-06). Such an event has
 // its cause only as text (Detail), written by internal/broker and
 // internal/sas; these are the phrases of that text. The first match wins.
 // Nothing outside this file looks at Detail to decide a cause.
