@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -60,24 +59,9 @@ func TestCrashDuringReconnectStormDeliversEveryConnectionEvent(t *testing.T) {
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	t0 := time.Now()
-	phase := func(format string, a ...any) {
-		t.Logf("%6.1fs  %s", time.Since(t0).Seconds(), fmt.Sprintf(format, a...))
-	}
+	phase := phaseLogger(t)
 
-	bin := tetherBinary(t)
-	phase("built %s", bin)
-	h := newHub(t, bin, filepath.Join(t.TempDir(), "data"))
-	h.start()
-	a := h.api()
-	devs, err := newDevices("localhost", "crash", nDevices)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.createDevices(ctx, devs, 32); err != nil {
-		t.Fatal(err)
-	}
-	phase("hub up, %d devices created", nDevices)
+	h, a, devs := startHubWithDevices(ctx, t, phase, "crash", nDevices)
 
 	rc := startReceiver(t)
 	code, sub, err := a.createSubscription(ctx, map[string]any{
@@ -259,13 +243,7 @@ type evKey struct{ dev, seq string }
 func checkCrashRun(t *testing.T, devs []*device, journal []journalEvent, rc *receiver, logs map[string][]logRecord, epoch2 string) {
 	t.Helper()
 	const show = 10 // examples per problem
-	sample := func(xs []string) string {
-		slices.Sort(xs)
-		if len(xs) > show {
-			return strings.Join(xs[:show], "; ") + fmt.Sprintf("; … (%d in all)", len(xs))
-		}
-		return strings.Join(xs, "; ")
-	}
+	sample := func(xs []string) string { return firstFew(xs, show) }
 
 	// 1. The journal: the truth.
 	truth := map[evKey]journalEvent{}

@@ -102,6 +102,26 @@ func joinLines(ls []string) string {
 	return out
 }
 
+// startHubWithDevices builds the binary, starts a hub on a fresh data dir
+// and registers n devices named prefix-NNNN (newDevices, hub "localhost").
+func startHubWithDevices(ctx context.Context, t *testing.T, phase func(string, ...any), prefix string, n int) (*hubProc, *api, []*device) {
+	t.Helper()
+	bin := tetherBinary(t)
+	phase("built %s", bin)
+	h := newHub(t, bin, filepath.Join(t.TempDir(), "data"))
+	h.start()
+	a := h.api()
+	devs, err := newDevices("localhost", prefix, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.createDevices(ctx, devs, 32); err != nil {
+		t.Fatal(err)
+	}
+	phase("hub up, %d devices created", n)
+	return h, a, devs
+}
+
 // api is the hub's HTTPS API with the owner policy of the dev data dir.
 type api struct{ *hubclient.Client }
 

@@ -12,24 +12,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// journalEvent is a ConnectionEvent as the journal stores it (the JSON of
-// presence.ConnectionEvent on tether.conn.<device>.<kind>, stream
-// TETHER_CONN; internal/journal/doc.go documents the scheme).
-type journalEvent struct {
-	ID        string    `json:"id"`
-	Kind      string    `json:"kind"`
-	Time      time.Time `json:"time"`
-	DeviceID  string    `json:"deviceId"`
-	Sequence  string    `json:"sequenceNumber"`
-	Reason    string    `json:"reason"`
-	StreamSeq uint64    `json:"-"`
+// journalMsg is one message of a journal stream as JetStream stored it.
+type journalMsg struct {
+	Subject   string
+	Header    nats.Header
+	Data      []byte
+	StreamSeq uint64
 }
 
-// readConnJournal reads every message of stream TETHER_CONN from a
-// stopped hub's data dir, in stream order, by opening its JetStream store
-// with an embedded NATS server of the same version (in-process, no
-// listener). The hub must not be running on dataDir.
-func readConnJournal(ctx context.Context, dataDir string) ([]journalEvent, error) {
+// readJournal reads every message of stream whose subject matches filter
+// from a stopped hub's data dir, in stream order, by opening its
+// JetStream store with an embedded NATS server of the same version
+// (in-process, no listener). The hub must not be running on dataDir.
+func readJournal(ctx context.Context, dataDir, stream, filter string) ([]journalMsg, error) {
 	srv, err := server.NewServer(&server.Options{
 		ServerName: "tether-e2e-reader", DontListen: true, JetStream: true,
 		StoreDir: filepath.Join(dataDir, "jetstream"), NoSigs: true, NoLog: true,
@@ -54,20 +49,25 @@ func readConnJournal(ctx context.Context, dataDir string) ([]journalEvent, error
 	if err != nil {
 		return nil, err
 	}
-	st, err := js.Stream(ctx, "TETHER_CONN")
+	st, err := js.Stream(ctx, stream)
 	if err != nil {
-		return nil, fmt.Errorf("stream TETHER_CONN: %w", err)
+		return nil, fmt.Errorf("stream %s: %w", stream, err)
 	}
-	info, err := st.Info(ctx)
+	// The per-subject counts of the filter add up to the messages the
+	// consumer below will deliver.
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
 	if err != nil {
 		return nil, err
 	}
-	total := info.State.Msgs
-	var out []journalEvent
+	var total uint64
+	for _, n := range info.State.Subjects {
+		total += n
+	}
+	var out []journalMsg
 	if total == 0 {
 		return out, nil
 	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"tether.conn.>"}})
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
 	if err != nil {
 		return nil, err
 	}
@@ -79,21 +79,49 @@ func readConnJournal(ctx context.Context, dataDir string) ([]journalEvent, error
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			var ev journalEvent
-			if err := json.Unmarshal(m.Data(), &ev); err != nil {
-				return nil, fmt.Errorf("%s: %w", m.Subject(), err)
-			}
+			jm := journalMsg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}
 			if md, err := m.Metadata(); err == nil {
-				ev.StreamSeq = md.Sequence.Stream
+				jm.StreamSeq = md.Sequence.Stream
 			}
-			out = append(out, ev)
+			out = append(out, jm)
 		}
 		if err := batch.Error(); err != nil {
 			return nil, err
 		}
 		if n == 0 {
-			return nil, fmt.Errorf("journal read stalled at %d of %d messages", len(out), total)
+			return nil, fmt.Errorf("%s: read stalled at %d of %d messages", stream, len(out), total)
 		}
+	}
+	return out, nil
+}
+
+// journalEvent is a ConnectionEvent as the journal stores it (the JSON of
+// presence.ConnectionEvent on tether.conn.<device>.<kind>, stream
+// TETHER_CONN; internal/journal/doc.go documents the scheme).
+type journalEvent struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Time      time.Time `json:"time"`
+	DeviceID  string    `json:"deviceId"`
+	Sequence  string    `json:"sequenceNumber"`
+	Reason    string    `json:"reason"`
+	StreamSeq uint64    `json:"-"`
+}
+
+// readConnJournal reads every connection event of stream TETHER_CONN from
+// a stopped hub's data dir, in stream order (readJournal).
+func readConnJournal(ctx context.Context, dataDir string) ([]journalEvent, error) {
+	msgs, err := readJournal(ctx, dataDir, "TETHER_CONN", "tether.conn.>")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]journalEvent, 0, len(msgs))
+	for _, m := range msgs {
+		ev := journalEvent{StreamSeq: m.StreamSeq}
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Subject, err)
+		}
+		out = append(out, ev)
 	}
 	return out, nil
 }

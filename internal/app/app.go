@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	"github.com/tether-hub/tether/internal/broker"
 	"github.com/tether-hub/tether/internal/certs"
 	"github.com/tether-hub/tether/internal/journal"
