@@ -72,7 +72,8 @@ func readJournal(ctx context.Context, dataDir, stream, filter string) ([]journal
 		return nil, err
 	}
 	for uint64(len(out)) < total {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		// Never ask for more than is left: Fetch waits for the whole batch.
+		batch, err := cons.Fetch(int(min(1000, total-uint64(len(out)))), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return nil, err
 		}

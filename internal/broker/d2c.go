@@ -27,7 +27,7 @@ const d2cInflight = 64
 
 type d2cState struct {
 	inflight atomic.Int32
-	free     chan struct{} // signalled when the window opens again
+	free     chan struct{} // signalled when the window opens or the session is asked to end
 
 	mu      sync.Mutex
 	acks    []uint16 // stored, PUBACK not yet written
@@ -71,9 +71,8 @@ func (s *session) telemetry(pk *packets.Packet) (cause, bool) {
 func (s *session) acquireInflight() bool {
 	d := &s.d2c
 	for d.inflight.Load() >= d2cInflight {
-		select {
-		case <-d.free:
-		case <-s.stop:
+		<-d.free
+		if s.requested() != nil {
 			return false
 		}
 	}
@@ -101,10 +100,15 @@ func (s *session) stored(id uint16, err error) {
 		}
 	}
 	if d.inflight.Add(-1) == d2cInflight-1 {
-		select {
-		case d.free <- struct{}{}:
-		default:
-		}
+		d.signal()
+	}
+}
+
+// signal wakes a reader waiting in acquireInflight (at most one waits).
+func (d *d2cState) signal() {
+	select {
+	case d.free <- struct{}{}:
+	default:
 	}
 }
 

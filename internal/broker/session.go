@@ -65,7 +65,6 @@ type session struct {
 
 	endMu  sync.Mutex
 	endReq *cause        // why the hub asked the session to end
-	stop   chan struct{} // closed by requestEnd
 	ended  chan struct{} // closed once the end is recorded
 	expiry *time.Timer
 
@@ -74,7 +73,7 @@ type session struct {
 
 func (b *Broker) newSession(c net.Conn, wake *wakeConn, protocol, remote string) *session {
 	s := &session{b: b, conn: c, wake: wake, protocol: protocol, remote: remote,
-		stop: make(chan struct{}), ended: make(chan struct{}), receiveMax: c2dInflight}
+		ended: make(chan struct{}), receiveMax: c2dInflight}
 	s.d2c.free = make(chan struct{}, 1)
 	s.rd.init(c, b.maxPacket())
 	return s
@@ -186,6 +185,7 @@ func (s *session) establish() bool {
 		Recorded: func(err error) { recorded <- err },
 	}
 	b.opts.Presence.Connect(s.ps)
+	s.ps.Recorded = nil // presence has taken it; do not keep the channel for the session's life
 	t := time.NewTimer(recordWait)
 	select {
 	case err := <-recorded:
@@ -288,7 +288,7 @@ func (s *session) requestEnd(c cause) bool {
 		return false
 	}
 	s.endReq = &c
-	close(s.stop)
+	s.d2c.signal() // a reader waiting for the journal window
 	if s.wake == nil {
 		_ = s.conn.SetReadDeadline(aLongTimeAgo)
 	}
