@@ -28,7 +28,7 @@ import (
 // connection events it journals.
 type hub struct {
 	*app.App
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	events *eventLog
 }
@@ -44,7 +44,7 @@ func startHubIn(t *testing.T, dir string) *hub {
 }
 
 // startHubWith starts a hub whose config is adjusted by configure.
-func startHubWith(t *testing.T, dir string, configure func(*app.Config)) *hub {
+func startHubWith(t testing.TB, dir string, configure func(*app.Config)) *hub {
 	t.Helper()
 	level := slog.LevelWarn
 	if os.Getenv("TETHER_TEST_DEBUG") != "" {
@@ -157,7 +157,7 @@ func (h *hub) waitLogs(id string, n int) []connlog.Record {
 }
 
 // eventually retries f until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
+func eventually(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	delay := 5 * time.Millisecond
