@@ -1,0 +1,52 @@
+package broker
+
+import "testing"
+
+func TestRoutePublish(t *testing.T) {
+	cases := []struct {
+		topic string
+		want  publishRoute
+	}{
+		{"devices/d1/messages/events/", routeTelemetry},
+		{"devices/d1/messages/events", routeTelemetry},
+		{"devices/d1/messages/events/a=b&%24.mid=1", routeTelemetry},
+		{"devices/d1x/messages/events/", routeForbidden},
+		{"devices/d2/messages/events/", routeForbidden},
+		{"devices/d1/messages/devicebound/", routeForbidden},
+		{"devices/d1/messages/eventsX", routeForbidden},
+		{"$iothub/twin/GET/?$rid=1", routeTwin},
+		{"$iothub/twin/PATCH/properties/reported/?$rid=2", routeTwin},
+		{"$iothub/methods/res/200/?$rid=3", routeMethodResponse},
+		{"$iothub/twin/PATCH/properties/desired/", routeForbidden},
+		{"$SYS/x", routeForbidden},
+		{"", routeForbidden},
+	}
+	for _, c := range cases {
+		if got := routePublish("d1", c.topic); got != c.want {
+			t.Errorf("routePublish(%q) = %d, want %d", c.topic, got, c.want)
+		}
+	}
+}
+
+func TestRouteSubscribe(t *testing.T) {
+	cases := []struct {
+		filter string
+		want   subscription
+	}{
+		{"devices/d1/messages/devicebound/#", subC2D},
+		{"devices/d1/messages/devicebound/%24.mid=1", subC2D},
+		{"devices/d1/messages/devicebound/+", 0},
+		{"devices/d2/messages/devicebound/#", 0},
+		{"devices/+/messages/devicebound/#", 0},
+		{"$iothub/methods/POST/#", subMethods},
+		{"$iothub/twin/res/#", subTwinResponse},
+		{"$iothub/twin/PATCH/properties/desired/#", subTwinDesired},
+		{"#", 0},
+		{"$SYS/#", 0},
+	}
+	for _, c := range cases {
+		if got := routeSubscribe("d1", c.filter); got != c.want {
+			t.Errorf("routeSubscribe(%q) = %d, want %d", c.filter, got, c.want)
+		}
+	}
+}
