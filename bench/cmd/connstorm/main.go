@@ -12,10 +12,14 @@
 // Each connection is device bench-<i>: client id bench-<i>, username
 // "<hub>/bench-<i>/?api-version=2021-04-12", password a SAS token signed with
 // the device's derived key (stormrun.DeviceKeys). Bare mochi ignores both.
+//
+// With -drive it only connects, holds (keeping alive with PINGREQs) and
+// closes, on a driver's commands, so that several processes can share one
+// large run while the driver reads the broker (drive.go; bench/cmd/suite's
+// hold test).
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -24,30 +28,26 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/tether-hub/tether/bench/internal/procstat"
 	"github.com/tether-hub/tether/bench/internal/stormrun"
 	"github.com/tether-hub/tether/internal/mqttclient"
-	"github.com/tether-hub/tether/internal/sas"
 )
 
 type config struct {
 	broker, addr, mode, hub, seed, out string
 	perfOut, pprofURL                  string
-	n, conc, srcFrom, srcTo            int
+	n, conc, srcFrom, srcTo, first     int
 	pid                                int
 	expiry                             int64
-	clean, gcSignal                    bool
+	clean, gcSignal, drive             bool
 	hold, dialTimeout, phaseCap        time.Duration
+	keepAlive, holdMax                 time.Duration
 	drainTimeout, quietTimeout         time.Duration
 }
 
@@ -65,6 +65,10 @@ func main() {
 	flag.IntVar(&c.srcFrom, "src-from", 2, "first source address 127.0.0.<src-from>")
 	flag.IntVar(&c.srcTo, "src-to", 20, "last source address 127.0.0.<src-to>")
 	flag.BoolVar(&c.clean, "clean", true, "clean session flag in CONNECT")
+	flag.IntVar(&c.first, "first", 0, "first device index: connections are bench-<first>…bench-<first+n-1>")
+	flag.DurationVar(&c.keepAlive, "keepalive", 600*time.Second, "keep-alive in CONNECT (whole seconds); in -drive mode every connection also sends PINGREQ at this period")
+	flag.BoolVar(&c.drive, "drive", false, "driven mode: hold the connections for a driver that reads the broker itself; commands on stdin (connect, stats, close), JSON events on stdout (see drive.go)")
+	flag.DurationVar(&c.holdMax, "hold-max", 5*time.Minute, "-drive: close everything and exit after this long, whatever the driver says")
 	flag.DurationVar(&c.hold, "hold", 3*time.Second, "hold all connections idle this long before reading RSS")
 	flag.DurationVar(&c.dialTimeout, "conn-timeout", 30*time.Second, "per-connection cap, dial start → CONNACK")
 	flag.DurationVar(&c.phaseCap, "phase-cap", 120*time.Second, "connect phase cap; connects not started by then are skipped")
@@ -78,17 +82,26 @@ func main() {
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	log.SetPrefix("connstorm: ")
 
-	if c.pid <= 0 {
+	if c.pid <= 0 && !c.drive {
 		log.Fatal("-pid is required")
 	}
-	if c.n <= 0 || c.conc <= 0 || c.srcFrom < 1 || c.srcTo < c.srcFrom || c.srcTo > 254 {
-		log.Fatal("bad -n, -c or source range")
+	if c.n <= 0 || c.conc <= 0 || c.first < 0 || c.srcFrom < 1 || c.srcTo < c.srcFrom || c.srcTo > 254 {
+		log.Fatal("bad -n, -c, -first or source range")
+	}
+	if c.keepAlive < time.Second || c.keepAlive > 65535*time.Second {
+		log.Fatal("-keepalive must be 1s…65535s")
 	}
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && uint64(c.n)+64 > lim.Cur {
 		log.Fatalf("-n %d needs more open files than this process may hold (%d)", c.n, lim.Cur)
 	}
 
+	if c.drive {
+		if err := drive(c); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	res, err := run(c)
 	if err != nil {
 		log.Fatal(err)
@@ -124,42 +137,15 @@ func tlsConfig(mode string) (*tls.Config, error) {
 	return nil, fmt.Errorf("unknown -mode %q", mode)
 }
 
-type outcome struct {
-	lat  time.Duration
-	conn net.Conn
-	err  error
-}
-
 func run(c config) (*stormrun.Result, error) {
-	tcfg, err := tlsConfig(c.mode)
-	if err != nil {
-		return nil, err
-	}
 	res := &stormrun.Result{
 		Broker: c.broker, Mode: c.mode, Addr: c.addr, N: c.n, Concurrency: c.conc,
 		CleanSession: c.clean, Sources: c.srcTo - c.srcFrom + 1,
 	}
 
-	// Everything the client can do ahead of time is done before the first
-	// dial: tokens and CONNECT packets.
-	exp := time.Now().Add(24 * time.Hour)
-	if c.expiry > 0 {
-		exp = time.Unix(c.expiry, 0)
-	}
-	packets := make([][]byte, c.n)
-	for i := range packets {
-		id := stormrun.DeviceID(i)
-		key, _ := stormrun.DeviceKeys(c.seed, id)
-		tok, err := sas.Sign(sas.DeviceResource(c.hub, id), key, "", exp)
-		if err != nil {
-			return nil, err
-		}
-		user := c.hub + "/" + id + "/?api-version=" + stormrun.APIVersion
-		packets[i] = mqttclient.ConnectPacket(id, user, tok, 600, c.clean)
-	}
-	srcs := make([]*net.TCPAddr, 0, res.Sources)
-	for a := c.srcFrom; a <= c.srcTo; a++ {
-		srcs = append(srcs, &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(a))})
+	p, err := makePlan(c)
+	if err != nil {
+		return nil, err
 	}
 
 	var perf *exec.Cmd
@@ -199,34 +185,8 @@ func run(c config) (*stormrun.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	deadline := start.Add(c.phaseCap)
-
-	outs := make([]outcome, c.n)
-	var next atomic.Int64
-	var first sync.Once
-	var wg sync.WaitGroup
-	for w := 0; w < c.conc && w < c.n; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= c.n || time.Now().After(deadline) {
-					return
-				}
-				t0 := time.Now()
-				conn, err := connectOne(c, tcfg, srcs[i%len(srcs)], packets[i])
-				outs[i] = outcome{lat: time.Since(t0), conn: conn, err: err}
-				if err == nil && tcfg != nil {
-					first.Do(func() { describeTLS(res, conn.(*tls.Conn)) })
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	outs, elapsed := connectAll(c, p, res)
 	cpuAfter, _ := procstat.CPU(c.pid)
-	elapsed := time.Since(start)
 	var ruAfter syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ruAfter)
 	sysAfter, _ := procstat.SystemBusy()
@@ -243,32 +203,7 @@ func run(c config) (*stormrun.Result, error) {
 		}
 	}
 
-	var lats []time.Duration
-	var conns []net.Conn
-	res.Failures, res.FailSample = map[string]int{}, map[string]string{}
-	for _, o := range outs {
-		switch {
-		case o.conn != nil:
-			lats = append(lats, o.lat)
-			conns = append(conns, o.conn)
-		case o.err == nil:
-			res.NotTried++
-		default:
-			k := failureKind(o.err)
-			res.Failures[k]++
-			if _, ok := res.FailSample[k]; !ok {
-				res.FailSample[k] = o.err.Error()
-			}
-		}
-	}
-	res.Connected, res.Failed = len(conns), c.n-len(conns)-res.NotTried
-	res.ConnectS = elapsed.Seconds()
-	res.ConnectsPerS = float64(res.Connected) / elapsed.Seconds()
-	slices.Sort(lats)
-	res.LatP50ms, res.LatP99ms = ms(pct(lats, 50)), ms(pct(lats, 99))
-	if len(lats) > 0 {
-		res.LatMaxms = ms(lats[len(lats)-1])
-	}
+	conns := tally(res, outs, elapsed)
 	res.ListenOverflow = ovAfter - ovBefore
 	serverCPU := time.Duration(cpuAfter-cpuBefore) * procstat.TickDuration
 	clientCPU := cpuTime(ruAfter) - cpuTime(ruBefore)
@@ -354,17 +289,6 @@ func run(c config) (*stormrun.Result, error) {
 	}
 	log.Printf("closed all in %.2fs: drained=%v in %.2fs (fds %d), broker alive=%v", res.CloseS, res.Drained, res.DrainS, res.FDsAfter, res.ServerAlive)
 	return res, nil
-}
-
-// connectOne dials from src, does the TLS handshake if any, sends CONNECT
-// and reads a successful CONNACK, all within the per-connection cap.
-func connectOne(c config, tcfg *tls.Config, src *net.TCPAddr, connect []byte) (net.Conn, error) {
-	d := mqttclient.Dialer{Addr: c.addr, TLS: tcfg, Source: src.IP, Timeout: c.dialTimeout}
-	conn, err := d.Dial(context.Background(), connect)
-	if err != nil {
-		return nil, err
-	}
-	return conn.NetConn(), nil
 }
 
 // failureKind buckets an error for the failure table.

@@ -46,23 +46,10 @@ func startProc(ctx context.Context, logPath, bin string, addrs []string, args ..
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		lf.Close()
+	done, err := startTracked(cmd, lf)
+	if err != nil {
 		return nil, err
 	}
-	done := make(chan struct{})
-	procMu.Lock()
-	procs[cmd.Process.Pid] = done
-	procMu.Unlock()
-	go func() {
-		_ = cmd.Wait()
-		lf.Close()
-		procMu.Lock()
-		delete(procs, cmd.Process.Pid)
-		procMu.Unlock()
-		close(done)
-	}()
 	for _, a := range addrs {
 		for {
 			c, err := net.DialTimeout("tcp", a, time.Second)
@@ -80,6 +67,34 @@ func startProc(ctx context.Context, logPath, bin string, addrs []string, args ..
 		}
 	}
 	return cmd, nil
+}
+
+// startTracked starts cmd (killed with this process) and tracks it for
+// killAll and stopCmd; lf, if not nil, is closed when cmd has exited. The
+// channel is closed then.
+func startTracked(cmd *exec.Cmd, lf *os.File) (<-chan struct{}, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		if lf != nil {
+			lf.Close()
+		}
+		return nil, err
+	}
+	done := make(chan struct{})
+	procMu.Lock()
+	procs[cmd.Process.Pid] = done
+	procMu.Unlock()
+	go func() {
+		_ = cmd.Wait()
+		if lf != nil {
+			lf.Close()
+		}
+		procMu.Lock()
+		delete(procs, cmd.Process.Pid)
+		procMu.Unlock()
+		close(done)
+	}()
+	return done, nil
 }
 
 // stopCmd sends SIGTERM, then SIGKILL after 20 s.
@@ -159,8 +174,10 @@ func startMosquitto(ctx context.Context, s *setup, logPath string) (*broker, err
 
 func port(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
 
-func startTether(ctx context.Context, s *setup, logPath string) (*broker, error) {
-	h, err := hubproc.New(hubproc.Options{Bin: s.o.bin["tether"], DataDir: s.dataDir, LogPath: logPath})
+// startTether runs `tether serve --dev` of build name (tether or
+// tether-prev: BENCH_PREV's) on that build's own data dir.
+func startTether(ctx context.Context, s *setup, name, logPath string) (*broker, error) {
+	h, err := hubproc.New(hubproc.Options{Bin: s.o.bin[name], DataDir: s.dataDir(name), LogPath: logPath})
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +188,7 @@ func startTether(ctx context.Context, s *setup, logPath string) (*broker, error)
 	procMu.Lock()
 	procs[h.Pid()] = done // for killAll; hubproc waits for the process
 	procMu.Unlock()
-	b := &broker{name: "tether", pid: h.Pid(), tcp: h.TCPAddr, tls: h.MQTTAddr}
+	b := &broker{name: name, pid: h.Pid(), tcp: h.TCPAddr, tls: h.MQTTAddr}
 	b.stop = func() {
 		h.Stop(20 * time.Second)
 		procMu.Lock()

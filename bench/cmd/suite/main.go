@@ -7,8 +7,15 @@
 //     broker CPU per connect, CONNACK latency, and idle memory per connection;
 //   - telemetry throughput: QoS 1 PUBLISH from many connections over TLS,
 //     acknowledged messages per second and broker CPU per message;
+//   - idle TLS connections (-idle-n, hold.go): many connections from several
+//     connstorm -drive processes held with PINGREQs every -keepalive; the
+//     broker's CPU over an idle window, RSS per connection, CPU per connect
+//     and per disconnect;
+//   - the same at scale (-scale-n, e.g. 19,000 in one broker process), with
+//     a projection to 1,000,000 devices computed from the measured figures;
 //
-// and, for Tether alone (the baselines have no equivalent), event latency
+// with Tether's previous build (tether-prev, bench/run's BENCH_PREV) as a
+// fourth broker when asked, and, for Tether alone (the baselines have no equivalent), event latency
 // (bench/cmd/eventlat) and whatever the optional sections in
 // bench/suite.d print. It writes one markdown report with every figure and
 // its ratio to each baseline.
@@ -28,7 +35,7 @@ import (
 )
 
 type options struct {
-	bin          map[string]string // tether, baremochi, connstorm, eventlat
+	bin          map[string]string // tether, tether-prev, baremochi, connstorm, eventlat
 	work, out    string
 	n, conc      int
 	pubConns     int
@@ -37,12 +44,19 @@ type options struct {
 	timeout      time.Duration
 	brokers      []string
 	skipEventLat bool
+	storms       bool
+	idleN        int           // connections held in the idle test (0: none)
+	scaleN       int           // connections held in the scale test (0: none)
+	keepAlive    time.Duration // of the held connections (each pings at this period)
+	window       time.Duration // the held connections' idle measuring window
+	perProc      int           // held connections per connstorm process at most
+	prevDesc     string        // what tether-prev was built from
 }
 
 func main() {
 	o := options{bin: map[string]string{}}
 	var bins, brokers string
-	flag.StringVar(&bins, "bin", "", "built binaries: dir containing tether, baremochi, connstorm, eventlat")
+	flag.StringVar(&bins, "bin", "", "built binaries: dir containing tether, baremochi, connstorm, eventlat (and tether-prev to run it)")
 	flag.StringVar(&o.work, "work", "", "work dir (brokers' data, logs)")
 	flag.StringVar(&o.out, "out", "", "markdown report to write")
 	flag.IntVar(&o.n, "n", 5000, "connections per connect storm")
@@ -51,12 +65,19 @@ func main() {
 	flag.DurationVar(&o.pubFor, "pub-for", 10*time.Second, "telemetry test length")
 	flag.IntVar(&o.pubWindow, "pub-window", 8, "unacknowledged QoS 1 publishes per connection")
 	flag.DurationVar(&o.timeout, "timeout", 8*time.Minute, "hard cap")
-	flag.StringVar(&brokers, "brokers", "mosquitto,bare,tether", "brokers to run")
+	flag.StringVar(&brokers, "brokers", "mosquitto,bare,tether", "brokers to run, in order: mosquitto, bare, tether, tether-prev")
 	flag.BoolVar(&o.skipEventLat, "no-eventlat", false, "skip the event-latency section")
+	flag.BoolVar(&o.storms, "storms", true, "run the connect storms (TCP, TLS) and the telemetry test")
+	flag.IntVar(&o.idleN, "idle-n", 10000, "idle TLS connections each broker holds in the idle test (0: skip)")
+	flag.IntVar(&o.scaleN, "scale-n", 0, "TLS connections each broker holds in the scale test, with the 1,000,000-device projection (0: skip)")
+	flag.DurationVar(&o.keepAlive, "keepalive", 60*time.Second, "keep-alive of the held connections; each sends a PINGREQ at this period")
+	flag.DurationVar(&o.window, "idle-window", 20*time.Second, "how long the broker's idle CPU is measured with all connections held")
+	flag.StringVar(&o.prevDesc, "prev-desc", "", "what bin/tether-prev was built from (git ref and commit), for the report")
+	flag.IntVar(&o.perProc, "per-proc", 4000, "held connections per client process at most (one process per 8 loopback source addresses)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("suite: ")
-	for _, b := range []string{"tether", "baremochi", "connstorm", "eventlat"} {
+	for _, b := range []string{"tether", "tether-prev", "baremochi", "connstorm", "eventlat"} {
 		o.bin[b] = filepath.Join(bins, b)
 	}
 	o.brokers = strings.Split(brokers, ",")

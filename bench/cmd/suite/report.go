@@ -23,8 +23,36 @@ func (r *result) markdown(o options) string {
 	fmt.Fprintf(&b, "# Benchmark suite, %s\n\n", r.started.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "`bench/run` — %s; %d CPUs (shared with other sessions' builds and tests: figures move with their load; the brokers ran one after another in the same run, so ratios are the robust part). Took %.0fs.\n\n",
 		describe(), runtime.NumCPU(), r.took.Seconds())
-	fmt.Fprintf(&b, "Brokers: **tether** (`tether serve --dev`: SAS auth, registry, presence, journal, Connections log, events), **bare** (mochi-mqtt v2.7.9, allow-all, no hooks), **mosquitto** (%s, password file with every device's SAS token as its password, hashed by mosquitto_passwd). Ratios are tether ÷ baseline; for a cost (CPU, memory, latency) below 1 is better, for a rate above 1 is.\n\n", mosquittoVersion())
-	fmt.Fprintf(&b, "Connect storm: %d connections, %d in flight, clean session, from 127.0.0.2…20, every CONNECT with username and SAS token (bench/cmd/connstorm). TLS 1.2 = ECDHE-ECDSA-AES128-GCM-SHA256, P-256, full handshakes. Telemetry: %d TLS connections, each keeping %d QoS 1 PUBLISHes of 64 bytes unacknowledged, %s measured after a 1 s warm-up.\n\n",
+	fmt.Fprintf(&b, "Brokers: **tether** (`tether serve --dev`: SAS auth, registry, presence, journal, Connections log, events), ")
+	if contains(o.brokers, "tether-prev") {
+		fmt.Fprintf(&b, "**tether-prev** (the same, built from BENCH_PREV: %s), ", o.prevDesc)
+	}
+	fmt.Fprintf(&b, "**bare** (mochi-mqtt v2.7.9, allow-all, no hooks), **mosquitto** (%s, password file with every device's SAS token as its password, hashed by mosquitto_passwd). Ratios are tether ÷ the other; for a cost (CPU, memory, latency) below 1 is better, for a rate above 1 is.\n\n", mosquittoVersion())
+	if o.storms {
+		r.stormSection(&b, o)
+	}
+	if len(r.idle) > 0 {
+		fmt.Fprintf(&b, "\n## %s idle TLS connections\n\n", benchfmt.Int(o.idleN))
+		holdSection(&b, o, r.idle, false)
+	}
+	if len(r.scale) > 0 {
+		fmt.Fprintf(&b, "\n## %s TLS connections in one broker process, and the projection to 1,000,000 devices\n\n", benchfmt.Int(o.scaleN))
+		holdSection(&b, o, r.scale, true)
+	}
+	if r.eventlat != "" {
+		fmt.Fprintf(&b, "\n## Event latency (Tether only: neither baseline has connection events or webhooks)\n\n%s\n", demote(r.eventlat))
+	}
+	if len(r.errs) > 0 {
+		fmt.Fprintf(&b, "\n## Problems\n\n")
+		for _, e := range r.errs {
+			fmt.Fprintf(&b, "- %s\n", e)
+		}
+	}
+	return b.String()
+}
+
+func (r *result) stormSection(b *strings.Builder, o options) {
+	fmt.Fprintf(b, "Connect storm: %d connections, %d in flight, clean session, from 127.0.0.2…20, every CONNECT with username and SAS token (bench/cmd/connstorm). TLS 1.2 = ECDHE-ECDSA-AES128-GCM-SHA256, P-256, full handshakes. Idle memory: VmRSS with every connection held 3 s, minus VmRSS before the storm (the broker up and idle), ÷ connections. Telemetry: %d TLS connections, each keeping %d QoS 1 PUBLISHes of 64 bytes unacknowledged, %s measured after a 1 s warm-up.\n\n",
 		o.n, o.conc, o.pubConns, o.pubWindow, o.pubFor)
 	storm := func(mode string, f func(*stormrun.Result) float64) func(string) (float64, bool) {
 		return func(br string) (float64, bool) {
@@ -58,45 +86,67 @@ func (r *result) markdown(o options) string {
 		metric{"telemetry TLS QoS 1: messages/s acknowledged", "", true, pub(func(p *pubResult) float64 { return p.PerSecond })},
 		metric{"telemetry TLS QoS 1: broker CPU per message", "µs", false, pub(func(p *pubResult) float64 { return p.CPUusPerMsg })},
 	)
-	fmt.Fprintf(&b, "| figure | tether | bare mochi | mosquitto | tether/bare | tether/mosquitto |\n|---|---:|---:|---:|---:|---:|\n")
+	table(b, o.brokers, ms)
+	each := func(title string, f func(*stormrun.Result) string) {
+		fmt.Fprintf(b, "\n%s:", title)
+		for _, mode := range []string{"tcp", "tls12"} {
+			for _, br := range o.brokers {
+				if res := r.storms[mode][br]; res != nil {
+					fmt.Fprintf(b, " %s/%s %s;", br, mode, f(res))
+				}
+			}
+		}
+	}
+	each("Other load on the machine during the connect storms (cores busy that were neither broker nor client)",
+		func(x *stormrun.Result) string { return fmt.Sprintf("%.2f", x.OtherCores) })
+	each("Failed connects", func(x *stormrun.Result) string { return fmt.Sprint(x.Failed + x.NotTried) })
+	each("Broker idle (≤ 5 % of a core for 1 s) before the memory baseline was read",
+		func(x *stormrun.Result) string { return fmt.Sprint(x.Quiet) })
+	b.WriteString("\n")
+}
+
+// brokerOrder is the order of the brokers' columns.
+var brokerOrder = []string{"tether", "tether-prev", "bare", "mosquitto"}
+
+var brokerLabel = map[string]string{"tether": "tether", "tether-prev": "tether-prev", "bare": "bare mochi", "mosquitto": "mosquitto"}
+
+// table prints one row per metric: a column per broker that ran, then
+// tether ÷ each other broker.
+func table(b *strings.Builder, brokers []string, ms []metric) {
+	var cols, others []string
+	for _, br := range brokerOrder {
+		if contains(brokers, br) {
+			cols = append(cols, br)
+			if br != "tether" && contains(brokers, "tether") {
+				others = append(others, br)
+			}
+		}
+	}
+	b.WriteString("| figure |")
+	for _, c := range cols {
+		fmt.Fprintf(b, " %s |", brokerLabel[c])
+	}
+	for _, c := range others {
+		fmt.Fprintf(b, " tether/%s |", strings.Fields(brokerLabel[c])[0])
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---:|", len(cols)+len(others)) + "\n")
 	for _, m := range ms {
-		t, tok := m.get("tether")
-		bare, bok := m.get("bare")
-		mq, mok := m.get("mosquitto")
 		unit := ""
 		if m.unit != "" {
 			unit = " (" + m.unit + ")"
 		}
-		fmt.Fprintf(&b, "| %s%s | %s | %s | %s | %s | %s |\n", m.name, unit, num(t, tok), num(bare, bok), num(mq, mok),
-			ratio(t, tok, bare, bok), ratio(t, tok, mq, mok))
-	}
-	fmt.Fprintf(&b, "\nOther load on the machine during the connect storms (cores busy that were neither broker nor client):")
-	for _, mode := range []string{"tcp", "tls12"} {
-		for _, br := range o.brokers {
-			if res := r.storms[mode][br]; res != nil {
-				fmt.Fprintf(&b, " %s/%s %.2f;", br, mode, res.OtherCores)
-			}
+		fmt.Fprintf(b, "| %s%s |", m.name, unit)
+		for _, c := range cols {
+			v, ok := m.get(c)
+			fmt.Fprintf(b, " %s |", num(v, ok))
 		}
-	}
-	fmt.Fprintf(&b, "\nFailed connects:")
-	for _, mode := range []string{"tcp", "tls12"} {
-		for _, br := range o.brokers {
-			if res := r.storms[mode][br]; res != nil {
-				fmt.Fprintf(&b, " %s/%s %d;", br, mode, res.Failed+res.NotTried)
-			}
+		t, tok := m.get("tether")
+		for _, c := range others {
+			v, ok := m.get(c)
+			fmt.Fprintf(b, " %s |", ratio(t, tok, v, ok))
 		}
+		b.WriteString("\n")
 	}
-	b.WriteString("\n")
-	if r.eventlat != "" {
-		fmt.Fprintf(&b, "\n## Event latency (Tether only: neither baseline has connection events or webhooks)\n\n%s\n", demote(r.eventlat))
-	}
-	if len(r.errs) > 0 {
-		fmt.Fprintf(&b, "\n## Problems\n\n")
-		for _, e := range r.errs {
-			fmt.Fprintf(&b, "- %s\n", e)
-		}
-	}
-	return b.String()
 }
 
 func num(v float64, ok bool) string {

@@ -25,13 +25,13 @@ const hubName = "localhost"
 
 // setup is what every broker run shares.
 type setup struct {
-	o                  options
-	cert, key          string // for bare mochi and Mosquitto
-	passwd             string // Mosquitto password file
-	mosquitto          string
-	dataDir, httpsAddr string // Tether's
-	expiry             int64  // se of every token
-	logs               string
+	o         options
+	cert, key string // for bare mochi and Mosquitto
+	passwd    string // Mosquitto password file
+	mosquitto string
+	httpsAddr string // of the Tether started last
+	expiry    int64  // se of every token
+	logs      string
 }
 
 // result is everything one report needs.
@@ -41,13 +41,16 @@ type result struct {
 	env      string
 	storms   map[string]map[string]*stormrun.Result // mode → broker → result
 	pubs     map[string]*pubResult                  // broker → telemetry result
+	idle     map[string]*holdResult                 // broker → -idle-n connections held
+	scale    map[string]*holdResult                 // broker → -scale-n connections held
 	eventlat string                                 // eventlat's markdown
 	errs     []string
 }
 
 func run(ctx context.Context, o options) (*result, error) {
-	r := &result{started: time.Now(), storms: map[string]map[string]*stormrun.Result{}, pubs: map[string]*pubResult{}}
-	s := &setup{o: o, dataDir: filepath.Join(o.work, "tether-data"), logs: filepath.Join(o.work, "logs"),
+	r := &result{started: time.Now(), storms: map[string]map[string]*stormrun.Result{}, pubs: map[string]*pubResult{},
+		idle: map[string]*holdResult{}, scale: map[string]*holdResult{}}
+	s := &setup{o: o, logs: filepath.Join(o.work, "logs"),
 		expiry: time.Now().Add(24 * time.Hour).Unix()}
 	if err := os.MkdirAll(s.logs, 0o755); err != nil {
 		return nil, err
@@ -67,15 +70,17 @@ func run(ctx context.Context, o options) (*result, error) {
 			return nil, err
 		}
 	}
-	if contains(o.brokers, "tether") {
-		if err := s.registerDevices(ctx); err != nil {
-			return nil, err
+	for _, name := range []string{"tether", "tether-prev"} {
+		if contains(o.brokers, name) {
+			if err := s.registerDevices(ctx, name); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, mode := range []string{"tcp", "tls12"} {
 		r.storms[mode] = map[string]*stormrun.Result{}
 		for _, b := range o.brokers {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || !o.storms {
 				break
 			}
 			res, pub, err := s.brokerRun(ctx, b, mode)
@@ -87,6 +92,24 @@ func run(ctx context.Context, o options) (*result, error) {
 			r.storms[mode][b] = res
 			if pub != nil {
 				r.pubs[b] = pub
+			}
+		}
+	}
+	for _, t := range []struct {
+		n   int
+		out map[string]*holdResult
+	}{{o.idleN, r.idle}, {o.scaleN, r.scale}} {
+		for _, b := range o.brokers {
+			if t.n <= 0 || ctx.Err() != nil {
+				break
+			}
+			h, err := s.holdRun(ctx, b, t.n)
+			if err != nil {
+				r.errs = append(r.errs, fmt.Sprintf("%s holding %d: %v", b, t.n, err))
+				log.Printf("%s holding %d: %v", b, t.n, err)
+			}
+			if h != nil {
+				t.out[b] = h
 			}
 		}
 	}
@@ -122,7 +145,7 @@ func (s *setup) token(i int) (user, pass string, err error) {
 func (s *setup) writePasswd(ctx context.Context) error {
 	s.passwd = filepath.Join(s.o.work, "mosquitto.passwd")
 	var b strings.Builder
-	for i := range max(s.o.n, s.o.pubConns) {
+	for i := range s.devices() {
 		u, p, err := s.token(i)
 		if err != nil {
 			return err
@@ -137,23 +160,30 @@ func (s *setup) writePasswd(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mosquitto_passwd -U: %v %s", err, out)
 	}
-	log.Printf("mosquitto password file: %d users hashed in %.1fs", max(s.o.n, s.o.pubConns), time.Since(t0).Seconds())
+	log.Printf("mosquitto password file: %d users hashed in %.1fs", s.devices(), time.Since(t0).Seconds())
 	return nil
 }
 
-// registerDevices starts Tether once and registers bench-0… with the
-// derived keys.
-func (s *setup) registerDevices(ctx context.Context) error {
-	b, err := startTether(ctx, s, filepath.Join(s.logs, "tether-setup.log"))
+// dataDir is where Tether build name (tether, tether-prev) keeps its
+// registry: each its own, as a previous build need not read a newer one's.
+func (s *setup) dataDir(name string) string { return filepath.Join(s.o.work, name+"-data") }
+
+// devices is how many bench devices the largest test connects.
+func (s *setup) devices() int { return max(s.o.n, s.o.pubConns, s.o.idleN, s.o.scaleN) }
+
+// registerDevices starts Tether build name once and registers bench-0…
+// with the derived keys.
+func (s *setup) registerDevices(ctx context.Context, name string) error {
+	b, err := startTether(ctx, s, name, filepath.Join(s.logs, name+"-setup.log"))
 	if err != nil {
 		return err
 	}
 	defer b.stop()
-	api, err := hubclient.FromDevDir(ctx, s.dataDir, "https://"+s.httpsAddr, 30*time.Second)
+	api, err := hubclient.FromDevDir(ctx, s.dataDir(name), "https://"+s.httpsAddr, 30*time.Second)
 	if err != nil {
 		return err
 	}
-	n := max(s.o.n, s.o.pubConns)
+	n := s.devices()
 	devs := make([]hubclient.Device, n)
 	for i := range devs {
 		id := stormrun.DeviceID(i)
@@ -164,26 +194,27 @@ func (s *setup) registerDevices(ctx context.Context) error {
 	if err := api.PutDevices(ctx, devs, 32, nil); err != nil {
 		return err
 	}
-	log.Printf("tether: %d devices registered in %.1fs", n, time.Since(t0).Seconds())
+	log.Printf("%s: %d devices registered in %.1fs", name, n, time.Since(t0).Seconds())
 	return nil
+}
+
+// start runs a fresh process of broker name.
+func (s *setup) start(ctx context.Context, name, logPath string) (*broker, error) {
+	switch name {
+	case "tether", "tether-prev":
+		return startTether(ctx, s, name, logPath)
+	case "bare":
+		return startBare(ctx, s, logPath)
+	case "mosquitto":
+		return startMosquitto(ctx, s, logPath)
+	}
+	return nil, fmt.Errorf("unknown broker %q", name)
 }
 
 // brokerRun starts a fresh broker, runs the connect storm against it and,
 // over TLS, the telemetry test, and stops it.
 func (s *setup) brokerRun(ctx context.Context, name, mode string) (*stormrun.Result, *pubResult, error) {
-	logPath := filepath.Join(s.logs, name+"-"+mode+".log")
-	var b *broker
-	var err error
-	switch name {
-	case "tether":
-		b, err = startTether(ctx, s, logPath)
-	case "bare":
-		b, err = startBare(ctx, s, logPath)
-	case "mosquitto":
-		b, err = startMosquitto(ctx, s, logPath)
-	default:
-		err = fmt.Errorf("unknown broker %q", name)
-	}
+	b, err := s.start(ctx, name, filepath.Join(s.logs, name+"-"+mode+".log"))
 	if err != nil {
 		return nil, nil, err
 	}

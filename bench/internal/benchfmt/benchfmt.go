@@ -13,3 +13,15 @@ func Num(v float64) string {
 	}
 	return fmt.Sprintf("%.2f", v)
 }
+
+// Int prints n with thousands separated by commas: 19,000.
+func Int(n int) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + Int(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}

@@ -74,3 +74,23 @@ type Result struct {
 	DrainCPUms  float64 `json:"drain_cpu_ms"` // server CPU from close until drained
 	ServerAlive bool    `json:"server_alive"` // broker process still there at the end
 }
+
+// DriveEvent is one line (JSON) that connstorm in driven mode (-drive)
+// writes on stdout, in answer to its driver's commands on stdin: "ready"
+// once its CONNECT packets are built, "connected" after the connect phase,
+// "stats" on request and "closed" at the end.
+type DriveEvent struct {
+	Event string `json:"event"`
+	// Result holds the connect figures (counts, failures, rate, CONNACK
+	// latency, TLS parameters) on "connected"; broker readings stay zero,
+	// the driver takes them.
+	Result *Result `json:"result,omitempty"`
+	// Since "connected": PINGREQs sent, PINGRESPs read, connections that
+	// failed (no PINGRESP, a read or write error) before the close.
+	Pings int64 `json:"pings"`
+	Pongs int64 `json:"pongs"`
+	Lost  int64 `json:"lost"`
+	// On "closed": connections the broker closed (EOF or reset) within
+	// 20 s of their DISCONNECT, of those still open at the close.
+	ClosedByBroker int64 `json:"closed_by_broker"`
+}

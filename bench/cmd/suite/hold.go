@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/tether-hub/tether/bench/internal/procstat"
+	"github.com/tether-hub/tether/bench/internal/stormrun"
+)
+
+// holdResult is one broker holding n idle TLS 1.2 connections, opened by
+// several connstorm -drive processes that keep them alive with PINGREQs.
+// Every broker figure is read here from /proc/<broker pid>.
+type holdResult struct {
+	N, Procs  int
+	KeepAlive time.Duration
+	Window    time.Duration
+
+	Connected, Failed int
+	ConnectS          float64 // first dial (of any process) → last CONNACK (of all)
+	ConnectsPerS      float64
+	LatP99ms          float64 // the worst process's CONNACK p99
+	// Broker CPU from the first dial to the last CONNACK, per connect; and
+	// with the work connects leave behind (events, logs, GC): until the
+	// broker was idle again, less the idle CPU (IdleCores) over that
+	// settling time, per connect.
+	CPUusPerConnect, CPUusPerConnectAll float64
+	Settled                             bool
+
+	// VmRSS after the broker was up and idle, before any connect; and
+	// after all were held through the idle window.
+	RSSBaseKiB, RSSHeldKiB int64
+	RSSKiBPerConn          float64
+	FDsHeld                int
+
+	BaseCores  float64 // broker CPU with no connection, over half the window, before the connects
+	IdleCores  float64 // broker CPU over the window ÷ the window (1 = one core)
+	PingsPerS  float64 // PINGREQs the clients sent during the window, per second
+	PongsPerS  float64 // PINGRESPs the clients read during the window, per second
+	OtherCores float64 // busy cores during the window that were neither the broker nor the clients
+	Lost       int64   // connections lost before the close
+
+	// Broker CPU from the close command (DISCONNECT from every connection)
+	// until its sockets were gone and it was idle again, less the idle CPU
+	// with no connection (BaseCores) over that time, per connection.
+	CPUusPerDisconnect float64
+	Drained            bool
+	ClosedByBroker     int64
+}
+
+// holdRun starts a fresh broker name, has it hold n connections and stops it.
+func (s *setup) holdRun(ctx context.Context, name string, n int) (*holdResult, error) {
+	b, err := s.start(ctx, name, filepath.Join(s.logs, fmt.Sprintf("%s-hold%d.log", name, n)))
+	if err != nil {
+		return nil, err
+	}
+	defer b.stop()
+	log.Printf("hold: %s, %d TLS connections, keep-alive %v, idle window %v", name, n, s.o.keepAlive, s.o.window)
+	return s.hold(ctx, b, n)
+}
+
+// driven is one connstorm -drive process.
+type driven struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	events chan stormrun.DriveEvent // closed when its stdout ends
+}
+
+// startDriven runs connstorm -drive for devices first…first+n-1 from
+// source addresses 127.0.0.<2+8p>…<9+8p> and waits for nothing.
+func (s *setup) startDriven(b *broker, p, first, n, conc int) (*driven, error) {
+	src := 2 + 8*p
+	cmd := exec.Command(s.o.bin["connstorm"], "-drive", "-broker", b.name, "-addr", b.tls, "-mode", "tls12",
+		"-n", strconv.Itoa(n), "-first", strconv.Itoa(first), "-c", strconv.Itoa(conc),
+		"-src-from", strconv.Itoa(src), "-src-to", strconv.Itoa(src+7), "-hub", hubName,
+		"-expiry", strconv.FormatInt(s.expiry, 10), "-keepalive", s.o.keepAlive.String(),
+		"-phase-cap", "120s", "-hold-max", (s.o.window + 5*time.Minute).String())
+	lf, err := os.Create(filepath.Join(s.logs, fmt.Sprintf("connstorm-%s-%d-%d.log", b.name, first+n, p)))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = lf
+	d := &driven{cmd: cmd, events: make(chan stormrun.DriveEvent, 4)}
+	if d.in, err = cmd.StdinPipe(); err != nil {
+		return nil, err
+	}
+	// Not StdoutPipe: Wait (in startTracked) would close it while the last
+	// event may still be unread.
+	out, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout = pw
+	_, err = startTracked(cmd, lf)
+	pw.Close()
+	if err != nil {
+		out.Close()
+		return nil, err
+	}
+	go func() {
+		defer close(d.events)
+		defer out.Close()
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var e stormrun.DriveEvent
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				d.events <- e
+			}
+		}
+	}()
+	return d, nil
+}
+
+// ask sends cmd ("" = none) to every process and waits, up to timeout, for
+// event from each.
+func ask(ctx context.Context, ds []*driven, cmd, event string, timeout time.Duration) ([]stormrun.DriveEvent, error) {
+	if cmd != "" {
+		for _, d := range ds {
+			if _, err := io.WriteString(d.in, cmd+"\n"); err != nil {
+				return nil, fmt.Errorf("connstorm %d: %s: %w", d.cmd.Process.Pid, cmd, err)
+			}
+		}
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var evs []stormrun.DriveEvent
+	for _, d := range ds {
+		select {
+		case e, ok := <-d.events:
+			if !ok {
+				return nil, fmt.Errorf("connstorm %d exited before %q (its log is in the suite's logs)", d.cmd.Process.Pid, event)
+			}
+			if e.Event != event {
+				return nil, fmt.Errorf("connstorm %d: %q instead of %q", d.cmd.Process.Pid, e.Event, event)
+			}
+			evs = append(evs, e)
+		case <-t.C:
+			return nil, fmt.Errorf("no %q from every connstorm within %v", event, timeout)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return evs, nil
+}
+
+// hold opens n TLS 1.2 connections to b from ⌈n/perProc⌉ connstorm -drive
+// processes at once (o.conc in flight in all), holds them idle, each
+// sending a PINGREQ every o.keepAlive, and measures the broker: CPU per
+// connect, RSS per connection (held through the window, against the
+// baseline taken once it was up and idle), its CPU over the idle window,
+// and the CPU per disconnect when every connection sends DISCONNECT.
+func (s *setup) hold(ctx context.Context, b *broker, n int) (*holdResult, error) {
+	o := s.o
+	k := (n + o.perProc - 1) / o.perProc
+	r := &holdResult{N: n, Procs: k, KeepAlive: o.keepAlive, Window: o.window}
+	var ds []*driven
+	defer func() {
+		for _, d := range ds {
+			_ = d.in.Close() // connstorm closes its connections and exits
+			stopCmd(d.cmd)
+		}
+	}()
+	for p := range k {
+		first, last := p*n/k, (p+1)*n/k
+		d, err := s.startDriven(b, p, first, last-first, (o.conc+k-1)/k)
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	if _, err := ask(ctx, ds, "", "ready", 60*time.Second); err != nil {
+		return nil, err
+	}
+
+	// Baseline: the broker up and idle, before any connect.
+	if _, quiet := procstat.WaitQuiet(b.pid, 250*time.Millisecond, 4, 0.05, 15*time.Second); !quiet {
+		log.Printf("hold: %s did not go idle within 15 s; baseline taken anyway", b.name)
+	}
+	base, err := idleCPU(ctx, b.pid, o.window/2)
+	if err != nil {
+		return nil, err
+	}
+	r.BaseCores = base
+	r.RSSBaseKiB, _ = procstat.RSSKiB(b.pid)
+	fds0, _ := procstat.FDs(b.pid)
+	cpu0, _ := procstat.CPU(b.pid)
+	t0 := time.Now()
+	evs, err := ask(ctx, ds, "connect", "connected", 150*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	cpu1, _ := procstat.CPU(b.pid)
+	r.ConnectS = time.Since(t0).Seconds()
+	for _, e := range evs {
+		r.Connected += e.Result.Connected
+		r.Failed += e.Result.Failed + e.Result.NotTried
+		r.LatP99ms = max(r.LatP99ms, e.Result.LatP99ms)
+		for kind, c := range e.Result.Failures {
+			log.Printf("hold: %s: %d × %s, e.g. %s", b.name, c, kind, e.Result.FailSample[kind])
+		}
+	}
+	if r.Connected == 0 {
+		return nil, fmt.Errorf("no connection succeeded")
+	}
+	r.ConnectsPerS = float64(r.Connected) / r.ConnectS
+	perConn := func(ticks int64) float64 {
+		return float64((time.Duration(ticks) * procstat.TickDuration).Microseconds()) / float64(r.Connected)
+	}
+	r.CPUusPerConnect = perConn(cpu1 - cpu0)
+	settle, settled := procstat.WaitQuiet(b.pid, 250*time.Millisecond, 4, 0.05, 10*time.Second)
+	cpu2, _ := procstat.CPU(b.pid)
+	r.Settled = settled
+	log.Printf("hold: %s: %d connected, %d failed in %.1fs; %.0f µs CPU per connect",
+		b.name, r.Connected, r.Failed, r.ConnectS, r.CPUusPerConnect)
+
+	// The idle window: only PINGREQs.
+	st0, err := ask(ctx, ds, "stats", "stats", 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	sysA, _ := procstat.SystemBusy()
+	cliA := clientsCPU(ds)
+	tA := time.Now()
+	if r.IdleCores, err = idleCPU(ctx, b.pid, o.window); err != nil {
+		return nil, err
+	}
+	w := time.Since(tA)
+	cliB := clientsCPU(ds)
+	sysB, _ := procstat.SystemBusy()
+	st1, err := ask(ctx, ds, "stats", "stats", 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	busy := (time.Duration(sysB-sysA-cliB+cliA) * procstat.TickDuration).Seconds() / w.Seconds()
+	r.OtherCores = max(0, busy-r.IdleCores)
+	var pings, pongs int64
+	for i := range st1 {
+		pings += st1[i].Pings - st0[i].Pings
+		pongs += st1[i].Pongs - st0[i].Pongs
+		r.Lost += st1[i].Lost
+	}
+	r.PingsPerS, r.PongsPerS = float64(pings)/w.Seconds(), float64(pongs)/w.Seconds()
+	// The settling time after the connects, less what the connections
+	// cost anyway when idle.
+	r.CPUusPerConnectAll = perConn(cpu2-cpu0) - r.IdleCores*float64(settle.Microseconds())/float64(r.Connected)
+	r.RSSHeldKiB, _ = procstat.RSSKiB(b.pid)
+	r.FDsHeld, _ = procstat.FDs(b.pid)
+	r.RSSKiBPerConn = float64(r.RSSHeldKiB-r.RSSBaseKiB) / float64(r.Connected)
+	log.Printf("hold: %s idle %v: %.2f %% of a core (%.2f %% with none), %.0f PINGREQ/s, %.0f PINGRESP/s, %d lost; %.0f µs CPU per connect with what it left behind (settled %v in %v); RSS %d → %d KiB (%.1f KiB per connection)",
+		b.name, w.Round(time.Millisecond), 100*r.IdleCores, 100*r.BaseCores, r.PingsPerS, r.PongsPerS, r.Lost,
+		r.CPUusPerConnectAll, settled, settle.Round(time.Millisecond), r.RSSBaseKiB, r.RSSHeldKiB, r.RSSKiBPerConn)
+
+	// Every connection disconnects (DISCONNECT, then the broker closes).
+	cpuC, _ := procstat.CPU(b.pid)
+	tC := time.Now()
+	evs, err = ask(ctx, ds, "close", "closed", 60*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range evs {
+		r.ClosedByBroker += e.ClosedByBroker
+	}
+	for time.Since(tC) < 30*time.Second {
+		if f, err := procstat.FDs(b.pid); err != nil || f <= fds0+2 {
+			r.Drained = err == nil
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	procstat.WaitQuiet(b.pid, 250*time.Millisecond, 4, 0.05, 20*time.Second)
+	cpuD, _ := procstat.CPU(b.pid)
+	r.CPUusPerDisconnect = perConn(cpuD-cpuC) - r.BaseCores*float64(time.Since(tC).Microseconds())/float64(r.Connected)
+	log.Printf("hold: %s: %d closed by the broker after DISCONNECT (of %d), drained=%v; %.0f µs CPU per disconnect",
+		b.name, r.ClosedByBroker, r.Connected, r.Drained, r.CPUusPerDisconnect)
+	return r, nil
+}
+
+// clientsCPU is the CPU the connstorm processes have used, in ticks.
+func clientsCPU(ds []*driven) int64 {
+	var t int64
+	for _, d := range ds {
+		c, _ := procstat.CPU(d.cmd.Process.Pid)
+		t += c
+	}
+	return t
+}
+
+// idleCPU is pid's CPU over window, in cores.
+func idleCPU(ctx context.Context, pid int, window time.Duration) (float64, error) {
+	c0, err := procstat.CPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	select {
+	case <-time.After(window):
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	c1, err := procstat.CPU(pid)
+	if err != nil {
+		return 0, err
+	}
+	return (time.Duration(c1-c0) * procstat.TickDuration).Seconds() / time.Since(t0).Seconds(), nil
+}
