@@ -61,6 +61,8 @@ type Broker struct {
 	log   *slog.Logger
 	table *table
 	ws    *wsHandler
+	// writers write established sessions' outbound packets.
+	writers *writerPool
 
 	tlsLn, tcpLn net.Listener
 
@@ -113,7 +115,7 @@ func New(o Options) (*Broker, error) {
 			}
 		}
 	}
-	b := &Broker{opts: o, log: o.Logger, table: newTable(), connecting: map[*session]struct{}{}}
+	b := &Broker{opts: o, log: o.Logger, table: newTable(), connecting: map[*session]struct{}{}, writers: newWriterPool()}
 	if o.WebSocket {
 		b.ws = newWSHandler(b)
 	}
@@ -195,6 +197,7 @@ func (b *Broker) Stop(ctx context.Context) error {
 		go func() { b.wg.Wait(); close(done) }()
 		select {
 		case <-done:
+			b.writers.stop()
 		case <-ctx.Done():
 			err = fmt.Errorf("broker: stop: %w", ctx.Err())
 		}

@@ -150,7 +150,7 @@ func (s *session) pushC2D() {
 	}
 	sh.mu.Unlock()
 	if out.Len() > 0 {
-		_ = s.write(out.Bytes())
+		s.send(out.Bytes())
 	}
 }
 

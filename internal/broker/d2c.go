@@ -3,7 +3,6 @@ package broker
 import (
 	"bytes"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -28,10 +27,6 @@ const d2cInflight = 64
 type d2cState struct {
 	inflight atomic.Int32
 	free     chan struct{} // signalled when the window opens or the session is asked to end
-
-	mu      sync.Mutex
-	acks    []uint16 // stored, PUBACK not yet written
-	writing bool     // a goroutine is writing acks
 }
 
 // telemetry hands a telemetry PUBLISH to the journal.
@@ -90,14 +85,8 @@ func (s *session) stored(id uint16, err error) {
 		s.requestEnd(cause{reason: presence.ReasonServerError, result: presence.ResultServerError, v5: v5ImplSpecific,
 			detail: "the journal could not store a telemetry message: " + err.Error()})
 	} else {
-		d.mu.Lock()
-		d.acks = append(d.acks, id)
-		start := !d.writing
-		d.writing = true
-		d.mu.Unlock()
-		if start {
-			go s.writeAcks()
-		}
+		var ack [4]byte
+		s.send(appendPuback(ack[:0], id))
 	}
 	if d.inflight.Add(-1) == d2cInflight-1 {
 		d.signal()
@@ -109,28 +98,5 @@ func (d *d2cState) signal() {
 	select {
 	case d.free <- struct{}{}:
 	default:
-	}
-}
-
-// writeAcks writes queued PUBACKs, as many per write as have queued, until
-// none is left.
-func (s *session) writeAcks() {
-	d := &s.d2c
-	var buf []byte
-	for {
-		d.mu.Lock()
-		ids := d.acks
-		d.acks = nil
-		if len(ids) == 0 {
-			d.writing = false
-			d.mu.Unlock()
-			return
-		}
-		d.mu.Unlock()
-		buf = buf[:0]
-		for _, id := range ids {
-			buf = appendPuback(buf, id)
-		}
-		_ = s.write(buf)
 	}
 }

@@ -28,7 +28,7 @@ func (s *session) handle(header byte, body []byte) (c cause, over bool) {
 	case packets.Unsubscribe:
 		return s.unsubscribe(&pk, body)
 	case packets.Pingreq:
-		_ = s.write(pingresp)
+		s.send(pingresp)
 	case packets.Disconnect:
 		return causeClient, true
 	case packets.Connect:
@@ -64,7 +64,7 @@ func (s *session) publish(pk *packets.Packet, body []byte) (cause, bool) {
 		// Twins and direct methods are not served yet: the request is
 		// acknowledged and dropped, as before this session layer.
 		if pk.FixedHeader.Qos == 1 {
-			_ = s.write(appendPuback(nil, pk.PacketID))
+			s.send(appendPuback(nil, pk.PacketID))
 		}
 		return cause{}, false
 	}
@@ -96,9 +96,7 @@ func (s *session) subscribe(pk *packets.Packet, body []byte) (cause, bool) {
 		codes[i] = min(f.Qos, 1)
 	}
 	subs := s.b.table.subscribe(s, add, 0)
-	if err := s.write(suback(s.version, pk.PacketID, codes)); err != nil {
-		return cause{}, false // the write failure ends the session
-	}
+	s.send(suback(s.version, pk.PacketID, codes))
 	if add&subC2D != 0 && subs&subC2D != 0 {
 		s.pushC2D()
 	}
@@ -119,7 +117,7 @@ func (s *session) unsubscribe(pk *packets.Packet, body []byte) (cause, bool) {
 		remove |= sub
 	}
 	s.b.table.subscribe(s, 0, remove)
-	_ = s.write(unsuback(s.version, pk.PacketID, codes))
+	s.send(unsuback(s.version, pk.PacketID, codes))
 	return cause{}, false
 }
 

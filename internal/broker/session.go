@@ -58,7 +58,8 @@ type session struct {
 	deadlineAt  time.Time // when the read deadline was last moved
 
 	wmu    sync.Mutex
-	wfails error // the first failed write: nothing more is written
+	wfails error  // the first failed write: nothing more is written
+	out    outbox // queued for the writers
 
 	c2dMu        sync.Mutex // orders C2D sends
 	lastPacketID uint16     // guarded by the table shard lock

@@ -20,6 +20,7 @@ type broker struct {
 	name     string
 	pid      int
 	tcp, tls string
+	debug    string // pprof address, when served
 	stop     func()
 }
 
@@ -177,7 +178,7 @@ func port(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
 // startTether runs `tether serve --dev` of build name (tether or
 // tether-prev: BENCH_PREV's) on that build's own data dir.
 func startTether(ctx context.Context, s *setup, name, logPath string) (*broker, error) {
-	h, err := hubproc.New(hubproc.Options{Bin: s.o.bin[name], DataDir: s.dataDir(name), LogPath: logPath})
+	h, err := hubproc.New(hubproc.Options{Bin: s.o.bin[name], DataDir: s.dataDir(name), LogPath: logPath, Debug: s.o.profileDir != ""})
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +189,7 @@ func startTether(ctx context.Context, s *setup, name, logPath string) (*broker, 
 	procMu.Lock()
 	procs[h.Pid()] = done // for killAll; hubproc waits for the process
 	procMu.Unlock()
-	b := &broker{name: name, pid: h.Pid(), tcp: h.TCPAddr, tls: h.MQTTAddr}
+	b := &broker{name: name, pid: h.Pid(), tcp: h.TCPAddr, tls: h.MQTTAddr, debug: h.DebugAddr}
 	b.stop = func() {
 		h.Stop(20 * time.Second)
 		procMu.Lock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -230,9 +231,11 @@ func (s *setup) hold(ctx context.Context, b *broker, n int) (*holdResult, error)
 	sysA, _ := procstat.SystemBusy()
 	cliA := clientsCPU(ds)
 	tA := time.Now()
+	profiled := s.profileIdle(b, n, o.window)
 	if r.IdleCores, err = idleCPU(ctx, b.pid, o.window); err != nil {
 		return nil, err
 	}
+	profiled()
 	w := time.Since(tA)
 	cliB := clientsCPU(ds)
 	sysB, _ := procstat.SystemBusy()
@@ -311,4 +314,48 @@ func idleCPU(ctx context.Context, pid int, window time.Duration) (float64, error
 		return 0, err
 	}
 	return (time.Duration(c1-c0) * procstat.TickDuration).Seconds() / time.Since(t0).Seconds(), nil
+}
+
+// profileIdle fetches a CPU profile of b over the idle window into the
+// profile dir, when one is set and b serves pprof; the returned function
+// waits for it.
+func (s *setup) profileIdle(b *broker, n int, window time.Duration) func() {
+	if s.o.profileDir == "" || b.debug == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// CPU over the window, then the heap with every connection held.
+		for _, p := range []struct{ kind, query string }{{"cpu", fmt.Sprintf("profile?seconds=%d", int(window.Seconds()))}, {"heap", "heap"}} {
+			path := filepath.Join(s.o.profileDir, fmt.Sprintf("%s-idle-%d-%s.pprof", b.name, n, p.kind))
+			if err := fetch("http://"+b.debug+"/debug/pprof/"+p.query, path); err != nil {
+				log.Printf("hold: %s profile of %s: %v", p.kind, b.name, err)
+				continue
+			}
+			log.Printf("hold: %s profile of %s over the idle window: %s", p.kind, b.name, path)
+		}
+	}()
+	return func() { <-done }
+}
+
+// fetch GETs url into the file path.
+func fetch(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
