@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"time"
 )
@@ -13,9 +14,9 @@ import (
 // stack only during a GC, by half per cycle, and returns freed pages to
 // the OS slowly. An idle fleet then holds tens of KiB more per device than
 // it needs. After a burst of at least burstMin connects followed by a
-// quiet second, the hub runs one GC (which also shrinks stacks that can
-// be shrunk) and returns free memory to the OS. It costs one collection
-// per storm, never anything per connect. One more runs a second after the
+// quiet second, the hub runs two GCs (each shrinks by half the stacks
+// that can be shrunk) and returns free memory to the OS. It costs two
+// collections per storm, never anything per connect. One more runs a second after the
 // hub started. Config.CompactAfter sets the burst size (default 1000;
 // negative turns compaction off).
 const compactPeriod = time.Second
@@ -54,6 +55,11 @@ func (a *App) startCompactor() {
 			}
 			if delta == 0 && sinceCompact >= burstMin {
 				start := time.Now()
+				// Two collections: each halves the stacks a storm grew (the
+				// sessions' readers start at the runtime's average stack
+				// size, which the handshakes inflate), then free pages go
+				// back to the OS.
+				runtime.GC()
 				debug.FreeOSMemory() // a GC, then return free pages
 				a.log.Debug("memory compacted after a connect burst", "connects", sinceCompact, "took", time.Since(start))
 				sinceCompact = 0
