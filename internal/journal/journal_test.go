@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 func TestTokenRoundTrip(t *testing.T) {
@@ -180,5 +182,26 @@ func TestPublisherDone(t *testing.T) {
 	}
 	if len(results) != 0 {
 		t.Fatalf("%d extra Done calls", len(results))
+	}
+}
+
+// ackError tells a stored publish from a refused one by the ack alone.
+func TestAckError(t *testing.T) {
+	status := nats.Header{}
+	status.Set("Status", "503")
+	cases := []struct {
+		msg *nats.Msg
+		ok  bool
+	}{
+		{&nats.Msg{Data: []byte(`{"stream":"TETHER_CONN","seq":42}`)}, true},
+		{&nats.Msg{Data: []byte(`{"stream":"TETHER_CONN","seq":42,"duplicate":true}`)}, true},
+		{&nats.Msg{Data: []byte(`{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}`)}, false},
+		{&nats.Msg{Header: status}, false},
+		{&nats.Msg{Data: []byte(`garbage`)}, false},
+	}
+	for _, c := range cases {
+		if err := ackError(c.msg); (err == nil) != c.ok {
+			t.Errorf("ackError(%q, %v) = %v", c.msg.Data, c.msg.Header, err)
+		}
 	}
 }

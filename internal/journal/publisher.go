@@ -1,9 +1,13 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,31 +24,63 @@ type Msg struct {
 	Header  nats.Header
 	Encode  func() ([]byte, error)
 	Data    []byte // used when Encode is nil
-	// Done, when set, is called once from the publisher's goroutine: nil
-	// when the stream has stored m, else the reason it never will. It must
-	// not block.
+	// Done, when set, is called once, from the publisher's ack goroutine:
+	// nil when the stream has stored m, else the reason it never will. It
+	// must not block.
 	Done func(error)
 }
 
 // Publisher appends messages to JetStream in the order they were enqueued,
-// from one goroutine, with a bounded window of asynchronous publishes. A
-// publish the server rejected is retried synchronously (same msg id), which
-// is the only case where order can differ from enqueue order.
+// from one goroutine, with a bounded window of publishes awaiting their
+// acks. Acks come back on one inbox subscription and are matched by a
+// counter in the reply subject: no future, channels or JSON decoding per
+// message (the telemetry path publishes one message per device PUBLISH and
+// waits for its ack before the device's PUBACK). A publish the server
+// rejected, or whose ack does not come within ackTimeout, is retried
+// synchronously (same msg id), which is the only case where order can
+// differ from enqueue order.
 type Publisher struct {
 	js     jetstream.JetStream
+	nc     *nats.Conn
 	log    *slog.Logger
 	queue  chan Msg
 	done   chan struct{}
 	closed atomic.Bool
 	mu     sync.Mutex // guards closing queue against concurrent Publish
 
+	inbox string // acks arrive on inbox + "<n>"
+	sub   *nats.Subscription
+	slots chan struct{} // the window: a publish takes a slot, its ack gives it back
+
+	pmu     sync.Mutex
+	pending map[uint64]*inflight
+	next    uint64
+
 	published atomic.Uint64
 	failed    atomic.Uint64
 }
 
+const (
+	window     = 1024
+	ackTimeout = 30 * time.Second
+)
+
 // NewPublisher starts a publisher with room for capacity queued messages.
 func NewPublisher(js jetstream.JetStream, capacity int, log *slog.Logger) *Publisher {
-	p := &Publisher{js: js, log: log, queue: make(chan Msg, capacity), done: make(chan struct{})}
+	p := &Publisher{
+		js: js, nc: js.Conn(), log: log, queue: make(chan Msg, capacity), done: make(chan struct{}),
+		inbox: nats.NewInbox() + ".", slots: make(chan struct{}, window), pending: map[uint64]*inflight{},
+	}
+	sub, err := p.nc.Subscribe(p.inbox+"*", p.onAck)
+	if err != nil {
+		// Only a closed connection refuses a subscription: every publish
+		// then fails through retry, with the reason in the log.
+		log.Error("journal: cannot subscribe to publish acks", "err", err)
+	}
+	if sub != nil {
+		_ = sub.SetPendingLimits(-1, -1) // the window bounds what is outstanding
+	}
+	p.sub = sub
 	go p.run()
 	return p
 }
@@ -72,61 +108,61 @@ func (p *Publisher) Failed() uint64    { return p.failed.Load() }
 
 type inflight struct {
 	msg  *nats.Msg
-	fut  jetstream.PubAckFuture
 	done func(error)
+	sent time.Time
 }
 
-func (in inflight) finish(err error) {
+func (in *inflight) finish(err error) {
 	if in.done != nil {
 		in.done(err)
 	}
 }
 
-const window = 256
-
 func (p *Publisher) run() {
 	defer close(p.done)
-	var pending []inflight
-	stored := func(in inflight) { p.published.Add(1); in.finish(nil) }
-	settle := func(all bool) {
-		for len(pending) > 0 && (all || len(pending) >= window) {
-			in := pending[0]
-			pending = pending[1:]
-			select {
-			case <-in.fut.Ok():
-				stored(in)
-			case err := <-in.fut.Err():
-				in.finish(p.retry(in.msg, err))
-			}
-		}
-		// Acks that have already arrived are reported now, not when the
-		// window fills: a connecting device waits for its event's ack.
-		for len(pending) > 0 {
-			in := pending[0]
-			select {
-			case <-in.fut.Ok():
-				stored(in)
-			case err := <-in.fut.Err():
-				in.finish(p.retry(in.msg, err))
-			default:
+	sweep := time.NewTicker(ackTimeout / 3)
+	defer sweep.Stop()
+	for {
+		select {
+		case m, ok := <-p.queue:
+			if !ok {
+				p.drain(sweep.C)
 				return
 			}
-			pending = pending[1:]
+			p.takeSlot(sweep.C)
+			p.send(m)
+		case <-sweep.C:
+			p.sweep()
 		}
 	}
-	for m := range p.queue {
-		if in, ok := p.send(m); ok {
-			pending = append(pending, in)
-		}
-		settle(len(p.queue) == 0) // settle everything when idle, else keep a window
-	}
-	settle(true)
 }
 
-// send encodes m and starts its asynchronous publish. When that cannot
-// start, m is finished here (stored by a retry, or failed) and ok is false.
-func (p *Publisher) send(m Msg) (in inflight, ok bool) {
-	in.done = m.Done
+// takeSlot waits for room in the window, sweeping lost acks meanwhile.
+func (p *Publisher) takeSlot(sweep <-chan time.Time) {
+	for {
+		select {
+		case p.slots <- struct{}{}:
+			return
+		case <-sweep:
+			p.sweep()
+		}
+	}
+}
+
+// drain waits until every publish has its ack (or was retried).
+func (p *Publisher) drain(sweep <-chan time.Time) {
+	for range window {
+		p.takeSlot(sweep)
+	}
+	if p.sub != nil {
+		_ = p.sub.Unsubscribe()
+	}
+}
+
+// send encodes m and publishes it with this publisher's ack inbox as the
+// reply subject. It holds a window slot, given back when m is finished.
+func (p *Publisher) send(m Msg) {
+	in := &inflight{done: m.Done}
 	data := m.Data
 	if m.Encode != nil {
 		var err error
@@ -134,7 +170,8 @@ func (p *Publisher) send(m Msg) (in inflight, ok bool) {
 			p.failed.Add(1)
 			p.log.Error("journal: encoding message", "subject", m.Subject, "err", err)
 			in.finish(err)
-			return in, false
+			<-p.slots
+			return
 		}
 	}
 	in.msg = &nats.Msg{Subject: m.Subject, Data: data, Header: m.Header}
@@ -144,13 +181,89 @@ func (p *Publisher) send(m Msg) (in inflight, ok bool) {
 		}
 		in.msg.Header.Set(jetstream.MsgIDHeader, m.ID)
 	}
-	fut, err := p.js.PublishMsgAsync(in.msg)
-	if err != nil {
-		in.finish(p.retry(in.msg, err))
-		return in, false
+	p.pmu.Lock()
+	p.next++
+	id := p.next
+	in.sent = time.Now()
+	p.pending[id] = in
+	p.pmu.Unlock()
+	in.msg.Reply = p.inbox + strconv.FormatUint(id, 10)
+	if err := p.nc.PublishMsg(in.msg); err != nil {
+		if p.take(id) != nil {
+			in.msg.Reply = ""
+			in.finish(p.retry(in.msg, err))
+			<-p.slots
+		}
 	}
-	in.fut = fut
-	return in, true
+}
+
+// take removes and returns the publish waiting under id (nil if none: it
+// was answered or swept already).
+func (p *Publisher) take(id uint64) *inflight {
+	p.pmu.Lock()
+	defer p.pmu.Unlock()
+	in := p.pending[id]
+	delete(p.pending, id)
+	return in
+}
+
+// onAck finishes the publish an ack answers. Acks of one stream arrive in
+// publish order, on this one subscription goroutine.
+func (p *Publisher) onAck(ack *nats.Msg) {
+	id, err := strconv.ParseUint(ack.Subject[len(p.inbox):], 10, 64)
+	if err != nil {
+		return
+	}
+	in := p.take(id)
+	if in == nil {
+		return
+	}
+	if err := ackError(ack); err != nil {
+		in.msg.Reply = ""
+		in.finish(p.retry(in.msg, err))
+	} else {
+		p.published.Add(1)
+		in.finish(nil)
+	}
+	<-p.slots
+}
+
+// ackError reads a JetStream publish ack: {"stream":…,"seq":…} when
+// stored; {"error":{…}} or a status-only reply (no stream took the
+// subject) when not.
+func ackError(ack *nats.Msg) error {
+	if status := ack.Header.Get("Status"); status != "" && len(ack.Data) == 0 {
+		return fmt.Errorf("journal: publish answered with status %s %s", status, ack.Header.Get("Description"))
+	}
+	if bytes.Contains(ack.Data, []byte(`"error"`)) {
+		return fmt.Errorf("journal: publish refused: %s", ack.Data)
+	}
+	if !bytes.Contains(ack.Data, []byte(`"seq"`)) {
+		return fmt.Errorf("journal: not a publish ack: %q", ack.Data)
+	}
+	return nil
+}
+
+// sweep retries publishes whose ack has not come within ackTimeout (the
+// connection to the server dropped it).
+func (p *Publisher) sweep() {
+	cutoff := time.Now().Add(-ackTimeout)
+	var lost []uint64
+	p.pmu.Lock()
+	for id, in := range p.pending {
+		if in.sent.Before(cutoff) {
+			lost = append(lost, id)
+		}
+	}
+	p.pmu.Unlock()
+	slices.Sort(lost)
+	for _, id := range lost {
+		if in := p.take(id); in != nil {
+			in.msg.Reply = ""
+			in.finish(p.retry(in.msg, fmt.Errorf("journal: no ack within %s", ackTimeout)))
+			<-p.slots
+		}
+	}
 }
 
 // retry publishes synchronously with backoff until it succeeds or ~1 min
