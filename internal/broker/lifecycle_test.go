@@ -10,6 +10,7 @@ import (
 
 	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/sas"
+	"github.com/tether-hub/tether/internal/telemetry"
 )
 
 // C2D: queued while the device is offline, delivered on subscribe,
@@ -153,5 +154,42 @@ func TestKickAndShutdown(t *testing.T) {
 	}
 	if h.b.Kick("d2", presence.ReasonDeleted) {
 		t.Error("Kick found a session after Stop")
+	}
+}
+
+// A device that keeps sending faster than the hub handles it is still
+// ended when the hub asks: the woken reader drains only what had arrived.
+func TestFloodingDeviceIsStillEnded(t *testing.T) {
+	h := startTestHub(t, func(_ *testHub, o *Options) {
+		o.Telemetry = func(_ telemetry.Message, stored func(error)) {
+			time.Sleep(20 * time.Microsecond) // a sink slower than the flood
+			if stored != nil {
+				stored(nil)
+			}
+		}
+	})
+	cl, _ := h.connect("d1", 4)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		msg := bytes.Repeat(publishPacket("devices/d1/messages/events/", 0, 0, []byte("x")), 64)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := cl.c.Write(msg); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // let a backlog build up in the socket
+	if !h.b.Kick("d1", presence.ReasonDisabled) {
+		t.Fatal("no live session")
+	}
+	evs := h.waitEvents("d1", 2)
+	if evs[1].Reason != presence.ReasonDisabled {
+		t.Errorf("ended as %s, want disabled", evs[1].Reason)
 	}
 }

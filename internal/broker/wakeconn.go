@@ -19,11 +19,16 @@ import (
 // session as the client's disconnect, not as a takeover.
 //
 // It sits under TLS and WebSocket framing, so the layers above see either
-// the bytes that had arrived or errWoken, and never wait.
+// the bytes that had arrived or errWoken, and never wait. The drain is
+// bounded by what the socket held when it began: a device that keeps
+// sending cannot keep its session alive once the hub ended it.
 type wakeConn struct {
 	*net.TCPConn
 	mu    sync.Mutex // orders wake against SetReadDeadline
 	woken atomic.Bool
+	// left is what the drain may still read: -1 until the drain has
+	// measured the socket's receive queue. Only the reader uses it.
+	left int
 }
 
 // errWoken ends a woken reader's read once nothing more had arrived.
@@ -39,9 +44,11 @@ func newWakeConn(c *net.TCPConn) *wakeConn { return &wakeConn{TCPConn: c} }
 func (c *wakeConn) wake() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.woken.Swap(true) {
+	if c.woken.Load() {
 		return
 	}
+	c.left = -1
+	c.woken.Store(true)
 	_ = c.TCPConn.SetReadDeadline(aLongTimeAgo)
 }
 

@@ -9,18 +9,28 @@ import (
 	"time"
 )
 
-// drain reads once, without waiting, what the socket holds: bytes, the
-// peer's FIN (io.EOF), or nothing (errWoken).
+// drain reads, without waiting, what the socket held when the drain began:
+// bytes, then errWoken; or the peer's FIN (io.EOF).
 func (c *wakeConn) drain(p []byte) (int, error) {
 	rc, err := c.TCPConn.SyscallConn()
 	if err != nil {
 		return 0, errWoken
 	}
-	// A RawConn read refuses to start past the deadline wake set; only
-	// this reader reads, and it never waits below, so clear it.
-	c.mu.Lock()
-	_ = c.TCPConn.SetReadDeadline(time.Time{})
-	c.mu.Unlock()
+	if c.left < 0 {
+		// A RawConn read refuses to start past the deadline wake set;
+		// only this reader reads, and it never waits below, so clear it.
+		c.mu.Lock()
+		_ = c.TCPConn.SetReadDeadline(time.Time{})
+		c.mu.Unlock()
+		c.left = 0
+		_ = rc.Control(func(fd uintptr) { c.left = receiveQueue(fd) })
+	}
+	if c.left == 0 {
+		// Nothing more to hand up; one byte's read still tells a FIN.
+		p = p[:min(len(p), 1)]
+	} else {
+		p = p[:min(len(p), c.left)]
+	}
 	var n int
 	var rerr error
 	if err := rc.Read(func(fd uintptr) bool {
@@ -36,6 +46,9 @@ func (c *wakeConn) drain(p []byte) (int, error) {
 		return 0, rerr
 	case n == 0 && len(p) > 0:
 		return 0, io.EOF
+	case c.left == 0:
+		return 0, errWoken // arrived after the wake: not read
 	}
+	c.left -= n
 	return n, nil
 }
