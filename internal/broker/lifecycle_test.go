@@ -193,3 +193,25 @@ func TestFloodingDeviceIsStillEnded(t *testing.T) {
 		t.Errorf("ended as %s, want disabled", evs[1].Reason)
 	}
 }
+
+// A persistent session survives a takeover: the new connection is told
+// the session is present and gets C2D without subscribing again.
+func TestTakeoverKeepsPersistentSession(t *testing.T) {
+	h := startTestHub(t)
+	old, _ := h.connect("d1", 4)
+	old.send(appendSubscribe(1, "devices/d1/messages/devicebound/#"))
+	if p := old.read(); p.FixedHeader.Type != packets.Suback {
+		t.Fatalf("got %s, want SUBACK", packets.PacketNames[p.FixedHeader.Type])
+	}
+	cl := h.dial()
+	cl.send(connectPacket(4, "d1", username("d1"), token(t, "d1"), 60, false))
+	if p := cl.read(); p.FixedHeader.Type != packets.Connack || !p.SessionPresent {
+		t.Fatalf("CONNACK session present %v, want true", p.SessionPresent)
+	}
+	if err := h.b.SendC2D(context.Background(), "d1", []byte("after-takeover"), nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if p := cl.read(); p.FixedHeader.Type != packets.Publish || string(p.Payload) != "after-takeover" {
+		t.Fatalf("got %s %q, want the C2D message", packets.PacketNames[p.FixedHeader.Type], p.Payload)
+	}
+}

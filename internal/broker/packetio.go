@@ -69,11 +69,14 @@ func (rd *reader) next() (header byte, body []byte, err error) {
 	return header, body, nil
 }
 
-// fill makes n unread bytes available in buf[r:], reading as needed.
+// fill makes n unread bytes available in buf[r:], reading as needed. The
+// buffer grows as bytes arrive (at most doubling), never to a length a
+// packet only announces: a client that claims a large packet and stalls
+// holds one chunk, not the claim.
 func (rd *reader) fill(n int) error {
 	for rd.w-rd.r < n {
-		if len(rd.buf)-rd.r < n {
-			rd.grow(n)
+		if rd.w == len(rd.buf) && len(rd.buf)-rd.r < n {
+			rd.grow(min(n, max(2*(rd.w-rd.r), chunkSizes[0])))
 		} else if rd.w == len(rd.buf) {
 			rd.w = copy(rd.buf, rd.buf[rd.r:rd.w])
 			rd.r = 0

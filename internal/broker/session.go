@@ -54,8 +54,9 @@ type session struct {
 	will       *telemetry.Message
 	ps         *presence.Session
 
-	established atomic.Bool
-	deadlineAt  time.Time // when the read deadline was last moved
+	established  atomic.Bool
+	replacedLive bool      // claim replaced a live session (set under the table shard lock)
+	deadlineAt   time.Time // when the read deadline was last moved
 
 	wmu    sync.Mutex
 	wfails error  // the first failed write: nothing more is written
@@ -76,7 +77,7 @@ func (b *Broker) newSession(c net.Conn, wake *wakeConn, protocol, remote string)
 	s := &session{b: b, conn: c, wake: wake, protocol: protocol, remote: remote,
 		ended: make(chan struct{}), receiveMax: c2dInflight}
 	s.d2c.free = make(chan struct{}, 1)
-	s.rd.init(c, b.maxPacket())
+	s.rd.init(c, maxConnectPacket)
 	return s
 }
 
@@ -153,6 +154,11 @@ func (s *session) connect(tlsConf *tls.Config) bool {
 	return s.establish()
 }
 
+// maxConnectPacket bounds a CONNECT: a SAS CONNECT is a few hundred bytes
+// and a will IoT Hub takes is a small message. Until a session is
+// established, nobody unauthenticated gets more.
+const maxConnectPacket = 16 << 10
+
 // recordWait bounds how long a CONNACK waits for the journal to store the
 // device's connected event. Past it the CONNACK goes anyway: when the hub
 // is that overloaded, refusing would make every device retry and add load
@@ -209,6 +215,7 @@ func (s *session) establish() bool {
 		return false
 	}
 	s.established.Store(true)
+	s.rd.max = b.maxPacket()
 	// IoT Hub cannot re-authenticate an MQTT connection: when the token
 	// expires, the hub closes it (logged 401003 then 404104).
 	at := s.id.tokenExpiry

@@ -77,6 +77,7 @@ func (t *table) claim(s *session) (prev *session, ok bool) {
 		return nil, false
 	}
 	prev, e.live = e.live, s
+	s.replacedLive = prev != nil
 	return prev, true
 }
 
@@ -86,7 +87,15 @@ func (t *table) claim(s *session) (prev *session, ok bool) {
 func (t *table) attach(s *session, now time.Time) (present bool) {
 	sh, e := t.lock(s.deviceID())
 	defer sh.mu.Unlock()
-	if e.persistent && now.After(e.expires) {
+	switch {
+	case s.replacedLive:
+		// The replaced session was live until s took over: its release
+		// left the entry to s, so end what it had here. A persistent
+		// session's subscriptions carry over; a clean one's do not.
+		if !e.persistent {
+			e.subs = 0
+		}
+	case e.persistent && now.After(e.expires):
 		e.subs, e.persistent = 0, false
 	}
 	present = e.persistent && !s.cleanStart
