@@ -187,7 +187,7 @@ func (b *Broker) Stop(ctx context.Context) error {
 		}
 		b.connMu.Lock()
 		for s := range b.connecting {
-			_ = s.conn.Close()
+			_ = s.raw.Close()
 		}
 		b.connMu.Unlock()
 		for _, s := range b.table.all() {

@@ -38,6 +38,7 @@ import (
 type session struct {
 	b        *Broker
 	conn     net.Conn  // MQTT is read from and written to this
+	raw      net.Conn  // the accepted connection (conn before TLS); fixed, so Stop may close it
 	wake     *wakeConn // the socket underneath; nil if it cannot be woken
 	protocol string
 	remote   string
@@ -74,7 +75,7 @@ type session struct {
 }
 
 func (b *Broker) newSession(c net.Conn, wake *wakeConn, protocol, remote string) *session {
-	s := &session{b: b, conn: c, wake: wake, protocol: protocol, remote: remote,
+	s := &session{b: b, conn: c, raw: c, wake: wake, protocol: protocol, remote: remote,
 		ended: make(chan struct{}), receiveMax: c2dInflight}
 	s.d2c.free = make(chan struct{}, 1)
 	s.rd.init(c, maxConnectPacket)

@@ -24,9 +24,10 @@ type Msg struct {
 	Header  nats.Header
 	Encode  func() ([]byte, error)
 	Data    []byte // used when Encode is nil
-	// Done, when set, is called once, from the publisher's ack goroutine:
-	// nil when the stream has stored m, else the reason it never will. It
-	// must not block.
+	// Done, when set, is called once, from one of the publisher's
+	// goroutines (acks come in publish order; a retried message's answer
+	// comes later): nil when the stream has stored m, else the reason it
+	// never will. It must not block.
 	Done func(error)
 }
 
@@ -48,9 +49,10 @@ type Publisher struct {
 	closed atomic.Bool
 	mu     sync.Mutex // guards closing queue against concurrent Publish
 
-	inbox string // acks arrive on inbox + "<n>"
-	sub   *nats.Subscription
-	slots chan struct{} // the window: a publish takes a slot, its ack gives it back
+	inbox   string // acks arrive on inbox + "<n>"
+	sub     *nats.Subscription
+	slots   chan struct{}  // the window: a publish takes a slot, its ack gives it back
+	retries chan *inflight // failed publishes, for the retrier
 
 	pmu     sync.Mutex
 	pending map[uint64]*inflight
@@ -69,7 +71,8 @@ const (
 func NewPublisher(js jetstream.JetStream, capacity int, log *slog.Logger) *Publisher {
 	p := &Publisher{
 		js: js, nc: js.Conn(), log: log, queue: make(chan Msg, capacity), done: make(chan struct{}),
-		inbox: nats.NewInbox() + ".", slots: make(chan struct{}, window), pending: map[uint64]*inflight{},
+		inbox: nats.NewInbox() + ".", slots: make(chan struct{}, window), retries: make(chan *inflight, window),
+		pending: map[uint64]*inflight{},
 	}
 	sub, err := p.nc.Subscribe(p.inbox+"*", p.onAck)
 	if err != nil {
@@ -82,6 +85,7 @@ func NewPublisher(js jetstream.JetStream, capacity int, log *slog.Logger) *Publi
 	}
 	p.sub = sub
 	go p.run()
+	go p.retrier()
 	return p
 }
 
@@ -110,6 +114,7 @@ type inflight struct {
 	msg  *nats.Msg
 	done func(error)
 	sent time.Time
+	err  error // why it is being retried
 }
 
 func (in *inflight) finish(err error) {
@@ -154,6 +159,7 @@ func (p *Publisher) drain(sweep <-chan time.Time) {
 	for range window {
 		p.takeSlot(sweep)
 	}
+	close(p.retries)
 	if p.sub != nil {
 		_ = p.sub.Unsubscribe()
 	}
@@ -190,9 +196,7 @@ func (p *Publisher) send(m Msg) {
 	in.msg.Reply = p.inbox + strconv.FormatUint(id, 10)
 	if err := p.nc.PublishMsg(in.msg); err != nil {
 		if p.take(id) != nil {
-			in.msg.Reply = ""
-			in.finish(p.retry(in.msg, err))
-			<-p.slots
+			p.retryLater(in, err)
 		}
 	}
 }
@@ -219,13 +223,29 @@ func (p *Publisher) onAck(ack *nats.Msg) {
 		return
 	}
 	if err := ackError(ack); err != nil {
-		in.msg.Reply = ""
-		in.finish(p.retry(in.msg, err))
-	} else {
-		p.published.Add(1)
-		in.finish(nil)
+		p.retryLater(in, err)
+		return
 	}
+	p.published.Add(1)
+	in.finish(nil)
 	<-p.slots
+}
+
+// retryLater hands a publish that failed to the retrier, so that its retries
+// (up to a minute) hold up neither the acks of the others nor new publishes.
+// It keeps its window slot until finished.
+func (p *Publisher) retryLater(in *inflight, err error) {
+	in.msg.Reply = ""
+	in.err = err
+	p.retries <- in // room for the whole window: never blocks
+}
+
+// retrier retries failed publishes one at a time, in the order they failed.
+func (p *Publisher) retrier() {
+	for in := range p.retries {
+		in.finish(p.retry(in.msg, in.err))
+		<-p.slots
+	}
 }
 
 // ackError reads a JetStream publish ack: {"stream":…,"seq":…} when
@@ -259,15 +279,16 @@ func (p *Publisher) sweep() {
 	slices.Sort(lost)
 	for _, id := range lost {
 		if in := p.take(id); in != nil {
-			in.msg.Reply = ""
-			in.finish(p.retry(in.msg, fmt.Errorf("journal: no ack within %s", ackTimeout)))
-			<-p.slots
+			p.retryLater(in, fmt.Errorf("journal: no ack within %s", ackTimeout))
 		}
 	}
 }
 
 // retry publishes synchronously with backoff until it succeeds or ~1 min
-// has passed; the msg id makes a duplicate store impossible. It returns
+// has passed. A message with an id (connection events, registry changes)
+// is stored once however often it is retried; telemetry has none, so a
+// retried telemetry message whose first publish was stored after all (its
+// ack lost) is stored twice: at least once, as IoT Hub's D2C. It returns
 // nil once stored, else the last error.
 func (p *Publisher) retry(m *nats.Msg, first error) error {
 	delay := 50 * time.Millisecond
