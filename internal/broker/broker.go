@@ -76,6 +76,7 @@ type Broker struct {
 	// their connected event (recordWait passed).
 	slowRecords atomic.Uint64
 	stopOnce    sync.Once
+	stopped     chan struct{} // closed by Stop
 }
 
 // SlowRecords is how many connects were acknowledged before their
@@ -115,7 +116,7 @@ func New(o Options) (*Broker, error) {
 			}
 		}
 	}
-	b := &Broker{opts: o, log: o.Logger, table: newTable(), connecting: map[*session]struct{}{}, writers: newWriterPool()}
+	b := &Broker{opts: o, log: o.Logger, table: newTable(), connecting: map[*session]struct{}{}, writers: newWriterPool(), stopped: make(chan struct{})}
 	if o.WebSocket {
 		b.ws = newWSHandler(b)
 	}
@@ -126,8 +127,13 @@ func New(o Options) (*Broker, error) {
 // limit plus room for topic and properties.
 func (b *Broker) maxPacket() int { return b.opts.MaxMessageSize + 64<<10 }
 
+// sweepPeriod is how often expired C2D messages and persistent sessions
+// are dropped from the session table.
+const sweepPeriod = time.Minute
+
 // Start opens the listeners and serves them.
 func (b *Broker) Start() error {
+	go b.sweeper()
 	if b.opts.TLSAddr != "" {
 		ln, err := net.Listen("tcp", b.opts.TLSAddr)
 		if err != nil {
@@ -172,6 +178,20 @@ func (b *Broker) WebSocketHandler() http.Handler {
 	return b.ws
 }
 
+// sweeper runs table.sweep every sweepPeriod until Stop.
+func (b *Broker) sweeper() {
+	t := time.NewTicker(sweepPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			b.table.sweep(b.opts.Now())
+		case <-b.stopped:
+			return
+		}
+	}
+}
+
 // Stop closes the listeners and ends every session (recorded as
 // server-shutdown), waiting for the ends to be recorded or ctx.
 func (b *Broker) Stop(ctx context.Context) error {
@@ -180,6 +200,7 @@ func (b *Broker) Stop(ctx context.Context) error {
 		b.connMu.Lock()
 		b.table.stopping.Store(true) // under connMu: no track (wg.Add) after this
 		b.connMu.Unlock()
+		close(b.stopped)
 		for _, ln := range []net.Listener{b.tlsLn, b.tcpLn} {
 			if ln != nil {
 				_ = ln.Close()
@@ -208,6 +229,9 @@ func (b *Broker) Stop(ctx context.Context) error {
 // Kick ends a device's live session for reason (disabled, deleted). It
 // reports whether a session was live.
 func (b *Broker) Kick(deviceID string, reason presence.Reason) bool {
+	if reason == presence.ReasonDeleted {
+		b.table.drop(deviceID)
+	}
 	s := b.table.live(deviceID)
 	if s == nil {
 		return false

@@ -215,3 +215,45 @@ func TestTakeoverKeepsPersistentSession(t *testing.T) {
 		t.Fatalf("got %s %q, want the C2D message", packets.PacketNames[p.FixedHeader.Type], p.Payload)
 	}
 }
+
+// Expired C2D messages and persistent sessions leave the table; a deleted
+// device's queue goes at once.
+func TestTableSweep(t *testing.T) {
+	h := startTestHub(t)
+	ctx := context.Background()
+	for _, d := range []string{"d1", "d2"} {
+		if err := h.b.SendC2D(ctx, d, []byte("x"), nil, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.b.Kick("d2", presence.ReasonDeleted)
+	if n := entries(h.b.table); n != 1 {
+		t.Fatalf("%d entries after deleting d2, want 1", n)
+	}
+	h.b.table.sweep(time.Now().Add(C2DTimeToLive + time.Second))
+	if n := entries(h.b.table); n != 0 {
+		t.Fatalf("%d entries after the messages expired, want 0", n)
+	}
+	cl, _ := h.connect("d3", 4) // clean-session 0: kept after it goes
+	cl.send(disconnectV3)
+	cl.waitClosed()
+	h.waitEvents("d3", 2)
+	h.b.table.sweep(time.Now())
+	if n := entries(h.b.table); n != 1 {
+		t.Fatalf("%d entries with d3's session kept, want 1", n)
+	}
+	h.b.table.sweep(time.Now().Add(7*24*time.Hour + time.Minute))
+	if n := entries(h.b.table); n != 0 {
+		t.Fatalf("%d entries after d3's session expired, want 0", n)
+	}
+}
+
+func entries(t *table) int {
+	n := 0
+	for i := range t.shards {
+		t.shards[i].mu.Lock()
+		n += len(t.shards[i].devices)
+		t.shards[i].mu.Unlock()
+	}
+	return n
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/telemetry"
+	"github.com/tether-hub/tether/internal/wsconn"
 )
 
 // session is one device connection, from its first byte to its recorded
@@ -183,6 +184,17 @@ func (s *session) establish() bool {
 		prev.requestEnd(causeTakeover)
 		<-prev.ended // its end is recorded before this connect
 	}
+	// The device may have been disabled or deleted between authentication
+	// and the claim; Kick found no session of it then, so look again.
+	if _, enabled, found := b.opts.Devices(s.id.deviceID); !found || !enabled {
+		f, detail := presence.AuthDeviceDisabled, fmt.Sprintf("device '%s' is disabled", s.id.deviceID)
+		if !found {
+			f, detail = presence.AuthDeviceNotFound, fmt.Sprintf("IotHub '%s' does not contain the specified device '%s'", b.opts.HubName, s.id.deviceID)
+		}
+		b.table.release(s, b.opts.Now())
+		s.refuse(nil, authRefusal(f, packets.ErrNotAuthorized, "%s", detail))
+		return false
+	}
 	present := b.table.attach(s, b.opts.Now())
 	recorded := make(chan error, 1)
 	s.ps = &presence.Session{
@@ -257,6 +269,8 @@ func (s *session) readFailure(err error) cause {
 		return *req
 	}
 	switch {
+	case errors.Is(err, wsconn.ErrTextFrame):
+		return causeProtocol(v5ProtocolError, "%v", err)
 	case errors.Is(err, errTooLarge):
 		return causeProtocol(v5PacketTooLarge, "%v", err)
 	case errors.Is(err, errMalformedLength):
@@ -265,21 +279,24 @@ func (s *session) readFailure(err error) cause {
 	return causeOfReadError(err)
 }
 
-// armKeepAlive moves the read deadline to 1.5 × keep-alive from now, at
-// most every eighth of that span (a deadline change costs a timer update).
+// armKeepAlive moves the read deadline, at most every eighth of the idle
+// span (a deadline change costs a timer update). The deadline is an eighth
+// past the span, so a device silent for exactly 1.5 × keep-alive after its
+// last packet is never cut early, only up to an eighth late.
 func (s *session) armKeepAlive() {
 	now := time.Now()
 	if now.Sub(s.deadlineAt) < s.idle/8 {
 		return
 	}
 	s.deadlineAt = now
+	deadline := now.Add(s.idle + s.idle/8)
 	if s.wake != nil { // it keeps a woken deadline in the past itself
-		_ = s.conn.SetReadDeadline(now.Add(s.idle))
+		_ = s.conn.SetReadDeadline(deadline)
 		return
 	}
 	s.endMu.Lock()
 	if s.endReq == nil {
-		_ = s.conn.SetReadDeadline(now.Add(s.idle))
+		_ = s.conn.SetReadDeadline(deadline)
 	} else {
 		_ = s.conn.SetReadDeadline(aLongTimeAgo)
 	}

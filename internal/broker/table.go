@@ -168,3 +168,33 @@ func (t *table) subscribe(s *session, add, remove subscription) subscription {
 	}
 	return e.subs
 }
+
+// sweep drops what has expired: C2D messages past their time to live and
+// persistent sessions of devices that stayed away past the session expiry;
+// entries left with nothing go.
+func (t *table) sweep(now time.Time) {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for id, e := range sh.devices {
+			e.c2d.dropExpired(now)
+			if e.live == nil && e.persistent && now.After(e.expires) {
+				e.subs, e.persistent = 0, false
+			}
+			sh.forget(id, e)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// drop forgets a deleted device's queue and kept session; a live session
+// of it is being ended and leaves the table when it has.
+func (t *table) drop(id string) {
+	sh, e := t.lock(id)
+	defer sh.mu.Unlock()
+	e.c2d = c2dQueue{}
+	if e.live == nil {
+		e.subs, e.persistent = 0, false
+	}
+	sh.forget(id, e)
+}
