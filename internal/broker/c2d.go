@@ -127,27 +127,36 @@ func (s *session) pushC2D() {
 			inflight++
 		}
 	}
-	for _, m := range e.c2d.msgs {
-		if inflight >= min(c2dInflight, s.receiveMax) {
-			break
-		}
-		if m.id != 0 {
+	kept := e.c2d.msgs[:0]
+	for i, m := range e.c2d.msgs {
+		if inflight >= min(c2dInflight, s.receiveMax) || m.id != 0 {
+			kept = append(kept, m)
+			if inflight >= min(c2dInflight, s.receiveMax) {
+				kept = append(kept, e.c2d.msgs[i+1:]...)
+				break
+			}
 			continue
 		}
-		m.id = s.nextPacketID(&e.c2d)
 		pk := packets.Packet{
-			FixedHeader:     packets.FixedHeader{Type: packets.Publish, Qos: 1, Dup: m.sent},
+			FixedHeader:     packets.FixedHeader{Type: packets.Publish, Qos: e.c2dQoS, Dup: m.sent && e.c2dQoS > 0},
 			TopicName:       m.topic,
-			PacketID:        m.id,
 			Payload:         m.payload,
 			ProtocolVersion: s.version,
 		}
-		m.sent = true
-		inflight++
+		if e.c2dQoS > 0 {
+			// Acknowledged later: stays queued under its packet id.
+			m.id = s.nextPacketID(&e.c2d)
+			pk.PacketID = m.id
+			m.sent = true
+			inflight++
+			kept = append(kept, m)
+		} // QoS 0, as the device subscribed: sent once and done.
 		if err := pk.PublishEncode(&out); err != nil {
 			s.b.log.Error("encoding a C2D message", "device", s.deviceID(), "err", err)
 		}
 	}
+	clear(e.c2d.msgs[len(kept):])
+	e.c2d.msgs = kept
 	sh.mu.Unlock()
 	if out.Len() > 0 {
 		s.send(out.Bytes())

@@ -82,6 +82,7 @@ func (s *session) subscribe(pk *packets.Packet, body []byte) (cause, bool) {
 	}
 	codes := make([]byte, len(pk.Filters))
 	var add subscription
+	var c2dQoS byte
 	for i, f := range pk.Filters {
 		sub := routeSubscribe(s.id.deviceID, f.Filter)
 		if sub == 0 {
@@ -94,8 +95,11 @@ func (s *session) subscribe(pk *packets.Packet, body []byte) (cause, bool) {
 		}
 		add |= sub
 		codes[i] = min(f.Qos, 1)
+		if sub == subC2D {
+			c2dQoS = codes[i]
+		}
 	}
-	subs := s.b.table.subscribe(s, add, 0)
+	subs := s.b.table.subscribe(s, add, 0, c2dQoS)
 	s.send(suback(s.version, pk.PacketID, codes))
 	if add&subC2D != 0 && subs&subC2D != 0 {
 		s.pushC2D()
@@ -116,7 +120,7 @@ func (s *session) unsubscribe(pk *packets.Packet, body []byte) (cause, bool) {
 		}
 		remove |= sub
 	}
-	s.b.table.subscribe(s, 0, remove)
+	s.b.table.subscribe(s, 0, remove, 0)
 	s.send(unsuback(s.version, pk.PacketID, codes))
 	return cause{}, false
 }

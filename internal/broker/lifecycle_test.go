@@ -257,3 +257,32 @@ func entries(t *table) int {
 	}
 	return n
 }
+
+// A device that subscribed to C2D at QoS 0 gets C2D at QoS 0, once.
+func TestC2DAtTheGrantedQoS(t *testing.T) {
+	h := startTestHub(t)
+	cl, _ := h.connect("d1", 4)
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: 1, ProtocolVersion: 4,
+		Filters: packets.Subscriptions{{Filter: "devices/d1/messages/devicebound/#", Qos: 0}}}
+	var buf bytes.Buffer
+	_ = pk.SubscribeEncode(&buf)
+	cl.send(buf.Bytes())
+	if p := cl.read(); p.FixedHeader.Type != packets.Suback || string(p.ReasonCodes) != "\x00" {
+		t.Fatalf("SUBACK % x", p.ReasonCodes)
+	}
+	if err := h.b.SendC2D(context.Background(), "d1", []byte("q0"), nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if p := cl.read(); p.FixedHeader.Type != packets.Publish || p.FixedHeader.Qos != 0 || string(p.Payload) != "q0" {
+		t.Fatalf("got %s QoS %d %q", packets.PacketNames[p.FixedHeader.Type], p.FixedHeader.Qos, p.Payload)
+	}
+	if n := entries(h.b.table); n != 1 {
+		t.Fatalf("%d entries", n)
+	}
+	sh, e := h.b.table.lock("d1")
+	queued := len(e.c2d.msgs)
+	sh.mu.Unlock()
+	if queued != 0 {
+		t.Errorf("%d messages still queued after a QoS 0 delivery", queued)
+	}
+}

@@ -37,6 +37,7 @@ type entry struct {
 	// they outlive the connection (clean-session 0 / session expiry > 0)
 	// until expires.
 	subs       subscription
+	c2dQoS     byte // the QoS granted to the C2D subscription
 	persistent bool
 	expires    time.Time
 	c2d        c2dQueue
@@ -158,11 +159,14 @@ func (t *table) all() []*session {
 	return out
 }
 
-// subscribe adds subs to the live session s's subscriptions and returns
-// them all.
-func (t *table) subscribe(s *session, add, remove subscription) subscription {
+// subscribe adds and removes subscriptions of the live session s (with
+// the QoS granted to a C2D one) and returns them all.
+func (t *table) subscribe(s *session, add, remove subscription, c2dQoS byte) subscription {
 	sh, e := t.lock(s.deviceID())
 	defer sh.mu.Unlock()
+	if e.live == s && add&subC2D != 0 {
+		e.c2dQoS = c2dQoS
+	}
 	if e.live == s {
 		e.subs = (e.subs | add) &^ remove
 	}
