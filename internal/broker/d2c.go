@@ -54,7 +54,10 @@ func (s *session) telemetry(pk *packets.Packet) (cause, bool) {
 		return cause{}, false
 	}
 	if !s.acquireInflight() {
-		return *s.requested(), true
+		// The session is ending: drop the message unacknowledged (the
+		// device sends it again) and read on, so a DISCONNECT the device
+		// sent before the end was asked for still counts.
+		return cause{}, false
 	}
 	id := pk.PacketID
 	b.opts.Telemetry(m, func(err error) { s.stored(id, err) })
@@ -66,10 +69,10 @@ func (s *session) telemetry(pk *packets.Packet) (cause, bool) {
 func (s *session) acquireInflight() bool {
 	d := &s.d2c
 	for d.inflight.Load() >= d2cInflight {
-		<-d.free
 		if s.requested() != nil {
 			return false
 		}
+		<-d.free
 	}
 	d.inflight.Add(1)
 	return true

@@ -102,3 +102,24 @@ func TestJournalFailureEndsSession(t *testing.T) {
 		t.Errorf("recorded %s %s", evs[1].Reason, evs[1].Result.Type)
 	}
 }
+
+// A reader waiting for the journal's window still reads the DISCONNECT the
+// device sent before a takeover: client disconnect, not 400027.
+func TestDisconnectBehindAFullWindow(t *testing.T) {
+	h := startTestHub(t, holdTelemetry)
+	cl, _ := h.connect("d1", 4)
+	for i := 1; i <= d2cInflight+1; i++ {
+		cl.send(publishPacket("devices/d1/messages/events/", 1, uint16(i), []byte("x")))
+	}
+	cl.send(disconnectV3)
+	for range d2cInflight {
+		<-h.telemetry // the window is full; the reader waits with the 65th message read
+	}
+	_, rc := h.connect("d1", 4)
+	if rc != 0 {
+		t.Fatalf("CONNACK %d", rc)
+	}
+	if ev := h.waitEvents("d1", 2)[1]; ev.Reason != presence.ReasonClient {
+		t.Errorf("ended as %s %s, want a client disconnect", ev.Reason, ev.Result.Type)
+	}
+}

@@ -182,7 +182,9 @@ func (s *session) establish() bool {
 	}
 	if prev != nil {
 		prev.requestEnd(causeTakeover)
-		<-prev.ended // its end is recorded before this connect
+		if !s.awaitEnd(prev) {
+			return false
+		}
 	}
 	// The device may have been disabled or deleted between authentication
 	// and the claim; Kick found no session of it then, so look again.
@@ -237,6 +239,30 @@ func (s *session) establish() bool {
 	s.endMu.Unlock()
 	s.pushC2D() // a persistent session's queue
 	return true
+}
+
+// takeoverWait bounds how long a new connection waits for the session it
+// replaces to end. That session's reader is woken and drains only what had
+// arrived, so this only runs out when the hub is stuck (a journal that
+// stores nothing, so its end cannot be recorded).
+const takeoverWait = 30 * time.Second
+
+// awaitEnd waits until prev's end is recorded. If it is not within
+// takeoverWait, prev stays the device's live session and s is refused
+// (server unavailable), so two sessions are never live at once.
+func (s *session) awaitEnd(prev *session) bool {
+	t := time.NewTimer(takeoverWait)
+	defer t.Stop()
+	select {
+	case <-prev.ended:
+		return true
+	case <-t.C:
+	}
+	s.b.table.restore(s, prev)
+	s.refuse(nil, &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrServerUnavailable,
+		reason: presence.ReasonServerError, result: presence.ResultTimeout,
+		detail: fmt.Sprintf("the device's previous connection did not end within %s", takeoverWait)})
+	return false
 }
 
 // run is the session's reader: it handles packets in order until the

@@ -202,3 +202,13 @@ func (t *table) drop(id string) {
 	}
 	sh.forget(id, e)
 }
+
+// restore gives the device back to prev when s gave up waiting for it to
+// end (if s is still the live one).
+func (t *table) restore(s, prev *session) {
+	sh, e := t.lock(s.deviceID())
+	defer sh.mu.Unlock()
+	if e.live == s {
+		e.live = prev
+	}
+}
