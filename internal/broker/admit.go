@@ -67,8 +67,13 @@ func checkProtocol(pk *packets.Packet) *refusal {
 	default:
 		return protocolRefusal(packets.Err3UnsupportedProtocolVersion, packets.Code{}, "protocol level %d is not supported; IoT Hub speaks MQTT 3.1.1 (4) and 5", pk.ProtocolVersion)
 	}
-	// An empty password is left to authentication, which says why.
-	if code := pk.ConnectValidate(); code != packets.CodeSuccess && code != packets.ErrProtocolViolationFlagNoPassword {
+	// An empty password is left to authentication, which says why; an
+	// empty will payload is legal MQTT (the codec refuses it).
+	code := pk.ConnectValidate()
+	if code == packets.ErrProtocolViolationWillFlagNoPayload && pk.Connect.WillTopic != "" && pk.Connect.WillQos <= 2 {
+		code = packets.CodeSuccess
+	}
+	if code != packets.CodeSuccess && code != packets.ErrProtocolViolationFlagNoPassword {
 		return protocolRefusal(packets.Code{}, code, "invalid CONNECT: %s", code.Reason)
 	}
 	return nil

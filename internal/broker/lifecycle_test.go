@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -284,5 +285,33 @@ func TestC2DAtTheGrantedQoS(t *testing.T) {
 	sh.mu.Unlock()
 	if queued != 0 {
 		t.Errorf("%d messages still queued after a QoS 0 delivery", queued)
+	}
+}
+
+// A will on the device's own telemetry topic is accepted, an empty payload
+// too (legal MQTT), and published as telemetry when the connection drops.
+func TestWillOnDrop(t *testing.T) {
+	h := startTestHub(t)
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: "d1", Keepalive: 60,
+			UsernameFlag: true, Username: []byte(username("d1")), PasswordFlag: true, Password: []byte(token(t, "d1")),
+			WillFlag: true, WillTopic: "devices/d1/messages/events/k=v", WillQos: 1}}
+	var buf bytes.Buffer
+	_ = pk.ConnectEncode(&buf)
+	cl := h.dial()
+	cl.send(buf.Bytes())
+	if p := cl.read(); p.FixedHeader.Type != packets.Connack || p.ReasonCode != 0 {
+		t.Fatalf("CONNACK %d", p.ReasonCode)
+	}
+	_ = cl.c.(*net.TCPConn).SetLinger(0)
+	cl.c.Close() // a drop, not a DISCONNECT
+	h.waitEvents("d1", 2)
+	select {
+	case m := <-h.telemetry:
+		if m.msg.Properties["iothub-MessageType"] != "Will" || m.msg.Properties["k"] != "v" || len(m.msg.Payload) != 0 {
+			t.Errorf("will message %+v", m.msg)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no will message")
 	}
 }

@@ -205,3 +205,31 @@ func TestAckError(t *testing.T) {
 		}
 	}
 }
+
+// Close keeps to its deadline even while a Publish waits for room in a
+// full queue, and that Publish fails with ErrClosed.
+func TestCloseWithPublishBlocked(t *testing.T) {
+	j := open(t, t.TempDir())
+	defer j.Close()
+	p := NewPublisher(j.JS, 1, slog.Default())
+	block := make(chan struct{})
+	// The first message's encoding holds the publisher's goroutine, so
+	// the one-slot queue fills behind it.
+	_ = p.Publish(Msg{Subject: ConnSubject("a", "connected"), Encode: func() ([]byte, error) { <-block; return []byte("{}"), nil }})
+	_ = p.Publish(Msg{Subject: ConnSubject("b", "connected"), Data: []byte("{}")})
+	published := make(chan error, 1)
+	go func() { published <- p.Publish(Msg{Subject: ConnSubject("c", "connected"), Data: []byte("{}")}) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := p.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close = %v, want the deadline", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close took %v past a 200 ms deadline", d)
+	}
+	if err := <-published; !errors.Is(err, ErrClosed) {
+		t.Errorf("blocked Publish = %v, want ErrClosed", err)
+	}
+	close(block)
+}

@@ -41,13 +41,15 @@ type Msg struct {
 // synchronously (same msg id), which is the only case where order can
 // differ from enqueue order.
 type Publisher struct {
-	js     jetstream.JetStream
-	nc     *nats.Conn
-	log    *slog.Logger
-	queue  chan Msg
-	done   chan struct{}
-	closed atomic.Bool
-	mu     sync.Mutex // guards closing queue against concurrent Publish
+	js      jetstream.JetStream
+	nc      *nats.Conn
+	log     *slog.Logger
+	queue   chan Msg
+	done    chan struct{}
+	closed  atomic.Bool
+	closing chan struct{} // closed first by Close: a Publish waiting for room gives up
+	mu      sync.RWMutex  // read-held while enqueuing; Close write-holds it to close the queue
+	once    sync.Once
 
 	inbox   string // acks arrive on inbox + "<n>"
 	sub     *nats.Subscription
@@ -70,7 +72,7 @@ const (
 // NewPublisher starts a publisher with room for capacity queued messages.
 func NewPublisher(js jetstream.JetStream, capacity int, log *slog.Logger) *Publisher {
 	p := &Publisher{
-		js: js, nc: js.Conn(), log: log, queue: make(chan Msg, capacity), done: make(chan struct{}),
+		js: js, nc: js.Conn(), log: log, queue: make(chan Msg, capacity), done: make(chan struct{}), closing: make(chan struct{}),
 		inbox: nats.NewInbox() + ".", slots: make(chan struct{}, window), retries: make(chan *inflight, window),
 		pending: map[uint64]*inflight{},
 	}
@@ -94,13 +96,17 @@ var ErrClosed = errors.New("journal: publisher closed")
 
 // Publish enqueues m. It blocks while the queue is full (backpressure).
 func (p *Publisher) Publish(m Msg) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	if p.closed.Load() {
 		return ErrClosed
 	}
-	p.queue <- m
-	return nil
+	select {
+	case p.queue <- m:
+		return nil
+	case <-p.closing:
+		return ErrClosed
+	}
 }
 
 // Pending is the number of queued messages not yet handed to JetStream.
@@ -313,11 +319,13 @@ func (p *Publisher) retry(m *nats.Msg, first error) error {
 // Close stops accepting messages and waits until the queued ones are
 // stored or ctx ends.
 func (p *Publisher) Close(ctx context.Context) error {
-	p.mu.Lock()
-	if !p.closed.Swap(true) {
+	p.once.Do(func() {
+		close(p.closing) // publishers blocked on a full queue return, releasing mu
+		p.mu.Lock()
+		p.closed.Store(true)
 		close(p.queue)
-	}
-	p.mu.Unlock()
+		p.mu.Unlock()
+	})
 	select {
 	case <-p.done:
 		return nil
