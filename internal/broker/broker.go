@@ -244,14 +244,6 @@ func (b *Broker) Kick(deviceID string, reason presence.Reason) bool {
 	return true
 }
 
-// Connections is the number of connections the broker holds: connecting,
-// live, or ending.
-func (b *Broker) Connections() int {
-	b.connMu.Lock()
-	defer b.connMu.Unlock()
-	return len(b.connecting) + len(b.table.all())
-}
-
 // track counts a new connection and registers it as connecting; false
 // once stopping (then it is not counted).
 func (b *Broker) track(s *session) bool {

@@ -100,7 +100,7 @@ func (s *session) subscribe(pk *packets.Packet, body []byte) (cause, bool) {
 		}
 	}
 	subs := s.b.table.subscribe(s, add, 0, c2dQoS)
-	s.send(suback(s.version, pk.PacketID, codes))
+	s.send(s.ack(packets.Suback, pk.PacketID, codes))
 	if add&subC2D != 0 && subs&subC2D != 0 {
 		s.pushC2D()
 	}
@@ -121,7 +121,7 @@ func (s *session) unsubscribe(pk *packets.Packet, body []byte) (cause, bool) {
 		remove |= sub
 	}
 	s.b.table.subscribe(s, 0, remove, 0)
-	s.send(unsuback(s.version, pk.PacketID, codes))
+	s.send(s.ack(packets.Unsuback, pk.PacketID, codes))
 	return cause{}, false
 }
 

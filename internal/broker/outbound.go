@@ -1,8 +1,11 @@
 package broker
 
 import (
+	"bytes"
 	"errors"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // writeTimeout bounds one write to a device: a device that does not read
@@ -50,8 +53,8 @@ func (s *session) closeWrites() {
 	s.wmu.Unlock()
 }
 
-// Small packets, encoded by hand: they are the hot path (PUBACK) or too
-// simple to need the codec.
+// The hot, fixed-size packets, encoded by hand; everything else goes
+// through the codec (ack encodes a SUBACK or UNSUBACK).
 
 func disconnectPacket(reason byte) []byte { return []byte{0xE0, 2, reason, 0} }
 
@@ -63,39 +66,15 @@ func appendPuback(b []byte, id uint16) []byte {
 	return append(b, 0x40, 2, byte(id>>8), byte(id))
 }
 
-// suback encodes a SUBACK with one return code per filter.
-func suback(version byte, id uint16, codes []byte) []byte {
-	n := 2 + len(codes)
-	if version == 5 {
-		n++ // property length 0
+// ack encodes a SUBACK or UNSUBACK (typ) with one reason code per filter
+// (MQTT 3.1.1 UNSUBACKs carry none).
+func (s *session) ack(typ byte, id uint16, codes []byte) []byte {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, ProtocolVersion: s.version, PacketID: id, ReasonCodes: codes}
+	var buf bytes.Buffer
+	if typ == packets.Suback {
+		_ = pk.SubackEncode(&buf)
+	} else {
+		_ = pk.UnsubackEncode(&buf)
 	}
-	b := append(appendLength([]byte{0x90}, n), byte(id>>8), byte(id))
-	if version == 5 {
-		b = append(b, 0)
-	}
-	return append(b, codes...)
-}
-
-// unsuback encodes an UNSUBACK (MQTT 5: one reason code per filter).
-func unsuback(version byte, id uint16, codes []byte) []byte {
-	if version != 5 {
-		return []byte{0xB0, 2, byte(id >> 8), byte(id)}
-	}
-	b := append(appendLength([]byte{0xB0}, 3+len(codes)), byte(id>>8), byte(id), 0)
-	return append(b, codes...)
-}
-
-// appendLength appends n as an MQTT variable byte integer.
-func appendLength(b []byte, n int) []byte {
-	for {
-		d := byte(n & 0x7f)
-		n >>= 7
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
+	return buf.Bytes()
 }
