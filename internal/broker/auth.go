@@ -115,13 +115,13 @@ func (b *Broker) authenticate(clientID string, username, password []byte, now ti
 		keys, enabled, found = b.opts.Devices(u.DeviceID)
 		if !found {
 			// The token cannot be checked without the device's key.
-			return id, authRefusal(presence.AuthDeviceNotFound, packets.ErrNotAuthorized, "IotHub '%s' does not contain the specified device '%s'", b.opts.HubName, u.DeviceID)
+			return id, b.deviceRefusal(u.DeviceID, enabled, found)
 		}
 		if err := verifyEither(tok, keys, now); err != nil {
 			return id, tokenRefusal(err)
 		}
-		if !enabled {
-			return id, authRefusal(presence.AuthDeviceDisabled, packets.ErrNotAuthorized, "device '%s' is disabled", u.DeviceID)
+		if ref := b.deviceRefusal(u.DeviceID, enabled, found); ref != nil {
+			return id, ref
 		}
 		id.authType = "sas"
 	} else {
@@ -138,17 +138,25 @@ func (b *Broker) authenticate(clientID string, username, password []byte, now ti
 		if !deviceConnect {
 			return id, authRefusal(presence.AuthPolicyLacksDeviceConnect, packets.ErrNotAuthorized, "Authorization rule '%s' does not allow access for '%s' (needs DeviceConnect)", tok.KeyName, want)
 		}
-		_, enabled, found := b.opts.Devices(u.DeviceID)
-		if !found {
-			return id, authRefusal(presence.AuthDeviceNotFound, packets.ErrNotAuthorized, "IotHub '%s' does not contain the specified device '%s'", b.opts.HubName, u.DeviceID)
-		}
-		if !enabled {
-			return id, authRefusal(presence.AuthDeviceDisabled, packets.ErrNotAuthorized, "device '%s' is disabled", u.DeviceID)
+		if _, enabled, found := b.opts.Devices(u.DeviceID); !found || !enabled {
+			return id, b.deviceRefusal(u.DeviceID, enabled, found)
 		}
 		id.authType = "policy:" + tok.KeyName
 	}
 	id.tokenExpiry = tok.Expiry
 	return id, nil
+}
+
+// deviceRefusal refuses a device the registry does not hold, or holds
+// disabled; nil when it may connect.
+func (b *Broker) deviceRefusal(deviceID string, enabled, found bool) *refusal {
+	switch {
+	case !found:
+		return authRefusal(presence.AuthDeviceNotFound, packets.ErrNotAuthorized, "IotHub '%s' does not contain the specified device '%s'", b.opts.HubName, deviceID)
+	case !enabled:
+		return authRefusal(presence.AuthDeviceDisabled, packets.ErrNotAuthorized, "device '%s' is disabled", deviceID)
+	}
+	return nil
 }
 
 // verifyEither accepts a token signed by either key; an expiry error wins

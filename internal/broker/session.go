@@ -189,12 +189,8 @@ func (s *session) establish() bool {
 	// The device may have been disabled or deleted between authentication
 	// and the claim; Kick found no session of it then, so look again.
 	if _, enabled, found := b.opts.Devices(s.id.deviceID); !found || !enabled {
-		f, detail := presence.AuthDeviceDisabled, fmt.Sprintf("device '%s' is disabled", s.id.deviceID)
-		if !found {
-			f, detail = presence.AuthDeviceNotFound, fmt.Sprintf("IotHub '%s' does not contain the specified device '%s'", b.opts.HubName, s.id.deviceID)
-		}
 		b.table.release(s, b.opts.Now())
-		s.refuse(nil, authRefusal(f, packets.ErrNotAuthorized, "%s", detail))
+		s.refuse(nil, b.deviceRefusal(s.id.deviceID, enabled, found))
 		return false
 	}
 	present := b.table.attach(s, b.opts.Now())
