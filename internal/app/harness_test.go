@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tether-hub/tether/internal/app"
+	"github.com/tether-hub/tether/internal/broker/brokertest"
 	"github.com/tether-hub/tether/internal/connlog"
 	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/presence"
@@ -77,34 +77,9 @@ func startHubWith(t testing.TB, dir string, configure func(*app.Config)) *hub {
 	t.Cleanup(func() {
 		_ = sub.Unsubscribe()
 		h.stop()
-		checkNoSessionGoroutines(t)
+		brokertest.CheckNoSessionGoroutines(t) // several hubs run in one binary, but one at a time
 	})
 	return h
-}
-
-// checkNoSessionGoroutines fails if a goroutine of the session layer
-// outlives the hub's Stop (several hubs may run in one test binary, so
-// only this package's sessions are looked for, and only after Stop).
-func checkNoSessionGoroutines(t testing.TB) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		buf := make([]byte, 4<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "internal/broker.(*session)") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("%d session goroutines outlived Stop:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func (h *hub) stop() {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/tether-hub/tether/internal/broker/brokertest"
 	"github.com/tether-hub/tether/internal/certs"
 	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/sas"
@@ -97,14 +97,13 @@ func startTestHub(t *testing.T, configure ...func(*testHub, *Options)) *testHub 
 		t.Fatal(err)
 	}
 	h.b = b
-	baseline := runtime.NumGoroutine()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := b.Stop(ctx); err != nil {
 			t.Errorf("stop: %v", err)
 		}
-		checkNoSessionGoroutines(t, baseline)
+		brokertest.CheckNoSessionGoroutines(t)
 	})
 	return h
 }
@@ -116,30 +115,6 @@ func withTLS(h *testHub, o *Options) {
 		h.t.Fatal(err)
 	}
 	o.TLSAddr, o.TLS = "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-}
-
-// checkNoSessionGoroutines fails if a goroutine of this package outlives
-// Stop: every session's goroutines must have ended.
-func checkNoSessionGoroutines(t *testing.T, _ int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "internal/broker.(*session)") || strings.Contains(g, "internal/broker.(*Broker).accept") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d broker goroutines outlived Stop:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func (h *testHub) events(device string) []presence.ConnectionEvent {
@@ -326,6 +301,13 @@ func (h *testHub) connectTLS(device string) *client {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	return h.handshake(c, device)
+}
+
+// handshake connects device (3.1.1) over c, a connection a test dialled
+// its own way, and checks the CONNACK.
+func (h *testHub) handshake(c net.Conn, device string) *client {
+	h.t.Helper()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	h.t.Cleanup(func() { c.Close() })
 	cl := newClient(h.t, c)
@@ -334,4 +316,15 @@ func (h *testHub) connectTLS(device string) *client {
 		h.t.Fatalf("CONNACK %s %d", packets.PacketNames[p.FixedHeader.Type], p.ReasonCode)
 	}
 	return cl
+}
+
+// checkRenewals fails unless every session in evs ended as the client's
+// disconnect (a renewal), never as a takeover or a drop.
+func checkRenewals(t *testing.T, evs []presence.ConnectionEvent) {
+	t.Helper()
+	for k, ev := range evs {
+		if ev.Kind == presence.Disconnected && ev.Reason != presence.ReasonClient {
+			t.Fatalf("renewal %d ended as %s %s (%s), want a client disconnect", k/2, ev.Reason, ev.Result.Type, ev.Detail)
+		}
+	}
 }

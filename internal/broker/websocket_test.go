@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/tether-hub/tether/internal/certs"
 	"github.com/tether-hub/tether/internal/presence"
@@ -41,15 +40,7 @@ func (h *testHub) connectWS(url, device string) *client {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	c := wsconn.New(ws)
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	h.t.Cleanup(func() { c.Close() })
-	cl := newClient(h.t, c)
-	cl.send(connectPacket(4, device, username(device), token(h.t, device), 60, false))
-	if p := cl.read(); p.FixedHeader.Type != packets.Connack || p.ReasonCode != 0 {
-		h.t.Fatalf("CONNACK %s %d", packets.PacketNames[p.FixedHeader.Type], p.ReasonCode)
-	}
-	return cl
+	return h.handshake(wsconn.New(ws), device)
 }
 
 // MQTT over WebSockets: sessions end like the others, and a renewal's
@@ -67,10 +58,8 @@ func TestWebSocketRenewalIsNeverATakeover(t *testing.T) {
 		cl = next
 	}
 	evs := h.waitEvents("d1", 2*renewals+1)
-	for k, ev := range evs {
-		if ev.Kind == presence.Disconnected && ev.Reason != presence.ReasonClient {
-			t.Fatalf("renewal %d ended as %s %s (%s), want a client disconnect", k/2, ev.Reason, ev.Result.Type, ev.Detail)
-		}
+	checkRenewals(t, evs)
+	for _, ev := range evs {
 		if ev.Protocol != protoMQTTWS {
 			t.Fatalf("event with protocol %q, want %s", ev.Protocol, protoMQTTWS)
 		}
