@@ -35,9 +35,7 @@ var errMalformedLength = errors.New("malformed remaining length")
 // next returns the next packet's first byte and body. The body is valid
 // until the following call.
 func (rd *reader) next() (header byte, body []byte, err error) {
-	if rd.r == rd.w {
-		rd.releaseChunk()
-	}
+	rd.releaseChunk()
 	if err := rd.fill(2); err != nil {
 		return 0, nil, err
 	}
@@ -155,9 +153,7 @@ func (rd *reader) close() {
 
 // peek returns the next byte without consuming it, reading if needed.
 func (rd *reader) peek() (byte, error) {
-	if rd.r == rd.w {
-		rd.releaseChunk()
-	}
+	rd.releaseChunk()
 	if err := rd.fill(1); err != nil {
 		return 0, err
 	}
