@@ -42,6 +42,9 @@ type Options struct {
 	// will be (an error), and the device gets its PUBACK only then. The
 	// sink must not block for long; stored must not block.
 	Telemetry func(m telemetry.Message, stored func(error))
+	// Twins serves twin GETs and reported patches; nil answers them 503.
+	// Its methods run on the device's reader and must not keep the patch.
+	Twins Twins
 
 	// ConnectTimeout bounds TLS handshake + CONNECT (default 10 s).
 	ConnectTimeout time.Duration
@@ -63,6 +66,7 @@ type Broker struct {
 	ws    *wsHandler
 	// writers write established sessions' outbound packets.
 	writers *writerPool
+	methods *methodCalls
 
 	tlsLn, tcpLn net.Listener
 
@@ -116,7 +120,7 @@ func New(o Options) (*Broker, error) {
 			}
 		}
 	}
-	b := &Broker{opts: o, log: o.Logger, table: newTable(), connecting: map[*session]struct{}{}, writers: newWriterPool(), stopped: make(chan struct{})}
+	b := &Broker{opts: o, log: o.Logger, table: newTable(), connecting: map[*session]struct{}{}, writers: newWriterPool(), methods: newMethodCalls(), stopped: make(chan struct{})}
 	if o.WebSocket {
 		b.ws = newWSHandler(b)
 	}

@@ -57,15 +57,14 @@ func (s *session) publish(pk *packets.Packet, body []byte) (cause, bool) {
 	if n := len(pk.Payload); n > s.b.opts.MaxMessageSize {
 		return causeProtocol(v5PacketTooLarge, "a message of %d bytes on %s: IoT Hub's limit is %d bytes", n, pk.TopicName, s.b.opts.MaxMessageSize), true
 	}
-	switch routePublish(s.id.deviceID, pk.TopicName) {
+	switch route := routePublish(s.id.deviceID, pk.TopicName); route {
 	case routeTelemetry:
 		return s.telemetry(pk)
-	case routeTwin, routeMethodResponse:
-		// Twins and direct methods are not served yet: the request is
-		// acknowledged and dropped, as before this session layer.
-		if pk.FixedHeader.Qos == 1 {
-			s.send(appendPuback(nil, pk.PacketID))
-		}
+	case routeTwinGet, routeTwinReported:
+		s.twinRequest(route, pk)
+		return cause{}, false
+	case routeMethodResponse:
+		s.methodResponse(pk)
 		return cause{}, false
 	}
 	return causeForbidden("published to topic %q, which the device may not use", strings.Clone(pk.TopicName)), true
@@ -103,6 +102,9 @@ func (s *session) subscribe(pk *packets.Packet, body []byte) (cause, bool) {
 	s.send(s.ack(packets.Suback, pk.PacketID, codes))
 	if add&subC2D != 0 && subs&subC2D != 0 {
 		s.pushC2D()
+	}
+	if add&subMethods != 0 && subs&subMethods != 0 {
+		s.b.wakeMethodCallers(s.deviceID())
 	}
 	return cause{}, false
 }

@@ -12,7 +12,8 @@ type publishRoute int
 const (
 	routeForbidden      publishRoute = iota // not a topic this device may publish to
 	routeTelemetry                          // devices/{id}/messages/events/[{bag}]
-	routeTwin                               // $iothub/twin/GET/…, $iothub/twin/PATCH/properties/reported/…
+	routeTwinGet                            // $iothub/twin/GET/?$rid=…
+	routeTwinReported                       // $iothub/twin/PATCH/properties/reported/?$rid=…
 	routeMethodResponse                     // $iothub/methods/res/{status}/…
 )
 
@@ -26,8 +27,10 @@ func routePublish(deviceID, topic string) publishRoute {
 		return routeForbidden
 	}
 	switch {
-	case strings.HasPrefix(topic, "$iothub/twin/GET/"), strings.HasPrefix(topic, "$iothub/twin/PATCH/properties/reported/"):
-		return routeTwin
+	case strings.HasPrefix(topic, "$iothub/twin/GET/"):
+		return routeTwinGet
+	case strings.HasPrefix(topic, "$iothub/twin/PATCH/properties/reported/"):
+		return routeTwinReported
 	case strings.HasPrefix(topic, "$iothub/methods/res/"):
 		return routeMethodResponse
 	}
@@ -61,4 +64,24 @@ func routeSubscribe(deviceID, filter string) subscription {
 		return subC2D
 	}
 	return 0
+}
+
+// topicParam returns the value of key in a topic's query part (after the
+// last "?"), e.g. $rid in $iothub/twin/GET/?$rid=7; ok is false when the
+// topic has no such parameter. IoT Hub's request ids are plain tokens, so
+// no percent-decoding is needed.
+func topicParam(topic, key string) (string, bool) {
+	i := strings.LastIndexByte(topic, '?')
+	if i < 0 {
+		return "", false
+	}
+	for q := topic[i+1:]; q != ""; {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		if k == key {
+			return v, true
+		}
+	}
+	return "", false
 }

@@ -14,8 +14,8 @@ func TestRoutePublish(t *testing.T) {
 		{"devices/d2/messages/events/", routeForbidden},
 		{"devices/d1/messages/devicebound/", routeForbidden},
 		{"devices/d1/messages/eventsX", routeForbidden},
-		{"$iothub/twin/GET/?$rid=1", routeTwin},
-		{"$iothub/twin/PATCH/properties/reported/?$rid=2", routeTwin},
+		{"$iothub/twin/GET/?$rid=1", routeTwinGet},
+		{"$iothub/twin/PATCH/properties/reported/?$rid=2", routeTwinReported},
 		{"$iothub/methods/res/200/?$rid=3", routeMethodResponse},
 		{"$iothub/twin/PATCH/properties/desired/", routeForbidden},
 		{"$SYS/x", routeForbidden},
@@ -47,6 +47,24 @@ func TestRouteSubscribe(t *testing.T) {
 	for _, c := range cases {
 		if got := routeSubscribe("d1", c.filter); got != c.want {
 			t.Errorf("routeSubscribe(%q) = %d, want %d", c.filter, got, c.want)
+		}
+	}
+}
+
+func TestTopicParam(t *testing.T) {
+	cases := []struct {
+		topic, key, want string
+		ok               bool
+	}{
+		{"$iothub/twin/GET/?$rid=7", "$rid", "7", true},
+		{"$iothub/methods/res/200/?$rid=a1&x=2", "$rid", "a1", true},
+		{"$iothub/methods/res/200/?x=2&$rid=", "$rid", "", true},
+		{"$iothub/twin/GET/", "$rid", "", false},
+		{"$iothub/twin/GET/?$ridx=1", "$rid", "", false},
+	}
+	for _, c := range cases {
+		if got, ok := topicParam(c.topic, c.key); got != c.want || ok != c.ok {
+			t.Errorf("topicParam(%q, %q) = %q, %v; want %q, %v", c.topic, c.key, got, ok, c.want, c.ok)
 		}
 	}
 }

@@ -234,6 +234,7 @@ func (s *session) establish() bool {
 	s.expiry = time.AfterFunc(max(at.Sub(b.opts.Now()), 0), func() { s.requestEnd(causeTokenExpired(at)) })
 	s.endMu.Unlock()
 	s.pushC2D() // a persistent session's queue
+	b.wakeMethodCallers(s.id.deviceID)
 	return true
 }
 

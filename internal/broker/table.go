@@ -212,3 +212,15 @@ func (t *table) restore(s, prev *session) {
 		e.live = prev
 	}
 }
+
+// subscribed returns the subscriptions of s, or none if s is not its
+// device's live session.
+func (t *table) subscribed(s *session) subscription {
+	sh := t.shard(s.deviceID())
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e := sh.devices[s.deviceID()]; e != nil && e.live == s {
+		return e.subs
+	}
+	return 0
+}
