@@ -113,7 +113,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 
-	a.registry, err = registry.New(ctx, kvstore.New(a.journal.Devices, a.journal.Policies), registry.Options{
+	a.registry, err = registry.New(ctx, kvstore.New(a.journal.Devices, a.journal.Policies, a.journal.Twins), registry.Options{
 		HubName:   a.cfg.HubName,
 		OnChange:  a.onRegistryChange,
 		LiveState: a.presence.State,

@@ -42,6 +42,7 @@ type Journal struct {
 	Devices  jetstream.KeyValue
 	Policies jetstream.KeyValue
 	State    jetstream.KeyValue
+	Twins    jetstream.KeyValue
 }
 
 // Open starts (or connects to) NATS and creates the streams and buckets if
@@ -139,6 +140,9 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 		return err
 	}
 	if j.State, err = kv("tether_state", 1); err != nil {
+		return err
+	}
+	if j.Twins, err = kv("tether_twins", 1); err != nil {
 		return err
 	}
 	return nil

@@ -26,8 +26,29 @@ type Store interface {
 	// revision); ErrNotFound or ErrPreconditionFailed as for Update.
 	Delete(ctx context.Context, id string, expectRevision uint64) error
 
+	// ListTwins returns every stored twin document, in no particular
+	// order. A device whose twin was never written has none.
+	ListTwins(ctx context.Context) ([]StoredTwin, error)
+	// GetTwin returns a device's twin document and its revision, or
+	// ErrNotFound.
+	GetTwin(ctx context.Context, id string) ([]byte, uint64, error)
+	// PutTwin writes a device's twin document if its revision is still
+	// expectRevision (0: the device has no stored twin yet) and returns
+	// the new revision; ErrPreconditionFailed if another write came first.
+	PutTwin(ctx context.Context, id string, doc []byte, expectRevision uint64) (uint64, error)
+	// DeleteTwin removes a device's twin document, if it has one.
+	DeleteTwin(ctx context.Context, id string) error
+
 	// ListPolicies returns all policies, in no particular order.
 	ListPolicies(ctx context.Context) ([]Policy, error)
 	// PutPolicy creates or replaces the policy of that name.
 	PutPolicy(ctx context.Context, p Policy) error
+}
+
+// StoredTwin is one device's twin document as a Store keeps it: opaque
+// bytes the registry encodes and decodes.
+type StoredTwin struct {
+	DeviceID string
+	Doc      []byte
+	Revision uint64
 }

@@ -25,13 +25,14 @@ import (
 type Store struct {
 	devices  jetstream.KeyValue
 	policies jetstream.KeyValue
+	twins    jetstream.KeyValue
 }
 
 var _ registry.Store = (*Store)(nil)
 
 // New returns a store on the given buckets.
-func New(devices, policies jetstream.KeyValue) *Store {
-	return &Store{devices: devices, policies: policies}
+func New(devices, policies, twins jetstream.KeyValue) *Store {
+	return &Store{devices: devices, policies: policies, twins: twins}
 }
 
 // Key is the KV key of a device id or policy name.
@@ -178,6 +179,67 @@ func (s *Store) Delete(ctx context.Context, id string, expectRevision uint64) er
 	}
 	if err != nil {
 		return fmt.Errorf("kvstore: delete %s: %w", id, err)
+	}
+	return nil
+}
+
+// ListTwins implements registry.Store.
+func (s *Store) ListTwins(ctx context.Context) ([]registry.StoredTwin, error) {
+	var out []registry.StoredTwin
+	err := each(ctx, s.twins, func(e jetstream.KeyValueEntry) error {
+		id, err := base64.RawURLEncoding.DecodeString(e.Key())
+		if err != nil {
+			return fmt.Errorf("kvstore: twin key %q is not a device id: %w", e.Key(), err)
+		}
+		out = append(out, registry.StoredTwin{DeviceID: string(id), Doc: e.Value(), Revision: e.Revision()})
+		return nil
+	})
+	return out, err
+}
+
+// GetTwin implements registry.Store.
+func (s *Store) GetTwin(ctx context.Context, id string) ([]byte, uint64, error) {
+	if id == "" {
+		return nil, 0, registry.ErrNotFound
+	}
+	e, err := s.twins.Get(ctx, Key(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, registry.ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("kvstore: get twin %s: %w", id, err)
+	}
+	return e.Value(), e.Revision(), nil
+}
+
+// PutTwin implements registry.Store: a KV create for a first write, a
+// compare-and-set update after.
+func (s *Store) PutTwin(ctx context.Context, id string, doc []byte, expectRevision uint64) (uint64, error) {
+	var rev uint64
+	var err error
+	if expectRevision == 0 {
+		rev, err = s.twins.Create(ctx, Key(id), doc)
+	} else {
+		rev, err = s.twins.Update(ctx, Key(id), doc, expectRevision)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return 0, registry.ErrPreconditionFailed
+	}
+	if err != nil {
+		return 0, fmt.Errorf("kvstore: put twin %s: %w", id, err)
+	}
+	return rev, nil
+}
+
+// DeleteTwin implements registry.Store. The key is purged, not just
+// marked, so a recreated device starts without the old twin's history.
+func (s *Store) DeleteTwin(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
+	}
+	err := s.twins.Purge(ctx, Key(id))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("kvstore: delete twin %s: %w", id, err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@
 package memstore
 
 import (
+	"bytes"
 	"context"
 	"sync"
 
@@ -15,6 +16,7 @@ type Store struct {
 	mu       sync.Mutex
 	seq      uint64 // last revision handed out, across all devices
 	devices  map[string]entry
+	twins    map[string]registry.StoredTwin
 	policies map[string]registry.Policy
 }
 
@@ -27,7 +29,7 @@ var _ registry.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{devices: map[string]entry{}, policies: map[string]registry.Policy{}}
+	return &Store{devices: map[string]entry{}, twins: map[string]registry.StoredTwin{}, policies: map[string]registry.Policy{}}
 }
 
 func (s *Store) out(e entry) registry.Device {
@@ -99,6 +101,49 @@ func (s *Store) Delete(ctx context.Context, id string, expectRevision uint64) er
 	}
 	s.seq++ // a delete is a write too: revisions are never reused
 	delete(s.devices, id)
+	return nil
+}
+
+// ListTwins implements registry.Store.
+func (s *Store) ListTwins(ctx context.Context) ([]registry.StoredTwin, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]registry.StoredTwin, 0, len(s.twins))
+	for _, t := range s.twins {
+		t.Doc = bytes.Clone(t.Doc)
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// GetTwin implements registry.Store.
+func (s *Store) GetTwin(ctx context.Context, id string) ([]byte, uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.twins[id]
+	if !ok {
+		return nil, 0, registry.ErrNotFound
+	}
+	return bytes.Clone(t.Doc), t.Revision, nil
+}
+
+// PutTwin implements registry.Store.
+func (s *Store) PutTwin(ctx context.Context, id string, doc []byte, expectRevision uint64) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.twins[id].Revision != expectRevision {
+		return 0, registry.ErrPreconditionFailed
+	}
+	s.seq++
+	s.twins[id] = registry.StoredTwin{DeviceID: id, Doc: bytes.Clone(doc), Revision: s.seq}
+	return s.seq, nil
+}
+
+// DeleteTwin implements registry.Store.
+func (s *Store) DeleteTwin(ctx context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.twins, id)
 	return nil
 }
 

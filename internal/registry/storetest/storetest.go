@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore func(t *testing.T) registry.Store) {
 		{"NoAliasing", testNoAliasing},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"Policies", testPolicies},
+		{"Twins", testTwins},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -343,5 +344,62 @@ func testPolicies(t *testing.T, s registry.Store) {
 	}
 	if len(ps) != 2 || got["iothubowner"] != owner || got["service"] != svc {
 		t.Fatalf("ListPolicies = %+v, want %+v and %+v", ps, owner, svc)
+	}
+}
+
+// Twins: stored only once written, compare-and-set by revision, listed
+// with their ids, gone after DeleteTwin (and writable afresh).
+func testTwins(t *testing.T, s registry.Store) {
+	c := ctx(t)
+	if _, _, err := s.GetTwin(c, "t1"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("GetTwin of a never written twin: %v", err)
+	}
+	rev, err := s.PutTwin(c, "t1", []byte(`{"v":1}`), 0)
+	if err != nil || rev == 0 {
+		t.Fatalf("first PutTwin: %d %v", rev, err)
+	}
+	if _, err := s.PutTwin(c, "t1", []byte(`{"v":9}`), 0); !errors.Is(err, registry.ErrPreconditionFailed) {
+		t.Errorf("a second create: %v", err)
+	}
+	rev2, err := s.PutTwin(c, "t1", []byte(`{"v":2}`), rev)
+	if err != nil || rev2 <= rev {
+		t.Fatalf("update: %d %v", rev2, err)
+	}
+	if _, err := s.PutTwin(c, "t1", []byte(`{"v":3}`), rev); !errors.Is(err, registry.ErrPreconditionFailed) {
+		t.Errorf("update at a stale revision: %v", err)
+	}
+	odd := "dev/with %2F and spaces#*"
+	if _, err := s.PutTwin(c, odd, []byte(`{"odd":true}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	doc, got, err := s.GetTwin(c, "t1")
+	if err != nil || got != rev2 || string(doc) != `{"v":2}` {
+		t.Errorf("GetTwin: %s %d %v", doc, got, err)
+	}
+	list, err := s.ListTwins(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, tw := range list {
+		seen[tw.DeviceID] = string(tw.Doc)
+	}
+	if len(list) != 2 || seen["t1"] != `{"v":2}` || seen[odd] != `{"odd":true}` {
+		t.Errorf("ListTwins: %v", seen)
+	}
+	if err := s.DeleteTwin(c, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteTwin(c, "never-written"); err != nil {
+		t.Errorf("DeleteTwin of a missing twin: %v", err)
+	}
+	if _, _, err := s.GetTwin(c, "t1"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("GetTwin after delete: %v", err)
+	}
+	if _, err := s.PutTwin(c, "t1", []byte(`{"v":"new"}`), 0); err != nil {
+		t.Errorf("create after delete: %v", err)
+	}
+	if list, _ := s.ListTwins(c); len(list) != 2 {
+		t.Errorf("ListTwins after delete and re-create: %d twins", len(list))
 	}
 }
