@@ -30,15 +30,7 @@ func (s *Server) registryCall(w http.ResponseWriter, r *http.Request, seg string
 	if !allow(w, r, s.azureError, methods...) {
 		return
 	}
-	switch v := r.URL.Query().Get("api-version"); v {
-	case APIVersion:
-	case "":
-		s.azureError(w, r, http.StatusBadRequest, "InvalidProtocolVersion",
-			"the api-version query parameter is required; Tether serves api-version="+APIVersion)
-		return
-	default:
-		s.azureError(w, r, http.StatusBadRequest, "InvalidProtocolVersion",
-			fmt.Sprintf("api-version %q is not supported; Tether serves api-version=%s", v, APIVersion))
+	if !s.apiVersion(w, r) {
 		return
 	}
 	need := registry.RegistryRead
@@ -53,10 +45,8 @@ func (s *Server) registryCall(w http.ResponseWriter, r *http.Request, seg string
 		s.listDevices(w, r)
 		return
 	}
-	id, err := url.PathUnescape(seg)
-	if err != nil {
-		s.azureError(w, r, http.StatusBadRequest, registry.CodeArgumentInvalid,
-			"the device id in the URL is not valid percent-encoding")
+	id, ok := s.pathID(w, r, seg)
+	if !ok {
 		return
 	}
 	switch r.Method {
@@ -76,6 +66,32 @@ func (s *Server) registryCall(w http.ResponseWriter, r *http.Request, seg string
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// apiVersion answers 400 unless the request names the api-version served.
+func (s *Server) apiVersion(w http.ResponseWriter, r *http.Request) bool {
+	switch v := r.URL.Query().Get("api-version"); v {
+	case APIVersion:
+		return true
+	case "":
+		s.azureError(w, r, http.StatusBadRequest, "InvalidProtocolVersion",
+			"the api-version query parameter is required; Tether serves api-version="+APIVersion)
+	default:
+		s.azureError(w, r, http.StatusBadRequest, "InvalidProtocolVersion",
+			fmt.Sprintf("api-version %q is not supported; Tether serves api-version=%s", v, APIVersion))
+	}
+	return false
+}
+
+// pathID decodes a device id from a path segment.
+func (s *Server) pathID(w http.ResponseWriter, r *http.Request, seg string) (string, bool) {
+	id, err := url.PathUnescape(seg)
+	if err != nil || id == "" {
+		s.azureError(w, r, http.StatusBadRequest, registry.CodeArgumentInvalid,
+			"the device id in the URL is missing or not valid percent-encoding")
+		return "", false
+	}
+	return id, true
 }
 
 // putDevice creates (no If-Match) or replaces (If-Match "*" or an etag).

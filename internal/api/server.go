@@ -81,6 +81,8 @@ type Deps struct {
 	Alerts AlertService
 	// Metrics answers GET /api/v1/metrics; nil: 503.
 	Metrics MetricsSource
+	// Methods invokes direct methods (POST /twins/{id}/methods); nil: 503.
+	Methods MethodInvoker
 	// Now is the clock for token expiry and relative log times; default
 	// time.Now.
 	Now func() time.Time
@@ -112,6 +114,7 @@ func New(d Deps) *Server {
 // Path prefixes the API serves; everything else is 404.
 const (
 	devicesPrefix = "/devices/"
+	twinsPrefix   = "/twins/"
 	v1Prefix      = "/api/v1/"
 )
 
@@ -131,6 +134,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.registryCall(w, r, seg, true)
+	case strings.HasPrefix(path, twinsPrefix):
+		s.twinsCall(w, r, path[len(twinsPrefix):])
 	case strings.HasPrefix(path, v1Prefix):
 		s.v1(w, r, path[len(v1Prefix):])
 	default:

@@ -30,6 +30,7 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		Subscriptions:      a.subs,
 		Alerts:             a.alerts,
 		Metrics:            a.metrics.Store(),
+		Methods:            methodAdapter{a},
 		DiagnosticSettings: a.logs.diag,
 	})
 	mux := http.NewServeMux()
