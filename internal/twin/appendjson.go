@@ -2,11 +2,11 @@ package twin
 
 import (
 	"encoding/json"
-	"maps"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -14,59 +14,105 @@ import (
 // often (every twin GET, every desired push), and encoding/json would
 // escape <, > and & and go through reflection for every value.
 
-// appendValue appends v as JSON; object keys sorted.
-func appendValue(b []byte, v any) []byte {
+// encoder appends JSON to b. Object keys are written sorted; keys is one
+// stack for the sorted key lists of the objects being written, so that a
+// whole document needs no allocation per object.
+type encoder struct {
+	b    []byte
+	keys []string
+}
+
+// pushKeys puts m's keys, sorted, on top of e.keys and returns where they
+// are; the caller reads e.keys[i] (not a saved slice: deeper objects may
+// grow the stack) and calls popKeys(start) when done.
+func pushKeys[V any](e *encoder, m map[string]V) (start, end int) {
+	start = len(e.keys)
+	for k := range m {
+		e.keys = append(e.keys, k)
+	}
+	slices.Sort(e.keys[start:])
+	return start, len(e.keys)
+}
+
+func (e *encoder) popKeys(start int) {
+	clear(e.keys[start:])
+	e.keys = e.keys[:start]
+}
+
+// value appends v as JSON.
+func (e *encoder) value(v any) {
 	switch v := v.(type) {
 	case nil:
-		return append(b, "null"...)
+		e.b = append(e.b, "null"...)
 	case bool:
-		return strconv.AppendBool(b, v)
+		e.b = strconv.AppendBool(e.b, v)
 	case string:
-		return appendString(b, v)
+		e.b = appendString(e.b, v)
 	case json.Number:
-		return append(b, v...)
+		e.b = append(e.b, v...)
 	case float64:
 		if math.IsInf(v, 0) || math.IsNaN(v) {
-			return append(b, "null"...)
+			e.b = append(e.b, "null"...)
+			return
 		}
-		return strconv.AppendFloat(b, v, 'g', -1, 64)
+		e.b = strconv.AppendFloat(e.b, v, 'g', -1, 64)
 	case map[string]any:
-		b = appendMembers(append(b, '{'), v)
-		if b[len(b)-1] == ',' {
-			b = b[:len(b)-1]
+		e.b = append(e.b, '{')
+		e.members(v)
+		if e.b[len(e.b)-1] == ',' {
+			e.b = e.b[:len(e.b)-1]
 		}
-		return append(b, '}')
+		e.b = append(e.b, '}')
 	case []any:
-		b = append(b, '[')
-		for i, e := range v {
+		e.b = append(e.b, '[')
+		for i, x := range v {
 			if i > 0 {
-				b = append(b, ',')
+				e.b = append(e.b, ',')
 			}
-			b = appendValue(b, e)
+			e.value(x)
 		}
-		return append(b, ']')
+		e.b = append(e.b, ']')
+	default:
+		// Values put into the exported maps by Go code rather than decoded.
+		enc, err := json.Marshal(v)
+		if err != nil {
+			enc = []byte("null")
+		}
+		e.b = append(e.b, enc...)
 	}
-	// Values put into the exported maps by Go code rather than decoded.
-	enc, err := json.Marshal(v)
-	if err != nil {
-		return append(b, "null"...)
-	}
-	return append(b, enc...)
 }
 
-// appendMembers appends obj's members, each followed by a comma, so that
-// the caller can add more (or drop the last comma).
-func appendMembers(b []byte, obj map[string]any) []byte {
-	for _, k := range sortedKeys(obj) {
-		b = appendString(b, k)
-		b = appendValue(append(b, ':'), obj[k])
-		b = append(b, ',')
+// members appends obj's members, each followed by a comma, so that the
+// caller can add more (or drop the last comma).
+func (e *encoder) members(obj map[string]any) {
+	start, end := pushKeys(e, obj)
+	for i := start; i < end; i++ {
+		k := e.keys[i]
+		e.b = append(appendString(e.b, k), ':')
+		e.value(obj[k])
+		e.b = append(e.b, ',')
 	}
-	return b
+	e.popKeys(start)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
+// key appends ,"name": (name is plain ASCII).
+func (e *encoder) key(name string) {
+	e.b = append(e.b, `,"`...)
+	e.b = append(e.b, name...)
+	e.b = append(e.b, `":`...)
+}
+
+func (e *encoder) int(n int64) { e.b = strconv.AppendInt(e.b, n, 10) }
+
+func (e *encoder) time(t time.Time) {
+	e.b = append(appendTime(append(e.b, '"'), t), '"')
+}
+
+// appendValue appends v as JSON with sorted object keys.
+func appendValue(b []byte, v any) []byte {
+	e := encoder{b: b}
+	e.value(v)
+	return e.b
 }
 
 // appendString appends s as a JSON string: quote, backslash and control

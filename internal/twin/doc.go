@@ -50,8 +50,9 @@
 // within [-2^52, 2^52-1]; other numbers must fit a float64. Objects and
 // arrays nest at most 10 deep below the section root (IoT Hub's example:
 // tags.one…ten.property is the deepest allowed; arrays are counted like
-// objects, which IoT Hub's docs do not say). Arrays are allowed (IoT Hub
-// documents "Arrays are also supported" since 2021) but may not hold null,
+// objects, which IoT Hub's docs do not say). Arrays are allowed (IoT Hub's
+// docs said "Arrays are not allowed" until about 2020 and now say "Arrays
+// are also supported"; real twins hold them) but may not hold null,
 // nor objects with null members (400004 "Value of Property or Tag cannot be
 // null", by design per the SDK team). Size: tags 8 KiB, desired and
 // reported 32 KiB each, measured as IoT Hub documents it (Size); a write

@@ -33,7 +33,46 @@ type Meta struct {
 const timeLayout = "2006-01-02T15:04:05.9999999Z"
 
 // FormatTime formats t as IoT Hub formats twin times (see timeLayout).
-func FormatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+func FormatTime(t time.Time) string { return string(appendTime(nil, t)) }
+
+// appendTime appends t in timeLayout. Rendering a twin formats one time per
+// member, so this does by hand what t.AppendFormat(b, timeLayout) does (a
+// test holds the two equal).
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, timeLayout)
+	}
+	hour, min, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = appendDigits(append(b, '-'), int(month), 2)
+	b = appendDigits(append(b, '-'), day, 2)
+	b = appendDigits(append(b, 'T'), hour, 2)
+	b = appendDigits(append(b, ':'), min, 2)
+	b = appendDigits(append(b, ':'), sec, 2)
+	if ticks := t.Nanosecond() / 100; ticks != 0 {
+		n := 7
+		for ; ticks%10 == 0; ticks /= 10 {
+			n--
+		}
+		b = appendDigits(append(b, '.'), ticks, n)
+	}
+	return append(b, 'Z')
+}
+
+// appendDigits appends v in exactly n decimal digits (v < 10^n).
+func appendDigits(b []byte, v, n int) []byte {
+	start := len(b)
+	for range n {
+		b = append(b, '0')
+	}
+	for i := len(b) - 1; i >= start; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
+}
 
 // stamp is the time a write records: UTC, no monotonic reading, truncated to
 // IoT Hub's 100 ns ticks, so that what is stored, rendered and persisted is

@@ -7,7 +7,6 @@ import (
 	"io"
 	"maps"
 	"reflect"
-	"strconv"
 	"time"
 )
 
@@ -317,10 +316,11 @@ func replacementPatch(prev, next map[string]any) map[string]any {
 
 // pushJSON renders a desired push: the patch's members, then "$version".
 func pushJSON(patch map[string]any, version int64) []byte {
-	b := appendMembers([]byte{'{'}, patch)
-	b = append(b, `"$version":`...)
-	b = strconv.AppendInt(b, version, 10)
-	return append(b, '}')
+	e := encoder{b: []byte{'{'}}
+	e.members(patch)
+	e.b = append(e.b, `"$version":`...)
+	e.int(version)
+	return append(e.b, '}')
 }
 
 // decodeObject decodes data as one JSON object, numbers as json.Number.

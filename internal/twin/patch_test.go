@@ -3,6 +3,8 @@ package twin
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 )
@@ -294,43 +296,6 @@ func TestServicePatchWholeTwinSentBack(t *testing.T) {
 	checkTwin(t, tw)
 }
 
-func TestServiceBodyErrors(t *testing.T) {
-	for _, tc := range []struct {
-		name, body string
-		kind       *Error
-		parts      []string
-	}{
-		{"reported written", `{"properties":{"reported":{"temp":30}}}`, ErrArgumentInvalid, []string{"properties.reported", "only be written by the device"}},
-		{"reported deleted", `{"properties":{"reported":{"temp":null}}}`, ErrArgumentInvalid, []string{"properties.reported"}},
-		{"reported not an object", `{"properties":{"reported":5}}`, ErrArgumentInvalid, []string{"properties.reported must be a JSON object, not a number"}},
-		{"tags not an object", `{"tags":"x"}`, ErrArgumentInvalid, []string{"tags must be a JSON object, not a string"}},
-		{"properties an array", `{"properties":[]}`, ErrArgumentInvalid, []string{"properties must be a JSON object, not an array"}},
-		{"desired not an object", `{"properties":{"desired":true}}`, ErrArgumentInvalid, []string{"properties.desired must be a JSON object, not a boolean"}},
-		{"bad tag key", `{"tags":{"a":{"b.c":1}}}`, ErrArgumentInvalid, []string{`tags.a["b.c"]`, "'.'"}},
-		{"bad desired value", `{"properties":{"desired":{"a":[null]}}}`, ErrArgumentInvalid, []string{"properties.desired.a[0]", "null"}},
-		{"top-level array", `[{"tags":{}}]`, ErrArgumentInvalid, []string{"must be a JSON object, not an array"}},
-		{"malformed", `{"tags":{"a":}}`, ErrFormat, []string{"not valid JSON", "at byte 14"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for _, op := range []struct {
-				name string
-				f    func(*Twin, []byte, time.Time) ([]byte, error)
-			}{{"patch", (*Twin).ServicePatch}, {"replace", (*Twin).ServiceReplace}} {
-				tw := mustReported(t, `{"temp":21.5}`)
-				before := mustMarshal(t, tw)
-				push, err := op.f(tw, []byte(tc.body), at(9))
-				wantTwinError(t, err, tc.kind, tc.parts...)
-				if push != nil {
-					t.Errorf("%s: push %s with an error", op.name, push)
-				}
-				if after := mustMarshal(t, tw); string(after) != string(before) {
-					t.Errorf("%s: twin changed by a refused body", op.name)
-				}
-			}
-		})
-	}
-}
-
 func TestServiceReplace(t *testing.T) {
 	tw := mustReported(t, `{"temp":21.5}`)
 	if _, err := tw.ServicePatch([]byte(`{"tags":{"old":1},"properties":{"desired":{"a":{"x":1,"y":2},"b":1,"s":"v"}}}`), at(5)); err != nil {
@@ -379,32 +344,56 @@ func TestServiceReplace(t *testing.T) {
 	checkTwin(t, tw)
 }
 
-func TestMalformedPatches(t *testing.T) {
+// Refused bodies: the error names what is wrong, and the twin is as it was.
+func TestRefusedBodies(t *testing.T) {
+	ops := map[string]func(*Twin, []byte, time.Time) error{
+		"PatchReported":  func(tw *Twin, b []byte, now time.Time) error { _, err := tw.PatchReported(b, now); return err },
+		"PatchDesired":   func(tw *Twin, b []byte, now time.Time) error { _, err := tw.PatchDesired(b, now); return err },
+		"ServicePatch":   func(tw *Twin, b []byte, now time.Time) error { _, err := tw.ServicePatch(b, now); return err },
+		"ServiceReplace": func(tw *Twin, b []byte, now time.Time) error { _, err := tw.ServiceReplace(b, now); return err },
+	}
+	service := []string{"ServicePatch", "ServiceReplace"}
 	for _, tc := range []struct {
 		name, body string
+		only       []string // nil: every operation
 		kind       *Error
 		parts      []string
 	}{
-		{"empty", ``, ErrFormat, []string{"body is empty"}},
-		{"one space (what a twin GET carries)", ` `, ErrFormat, []string{"body is empty"}},
-		{"truncated", `{"a":`, ErrFormat, []string{"not valid JSON", "ends before"}},
-		{"syntax", `{"a" 1}`, ErrFormat, []string{"not valid JSON", "at byte 6"}},
-		{"trailing data", `{"a":1} x`, ErrFormat, []string{"unexpected data after the JSON value"}},
-		{"two objects", `{"a":1}{"b":2}`, ErrFormat, []string{"unexpected data after the JSON value"}},
-		{"array", `[1,2]`, ErrArgumentInvalid, []string{"must be a JSON object, not an array"}},
-		{"string", `"x"`, ErrArgumentInvalid, []string{"not a string"}},
-		{"number", `5`, ErrArgumentInvalid, []string{"not a number"}},
-		{"null", `null`, ErrArgumentInvalid, []string{"not null"}},
-		{"$version sent back", `{"$version":3,"a":1}`, ErrArgumentInvalid, []string{`properties.reported["$version"]`, "'$'"}},
+		{"empty", ``, nil, ErrFormat, []string{"body is empty"}},
+		{"one space (what a twin GET carries)", ` `, nil, ErrFormat, []string{"body is empty"}},
+		{"truncated", `{"a":`, nil, ErrFormat, []string{"not valid JSON", "ends before"}},
+		{"syntax", `{"a" 1}`, nil, ErrFormat, []string{"not valid JSON", "at byte 6"}},
+		{"trailing data", `{"a":1} x`, nil, ErrFormat, []string{"unexpected data after the JSON value"}},
+		{"two objects", `{"a":1}{"b":2}`, nil, ErrFormat, []string{"unexpected data after the JSON value"}},
+		{"array", `[1,2]`, nil, ErrArgumentInvalid, []string{"must be a JSON object, not an array"}},
+		{"string", `"x"`, nil, ErrArgumentInvalid, []string{"not a string"}},
+		{"number", `5`, nil, ErrArgumentInvalid, []string{"not a number"}},
+		{"null", `null`, nil, ErrArgumentInvalid, []string{"not null"}},
+		{"$version sent back by a device", `{"$version":3,"a":1}`, []string{"PatchReported"}, ErrArgumentInvalid, []string{`properties.reported["$version"]`, "'$'"}},
+		{"reported written", `{"properties":{"reported":{"temp":30}}}`, service, ErrArgumentInvalid, []string{"properties.reported", "only be written by the device"}},
+		{"reported deleted", `{"properties":{"reported":{"temp":null}}}`, service, ErrArgumentInvalid, []string{"properties.reported"}},
+		{"reported not an object", `{"properties":{"reported":5}}`, service, ErrArgumentInvalid, []string{"properties.reported must be a JSON object, not a number"}},
+		{"tags not an object", `{"tags":"x"}`, service, ErrArgumentInvalid, []string{"tags must be a JSON object, not a string"}},
+		{"properties an array", `{"properties":[]}`, service, ErrArgumentInvalid, []string{"properties must be a JSON object, not an array"}},
+		{"desired not an object", `{"properties":{"desired":true}}`, service, ErrArgumentInvalid, []string{"properties.desired must be a JSON object, not a boolean"}},
+		{"bad tag key", `{"tags":{"a":{"b.c":1}}}`, service, ErrArgumentInvalid, []string{`tags.a["b.c"]`, "'.'"}},
+		{"bad desired value", `{"properties":{"desired":{"a":[null]}}}`, service, ErrArgumentInvalid, []string{"properties.desired.a[0]", "null"}},
+		{"bad desired key", `{"a":{"b":{" ":1}}}`, []string{"PatchDesired"}, ErrArgumentInvalid, []string{`properties.desired.a.b[" "]`}},
+		{"malformed service body", `{"tags":{"a":}}`, service, ErrFormat, []string{"not valid JSON", "at byte 14"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			tw := mustReported(t, `{"a":{"b":1}}`)
-			before := mustMarshal(t, tw)
-			_, err := tw.PatchReported([]byte(tc.body), at(5))
-			wantTwinError(t, err, tc.kind, tc.parts...)
-			if string(mustMarshal(t, tw)) != string(before) {
-				t.Error("twin changed by a refused patch")
-			}
-		})
+		names := tc.only
+		if names == nil {
+			names = slices.Sorted(maps.Keys(ops))
+		}
+		for _, name := range names {
+			t.Run(tc.name+"/"+name, func(t *testing.T) {
+				tw := mustReported(t, `{"temp":21.5}`)
+				before := mustMarshal(t, tw)
+				wantTwinError(t, ops[name](tw, []byte(tc.body), at(9)), tc.kind, tc.parts...)
+				if string(mustMarshal(t, tw)) != string(before) {
+					t.Error("twin changed by a refused body")
+				}
+			})
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 )
 
@@ -28,11 +27,15 @@ const storeFormat = 1
 // Times are kept to the nanosecond (writes stamp them at 100 ns), so they
 // must lie between the years 1678 and 2262.
 func (t *Twin) Marshal() ([]byte, error) {
-	b := make([]byte, 0, 256+2*(Size(t.Tags)+Size(t.Desired.Values)+Size(t.Reported.Values)))
-	b = strconv.AppendInt(append(b, `{"fmt":`...), storeFormat, 10)
-	b = strconv.AppendInt(append(b, `,"version":`...), t.Version, 10)
-	b = strconv.AppendInt(append(b, `,"etag":`...), t.ETagVersion, 10)
-	b = appendValue(append(b, `,"tags":`...), t.Tags)
+	e := encoder{b: make([]byte, 0, 256+2*Size(t.Tags)+6*(Size(t.Desired.Values)+Size(t.Reported.Values)))}
+	e.b = append(e.b, `{"fmt":`...)
+	e.int(storeFormat)
+	e.key("version")
+	e.int(t.Version)
+	e.key("etag")
+	e.int(t.ETagVersion)
+	e.key("tags")
+	e.value(t.Tags)
 	for _, s := range []struct {
 		name string
 		p    Properties
@@ -40,31 +43,40 @@ func (t *Twin) Marshal() ([]byte, error) {
 		if s.p.Meta == nil {
 			return nil, fmt.Errorf("twin: %s has no metadata", s.name)
 		}
-		b = append(b, `,"`+s.name+`":{"v":`...)
-		b = strconv.AppendInt(b, s.p.Version, 10)
-		b = appendValue(append(b, `,"values":`...), s.p.Values)
-		b = appendStoredMeta(append(b, `,"meta":`...), s.p.Meta)
-		b = append(b, '}')
+		e.key(s.name)
+		e.b = append(e.b, `{"v":`...)
+		e.int(s.p.Version)
+		e.key("values")
+		e.value(s.p.Values)
+		e.key("meta")
+		e.storedMeta(s.p.Meta)
+		e.b = append(e.b, '}')
 	}
-	return append(b, '}'), nil
+	return append(e.b, '}'), nil
 }
 
-func appendStoredMeta(b []byte, m *Meta) []byte {
-	b = strconv.AppendInt(append(b, `{"t":`...), m.LastUpdated.UnixNano(), 10)
+func (e *encoder) storedMeta(m *Meta) {
+	e.b = append(e.b, `{"t":`...)
+	e.int(m.LastUpdated.UnixNano())
 	if m.LastUpdatedVersion != 0 {
-		b = strconv.AppendInt(append(b, `,"lv":`...), m.LastUpdatedVersion, 10)
+		e.key("lv")
+		e.int(m.LastUpdatedVersion)
 	}
 	if m.Children != nil {
-		b = append(b, `,"c":{`...)
-		for i, k := range sortedKeys(m.Children) {
-			if i > 0 {
-				b = append(b, ',')
+		e.b = append(e.b, `,"c":{`...)
+		start, end := pushKeys(e, m.Children)
+		for i := start; i < end; i++ {
+			if i > start {
+				e.b = append(e.b, ',')
 			}
-			b = appendStoredMeta(append(appendString(b, k), ':'), m.Children[k])
+			k := e.keys[i]
+			e.b = append(appendString(e.b, k), ':')
+			e.storedMeta(m.Children[k])
 		}
-		b = append(b, '}')
+		e.popKeys(start)
+		e.b = append(e.b, '}')
 	}
-	return append(b, '}')
+	e.b = append(e.b, '}')
 }
 
 type storedTwin struct {

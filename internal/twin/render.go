@@ -30,12 +30,12 @@ type DeviceInfo struct {
 // {"desired":{…,"$version":n},"reported":{…,"$version":m}}, no metadata,
 // no tags. azure-iot-device merges desired and reported from it.
 func (t *Twin) DeviceJSON() []byte {
-	b := make([]byte, 0, 64+Size(t.Desired.Values)+Size(t.Reported.Values))
-	b = append(b, `{"desired":`...)
-	b = appendSection(b, t.Desired, false, false)
-	b = append(b, `,"reported":`...)
-	b = appendSection(b, t.Reported, false, false)
-	return append(b, '}')
+	e := encoder{b: make([]byte, 0, 64+2*(Size(t.Desired.Values)+Size(t.Reported.Values)))}
+	e.b = append(e.b, `{"desired":`...)
+	e.section(t.Desired, false, false)
+	e.key("reported")
+	e.section(t.Reported, false, false)
+	return append(e.b, '}')
 }
 
 // ServiceJSON is the twin as GET /twins/{id} returns it, members in IoT
@@ -47,61 +47,81 @@ func (t *Twin) DeviceJSON() []byte {
 // capabilities. Keys inside tags and sections are sorted (IoT Hub keeps
 // insertion order; a Go map has none, so the order is made deterministic).
 func (t *Twin) ServiceJSON(dev DeviceInfo) []byte {
-	b := make([]byte, 0, 512+2*(Size(t.Tags)+Size(t.Desired.Values)+Size(t.Reported.Values)))
-	b = appendString(append(b, `{"deviceId":`...), dev.DeviceID)
-	b = appendString(append(b, `,"etag":`...), t.ETag())
-	b = appendString(append(b, `,"deviceEtag":`...), dev.DeviceETag)
-	b = appendString(append(b, `,"status":`...), dev.Status)
-	if dev.StatusReason != "" {
-		b = appendString(append(b, `,"statusReason":`...), dev.StatusReason)
+	// Metadata makes the rendering of properties several times their Size.
+	e := encoder{b: make([]byte, 0, 512+2*Size(t.Tags)+9*(Size(t.Desired.Values)+Size(t.Reported.Values)))}
+	e.b = appendString(append(e.b, `{"deviceId":`...), dev.DeviceID)
+	e.key("etag")
+	e.b = appendString(e.b, t.ETag())
+	for _, f := range []struct{ name, value string }{{"deviceEtag", dev.DeviceETag}, {"status", dev.Status}, {"statusReason", dev.StatusReason}} {
+		if f.value != "" || f.name != "statusReason" {
+			e.key(f.name)
+			e.b = appendString(e.b, f.value)
+		}
 	}
-	b = appendString(append(b, `,"statusUpdateTime":`...), FormatTime(dev.StatusUpdateTime))
-	b = appendString(append(b, `,"connectionState":`...), dev.ConnectionState)
-	b = appendString(append(b, `,"lastActivityTime":`...), FormatTime(dev.LastActivityTime))
-	b = strconv.AppendInt(append(b, `,"cloudToDeviceMessageCount":`...), int64(dev.CloudToDeviceMessageCount), 10)
-	b = appendString(append(b, `,"authenticationType":`...), dev.AuthenticationType)
-	b = appendNullable(append(b, `,"x509Thumbprint":{"primaryThumbprint":`...), dev.PrimaryThumbprint)
-	b = appendNullable(append(b, `,"secondaryThumbprint":`...), dev.SecondaryThumbprint)
-	b = appendString(append(b, `},"modelId":`...), dev.ModelID)
-	b = strconv.AppendInt(append(b, `,"version":`...), t.Version, 10)
+	e.key("statusUpdateTime")
+	e.time(dev.StatusUpdateTime)
+	e.key("connectionState")
+	e.b = appendString(e.b, dev.ConnectionState)
+	e.key("lastActivityTime")
+	e.time(dev.LastActivityTime)
+	e.key("cloudToDeviceMessageCount")
+	e.int(int64(dev.CloudToDeviceMessageCount))
+	e.key("authenticationType")
+	e.b = appendString(e.b, dev.AuthenticationType)
+	e.b = appendNullable(append(e.b, `,"x509Thumbprint":{"primaryThumbprint":`...), dev.PrimaryThumbprint)
+	e.key("secondaryThumbprint")
+	e.b = appendNullable(e.b, dev.SecondaryThumbprint)
+	e.b = appendString(append(e.b, `},"modelId":`...), dev.ModelID)
+	e.key("version")
+	e.int(t.Version)
 	if len(t.Tags) > 0 {
-		b = appendValue(append(b, `,"tags":`...), t.Tags)
+		e.key("tags")
+		e.value(t.Tags)
 	}
-	b = append(b, `,"properties":{"desired":`...)
-	b = appendSection(b, t.Desired, true, true)
-	b = append(b, `,"reported":`...)
-	b = appendSection(b, t.Reported, true, false)
-	b = strconv.AppendBool(append(b, `},"capabilities":{"iotEdge":`...), dev.IoTEdge)
-	return append(b, "}}"...)
+	e.b = append(e.b, `,"properties":{"desired":`...)
+	e.section(t.Desired, true, true)
+	e.key("reported")
+	e.section(t.Reported, true, false)
+	e.b = strconv.AppendBool(append(e.b, `},"capabilities":{"iotEdge":`...), dev.IoTEdge)
+	return append(e.b, "}}"...)
 }
 
-// appendSection renders a section: its values, then "$metadata" (when
-// meta; with $lastUpdatedVersion when versions) and "$version".
-func appendSection(b []byte, p Properties, meta, versions bool) []byte {
-	b = appendMembers(append(b, '{'), p.Values)
+// section renders a section: its values, then "$metadata" (when meta;
+// with $lastUpdatedVersion when versions) and "$version".
+func (e *encoder) section(p Properties, meta, versions bool) {
+	e.b = append(e.b, '{')
+	e.members(p.Values)
 	if meta {
-		b = appendMeta(append(b, `"$metadata":`...), p.Meta, versions)
-		b = append(b, ',')
+		e.b = append(e.b, `"$metadata":`...)
+		e.meta(p.Meta, versions)
+		e.b = append(e.b, ',')
 	}
-	b = strconv.AppendInt(append(b, `"$version":`...), p.Version, 10)
-	return append(b, '}')
+	e.b = append(e.b, `"$version":`...)
+	e.int(p.Version)
+	e.b = append(e.b, '}')
 }
 
-// appendMeta renders one $metadata object: $lastUpdated,
-// $lastUpdatedVersion (desired only, when set), then its members' metadata.
-func appendMeta(b []byte, m *Meta, versions bool) []byte {
+// meta renders one $metadata object: $lastUpdated, $lastUpdatedVersion
+// (desired only, when set), then its members' metadata.
+func (e *encoder) meta(m *Meta, versions bool) {
 	if m == nil {
-		return append(b, "{}"...)
+		e.b = append(e.b, "{}"...)
+		return
 	}
-	b = appendString(append(b, `{"$lastUpdated":`...), FormatTime(m.LastUpdated))
+	e.b = append(e.b, `{"$lastUpdated":`...)
+	e.time(m.LastUpdated)
 	if versions && m.LastUpdatedVersion != 0 {
-		b = strconv.AppendInt(append(b, `,"$lastUpdatedVersion":`...), m.LastUpdatedVersion, 10)
+		e.key("$lastUpdatedVersion")
+		e.int(m.LastUpdatedVersion)
 	}
-	for _, k := range sortedKeys(m.Children) {
-		b = appendString(append(b, ','), k)
-		b = appendMeta(append(b, ':'), m.Children[k], versions)
+	start, end := pushKeys(e, m.Children)
+	for i := start; i < end; i++ {
+		k := e.keys[i]
+		e.b = append(appendString(append(e.b, ','), k), ':')
+		e.meta(m.Children[k], versions)
 	}
-	return append(b, '}')
+	e.popKeys(start)
+	e.b = append(e.b, '}')
 }
 
 func appendNullable(b []byte, s string) []byte {
