@@ -102,6 +102,12 @@ func (e *encoder) key(name string) {
 	e.b = append(e.b, `":`...)
 }
 
+// str appends ,"name":"value".
+func (e *encoder) str(name, value string) {
+	e.key(name)
+	e.b = appendString(e.b, value)
+}
+
 func (e *encoder) int(n int64) { e.b = strconv.AppendInt(e.b, n, 10) }
 
 func (e *encoder) time(t time.Time) {

@@ -50,24 +50,20 @@ func (t *Twin) ServiceJSON(dev DeviceInfo) []byte {
 	// Metadata makes the rendering of properties several times their Size.
 	e := encoder{b: make([]byte, 0, 512+2*Size(t.Tags)+9*(Size(t.Desired.Values)+Size(t.Reported.Values)))}
 	e.b = appendString(append(e.b, `{"deviceId":`...), dev.DeviceID)
-	e.key("etag")
-	e.b = appendString(e.b, t.ETag())
-	for _, f := range []struct{ name, value string }{{"deviceEtag", dev.DeviceETag}, {"status", dev.Status}, {"statusReason", dev.StatusReason}} {
-		if f.value != "" || f.name != "statusReason" {
-			e.key(f.name)
-			e.b = appendString(e.b, f.value)
-		}
+	e.str("etag", t.ETag())
+	e.str("deviceEtag", dev.DeviceETag)
+	e.str("status", dev.Status)
+	if dev.StatusReason != "" {
+		e.str("statusReason", dev.StatusReason)
 	}
 	e.key("statusUpdateTime")
 	e.time(dev.StatusUpdateTime)
-	e.key("connectionState")
-	e.b = appendString(e.b, dev.ConnectionState)
+	e.str("connectionState", dev.ConnectionState)
 	e.key("lastActivityTime")
 	e.time(dev.LastActivityTime)
 	e.key("cloudToDeviceMessageCount")
 	e.int(int64(dev.CloudToDeviceMessageCount))
-	e.key("authenticationType")
-	e.b = appendString(e.b, dev.AuthenticationType)
+	e.str("authenticationType", dev.AuthenticationType)
 	e.b = appendNullable(append(e.b, `,"x509Thumbprint":{"primaryThumbprint":`...), dev.PrimaryThumbprint)
 	e.key("secondaryThumbprint")
 	e.b = appendNullable(e.b, dev.SecondaryThumbprint)
