@@ -23,9 +23,9 @@ const (
 
 // registryCall serves /devices/ (one == false) and /devices/{seg}.
 func (s *Server) registryCall(w http.ResponseWriter, r *http.Request, seg string, one bool) {
-	methods := []string{http.MethodGet}
+	methods := []string{http.MethodGet, http.MethodPost}
 	if one {
-		methods = append(methods, http.MethodPut, http.MethodDelete)
+		methods = []string{http.MethodGet, http.MethodPut, http.MethodDelete}
 	}
 	if !allow(w, r, s.azureError, methods...) {
 		return
@@ -42,7 +42,11 @@ func (s *Server) registryCall(w http.ResponseWriter, r *http.Request, seg string
 		return
 	}
 	if !one {
-		s.listDevices(w, r)
+		if r.Method == http.MethodPost {
+			s.bulkDevices(w, r, policy)
+		} else {
+			s.listDevices(w, r)
+		}
 		return
 	}
 	id, ok := s.pathID(w, r, seg)
@@ -124,6 +128,23 @@ func (s *Server) putDevice(w http.ResponseWriter, r *http.Request, id, policy st
 		return
 	}
 	writeDevice(w, http.StatusOK, d)
+}
+
+// bulkDevices serves POST /devices: up to 100 creates, updates or deletes
+// (the SDKs' addDevices, updateDevices, removeDevices), each succeeding or
+// failing on its own. The answer is 200 with IoT Hub's
+// BulkRegistryOperationResult; isSuccessful says whether all went through.
+func (s *Server) bulkDevices(w http.ResponseWriter, r *http.Request, policy string) {
+	body, ok := s.readBody(w, r, registry.MaxBulkDevices*maxDeviceBody/16, s.azureError)
+	if !ok {
+		return
+	}
+	ops, err := registry.DecodeBulk(body)
+	if err != nil {
+		s.fail(w, r, err, s.azureError)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.d.Registry.Bulk(r.Context(), ops, policy))
 }
 
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {

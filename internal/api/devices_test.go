@@ -181,8 +181,8 @@ func TestRegistryREST(t *testing.T) {
 				}
 			}},
 		{name: "modules", req: func(e *env) req { return req{Method: "GET", Path: "/devices/dev1/modules/m1" + q} },
-			status: 404, code: "NotFound", msg: "not modules or twins"},
-		{name: "unknown path", req: func(e *env) req { return req{Method: "GET", Path: "/twins/dev1" + q} }, status: 404, code: "NotFound"},
+			status: 404, code: "NotFound", msg: "not modules"},
+		{name: "unknown path", req: func(e *env) req { return req{Method: "GET", Path: "/jobs/v2" + q} }, status: 404, code: "NotFound"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tether-hub/tether/internal/registry"
+	"github.com/tether-hub/tether/internal/twin"
 )
 
 // ErrThrottled may be wrapped by dependencies (C2D) to answer 429.
@@ -19,9 +20,12 @@ var ErrThrottled = errors.New("throttled")
 // shown to the caller.
 func classify(err error) (status int, code, msg string, internal bool) {
 	var re *registry.Error
+	var te *twin.Error
 	switch {
 	case errors.As(err, &re):
 		return re.Status, re.Code, re.Message, false
+	case errors.As(err, &te):
+		return te.Status, te.Code, te.Message, false
 	case errors.Is(err, registry.ErrNotFound):
 		return http.StatusNotFound, registry.CodeDeviceNotFound, err.Error(), false
 	case errors.Is(err, registry.ErrExists):

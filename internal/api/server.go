@@ -130,7 +130,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		seg := path[len(devicesPrefix):]
 		if strings.Contains(seg, "/") {
 			s.azureError(w, r, http.StatusNotFound, "NotFound",
-				fmt.Sprintf("%s is not served: Tether implements the device identity registry, not modules or twins", path))
+				fmt.Sprintf("%s is not served: Tether implements the device identity registry, not modules", path))
 			return
 		}
 		s.registryCall(w, r, seg, true)

@@ -115,8 +115,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 
 	a.registry, err = registry.New(ctx, kvstore.New(a.journal.Devices, a.journal.Policies, a.journal.Twins), registry.Options{
 		HubName:   a.cfg.HubName,
-		OnChange:  a.onRegistryChange,
-		LiveState: a.presence.State,
+		OnChange:     a.onRegistryChange,
+		OnTwinChange: a.onTwinChange,
+		LiveState:    a.presence.State,
 	})
 	if err != nil {
 		return err
@@ -128,7 +129,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.broker, err = broker.New(broker.Options{
 		HubName: a.cfg.HubName, TLSAddr: a.cfg.MQTTAddr, TLS: tlsConf, TCPAddr: a.cfg.TCPAddr, WebSocket: true,
 		Devices: a.lookupDevice, Policies: a.lookupPolicy, Presence: a.presence,
-		Telemetry: a.journalTelemetry, ConnectTimeout: a.cfg.ConnectTimeout, Logger: a.log,
+		Telemetry: a.journalTelemetry, Twins: deviceTwins{a}, ConnectTimeout: a.cfg.ConnectTimeout, Logger: a.log,
 	})
 	if err != nil {
 		return err

@@ -1,8 +1,6 @@
 package app_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,8 +11,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/tether-hub/tether/internal/sas"
 )
 
 // receiver is a webhook endpoint that answers Event Grid's validation
@@ -49,23 +45,11 @@ func (rc *receiver) got() []map[string]any {
 
 func (h *hub) api(method, path string, body any) (int, []byte) {
 	h.t.Helper()
-	cs, _ := sas.ParseConnectionString(h.OwnerConnectionString())
-	tok, _ := sas.Sign("localhost", cs.SharedAccessKey, cs.SharedAccessKeyName, time.Now().Add(time.Hour))
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+		raw, _ = json.Marshal(body)
 	}
-	req, _ := http.NewRequestWithContext(context.Background(), method, "https://"+h.HTTPSAddr()+path, rd)
-	req.Header.Set("Authorization", tok)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: h.tlsConfig()}}).Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, out
+	return h.apiRaw(method, path, raw, nil)
 }
 
 // A webhook subscription created through the API is validated, then gets

@@ -58,3 +58,14 @@ func newChangeID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// generationTime is when a device was created, read back from its
+// generation id (to the millisecond); zero if the id does not say.
+func generationTime(gen string) time.Time {
+	ticks, err := strconv.ParseUint(gen, 10, 64)
+	if err != nil || ticks < dotnetEpochTicks {
+		return time.Time{}
+	}
+	ticks -= ticks % 10000 // the random low digits
+	return time.Unix(0, int64(ticks-dotnetEpochTicks)*100).UTC()
+}

@@ -20,6 +20,10 @@ type Options struct {
 	// registry's write lock (so in write order). It must not call write
 	// methods of the Registry.
 	OnChange func(Change)
+	// OnTwinChange, if set, is called after each twin write, in the order
+	// of the device's writes, under the device's twin lock. It must not
+	// write the same twin.
+	OnTwinChange func(TwinChange)
 	// LiveState, if set, fills the read-only connection fields of devices
 	// served by Get and List (presence owns them).
 	LiveState func(id string) (connected bool, stateUpdated, lastActivity time.Time)
@@ -36,6 +40,8 @@ type Registry struct {
 	mu       sync.RWMutex // guards devices and policies
 	devices  map[string]Device
 	policies map[string]Policy
+
+	twins twinCache
 }
 
 var zeroTime time.Time
@@ -63,6 +69,9 @@ func New(ctx context.Context, store Store, o Options) (*Registry, error) {
 	r.devices = make(map[string]Device, len(devs))
 	for _, d := range devs {
 		r.devices[d.DeviceID] = d
+	}
+	if err := r.loadTwins(ctx); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -43,6 +43,9 @@ func (r *Registry) Create(ctx context.Context, d Device, caller string) (Device,
 	}
 	d.ETag = ETag(rev)
 	r.committed(OpCreated, d, d, caller, now)
+	if err := r.deviceAdded(ctx, d.DeviceID); err != nil {
+		return Device{}, err
+	}
 	return r.withLiveState(d), nil
 }
 
@@ -95,7 +98,7 @@ func (r *Registry) Delete(ctx context.Context, id, ifMatch, caller string) error
 			continue
 		}
 		r.committed(OpDeleted, Device{DeviceID: id}, cur, caller, r.opts.Now().UTC())
-		return nil
+		return r.dropTwin(ctx, id)
 	}
 }
 

@@ -34,76 +34,11 @@
 'use strict';
 
 const fs = require('fs');
-const https = require('https');
 const { Client, Message } = require('azure-iot-device');
 const { Mqtt, MqttWs } = require('azure-iot-device-mqtt');
 
-function out(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
-
-function log(...args) {
-  process.stderr.write('[device.js ' + new Date().toISOString() + '] ' + args.join(' ') + '\n');
-}
-
-let exiting = false;
-function fail(message, code) {
-  if (exiting) return;
-  exiting = true;
-  out({ event: 'error', message: String(message) });
-  log('FAIL:', message);
-  // Let stdout drain before exiting.
-  process.stdout.write('', () => process.exit(code || 1));
-  setTimeout(() => process.exit(code || 1), 500).unref();
-}
-
-function envInt(name, def) {
-  const v = process.env[name];
-  if (v === undefined || v === '') return def;
-  const n = Number(v);
-  if (!Number.isFinite(n)) {
-    fail(`${name}=${v} is not a number`, 2);
-  }
-  return n;
-}
-
-function errText(err) {
-  if (!err) return String(err);
-  let s = (err.constructor && err.constructor.name ? err.constructor.name + ': ' : '') + (err.message || String(err));
-  if (err.code) s += ` (code ${err.code})`;
-  if (err.transportError && err.transportError !== err) s += ` [transport: ${errText(err.transportError)}]`;
-  return s;
-}
-
-function withTimeout(promise, secs, what) {
-  let timer;
-  const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${secs}s waiting for ${what}`)), secs * 1000);
-  });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
-
-// A promise-based waiter for counted events.
-class Counter {
-  constructor() {
-    this.count = 0;
-    this.waiters = [];
-  }
-  inc() {
-    this.count++;
-    this.waiters = this.waiters.filter((w) => {
-      if (this.count >= w.n) {
-        w.resolve();
-        return false;
-      }
-      return true;
-    });
-  }
-  atLeast(n) {
-    if (this.count >= n) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ n, resolve }));
-  }
-}
+const { out, log, fail, envInt, errText, withTimeout, Counter, portAgent, parseConnectionString } = require('./lib');
+require('./lib').setName('device.js');
 
 async function main() {
   const connStr = process.env.CONNECTION_STRING;
@@ -132,11 +67,7 @@ async function main() {
     return fail(`cannot read CA_FILE ${caFile}: ${e.message}`, 2);
   }
 
-  const fields = {};
-  for (const part of connStr.split(';')) {
-    const i = part.indexOf('=');
-    if (i > 0) fields[part.slice(0, i)] = part.slice(i + 1);
-  }
+  const fields = parseConnectionString(connStr);
   const deviceId = fields.DeviceId;
   if (!fields.HostName || !deviceId || !fields.SharedAccessKey) {
     return fail('CONNECTION_STRING needs HostName, DeviceId and SharedAccessKey', 2);
@@ -159,15 +90,8 @@ async function main() {
     // MqttWs always dials wss://<host>:443/$iothub/websocket; the documented knob is
     // mqtt.webSocketAgent. This agent keeps the TLS server name (from the URL host) and
     // dials the hub's HTTPS port instead.
-    class PortAgent extends https.Agent {
-      createConnection(opts, cb) {
-        const o = Object.assign({}, opts, { host: connectHost, port });
-        if (!o.servername && fields.HostName) o.servername = fields.HostName.split(':')[0];
-        log(`ws agent: dialling ${connectHost}:${port} (servername ${o.servername})`);
-        return super.createConnection(o, cb);
-      }
-    }
-    options.mqtt = { webSocketAgent: new PortAgent({ ca, keepAlive: false }) };
+    log(`ws agent: dialling ${connectHost}:${port}`);
+    options.mqtt = { webSocketAgent: portAgent(connectHost, port, fields.HostName && fields.HostName.split(':')[0], ca, false) };
     Transport = MqttWs;
   }
 

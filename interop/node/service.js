@@ -26,52 +26,11 @@
 'use strict';
 
 const fs = require('fs');
-const https = require('https');
 const readline = require('readline');
 const { Registry } = require('azure-iothub');
 
-function out(obj) {
-  process.stdout.write(JSON.stringify(obj) + '\n');
-}
-
-function log(...args) {
-  process.stderr.write('[service.js ' + new Date().toISOString() + '] ' + args.join(' ') + '\n');
-}
-
-let exiting = false;
-function fail(message, code) {
-  if (exiting) return;
-  exiting = true;
-  out({ event: 'error', message: String(message) });
-  log('FAIL:', message);
-  process.stdout.write('', () => process.exit(code || 1));
-  setTimeout(() => process.exit(code || 1), 500).unref();
-}
-
-function errText(err) {
-  if (!err) return String(err);
-  let s = (err.constructor && err.constructor.name ? err.constructor.name + ': ' : '') + (err.message || String(err));
-  if (err.code) s += ` (code ${err.code})`;
-  if (err.response && err.response.statusCode) s += ` [HTTP ${err.response.statusCode}]`;
-  if (err.responseBody) s += ` body=${String(err.responseBody).slice(0, 300)}`;
-  return s;
-}
-
-function withTimeout(promise, secs, what) {
-  let timer;
-  const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${secs}s waiting for ${what}`)), secs * 1000);
-  });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
-
-function envInt(name, def) {
-  const v = process.env[name];
-  if (v === undefined || v === '') return def;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`${name}=${v} is not a number`);
-  return n;
-}
+const { out, log, fail, envInt, errText, withTimeout, pointRestClient } = require('./lib');
+require('./lib').setName('service.js');
 
 class Mismatch extends Error {}
 function check(cond, what, got) {
@@ -120,18 +79,11 @@ async function main() {
   if (!hostName) return fail('CONNECTION_STRING has no HostName', 2);
 
   const registry = Registry.fromConnectionString(connStr);
-  class PortAgent extends https.Agent {
-    createConnection(opts, cb) {
-      const o = Object.assign({}, opts, { host: connectHost, port });
-      if (!o.servername) o.servername = hostName;
-      return super.createConnection(o, cb);
-    }
+  try {
+    pointRestClient(registry, connectHost, port, hostName, ca);
+  } catch (e) {
+    return fail(e.message);
   }
-  const rest = registry._restApiClient;
-  if (!rest || typeof rest.setOptions !== 'function') {
-    return fail('cannot reach the Registry REST client (SDK internals changed?)');
-  }
-  rest.setOptions({ http: { agent: new PortAgent({ keepAlive: true, ca }) }, ca });
   log(`registry for ${hostName}, dialling ${connectHost}:${port}, device ${deviceId}`);
 
   // STEP_SYNC: one line from stdin per step.

@@ -1,0 +1,240 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pahov3 "github.com/eclipse/paho.mqtt.golang"
+)
+
+// twinDevice is a paho device subscribed to the twin and method topics,
+// recording what the hub publishes to it.
+type twinDevice struct {
+	c   pahov3.Client
+	mu  sync.Mutex
+	got []pahov3.Message
+}
+
+func (d *twinDevice) record(_ pahov3.Client, m pahov3.Message) {
+	d.mu.Lock()
+	d.got = append(d.got, m)
+	d.mu.Unlock()
+}
+
+// waitFor returns the first recorded message whose topic starts with
+// prefix, waiting up to 5 s.
+func (d *twinDevice) waitFor(t *testing.T, prefix string) pahov3.Message {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		d.mu.Lock()
+		for i, m := range d.got {
+			if strings.HasPrefix(m.Topic(), prefix) {
+				d.got = append(d.got[:i], d.got[i+1:]...)
+				d.mu.Unlock()
+				return m
+			}
+		}
+		d.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no message on %s…", prefix)
+	return nil
+}
+
+func (h *hub) twinDevice(id, key string, subscribe bool) *twinDevice {
+	h.t.Helper()
+	d := &twinDevice{}
+	c, rc := h.v3(id, username(id), h.token(id, key, time.Hour), func(o *pahov3.ClientOptions) { o.SetDefaultPublishHandler(d.record) })
+	if c == nil {
+		h.t.Fatalf("connect refused: %d", rc)
+	}
+	d.c = c
+	if subscribe {
+		for _, f := range []string{"$iothub/twin/res/#", "$iothub/twin/PATCH/properties/desired/#", "$iothub/methods/POST/#"} {
+			if tok := c.Subscribe(f, 0, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+				h.t.Fatalf("subscribe %s: %v", f, tok.Error())
+			}
+		}
+	}
+	return d
+}
+
+func (d *twinDevice) publish(t *testing.T, topic, payload string) {
+	t.Helper()
+	if tok := d.c.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish %s: %v", topic, tok.Error())
+	}
+}
+
+const q = "?api-version=2021-04-12"
+
+// Device and service sides of twins through the whole hub: MQTT GET and
+// reported patches, REST reads and writes with etags, desired pushes, and
+// the same after the device reconnects without subscribing again.
+func TestTwinsEndToEnd(t *testing.T) {
+	h := startHub(t)
+	key := h.device("tw1")
+	d := h.twinDevice("tw1", key, true)
+
+	d.publish(t, "$iothub/twin/GET/?$rid=1", " ")
+	if m := d.waitFor(t, "$iothub/twin/res/"); m.Topic() != "$iothub/twin/res/200/?$rid=1" || !strings.Contains(string(m.Payload()), `"desired":{"$version":1}`) {
+		t.Fatalf("GET: %s %s", m.Topic(), m.Payload())
+	}
+	d.publish(t, "$iothub/twin/PATCH/properties/reported/?$rid=2", `{"fw":"1.0","temp":21.5}`)
+	if m := d.waitFor(t, "$iothub/twin/res/"); m.Topic() != "$iothub/twin/res/204/?$rid=2&$version=2" {
+		t.Fatalf("patch: %s %s", m.Topic(), m.Payload())
+	}
+	d.publish(t, "$iothub/twin/PATCH/properties/reported/?$rid=3", `{"fw":`)
+	if m := d.waitFor(t, "$iothub/twin/res/"); m.Topic() != "$iothub/twin/res/400/?$rid=3" || !strings.Contains(string(m.Payload()), `"errorCode":400006`) {
+		t.Fatalf("bad JSON: %s %s", m.Topic(), m.Payload())
+	}
+	d.publish(t, "$iothub/twin/PATCH/properties/reported/?$rid=4", `{"$bad":1}`)
+	if m := d.waitFor(t, "$iothub/twin/res/"); m.Topic() != "$iothub/twin/res/400/?$rid=4" || !strings.Contains(string(m.Payload()), `"errorCode":400004`) {
+		t.Fatalf("bad key: %s %s", m.Topic(), m.Payload())
+	}
+
+	status, body := h.apiRaw("GET", "/twins/tw1"+q, nil, nil)
+	var tw struct {
+		ETag       string `json:"etag"`
+		Properties struct {
+			Reported map[string]any `json:"reported"`
+			Desired  map[string]any `json:"desired"`
+		} `json:"properties"`
+		Tags map[string]any `json:"tags"`
+	}
+	if status != 200 || json.Unmarshal(body, &tw) != nil || tw.Properties.Reported["fw"] != "1.0" {
+		t.Fatalf("REST GET %d %s", status, body)
+	}
+	status, body = h.apiRaw("PATCH", "/twins/tw1"+q, []byte(`{"tags":{"site":"b1"},"properties":{"desired":{"interval":5}}}`), map[string]string{"If-Match": `"` + tw.ETag + `"`})
+	if status != 200 || !strings.Contains(string(body), `"site":"b1"`) {
+		t.Fatalf("REST PATCH %d %s", status, body)
+	}
+	if m := d.waitFor(t, "$iothub/twin/PATCH/properties/desired/"); m.Topic() != "$iothub/twin/PATCH/properties/desired/?$version=2" || string(m.Payload()) != `{"interval":5,"$version":2}` {
+		t.Fatalf("desired push: %s %s", m.Topic(), m.Payload())
+	}
+	status, body = h.apiRaw("PATCH", "/twins/tw1"+q, []byte(`{"properties":{"desired":{"interval":6}}}`), map[string]string{"If-Match": `"` + tw.ETag + `"`})
+	if status != 412 || !strings.Contains(string(body), "PreconditionFailed") {
+		t.Fatalf("stale etag: %d %s", status, body)
+	}
+	status, body = h.apiRaw("PATCH", "/twins/tw1"+q, []byte(`{"properties":{"reported":{"fw":"2.0"}}}`), nil)
+	if status != 400 || !strings.Contains(string(body), "ArgumentInvalid") {
+		t.Fatalf("service writes reported: %d %s", status, body)
+	}
+	status, body = h.apiRaw("PATCH", "/twins/nope"+q, []byte(`{"tags":{}}`), nil)
+	if status != 404 || !strings.Contains(string(body), "DeviceNotFound") {
+		t.Fatalf("missing device: %d %s", status, body)
+	}
+	status, body = h.apiRaw("PUT", "/twins/tw1"+q, []byte(`{"tags":{"site":"b2"},"properties":{"desired":{"mode":"eco"}}}`), map[string]string{"If-Match": "*"})
+	if status != 200 || strings.Contains(string(body), `"interval"`) || !strings.Contains(string(body), `"mode":"eco"`) {
+		t.Fatalf("REST PUT %d %s", status, body)
+	}
+	if m := d.waitFor(t, "$iothub/twin/PATCH/properties/desired/"); !strings.Contains(string(m.Payload()), `"interval":null`) || !strings.Contains(string(m.Payload()), `"mode":"eco"`) {
+		t.Fatalf("desired push after replace: %s", m.Payload())
+	}
+
+	// A SAS renewal: a new connection with clean session 0 and no new
+	// SUBSCRIBE still gets answers and pushes.
+	d.c.Disconnect(100)
+	d = h.twinDevice("tw1", key, false)
+	d.publish(t, "$iothub/twin/GET/?$rid=5", "")
+	if m := d.waitFor(t, "$iothub/twin/res/"); m.Topic() != "$iothub/twin/res/200/?$rid=5" || !strings.Contains(string(m.Payload()), `"fw":"1.0"`) {
+		t.Fatalf("GET after renewal: %s %s", m.Topic(), m.Payload())
+	}
+	h.apiRaw("PATCH", "/twins/tw1"+q, []byte(`{"properties":{"desired":{"interval":7}}}`), nil)
+	if m := d.waitFor(t, "$iothub/twin/PATCH/properties/desired/"); !strings.Contains(string(m.Payload()), `"interval":7`) {
+		t.Fatalf("desired push after renewal: %s", m.Payload())
+	}
+}
+
+// Direct methods through the REST API: answered, unanswered (504101),
+// offline (404103, also after waiting connectTimeoutInSeconds), bad
+// requests, and a device that connects while the call waits.
+func TestMethodsEndToEnd(t *testing.T) {
+	h := startHub(t)
+	key := h.device("m1")
+	h.device("off1")
+	d := h.twinDevice("m1", key, true)
+	answer := func(status int, payload string) {
+		m := d.waitFor(t, "$iothub/methods/POST/")
+		rid := m.Topic()[strings.Index(m.Topic(), "$rid=")+5:]
+		d.publish(t, fmt.Sprintf("$iothub/methods/res/%d/?$rid=%s", status, rid), payload)
+	}
+	call := func(id, body string) (int, string) {
+		status, out := h.apiRaw("POST", "/twins/"+id+"/methods"+q, []byte(body), nil)
+		return status, string(out)
+	}
+
+	go answer(200, `{"ok":true}`)
+	if status, out := call("m1", `{"methodName":"reboot","payload":{"in":1},"responseTimeoutInSeconds":5}`); status != 200 || out != "{\"status\":200,\"payload\":{\"ok\":true}}\n" {
+		t.Fatalf("answered: %d %s", status, out)
+	}
+	go answer(500, `not json`)
+	if status, out := call("m1", `{"methodName":"x","responseTimeoutInSeconds":5}`); status != 200 || !strings.Contains(out, `"status":500,"payload":"not json"`) {
+		t.Fatalf("device error: %d %s", status, out)
+	}
+	if status, out := call("m1", `{"methodName":"silent","responseTimeoutInSeconds":5}`); status != 504 || !strings.Contains(out, "504101") {
+		t.Fatalf("unanswered: %d %s", status, out)
+	}
+	d.waitFor(t, "$iothub/methods/POST/silent/")
+	start := time.Now()
+	if status, out := call("off1", `{"methodName":"x","connectTimeoutInSeconds":1}`); status != 404 || !strings.Contains(out, "DeviceNotOnline") || time.Since(start) < time.Second {
+		t.Fatalf("offline: %d %s after %v", status, out, time.Since(start))
+	}
+	for _, bad := range []struct{ body, want string }{
+		{`{"payload":1}`, "methodName is required"},
+		{`{"methodName":"a/b"}`, "may not contain"},
+		{`{"methodName":"a","responseTimeoutInSeconds":1}`, "out of range"},
+		{`{"methodName":"a","connectTimeoutInSeconds":301}`, "out of range"},
+		{`{"methodName":`, "not valid JSON"},
+	} {
+		if status, out := call("m1", bad.body); status != 400 || !strings.Contains(out, bad.want) {
+			t.Errorf("%s: %d %s", bad.body, status, out)
+		}
+	}
+	if status, out := call("nope", `{"methodName":"a"}`); status != 404 || !strings.Contains(out, "DeviceNotFound") {
+		t.Errorf("unknown device: %d %s", status, out)
+	}
+
+	// A call waiting for its device: it connects (persistent session
+	// with the methods subscription) and answers.
+	d.c.Disconnect(100)
+	done := make(chan string, 1)
+	go func() { _, out := call("m1", `{"methodName":"late","connectTimeoutInSeconds":10,"responseTimeoutInSeconds":5}`); done <- out }()
+	time.Sleep(200 * time.Millisecond)
+	d = h.twinDevice("m1", key, false)
+	answer(200, `"hi"`)
+	if out := <-done; !strings.Contains(out, `"payload":"hi"`) {
+		t.Fatalf("late device: %s", out)
+	}
+}
+
+// Bulk registry operations: per-device results.
+func TestBulkDevices(t *testing.T) {
+	h := startHub(t)
+	h.device("b0")
+	status, body := h.apiRaw("POST", "/devices"+q, []byte(`[{"id":"b1","importMode":"create"},{"id":"b0","importMode":"create"},{"id":"b0","importMode":"delete"}]`), nil)
+	var res struct {
+		IsSuccessful bool `json:"isSuccessful"`
+		Errors       []struct {
+			DeviceID  string `json:"deviceId"`
+			ErrorCode int    `json:"errorCode"`
+		} `json:"errors"`
+	}
+	if status != 200 || json.Unmarshal(body, &res) != nil || res.IsSuccessful || len(res.Errors) != 1 || res.Errors[0].ErrorCode != 409001 {
+		t.Fatalf("%d %s", status, body)
+	}
+	if _, ok := h.Registry().Device("b1"); !ok {
+		t.Error("b1 not created")
+	}
+	if _, ok := h.Registry().Device("b0"); ok {
+		t.Error("b0 not deleted")
+	}
+	if status, body := h.apiRaw("POST", "/devices"+q, []byte(`{"id":"x"}`), nil); status != 400 || !strings.Contains(string(body), "JSON array") {
+		t.Errorf("not an array: %d %s", status, body)
+	}
+}
