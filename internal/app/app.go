@@ -114,7 +114,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 
 	a.registry, err = registry.New(ctx, kvstore.New(a.journal.Devices, a.journal.Policies, a.journal.Twins), registry.Options{
-		HubName:   a.cfg.HubName,
+		HubName:      a.cfg.HubName,
 		OnChange:     a.onRegistryChange,
 		OnTwinChange: a.onTwinChange,
 		LiveState:    a.presence.State,

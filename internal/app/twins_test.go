@@ -204,7 +204,10 @@ func TestMethodsEndToEnd(t *testing.T) {
 	// with the methods subscription) and answers.
 	d.c.Disconnect(100)
 	done := make(chan string, 1)
-	go func() { _, out := call("m1", `{"methodName":"late","connectTimeoutInSeconds":10,"responseTimeoutInSeconds":5}`); done <- out }()
+	go func() {
+		_, out := call("m1", `{"methodName":"late","connectTimeoutInSeconds":10,"responseTimeoutInSeconds":5}`)
+		done <- out
+	}()
 	time.Sleep(200 * time.Millisecond)
 	d = h.twinDevice("m1", key, false)
 	answer(200, `"hi"`)

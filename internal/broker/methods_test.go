@@ -43,7 +43,6 @@ func (c *client) answerMethod(wantName, wantPayload string, status int, payload 
 	c.send(publishPacket("$iothub/methods/res/"+strconv.Itoa(status)+"/?$rid="+rid, 0, 0, []byte(payload)))
 }
 
-
 func TestMethodRoundTrip(t *testing.T) {
 	h := startTestHub(t)
 	cl, _ := h.connect("d1", 4)

@@ -34,7 +34,9 @@ func (tt *testTwins) PatchReported(id string, patch []byte) (int, int64, []byte)
 	return 204, tt.version, nil
 }
 
-func withTwins(h *testHub, o *Options) { o.Twins = &testTwins{reported: map[string]string{}, version: 1} }
+func withTwins(h *testHub, o *Options) {
+	o.Twins = &testTwins{reported: map[string]string{}, version: 1}
+}
 
 // readPublish reads packets until a PUBLISH (skipping acks).
 func (c *client) readPublish() packets.Packet {

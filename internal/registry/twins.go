@@ -246,7 +246,6 @@ func (r *Registry) DeviceIDs() []string {
 	return ids
 }
 
-
 // TwinInfo is the device part of a served twin: the cached identity with
 // its connection fields; false if there is no such device. No I/O.
 func (r *Registry) TwinInfo(id string) (twin.DeviceInfo, bool) {
