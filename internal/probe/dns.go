@@ -14,7 +14,7 @@ type DNSResult struct {
 	Host      string   `json:"host"`
 	Addresses []string `json:"addresses"`
 	// IPLiteral: the host is an address; nothing was looked up.
-	IPLiteral bool `json:"ipLiteral,omitempty"`
+	IPLiteral bool   `json:"ipLiteral,omitempty"`
 	Error     string `json:"error,omitempty"`
 	NotFound  bool   `json:"notFound,omitempty"`
 	Timeout   bool   `json:"timeout,omitempty"`
