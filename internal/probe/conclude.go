@@ -32,7 +32,11 @@ func conclude(r *Report) string {
 	case ok(mqtt) && ok(ws):
 		out = append(out, "the device can still connect over both transports")
 	case !ok(mqtt) && ok(ws):
-		out = append(out, fmt.Sprintf("MQTT over TLS on port %d does not work from here, MQTT over WebSockets on port %d does: switch the device to the SDK's MQTT-over-WebSockets transport (e.g. MqttWs, MQTT_WebSocket_Only), or open outbound TCP %d to the hub", r.MQTTPort, r.HTTPSPort, r.MQTTPort))
+		fix := fmt.Sprintf("open outbound TCP %d to the hub", r.MQTTPort)
+		if b := r.blocker(mqtt); b != nil && b.Number != StepTCP {
+			fix = "fix " + b.ref().String()
+		}
+		out = append(out, fmt.Sprintf("MQTT over TLS on port %d does not work from here, MQTT over WebSockets on port %d does: switch the device to the SDK's MQTT-over-WebSockets transport (e.g. MqttWs, MQTT_WebSocket_Only), or %s", r.MQTTPort, r.HTTPSPort, fix))
 	case ok(mqtt) && !ok(ws):
 		out = append(out, fmt.Sprintf("MQTT over TLS on port %d works; MQTT over WebSockets on port %d does not (a concern only for devices that use WebSockets)", r.MQTTPort, r.HTTPSPort))
 	default:
@@ -45,4 +49,18 @@ func conclude(r *Report) string {
 		out = append(out, fmt.Sprintf("idle connections die on this path: keep-alive at most %ds (step 7)", k.KeepAlive.SuggestedKeepAliveSeconds))
 	}
 	return strings.Join(out, "; ")
+}
+
+// blocker is the failed step that kept s from passing: s itself, or the
+// first failed step on its port.
+func (r *Report) blocker(s *Step) *Step {
+	if s == nil || s.Status == Fail {
+		return s
+	}
+	for i := range r.Steps {
+		if c := &r.Steps[i]; c.Status == Fail && c.Target == s.Target {
+			return c
+		}
+	}
+	return nil
 }
