@@ -118,7 +118,7 @@ func (r *run) keepAliveVerdict(s *Step, res *KeepAliveResult, lo, hi time.Durati
 	case hi == 0 && lo > 0:
 		s.Status = Pass
 		res.SuggestedKeepAliveSeconds = min(int(lo.Seconds()), 1177)
-		s.Summary = fmt.Sprintf("an idle connection survived %s and answered a ping", lo.Round(time.Second))
+		s.Summary = fmt.Sprintf("an idle connection survived %s and answered a ping", roundIdle(lo))
 		s.Hint = fmt.Sprintf("keep-alives up to %ds are safe on this path (SDK defaults: Python 60, Node 180, Java 230, C 240, C# 300); longer idle periods were not tested", res.SuggestedKeepAliveSeconds)
 	case hi > 0:
 		s.Status = Fail
@@ -133,15 +133,18 @@ func (r *run) keepAliveVerdict(s *Step, res *KeepAliveResult, lo, hi time.Durati
 			if res.How == "reset" {
 				how = "reset (RST)"
 			}
-			s.Summary = fmt.Sprintf("the idle connection was %s after %s by something on the path (the hub would have waited %ds)", how, hi.Round(100*time.Millisecond), res.KeepAliveSeconds*3/2)
+			s.Summary = fmt.Sprintf("the idle connection was %s after %s by something on the path (the hub would have waited %ds)", how, roundIdle(hi), res.KeepAliveSeconds*3/2)
 		default:
-			window := fmt.Sprintf("between %s and %s", lo.Round(time.Second), hi.Round(time.Second))
+			window := fmt.Sprintf("between %s and %s", roundIdle(lo), roundIdle(hi))
 			if lo == 0 {
-				window = "within " + hi.Round(time.Second).String()
+				window = "within " + roundIdle(hi).String()
 			}
 			s.Summary = fmt.Sprintf("the path drops idle flows silently %s of silence: the connection looked open but the ping got no answer (or a reset)", window)
 		}
 		s.Hint = fmt.Sprintf("a NAT or firewall forgets idle flows: use a keep-alive of at most %ds on this network (the device then pings often enough), or raise the idle timeout of that NAT/firewall", res.SuggestedKeepAliveSeconds)
+		if base < 1250*time.Millisecond {
+			s.Hint = "idle flows die in about a second, below what an MQTT keep-alive (whole seconds) can bridge: raise the idle timeout of that NAT/firewall"
+		}
 	default:
 		s.Status = Skip
 		s.Summary = "interrupted"
@@ -290,6 +293,15 @@ func waitEnd(events <-chan inbound, d time.Duration) {
 			return
 		}
 	}
+}
+
+// roundIdle rounds an idle time for reading: tenths of a second under
+// ten seconds, else seconds.
+func roundIdle(d time.Duration) time.Duration {
+	if d < 10*time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 func progressEvery(gap time.Duration) time.Duration {

@@ -94,6 +94,18 @@ func (tw *TableWriter) Finish(r *Report) {
 		if s.Hint != "" {
 			fmt.Fprintf(tw.w, "  what to do: %s\n", s.Hint)
 		}
+		if k := s.KeepAlive; k != nil {
+			for i, rd := range k.Rounds {
+				fmt.Fprintf(tw.w, "  round %d: idle %s: %s", i+1, roundIdle(time.Duration(rd.IdleSeconds*float64(time.Second))), rd.Outcome)
+				if rd.Outcome == "closed" || rd.Outcome == "reset" {
+					fmt.Fprintf(tw.w, " after %s", roundIdle(time.Duration(rd.AfterSeconds*float64(time.Second))))
+				}
+				if rd.Detail != "" {
+					fmt.Fprintf(tw.w, " (%s)", rd.Detail)
+				}
+				fmt.Fprintln(tw.w)
+			}
+		}
 		if s.TLS != nil && s.TLS.Problem != "" && s.TLS.Problem != "handshake" {
 			for i, c := range s.TLS.Chain {
 				fmt.Fprintf(tw.w, "  certificate %d: %s, issued by %s, valid %s to %s\n", i, c.Subject, c.Issuer, day(c.NotBefore), day(c.NotAfter))
