@@ -72,17 +72,18 @@ type Config struct {
 
 // target is a Config resolved: where to dial and with what identity.
 type target struct {
-	cs        sas.ConnectionString
-	dialHost  string // GatewayHostName (without port) or HostName
-	mqttPort  int
-	httpsPort int
-	proxy     *url.URL
-	roots     *x509.CertPool // nil: the system store
-	caName    string
-	timeout   time.Duration
-	now       func() time.Time
-	userName  string
-	clientID  string
+	cs         sas.ConnectionString
+	dialHost   string // GatewayHostName (without port) or HostName
+	mqttPort   int
+	httpsPort  int
+	proxy      *url.URL
+	roots      *x509.CertPool // nil: the system store
+	caName     string
+	timeout    time.Duration
+	now        func() time.Time
+	userName   string
+	clientID   string
+	clientType string
 }
 
 func (t *target) mqttAddr() string  { return joinHostPort(t.dialHost, t.mqttPort) }
@@ -157,11 +158,11 @@ func resolve(cfg Config) (*target, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	ct := cfg.ClientType
-	if ct == "" {
-		ct = ClientTypePrefix + "dev"
+	t.clientType = cfg.ClientType
+	if t.clientType == "" {
+		t.clientType = ClientTypePrefix + "dev"
 	}
-	t.userName, t.clientID = username(cs, ct)
+	t.userName, t.clientID = username(cs, t.clientType)
 	return t, nil
 }
 

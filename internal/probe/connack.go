@@ -38,7 +38,6 @@ type refusal struct {
 	v5          *MQTT5Result // the MQTT 5 follow-up, when one was made
 	moduleID    string
 	deviceID    string
-	host        string
 	fixedToken  bool      // the connection string's own SharedAccessSignature
 	tokenExpiry time.Time // by the device's clock
 	now         time.Time // the device's clock

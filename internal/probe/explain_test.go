@@ -17,7 +17,7 @@ func code(n int) *int { return &n }
 // what the MQTT 5 follow-up and the clock added.
 func TestExplainRefusal(t *testing.T) {
 	now := time.Now()
-	base := refusal{deviceID: "d1", host: "hub", now: now, tokenExpiry: now.Add(tokenTTL)}
+	base := refusal{deviceID: "d1", now: now, tokenExpiry: now.Add(tokenTTL)}
 	with := func(f func(*refusal)) refusal { r := base; f(&r); return r }
 	cases := []struct {
 		name  string

@@ -151,7 +151,7 @@ func (r *run) exchange(ctx context.Context, s *Step, res *MQTTResult, dial dialF
 		rc := int(ce)
 		res.ReturnCode, res.ReturnCodeText = &rc, connackText[byte(ce)]
 		f := refusal{
-			rc: byte(ce), deviceID: r.t.cs.DeviceID, moduleID: r.t.cs.ModuleID, host: r.t.cs.HostName,
+			rc: byte(ce), deviceID: r.t.cs.DeviceID, moduleID: r.t.cs.ModuleID,
 			fixedToken: fixed, tokenExpiry: exp, now: r.t.now(),
 			expiredAtHb: r.tokenExpiredAtHub(exp), clockKnown: r.clock != nil && r.clock.Source == "https-date",
 		}

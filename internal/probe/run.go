@@ -36,14 +36,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if t.roots != nil {
 		trust = caLabel(t.caName)
 	}
-	ct := cfg.ClientType
-	if ct == "" {
-		ct = ClientTypePrefix + "dev"
-	}
 	r := &run{
 		t: t, cfg: cfg,
 		rep: &Report{
-			ClientType: ct, HostName: t.cs.HostName, DeviceID: t.cs.DeviceID, ModuleID: t.cs.ModuleID,
+			ClientType: t.clientType, HostName: t.cs.HostName, DeviceID: t.cs.DeviceID, ModuleID: t.cs.ModuleID,
 			DialHost: t.dialHost, MQTTPort: t.mqttPort, HTTPSPort: t.httpsPort,
 			Proxy: t.redactedProxy(), Trust: trust, Started: t.now(),
 		},

@@ -1,6 +1,9 @@
 package probe_test
 
 import (
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +138,31 @@ func TestKeepAliveSurvives(t *testing.T) {
 	s := step(t, rep, probe.StepKeepAlive, "")
 	if s.Status != probe.Pass || s.KeepAlive.SurvivedSeconds != 1.5 || s.KeepAlive.Rounds[0].Outcome != "alive" || rep.ExitStatus != 0 {
 		t.Fatalf("%s %+v: %q", s.Status, s.KeepAlive, s.Summary)
+	}
+}
+
+// TestHTTPSPortWithoutWebSockets: the HTTPS port is a web server, not a
+// hub: the clock still reads its Date, the WebSocket upgrade fails with
+// the HTTP status named.
+func TestHTTPSPortWithoutWebSockets(t *testing.T) {
+	ca := newCA(t, "Web CA")
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.issue(t, []string{"localhost"}, time.Now().Add(-time.Hour), time.Now().Add(24*90*time.Hour))}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	_, cs := newDevice(t, registry.Enabled)
+	cfg := config(cs)
+	cfg.HTTPSPort = portOf(srv.Listener.Addr().String())
+	cfg.CAPEM = append(append([]byte{}, hub.ca...), ca.pem...)
+	rep := run(t, cfg)
+	if c := step(t, rep, probe.StepClock, ""); c.Status != probe.Pass {
+		t.Errorf("clock: %s", c.Summary)
+	}
+	ws := step(t, rep, probe.StepWebSocket, "")
+	if ws.Status != probe.Fail || !strings.Contains(ws.Summary, "HTTP 404") || !strings.Contains(ws.Hint, "--https-port") {
+		t.Fatalf("%s %q %q", ws.Status, ws.Summary, ws.Hint)
+	}
+	if rep.ExitStatus != 16 || !strings.Contains(rep.Conclusion, "MQTT over TLS on port") {
+		t.Errorf("exit %d: %q", rep.ExitStatus, rep.Conclusion)
 	}
 }
