@@ -49,8 +49,10 @@ the report described in docs/probe.md.`,
 			if err := checkOutput(); err != nil {
 				return err
 			}
-			cfg.ConnectionString = firstNonEmpty(cfg.ConnectionString, os.Getenv("IOTHUB_DEVICE_CONNECTION_STRING"))
-			if path := firstNonEmpty(caFile, os.Getenv("TETHER_CA")); path != "" {
+			// The probe's own flags shadow the root's; a value given before
+			// "probe" lands in the root's and counts too.
+			cfg.ConnectionString = firstNonEmpty(cfg.ConnectionString, clientFlags.connString, os.Getenv("IOTHUB_DEVICE_CONNECTION_STRING"))
+			if path := firstNonEmpty(caFile, clientFlags.caFile, os.Getenv("TETHER_CA")); path != "" {
 				pem, err := os.ReadFile(path)
 				if err != nil {
 					return fmt.Errorf("reading CA: %w", err)
