@@ -39,8 +39,8 @@ type MethodResult struct {
 
 // Errors of a direct method call, with IoT Hub's codes.
 var (
-	ErrDeviceNotOnline = errors.New("the device is not online")
-	ErrMethodTimeout   = errors.New("the device did not answer in time")
+	ErrDeviceNotOnline = errors.New("404103 DeviceNotOnline")
+	ErrMethodTimeout   = errors.New("504101 GatewayTimeout")
 )
 
 // IoT Hub's bounds on a call (REST reference for Invoke Device Method).
@@ -86,9 +86,9 @@ func (s *Server) postMethod(w http.ResponseWriter, r *http.Request, id string) {
 	res, err := s.d.Methods.InvokeMethod(r.Context(), id, call)
 	switch {
 	case errors.Is(err, ErrDeviceNotOnline):
-		s.azureError(w, r, http.StatusNotFound, "DeviceNotOnline", fmt.Sprintf("404103 %v", err))
+		s.azureError(w, r, http.StatusNotFound, "DeviceNotOnline", err.Error())
 	case errors.Is(err, ErrMethodTimeout):
-		s.azureError(w, r, http.StatusGatewayTimeout, "GatewayTimeout", fmt.Sprintf("504101 %v", err))
+		s.azureError(w, r, http.StatusGatewayTimeout, "GatewayTimeout", err.Error())
 	case err != nil:
 		s.fail(w, r, err, s.azureError)
 	default:

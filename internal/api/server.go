@@ -124,6 +124,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-ms-request-id", requestID(r))
 	path := r.URL.EscapedPath()
 	switch {
+	case path == "/devices/query" && r.Method == http.MethodPost:
+		if s.apiVersion(w, r) {
+			s.deviceQuery(w, r)
+		}
 	case path == "/devices" || path == devicesPrefix:
 		s.registryCall(w, r, "", false)
 	case strings.HasPrefix(path, devicesPrefix):

@@ -14,6 +14,13 @@ import (
 // none) and the extra headers.
 func (h *hub) apiRaw(method, path string, body []byte, headers map[string]string) (int, []byte) {
 	h.t.Helper()
+	status, out, _ := h.apiRawHeader(method, path, body, headers)
+	return status, out
+}
+
+// apiRawHeader is apiRaw with the response headers.
+func (h *hub) apiRawHeader(method, path string, body []byte, headers map[string]string) (int, []byte, http.Header) {
+	h.t.Helper()
 	cs, _ := sas.ParseConnectionString(h.OwnerConnectionString())
 	tok, _ := sas.Sign("localhost", cs.SharedAccessKey, cs.SharedAccessKeyName, time.Now().Add(time.Hour))
 	var rd io.Reader
@@ -32,5 +39,5 @@ func (h *hub) apiRaw(method, path string, body []byte, headers map[string]string
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, out
+	return resp.StatusCode, out, resp.Header
 }

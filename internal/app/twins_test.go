@@ -3,6 +3,7 @@ package app_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -239,5 +240,48 @@ func TestBulkDevices(t *testing.T) {
 	}
 	if status, body := h.apiRaw("POST", "/devices"+q, []byte(`{"id":"x"}`), nil); status != 400 || !strings.Contains(string(body), "JSON array") {
 		t.Errorf("not an array: %d %s", status, body)
+	}
+}
+
+// Device queries over the REST API: a filter on tags and connection
+// state, paging with continuation tokens, a count by group, bad queries.
+func TestDeviceQueryEndToEnd(t *testing.T) {
+	h := startHub(t)
+	key := h.device("q0")
+	for i := 1; i <= 4; i++ {
+		h.device(fmt.Sprintf("q%d", i))
+		h.apiRaw("PATCH", fmt.Sprintf("/twins/q%d", i)+q, []byte(fmt.Sprintf(`{"tags":{"floor":%d}}`, i%2)), nil)
+	}
+	h.twinDevice("q0", key, false)
+	query := func(sql, cont string, pageSize int) (int, string, http.Header) {
+		b, _ := json.Marshal(map[string]string{"query": sql})
+		hd := map[string]string{"x-ms-max-item-count": fmt.Sprint(pageSize)}
+		if cont != "" {
+			hd["x-ms-continuation"] = cont
+		}
+		status, out, header := h.apiRawHeader("POST", "/devices/query"+q, b, hd)
+		return status, string(out), header
+	}
+	status, out, hd := query("SELECT deviceId FROM devices WHERE connectionState = 'Disconnected'", "", 2)
+	if status != 200 || out != "[{\"deviceId\":\"q1\"},{\"deviceId\":\"q2\"}]\n" || hd.Get("x-ms-continuation") == "" || hd.Get("x-ms-item-type") != "raw" {
+		t.Fatalf("page 1: %d %s %v", status, out, hd)
+	}
+	status, out, hd = query("SELECT deviceId FROM devices WHERE connectionState = 'Disconnected'", hd.Get("x-ms-continuation"), 2)
+	if status != 200 || out != "[{\"deviceId\":\"q3\"},{\"deviceId\":\"q4\"}]\n" || hd.Values("x-ms-continuation") != nil {
+		t.Fatalf("page 2: %d %s %v", status, out, hd)
+	}
+	status, out, hd = query("SELECT * FROM devices WHERE tags.floor = 1", "", 10)
+	if status != 200 || strings.Count(out, `"deviceId"`) != 2 || !strings.Contains(out, `"deviceId":"q3"`) || hd.Get("x-ms-item-type") != "twin" {
+		t.Fatalf("tags: %d %s", status, out)
+	}
+	status, out, _ = query("SELECT tags.floor, COUNT() AS n FROM devices GROUP BY tags.floor", "", 10)
+	if status != 200 || !strings.Contains(out, `{"floor":0,"n":2}`) || !strings.Contains(out, `{"floor":1,"n":2}`) {
+		t.Fatalf("count: %d %s", status, out)
+	}
+	if status, out, _ = query("SELECT * FROM devices WHERE", "", 10); status != 400 || !strings.Contains(out, "column") {
+		t.Errorf("bad query: %d %s", status, out)
+	}
+	if status, out, _ = query("SELECT * FROM devices", "garbage", 10); status != 400 || !strings.Contains(out, "x-ms-continuation") {
+		t.Errorf("bad token: %d %s", status, out)
 	}
 }

@@ -23,13 +23,13 @@ import (
 var (
 	// ErrDeviceNotOnline: the device is not connected, or has not
 	// subscribed to methods, within the call's connect timeout (404103).
-	ErrDeviceNotOnline = errors.New("404103 DeviceNotOnline: the device is not connected or has not subscribed to direct methods")
+	ErrDeviceNotOnline = errors.New("the device is not connected or has not subscribed to direct methods")
 	// ErrMethodTimeout: the device did not answer within the response
 	// timeout (504101).
-	ErrMethodTimeout = errors.New("504101 GatewayTimeout: the device did not answer the direct method in time")
+	ErrMethodTimeout = errors.New("the device did not answer the direct method in time")
 	// ErrMethodThrottled: too many calls are in flight, to the device or
 	// through the hub (429).
-	ErrMethodThrottled = errors.New("429001 ThrottlingException: too many direct method calls in flight")
+	ErrMethodThrottled = errors.New("too many direct method calls in flight")
 )
 
 // Bounds on calls waiting for their answers.

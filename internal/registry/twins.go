@@ -273,3 +273,28 @@ func (r *Registry) TwinInfo(id string) (twin.DeviceInfo, bool) {
 	}
 	return info, true
 }
+
+// ScanTwins calls fn with each device's twin and device fields, in
+// device-id order, starting after the id after ("" = from the first),
+// until fn returns false. It is the source of device queries; it does no
+// I/O.
+func (r *Registry) ScanTwins(after string, fn func(id string, t *twin.Twin, info twin.DeviceInfo) bool) {
+	ids := r.DeviceIDs()
+	i, found := slices.BinarySearch(ids, after)
+	if found {
+		i++
+	}
+	for _, id := range ids[i:] {
+		t, ok := r.Twin(id)
+		if !ok {
+			continue // deleted since the list was made
+		}
+		info, ok := r.TwinInfo(id)
+		if !ok {
+			continue
+		}
+		if !fn(id, t, info) {
+			return
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/tether-hub/tether/internal/devquery"
+	"github.com/tether-hub/tether/internal/registry"
+	"github.com/tether-hub/tether/internal/twin"
+)
+
+// Device queries: POST /devices/query?api-version=2021-04-12 with
+// {"query":"SELECT … FROM devices …"}, paged by x-ms-max-item-count and
+// x-ms-continuation as the service SDKs page them (see package devquery
+// for the wire details). Queries run over the registry's in-memory twins.
+
+// maxQueryBody bounds the request: IoT Hub's 8 KB query in a JSON string.
+const maxDeviceQueryBody = 64 << 10
+
+// twinSource gives devquery the registry's twins.
+type twinSource struct{ r *registry.Registry }
+
+func (s twinSource) Scan(after string, fn func(id string, d devquery.Doc) bool) {
+	s.r.ScanTwins(after, func(id string, t *twin.Twin, info twin.DeviceInfo) bool {
+		return fn(id, t.Doc(info))
+	})
+}
+
+func (s *Server) deviceQuery(w http.ResponseWriter, r *http.Request) {
+	if _, ok := s.authorize(w, r, registry.ServiceConnect, s.azureError); !ok {
+		return
+	}
+	body, ok := s.readBody(w, r, maxDeviceQueryBody, s.azureError)
+	if !ok {
+		return
+	}
+	var req struct {
+		Query *string `json:"query"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil || req.Query == nil {
+		s.azureError(w, r, http.StatusBadRequest, "BadRequest", `the body must be {"query":"SELECT … FROM devices …"}`)
+		return
+	}
+	q, err := devquery.Parse(*req.Query)
+	if err != nil {
+		s.azureError(w, r, http.StatusBadRequest, "BadRequest", "query: "+err.Error())
+		return
+	}
+	pageSize, err := devquery.ParsePageSize(r.Header.Get("x-ms-max-item-count"))
+	if err != nil {
+		s.azureError(w, r, http.StatusBadRequest, "BadRequest", err.Error())
+		return
+	}
+	page, err := q.Run(twinSource{s.d.Registry}, pageSize, r.Header.Get("x-ms-continuation"))
+	var ce *devquery.ContinuationError
+	switch {
+	case errors.As(err, &ce):
+		s.azureError(w, r, http.StatusBadRequest, "BadRequest", err.Error())
+		return
+	case err != nil:
+		s.fail(w, r, fmt.Errorf("device query: %w", err), s.azureError)
+		return
+	}
+	w.Header().Set("x-ms-item-type", page.ItemType)
+	if page.Continuation != "" {
+		w.Header().Set("x-ms-continuation", page.Continuation)
+	}
+	writeJSON(w, http.StatusOK, page.Items)
+}
