@@ -21,6 +21,16 @@ func (c *compiler) errorf(pos int, format string, args ...any) error {
 	return syntax.ErrorAt(c.src, pos, format, args...)
 }
 
+// both compiles two operands with f.
+func both[F any](f func(syntax.Expr) (F, error), a, b syntax.Expr) (F, F, error) {
+	fa, err := f(a)
+	if err != nil {
+		return fa, fa, err
+	}
+	fb, err := f(b)
+	return fa, fb, err
+}
+
 // path resolves a path to the names Doc.Lookup receives.
 func (c *compiler) path(p *syntax.Path) ([]string, error) {
 	names := p.Names()
@@ -51,18 +61,6 @@ func (c *compiler) expr(e syntax.Expr) (evalFn, error) {
 	case *syntax.Literal:
 		v := literal(e)
 		return func(Doc) value { return v }, nil
-	case *syntax.Not:
-		x, err := c.expr(e.X)
-		if err != nil {
-			return nil, err
-		}
-		return func(d Doc) value {
-			v := x(d)
-			if v.k != kBool {
-				return undefined
-			}
-			return boolValue(!v.b)
-		}, nil
 	case *syntax.Neg:
 		x, err := c.expr(e.X)
 		if err != nil {
@@ -71,9 +69,16 @@ func (c *compiler) expr(e syntax.Expr) (evalFn, error) {
 		zero := numValue(intNum(0))
 		return func(d Doc) value { return arith("-", zero, x(d)) }, nil
 	case *syntax.Binary:
-		return c.binary(e)
-	case *syntax.In:
-		return c.in(e)
+		if op := e.Op; op == "+" || op == "-" || op == "*" || op == "/" || op == "%" {
+			l, r, err := both(c.expr, e.L, e.R)
+			if err != nil {
+				return nil, err
+			}
+			return func(d Doc) value { return arith(op, l(d), r(d)) }, nil
+		}
+		return c.condValue(e)
+	case *syntax.Not, *syntax.In:
+		return c.condValue(e)
 	case *syntax.Call:
 		return c.call(e)
 	case *syntax.Aggregate:
@@ -103,124 +108,10 @@ func literal(l *syntax.Literal) value {
 	return undefined
 }
 
-func (c *compiler) binary(e *syntax.Binary) (evalFn, error) {
-	l, err := c.expr(e.L)
-	if err != nil {
-		return nil, err
-	}
-	r, err := c.expr(e.R)
-	if err != nil {
-		return nil, err
-	}
-	switch e.Op {
-	case "AND":
-		// Three-valued: false wins, then undefined; true only if both are.
-		return func(d Doc) value {
-			a := l(d)
-			if a.k == kBool && !a.b {
-				return vFalse
-			}
-			b := r(d)
-			if b.k == kBool && !b.b {
-				return vFalse
-			}
-			return boolOr(a.k == kBool && b.k == kBool, true)
-		}, nil
-	case "OR":
-		return func(d Doc) value {
-			a := l(d)
-			if a.k == kBool && a.b {
-				return vTrue
-			}
-			b := r(d)
-			if b.k == kBool && b.b {
-				return vTrue
-			}
-			return boolOr(a.k == kBool && b.k == kBool, false)
-		}, nil
-	case "+", "-", "*", "/", "%":
-		op := e.Op
-		return func(d Doc) value { return arith(op, l(d), r(d)) }, nil
-	}
-	test := map[string]func(int) bool{
-		"=": func(c int) bool { return c == 0 }, "!=": func(c int) bool { return c != 0 },
-		"<": func(c int) bool { return c < 0 }, "<=": func(c int) bool { return c <= 0 },
-		">": func(c int) bool { return c > 0 }, ">=": func(c int) bool { return c >= 0 },
-	}[e.Op]
-	if lit, ok := e.R.(*syntax.Literal); ok && lit.Kind == syntax.LitString {
-		if p, ok := e.L.(*syntax.Path); ok {
-			// The commonest condition (connectionState = 'Disconnected'),
-			// kept to one lookup and one string comparison.
-			names, _ := c.path(p)
-			s := lit.Text
-			return func(d Doc) value {
-				x, ok := d.Lookup(names)
-				if !ok {
-					return undefined
-				}
-				if v, isStr := x.(string); isStr {
-					return boolValue(test(cmpOrdered(v, s)))
-				}
-				return undefined
-			}, nil
-		}
-	}
-	return func(d Doc) value {
-		if cmp, ok := compare(l(d), r(d)); ok {
-			return boolValue(test(cmp))
-		}
-		return undefined
-	}, nil
-}
-
-// boolOr returns b when defined, else undefined.
-func boolOr(defined, b bool) value {
-	if defined {
-		return boolValue(b)
-	}
-	return undefined
-}
-
-// in is x IN [..] and x NIN [..]: undefined when x is undefined or not a
-// primitive, else whether some element equals x (NIN: none does).
-func (c *compiler) in(e *syntax.In) (evalFn, error) {
-	x, err := c.expr(e.X)
-	if err != nil {
-		return nil, err
-	}
-	neg := e.Negated
-	var list []value
-	var strs map[string]bool
-	for _, l := range e.List {
-		v := literal(l)
-		if v.k == kStr && len(e.List) > 8 {
-			if strs == nil {
-				strs = map[string]bool{}
-			}
-			strs[v.s] = true
-			continue
-		}
-		list = append(list, v)
-	}
-	return func(d Doc) value {
-		v := x(d)
-		if !v.primitive() {
-			return undefined
-		}
-		found := v.k == kStr && strs[v.s]
-		for i := 0; i < len(list) && !found; i++ {
-			cmp, ok := compare(v, list[i])
-			found = ok && cmp == 0
-		}
-		return boolValue(found != neg)
-	}, nil
-}
-
 func (c *compiler) call(e *syntax.Call) (evalFn, error) {
 	fn, ok := functions[e.Name]
 	if !ok {
-		switch {
-		case aggregateNames[e.Name]:
+		if syntax.IsAggregate(e.Name) {
 			return nil, c.errorf(e.At, "aggregate %s() is only allowed in the select list", e.Name)
 		}
 		names := strings.Split(functionNames(), ", ")
@@ -236,20 +127,18 @@ func (c *compiler) call(e *syntax.Call) (evalFn, error) {
 	if len(e.Args) != want {
 		return nil, c.errorf(e.At, "%s takes %d argument%s, found %d", e.Name, want, map[bool]string{true: "s"}[want > 1], len(e.Args))
 	}
-	a, err := c.expr(e.Args[0])
-	if err != nil {
-		return nil, err
-	}
 	if fn.f1 != nil {
+		a, err := c.expr(e.Args[0])
+		if err != nil {
+			return nil, err
+		}
 		f := fn.f1
 		return func(d Doc) value { return f(a(d)) }, nil
 	}
-	b, err := c.expr(e.Args[1])
+	a, b, err := both(c.expr, e.Args[0], e.Args[1])
 	if err != nil {
 		return nil, err
 	}
 	f := fn.f2
 	return func(d Doc) value { return f(a(d), b(d)) }, nil
 }
-
-var aggregateNames = map[string]bool{"COUNT": true, "AVG": true, "SUM": true, "MIN": true, "MAX": true}

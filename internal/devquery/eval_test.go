@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/tether-hub/tether/internal/devquery/syntax"
 )
 
 // twinJSON is one device twin in the service shape, with values of every
@@ -330,4 +332,53 @@ func TestProjection(t *testing.T) {
 			t.Errorf("%s\n got %s\nwant %s", tc.query, got, tc.want)
 		}
 	}
+}
+
+// TestFastPathsAgree: the compiled shortcuts for path OP constant give
+// what the general comparison gives, for every operator and value type.
+func TestFastPathsAgree(t *testing.T) {
+	values := []any{"a", "3", "", "Disconnected", json.Number("3"), json.Number("3.0"), json.Number("2.5"),
+		json.Number("-4"), json.Number("9007199254740993"), json.Number("1e3"), 3.0, 2.5, float64(1 << 62), int64(-4),
+		true, false, nil, map[string]any{}, []any{"a"}}
+	strs := []string{"a", "3", "", "Disconnected", "b"}
+	nums := []string{"3", "2.5", "-4", "9007199254740993", "1000", "0x10", "-9223372036854775808"}
+	general := func(x any, ok bool, op cmpOp, lit value) tri {
+		v := undefined
+		if ok {
+			v = fromAny(x)
+		}
+		if c, ok := compare(v, lit); ok {
+			return triOf(op.holds(c))
+		}
+		return unknown
+	}
+	path := []string{"v"}
+	for op := opEq; op <= opGe; op++ {
+		for _, x := range append(values, "missing") {
+			doc := MapDoc{"v": x}
+			if x == "missing" {
+				doc = MapDoc{}
+			}
+			got, ok := doc.Lookup(path)
+			for _, s := range strs {
+				if fast, want := stringCompare(path, op, s)(doc), general(got, ok, op, value{k: kStr, s: s}); fast != want {
+					t.Errorf("%#v op %d '%s': fast %d, general %d", x, op, s, fast, want)
+				}
+			}
+			for _, n := range nums {
+				v, _ := syntaxNumber(n)
+				if fast, want := numberCompare(path, op, v.n)(doc), general(got, ok, op, v); fast != want {
+					t.Errorf("%#v op %d %s: fast %d, general %d", x, op, n, fast, want)
+				}
+			}
+		}
+	}
+}
+
+func syntaxNumber(text string) (value, error) {
+	q, err := Parse("SELECT * FROM devices WHERE x = " + text)
+	if err != nil {
+		return value{}, err
+	}
+	return literal(q.ast.Where.(*syntax.Binary).R.(*syntax.Literal)), nil
 }

@@ -8,17 +8,17 @@ type MapDoc map[string]any
 
 // Lookup walks path through nested objects.
 func (m MapDoc) Lookup(path []string) (any, bool) {
-	var cur any = map[string]any(m)
-	for _, name := range path {
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
+	obj := map[string]any(m)
+	for i, name := range path {
+		v, ok := obj[name]
+		if !ok || i == len(path)-1 {
+			return v, ok
 		}
-		if cur, ok = obj[name]; !ok {
+		if obj, ok = v.(map[string]any); !ok {
 			return nil, false
 		}
 	}
-	return cur, true
+	return obj, true
 }
 
 // MarshalJSON renders the object.

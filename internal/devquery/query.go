@@ -42,7 +42,7 @@ type Query struct {
 	ast    *syntax.Query
 	text   string
 	hash   [8]byte
-	where  evalFn // nil: every document matches
+	where  condFn // nil: every document matches
 	items  []projection
 	agg    *aggPlan // nil unless the query aggregates
 	top    int64
@@ -67,7 +67,7 @@ func Parse(q string) (*Query, error) {
 	}
 	query := &Query{ast: ast, text: ast.String(), top: ast.Top, hasTop: ast.HasTop}
 	if ast.Where != nil {
-		if query.where, err = c.expr(ast.Where); err != nil {
+		if query.where, err = c.cond(ast.Where); err != nil {
 			return nil, err
 		}
 	}
@@ -181,6 +181,5 @@ func (q *Query) Match(d Doc) bool {
 	if q.where == nil {
 		return true
 	}
-	v := q.where(d)
-	return v.k == kBool && v.b
+	return q.where(d) == yes
 }

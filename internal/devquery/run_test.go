@@ -302,3 +302,47 @@ func TestRunAggregatePages(t *testing.T) {
 		t.Errorf("TOP 5 over pages of 2: %v", sizes)
 	}
 }
+
+// TestRunConcurrent: one Query serves many requests at once (run with
+// -race).
+func TestRunConcurrent(t *testing.T) {
+	f := fleetOf(500)
+	queries := []*Query{
+		mustParse(t, "SELECT * FROM devices WHERE connectionState = 'Disconnected'"),
+		mustParse(t, "SELECT tags.region AS region, COUNT() AS n FROM devices GROUP BY tags.region"),
+	}
+	want := make([]int, len(queries))
+	for i, q := range queries {
+		for _, p := range runAll(t, q, f, 7) {
+			want[i] += len(p.Items)
+		}
+	}
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			q := queries[g%len(queries)]
+			n, token := 0, ""
+			for {
+				p, err := q.Run(f, 7, token)
+				if err != nil {
+					errs <- err
+					return
+				}
+				n += len(p.Items)
+				if token = p.Continuation; token == "" {
+					break
+				}
+			}
+			if n != want[g%len(queries)] {
+				errs <- errors.New("wrong number of items")
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -6,27 +6,29 @@ import (
 	"sort"
 )
 
-// fleet is an in-memory Source: documents by device id, scanned in id
-// order. Tests change it between pages as a registry would change.
+// fleet is an in-memory Source: documents in device id order. Tests
+// change it between pages as a registry would change.
 type fleet struct {
 	ids  []string
-	docs map[string]Doc
+	docs []Doc
 }
 
-func newFleet() *fleet { return &fleet{docs: map[string]Doc{}} }
+func newFleet() *fleet { return &fleet{} }
 
 func (f *fleet) put(id string, d Doc) {
-	if _, ok := f.docs[id]; !ok {
-		i := sort.SearchStrings(f.ids, id)
-		f.ids = slices.Insert(f.ids, i, id)
+	i := sort.SearchStrings(f.ids, id)
+	if i < len(f.ids) && f.ids[i] == id {
+		f.docs[i] = d
+		return
 	}
-	f.docs[id] = d
+	f.ids = slices.Insert(f.ids, i, id)
+	f.docs = slices.Insert(f.docs, i, d)
 }
 
 func (f *fleet) remove(id string) {
-	if _, ok := f.docs[id]; ok {
-		delete(f.docs, id)
-		f.ids = slices.Delete(f.ids, sort.SearchStrings(f.ids, id), sort.SearchStrings(f.ids, id)+1)
+	if i := sort.SearchStrings(f.ids, id); i < len(f.ids) && f.ids[i] == id {
+		f.ids = slices.Delete(f.ids, i, i+1)
+		f.docs = slices.Delete(f.docs, i, i+1)
 	}
 }
 
@@ -36,7 +38,7 @@ func (f *fleet) Scan(after string, fn func(id string, d Doc) bool) {
 		i++
 	}
 	for ; i < len(f.ids); i++ {
-		if !fn(f.ids[i], f.docs[f.ids[i]]) {
+		if !fn(f.ids[i], f.docs[i]) {
 			return
 		}
 	}
@@ -63,7 +65,9 @@ func device(i int) (string, MapDoc) {
 func fleetOf(n int) *fleet {
 	f := newFleet()
 	for i := range n {
-		f.put(device(i))
+		id, d := device(i)
+		f.ids = append(f.ids, id) // device ids grow with i
+		f.docs = append(f.docs, d)
 	}
 	return f
 }

@@ -87,32 +87,13 @@ func fromAny(x any) value {
 		return value{k: kStr, s: x}
 	case bool:
 		return boolValue(x)
-	case json.Number:
-		if n, ok := parseNum(string(x)); ok {
-			return numValue(n)
-		}
-		return undefined
-	case float64:
-		return floatValue(x)
 	case map[string]any:
 		return value{k: kObj, x: x}
 	case []any:
 		return value{k: kArr, x: x}
-	case int:
-		return numValue(intNum(int64(x)))
-	case int64:
-		return numValue(intNum(x))
-	case int32:
-		return numValue(intNum(int64(x)))
-	case uint32:
-		return numValue(intNum(int64(x)))
-	case uint64:
-		if x <= math.MaxInt64 {
-			return numValue(intNum(int64(x)))
-		}
-		return floatValue(float64(x))
-	case float32:
-		return floatValue(float64(x))
+	}
+	if n, ok := numOf(x); ok {
+		return numValue(n)
 	}
 	return undefined
 }

@@ -171,6 +171,9 @@ func (p *parser) selectList(q *Query) error {
 // aggregates are the functions a select list may hold.
 var aggregates = map[string]bool{"COUNT": true, "AVG": true, "SUM": true, "MIN": true, "MAX": true}
 
+// IsAggregate reports whether name (upper case) is an aggregate function.
+func IsAggregate(name string) bool { return aggregates[name] }
+
 func (p *parser) item() (*Item, error) {
 	it := &Item{AliasPos: -1}
 	t := p.cur()
