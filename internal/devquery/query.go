@@ -19,6 +19,13 @@ type Doc interface {
 	json.Marshaler
 }
 
+// Retainer is a Doc that a Source reuses from one device to the next:
+// Run keeps the copy Retain returns, so a scan allocates only for the
+// documents that end up on the page.
+type Retainer interface {
+	Retain() Doc
+}
+
 // Source yields documents in ascending device-id order, starting after
 // `after` ("" = from the start), until fn returns false.
 type Source interface {

@@ -94,6 +94,9 @@ func (q *Query) runScan(src Source, pageSize int, pos position) Page {
 			return false
 		}
 		if star {
+			if r, ok := d.(Retainer); ok {
+				d = r.Retain()
+			}
 			page.Items = append(page.Items, d)
 		} else {
 			page.Items = append(page.Items, q.project(d))

@@ -274,26 +274,26 @@ func (r *Registry) TwinInfo(id string) (twin.DeviceInfo, bool) {
 	return info, true
 }
 
-// ScanTwins calls fn with each device's twin and device fields, in
-// device-id order, starting after the id after ("" = from the first),
-// until fn returns false. It is the source of device queries; it does no
-// I/O.
-func (r *Registry) ScanTwins(after string, fn func(id string, t *twin.Twin, info twin.DeviceInfo) bool) {
+// ScanTwins calls fn with each device's stored twin (nil for a device
+// whose twin was never written: Twin gives its empty twin) and device
+// fields, in device-id order, starting after the id after ("" = from the
+// first), until fn returns false. It is the source of device queries; it
+// does no I/O and allocates nothing per device itself.
+func (r *Registry) ScanTwins(after string, fn func(id string, stored *twin.Twin, info twin.DeviceInfo) bool) {
 	ids := r.DeviceIDs()
 	i, found := slices.BinarySearch(ids, after)
 	if found {
 		i++
 	}
 	for _, id := range ids[i:] {
-		t, ok := r.Twin(id)
+		info, ok := r.TwinInfo(id)
 		if !ok {
 			continue // deleted since the list was made
 		}
-		info, ok := r.TwinInfo(id)
-		if !ok {
-			continue
-		}
-		if !fn(id, t, info) {
+		r.twins.mu.RLock()
+		st := r.twins.twins[id]
+		r.twins.mu.RUnlock()
+		if !fn(id, st.t, info) {
 			return
 		}
 	}

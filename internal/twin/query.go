@@ -17,6 +17,10 @@ type Doc struct {
 // Doc returns the query view of t with the device fields of dev.
 func (t *Twin) Doc(dev DeviceInfo) *Doc { return &Doc{t: t, dev: dev} }
 
+// Reset makes d the view of t with dev: a scan that does not keep its
+// documents reuses one instead of allocating one per device.
+func (d *Doc) Reset(t *Twin, dev DeviceInfo) { d.t, d.dev = t, dev }
+
 // MarshalJSON is ServiceJSON.
 func (d *Doc) MarshalJSON() ([]byte, error) { return d.t.ServiceJSON(d.dev), nil }
 
