@@ -25,7 +25,9 @@ func BenchmarkDeviceQuery100k(b *testing.B) {
 	const n = 100_000
 	ctx := context.Background()
 	reg, err := registry.New(ctx, memstore.New(), registry.Options{HubName: hub,
-		LiveState: func(id string) (bool, time.Time, time.Time) { return strings.HasSuffix(id, "0"), time.Time{}, time.Time{} }})
+		LiveState: func(id string) (bool, time.Time, time.Time) {
+			return strings.HasSuffix(id, "0"), time.Time{}, time.Time{}
+		}})
 	if err != nil {
 		b.Fatal(err)
 	}
