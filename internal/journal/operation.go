@@ -108,10 +108,10 @@ type Operation struct {
 	RequestSize  int64 `json:"requestSize,omitempty"`
 	ResponseSize int64 `json:"responseSize,omitempty"`
 
-	// Query is a twin query's text; PageSize the page size asked for
-	// (x-ms-max-item-count, 0 when not given); Continuation whether the
-	// request continued an earlier page (carried a continuation token);
-	// ResultCount how many items the page returned.
+	// Query is a twin query's text; PageSize the page size it ran with
+	// (the request's x-ms-max-item-count, else the hub's default);
+	// Continuation whether the request continued an earlier page (carried
+	// a continuation token); ResultCount how many items the page returned.
 	Query        string `json:"query,omitempty"`
 	PageSize     int    `json:"pageSize,omitempty"`
 	Continuation bool   `json:"continuation,omitempty"`
