@@ -229,9 +229,6 @@ func loadLine(line string, n int) ([]connlog.Record, error) {
 	if len(f) < 3 {
 		return nil, fmt.Errorf("want KIND TIME DEVICE …: %q", line)
 	}
-	if f[0] == "op" {
-		return loadOperation(f, n)
-	}
 	tm, err := time.Parse(time.RFC3339Nano, f[1])
 	if err != nil {
 		return nil, err
@@ -240,6 +237,9 @@ func loadLine(line string, n int) ([]connlog.Record, error) {
 	for _, kv := range f[3:] {
 		k, v, _ := strings.Cut(kv, "=")
 		opts[k] = v
+	}
+	if cat, name, ok := strings.Cut(f[0], "/"); ok {
+		return loadOperation(cat, name, tm, f[2], n, opts)
 	}
 	res := connlog.Resource{}
 	hub := "myhub.azure-devices.net"
@@ -289,31 +289,19 @@ func loadLine(line string, n int) ([]connlog.Record, error) {
 	return connlog.FromConnectionEvent(res, e)
 }
 
-// loadOperation reads "op CATEGORY/NAME TIME DEVICE|- [status=N] [code=C]
-// [ms=N] [req=N] [resp=N] [method=M] [query=Q] [page=N] [count=N]
-// [sdk=S] [proto=P] [ip=I]": one journal.Operation through the writer's
-// mapper. Device-side (D2C) operations get a protocol, an address and
-// an SAS session; the others the api-version and a caller.
-func loadOperation(f []string, n int) ([]connlog.Record, error) {
-	cat, name, ok := strings.Cut(f[1], "/")
-	if !ok || len(f) < 4 {
-		return nil, fmt.Errorf("want op CATEGORY/NAME TIME DEVICE …: %q", strings.Join(f, " "))
-	}
-	tm, err := time.Parse(time.RFC3339Nano, f[2])
-	if err != nil {
-		return nil, err
-	}
-	opts := map[string]string{"proto": "MQTT", "ip": "10.0.0.XXX"}
-	for _, kv := range f[4:] {
-		k, v, _ := strings.Cut(kv, "=")
-		opts[k] = v
-	}
+// loadOperation makes the record of "CATEGORY/NAME TIME DEVICE|-
+// [status=N] [code=C] [ms=N] [req=N] [resp=N] [method=M] [query=Q]
+// [page=N] [count=N] [sdk=S] [proto=P] [ip=I]": one journal.Operation
+// through the writer's mapper. Device-side (D2C) operations get a
+// protocol, an address and an SAS session; the others the api-version
+// and a caller.
+func loadOperation(cat, name string, tm time.Time, device string, n int, opts map[string]string) ([]connlog.Record, error) {
 	num := func(k string) int64 {
 		v, _ := strconv.ParseInt(opts[k], 10, 64)
 		return v
 	}
 	op := journal.Operation{ID: fmt.Sprintf("op-%04d", n), Time: tm, Hub: "myhub.azure-devices.net", Category: cat,
-		OperationName: name, DeviceID: f[3], Status: 200, ErrorCode: opts["code"], DurationMs: num("ms"),
+		OperationName: name, DeviceID: device, Status: 200, ErrorCode: opts["code"], DurationMs: num("ms"),
 		RequestSize: num("req"), ResponseSize: num("resp"), MethodName: opts["method"], Query: opts["query"],
 		PageSize: int(num("page")), ResultCount: int(num("count")), SDKVersion: opts["sdk"]}
 	if op.DeviceID == "-" {
