@@ -16,9 +16,9 @@ import (
 
 	"github.com/tether-hub/tether/internal/connlog"
 	logsqlite "github.com/tether-hub/tether/internal/connlog/sqlite"
+	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/kql"
 	kqlsqlite "github.com/tether-hub/tether/internal/kql/sqlite"
-	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/registry"
 )
