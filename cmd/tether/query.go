@@ -36,7 +36,8 @@ func newQueryCmd() *cobra.Command {
 		Use:   "query KQL",
 		Short: "Run a Kusto (KQL) query over the hub's AzureDiagnostics log",
 		Long: `Run a query in Tether's KQL subset over the hub's resource log, the
-AzureDiagnostics table of Connections and DeviceIdentityOperations records
+AzureDiagnostics table of Connections, DeviceIdentityOperations,
+D2CTwinOperations, C2DTwinOperations, TwinQueries and DirectMethods records
 (see README: "Querying the log"). Queries written for Log Analytics run as
 they are.
 
@@ -51,7 +52,8 @@ per row; -o json prints the Log Analytics response
 At most 10,000 rows come back; a note on stderr says when there were more.`,
 		Example: `  tether query 'AzureDiagnostics | where Category == "Connections" and Level == "Error"'
   tether query 'AzureDiagnostics | where DeviceId == "thermo-1" | project TimeGenerated, OperationName, ResultType' --timespan 7d
-  tether query 'AzureDiagnostics | summarize count() by ResultType, bin(TimeGenerated, 1h)' -o csv`,
+  tether query 'AzureDiagnostics | summarize count() by ResultType, bin(TimeGenerated, 1h)' -o csv
+  tether query 'AzureDiagnostics | where Category == "DirectMethods" and Level == "Error" | summarize count() by ResultDescription'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch clientFlags.output {
