@@ -31,6 +31,7 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		Alerts:             a.alerts,
 		Metrics:            a.metrics.Store(),
 		Methods:            methodAdapter{a},
+		Operations:         a,
 		DiagnosticSettings: a.logs.diag,
 	})
 	mux := http.NewServeMux()

@@ -215,6 +215,18 @@ func TestMethodsEndToEnd(t *testing.T) {
 	if out := <-done; !strings.Contains(out, `"payload":"hi"`) {
 		t.Fatalf("late device: %s", out)
 	}
+
+	// Every call is in the DirectMethods log with its outcome.
+	eventually(t, 10*time.Second, func() error {
+		status, body := h.api("POST", "/api/v1/query", map[string]string{"query": `AzureDiagnostics | where Category == "DirectMethods" | summarize n = count() by ResultType | order by ResultType asc`})
+		want := []string{`"",3`, `"400004",5`, `"404001",1`, `"404103",1`, `"504101",1`}
+		for _, w := range want {
+			if !strings.Contains(strings.ReplaceAll(string(body), "[", ""), w) {
+				return fmt.Errorf("%d %s: no row %s", status, body, w)
+			}
+		}
+		return nil
+	})
 }
 
 // Bulk registry operations: per-device results.
@@ -263,11 +275,11 @@ func TestDeviceQueryEndToEnd(t *testing.T) {
 		return status, string(out), header
 	}
 	status, out, hd := query("SELECT deviceId FROM devices WHERE connectionState = 'Disconnected'", "", 2)
-	if status != 200 || out != "[{\"deviceId\":\"q1\"},{\"deviceId\":\"q2\"}]\n" || hd.Get("x-ms-continuation") == "" || hd.Get("x-ms-item-type") != "raw" {
+	if status != 200 || out != "[{\"deviceId\":\"q1\"},{\"deviceId\":\"q2\"}]" || hd.Get("x-ms-continuation") == "" || hd.Get("x-ms-item-type") != "raw" {
 		t.Fatalf("page 1: %d %s %v", status, out, hd)
 	}
 	status, out, hd = query("SELECT deviceId FROM devices WHERE connectionState = 'Disconnected'", hd.Get("x-ms-continuation"), 2)
-	if status != 200 || out != "[{\"deviceId\":\"q3\"},{\"deviceId\":\"q4\"}]\n" || hd.Values("x-ms-continuation") != nil {
+	if status != 200 || out != "[{\"deviceId\":\"q3\"},{\"deviceId\":\"q4\"}]" || hd.Values("x-ms-continuation") != nil {
 		t.Fatalf("page 2: %d %s %v", status, out, hd)
 	}
 	status, out, hd = query("SELECT * FROM devices WHERE tags.floor = 1", "", 10)
