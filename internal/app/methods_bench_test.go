@@ -170,4 +170,3 @@ func benchTwinRequests(b *testing.B, topic, payload, wantPrefix string) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 }
-
