@@ -1,15 +1,36 @@
-// Package delivery is the webhook delivery engine of issue 3: it reads the
-// journal through durable JetStream consumers and POSTs Event Grid (or
-// CloudEvents) events to every validated subscription, in order per
-// device, at least once, with Event Grid's retries and dead letters.
+// Package delivery is the event delivery engine of issues 3 and 16: it
+// reads the journal through durable JetStream consumers and delivers Event
+// Grid (or CloudEvents) events to every validated subscription, in order
+// per device, at least once, with Event Grid's retries and dead letters —
+// to a webhook, a NATS JetStream stream, a local command or e-mail. One
+// engine, several senders: everything below holds for every destination
+// kind; only the last step differs.
 //
 // # Shape
 //
 //	journal streams ──(one durable consumer per subscription and stream)──► fetchers
 //	fetchers: decode (events.FromConnection/FromChange/FromTelemetry), match (events.Matcher)
 //	     └─► runner (one goroutine per subscription): renewal filter, per-device FIFO queues,
-//	          batching, retry timers, dead letters, acks
-//	               └─► senders (≤ MaxInFlightPerSub goroutines): one POST each (events.NewDelivery)
+//	          batching, retry timers, dead letters, acks, delivery log
+//	               └─► sends (≤ MaxInFlightPerSub goroutines, a command's maxConcurrency):
+//	                    Sender.Send of one batch, opened by the Destination of the kind:
+//	                      WebHook  one POST (events.NewDelivery)                    webhook.go
+//	                      Stream   one JetStream message per event, acked by the stream  stream.go
+//	                      Command  one run of a program, the batch on stdin        command.go
+//	                      Email    one mail, or a digest; rate limited per recipient  email.go
+//
+// # Destinations
+//
+// A Destination checks a subscription's destination before delivery
+// (webhooks: the endpoint handshake instead), opens its Sender, and
+// removes what it keeps when the subscription goes (a stream). A Sender
+// returns a Result: delivered, failed (retried on the schedule below), or
+// failed for good (dead-lettered at once: Final). Outcome names a failure
+// for lastDeliveryOutcome: HTTP reason phrases for webhooks, TimedOut,
+// NetworkError, StreamUnavailable, ExitStatus<n>, NotStarted,
+// MailRejected, MailServerUnavailable. Each attempt is kept in the
+// subscription's delivery log (the last DeliveryLogSize, in memory, a
+// command's output included) and counted in Stats.
 //
 // A subscription reads TETHER_CONN when it includes DeviceConnected or
 // DeviceDisconnected, TETHER_REGISTRY for DeviceCreated/DeviceDeleted and
@@ -21,7 +42,7 @@
 // A consumer keeps its position across restarts and definition changes;
 // it is deleted with its subscription.
 //
-// Only subscriptions that are Active (ProvisioningState Succeeded) POST
+// Only subscriptions that are Active (ProvisioningState Succeeded) send
 // anything. Others keep fetching until their buffer is full and then
 // stop: the events stay in JetStream, none is lost, and they go out once
 // the endpoint is validated (or the subscription re-enabled).
@@ -49,10 +70,13 @@
 //
 // # Retries and dead letters
 //
-// 200–204 is success; everything else, a network error, or no answer within
-// Timeout (30 s) fails the attempt. 400, 401, 403, 404 and 413 are not
-// retried: the events are dead-lettered at once (NonRetriableHttpStatus).
-// Otherwise each event of the batch waits the schedule's delay for its
+// Webhooks: 200–204 is success; everything else, a network error, or no
+// answer within Timeout (30 s) fails the attempt. 400, 401, 403, 404 and
+// 413 are not retried: the events are dead-lettered at once
+// (NonRetriableHttpStatus). Streams: stored by the stream is success;
+// commands: exit status 0; e-mail: the server took the mail; their final
+// failures (a program that cannot start, a 5xx from the mail server) are
+// dead-lettered as NonRetriableError. Otherwise each event of the batch waits the schedule's delay for its
 // attempt count (10 s, 30 s, 1 min, 5 min, 10 min, 30 min, 1 h, 3 h, 6 h,
 // then 12 h; ±Jitter) and is dead-lettered when it has had
 // maxDeliveryAttempts attempts (MaxDeliveryAttemptsExceeded) or when its
