@@ -50,7 +50,7 @@ type ValidationState struct {
 	// Checked identifies the destination definition a check of a
 	// non-webhook destination was made for: any change needs a new check.
 	Checked string `json:"checked,omitempty"`
-	Code     string `json:"code,omitempty"`
+	Code    string `json:"code,omitempty"`
 	// URL is the validation URL sent to the endpoint (validationUrl, or
 	// WebHook-Request-Callback).
 	URL         string    `json:"url,omitempty"`
