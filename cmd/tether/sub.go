@@ -169,7 +169,7 @@ func (f *subFlags) apply(cmd *cobra.Command, def map[string]any) error {
 			errs = append(errs, err)
 		}
 	}
-	try(f.applyDestination(cmd, def))
+	f.applyDestination(fs, def, set, try)
 	if fs.Changed("schema") {
 		s, err := parseSchemaFlag(f.schema)
 		try(err)
@@ -263,15 +263,8 @@ func (f *subFlags) apply(cmd *cobra.Command, def map[string]any) error {
 // (--endpoint, --stream, --command, --email) sets the kind; choosing
 // another kind than def has starts its properties afresh, since each kind
 // has its own. The kind's option flags set their members.
-func (f *subFlags) applyDestination(cmd *cobra.Command, def map[string]any) error {
-	fs := cmd.Flags()
-	set := func(path string, v any) error { return setPath(def, path, v) }
-	var errs []error
-	try := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
+// set and try are apply's: set a member by path, collect an error.
+func (f *subFlags) applyDestination(fs *pflag.FlagSet, def map[string]any, set func(string, any) error, try func(error)) {
 	var kinds []string
 	for flag := range destinationFlags {
 		if fs.Changed(flag) {
@@ -280,7 +273,8 @@ func (f *subFlags) applyDestination(cmd *cobra.Command, def map[string]any) erro
 	}
 	if len(kinds) > 1 {
 		sort.Strings(kinds)
-		return fmt.Errorf("%s: a subscription has one destination; give one of them", strings.Join(kinds, ", "))
+		try(fmt.Errorf("%s: a subscription has one destination; give one of them", strings.Join(kinds, ", ")))
+		return
 	}
 	if len(kinds) == 1 {
 		kind := destinationFlags[strings.TrimPrefix(kinds[0], "--")]
@@ -367,7 +361,6 @@ func (f *subFlags) applyDestination(cmd *cobra.Command, def map[string]any) erro
 	if fs.Changed("email-rate") {
 		try(set("destination.properties.maxMailsPerRecipientPerHour", f.emailRate))
 	}
-	return errors.Join(errs...)
 }
 
 // splitWords splits a command line as a POSIX shell would, without

@@ -115,6 +115,18 @@ func (h *hub) replayAll(name string) {
 	}
 }
 
+// waitDeadLetters waits until subscription name has dead-lettered n
+// events.
+func (h *hub) waitDeadLetters(name string, n uint64, within time.Duration) {
+	h.t.Helper()
+	eventually(h.t, within, func() error {
+		if st := h.subStatus(name); st.Delivery.DeadLettered != n {
+			return errorf("%+v", st.Delivery)
+		}
+		return nil
+	})
+}
+
 func (h *hub) subStatus(name string) api.SubscriptionStatus {
 	h.t.Helper()
 	status, body := h.api("GET", "/api/v1/subscriptions/"+name+"/status?deliveries=50", nil)
@@ -204,12 +216,7 @@ func TestStreamSubscriptionEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.renewThenDrop("sensor-1", keys["sensor-1"])
-	eventually(t, 10*time.Second, func() error {
-		if st := h.subStatus("fleet-log"); st.Delivery.DeadLettered != 2 {
-			return errorf("%+v", st.Delivery)
-		}
-		return nil
-	})
+	h.waitDeadLetters("fleet-log", 2, 10*time.Second)
 	if ids := h.deadLetterIDs("fleet-log", events.DeadLetterMaxAttempts, "StreamUnavailable"); len(ids) != 2 {
 		t.Fatalf("dead letters %v", ids)
 	}
@@ -298,12 +305,7 @@ func TestCommandSubscriptionEndToEnd(t *testing.T) {
 	// Exit 3: retried once, then dead-lettered; replayed once it works.
 	os.WriteFile(out+".exit", []byte("3"), 0o644)
 	h.renewThenDrop("plc-1", keys["plc-1"])
-	eventually(t, 10*time.Second, func() error {
-		if st := h.subStatus("on-event"); st.Delivery.DeadLettered != 2 {
-			return errorf("%+v", st.Delivery)
-		}
-		return nil
-	})
+	h.waitDeadLetters("on-event", 2, 10*time.Second)
 	if ids := h.deadLetterIDs("on-event", events.DeadLetterMaxAttempts, "ExitStatus3"); len(ids) != 2 {
 		t.Fatalf("dead letters %v", ids)
 	}
@@ -328,12 +330,7 @@ func TestCommandSubscriptionEndToEnd(t *testing.T) {
 		t.Fatal(rc, err)
 	}
 	start := time.Now()
-	eventually(t, 15*time.Second, func() error {
-		if st := h.subStatus("on-event"); st.Delivery.DeadLettered != 3 {
-			return errorf("%+v", st.Delivery)
-		}
-		return nil
-	})
+	h.waitDeadLetters("on-event", 3, 15*time.Second)
 	if took := time.Since(start); took < 2*time.Second {
 		t.Errorf("two 1 s timeouts took %v", took)
 	}
@@ -388,12 +385,7 @@ func TestEmailSubscriptionEndToEnd(t *testing.T) {
 	srv.Reject("451 4.3.2 try again later")
 	key := h.device("critical-8")
 	h.renewThenDrop("critical-8", key)
-	eventually(t, 10*time.Second, func() error {
-		if st := h.subStatus("critical-down"); st.Delivery.DeadLettered != 1 {
-			return errorf("%+v", st.Delivery)
-		}
-		return nil
-	})
+	h.waitDeadLetters("critical-down", 1, 10*time.Second)
 	if ids := h.deadLetterIDs("critical-down", events.DeadLetterMaxAttempts, "MailServerUnavailable"); len(ids) != 1 {
 		t.Fatalf("dead letters %v", ids)
 	}

@@ -358,12 +358,8 @@ func (d Destination) check(fail func(field, msg string), o ValidateOptions) {
 			}
 		}
 	case EndpointCommand:
-		switch {
-		case len(p.Command) == 0:
-			fail(at+"command", "required: the program (a file of the hub's command directory) and its arguments")
-		case len(p.Command) > MaxCommandArgs:
-			fail(at+"command", "at most "+strconv.Itoa(MaxCommandArgs)+" words (has "+strconv.Itoa(len(p.Command))+")")
-		case strings.TrimSpace(p.Command[0]) == "":
+		checkCount(fail, at+"command", len(p.Command), MaxCommandArgs, "the program (a file of the hub's command directory) and its arguments", "words")
+		if len(p.Command) > 0 && strings.TrimSpace(p.Command[0]) == "" {
 			fail(at+"command[0]", "the program is empty")
 		}
 		for i, a := range p.Command {
@@ -374,12 +370,7 @@ func (d Destination) check(fail func(field, msg string), o ValidateOptions) {
 		checkRange(fail, at+"timeoutInSeconds", p.TimeoutInSeconds, 1, MaxCommandTimeoutSeconds)
 		checkRange(fail, at+"maxConcurrency", p.MaxConcurrency, 1, MaxCommandConcurrency)
 	case EndpointEmail:
-		switch {
-		case len(p.To) == 0:
-			fail(at+"to", "required: at least one address")
-		case len(p.To) > MaxEmailRecipients:
-			fail(at+"to", "at most "+strconv.Itoa(MaxEmailRecipients)+" addresses (has "+strconv.Itoa(len(p.To))+")")
-		}
+		checkCount(fail, at+"to", len(p.To), MaxEmailRecipients, "at least one address", "addresses")
 		for i, a := range p.To {
 			if _, err := mail.ParseAddress(a); err != nil {
 				fail(at+"to["+strconv.Itoa(i)+"]", quote(a)+" is not an e-mail address")
@@ -389,6 +380,17 @@ func (d Destination) check(fail func(field, msg string), o ValidateOptions) {
 			fail(at+"digestWindowInSeconds", "must be 0 (a mail per event) to "+strconv.Itoa(MaxDigestWindowSeconds)+" (is "+strconv.Itoa(v)+")")
 		}
 		checkRange(fail, at+"maxMailsPerRecipientPerHour", p.MaxMailsPerRecipientPerHour, 1, MaxMailsPerRecipientPerHour)
+	}
+}
+
+// checkCount requires 1 to max items (unit) in a list member; need says
+// what an empty one lacks.
+func checkCount(fail func(field, msg string), field string, n, max int, need, unit string) {
+	switch {
+	case n == 0:
+		fail(field, "required: "+need)
+	case n > max:
+		fail(field, "at most "+strconv.Itoa(max)+" "+unit+" (has "+strconv.Itoa(n)+")")
 	}
 }
 

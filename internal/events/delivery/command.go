@@ -31,6 +31,7 @@ import (
 //	TETHER_CONTENT_TYPE    of stdin: the webhook body's (an Event Grid array,
 //	                       or CloudEvents, one object or a batch array)
 type command struct {
+	nothingKept
 	dir string // absolute, symlinks resolved
 	env []string
 }
@@ -93,26 +94,17 @@ func (c *command) Check(_ context.Context, sub events.Subscription) error {
 	return err
 }
 
-func (c *command) Open(sub events.Subscription, env SendEnv) Sender {
-	return &commandSender{c: c, env: env}
+func (c *command) Open(_ events.Subscription, env SendEnv) Sender {
+	return stateless{env: env, send: c.send}
 }
 
-func (c *command) Remove(context.Context, string) error { return nil }
-
-type commandSender struct {
-	c   *command
-	env SendEnv
-}
-
-func (s *commandSender) Close() {}
-
-// Send runs the program once for the batch. Exit status 0 delivers it;
+// send runs the program once for the batch. Exit status 0 delivers it;
 // another status or the timeout (the program's process group is killed)
 // fails the attempt, which is retried; a program that cannot be found or
 // started fails for good.
-func (s *commandSender) Send(ctx context.Context, b Batch) Result {
+func (c *command) send(ctx context.Context, senv SendEnv, b Batch) Result {
 	p := b.Sub.Destination.Properties
-	prog, err := s.c.program(p.Command[0])
+	prog, err := c.program(p.Command[0])
 	if err != nil {
 		return Result{Final: true, Outcome: "NotStarted", Err: err.Error()}
 	}
@@ -121,7 +113,7 @@ func (s *commandSender) Send(ctx context.Context, b Batch) Result {
 		return Result{Final: true, Outcome: "BadRequest", Err: err.Error()}
 	}
 	first := b.Events[0]
-	env := append(append([]string(nil), s.c.env...),
+	env := append(append([]string(nil), c.env...),
 		"TETHER_SUBSCRIPTION="+b.Sub.Name,
 		"TETHER_DELIVERY_COUNT="+strconv.Itoa(b.Attempt-1),
 		"TETHER_EVENT_COUNT="+strconv.Itoa(len(b.Events)),
@@ -131,7 +123,7 @@ func (s *commandSender) Send(ctx context.Context, b Batch) Result {
 		"TETHER_CONTENT_TYPE="+d.Header.Get("Content-Type"),
 	)
 	timeout := time.Duration(p.TimeoutInSeconds) * time.Second
-	ctx, stop := deadline(ctx, s.env.Clock, timeout)
+	ctx, stop := deadline(ctx, senv.Clock, timeout)
 	out, err := notify.Run(ctx, notify.Command{Argv: append([]string{prog}, p.Command[1:]...), Env: env, Stdin: d.Body})
 	timedOut := stop()
 	res := Result{Output: out}

@@ -27,6 +27,7 @@ import (
 // goes in one digest once every recipient may be mailed again; nothing is
 // dropped, and the attempt counts as one.
 type email struct {
+	nothingKept
 	smtp notify.SMTP
 
 	mu   sync.Mutex
@@ -56,8 +57,6 @@ func (m *email) Check(ctx context.Context, _ events.Subscription) error {
 func (m *email) Open(sub events.Subscription, env SendEnv) Sender {
 	return &emailSender{m: m, env: env}
 }
-
-func (m *email) Remove(context.Context, string) error { return nil }
 
 func recipientKey(a string) string {
 	if addr, err := mail.ParseAddress(a); err == nil {

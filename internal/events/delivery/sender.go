@@ -96,13 +96,31 @@ func deadline(ctx context.Context, clock Clock, d time.Duration) (context.Contex
 	}
 }
 
+// nothingKept completes a Destination that keeps nothing for its
+// subscriptions (Remove) or a Sender that holds nothing (Close).
+type nothingKept struct{}
+
+func (nothingKept) Remove(context.Context, string) error { return nil }
+func (nothingKept) Close()                               {}
+
+// stateless is the Sender of a destination whose sends share nothing but
+// the destination: each Send calls send with the engine's env.
+type stateless struct {
+	nothingKept
+	env  SendEnv
+	send func(ctx context.Context, env SendEnv, b Batch) Result
+}
+
+func (s stateless) Send(ctx context.Context, b Batch) Result { return s.send(ctx, s.env, b) }
+
 // unavailable is the sender of a subscription whose kind this engine has
 // no destination for: every attempt fails (and is retried, in case the
 // hub is restarted with it).
-type unavailable struct{ kind string }
+type unavailable struct {
+	nothingKept
+	kind string
+}
 
 func (u unavailable) Send(context.Context, Batch) Result {
 	return Result{Outcome: "Unavailable", Err: "this hub delivers no " + u.kind + " destinations (see tether serve --help)"}
 }
-
-func (unavailable) Close() {}

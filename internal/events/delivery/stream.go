@@ -89,8 +89,8 @@ func (s *streamDest) Check(ctx context.Context, sub events.Subscription) error {
 	return s.removeWhere(ctx, sub.Key(), sub.Destination.Properties.StreamName)
 }
 
-func (s *streamDest) Open(sub events.Subscription, env SendEnv) Sender {
-	return &streamSender{s: s, sub: sub, env: env}
+func (s *streamDest) Open(_ events.Subscription, env SendEnv) Sender {
+	return stateless{env: env, send: s.send}
 }
 
 // Remove deletes the streams of subscription key.
@@ -119,24 +119,16 @@ func (s *streamDest) removeWhere(ctx context.Context, key, keep string) error {
 	return errors.Join(errs...)
 }
 
-type streamSender struct {
-	s   *streamDest
-	sub events.Subscription
-	env SendEnv
-}
-
-func (ss *streamSender) Close() {}
-
-// Send publishes one message per event and succeeds when the stream has
+// send publishes one message per event and succeeds when the stream has
 // stored all of them. A retry publishes the batch again; the stream keeps
 // one copy of each (Nats-Msg-Id within its duplicate window). A missing
 // stream (deleted behind the hub's back) is created again once.
-func (ss *streamSender) Send(ctx context.Context, b Batch) Result {
-	ctx, stop := deadline(ctx, ss.env.Clock, ss.env.Timeout)
-	err := ss.publish(ctx, b)
+func (s *streamDest) send(ctx context.Context, env SendEnv, b Batch) Result {
+	ctx, stop := deadline(ctx, env.Clock, env.Timeout)
+	err := s.publish(ctx, b)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-		if err = ss.s.ensure(ctx, b.Sub); err == nil {
-			err = ss.publish(ctx, b)
+		if err = s.ensure(ctx, b.Sub); err == nil {
+			err = s.publish(ctx, b)
 		}
 	}
 	timedOut := stop()
@@ -144,14 +136,14 @@ func (ss *streamSender) Send(ctx context.Context, b Batch) Result {
 	case err == nil:
 		return Result{OK: true}
 	case timedOut:
-		return Result{Outcome: OutcomeTimedOut, Err: "the stream did not store the events within " + ss.env.Timeout.String()}
+		return Result{Outcome: OutcomeTimedOut, Err: "the stream did not store the events within " + env.Timeout.String()}
 	case errors.Is(err, nats.ErrMaxPayload):
 		return Result{Final: true, Outcome: "PayloadTooLarge", Err: err.Error()}
 	}
 	return Result{Outcome: "StreamUnavailable", Err: err.Error()}
 }
 
-func (ss *streamSender) publish(ctx context.Context, b Batch) error {
+func (s *streamDest) publish(ctx context.Context, b Batch) error {
 	p := b.Sub.Destination.Properties
 	futures := make([]jetstream.PubAckFuture, 0, len(b.Events))
 	for _, e := range b.Events {
@@ -161,24 +153,15 @@ func (ss *streamSender) publish(ctx context.Context, b Batch) error {
 		m.Header.Set("Content-Type", "application/json")
 		m.Header.Set("Tether-Event-Type", string(e.Type))
 		m.Header.Set("Tether-Device-Id", e.DeviceID)
-		f, err := ss.s.js.PublishMsgAsync(m, jetstream.WithExpectStream(p.StreamName))
+		f, err := s.js.PublishMsgAsync(m, jetstream.WithExpectStream(p.StreamName))
 		if err != nil {
 			return err
 		}
 		futures = append(futures, f)
 	}
-	var errs []error
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			errs = append(errs, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	n, err := journal.AwaitAcks(ctx, futures)
+	if n > 0 {
+		return fmt.Errorf("%d of %d events not stored: %w", n, len(futures), err)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%d of %d events not stored: %w", len(errs), len(futures), errors.Join(errs...))
-	}
-	return nil
+	return err
 }

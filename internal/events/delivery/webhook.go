@@ -20,6 +20,7 @@ const maxAnswer = 64 << 10
 // webhook is the WebHook destination: one POST per batch
 // (events.NewDelivery builds body and aeg-* headers).
 type webhook struct {
+	nothingKept
 	client *http.Client
 	origin string
 }
@@ -29,27 +30,18 @@ func (w *webhook) Check(context.Context, events.Subscription) error {
 }
 
 func (w *webhook) Open(_ events.Subscription, env SendEnv) Sender {
-	return &webhookSender{w: w, env: env}
+	return stateless{env: env, send: w.send}
 }
 
-func (w *webhook) Remove(context.Context, string) error { return nil }
-
-type webhookSender struct {
-	w   *webhook
-	env SendEnv
-}
-
-func (s *webhookSender) Close() {}
-
-// Send POSTs the batch; the timeout (answer included) runs on the
+// send POSTs the batch; the timeout (answer included) runs on the
 // engine's clock. 200–204 is success; 400, 401, 403, 404 and 413 are
 // final; anything else, no answer or a network error is retried.
-func (s *webhookSender) Send(ctx context.Context, b Batch) Result {
-	d, err := events.NewDelivery(b.Sub, b.Events, b.Attempt, s.w.origin)
+func (w *webhook) send(ctx context.Context, env SendEnv, b Batch) Result {
+	d, err := events.NewDelivery(b.Sub, b.Events, b.Attempt, w.origin)
 	if err != nil {
 		return Result{Final: true, Outcome: "BadRequest", Err: err.Error()}
 	}
-	ctx, stop := deadline(ctx, s.env.Clock, s.env.Timeout)
+	ctx, stop := deadline(ctx, env.Clock, env.Timeout)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.Sub.Destination.Properties.EndpointURL, bytes.NewReader(d.Body))
 	if err != nil {
 		stop()
@@ -58,10 +50,10 @@ func (s *webhookSender) Send(ctx context.Context, b Batch) Result {
 	for k, v := range d.Header {
 		req.Header[k] = v
 	}
-	resp, err := s.w.client.Do(req)
+	resp, err := w.client.Do(req)
 	if err != nil {
 		if stop() {
-			return Result{Outcome: OutcomeTimedOut, Err: "no answer within " + s.env.Timeout.String()}
+			return Result{Outcome: OutcomeTimedOut, Err: "no answer within " + env.Timeout.String()}
 		}
 		return Result{Outcome: OutcomeNetworkError, Err: err.Error()}
 	}
