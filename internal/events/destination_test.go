@@ -184,7 +184,7 @@ func TestSummary(t *testing.T) {
 		t.Errorf("%s", got)
 	}
 	d := strings.Join(Details(dis), "\n")
-	for _, want := range []string{"Reason:       keep-alive", "Result:       404104 DeviceConnectionClosedRemotely", "Protocol:     MQTT-WS 5", "Connected for: 6 h 02 min", "Detail:       no packet"} {
+	for _, want := range []string{"Reason:        keep-alive", "Result:        404104 DeviceConnectionClosedRemotely", "Protocol:      MQTT-WS 5", "Connected for: 6 h 02 min", "Detail:        no packet"} {
 		if !strings.Contains(d, want) {
 			t.Errorf("details lack %q:\n%s", want, d)
 		}

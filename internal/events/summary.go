@@ -63,35 +63,34 @@ func Summary(e Event) string {
 // a mail: device, event, time, and for connection events what data.tether
 // knows.
 func Details(e Event) []string {
-	out := []string{
-		"Device:       " + e.DeviceID,
-		"Event:        " + string(e.Type),
-		"Time:         " + FormatTime(e.Time),
+	var out []string
+	add := func(k, v string) {
+		if v != "" {
+			out = append(out, fmt.Sprintf("%-15s%s", k+":", v))
+		}
 	}
-	if e.Type != DeviceConnected && e.Type != DeviceDisconnected {
-		return append(out, "Event id:     "+e.ID)
-	}
-	var d ConnectionData
-	_ = json.Unmarshal(e.Data, &d)
-	if x := d.Tether; x != nil {
-		add := func(k, v string) {
-			if v != "" {
-				out = append(out, fmt.Sprintf("%-13s %s", k+":", v))
+	add("Device", e.DeviceID)
+	add("Event", string(e.Type))
+	add("Time", FormatTime(e.Time))
+	if e.Type == DeviceConnected || e.Type == DeviceDisconnected {
+		var d ConnectionData
+		_ = json.Unmarshal(e.Data, &d)
+		if x := d.Tether; x != nil {
+			add("Reason", x.Reason)
+			add("Result", strings.TrimSpace(x.ResultType+" "+x.ResultDescription))
+			add("Protocol", protocolName(x.Protocol, x.ProtocolVersion))
+			if x.ConnectDurationMs > 0 {
+				add("Connected for", HumanDuration(time.Duration(x.ConnectDurationMs)*time.Millisecond))
 			}
+			if x.TokenRenewal {
+				add("Token renewal", "yes")
+			}
+			add("Detail", x.Detail)
+			add("Session", x.SessionID)
 		}
-		add("Reason", x.Reason)
-		add("Result", strings.TrimSpace(x.ResultType+" "+x.ResultDescription))
-		add("Protocol", protocolName(x.Protocol, x.ProtocolVersion))
-		if x.ConnectDurationMs > 0 {
-			add("Connected for", HumanDuration(time.Duration(x.ConnectDurationMs)*time.Millisecond))
-		}
-		if x.TokenRenewal {
-			add("Token renewal", "yes")
-		}
-		add("Detail", x.Detail)
-		add("Session", x.SessionID)
+		add("Sequence", e.Sequence)
 	}
-	out = append(out, "Sequence:     "+e.Sequence, "Event id:     "+e.ID)
+	add("Event id", e.ID)
 	return out
 }
 

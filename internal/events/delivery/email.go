@@ -274,7 +274,7 @@ func mailText(sub events.Subscription, evs []events.Event) (string, string) {
 		for _, l := range events.Details(e) {
 			b.WriteString(l + "\n")
 		}
-		b.WriteString("Subscription: " + sub.Name + "\n")
+		fmt.Fprintf(&b, "%-15s%s\n", "Subscription:", sub.Name)
 	} else {
 		var heads []string
 		for i, e := range evs {

@@ -67,7 +67,7 @@ func TestEmailPerEvent(t *testing.T) {
 		t.Errorf("subject %q", s)
 	}
 	body := mails[1].Data
-	for _, want := range []string{"Device:       sensor-17\r\n", "Reason:       keep-alive\r\n", "Subscription: mail-me\r\n",
+	for _, want := range []string{"Device:        sensor-17\r\n", "Reason:        keep-alive\r\n", "Subscription:  mail-me\r\n",
 		"Event (EventGridSchema):\r\n", `"id": "` + id(b) + `"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("body lacks %q:\n%s", want, body)
