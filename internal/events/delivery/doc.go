@@ -52,7 +52,7 @@
 // For each subscription, a device's events are delivered in journal order
 // (connection events in sequence-number order: an out-of-order one is put
 // back in place while it is still queued) and never two at once: a device
-// is in at most one POST. A failing event holds back only its device's
+// is in at most one delivery (POST, run, mail, publish). A failing event holds back only its device's
 // later events; other devices keep flowing. A message is acknowledged only
 // when its event was delivered, dead-lettered, filtered out or suppressed.
 // Events of one device from different streams (a registry delete and a
@@ -60,7 +60,7 @@
 //
 // # Batching
 //
-// With maxEventsPerBatch > 1 a POST takes the due head events of several
+// With maxEventsPerBatch > 1 a delivery takes the due head events of several
 // ready devices, in the order the devices became ready: each device's
 // events consecutive and in queue order, at most maxEventsPerBatch events
 // and, through events.Batches, about preferredBatchSizeInKilobytes (an
@@ -126,9 +126,11 @@
 // device's oldest parked message waited for is gone (its queue has room,
 // the message before it was taken, recovery ended), the runner recalls
 // it at once (a Nak on its reply subject), and each recalled message
-// recalls the next as it is taken. At most MaxInFlightPerSub POSTs run per
-// subscription; a receiver that never answers costs that many goroutines
-// and connections, each freed by the timeout.
+// recalls the next as it is taken. At most MaxInFlightPerSub deliveries
+// run per subscription (a command's maxConcurrency, if lower); a receiver
+// that never answers costs that many goroutines and connections, each
+// freed by the timeout. An e-mail send that waits for its digest window
+// or the rate limit holds its place too (and its device's later events).
 //
 // # Crashes and restarts
 //
@@ -153,7 +155,8 @@
 //
 // # Clock
 //
-// Retry delays, time-to-live, the renewal grace and the POST timeout run on
+// Retry delays, time-to-live, the renewal grace, the POST, publish and
+// command timeouts and the e-mail digest windows and rate-limit waits run on
 // Options.Clock, so tests drive them; JetStream's AckWait and ParkDelay
 // run on the server's clock.
 package delivery
