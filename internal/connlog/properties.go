@@ -39,6 +39,9 @@ type ConnectionProperties struct {
 	Reason         string `json:"reason,omitempty"`
 	// ConnectDurationMs is how long the ended session lasted (disconnects).
 	ConnectDurationMs int64 `json:"connectDurationMs,omitempty"`
+	// IdleMs is how long the device had sent nothing when its session
+	// ended (disconnects; pings not counted).
+	IdleMs int64 `json:"idleMs,omitempty"`
 	// TokenExpiry is the session's SAS expiry, RFC 3339 UTC.
 	TokenExpiry string `json:"tokenExpiry,omitempty"`
 	// ProtocolVersion is the MQTT level: 3, 4 (3.1.1) or 5.
