@@ -34,6 +34,7 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		Methods:            methodAdapter{a},
 		Operations:         a,
 		DiagnosticSettings: a.logs.diag,
+		Insights:           insightSource{a.insights},
 	})
 	mux := http.NewServeMux()
 	mux.Handle(broker.WebSocketPath, a.broker.WebSocketHandler())

@@ -69,6 +69,11 @@ type IdentityProperties struct {
 	StatusReason string `json:"statusReason,omitempty"`
 	GenerationID string `json:"generationId,omitempty"`
 	ETag         string `json:"etag,omitempty"`
+	// PrimaryKey and SecondaryKey are the keys' fingerprints after the
+	// change (registry.KeyFingerprints): a rotation shows as a change of
+	// one, with no secret in the log.
+	PrimaryKey   string `json:"primaryKeyFingerprint,omitempty"`
+	SecondaryKey string `json:"secondaryKeyFingerprint,omitempty"`
 }
 
 // marshalProperties encodes v compactly without HTML escaping: the

@@ -65,6 +65,8 @@ func (p *IdentityProperties) appendJSON(b []byte) []byte {
 	b = appendOptString(b, `,"statusReason":`, p.StatusReason)
 	b = appendOptString(b, `,"generationId":`, p.GenerationID)
 	b = appendOptString(b, `,"etag":`, p.ETag)
+	b = appendOptString(b, `,"primaryKeyFingerprint":`, p.PrimaryKey)
+	b = appendOptString(b, `,"secondaryKeyFingerprint":`, p.SecondaryKey)
 	return append(b, '}')
 }
 

@@ -16,7 +16,7 @@ func FuzzPropertiesJSON(f *testing.F) {
 			ModuleID: g, SessionID: a, SequenceNumber: code, Reason: b,
 			ConnectDurationMs: n, IdleMs: int64(ka) * 3, TokenExpiry: d, ProtocolVersion: v, KeepAlive: ka,
 		}
-		ip := IdentityProperties{DeviceID: a, Caller: b, Status: c, StatusReason: d, GenerationID: e, ETag: g}
+		ip := IdentityProperties{DeviceID: a, Caller: b, Status: c, StatusReason: d, GenerationID: e, ETag: g, PrimaryKey: code, SecondaryKey: a}
 		if ptrs {
 			cp.AuthType, cp.StatusCode, ip.MaskedIP = &e, &code, &c
 		}

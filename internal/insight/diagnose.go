@@ -29,6 +29,9 @@ type Diagnosis struct {
 	Probe *ProbeNote `json:"probe,omitempty"`
 	// Registry is what the registry journal says about the device.
 	Registry *RegistryNote `json:"registry,omitempty"`
+	// PendingEvents are journal events the engine had not applied yet when
+	// it answered (it is catching up after a start).
+	PendingEvents int64 `json:"pendingEvents,omitempty"`
 }
 
 // Diagnosis statuses.
