@@ -231,17 +231,20 @@ func (t *detector) threshold(e *Engine, inWindow int) float64 {
 
 // countsAsDrop: the disconnects a mass drop is made of. Clean closes,
 // token expiries (a fleet's tokens may well expire together, and renew at
-// once), administrators' disables and probes are not.
-func countsAsDrop(c Class) bool {
+// once), administrators' disables, probes and the hub's own planned
+// shutdown are not; a hub that died (hub-restart) or failed is.
+func countsAsDrop(c Class, r presence.Reason) bool {
 	switch c {
-	case ClassNetwork, ClassKeepAlive, ClassTakeover, ClassHub, ClassProtocol:
+	case ClassNetwork, ClassKeepAlive, ClassTakeover, ClassProtocol:
 		return true
+	case ClassHub:
+		return r != presence.ReasonServerShutdown
 	}
 	return false
 }
 
 func (t *detector) disconnected(e *Engine, d *device, r *rec, ev *presence.ConnectionEvent) {
-	if !countsAsDrop(r.Class) {
+	if !countsAsDrop(r.Class, ev.Reason) {
 		return
 	}
 	if len(t.slots) == 0 {

@@ -17,10 +17,14 @@
 // events; the engine keeps 7). A position past a stream's end (a new
 // journal under a kept data dir) also starts afresh.
 //
-// A rebuilt engine derives its records again. They are journalled only
-// when derived past the newest stored record's source position, so
-// subscribers and the log see each incident and flap change once (the
-// log would drop a repeat anyway: same record id, same _ItemId).
+// A rebuilt (or resumed) engine derives records again from the history it
+// replays. One derived at or before the newest stored record's source
+// position is not journalled again; one derived later while still
+// replaying is journalled only if the journal does not have it (the
+// incident's subject holds a record, or the device's newest flap record
+// has the same state): timers run on event time, so a replay can derive a
+// record at another position than the first time. Subscribers and the log
+// see each incident and flap change once.
 //
 // # Cost
 //
@@ -78,6 +82,11 @@ type Feed struct {
 	// publishedUpTo: records derived at or before this TETHER_CONN
 	// position are already in TETHER_INSIGHTS.
 	publishedUpTo atomic.Uint64
+	// replayUpTo is the TETHER_CONN position at start: records derived up
+	// to it are derived again from history, and journalled only if the
+	// journal does not have them (stored).
+	replayUpTo atomic.Uint64
+	insights   jetstream.Stream
 	connPending   atomic.Int64
 	regPending    atomic.Int64
 	caughtUp      atomic.Bool
@@ -182,6 +191,12 @@ func (f *Feed) Start(ctx context.Context) error {
 		up = 0 // records of another journal
 	}
 	f.publishedUpTo.Store(up)
+	f.replayUpTo.Store(connLast)
+	st, err := f.o.JS.Stream(ctx, journal.StreamInsights)
+	if err != nil {
+		return fmt.Errorf("insight feed: %w", err)
+	}
+	f.insights = st
 	f.connPending.Store(int64(connLast - conn))
 	f.regPending.Store(int64(regLast - reg))
 	f.caughtUp.Store(connLast == conn && regLast == reg)
@@ -314,7 +329,8 @@ func (f *Feed) applyChange(m jetstream.Msg, seq uint64) {
 
 // emit journals a derived record (the engine calls it under its lock).
 func (f *Feed) emit(r insight.Record) {
-	if r.Source <= f.publishedUpTo.Load() {
+	subject := journal.InsightsSubject(r.Kind, r.Key())
+	if r.Source <= f.publishedUpTo.Load() || (r.Source <= f.replayUpTo.Load() && f.stored(subject, r)) {
 		f.skipped.Add(1)
 		return
 	}
@@ -322,7 +338,7 @@ func (f *Feed) emit(r insight.Record) {
 		return
 	}
 	err := f.o.Publish(journal.Msg{
-		Subject: journal.InsightsSubject(r.Kind, r.Key()),
+		Subject: subject,
 		ID:      r.ID,
 		Encode:  func() ([]byte, error) { return insight.EncodeRecord(r) },
 	})
@@ -331,6 +347,29 @@ func (f *Feed) emit(r insight.Record) {
 		return
 	}
 	f.published.Add(1)
+}
+
+// stored reports whether the journal already has what r records: an
+// incident's announcement or close (its subject names the incident), or
+// a device's flap state (the newest record of its subject has it). A
+// record derived again while replaying history may come at another
+// position or time than the first time (timers run on event time), so
+// the position alone cannot tell.
+func (f *Feed) stored(subject string, r insight.Record) bool {
+	if f.insights == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m, err := f.insights.GetLastMsgForSubject(ctx, subject)
+	if err != nil {
+		return false
+	}
+	if r.Flap == nil {
+		return true
+	}
+	prev, err := insight.DecodeRecord(m.Data)
+	return err == nil && prev.Flap != nil && prev.Flap.Flapping == r.Flap.Flapping
 }
 
 // run ticks engine time once caught up and saves the snapshot.
