@@ -86,21 +86,21 @@ type Feed struct {
 	// replayUpTo is the TETHER_CONN position at start: records derived up
 	// to it are derived again from history, and journalled only if the
 	// journal does not have them (stored).
-	replayUpTo atomic.Uint64
-	insights   jetstream.Stream
-	connPending   atomic.Int64
-	regPending    atomic.Int64
-	caughtUp      atomic.Bool
-	published     atomic.Uint64
-	skipped       atomic.Uint64
-	saves         atomic.Uint64
+	replayUpTo  atomic.Uint64
+	insights    jetstream.Stream
+	connPending atomic.Int64
+	regPending  atomic.Int64
+	caughtUp    atomic.Bool
+	published   atomic.Uint64
+	skipped     atomic.Uint64
+	saves       atomic.Uint64
 
 	life    sync.Mutex
 	loops   []func(context.Context)
 	stop    context.CancelFunc
-	done      chan struct{}
-	started   bool
-	saveMu    sync.Mutex
+	done    chan struct{}
+	started bool
+	saveMu  sync.Mutex
 }
 
 // New builds the feed and its engine.
