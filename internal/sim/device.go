@@ -33,6 +33,7 @@ type device struct {
 	disabled  *atomic.Bool                // the simulator disabled it in the registry (shared with the twin)
 	gaveUp    bool                        // the SDK stopped retrying
 	connected bool
+	tw        *twinClient // twin and methods (nil when both are off)
 }
 
 // end is how a session ended.
@@ -294,6 +295,9 @@ func (d *device) act(s *session) {
 		s.dropped = kind
 	case FaultSilence:
 		s.silent = true
+		if d.tw != nil {
+			d.tw.closing(true)
+		}
 	}
 }
 
