@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -284,10 +285,15 @@ func (dr *driver) update(r *rand.Rand) {
 	}()
 }
 
-// requestErrKind shortens a transport error for the report.
+// requestErrKind shortens a transport error for the report: the cause,
+// without the URL.
 func requestErrKind(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timeout"
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
 	}
 	s := err.Error()
 	if len(s) > 80 {

@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -160,5 +161,53 @@ func TestSimTwinsCWithDrops(t *testing.T) {
 	}
 	if tw.Desired.Required == 0 || tw.Desired.Missing != 0 {
 		t.Errorf("desired: %d required, %d missing", tw.Desired.Required, tw.Desired.Missing)
+	}
+}
+
+// A run split over a worker: the worker's devices send their twin records
+// to the parent as JSON at the end, and the check covers both shares. The
+// worker runs in this process, over a pipe, as a re-executed binary would.
+func TestSimTwinsSplitOverWorkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10 s simulation")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg, api := simHub(t, ctx)
+	cfg.Devices, cfg.PerProcess, cfg.Duration, cfg.Ramp, cfg.Profile = 20, 10, 9*time.Second, 20, "python"
+	cfg.Twin, cfg.Methods, cfg.ReportedEvery = true, true, 2*time.Second
+	cfg.MethodRate, cfg.DesiredRate = 20, 10
+	spawn := func(ctx context.Context, spec sim.WorkerSpec) (sim.Worker, error) {
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			err := sim.RunWorker(ctx, spec, api, pw)
+			pw.CloseWithError(err)
+			done <- err
+		}()
+		return sim.Worker{Out: pr, Wait: func() error { return <-done }}, nil
+	}
+	var out strings.Builder
+	rep, err := sim.Run(ctx, cfg, sim.Env{API: api, Out: &out, Spawn: spawn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.WriteText(&out)
+	t.Log(out.String())
+	if rep.Processes != 2 || rep.Twins == nil || !rep.OK() {
+		t.Fatalf("processes %d, OK %v, twins %+v", rep.Processes, rep.OK(), rep.Twins)
+	}
+	tw := rep.Twins
+	if tw.Get.OK != 20 || tw.Methods.Received == 0 || tw.Desired.RequiredReceived == 0 {
+		t.Errorf("GETs %d (want 20, both shares), calls received %d, pushes %d", tw.Get.OK, tw.Methods.Received, tw.Desired.RequiredReceived)
+	}
+	workerCalls := 0
+	for _, r := range tw.Methods.Expect {
+		if r.Expect == sim.OutcomeOK {
+			workerCalls += r.Calls
+		}
+	}
+	if workerCalls == 0 {
+		t.Errorf("no calls expected to succeed: %+v", tw.Methods.Expect)
 	}
 }

@@ -93,11 +93,14 @@ type DesiredReport struct {
 
 // MethodExpectRow is one expectation of direct method calls.
 type MethodExpectRow struct {
-	Expect  string         `json:"expect"`
-	Why     string         `json:"why"`
-	Calls   int            `json:"calls"`
-	Matched int            `json:"matched"`
-	Got     map[string]int `json:"got"`
+	Expect  string `json:"expect"`
+	Why     string `json:"why"`
+	Calls   int    `json:"calls"`
+	Matched int    `json:"matched"`
+	// Unanswered calls got no HTTP answer (counted apart: their outcome
+	// is unknown).
+	Unanswered int            `json:"unanswered,omitempty"`
+	Got        map[string]int `json:"got"`
 }
 
 // MethodReport compares direct method calls with the devices' side.
@@ -110,6 +113,7 @@ type MethodReport struct {
 	Misrouted      int               `json:"misrouted"`  // wrong echo, or a call delivered to another device
 	Duplicated     int               `json:"duplicated"` // a call delivered twice
 	Foreign        int               `json:"foreign"`    // calls the driver did not make
+	Unanswered     int               `json:"unanswered"` // no HTTP answer from the hub (transport error, timeout)
 	Answers        int64             `json:"answers"`
 	AnswersDropped int64             `json:"answersDropped"` // due while the device was offline or silent
 	Latency        LatencySummary    `json:"latency"`        // round trip of 200 answers, REST call included
@@ -292,8 +296,13 @@ func checkMethods(led *TwinLedger, calls []CallRecord, x spanIndex, paired map[i
 		}
 		row.Calls++
 		row.Got[got]++
-		if outcomeMatches(exp, got, c.Method) {
+		switch {
+		case outcomeMatches(exp, got, c.Method):
 			row.Matched++
+		case c.Err != "":
+			row.Unanswered++
+			m.Unanswered++
+			sample(&m.Samples, fmt.Sprintf("call %d to %s: no HTTP answer: %s", c.N, c.ID, c.Err))
 		}
 	}
 	m.Latency = lat.Summary()
@@ -325,8 +334,9 @@ func checkMethods(led *TwinLedger, calls []CallRecord, x spanIndex, paired map[i
 		}
 		return m.Expect[i].Why < m.Expect[j].Why
 	})
+	fl.add(int64(m.Unanswered), "direct method calls got no HTTP answer from the hub (%v)", m.Samples)
 	for _, row := range m.Expect {
-		if miss := row.Calls - row.Matched; miss > 0 {
+		if miss := row.Calls - row.Matched - row.Unanswered; miss > 0 {
 			fl.add(int64(miss), "of %d direct method calls expected %s (%s) came back otherwise: %v", row.Calls, row.Expect, row.Why, row.Got)
 		}
 	}

@@ -141,3 +141,14 @@ func TestCheckTwinsFailures(t *testing.T) {
 		}
 	}
 }
+
+// A call the hub's REST API never answered is its own failure, not a
+// wrong outcome.
+func TestCheckTwinsUnansweredCall(t *testing.T) {
+	led, calls, updates := twinFixture()
+	calls = append(calls, CallRecord{Dev: 0, ID: "s-0", N: 40, Method: methodEcho, T0: sec(20), T1: sec(40), Err: "timeout"})
+	r := CheckTwins(led, calls, updates, 0)
+	if len(r.Failures) != 1 || !strings.Contains(r.Failures[0], "1 direct method calls got no HTTP answer") || r.Methods.Unanswered != 1 {
+		t.Errorf("failures %q", r.Failures)
+	}
+}
