@@ -24,7 +24,8 @@ import (
 // defaultQueryCap is how many items a query returns without --all or
 // --max: enough for a terminal or a script's usual fleet, small enough
 // that a forgotten WHERE over 100,000 devices does not print them all.
-const defaultQueryCap = 10000
+// A variable for tests.
+var defaultQueryCap = 10000
 
 // queryTagColumns is how many tags a row of SELECT * shows.
 const queryTagColumns = 3
