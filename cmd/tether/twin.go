@@ -111,7 +111,9 @@ device that subscribed to desired properties receives the change at once.
 
 With --replace the sections given replace the twin's whole tags or desired
 properties (PUT); a section not given is kept as it is (the command reads
-the twin and writes it back, on condition that it did not change meanwhile).
+the twin and writes it back, on condition that it did not change meanwhile;
+written back, desired properties get a new $version and are sent to the
+device again).
 
 --etag writes only if the twin's etag is still ETAG (from 'twin show'), so
 a change made by someone else since you read it is not overwritten: the
