@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -90,17 +91,13 @@ Exit status:
 				return err
 			}
 			path := "/twins/" + url.PathEscape(id) + "/methods?api-version=" + api.APIVersion
-			resp, err := c.send(cmd.Context(), http.MethodPost, path, body, nil)
-			if err != nil {
+			var data json.RawMessage
+			if err := c.do(cmd.Context(), http.MethodPost, path, body, &data, nil); err != nil {
+				var ae *APIError
+				if errors.As(err, &ae) {
+					return methodError(id, method, timeout, connectTimeout, ae)
+				}
 				return err
-			}
-			defer resp.Body.Close()
-			data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-			if err != nil {
-				return err
-			}
-			if resp.StatusCode != http.StatusOK {
-				return methodError(id, method, timeout, connectTimeout, &APIError{Status: resp.StatusCode, Message: errorMessage(data)})
 			}
 			var res struct {
 				Status  *int            `json:"status"`

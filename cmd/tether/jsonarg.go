@@ -8,7 +8,8 @@ import (
 	"io"
 	"os"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/tether-hub/tether/internal/devquery/syntax"
 )
 
 // JSON given on the command line (twin tags and desired properties, method
@@ -88,25 +89,16 @@ func checkJSON(data []byte) error {
 }
 
 // jsonErrorPos turns a SyntaxError's offset (the bytes read, the bad one
-// included) into a line and column (1-based, in characters) of data. An
-// unexpected end points just past the last character.
+// included) into a line and column (1-based, in characters) of data, as
+// the device query parser counts them. An unexpected end points just past
+// the last character.
 func jsonErrorPos(data []byte, se *json.SyntaxError) (line, col int) {
 	pos := int(se.Offset) - 1
 	if strings.Contains(se.Error(), "unexpected end") {
 		pos = len(bytes.TrimRight(data, " \t\r\n"))
 	}
-	pos = max(0, min(pos, len(data)))
-	line, col = 1, 1
-	for i := 0; i < pos; {
-		r, size := utf8.DecodeRune(data[i:])
-		if r == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-		i += size
-	}
-	return line, col
+	e := syntax.ErrorAt(string(data), pos, "")
+	return e.Line, e.Col
 }
 
 // jsonObjectArg is readJSONArg for flags that take a JSON object (twin
