@@ -87,7 +87,7 @@ the hub wrote them (twins, or the projected objects).`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "tether: showing the first %d items; the query has more: give --all for every item or --max N\n", len(res.items))
 			}
 			if clientFlags.output == "json" {
-				return printJSON(cmd.OutOrStdout(), res.items)
+				return printIndented(cmd.OutOrStdout(), joinJSON(res.items))
 			}
 			if res.itemType == "twin" {
 				return printTwinRows(cmd.OutOrStdout(), res.items)
@@ -144,6 +144,18 @@ func queryDevices(ctx context.Context, c *apiClient, query string, pageSize, lim
 		}
 		cont = page.Continuation
 	}
+}
+
+// joinJSON makes one JSON array of items as the hub wrote them.
+func joinJSON(items []json.RawMessage) json.RawMessage {
+	b := []byte{'['}
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	return append(b, ']')
 }
 
 // queryPos finds the position in a query error ("line 1, column 28: …").

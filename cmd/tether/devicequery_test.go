@@ -87,6 +87,12 @@ func TestDeviceQueryCLI(t *testing.T) {
 	if strings.Join(strings.Fields(out), "") != `[{"n":25}]` {
 		t.Errorf("count json: %s", out)
 	}
+	// JSON keeps the hub's text (no \u003c for <).
+	h.mustRun(t, "device", "twin", "update", "q-06", "--tags", `{"note":"a<b & c>d"}`)
+	out = h.mustRun(t, "device", "query", "SELECT tags.note FROM devices WHERE IS_DEFINED(tags.note)", "-o", "json")
+	if out != "[\n  {\n    \"note\": \"a<b & c>d\"\n  }\n]\n" {
+		t.Errorf("json escapes: %q", out)
+	}
 	if out = h.mustRun(t, "device", "query", "SELECT * FROM devices WHERE tags.site = 'tokyo'"); out != "(no devices)\n" {
 		t.Errorf("empty SELECT *: %q", out)
 	}

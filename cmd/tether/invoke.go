@@ -108,12 +108,7 @@ Exit status:
 			}
 			out := cmd.OutOrStdout()
 			if clientFlags.output == "json" {
-				var buf bytes.Buffer
-				if err := json.Indent(&buf, data, "", "  "); err != nil {
-					return err
-				}
-				buf.WriteByte('\n')
-				if _, err := out.Write(buf.Bytes()); err != nil {
+				if err := printIndented(out, data); err != nil {
 					return err
 				}
 			} else if err := printMethodResult(out, *res.Status, res.Payload); err != nil {

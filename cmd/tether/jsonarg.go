@@ -130,3 +130,15 @@ func jsonKindOf(raw json.RawMessage) string {
 	}
 	return "a number"
 }
+
+// printIndented prints JSON from the hub indented, as it came otherwise:
+// member order and string escapes kept (printJSON would re-escape <, >, &).
+func printIndented(w io.Writer, raw json.RawMessage) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return err
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
+}

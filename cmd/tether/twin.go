@@ -262,13 +262,7 @@ type twinView struct {
 // or the table.
 func printTwin(w io.Writer, raw json.RawMessage, metadata bool) error {
 	if clientFlags.output == "json" {
-		var buf bytes.Buffer
-		if err := json.Indent(&buf, raw, "", "  "); err != nil {
-			return err
-		}
-		buf.WriteByte('\n')
-		_, err := w.Write(buf.Bytes())
-		return err
+		return printIndented(w, raw)
 	}
 	var t twinView
 	if err := json.Unmarshal(raw, &t); err != nil {
