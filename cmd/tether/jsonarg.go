@@ -132,7 +132,7 @@ func jsonKindOf(raw json.RawMessage) string {
 }
 
 // printIndented prints JSON from the hub indented, as it came otherwise:
-// member order and string escapes kept (printJSON would re-escape <, >, &).
+// member order and string escapes kept.
 func printIndented(w io.Writer, raw json.RawMessage) error {
 	var buf bytes.Buffer
 	if err := json.Indent(&buf, raw, "", "  "); err != nil {
