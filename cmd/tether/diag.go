@@ -24,7 +24,8 @@ func newDiagCmd() *cobra.Command {
 		Aliases: []string{"diagnostic-settings"},
 		Short:   "Manage diagnostic settings: where the resource logs go",
 		Long: `Manage the hub's diagnostic settings, as for an Azure IoT hub: which log
-categories (Connections, DeviceIdentityOperations, or allLogs) go to which
+categories (Connections, DeviceIdentityOperations, D2CTwinOperations,
+C2DTwinOperations, TwinQueries, DirectMethods, or allLogs) go to which
 destinations, each with a retention in days:
 
   workspace  the embedded log store that 'tether logs' and queries read
@@ -57,7 +58,7 @@ type diagFlags struct {
 
 func (f *diagFlags) add(cmd *cobra.Command, update bool) {
 	fs := cmd.Flags()
-	fs.StringSliceVar(&f.categories, "categories", nil, "log categories, comma-separated: Connections, DeviceIdentityOperations or allLogs"+map[bool]string{false: " (default allLogs)", true: ""}[update])
+	fs.StringSliceVar(&f.categories, "categories", nil, "log categories, comma-separated: "+strings.Join(diag.Categories, ", ")+" or allLogs"+map[bool]string{false: " (default allLogs)", true: ""}[update])
 	fs.BoolVar(&f.workspace, "workspace", false, "route to the embedded log workspace")
 	fs.IntVar(&f.workspaceRetention, "workspace-retention", 0, "days the workspace keeps records (implies --workspace; 0: the hub's --log-retention)")
 	fs.BoolVar(&f.archive, "archive", false, "route to hourly JSON-lines archive files")

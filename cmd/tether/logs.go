@@ -29,15 +29,18 @@ func newLogsCmd() *cobra.Command {
 	}
 	cmd := &cobra.Command{
 		Use:   "logs",
-		Short: "Show the hub's Connections and DeviceIdentityOperations log, oldest to newest",
+		Short: "Show the hub's resource log (connections, registry writes, twin, method and query operations), oldest to newest",
 		Long: `Show records of the hub's resource log: device connects, disconnects and
-refused connections (category Connections) and registry writes (category
-DeviceIdentityOperations), in the shape of Azure Monitor's AzureDiagnostics
-table. The newest --limit matching records are printed oldest first.
+refused connections (category Connections), registry writes (category
+DeviceIdentityOperations), twin reads and updates by devices
+(D2CTwinOperations) and by the back end (C2DTwinOperations), twin queries
+(TwinQueries) and direct method calls (DirectMethods), in the shape of Azure
+Monitor's AzureDiagnostics table. The newest --limit matching records are
+printed oldest first.
 
 --since and --until take an RFC 3339 time or an age: 90s, 15m, 1h, 7d.
---level is Information or Error; --category is Connections or
-DeviceIdentityOperations (both case-insensitive).
+--level is Information or Error; --category is one of the categories above
+(both case-insensitive).
 
 -o json prints {"records":[…]} with the AzureDiagnostics column names as keys
 (properties_s is the escaped JSON string Azure writes).`,
@@ -93,7 +96,7 @@ DeviceIdentityOperations (both case-insensitive).
 	fl.StringVar(&flags.since, "since", "", "only records at or after this time or age (RFC 3339, or 90s, 15m, 1h, 7d)")
 	fl.StringVar(&flags.until, "until", "", "only records before this time or age")
 	fl.StringVar(&flags.level, "level", "", "only records of this level: Information or Error")
-	fl.StringVar(&flags.category, "category", "", "only records of this category: Connections or DeviceIdentityOperations")
+	fl.StringVar(&flags.category, "category", "", "only records of this category: "+strings.Join(connlog.Categories, ", "))
 	fl.IntVar(&flags.limit, "limit", connlog.DefaultQueryLimit, fmt.Sprintf("print the newest N matching records (1–%d)", connlog.MaxQueryLimit))
 	return cmd
 }

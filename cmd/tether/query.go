@@ -36,7 +36,8 @@ func newQueryCmd() *cobra.Command {
 		Use:   "query KQL",
 		Short: "Run a Kusto (KQL) query over the hub's AzureDiagnostics log",
 		Long: `Run a query in Tether's KQL subset over the hub's resource log, the
-AzureDiagnostics table of Connections and DeviceIdentityOperations records
+AzureDiagnostics table of Connections, DeviceIdentityOperations,
+D2CTwinOperations, C2DTwinOperations, TwinQueries and DirectMethods records
 (see README: "Querying the log"). Queries written for Log Analytics run as
 they are.
 
@@ -51,7 +52,8 @@ per row; -o json prints the Log Analytics response
 At most 10,000 rows come back; a note on stderr says when there were more.`,
 		Example: `  tether query 'AzureDiagnostics | where Category == "Connections" and Level == "Error"'
   tether query 'AzureDiagnostics | where DeviceId == "thermo-1" | project TimeGenerated, OperationName, ResultType' --timespan 7d
-  tether query 'AzureDiagnostics | summarize count() by ResultType, bin(TimeGenerated, 1h)' -o csv`,
+  tether query 'AzureDiagnostics | summarize count() by ResultType, bin(TimeGenerated, 1h)' -o csv
+  tether query 'AzureDiagnostics | where Category == "DirectMethods" and Level == "Error" | summarize count() by ResultDescription'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch clientFlags.output {
@@ -101,17 +103,28 @@ func queryError(query, msg string) error {
 	lineStr, colStr, ok2 := strings.Cut(pos, ":")
 	line, err1 := strconv.Atoi(lineStr)
 	col, err2 := strconv.Atoi(colStr)
-	lines := strings.Split(query, "\n")
-	if !ok || !ok2 || err1 != nil || err2 != nil || line < 1 || line > len(lines) || col < 1 {
+	if !ok || !ok2 || err1 != nil || err2 != nil {
 		return errors.New(msg)
 	}
-	text := lines[line-1]
-	prefix := []rune(text)
-	if col-1 > len(prefix) {
-		return errors.New(msg)
+	if c, ok := caretAt(query, line, col); ok {
+		return errors.New(msg + c)
 	}
-	caret := strings.Repeat(" ", len([]rune(string(prefix[:col-1])))) + "^"
-	return fmt.Errorf("%s\n  %s\n  %s", msg, text, caret)
+	return errors.New(msg)
+}
+
+// caretAt returns line line of text and a caret under column col (1-based,
+// in characters), each on its own indented line, to append to an error
+// message; ok is false when the position is not in text.
+func caretAt(text string, line, col int) (string, bool) {
+	lines := strings.Split(text, "\n")
+	if line < 1 || line > len(lines) || col < 1 {
+		return "", false
+	}
+	l := strings.TrimRight(lines[line-1], "\r")
+	if col-1 > len([]rune(l)) {
+		return "", false
+	}
+	return "\n  " + l + "\n  " + strings.Repeat(" ", col-1) + "^", true
 }
 
 func printQueryTable(w io.Writer, res queryResult, asCSV bool) error {

@@ -2,13 +2,13 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"time"
 
 	"github.com/tether-hub/tether/internal/devquery"
+	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/registry"
 	"github.com/tether-hub/tether/internal/twin"
 )
@@ -81,43 +81,65 @@ func (d *unwrittenDoc) MarshalJSON() ([]byte, error) { return d.own().MarshalJSO
 
 func (d *unwrittenDoc) Retain() devquery.Doc { c := *d; return &c }
 func (s *Server) deviceQuery(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.authorize(w, r, registry.ServiceConnect, s.azureError); !ok {
+	policy, ok := s.authorize(w, r, registry.ServiceConnect, s.azureError)
+	if !ok {
 		return
 	}
 	body, ok := s.readBody(w, r, maxDeviceQueryBody, s.azureError)
 	if !ok {
 		return
 	}
+	op := s.newOp(r, policy, journal.CategoryTwinQueries, journal.OpQuery, "")
+	op.op.RequestSize = int64(len(body))
+	op.op.Continuation = r.Header.Get("x-ms-continuation") != ""
+	bad := func(msg string) {
+		op.done(http.StatusBadRequest, "400004", msg)
+		s.azureError(w, r, http.StatusBadRequest, "BadRequest", msg)
+	}
 	var req struct {
 		Query *string `json:"query"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil || req.Query == nil {
-		s.azureError(w, r, http.StatusBadRequest, "BadRequest", `the body must be {"query":"SELECT … FROM devices …"}`)
+		bad(`the body must be {"query":"SELECT … FROM devices …"}`)
 		return
+	}
+	op.op.Query = *req.Query
+	if len(op.op.Query) > maxLoggedQuery {
+		op.op.Query = op.op.Query[:maxLoggedQuery] + "…"
 	}
 	q, err := devquery.Parse(*req.Query)
 	if err != nil {
-		s.azureError(w, r, http.StatusBadRequest, "BadRequest", "query: "+err.Error())
+		bad("query: " + err.Error())
 		return
 	}
 	pageSize, err := devquery.ParsePageSize(r.Header.Get("x-ms-max-item-count"))
 	if err != nil {
-		s.azureError(w, r, http.StatusBadRequest, "BadRequest", err.Error())
+		bad(err.Error())
 		return
 	}
+	op.op.PageSize = pageSize
 	page, err := q.Run(twinSource{s.d.Registry}, pageSize, r.Header.Get("x-ms-continuation"))
-	var ce *devquery.ContinuationError
-	switch {
-	case errors.As(err, &ce):
-		s.azureError(w, r, http.StatusBadRequest, "BadRequest", err.Error())
-		return
-	case err != nil:
-		s.fail(w, r, fmt.Errorf("device query: %w", err), s.azureError)
+	if err != nil {
+		bad(err.Error())
 		return
 	}
+	out, err := json.Marshal(page.Items)
+	if err != nil {
+		op.failed(err)
+		s.fail(w, r, fmt.Errorf("device query: encoding the page: %w", err), s.azureError)
+		return
+	}
+	op.op.ResultCount, op.op.ResponseSize = len(page.Items), int64(len(out))
+	op.done(http.StatusOK, "", "")
 	w.Header().Set("x-ms-item-type", page.ItemType)
 	if page.Continuation != "" {
 		w.Header().Set("x-ms-continuation", page.Continuation)
 	}
-	writeJSON(w, http.StatusOK, page.Items)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
 }
+
+// maxLoggedQuery bounds the query text a log record keeps (IoT Hub's
+// longest valid query).
+const maxLoggedQuery = 8192

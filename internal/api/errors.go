@@ -36,6 +36,10 @@ func classify(err error) (status int, code, msg string, internal bool) {
 		return http.StatusBadRequest, registry.CodeArgumentInvalid, err.Error(), false
 	case errors.Is(err, registry.ErrUnauthorized):
 		return http.StatusUnauthorized, registry.CodeUnauthorized, err.Error(), false
+	case errors.Is(err, ErrDeviceNotOnline):
+		return http.StatusNotFound, "DeviceNotOnline", err.Error(), false
+	case errors.Is(err, ErrMethodTimeout):
+		return http.StatusGatewayTimeout, "GatewayTimeout", err.Error(), false
 	case errors.Is(err, ErrThrottled):
 		return http.StatusTooManyRequests, "ThrottlingException", err.Error(), false
 	case errors.Is(err, context.DeadlineExceeded):

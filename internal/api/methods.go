@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/registry"
 )
 
@@ -67,23 +68,32 @@ func (s *Server) postMethod(w http.ResponseWriter, r *http.Request, id string) {
 		s.azureError(w, r, http.StatusServiceUnavailable, "ServiceUnavailable", "direct methods are not available on this hub")
 		return
 	}
-	if _, ok := s.authorize(w, r, registry.ServiceConnect, s.azureError); !ok {
+	policy, ok := s.authorize(w, r, registry.ServiceConnect, s.azureError)
+	if !ok {
 		return
 	}
 	body, ok := s.readBody(w, r, maxMethodPayload+4<<10, s.azureError)
 	if !ok {
 		return
 	}
+	op := s.newOp(r, policy, journal.CategoryDirectMethods, journal.OpSend, id)
 	call, err := decodeMethodCall(body)
 	if err != nil {
+		op.done(http.StatusBadRequest, "400004", err.Error())
 		s.azureError(w, r, http.StatusBadRequest, registry.CodeArgumentInvalid, err.Error())
 		return
 	}
+	op.op.MethodName, op.op.RequestSize = call.Name, int64(len(call.Payload))
 	if _, found := s.d.Registry.Device(id); !found {
-		s.azureError(w, r, http.StatusNotFound, registry.CodeDeviceNotFound, fmt.Sprintf("device %q is not registered", id))
+		msg := fmt.Sprintf("device %q is not registered", id)
+		op.done(http.StatusNotFound, "404001", msg)
+		s.azureError(w, r, http.StatusNotFound, registry.CodeDeviceNotFound, msg)
 		return
 	}
 	res, err := s.d.Methods.InvokeMethod(r.Context(), id, call)
+	if err != nil {
+		op.failed(err)
+	}
 	switch {
 	case errors.Is(err, ErrDeviceNotOnline):
 		s.azureError(w, r, http.StatusNotFound, "DeviceNotOnline", err.Error())
@@ -95,6 +105,8 @@ func (s *Server) postMethod(w http.ResponseWriter, r *http.Request, id string) {
 		if len(res.Payload) == 0 {
 			res.Payload = json.RawMessage("null")
 		}
+		op.op.ResponseSize = int64(len(res.Payload))
+		op.done(res.Status, "", "")
 		writeJSON(w, http.StatusOK, res)
 	}
 }

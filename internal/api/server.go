@@ -83,6 +83,9 @@ type Deps struct {
 	Metrics MetricsSource
 	// Methods invokes direct methods (POST /twins/{id}/methods); nil: 503.
 	Methods MethodInvoker
+	// Operations journals twin, method and query operations; nil: they
+	// are not logged.
+	Operations OperationRecorder
 	// Now is the clock for token expiry and relative log times; default
 	// time.Now.
 	Now func() time.Time

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/registry"
 	"github.com/tether-hub/tether/internal/twin"
 )
@@ -42,15 +43,18 @@ func (s *Server) twinsCall(w http.ResponseWriter, r *http.Request, rest string) 
 }
 
 func (s *Server) twin(w http.ResponseWriter, r *http.Request, id string) {
-	if _, ok := s.authorize(w, r, registry.ServiceConnect, s.azureError); !ok {
+	policy, ok := s.authorize(w, r, registry.ServiceConnect, s.azureError)
+	if !ok {
 		return
 	}
+	name := map[string]string{http.MethodGet: journal.OpRead, http.MethodPatch: journal.OpUpdate, http.MethodPut: journal.OpReplace}[r.Method]
+	op := s.newOp(r, policy, journal.CategoryC2DTwinOperations, name, id)
 	var t *twin.Twin
 	switch r.Method {
 	case http.MethodGet:
 		var found bool
 		if t, found = s.d.Registry.Twin(id); !found {
-			s.azureError(w, r, http.StatusNotFound, registry.CodeDeviceNotFound, fmt.Sprintf("device '%s' is not registered", id))
+			s.twinNotFound(w, r, op, id)
 			return
 		}
 	default:
@@ -58,6 +62,7 @@ func (s *Server) twin(w http.ResponseWriter, r *http.Request, id string) {
 		if !ok {
 			return
 		}
+		op.op.RequestSize = int64(len(body))
 		ifMatch, now := r.Header.Get("If-Match"), s.d.Now()
 		var err error
 		t, err = s.d.Registry.UpdateTwin(r.Context(), id, func(t *twin.Twin) ([]byte, error) {
@@ -70,17 +75,27 @@ func (s *Server) twin(w http.ResponseWriter, r *http.Request, id string) {
 			return t.ServicePatch(body, now)
 		})
 		if err != nil {
+			op.failed(err)
 			s.fail(w, r, err, s.azureError)
 			return
 		}
 	}
 	info, found := s.d.Registry.TwinInfo(id)
 	if !found {
-		s.azureError(w, r, http.StatusNotFound, registry.CodeDeviceNotFound, fmt.Sprintf("device '%s' is not registered", id))
+		s.twinNotFound(w, r, op, id)
 		return
 	}
+	out := t.ServiceJSON(info)
+	op.op.ResponseSize = int64(len(out))
+	op.done(http.StatusOK, "", "")
 	w.Header().Set("ETag", `"`+t.ETag()+`"`)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(t.ServiceJSON(info))
+	_, _ = w.Write(out)
+}
+
+func (s *Server) twinNotFound(w http.ResponseWriter, r *http.Request, op *opRecord, id string) {
+	msg := fmt.Sprintf("device '%s' is not registered", id)
+	op.done(http.StatusNotFound, "404001", msg)
+	s.azureError(w, r, http.StatusNotFound, registry.CodeDeviceNotFound, msg)
 }

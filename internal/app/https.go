@@ -28,9 +28,11 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		Telemetry:          &telemetryFeed{nc: a.journal.NC},
 		Events:             &eventTail{nc: a.journal.NC},
 		Subscriptions:      a.subs,
+		SubscriptionPolicy: a.subs.policy,
 		Alerts:             a.alerts,
 		Metrics:            a.metrics.Store(),
 		Methods:            methodAdapter{a},
+		Operations:         a,
 		DiagnosticSettings: a.logs.diag,
 	})
 	mux := http.NewServeMux()

@@ -215,6 +215,18 @@ func TestMethodsEndToEnd(t *testing.T) {
 	if out := <-done; !strings.Contains(out, `"payload":"hi"`) {
 		t.Fatalf("late device: %s", out)
 	}
+
+	// Every call is in the DirectMethods log with its outcome.
+	eventually(t, 10*time.Second, func() error {
+		status, body := h.api("POST", "/api/v1/query", map[string]string{"query": `AzureDiagnostics | where Category == "DirectMethods" | summarize n = count() by ResultType | order by ResultType asc`})
+		want := []string{`"",3`, `"400004",5`, `"404001",1`, `"404103",1`, `"504101",1`}
+		for _, w := range want {
+			if !strings.Contains(strings.ReplaceAll(string(body), "[", ""), w) {
+				return fmt.Errorf("%d %s: no row %s", status, body, w)
+			}
+		}
+		return nil
+	})
 }
 
 // Bulk registry operations: per-device results.
@@ -263,11 +275,11 @@ func TestDeviceQueryEndToEnd(t *testing.T) {
 		return status, string(out), header
 	}
 	status, out, hd := query("SELECT deviceId FROM devices WHERE connectionState = 'Disconnected'", "", 2)
-	if status != 200 || out != "[{\"deviceId\":\"q1\"},{\"deviceId\":\"q2\"}]\n" || hd.Get("x-ms-continuation") == "" || hd.Get("x-ms-item-type") != "raw" {
+	if status != 200 || out != "[{\"deviceId\":\"q1\"},{\"deviceId\":\"q2\"}]" || hd.Get("x-ms-continuation") == "" || hd.Get("x-ms-item-type") != "raw" {
 		t.Fatalf("page 1: %d %s %v", status, out, hd)
 	}
 	status, out, hd = query("SELECT deviceId FROM devices WHERE connectionState = 'Disconnected'", hd.Get("x-ms-continuation"), 2)
-	if status != 200 || out != "[{\"deviceId\":\"q3\"},{\"deviceId\":\"q4\"}]\n" || hd.Values("x-ms-continuation") != nil {
+	if status != 200 || out != "[{\"deviceId\":\"q3\"},{\"deviceId\":\"q4\"}]" || hd.Values("x-ms-continuation") != nil {
 		t.Fatalf("page 2: %d %s %v", status, out, hd)
 	}
 	status, out, hd = query("SELECT * FROM devices WHERE tags.floor = 1", "", 10)
@@ -284,4 +296,59 @@ func TestDeviceQueryEndToEnd(t *testing.T) {
 	if status, out, _ = query("SELECT * FROM devices", "garbage", 10); status != 400 || !strings.Contains(out, "x-ms-continuation") {
 		t.Errorf("bad token: %d %s", status, out)
 	}
+}
+
+// IoT Hub's twin and method limits through the whole hub, with their
+// codes: section sizes, depth, keys, a method payload over 128 KB, and
+// more than 16 calls waiting on one device.
+func TestTwinAndMethodLimitsEndToEnd(t *testing.T) {
+	h := startHub(t)
+	key := h.device("lim")
+	d := h.twinDevice("lim", key, true)
+	big := `{"blob":"` + strings.Repeat("x", 4000) + `"`
+	for i := range 9 {
+		big += fmt.Sprintf(`,"k%d":"%s"`, i, strings.Repeat("y", 4000))
+	}
+	big += "}"
+	deep := strings.Repeat(`{"a":`, 12) + "1" + strings.Repeat("}", 12)
+	for i, c := range []struct{ patch, want string }{
+		{big, "32"},
+		{deep, "depth"},
+		{`{"k":"` + strings.Repeat("z", 4097) + `"}`, "4"},
+		{`{"a b":1}`, "' '"},
+		{`{"a.b":1}`, "'.'"},
+		{`"just a string"`, "object"},
+	} {
+		rid := fmt.Sprint(100 + i)
+		d.publish(t, "$iothub/twin/PATCH/properties/reported/?$rid="+rid, c.patch)
+		m := d.waitFor(t, "$iothub/twin/res/")
+		if m.Topic() != "$iothub/twin/res/400/?$rid="+rid || !strings.Contains(string(m.Payload()), c.want) {
+			t.Errorf("patch %.30s: %s %s", c.patch, m.Topic(), m.Payload())
+		}
+	}
+	bigTags := `{"tags":{"t":"` + strings.Repeat("t", 4000) + `","u":"` + strings.Repeat("u", 4000) + `","v":"` + strings.Repeat("v", 400) + `"}}`
+	if status, body := h.apiRaw("PATCH", "/twins/lim"+q, []byte(bigTags), nil); status != 400 || !strings.Contains(string(body), "ArgumentInvalid") {
+		t.Errorf("tags over 8 KB: %d %s", status, body)
+	}
+	if status, body := h.apiRaw("PATCH", "/twins/lim"+q, []byte(`{"properties":{"desired":`), nil); status != 400 || !strings.Contains(string(body), "IotHubFormatError") {
+		t.Errorf("malformed body: %d %s", status, body)
+	}
+	payload := `{"methodName":"m","payload":"` + strings.Repeat("p", 128<<10) + `"}`
+	if status, body := h.apiRaw("POST", "/twins/lim/methods"+q, []byte(payload), nil); status != 400 || !strings.Contains(string(body), "limit") {
+		t.Errorf("payload over 128 KB: %d %.200s", status, body)
+	}
+	// 16 unanswered calls wait; the 17th is throttled.
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			h.apiRaw("POST", "/twins/lim/methods"+q, []byte(`{"methodName":"slow","responseTimeoutInSeconds":5}`), nil)
+		})
+	}
+	for range 16 {
+		d.waitFor(t, "$iothub/methods/POST/slow/")
+	}
+	if status, body := h.apiRaw("POST", "/twins/lim/methods"+q, []byte(`{"methodName":"slow","responseTimeoutInSeconds":5}`), nil); status != 429 || !strings.Contains(string(body), "Throttl") {
+		t.Errorf("17th call: %d %s", status, body)
+	}
+	wg.Wait()
 }

@@ -21,10 +21,20 @@ import (
 type Twins interface {
 	// Twin answers a GET: 200 and {"desired":{…},"reported":{…}}, or an
 	// error status and an IoT Hub error body.
-	Twin(deviceID string) (status int, body []byte)
+	Twin(dev Requester) (status int, body []byte)
 	// PatchReported applies a reported-properties patch: 204 and the new
 	// reported version, or an error status and an IoT Hub error body.
-	PatchReported(deviceID string, patch []byte) (status int, version int64, body []byte)
+	PatchReported(dev Requester, patch []byte) (status int, version int64, body []byte)
+}
+
+// Requester is the device session a twin request came on, for the
+// operation's log record.
+type Requester struct {
+	DeviceID, Protocol, SDKVersion, MaskedIP, AuthType string
+}
+
+func (s *session) requester() Requester {
+	return Requester{DeviceID: s.deviceID(), Protocol: s.protocol, SDKVersion: s.id.sdkVersion, MaskedIP: maskIP(s.remote), AuthType: s.id.authType}
 }
 
 // maxRequestID bounds a $rid: the SDKs use UUIDs and small integers.
@@ -47,9 +57,9 @@ func (s *session) twinRequest(route publishRoute, pk *packets.Packet) {
 	case s.b.opts.Twins == nil:
 		status, body = 503, errorBody(503000, "ServiceUnavailable", "this hub does not serve device twins")
 	case route == routeTwinGet:
-		status, body = s.b.opts.Twins.Twin(s.deviceID())
+		status, body = s.b.opts.Twins.Twin(s.requester())
 	default:
-		status, version, body = s.b.opts.Twins.PatchReported(s.deviceID(), pk.Payload)
+		status, version, body = s.b.opts.Twins.PatchReported(s.requester(), pk.Payload)
 	}
 	if s.b.table.subscribed(s)&subTwinResponse == 0 {
 		s.b.log.Warn("twin response not sent: the device has not subscribed to $iothub/twin/res/#", "device", s.deviceID(), "rid", rid, "status", status)

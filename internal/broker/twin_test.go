@@ -17,13 +17,15 @@ type testTwins struct {
 	version  int64
 }
 
-func (tt *testTwins) Twin(id string) (int, []byte) {
+func (tt *testTwins) Twin(dev Requester) (int, []byte) {
+	id := dev.DeviceID
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	return 200, fmt.Appendf(nil, `{"desired":{"$version":1},"reported":{"r":%q,"$version":%d}}`, tt.reported[id], tt.version)
 }
 
-func (tt *testTwins) PatchReported(id string, patch []byte) (int, int64, []byte) {
+func (tt *testTwins) PatchReported(dev Requester, patch []byte) (int, int64, []byte) {
+	id := dev.DeviceID
 	if !strings.HasPrefix(string(patch), "{") {
 		return 400, 0, errorBody(400004, "ArgumentInvalid", "not an object")
 	}

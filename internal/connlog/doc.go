@@ -1,15 +1,17 @@
-// Package connlog is Tether's resource log: the Connections and
-// DeviceIdentityOperations categories of an Azure IoT Hub, as rows of the
-// Log Analytics AzureDiagnostics table.
+// Package connlog is Tether's resource log: the Connections,
+// DeviceIdentityOperations, D2CTwinOperations, C2DTwinOperations,
+// TwinQueries and DirectMethods categories of an Azure IoT Hub, as rows of
+// the Log Analytics AzureDiagnostics table.
 //
 // Flow:
 //
 //	journal TETHER_CONN     ─┐  durable pull consumers "connlog"   ┌─► LogStore.Append (one transaction)
-//	journal TETHER_REGISTRY ─┴─► Writer: fetch ≤1000 / 100 ms ─► map ─┤
-//	                                                                   └─► one ack per batch (after the append)
+//	journal TETHER_REGISTRY ─┼─► Writer: fetch ≤1000 / 100 ms ─► map ─┤
+//	journal TETHER_OPS      ─┘  (one per category: "connlog-<cat>") └─► one ack per batch (after the append)
 //
 // A presence.ConnectionEvent becomes one or two Records (FromConnectionEvent),
-// a registry.Change one Record (FromChange). Every Record has a stable
+// a registry.Change one Record (FromChange), a journal.Operation one Record
+// of its category (FromOperation). Every Record has a stable
 // _ItemId derived from the journal message it came from, and stores ignore a
 // Record whose _ItemId they already hold: a crash between the append and the
 // ack makes the journal deliver again, and the second append changes
@@ -26,7 +28,7 @@
 // redelivery may land after newer records; readers order by TimeGenerated
 // (Find does), never by arrival.
 //
-// Backpressure: the Writer holds at most one batch in memory per stream;
+// Backpressure: the Writer holds at most one batch in memory per category;
 // when the store is slow or failing the journal keeps the backlog
 // (Writer.Lag), and the Writer retries the same batch with capped backoff.
 //
@@ -34,6 +36,7 @@
 // after their dependency (sqlite/). logstoretest holds the contract suite
 // every adapter passes. The record shape follows
 // shared/reference/iothub-facts.md §2: see record.go for the columns and
-// properties.go for the properties_s keys, including the choices Tether made
-// where Azure's behaviour is unconfirmed.
+// properties.go and operation_properties.go for the properties_s keys,
+// including the choices Tether made where Azure's behaviour is
+// unconfirmed.
 package connlog

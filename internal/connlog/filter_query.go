@@ -89,12 +89,12 @@ func fieldErr(name string, err error) error {
 
 // ParseCategory matches s case-insensitively against the categories.
 func ParseCategory(s string) (string, error) {
-	for _, c := range []string{CategoryConnections, CategoryDeviceIdentityOperations} {
+	for _, c := range Categories {
 		if strings.EqualFold(s, c) {
 			return c, nil
 		}
 	}
-	return "", fmt.Errorf("category %q: want %s or %s", s, CategoryConnections, CategoryDeviceIdentityOperations)
+	return "", fmt.Errorf("category %q: want one of %s", s, strings.Join(Categories, ", "))
 }
 
 // ParseLevel matches s case-insensitively against the levels; "info"

@@ -26,5 +26,25 @@ func FuzzPropertiesJSON(f *testing.F) {
 		if got, want := string(ip.appendJSON(nil)), marshalProperties(ip); got != want {
 			t.Errorf("IdentityProperties %+v:\n got %s\nwant %s", ip, got, want)
 		}
+		var ptr *string
+		if ptrs {
+			ptr = &code
+		}
+		checkJSON(t, &D2CTwinProperties{DeviceID: a, Protocol: b, AuthType: ptr, SDKVersion: e, MaskedIP: c,
+			MessageSize: code, StatusCode: ptr, Status: int(n), ErrorMessage: d})
+		checkJSON(t, &C2DTwinProperties{DeviceID: a, SDKVersion: e, MessageSize: g, StatusCode: ptr,
+			Caller: b, Status: int(ka), ErrorMessage: d})
+		checkJSON(t, &TwinQueryProperties{Query: d, SDKVersion: e, MessageSize: code, PageSize: g, Continuation: b,
+			ResultSize: c, StatusCode: ptr, Caller: a, ResultCount: int(v), Status: int(n), ErrorMessage: e})
+		checkJSON(t, &DirectMethodProperties{DeviceID: a, RequestSize: n, ResponseSize: int64(ka), SDKVersion: e,
+			StatusCode: ptr, MethodName: g, Caller: b, Status: int(v), ErrorMessage: d})
 	})
+}
+
+// checkJSON compares p's hand-written JSON with encoding/json's.
+func checkJSON[P interface{ appendJSON([]byte) []byte }](t *testing.T, p P) {
+	t.Helper()
+	if got, want := string(p.appendJSON(nil)), marshalProperties(p); got != want {
+		t.Errorf("%T %+v:\n got %s\nwant %s", p, p, got, want)
+	}
 }

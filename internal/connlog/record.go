@@ -5,13 +5,27 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/tether-hub/tether/internal/journal"
 )
 
-// Categories Tether writes (AzureDiagnostics column Category).
+// Categories Tether writes (AzureDiagnostics column Category). The four
+// operation categories are the journal's (journal.Operation.Category).
 const (
 	CategoryConnections              = "Connections"
 	CategoryDeviceIdentityOperations = "DeviceIdentityOperations"
+	CategoryD2CTwinOperations        = journal.CategoryD2CTwinOperations
+	CategoryC2DTwinOperations        = journal.CategoryC2DTwinOperations
+	CategoryTwinQueries              = journal.CategoryTwinQueries
+	CategoryDirectMethods            = journal.CategoryDirectMethods
 )
+
+// Categories lists every category Tether writes, in the order settings,
+// filters and help texts present them.
+var Categories = []string{
+	CategoryConnections, CategoryDeviceIdentityOperations,
+	CategoryD2CTwinOperations, CategoryC2DTwinOperations, CategoryTwinQueries, CategoryDirectMethods,
+}
 
 // Levels IoT Hub writes (column Level). Azure's common schema also allows
 // Informational/Warning/Critical; IoT Hub uses only these two.
@@ -23,7 +37,9 @@ const (
 // Operation names (column OperationName). Connections use Azure's names.
 // DeviceIdentityOperations use the lower-case verbs Azure logs for that
 // category ("get", "create", "update", "delete"); Tether journals only
-// writes, so only the last three appear.
+// writes, so only the last three appear. The operation categories take
+// theirs from the journal (journal.OperationNames: get, read, update,
+// replace, query, send).
 const (
 	OpDeviceConnect    = "deviceConnect"
 	OpDeviceDisconnect = "deviceDisconnect"

@@ -36,7 +36,7 @@ type Sink interface {
 // exactly (case-sensitive, like KQL ==).
 type Filter struct {
 	DeviceID string
-	Category string    // CategoryConnections, CategoryDeviceIdentityOperations
+	Category string    // one of Categories
 	Level    string    // LevelInformation, LevelError
 	Since    time.Time // inclusive
 	Until    time.Time // exclusive

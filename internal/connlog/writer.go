@@ -41,17 +41,20 @@ type WriterOptions struct {
 	Resource Resource
 	Logger   *slog.Logger
 	// Categories limits the Writer to these categories (each is one
-	// journal stream: Connections ← TETHER_CONN, DeviceIdentityOperations
-	// ← TETHER_REGISTRY); empty: all.
+	// journal consumer: Connections ← TETHER_CONN, DeviceIdentityOperations
+	// ← TETHER_REGISTRY, the four operation categories ← TETHER_OPS, each
+	// on its own subjects); empty: all.
 	Categories []string
 	// DeliverNew makes a consumer that does not exist yet start with the
 	// journal's next message instead of its first (a destination added
 	// while the hub runs receives records from then on).
 	DeliverNew bool
-	// Durable is the consumer name on TETHER_CONN and on TETHER_REGISTRY.
-	// One Writer per durable at a time: the consumers ack all (see
-	// Writer), so a second Writer on the same durable would ack messages
-	// the first has not stored yet. Give each store its own durable.
+	// Durable is the consumer name on TETHER_CONN and on TETHER_REGISTRY;
+	// on TETHER_OPS, which holds four categories, each has its own
+	// consumer, named Durable + "-" + category (ConsumerName). One Writer
+	// per durable at a time: the consumers ack all (see Writer), so a
+	// second Writer on the same durable would ack messages the first has
+	// not stored yet. Give each store its own durable.
 	Durable string
 	// BatchSize and MaxWait bound one fetch: up to BatchSize messages, or
 	// what arrived within MaxWait. One fetch is one Append.
@@ -98,12 +101,24 @@ type Writer struct {
 	done     chan struct{}
 }
 
-// source is one journal stream the Writer reads.
+// source is one category the Writer reads: a journal stream, or the
+// subjects of one category in a stream that holds several (filter).
 type source struct {
 	stream   string
 	category string
-	decode   func(w *Writer, m jetstream.Msg) ([]Record, error)
+	filter   string // "" for the whole stream
+	decode   func(w *Writer, category string, m jetstream.Msg) ([]Record, error)
 	cons     jetstream.Consumer
+}
+
+// consumerName is the source's durable consumer for a Writer on durable:
+// durable itself when the source is a whole stream (the names consumers
+// of older hubs have), durable-<category> when it shares its stream.
+func (s *source) consumerName(durable string) string {
+	if s.filter == "" {
+		return durable
+	}
+	return durable + "-" + s.category
 }
 
 // NewWriter checks o and fills its defaults.
@@ -114,7 +129,7 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	var sources []*source
 	for _, s := range allSources {
 		if len(o.Categories) == 0 || slices.Contains(o.Categories, s.category) {
-			sources = append(sources, &source{stream: s.stream, category: s.category, decode: s.decode})
+			sources = append(sources, &source{stream: s.stream, category: s.category, filter: s.filter, decode: s.decode})
 		}
 	}
 	if len(sources) == 0 {
@@ -151,18 +166,40 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	}, nil
 }
 
-// allSources are the journal streams a Writer can read, one per category.
+// allSources are what a Writer can read, one per category.
 var allSources = []source{
 	{stream: journal.StreamConn, category: CategoryConnections, decode: (*Writer).decodeConnectionEvent},
 	{stream: journal.StreamRegistry, category: CategoryDeviceIdentityOperations, decode: (*Writer).decodeChange},
+	opsSource(CategoryD2CTwinOperations),
+	opsSource(CategoryC2DTwinOperations),
+	opsSource(CategoryTwinQueries),
+	opsSource(CategoryDirectMethods),
+}
+
+func opsSource(category string) source {
+	return source{stream: journal.StreamOps, category: category, filter: journal.OpsFilter(category),
+		decode: (*Writer).decodeOperation}
 }
 
 // StreamOf is the journal stream that holds the records of category, or
-// "" for a category Tether does not log.
+// "" for a category Tether does not log. (The operation categories share
+// TETHER_OPS.)
 func StreamOf(category string) string {
 	for _, s := range allSources {
 		if s.category == category {
 			return s.stream
+		}
+	}
+	return ""
+}
+
+// ConsumerName is the durable consumer a Writer with durable reads
+// category from (on stream StreamOf(category)), or "" for a category
+// Tether does not log.
+func ConsumerName(durable, category string) string {
+	for _, s := range allSources {
+		if s.category == category {
+			return s.consumerName(durable)
 		}
 	}
 	return ""
@@ -177,8 +214,9 @@ func DeleteConsumers(ctx context.Context, js jetstream.JetStream, durable string
 		if len(categories) > 0 && !slices.Contains(categories, s.category) {
 			continue
 		}
-		if err := js.DeleteConsumer(ctx, s.stream, durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			errs = append(errs, fmt.Errorf("connlog: delete consumer %s on %s: %w", durable, s.stream, err))
+		name := s.consumerName(durable)
+		if err := js.DeleteConsumer(ctx, s.stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			errs = append(errs, fmt.Errorf("connlog: delete consumer %s on %s: %w", name, s.stream, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -193,9 +231,9 @@ func (w *Writer) Start(ctx context.Context) error {
 		return errors.New("connlog: Writer already started")
 	}
 	for _, s := range w.sources {
-		cons, err := w.ensureConsumer(ctx, s.stream)
+		cons, err := w.ensureConsumer(ctx, s)
 		if err != nil {
-			return fmt.Errorf("connlog: consumer %s on %s: %w", w.o.Durable, s.stream, err)
+			return fmt.Errorf("connlog: consumer %s on %s: %w", s.consumerName(w.o.Durable), s.stream, err)
 		}
 		s.cons = cons
 	}
@@ -287,12 +325,13 @@ func (w *Writer) Lag(ctx context.Context) (uint64, error) {
 	return lag, nil
 }
 
-// consumerConfig is the durable consumer of a stream, delivering from
+// consumerConfig is the durable consumer of a source, delivering from
 // policy (and start, for DeliverByStartSequencePolicy).
-func (w *Writer) consumerConfig(policy jetstream.DeliverPolicy, start uint64) jetstream.ConsumerConfig {
+func (w *Writer) consumerConfig(s *source, policy jetstream.DeliverPolicy, start uint64) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:       w.o.Durable,
-		Description:   "Tether resource log writer (connlog)",
+		Durable:       s.consumerName(w.o.Durable),
+		Description:   "Tether resource log writer (connlog): " + s.category,
+		FilterSubject: s.filter,
 		DeliverPolicy: policy,
 		OptStartSeq:   start,
 		AckPolicy:     jetstream.AckAllPolicy,
@@ -314,35 +353,36 @@ func (w *Writer) consumerConfig(policy jetstream.DeliverPolicy, start uint64) je
 //     consumer of an older Tether that acked explicitly (JetStream cannot
 //     change a consumer's AckPolicy). Everything after the floor is
 //     delivered again, and the store skips what it already holds.
-func (w *Writer) ensureConsumer(ctx context.Context, stream string) (jetstream.Consumer, error) {
-	cons, err := w.o.JS.Consumer(ctx, stream, w.o.Durable)
+func (w *Writer) ensureConsumer(ctx context.Context, s *source) (jetstream.Consumer, error) {
+	name := s.consumerName(w.o.Durable)
+	cons, err := w.o.JS.Consumer(ctx, s.stream, name)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		policy := jetstream.DeliverAllPolicy
 		if w.o.DeliverNew {
 			policy = jetstream.DeliverNewPolicy
 		}
-		return w.o.JS.CreateConsumer(ctx, stream, w.consumerConfig(policy, 0))
+		return w.o.JS.CreateConsumer(ctx, s.stream, w.consumerConfig(s, policy, 0))
 	}
 	if err != nil {
 		return nil, err
 	}
 	info := cons.CachedInfo()
 	if info.Config.AckPolicy == jetstream.AckAllPolicy && info.NumAckPending == 0 {
-		return w.o.JS.UpdateConsumer(ctx, stream, w.consumerConfig(info.Config.DeliverPolicy, info.Config.OptStartSeq))
+		return w.o.JS.UpdateConsumer(ctx, s.stream, w.consumerConfig(s, info.Config.DeliverPolicy, info.Config.OptStartSeq))
 	}
 	floor := info.AckFloor.Stream
 	w.log.Info("connlog: resetting the journal consumer to its ack floor",
-		"stream", stream, "durable", w.o.Durable, "ackPolicy", info.Config.AckPolicy.String(),
+		"stream", s.stream, "durable", name, "ackPolicy", info.Config.AckPolicy.String(),
 		"unacked", info.NumAckPending, "from", floor+1)
-	if err := w.o.JS.DeleteConsumer(ctx, stream, w.o.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+	if err := w.o.JS.DeleteConsumer(ctx, s.stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, err
 	}
-	return w.o.JS.CreateConsumer(ctx, stream, w.consumerConfig(jetstream.DeliverByStartSequencePolicy, floor+1))
+	return w.o.JS.CreateConsumer(ctx, s.stream, w.consumerConfig(s, jetstream.DeliverByStartSequencePolicy, floor+1))
 }
 
 // run is one stream's fetch loop.
 func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
-	log := w.log.With("stream", s.stream)
+	log := w.log.With("stream", s.stream, "category", s.category)
 	failures := 0
 	for runCtx.Err() == nil {
 		msgs, err := w.fetch(s.cons)
@@ -382,7 +422,7 @@ func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *so
 	recs := make([]Record, 0, len(msgs))
 	good := 0
 	for _, m := range msgs {
-		rs, err := s.decode(w, m)
+		rs, err := s.decode(w, s.category, m)
 		if err != nil {
 			// Not Term: with AckAll it would ack the batch's earlier
 			// messages before they are stored. The batch's ack drops it.
@@ -443,7 +483,7 @@ func sourceID(m jetstream.Msg) string {
 	return ""
 }
 
-func (w *Writer) decodeConnectionEvent(m jetstream.Msg) ([]Record, error) {
+func (w *Writer) decodeConnectionEvent(_ string, m jetstream.Msg) ([]Record, error) {
 	e, err := journal.DecodeConnectionEvent(m.Data())
 	if err != nil {
 		return nil, err
@@ -463,7 +503,7 @@ func (w *Writer) decodeConnectionEvent(m jetstream.Msg) ([]Record, error) {
 	return recs, nil
 }
 
-func (w *Writer) decodeChange(m jetstream.Msg) ([]Record, error) {
+func (w *Writer) decodeChange(_ string, m jetstream.Msg) ([]Record, error) {
 	var c registry.Change
 	if err := json.Unmarshal(m.Data(), &c); err != nil {
 		return nil, err
@@ -472,6 +512,27 @@ func (w *Writer) decodeChange(m jetstream.Msg) ([]Record, error) {
 		c.ID = sourceID(m)
 	}
 	r := FromChange(w.o.Resource, c)
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return []Record{r}, nil
+}
+
+// decodeOperation maps an operation of category (the source's: one whose
+// payload names another category is not this source's to log, and is
+// dropped as undecodable).
+func (w *Writer) decodeOperation(category string, m jetstream.Msg) ([]Record, error) {
+	op, err := journal.DecodeOperation(m.Data())
+	if err != nil {
+		return nil, err
+	}
+	if op.Category != category {
+		return nil, fmt.Errorf("%w: operation %s of category %q on a %s subject", journal.ErrMalformed, op.ID, op.Category, category)
+	}
+	r, err := FromOperation(w.o.Resource, op)
+	if err != nil {
+		return nil, err
+	}
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}

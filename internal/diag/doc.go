@@ -1,7 +1,7 @@
 // Package diag is Tether's diagnostic settings: which resource-log
-// categories (Connections, DeviceIdentityOperations, or allLogs) go to
-// which destinations, as an Azure diagnostic setting routes an IoT hub's
-// logs:
+// categories (Connections, DeviceIdentityOperations, D2CTwinOperations,
+// C2DTwinOperations, TwinQueries, DirectMethods, or allLogs) go to which
+// destinations, as an Azure diagnostic setting routes an IoT hub's logs:
 //
 //	workspace  the embedded log store (tether logs, queries, /api/v1/logs)
 //	archive    hourly JSON-lines files laid out like Azure's export to a
@@ -19,7 +19,7 @@
 // only an archive means the workspace receives nothing new.
 //
 // Routing is durable: every destination is a connlog.Writer on its own
-// durable journal consumers (one per category's stream), acked only after
+// durable journal consumers (one per category), acked only after
 // the destination has the batch (the workspace committed it, the archive
 // fsynced it, NATS flushed or JetStream stored it). A crash loses nothing;
 // a redelivered batch is skipped by the workspace (_ItemId) and the archive

@@ -51,7 +51,10 @@ type Options struct {
 // Durable consumers: the workspace keeps connlog's "connlog" (at the
 // first start it reads the whole journal, as before settings existed);
 // archives and NATS destinations use "diag-<setting>-archive" and
-// "diag-<setting>-nats".
+// "diag-<setting>-nats". On TETHER_OPS, which holds the four operation
+// categories, each category has its own consumer: the name followed by
+// "-<category>" (connlog.ConsumerName), so routing one category more or
+// less never touches the others' positions.
 type Manager struct {
 	o   Options
 	log *slog.Logger

@@ -12,8 +12,9 @@ import (
 // AllLogs stands for every category (Azure's category group "allLogs").
 const AllLogs = "allLogs"
 
-// Categories are the log categories a setting can route.
-var Categories = []string{connlog.CategoryConnections, connlog.CategoryDeviceIdentityOperations}
+// Categories are the log categories a setting can route: every category
+// the log writer writes (connlog.Categories).
+var Categories = slices.Clone(connlog.Categories)
 
 // Name rules (Azure allows more characters; Tether keeps to what names a
 // JetStream consumer and a directory alike).
@@ -36,8 +37,10 @@ const DefaultName = "default"
 // destinations. At least one destination is set.
 type Setting struct {
 	Name string `json:"name"`
-	// Categories routed: Connections, DeviceIdentityOperations, or
-	// allLogs (matched without regard to case, stored as spelled here).
+	// Categories routed: any of Categories (Connections,
+	// DeviceIdentityOperations, D2CTwinOperations, C2DTwinOperations,
+	// TwinQueries, DirectMethods), or allLogs (matched without regard to
+	// case, stored as spelled here).
 	Categories []string `json:"categories"`
 	// Workspace is the embedded log store that `tether logs`, queries and
 	// /api/v1/logs read.

@@ -11,22 +11,26 @@
 //	tether.conn.<device>.refused         stream TETHER_CONN
 //	tether.registry.<device>.<op>        stream TETHER_REGISTRY  registry.Change JSON (op: created|updated|deleted)
 //	tether.telemetry.<device>            stream TETHER_TELEMETRY raw payload, properties in headers
+//	tether.ops.<category>.<device>       stream TETHER_OPS       Operation JSON (category: D2CTwinOperations|
+//	                                                             C2DTwinOperations|TwinQueries|DirectMethods)
 //
 // <device> is the device id with '.', '*', '>', '%', whitespace and control
 // characters percent-encoded (EncodeToken), and "%" alone for "no device"
-// (a connection refused before its CONNECT named one). Connection events and
-// registry changes carry Nats-Msg-Id = the event id, so a retried publish is
-// stored once.
+// (a connection refused before its CONNECT named one, a twin query).
+// Connection events, registry changes and operations carry Nats-Msg-Id =
+// their id, so a retried publish is stored once.
 //
 // The journal owns the wire form of what it carries: codec.go encodes and
 // decodes connection events (whole, or the summary a counter needs, which
 // takes no allocation for what presence writes), telemetry.go builds
-// telemetry messages and reads them back. Producers and consumers of those
-// use these and nothing else, so the form is defined once. (Registry
-// changes are still plain encoding/json of registry.Change at each end.) It stays readable by every
-// later version: stored journals are read at start, so fields are only
-// added, optional; header names do not change. testdata holds events as
-// they were stored, and a test decodes them.
+// telemetry messages and reads them back, operation.go does the same for
+// twin, method and query operations (OperationMsg, DecodeOperation).
+// Producers and consumers of those use these and nothing else, so the form
+// is defined once. (Registry changes are still plain encoding/json of
+// registry.Change at each end.) It stays readable by every later version:
+// stored journals are read at start, so fields are only added, optional;
+// header names do not change. testdata holds events as they were stored,
+// and a test decodes them.
 //
 // KV buckets: tether_devices, tether_policies (registry), tether_state (hub
 // epoch for sequence numbers).

@@ -109,12 +109,22 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 // event: a 10-minute window holds millions during a reconnect storm).
 const dedupeWindow = 2 * time.Minute
 
+// opsMaxBytes bounds TETHER_OPS: about 5 million operations (~400 bytes
+// each); past it the oldest are dropped.
+const opsMaxBytes = 2 << 30
+
 func (j *Journal) setup(ctx context.Context, o Options) error {
 	streams := []jetstream.StreamConfig{
 		{Name: StreamConn, Subjects: []string{ConnPrefix + ">"}, Storage: jetstream.FileStorage,
 			Replicas: o.Replicas, Duplicates: dedupeWindow, MaxAge: 30 * 24 * time.Hour},
 		{Name: StreamRegistry, Subjects: []string{RegistryPrefix + ">"}, Storage: jetstream.FileStorage,
 			Replicas: o.Replicas, Duplicates: dedupeWindow, MaxAge: 30 * 24 * time.Hour},
+		// Operations: as registry changes, plus a size bound, since twin
+		// reads can come with every reconnect of a large fleet; the
+		// consumers (log writers, metrics) are normally seconds behind.
+		{Name: StreamOps, Subjects: []string{OpsPrefix + ">"}, Storage: jetstream.FileStorage,
+			Replicas: o.Replicas, Duplicates: dedupeWindow, MaxAge: 30 * 24 * time.Hour,
+			MaxBytes: opsMaxBytes, Discard: jetstream.DiscardOld},
 		{Name: StreamTelemetry, Subjects: []string{TelemetryPrefix + ">"}, Storage: jetstream.FileStorage,
 			Replicas: o.Replicas, MaxAge: o.TelemetryMaxAge, MaxBytes: 1 << 30, Discard: jetstream.DiscardOld},
 	}

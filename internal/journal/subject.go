@@ -9,6 +9,7 @@ const (
 	StreamConn      = "TETHER_CONN"
 	StreamRegistry  = "TETHER_REGISTRY"
 	StreamTelemetry = "TETHER_TELEMETRY"
+	StreamOps       = "TETHER_OPS"
 )
 
 // Subject prefixes.
@@ -16,6 +17,7 @@ const (
 	ConnPrefix      = "tether.conn."
 	RegistryPrefix  = "tether.registry."
 	TelemetryPrefix = "tether.telemetry."
+	OpsPrefix       = "tether.ops."
 )
 
 // ConnSubject is the subject of a connection event of kind for device id.
@@ -31,6 +33,17 @@ func RegistrySubject(deviceID, op string) string {
 // TelemetrySubject is the subject of device telemetry.
 func TelemetrySubject(deviceID string) string {
 	return TelemetryPrefix + EncodeToken(deviceID)
+}
+
+// OpsSubject is the subject of an Operation of category about device
+// id ("" for none: a twin query).
+func OpsSubject(category, deviceID string) string {
+	return OpsPrefix + EncodeToken(category) + "." + EncodeToken(deviceID)
+}
+
+// OpsFilter is the filter subject of the operations of category.
+func OpsFilter(category string) string {
+	return OpsPrefix + EncodeToken(category) + ".*"
 }
 
 const hexDigits = "0123456789ABCDEF"

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tether-hub/tether/internal/connlog"
 	logsqlite "github.com/tether-hub/tether/internal/connlog/sqlite"
+	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/kql"
 	kqlsqlite "github.com/tether-hub/tether/internal/kql/sqlite"
 	"github.com/tether-hub/tether/internal/presence"
@@ -237,6 +238,9 @@ func loadLine(line string, n int) ([]connlog.Record, error) {
 		k, v, _ := strings.Cut(kv, "=")
 		opts[k] = v
 	}
+	if cat, name, ok := strings.Cut(f[0], "/"); ok {
+		return loadOperation(cat, name, tm, f[2], n, opts)
+	}
 	res := connlog.Resource{}
 	hub := "myhub.azure-devices.net"
 	switch f[0] {
@@ -283,6 +287,42 @@ func loadLine(line string, n int) ([]connlog.Record, error) {
 		}
 	}
 	return connlog.FromConnectionEvent(res, e)
+}
+
+// loadOperation makes the record of "CATEGORY/NAME TIME DEVICE|-
+// [status=N] [code=C] [ms=N] [req=N] [resp=N] [method=M] [query=Q]
+// [page=N] [count=N] [sdk=S] [proto=P] [ip=I]": one journal.Operation
+// through the writer's mapper. Device-side (D2C) operations get a
+// protocol, an address and an SAS session; the others the api-version
+// and a caller.
+func loadOperation(cat, name string, tm time.Time, device string, n int, opts map[string]string) ([]connlog.Record, error) {
+	num := func(k string) int64 {
+		v, _ := strconv.ParseInt(opts[k], 10, 64)
+		return v
+	}
+	op := journal.Operation{ID: fmt.Sprintf("op-%04d", n), Time: tm, Hub: "myhub.azure-devices.net", Category: cat,
+		OperationName: name, DeviceID: device, Status: 200, ErrorCode: opts["code"], DurationMs: num("ms"),
+		RequestSize: num("req"), ResponseSize: num("resp"), MethodName: opts["method"], Query: opts["query"],
+		PageSize: int(num("page")), ResultCount: int(num("count")), SDKVersion: opts["sdk"]}
+	if op.DeviceID == "-" {
+		op.DeviceID = ""
+	}
+	if v := num("status"); v != 0 {
+		op.Status = int(v)
+	}
+	if cat == journal.CategoryD2CTwinOperations {
+		op.Protocol, op.MaskedIP, op.AuthType = opts["proto"], opts["ip"], "sas"
+	} else {
+		op.Caller = "service"
+		if op.SDKVersion == "" {
+			op.SDKVersion = "2021-04-12"
+		}
+	}
+	if err := op.Validate(); err != nil {
+		return nil, err
+	}
+	r, err := connlog.FromOperation(connlog.Resource{}, op)
+	return []connlog.Record{r}, err
 }
 
 // fields splits on spaces; "…" quotes a value (k="a b").

@@ -47,6 +47,27 @@ const (
 	Deliveries       = "EventGridDeliveries"
 	DeliveryLatency  = "EventGridLatency"
 	JournalLag       = "journalConsumerLag"
+
+	// Twin, method and query operations (operations.go).
+	MethodsSuccess        = "c2d.methods.success"
+	MethodsFailure        = "c2d.methods.failure"
+	MethodsRequestSize    = "c2d.methods.requestSize"
+	MethodsResponseSize   = "c2d.methods.responseSize"
+	D2CTwinReadSuccess    = "d2c.twin.read.success"
+	D2CTwinReadFailure    = "d2c.twin.read.failure"
+	D2CTwinReadSize       = "d2c.twin.read.size"
+	D2CTwinUpdateSuccess  = "d2c.twin.update.success"
+	D2CTwinUpdateFailure  = "d2c.twin.update.failure"
+	D2CTwinUpdateSize     = "d2c.twin.update.size"
+	C2DTwinReadSuccess    = "c2d.twin.read.success"
+	C2DTwinReadFailure    = "c2d.twin.read.failure"
+	C2DTwinReadSize       = "c2d.twin.read.size"
+	C2DTwinUpdateSuccess  = "c2d.twin.update.success"
+	C2DTwinUpdateFailure  = "c2d.twin.update.failure"
+	C2DTwinUpdateSize     = "c2d.twin.update.size"
+	TwinQueriesSuccess    = "twinQueries.success"
+	TwinQueriesFailure    = "twinQueries.failure"
+	TwinQueriesResultSize = "twinQueries.resultSize"
 )
 
 // Dimension names.
@@ -65,7 +86,7 @@ const (
 type Def struct {
 	Name        string // Azure-style name, as queries use it
 	DisplayName string
-	Unit        string // Azure unit: Count, Milliseconds
+	Unit        string // Azure unit: Count, Milliseconds, Bytes
 	Kind        Kind
 	Dimensions  []string
 	// Aggregations the metric allows; the first is its default.
@@ -105,6 +126,48 @@ var Catalog = []Def{
 		"tether_event_delivery_latency_seconds", "From an event's time to the endpoint's 2xx answer."},
 	{JournalLag, "Journal consumer lag", "Count", Gauge, []string{DimStream, DimConsumer}, snapshotAggs,
 		"tether_journal_consumer_lag_messages", "Journal messages a consumer has not yet processed (pending + unacknowledged)."},
+
+	// Operations: IoT Hub's names, units and aggregations (counts are
+	// single-point, sizes distributions of successful operations with
+	// Average as the default), from TETHER_OPS.
+	{MethodsSuccess, "Successful direct method invocations", "Count", Counter, nil, countAggs,
+		`tether_direct_method_calls_total{result="success"}`, "Direct method calls, by result (success: the device answered, whatever its status)."},
+	{MethodsFailure, "Failed direct method invocations", "Count", Counter, nil, countAggs,
+		`tether_direct_method_calls_total{result="failure"}`, "Direct method calls that failed (device not online, timeout, throttled…)."},
+	{MethodsRequestSize, "Request size of direct method invocations", "Bytes", Distribution, nil, distAggs,
+		`tether_direct_method_payload_bytes{part="request"}`, "Payload sizes of successful direct method calls (request, response)."},
+	{MethodsResponseSize, "Response size of direct method invocations", "Bytes", Distribution, nil, distAggs,
+		`tether_direct_method_payload_bytes{part="response"}`, "Response payload sizes of successful direct method calls."},
+	{D2CTwinReadSuccess, "Successful twin reads from devices", "Count", Counter, nil, countAggs,
+		`tether_twin_operations_total{direction="d2c",operation="read",result="success"}`, "Twin operations by direction (d2c: device-initiated, c2d: back end), operation (read, update) and result."},
+	{D2CTwinReadFailure, "Failed twin reads from devices", "Count", Counter, nil, countAggs,
+		`tether_twin_operations_total{direction="d2c",operation="read",result="failure"}`, "Device-initiated twin reads that failed."},
+	{D2CTwinReadSize, "Response size of twin reads from devices", "Bytes", Distribution, nil, distAggs,
+		`tether_twin_operation_size_bytes{direction="d2c",operation="read"}`, "Sizes of successful twin operations: the twin read, the patch or replacement written."},
+	{D2CTwinUpdateSuccess, "Successful twin updates from devices", "Count", Counter, nil, countAggs,
+		`tether_twin_operations_total{direction="d2c",operation="update",result="success"}`, "Device-initiated reported-property updates that succeeded."},
+	{D2CTwinUpdateFailure, "Failed twin updates from devices", "Count", Counter, nil, countAggs,
+		`tether_twin_operations_total{direction="d2c",operation="update",result="failure"}`, "Device-initiated reported-property updates that failed."},
+	{D2CTwinUpdateSize, "Size of twin updates from devices", "Bytes", Distribution, nil, distAggs,
+		`tether_twin_operation_size_bytes{direction="d2c",operation="update"}`, "Sizes of successful reported-property patches."},
+	{C2DTwinReadSuccess, "Successful twin reads from back end", "Count", Counter, nil, countAggs,
+		`tether_twin_operations_total{direction="c2d",operation="read",result="success"}`, "Back-end twin reads that succeeded."},
+	{C2DTwinReadFailure, "Failed twin reads from back end", "Count", Counter, nil, countAggs,
+		`tether_twin_operations_total{direction="c2d",operation="read",result="failure"}`, "Back-end twin reads that failed."},
+	{C2DTwinReadSize, "Response size of twin reads from back end", "Bytes", Distribution, nil, distAggs,
+		`tether_twin_operation_size_bytes{direction="c2d",operation="read"}`, "Sizes of twins read by the back end."},
+	{C2DTwinUpdateSuccess, "Successful twin updates from back end", "Count", Counter, nil, countAggs,
+		`tether_twin_operations_total{direction="c2d",operation="update",result="success"}`, "Back-end twin updates and replacements that succeeded."},
+	{C2DTwinUpdateFailure, "Failed twin updates from back end", "Count", Counter, nil, countAggs,
+		`tether_twin_operations_total{direction="c2d",operation="update",result="failure"}`, "Back-end twin updates and replacements that failed."},
+	{C2DTwinUpdateSize, "Size of twin updates from back end", "Bytes", Distribution, nil, distAggs,
+		`tether_twin_operation_size_bytes{direction="c2d",operation="update"}`, "Sizes of successful back-end twin patches and replacements."},
+	{TwinQueriesSuccess, "Successful twin queries", "Count", Counter, nil, countAggs,
+		`tether_twin_queries_total{result="success"}`, "Twin queries (one per page), by result."},
+	{TwinQueriesFailure, "Failed twin queries", "Count", Counter, nil, countAggs,
+		`tether_twin_queries_total{result="failure"}`, "Twin queries that failed."},
+	{TwinQueriesResultSize, "Twin queries result size", "Bytes", Distribution, nil, distAggs,
+		"tether_twin_query_result_bytes", "Result page sizes of successful twin queries."},
 }
 
 var catalogIndex = func() map[string]*Def {

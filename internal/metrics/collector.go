@@ -64,7 +64,7 @@ type Collector struct {
 	nConn      atomic.Int64
 	lastDeliv  map[string]DeliveryCounts
 	lags       map[[2]string]float64 // stream, consumer → lag
-	ownLag     [2]atomic.Int64       // conn, telemetry: NumPending after the last message
+	ownLag     [3]atomic.Int64       // conn, telemetry, ops: NumPending after the last message
 
 	consumers []jetstream.ConsumeContext
 	stop      context.CancelFunc
@@ -278,8 +278,8 @@ func (c *Collector) applyState(subject string, seq uint64) {
 	c.connected[dev] = connState{seq, connected}
 }
 
-// startCounts follows TETHER_CONN and TETHER_TELEMETRY (headers only)
-// from the Store's positions.
+// startCounts follows TETHER_CONN, TETHER_TELEMETRY (headers only) and
+// TETHER_OPS from the Store's positions.
 func (c *Collector) startCounts(ctx context.Context) error {
 	for _, s := range []struct {
 		stream      string
@@ -288,6 +288,7 @@ func (c *Collector) startCounts(ctx context.Context) error {
 	}{
 		{journal.StreamConn, false, c.countConn},
 		{journal.StreamTelemetry, true, c.countTelemetry},
+		{journal.StreamOps, false, c.countOps},
 	} {
 		cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, HeadersOnly: s.headersOnly}
 		pos, err := c.startPosition(ctx, s.stream)
@@ -482,6 +483,7 @@ func (c *Collector) Sample(now time.Time) {
 	c.mu.Lock()
 	c.lags[[2]string{journal.StreamConn, ownConsumer}] = float64(c.ownLag[0].Load())
 	c.lags[[2]string{journal.StreamTelemetry, ownConsumer}] = float64(c.ownLag[1].Load())
+	c.lags[[2]string{journal.StreamOps, ownConsumer}] = float64(c.ownLag[2].Load())
 	for k, v := range c.lags {
 		gauges = append(gauges, GaugeSample{Metric: JournalLag, Dims: []string{DimStream, k[0], DimConsumer, k[1]}, Value: v})
 		c.prom.lag.WithLabelValues(k[0], k[1]).Set(v)
@@ -530,7 +532,7 @@ func (c *Collector) sampleDeliveries(now time.Time) {
 // streams (ephemeral consumers have random names and are left out).
 func (c *Collector) pollLag(ctx context.Context) {
 	lags := map[[2]string]float64{}
-	for _, name := range []string{journal.StreamConn, journal.StreamRegistry, journal.StreamTelemetry} {
+	for _, name := range []string{journal.StreamConn, journal.StreamRegistry, journal.StreamTelemetry, journal.StreamOps} {
 		st, err := c.o.JS.Stream(ctx, name)
 		if err != nil {
 			c.log.Debug("metrics: stream info", "stream", name, "err", err)

@@ -15,6 +15,10 @@
 //     and authentication failures, by ResultType, protocol and reason.
 //   - TETHER_TELEMETRY from the saved position, headers only (payloads are
 //     not fetched): d2c.telemetry.ingress.success.
+//   - TETHER_OPS from the saved position: IoT Hub's twin, direct-method and
+//     twin-query metrics (c2d.methods.*, d2c.twin.*, c2d.twin.*,
+//     twinQueries.*), counted by outcome, sizes of successes observed
+//     (operations.go).
 //
 // What the journal does not hold comes from the hub through small
 // functions: device counts (the registry: creations older than the

@@ -22,10 +22,23 @@ type promMetrics struct {
 	deliveries   *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 	lag          *prometheus.GaugeVec
+
+	// Operations (operations.go).
+	twinOps     *prometheus.CounterVec   // direction, operation, result
+	twinSize    *prometheus.HistogramVec // direction, operation
+	methodCalls *prometheus.CounterVec   // result
+	methodBytes *prometheus.HistogramVec // part
+	twinQueries *prometheus.CounterVec   // result
+	queryBytes  prometheus.Histogram
 }
 
 // latencyBuckets span a local webhook (ms) to a retried one (minutes).
 var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900}
+
+// sizeBuckets span an empty method payload to a large query page (IoT
+// Hub caps method payloads at 128 KiB and twins at 32 KiB of properties
+// each; a query page can hold 100 twins).
+var sizeBuckets = []float64{16, 64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20}
 
 func newPromMetrics(connected func() float64) *promMetrics {
 	p := &promMetrics{reg: prometheus.NewRegistry()}
@@ -62,11 +75,35 @@ func newPromMetrics(connected func() float64) *promMetrics {
 		Name: "tether_journal_consumer_lag_messages",
 		Help: "Journal messages a consumer has not yet processed (pending plus unacknowledged).",
 	}, []string{"stream", "consumer"})
+	p.twinOps = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tether_twin_operations_total",
+		Help: "Twin operations by direction (d2c: the device's, c2d: the back end's), operation (read, update: replace included) and result.",
+	}, []string{"direction", "operation", "result"})
+	p.twinSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "tether_twin_operation_size_bytes", Help: "Sizes of successful twin operations: the twin read, or the patch or replacement written.",
+		Buckets: sizeBuckets,
+	}, []string{"direction", "operation"})
+	p.methodCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tether_direct_method_calls_total",
+		Help: "Direct method calls by result (success: the device answered, whatever its status; failure: not online, timeout, throttled…).",
+	}, []string{"result"})
+	p.methodBytes = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "tether_direct_method_payload_bytes", Help: "Request and response payload sizes of successful direct method calls.",
+		Buckets: sizeBuckets,
+	}, []string{"part"})
+	p.twinQueries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tether_twin_queries_total", Help: "Twin queries (one per result page) by result.",
+	}, []string{"result"})
+	p.queryBytes = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "tether_twin_query_result_bytes", Help: "Result page sizes of successful twin queries.",
+		Buckets: sizeBuckets,
+	})
 	p.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tether_connected_devices", Help: "Devices with an established MQTT session.",
 		}, connected),
 		p.devices, p.connects, p.disconnects, p.authFailures, p.telemetry, p.c2d, p.deliveries, p.latency, p.lag,
+		p.twinOps, p.twinSize, p.methodCalls, p.methodBytes, p.twinQueries, p.queryBytes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
