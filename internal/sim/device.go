@@ -310,6 +310,9 @@ func (d *device) setDisabled(on bool, s *session) {
 	d.disabled.Store(on) // before the call: the hub kicks the session during it
 	if s != nil && on {
 		s.disabling = true
+		if d.tw != nil {
+			d.tw.hubWillClose()
+		}
 	}
 	ctx, cancel := context.WithTimeout(f.hard, 30*time.Second)
 	defer cancel()

@@ -45,6 +45,12 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 	}
 	timer := time.NewTimer(never)
 	defer timer.Stop()
+	// Shortly before the token expires the hub will close the session
+	// unless it is renewed first: the twin client stops counting on it.
+	closeDue := never
+	if d.tw != nil {
+		closeDue = tokenExp.Add(-expiryMargin).Sub(began)
+	}
 
 	topic := "devices/" + d.id + "/messages/events/"
 	closeWait := func() (forced bool) {
@@ -90,6 +96,9 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 		}
 		if rep, ok := d.reportDue(); ok {
 			next = min(next, rep-f.since()+el)
+		}
+		if closeDue < never {
+			next = min(next, closeDue)
 		}
 		if at, ok := d.nextAction(); ok && stopC != nil {
 			next = min(next, at-f.since()+el)
@@ -138,6 +147,9 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 				d.ping(conn)
 				s.lastSent = time.Now()
 			}
+		case el >= closeDue:
+			closeDue = never
+			d.tw.hubWillClose()
 		case d.reportNow():
 			if !s.silent {
 				d.tw.report()
@@ -166,6 +178,10 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 		}
 	}
 }
+
+// expiryMargin is how long before its token's expiry a session stops
+// counting as ready for calls and pushes.
+const expiryMargin = 2 * time.Second
 
 // ping sends a keep-alive PINGREQ (through the twin client, which
 // matches PINGRESPs to what they confirm).

@@ -94,6 +94,7 @@ type twinClient struct {
 	mu              sync.Mutex
 	conn            *mqttclient.Conn // the session's connection while it can send; nil otherwise
 	silent          bool
+	closeDue        bool    // the hub is about to close the session (token expiry, disabled)
 	online          int64   // this session's CONNECT (unix ns)
 	methodsFrom     int64   // when this session became ready for calls; 0: not (yet)
 	desiredFrom     int64   // … for desired pushes
@@ -130,7 +131,7 @@ func (t *twinClient) begin(conn *mqttclient.Conn) {
 	p := f.prof
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.conn, t.silent, t.online, t.sent, t.pings = conn, false, conn.ConnectSent.UnixNano(), 0, t.pings[:0]
+	t.conn, t.silent, t.closeDue, t.online, t.sent, t.pings = conn, false, false, conn.ConnectSent.UnixNano(), 0, t.pings[:0]
 	t.methodsFrom, t.desiredFrom = 0, 0
 	t.markReady(time.Now().Add(establishSlack))
 	t.keptFrom = t.confirmed
@@ -161,7 +162,7 @@ func (t *twinClient) begin(conn *mqttclient.Conn) {
 
 // markReady opens the readiness spans of confirmed subscriptions.
 func (t *twinClient) markReady(at time.Time) {
-	if t.conn == nil || t.silent {
+	if t.conn == nil || t.silent || t.closeDue {
 		return
 	}
 	if t.confirmed&subMethods != 0 && t.methodsFrom == 0 {
@@ -265,6 +266,17 @@ func (t *twinClient) closing(silent bool) {
 	} else {
 		t.conn = nil
 	}
+}
+
+// hubWillClose: the hub is about to close the session (the token
+// expires, the device is being disabled). The device still answers what
+// comes, but nothing sent from now on is certain to reach it, so the
+// readiness spans end here rather than when the close is noticed.
+func (t *twinClient) hubWillClose() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.endReady(time.Now().UnixNano())
+	t.closeDue = true
 }
 
 func (t *twinClient) endReady(now int64) {

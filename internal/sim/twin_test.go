@@ -211,3 +211,36 @@ func TestSimTwinsSplitOverWorkers(t *testing.T) {
 		t.Errorf("no calls expected to succeed: %+v", tw.Methods.Expect)
 	}
 }
+
+// The .NET profile keeps its connection until the hub closes it at token
+// expiry and then subscribes again on the new one; some devices are
+// disabled for a while (the hub closes them and refuses them). Calls and
+// pushes around those closes may go either way; nothing may be lost on a
+// ready device or go to the wrong one.
+func TestSimTwinsCSharpExpiryAndDisable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("16 s simulation")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg, api := simHub(t, ctx)
+	faults, err := sim.ParseFaults("disabled=10%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Devices, cfg.Duration, cfg.Ramp, cfg.Profile, cfg.Faults = 30, 16*time.Second, 30, "csharp", faults
+	cfg.TokenTTL, cfg.DisableFor = 6*time.Second, 3*time.Second
+	cfg.Twin, cfg.Methods, cfg.ReportedEvery = true, true, 2*time.Second
+	cfg.MethodRate, cfg.MethodNoAnswer, cfg.DesiredRate = 25, 0.05, 10
+	rep := runSim(t, ctx, cfg, api)
+	tw := rep.Twins
+	if rep.Stats.Faults["disabled"] == 0 || rep.Stats.Renewals == 0 {
+		t.Errorf("faults %v, renewals %d: the hub closed nothing", rep.Stats.Faults, rep.Stats.Renewals)
+	}
+	if calls, matched := expectRow(tw.Methods, sim.OutcomeOK, "ready throughout"); calls == 0 || matched != calls {
+		t.Errorf("echo calls to ready devices: %d of %d answered 200", matched, calls)
+	}
+	if tw.Desired.Required == 0 || tw.Desired.Missing != 0 {
+		t.Errorf("desired: %d required, %d missing", tw.Desired.Required, tw.Desired.Missing)
+	}
+}
