@@ -51,12 +51,49 @@ type bucket struct {
 	N     [numClasses]uint16
 }
 
-func (b *bucket) inc(stamp int32, c Class, delta int) {
-	if b.Stamp != stamp {
-		*b = bucket{Stamp: stamp}
-	}
+func (b *bucket) inc(c Class, delta int) {
 	v := int(b.N[c]) + delta
 	b.N[c] = uint16(min(max(v, 0), 1<<16-1))
+}
+
+// buckets are a device's buckets of one resolution, oldest first, at most
+// keep of them (a device that was quiet for a while holds only the
+// buckets it had events in).
+type buckets []bucket
+
+// inc adds delta to class c in the bucket stamp, making it (and dropping
+// buckets older than keep stamps) as needed.
+func (bs *buckets) inc(stamp int32, keep int32, c Class, delta int) {
+	s := *bs
+	for i := len(s) - 1; i >= 0 && s[i].Stamp >= stamp; i-- {
+		if s[i].Stamp == stamp {
+			s[i].inc(c, delta)
+			return
+		}
+	}
+	if delta < 0 {
+		return
+	}
+	drop := 0
+	for drop < len(s) && s[drop].Stamp <= stamp-keep {
+		drop++
+	}
+	if drop > 0 {
+		s = append(s[:0], s[drop:]...)
+	}
+	b := bucket{Stamp: stamp}
+	b.inc(c, delta)
+	i := len(s)
+	for i > 0 && s[i-1].Stamp > stamp {
+		i--
+	}
+	if i > 0 && s[i-1].Stamp <= stamp-keep {
+		return // older than what is kept
+	}
+	s = append(s, bucket{})
+	copy(s[i+1:], s[i:])
+	s[i] = b
+	*bs = s
 }
 
 // srcStat is what one source address did for a device.
@@ -114,8 +151,8 @@ type device struct {
 	ID    string
 	Ring  []rec // the latest events, oldest first from index N % RingSize once full
 	N     uint64
-	Hours [hourBuckets]bucket
-	Days  [dayBuckets]bucket
+	Hours buckets // the last hourBuckets hours, by hour
+	Days  buckets // the last dayBuckets days, by day
 	First [numClasses]int64 // first and latest event time of each class, ms
 	Last  [numClasses]int64
 	Flap  flapSlots
@@ -150,9 +187,8 @@ func (d *device) push(r rec) {
 
 // count adds delta to class c at time at in both resolutions.
 func (d *device) count(at int64, c Class, delta int) {
-	h, dy := int32(at/msHour)+1, int32(at/msDay)+1
-	d.Hours[int(h)%hourBuckets].inc(h, c, delta)
-	d.Days[int(dy)%dayBuckets].inc(dy, c, delta)
+	d.Hours.inc(int32(at/msHour)+1, hourBuckets, c, delta)
+	d.Days.inc(int32(at/msDay)+1, dayBuckets, c, delta)
 }
 
 // reclass changes the class of the ring entry i (a takeover found to be a
