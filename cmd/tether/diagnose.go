@@ -207,7 +207,9 @@ func printDiagnosis(w io.Writer, d insight.Diagnosis) error {
 		wrap(&b, "   Why: ", v.Explanation)
 		wrap(&b, "   Fix: ", v.Fix)
 		b.WriteString("   Query (tether query):\n")
-		b.WriteString("     tether query " + shellQuote(v.Query) + "\n")
+		// Continuation lines indented: KQL ignores the spaces, so the
+		// command still runs as pasted.
+		b.WriteString("     tether query " + strings.ReplaceAll(shellQuote(v.Query), "\n", "\n       ") + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
