@@ -151,8 +151,8 @@ type device struct {
 	ID    string
 	Ring  []rec // the latest events, oldest first from index N % RingSize once full
 	N     uint64
-	Hours buckets // the last hourBuckets hours, by hour
-	Days  buckets // the last dayBuckets days, by day
+	Hours buckets           // the last hourBuckets hours, by hour
+	Days  buckets           // the last dayBuckets days, by day
 	First [numClasses]int64 // first and latest event time of each class, ms
 	Last  [numClasses]int64
 	Flap  flapSlots

@@ -26,7 +26,7 @@ type Config struct {
 	// Scenarios reproduce the causes `tether diagnose` recognises on
 	// chosen devices (scenario.go).
 	Scenarios Scenarios `json:"scenarios,omitempty"`
-	Seed       uint64        `json:"seed"`
+	Seed      uint64    `json:"seed"`
 
 	// Device twins and direct methods (twin.go, driver.go). The devices
 	// use them the way the profile's SDK does; the service side is the

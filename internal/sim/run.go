@@ -60,7 +60,7 @@ type Report struct {
 	// Scenarios is the check of the diagnoses against the injected
 	// causes (nil without --scenario).
 	Scenarios *ScenarioReport `json:"scenarios,omitempty"`
-	Notes []string    `json:"notes,omitempty"`
+	Notes     []string        `json:"notes,omitempty"`
 }
 
 // OK reports whether the hub reported everything as expected.
