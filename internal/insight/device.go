@@ -248,22 +248,26 @@ func (d *device) window(since, now int64) (n counts, from int64) {
 	oldest, whole := d.ringFrom()
 	if whole || oldest <= since {
 		for _, r := range d.recent(since) {
-			n[r.Class]++
+			if r.At <= now {
+				n[r.Class]++
+			}
 		}
 		return n, since
 	}
-	if now-since < (hourBuckets-1)*msHour {
-		h := int32(since/msHour) + 1
+	// Hours while the hour buckets still reach back to since (they keep
+	// the last day of the device's events), else days.
+	if h := int32(since/msHour) + 1; now-since < (hourBuckets-1)*msHour && len(d.Hours) > 0 && h > d.Hours[len(d.Hours)-1].Stamp-hourBuckets {
+		last := int32(now/msHour) + 1
 		for _, b := range d.Hours {
-			if b.Stamp >= h {
+			if b.Stamp >= h && b.Stamp <= last {
 				n.add(&b.N)
 			}
 		}
 		return n, int64(h-1) * msHour
 	}
-	dy := int32(since/msDay) + 1
+	dy, last := int32(since/msDay)+1, int32(now/msDay)+1
 	for _, b := range d.Days {
-		if b.Stamp >= dy {
+		if b.Stamp >= dy && b.Stamp <= last {
 			n.add(&b.N)
 		}
 	}

@@ -239,3 +239,42 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	same("after refused loads")
 }
+
+// A window sees only its own span: two days ago the device was fought
+// over, today it only renews. Counts older than the last 32 events come
+// from the day buckets; the window reports where they begin.
+func TestDiagnoseWindows(t *testing.T) {
+	f := newFleet(t, insight.Options{})
+	id := duplicate(f) // ~22 minutes of takeovers from t0
+	fought := f.now
+	f.after(48 * time.Hour)
+	c := f.client(id, "10.0.1.XXX", nodeSDK, time.Hour, 180)
+	c.connect()
+	for range 40 {
+		f.after(45 * time.Minute)
+		c.closeClean()
+		f.after(100 * time.Millisecond)
+		c.connect()
+	}
+	now := f.now
+	today, err := f.engine.Diagnose(id, now.Add(-24*time.Hour), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if today.Status != insight.StatusHealthy || len(today.Verdicts) != 1 || today.Verdicts[0].Cause != insight.CauseTokenRenewal {
+		t.Errorf("today: %s %+v", today.Summary, today.Verdicts)
+	}
+	then, err := f.engine.Diagnose(id, t0.Add(-time.Hour), fought.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(then.Verdicts) == 0 || then.Verdicts[0].Cause != insight.CauseDuplicateIdentity || then.Numbers.Disconnects["takeover"] != 40 {
+		t.Errorf("then: %s %+v %+v", then.Summary, then.Numbers, then.Verdicts)
+	}
+	if !then.CountedFrom.Equal(t0.Truncate(24 * time.Hour)) {
+		t.Errorf("counted from %s, want the day's start", then.CountedFrom)
+	}
+	if _, err := f.engine.Diagnose(id, now.Add(-8*24*time.Hour), now); !errors.Is(err, insight.ErrWindow) {
+		t.Errorf("8 days: %v", err)
+	}
+}
