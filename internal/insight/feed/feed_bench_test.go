@@ -3,6 +3,7 @@ package feed_test
 import (
 	"context"
 	"log/slog"
+	"runtime/debug"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 // (user + system, the embedded NATS server's delivery included) per event,
 // and core-%@5k/s what that costs at 5,000 events a second.
 func BenchmarkFeed(b *testing.B) {
+	defer debug.SetGCPercent(debug.SetGCPercent(200)) // as `tether serve`
 	const n = 50_000
 	j := openJournal(b)
 	publish(b, j, history(n, 10_000, time.Now().Add(-time.Hour), 3))
@@ -118,6 +120,8 @@ func BenchmarkDecode(b *testing.B) {
 // the feed's cost (cpu-%-of-core), and lag-at-end says it kept up (events
 // not yet applied when the last one was stored).
 func BenchmarkFeedAt5k(b *testing.B) {
+	// As `tether serve` runs (cmd/tether/serve.go): GC percent 200.
+	defer debug.SetGCPercent(debug.SetGCPercent(200))
 	const rate, seconds = 5000, 5
 	const n = rate * seconds
 	evs := history(2*n*b.N, 10_000, time.Now().Add(-time.Hour), 6)
