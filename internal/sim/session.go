@@ -43,7 +43,10 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 	if f.prof.RenewMode == RenewReconnect {
 		renew = f.prof.RenewAfter(d.tokenTTL())
 	}
-	flapAt := d.flapDelay() // scenario flapping (scenario.go)
+	flapAt := never
+	if d.sc != nil && d.sc.kind == ScenarioFlapping && !d.twin {
+		flapAt = d.flapDelay() // the application restarts its client (scenario.go)
+	}
 	timer := time.NewTimer(never)
 	defer timer.Stop()
 	// Shortly before the token expires the hub will close the session
