@@ -50,6 +50,9 @@ func Prepare(dir string) (Result, error) {
 	}
 	res := Result{From: info.Format, Fresh: fresh}
 	if fresh {
+		// An empty directory made for the hub (often 0755) is ours to
+		// close: it is about to hold keys.
+		_ = os.Chmod(dir, 0o700)
 		return res, WriteFormat(dir, latest)
 	}
 	if info.Format > latest {
