@@ -45,11 +45,16 @@ func (a *App) openDataDir() error {
 // them (format 0). The hub logs where, never the key. The file is kept
 // current while it exists (syncBootstrap); deleting it is the operator's
 // call once the string is in a secret store.
-func (a *App) writeBootstrap() error {
+func (a *App) writeBootstrap() (err error) {
 	dir := a.cfg.DataDir
-	if err := datadir.WritePrivate(filepath.Join(dir, datadir.APIURLFile), []byte("https://"+a.apiHostPort()+"\n")); err != nil {
-		return fmt.Errorf("api-url file: %w", err)
-	}
+	// api-url last: once it is there, so is everything else.
+	defer func() {
+		if err == nil {
+			if werr := datadir.WritePrivate(filepath.Join(dir, datadir.APIURLFile), []byte("https://"+a.apiHostPort()+"\n")); werr != nil {
+				err = fmt.Errorf("api-url file: %w", werr)
+			}
+		}
+	}()
 	path := filepath.Join(dir, datadir.BootstrapFile)
 	_, statErr := os.Stat(path)
 	missing := errors.Is(statErr, os.ErrNotExist)
@@ -62,8 +67,8 @@ func (a *App) writeBootstrap() error {
 	if _, ok := a.registry.Policy(ownerPolicy); !ok {
 		return nil // deleted by the operator: nothing to hand out
 	}
-	if err := datadir.WritePrivate(path, []byte(a.OwnerConnectionString()+"\n")); err != nil {
-		return fmt.Errorf("bootstrap file: %w", err)
+	if werr := datadir.WritePrivate(path, []byte(a.OwnerConnectionString()+"\n")); werr != nil {
+		return fmt.Errorf("bootstrap file: %w", werr)
 	}
 	why := "first start"
 	if !first {

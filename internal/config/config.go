@@ -111,7 +111,8 @@ var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
 // Parse checks data's shape and keys: a mapping of flag names (those of fs
 // that allowed accepts) to scalars, or lists for list flags. Values are
-// checked by Apply.
+// checked by Apply. With problems in a mapping it returns both the File
+// of the settings that parsed and the *Error.
 func Parse(path string, data []byte, fs *pflag.FlagSet, allowed func(*pflag.Flag) bool) (*File, error) {
 	f := &File{Path: path}
 	errs := &Error{}
@@ -190,10 +191,26 @@ func Parse(path string, data []byte, fs *pflag.FlagSet, allowed func(*pflag.Flag
 		}
 		f.Settings = append(f.Settings, Setting{Key: key, Value: val, Line: v.Line, Column: v.Column})
 	}
-	if err := errs.orNil(); err != nil {
-		return nil, err
+	// The settings that are fine come back with the problems, so Apply
+	// can check their values and Merge report everything at once.
+	return f, errs.orNil()
+}
+
+// Merge joins the problems of several *Error (nil ones skipped) into one,
+// in file order; an error of another kind is returned as it is.
+func Merge(errs ...error) error {
+	all := &Error{}
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		var ce *Error
+		if !errors.As(err, &ce) {
+			return err
+		}
+		all.Problems = append(all.Problems, ce.Problems...)
 	}
-	return f, nil
+	return all.orNil()
 }
 
 // value is the flag text of v: a scalar as written, a list of scalars
