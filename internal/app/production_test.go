@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/tether-hub/tether/internal/app"
 	"github.com/tether-hub/tether/internal/certs"
 	"github.com/tether-hub/tether/internal/datadir"
@@ -416,4 +418,103 @@ func TestOldFormatDataDirIsMigrated(t *testing.T) {
 	if !errors.Is(err, datadir.ErrTooNew) || !strings.Contains(err.Error(), "tether v2.0.0") {
 		t.Fatalf("newer data dir: %v", err)
 	}
+}
+
+// A device that authenticates with a policy token (skn) is refused once
+// that key is renewed, and the Connections log records the refusal; the
+// policy's other key goes on working.
+func TestRenewedPolicyKeyRefusesDevices(t *testing.T) {
+	h := startHub(t)
+	h.device("fleet-1")
+	dp, _ := h.Registry().Policy("device")
+	policyToken := func(key string) string {
+		tok, err := sas.Sign(sas.DeviceResource("localhost", "fleet-1"), key, "device", time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	oldPrimary := policyToken(dp.PrimaryKey)
+	c, rc := h.v3("fleet-1", username("fleet-1"), oldPrimary)
+	if rc != 0 {
+		t.Fatalf("policy token before the renewal: CONNACK %d", rc)
+	}
+	c.Disconnect(100)
+	if _, err := h.Registry().RenewPolicyKey(context.Background(), "device", registry.PrimarySlot, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, rc := h.v3("fleet-1", username("fleet-1"), oldPrimary); rc != 5 {
+		t.Fatalf("renewed key: CONNACK %d, want 5 (not authorized)", rc)
+	}
+	if _, rc := h.v3("fleet-1", username("fleet-1"), policyToken(dp.SecondaryKey)); rc != 0 {
+		t.Fatalf("the policy's secondary key after renewing the primary: CONNACK %d", rc)
+	}
+	recs := h.waitLogs("fleet-1", 4) // connect, disconnect, refused connect, connect
+	var refused bool
+	for _, r := range recs {
+		if r.OperationName == "deviceConnect" && r.ResultType == "401003" && strings.Contains(r.Properties, "signature") {
+			refused = true
+		}
+	}
+	if !refused {
+		var lines []string
+		for _, r := range recs {
+			lines = append(lines, r.OperationName+" "+r.ResultType+" "+r.Properties)
+		}
+		t.Fatalf("no refused deviceConnect record:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// Two hub nodes on one NATS: a key renewed on one is refused by the
+// other within moments (the policy bucket is watched), and its new key
+// accepted.
+func TestPolicyRenewalReachesOtherNodes(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown) // after the hubs' cleanups
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	a := startHubWith(t, t.TempDir(), func(c *app.Config) { c.NATSURL = ns.ClientURL() })
+	// The second node without the harness: its goroutine check expects
+	// one hub at a time. Its cleanup runs before the first node's.
+	b, err := app.New(app.Config{DataDir: t.TempDir(), Dev: true, NATSURL: ns.ClientURL(), MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		b.Stop(ctx)
+	})
+	sign := func(key string) string {
+		tok, err := sas.Sign("localhost", key, "service", time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	before, _ := b.Registry().Policy("service")
+	if _, err := b.Registry().Authorize(sign(before.PrimaryKey), registry.ServiceConnect, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := a.Registry().RenewPolicyKey(context.Background(), "service", registry.PrimarySlot, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if _, err := b.Registry().Authorize(sign(before.PrimaryKey), registry.ServiceConnect, time.Now()); err == nil {
+			return errorf("the other node still accepts the renewed key")
+		}
+		if _, err := b.Registry().Authorize(sign(renewed.PrimaryKey), registry.ServiceConnect, time.Now()); err != nil {
+			return errorf("the other node refuses the new key: %v", err)
+		}
+		return nil
+	})
 }
