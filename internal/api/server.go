@@ -86,6 +86,8 @@ type Deps struct {
 	// Operations journals twin, method and query operations; nil: they
 	// are not logged.
 	Operations OperationRecorder
+	// Backup streams GET /api/v1/backup; nil: 503.
+	Backup BackupService
 	// Now is the clock for token expiry and relative log times; default
 	// time.Now.
 	Now func() time.Time
@@ -182,6 +184,10 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request, rest string) {
 		s.alerts(w, r, strings.TrimPrefix(rest, "alerts"))
 	case rest == "diagnostic-settings" || strings.HasPrefix(rest, "diagnostic-settings/"):
 		s.diagnosticSettings(w, r, strings.TrimPrefix(rest, "diagnostic-settings"))
+	case rest == "backup":
+		if allow(w, r, s.v1Error, http.MethodGet) {
+			s.getBackup(w, r)
+		}
 	case rest == "policies" || strings.HasPrefix(rest, "policies/"):
 		s.policies(w, r, strings.TrimPrefix(rest, "policies"))
 	case rest == "subscriptions" || strings.HasPrefix(rest, "subscriptions/"):

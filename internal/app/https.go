@@ -34,6 +34,7 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		Methods:            methodAdapter{a},
 		Operations:         a,
 		DiagnosticSettings: a.logs.diag,
+		Backup:             backupService{a},
 	})
 	a.apiHandler = apiServer // also served on the local admin socket (adminsock.go)
 	mux := http.NewServeMux()
