@@ -28,7 +28,12 @@ func startAppHub(t *testing.T) (*cliHub, string) {
 // startApp runs a whole hub in-process (dev mode, port 0).
 func startApp(t *testing.T) *app.App {
 	t.Helper()
-	dir := t.TempDir()
+	return startAppIn(t, t.TempDir())
+}
+
+// startAppIn is startApp on a given data dir.
+func startAppIn(t *testing.T, dir string) *app.App {
+	t.Helper()
 	a, err := app.New(app.Config{
 		DataDir: dir, HubName: "localhost", Dev: true,
 		MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0",
