@@ -67,6 +67,10 @@ Restore with 'tether restore --from DIR --data-dir NEW'; check a backup with
 // takeBackup writes a backup into dir from the API, the admin socket or
 // a stopped hub's data dir.
 func takeBackup(ctx context.Context, dir string, local bool, natsURL, archiveDir string) (backup.Manifest, error) {
+	// Before the hub starts a backup nobody would read.
+	if err := backup.CheckTarget(dir); err != nil {
+		return backup.Manifest{}, err
+	}
 	var c *apiClient
 	switch {
 	case !local:

@@ -193,7 +193,7 @@ func (b *offlinePolicies) renew(ctx context.Context, name string, slot registry.
 func (b *offlinePolicies) hubName() string { return b.host }
 func (b *offlinePolicies) close()          { b.off.Close() }
 
-// withPolicies opens the backend, runs fn and closes it.
+// with opens the backend, runs fn and closes it.
 func (o *policyOpts) with(cmd *cobra.Command, fn func(ctx context.Context, b policyBackend) error) error {
 	b, err := o.open(cmd.Context())
 	if err != nil {
@@ -201,6 +201,29 @@ func (o *policyOpts) with(cmd *cobra.Command, fn func(ctx context.Context, b pol
 	}
 	defer b.close()
 	return fn(cmd.Context(), b)
+}
+
+// show runs fn, which answers one policy, and prints it.
+func (o *policyOpts) show(cmd *cobra.Command, fn func(ctx context.Context, b policyBackend) (registry.Policy, error)) error {
+	return o.with(cmd, func(ctx context.Context, b policyBackend) error {
+		p, err := fn(ctx, b)
+		if err != nil {
+			return err
+		}
+		return printPolicy(cmd.OutOrStdout(), p, b.hubName())
+	})
+}
+
+// parseRightsFlag reads --rights, which must name at least one right.
+func parseRightsFlag(s, missing string) (registry.Rights, error) {
+	r, err := registry.ParseRights(s)
+	if err != nil {
+		return 0, fmt.Errorf("--rights: %w", err)
+	}
+	if r == 0 {
+		return 0, errors.New(missing)
+	}
+	return r, nil
 }
 
 func policyArgs(cmd *cobra.Command, args []string) error {
@@ -249,12 +272,8 @@ func newPolicyShowCmd(o *policyOpts) *cobra.Command {
 		Short: "Show a policy's rights, keys and connection strings",
 		Args:  policyArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.with(cmd, func(ctx context.Context, b policyBackend) error {
-				p, err := b.get(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				return printPolicy(cmd.OutOrStdout(), p, b.hubName())
+			return o.show(cmd, func(ctx context.Context, b policyBackend) (registry.Policy, error) {
+				return b.get(ctx, args[0])
 			})
 		},
 	}
@@ -267,19 +286,12 @@ func newPolicyCreateCmd(o *policyOpts) *cobra.Command {
 		Short: "Create a policy (keys are generated unless given)",
 		Args:  policyArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := registry.ParseRights(rights)
+			r, err := parseRightsFlag(rights, "--rights is required: e.g. --rights RegistryRead,ServiceConnect")
 			if err != nil {
-				return fmt.Errorf("--rights: %w", err)
+				return err
 			}
-			if r == 0 {
-				return errors.New("--rights is required: e.g. --rights RegistryRead,ServiceConnect")
-			}
-			return o.with(cmd, func(ctx context.Context, b policyBackend) error {
-				p, err := b.create(ctx, registry.Policy{Name: args[0], Rights: r, PrimaryKey: primary, SecondaryKey: secondary})
-				if err != nil {
-					return err
-				}
-				return printPolicy(cmd.OutOrStdout(), p, b.hubName())
+			return o.show(cmd, func(ctx context.Context, b policyBackend) (registry.Policy, error) {
+				return b.create(ctx, registry.Policy{Name: args[0], Rights: r, PrimaryKey: primary, SecondaryKey: secondary})
 			})
 		},
 	}
@@ -297,19 +309,12 @@ func newPolicyUpdateCmd(o *policyOpts) *cobra.Command {
 		Short: "Replace a policy's rights (its keys stay; renew-key changes those)",
 		Args:  policyArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := registry.ParseRights(rights)
+			r, err := parseRightsFlag(rights, "--rights is required (the new rights, all of them); to remove a policy use delete")
 			if err != nil {
-				return fmt.Errorf("--rights: %w", err)
+				return err
 			}
-			if r == 0 {
-				return errors.New("--rights is required (the new rights, all of them); to remove a policy use delete")
-			}
-			return o.with(cmd, func(ctx context.Context, b policyBackend) error {
-				p, err := b.update(ctx, args[0], r)
-				if err != nil {
-					return err
-				}
-				return printPolicy(cmd.OutOrStdout(), p, b.hubName())
+			return o.show(cmd, func(ctx context.Context, b policyBackend) (registry.Policy, error) {
+				return b.update(ctx, args[0], r)
 			})
 		},
 	}
@@ -352,12 +357,8 @@ with the old keys stops); --key swap exchanges them.`,
 			if err != nil {
 				return errors.New(strings.TrimPrefix(err.Error(), registry.CodeArgumentInvalid+": "))
 			}
-			return o.with(cmd, func(ctx context.Context, b policyBackend) error {
-				p, err := b.renew(ctx, args[0], slot)
-				if err != nil {
-					return err
-				}
-				return printPolicy(cmd.OutOrStdout(), p, b.hubName())
+			return o.show(cmd, func(ctx context.Context, b policyBackend) (registry.Policy, error) {
+				return b.renew(ctx, args[0], slot)
 			})
 		},
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,21 +29,11 @@ type prodApp struct {
 
 func startProdApp(t *testing.T, dir, ca, cert, key string) *prodApp {
 	t.Helper()
-	a, err := app.New(app.Config{
+	a := startAppWith(t, app.Config{
 		DataDir: dir, HubName: "localhost", TLSCertFile: cert, TLSKeyFile: key,
 		MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0",
-	}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	p := &prodApp{App: a, dir: dir, ca: ca, cert: cert, key: key}
-	t.Cleanup(func() { p.stop(t) })
-	return p
+	})
+	return &prodApp{App: a, dir: dir, ca: ca, cert: cert, key: key}
 }
 
 func (p *prodApp) stop(t *testing.T) {

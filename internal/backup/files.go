@@ -33,19 +33,31 @@ func validName(name string) error {
 // emptyDir creates dir (owner only) or accepts an existing empty one, so
 // nothing is ever overwritten. created says whether it made dir.
 func emptyDir(dir string) (created bool, err error) {
+	if err := CheckTarget(dir); err != nil {
+		return false, err
+	}
+	if _, err := os.Stat(dir); err == nil {
+		return false, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// CheckTarget says why dir cannot receive a backup or a restore (it
+// exists and is not empty), before anything is asked of a hub.
+func CheckTarget(dir string) error {
 	ents, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return false, err
-		}
-		return true, nil
+		return nil
 	case err != nil:
-		return false, err
+		return err
 	case len(ents) > 0:
-		return false, fmt.Errorf("%s is not empty: give a new or empty directory (nothing is overwritten)", dir)
+		return fmt.Errorf("%s is not empty: give a new or empty directory (nothing is overwritten)", dir)
 	}
-	return false, nil
+	return nil
 }
 
 // DirWriter writes a backup into a directory.

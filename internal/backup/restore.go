@@ -47,9 +47,7 @@ func Restore(ctx context.Context, from string, o RestoreOptions) (Manifest, erro
 			datadir.ErrTooNew, m.DataDirFormat, m.Build, datadir.Current)
 	}
 	target := filepath.Clean(o.DataDir)
-	if ents, err := os.ReadDir(target); err == nil && len(ents) > 0 {
-		return m, fmt.Errorf("%s is not empty: restore into a new or empty directory (nothing is overwritten)", target)
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := CheckTarget(target); err != nil {
 		return m, err
 	}
 	parent := filepath.Dir(target)
