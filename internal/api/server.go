@@ -88,6 +88,8 @@ type Deps struct {
 	Operations OperationRecorder
 	// Backup streams GET /api/v1/backup; nil: 503.
 	Backup BackupService
+	// Insights answers diagnoses, flap scores and incidents; nil: 503.
+	Insights InsightSource
 	// Now is the clock for token expiry and relative log times; default
 	// time.Now.
 	Now func() time.Time
@@ -192,6 +194,17 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request, rest string) {
 		s.policies(w, r, strings.TrimPrefix(rest, "policies"))
 	case rest == "subscriptions" || strings.HasPrefix(rest, "subscriptions/"):
 		s.subscriptions(w, r, strings.TrimPrefix(rest, "subscriptions"))
+	case rest == "insights" || strings.HasPrefix(rest, "insights/"):
+		s.insights(w, r, strings.TrimPrefix(rest, "insights"))
+	case strings.HasPrefix(rest, "devices/") && strings.HasSuffix(rest, diagnosisSuffix):
+		seg, ok := isDiagnosisPath(rest)
+		if !ok {
+			s.v1Error(w, r, http.StatusNotFound, "NotFound", "no such endpoint: "+r.URL.EscapedPath())
+			return
+		}
+		if allow(w, r, s.v1Error, http.MethodGet) {
+			s.getDiagnosis(w, r, seg)
+		}
 	case strings.HasPrefix(rest, "devices/") && strings.HasSuffix(rest, "/messages"):
 		seg := strings.TrimSuffix(strings.TrimPrefix(rest, "devices/"), "/messages")
 		if seg == "" || strings.Contains(seg, "/") {

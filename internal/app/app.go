@@ -17,6 +17,7 @@ import (
 	"github.com/tether-hub/tether/internal/broker"
 	"github.com/tether-hub/tether/internal/certs"
 	"github.com/tether-hub/tether/internal/datadir"
+	"github.com/tether-hub/tether/internal/insight/feed"
 	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/metrics"
 	"github.com/tether-hub/tether/internal/presence"
@@ -39,6 +40,7 @@ type App struct {
 	logs      *logService
 	subs      *subscriptionService
 	metrics   *metrics.Collector
+	insights  *feed.Feed
 	alerts    *alertService
 	https     *http.Server
 	httpsLn   net.Listener
@@ -113,6 +115,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.onStop(a.publisher.Close)
 
 	if err := a.startEvents(ctx); err != nil {
+		return err
+	}
+	if err := a.startInsights(ctx); err != nil {
 		return err
 	}
 	a.presence = presence.NewTracker(presence.Options{Hub: a.cfg.HubName, Epoch: epoch, Sink: a.journalConnEvent})

@@ -35,6 +35,7 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		Operations:         a,
 		DiagnosticSettings: a.logs.diag,
 		Backup:             backupService{a},
+		Insights:           insightSource{a.insights},
 	})
 	a.apiHandler = apiServer // also served on the local admin socket (adminsock.go)
 	mux := http.NewServeMux()

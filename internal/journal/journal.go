@@ -134,6 +134,10 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 		{Name: StreamOps, Subjects: []string{OpsPrefix + ">"}, Storage: jetstream.FileStorage,
 			Replicas: o.Replicas, Duplicates: dedupeWindow, MaxAge: 30 * 24 * time.Hour,
 			MaxBytes: opsMaxBytes, Discard: jetstream.DiscardOld},
+		// Insights: records derived from the others (incidents, flapping
+		// devices) by the insight engine; few, kept as long.
+		{Name: StreamInsights, Subjects: []string{InsightsPrefix + ">"}, Storage: jetstream.FileStorage,
+			Replicas: o.Replicas, Duplicates: dedupeWindow, MaxAge: 30 * 24 * time.Hour},
 		{Name: StreamTelemetry, Subjects: []string{TelemetryPrefix + ">"}, Storage: jetstream.FileStorage,
 			Replicas: o.Replicas, MaxAge: o.TelemetryMaxAge, MaxBytes: 1 << 30, Discard: jetstream.DiscardOld},
 	}
