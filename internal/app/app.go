@@ -113,7 +113,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 
-	a.registry, err = registry.New(ctx, kvstore.New(a.journal.Devices, a.journal.Policies, a.journal.Twins), registry.Options{
+	a.registry, err = registry.New(ctx, kvstore.New(a.journal.Devices, a.journal.Policies, a.journal.Twins, a.journal.CAs), registry.Options{
 		HubName:      a.cfg.HubName,
 		OnChange:     a.onRegistryChange,
 		OnTwinChange: a.onTwinChange,
