@@ -128,7 +128,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 
 	a.broker, err = broker.New(broker.Options{
 		HubName: a.cfg.HubName, TLSAddr: a.cfg.MQTTAddr, TLS: tlsConf, TCPAddr: a.cfg.TCPAddr, WebSocket: true,
-		Devices: a.lookupDevice, Policies: a.lookupPolicy, Presence: a.presence,
+		Devices: a.lookupDevice, Policies: a.lookupPolicy, Authorities: a.registry.Authorities, Presence: a.presence,
 		Telemetry: a.journalTelemetry, Twins: deviceTwins{a}, ConnectTimeout: a.cfg.ConnectTimeout, Logger: a.log,
 	})
 	if err != nil {
@@ -199,7 +199,10 @@ func (a *App) tlsConfig() (*tls.Config, error) {
 			a.caFile = abs
 		}
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	// Client certificates are requested, never required, and verified by
+	// the broker (X.509 devices; internal/x509auth), so SAS devices and
+	// API callers without one are unaffected.
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}, nil
 }
 
 // journalConnEvent is presence's sink: one ordered queue into the journal.
@@ -249,13 +252,21 @@ func (a *App) onRegistryChange(c registry.Change) {
 	}
 }
 
-func (a *App) lookupDevice(id string) (keys [2]string, enabled, found bool) {
+func (a *App) lookupDevice(id string) (broker.Credentials, bool) {
 	d, ok := a.registry.Device(id)
 	if !ok {
-		return keys, false, false
+		return broker.Credentials{}, false
 	}
-	k := d.Authentication.SymmetricKey
-	return [2]string{k.PrimaryKey, k.SecondaryKey}, d.Status == registry.Enabled, true
+	au := d.Authentication
+	c := broker.Credentials{Type: au.Type, Enabled: d.Status == registry.Enabled,
+		Keys: [2]string{au.SymmetricKey.PrimaryKey, au.SymmetricKey.SecondaryKey}}
+	if p := au.X509Thumbprint.PrimaryThumbprint; p != nil {
+		c.Thumbprints[0] = *p
+	}
+	if p := au.X509Thumbprint.SecondaryThumbprint; p != nil {
+		c.Thumbprints[1] = *p
+	}
+	return c, true
 }
 
 func (a *App) lookupPolicy(name string) (keys [2]string, deviceConnect, found bool) {

@@ -36,6 +36,8 @@ type Options struct {
 
 	Devices  DeviceLookup
 	Policies PolicyLookup
+	// Authorities are the CAs for certificateAuthority devices; nil: none.
+	Authorities AuthorityLookup
 	Presence *presence.Tracker
 	// Telemetry receives each D2C message. For a QoS 1 message stored is
 	// set: the sink calls it once the message is durable (nil) or never

@@ -32,6 +32,6 @@ func (b *Broker) accept(ln net.Listener, tlsConf *tls.Config) {
 		}
 		wc := newWakeConn(tc)
 		s := b.newSession(wc, wc, protoMQTT, c.RemoteAddr().String())
-		go s.serve(tlsConf)
+		go s.serve(tlsConf, nil)
 	}
 }

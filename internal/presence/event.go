@@ -57,7 +57,16 @@ const (
 	AuthWrongResource            AuthFailure = "wrong-resource"
 	AuthUnknownPolicy            AuthFailure = "unknown-policy"
 	AuthPolicyLacksDeviceConnect AuthFailure = "policy-lacks-device-connect"
-	AuthOther                    AuthFailure = "other" // none of the above
+	// X.509 (the values of x509auth.Failure, and two mix-ups).
+	AuthNoCertificate        AuthFailure = "no-certificate"      // an X.509 device presented no client certificate
+	AuthCertificateExpired   AuthFailure = "certificate-expired" // expired or not yet valid
+	AuthThumbprintMismatch   AuthFailure = "thumbprint-mismatch" // selfSigned: neither registered thumbprint
+	AuthUnknownCA            AuthFailure = "ca-unknown"          // chains to no registered CA
+	AuthUnverifiedCA         AuthFailure = "ca-unverified"       // chains to a CA without proof of possession
+	AuthCNMismatch           AuthFailure = "cn-mismatch"         // subject CN is not the device id
+	AuthSASDeviceCertificate AuthFailure = "sas-device-certificate"
+	AuthX509DeviceToken      AuthFailure = "x509-device-token"
+	AuthOther                AuthFailure = "other" // none of the above
 )
 
 // Result is an IoT Hub error code with its name, as the Connections log shows
@@ -107,7 +116,9 @@ type ConnectionEvent struct {
 	ProtocolVersion byte   `json:"protocolVersion,omitempty"`
 	MaskedIP        string `json:"maskedIpAddress,omitempty"`
 	SDKVersion      string `json:"sdkVersion,omitempty"`
-	// AuthType is "sas" (device key) or "policy:<name>" (skn), "" if unknown.
+	// AuthType is "sas" (device key), "policy:<name>" (skn), "selfSigned"
+	// or "certificateAuthority" (X.509), "" if unknown. Refusals carry it
+	// when the device's type was known (X.509 ones, and SAS mix-ups).
 	AuthType  string `json:"authType,omitempty"`
 	SessionID string `json:"sessionId,omitempty"`
 	// ConnectedAt and DurationMs describe the ended session (disconnects).
