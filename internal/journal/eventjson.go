@@ -286,7 +286,9 @@ var constants = func() map[string]string {
 	for _, f := range legacyAuthFailures {
 		add(string(f.cause))
 	}
-	add(string(presence.AuthOther))
+	add(string(presence.AuthOther), string(presence.AuthNoCertificate), string(presence.AuthCertificateExpired),
+		string(presence.AuthThumbprintMismatch), string(presence.AuthUnknownCA), string(presence.AuthUnverifiedCA),
+		string(presence.AuthCNMismatch), string(presence.AuthSASDeviceCertificate), string(presence.AuthX509DeviceToken))
 	return m
 }()
 
