@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"strings"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -34,6 +35,9 @@ func (s *session) admit(pk *packets.Packet, chain []*x509.Certificate) *refusal 
 	s.id = id
 	if ref != nil {
 		return ref
+	}
+	if !s.b.opts.Throttle.DeviceConnect(id.deviceID, time.Now()) {
+		return s.b.deviceThrottled(id.deviceID)
 	}
 	if pk.Connect.WillFlag {
 		if routePublish(id.deviceID, pk.Connect.WillTopic) != routeTelemetry {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/telemetry"
+	"github.com/tether-hub/tether/internal/throttle"
 )
 
 // Protocol labels in events and logs.
@@ -44,6 +45,9 @@ type Options struct {
 	// will be (an error), and the device gets its PUBACK only then. The
 	// sink must not block for long; stored must not block.
 	Telemetry func(m telemetry.Message, stored func(error))
+	// Throttle limits new connections, TLS handshakes in progress, device
+	// connects and D2C messages (throttle.go); nil limits nothing.
+	Throttle *throttle.Limiter
 	// Twins serves twin GETs and reported patches; nil answers them 503.
 	// Its methods run on the device's reader and must not keep the patch.
 	Twins Twins
@@ -192,6 +196,7 @@ func (b *Broker) sweeper() {
 		select {
 		case <-t.C:
 			b.table.sweep(b.opts.Now())
+			b.opts.Throttle.Sweep(time.Now())
 		case <-b.stopped:
 			return
 		}

@@ -116,10 +116,15 @@ func (s *session) serve(tlsConf *tls.Config, chain []*x509.Certificate) {
 // recorded).
 func (s *session) connect(tlsConf *tls.Config, chain []*x509.Certificate) bool {
 	b := s.b
+	if tlsConf != nil && !s.beforeHandshake() {
+		return false
+	}
 	_ = s.conn.SetDeadline(time.Now().Add(b.opts.ConnectTimeout))
 	if tlsConf != nil {
 		tc := tls.Server(s.conn, tlsConf)
-		if err := tc.Handshake(); err != nil {
+		err := tc.Handshake()
+		b.opts.Throttle.HandshakeDone()
+		if err != nil {
 			if !errors.Is(err, io.EOF) || isTimeout(err) { // a bare port probe is not news
 				b.preConnectFailure(s, fmt.Errorf("TLS handshake: %w", err))
 			}
@@ -153,6 +158,13 @@ func (s *session) connect(tlsConf *tls.Config, chain []*x509.Certificate) bool {
 	if err := pk.ConnectDecode(body); err != nil {
 		b.preConnectFailure(s, fmt.Errorf("malformed CONNECT: %w", err))
 		return false
+	}
+	if tlsConf == nil && b.opts.Throttle != nil {
+		// No handshake was saved by refusing earlier: answer with a CONNACK.
+		if ref := s.throttleConnection(); ref != nil {
+			s.refuse(&pk, ref)
+			return false
+		}
 	}
 	if ref := s.admit(&pk, chain); ref != nil {
 		s.refuse(&pk, ref)

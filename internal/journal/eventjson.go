@@ -278,9 +278,12 @@ var constants = func() map[string]string {
 		string(presence.ReasonTakeover), string(presence.ReasonTokenExpired), string(presence.ReasonDisabled),
 		string(presence.ReasonDeleted), string(presence.ReasonServerShutdown), string(presence.ReasonHubRestart),
 		string(presence.ReasonProtocolError), string(presence.ReasonAuthFailed), string(presence.ReasonConnectTimeout),
-		string(presence.ReasonServerError))
+		string(presence.ReasonServerError), string(presence.ReasonThrottledHub), string(presence.ReasonThrottledAddress),
+		string(presence.ReasonThrottledDevice), string(presence.ReasonThrottledHandshake), string(presence.ReasonThrottledMessages),
+		string(presence.ReasonThrottledHubMsgs), string(presence.ReasonQuotaExceeded))
 	for _, r := range []presence.Result{presence.ResultTakeover, presence.ResultClosedRemotely, presence.ResultUnauthorized,
-		presence.ResultBadRequest, presence.ResultServerError, presence.ResultTimeout, presence.ResultLinkCreationConflict} {
+		presence.ResultBadRequest, presence.ResultServerError, presence.ResultTimeout, presence.ResultLinkCreationConflict,
+		presence.ResultThrottled, presence.ResultDeviceThrottled, presence.ResultQuotaExceeded} {
 		add(r.Type, r.Description)
 	}
 	for _, f := range legacyAuthFailures {

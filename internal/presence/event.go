@@ -36,7 +36,41 @@ const (
 	ReasonAuthFailed     Reason = "auth-failed"     // refused: token/key/identity wrong
 	ReasonConnectTimeout Reason = "connect-timeout" // refused: no CONNECT in time
 	ReasonServerError    Reason = "server-error"    // refused: the hub could not decide
+
+	// Throttling (internal/throttle): refusals of new connections by the
+	// limit that refused them, and ends of sessions whose messages were
+	// refused. ThrottleScope maps them to the metrics' Scope.
+	ReasonThrottledHub       Reason = "throttled-hub"          // refused: hub-wide new-connection rate
+	ReasonThrottledAddress   Reason = "throttled-address"      // refused: new connections per source address
+	ReasonThrottledDevice    Reason = "throttled-device"       // refused: connects per device (429005)
+	ReasonThrottledHandshake Reason = "throttled-handshake"    // refused: no TLS handshake slot in time
+	ReasonThrottledMessages  Reason = "throttled-messages"     // ended: the device's D2C message rate
+	ReasonThrottledHubMsgs   Reason = "throttled-hub-messages" // ended: the hub's D2C message rate
+	ReasonQuotaExceeded      Reason = "quota-exceeded"         // ended: the daily message quota (403002)
 )
+
+// ThrottleScope is the Scope dimension of a throttling reason: for
+// refused connects hub, address, device or handshake; for ended sessions
+// device, hub or quota. ok is false for other reasons.
+func ThrottleScope(r Reason) (scope string, connect, ok bool) {
+	switch r {
+	case ReasonThrottledHub:
+		return "hub", true, true
+	case ReasonThrottledAddress:
+		return "address", true, true
+	case ReasonThrottledDevice:
+		return "device", true, true
+	case ReasonThrottledHandshake:
+		return "handshake", true, true
+	case ReasonThrottledMessages:
+		return "device", false, true
+	case ReasonThrottledHubMsgs:
+		return "hub", false, true
+	case ReasonQuotaExceeded:
+		return "quota", false, true
+	}
+	return "", false, false
+}
 
 // AuthFailure is the typed cause of a refusal with ReasonAuthFailed: the
 // Reason dimension of the deviceAuthFailures metric, low-cardinality.
@@ -87,6 +121,9 @@ var (
 	ResultTimeout                 = Result{"500008", "GenericTimeout"}
 	ResultLinkCreationConflict    = Result{"409002", "LinkCreationConflict"}
 	ResultDeviceNotFoundOnConnect = Result{"401003", "IoTHubUnauthorized"}
+	ResultThrottled               = Result{"429001", "ThrottlingException"}
+	ResultDeviceThrottled         = Result{"429005", "DeviceThrottlingLimitExceeded"}
+	ResultQuotaExceeded           = Result{"403002", "IotHubQuotaExceeded"}
 )
 
 // ConnectionEvent is one change of a device's connection, or one refusal.

@@ -7,28 +7,38 @@ import (
 )
 
 // state is one token bucket's level: tokens at last (Unix nanoseconds).
-// Tokens go below zero for reservations a caller waits for.
+// Tokens go below zero for reservations a caller waits for. owedSince is
+// when the bucket was last found without a free token, 0 once one was
+// free again: how long the limit has been violated without a break.
 type state struct {
-	tokens float64
-	last   int64
+	tokens    float64
+	last      int64
+	owedSince int64
 }
 
-// reserve refills s to now and takes a token if one is free now or will
-// be within maxWait; it returns the wait. Nothing is taken when the wait
-// would be longer.
-func (s *state) reserve(rate, burst float64, now int64, maxWait time.Duration) (time.Duration, bool) {
+// reserve refills s to now and takes a token if one is free now, or will
+// be within maxWait while the limit has been violated for no longer than
+// maxViolation; it returns the wait. Nothing is taken when it refuses.
+func (s *state) reserve(rate, burst float64, now int64, maxWait, maxViolation time.Duration) (time.Duration, bool) {
 	s.refill(rate, burst, now)
 	if s.tokens >= 1 {
 		s.tokens--
+		s.owedSince = 0
 		return 0, true
 	}
+	if s.owedSince == 0 {
+		s.owedSince = now
+	}
 	wait := time.Duration((1 - s.tokens) / rate * float64(time.Second))
-	if wait > maxWait {
+	if wait > maxWait || time.Duration(now-s.owedSince) > maxViolation {
 		return wait, false
 	}
 	s.tokens--
 	return wait, true
 }
+
+// forever is a violation bound that never refuses.
+const forever = time.Duration(1<<63 - 1)
 
 func (s *state) refill(rate, burst float64, now int64) {
 	if now > s.last {
@@ -63,7 +73,7 @@ func (b *Bucket) Reserve(now time.Time, maxWait time.Duration) (wait time.Durati
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.s.reserve(b.rate, b.burst, now.UnixNano(), maxWait)
+	return b.s.reserve(b.rate, b.burst, now.UnixNano(), maxWait, forever)
 }
 
 // keyedShards spreads keys over independently locked maps.
@@ -102,6 +112,15 @@ func (k *Keyed) shard(key string) *keyedShard {
 // Reserve is Bucket.Reserve for key's bucket (created full). A nil Keyed
 // never limits.
 func (k *Keyed) Reserve(key string, now time.Time, maxWait time.Duration) (time.Duration, bool) {
+	return k.Shape(key, now, maxWait, forever)
+}
+
+// Shape is Reserve for a key whose caller waits for each token before it
+// asks for the next (one device's reader): its wait never grows past one
+// token's worth, so it is refused instead once the limit has been
+// violated without a break for longer than maxViolation — IoT Hub answers
+// 429 "only after the limit has been violated for too long".
+func (k *Keyed) Shape(key string, now time.Time, maxWait, maxViolation time.Duration) (time.Duration, bool) {
 	if k == nil {
 		return 0, true
 	}
@@ -114,7 +133,7 @@ func (k *Keyed) Reserve(key string, now time.Time, maxWait time.Duration) (time.
 		s = &state{tokens: k.burst, last: n}
 		sh.m[key] = s
 	}
-	return s.reserve(k.rate, k.burst, n, maxWait)
+	return s.reserve(k.rate, k.burst, n, maxWait, maxViolation)
 }
 
 // Sweep drops the buckets that have refilled (they would be created full

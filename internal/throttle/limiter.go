@@ -29,9 +29,11 @@ type Limits struct {
 	Handshakes     int
 	HandshakeQueue time.Duration
 	// MessageRate/MessageBurst limit D2C messages per device;
-	// HubMessageRate/HubMessageBurst all D2C messages. MessageQueue is how
-	// long a message may be held back (the device's reader waits) before
-	// it is refused.
+	// HubMessageRate/HubMessageBurst all D2C messages. Messages over a
+	// rate are held back (the device's reader waits for its turn); a
+	// device over its rate without a break for longer than MessageQueue,
+	// or a message whose turn under the hub's rate is further away than
+	// MessageQueue, is refused.
 	MessageRate     float64
 	MessageBurst    int
 	HubMessageRate  float64
@@ -182,14 +184,15 @@ func (t *Limiter) Handshakes() (inProgress, waiting int) {
 	return t.handshake.InProgress(), t.handshake.Waiting()
 }
 
-// Message admits a D2C message of deviceID: the device's rate, then the
-// hub's (each may hold it back up to MessageQueue), then the daily quota.
+// Message admits a D2C message of deviceID: the device's rate (held back,
+// refused after MessageQueue of continuous excess), then the hub's (held
+// back up to MessageQueue), then the daily quota.
 // It returns the wait before handing it on, or the scope that refused it.
 func (t *Limiter) Message(deviceID string, now time.Time) (time.Duration, Scope) {
 	if t == nil {
 		return 0, ScopeNone
 	}
-	dw, ok := t.msgDevice.Reserve(deviceID, now, t.l.MessageQueue)
+	dw, ok := t.msgDevice.Shape(deviceID, now, t.l.MessageQueue, t.l.MessageQueue)
 	if !ok {
 		return 0, ScopeDevice
 	}

@@ -241,3 +241,31 @@ func TestDefaultConnectRate(t *testing.T) {
 		t.Fatalf("4 cores %.0f/s vs 2 cores %.0f/s", r4, ecRate)
 	}
 }
+
+// A caller that waits for each token (one device's reader) is refused
+// once it has been over the rate without a break for maxViolation; one
+// that slows down starts afresh.
+func TestShapeRefusesLongViolations(t *testing.T) {
+	k := NewKeyed(10, 1)
+	now := t0
+	served := 0
+	for {
+		w, ok := k.Shape("d", now, time.Second, 500*time.Millisecond)
+		if !ok {
+			break
+		}
+		served++
+		if w > 100*time.Millisecond {
+			t.Fatalf("a serial caller waited %v, more than one token's worth", w)
+		}
+		now = now.Add(w) // the reader waits, then the next message is there
+	}
+	if served < 6 || served > 7 {
+		t.Fatalf("%d messages served before the refusal; 1 free + ~5 in 500 ms expected", served)
+	}
+	// Quiet long enough for a free token: the violation is over.
+	now = now.Add(200 * time.Millisecond)
+	if w, ok := k.Shape("d", now, time.Second, 500*time.Millisecond); !ok || w != 0 {
+		t.Fatalf("after a pause: %v %v", w, ok)
+	}
+}

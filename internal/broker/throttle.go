@@ -1,0 +1,160 @@
+package broker
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/tether-hub/tether/internal/presence"
+	"github.com/tether-hub/tether/internal/throttle"
+)
+
+// Throttling (Options.Throttle; internal/throttle says what each limit
+// is). A connection to the MQTT/TLS port is judged before its handshake,
+// on its connect goroutine: its source address and the hub-wide rate (it
+// may wait a bounded time for its turn), then a handshake slot. Refused
+// there, it is closed at once — no CONNACK can be sent before TLS, and
+// not doing the handshake is the point — and recorded (429001, no device
+// id, the masked address). Plain TCP and WebSocket connections (the HTTPS
+// server did their TLS) are judged the same way once their CONNECT is
+// read, and refused with CONNACK "server unavailable" (MQTT 5: server
+// busy for the hub-wide rate, quota exceeded for an address). After
+// authentication a device's connects are counted (429005, CONNACK server
+// unavailable / quota exceeded). D2C messages are held back on the
+// device's reader (its TCP window fills; no goroutine) up to the message
+// queue, and past it the session ends: 429001 (MQTT 5: DISCONNECT quota
+// exceeded or server busy), or 403002 once the daily quota is used up.
+// The message is not acknowledged; the device sends it again.
+
+// sleep waits d unless the hub stops first; it reports whether it slept.
+func (b *Broker) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-b.stopped:
+		return false
+	}
+}
+
+// hostOf is the IP of a "host:port" remote address.
+func hostOf(remote string) string {
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		return h
+	}
+	return remote
+}
+
+// throttleConnection applies the new-connection limits, waiting for the
+// connection's turn if the hub-wide rate says so; nil admits it.
+func (s *session) throttleConnection() *refusal {
+	b := s.b
+	wait, scope := b.opts.Throttle.Connection(hostOf(s.remote), time.Now())
+	if scope != throttle.ScopeNone {
+		return b.connectionRefusal(scope, s.remote)
+	}
+	if wait > 0 && !b.sleep(wait) {
+		return shutdownRefusal
+	}
+	return nil
+}
+
+var shutdownRefusal = &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrServerUnavailable,
+	reason: presence.ReasonServerShutdown, result: presence.ResultServerError, detail: "the hub is shutting down"}
+
+// beforeHandshake admits a connection to the TLS port before its
+// handshake, recording and closing it when a limit refuses it. true: go
+// on with the handshake, which holds a slot until HandshakeDone.
+func (s *session) beforeHandshake() bool {
+	b := s.b
+	t := b.opts.Throttle
+	if t == nil {
+		return true
+	}
+	ref := s.throttleConnection()
+	if ref == nil && !t.Handshake(b.stopped) {
+		ref = b.connectionRefusal(throttle.ScopeHandshake, s.remote)
+	}
+	if ref == nil {
+		return true
+	}
+	if ref != shutdownRefusal && !b.table.stopping.Load() {
+		b.opts.Presence.Refuse(presence.ConnectionEvent{
+			Protocol: s.protocol, MaskedIP: maskIP(s.remote),
+			Reason: ref.reason, Result: ref.result, Detail: ref.detail + " (refused before the TLS handshake: no CONNACK)",
+		})
+	}
+	return false
+}
+
+// connectionRefusal is the refusal of a new connection by scope.
+func (b *Broker) connectionRefusal(scope throttle.Scope, remote string) *refusal {
+	l := b.opts.Throttle.Limits()
+	switch scope {
+	case throttle.ScopeAddress:
+		return &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrQuotaExceeded,
+			reason: presence.ReasonThrottledAddress, result: presence.ResultThrottled,
+			detail: fmt.Sprintf("source address %s opens more than %s new connections a second (burst %d); retry with back-off", maskIP(remote), rate(l.AddressRate), l.AddressBurst)}
+	case throttle.ScopeHandshake:
+		return &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrServerBusy,
+			reason: presence.ReasonThrottledHandshake, result: presence.ResultThrottled,
+			detail: fmt.Sprintf("%d TLS handshakes were in progress and none finished within %s; retry with back-off", l.Handshakes, l.HandshakeQueue)}
+	}
+	return &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrServerBusy,
+		reason: presence.ReasonThrottledHub, result: presence.ResultThrottled,
+		detail: fmt.Sprintf("the hub takes %s new connections a second (burst %d) and had no turn for this one within %s; retry with back-off", rate(l.ConnectRate), l.ConnectBurst, l.ConnectQueue)}
+}
+
+// deviceThrottled is the refusal of a device that connects too often.
+func (b *Broker) deviceThrottled(deviceID string) *refusal {
+	l := b.opts.Throttle.Limits()
+	return &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrQuotaExceeded,
+		reason: presence.ReasonThrottledDevice, result: presence.ResultDeviceThrottled,
+		detail: fmt.Sprintf("device '%s' connects more than %s times a second (burst %d): is its SDK stuck in a reconnect loop? Retry with back-off", deviceID, rate(l.DeviceRate), l.DeviceBurst)}
+}
+
+func rate(r float64) string { return fmt.Sprintf("%g", r) }
+
+// throttleMessage admits one D2C message of the session's device, holding
+// the reader back for its turn. over: the session ends for c; dropped:
+// the session was asked to end while it waited (the message is dropped
+// unacknowledged and reading goes on, see acquireInflight).
+func (s *session) throttleMessage() (c cause, over, dropped bool) {
+	t := s.b.opts.Throttle
+	wait, scope := t.Message(s.id.deviceID, time.Now())
+	l := t.Limits()
+	switch scope {
+	case throttle.ScopeNone:
+		return cause{}, false, wait > 0 && !s.holdBack(wait)
+	case throttle.ScopeDevice:
+		return cause{reason: presence.ReasonThrottledMessages, result: presence.ResultThrottled, v5: v5QuotaExceeded,
+			detail: fmt.Sprintf("the device sends more than %s messages a second (burst %d) for longer than the hub holds them back (%s); the message was not acknowledged", rate(l.MessageRate), l.MessageBurst, l.MessageQueue)}, true, false
+	case throttle.ScopeHub:
+		return cause{reason: presence.ReasonThrottledHubMsgs, result: presence.ResultThrottled, v5: v5ServerBusy,
+			detail: fmt.Sprintf("the hub takes %s messages a second (burst %d) from all devices and had no turn for this one within %s; the message was not acknowledged", rate(l.HubMessageRate), l.HubMessageBurst, l.MessageQueue)}, true, false
+	}
+	return cause{reason: presence.ReasonQuotaExceeded, result: presence.ResultQuotaExceeded, v5: v5QuotaExceeded,
+		detail: fmt.Sprintf("the hub's daily quota of %d messages is used up; it resets at 00:00 UTC", l.DailyQuota)}, true, false
+}
+
+// holdBack waits d on the reader before a message goes on; false if the
+// session is asked to end meanwhile.
+func (s *session) holdBack(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-s.d2c.free:
+			// A window signal is harmless to take: acquireInflight looks
+			// at the count before it waits.
+			if s.requested() != nil {
+				return false
+			}
+		}
+	}
+}
