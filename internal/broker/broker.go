@@ -39,7 +39,7 @@ type Options struct {
 	Policies PolicyLookup
 	// Authorities are the CAs for certificateAuthority devices; nil: none.
 	Authorities AuthorityLookup
-	Presence *presence.Tracker
+	Presence    *presence.Tracker
 	// Telemetry receives each D2C message. For a QoS 1 message stored is
 	// set: the sink calls it once the message is durable (nil) or never
 	// will be (an error), and the device gets its PUBACK only then. The

@@ -144,7 +144,9 @@ func TestX509Accepted(t *testing.T) {
 func TestX509Refusals(t *testing.T) {
 	x := startX509Hub(t)
 	now := time.Now()
-	valid := func(is certs.Issuer, cn string) *certs.Issued { return x.leaf(is, cn, now.Add(-time.Hour), now.Add(time.Hour)) }
+	valid := func(is certs.Issuer, cn string) *certs.Issued {
+		return x.leaf(is, cn, now.Add(-time.Hour), now.Add(time.Hour))
+	}
 	expired := x.leaf(x.ca, "ca-expired", now.Add(-48*time.Hour), now.Add(-time.Hour))
 	early := x.leaf(x.ca, "ca-early", now.Add(time.Hour), now.Add(48*time.Hour))
 	stranger, err := certs.NewCA("stranger", now.Add(-time.Hour), now.Add(time.Hour))
