@@ -24,6 +24,7 @@ import (
 	"github.com/tether-hub/tether/internal/registry/kvstore"
 	"github.com/tether-hub/tether/internal/sas"
 	"github.com/tether-hub/tether/internal/telemetry"
+	"github.com/tether-hub/tether/internal/throttle"
 )
 
 // App is a running hub.
@@ -43,6 +44,7 @@ type App struct {
 	https     *http.Server
 	httpsLn   net.Listener
 	caFile    string
+	limiter   *throttle.Limiter
 
 	compactions atomic.Uint64
 
@@ -80,6 +82,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	tlsConf, err := a.tlsConfig()
 	if err != nil {
+		return err
+	}
+	if err := a.buildLimiter(tlsConf); err != nil {
 		return err
 	}
 
@@ -125,11 +130,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.startMetrics(ctx); err != nil {
 		return err
 	}
+	a.seedQuota(ctx)
 
 	a.broker, err = broker.New(broker.Options{
 		HubName: a.cfg.HubName, TLSAddr: a.cfg.MQTTAddr, TLS: tlsConf, TCPAddr: a.cfg.TCPAddr, WebSocket: true,
 		Devices: a.lookupDevice, Policies: a.lookupPolicy, Authorities: a.registry.Authorities, Presence: a.presence,
 		Telemetry: a.journalTelemetry, Twins: deviceTwins{a}, ConnectTimeout: a.cfg.ConnectTimeout, Logger: a.log,
+		Throttle: a.limiter,
 	})
 	if err != nil {
 		return err
@@ -137,6 +144,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.registerBrokerMetrics(); err != nil {
 		return err
 	}
+
 	if err := a.broker.Start(); err != nil {
 		return fmt.Errorf("mqtt: %w", err)
 	}

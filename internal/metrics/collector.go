@@ -37,6 +37,10 @@ type CollectorOptions struct {
 	Devices DeviceCounts
 	// Deliveries gives the delivery engine's counters; nil: none.
 	Deliveries func() []DeliveryCounts
+	// Gauges gives more gauges of the catalog (the throttles':
+	// tlsHandshakesInProgress, tlsHandshakesWaiting, dailyMessageQuotaUsed),
+	// sampled once a second with the others and on /metrics; nil: none.
+	Gauges func(now time.Time) []GaugeSample
 	// Refresh is how often the newest second's connectedDeviceCount is
 	// taken again (the history keeps one sample a second: the last one
 	// taken in it); default 100 ms.
@@ -394,10 +398,18 @@ func (c *Collector) countConn(m jetstream.Msg, md *jetstream.MsgMetadata) {
 				add(AuthFailures, t, 1, DimReason, why)
 				c.prom.authFailures.WithLabelValues(why).Inc()
 			}
+			if scope, connect, ok := presence.ThrottleScope(ev.Reason); ok && connect && ev.Kind == presence.Refused {
+				add(ThrottledConnects, t, 1, DimScope, scope)
+				c.prom.throttledConnects.WithLabelValues(scope).Inc()
+			}
 		case presence.Disconnected:
 			reason := orUnknown(string(ev.Reason))
 			add(Disconnects, t, 1, DimResultType, rt, DimProtocol, proto, DimReason, reason)
 			c.prom.disconnects.WithLabelValues(rt, proto, reason).Inc()
+			if scope, connect, ok := presence.ThrottleScope(ev.Reason); ok && !connect {
+				add(SendThrottle, t, 1, DimScope, scope)
+				c.prom.throttledMessages.WithLabelValues(scope).Inc()
+			}
 		}
 	})
 }
@@ -479,6 +491,14 @@ func (c *Collector) Sample(now time.Time) {
 			GaugeSample{Metric: EnabledDevices, Value: float64(enabled)})
 		c.prom.devices.WithLabelValues("enabled").Set(float64(enabled))
 		c.prom.devices.WithLabelValues("disabled").Set(float64(total - enabled))
+	}
+	if c.o.Gauges != nil {
+		for _, g := range c.o.Gauges(now) {
+			gauges = append(gauges, g)
+			if pg, ok := c.prom.sampled[g.Metric]; ok {
+				pg.Set(g.Value)
+			}
+		}
 	}
 	c.mu.Lock()
 	c.lags[[2]string{journal.StreamConn, ownConsumer}] = float64(c.ownLag[0].Load())
