@@ -69,6 +69,7 @@ data dir so that 'tether device …' works without flags.`,
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go profiles (/debug/pprof) on this plain-HTTP address, e.g. 127.0.0.1:6060; off by default")
 	f.StringVar(&cfg.RulesFile, "rules", "", "alert rules and action groups (YAML; see 'tether alert check'); reloaded on SIGHUP")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	addLimitFlags(f, &cfg)
 	return cmd
 }
 
