@@ -22,12 +22,12 @@ type promMetrics struct {
 	throttledMessages *prometheus.CounterVec
 	// sampled are gauges the collector's Gauges option supplies, set at
 	// each sample, by catalog name.
-	sampled map[string]prometheus.Gauge
-	telemetry         prometheus.Counter
-	c2d               prometheus.Counter
-	deliveries        *prometheus.CounterVec
-	latency           *prometheus.HistogramVec
-	lag               *prometheus.GaugeVec
+	sampled    map[string]prometheus.Gauge
+	telemetry  prometheus.Counter
+	c2d        prometheus.Counter
+	deliveries *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	lag        *prometheus.GaugeVec
 
 	// Operations (operations.go).
 	twinOps     *prometheus.CounterVec   // direction, operation, result
