@@ -33,13 +33,20 @@ dashes as underscores (e.g. TETHER_MQTT_ADDR=:8883); flags win.
 --dev runs on a fresh machine with nothing else: data in ./tether-data, a
 generated CA and server certificate for localhost/127.0.0.1, MQTT/TLS on
 :8883 and HTTPS on :8443, and the owner connection string written to the
-data dir so that 'tether device …' works without flags.`,
+data dir so that 'tether device …' works without flags.
+
+Event subscriptions deliver to webhooks and NATS streams on any hub; to
+e-mail with --smtp-addr and --smtp-from (the password, when
+--smtp-username is set, only from the environment variable
+TETHER_SMTP_PASSWORD, never a flag or the API); to local programs with
+--event-command-dir, the directory of the programs subscriptions may run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := envDefaults(cmd.Flags()); err != nil {
 				return err
 			}
 			cfg.DataDir = clientFlags.dataDir
+			cfg.SMTP.Password = os.Getenv(smtpPasswordEnv)
 			if cfg.Dev && !cmd.Flags().Changed("https-addr") && os.Getenv("TETHER_HTTPS_ADDR") == "" {
 				cfg.HTTPSAddr = ":8443"
 			}
@@ -68,10 +75,19 @@ data dir so that 'tether device …' works without flags.`,
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "upper bound for a clean shutdown")
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go profiles (/debug/pprof) on this plain-HTTP address, e.g. 127.0.0.1:6060; off by default")
 	f.StringVar(&cfg.RulesFile, "rules", "", "alert rules and action groups (YAML; see 'tether alert check'); reloaded on SIGHUP")
+	f.StringVar(&cfg.SMTP.Addr, "smtp-addr", "", "mail server (host:port) of e-mail event subscriptions; STARTTLS when offered")
+	f.StringVar(&cfg.SMTP.From, "smtp-from", "", "sender address of event mails, e.g. 'Tether <tether@example.com>'")
+	f.StringVar(&cfg.SMTP.Username, "smtp-username", "", "account on the mail server (AUTH PLAIN, over TLS or to localhost only); the password is read from "+smtpPasswordEnv)
+	f.BoolVar(&cfg.SMTP.Insecure, "smtp-insecure-skip-verify", false, "do not verify the mail server's STARTTLS certificate (test relays only)")
+	f.StringVar(&cfg.EventCommandDir, "event-command-dir", "", "directory of the programs command event subscriptions may run (none unless set)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	addLimitFlags(f, &cfg)
 	return cmd
 }
+
+// smtpPasswordEnv holds the SMTP password: environment only, so it is in
+// no command line, config file or API answer.
+const smtpPasswordEnv = "TETHER_SMTP_PASSWORD"
 
 // envDefaults applies TETHER_* variables to flags not set on the command
 // line.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -28,18 +29,31 @@ func newSubCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "sub",
 		Aliases: []string{"subscription"},
-		Short:   "Manage webhook event subscriptions (Event Grid compatible)",
-		Long: `Manage the hub's webhook event subscriptions: which events
-(DeviceConnected, DeviceDisconnected, DeviceCreated, DeviceDeleted,
-DeviceTelemetry) go to which endpoint, in the Event Grid or CloudEvents 1.0
-schema, with Event Grid's filters, retry policy and batching, and Tether's
-token-renewal filter. Definitions are Event Grid event subscription
-"properties" (see 'tether sub show -o json'); -f reads one from a file.
+		Short:   "Manage event subscriptions (Event Grid compatible): webhooks, streams, commands, e-mail",
+		Long: `Manage the hub's event subscriptions: which events (DeviceConnected,
+DeviceDisconnected, DeviceCreated, DeviceDeleted, DeviceTelemetry) go where,
+in the Event Grid or CloudEvents 1.0 schema, with Event Grid's filters,
+retry policy and batching, and Tether's token-renewal filter. Definitions
+are Event Grid event subscription "properties" (see 'tether sub show -o
+json'); -f reads one from a file.
 
-A new or changed endpoint is validated before it receives anything: Event
-Grid's SubscriptionValidationEvent (the endpoint echoes validationCode, or
-someone opens validationUrl within 5 minutes) or the CloudEvents OPTIONS
-handshake. 'tether sub show' tells the state.
+Destinations (one per subscription, all with the same order per device,
+retries, dead letters and renewal filter):
+  --endpoint URL    a webhook (Event Grid's)
+  --stream          a NATS JetStream stream on the hub's NATS, one message per
+                    event on <prefix>.<device>.<kind> (Event Hubs, queues)
+  --command 'PROG'  a program of the hub's --event-command-dir, the events as
+                    JSON on stdin; exit 0 delivers (Functions, Automation)
+  --email ADDR,…    a mail per event or per --email-digest window through the
+                    hub's --smtp-addr, rate limited per recipient (Logic Apps)
+
+A new or changed webhook endpoint is validated before it receives anything:
+Event Grid's SubscriptionValidationEvent (the endpoint echoes
+validationCode, or someone opens validationUrl within 5 minutes) or the
+CloudEvents OPTIONS handshake. Other destinations are checked (the stream
+is created, the program found, the mail server logged in to). 'tether sub
+show' tells the state and what delivery has done; 'tether sub log' lists
+the last attempts.
 
 Events whose delivery fails for good are kept as dead letters:
 'tether sub deadletters NAME' lists them, --replay delivers them again.`,
@@ -51,6 +65,7 @@ Events whose delivery fails for good are kept as dead letters:
 		newSubUpdateCmd(),
 		newSubDeleteCmd(),
 		newSubDeadLettersCmd(),
+		newSubLogCmd(),
 	)
 	return cmd
 }
@@ -74,12 +89,45 @@ type subFlags struct {
 	suppress      bool
 	grace         time.Duration
 	noDeadLetter  bool
+
+	stream              bool
+	streamName          string
+	streamPrefix        string
+	streamRetention     time.Duration
+	streamMaxMsgs       int64
+	streamMaxBytes      int64
+	streamMaxPerSubject int64
+	command             string
+	commandTimeout      time.Duration
+	commandConcurrency  int
+	email               []string
+	emailDigest         time.Duration
+	emailRate           int
+}
+
+// destinationFlags select the destination kind: at most one of them.
+var destinationFlags = map[string]string{
+	"endpoint": events.EndpointWebHook, "stream": events.EndpointStream,
+	"command": events.EndpointCommand, "email": events.EndpointEmail,
 }
 
 func (f *subFlags) add(cmd *cobra.Command, update bool) {
 	fs := cmd.Flags()
 	fs.StringVarP(&f.file, "file", "f", "", "read the definition (subscription JSON) from this file, '-' for standard input; flags override it")
 	fs.StringVar(&f.endpoint, "endpoint", "", "webhook URL (https; http only for loopback unless the hub allows it)")
+	fs.BoolVar(&f.stream, "stream", false, "deliver to a NATS JetStream stream of the hub (created and deleted with the subscription)")
+	fs.StringVar(&f.streamName, "stream-name", "", "the stream's name (default EVENTS_<NAME>)")
+	fs.StringVar(&f.streamPrefix, "stream-subject-prefix", "", "subject prefix: events go to <prefix>.<device>.<kind> (default events.<name>)")
+	fs.DurationVar(&f.streamRetention, "stream-retention", 0, "how long the stream keeps events, whole hours (default 168h)")
+	fs.Int64Var(&f.streamMaxMsgs, "stream-max-msgs", 0, "the stream keeps at most this many events, oldest dropped first (default no limit)")
+	fs.Int64Var(&f.streamMaxBytes, "stream-max-bytes", 0, "the stream keeps at most this many bytes (default no limit)")
+	fs.Int64Var(&f.streamMaxPerSubject, "stream-max-per-subject", 0, "the stream keeps at most this many events per device and kind (default no limit)")
+	fs.StringVar(&f.command, "command", "", "run this program of the hub's --event-command-dir per event, with its arguments ('notify.sh --team ops'; quotes as in a shell)")
+	fs.DurationVar(&f.commandTimeout, "command-timeout", 0, "kill the program after this long, whole seconds (default 30s)")
+	fs.IntVar(&f.commandConcurrency, "command-concurrency", 0, "run at most this many programs at once, 1-64 (default 4)")
+	fs.StringSliceVar(&f.email, "email", nil, "mail the events to these addresses, comma-separated, through the hub's SMTP server")
+	fs.DurationVar(&f.emailDigest, "email-digest", 0, "gather the events of this window, whole seconds, in one mail (default 0: a mail per event)")
+	fs.IntVar(&f.emailRate, "email-rate", 0, "at most this many mails per recipient an hour; more wait for one digest (default 60)")
 	fs.StringVar(&f.schema, "schema", "", "delivery schema: eventgrid or cloudevents (default eventgrid)")
 	fs.StringSliceVar(&f.types, "types", nil, "event types delivered, comma-separated: DeviceConnected, DeviceDisconnected, DeviceCreated, DeviceDeleted, DeviceTelemetry or All (default All)")
 	fs.StringVar(&f.beginsWith, "subject-begins-with", "", "deliver only events whose subject (devices/{id}) begins with this")
@@ -121,9 +169,7 @@ func (f *subFlags) apply(cmd *cobra.Command, def map[string]any) error {
 			errs = append(errs, err)
 		}
 	}
-	if fs.Changed("endpoint") {
-		try(set("destination.properties.endpointUrl", f.endpoint))
-	}
+	f.applyDestination(fs, def, set, try)
 	if fs.Changed("schema") {
 		s, err := parseSchemaFlag(f.schema)
 		try(err)
@@ -211,6 +257,167 @@ func (f *subFlags) apply(cmd *cobra.Command, def map[string]any) error {
 		try(set("deadLetterDestination", map[string]any{"endpointType": t}))
 	}
 	return errors.Join(errs...)
+}
+
+// applyDestination sets the destination flags in def. A kind flag
+// (--endpoint, --stream, --command, --email) sets the kind; choosing
+// another kind than def has starts its properties afresh, since each kind
+// has its own. The kind's option flags set their members.
+// set and try are apply's: set a member by path, collect an error.
+func (f *subFlags) applyDestination(fs *pflag.FlagSet, def map[string]any, set func(string, any) error, try func(error)) {
+	var kinds []string
+	for flag := range destinationFlags {
+		if fs.Changed(flag) {
+			kinds = append(kinds, "--"+flag)
+		}
+	}
+	if len(kinds) > 1 {
+		sort.Strings(kinds)
+		try(fmt.Errorf("%s: a subscription has one destination; give one of them", strings.Join(kinds, ", ")))
+		return
+	}
+	if len(kinds) == 1 {
+		kind := destinationFlags[strings.TrimPrefix(kinds[0], "--")]
+		cur, _ := getPath(def, "destination.endpointType").(string)
+		if k, _ := events.ParseEndpointType(cur); k == "" && cur == "" {
+			cur = events.EndpointWebHook
+		} else if k != "" {
+			cur = k
+		}
+		if cur != kind {
+			try(set("destination", map[string]any{"endpointType": kind, "properties": map[string]any{}}))
+		} else {
+			try(set("destination.endpointType", kind))
+		}
+	}
+	if fs.Changed("endpoint") {
+		try(set("destination.properties.endpointUrl", f.endpoint))
+	}
+	if fs.Changed("stream") && !f.stream {
+		try(errors.New("--stream=false: choose another destination with --endpoint, --command or --email instead"))
+	}
+	str := func(flag, member, v string) {
+		if fs.Changed(flag) {
+			try(set("destination.properties."+member, v))
+		}
+	}
+	str("stream-name", "streamName", f.streamName)
+	str("stream-subject-prefix", "subjectPrefix", f.streamPrefix)
+	if fs.Changed("stream-retention") {
+		if f.streamRetention < time.Hour || f.streamRetention%time.Hour != 0 {
+			try(fmt.Errorf("--stream-retention %s: give whole hours, at least 1h (e.g. 24h, 720h)", f.streamRetention))
+		} else {
+			try(set("destination.properties.retentionInHours", int64(f.streamRetention/time.Hour)))
+		}
+	}
+	for flag, m := range map[string]struct {
+		member string
+		v      int64
+	}{"stream-max-msgs": {"maxMessages", f.streamMaxMsgs}, "stream-max-bytes": {"maxBytes", f.streamMaxBytes},
+		"stream-max-per-subject": {"maxMessagesPerSubject", f.streamMaxPerSubject}} {
+		if fs.Changed(flag) {
+			try(set("destination.properties."+m.member, m.v))
+		}
+	}
+	if fs.Changed("command") {
+		argv, err := splitWords(f.command)
+		switch {
+		case err != nil:
+			try(fmt.Errorf("--command %q: %w", f.command, err))
+		case len(argv) == 0:
+			try(errors.New("--command: give the program and its arguments"))
+		default:
+			words := make([]any, len(argv))
+			for i, a := range argv {
+				words[i] = a
+			}
+			try(set("destination.properties.command", words))
+		}
+	}
+	seconds := func(flag, member string, d, min time.Duration) {
+		if !fs.Changed(flag) {
+			return
+		}
+		if d < min || d%time.Second != 0 {
+			try(fmt.Errorf("--%s %s: give whole seconds, at least %s", flag, d, min))
+			return
+		}
+		try(set("destination.properties."+member, int64(d/time.Second)))
+	}
+	seconds("command-timeout", "timeoutInSeconds", f.commandTimeout, time.Second)
+	seconds("email-digest", "digestWindowInSeconds", f.emailDigest, 0)
+	if fs.Changed("command-concurrency") {
+		try(set("destination.properties.maxConcurrency", f.commandConcurrency))
+	}
+	if fs.Changed("email") {
+		to := make([]any, 0, len(f.email))
+		for _, a := range f.email {
+			if a = strings.TrimSpace(a); a != "" {
+				to = append(to, a)
+			}
+		}
+		try(set("destination.properties.to", to))
+	}
+	if fs.Changed("email-rate") {
+		try(set("destination.properties.maxMailsPerRecipientPerHour", f.emailRate))
+	}
+}
+
+// splitWords splits a command line as a POSIX shell would, without
+// expansions: words separated by blanks; '…' keeps everything literally;
+// "…" keeps everything but \ \" \$ \` escapes; a backslash outside
+// quotes escapes the next character.
+func splitWords(s string) ([]string, error) {
+	var out []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			if inWord {
+				out = append(out, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case c == '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, errors.New("unclosed single quote")
+			}
+			cur.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+			inWord = true
+		case c == '"':
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\\\"$`", s[i+1]) >= 0 {
+					i++
+				}
+				cur.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, errors.New("unclosed double quote")
+			}
+			inWord = true
+		case c == '\\':
+			if i+1 >= len(s) {
+				return nil, errors.New("backslash at the end")
+			}
+			i++
+			if s[i] != '\n' { // a backslash-newline joins lines
+				cur.WriteByte(s[i])
+				inWord = true
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		out = append(out, cur.String())
+	}
+	return out, nil
 }
 
 // parseSchemaFlag accepts eventgrid / cloudevents and the schema names.
@@ -449,12 +656,16 @@ func subPath(name string) string { return "/api/v1/subscriptions/" + url.PathEsc
 func newSubCreateCmd() *cobra.Command {
 	var f subFlags
 	cmd := &cobra.Command{
-		Use:   "create NAME --endpoint URL [flags]",
-		Short: "Create a subscription and validate its endpoint",
+		Use:   "create NAME (--endpoint URL | --stream | --command 'PROG ARGS' | --email ADDR,…) [flags]",
+		Short: "Create a subscription and validate its destination",
 		Example: `  tether sub create ops-alerts --endpoint https://ops.example.com/hook \
       --types DeviceDisconnected --filter 'data.tether.reason StringIn keep-alive,network' \
       --suppress-renewals --renewal-grace 2m
   tether sub create audit --endpoint https://audit.example.com/ce --schema cloudevents --types All --batch 100
+  tether sub create fleet-log --stream --types All --stream-retention 720h
+  tether sub create restart-gw --command 'restart-gateway.sh --site plant1' --types DeviceDisconnected --command-timeout 2m
+  tether sub create critical-down --email oncall@example.com --types DeviceDisconnected \
+      --subject-begins-with devices/critical- --suppress-renewals --email-digest 5m
   tether sub create -f sub.json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -517,9 +728,10 @@ func newSubListCmd() *cobra.Command {
 				return printJSON(w, list.Subscriptions)
 			}
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tSTATE\tSCHEMA\tEVENT TYPES\tENDPOINT")
+			fmt.Fprintln(tw, "NAME\tSTATE\tSCHEMA\tEVENT TYPES\tKIND\tDESTINATION")
 			for _, s := range list.Subscriptions {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.ProvisioningState, shortSchema(s.EventDeliverySchema), typesText(s.Filter.IncludedEventTypes), s.Destination.Properties.EndpointURL)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.ProvisioningState, shortSchema(s.EventDeliverySchema), typesText(s.Filter.IncludedEventTypes),
+					s.Destination.Kind(), s.Destination.Target())
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -535,8 +747,12 @@ func newSubListCmd() *cobra.Command {
 func newSubShowCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "show NAME",
-		Short: "Show a subscription, its state and its validation",
-		Args:  deviceArgs(1, "the subscription name"),
+		Short: "Show a subscription, its state, and what its delivery has done",
+		Long: `Show a subscription's definition and state, then (unless -o json, which
+prints the definition as the API serves it) its delivery since the hub
+started: delivered, retrying, dead-lettered, failed attempts, the last
+error, and the last few attempts ('tether sub log' lists more).`,
+		Args: deviceArgs(1, "the subscription name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := outputClient()
 			if err != nil {
@@ -547,7 +763,14 @@ func newSubShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printSubscription(cmd, s, h.Get("ETag"))
+			if err := printSubscription(cmd, s, h.Get("ETag")); err != nil || clientFlags.output == "json" {
+				return err
+			}
+			var st api.SubscriptionStatus
+			if _, err := subCall(cmd.Context(), c, http.MethodGet, subPath(args[0])+"/status?deliveries=5", nil, &st, nil); err != nil {
+				return fmt.Errorf("the delivery figures: %w", err)
+			}
+			return printDelivery(cmd.OutOrStdout(), st)
 		},
 	}
 }
@@ -768,7 +991,10 @@ func printSubscription(cmd *cobra.Command, s events.Subscription, etag string) e
 	f := s.Filter
 	row("Name", s.Name)
 	row("State", string(s.ProvisioningState))
-	row("Endpoint", p.EndpointURL)
+	row("Destination", s.Destination.Kind()+": "+s.Destination.Target())
+	for _, kv := range destinationRows(s.Destination) {
+		row(kv[0], kv[1])
+	}
 	row("Schema", string(s.EventDeliverySchema))
 	row("Event types", typesText(f.IncludedEventTypes))
 	row("Subject begins with", dash(f.SubjectBeginsWith))
@@ -791,7 +1017,9 @@ func printSubscription(cmd *cobra.Command, s events.Subscription, etag string) e
 	}
 	row("Max delivery attempts", strconv.Itoa(s.RetryPolicy.MaxDeliveryAttempts))
 	row("Event time to live", (time.Duration(s.RetryPolicy.EventTimeToLiveInMinutes) * time.Minute).String())
-	row("Batch", fmt.Sprintf("at most %d event(s), preferred %d KB", p.MaxEventsPerBatch, p.PreferredBatchSizeInKilobytes))
+	if s.Destination.Kind() != events.EndpointEmail {
+		row("Batch", fmt.Sprintf("at most %d event(s), preferred %d KB", p.MaxEventsPerBatch, p.PreferredBatchSizeInKilobytes))
+	}
 	row("Dead letters", map[bool]string{true: "kept by the hub", false: "dropped"}[s.DeadLettering()])
 	if s.Tether.SuppressRenewals {
 		row("Token renewals", fmt.Sprintf("suppressed (grace %s)", time.Duration(s.Tether.RenewalGraceSeconds)*time.Second))
@@ -813,9 +1041,154 @@ func printSubscription(cmd *cobra.Command, s events.Subscription, etag string) e
 		}
 		fmt.Fprintf(cmd.ErrOrStderr(), "tether: the endpoint did not validate itself; %s before the window closes, or nothing is delivered\n", how)
 	case events.Failed:
-		fmt.Fprintf(cmd.ErrOrStderr(), "tether: the endpoint failed validation; nothing is delivered. Fix the endpoint, then run 'tether sub update %s' with any change to validate again\n", s.Name)
+		what := "endpoint failed validation"
+		if s.Destination.Kind() != events.EndpointWebHook {
+			what = "destination failed its check"
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "tether: the %s; nothing is delivered. Fix it, then run 'tether sub update %s' with any change to check again\n", what, s.Name)
 	}
 	return nil
+}
+
+// destinationRows are the options of a destination beyond its target.
+func destinationRows(d events.Destination) [][2]string {
+	p := d.Properties
+	limit := func(v int64, unit string) string {
+		if v <= 0 {
+			return "no limit"
+		}
+		return fmt.Sprintf("%d %s", v, unit)
+	}
+	switch d.Kind() {
+	case events.EndpointStream:
+		return [][2]string{
+			{"Subjects", p.SubjectPrefix + ".<device>.<connected|disconnected|created|deleted|telemetry>"},
+			{"Retention", fmt.Sprintf("%s; at most %s, %s, %s per subject", time.Duration(p.RetentionInHours)*time.Hour,
+				limit(p.MaxMessages, "events"), limit(p.MaxBytes, "bytes"), limit(p.MaxMessagesPerSubject, "events"))},
+		}
+	case events.EndpointCommand:
+		return [][2]string{{"Command", fmt.Sprintf("timeout %s, at most %d at once", time.Duration(p.TimeoutInSeconds)*time.Second, p.MaxConcurrency)}}
+	case events.EndpointEmail:
+		mode := "a mail per event"
+		if p.DigestWindowInSeconds > 0 {
+			mode = "a digest every " + (time.Duration(p.DigestWindowInSeconds) * time.Second).String()
+		}
+		return [][2]string{{"Mail", fmt.Sprintf("%s; at most %d mails per recipient an hour", mode, p.MaxMailsPerRecipientPerHour)}}
+	}
+	return nil
+}
+
+// printDelivery prints the figures of a subscription's delivery and its
+// last attempts.
+func printDelivery(w io.Writer, st api.SubscriptionStatus) error {
+	d := st.Delivery
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	at := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	fmt.Fprintln(tw, "")
+	switch {
+	case !d.Running:
+		row("Delivery", "not running on the hub (yet)")
+	case !d.Active:
+		row("Delivery", "paused until the destination is validated; events are kept")
+	case d.Recovering:
+		row("Delivery", "recovering the events a previous run left unacknowledged")
+	default:
+		row("Delivery", "active")
+	}
+	last := ""
+	if !d.LastDeliveryTime.IsZero() {
+		last = " (last at " + at(d.LastDeliveryTime) + ")"
+	}
+	row("Delivered", strconv.FormatUint(d.Delivered, 10)+last)
+	row("Retrying", strconv.FormatInt(d.Retrying, 10))
+	row("Dead-lettered", strconv.FormatUint(d.DeadLettered, 10))
+	if d.Dropped > 0 {
+		row("Dropped", strconv.FormatUint(d.Dropped, 10))
+	}
+	row("Failed attempts", strconv.FormatUint(d.FailedAttempts, 10))
+	row("Filtered / suppressed", fmt.Sprintf("%d / %d of %d received", d.Filtered, d.Suppressed, d.Received))
+	row("Queued", fmt.Sprintf("%d (%d deliveries in flight, %d disconnects held)", d.Queued, d.InFlight, d.Held))
+	if d.LastError != "" {
+		row("Last error", at(d.LastErrorTime)+": "+d.LastError)
+	} else {
+		row("Last error", "-")
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(st.Deliveries) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nLast deliveries (newest first; 'tether sub log' shows more):")
+	return printAttempts(w, st.Deliveries)
+}
+
+// printAttempts prints delivery log entries as a table.
+func printAttempts(w io.Writer, as []events.DeliveryAttempt) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tATTEMPT\tEVENTS\tDEVICES\tOUTCOME\tTOOK\tDETAIL")
+	for _, a := range as {
+		outcome := "delivered"
+		switch {
+		case a.Aborted:
+			outcome = "stopped"
+		case !a.OK:
+			outcome = a.Outcome
+			if a.Final {
+				outcome += " (final)"
+			}
+		}
+		detail := a.Error
+		if detail == "" {
+			detail = a.Output
+		}
+		detail = strings.Join(strings.Fields(detail), " ")
+		if len(detail) > 120 {
+			detail = detail[:120] + "…"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", a.Time.UTC().Format("2006-01-02T15:04:05Z"), a.Attempt, a.Events,
+			strings.Join(a.Devices, ","), outcome, time.Duration(a.Duration*float64(time.Second)).Round(time.Millisecond), dash(detail))
+	}
+	return tw.Flush()
+}
+
+func newSubLogCmd() *cobra.Command {
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "log NAME",
+		Short: "List a subscription's last delivery attempts, with what each destination said",
+		Long: `List the last delivery attempts of a subscription, newest first: when,
+which devices, the outcome and what the destination said (a command's
+output, the mail server's or endpoint's answer). The hub keeps the last 200
+attempts per subscription in memory, since it started. -o json prints the
+figures of 'tether sub show' and every attempt in full.`,
+		Args: deviceArgs(1, "the subscription name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 1 {
+				return fmt.Errorf("--limit %d: must be at least 1", limit)
+			}
+			c, err := outputClient()
+			if err != nil {
+				return err
+			}
+			var st api.SubscriptionStatus
+			if _, err := subCall(cmd.Context(), c, http.MethodGet, fmt.Sprintf("%s/status?deliveries=%d", subPath(args[0]), limit), nil, &st, nil); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if clientFlags.output == "json" {
+				return printJSON(w, st)
+			}
+			if len(st.Deliveries) == 0 {
+				_, err := fmt.Fprintln(w, "(no delivery attempts since the hub started)")
+				return err
+			}
+			return printAttempts(w, st.Deliveries)
+		},
+	}
+	cmd.Flags().IntVar(&limit, "limit", 20, "list at most this many (the hub keeps 200)")
+	return cmd
 }
 
 func validationText(s events.Subscription) string {

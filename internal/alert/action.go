@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/tether-hub/tether/internal/notify"
 )
 
 // ActionGroup is a named set of destinations that rules notify.
@@ -59,17 +61,9 @@ type NATSAction struct {
 	Subject string `json:"subject"`
 }
 
-// SMTPConfig is the mail server email actions use.
-type SMTPConfig struct {
-	// Addr is host:port (587 with STARTTLS when offered, 25, or a local
-	// relay).
-	Addr     string `json:"addr"`
-	From     string `json:"from"`
-	Username string `json:"username,omitempty"`
-	Password string `json:"-"`
-	// Insecure skips certificate verification of STARTTLS (test relays).
-	Insecure bool `json:"insecureSkipVerify,omitempty"`
-}
+// SMTPConfig is the mail server email actions use (the rules file's
+// smtp section).
+type SMTPConfig = notify.SMTP
 
 // destKey identifies a destination across reloads: the same group,
 // position and definition keep their send loop.

@@ -1,14 +1,13 @@
 package alert
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 	"time"
+
+	"github.com/tether-hub/tether/internal/notify"
 )
 
 // commandSender runs the program with the payload on stdin and the main
@@ -20,39 +19,28 @@ func commandSender(c CommandAction) sendFunc {
 		timeout = 30 * time.Second
 	}
 	return func(ctx context.Context, n notification) error {
-		ctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
-		cmd.Stdin = bytes.NewReader(n.payload)
-		cmd.Env = append(os.Environ(),
-			"TETHER_ALERT_ID="+n.alert.ID,
-			"TETHER_ALERT_RULE="+n.alert.Rule.Name,
-			"TETHER_ALERT_CONDITION="+string(n.alert.Condition),
-			"TETHER_ALERT_SEVERITY="+n.alert.Rule.Severity.String(),
-		)
-		var out limitedBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		err := cmd.Run()
+		out, err := notify.Run(ctx, notify.Command{
+			Argv:  c.Argv,
+			Stdin: n.payload,
+			Env: append(os.Environ(),
+				"TETHER_ALERT_ID="+n.alert.ID,
+				"TETHER_ALERT_RULE="+n.alert.Rule.Name,
+				"TETHER_ALERT_CONDITION="+string(n.alert.Condition),
+				"TETHER_ALERT_SEVERITY="+n.alert.Rule.Severity.String(),
+			),
+			Timeout:   timeout,
+			MaxOutput: 2048,
+		})
 		if err == nil {
 			return nil
 		}
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return fmt.Errorf("command %s: %v: %s", c.Argv[0], err, strings.TrimSpace(out.String()))
+		if out != "" {
+			err = fmt.Errorf("%w: %s", err, out)
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("command %s: %w", c.Argv[0], ctx.Err())
+		var ce *notify.CommandError
+		if errors.As(err, &ce) && ce.NotStarted {
+			return Permanent(err)
 		}
-		return Permanent(fmt.Errorf("command %s: %w", c.Argv[0], err))
+		return err
 	}
-}
-
-// limitedBuffer keeps the first 2 KiB of a command's output.
-type limitedBuffer struct{ bytes.Buffer }
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := 2048 - b.Len(); room > 0 {
-		b.Buffer.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-hub/tether/internal/alert/alerttest"
+	"github.com/tether-hub/tether/internal/notify/notifytest"
 )
 
 // receiver is a webhook endpoint that answers with the statuses it is
@@ -249,7 +249,7 @@ func TestRateLimitPerRule(t *testing.T) {
 }
 
 func TestEmailAction(t *testing.T) {
-	srv := alerttest.StartSMTP(t)
+	srv := notifytest.StartSMTP(t)
 	d := newDispatcher(t)
 	d.SetGroups([]ActionGroup{{Name: "mail", Actions: []Action{{Email: &EmailAction{To: []string{"ops@example.com", "oncall@example.com"}}}}}},
 		SMTPConfig{Addr: srv.Addr, From: "tether@example.com"})
@@ -299,7 +299,7 @@ func TestEmailAction(t *testing.T) {
 }
 
 func TestEmailAuthentication(t *testing.T) {
-	srv := alerttest.StartSMTP(t)
+	srv := notifytest.StartSMTP(t)
 	srv.RequireAuth("tether", "s3cret")
 	d := newDispatcher(t)
 	group := []ActionGroup{{Name: "mail", Actions: []Action{{Email: &EmailAction{To: []string{"ops@example.com"}}}}}}

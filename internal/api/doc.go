@@ -5,8 +5,10 @@
 //     /devices/{id} and GET /devices/, with ETag/If-Match, Azure error bodies
 //     ({"Message":"ErrorCode:<Code>;<text>"}) and x-ms-request-id;
 //   - Tether's own API under /api/v1: Connections/registry log search, C2D
-//     sends, a live telemetry feed (Server-Sent Events), webhook event
-//     subscriptions (subscriptions.go), a live event feed (events.go) and a
+//     sends, a live telemetry feed (Server-Sent Events), event
+//     subscriptions to webhooks, streams, commands and e-mail, with their
+//     delivery figures and dead letters (subscriptions.go), a live event
+//     feed (events.go) and a
 //     health check, with errors as {"error":{"code","message"}} (a refused
 //     subscription adds "details": every field error with its path).
 //

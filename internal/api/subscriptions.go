@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -16,9 +15,10 @@ import (
 	"github.com/tether-hub/tether/internal/registry"
 )
 
-// SubscriptionService manages webhook event subscriptions: the definitions
-// in the subscription store, the endpoint validation handshake and the
-// delivery engine's dead letters. The app implements it on top of
+// SubscriptionService manages event subscriptions (webhook, stream,
+// command and e-mail destinations): the definitions in the subscription
+// store, the endpoint validation handshake (or the check of another kind
+// of destination), and the delivery engine's figures and dead letters. The app implements it on top of
 // events.SubscriptionStore, events.Handshaker and the delivery engine;
 // apitest.Subscriptions is an in-memory one for tests.
 //
@@ -29,7 +29,8 @@ import (
 // field), ErrValidationCode, ErrValidationExpired, ErrNotAwaitingValidation;
 // anything else is the hub's fault (500, not shown to the caller).
 type SubscriptionService interface {
-	// Create stores a new subscription and runs its endpoint handshake.
+	// Create stores a new subscription and runs its endpoint handshake
+	// (webhooks) or the check of its destination (other kinds).
 	// s is a definition the API decoded and validated
 	// (events.DecodeSubscription: defaults applied, no hub-owned state).
 	// It returns the stored subscription, state included, and its
@@ -71,6 +72,20 @@ type SubscriptionService interface {
 	// are listed in ReplayResult.NotFound, not an error. ErrNotFound for
 	// the subscription.
 	Replay(ctx context.Context, name string, r ReplayRequest) (ReplayResult, error)
+	// Status returns the subscription's delivery figures and its last
+	// deliveries attempts (newest first). ErrNotFound.
+	Status(ctx context.Context, name string, deliveries int) (SubscriptionStatus, error)
+}
+
+// SubscriptionStatus is the answer of GET
+// /api/v1/subscriptions/{name}/status: the subscription's state, what its
+// delivery has done since the hub started, and its delivery log's last
+// attempts (newest first; a command's output included).
+type SubscriptionStatus struct {
+	Name              string                   `json:"name"`
+	ProvisioningState events.ProvisioningState `json:"provisioningState"`
+	Delivery          events.DeliveryStatus    `json:"delivery"`
+	Deliveries        []events.DeliveryAttempt `json:"deliveries"`
 }
 
 // ReplayRequest is the body of POST
@@ -137,6 +152,8 @@ const (
 	maxReplayBody       = 1 << 20
 	defaultDeadLetters  = 100
 	maxDeadLetters      = 10000
+	defaultDeliveries   = 10
+	maxDeliveries       = 200
 )
 
 // subscriptions routes /api/v1/subscriptions{rest}.
@@ -144,6 +161,7 @@ const (
 //	""  "/"                          GET list, POST create
 //	"/{name}"                        GET, PUT, DELETE
 //	"/{name}/validate"               GET, POST (no auth: the code is the credential)
+//	"/{name}/status"                 GET (?deliveries=N: the delivery log's last N)
 //	"/{name}/deadletters"            GET
 //	"/{name}/deadletters/replay"     POST
 func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request, rest string) {
@@ -180,6 +198,10 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request, rest stri
 	case "validate":
 		if allow(w, r, s.v1Error, http.MethodGet, http.MethodPost) {
 			s.confirmValidation(w, r, name)
+		}
+	case "status":
+		if allow(w, r, s.v1Error, http.MethodGet) && s.subscriptionAuth(w, r) {
+			s.subscriptionStatus(w, r, name)
 		}
 	case "deadletters":
 		if allow(w, r, s.v1Error, http.MethodGet) && s.subscriptionAuth(w, r) {
@@ -346,20 +368,50 @@ func (s *Server) confirmValidation(w http.ResponseWriter, r *http.Request, name 
 	})
 }
 
-func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request, name string) {
+// countParam reads the positive count parameter param (default def, at
+// most max); ok is false when it answered 400.
+func (s *Server) countParam(w http.ResponseWriter, r *http.Request, param string, def, max int) (int, bool) {
 	q := r.URL.Query()
-	if err := checkParams(q, "limit"); err != nil {
+	if err := checkParams(q, param); err != nil {
 		s.v1Error(w, r, http.StatusBadRequest, registry.CodeArgumentInvalid, err.Error())
+		return 0, false
+	}
+	v := q.Get(param)
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		s.v1Error(w, r, http.StatusBadRequest, registry.CodeArgumentInvalid, fmt.Sprintf("%s %q is not a positive number", param, v))
+		return 0, false
+	}
+	return min(n, max), true
+}
+
+func (s *Server) subscriptionStatus(w http.ResponseWriter, r *http.Request, name string) {
+	n, ok := s.countParam(w, r, "deliveries", defaultDeliveries, maxDeliveries)
+	if !ok {
 		return
 	}
-	limit := defaultDeadLetters
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			s.v1Error(w, r, http.StatusBadRequest, registry.CodeArgumentInvalid, fmt.Sprintf("limit %q is not a positive number", v))
-			return
-		}
-		limit = min(n, maxDeadLetters)
+	if !events.ValidName(name) {
+		s.subscriptionFail(w, r, name, events.ErrNotFound)
+		return
+	}
+	st, err := s.d.Subscriptions.Status(r.Context(), name, n)
+	if err != nil {
+		s.subscriptionFail(w, r, name, err)
+		return
+	}
+	if st.Deliveries == nil {
+		st.Deliveries = []events.DeliveryAttempt{}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request, name string) {
+	limit, ok := s.countParam(w, r, "limit", defaultDeadLetters, maxDeadLetters)
+	if !ok {
+		return
 	}
 	if !events.ValidName(name) {
 		s.subscriptionFail(w, r, name, events.ErrNotFound)
@@ -447,7 +499,7 @@ func decodeReplay(body []byte) (ReplayRequest, error) {
 // policy. For PUT, urlName is the name in the URL: a body without a name
 // takes it, a body with another name is refused.
 func (s *Server) decodeSubscription(body []byte, urlName string) (events.Subscription, error) {
-	sub, err := events.DecodeSubscription(body, s.d.SubscriptionPolicy)
+	sub, err := events.DecodeSubscriptionAs(body, s.d.SubscriptionPolicy, urlName)
 	if urlName == "" {
 		return sub, err
 	}
@@ -459,11 +511,7 @@ func (s *Server) decodeSubscription(body []byte, urlName string) (events.Subscri
 	if ve != nil {
 		errs = ve.Errors
 	}
-	switch {
-	case sub.Name == "":
-		sub.Name = urlName
-		errs = slices.DeleteFunc(errs, func(fe events.FieldError) bool { return fe.Field == "name" && fe.Message == "required" })
-	case events.NameKey(sub.Name) != events.NameKey(urlName):
+	if events.NameKey(sub.Name) != events.NameKey(urlName) {
 		errs = append(errs, events.FieldError{Field: "name",
 			Message: fmt.Sprintf("%q does not match the name in the URL, %q (a subscription cannot be renamed)", sub.Name, urlName)})
 	}

@@ -486,3 +486,67 @@ func TestDeadLetters(t *testing.T) {
 		t.Fatalf("replay of missing subscription: %d", w.Code)
 	}
 }
+
+// Stream, command and e-mail subscriptions go through the same endpoints;
+// a PUT without a name takes the URL's (and the defaults derived from
+// it); kinds the hub does not serve are refused with why.
+func TestSubscriptionDestinationKinds(t *testing.T) {
+	e, _ := subEnv(t, func(d *api.Deps) {
+		d.SubscriptionPolicy = events.ValidateOptions{Unavailable: map[string]string{events.EndpointCommand: "it runs no commands"}}
+	})
+	w := e.do(req{Method: "POST", Path: "/api/v1/subscriptions", Body: `{"name":"to-stream","destination":{"endpointType":"Stream","properties":{"retentionInHours":24}}}`})
+	got := decode[events.Subscription](t, w)
+	if w.Code != 201 || got.Destination.Properties.StreamName != "EVENTS_TO_STREAM" || got.ProvisioningState != events.Succeeded ||
+		got.Validation.Method != events.MethodStream {
+		t.Fatalf("stream: %d %s", w.Code, w.Body)
+	}
+	w = e.do(req{Method: "PUT", Path: "/api/v1/subscriptions/mail-ops", Body: `{"destination":{"endpointType":"Email","properties":{"to":["ops@example.com"],"digestWindowInSeconds":60}}}`})
+	if w.Code != 404 {
+		t.Fatalf("PUT of a missing subscription: %d %s", w.Code, w.Body)
+	}
+	w = e.do(req{Method: "POST", Path: "/api/v1/subscriptions", Body: `{"name":"mail-ops","destination":{"endpointType":"Email","properties":{"to":["ops@example.com"]}}}`})
+	if w.Code != 201 {
+		t.Fatalf("email: %d %s", w.Code, w.Body)
+	}
+	w = e.do(req{Method: "PUT", Path: "/api/v1/subscriptions/to-stream", Body: `{"destination":{"endpointType":"Stream"}}`})
+	if got := decode[events.Subscription](t, w); w.Code != 200 || got.Name != "to-stream" || got.Destination.Properties.SubjectPrefix != "events.to-stream" {
+		t.Fatalf("PUT without name: %d %s", w.Code, w.Body)
+	}
+	w = e.do(req{Method: "POST", Path: "/api/v1/subscriptions", Body: `{"name":"run-it","destination":{"endpointType":"Command","properties":{"command":["x.sh"],"to":["a@b.c"]}}}`})
+	inv := decode[api.InvalidError](t, w)
+	if w.Code != 400 || len(inv.Error.Details) != 2 || inv.Error.Details[0].Field != "destination.endpointType" ||
+		!strings.Contains(inv.Error.Details[0].Message, "not available on this hub: it runs no commands") ||
+		inv.Error.Details[1].Field != "destination.properties.to" {
+		t.Fatalf("command: %d %s", w.Code, w.Body)
+	}
+}
+
+// GET /status answers the figures and the delivery log's last attempts.
+func TestSubscriptionStatus(t *testing.T) {
+	e, subs := subEnv(t, nil)
+	e.do(req{Method: "POST", Path: "/api/v1/subscriptions", Body: subBody})
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	subs.SetStatus("ops-alerts", events.DeliveryStatus{EndpointType: "WebHook", Running: true, Delivered: 7, Retrying: 1, LastError: "endpoint answered 503", LastErrorTime: at},
+		events.DeliveryAttempt{Time: at, Attempt: 2, Events: 1, Outcome: "ServiceUnavailable"}, events.DeliveryAttempt{Time: at, OK: true})
+	w := e.do(req{Method: "GET", Path: "/api/v1/subscriptions/OPS-ALERTS/status?deliveries=1"})
+	st := decode[api.SubscriptionStatus](t, w)
+	if w.Code != 200 || st.Name != "ops-alerts" || st.ProvisioningState != events.Succeeded || st.Delivery.Delivered != 7 ||
+		st.Delivery.LastError != "endpoint answered 503" || len(st.Deliveries) != 1 || st.Deliveries[0].Outcome != "ServiceUnavailable" {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if !strings.Contains(w.Body.String(), `"retrying":1`) || !strings.Contains(w.Body.String(), `"lastErrorTime":"2026-03-01T12:00:00Z"`) {
+		t.Errorf("wire form %s", w.Body)
+	}
+	for path, code := range map[string]int{
+		"/api/v1/subscriptions/ops-alerts/status?deliveries=0": 400,
+		"/api/v1/subscriptions/ops-alerts/status?other=1":      400,
+		"/api/v1/subscriptions/ghost-sub/status":               404,
+	} {
+		if w := e.do(req{Method: "GET", Path: path}); w.Code != code {
+			t.Errorf("%s: %d %s", path, w.Code, w.Body)
+		}
+	}
+	if w := e.do(req{Method: "POST", Path: "/api/v1/subscriptions/ops-alerts/status"}); w.Code != 405 {
+		t.Errorf("POST: %d", w.Code)
+	}
+}

@@ -17,10 +17,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/tether-hub/tether/internal/alert"
-	"github.com/tether-hub/tether/internal/alert/alerttest"
 	"github.com/tether-hub/tether/internal/api"
 	"github.com/tether-hub/tether/internal/app"
 	"github.com/tether-hub/tether/internal/metrics"
+	"github.com/tether-hub/tether/internal/notify/notifytest"
 )
 
 // alertSink records common-alert-schema payloads with their arrival time.
@@ -161,7 +161,7 @@ func TestMetricAlertFiresAndResolvesEndToEnd(t *testing.T) {
 	sink := &alertSink{}
 	web := httptest.NewServer(sink)
 	defer web.Close()
-	smtp := alerttest.StartSMTP(t)
+	smtp := notifytest.StartSMTP(t)
 	dir := t.TempDir()
 	cmdOut := filepath.Join(dir, "command.out")
 	script := filepath.Join(dir, "notify.sh")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tether-hub/tether/internal/metrics"
+	"github.com/tether-hub/tether/internal/notify"
 	"github.com/tether-hub/tether/internal/throttle"
 )
 
@@ -65,6 +66,15 @@ type Config struct {
 	// RulesFile holds the alert rules and action groups (YAML); empty: no
 	// rules. Reloaded by App.ReloadRules (SIGHUP).
 	RulesFile string
+	// SMTP is the mail server of Email event subscriptions (the password
+	// from the environment, TETHER_SMTP_PASSWORD); none without Addr.
+	SMTP notify.SMTP
+	// EventCommandDir holds the programs Command event subscriptions may
+	// run; none without it.
+	EventCommandDir string
+	// EventRetrySchedule replaces Event Grid's retry schedule of event
+	// subscriptions (tests).
+	EventRetrySchedule []time.Duration
 	// ShutdownTimeout bounds Stop.
 	ShutdownTimeout time.Duration
 	// Limits are the throttles (internal/throttle, docs/sizing.md). A
@@ -190,6 +200,14 @@ func (c *Config) Validate() error {
 	}
 	if c.TLSCertFile == "" && !c.Dev {
 		errs = append(errs, errors.New("no TLS certificate: pass --tls-cert and --tls-key, or --dev to generate a development CA"))
+	}
+	if c.SMTP.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.SMTP.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("smtp-addr %q: want host:port (e.g. smtp.example.com:587)", c.SMTP.Addr))
+		}
+		if c.SMTP.From == "" {
+			errs = append(errs, errors.New("smtp-addr needs smtp-from, the sender address of event mails"))
+		}
 	}
 	if c.ConnectTimeout < 0 || c.LogRetention < 0 || c.ShutdownTimeout < 0 || c.MetricsRecent < 0 || c.MetricsRetention < 0 ||
 		c.Limits.ConnectQueue < 0 || c.Limits.HandshakeQueue < 0 || c.Limits.MessageQueue < 0 {

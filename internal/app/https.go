@@ -28,6 +28,7 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		Telemetry:          &telemetryFeed{nc: a.journal.NC},
 		Events:             &eventTail{nc: a.journal.NC},
 		Subscriptions:      a.subs,
+		SubscriptionPolicy: a.subs.policy,
 		Alerts:             a.alerts,
 		Metrics:            a.metrics.Store(),
 		Methods:            methodAdapter{a},

@@ -14,12 +14,16 @@ import (
 
 // subscriptionService is api.SubscriptionService on the subscription
 // store, the endpoint handshake and the delivery engine: the store holds
-// definitions and state, the engine delivers what the store says.
+// definitions and state, the engine delivers what the store says (and
+// checks destinations other than webhooks).
 type subscriptionService struct {
 	store  events.SubscriptionStore
 	hs     *events.Handshaker
 	engine *delivery.Engine
 	now    func() time.Time
+	// policy is what the API accepts: which destination kinds this hub
+	// serves.
+	policy events.ValidateOptions
 }
 
 var _ api.SubscriptionService = (*subscriptionService)(nil)
@@ -32,10 +36,14 @@ func (a *App) startEvents(ctx context.Context) error {
 		return fmt.Errorf("subscriptions: %w", err)
 	}
 	res := events.Resource{}
+	dests, policy, err := a.eventDestinations()
+	if err != nil {
+		return err
+	}
 	engine, err := delivery.New(delivery.Options{
 		JS: a.journal.JS, Store: store, Resource: res, HubHost: a.cfg.HubName,
 		Logger: a.log.With("component", "delivery"), Origin: a.cfg.HubName,
-		ObserveLatency: a.observeDelivery,
+		ObserveLatency: a.observeDelivery, Destinations: dests, Schedule: a.cfg.EventRetrySchedule,
 	})
 	if err != nil {
 		return fmt.Errorf("delivery: %w", err)
@@ -45,7 +53,7 @@ func (a *App) startEvents(ctx context.Context) error {
 	}
 	a.onStop(engine.Stop)
 	a.subs = &subscriptionService{
-		store: store, engine: engine, now: time.Now,
+		store: store, engine: engine, now: time.Now, policy: policy,
 		hs: &events.Handshaker{
 			Origin: a.cfg.HubName,
 			Topic:  res.ID(a.cfg.HubName),
@@ -55,8 +63,39 @@ func (a *App) startEvents(ctx context.Context) error {
 	return nil
 }
 
+// eventDestinations are the destination kinds beyond WebHook and Stream
+// this hub serves (Command with --event-command-dir, Email with
+// --smtp-addr), and the API policy that refuses the others with why.
+func (a *App) eventDestinations() (map[string]delivery.Destination, events.ValidateOptions, error) {
+	dests := map[string]delivery.Destination{}
+	policy := events.ValidateOptions{Unavailable: map[string]string{}}
+	if dir := a.cfg.EventCommandDir; dir != "" {
+		d, err := delivery.NewCommandDestination(dir)
+		if err != nil {
+			return nil, policy, fmt.Errorf("event-command-dir: %w", err)
+		}
+		dests[events.EndpointCommand] = d
+	} else {
+		policy.Unavailable[events.EndpointCommand] = "it runs no commands; start it with --event-command-dir DIR (the programs subscriptions may run)"
+	}
+	if a.cfg.SMTP.Addr != "" {
+		dests[events.EndpointEmail] = delivery.NewEmailDestination(a.cfg.SMTP)
+	} else {
+		policy.Unavailable[events.EndpointEmail] = "it has no SMTP server; start it with --smtp-addr and --smtp-from (the password in TETHER_SMTP_PASSWORD)"
+	}
+	return dests, policy, nil
+}
+
+// handshake proves the destination of sub: the endpoint handshake of a
+// webhook, the engine's check of any other kind. The outcome is stored
+// as the subscription's state either way.
 func (s *subscriptionService) handshake(ctx context.Context, sub events.Subscription, rev uint64) (events.Subscription, uint64, error) {
-	checked, _ := s.hs.Handshake(ctx, sub) // a failure is a state, stored
+	var checked events.Subscription
+	if sub.Destination.Kind() == events.EndpointWebHook {
+		checked, _ = s.hs.Handshake(ctx, sub) // a failure is a state, stored
+	} else {
+		checked = s.engine.Check(ctx, sub)
+	}
 	rev, err := s.store.Update(ctx, checked, rev)
 	if err != nil {
 		return sub, 0, err
@@ -169,4 +208,19 @@ func (s *subscriptionService) Replay(ctx context.Context, name string, r api.Rep
 	n, err := s.engine.Replay(ctx, name, ids...)
 	res.Replayed = n
 	return res, err
+}
+
+func (s *subscriptionService) Status(ctx context.Context, name string, deliveries int) (api.SubscriptionStatus, error) {
+	sub, _, err := s.store.Get(ctx, name)
+	if err != nil {
+		return api.SubscriptionStatus{}, err
+	}
+	st := s.engine.Status(sub.Name)
+	if !st.Running {
+		st.EndpointType, st.Target = sub.Destination.Kind(), sub.Destination.Target()
+	}
+	return api.SubscriptionStatus{
+		Name: sub.Name, ProvisioningState: sub.ProvisioningState, Delivery: st,
+		Deliveries: s.engine.Deliveries(sub.Name, deliveries),
+	}, nil
 }

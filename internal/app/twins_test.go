@@ -297,3 +297,58 @@ func TestDeviceQueryEndToEnd(t *testing.T) {
 		t.Errorf("bad token: %d %s", status, out)
 	}
 }
+
+// IoT Hub's twin and method limits through the whole hub, with their
+// codes: section sizes, depth, keys, a method payload over 128 KB, and
+// more than 16 calls waiting on one device.
+func TestTwinAndMethodLimitsEndToEnd(t *testing.T) {
+	h := startHub(t)
+	key := h.device("lim")
+	d := h.twinDevice("lim", key, true)
+	big := `{"blob":"` + strings.Repeat("x", 4000) + `"`
+	for i := range 9 {
+		big += fmt.Sprintf(`,"k%d":"%s"`, i, strings.Repeat("y", 4000))
+	}
+	big += "}"
+	deep := strings.Repeat(`{"a":`, 12) + "1" + strings.Repeat("}", 12)
+	for i, c := range []struct{ patch, want string }{
+		{big, "32"},
+		{deep, "depth"},
+		{`{"k":"` + strings.Repeat("z", 4097) + `"}`, "4"},
+		{`{"a b":1}`, "' '"},
+		{`{"a.b":1}`, "'.'"},
+		{`"just a string"`, "object"},
+	} {
+		rid := fmt.Sprint(100 + i)
+		d.publish(t, "$iothub/twin/PATCH/properties/reported/?$rid="+rid, c.patch)
+		m := d.waitFor(t, "$iothub/twin/res/")
+		if m.Topic() != "$iothub/twin/res/400/?$rid="+rid || !strings.Contains(string(m.Payload()), c.want) {
+			t.Errorf("patch %.30s: %s %s", c.patch, m.Topic(), m.Payload())
+		}
+	}
+	bigTags := `{"tags":{"t":"` + strings.Repeat("t", 4000) + `","u":"` + strings.Repeat("u", 4000) + `","v":"` + strings.Repeat("v", 400) + `"}}`
+	if status, body := h.apiRaw("PATCH", "/twins/lim"+q, []byte(bigTags), nil); status != 400 || !strings.Contains(string(body), "ArgumentInvalid") {
+		t.Errorf("tags over 8 KB: %d %s", status, body)
+	}
+	if status, body := h.apiRaw("PATCH", "/twins/lim"+q, []byte(`{"properties":{"desired":`), nil); status != 400 || !strings.Contains(string(body), "IotHubFormatError") {
+		t.Errorf("malformed body: %d %s", status, body)
+	}
+	payload := `{"methodName":"m","payload":"` + strings.Repeat("p", 128<<10) + `"}`
+	if status, body := h.apiRaw("POST", "/twins/lim/methods"+q, []byte(payload), nil); status != 400 || !strings.Contains(string(body), "limit") {
+		t.Errorf("payload over 128 KB: %d %.200s", status, body)
+	}
+	// 16 unanswered calls wait; the 17th is throttled.
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			h.apiRaw("POST", "/twins/lim/methods"+q, []byte(`{"methodName":"slow","responseTimeoutInSeconds":5}`), nil)
+		})
+	}
+	for range 16 {
+		d.waitFor(t, "$iothub/methods/POST/slow/")
+	}
+	if status, body := h.apiRaw("POST", "/twins/lim/methods"+q, []byte(`{"methodName":"slow","responseTimeoutInSeconds":5}`), nil); status != 429 || !strings.Contains(string(body), "Throttl") {
+		t.Errorf("17th call: %d %s", status, body)
+	}
+	wg.Wait()
+}

@@ -2,7 +2,6 @@ package diag
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/connlog"
+	"github.com/tether-hub/tether/internal/journal"
 )
 
 // natsSink publishes records on a subject, one message per record in the
@@ -89,20 +89,11 @@ func (s *natsSink) Append(ctx context.Context, records []connlog.Record) error {
 		}
 		return nil
 	}
-	var errs []error
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			errs = append(errs, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	n, err := journal.AwaitAcks(ctx, futures)
+	if n > 0 {
+		return fmt.Errorf("diag: %d of %d records not stored on %s: %w", n, len(futures), s.subject, err)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("diag: %d of %d records not stored on %s: %w", len(errs), len(futures), s.subject, errors.Join(errs...))
-	}
-	return nil
+	return err
 }
 
 // DeleteBefore implements connlog.Sink: the stream's MaxAge expires

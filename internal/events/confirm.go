@@ -55,15 +55,16 @@ func ExpireValidation(s Subscription, now time.Time) (_ Subscription, changed bo
 }
 
 // NeedsHandshake reports whether s must be validated (again) before it
-// receives events: it never was, or its endpoint or schema changed since.
+// receives events: it never was, or its webhook endpoint or schema
+// changed since (the handshake depends on both), or anything of another
+// kind of destination changed since it was checked.
 func (s Subscription) NeedsHandshake() bool {
 	v := s.Validation
-	if v == nil || v.Endpoint != s.Destination.Properties.EndpointURL {
+	if v == nil || v.Method != s.ValidationMethod() {
 		return true
 	}
-	want := MethodValidationEvent
-	if s.EventDeliverySchema == CloudEventSchemaV1_0 {
-		want = MethodAbuseProtection
+	if s.Destination.Kind() == EndpointWebHook {
+		return v.Endpoint != s.Destination.Properties.EndpointURL
 	}
-	return v.Method != want
+	return v.Checked != s.destinationDigest()
 }

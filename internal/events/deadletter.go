@@ -14,6 +14,10 @@ const (
 	// DeadLetterNonRetriable: the endpoint answered 400, 401, 403, 404 or
 	// 413, which are not retried.
 	DeadLetterNonRetriable = "NonRetriableHttpStatus"
+	// DeadLetterNonRetriableError: a destination other than a webhook
+	// failed in a way retrying cannot mend (a command that cannot be
+	// started, an address the mail server refuses with 5xx).
+	DeadLetterNonRetriableError = "NonRetriableError"
 )
 
 // DeadLetter is an event whose delivery ended without success, with what
@@ -25,8 +29,9 @@ type DeadLetter struct {
 	// Reason is one of the DeadLetter* reasons.
 	Reason string
 	// DeliveryAttempts made, LastDeliveryOutcome a short name of the last
-	// failure ("NotFound", "TimedOut", "Busy", …), LastHTTPStatus its status
-	// (0 when there was no answer), LastError the error text.
+	// failure ("NotFound", "TimedOut", "Busy", "ExitStatus3", …),
+	// LastHTTPStatus its status (0 when there was no answer, or the
+	// destination is not a webhook), LastError the error text.
 	DeliveryAttempts        int
 	LastDeliveryOutcome     string
 	LastHTTPStatus          int

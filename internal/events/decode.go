@@ -18,6 +18,13 @@ import (
 // but decodes the rest; that one is listed together with everything
 // Validate finds in the rest.
 func DecodeSubscription(data []byte, o ValidateOptions) (Subscription, error) {
+	return DecodeSubscriptionAs(data, o, "")
+}
+
+// DecodeSubscriptionAs is DecodeSubscription for a definition whose name
+// may come from elsewhere (a URL): a definition without a name takes name
+// before defaults (which derive from it) are applied.
+func DecodeSubscriptionAs(data []byte, o ValidateOptions, name string) (Subscription, error) {
 	var s Subscription
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -33,6 +40,9 @@ func DecodeSubscription(data []byte, o ValidateOptions) (Subscription, error) {
 		return Subscription{}, &ValidationError{Errors: []FieldError{{Message: "not valid JSON: data after the object"}}}
 	}
 	s = s.Definition()
+	if s.Name == "" {
+		s.Name = name
+	}
 	s.ApplyDefaults()
 	if err := s.ValidateWith(o); err != nil {
 		var ve *ValidationError

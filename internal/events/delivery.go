@@ -1,6 +1,7 @@
 package events
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -82,10 +83,7 @@ func NewDelivery(s Subscription, batch []Event, attempt int, origin string) (Del
 // within preferredBatchSizeInKilobytes; an event larger than that goes
 // alone. Batching never waits for events; order is kept.
 func Batches(s Subscription, events []Event) [][]Event {
-	maxEvents := s.Destination.Properties.MaxEventsPerBatch
-	if maxEvents <= 0 {
-		maxEvents = DefaultMaxEventsPerBatch
-	}
+	maxEvents := s.BatchLimit()
 	kb := s.Destination.Properties.PreferredBatchSizeInKilobytes
 	if kb <= 0 {
 		kb = DefaultPreferredBatchSizeKB
@@ -112,9 +110,13 @@ func Batches(s Subscription, events []Event) [][]Event {
 }
 
 // encodedSize is the size of e in schema plus a separator.
-func encodedSize(schema Schema, e Event) int {
+func encodedSize(schema Schema, e Event) int { return len(Encode(schema, e)) + 1 }
+
+// Encode is e as one JSON object in schema: a stream message, the event
+// in a mail.
+func Encode(schema Schema, e Event) json.RawMessage {
 	if schema == CloudEventSchemaV1_0 {
-		return len(mustMarshal(e.CloudEvent())) + 1
+		return mustMarshal(e.CloudEvent())
 	}
-	return len(mustMarshal(e.EventGrid())) + 1
+	return mustMarshal(e.EventGrid())
 }

@@ -1,7 +1,8 @@
 // Package events turns Tether's journal records into IoT Hub's Event Grid
-// events, describes webhook subscriptions to them, decides which events a
-// subscription receives, and proves that a subscriber's endpoint wants
-// them. It is the domain half of issue 3; the delivery engine (one durable
+// events, describes subscriptions to them (destinations: a webhook, a
+// NATS stream, a command, e-mail; destination.go), decides which events a
+// subscription receives, proves that a subscriber's endpoint wants them,
+// and tells them to people (Summary, Details). It is the domain half of issue 3; the delivery engine (one durable
 // JetStream consumer per subscription, retries, dead letters, per-device
 // order) builds on these types.
 //

@@ -35,17 +35,22 @@ const (
 	MethodAbuseProtection = "WebHookAbuseProtection"
 )
 
-// ValidationState records the last endpoint handshake of a subscription.
+// ValidationState records the last endpoint handshake of a subscription,
+// or the last check of a destination of another kind (WithCheck).
 //
 // Code proves receipt of the validation request; it is stored so that the
 // validation URL can be checked, and must not be served by the API (a
 // caller who can read it could validate an endpoint that never saw it).
 type ValidationState struct {
 	Method string `json:"method"`
-	// Endpoint is the URL the handshake was made with; a new endpoint
-	// needs a new handshake.
+	// Endpoint is the URL the handshake was made with (a new endpoint
+	// needs a new handshake), or the target of another kind of
+	// destination (Destination.Target).
 	Endpoint string `json:"endpoint"`
-	Code     string `json:"code,omitempty"`
+	// Checked identifies the destination definition a check of a
+	// non-webhook destination was made for: any change needs a new check.
+	Checked string `json:"checked,omitempty"`
+	Code    string `json:"code,omitempty"`
 	// URL is the validation URL sent to the endpoint (validationUrl, or
 	// WebHook-Request-Callback).
 	URL         string    `json:"url,omitempty"`

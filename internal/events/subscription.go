@@ -42,24 +42,36 @@ type Subscription struct {
 	Validation        *ValidationState  `json:"validation,omitempty"`
 }
 
-// Destination is where events go: a webhook.
+// Destination is where events go: a webhook (Event Grid's), or one of
+// Tether's other kinds (destination.go): a NATS JetStream stream, a local
+// command, e-mail.
 type Destination struct {
-	EndpointType string                `json:"endpointType"` // "WebHook", the only type
+	// EndpointType is EndpointWebHook (the default), EndpointStream,
+	// EndpointCommand or EndpointEmail.
+	EndpointType string                `json:"endpointType"`
 	Properties   DestinationProperties `json:"properties"`
 }
 
-// EndpointWebHook is the only destination type.
+// EndpointWebHook is Event Grid's webhook destination type.
 const EndpointWebHook = "WebHook"
 
-// DestinationProperties of a webhook destination.
+// DestinationProperties of a destination. Each member belongs to the
+// kinds named on it; Validate refuses members of another kind.
 type DestinationProperties struct {
-	// EndpointURL is https, or http when the endpoint is on a loopback
-	// address or the operator allows plain http (ValidateOptions).
-	EndpointURL string `json:"endpointUrl"`
-	// MaxEventsPerBatch: 1–5000, default 1 (no batching).
+	// EndpointURL (WebHook) is https, or http when the endpoint is on a
+	// loopback address or the operator allows plain http
+	// (ValidateOptions).
+	EndpointURL string `json:"endpointUrl,omitempty"`
+	// MaxEventsPerBatch (WebHook, Stream, Command): 1–5000; default 1 (no
+	// batching), 100 for streams.
 	MaxEventsPerBatch int `json:"maxEventsPerBatch,omitempty"`
-	// PreferredBatchSizeInKilobytes: 1–1024, default 64.
+	// PreferredBatchSizeInKilobytes (WebHook, Stream, Command): 1–1024,
+	// default 64.
 	PreferredBatchSizeInKilobytes int `json:"preferredBatchSizeInKilobytes,omitempty"`
+
+	StreamProperties
+	CommandProperties
+	EmailProperties
 }
 
 // RetryPolicy bounds delivery: whichever limit is reached first ends it.
@@ -116,17 +128,7 @@ const (
 // canonical spelling. Zero means "unset" for every numeric option, since 0
 // is never valid; negative values are left for Validate to refuse.
 func (s *Subscription) ApplyDefaults() {
-	if s.Destination.EndpointType == "" || strings.EqualFold(s.Destination.EndpointType, EndpointWebHook) {
-		s.Destination.EndpointType = EndpointWebHook
-	}
-	p := &s.Destination.Properties
-	p.EndpointURL = strings.TrimSpace(p.EndpointURL)
-	if p.MaxEventsPerBatch == 0 {
-		p.MaxEventsPerBatch = DefaultMaxEventsPerBatch
-	}
-	if p.PreferredBatchSizeInKilobytes == 0 {
-		p.PreferredBatchSizeInKilobytes = DefaultPreferredBatchSizeKB
-	}
+	s.Destination.applyDefaults(s.Key())
 	if s.EventDeliverySchema == "" {
 		s.EventDeliverySchema = EventGridSchema
 	} else if v, ok := ParseSchema(string(s.EventDeliverySchema)); ok {
@@ -169,7 +171,7 @@ func (s Subscription) DeadLettering() bool {
 }
 
 // Active reports whether the subscription receives events: only after its
-// endpoint was validated and while it is not disabled.
+// destination was validated and while it is not disabled.
 func (s Subscription) Active() bool { return s.ProvisioningState == Succeeded }
 
 // Definition is s without the hub-owned state (provisioningState,

@@ -14,6 +14,10 @@ type ValidateOptions struct {
 	// which is what tests and receivers on the hub's own machine use;
 	// everything else must be https, as Event Grid requires.
 	AllowHTTP bool
+	// Unavailable names the destination types this hub cannot deliver to,
+	// with why (e.g. "Email": "no SMTP server: start the hub with
+	// --smtp-addr"); subscriptions of those types are refused.
+	Unavailable map[string]string
 }
 
 // Validate checks s with the default policy (ValidateOptions{}).
@@ -29,13 +33,8 @@ func (s Subscription) ValidateWith(o ValidateOptions) error {
 	if msg := checkName(s.Name); msg != "" {
 		fail("name", msg)
 	}
-	if t := s.Destination.EndpointType; t != "" && !strings.EqualFold(t, EndpointWebHook) {
-		fail("destination.endpointType", quote(t)+" is not supported: only WebHook")
-	}
+	s.Destination.check(fail, o)
 	p := s.Destination.Properties
-	if msg := checkEndpoint(p.EndpointURL, o); msg != "" {
-		fail("destination.properties.endpointUrl", msg)
-	}
 	checkRange(fail, "destination.properties.maxEventsPerBatch", p.MaxEventsPerBatch, 1, MaxMaxEventsPerBatch)
 	checkRange(fail, "destination.properties.preferredBatchSizeInKilobytes", p.PreferredBatchSizeInKilobytes, 1, MaxPreferredBatchSizeKB)
 

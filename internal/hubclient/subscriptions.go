@@ -44,8 +44,60 @@ func WebhookSubscription(name, endpoint string, maxEventsPerBatch int) map[strin
 	}
 }
 
-// Subscribe creates def and requires it validated (201, provisioningState
-// Succeeded).
+// StreamSubscription is the definition of a subscription of the
+// connection events to a NATS JetStream stream of the hub (its default
+// name EVENTS_<NAME>, subjects events.<name>.<device>.<kind>), kept
+// retentionHours (0: the hub's default).
+func StreamSubscription(name string, retentionHours int) map[string]any {
+	props := map[string]any{}
+	if retentionHours > 0 {
+		props["retentionInHours"] = retentionHours
+	}
+	return connectionSubscription(name, "Stream", props)
+}
+
+// CommandSubscription is the definition of a subscription of the
+// connection events to a program of the hub's command directory (argv:
+// the program and its arguments).
+func CommandSubscription(name string, argv ...string) map[string]any {
+	return connectionSubscription(name, "Command", map[string]any{"command": argv})
+}
+
+// EmailSubscription is the definition of a subscription of the connection
+// events mailed to the addresses through the hub's SMTP server.
+func EmailSubscription(name string, to ...string) map[string]any {
+	return connectionSubscription(name, "Email", map[string]any{"to": to})
+}
+
+func connectionSubscription(name, kind string, props map[string]any) map[string]any {
+	return map[string]any{
+		"name":        name,
+		"destination": map[string]any{"endpointType": kind, "properties": props},
+		"filter":      map[string]any{"includedEventTypes": []string{DeviceConnected, DeviceDisconnected}},
+	}
+}
+
+// SubscriptionStatus returns the delivery figures of a subscription and
+// its last deliveries attempts (GET /api/v1/subscriptions/{name}/status),
+// decoded as JSON objects.
+func (c *Client) SubscriptionStatus(ctx context.Context, name string, deliveries int) (map[string]any, error) {
+	path := fmt.Sprintf("/api/v1/subscriptions/%s/status?deliveries=%d", url.PathEscape(name), max(deliveries, 1))
+	code, body, err := c.Do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, &StatusError{http.MethodGet, path, code, string(body)}
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("subscription status: %w", err)
+	}
+	return m, nil
+}
+
+// Subscribe creates def and requires it validated or checked (201,
+// provisioningState Succeeded).
 func (c *Client) Subscribe(ctx context.Context, def map[string]any) error {
 	code, sub, err := c.CreateSubscription(ctx, def)
 	if err != nil {

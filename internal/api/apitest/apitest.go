@@ -36,6 +36,7 @@ type Subscriptions struct {
 	mu         sync.Mutex
 	dead       map[string][]events.DeadLetter // by events.NameKey
 	replayed   map[string][]events.DeadLetter
+	status     map[string]api.SubscriptionStatus
 	handshakes int
 }
 
@@ -45,9 +46,13 @@ var _ api.SubscriptionService = (*Subscriptions)(nil)
 // succeed.
 func NewSubscriptions() *Subscriptions { return &Subscriptions{Store: memstore.New()} }
 
-// Succeed is a handshake that validates every endpoint at once.
+// Succeed is a handshake that validates every endpoint at once (and a
+// check that passes every other kind of destination).
 func Succeed(_ context.Context, s events.Subscription) (events.Subscription, error) {
 	now := time.Now()
+	if s.Destination.Kind() != events.EndpointWebHook {
+		return s.WithCheck(nil, now, now), nil
+	}
 	s.Validation = &events.ValidationState{Method: method(s), Endpoint: s.Destination.Properties.EndpointURL, StartedAt: now, ValidatedAt: now}
 	s.ProvisioningState = events.Succeeded
 	return s, nil
@@ -335,4 +340,30 @@ func (f *EventTail) Fail(err error) {
 		default:
 		}
 	}
+}
+
+// SetStatus sets what Status answers for subscription name (its name and
+// state come from the store).
+func (f *Subscriptions) SetStatus(name string, st events.DeliveryStatus, log ...events.DeliveryAttempt) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.status == nil {
+		f.status = map[string]api.SubscriptionStatus{}
+	}
+	f.status[events.NameKey(name)] = api.SubscriptionStatus{Delivery: st, Deliveries: log}
+}
+
+// Status implements api.SubscriptionService: what SetStatus set (zero
+// figures otherwise), at most deliveries attempts.
+func (f *Subscriptions) Status(ctx context.Context, name string, deliveries int) (api.SubscriptionStatus, error) {
+	sub, _, err := f.Store.Get(ctx, name)
+	if err != nil {
+		return api.SubscriptionStatus{}, err
+	}
+	f.mu.Lock()
+	st := f.status[events.NameKey(name)]
+	f.mu.Unlock()
+	st.Name, st.ProvisioningState = sub.Name, sub.ProvisioningState
+	st.Deliveries = slices.Clone(st.Deliveries[:min(deliveries, len(st.Deliveries))])
+	return st, nil
 }

@@ -1,15 +1,36 @@
-// Package delivery is the webhook delivery engine of issue 3: it reads the
-// journal through durable JetStream consumers and POSTs Event Grid (or
-// CloudEvents) events to every validated subscription, in order per
-// device, at least once, with Event Grid's retries and dead letters.
+// Package delivery is the event delivery engine of issues 3 and 16: it
+// reads the journal through durable JetStream consumers and delivers Event
+// Grid (or CloudEvents) events to every validated subscription, in order
+// per device, at least once, with Event Grid's retries and dead letters —
+// to a webhook, a NATS JetStream stream, a local command or e-mail. One
+// engine, several senders: everything below holds for every destination
+// kind; only the last step differs.
 //
 // # Shape
 //
 //	journal streams ──(one durable consumer per subscription and stream)──► fetchers
 //	fetchers: decode (events.FromConnection/FromChange/FromTelemetry), match (events.Matcher)
 //	     └─► runner (one goroutine per subscription): renewal filter, per-device FIFO queues,
-//	          batching, retry timers, dead letters, acks
-//	               └─► senders (≤ MaxInFlightPerSub goroutines): one POST each (events.NewDelivery)
+//	          batching, retry timers, dead letters, acks, delivery log
+//	               └─► sends (≤ MaxInFlightPerSub goroutines, a command's maxConcurrency):
+//	                    Sender.Send of one batch, opened by the Destination of the kind:
+//	                      WebHook  one POST (events.NewDelivery)                    webhook.go
+//	                      Stream   one JetStream message per event, acked by the stream  stream.go
+//	                      Command  one run of a program, the batch on stdin        command.go
+//	                      Email    one mail, or a digest; rate limited per recipient  email.go
+//
+// # Destinations
+//
+// A Destination checks a subscription's destination before delivery
+// (webhooks: the endpoint handshake instead), opens its Sender, and
+// removes what it keeps when the subscription goes (a stream). A Sender
+// returns a Result: delivered, failed (retried on the schedule below), or
+// failed for good (dead-lettered at once: Final). Outcome names a failure
+// for lastDeliveryOutcome: HTTP reason phrases for webhooks, TimedOut,
+// NetworkError, StreamUnavailable, ExitStatus<n>, NotStarted,
+// MailRejected, MailServerUnavailable. Each attempt is kept in the
+// subscription's delivery log (the last DeliveryLogSize, in memory, a
+// command's output included) and counted in Stats.
 //
 // A subscription reads TETHER_CONN when it includes DeviceConnected or
 // DeviceDisconnected, TETHER_REGISTRY for DeviceCreated/DeviceDeleted and
@@ -21,7 +42,7 @@
 // A consumer keeps its position across restarts and definition changes;
 // it is deleted with its subscription.
 //
-// Only subscriptions that are Active (ProvisioningState Succeeded) POST
+// Only subscriptions that are Active (ProvisioningState Succeeded) send
 // anything. Others keep fetching until their buffer is full and then
 // stop: the events stay in JetStream, none is lost, and they go out once
 // the endpoint is validated (or the subscription re-enabled).
@@ -31,7 +52,7 @@
 // For each subscription, a device's events are delivered in journal order
 // (connection events in sequence-number order: an out-of-order one is put
 // back in place while it is still queued) and never two at once: a device
-// is in at most one POST. A failing event holds back only its device's
+// is in at most one delivery (POST, run, mail, publish). A failing event holds back only its device's
 // later events; other devices keep flowing. A message is acknowledged only
 // when its event was delivered, dead-lettered, filtered out or suppressed.
 // Events of one device from different streams (a registry delete and a
@@ -39,7 +60,7 @@
 //
 // # Batching
 //
-// With maxEventsPerBatch > 1 a POST takes the due head events of several
+// With maxEventsPerBatch > 1 a delivery takes the due head events of several
 // ready devices, in the order the devices became ready: each device's
 // events consecutive and in queue order, at most maxEventsPerBatch events
 // and, through events.Batches, about preferredBatchSizeInKilobytes (an
@@ -49,10 +70,13 @@
 //
 // # Retries and dead letters
 //
-// 200–204 is success; everything else, a network error, or no answer within
-// Timeout (30 s) fails the attempt. 400, 401, 403, 404 and 413 are not
-// retried: the events are dead-lettered at once (NonRetriableHttpStatus).
-// Otherwise each event of the batch waits the schedule's delay for its
+// Webhooks: 200–204 is success; everything else, a network error, or no
+// answer within Timeout (30 s) fails the attempt. 400, 401, 403, 404 and
+// 413 are not retried: the events are dead-lettered at once
+// (NonRetriableHttpStatus). Streams: stored by the stream is success;
+// commands: exit status 0; e-mail: the server took the mail; their final
+// failures (a program that cannot start, a 5xx from the mail server) are
+// dead-lettered as NonRetriableError. Otherwise each event of the batch waits the schedule's delay for its
 // attempt count (10 s, 30 s, 1 min, 5 min, 10 min, 30 min, 1 h, 3 h, 6 h,
 // then 12 h; ±Jitter) and is dead-lettered when it has had
 // maxDeliveryAttempts attempts (MaxDeliveryAttemptsExceeded) or when its
@@ -102,9 +126,11 @@
 // device's oldest parked message waited for is gone (its queue has room,
 // the message before it was taken, recovery ended), the runner recalls
 // it at once (a Nak on its reply subject), and each recalled message
-// recalls the next as it is taken. At most MaxInFlightPerSub POSTs run per
-// subscription; a receiver that never answers costs that many goroutines
-// and connections, each freed by the timeout.
+// recalls the next as it is taken. At most MaxInFlightPerSub deliveries
+// run per subscription (a command's maxConcurrency, if lower); a receiver
+// that never answers costs that many goroutines and connections, each
+// freed by the timeout. An e-mail send that waits for its digest window
+// or the rate limit holds its place too (and its device's later events).
 //
 // # Crashes and restarts
 //
@@ -129,7 +155,8 @@
 //
 // # Clock
 //
-// Retry delays, time-to-live, the renewal grace and the POST timeout run on
+// Retry delays, time-to-live, the renewal grace, the POST, publish and
+// command timeouts and the e-mail digest windows and rate-limit waits run on
 // Options.Clock, so tests drive them; JetStream's AckWait and ParkDelay
 // run on the server's clock.
 package delivery

@@ -204,6 +204,12 @@ func (e *Engine) apply(ctx context.Context, s events.Subscription) error {
 		e.mu.Lock()
 		delete(e.runners, key)
 		e.mu.Unlock()
+		if k := old.kind; k != s.Destination.Kind() && e.o.Destinations[k] != nil {
+			// What the old kind kept (a stream) goes with it.
+			if err := e.o.Destinations[k].Remove(ctx, key); err != nil {
+				e.log.Warn("removing what the old destination kept failed", "subscription", s.Name, "kind", k, "err", err)
+			}
+		}
 	}
 	m, err := events.NewMatcher(s)
 	if err != nil {
@@ -245,8 +251,8 @@ func (e *Engine) apply(ctx context.Context, s events.Subscription) error {
 	return nil
 }
 
-// remove stops the runner of subscription key and deletes its consumers
-// and dead letters.
+// remove stops the runner of subscription key and deletes its consumers,
+// its dead letters and what its destination keeps (a stream).
 func (e *Engine) remove(ctx context.Context, key string) error {
 	e.recMu.Lock()
 	defer e.recMu.Unlock()
@@ -266,7 +272,29 @@ func (e *Engine) remove(ctx context.Context, key string) error {
 	if e.dl != nil {
 		errs = append(errs, e.dl.Purge(ctx, key))
 	}
+	for _, d := range e.o.Destinations {
+		errs = append(errs, d.Remove(ctx, key))
+	}
 	return errors.Join(errs...)
+}
+
+// Check proves the destination of sub, a kind without the webhook
+// handshake, and returns sub with the outcome as its state
+// (events.Subscription.WithCheck): Succeeded, or Failed saying why. A
+// Stream's stream is created (or its limits updated) here.
+func (e *Engine) Check(ctx context.Context, sub events.Subscription) events.Subscription {
+	start := e.o.Clock.Now()
+	d := e.o.Destinations[sub.Destination.Kind()]
+	var err error
+	if d == nil {
+		err = fmt.Errorf("this hub delivers no %s destinations", sub.Destination.Kind())
+	} else {
+		err = d.Check(ctx, sub)
+	}
+	if err != nil {
+		e.log.Warn("subscription destination check failed", "subscription", sub.Name, "kind", sub.Destination.Kind(), "err", err)
+	}
+	return sub.WithCheck(err, start, e.o.Clock.Now())
 }
 
 // resync lists the store every ResyncInterval and reconciles.

@@ -128,6 +128,32 @@ func (v *env) sub(name, url string, mod ...func(*events.Subscription)) events.Su
 	return s
 }
 
+// subTo stores a subscription of destination d, checked by the engine
+// (Engine.Check: a stream is created), and reloads it. It fails the test
+// unless the check succeeded.
+func (v *env) subTo(name string, d events.Destination, mod ...func(*events.Subscription)) events.Subscription {
+	v.t.Helper()
+	s := events.Subscription{Name: name, Destination: d}
+	for _, m := range mod {
+		m(&s)
+	}
+	s.ApplyDefaults()
+	if err := s.Validate(); err != nil {
+		v.t.Fatal(err)
+	}
+	s = v.eng.Check(v.ctx, s)
+	if s.ProvisioningState != events.Succeeded {
+		v.t.Fatalf("check of %s: %s %+v", name, s.ProvisioningState, s.Validation)
+	}
+	if _, err := v.store.Create(v.ctx, s); err != nil {
+		v.t.Fatal(err)
+	}
+	if err := v.eng.Reload(v.ctx, name); err != nil {
+		v.t.Fatal(err)
+	}
+	return s
+}
+
 // update rewrites subscription name and reloads it.
 func (v *env) update(name string, mod func(*events.Subscription)) {
 	v.t.Helper()

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -31,6 +30,13 @@ type Options struct {
 	// redirects (a 3xx is a failed delivery) and keeps MaxInFlightPerSub
 	// connections per endpoint alive.
 	Client *http.Client
+	// Destinations deliver by destination type (events.Destination.Kind).
+	// New adds WebHook (Client, Timeout, Origin) and Stream (streams on JS,
+	// Replicas) unless given; Command and Email need the hub's policy and
+	// mail server (NewCommandDestination, NewEmailDestination). A
+	// subscription of a type without one is not delivered: its attempts
+	// fail, and are retried, with an error that says so.
+	Destinations map[string]Destination
 	// Clock drives retries, time-to-live, the renewal grace and the POST
 	// timeout. nil: SystemClock.
 	Clock  Clock
@@ -44,8 +50,9 @@ type Options struct {
 	// Replicas of the TETHER_DEADLETTER stream when New creates it.
 	Replicas int
 
-	// Timeout bounds each POST, answer included; default 30 s (Event
-	// Grid's).
+	// Timeout bounds each POST, answer included, and each stream publish;
+	// default 30 s (Event Grid's). Commands have their own
+	// (timeoutInSeconds).
 	Timeout time.Duration
 	// Schedule is the delay after the n-th failed attempt (n from 1); the
 	// last delay repeats. Default EventGridSchedule.
@@ -174,13 +181,18 @@ func (o *Options) setDefaults() error {
 		o.MaxReplay = DefaultMaxReplay
 	}
 	if o.Client == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = o.MaxInFlightPerSub
-		t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-		o.Client = &http.Client{
-			Transport:     t,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		o.Client = defaultClient(o.MaxInFlightPerSub)
 	}
+	dests := make(map[string]Destination, len(o.Destinations)+2)
+	for k, d := range o.Destinations {
+		dests[k] = d
+	}
+	if dests[events.EndpointWebHook] == nil {
+		dests[events.EndpointWebHook] = &webhook{client: o.Client, origin: o.Origin}
+	}
+	if dests[events.EndpointStream] == nil {
+		dests[events.EndpointStream] = &streamDest{js: o.JS, replicas: o.Replicas}
+	}
+	o.Destinations = dests
 	return nil
 }

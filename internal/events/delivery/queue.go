@@ -24,6 +24,7 @@ type entry struct {
 	dlSeq uint64
 
 	attempts    int
+	retrying    bool      // failed at least once and waits for another attempt
 	nextAt      time.Time // not before: the retry delay
 	lastAttempt time.Time
 	lastStatus  int

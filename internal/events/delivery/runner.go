@@ -15,8 +15,8 @@ import (
 
 // runner delivers one subscription. One goroutine (run) owns every queue
 // and timer; fetchers (one per consumer) decode and match messages and
-// hand them over; senders (at most MaxInFlightPerSub) POST one batch each
-// and report back. Nothing the runner does blocks a publisher: the journal
+// hand them over; sends (at most maxInFlight goroutines, each one
+// Sender.Send of one batch) report back. Nothing the runner does blocks a publisher: the journal
 // is between them.
 type runner struct {
 	e     *Engine
@@ -27,6 +27,10 @@ type runner struct {
 	def   string // the definition the runner was built for
 	match *events.Matcher
 	st    *counters
+	// sender reaches the destination; kind and target name it.
+	sender       Sender
+	kind, target string
+	maxInFlight  int
 
 	streams []*stream
 	in      chan item
@@ -59,6 +63,7 @@ type runner struct {
 	bytes        int
 	inflight     int
 	heldN        int
+	retrying     int // queued entries that failed at least once
 	timer        Timer
 	timerAt      time.Time
 	watermark    time.Time
@@ -81,27 +86,29 @@ type invisible struct {
 	until time.Time
 }
 
-// result is the outcome of one POST.
+// result is the outcome of one send, with what it was about.
 type result struct {
-	ents     []*entry
-	devs     []*device
-	status   int
-	timedOut bool
-	aborted  bool
-	err      error
+	Result
+	ents    []*entry
+	devs    []*device
+	attempt int
+	start   time.Time
+	took    time.Duration
 }
 
 func (e *Engine) newRunner(sub events.Subscription, def string, m *events.Matcher) *runner {
 	r := &runner{
 		e: e, clock: e.o.Clock, log: e.log.With("subscription", sub.Name), key: sub.Key(), name: sub.Name, def: def, match: m,
-		st:      e.counters(sub.Key()),
-		in:      make(chan item),
-		results: make(chan result, e.o.MaxInFlightPerSub),
-		wake:    make(chan struct{}, 1),
-		ctl:     make(chan func()),
-		stopCh:  make(chan struct{}),
-		done:    make(chan struct{}),
-		sub:     sub, active: sub.Active(),
+		kind: sub.Destination.Kind(), target: sub.Destination.Target(),
+		maxInFlight: e.o.MaxInFlightPerSub,
+		st:          e.counters(sub.Key()),
+		in:          make(chan item),
+		results:     make(chan result, e.o.MaxInFlightPerSub),
+		wake:        make(chan struct{}, 1),
+		ctl:         make(chan func()),
+		stopCh:      make(chan struct{}),
+		done:        make(chan struct{}),
+		sub:         sub, active: sub.Active(),
 		ttl:       time.Duration(sub.RetryPolicy.EventTimeToLiveInMinutes) * time.Minute,
 		grace:     time.Duration(sub.Tether.RenewalGraceSeconds) * time.Second,
 		devices:   map[string]*device{},
@@ -114,8 +121,17 @@ func (e *Engine) newRunner(sub events.Subscription, def string, m *events.Matche
 	if r.grace <= 0 {
 		r.grace = events.DefaultRenewalGraceSeconds * time.Second
 	}
+	if n := sub.ConcurrencyLimit(); n > 0 && n < r.maxInFlight {
+		r.maxInFlight = n
+	}
 	r.fetchCtx, r.fetchCancel = context.WithCancel(context.Background())
 	r.sendCtx, r.sendCancel = context.WithCancel(context.Background())
+	env := SendEnv{Clock: e.o.Clock, Log: r.log, Timeout: e.o.Timeout}
+	if d := e.o.Destinations[r.kind]; d != nil {
+		r.sender = d.Open(sub, env)
+	} else {
+		r.sender = unavailable{kind: r.kind}
+	}
 	return r
 }
 
@@ -139,9 +155,10 @@ func (r *runner) start() {
 	go r.run()
 }
 
-// stop ends the runner: no more fetching or new POSTs; POSTs in flight
-// get until ctx ends to finish (then they are cancelled); messages not
-// delivered are handed back to JetStream for whoever consumes next.
+// stop ends the runner: no more fetching or new sends; sends in flight
+// get until ctx ends to finish (then they are cancelled; sends that only
+// wait return at once, see Sender); messages not delivered are handed
+// back to JetStream for whoever consumes next.
 func (r *runner) stop(ctx context.Context) {
 	r.stopOnce.Do(func() { close(r.stopCh) })
 	select {
@@ -195,6 +212,7 @@ func (r *runner) run() {
 			stopCh = nil
 			r.stopping = true
 			r.fetchCancel()
+			r.sender.Close()
 		}
 		if r.stopping && r.inflight == 0 {
 			r.finish()
@@ -374,12 +392,12 @@ func (r *runner) arm(now time.Time) {
 	})
 }
 
-// pump starts POSTs while devices are ready and the subscription has room.
+// pump starts sends while devices are ready and the subscription has room.
 func (r *runner) pump(now time.Time) {
 	if !r.active || r.stopping {
 		return
 	}
-	for r.inflight < r.e.o.MaxInFlightPerSub && len(r.ready) > 0 {
+	for r.inflight < r.maxInFlight && len(r.ready) > 0 {
 		ents, devs := r.collect(now)
 		if len(ents) > 0 {
 			r.send(ents, devs, now)
@@ -395,7 +413,7 @@ func (r *runner) pump(now time.Time) {
 // time. So batching never reorders a device's events, and a batch never
 // waits to be filled.
 func (r *runner) collect(now time.Time) ([]*entry, []*device) {
-	maxEv := max(r.sub.Destination.Properties.MaxEventsPerBatch, 1)
+	maxEv := r.sub.BatchLimit()
 	var ents []*entry
 	for len(ents) < maxEv && len(r.ready) > 0 {
 		d := r.ready[0]
@@ -460,7 +478,7 @@ func (r *runner) collect(now time.Time) ([]*entry, []*device) {
 	return ents, devs
 }
 
-// send starts one POST.
+// send starts one delivery of ents on the sender.
 func (r *runner) send(ents []*entry, devs []*device, now time.Time) {
 	attempt := 0
 	evs := make([]events.Event, len(ents))
@@ -471,52 +489,54 @@ func (r *runner) send(ents []*entry, devs []*device, now time.Time) {
 		evs[i] = e.ev
 	}
 	r.inflight++
-	sub := r.sub
+	b := Batch{Sub: r.sub, Events: evs, Attempt: attempt + 1}
 	go func() {
-		res := r.post(sub, evs, attempt+1)
-		res.ents, res.devs = ents, devs
-		r.results <- res
+		start := r.clock.Now()
+		res := r.sender.Send(r.sendCtx, b)
+		if !res.OK && r.sendCtx.Err() != nil {
+			res.Aborted = true // cancelled by the stop, not a failure of the destination
+		}
+		r.results <- result{Result: res, ents: ents, devs: devs, attempt: b.Attempt, start: start, took: r.clock.Now().Sub(start)}
 	}()
 }
 
-// onResult settles a POST: delivered, retried later, or dead-lettered.
+// onResult settles a send: delivered, retried later, or dead-lettered.
 func (r *runner) onResult(res result) {
 	r.inflight--
 	now := r.clock.Now()
 	for _, d := range res.devs {
 		d.sending = 0
 	}
+	r.st.log.add(attemptOf(res.ents, res.attempt, res.Result, res.start, res.took))
 	switch {
-	case res.aborted:
+	case res.Aborted:
 		for _, e := range res.ents {
 			e.attempts--
 		}
-	case Succeeded(res.status):
+	case res.OK:
 		for _, e := range res.ents {
 			r.delivered(e, now)
 		}
 	default:
 		r.st.failed.Add(1)
-		out := outcome(res.status, res.timedOut)
-		msg := ""
-		switch {
-		case res.timedOut:
-			msg = "no answer within " + r.e.o.Timeout.String()
-		case res.err != nil:
-			msg = res.err.Error()
-		default:
-			msg = "endpoint answered " + statusLine(res.status)
+		r.log.Debug("delivery failed", "events", len(res.ents), "status", res.Status, "outcome", res.Outcome, "err", res.Err)
+		final := events.DeadLetterNonRetriableError
+		if res.Status != 0 {
+			final = events.DeadLetterNonRetriable
 		}
-		r.log.Debug("delivery failed", "events", len(res.ents), "status", res.status, "outcome", out, "err", msg)
 		for _, e := range res.ents {
-			e.lastStatus, e.lastOutcome, e.lastErr = res.status, out, msg
+			e.lastStatus, e.lastOutcome, e.lastErr = res.Status, res.Outcome, res.Err
 			switch {
-			case res.status != 0 && !Retried(res.status):
-				r.deadLetter(e, events.DeadLetterNonRetriable, now)
+			case res.Final:
+				r.deadLetter(e, final, now)
 			case e.attempts >= r.sub.RetryPolicy.MaxDeliveryAttempts:
 				r.deadLetter(e, events.DeadLetterMaxAttempts, now)
 			default:
 				e.nextAt = now.Add(backoff(r.e.o.Schedule, e.attempts, r.e.o.Jitter, r.e.rand()))
+				if !e.retrying {
+					e.retrying = true
+					r.retrying++
+				}
 			}
 		}
 	}
@@ -606,6 +626,9 @@ func (r *runner) drop(e *entry) {
 	}
 	e.removed = true
 	r.unhold(e)
+	if e.retrying {
+		r.retrying--
+	}
 	e.d.remove(e)
 	if len(e.d.q) < r.e.o.MaxQueuePerDevice {
 		for stream := range e.d.parked { // what a full queue turned away
@@ -666,6 +689,7 @@ func (r *runner) publishGauges() {
 	r.st.inFlight.Store(int64(r.inflight))
 	r.st.devices.Store(int64(len(r.devices)))
 	r.st.held.Store(int64(r.heldN))
+	r.st.retrying.Store(int64(r.retrying))
 	r.st.recovering.Store(r.recovering())
 	r.st.active.Store(r.active)
 }

@@ -3,6 +3,7 @@ package delivery
 import (
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"github.com/tether-hub/tether/internal/events"
 )
@@ -11,6 +12,9 @@ import (
 // gauges, for metrics.
 type Stats struct {
 	Subscription string
+	// Kind and Target name the destination (events.Destination.Kind,
+	// Target).
+	Kind, Target string
 	// Active: validated and not disabled. Recovering: waiting for the
 	// messages a previous run left unacknowledged.
 	Active, Recovering bool
@@ -26,16 +30,24 @@ type Stats struct {
 	Parked, Undecodable uint64
 
 	// Buffered events (queued, held or in flight) and their approximate
-	// bytes; InFlight POSTs; Devices with state; Held disconnects.
-	Buffered, BufferedBytes, InFlight, Devices, Held int64
+	// bytes; InFlight sends; Devices with state; Held disconnects;
+	// Retrying events that failed and wait for another attempt.
+	Buffered, BufferedBytes, InFlight, Devices, Held, Retrying int64
+
+	// LastDelivered is when the last delivery succeeded; LastError what
+	// the last failed one said, at LastErrorTime (zero: none since start).
+	LastDelivered time.Time
+	LastError     string
+	LastErrorTime time.Time
 }
 
 type counters struct {
-	received, filtered, suppressed                   atomic.Uint64
-	delivered, failed, deadLettered, dropped         atomic.Uint64
-	parked, undecodable                              atomic.Uint64
-	buffered, bufferedBytes, inFlight, devices, held atomic.Int64
-	active, recovering                               atomic.Bool
+	received, filtered, suppressed                             atomic.Uint64
+	delivered, failed, deadLettered, dropped                   atomic.Uint64
+	parked, undecodable                                        atomic.Uint64
+	buffered, bufferedBytes, inFlight, devices, held, retrying atomic.Int64
+	active, recovering                                         atomic.Bool
+	log                                                        deliveryLog
 }
 
 func (e *Engine) counters(key string) *counters {
@@ -58,18 +70,51 @@ func (e *Engine) Stats() []Stats {
 		if c == nil {
 			continue
 		}
+		ok, lastErr, errAt := c.log.last()
 		out = append(out, Stats{
-			Subscription: r.name, Active: c.active.Load(), Recovering: c.recovering.Load(),
+			Subscription: r.name, Kind: r.kind, Target: r.target, Active: c.active.Load(), Recovering: c.recovering.Load(),
 			Received: c.received.Load(), Filtered: c.filtered.Load(), Suppressed: c.suppressed.Load(),
 			Delivered: c.delivered.Load(), FailedAttempts: c.failed.Load(), DeadLettered: c.deadLettered.Load(),
 			Dropped: c.dropped.Load(), Parked: c.parked.Load(), Undecodable: c.undecodable.Load(),
 			Buffered: c.buffered.Load(), BufferedBytes: c.bufferedBytes.Load(), InFlight: c.inFlight.Load(),
-			Devices: c.devices.Load(), Held: c.held.Load(),
+			Devices: c.devices.Load(), Held: c.held.Load(), Retrying: c.retrying.Load(),
+			LastDelivered: ok, LastError: lastErr, LastErrorTime: errAt,
 		})
 	}
 	e.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return events.NameKey(out[i].Subscription) < events.NameKey(out[j].Subscription) })
 	return out
+}
+
+// Status is subscription name's figures as operators read them
+// (events.DeliveryStatus); Running is false when the engine does not
+// deliver it (unknown, or not started yet).
+func (e *Engine) Status(name string) events.DeliveryStatus {
+	s, ok := e.StatsOf(name)
+	if !ok {
+		return events.DeliveryStatus{}
+	}
+	return events.DeliveryStatus{
+		EndpointType: s.Kind, Target: s.Target, Running: true, Active: s.Active, Recovering: s.Recovering,
+		Delivered: s.Delivered, Retrying: s.Retrying, DeadLettered: s.DeadLettered, Dropped: s.Dropped,
+		FailedAttempts: s.FailedAttempts, Received: s.Received, Filtered: s.Filtered, Suppressed: s.Suppressed,
+		Queued: s.Buffered, InFlight: s.InFlight, Held: s.Held,
+		LastDeliveryTime: s.LastDelivered, LastError: s.LastError, LastErrorTime: s.LastErrorTime,
+	}
+}
+
+// Deliveries returns up to n of subscription name's last delivery
+// attempts, newest first (the delivery log: in memory, at most
+// DeliveryLogSize, since the engine started; kept across definition
+// changes, dropped with the subscription).
+func (e *Engine) Deliveries(name string, n int) []events.DeliveryAttempt {
+	e.mu.Lock()
+	c := e.stats[events.NameKey(name)]
+	e.mu.Unlock()
+	if c == nil {
+		return []events.DeliveryAttempt{}
+	}
+	return c.log.recent(n)
 }
 
 // StatsOf returns the counters of subscription name.

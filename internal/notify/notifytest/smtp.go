@@ -1,14 +1,18 @@
-// Package alerttest has receivers for alert notifications that tests
-// start on loopback port 0: a minimal SMTP server.
-package alerttest
+// Package notifytest has receivers for notifications (alert actions,
+// event subscriptions) that tests start on loopback port 0: a minimal
+// SMTP server, with or without STARTTLS.
+package notifytest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/base64"
 	"net"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tether-hub/tether/internal/certs"
 )
 
 // Mail is one message an SMTPServer accepted.
@@ -20,28 +24,47 @@ type Mail struct {
 
 // SMTPServer speaks just enough SMTP (RFC 5321: EHLO/HELO, MAIL, RCPT,
 // DATA, RSET, NOOP, QUIT; RFC 4954 AUTH PLAIN when RequireAuth was
-// called) to receive mail from net/smtp. It offers no STARTTLS (net/smtp
-// sends PLAIN credentials in clear only to localhost). Reject, when set,
-// answers RCPT with that reply (e.g. "550 no such user" or "451 try
-// later").
+// called; RFC 3207 STARTTLS when started with StartSMTPTLS) to receive
+// mail from net/smtp. net/smtp sends PLAIN credentials in clear only to
+// localhost. Reject, when set, answers RCPT with that reply (e.g. "550 no
+// such user" or "451 try later").
 type SMTPServer struct {
 	Addr string
 	ln   net.Listener
+	tls  *tls.Config // STARTTLS offered when set
 
 	mu         sync.Mutex
 	mails      []Mail
 	reject     string
 	user, pass string // required credentials; "" user: none
+	tlsMails   int    // mails received over TLS
 }
 
-// StartSMTP starts a server on 127.0.0.1:0, stopped at the end of the test.
+// StartSMTP starts a server on 127.0.0.1:0 without STARTTLS, stopped at
+// the end of the test.
 func StartSMTP(t testing.TB) *SMTPServer {
 	t.Helper()
+	return start(t, nil)
+}
+
+// StartSMTPTLS starts a server on 127.0.0.1:0 that offers STARTTLS with a
+// certificate of a dev CA made for the test (clients must skip
+// verification) and refuses MAIL and AUTH before it.
+func StartSMTPTLS(t testing.TB) *SMTPServer {
+	t.Helper()
+	cert, err := certs.EnsureDev(t.TempDir(), []string{"127.0.0.1", "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return start(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+}
+
+func start(t testing.TB, conf *tls.Config) *SMTPServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &SMTPServer{Addr: ln.Addr().String(), ln: ln}
+	s := &SMTPServer{Addr: ln.Addr().String(), ln: ln, tls: conf}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -81,8 +104,15 @@ func (s *SMTPServer) Mails() []Mail {
 	return append([]Mail(nil), s.mails...)
 }
 
+// TLSMails is how many of the accepted messages came over TLS.
+func (s *SMTPServer) TLSMails() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tlsMails
+}
+
 func (s *SMTPServer) serve(c net.Conn) {
-	defer c.Close()
+	defer func() { c.Close() }()
 	r := bufio.NewReader(c)
 	w := bufio.NewWriter(c)
 	reply := func(line string) bool {
@@ -93,7 +123,7 @@ func (s *SMTPServer) serve(c net.Conn) {
 		return
 	}
 	var m Mail
-	authed := false
+	authed, secure := false, false
 	s.mu.Lock()
 	user, pass := s.user, s.pass
 	s.mu.Unlock()
@@ -107,10 +137,25 @@ func (s *SMTPServer) serve(c net.Conn) {
 		switch {
 		case strings.HasPrefix(verb, "EHLO"):
 			w.WriteString("250-tether-test\r\n")
-			if user != "" {
+			if s.tls != nil && !secure {
+				w.WriteString("250-STARTTLS\r\n")
+			}
+			if user != "" && (s.tls == nil || secure) {
 				w.WriteString("250-AUTH PLAIN\r\n")
 			}
 			reply("250 8BITMIME")
+		case verb == "STARTTLS" && s.tls != nil && !secure:
+			if !reply("220 2.0.0 ready to start TLS") {
+				return
+			}
+			tc := tls.Server(c, s.tls)
+			if tc.Handshake() != nil {
+				return
+			}
+			c, secure, m = tc, true, Mail{}
+			r, w = bufio.NewReader(tc), bufio.NewWriter(tc)
+		case s.tls != nil && !secure && (strings.HasPrefix(verb, "AUTH") || strings.HasPrefix(verb, "MAIL FROM:")):
+			reply("530 5.7.0 Must issue a STARTTLS command first")
 		case strings.HasPrefix(verb, "AUTH PLAIN "):
 			raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(line[len("AUTH PLAIN "):]))
 			parts := strings.Split(string(raw), "\x00")
@@ -161,6 +206,9 @@ func (s *SMTPServer) serve(c net.Conn) {
 			m.Data = data.String()
 			s.mu.Lock()
 			s.mails = append(s.mails, m)
+			if secure {
+				s.tlsMails++
+			}
 			s.mu.Unlock()
 			reply("250 OK queued")
 		case verb == "RSET":
