@@ -160,20 +160,38 @@ func EnsureDeviceCA(dir string) (Issuer, error) {
 	return is, nil
 }
 
-// LoadIssuer reads a CA certificate and its private key (PEM; PKCS#8,
-// SEC 1 EC or PKCS#1 RSA) and checks that they belong together.
+// LoadIssuer reads a CA certificate and its private key (PEM files; see
+// ParseIssuer).
 func LoadIssuer(certPath, keyPath string) (Issuer, error) {
-	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	cb, err := os.ReadFile(certPath)
+	if err != nil {
+		return Issuer{}, err
+	}
+	kb, err := os.ReadFile(keyPath)
+	if err != nil {
+		return Issuer{}, err
+	}
+	is, err := ParseIssuer(cb, kb)
 	if err != nil {
 		return Issuer{}, fmt.Errorf("CA %s with key %s: %w", certPath, keyPath, err)
 	}
+	return is, nil
+}
+
+// ParseIssuer reads a CA certificate and its private key (PEM; PKCS#8,
+// SEC 1 EC or PKCS#1 RSA) and checks that they belong together.
+func ParseIssuer(certPEM, keyPEM []byte) (Issuer, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return Issuer{}, err
+	}
 	c, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {
-		return Issuer{}, fmt.Errorf("CA %s: %w", certPath, err)
+		return Issuer{}, err
 	}
 	signer, ok := pair.PrivateKey.(crypto.Signer)
 	if !ok {
-		return Issuer{}, fmt.Errorf("CA key %s cannot sign", keyPath)
+		return Issuer{}, errors.New("the key cannot sign")
 	}
 	return Issuer{Cert: c, Key: signer}, nil
 }
