@@ -83,7 +83,7 @@ func (s *setup) startDriven(b *broker, p, first, n, conc int, extra ...string) (
 	src := 2 + 8*p
 	args := append([]string{"-drive", "-broker", b.name, "-addr", b.tls, "-mode", "tls12",
 		"-n", strconv.Itoa(n), "-first", strconv.Itoa(first), "-c", strconv.Itoa(conc),
-		"-src-from", strconv.Itoa(src), "-src-to", strconv.Itoa(src+7), "-hub", hubName,
+		"-src-from", strconv.Itoa(src), "-src-to", strconv.Itoa(src + 7), "-hub", hubName,
 		"-expiry", strconv.FormatInt(s.expiry, 10), "-keepalive", s.o.keepAlive.String(),
 		"-phase-cap", "120s", "-hold-max", (s.o.window + 5*time.Minute).String()}, extra...)
 	cmd := exec.Command(s.o.bin["connstorm"], args...)
