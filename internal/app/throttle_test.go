@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -79,10 +81,33 @@ func checkRecord(t *testing.T, r connlog.Record, op, resultType, description, de
 }
 
 // The hub-wide new-connection rate: a TLS connection past it is closed
-// before its handshake, a plain TCP one gets CONNACK 3.
+// before its handshake, a plain TCP one gets CONNACK 3; an alert rule on
+// throttledConnects split by Scope fires for scope hub.
 func TestThrottleHubConnectRate(t *testing.T) {
 	start := time.Now()
-	h := startLimitedHub(t, throttle.Limits{ConnectRate: 0.05, ConnectBurst: 1})
+	sink := &alertSink{}
+	web := httptest.NewServer(sink)
+	defer web.Close()
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules.yaml")
+	writeFile(t, rules, fmt.Sprintf(`
+actionGroups:
+  - name: ops
+    actions: [{webhook: {url: %q}}]
+rules:
+  - name: connect-storm
+    severity: 2
+    metric: {name: throttledConnects, aggregation: Total, splitBy: [Scope]}
+    operator: GreaterThan
+    threshold: 1
+    frequency: 1s
+    window: 30s
+    actionGroups: [ops]
+`, web.URL))
+	h := startHubWith(t, filepath.Join(dir, "hub"), func(c *app.Config) {
+		c.Limits = throttle.Limits{ConnectRate: 0.05, ConnectBurst: 1}
+		c.RulesFile = rules
+	})
 	key := h.device("r1")
 	if _, rc := h.v3("r1", username("r1"), h.token("r1", key, time.Hour)); rc != 0 {
 		t.Fatalf("first connect: CONNACK %d", rc)
@@ -106,6 +131,11 @@ func TestThrottleHubConnectRate(t *testing.T) {
 	checkRecord(t, recs[0], "deviceConnect", "429001", "ThrottlingException", "", "before the TLS handshake")
 	checkRecord(t, recs[1], "deviceConnect", "429001", "ThrottlingException", "r1", "new connections a second")
 	h.waitScope(metrics.ThrottledConnects, "tether_throttled_connects_total", "hub", 2, start)
+	fired := sink.wait(t, "Fired", 10*time.Second)
+	c0 := fired.p.Data.AlertContext.Condition.AllOf[0]
+	if c0.MetricName != metrics.ThrottledConnects || len(c0.Dimensions) != 1 || c0.Dimensions[0].Value != "hub" || *c0.MetricValue != 2 {
+		t.Fatalf("Fired %+v", c0)
+	}
 }
 
 // A device in a reconnect loop gets 429005; a source address over its
