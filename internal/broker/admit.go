@@ -37,7 +37,7 @@ func (s *session) admit(pk *packets.Packet, chain []*x509.Certificate) *refusal 
 		return ref
 	}
 	if !s.b.opts.Throttle.DeviceConnect(id.deviceID, time.Now()) {
-		return s.b.deviceThrottled(id.deviceID)
+		return s.b.deviceThrottled()
 	}
 	if pk.Connect.WillFlag {
 		if routePublish(id.deviceID, pk.Connect.WillTopic) != routeTelemetry {

@@ -73,6 +73,8 @@ type Broker struct {
 	// writers write established sessions' outbound packets.
 	writers *writerPool
 	methods *methodCalls
+	// throttled are the refusals of Options.Throttle's limits (throttle.go).
+	throttled *throttleRefusals
 
 	tlsLn, tcpLn net.Listener
 
@@ -129,6 +131,9 @@ func New(o Options) (*Broker, error) {
 	b := &Broker{opts: o, log: o.Logger, table: newTable(), connecting: map[*session]struct{}{}, writers: newWriterPool(), methods: newMethodCalls(), stopped: make(chan struct{})}
 	if o.WebSocket {
 		b.ws = newWSHandler(b)
+	}
+	if o.Throttle != nil {
+		b.throttled = newThrottleRefusals(o.Throttle.Limits())
 	}
 	return b, nil
 }

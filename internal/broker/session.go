@@ -161,7 +161,7 @@ func (s *session) connect(tlsConf *tls.Config, chain []*x509.Certificate) bool {
 	}
 	if tlsConf == nil && b.opts.Throttle != nil {
 		// No handshake was saved by refusing earlier: answer with a CONNACK.
-		if ref := s.throttleConnection(); ref != nil {
+		if ref := s.throttleConnection(false); ref != nil {
 			s.refuse(&pk, ref)
 			return false
 		}

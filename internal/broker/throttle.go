@@ -50,11 +50,11 @@ func hostOf(remote string) string {
 
 // throttleConnection applies the new-connection limits, waiting for the
 // connection's turn if the hub-wide rate says so; nil admits it.
-func (s *session) throttleConnection() *refusal {
+func (s *session) throttleConnection(beforeHandshake bool) *refusal {
 	b := s.b
 	wait, scope := b.opts.Throttle.Connection(hostOf(s.remote), time.Now())
 	if scope != throttle.ScopeNone {
-		return b.connectionRefusal(scope, s.remote)
+		return b.connectionRefusal(scope, beforeHandshake)
 	}
 	if wait > 0 && !b.sleep(wait) {
 		return shutdownRefusal
@@ -74,9 +74,9 @@ func (s *session) beforeHandshake() bool {
 	if t == nil {
 		return true
 	}
-	ref := s.throttleConnection()
+	ref := s.throttleConnection(true)
 	if ref == nil && !t.Handshake(b.stopped) {
-		ref = b.connectionRefusal(throttle.ScopeHandshake, s.remote)
+		ref = b.connectionRefusal(throttle.ScopeHandshake, true)
 	}
 	if ref == nil {
 		return true
@@ -84,37 +84,53 @@ func (s *session) beforeHandshake() bool {
 	if ref != shutdownRefusal && !b.table.stopping.Load() {
 		b.opts.Presence.Refuse(presence.ConnectionEvent{
 			Protocol: s.protocol, MaskedIP: maskIP(s.remote),
-			Reason: ref.reason, Result: ref.result, Detail: ref.detail + " (refused before the TLS handshake: no CONNACK)",
+			Reason: ref.reason, Result: ref.result, Detail: ref.detail,
 		})
 	}
 	return false
 }
 
-// connectionRefusal is the refusal of a new connection by scope.
-func (b *Broker) connectionRefusal(scope throttle.Scope, remote string) *refusal {
-	l := b.opts.Throttle.Limits()
-	switch scope {
-	case throttle.ScopeAddress:
-		return &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrQuotaExceeded,
-			reason: presence.ReasonThrottledAddress, result: presence.ResultThrottled,
-			detail: fmt.Sprintf("source address %s opens more than %s new connections a second (burst %d); retry with back-off", maskIP(remote), rate(l.AddressRate), l.AddressBurst)}
-	case throttle.ScopeHandshake:
-		return &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrServerBusy,
-			reason: presence.ReasonThrottledHandshake, result: presence.ResultThrottled,
-			detail: fmt.Sprintf("%d TLS handshakes were in progress and none finished within %s; retry with back-off", l.Handshakes, l.HandshakeQueue)}
-	}
-	return &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrServerBusy,
+// throttleRefusals are the refusals of throttled connections, made once
+// (a storm refuses thousands a second): for each scope, answered after
+// the CONNECT, and recorded before a TLS handshake.
+type throttleRefusals struct {
+	after, before map[throttle.Scope]*refusal
+	device        *refusal
+}
+
+func newThrottleRefusals(l throttle.Limits) *throttleRefusals {
+	t := &throttleRefusals{after: map[throttle.Scope]*refusal{}, before: map[throttle.Scope]*refusal{}}
+	t.after[throttle.ScopeHub] = &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrServerBusy,
 		reason: presence.ReasonThrottledHub, result: presence.ResultThrottled,
 		detail: fmt.Sprintf("the hub takes %s new connections a second (burst %d) and had no turn for this one within %s; retry with back-off", rate(l.ConnectRate), l.ConnectBurst, l.ConnectQueue)}
+	t.after[throttle.ScopeAddress] = &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrQuotaExceeded,
+		reason: presence.ReasonThrottledAddress, result: presence.ResultThrottled,
+		detail: fmt.Sprintf("the source address opens more than %s new connections a second (burst %d); retry with back-off", rate(l.AddressRate), l.AddressBurst)}
+	t.after[throttle.ScopeHandshake] = &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrServerBusy,
+		reason: presence.ReasonThrottledHandshake, result: presence.ResultThrottled,
+		detail: fmt.Sprintf("%d TLS handshakes were in progress and none finished within %s; retry with back-off", l.Handshakes, l.HandshakeQueue)}
+	for scope, ref := range t.after {
+		before := *ref
+		before.detail += " (refused before the TLS handshake: no CONNACK)"
+		t.before[scope] = &before
+	}
+	t.device = &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrQuotaExceeded,
+		reason: presence.ReasonThrottledDevice, result: presence.ResultDeviceThrottled,
+		detail: fmt.Sprintf("the device connects more than %s times a second (burst %d): is its SDK stuck in a reconnect loop? Retry with back-off", rate(l.DeviceRate), l.DeviceBurst)}
+	return t
+}
+
+// connectionRefusal is the refusal of a new connection by scope, before
+// the TLS handshake or after the CONNECT.
+func (b *Broker) connectionRefusal(scope throttle.Scope, beforeHandshake bool) *refusal {
+	if beforeHandshake {
+		return b.throttled.before[scope]
+	}
+	return b.throttled.after[scope]
 }
 
 // deviceThrottled is the refusal of a device that connects too often.
-func (b *Broker) deviceThrottled(deviceID string) *refusal {
-	l := b.opts.Throttle.Limits()
-	return &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrQuotaExceeded,
-		reason: presence.ReasonThrottledDevice, result: presence.ResultDeviceThrottled,
-		detail: fmt.Sprintf("device '%s' connects more than %s times a second (burst %d): is its SDK stuck in a reconnect loop? Retry with back-off", deviceID, rate(l.DeviceRate), l.DeviceBurst)}
-}
+func (b *Broker) deviceThrottled() *refusal { return b.throttled.device }
 
 func rate(r float64) string { return fmt.Sprintf("%g", r) }
 
