@@ -58,6 +58,7 @@ type options struct {
 	stormRate    float64       // Tether's --max-connect-rate in the throttled storm
 	stormCap     time.Duration // each storm's connect phase at most
 	stormModes   []string      // throttled, off
+	clientNice   int           // nice value of the storm's client processes (0: as the suite)
 }
 
 func main() {
@@ -85,6 +86,7 @@ func main() {
 	flag.IntVar(&o.stormN, "storm-n", 0, "TLS devices of the reconnect storm against Tether, all reconnecting at once with the Node SDK's back-off (0: skip; storm.go)")
 	flag.Float64Var(&o.stormRate, "storm-rate", 300, "Tether's --max-connect-rate (and burst) in the throttled storm")
 	flag.DurationVar(&o.stormCap, "storm-cap", 150*time.Second, "each storm's connect phase at most")
+	flag.IntVar(&o.clientNice, "storm-client-nice", 19, "run the storm's client processes at this nice value (0: the suite's), so that the clients' CPU, which a real fleet's would not take from the hub's machine, weighs less on the hub")
 	flag.StringVar(&stormModes, "storm-modes", "throttled,off", "storms to run: throttled (at -storm-rate), off (--no-throttle)")
 	flag.IntVar(&o.perProc, "per-proc", 4000, "held connections per client process at most (one process per 8 loopback source addresses)")
 	flag.Parse()

@@ -36,25 +36,26 @@ import (
 
 // stormResult is one reconnect storm.
 type stormResult struct {
-	Throttled          bool
-	Rate               float64 // --max-connect-rate (throttled)
-	Burst              int
-	N, Procs           int
-	Connected, Failed  int
-	Attempts           int
-	ClientFailures     map[string]int // failed attempts, by kind, as the devices saw them
-	TimeToAllS         float64        // dial of all → last CONNACK
-	ExpectedS          float64        // (N − burst) / rate
-	APIN, APIErrors    int
-	APIP50, APIP99     float64 // ms
-	APIMax             float64
-	CPUAvg, CPUPeak    float64   // hub CPU in cores, each second of the storm
-	CPUSeries          []float64 // per second
-	LogCounts          map[string]int
-	MetricThrottled    map[string]float64 // scope → tether_throttled_connects_total
-	LogCaughtUp        bool
-	ConnectedSeries    []int // connected devices at each second (from /metrics)
-	HandshakesInFlight []int // tether_tls_handshakes_in_progress each second
+	Throttled                       bool
+	Rate                            float64 // --max-connect-rate (throttled)
+	Burst                           int
+	N, Procs                        int
+	Connected, Failed               int
+	Attempts                        int
+	ClientFailures                  map[string]int // failed attempts, by kind, as the devices saw them
+	TimeToAllS                      float64        // dial of all → last CONNACK
+	ExpectedS                       float64        // (N − burst) / rate
+	APIN, APIErrors                 int
+	APIP50, APIP99                  float64 // ms
+	APIMax                          float64
+	HealthP50, HealthP99, HealthMax float64   // GET /api/v1/health, ms: the HTTPS server without the registry store
+	CPUAvg, CPUPeak                 float64   // hub CPU in cores, each second of the storm
+	CPUSeries                       []float64 // per second
+	LogCounts                       map[string]int
+	MetricThrottled                 map[string]float64 // scope → tether_throttled_connects_total
+	LogCaughtUp                     bool
+	ConnectedSeries                 []int // connected devices at each second (from /metrics)
+	HandshakesInFlight              []int // tether_tls_handshakes_in_progress each second
 }
 
 // stormRun runs one storm against a fresh Tether.
@@ -89,7 +90,7 @@ func (s *setup) stormRun(ctx context.Context, throttled bool) (*stormResult, err
 	}()
 	for p := range k {
 		first, last := p*o.stormN/k, (p+1)*o.stormN/k
-		d, err := s.startDriven(b, p, first, last-first, last-first,
+		d, err := s.startDriven(b, p, first, last-first, last-first, o.clientNice,
 			"-retry", "-phase-cap", phaseCap.String(), "-conn-timeout", "60s", "-hold-max", (phaseCap + 3*time.Minute).String())
 		if err != nil {
 			return nil, err
@@ -104,9 +105,9 @@ func (s *setup) stormRun(ctx context.Context, throttled bool) (*stormResult, err
 
 	sctx, stopSampling := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	var lats []time.Duration
+	var lats, health []time.Duration
 	wg.Add(2)
-	go func() { defer wg.Done(); lats, r.APIErrors = probeAPI(sctx, api) }()
+	go func() { defer wg.Done(); lats, health, r.APIErrors = probeAPI(sctx, api) }()
 	go func() { defer wg.Done(); s.sampleStorm(sctx, b, r) }()
 	t0 := time.Now()
 	evs, err := ask(ctx, ds, "connect", "connected", phaseCap+90*time.Second)
@@ -137,6 +138,10 @@ func (s *setup) stormRun(ctx context.Context, throttled bool) (*stormResult, err
 	r.APIN = len(lats)
 	if len(lats) > 0 {
 		r.APIP50, r.APIP99, r.APIMax = msOf(pctOf(lats, 50)), msOf(pctOf(lats, 99)), msOf(lats[len(lats)-1])
+	}
+	slices.Sort(health)
+	if len(health) > 0 {
+		r.HealthP50, r.HealthP99, r.HealthMax = msOf(pctOf(health, 50)), msOf(pctOf(health, 99)), msOf(health[len(health)-1])
 	}
 	for _, c := range r.CPUSeries {
 		r.CPUAvg += c / float64(len(r.CPUSeries))
@@ -171,32 +176,39 @@ func (s *setup) stormRun(ctx context.Context, throttled bool) (*stormResult, err
 	return r, nil
 }
 
-// probeAPI GETs a device from the registry API every 100 ms until ctx
-// ends and returns the latencies and the number of errors.
-func probeAPI(ctx context.Context, api *hubclient.Client) ([]time.Duration, int) {
-	var lats []time.Duration
+// probeAPI GETs a device from the registry API, then /api/v1/health,
+// every 100 ms until ctx ends and returns their latencies and the number
+// of errors.
+func probeAPI(ctx context.Context, api *hubclient.Client) ([]time.Duration, []time.Duration, int) {
+	var lats, health []time.Duration
 	errs := 0
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return lats, errs
+			return lats, health, errs
 		case <-t.C:
 		}
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		t0 := time.Now()
-		status, _, err := api.Do(rctx, http.MethodGet, "/devices/"+stormrun.DeviceID(0)+"?api-version="+stormrun.APIVersion, nil)
-		d := time.Since(t0)
-		cancel()
-		if ctx.Err() != nil {
-			return lats, errs
+		for i, path := range []string{"/devices/" + stormrun.DeviceID(0) + "?api-version=" + stormrun.APIVersion, "/api/v1/health"} {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			t0 := time.Now()
+			status, _, err := api.Do(rctx, http.MethodGet, path, nil)
+			d := time.Since(t0)
+			cancel()
+			if ctx.Err() != nil {
+				return lats, health, errs
+			}
+			if err != nil || status != http.StatusOK {
+				errs++
+				continue
+			}
+			if i == 0 {
+				lats = append(lats, d)
+			} else {
+				health = append(health, d)
+			}
 		}
-		if err != nil || status != http.StatusOK {
-			errs++
-			continue
-		}
-		lats = append(lats, d)
 	}
 }
 

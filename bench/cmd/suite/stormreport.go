@@ -10,8 +10,8 @@ import (
 
 // stormReport prints the reconnect storms side by side.
 func stormReport(b *strings.Builder, o options, rs map[string]*stormResult) {
-	fmt.Fprintf(b, "Every device dials at once from %d connstorm -drive -retry processes (TLS 1.2, SAS, the Azure IoT Node SDK's retry: at once, then 100 ms + (2^(x−1)−1)·[50,75) ms up to 10 s), against a fresh `tether serve --dev`: throttled = `--max-connect-rate %g --connect-burst %d` (other limits at their defaults), off = `--no-throttle`. API = GET /devices/{id} every 100 ms during the storm.\n\n",
-		(o.stormN+o.perProc-1)/o.perProc, o.stormRate, int(o.stormRate))
+	fmt.Fprintf(b, "Every device dials at once from %d connstorm -drive -retry processes (at nice %d; TLS 1.2, SAS, the Azure IoT Node SDK's retry: at once, then 100 ms + (2^(x−1)−1)·[50,75) ms up to 10 s), against a fresh `tether serve --dev`: throttled = `--max-connect-rate %g --connect-burst %d` (other limits at their defaults), off = `--no-throttle`. API = GET /devices/{id} every 100 ms during the storm.\n\n",
+		(o.stormN+o.perProc-1)/o.perProc, o.clientNice, o.stormRate, int(o.stormRate))
 	modes := []string{"throttled", "off"}
 	row := func(name string, f func(*stormResult) string) {
 		fmt.Fprintf(b, "| %s |", name)
@@ -36,6 +36,9 @@ func stormReport(b *strings.Builder, o options, rs map[string]*stormResult) {
 	row("connect attempts (devices retrying)", func(r *stormResult) string { return benchfmt.Int(r.Attempts) })
 	row("registry API during the storm: p50 / p99 / max (ms)", func(r *stormResult) string {
 		return fmt.Sprintf("%s / %s / %s", benchfmt.Num(r.APIP50), benchfmt.Num(r.APIP99), benchfmt.Num(r.APIMax))
+	})
+	row("GET /api/v1/health (no registry read) p50 / p99 / max (ms)", func(r *stormResult) string {
+		return fmt.Sprintf("%s / %s / %s", benchfmt.Num(r.HealthP50), benchfmt.Num(r.HealthP99), benchfmt.Num(r.HealthMax))
 	})
 	row("API requests / failed", func(r *stormResult) string { return fmt.Sprintf("%d / %d", r.APIN, r.APIErrors) })
 	row("hub CPU, average / peak second (cores)", func(r *stormResult) string {
