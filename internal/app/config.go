@@ -86,8 +86,9 @@ type Config struct {
 }
 
 // Default limits (docs/sizing.md says why). The hub-wide connect rate is
-// throttle.DefaultConnectRate; the handshake cap half of it (a handshake
-// may take half a second at full rate), at least minHandshakes.
+// throttle.DefaultConnectRate; the handshake cap one second of it (a
+// handshake may take a second at full rate: clients are slow in a storm),
+// at least minHandshakes.
 const (
 	DefaultConnectQueue   = time.Second
 	DefaultHandshakeQueue = 2 * time.Second
@@ -162,7 +163,7 @@ func (c *Config) limits(key crypto.Signer) (throttle.Limits, time.Duration) {
 		l.ConnectRate, cost = throttle.DefaultConnectRate(key, runtime.GOMAXPROCS(0))
 	}
 	if l.Handshakes == 0 && l.ConnectRate > 0 {
-		l.Handshakes = max(minHandshakes, int(l.ConnectRate/2))
+		l.Handshakes = max(minHandshakes, int(l.ConnectRate))
 	}
 	off := func(v *float64) {
 		if *v < 0 {

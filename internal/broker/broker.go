@@ -73,8 +73,10 @@ type Broker struct {
 	// writers write established sessions' outbound packets.
 	writers *writerPool
 	methods *methodCalls
-	// throttled are the refusals of Options.Throttle's limits (throttle.go).
+	// throttled are the refusals of Options.Throttle's limits (throttle.go);
+	// refusals collects those made before a TLS handshake (refusalbatch.go).
 	throttled *throttleRefusals
+	refusals  *refusalBatch
 
 	tlsLn, tcpLn net.Listener
 
@@ -87,6 +89,7 @@ type Broker struct {
 	// slowRecords counts connects acknowledged before the journal stored
 	// their connected event (recordWait passed).
 	slowRecords atomic.Uint64
+	started     atomic.Bool // Start ran (the refusal flusher runs)
 	stopOnce    sync.Once
 	stopped     chan struct{} // closed by Stop
 }
@@ -134,6 +137,7 @@ func New(o Options) (*Broker, error) {
 	}
 	if o.Throttle != nil {
 		b.throttled = newThrottleRefusals(o.Throttle.Limits())
+		b.refusals = &refusalBatch{pending: map[refusalKey]*presence.ConnectionEvent{}, done: make(chan struct{})}
 	}
 	return b, nil
 }
@@ -149,6 +153,10 @@ const sweepPeriod = time.Minute
 // Start opens the listeners and serves them.
 func (b *Broker) Start() error {
 	go b.sweeper()
+	if b.refusals != nil {
+		b.started.Store(true)
+		go b.refusalFlusher()
+	}
 	if b.opts.TLSAddr != "" {
 		ln, err := net.Listen("tcp", b.opts.TLSAddr)
 		if err != nil {
@@ -237,6 +245,13 @@ func (b *Broker) Stop(ctx context.Context) error {
 			b.writers.stop()
 		case <-ctx.Done():
 			err = fmt.Errorf("broker: stop: %w", ctx.Err())
+		}
+		if b.started.Load() {
+			select {
+			case <-b.refusals.done: // the last refusals are journalled
+			case <-ctx.Done():
+				err = fmt.Errorf("broker: stop: %w", ctx.Err())
+			}
 		}
 	})
 	return err

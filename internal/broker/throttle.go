@@ -17,7 +17,7 @@ import (
 // may wait a bounded time for its turn), then a handshake slot. Refused
 // there, it is closed at once — no CONNACK can be sent before TLS, and
 // not doing the handshake is the point — and recorded (429001, no device
-// id, the masked address). Plain TCP and WebSocket connections (the HTTPS
+// id, the masked address; journalled in batches, refusalbatch.go). Plain TCP and WebSocket connections (the HTTPS
 // server did their TLS) are judged the same way once their CONNECT is
 // read, and refused with CONNACK "server unavailable" (MQTT 5: server
 // busy for the hub-wide rate, quota exceeded for an address). After
@@ -82,7 +82,7 @@ func (s *session) beforeHandshake() bool {
 		return true
 	}
 	if ref != shutdownRefusal && !b.table.stopping.Load() {
-		b.opts.Presence.Refuse(presence.ConnectionEvent{
+		b.collectRefusal(presence.ConnectionEvent{
 			Protocol: s.protocol, MaskedIP: maskIP(s.remote),
 			Reason: ref.reason, Result: ref.result, Detail: ref.detail,
 		})

@@ -188,8 +188,11 @@ func TestThrottleMessages(t *testing.T) {
 func TestThrottleHubMessages(t *testing.T) {
 	h := startTestHub(t, withLimits(throttle.Limits{HubMessageRate: 0.001, HubMessageBurst: 2}))
 	cl, _ := h.connect("d1", 5)
-	for range 2 {
-		cl.send(publishPacketV(5, "devices/d1/messages/events/", 0, 0, []byte("m")))
+	for i := range 2 { // the hub's two tokens, acknowledged before d2 sends
+		cl.send(publishPacketV(5, "devices/d1/messages/events/", 1, uint16(i+1), []byte("m")))
+		if p := cl.read(); p.FixedHeader.Type != packets.Puback {
+			t.Fatalf("%s instead of PUBACK", packets.PacketNames[p.FixedHeader.Type])
+		}
 	}
 	cl2, _ := h.connect("d2", 5)
 	cl2.send(publishPacketV(5, "devices/d2/messages/events/", 0, 0, []byte("m")))
@@ -225,6 +228,37 @@ func readDisconnect(t *testing.T, c *client) byte {
 		}
 		if p.FixedHeader.Type == packets.Disconnect {
 			return p.ReasonCode
+		}
+	}
+}
+
+// Refusals before the TLS handshake are journalled together: a burst of
+// them is a few events whose counts add up to the attempts.
+func TestThrottleRefusalsBatched(t *testing.T) {
+	h := startTestHub(t, withTLS, withLimits(throttle.Limits{ConnectRate: 0.001, ConnectBurst: 1}))
+	h.connectTLS("d1")
+	const n = 30
+	for range n {
+		if c, err := tls.Dial("tcp", h.b.TLSAddr(), &tls.Config{InsecureSkipVerify: true}); err == nil {
+			c.Close()
+			t.Fatal("a handshake past the rate")
+		}
+	}
+	var evs []presence.ConnectionEvent
+	h.waitFor("the refusals", func() bool {
+		evs = h.refusals(presence.ReasonThrottledHub)
+		sum := 0
+		for _, ev := range evs {
+			sum += ev.Attempts()
+		}
+		return sum == n
+	})
+	if len(evs) >= n/2 {
+		t.Fatalf("%d events for %d refusals: not batched", len(evs), n)
+	}
+	for _, ev := range evs {
+		if ev.DeviceID != "" || ev.MaskedIP != "127.0.0.XXX" || ev.Count < 1 {
+			t.Fatalf("event %+v", ev)
 		}
 	}
 }

@@ -41,6 +41,7 @@ type summaryJSON struct {
 	Protocol    string               `json:"protocol"`
 	AuthFailure presence.AuthFailure `json:"authFailure"`
 	Detail      string               `json:"detail"`
+	Count       int                  `json:"count"`
 }
 
 // parseSummary decodes the summary fields of a connection event's JSON
@@ -93,7 +94,7 @@ var eventKeys = []string{
 	"id", "kind", "time", "hub", "deviceId", "moduleId", "sequenceNumber", "reason", "result",
 	"authFailure", "detail", "protocol", "protocolVersion", "maskedIpAddress", "sdkVersion", "authType",
 	"sessionId", "connectedAt", "durationMs", "tokenExpiry", "cleanSession", "keepAlive",
-	"tokenRenewal", "renewalOf",
+	"tokenRenewal", "renewalOf", "count",
 }
 
 // knownKeys holds eventKeys: a key the summary skips must be one, since
@@ -165,6 +166,10 @@ func (d *eventDecoder) event(e *presence.ConnectionEvent) bool {
 			ok = d.bool(&e.TokenRenewal)
 		case "renewalOf":
 			ok = d.str(&e.RenewalOf)
+		case "count":
+			var n int64
+			ok = d.int(&n)
+			e.Count = int(n)
 		default:
 			return false // json.Unmarshal decides
 		}
@@ -195,6 +200,10 @@ func (d *eventDecoder) summary(sum *summaryJSON) (detail []byte, ok bool) {
 			sum.AuthFailure = presence.AuthFailure(s)
 		case "detail":
 			detail, ok = d.rawString()
+		case "count":
+			var n int64
+			ok = d.int(&n)
+			sum.Count = int(n)
 		default:
 			ok = knownKeys[string(key)] && d.skip()
 		}

@@ -391,16 +391,22 @@ func (c *Collector) countConn(m jetstream.Msg, md *jetstream.MsgMetadata) {
 	c.o.Store.Apply(journal.StreamConn, md.Sequence.Stream, func(add Adder) {
 		switch ev.Kind {
 		case presence.Connected, presence.Refused:
-			add(Connects, t, 1, DimResultType, rt, DimProtocol, proto)
-			c.prom.connects.WithLabelValues(rt, proto).Inc()
+			// A refusal may stand for several attempts, each a sample of 1.
+			n := max(ev.Count, 1)
+			for range n {
+				add(Connects, t, 1, DimResultType, rt, DimProtocol, proto)
+			}
+			c.prom.connects.WithLabelValues(rt, proto).Add(float64(n))
 			if ev.Kind == presence.Refused && ev.Reason == presence.ReasonAuthFailed {
 				why := authFailureReason(ev.AuthFailure)
 				add(AuthFailures, t, 1, DimReason, why)
 				c.prom.authFailures.WithLabelValues(why).Inc()
 			}
 			if scope, connect, ok := presence.ThrottleScope(ev.Reason); ok && connect && ev.Kind == presence.Refused {
-				add(ThrottledConnects, t, 1, DimScope, scope)
-				c.prom.throttledConnects.WithLabelValues(scope).Inc()
+				for range n {
+					add(ThrottledConnects, t, 1, DimScope, scope)
+				}
+				c.prom.throttledConnects.WithLabelValues(scope).Add(float64(n))
 			}
 		case presence.Disconnected:
 			reason := orUnknown(string(ev.Reason))

@@ -173,11 +173,21 @@ type ConnectionEvent struct {
 	// RenewalOf is the sequence number of that session's disconnect.
 	TokenRenewal bool   `json:"tokenRenewal,omitempty"`
 	RenewalOf    string `json:"renewalOf,omitempty"`
+	// Count is how many attempts a refusal stands for (0 means 1): the
+	// broker journals the refusals it makes before a TLS handshake (no
+	// device id: a throttle's, by thousands a second in a storm) together,
+	// one event per reason and masked address every 100 ms; the log has a
+	// record per attempt, the metrics count each.
+	Count int `json:"count,omitempty"`
 
 	// Recorded is the session's callback on its connected event (see
 	// Session.Recorded); never serialised.
 	Recorded func(error) `json:"-"`
 }
+
+// Attempts is how many connection attempts the event stands for (Count,
+// at least 1).
+func (e ConnectionEvent) Attempts() int { return max(e.Count, 1) }
 
 // IsError reports whether the event is logged at Level Error.
 func (e ConnectionEvent) IsError() bool { return e.Result.Type != "" }
