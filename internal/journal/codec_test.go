@@ -1,13 +1,13 @@
 package journal
 
 import (
-	"strings"
 	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
