@@ -19,7 +19,7 @@ type Stats struct {
 	TelemetrySent  atomic.Int64
 	TelemetryAcked atomic.Int64
 	Retries        atomic.Int64
-	Throttled      atomic.Int64 // connects a throttle of the hub refused (CONNACK 3, or closed before the TLS handshake)
+	Throttled      atomic.Int64    // connects a throttle of the hub refused (CONNACK 3, or closed before the TLS handshake)
 	GaveUp         atomic.Int64    // devices whose SDK stopped retrying
 	Faults         [8]atomic.Int64 // by index in faultKinds
 	FaultsSkipped  atomic.Int64    // fault times that found the device offline
