@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tether-hub/tether/internal/api"
 	"github.com/tether-hub/tether/internal/certs"
+	"github.com/tether-hub/tether/internal/connlog"
 	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/registry"
 	"github.com/tether-hub/tether/internal/x509auth"
@@ -191,4 +193,94 @@ func mustLeaf(t *testing.T, ca certs.Issuer, cn string) *certs.Issued {
 		t.Fatal(err)
 	}
 	return &c
+}
+
+// Every X.509 refusal end to end: CONNACK 5, a Connections record whose
+// authType and errorMessage say which, and deviceAuthFailures by Reason.
+func TestX509RefusalsLogged(t *testing.T) {
+	start := time.Now()
+	h := startHub(t)
+	now := time.Now()
+	from, until := now.Add(-time.Hour), now.Add(24*time.Hour)
+	ca, _ := certs.NewCA("fleet CA", from, until)
+	pending, _ := certs.NewCA("pending CA", from, until)
+	stranger, _ := certs.NewCA("stranger", from, until)
+	reg := h.Registry()
+	ctx := context.Background()
+	if _, err := reg.AddCA(ctx, "fleet", []byte(x509auth.EncodePEM(ca.Cert)), true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.AddCA(ctx, "pending", []byte(x509auth.EncodePEM(pending.Cert)), false); err != nil {
+		t.Fatal(err)
+	}
+	self, _ := certs.SelfSigned("ss", from, until)
+	_, print256 := x509auth.Thumbprints(self.Cert)
+	other, _ := certs.SelfSigned("ss", from, until)
+	oldSelf, _ := certs.SelfSigned("ss", from.Add(-48*time.Hour), from)
+	for _, d := range []registry.Device{
+		{DeviceID: "ss", Authentication: registry.Authentication{Type: "selfSigned", X509Thumbprint: registry.X509Thumbprint{PrimaryThumbprint: &print256}}},
+		{DeviceID: "cadev", Authentication: registry.Authentication{Type: "certificateAuthority"}},
+		{DeviceID: "sasdev"},
+	} {
+		if _, err := reg.Create(ctx, d, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leaf := func(is certs.Issuer, cn string, nb, na time.Time) *certs.Issued {
+		c, err := is.Leaf(cn, nb, na)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &c
+	}
+	cases := []struct {
+		name, device string
+		cert         *certs.Issued
+		reason       string // deviceAuthFailures Reason and the record's reason
+		authType     string
+		msg          string
+	}{
+		{"no certificate", "cadev", nil, "no-certificate", `"type":"certificateAuthority"`, "no client certificate"},
+		{"expired", "cadev", leaf(ca, "cadev", from.Add(-48*time.Hour), from), "certificate-expired", `"type":"certificateAuthority"`, "expired at"},
+		{"not yet valid", "cadev", leaf(ca, "cadev", until, until.Add(time.Hour)), "certificate-expired", `"type":"certificateAuthority"`, "not valid before"},
+		{"expired self-signed", "ss", &oldSelf, "certificate-expired", `"type":"selfSigned"`, "expired at"},
+		{"wrong thumbprint", "ss", &other, "thumbprint-mismatch", `"type":"selfSigned"`, "Thumbprint does not match configuration"},
+		{"unknown CA", "cadev", leaf(stranger, "cadev", from, until), "ca-unknown", `"type":"certificateAuthority"`, "does not chain to a CA registered"},
+		{"unverified CA", "cadev", leaf(pending, "cadev", from, until), "ca-unverified", `"type":"certificateAuthority"`, "registered but not verified"},
+		{"CN is another device", "cadev", leaf(ca, "sasdev", from, until), "cn-mismatch", `"type":"certificateAuthority"`, `subject CN is "sasdev"`},
+		{"SAS device with only a certificate", "sasdev", leaf(ca, "sasdev", from, until), "sas-device-certificate", `"type":"sas"`, "presented only a client certificate"},
+	}
+	for _, c := range cases {
+		before := len(h.events.forDevice(c.device))
+		if cl, rc := h.certClient(c.device, c.cert, false); rc != 5 || cl != nil {
+			t.Fatalf("%s: CONNACK %d", c.name, rc)
+		}
+		recs := h.waitLogs(c.device, before+1)
+		var rec *connlog.Record
+		for i := range recs {
+			p := props(t, recs[i])
+			if recs[i].ResultType == "401003" && p["reason"] == "auth-failed" && strings.Contains(fmt.Sprint(p["errorMessage"]), c.msg) {
+				rec = &recs[i]
+				if !strings.Contains(fmt.Sprint(p["authType"]), c.authType) || recs[i].OperationName != "deviceConnect" {
+					t.Fatalf("%s: record %+v", c.name, p)
+				}
+			}
+		}
+		if rec == nil {
+			t.Fatalf("%s: no record with %q among %d", c.name, c.msg, len(recs))
+		}
+	}
+	want := map[string]float64{}
+	for _, c := range cases {
+		want[c.reason]++
+	}
+	eventually(t, 10*time.Second, func() error {
+		got := h.metricTotal("deviceAuthFailures", start.Add(-time.Second), "Reason")
+		for reason, n := range want {
+			if got[reason] != n {
+				return fmt.Errorf("deviceAuthFailures{Reason=%s} = %v, want %v (all: %v)", reason, got[reason], n, got)
+			}
+		}
+		return nil
+	})
 }
