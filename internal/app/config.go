@@ -90,7 +90,7 @@ type Config struct {
 // handshake may take a second at full rate: clients are slow in a storm),
 // at least minHandshakes.
 const (
-	DefaultConnectQueue   = time.Second
+	DefaultConnectQueue   = 2 * time.Second // absorbs SDK retry waves (Node's back-off tops out at 10 s, unjittered)
 	DefaultHandshakeQueue = 2 * time.Second
 	DefaultMessageQueue   = time.Second
 	DefaultDeviceRate     = 1.0 // connects a second per device, sustained
