@@ -59,7 +59,7 @@ func FuzzSession(f *testing.F) {
 		s := b.newSession(server, nil, protoMQTT, "127.0.0.1:1")
 		done := make(chan struct{})
 		go func() {
-			s.serve(nil, nil)
+			s.serve(nil, nil, 0)
 			<-s.ended // established sessions end on their reader
 			close(done)
 		}()

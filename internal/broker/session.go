@@ -88,16 +88,17 @@ func (s *session) deviceID() string { return s.id.deviceID }
 
 // serve runs a new connection: its connect phase here, then its reader on
 // a goroutine of its own. tlsConf is set for the TLS listener (the
-// handshake is part of the connect phase); chain is the client
-// certificate chain of a WebSocket's TLS connection, which the HTTPS
-// server has already handshaken.
-func (s *session) serve(tlsConf *tls.Config, chain []*x509.Certificate) {
+// handshake is part of the connect phase; wait is the connection's turn
+// under the hub-wide rate, throttle.go); chain is the client certificate
+// chain of a WebSocket's TLS connection, which the HTTPS server has
+// already handshaken.
+func (s *session) serve(tlsConf *tls.Config, chain []*x509.Certificate, wait time.Duration) {
 	b := s.b
 	if !b.track(s) {
 		_ = s.conn.Close()
 		return
 	}
-	ok := s.connect(tlsConf, chain)
+	ok := s.connect(tlsConf, chain, wait)
 	b.untrack(s)
 	if !ok {
 		_ = s.conn.Close()
@@ -114,9 +115,9 @@ func (s *session) serve(tlsConf *tls.Config, chain []*x509.Certificate) {
 // connect reads and admits the CONNECT and establishes the session. It
 // returns false when the connection is over (refused or failed; already
 // recorded).
-func (s *session) connect(tlsConf *tls.Config, chain []*x509.Certificate) bool {
+func (s *session) connect(tlsConf *tls.Config, chain []*x509.Certificate, wait time.Duration) bool {
 	b := s.b
-	if tlsConf != nil && !s.beforeHandshake() {
+	if tlsConf != nil && !s.beforeHandshake(wait) {
 		return false
 	}
 	_ = s.conn.SetDeadline(time.Now().Add(b.opts.ConnectTimeout))

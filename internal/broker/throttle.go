@@ -12,10 +12,11 @@ import (
 )
 
 // Throttling (Options.Throttle; internal/throttle says what each limit
-// is). A connection to the MQTT/TLS port is judged before its handshake,
-// on its connect goroutine: its source address and the hub-wide rate (it
-// may wait a bounded time for its turn), then a handshake slot. Refused
-// there, it is closed at once — no CONNACK can be sent before TLS, and
+// is). A connection to the MQTT/TLS port is judged before its handshake:
+// on the accept loop its source address and the hub-wide rate (so a
+// refusal costs no goroutine and no session), then, on its connect
+// goroutine, its turn under the rate (a bounded wait) and a handshake
+// slot. Refused there, it is closed at once — no CONNACK can be sent before TLS, and
 // not doing the handshake is the point — and recorded (429001, no device
 // id, the masked address; journalled in batches, refusalbatch.go). Plain TCP and WebSocket connections (the HTTPS
 // server did their TLS) are judged the same way once their CONNECT is
@@ -65,29 +66,51 @@ func (s *session) throttleConnection(beforeHandshake bool) *refusal {
 var shutdownRefusal = &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrServerUnavailable,
 	reason: presence.ReasonServerShutdown, result: presence.ResultServerError, detail: "the hub is shutting down"}
 
-// beforeHandshake admits a connection to the TLS port before its
-// handshake, recording and closing it when a limit refuses it. true: go
-// on with the handshake, which holds a slot until HandshakeDone.
-func (s *session) beforeHandshake() bool {
+// admitAccepted judges a connection the TLS listener just accepted,
+// before any goroutine or session exists for it: its source address and
+// the hub-wide rate. A refused one is recorded and closed here (the
+// cheapest refusal there is: an accept and a close); an admitted one may
+// have to wait for its turn, which its own goroutine does.
+func (b *Broker) admitAccepted(c net.Conn) (wait time.Duration, ok bool) {
+	remote := c.RemoteAddr().String()
+	wait, scope := b.opts.Throttle.Connection(hostOf(remote), time.Now())
+	if scope == throttle.ScopeNone {
+		return wait, true
+	}
+	b.refusedBeforeHandshake(protoMQTT, remote, b.connectionRefusal(scope, true))
+	_ = c.Close()
+	return 0, false
+}
+
+// beforeHandshake waits the connection's turn under the hub-wide rate,
+// then for a handshake slot; refused, it is recorded and closed. true: go
+// on with the handshake, which holds the slot until HandshakeDone.
+func (s *session) beforeHandshake(wait time.Duration) bool {
 	b := s.b
 	t := b.opts.Throttle
 	if t == nil {
 		return true
 	}
-	ref := s.throttleConnection(true)
-	if ref == nil && !t.Handshake(b.stopped) {
-		ref = b.connectionRefusal(throttle.ScopeHandshake, true)
+	if wait > 0 && !b.sleep(wait) {
+		return false // stopping
 	}
-	if ref == nil {
+	if t.Handshake(b.stopped) {
 		return true
 	}
-	if ref != shutdownRefusal && !b.table.stopping.Load() {
-		b.collectRefusal(presence.ConnectionEvent{
-			Protocol: s.protocol, MaskedIP: maskIP(s.remote),
-			Reason: ref.reason, Result: ref.result, Detail: ref.detail,
-		})
-	}
+	b.refusedBeforeHandshake(s.protocol, s.remote, b.connectionRefusal(throttle.ScopeHandshake, true))
 	return false
+}
+
+// refusedBeforeHandshake records a refusal made before a TLS handshake
+// (journalled in batches, refusalbatch.go); a stopping hub records none.
+func (b *Broker) refusedBeforeHandshake(protocol, remote string, ref *refusal) {
+	if b.table.stopping.Load() {
+		return
+	}
+	b.collectRefusal(presence.ConnectionEvent{
+		Protocol: protocol, MaskedIP: maskIP(remote),
+		Reason: ref.reason, Result: ref.result, Detail: ref.detail,
+	})
 }
 
 // throttleRefusals are the refusals of throttled connections, made once

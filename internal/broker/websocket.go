@@ -51,5 +51,5 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		chain = r.TLS.PeerCertificates
 	}
 	s := h.b.newSession(wsconn.New(ws), wakeConnOf(ws.NetConn()), protoMQTTWS, r.RemoteAddr)
-	s.serve(nil, chain)
+	s.serve(nil, chain, 0)
 }
