@@ -54,6 +54,7 @@ type stormResult struct {
 	LogCounts                       map[string]int
 	MetricThrottled                 map[string]float64 // scope → tether_throttled_connects_total
 	LogCaughtUp                     bool
+	ListenOverflows                 int64 // TcpExt ListenOverflows during the storm (machine-wide): connections the kernel dropped before the hub could accept them
 	ConnectedSeries                 []int // connected devices at each second (from /metrics)
 	HandshakesInFlight              []int // tether_tls_handshakes_in_progress each second
 }
@@ -109,8 +110,11 @@ func (s *setup) stormRun(ctx context.Context, throttled bool) (*stormResult, err
 	wg.Add(2)
 	go func() { defer wg.Done(); lats, health, r.APIErrors = probeAPI(sctx, api) }()
 	go func() { defer wg.Done(); s.sampleStorm(sctx, b, r) }()
+	ov0, _ := procstat.ListenOverflows()
 	t0 := time.Now()
 	evs, err := ask(ctx, ds, "connect", "connected", phaseCap+90*time.Second)
+	ov1, _ := procstat.ListenOverflows()
+	r.ListenOverflows = ov1 - ov0
 	stopSampling()
 	wg.Wait()
 	if err != nil {

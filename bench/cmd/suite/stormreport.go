@@ -52,6 +52,7 @@ func stormReport(b *strings.Builder, o options, rs map[string]*stormResult) {
 	})
 	row("throttled attempts: metric throttledConnects by scope", func(r *stormResult) string { return scopes(r.MetricThrottled) })
 	row("failed attempts as the devices saw them", func(r *stormResult) string { return kinds(r.ClientFailures) })
+	row("listen-queue overflows (the kernel, before the hub could accept)", func(r *stormResult) string { return fmt.Sprint(r.ListenOverflows) })
 	row("connected records in the log", func(r *stormResult) string { return fmt.Sprint(r.LogCounts["deviceConnect Success"]) })
 	row("log caught up with the metric", func(r *stormResult) string { return fmt.Sprint(r.LogCaughtUp) })
 	for _, m := range modes {
