@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/tls"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/tether-hub/tether/internal/metrics"
@@ -24,12 +25,18 @@ func (a *App) buildLimiter(tlsConf *tls.Config) error {
 		return fmt.Errorf("limits: %w", err)
 	}
 	a.limiter = lim
+	l = lim.Limits()
 	if a.cfg.NoThrottle {
 		a.log.Warn("throttling is off (--no-throttle): a reconnect storm can saturate the hub")
 		return nil
 	}
-	a.log.Info("throttling", "connect_rate", fmt.Sprintf("%.0f/s", l.ConnectRate), "connect_cost", cost.Round(time.Microsecond),
-		"connect_burst", l.ConnectBurst, "handshakes", l.Handshakes, "per_address", l.AddressRate, "per_device", l.DeviceRate,
+	rateSource := "configured"
+	if cost > 0 {
+		rateSource = fmt.Sprintf("sized to this machine: %s a connect, half of %d cores", cost.Round(time.Microsecond), runtime.GOMAXPROCS(0))
+	}
+	a.log.Info("throttling", "connect_rate", fmt.Sprintf("%.0f/s", l.ConnectRate), "rate", rateSource,
+		"connect_burst", l.ConnectBurst, "connect_queue", l.ConnectQueue, "handshakes", l.Handshakes, "per_address", l.AddressRate,
+		"per_device", fmt.Sprintf("%g/s burst %d", l.DeviceRate, l.DeviceBurst),
 		"device_messages", l.MessageRate, "hub_messages", l.HubMessageRate, "daily_quota", l.DailyQuota)
 	return nil
 }

@@ -104,14 +104,27 @@ func New(l Limits, now time.Time) (*Limiter, error) {
 	if err := l.Validate(); err != nil {
 		return nil, err
 	}
+	// Unset bursts are one second's worth of their rate (0 where the
+	// limit is off), so Limits tells what is in force.
+	for _, b := range []struct {
+		burst *int
+		rate  float64
+	}{{&l.ConnectBurst, l.ConnectRate}, {&l.AddressBurst, l.AddressRate}, {&l.DeviceBurst, l.DeviceRate},
+		{&l.MessageBurst, l.MessageRate}, {&l.HubMessageBurst, l.HubMessageRate}} {
+		if b.rate > 0 {
+			*b.burst = burstOr(*b.burst, b.rate)
+		} else {
+			*b.burst = 0
+		}
+	}
 	return &Limiter{
 		l:         l,
-		hub:       NewBucket(l.ConnectRate, burstOr(l.ConnectBurst, l.ConnectRate), now),
-		addresses: NewKeyed(l.AddressRate, burstOr(l.AddressBurst, l.AddressRate)),
-		devices:   NewKeyed(l.DeviceRate, burstOr(l.DeviceBurst, l.DeviceRate)),
+		hub:       NewBucket(l.ConnectRate, l.ConnectBurst, now),
+		addresses: NewKeyed(l.AddressRate, l.AddressBurst),
+		devices:   NewKeyed(l.DeviceRate, l.DeviceBurst),
 		handshake: NewGate(l.Handshakes),
-		msgDevice: NewKeyed(l.MessageRate, burstOr(l.MessageBurst, l.MessageRate)),
-		msgHub:    NewBucket(l.HubMessageRate, burstOr(l.HubMessageBurst, l.HubMessageRate), now),
+		msgDevice: NewKeyed(l.MessageRate, l.MessageBurst),
+		msgHub:    NewBucket(l.HubMessageRate, l.HubMessageBurst, now),
 		quota:     NewDailyQuota(l.DailyQuota),
 	}, nil
 }
@@ -124,7 +137,7 @@ func burstOr(burst int, rate float64) int {
 	return max(1, int(rate))
 }
 
-// Limits are the limits in force.
+// Limits are the limits in force (unset bursts filled in).
 func (t *Limiter) Limits() Limits {
 	if t == nil {
 		return Limits{}
