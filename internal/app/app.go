@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/tether-hub/tether/internal/broker"
 	"github.com/tether-hub/tether/internal/certs"
+	"github.com/tether-hub/tether/internal/datadir"
+	"github.com/tether-hub/tether/internal/insight/feed"
 	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/metrics"
 	"github.com/tether-hub/tether/internal/presence"
@@ -40,6 +41,7 @@ type App struct {
 	logs      *logService
 	subs      *subscriptionService
 	metrics   *metrics.Collector
+	insights  *feed.Feed
 	alerts    *alertService
 	https     *http.Server
 	httpsLn   net.Listener
@@ -47,6 +49,11 @@ type App struct {
 	limiter   *throttle.Limiter
 
 	compactions atomic.Uint64
+
+	// Production (datadir.go, adminsock.go, certreload.go, backup.go).
+	dirFormat  datadir.Result
+	apiHandler http.Handler
+	certs      *certReloader
 
 	stopOnce sync.Once
 	stopErr  error
@@ -77,14 +84,19 @@ func (a *App) Start(ctx context.Context) (err error) {
 			_ = a.Stop(sctx)
 		}
 	}()
-	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	if err := a.openDataDir(); err != nil {
+		return err
 	}
 	tlsConf, err := a.tlsConfig()
 	if err != nil {
 		return err
 	}
+	// The limiter times the server key, which reloadCertificates moves
+	// behind GetCertificate: first.
 	if err := a.buildLimiter(tlsConf); err != nil {
+		return err
+	}
+	if err := a.reloadCertificates(tlsConf); err != nil {
 		return err
 	}
 
@@ -112,6 +124,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.startEvents(ctx); err != nil {
 		return err
 	}
+	if err := a.startInsights(ctx); err != nil {
+		return err
+	}
 	a.presence = presence.NewTracker(presence.Options{Hub: a.cfg.HubName, Epoch: epoch, Sink: a.journalConnEvent})
 
 	if err := a.recordOrphans(ctx); err != nil {
@@ -123,8 +138,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 		OnChange:     a.onRegistryChange,
 		OnTwinChange: a.onTwinChange,
 		LiveState:    a.presence.State,
+		// OnPolicyChange: policies.go.
+		OnPolicyChange: a.onPolicyChange,
 	})
 	if err != nil {
+		return err
+	}
+	if err := a.watchPolicies(ctx); err != nil {
 		return err
 	}
 	if err := a.startMetrics(ctx); err != nil {
@@ -160,10 +180,18 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.startDebug(); err != nil {
 		return err
 	}
+	if err := a.startCertificateWatch(); err != nil {
+		return err
+	}
+	if err := a.startAdminSocket(); err != nil {
+		return err
+	}
 	if a.cfg.Dev {
 		if err := a.writeDevFiles(); err != nil {
 			return err
 		}
+	} else if err := a.writeBootstrap(); err != nil {
+		return err
 	}
 	a.log.Info("tether hub started", "hub", a.cfg.HubName, "mqtt", a.MQTTAddr(), "https", a.HTTPSAddr(), "tcp", a.TCPAddr(), "data", a.cfg.DataDir, "embedded_nats", a.journal.Embedded())
 	return nil

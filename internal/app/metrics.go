@@ -31,6 +31,7 @@ func (a *App) openMetrics(ctx context.Context) error {
 		Devices:    func() (int, int) { return a.registry.Counts() },
 		Deliveries: a.deliveryCounts,
 		Gauges:     a.throttleGauges,
+		Flapping:   a.flappingDevices,
 	})
 	return err
 }

@@ -25,6 +25,7 @@ const (
 var Categories = []string{
 	CategoryConnections, CategoryDeviceIdentityOperations,
 	CategoryD2CTwinOperations, CategoryC2DTwinOperations, CategoryTwinQueries, CategoryDirectMethods,
+	CategoryInsights,
 }
 
 // Levels IoT Hub writes (column Level). Azure's common schema also allows

@@ -13,6 +13,8 @@
 //	tether.telemetry.<device>            stream TETHER_TELEMETRY raw payload, properties in headers
 //	tether.ops.<category>.<device>       stream TETHER_OPS       Operation JSON (category: D2CTwinOperations|
 //	                                                             C2DTwinOperations|TwinQueries|DirectMethods)
+//	tether.insights.<kind>.<key>         stream TETHER_INSIGHTS  insight.Record JSON (kind: massDisconnect|
+//	                                                             massDisconnectResolved|deviceFlapping; key: incident or device id)
 //
 // <device> is the device id with '.', '*', '>', '%', whitespace and control
 // characters percent-encoded (EncodeToken), and "%" alone for "no device"
@@ -32,6 +34,7 @@
 // header names do not change. testdata holds events as they were stored,
 // and a test decodes them.
 //
-// KV buckets: tether_devices, tether_policies (registry), tether_state (hub
-// epoch for sequence numbers).
+// KV buckets: tether_devices, tether_policies, tether_twins, tether_cas
+// (registry; tether_cas holds the CA certificates of X.509 devices),
+// tether_state (hub epoch for sequence numbers).
 package journal

@@ -47,6 +47,7 @@ const (
 	Deliveries       = "EventGridDeliveries"
 	DeliveryLatency  = "EventGridLatency"
 	JournalLag       = "journalConsumerLag"
+	FlappingDevices  = "flappingDevices"
 
 	// Throttling (internal/throttle).
 	ThrottledConnects    = "throttledConnects"
@@ -144,6 +145,8 @@ var Catalog = []Def{
 		"tether_tls_handshakes_in_progress", "TLS handshakes of MQTT connections in progress."},
 	{HandshakesWaiting, "TLS handshakes waiting", "Count", Gauge, nil, snapshotAggs,
 		"tether_tls_handshakes_waiting", "Accepted MQTT/TLS connections waiting for a handshake slot."},
+	{FlappingDevices, "Flapping devices", "Count", Gauge, nil, snapshotAggs,
+		"tether_flapping_devices", "Devices whose flap score (reconnects in the last hour, renewals, hub-side returns and probes excluded) is at or above the threshold."},
 
 	// Operations: IoT Hub's names, units and aggregations (counts are
 	// single-point, sizes distributions of successful operations with

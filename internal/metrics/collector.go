@@ -41,6 +41,9 @@ type CollectorOptions struct {
 	// tlsHandshakesInProgress, tlsHandshakesWaiting, dailyMessageQuotaUsed),
 	// sampled once a second with the others and on /metrics; nil: none.
 	Gauges func(now time.Time) []GaugeSample
+	// Flapping gives the number of flapping devices (the insight
+	// engine's); nil: flappingDevices is not sampled.
+	Flapping func() int
 	// Refresh is how often the newest second's connectedDeviceCount is
 	// taken again (the history keeps one sample a second: the last one
 	// taken in it); default 100 ms.
@@ -505,6 +508,11 @@ func (c *Collector) Sample(now time.Time) {
 				pg.Set(g.Value)
 			}
 		}
+	}
+	if c.o.Flapping != nil {
+		n := float64(c.o.Flapping())
+		gauges = append(gauges, GaugeSample{Metric: FlappingDevices, Value: n})
+		c.prom.flapping.Set(n)
 	}
 	c.mu.Lock()
 	c.lags[[2]string{journal.StreamConn, ownConsumer}] = float64(c.ownLag[0].Load())

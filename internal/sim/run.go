@@ -60,7 +60,10 @@ type Report struct {
 	// Twins is the check of twins and direct methods (nil when the
 	// devices use neither).
 	Twins *TwinReport `json:"twins,omitempty"`
-	Notes []string    `json:"notes,omitempty"`
+	// Scenarios is the check of the diagnoses against the injected
+	// causes (nil without --scenario).
+	Scenarios *ScenarioReport `json:"scenarios,omitempty"`
+	Notes     []string        `json:"notes,omitempty"`
 }
 
 // OK reports whether the hub reported everything as expected.
@@ -267,6 +270,15 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 		delete(logs, -1)
 	}
 	rep.Comparison = Compare(ledger, events, logs)
+	if len(cfg.Scenarios) > 0 {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		sr, err := CheckScenarios(sctx, env.API, &cfg, start)
+		if err != nil {
+			rep.Notes = append(rep.Notes, "scenario check: "+err.Error())
+		}
+		rep.Scenarios = sr
+	}
 	return rep, nil
 }
 
