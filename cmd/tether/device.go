@@ -48,6 +48,7 @@ a 'tether serve --dev' data dir none are needed.`,
 		newDeviceInvokeCmd(),
 		newDeviceQueryCmd(),
 		newDeviceImportCmd(),
+		newDeviceCertCmd(),
 	)
 	return cmd
 }
@@ -74,10 +75,11 @@ func parseStatus(s string) (registry.Status, error) {
 }
 
 func newDeviceCreateCmd() *cobra.Command {
-	var status, reason, primary, secondary string
+	var status, reason, primary, secondary, auth string
+	var thumbprints []string
 	cmd := &cobra.Command{
 		Use:   "create ID",
-		Short: "Register a device (keys are generated unless given)",
+		Short: "Register a device (SAS keys are generated unless given; --auth selfSigned|ca for X.509)",
 		Args:  deviceArgs(1, "the device id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := outputClient()
@@ -91,8 +93,9 @@ func newDeviceCreateCmd() *cobra.Command {
 			if cmd.Flags().Changed("status-reason") {
 				d.StatusReason = &reason
 			}
-			d.Authentication = registry.Authentication{Type: "sas",
-				SymmetricKey: registry.SymmetricKey{PrimaryKey: primary, SecondaryKey: secondary}}
+			if d.Authentication, err = deviceAuth(auth, primary, secondary, thumbprints); err != nil {
+				return err
+			}
 			var out registry.Device
 			if err := c.do(cmd.Context(), http.MethodPut, devicePath(d.DeviceID), d, &out, nil); err != nil {
 				return err
@@ -105,6 +108,7 @@ func newDeviceCreateCmd() *cobra.Command {
 	f.StringVar(&reason, "status-reason", "", "why the device has its status (up to 128 characters)")
 	f.StringVar(&primary, "primary-key", "", "primary symmetric key, base64 of 16-64 bytes (default: generated)")
 	f.StringVar(&secondary, "secondary-key", "", "secondary symmetric key, base64 of 16-64 bytes (default: generated)")
+	addDeviceAuthFlags(f, &auth, &thumbprints)
 	return cmd
 }
 
@@ -553,6 +557,7 @@ func printDevice(w io.Writer, d registry.Device) error {
 		{"Authentication", d.Authentication.Type},
 		{"Primary key", d.Authentication.SymmetricKey.PrimaryKey},
 		{"Secondary key", d.Authentication.SymmetricKey.SecondaryKey},
+		{"X.509 thumbprints", thumbprintText(d.Authentication.X509Thumbprint)},
 		{"Generation ID", d.GenerationID},
 		{"ETag", d.ETag},
 	}

@@ -103,7 +103,7 @@ func (o *policyOpts) open(ctx context.Context) (policyBackend, error) {
 	}
 	// The registry enforces the same rules as the hub's API. Its hub name
 	// only matters for tokens, which are not checked here.
-	reg, err := registry.New(ctx, kvstore.New(off.j.Devices, off.j.Policies, off.j.Twins), registry.Options{HubName: firstNonEmpty(host, "localhost")})
+	reg, err := registry.New(ctx, kvstore.New(off.j.Devices, off.j.Policies, off.j.Twins, off.j.CAs), registry.Options{HubName: firstNonEmpty(host, "localhost")})
 	if err != nil {
 		off.Close()
 		return nil, err

@@ -104,6 +104,7 @@ TETHER_SMTP_PASSWORD, never a flag or the API); to local programs with
 	f.StringVar(&set.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&set.logFormat, "log-format", "text", "text, or json (one object a line, for log shippers)")
 	f.StringVar(&set.configFile, "config", "", "YAML file of settings: keys are these flags' names (see deploy/tether.yaml); flags and TETHER_* variables win")
+	addLimitFlags(f, cfg)
 	return cmd
 }
 

@@ -114,9 +114,20 @@ func TestRegistryREST(t *testing.T) {
 		{name: "not JSON content type", req: func(e *env) req {
 			return req{Method: "PUT", Path: "/devices/dev9" + q, Body: `{}`, Header: map[string]string{"Content-Type": "text/plain"}}
 		}, status: 415, code: "UnsupportedMediaType", msg: "application/json"},
-		{name: "x509", req: func(e *env) req {
+		{name: "x509 thumbprint too short", req: func(e *env) req {
 			return req{Method: "PUT", Path: "/devices/dev9" + q, Body: `{"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"AB"}}}`}
-		}, status: 400, code: "ArgumentInvalid", msg: "not supported yet"},
+		}, status: 400, code: "ArgumentInvalid", msg: "invalid thumbprint"},
+		{name: "x509 self-signed, type left out (the service SDK's shape)", req: func(e *env) req {
+			return req{Method: "PUT", Path: "/devices/dev9" + q, Body: `{"deviceId":"dev9","authentication":{"symmetricKey":{"primaryKey":null,"secondaryKey":null},"x509Thumbprint":{"primaryThumbprint":"` + strings.Repeat("ab", 32) + `","secondaryThumbprint":null}}}`}
+		}, status: 200, check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {
+			d := decode[registry.Device](t, w)
+			if a := d.Authentication; a.Type != "selfSigned" || *a.X509Thumbprint.PrimaryThumbprint != strings.Repeat("AB", 32) || a.SymmetricKey.PrimaryKey != "" {
+				t.Fatalf("authentication %+v", a)
+			}
+			if !strings.Contains(w.Body.String(), `"type":"selfSigned"`) || !strings.Contains(w.Body.String(), `"secondaryThumbprint":null`) {
+				t.Fatalf("body %s", w.Body)
+			}
+		}},
 		{name: "replace (Node SDK update, If-Match *)", req: func(e *env) req {
 			return req{Method: "PUT", Path: "/devices/dev1" + q, Body: nodeSDKUpdate, Header: map[string]string{"If-Match": `"*"`}}
 		}, status: 200, check: func(t *testing.T, e *env, w *httptest.ResponseRecorder) {

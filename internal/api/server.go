@@ -186,6 +186,8 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request, rest string) {
 		s.alerts(w, r, strings.TrimPrefix(rest, "alerts"))
 	case rest == "diagnostic-settings" || strings.HasPrefix(rest, "diagnostic-settings/"):
 		s.diagnosticSettings(w, r, strings.TrimPrefix(rest, "diagnostic-settings"))
+	case rest == "certificates" || strings.HasPrefix(rest, "certificates/"):
+		s.certificates(w, r, strings.TrimPrefix(rest, "certificates"))
 	case rest == "backup":
 		if allow(w, r, s.v1Error, http.MethodGet) {
 			s.getBackup(w, r)

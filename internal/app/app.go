@@ -25,6 +25,7 @@ import (
 	"github.com/tether-hub/tether/internal/registry/kvstore"
 	"github.com/tether-hub/tether/internal/sas"
 	"github.com/tether-hub/tether/internal/telemetry"
+	"github.com/tether-hub/tether/internal/throttle"
 )
 
 // App is a running hub.
@@ -45,6 +46,7 @@ type App struct {
 	https     *http.Server
 	httpsLn   net.Listener
 	caFile    string
+	limiter   *throttle.Limiter
 
 	compactions atomic.Uint64
 
@@ -89,6 +91,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// The limiter times the server key, which reloadCertificates moves
+	// behind GetCertificate: first.
+	if err := a.buildLimiter(tlsConf); err != nil {
+		return err
+	}
 	if err := a.reloadCertificates(tlsConf); err != nil {
 		return err
 	}
@@ -126,7 +133,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 
-	a.registry, err = registry.New(ctx, kvstore.New(a.journal.Devices, a.journal.Policies, a.journal.Twins), registry.Options{
+	a.registry, err = registry.New(ctx, kvstore.New(a.journal.Devices, a.journal.Policies, a.journal.Twins, a.journal.CAs), registry.Options{
 		HubName:      a.cfg.HubName,
 		OnChange:     a.onRegistryChange,
 		OnTwinChange: a.onTwinChange,
@@ -143,11 +150,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.startMetrics(ctx); err != nil {
 		return err
 	}
+	a.seedQuota(ctx)
 
 	a.broker, err = broker.New(broker.Options{
 		HubName: a.cfg.HubName, TLSAddr: a.cfg.MQTTAddr, TLS: tlsConf, TCPAddr: a.cfg.TCPAddr, WebSocket: true,
-		Devices: a.lookupDevice, Policies: a.lookupPolicy, Presence: a.presence,
+		Devices: a.lookupDevice, Policies: a.lookupPolicy, Authorities: a.registry.Authorities, Presence: a.presence,
 		Telemetry: a.journalTelemetry, Twins: deviceTwins{a}, ConnectTimeout: a.cfg.ConnectTimeout, Logger: a.log,
+		Throttle: a.limiter,
 	})
 	if err != nil {
 		return err
@@ -155,6 +164,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.registerBrokerMetrics(); err != nil {
 		return err
 	}
+
 	if err := a.broker.Start(); err != nil {
 		return fmt.Errorf("mqtt: %w", err)
 	}
@@ -225,7 +235,10 @@ func (a *App) tlsConfig() (*tls.Config, error) {
 			a.caFile = abs
 		}
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	// Client certificates are requested, never required, and verified by
+	// the broker (X.509 devices; internal/x509auth), so SAS devices and
+	// API callers without one are unaffected.
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}, nil
 }
 
 // journalConnEvent is presence's sink: one ordered queue into the journal.
@@ -275,13 +288,21 @@ func (a *App) onRegistryChange(c registry.Change) {
 	}
 }
 
-func (a *App) lookupDevice(id string) (keys [2]string, enabled, found bool) {
+func (a *App) lookupDevice(id string) (broker.Credentials, bool) {
 	d, ok := a.registry.Device(id)
 	if !ok {
-		return keys, false, false
+		return broker.Credentials{}, false
 	}
-	k := d.Authentication.SymmetricKey
-	return [2]string{k.PrimaryKey, k.SecondaryKey}, d.Status == registry.Enabled, true
+	au := d.Authentication
+	c := broker.Credentials{Type: au.Type, Enabled: d.Status == registry.Enabled,
+		Keys: [2]string{au.SymmetricKey.PrimaryKey, au.SymmetricKey.SecondaryKey}}
+	if p := au.X509Thumbprint.PrimaryThumbprint; p != nil {
+		c.Thumbprints[0] = *p
+	}
+	if p := au.X509Thumbprint.SecondaryThumbprint; p != nil {
+		c.Thumbprints[1] = *p
+	}
+	return c, true
 }
 
 func (a *App) lookupPolicy(name string) (keys [2]string, deviceConnect, found bool) {

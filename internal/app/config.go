@@ -1,15 +1,18 @@
 package app
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
 	"github.com/tether-hub/tether/internal/metrics"
 	"github.com/tether-hub/tether/internal/notify"
+	"github.com/tether-hub/tether/internal/throttle"
 )
 
 // Config is everything the hub needs to run. Zero values take the defaults
@@ -77,7 +80,26 @@ type Config struct {
 	EventRetrySchedule []time.Duration
 	// ShutdownTimeout bounds Stop.
 	ShutdownTimeout time.Duration
+	// Limits are the throttles (internal/throttle, docs/sizing.md). A
+	// zero field takes its default (Defaults; the connect rate and the
+	// handshake cap are sized at Start to the cores and the server key); a
+	// negative one turns that limit off. NoThrottle turns all off.
+	Limits     throttle.Limits
+	NoThrottle bool
 }
+
+// Default limits (docs/sizing.md says why). The hub-wide connect rate is
+// throttle.DefaultConnectRate; the handshake cap one second of it (a
+// handshake may take a second at full rate: clients are slow in a storm),
+// at least minHandshakes.
+const (
+	DefaultConnectQueue   = 2 * time.Second // absorbs SDK retry waves (Node's back-off tops out at 10 s, unjittered)
+	DefaultHandshakeQueue = 2 * time.Second
+	DefaultMessageQueue   = time.Second
+	DefaultDeviceRate     = 1.0 // connects a second per device, sustained
+	DefaultDeviceBurst    = 10
+	minHandshakes         = 64
+)
 
 // Defaults fills zero fields.
 func (c *Config) Defaults() {
@@ -114,6 +136,53 @@ func (c *Config) Defaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 15 * time.Second
 	}
+	l := &c.Limits
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&l.ConnectQueue, DefaultConnectQueue}, {&l.HandshakeQueue, DefaultHandshakeQueue}, {&l.MessageQueue, DefaultMessageQueue}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if l.DeviceRate == 0 {
+		l.DeviceRate = DefaultDeviceRate
+	}
+	if l.DeviceBurst == 0 {
+		l.DeviceBurst = DefaultDeviceBurst
+	}
+}
+
+// limits are the Limits in force: defaults sized to this machine with
+// key (the server's private key) for the unset connect rate and handshake
+// cap, negative fields (and everything under NoThrottle) off.
+func (c *Config) limits(key crypto.Signer) (throttle.Limits, time.Duration) {
+	if c.NoThrottle {
+		return throttle.Limits{}, 0
+	}
+	l := c.Limits
+	var cost time.Duration
+	if l.ConnectRate == 0 && key != nil {
+		l.ConnectRate, cost = throttle.DefaultConnectRate(key, runtime.GOMAXPROCS(0))
+	}
+	if l.Handshakes == 0 && l.ConnectRate > 0 {
+		l.Handshakes = max(minHandshakes, int(l.ConnectRate))
+	}
+	off := func(v *float64) {
+		if *v < 0 {
+			*v = 0
+		}
+	}
+	off(&l.ConnectRate)
+	off(&l.AddressRate)
+	off(&l.DeviceRate)
+	off(&l.MessageRate)
+	off(&l.HubMessageRate)
+	for _, n := range []*int{&l.ConnectBurst, &l.AddressBurst, &l.DeviceBurst, &l.Handshakes, &l.MessageBurst, &l.HubMessageBurst} {
+		*n = max(*n, 0)
+	}
+	l.DailyQuota = max(l.DailyQuota, 0)
+	return l, cost
 }
 
 // Validate reports every problem at once.
@@ -144,7 +213,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("smtp-addr needs smtp-from, the sender address of event mails"))
 		}
 	}
-	if c.ConnectTimeout < 0 || c.LogRetention < 0 || c.ShutdownTimeout < 0 || c.MetricsRecent < 0 || c.MetricsRetention < 0 {
+	if c.ConnectTimeout < 0 || c.LogRetention < 0 || c.ShutdownTimeout < 0 || c.MetricsRecent < 0 || c.MetricsRetention < 0 ||
+		c.Limits.ConnectQueue < 0 || c.Limits.HandshakeQueue < 0 || c.Limits.MessageQueue < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	return errors.Join(errs...)

@@ -2,7 +2,9 @@ package broker
 
 import (
 	"bytes"
+	"crypto/x509"
 	"strings"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -11,9 +13,10 @@ import (
 )
 
 // admit checks a decoded CONNECT as IoT Hub does (protocol, then
-// authentication, then the will) and fills in the session from it. The
-// strings kept are copies: pk aliases the read buffer.
-func (s *session) admit(pk *packets.Packet) *refusal {
+// authentication, then the will) and fills in the session from it. chain
+// is the TLS client certificate chain (nil if none). The strings kept are
+// copies: pk aliases the read buffer.
+func (s *session) admit(pk *packets.Packet, chain []*x509.Certificate) *refusal {
 	if ref := checkProtocol(pk); ref != nil {
 		return ref
 	}
@@ -28,10 +31,13 @@ func (s *session) admit(pk *packets.Packet) *refusal {
 			s.receiveMax = min(int(rm), c2dInflight)
 		}
 	}
-	id, ref := s.b.authenticate(pk.Connect.ClientIdentifier, pk.Connect.Username, pk.Connect.Password, s.b.opts.Now())
+	id, ref := s.b.authenticate(pk.Connect.ClientIdentifier, pk.Connect.Username, pk.Connect.Password, chain, s.b.opts.Now())
 	s.id = id
 	if ref != nil {
 		return ref
+	}
+	if !s.b.opts.Throttle.DeviceConnect(id.deviceID, time.Now()) {
+		return s.b.deviceThrottled()
 	}
 	if pk.Connect.WillFlag {
 		if routePublish(id.deviceID, pk.Connect.WillTopic) != routeTelemetry {
@@ -107,7 +113,7 @@ func (s *session) connack(present bool, code packets.Code) []byte {
 // successive attempts in order. pk is nil for a refusal after admission.
 func (s *session) refuse(pk *packets.Packet, ref *refusal) {
 	ev := presence.ConnectionEvent{
-		DeviceID: s.id.deviceID, ModuleID: s.id.moduleID, SDKVersion: s.id.sdkVersion,
+		DeviceID: s.id.deviceID, ModuleID: s.id.moduleID, SDKVersion: s.id.sdkVersion, AuthType: s.id.authType,
 		Protocol: s.protocol, ProtocolVersion: s.version, MaskedIP: maskIP(s.remote),
 		Reason: ref.reason, Result: ref.result, Detail: ref.detail, AuthFailure: ref.auth,
 		CleanSession: s.cleanStart, KeepAliveSeconds: s.keepAlive,

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,10 +11,37 @@ import (
 
 	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/sas"
+	"github.com/tether-hub/tether/internal/x509auth"
 )
 
-// DeviceLookup returns a device's two keys and whether it is enabled.
-type DeviceLookup func(deviceID string) (keys [2]string, enabled, found bool)
+// Credentials are what the registry holds to authenticate a device.
+type Credentials struct {
+	// Type is the device's authentication type: "sas" (or ""),
+	// "selfSigned" or "certificateAuthority".
+	Type string
+	// Keys are a SAS device's two keys ("" when unset).
+	Keys [2]string
+	// Thumbprints are a selfSigned device's primary and secondary
+	// certificate thumbprints, upper-case hex ("" when unset).
+	Thumbprints [2]string
+	Enabled     bool
+}
+
+// Authentication types of Credentials.Type (the registry's spelling).
+const (
+	authSAS        = "sas"
+	authSelfSigned = "selfSigned"
+	authCA         = "certificateAuthority"
+)
+
+func (c Credentials) x509() bool { return c.Type == authSelfSigned || c.Type == authCA }
+
+// DeviceLookup returns a device's credentials, and whether it exists.
+type DeviceLookup func(deviceID string) (c Credentials, found bool)
+
+// AuthorityLookup returns the CAs registered for X.509 authentication
+// (nil: none).
+type AuthorityLookup func() *x509auth.Authorities
 
 // PolicyLookup returns a shared access policy's keys and whether it grants
 // DeviceConnect.
@@ -69,12 +97,14 @@ type identity struct {
 }
 
 // authenticate checks a CONNECT the way IoT Hub does: client id equals the
-// device id, username names this hub and that device, the password is a SAS
-// token for that device signed by its key (or by a policy with
-// DeviceConnect), not expired, and the device exists and is enabled.
-// Signature comes before existence and status, so an unauthenticated
-// caller learns nothing about the registry beyond "not authorized".
-func (b *Broker) authenticate(clientID string, username, password []byte, now time.Time) (identity, *refusal) {
+// device id, username names this hub and that device, and either the
+// password is a SAS token for that device signed by its key (or by a
+// policy with DeviceConnect), not expired, or the password is empty and the
+// TLS client certificate (chain, as the device sent it) authenticates an
+// X.509 device (certauth.go); the device exists and is enabled. Signature
+// comes before status, so an unauthenticated caller learns nothing about
+// the registry beyond "not authorized".
+func (b *Broker) authenticate(clientID string, username, password []byte, chain []*x509.Certificate, now time.Time) (identity, *refusal) {
 	var id identity
 	u, err := sas.ParseUsername(string(username))
 	if err != nil {
@@ -99,7 +129,7 @@ func (b *Broker) authenticate(clientID string, username, password []byte, now ti
 		return id, authRefusal(presence.AuthModuleNotSupported, packets.ErrNotAuthorized, "module identities are not supported (module %q)", u.ModuleID)
 	}
 	if len(password) == 0 {
-		return id, authRefusal(presence.AuthNoToken, packets.ErrBadUsernameOrPassword, "no password: a SAS token is required (X.509 is not supported)")
+		return b.authenticateCertificate(id, chain, now)
 	}
 	tok, err := sas.Parse(string(password))
 	if err != nil {
@@ -111,19 +141,24 @@ func (b *Broker) authenticate(clientID string, username, password []byte, now ti
 		if tok.Resource != want {
 			return id, authRefusal(presence.AuthWrongResource, packets.ErrNotAuthorized, "token is for %q, not %q", tok.Resource, want)
 		}
-		var enabled, found bool
-		keys, enabled, found = b.opts.Devices(u.DeviceID)
+		cred, found := b.opts.Devices(u.DeviceID)
 		if !found {
 			// The token cannot be checked without the device's key.
-			return id, b.deviceRefusal(u.DeviceID, enabled, found)
+			return id, b.deviceRefusal(u.DeviceID, false, found)
 		}
+		if cred.x509() {
+			id.authType = cred.Type
+			return id, authRefusal(presence.AuthX509DeviceToken, packets.ErrBadUsernameOrPassword,
+				"device '%s' authenticates with an X.509 certificate (authentication type %s): connect with its client certificate and an empty password, not a SAS token", u.DeviceID, cred.Type)
+		}
+		keys = cred.Keys
 		if err := verifyEither(tok, keys, now); err != nil {
 			return id, tokenRefusal(err)
 		}
-		if ref := b.deviceRefusal(u.DeviceID, enabled, found); ref != nil {
+		if ref := b.deviceRefusal(u.DeviceID, cred.Enabled, found); ref != nil {
 			return id, ref
 		}
-		id.authType = "sas"
+		id.authType = authSAS
 	} else {
 		if !segmentPrefix(tok.Resource, want) {
 			return id, authRefusal(presence.AuthWrongResource, packets.ErrNotAuthorized, "token is for %q, which does not cover %q", tok.Resource, want)
@@ -138,8 +173,8 @@ func (b *Broker) authenticate(clientID string, username, password []byte, now ti
 		if !deviceConnect {
 			return id, authRefusal(presence.AuthPolicyLacksDeviceConnect, packets.ErrNotAuthorized, "Authorization rule '%s' does not allow access for '%s' (needs DeviceConnect)", tok.KeyName, want)
 		}
-		if _, enabled, found := b.opts.Devices(u.DeviceID); !found || !enabled {
-			return id, b.deviceRefusal(u.DeviceID, enabled, found)
+		if cred, found := b.opts.Devices(u.DeviceID); !found || !cred.Enabled {
+			return id, b.deviceRefusal(u.DeviceID, cred.Enabled, found)
 		}
 		id.authType = "policy:" + tok.KeyName
 	}

@@ -14,7 +14,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	const key = "c2VjcmV0LWtleS1mb3ItdGVzdHMtMzItYnl0ZXMhIQ=="
 	br, err := New(Options{
 		HubName:  "hub",
-		Devices:  func(string) ([2]string, bool, bool) { return [2]string{key, ""}, true, true },
+		Devices:  func(string) (Credentials, bool) { return Credentials{Keys: [2]string{key, ""}, Enabled: true}, true },
 		Policies: func(string) ([2]string, bool, bool) { return [2]string{}, false, false },
 		Presence: presence.NewTracker(presence.Options{Sink: func(presence.ConnectionEvent) {}}),
 	})
@@ -27,7 +27,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ref := br.authenticate("dev-1", user, pass, now); ref != nil {
+		if _, ref := br.authenticate("dev-1", user, pass, nil, now); ref != nil {
 			b.Fatal(ref)
 		}
 	}

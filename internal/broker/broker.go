@@ -14,6 +14,7 @@ import (
 
 	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/telemetry"
+	"github.com/tether-hub/tether/internal/throttle"
 )
 
 // Protocol labels in events and logs.
@@ -36,12 +37,17 @@ type Options struct {
 
 	Devices  DeviceLookup
 	Policies PolicyLookup
-	Presence *presence.Tracker
+	// Authorities are the CAs for certificateAuthority devices; nil: none.
+	Authorities AuthorityLookup
+	Presence    *presence.Tracker
 	// Telemetry receives each D2C message. For a QoS 1 message stored is
 	// set: the sink calls it once the message is durable (nil) or never
 	// will be (an error), and the device gets its PUBACK only then. The
 	// sink must not block for long; stored must not block.
 	Telemetry func(m telemetry.Message, stored func(error))
+	// Throttle limits new connections, TLS handshakes in progress, device
+	// connects and D2C messages (throttle.go); nil limits nothing.
+	Throttle *throttle.Limiter
 	// Twins serves twin GETs and reported patches; nil answers them 503.
 	// Its methods run on the device's reader and must not keep the patch.
 	Twins Twins
@@ -67,6 +73,10 @@ type Broker struct {
 	// writers write established sessions' outbound packets.
 	writers *writerPool
 	methods *methodCalls
+	// throttled are the refusals of Options.Throttle's limits (throttle.go);
+	// refusals collects those made before a TLS handshake (refusalbatch.go).
+	throttled *throttleRefusals
+	refusals  *refusalBatch
 
 	tlsLn, tcpLn net.Listener
 
@@ -79,6 +89,7 @@ type Broker struct {
 	// slowRecords counts connects acknowledged before the journal stored
 	// their connected event (recordWait passed).
 	slowRecords atomic.Uint64
+	started     atomic.Bool // Start ran (the refusal flusher runs)
 	stopOnce    sync.Once
 	stopped     chan struct{} // closed by Stop
 }
@@ -124,6 +135,10 @@ func New(o Options) (*Broker, error) {
 	if o.WebSocket {
 		b.ws = newWSHandler(b)
 	}
+	if o.Throttle != nil {
+		b.throttled = newThrottleRefusals(o.Throttle.Limits())
+		b.refusals = &refusalBatch{pending: map[refusalKey]*presence.ConnectionEvent{}, done: make(chan struct{})}
+	}
 	return b, nil
 }
 
@@ -138,6 +153,10 @@ const sweepPeriod = time.Minute
 // Start opens the listeners and serves them.
 func (b *Broker) Start() error {
 	go b.sweeper()
+	if b.refusals != nil {
+		b.started.Store(true)
+		go b.refusalFlusher()
+	}
 	if b.opts.TLSAddr != "" {
 		ln, err := net.Listen("tcp", b.opts.TLSAddr)
 		if err != nil {
@@ -190,6 +209,7 @@ func (b *Broker) sweeper() {
 		select {
 		case <-t.C:
 			b.table.sweep(b.opts.Now())
+			b.opts.Throttle.Sweep(time.Now())
 		case <-b.stopped:
 			return
 		}
@@ -225,6 +245,13 @@ func (b *Broker) Stop(ctx context.Context) error {
 			b.writers.stop()
 		case <-ctx.Done():
 			err = fmt.Errorf("broker: stop: %w", ctx.Err())
+		}
+		if b.started.Load() {
+			select {
+			case <-b.refusals.done: // the last refusals are journalled
+			case <-ctx.Done():
+				err = fmt.Errorf("broker: stop: %w", ctx.Err())
+			}
 		}
 	})
 	return err

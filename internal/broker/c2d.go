@@ -83,7 +83,7 @@ func (q *c2dQueue) dropExpired(now time.Time) {
 // published at QoS 1 on devices/{id}/messages/devicebound/{props} as soon
 // as the device is connected and subscribed.
 func (b *Broker) SendC2D(_ context.Context, deviceID string, payload []byte, props map[string]string, messageID string) error {
-	if _, _, found := b.opts.Devices(deviceID); !found {
+	if _, found := b.opts.Devices(deviceID); !found {
 		return fmt.Errorf("%w: %q", ErrUnknownDevice, deviceID)
 	}
 	if len(payload) > b.opts.MaxMessageSize {

@@ -36,6 +36,7 @@ const (
 	v5ImplSpecific     = 0x83
 	v5Unspecified      = 0x80
 	v5ServerBusy       = 0x89
+	v5QuotaExceeded    = 0x97
 )
 
 var (

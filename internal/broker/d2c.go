@@ -32,6 +32,11 @@ type d2cState struct {
 // telemetry hands a telemetry PUBLISH to the journal.
 func (s *session) telemetry(pk *packets.Packet) (cause, bool) {
 	b := s.b
+	if b.opts.Throttle != nil { // before any copy: a refused message costs nothing
+		if c, over, dropped := s.throttleMessage(); over || dropped {
+			return c, over
+		}
+	}
 	// The packet aliases the read buffer; the message outlives it.
 	topic := strings.Clone(pk.TopicName)
 	_, _, props, sys, err := telemetry.ParseEventsTopic(topic)

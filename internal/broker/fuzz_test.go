@@ -41,8 +41,8 @@ func FuzzSession(f *testing.F) {
 				ev.Recorded(nil)
 			}
 		}}),
-		Devices: func(id string) ([2]string, bool, bool) {
-			return [2]string{testKey, ""}, true, strings.HasPrefix(id, "d")
+		Devices: func(id string) (Credentials, bool) {
+			return Credentials{Keys: [2]string{testKey, ""}, Enabled: true}, strings.HasPrefix(id, "d")
 		},
 		Policies: func(string) ([2]string, bool, bool) { return [2]string{}, false, false },
 		Telemetry: func(_ telemetry.Message, stored func(error)) {
@@ -59,7 +59,7 @@ func FuzzSession(f *testing.F) {
 		s := b.newSession(server, nil, protoMQTT, "127.0.0.1:1")
 		done := make(chan struct{})
 		go func() {
-			s.serve(nil)
+			s.serve(nil, nil, 0)
 			<-s.ended // established sessions end on their reader
 			close(done)
 		}()

@@ -62,14 +62,14 @@ func startTestHub(t *testing.T, configure ...func(*testHub, *Options)) *testHub 
 	o := Options{
 		HubName: testHubName, TCPAddr: "127.0.0.1:0", Presence: h.presence, Logger: slog.New(slog.DiscardHandler),
 		ConnectTimeout: 2 * time.Second,
-		Devices: func(id string) ([2]string, bool, bool) {
+		Devices: func(id string) (Credentials, bool) {
 			switch {
 			case strings.HasPrefix(id, "d"):
-				return [2]string{testKey, ""}, true, true
+				return Credentials{Keys: [2]string{testKey, ""}, Enabled: true}, true
 			case strings.HasPrefix(id, "off"):
-				return [2]string{testKey, ""}, false, true
+				return Credentials{Keys: [2]string{testKey, ""}}, true
 			}
-			return [2]string{}, false, false
+			return Credentials{}, false
 		},
 		Policies: func(string) ([2]string, bool, bool) { return [2]string{}, false, false },
 		Telemetry: func(m telemetry.Message, stored func(error)) {

@@ -30,8 +30,14 @@ func (b *Broker) accept(ln net.Listener, tlsConf *tls.Config) {
 			_ = c.Close()
 			continue
 		}
+		var wait time.Duration
+		if tlsConf != nil && b.opts.Throttle != nil {
+			if wait, ok = b.admitAccepted(c); !ok {
+				continue
+			}
+		}
 		wc := newWakeConn(tc)
 		s := b.newSession(wc, wc, protoMQTT, c.RemoteAddr().String())
-		go s.serve(tlsConf)
+		go s.serve(tlsConf, nil, wait)
 	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -86,14 +87,18 @@ func (b *Broker) newSession(c net.Conn, wake *wakeConn, protocol, remote string)
 func (s *session) deviceID() string { return s.id.deviceID }
 
 // serve runs a new connection: its connect phase here, then its reader on
-// a goroutine of its own. tlsConf is nil for plain TCP and WebSockets.
-func (s *session) serve(tlsConf *tls.Config) {
+// a goroutine of its own. tlsConf is set for the TLS listener (the
+// handshake is part of the connect phase; wait is the connection's turn
+// under the hub-wide rate, throttle.go); chain is the client certificate
+// chain of a WebSocket's TLS connection, which the HTTPS server has
+// already handshaken.
+func (s *session) serve(tlsConf *tls.Config, chain []*x509.Certificate, wait time.Duration) {
 	b := s.b
 	if !b.track(s) {
 		_ = s.conn.Close()
 		return
 	}
-	ok := s.connect(tlsConf)
+	ok := s.connect(tlsConf, chain, wait)
 	b.untrack(s)
 	if !ok {
 		_ = s.conn.Close()
@@ -110,12 +115,17 @@ func (s *session) serve(tlsConf *tls.Config) {
 // connect reads and admits the CONNECT and establishes the session. It
 // returns false when the connection is over (refused or failed; already
 // recorded).
-func (s *session) connect(tlsConf *tls.Config) bool {
+func (s *session) connect(tlsConf *tls.Config, chain []*x509.Certificate, wait time.Duration) bool {
 	b := s.b
+	if tlsConf != nil && !s.beforeHandshake(wait) {
+		return false
+	}
 	_ = s.conn.SetDeadline(time.Now().Add(b.opts.ConnectTimeout))
 	if tlsConf != nil {
 		tc := tls.Server(s.conn, tlsConf)
-		if err := tc.Handshake(); err != nil {
+		err := tc.Handshake()
+		b.opts.Throttle.HandshakeDone()
+		if err != nil {
 			if !errors.Is(err, io.EOF) || isTimeout(err) { // a bare port probe is not news
 				b.preConnectFailure(s, fmt.Errorf("TLS handshake: %w", err))
 			}
@@ -123,6 +133,7 @@ func (s *session) connect(tlsConf *tls.Config) bool {
 		}
 		s.conn = tc
 		s.rd.src = tc
+		chain = tc.ConnectionState().PeerCertificates
 	}
 	// The first byte must start a CONNECT: anything else (HTTP, TLS to
 	// the plain port, a PUBLISH) is refused before its length is believed.
@@ -149,7 +160,14 @@ func (s *session) connect(tlsConf *tls.Config) bool {
 		b.preConnectFailure(s, fmt.Errorf("malformed CONNECT: %w", err))
 		return false
 	}
-	if ref := s.admit(&pk); ref != nil {
+	if tlsConf == nil && b.opts.Throttle != nil {
+		// No handshake was saved by refusing earlier: answer with a CONNACK.
+		if ref := s.throttleConnection(false); ref != nil {
+			s.refuse(&pk, ref)
+			return false
+		}
+	}
+	if ref := s.admit(&pk, chain); ref != nil {
 		s.refuse(&pk, ref)
 		return false
 	}
@@ -188,9 +206,9 @@ func (s *session) establish() bool {
 	}
 	// The device may have been disabled or deleted between authentication
 	// and the claim; Kick found no session of it then, so look again.
-	if _, enabled, found := b.opts.Devices(s.id.deviceID); !found || !enabled {
+	if cred, found := b.opts.Devices(s.id.deviceID); !found || !cred.Enabled {
 		b.table.release(s, b.opts.Now())
-		s.refuse(nil, b.deviceRefusal(s.id.deviceID, enabled, found))
+		s.refuse(nil, b.deviceRefusal(s.id.deviceID, cred.Enabled, found))
 		return false
 	}
 	present := b.table.attach(s, b.opts.Now())
@@ -228,11 +246,13 @@ func (s *session) establish() bool {
 	s.established.Store(true)
 	s.rd.max = b.maxPacket()
 	// IoT Hub cannot re-authenticate an MQTT connection: when the token
-	// expires, the hub closes it (logged 401003 then 404104).
-	at := s.id.tokenExpiry
-	s.endMu.Lock()
-	s.expiry = time.AfterFunc(max(at.Sub(b.opts.Now()), 0), func() { s.requestEnd(causeTokenExpired(at)) })
-	s.endMu.Unlock()
+	// expires, the hub closes it (logged 401003 then 404104). A session
+	// authenticated by certificate has no token.
+	if at := s.id.tokenExpiry; !at.IsZero() {
+		s.endMu.Lock()
+		s.expiry = time.AfterFunc(max(at.Sub(b.opts.Now()), 0), func() { s.requestEnd(causeTokenExpired(at)) })
+		s.endMu.Unlock()
+	}
 	s.pushC2D() // a persistent session's queue
 	b.wakeMethodCallers(s.id.deviceID)
 	return true

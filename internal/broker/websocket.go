@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/x509"
 	"net/http"
 	"sync"
 
@@ -45,6 +46,10 @@ func (h *wsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader already answered with the reason
 	}
+	var chain []*x509.Certificate
+	if r.TLS != nil { // the client certificate of an X.509 device, if any
+		chain = r.TLS.PeerCertificates
+	}
 	s := h.b.newSession(wsconn.New(ws), wakeConnOf(ws.NetConn()), protoMQTTWS, r.RemoteAddr)
-	s.serve(nil)
+	s.serve(nil, chain, 0)
 }

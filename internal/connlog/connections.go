@@ -27,7 +27,8 @@ var ErrUnknownKind = errors.New("connlog: unknown connection event kind")
 //	                                     deviceDisconnect Error 404104 DeviceConnectionClosedRemotely
 //	                                     (TokenExpiryGap later), whatever the Result
 //	Refused                            → deviceConnect    Error with its Result (or one implied
-//	                                     by its Reason when it has none)
+//	                                     by its Reason when it has none); Count records when the
+//	                                     event stands for several attempts
 //
 // Error records carry statusCode (the HTTP class) and an errorMessage with
 // the aka.ms link of the code, followed by "; " and the event's Detail.
@@ -53,8 +54,14 @@ func FromConnectionEvent(res Resource, e presence.ConnectionEvent) ([]Record, er
 		if result.Type == "" {
 			result = refusalResult(e.Reason)
 		}
-		return []Record{connRecord(res, e, 0, OpDeviceConnect, result,
-			errorMessage(refusalMessage, result, e.Detail))}, nil
+		msg := errorMessage(refusalMessage, result, e.Detail)
+		// An event standing for several attempts (Count) gives a record
+		// each, as every attempt was refused.
+		recs := make([]Record, e.Attempts())
+		for n := range recs {
+			recs[n] = connRecord(res, e, n, OpDeviceConnect, result, msg)
+		}
+		return recs, nil
 	}
 	return nil, fmt.Errorf("%w: %q (event %s)", ErrUnknownKind, e.Kind, e.ID)
 }

@@ -284,3 +284,32 @@ func TestRenewalConnectIsMarked(t *testing.T) {
 		t.Fatalf("properties_s = %s", recs[0].Properties)
 	}
 }
+
+// A refusal standing for several attempts (refusals before a TLS
+// handshake, journalled together) is a record per attempt, each its own
+// _ItemId.
+func TestRefusalCountRecords(t *testing.T) {
+	e := presence.ConnectionEvent{ID: "batch-1", Kind: presence.Refused, Time: t0, Hub: "myhub.azure-devices.net",
+		Protocol: "MQTT", MaskedIP: "24.9.142.XXX", Reason: presence.ReasonThrottledHub, Result: presence.ResultThrottled,
+		Detail: "the hub takes 300 new connections a second", Count: 5}
+	recs, err := connlog.FromConnectionEvent(res, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, r := range recs {
+		ids[r.ItemID] = true
+		if r.OperationName != connlog.OpDeviceConnect || r.ResultType != "429001" || r.ResultDescription != "ThrottlingException" ||
+			r.DeviceID != "" || !strings.Contains(r.Properties, "throttled-hub") || !r.TimeGenerated.Equal(t0) {
+			t.Fatalf("record %+v", r)
+		}
+	}
+	if len(recs) != 5 || len(ids) != 5 {
+		t.Fatalf("%d records, %d distinct ids; want 5", len(recs), len(ids))
+	}
+	// Deterministic: a redelivered event gives the same records.
+	again, _ := connlog.FromConnectionEvent(res, e)
+	if !reflect.DeepEqual(recs, again) {
+		t.Fatal("a redelivered batch gives other records")
+	}
+}

@@ -110,7 +110,10 @@ func protocolName(p string) string {
 // authTypeJSON renders presence's AuthType as the authType value: "sas" (a
 // device key) has scope "device"; "policy:<name>" (a token signed with a
 // shared access policy, skn=…) has scope "hub", the spelling of Azure's
-// older docs for hub-level credentials; "" is null. Other types keep
+// older docs for hub-level credentials; "" is null. X.509 devices have
+// their registry type ("selfSigned", "certificateAuthority") and issuer
+// "external": the certificate was not issued by the hub (INFERENCE: no
+// Azure sample record of an X.509 connection was found). Other types keep
 // scope "device".
 func authTypeJSON(authType string) *string {
 	var s string
@@ -121,25 +124,31 @@ func authTypeJSON(authType string) *string {
 		s = authDeviceSAS
 	case strings.HasPrefix(authType, "policy:"):
 		s = authHubSAS
+	case authType == "selfSigned":
+		s = authSelfSigned
+	case authType == "certificateAuthority":
+		s = authCA
 	default:
-		s = authTypeString("device", authType)
+		s = authTypeString("device", authType, "iothub")
 	}
 	return &s
 }
 
 // The authType values of nearly every record, made once.
 var (
-	authDeviceSAS = authTypeString("device", "sas")
-	authHubSAS    = authTypeString("hub", "sas")
+	authDeviceSAS  = authTypeString("device", "sas", "iothub")
+	authHubSAS     = authTypeString("hub", "sas", "iothub")
+	authSelfSigned = authTypeString("device", "selfSigned", "external")
+	authCA         = authTypeString("device", "certificateAuthority", "external")
 )
 
-func authTypeString(scope, typ string) string {
+func authTypeString(scope, typ, issuer string) string {
 	return marshalProperties(struct {
 		Scope                 string  `json:"scope"`
 		Type                  string  `json:"type"`
 		Issuer                string  `json:"issuer"`
 		AcceptingIPFilterRule *string `json:"acceptingIpFilterRule"`
-	}{scope, typ, "iothub", nil})
+	}{scope, typ, issuer, nil})
 }
 
 // statusCode is the HTTP class of an IoT Hub error code: "404" for

@@ -59,6 +59,9 @@ type ConnectionSummary struct {
 	Result      presence.Result
 	Protocol    string
 	AuthFailure presence.AuthFailure
+	// Count is how many attempts a refusal stands for (0 means 1; see
+	// presence.ConnectionEvent.Count).
+	Count int
 }
 
 // DecodeConnectionSummary reads the summary of a TETHER_CONN payload,
@@ -71,5 +74,5 @@ func DecodeConnectionSummary(data []byte) (ConnectionSummary, error) {
 		return ConnectionSummary{}, fmt.Errorf("%w: connection event: %w", ErrMalformed, err)
 	}
 	return ConnectionSummary{Kind: s.Kind, Time: s.Time, Reason: s.Reason, Result: s.Result,
-		Protocol: s.Protocol, AuthFailure: s.AuthFailure}, nil
+		Protocol: s.Protocol, AuthFailure: s.AuthFailure, Count: s.Count}, nil
 }

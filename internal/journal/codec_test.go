@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,4 +182,29 @@ func BenchmarkDecodeConnection(b *testing.B) {
 	run("summary", func(d []byte) error { _, err := DecodeConnectionSummary(d); return err })
 	run("event", func(d []byte) error { _, err := DecodeConnectionEvent(d); return err })
 	run("json-summary", func(d []byte) error { var s summaryJSON; return json.Unmarshal(d, &s) })
+}
+
+// A refusal that stands for several attempts keeps its count through the
+// journal, in the event and in the summary the metrics count.
+func TestRefusalCount(t *testing.T) {
+	e := presence.ConnectionEvent{ID: "r-2", Kind: presence.Refused, Time: fullEvent().Time, Protocol: "MQTT", MaskedIP: "10.1.2.XXX",
+		Reason: presence.ReasonThrottledHub, Result: presence.ResultThrottled, Detail: "the hub takes …", Count: 417}
+	data, err := EncodeConnectionEvent(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"count":417`) {
+		t.Fatalf("encoded %s", data)
+	}
+	got, err := DecodeConnectionEvent(data)
+	if err != nil || !reflect.DeepEqual(got, e) || got.Attempts() != 417 {
+		t.Fatalf("event %+v %v", got, err)
+	}
+	sum, err := DecodeConnectionSummary(data)
+	if err != nil || sum.Count != 417 || sum.Reason != presence.ReasonThrottledHub {
+		t.Fatalf("summary %+v %v", sum, err)
+	}
+	if (presence.ConnectionEvent{}).Attempts() != 1 {
+		t.Fatal("an event without a count stands for one attempt")
+	}
 }

@@ -34,6 +34,7 @@
 // header names do not change. testdata holds events as they were stored,
 // and a test decodes them.
 //
-// KV buckets: tether_devices, tether_policies (registry), tether_state (hub
-// epoch for sequence numbers).
+// KV buckets: tether_devices, tether_policies, tether_twins, tether_cas
+// (registry; tether_cas holds the CA certificates of X.509 devices),
+// tether_state (hub epoch for sequence numbers).
 package journal

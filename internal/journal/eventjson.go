@@ -41,6 +41,7 @@ type summaryJSON struct {
 	Protocol    string               `json:"protocol"`
 	AuthFailure presence.AuthFailure `json:"authFailure"`
 	Detail      string               `json:"detail"`
+	Count       int                  `json:"count"`
 }
 
 // parseSummary decodes the summary fields of a connection event's JSON
@@ -93,7 +94,7 @@ var eventKeys = []string{
 	"id", "kind", "time", "hub", "deviceId", "moduleId", "sequenceNumber", "reason", "result",
 	"authFailure", "detail", "protocol", "protocolVersion", "maskedIpAddress", "sdkVersion", "authType",
 	"sessionId", "connectedAt", "durationMs", "idleMs", "tokenExpiry", "cleanSession", "keepAlive",
-	"tokenRenewal", "renewalOf",
+	"tokenRenewal", "renewalOf", "count",
 }
 
 // knownKeys holds eventKeys: a key the summary skips must be one, since
@@ -167,6 +168,10 @@ func (d *eventDecoder) event(e *presence.ConnectionEvent) bool {
 			ok = d.bool(&e.TokenRenewal)
 		case "renewalOf":
 			ok = d.str(&e.RenewalOf)
+		case "count":
+			var n int64
+			ok = d.int(&n)
+			e.Count = int(n)
 		default:
 			return false // json.Unmarshal decides
 		}
@@ -197,6 +202,10 @@ func (d *eventDecoder) summary(sum *summaryJSON) (detail []byte, ok bool) {
 			sum.AuthFailure = presence.AuthFailure(s)
 		case "detail":
 			detail, ok = d.rawString()
+		case "count":
+			var n int64
+			ok = d.int(&n)
+			sum.Count = int(n)
 		default:
 			ok = knownKeys[string(key)] && d.skip()
 		}
@@ -280,15 +289,20 @@ var constants = func() map[string]string {
 		string(presence.ReasonTakeover), string(presence.ReasonTokenExpired), string(presence.ReasonDisabled),
 		string(presence.ReasonDeleted), string(presence.ReasonServerShutdown), string(presence.ReasonHubRestart),
 		string(presence.ReasonProtocolError), string(presence.ReasonAuthFailed), string(presence.ReasonConnectTimeout),
-		string(presence.ReasonServerError))
+		string(presence.ReasonServerError), string(presence.ReasonThrottledHub), string(presence.ReasonThrottledAddress),
+		string(presence.ReasonThrottledDevice), string(presence.ReasonThrottledHandshake), string(presence.ReasonThrottledMessages),
+		string(presence.ReasonThrottledHubMsgs), string(presence.ReasonQuotaExceeded))
 	for _, r := range []presence.Result{presence.ResultTakeover, presence.ResultClosedRemotely, presence.ResultUnauthorized,
-		presence.ResultBadRequest, presence.ResultServerError, presence.ResultTimeout, presence.ResultLinkCreationConflict} {
+		presence.ResultBadRequest, presence.ResultServerError, presence.ResultTimeout, presence.ResultLinkCreationConflict,
+		presence.ResultThrottled, presence.ResultDeviceThrottled, presence.ResultQuotaExceeded} {
 		add(r.Type, r.Description)
 	}
 	for _, f := range legacyAuthFailures {
 		add(string(f.cause))
 	}
-	add(string(presence.AuthOther))
+	add(string(presence.AuthOther), string(presence.AuthNoCertificate), string(presence.AuthCertificateExpired),
+		string(presence.AuthThumbprintMismatch), string(presence.AuthUnknownCA), string(presence.AuthUnverifiedCA),
+		string(presence.AuthCNMismatch), string(presence.AuthSASDeviceCertificate), string(presence.AuthX509DeviceToken))
 	return m
 }()
 

@@ -43,6 +43,9 @@ type Journal struct {
 	Policies jetstream.KeyValue
 	State    jetstream.KeyValue
 	Twins    jetstream.KeyValue
+	// CAs holds the CA certificates registered for X.509 device
+	// authentication.
+	CAs jetstream.KeyValue
 }
 
 // Open starts (or connects to) NATS and creates the streams and buckets if
@@ -166,6 +169,9 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 		return err
 	}
 	if j.Twins, err = kv("tether_twins", 1); err != nil {
+		return err
+	}
+	if j.CAs, err = kv("tether_cas", 1); err != nil {
 		return err
 	}
 	return nil

@@ -49,6 +49,13 @@ const (
 	JournalLag       = "journalConsumerLag"
 	FlappingDevices  = "flappingDevices"
 
+	// Throttling (internal/throttle).
+	ThrottledConnects    = "throttledConnects"
+	SendThrottle         = "d2c.telemetry.ingress.sendThrottle"
+	DailyQuotaUsed       = "dailyMessageQuotaUsed"
+	HandshakesInProgress = "tlsHandshakesInProgress"
+	HandshakesWaiting    = "tlsHandshakesWaiting"
+
 	// Twin, method and query operations (operations.go).
 	MethodsSuccess        = "c2d.methods.success"
 	MethodsFailure        = "c2d.methods.failure"
@@ -81,6 +88,7 @@ const (
 	DimEventType    = "EventType"
 	DimStream       = "Stream"
 	DimConsumer     = "Consumer"
+	DimScope        = "Scope"
 )
 
 // Def describes one metric.
@@ -127,6 +135,16 @@ var Catalog = []Def{
 		"tether_event_delivery_latency_seconds", "From an event's time to the endpoint's 2xx answer."},
 	{JournalLag, "Journal consumer lag", "Count", Gauge, []string{DimStream, DimConsumer}, snapshotAggs,
 		"tether_journal_consumer_lag_messages", "Journal messages a consumer has not yet processed (pending + unacknowledged)."},
+	{ThrottledConnects, "Throttled connection attempts", "Count", Counter, []string{DimScope}, countAggs,
+		"tether_throttled_connects_total", "Connection attempts refused by a throttle, by scope: hub (new-connection rate), address, device (429005), handshake (no TLS handshake slot in time)."},
+	{SendThrottle, "Number of throttling errors", "Count", Counter, []string{DimScope}, countAggs,
+		"tether_d2c_throttled_messages_total", "D2C messages refused, ending their session, by scope: device or hub (message rate, 429001), quota (daily quota, 403002)."},
+	{DailyQuotaUsed, "Total number of messages used", "Count", Gauge, nil, snapshotAggs,
+		"tether_daily_message_quota_used", "D2C messages counted against today's quota (reset 00:00 UTC; 0 without a quota)."},
+	{HandshakesInProgress, "TLS handshakes in progress", "Count", Gauge, nil, snapshotAggs,
+		"tether_tls_handshakes_in_progress", "TLS handshakes of MQTT connections in progress."},
+	{HandshakesWaiting, "TLS handshakes waiting", "Count", Gauge, nil, snapshotAggs,
+		"tether_tls_handshakes_waiting", "Accepted MQTT/TLS connections waiting for a handshake slot."},
 	{FlappingDevices, "Flapping devices", "Count", Gauge, nil, snapshotAggs,
 		"tether_flapping_devices", "Devices whose flap score (reconnects in the last hour, renewals, hub-side returns and probes excluded) is at or above the threshold."},
 

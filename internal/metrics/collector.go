@@ -37,6 +37,10 @@ type CollectorOptions struct {
 	Devices DeviceCounts
 	// Deliveries gives the delivery engine's counters; nil: none.
 	Deliveries func() []DeliveryCounts
+	// Gauges gives more gauges of the catalog (the throttles':
+	// tlsHandshakesInProgress, tlsHandshakesWaiting, dailyMessageQuotaUsed),
+	// sampled once a second with the others and on /metrics; nil: none.
+	Gauges func(now time.Time) []GaugeSample
 	// Flapping gives the number of flapping devices (the insight
 	// engine's); nil: flappingDevices is not sampled.
 	Flapping func() int
@@ -390,17 +394,31 @@ func (c *Collector) countConn(m jetstream.Msg, md *jetstream.MsgMetadata) {
 	c.o.Store.Apply(journal.StreamConn, md.Sequence.Stream, func(add Adder) {
 		switch ev.Kind {
 		case presence.Connected, presence.Refused:
-			add(Connects, t, 1, DimResultType, rt, DimProtocol, proto)
-			c.prom.connects.WithLabelValues(rt, proto).Inc()
+			// A refusal may stand for several attempts, each a sample of 1.
+			n := max(ev.Count, 1)
+			for range n {
+				add(Connects, t, 1, DimResultType, rt, DimProtocol, proto)
+			}
+			c.prom.connects.WithLabelValues(rt, proto).Add(float64(n))
 			if ev.Kind == presence.Refused && ev.Reason == presence.ReasonAuthFailed {
 				why := authFailureReason(ev.AuthFailure)
 				add(AuthFailures, t, 1, DimReason, why)
 				c.prom.authFailures.WithLabelValues(why).Inc()
 			}
+			if scope, connect, ok := presence.ThrottleScope(ev.Reason); ok && connect && ev.Kind == presence.Refused {
+				for range n {
+					add(ThrottledConnects, t, 1, DimScope, scope)
+				}
+				c.prom.throttledConnects.WithLabelValues(scope).Add(float64(n))
+			}
 		case presence.Disconnected:
 			reason := orUnknown(string(ev.Reason))
 			add(Disconnects, t, 1, DimResultType, rt, DimProtocol, proto, DimReason, reason)
 			c.prom.disconnects.WithLabelValues(rt, proto, reason).Inc()
+			if scope, connect, ok := presence.ThrottleScope(ev.Reason); ok && !connect {
+				add(SendThrottle, t, 1, DimScope, scope)
+				c.prom.throttledMessages.WithLabelValues(scope).Inc()
+			}
 		}
 	})
 }
@@ -482,6 +500,14 @@ func (c *Collector) Sample(now time.Time) {
 			GaugeSample{Metric: EnabledDevices, Value: float64(enabled)})
 		c.prom.devices.WithLabelValues("enabled").Set(float64(enabled))
 		c.prom.devices.WithLabelValues("disabled").Set(float64(total - enabled))
+	}
+	if c.o.Gauges != nil {
+		for _, g := range c.o.Gauges(now) {
+			gauges = append(gauges, g)
+			if pg, ok := c.prom.sampled[g.Metric]; ok {
+				pg.Set(g.Value)
+			}
+		}
 	}
 	if c.o.Flapping != nil {
 		n := float64(c.o.Flapping())

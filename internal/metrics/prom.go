@@ -17,12 +17,18 @@ type promMetrics struct {
 	connects     *prometheus.CounterVec
 	disconnects  *prometheus.CounterVec
 	authFailures *prometheus.CounterVec
-	telemetry    prometheus.Counter
-	c2d          prometheus.Counter
-	deliveries   *prometheus.CounterVec
-	latency      *prometheus.HistogramVec
-	lag          *prometheus.GaugeVec
-	flapping     prometheus.Gauge
+	// Throttling, by scope.
+	throttledConnects *prometheus.CounterVec
+	throttledMessages *prometheus.CounterVec
+	// sampled are gauges the collector's Gauges option supplies, set at
+	// each sample, by catalog name.
+	sampled    map[string]prometheus.Gauge
+	telemetry  prometheus.Counter
+	c2d        prometheus.Counter
+	deliveries *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	lag        *prometheus.GaugeVec
+	flapping   prometheus.Gauge
 
 	// Operations (operations.go).
 	twinOps     *prometheus.CounterVec   // direction, operation, result
@@ -58,6 +64,21 @@ func newPromMetrics(connected func() float64) *promMetrics {
 		Name: "tether_device_auth_failures_total",
 		Help: "Connection attempts refused for authentication (401003), by cause.",
 	}, []string{"reason"})
+	p.throttledConnects = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tether_throttled_connects_total",
+		Help: "Connection attempts refused by a throttle, by scope (hub, address, device, handshake).",
+	}, []string{"scope"})
+	p.throttledMessages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tether_d2c_throttled_messages_total",
+		Help: "D2C messages refused (their session ended), by scope (device, hub: 429001; quota: 403002).",
+	}, []string{"scope"})
+	p.sampled = map[string]prometheus.Gauge{}
+	for _, name := range []string{HandshakesInProgress, HandshakesWaiting, DailyQuotaUsed} {
+		d, _ := Lookup(name)
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: d.Prometheus, Help: d.Help})
+		p.sampled[name] = g
+		p.reg.MustRegister(g)
+	}
 	p.telemetry = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tether_d2c_telemetry_ingress_messages_total", Help: "Device-to-cloud telemetry messages journalled.",
 	})
@@ -107,7 +128,7 @@ func newPromMetrics(connected func() float64) *promMetrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tether_connected_devices", Help: "Devices with an established MQTT session.",
 		}, connected),
-		p.devices, p.connects, p.disconnects, p.authFailures, p.telemetry, p.c2d, p.deliveries, p.latency, p.lag, p.flapping,
+		p.devices, p.connects, p.disconnects, p.authFailures, p.throttledConnects, p.throttledMessages, p.telemetry, p.c2d, p.deliveries, p.latency, p.lag, p.flapping,
 		p.twinOps, p.twinSize, p.methodCalls, p.methodBytes, p.twinQueries, p.queryBytes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

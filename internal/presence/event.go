@@ -36,7 +36,41 @@ const (
 	ReasonAuthFailed     Reason = "auth-failed"     // refused: token/key/identity wrong
 	ReasonConnectTimeout Reason = "connect-timeout" // refused: no CONNECT in time
 	ReasonServerError    Reason = "server-error"    // refused: the hub could not decide
+
+	// Throttling (internal/throttle): refusals of new connections by the
+	// limit that refused them, and ends of sessions whose messages were
+	// refused. ThrottleScope maps them to the metrics' Scope.
+	ReasonThrottledHub       Reason = "throttled-hub"          // refused: hub-wide new-connection rate
+	ReasonThrottledAddress   Reason = "throttled-address"      // refused: new connections per source address
+	ReasonThrottledDevice    Reason = "throttled-device"       // refused: connects per device (429005)
+	ReasonThrottledHandshake Reason = "throttled-handshake"    // refused: no TLS handshake slot in time
+	ReasonThrottledMessages  Reason = "throttled-messages"     // ended: the device's D2C message rate
+	ReasonThrottledHubMsgs   Reason = "throttled-hub-messages" // ended: the hub's D2C message rate
+	ReasonQuotaExceeded      Reason = "quota-exceeded"         // ended: the daily message quota (403002)
 )
+
+// ThrottleScope is the Scope dimension of a throttling reason: for
+// refused connects hub, address, device or handshake; for ended sessions
+// device, hub or quota. ok is false for other reasons.
+func ThrottleScope(r Reason) (scope string, connect, ok bool) {
+	switch r {
+	case ReasonThrottledHub:
+		return "hub", true, true
+	case ReasonThrottledAddress:
+		return "address", true, true
+	case ReasonThrottledDevice:
+		return "device", true, true
+	case ReasonThrottledHandshake:
+		return "handshake", true, true
+	case ReasonThrottledMessages:
+		return "device", false, true
+	case ReasonThrottledHubMsgs:
+		return "hub", false, true
+	case ReasonQuotaExceeded:
+		return "quota", false, true
+	}
+	return "", false, false
+}
 
 // AuthFailure is the typed cause of a refusal with ReasonAuthFailed: the
 // Reason dimension of the deviceAuthFailures metric, low-cardinality.
@@ -57,7 +91,16 @@ const (
 	AuthWrongResource            AuthFailure = "wrong-resource"
 	AuthUnknownPolicy            AuthFailure = "unknown-policy"
 	AuthPolicyLacksDeviceConnect AuthFailure = "policy-lacks-device-connect"
-	AuthOther                    AuthFailure = "other" // none of the above
+	// X.509 (the values of x509auth.Failure, and two mix-ups).
+	AuthNoCertificate        AuthFailure = "no-certificate"      // an X.509 device presented no client certificate
+	AuthCertificateExpired   AuthFailure = "certificate-expired" // expired or not yet valid
+	AuthThumbprintMismatch   AuthFailure = "thumbprint-mismatch" // selfSigned: neither registered thumbprint
+	AuthUnknownCA            AuthFailure = "ca-unknown"          // chains to no registered CA
+	AuthUnverifiedCA         AuthFailure = "ca-unverified"       // chains to a CA without proof of possession
+	AuthCNMismatch           AuthFailure = "cn-mismatch"         // subject CN is not the device id
+	AuthSASDeviceCertificate AuthFailure = "sas-device-certificate"
+	AuthX509DeviceToken      AuthFailure = "x509-device-token"
+	AuthOther                AuthFailure = "other" // none of the above
 )
 
 // Result is an IoT Hub error code with its name, as the Connections log shows
@@ -78,6 +121,9 @@ var (
 	ResultTimeout                 = Result{"500008", "GenericTimeout"}
 	ResultLinkCreationConflict    = Result{"409002", "LinkCreationConflict"}
 	ResultDeviceNotFoundOnConnect = Result{"401003", "IoTHubUnauthorized"}
+	ResultThrottled               = Result{"429001", "ThrottlingException"}
+	ResultDeviceThrottled         = Result{"429005", "DeviceThrottlingLimitExceeded"}
+	ResultQuotaExceeded           = Result{"403002", "IotHubQuotaExceeded"}
 )
 
 // ConnectionEvent is one change of a device's connection, or one refusal.
@@ -107,7 +153,9 @@ type ConnectionEvent struct {
 	ProtocolVersion byte   `json:"protocolVersion,omitempty"`
 	MaskedIP        string `json:"maskedIpAddress,omitempty"`
 	SDKVersion      string `json:"sdkVersion,omitempty"`
-	// AuthType is "sas" (device key) or "policy:<name>" (skn), "" if unknown.
+	// AuthType is "sas" (device key), "policy:<name>" (skn), "selfSigned"
+	// or "certificateAuthority" (X.509), "" if unknown. Refusals carry it
+	// when the device's type was known (X.509 ones, and SAS mix-ups).
 	AuthType  string `json:"authType,omitempty"`
 	SessionID string `json:"sessionId,omitempty"`
 	// ConnectedAt and DurationMs describe the ended session (disconnects).
@@ -130,11 +178,21 @@ type ConnectionEvent struct {
 	// RenewalOf is the sequence number of that session's disconnect.
 	TokenRenewal bool   `json:"tokenRenewal,omitempty"`
 	RenewalOf    string `json:"renewalOf,omitempty"`
+	// Count is how many attempts a refusal stands for (0 means 1): the
+	// broker journals the refusals it makes before a TLS handshake (no
+	// device id: a throttle's, by thousands a second in a storm) together,
+	// one event per reason and masked address every 100 ms; the log has a
+	// record per attempt, the metrics count each.
+	Count int `json:"count,omitempty"`
 
 	// Recorded is the session's callback on its connected event (see
 	// Session.Recorded); never serialised.
 	Recorded func(error) `json:"-"`
 }
+
+// Attempts is how many connection attempts the event stands for (Count,
+// at least 1).
+func (e ConnectionEvent) Attempts() int { return max(e.Count, 1) }
 
 // IsError reports whether the event is logged at Level Error.
 func (e ConnectionEvent) IsError() bool { return e.Result.Type != "" }

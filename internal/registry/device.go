@@ -32,7 +32,17 @@ type Device struct {
 	Capabilities               Capabilities   `json:"capabilities"`
 }
 
-// Authentication of a device; Tether supports type "sas".
+// Authentication types, as IoT Hub spells them.
+const (
+	AuthSAS                  = "sas"
+	AuthSelfSigned           = "selfSigned"
+	AuthCertificateAuthority = "certificateAuthority"
+)
+
+// Authentication of a device: SAS (symmetric keys), selfSigned (X.509
+// certificate thumbprints) or certificateAuthority (an X.509 certificate
+// chaining to a verified CA, subject CN = device id). Only the credentials
+// of the type are kept.
 type Authentication struct {
 	SymmetricKey   SymmetricKey   `json:"symmetricKey"`
 	X509Thumbprint X509Thumbprint `json:"x509Thumbprint"`
@@ -45,7 +55,8 @@ type SymmetricKey struct {
 	SecondaryKey string `json:"secondaryKey"`
 }
 
-// X509Thumbprint is carried for shape compatibility only.
+// X509Thumbprint holds a selfSigned device's certificate thumbprints
+// (SHA-1 or SHA-256, upper-case hex); null for other types.
 type X509Thumbprint struct {
 	PrimaryThumbprint   *string `json:"primaryThumbprint"`
 	SecondaryThumbprint *string `json:"secondaryThumbprint"`

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/tether-hub/tether/internal/x509auth"
 )
 
 // Options configure a Registry.
@@ -40,9 +43,14 @@ type Registry struct {
 
 	writeMu sync.Mutex // serialises writes: store, cache, OnChange
 
-	mu       sync.RWMutex // guards devices and policies
+	mu       sync.RWMutex // guards devices, policies and cas
 	devices  map[string]Device
 	policies map[string]Policy
+	cas      map[string]caEntry
+
+	// authorities are the CAs as the broker checks device chains against
+	// them, rebuilt on every CA write (cas.go).
+	authorities atomic.Pointer[x509auth.Authorities]
 
 	twins twinCache
 
@@ -76,6 +84,9 @@ func New(ctx context.Context, store Store, o Options) (*Registry, error) {
 		r.devices[d.DeviceID] = d
 	}
 	if err := r.loadTwins(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.loadCAs(ctx); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -149,6 +149,7 @@ func TestCreateValidation(t *testing.T) {
 	key16 := base64.StdEncoding.EncodeToString(make([]byte, 16))
 	key64 := base64.StdEncoding.EncodeToString(make([]byte, 64))
 	long := strings.Repeat("x", 129)
+	sha1Print := strings.Repeat("a1", 20)
 	tests := []struct {
 		name string
 		d    registry.Device
@@ -165,10 +166,15 @@ func TestCreateValidation(t *testing.T) {
 		{"bad status", registry.Device{DeviceID: "d", Status: "paused"}, "use enabled or disabled"},
 		{"reason 128 runes", registry.Device{DeviceID: "d", StatusReason: ptr(strings.Repeat("é", 128))}, ""},
 		{"reason too long", registry.Device{DeviceID: "d", StatusReason: ptr(strings.Repeat("é", 129))}, "statusReason is 129 characters"},
-		{"selfSigned", registry.Device{DeviceID: "d", Authentication: registry.Authentication{Type: "selfSigned"}}, "X.509 authentication is not implemented"},
-		{"certificateAuthority", registry.Device{DeviceID: "d", Authentication: registry.Authentication{Type: "certificateAuthority"}}, "not supported yet"},
-		{"thumbprint", registry.Device{DeviceID: "d", Authentication: registry.Authentication{X509Thumbprint: registry.X509Thumbprint{PrimaryThumbprint: ptr("AB")}}}, "x509Thumbprint is set"},
-		{"unknown auth", registry.Device{DeviceID: "d", Authentication: registry.Authentication{Type: "none"}}, "use sas"},
+		{"selfSigned without thumbprint", registry.Device{DeviceID: "d", Authentication: registry.Authentication{Type: "selfSigned"}}, "needs x509Thumbprint.primaryThumbprint"},
+		{"selfSigned", registry.Device{DeviceID: "d", Authentication: registry.Authentication{Type: "SELFSIGNED", X509Thumbprint: registry.X509Thumbprint{PrimaryThumbprint: ptr(sha1Print)}}}, ""},
+		{"selfSigned inferred", registry.Device{DeviceID: "d", Authentication: registry.Authentication{X509Thumbprint: registry.X509Thumbprint{SecondaryThumbprint: ptr(sha1Print)}}}, ""},
+		{"selfSigned with keys", registry.Device{DeviceID: "d", Authentication: registry.Authentication{Type: "selfSigned", SymmetricKey: registry.SymmetricKey{PrimaryKey: key16}, X509Thumbprint: registry.X509Thumbprint{PrimaryThumbprint: ptr(sha1Print)}}}, "symmetricKey is set"},
+		{"short thumbprint", registry.Device{DeviceID: "d", Authentication: registry.Authentication{X509Thumbprint: registry.X509Thumbprint{PrimaryThumbprint: ptr("AB")}}}, "x509Thumbprint.primaryThumbprint: invalid thumbprint"},
+		{"sas with thumbprint", registry.Device{DeviceID: "d", Authentication: registry.Authentication{Type: "sas", X509Thumbprint: registry.X509Thumbprint{PrimaryThumbprint: ptr(sha1Print)}}}, "x509Thumbprint is set, but authentication type sas"},
+		{"certificateAuthority", registry.Device{DeviceID: "d", Authentication: registry.Authentication{Type: "certificateAuthority"}}, ""},
+		{"certificateAuthority with thumbprint", registry.Device{DeviceID: "d", Authentication: registry.Authentication{Type: "certificateAuthority", X509Thumbprint: registry.X509Thumbprint{PrimaryThumbprint: ptr(sha1Print)}}}, "takes no keys or thumbprints"},
+		{"unknown auth", registry.Device{DeviceID: "d", Authentication: registry.Authentication{Type: "none"}}, "use sas, selfSigned or certificateAuthority"},
 		{"given keys", registry.Device{DeviceID: "d", Authentication: registry.Authentication{SymmetricKey: registry.SymmetricKey{PrimaryKey: key16, SecondaryKey: key64}}}, ""},
 		{"key not base64", registry.Device{DeviceID: "d", Authentication: registry.Authentication{SymmetricKey: registry.SymmetricKey{PrimaryKey: "not base64!"}}}, "primaryKey is not valid base64"},
 		{"key too short", registry.Device{DeviceID: "d", Authentication: registry.Authentication{SymmetricKey: registry.SymmetricKey{SecondaryKey: "AAAA"}}}, "secondaryKey decodes to 3 bytes"},

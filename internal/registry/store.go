@@ -39,6 +39,18 @@ type Store interface {
 	// DeleteTwin removes a device's twin document, if it has one.
 	DeleteTwin(ctx context.Context, id string) error
 
+	// ListCAs returns every stored CA certificate document, in no
+	// particular order.
+	ListCAs(ctx context.Context) ([]StoredCA, error)
+	// PutCA writes the CA document of that name if its revision is still
+	// expectRevision (0: no CA of that name exists) and returns the new
+	// revision; ErrPreconditionFailed if another write came first (or, for
+	// 0, the name is taken).
+	PutCA(ctx context.Context, name string, doc []byte, expectRevision uint64) (uint64, error)
+	// DeleteCA removes the CA if its revision is expectRevision (0: any);
+	// ErrNotFound or ErrPreconditionFailed.
+	DeleteCA(ctx context.Context, name string, expectRevision uint64) error
+
 	// ListPolicies returns all policies, in no particular order.
 	ListPolicies(ctx context.Context) ([]Policy, error)
 	// PutPolicy creates or replaces the policy of that name.
@@ -52,6 +64,14 @@ type Store interface {
 // bytes the registry encodes and decodes.
 type StoredTwin struct {
 	DeviceID string
+	Doc      []byte
+	Revision uint64
+}
+
+// StoredCA is one CA certificate as a Store keeps it: the registry's JSON
+// of a CACertificate, opaque to the store.
+type StoredCA struct {
+	Name     string
 	Doc      []byte
 	Revision uint64
 }

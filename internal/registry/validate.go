@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tether-hub/tether/internal/x509auth"
 )
 
 // MaxIDLen bounds device ids (and statusReason, in runes).
@@ -40,7 +42,8 @@ func truncate(s string) string {
 }
 
 // normalize checks the writable fields of d and puts them in canonical form
-// (status lower-case, auth type "sas", read-only fields cleared). Empty
+// (status lower-case, authentication as normalizeAuth leaves it, read-only
+// fields cleared). Empty
 // status and keys stay empty: the caller fills them (defaults on create,
 // current values on replace).
 func normalize(d *Device) error {
@@ -61,23 +64,7 @@ func normalize(d *Device) error {
 			return invalid("statusReason is %d characters long; the limit is %d", n, MaxIDLen)
 		}
 	}
-	a := &d.Authentication
-	switch strings.ToLower(a.Type) {
-	case "", "sas":
-		a.Type = "sas"
-	case "selfsigned", "certificateauthority":
-		return invalid("authentication type %q is not supported yet: Tether only supports symmetric keys (type sas); X.509 authentication is not implemented", a.Type)
-	default:
-		return invalid("authentication type %q is not valid: use sas", truncate(a.Type))
-	}
-	if nonEmpty(a.X509Thumbprint.PrimaryThumbprint) || nonEmpty(a.X509Thumbprint.SecondaryThumbprint) {
-		return invalid("x509Thumbprint is set, but X.509 authentication is not supported yet: leave the thumbprints null and use type sas")
-	}
-	a.X509Thumbprint = X509Thumbprint{}
-	if err := checkKey("primaryKey", a.SymmetricKey.PrimaryKey); err != nil {
-		return err
-	}
-	if err := checkKey("secondaryKey", a.SymmetricKey.SecondaryKey); err != nil {
+	if err := normalizeAuth(&d.Authentication); err != nil {
 		return err
 	}
 	// Read-only: derived by the registry or filled from presence when served.
@@ -89,6 +76,72 @@ func normalize(d *Device) error {
 }
 
 func nonEmpty(p *string) bool { return p != nil && *p != "" }
+
+// normalizeAuth checks the authentication of a device and puts it in
+// canonical form: the type spelled as IoT Hub spells it (an empty type is
+// selfSigned when a thumbprint is given, else sas, as the service SDKs
+// normalise it), thumbprints upper-case hex, and only the credentials of
+// the type kept (an X.509 device has no keys, a SAS device no
+// thumbprints).
+func normalizeAuth(a *Authentication) error {
+	t := &a.X509Thumbprint
+	hasPrint := nonEmpty(t.PrimaryThumbprint) || nonEmpty(t.SecondaryThumbprint)
+	hasKey := a.SymmetricKey.PrimaryKey != "" || a.SymmetricKey.SecondaryKey != ""
+	switch strings.ToLower(a.Type) {
+	case "":
+		a.Type = AuthSAS
+		if hasPrint {
+			a.Type = AuthSelfSigned
+		}
+	case "sas":
+		a.Type = AuthSAS
+	case "selfsigned":
+		a.Type = AuthSelfSigned
+	case "certificateauthority":
+		a.Type = AuthCertificateAuthority
+	default:
+		return invalid("authentication type %q is not valid: use sas, selfSigned or certificateAuthority", truncate(a.Type))
+	}
+	switch a.Type {
+	case AuthSAS:
+		if hasPrint {
+			return invalid("x509Thumbprint is set, but authentication type sas uses symmetric keys: use type selfSigned for thumbprints, or leave them null")
+		}
+		a.X509Thumbprint = X509Thumbprint{}
+		if err := checkKey("primaryKey", a.SymmetricKey.PrimaryKey); err != nil {
+			return err
+		}
+		return checkKey("secondaryKey", a.SymmetricKey.SecondaryKey)
+	case AuthSelfSigned:
+		if hasKey {
+			return invalid("symmetricKey is set, but authentication type selfSigned uses certificate thumbprints: leave the keys null")
+		}
+		if !hasPrint {
+			return invalid("authentication type selfSigned needs x509Thumbprint.primaryThumbprint (or secondaryThumbprint): the SHA-1 or SHA-256 thumbprint of the device's certificate")
+		}
+		for _, p := range []struct {
+			field string
+			v     **string
+		}{{"primaryThumbprint", &t.PrimaryThumbprint}, {"secondaryThumbprint", &t.SecondaryThumbprint}} {
+			if !nonEmpty(*p.v) {
+				*p.v = nil
+				continue
+			}
+			canon, err := x509auth.ParseThumbprint(**p.v)
+			if err != nil {
+				return invalid("x509Thumbprint.%s: %v", p.field, err)
+			}
+			*p.v = &canon
+		}
+	case AuthCertificateAuthority:
+		if hasKey || hasPrint {
+			return invalid("authentication type certificateAuthority takes no keys or thumbprints: the device presents a certificate whose chain ends at a verified CA and whose subject CN is its id")
+		}
+		a.X509Thumbprint = X509Thumbprint{}
+	}
+	a.SymmetricKey = SymmetricKey{}
+	return nil
+}
 
 // checkKey accepts "" (generate or keep) or base64 of 16–64 bytes, the
 // range IoT Hub accepts.

@@ -11,8 +11,8 @@ import (
 // none) re-reads and retries after losing a race with another hub node.
 const casRetries = 3
 
-// Create registers a new device. Empty status means enabled; empty keys are
-// generated. caller is the policy that authorised the write (for Change).
+// Create registers a new device. Empty status means enabled; empty keys of
+// a SAS device are generated. caller is the policy that authorised the write (for Change).
 func (r *Registry) Create(ctx context.Context, d Device, caller string) (Device, error) {
 	d = d.Clone()
 	if err := normalize(&d); err != nil {
@@ -22,12 +22,13 @@ func (r *Registry) Create(ctx context.Context, d Device, caller string) (Device,
 	if d.Status == "" {
 		d.Status = Enabled
 	}
-	k := &d.Authentication.SymmetricKey
-	if k.PrimaryKey == "" {
-		k.PrimaryKey = NewKey()
-	}
-	if k.SecondaryKey == "" {
-		k.SecondaryKey = NewKey()
+	if k := &d.Authentication.SymmetricKey; d.Authentication.Type == AuthSAS {
+		if k.PrimaryKey == "" {
+			k.PrimaryKey = NewKey()
+		}
+		if k.SecondaryKey == "" {
+			k.SecondaryKey = NewKey()
+		}
 	}
 	d.GenerationID = newGenerationID(now)
 	d.StatusUpdatedTime = zeroTime // IoT Hub leaves it at 0001-01-01 until the status changes
@@ -143,12 +144,23 @@ func merge(cur, in Device, now time.Time) Device {
 	if next.Status != cur.Status {
 		next.StatusUpdatedTime = now
 	}
+	if next.Authentication.Type != AuthSAS {
+		return next
+	}
+	// A SAS device keeps the keys it is not given; one that was X.509
+	// until now has none to keep, so it gets new ones.
 	k, ck := &next.Authentication.SymmetricKey, cur.Authentication.SymmetricKey
 	if k.PrimaryKey == "" {
 		k.PrimaryKey = ck.PrimaryKey
 	}
 	if k.SecondaryKey == "" {
 		k.SecondaryKey = ck.SecondaryKey
+	}
+	if k.PrimaryKey == "" {
+		k.PrimaryKey = NewKey()
+	}
+	if k.SecondaryKey == "" {
+		k.SecondaryKey = NewKey()
 	}
 	return next
 }

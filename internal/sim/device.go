@@ -3,10 +3,12 @@ package sim
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/url"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tether-hub/tether/internal/hubclient"
@@ -85,9 +87,10 @@ func (d *device) run() {
 	// device ended with DISCONNECT less than 2 minutes ago.
 	renewal, unsure := false, true
 	for !f.stopped() {
+		dialed := time.Now()
 		conn, tokenExp, err := d.connect()
 		if err != nil {
-			d.connectFailed(err, cause)
+			d.connectFailed(err, cause, time.Since(dialed))
 			attempt++
 			f.stats.Retries.Add(1)
 			if d.gaveUp {
@@ -215,12 +218,20 @@ func (d *device) dial(password string) (*mqttclient.Conn, error) {
 	return dl.Dial(f.hard, pkt)
 }
 
-// connectFailed records what the hub should log for a failed connect.
-func (d *device) connectFailed(err error, cause Cause) {
+// connectFailed records what the hub should log for a failed connect that
+// took took (dial to failure).
+func (d *device) connectFailed(err error, cause Cause, took time.Duration) {
 	f := d.f
 	f.stats.countError(err)
 	var ce mqttclient.ConnackError
+	var de *mqttclient.DialError
 	switch {
+	case errors.As(err, &ce) && byte(ce) == 3:
+		// Server unavailable: a throttle (the hub's new-connection rate
+		// or the source address's: 429001; the device's own connects:
+		// 429005), answered after the CONNECT (WebSockets, plain TCP).
+		f.stats.Throttled.Add(1)
+		d.f.ledger.expect(d.idx, KindRefused, ResultThrottled, CauseThrottled, ResultDevThrottled)
 	case errors.As(err, &ce):
 		c := CauseUnexplained
 		if d.disabled.Load() {
@@ -230,10 +241,28 @@ func (d *device) connectFailed(err error, cause Cause) {
 		if !f.prof.RetryUnauthorized {
 			d.gaveUp = true
 		}
-	case d.plan.slow && f.cfg.SlowTLSDelay >= f.cfg.HubConnectTimeout:
-		f.ledger.add(Expect{Device: -1, Kind: KindTimeout, Result: ResultTimeout, Cause: CauseSlowTLS, At: time.Now().UnixNano()})
+	case took >= f.cfg.HubConnectTimeout && errors.As(err, &de) && (de.Phase == mqttclient.PhaseTLS || de.Phase == mqttclient.PhaseConnack):
+		// The hub closed a connection that did not finish its handshake
+		// and CONNECT in its connect timeout (a slow client, or a hub
+		// too busy to finish them): 500008, no device id.
+		c := CauseRetry
+		if d.plan.slow {
+			c = CauseSlowTLS
+		}
+		f.ledger.add(Expect{Device: -1, Kind: KindTimeout, Result: ResultTimeout, Cause: c, At: time.Now().UnixNano()})
+	case errors.As(err, &de) && de.Phase == mqttclient.PhaseTLS && !d.ws && closedEarly(err):
+		// Closed before the TLS handshake: a throttle of the hub refused
+		// the connection where it could not answer (429001, no device id).
+		f.stats.Throttled.Add(1)
+		f.ledger.add(Expect{Device: -1, Kind: KindRefused, Result: ResultThrottled, Cause: CauseThrottled, At: time.Now().UnixNano()})
 	}
 	_ = cause
+}
+
+// closedEarly: the hub closed or reset the connection (a refusal), as
+// opposed to a timeout.
+func closedEarly(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // nextAction is the time of the device's next fault step or rate fault.

@@ -13,6 +13,8 @@ const (
 	KindDisconnected                 // DeviceDisconnected; deviceDisconnect
 	KindRefused                      // no event; deviceConnect Error
 	KindTimeout                      // no event; deviceConnect Error without a device id (handshake never finished)
+	// KindRefused with Device -1: refused by a throttle before the TLS
+	// handshake (deviceConnect 429001 without a device id).
 )
 
 var kindNames = [...]string{"", "DeviceConnected", "DeviceDisconnected", "ConnectRefused", "ConnectTimeout"}
@@ -41,10 +43,11 @@ const (
 	CauseStop                         // end of the run
 	CauseRetry                        // a retry after a failure not caused by a fault
 	CauseUnexplained                  // the hub closed a session for no reason the simulator knows
+	CauseThrottled                    // a throttle of the hub refused the connect (a storm's retries)
 )
 
 var causeNames = [...]string{"", "connect", "renewal", "drop", "silence", "takeover", "expired", "wrongkey",
-	"disabled", "storm", "slow", "stop", "retry", "unexplained"}
+	"disabled", "storm", "slow", "stop", "retry", "unexplained", "throttled"}
 
 func (c Cause) String() string {
 	if int(c) < len(causeNames) {
@@ -60,11 +63,13 @@ const (
 	ResultClosedRemotely = "404104"
 	ResultUnauthorized   = "401003"
 	ResultTimeout        = "500008"
+	ResultThrottled      = "429001" // a throttle refused the connect
+	ResultDevThrottled   = "429005" // the device's own connects were throttled
 )
 
 // Expect is one thing the hub should report.
 type Expect struct {
-	Device int32  `json:"d"` // device index; -1 for KindTimeout (the hub cannot know it)
+	Device int32  `json:"d"` // device index; -1 when the hub cannot know it (KindTimeout, a refusal before the TLS handshake)
 	Kind   Kind   `json:"k"`
 	Result string `json:"r,omitempty"`
 	Cause  Cause  `json:"c"`

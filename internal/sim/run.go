@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -54,6 +55,8 @@ type Report struct {
 	SettleS     float64    `json:"settleSeconds"`
 	Settled     bool       `json:"settled"`
 	Comparison  Comparison `json:"comparison"`
+	// Storm is the recovery from the storm fault (nil without one).
+	Storm *StormRecovery `json:"storm,omitempty"`
 	// Twins is the check of twins and direct methods (nil when the
 	// devices use neither).
 	Twins *TwinReport `json:"twins,omitempty"`
@@ -216,6 +219,7 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	rep.Storm = stormRecovery(&cfg, start, ledger, rep.Stats.Throttled)
 	v.progress(start, rep.Stats, obs, drv)
 	if cfg.Twin || cfg.Methods {
 		led := &TwinLedger{}
@@ -239,7 +243,10 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 	defer cancel()
 	rep.Settled = waitStable(settleCtx, func() int { return obs.Count() }, rep.Expected, 250*time.Millisecond, v.settling)
 	_, slow := cfg.Faults.Get(FaultSlowTLS)
-	deviceless := slow && cfg.SlowTLSDelay >= cfg.HubConnectTimeout
+	// Records without a device id are compared when the devices expect
+	// some (refusals before the TLS handshake, connect timeouts) or may
+	// cause them (slow clients past the hub's connect timeout).
+	deviceless := slow && cfg.SlowTLSDelay >= cfg.HubConnectTimeout || slices.ContainsFunc(ledger, func(e Expect) bool { return e.Device < 0 })
 	// The log writer may lag the webhooks: it gets its own budget.
 	logCtx, logCancel := context.WithTimeout(context.Background(), cfg.Settle)
 	defer logCancel()

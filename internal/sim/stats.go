@@ -19,6 +19,7 @@ type Stats struct {
 	TelemetrySent  atomic.Int64
 	TelemetryAcked atomic.Int64
 	Retries        atomic.Int64
+	Throttled      atomic.Int64    // connects a throttle of the hub refused (CONNACK 3, or closed before the TLS handshake)
 	GaveUp         atomic.Int64    // devices whose SDK stopped retrying
 	Faults         [8]atomic.Int64 // by index in faultKinds
 	FaultsSkipped  atomic.Int64    // fault times that found the device offline
@@ -65,6 +66,7 @@ type Snapshot struct {
 	TelemetrySent  int64            `json:"telemetrySent"`
 	TelemetryAcked int64            `json:"telemetryAcked"`
 	Retries        int64            `json:"retries"`
+	Throttled      int64            `json:"throttled,omitempty"`
 	GaveUp         int64            `json:"gaveUp"`
 	Faults         map[string]int64 `json:"faults,omitempty"`
 	FaultsSkipped  int64            `json:"faultsSkipped"`
@@ -81,7 +83,7 @@ func (s *Stats) Snapshot() Snapshot {
 	out := Snapshot{
 		Connected: s.Connected.Load(), Connects: s.Connects.Load(), Disconnects: s.Disconnects.Load(),
 		Renewals: s.Renewals.Load(), LateRenewals: s.LateRenewals.Load(), ForcedCloses: s.ForcedCloses.Load(), TelemetrySent: s.TelemetrySent.Load(), TelemetryAcked: s.TelemetryAcked.Load(),
-		Retries: s.Retries.Load(), GaveUp: s.GaveUp.Load(), FaultsSkipped: s.FaultsSkipped.Load(),
+		Retries: s.Retries.Load(), Throttled: s.Throttled.Load(), GaveUp: s.GaveUp.Load(), FaultsSkipped: s.FaultsSkipped.Load(),
 		TwinRequests: s.TwinRequests.Load(), TwinAnswers: s.TwinAnswers.Load(), DesiredPushes: s.DesiredPushes.Load(),
 		MethodCalls: s.MethodCalls.Load(), MethodAnswers: s.MethodAnswers.Load(),
 		Faults: map[string]int64{}, Errors: map[string]int64{},
@@ -105,7 +107,7 @@ func (a Snapshot) Add(b Snapshot) Snapshot {
 		Connected: a.Connected + b.Connected, Connects: a.Connects + b.Connects,
 		Disconnects: a.Disconnects + b.Disconnects, Renewals: a.Renewals + b.Renewals, LateRenewals: a.LateRenewals + b.LateRenewals, ForcedCloses: a.ForcedCloses + b.ForcedCloses,
 		TelemetrySent: a.TelemetrySent + b.TelemetrySent, TelemetryAcked: a.TelemetryAcked + b.TelemetryAcked,
-		Retries: a.Retries + b.Retries, GaveUp: a.GaveUp + b.GaveUp, FaultsSkipped: a.FaultsSkipped + b.FaultsSkipped,
+		Retries: a.Retries + b.Retries, Throttled: a.Throttled + b.Throttled, GaveUp: a.GaveUp + b.GaveUp, FaultsSkipped: a.FaultsSkipped + b.FaultsSkipped,
 		TwinRequests: a.TwinRequests + b.TwinRequests, TwinAnswers: a.TwinAnswers + b.TwinAnswers,
 		DesiredPushes: a.DesiredPushes + b.DesiredPushes, MethodCalls: a.MethodCalls + b.MethodCalls,
 		MethodAnswers: a.MethodAnswers + b.MethodAnswers,

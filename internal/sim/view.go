@@ -192,12 +192,13 @@ func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "ran %s (%s), registered %d devices in %.1fs\n", r.Stopped.Sub(r.Started).Round(time.Millisecond),
 		map[bool]string{true: "interrupted", false: "full duration"}[r.Interrupted], r.Registered, r.RegisterS)
 	s := r.Stats
-	fmt.Fprintf(w, "connects %d, disconnects %d, renewal reconnects %d, retries %d, gave up %d; telemetry %d sent, %d acknowledged\n",
-		s.Connects, s.Disconnects, s.Renewals, s.Retries, s.GaveUp, s.TelemetrySent, s.TelemetryAcked)
+	fmt.Fprintf(w, "connects %d, disconnects %d, renewal reconnects %d, retries %d (throttled %d), gave up %d; telemetry %d sent, %d acknowledged\n",
+		s.Connects, s.Disconnects, s.Renewals, s.Retries, s.Throttled, s.GaveUp, s.TelemetrySent, s.TelemetryAcked)
 	if s.LateRenewals > 0 || s.ForcedCloses > 0 {
 		fmt.Fprintf(w, "hub slowness seen by the devices: %d renewals found the token already expired, %d DISCONNECTs not closed by the hub within 30 s (forced)\n",
 			s.LateRenewals, s.ForcedCloses)
 	}
+	r.Storm.writeText(w)
 	if len(s.Faults) > 0 {
 		fmt.Fprintf(w, "faults injected:")
 		for _, k := range sortedKeys(s.Faults) {

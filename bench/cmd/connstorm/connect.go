@@ -52,6 +52,9 @@ type outcome struct {
 	lat  time.Duration
 	conn *mqttclient.Conn
 	err  error
+	// With -retry: the failed attempts before the outcome, by kind.
+	fails map[string]int
+	at    time.Time // when it connected
 }
 
 // connectAll opens every planned connection with c.conc connects in flight
@@ -75,9 +78,14 @@ func connectAll(c config, p *plan, res *stormrun.Result) ([]outcome, time.Durati
 					return
 				}
 				t0 := time.Now()
-				conn, err := connectOne(c, p.tcfg, p.srcs[i%len(p.srcs)], p.packets[i])
-				outs[i] = outcome{lat: time.Since(t0), conn: conn, err: err}
-				if err == nil && p.tcfg != nil {
+				if c.retry {
+					outs[i] = connectRetrying(c, p.tcfg, p.srcs[i%len(p.srcs)], p.packets[i], deadline)
+				} else {
+					conn, err := connectOne(c, p.tcfg, p.srcs[i%len(p.srcs)], p.packets[i])
+					outs[i] = outcome{lat: time.Since(t0), conn: conn, err: err, at: time.Now()}
+				}
+				conn := outs[i].conn
+				if conn != nil && p.tcfg != nil {
 					first.Do(func() { describeTLS(res, conn.NetConn().(*tls.Conn)) })
 				}
 			}
@@ -99,8 +107,18 @@ func connectOne(c config, tcfg *tls.Config, src *net.TCPAddr, connect []byte) (*
 func tally(res *stormrun.Result, outs []outcome, elapsed time.Duration) []*mqttclient.Conn {
 	var lats []time.Duration
 	var conns []*mqttclient.Conn
+	var last time.Time
 	res.Failures, res.FailSample = map[string]int{}, map[string]string{}
+	res.RetryFailures = map[string]int{}
 	for _, o := range outs {
+		res.Attempts++
+		for k, n := range o.fails {
+			res.RetryFailures[k] += n
+			res.Attempts += n
+		}
+		if o.at.After(last) {
+			last = o.at
+		}
 		switch {
 		case o.conn != nil:
 			lats = append(lats, o.lat)
@@ -116,6 +134,9 @@ func tally(res *stormrun.Result, outs []outcome, elapsed time.Duration) []*mqttc
 		}
 	}
 	res.Connected, res.Failed = len(conns), len(outs)-len(conns)-res.NotTried
+	if !last.IsZero() {
+		res.LastConnack = last.UnixMilli()
+	}
 	res.ConnectS = elapsed.Seconds()
 	res.ConnectsPerS = float64(res.Connected) / elapsed.Seconds()
 	slices.Sort(lats)

@@ -45,7 +45,7 @@ type config struct {
 	n, conc, srcFrom, srcTo, first     int
 	pid                                int
 	expiry                             int64
-	clean, gcSignal, drive             bool
+	clean, gcSignal, drive, retry      bool
 	hold, dialTimeout, phaseCap        time.Duration
 	keepAlive, holdMax                 time.Duration
 	drainTimeout, quietTimeout         time.Duration
@@ -67,6 +67,7 @@ func main() {
 	flag.BoolVar(&c.clean, "clean", true, "clean session flag in CONNECT")
 	flag.IntVar(&c.first, "first", 0, "first device index: connections are bench-<first>…bench-<first+n-1>")
 	flag.DurationVar(&c.keepAlive, "keepalive", 600*time.Second, "keep-alive in CONNECT (whole seconds); in -drive mode every connection also sends PINGREQ at this period")
+	flag.BoolVar(&c.retry, "retry", false, "retry a failed connect as the Azure IoT Node SDK does (immediate, then exponential back-off with jitter up to 10 s) until -phase-cap: a reconnect storm (retry.go)")
 	flag.BoolVar(&c.drive, "drive", false, "driven mode: hold the connections for a driver that reads the broker itself; commands on stdin (connect, stats, close), JSON events on stdout (see drive.go)")
 	flag.DurationVar(&c.holdMax, "hold-max", 5*time.Minute, "-drive: close everything and exit after this long, whatever the driver says")
 	flag.DurationVar(&c.hold, "hold", 3*time.Second, "hold all connections idle this long before reading RSS")

@@ -176,9 +176,10 @@ func startMosquitto(ctx context.Context, s *setup, logPath string) (*broker, err
 func port(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
 
 // startTether runs `tether serve --dev` of build name (tether or
-// tether-prev: BENCH_PREV's) on that build's own data dir.
-func startTether(ctx context.Context, s *setup, name, logPath string) (*broker, error) {
-	h, err := hubproc.New(hubproc.Options{Bin: s.o.bin[name], DataDir: s.dataDir(name), LogPath: logPath, Debug: s.o.profileDir != ""})
+// tether-prev: BENCH_PREV's) on that build's own data dir, with args
+// added to serve's flags.
+func startTether(ctx context.Context, s *setup, name, logPath string, args ...string) (*broker, error) {
+	h, err := hubproc.New(hubproc.Options{Bin: s.o.bin[name], DataDir: s.dataDir(name), LogPath: logPath, Debug: s.o.profileDir != "", Args: args})
 	if err != nil {
 		return nil, err
 	}

@@ -77,14 +77,22 @@ type driven struct {
 }
 
 // startDriven runs connstorm -drive for devices first…first+n-1 from
-// source addresses 127.0.0.<2+8p>…<9+8p> and waits for nothing.
-func (s *setup) startDriven(b *broker, p, first, n, conc int) (*driven, error) {
+// source addresses 127.0.0.<2+8p>…<9+8p>, conc connects in flight, at
+// nice value nice (0: the suite's), and waits for nothing. extra flags
+// come last (a later flag wins).
+func (s *setup) startDriven(b *broker, p, first, n, conc, nice int, extra ...string) (*driven, error) {
 	src := 2 + 8*p
-	cmd := exec.Command(s.o.bin["connstorm"], "-drive", "-broker", b.name, "-addr", b.tls, "-mode", "tls12",
+	args := append([]string{"-drive", "-broker", b.name, "-addr", b.tls, "-mode", "tls12",
 		"-n", strconv.Itoa(n), "-first", strconv.Itoa(first), "-c", strconv.Itoa(conc),
-		"-src-from", strconv.Itoa(src), "-src-to", strconv.Itoa(src+7), "-hub", hubName,
+		"-src-from", strconv.Itoa(src), "-src-to", strconv.Itoa(src + 7), "-hub", hubName,
 		"-expiry", strconv.FormatInt(s.expiry, 10), "-keepalive", s.o.keepAlive.String(),
-		"-phase-cap", "120s", "-hold-max", (s.o.window + 5*time.Minute).String())
+		"-phase-cap", "120s", "-hold-max", (s.o.window + 5*time.Minute).String()}, extra...)
+	cmd := exec.Command(s.o.bin["connstorm"], args...)
+	if nice > 0 {
+		// The clients' CPU would not be the hub's machine's in a real
+		// fleet: at a lower priority it weighs less on the hub's figures.
+		cmd = exec.Command("nice", append([]string{"-n", strconv.Itoa(nice), s.o.bin["connstorm"]}, args...)...)
+	}
 	lf, err := os.Create(filepath.Join(s.logs, fmt.Sprintf("connstorm-%s-%d-%d.log", b.name, first+n, p)))
 	if err != nil {
 		return nil, err
@@ -172,7 +180,7 @@ func (s *setup) hold(ctx context.Context, b *broker, n int) (*holdResult, error)
 	}()
 	for p := range k {
 		first, last := p*n/k, (p+1)*n/k
-		d, err := s.startDriven(b, p, first, last-first, (o.conc+k-1)/k)
+		d, err := s.startDriven(b, p, first, last-first, (o.conc+k-1)/k, 0)
 		if err != nil {
 			return nil, err
 		}

@@ -13,6 +13,8 @@
 //     and per disconnect;
 //   - the same at scale (-scale-n, e.g. 19,000 in one broker process), with
 //     a projection to 1,000,000 devices computed from the measured figures;
+//   - a reconnect storm (-storm-n, storm.go): every device reconnecting at
+//     once against Tether, throttled and not;
 //
 // with Tether's previous build (tether-prev, bench/run's BENCH_PREV) as a
 // fourth broker when asked, and, for Tether alone (the baselines have no equivalent), event latency
@@ -52,6 +54,11 @@ type options struct {
 	perProc      int           // held connections per connstorm process at most
 	prevDesc     string        // what tether-prev was built from
 	profileDir   string        // CPU profiles of Tether's idle windows go here ("": none)
+	stormN       int           // devices of the reconnect storm (0: none; storm.go)
+	stormRate    float64       // Tether's --max-connect-rate in the throttled storm
+	stormCap     time.Duration // each storm's connect phase at most
+	stormModes   []string      // throttled, off
+	clientNice   int           // nice value of the storm's client processes (0: as the suite)
 }
 
 func main() {
@@ -75,6 +82,12 @@ func main() {
 	flag.DurationVar(&o.window, "idle-window", 20*time.Second, "how long the broker's idle CPU is measured with all connections held")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "write a CPU profile of each Tether process over its idle window here (serves pprof; adds a little CPU to that window)")
 	flag.StringVar(&o.prevDesc, "prev-desc", "", "what bin/tether-prev was built from (git ref and commit), for the report")
+	var stormModes string
+	flag.IntVar(&o.stormN, "storm-n", 0, "TLS devices of the reconnect storm against Tether, all reconnecting at once with the Node SDK's back-off (0: skip; storm.go)")
+	flag.Float64Var(&o.stormRate, "storm-rate", 300, "Tether's --max-connect-rate (and burst) in the throttled storm")
+	flag.DurationVar(&o.stormCap, "storm-cap", 150*time.Second, "each storm's connect phase at most")
+	flag.IntVar(&o.clientNice, "storm-client-nice", 19, "run the storm's client processes at this nice value (0: the suite's), so that the clients' CPU, which a real fleet's would not take from the hub's machine, weighs less on the hub")
+	flag.StringVar(&stormModes, "storm-modes", "throttled,off", "storms to run: throttled (at -storm-rate), off (--no-throttle)")
 	flag.IntVar(&o.perProc, "per-proc", 4000, "held connections per client process at most (one process per 8 loopback source addresses)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -83,6 +96,7 @@ func main() {
 		o.bin[b] = filepath.Join(bins, b)
 	}
 	o.brokers = strings.Split(brokers, ",")
+	o.stormModes = strings.Split(stormModes, ",")
 	if o.work == "" || o.out == "" || bins == "" {
 		log.Fatal("-bin, -work and -out are required (bench/run sets them)")
 	}

@@ -39,6 +39,10 @@ func (r *result) markdown(o options) string {
 		fmt.Fprintf(&b, "\n## %s TLS connections in one broker process, and the projection to 1,000,000 devices\n\n", benchfmt.Int(o.scaleN))
 		holdSection(&b, o, r.scale, true)
 	}
+	if len(r.storms2) > 0 {
+		fmt.Fprintf(&b, "\n## Reconnect storm: %s TLS devices at once, throttled and not\n\n", benchfmt.Int(o.stormN))
+		stormReport(&b, o, r.storms2)
+	}
 	if r.eventlat != "" {
 		fmt.Fprintf(&b, "\n## Event latency (Tether only: neither baseline has connection events or webhooks)\n\n%s\n", demote(r.eventlat))
 	}

@@ -43,13 +43,14 @@ type result struct {
 	pubs     map[string]*pubResult                  // broker → telemetry result
 	idle     map[string]*holdResult                 // broker → -idle-n connections held
 	scale    map[string]*holdResult                 // broker → -scale-n connections held
+	storms2  map[string]*stormResult                // throttled, off → the reconnect storm
 	eventlat string                                 // eventlat's markdown
 	errs     []string
 }
 
 func run(ctx context.Context, o options) (*result, error) {
 	r := &result{started: time.Now(), storms: map[string]map[string]*stormrun.Result{}, pubs: map[string]*pubResult{},
-		idle: map[string]*holdResult{}, scale: map[string]*holdResult{}}
+		idle: map[string]*holdResult{}, scale: map[string]*holdResult{}, storms2: map[string]*stormResult{}}
 	s := &setup{o: o, logs: filepath.Join(o.work, "logs"),
 		expiry: time.Now().Add(24 * time.Hour).Unix()}
 	if err := os.MkdirAll(s.logs, 0o755); err != nil {
@@ -113,6 +114,19 @@ func run(ctx context.Context, o options) (*result, error) {
 			}
 		}
 	}
+	for _, mode := range o.stormModes {
+		if o.stormN <= 0 || !contains(o.brokers, "tether") || ctx.Err() != nil {
+			break
+		}
+		sr, err := s.stormRun(ctx, mode == "throttled")
+		if err != nil {
+			r.errs = append(r.errs, fmt.Sprintf("storm %s: %v", mode, err))
+			log.Printf("storm %s: %v", mode, err)
+		}
+		if sr != nil {
+			r.storms2[mode] = sr
+		}
+	}
 	if !o.skipEventLat && contains(o.brokers, "tether") && ctx.Err() == nil {
 		md, err := s.eventLatency(ctx)
 		if err != nil {
@@ -169,7 +183,7 @@ func (s *setup) writePasswd(ctx context.Context) error {
 func (s *setup) dataDir(name string) string { return filepath.Join(s.o.work, name+"-data") }
 
 // devices is how many bench devices the largest test connects.
-func (s *setup) devices() int { return max(s.o.n, s.o.pubConns, s.o.idleN, s.o.scaleN) }
+func (s *setup) devices() int { return max(s.o.n, s.o.pubConns, s.o.idleN, s.o.scaleN, s.o.stormN) }
 
 // registerDevices starts Tether build name once and registers bench-0…
 // with the derived keys.

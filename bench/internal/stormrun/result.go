@@ -26,6 +26,13 @@ type Result struct {
 	Failures   map[string]int    `json:"failures,omitempty"`
 	FailSample map[string]string `json:"fail_sample,omitempty"`
 
+	// With -retry (a reconnect storm): every attempt made, the failed
+	// attempts that were retried by kind, and the Unix time (ms) of the
+	// last CONNACK.
+	Attempts      int            `json:"attempts,omitempty"`
+	RetryFailures map[string]int `json:"retry_failures,omitempty"`
+	LastConnack   int64          `json:"last_connack_ms,omitempty"`
+
 	ConnectS       float64 `json:"connect_s"`      // first dial → last CONNACK
 	ConnectsPerS   float64 `json:"connects_per_s"` // Connected / ConnectS
 	LatP50ms       float64 `json:"lat_p50_ms"`     // dial start → CONNACK

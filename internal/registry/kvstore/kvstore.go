@@ -26,13 +26,14 @@ type Store struct {
 	devices  jetstream.KeyValue
 	policies jetstream.KeyValue
 	twins    jetstream.KeyValue
+	cas      jetstream.KeyValue
 }
 
 var _ registry.Store = (*Store)(nil)
 
 // New returns a store on the given buckets.
-func New(devices, policies, twins jetstream.KeyValue) *Store {
-	return &Store{devices: devices, policies: policies, twins: twins}
+func New(devices, policies, twins, cas jetstream.KeyValue) *Store {
+	return &Store{devices: devices, policies: policies, twins: twins, cas: cas}
 }
 
 // Key is the KV key of a device id or policy name.
@@ -240,6 +241,60 @@ func (s *Store) DeleteTwin(ctx context.Context, id string) error {
 	err := s.twins.Purge(ctx, Key(id))
 	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("kvstore: delete twin %s: %w", id, err)
+	}
+	return nil
+}
+
+// ListCAs implements registry.Store.
+func (s *Store) ListCAs(ctx context.Context) ([]registry.StoredCA, error) {
+	var out []registry.StoredCA
+	err := each(ctx, s.cas, func(e jetstream.KeyValueEntry) error {
+		name, err := base64.RawURLEncoding.DecodeString(e.Key())
+		if err != nil {
+			return fmt.Errorf("kvstore: CA key %q is not a name: %w", e.Key(), err)
+		}
+		out = append(out, registry.StoredCA{Name: string(name), Doc: e.Value(), Revision: e.Revision()})
+		return nil
+	})
+	return out, err
+}
+
+// PutCA implements registry.Store: a KV create for a new name, a
+// compare-and-set update after.
+func (s *Store) PutCA(ctx context.Context, name string, doc []byte, expectRevision uint64) (uint64, error) {
+	var rev uint64
+	var err error
+	if expectRevision == 0 {
+		rev, err = s.cas.Create(ctx, Key(name), doc)
+	} else {
+		rev, err = s.cas.Update(ctx, Key(name), doc, expectRevision)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return 0, registry.ErrPreconditionFailed
+	}
+	if err != nil {
+		return 0, fmt.Errorf("kvstore: put CA %s: %w", name, err)
+	}
+	return rev, nil
+}
+
+// DeleteCA implements registry.Store; the key is purged.
+func (s *Store) DeleteCA(ctx context.Context, name string, expectRevision uint64) error {
+	e, err := s.cas.Get(ctx, Key(name))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return registry.ErrNotFound
+	case err != nil:
+		return fmt.Errorf("kvstore: get CA %s: %w", name, err)
+	case expectRevision != 0 && e.Revision() != expectRevision:
+		return registry.ErrPreconditionFailed
+	}
+	err = s.cas.Purge(ctx, Key(name), jetstream.LastRevision(e.Revision()))
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return registry.ErrPreconditionFailed
+	}
+	if err != nil {
+		return fmt.Errorf("kvstore: delete CA %s: %w", name, err)
 	}
 	return nil
 }

@@ -63,6 +63,6 @@ func TestContract(t *testing.T) {
 			}
 			return kv
 		}
-		return kvstore.New(mk("devices_"+strconv.Itoa(n)), mk("policies_"+strconv.Itoa(n)), mk("twins_"+strconv.Itoa(n)))
+		return kvstore.New(mk("devices_"+strconv.Itoa(n)), mk("policies_"+strconv.Itoa(n)), mk("twins_"+strconv.Itoa(n)), mk("cas_"+strconv.Itoa(n)))
 	})
 }

@@ -17,6 +17,7 @@ type Store struct {
 	seq      uint64 // last revision handed out, across all devices
 	devices  map[string]entry
 	twins    map[string]registry.StoredTwin
+	cas      map[string]registry.StoredCA
 	policies map[string]registry.Policy
 }
 
@@ -29,7 +30,7 @@ var _ registry.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{devices: map[string]entry{}, twins: map[string]registry.StoredTwin{}, policies: map[string]registry.Policy{}}
+	return &Store{devices: map[string]entry{}, twins: map[string]registry.StoredTwin{}, cas: map[string]registry.StoredCA{}, policies: map[string]registry.Policy{}}
 }
 
 func (s *Store) out(e entry) registry.Device {
@@ -144,6 +145,46 @@ func (s *Store) DeleteTwin(ctx context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.twins, id)
+	return nil
+}
+
+// ListCAs implements registry.Store.
+func (s *Store) ListCAs(ctx context.Context) ([]registry.StoredCA, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]registry.StoredCA, 0, len(s.cas))
+	for _, c := range s.cas {
+		c.Doc = bytes.Clone(c.Doc)
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// PutCA implements registry.Store.
+func (s *Store) PutCA(ctx context.Context, name string, doc []byte, expectRevision uint64) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cas[name].Revision != expectRevision {
+		return 0, registry.ErrPreconditionFailed
+	}
+	s.seq++
+	s.cas[name] = registry.StoredCA{Name: name, Doc: bytes.Clone(doc), Revision: s.seq}
+	return s.seq, nil
+}
+
+// DeleteCA implements registry.Store.
+func (s *Store) DeleteCA(ctx context.Context, name string, expectRevision uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cas[name]
+	switch {
+	case !ok:
+		return registry.ErrNotFound
+	case expectRevision != 0 && c.Revision != expectRevision:
+		return registry.ErrPreconditionFailed
+	}
+	s.seq++
+	delete(s.cas, name)
 	return nil
 }
 

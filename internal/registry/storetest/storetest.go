@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) registry.Store) {
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"Policies", testPolicies},
 		{"Twins", testTwins},
+		{"CAs", testCAs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -417,5 +418,62 @@ func testTwins(t *testing.T, s registry.Store) {
 	}
 	if list, _ := s.ListTwins(c); len(list) != 2 {
 		t.Errorf("ListTwins after delete and re-create: %d twins", len(list))
+	}
+}
+
+func testCAs(t *testing.T, s registry.Store) {
+	c := ctx(t)
+	if list, err := s.ListCAs(c); err != nil || len(list) != 0 {
+		t.Fatalf("ListCAs of an empty store: %v %v", list, err)
+	}
+	if err := s.DeleteCA(c, "none", 0); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("DeleteCA of a missing CA: %v", err)
+	}
+	rev, err := s.PutCA(c, "root", []byte(`{"v":1}`), 0)
+	if err != nil || rev == 0 {
+		t.Fatalf("first PutCA: %d %v", rev, err)
+	}
+	if _, err := s.PutCA(c, "root", []byte(`{"v":9}`), 0); !errors.Is(err, registry.ErrPreconditionFailed) {
+		t.Errorf("creating a taken name: %v", err)
+	}
+	rev2, err := s.PutCA(c, "root", []byte(`{"v":2}`), rev)
+	if err != nil || rev2 <= rev {
+		t.Fatalf("update: %d %v", rev2, err)
+	}
+	if _, err := s.PutCA(c, "root", []byte(`{"v":3}`), rev); !errors.Is(err, registry.ErrPreconditionFailed) {
+		t.Errorf("update at a stale revision: %v", err)
+	}
+	odd := "ca.with-odd_name#1"
+	if _, err := s.PutCA(c, odd, []byte(`{"odd":true}`), 0); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListCAs(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]string{}
+	for _, ca := range list {
+		seen[ca.Name] = string(ca.Doc)
+		if ca.Name == "root" && ca.Revision != rev2 {
+			t.Errorf("ListCAs: root at revision %d, want %d", ca.Revision, rev2)
+		}
+	}
+	if len(list) != 2 || seen["root"] != `{"v":2}` || seen[odd] != `{"odd":true}` {
+		t.Errorf("ListCAs: %v", seen)
+	}
+	if err := s.DeleteCA(c, "root", rev); !errors.Is(err, registry.ErrPreconditionFailed) {
+		t.Errorf("DeleteCA at a stale revision: %v", err)
+	}
+	if err := s.DeleteCA(c, "root", rev2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteCA(c, odd, 0); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.ListCAs(c); len(list) != 0 {
+		t.Errorf("ListCAs after deleting both: %d", len(list))
+	}
+	if _, err := s.PutCA(c, "root", []byte(`{"v":"new"}`), 0); err != nil {
+		t.Errorf("create after delete: %v", err)
 	}
 }
