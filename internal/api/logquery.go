@@ -1,9 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -64,15 +65,20 @@ type queryInnerError struct {
 
 // postQuery serves POST /api/v1/query: {"query","timespan"} → tables.
 func (s *Server) postQuery(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.authorize(w, r, registry.RegistryRead, s.v1Error); !ok {
+	caller, ok := s.authorize(w, r, registry.RegistryRead, s.v1Error)
+	if !ok {
 		return
 	}
 	if s.d.Query == nil {
 		s.unavailable(w, r, "the log query engine")
 		return
 	}
+	body, ok := s.readBody(w, r, maxQueryBody, s.queryBodyError)
+	if !ok {
+		return
+	}
 	var req queryRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxQueryBody+1))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		s.queryError(w, http.StatusBadRequest, "BadArgumentError", "the body must be a JSON object {\"query\": \"…\", \"timespan\": \"PT1H\"}: "+err.Error(), queryErrorDetail{Code: "InvalidBody", Message: err.Error(), Target: "body"})
@@ -87,7 +93,21 @@ func (s *Server) postQuery(w http.ResponseWriter, r *http.Request) {
 		s.queryError(w, http.StatusBadRequest, "BadArgumentError", err.Error(), queryErrorDetail{Code: "InvalidTimespan", Message: err.Error(), Target: "timespan"})
 		return
 	}
+	release, err := s.queries.acquire(r.Context(), caller)
+	if err != nil {
+		if errors.Is(err, errQueryBusy) {
+			w.Header().Set("Retry-After", queryRetryAfter)
+			s.queryError(w, http.StatusTooManyRequests, "ThrottledError",
+				fmt.Sprintf("too many log queries are running or waiting (at most %d running and %d waiting in all, %d and %d per key); retry in %s s",
+					s.queries.lim.Running, s.queries.lim.Queued, s.queries.lim.RunningPerCaller, s.queries.lim.QueuedPerCaller, queryRetryAfter),
+				queryErrorDetail{Code: "TooManyRequests", Message: "query concurrency limit", Target: "query"})
+			return
+		}
+		s.queryError(w, http.StatusServiceUnavailable, "QueryCanceled", "the request ended while the query waited: "+err.Error(), queryErrorDetail{Code: kql.CodeCanceled, Message: err.Error()})
+		return
+	}
 	res, err := s.d.Query.Run(r.Context(), kql.Request{Query: req.Query, Timespan: tr})
+	release()
 	if err != nil {
 		var qe *kql.Error
 		if !errors.As(err, &qe) {
@@ -127,6 +147,12 @@ func (s *Server) postQuery(w http.ResponseWriter, r *http.Request) {
 			Details: []queryErrorDetail{{Code: "ResultTruncated", Message: res.Reason}}}
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// queryBodyError writes readBody's refusals (413, 415, 400) in the Log
+// Analytics error shape.
+func (s *Server) queryBodyError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	s.queryError(w, status, code, msg, queryErrorDetail{Code: code, Message: msg, Target: "body"})
 }
 
 func (s *Server) queryError(w http.ResponseWriter, status int, code, msg string, d queryErrorDetail) {
