@@ -2,7 +2,10 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
+	"math"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -99,3 +102,54 @@ func TestQueryConcurrencyLimits(t *testing.T) {
 		}
 	}
 }
+
+// The answer is written row by row; it is the JSON the Log Analytics
+// shape encodes to.
+func TestQueryAnswerStreamed(t *testing.T) {
+	ts := time.Date(2026, 3, 1, 7, 0, 0, 123456700, time.UTC)
+	res := &kql.Result{
+		Columns: []kql.Column{{Name: "s", Type: kql.TString}, {Name: "t", Type: kql.TDatetime}, {Name: "d", Type: kql.TTimespan},
+			{Name: "j", Type: kql.TDynamic}, {Name: "r", Type: kql.TReal}, {Name: "n", Type: kql.TLong}},
+		Rows: [][]any{
+			{`a "quoted" <tag> & more`, ts, 90 * time.Minute, json.RawMessage(`{"a":[1,2]}`), math.NaN(), int64(7)},
+			{"", nil, nil, nil, 1.5, nil},
+		},
+		Truncated: true, Reason: "the result has more than 2 rows",
+	}
+	e := newEnv(t, func(d *api.Deps) { d.Query = fixedQuery{res} })
+	w := e.do(req{Method: "POST", Path: "/api/v1/query", Body: `{"query": "AzureDiagnostics"}`})
+	if w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	wantJSON(t, w)
+	type table struct {
+		Name    string       `json:"name"`
+		Columns []kql.Column `json:"columns"`
+		Rows    [][]any      `json:"rows"`
+	}
+	var rows [][]any
+	for _, r := range res.Rows {
+		var out []any
+		for _, v := range r {
+			out = append(out, kql.JSONCell(v))
+		}
+		rows = append(rows, out)
+	}
+	want, _ := json.Marshal(map[string]any{
+		"tables": []table{{Name: "PrimaryResult", Columns: res.Columns, Rows: rows}},
+		"error": map[string]any{"code": "PartialError", "message": "the result was truncated: " + res.Reason,
+			"details": []map[string]string{{"code": "ResultTruncated", "message": res.Reason}}},
+	})
+	var got, exp any
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+		t.Fatalf("answer is not JSON: %v\n%s", err, w.Body)
+	}
+	_ = json.Unmarshal(want, &exp)
+	if !reflect.DeepEqual(got, exp) {
+		t.Errorf("answer\n%s\nwant\n%s", w.Body, want)
+	}
+}
+
+type fixedQuery struct{ res *kql.Result }
+
+func (f fixedQuery) Run(context.Context, kql.Request) (*kql.Result, error) { return f.res, nil }

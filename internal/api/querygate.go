@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -23,14 +24,19 @@ type QueryLimits struct {
 	MaxWait          time.Duration // default DefaultQueryLimits.MaxWait
 }
 
-// DefaultQueryLimits: two queries run at once (a query is one SQLite
-// statement on one core; more running would not finish sooner on a small
-// machine, and each costs memory), one per caller so one key cannot take
-// both, and a short queue.
-var DefaultQueryLimits = QueryLimits{Running: 2, RunningPerCaller: 1, Queued: 16, QueuedPerCaller: 4, MaxWait: 10 * time.Second}
+// DefaultQueryLimits: one query per two cores runs (a query is one SQLite
+// statement on one core, often CPU-bound for its whole 30 s; the other
+// core keeps devices and the API answered — measured in
+// BenchmarkQueryBudget), at least one; one per caller, so on a larger
+// machine one key cannot take every slot; and a short queue. Running 0
+// here means "by the cores".
+var DefaultQueryLimits = QueryLimits{RunningPerCaller: 1, Queued: 16, QueuedPerCaller: 4, MaxWait: 10 * time.Second}
 
 func (l QueryLimits) withDefaults() QueryLimits {
 	d := DefaultQueryLimits
+	if d.Running <= 0 {
+		d.Running = max(1, runtime.GOMAXPROCS(0)/2)
+	}
 	if l.Running > 0 {
 		d.Running = l.Running
 	}
