@@ -69,6 +69,10 @@ type Config struct {
 	// EventCommandDir holds the programs Command event subscriptions may
 	// run; none without it.
 	EventCommandDir string
+	// AllowLoopbackEndpoints lets webhook subscriptions reach receivers on
+	// this machine's loopback addresses (events.EndpointPolicy); the hub's
+	// own listeners stay refused. nil: allowed with Dev, refused without.
+	AllowLoopbackEndpoints *bool
 	// EventRetrySchedule replaces Event Grid's retry schedule of event
 	// subscriptions (tests).
 	EventRetrySchedule []time.Duration
@@ -111,6 +115,14 @@ func (c *Config) Defaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 15 * time.Second
 	}
+}
+
+// allowLoopbackEndpoints resolves AllowLoopbackEndpoints.
+func (c *Config) allowLoopbackEndpoints() bool {
+	if c.AllowLoopbackEndpoints != nil {
+		return *c.AllowLoopbackEndpoints
+	}
+	return c.Dev
 }
 
 // Validate reports every problem at once.

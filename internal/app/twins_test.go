@@ -340,7 +340,9 @@ func TestTwinAndMethodLimitsEndToEnd(t *testing.T) {
 	// 16 unanswered calls wait; the 17th is throttled.
 	var wg sync.WaitGroup
 	for range 16 {
-		wg.Go(func() { h.apiRaw("POST", "/twins/lim/methods"+q, []byte(`{"methodName":"slow","responseTimeoutInSeconds":5}`), nil) })
+		wg.Go(func() {
+			h.apiRaw("POST", "/twins/lim/methods"+q, []byte(`{"methodName":"slow","responseTimeoutInSeconds":5}`), nil)
+		})
 	}
 	for range 16 {
 		d.waitFor(t, "$iothub/methods/POST/slow/")
