@@ -174,6 +174,7 @@ var allSources = []source{
 	opsSource(CategoryC2DTwinOperations),
 	opsSource(CategoryTwinQueries),
 	opsSource(CategoryDirectMethods),
+	opsSource(CategoryAdministrative),
 }
 
 func opsSource(category string) source {
