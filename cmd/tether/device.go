@@ -44,6 +44,10 @@ a 'tether serve --dev' data dir none are needed.`,
 		newDeviceTokenCmd(),
 		newDeviceSendCmd(),
 		newDeviceMonitorCmd(),
+		newDeviceTwinCmd(),
+		newDeviceInvokeCmd(),
+		newDeviceQueryCmd(),
+		newDeviceImportCmd(),
 	)
 	return cmd
 }

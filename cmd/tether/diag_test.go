@@ -21,6 +21,13 @@ import (
 // a CLI runner pointed at it through its data dir.
 func startAppHub(t *testing.T) (*cliHub, string) {
 	t.Helper()
+	a := startApp(t)
+	return &cliHub{flags: []string{"--data-dir", a.DataDir()}}, a.DataDir()
+}
+
+// startApp runs a whole hub in-process (dev mode, port 0).
+func startApp(t *testing.T) *app.App {
+	t.Helper()
 	dir := t.TempDir()
 	a, err := app.New(app.Config{
 		DataDir: dir, HubName: "localhost", Dev: true,
@@ -39,7 +46,7 @@ func startAppHub(t *testing.T) (*cliHub, string) {
 		defer cancel()
 		_ = a.Stop(ctx)
 	})
-	return &cliHub{flags: []string{"--data-dir", dir}}, dir
+	return a
 }
 
 func TestDiagCLI(t *testing.T) {

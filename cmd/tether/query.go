@@ -103,17 +103,28 @@ func queryError(query, msg string) error {
 	lineStr, colStr, ok2 := strings.Cut(pos, ":")
 	line, err1 := strconv.Atoi(lineStr)
 	col, err2 := strconv.Atoi(colStr)
-	lines := strings.Split(query, "\n")
-	if !ok || !ok2 || err1 != nil || err2 != nil || line < 1 || line > len(lines) || col < 1 {
+	if !ok || !ok2 || err1 != nil || err2 != nil {
 		return errors.New(msg)
 	}
-	text := lines[line-1]
-	prefix := []rune(text)
-	if col-1 > len(prefix) {
-		return errors.New(msg)
+	if c, ok := caretAt(query, line, col); ok {
+		return errors.New(msg + c)
 	}
-	caret := strings.Repeat(" ", len([]rune(string(prefix[:col-1])))) + "^"
-	return fmt.Errorf("%s\n  %s\n  %s", msg, text, caret)
+	return errors.New(msg)
+}
+
+// caretAt returns line line of text and a caret under column col (1-based,
+// in characters), each on its own indented line, to append to an error
+// message; ok is false when the position is not in text.
+func caretAt(text string, line, col int) (string, bool) {
+	lines := strings.Split(text, "\n")
+	if line < 1 || line > len(lines) || col < 1 {
+		return "", false
+	}
+	l := strings.TrimRight(lines[line-1], "\r")
+	if col-1 > len([]rune(l)) {
+		return "", false
+	}
+	return "\n  " + l + "\n  " + strings.Repeat(" ", col-1) + "^", true
 }
 
 func printQueryTable(w io.Writer, res queryResult, asCSV bool) error {

@@ -26,6 +26,7 @@ func newSimCmd() *cobra.Command {
 	var cfg sim.Config
 	var flags struct {
 		faults, mqttAddr, webhookAddr, webhookURL, out string
+		methodRate, desiredRate                        string
 		json                                           bool
 	}
 	cmd := &cobra.Command{
@@ -50,13 +51,32 @@ Faults (--faults, comma-separated; a count, a fraction "5%", or a rate "2%/min")
   storm=T   every connected device drops at T               → DeviceDisconnected 404104, backoff reconnects
   slow      TLS handshake stretched by --slow-tls-delay      → connected, or 500008 past the hub's connect timeout
 
+Twins and direct methods (on by default; --twin=false, --methods=false): each
+device uses them as an app on its profile's SDK does. At start-up it subscribes
+to the method topic, GETs its twin (subscribing to the twin topics lazily, the
+desired one before or after the GET as the SDK does) and reports its state;
+then it reports every --reported-every, applies desired pushes and answers the
+"echo" method after --method-delay. After a reconnect the Node and Python
+profiles send no SUBSCRIBE (the hub keeps the session's subscriptions), C, C#
+and Java subscribe again; C and Python GET the twin again. The simulator's
+service side calls direct methods (--method-rate) and updates desired
+properties (--desired-rate) through the hub's REST API: a --method-no-answer
+fraction calls a method no device handles (504101), a --method-offline
+fraction goes to registered devices that never connect (404103). The report
+gives twin GET, reported-patch, method and desired-push latencies, method
+outcomes against what the simulator knew to expect, and fails the run for any
+request left unanswered, any answer or push that reached the wrong device or
+request, a desired push missing for a device that was connected and
+subscribed, or an unexpected status.
+
 Connections come from 127.0.0.2… (--sources) so one machine can open tens of
 thousands; past --per-process devices the simulator starts worker processes
 (this binary, "tether sim-worker") and merges their results. The exit status is
 3 when the comparison found a mismatch.`,
 		Example: `  tether sim --devices 200 --duration 30s
   tether sim --devices 10000 --duration 2m --profile node --token-ttl 60s --faults drop=2%/min,dup=10
-  tether sim --devices 500 --duration 1m --ws 0.5 --faults silence=2%,disabled=1%,wrongkey=1%,storm=40s --json`,
+  tether sim --devices 500 --duration 1m --ws 0.5 --faults silence=2%,disabled=1%,wrongkey=1%,storm=40s --json
+  tether sim --devices 1000 --duration 2m --method-rate 100/s --desired-rate 20/s --token-ttl 60s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			faults, err := sim.ParseFaults(flags.faults)
@@ -64,6 +84,18 @@ thousands; past --per-process devices the simulator starts worker processes
 				return err
 			}
 			cfg.Faults = faults
+			if cfg.MethodRate, err = sim.ParseRate(flags.methodRate); err != nil {
+				return fmt.Errorf("--method-rate: %w", err)
+			}
+			if cfg.DesiredRate, err = sim.ParseRate(flags.desiredRate); err != nil {
+				return fmt.Errorf("--desired-rate: %w", err)
+			}
+			if !cfg.Methods && cfg.MethodRate > 0 && !cmd.Flags().Changed("method-rate") {
+				cfg.MethodRate = 0 // the default rate needs devices that answer
+			}
+			if !cfg.Twin && cfg.DesiredRate > 0 && !cmd.Flags().Changed("desired-rate") {
+				cfg.DesiredRate = 0
+			}
 			c, err := newAPIClient()
 			if err != nil {
 				return err
@@ -126,6 +158,16 @@ thousands; past --per-process devices the simulator starts worker processes
 	f.DurationVar(&cfg.SlowTLSDelay, "slow-tls-delay", 2*time.Second, "how long a slow client stretches its TLS handshake")
 	f.DurationVar(&cfg.HubConnectTimeout, "hub-connect-timeout", 10*time.Second, "the hub's --connect-timeout (slow handshakes past it expect 500008)")
 	f.DurationVar(&cfg.Settle, "settle", 90*time.Second, "after the stop, wait at most this long for the hub's events and log")
+	f.BoolVar(&cfg.Twin, "twin", true, "devices GET their twin at start-up, report properties and take desired pushes")
+	f.BoolVar(&cfg.Methods, "methods", true, "devices answer direct methods")
+	f.DurationVar(&cfg.ReportedEvery, "reported-every", 5*time.Minute, "reported-properties patch interval per device after the start-up one (0: start-up only)")
+	f.DurationVar(&cfg.MethodDelay, "method-delay", 10*time.Millisecond, "simulated processing time before a device answers a method")
+	f.StringVar(&flags.methodRate, "method-rate", "1/s", "direct method calls over the fleet, e.g. 100/s or 30/min (0: none)")
+	f.Float64Var(&cfg.MethodNoAnswer, "method-no-answer", 0.05, "fraction of calls to a method no device handles (they end in 504101)")
+	f.Float64Var(&cfg.MethodOffline, "method-offline", 0.05, "fraction of calls to registered devices that never connect (404103)")
+	f.DurationVar(&cfg.MethodTimeout, "method-timeout", 5*time.Second, "responseTimeoutInSeconds of the calls (5s…300s)")
+	f.StringVar(&flags.desiredRate, "desired-rate", "1/s", "desired-property updates over the fleet, e.g. 20/s (0: none)")
+	f.DurationVar(&cfg.TwinTimeout, "twin-timeout", 30*time.Second, "a twin GET or reported patch unanswered this long on a live connection fails the run")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "do not verify the hub's MQTT certificate")
 	f.StringVar(&flags.webhookAddr, "webhook-addr", "127.0.0.1:0", "listen address of the simulator's webhook receiver")
 	f.StringVar(&flags.webhookURL, "webhook-url", "", "URL the hub should call for the receiver (default: http://<webhook-addr>/hook)")

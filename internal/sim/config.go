@@ -3,6 +3,8 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,6 +24,20 @@ type Config struct {
 	WebSockets float64       `json:"webSockets"` // fraction of devices on MQTT over WebSockets
 	Faults     Faults        `json:"faults"`
 	Seed       uint64        `json:"seed"`
+
+	// Device twins and direct methods (twin.go, driver.go). The devices
+	// use them the way the profile's SDK does; the service side is the
+	// simulator's driver over the hub's REST API.
+	Twin           bool          `json:"twin"`           // devices GET their twin, report, take desired pushes
+	Methods        bool          `json:"methods"`        // devices answer direct methods
+	ReportedEvery  time.Duration `json:"reportedEvery"`  // reported patch interval after the start-up one; 0: start-up only
+	MethodDelay    time.Duration `json:"methodDelay"`    // simulated processing before a device answers
+	MethodRate     float64       `json:"methodRate"`     // direct method calls per second over the fleet
+	MethodNoAnswer float64       `json:"methodNoAnswer"` // fraction of calls to a method no device handles (504101)
+	MethodOffline  float64       `json:"methodOffline"`  // fraction of calls to registered devices that never connect (404103)
+	MethodTimeout  time.Duration `json:"methodTimeout"`  // the calls' responseTimeoutInSeconds
+	DesiredRate    float64       `json:"desiredRate"`    // desired-property updates per second over the fleet
+	TwinTimeout    time.Duration `json:"twinTimeout"`    // a twin request unanswered this long on a live connection is a failure
 
 	// Hub addresses: MQTTAddr is host:port of MQTT/TLS, HTTPSAddr of the
 	// HTTPS port (MQTT-WS). HubName is the IoT Hub host name of usernames
@@ -80,6 +96,8 @@ func (c *Config) Defaults() {
 	def(&c.HubConnectTimeout, 10*time.Second)
 	def(&c.Settle, 90*time.Second)
 	def(&c.StableAfter, 5*time.Second)
+	def(&c.MethodTimeout, 5*time.Second)
+	def(&c.TwinTimeout, 30*time.Second)
 }
 
 // Validate reports every problem of c.
@@ -128,10 +146,72 @@ func (c *Config) Validate() error {
 	if c.PerProcess < 1 || c.PerProcess > 19000 {
 		bad("--per-process must be 1…19000 (one process may hold 20,000 open files)")
 	}
+	c.validateTwins(bad)
 	if f, ok := c.Faults.Get(FaultStorm); ok && c.Duration > 0 && f.At >= c.Duration {
 		bad("storm at %s is after the end of the run (%s)", f.At, c.Duration)
 	}
 	return errors.Join(errs...)
+}
+
+// maxServiceRate bounds --method-rate and --desired-rate: the driver is
+// one process calling the hub's REST API.
+const maxServiceRate = 5000
+
+func (c *Config) validateTwins(bad func(string, ...any)) {
+	if c.ReportedEvery < 0 {
+		bad("--reported-every must not be negative")
+	}
+	if c.MethodDelay < 0 || c.MethodDelay > time.Minute {
+		bad("--method-delay must be 0…1m")
+	}
+	if c.MethodRate < 0 || c.MethodRate > maxServiceRate {
+		bad("--method-rate must be 0…%d per second", maxServiceRate)
+	}
+	if c.DesiredRate < 0 || c.DesiredRate > maxServiceRate {
+		bad("--desired-rate must be 0…%d per second", maxServiceRate)
+	}
+	if c.MethodNoAnswer < 0 || c.MethodOffline < 0 || c.MethodNoAnswer+c.MethodOffline > 1 {
+		bad("--method-no-answer and --method-offline are fractions of the calls (0…1, together at most 1)")
+	}
+	if c.MethodTimeout < 5*time.Second || c.MethodTimeout > 300*time.Second {
+		bad("--method-timeout must be 5s…300s (IoT Hub's responseTimeoutInSeconds)")
+	}
+	if c.TwinTimeout < time.Second {
+		bad("--twin-timeout must be at least 1s")
+	}
+	if c.MethodRate > 0 && !c.Methods && c.MethodOffline < 1 {
+		bad("--method-rate needs --methods (devices that answer direct methods)")
+	}
+	if c.DesiredRate > 0 && !c.Twin {
+		bad("--desired-rate needs --twin (devices that take desired-property pushes)")
+	}
+}
+
+// ParseRate parses a rate: "100/s", "30/min", "2/h" or a bare number
+// (per second); the result is per second.
+func ParseRate(s string) (float64, error) {
+	num, unit, _ := strings.Cut(strings.TrimSpace(s), "/")
+	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, fmt.Errorf("rate %q: want a number and an optional unit, e.g. 100/s, 30/min", s)
+	}
+	switch strings.TrimSpace(unit) {
+	case "", "s", "sec":
+		return v, nil
+	case "m", "min":
+		return v / 60, nil
+	case "h", "hour":
+		return v / 3600, nil
+	}
+	return 0, fmt.Errorf("rate %q: unit must be /s, /min or /h", s)
+}
+
+// FormatRate prints a per-second rate the way ParseRate reads it.
+func FormatRate(perSecond float64) string {
+	if perSecond > 0 && perSecond < 1 {
+		return strconv.FormatFloat(perSecond*60, 'f', -1, 64) + "/min"
+	}
+	return strconv.FormatFloat(perSecond, 'f', -1, 64) + "/s"
 }
 
 // profile returns the profile with the overrides of c applied.

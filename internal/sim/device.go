@@ -33,6 +33,7 @@ type device struct {
 	disabled  *atomic.Bool                // the simulator disabled it in the registry (shared with the twin)
 	gaveUp    bool                        // the SDK stopped retrying
 	connected bool
+	tw        *twinClient // twin and methods (nil when both are off)
 }
 
 // end is how a session ended.
@@ -294,6 +295,9 @@ func (d *device) act(s *session) {
 		s.dropped = kind
 	case FaultSilence:
 		s.silent = true
+		if d.tw != nil {
+			d.tw.closing(true)
+		}
 	}
 }
 
@@ -306,6 +310,9 @@ func (d *device) setDisabled(on bool, s *session) {
 	d.disabled.Store(on) // before the call: the hub kicks the session during it
 	if s != nil && on {
 		s.disabling = true
+		if d.tw != nil {
+			d.tw.hubWillClose()
+		}
 	}
 	ctx, cancel := context.WithTimeout(f.hard, 30*time.Second)
 	defer cancel()

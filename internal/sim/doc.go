@@ -32,6 +32,20 @@
 // "expired" and "wrongkey" are extra attempts by a second copy of the
 // device (its session is not disturbed); the others act on the device.
 //
+// Twins and direct methods (twin.go, driver.go, twincheck.go): the
+// devices use them as an app on their profile's SDK does — method and twin
+// subscriptions made lazily per feature, a GET and a reported patch at
+// start-up, reported patches every interval, desired pushes applied, the
+// "echo" method answered after a delay — and after a reconnect subscribe
+// and GET again or not, as that SDK does. The simulator's service side
+// calls methods and updates desired properties over the REST API. Devices
+// record when they were online and when the hub had their subscriptions
+// in effect (spans); at the end every call's outcome is checked against
+// what those spans make certain (200, 404103, 504101, or any of them
+// across a connection change), every desired update against the pushes,
+// and every device request against its answer, and a payload reaching the
+// wrong device or request fails the run.
+//
 // Scale: device i dials from 127.0.0.(2 + i mod sources); past PerProcess
 // devices the run is split over worker processes (the caller supplies
 // Spawn, e.g. a re-exec of the tether binary); their ledgers are merged

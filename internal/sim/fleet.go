@@ -26,6 +26,7 @@ type fleet struct {
 	stop    chan struct{} // closed at the end of the run: devices disconnect
 	hard    context.Context
 	ledger  *Ledger
+	twins   *twinRecorder
 	stats   *Stats
 	api     *hubclient.Client // registry writes (disabled fault); may be nil without that fault
 	tls     *tls.Config
@@ -46,7 +47,7 @@ func DeviceKey(keySeed, id string) string {
 func newFleet(hard context.Context, c *Config, from, to int, keySeed string, start time.Time, api *hubclient.Client) *fleet {
 	f := &fleet{
 		cfg: c, prof: c.profile(), from: from, to: to, keySeed: keySeed, start: start,
-		stop: make(chan struct{}), hard: hard, ledger: &Ledger{}, stats: &Stats{}, api: api,
+		stop: make(chan struct{}), hard: hard, ledger: &Ledger{}, twins: &twinRecorder{}, stats: &Stats{}, api: api,
 		rampEnd: time.Duration(float64(c.Devices) / c.Ramp * float64(time.Second)),
 		payload: make([]byte, c.Payload),
 	}
@@ -82,6 +83,10 @@ func (f *fleet) run() {
 			t.hasTwin = true
 			t.disabled = d.disabled
 			t.startAt = d.plan.twinAt
+			if d.tw != nil {
+				t.tw = newTwinClient(t)
+				f.twins.do(func(l *TwinLedger) { l.Paired = append(l.Paired, int32(i)) })
+			}
 			f.wg.Add(1)
 			go t.run()
 		}
@@ -103,6 +108,9 @@ func (f *fleet) newDevice(i int, twin bool) *device {
 	d.startAt = time.Duration(float64(i) / f.cfg.Ramp * float64(time.Second))
 	d.plan = planFor(f.cfg, i, r, f.rampEnd)
 	d.hasTwin = d.plan.hasTwin
+	if f.cfg.Twin || f.cfg.Methods {
+		d.tw = newTwinClient(d)
+	}
 	return d
 }
 

@@ -40,6 +40,22 @@ type Profile struct {
 	Backoff func(n int, r *rand.Rand) time.Duration
 	// Source names where the numbers come from.
 	Source string
+
+	// How the SDK uses the twin and method topics (azure-sdk-wire.md §3:
+	// no SUBSCRIBE at connect, one per feature when the app first uses it).
+	// DesiredAfterGet: the desired-properties SUBSCRIBE follows the first
+	// GET's answer (the app registers its handler on the twin getTwin
+	// returned); otherwise it goes out with the other twin topic before the
+	// GET.
+	DesiredAfterGet bool
+	// Resubscribe: after a reconnect the SDK subscribes again to what the
+	// app enabled; otherwise it relies on the hub keeping the session's
+	// subscriptions (clean session 0) and sends no SUBSCRIBE.
+	Resubscribe bool
+	// RegetTwin: after a reconnect the SDK GETs the whole twin again.
+	RegetTwin bool
+	// TwinSource says where the twin behaviour comes from.
+	TwinSource string
 }
 
 // RenewAfter is when a connection made with a token of lifespan ttl
@@ -56,27 +72,37 @@ var Profiles = map[string]Profile{
 	"node": {
 		Name: "node", TokenTTL: time.Hour, RenewAt: 0.75, RenewMode: RenewReconnect,
 		KeepAlive: 180 * time.Second, RetryUnauthorized: true, Backoff: nodeBackoff,
-		Source: "azure-iot-device 1.18: tokenValidTimeInSeconds 3600, tokenRenewalMarginInSeconds 900; ExponentialBackOffWithJitter c=100ms cMin=100ms cMax=10s ju=0.25 jd=0.5",
+		Source:          "azure-iot-device 1.18: tokenValidTimeInSeconds 3600, tokenRenewalMarginInSeconds 900; ExponentialBackOffWithJitter c=100ms cMin=100ms cMax=10s ju=0.25 jd=0.5",
+		DesiredAfterGet: true, Resubscribe: false, RegetTwin: false,
+		TwinSource: "azure-iot-device 1.18 / azure-iot-device-mqtt 1.16 (read): topic.subscribed is never reset, so no SUBSCRIBE after any reconnect; getTwin subscribes $iothub/twin/res/#, twin.on('properties.desired') the desired topic; no GET after a reconnect",
 	},
 	"c": {
 		Name: "c", TokenTTL: time.Hour, RenewAt: 0.8, RenewMode: RenewReconnect,
 		KeepAlive: 240 * time.Second, RetryUnauthorized: true, Backoff: cBackoff,
-		Source: "azure-iot-sdk-c: new token every 48 of 60 min; EXPONENTIAL_BACKOFF_WITH_JITTER from 1 s doubling, minus 0–100 % jitter, first retry immediate",
+		Source:          "azure-iot-sdk-c: new token every 48 of 60 min; EXPONENTIAL_BACKOFF_WITH_JITTER from 1 s doubling, minus 0–100 % jitter, first retry immediate",
+		DesiredAfterGet: false, Resubscribe: true, RegetTwin: true,
+		TwinSource: "iothubtransport_mqtt_common.c (read): every reconnect sets topics_ToSubscribe again and clears device_twin_get_sent, so the SDK subscribes anew and GETs the full twin after the SUBACK",
 	},
 	"csharp": {
 		Name: "csharp", TokenTTL: time.Hour, RenewAt: 0.85, RenewMode: RenewOnExpiry,
 		KeepAlive: 300 * time.Second, RetryUnauthorized: false, Backoff: csharpBackoff,
-		Source: "Microsoft.Azure.Devices.Client: SasTokenTimeToLive 60 min, renewal buffer 15 %; ExponentialBackoff min 100 ms, max 10 s, delta 100 ms (±20 %)",
+		Source:          "Microsoft.Azure.Devices.Client: SasTokenTimeToLive 60 min, renewal buffer 15 %; ExponentialBackoff min 100 ms, max 10 s, delta 100 ms (±20 %)",
+		DesiredAfterGet: false, Resubscribe: true, RegetTwin: false,
+		TwinSource: "RetryDelegatingHandler.HandleDisconnectAsync (read): after a connection loss it re-enables methods and twin patches (SUBSCRIBE again); no GET",
 	},
 	"java": {
 		Name: "java", TokenTTL: time.Hour, RenewAt: 0.85, RenewMode: RenewOnExpiry,
 		KeepAlive: 230 * time.Second, RetryUnauthorized: false, Backoff: javaBackoff,
-		Source: "azure-iot-device-client (Java): 60 min tokens, 85 %; ExponentialBackoffWithJitter min 100 ms, max 10 s, delta 100 ms, first retry immediate",
+		Source:          "azure-iot-device-client (Java): 60 min tokens, 85 %; ExponentialBackoffWithJitter min 100 ms, max 10 s, delta 100 ms, first retry immediate",
+		DesiredAfterGet: false, Resubscribe: true, RegetTwin: false,
+		TwinSource: "assumed like .NET (not verified from the Java sources)",
 	},
 	"python": {
 		Name: "python", TokenTTL: time.Hour, RenewAt: 1 - 120.0/3600, RenewMode: RenewReconnect,
 		KeepAlive: 60 * time.Second, RetryUnauthorized: true, Backoff: pythonBackoff,
-		Source: "azure-iot-device (Python): 3600 s tokens renewed 120 s before expiry; connection_retry_interval 10 s fixed",
+		Source:          "azure-iot-device (Python): 3600 s tokens renewed 120 s before expiry; connection_retry_interval 10 s fixed",
+		DesiredAfterGet: false, Resubscribe: false, RegetTwin: true,
+		TwinSource: "EnsureDesiredPropertiesStage (read): GET after every reconnect once desired patches are enabled; no SUBSCRIBE after a reconnect (assumed: relies on the session)",
 	},
 }
 

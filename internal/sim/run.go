@@ -54,14 +54,17 @@ type Report struct {
 	SettleS     float64    `json:"settleSeconds"`
 	Settled     bool       `json:"settled"`
 	Comparison  Comparison `json:"comparison"`
-	Notes       []string   `json:"notes,omitempty"`
+	// Twins is the check of twins and direct methods (nil when the
+	// devices use neither).
+	Twins *TwinReport `json:"twins,omitempty"`
+	Notes []string    `json:"notes,omitempty"`
 }
 
 // OK reports whether the hub reported everything as expected.
 func (r *Report) OK() bool {
 	c := r.Comparison
 	return c.Missing == 0 && c.OutOfOrder == 0 && c.Duplicated == 0 && c.WrongCode == 0 && c.Unexpected == 0 &&
-		c.RenewalsUnpairedDiff >= 0 && c.RenewalsUnpairedDiff <= c.RenewalsUnsure
+		c.RenewalsUnpairedDiff >= 0 && c.RenewalsUnpairedDiff <= c.RenewalsUnsure && r.Twins.OK()
 }
 
 // Run simulates cfg against the hub of env and returns the comparison.
@@ -85,6 +88,9 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 	if _, ok := cfg.Faults.Get(FaultDisabled); ok && env.API == nil {
 		return nil, errors.New("the disabled fault needs the hub's API")
 	}
+	if (cfg.MethodRate > 0 || cfg.DesiredRate > 0) && env.API == nil {
+		return nil, errors.New("direct method calls and desired updates need the hub's API")
+	}
 	rep := &Report{Config: cfg, Processes: procs}
 	rep.Config.CAPEM = nil // not a result
 	v := newView(env, &cfg)
@@ -98,6 +104,10 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 	for i := range devs {
 		id := cfg.DeviceID(i)
 		devs[i] = hubclient.Device{ID: id, PrimaryKey: DeviceKey(keySeed, id), SecondaryKey: DeviceKey(keySeed, id+"/secondary")}
+	}
+	offline := OfflineIDs(&cfg)
+	for _, id := range offline {
+		devs = append(devs, hubclient.Device{ID: id, PrimaryKey: DeviceKey(keySeed, id), SecondaryKey: DeviceKey(keySeed, id+"/secondary")})
 	}
 	if err := env.API.PutDevices(ctx, devs, 32, v.registered); err != nil {
 		return nil, fmt.Errorf("registering devices: %w", err)
@@ -159,8 +169,17 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); p.readRemote() }()
 	}
+	var drv *driver
+	drvDone := make(chan struct{})
+	if cfg.MethodRate > 0 || cfg.DesiredRate > 0 {
+		// From a second after the ramp, when the fleet is up, to the stop.
+		drv = newDriver(env.API, &cfg, offline)
+		go func() { drv.run(runCtx, start.Add(local.rampEnd+time.Second)); close(drvDone) }()
+	} else {
+		close(drvDone)
+	}
 	allDone := make(chan struct{})
-	go func() { wg.Wait(); close(allDone) }()
+	go func() { wg.Wait(); <-drvDone; close(allDone) }()
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -178,7 +197,7 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 				time.AfterFunc(local.rampEnd+60*time.Second, hardCancel)
 			}
 		case <-tick.C:
-			v.progress(start, sumStats(parts), obs)
+			v.progress(start, sumStats(parts), obs, drv)
 		}
 	}
 	rep.Stopped = time.Now()
@@ -194,7 +213,21 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	v.progress(start, rep.Stats, obs)
+	v.progress(start, rep.Stats, obs, drv)
+	if cfg.Twin || cfg.Methods {
+		led := &TwinLedger{}
+		for _, p := range parts {
+			led.Merge(p.twinLedger())
+		}
+		var calls []CallRecord
+		var updates []DesiredRecord
+		var skipped int64
+		if drv != nil {
+			calls, updates = drv.records()
+			skipped = drv.skipped.Load()
+		}
+		rep.Twins = CheckTwins(led, calls, updates, skipped)
+	}
 
 	// Wait for the hub's reports, then compare.
 	rep.Expected = countEvents(ledger)

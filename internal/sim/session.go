@@ -21,9 +21,15 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 	f := d.f
 	s := &session{conn: conn, lastSent: time.Now()}
 	readDone := make(chan error, 1)
-	go func() {
-		readDone <- conn.ReadLoop(mqttclient.Handler{Puback: func(uint16) { f.stats.TelemetryAcked.Add(1) }})
-	}()
+	h := mqttclient.Handler{Puback: func(uint16) { f.stats.TelemetryAcked.Add(1) }}
+	if d.tw != nil {
+		h.Publish, h.Pingresp = d.tw.onPublish, d.tw.onPingresp
+	}
+	go func() { readDone <- conn.ReadLoop(h) }()
+	if d.tw != nil {
+		d.tw.begin(conn)
+		defer d.tw.end()
+	}
 
 	// Timers: telemetry, keep-alive ping, renewal, next fault.
 	never := time.Duration(1<<62 - 1)
@@ -39,6 +45,12 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 	}
 	timer := time.NewTimer(never)
 	defer timer.Stop()
+	// Shortly before the token expires the hub will close the session
+	// unless it is renewed first: the twin client stops counting on it.
+	closeDue := never
+	if d.tw != nil {
+		closeDue = tokenExp.Add(-expiryMargin).Sub(began)
+	}
 
 	topic := "devices/" + d.id + "/messages/events/"
 	closeWait := func() (forced bool) {
@@ -61,6 +73,9 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 	// hub has not closed within 30 s the close is forced, and the hub may
 	// then record the session as replaced by the next connect (400027).
 	disconnect := func(c Cause) bool {
+		if d.tw != nil {
+			d.tw.closing(false)
+		}
 		at := time.Now()
 		_ = conn.Disconnect()
 		forced := closeWait()
@@ -78,6 +93,12 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 		next := min(tel, ping, stopAt)
 		if !s.silent {
 			next = min(next, renew)
+		}
+		if rep, ok := d.reportDue(); ok {
+			next = min(next, rep-f.since()+el)
+		}
+		if closeDue < never {
+			next = min(next, closeDue)
 		}
 		if at, ok := d.nextAction(); ok && stopC != nil {
 			next = min(next, at-f.since()+el)
@@ -123,13 +144,24 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 		case el >= ping:
 			ping += d.keepAlive()
 			if !s.silent {
-				_ = conn.Ping()
+				d.ping(conn)
+				s.lastSent = time.Now()
+			}
+		case el >= closeDue:
+			closeDue = never
+			d.tw.hubWillClose()
+		case d.reportNow():
+			if !s.silent {
+				d.tw.report()
 				s.lastSent = time.Now()
 			}
 		default:
 			if at, ok := d.nextAction(); ok && at <= f.since() && stopC != nil {
 				d.act(s)
 				if s.dropped != "" {
+					if d.tw != nil {
+						d.tw.closing(false)
+					}
 					_ = conn.Close()
 					cause := CauseDrop
 					if s.dropped == FaultStorm {
@@ -145,6 +177,45 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 			}
 		}
 	}
+}
+
+// expiryMargin is how long before its token's expiry a session stops
+// counting as ready for calls and pushes.
+const expiryMargin = 2 * time.Second
+
+// ping sends a keep-alive PINGREQ (through the twin client, which
+// matches PINGRESPs to what they confirm).
+func (d *device) ping(conn *mqttclient.Conn) {
+	if d.tw != nil {
+		_ = d.tw.ping()
+		return
+	}
+	_ = conn.Ping()
+}
+
+// reportDue is when the next periodic reported patch is due (offset from
+// the run's start), if the device reports periodically.
+func (d *device) reportDue() (time.Duration, bool) {
+	if d.tw == nil || !d.f.cfg.Twin || d.f.cfg.ReportedEvery <= 0 {
+		return 0, false
+	}
+	return d.tw.nextReport, true
+}
+
+// reportNow reports whether a periodic reported patch is due, and if so
+// moves the schedule past now (a device that was away reports once, not
+// once per missed interval) and sweeps for timed-out requests.
+func (d *device) reportNow() bool {
+	at, ok := d.reportDue()
+	now := d.f.since()
+	if !ok || at > now {
+		return false
+	}
+	for d.tw.nextReport <= now {
+		d.tw.nextReport += d.f.cfg.ReportedEvery
+	}
+	d.tw.sweep()
+	return true
 }
 
 // closedByHub records what the hub should report for a session it closed

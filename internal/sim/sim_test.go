@@ -57,6 +57,10 @@ func TestSimAllFaults(t *testing.T) {
 		HubName: a.HubName(), MQTTAddr: a.MQTTAddr(), HTTPSAddr: a.HTTPSAddr(), CAPEM: ca,
 		SilenceKeepAlive: 2 * time.Second, DisableFor: 4 * time.Second, SlowTLSDelay: 300 * time.Millisecond,
 		Settle: 60 * time.Second,
+		// Twins and methods on, with the service side calling and updating
+		// throughout: every fault must leave them consistent too.
+		Twin: true, Methods: true, ReportedEvery: 3 * time.Second, MethodDelay: 2 * time.Millisecond,
+		MethodRate: 30, MethodNoAnswer: 0.05, MethodOffline: 0.05, DesiredRate: 15,
 	}
 	var out strings.Builder
 	rep, err := sim.Run(ctx, cfg, sim.Env{API: api, Out: &out})
@@ -94,5 +98,10 @@ func TestSimAllFaults(t *testing.T) {
 	}
 	if rep.Stats.TelemetryAcked == 0 {
 		t.Errorf("no telemetry acknowledged")
+	}
+	if rep.Twins == nil || !rep.Twins.OK() {
+		t.Errorf("twins and methods: %v", rep.Twins)
+	} else if rep.Twins.Desired.RequiredReceived == 0 || rep.Twins.Methods.Outcomes[sim.OutcomeOK] == 0 {
+		t.Errorf("no desired pushes or answered calls: %+v %+v", rep.Twins.Desired, rep.Twins.Methods.Outcomes)
 	}
 }

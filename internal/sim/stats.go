@@ -22,6 +22,11 @@ type Stats struct {
 	GaveUp         atomic.Int64    // devices whose SDK stopped retrying
 	Faults         [8]atomic.Int64 // by index in faultKinds
 	FaultsSkipped  atomic.Int64    // fault times that found the device offline
+	TwinRequests   atomic.Int64    // twin GETs and reported patches sent
+	TwinAnswers    atomic.Int64    // answers to them
+	DesiredPushes  atomic.Int64    // desired-property pushes received
+	MethodCalls    atomic.Int64    // direct method calls received
+	MethodAnswers  atomic.Int64    // answers sent
 
 	mu     sync.Mutex
 	errors map[string]int64 // failed connects by kind
@@ -63,6 +68,11 @@ type Snapshot struct {
 	GaveUp         int64            `json:"gaveUp"`
 	Faults         map[string]int64 `json:"faults,omitempty"`
 	FaultsSkipped  int64            `json:"faultsSkipped"`
+	TwinRequests   int64            `json:"twinRequests,omitempty"`
+	TwinAnswers    int64            `json:"twinAnswers,omitempty"`
+	DesiredPushes  int64            `json:"desiredPushes,omitempty"`
+	MethodCalls    int64            `json:"methodCalls,omitempty"`
+	MethodAnswers  int64            `json:"methodAnswers,omitempty"`
 	Errors         map[string]int64 `json:"errors,omitempty"`
 }
 
@@ -72,6 +82,8 @@ func (s *Stats) Snapshot() Snapshot {
 		Connected: s.Connected.Load(), Connects: s.Connects.Load(), Disconnects: s.Disconnects.Load(),
 		Renewals: s.Renewals.Load(), LateRenewals: s.LateRenewals.Load(), ForcedCloses: s.ForcedCloses.Load(), TelemetrySent: s.TelemetrySent.Load(), TelemetryAcked: s.TelemetryAcked.Load(),
 		Retries: s.Retries.Load(), GaveUp: s.GaveUp.Load(), FaultsSkipped: s.FaultsSkipped.Load(),
+		TwinRequests: s.TwinRequests.Load(), TwinAnswers: s.TwinAnswers.Load(), DesiredPushes: s.DesiredPushes.Load(),
+		MethodCalls: s.MethodCalls.Load(), MethodAnswers: s.MethodAnswers.Load(),
 		Faults: map[string]int64{}, Errors: map[string]int64{},
 	}
 	for i, k := range faultKinds {
@@ -94,7 +106,10 @@ func (a Snapshot) Add(b Snapshot) Snapshot {
 		Disconnects: a.Disconnects + b.Disconnects, Renewals: a.Renewals + b.Renewals, LateRenewals: a.LateRenewals + b.LateRenewals, ForcedCloses: a.ForcedCloses + b.ForcedCloses,
 		TelemetrySent: a.TelemetrySent + b.TelemetrySent, TelemetryAcked: a.TelemetryAcked + b.TelemetryAcked,
 		Retries: a.Retries + b.Retries, GaveUp: a.GaveUp + b.GaveUp, FaultsSkipped: a.FaultsSkipped + b.FaultsSkipped,
-		Faults: map[string]int64{}, Errors: map[string]int64{},
+		TwinRequests: a.TwinRequests + b.TwinRequests, TwinAnswers: a.TwinAnswers + b.TwinAnswers,
+		DesiredPushes: a.DesiredPushes + b.DesiredPushes, MethodCalls: a.MethodCalls + b.MethodCalls,
+		MethodAnswers: a.MethodAnswers + b.MethodAnswers,
+		Faults:        map[string]int64{}, Errors: map[string]int64{},
 	}
 	for _, m := range []map[string]int64{a.Faults, b.Faults} {
 		for k, v := range m {

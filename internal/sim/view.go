@@ -70,7 +70,7 @@ func bar(frac float64, width int) string {
 }
 
 // progress shows the fleet's counters and what the observer has seen.
-func (v *view) progress(start time.Time, s Snapshot, o *Observer) {
+func (v *view) progress(start time.Time, s Snapshot, o *Observer, drv *driver) {
 	now := time.Now()
 	el := now.Sub(start)
 	rate := 0.0
@@ -80,9 +80,18 @@ func (v *view) progress(start time.Time, s Snapshot, o *Observer) {
 	v.prev, v.prevAt = s, now
 	p50, p99, _ := o.liveLatency()
 	got := o.Count()
+	var dv driverView
+	if drv != nil {
+		dv = driverView{Invoked: drv.invoked.Load(), Answered: drv.answered.Load(),
+			DesiredSent: drv.desiredSent.Load(), DesiredOK: drv.desiredDone.Load(), Skipped: drv.skipped.Load()}
+	}
 	if v.env.JSON {
-		v.json("progress", map[string]any{"elapsedS": el.Seconds(), "stats": s, "connectsPerS": rate,
-			"eventsReceived": got, "latencyP50Ms": ms(p50), "latencyP99Ms": ms(p99)})
+		m := map[string]any{"elapsedS": el.Seconds(), "stats": s, "connectsPerS": rate,
+			"eventsReceived": got, "latencyP50Ms": ms(p50), "latencyP99Ms": ms(p99)}
+		if drv != nil {
+			m["service"] = dv
+		}
+		v.json("progress", m)
 		return
 	}
 	if !v.env.Live {
@@ -92,6 +101,10 @@ func (v *view) progress(start time.Time, s Snapshot, o *Observer) {
 		v.lastLine = now
 		fmt.Fprintf(v.env.Out, "%6.0fs connected %d/%d, connects %d (%.0f/s), renewals %d, telemetry %d/%d acked, events %d, errors %d\n",
 			el.Seconds(), s.Connected, v.cfg.Devices, s.Connects, rate, s.Renewals, s.TelemetryAcked, s.TelemetrySent, got, sum(s.Errors))
+		if v.cfg.Twin || v.cfg.Methods {
+			fmt.Fprintf(v.env.Out, "        twin requests %d/%d answered, desired pushes %d (updates %d), method calls %d answered of %d (devices got %d)\n",
+				s.TwinAnswers, s.TwinRequests, s.DesiredPushes, dv.DesiredSent, dv.Answered, dv.Invoked, s.MethodCalls)
+		}
 		return
 	}
 	var b strings.Builder
@@ -108,6 +121,12 @@ func (v *view) progress(start time.Time, s Snapshot, o *Observer) {
 	fmt.Fprintf(tw, "renewals\t%d\tretries\t%d\n", s.Renewals, s.Retries)
 	fmt.Fprintf(tw, "telemetry sent\t%d\tacked\t%d\n", s.TelemetrySent, s.TelemetryAcked)
 	fmt.Fprintf(tw, "events received\t%d\tlatency p50 / p99\t%.1f / %.1f ms\n", got, ms(p50), ms(p99))
+	if v.cfg.Twin || v.cfg.Methods {
+		fmt.Fprintf(tw, "twin requests\t%d\tanswered\t%d\n", s.TwinRequests, s.TwinAnswers)
+		fmt.Fprintf(tw, "desired updates\t%d\tpushes received\t%d\n", dv.DesiredSent, s.DesiredPushes)
+		fmt.Fprintf(tw, "method calls\t%d\tanswered 200\t%d\n", dv.Invoked, dv.Answered)
+		fmt.Fprintf(tw, "calls at devices\t%d\tdevice answers\t%d\n", s.MethodCalls, s.MethodAnswers)
+	}
 	tw.Flush()
 	if len(s.Faults) > 0 {
 		b.WriteString("\nfaults   ")
@@ -128,6 +147,15 @@ func (v *view) progress(start time.Time, s Snapshot, o *Observer) {
 	v.mu.Lock()
 	io.WriteString(v.env.Out, b.String())
 	v.mu.Unlock()
+}
+
+// driverView is the service side's live counters.
+type driverView struct {
+	Invoked     int64 `json:"methodsInvoked"`
+	Answered    int64 `json:"methodsAnswered"`
+	DesiredSent int64 `json:"desiredSent"`
+	DesiredOK   int64 `json:"desiredOk"`
+	Skipped     int64 `json:"skipped"`
 }
 
 // settling shows the wait for the hub's reports after the stop.
@@ -220,6 +248,9 @@ func (r *Report) WriteText(w io.Writer) {
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
+	if r.Twins != nil {
+		r.Twins.WriteText(w, c)
+	}
 	verdict := "OK: the hub reported everything the simulator did, in order, with the expected codes"
 	if !r.OK() {
 		verdict = "MISMATCH"
@@ -230,8 +261,12 @@ func (r *Report) WriteText(w io.Writer) {
 	} else if cm.RenewalsUnpairedDiff > cm.RenewalsUnsure {
 		off = cm.RenewalsUnpairedDiff - cm.RenewalsUnsure
 	}
-	fmt.Fprintf(w, "%s — missing %d, out of order %d, duplicated %d, wrong code %d, unexpected %d, renewal marks off by %d\n",
+	fmt.Fprintf(w, "%s — missing %d, out of order %d, duplicated %d, wrong code %d, unexpected %d, renewal marks off by %d",
 		verdict, cm.Missing, cm.OutOfOrder, cm.Duplicated, cm.WrongCode, cm.Unexpected, off)
+	if r.Twins != nil {
+		fmt.Fprintf(w, "; twins and methods: %d failures", len(r.Twins.Failures))
+	}
+	fmt.Fprintln(w)
 }
 
 func orDash(s string) string {

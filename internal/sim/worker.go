@@ -28,10 +28,11 @@ type WorkerSpec struct {
 // workerMsg is one line a worker writes: stats every second, the ledger
 // once at the end.
 type workerMsg struct {
-	Stats  *Snapshot `json:"stats,omitempty"`
-	Ledger []Expect  `json:"ledger,omitempty"`
-	Done   bool      `json:"done,omitempty"`
-	Error  string    `json:"error,omitempty"`
+	Stats  *Snapshot   `json:"stats,omitempty"`
+	Ledger []Expect    `json:"ledger,omitempty"`
+	Twins  *TwinLedger `json:"twins,omitempty"`
+	Done   bool        `json:"done,omitempty"`
+	Error  string      `json:"error,omitempty"`
 }
 
 // RunWorker runs spec's devices until the duration ends or ctx is
@@ -65,7 +66,7 @@ func RunWorker(ctx context.Context, spec WorkerSpec, api *hubclient.Client, out 
 		select {
 		case <-done:
 			s := f.stats.Snapshot()
-			return enc.Encode(workerMsg{Stats: &s, Ledger: f.ledger.Entries(), Done: true})
+			return enc.Encode(workerMsg{Stats: &s, Ledger: f.ledger.Entries(), Twins: f.twins.snapshot(), Done: true})
 		case <-runCtx.Done():
 			if !stopping {
 				stopping = true
@@ -89,6 +90,7 @@ type part struct {
 	mu   sync.Mutex
 	last Snapshot
 	led  []Expect
+	tw   *TwinLedger
 	err  error
 }
 
@@ -109,7 +111,7 @@ func (p *part) readRemote() {
 			p.last = *m.Stats
 		}
 		if m.Done {
-			p.led, done = m.Ledger, true
+			p.led, p.tw, done = m.Ledger, m.Twins, true
 		}
 		if m.Error != "" {
 			p.err = fmt.Errorf("worker: %s", m.Error)
@@ -140,6 +142,15 @@ func (p *part) ledger() []Expect {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.led
+}
+
+func (p *part) twinLedger() *TwinLedger {
+	if p.fleet != nil {
+		return p.fleet.twins.snapshot()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.tw
 }
 
 func sumStats(parts []*part) Snapshot {
