@@ -84,9 +84,10 @@ func (d *device) run() {
 	// device ended with DISCONNECT less than 2 minutes ago.
 	renewal, unsure := false, true
 	for !f.stopped() {
+		tried := time.Now()
 		conn, tokenExp, err := d.connect()
 		if err != nil {
-			d.connectFailed(err, cause)
+			d.connectFailed(err, cause, tried)
 			attempt++
 			f.stats.Retries.Add(1)
 			if d.gaveUp {
@@ -214,8 +215,9 @@ func (d *device) dial(password string) (*mqttclient.Conn, error) {
 	return dl.Dial(f.hard, pkt)
 }
 
-// connectFailed records what the hub should log for a failed connect.
-func (d *device) connectFailed(err error, cause Cause) {
+// connectFailed records what the hub should log for a failed connect
+// (tried when it began).
+func (d *device) connectFailed(err error, cause Cause, tried time.Time) {
 	f := d.f
 	f.stats.countError(err)
 	var ce mqttclient.ConnackError
@@ -231,8 +233,22 @@ func (d *device) connectFailed(err error, cause Cause) {
 		}
 	case d.plan.slow && f.cfg.SlowTLSDelay >= f.cfg.HubConnectTimeout:
 		f.ledger.add(Expect{Device: -1, Kind: KindTimeout, Result: ResultTimeout, Cause: CauseSlowTLS, At: time.Now().UnixNano()})
+	case f.crashed(tried, time.Now()) && connectSent(err):
+		// A CONNECT in flight when the hub was killed: the hub may have
+		// stored the connect before it died (then the restart closes that
+		// session 500001) or not.
+		at := tried.UnixNano()
+		f.ledger.add(Expect{Device: int32(d.idx), Kind: KindConnected, Cause: CauseHubCrash, At: at, Maybe: true, RenewalUnsure: true})
+		f.ledger.add(Expect{Device: int32(d.idx), Kind: KindDisconnected, Result: ResultServerError, Cause: CauseHubCrash, At: at, Maybe: true})
 	}
 	_ = cause
+}
+
+// connectSent reports whether a failed connect got as far as sending its
+// CONNECT (the hub may have read it).
+func connectSent(err error) bool {
+	var de *mqttclient.DialError
+	return errors.As(err, &de) && (de.Phase == mqttclient.PhaseConnect || de.Phase == mqttclient.PhaseConnack)
 }
 
 // nextAction is the time of the device's next fault step or rate fault.

@@ -20,7 +20,7 @@ type Stats struct {
 	TelemetryAcked atomic.Int64
 	Retries        atomic.Int64
 	GaveUp         atomic.Int64    // devices whose SDK stopped retrying
-	Faults         [8]atomic.Int64 // by index in faultKinds
+	Faults         [9]atomic.Int64 // by index in faultKinds
 	FaultsSkipped  atomic.Int64    // fault times that found the device offline
 	TwinRequests   atomic.Int64    // twin GETs and reported patches sent
 	TwinAnswers    atomic.Int64    // answers to them
