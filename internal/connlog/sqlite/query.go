@@ -38,11 +38,16 @@ func (s *Store) ReadLimits() (maxValue, maxColumns int) { return MaxReadValue, M
 // The connection's limits bound what the statement may build in memory
 // (MaxReadValue, readCacheKiB, temporary storage on disk); they are
 // restored before it goes back to the pool, which the write connection
-// also comes from.
+// also comes from. The statement and scan run on a thread of lower CPU
+// priority (Linux: inBackground).
 func (s *Store) ReadQuery(ctx context.Context, query string, args []any, scan func(*sql.Rows) error) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	return inBackground(func() error { return s.readQuery(ctx, query, args, scan) })
+}
+
+func (s *Store) readQuery(ctx context.Context, query string, args []any, scan func(*sql.Rows) error) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
