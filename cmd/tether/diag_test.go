@@ -28,11 +28,22 @@ func startAppHub(t *testing.T) (*cliHub, string) {
 // startApp runs a whole hub in-process (dev mode, port 0).
 func startApp(t *testing.T) *app.App {
 	t.Helper()
-	dir := t.TempDir()
-	a, err := app.New(app.Config{
+	return startAppIn(t, t.TempDir())
+}
+
+// startAppIn is startApp on a given data dir.
+func startAppIn(t *testing.T, dir string) *app.App {
+	t.Helper()
+	return startAppWith(t, app.Config{
 		DataDir: dir, HubName: "localhost", Dev: true,
 		MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0",
-	}, slog.New(slog.DiscardHandler))
+	})
+}
+
+// startAppWith runs a hub with cfg, stopped at the test's end.
+func startAppWith(t *testing.T, cfg app.Config) *app.App {
+	t.Helper()
+	a, err := app.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

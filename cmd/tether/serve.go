@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -19,17 +20,32 @@ import (
 
 func init() { subcommands = append(subcommands, newServeCmd) }
 
-func newServeCmd() *cobra.Command {
-	var cfg app.Config
-	var logLevel string
-	var allowLoopback bool
+func newServeCmd() *cobra.Command { return newServeCmdFor(&serveSettings{}) }
+
+// serveSettings are what serve's flags fill: `tether config check` builds
+// the same command to check a file against exactly these flags.
+type serveSettings struct {
+	cfg                             app.Config
+	logLevel, logFormat, configFile string
+	allowLoopback                   bool
+}
+
+func newServeCmdFor(set *serveSettings) *cobra.Command {
+	cfg := &set.cfg
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the hub: MQTT (TLS :8883, WebSockets), registry REST API, connection monitoring",
 		Long: `Run the hub.
 
 Every flag can also be set as an environment variable TETHER_<FLAG>, with
-dashes as underscores (e.g. TETHER_MQTT_ADDR=:8883); flags win.
+dashes as underscores (e.g. TETHER_MQTT_ADDR=:8883), and as a key of the
+--config file (mqtt-addr: ":8883"; deploy/tether.yaml is an annotated
+example, 'tether config check FILE' checks one). Flags win over the
+environment, the environment over the file.
+
+SIGHUP reloads the alert rules (--rules) and the server certificate
+(--tls-cert/--tls-key, also re-read by itself when the files change);
+connected devices stay connected.
 
 --dev runs on a fresh machine with nothing else: data in ./tether-data, a
 generated CA and server certificate for localhost/127.0.0.1, MQTT/TLS on
@@ -46,19 +62,23 @@ TETHER_SMTP_PASSWORD, never a flag or the API); to local programs with
 			if err := envDefaults(cmd.Flags()); err != nil {
 				return err
 			}
+			file, err := applyConfigFile(cmd, set.configFile)
+			if err != nil {
+				return err
+			}
 			cfg.DataDir = clientFlags.dataDir
 			if cmd.Flags().Changed("allow-loopback-endpoints") {
-				cfg.AllowLoopbackEndpoints = &allowLoopback
+				cfg.AllowLoopbackEndpoints = &set.allowLoopback
 			}
 			cfg.SMTP.Password = os.Getenv(smtpPasswordEnv)
 			if cfg.Dev && !cmd.Flags().Changed("https-addr") && os.Getenv("TETHER_HTTPS_ADDR") == "" {
 				cfg.HTTPSAddr = ":8443"
 			}
-			log, err := newLogger(logLevel)
+			log, err := newLogger(cmd.ErrOrStderr(), set.logLevel, set.logFormat)
 			if err != nil {
-				return err
+				return file.Annotate(err)
 			}
-			return runServe(cmd.Context(), cfg, log)
+			return file.Annotate(runServe(cmd.Context(), *cfg, log))
 		},
 	}
 	f := cmd.Flags()
@@ -83,9 +103,12 @@ TETHER_SMTP_PASSWORD, never a flag or the API); to local programs with
 	f.StringVar(&cfg.SMTP.From, "smtp-from", "", "sender address of event mails, e.g. 'Tether <tether@example.com>'")
 	f.StringVar(&cfg.SMTP.Username, "smtp-username", "", "account on the mail server (AUTH PLAIN, over TLS or to localhost only); the password is read from "+smtpPasswordEnv)
 	f.BoolVar(&cfg.SMTP.Insecure, "smtp-insecure-skip-verify", false, "do not verify the mail server's STARTTLS certificate (test relays only)")
-	f.BoolVar(&allowLoopback, "allow-loopback-endpoints", false, "let webhook subscriptions reach receivers on this machine's loopback addresses (default: true with --dev); the hub's own ports are refused either way")
+	f.BoolVar(&set.allowLoopback, "allow-loopback-endpoints", false, "let webhook subscriptions reach receivers on this machine's loopback addresses (default: true with --dev); the hub's own ports are refused either way")
 	f.StringVar(&cfg.EventCommandDir, "event-command-dir", "", "directory of the programs command event subscriptions may run (none unless set)")
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.DurationVar(&cfg.CertCheckEvery, "tls-reload-interval", app.DefaultCertCheckEvery, "how often --tls-cert and --tls-key are checked for a renewed certificate (SIGHUP reloads at once)")
+	f.StringVar(&set.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&set.logFormat, "log-format", "text", "text, or json (one object a line, for log shippers)")
+	f.StringVar(&set.configFile, "config", "", "YAML file of settings: keys are these flags' names (see deploy/tether.yaml); flags and TETHER_* variables win")
 	return cmd
 }
 
@@ -114,12 +137,19 @@ func envDefaults(fs *pflag.FlagSet) error {
 	return nil
 }
 
-func newLogger(level string) (*slog.Logger, error) {
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+		return nil, fmt.Errorf("log-level %q: use debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log-format %q: use text or json", format)
 }
 
 // serveGCPercent trades heap headroom for GC CPU during connect storms;
@@ -152,12 +182,7 @@ wait:
 		case <-ctx.Done():
 			break wait
 		case <-hup:
-			if cfg.RulesFile == "" {
-				log.Warn("SIGHUP: no rules file to reload (--rules)")
-				continue
-			}
-			// Reload logs the outcome, problems included.
-			_, _ = a.ReloadRules(ctx)
+			reload(ctx, a, cfg, log)
 		}
 	}
 	fmt.Fprintln(os.Stderr, "tether: shutting down (devices are recorded as disconnected: server-shutdown)")
@@ -182,4 +207,21 @@ func printDevBanner(a *app.App) {
 	fmt.Fprintf(w, "  go run ./cmd/tether logs --since 1h\n")
 	fmt.Fprintf(w, "Azure IoT device SDKs: trust the CA above (e.g. NODE_EXTRA_CA_CERTS) and, if MQTT is not on 8883,\n")
 	fmt.Fprintf(w, "append ;GatewayHostName=localhost:<port> to the device connection string.\n\n")
+}
+
+// reload is SIGHUP: the alert rules and the server certificate are read
+// again; each logs its outcome, problems included, and keeps what was in
+// force when the new version is bad.
+func reload(ctx context.Context, a *app.App, cfg app.Config, log *slog.Logger) {
+	if cfg.RulesFile != "" {
+		_, _ = a.ReloadRules(ctx)
+	}
+	if cfg.TLSCertFile != "" {
+		if changed, err := a.ReloadCertificate(); err == nil && !changed {
+			log.Info("SIGHUP: the TLS certificate files are unchanged")
+		}
+	}
+	if cfg.RulesFile == "" && cfg.TLSCertFile == "" {
+		log.Warn("SIGHUP: nothing to reload (no --rules, --dev certificate)")
+	}
 }

@@ -27,6 +27,7 @@ func newSimCmd() *cobra.Command {
 	var flags struct {
 		faults, mqttAddr, webhookAddr, webhookURL, out string
 		hubCrashCmd                                    string
+		scenarios                                      string
 		methodRate, desiredRate                        string
 		json                                           bool
 	}
@@ -73,6 +74,25 @@ request left unanswered, any answer or push that reached the wrong device or
 request, a desired push missing for a device that was connected and
 subscribed, or an unexpected status.
 
+Scenarios (--scenario NAME[=COUNT|=PERCENT%],…; default 300 devices each):
+each reproduces a cause tether diagnose names on the devices it picks; after
+the run every device is diagnosed over the run's window and the report gives,
+per cause, the recall (injected devices named with it first) and precision,
+the share of healthy devices named faulty, and for mass-drop the incident.
+  duplicate-identity  a second client with the device's credentials from 127.0.7.x
+  token-renewal       4-minute tokens: renewals as the SDK does them (benign)
+  short-token         60 s tokens (expected cause: expired-token)
+  expired-token       the clock jumps 2 h back and the device restarts: expired tokens
+  wrong-key           the primary key is rotated in the registry; the device keeps the old one
+  disabled-device     disabled for good; the SDK keeps retrying
+  idle-timeout        a NAT resets connections idle for 20 s
+  unstable-network    connections reset at random, about twice a minute
+  hub-side            every device (the hub must be restarted during the run)
+  flapping            the app closes and reopens its client every 15–45 s
+  mass-drop           500 devices from 127.0.5.x lose their network at once for 20 s
+                      (expected: one incident grouped by that source, closed on return)
+Scenario runs need --duration of at least 2m (5m shows the patterns well).
+
 Connections come from 127.0.0.2… (--sources) so one machine can open tens of
 thousands; past --per-process devices the simulator starts worker processes
 (this binary, "tether sim-worker") and merges their results. The exit status is
@@ -88,6 +108,9 @@ thousands; past --per-process devices the simulator starts worker processes
 				return err
 			}
 			cfg.Faults = faults
+			if cfg.Scenarios, err = sim.ParseScenarios(flags.scenarios); err != nil {
+				return err
+			}
 			if cfg.MethodRate, err = sim.ParseRate(flags.methodRate); err != nil {
 				return fmt.Errorf("--method-rate: %w", err)
 			}
@@ -141,7 +164,7 @@ thousands; past --per-process devices the simulator starts worker processes
 					return err
 				}
 			}
-			if !rep.OK() {
+			if !rep.OK() || !rep.Scenarios.OK() {
 				return exitError(3)
 			}
 			return nil
@@ -160,6 +183,7 @@ thousands; past --per-process devices the simulator starts worker processes
 	f.Float64Var(&cfg.WebSockets, "ws", 0, "fraction of devices on MQTT over WebSockets (0…1)")
 	f.StringVar(&flags.faults, "faults", "", "faults to inject, e.g. drop=2%/min,dup=10,silence=1%,storm=60s,hub-crash=30s (see above)")
 	f.StringVar(&flags.hubCrashCmd, "hub-crash-cmd", "", "program (with arguments) the hub-crash fault runs: it must kill the hub with SIGKILL and start it again")
+	f.StringVar(&flags.scenarios, "scenario", "", "reproduce causes tether diagnose names on chosen devices and check its verdicts, e.g. duplicate-identity=300 (see Scenarios above)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "random seed (fault choice, jitter, telemetry phase)")
 	f.StringVar(&flags.mqttAddr, "mqtt-addr", "", "MQTT/TLS address of the hub (default: the API host on port 8883)")
 	f.IntVar(&cfg.Sources, "sources", 60, "loopback source addresses to spread connections over (127.0.0.2…)")

@@ -19,13 +19,14 @@ import (
 // ConfigRights are what a change to what the hub records or where it
 // sends data needs: creating, replacing or deleting a diagnostic setting
 // or an event subscription, reloading the alert rules and action groups.
-// They are the owner's rights (iothubowner has them all). Such changes
+// They are the owner's rights (registry.AllRights, as for managing
+// policies and taking backups; iothubowner has them). Such changes
 // decide whether the audit trail exists and where device data goes, so a
 // key made for a back end (service: ServiceConnect) or for registry
 // tooling (registryReadWrite) may not make them; in Azure they are
 // management-plane operations no SAS policy can do at all. Reading the
 // settings keeps its right (ServiceConnect).
-const ConfigRights = registry.RegistryRead | registry.RegistryWrite | registry.ServiceConnect | registry.DeviceConnect
+const ConfigRights = registry.AllRights
 
 // adminChange is one configuration change being served: it checks the
 // caller's rights and journals the attempt as an Administrative operation

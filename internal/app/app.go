@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/tether-hub/tether/internal/broker"
 	"github.com/tether-hub/tether/internal/certs"
+	"github.com/tether-hub/tether/internal/datadir"
+	"github.com/tether-hub/tether/internal/insight/feed"
 	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/metrics"
 	"github.com/tether-hub/tether/internal/presence"
@@ -40,6 +41,7 @@ type App struct {
 	logs      *logService
 	subs      *subscriptionService
 	metrics   *metrics.Collector
+	insights  *feed.Feed
 	alerts    *alertService
 	https     *http.Server
 	httpsLn   net.Listener
@@ -50,6 +52,11 @@ type App struct {
 	bound atomic.Pointer[[]netip.AddrPort]
 
 	compactions atomic.Uint64
+
+	// Production (datadir.go, adminsock.go, certreload.go, backup.go).
+	dirFormat  datadir.Result
+	apiHandler http.Handler
+	certs      *certReloader
 
 	stopOnce sync.Once
 	stopErr  error
@@ -80,11 +87,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 			_ = a.Stop(sctx)
 		}
 	}()
-	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	if err := a.openDataDir(); err != nil {
+		return err
 	}
 	tlsConf, err := a.tlsConfig()
 	if err != nil {
+		return err
+	}
+	if err := a.reloadCertificates(tlsConf); err != nil {
 		return err
 	}
 
@@ -112,6 +122,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.startEvents(ctx); err != nil {
 		return err
 	}
+	if err := a.startInsights(ctx); err != nil {
+		return err
+	}
 	a.presence = presence.NewTracker(presence.Options{Hub: a.cfg.HubName, Epoch: epoch, Sink: a.journalConnEvent})
 
 	if err := a.recordOrphans(ctx); err != nil {
@@ -123,8 +136,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 		OnChange:     a.onRegistryChange,
 		OnTwinChange: a.onTwinChange,
 		LiveState:    a.presence.State,
+		// OnPolicyChange: policies.go.
+		OnPolicyChange: a.onPolicyChange,
 	})
 	if err != nil {
+		return err
+	}
+	if err := a.watchPolicies(ctx); err != nil {
 		return err
 	}
 	if err := a.startMetrics(ctx); err != nil {
@@ -162,10 +180,18 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.debugLn != nil {
 		a.noteListeners(a.debugLn.Addr().String())
 	}
+	if err := a.startCertificateWatch(); err != nil {
+		return err
+	}
+	if err := a.startAdminSocket(); err != nil {
+		return err
+	}
 	if a.cfg.Dev {
 		if err := a.writeDevFiles(); err != nil {
 			return err
 		}
+	} else if err := a.writeBootstrap(); err != nil {
+		return err
 	}
 	a.log.Info("tether hub started", "hub", a.cfg.HubName, "mqtt", a.MQTTAddr(), "https", a.HTTPSAddr(), "tcp", a.TCPAddr(), "data", a.cfg.DataDir, "embedded_nats", a.journal.Embedded())
 	return nil

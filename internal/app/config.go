@@ -35,6 +35,9 @@ type Config struct {
 	// TLSCertFile/TLSKeyFile: the server certificate. Empty with Dev makes
 	// a dev CA and certificate in DataDir.
 	TLSCertFile, TLSKeyFile string
+	// CertCheckEvery is how often the certificate files are checked for
+	// a renewal (default DefaultCertCheckEvery); SIGHUP reloads at once.
+	CertCheckEvery time.Duration
 	// Dev: generate certificates, write the owner connection string, the
 	// API URL and the CA into DataDir for the CLI.
 	Dev bool

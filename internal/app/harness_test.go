@@ -32,6 +32,9 @@ type hub struct {
 	t      testing.TB
 	dir    string
 	events *eventLog
+	// caFile is the CA clients trust: the dev CA unless a test gave the
+	// hub its own certificate (production_test.go).
+	caFile string
 }
 
 func startHub(t *testing.T) *hub {
@@ -52,6 +55,12 @@ func startHubWith(t testing.TB, dir string, configure func(*app.Config)) *hub {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return startHubLog(t, dir, configure, log)
+}
+
+// startHubLog is startHubWith with the hub's logger.
+func startHubLog(t testing.TB, dir string, configure func(*app.Config), log *slog.Logger) *hub {
+	t.Helper()
 	cfg := app.Config{
 		DataDir: dir, HubName: "localhost", Dev: true,
 		MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", TCPAddr: "127.0.0.1:0",
@@ -201,7 +210,11 @@ func username(id string) string {
 
 func (h *hub) tlsConfig() *tls.Config {
 	h.t.Helper()
-	pem, err := os.ReadFile(h.CAFile())
+	ca := h.CAFile()
+	if h.caFile != "" {
+		ca = h.caFile
+	}
+	pem, err := os.ReadFile(ca)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -34,7 +34,10 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		Methods:            methodAdapter{a},
 		Operations:         a,
 		DiagnosticSettings: a.logs.diag,
+		Backup:             backupService{a},
+		Insights:           insightSource{a.insights},
 	})
+	a.apiHandler = apiServer // also served on the local admin socket (adminsock.go)
 	mux := http.NewServeMux()
 	mux.Handle(broker.WebSocketPath, a.broker.WebSocketHandler())
 	mux.Handle("/metrics", a.metrics.Handler())

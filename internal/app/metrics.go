@@ -30,6 +30,7 @@ func (a *App) openMetrics(ctx context.Context) error {
 		JS: a.journal.JS, Store: store, Logger: a.log,
 		Devices:    func() (int, int) { return a.registry.Counts() },
 		Deliveries: a.deliveryCounts,
+		Flapping:   a.flappingDevices,
 	})
 	return err
 }

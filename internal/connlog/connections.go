@@ -108,6 +108,7 @@ func connRecord(res Resource, e presence.ConnectionEvent, n int, op string, resu
 		SequenceNumber:    e.Sequence,
 		Reason:            string(e.Reason),
 		ConnectDurationMs: e.DurationMs,
+		IdleMs:            e.IdleMs,
 		TokenExpiry:       formatTime(e.TokenExpiry),
 		ProtocolVersion:   e.ProtocolVersion,
 		KeepAlive:         e.KeepAliveSeconds,

@@ -27,6 +27,9 @@ func FromChange(res Resource, c registry.Change) Record {
 		GenerationID: c.Device.GenerationID,
 		ETag:         c.Device.ETag,
 	}
+	if c.Keys != nil {
+		props.PrimaryKey, props.SecondaryKey = c.Keys.Primary, c.Keys.Secondary
+	}
 	if c.Device.StatusReason != nil {
 		props.StatusReason = *c.Device.StatusReason
 	}

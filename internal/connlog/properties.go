@@ -39,6 +39,9 @@ type ConnectionProperties struct {
 	Reason         string `json:"reason,omitempty"`
 	// ConnectDurationMs is how long the ended session lasted (disconnects).
 	ConnectDurationMs int64 `json:"connectDurationMs,omitempty"`
+	// IdleMs is how long the device had sent nothing when its session
+	// ended (disconnects; pings not counted).
+	IdleMs int64 `json:"idleMs,omitempty"`
 	// TokenExpiry is the session's SAS expiry, RFC 3339 UTC.
 	TokenExpiry string `json:"tokenExpiry,omitempty"`
 	// ProtocolVersion is the MQTT level: 3, 4 (3.1.1) or 5.
@@ -66,6 +69,11 @@ type IdentityProperties struct {
 	StatusReason string `json:"statusReason,omitempty"`
 	GenerationID string `json:"generationId,omitempty"`
 	ETag         string `json:"etag,omitempty"`
+	// PrimaryKey and SecondaryKey are the keys' fingerprints after the
+	// change (registry.KeyFingerprints): a rotation shows as a change of
+	// one, with no secret in the log.
+	PrimaryKey   string `json:"primaryKeyFingerprint,omitempty"`
+	SecondaryKey string `json:"secondaryKeyFingerprint,omitempty"`
 }
 
 // marshalProperties encodes v compactly without HTML escaping: the

@@ -34,6 +34,10 @@ func (p *ConnectionProperties) appendJSON(b []byte) []byte {
 		b = append(b, `,"connectDurationMs":`...)
 		b = strconv.AppendInt(b, p.ConnectDurationMs, 10)
 	}
+	if p.IdleMs != 0 {
+		b = append(b, `,"idleMs":`...)
+		b = strconv.AppendInt(b, p.IdleMs, 10)
+	}
 	b = appendOptString(b, `,"tokenExpiry":`, p.TokenExpiry)
 	if p.ProtocolVersion != 0 {
 		b = append(b, `,"protocolVersion":`...)
@@ -61,6 +65,8 @@ func (p *IdentityProperties) appendJSON(b []byte) []byte {
 	b = appendOptString(b, `,"statusReason":`, p.StatusReason)
 	b = appendOptString(b, `,"generationId":`, p.GenerationID)
 	b = appendOptString(b, `,"etag":`, p.ETag)
+	b = appendOptString(b, `,"primaryKeyFingerprint":`, p.PrimaryKey)
+	b = appendOptString(b, `,"secondaryKeyFingerprint":`, p.SecondaryKey)
 	return append(b, '}')
 }
 

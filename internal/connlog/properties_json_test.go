@@ -14,9 +14,9 @@ func FuzzPropertiesJSON(f *testing.F) {
 		cp := ConnectionProperties{
 			DeviceID: a, Protocol: b, MaskedIP: c, ErrorMessage: d, SDKVersion: e,
 			ModuleID: g, SessionID: a, SequenceNumber: code, Reason: b,
-			ConnectDurationMs: n, TokenExpiry: d, ProtocolVersion: v, KeepAlive: ka,
+			ConnectDurationMs: n, IdleMs: int64(ka) * 3, TokenExpiry: d, ProtocolVersion: v, KeepAlive: ka,
 		}
-		ip := IdentityProperties{DeviceID: a, Caller: b, Status: c, StatusReason: d, GenerationID: e, ETag: g}
+		ip := IdentityProperties{DeviceID: a, Caller: b, Status: c, StatusReason: d, GenerationID: e, ETag: g, PrimaryKey: code, SecondaryKey: a}
 		if ptrs {
 			cp.AuthType, cp.StatusCode, ip.MaskedIP = &e, &code, &c
 		}

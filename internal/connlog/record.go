@@ -28,6 +28,7 @@ var Categories = []string{
 	CategoryConnections, CategoryDeviceIdentityOperations,
 	CategoryD2CTwinOperations, CategoryC2DTwinOperations, CategoryTwinQueries, CategoryDirectMethods,
 	CategoryAdministrative,
+	CategoryInsights,
 }
 
 // Levels IoT Hub writes (column Level). Azure's common schema also allows

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tether-hub/tether/internal/insight"
 	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/registry"
 )
@@ -175,6 +176,7 @@ var allSources = []source{
 	opsSource(CategoryTwinQueries),
 	opsSource(CategoryDirectMethods),
 	opsSource(CategoryAdministrative),
+	{stream: journal.StreamInsights, category: CategoryInsights, decode: (*Writer).decodeInsight},
 }
 
 func opsSource(category string) source {
@@ -513,6 +515,22 @@ func (w *Writer) decodeChange(_ string, m jetstream.Msg) ([]Record, error) {
 		c.ID = sourceID(m)
 	}
 	r := FromChange(w.o.Resource, c)
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	return []Record{r}, nil
+}
+
+// decodeInsight maps a derived insight record (incident, flap change).
+func (w *Writer) decodeInsight(_ string, m jetstream.Msg) ([]Record, error) {
+	ir, err := insight.DecodeRecord(m.Data())
+	if err != nil {
+		return nil, err
+	}
+	r, err := FromInsight(w.o.Resource, ir)
+	if err != nil {
+		return nil, err
+	}
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}

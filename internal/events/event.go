@@ -25,10 +25,11 @@ const (
 // IoT Hub's documentation lists them.
 var HubEventTypes = []EventType{DeviceCreated, DeviceDeleted, DeviceConnected, DeviceDisconnected, DeviceTelemetry}
 
-// ParseEventType returns the canonical spelling of a hub event type, matched
-// without regard to case; ok is false for anything else.
+// ParseEventType returns the canonical spelling of a hub event type (or of
+// one of Tether's InsightEventTypes), matched without regard to case; ok is
+// false for anything else.
 func ParseEventType(s string) (EventType, bool) {
-	for _, t := range HubEventTypes {
+	for _, t := range append(HubEventTypes[:len(HubEventTypes):len(HubEventTypes)], InsightEventTypes...) {
 		if strings.EqualFold(s, string(t)) {
 			return t, true
 		}

@@ -164,7 +164,7 @@ func (f Filter) check(schema Schema) []FieldError {
 		}
 		errs = append(errs, FieldError{
 			Field:   "filter.includedEventTypes[" + strconv.Itoa(i) + "]",
-			Message: "unknown event type " + quote(string(t)) + ": use Microsoft.Devices.DeviceCreated, DeviceDeleted, DeviceConnected, DeviceDisconnected or DeviceTelemetry (or \"All\" alone)",
+			Message: "unknown event type " + quote(string(t)) + ": use Microsoft.Devices.DeviceCreated, DeviceDeleted, DeviceConnected, DeviceDisconnected or DeviceTelemetry, Tether.Insights.MassDisconnect (or \"All\" alone)",
 		})
 	}
 	if n := len(f.AdvancedFilters); n > MaxAdvancedFilters {

@@ -13,6 +13,8 @@
 //	tether.telemetry.<device>            stream TETHER_TELEMETRY raw payload, properties in headers
 //	tether.ops.<category>.<device>       stream TETHER_OPS       Operation JSON (category: D2CTwinOperations|
 //	                                                             C2DTwinOperations|TwinQueries|DirectMethods)
+//	tether.insights.<kind>.<key>         stream TETHER_INSIGHTS  insight.Record JSON (kind: massDisconnect|
+//	                                                             massDisconnectResolved|deviceFlapping; key: incident or device id)
 //
 // <device> is the device id with '.', '*', '>', '%', whitespace and control
 // characters percent-encoded (EncodeToken), and "%" alone for "no device"

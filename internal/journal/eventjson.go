@@ -92,7 +92,7 @@ type eventDecoder struct {
 var eventKeys = []string{
 	"id", "kind", "time", "hub", "deviceId", "moduleId", "sequenceNumber", "reason", "result",
 	"authFailure", "detail", "protocol", "protocolVersion", "maskedIpAddress", "sdkVersion", "authType",
-	"sessionId", "connectedAt", "durationMs", "tokenExpiry", "cleanSession", "keepAlive",
+	"sessionId", "connectedAt", "durationMs", "idleMs", "tokenExpiry", "cleanSession", "keepAlive",
 	"tokenRenewal", "renewalOf",
 }
 
@@ -153,6 +153,8 @@ func (d *eventDecoder) event(e *presence.ConnectionEvent) bool {
 			ok = d.time(&e.ConnectedAt)
 		case "durationMs":
 			ok = d.int(&e.DurationMs)
+		case "idleMs":
+			ok = d.int(&e.IdleMs)
 		case "tokenExpiry":
 			ok = d.time(&e.TokenExpiry)
 		case "cleanSession":

@@ -60,28 +60,9 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 		if o.DataDir == "" {
 			return nil, errors.New("journal: a data dir is needed for the embedded server")
 		}
-		j.srv, err = server.NewServer(&server.Options{
-			ServerName:         "tether",
-			DontListen:         true, // in-process connections only
-			JetStream:          true,
-			StoreDir:           filepath.Join(o.DataDir, "jetstream"),
-			NoSigs:             true,
-			NoLog:              true,
-			JetStreamMaxMemory: 256 << 20,
-			SyncAlways:         o.SyncAlways,
-		})
+		j.srv, err = startEmbedded(ctx, o.DataDir, o.SyncAlways)
 		if err != nil {
-			return nil, fmt.Errorf("journal: embedded nats: %w", err)
-		}
-		j.srv.Start()
-		deadline, ok := ctx.Deadline()
-		wait := 30 * time.Second
-		if ok {
-			wait = time.Until(deadline)
-		}
-		if !j.srv.ReadyForConnections(wait) {
-			j.srv.Shutdown()
-			return nil, errors.New("journal: embedded nats did not become ready")
+			return nil, err
 		}
 		j.NC, err = nats.Connect("", nats.InProcessServer(j.srv), nats.Name("tether"))
 	} else {
@@ -101,6 +82,34 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 		return nil, err
 	}
 	return j, nil
+}
+
+// startEmbedded starts the in-process NATS server on dataDir/jetstream.
+func startEmbedded(ctx context.Context, dataDir string, syncAlways bool) (*server.Server, error) {
+	srv, err := server.NewServer(&server.Options{
+		ServerName:         "tether",
+		DontListen:         true, // in-process connections only
+		JetStream:          true,
+		StoreDir:           filepath.Join(dataDir, "jetstream"),
+		NoSigs:             true,
+		NoLog:              true,
+		JetStreamMaxMemory: 256 << 20,
+		SyncAlways:         syncAlways,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("journal: embedded nats: %w", err)
+	}
+	srv.Start()
+	deadline, ok := ctx.Deadline()
+	wait := 30 * time.Second
+	if ok {
+		wait = time.Until(deadline)
+	}
+	if !srv.ReadyForConnections(wait) {
+		srv.Shutdown()
+		return nil, errors.New("journal: embedded nats did not become ready")
+	}
+	return srv, nil
 }
 
 // dedupeWindow is how long JetStream remembers message ids to drop a
@@ -125,6 +134,10 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 		{Name: StreamOps, Subjects: []string{OpsPrefix + ">"}, Storage: jetstream.FileStorage,
 			Replicas: o.Replicas, Duplicates: dedupeWindow, MaxAge: 30 * 24 * time.Hour,
 			MaxBytes: opsMaxBytes, Discard: jetstream.DiscardOld},
+		// Insights: records derived from the others (incidents, flapping
+		// devices) by the insight engine; few, kept as long.
+		{Name: StreamInsights, Subjects: []string{InsightsPrefix + ">"}, Storage: jetstream.FileStorage,
+			Replicas: o.Replicas, Duplicates: dedupeWindow, MaxAge: 30 * 24 * time.Hour},
 		{Name: StreamTelemetry, Subjects: []string{TelemetryPrefix + ">"}, Storage: jetstream.FileStorage,
 			Replicas: o.Replicas, MaxAge: o.TelemetryMaxAge, MaxBytes: 1 << 30, Discard: jetstream.DiscardOld},
 	}

@@ -10,6 +10,7 @@ const (
 	StreamRegistry  = "TETHER_REGISTRY"
 	StreamTelemetry = "TETHER_TELEMETRY"
 	StreamOps       = "TETHER_OPS"
+	StreamInsights  = "TETHER_INSIGHTS"
 )
 
 // Subject prefixes.
@@ -18,6 +19,7 @@ const (
 	RegistryPrefix  = "tether.registry."
 	TelemetryPrefix = "tether.telemetry."
 	OpsPrefix       = "tether.ops."
+	InsightsPrefix  = "tether.insights."
 )
 
 // ConnSubject is the subject of a connection event of kind for device id.
@@ -39,6 +41,13 @@ func TelemetrySubject(deviceID string) string {
 // id ("" for none: a twin query).
 func OpsSubject(category, deviceID string) string {
 	return OpsPrefix + EncodeToken(category) + "." + EncodeToken(deviceID)
+}
+
+// InsightsSubject is the subject of a derived insight record of kind
+// (massDisconnect, massDisconnectResolved, deviceFlapping) about key (an
+// incident id or a device id).
+func InsightsSubject(kind, key string) string {
+	return InsightsPrefix + EncodeToken(kind) + "." + EncodeToken(key)
 }
 
 // OpsFilter is the filter subject of the operations of category.

@@ -47,6 +47,7 @@ const (
 	Deliveries       = "EventGridDeliveries"
 	DeliveryLatency  = "EventGridLatency"
 	JournalLag       = "journalConsumerLag"
+	FlappingDevices  = "flappingDevices"
 
 	// Twin, method and query operations (operations.go).
 	MethodsSuccess        = "c2d.methods.success"
@@ -126,6 +127,8 @@ var Catalog = []Def{
 		"tether_event_delivery_latency_seconds", "From an event's time to the endpoint's 2xx answer."},
 	{JournalLag, "Journal consumer lag", "Count", Gauge, []string{DimStream, DimConsumer}, snapshotAggs,
 		"tether_journal_consumer_lag_messages", "Journal messages a consumer has not yet processed (pending + unacknowledged)."},
+	{FlappingDevices, "Flapping devices", "Count", Gauge, nil, snapshotAggs,
+		"tether_flapping_devices", "Devices whose flap score (reconnects in the last hour, renewals, hub-side returns and probes excluded) is at or above the threshold."},
 
 	// Operations: IoT Hub's names, units and aggregations (counts are
 	// single-point, sizes distributions of successful operations with

@@ -37,6 +37,9 @@ type CollectorOptions struct {
 	Devices DeviceCounts
 	// Deliveries gives the delivery engine's counters; nil: none.
 	Deliveries func() []DeliveryCounts
+	// Flapping gives the number of flapping devices (the insight
+	// engine's); nil: flappingDevices is not sampled.
+	Flapping func() int
 	// Refresh is how often the newest second's connectedDeviceCount is
 	// taken again (the history keeps one sample a second: the last one
 	// taken in it); default 100 ms.
@@ -479,6 +482,11 @@ func (c *Collector) Sample(now time.Time) {
 			GaugeSample{Metric: EnabledDevices, Value: float64(enabled)})
 		c.prom.devices.WithLabelValues("enabled").Set(float64(enabled))
 		c.prom.devices.WithLabelValues("disabled").Set(float64(total - enabled))
+	}
+	if c.o.Flapping != nil {
+		n := float64(c.o.Flapping())
+		gauges = append(gauges, GaugeSample{Metric: FlappingDevices, Value: n})
+		c.prom.flapping.Set(n)
 	}
 	c.mu.Lock()
 	c.lags[[2]string{journal.StreamConn, ownConsumer}] = float64(c.ownLag[0].Load())

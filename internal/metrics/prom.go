@@ -22,6 +22,7 @@ type promMetrics struct {
 	deliveries   *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 	lag          *prometheus.GaugeVec
+	flapping     prometheus.Gauge
 
 	// Operations (operations.go).
 	twinOps     *prometheus.CounterVec   // direction, operation, result
@@ -75,6 +76,10 @@ func newPromMetrics(connected func() float64) *promMetrics {
 		Name: "tether_journal_consumer_lag_messages",
 		Help: "Journal messages a consumer has not yet processed (pending plus unacknowledged).",
 	}, []string{"stream", "consumer"})
+	p.flapping = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tether_flapping_devices",
+		Help: "Devices whose flap score (reconnects in the last hour, renewals, hub-side returns and probes excluded) is at or above the threshold.",
+	})
 	p.twinOps = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tether_twin_operations_total",
 		Help: "Twin operations by direction (d2c: the device's, c2d: the back end's), operation (read, update: replace included) and result.",
@@ -102,7 +107,7 @@ func newPromMetrics(connected func() float64) *promMetrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tether_connected_devices", Help: "Devices with an established MQTT session.",
 		}, connected),
-		p.devices, p.connects, p.disconnects, p.authFailures, p.telemetry, p.c2d, p.deliveries, p.latency, p.lag,
+		p.devices, p.connects, p.disconnects, p.authFailures, p.telemetry, p.c2d, p.deliveries, p.latency, p.lag, p.flapping,
 		p.twinOps, p.twinSize, p.methodCalls, p.methodBytes, p.twinQueries, p.queryBytes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -113,6 +113,11 @@ type ConnectionEvent struct {
 	// ConnectedAt and DurationMs describe the ended session (disconnects).
 	ConnectedAt time.Time `json:"connectedAt,omitzero"`
 	DurationMs  int64     `json:"durationMs,omitempty"`
+	// IdleMs is, for disconnects, how long the device had sent nothing
+	// (no message since its connect or its last telemetry; pings are not
+	// counted) when the session ended. A NAT or firewall that drops idle
+	// flows ends sessions after a near-constant idle time.
+	IdleMs int64 `json:"idleMs,omitempty"`
 	// TokenExpiry is the session's SAS expiry (connects and disconnects).
 	TokenExpiry time.Time `json:"tokenExpiry,omitzero"`
 	// CleanSession is the MQTT clean-session flag of the CONNECT.

@@ -130,6 +130,11 @@ func (t *Tracker) ended(d *device, s *Session, reason Reason, result Result, det
 	ev.Reason, ev.Result, ev.Detail = reason, result, detail
 	ev.ConnectedAt = s.ConnectedAt.UTC()
 	ev.DurationMs = now.Sub(s.ConnectedAt).Milliseconds()
+	last := s.ConnectedAt
+	if n := d.lastActivity.Load(); n != 0 && n > last.UnixNano() {
+		last = time.Unix(0, n)
+	}
+	ev.IdleMs = max(now.Sub(last).Milliseconds(), 0)
 	return ev
 }
 

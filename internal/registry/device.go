@@ -1,6 +1,10 @@
 package registry
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
 
 // Status of a device identity.
 type Status string
@@ -75,6 +79,31 @@ type Change struct {
 	Device Device `json:"device"`
 	// Caller is the policy that authorised the change ("iothubowner"…).
 	Caller string `json:"caller,omitempty"`
+	// Keys identify the device's keys after the change (before it, for
+	// deletes) without revealing them, so a key rotation shows in the
+	// journal that holds no keys. Nil in changes journalled before it
+	// existed.
+	Keys *KeyFingerprints `json:"keyFingerprints,omitempty"`
+}
+
+// KeyFingerprints are the first 4 bytes of SHA-256 of each symmetric key,
+// in hex: enough to tell that a key changed, nothing to sign with.
+type KeyFingerprints struct {
+	Primary   string `json:"primary,omitempty"`
+	Secondary string `json:"secondary,omitempty"`
+}
+
+// Fingerprints returns the fingerprints of k ("" for an empty key).
+func Fingerprints(k SymmetricKey) KeyFingerprints {
+	return KeyFingerprints{Primary: fingerprint(k.PrimaryKey), Secondary: fingerprint(k.SecondaryKey)}
+}
+
+func fingerprint(key string) string {
+	if key == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:4])
 }
 
 // Clone returns a copy of d that shares no pointers with it.

@@ -24,6 +24,9 @@ type Options struct {
 	// of the device's writes, under the device's twin lock. It must not
 	// write the same twin.
 	OnTwinChange func(TwinChange)
+	// OnPolicyChange, if set, is called after each policy write, under
+	// the registry's write lock.
+	OnPolicyChange func(PolicyChange)
 	// LiveState, if set, fills the read-only connection fields of devices
 	// served by Get and List (presence owns them).
 	LiveState func(id string) (connected bool, stateUpdated, lastActivity time.Time)
@@ -42,12 +45,14 @@ type Registry struct {
 	policies map[string]Policy
 
 	twins twinCache
+
+	createdOwner bool // New created the default policies
 }
 
 var zeroTime time.Time
 
-// New loads all devices and policies from store, creates any missing
-// default policy, and returns the registry.
+// New loads all devices and policies from store, creates the default
+// policies in a store that has none (a new hub), and returns the registry.
 func New(ctx context.Context, store Store, o Options) (*Registry, error) {
 	if store == nil {
 		return nil, errors.New("registry: a store is required")
@@ -81,14 +86,12 @@ func (r *Registry) loadPolicies(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("registry: loading policies: %w", err)
 	}
-	have := map[string]bool{}
-	for _, p := range ps {
-		have[p.Name] = true
-	}
+	// Only a store without any policy gets the defaults: a policy the
+	// operator deleted stays deleted across restarts.
 	added := false
 	for _, dp := range DefaultPolicies {
-		if have[dp.Name] {
-			continue
+		if len(ps) > 0 {
+			break
 		}
 		p := Policy{Name: dp.Name, PrimaryKey: NewKey(), SecondaryKey: NewKey(), Rights: dp.Rights}
 		if err := r.store.PutPolicy(ctx, p); err != nil {
@@ -96,6 +99,7 @@ func (r *Registry) loadPolicies(ctx context.Context) error {
 		}
 		added = true
 	}
+	r.createdOwner = added
 	if added {
 		// Read back rather than trust our copy: another hub node starting
 		// at the same moment may have written its own keys last.

@@ -43,6 +43,9 @@ type Store interface {
 	ListPolicies(ctx context.Context) ([]Policy, error)
 	// PutPolicy creates or replaces the policy of that name.
 	PutPolicy(ctx context.Context, p Policy) error
+	// DeletePolicy removes the policy of that name, or returns
+	// ErrNotFound.
+	DeletePolicy(ctx context.Context, name string) error
 }
 
 // StoredTwin is one device's twin document as a Store keeps it: opaque

@@ -168,8 +168,10 @@ func (r *Registry) committed(op Op, after, reported Device, caller string, now t
 		return
 	}
 	d := reported.Clone()
+	keys := Fingerprints(d.Authentication.SymmetricKey)
 	d.Authentication.SymmetricKey = SymmetricKey{} // the journal never holds secrets
 	r.opts.OnChange(Change{
+		Keys:     &keys,
 		ID:       newChangeID(),
 		Op:       op,
 		Time:     now,

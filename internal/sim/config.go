@@ -23,7 +23,10 @@ type Config struct {
 	Payload    int           `json:"payload"`    // telemetry bytes
 	WebSockets float64       `json:"webSockets"` // fraction of devices on MQTT over WebSockets
 	Faults     Faults        `json:"faults"`
-	Seed       uint64        `json:"seed"`
+	// Scenarios reproduce the causes `tether diagnose` recognises on
+	// chosen devices (scenario.go).
+	Scenarios Scenarios `json:"scenarios,omitempty"`
+	Seed      uint64    `json:"seed"`
 
 	// Device twins and direct methods (twin.go, driver.go). The devices
 	// use them the way the profile's SDK does; the service side is the
@@ -154,6 +157,7 @@ func (c *Config) Validate() error {
 		bad("--per-process must be 1…19000 (one process may hold 20,000 open files)")
 	}
 	c.validateTwins(bad)
+	c.validateScenarios(bad)
 	for _, k := range []FaultKind{FaultStorm, FaultHubCrash} {
 		if f, ok := c.Faults.Get(k); ok && c.Duration > 0 && f.At >= c.Duration {
 			bad("%s at %s is after the end of the run (%s)", k, f.At, c.Duration)

@@ -34,6 +34,7 @@ type device struct {
 	gaveUp    bool                        // the SDK stopped retrying
 	connected bool
 	tw        *twinClient // twin and methods (nil when both are off)
+	sc        *scPlan     // the scenario the device plays (nil: healthy)
 }
 
 // end is how a session ended.
@@ -185,7 +186,7 @@ func (d *device) waitBackoff(attempt int) bool {
 // ended with DISCONNECT, so the hub's record matches the ledger.
 func (d *device) connect() (*mqttclient.Conn, time.Time, error) {
 	f := d.f
-	exp := time.Now().Add(f.prof.TokenTTL)
+	exp := d.clock().Add(d.tokenTTL())
 	tok, err := sas.Sign(sas.DeviceResource(f.cfg.HubName, d.id), d.key, "", exp)
 	if err != nil {
 		return nil, exp, err

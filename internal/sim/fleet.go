@@ -32,7 +32,9 @@ type fleet struct {
 	tls     *tls.Config
 	rampEnd time.Duration
 	payload []byte
-	wg      sync.WaitGroup
+	// scenarios is each device's scenario (ScenarioAssignment).
+	scenarios []Scenario
+	wg        sync.WaitGroup
 }
 
 // DeviceKey derives device id's symmetric key from the run's key seed, so
@@ -48,8 +50,9 @@ func newFleet(hard context.Context, c *Config, from, to int, keySeed string, sta
 	f := &fleet{
 		cfg: c, prof: c.profile(), from: from, to: to, keySeed: keySeed, start: start,
 		stop: make(chan struct{}), hard: hard, ledger: &Ledger{}, twins: &twinRecorder{}, stats: &Stats{}, api: api,
-		rampEnd: time.Duration(float64(c.Devices) / c.Ramp * float64(time.Second)),
-		payload: make([]byte, c.Payload),
+		rampEnd:   time.Duration(float64(c.Devices) / c.Ramp * float64(time.Second)),
+		payload:   make([]byte, c.Payload),
+		scenarios: ScenarioAssignment(c),
 	}
 	for i := range f.payload {
 		f.payload[i] = 'a' + byte(i%26)
@@ -107,6 +110,9 @@ func (f *fleet) newDevice(i int, twin bool) *device {
 	}
 	d.startAt = time.Duration(float64(i) / f.cfg.Ramp * float64(time.Second))
 	d.plan = planFor(f.cfg, i, r, f.rampEnd)
+	if d.sc = scenarioFor(f.scenarios[i], i, r, f.rampEnd); d.sc != nil {
+		d.applyScenario()
+	}
 	d.hasTwin = d.plan.hasTwin
 	if f.cfg.Twin || f.cfg.Methods {
 		d.tw = newTwinClient(d)

@@ -63,7 +63,10 @@ type Report struct {
 	Twins *TwinReport `json:"twins,omitempty"`
 	// HubCrash is the hub-crash fault as it happened (nil without it).
 	HubCrash *HubCrash `json:"hubCrash,omitempty"`
-	Notes    []string  `json:"notes,omitempty"`
+	// Scenarios is the check of the diagnoses against the injected
+	// causes (nil without --scenario).
+	Scenarios *ScenarioReport `json:"scenarios,omitempty"`
+	Notes     []string        `json:"notes,omitempty"`
 }
 
 // HubCrash is when the simulator killed the hub and how long it took to
@@ -306,6 +309,15 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 		delete(logs, -1)
 	}
 	rep.Comparison = Compare(ledger, events, logs)
+	if len(cfg.Scenarios) > 0 {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		sr, err := CheckScenarios(sctx, env.API, &cfg, start)
+		if err != nil {
+			rep.Notes = append(rep.Notes, "scenario check: "+err.Error())
+		}
+		rep.Scenarios = sr
+	}
 	return rep, nil
 }
 

@@ -42,8 +42,9 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 	ping := d.keepAlive()
 	renew := never
 	if f.prof.RenewMode == RenewReconnect {
-		renew = f.prof.RenewAfter(f.prof.TokenTTL)
+		renew = f.prof.RenewAfter(d.tokenTTL())
 	}
+	flapAt := d.flapDelay() // scenario flapping (scenario.go)
 	timer := time.NewTimer(never)
 	defer timer.Stop()
 	// Shortly before the token expires the hub will close the session
@@ -104,6 +105,11 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 		if at, ok := d.nextAction(); ok && stopC != nil {
 			next = min(next, at-f.since()+el)
 		}
+		scDue := never
+		if stopC != nil {
+			scDue = d.scenarioDue(s, began, never, flapAt)
+			next = min(next, scDue)
+		}
 		timer.Reset(max(0, next-el))
 		select {
 		case <-stopC:
@@ -151,6 +157,25 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 		case el >= closeDue:
 			closeDue = never
 			d.tw.hubWillClose()
+		case el >= scDue:
+			switch d.scenarioAct(s) {
+			case scClose:
+				if disconnect(CauseRenewal) {
+					return endRenewalForced, CauseRenewal
+				}
+				return endRenewal, CauseRenewal
+			case scDrop, scOut:
+				if d.tw != nil {
+					d.tw.closing(false)
+				}
+				_ = conn.Close()
+				d.f.ledger.expect(d.idx, KindDisconnected, ResultClosedRemotely, CauseDrop, ResultTakeover)
+				closeWait()
+				if d.sc.kind == ScenarioMassDrop {
+					f.sleep(massDropOffline) // the network is down
+				}
+				return endDropped, CauseDrop
+			}
 		case d.reportNow():
 			if !s.silent {
 				d.tw.report()

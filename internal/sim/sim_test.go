@@ -59,8 +59,8 @@ func TestSimAllFaults(t *testing.T) {
 		Settle: 60 * time.Second,
 		// Twins and methods on, with the service side calling and updating
 		// throughout: every fault must leave them consistent too.
-		Twin: true, Methods: true, ReportedEvery: 3 * time.Second, MethodDelay: 2 * time.Millisecond,
-		MethodRate: 30, MethodNoAnswer: 0.05, MethodOffline: 0.05, DesiredRate: 15,
+		Twin: true, Methods: true, ReportedEvery: 5 * time.Second, MethodDelay: 2 * time.Millisecond,
+		MethodRate: 10, MethodNoAnswer: 0.05, MethodOffline: 0.05, DesiredRate: 5,
 	}
 	var out strings.Builder
 	rep, err := sim.Run(ctx, cfg, sim.Env{API: api, Out: &out})

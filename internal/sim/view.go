@@ -258,6 +258,12 @@ func (r *Report) WriteText(w io.Writer) {
 	if r.Twins != nil {
 		r.Twins.WriteText(w, c)
 	}
+	if r.Scenarios != nil {
+		fmt.Fprintln(w)
+		for _, l := range r.Scenarios.Lines() {
+			fmt.Fprintln(w, l)
+		}
+	}
 	verdict := "OK: the hub reported everything the simulator did, in order, with the expected codes"
 	if !r.OK() {
 		verdict = "MISMATCH"

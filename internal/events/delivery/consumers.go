@@ -21,9 +21,10 @@ const (
 	streamConn streamKind = iota
 	streamRegistry
 	streamTelemetry
+	streamInsights // Tether.Insights.* (insights.go)
 )
 
-var streamKinds = []streamKind{streamConn, streamRegistry, streamTelemetry}
+var streamKinds = []streamKind{streamConn, streamRegistry, streamTelemetry, streamInsights}
 
 func (k streamKind) name() string {
 	switch k {
@@ -31,6 +32,8 @@ func (k streamKind) name() string {
 		return journal.StreamRegistry
 	case streamTelemetry:
 		return journal.StreamTelemetry
+	case streamInsights:
+		return journal.StreamInsights
 	}
 	return journal.StreamConn
 }
@@ -43,6 +46,8 @@ func (k streamKind) subjects() []string {
 		return []string{journal.RegistryPrefix + "*.created", journal.RegistryPrefix + "*.deleted"}
 	case streamTelemetry:
 		return []string{journal.TelemetryPrefix + "*"}
+	case streamInsights:
+		return insightSubjects()
 	}
 	return []string{journal.ConnPrefix + "*.connected", journal.ConnPrefix + "*.disconnected"}
 }
@@ -80,6 +85,9 @@ func streamsFor(s events.Subscription) []streamKind {
 	}
 	if has(events.DeviceTelemetry) {
 		out = append(out, streamTelemetry)
+	}
+	if wantsInsights(types) {
+		out = append(out, streamInsights)
 	}
 	return out
 }

@@ -78,6 +78,8 @@ func (r *runner) decode(idx int, k streamKind, msg jetstream.Msg) item {
 		}
 		it.dev = m.DeviceID
 		it.ev, it.ok = events.FromTelemetry(res, r.e.o.HubHost, m, src), true
+	case streamInsights:
+		it.dev, it.ev, it.ok, it.err = decodeInsight(res, msg)
 	}
 	if it.ok {
 		it.matched = r.match.Match(it.ev)

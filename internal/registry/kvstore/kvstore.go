@@ -272,3 +272,20 @@ func (s *Store) PutPolicy(ctx context.Context, p registry.Policy) error {
 	}
 	return nil
 }
+
+// DeletePolicy implements registry.Store. The key is purged: the bucket
+// keeps no old keys of a deleted policy.
+func (s *Store) DeletePolicy(ctx context.Context, name string) error {
+	if name == "" {
+		return registry.ErrNotFound
+	}
+	if _, err := s.policies.Get(ctx, Key(name)); errors.Is(err, jetstream.ErrKeyNotFound) {
+		return registry.ErrNotFound
+	} else if err != nil {
+		return fmt.Errorf("kvstore: get policy %s: %w", name, err)
+	}
+	if err := s.policies.Purge(ctx, Key(name)); err != nil {
+		return fmt.Errorf("kvstore: delete policy %s: %w", name, err)
+	}
+	return nil
+}

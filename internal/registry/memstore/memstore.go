@@ -165,3 +165,14 @@ func (s *Store) PutPolicy(ctx context.Context, p registry.Policy) error {
 	s.policies[p.Name] = p
 	return nil
 }
+
+// DeletePolicy implements registry.Store.
+func (s *Store) DeletePolicy(ctx context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.policies[name]; !ok {
+		return registry.ErrNotFound
+	}
+	delete(s.policies, name)
+	return nil
+}

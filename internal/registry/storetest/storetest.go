@@ -345,6 +345,22 @@ func testPolicies(t *testing.T, s registry.Store) {
 	if len(ps) != 2 || got["iothubowner"] != owner || got["service"] != svc {
 		t.Fatalf("ListPolicies = %+v, want %+v and %+v", ps, owner, svc)
 	}
+	if err := s.DeletePolicy(ctx(t), "service"); err != nil {
+		t.Fatalf("DeletePolicy: %v", err)
+	}
+	if err := s.DeletePolicy(ctx(t), "service"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("DeletePolicy of a deleted policy: %v, want ErrNotFound", err)
+	}
+	if ps, err = s.ListPolicies(ctx(t)); err != nil || len(ps) != 1 || ps[0] != owner {
+		t.Fatalf("ListPolicies after delete = %+v, %v; want only %+v", ps, err, owner)
+	}
+	// A deleted policy can be created again.
+	if err := s.PutPolicy(ctx(t), svc); err != nil {
+		t.Fatalf("PutPolicy after delete: %v", err)
+	}
+	if ps, err = s.ListPolicies(ctx(t)); err != nil || len(ps) != 2 {
+		t.Fatalf("ListPolicies after re-create = %+v, %v", ps, err)
+	}
 }
 
 // Twins: stored only once written, compare-and-set by revision, listed
