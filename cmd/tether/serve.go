@@ -27,6 +27,7 @@ func newServeCmd() *cobra.Command { return newServeCmdFor(&serveSettings{}) }
 type serveSettings struct {
 	cfg                             app.Config
 	logLevel, logFormat, configFile string
+	allowLoopback                   bool
 }
 
 func newServeCmdFor(set *serveSettings) *cobra.Command {
@@ -66,6 +67,9 @@ TETHER_SMTP_PASSWORD, never a flag or the API); to local programs with
 				return err
 			}
 			cfg.DataDir = clientFlags.dataDir
+			if cmd.Flags().Changed("allow-loopback-endpoints") {
+				cfg.AllowLoopbackEndpoints = &set.allowLoopback
+			}
 			cfg.SMTP.Password = os.Getenv(smtpPasswordEnv)
 			if cfg.Dev && !cmd.Flags().Changed("https-addr") && os.Getenv("TETHER_HTTPS_ADDR") == "" {
 				cfg.HTTPSAddr = ":8443"
@@ -99,6 +103,7 @@ TETHER_SMTP_PASSWORD, never a flag or the API); to local programs with
 	f.StringVar(&cfg.SMTP.From, "smtp-from", "", "sender address of event mails, e.g. 'Tether <tether@example.com>'")
 	f.StringVar(&cfg.SMTP.Username, "smtp-username", "", "account on the mail server (AUTH PLAIN, over TLS or to localhost only); the password is read from "+smtpPasswordEnv)
 	f.BoolVar(&cfg.SMTP.Insecure, "smtp-insecure-skip-verify", false, "do not verify the mail server's STARTTLS certificate (test relays only)")
+	f.BoolVar(&set.allowLoopback, "allow-loopback-endpoints", false, "let webhook subscriptions reach receivers on this machine's loopback addresses (default: true with --dev); the hub's own ports are refused either way")
 	f.StringVar(&cfg.EventCommandDir, "event-command-dir", "", "directory of the programs command event subscriptions may run (none unless set)")
 	f.DurationVar(&cfg.CertCheckEvery, "tls-reload-interval", app.DefaultCertCheckEvery, "how often --tls-cert and --tls-key are checked for a renewed certificate (SIGHUP reloads at once)")
 	f.StringVar(&set.logLevel, "log-level", "info", "debug, info, warn or error")

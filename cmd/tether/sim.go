@@ -26,6 +26,7 @@ func newSimCmd() *cobra.Command {
 	var cfg sim.Config
 	var flags struct {
 		faults, mqttAddr, webhookAddr, webhookURL, out string
+		hubCrashCmd                                    string
 		scenarios                                      string
 		methodRate, desiredRate                        string
 		json                                           bool
@@ -51,6 +52,9 @@ Faults (--faults, comma-separated; a count, a fraction "5%", or a rate "2%/min")
   disabled  disable in the registry for --disable-for       → DeviceDisconnected 401003, refusals 401003
   storm=T   every connected device drops at T               → DeviceDisconnected 404104, backoff reconnects
   slow      TLS handshake stretched by --slow-tls-delay      → connected, or 500008 past the hub's connect timeout
+  hub-crash=T  --hub-crash-cmd kills the hub (SIGKILL) at T
+               and starts it again                         → DeviceDisconnected 500001 (hub-restart) for every
+                                                              open session, recorded when the hub is back
 
 Twins and direct methods (on by default; --twin=false, --methods=false): each
 device uses them as an app on its profile's SDK does. At start-up it subscribes
@@ -126,8 +130,14 @@ thousands; past --per-process devices the simulator starts worker processes
 			if err := resolveSimAddrs(&cfg, c, flags.mqttAddr); err != nil {
 				return err
 			}
+			var crash func(context.Context) error
+			if flags.hubCrashCmd != "" {
+				if crash, err = crashHubCmd(flags.hubCrashCmd, cfg.MQTTAddr); err != nil {
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
-			env := sim.Env{
+			env := sim.Env{CrashHub: crash,
 				API: c.Client, ConnString: c.cs.String(), Out: out, JSON: flags.json,
 				Live:        !flags.json && isTerminal(os.Stdout) && out == io.Writer(os.Stdout),
 				WebhookAddr: flags.webhookAddr, WebhookURL: flags.webhookURL,
@@ -171,7 +181,8 @@ thousands; past --per-process devices the simulator starts worker processes
 	f.DurationVar(&cfg.Telemetry, "telemetry", 30*time.Second, "telemetry interval per device (0: none)")
 	f.IntVar(&cfg.Payload, "payload", 64, "telemetry payload bytes")
 	f.Float64Var(&cfg.WebSockets, "ws", 0, "fraction of devices on MQTT over WebSockets (0…1)")
-	f.StringVar(&flags.faults, "faults", "", "faults to inject, e.g. drop=2%/min,dup=10,silence=1%,storm=60s (see above)")
+	f.StringVar(&flags.faults, "faults", "", "faults to inject, e.g. drop=2%/min,dup=10,silence=1%,storm=60s,hub-crash=30s (see above)")
+	f.StringVar(&flags.hubCrashCmd, "hub-crash-cmd", "", "program (with arguments) the hub-crash fault runs: it must kill the hub with SIGKILL and start it again")
 	f.StringVar(&flags.scenarios, "scenario", "", "reproduce causes tether diagnose names on chosen devices and check its verdicts, e.g. duplicate-identity=300 (see Scenarios above)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "random seed (fault choice, jitter, telemetry phase)")
 	f.StringVar(&flags.mqttAddr, "mqtt-addr", "", "MQTT/TLS address of the hub (default: the API host on port 8883)")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +203,32 @@ func TestLoadEmpty(t *testing.T) {
 	}
 }
 
+// Issue 17 item 9: a zero or negative duration in a rules file is a
+// problem at its line:column, not a rule that silently runs as PT1M.
+func TestLoadRefusesZeroDurations(t *testing.T) {
+	file := "rules:\n  - name: r\n    metric: {name: m}\n    operator: \">\"\n    threshold: 1\n    frequency: \"0s\"\n    window: -5m\n" +
+		"actionGroups:\n  - name: g\n    actions:\n      - webhook: {url: \"http://x\", timeout: 0s}\n"
+	_, err := Load([]byte(file), LoadOptions{File: "r.yaml"})
+	var le *LoadError
+	if !errors.As(err, &le) {
+		t.Fatalf("loaded: %v", err)
+	}
+	var got []string
+	for _, p := range le.Problems {
+		got = append(got, p.Error())
+	}
+	want := []string{
+		`r.yaml:6:16: rules[0].frequency: "0s": a duration must be positive`,
+		`r.yaml:7:13: rules[0].window: "-5m": a duration must be positive`,
+		`r.yaml:11:45: actionGroups[0].actions[0].webhook.timeout: "0s": a duration must be positive`,
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("missing problem %s\ngot:\n%s", w, strings.Join(got, "\n"))
+		}
+	}
+}
+
 func TestParseDuration(t *testing.T) {
 	for s, want := range map[string]time.Duration{
 		"1s": time.Second, "5m": 5 * time.Minute, "1h30m": 90 * time.Minute, "PT1M": time.Minute, "PT5M": 5 * time.Minute,
@@ -212,7 +239,8 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("%s: %v %v", s, got, err)
 		}
 	}
-	for _, s := range []string{"", "P", "PT", "1x", "-1s", "P1H", "PT1D", "PTM", "P1M", "PT1M2", "PT1.2.3S", "PTT1S"} {
+	for _, s := range []string{"", "P", "PT", "1x", "-1s", "P1H", "PT1D", "PTM", "P1M", "PT1M2", "PT1.2.3S", "PTT1S",
+		"0", "0s", "0 ", "-0s", "0h0m", "PT0S", "P0D", "PT0.0S"} {
 		if _, err := ParseDuration(s); err == nil {
 			t.Errorf("%q accepted", s)
 		}

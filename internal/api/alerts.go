@@ -10,6 +10,7 @@ import (
 
 	"github.com/tether-hub/tether/internal/alert"
 	"github.com/tether-hub/tether/internal/connlog"
+	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/registry"
 )
 
@@ -93,6 +94,10 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request, rest string) {
 	if !allow(w, r, s.v1Error, method) {
 		return
 	}
+	if rest == "/reload" {
+		s.reloadAlerts(w, r)
+		return
+	}
 	if _, ok := s.authorize(w, r, registry.ServiceConnect, s.v1Error); !ok {
 		return
 	}
@@ -153,23 +158,70 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request, rest string) {
 			d = []alert.DestinationStats{}
 		}
 		writeJSON(w, http.StatusOK, AlertDestinations{Destinations: d, RateLimited: n})
-	case "/reload":
-		res, err := s.d.Alerts.Reload(r.Context())
-		var le *alert.LoadError
-		switch {
-		case errors.As(err, &le):
-			var b RulesProblems
-			b.Error.Code, b.Error.Message = registry.CodeArgumentInvalid, "the rules file has problems; the rules in force are unchanged"
-			for _, p := range le.Problems {
-				b.Error.Problems = append(b.Error.Problems, p.Error())
-			}
-			writeJSON(w, http.StatusBadRequest, b)
-		case errors.Is(err, ErrNoRulesFile):
-			s.v1Error(w, r, http.StatusConflict, "NoRulesFile", err.Error())
-		case err != nil:
-			s.fail(w, r, err, s.v1Error)
-		default:
-			writeJSON(w, http.StatusOK, res)
-		}
 	}
+}
+
+// reloadAlerts serves POST /api/v1/alerts/reload: a configuration change
+// (ConfigRights), recorded with the rules before and after.
+func (s *Server) reloadAlerts(w http.ResponseWriter, r *http.Request) {
+	c, w, ok := s.beginChange(w, r, journal.OpAlertRulesReload, AlertRulesTarget, 0, func(string) any {
+		if s.d.Alerts == nil {
+			return nil
+		}
+		return AlertRulesDefinition(s.d.Alerts.Rules(context.Background()))
+	})
+	if !ok {
+		return
+	}
+	defer c.end()
+	if s.d.Alerts == nil {
+		s.unavailable(w, r, "alerting")
+		return
+	}
+	res, err := s.d.Alerts.Reload(r.Context())
+	var le *alert.LoadError
+	switch {
+	case errors.As(err, &le):
+		var b RulesProblems
+		b.Error.Code, b.Error.Message = registry.CodeArgumentInvalid, "the rules file has problems; the rules in force are unchanged"
+		for _, p := range le.Problems {
+			b.Error.Problems = append(b.Error.Problems, p.Error())
+		}
+		writeJSON(w, http.StatusBadRequest, b)
+	case errors.Is(err, ErrNoRulesFile):
+		s.v1Error(w, r, http.StatusConflict, "NoRulesFile", err.Error())
+	case err != nil:
+		s.fail(w, r, err, s.v1Error)
+	default:
+		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+// AlertRulesTarget is the Target of an alert-rules reload record.
+const AlertRulesTarget = "alertRules"
+
+// AlertRulesDefinition is what an alert-rules reload record keeps of the
+// rules in force (Before, After): each rule's definition, without its
+// state.
+func AlertRulesDefinition(rules []alert.RuleStatus) any {
+	type rule struct {
+		Name         string            `json:"name"`
+		Kind         alert.Kind        `json:"kind"`
+		Enabled      bool              `json:"enabled"`
+		Frequency    string            `json:"evaluationFrequency"`
+		Window       string            `json:"windowSize"`
+		Metric       string            `json:"metric,omitempty"`
+		Query        string            `json:"query,omitempty"`
+		Aggregation  alert.Aggregation `json:"timeAggregation"`
+		Operator     alert.Operator    `json:"operator"`
+		Threshold    float64           `json:"threshold"`
+		ActionGroups []string          `json:"actionGroups"`
+	}
+	out := []rule{}
+	for _, r := range rules {
+		out = append(out, rule{Name: r.Name, Kind: r.Kind, Enabled: r.Enabled, Frequency: r.Frequency, Window: r.Window,
+			Metric: r.Metric, Query: r.Query, Aggregation: r.Aggregation, Operator: r.Operator, Threshold: r.Threshold,
+			ActionGroups: r.ActionGroups})
+	}
+	return map[string]any{"rules": out}
 }

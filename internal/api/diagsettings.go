@@ -12,6 +12,7 @@ import (
 
 	"github.com/tether-hub/tether/internal/diag"
 	"github.com/tether-hub/tether/internal/events"
+	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/registry"
 )
 
@@ -48,19 +49,25 @@ const maxSettingBody = 64 << 10
 //	"/{name}"  GET, PUT (create or replace), DELETE
 func (s *Server) diagnosticSettings(w http.ResponseWriter, r *http.Request, rest string) {
 	if rest == "" || rest == "/" {
-		if !allow(w, r, s.v1Error, http.MethodGet, http.MethodPost) || !s.diagAuth(w, r) {
+		if !allow(w, r, s.v1Error, http.MethodGet, http.MethodPost) {
 			return
 		}
-		if r.Method == http.MethodGet {
-			list, err := s.d.DiagnosticSettings.List(r.Context())
-			if err != nil {
-				s.diagFail(w, r, "", err)
-				return
+		if r.Method == http.MethodPost {
+			if c, w, ok := s.diagChange(w, r, journal.OpDiagnosticSettingWrite, ""); ok {
+				defer c.end()
+				s.writeSetting(w, r, "")
 			}
-			writeJSON(w, http.StatusOK, DiagnosticSettingList{Value: list})
 			return
 		}
-		s.writeSetting(w, r, "")
+		if !s.diagAuth(w, r) {
+			return
+		}
+		list, err := s.d.DiagnosticSettings.List(r.Context())
+		if err != nil {
+			s.diagFail(w, r, "", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, DiagnosticSettingList{Value: list})
 		return
 	}
 	seg := strings.TrimPrefix(rest, "/")
@@ -69,26 +76,59 @@ func (s *Server) diagnosticSettings(w http.ResponseWriter, r *http.Request, rest
 		s.v1Error(w, r, http.StatusNotFound, "NotFound", "no such endpoint: "+r.URL.EscapedPath())
 		return
 	}
-	if !allow(w, r, s.v1Error, http.MethodGet, http.MethodPut, http.MethodDelete) || !s.diagAuth(w, r) {
+	if !allow(w, r, s.v1Error, http.MethodGet, http.MethodPut, http.MethodDelete) {
 		return
 	}
-	switch r.Method {
-	case http.MethodGet:
-		st, err := s.d.DiagnosticSettings.Get(r.Context(), name)
-		if err != nil {
-			s.diagFail(w, r, name, err)
+	if r.Method != http.MethodGet {
+		opName := journal.OpDiagnosticSettingWrite
+		if r.Method == http.MethodDelete {
+			opName = journal.OpDiagnosticSettingDelete
+		}
+		c, w, ok := s.diagChange(w, r, opName, name)
+		if !ok {
 			return
 		}
-		writeJSON(w, http.StatusOK, st)
-	case http.MethodPut:
-		s.writeSetting(w, r, name)
-	case http.MethodDelete:
-		if err := s.d.DiagnosticSettings.Delete(r.Context(), name); err != nil {
+		defer c.end()
+		if r.Method == http.MethodPut {
+			s.writeSetting(w, r, name)
+		} else if err := s.d.DiagnosticSettings.Delete(r.Context(), name); err != nil {
 			s.diagFail(w, r, name, err)
-			return
+		} else {
+			w.WriteHeader(http.StatusNoContent)
 		}
-		w.WriteHeader(http.StatusNoContent)
+		return
 	}
+	if !s.diagAuth(w, r) {
+		return
+	}
+	st, err := s.d.DiagnosticSettings.Get(r.Context(), name)
+	if err != nil {
+		s.diagFail(w, r, name, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// diagChange begins a change of setting name ("" for a create by POST):
+// the owner's rights (ConfigRights), the hub's settings present, and an
+// Administrative record when it ends.
+func (s *Server) diagChange(w http.ResponseWriter, r *http.Request, opName, name string) (*adminChange, http.ResponseWriter, bool) {
+	c, cw, ok := s.beginChange(w, r, opName, name, maxSettingBody, func(n string) any {
+		if s.d.DiagnosticSettings == nil {
+			return nil
+		}
+		st, err := s.d.DiagnosticSettings.Get(context.Background(), n)
+		if err != nil {
+			return nil
+		}
+		return st
+	})
+	if ok && s.d.DiagnosticSettings == nil {
+		s.unavailable(cw, r, "diagnostic settings")
+		c.end()
+		return nil, nil, false
+	}
+	return c, cw, ok
 }
 
 // diagAuth checks the token (ServiceConnect, as for subscriptions) and

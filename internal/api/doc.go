@@ -17,7 +17,10 @@
 // credential) needs an Authorization header holding a SAS token of a
 // shared access policy (registry.Registry.Authorize): GET on the registry
 // and logs needs RegistryRead, registry writes RegistryWrite, messages,
-// telemetry, events and subscriptions ServiceConnect.
+// telemetry, events and reading subscriptions, diagnostic settings and
+// alerts ServiceConnect; changing subscriptions or diagnostic settings and
+// reloading alert rules the owner's rights (ConfigRights, admin.go), each
+// attempt journalled as an Administrative operation.
 //
 // The package defines the interfaces it needs from the rest of the hub
 // (LogFinder, C2DSender, TelemetrySource, SubscriptionService, EventTail);

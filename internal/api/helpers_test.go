@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tether-hub/tether/internal/api"
+	"github.com/tether-hub/tether/internal/events"
 	"github.com/tether-hub/tether/internal/registry"
 	"github.com/tether-hub/tether/internal/registry/memstore"
 	"github.com/tether-hub/tether/internal/sas"
@@ -37,7 +38,9 @@ func newEnv(t *testing.T, with func(*api.Deps)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := api.Deps{Registry: reg, HubName: hub}
+	// Test receivers listen on loopback, as on a dev hub.
+	deps := api.Deps{Registry: reg, HubName: hub,
+		SubscriptionPolicy: events.ValidateOptions{Endpoints: events.EndpointPolicy{AllowLoopback: true}}}
 	if with != nil {
 		with(&deps)
 	}

@@ -1,11 +1,14 @@
 package api
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tether-hub/tether/internal/kql"
 	"github.com/tether-hub/tether/internal/registry"
@@ -23,18 +26,10 @@ type queryRequest struct {
 	Workspaces []string `json:"workspaces,omitempty"`
 }
 
-// queryResponse is the Log Analytics query API response; Error is set
-// (code PartialError) when the result was truncated.
-type queryResponse struct {
-	Tables []queryTable   `json:"tables"`
-	Error  *queryErrorObj `json:"error,omitempty"`
-}
-
-type queryTable struct {
-	Name    string       `json:"name"`
-	Columns []kql.Column `json:"columns"`
-	Rows    [][]any      `json:"rows"`
-}
+// The answer is the Log Analytics query API response,
+// {"tables":[{"name":"PrimaryResult","columns":[…],"rows":[[…],…]}]} with
+// "error" (code PartialError) when the result was truncated; it is
+// written row by row (writeQueryResult).
 
 // queryErrorObj is the error object of the Log Analytics API: code and
 // message, details naming the position and a hint, and the innermost
@@ -64,15 +59,20 @@ type queryInnerError struct {
 
 // postQuery serves POST /api/v1/query: {"query","timespan"} → tables.
 func (s *Server) postQuery(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.authorize(w, r, registry.RegistryRead, s.v1Error); !ok {
+	caller, ok := s.authorize(w, r, registry.RegistryRead, s.v1Error)
+	if !ok {
 		return
 	}
 	if s.d.Query == nil {
 		s.unavailable(w, r, "the log query engine")
 		return
 	}
+	body, ok := s.readBody(w, r, maxQueryBody, s.queryBodyError)
+	if !ok {
+		return
+	}
 	var req queryRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxQueryBody+1))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		s.queryError(w, http.StatusBadRequest, "BadArgumentError", "the body must be a JSON object {\"query\": \"…\", \"timespan\": \"PT1H\"}: "+err.Error(), queryErrorDetail{Code: "InvalidBody", Message: err.Error(), Target: "body"})
@@ -87,6 +87,24 @@ func (s *Server) postQuery(w http.ResponseWriter, r *http.Request) {
 		s.queryError(w, http.StatusBadRequest, "BadArgumentError", err.Error(), queryErrorDetail{Code: "InvalidTimespan", Message: err.Error(), Target: "timespan"})
 		return
 	}
+	release, err := s.queries.acquire(r.Context(), caller)
+	if err != nil {
+		if errors.Is(err, errQueryBusy) {
+			w.Header().Set("Retry-After", queryRetryAfter)
+			s.queryError(w, http.StatusTooManyRequests, "ThrottledError",
+				fmt.Sprintf("too many log queries are running or waiting (at most %d running and %d waiting in all, %d and %d per key); retry in %s s",
+					s.queries.lim.Running, s.queries.lim.Queued, s.queries.lim.RunningPerCaller, s.queries.lim.QueuedPerCaller, queryRetryAfter),
+				queryErrorDetail{Code: "TooManyRequests", Message: "query concurrency limit", Target: "query"})
+			return
+		}
+		s.queryError(w, http.StatusServiceUnavailable, "QueryCanceled", "the request ended while the query waited: "+err.Error(), queryErrorDetail{Code: kql.CodeCanceled, Message: err.Error()})
+		return
+	}
+	// The slot is held until the answer is written: a result held for a
+	// slow reader costs memory as much as a running query does. A reader
+	// that takes longer than queryWriteTimeout loses the answer.
+	defer release()
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(queryWriteTimeout))
 	res, err := s.d.Query.Run(r.Context(), kql.Request{Query: req.Query, Timespan: tr})
 	if err != nil {
 		var qe *kql.Error
@@ -113,20 +131,65 @@ func (s *Server) postQuery(w http.ResponseWriter, r *http.Request) {
 		}{b})
 		return
 	}
-	rows := make([][]any, len(res.Rows))
-	for i, row := range res.Rows {
-		out := make([]any, len(row))
-		for j, v := range row {
-			out[j] = kql.JSONCell(v)
-		}
-		rows[i] = out
-	}
-	resp := queryResponse{Tables: []queryTable{{Name: "PrimaryResult", Columns: res.Columns, Rows: rows}}}
+	var partial *queryErrorObj
 	if res.Truncated {
-		resp.Error = &queryErrorObj{Code: "PartialError", Message: "the result was truncated: " + res.Reason,
+		partial = &queryErrorObj{Code: "PartialError", Message: "the result was truncated: " + res.Reason,
 			Details: []queryErrorDetail{{Code: "ResultTruncated", Message: res.Reason}}}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	if err := writeQueryResult(w, res, partial); err != nil {
+		s.log.Debug("query answer not delivered", "err", err)
+	}
+}
+
+// queryWriteTimeout bounds writing one query's answer.
+const queryWriteTimeout = 30 * time.Second
+
+// writeQueryResult writes the answer for res row by row, so the
+// answer is never held whole a second time as JSON.
+func writeQueryResult(w http.ResponseWriter, res *kql.Result, partial *queryErrorObj) error {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	cols, err := json.Marshal(res.Columns)
+	if err != nil {
+		return err
+	}
+	bw.WriteString(`{"tables":[{"name":"PrimaryResult","columns":`)
+	bw.Write(cols)
+	bw.WriteString(`,"rows":[`)
+	cells := make([]any, len(res.Columns))
+	for i, row := range res.Rows {
+		for j, v := range row {
+			cells[j] = kql.JSONCell(v)
+		}
+		b, err := json.Marshal(cells)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		if _, err := bw.Write(b); err != nil {
+			return err
+		}
+	}
+	bw.WriteString("]}]")
+	if partial != nil {
+		b, err := json.Marshal(partial)
+		if err != nil {
+			return err
+		}
+		bw.WriteString(`,"error":`)
+		bw.Write(b)
+	}
+	bw.WriteString("}\n")
+	return bw.Flush()
+}
+
+// queryBodyError writes readBody's refusals (413, 415, 400) in the Log
+// Analytics error shape.
+func (s *Server) queryBodyError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	s.queryError(w, status, code, msg, queryErrorDetail{Code: code, Message: msg, Target: "body"})
 }
 
 func (s *Server) queryError(w http.ResponseWriter, status int, code, msg string, d queryErrorDetail) {

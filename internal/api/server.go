@@ -63,9 +63,12 @@ type Deps struct {
 	Logger   *slog.Logger
 	Logs     LogFinder
 	// Query runs POST /api/v1/query; nil: 503.
-	Query     QueryRunner
-	C2D       C2DSender
-	Telemetry TelemetrySource
+	Query QueryRunner
+	// QueryLimits bound the queries running and waiting at once; zero
+	// fields take DefaultQueryLimits.
+	QueryLimits QueryLimits
+	C2D         C2DSender
+	Telemetry   TelemetrySource
 	// Subscriptions manages webhook event subscriptions
 	// (/api/v1/subscriptions); nil: those endpoints answer 503.
 	Subscriptions SubscriptionService
@@ -100,8 +103,9 @@ type Deps struct {
 
 // Server is the hub's HTTP API handler.
 type Server struct {
-	d   Deps
-	log *slog.Logger
+	d       Deps
+	log     *slog.Logger
+	queries *queryGate
 }
 
 // New returns the API handler.
@@ -115,7 +119,7 @@ func New(d Deps) *Server {
 	if d.Heartbeat <= 0 {
 		d.Heartbeat = 15 * time.Second
 	}
-	return &Server{d: d, log: d.Logger}
+	return &Server{d: d, log: d.Logger, queries: newQueryGate(d.QueryLimits)}
 }
 
 // Path prefixes the API serves; everything else is 404.

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/tether-hub/tether/internal/events"
+	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/registry"
 )
 
@@ -166,13 +167,18 @@ const (
 //	"/{name}/deadletters/replay"     POST
 func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request, rest string) {
 	if rest == "" || rest == "/" {
-		if !allow(w, r, s.v1Error, http.MethodGet, http.MethodPost) || !s.subscriptionAuth(w, r) {
+		if !allow(w, r, s.v1Error, http.MethodGet, http.MethodPost) {
 			return
 		}
-		if r.Method == http.MethodGet {
+		if r.Method == http.MethodPost {
+			if c, w, ok := s.subscriptionChange(w, r, journal.OpEventSubscriptionWrite, ""); ok {
+				defer c.end()
+				s.createSubscription(w, r)
+			}
+			return
+		}
+		if s.subscriptionAuth(w, r) {
 			s.listSubscriptions(w, r)
-		} else {
-			s.createSubscription(w, r)
 		}
 		return
 	}
@@ -184,15 +190,27 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request, rest stri
 	}
 	switch sub {
 	case "":
-		if !allow(w, r, s.v1Error, http.MethodGet, http.MethodPut, http.MethodDelete) || !s.subscriptionAuth(w, r) {
+		if !allow(w, r, s.v1Error, http.MethodGet, http.MethodPut, http.MethodDelete) {
 			return
 		}
-		switch r.Method {
-		case http.MethodGet:
-			s.getSubscription(w, r, name)
-		case http.MethodPut:
+		if r.Method == http.MethodGet {
+			if s.subscriptionAuth(w, r) {
+				s.getSubscription(w, r, name)
+			}
+			return
+		}
+		opName := journal.OpEventSubscriptionWrite
+		if r.Method == http.MethodDelete {
+			opName = journal.OpEventSubscriptionDelete
+		}
+		c, w, ok := s.subscriptionChange(w, r, opName, name)
+		if !ok {
+			return
+		}
+		defer c.end()
+		if r.Method == http.MethodPut {
 			s.updateSubscription(w, r, name)
-		case http.MethodDelete:
+		} else {
 			s.deleteSubscription(w, r, name)
 		}
 	case "validate":
@@ -214,6 +232,28 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request, rest stri
 	default:
 		s.v1Error(w, r, http.StatusNotFound, "NotFound", "no such endpoint: "+r.URL.EscapedPath())
 	}
+}
+
+// subscriptionChange begins a change of subscription name ("" for a
+// create by POST): the owner's rights (ConfigRights), the hub's
+// subscriptions present, and an Administrative record when it ends.
+func (s *Server) subscriptionChange(w http.ResponseWriter, r *http.Request, opName, name string) (*adminChange, http.ResponseWriter, bool) {
+	c, cw, ok := s.beginChange(w, r, opName, name, maxSubscriptionBody, func(n string) any {
+		if s.d.Subscriptions == nil || !events.ValidName(n) {
+			return nil
+		}
+		sub, _, err := s.d.Subscriptions.Get(context.Background(), n)
+		if err != nil {
+			return nil
+		}
+		return redact(sub)
+	})
+	if ok && s.d.Subscriptions == nil {
+		s.unavailable(cw, r, "event subscriptions")
+		c.end()
+		return nil, nil, false
+	}
+	return c, cw, ok
 }
 
 // subscriptionAuth checks the token (ServiceConnect) and that the hub has

@@ -492,7 +492,7 @@ func TestDeadLetters(t *testing.T) {
 // it); kinds the hub does not serve are refused with why.
 func TestSubscriptionDestinationKinds(t *testing.T) {
 	e, _ := subEnv(t, func(d *api.Deps) {
-		d.SubscriptionPolicy = events.ValidateOptions{Unavailable: map[string]string{events.EndpointCommand: "it runs no commands"}}
+		d.SubscriptionPolicy.Unavailable = map[string]string{events.EndpointCommand: "it runs no commands"}
 	})
 	w := e.do(req{Method: "POST", Path: "/api/v1/subscriptions", Body: `{"name":"to-stream","destination":{"endpointType":"Stream","properties":{"retentionInHours":24}}}`})
 	got := decode[events.Subscription](t, w)

@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"github.com/tether-hub/tether/internal/alert"
 	"github.com/tether-hub/tether/internal/api"
 	"github.com/tether-hub/tether/internal/events"
+	"github.com/tether-hub/tether/internal/journal"
 )
 
 // AlertHistoryFile is the alert transitions' file inside the data dir.
@@ -114,9 +117,24 @@ func (a *App) publishAlert(ctx context.Context, subject string, data []byte) err
 	return a.journal.NC.FlushWithContext(ctx)
 }
 
-// ReloadRules reads the rules file again (SIGHUP, POST /api/v1/alerts/reload).
+// ReloadRules reads the rules file again on SIGHUP (the API reloads
+// through the same alertService and records its own change), and records
+// it as an Administrative operation of caller "SIGHUP".
 func (a *App) ReloadRules(ctx context.Context) (api.ReloadResult, error) {
-	return a.alerts.Reload(ctx)
+	start := time.Now()
+	before := journal.Definition(api.AlertRulesDefinition(a.alerts.Rules(ctx)))
+	res, err := a.alerts.Reload(ctx)
+	op := journal.Operation{Category: journal.CategoryAdministrative, OperationName: journal.OpAlertRulesReload,
+		Target: api.AlertRulesTarget, Caller: "SIGHUP", Status: http.StatusOK, Before: before,
+		After: journal.Definition(api.AlertRulesDefinition(a.alerts.Rules(ctx))), DurationMs: time.Since(start).Milliseconds()}
+	if err != nil {
+		op.Status, op.ErrorCode, op.ErrorMessage = http.StatusBadRequest, "400004", err.Error()
+		if errors.Is(err, api.ErrNoRulesFile) {
+			op.Status, op.ErrorCode = http.StatusConflict, "409001"
+		}
+	}
+	_ = a.RecordOperation(op)
+	return res, err
 }
 
 // Alerts is the alert manager (for tests and the CLI banner).

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -45,8 +46,12 @@ type App struct {
 	alerts    *alertService
 	https     *http.Server
 	httpsLn   net.Listener
+	debugLn   net.Listener
 	caFile    string
 	limiter   *throttle.Limiter
+	// bound are the addresses the hub's listeners were bound to
+	// (ownListeners).
+	bound atomic.Pointer[[]netip.AddrPort]
 
 	compactions atomic.Uint64
 
@@ -169,6 +174,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("mqtt: %w", err)
 	}
 	a.onStop(a.broker.Stop)
+	a.noteListeners(a.broker.TLSAddr(), a.broker.TCPAddr())
 
 	if err := a.startAlerts(ctx); err != nil {
 		return err
@@ -179,6 +185,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.startCompactor()
 	if err := a.startDebug(); err != nil {
 		return err
+	}
+	a.noteListeners(a.HTTPSAddr())
+	if a.debugLn != nil {
+		a.noteListeners(a.debugLn.Addr().String())
 	}
 	if err := a.startCertificateWatch(); err != nil {
 		return err
@@ -320,10 +330,19 @@ func (a *App) OwnerConnectionString() string {
 }
 
 // Accessors, mainly for tests and the serve banner.
-func (a *App) MQTTAddr() string              { return a.broker.TLSAddr() }
-func (a *App) TCPAddr() string               { return a.broker.TCPAddr() }
-func (a *App) HTTPSAddr() string             { return a.httpsLn.Addr().String() }
-func (a *App) CAFile() string                { return a.caFile }
+func (a *App) MQTTAddr() string  { return a.broker.TLSAddr() }
+func (a *App) TCPAddr() string   { return a.broker.TCPAddr() }
+func (a *App) HTTPSAddr() string { return a.httpsLn.Addr().String() }
+func (a *App) CAFile() string    { return a.caFile }
+
+// DebugAddr is the bound pprof address ("" when off).
+func (a *App) DebugAddr() string {
+	if a.debugLn == nil {
+		return ""
+	}
+	return a.debugLn.Addr().String()
+}
+
 func (a *App) HubName() string               { return a.cfg.HubName }
 func (a *App) Registry() *registry.Registry  { return a.registry }
 func (a *App) Broker() *broker.Broker        { return a.broker }

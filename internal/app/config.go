@@ -75,6 +75,10 @@ type Config struct {
 	// EventCommandDir holds the programs Command event subscriptions may
 	// run; none without it.
 	EventCommandDir string
+	// AllowLoopbackEndpoints lets webhook subscriptions reach receivers on
+	// this machine's loopback addresses (events.EndpointPolicy); the hub's
+	// own listeners stay refused. nil: allowed with Dev, refused without.
+	AllowLoopbackEndpoints *bool
 	// EventRetrySchedule replaces Event Grid's retry schedule of event
 	// subscriptions (tests).
 	EventRetrySchedule []time.Duration
@@ -183,6 +187,14 @@ func (c *Config) limits(key crypto.Signer) (throttle.Limits, time.Duration) {
 	}
 	l.DailyQuota = max(l.DailyQuota, 0)
 	return l, cost
+}
+
+// allowLoopbackEndpoints resolves AllowLoopbackEndpoints.
+func (c *Config) allowLoopbackEndpoints() bool {
+	if c.AllowLoopbackEndpoints != nil {
+		return *c.AllowLoopbackEndpoints
+	}
+	return c.Dev
 }
 
 // Validate reports every problem at once.

@@ -26,6 +26,7 @@ func (a *App) startDebug() error {
 	if err != nil {
 		return fmt.Errorf("debug: %w", err)
 	}
+	a.debugLn = ln
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

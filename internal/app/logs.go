@@ -17,6 +17,15 @@ import (
 // LogFile is the Connections log database inside the data dir.
 const LogFile = "logs.db"
 
+// queryMaxBytes bounds the cell data of one API query's result (the
+// engine's default is 64 MiB). A result is held whole and then encoded as
+// JSON, so a running query costs about three times this in Go memory; with
+// api.DefaultQueryLimits.Running queries at once this is most of the
+// query memory budget (docs/ARCHITECTURE.md). 10,000 rows of every
+// AzureDiagnostics column count about 16 MiB (bench/loggen records), so
+// the row limit, not this, cuts ordinary queries.
+const queryMaxBytes = 24 << 20
+
 // logService is the embedded log workspace (the SQLite store) and the
 // diagnostic settings that route the journal's records to it and to the
 // other destinations.
@@ -49,7 +58,7 @@ func (a *App) startLogs(ctx context.Context) error {
 		return fmt.Errorf("log destinations: %w", err)
 	}
 	a.logs = &logService{store: store, diag: m, query: &kql.Engine{
-		DB: store, Table: kql.AzureDiagnostics(), Dialect: kqlsqlite.Dialect{},
+		DB: store, Table: kql.AzureDiagnostics(), Dialect: kqlsqlite.Dialect{}, MaxBytes: queryMaxBytes,
 	}}
 	// Stop lets every destination catch up with the journal (bounded), so
 	// a clean shutdown's last events are logged.

@@ -40,8 +40,9 @@ func (a *App) startEvents(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	endpoints := &policy.Endpoints
 	engine, err := delivery.New(delivery.Options{
-		JS: a.journal.JS, Store: store, Resource: res, HubHost: a.cfg.HubName,
+		JS: a.journal.JS, Store: store, Resource: res, HubHost: a.cfg.HubName, Endpoints: endpoints,
 		Logger: a.log.With("component", "delivery"), Origin: a.cfg.HubName,
 		ObserveLatency: a.observeDelivery, Destinations: dests, Schedule: a.cfg.EventRetrySchedule,
 	})
@@ -55,8 +56,9 @@ func (a *App) startEvents(ctx context.Context) error {
 	a.subs = &subscriptionService{
 		store: store, engine: engine, now: time.Now, policy: policy,
 		hs: &events.Handshaker{
-			Origin: a.cfg.HubName,
-			Topic:  res.ID(a.cfg.HubName),
+			Endpoints: endpoints,
+			Origin:    a.cfg.HubName,
+			Topic:     res.ID(a.cfg.HubName),
 			// Filled once the HTTPS port is bound (startHTTPS).
 		},
 	}
@@ -68,7 +70,8 @@ func (a *App) startEvents(ctx context.Context) error {
 // --smtp-addr), and the API policy that refuses the others with why.
 func (a *App) eventDestinations() (map[string]delivery.Destination, events.ValidateOptions, error) {
 	dests := map[string]delivery.Destination{}
-	policy := events.ValidateOptions{Unavailable: map[string]string{}}
+	policy := events.ValidateOptions{Unavailable: map[string]string{},
+		Endpoints: events.EndpointPolicy{AllowLoopback: a.cfg.allowLoopbackEndpoints(), Own: a.ownListeners}}
 	if dir := a.cfg.EventCommandDir; dir != "" {
 		d, err := delivery.NewCommandDestination(dir)
 		if err != nil {

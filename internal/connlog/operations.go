@@ -14,7 +14,8 @@ var ErrUnknownCategory = errors.New("connlog: unknown operation category")
 
 // FromOperation turns one journalled twin, method or query operation into
 // its record, in the category the operation names (D2CTwinOperations,
-// C2DTwinOperations, TwinQueries, DirectMethods), shaped like IoT Hub's
+// C2DTwinOperations, TwinQueries, DirectMethods, and Tether's
+// Administrative: administrative.go), shaped like IoT Hub's
 // records of that category (Azure's monitoring data reference, "Resource
 // logs"; the property shapes and what is Tether's guess are in
 // operation_properties.go):
@@ -91,6 +92,12 @@ func FromOperation(res Resource, op journal.Operation) (Record, error) {
 			MethodName: op.MethodName, Caller: op.Caller, Status: op.Status, ErrorMessage: errMsg,
 		}
 		b = props.appendJSON(b)
+	case CategoryAdministrative:
+		if err := administrativeRecord(&rec, op, status, errMsg); err != nil {
+			return Record{}, fmt.Errorf("connlog: operation %s: %w", op.ID, err)
+		}
+		res.stamp(&rec, op.Hub)
+		return rec, nil
 	default:
 		return Record{}, fmt.Errorf("%w: %q (operation %s)", ErrUnknownCategory, op.Category, op.ID)
 	}

@@ -9,8 +9,9 @@ import (
 	"github.com/tether-hub/tether/internal/journal"
 )
 
-// Categories Tether writes (AzureDiagnostics column Category). The four
-// operation categories are the journal's (journal.Operation.Category).
+// Categories Tether writes (AzureDiagnostics column Category). The
+// operation categories are the journal's (journal.Operation.Category);
+// Administrative is Tether's own (journal.CategoryAdministrative).
 const (
 	CategoryConnections              = "Connections"
 	CategoryDeviceIdentityOperations = "DeviceIdentityOperations"
@@ -18,6 +19,7 @@ const (
 	CategoryC2DTwinOperations        = journal.CategoryC2DTwinOperations
 	CategoryTwinQueries              = journal.CategoryTwinQueries
 	CategoryDirectMethods            = journal.CategoryDirectMethods
+	CategoryAdministrative           = journal.CategoryAdministrative
 )
 
 // Categories lists every category Tether writes, in the order settings,
@@ -25,6 +27,7 @@ const (
 var Categories = []string{
 	CategoryConnections, CategoryDeviceIdentityOperations,
 	CategoryD2CTwinOperations, CategoryC2DTwinOperations, CategoryTwinQueries, CategoryDirectMethods,
+	CategoryAdministrative,
 	CategoryInsights,
 }
 

@@ -175,6 +175,7 @@ var allSources = []source{
 	opsSource(CategoryC2DTwinOperations),
 	opsSource(CategoryTwinQueries),
 	opsSource(CategoryDirectMethods),
+	opsSource(CategoryAdministrative),
 	{stream: journal.StreamInsights, category: CategoryInsights, decode: (*Writer).decodeInsight},
 }
 

@@ -281,11 +281,17 @@ func (m *Manager) plan(settings []Setting) map[string]routeSpec {
 				categories: joined, retention: -1, subject: n.Subject, streamDays: n.RetentionDays}
 		}
 	}
-	if ws != nil {
-		slices.Sort(wsCats)
-		ws.categories = strings.Join(slices.Compact(wsCats), ",")
-		out["workspace"] = *ws
+	// The workspace always keeps the Administrative records, whatever the
+	// settings say: the record of a change to the settings must not be
+	// something the change can switch off (as Azure's Activity Log is
+	// kept whatever the diagnostic settings).
+	if ws == nil {
+		ws = &routeSpec{kind: "workspace", durable: connlog.DefaultDurable, retention: m.o.WorkspaceRetention}
 	}
+	wsCats = append(wsCats, connlog.CategoryAdministrative)
+	slices.Sort(wsCats)
+	ws.categories = strings.Join(slices.Compact(wsCats), ",")
+	out["workspace"] = *ws
 	return out
 }
 

@@ -79,11 +79,15 @@ func ops(prefix string, start time.Time, n int) []journal.Operation {
 		for _, k := range []struct{ cat, name string }{
 			{journal.CategoryD2CTwinOperations, journal.OpGet}, {journal.CategoryC2DTwinOperations, journal.OpUpdate},
 			{journal.CategoryTwinQueries, journal.OpQuery}, {journal.CategoryDirectMethods, journal.OpSend},
+			{journal.CategoryAdministrative, journal.OpDiagnosticSettingWrite},
 		} {
 			op := base
 			op.ID, op.Category, op.OperationName = fmt.Sprintf("%s-%s-%d", prefix, k.cat, i), k.cat, k.name
 			if k.cat == journal.CategoryTwinQueries {
 				op.DeviceID, op.Query = "", "SELECT * FROM devices"
+			}
+			if k.cat == journal.CategoryAdministrative {
+				op.DeviceID, op.Target, op.After = "", fmt.Sprintf("setting-%d", i), json.RawMessage(`{"name":"x"}`)
 			}
 			if k.cat == journal.CategoryDirectMethods && i%2 == 1 {
 				op.Status, op.ErrorCode = 404, "404103"
@@ -198,7 +202,7 @@ func TestManagerRoutesOperationCategories(t *testing.T) {
 		slices.Sort(names)
 		return names
 	}
-	want := []string{"connlog-C2DTwinOperations", "connlog-D2CTwinOperations", "connlog-DirectMethods", "connlog-TwinQueries",
+	want := []string{"connlog-Administrative", "connlog-C2DTwinOperations", "connlog-D2CTwinOperations", "connlog-DirectMethods", "connlog-TwinQueries",
 		"diag-methods-archive-DirectMethods"}
 	if got := consumers(); !slices.Equal(got, want) {
 		t.Errorf("TETHER_OPS consumers %v, want %v", got, want)
@@ -207,7 +211,7 @@ func TestManagerRoutesOperationCategories(t *testing.T) {
 	if _, err := m.Update(ctx, diag.Setting{Name: "methods", Categories: []string{"TwinQueries"}, Archive: &diag.Archive{}}); err != nil {
 		t.Fatal(err)
 	}
-	want = []string{"connlog-C2DTwinOperations", "connlog-D2CTwinOperations", "connlog-DirectMethods", "connlog-TwinQueries",
+	want = []string{"connlog-Administrative", "connlog-C2DTwinOperations", "connlog-D2CTwinOperations", "connlog-DirectMethods", "connlog-TwinQueries",
 		"diag-methods-archive-TwinQueries"}
 	if got := consumers(); !slices.Equal(got, want) {
 		t.Errorf("after the update, TETHER_OPS consumers %v, want %v", got, want)

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -84,6 +86,14 @@ type Handshaker struct {
 	// Client sends the requests. nil: a client that does not follow
 	// redirects (a redirect is an answer other than 200).
 	Client *http.Client
+	// Endpoints, with Client nil, is checked on every connection the
+	// handshake dials (EndpointPolicy.Control); nil: no check (the hub
+	// always sets it).
+	Endpoints *EndpointPolicy
+	policy    struct {
+		once   sync.Once
+		client *http.Client
+	}
 	// Timeout bounds each request; default 30 s, as Event Grid.
 	Timeout time.Duration
 	// ValidationURL returns the hub URL that validates subscription name
@@ -246,7 +256,12 @@ func (h *Handshaker) do(ctx context.Context, req *http.Request) (*http.Response,
 	defer cancel()
 	req = req.WithContext(ctx)
 	client := h.Client
-	if client == nil {
+	switch {
+	case client != nil:
+	case h.Endpoints != nil:
+		h.policy.once.Do(func() { h.policy.client = policyClient(h.Endpoints) })
+		client = h.policy.client
+	default:
 		client = noRedirectClient
 	}
 	resp, err := client.Do(req)
@@ -266,6 +281,15 @@ func (h *Handshaker) do(ctx context.Context, req *http.Request) (*http.Response,
 
 var noRedirectClient = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// policyClient is noRedirectClient dialling only what p allows, through
+// no proxy (which would dial for it).
+func policyClient(p *EndpointPolicy) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	t.DialContext = (&net.Dialer{Timeout: 30 * time.Second, Control: p.Control}).DialContext
+	return &http.Client{Transport: t, CheckRedirect: noRedirectClient.CheckRedirect}
 }
 
 func (h *Handshaker) now() time.Time {

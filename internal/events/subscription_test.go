@@ -206,30 +206,39 @@ func TestEndpoints(t *testing.T) {
 	for _, tc := range []struct {
 		url       string
 		allowHTTP bool
+		loopback  bool
 		ok        bool
 	}{
-		{"https://example.com/hook", false, true},
-		{"HTTPS://example.com:8443/hook?code=x", false, true},
-		{"http://127.0.0.1:8080/hook", false, true},
-		{"http://127.9.9.9/hook", false, true},
-		{"http://[::1]:1234/", false, true},
-		{"http://localhost/hook", false, true},
-		{"http://example.com/hook", false, false},
-		{"http://10.0.0.1/hook", false, false},
-		{"http://example.com/hook", true, true},
-		{"ftp://example.com/", true, false},
-		{"https:///nohost", false, false},
-		{"https://user:pw@example.com/", false, false},
-		{"https://example.com/#frag", false, false},
-		{"example.com/hook", false, false},
-		{"", false, false},
-		{"https://exa mple.com", false, false},
+		{"https://example.com/hook", false, false, true},
+		{"HTTPS://example.com:8443/hook?code=x", false, false, true},
+		{"http://127.0.0.1:8080/hook", false, true, true},
+		{"http://127.9.9.9/hook", false, true, true},
+		{"http://[::1]:1234/", false, true, true},
+		{"http://localhost/hook", false, true, true},
+		{"http://127.0.0.1:8080/hook", false, false, false},
+		{"http://[::1]:1234/", false, false, false},
+		{"http://[::ffff:127.0.0.1]:1234/", false, false, false},
+		{"https://localhost/hook", false, false, false},
+		{"http://example.com/hook", false, false, false},
+		{"http://10.0.0.1/hook", false, false, false},
+		{"https://10.0.0.1/hook", false, false, true},
+		{"https://169.254.169.254/latest/meta-data", false, true, false},
+		{"https://127.1/hook", false, true, false},
+		{"https://example.com:0/hook", false, false, false},
+		{"http://example.com/hook", true, false, true},
+		{"ftp://example.com/", true, false, false},
+		{"https:///nohost", false, false, false},
+		{"https://user:pw@example.com/", false, false, false},
+		{"https://example.com/#frag", false, false, false},
+		{"example.com/hook", false, false, false},
+		{"", false, false, false},
+		{"https://exa mple.com", false, false, false},
 	} {
 		s := validSub()
 		s.Destination.Properties.EndpointURL = tc.url
-		err := s.ValidateWith(ValidateOptions{AllowHTTP: tc.allowHTTP})
+		err := s.ValidateWith(ValidateOptions{AllowHTTP: tc.allowHTTP, Endpoints: EndpointPolicy{AllowLoopback: tc.loopback}})
 		if (err == nil) != tc.ok {
-			t.Errorf("%q allowHTTP=%v: %v", tc.url, tc.allowHTTP, err)
+			t.Errorf("%q allowHTTP=%v loopback=%v: %v", tc.url, tc.allowHTTP, tc.loopback, err)
 		}
 	}
 }

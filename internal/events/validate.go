@@ -1,7 +1,7 @@
 package events
 
 import (
-	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -14,6 +14,10 @@ type ValidateOptions struct {
 	// which is what tests and receivers on the hub's own machine use;
 	// everything else must be https, as Event Grid requires.
 	AllowHTTP bool
+	// Endpoints says which addresses webhook endpoints may have
+	// (EndpointPolicy: never the hub's listeners, loopback only when
+	// allowed). The zero value refuses loopback.
+	Endpoints EndpointPolicy
 	// Unavailable names the destination types this hub cannot deliver to,
 	// with why (e.g. "Email": "no SMTP server: start the hub with
 	// --smtp-addr"); subscriptions of those types are refused.
@@ -101,6 +105,20 @@ func checkEndpoint(raw string, o ValidateOptions) string {
 	if u.Host == "" || u.Hostname() == "" {
 		return "has no host"
 	}
+	port := 443
+	if strings.EqualFold(u.Scheme, "http") {
+		port = 80
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return "has a bad port " + quote(p)
+		}
+		port = int(n)
+	}
+	if err := o.Endpoints.CheckHost(u.Hostname(), uint16(port)); err != nil {
+		return err.Error()
+	}
 	if u.User != nil {
 		return "must not hold credentials (user:password@); put a key in the query string"
 	}
@@ -111,11 +129,12 @@ func checkEndpoint(raw string, o ValidateOptions) string {
 }
 
 func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
 		return true
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // checkRange refuses v outside [lo, hi]; 0 means unset.

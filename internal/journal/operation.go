@@ -2,6 +2,7 @@ package journal
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,19 +13,29 @@ import (
 )
 
 // The resource-log categories of IoT Hub's twin, method and query
-// operations: an Operation belongs to one of them, and its subject names
-// it (tether.ops.<category>.<device>). connlog uses the same names.
+// operations, and Tether's Administrative: an Operation belongs to one of
+// them, and its subject names it (tether.ops.<category>.<device>). connlog
+// uses the same names.
 const (
 	CategoryD2CTwinOperations = "D2CTwinOperations" // a device reads its twin or patches its reported properties
 	CategoryC2DTwinOperations = "C2DTwinOperations" // the back end reads, updates or replaces a twin
 	CategoryTwinQueries       = "TwinQueries"       // the back end queries twins
 	CategoryDirectMethods     = "DirectMethods"     // the back end invokes a method on a device
+	// CategoryAdministrative is Tether's: a change to what the hub records
+	// or where it sends data (diagnostic settings, event subscriptions,
+	// alert rules and action groups). IoT Hub's resource-log categories
+	// have none (its Configurations category is about Automatic Device
+	// Management's device configurations); Azure records these changes in
+	// the Activity Log's Administrative category, whose name and ARM-style
+	// operation names Tether borrows.
+	CategoryAdministrative = "Administrative"
 )
 
 // OperationCategories lists the categories, in the order logs and
 // settings present them.
 var OperationCategories = []string{
 	CategoryD2CTwinOperations, CategoryC2DTwinOperations, CategoryTwinQueries, CategoryDirectMethods,
+	CategoryAdministrative,
 }
 
 // Operation names (IoT Hub's OperationName values; see OperationNames).
@@ -35,6 +46,15 @@ const (
 	OpReplace = "replace" // C2DTwinOperations: PUT of a twin
 	OpQuery   = "query"   // TwinQueries
 	OpSend    = "send"    // DirectMethods
+
+	// Administrative: Azure Resource Manager's operation names of the
+	// resources Tether's settings stand for (as the Activity Log names
+	// them); a POST action ends in /action.
+	OpDiagnosticSettingWrite  = "Microsoft.Insights/diagnosticSettings/write"
+	OpDiagnosticSettingDelete = "Microsoft.Insights/diagnosticSettings/delete"
+	OpEventSubscriptionWrite  = "Microsoft.EventGrid/eventSubscriptions/write"
+	OpEventSubscriptionDelete = "Microsoft.EventGrid/eventSubscriptions/delete"
+	OpAlertRulesReload        = "Microsoft.Insights/alertRules/reload/action"
 )
 
 // OperationNames are the operation names each category allows.
@@ -43,6 +63,8 @@ var OperationNames = map[string][]string{
 	CategoryC2DTwinOperations: {OpRead, OpUpdate, OpReplace},
 	CategoryTwinQueries:       {OpQuery},
 	CategoryDirectMethods:     {OpSend},
+	CategoryAdministrative: {OpDiagnosticSettingWrite, OpDiagnosticSettingDelete, OpEventSubscriptionWrite,
+		OpEventSubscriptionDelete, OpAlertRulesReload},
 }
 
 // Operation is one finished twin, method or query operation, as the hub
@@ -97,8 +119,18 @@ type Operation struct {
 	MaskedIP   string `json:"maskedIpAddress,omitempty"`
 	AuthType   string `json:"authType,omitempty"`
 	// Caller is the shared access policy that authorised a service-side
-	// operation ("iothubowner", "service").
+	// operation ("iothubowner", "service"); for an Administrative change
+	// not made through the API, what made it ("SIGHUP").
 	Caller string `json:"caller,omitempty"`
+
+	// Target is what an Administrative operation changed: the diagnostic
+	// setting's or subscription's name, the rules file. Before and After
+	// are its definition before and after the change, as JSON (null: it
+	// did not exist / no longer exists); a definition over
+	// MaxDefinitionBytes is replaced by a note of its size and digest.
+	Target string          `json:"target,omitempty"`
+	Before json.RawMessage `json:"before,omitempty"`
+	After  json.RawMessage `json:"after,omitempty"`
 
 	// MethodName is the direct method's name.
 	MethodName string `json:"methodName,omitempty"`
@@ -120,6 +152,30 @@ type Operation struct {
 
 // Failed reports whether the operation failed (it has an error code).
 func (op Operation) Failed() bool { return op.ErrorCode != "" }
+
+// MaxDefinitionBytes bounds Operation.Before and After (Definition).
+const MaxDefinitionBytes = 16 << 10
+
+// Definition is v as an Operation's Before or After: its JSON, or, over
+// MaxDefinitionBytes, {"truncated":true,"bytes":N,"sha256":"…"} so the
+// log record stays small and the change can still be matched to the
+// definition. nil v is JSON null.
+func Definition(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"error": err.Error()})
+	}
+	if len(b) <= MaxDefinitionBytes {
+		return b
+	}
+	sum := sha256.Sum256(b)
+	out, _ := json.Marshal(struct {
+		Truncated bool   `json:"truncated"`
+		Bytes     int    `json:"bytes"`
+		SHA256    string `json:"sha256"`
+	}{true, len(b), hex.EncodeToString(sum[:])})
+	return out
+}
 
 // NewOperationID returns a fresh random id for an Operation.
 func NewOperationID() string {
@@ -152,7 +208,17 @@ func (op Operation) Validate() error {
 	} else if !slices.Contains(names, op.OperationName) {
 		bad("operation name %q of %s: want one of %v", op.OperationName, op.Category, names)
 	}
-	if _, known := OperationNames[op.Category]; known && op.DeviceID == "" && op.Category != CategoryTwinQueries {
+	switch _, known := OperationNames[op.Category]; {
+	case op.Category == CategoryAdministrative:
+		if op.Target == "" {
+			bad("no target (an Administrative operation names what it changed)")
+		}
+		for _, d := range []json.RawMessage{op.Before, op.After} {
+			if len(d) > 0 && !json.Valid(d) {
+				bad("before/after is not JSON")
+			}
+		}
+	case known && op.DeviceID == "" && op.Category != CategoryTwinQueries:
 		bad("no device id (%s operations are about a device)", op.Category)
 	}
 	if op.ErrorCode != "" && !sixDigits(op.ErrorCode) {

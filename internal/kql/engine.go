@@ -110,7 +110,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Result, error) {
 		case errors.Is(err, context.Canceled) || ctx.Err() != nil:
 			return nil, &Error{Code: CodeCanceled, Msg: "the query was canceled"}
 		}
-		if qe := runtimeError(err); qe != nil {
+		if qe := e.runtimeError(err); qe != nil {
 			return nil, qe
 		}
 		return nil, fmt.Errorf("kql: running %q: %w", req.Query, err)
@@ -121,17 +121,54 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Result, error) {
 // MaxQueryLen bounds the text of a query.
 const MaxQueryLen = 64 << 10
 
+// ReadLimiter is implemented by a Querier that bounds what a statement may
+// build in memory; the engine names the limits when a query runs into them.
+type ReadLimiter interface {
+	// ReadLimits returns the largest value (string, set or row) in bytes
+	// and the most columns of a result or intermediate step.
+	ReadLimits() (maxValue, maxColumns int)
+}
+
 // runtimeError maps the database errors a valid query can still meet at
 // run time to *Error.
-func runtimeError(err error) *Error {
+func (e *Engine) runtimeError(err error) *Error {
 	msg := err.Error()
+	maxValue, maxColumns := 0, 0
+	if l, ok := e.DB.(ReadLimiter); ok {
+		maxValue, maxColumns = l.ReadLimits()
+	}
 	switch {
 	case strings.Contains(msg, "integer overflow"):
 		return &Error{Code: CodeSemantic, Msg: "integer overflow while computing the result", Hint: "use todouble(…) for large sums"}
+	case strings.Contains(msg, "string or blob too big") || strings.Contains(msg, "make_set() result is larger"):
+		return &Error{Code: CodeLimit, Msg: fmt.Sprintf("a value the query builds (a string, a set or a row) is larger than %s", bytesText(maxValue)),
+			Hint: "build shorter strings, make_set over fewer distinct values, or summarize by more columns"}
+	case strings.Contains(msg, "too many columns"):
+		return &Error{Code: CodeLimit, Msg: fmt.Sprintf("the query has more than %s columns in one step", countText(maxColumns)),
+			Hint: "project the columns you need before extending more"}
 	case strings.Contains(msg, "too large") || strings.Contains(msg, "too many"):
 		return &Error{Code: CodeLimit, Msg: "the query is too complex to run"}
 	}
 	return nil
+}
+
+func bytesText(n int) string {
+	switch {
+	case n <= 0:
+		return "the log store allows"
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+func countText(n int) string {
+	if n <= 0 {
+		return "the log store allows"
+	}
+	return fmt.Sprint(n)
 }
 
 // scanRows reads rows into res, converting by column type, until the

@@ -55,6 +55,11 @@ type Comparison struct {
 	RenewalsUnsure       int `json:"renewalsUnsure"`
 	// AltMatched expectations were met by their alternative code (Expect.Alt).
 	AltMatched int `json:"altMatched"`
+	// MaybeMet and MaybeUnmet count the expectations the hub may or may
+	// not have met (Expect.Maybe: connects in flight when the hub was
+	// killed); neither counts as a mismatch.
+	MaybeMet   int `json:"maybeMet,omitempty"`
+	MaybeUnmet int `json:"maybeUnmet,omitempty"`
 	// Totals over Rows.
 	Missing, Duplicated, OutOfOrder, WrongCode, Unexpected int
 }
@@ -63,6 +68,7 @@ type rowKey struct{ source, typ, result string }
 
 type cmp struct {
 	alt    int
+	maybe  [2]int // met, unmet
 	rows   map[rowKey]*Row
 	causes map[[4]string]*CauseRow
 	lat    map[rowKey][]time.Duration
@@ -94,6 +100,7 @@ func (c *cmp) cause(cause Cause, k rowKey, matched bool) {
 type item struct {
 	typ, result string
 	alt         string
+	maybe       bool
 	cause       Cause
 	at          int64 // expectation: simulator time; observation: arrival
 	seq         string
@@ -126,7 +133,7 @@ func Compare(ledger []Expect, events []observed, logs map[int32][]hubclient.LogR
 				certain++
 			}
 		}
-		it := item{result: e.Result, alt: e.Alt, cause: e.Cause, at: e.At}
+		it := item{result: e.Result, alt: e.Alt, maybe: e.Maybe, cause: e.Cause, at: e.At}
 		switch e.Kind {
 		case KindConnected:
 			it.typ = KindConnected.String()
@@ -201,6 +208,7 @@ func Compare(ledger []Expect, events []observed, logs map[int32][]hubclient.LogR
 	}
 
 	out.AltMatched = c.alt
+	out.MaybeMet, out.MaybeUnmet = c.maybe[0], c.maybe[1]
 	for k, r := range c.rows {
 		if l := c.lat[k]; len(l) > 0 {
 			slices.Sort(l)
@@ -284,19 +292,33 @@ func (c *cmp) match(source string, exp, obs []item, latency bool) {
 	leftExp := map[string][]item{}
 	leftObs := map[string][]item{}
 	for k, es := range expBy {
+		// Certain expectations first; a maybe only takes what is left.
+		slices.SortStableFunc(es, func(a, b item) int { return cmpBool(a.maybe, b.maybe) })
 		os := obsBy[k]
 		rk := rowKey{source, k.typ, k.result}
 		r := c.row(rk)
-		r.Expected += len(es)
 		n := min(len(es), len(os))
 		r.Matched += n
+		r.Expected += n
+		var rest []item
+		for _, e := range es[n:] {
+			if e.maybe {
+				c.maybe[1]++ // not reported: allowed
+				continue
+			}
+			rest = append(rest, e)
+		}
+		r.Expected += len(rest)
 		for i, e := range es[:n] {
+			if e.maybe {
+				c.maybe[0]++
+			}
 			c.cause(e.cause, rk, true)
 			if latency {
 				c.lat[rk] = append(c.lat[rk], time.Duration(os[i].at-e.at))
 			}
 		}
-		leftExp[k.typ] = append(leftExp[k.typ], es[n:]...)
+		leftExp[k.typ] = append(leftExp[k.typ], rest...)
 		obsBy[k] = os[n:]
 	}
 	for k, os := range obsBy {
@@ -343,6 +365,17 @@ func (c *cmp) match(source string, exp, obs []item, latency bool) {
 			c.row(rowKey{source, typ, o.result}).Unexpected++
 		}
 	}
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 func cmpInt(a, b int64) int {

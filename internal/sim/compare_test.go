@@ -2,6 +2,7 @@ package sim
 
 import (
 	"testing"
+	"time"
 
 	"github.com/tether-hub/tether/internal/hubclient"
 )
@@ -123,5 +124,60 @@ func TestCompareAlternativeCode(t *testing.T) {
 		if alt == "" && (c.AltMatched != 0 || c.WrongCode != 1) {
 			t.Errorf("without Alt: %+v", c)
 		}
+	}
+}
+
+// The hub-crash expectations: a session open at the kill is a 500001
+// disconnect; a connect in flight is Maybe — met or not, no mismatch; a
+// disconnect just before the kill matches 500001 or its own code.
+func TestCompareHubCrash(t *testing.T) {
+	kill := time.Unix(100, 0)
+	ledger := []Expect{
+		{Device: 0, Kind: KindConnected, Cause: CauseConnect, At: 1},
+		{Device: 0, Kind: KindDisconnected, Result: ResultServerError, Cause: CauseHubCrash, At: kill.UnixNano() + 5},
+		// Connects in flight: device 1's was stored, device 2's not.
+		{Device: 1, Kind: KindConnected, Cause: CauseHubCrash, At: kill.UnixNano() - 3, Maybe: true},
+		{Device: 1, Kind: KindDisconnected, Result: ResultServerError, Cause: CauseHubCrash, At: kill.UnixNano() - 3, Maybe: true},
+		{Device: 2, Kind: KindConnected, Cause: CauseHubCrash, At: kill.UnixNano() - 3, Maybe: true},
+		{Device: 2, Kind: KindDisconnected, Result: ResultServerError, Cause: CauseHubCrash, At: kill.UnixNano() - 3, Maybe: true},
+		// Device 3 sent DISCONNECT 1 s before the kill; the hub had not
+		// stored it. Device 4's, 3 s before, it had.
+		{Device: 3, Kind: KindConnected, Cause: CauseConnect, At: 1},
+		{Device: 3, Kind: KindDisconnected, Cause: CauseStop, At: kill.Add(-time.Second).UnixNano()},
+		{Device: 4, Kind: KindConnected, Cause: CauseConnect, At: 1},
+		{Device: 4, Kind: KindDisconnected, Cause: CauseStop, At: kill.Add(-3 * time.Second).UnixNano()},
+	}
+	crashWindow(ledger, kill)
+	if ledger[7].Alt != ResultServerError || ledger[9].Alt != "" {
+		t.Fatalf("crash window: %+v, %+v", ledger[7], ledger[9])
+	}
+	events := []observed{
+		{Device: 0, Kind: KindConnected, Seq: seq(1)},
+		{Device: 0, Kind: KindDisconnected, Result: ResultServerError, Seq: seq(2)},
+		{Device: 1, Kind: KindConnected, Seq: seq(1)},
+		{Device: 1, Kind: KindDisconnected, Result: ResultServerError, Seq: seq(2)},
+		{Device: 3, Kind: KindConnected, Seq: seq(1)},
+		{Device: 3, Kind: KindDisconnected, Result: ResultServerError, Seq: seq(2)},
+		{Device: 4, Kind: KindConnected, Seq: seq(1)},
+		{Device: 4, Kind: KindDisconnected, Seq: seq(2)},
+	}
+	c := Compare(ledger, events, nil)
+	var evMissing, evOther int
+	for _, r := range c.Rows {
+		if r.Source == "events" {
+			evMissing += r.Missing
+			evOther += r.WrongCode + r.Unexpected + r.Duplicated + r.OutOfOrder
+		}
+	}
+	if evMissing != 0 || evOther != 0 {
+		t.Errorf("events: %d missing, %d other mismatches: %+v", evMissing, evOther, c.Rows)
+	}
+	if c.MaybeMet != 2 || c.AltMatched != 1 {
+		t.Errorf("maybe met %d (want 2, device 1's), alt matched %d (want 1, device 3's)", c.MaybeMet, c.AltMatched)
+	}
+	// In the log nothing arrived: device 1's and 2's maybes are not
+	// missing, the rest are.
+	if c.MaybeUnmet != 2+4 || c.Missing != 6 {
+		t.Errorf("maybe unmet %d (want 6), missing %d (want 6: devices 0, 3 and 4 in the log)", c.MaybeUnmet, c.Missing)
 	}
 }

@@ -103,6 +103,13 @@ func (c *Config) Defaults() {
 	def(&c.TwinTimeout, 30*time.Second)
 }
 
+// HubCrashAt is when the hub-crash fault kills the hub, as an offset from
+// the start, if the run has one.
+func (c *Config) HubCrashAt() (time.Duration, bool) {
+	f, ok := c.Faults.Get(FaultHubCrash)
+	return f.At, ok
+}
+
 // Validate reports every problem of c.
 func (c *Config) Validate() error {
 	var errs []error
@@ -151,8 +158,10 @@ func (c *Config) Validate() error {
 	}
 	c.validateTwins(bad)
 	c.validateScenarios(bad)
-	if f, ok := c.Faults.Get(FaultStorm); ok && c.Duration > 0 && f.At >= c.Duration {
-		bad("storm at %s is after the end of the run (%s)", f.At, c.Duration)
+	for _, k := range []FaultKind{FaultStorm, FaultHubCrash} {
+		if f, ok := c.Faults.Get(k); ok && c.Duration > 0 && f.At >= c.Duration {
+			bad("%s at %s is after the end of the run (%s)", k, f.At, c.Duration)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -87,10 +87,10 @@ func (d *device) run() {
 	// device ended with DISCONNECT less than 2 minutes ago.
 	renewal, unsure := false, true
 	for !f.stopped() {
-		dialed := time.Now()
+		tried := time.Now()
 		conn, tokenExp, err := d.connect()
 		if err != nil {
-			d.connectFailed(err, cause, time.Since(dialed))
+			d.connectFailed(err, cause, tried)
 			attempt++
 			f.stats.Retries.Add(1)
 			if d.gaveUp {
@@ -218,9 +218,9 @@ func (d *device) dial(password string) (*mqttclient.Conn, error) {
 	return dl.Dial(f.hard, pkt)
 }
 
-// connectFailed records what the hub should log for a failed connect that
-// took took (dial to failure).
-func (d *device) connectFailed(err error, cause Cause, took time.Duration) {
+// connectFailed records what the hub should log for a failed connect
+// (tried when it began).
+func (d *device) connectFailed(err error, cause Cause, tried time.Time) {
 	f := d.f
 	f.stats.countError(err)
 	var ce mqttclient.ConnackError
@@ -241,7 +241,19 @@ func (d *device) connectFailed(err error, cause Cause, took time.Duration) {
 		if !f.prof.RetryUnauthorized {
 			d.gaveUp = true
 		}
-	case took >= f.cfg.HubConnectTimeout && errors.As(err, &de) && (de.Phase == mqttclient.PhaseTLS || de.Phase == mqttclient.PhaseConnack):
+	case f.crashed(tried, time.Now()):
+		if !connectSent(err) {
+			// Cut before the CONNECT (in the TCP or TLS handshake) by
+			// the kill, not refused: the hub has nothing to record.
+			break
+		}
+		// A CONNECT in flight when the hub was killed: the hub may have
+		// stored the connect before it died (then the restart closes that
+		// session 500001) or not.
+		at := tried.UnixNano()
+		f.ledger.add(Expect{Device: int32(d.idx), Kind: KindConnected, Cause: CauseHubCrash, At: at, Maybe: true, RenewalUnsure: true})
+		f.ledger.add(Expect{Device: int32(d.idx), Kind: KindDisconnected, Result: ResultServerError, Cause: CauseHubCrash, At: at, Maybe: true})
+	case time.Since(tried) >= f.cfg.HubConnectTimeout && errors.As(err, &de) && (de.Phase == mqttclient.PhaseTLS || de.Phase == mqttclient.PhaseConnack):
 		// The hub closed a connection that did not finish its handshake
 		// and CONNECT in its connect timeout (a slow client, or a hub
 		// too busy to finish them): 500008, no device id.
@@ -263,6 +275,13 @@ func (d *device) connectFailed(err error, cause Cause, took time.Duration) {
 // opposed to a timeout.
 func closedEarly(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// connectSent reports whether a failed connect got as far as sending its
+// CONNECT (the hub may have read it).
+func connectSent(err error) bool {
+	var de *mqttclient.DialError
+	return errors.As(err, &de) && (de.Phase == mqttclient.PhaseConnect || de.Phase == mqttclient.PhaseConnack)
 }
 
 // nextAction is the time of the device's next fault step or rate fault.

@@ -23,6 +23,18 @@
 //	disabled  disable the device in the registry    DeviceDisconnected 401003, then refusals 401003 until re-enabled
 //	storm     every connected device drops at t     DeviceDisconnected 404104 each, reconnects with backoff
 //	slow      TLS handshake stretched over a delay  connected (or, past the hub's connect timeout, 500008 without a device id)
+//	hub-crash kill the hub (SIGKILL) at t, restart  DeviceDisconnected 500001 (hub-restart) for every session open at t,
+//	          (Env.CrashHub)                        recorded when the hub is back; devices reconnect with backoff
+//
+// Why 500001 for a crash: the hub, back up, finds in its journal the
+// sessions it died with and closes them itself. It knows why they ended —
+// it failed, not the device or the network — and IoT Hub's code for a
+// failure on the hub's side that the device should retry is 500001
+// ServerError; 404104 (closed remotely, cause unknown to the hub) would
+// hide that. Disconnects a device made in the 2 s before the kill may be
+// reported either way (the hub journals them asynchronously), and a
+// connect in flight at the kill may or may not have been stored: the
+// comparator accepts both (Expect.Alt, Expect.Maybe).
 //
 // Faults take a count ("dup=10"), a fraction of the fleet once ("drop=5%")
 // or a rate per minute ("drop=2%/min", per device a Poisson process); dup,

@@ -21,12 +21,20 @@ const (
 	FaultDisabled FaultKind = "disabled"
 	FaultStorm    FaultKind = "storm"
 	FaultSlowTLS  FaultKind = "slow"
+	// FaultHubCrash kills the hub abruptly (SIGKILL) at a time after the
+	// start and restarts it (Env.CrashHub).
+	FaultHubCrash FaultKind = "hub-crash"
 )
 
-var faultKinds = []FaultKind{FaultDrop, FaultSilence, FaultDup, FaultExpired, FaultWrongKey, FaultDisabled, FaultStorm, FaultSlowTLS}
+var faultKinds = []FaultKind{FaultDrop, FaultSilence, FaultDup, FaultExpired, FaultWrongKey, FaultDisabled, FaultStorm, FaultSlowTLS, FaultHubCrash}
+
+// timed reports whether a fault kind happens once, to the whole fleet, at
+// a time after the start (storm=60s, hub-crash=30s).
+func timed(k FaultKind) bool { return k == FaultStorm || k == FaultHubCrash }
 
 // Fault is one parsed fault term. Exactly one of Count, Fraction,
-// PerMinute (a fraction of the fleet per minute) or At (storm) is set.
+// PerMinute (a fraction of the fleet per minute) or At (storm, hub-crash)
+// is set.
 type Fault struct {
 	Kind      FaultKind
 	Count     int
@@ -37,7 +45,7 @@ type Fault struct {
 
 func (f Fault) String() string {
 	switch {
-	case f.Kind == FaultStorm:
+	case timed(f.Kind):
 		return fmt.Sprintf("%s=%s", f.Kind, f.At)
 	case f.PerMinute > 0:
 		return fmt.Sprintf("%s=%s%%/min", f.Kind, trimFloat(f.PerMinute*100))
@@ -72,8 +80,8 @@ func (fs Faults) Get(k FaultKind) (Fault, bool) {
 
 // ParseFaults parses "drop=2%/min,dup=10,silence=1%,storm=60s". Values: a
 // count (10), a fraction of the fleet (5%, 0.05) or a fraction per minute
-// (2%/min); storm takes the time after the start (60s). Every problem is
-// reported at once.
+// (2%/min); storm and hub-crash take the time after the start (60s).
+// Every problem is reported at once.
 func ParseFaults(s string) (Faults, error) {
 	var out Faults
 	var errs []error
@@ -117,10 +125,10 @@ func kindList() string {
 
 func parseFaultValue(kind FaultKind, v string) (Fault, error) {
 	f := Fault{Kind: kind}
-	if kind == FaultStorm {
+	if timed(kind) {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return f, fmt.Errorf("storm takes the time after the start, e.g. 60s")
+			return f, fmt.Errorf("%s takes the time after the start, e.g. 60s", kind)
 		}
 		f.At = d
 		return f, nil

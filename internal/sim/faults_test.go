@@ -7,7 +7,7 @@ import (
 )
 
 func TestParseFaults(t *testing.T) {
-	fs, err := ParseFaults("drop=2%/min, dup=10,silence=1%,storm=60s,wrongkey=0.5,expired=0.1%/min")
+	fs, err := ParseFaults("drop=2%/min, dup=10,silence=1%,storm=60s,wrongkey=0.5,expired=0.1%/min,hub-crash=30s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,6 +18,7 @@ func TestParseFaults(t *testing.T) {
 		{Kind: FaultStorm, At: time.Minute},
 		{Kind: FaultWrongKey, Fraction: 0.5},
 		{Kind: FaultExpired, PerMinute: 0.001},
+		{Kind: FaultHubCrash, At: 30 * time.Second},
 	}
 	if len(fs) != len(want) {
 		t.Fatalf("got %v", fs)
@@ -27,7 +28,7 @@ func TestParseFaults(t *testing.T) {
 			t.Errorf("term %d: %+v, want %+v", i, fs[i], want[i])
 		}
 	}
-	if got := fs.String(); got != "drop=2%/min,dup=10,silence=1%,storm=1m0s,wrongkey=50%,expired=0.1%/min" {
+	if got := fs.String(); got != "drop=2%/min,dup=10,silence=1%,storm=1m0s,wrongkey=50%,expired=0.1%/min,hub-crash=30s" {
 		t.Errorf("String() = %q", got)
 	}
 	// Round trip.
@@ -38,11 +39,11 @@ func TestParseFaults(t *testing.T) {
 }
 
 func TestParseFaultsErrors(t *testing.T) {
-	_, err := ParseFaults("drop,flood=3,dup=2%/min,silence=150%,storm=soon,drop=1,drop=2,slow=-1")
+	_, err := ParseFaults("drop,flood=3,dup=2%/min,silence=150%,storm=soon,drop=1,drop=2,slow=-1,hub-crash=5%")
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{`"drop": want kind=value`, `unknown kind "flood"`, "dup takes a count", "over 100%", "storm takes", "drop given twice", `"slow=-1"`} {
+	for _, want := range []string{`"drop": want kind=value`, `unknown kind "flood"`, "dup takes a count", "over 100%", "storm takes", "drop given twice", `"slow=-1"`, "hub-crash takes the time"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

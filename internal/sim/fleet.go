@@ -147,3 +147,16 @@ func (f *fleet) sleep(d time.Duration) bool {
 
 // since is the offset of now from the run's start.
 func (f *fleet) since() time.Duration { return time.Since(f.start) }
+
+// crashed reports whether something that began at began and ended at end
+// spans the hub-crash fault's kill: the hub died while it was open. The
+// kill is due at the same instant in every process (the shared start plus
+// the fault's time); Run makes it then.
+func (f *fleet) crashed(began, end time.Time) bool {
+	at, ok := f.cfg.HubCrashAt()
+	if !ok {
+		return false
+	}
+	kill := f.start.Add(at)
+	return began.Before(kill) && !end.Before(kill)
+}

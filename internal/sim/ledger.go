@@ -44,10 +44,11 @@ const (
 	CauseRetry                        // a retry after a failure not caused by a fault
 	CauseUnexplained                  // the hub closed a session for no reason the simulator knows
 	CauseThrottled                    // a throttle of the hub refused the connect (a storm's retries)
+	CauseHubCrash                     // the hub was killed (hub-crash fault) with the session open
 )
 
 var causeNames = [...]string{"", "connect", "renewal", "drop", "silence", "takeover", "expired", "wrongkey",
-	"disabled", "storm", "slow", "stop", "retry", "unexplained", "throttled"}
+	"disabled", "storm", "slow", "stop", "retry", "unexplained", "throttled", "hub-crash"}
 
 func (c Cause) String() string {
 	if int(c) < len(causeNames) {
@@ -65,6 +66,10 @@ const (
 	ResultTimeout        = "500008"
 	ResultThrottled      = "429001" // a throttle refused the connect
 	ResultDevThrottled   = "429005" // the device's own connects were throttled
+	// ResultServerError is what the hub records, when it is back, for the
+	// sessions it died with: reason hub-restart, IoT Hub's 500001
+	// ServerError (a fault on the hub's side, retried by the device).
+	ResultServerError = "500001"
 )
 
 // Expect is one thing the hub should report.
@@ -87,6 +92,10 @@ type Expect struct {
 	// drop, or a device whose duplicate-id twin connects while it drops
 	// or disconnects, is recorded as replaced (400027).
 	Alt string `json:"a,omitempty"`
+	// Maybe: the hub may or may not report this — a connect in flight
+	// when the hub was killed may have been stored (then its session is
+	// closed 500001 at the restart) or not. Unmet, it is not missing.
+	Maybe bool `json:"m,omitempty"`
 }
 
 // Ledger collects expectations from all devices of a process.

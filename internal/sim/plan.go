@@ -73,6 +73,9 @@ func planFor(c *Config, i int, r *rand.Rand, rampEnd time.Duration) plan {
 			p.steps = append(p.steps, step{at: f.At, kind: FaultStorm})
 			continue
 		}
+		if f.Kind == FaultHubCrash {
+			continue // the run's, not a device's (Run kills the hub)
+		}
 		if f.PerMinute > 0 {
 			p.rates = append(p.rates, f)
 			continue

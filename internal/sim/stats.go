@@ -21,7 +21,7 @@ type Stats struct {
 	Retries        atomic.Int64
 	Throttled      atomic.Int64    // connects a throttle of the hub refused (CONNACK 3, or closed before the TLS handshake)
 	GaveUp         atomic.Int64    // devices whose SDK stopped retrying
-	Faults         [8]atomic.Int64 // by index in faultKinds
+	Faults         [9]atomic.Int64 // by index in faultKinds
 	FaultsSkipped  atomic.Int64    // fault times that found the device offline
 	TwinRequests   atomic.Int64    // twin GETs and reported patches sent
 	TwinAnswers    atomic.Int64    // answers to them

@@ -244,7 +244,14 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	if cm.AltMatched > 0 {
-		fmt.Fprintf(w, "%d disconnects were recorded as 400027 instead: the device's reconnect (or its duplicate-id twin's connect) reached the hub before the hub had handled the drop or the DISCONNECT\n", cm.AltMatched)
+		fmt.Fprintf(w, "%d disconnects were recorded with their alternative code: 400027 when the device's reconnect (or its duplicate-id twin's connect) reached the hub before the hub had handled the drop or the DISCONNECT; around a hub crash, 500001 for one the hub had not stored, or the session's own code for one it had\n", cm.AltMatched)
+	}
+	if hc := r.HubCrash; hc != nil && hc.Err == "" {
+		fmt.Fprintf(w, "hub crash: killed at +%s, accepting connections again %.1fs later; its open sessions are expected as DeviceDisconnected 500001 (hub-restart)", hc.At.Sub(r.Started).Round(time.Millisecond), hc.BackS)
+		if cm.MaybeMet+cm.MaybeUnmet > 0 {
+			fmt.Fprintf(w, "; of the reports connects in flight at the kill may or may not have (the hub stored the connect before it died, or not), %d were made and %d not (either is right)", cm.MaybeMet, cm.MaybeUnmet)
+		}
+		fmt.Fprintln(w)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

@@ -30,6 +30,11 @@ type Options struct {
 	// redirects (a 3xx is a failed delivery) and keeps MaxInFlightPerSub
 	// connections per endpoint alive.
 	Client *http.Client
+	// Endpoints, with Client nil, is checked on every connection the
+	// default client dials (events.EndpointPolicy.Control), so a name that
+	// resolves to a refused address is not reached; nil: no check (the
+	// hub always sets it).
+	Endpoints *events.EndpointPolicy
 	// Destinations deliver by destination type (events.Destination.Kind).
 	// New adds WebHook (Client, Timeout, Origin) and Stream (streams on JS,
 	// Replicas) unless given; Command and Email need the hub's policy and
@@ -181,7 +186,7 @@ func (o *Options) setDefaults() error {
 		o.MaxReplay = DefaultMaxReplay
 	}
 	if o.Client == nil {
-		o.Client = defaultClient(o.MaxInFlightPerSub)
+		o.Client = defaultClient(o.MaxInFlightPerSub, o.Endpoints)
 	}
 	dests := make(map[string]Destination, len(o.Destinations)+2)
 	for k, d := range o.Destinations {

@@ -74,12 +74,18 @@ func statusLine(code int) string {
 	return strconv.Itoa(code)
 }
 
-// defaultClient does not follow redirects (a 3xx is a failed delivery) and
-// keeps perHost connections per endpoint alive.
-func defaultClient(perHost int) *http.Client {
+// defaultClient does not follow redirects (a 3xx is a failed delivery),
+// keeps perHost connections per endpoint alive and, with a policy, dials
+// only addresses it allows (and no proxy, which would dial for it).
+func defaultClient(perHost int, p *events.EndpointPolicy) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = perHost
-	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if p != nil {
+		d.Control = p.Control
+		t.Proxy = nil
+	}
+	t.DialContext = d.DialContext
 	return &http.Client{
 		Transport:     t,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -109,9 +109,9 @@ func (Dialect) Func(op string, a ...string) string {
 	case "floor":
 		return "kql_floor(" + a[0] + ")"
 	case "make_set":
-		return "json_group_array(DISTINCT " + a[0] + ") FILTER (WHERE " + a[0] + " IS NOT NULL)"
+		return "kql_make_set(json_quote(" + a[0] + "), 0)"
 	case "make_set_json":
-		return "json_group_array(DISTINCT json(" + a[0] + ")) FILTER (WHERE " + a[0] + " IS NOT NULL)"
+		return "kql_make_set(json(" + a[0] + "), 1)"
 	case "arg_max_col", "arg_min_col":
 		// SQLite gives a bare column of a query with one min() or max()
 		// the value of the row that has the extreme.
