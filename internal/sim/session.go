@@ -92,7 +92,7 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 			// Sent in the token's last second (a late renewal, or the
 			// run's end): the hub may have closed the session for the
 			// expired token before it read the DISCONNECT.
-			e.Alt = ResultClosedRemotely
+			e.Alt, e.ExpiryRace = ResultClosedRemotely, true
 		}
 		f.ledger.add(e)
 		return forced
