@@ -1,0 +1,27 @@
+// Live feeds over the hub's Server-Sent Event streams. EventSource
+// reconnects by itself; the page closes its feeds when it is left, so a
+// page open for a day keeps one connection and bounded buffers.
+export function stream(path, onData, onState) {
+  let es = null, closed = false, retry = null;
+  const open = () => {
+    if (closed) return;
+    es = new EventSource(path, { withCredentials: true });
+    es.onopen = () => onState?.('live');
+    es.onmessage = (m) => { try { onData(JSON.parse(m.data)); } catch { /* not JSON: skip */ } };
+    es.addEventListener('dropped', (m) => onState?.('dropped ' + JSON.parse(m.data).dropped));
+    es.onerror = () => {
+      onState?.('reconnecting');
+      if (es.readyState === EventSource.CLOSED) { es = null; retry = setTimeout(open, 3000); }
+    };
+  };
+  open();
+  return () => { closed = true; clearTimeout(retry); es?.close(); };
+}
+
+// debounce calls fn at most once per wait, after the last call.
+export function debounce(fn, wait) {
+  let t = null;
+  const d = () => { clearTimeout(t); t = setTimeout(fn, wait); };
+  d.cancel = () => clearTimeout(t);
+  return d;
+}
