@@ -309,4 +309,3 @@ func (rc *flakyReceiver) count() int {
 	defer rc.mu.Unlock()
 	return len(rc.got)
 }
-

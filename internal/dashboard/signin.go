@@ -32,7 +32,7 @@ func credentialPolicy(reg *registry.Registry, hubName, credential string) (regis
 	}
 	var candidates []registry.Policy
 	key := credential
-	if strings.Contains(credential, "=") && strings.Contains(credential, ";") {
+	if strings.Contains(credential, ";") { // keys are base64: never a ";"
 		cs, err := sas.ParseConnectionString(credential)
 		if err != nil {
 			return registry.Policy{}, none, fmt.Errorf("%w: %v", errSignIn, err)
