@@ -3,6 +3,7 @@
 // token, so 100,000 devices cost one page at a time).
 import { can, deviceQuery, get, sqlString, enc, AV } from './api.js';
 import { h, table, fmtTime, fmtNum, pill, toast, card } from './dom.js';
+import { latest } from './metrics.js';
 import { createDevice, setStatus, deleteDevice, connectionString, confirmButton } from './registry.js';
 
 const PAGE = 50;
@@ -67,14 +68,39 @@ export async function render(main, _args, params) {
     return h('span', { class: 'row-actions' }, cells);
   };
 
+  // countMatching fills in how many devices match, after the page is
+  // drawn: from the metrics' registry counts when the filter allows (O(1)),
+  // else with a COUNT query (a scan of the registry).
+  let countSeq = 0;
+  async function countMatching() {
+    const seq = ++countSeq;
+    countEl.textContent = 'counting…';
+    delete countEl.dataset.total;
+    try {
+      let total = null;
+      if (!search.value.trim() && can('RegistryRead')) {
+        const m = await latest(['totalDeviceCount', 'connectedDeviceCount', 'enabledDeviceCount']);
+        if (!state.value && !status.value) total = m.totalDeviceCount;
+        else if (state.value === 'Connected' && !status.value) total = m.connectedDeviceCount;
+        else if (state.value === 'Disconnected' && !status.value && m.totalDeviceCount !== null) total = m.totalDeviceCount - m.connectedDeviceCount;
+        else if (!state.value && status.value === 'enabled') total = m.enabledDeviceCount;
+        else if (!state.value && status.value === 'disabled' && m.totalDeviceCount !== null) total = m.totalDeviceCount - m.enabledDeviceCount;
+      }
+      if (total === null || total === undefined) total = (await deviceQuery('SELECT COUNT() AS n FROM devices' + where())).items[0]?.n ?? 0;
+      if (seq !== countSeq) return;
+      countEl.dataset.total = total;
+      countEl.textContent = `${fmtNum(total)} matching`;
+    } catch (e) { if (seq === countSeq) countEl.textContent = 'count failed: ' + e.message; }
+  }
+
   async function load() {
     const query = 'SELECT * FROM devices' + where();
     try {
-      let items, cont = '', total = null;
+      let items, cont = '';
       if (can('ServiceConnect')) {
-        const [page, c] = await Promise.all([deviceQuery(query, PAGE, pages.at(-1)), pages.length === 1 ? deviceQuery('SELECT COUNT() AS n FROM devices' + where()) : null]);
+        const page = await deviceQuery(query, PAGE, pages.at(-1));
         items = page.items; cont = page.continuation;
-        if (c) { total = c.items[0]?.n ?? 0; countEl.dataset.total = total; countEl.textContent = `${fmtNum(total)} matching`; }
+        if (pages.length === 1) countMatching();
       } else {
         // RegistryRead alone cannot query: the registry list (first 1000)
         const all = await get(`/devices/?top=1000&${AV}`);

@@ -6,7 +6,7 @@ import { can, deviceQuery, get, enc } from './api.js';
 import { h, card, table, fmtNum, fmtTime, pill } from './dom.js';
 import { lineChart, barChart } from './chart.js';
 import { stream, debounce } from './live.js';
-import { RANGES, metric, buckets, kql } from './metrics.js';
+import { RANGES, metric, buckets, kql, latest } from './metrics.js';
 
 export async function render(main, _args, params) {
   const range = RANGES.find((r) => r.value === params.get('range')) || RANGES[0];
@@ -56,18 +56,17 @@ export async function render(main, _args, params) {
     connChart.replaceChildren(lineChart({ label: 'Connected devices over ' + range.label.toLowerCase(), series: [{ name: 'connected', points: pts }], from: now - range.ms, to: now }));
   };
 
+  // count: the metrics' newest samples (O(1)); a policy without
+  // RegistryRead counts with device queries instead.
   async function count() {
-    if (can('ServiceConnect')) {
-      const [c, t] = await Promise.all([
-        deviceQuery("SELECT COUNT() AS n FROM devices WHERE connectionState = 'Connected'"),
-        deviceQuery('SELECT COUNT() AS n FROM devices')]);
-      return { connected: c.items[0]?.n ?? 0, total: t.items[0]?.n ?? 0 };
+    if (can('RegistryRead')) {
+      const m = await latest(['connectedDeviceCount', 'totalDeviceCount'], abort.signal);
+      return { connected: m.connectedDeviceCount ?? 0, total: m.totalDeviceCount ?? 0 };
     }
-    // without ServiceConnect: the metrics' latest samples
-    const [c, t] = await Promise.all([metric('connectedDeviceCount', 'Maximum', { value: 'PT5M', interval: 'PT1M' }, '', abort.signal),
-      metric('totalDeviceCount', 'Maximum', { value: 'PT5M', interval: 'PT1M' }, '', abort.signal)]);
-    const last = (s) => s[0]?.points.filter((p) => p[1] !== null).at(-1)?.[1] ?? 0;
-    return { connected: last(c), total: last(t) };
+    const [c, t] = await Promise.all([
+      deviceQuery("SELECT COUNT() AS n FROM devices WHERE connectionState = 'Connected'"),
+      deviceQuery('SELECT COUNT() AS n FROM devices')]);
+    return { connected: c.items[0]?.n ?? 0, total: t.items[0]?.n ?? 0 };
   }
   async function recount() {
     try {
@@ -126,15 +125,17 @@ export async function render(main, _args, params) {
       : h('p', { class: 'muted' }, 'No device reconnected in the last hour.'));
   }
 
+  // The collector samples a moment after the event: count again shortly
+  // after a burst and once more a second later.
   const recountSoon = debounce(recount, 250);
+  const recountLater = debounce(recount, 1200);
   await Promise.all([recount(), charts().catch((e) => connChart.replaceChildren(h('p', { class: 'error' }, e.message))), insights()]);
   if (can('ServiceConnect')) {
-    closeStream = stream('/api/v1/events', () => recountSoon(), (s) => { liveEl.textContent = 'live: ' + s; });
+    closeStream = stream('/api/v1/events', () => { recountSoon(); recountLater(); }, (s) => { liveEl.textContent = 'live: ' + s; });
   } else {
-    liveEl.textContent = 'updating every 5 s (this policy cannot read the live event stream)';
-    timers.push(setInterval(recount, 5000));
+    liveEl.textContent = 'updating every 2 s (this policy cannot read the live event stream)';
   }
-  timers.push(setInterval(recount, 30000));
+  timers.push(setInterval(recount, can('ServiceConnect') ? 10000 : 2000));
   timers.push(setInterval(() => { charts().catch(() => {}); insights(); }, 60000));
-  return () => { abort.abort(); closeStream?.(); recountSoon.cancel(); timers.forEach(clearInterval); };
+  return () => { abort.abort(); closeStream?.(); recountSoon.cancel(); recountLater.cancel(); timers.forEach(clearInterval); };
 }

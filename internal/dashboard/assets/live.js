@@ -18,10 +18,12 @@ export function stream(path, onData, onState) {
   return () => { closed = true; clearTimeout(retry); es?.close(); };
 }
 
-// debounce calls fn at most once per wait, after the last call.
+// debounce calls fn once, wait after the first of a burst of calls; calls
+// while it waits join that one. A steady stream of events therefore runs
+// fn every wait, never starving it (a trailing debounce would).
 export function debounce(fn, wait) {
   let t = null;
-  const d = () => { clearTimeout(t); t = setTimeout(fn, wait); };
-  d.cancel = () => clearTimeout(t);
+  const d = () => { if (t === null) t = setTimeout(() => { t = null; fn(); }, wait); };
+  d.cancel = () => { clearTimeout(t); t = null; };
   return d;
 }

@@ -47,3 +47,17 @@ export async function kql(query, signal) {
   const body = await call('POST', '/api/v1/query', { query }, { signal });
   return body.tables?.[0] || { columns: [], rows: [] };
 }
+
+// latest returns the newest sampled value of each gauge (the collector
+// samples connectedDeviceCount several times a second, the registry counts
+// every second): an answer in O(1), where counting 100,000 devices with a
+// device query takes a scan.
+export async function latest(names, signal) {
+  const body = await get(`/api/v1/metrics?metricnames=${names.join(',')}&aggregation=Maximum&timespan=PT2M&interval=PT1S`, { signal });
+  const out = {};
+  for (const v of body.value || []) {
+    const pts = (v.timeseries?.[0]?.data || []).filter((p) => p.maximum !== undefined && p.maximum !== null);
+    out[v.name?.value] = pts.length ? pts[pts.length - 1].maximum : null;
+  }
+  return out;
+}
