@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -166,6 +167,35 @@ func TestDashboardInBrowser(t *testing.T) {
 		run(t, ctx, "fleet reload", 20*time.Second, chromedp.Navigate(base+"/#/fleet"), chromedp.Reload())
 		waitJS(t, ctx, "fleet page", `document.querySelector('#main[data-page=fleet][data-ready]') !== null && document.getElementById('connected-now').dataset.count === '24'`, 20*time.Second)
 		screenshot(t, ctx, shots, "fleet")
+		// the same page in the dark scheme
+		if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+			t.Fatal(err)
+		}
+		screenshot(t, ctx, shots, "fleet-dark")
+		if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	// Leaving a page closes its live feeds: after going round the pages
+	// several times, only the current page's feed is open.
+	t.Run("feeds closed on leaving", func(t *testing.T) {
+		for range 5 {
+			for _, p := range []string{"fleet", "device/sim-1", "events", "logs"} {
+				run(t, ctx, p, 20*time.Second, chromedp.Navigate(base+"/#/"+p))
+				waitJS(t, ctx, p, fmt.Sprintf(`document.querySelector('#main[data-page=%s][data-ready]') !== null`, strings.Split(p, "/")[0]), 20*time.Second)
+			}
+		}
+		if n := eval[float64](t, ctx, `tetherOpenStreams()`); n != 0 {
+			t.Errorf("on the logs page %v feeds are open, want 0", n)
+		}
+		run(t, ctx, "fleet", 20*time.Second, chromedp.Navigate(base+"/#/fleet"))
+		waitJS(t, ctx, "fleet", `document.querySelector('#main[data-page=fleet][data-ready]') !== null`, 20*time.Second)
+		if n := eval[float64](t, ctx, `tetherOpenStreams()`); n != 1 {
+			t.Errorf("on the fleet page %v feeds are open, want 1", n)
+		}
 	})
 
 	t.Run("devices page", func(t *testing.T) {

@@ -1,8 +1,14 @@
 // Live feeds over the hub's Server-Sent Event streams. EventSource
 // reconnects by itself; the page closes its feeds when it is left, so a
 // page open for a day keeps one connection and bounded buffers.
+let openStreams = 0;
+// tetherOpenStreams tells the browser tests how many feeds are open (one
+// page's at most: leaving a page closes its feeds).
+globalThis.tetherOpenStreams = () => openStreams;
+
 export function stream(path, onData, onState) {
   let es = null, closed = false, retry = null;
+  openStreams++;
   const open = () => {
     if (closed) return;
     es = new EventSource(path, { withCredentials: true });
@@ -15,7 +21,13 @@ export function stream(path, onData, onState) {
     };
   };
   open();
-  return () => { closed = true; clearTimeout(retry); es?.close(); };
+  return () => {
+    if (closed) return;
+    closed = true;
+    openStreams--;
+    clearTimeout(retry);
+    es?.close();
+  };
 }
 
 // debounce calls fn once, wait after the first of a burst of calls; calls
