@@ -365,6 +365,20 @@ func TestDashboardInBrowser(t *testing.T) {
 			checkNoWrites(t, ctx, page)
 		}
 		// and the hub refuses a write from this session even with its token
+		defer func() {
+			// A ServiceConnect-only policy: pages whose calls need RegistryRead
+			// show those calls' refusals and stay signed in.
+			run(t, ctx, "sign out", 20*time.Second, chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#credential")))
+			signIn(t, ctx, h.policyConnString("service"))
+			for _, page := range []string{"fleet", "device/press-7", "devices"} {
+				run(t, ctx, page, 20*time.Second, chromedp.Navigate(base+"/#/"+page))
+				waitJS(t, ctx, page, fmt.Sprintf(`document.querySelector('#main[data-page=%s][data-ready]') !== null`, strings.Split(page, "/")[0]), 20*time.Second)
+			}
+			waitJS(t, ctx, "the device list", `document.querySelectorAll('#devices-table tbody tr').length > 0`, 20*time.Second)
+			if !eval[bool](t, ctx, `document.getElementById('signout') !== null && document.getElementById('credential') === null`) {
+				t.Error("a service session was sent back to sign-in")
+			}
+		}()
 		if s := eval[float64](t, ctx, `fetch('/ui/session').then(r => r.json()).then(s => fetch('/devices/press-9?api-version=2021-04-12', {method: 'DELETE', headers: {'If-Match': '*', 'X-CSRF-Token': s.csrf}})).then(r => r.status)`); s != 401 {
 			t.Errorf("DELETE by a registryRead session: %v", s)
 		}

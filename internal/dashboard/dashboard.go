@@ -24,6 +24,9 @@ var assetFS embed.FS
 const (
 	CookieName = "tether_session"
 	CSRFHeader = "X-CSRF-Token"
+	// SessionEndedHeader marks a 401 that means "no session" (sign in
+	// again), apart from the API's 401 for rights the policy lacks.
+	SessionEndedHeader = "X-Tether-Session-Ended"
 )
 
 // publicAssets are served before sign-in: they show nothing of the hub.
@@ -200,6 +203,7 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		ss, _, ok := h.current(r)
 		if !ok {
+			w.Header().Set(SessionEndedHeader, "1")
 			writeError(w, http.StatusUnauthorized, "Unauthorized", "not signed in")
 			return
 		}
@@ -317,6 +321,7 @@ func (h *Handler) toAPI(w http.ResponseWriter, r *http.Request) {
 	ss, _, ok := h.current(r)
 	if !ok {
 		h.clearCookie(w)
+		w.Header().Set(SessionEndedHeader, "1")
 		writeError(w, http.StatusUnauthorized, "Unauthorized", "the dashboard session has ended (signed out, expired, or its key was renewed): sign in again")
 		return
 	}

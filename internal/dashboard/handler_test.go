@@ -130,7 +130,8 @@ func TestSessionAuthorisesTheAPI(t *testing.T) {
 	}
 	// A forged cookie: 401 and the cookie cleared.
 	forged := &client{t: t, h: h, cookie: CookieName + "=abc"}
-	if w := forged.do("GET", "/devices/?api-version="+api.APIVersion, "", nil); w.Code != 401 || !strings.Contains(w.Header().Get("Set-Cookie"), "Max-Age=0") {
+	if w := forged.do("GET", "/devices/?api-version="+api.APIVersion, "", nil); w.Code != 401 || !strings.Contains(w.Header().Get("Set-Cookie"), "Max-Age=0") ||
+		w.Header().Get(SessionEndedHeader) == "" {
 		t.Errorf("forged session: %d %v", w.Code, w.Header())
 	}
 }
@@ -139,8 +140,9 @@ func TestPolicyRightsApplyNow(t *testing.T) {
 	h, reg, _ := newHandler(t)
 	ro := signIn(t, h, connString(t, reg, "registryRead"))
 	path := "/devices/d2?api-version=" + api.APIVersion
-	if w := ro.do("PUT", path, `{}`, map[string]string{CSRFHeader: ro.csrf}); w.Code != 401 || !strings.Contains(w.Body.String(), "lacks RegistryWrite") {
-		t.Errorf("a registryRead session writes: %d %s", w.Code, w.Body)
+	if w := ro.do("PUT", path, `{}`, map[string]string{CSRFHeader: ro.csrf}); w.Code != 401 || !strings.Contains(w.Body.String(), "lacks RegistryWrite") ||
+		w.Header().Get(SessionEndedHeader) != "" {
+		t.Errorf("a registryRead session writes: %d %s %v", w.Code, w.Body, w.Header())
 	}
 	if w := ro.do("GET", "/ui/session", "", nil); !strings.Contains(w.Body.String(), `"rights":["RegistryRead"]`) {
 		t.Errorf("session info %s", w.Body)

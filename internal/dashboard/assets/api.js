@@ -1,6 +1,6 @@
 // The session and the hub's API as the signed-in session calls it: the
 // cookie goes by itself; requests that change anything carry the CSRF
-// token. A 401 means the session ended: back to the sign-in page.
+// token. A 401 the hub marks as the session's end leads back to sign-in.
 export const session = { policy: '', rights: [], csrf: '', hub: '' };
 export const AV = 'api-version=2021-04-12';
 
@@ -9,6 +9,13 @@ export async function loadSession() {
   if (r.status === 401) { location.replace('/'); throw new Error('signed out'); }
   Object.assign(session, await r.json());
   return session;
+}
+
+// sessionEnded goes back to the sign-in page when the hub says the session
+// is over; a 401 of the API itself (a right the policy lacks) is an error
+// of that call only.
+function sessionEnded(r) {
+  if (r.status === 401 && r.headers.get('X-Tether-Session-Ended')) location.replace('/');
 }
 
 export const can = (right) => session.rights.includes(right);
@@ -39,7 +46,7 @@ export async function call(method, path, body, opts = {}) {
   const text = await r.text();
   let parsed = null;
   try { parsed = text ? JSON.parse(text) : null; } catch { parsed = text; }
-  if (r.status === 401 && !opts.no401) { location.replace('/'); }
+  sessionEnded(r);
   if (!r.ok) throw new ApiError(r.status, errorText(r.status, parsed), parsed);
   return parsed;
 }
@@ -57,7 +64,7 @@ export async function deviceQuery(query, pageSize, continuation) {
     body: JSON.stringify({ query }),
   });
   const body = await r.json().catch(() => null);
-  if (r.status === 401) location.replace('/');
+  sessionEnded(r);
   if (!r.ok) throw new ApiError(r.status, errorText(r.status, body), body);
   return { items: body, continuation: r.headers.get('x-ms-continuation') || '' };
 }
