@@ -130,7 +130,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	})
 
 	// Fleet: N simulated devices show as connected within 2 s of the hub
-	// having them all.
+	// having them all. The simulator runs to the end of the test.
+	parent := t
 	t.Run("fleet follows the simulator", func(t *testing.T) {
 		const n = 24
 		waitJS(t, ctx, "fleet page", `document.querySelector('#main[data-page=fleet][data-ready]') !== null`, 20*time.Second)
@@ -147,7 +148,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			}, sim.Env{API: api, Out: io.Discard})
 			done <- err
 		}()
-		t.Cleanup(func() { cancelSim(); <-done })
+		parent.Cleanup(func() { cancelSim(); <-done })
 		var all time.Time
 		eventually(t, 30*time.Second, func() error {
 			if c := h.Presence().Connected(); c != n {
