@@ -10,7 +10,7 @@ import (
 // a time), to see which dominates a page.
 func BenchmarkPageCalls(b *testing.B) {
 	e := setupPages(b)
-	ps := pages(e.device)
+	ps := pages(e.device, e.deep)
 	names := make([]string, 0, len(ps))
 	for n := range ps {
 		names = append(names, n)

@@ -46,6 +46,7 @@ type benchEnv struct {
 	cookie string
 	csrf   string
 	device string
+	deep   string // continuation token of the page at device 50,000
 }
 
 var (
@@ -127,7 +128,18 @@ func newBenchEnv(b *testing.B) (*benchEnv, error) {
 	for _, c := range w.Result().Cookies() {
 		cookie = c.Name + "=" + c.Value
 	}
-	return &benchEnv{h: h, cookie: cookie, csrf: info.CSRF, device: loggen.DeviceID(42)}, nil
+	e := &benchEnv{h: h, cookie: cookie, csrf: info.CSRF, device: loggen.DeviceID(42)}
+	// A continuation token half way through the registry, for a deep page.
+	for range 50 {
+		c := q("SELECT * FROM devices")
+		c.headers = map[string]string{"x-ms-max-item-count": "1000", "x-ms-continuation": e.deep}
+		w := e.serve(c)
+		if w.Code != 200 || w.Header().Get("x-ms-continuation") == "" {
+			return nil, fmt.Errorf("paging: %d %s", w.Code, w.Body)
+		}
+		e.deep = w.Header().Get("x-ms-continuation")
+	}
+	return e, nil
 }
 
 const hub = "bench.azure-devices.net"
@@ -196,7 +208,7 @@ func kqlCall(query, timespan string) call {
 func get(path string) call { return call{method: "GET", path: path} }
 
 // pages are the calls each page makes when it opens (assets/*.js).
-func pages(device string) map[string][]call {
+func pages(device, deep string) map[string][]call {
 	metric := func(name, agg, filter string) call {
 		p := "/api/v1/metrics?metricnames=" + name + "&aggregation=" + agg + "&timespan=PT1H&interval=PT1M"
 		if filter != "" {
@@ -224,6 +236,10 @@ func pages(device string) map[string][]call {
 		"devices, count filled in after": {
 			get("/api/v1/metrics?metricnames=totalDeviceCount,connectedDeviceCount,enabledDeviceCount&aggregation=Maximum&timespan=PT2M&interval=PT1S"),
 		},
+		"devices, page at 50,000": {
+			{method: "POST", path: "/devices/query?api-version=" + api.APIVersion, body: `{"query":"SELECT * FROM devices"}`,
+				headers: map[string]string{"x-ms-max-item-count": "50", "x-ms-continuation": deep}},
+		},
 		"devices, connected only": {
 			q("SELECT * FROM devices WHERE connectionState = 'Connected'"),
 		},
@@ -249,6 +265,11 @@ func pages(device string) map[string][]call {
 }
 
 func (e *benchEnv) do(c call) (int, int) {
+	w := e.serve(c)
+	return w.Code, w.Body.Len()
+}
+
+func (e *benchEnv) serve(c call) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(c.method, "https://"+hub+c.path, strings.NewReader(c.body))
 	r.Header.Set("Cookie", e.cookie)
 	if c.method != "GET" {
@@ -260,7 +281,7 @@ func (e *benchEnv) do(c call) (int, int) {
 	}
 	w := httptest.NewRecorder()
 	e.h.ServeHTTP(w, r)
-	return w.Code, w.Body.Len()
+	return w
 }
 
 // cpuTime is the process's user + system CPU time.
@@ -272,7 +293,7 @@ func cpuTime() time.Duration {
 
 func BenchmarkPages(b *testing.B) {
 	e := setupPages(b)
-	ps := pages(e.device)
+	ps := pages(e.device, e.deep)
 	names := make([]string, 0, len(ps))
 	for n := range ps {
 		names = append(names, n)

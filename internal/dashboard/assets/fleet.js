@@ -74,8 +74,12 @@ export async function render(main, _args, params) {
       connectedEl.textContent = fmtNum(connected);
       connectedEl.dataset.count = connected;
       totalEl.textContent = fmtNum(total);
-      livePoints.push([Date.now(), connected]);
-      while (livePoints.length > 2000) livePoints.shift();
+      // at most one live point per 5 s, none older than the range:
+      // bounded whatever the event rate and however long the page is open
+      const now = Date.now();
+      if (livePoints.length && now - livePoints.at(-1)[0] < 5000) livePoints[livePoints.length - 1] = [now, connected];
+      else livePoints.push([now, connected]);
+      while (livePoints.length && livePoints[0][0] < now - range.ms) livePoints.shift();
       drawConnected();
     } catch (e) { if (!abort.signal.aborted) connectedEl.textContent = '?'; }
   }
