@@ -223,9 +223,12 @@ func pages(device, deep string) map[string][]call {
 			metric("connectedDeviceCount", "Maximum", ""),
 			metric("deviceConnects", "Total", "ResultType eq '*'"),
 			metric("deviceDisconnects", "Total", "Reason eq '*'"),
-			kqlCall("AzureDiagnostics\n| where Category == \"Connections\" and OperationName == \"deviceConnect\" and TimeGenerated > ago(60m)\n| where properties_s has \"tokenRenewal\"\n| summarize renewals = count() by bin(TimeGenerated, 1m)", ""),
 			get("/api/v1/insights/incidents?limit=5"),
 			get("/api/v1/insights/flapping?top=10"),
+		},
+		// The renewals chart is drawn after the page (a log scan).
+		"fleet, renewals chart filled in after (last hour)": {
+			kqlCall("AzureDiagnostics\n| where Category == \"Connections\" and OperationName == \"deviceConnect\" and TimeGenerated > ago(60m)\n| where properties_s has \"tokenRenewal\"\n| summarize renewals = count() by bin(TimeGenerated, 1m)", ""),
 		},
 		// The list is drawn from the first page; the count of matching
 		// devices fills in after (from the metrics, or a COUNT query when
@@ -255,10 +258,12 @@ func pages(device, deep string) map[string][]call {
 			get("/api/v1/devices/" + dev + "/diagnosis"),
 			get("/twins/" + dev + "?api-version=" + api.APIVersion),
 		},
-		"logs (seed errors query, last hour)": {
+		// The Logs page makes no call when it opens; these are queries run
+		// from it.
+		"logs, run: seed errors query, last hour": {
 			kqlCall("AzureDiagnostics\n| where ( ResourceType == \"IOTHUBS\" and Category == \"Connections\" and Level == \"Error\")", "PT1H"),
 		},
-		"logs (summarize by bin, last 6 h)": {
+		"logs, run: summarize by bin, last 6 h": {
 			kqlCall("AzureDiagnostics\n| where Category == \"Connections\" and TimeGenerated > ago(6h)\n| summarize count() by bin(TimeGenerated, 5m), OperationName", ""),
 		},
 	}
