@@ -164,20 +164,23 @@ func TestDashboardInBrowser(t *testing.T) {
 		} else {
 			t.Logf("the fleet page showed %d connected %s after the hub had them", n, took.Round(time.Millisecond))
 		}
-		// let a metrics sample and the charts catch up for the picture
-		run(t, ctx, "fleet reload", 20*time.Second, chromedp.Navigate(base+"/#/fleet"), chromedp.Reload())
-		waitJS(t, ctx, "fleet page", `document.querySelector('#main[data-page=fleet][data-ready]') !== null && document.getElementById('connected-now').dataset.count === '24'`, 20*time.Second)
-		screenshot(t, ctx, shots, "fleet")
-		// the same page in the dark scheme
-		if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		// Churn for the fleet picture, taken at the end: devices that drop
+		// and renew their tokens.
+		faults, err := sim.ParseFaults("drop=60%/min")
+		if err != nil {
 			t.Fatal(err)
 		}
-		screenshot(t, ctx, shots, "fleet-dark")
-		if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}}); err != nil {
-			t.Fatal(err)
-		}
+		churnCtx, cancelChurn := context.WithCancel(context.Background())
+		churnDone := make(chan error, 1)
+		go func() {
+			_, err := sim.Run(churnCtx, sim.Config{
+				Devices: 16, Prefix: "churn", Profile: "node", Ramp: 50, Duration: 5 * time.Minute, Settle: time.Second,
+				Faults: faults, TokenTTL: 15 * time.Second,
+				HubName: h.HubName(), MQTTAddr: h.MQTTAddr(), HTTPSAddr: h.HTTPSAddr(), CAPEM: h.caPEM,
+			}, sim.Env{API: api, Out: io.Discard})
+			churnDone <- err
+		}()
+		parent.Cleanup(func() { cancelChurn(); <-churnDone })
 	})
 
 	// Leaving a page closes its live feeds: after going round the pages
@@ -305,6 +308,22 @@ func TestDashboardInBrowser(t *testing.T) {
 		run(t, ctx, "settings page", 20*time.Second, chromedp.Navigate(base+"/#/settings"))
 		waitJS(t, ctx, "the settings", `document.querySelector('#main[data-page=settings][data-ready]') !== null`, 20*time.Second)
 		screenshot(t, ctx, shots, "settings")
+	})
+
+	t.Run("fleet picture", func(t *testing.T) {
+		run(t, ctx, "fleet page", 20*time.Second, chromedp.Navigate(base+"/#/fleet?range=PT1H"), chromedp.Reload())
+		waitJS(t, ctx, "the fleet page and its renewals chart", `document.querySelector('#main[data-page=fleet][data-ready]') !== null && document.getElementById('chart-renewals').dataset.state === 'done'`, 20*time.Second)
+		screenshot(t, ctx, shots, "fleet")
+		// the same page in the dark scheme
+		if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+			t.Fatal(err)
+		}
+		screenshot(t, ctx, shots, "fleet-dark")
+		if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}}); err != nil {
+			t.Fatal(err)
+		}
 	})
 
 	t.Run("session refusals", func(t *testing.T) {
