@@ -247,6 +247,10 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Error("a summarize over bin(TimeGenerated, …) drew no chart")
 		}
 		screenshot(t, ctx, shots, "logs")
+		// the CSV export quotes what needs quoting
+		if got := eval[string](t, ctx, `import('/ui/logs.js').then(m => m.csv({columns: [{name: 'a'}, {name: 'b'}], rows: [['x,y', 'q"z'], [1, null]]}))`); got != "a,b\r\n\"x,y\",\"q\"\"z\"\r\n1,\r\n" {
+			t.Errorf("CSV export: %q", got)
+		}
 		setQuery(t, ctx, "AzureDiagnostics\n| where DeviceID == \"press-7\"")
 		run(t, ctx, "run", 10*time.Second, chromedp.Click(chromedp.CSS("#run")))
 		waitJS(t, ctx, "the error position", `document.getElementById('main').dataset.state === 'error'`, 20*time.Second)

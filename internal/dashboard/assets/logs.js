@@ -30,7 +30,7 @@ const TIMESPANS = [['PT1H', 'last hour'], ['P1D', 'last day'], ['P7D', 'last 7 d
 // chartable reports whether a query summarizes over bin(TimeGenerated, …).
 export const chartable = (q) => /\|\s*summarize\b[\s\S]*\bbin\s*\(\s*TimeGenerated\s*,/i.test(q);
 
-function csv(t) {
+export function csv(t) {
   const q = (v) => {
     const s = v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
     return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
