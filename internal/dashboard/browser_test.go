@@ -234,6 +234,13 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("timeline marks: %q", txt)
 		}
 		screenshot(t, ctx, shots, "device")
+		// a twin update from the page
+		eval[bool](t, ctx, `(document.getElementById('twin-patch').value = '{"tags":{"line":"seven"}}', true)`)
+		run(t, ctx, "update the twin", 10*time.Second, chromedp.Click(chromedp.CSS("#twin-update")))
+		waitJS(t, ctx, "the updated twin", `document.getElementById('twin').textContent.includes('"seven"')`, 20*time.Second)
+		if tw, _ := h.Registry().Twin("press-7"); tw == nil {
+			t.Error("no twin written")
+		}
 	})
 
 	t.Run("logs", func(t *testing.T) {
@@ -411,7 +418,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 // writeSelectors are the controls that change something.
 var writeSelectors = []string{"#create-device", "[data-action=toggle]", "[data-action=delete]", "#replay-all", "#replay-selected",
-	"#reload-rules", "#method-name", "#c2d-payload"}
+	"#reload-rules", "#method-name", "#c2d-payload", "#twin-patch"}
 
 func checkNoWrites(t *testing.T, ctx context.Context, page string) {
 	t.Helper()

@@ -118,7 +118,21 @@ export async function render(main, args, params) {
   }
 
   if (sc) {
-    const twinCard = card('Twin', twinBox);
+    const patch = h('textarea', { id: 'twin-patch', class: 'code', rows: 3, 'aria-describedby': 'twin-patch-help' }, '{"properties":{"desired":{}}}');
+    const patchForm = h('form', {}, h('label', { class: 'field', for: 'twin-patch' }, 'Update tags or desired properties (JSON merge patch)'), patch,
+      h('p', { class: 'muted', id: 'twin-patch-help' }, 'e.g. {"tags":{"site":"b1"}} or {"properties":{"desired":{"interval":30}}}; null removes a member.'),
+      h('button', { type: 'submit', id: 'twin-update' }, 'Update twin'));
+    patchForm.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      let body;
+      try { body = JSON.parse(patch.value); } catch (x) { toast('the patch is not JSON: ' + x.message, true); return; }
+      try {
+        const t = await call('PATCH', `/twins/${enc(id)}?${AV}`, body, { headers: { 'If-Match': '*' } });
+        twinBox.textContent = JSON.stringify(t, null, 2);
+        toast('twin updated');
+      } catch (x) { toast(x.message, true); }
+    });
+    const twinCard = card('Twin', twinBox, patchForm);
     const methodName = h('input', { id: 'method-name', required: true, placeholder: 'reboot' });
     const methodPayload = h('textarea', { id: 'method-payload', class: 'code', rows: 2 }, '{}');
     const methodTimeout = h('input', { id: 'method-timeout', type: 'number', min: 5, max: 300, value: 30 });
