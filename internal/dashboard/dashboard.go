@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -329,7 +330,17 @@ func (h *Handler) toAPI(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "Forbidden", "missing or wrong CSRF token ("+CSRFHeader+" header) for this session")
 		return
 	}
-	h.o.API.ServeHTTP(w, r.WithContext(api.WithSessionPolicy(r.Context(), ss.policy)))
+	// The request ends with the session: an event stream stops at sign-out.
+	ctx, cancel := context.WithCancel(api.WithSessionPolicy(r.Context(), ss.policy))
+	defer cancel()
+	go func() {
+		select {
+		case <-ss.ended:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	h.o.API.ServeHTTP(w, r.WithContext(ctx))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

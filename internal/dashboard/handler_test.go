@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -274,4 +275,54 @@ func FuzzSignIn(f *testing.F) {
 			t.Fatalf("%q signed in as %s without its key", cred, p.Name)
 		}
 	})
+}
+
+// blockingTail is an event feed that sends one event and then waits for
+// its request to end.
+type blockingTail struct{}
+
+func (blockingTail) Tail(ctx context.Context, _ string, _ []string, fn func(json.RawMessage)) error {
+	fn(json.RawMessage(`{"eventType":"Microsoft.Devices.DeviceConnected"}`))
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Signing out ends the session's open event streams.
+func TestSignOutEndsStreams(t *testing.T) {
+	reg, err := registry.New(context.Background(), memstore.New(), registry.Options{HubName: hub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Options{Registry: reg, HubName: hub, API: api.New(api.Deps{Registry: reg, HubName: hub, Events: blockingTail{}})})
+	srv := httptest.NewTLSServer(h)
+	defer srv.Close()
+	c := signIn(t, h, connString(t, reg, "iothubowner"))
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/events", nil)
+	req.Header.Set("Cookie", c.cookie)
+	res, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("stream: %d", res.StatusCode)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, res.Body)
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		t.Fatalf("the stream ended before sign-out: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if w := c.do("DELETE", "/ui/session", "", map[string]string{CSRFHeader: c.csrf}); w.Code != 204 {
+		t.Fatalf("sign-out: %d", w.Code)
+	}
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event stream outlived the sign-out")
+	}
 }

@@ -16,6 +16,10 @@ type session struct {
 	csrf    string
 	created time.Time
 	seen    time.Time
+	// ended is closed when the session is removed (sign-out, expiry
+	// found, the table full): requests still running for it, such as event
+	// streams, end with it.
+	ended chan struct{}
 }
 
 // sessions holds the signed-in sessions in memory, keyed by the hash of
@@ -44,7 +48,7 @@ func randomToken() string {
 // create starts a session and returns its cookie value.
 func (s *sessions) create(policy string, keySum [sha256.Size]byte, now time.Time) (string, *session) {
 	tok := randomToken()
-	ss := &session{policy: policy, keySum: keySum, csrf: randomToken(), created: now, seen: now}
+	ss := &session{policy: policy, keySum: keySum, csrf: randomToken(), created: now, seen: now, ended: make(chan struct{})}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.m) >= s.max {
@@ -61,7 +65,7 @@ func (s *sessions) prune(now time.Time) {
 	var oldestSeen time.Time
 	for k, ss := range s.m {
 		if s.expired(ss, now) {
-			delete(s.m, k)
+			s.drop(k)
 			continue
 		}
 		if oldestSeen.IsZero() || ss.seen.Before(oldestSeen) {
@@ -69,7 +73,15 @@ func (s *sessions) prune(now time.Time) {
 		}
 	}
 	if len(s.m) >= s.max {
-		delete(s.m, oldest)
+		s.drop(oldest)
+	}
+}
+
+// drop forgets the session of key k and ends its requests. s.mu is held.
+func (s *sessions) drop(k [sha256.Size]byte) {
+	if ss, ok := s.m[k]; ok {
+		close(ss.ended)
+		delete(s.m, k)
 	}
 }
 
@@ -91,7 +103,7 @@ func (s *sessions) get(tok string, now time.Time) (session, bool) {
 		return session{}, false
 	}
 	if s.expired(ss, now) {
-		delete(s.m, k)
+		s.drop(k)
 		return session{}, false
 	}
 	ss.seen = now
@@ -102,7 +114,7 @@ func (s *sessions) get(tok string, now time.Time) (session, bool) {
 func (s *sessions) remove(tok string) {
 	k := sha256.Sum256([]byte(tok))
 	s.mu.Lock()
-	delete(s.m, k)
+	s.drop(k)
 	s.mu.Unlock()
 }
 
