@@ -175,9 +175,10 @@ export async function render(main, args, params) {
   // The log writer follows the journal; a record lands shortly after its
   // event, so a reload is scheduled after each burst.
   const reload = debounce(() => { loadLogs(); loadHead(); loadDiagnosis(); }, 700);
-  const reloadLate = debounce(loadLogs, 3000);
+  const reloadLate = debounce(loadLogs, 2500);
+  const reloadLater = debounce(loadLogs, 6000);
   await Promise.all([loadHead(), loadLogs(), loadDiagnosis(), loadTwin()]);
-  if (sc) closeStream = stream(`/api/v1/events?device=${enc(id)}&type=DeviceConnected,DeviceDisconnected,DeviceCreated,DeviceDeleted`, () => { reload(); reloadLate(); }, (s) => { liveEl.textContent = 'live: ' + s; });
+  if (sc) closeStream = stream(`/api/v1/events?device=${enc(id)}&type=DeviceConnected,DeviceDisconnected,DeviceCreated,DeviceDeleted`, () => { reload(); reloadLate(); reloadLater(); }, (s) => { liveEl.textContent = 'live: ' + s; });
   const tick = setInterval(loadLogs, 30000);
-  return () => { abort.abort(); closeStream?.(); reload.cancel(); reloadLate.cancel(); clearInterval(tick); };
+  return () => { abort.abort(); closeStream?.(); reload.cancel(); reloadLate.cancel(); reloadLater.cancel(); clearInterval(tick); };
 }
