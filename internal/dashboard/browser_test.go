@@ -229,7 +229,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		waitJS(t, ctx, "device page", `document.querySelector('#main[data-page=device][data-ready]') !== null && (document.getElementById('timeline').dataset.marks ?? null) !== null`, 20*time.Second)
 		second := h.connect("press-7", key)
 		defer second.Close()
-		waitJS(t, ctx, "the takeover on the timeline", `(document.getElementById('timeline').dataset.marks || '').split(',').includes('400027')`, 20*time.Second)
+		waitJS(t, ctx, "the takeover on the timeline", `(document.getElementById('timeline').dataset.marks || '').split(',').includes('400027')`, 40*time.Second)
 		if txt := eval[string](t, ctx, `[...document.querySelectorAll('#timeline .mark.drop text')].map(e => e.textContent).join('|')`); !strings.Contains(txt, "400027") {
 			t.Errorf("timeline marks: %q", txt)
 		}

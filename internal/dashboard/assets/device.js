@@ -86,6 +86,7 @@ export async function render(main, args, params) {
     } catch (e) { head.replaceChildren(h('p', { class: 'error' }, e.message)); }
   }
 
+  let newestLogged = 0;
   async function loadLogs() {
     const since = span === 'fit' ? '24h' : span;
     const to = Date.now();
@@ -99,6 +100,7 @@ export async function render(main, args, params) {
         from = Math.max(from, Math.min(to - 6e4, first - Math.max(5e3, (to - first) * 0.05)));
       }
       const conn = recs.filter((r) => r.Category === 'Connections');
+      newestLogged = conn.length ? Date.parse(conn[conn.length - 1].TimeGenerated) : 0;
       const { sessions, marks } = buildTimeline(conn, from, to);
       tl.replaceChildren(timeline({ label: `Sessions of ${id} over the last ${since}`, from, to, sessions, marks }));
       tl.dataset.marks = marks.map((m) => m.code).join(',');
@@ -172,13 +174,26 @@ export async function render(main, args, params) {
     try { twinBox.textContent = JSON.stringify(await get(`/twins/${enc(id)}?${AV}`, { signal: abort.signal }), null, 2); } catch (e) { twinBox.textContent = e.message; }
   }
 
-  // The log writer follows the journal; a record lands shortly after its
-  // event, so a reload is scheduled after each burst.
-  const reload = debounce(() => { loadLogs(); loadHead(); loadDiagnosis(); }, 700);
-  const reloadLate = debounce(loadLogs, 2500);
-  const reloadLater = debounce(loadLogs, 6000);
+  // The log writer follows the journal: a record lands after its event,
+  // seconds later under load. After an event the page reloads its head
+  // and diagnosis once, and the log every second until the log holds a
+  // connection record at least as new as the event (at most 30 times).
+  const reload = debounce(() => { loadHead(); loadDiagnosis(); }, 700);
+  let wantLogged = 0, logTries = 0, logTimer = null;
+  const followLog = (ev) => {
+    const t = Date.parse(ev?.eventTime || '') || Date.now();
+    wantLogged = Math.max(wantLogged, t);
+    logTries = 30;
+    if (logTimer) return;
+    const poll = async () => {
+      await loadLogs();
+      logTries--;
+      logTimer = (newestLogged < wantLogged - 1 && logTries > 0 && !abort.signal.aborted) ? setTimeout(poll, 1000) : null;
+    };
+    logTimer = setTimeout(poll, 500);
+  };
   await Promise.all([loadHead(), loadLogs(), loadDiagnosis(), loadTwin()]);
-  if (sc) closeStream = stream(`/api/v1/events?device=${enc(id)}&type=DeviceConnected,DeviceDisconnected,DeviceCreated,DeviceDeleted`, () => { reload(); reloadLate(); reloadLater(); }, (s) => { liveEl.textContent = 'live: ' + s; });
+  if (sc) closeStream = stream(`/api/v1/events?device=${enc(id)}&type=DeviceConnected,DeviceDisconnected,DeviceCreated,DeviceDeleted`, (ev) => { reload(); if (/Device(Dis)?[Cc]onnected$/.test(ev?.eventType || '')) followLog(ev); }, (s) => { liveEl.textContent = 'live: ' + s; });
   const tick = setInterval(loadLogs, 30000);
-  return () => { abort.abort(); closeStream?.(); reload.cancel(); reloadLate.cancel(); reloadLater.cancel(); clearInterval(tick); };
+  return () => { abort.abort(); closeStream?.(); reload.cancel(); clearTimeout(logTimer); clearInterval(tick); };
 }
