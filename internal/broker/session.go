@@ -239,6 +239,12 @@ func (s *session) establish() bool {
 		}
 	}
 	t.Stop()
+	if s.wake != nil {
+		// From here on a write waits only when the device does not read
+		// (wakeConn.Write): the connect phase's deadline goes.
+		_ = s.conn.SetWriteDeadline(time.Time{})
+		s.wake.writeWait.Store(int64(writeTimeout))
+	}
 	if err := s.write(s.connack(present, packets.CodeSuccess)); err != nil {
 		s.end(causeWriteFailed(err))
 		return false
@@ -297,6 +303,10 @@ func (s *session) readLoop() cause {
 		header, body, err := s.rd.next()
 		if err != nil {
 			return s.readFailure(err)
+		}
+		if header == packets.Pingreq<<4 && len(body) == 0 {
+			s.pong() // here, not in handle: see pong
+			continue
 		}
 		if c, over := s.handle(header, body); over {
 			return c

@@ -5,6 +5,8 @@ package broker
 import (
 	"errors"
 	"io"
+	"net"
+	"os"
 	"syscall"
 	"time"
 )
@@ -50,5 +52,32 @@ func (c *wakeConn) drain(p []byte) (int, error) {
 		return 0, errWoken // arrived after the wake: not read
 	}
 	c.left -= n
+	return n, nil
+}
+
+// writeNow writes what the socket takes without waiting.
+func (c *wakeConn) writeNow(p []byte) (int, error) {
+	rc, err := c.TCPConn.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var werr error
+	if err := rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), p)
+			if !errors.Is(werr, syscall.EINTR) {
+				return true // one attempt: waiting is the caller's
+			}
+		}
+	}); err != nil {
+		return 0, err
+	}
+	if errors.Is(werr, syscall.EAGAIN) {
+		return 0, nil
+	}
+	if werr != nil {
+		return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", werr)}
+	}
 	return n, nil
 }
