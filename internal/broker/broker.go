@@ -137,7 +137,7 @@ func New(o Options) (*Broker, error) {
 	}
 	if o.Throttle != nil {
 		b.throttled = newThrottleRefusals(o.Throttle.Limits())
-		b.refusals = &refusalBatch{pending: map[refusalKey]*presence.ConnectionEvent{}, done: make(chan struct{})}
+		b.refusals = &refusalBatch{pending: map[refusalKey]*presence.ConnectionEvent{}, arrived: make(chan struct{}, 1), done: make(chan struct{})}
 	}
 	return b, nil
 }
