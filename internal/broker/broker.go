@@ -73,6 +73,8 @@ type Broker struct {
 	// writers write established sessions' outbound packets.
 	writers *writerPool
 	methods *methodCalls
+	// expiries end sessions whose tokens expire.
+	expiries expiries
 	// throttled are the refusals of Options.Throttle's limits (throttle.go);
 	// refusals collects those made before a TLS handshake (refusalbatch.go).
 	throttled *throttleRefusals
@@ -132,6 +134,7 @@ func New(o Options) (*Broker, error) {
 		}
 	}
 	b := &Broker{opts: o, log: o.Logger, table: newTable(), connecting: map[*session]struct{}{}, writers: newWriterPool(), methods: newMethodCalls(), stopped: make(chan struct{})}
+	b.expiries.b = b
 	if o.WebSocket {
 		b.ws = newWSHandler(b)
 	}

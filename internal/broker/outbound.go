@@ -73,7 +73,7 @@ func (s *session) writeFinal(p []byte) {
 // with a write deadline.
 func (s *session) setWriteWait(wait time.Duration) {
 	if s.wake != nil && s.wake.writeWait.Load() != 0 {
-		s.wake.writeWait.Store(int64(wait))
+		s.wake.setWriteWait(wait)
 		return
 	}
 	_ = s.conn.SetWriteDeadline(time.Now().Add(wait))

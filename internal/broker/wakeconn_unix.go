@@ -25,13 +25,13 @@ func (c *wakeConn) drain(p []byte) (int, error) {
 		_ = c.TCPConn.SetReadDeadline(time.Time{})
 		c.mu.Unlock()
 		c.left = 0
-		_ = rc.Control(func(fd uintptr) { c.left = receiveQueue(fd) })
+		_ = rc.Control(func(fd uintptr) { c.left = int32(min(receiveQueue(fd), 1<<30)) })
 	}
 	if c.left == 0 {
 		// Nothing more to hand up; one byte's read still tells a FIN.
 		p = p[:min(len(p), 1)]
 	} else {
-		p = p[:min(len(p), c.left)]
+		p = p[:min(len(p), int(c.left))]
 	}
 	var n int
 	var rerr error
@@ -51,7 +51,7 @@ func (c *wakeConn) drain(p []byte) (int, error) {
 	case c.left == 0:
 		return 0, errWoken // arrived after the wake: not read
 	}
-	c.left -= n
+	c.left -= int32(n)
 	return n, nil
 }
 
