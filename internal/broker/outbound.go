@@ -9,8 +9,9 @@ import (
 )
 
 // writeTimeout bounds one write to a device: a device that does not read
-// what the hub sends (acks, C2D) for this long is disconnected.
-const writeTimeout = 10 * time.Second
+// what the hub sends (acks, C2D) for this long is disconnected. A variable
+// for tests only.
+var writeTimeout = 10 * time.Second
 
 // errSessionClosed is returned for writes after the session ended.
 var errSessionClosed = errors.New("session closed")
