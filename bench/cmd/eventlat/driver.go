@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,6 +167,26 @@ type phase struct {
 	drained                   bool
 	drainS                    float64
 	posts                     int // POSTs the receiver answered in the phase and its drain
+	// CPU time per cycle (both events delivered and logged) of the hub
+	// and of the driver+receiver, from the phase's start until the hub
+	// went quiet after the drain: the figure that compares across
+	// machines and loads (wall-clock latency does not).
+	hubUsPerCycle, selfUsPerCycle float64
+	loadAvg                       string // /proc/loadavg's 1-min figure at the start and after the drain
+}
+
+// loadAvg1 is the machine's 1-minute load average, as /proc/loadavg
+// prints it ("?" if unreadable).
+func loadAvg1() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 // runPhase drives rate events/s (rate/2 cycles/s, open loop: cycle k is due
@@ -202,6 +223,7 @@ func (f *fleet) runPhase(ctx context.Context, idx, rate int, h *hub, rc *receive
 	hub0, _ := procstat.CPU(h.pid())
 	self0, _ := procstat.CPU(os.Getpid())
 	sys0, _ := procstat.SystemBusy()
+	load0 := loadAvg1()
 	log.Printf("rate %d events/s (%.0f cycles/s over %d devices) for %s", rate, cps, len(f.devs), c.duration)
 	ph.start = time.Now()
 	for k := 0; k < total && ctx.Err() == nil; {
@@ -234,10 +256,22 @@ func (f *fleet) runPhase(ctx context.Context, idx, rate int, h *hub, rc *receive
 		return disc >= closes && conn >= connects
 	})
 	ph.drainS = time.Since(ph.end).Seconds()
+	// The log writer may still be busy after the last delivery: the
+	// per-cycle figure counts until the hub is idle again (its idle cost,
+	// ~1 % of a core, is counted too).
+	_, _ = procstat.WaitQuiet(h.pid(), time.Second, 1, 0.10, 15*time.Second)
+	hub2, _ := procstat.CPU(h.pid())
+	self2, _ := procstat.CPU(os.Getpid())
+	if ph.cycles > 0 {
+		ph.hubUsPerCycle = float64(hub2-hub0) * float64(procstat.TickDuration/time.Microsecond) / float64(ph.cycles)
+		ph.selfUsPerCycle = float64(self2-self0) * float64(procstat.TickDuration/time.Microsecond) / float64(ph.cycles)
+	}
+	ph.loadAvg = load0 + " → " + loadAvg1()
 	_, _, posts1 := rc.totals()
 	ph.posts = posts1 - posts0
 	conn, disc, _ := rc.totals()
-	log.Printf("  %d cycles (%d failed) in %.1fs = %.0f events/s; hub %.2f cores, driver+receiver %.2f cores, other load %.2f cores; schedule slip p99 %s; drained=%v in %.1fs (received %d/%d disconnects, %d/%d connects)",
-		ph.cycles, ph.failed, el, ph.achieved, ph.hubCores, ph.selfCores, ph.otherCores, ph.slipP99.Round(time.Microsecond), ph.drained, ph.drainS, disc, closes, conn, connects)
+	log.Printf("  %d cycles (%d failed) in %.1fs = %.0f events/s; hub %.2f cores, driver+receiver %.2f cores, other load %.2f cores; schedule slip p99 %s; drained=%v in %.1fs (received %d/%d disconnects, %d/%d connects); CPU per cycle: hub %.0f µs, driver+receiver %.0f µs; load average %s",
+		ph.cycles, ph.failed, el, ph.achieved, ph.hubCores, ph.selfCores, ph.otherCores, ph.slipP99.Round(time.Microsecond), ph.drained, ph.drainS, disc, closes, conn, connects,
+		ph.hubUsPerCycle, ph.selfUsPerCycle, ph.loadAvg)
 	return ph, ctx.Err()
 }

@@ -61,7 +61,12 @@ type config struct {
 	out       string
 	seed      string
 	profile   bool
+	trace     bool
 }
+
+// sweepRates are the rates -sweep drives, lowest first: the report names
+// the highest one sustained with p99 ≤ 50 ms.
+const sweepRates = "1000,2000,3000,4000,5000,6000,7000,8000,10000"
 
 func main() {
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
@@ -82,8 +87,15 @@ func main() {
 	flag.DurationVar(&c.probeDur, "probe-duration", 5*time.Second, "duration of each sync-probe run")
 	flag.StringVar(&c.out, "out", "", "also write the markdown report to this file")
 	flag.StringVar(&c.seed, "seed", "tether-bench-eventlat", "device key derivation seed")
-	flag.BoolVar(&c.profile, "profile", false, "run the hub with --debug-addr and save its CPU profile (whole phase) and a 5 s execution trace per rate into the work dir (implies -keep)")
+	flag.BoolVar(&c.profile, "profile", false, "run the hub with --debug-addr and save its CPU profile (the phase and 5 s of its drain) per rate into the work dir (implies -keep)")
+	flag.BoolVar(&c.trace, "trace", false, "with -profile, also save a 5 s execution trace per rate (it costs the hub CPU)")
+	sweep := flag.Bool("sweep", false, "rate sweep: drive "+sweepRates+" events/s (unless -rates is given) and report the highest rate sustained with p99 ≤ 50 ms; -timeout grows to fit unless given")
 	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *sweep && !set["rates"] {
+		rates = sweepRates
+	}
 	if c.profile {
 		c.keep = true
 	}
@@ -93,6 +105,11 @@ func main() {
 			log.Fatalf("-rates: %q is not a rate ≥ 2", s)
 		}
 		c.rates = append(c.rates, r)
+	}
+	if *sweep && !set["timeout"] {
+		// Setup, then per rate: the quiet wait, the phase, the drain, the
+		// hub going quiet, and the journal probes.
+		c.timeout = 90*time.Second + time.Duration(len(c.rates))*(c.duration+c.drain+60*time.Second)
 	}
 	if c.devices < 1 || c.devices > 15000 {
 		log.Fatal("-devices: 1…15000 (one process may hold 20,000 files)")
@@ -191,14 +208,13 @@ func run(ctx context.Context, c config, work string) (*report, error) {
 		if busy, ok := waitMachineQuiet(ctx, 0.15, 30*time.Second); !ok {
 			log.Printf("warning: the machine did not go quiet before rate %d (%.2f cores busy); other load is reported per rate", rate, busy)
 		}
-		prof := h.capture(work, fmt.Sprintf("rate-%d", rate), c.duration)
+		prof := h.capture(work, fmt.Sprintf("rate-%d", rate), c.duration+5*time.Second, c.trace)
 		ph, err := fl.runPhase(ctx, i, rate, h, rc)
 		<-prof
 		if err != nil {
 			return nil, err
 		}
 		rep.phases = append(rep.phases, ph)
-		_, _ = procstat.WaitQuiet(h.pid(), time.Second, 1, 0.10, 10*time.Second)
 	}
 	rep.match(fl, rc)
 	h.stop(15 * time.Second) // the probes below run without the hub

@@ -30,12 +30,14 @@ type receiver struct {
 	discTotal int
 	connTotal int
 	posts     int
+	lastSeq   []string // per device, the highest sequence number delivered
+	reordered int      // events delivered after a later one of their device (or twice)
 	bad       int
 	unknown   int // events of devices not in the fleet
 }
 
 func startReceiver(devices int) (*receiver, error) {
-	r := &receiver{disc: make([][]arrival, devices), conn: make([][]arrival, devices)}
+	r := &receiver{disc: make([][]arrival, devices), conn: make([][]arrival, devices), lastSeq: make([]string, devices)}
 	r.rx = &hubclient.Receiver{Deliver: r.deliver,
 		BadBody: func(error) { r.mu.Lock(); r.bad++; r.mu.Unlock() }}
 	if err := r.rx.Start(""); err != nil {
@@ -56,6 +58,12 @@ func (r *receiver) deliver(b hubclient.Batch) int {
 		if !ok || i >= len(r.disc) {
 			r.unknown++
 			continue
+		}
+		// Sequence numbers are 64 hex digits: string order is event order.
+		if seq := e.Data.Info.SequenceNumber; seq <= r.lastSeq[i] {
+			r.reordered++
+		} else {
+			r.lastSeq[i] = seq
 		}
 		a := arrival{at: b.At, eventTime: e.EventTime}
 		switch e.EventType {
