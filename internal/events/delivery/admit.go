@@ -288,6 +288,7 @@ func (r *runner) enqueue(d *device, it item) {
 	d.insert(e)
 	r.buffered++
 	r.bytes += e.size
+	r.age.push(e, r.buffered)
 	r.schedule(d, now)
 }
 
