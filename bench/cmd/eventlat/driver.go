@@ -170,9 +170,11 @@ type phase struct {
 	// CPU time per cycle (both events delivered and logged) of the hub
 	// and of the driver+receiver, from the phase's start until the hub
 	// went quiet after the drain: the figure that compares across
-	// machines and loads (wall-clock latency does not).
+	// machines and loads (wall-clock latency does not). The hub's idle
+	// rate over that time is taken out of its figure.
 	hubUsPerCycle, selfUsPerCycle float64
-	loadAvg                       string // /proc/loadavg's 1-min figure at the start and after the drain
+	hubIdleCores                  float64 // the hub's CPU before the phase, taken out of hubUsPerCycle
+	loadAvg                       string  // /proc/loadavg's 1-min figure at the start and after the drain
 }
 
 // loadAvg1 is the machine's 1-minute load average, as /proc/loadavg
@@ -219,6 +221,13 @@ func (f *fleet) runPhase(ctx context.Context, idx, rate int, h *hub, rc *receive
 			}
 		}()
 	}
+	// The hub's own idle cost (timers, samplers, polls), to take out of
+	// the per-cycle figure: its CPU over 2 s before the phase.
+	idle0, _ := procstat.CPU(h.pid())
+	idleT := time.Now()
+	time.Sleep(2 * time.Second)
+	idle1, _ := procstat.CPU(h.pid())
+	ph.hubIdleCores = float64(idle1-idle0) * procstat.TickDuration.Seconds() / time.Since(idleT).Seconds()
 	_, _, posts0 := rc.totals()
 	hub0, _ := procstat.CPU(h.pid())
 	self0, _ := procstat.CPU(os.Getpid())
@@ -263,15 +272,16 @@ func (f *fleet) runPhase(ctx context.Context, idx, rate int, h *hub, rc *receive
 	hub2, _ := procstat.CPU(h.pid())
 	self2, _ := procstat.CPU(os.Getpid())
 	if ph.cycles > 0 {
-		ph.hubUsPerCycle = float64(hub2-hub0) * float64(procstat.TickDuration/time.Microsecond) / float64(ph.cycles)
+		busy := float64(hub2-hub0)*procstat.TickDuration.Seconds() - ph.hubIdleCores*time.Since(ph.start).Seconds()
+		ph.hubUsPerCycle = max(0, busy) * 1e6 / float64(ph.cycles)
 		ph.selfUsPerCycle = float64(self2-self0) * float64(procstat.TickDuration/time.Microsecond) / float64(ph.cycles)
 	}
 	ph.loadAvg = load0 + " → " + loadAvg1()
 	_, _, posts1 := rc.totals()
 	ph.posts = posts1 - posts0
 	conn, disc, _ := rc.totals()
-	log.Printf("  %d cycles (%d failed) in %.1fs = %.0f events/s; hub %.2f cores, driver+receiver %.2f cores, other load %.2f cores; schedule slip p99 %s; drained=%v in %.1fs (received %d/%d disconnects, %d/%d connects); CPU per cycle: hub %.0f µs, driver+receiver %.0f µs; load average %s",
+	log.Printf("  %d cycles (%d failed) in %.1fs = %.0f events/s; hub %.2f cores, driver+receiver %.2f cores, other load %.2f cores; schedule slip p99 %s; drained=%v in %.1fs (received %d/%d disconnects, %d/%d connects); CPU per cycle: hub %.0f µs (idle %.3f cores taken out), driver+receiver %.0f µs; load average %s",
 		ph.cycles, ph.failed, el, ph.achieved, ph.hubCores, ph.selfCores, ph.otherCores, ph.slipP99.Round(time.Microsecond), ph.drained, ph.drainS, disc, closes, conn, connects,
-		ph.hubUsPerCycle, ph.selfUsPerCycle, ph.loadAvg)
+		ph.hubUsPerCycle, ph.hubIdleCores, ph.selfUsPerCycle, ph.loadAvg)
 	return ph, ctx.Err()
 }

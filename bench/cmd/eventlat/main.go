@@ -218,6 +218,17 @@ func run(ctx context.Context, c config, work string) (*report, error) {
 	}
 	rep.match(fl, rc)
 	h.stop(15 * time.Second) // the probes below run without the hub
+	if c.profile {
+		for _, ph := range rep.phases {
+			res, total, err := profileStages(bin, filepath.Join(work, fmt.Sprintf("rate-%d-cpu.pprof", ph.rate)))
+			if err != nil {
+				log.Printf("stages of rate %d: %v", ph.rate, err)
+				rep.stages = append(rep.stages, "")
+				continue
+			}
+			rep.stages = append(rep.stages, stagesTable(res, total, ph.hubUsPerCycle))
+		}
+	}
 	rep.hubLog = h.problems()
 
 	if c.syncProbe && ctx.Err() == nil {

@@ -26,6 +26,7 @@ type report struct {
 	reordered              int // events delivered out of their device's order (or twice)
 	hubLog                 []string
 	probes                 []probe
+	stages                 []string // per phase with -profile: the CPU breakdown by stage (markdown)
 }
 
 // dist is a latency distribution.
@@ -173,7 +174,10 @@ func (r *report) markdown() string {
 		"DeviceDisconnected: **from close** = arrival at the receiver − client time just before it wrote DISCONNECT; " +
 		"**from eventTime** = arrival − the event's eventTime (the hub's clock, same machine). Other load = machine-wide busy CPU " +
 		"(/proc/stat) − hub − driver: other processes and kernel threads on the shared machine. Each rate starts once the " +
-		"machine is quiet (≤ 0.15 cores busy for 2 s, waited for at most 30 s).\n\n")
+		"machine is quiet (≤ 0.15 cores busy for 2 s, waited for at most 30 s). **CPU per cycle** = the process's CPU " +
+		"(/proc/<pid>/stat utime+stime) from the phase's start until the hub is idle again after the drain (every event " +
+		"delivered and logged) ÷ cycles; for the hub, its idle rate (measured over 2 s before the phase) is taken out. " +
+		"CPU time is the figure to compare across machines and loads; wall-clock latency depends on both.\n\n")
 	w("| rate asked (events/s) | achieved | cycles | failed | disconnect→delivered p50 / p99 / max ms (from close) | p50 / p99 / max ms (from eventTime) | p99.9 from close | DeviceConnected p50 / p99 ms (from eventTime) | hub cores | driver+receiver cores | other load cores | hub CPU µs per cycle | driver+receiver CPU µs per cycle | load average (start → end) | schedule slip p99 ms | sustained (p99 ≤ 50 ms, drained, ≥ 95 %% achieved, none lost) |\n")
 	w("|---:|---:|---:|---:|---|---|---:|---|---:|---:|---:|---:|---:|---|---:|---|\n")
 	for i, ph := range r.phases {
@@ -216,6 +220,12 @@ func (r *report) markdown() string {
 	w("devices left out because their DeviceDisconnected count differed from their closes: %d (%d missing, %d extra); "+
 		"events delivered out of their device's sequence-number order or twice: %d.\n",
 		r.unmatched, r.missingDisc, r.extraDisc, r.reordered)
+	for i, t := range r.stages {
+		if t != "" && i < len(r.phases) {
+			w("\nHub CPU by stage at %d/s (its CPU profile over the phase and 5 s of the drain; stacks attributed by "+
+				"bench/cmd/eventlat/stages.go; µs per cycle = share × the hub CPU per cycle above):\n\n%s", r.phases[i].rate, t)
+		}
+	}
 	if len(r.hubLog) > 0 {
 		w("\nHub WARN/ERROR log lines (first %d):\n\n```\n%s\n```\n", len(r.hubLog), strings.Join(r.hubLog, "\n"))
 	}
