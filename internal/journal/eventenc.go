@@ -1,11 +1,10 @@
 package journal
 
 import (
-	"encoding/json"
-	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/tether-hub/tether/internal/jsonenc"
 	"github.com/tether-hub/tether/internal/presence"
 )
 
@@ -87,30 +86,6 @@ func appendOptInt(b []byte, key string, n int64) []byte {
 	return strconv.AppendInt(append(b, key...), n, 10)
 }
 
-// appendJSONString quotes s as encoding/json does. The strings of
-// connection events are ids, names and fixed words: printable ASCII
-// without the characters json escapes goes straight through; anything
-// else takes encoding/json itself (HTML-safe escapes, U+2028/2029,
-// invalid UTF-8), so the rules live in one place.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
+func appendJSONString(b []byte, s string) []byte { return jsonenc.String(b, s) }
 
-// appendJSONTime is time.Time.MarshalJSON: RFC 3339 with nanoseconds,
-// refused outside years 0–9999.
-func appendJSONTime(b []byte, t time.Time) ([]byte, error) {
-	if y := t.Year(); y < 0 || y > 9999 {
-		return nil, fmt.Errorf("journal: time %v: year outside of range [0,9999]", t)
-	}
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"'), nil
-}
+func appendJSONTime(b []byte, t time.Time) ([]byte, error) { return jsonenc.Time(b, t) }
