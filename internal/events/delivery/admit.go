@@ -288,7 +288,9 @@ func (r *runner) enqueue(d *device, it item) {
 	d.insert(e)
 	r.buffered++
 	r.bytes += e.size
-	r.age.push(e, r.buffered)
+	if !e.held {
+		r.age.push(e, e.ev.Time, r.buffered) // a held one when its hold ends (unhold)
+	}
 	r.schedule(d, now)
 }
 

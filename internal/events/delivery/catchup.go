@@ -1,5 +1,7 @@
 package delivery
 
+import "time"
+
 // Catching up (issue 21). A subscription that keeps up sends each event
 // as it comes, alone, over a few connections. When it falls behind —
 // devices are ready and every send slot is taken — its concurrency grows
@@ -48,12 +50,14 @@ type ageQueue struct {
 	head int
 }
 
-// push adds e; buffered is how many events the runner holds (those not
-// removed), which bounds the queue to a few times that.
-func (a *ageQueue) push(e *entry, buffered int) {
+// push adds e, counting from from; buffered is how many events the
+// runner holds (those not removed), which bounds the queue to a few times
+// that.
+func (a *ageQueue) push(e *entry, from time.Time, buffered int) {
 	if n := len(a.q) - a.head; n >= 64 && n > 4*buffered {
 		a.compact()
 	}
+	e.ageFrom = from
 	a.q = append(a.q, e)
 }
 
@@ -68,9 +72,11 @@ func (a *ageQueue) compact() {
 	a.q, a.head = kept, 0
 }
 
-// oldest is the time (Unix nanoseconds) of the oldest undelivered event,
-// 0 when there is none. The event's own time, as the delivery latency
-// (Options.ObserveLatency) counts from it.
+// oldest is when (Unix nanoseconds) the oldest undelivered event started
+// to count, 0 when there is none: the event's own time, as the delivery
+// latency (Options.ObserveLatency) counts from it, or its hold's end. The
+// queue is in the order entries were pushed, which is their time order up
+// to the journal's interleaving of streams.
 func (a *ageQueue) oldest() int64 {
 	for a.head < len(a.q) && a.q[a.head].removed {
 		a.q[a.head] = nil
@@ -80,5 +86,5 @@ func (a *ageQueue) oldest() int64 {
 		a.q, a.head = a.q[:0], 0
 		return 0
 	}
-	return a.q[a.head].ev.Time.UnixNano()
+	return a.q[a.head].ageFrom.UnixNano()
 }

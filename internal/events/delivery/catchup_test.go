@@ -102,10 +102,10 @@ func TestCatchUp(t *testing.T) {
 func TestAgeQueueCompacts(t *testing.T) {
 	var a ageQueue
 	stuck := &entry{ev: events.Event{Time: time.Unix(100, 0)}}
-	a.push(stuck, 0)
+	a.push(stuck, stuck.ev.Time, 0)
 	for i := range 10000 {
 		e := &entry{ev: events.Event{Time: time.Unix(200+int64(i), 0)}}
-		a.push(e, 2)
+		a.push(e, e.ev.Time, 2)
 		e.removed = true // delivered while the first one waits
 	}
 	if n := len(a.q) - a.head; n > 64 {
@@ -117,5 +117,42 @@ func TestAgeQueueCompacts(t *testing.T) {
 	stuck.removed = true
 	if got := a.oldest(); got != 0 {
 		t.Errorf("oldest %d with nothing undelivered", got)
+	}
+}
+
+// A disconnect the renewal filter holds is not lag (the subscription asked
+// for the wait); once its grace ends without a renewal it is delivered, and
+// an endpoint that then fails makes lag counted from the release, not from
+// the disconnect two minutes earlier.
+func TestLagLeavesHeldOut(t *testing.T) {
+	v := newEnv(t)
+	fail := false
+	var mu sync.Mutex
+	rc := newReceiver(t, v.clock, func(*http.Request, post) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	v.start()
+	v.sub("quiet", rc.URL, suppress)
+	v.conn("d1", presence.Connected)
+	eventually(t, "connect delivered", func() bool { return v.stats("quiet").Delivered == 1 })
+	v.conn("d1", presence.Disconnected, clientDisconnect)
+	eventually(t, "disconnect held", func() bool { return v.stats("quiet").Held == 1 })
+	v.clock.Advance(100 * time.Second)
+	if lag := v.stats("quiet").Lag; lag != 0 {
+		t.Errorf("lag %s with only a held disconnect", lag)
+	}
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	v.clock.Advance(21 * time.Second) // the grace (120 s) ends: released, the POST fails
+	eventually(t, "released and failed", func() bool { s := v.stats("quiet"); return s.Held == 0 && s.FailedAttempts == 1 })
+	v.clock.Advance(5 * time.Second)
+	if lag := v.stats("quiet").Lag; lag < 5*time.Second || lag > 10*time.Second {
+		t.Errorf("lag %s, 5 s after the release; want it counted from the release", lag)
 	}
 }

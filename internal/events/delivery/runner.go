@@ -351,11 +351,16 @@ func (r *runner) releaseHeld(now time.Time) {
 	}
 }
 
-// unhold ends e's renewal hold.
+// unhold ends e's renewal hold. From now on it counts in the lag, as if
+// it had just been journalled: the hold was the subscription's choice, not
+// delivery falling behind.
 func (r *runner) unhold(e *entry) {
 	if e.held {
 		e.held = false
 		r.heldN--
+		if !e.removed {
+			r.age.push(e, r.clock.Now(), r.buffered)
+		}
 	}
 }
 
