@@ -175,6 +175,7 @@ type phase struct {
 	hubUsPerCycle, selfUsPerCycle float64
 	hubIdleCores                  float64 // the hub's CPU before the phase, taken out of hubUsPerCycle
 	loadAvg                       string  // /proc/loadavg's 1-min figure at the start and after the drain
+	cutShort                      bool    // the run's -timeout ended it
 }
 
 // loadAvg1 is the machine's 1-minute load average, as /proc/loadavg
@@ -268,7 +269,9 @@ func (f *fleet) runPhase(ctx context.Context, idx, rate int, h *hub, rc *receive
 	// The log writer may still be busy after the last delivery: the
 	// per-cycle figure counts until the hub is idle again (its idle cost,
 	// ~1 % of a core, is counted too).
-	_, _ = procstat.WaitQuiet(h.pid(), time.Second, 1, 0.10, 15*time.Second)
+	if ctx.Err() == nil {
+		_, _ = procstat.WaitQuiet(h.pid(), time.Second, 1, 0.10, 15*time.Second)
+	}
 	hub2, _ := procstat.CPU(h.pid())
 	self2, _ := procstat.CPU(os.Getpid())
 	if ph.cycles > 0 {

@@ -135,7 +135,9 @@ func main() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	hard := time.AfterFunc(c.timeout+10*time.Second, func() {
+	// The soft deadline (ctx) ends the rate in progress and reports; this
+	// one kills everything if even that hangs.
+	hard := time.AfterFunc(c.timeout+45*time.Second, func() {
 		killChildren()
 		log.Fatalf("hard timeout %s: killed", c.timeout)
 	})
@@ -227,7 +229,11 @@ func run(ctx context.Context, c config, work string) (*report, error) {
 		ph, err := fl.runPhase(ctx, i, rate, h, rc)
 		<-prof
 		if err != nil {
-			return nil, err
+			// Out of time: report the rates done, and this one marked.
+			log.Printf("rate %d cut short: %v; reporting what was measured", rate, err)
+			ph.cutShort = true
+			rep.phases = append(rep.phases, ph)
+			break
 		}
 		rep.phases = append(rep.phases, ph)
 	}

@@ -118,6 +118,9 @@ func (r *report) match(f *fleet, rc *receiver) {
 func (r *report) sustainedWhy(i int) string {
 	ph, l := r.phases[i], r.lat[i]
 	var why []string
+	if ph.cutShort {
+		why = append(why, "cut short by -timeout")
+	}
 	if l.fromClose.n == 0 {
 		why = append(why, "nothing paired")
 	} else if l.fromClose.p99 > 50*time.Millisecond {
