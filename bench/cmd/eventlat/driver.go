@@ -37,9 +37,10 @@ type device struct {
 
 	mu       sync.Mutex
 	conn     net.Conn
-	closes   []closeRec
-	connects int
-	failed   int
+	closes    []closeRec
+	connects  int
+	failed    int
+	abandoned int // connects given up after the CONNECT was written
 }
 
 type fleet struct {
@@ -79,6 +80,9 @@ func (d *device) dialLocked(addr string) error {
 		return err
 	}
 	if _, err := mqttclient.ReadConnack(c); err != nil {
+		// The CONNECT went out: the hub may have accepted it and will
+		// record this session's connect and, now, its disconnect.
+		d.abandoned++
 		c.Close()
 		return err
 	}
@@ -153,6 +157,18 @@ func (f *fleet) totals() (closes, connects, failed int) {
 		d.mu.Unlock()
 	}
 	return
+}
+
+// abandonedTotal is how many connects the devices gave up on after
+// writing CONNECT (no CONNACK within 5 s): sessions the hub may have
+// established and then seen dropped, whose events the driver did not make.
+func (f *fleet) abandonedTotal() (n int) {
+	for _, d := range f.devs {
+		d.mu.Lock()
+		n += d.abandoned
+		d.mu.Unlock()
+	}
+	return n
 }
 
 // phase is what one rate measured on the driving side.
