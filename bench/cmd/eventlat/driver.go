@@ -35,8 +35,8 @@ type device struct {
 	src           *net.TCPAddr
 	connect       []byte
 
-	mu       sync.Mutex
-	conn     net.Conn
+	mu        sync.Mutex
+	conn      net.Conn
 	closes    []closeRec
 	connects  int
 	failed    int
