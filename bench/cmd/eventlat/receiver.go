@@ -27,7 +27,8 @@ type receiver struct {
 	mu        sync.Mutex
 	disc      [][]arrival
 	conn      [][]arrival
-	discTotal int
+	discTotal int // the driver's (reason client)
+	notClient int // DeviceDisconnected with another reason than the client's DISCONNECT
 	connTotal int
 	posts     int
 	lastSeq   []string // per device, the highest sequence number delivered
@@ -68,6 +69,13 @@ func (r *receiver) deliver(b hubclient.Batch) int {
 		a := arrival{at: b.At, eventTime: e.EventTime}
 		switch e.EventType {
 		case hubclient.DeviceDisconnected:
+			if e.Data.Tether.Reason != "client" {
+				// Not one of the driver's closes (each sends DISCONNECT): a
+				// connect it gave up on that the hub had accepted, or a
+				// takeover of one. Counted, not paired.
+				r.notClient++
+				continue
+			}
 			r.disc[i] = append(r.disc[i], a)
 			r.discTotal++
 		case hubclient.DeviceConnected:

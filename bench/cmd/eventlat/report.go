@@ -25,6 +25,7 @@ type report struct {
 	missingDisc, extraDisc int
 	reordered              int // events delivered out of their device's order (or twice)
 	abandoned              int // connects the driver gave up on after writing CONNECT
+	notClient              int // DeviceDisconnected not caused by a client DISCONNECT (not paired)
 	hubLog                 []string
 	probes                 []probe
 	stages                 []string // per phase with -profile: the CPU breakdown by stage (markdown)
@@ -61,6 +62,7 @@ func (r *report) match(f *fleet, rc *receiver) {
 	defer rc.mu.Unlock()
 	r.reordered = rc.reordered
 	r.abandoned = f.abandonedTotal()
+	r.notClient = rc.notClient
 	n := len(r.phases)
 	fromClose := make([][]time.Duration, n)
 	fromEvent := make([][]time.Duration, n)
@@ -153,8 +155,11 @@ func (r *report) sustainedWhy(i int) string {
 	if l.missing > 0 {
 		why = append(why, fmt.Sprintf("%d disconnects not delivered by the end of the run", l.missing))
 	}
-	if r.extraDisc > r.abandoned {
-		why = append(why, fmt.Sprintf("%d extra events in the run", r.extraDisc-r.abandoned))
+	if r.extraDisc > 0 {
+		why = append(why, fmt.Sprintf("%d extra events in the run", r.extraDisc))
+	}
+	if r.notClient > r.abandoned {
+		why = append(why, fmt.Sprintf("%d disconnects for another reason than the driver's, more than its %d abandoned connects", r.notClient, r.abandoned))
 	}
 	if r.reordered > 0 {
 		why = append(why, fmt.Sprintf("%d events out of order", r.reordered))
@@ -251,10 +256,11 @@ func (r *report) markdown() string {
 	w("devices whose DeviceDisconnected count differed from their closes: %d (%d missing, %d extra; a device with "+
 		"missing ones has its first deliveries paired with its first closes — order is per device — and the rest counted "+
 		"missing in their rate; after a rate that did not drain, missing = not yet delivered when the run ended; a device "+
-		"with extra ones is left out; connects the driver gave up on after writing CONNECT, which the hub may have "+
-		"accepted and then seen dropped, each explain one extra: %d); "+
+		"with extra ones is left out. Only DeviceDisconnected with reason client are paired: the driver's closes all send "+
+		"DISCONNECT; %d came for another reason, against %d connects the driver gave up on after writing CONNECT, "+
+		"which the hub may have accepted and then seen dropped or taken over); "+
 		"events delivered out of their device's sequence-number order or twice: %d.\n",
-		r.unmatched, r.missingDisc, r.extraDisc, r.abandoned, r.reordered)
+		r.unmatched, r.missingDisc, r.extraDisc, r.notClient, r.abandoned, r.reordered)
 	for i, t := range r.stages {
 		if t != "" && i < len(r.phases) {
 			w("\nHub CPU by stage at %d/s (its CPU profile over the phase and 5 s of the drain; stacks attributed by "+
