@@ -3,8 +3,9 @@ package events
 import (
 	"bytes"
 	"encoding/json"
-	"reflect"
 	"testing"
+
+	"github.com/tether-hub/tether/internal/jsonenc/jsonenctest"
 )
 
 func dataBoth(t testing.TB, d ConnectionData) (got, want []byte) {
@@ -52,31 +53,10 @@ func TestConnectionDataMatchesMarshal(t *testing.T) {
 // ConnectionData, StateEventInfo or Extension and not to the encoder
 // fails here.
 func TestConnectionDataCovers(t *testing.T) {
-	var fill func(v reflect.Value)
-	fill = func(v reflect.Value) {
-		for i := range v.NumField() {
-			f := v.Field(i)
-			switch f.Kind() {
-			case reflect.String:
-				f.SetString("x" + v.Type().Field(i).Name)
-			case reflect.Bool:
-				f.SetBool(true)
-			case reflect.Int64:
-				f.SetInt(int64(i + 1))
-			case reflect.Uint8:
-				f.SetUint(uint64(i + 1))
-			case reflect.Struct:
-				fill(f)
-			case reflect.Pointer:
-				f.Set(reflect.New(f.Type().Elem()))
-				fill(f.Elem())
-			default:
-				t.Fatalf("field %s of kind %s: teach this test and the encoder", v.Type().Field(i).Name, f.Kind())
-			}
-		}
-	}
 	var d ConnectionData
-	fill(reflect.ValueOf(&d).Elem())
+	if err := jsonenctest.Fill(&d); err != nil {
+		t.Fatal(err)
+	}
 	if got, want := dataBoth(t, d); !bytes.Equal(got, want) {
 		t.Errorf("differ:\n got %s\nwant %s", got, want)
 	}

@@ -3,10 +3,10 @@ package journal
 import (
 	"bytes"
 	"encoding/json"
-	"reflect"
 	"testing"
 	"time"
 
+	"github.com/tether-hub/tether/internal/jsonenc/jsonenctest"
 	"github.com/tether-hub/tether/internal/presence"
 )
 
@@ -53,32 +53,8 @@ func TestAppendConnectionEventMatchesMarshal(t *testing.T) {
 // encoder fails here.
 func TestEncoderCoversFields(t *testing.T) {
 	var e presence.ConnectionEvent
-	v := reflect.ValueOf(&e).Elem()
-	for i := range v.NumField() {
-		f := v.Field(i)
-		switch f.Kind() {
-		case reflect.String:
-			f.SetString("x" + v.Type().Field(i).Name)
-		case reflect.Bool:
-			f.SetBool(true)
-		case reflect.Int, reflect.Int64:
-			f.SetInt(int64(i + 1))
-		case reflect.Uint8, reflect.Uint16:
-			f.SetUint(uint64(i + 1))
-		case reflect.Func:
-			// Recorded: never serialised.
-		case reflect.Struct:
-			switch f.Interface().(type) {
-			case time.Time:
-				f.Set(reflect.ValueOf(time.Date(2026, 12, 6, 1, 2, 3, i, time.UTC)))
-			case presence.Result:
-				f.Set(reflect.ValueOf(presence.Result{Type: "404104", Description: "DeviceConnectionClosedRemotely"}))
-			default:
-				t.Fatalf("field %s of type %s: teach this test and the encoder", v.Type().Field(i).Name, f.Type())
-			}
-		default:
-			t.Fatalf("field %s of kind %s: teach this test and the encoder", v.Type().Field(i).Name, f.Kind())
-		}
+	if err := jsonenctest.Fill(&e); err != nil {
+		t.Fatal(err)
 	}
 	got, want := marshalBoth(t, e)
 	if !bytes.Equal(got, want) {
