@@ -1,0 +1,79 @@
+package duckdb
+
+import (
+	"strings"
+
+	"github.com/tether-hub/tether/internal/connlog"
+)
+
+// sharedKey is a properties_s key whose value a column also holds.
+type sharedKey struct {
+	key    string // JSON key in properties_s
+	col    string // the column with the same value
+	marker string // what stands for `"key":"value"` in props
+	value  func(r *connlog.Record) string
+}
+
+// sharedKeys are the keys kql.AzureDiagnostics maps to columns (Extracted).
+// Each marker starts with \x01, which valid JSON text cannot hold raw.
+var sharedKeys = []sharedKey{
+	{"deviceId", connlog.ColDeviceID, "\x01d", func(r *connlog.Record) string { return r.DeviceID }},
+	{"protocol", connlog.ColProtocol, "\x01p", func(r *connlog.Record) string { return r.Protocol }},
+	{"sdkVersion", connlog.ColSDKVersion, "\x01s", func(r *connlog.Record) string { return r.SDKVersion }},
+	{"sequenceNumber", connlog.ColSequenceNumber, "\x01q", func(r *connlog.Record) string { return r.SequenceNumber }},
+}
+
+// plain reports whether JSON writes s as itself between quotes (printable
+// ASCII without '"' and '\'), so `"` + s + `"` is its JSON text in any
+// encoder and the view can rebuild it by concatenation.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// packProperties is what props stores for r: properties_s with every
+// `"key":"value"` of a sharedKey whose value is the column's (plain, and
+// found exactly once) replaced by its marker. Text that already holds
+// \x01 (not valid JSON) is stored as it is.
+func packProperties(r *connlog.Record) string {
+	p := r.Properties
+	if strings.IndexByte(p, 0x01) >= 0 {
+		return p
+	}
+	for _, k := range sharedKeys {
+		v := k.value(r)
+		if !plain(v) {
+			continue
+		}
+		pair := `"` + k.key + `":"` + v + `"`
+		if i := strings.Index(p, pair); i >= 0 && !strings.Contains(p[i+len(pair):], pair) {
+			p = p[:i] + k.marker + p[i+len(pair):]
+		}
+	}
+	return p
+}
+
+// unpackProperties is properties_s rebuilt from props and r's columns.
+func unpackProperties(props string, r *connlog.Record) string {
+	if strings.IndexByte(props, 0x01) < 0 {
+		return props
+	}
+	for _, k := range sharedKeys {
+		props = strings.Replace(props, k.marker, `"`+k.key+`":"`+k.value(r)+`"`, 1)
+	}
+	return props
+}
+
+// propertiesSQL is the SQL expression that rebuilds properties_s from the
+// props column src, as unpackProperties does.
+func propertiesSQL(src string) string {
+	s := src
+	for _, k := range sharedKeys {
+		s = "replace(" + s + ", chr(1) || '" + k.marker[1:] + "', '\"" + k.key + "\":\"' || " + quote(k.col) + " || '\"')"
+	}
+	return "CASE WHEN contains(" + src + ", chr(1)) THEN " + s + " ELSE " + src + " END"
+}
