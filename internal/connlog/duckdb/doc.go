@@ -9,7 +9,7 @@
 // (kql/duckdb) targets it like SQLite's table. Types: TimeGenerated is
 // BIGINT Unix nanoseconds UTC (as in the SQLite store; its min/max zone
 // maps prune time windows within a day), DurationMs BIGINT or NULL,
-// strings VARCHAR NOT NULL (” when missing). Low-cardinality strings
+// strings VARCHAR NOT NULL (empty when missing). Low-cardinality strings
 // (Category, Level, ResultType, the hub's resource columns…) need nothing
 // special: DuckDB dictionary-compresses each column segment by itself.
 //
