@@ -61,7 +61,7 @@ func CompileQuery(q *syntax.Query, t *Table, d Dialect, opts CompileOptions) (*C
 	// once the whole query is compiled; the random part keeps a quoted
 	// identifier from spelling it.
 	c := &compiler{t: t, d: d, now: opts.Now.UTC(), lets: map[string]value{},
-		marker: fmt.Sprintf("/*time %016x*/", rand.Uint64())}
+		marker: fmt.Sprintf("/*time %016x*/", rand.Uint64()), pmark: fmt.Sprintf("/*p%016x:", rand.Uint64())}
 	for _, l := range q.Lets {
 		v, err := c.expr(nil, l.Value)
 		if err != nil {
@@ -108,8 +108,7 @@ func CompileQuery(q *syntax.Query, t *Table, d Dialect, opts CompileOptions) (*C
 	if strings.Count(sqlText, c.marker) != 1 {
 		return nil, fmt.Errorf("kql: compiled SQL holds the time marker %d times", strings.Count(sqlText, c.marker))
 	}
-	out.SQL = strings.Replace(sqlText, c.marker, timeCond, 1)
-	out.Args = c.args
+	out.SQL, out.Args = c.bindParams(strings.Replace(sqlText, c.marker, timeCond, 1))
 	for _, col := range visible {
 		out.Columns = append(out.Columns, Column{Name: col.name, Type: col.v.typ})
 	}
@@ -134,6 +133,7 @@ type compiler struct {
 	lets         map[string]value
 	tables       int
 	marker       string
+	pmark        string // starts a parameter marker (param)
 	inWhere      bool
 	timeFiltered bool
 }

@@ -153,7 +153,7 @@ func (c *compiler) toStringValue(p syntax.Pos, v value) (value, error) {
 	var out string
 	switch v.typ {
 	case TLong, TInt:
-		out = "COALESCE(CAST(" + s + " AS TEXT), '')"
+		out = "COALESCE(" + c.d.Func("cast_text", s) + ", '')"
 	case TReal:
 		out = c.d.Func("real_to_str", s)
 	case TBool:
@@ -326,14 +326,17 @@ func (c *compiler) arith(x *syntax.Binary, l, r value) (value, error) {
 	}
 	ls, rs := c.render(l), c.render(r)
 	if op == "/" && l.typ != TReal && r.typ == TReal || t == TReal && op == "/" && l.typ != TReal {
-		ls = "CAST(" + ls + " AS REAL)"
+		ls = c.d.Func("cast_real", ls)
 	}
 	if t == TReal && op == "/" && l.typ == TTimespan {
-		ls = "CAST(" + ls + " AS REAL)"
+		ls = c.d.Func("cast_real", ls)
 	}
 	s := "(" + ls + " " + op + " " + rs + ")"
+	if op == "/" && l.typ != TReal && r.typ != TReal && t != TReal {
+		s = c.d.Func("div_long", ls, rs)
+	}
 	if t == TTimespan && (l.typ.numeric() || r.typ.numeric()) {
-		s = "CAST(" + s + " AS INTEGER)"
+		s = c.d.Func("cast_long", s)
 	}
 	return value{typ: t, sql: s}, nil
 }

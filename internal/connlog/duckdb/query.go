@@ -28,7 +28,7 @@ func (s *Store) ReadQuery(ctx context.Context, query string, args []any, scan fu
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
