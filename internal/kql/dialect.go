@@ -3,7 +3,8 @@ package kql
 // Dialect renders what differs between SQL engines. The compiler writes
 // the portable parts itself (SELECT … FROM … WHERE … GROUP BY … ORDER BY
 // … LIMIT, CASE, arithmetic, comparisons, AND/OR/NOT, IN, BETWEEN,
-// count/min/max/avg, count(DISTINCT), COALESCE) and asks the dialect for the rest by operation name (Func).
+// count/min/max/avg, count(DISTINCT), COALESCE) and asks the dialect
+// for the rest by operation name (Func).
 //
 // Values: strings are text and never NULL (KQL strings have no null);
 // datetimes and timespans are 64-bit integers of nanoseconds (Unix epoch,
@@ -45,4 +46,13 @@ type Dialect interface {
 	//	sum_long (x): aggregate sum of integers, an error on overflow
 	//	sum_real (x): aggregate sum as a real, 0.0 over no rows
 	Func(op string, args ...string) string
+}
+
+// Narrower is implemented by a dialect that can add a cheaper condition
+// implied by `column == value` on the table itself: the DuckDB store's
+// hash of DeviceId, whose zone maps skip the row groups of other devices.
+// The condition is inlined into the SQL, so it must hold no text from the
+// query (a number, a column name).
+type Narrower interface {
+	Narrow(column string, value any) (cond string, ok bool)
 }

@@ -224,7 +224,11 @@ func (c *compiler) binary(r *rel, x *syntax.Binary) (value, error) {
 		if l.typ == TBool && (op != "==" && op != "!=") {
 			return value{}, semErr(x.At, "'%s' cannot compare bools", op)
 		}
-		return value{typ: TBool, sql: "(" + c.render(c.scalarOf(l)) + " " + comparisons[op] + " " + c.render(c.scalarOf(rv)) + ")"}, nil
+		s := "(" + c.render(c.scalarOf(l)) + " " + comparisons[op] + " " + c.render(c.scalarOf(rv)) + ")"
+		if op == "==" {
+			s = c.narrow(l, rv, s)
+		}
+		return value{typ: TBool, sql: s}, nil
 	case op == "=~" || op == "!~":
 		ls, rs, err := c.stringOperands(x, l, rv)
 		if err != nil {
@@ -247,6 +251,26 @@ func (c *compiler) binary(r *rel, x *syntax.Binary) (value, error) {
 		return value{typ: TBool, sql: s}, nil
 	}
 	return c.arith(x, l, rv)
+}
+
+// narrow puts the dialect's implied condition (Narrower) before eq, the
+// SQL of l == r, when one side is a column the relation reads from the
+// table itself and the other a constant.
+func (c *compiler) narrow(l, r value, eq string) string {
+	n, ok := c.d.(Narrower)
+	if !ok {
+		return eq
+	}
+	if r.base != "" && l.isConst {
+		l, r = r, l
+	}
+	if l.base == "" || !r.isConst || r.konst == nil || l.dyn != nil {
+		return eq
+	}
+	if cond, ok := n.Narrow(l.base, r.konst); ok {
+		return "(" + cond + " AND " + eq + ")"
+	}
+	return eq
 }
 
 var stringOps = map[string]bool{"has": true, "has_cs": true, "hasprefix": true, "hassuffix": true,

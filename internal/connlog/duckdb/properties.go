@@ -23,6 +23,11 @@ var sharedKeys = []sharedKey{
 	{"sequenceNumber", connlog.ColSequenceNumber, "\x01q", func(r *connlog.Record) string { return r.SequenceNumber }},
 }
 
+// rawPrefix starts a stored props that is the text itself (one that held
+// \x01 already); markers are \x01 and a letter, so no packed text starts
+// with it.
+const rawPrefix = "\x01\x01"
+
 // plain reports whether JSON writes s as itself between quotes (printable
 // ASCII without '"' and '\'), so `"` + s + `"` is its JSON text in any
 // encoder and the view can rebuild it by concatenation.
@@ -38,11 +43,11 @@ func plain(s string) bool {
 // packProperties is what props stores for r: properties_s with every
 // `"key":"value"` of a sharedKey whose value is the column's (plain, and
 // found exactly once) replaced by its marker. Text that already holds
-// \x01 (not valid JSON) is stored as it is.
+// \x01 (not valid JSON) is stored behind rawPrefix, untouched.
 func packProperties(r *connlog.Record) string {
 	p := r.Properties
 	if strings.IndexByte(p, 0x01) >= 0 {
-		return p
+		return rawPrefix + p
 	}
 	for _, k := range sharedKeys {
 		v := k.value(r)
@@ -59,6 +64,9 @@ func packProperties(r *connlog.Record) string {
 
 // unpackProperties is properties_s rebuilt from props and r's columns.
 func unpackProperties(props string, r *connlog.Record) string {
+	if raw, ok := strings.CutPrefix(props, rawPrefix); ok {
+		return raw
+	}
 	if strings.IndexByte(props, 0x01) < 0 {
 		return props
 	}
@@ -75,5 +83,6 @@ func propertiesSQL(src string) string {
 	for _, k := range sharedKeys {
 		s = "replace(" + s + ", chr(1) || '" + k.marker[1:] + "', '\"" + k.key + "\":\"' || " + quote(k.col) + " || '\"')"
 	}
-	return "CASE WHEN contains(" + src + ", chr(1)) THEN " + s + " ELSE " + src + " END"
+	return "CASE WHEN NOT contains(" + src + ", chr(1)) THEN " + src +
+		" WHEN starts_with(" + src + ", chr(1) || chr(1)) THEN substr(" + src + ", 3) ELSE " + s + " END"
 }

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tether-hub/tether/internal/connlog"
+	logduckdb "github.com/tether-hub/tether/internal/connlog/duckdb"
 	"github.com/tether-hub/tether/internal/kql"
 )
 
@@ -42,6 +44,19 @@ func (Dialect) JSONPath(path []any) (string, bool) {
 		}
 	}
 	return b.String(), true
+}
+
+var _ kql.Narrower = Dialect{}
+
+// Narrow adds `_DeviceKey = hash` to an equality of DeviceId and a string
+// (see connlog/duckdb: day tables are sorted by _DeviceKey and its zone
+// maps find one device's row groups).
+func (Dialect) Narrow(column string, value any) (string, bool) {
+	s, ok := value.(string)
+	if column != connlog.ColDeviceID || !ok {
+		return "", false
+	}
+	return `"_DeviceKey" = ` + strconv.FormatUint(uint64(logduckdb.DeviceKey(s)), 10), true
 }
 
 // MaxSetBytes bounds the JSON text of one make_set() result, as in the
