@@ -3,7 +3,7 @@ package duckdb
 import "github.com/tether-hub/tether/internal/connlog"
 
 // PackProperties and UnpackProperties expose the properties_s packing.
-func PackProperties(r *connlog.Record) string            { return packProperties(r) }
+func PackProperties(r *connlog.Record) string             { return packProperties(r) }
 func UnpackProperties(p string, r *connlog.Record) string { return unpackProperties(p, r) }
 
 // Tables lists the day tables.

@@ -21,10 +21,10 @@ func TestNarrowDeviceID(t *testing.T) {
 | where Category == "Connections"
 | extend DeviceId = tostring(parse_json(properties_s).deviceId)
 | where DeviceId == "test-device"`: true,
-		`AzureDiagnostics | where "test-device" == DeviceId`:                               true,
+		`AzureDiagnostics | where "test-device" == DeviceId`:                                          true,
 		`AzureDiagnostics | extend DeviceId = strcat(DeviceId, "") | where DeviceId == "test-device"`: false,
-		`AzureDiagnostics | where DeviceId != "test-device"`:                                   false,
-		`AzureDiagnostics | summarize n = count() by DeviceId | where DeviceId == "test-device"`: false,
+		`AzureDiagnostics | where DeviceId != "test-device"`:                                          false,
+		`AzureDiagnostics | summarize n = count() by DeviceId | where DeviceId == "test-device"`:      false,
 	} {
 		c, err := kql.Compile(q, kql.AzureDiagnostics(), kqlduckdb.Dialect{}, kql.CompileOptions{Now: time.Now()})
 		if err != nil {
