@@ -18,6 +18,14 @@ type Querier interface {
 	ReadQuery(ctx context.Context, query string, args []any, scan func(*sql.Rows) error) error
 }
 
+// RangeQuerier is a Querier partitioned by time: ReadQueryIn runs a
+// statement that reads only rows of the table within bounds
+// (Compiled.Bounds; a zero end is unbounded), so the store may leave the
+// other partitions out.
+type RangeQuerier interface {
+	ReadQueryIn(ctx context.Context, bounds TimeRange, query string, args []any, scan func(*sql.Rows) error) error
+}
+
 // Defaults of Engine's limits.
 const (
 	DefaultTimeout         = 30 * time.Second
@@ -100,7 +108,13 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res := &Result{Columns: comp.Columns, Rows: [][]any{}, TimeRange: comp.TimeRange}
-	err = e.DB.ReadQuery(ctx, comp.SQL, comp.Args, func(rows *sql.Rows) error {
+	read := e.DB.ReadQuery
+	if rq, ok := e.DB.(RangeQuerier); ok {
+		read = func(ctx context.Context, q string, args []any, scan func(*sql.Rows) error) error {
+			return rq.ReadQueryIn(ctx, comp.Bounds, q, args, scan)
+		}
+	}
+	err = read(ctx, comp.SQL, comp.Args, func(rows *sql.Rows) error {
 		return scanRows(rows, res, maxRows, maxBytes)
 	})
 	if err != nil {

@@ -13,24 +13,37 @@ const sortingSuffix = "_sorting"
 // compactDue sorts every day table whose day ended CompactAfter ago and
 // that is not sorted yet.
 func (s *Store) compactDue() {
-	now := s.o.Now()
+	if err := s.compactBefore(context.Background(), s.o.Now().Add(-s.o.CompactAfter)); err != nil {
+		s.log.Warn("connlog/duckdb: compaction failed; retrying later", "err", err)
+	}
+}
+
+// CompactAll sorts by device every day table whose day ended by now (the
+// background loop does it CompactAfter later).
+func (s *Store) CompactAll(ctx context.Context, now time.Time) error {
+	return s.compactBefore(ctx, now)
+}
+
+// compactBefore sorts the day tables whose day ended by t.
+func (s *Store) compactBefore(ctx context.Context, t time.Time) error {
 	s.writeMu.Lock()
 	tables := slices.Clone(s.tables)
 	s.writeMu.Unlock()
 	for _, name := range tables {
 		day, _ := tableDay(name)
-		if day.Add(24*time.Hour + s.o.CompactAfter).After(now) {
+		if day.Add(24 * time.Hour).After(t) {
 			continue
 		}
 		select {
 		case <-s.stop:
-			return
+			return nil
 		default:
 		}
-		if err := s.Compact(context.Background(), name); err != nil {
-			s.log.Warn("connlog/duckdb: compaction failed; retrying later", "table", name, "err", err)
+		if err := s.Compact(ctx, name); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
+	return nil
 }
 
 // Compact rewrites the day table name sorted by (_DeviceKey,

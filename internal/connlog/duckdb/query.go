@@ -4,7 +4,26 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tether-hub/tether/internal/kql"
 )
+
+// tablesWithin are the day tables of tables that may hold records in
+// [lo, hi] (a zero bound is open).
+func tablesWithin(tables []string, lo, hi time.Time) []string {
+	var out []string
+	for _, name := range tables {
+		day, _ := tableDay(name)
+		if (!lo.IsZero() && !day.Add(24*time.Hour).After(lo)) || (!hi.IsZero() && day.After(hi)) {
+			continue
+		}
+		out = append(out, name)
+	}
+	return out
+}
 
 // MaxReadValue and MaxReadColumns are the bounds kql.ReadLimiter reports,
 // the SQLite store's: DuckDB has no per-value limit, so the engine's result
@@ -25,14 +44,32 @@ func (s *Store) ReadLimits() (maxValue, maxColumns int) { return MaxReadValue, M
 // may use is the database's memory_limit, shared with ingest; sorts and
 // hash tables past it spill to disk.
 func (s *Store) ReadQuery(ctx context.Context, query string, args []any, scan func(*sql.Rows) error) error {
+	return s.ReadQueryIn(ctx, kql.TimeRange{}, query, args, scan)
+}
+
+// ReadQueryIn is ReadQuery for a statement that reads only records
+// within bounds (kql.RangeQuerier): in its transaction a temporary view
+// AzureDiagnostics over just the day tables within bounds shadows the
+// view over all of them. Besides not scanning the other days, this spares
+// DuckDB binding them: a UNION ALL costs ~5 ms a day table to plan.
+func (s *Store) ReadQueryIn(ctx context.Context, bounds kql.TimeRange, query string, args []any, scan func(*sql.Rows) error) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	s.writeMu.Lock()
+	all := slices.Clone(s.tables)
+	s.writeMu.Unlock()
+	tables := tablesWithin(all, bounds.Start, bounds.End)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if len(tables) < len(all) {
+		if _, err := tx.ExecContext(ctx, strings.Replace(viewSQL(tables), "CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW", 1)); err != nil {
+			return err
+		}
+	}
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
