@@ -1,3 +1,5 @@
+//go:build cgo
+
 // Package duckdb is the default embedded connlog.LogStore: one DuckDB file
 // (github.com/duckdb/duckdb-go/v2, cgo), columnar and compressed.
 //

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package duckdb
 
 import (
@@ -123,9 +125,9 @@ func (Dialect) Func(op string, a ...string) string {
 	case "floor":
 		return "floor(CAST(" + a[0] + " AS DOUBLE))"
 	case "make_set":
-		return setLimit("CAST(to_json(coalesce(list(DISTINCT " + a[0] + ") FILTER (WHERE " + a[0] + " IS NOT NULL), [])) AS VARCHAR)")
+		return setLimit(jsonSet("CAST(to_json(" + a[0] + ") AS VARCHAR)", a[0]))
 	case "make_set_json":
-		return setLimit("CAST(to_json(coalesce(list(DISTINCT json(" + a[0] + ")) FILTER (WHERE " + a[0] + " IS NOT NULL), [])) AS VARCHAR)")
+		return setLimit(jsonSet("CAST(json("+a[0]+") AS VARCHAR)", a[0]))
 	case "arg_max_col":
 		return "arg_max(" + a[0] + ", " + a[1] + ")"
 	case "arg_min_col":
@@ -147,6 +149,13 @@ func (Dialect) Func(op string, a ...string) string {
 		return "coalesce(sum(CAST(" + a[0] + " AS DOUBLE)), 0.0)"
 	}
 	panic("kql/duckdb: no rendering for operation " + op)
+}
+
+// jsonSet is the JSON array of the distinct element texts elem (of rows
+// where src is not NULL), sorted bytewise as the SQLite dialect sorts
+// them: KQL leaves make_set's order open, and both stores give the same.
+func jsonSet(elem, src string) string {
+	return "('[' || coalesce(array_to_string(list_sort(list(DISTINCT " + elem + ") FILTER (WHERE " + src + " IS NOT NULL)), ','), '') || ']')"
 }
 
 // setLimit fails a make_set result longer than MaxSetBytes.
