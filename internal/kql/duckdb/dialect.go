@@ -125,7 +125,7 @@ func (Dialect) Func(op string, a ...string) string {
 	case "floor":
 		return "floor(CAST(" + a[0] + " AS DOUBLE))"
 	case "make_set":
-		return setLimit(jsonSet("CAST(to_json(" + a[0] + ") AS VARCHAR)", a[0]))
+		return setLimit(jsonSet("CAST(to_json("+a[0]+") AS VARCHAR)", a[0]))
 	case "make_set_json":
 		return setLimit(jsonSet("CAST(json("+a[0]+") AS VARCHAR)", a[0]))
 	case "arg_max_col":
