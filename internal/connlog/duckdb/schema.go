@@ -89,8 +89,8 @@ func createTableSQL(name string) string {
 	return b.String()
 }
 
-// appendColumns are the day table's columns in table order, as the
-// Appender takes them.
+// appendColumnCount is the number of a day table's columns, the values
+// of one Appender row: the stored record columns, _Seq, _DeviceKey.
 func appendColumnCount() int { return len(storedColumns) + 2 }
 
 // viewSelect is the SELECT list of the view: the record columns under
