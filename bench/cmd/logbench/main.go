@@ -72,6 +72,7 @@ type Result struct {
 	QueriesDuring  int // queries run while ingesting
 	CompactSeconds float64
 	FileBytes      int64
+	UsedBytes      int64 // DuckDB: used blocks (the file also holds free ones)
 	BytesPerRecord float64
 	Queries        []QueryTime
 	RSSPeakMiB     float64 // VmHWM
@@ -266,6 +267,13 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 		if _, err := d.DB().ExecContext(ctx, "CHECKPOINT"); err != nil {
 			return res, err
 		}
+		// The file keeps the blocks the day sorts freed (DuckDB reuses
+		// them, it does not shrink the file): the used blocks are the data.
+		var blockSize, used int64
+		if err := d.DB().QueryRowContext(ctx, "SELECT block_size, used_blocks FROM pragma_database_size()").Scan(&blockSize, &used); err != nil {
+			return res, err
+		}
+		res.UsedBytes = blockSize * used
 	}
 	for _, suffix := range []string{"", ".wal", "-wal"} {
 		if fi, err := os.Stat(path + suffix); err == nil {
@@ -381,7 +389,13 @@ func printTable(w *os.File, rs []Result) {
 	row("queries run during ingest", func(r Result) string { return fmt.Sprint(r.QueriesDuring) })
 	row("sort closed days by device, s", func(r Result) string { return f1(r.CompactSeconds) })
 	row("file, MiB", func(r Result) string { return f0(float64(r.FileBytes) / (1 << 20)) })
-	row("bytes/record", func(r Result) string { return f0(r.BytesPerRecord) })
+	row("bytes/record (file)", func(r Result) string { return f0(r.BytesPerRecord) })
+	row("bytes/record (used blocks)", func(r Result) string {
+		if r.UsedBytes == 0 {
+			return "-"
+		}
+		return f0(float64(r.UsedBytes) / float64(max(r.Records, 1)))
+	})
 	for i := range rs[0].Queries {
 		row(rs[0].Queries[i].Name+", median (max) ms", func(r Result) string {
 			if i >= len(r.Queries) {
