@@ -109,6 +109,7 @@ func main() {
 		timeout   = flag.Duration("timeout", 90*time.Minute, "give up after this long")
 		jsonOut   = flag.Bool("json", false, "print the result as JSON (for -compare)")
 		noCompact = flag.Bool("no-compact", false, "DuckDB: do not sort the closed days by device before the queries")
+		ckptMiB   = flag.Int64("checkpoint-mib", 0, "DuckDB: appended data that triggers a background checkpoint (0: the store's default)")
 	)
 	flag.Parse()
 	end := time.Now().UTC()
@@ -137,7 +138,7 @@ func main() {
 		}()
 	}
 	res, err := run(ctx, *store, path, loggen.Options{Records: *records, Devices: *devices, End: end, Span: *span, Seed: 1},
-		*batch, *memory, *runs, *queryGap, !*noCompact)
+		*batch, *memory, *ckptMiB, *runs, *queryGap, !*noCompact)
 	if err != nil {
 		log.Fatalf("logbench: %v", err)
 	}
@@ -154,10 +155,10 @@ type benchStore interface {
 	kql.Querier
 }
 
-func open(ctx context.Context, kind, path string, memMiB int64) (benchStore, kql.Dialect, error) {
+func open(ctx context.Context, kind, path string, memMiB, ckptMiB int64) (benchStore, kql.Dialect, error) {
 	switch kind {
 	case "duckdb":
-		s, err := logduckdb.Open(ctx, path, logduckdb.Options{MemoryLimit: memMiB << 20, CompactAfter: -1})
+		s, err := logduckdb.Open(ctx, path, logduckdb.Options{MemoryLimit: memMiB << 20, CompactAfter: -1, CheckpointBytes: ckptMiB << 20})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -172,7 +173,7 @@ func open(ctx context.Context, kind, path string, memMiB int64) (benchStore, kql
 	return nil, nil, fmt.Errorf("unknown store %q", kind)
 }
 
-func run(ctx context.Context, kind, path string, o loggen.Options, batch int, memMiB int64, runs int, gap time.Duration, compact bool) (Result, error) {
+func run(ctx context.Context, kind, path string, o loggen.Options, batch int, memMiB, ckptMiB int64, runs int, gap time.Duration, compact bool) (Result, error) {
 	res := Result{Store: kind, Records: o.Records, Devices: o.Devices, Span: o.Span.String()}
 	if kind == "duckdb" {
 		res.MemoryLimitMiB = memMiB
@@ -181,7 +182,7 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 	if err != nil {
 		return res, err
 	}
-	store, dialect, err := open(ctx, kind, path, memMiB)
+	store, dialect, err := open(ctx, kind, path, memMiB, ckptMiB)
 	if err != nil {
 		return res, err
 	}
