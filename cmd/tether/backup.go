@@ -14,7 +14,6 @@ import (
 
 	"github.com/tether-hub/tether/internal/app"
 	"github.com/tether-hub/tether/internal/backup"
-	"github.com/tether-hub/tether/internal/connlog/sqlite"
 	"github.com/tether-hub/tether/internal/metrics"
 )
 
@@ -110,8 +109,8 @@ func backupOffline(ctx context.Context, dir, natsURL, archiveDir string) (backup
 	}
 	defer off.Close()
 	var logs, hist backup.Snapshotter
-	if p := filepath.Join(dataDir, app.LogFile); fileExists(p) {
-		s, err := sqlite.Open(ctx, p)
+	if fileExists(filepath.Join(dataDir, app.LogFile)) || fileExists(filepath.Join(dataDir, app.SQLiteLogFile)) {
+		s, err := app.OpenLogStore(ctx, dataDir, app.LogStoreOptions{})
 		if err != nil {
 			return backup.Manifest{}, err
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-hub/tether/internal/app"
 	"github.com/tether-hub/tether/internal/registry"
 )
 
@@ -76,8 +77,8 @@ func TestBackupRestoreCommands(t *testing.T) {
 	}
 
 	// A damaged backup is refused with what is wrong.
-	os.WriteFile(filepath.Join(remote, "logs.db"), []byte("not a database"), 0o600)
-	if _, err := cli.run(t, "backup", "verify", remote); err == nil || !strings.Contains(err.Error(), "logs.db differs") {
+	os.WriteFile(filepath.Join(remote, app.LogFile), []byte("not a database"), 0o600)
+	if _, err := cli.run(t, "backup", "verify", remote); err == nil || !strings.Contains(err.Error(), app.LogFile+" differs") {
 		t.Errorf("verify of a damaged backup: %v", err)
 	}
 }

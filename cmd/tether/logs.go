@@ -98,6 +98,7 @@ printed oldest first.
 	fl.StringVar(&flags.level, "level", "", "only records of this level: Information or Error")
 	fl.StringVar(&flags.category, "category", "", "only records of this category: "+strings.Join(connlog.Categories, ", "))
 	fl.IntVar(&flags.limit, "limit", connlog.DefaultQueryLimit, fmt.Sprintf("print the newest N matching records (1–%d)", connlog.MaxQueryLimit))
+	cmd.AddCommand(newLogsMigrateCmd())
 	return cmd
 }
 

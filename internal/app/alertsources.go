@@ -8,7 +8,6 @@ import (
 
 	"github.com/tether-hub/tether/internal/alert"
 	"github.com/tether-hub/tether/internal/kql"
-	kqlsqlite "github.com/tether-hub/tether/internal/kql/sqlite"
 	"github.com/tether-hub/tether/internal/metrics"
 )
 
@@ -21,7 +20,7 @@ func RulesCheckOptions(file string) alert.LoadOptions {
 }
 
 func checkQuery(q string) error {
-	_, err := kql.Compile(q, kql.AzureDiagnostics(), kqlsqlite.Dialect{}, kql.CompileOptions{Now: time.Now()})
+	_, err := kql.Compile(q, kql.AzureDiagnostics(), logDialect, kql.CompileOptions{Now: time.Now()})
 	return err
 }
 
@@ -69,7 +68,7 @@ const alertMaxRows = 100_000
 // alert rules. The window [From, To) becomes the query's timespan (whose
 // end is inclusive, hence the nanosecond).
 func (a *App) alertLogSource() alert.LogQueryFunc {
-	eng := &kql.Engine{DB: a.logs.store, Table: kql.AzureDiagnostics(), Dialect: kqlsqlite.Dialect{}, MaxRows: alertMaxRows}
+	eng := &kql.Engine{DB: a.logs.store, Table: kql.AzureDiagnostics(), Dialect: logDialect, MaxRows: alertMaxRows}
 	return func(ctx context.Context, q alert.LogQuery) (alert.LogTable, error) {
 		res, err := eng.Run(ctx, kql.Request{Query: q.Query, Timespan: &kql.TimeRange{Start: q.From, End: q.To.Add(-time.Nanosecond)}})
 		if err != nil {

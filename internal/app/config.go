@@ -48,6 +48,10 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// LogRetention is how long Connections log records are kept.
 	LogRetention time.Duration
+	// LogMemory bounds the log store's memory in bytes (DuckDB's
+	// memory_limit: buffer pool, sorts, hash tables; queries spill to disk
+	// past it); 0: 512 MiB. --log-memory.
+	LogMemory int64
 	// ArchiveDir holds the archive files of diagnostic settings (default
 	// <DataDir>/archive).
 	ArchiveDir string

@@ -75,6 +75,11 @@ func TestDiagnoseDuplicateIdentityEndToEnd(t *testing.T) {
 		if d.Status != insight.StatusProblem || len(d.Verdicts) == 0 || d.Verdicts[0].Cause != insight.CauseDuplicateIdentity {
 			return fmt.Errorf("diagnosis %s: %+v", d.Summary, d.Verdicts)
 		}
+		// The diagnosis reads the log, which follows the journal: wait
+		// until it holds all seven takeovers.
+		if n := d.Verdicts[0].Evidence.Counts["takeovers"]; n < 7 {
+			return fmt.Errorf("%d takeovers in the log so far", n)
+		}
 		return nil
 	})
 	v := d.Verdicts[0]

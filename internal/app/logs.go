@@ -3,19 +3,14 @@ package app
 import (
 	"context"
 	"fmt"
-	"path/filepath"
+	"time"
 
 	"github.com/tether-hub/tether/internal/api"
 	"github.com/tether-hub/tether/internal/connlog"
-	"github.com/tether-hub/tether/internal/connlog/sqlite"
 	"github.com/tether-hub/tether/internal/diag"
 	diagkv "github.com/tether-hub/tether/internal/diag/kvstore"
 	"github.com/tether-hub/tether/internal/kql"
-	kqlsqlite "github.com/tether-hub/tether/internal/kql/sqlite"
 )
-
-// LogFile is the Connections log database inside the data dir.
-const LogFile = "logs.db"
 
 // queryMaxBytes bounds the cell data of one API query's result (the
 // engine's default is 64 MiB). A result is held whole and then encoded as
@@ -26,18 +21,24 @@ const LogFile = "logs.db"
 // the row limit, not this, cuts ordinary queries.
 const queryMaxBytes = 24 << 20
 
-// logService is the embedded log workspace (the SQLite store) and the
+// logService is the embedded log workspace (LogStore) and the
 // diagnostic settings that route the journal's records to it and to the
 // other destinations.
 type logService struct {
-	store *sqlite.Store
+	store LogStore
 	diag  *diag.Manager
 	// query runs KQL over the store (POST /api/v1/query).
 	query *kql.Engine
 }
 
 func (a *App) startLogs(ctx context.Context) error {
-	store, err := sqlite.Open(ctx, filepath.Join(a.cfg.DataDir, LogFile))
+	var lastReport time.Time
+	store, err := OpenLogStore(ctx, a.cfg.DataDir, LogStoreOptions{Memory: a.cfg.LogMemory, Progress: func(done, total int64) {
+		if time.Since(lastReport) > 2*time.Second || done == total {
+			lastReport = time.Now()
+			a.log.Info("migrating the SQLite log into "+LogFile, "records", done, "of", total)
+		}
+	}})
 	if err != nil {
 		return fmt.Errorf("log store: %w", err)
 	}
@@ -58,7 +59,7 @@ func (a *App) startLogs(ctx context.Context) error {
 		return fmt.Errorf("log destinations: %w", err)
 	}
 	a.logs = &logService{store: store, diag: m, query: &kql.Engine{
-		DB: store, Table: kql.AzureDiagnostics(), Dialect: kqlsqlite.Dialect{}, MaxBytes: queryMaxBytes,
+		DB: store, Table: kql.AzureDiagnostics(), Dialect: logDialect, MaxBytes: queryMaxBytes,
 	}}
 	// Stop lets every destination catch up with the journal (bounded), so
 	// a clean shutdown's last events are logged.

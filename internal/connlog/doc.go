@@ -33,8 +33,9 @@
 // (Writer.Lag), and the Writer retries the same batch with capped backoff.
 //
 // The interface LogStore is owned here; adapters live in subpackages named
-// after their dependency (sqlite/). logstoretest holds the contract suite
-// every adapter passes. The record shape follows
+// after their dependency (duckdb/, the default; sqlite/, without cgo).
+// logstoretest holds the contract suite every adapter passes. The record
+// shape follows
 // shared/reference/iothub-facts.md §2: see record.go for the columns and
 // properties.go and operation_properties.go for the properties_s keys,
 // including the choices Tether made where Azure's behaviour is

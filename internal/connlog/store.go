@@ -6,7 +6,7 @@ import (
 )
 
 // LogStore keeps records. Implementations live in subpackages named after
-// their dependency (sqlite/) and pass logstoretest.Run. They are safe for
+// their dependency (duckdb/, sqlite/) and pass logstoretest.Run. They are safe for
 // concurrent use.
 type LogStore interface {
 	// Append stores records in one transaction: all or none. A record

@@ -38,6 +38,12 @@ type Compiled struct {
 	// TimeRange is the range the statement applies to the time column
 	// (nil when the query's own filter stands alone).
 	TimeRange *TimeRange
+	// Bounds is what the statement can read of the table's time column:
+	// TimeRange narrowed by the query's own time filters (conjuncts of a
+	// where on the table comparing the time column with a constant). A
+	// zero Start or End is unbounded. Stores partitioned by time read only
+	// the partitions within (RangeQuerier).
+	Bounds TimeRange
 }
 
 // Compile parses and compiles a query against table t for dialect d.
@@ -61,7 +67,7 @@ func CompileQuery(q *syntax.Query, t *Table, d Dialect, opts CompileOptions) (*C
 	// once the whole query is compiled; the random part keeps a quoted
 	// identifier from spelling it.
 	c := &compiler{t: t, d: d, now: opts.Now.UTC(), lets: map[string]value{},
-		marker: fmt.Sprintf("/*time %016x*/", rand.Uint64())}
+		marker: fmt.Sprintf("/*time %016x*/", rand.Uint64()), pmark: fmt.Sprintf("/*p%016x:", rand.Uint64())}
 	for _, l := range q.Lets {
 		v, err := c.expr(nil, l.Value)
 		if err != nil {
@@ -95,7 +101,9 @@ func CompileQuery(q *syntax.Query, t *Table, d Dialect, opts CompileOptions) (*C
 		tc := c.d.Quote(t.TimeColumn)
 		timeCond = fmt.Sprintf("%s >= %s AND %s <= %s", tc, c.param(clampTime(tr.Start).UnixNano()), tc, c.param(clampTime(tr.End).UnixNano()))
 		out.TimeRange = tr
+		c.lo, c.hi = later(c.lo, tr.Start), earlier(c.hi, tr.End)
 	}
+	out.Bounds = TimeRange{Start: c.lo, End: c.hi}
 	if opts.MaxRows > 0 {
 		limit := int64(opts.MaxRows) + 1
 		if r.limitN >= 0 && r.limitN < limit {
@@ -108,8 +116,7 @@ func CompileQuery(q *syntax.Query, t *Table, d Dialect, opts CompileOptions) (*C
 	if strings.Count(sqlText, c.marker) != 1 {
 		return nil, fmt.Errorf("kql: compiled SQL holds the time marker %d times", strings.Count(sqlText, c.marker))
 	}
-	out.SQL = strings.Replace(sqlText, c.marker, timeCond, 1)
-	out.Args = c.args
+	out.SQL, out.Args = c.bindParams(strings.Replace(sqlText, c.marker, timeCond, 1))
 	for _, col := range visible {
 		out.Columns = append(out.Columns, Column{Name: col.name, Type: col.v.typ})
 	}
@@ -134,6 +141,8 @@ type compiler struct {
 	lets         map[string]value
 	tables       int
 	marker       string
+	pmark        string    // starts a parameter marker (param)
+	lo, hi       time.Time // Compiled.Bounds (timeBounds)
 	inWhere      bool
 	timeFiltered bool
 }
@@ -275,6 +284,7 @@ func (c *compiler) operator(r *rel, op syntax.Operator) (*rel, error) {
 		if r.grouped || r.distinct || r.limit != "" {
 			r = c.wrap(r)
 		}
+		c.timeBounds(r, o.Pred)
 		c.inWhere = true
 		v, err := c.expr(r, o.Pred)
 		c.inWhere = false
@@ -545,4 +555,68 @@ func wantBool(p syntax.Pos, v value, what string) error {
 		return semErr(p, "%s must be a bool, not %s", what, v.typ)
 	}
 	return nil
+}
+
+// timeBounds narrows c.lo and c.hi by the conjuncts of a where predicate
+// on r that compare the table's time column (read from the table itself)
+// with a constant. Anything else (or, not, expressions) leaves them.
+func (c *compiler) timeBounds(r *rel, e syntax.Expr) {
+	switch x := e.(type) {
+	case *syntax.Paren:
+		c.timeBounds(r, x.X)
+	case *syntax.Binary:
+		if x.Op == "and" {
+			c.timeBounds(r, x.L)
+			c.timeBounds(r, x.R)
+			return
+		}
+		flip := map[string]string{">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "=="}
+		op, col, other := x.Op, x.L, x.R
+		if c.isTimeColumn(r, x.R) {
+			op, col, other = flip[x.Op], x.R, x.L
+		}
+		if flip[op] == "" || !c.isTimeColumn(r, col) {
+			return
+		}
+		v, err := c.expr(r, other)
+		if err != nil || !v.isConst {
+			return
+		}
+		t, ok := v.konst.(time.Time)
+		if !ok {
+			return
+		}
+		if op == ">" || op == ">=" || op == "==" {
+			c.lo = later(c.lo, t)
+		}
+		if op == "<" || op == "<=" || op == "==" {
+			c.hi = earlier(c.hi, t)
+		}
+	}
+}
+
+// isTimeColumn reports whether e names the table's time column as r
+// reads it from the table.
+func (c *compiler) isTimeColumn(r *rel, e syntax.Expr) bool {
+	id, ok := e.(*syntax.Ident)
+	if !ok || c.t.TimeColumn == "" {
+		return false
+	}
+	i := r.find(id.Name)
+	return i >= 0 && r.cols[i].v.base == c.t.TimeColumn && r.cols[i].v.dyn == nil
+}
+
+// later and earlier are the tighter of two bounds (zero: unbounded).
+func later(a, b time.Time) time.Time {
+	if a.IsZero() || b.After(a) {
+		return b
+	}
+	return a
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
 }

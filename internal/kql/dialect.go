@@ -3,8 +3,8 @@ package kql
 // Dialect renders what differs between SQL engines. The compiler writes
 // the portable parts itself (SELECT … FROM … WHERE … GROUP BY … ORDER BY
 // … LIMIT, CASE, arithmetic, comparisons, AND/OR/NOT, IN, BETWEEN,
-// count/min/max/sum/avg, count(DISTINCT), COALESCE, CAST AS TEXT/REAL/
-// INTEGER) and asks the dialect for the rest by operation name (Func).
+// count/min/max/avg, count(DISTINCT), COALESCE) and asks the dialect
+// for the rest by operation name (Func).
 //
 // Values: strings are text and never NULL (KQL strings have no null);
 // datetimes and timespans are 64-bit integers of nanoseconds (Unix epoch,
@@ -37,5 +37,22 @@ type Dialect interface {
 	//	format_datetime (x, fmt): fmt is a KQL format string
 	//	floor (x): real
 	//	make_set (x): aggregate, JSON array text of the distinct values
+	//	make_set_json (j): make_set of JSON texts
+	//	arg_max_col, arg_min_col (v, k): aggregate, v of the row with the
+	//	  greatest/least k
+	//	cast_long, cast_real, cast_text (x): CAST to a 64-bit integer
+	//	  (truncating), a double, text
+	//	div_long (a, b): integer division, truncating
+	//	sum_long (x): aggregate sum of integers, an error on overflow
+	//	sum_real (x): aggregate sum as a real, 0.0 over no rows
 	Func(op string, args ...string) string
+}
+
+// Narrower is implemented by a dialect that can add a cheaper condition
+// implied by `column == value` on the table itself: the DuckDB store's
+// hash of DeviceId, whose zone maps skip the row groups of other devices.
+// The condition is inlined into the SQL, so it must hold no text from the
+// query (a number, a column name).
+type Narrower interface {
+	Narrow(column string, value any) (cond string, ok bool)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"strings"
 	"time"
 )
@@ -15,6 +16,14 @@ import (
 // The log store implements it (connlog/sqlite Store.ReadQuery).
 type Querier interface {
 	ReadQuery(ctx context.Context, query string, args []any, scan func(*sql.Rows) error) error
+}
+
+// RangeQuerier is a Querier partitioned by time: ReadQueryIn runs a
+// statement that reads only rows of the table within bounds
+// (Compiled.Bounds; a zero end is unbounded), so the store may leave the
+// other partitions out.
+type RangeQuerier interface {
+	ReadQueryIn(ctx context.Context, bounds TimeRange, query string, args []any, scan func(*sql.Rows) error) error
 }
 
 // Defaults of Engine's limits.
@@ -99,7 +108,13 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res := &Result{Columns: comp.Columns, Rows: [][]any{}, TimeRange: comp.TimeRange}
-	err = e.DB.ReadQuery(ctx, comp.SQL, comp.Args, func(rows *sql.Rows) error {
+	read := e.DB.ReadQuery
+	if rq, ok := e.DB.(RangeQuerier); ok {
+		read = func(ctx context.Context, q string, args []any, scan func(*sql.Rows) error) error {
+			return rq.ReadQueryIn(ctx, comp.Bounds, q, args, scan)
+		}
+	}
+	err = read(ctx, comp.SQL, comp.Args, func(rows *sql.Rows) error {
 		return scanRows(rows, res, maxRows, maxBytes)
 	})
 	if err != nil {
@@ -138,7 +153,8 @@ func (e *Engine) runtimeError(err error) *Error {
 		maxValue, maxColumns = l.ReadLimits()
 	}
 	switch {
-	case strings.Contains(msg, "integer overflow"):
+	case strings.Contains(msg, "integer overflow") || strings.Contains(msg, "out of range for the destination type") ||
+		strings.Contains(msg, "Overflow in"):
 		return &Error{Code: CodeSemantic, Msg: "integer overflow while computing the result", Hint: "use todouble(…) for large sums"}
 	case strings.Contains(msg, "string or blob too big") || strings.Contains(msg, "make_set() result is larger"):
 		return &Error{Code: CodeLimit, Msg: fmt.Sprintf("a value the query builds (a string, a set or a row) is larger than %s", bytesText(maxValue)),
@@ -215,9 +231,7 @@ func cellSize(v any) int {
 
 // convertCell turns a driver value into the Go value of a KQL type.
 func convertCell(v any, t Type) any {
-	if b, ok := v.([]byte); ok {
-		v = string(b)
-	}
+	v = normalizeCell(v, t)
 	if v == nil {
 		if t == TString {
 			return ""
@@ -287,6 +301,47 @@ func convertCell(v any, t Type) any {
 		}
 	}
 	return nil
+}
+
+// normalizeCell maps the driver types other engines return onto
+// SQLite's few (int64, float64, string, nil): DuckDB's narrower integers,
+// HUGEINT (*big.Int) and BOOLEAN (0/1, as SQLite has it).
+func normalizeCell(v any, t Type) any {
+	switch x := v.(type) {
+	case []byte:
+		return string(x)
+	case bool:
+		if x {
+			return int64(1)
+		}
+		return int64(0)
+	case int8:
+		return int64(x)
+	case int16:
+		return int64(x)
+	case int32:
+		return int64(x)
+	case uint8:
+		return int64(x)
+	case uint16:
+		return int64(x)
+	case uint32:
+		return int64(x)
+	case uint64:
+		if x <= math.MaxInt64 {
+			return int64(x)
+		}
+		return float64(x)
+	case float32:
+		return float64(x)
+	case *big.Int:
+		if x.IsInt64() {
+			return x.Int64()
+		}
+		f, _ := new(big.Float).SetInt(x).Float64()
+		return f
+	}
+	return v
 }
 
 // JSONCell is a cell as the Log Analytics API writes it: datetimes ISO

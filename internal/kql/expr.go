@@ -153,7 +153,7 @@ func (c *compiler) toStringValue(p syntax.Pos, v value) (value, error) {
 	var out string
 	switch v.typ {
 	case TLong, TInt:
-		out = "COALESCE(CAST(" + s + " AS TEXT), '')"
+		out = "COALESCE(" + c.d.Func("cast_text", s) + ", '')"
 	case TReal:
 		out = c.d.Func("real_to_str", s)
 	case TBool:
@@ -224,7 +224,11 @@ func (c *compiler) binary(r *rel, x *syntax.Binary) (value, error) {
 		if l.typ == TBool && (op != "==" && op != "!=") {
 			return value{}, semErr(x.At, "'%s' cannot compare bools", op)
 		}
-		return value{typ: TBool, sql: "(" + c.render(c.scalarOf(l)) + " " + comparisons[op] + " " + c.render(c.scalarOf(rv)) + ")"}, nil
+		s := "(" + c.render(c.scalarOf(l)) + " " + comparisons[op] + " " + c.render(c.scalarOf(rv)) + ")"
+		if op == "==" {
+			s = c.narrow(l, rv, s)
+		}
+		return value{typ: TBool, sql: s}, nil
 	case op == "=~" || op == "!~":
 		ls, rs, err := c.stringOperands(x, l, rv)
 		if err != nil {
@@ -247,6 +251,26 @@ func (c *compiler) binary(r *rel, x *syntax.Binary) (value, error) {
 		return value{typ: TBool, sql: s}, nil
 	}
 	return c.arith(x, l, rv)
+}
+
+// narrow puts the dialect's implied condition (Narrower) before eq, the
+// SQL of l == r, when one side is a column the relation reads from the
+// table itself and the other a constant.
+func (c *compiler) narrow(l, r value, eq string) string {
+	n, ok := c.d.(Narrower)
+	if !ok {
+		return eq
+	}
+	if r.base != "" && l.isConst {
+		l, r = r, l
+	}
+	if l.base == "" || !r.isConst || r.konst == nil || l.dyn != nil {
+		return eq
+	}
+	if cond, ok := n.Narrow(l.base, r.konst); ok {
+		return "(" + cond + " AND " + eq + ")"
+	}
+	return eq
 }
 
 var stringOps = map[string]bool{"has": true, "has_cs": true, "hasprefix": true, "hassuffix": true,
@@ -326,14 +350,17 @@ func (c *compiler) arith(x *syntax.Binary, l, r value) (value, error) {
 	}
 	ls, rs := c.render(l), c.render(r)
 	if op == "/" && l.typ != TReal && r.typ == TReal || t == TReal && op == "/" && l.typ != TReal {
-		ls = "CAST(" + ls + " AS REAL)"
+		ls = c.d.Func("cast_real", ls)
 	}
 	if t == TReal && op == "/" && l.typ == TTimespan {
-		ls = "CAST(" + ls + " AS REAL)"
+		ls = c.d.Func("cast_real", ls)
 	}
 	s := "(" + ls + " " + op + " " + rs + ")"
+	if op == "/" && l.typ != TReal && r.typ != TReal && t != TReal {
+		s = c.d.Func("div_long", ls, rs)
+	}
 	if t == TTimespan && (l.typ.numeric() || r.typ.numeric()) {
-		s = "CAST(" + s + " AS INTEGER)"
+		s = c.d.Func("cast_long", s)
 	}
 	return value{typ: t, sql: s}, nil
 }

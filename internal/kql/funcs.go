@@ -163,7 +163,7 @@ func binFunc(c *compiler, call *syntax.Call, a []value) (value, error) {
 			if k <= 0 {
 				return value{}, semErr(call.Args[1].Pos(), "bin() needs a positive bin size")
 			}
-			return value{typ: TReal, sql: "(" + c.d.Func("floor", "CAST("+c.render(x)+" AS REAL) / "+c.render(size)) + " * " + c.render(size) + ")", name: x.name}, nil
+			return value{typ: TReal, sql: "(" + c.d.Func("floor", c.d.Func("cast_real", c.render(x))+" / "+c.render(size)) + " * " + c.render(size) + ")", name: x.name}, nil
 		default:
 			return value{}, semErr(call.Args[1].Pos(), "bin() of a number needs a number size")
 		}
@@ -290,9 +290,9 @@ func (c *compiler) convert(call *syntax.Call, v value, t Type) (value, error) {
 			TDatetime: "str_to_datetime", TTimespan: "str_to_timespan", TBool: "str_to_bool"}[t]
 		out = c.d.Func(op, s)
 	case from.numeric() && (t == TLong || t == TInt):
-		out = "CAST(" + s + " AS INTEGER)"
+		out = c.d.Func("cast_long", s)
 	case from.numeric() && t == TReal, from == TBool && t == TReal:
-		out = "CAST(" + s + " AS REAL)"
+		out = c.d.Func("cast_real", s)
 	case from == TBool && (t == TLong || t == TInt):
 		out = s
 	case from.numeric() && t == TBool:

@@ -137,19 +137,19 @@ func (c *compiler) aggregate(r *rel, call *syntax.Call, by []col, auto *int) ([]
 		case v.typ.numeric():
 			return []col{{name: "avg_" + label, v: value{typ: TReal, sql: "avg(" + c.render(v) + ")"}}}, nil
 		case v.typ == TTimespan:
-			return []col{{name: "avg_" + label, v: value{typ: TTimespan, sql: "CAST(avg(" + c.render(v) + ") AS INTEGER)"}}}, nil
+			return []col{{name: "avg_" + label, v: value{typ: TTimespan, sql: c.d.Func("cast_long", "avg("+c.render(v)+")")}}}, nil
 		}
 		return nil, semErr(p, "avg() needs a number or timespan, not %s", v.typ)
 	case "sum":
 		switch {
 		case v.typ == TReal:
-			return []col{{name: "sum_" + label, v: value{typ: TReal, sql: "total(" + c.render(v) + ")"}}}, nil
+			return []col{{name: "sum_" + label, v: value{typ: TReal, sql: c.d.Func("sum_real", c.render(v))}}}, nil
 		case v.typ.numeric() || v.typ == TTimespan:
 			t := v.typ
 			if t == TInt {
 				t = TLong
 			}
-			return []col{{name: "sum_" + label, v: value{typ: t, sql: "sum(" + c.render(v) + ")"}}}, nil
+			return []col{{name: "sum_" + label, v: value{typ: t, sql: c.d.Func("sum_long", c.render(v))}}}, nil
 		}
 		return nil, semErr(p, "sum() needs a number or timespan, not %s", v.typ)
 	case "make_set":

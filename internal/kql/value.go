@@ -2,6 +2,8 @@ package kql
 
 import (
 	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tether-hub/tether/internal/kql/syntax"
@@ -67,9 +69,45 @@ func (c *compiler) render(v value) string {
 }
 
 // param binds a value and returns its placeholder.
+//
+// The placeholder is a marker (paramMarker) until the query is compiled:
+// operators may drop SQL that used a value (a take replaced by a smaller
+// limit), and engines such as DuckDB refuse arguments the statement does
+// not use, so bindParams numbers only the values the final SQL holds.
 func (c *compiler) param(v any) string {
 	c.args = append(c.args, v)
-	return c.d.Param(len(c.args))
+	return c.pmark + strconv.Itoa(len(c.args)) + "*/"
+}
+
+// bindParams replaces the parameter markers of sql by the dialect's
+// placeholders, numbered in order of first appearance, and returns the
+// arguments they stand for.
+func (c *compiler) bindParams(sql string) (string, []any) {
+	var b strings.Builder
+	var args []any
+	renum := map[int]int{}
+	for {
+		i := strings.Index(sql, c.pmark)
+		if i < 0 {
+			b.WriteString(sql)
+			return b.String(), args
+		}
+		b.WriteString(sql[:i])
+		rest := sql[i+len(c.pmark):]
+		j := strings.Index(rest, "*/")
+		n, err := strconv.Atoi(rest[:j])
+		if err != nil || n < 1 || n > len(c.args) {
+			panic("kql: malformed parameter marker")
+		}
+		k, ok := renum[n]
+		if !ok {
+			args = append(args, c.args[n-1])
+			k = len(args)
+			renum[n] = k
+		}
+		b.WriteString(c.d.Param(k))
+		sql = rest[j+2:]
+	}
 }
 
 // dynJSON renders a dynamic reference as JSON text (NULL when absent).

@@ -112,6 +112,18 @@ func (Dialect) Func(op string, a ...string) string {
 		return "kql_make_set(json_quote(" + a[0] + "), 0)"
 	case "make_set_json":
 		return "kql_make_set(json(" + a[0] + "), 1)"
+	case "cast_long":
+		return "CAST(" + a[0] + " AS INTEGER)"
+	case "cast_real":
+		return "CAST(" + a[0] + " AS REAL)"
+	case "cast_text":
+		return "CAST(" + a[0] + " AS TEXT)"
+	case "div_long":
+		return "(" + a[0] + " / " + a[1] + ")"
+	case "sum_long":
+		return "sum(" + a[0] + ")"
+	case "sum_real":
+		return "total(" + a[0] + ")"
 	case "arg_max_col", "arg_min_col":
 		// SQLite gives a bare column of a query with one min() or max()
 		// the value of the row that has the extreme.

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"database/sql/driver"
 	"fmt"
+	"slices"
 	"strings"
 
 	"modernc.org/sqlite"
@@ -26,8 +27,9 @@ func init() {
 	// (json_quote of a scalar, json() of a dynamic value); SQL NULL is
 	// skipped, and so is the JSON text null unless keepNull (a dynamic
 	// null is an element, a missing scalar is not). The result is the JSON
-	// array of the distinct elements in the order first seen, as
-	// json_group_array(DISTINCT …) made it.
+	// array of the distinct elements, as
+	// json_group_array(DISTINCT …) made it, sorted by their JSON text
+	// (KQL leaves the order open; the DuckDB dialect sorts the same way).
 	err := sqlite.RegisterFunction("kql_make_set", &sqlite.FunctionImpl{
 		NArgs: 2, Deterministic: true,
 		MakeAggregate: func(sqlite.FunctionContext) (sqlite.AggregateFunction, error) {
@@ -70,7 +72,7 @@ func (m *makeSet) WindowInverse(*sqlite.FunctionContext, []driver.Value) error {
 }
 
 func (m *makeSet) WindowValue(*sqlite.FunctionContext) (driver.Value, error) {
-	return "[" + strings.Join(m.elems, ",") + "]", nil
+	return "[" + strings.Join(slices.Sorted(slices.Values(m.elems)), ",") + "]", nil
 }
 
 func (m *makeSet) Final(*sqlite.FunctionContext) {}

@@ -1,0 +1,411 @@
+//go:build cgo
+
+// Command logbench is the log-store section of the benchmarks: it fills a
+// log store with bench/loggen records (a fleet of -devices over -span)
+// while the seed's queries run beside the appends, then times the queries
+// over the result, and reports ingest rate, append stalls, bytes per
+// record, query times and the process's RSS.
+//
+//	go run ./bench/cmd/logbench -compare -records 10000000 -sqlite-records 1000000
+//
+// -compare runs the DuckDB store and the SQLite store each in a child
+// process (so each RSS is its own) and prints them side by side; -store
+// runs one. Appends go in batches of -batch records, the connlog Writer's
+// batch size. The generator runs one batch ahead in its own goroutine;
+// "in Append" rates count only the time spent inside Append, the store's
+// own cost (the generator costs about 13 µs a record of CPU, more than the
+// DuckDB store, so the wall-clock rate is the generator's on 2 cores).
+// Data goes to -dir and is deleted at the end unless -keep.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/tether-hub/tether/bench/internal/procstat"
+	"github.com/tether-hub/tether/bench/loggen"
+	"github.com/tether-hub/tether/internal/connlog"
+	logduckdb "github.com/tether-hub/tether/internal/connlog/duckdb"
+	logsqlite "github.com/tether-hub/tether/internal/connlog/sqlite"
+	"github.com/tether-hub/tether/internal/kql"
+	kqlduckdb "github.com/tether-hub/tether/internal/kql/duckdb"
+	kqlsqlite "github.com/tether-hub/tether/internal/kql/sqlite"
+)
+
+// The seed's queries (bench/cmd/querybench), and the fleet-wide ones of
+// the log-store issue.
+const (
+	errorQuery = `AzureDiagnostics
+| where ( ResourceType == "IOTHUBS" and Category == "Connections" and Level == "Error")`
+	deviceQuery = `AzureDiagnostics
+| where ResourceProvider == "MICROSOFT.DEVICES" and ResourceType == "IOTHUBS"
+| where Category == "Connections"
+| extend DeviceId = tostring(parse_json(properties_s).deviceId)
+| where DeviceId == "%s"`
+	byResultQuery = `AzureDiagnostics | summarize count() by ResultType`
+	distinctQuery = `AzureDiagnostics | where TimeGenerated > ago(1h) | distinct DeviceId | count`
+	sdkQuery      = `AzureDiagnostics | where Category == "Connections" | summarize dcount(DeviceId) by SDKVersion = tostring(parse_json(properties_s).sdkVersion)`
+)
+
+// Result is one store's run, as a child prints it.
+type Result struct {
+	Store          string
+	Records        int
+	Devices        int
+	Span           string
+	WallRate       float64 // records/s, generator included
+	AppendRate     float64 // records/s inside Append
+	AppendP50Ms    float64
+	AppendP99Ms    float64
+	AppendMaxMs    float64
+	QueriesDuring  int // queries run while ingesting
+	CompactSeconds float64
+	FileBytes      int64
+	UsedBytes      int64 // DuckDB: used blocks (the file also holds free ones)
+	BytesPerRecord float64
+	Queries        []QueryTime
+	RSSPeakMiB     float64 // VmHWM
+	RSSEndMiB      float64 // VmRSS after the queries
+	MemoryLimitMiB int64
+	CPUSeconds     float64
+}
+
+// QueryTime is one query's median and max over its runs.
+type QueryTime struct {
+	Name     string
+	MedianMs float64
+	MaxMs    float64
+	Rows     int
+	Note     string
+}
+
+func main() {
+	log.SetFlags(0)
+	var (
+		compare   = flag.Bool("compare", false, "run both stores (child processes) and print them side by side")
+		store     = flag.String("store", "duckdb", "duckdb or sqlite")
+		dir       = flag.String("dir", filepath.Join(os.TempDir(), "tether-logbench"), "where the stores are made (deleted afterwards unless -keep)")
+		keep      = flag.Bool("keep", false, "keep the stores")
+		records   = flag.Int("records", 10_000_000, "records (DuckDB)")
+		sqliteN   = flag.Int("sqlite-records", 1_000_000, "records for the SQLite store with -compare")
+		devices   = flag.Int("devices", 100_000, "devices in the fleet")
+		span      = flag.Duration("span", 30*24*time.Hour, "time range the records cover, ending at -end")
+		endFlag   = flag.String("end", "", "end of the time range and the queries' now(), RFC 3339 (default: now)")
+		batch     = flag.Int("batch", connlog.DefaultBatchSize, "records per Append (the connlog Writer's batch)")
+		memory    = flag.Int64("memory-mib", 1024, "DuckDB memory_limit in MiB (tether serve --log-memory)")
+		runs      = flag.Int("runs", 5, "runs of each query after ingest")
+		queryGap  = flag.Duration("query-every", time.Second, "pause between queries during ingest (0: none run)")
+		timeout   = flag.Duration("timeout", 90*time.Minute, "give up after this long")
+		jsonOut   = flag.Bool("json", false, "print the result as JSON (for -compare)")
+		noCompact = flag.Bool("no-compact", false, "DuckDB: do not sort the closed days by device before the queries")
+		ckptMiB   = flag.Int64("checkpoint-mib", 0, "DuckDB: appended data that triggers a background checkpoint (0: the store's default)")
+	)
+	flag.Parse()
+	end := time.Now().UTC()
+	if *endFlag != "" {
+		t, err := time.Parse(time.RFC3339, *endFlag)
+		if err != nil {
+			log.Fatalf("logbench: -end: %v", err)
+		}
+		end = t
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	if *compare {
+		compareStores(ctx, os.Args[0], *records, *sqliteN, end)
+		return
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	path := filepath.Join(*dir, fmt.Sprintf("%s-%d.db", *store, os.Getpid()))
+	if !*keep {
+		defer func() {
+			for _, suffix := range []string{"", ".wal", "-wal", "-shm", ".tmp"} {
+				os.RemoveAll(path + suffix)
+			}
+		}()
+	}
+	res, err := run(ctx, *store, path, loggen.Options{Records: *records, Devices: *devices, End: end, Span: *span, Seed: 1},
+		*batch, *memory, *ckptMiB, *runs, *queryGap, !*noCompact)
+	if err != nil {
+		log.Fatalf("logbench: %v", err)
+	}
+	if *jsonOut {
+		json.NewEncoder(os.Stdout).Encode(res)
+		return
+	}
+	printTable(os.Stdout, []Result{res})
+}
+
+// benchStore is what the bench needs of a store.
+type benchStore interface {
+	connlog.LogStore
+	kql.Querier
+}
+
+func open(ctx context.Context, kind, path string, memMiB, ckptMiB int64) (benchStore, kql.Dialect, error) {
+	switch kind {
+	case "duckdb":
+		s, err := logduckdb.Open(ctx, path, logduckdb.Options{MemoryLimit: memMiB << 20, CompactAfter: -1, CheckpointBytes: ckptMiB << 20})
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := kqlduckdb.Register(ctx, s.DB()); err != nil {
+			return nil, nil, err
+		}
+		return s, kqlduckdb.Dialect{}, nil
+	case "sqlite":
+		s, err := logsqlite.Open(ctx, path)
+		return s, kqlsqlite.Dialect{}, err
+	}
+	return nil, nil, fmt.Errorf("unknown store %q", kind)
+}
+
+func run(ctx context.Context, kind, path string, o loggen.Options, batch int, memMiB, ckptMiB int64, runs int, gap time.Duration, compact bool) (Result, error) {
+	res := Result{Store: kind, Records: o.Records, Devices: o.Devices, Span: o.Span.String()}
+	if kind == "duckdb" {
+		res.MemoryLimitMiB = memMiB
+	}
+	g, err := loggen.New(o)
+	if err != nil {
+		return res, err
+	}
+	store, dialect, err := open(ctx, kind, path, memMiB, ckptMiB)
+	if err != nil {
+		return res, err
+	}
+	defer store.Close()
+	eng := &kql.Engine{DB: store, Table: kql.AzureDiagnostics(), Dialect: dialect, Now: func() time.Time { return o.End }, MaxBytes: 24 << 20}
+	dev := loggen.DeviceID(42)
+
+	// Ingest, with the seed's queries running beside it.
+	batches := make(chan []connlog.Record, 4)
+	go func() {
+		defer close(batches)
+		for {
+			rs := g.Next(batch)
+			if len(rs) == 0 {
+				return
+			}
+			select {
+			case batches <- rs:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	stopQueries := make(chan struct{})
+	var queried atomic.Int64
+	var qwg sync.WaitGroup
+	if gap > 0 {
+		qwg.Go(func() {
+			qs := []string{fmt.Sprintf(deviceQuery, dev), errorQuery + " | count", distinctQuery}
+			for i := 0; ; i++ {
+				select {
+				case <-stopQueries:
+					return
+				case <-time.After(gap):
+				}
+				if _, err := eng.Run(ctx, kql.Request{Query: qs[i%len(qs)]}); err != nil && ctx.Err() == nil {
+					log.Printf("logbench: query during ingest: %v", err)
+				}
+				queried.Add(1)
+			}
+		})
+	}
+	var lat []time.Duration
+	var inAppend time.Duration
+	start, last := time.Now(), time.Now()
+	n := 0
+	for rs := range batches {
+		t := time.Now()
+		if err := store.Append(ctx, rs); err != nil {
+			close(stopQueries)
+			return res, err
+		}
+		d := time.Since(t)
+		lat = append(lat, d)
+		inAppend += d
+		n += len(rs)
+		if time.Since(last) >= 10*time.Second {
+			last = time.Now()
+			fmt.Fprintf(os.Stderr, "%s: %d records, %.0f/s wall, %.0f/s in Append\n", kind, n, float64(n)/time.Since(start).Seconds(), float64(n)/inAppend.Seconds())
+		}
+	}
+	wall := time.Since(start)
+	close(stopQueries)
+	qwg.Wait()
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return ms(lat[min(len(lat)-1, int(p*float64(len(lat))))]) }
+	res.Records = n
+	res.WallRate, res.AppendRate = float64(n)/wall.Seconds(), float64(n)/inAppend.Seconds()
+	res.AppendP50Ms, res.AppendP99Ms, res.AppendMaxMs = pct(0.5), pct(0.99), ms(lat[len(lat)-1])
+	res.QueriesDuring = int(queried.Load())
+
+	if d, ok := store.(*logduckdb.Store); ok && compact {
+		t := time.Now()
+		if err := d.CompactAll(ctx, o.End); err != nil {
+			return res, err
+		}
+		res.CompactSeconds = time.Since(t).Seconds()
+	}
+	if d, ok := store.(*logduckdb.Store); ok {
+		if _, err := d.DB().ExecContext(ctx, "CHECKPOINT"); err != nil {
+			return res, err
+		}
+		// The file keeps the blocks the day sorts freed (DuckDB reuses
+		// them, it does not shrink the file): the used blocks are the data.
+		var blockSize, used int64
+		if err := d.DB().QueryRowContext(ctx, "SELECT block_size, used_blocks FROM pragma_database_size()").Scan(&blockSize, &used); err != nil {
+			return res, err
+		}
+		res.UsedBytes = blockSize * used
+	}
+	for _, suffix := range []string{"", ".wal", "-wal"} {
+		if fi, err := os.Stat(path + suffix); err == nil {
+			res.FileBytes += fi.Size()
+		}
+	}
+	res.BytesPerRecord = float64(res.FileBytes) / float64(max(n, 1))
+
+	everything := &kql.TimeRange{Start: o.End.Add(-o.Span - time.Hour), End: o.End}
+	cases := []struct {
+		name, query string
+		span        *kql.TimeRange
+	}{
+		{"seed device query (24 h)", fmt.Sprintf(deviceQuery, dev), nil},
+		{"seed device query (30 d)", fmt.Sprintf(deviceQuery, dev), everything},
+		{"seed error query (24 h)", errorQuery, nil},
+		{"count() by ResultType, everything", byResultQuery, everything},
+		{"distinct DeviceId, last hour", distinctQuery, nil},
+		{"dcount by sdkVersion (properties_s), 24 h", sdkQuery, nil},
+	}
+	for _, c := range cases {
+		var times []time.Duration
+		var r *kql.Result
+		for range runs {
+			t := time.Now()
+			r, err = eng.Run(ctx, kql.Request{Query: c.query, Timespan: c.span})
+			if err != nil {
+				return res, fmt.Errorf("%s: %w", c.name, err)
+			}
+			times = append(times, time.Since(t))
+		}
+		slices.Sort(times)
+		q := QueryTime{Name: c.name, MedianMs: ms(times[len(times)/2]), MaxMs: ms(times[len(times)-1]), Rows: len(r.Rows)}
+		if len(r.Rows) == 1 && len(r.Columns) == 1 {
+			q.Note = fmt.Sprintf("%s = %v", r.Columns[0].Name, r.Rows[0][0])
+		}
+		if r.Truncated {
+			q.Note = "truncated: " + r.Reason
+		}
+		res.Queries = append(res.Queries, q)
+	}
+	pid := os.Getpid()
+	if kib, err := procstat.RSSKiB(pid); err == nil {
+		res.RSSEndMiB = float64(kib) / 1024
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		res.RSSPeakMiB = float64(ru.Maxrss) / 1024
+		res.CPUSeconds = float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	}
+	return res, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// compareStores runs both stores as children of self and prints them.
+func compareStores(ctx context.Context, self string, duckN, sqliteN int, end time.Time) {
+	var results []Result
+	for _, c := range []struct {
+		store string
+		n     int
+	}{{"duckdb", duckN}, {"sqlite", sqliteN}} {
+		args := []string{"-store", c.store, "-records", fmt.Sprint(c.n), "-json", "-end", end.Format(time.RFC3339)}
+		flag.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "compare", "store", "records", "sqlite-records", "json", "end":
+			default:
+				args = append(args, "-"+f.Name+"="+f.Value.String())
+			}
+		})
+		cmd := exec.CommandContext(ctx, self, args...)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			log.Fatalf("logbench: %s: %v", c.store, err)
+		}
+		var r Result
+		if err := json.Unmarshal(out, &r); err != nil {
+			log.Fatalf("logbench: %s: %v\n%s", c.store, err, out)
+		}
+		results = append(results, r)
+	}
+	printTable(os.Stdout, results)
+}
+
+func printTable(w *os.File, rs []Result) {
+	row := func(name string, f func(r Result) string) {
+		fmt.Fprintf(w, "| %-44s |", name)
+		for _, r := range rs {
+			fmt.Fprintf(w, " %18s |", f(r))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "| %-44s |", "")
+	for _, r := range rs {
+		fmt.Fprintf(w, " %18s |", r.Store)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "|%s|", "---")
+	for range rs {
+		fmt.Fprintf(w, "%s|", "---:")
+	}
+	fmt.Fprintln(w)
+	f0 := func(x float64) string { return fmt.Sprintf("%.0f", x) }
+	f1 := func(x float64) string { return fmt.Sprintf("%.1f", x) }
+	row("records", func(r Result) string { return fmt.Sprint(r.Records) })
+	row("devices / span", func(r Result) string { return fmt.Sprintf("%d / %s", r.Devices, r.Span) })
+	row("ingest, records/s in Append (queries beside)", func(r Result) string { return f0(r.AppendRate) })
+	row("ingest, records/s wall (generator included)", func(r Result) string { return f0(r.WallRate) })
+	row("Append p50 / p99 / max, ms", func(r Result) string {
+		return fmt.Sprintf("%s / %s / %s", f1(r.AppendP50Ms), f1(r.AppendP99Ms), f1(r.AppendMaxMs))
+	})
+	row("queries run during ingest", func(r Result) string { return fmt.Sprint(r.QueriesDuring) })
+	row("sort closed days by device, s", func(r Result) string { return f1(r.CompactSeconds) })
+	row("file, MiB", func(r Result) string { return f0(float64(r.FileBytes) / (1 << 20)) })
+	row("bytes/record (file)", func(r Result) string { return f0(r.BytesPerRecord) })
+	row("bytes/record (used blocks)", func(r Result) string {
+		if r.UsedBytes == 0 {
+			return "-"
+		}
+		return f0(float64(r.UsedBytes) / float64(max(r.Records, 1)))
+	})
+	for i := range rs[0].Queries {
+		row(rs[0].Queries[i].Name+", median (max) ms", func(r Result) string {
+			if i >= len(r.Queries) {
+				return "-"
+			}
+			return fmt.Sprintf("%s (%s)", f1(r.Queries[i].MedianMs), f1(r.Queries[i].MaxMs))
+		})
+	}
+	row("RSS peak / end, MiB", func(r Result) string { return fmt.Sprintf("%s / %s", f0(r.RSSPeakMiB), f0(r.RSSEndMiB)) })
+	row("memory_limit, MiB", func(r Result) string { return fmt.Sprint(r.MemoryLimitMiB) })
+	row("process CPU, s", func(r Result) string { return f0(r.CPUSeconds) })
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tether-hub/tether/internal/app"
+)
+
+func newLogsMigrateCmd() *cobra.Command {
+	var memory int64
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Convert a stopped hub's SQLite log (logs.db) into the DuckDB log (logs.duckdb)",
+		Long: `Copy every record of the SQLite log store of --data-dir (logs.db, written by
+hubs before the DuckDB store and by SQLite builds) into the DuckDB store
+(logs.duckdb), printing progress, then rename logs.db to logs.db.migrated
+(delete it once you are content). tether serve does the same at start; this
+command does it ahead of time, with the hub stopped. Interrupted, it resumes
+where it stopped when run again: records already copied are skipped.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if app.LogStoreKind != "duckdb" {
+				return fmt.Errorf("this tether was built with the SQLite log store (-tags sqlitelog or CGO_ENABLED=0): there is nothing to migrate to")
+			}
+			dir := clientFlags.dataDir
+			if !fileExists(filepath.Join(dir, app.SQLiteLogFile)) {
+				fmt.Fprintf(cmd.OutOrStdout(), "no SQLite log in %s: nothing to migrate\n", dir)
+				return nil
+			}
+			out := cmd.ErrOrStderr()
+			start, last := time.Now(), time.Time{}
+			var copied int64
+			err := app.MigrateSQLiteLog(cmd.Context(), dir, app.LogStoreOptions{Memory: memory, Progress: func(done, total int64) {
+				copied = done
+				if time.Since(last) >= time.Second || done == total {
+					last = time.Now()
+					pct := 100.0
+					if total > 0 {
+						pct = 100 * float64(done) / float64(total)
+					}
+					fmt.Fprintf(out, "%d of %d records (%.1f%%), %.0f records/s\n", done, total, pct, float64(done)/time.Since(start).Seconds())
+				}
+			}})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "migrated %d records into %s in %s; the SQLite log is now %s.migrated\n",
+				copied, filepath.Join(dir, app.LogFile), time.Since(start).Round(time.Millisecond), app.SQLiteLogFile)
+			return nil
+		},
+	}
+	cmd.Flags().Var(byteSize{&memory}, "log-memory", "memory of the DuckDB store while migrating (0: 512MiB)")
+	return cmd
+}

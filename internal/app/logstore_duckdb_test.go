@@ -1,0 +1,69 @@
+//go:build cgo && !sqlitelog
+
+package app_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/tether-hub/tether/internal/app"
+	"github.com/tether-hub/tether/internal/connlog"
+	"github.com/tether-hub/tether/internal/connlog/logstoretest"
+	"github.com/tether-hub/tether/internal/connlog/sqlite"
+)
+
+// A data dir with a SQLite log is converted when the store opens: every
+// record is in the DuckDB store afterwards, in order, with progress
+// reported; logs.db becomes logs.db.migrated. Copying records again (a
+// migration resumed after a crash before the rename) doubles nothing.
+func TestOpenLogStoreMigratesSQLiteLog(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	old, err := sqlite.Open(ctx, filepath.Join(dir, app.SQLiteLogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := logstoretest.Records(45_000, logstoretest.T0)
+	if err := old.Append(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	var reports [][2]int64
+	s, err := app.OpenLogStore(ctx, dir, app.LogStoreOptions{Memory: 128 << 20, Progress: func(done, total int64) {
+		reports = append(reports, [2]int64{done, total})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if len(reports) != 3 || reports[2] != [2]int64{45_000, 45_000} {
+		t.Errorf("progress reports %v, want 3 ending at 45000 of 45000", reports)
+	}
+	got, err := s.Find(ctx, connlog.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(recs) || !slices.EqualFunc(got, recs, func(a, b connlog.Record) bool {
+		return a.ItemID == b.ItemID && a.Properties == b.Properties && a.TimeGenerated.Equal(b.TimeGenerated)
+	}) {
+		t.Fatalf("after migration the store holds %d records, want the %d of the SQLite log in order", len(got), len(recs))
+	}
+	if _, err := os.Stat(filepath.Join(dir, app.SQLiteLogFile)); !os.IsNotExist(err) {
+		t.Errorf("logs.db still there after the migration (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, app.SQLiteLogFile+".migrated")); err != nil {
+		t.Errorf("logs.db.migrated: %v", err)
+	}
+	// Appending the SQLite records again (a migration resumed after a
+	// crash before the rename) doubles nothing.
+	if err := s.Append(ctx, recs[10_000:30_000]); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := s.Find(ctx, connlog.Filter{}); len(again) != len(recs) {
+		t.Errorf("a repeated migration step left %d records, want %d", len(again), len(recs))
+	}
+}

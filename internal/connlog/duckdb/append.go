@@ -1,0 +1,313 @@
+//go:build cgo
+
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"slices"
+	"strings"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/tether-hub/tether/internal/connlog"
+)
+
+// Append stores records in one transaction, skipping known _ItemIds.
+//
+// Dedup without a unique index (which DuckDB would hold in memory for
+// every stored id): a record newer than everything stored (s.hwm) cannot
+// be a repeat, and that is nearly every record of a live log. The others
+// — a redelivery after a crash, a late event — are looked up in their own
+// day table, within the batch's time range there, where the zone maps of
+// TimeGenerated leave a row group or two to read. This relies on what
+// connlog.ItemID guarantees: a repeated _ItemId comes with the same
+// TimeGenerated.
+func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
+	if len(records) == 0 {
+		return ctx.Err()
+	}
+	for i := range records {
+		if err := records[i].Validate(); err != nil {
+			return err
+		}
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := s.append(ctx, records); err != nil {
+		return fmt.Errorf("connlog/duckdb: append: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) append(ctx context.Context, records []connlog.Record) error {
+	w, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	// Repeats within the batch, then in the store.
+	seen := make(map[string]struct{}, len(records))
+	fresh := make([]*connlog.Record, 0, len(records))
+	var old []*connlog.Record
+	for i := range records {
+		r := &records[i]
+		if _, dup := seen[r.ItemID]; dup {
+			continue
+		}
+		seen[r.ItemID] = struct{}{}
+		if r.TimeGenerated.UnixNano() > s.hwm {
+			fresh = append(fresh, r)
+		} else {
+			old = append(old, r)
+		}
+	}
+	if len(old) > 0 {
+		known, err := s.knownIDs(ctx, w, old)
+		if err != nil {
+			return err
+		}
+		for _, r := range old {
+			if !known[r.ItemID] {
+				fresh = append(fresh, r)
+			}
+		}
+	}
+	if len(fresh) == 0 {
+		return ctx.Err()
+	}
+	// Group by day, keeping batch order within a day.
+	byDay := map[string][]*connlog.Record{}
+	var days []string
+	for _, r := range fresh {
+		d := dayTable(r.TimeGenerated)
+		if _, ok := byDay[d]; !ok {
+			days = append(days, d)
+		}
+		byDay[d] = append(byDay[d], r)
+	}
+	// _Seq follows the order of records (fresh puts "old" ones last).
+	order := make(map[*connlog.Record]int64, len(fresh))
+	for i := range records {
+		order[&records[i]] = int64(i)
+	}
+
+	if _, err := w.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		s.dropWriter()
+		return err
+	}
+	tables, bytes, err := s.appendTx(ctx, w, days, byDay, order)
+	if err == nil {
+		_, err = w.ExecContext(ctx, "COMMIT")
+	}
+	if err != nil {
+		if _, rerr := w.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil && !strings.Contains(rerr.Error(), "no transaction") {
+			s.dropWriter()
+		}
+		return err
+	}
+	s.tables = tables
+	s.seq += int64(len(records))
+	for _, r := range fresh {
+		s.hwm = max(s.hwm, r.TimeGenerated.UnixNano())
+	}
+	s.wal.Add(bytes)
+	return nil
+}
+
+// appendTx creates missing day tables (and the view over them) and
+// appends the records through DuckDB's Appender, inside the caller's
+// transaction. It returns the day tables after it and the bytes appended
+// (estimate, for the checkpoint loop).
+func (s *Store) appendTx(ctx context.Context, w *sql.Conn, days []string, byDay map[string][]*connlog.Record, order map[*connlog.Record]int64) ([]string, int64, error) {
+	tables := s.tables
+	var created bool
+	for _, d := range days {
+		if !slices.Contains(tables, d) {
+			if _, err := w.ExecContext(ctx, createTableSQL(d)); err != nil {
+				return nil, 0, err
+			}
+			tables = append(slices.Clone(tables), d)
+			created = true
+		}
+	}
+	if created {
+		slices.Sort(tables)
+		if _, err := w.ExecContext(ctx, viewSQL(tables)); err != nil {
+			return nil, 0, err
+		}
+	}
+	var bytes int64
+	err := w.Raw(func(dc any) error {
+		conn, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("unexpected driver connection %T", dc)
+		}
+		row := make([]driver.Value, appendColumnCount())
+		for _, d := range days {
+			a, err := duckdb.NewAppender(conn, "", "", d)
+			if err != nil {
+				return err
+			}
+			for _, r := range byDay[d] {
+				bytes += fillRow(row, r, s.seq+1+order[r])
+				if err := a.AppendRow(row...); err != nil {
+					a.Close()
+					return err
+				}
+			}
+			if err := a.Close(); err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return tables, bytes, err
+}
+
+// fillRow sets row to r's values in table column order and returns their
+// size (estimate).
+func fillRow(row []driver.Value, r *connlog.Record, seq int64) int64 {
+	n := int64(0)
+	for i, c := range storedColumns {
+		var v driver.Value
+		switch c.Name {
+		case connlog.ColTimeGenerated:
+			v = r.TimeGenerated.UnixNano()
+			n += 8
+		case connlog.ColDurationMs:
+			if r.DurationMs != nil {
+				v = *r.DurationMs
+			}
+			n += 8
+		case connlog.ColProperties:
+			p := packProperties(r)
+			v = p
+			n += int64(len(p))
+		default:
+			str := *stringField(r, c.Name)
+			v = str
+			n += int64(len(str))
+		}
+		row[i] = v
+	}
+	row[len(storedColumns)] = seq
+	row[len(storedColumns)+1] = DeviceKey(r.DeviceID)
+	return n + 12
+}
+
+// stringField is the Record field of a string column.
+func stringField(r *connlog.Record, col string) *string {
+	switch col {
+	case connlog.ColItemID:
+		return &r.ItemID
+	case connlog.ColCategory:
+		return &r.Category
+	case connlog.ColOperationName:
+		return &r.OperationName
+	case connlog.ColLevel:
+		return &r.Level
+	case connlog.ColResultType:
+		return &r.ResultType
+	case connlog.ColResultDescription:
+		return &r.ResultDescription
+	case connlog.ColProperties:
+		return &r.Properties
+	case connlog.ColLocation:
+		return &r.Location
+	case connlog.ColResourceID:
+		return &r.ResourceID
+	case connlog.ColSubscriptionID:
+		return &r.SubscriptionID
+	case connlog.ColResourceGroup:
+		return &r.ResourceGroup
+	case connlog.ColResource:
+		return &r.Resource
+	case connlog.ColResourceProvider:
+		return &r.ResourceProvider
+	case connlog.ColResourceType:
+		return &r.ResourceType
+	case connlog.ColType:
+		return &r.Type
+	case connlog.ColSourceSystem:
+		return &r.SourceSystem
+	case connlog.ColTenantID:
+		return &r.TenantID
+	case connlog.ColCorrelationID:
+		return &r.CorrelationID
+	case connlog.ColCallerIPAddress:
+		return &r.CallerIPAddress
+	case connlog.ColDeviceID:
+		return &r.DeviceID
+	case connlog.ColProtocol:
+		return &r.Protocol
+	case connlog.ColSDKVersion:
+		return &r.SDKVersion
+	case connlog.ColSequenceNumber:
+		return &r.SequenceNumber
+	}
+	panic("connlog/duckdb: no field for column " + col)
+}
+
+// init checks at start-up that every string column has a field.
+func init() {
+	var r connlog.Record
+	for _, c := range storedColumns {
+		if c.Type == connlog.TypeString {
+			stringField(&r, c.Name)
+		}
+	}
+}
+
+// knownIDs looks the records up in their day tables and returns the
+// _ItemIds already stored.
+func (s *Store) knownIDs(ctx context.Context, w *sql.Conn, recs []*connlog.Record) (map[string]bool, error) {
+	type span struct {
+		lo, hi int64
+		ids    []string
+	}
+	spans := map[string]*span{}
+	for _, r := range recs {
+		d := dayTable(r.TimeGenerated)
+		if !slices.Contains(s.tables, d) {
+			continue
+		}
+		t := r.TimeGenerated.UnixNano()
+		sp := spans[d]
+		if sp == nil {
+			sp = &span{lo: t, hi: t}
+			spans[d] = sp
+		}
+		sp.lo, sp.hi = min(sp.lo, t), max(sp.hi, t)
+		sp.ids = append(sp.ids, r.ItemID)
+	}
+	known := map[string]bool{}
+	for d, sp := range spans {
+		rows, err := w.QueryContext(ctx, "SELECT "+quote(connlog.ColItemID)+" FROM "+quote(d)+
+			" WHERE TimeGenerated BETWEEN ? AND ? AND "+quote(connlog.ColItemID)+" IN (SELECT unnest(?::VARCHAR[]))",
+			sp.lo, sp.hi, sp.ids)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			known[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return known, nil
+}

@@ -1,0 +1,43 @@
+//go:build cgo
+
+// Package duckdb is the default embedded connlog.LogStore: one DuckDB file
+// (github.com/duckdb/duckdb-go/v2, cgo), columnar and compressed.
+//
+// Layout. Records live in one table per UTC day, AzureDiagnostics_YYYYMMDD
+// (a partition): retention drops whole tables instead of deleting rows,
+// and a query's time window skips the days it does not touch. The view
+// AzureDiagnostics is the UNION ALL of the day tables with the Log
+// Analytics column names (connlog.Columns), so the KQL compiler
+// (kql/duckdb) targets it like SQLite's table. Types: TimeGenerated is
+// BIGINT Unix nanoseconds UTC (as in the SQLite store; its min/max zone
+// maps prune time windows within a day), DurationMs BIGINT or NULL,
+// strings VARCHAR NOT NULL (empty when missing). Low-cardinality strings
+// (Category, Level, ResultType, the hub's resource columns…) need nothing
+// special: DuckDB dictionary-compresses each column segment by itself.
+//
+// Two hidden columns: _Seq, a store-wide append counter (ties of
+// TimeGenerated keep append order, as rowid does in SQLite), and
+// _DeviceKey, a 32-bit hash of DeviceId (deviceKey). A day that is over is
+// rewritten sorted by (_DeviceKey, TimeGenerated) in the background
+// (compact.go), so the min/max zone maps of _DeviceKey find one device's
+// rows of that day in one or two row groups; Find and the KQL dialect add
+// `_DeviceKey = hash` to an equality on DeviceId. (DuckDB keeps only an
+// 8-byte prefix of strings in its zone maps, which device ids with a
+// common prefix defeat; an ART index on DeviceId would cost memory and
+// bytes per record.) Today's table stays in append (≈ time) order.
+//
+// properties_s is not stored twice: the values it shares with the
+// DeviceId, Protocol, SdkVersion and SequenceNumber columns are replaced
+// by one-byte markers in the stored text (props) and put back by the view
+// (properties.go), byte for byte.
+//
+// Ingest: Append dedups by _ItemId (see append.go: only records not newer
+// than everything stored are looked up, within their own day and time
+// range), then writes through DuckDB's Appender in one transaction per
+// call. DuckDB's automatic checkpoint (which would run inside a commit and
+// stall it) is off; a background loop checkpoints (checkpoint.go).
+//
+// Memory: Options.MemoryLimit and Threads become DuckDB's memory_limit and
+// threads (tether serve --log-memory); DuckDB spills sorts and hash tables
+// past the limit to temporary files next to the database.
+package duckdb

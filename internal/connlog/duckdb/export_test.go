@@ -1,0 +1,16 @@
+//go:build cgo
+
+package duckdb
+
+import "github.com/tether-hub/tether/internal/connlog"
+
+// PackProperties and UnpackProperties expose the properties_s packing.
+func PackProperties(r *connlog.Record) string             { return packProperties(r) }
+func UnpackProperties(p string, r *connlog.Record) string { return unpackProperties(p, r) }
+
+// Tables lists the day tables.
+func (s *Store) Tables() []string {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return append([]string(nil), s.tables...)
+}

@@ -1,0 +1,143 @@
+//go:build cgo
+
+package duckdb
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"time"
+
+	"github.com/tether-hub/tether/internal/connlog"
+)
+
+// schemaVersion is the version this package writes into tether_meta.
+const schemaVersion = 1
+
+// View is the name queries use, Log Analytics' table name.
+const View = "AzureDiagnostics"
+
+// tablePrefix starts the name of every day table; the date follows.
+const tablePrefix = "AzureDiagnostics_"
+
+// emptyTable has the day tables' columns and no rows: the view's only
+// branch while there is no day table.
+const emptyTable = "AzureDiagnostics_empty"
+
+// Hidden columns of the day tables.
+const (
+	colSeq       = "_Seq"       // store-wide append counter
+	colDeviceKey = "_DeviceKey" // deviceKey(DeviceId)
+	colProps     = "props"      // properties_s with shared values replaced by markers
+)
+
+// dayTable is the table holding the records of t's UTC day.
+func dayTable(t time.Time) string {
+	return tablePrefix + t.UTC().Format("20060102")
+}
+
+// tableDay is the UTC day a day table holds; ok false for other names.
+func tableDay(name string) (time.Time, bool) {
+	s, ok := strings.CutPrefix(name, tablePrefix)
+	if !ok || len(s) != 8 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse("20060102", s)
+	return t, err == nil
+}
+
+// DeviceKey is the _DeviceKey of a device id: FNV-1a, 32 bits. Exported
+// for the KQL dialect, which adds `_DeviceKey = DeviceKey(id)` to an
+// equality on DeviceId so zone maps prune.
+func DeviceKey(id string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return h.Sum32()
+}
+
+// storedColumns are the record columns a day table stores, in
+// connlog.Columns order: all but the virtual _ResourceId; properties_s is
+// stored as props.
+var storedColumns = func() []connlog.Column {
+	var cols []connlog.Column
+	for _, c := range connlog.Columns {
+		if c.Name != connlog.ColResourceIDStd {
+			cols = append(cols, c)
+		}
+	}
+	return cols
+}()
+
+// createTableSQL creates a day table (or the empty one) named name.
+func createTableSQL(name string) string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE IF NOT EXISTS " + quote(name) + " (\n")
+	for _, c := range storedColumns {
+		switch {
+		case c.Name == connlog.ColProperties:
+			b.WriteString("\t" + colProps + " VARCHAR NOT NULL,\n")
+		case c.Type == connlog.TypeDatetime:
+			b.WriteString("\t" + quote(c.Name) + " BIGINT NOT NULL, -- Unix nanoseconds UTC\n")
+		case c.Type == connlog.TypeLong:
+			b.WriteString("\t" + quote(c.Name) + " BIGINT,\n")
+		default:
+			b.WriteString("\t" + quote(c.Name) + " VARCHAR NOT NULL,\n")
+		}
+	}
+	b.WriteString("\t" + colSeq + " BIGINT NOT NULL,\n")
+	b.WriteString("\t" + colDeviceKey + " UINTEGER NOT NULL\n)")
+	return b.String()
+}
+
+// appendColumnCount is the number of a day table's columns, the values
+// of one Appender row: the stored record columns, _Seq, _DeviceKey.
+func appendColumnCount() int { return len(storedColumns) + 2 }
+
+// viewSelect is the SELECT list of the view: the record columns under
+// their Log Analytics names, properties_s rebuilt.
+func viewSelect() string {
+	var parts []string
+	for _, c := range connlog.Columns {
+		switch c.Name {
+		case connlog.ColProperties:
+			parts = append(parts, propertiesSQL(colProps)+" AS "+quote(c.Name))
+		case connlog.ColResourceIDStd:
+			parts = append(parts, quote(connlog.ColResourceID)+" AS "+quote(c.Name))
+		default:
+			parts = append(parts, quote(c.Name))
+		}
+	}
+	parts = append(parts, colSeq, colDeviceKey)
+	return strings.Join(parts, ", ")
+}
+
+// viewSQL (re)creates the view over tables (day tables, oldest first):
+// the record columns computed once over the UNION ALL of the tables'
+// stored columns (computing them in every branch made DuckDB bind the
+// properties_s expression once per day: ~10 ms a day table per query).
+func viewSQL(tables []string) string {
+	if len(tables) == 0 {
+		tables = []string{emptyTable}
+	}
+	branches := make([]string, len(tables))
+	for i, t := range tables {
+		branches[i] = "SELECT * FROM " + quote(t)
+	}
+	return "CREATE OR REPLACE VIEW " + View + " AS\nSELECT " + viewSelect() + " FROM (\n" + strings.Join(branches, "\nUNION ALL\n") + "\n)"
+}
+
+// quote quotes an identifier.
+func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+
+// metaSQL creates the store's own small table: schema version, which day
+// tables are compacted.
+var metaSQL = []string{
+	"CREATE TABLE IF NOT EXISTS tether_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+}
+
+func versionCheck(v string) error {
+	if v != fmt.Sprint(schemaVersion) {
+		return fmt.Errorf("schema version %s is not this build's %d", v, schemaVersion)
+	}
+	return nil
+}

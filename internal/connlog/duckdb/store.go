@@ -1,0 +1,238 @@
+//go:build cgo
+
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/tether-hub/tether/internal/connlog"
+)
+
+// Store is a connlog.LogStore in one DuckDB file.
+//
+// Writes (Append, DeleteBefore, the swap at the end of a compaction) go
+// through one connection of their own under writeMu; Find and ReadQuery
+// read through the pool. DuckDB's MVCC gives readers a snapshot, so
+// queries never wait for ingest.
+type Store struct {
+	db     *sql.DB
+	log    *slog.Logger
+	closed atomic.Bool
+
+	// writeMu serialises writes and guards the fields below.
+	writeMu sync.Mutex
+	w       *sql.Conn
+	tables  []string // day tables, oldest first (the view's branches)
+	seq     int64    // the last _Seq given
+	hwm     int64    // the newest TimeGenerated stored (Unix ns); see Append
+
+	stop chan struct{} // closes the background loops
+	done sync.WaitGroup
+	// wal counts bytes appended since the last checkpoint (estimate).
+	wal atomic.Int64
+	o   Options
+}
+
+var _ connlog.LogStore = (*Store)(nil)
+
+// ErrClosed is returned by calls on a closed Store.
+var ErrClosed = errors.New("connlog/duckdb: store closed")
+
+// Options tune a Store. Zero fields take the defaults.
+type Options struct {
+	// MemoryLimit is DuckDB's memory_limit in bytes: the buffer pool,
+	// sorts, hash tables. Default DefaultMemoryLimit.
+	MemoryLimit int64
+	// Threads is DuckDB's threads; default 2 (the hub has other work).
+	Threads int
+	// CheckpointBytes is how much appended data (estimated) triggers a
+	// background checkpoint; default 64 MiB.
+	CheckpointBytes int64
+	// CompactAfter is how long after the end of a UTC day its table is
+	// sorted by device (compact.go); default 1 h. Negative: never.
+	CompactAfter time.Duration
+	// Now is the clock of compaction; default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// DefaultMemoryLimit is Options.MemoryLimit's default: 512 MiB.
+const DefaultMemoryLimit = 512 << 20
+
+// Open opens (creating if needed) the database file at path. path
+// ":memory:" gives a private in-memory database, for tests.
+func Open(ctx context.Context, path string, o Options) (*Store, error) {
+	if o.MemoryLimit <= 0 {
+		o.MemoryLimit = DefaultMemoryLimit
+	}
+	if o.Threads <= 0 {
+		o.Threads = 2
+	}
+	if o.CheckpointBytes <= 0 {
+		o.CheckpointBytes = 64 << 20
+	}
+	if o.CompactAfter == 0 {
+		o.CompactAfter = time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	params := url.Values{}
+	params.Set("memory_limit", strconv.FormatInt(o.MemoryLimit>>20, 10)+"MB")
+	params.Set("threads", strconv.Itoa(o.Threads))
+	// Checkpoints run in the background (checkpoint.go), not inside the
+	// commit that crosses the WAL threshold.
+	params.Set("checkpoint_threshold", "1TB")
+	dsn := path + "?" + params.Encode()
+	if path == ":memory:" {
+		dsn = "?" + params.Encode()
+	}
+	connector, err := duckdb.NewConnector(dsn, nil)
+	if err != nil {
+		return nil, fmt.Errorf("connlog/duckdb: open %s: %w", path, err)
+	}
+	db := sql.OpenDB(connector)
+	s := &Store{db: db, log: o.Logger.With("component", "connlog/duckdb"), o: o, stop: make(chan struct{})}
+	if path == ":memory:" {
+		// Every pool connection of an in-memory database sees the same
+		// database (one connector), but closing the last would not free
+		// it before db.Close; keep them few.
+		db.SetMaxIdleConns(2)
+	}
+	if err := s.init(ctx); err != nil {
+		s.dropWriter()
+		db.Close()
+		return nil, fmt.Errorf("connlog/duckdb: open %s: %w", path, err)
+	}
+	s.done.Add(1)
+	go s.background()
+	return s, nil
+}
+
+// init makes the schema and loads the day tables and counters.
+func (s *Store) init(ctx context.Context) error {
+	w, err := s.writer(ctx)
+	if err != nil {
+		return err
+	}
+	for _, q := range append(slices.Clone(metaSQL), createTableSQL(emptyTable)) {
+		if _, err := w.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%w\n%s", err, q)
+		}
+	}
+	var v string
+	err = w.QueryRowContext(ctx, "SELECT value FROM tether_meta WHERE key = 'schema'").Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := w.ExecContext(ctx, "INSERT INTO tether_meta VALUES ('schema', ?)", strconv.Itoa(schemaVersion)); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	default:
+		if err := versionCheck(v); err != nil {
+			return err
+		}
+	}
+	if err := s.loadTables(ctx, w); err != nil {
+		return err
+	}
+	for _, name := range s.tables {
+		// A sort that a crash or Close interrupted (compact.go).
+		if _, err := w.ExecContext(ctx, "DROP TABLE IF EXISTS "+quote(name+sortingSuffix)); err != nil {
+			return err
+		}
+	}
+	if _, err := w.ExecContext(ctx, viewSQL(s.tables)); err != nil {
+		return err
+	}
+	if len(s.tables) > 0 {
+		var seq, hwm sql.NullInt64
+		if err := w.QueryRowContext(ctx, "SELECT max("+colSeq+"), max(TimeGenerated) FROM "+View).Scan(&seq, &hwm); err != nil {
+			return err
+		}
+		s.seq, s.hwm = seq.Int64, hwm.Int64
+	} else {
+		s.hwm = -1 << 63
+	}
+	return nil
+}
+
+// loadTables lists the day tables, oldest first.
+func (s *Store) loadTables(ctx context.Context, w *sql.Conn) error {
+	rows, err := w.QueryContext(ctx, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND starts_with(table_name, ?)", tablePrefix)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	s.tables = s.tables[:0]
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return err
+		}
+		if _, ok := tableDay(name); ok {
+			s.tables = append(s.tables, name)
+		}
+	}
+	slices.Sort(s.tables)
+	return rows.Err()
+}
+
+// writer returns the write connection. The caller holds writeMu (or is
+// Open).
+func (s *Store) writer(ctx context.Context) (*sql.Conn, error) {
+	if s.w != nil {
+		return s.w, nil
+	}
+	w, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.w = w
+	return w, nil
+}
+
+// dropWriter discards the write connection (one that may be inside a
+// transaction is not returned to the pool).
+func (s *Store) dropWriter() {
+	if s.w != nil {
+		_ = s.w.Raw(func(any) error { return driver.ErrBadConn })
+		s.w.Close()
+		s.w = nil
+	}
+}
+
+// Close stops the background loops, checkpoints and closes the database;
+// later calls return ErrClosed. Closing twice is harmless.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(s.stop)
+	s.done.Wait()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.dropWriter()
+	return s.db.Close()
+}
+
+// DB exposes the database for a query engine compiling KQL to SQL; use it
+// read-only.
+func (s *Store) DB() *sql.DB { return s.db }
