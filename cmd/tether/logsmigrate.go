@@ -24,7 +24,7 @@ where it stopped when run again: records already copied are skipped.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if app.LogStoreKind != "duckdb" {
-				return fmt.Errorf("this tether was built with the SQLite log store (-tags sqlitelog or CGO_ENABLED=0): there is nothing to migrate to")
+				return fmt.Errorf("this tether was built with the SQLite log store (the default): build it with -tags duckdblog (cgo) to migrate to DuckDB")
 			}
 			dir := clientFlags.dataDir
 			if !fileExists(filepath.Join(dir, app.SQLiteLogFile)) {

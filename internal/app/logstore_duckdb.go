@@ -1,4 +1,4 @@
-//go:build cgo && !sqlitelog
+//go:build cgo && duckdblog
 
 package app
 
