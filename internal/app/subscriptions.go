@@ -31,7 +31,7 @@ var _ api.SubscriptionService = (*subscriptionService)(nil)
 // startEvents opens the subscription store and starts the delivery
 // engine (after the journal, before the broker produces events).
 func (a *App) startEvents(ctx context.Context) error {
-	store, err := kvstore.New(ctx, a.journal.JS, kvstore.Options{})
+	store, err := kvstore.New(ctx, a.journal.JS, kvstore.Options{Replicas: a.journal.Replicas})
 	if err != nil {
 		return fmt.Errorf("subscriptions: %w", err)
 	}
@@ -44,7 +44,7 @@ func (a *App) startEvents(ctx context.Context) error {
 	engine, err := delivery.New(delivery.Options{
 		JS: a.journal.JS, Store: store, Resource: res, HubHost: a.cfg.HubName, Endpoints: endpoints,
 		Logger: a.log.With("component", "delivery"), Origin: a.cfg.HubName,
-		ObserveLatency: a.observeDelivery, Destinations: dests, Schedule: a.cfg.EventRetrySchedule,
+		ObserveLatency: a.observeDelivery, Replicas: a.journal.Replicas, Destinations: dests, Schedule: a.cfg.EventRetrySchedule,
 	})
 	if err != nil {
 		return fmt.Errorf("delivery: %w", err)
