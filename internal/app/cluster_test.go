@@ -12,6 +12,8 @@ import (
 	"time"
 
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/app"
 	"github.com/tether-hub/tether/internal/broker/brokertest"
@@ -69,7 +71,7 @@ func startCluster(t *testing.T) []*hub {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 			defer cancel()
 			errs[i] = a.Start(ctx)
 			hubs[i] = &hub{App: a, t: t, dir: dir, events: &eventLog{}}
@@ -80,7 +82,17 @@ func startCluster(t *testing.T) []*hub {
 		var wg sync.WaitGroup
 		for _, h := range hubs {
 			wg.Add(1)
-			go func() { defer wg.Done(); h.stop() }()
+			go func() {
+				defer wg.Done()
+				// Stopped together, every node keeps its quorum while it
+				// flushes; the last to finish may still miss it, which a
+				// lone cluster member cannot help.
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if err := h.Stop(ctx); err != nil {
+					t.Logf("stop: %v", err)
+				}
+			}()
 		}
 		wg.Wait()
 		brokertest.CheckNoSessionGoroutines(t)
@@ -90,13 +102,18 @@ func startCluster(t *testing.T) []*hub {
 			t.Fatalf("node %d: %v", i+1, err)
 		}
 	}
-	// One recorder of the journal's connection events: every node sees
-	// the same stream.
-	sub, err := hubs[0].Journal().NC.Subscribe(journal.ConnPrefix+">", hubs[0].events.add)
+	// One recorder of the journal's connection events, in the stream's
+	// order (core subscribers of a cluster may see two nodes' messages
+	// in another order than the stream stored them).
+	cons, err := hubs[0].Journal().JS.OrderedConsumer(context.Background(), journal.StreamConn, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	cc, err := cons.Consume(func(m jetstream.Msg) { hubs[0].events.add(&nats.Msg{Data: m.Data()}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
 	for _, h := range hubs[1:] {
 		h.events = hubs[0].events
 	}
@@ -106,7 +123,7 @@ func startCluster(t *testing.T) []*hub {
 // waitDevice waits until every node's registry knows the device.
 func waitDevice(t *testing.T, hubs []*hub, id string) {
 	t.Helper()
-	eventually(t, 10*time.Second, func() error {
+	eventually(t, 20*time.Second, func() error {
 		for i, h := range hubs {
 			if _, ok := h.Registry().Device(id); !ok {
 				return fmt.Errorf("node %d does not know %s yet", i+1, id)

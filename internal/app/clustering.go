@@ -13,6 +13,7 @@ import (
 	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/registry"
+	regkv "github.com/tether-hub/tether/internal/registry/kvstore"
 )
 
 // ClusterConfig is a node's part in a cluster (Config.Cluster).
@@ -130,11 +131,11 @@ func (a *App) workspaceDurable() string {
 // watchRegistry keeps this node's registry cache in step with the writes
 // of the other nodes: devices (a device disabled or deleted elsewhere is
 // disconnected here too) and twins. Its own writes come back as well;
-// re-reading them changes nothing.
+// applying them changes nothing.
 func (a *App) watchRegistry() error {
 	wctx, cancel := context.WithCancel(context.Background())
 	var done []chan struct{}
-	watch := func(kv jetstream.KeyValue, apply func(ctx context.Context, id string) error) error {
+	watch := func(kv jetstream.KeyValue, apply func(id string, e jetstream.KeyValueEntry) error) error {
 		w, err := kv.WatchAll(wctx, jetstream.UpdatesOnly())
 		if err != nil {
 			return err
@@ -151,29 +152,38 @@ func (a *App) watchRegistry() error {
 				if err != nil {
 					continue
 				}
-				rctx, rcancel := context.WithTimeout(wctx, 10*time.Second)
-				if err := apply(rctx, string(raw)); err != nil && wctx.Err() == nil {
-					a.log.Warn("registry cache not refreshed after another node's write", "bucket", kv.Bucket(), "id", string(raw), "err", err)
+				if err := apply(string(raw), e); err != nil {
+					a.log.Warn("registry cache not updated after another node's write", "bucket", kv.Bucket(), "id", string(raw), "err", err)
 				}
-				rcancel()
 			}
 		}()
 		return nil
 	}
-	err := watch(a.journal.Devices, func(ctx context.Context, id string) error {
-		d, found, err := a.registry.Refresh(ctx, id)
-		if err == nil && a.broker != nil {
-			switch {
-			case !found:
+	err := watch(a.journal.Devices, func(id string, e jetstream.KeyValueEntry) error {
+		if e.Operation() != jetstream.KeyValuePut {
+			a.registry.Apply(id, nil, e.Revision())
+			if a.broker != nil {
 				a.broker.Kick(id, presence.ReasonDeleted)
-			case d.Status == registry.Disabled:
-				a.broker.Kick(id, presence.ReasonDisabled)
 			}
+			return nil
 		}
-		return err
+		d, err := regkv.DecodeDevice(e)
+		if err != nil {
+			return err
+		}
+		a.registry.Apply(id, &d, e.Revision())
+		if d.Status == registry.Disabled && a.broker != nil {
+			a.broker.Kick(id, presence.ReasonDisabled)
+		}
+		return nil
 	})
 	if err == nil {
-		err = watch(a.journal.Twins, a.registry.RefreshTwin)
+		err = watch(a.journal.Twins, func(id string, e jetstream.KeyValueEntry) error {
+			if e.Operation() != jetstream.KeyValuePut {
+				return nil // the device's deletion drops it
+			}
+			return a.registry.ApplyTwin(id, e.Value(), e.Revision())
+		})
 	}
 	a.onStop(func(ctx context.Context) error {
 		cancel()

@@ -54,21 +54,33 @@ func (n *Node) Claim(s *presence.Session) error {
 				continue // read the record again
 			}
 		}
+		// Held before the write: a node that reads the new record and asks
+		// for it must find it here, not be told it is free.
 		h := &hold{session: s.ID, done: make(chan struct{})}
-		if rev == 0 {
-			h.rev, err = n.owners.Create(ctx, key, val)
-		} else {
-			h.rev, err = n.owners.Update(ctx, key, val, rev)
-		}
-		if conflict(err) {
-			continue // another claim won the race: take it over in turn
-		}
-		if err != nil {
-			return fmt.Errorf("cluster: claiming device %s: %w", s.DeviceID, err)
-		}
-		s.Epoch = n.base + h.rev
 		n.mu.Lock()
 		n.held[s.DeviceID] = h
+		n.mu.Unlock()
+		var nrev uint64
+		if rev == 0 {
+			nrev, err = n.owners.Create(ctx, key, val)
+		} else {
+			nrev, err = n.owners.Update(ctx, key, val, rev)
+		}
+		if err != nil {
+			n.mu.Lock()
+			if n.held[s.DeviceID] == h {
+				delete(n.held, s.DeviceID)
+			}
+			n.mu.Unlock()
+			close(h.done)
+			if conflict(err) {
+				continue // another claim won the race: take it over in turn
+			}
+			return fmt.Errorf("cluster: claiming device %s: %w", s.DeviceID, err)
+		}
+		s.Epoch = n.base + nrev
+		n.mu.Lock()
+		h.rev = nrev
 		n.stats.Claims++
 		n.mu.Unlock()
 		return nil
@@ -240,7 +252,10 @@ func (n *Node) Ending(s *presence.Session) bool {
 func (n *Node) release(dev string, h *hold) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := n.owners.Delete(ctx, Key(dev), jetstream.LastRevision(h.rev))
+	n.mu.Lock()
+	rev := h.rev
+	n.mu.Unlock()
+	err := n.owners.Delete(ctx, Key(dev), jetstream.LastRevision(rev))
 	if err != nil && !conflict(err) {
 		n.log.Warn("owner record not released", "device", dev, "err", err)
 	}
@@ -298,5 +313,7 @@ func conflict(err error) bool {
 		return true
 	}
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	// A replicated stream reports the constant form (10164).
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }

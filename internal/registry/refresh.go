@@ -1,53 +1,68 @@
 package registry
 
 import (
-	"context"
-	"errors"
+	"encoding/base64"
 	"fmt"
+	"strconv"
+
+	"github.com/tether-hub/tether/internal/twin"
 )
 
-// Refresh re-reads a device from the store into the registry's cache,
-// or drops it if the store no longer has it: another hub node of a
-// cluster wrote it (that node journalled the change). It reports the
-// device as now stored and whether it exists.
-func (r *Registry) Refresh(ctx context.Context, id string) (Device, bool, error) {
+// Apply puts a device another hub node of a cluster wrote into this
+// registry's cache (d nil: it was deleted). The value comes from the
+// store's change feed rather than a read, which a replica still behind
+// could answer with the old one. A change older than the cached one
+// (rev below its ETag's) is ignored.
+func (r *Registry) Apply(id string, d *Device, rev uint64) {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
-	d, rev, err := r.store.Get(ctx, id)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		r.mu.Lock()
-		_, had := r.devices[id]
-		delete(r.devices, id)
-		r.mu.Unlock()
-		if had {
-			r.twins.mu.Lock()
-			delete(r.twins.twins, id)
-			r.twins.ids = nil
-			r.twins.mu.Unlock()
-		}
-		return Device{}, false, nil
-	case err != nil:
-		return Device{}, false, fmt.Errorf("registry: reading device %s: %w", id, err)
-	}
-	d.ETag = ETag(rev)
 	r.mu.Lock()
-	_, had := r.devices[id]
-	r.devices[id] = d.Clone()
+	cur, had := r.devices[id]
+	if had && etagRevision(cur.ETag) > rev {
+		r.mu.Unlock()
+		return
+	}
+	if d == nil {
+		delete(r.devices, id)
+	} else {
+		c := d.Clone()
+		c.ETag = ETag(rev)
+		r.devices[id] = c
+	}
 	r.mu.Unlock()
-	if !had {
+	if had != (d != nil) {
 		r.twins.mu.Lock()
 		r.twins.ids = nil
+		if d == nil {
+			delete(r.twins.twins, id)
+		}
 		r.twins.mu.Unlock()
 	}
-	return d, true, nil
 }
 
-// RefreshTwin re-reads a device's twin from the store into the cache
-// (another node of a cluster wrote it).
-func (r *Registry) RefreshTwin(ctx context.Context, id string) error {
+// ApplyTwin puts a twin another node wrote (doc at rev) into the cache.
+func (r *Registry) ApplyTwin(id string, doc []byte, rev uint64) error {
 	l := r.twins.lock(id)
 	l.Lock()
 	defer l.Unlock()
-	return r.reloadTwin(ctx, id)
+	t, err := twin.Unmarshal(doc)
+	if err != nil {
+		return fmt.Errorf("registry: the twin of device %s (revision %d) is corrupt: %w", id, rev, err)
+	}
+	r.twins.mu.Lock()
+	if cur, ok := r.twins.twins[id]; !ok || cur.rev < rev {
+		r.twins.twins[id] = storedTwin{t, rev}
+	}
+	r.twins.mu.Unlock()
+	return nil
+}
+
+// etagRevision is the revision an ETag was made from (0 if none).
+func etagRevision(etag string) uint64 {
+	b, err := base64.StdEncoding.DecodeString(etag)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseUint(string(b), 10, 64)
+	return n
 }
