@@ -109,7 +109,7 @@ func untilClusterReady(ctx context.Context, op func(context.Context) error) erro
 	for {
 		// A request sent before the cluster had a meta leader is never
 		// answered: each attempt gets a few seconds, not all of ctx.
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := op(actx)
 		cancel()
 		if os.Getenv("TETHER_NATS_LOG") != "" && err != nil {
@@ -143,4 +143,25 @@ func forming(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "no suitable peers") || strings.Contains(msg, "insufficient resources") ||
 		strings.Contains(msg, "cluster not available") || strings.Contains(msg, "no responders") || strings.Contains(msg, "timeout")
+}
+
+// waitMetaLeader waits until the server is current with the cluster's
+// JetStream meta leader (a majority of the members is up).
+func waitMetaLeader(ctx context.Context, srv *server.Server) error {
+	for !srv.JetStreamIsCurrent() || srv.JetStreamIsLeader() == false && metaLeader(srv) == "" {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("journal: the JetStream cluster has no leader (is a majority of the cluster's nodes up?): %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func metaLeader(srv *server.Server) string {
+	jsz, err := srv.Jsz(&server.JSzOptions{})
+	if err != nil || jsz.Meta == nil {
+		return ""
+	}
+	return jsz.Meta.Leader
 }

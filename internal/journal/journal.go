@@ -137,6 +137,14 @@ func startEmbedded(ctx context.Context, dataDir string, syncAlways bool, cl *Clu
 		srv.Shutdown()
 		return nil, errors.New("journal: embedded nats did not become ready")
 	}
+	if cl != nil {
+		// JetStream requests sent before the cluster has a meta leader
+		// go unanswered: wait for one.
+		if err := waitMetaLeader(ctx, srv); err != nil {
+			srv.Shutdown()
+			return nil, err
+		}
+	}
 	return srv, nil
 }
 
