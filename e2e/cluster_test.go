@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -74,6 +75,21 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	}
 	startAll(nodes...)
 	phase("3 nodes up")
+	status := func() string {
+		t.Helper()
+		out, err := exec.CommandContext(ctx, bin, "cluster", "status", "--data-dir", nodes[0].dir).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tether cluster status: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	eventuallyCtx(ctx, t, 20*time.Second, func() error {
+		out := status()
+		if strings.Count(out, " alive ") != 3 || !strings.Contains(out, "reaper") || strings.Contains(out, "(none)") {
+			return fmt.Errorf("cluster status does not show 3 live nodes and a reaper leader yet:\n%s", out)
+		}
+		return nil
+	})
 	a := nodes[0].api()
 	devs, err := newDevices("localhost", "cl", nDevices)
 	if err != nil {
@@ -165,6 +181,11 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 		})
 	}
 	failover := lastLost.Sub(killed)
+	if out := status(); !strings.Contains(out, "n3  ") || strings.Count(out, " alive ") != 2 {
+		t.Errorf("cluster status after the kill should show n1 and n2 alive only:\n%s", out)
+	} else {
+		t.Logf("tether cluster status after the kill:\n%s", out)
+	}
 	phase("node-lost recorded for all %d devices, the last %s after the kill (lease %s)", len(lost), failover.Round(time.Millisecond), lease)
 	if failover > lease+5*time.Second {
 		t.Errorf("node-lost recorded %s after the kill, want within the lease (%s) plus the reaper's round", failover, lease)

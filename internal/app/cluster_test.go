@@ -173,6 +173,18 @@ func TestClusterTakeoverAcrossNodes(t *testing.T) {
 	if n := hubs[0].Presence().Connected() + hubs[1].Presence().Connected(); n != 1 {
 		t.Errorf("connected over the cluster = %d, want 1", n)
 	}
+	st, err := hubs[2].Cluster().Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Nodes) != 3 || st.Leaders[0].Node == "" {
+		t.Errorf("status: nodes %+v, leaders %+v", st.Nodes, st.Leaders)
+	}
+	for _, s := range st.Streams {
+		if s.Replicas != 3 || s.Leader == "" {
+			t.Errorf("stream %s: %d replicas, leader %q; want R3 with a leader", s.Name, s.Replicas, s.Leader)
+		}
+	}
 }
 
 // Simultaneous connects of one device on every node leave exactly one

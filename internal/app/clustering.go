@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tether-hub/tether/internal/api"
 	"github.com/tether-hub/tether/internal/broker"
 	"github.com/tether-hub/tether/internal/cluster"
 	"github.com/tether-hub/tether/internal/journal"
@@ -199,4 +200,13 @@ func (a *App) watchRegistry() error {
 		return fmt.Errorf("cluster: watching the registry: %w", err)
 	}
 	return nil
+}
+
+// clusterSource is the API's cluster status (nil when alone: a nil
+// *cluster.Node must not become a non-nil interface).
+func (a *App) clusterSource() api.ClusterSource {
+	if a.cluster == nil {
+		return nil
+	}
+	return a.cluster
 }
