@@ -70,6 +70,9 @@ func printClusterStatus(w io.Writer, st cluster.Status, now time.Time) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if st.StreamsError != "" {
+		fmt.Fprintf(w, "Streams not listed: %s\n", st.StreamsError)
+	}
 	fmt.Fprintln(tw, "STREAM\tREPLICAS\tLEADER\tOTHER REPLICAS\tMESSAGES")
 	for _, s := range st.Streams {
 		var peers []string

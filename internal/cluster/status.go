@@ -17,6 +17,9 @@ type Status struct {
 	Nodes   []NodeStatus   `json:"nodes"`
 	Leaders []LeaderStatus `json:"leaders"`
 	Streams []StreamStatus `json:"streams"`
+	// StreamsError says why the streams could not be listed (no meta
+	// leader for a moment after a node was lost, for one).
+	StreamsError string `json:"streamsError,omitempty"`
 }
 
 // NodeStatus is one node: its lease (if it holds one) and the devices
@@ -90,13 +93,15 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		}
 		st.Leaders = append(st.Leaders, ls)
 	}
-	names := n.o.JS.StreamNames(ctx)
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	names := n.o.JS.StreamNames(sctx)
 	for name := range names.Name() {
-		s, err := n.o.JS.Stream(ctx, name)
+		s, err := n.o.JS.Stream(sctx, name)
 		if err != nil {
 			continue
 		}
-		info, err := s.Info(ctx)
+		info, err := s.Info(sctx)
 		if err != nil {
 			continue
 		}
@@ -110,7 +115,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		st.Streams = append(st.Streams, ss)
 	}
 	if err := names.Err(); err != nil {
-		return st, fmt.Errorf("cluster: listing streams: %w", err)
+		st.StreamsError = err.Error()
 	}
 	sort.Slice(st.Streams, func(i, j int) bool { return st.Streams[i].Name < st.Streams[j].Name })
 	return st, nil
