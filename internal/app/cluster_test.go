@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -173,6 +174,14 @@ func TestClusterTakeoverAcrossNodes(t *testing.T) {
 	if n := hubs[0].Presence().Connected() + hubs[1].Presence().Connected(); n != 1 {
 		t.Errorf("connected over the cluster = %d, want 1", n)
 	}
+	// Every node's /metrics shows the devices of every node.
+	eventually(t, 10*time.Second, func() error {
+		_, body := hubs[2].scrape("")
+		if !strings.Contains(body, `tether_cluster_node_devices{node="n2"} 1`) {
+			return fmt.Errorf("node 3's /metrics does not count node 2's device")
+		}
+		return nil
+	})
 	st, err := hubs[2].Cluster().Status(context.Background())
 	if err != nil {
 		t.Fatal(err)

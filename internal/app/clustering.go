@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tether-hub/tether/internal/alert"
 	"github.com/tether-hub/tether/internal/api"
 	"github.com/tether-hub/tether/internal/broker"
 	"github.com/tether-hub/tether/internal/cluster"
@@ -96,6 +97,7 @@ func (a *App) startCluster(ctx context.Context, epoch uint64) error {
 		},
 		Adopted: a.presence.Adopted,
 		Info:    map[string]string{},
+		Retry:   a.journal.UntilReady,
 		Logger:  a.log,
 	})
 	if err != nil {
@@ -209,4 +211,15 @@ func (a *App) clusterSource() api.ClusterSource {
 		return nil
 	}
 	return a.cluster
+}
+
+// clusterNotify passes alert notifications on only while this node leads
+// the alerts job: each node evaluates the rules, one notifies.
+func (a *App) clusterNotify(notify alert.NotifyFunc) alert.NotifyFunc {
+	return func(al alert.Alert) {
+		if n := a.cluster; n != nil && !n.Leads(cluster.JobAlerts) {
+			return
+		}
+		notify(al)
+	}
 }

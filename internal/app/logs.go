@@ -42,7 +42,11 @@ func (a *App) startLogs(ctx context.Context) error {
 		return fmt.Errorf("log store: %w", err)
 	}
 	a.onStop(func(context.Context) error { return store.Close() })
-	settings, err := diagkv.New(ctx, a.journal.JS, a.journal.Replicas)
+	var settings *diagkv.Store
+	err = a.journal.UntilReady(ctx, func(ctx context.Context) (err error) {
+		settings, err = diagkv.New(ctx, a.journal.JS, a.journal.Replicas)
+		return err
+	})
 	if err != nil {
 		return err
 	}

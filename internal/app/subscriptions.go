@@ -31,7 +31,19 @@ var _ api.SubscriptionService = (*subscriptionService)(nil)
 // startEvents opens the subscription store and starts the delivery
 // engine (after the journal, before the broker produces events).
 func (a *App) startEvents(ctx context.Context) error {
-	store, err := kvstore.New(ctx, a.journal.JS, kvstore.Options{Replicas: a.journal.Replicas})
+	var store *kvstore.Store
+	err := a.journal.UntilReady(ctx, func(ctx context.Context) (err error) {
+		store, err = kvstore.New(ctx, a.journal.JS, kvstore.Options{Replicas: a.journal.Replicas})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("subscriptions: %w", err)
+	}
+	var dead *delivery.JetStreamDeadLetters
+	err = a.journal.UntilReady(ctx, func(ctx context.Context) (err error) {
+		dead, err = delivery.OpenDeadLetters(ctx, a.journal.JS, delivery.DeadLetterOptions{Replicas: a.journal.Replicas})
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("subscriptions: %w", err)
 	}
@@ -44,7 +56,7 @@ func (a *App) startEvents(ctx context.Context) error {
 	engine, err := delivery.New(delivery.Options{
 		JS: a.journal.JS, Store: store, Resource: res, HubHost: a.cfg.HubName, Endpoints: endpoints,
 		Logger: a.log.With("component", "delivery"), Origin: a.cfg.HubName,
-		ObserveLatency: a.observeDelivery, Replicas: a.journal.Replicas, Destinations: dests, Schedule: a.cfg.EventRetrySchedule,
+		ObserveLatency: a.observeDelivery, Replicas: a.journal.Replicas, DeadLetters: dead, Destinations: dests, Schedule: a.cfg.EventRetrySchedule,
 	})
 	if err != nil {
 		return fmt.Errorf("delivery: %w", err)

@@ -17,7 +17,14 @@ import (
 const (
 	// JobReaper records the sessions of lost nodes as ended.
 	JobReaper = "reaper"
+	// JobAlerts sends the alert rules' notifications: every node
+	// evaluates the rules over the whole cluster's metrics and log, one
+	// notifies.
+	JobAlerts = "alerts"
 )
+
+// Jobs are the shared jobs, each led by one node.
+var Jobs = []string{JobReaper, JobAlerts}
 
 // heartbeat writes the node's lease.
 func (n *Node) heartbeat(ctx context.Context) error {
@@ -51,7 +58,9 @@ func (n *Node) loop(ctx context.Context) {
 		if err := n.heartbeat(octx); err != nil {
 			n.log.Warn("heartbeat failed", "err", err)
 		}
-		n.campaign(octx, JobReaper)
+		for _, job := range Jobs {
+			n.campaign(octx, job)
+		}
 		cancel()
 		if n.Leads(JobReaper) {
 			rctx, cancel := context.WithTimeout(ctx, n.o.Lease)

@@ -55,6 +55,9 @@ type Options struct {
 	// Info is published in the node's lease (addresses, for status).
 	Info   map[string]string
 	Logger *slog.Logger
+	// Retry runs a bucket creation until a forming cluster answers it
+	// (journal.Journal.UntilReady); nil: once.
+	Retry func(context.Context, func(context.Context) error) error
 	// TakeoverTimeout bounds a takeover request to another node (default
 	// 10 s).
 	TakeoverTimeout time.Duration
@@ -142,9 +145,16 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	n := &Node{o: o, log: o.Logger.With("component", "cluster", "node", o.Node), boot: newBoot(), started: time.Now(),
 		held: map[string]*hold{}, index: map[string]string{}, lead: map[string]bool{}}
+	if o.Retry == nil {
+		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
+	}
 	bucket := func(name string, ttl time.Duration) (jetstream.KeyValue, error) {
-		kv, err := o.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, History: 1,
-			Storage: jetstream.FileStorage, Replicas: o.Replicas, TTL: ttl})
+		var kv jetstream.KeyValue
+		err := o.Retry(ctx, func(ctx context.Context) (err error) {
+			kv, err = o.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, History: 1,
+				Storage: jetstream.FileStorage, Replicas: o.Replicas, TTL: ttl})
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("cluster: bucket %s: %w", name, err)
 		}
@@ -182,6 +192,9 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		return nil, err
 	}
 	n.reapOwn(ctx)
+	for _, job := range Jobs {
+		n.campaign(ctx, job)
+	}
 	lctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Add(2)

@@ -84,7 +84,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		}
 	}
 	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].Node < st.Nodes[j].Node })
-	for _, job := range []string{JobReaper} {
+	for _, job := range Jobs {
 		ls := LeaderStatus{Job: job}
 		if e, err := n.leaders.Get(ctx, job); err == nil {
 			ls.Node = string(e.Value())

@@ -102,6 +102,16 @@ func (o *ClusterOptions) apply(opts *server.Options) error {
 	return nil
 }
 
+// UntilReady runs op (a stream or bucket creation) until it succeeds,
+// retrying, on a cluster, what a forming cluster answers: several nodes
+// creating the same stream at once may see their requests go unanswered.
+func (j *Journal) UntilReady(ctx context.Context, op func(context.Context) error) error {
+	if j.Replicas <= 1 {
+		return op(ctx)
+	}
+	return untilClusterReady(ctx, op)
+}
+
 // untilClusterReady runs op until it succeeds, retrying the errors of a
 // JetStream cluster that is still forming (no meta leader yet, too few
 // peers up for the replicas), until ctx ends.
