@@ -24,7 +24,7 @@ import (
 
 // freePorts returns n loopback ports free a moment ago, for the cluster
 // listeners the nodes must know of each other before they start.
-func freePorts(t *testing.T, n int) []string {
+func freePorts(t testing.TB, n int) []string {
 	t.Helper()
 	var out []string
 	for range n {
@@ -40,7 +40,7 @@ func freePorts(t *testing.T, n int) []string {
 
 // startCluster starts three hubs whose embedded NATS servers form one
 // JetStream cluster. They start together: each waits for a majority.
-func startCluster(t *testing.T) []*hub {
+func startCluster(t testing.TB) []*hub {
 	t.Helper()
 	routes := freePorts(t, 3)
 	hubs := make([]*hub, 3)
@@ -61,7 +61,7 @@ func startCluster(t *testing.T) []*hub {
 		cfg := app.Config{
 			DataDir: dir, HubName: "localhost", Dev: true,
 			MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0",
-			ConnectTimeout: 2 * time.Second, CompactAfter: -1,
+			ConnectTimeout: 2 * time.Second, CompactAfter: -1, NoThrottle: true,
 			Cluster: app.ClusterConfig{NodeName: fmt.Sprintf("n%d", i+1), Name: "test", Listen: routes[i], Peers: peers, Lease: 3 * time.Second},
 		}
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", i+1)
@@ -122,7 +122,7 @@ func startCluster(t *testing.T) []*hub {
 }
 
 // waitDevice waits until every node's registry knows the device.
-func waitDevice(t *testing.T, hubs []*hub, id string) {
+func waitDevice(t testing.TB, hubs []*hub, id string) {
 	t.Helper()
 	eventually(t, 20*time.Second, func() error {
 		for i, h := range hubs {
