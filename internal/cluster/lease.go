@@ -121,20 +121,37 @@ func (n *Node) loadIndex(ctx context.Context) error {
 	return errors.New("cluster: owner watch closed early")
 }
 
-// note applies one owner record change to the index.
+// note applies one owner record change to the index. A record of a
+// device this node holds live, rewritten by another node (which took the
+// session for lost while this node was cut off), ends the local session
+// without recording it: the other node recorded its end.
 func (n *Node) note(e jetstream.KeyValueEntry) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(n.index, e.Key())
+		n.mu.Unlock()
 		return
 	}
 	o, err := decodeOwner(e)
-	if err != nil {
+	if err != nil || o.Session == nil {
 		n.index[e.Key()] = ""
+		n.mu.Unlock()
 		return
 	}
 	n.index[e.Key()] = o.Node
+	dev := o.Session.DeviceID
+	h := n.held[dev]
+	taken := h != nil && !h.adopting && h.rev != 0 && e.Revision() > h.rev &&
+		(o.Node != n.o.Node || o.Boot != n.boot || o.Session.ID != h.session)
+	if taken {
+		delete(n.held, dev)
+	}
+	n.mu.Unlock()
+	if taken {
+		n.log.Warn("another node took over a session held here (this node was cut off?); ending it here unrecorded", "device", dev, "by", o.Node)
+		close(h.done)
+		n.o.End(dev, h.session)
+	}
 }
 
 // watchOwners keeps the index current.
