@@ -62,10 +62,18 @@ func (n *Node) loop(ctx context.Context) {
 			n.campaign(octx, job)
 		}
 		cancel()
-		if n.Leads(JobReaper) {
-			rctx, cancel := context.WithTimeout(ctx, n.o.Lease)
-			n.reap(rctx)
-			cancel()
+		// The reaper runs beside the heartbeat: adopting a large node's
+		// devices takes longer than a lease, and this node's own lease must
+		// not lapse meanwhile.
+		if n.Leads(JobReaper) && n.reaping.CompareAndSwap(false, true) {
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				defer n.reaping.Store(false)
+				rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+				defer cancel()
+				n.reap(rctx)
+			}()
 		}
 	}
 }
@@ -264,7 +272,7 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 
 func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presence.Reason, bool)) {
 	rev, cur, err := n.get(ctx, key)
-	if err != nil || cur.Node == "" || cur.Ending {
+	if err != nil || cur.Node == "" {
 		return
 	}
 	reason, ok := lost(cur)

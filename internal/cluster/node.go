@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -105,6 +106,8 @@ type Node struct {
 	held  map[string]*hold  // by device id
 	index map[string]string // KV key → owner node ("" when free), from the watch
 	lead  map[string]bool   // jobs this node leads
+
+	reaping atomic.Bool // a reaper round is running
 
 	sub    *nats.Subscription
 	cancel context.CancelFunc
