@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/tether-hub/tether/internal/broker"
 	"github.com/tether-hub/tether/internal/certs"
 	"github.com/tether-hub/tether/internal/cluster"
@@ -51,6 +53,10 @@ type App struct {
 	caFile    string
 	limiter   *throttle.Limiter
 	cluster   *cluster.Node // nil when alone (clustering.go)
+	// deliveryMu serialises starting and stopping the delivery engine as
+	// this node takes and loses the delivery job (clustering.go).
+	deliveryMu sync.Mutex
+	reloadSub  *nats.Subscription // the delivery leader's (clustering.go)
 	// bound are the addresses the hub's listeners were bound to
 	// (ownListeners).
 	bound atomic.Pointer[[]netip.AddrPort]

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tether-hub/tether/internal/alert"
 	"github.com/tether-hub/tether/internal/api"
@@ -98,6 +99,7 @@ func (a *App) startCluster(ctx context.Context, epoch uint64) error {
 		Adopted: a.presence.Adopted,
 		Info:    map[string]string{},
 		Retry:   a.journal.UntilReady,
+		OnLead:  a.onLead,
 		Logger:  a.log,
 	})
 	if err != nil {
@@ -223,3 +225,58 @@ func (a *App) clusterNotify(notify alert.NotifyFunc) alert.NotifyFunc {
 		notify(al)
 	}
 }
+
+// onLead starts this node's delivery engine when it takes the delivery
+// job and stops it when it loses it (a stopped engine cannot start
+// again: a new one takes its place). Off the heartbeat: starting creates
+// the subscriptions' consumers.
+func (a *App) onLead(job string, leading bool) {
+	if job != cluster.JobDelivery || a.subs == nil {
+		return
+	}
+	a.deliveryMu.Lock()
+	defer a.deliveryMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if leading {
+		if err := a.subs.engine().Start(ctx); err != nil {
+			a.log.Error("delivery engine not started on taking the delivery job", "err", err)
+			return
+		}
+		// The other nodes' API writes of subscriptions come here to take
+		// effect at once (subscriptionService.reload).
+		sub, err := a.journal.NC.Subscribe(reloadSubject, func(m *nats.Msg) {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				reply := "ok"
+				if err := a.subs.engine().Reload(ctx, string(m.Data)); err != nil {
+					reply = err.Error()
+				}
+				_ = m.Respond([]byte(reply))
+			}()
+		})
+		if err != nil {
+			a.log.Error("delivery reload subject", "err", err)
+		}
+		a.reloadSub = sub
+		return
+	}
+	if a.reloadSub != nil {
+		_ = a.reloadSub.Unsubscribe()
+		a.reloadSub = nil
+	}
+	if err := a.subs.engine().Stop(ctx); err != nil {
+		a.log.Warn("delivery engine stop", "err", err)
+	}
+	e, err := a.subs.newEngine()
+	if err != nil {
+		a.log.Error("delivery engine not rebuilt", "err", err)
+		return
+	}
+	a.subs.cur.Store(e)
+}
+
+// reloadSubject carries a subscription's name from a node's API to the
+// node that delivers.
+const reloadSubject = "tether.cluster.delivery.reload"

@@ -59,7 +59,7 @@ func (a *App) registerBrokerMetrics() error {
 
 // deliveryCounts reads the delivery engine's counters for the sampler.
 func (a *App) deliveryCounts() []metrics.DeliveryCounts {
-	stats := a.subs.engine.Stats()
+	stats := a.subs.engine().Stats()
 	out := make([]metrics.DeliveryCounts, len(stats))
 	for i, s := range stats {
 		out[i] = metrics.DeliveryCounts{

@@ -21,10 +21,13 @@ const (
 	// evaluates the rules over the whole cluster's metrics and log, one
 	// notifies.
 	JobAlerts = "alerts"
+	// JobDelivery delivers the event subscriptions: one node's engine
+	// runs, so each event goes out once and in order per device.
+	JobDelivery = "delivery"
 )
 
 // Jobs are the shared jobs, each led by one node.
-var Jobs = []string{JobReaper, JobAlerts}
+var Jobs = []string{JobReaper, JobAlerts, JobDelivery}
 
 // heartbeat writes the node's lease.
 func (n *Node) heartbeat(ctx context.Context) error {
@@ -103,6 +106,7 @@ func (n *Node) campaign(ctx context.Context, job string) {
 		n.mu.Lock()
 		n.lead[job] = false
 		n.mu.Unlock()
+		n.onLead(job, false)
 		return
 	}
 	if _, err := n.leaders.Create(ctx, job, []byte(n.o.Node)); err == nil {
@@ -110,6 +114,7 @@ func (n *Node) campaign(ctx context.Context, job string) {
 		n.mu.Lock()
 		n.lead[job] = true
 		n.mu.Unlock()
+		n.onLead(job, true)
 	}
 }
 
@@ -287,5 +292,44 @@ func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presen
 	nrev, now, err := n.get(ctx, key)
 	if err == nil && now.Node == n.o.Node && now.Boot == n.boot && now.Ending {
 		_ = n.owners.Delete(ctx, key, jetstream.LastRevision(nrev))
+	}
+}
+
+// onLead tells Options.OnLead of a change, in order, off the heartbeat
+// (starting a job may take longer than a lease).
+func (n *Node) onLead(job string, leading bool) {
+	if n.o.OnLead == nil {
+		return
+	}
+	n.leadMu.Lock()
+	n.leadQ = append(n.leadQ, leadChange{job, leading})
+	n.leadMu.Unlock()
+	select {
+	case n.leadWake <- struct{}{}:
+	default:
+	}
+}
+
+type leadChange struct {
+	job     string
+	leading bool
+}
+
+// tellLeads runs OnLead for the queued changes until ctx ends.
+func (n *Node) tellLeads(ctx context.Context) {
+	defer n.wg.Done()
+	for {
+		n.leadMu.Lock()
+		q := n.leadQ
+		n.leadQ = nil
+		n.leadMu.Unlock()
+		for _, c := range q {
+			n.o.OnLead(c.job, c.leading)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.leadWake:
+		}
 	}
 }

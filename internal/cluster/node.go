@@ -56,6 +56,10 @@ type Options struct {
 	// Info is published in the node's lease (addresses, for status).
 	Info   map[string]string
 	Logger *slog.Logger
+	// OnLead, when set, is told when this node takes or loses a shared
+	// job (calls are serialised; a slow one delays the next heartbeat,
+	// so it should hand long work off).
+	OnLead func(job string, leading bool)
 	// Retry runs a bucket creation until a forming cluster answers it
 	// (journal.Journal.UntilReady); nil: once.
 	Retry func(context.Context, func(context.Context) error) error
@@ -107,7 +111,10 @@ type Node struct {
 	index map[string]string // KV key → owner node ("" when free), from the watch
 	lead  map[string]bool   // jobs this node leads
 
-	reaping atomic.Bool // a reaper round is running
+	reaping  atomic.Bool // a reaper round is running
+	leadMu   sync.Mutex  // guards leadQ
+	leadQ    []leadChange
+	leadWake chan struct{}
 
 	sub    *nats.Subscription
 	cancel context.CancelFunc
@@ -147,7 +154,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		o.Logger = slog.Default()
 	}
 	n := &Node{o: o, log: o.Logger.With("component", "cluster", "node", o.Node), boot: newBoot(), started: time.Now(),
-		held: map[string]*hold{}, index: map[string]string{}, lead: map[string]bool{}}
+		held: map[string]*hold{}, index: map[string]string{}, lead: map[string]bool{}, leadWake: make(chan struct{}, 1)}
 	if o.Retry == nil {
 		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
 	}
@@ -200,9 +207,10 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.watchOwners(lctx)
 	go n.loop(lctx)
+	go n.tellLeads(lctx)
 	return n, nil
 }
 
@@ -222,11 +230,18 @@ func (n *Node) Close(ctx context.Context) error {
 	_ = n.sub.Unsubscribe()
 	n.mu.Lock()
 	jobs := make([]string, 0, len(n.lead))
-	for j := range n.lead {
-		jobs = append(jobs, j)
+	for j, leading := range n.lead {
+		if leading {
+			jobs = append(jobs, j)
+		}
+		n.lead[j] = false
 	}
 	n.mu.Unlock()
+	// A job stops here, synchronously, before another node can take it.
 	for _, j := range jobs {
+		if n.o.OnLead != nil {
+			n.o.OnLead(j, false)
+		}
 		_ = n.leaders.Delete(ctx, j)
 	}
 	return n.nodes.Delete(ctx, n.o.Node)
