@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -206,6 +207,9 @@ func printDevBanner(a *app.App) {
 		fmt.Fprintf(w, "  MQTT/TCP        %s\n", a.TCPAddr())
 	}
 	fmt.Fprintf(w, "  HTTPS + MQTT-WS %s (/$iothub/websocket)\n", a.HTTPSAddr())
+	if _, port, err := net.SplitHostPort(a.HTTPSAddr()); err == nil {
+		fmt.Fprintf(w, "  Dashboard       https://localhost:%s/ (sign in with the owner connection string)\n", port)
+	}
 	fmt.Fprintf(w, "  CA certificate  %s\n", a.CAFile())
 	fmt.Fprintf(w, "  Owner connection string:\n    %s\n", a.OwnerConnectionString())
 	fmt.Fprintf(w, "\nNext, in another terminal here:\n")

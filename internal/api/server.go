@@ -253,6 +253,13 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, need registry
 	if isLocalAdmin(r.Context()) {
 		return LocalAdmin, true
 	}
+	if policy, err, ok := s.sessionPolicy(r.Context(), need); ok {
+		if err != nil {
+			s.fail(w, r, err, fail)
+			return "", false
+		}
+		return policy, true
+	}
 	policy, err := s.d.Registry.Authorize(r.Header.Get("Authorization"), need, s.d.Now())
 	if err != nil {
 		s.fail(w, r, err, fail)

@@ -12,11 +12,12 @@ import (
 
 	"github.com/tether-hub/tether/internal/api"
 	"github.com/tether-hub/tether/internal/broker"
+	"github.com/tether-hub/tether/internal/dashboard"
 	"github.com/tether-hub/tether/internal/events"
 )
 
-// startHTTPS serves the API and MQTT over WebSockets on one TLS port, as
-// IoT Hub does on 443.
+// startHTTPS serves the API, the dashboard and MQTT over WebSockets on one
+// TLS port, as IoT Hub does on 443.
 func (a *App) startHTTPS(tlsConf *tls.Config) error {
 	apiServer := api.New(api.Deps{
 		Registry:           a.registry,
@@ -42,7 +43,11 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 	mux := http.NewServeMux()
 	mux.Handle(broker.WebSocketPath, a.broker.WebSocketHandler())
 	mux.Handle("/metrics", a.metrics.Handler())
-	mux.Handle("/", apiServer)
+	// The dashboard at "/" hands every path that is not its own to the
+	// API, signed-in sessions marked with their policy.
+	mux.Handle("/", dashboard.New(dashboard.Options{
+		Registry: a.registry, HubName: a.cfg.HubName, API: apiServer, Logger: a.log,
+	}))
 	ln, err := net.Listen("tcp", a.cfg.HTTPSAddr)
 	if err != nil {
 		return fmt.Errorf("https: %w", err)

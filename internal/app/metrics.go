@@ -64,7 +64,7 @@ func (a *App) deliveryCounts() []metrics.DeliveryCounts {
 	for i, s := range stats {
 		out[i] = metrics.DeliveryCounts{
 			Subscription: s.Subscription, Delivered: s.Delivered, Failed: s.FailedAttempts,
-			DeadLettered: s.DeadLettered, Dropped: s.Dropped,
+			DeadLettered: s.DeadLettered, Dropped: s.Dropped, Lag: s.Lag,
 		}
 	}
 	return out

@@ -93,7 +93,7 @@ func TestExampleAlertRulesPassPromtool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out := runPromtool(t, "", "check", "rules", filepath.Join(dir, "tether-alerts.yml")); !strings.Contains(out, "SUCCESS: 12 rules found") {
+	if out := runPromtool(t, "", "check", "rules", filepath.Join(dir, "tether-alerts.yml")); !strings.Contains(out, "SUCCESS: 13 rules found") {
 		t.Errorf("promtool check rules: %s", out)
 	}
 	if out := runPromtool(t, "", "test", "rules", filepath.Join(dir, "tether-alerts.test.yml")); !strings.Contains(out, "SUCCESS") {

@@ -28,7 +28,7 @@ func (s *session) admit(pk *packets.Packet, chain []*x509.Certificate) *refusal 
 	if s.version == 5 {
 		s.persistent = pk.Properties.SessionExpiryInterval > 0
 		if rm := pk.Properties.ReceiveMaximum; rm > 0 {
-			s.receiveMax = min(int(rm), c2dInflight)
+			s.receiveMax = min(rm, c2dInflight)
 		}
 	}
 	id, ref := s.b.authenticate(pk.Connect.ClientIdentifier, pk.Connect.Username, pk.Connect.Password, chain, s.b.opts.Now())

@@ -76,6 +76,8 @@ type Broker struct {
 	// writers write established sessions' outbound packets.
 	writers *writerPool
 	methods *methodCalls
+	// expiries end sessions whose tokens expire.
+	expiries expiries
 	// throttled are the refusals of Options.Throttle's limits (throttle.go);
 	// refusals collects those made before a TLS handshake (refusalbatch.go).
 	throttled *throttleRefusals
@@ -135,12 +137,13 @@ func New(o Options) (*Broker, error) {
 		}
 	}
 	b := &Broker{opts: o, log: o.Logger, table: newTable(), connecting: map[*session]struct{}{}, writers: newWriterPool(), methods: newMethodCalls(), stopped: make(chan struct{})}
+	b.expiries.b = b
 	if o.WebSocket {
 		b.ws = newWSHandler(b)
 	}
 	if o.Throttle != nil {
 		b.throttled = newThrottleRefusals(o.Throttle.Limits())
-		b.refusals = &refusalBatch{pending: map[refusalKey]*presence.ConnectionEvent{}, done: make(chan struct{})}
+		b.refusals = &refusalBatch{pending: map[refusalKey]*presence.ConnectionEvent{}, arrived: make(chan struct{}, 1), done: make(chan struct{})}
 	}
 	return b, nil
 }

@@ -129,9 +129,9 @@ func (s *session) pushC2D() {
 	}
 	kept := e.c2d.msgs[:0]
 	for i, m := range e.c2d.msgs {
-		if inflight >= min(c2dInflight, s.receiveMax) || m.id != 0 {
+		if inflight >= int(s.receiveMax) || m.id != 0 {
 			kept = append(kept, m)
-			if inflight >= min(c2dInflight, s.receiveMax) {
+			if inflight >= int(s.receiveMax) {
 				kept = append(kept, e.c2d.msgs[i+1:]...)
 				break
 			}

@@ -26,7 +26,23 @@ const d2cInflight = 64
 
 type d2cState struct {
 	inflight atomic.Int32
-	free     chan struct{} // signalled when the window opens or the session is asked to end
+	// free is signalled when the window opens or the session is asked to
+	// end. It is made by the first wait (waitChan): most sessions never
+	// wait, and an idle one should not carry a channel.
+	free atomic.Pointer[chan struct{}]
+}
+
+// waitChan returns free, made if needed. A caller that made it may have
+// missed a signal: it looks at what it waits for again before waiting.
+func (d *d2cState) waitChan() chan struct{} {
+	if p := d.free.Load(); p != nil {
+		return *p
+	}
+	c := make(chan struct{}, 1)
+	if d.free.CompareAndSwap(nil, &c) {
+		return c
+	}
+	return *d.free.Load()
 }
 
 // telemetry hands a telemetry PUBLISH to the journal.
@@ -74,10 +90,14 @@ func (s *session) telemetry(pk *packets.Packet) (cause, bool) {
 func (s *session) acquireInflight() bool {
 	d := &s.d2c
 	for d.inflight.Load() >= d2cInflight {
+		free := d.waitChan()
+		if d.inflight.Load() < d2cInflight {
+			break
+		}
 		if s.requested() != nil {
 			return false
 		}
-		<-d.free
+		<-free
 	}
 	d.inflight.Add(1)
 	return true
@@ -103,8 +123,10 @@ func (s *session) stored(id uint16, err error) {
 
 // signal wakes a reader waiting in acquireInflight (at most one waits).
 func (d *d2cState) signal() {
-	select {
-	case d.free <- struct{}{}:
-	default:
+	if p := d.free.Load(); p != nil {
+		select {
+		case *p <- struct{}{}:
+		default:
+		}
 	}
 }

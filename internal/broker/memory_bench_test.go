@@ -3,6 +3,7 @@ package broker
 import (
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"testing"
@@ -42,6 +43,23 @@ func BenchmarkIdleSession(b *testing.B) {
 				b.ReportMetric(float64(after.stack-before.stack)/n, "stack-B/conn")
 				b.ReportMetric(float64(after.heap-before.heap)/n, "heap-B/conn")
 				b.ReportMetric(float64(after.goroutines-before.goroutines)/n, "goroutines/conn")
+				// Every session answers a PINGREQ; without a GC in
+				// between, a reader whose stack grew to answer shows here.
+				for _, c := range conns {
+					if _, err := c.Write([]byte{0xC0, 0}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for _, c := range conns {
+					var resp [2]byte
+					if _, err := io.ReadFull(c, resp[:]); err != nil || resp[0] != 0xD0 {
+						b.Fatalf("PINGRESP % x %v", resp, err)
+					}
+				}
+				time.Sleep(200 * time.Millisecond)
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				b.ReportMetric(float64(int(ms.StackInuse)-before.stack)/n, "pinged-stack-B/conn")
 				for _, c := range conns {
 					c.Close()
 				}

@@ -9,8 +9,9 @@ import (
 )
 
 // writeTimeout bounds one write to a device: a device that does not read
-// what the hub sends (acks, C2D) for this long is disconnected.
-const writeTimeout = 10 * time.Second
+// what the hub sends (acks, C2D) for this long is disconnected. A variable
+// for tests only.
+var writeTimeout = 10 * time.Second
 
 // errSessionClosed is returned for writes after the session ended.
 var errSessionClosed = errors.New("session closed")
@@ -21,10 +22,15 @@ var errSessionClosed = errors.New("session closed")
 func (s *session) write(p []byte) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	return s.writeLocked(p, writeTimeout)
+}
+
+// writeLocked writes p under wmu, waiting for the device at most wait.
+func (s *session) writeLocked(p []byte, wait time.Duration) error {
 	if s.wfails != nil {
 		return s.wfails
 	}
-	_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	s.setWriteWait(wait)
 	if _, err := s.conn.Write(p); err != nil {
 		s.wfails = err
 		s.requestEnd(causeWriteFailed(err))
@@ -33,15 +39,45 @@ func (s *session) write(p []byte) error {
 	return nil
 }
 
+// pong answers a PINGREQ from the reader itself when nothing else is being
+// written to the device: handing the PINGRESP to a writer costs an idle
+// hub a scheduler wake-up of another thread per ping. The reader is in its
+// shallow read loop here, not under a packet's handler, so sealing the TLS
+// record fits its small stack. If a writer has the session's bytes (or
+// the lock), the PINGRESP queues behind them.
+func (s *session) pong() {
+	o := &s.out
+	o.mu.Lock()
+	direct := !o.queued && s.wmu.TryLock()
+	o.mu.Unlock()
+	if !direct {
+		s.send(pingresp)
+		return
+	}
+	_ = s.writeLocked(pingresp, writeTimeout) // a failure ends the session
+	s.wmu.Unlock()
+}
+
 // writeFinal sends the hub's last packet (an MQTT 5 DISCONNECT) with a
 // short deadline: the session ends whether or not it arrives.
 func (s *session) writeFinal(p []byte) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.wfails == nil {
-		_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		s.setWriteWait(time.Second)
 		_, _ = s.conn.Write(p)
 	}
+}
+
+// setWriteWait bounds the next write: through the socket's wakeConn once
+// the session is established (no timer unless the socket is full), else
+// with a write deadline.
+func (s *session) setWriteWait(wait time.Duration) {
+	if s.wake != nil && s.wake.writeWait.Load() != 0 {
+		s.wake.setWriteWait(wait)
+		return
+	}
+	_ = s.conn.SetWriteDeadline(time.Now().Add(wait))
 }
 
 // closeWrites makes every later write fail.

@@ -16,12 +16,12 @@ type reader struct {
 	small [16]byte
 	buf   []byte // small[:] or a pooled chunk
 	r, w  int    // unread input is buf[r:w]
-	total int64  // bytes read in all
-	max   int    // largest remaining length accepted
+	max   int32  // largest remaining length accepted
+	got   bool   // a byte has been read
 }
 
 func (rd *reader) init(src io.Reader, maxRemaining int) {
-	rd.src, rd.max = src, maxRemaining
+	rd.src, rd.max = src, int32(maxRemaining)
 	rd.buf = rd.small[:]
 }
 
@@ -55,7 +55,7 @@ func (rd *reader) next() (header byte, body []byte, err error) {
 			return 0, nil, errMalformedLength
 		}
 	}
-	if length > rd.max {
+	if length > int(rd.max) {
 		return 0, nil, fmt.Errorf("%w: %d bytes; the limit is %d", errTooLarge, length, rd.max)
 	}
 	if err := rd.fill(i + length); err != nil {
@@ -81,7 +81,7 @@ func (rd *reader) fill(n int) error {
 		}
 		m, err := rd.src.Read(rd.buf[rd.w:])
 		rd.w += m
-		rd.total += int64(m)
+		rd.got = rd.got || m > 0
 		if err != nil {
 			if rd.w-rd.r >= n {
 				return nil

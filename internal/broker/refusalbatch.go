@@ -29,6 +29,7 @@ type refusalKey struct {
 type refusalBatch struct {
 	mu      sync.Mutex
 	pending map[refusalKey]*presence.ConnectionEvent
+	arrived chan struct{} // signalled by the first refusal after a flush
 	done    chan struct{} // closed when the flusher has flushed for the last time
 }
 
@@ -37,6 +38,7 @@ func (b *Broker) collectRefusal(ev presence.ConnectionEvent) {
 	rb := b.refusals
 	k := refusalKey{ev.Reason, ev.Protocol, ev.MaskedIP}
 	rb.mu.Lock()
+	first := len(rb.pending) == 0
 	if p := rb.pending[k]; p != nil {
 		p.Count++
 	} else {
@@ -44,6 +46,12 @@ func (b *Broker) collectRefusal(ev presence.ConnectionEvent) {
 		rb.pending[k] = &ev
 	}
 	rb.mu.Unlock()
+	if first {
+		select {
+		case rb.arrived <- struct{}{}:
+		default: // the flusher has been told already
+		}
+	}
 }
 
 // flushRefusals journals what was collected.
@@ -58,16 +66,24 @@ func (b *Broker) flushRefusals() {
 	}
 }
 
-// refusalFlusher flushes every refusalFlush until the broker stops, then
-// once more.
+// refusalFlusher flushes refusalFlush after the first refusal of a batch
+// until the broker stops, then once more. Without refusals it sleeps: a
+// ticker would wake an idle hub ten times a second.
 func (b *Broker) refusalFlusher() {
 	defer close(b.refusals.done)
-	t := time.NewTicker(refusalFlush)
-	defer t.Stop()
+	t := time.NewTimer(refusalFlush)
+	t.Stop()
 	for {
 		select {
-		case <-t.C:
-			b.flushRefusals()
+		case <-b.refusals.arrived:
+			t.Reset(refusalFlush)
+			select {
+			case <-t.C:
+				b.flushRefusals()
+			case <-b.stopped:
+				b.flushRefusals()
+				return
+			}
 		case <-b.stopped:
 			b.flushRefusals()
 			return

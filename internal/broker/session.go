@@ -36,7 +36,7 @@ import (
 //
 // No other goroutine belongs to a session. Writes (CONNACK, acks, C2D) come
 // from whichever goroutine has something to say, through the write lock
-// with a deadline; token expiry is a timer.
+// with a deadline; token expiry is the broker's one timer (expiry.go).
 type session struct {
 	b        *Broker
 	conn     net.Conn  // MQTT is read from and written to this
@@ -47,19 +47,20 @@ type session struct {
 	rd       reader
 
 	// Set while connecting; read-only once the session is established.
-	version    byte
-	cleanStart bool
-	persistent bool // subscriptions outlive the connection
-	keepAlive  uint16
-	idle       time.Duration // 1.5 × keep-alive, capped as IoT Hub does
-	receiveMax int           // C2D messages the device takes in flight
-	id         identity
-	will       *telemetry.Message
-	ps         *presence.Session
+	version      byte
+	cleanStart   bool
+	persistent   bool // subscriptions outlive the connection
+	replacedLive bool // claim replaced a live session (set under the table shard lock)
+	keepAlive    uint16
+	receiveMax   uint16        // C2D messages the device takes in flight
+	idle         time.Duration // 1.5 × keep-alive, capped as IoT Hub does
+	id           identity
+	will         *telemetry.Message
+	ps           *presence.Session
 
-	established  atomic.Bool
-	replacedLive bool      // claim replaced a live session (set under the table shard lock)
-	deadlineAt   time.Time // when the read deadline was last moved
+	// deadlineAt is when the read deadline was last moved (monotonic, since
+	// monoStart; 0: never). Only the reader uses it.
+	deadlineAt time.Duration
 
 	wmu    sync.Mutex
 	wfails error  // the first failed write: nothing more is written
@@ -67,11 +68,14 @@ type session struct {
 
 	c2dMu        sync.Mutex // orders C2D sends
 	lastPacketID uint16     // guarded by the table shard lock
+	established  atomic.Bool
 
 	endMu  sync.Mutex
 	endReq *cause        // why the hub asked the session to end
 	ended  chan struct{} // closed once the end is recorded
-	expiry *time.Timer
+	// expiryAt is the session's place in the broker's token expiries
+	// (1-based; 0: not there), guarded by their lock.
+	expiryAt int32
 
 	d2c d2cState
 }
@@ -79,7 +83,6 @@ type session struct {
 func (b *Broker) newSession(c net.Conn, wake *wakeConn, protocol, remote string) *session {
 	s := &session{b: b, conn: c, raw: c, wake: wake, protocol: protocol, remote: remote,
 		ended: make(chan struct{}), receiveMax: c2dInflight}
-	s.d2c.free = make(chan struct{}, 1)
 	s.rd.init(c, maxConnectPacket)
 	return s
 }
@@ -146,7 +149,7 @@ func (s *session) connect(tlsConf *tls.Config, chain []*x509.Certificate, wait t
 		header, body, err = s.rd.next()
 	}
 	if err != nil {
-		if s.rd.total > 0 || isTimeout(err) {
+		if s.rd.got || isTimeout(err) {
 			b.preConnectFailure(s, err)
 		}
 		return false
@@ -248,19 +251,23 @@ func (s *session) establish() bool {
 		}
 	}
 	t.Stop()
+	if s.wake != nil {
+		// From here on a write waits only when the device does not read
+		// (wakeConn.Write): the connect phase's deadline goes.
+		_ = s.conn.SetWriteDeadline(time.Time{})
+		s.wake.setWriteWait(writeTimeout)
+	}
 	if err := s.write(s.connack(present, packets.CodeSuccess)); err != nil {
 		s.end(causeWriteFailed(err))
 		return false
 	}
 	s.established.Store(true)
-	s.rd.max = b.maxPacket()
+	s.rd.max = int32(b.maxPacket())
 	// IoT Hub cannot re-authenticate an MQTT connection: when the token
 	// expires, the hub closes it (logged 401003 then 404104). A session
 	// authenticated by certificate has no token.
-	if at := s.id.tokenExpiry; !at.IsZero() {
-		s.endMu.Lock()
-		s.expiry = time.AfterFunc(max(at.Sub(b.opts.Now()), 0), func() { s.requestEnd(causeTokenExpired(at)) })
-		s.endMu.Unlock()
+	if !s.id.tokenExpiry.IsZero() {
+		b.expiries.add(s)
 	}
 	s.pushC2D() // a persistent session's queue
 	b.wakeMethodCallers(s.id.deviceID)
@@ -307,6 +314,10 @@ func (s *session) readLoop() cause {
 		if err != nil {
 			return s.readFailure(err)
 		}
+		if header == packets.Pingreq<<4 && len(body) == 0 {
+			s.pong() // here, not in handle: see pong
+			continue
+		}
 		if c, over := s.handle(header, body); over {
 			return c
 		}
@@ -337,10 +348,11 @@ func (s *session) readFailure(err error) cause {
 // last packet is never cut early, only up to an eighth late.
 func (s *session) armKeepAlive() {
 	now := time.Now()
-	if now.Sub(s.deadlineAt) < s.idle/8 {
+	since := now.Sub(monoStart) + 1 // never 0
+	if s.deadlineAt != 0 && since-s.deadlineAt < s.idle/8 {
 		return
 	}
-	s.deadlineAt = now
+	s.deadlineAt = since
 	deadline := now.Add(s.idle + s.idle/8)
 	if s.wake != nil { // it keeps a woken deadline in the past itself
 		_ = s.conn.SetReadDeadline(deadline)
@@ -354,6 +366,9 @@ func (s *session) armKeepAlive() {
 	}
 	s.endMu.Unlock()
 }
+
+// monoStart is the origin of sessions' monotonic times.
+var monoStart = time.Now()
 
 // requestEnd asks the session to end for c: the reader is woken, finishes
 // what the device had already sent, and ends with c unless that input
@@ -391,11 +406,9 @@ func (s *session) end(c cause) {
 	if c.reason == presence.ReasonNetwork && b.table.stopping.Load() {
 		c = causeShutdown // Stop closed it before it reached the table
 	}
-	s.endMu.Lock()
-	if s.expiry != nil {
-		s.expiry.Stop()
+	if !s.id.tokenExpiry.IsZero() {
+		b.expiries.remove(s)
 	}
-	s.endMu.Unlock()
 	if c.v5 != 0 && s.version == 5 && s.established.Load() {
 		s.writeFinal(disconnectPacket(c.v5))
 	}

@@ -182,13 +182,17 @@ func (s *session) throttleMessage() (c cause, over, dropped bool) {
 // holdBack waits d on the reader before a message goes on; false if the
 // session is asked to end meanwhile.
 func (s *session) holdBack(d time.Duration) bool {
+	free := s.d2c.waitChan()
+	if s.requested() != nil { // asked before free was made: no signal came
+		return false
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
 			return true
-		case <-s.d2c.free:
+		case <-free:
 			// A window signal is harmless to take: acquireInflight looks
 			// at the count before it waits.
 			if s.requested() != nil {

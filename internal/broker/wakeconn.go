@@ -28,7 +28,11 @@ type wakeConn struct {
 	woken atomic.Bool
 	// left is what the drain may still read: -1 until the drain has
 	// measured the socket's receive queue. Only the reader uses it.
-	left int
+	left int32
+	// writeWait bounds a write the socket cannot take at once, in
+	// milliseconds (0: the connection's own write deadline applies, as
+	// before a session is established).
+	writeWait atomic.Int32
 }
 
 // errWoken ends a woken reader's read once nothing more had arrived.
@@ -78,6 +82,32 @@ func (c *wakeConn) SetDeadline(t time.Time) error {
 		return err
 	}
 	return c.TCPConn.SetWriteDeadline(t)
+}
+
+// setWriteWait sets writeWait.
+func (c *wakeConn) setWriteWait(d time.Duration) { c.writeWait.Store(int32(d / time.Millisecond)) }
+
+// Write writes p with one non-blocking write when the socket's send
+// buffer has room, as it has for an idle device's PINGRESP or PUBACK, so
+// that no write deadline is armed: a deadline is a runtime timer that,
+// left behind after the write, fires writeWait later and wakes the
+// process for nothing (one wake-up per PINGRESP on an idle hub). Only
+// what the socket does not take at once waits, at most writeWait.
+func (c *wakeConn) Write(p []byte) (int, error) {
+	wait := time.Duration(c.writeWait.Load()) * time.Millisecond
+	if wait == 0 {
+		return c.TCPConn.Write(p)
+	}
+	n, err := c.writeNow(p)
+	if err != nil || n == len(p) {
+		return n, err
+	}
+	_ = c.TCPConn.SetWriteDeadline(time.Now().Add(wait))
+	m, err := c.TCPConn.Write(p[n:])
+	if err == nil {
+		_ = c.TCPConn.SetWriteDeadline(time.Time{})
+	}
+	return n + m, err
 }
 
 // wakeConnOf finds the wakeConn under a TLS or WebSocket connection.

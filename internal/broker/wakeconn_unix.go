@@ -5,6 +5,8 @@ package broker
 import (
 	"errors"
 	"io"
+	"net"
+	"os"
 	"syscall"
 	"time"
 )
@@ -23,13 +25,13 @@ func (c *wakeConn) drain(p []byte) (int, error) {
 		_ = c.TCPConn.SetReadDeadline(time.Time{})
 		c.mu.Unlock()
 		c.left = 0
-		_ = rc.Control(func(fd uintptr) { c.left = receiveQueue(fd) })
+		_ = rc.Control(func(fd uintptr) { c.left = int32(min(receiveQueue(fd), 1<<30)) })
 	}
 	if c.left == 0 {
 		// Nothing more to hand up; one byte's read still tells a FIN.
 		p = p[:min(len(p), 1)]
 	} else {
-		p = p[:min(len(p), c.left)]
+		p = p[:min(len(p), int(c.left))]
 	}
 	var n int
 	var rerr error
@@ -49,6 +51,33 @@ func (c *wakeConn) drain(p []byte) (int, error) {
 	case c.left == 0:
 		return 0, errWoken // arrived after the wake: not read
 	}
-	c.left -= n
+	c.left -= int32(n)
+	return n, nil
+}
+
+// writeNow writes what the socket takes without waiting.
+func (c *wakeConn) writeNow(p []byte) (int, error) {
+	rc, err := c.TCPConn.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var werr error
+	if err := rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), p)
+			if !errors.Is(werr, syscall.EINTR) {
+				return true // one attempt: waiting is the caller's
+			}
+		}
+	}); err != nil {
+		return 0, err
+	}
+	if errors.Is(werr, syscall.EAGAIN) {
+		return 0, nil
+	}
+	if werr != nil {
+		return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", werr)}
+	}
 	return n, nil
 }

@@ -2,14 +2,17 @@ package broker
 
 import "sync"
 
-// Outbound packets of an established session (acks, PINGRESP, SUBACK, C2D)
-// are queued on the session and written by a small pool of writer
-// goroutines shared by all sessions. Sealing a TLS record (AES-GCM) needs
-// a deeper stack than a session's reader keeps: written from the reader,
-// every PINGRESP grew its stack and the next GC shrank it again (a third of
-// an idle hub's CPU in a 10,000-connection profile). The writers' stacks
-// grow once and stay. Each session's bytes go out in the order they were
-// queued, as many per write as have queued meanwhile.
+// Outbound packets of an established session (acks, SUBACK, C2D) are
+// queued on the session and written by a small pool of writer goroutines
+// shared by all sessions. Sealing a TLS record (AES-GCM) needs a deeper
+// stack than a session's reader keeps when it is handling a packet:
+// written from the packet handler, every PINGRESP grew the reader's stack
+// and the next GC shrank it again (a third of an idle hub's CPU in a
+// 10,000-connection profile). The writers' stacks grow once and stay. The
+// one exception is a PINGRESP, which the read loop writes itself when no
+// writer has the session's bytes (pong, outbound.go). Each session's bytes
+// go out in the order they were queued, as many per write as have queued
+// meanwhile.
 
 // writerCount bounds how many sessions are written at once; a device that
 // does not read holds one writer for at most writeTimeout.

@@ -1,6 +1,13 @@
 package events
 
-import "github.com/tether-hub/tether/internal/presence"
+import (
+	"bytes"
+	"strconv"
+	"sync"
+
+	"github.com/tether-hub/tether/internal/jsonenc"
+	"github.com/tether-hub/tether/internal/presence"
+)
 
 // ConnectionData is data of DeviceConnected and DeviceDisconnected
 // (reference/iothub-facts.md §1.2), members in IoT Hub's order.
@@ -65,8 +72,74 @@ func FromConnection(r Resource, ce presence.ConnectionEvent, m Marks) (Event, bo
 		Subject:     Subject(ce.DeviceID),
 		Time:        ce.Time,
 		DataVersion: DataVersionHub,
-		Data:        mustMarshal(data),
+		Data:        encodeConnectionData(&data),
 		DeviceID:    ce.DeviceID,
 		Sequence:    ce.Sequence,
 	}, true
+}
+
+// scratch holds the buffers encodeConnectionData appends into, so that
+// the data each event keeps is allocated once at its exact size.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func encodeConnectionData(d *ConnectionData) []byte {
+	p := scratch.Get().(*[]byte)
+	b := appendConnectionData((*p)[:0], d)
+	out := bytes.Clone(b)
+	*p = b
+	scratch.Put(p)
+	return out
+}
+
+// appendConnectionData appends d as encoding/json writes it (members in
+// field order, the same omitempty rules and escaping), without
+// reflection: every connection event a subscription takes is encoded
+// once per subscription. TestConnectionDataMatchesMarshal and
+// FuzzConnectionData hold it to encoding/json; TestConnectionDataCovers
+// fails when ConnectionData or Extension gain a field this does not write.
+func appendConnectionData(b []byte, d *ConnectionData) []byte {
+	b = append(b, `{"deviceConnectionStateEventInfo":{"sequenceNumber":`...)
+	b = jsonenc.String(b, d.DeviceConnectionStateEventInfo.SequenceNumber)
+	b = append(b, `},"hubName":`...)
+	b = jsonenc.String(b, d.HubName)
+	b = append(b, `,"deviceId":`...)
+	b = jsonenc.String(b, d.DeviceID)
+	b = append(b, `,"moduleId":`...)
+	b = jsonenc.String(b, d.ModuleID)
+	if x := d.Tether; x != nil {
+		b = append(b, `,"tether":{`...)
+		n := len(b)
+		opt := func(key, v string) {
+			if v != "" {
+				if len(b) > n {
+					b = append(b, ',')
+				}
+				b = jsonenc.String(append(append(b, '"'), key+`":`...), v)
+			}
+		}
+		opt("reason", x.Reason)
+		opt("resultType", x.ResultType)
+		opt("resultDescription", x.ResultDescription)
+		opt("protocol", x.Protocol)
+		if x.ProtocolVersion != 0 {
+			if len(b) > n {
+				b = append(b, ',')
+			}
+			b = strconv.AppendUint(append(b, `"protocolVersion":`...), uint64(x.ProtocolVersion), 10)
+		}
+		opt("sessionId", x.SessionID)
+		if x.ConnectDurationMs != 0 {
+			if len(b) > n {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(append(b, `"connectDurationMs":`...), x.ConnectDurationMs, 10)
+		}
+		if len(b) > n {
+			b = append(b, ',')
+		}
+		b = strconv.AppendBool(append(b, `"tokenRenewal":`...), x.TokenRenewal)
+		opt("detail", x.Detail)
+		b = append(b, '}')
+	}
+	return append(b, '}')
 }

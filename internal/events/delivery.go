@@ -42,11 +42,13 @@ func NewDelivery(s Subscription, batch []Event, attempt int, origin string) (Del
 	if attempt < 1 {
 		attempt = 1
 	}
-	h := http.Header{}
-	h.Set(HeaderEventType, EventTypeNotification)
-	h.Set(HeaderSubscriptionName, s.HeaderName())
-	h.Set(HeaderDeliveryCount, strconv.Itoa(attempt-1))
-	h.Set(HeaderDataVersion, batch[0].DataVersion)
+	// Keys in canonical form, set directly: Header.Set would canonicalise
+	// each on every POST (TestDeliveryHeadersCanonical).
+	h := make(http.Header, 7)
+	h[canonEventType] = []string{EventTypeNotification}
+	h[canonSubscriptionName] = []string{s.HeaderName()}
+	h[canonDeliveryCount] = []string{strconv.Itoa(attempt - 1)}
+	h[canonDataVersion] = []string{batch[0].DataVersion}
 	var body []byte
 	if s.EventDeliverySchema == CloudEventSchemaV1_0 {
 		h.Set(HeaderMetadataVersion, SpecVersion)
@@ -66,16 +68,21 @@ func NewDelivery(s Subscription, batch []Event, attempt int, origin string) (Del
 			body = mustMarshal(out)
 		}
 	} else {
-		h.Set(HeaderMetadataVersion, MetadataVersion)
-		h.Set("Content-Type", ContentTypeEventGrid)
-		out := make([]EventGridEvent, len(batch))
-		for i, e := range batch {
-			out[i] = e.EventGrid()
-		}
-		body = mustMarshal(out)
+		h[canonMetadataVersion] = []string{MetadataVersion}
+		h["Content-Type"] = []string{ContentTypeEventGrid}
+		body = appendEventGrid(make([]byte, 0, 1024*len(batch)), batch)
 	}
 	return Delivery{Header: h, Body: body}, nil
 }
+
+// The aeg-* header names as http.Header keys them.
+var (
+	canonEventType        = http.CanonicalHeaderKey(HeaderEventType)
+	canonSubscriptionName = http.CanonicalHeaderKey(HeaderSubscriptionName)
+	canonDeliveryCount    = http.CanonicalHeaderKey(HeaderDeliveryCount)
+	canonDataVersion      = http.CanonicalHeaderKey(HeaderDataVersion)
+	canonMetadataVersion  = http.CanonicalHeaderKey(HeaderMetadataVersion)
+)
 
 // Batches splits events (already in delivery order) into POST batches
 // under s's batching options, as Event Grid batches: at most

@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -29,7 +28,7 @@ func ConnectionEventMsg(ev presence.ConnectionEvent) Msg {
 // keys as presence.ConnectionEvent's tags. Stored events are read back
 // by every later version, so the form only ever gains optional keys.
 func EncodeConnectionEvent(ev presence.ConnectionEvent) ([]byte, error) {
-	b, err := json.Marshal(ev)
+	b, err := appendConnectionEvent(make([]byte, 0, 768), &ev)
 	if err != nil {
 		return nil, fmt.Errorf("journal: encoding connection event %s: %w", ev.ID, err)
 	}

@@ -47,6 +47,7 @@ const (
 	Deliveries       = "EventGridDeliveries"
 	DeliveryLatency  = "EventGridLatency"
 	JournalLag       = "journalConsumerLag"
+	SubscriptionLag  = "EventSubscriptionLag"
 	FlappingDevices  = "flappingDevices"
 
 	// Throttling (internal/throttle).
@@ -133,6 +134,8 @@ var Catalog = []Def{
 		"tether_event_deliveries_total", "Webhook event delivery outcomes per subscription (success, failure = a failed attempt, deadLettered, dropped)."},
 	{DeliveryLatency, "Event Grid latency", "Milliseconds", Distribution, []string{DimSubscription, DimEventType}, distAggs,
 		"tether_event_delivery_latency_seconds", "From an event's time to the endpoint's 2xx answer."},
+	{SubscriptionLag, "Event subscription lag", "Seconds", Gauge, []string{DimSubscription}, snapshotAggs,
+		"tether_event_subscription_lag_seconds", "Age of the oldest event a subscription has not yet delivered (0 when it has delivered everything): how far its delivery is behind."},
 	{JournalLag, "Journal consumer lag", "Count", Gauge, []string{DimStream, DimConsumer}, snapshotAggs,
 		"tether_journal_consumer_lag_messages", "Journal messages a consumer has not yet processed (pending + unacknowledged)."},
 	{ThrottledConnects, "Throttled connection attempts", "Count", Counter, []string{DimScope}, countAggs,

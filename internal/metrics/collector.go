@@ -27,6 +27,9 @@ type DeviceCounts func() (total, enabled int)
 type DeliveryCounts struct {
 	Subscription                             string
 	Delivered, Failed, DeadLettered, Dropped uint64
+	// Lag is the age of the oldest event the subscription has not yet
+	// delivered (0: none), sampled as EventSubscriptionLag.
+	Lag time.Duration
 }
 
 // CollectorOptions configure NewCollector. JS and Store are required.
@@ -70,6 +73,7 @@ type Collector struct {
 	stateWhole bool                 // the start-up snapshot has been applied
 	nConn      atomic.Int64
 	lastDeliv  map[string]DeliveryCounts
+	lagged     map[string]bool       // subscriptions with a lag series on /metrics
 	lags       map[[2]string]float64 // stream, consumer → lag
 	ownLag     [3]atomic.Int64       // conn, telemetry, ops: NumPending after the last message
 
@@ -523,16 +527,39 @@ func (c *Collector) Sample(now time.Time) {
 		c.prom.lag.WithLabelValues(k[0], k[1]).Set(v)
 	}
 	c.mu.Unlock()
+	var deliv []DeliveryCounts
+	if c.o.Deliveries != nil {
+		deliv = c.o.Deliveries()
+		gauges = c.subscriptionLags(deliv, gauges)
+	}
 	c.o.Store.Tick(now, gauges)
-	c.sampleDeliveries(now)
+	c.sampleDeliveries(now, deliv)
+}
+
+// subscriptionLags adds each subscription's lag to gauges and /metrics,
+// and drops the series of subscriptions that are gone.
+func (c *Collector) subscriptionLags(deliv []DeliveryCounts, gauges []GaugeSample) []GaugeSample {
+	seen := make(map[string]bool, len(deliv))
+	for _, d := range deliv {
+		v := d.Lag.Seconds()
+		seen[d.Subscription] = true
+		gauges = append(gauges, GaugeSample{Metric: SubscriptionLag, Dims: []string{DimSubscription, d.Subscription}, Value: v})
+		c.prom.subLag.WithLabelValues(d.Subscription).Set(v)
+	}
+	c.mu.Lock()
+	for name := range c.lagged {
+		if !seen[name] {
+			c.prom.subLag.DeleteLabelValues(name)
+		}
+	}
+	c.lagged = seen
+	c.mu.Unlock()
+	return gauges
 }
 
 // sampleDeliveries adds the delivery outcomes since the last sample.
-func (c *Collector) sampleDeliveries(now time.Time) {
-	if c.o.Deliveries == nil {
-		return
-	}
-	for _, d := range c.o.Deliveries() {
+func (c *Collector) sampleDeliveries(now time.Time, deliv []DeliveryCounts) {
+	for _, d := range deliv {
 		c.mu.Lock()
 		last, ok := c.lastDeliv[d.Subscription]
 		c.lastDeliv[d.Subscription] = d

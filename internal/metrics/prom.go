@@ -28,6 +28,7 @@ type promMetrics struct {
 	deliveries *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
 	lag        *prometheus.GaugeVec
+	subLag     *prometheus.GaugeVec
 	flapping   prometheus.Gauge
 
 	// Operations (operations.go).
@@ -97,6 +98,10 @@ func newPromMetrics(connected func() float64) *promMetrics {
 		Name: "tether_journal_consumer_lag_messages",
 		Help: "Journal messages a consumer has not yet processed (pending plus unacknowledged).",
 	}, []string{"stream", "consumer"})
+	p.subLag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tether_event_subscription_lag_seconds",
+		Help: "Age of the oldest event a subscription has not yet delivered (0 when it has delivered everything): how far its delivery is behind.",
+	}, []string{"subscription"})
 	p.flapping = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tether_flapping_devices",
 		Help: "Devices whose flap score (reconnects in the last hour, renewals, hub-side returns and probes excluded) is at or above the threshold.",
@@ -128,7 +133,7 @@ func newPromMetrics(connected func() float64) *promMetrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "tether_connected_devices", Help: "Devices with an established MQTT session.",
 		}, connected),
-		p.devices, p.connects, p.disconnects, p.authFailures, p.throttledConnects, p.throttledMessages, p.telemetry, p.c2d, p.deliveries, p.latency, p.lag, p.flapping,
+		p.devices, p.connects, p.disconnects, p.authFailures, p.throttledConnects, p.throttledMessages, p.telemetry, p.c2d, p.deliveries, p.latency, p.lag, p.subLag, p.flapping,
 		p.twinOps, p.twinSize, p.methodCalls, p.methodBytes, p.twinQueries, p.queryBytes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -144,9 +144,10 @@ func Compare(ledger []Expect, events []observed, logs map[int32][]hubclient.LogR
 			it.typ = KindDisconnected.String()
 			expEv[e.Device] = append(expEv[e.Device], it)
 			it.typ = "deviceDisconnect"
-			if e.TokenExpiry {
+			if e.TokenExpiry || e.ExpiryRace {
 				first := it
 				first.result, first.alt = ResultUnauthorized, ""
+				first.maybe = it.maybe || !e.TokenExpiry
 				expLog[e.Device] = append(expLog[e.Device], first)
 			}
 			expLog[e.Device] = append(expLog[e.Device], it)

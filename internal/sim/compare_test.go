@@ -181,3 +181,32 @@ func TestCompareHubCrash(t *testing.T) {
 		t.Errorf("maybe unmet %d (want 6), missing %d (want 6: devices 0, 3 and 4 in the log)", c.MaybeUnmet, c.Missing)
 	}
 }
+
+// A DISCONNECT sent in the token's last second: the hub recorded either the
+// client's disconnect, or the expiry (401003 then 404104 in its log); both
+// compare clean, and without ExpiryRace the expiry's records do not.
+func TestCompareExpiryRace(t *testing.T) {
+	byClient := []hubclient.LogRecord{{OperationName: "deviceDisconnect", SequenceNumber: seq(1)}}
+	byExpiry := []hubclient.LogRecord{
+		{OperationName: "deviceDisconnect", ResultType: ResultUnauthorized, SequenceNumber: seq(1)},
+		{OperationName: "deviceDisconnect", ResultType: ResultClosedRemotely, SequenceNumber: seq(1)},
+	}
+	for _, race := range []bool{true, false} {
+		for name, recs := range map[string][]hubclient.LogRecord{"client": byClient, "expiry": byExpiry} {
+			e := Expect{Device: 0, Kind: KindDisconnected, Cause: CauseStop}
+			if race {
+				e.Alt, e.ExpiryRace = ResultClosedRemotely, true
+			}
+			c := Compare([]Expect{e}, nil, map[int32][]hubclient.LogRecord{0: recs})
+			var bad int
+			for _, r := range c.Rows {
+				if r.Source == "log" {
+					bad += r.Missing + r.WrongCode + r.Unexpected
+				}
+			}
+			if want := !race && name == "expiry"; (bad > 0) != want {
+				t.Errorf("race %v, hub recorded the %s: %+v", race, name, c.Rows)
+			}
+		}
+	}
+}

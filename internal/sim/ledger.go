@@ -82,7 +82,11 @@ type Expect struct {
 	// TokenExpiry: the hub closed the session at token expiry (its log
 	// then has two records, 401003 and 404104).
 	TokenExpiry bool `json:"x,omitempty"`
-	Renewal     bool `json:"n,omitempty"` // a reconnect with a renewed token
+	// ExpiryRace: a DISCONNECT sent in the token's last second; the hub
+	// may have closed the session for the expiry first (then Alt 404104,
+	// and its log may have the 401003 record before it).
+	ExpiryRace bool `json:"xr,omitempty"`
+	Renewal    bool `json:"n,omitempty"` // a reconnect with a renewed token
 	// RenewalUnsure: the hub may or may not mark this connect a renewal
 	// (a renewal whose DISCONNECT the hub did not close within 30 s; a
 	// first connect soon after an earlier run's session of the device).

@@ -85,8 +85,14 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 		_ = conn.Disconnect()
 		forced := closeWait()
 		e := Expect{Device: int32(d.idx), Kind: KindDisconnected, Result: ResultOK, Cause: c, At: at.UnixNano()}
-		if forced || d.hasTwin {
+		switch {
+		case forced || d.hasTwin:
 			e.Alt = ResultTakeover
+		case at.After(tokenExp.Add(-time.Second)):
+			// Sent in the token's last second (a late renewal, or the
+			// run's end): the hub may have closed the session for the
+			// expired token before it read the DISCONNECT.
+			e.Alt, e.ExpiryRace = ResultClosedRemotely, true
 		}
 		f.ledger.add(e)
 		return forced

@@ -30,7 +30,13 @@ const connectShare = 0.5
 // connect cost it assumed.
 func DefaultConnectRate(key crypto.Signer, cores int) (float64, time.Duration) {
 	cost := handshakeCost(key) + ConnectOverhead
-	return connectShare * float64(max(cores, 1)) / cost.Seconds(), cost
+	return connectRate(cost, cores), cost
+}
+
+// connectRate is the rate connectShare of cores sustains when one connect
+// costs cost.
+func connectRate(cost time.Duration, cores int) float64 {
+	return connectShare * float64(max(cores, 1)) / cost.Seconds()
 }
 
 // handshakeCost times the server's public-key work in one TLS handshake:

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,11 +35,12 @@ type device struct {
 	src           *net.TCPAddr
 	connect       []byte
 
-	mu       sync.Mutex
-	conn     net.Conn
-	closes   []closeRec
-	connects int
-	failed   int
+	mu        sync.Mutex
+	conn      net.Conn
+	closes    []closeRec
+	connects  int
+	failed    int
+	abandoned int // connects given up after the CONNECT was written
 }
 
 type fleet struct {
@@ -78,6 +80,9 @@ func (d *device) dialLocked(addr string) error {
 		return err
 	}
 	if _, err := mqttclient.ReadConnack(c); err != nil {
+		// The CONNECT went out: the hub may have accepted it and will
+		// record this session's connect and, now, its disconnect.
+		d.abandoned++
 		c.Close()
 		return err
 	}
@@ -154,6 +159,18 @@ func (f *fleet) totals() (closes, connects, failed int) {
 	return
 }
 
+// abandonedTotal is how many connects the devices gave up on after
+// writing CONNECT (no CONNACK within 5 s): sessions the hub may have
+// established and then seen dropped, whose events the driver did not make.
+func (f *fleet) abandonedTotal() (n int) {
+	for _, d := range f.devs {
+		d.mu.Lock()
+		n += d.abandoned
+		d.mu.Unlock()
+	}
+	return n
+}
+
 // phase is what one rate measured on the driving side.
 type phase struct {
 	rate                      int // events/s asked (2 per cycle)
@@ -166,6 +183,29 @@ type phase struct {
 	drained                   bool
 	drainS                    float64
 	posts                     int // POSTs the receiver answered in the phase and its drain
+	// CPU time per cycle (both events delivered and logged) of the hub
+	// and of the driver+receiver, from the phase's start until the hub
+	// went quiet after the drain: the figure that compares across
+	// machines and loads (wall-clock latency does not). The hub's idle
+	// rate over that time is taken out of its figure.
+	hubUsPerCycle, selfUsPerCycle float64
+	hubIdleCores                  float64 // the hub's CPU before the phase, taken out of hubUsPerCycle
+	loadAvg                       string  // /proc/loadavg's 1-min figure at the start and after the drain
+	cutShort                      bool    // the run's -timeout ended it
+}
+
+// loadAvg1 is the machine's 1-minute load average, as /proc/loadavg
+// prints it ("?" if unreadable).
+func loadAvg1() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 // runPhase drives rate events/s (rate/2 cycles/s, open loop: cycle k is due
@@ -198,10 +238,18 @@ func (f *fleet) runPhase(ctx context.Context, idx, rate int, h *hub, rc *receive
 			}
 		}()
 	}
+	// The hub's own idle cost (timers, samplers, polls), to take out of
+	// the per-cycle figure: its CPU over 2 s before the phase.
+	idle0, _ := procstat.CPU(h.pid())
+	idleT := time.Now()
+	time.Sleep(2 * time.Second)
+	idle1, _ := procstat.CPU(h.pid())
+	ph.hubIdleCores = float64(idle1-idle0) * procstat.TickDuration.Seconds() / time.Since(idleT).Seconds()
 	_, _, posts0 := rc.totals()
 	hub0, _ := procstat.CPU(h.pid())
 	self0, _ := procstat.CPU(os.Getpid())
 	sys0, _ := procstat.SystemBusy()
+	load0 := loadAvg1()
 	log.Printf("rate %d events/s (%.0f cycles/s over %d devices) for %s", rate, cps, len(f.devs), c.duration)
 	ph.start = time.Now()
 	for k := 0; k < total && ctx.Err() == nil; {
@@ -234,10 +282,25 @@ func (f *fleet) runPhase(ctx context.Context, idx, rate int, h *hub, rc *receive
 		return disc >= closes && conn >= connects
 	})
 	ph.drainS = time.Since(ph.end).Seconds()
+	// The log writer may still be busy after the last delivery: the
+	// per-cycle figure counts until the hub is idle again (its idle cost,
+	// ~1 % of a core, is counted too).
+	if ctx.Err() == nil {
+		_, _ = procstat.WaitQuiet(h.pid(), time.Second, 1, 0.10, 15*time.Second)
+	}
+	hub2, _ := procstat.CPU(h.pid())
+	self2, _ := procstat.CPU(os.Getpid())
+	if ph.cycles > 0 {
+		busy := float64(hub2-hub0)*procstat.TickDuration.Seconds() - ph.hubIdleCores*time.Since(ph.start).Seconds()
+		ph.hubUsPerCycle = max(0, busy) * 1e6 / float64(ph.cycles)
+		ph.selfUsPerCycle = float64(self2-self0) * float64(procstat.TickDuration/time.Microsecond) / float64(ph.cycles)
+	}
+	ph.loadAvg = load0 + " → " + loadAvg1()
 	_, _, posts1 := rc.totals()
 	ph.posts = posts1 - posts0
 	conn, disc, _ := rc.totals()
-	log.Printf("  %d cycles (%d failed) in %.1fs = %.0f events/s; hub %.2f cores, driver+receiver %.2f cores, other load %.2f cores; schedule slip p99 %s; drained=%v in %.1fs (received %d/%d disconnects, %d/%d connects)",
-		ph.cycles, ph.failed, el, ph.achieved, ph.hubCores, ph.selfCores, ph.otherCores, ph.slipP99.Round(time.Microsecond), ph.drained, ph.drainS, disc, closes, conn, connects)
+	log.Printf("  %d cycles (%d failed) in %.1fs = %.0f events/s; hub %.2f cores, driver+receiver %.2f cores, other load %.2f cores; schedule slip p99 %s; drained=%v in %.1fs (received %d/%d disconnects, %d/%d connects); CPU per cycle: hub %.0f µs (idle %.3f cores taken out), driver+receiver %.0f µs; load average %s",
+		ph.cycles, ph.failed, el, ph.achieved, ph.hubCores, ph.selfCores, ph.otherCores, ph.slipP99.Round(time.Microsecond), ph.drained, ph.drainS, disc, closes, conn, connects,
+		ph.hubUsPerCycle, ph.hubIdleCores, ph.selfUsPerCycle, ph.loadAvg)
 	return ph, ctx.Err()
 }

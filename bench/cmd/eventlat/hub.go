@@ -54,11 +54,11 @@ func startHub(ctx context.Context, bin, dataDir, logPath string, debug bool) (*h
 func (h *hub) pid() int                 { return h.Pid() }
 func (h *hub) stop(grace time.Duration) { h.Stop(grace) }
 
-// capture saves the hub's CPU profile and execution trace over d into
+// capture saves the hub's CPU profile (and, if trace, execution trace) over d into
 // dir/<name>-cpu.pprof and dir/<name>.trace, and its allocation profile
 // before and after (<name>-allocs-start/-end.pprof; compare with pprof
 // -base). Best effort, in the background; wait on the returned channel.
-func (h *hub) capture(dir, name string, d time.Duration) <-chan struct{} {
+func (h *hub) capture(dir, name string, d time.Duration, trace bool) <-chan struct{} {
 	done := make(chan struct{})
 	if h.DebugAddr == "" {
 		close(done)
@@ -84,12 +84,10 @@ func (h *hub) capture(dir, name string, d time.Duration) <-chan struct{} {
 		defer close(done)
 		defer get("/debug/pprof/allocs", name+"-allocs-end.pprof")
 		var wg sync.WaitGroup
-		wg.Add(2)
-		go func() { defer wg.Done(); get(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), name+"-cpu.pprof") }()
-		go func() {
-			defer wg.Done()
-			get(fmt.Sprintf("/debug/pprof/trace?seconds=%d", min(secs, 5)), name+".trace")
-		}()
+		wg.Go(func() { get(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), name+"-cpu.pprof") })
+		if trace {
+			wg.Go(func() { get(fmt.Sprintf("/debug/pprof/trace?seconds=%d", min(secs, 5)), name+".trace") })
+		}
 		wg.Wait()
 		log.Printf("hub profile and trace of %s in %s", name, dir)
 	}()

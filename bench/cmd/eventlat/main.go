@@ -25,7 +25,17 @@
 // messages with message ids at the same rates, with SyncAlways off and on
 // (publish → stored acknowledgement latency).
 //
-// Everything is bounded: -timeout (default 170 s) kills the hub and exits.
+// Everything is bounded: -timeout (by default enough for the rates,
+// durations and probes asked: 100 s + per rate 2 × duration + drain + 60 s,
+// + the probes) kills the hub and exits.
+//
+// Issue 21 additions: -sweep drives 1,000 … 10,000 events/s and names the
+// highest rate sustained (p99 ≤ 50 ms from close, drained, ≥ 95 % of the
+// rate achieved, no event missing or out of order); every rate reports
+// the hub's and the driver's CPU per cycle (CPU time from the phase's start
+// until the hub is idle again, the hub's idle rate taken out), the load
+// average, and with -profile the hub's CPU by stage of the event path
+// (stages.go).
 package main
 
 import (
@@ -61,7 +71,12 @@ type config struct {
 	out       string
 	seed      string
 	profile   bool
+	trace     bool
 }
+
+// sweepRates are the rates -sweep drives, lowest first: the report names
+// the highest one sustained with p99 ≤ 50 ms.
+const sweepRates = "1000,2000,3000,4000,5000,6000,7000,8000,10000"
 
 func main() {
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
@@ -76,14 +91,21 @@ func main() {
 	flag.IntVar(&c.srcTo, "src-to", 60, "last source address 127.0.0.<src-to>")
 	flag.StringVar(&c.tetherBin, "tether-bin", "", "tether binary to run (default: go build ./cmd/tether)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work dir (hub data and log)")
-	flag.DurationVar(&c.timeout, "timeout", 170*time.Second, "hard cap for the whole run")
+	flag.DurationVar(&c.timeout, "timeout", 0, "hard cap for the whole run (default: enough for the rates, durations and probes asked)")
 	flag.DurationVar(&c.drain, "drain", 20*time.Second, "how long to wait after each rate for the last deliveries")
 	flag.BoolVar(&c.syncProbe, "sync-probe", true, "also measure JetStream publish latency with SyncAlways off/on at the same rates")
 	flag.DurationVar(&c.probeDur, "probe-duration", 5*time.Second, "duration of each sync-probe run")
 	flag.StringVar(&c.out, "out", "", "also write the markdown report to this file")
 	flag.StringVar(&c.seed, "seed", "tether-bench-eventlat", "device key derivation seed")
-	flag.BoolVar(&c.profile, "profile", false, "run the hub with --debug-addr and save its CPU profile (whole phase) and a 5 s execution trace per rate into the work dir (implies -keep)")
+	flag.BoolVar(&c.profile, "profile", false, "run the hub with --debug-addr and save its CPU profile (the phase and 5 s of its drain) per rate into the work dir (implies -keep)")
+	flag.BoolVar(&c.trace, "trace", false, "with -profile, also save a 5 s execution trace per rate (it costs the hub CPU)")
+	sweep := flag.Bool("sweep", false, "rate sweep: drive "+sweepRates+" events/s (unless -rates is given) and report the highest rate sustained with p99 ≤ 50 ms")
 	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *sweep && !set["rates"] {
+		rates = sweepRates
+	}
 	if c.profile {
 		c.keep = true
 	}
@@ -94,6 +116,16 @@ func main() {
 		}
 		c.rates = append(c.rates, r)
 	}
+	if !set["timeout"] {
+		// Setup, then per rate: the quiet wait, the phase (longer than
+		// asked when the hub or the machine cannot keep the pace), the
+		// drain, the hub going quiet, and the journal probes.
+		n := time.Duration(len(c.rates))
+		c.timeout = 100*time.Second + n*(2*c.duration+c.drain+60*time.Second)
+		if c.syncProbe {
+			c.timeout += 2 * n * (c.probeDur + 5*time.Second)
+		}
+	}
 	if c.devices < 1 || c.devices > 15000 {
 		log.Fatal("-devices: 1…15000 (one process may hold 20,000 files)")
 	}
@@ -103,7 +135,9 @@ func main() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	hard := time.AfterFunc(c.timeout+10*time.Second, func() {
+	// The soft deadline (ctx) ends the rate in progress and reports; this
+	// one kills everything if even that hangs.
+	hard := time.AfterFunc(c.timeout+45*time.Second, func() {
 		killChildren()
 		log.Fatalf("hard timeout %s: killed", c.timeout)
 	})
@@ -191,17 +225,31 @@ func run(ctx context.Context, c config, work string) (*report, error) {
 		if busy, ok := waitMachineQuiet(ctx, 0.15, 30*time.Second); !ok {
 			log.Printf("warning: the machine did not go quiet before rate %d (%.2f cores busy); other load is reported per rate", rate, busy)
 		}
-		prof := h.capture(work, fmt.Sprintf("rate-%d", rate), c.duration)
+		prof := h.capture(work, fmt.Sprintf("rate-%d", rate), c.duration+5*time.Second, c.trace)
 		ph, err := fl.runPhase(ctx, i, rate, h, rc)
 		<-prof
 		if err != nil {
-			return nil, err
+			// Out of time: report the rates done, and this one marked.
+			log.Printf("rate %d cut short: %v; reporting what was measured", rate, err)
+			ph.cutShort = true
+			rep.phases = append(rep.phases, ph)
+			break
 		}
 		rep.phases = append(rep.phases, ph)
-		_, _ = procstat.WaitQuiet(h.pid(), time.Second, 1, 0.10, 10*time.Second)
 	}
 	rep.match(fl, rc)
 	h.stop(15 * time.Second) // the probes below run without the hub
+	if c.profile {
+		for _, ph := range rep.phases {
+			res, total, err := profileStages(bin, filepath.Join(work, fmt.Sprintf("rate-%d-cpu.pprof", ph.rate)))
+			if err != nil {
+				log.Printf("stages of rate %d: %v", ph.rate, err)
+				rep.stages = append(rep.stages, "")
+				continue
+			}
+			rep.stages = append(rep.stages, stagesTable(res, total, ph.hubUsPerCycle))
+		}
+	}
 	rep.hubLog = h.problems()
 
 	if c.syncProbe && ctx.Err() == nil {

@@ -27,15 +27,18 @@ type receiver struct {
 	mu        sync.Mutex
 	disc      [][]arrival
 	conn      [][]arrival
-	discTotal int
+	discTotal int // the driver's (reason client)
+	notClient int // DeviceDisconnected with another reason than the client's DISCONNECT
 	connTotal int
 	posts     int
+	lastSeq   []string // per device, the highest sequence number delivered
+	reordered int      // events delivered after a later one of their device (or twice)
 	bad       int
 	unknown   int // events of devices not in the fleet
 }
 
 func startReceiver(devices int) (*receiver, error) {
-	r := &receiver{disc: make([][]arrival, devices), conn: make([][]arrival, devices)}
+	r := &receiver{disc: make([][]arrival, devices), conn: make([][]arrival, devices), lastSeq: make([]string, devices)}
 	r.rx = &hubclient.Receiver{Deliver: r.deliver,
 		BadBody: func(error) { r.mu.Lock(); r.bad++; r.mu.Unlock() }}
 	if err := r.rx.Start(""); err != nil {
@@ -57,9 +60,22 @@ func (r *receiver) deliver(b hubclient.Batch) int {
 			r.unknown++
 			continue
 		}
+		// Sequence numbers are 64 hex digits: string order is event order.
+		if seq := e.Data.Info.SequenceNumber; seq <= r.lastSeq[i] {
+			r.reordered++
+		} else {
+			r.lastSeq[i] = seq
+		}
 		a := arrival{at: b.At, eventTime: e.EventTime}
 		switch e.EventType {
 		case hubclient.DeviceDisconnected:
+			if e.Data.Tether.Reason != "client" {
+				// Not one of the driver's closes (each sends DISCONNECT): a
+				// connect it gave up on that the hub had accepted, or a
+				// takeover of one. Counted, not paired.
+				r.notClient++
+				continue
+			}
 			r.disc[i] = append(r.disc[i], a)
 			r.discTotal++
 		case hubclient.DeviceConnected:

@@ -288,6 +288,9 @@ func (r *runner) enqueue(d *device, it item) {
 	d.insert(e)
 	r.buffered++
 	r.bytes += e.size
+	if !e.held {
+		r.age.push(e, e.ev.Time, r.buffered) // a held one when its hold ends (unhold)
+	}
 	r.schedule(d, now)
 }
 

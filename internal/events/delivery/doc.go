@@ -127,7 +127,11 @@
 // the message before it was taken, recovery ended), the runner recalls
 // it at once (a Nak on its reply subject), and each recalled message
 // recalls the next as it is taken. At most MaxInFlightPerSub deliveries
-// run per subscription (a command's maxConcurrency, if lower); a receiver
+// run per subscription (a command's maxConcurrency, if lower): a
+// subscription starts with 4 and grows towards that while devices wait for
+// a slot, shrinking back once they do not (catchup.go: with the batching
+// above, a backlog goes out in fuller batches over more connections; the
+// lag, Stats.Lag, is the age of the oldest undelivered event); a receiver
 // that never answers costs that many goroutines and connections, each
 // freed by the timeout. An e-mail send that waits for its digest window
 // or the rate limit holds its place too (and its device's later events).

@@ -37,6 +37,9 @@ type entry struct {
 	// dead: the dead letter to store (a failed store is retried).
 	dead    *DeadLetterRecord
 	removed bool
+	// ageFrom is when the entry started to count in the subscription's
+	// lag (catchup.go): its event's time, or the end of its renewal hold.
+	ageFrom time.Time
 }
 
 func (e *entry) expiry(ttl time.Duration) time.Time { return e.ttlFrom.Add(ttl) }

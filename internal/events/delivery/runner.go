@@ -31,6 +31,10 @@ type runner struct {
 	sender       Sender
 	kind, target string
 	maxInFlight  int
+	// limit is how many sends may run now (catchup.go): it grows towards
+	// maxInFlight while devices wait for a slot and shrinks back when
+	// they no longer do.
+	limit int
 
 	streams []*stream
 	in      chan item
@@ -64,6 +68,7 @@ type runner struct {
 	inflight     int
 	heldN        int
 	retrying     int // queued entries that failed at least once
+	age          ageQueue
 	timer        Timer
 	timerAt      time.Time
 	watermark    time.Time
@@ -124,6 +129,8 @@ func (e *Engine) newRunner(sub events.Subscription, def string, m *events.Matche
 	if n := sub.ConcurrencyLimit(); n > 0 && n < r.maxInFlight {
 		r.maxInFlight = n
 	}
+	r.limit = min(minInFlight, r.maxInFlight)
+	r.st.limit.Store(int64(r.limit))
 	r.fetchCtx, r.fetchCancel = context.WithCancel(context.Background())
 	r.sendCtx, r.sendCancel = context.WithCancel(context.Background())
 	env := SendEnv{Clock: e.o.Clock, Log: r.log, Timeout: e.o.Timeout}
@@ -344,11 +351,16 @@ func (r *runner) releaseHeld(now time.Time) {
 	}
 }
 
-// unhold ends e's renewal hold.
+// unhold ends e's renewal hold. From now on it counts in the lag, as if
+// it had just been journalled: the hold was the subscription's choice, not
+// delivery falling behind.
 func (r *runner) unhold(e *entry) {
 	if e.held {
 		e.held = false
 		r.heldN--
+		if !e.removed {
+			r.age.push(e, r.clock.Now(), r.buffered)
+		}
 	}
 }
 
@@ -397,7 +409,10 @@ func (r *runner) pump(now time.Time) {
 	if !r.active || r.stopping {
 		return
 	}
-	for r.inflight < r.maxInFlight && len(r.ready) > 0 {
+	for len(r.ready) > 0 {
+		if r.inflight >= r.limit && !r.grow() {
+			return
+		}
 		ents, devs := r.collect(now)
 		if len(ents) > 0 {
 			r.send(ents, devs, now)
@@ -503,6 +518,7 @@ func (r *runner) send(ents []*entry, devs []*device, now time.Time) {
 // onResult settles a send: delivered, retried later, or dead-lettered.
 func (r *runner) onResult(res result) {
 	r.inflight--
+	r.shrink()
 	now := r.clock.Now()
 	for _, d := range res.devs {
 		d.sending = 0
@@ -692,6 +708,8 @@ func (r *runner) publishGauges() {
 	r.st.retrying.Store(int64(r.retrying))
 	r.st.recovering.Store(r.recovering())
 	r.st.active.Store(r.active)
+	r.st.limit.Store(int64(r.limit))
+	r.st.oldest.Store(r.age.oldest())
 }
 
 // setSub takes a new revision of the subscription whose definition is

@@ -33,6 +33,13 @@ type Stats struct {
 	// bytes; InFlight sends; Devices with state; Held disconnects;
 	// Retrying events that failed and wait for another attempt.
 	Buffered, BufferedBytes, InFlight, Devices, Held, Retrying int64
+	// Concurrency is how many sends may run at once now: it grows up to
+	// MaxInFlightPerSub while the subscription is behind (catchup.go).
+	Concurrency int64
+	// Lag is the age of the oldest event the subscription has not yet
+	// delivered (from its time to the Stats call, on Options.Clock), 0
+	// when it holds none.
+	Lag time.Duration
 
 	// LastDelivered is when the last delivery succeeded; LastError what
 	// the last failed one said, at LastErrorTime (zero: none since start).
@@ -46,6 +53,8 @@ type counters struct {
 	delivered, failed, deadLettered, dropped                   atomic.Uint64
 	parked, undecodable                                        atomic.Uint64
 	buffered, bufferedBytes, inFlight, devices, held, retrying atomic.Int64
+	limit                                                      atomic.Int64
+	oldest                                                     atomic.Int64 // Unix nanoseconds; 0: nothing undelivered
 	active, recovering                                         atomic.Bool
 	log                                                        deliveryLog
 }
@@ -71,7 +80,12 @@ func (e *Engine) Stats() []Stats {
 			continue
 		}
 		ok, lastErr, errAt := c.log.last()
+		var lag time.Duration
+		if o := c.oldest.Load(); o != 0 {
+			lag = max(0, r.clock.Now().Sub(time.Unix(0, o)))
+		}
 		out = append(out, Stats{
+			Concurrency: c.limit.Load(), Lag: lag,
 			Subscription: r.name, Kind: r.kind, Target: r.target, Active: c.active.Load(), Recovering: c.recovering.Load(),
 			Received: c.received.Load(), Filtered: c.filtered.Load(), Suppressed: c.suppressed.Load(),
 			Delivered: c.delivered.Load(), FailedAttempts: c.failed.Load(), DeadLettered: c.deadLettered.Load(),
