@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -109,7 +110,7 @@ func join(t *testing.T, srv *server.Server, name string) *member {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	m.Node, err = Open(ctx, Options{JS: js, NC: nc, Node: name, Lease: time.Second, Epoch: 1000,
-		End: m.end, Adopted: m.tracker.Adopted, Logger: slog.New(slog.DiscardHandler), TakeoverTimeout: 2 * time.Second})
+		End: m.end, Adopted: m.tracker.Adopted, Logger: testLogger(), TakeoverTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,4 +209,11 @@ func TestReaperRecordsADeadNodesDevicesWithinTheLease(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("TETHER_TEST_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
 }

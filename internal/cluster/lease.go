@@ -118,20 +118,22 @@ func (n *Node) campaign(ctx context.Context, job string) {
 	}
 }
 
-// loadIndex reads every owner record into the index.
-func (n *Node) loadIndex(ctx context.Context) error {
-	w, err := n.owners.WatchAll(ctx, jetstream.IgnoreDeletes())
+// loadIndex reads every owner record into the index and returns the
+// watcher, which goes on with the changes after them (watchOwners): one
+// watcher, so no change falls between the reading and the watching.
+func (n *Node) loadIndex(ctx context.Context) (jetstream.KeyWatcher, error) {
+	w, err := n.owners.WatchAll(ctx)
 	if err != nil {
-		return fmt.Errorf("cluster: reading %s: %w", OwnersBucket, err)
+		return nil, fmt.Errorf("cluster: reading %s: %w", OwnersBucket, err)
 	}
-	defer w.Stop()
 	for e := range w.Updates() {
 		if e == nil {
-			return nil
+			return w, nil
 		}
 		n.note(e)
 	}
-	return errors.New("cluster: owner watch closed early")
+	_ = w.Stop()
+	return nil, errors.New("cluster: owner watch closed early")
 }
 
 // note applies one owner record change to the index. A record of a
@@ -167,25 +169,39 @@ func (n *Node) note(e jetstream.KeyValueEntry) {
 	}
 }
 
-// watchOwners keeps the index current.
-func (n *Node) watchOwners(ctx context.Context) {
+// watchOwners keeps the index current with w's changes until ctx ends;
+// should the watcher end early, a new one re-reads every record first.
+func (n *Node) watchOwners(ctx context.Context, w jetstream.KeyWatcher) {
 	defer n.wg.Done()
-	for ctx.Err() == nil {
-		w, err := n.owners.WatchAll(ctx, jetstream.UpdatesOnly())
-		if err != nil {
-			n.log.Warn("owner watch failed; retrying", "err", err)
+	for {
+	changes:
+		for {
 			select {
 			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		for e := range w.Updates() {
-			if e != nil {
-				n.note(e)
+				_ = w.Stop()
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					break changes
+				}
+				if e != nil {
+					n.note(e)
+				}
 			}
 		}
 		_ = w.Stop()
+		for {
+			var err error
+			if w, err = n.owners.WatchAll(context.Background()); err == nil {
+				break
+			}
+			n.log.Warn("owner watch failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
 	}
 }
 

@@ -197,7 +197,8 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	if err := n.o.NC.FlushWithContext(ctx); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	if err := n.loadIndex(ctx); err != nil {
+	watcher, err := n.loadIndex(context.Background())
+	if err != nil {
 		_ = n.sub.Unsubscribe()
 		return nil, err
 	}
@@ -208,7 +209,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	lctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Add(3)
-	go n.watchOwners(lctx)
+	go n.watchOwners(lctx, watcher)
 	go n.loop(lctx)
 	go n.tellLeads(lctx)
 	return n, nil
