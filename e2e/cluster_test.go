@@ -53,14 +53,18 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	nodes := make([]*hubProc, 3)
 	for i := range nodes {
 		var peers []string
-		for j, p := range routes {
+		// Each node's cluster listener on its own loopback address
+		// (127.0.0.11–13), so it cannot take a port picked for another
+		// node's MQTT or HTTPS listener on 127.0.0.1.
+		route := func(j int) string { return fmt.Sprintf("127.0.0.%d:%d", 11+j, routes[j]) }
+		for j := range routes {
 			if j != i {
-				peers = append(peers, fmt.Sprintf("127.0.0.1:%d", p))
+				peers = append(peers, route(j))
 			}
 		}
 		h := newHub(t, bin, filepath.Join(base, fmt.Sprintf("n%d", i+1)))
 		h.Args = []string{"--node-name", fmt.Sprintf("n%d", i+1), "--cluster-name", "e2e",
-			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", routes[i]), "--cluster-peers", strings.Join(peers, ","),
+			"--cluster-listen", route(i), "--cluster-peers", strings.Join(peers, ","),
 			"--cluster-lease", lease.String()}
 		nodes[i] = h
 	}
