@@ -22,13 +22,14 @@ import (
 	"github.com/tether-hub/tether/internal/presence"
 )
 
-// freePorts returns n loopback ports free a moment ago, for the cluster
-// listeners the nodes must know of each other before they start.
+// freePorts returns n loopback addresses free a moment ago, for the
+// cluster listeners the nodes must know of each other before they start:
+// on 127.0.0.11, .12, …, apart from the hubs' own listeners on 127.0.0.1.
 func freePorts(t testing.TB, n int) []string {
 	t.Helper()
 	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for i := range n {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:0", 11+i))
 		if err != nil {
 			t.Fatal(err)
 		}
