@@ -93,6 +93,8 @@ type Deps struct {
 	Backup BackupService
 	// Insights answers diagnoses, flap scores and incidents; nil: 503.
 	Insights InsightSource
+	// Cluster answers GET /api/v1/cluster; nil: the hub is alone (404).
+	Cluster ClusterSource
 	// Now is the clock for token expiry and relative log times; default
 	// time.Now.
 	Now func() time.Time
@@ -173,6 +175,10 @@ func (s *Server) v1(w http.ResponseWriter, r *http.Request, rest string) {
 	case rest == "metrics":
 		if allow(w, r, s.v1Error, http.MethodGet) {
 			s.getMetrics(w, r)
+		}
+	case rest == "cluster":
+		if allow(w, r, s.v1Error, http.MethodGet) {
+			s.getCluster(w, r)
 		}
 	case rest == "query":
 		if allow(w, r, s.v1Error, http.MethodPost) {

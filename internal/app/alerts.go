@@ -58,7 +58,7 @@ func (a *App) startAlerts(ctx context.Context) error {
 	mgr, err := alert.NewManager(alert.Options{
 		Metrics: a.alertMetricSource(),
 		Logs:    a.alertLogSource(),
-		Notify:  disp.Notify,
+		Notify:  a.clusterNotify(disp.Notify),
 		History: hist,
 		Logger:  log,
 	})

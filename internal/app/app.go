@@ -15,8 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/tether-hub/tether/internal/broker"
 	"github.com/tether-hub/tether/internal/certs"
+	"github.com/tether-hub/tether/internal/cluster"
 	"github.com/tether-hub/tether/internal/datadir"
 	"github.com/tether-hub/tether/internal/insight/feed"
 	"github.com/tether-hub/tether/internal/journal"
@@ -49,6 +52,11 @@ type App struct {
 	debugLn   net.Listener
 	caFile    string
 	limiter   *throttle.Limiter
+	cluster   *cluster.Node // nil when alone (clustering.go)
+	// deliveryMu serialises starting and stopping the delivery engine as
+	// this node takes and loses the delivery job (clustering.go).
+	deliveryMu sync.Mutex
+	reloadSub  *nats.Subscription // the delivery leader's (clustering.go)
 	// bound are the addresses the hub's listeners were bound to
 	// (ownListeners).
 	bound atomic.Pointer[[]netip.AddrPort]
@@ -105,7 +113,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 		return err
 	}
 
-	a.journal, err = journal.Open(ctx, journal.Options{DataDir: a.cfg.DataDir, URL: a.cfg.NATSURL, SyncAlways: a.cfg.JournalSyncAlways, Logger: a.log})
+	jo := journal.Options{DataDir: a.cfg.DataDir, URL: a.cfg.NATSURL, SyncAlways: a.cfg.JournalSyncAlways, Logger: a.log}
+	a.clusterJournal(&jo)
+	a.journal, err = journal.Open(ctx, jo)
 	if err != nil {
 		return err
 	}
@@ -134,7 +144,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.presence = presence.NewTracker(presence.Options{Hub: a.cfg.HubName, Epoch: epoch, Sink: a.journalConnEvent})
 
-	if err := a.recordOrphans(ctx); err != nil {
+	if a.cfg.Cluster.On() {
+		// A cluster records the sessions a dead node left open by their
+		// owner records, not from the journal: other nodes' devices in it
+		// are live.
+		if err := a.startCluster(ctx, epoch); err != nil {
+			return err
+		}
+	} else if err := a.recordOrphans(ctx); err != nil {
 		return err
 	}
 
@@ -152,6 +169,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.watchPolicies(ctx); err != nil {
 		return err
 	}
+	if a.cfg.Cluster.On() {
+		if err := a.watchRegistry(); err != nil {
+			return err
+		}
+	}
 	if err := a.startMetrics(ctx); err != nil {
 		return err
 	}
@@ -161,7 +183,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		HubName: a.cfg.HubName, TLSAddr: a.cfg.MQTTAddr, TLS: tlsConf, TCPAddr: a.cfg.TCPAddr, WebSocket: true,
 		Devices: a.lookupDevice, Policies: a.lookupPolicy, Authorities: a.registry.Authorities, Presence: a.presence,
 		Telemetry: a.journalTelemetry, Twins: deviceTwins{a}, ConnectTimeout: a.cfg.ConnectTimeout, Logger: a.log,
-		Throttle: a.limiter,
+		Throttle: a.limiter, Claims: a.claims(),
 	})
 	if err != nil {
 		return err

@@ -32,6 +32,11 @@ type Config struct {
 	TCPAddr string
 	// NATSURL points at an external NATS cluster; empty embeds one.
 	NATSURL string
+	// Cluster makes this hub one node of several acting as one
+	// (clustering.go): NodeName names it; with ClusterName, ClusterListen
+	// and ClusterPeers the embedded NATS server joins the other nodes' in
+	// a JetStream cluster, with NATSURL all nodes share an external one.
+	Cluster ClusterConfig
 	// JournalSyncAlways fsyncs every journal write of the embedded server
 	// (journal.Options.SyncAlways).
 	JournalSyncAlways bool
@@ -229,6 +234,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("smtp-addr needs smtp-from, the sender address of event mails"))
 		}
 	}
+	errs = append(errs, c.Cluster.validate(c.NATSURL)...)
 	if c.ConnectTimeout < 0 || c.LogRetention < 0 || c.ShutdownTimeout < 0 || c.MetricsRecent < 0 || c.MetricsRetention < 0 ||
 		c.Limits.ConnectQueue < 0 || c.Limits.HandshakeQueue < 0 || c.Limits.MessageQueue < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))

@@ -37,6 +37,7 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		DiagnosticSettings: a.logs.diag,
 		Backup:             backupService{a},
 		Insights:           insightSource{a.insights},
+		Cluster:            a.clusterSource(),
 	})
 	a.apiHandler = apiServer // also served on the local admin socket (adminsock.go)
 	mux := http.NewServeMux()

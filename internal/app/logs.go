@@ -43,13 +43,17 @@ func (a *App) startLogs(ctx context.Context) error {
 		return fmt.Errorf("log store: %w", err)
 	}
 	a.onStop(func(context.Context) error { return store.Close() })
-	settings, err := diagkv.New(ctx, a.journal.JS, 1)
+	var settings *diagkv.Store
+	err = a.journal.UntilReady(ctx, func(ctx context.Context) (err error) {
+		settings, err = diagkv.New(ctx, a.journal.JS, a.journal.Replicas)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	m, err := diag.NewManager(diag.Options{
 		JS: a.journal.JS, NC: a.journal.NC, Store: settings, Workspace: store,
-		WorkspaceRetention: a.cfg.LogRetention, ArchiveDir: a.cfg.ArchiveDir,
+		WorkspaceDurable: a.workspaceDurable(), WorkspaceRetention: a.cfg.LogRetention, ArchiveDir: a.cfg.ArchiveDir,
 		Resource: connlog.Resource{}, Logger: a.log, Now: a.cfg.Clock, RetentionEvery: a.cfg.RetentionEvery,
 	})
 	if err != nil {

@@ -46,6 +46,11 @@ func (a *App) startMetrics(ctx context.Context) error {
 
 // registerBrokerMetrics exposes what only the broker knows.
 func (a *App) registerBrokerMetrics() error {
+	if a.cluster != nil {
+		if err := a.metrics.Register(a.cluster.Collector()); err != nil {
+			return err
+		}
+	}
 	return a.metrics.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "tether_connects_acknowledged_unstored_total",
 		Help: "Connects acknowledged (CONNACK) before the journal stored their connected event, because it took longer than 5 s: the journal is overloaded and a crash now could lose those connects.",
@@ -54,7 +59,7 @@ func (a *App) registerBrokerMetrics() error {
 
 // deliveryCounts reads the delivery engine's counters for the sampler.
 func (a *App) deliveryCounts() []metrics.DeliveryCounts {
-	stats := a.subs.engine.Stats()
+	stats := a.subs.engine().Stats()
 	out := make([]metrics.DeliveryCounts, len(stats))
 	for i, s := range stats {
 		out[i] = metrics.DeliveryCounts{

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/tether-hub/tether/internal/api"
 	"github.com/tether-hub/tether/internal/events"
@@ -17,10 +20,16 @@ import (
 // definitions and state, the engine delivers what the store says (and
 // checks destinations other than webhooks).
 type subscriptionService struct {
-	store  events.SubscriptionStore
-	hs     *events.Handshaker
-	engine *delivery.Engine
-	now    func() time.Time
+	store events.SubscriptionStore
+	hs    *events.Handshaker
+	// cur is the delivery engine: started on a single hub; in a cluster,
+	// started only on the node leading the delivery job, a stopped or
+	// unstarted one elsewhere (clustering.go).
+	cur       atomic.Pointer[delivery.Engine]
+	newEngine func() (*delivery.Engine, error)
+	clustered bool
+	nc        *nats.Conn // a cluster's, to reach the delivering node
+	now       func() time.Time
 	// policy is what the API accepts: which destination kinds this hub
 	// serves.
 	policy events.ValidateOptions
@@ -31,7 +40,19 @@ var _ api.SubscriptionService = (*subscriptionService)(nil)
 // startEvents opens the subscription store and starts the delivery
 // engine (after the journal, before the broker produces events).
 func (a *App) startEvents(ctx context.Context) error {
-	store, err := kvstore.New(ctx, a.journal.JS, kvstore.Options{})
+	var store *kvstore.Store
+	err := a.journal.UntilReady(ctx, func(ctx context.Context) (err error) {
+		store, err = kvstore.New(ctx, a.journal.JS, kvstore.Options{Replicas: a.journal.Replicas})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("subscriptions: %w", err)
+	}
+	var dead *delivery.JetStreamDeadLetters
+	err = a.journal.UntilReady(ctx, func(ctx context.Context) (err error) {
+		dead, err = delivery.OpenDeadLetters(ctx, a.journal.JS, delivery.DeadLetterOptions{Replicas: a.journal.Replicas})
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("subscriptions: %w", err)
 	}
@@ -41,26 +62,60 @@ func (a *App) startEvents(ctx context.Context) error {
 		return err
 	}
 	endpoints := &policy.Endpoints
-	engine, err := delivery.New(delivery.Options{
-		JS: a.journal.JS, Store: store, Resource: res, HubHost: a.cfg.HubName, Endpoints: endpoints,
-		Logger: a.log.With("component", "delivery"), Origin: a.cfg.HubName,
-		ObserveLatency: a.observeDelivery, Destinations: dests, Schedule: a.cfg.EventRetrySchedule,
-	})
+	newEngine := func() (*delivery.Engine, error) {
+		return delivery.New(delivery.Options{
+			JS: a.journal.JS, Store: store, Resource: res, HubHost: a.cfg.HubName, Endpoints: endpoints,
+			Logger: a.log.With("component", "delivery"), Origin: a.cfg.HubName,
+			ObserveLatency: a.observeDelivery, Replicas: a.journal.Replicas, DeadLetters: dead, Destinations: dests, Schedule: a.cfg.EventRetrySchedule,
+		})
+	}
+	engine, err := newEngine()
 	if err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}
-	if err := engine.Start(ctx); err != nil {
-		return fmt.Errorf("delivery: %w", err)
+	// A cluster node starts its engine when it takes the delivery job
+	// (clustering.go): one node delivers, so each event goes out once and
+	// in order per device.
+	if !a.cfg.Cluster.On() {
+		if err := engine.Start(ctx); err != nil {
+			return fmt.Errorf("delivery: %w", err)
+		}
 	}
-	a.onStop(engine.Stop)
 	a.subs = &subscriptionService{
-		store: store, engine: engine, now: time.Now, policy: policy,
+		store: store, newEngine: newEngine, clustered: a.cfg.Cluster.On(), nc: a.journal.NC, now: time.Now, policy: policy,
 		hs: &events.Handshaker{
 			Endpoints: endpoints,
 			Origin:    a.cfg.HubName,
 			Topic:     res.ID(a.cfg.HubName),
 			// Filled once the HTTPS port is bound (startHTTPS).
 		},
+	}
+	a.subs.cur.Store(engine)
+	a.onStop(func(ctx context.Context) error { return a.subs.engine().Stop(ctx) })
+	return nil
+}
+
+// engine is the current delivery engine.
+func (s *subscriptionService) engine() *delivery.Engine { return s.cur.Load() }
+
+// reload applies a stored change to the engine. A cluster node that does
+// not deliver leaves it to the one that does (its engine lists the store
+// every delivery.DefaultResyncInterval).
+func (s *subscriptionService) reload(ctx context.Context, name string) error {
+	err := s.engine().Reload(ctx, name)
+	if !s.clustered || !(errors.Is(err, delivery.ErrNotStarted) || errors.Is(err, delivery.ErrStopped)) {
+		return err
+	}
+	// Another node delivers: it applies the change and answers once the
+	// subscription's consumers exist.
+	m, err := s.nc.RequestWithContext(ctx, reloadSubject, []byte(name))
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil // no node delivers right now; the next one lists the store when it starts
+	case err != nil:
+		return fmt.Errorf("delivery: the delivering node did not apply the change: %w", err)
+	case string(m.Data) != "ok":
+		return fmt.Errorf("delivery: %s", m.Data)
 	}
 	return nil
 }
@@ -97,13 +152,13 @@ func (s *subscriptionService) handshake(ctx context.Context, sub events.Subscrip
 	if sub.Destination.Kind() == events.EndpointWebHook {
 		checked, _ = s.hs.Handshake(ctx, sub) // a failure is a state, stored
 	} else {
-		checked = s.engine.Check(ctx, sub)
+		checked = s.engine().Check(ctx, sub)
 	}
 	rev, err := s.store.Update(ctx, checked, rev)
 	if err != nil {
 		return sub, 0, err
 	}
-	return checked, rev, s.engine.Reload(ctx, sub.Name)
+	return checked, rev, s.reload(ctx, sub.Name)
 }
 
 func (s *subscriptionService) Create(ctx context.Context, sub events.Subscription) (events.Subscription, uint64, error) {
@@ -114,7 +169,7 @@ func (s *subscriptionService) Create(ctx context.Context, sub events.Subscriptio
 	}
 	// Start the consumer now: events from the moment of creation are held
 	// while the endpoint is being validated, not skipped.
-	if err := s.engine.Reload(ctx, sub.Name); err != nil {
+	if err := s.reload(ctx, sub.Name); err != nil {
 		return sub, 0, err
 	}
 	return s.handshake(ctx, sub, rev)
@@ -137,14 +192,14 @@ func (s *subscriptionService) Update(ctx context.Context, sub events.Subscriptio
 	if again {
 		return s.handshake(ctx, sub, rev)
 	}
-	return sub, rev, s.engine.Reload(ctx, sub.Name)
+	return sub, rev, s.reload(ctx, sub.Name)
 }
 
 func (s *subscriptionService) Delete(ctx context.Context, name string, expect uint64) error {
 	if err := s.store.Delete(ctx, name, expect); err != nil {
 		return err
 	}
-	return s.engine.Reload(ctx, name)
+	return s.reload(ctx, name)
 }
 
 func (s *subscriptionService) Get(ctx context.Context, name string) (events.Subscription, uint64, error) {
@@ -167,11 +222,11 @@ func (s *subscriptionService) ConfirmValidation(ctx context.Context, name, code 
 	if _, err := s.store.Update(ctx, ok, rev); err != nil {
 		return cur, err
 	}
-	return ok, s.engine.Reload(ctx, name)
+	return ok, s.reload(ctx, name)
 }
 
 func (s *subscriptionService) DeadLetters(ctx context.Context, name string, limit int) ([]events.DeadLetter, error) {
-	recs, err := s.engine.DeadLetters(ctx, name, limit)
+	recs, err := s.engine().DeadLetters(ctx, name, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +244,7 @@ func (s *subscriptionService) Replay(ctx context.Context, name string, r api.Rep
 		if len(r.IDs) == 0 {
 			return res, errors.New("nothing to replay: give ids or all")
 		}
-		recs, err := s.engine.DeadLetters(ctx, name, 0)
+		recs, err := s.engine().DeadLetters(ctx, name, 0)
 		if err != nil {
 			return res, err
 		}
@@ -208,7 +263,7 @@ func (s *subscriptionService) Replay(ctx context.Context, name string, r api.Rep
 			return res, nil
 		}
 	}
-	n, err := s.engine.Replay(ctx, name, ids...)
+	n, err := s.engine().Replay(ctx, name, ids...)
 	res.Replayed = n
 	return res, err
 }
@@ -218,12 +273,12 @@ func (s *subscriptionService) Status(ctx context.Context, name string, deliverie
 	if err != nil {
 		return api.SubscriptionStatus{}, err
 	}
-	st := s.engine.Status(sub.Name)
+	st := s.engine().Status(sub.Name)
 	if !st.Running {
 		st.EndpointType, st.Target = sub.Destination.Kind(), sub.Destination.Target()
 	}
 	return api.SubscriptionStatus{
 		Name: sub.Name, ProvisioningState: sub.ProvisioningState, Delivery: st,
-		Deliveries: s.engine.Deliveries(sub.Name, deliveries),
+		Deliveries: s.engine().Deliveries(sub.Name, deliveries),
 	}, nil
 }

@@ -48,6 +48,9 @@ type Options struct {
 	// Throttle limits new connections, TLS handshakes in progress, device
 	// connects and D2C messages (throttle.go); nil limits nothing.
 	Throttle *throttle.Limiter
+	// Claims, when set, makes a device's one live session cluster-wide
+	// (claims.go); nil: this hub is alone.
+	Claims Claims
 	// Twins serves twin GETs and reported patches; nil answers them 503.
 	// Its methods run on the device's reader and must not keep the patch.
 	Twins Twins

@@ -216,13 +216,22 @@ func (s *session) establish() bool {
 	}
 	present := b.table.attach(s, b.opts.Now())
 	recorded := make(chan error, 1)
-	s.ps = &presence.Session{
+	ps := &presence.Session{
 		ID: presence.NewSessionID(), DeviceID: s.id.deviceID, ModuleID: s.id.moduleID,
 		Protocol: s.protocol, ProtocolVersion: s.version, MaskedIP: maskIP(s.remote),
 		SDKVersion: s.id.sdkVersion, AuthType: s.id.authType, TokenExpiry: s.id.tokenExpiry,
 		ConnectedAt: b.opts.Now(), CleanSession: s.cleanStart, KeepAliveSeconds: s.keepAlive,
 		Recorded: func(err error) { recorded <- err },
 	}
+	if h := b.opts.Claims; h != nil {
+		if err := h.Claim(ps); err != nil {
+			b.table.release(s, b.opts.Now())
+			s.refuse(nil, &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrServerUnavailable,
+				reason: presence.ReasonServerError, result: presence.ResultServerError, detail: err.Error()})
+			return false
+		}
+	}
+	s.ps = ps
 	b.opts.Presence.Connect(s.ps)
 	s.ps.Recorded = nil // presence has taken it; do not keep the channel for the session's life
 	t := time.NewTimer(recordWait)
@@ -405,7 +414,9 @@ func (s *session) end(c cause) {
 	}
 	s.closeWrites()
 	_ = s.conn.Close()
-	b.opts.Presence.Disconnect(s.ps, c.reason, c.result, c.detail)
+	if h := b.opts.Claims; h == nil || h.Ending(s.ps) {
+		b.opts.Presence.Disconnect(s.ps, c.reason, c.result, c.detail)
+	}
 	if s.will != nil && (c.reason == presence.ReasonNetwork || c.reason == presence.ReasonKeepAlive || c.reason == presence.ReasonProtocolError) {
 		s.will.EnqueuedTime = b.opts.Now().UTC()
 		b.opts.Telemetry(*s.will, nil)

@@ -24,6 +24,10 @@ type Options struct {
 	Store Store
 	// Workspace is the embedded log store.
 	Workspace connlog.Sink
+	// WorkspaceDurable names the workspace's consumers (default
+	// connlog.DefaultDurable). Each node of a cluster keeps its own log
+	// store from the whole journal, so each has its own.
+	WorkspaceDurable string
 	// WorkspaceRetention is the hub's retention (--log-retention), used
 	// by settings whose workspace retention is 0; negative keeps records.
 	WorkspaceRetention time.Duration
@@ -259,7 +263,7 @@ func (m *Manager) plan(settings []Setting) map[string]routeSpec {
 				keep = days(s.Workspace.RetentionDays)
 			}
 			if ws == nil {
-				ws = &routeSpec{kind: "workspace", durable: connlog.DefaultDurable, retention: keep}
+				ws = &routeSpec{kind: "workspace", durable: m.workspaceDurable(), retention: keep}
 			} else if keep < 0 || ws.retention < 0 {
 				ws.retention = -1
 			} else {
@@ -286,7 +290,7 @@ func (m *Manager) plan(settings []Setting) map[string]routeSpec {
 	// something the change can switch off (as Azure's Activity Log is
 	// kept whatever the diagnostic settings).
 	if ws == nil {
-		ws = &routeSpec{kind: "workspace", durable: connlog.DefaultDurable, retention: m.o.WorkspaceRetention}
+		ws = &routeSpec{kind: "workspace", durable: m.workspaceDurable(), retention: m.o.WorkspaceRetention}
 	}
 	wsCats = append(wsCats, connlog.CategoryAdministrative)
 	slices.Sort(wsCats)
@@ -397,4 +401,11 @@ func (r *route) stop(ctx context.Context) error {
 		r.archive.Close()
 	}
 	return err
+}
+
+func (m *Manager) workspaceDurable() string {
+	if m.o.WorkspaceDurable != "" {
+		return m.o.WorkspaceDurable
+	}
+	return connlog.DefaultDurable
 }

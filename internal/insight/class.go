@@ -86,7 +86,7 @@ func disconnectClass(r presence.Reason, res presence.Result) Class {
 		return ClassTakeover
 	case presence.ReasonDisabled, presence.ReasonDeleted:
 		return ClassAdmin
-	case presence.ReasonServerShutdown, presence.ReasonHubRestart, presence.ReasonServerError:
+	case presence.ReasonServerShutdown, presence.ReasonHubRestart, presence.ReasonNodeLost, presence.ReasonServerError:
 		return ClassHub
 	case presence.ReasonProtocolError:
 		return ClassProtocol

@@ -47,6 +47,7 @@ var reasonNames = []presence.Reason{
 	presence.ReasonTakeover, presence.ReasonTokenExpired, presence.ReasonDisabled, presence.ReasonDeleted,
 	presence.ReasonServerShutdown, presence.ReasonHubRestart, presence.ReasonProtocolError,
 	presence.ReasonAuthFailed, presence.ReasonConnectTimeout, presence.ReasonServerError,
+	presence.ReasonNodeLost,
 }
 
 func reasonIndex(r presence.Reason) uint8 {

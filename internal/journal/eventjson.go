@@ -287,7 +287,7 @@ var constants = func() map[string]string {
 	add(string(presence.Connected), string(presence.Disconnected), string(presence.Refused))
 	add(string(presence.ReasonClient), string(presence.ReasonNetwork), string(presence.ReasonKeepAlive),
 		string(presence.ReasonTakeover), string(presence.ReasonTokenExpired), string(presence.ReasonDisabled),
-		string(presence.ReasonDeleted), string(presence.ReasonServerShutdown), string(presence.ReasonHubRestart),
+		string(presence.ReasonDeleted), string(presence.ReasonServerShutdown), string(presence.ReasonHubRestart), string(presence.ReasonNodeLost),
 		string(presence.ReasonProtocolError), string(presence.ReasonAuthFailed), string(presence.ReasonConnectTimeout),
 		string(presence.ReasonServerError), string(presence.ReasonThrottledHub), string(presence.ReasonThrottledAddress),
 		string(presence.ReasonThrottledDevice), string(presence.ReasonThrottledHandshake), string(presence.ReasonThrottledMessages),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -29,7 +30,10 @@ type Options struct {
 	SyncAlways bool
 	// TelemetryMaxAge bounds how long telemetry stays in the journal.
 	TelemetryMaxAge time.Duration
-	Logger          *slog.Logger
+	// Cluster makes the embedded server a member of a JetStream cluster
+	// (cluster.go); nil runs it alone. Ignored with URL.
+	Cluster *ClusterOptions
+	Logger  *slog.Logger
 }
 
 // Journal is an open connection to JetStream with Tether's streams and
@@ -38,6 +42,8 @@ type Journal struct {
 	NC  *nats.Conn
 	JS  jetstream.JetStream
 	srv *server.Server // nil when external
+	// Replicas is how many copies streams and buckets keep.
+	Replicas int
 
 	Devices  jetstream.KeyValue
 	Policies jetstream.KeyValue
@@ -53,21 +59,28 @@ type Journal struct {
 func Open(ctx context.Context, o Options) (*Journal, error) {
 	if o.Replicas == 0 {
 		o.Replicas = 1
+		if o.URL == "" && o.Cluster != nil {
+			o.Replicas = o.Cluster.replicas()
+		}
 	}
 	if o.TelemetryMaxAge == 0 {
 		o.TelemetryMaxAge = 24 * time.Hour
 	}
-	j := &Journal{}
+	j := &Journal{Replicas: o.Replicas}
 	var err error
 	if o.URL == "" {
 		if o.DataDir == "" {
 			return nil, errors.New("journal: a data dir is needed for the embedded server")
 		}
-		j.srv, err = startEmbedded(ctx, o.DataDir, o.SyncAlways)
+		j.srv, err = startEmbedded(ctx, o.DataDir, o.SyncAlways, o.Cluster)
 		if err != nil {
 			return nil, err
 		}
-		j.NC, err = nats.Connect("", nats.InProcessServer(j.srv), nats.Name("tether"))
+		opts := []nats.Option{nats.InProcessServer(j.srv), nats.Name("tether")}
+		if o.Cluster != nil {
+			opts = append(opts, nats.Token(o.Cluster.token))
+		}
+		j.NC, err = nats.Connect("", opts...)
 	} else {
 		j.NC, err = nats.Connect(o.URL, nats.Name("tether"), nats.MaxReconnects(-1))
 	}
@@ -88,8 +101,8 @@ func Open(ctx context.Context, o Options) (*Journal, error) {
 }
 
 // startEmbedded starts the in-process NATS server on dataDir/jetstream.
-func startEmbedded(ctx context.Context, dataDir string, syncAlways bool) (*server.Server, error) {
-	srv, err := server.NewServer(&server.Options{
+func startEmbedded(ctx context.Context, dataDir string, syncAlways bool, cl *ClusterOptions) (*server.Server, error) {
+	opts := &server.Options{
 		ServerName:         "tether",
 		DontListen:         true, // in-process connections only
 		JetStream:          true,
@@ -98,9 +111,21 @@ func startEmbedded(ctx context.Context, dataDir string, syncAlways bool) (*serve
 		NoLog:              true,
 		JetStreamMaxMemory: 256 << 20,
 		SyncAlways:         syncAlways,
-	})
+	}
+	if cl != nil {
+		if err := cl.apply(opts); err != nil {
+			return nil, err
+		}
+	}
+	if os.Getenv("TETHER_NATS_LOG") != "" {
+		opts.NoLog, opts.Logtime = false, true
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("journal: embedded nats: %w", err)
+	}
+	if !opts.NoLog {
+		srv.ConfigureLogger()
 	}
 	srv.Start()
 	deadline, ok := ctx.Deadline()
@@ -111,6 +136,14 @@ func startEmbedded(ctx context.Context, dataDir string, syncAlways bool) (*serve
 	if !srv.ReadyForConnections(wait) {
 		srv.Shutdown()
 		return nil, errors.New("journal: embedded nats did not become ready")
+	}
+	if cl != nil {
+		// JetStream requests sent before the cluster has a meta leader
+		// go unanswered: wait for one.
+		if err := waitMetaLeader(ctx, srv); err != nil {
+			srv.Shutdown()
+			return nil, err
+		}
 	}
 	return srv, nil
 }
@@ -145,13 +178,17 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 			Replicas: o.Replicas, MaxAge: o.TelemetryMaxAge, MaxBytes: 1 << 30, Discard: jetstream.DiscardOld},
 	}
 	for _, cfg := range streams {
-		if _, err := j.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
+		if err := untilClusterReady(ctx, func(ctx context.Context) error { _, err := j.JS.CreateOrUpdateStream(ctx, cfg); return err }); err != nil {
 			return fmt.Errorf("journal: stream %s: %w", cfg.Name, err)
 		}
 	}
 	kv := func(name string, history uint8) (jetstream.KeyValue, error) {
-		b, err := j.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: name, History: history, Storage: jetstream.FileStorage, Replicas: o.Replicas,
+		var b jetstream.KeyValue
+		err := untilClusterReady(ctx, func(ctx context.Context) (err error) {
+			b, err = j.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: name, History: history, Storage: jetstream.FileStorage, Replicas: o.Replicas,
+			})
+			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("journal: bucket %s: %w", name, err)

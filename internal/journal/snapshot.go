@@ -221,7 +221,7 @@ type Server struct {
 // OpenServer starts the embedded server of dataDir without creating any
 // stream.
 func OpenServer(ctx context.Context, dataDir string) (*Server, error) {
-	srv, err := startEmbedded(ctx, dataDir, false)
+	srv, err := startEmbedded(ctx, dataDir, false, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,7 @@ const (
 	ReasonDeleted        Reason = "deleted"         // device deleted from the registry
 	ReasonServerShutdown Reason = "server-shutdown" // the hub stopped
 	ReasonHubRestart     Reason = "hub-restart"     // the hub died with the session open; found at restart
+	ReasonNodeLost       Reason = "node-lost"       // the cluster node holding the session died; recorded by a survivor
 	ReasonProtocolError  Reason = "protocol-error"  // malformed or forbidden packet
 	ReasonAuthFailed     Reason = "auth-failed"     // refused: token/key/identity wrong
 	ReasonConnectTimeout Reason = "connect-timeout" // refused: no CONNECT in time

@@ -25,9 +25,17 @@ type Session struct {
 	ConnectedAt      time.Time
 	CleanSession     bool
 	KeepAliveSeconds uint16
+	// Epoch, when set, replaces the tracker's epoch in the sequence
+	// numbers of this session's events: a cluster gives every claim of a
+	// device a larger one (internal/cluster), so a device's numbers keep
+	// increasing as it moves between nodes.
+	Epoch uint64 `json:",omitempty"`
 	// Recorded, when set, rides on the connected event to the sink, which
 	// calls it once the event is durable (nil) or cannot be (error).
-	Recorded func(error)
+	Recorded func(error) `json:"-"`
+	// Ended, when set, rides on the disconnected event the same way; it is
+	// called with nil at once when Disconnect records nothing.
+	Ended func(error) `json:"-"`
 }
 
 type device struct {
@@ -115,7 +123,11 @@ func (sh *shard) get(id string) *device {
 
 func (t *Tracker) event(d *device, kind Kind, s *Session, now time.Time) ConnectionEvent {
 	d.counter++
-	seq := FormatSequence(t.epoch, t.node, d.counter)
+	epoch := t.epoch
+	if s.Epoch != 0 {
+		epoch = s.Epoch
+	}
+	seq := FormatSequence(epoch, t.node, d.counter)
 	return ConnectionEvent{
 		ID: s.DeviceID + "/" + seq, Kind: kind, Time: now.UTC(), Hub: t.hub,
 		DeviceID: s.DeviceID, ModuleID: s.ModuleID, Sequence: seq,
@@ -175,16 +187,21 @@ func (t *Tracker) Disconnect(s *Session, reason Reason, result Result, detail st
 	now := t.now()
 	sh := t.shard(s.DeviceID)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	d := sh.devices[s.DeviceID]
 	if d == nil || d.current != s {
+		sh.mu.Unlock()
+		if s.Ended != nil {
+			s.Ended(nil)
+		}
 		return false
 	}
+	defer sh.mu.Unlock()
 	d.current = nil
 	d.stateUpdated = now
 	t.connected.Add(-1)
 	ev := t.ended(d, s, reason, result, detail, now)
 	d.lastEnd = sessionEnd{reason: reason, at: now, tokenExpiry: s.TokenExpiry, sequence: ev.Sequence}
+	ev.Recorded = s.Ended
 	t.sink(ev)
 	return true
 }
@@ -266,5 +283,29 @@ func (t *Tracker) Orphaned(last ConnectionEvent) {
 	ev := t.ended(d, s, ReasonHubRestart, ResultServerError,
 		"the hub stopped without closing this session (crash or kill); recorded when it started again", now)
 	d.lastEnd = sessionEnd{reason: ReasonHubRestart, at: now, tokenExpiry: s.TokenExpiry, sequence: ev.Sequence}
+	t.sink(ev)
+}
+
+// Adopted records the end of a session this tracker never held: one that
+// another cluster node (or this node's previous run) left open when it
+// died, taken over by this node to close it. s carries what its connect
+// recorded, its Epoch and, when set, Ended. A device live here is left
+// alone (nothing was open elsewhere; Ended is called with nil).
+func (t *Tracker) Adopted(s *Session, reason Reason, result Result, detail string) {
+	now := t.now()
+	sh := t.shard(s.DeviceID)
+	sh.mu.Lock()
+	d := sh.get(s.DeviceID)
+	if d.current != nil {
+		sh.mu.Unlock()
+		if s.Ended != nil {
+			s.Ended(nil)
+		}
+		return
+	}
+	defer sh.mu.Unlock()
+	ev := t.ended(d, s, reason, result, detail, now)
+	d.lastEnd = sessionEnd{reason: reason, at: now, tokenExpiry: s.TokenExpiry, sequence: ev.Sequence}
+	ev.Recorded = s.Ended
 	t.sink(ev)
 }

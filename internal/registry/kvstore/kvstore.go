@@ -58,6 +58,9 @@ func (s *Store) Get(ctx context.Context, id string) (registry.Device, uint64, er
 	return d, e.Revision(), nil
 }
 
+// DecodeDevice reads a device from its bucket entry (a watch's).
+func DecodeDevice(e jetstream.KeyValueEntry) (registry.Device, error) { return decodeDevice(e) }
+
 func decodeDevice(e jetstream.KeyValueEntry) (registry.Device, error) {
 	var d registry.Device
 	if err := json.Unmarshal(e.Value(), &d); err != nil {

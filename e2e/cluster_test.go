@@ -1,0 +1,395 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tether-hub/tether/internal/hubproc"
+)
+
+// Acceptance (issue 15), the part this test covers: three `tether serve`
+// processes on 127.0.0.1 form one hub on their embedded NATS servers'
+// JetStream cluster. Devices are spread over the nodes, some connect a
+// second time on another node (cross-node takeover), node 3 is killed
+// with SIGKILL: a survivor records its devices disconnected (node-lost,
+// 404104) within the lease; they reconnect elsewhere; node 3 comes back;
+// then every node is restarted in turn (rolling restart) while the
+// devices move. Ground truth is the Connections log node 1 serves (every
+// node keeps its log from the whole replicated journal): per device the events alternate connected /
+// disconnected in sequence order, and the
+// webhook receiver got every event once.
+func TestClusterNodeLossAndRollingRestart(t *testing.T) {
+	const (
+		takeovers = 30
+		lease     = 5 * time.Second
+		par       = 32
+	)
+	// TETHER_CLUSTER_DEVICES=6000 runs the issue's fleet size (by hand:
+	// several minutes on 2 cores); the default keeps `go test ./...` short.
+	nDevices := 300
+	if v, err := strconv.Atoi(os.Getenv("TETHER_CLUSTER_DEVICES")); err == nil && v >= 100 {
+		nDevices = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute+time.Duration(nDevices)*30*time.Millisecond)
+	defer cancel()
+	phase := phaseLogger(t)
+	bin := tetherBinary(t)
+	routes, err := hubproc.FreePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	nodes := make([]*hubProc, 3)
+	for i := range nodes {
+		var peers []string
+		// Each node's cluster listener on its own loopback address
+		// (127.0.0.11–13), so it cannot take a port picked for another
+		// node's MQTT or HTTPS listener on 127.0.0.1.
+		route := func(j int) string { return fmt.Sprintf("127.0.0.%d:%d", 11+j, routes[j]) }
+		for j := range routes {
+			if j != i {
+				peers = append(peers, route(j))
+			}
+		}
+		h := newHub(t, bin, filepath.Join(base, fmt.Sprintf("n%d", i+1)))
+		h.Args = []string{"--node-name", fmt.Sprintf("n%d", i+1), "--cluster-name", "e2e",
+			"--cluster-listen", route(i), "--cluster-peers", strings.Join(peers, ","),
+			"--cluster-lease", lease.String()}
+		nodes[i] = h
+	}
+	startAll := func(hs ...*hubProc) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make([]error, len(hs))
+		for i, h := range hs {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[i] = h.Start(ctx) }()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				hs[i].dumpLog(40)
+				t.Fatal(err)
+			}
+		}
+	}
+	startAll(nodes...)
+	phase("3 nodes up")
+	status := func() string {
+		t.Helper()
+		out, err := exec.CommandContext(ctx, bin, "cluster", "status", "--data-dir", nodes[0].dir).CombinedOutput()
+		if err != nil {
+			return fmt.Sprintf("tether cluster status: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	eventuallyCtx(ctx, t, 20*time.Second, func() error {
+		out := status()
+		if strings.Count(out, " alive ") != 3 || !strings.Contains(out, "reaper") || strings.Contains(out, "(none)") {
+			return fmt.Errorf("cluster status does not show 3 live nodes and a reaper leader yet:\n%s", out)
+		}
+		return nil
+	})
+	a := nodes[0].api()
+	devs, err := newDevices("localhost", "cl", nDevices)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.createDevices(ctx, devs, par); err != nil {
+		t.Fatal(err)
+	}
+	rc := startReceiver(t)
+	code, sub, err := a.createSubscription(ctx, map[string]any{
+		"name":        "cluster-test",
+		"destination": map[string]any{"endpointType": "WebHook", "properties": map[string]any{"endpointUrl": rc.url}},
+		"filter": map[string]any{"includedEventTypes": []string{
+			"Microsoft.Devices.DeviceConnected", "Microsoft.Devices.DeviceDisconnected"}},
+	})
+	if err != nil || code != 201 || sub["provisioningState"] != "Succeeded" {
+		t.Fatalf("create subscription: %d %v %v", code, sub, err)
+	}
+	phase("%d devices created on node 1, subscription validated", nDevices)
+
+	var gen atomic.Int32
+	gen.Store(1)
+	// where[i] is the node device i's live connection is on.
+	where := make([]int, nDevices)
+	if err := forEach(ctx, devs, par, nil, func(i int, d *device) error {
+		where[i] = i % 3
+		return d.dial(ctx, nodes[i%3].tcpAddr, &gen)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	phase("devices connected, spread over the nodes")
+
+	// Cross-node takeovers: the same device id connects on the next node;
+	// the first connection is closed by its node.
+	twins := make([]*device, takeovers)
+	var tookMu sync.Mutex
+	var took []time.Duration
+	if err := forEach(ctx, devs[:takeovers], 8, nil, func(i int, d *device) error {
+		tw := &device{id: d.id, key: d.key, src: d.src, connect: d.connect}
+		twins[i] = tw
+		start := time.Now()
+		if err := tw.dial(ctx, nodes[(i+1)%3].tcpAddr, &gen); err != nil {
+			return err
+		}
+		tookMu.Lock()
+		took = append(took, time.Since(start))
+		tookMu.Unlock()
+		where[i] = (i + 1) % 3
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	phase("%d cross-node takeovers: CONNACK p50 %s, max %s", takeovers, took[len(took)/2], took[len(took)-1])
+	for i := range takeovers {
+		devs[i].drop(false) // already closed by the hub; forget it
+		devs[i] = twins[i]
+	}
+
+	// kill -9 node 3.
+	var lost []int
+	for i := range devs {
+		if where[i] == 2 {
+			lost = append(lost, i)
+		}
+	}
+	nodes[2].kill()
+	killed := time.Now()
+	phase("node 3 killed with %d devices live on it", len(lost))
+	// A survivor records them disconnected (node-lost) within the lease;
+	// the devices only notice when they reconnect, so they stay away.
+	var lastLost time.Time
+	for _, i := range lost {
+		id := devs[i].id
+		eventuallyCtx(ctx, t, lease+20*time.Second, func() error {
+			recs, err := a.connectionLogs(ctx, id)
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				if r.OperationName == "deviceDisconnect" && r.ResultType == "404104" && strings.Contains(r.Properties, "node-lost") {
+					if r.TimeGenerated.After(lastLost) {
+						lastLost = r.TimeGenerated
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("%s has no node-lost disconnect in node 1's log yet", id)
+		})
+	}
+	failover := lastLost.Sub(killed)
+	eventuallyCtx(ctx, t, 20*time.Second, func() error {
+		if out := status(); strings.Count(out, " alive ") != 2 || strings.Contains(out, "n3  alive") {
+			return fmt.Errorf("cluster status after the kill should show n1 and n2 alive only:\n%s", out)
+		}
+		return nil
+	})
+	t.Logf("tether cluster status after the kill:\n%s", status())
+	phase("node-lost recorded for all %d devices, the last %s after the kill (lease %s)", len(lost), failover.Round(time.Millisecond), lease)
+	if failover > lease+5*time.Second {
+		t.Errorf("node-lost recorded %s after the kill, want within the lease (%s) plus the reaper's round", failover, lease)
+	}
+	// They reconnect on the survivors; node 3 comes back.
+	for _, i := range lost {
+		devs[i].drop(false)
+	}
+	if err := forEach(ctx, devs, par, nil, func(i int, d *device) error {
+		if where[i] != 2 {
+			return nil
+		}
+		where[i] = i % 2
+		return d.dial(ctx, nodes[i%2].tcpAddr, &gen)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	startAll(nodes[2])
+	phase("node 3's devices reconnected on nodes 1 and 2; node 3 restarted")
+
+	// Rolling restart: each node in turn stops (its devices are recorded
+	// server-shutdown), its devices reconnect on the next node, it starts.
+	for k := range nodes {
+		if !nodes[k].stop(30 * time.Second) {
+			t.Errorf("node %d did not stop cleanly", k+1)
+		}
+		next := (k + 1) % 3
+		if err := forEach(ctx, devs, par, nil, func(i int, d *device) error {
+			if where[i] != k {
+				return nil
+			}
+			d.drop(false)
+			where[i] = next
+			return d.dial(ctx, nodes[next].tcpAddr, &gen)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		startAll(nodes[k])
+		phase("rolling restart: node %d restarted, its devices moved to node %d", k+1, next+1)
+	}
+	// Every device leaves; then the whole cluster's log, as node 1 serves
+	// it, is the ground truth the receiver must match.
+	for _, d := range devs {
+		d.drop(true)
+	}
+	var evs []journalEvent
+	eventuallyCtx(ctx, t, 90*time.Second+time.Duration(nDevices)*10*time.Millisecond, func() error {
+		var err error
+		evs, err = clusterLog(ctx, a, devs)
+		if err != nil {
+			return err
+		}
+		// The log is complete once every device's sessions are closed in
+		// it; the receiver, once it has each of those events (duplicates
+		// aside).
+		per := map[string]int{}
+		for _, ev := range evs {
+			per[ev.DeviceID]++
+		}
+		for id, n := range per {
+			if n%2 != 0 {
+				return fmt.Errorf("node 1's log still has a session of %s open", id)
+			}
+		}
+		distinct := map[string]bool{}
+		for _, d := range rc.snapshot() {
+			distinct[d.Seq+d.Device] = true
+		}
+		if len(per) != len(devs) || len(distinct) < len(evs) {
+			return fmt.Errorf("the log has %d events of %d devices, the receiver %d distinct", len(evs), len(per), len(distinct))
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	for _, h := range nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); h.stop(30 * time.Second) }()
+	}
+	wg.Wait()
+	checkClusterRun(t, evs, rc.snapshot(), phase)
+}
+
+// clusterLog reads every device's Connections log records from one node
+// (each node's log holds the whole cluster's), as journal events in
+// sequence order per device.
+func clusterLog(ctx context.Context, a *api, devs []*device) ([]journalEvent, error) {
+	var mu sync.Mutex
+	var out []journalEvent
+	err := forEach(ctx, devs, 16, nil, func(_ int, d *device) error {
+		recs, err := a.connectionLogs(ctx, d.id)
+		if err != nil {
+			return err
+		}
+		var evs []journalEvent
+		for _, r := range recs {
+			kind := map[string]string{"deviceConnect": "connected", "deviceDisconnect": "disconnected"}[r.OperationName]
+			if kind == "" || r.SequenceNumber == "" {
+				continue
+			}
+			var props struct {
+				Reason string `json:"reason"`
+			}
+			_ = json.Unmarshal([]byte(r.Properties), &props)
+			evs = append(evs, journalEvent{Kind: kind, DeviceID: d.id, Sequence: r.SequenceNumber, Reason: props.Reason, Time: r.TimeGenerated})
+		}
+		sort.Slice(evs, func(i, j int) bool { return evs[i].Sequence < evs[j].Sequence })
+		mu.Lock()
+		out = append(out, evs...)
+		mu.Unlock()
+		return nil
+	})
+	return out, err
+}
+
+// eventuallyCtx retries f until it returns nil or timeout passes.
+func eventuallyCtx(ctx context.Context, t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// checkClusterRun checks the log per device (alternating kinds in
+// sequence order, no sequence number twice) and the receiver against it (each event
+// once; in order per device).
+func checkClusterRun(t *testing.T, evs []journalEvent, got []delivered, phase func(string, ...any)) {
+	t.Helper()
+	byDev := map[string][]journalEvent{}
+	for _, ev := range evs {
+		if ev.Kind == "connected" || ev.Kind == "disconnected" {
+			byDev[ev.DeviceID] = append(byDev[ev.DeviceID], ev)
+		}
+	}
+	bad, reasons := 0, map[string]int{}
+	for id, list := range byDev {
+		for i, ev := range list {
+			if ev.Kind == "disconnected" {
+				reasons[ev.Reason]++
+			}
+			wantKind := "connected"
+			if i%2 == 1 {
+				wantKind = "disconnected"
+			}
+			if ev.Kind != wantKind || (i > 0 && ev.Sequence <= list[i-1].Sequence) {
+				if bad < 5 {
+					t.Errorf("%s: event %d is %s %s after %s; a device's events must alternate in sequence order, each number once", id, i, ev.Kind, ev.Sequence, list[max(i-1, 0)].Sequence)
+				}
+				bad++
+			}
+		}
+		if len(list)%2 != 0 {
+			t.Errorf("%s: the log leaves a session open (%d events)", id, len(list))
+		}
+	}
+	phase("log: %d connection events of %d devices; disconnect reasons %v; %d out of order", len(evs), len(byDev), reasons, bad)
+	if reasons["node-lost"] == 0 || reasons["takeover"] == 0 || reasons["server-shutdown"] == 0 {
+		t.Errorf("disconnect reasons %v: want node-lost, takeover and server-shutdown among them", reasons)
+	}
+	seen := map[string]int{}
+	last := map[string]string{}
+	dup, outOfOrder := 0, 0
+	for _, d := range got {
+		seen[d.Seq+d.Device]++
+		if seen[d.Seq+d.Device] > 1 {
+			dup++
+			continue
+		}
+		if d.Seq <= last[d.Device] {
+			outOfOrder++
+		}
+		last[d.Device] = d.Seq
+	}
+	missing := 0
+	for _, ev := range evs {
+		if (ev.Kind == "connected" || ev.Kind == "disconnected") && seen[ev.Sequence+ev.DeviceID] == 0 {
+			missing++
+		}
+	}
+	phase("webhook: %d deliveries; %d missing, %d duplicated, %d out of order per device", len(got), missing, dup, outOfOrder)
+	// One node delivers (the delivery job), so each event goes out once,
+	// in order per device. (Killing the delivering node could still
+	// repeat the events it had in flight: at-least-once.)
+	if missing > 0 || dup > 0 || outOfOrder > 0 {
+		t.Errorf("webhook: %d missing, %d duplicated, %d out of order", missing, dup, outOfOrder)
+	}
+}

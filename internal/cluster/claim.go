@@ -1,0 +1,319 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-hub/tether/internal/presence"
+)
+
+// takeoverRequest asks the owning node to end a device's session.
+type takeoverRequest struct {
+	Device  string `json:"device"`
+	Session string `json:"session"`
+}
+
+// Replies to a takeover request.
+const (
+	replyReleased = "released" // ended, recorded, record released
+	replyNotHeld  = "not-held" // the node does not hold that session
+	replyBusy     = "busy"     // it did not end in time
+)
+
+// Claim implements broker.Claims: it makes s the device's owner record,
+// ending (or adopting) the session that held it first, and sets s.Epoch
+// from the record's revision.
+func (n *Node) Claim(s *presence.Session) error {
+	ctx, cancel := context.WithTimeout(context.Background(), n.o.TakeoverTimeout+5*time.Second)
+	defer cancel()
+	key := Key(s.DeviceID)
+	val, err := json.Marshal(Owner{Node: n.o.Node, Boot: n.boot, Session: s})
+	if err != nil {
+		return fmt.Errorf("cluster: encoding the owner of %s: %w", s.DeviceID, err)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("cluster: claiming device %s: %w", s.DeviceID, err)
+		}
+		rev, cur, err := n.get(ctx, key)
+		if err != nil {
+			return err
+		}
+		if cur.Node != "" {
+			free, err := n.free(ctx, key, rev, cur)
+			if err != nil {
+				return err
+			}
+			if !free {
+				continue // read the record again
+			}
+		}
+		// Held before the write: a node that reads the new record and asks
+		// for it must find it here, not be told it is free.
+		h := &hold{session: s.ID, done: make(chan struct{})}
+		n.mu.Lock()
+		n.held[s.DeviceID] = h
+		n.mu.Unlock()
+		var nrev uint64
+		if rev == 0 {
+			nrev, err = n.owners.Create(ctx, key, val)
+		} else {
+			nrev, err = n.owners.Update(ctx, key, val, rev)
+		}
+		if err != nil {
+			n.mu.Lock()
+			if n.held[s.DeviceID] == h {
+				delete(n.held, s.DeviceID)
+			}
+			n.mu.Unlock()
+			close(h.done)
+			if conflict(err) {
+				continue // another claim won the race: take it over in turn
+			}
+			return fmt.Errorf("cluster: claiming device %s: %w", s.DeviceID, err)
+		}
+		s.Epoch = n.base + nrev
+		n.mu.Lock()
+		h.rev = nrev
+		n.stats.Claims++
+		n.mu.Unlock()
+		return nil
+	}
+}
+
+// get reads a device's owner record (rev 0 when it has none; a corrupt
+// one reads as free, so a claim overwrites it).
+func (n *Node) get(ctx context.Context, key string) (uint64, Owner, error) {
+	e, err := n.owners.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, Owner{}, nil
+	}
+	if err != nil {
+		return 0, Owner{}, fmt.Errorf("cluster: reading owner %s: %w", key, err)
+	}
+	o, err := decodeOwner(e)
+	if err != nil || o.Session == nil {
+		n.log.Warn("overwriting a corrupt owner record", "key", key, "err", err)
+		return e.Revision(), Owner{}, nil
+	}
+	return e.Revision(), o, nil
+}
+
+// free gets the session of record cur (at rev) ended. It reports true
+// when the record may be overwritten at rev, false when it changed and
+// must be read again.
+func (n *Node) free(ctx context.Context, key string, rev uint64, cur Owner) (bool, error) {
+	dev := cur.Session.DeviceID
+	if cur.Node == n.o.Node && cur.Boot == n.boot {
+		// Ours: the broker has ended the session (its table's claim waits
+		// for that); wait for its end to be stored and the record released.
+		n.mu.Lock()
+		h := n.held[dev]
+		n.mu.Unlock()
+		if h == nil || h.session != cur.Session.ID {
+			return true, nil
+		}
+		select {
+		case <-h.done:
+			return false, nil
+		case <-ctx.Done():
+			return false, fmt.Errorf("cluster: device %s: the previous session on this node did not end: %w", dev, ctx.Err())
+		}
+	}
+	if cur.Node == n.o.Node {
+		return n.adopt(ctx, key, rev, cur, presence.ReasonHubRestart)
+	}
+	alive, err := n.alive(ctx, cur.Node, cur.Boot)
+	if err != nil {
+		return false, err
+	}
+	if !alive {
+		return n.adopt(ctx, key, rev, cur, presence.ReasonNodeLost)
+	}
+	req, _ := json.Marshal(takeoverRequest{Device: dev, Session: cur.Session.ID})
+	rctx, cancel := context.WithTimeout(ctx, n.o.TakeoverTimeout)
+	defer cancel()
+	msg, err := n.o.NC.RequestWithContext(rctx, takeoverSubject(cur.Node), req)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		// Its lease has not run out yet, but nobody serves its subject:
+		// the node is gone.
+		return n.adopt(ctx, key, rev, cur, presence.ReasonNodeLost)
+	case err != nil:
+		return false, fmt.Errorf("cluster: node %s did not hand over device %s: %w", cur.Node, dev, err)
+	}
+	n.mu.Lock()
+	n.stats.RemoteTakeovers++
+	n.mu.Unlock()
+	switch string(msg.Data) {
+	case replyReleased:
+		return false, nil
+	case replyNotHeld:
+		return true, nil
+	default:
+		return false, fmt.Errorf("cluster: node %s did not end device %s's session in time (%s)", cur.Node, dev, msg.Data)
+	}
+}
+
+// alive reports whether node holds a lease with boot.
+func (n *Node) alive(ctx context.Context, node, boot string) (bool, error) {
+	l, ok, err := n.lease(ctx, node)
+	if err != nil {
+		return false, err
+	}
+	return ok && l.Boot == boot, nil
+}
+
+func (n *Node) lease(ctx context.Context, node string) (Lease, bool, error) {
+	e, err := n.nodes.Get(ctx, node)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Lease{}, false, nil
+	}
+	if err != nil {
+		return Lease{}, false, fmt.Errorf("cluster: reading the lease of %s: %w", node, err)
+	}
+	var l Lease
+	if err := json.Unmarshal(e.Value(), &l); err != nil {
+		return Lease{}, false, nil // unreadable: as good as none
+	}
+	return l, true, nil
+}
+
+// adopt makes a dead node's session this node's, records its end for
+// reason and waits until that is stored. It reports false: the record
+// changed (to this node's ending record, or another's).
+func (n *Node) adopt(ctx context.Context, key string, rev uint64, cur Owner, reason presence.Reason) (bool, error) {
+	s := *cur.Session
+	val, err := json.Marshal(Owner{Node: n.o.Node, Boot: n.boot, Ending: true, Session: &s})
+	if err != nil {
+		return false, fmt.Errorf("cluster: %w", err)
+	}
+	nrev, err := n.owners.Update(ctx, key, val, rev)
+	if conflict(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("cluster: adopting device %s: %w", s.DeviceID, err)
+	}
+	h := &hold{session: s.ID, rev: nrev, adopting: true, done: make(chan struct{})}
+	n.mu.Lock()
+	n.held[s.DeviceID] = h
+	n.stats.Adopted++
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		if n.held[s.DeviceID] == h {
+			delete(n.held, s.DeviceID)
+		}
+		n.mu.Unlock()
+		close(h.done)
+	}()
+	s.Epoch = n.base + nrev
+	recorded := make(chan error, 1)
+	s.Ended = func(err error) { recorded <- err }
+	result, detail := presence.ResultClosedRemotely, fmt.Sprintf("the cluster node %s holding this session stopped answering; recorded by %s", cur.Node, n.o.Node)
+	if reason == presence.ReasonHubRestart {
+		result, detail = presence.ResultServerError, "the hub stopped without closing this session (crash or kill); recorded when it started again"
+	}
+	n.o.Adopted(&s, reason, result, detail)
+	select {
+	case err := <-recorded:
+		if err != nil {
+			return false, fmt.Errorf("cluster: recording the end of device %s's session on %s: %w", s.DeviceID, cur.Node, err)
+		}
+	case <-ctx.Done():
+		return false, fmt.Errorf("cluster: recording the end of device %s's session on %s: %w", s.DeviceID, cur.Node, ctx.Err())
+	}
+	n.log.Info("recorded a session of a lost node as ended", "device", s.DeviceID, "lost", cur.Node, "reason", reason)
+	return false, nil
+}
+
+// Ending implements broker.Claims: the record is released once the end
+// is stored.
+func (n *Node) Ending(s *presence.Session) bool {
+	n.mu.Lock()
+	h := n.held[s.DeviceID]
+	n.mu.Unlock()
+	if h == nil || h.session != s.ID || h.adopting {
+		return false
+	}
+	s.Ended = func(error) { go n.release(s.DeviceID, h) }
+	return true
+}
+
+// release deletes the owner record if it is still h's, and lets waiting
+// claims and takeover requests go on.
+func (n *Node) release(dev string, h *hold) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n.mu.Lock()
+	rev := h.rev
+	n.mu.Unlock()
+	err := n.owners.Delete(ctx, Key(dev), jetstream.LastRevision(rev))
+	if err != nil && !conflict(err) {
+		n.log.Warn("owner record not released", "device", dev, "err", err)
+	}
+	n.mu.Lock()
+	if n.held[dev] == h {
+		delete(n.held, dev)
+	}
+	n.mu.Unlock()
+	close(h.done)
+}
+
+// onTakeover answers another node's request to end a session here.
+func (n *Node) onTakeover(m *nats.Msg) {
+	var req takeoverRequest
+	if err := json.Unmarshal(m.Data, &req); err != nil {
+		_ = m.Respond([]byte("bad request: " + err.Error()))
+		return
+	}
+	go func() {
+		n.mu.Lock()
+		h := n.held[req.Device]
+		n.mu.Unlock()
+		if h == nil || h.session != req.Session {
+			_ = m.Respond([]byte(replyNotHeld))
+			return
+		}
+		deadline := time.NewTimer(n.o.TakeoverTimeout)
+		defer deadline.Stop()
+		// The session may be between its claim and its place in the
+		// broker's table for a moment: ask again until it ends.
+		ended := h.adopting
+		for {
+			if !ended {
+				ended = n.o.End(req.Device, req.Session)
+			}
+			select {
+			case <-h.done:
+				_ = m.Respond([]byte(replyReleased))
+				return
+			case <-deadline.C:
+				_ = m.Respond([]byte(replyBusy))
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+}
+
+// conflict reports a lost compare-and-set.
+func conflict(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	// A replicated stream reports the constant form (10164).
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}

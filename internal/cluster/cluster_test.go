@@ -1,0 +1,219 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-hub/tether/internal/presence"
+)
+
+// member is one node under test: a real Node and presence.Tracker on a
+// real JetStream server; its "broker" is the map of live sessions, ended
+// the way the broker ends one (Ending, then Disconnect).
+type member struct {
+	*Node
+	nc      *nats.Conn
+	tracker *presence.Tracker
+	mu      sync.Mutex
+	live    map[string]*presence.Session
+	events  []presence.ConnectionEvent
+}
+
+func (m *member) sink(ev presence.ConnectionEvent) {
+	m.mu.Lock()
+	m.events = append(m.events, ev)
+	m.mu.Unlock()
+	if ev.Recorded != nil {
+		ev.Recorded(nil) // stored at once
+	}
+}
+
+func (m *member) end(dev, sid string) bool {
+	m.mu.Lock()
+	s := m.live[dev]
+	if s == nil || s.ID != sid {
+		m.mu.Unlock()
+		return false
+	}
+	delete(m.live, dev)
+	m.mu.Unlock()
+	go func() {
+		if m.Ending(s) {
+			m.tracker.Disconnect(s, presence.ReasonTakeover, presence.ResultTakeover, "test")
+		}
+	}()
+	return true
+}
+
+// connect claims and connects a session of dev on m.
+func (m *member) connect(t *testing.T, dev string) *presence.Session {
+	t.Helper()
+	s := &presence.Session{ID: presence.NewSessionID(), DeviceID: dev, Protocol: "MQTT"}
+	if err := m.Claim(s); err != nil {
+		t.Fatal(err)
+	}
+	m.tracker.Connect(s)
+	m.mu.Lock()
+	m.live[dev] = s
+	m.mu.Unlock()
+	return s
+}
+
+func (m *member) eventsOf(dev string) []presence.ConnectionEvent {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []presence.ConnectionEvent
+	for _, ev := range m.events {
+		if ev.DeviceID == dev {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func startServer(t *testing.T) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	return srv
+}
+
+func join(t *testing.T, srv *server.Server, name string) *member {
+	t.Helper()
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &member{nc: nc, live: map[string]*presence.Session{}}
+	m.tracker = presence.NewTracker(presence.Options{Hub: "test", Epoch: 1, Sink: m.sink})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m.Node, err = Open(ctx, Options{JS: js, NC: nc, Node: name, Lease: time.Second, Epoch: 1000,
+		End: m.end, Adopted: m.tracker.Adopted, Logger: testLogger(), TakeoverTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if !nc.IsClosed() {
+			_ = m.Close(ctx)
+		}
+		nc.Close()
+	})
+	return m
+}
+
+// die stops a member the way kill -9 does: its connection goes, its
+// records and lease stay behind.
+func (m *member) die() {
+	m.cancel()
+	m.wg.Wait()
+	m.nc.Close()
+}
+
+func eventually(t *testing.T, d time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", d, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestCrossNodeTakeoverEndsTheSessionFirst(t *testing.T) {
+	srv := startServer(t)
+	n1, n2 := join(t, srv, "n1"), join(t, srv, "n2")
+	s1 := n1.connect(t, "d")
+	s2 := n2.connect(t, "d")
+	evs := n1.eventsOf("d")
+	if len(evs) != 2 || evs[1].Kind != presence.Disconnected || evs[1].Reason != presence.ReasonTakeover {
+		t.Fatalf("node 1 recorded %+v, want connected then a takeover disconnect before node 2's claim returned", evs)
+	}
+	if s2.Epoch <= s1.Epoch {
+		t.Errorf("epochs %d then %d: a later claim must have a larger one", s1.Epoch, s2.Epoch)
+	}
+	c2 := n2.eventsOf("d")[0]
+	if c2.Sequence <= evs[1].Sequence {
+		t.Errorf("node 2's connect %s is not after node 1's disconnect %s", c2.Sequence, evs[1].Sequence)
+	}
+}
+
+func TestClaimOfALostNodesDeviceRecordsNodeLost(t *testing.T) {
+	srv := startServer(t)
+	n1, n2 := join(t, srv, "n1"), join(t, srv, "n2")
+	n1.connect(t, "d")
+	n1.die()
+	start := time.Now()
+	n2.connect(t, "d")
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("claim of a dead node's device took %s: no responders should adopt at once", d)
+	}
+	evs := n2.eventsOf("d")
+	if len(evs) != 2 || evs[0].Reason != presence.ReasonNodeLost || evs[0].Result.Type != "404104" || evs[1].Kind != presence.Connected {
+		t.Fatalf("node 2 recorded %+v, want node-lost 404104 then connected", evs)
+	}
+	if evs[1].Sequence <= evs[0].Sequence {
+		t.Errorf("sequence %s after %s", evs[1].Sequence, evs[0].Sequence)
+	}
+}
+
+func TestReaperRecordsADeadNodesDevicesWithinTheLease(t *testing.T) {
+	srv := startServer(t)
+	n1, n2 := join(t, srv, "n1"), join(t, srv, "n2")
+	for i := range 5 {
+		n1.connect(t, fmt.Sprintf("d%d", i))
+	}
+	n1.die()
+	killed := time.Now()
+	eventually(t, 5*time.Second, func() error {
+		for i := range 5 {
+			evs := n2.eventsOf(fmt.Sprintf("d%d", i))
+			if len(evs) != 1 || evs[0].Reason != presence.ReasonNodeLost {
+				return fmt.Errorf("d%d: node 2 recorded %+v", i, evs)
+			}
+		}
+		return nil
+	})
+	t.Logf("5 devices recorded node-lost %s after the node died (lease 1 s)", time.Since(killed).Round(time.Millisecond))
+	eventually(t, 5*time.Second, func() error {
+		if c := n2.Owners()["n1"]; c != 0 {
+			return fmt.Errorf("%d records still name n1", c)
+		}
+		return nil
+	})
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("TETHER_TEST_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}

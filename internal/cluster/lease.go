@@ -1,0 +1,351 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-hub/tether/internal/presence"
+)
+
+// Shared jobs: one node of the cluster runs each (leader.go).
+const (
+	// JobReaper records the sessions of lost nodes as ended.
+	JobReaper = "reaper"
+	// JobAlerts sends the alert rules' notifications: every node
+	// evaluates the rules over the whole cluster's metrics and log, one
+	// notifies.
+	JobAlerts = "alerts"
+	// JobDelivery delivers the event subscriptions: one node's engine
+	// runs, so each event goes out once and in order per device.
+	JobDelivery = "delivery"
+)
+
+// Jobs are the shared jobs, each led by one node.
+var Jobs = []string{JobReaper, JobAlerts, JobDelivery}
+
+// heartbeat writes the node's lease.
+func (n *Node) heartbeat(ctx context.Context) error {
+	n.mu.Lock()
+	devices := 0
+	for _, h := range n.held {
+		if !h.adopting {
+			devices++
+		}
+	}
+	n.mu.Unlock()
+	b, _ := json.Marshal(Lease{Node: n.o.Node, Boot: n.boot, Started: n.started.UTC(), Seen: time.Now().UTC(), Devices: devices, Info: n.o.Info})
+	if _, err := n.nodes.Put(ctx, n.o.Node, b); err != nil {
+		return fmt.Errorf("cluster: writing the lease of %s: %w", n.o.Node, err)
+	}
+	return nil
+}
+
+// loop heartbeats, campaigns for the shared jobs and runs those it leads.
+func (n *Node) loop(ctx context.Context) {
+	defer n.wg.Done()
+	tick := time.NewTicker(n.o.Lease / 5)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		octx, cancel := context.WithTimeout(ctx, n.o.Lease/2)
+		if err := n.heartbeat(octx); err != nil {
+			n.log.Warn("heartbeat failed", "err", err)
+		}
+		for _, job := range Jobs {
+			n.campaign(octx, job)
+		}
+		cancel()
+		// The reaper runs beside the heartbeat: adopting a large node's
+		// devices takes longer than a lease, and this node's own lease must
+		// not lapse meanwhile.
+		if n.Leads(JobReaper) && n.reaping.CompareAndSwap(false, true) {
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				defer n.reaping.Store(false)
+				rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+				defer cancel()
+				n.reap(rctx)
+			}()
+		}
+	}
+}
+
+// Leads reports whether this node runs job.
+func (n *Node) Leads(job string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lead[job]
+}
+
+// campaign keeps or takes the leadership of job: the leader rewrites its
+// key (compare-and-set on the revision it wrote); the others try to
+// create it, which succeeds once the leader's key has expired.
+func (n *Node) campaign(ctx context.Context, job string) {
+	n.mu.Lock()
+	leading := n.lead[job]
+	n.mu.Unlock()
+	if leading {
+		e, err := n.leaders.Get(ctx, job)
+		if err == nil && string(e.Value()) == n.o.Node {
+			if _, err = n.leaders.Update(ctx, job, []byte(n.o.Node), e.Revision()); err == nil {
+				return
+			}
+		}
+		n.log.Warn("lost the lead of a shared job", "job", job, "err", err)
+		n.mu.Lock()
+		n.lead[job] = false
+		n.mu.Unlock()
+		n.onLead(job, false)
+		return
+	}
+	if _, err := n.leaders.Create(ctx, job, []byte(n.o.Node)); err == nil {
+		n.log.Info("leading a shared job", "job", job)
+		n.mu.Lock()
+		n.lead[job] = true
+		n.mu.Unlock()
+		n.onLead(job, true)
+	}
+}
+
+// loadIndex reads every owner record into the index and returns the
+// watcher, which goes on with the changes after them (watchOwners): one
+// watcher, so no change falls between the reading and the watching.
+func (n *Node) loadIndex(ctx context.Context) (jetstream.KeyWatcher, error) {
+	w, err := n.owners.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: reading %s: %w", OwnersBucket, err)
+	}
+	for e := range w.Updates() {
+		if e == nil {
+			return w, nil
+		}
+		n.note(e)
+	}
+	_ = w.Stop()
+	return nil, errors.New("cluster: owner watch closed early")
+}
+
+// note applies one owner record change to the index. A record of a
+// device this node holds live, rewritten by another node (which took the
+// session for lost while this node was cut off), ends the local session
+// without recording it: the other node recorded its end.
+func (n *Node) note(e jetstream.KeyValueEntry) {
+	n.mu.Lock()
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(n.index, e.Key())
+		n.mu.Unlock()
+		return
+	}
+	o, err := decodeOwner(e)
+	if err != nil || o.Session == nil {
+		n.index[e.Key()] = ""
+		n.mu.Unlock()
+		return
+	}
+	n.index[e.Key()] = o.Node
+	dev := o.Session.DeviceID
+	h := n.held[dev]
+	taken := h != nil && !h.adopting && h.rev != 0 && e.Revision() > h.rev &&
+		(o.Node != n.o.Node || o.Boot != n.boot || o.Session.ID != h.session)
+	if taken {
+		delete(n.held, dev)
+	}
+	n.mu.Unlock()
+	if taken {
+		n.log.Warn("another node took over a session held here (this node was cut off?); ending it here unrecorded", "device", dev, "by", o.Node)
+		close(h.done)
+		n.o.End(dev, h.session)
+	}
+}
+
+// watchOwners keeps the index current with w's changes until ctx ends;
+// should the watcher end early, a new one re-reads every record first.
+func (n *Node) watchOwners(ctx context.Context, w jetstream.KeyWatcher) {
+	defer n.wg.Done()
+	for {
+	changes:
+		for {
+			select {
+			case <-ctx.Done():
+				_ = w.Stop()
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					break changes
+				}
+				if e != nil {
+					n.note(e)
+				}
+			}
+		}
+		_ = w.Stop()
+		for {
+			var err error
+			if w, err = n.owners.WatchAll(context.Background()); err == nil {
+				break
+			}
+			n.log.Warn("owner watch failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// Owners counts the devices each node holds, from the index.
+func (n *Node) Owners() map[string]int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := map[string]int{}
+	for _, node := range n.index {
+		if node != "" {
+			out[node]++
+		}
+	}
+	return out
+}
+
+// keysOf returns the index keys held by node.
+func (n *Node) keysOf(node string) []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for k, o := range n.index {
+		if o == node {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// reapOwn records the sessions this node's previous run left open
+// (hub-restart), before the node accepts devices.
+func (n *Node) reapOwn(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	n.reapKeys(ctx, n.keysOf(n.o.Node), func(o Owner) (presence.Reason, bool) {
+		return presence.ReasonHubRestart, o.Node == n.o.Node && o.Boot != n.boot
+	})
+}
+
+// reap records the sessions of nodes whose lease expired, or that
+// restarted since (node-lost).
+func (n *Node) reap(ctx context.Context) {
+	byNode := map[string]bool{}
+	n.mu.Lock()
+	for _, node := range n.index {
+		if node != "" && node != n.o.Node {
+			byNode[node] = true
+		}
+	}
+	n.mu.Unlock()
+	for node := range byNode {
+		l, ok, err := n.lease(ctx, node)
+		if err != nil {
+			n.log.Warn("reaper: lease unreadable", "node", node, "err", err)
+			continue
+		}
+		n.reapKeys(ctx, n.keysOf(node), func(o Owner) (presence.Reason, bool) {
+			return presence.ReasonNodeLost, o.Node == node && (!ok || o.Boot != l.Boot)
+		})
+	}
+}
+
+// reapKeys adopts, in parallel, the records among keys that lost says
+// are lost, and deletes them once their ends are stored.
+func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (presence.Reason, bool)) {
+	if len(keys) == 0 {
+		return
+	}
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(len(keys), 32) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for key := range work {
+				n.reapKey(ctx, key, lost)
+			}
+		}()
+	}
+	for _, k := range keys {
+		select {
+		case work <- k:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+}
+
+func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presence.Reason, bool)) {
+	rev, cur, err := n.get(ctx, key)
+	if err != nil || cur.Node == "" {
+		return
+	}
+	reason, ok := lost(cur)
+	if !ok {
+		return
+	}
+	if _, err := n.adopt(ctx, key, rev, cur, reason); err != nil {
+		n.log.Warn("reaper: session not recorded ended", "device", cur.Session.DeviceID, "err", err)
+		return
+	}
+	// Release the adopted record unless a claim got it meanwhile.
+	nrev, now, err := n.get(ctx, key)
+	if err == nil && now.Node == n.o.Node && now.Boot == n.boot && now.Ending {
+		_ = n.owners.Delete(ctx, key, jetstream.LastRevision(nrev))
+	}
+}
+
+// onLead tells Options.OnLead of a change, in order, off the heartbeat
+// (starting a job may take longer than a lease).
+func (n *Node) onLead(job string, leading bool) {
+	if n.o.OnLead == nil {
+		return
+	}
+	n.leadMu.Lock()
+	n.leadQ = append(n.leadQ, leadChange{job, leading})
+	n.leadMu.Unlock()
+	select {
+	case n.leadWake <- struct{}{}:
+	default:
+	}
+}
+
+type leadChange struct {
+	job     string
+	leading bool
+}
+
+// tellLeads runs OnLead for the queued changes until ctx ends.
+func (n *Node) tellLeads(ctx context.Context) {
+	defer n.wg.Done()
+	for {
+		n.leadMu.Lock()
+		q := n.leadQ
+		n.leadQ = nil
+		n.leadMu.Unlock()
+		for _, c := range q {
+			n.o.OnLead(c.job, c.leading)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.leadWake:
+		}
+	}
+}

@@ -1,0 +1,50 @@
+package cluster
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics of a node for /metrics: the devices of every node (from the
+// owner records, so each node's scrape shows the whole cluster with a
+// node label), the shared jobs this node leads, and its takeover counts.
+var (
+	devicesDesc = prometheus.NewDesc("tether_cluster_node_devices",
+		"Devices live on each node of the cluster (owner records).", []string{"node"}, nil)
+	leadsDesc = prometheus.NewDesc("tether_cluster_leads",
+		"1 for each shared job this node runs.", []string{"node", "job"}, nil)
+	claimsDesc = prometheus.NewDesc("tether_cluster_claims_total",
+		"Device claims this node won.", []string{"node"}, nil)
+	remoteDesc = prometheus.NewDesc("tether_cluster_remote_takeovers_total",
+		"Sessions this node had another node end for a connect here (cross-node takeovers).", []string{"node"}, nil)
+	adoptedDesc = prometheus.NewDesc("tether_cluster_adopted_total",
+		"Sessions of lost nodes (or of this node's previous run) this node recorded ended.", []string{"node"}, nil)
+)
+
+type collector struct{ n *Node }
+
+// Collector returns the node's metrics.
+func (n *Node) Collector() prometheus.Collector { return collector{n} }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{devicesDesc, leadsDesc, claimsDesc, remoteDesc, adoptedDesc} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	for node, count := range n.Owners() {
+		ch <- prometheus.MustNewConstMetric(devicesDesc, prometheus.GaugeValue, float64(count), node)
+	}
+	for _, job := range Jobs {
+		v := 0.0
+		if n.Leads(job) {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(leadsDesc, prometheus.GaugeValue, v, n.o.Node, job)
+	}
+	n.mu.Lock()
+	st := n.stats
+	n.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(claimsDesc, prometheus.CounterValue, float64(st.Claims), n.o.Node)
+	ch <- prometheus.MustNewConstMetric(remoteDesc, prometheus.CounterValue, float64(st.RemoteTakeovers), n.o.Node)
+	ch <- prometheus.MustNewConstMetric(adoptedDesc, prometheus.CounterValue, float64(st.Adopted), n.o.Node)
+}

@@ -1,0 +1,299 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-hub/tether/internal/presence"
+)
+
+// Bucket names.
+const (
+	OwnersBucket  = "tether_owners"
+	NodesBucket   = "tether_nodes"
+	LeadersBucket = "tether_leaders"
+	ClusterBucket = "tether_cluster"
+)
+
+// DefaultLease is Options.Lease's default: a node silent this long is
+// dead, and its devices are recorded disconnected (node-lost).
+const DefaultLease = 10 * time.Second
+
+// Options configure a Node.
+type Options struct {
+	JS jetstream.JetStream
+	NC *nats.Conn
+	// Node names this node, unique in the cluster and stable across its
+	// restarts.
+	Node     string
+	Replicas int
+	// Lease is how long a node may stay silent before the others take
+	// its devices (default DefaultLease).
+	Lease time.Duration
+	// Epoch is this start's epoch (journal.NextEpoch); the first node of a
+	// cluster makes it the cluster's base epoch.
+	Epoch uint64
+	// End ends the device's live session sessionID as a takeover and
+	// reports whether there was one (broker.Broker.EndSession).
+	End func(deviceID, sessionID string) bool
+	// Adopted records the end of a session this node adopted from a dead
+	// one (presence.Tracker.Adopted).
+	Adopted func(s *presence.Session, reason presence.Reason, result presence.Result, detail string)
+	// Info is published in the node's lease (addresses, for status).
+	Info   map[string]string
+	Logger *slog.Logger
+	// OnLead, when set, is told when this node takes or loses a shared
+	// job (calls are serialised; a slow one delays the next heartbeat,
+	// so it should hand long work off).
+	OnLead func(job string, leading bool)
+	// Retry runs a bucket creation until a forming cluster answers it
+	// (journal.Journal.UntilReady); nil: once.
+	Retry func(context.Context, func(context.Context) error) error
+	// TakeoverTimeout bounds a takeover request to another node (default
+	// 10 s).
+	TakeoverTimeout time.Duration
+}
+
+// Owner is a device's record in tether_owners.
+type Owner struct {
+	Node string `json:"node"`
+	Boot string `json:"boot"`
+	// Ending: the node adopted the session of a dead node and is
+	// recording its end.
+	Ending  bool              `json:"ending,omitempty"`
+	Session *presence.Session `json:"session"`
+}
+
+// Lease is a node's record in tether_nodes.
+type Lease struct {
+	Node    string            `json:"node"`
+	Boot    string            `json:"boot"`
+	Started time.Time         `json:"started"`
+	Seen    time.Time         `json:"seen"`
+	Devices int               `json:"devices"`
+	Info    map[string]string `json:"info,omitempty"`
+}
+
+// hold is a device this node owns in tether_owners.
+type hold struct {
+	session  string
+	rev      uint64
+	adopting bool
+	done     chan struct{} // closed once released
+}
+
+// Node is this hub's membership in the cluster.
+type Node struct {
+	o       Options
+	log     *slog.Logger
+	boot    string
+	started time.Time
+	base    uint64
+
+	owners, nodes, leaders jetstream.KeyValue
+
+	mu    sync.Mutex
+	held  map[string]*hold  // by device id
+	index map[string]string // KV key → owner node ("" when free), from the watch
+	lead  map[string]bool   // jobs this node leads
+
+	reaping  atomic.Bool // a reaper round is running
+	leadMu   sync.Mutex  // guards leadQ
+	leadQ    []leadChange
+	leadWake chan struct{}
+
+	sub    *nats.Subscription
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	stats  Stats
+}
+
+// Stats count what the node did.
+type Stats struct {
+	Claims, RemoteTakeovers, Adopted uint64
+}
+
+// Key is the tether_owners key of a device id.
+func Key(deviceID string) string { return base64.RawURLEncoding.EncodeToString([]byte(deviceID)) }
+
+// Open creates the buckets if missing and joins: the node's lease is
+// written and its takeover subject answered. Sessions its previous run
+// left open are recorded ended (hub-restart) before Open returns, so call
+// it before the broker accepts devices.
+func Open(ctx context.Context, o Options) (*Node, error) {
+	if o.Node == "" || strings.ContainsAny(o.Node, ".*> ") {
+		return nil, fmt.Errorf("cluster: node name %q: needed, without '.', '*', '>' or spaces", o.Node)
+	}
+	if o.End == nil || o.Adopted == nil {
+		return nil, errors.New("cluster: End and Adopted are required")
+	}
+	if o.Lease == 0 {
+		o.Lease = DefaultLease
+	}
+	if o.TakeoverTimeout == 0 {
+		o.TakeoverTimeout = 10 * time.Second
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	n := &Node{o: o, log: o.Logger.With("component", "cluster", "node", o.Node), boot: newBoot(), started: time.Now(),
+		held: map[string]*hold{}, index: map[string]string{}, lead: map[string]bool{}, leadWake: make(chan struct{}, 1)}
+	if o.Retry == nil {
+		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
+	}
+	bucket := func(name string, ttl time.Duration) (jetstream.KeyValue, error) {
+		var kv jetstream.KeyValue
+		err := o.Retry(ctx, func(ctx context.Context) (err error) {
+			kv, err = o.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name, History: 1,
+				Storage: jetstream.FileStorage, Replicas: o.Replicas, TTL: ttl})
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cluster: bucket %s: %w", name, err)
+		}
+		return kv, nil
+	}
+	var err error
+	if n.owners, err = bucket(OwnersBucket, 0); err != nil {
+		return nil, err
+	}
+	if n.nodes, err = bucket(NodesBucket, o.Lease); err != nil {
+		return nil, err
+	}
+	if n.leaders, err = bucket(LeadersBucket, o.Lease); err != nil {
+		return nil, err
+	}
+	meta, err := bucket(ClusterBucket, 0)
+	if err != nil {
+		return nil, err
+	}
+	if n.base, err = baseEpoch(ctx, meta, o.Epoch); err != nil {
+		return nil, err
+	}
+	if err := n.heartbeat(ctx); err != nil {
+		return nil, err
+	}
+	n.sub, err = o.NC.Subscribe(takeoverSubject(o.Node), n.onTakeover)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: takeover subject: %w", err)
+	}
+	if err := n.o.NC.FlushWithContext(ctx); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	watcher, err := n.loadIndex(context.Background())
+	if err != nil {
+		_ = n.sub.Unsubscribe()
+		return nil, err
+	}
+	n.reapOwn(ctx)
+	for _, job := range Jobs {
+		n.campaign(ctx, job)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(3)
+	go n.watchOwners(lctx, watcher)
+	go n.loop(lctx)
+	go n.tellLeads(lctx)
+	return n, nil
+}
+
+// Close stops heartbeating and leading; the node's lease is deleted so
+// the others know at once that it left (its devices were disconnected
+// by the broker's Stop, which ran before).
+func (n *Node) Close(ctx context.Context) error {
+	if n.cancel == nil {
+		return nil
+	}
+	n.cancel()
+	n.wg.Wait()
+	// Ended sessions release their records once their ends are stored.
+	for n.holding() > 0 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = n.sub.Unsubscribe()
+	n.mu.Lock()
+	jobs := make([]string, 0, len(n.lead))
+	for j, leading := range n.lead {
+		if leading {
+			jobs = append(jobs, j)
+		}
+		n.lead[j] = false
+	}
+	n.mu.Unlock()
+	// A job stops here, synchronously, before another node can take it.
+	for _, j := range jobs {
+		if n.o.OnLead != nil {
+			n.o.OnLead(j, false)
+		}
+		_ = n.leaders.Delete(ctx, j)
+	}
+	return n.nodes.Delete(ctx, n.o.Node)
+}
+
+// Name is the node's name; Boot identifies this start of it.
+func (n *Node) Name() string { return n.o.Node }
+func (n *Node) Boot() string { return n.boot }
+
+// Lease is the configured lease.
+func (n *Node) LeaseDuration() time.Duration { return n.o.Lease }
+
+func newBoot() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// baseEpoch returns the cluster's base epoch, making candidate it if the
+// cluster has none yet.
+func baseEpoch(ctx context.Context, kv jetstream.KeyValue, candidate uint64) (uint64, error) {
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], candidate)
+	if _, err := kv.Create(ctx, "epoch", buf[:]); err == nil {
+		return candidate, nil
+	} else if !errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, fmt.Errorf("cluster: base epoch: %w", err)
+	}
+	e, err := kv.Get(ctx, "epoch")
+	if err != nil {
+		return 0, fmt.Errorf("cluster: base epoch: %w", err)
+	}
+	if len(e.Value()) != 8 {
+		return 0, fmt.Errorf("cluster: stored base epoch is %d bytes, want 8", len(e.Value()))
+	}
+	return binary.BigEndian.Uint64(e.Value()), nil
+}
+
+func takeoverSubject(node string) string { return "tether.cluster.takeover." + node }
+
+func decodeOwner(e jetstream.KeyValueEntry) (Owner, error) {
+	var o Owner
+	if err := json.Unmarshal(e.Value(), &o); err != nil {
+		return o, fmt.Errorf("cluster: owner record %s revision %d: %w", e.Key(), e.Revision(), err)
+	}
+	return o, nil
+}
+
+// holding is how many records the node holds.
+func (n *Node) holding() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.held)
+}
