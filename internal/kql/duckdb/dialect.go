@@ -4,7 +4,6 @@ package duckdb
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/tether-hub/tether/internal/connlog"
 	logduckdb "github.com/tether-hub/tether/internal/connlog/duckdb"
@@ -18,35 +17,14 @@ type Dialect struct{}
 var _ kql.Dialect = Dialect{}
 
 // Quote quotes an identifier with double quotes.
-func (Dialect) Quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+func (Dialect) Quote(name string) string { return kql.QuoteIdent(name) }
 
 // Param is $N: numbered, so one placeholder can appear several times.
 func (Dialect) Param(n int) string { return "$" + strconv.Itoa(n) }
 
 // JSONPath renders $."key" / $[3] / $[#-1], the JSON path syntax DuckDB
 // shares with SQLite. A key holding a double quote cannot be expressed.
-func (Dialect) JSONPath(path []any) (string, bool) {
-	var b strings.Builder
-	b.WriteByte('$')
-	for _, p := range path {
-		switch k := p.(type) {
-		case string:
-			if strings.ContainsAny(k, "\"\x00") {
-				return "", false
-			}
-			b.WriteString(`."` + k + `"`)
-		case int64:
-			if k < 0 {
-				b.WriteString("[#" + strconv.FormatInt(k, 10) + "]")
-			} else {
-				b.WriteString("[" + strconv.FormatInt(k, 10) + "]")
-			}
-		default:
-			return "", false
-		}
-	}
-	return b.String(), true
-}
+func (Dialect) JSONPath(path []any) (string, bool) { return kql.SQLiteJSONPath(path) }
 
 var _ kql.Narrower = Dialect{}
 

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/tether-hub/tether/internal/kql"
 )
@@ -13,35 +12,14 @@ type Dialect struct{}
 var _ kql.Dialect = Dialect{}
 
 // Quote quotes an identifier with double quotes.
-func (Dialect) Quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+func (Dialect) Quote(name string) string { return kql.QuoteIdent(name) }
 
 // Param is ?N: numbered, so one placeholder can appear several times.
 func (Dialect) Param(n int) string { return "?" + strconv.Itoa(n) }
 
 // JSONPath renders $.key / $."odd key" / $[3]. SQLite cannot express a key
 // containing a double quote.
-func (Dialect) JSONPath(path []any) (string, bool) {
-	var b strings.Builder
-	b.WriteByte('$')
-	for _, p := range path {
-		switch k := p.(type) {
-		case string:
-			if strings.ContainsAny(k, "\"\x00") {
-				return "", false
-			}
-			b.WriteString(`."` + k + `"`)
-		case int64:
-			if k < 0 {
-				b.WriteString("[#" + strconv.FormatInt(k, 10) + "]")
-			} else {
-				b.WriteString("[" + strconv.FormatInt(k, 10) + "]")
-			}
-		default:
-			return "", false
-		}
-	}
-	return b.String(), true
-}
+func (Dialect) JSONPath(path []any) (string, bool) { return kql.SQLiteJSONPath(path) }
 
 // likeEscaped escapes LIKE's wildcards in the SQL string s (escape
 // character \).
