@@ -45,28 +45,10 @@ func (s *Store) Find(ctx context.Context, f connlog.Filter) ([]connlog.Record, e
 	if len(tables) == 0 {
 		return nil, ctx.Err()
 	}
-	var where []string
-	var args []any
-	eq := func(col, v string) {
-		if v != "" {
-			where = append(where, quote(col)+" = ?")
-			args = append(args, v)
-		}
-	}
+	where, args := f.Where(quote)
 	if f.DeviceID != "" {
 		where = append(where, colDeviceKey+" = ?")
 		args = append(args, DeviceKey(f.DeviceID))
-	}
-	eq(connlog.ColDeviceID, f.DeviceID)
-	eq(connlog.ColCategory, f.Category)
-	eq(connlog.ColLevel, f.Level)
-	if !f.Since.IsZero() {
-		where = append(where, "TimeGenerated >= ?")
-		args = append(args, f.Since.UnixNano())
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "TimeGenerated < ?")
-		args = append(args, f.Until.UnixNano())
 	}
 	cond := ""
 	if len(where) > 0 {

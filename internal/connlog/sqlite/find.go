@@ -16,25 +16,8 @@ func (s *Store) Find(ctx context.Context, f connlog.Filter) ([]connlog.Record, e
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
-	var where []string
-	var args []any
-	eq := func(col, v string) {
-		if v != "" {
-			where = append(where, col+" = ?")
-			args = append(args, v)
-		}
-	}
-	eq(connlog.ColDeviceID, f.DeviceID)
-	eq(connlog.ColCategory, f.Category)
-	eq(connlog.ColLevel, f.Level)
-	if !f.Since.IsZero() {
-		where = append(where, "TimeGenerated >= ?")
-		args = append(args, f.Since.UnixNano())
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "TimeGenerated < ?")
-		args = append(args, f.Until.UnixNano())
-	}
+	// The Log Analytics column names are plain SQL identifiers here.
+	where, args := f.Where(func(col string) string { return col })
 	q := "SELECT " + selectColumns + " FROM " + table
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
