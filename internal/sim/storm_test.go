@@ -2,14 +2,10 @@ package sim_test
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tether-hub/tether/internal/app"
-	"github.com/tether-hub/tether/internal/hubclient"
 	"github.com/tether-hub/tether/internal/sim"
 	"github.com/tether-hub/tether/internal/throttle"
 )
@@ -25,47 +21,19 @@ func TestSimStormThrottled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("20 s simulation")
 	}
-	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// A connection may wait queue for its turn after its CONNECT was sent
 	// (WebSockets: the throttle answers after the CONNECT), so a device's
 	// recorded connect time can precede its admission by that much.
 	const rate, queue = 40, 500 * time.Millisecond
-	a, err := app.New(app.Config{
-		DataDir: dir, HubName: "localhost", Dev: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0",
-		Limits: throttle.Limits{ConnectRate: rate, ConnectBurst: rate, ConnectQueue: queue},
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		sctx, c := context.WithTimeout(context.Background(), 20*time.Second)
-		defer c()
-		_ = a.Stop(sctx)
-	}()
-	api, err := hubclient.FromDevDir(ctx, dir, "https://"+a.HTTPSAddr(), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := os.ReadFile(a.CAFile())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, api := simHubLimited(t, ctx, throttle.Limits{ConnectRate: rate, ConnectBurst: rate, ConnectQueue: queue})
 	faults, err := sim.ParseFaults("storm=8s")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := sim.Config{
-		Devices: 200, Duration: 22 * time.Second, Ramp: 50, Profile: "node", TokenTTL: time.Hour,
-		Telemetry: 2 * time.Second, WebSockets: 0.25, Faults: faults,
-		HubName: a.HubName(), MQTTAddr: a.MQTTAddr(), HTTPSAddr: a.HTTPSAddr(), CAPEM: ca,
-		Settle: 60 * time.Second,
-	}
+	cfg.Devices, cfg.Duration, cfg.Ramp, cfg.Profile, cfg.TokenTTL = 200, 22*time.Second, 50, "node", time.Hour
+	cfg.Telemetry, cfg.WebSockets, cfg.Faults, cfg.Settle = 2*time.Second, 0.25, faults, 60*time.Second
 	var out strings.Builder
 	rep, err := sim.Run(ctx, cfg, sim.Env{API: api, Out: &out})
 	if err != nil {

@@ -12,15 +12,23 @@ import (
 	"github.com/tether-hub/tether/internal/app"
 	"github.com/tether-hub/tether/internal/hubclient"
 	"github.com/tether-hub/tether/internal/sim"
+	"github.com/tether-hub/tether/internal/throttle"
 )
 
 // simHub starts a dev hub in-process on loopback port 0 and returns a
 // config pointing at it, and its API as the owner policy.
 func simHub(t *testing.T, ctx context.Context) (sim.Config, *hubclient.Client) {
 	t.Helper()
+	return simHubLimited(t, ctx, throttle.Limits{})
+}
+
+// simHubLimited is simHub with the hub's throttles set to limits.
+func simHubLimited(t *testing.T, ctx context.Context, limits throttle.Limits) (sim.Config, *hubclient.Client) {
+	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := app.New(app.Config{DataDir: dir, HubName: "localhost", Dev: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0"}, log)
+	a, err := app.New(app.Config{DataDir: dir, HubName: "localhost", Dev: true, MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0",
+		Limits: limits}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
