@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -75,6 +76,9 @@ func (s *setup) stormRun(ctx context.Context, throttled bool) (*stormResult, err
 		return nil, err
 	}
 	defer b.stop()
+	if err := pinCPUs(b.pid, o.hubCPUs); err != nil {
+		return nil, err
+	}
 	api, err := hubclient.FromDevDir(ctx, s.dataDir("tether"), "https://"+s.httpsAddr, 30*time.Second)
 	if err != nil {
 		return nil, err
@@ -97,6 +101,9 @@ func (s *setup) stormRun(ctx context.Context, throttled bool) (*stormResult, err
 			return nil, err
 		}
 		ds = append(ds, d)
+		if err := pinCPUs(d.cmd.Process.Pid, o.clientCPUs); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := ask(ctx, ds, "", "ready", 60*time.Second); err != nil {
 		return nil, err
@@ -338,3 +345,19 @@ func pctOf(sorted []time.Duration, p int) time.Duration {
 }
 
 func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// pinCPUs binds every thread of process pid to the CPU list cpus (taskset
+// syntax; "" leaves it alone). Threads the process starts later inherit
+// the mask from the thread that starts them. Pinning the hub and the
+// storm's clients to different cores shows what the hub does when the
+// fleet's TLS work is not on its machine, as in a real outage.
+func pinCPUs(pid int, cpus string) error {
+	if cpus == "" {
+		return nil
+	}
+	out, err := exec.Command("taskset", "-a", "-p", "-c", cpus, strconv.Itoa(pid)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pin pid %d to CPUs %s: %v: %s", pid, cpus, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
