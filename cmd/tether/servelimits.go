@@ -18,7 +18,7 @@ func addLimitFlags(f *pflag.FlagSet, cfg *app.Config) {
 	f.IntVar(&l.AddressBurst, "address-connect-burst", 0, "connections at once per source address (0: one second's worth)")
 	f.Float64Var(&l.DeviceRate, "max-device-connect-rate", app.DefaultDeviceRate, "connects a second per device, sustained (an SDK in a reconnect loop gets 429005; negative: off)")
 	f.IntVar(&l.DeviceBurst, "device-connect-burst", app.DefaultDeviceBurst, "connects at once per device")
-	f.IntVar(&l.Handshakes, "max-handshakes", 0, "TLS handshakes in progress at most (0: one second of the connect rate, at least 64; negative: no cap)")
+	f.IntVar(&l.Handshakes, "max-handshakes", 0, "TLS handshakes in progress at most (0: three seconds of the connect rate, at least 64; negative: no cap)")
 	f.DurationVar(&l.HandshakeQueue, "handshake-queue", app.DefaultHandshakeQueue, "how long an accepted connection may wait for a handshake slot")
 	f.Float64Var(&l.MessageRate, "max-device-message-rate", 0, "D2C messages a second per device (0: off); a device over it is held back, then disconnected with 429001")
 	f.IntVar(&l.MessageBurst, "device-message-burst", 0, "D2C messages at once per device (0: one second's worth)")

@@ -102,16 +102,30 @@ type Config struct {
 }
 
 // Default limits (docs/sizing.md says why). The hub-wide connect rate is
-// throttle.DefaultConnectRate; the handshake cap one second of it (a
-// handshake may take a second at full rate: clients are slow in a storm),
-// at least minHandshakes.
+// throttle.DefaultConnectRate; the handshake cap handshakeSeconds of it,
+// at least minHandshakes. The cap bounds handshakes in progress, not CPU
+// (the rate does that): at the rate R with handshakes taking L seconds,
+// R·L are in progress, so a cap of one second's worth throttled below the
+// rate as soon as clients took longer than a second — devices whose ECDHE
+// takes most of a second, cellular round trips, or clients busy with
+// their own retries in a storm (bench/README.md, reconnect storm).
 const (
-	DefaultConnectQueue   = 2 * time.Second // absorbs SDK retry waves (Node's back-off tops out at 10 s, unjittered)
+	// DefaultConnectQueue is the Node SDK's longest back-off (10 s,
+	// unjittered): a device refused in a storm retries exactly that long
+	// later, together with every device refused with it, so the refused
+	// come back in waves with nothing between them. A queue as long as the
+	// back-off holds a wave until its turn, and the hub works at its rate
+	// through what would be gaps (bench/README.md, reconnect storm: +30 %
+	// time to all connected with 2 s, +0 % with 10 s). A queued connection
+	// is a socket and a sleeping goroutine, before any TLS; the SDKs wait
+	// 30–60 s for their CONNACK.
+	DefaultConnectQueue   = 10 * time.Second
 	DefaultHandshakeQueue = 2 * time.Second
 	DefaultMessageQueue   = time.Second
 	DefaultDeviceRate     = 1.0 // connects a second per device, sustained
 	DefaultDeviceBurst    = 10
 	minHandshakes         = 64
+	handshakeSeconds      = 3
 )
 
 // Defaults fills zero fields.
@@ -179,7 +193,7 @@ func (c *Config) limits(key crypto.Signer) (throttle.Limits, time.Duration) {
 		l.ConnectRate, cost = throttle.DefaultConnectRate(key, runtime.GOMAXPROCS(0))
 	}
 	if l.Handshakes == 0 && l.ConnectRate > 0 {
-		l.Handshakes = max(minHandshakes, int(l.ConnectRate))
+		l.Handshakes = max(minHandshakes, int(handshakeSeconds*l.ConnectRate))
 	}
 	off := func(v *float64) {
 		if *v < 0 {

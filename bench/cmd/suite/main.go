@@ -61,6 +61,7 @@ type options struct {
 	clientNice   int           // nice value of the storm's client processes (0: as the suite)
 	hubCPUs      string        // taskset CPU list the storm's hub is pinned to ("": not pinned)
 	clientCPUs   string        // taskset CPU list the storm's client processes are pinned to ("": not pinned)
+	stormArgs    []string      // more `tether serve` flags for the throttled storm's hub
 }
 
 func main() {
@@ -91,6 +92,10 @@ func main() {
 	flag.IntVar(&o.clientNice, "storm-client-nice", 19, "run the storm's client processes at this nice value (0: the suite's), so that the clients' CPU, which a real fleet's would not take from the hub's machine, weighs less on the hub")
 	flag.StringVar(&o.hubCPUs, "storm-hub-cpus", "", "pin the storm's hub (every thread) to these CPUs (taskset list, e.g. 0): with -storm-client-cpus, hub and clients do not share cores")
 	flag.StringVar(&o.clientCPUs, "storm-client-cpus", "", "pin the storm's client processes to these CPUs (taskset list, e.g. 1)")
+	flag.Func("storm-hub-arg", "one more `tether serve` flag for the throttled storm's hub, e.g. --connect-queue=10s (repeat for more)", func(v string) error {
+		o.stormArgs = append(o.stormArgs, v)
+		return nil
+	})
 	flag.StringVar(&stormModes, "storm-modes", "throttled,off", "storms to run: throttled (at -storm-rate), off (--no-throttle)")
 	flag.IntVar(&o.perProc, "per-proc", 4000, "held connections per client process at most (one process per 8 loopback source addresses)")
 	flag.Parse()

@@ -69,6 +69,7 @@ func (s *setup) stormRun(ctx context.Context, throttled bool) (*stormResult, err
 	if throttled {
 		label = "throttled"
 		args = []string{"--max-connect-rate", strconv.FormatFloat(o.stormRate, 'f', -1, 64), "--connect-burst", strconv.Itoa(r.Burst)}
+		args = append(args, o.stormArgs...)
 		r.ExpectedS = float64(o.stormN-r.Burst) / o.stormRate
 	}
 	b, err := startTether(ctx, s, "tether", filepath.Join(s.logs, "tether-storm-"+label+".log"), args...)

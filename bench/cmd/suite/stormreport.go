@@ -12,6 +12,9 @@ import (
 func stormReport(b *strings.Builder, o options, rs map[string]*stormResult) {
 	fmt.Fprintf(b, "Every device dials at once from %d connstorm -drive -retry processes (at nice %d; TLS 1.2, SAS, the Azure IoT Node SDK's retry: at once, then 100 ms + (2^(x−1)−1)·[50,75) ms up to 10 s), against a fresh `tether serve --dev`: throttled = `--max-connect-rate %g --connect-burst %d` (other limits at their defaults), off = `--no-throttle`. API = GET /devices/{id} every 100 ms during the storm.\n\n",
 		(o.stormN+o.perProc-1)/o.perProc, o.clientNice, o.stormRate, int(o.stormRate))
+	if len(o.stormArgs) > 0 {
+		fmt.Fprintf(b, "The throttled hub's other flags: `%s`.\n\n", strings.Join(o.stormArgs, " "))
+	}
 	if o.hubCPUs != "" || o.clientCPUs != "" {
 		fmt.Fprintf(b, "CPU pinning: hub on CPUs %q, clients on CPUs %q (\"\": not pinned; the suite and its API probe run wherever it was started).\n\n", o.hubCPUs, o.clientCPUs)
 	}
