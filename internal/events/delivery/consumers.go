@@ -39,17 +39,27 @@ func (k streamKind) name() string {
 }
 
 // subjects are the consumer's filter: only records that can become events
-// (refusals and registry updates never do).
+// (registry updates never do). TETHER_CONN and TETHER_TELEMETRY are read
+// whole, filtered by the stream's own subject, and decode skips a refusal:
+// a consumer filtered to some of the stream's subjects that falls behind
+// makes the journal server match the filter against every device's
+// subject in the block for each message it hands out (nats-server's
+// firstMatchingMulti / fss.Match), a cost per message that grows with the
+// fleet and with the lag, so a subscription that fell behind at thousands
+// of events/s did not catch up (issue 21: a quarter of the hub's CPU at
+// 5,000 events/s). With the stream's own subject it walks the stream in
+// order. (Not nil: nats-server 2.15.2 updating a filtered consumer to no
+// filter leaves it with no signal for new messages.)
 func (k streamKind) subjects() []string {
 	switch k {
 	case streamRegistry:
 		return []string{journal.RegistryPrefix + "*.created", journal.RegistryPrefix + "*.deleted"}
 	case streamTelemetry:
-		return []string{journal.TelemetryPrefix + "*"}
+		return []string{journal.TelemetryPrefix + ">"}
 	case streamInsights:
 		return insightSubjects()
 	}
-	return []string{journal.ConnPrefix + "*.connected", journal.ConnPrefix + "*.disconnected"}
+	return []string{journal.ConnPrefix + ">"}
 }
 
 // ConsumerPrefix starts the durable name of every subscription's

@@ -12,7 +12,7 @@
 //	fetchers: decode (events.FromConnection/FromChange/FromTelemetry), match (events.Matcher)
 //	     └─► runner (one goroutine per subscription): renewal filter, per-device FIFO queues,
 //	          batching, retry timers, dead letters, acks, delivery log
-//	               └─► sends (≤ MaxInFlightPerSub goroutines, a command's maxConcurrency):
+//	               └─► senders (≤ MaxInFlightPerSub long-lived goroutines, a command's maxConcurrency):
 //	                    Sender.Send of one batch, opened by the Destination of the kind:
 //	                      WebHook  one POST (events.NewDelivery)                    webhook.go
 //	                      Stream   one JetStream message per event, acked by the stream  stream.go
@@ -40,7 +40,12 @@
 // after it was created (DeliverNew): Reload creates it before it returns,
 // so a subscription receives what is journalled after its creation call.
 // A consumer keeps its position across restarts and definition changes;
-// it is deleted with its subscription.
+// it is deleted with its subscription. The consumers on TETHER_CONN and
+// TETHER_TELEMETRY are filtered by the stream's own subject (they read it
+// whole; a refusal is acknowledged without a send): a consumer filtered to
+// part of a stream costs the journal server a match against every
+// device's subject for each message once it falls behind
+// (streamKind.subjects).
 //
 // Only subscriptions that are Active (ProvisioningState Succeeded) send
 // anything. Others keep fetching until their buffer is full and then

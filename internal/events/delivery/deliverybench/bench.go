@@ -17,6 +17,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tether-hub/tether/internal/events"
@@ -43,6 +44,11 @@ type Config struct {
 	DataDir string
 	// Engine options to override (JS, Store are set by Run).
 	Options delivery.Options
+	// Backlog events (Devices taking turns) are journalled, unpaced, while
+	// no engine runs (after the subscription's consumer exists); then an
+	// engine starts and catches up. With Backlog, Rate and Duration may be
+	// zero (no paced events after it).
+	Backlog int
 }
 
 // Result of a run.
@@ -50,21 +56,26 @@ type Result struct {
 	Sent, Received int
 	// Latency percentiles and maximum over received events.
 	P50, P90, P99, Max time.Duration
-	// Elapsed from the first publish to the last receipt.
+	// Elapsed from the first publish (with a Backlog: from the engine's
+	// start) to the last receipt.
 	Elapsed time.Duration
+	// CPU is the process's CPU time (hub side, receiver and journal
+	// server: all in this process) over Elapsed.
+	CPU time.Duration
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("sent %d, received %d in %v: p50 %v, p90 %v, p99 %v, max %v",
-		r.Sent, r.Received, r.Elapsed.Round(time.Millisecond), r.P50.Round(10*time.Microsecond),
+	return fmt.Sprintf("sent %d, received %d in %v (CPU %v): p50 %v, p90 %v, p99 %v, max %v",
+		r.Sent, r.Received, r.Elapsed.Round(time.Millisecond), r.CPU.Round(time.Millisecond), r.P50.Round(10*time.Microsecond),
 		r.P90.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond))
 }
 
 // Run publishes cfg.Rate events per second for cfg.Duration and waits (up
-// to 30 s more) until the endpoint has received them all.
+// to 30 s more, and 1 ms per backlog event) until the endpoint has
+// received them all.
 func Run(ctx context.Context, cfg Config) (Result, error) {
-	if cfg.Rate <= 0 || cfg.Duration <= 0 {
-		return Result{}, fmt.Errorf("deliverybench: rate and duration are required")
+	if (cfg.Rate <= 0 || cfg.Duration <= 0) && cfg.Backlog <= 0 {
+		return Result{}, fmt.Errorf("deliverybench: rate and duration, or a backlog, are required")
 	}
 	if cfg.Devices <= 0 {
 		cfg.Devices = 1000
@@ -94,7 +105,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		last   time.Time
 		closed bool
 	)
-	total := int(int64(cfg.Rate) * int64(cfg.Duration) / int64(time.Second))
+	paced := 0
+	if cfg.Rate > 0 {
+		paced = int(int64(cfg.Rate) * int64(cfg.Duration) / int64(time.Second))
+	}
+	total := cfg.Backlog + paced
 	done := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now()
@@ -134,26 +149,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		defer cancel()
 		_ = eng.Stop(sctx)
 	}()
-	sub := events.Subscription{Name: "bench", Destination: events.Destination{Properties: events.DestinationProperties{
-		EndpointURL: srv.URL, MaxEventsPerBatch: cfg.MaxEventsPerBatch}}}
-	sub.ApplyDefaults()
-	sub.ProvisioningState = events.Succeeded
-	if _, err := store.Create(ctx, sub); err != nil {
-		return Result{}, err
-	}
-	if err := eng.Reload(ctx, sub.Name); err != nil {
-		return Result{}, err
-	}
-
-	pub := journal.NewPublisher(j.JS, 1<<16, log)
 	seqs := make([]int, cfg.Devices)
-	start := time.Now()
-	interval := time.Second / time.Duration(cfg.Rate)
-	for i := 0; i < total; i++ {
-		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			time.Sleep(d) // pacing the publisher, not waiting for a condition
-		}
-		dev := i % cfg.Devices
+	n := 0
+	publish := func(pub *journal.Publisher) error {
+		dev := n % cfg.Devices
+		n++
 		seqs[dev]++
 		kind := presence.Connected
 		if seqs[dev]%2 == 0 {
@@ -166,16 +166,63 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if kind == presence.Disconnected {
 			ce.Reason, ce.Result = presence.ReasonNetwork, presence.ResultClosedRemotely
 		}
-		if err := pub.Publish(journal.ConnectionEventMsg(ce)); err != nil {
+		return pub.Publish(journal.ConnectionEventMsg(ce))
+	}
+	sub := events.Subscription{Name: "bench", Destination: events.Destination{Properties: events.DestinationProperties{
+		EndpointURL: srv.URL, MaxEventsPerBatch: cfg.MaxEventsPerBatch}}}
+	sub.ApplyDefaults()
+	sub.ProvisioningState = events.Succeeded
+	if _, err := store.Create(ctx, sub); err != nil {
+		return Result{}, err
+	}
+	if err := eng.Reload(ctx, sub.Name); err != nil {
+		return Result{}, err
+	}
+
+	if cfg.Backlog > 0 {
+		// The journal fills while no engine runs; a new one catches up.
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := eng.Stop(sctx)
+		cancel()
+		if err != nil {
+			return Result{}, err
+		}
+		bpub := journal.NewPublisher(j.JS, 1<<16, log)
+		for range cfg.Backlog {
+			if err := publish(bpub); err != nil {
+				return Result{}, err
+			}
+		}
+		if err := bpub.Close(ctx); err != nil { // every message stored
+			return Result{}, err
+		}
+		if eng, err = delivery.New(o); err != nil {
+			return Result{}, err
+		}
+	}
+	pub := journal.NewPublisher(j.JS, 1<<16, log)
+	cpu0 := processCPU()
+	start := time.Now()
+	if cfg.Backlog > 0 {
+		if err := eng.Start(ctx); err != nil {
+			return Result{}, err
+		}
+	}
+	for i := 0; i < paced; i++ {
+		if d := time.Until(start.Add(time.Duration(i) * (time.Second / time.Duration(cfg.Rate)))); d > 0 {
+			time.Sleep(d) // pacing the publisher, not waiting for a condition
+		}
+		if err := publish(pub); err != nil {
 			return Result{}, err
 		}
 	}
 	res := Result{Sent: total}
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(30*time.Second + time.Duration(cfg.Backlog)*time.Millisecond):
 	case <-ctx.Done():
 	}
+	res.CPU = processCPU() - cpu0
 	_ = pub.Close(ctx)
 	mu.Lock()
 	defer mu.Unlock()
@@ -192,4 +239,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, fmt.Errorf("deliverybench: %d of %d events received", res.Received, res.Sent)
 	}
 	return res, nil
+}
+
+// processCPU is this process's user + system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
