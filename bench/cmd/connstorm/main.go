@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-hub/tether/bench/internal/gostats"
 	"github.com/tether-hub/tether/bench/internal/procstat"
 	"github.com/tether-hub/tether/bench/internal/stormrun"
 	"github.com/tether-hub/tether/internal/mqttclient"
@@ -167,9 +168,9 @@ func run(c config) (*stormrun.Result, error) {
 		log.Printf("broker pid %d did not go idle within %v; measuring anyway", c.pid, c.quietTimeout)
 	}
 
-	var goBefore goStats
+	var goBefore gostats.Stats
 	if c.pprofURL != "" {
-		if goBefore, err = fetchGoStats(c.pprofURL); err != nil {
+		if goBefore, err = gostats.Fetch(c.pprofURL); err != nil {
 			return nil, fmt.Errorf("broker pprof: %w", err)
 		}
 	}
@@ -241,12 +242,12 @@ func run(c config) (*stormrun.Result, error) {
 	res.SettleCPUms = ms(time.Duration(cpuSettled-cpuAfter) * procstat.TickDuration)
 	res.RSSSettledKiB, _ = procstat.RSSKiB(c.pid)
 	if c.pprofURL != "" {
-		if held, err := fetchGoStats(c.pprofURL); err != nil {
+		if held, err := gostats.Fetch(c.pprofURL); err != nil {
 			log.Printf("broker pprof: %v", err)
 		} else {
-			res.GoroutinesBefore, res.GoroutinesHeld = goBefore.goroutines, held.goroutines
-			res.HeapInuseBeforeKiB, res.HeapInuseHeldKiB = goBefore.heapInuse>>10, held.heapInuse>>10
-			res.StackInuseBeforeKiB, res.StackInuseHeldKiB = goBefore.stackInuse>>10, held.stackInuse>>10
+			res.GoroutinesBefore, res.GoroutinesHeld = goBefore.Goroutines, held.Goroutines
+			res.HeapInuseBeforeKiB, res.HeapInuseHeldKiB = goBefore.HeapInuse>>10, held.HeapInuse>>10
+			res.StackInuseBeforeKiB, res.StackInuseHeldKiB = goBefore.StackInuse>>10, held.StackInuse>>10
 		}
 	}
 	if c.gcSignal {

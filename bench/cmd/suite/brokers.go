@@ -179,7 +179,7 @@ func port(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
 // tether-prev: BENCH_PREV's) on that build's own data dir, with args
 // added to serve's flags.
 func startTether(ctx context.Context, s *setup, name, logPath string, args ...string) (*broker, error) {
-	h, err := hubproc.New(hubproc.Options{Bin: s.o.bin[name], DataDir: s.dataDir(name), LogPath: logPath, Debug: s.o.profileDir != "", Args: args})
+	h, err := hubproc.New(hubproc.Options{Bin: s.o.bin[name], DataDir: s.dataDir(name), LogPath: logPath, Debug: true, Args: args})
 	if err != nil {
 		return nil, err
 	}

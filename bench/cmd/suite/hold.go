@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tether-hub/tether/bench/internal/gostats"
 	"github.com/tether-hub/tether/bench/internal/procstat"
 	"github.com/tether-hub/tether/bench/internal/stormrun"
 )
@@ -42,6 +43,11 @@ type holdResult struct {
 	RSSBaseKiB, RSSHeldKiB int64
 	RSSKiBPerConn          float64
 	FDsHeld                int
+	// A Go broker's own account of that memory (Tether: its /debug/pprof),
+	// read at the same two moments without forcing a GC: heap in use (live
+	// objects and garbage not yet collected), goroutine stacks, and the
+	// heap goal (the heap size at which the next GC ends).
+	GoBase, GoHeld *gostats.Stats
 
 	BaseCores  float64 // broker CPU with no connection, over half the window, before the connects
 	IdleCores  float64 // broker CPU over the window ÷ the window (1 = one core)
@@ -200,6 +206,7 @@ func (s *setup) hold(ctx context.Context, b *broker, n int) (*holdResult, error)
 	}
 	r.BaseCores = base
 	r.RSSBaseKiB, _ = procstat.RSSKiB(b.pid)
+	r.GoBase = goStats(b)
 	fds0, _ := procstat.FDs(b.pid)
 	cpu0, _ := procstat.CPU(b.pid)
 	t0 := time.Now()
@@ -264,8 +271,14 @@ func (s *setup) hold(ctx context.Context, b *broker, n int) (*holdResult, error)
 	// cost anyway when idle.
 	r.CPUusPerConnectAll = perConn(cpu2-cpu0) - r.IdleCores*float64(settle.Microseconds())/float64(r.Connected)
 	r.RSSHeldKiB, _ = procstat.RSSKiB(b.pid)
+	r.GoHeld = goStats(b)
 	r.FDsHeld, _ = procstat.FDs(b.pid)
 	r.RSSKiBPerConn = float64(r.RSSHeldKiB-r.RSSBaseKiB) / float64(r.Connected)
+	if r.GoBase != nil && r.GoHeld != nil {
+		log.Printf("hold: %s Go memory before → held: heap in use %d → %d MiB, stacks %d → %d MiB, heap goal %d → %d MiB",
+			b.name, r.GoBase.HeapInuse>>20, r.GoHeld.HeapInuse>>20, r.GoBase.StackInuse>>20, r.GoHeld.StackInuse>>20,
+			r.GoBase.NextGC>>20, r.GoHeld.NextGC>>20)
+	}
 	log.Printf("hold: %s idle %v: %.2f %% of a core (%.2f %% with none), %.0f PINGREQ/s, %.0f PINGRESP/s, %d lost; %.0f µs CPU per connect with what it left behind (settled %v in %v); RSS %d → %d KiB (%.1f KiB per connection)",
 		b.name, w.Round(time.Millisecond), 100*r.IdleCores, 100*r.BaseCores, r.PingsPerS, r.PongsPerS, r.Lost,
 		r.CPUusPerConnectAll, settled, settle.Round(time.Millisecond), r.RSSBaseKiB, r.RSSHeldKiB, r.RSSKiBPerConn)
@@ -293,6 +306,19 @@ func (s *setup) hold(ctx context.Context, b *broker, n int) (*holdResult, error)
 	log.Printf("hold: %s: %d closed by the broker after DISCONNECT (of %d), drained=%v; %.0f µs CPU per disconnect",
 		b.name, r.ClosedByBroker, r.Connected, r.Drained, r.CPUusPerDisconnect)
 	return r, nil
+}
+
+// goStats reads b's Go memory statistics, if it serves them.
+func goStats(b *broker) *gostats.Stats {
+	if b.debug == "" {
+		return nil
+	}
+	st, err := gostats.Fetch("http://" + b.debug)
+	if err != nil {
+		log.Printf("hold: Go memory statistics of %s: %v", b.name, err)
+		return nil
+	}
+	return &st
 }
 
 // clientsCPU is the CPU the connstorm processes have used, in ticks.

@@ -41,6 +41,15 @@ func holdSection(b *strings.Builder, o options, res map[string]*holdResult, proj
 			return f(h), true
 		}
 	}
+	getGo := func(f func(*holdResult) float64) func(string) (float64, bool) {
+		return func(br string) (float64, bool) {
+			h := res[br]
+			if h == nil || h.GoBase == nil || h.GoHeld == nil {
+				return 0, false
+			}
+			return f(h), true
+		}
+	}
 	ms := []metric{
 		{"idle: broker CPU, all held", "% of one core", false, get(func(h *holdResult) float64 { return 100 * h.IdleCores })},
 		{"idle: broker CPU, no connection (before)", "% of one core", false, get(func(h *holdResult) float64 { return 100 * h.BaseCores })},
@@ -50,6 +59,13 @@ func holdSection(b *strings.Builder, o options, res map[string]*holdResult, proj
 		{"RSS per connection", "KiB", false, get(func(h *holdResult) float64 { return h.RSSKiBPerConn })},
 		{"RSS with all held", "MiB", false, get(func(h *holdResult) float64 { return float64(h.RSSHeldKiB) / 1024 })},
 		{"RSS before the first connect", "MiB", false, get(func(h *holdResult) float64 { return float64(h.RSSBaseKiB) / 1024 })},
+		{"Go heap in use per connection (held − before)", "KiB", false, getGo(func(h *holdResult) float64 {
+			return float64(h.GoHeld.HeapInuse-h.GoBase.HeapInuse) / 1024 / float64(h.Connected)
+		})},
+		{"Go stacks per connection (held − before)", "KiB", false, getGo(func(h *holdResult) float64 {
+			return float64(h.GoHeld.StackInuse-h.GoBase.StackInuse) / 1024 / float64(h.Connected)
+		})},
+		{"Go heap goal (next GC) with all held", "MiB", false, getGo(func(h *holdResult) float64 { return float64(h.GoHeld.NextGC) / (1 << 20) })},
 		{"connects/s", "", true, get(func(h *holdResult) float64 { return h.ConnectsPerS })},
 		{"CONNACK p99, worst client process", "ms", false, get(func(h *holdResult) float64 { return h.LatP99ms })},
 		{"broker CPU per connect", "µs", false, get(func(h *holdResult) float64 { return h.CPUusPerConnect })},
