@@ -256,7 +256,7 @@ func get(path string) call { return call{method: "GET", path: path} }
 // pages are the calls each page makes when it opens (assets/*.js).
 func pages(device, deep string) map[string][]call {
 	// fleet is the Fleet page over one of its ranges (metrics.js RANGES),
-	// the renewals chart included (deviceConnects TokenRenewal eq 'true').
+	// the renewals chart included (deviceConnects split by TokenRenewal).
 	fleet := func(timespan, interval string) []call {
 		metric := func(name, agg, filter string) call {
 			p := "/api/v1/metrics?metricnames=" + name + "&aggregation=" + agg + "&timespan=" + timespan + "&interval=" + interval
@@ -268,9 +268,8 @@ func pages(device, deep string) map[string][]call {
 		return []call{
 			get("/api/v1/metrics?metricnames=connectedDeviceCount,totalDeviceCount&aggregation=Maximum&timespan=PT2M&interval=PT1S"),
 			metric("connectedDeviceCount", "Maximum", ""),
-			metric("deviceConnects", "Total", "ResultType eq '*'"),
+			metric("deviceConnects", "Total", "ResultType eq '*' and TokenRenewal eq '*'"),
 			metric("deviceDisconnects", "Total", "Reason eq '*'"),
-			metric("deviceConnects", "Total", "TokenRenewal eq 'true'"),
 			get("/api/v1/insights/incidents?limit=5"),
 			get("/api/v1/insights/flapping?top=10"),
 		}
