@@ -213,7 +213,13 @@ func (h *testHub) device(id string) string {
 // connect opens an MQTT/TLS session as device id (clean session).
 func (h *testHub) connect(id, key string) *mqttclient.Conn {
 	h.t.Helper()
-	tok, err := sas.Sign(h.HubName()+"/devices/"+id, key, "", time.Now().Add(time.Hour))
+	return h.connectUntil(id, key, time.Now().Add(time.Hour))
+}
+
+// connectUntil connects as device id with a SAS token that expires at exp.
+func (h *testHub) connectUntil(id, key string, exp time.Time) *mqttclient.Conn {
+	h.t.Helper()
+	tok, err := sas.Sign(h.HubName()+"/devices/"+id, key, "", exp)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -324,6 +324,16 @@ func TestDashboardInBrowser(t *testing.T) {
 	t.Run("fleet picture", func(t *testing.T) {
 		run(t, ctx, "fleet page", 20*time.Second, chromedp.Navigate(base+"/#/fleet?range=PT1H"), chromedp.Reload())
 		waitJS(t, ctx, "the fleet page and its renewals chart", `document.querySelector('#main[data-page=fleet][data-ready]') !== null && document.getElementById('chart-renewals').dataset.state === 'done'`, 20*time.Second)
+		// The churning devices renew 15 s tokens: the renewals chart, read
+		// from deviceConnects' TokenRenewal dimension, shows them.
+		eventually(t, 40*time.Second, func() error {
+			if n := eval[string](t, ctx, `document.getElementById('chart-renewals').dataset.renewals || '0'`); n == "0" {
+				run(t, ctx, "fleet page", 20*time.Second, chromedp.Reload())
+				waitJS(t, ctx, "the renewals chart", `document.getElementById('chart-renewals')?.dataset.state === 'done'`, 20*time.Second)
+				return fmt.Errorf("no renewal on the chart")
+			}
+			return nil
+		})
 		screenshot(t, ctx, shots, "fleet")
 		// the same page in the dark scheme
 		if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{

@@ -93,6 +93,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.index(w, r)
 	case p == sessionPath:
 		h.session(w, r)
+	case p == countPath:
+		h.deviceCount(w, r)
 	case strings.HasPrefix(p, uiPrefix):
 		h.asset(w, r, strings.TrimPrefix(p, uiPrefix))
 	default:

@@ -104,6 +104,9 @@ func newBenchEnv(b *testing.B) (*benchEnv, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := fillMetrics(ctx, mstore, now); err != nil {
+		return nil, err
+	}
 	eng := insight.NewEngine(insight.Options{})
 	srv := api.New(api.Deps{
 		Registry: reg, HubName: hub, Now: func() time.Time { return now },
@@ -143,6 +146,49 @@ func newBenchEnv(b *testing.B) (*benchEnv, error) {
 }
 
 const hub = "bench.azure-devices.net"
+
+// fillMetrics gives the history 7 days of minutes before now, as a hub
+// with this log would hold them: the device gauges once a minute, and
+// each minute's connects (by ResultType, Protocol and TokenRenewal) and
+// disconnects (by ResultType, Protocol and Reason) as one sample of the
+// minute's count per series — the rows a 7-day read of the minute table
+// visits are the same whatever the counts.
+func fillMetrics(ctx context.Context, s *metrics.Store, now time.Time) error {
+	type series struct {
+		metric string
+		dims   []string
+		n      float64
+	}
+	var all []series
+	for _, c := range []struct {
+		rt, proto, renewal string
+		n                  float64
+	}{
+		{"Success", "MQTT", "false", 300}, {"Success", "MQTT", "true", 100}, {"Success", "MQTT-WS", "false", 60},
+		{"Success", "MQTT-WS", "true", 20}, {"401003", "MQTT", "false", 15}, {"401003", "MQTT-WS", "false", 3},
+		{"429005", "MQTT", "false", 2}, {"403002", "MQTT", "false", 1},
+	} {
+		all = append(all, series{metrics.Connects, []string{metrics.DimResultType, c.rt, metrics.DimProtocol, c.proto, metrics.DimTokenRenewal, c.renewal}, c.n})
+	}
+	for _, d := range []struct{ rt, reason string }{
+		{"Success", "client"}, {"401003", "token-expired"}, {"404104", "network"}, {"404104", "keep-alive"},
+		{"400027", "takeover"}, {"500001", "server-shutdown"},
+	} {
+		for _, proto := range []string{"MQTT", "MQTT-WS"} {
+			all = append(all, series{metrics.Disconnects, []string{metrics.DimResultType, d.rt, metrics.DimProtocol, proto, metrics.DimReason, d.reason}, 40})
+		}
+	}
+	start := now.Add(-7 * 24 * time.Hour).Truncate(time.Minute)
+	for t := start; t.Before(now); t = t.Add(time.Minute) {
+		for _, x := range all {
+			s.Add(x.metric, t, x.n, x.dims...)
+		}
+		s.Tick(t, []metrics.GaugeSample{
+			{Metric: metrics.ConnectedDevices, Value: 10_000}, {Metric: metrics.TotalDevices, Value: 100_000},
+			{Metric: metrics.EnabledDevices, Value: 100_000}})
+	}
+	return s.Flush(ctx)
+}
 
 func makeLog(ctx context.Context, path string, n int) error {
 	g, err := loggen.New(loggen.Options{Records: n, End: time.Date(2026, 1, 8, 0, 0, 0, 0, time.UTC), Span: 24 * time.Hour})
@@ -209,25 +255,35 @@ func get(path string) call { return call{method: "GET", path: path} }
 
 // pages are the calls each page makes when it opens (assets/*.js).
 func pages(device, deep string) map[string][]call {
-	metric := func(name, agg, filter string) call {
-		p := "/api/v1/metrics?metricnames=" + name + "&aggregation=" + agg + "&timespan=PT1H&interval=PT1M"
-		if filter != "" {
-			p += "&$filter=" + url.QueryEscape(filter)
+	// fleet is the Fleet page over one of its ranges (metrics.js RANGES),
+	// the renewals chart included (deviceConnects split by TokenRenewal).
+	fleet := func(timespan, interval string) []call {
+		metric := func(name, agg, filter string) call {
+			p := "/api/v1/metrics?metricnames=" + name + "&aggregation=" + agg + "&timespan=" + timespan + "&interval=" + interval
+			if filter != "" {
+				p += "&$filter=" + url.QueryEscape(filter)
+			}
+			return get(p)
 		}
-		return get(p)
-	}
-	dev := url.PathEscape(device)
-	return map[string][]call{
-		"fleet": {
+		return []call{
 			get("/api/v1/metrics?metricnames=connectedDeviceCount,totalDeviceCount&aggregation=Maximum&timespan=PT2M&interval=PT1S"),
 			metric("connectedDeviceCount", "Maximum", ""),
-			metric("deviceConnects", "Total", "ResultType eq '*'"),
+			metric("deviceConnects", "Total", "ResultType eq '*' and TokenRenewal eq '*'"),
 			metric("deviceDisconnects", "Total", "Reason eq '*'"),
 			get("/api/v1/insights/incidents?limit=5"),
 			get("/api/v1/insights/flapping?top=10"),
-		},
-		// The renewals chart is drawn after the page (a log scan).
-		"fleet, renewals chart filled in after (last hour)": {
+		}
+	}
+	count := func(query string) call { return get("/ui/devices/count?" + query) }
+	dev := url.PathEscape(device)
+	return map[string][]call{
+		"fleet, last hour":    fleet("PT1H", "PT1M"),
+		"fleet, last 6 hours": fleet("PT6H", "PT5M"),
+		"fleet, last day":     fleet("P1D", "PT15M"),
+		"fleet, last 7 days":  fleet("P7D", "PT1H"),
+		// What the renewals chart cost before the TokenRenewal dimension:
+		// a scan of the hour's connection records.
+		"fleet, old renewals log scan (last hour, no longer made)": {
 			kqlCall("AzureDiagnostics\n| where Category == \"Connections\" and OperationName == \"deviceConnect\" and TimeGenerated > ago(60m)\n| where properties_s has \"tokenRenewal\"\n| summarize renewals = count() by bin(TimeGenerated, 1m)", ""),
 		},
 		// The list is drawn from the first page; the count of matching
@@ -249,7 +305,22 @@ func pages(device, deep string) map[string][]call {
 		"devices, search": {
 			q("SELECT * FROM devices WHERE STARTSWITH(deviceId, 'device-0') AND connectionState = 'Disconnected' AND status = 'enabled'"),
 		},
+		// The count of a search's matches, from the registry's sorted ids.
 		"devices, search count filled in after": {
+			count("prefix=device-0&state=Disconnected&status=enabled"),
+		},
+		"devices, search count, prefix alone (all 100,000)": {
+			count("prefix=device-"),
+		},
+		"devices, search count, prefix of all 100,000 + state (bounded: at least)": {
+			count("prefix=device-&state=Connected"),
+		},
+		"devices, search count, prefix of all 100,000 + state, Count all": {
+			count("prefix=device-&state=Connected&exact=1"),
+		},
+		// A policy without RegistryRead counts with a device query (a scan
+		// of every twin); the page did so for every search before.
+		"devices, search count by COUNT() query": {
 			q("SELECT COUNT() AS n FROM devices WHERE STARTSWITH(deviceId, 'device-0') AND connectionState = 'Disconnected' AND status = 'enabled'"),
 		},
 		"device": {

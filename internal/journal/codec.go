@@ -61,6 +61,9 @@ type ConnectionSummary struct {
 	// Count is how many attempts a refusal stands for (0 means 1; see
 	// presence.ConnectionEvent.Count).
 	Count int
+	// TokenRenewal marks a connect that completed a SAS-token renewal
+	// (presence.ConnectionEvent.TokenRenewal).
+	TokenRenewal bool
 }
 
 // DecodeConnectionSummary reads the summary of a TETHER_CONN payload,
@@ -73,5 +76,5 @@ func DecodeConnectionSummary(data []byte) (ConnectionSummary, error) {
 		return ConnectionSummary{}, fmt.Errorf("%w: connection event: %w", ErrMalformed, err)
 	}
 	return ConnectionSummary{Kind: s.Kind, Time: s.Time, Reason: s.Reason, Result: s.Result,
-		Protocol: s.Protocol, AuthFailure: s.AuthFailure, Count: s.Count}, nil
+		Protocol: s.Protocol, AuthFailure: s.AuthFailure, Count: s.Count, TokenRenewal: s.TokenRenewal}, nil
 }

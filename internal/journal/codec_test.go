@@ -79,7 +79,7 @@ func TestDecodeStoredEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Kind != e.Kind || !s.Time.Equal(e.Time) || s.Result != e.Result || s.AuthFailure != e.AuthFailure {
+		if s.Kind != e.Kind || !s.Time.Equal(e.Time) || s.Result != e.Result || s.AuthFailure != e.AuthFailure || s.TokenRenewal != e.TokenRenewal {
 			t.Errorf("summary %+v of %+v", s, e)
 		}
 		got = append(got, e)

@@ -34,14 +34,15 @@ func parseConnectionEvent(data []byte) (presence.ConnectionEvent, error) {
 // summaryJSON is what json.Unmarshal fills for a ConnectionSummary: the
 // slow path of parseSummary, and its definition.
 type summaryJSON struct {
-	Kind        presence.Kind        `json:"kind"`
-	Time        time.Time            `json:"time"`
-	Reason      presence.Reason      `json:"reason"`
-	Result      presence.Result      `json:"result"`
-	Protocol    string               `json:"protocol"`
-	AuthFailure presence.AuthFailure `json:"authFailure"`
-	Detail      string               `json:"detail"`
-	Count       int                  `json:"count"`
+	Kind         presence.Kind        `json:"kind"`
+	Time         time.Time            `json:"time"`
+	Reason       presence.Reason      `json:"reason"`
+	Result       presence.Result      `json:"result"`
+	Protocol     string               `json:"protocol"`
+	AuthFailure  presence.AuthFailure `json:"authFailure"`
+	Detail       string               `json:"detail"`
+	Count        int                  `json:"count"`
+	TokenRenewal bool                 `json:"tokenRenewal"`
 }
 
 // parseSummary decodes the summary fields of a connection event's JSON
@@ -206,6 +207,8 @@ func (d *eventDecoder) summary(sum *summaryJSON) (detail []byte, ok bool) {
 			var n int64
 			ok = d.int(&n)
 			sum.Count = int(n)
+		case "tokenRenewal":
+			ok = d.bool(&sum.TokenRenewal)
 		default:
 			ok = knownKeys[string(key)] && d.skip()
 		}

@@ -138,7 +138,7 @@ func FuzzDecodeConnectionEvent(f *testing.F) {
 				t.Fatalf("%q: the event decodes, its summary does not: %v", data, sErr)
 			}
 			if want := (ConnectionSummary{Kind: ev.Kind, Time: ev.Time, Reason: ev.Reason, Result: ev.Result,
-				Protocol: ev.Protocol, AuthFailure: ev.AuthFailure}); !reflect.DeepEqual(s, want) {
+				Protocol: ev.Protocol, AuthFailure: ev.AuthFailure, TokenRenewal: ev.TokenRenewal}); !reflect.DeepEqual(s, want) {
 				t.Fatalf("%q: summary\n got %+v\nwant %+v", data, s, want)
 			}
 		} else if !errors.Is(evErr, ErrMalformed) {

@@ -90,6 +90,10 @@ const (
 	DimStream       = "Stream"
 	DimConsumer     = "Consumer"
 	DimScope        = "Scope"
+	// DimTokenRenewal splits deviceConnects: "true" for a connect that
+	// completed a SAS-token renewal (no loss of service), "false" for
+	// every other attempt.
+	DimTokenRenewal = "TokenRenewal"
 )
 
 // Def describes one metric.
@@ -120,7 +124,7 @@ var Catalog = []Def{
 		"tether_registry_devices", "Device identities in the registry (label status: enabled|disabled)."},
 	{EnabledDevices, "Enabled devices", "Count", Gauge, nil, snapshotAggs,
 		"tether_registry_devices{status=\"enabled\"}", "Enabled device identities in the registry."},
-	{Connects, "Device connection attempts", "Count", Counter, []string{DimResultType, DimProtocol}, countAggs,
+	{Connects, "Device connection attempts", "Count", Counter, []string{DimResultType, DimProtocol, DimTokenRenewal}, countAggs,
 		"tether_device_connects_total", "Connection attempts, accepted (result_type=\"Success\") or refused (IoT Hub error code)."},
 	{Disconnects, "Device disconnects", "Count", Counter, []string{DimResultType, DimProtocol, DimReason}, countAggs,
 		"tether_device_disconnects_total", "Ended device sessions by IoT Hub error code, protocol and Tether reason."},

@@ -101,7 +101,8 @@ func TestCollectorFromJournal(t *testing.T) {
 	j := openJournal(t, filepath.Join(dir, "j1"))
 	at := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
 	for i, dev := range []string{"d1", "d2", "d.3"} {
-		publishConn(t, j, presence.ConnectionEvent{ID: dev + "/1", Kind: presence.Connected, DeviceID: dev, Time: at.Add(time.Duration(i) * time.Second), Protocol: "MQTT"})
+		publishConn(t, j, presence.ConnectionEvent{ID: dev + "/1", Kind: presence.Connected, DeviceID: dev, Time: at.Add(time.Duration(i) * time.Second), Protocol: "MQTT",
+			TokenRenewal: dev == "d.3"})
 	}
 	publishConn(t, j, presence.ConnectionEvent{ID: "d2/2", Kind: presence.Disconnected, DeviceID: "d2", Time: at.Add(5 * time.Second),
 		Protocol: "MQTT-WS", Reason: presence.ReasonKeepAlive, Result: presence.ResultClosedRemotely})
@@ -123,6 +124,10 @@ func TestCollectorFromJournal(t *testing.T) {
 		got := total(t, s, Connects, at, DimResultType, DimProtocol)
 		if got["Success/MQTT/"] != 3 || got["401003/Unknown/"] != 1 {
 			return fmt.Errorf("connects %v", got)
+		}
+		// d.3's connect renewed its token; the refusal is never a renewal.
+		if got := total(t, s, Connects, at, DimTokenRenewal); got["true/"] != 1 || got["false/"] != 3 {
+			return fmt.Errorf("connects by TokenRenewal %v", got)
 		}
 		if got := total(t, s, Disconnects, at, DimResultType, DimProtocol, DimReason); got["404104/MQTT-WS/keep-alive/"] != 1 {
 			return fmt.Errorf("disconnects %v", got)

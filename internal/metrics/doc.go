@@ -12,7 +12,9 @@
 //     set of connected devices (connectedDeviceCount). It is whole before
 //     Start returns, so the first sample is right.
 //   - TETHER_CONN from the history's saved position: connects, disconnects
-//     and authentication failures, by ResultType, protocol and reason.
+//     and authentication failures, by ResultType, protocol and reason;
+//     connects also by TokenRenewal (presence's renewal mark), so renewals
+//     are told from real drops without reading the log.
 //   - TETHER_TELEMETRY from the saved position, headers only (payloads are
 //     not fetched): d2c.telemetry.ingress.success.
 //   - TETHER_OPS from the saved position: IoT Hub's twin, direct-method and

@@ -70,14 +70,19 @@ export async function render(main, _args, params) {
 
   // countMatching fills in how many devices match, after the page is
   // drawn: from the metrics' registry counts when the filter allows (O(1)),
-  // else with a COUNT query (a scan of the registry).
+  // else from the registry's sorted ids (/ui/devices/count: exact in
+  // O(log n) for a search alone; with a state or status filter it looks at
+  // up to 20,000 devices and otherwise says "at least", with a button for
+  // the exact count). A policy without RegistryRead counts with a device
+  // query (a scan of every twin).
   let countSeq = 0;
-  async function countMatching() {
+  async function countMatching(exact) {
     const seq = ++countSeq;
-    countEl.textContent = 'counting…';
+    countEl.replaceChildren('counting…');
     delete countEl.dataset.total;
+    delete countEl.dataset.atLeast;
     try {
-      let total = null;
+      let total = null, bound = null;
       if (!search.value.trim() && can('RegistryRead')) {
         const m = await latest(['totalDeviceCount', 'connectedDeviceCount', 'enabledDeviceCount']);
         if (!state.value && !status.value) total = m.totalDeviceCount;
@@ -86,10 +91,22 @@ export async function render(main, _args, params) {
         else if (!state.value && status.value === 'enabled') total = m.enabledDeviceCount;
         else if (!state.value && status.value === 'disabled' && m.totalDeviceCount !== null) total = m.totalDeviceCount - m.enabledDeviceCount;
       }
-      if (total === null || total === undefined) total = (await deviceQuery('SELECT COUNT() AS n FROM devices' + where())).items[0]?.n ?? 0;
+      if ((total === null || total === undefined) && can('RegistryRead')) {
+        const p = new URLSearchParams({ prefix: search.value.trim(), state: state.value, status: status.value });
+        if (exact) p.set('exact', '1');
+        const c = await get('/ui/devices/count?' + p);
+        if (c.exact) total = c.count; else bound = c;
+      }
+      if ((total === null || total === undefined) && !bound) total = (await deviceQuery('SELECT COUNT() AS n FROM devices' + where())).items[0]?.n ?? 0;
       if (seq !== countSeq) return;
-      countEl.dataset.total = total;
-      countEl.textContent = `${fmtNum(total)} matching`;
+      if (bound) {
+        countEl.dataset.atLeast = bound.count;
+        countEl.replaceChildren(`≥ ${fmtNum(bound.count)} matching (${fmtNum(bound.examined)} of ${fmtNum(bound.candidates)} devices checked) `,
+          h('button', { type: 'button', class: 'secondary', id: 'count-exact', onclick: () => countMatching(true) }, 'Count all'));
+      } else {
+        countEl.dataset.total = total;
+        countEl.textContent = `${fmtNum(total)} matching`;
+      }
     } catch (e) { if (seq === countSeq) countEl.textContent = 'count failed: ' + e.message; }
   }
 

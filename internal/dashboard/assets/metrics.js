@@ -19,11 +19,27 @@ export async function metric(name, agg, range, filter, signal) {
   const out = [];
   for (const v of body.value || []) {
     for (const ts of v.timeseries || []) {
-      const dims = (ts.metadatavalues || []).map((m) => m.value).join(' · ') || v.name?.localizedValue || name;
-      out.push({ name: dims, points: (ts.data || []).map((p) => [Date.parse(p.timeStamp), p[key] ?? null]) });
+      const md = ts.metadatavalues || [];
+      const dims = md.map((m) => m.value).join(' · ') || v.name?.localizedValue || name;
+      out.push({ name: dims, dims: Object.fromEntries(md.map((m) => [m.name?.value, m.value])),
+        points: (ts.data || []).map((p) => [Date.parse(p.timeStamp), p[key] ?? null]) });
     }
   }
   return out;
+}
+
+// merge sums series into one per value of dimension dim (the points of
+// series with one timestamp grid, as one metrics answer has), optionally
+// only those that keep() accepts.
+export function merge(series, dim, keep = () => true) {
+  const by = new Map();
+  for (const s of series.filter(keep)) {
+    const name = s.dims?.[dim] || 'Unknown';
+    const cur = by.get(name);
+    if (!cur) { by.set(name, { name, points: s.points.map((p) => [p[0], p[1]]) }); continue; }
+    s.points.forEach((p, i) => { if (p[1] !== null) cur.points[i][1] = (cur.points[i][1] ?? 0) + p[1]; });
+  }
+  return [...by.values()];
 }
 
 // buckets turns series into stacked-bar input on the range's grid.
