@@ -60,15 +60,19 @@ const (
 
 // Result is one store's run, as a child prints it.
 type Result struct {
-	Store          string
-	Records        int
-	Devices        int
-	Span           string
-	WallRate       float64 // records/s, generator included
-	AppendRate     float64 // records/s inside Append
-	AppendP50Ms    float64
-	AppendP99Ms    float64
-	AppendMaxMs    float64
+	Store        string
+	Records      int
+	Devices      int
+	Span         string
+	WallRate     float64 // records/s, generator included
+	AppendRate   float64 // records/s inside Append
+	AppendP50Ms  float64
+	AppendP99Ms  float64
+	AppendMaxMs  float64
+	AppendP999Ms float64
+	// IngestCPUus is the process's CPU per record during ingest: Append,
+	// the store's background work, the generator, the queries beside.
+	IngestCPUus    float64
 	QueriesDuring  int // queries run while ingesting
 	CompactSeconds float64
 	FileBytes      int64
@@ -227,6 +231,7 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 	}
 	var lat []time.Duration
 	var inAppend time.Duration
+	cpu0 := processCPU()
 	start, last := time.Now(), time.Now()
 	n := 0
 	for rs := range batches {
@@ -245,6 +250,7 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 		}
 	}
 	wall := time.Since(start)
+	res.IngestCPUus = float64((processCPU() - cpu0).Microseconds()) / float64(max(n, 1))
 	close(stopQueries)
 	qwg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -255,6 +261,7 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 	res.Records = n
 	res.WallRate, res.AppendRate = float64(n)/wall.Seconds(), float64(n)/inAppend.Seconds()
 	res.AppendP50Ms, res.AppendP99Ms, res.AppendMaxMs = pct(0.5), pct(0.99), ms(lat[len(lat)-1])
+	res.AppendP999Ms = pct(0.999)
 	res.QueriesDuring = int(queried.Load())
 
 	if d, ok := store.(*logduckdb.Store); ok && compact {
@@ -387,6 +394,8 @@ func printTable(w *os.File, rs []Result) {
 	row("Append p50 / p99 / max, ms", func(r Result) string {
 		return fmt.Sprintf("%s / %s / %s", f1(r.AppendP50Ms), f1(r.AppendP99Ms), f1(r.AppendMaxMs))
 	})
+	row("Append p99.9, ms", func(r Result) string { return f1(r.AppendP999Ms) })
+	row("ingest CPU µs/record (process: generator, queries included)", func(r Result) string { return f1(r.IngestCPUus) })
 	row("queries run during ingest", func(r Result) string { return fmt.Sprint(r.QueriesDuring) })
 	row("sort closed days by device, s", func(r Result) string { return f1(r.CompactSeconds) })
 	row("file, MiB", func(r Result) string { return f0(float64(r.FileBytes) / (1 << 20)) })
@@ -408,4 +417,13 @@ func printTable(w *os.File, rs []Result) {
 	row("RSS peak / end, MiB", func(r Result) string { return fmt.Sprintf("%s / %s", f0(r.RSSPeakMiB), f0(r.RSSEndMiB)) })
 	row("memory_limit, MiB", func(r Result) string { return fmt.Sprint(r.MemoryLimitMiB) })
 	row("process CPU, s", func(r Result) string { return f0(r.CPUSeconds) })
+}
+
+// processCPU is the process's user + system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

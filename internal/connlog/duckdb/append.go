@@ -100,7 +100,7 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 		s.dropWriter()
 		return err
 	}
-	tables, bytes, err := s.appendTx(ctx, w, days, byDay, order)
+	tables, res, bytes, err := s.appendTx(ctx, w, days, byDay, order)
 	if err == nil {
 		_, err = w.ExecContext(ctx, "COMMIT")
 	}
@@ -111,6 +111,10 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 		return err
 	}
 	s.tables = tables
+	for id := len(s.resources); id < len(res); id++ {
+		s.resIndex[res[id]] = uint16(id)
+	}
+	s.resources = res
 	s.seq += int64(len(records))
 	for _, r := range fresh {
 		s.hwm = max(s.hwm, r.TimeGenerated.UnixNano())
@@ -119,30 +123,42 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 	return nil
 }
 
-// appendTx creates missing day tables (and the view over them) and
-// appends the records through DuckDB's Appender, inside the caller's
-// transaction. It returns the day tables after it and the bytes appended
-// (estimate, for the checkpoint loop).
-func (s *Store) appendTx(ctx context.Context, w *sql.Conn, days []string, byDay map[string][]*connlog.Record, order map[*connlog.Record]int64) ([]string, int64, error) {
+// appendTx creates missing day tables and resource tuples (and the view
+// over them) and appends the records through DuckDB's Appender, inside
+// the caller's transaction. It returns the day tables and resource tuples
+// after it and the bytes appended (estimate, for the checkpoint loop).
+func (s *Store) appendTx(ctx context.Context, w *sql.Conn, days []string, byDay map[string][]*connlog.Record, order map[*connlog.Record]int64) ([]string, []resTuple, int64, error) {
 	tables := s.tables
 	var created bool
 	for _, d := range days {
 		if !slices.Contains(tables, d) {
 			if _, err := w.ExecContext(ctx, createTableSQL(d)); err != nil {
-				return nil, 0, err
+				return nil, nil, 0, err
 			}
 			tables = append(slices.Clone(tables), d)
 			created = true
 		}
 	}
-	if created {
+	var all []*connlog.Record
+	for _, d := range days {
+		all = append(all, byDay[d]...)
+	}
+	ids, res, err := resourceIDs(ctx, w, s.resources, s.resIndex, all)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	resIDs := make(map[string][]uint16, len(days))
+	for _, d := range days {
+		resIDs[d], ids = ids[:len(byDay[d])], ids[len(byDay[d]):]
+	}
+	if created || len(res) > len(s.resources) {
 		slices.Sort(tables)
-		if _, err := w.ExecContext(ctx, viewSQL(tables)); err != nil {
-			return nil, 0, err
+		if _, err := w.ExecContext(ctx, viewSQL(tables, res)); err != nil {
+			return nil, nil, 0, err
 		}
 	}
 	var bytes int64
-	err := w.Raw(func(dc any) error {
+	err = w.Raw(func(dc any) error {
 		conn, ok := dc.(driver.Conn)
 		if !ok {
 			return fmt.Errorf("unexpected driver connection %T", dc)
@@ -153,8 +169,8 @@ func (s *Store) appendTx(ctx context.Context, w *sql.Conn, days []string, byDay 
 			if err != nil {
 				return err
 			}
-			for _, r := range byDay[d] {
-				bytes += fillRow(row, r, s.seq+1+order[r])
+			for i, r := range byDay[d] {
+				bytes += fillRow(row, r, s.seq+1+order[r], resIDs[d][i])
 				if err := a.AppendRow(row...); err != nil {
 					a.Close()
 					return err
@@ -169,12 +185,12 @@ func (s *Store) appendTx(ctx context.Context, w *sql.Conn, days []string, byDay 
 		}
 		return nil
 	})
-	return tables, bytes, err
+	return tables, res, bytes, err
 }
 
 // fillRow sets row to r's values in table column order and returns their
 // size (estimate).
-func fillRow(row []driver.Value, r *connlog.Record, seq int64) int64 {
+func fillRow(row []driver.Value, r *connlog.Record, seq int64, res uint16) int64 {
 	n := int64(0)
 	for i, c := range storedColumns {
 		var v driver.Value
@@ -200,7 +216,8 @@ func fillRow(row []driver.Value, r *connlog.Record, seq int64) int64 {
 	}
 	row[len(storedColumns)] = seq
 	row[len(storedColumns)+1] = DeviceKey(r.DeviceID)
-	return n + 12
+	row[len(storedColumns)+2] = res
+	return n + 14
 }
 
 // stringField is the Record field of a string column.

@@ -105,7 +105,7 @@ func (s *Store) Compact(ctx context.Context, name string) error {
 		fmt.Sprintf("INSERT INTO %s SELECT * FROM %s WHERE %s > %d ORDER BY %s", quote(tmp), quote(name), colSeq, maxSeq, colSeq),
 		"DROP TABLE " + quote(name),
 		"ALTER TABLE " + quote(tmp) + " RENAME TO " + quote(name),
-		viewSQL(s.tables),
+		viewSQL(s.tables, s.resources),
 		"INSERT INTO tether_meta VALUES ('" + key + "', 'yes')",
 		"COMMIT",
 	} {

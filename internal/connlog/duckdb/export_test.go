@@ -2,11 +2,23 @@
 
 package duckdb
 
-import "github.com/tether-hub/tether/internal/connlog"
+import (
+	"strings"
+
+	"github.com/tether-hub/tether/internal/connlog"
+)
 
 // PackProperties and UnpackProperties expose the properties_s packing.
 func PackProperties(r *connlog.Record) string             { return packProperties(r) }
 func UnpackProperties(p string, r *connlog.Record) string { return unpackProperties(p, r) }
+
+// PackSlow is packProperties replacing one key after the other.
+func PackSlow(r *connlog.Record) string {
+	if strings.IndexByte(r.Properties, 0x01) >= 0 {
+		return rawPrefix + r.Properties
+	}
+	return packSlow(r.Properties, r)
+}
 
 // Tables lists the day tables.
 func (s *Store) Tables() []string {

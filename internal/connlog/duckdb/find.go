@@ -14,7 +14,8 @@ import (
 )
 
 // selectColumns are what Find reads from the day tables: the stored
-// record columns (props for properties_s), in storedColumns order.
+// record columns (props for properties_s), in storedColumns order, and
+// _Res.
 var selectColumns = func() string {
 	names := make([]string, len(storedColumns))
 	for i, c := range storedColumns {
@@ -24,7 +25,7 @@ var selectColumns = func() string {
 			names[i] = quote(c.Name)
 		}
 	}
-	return strings.Join(names, ", ")
+	return strings.Join(names, ", ") + ", " + colRes
 }()
 
 // Find returns the newest f.Limit matching records, oldest first. It reads
@@ -73,7 +74,12 @@ func (s *Store) Find(ctx context.Context, f connlog.Filter) ([]connlog.Record, e
 		return nil, fmt.Errorf("connlog/duckdb: find: %w", err)
 	}
 	defer rows.Close()
-	out, err := scanRecords(rows)
+	// The tuples of every row the query sees (committed before it began;
+	// append-only: the first len(res) never change).
+	s.writeMu.Lock()
+	res := s.resources
+	s.writeMu.Unlock()
+	out, err := scanRecords(rows, res)
 	if err != nil {
 		return nil, fmt.Errorf("connlog/duckdb: find: %w", err)
 	}
@@ -83,15 +89,17 @@ func (s *Store) Find(ctx context.Context, f connlog.Filter) ([]connlog.Record, e
 	return out, nil
 }
 
-// scanRecords reads rows of selectColumns followed by _Seq.
-func scanRecords(rows *sql.Rows) ([]connlog.Record, error) {
+// scanRecords reads rows of selectColumns followed by _Seq; res are the
+// resource tuples.
+func scanRecords(rows *sql.Rows, res []resTuple) ([]connlog.Record, error) {
 	var out []connlog.Record
-	dests := make([]any, len(storedColumns)+1)
+	dests := make([]any, len(storedColumns)+2)
 	var (
 		r        connlog.Record
 		timeNano int64
 		duration sql.NullInt64
 		props    string
+		resID    int
 		seq      int64
 	)
 	for i, c := range storedColumns {
@@ -106,7 +114,8 @@ func scanRecords(rows *sql.Rows) ([]connlog.Record, error) {
 			dests[i] = stringField(&r, c.Name)
 		}
 	}
-	dests[len(storedColumns)] = &seq
+	dests[len(storedColumns)] = &resID
+	dests[len(storedColumns)+1] = &seq
 	for rows.Next() {
 		r = connlog.Record{}
 		duration = sql.NullInt64{}
@@ -114,6 +123,10 @@ func scanRecords(rows *sql.Rows) ([]connlog.Record, error) {
 			return nil, err
 		}
 		rec := r
+		if resID < 0 || resID >= len(res) {
+			return nil, fmt.Errorf("record %s: resource tuple %d unknown", rec.ItemID, resID)
+		}
+		setResource(&rec, &res[resID])
 		rec.TimeGenerated = time.Unix(0, timeNano).UTC()
 		if duration.Valid {
 			d := duration.Int64

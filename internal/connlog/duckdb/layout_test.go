@@ -166,10 +166,18 @@ func FuzzPropertiesPacking(f *testing.F) {
 	f.Add("dev", "MQTT", `{"deviceId":"dev","protocol":"MQTT"}`)
 	f.Add("d\x01", "", `{"deviceId":"d\u0001"}`)
 	f.Add("a", "b", `"deviceId":"a""deviceId":"a"`)
+	f.Add("x", "y", `{"deviceId":"x""protocol":"y"}`)
+	f.Add("p", "p", `{"protocol":"p","deviceId":"p","protocol":"p"}`)
+	f.Add("", "", `{"deviceId":"","protocol":""}`)
 	f.Fuzz(func(t *testing.T, dev, proto, props string) {
 		r := connlog.Record{DeviceID: dev, Protocol: proto, Properties: props}
-		if got := duckdb.UnpackProperties(duckdb.PackProperties(&r), &r); got != props {
+		packed := duckdb.PackProperties(&r)
+		if got := duckdb.UnpackProperties(packed, &r); got != props {
 			t.Fatalf("round trip of %q: %q", props, got)
+		}
+		// The one-pass packing stores what key-by-key replacement does.
+		if slow := duckdb.PackSlow(&r); packed != slow {
+			t.Fatalf("packing %q: %q, key by key %q", props, packed, slow)
 		}
 	})
 }

@@ -14,15 +14,22 @@ type sharedKey struct {
 	col    string // the column with the same value
 	marker string // what stands for `"key":"value"` in props
 	value  func(r *connlog.Record) string
+	open   string // `"key":"`, what a pair starts with
 }
 
 // sharedKeys are the keys kql.AzureDiagnostics maps to columns (Extracted).
 // Each marker starts with \x01, which valid JSON text cannot hold raw.
 var sharedKeys = []sharedKey{
-	{"deviceId", connlog.ColDeviceID, "\x01d", func(r *connlog.Record) string { return r.DeviceID }},
-	{"protocol", connlog.ColProtocol, "\x01p", func(r *connlog.Record) string { return r.Protocol }},
-	{"sdkVersion", connlog.ColSDKVersion, "\x01s", func(r *connlog.Record) string { return r.SDKVersion }},
-	{"sequenceNumber", connlog.ColSequenceNumber, "\x01q", func(r *connlog.Record) string { return r.SequenceNumber }},
+	{"deviceId", connlog.ColDeviceID, "\x01d", func(r *connlog.Record) string { return r.DeviceID }, ""},
+	{"protocol", connlog.ColProtocol, "\x01p", func(r *connlog.Record) string { return r.Protocol }, ""},
+	{"sdkVersion", connlog.ColSDKVersion, "\x01s", func(r *connlog.Record) string { return r.SDKVersion }, ""},
+	{"sequenceNumber", connlog.ColSequenceNumber, "\x01q", func(r *connlog.Record) string { return r.SequenceNumber }, ""},
+}
+
+func init() {
+	for i := range sharedKeys {
+		sharedKeys[i].open = `"` + sharedKeys[i].key + `":"`
+	}
 }
 
 // rawPrefix starts a stored props that is the text itself (one that held
@@ -51,6 +58,89 @@ func packProperties(r *connlog.Record) string {
 	if strings.IndexByte(p, 0x01) >= 0 {
 		return rawPrefix + p
 	}
+	if s, ok := packFast(p, r); ok {
+		return s
+	}
+	return packSlow(p, r)
+}
+
+// span is where a shared key's pair is in properties_s, and its marker.
+type span struct {
+	at, end int
+	marker  string
+}
+
+// packFast is packProperties (after the rawPrefix case) in one pass and
+// one allocation, for the usual text: every pair found at most once, none
+// overlapping another. It gives up (ok false) otherwise, and packSlow,
+// which replaces one key after the other, decides.
+func packFast(p string, r *connlog.Record) (string, bool) {
+	var found [4]span
+	n := 0
+	for _, k := range sharedKeys {
+		v := k.value(r)
+		at := pairAt(p, k.open, v, 0)
+		if at < 0 {
+			continue
+		}
+		if !plain(v) {
+			continue
+		}
+		end := at + len(k.open) + len(v) + 1
+		if pairAt(p, k.open, v, end) >= 0 {
+			return "", false
+		}
+		found[n] = span{at, end, k.marker}
+		n++
+	}
+	if n == 0 {
+		return p, true
+	}
+	spans := found[:n]
+	// Few spans: insertion sort by position, then check for overlaps.
+	for i := 1; i < n; i++ {
+		for j := i; j > 0 && spans[j].at < spans[j-1].at; j-- {
+			spans[j], spans[j-1] = spans[j-1], spans[j]
+		}
+	}
+	size := len(p)
+	for i, sp := range spans {
+		if i > 0 && sp.at < spans[i-1].end {
+			return "", false
+		}
+		size -= sp.end - sp.at - len(sp.marker)
+	}
+	b := make([]byte, 0, size)
+	last := 0
+	for _, sp := range spans {
+		b = append(b, p[last:sp.at]...)
+		b = append(b, sp.marker...)
+		last = sp.end
+	}
+	b = append(b, p[last:]...)
+	return string(b), true
+}
+
+// pairAt is the index of the first `"key":"value"` (open is `"key":"`) in
+// p at or after from, or -1.
+func pairAt(p, open, v string, from int) int {
+	for from <= len(p) {
+		i := strings.Index(p[from:], open)
+		if i < 0 {
+			return -1
+		}
+		at := from + i
+		rest := p[at+len(open):]
+		if len(rest) > len(v) && rest[:len(v)] == v && rest[len(v)] == '"' {
+			return at
+		}
+		from = at + 1
+	}
+	return -1
+}
+
+// packSlow replaces the shared keys' pairs one key after the other.
+func packSlow(p string, r *connlog.Record) string {
 	for _, k := range sharedKeys {
 		v := k.value(r)
 		if !plain(v) {

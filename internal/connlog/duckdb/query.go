@@ -60,6 +60,7 @@ func (s *Store) ReadQueryIn(ctx context.Context, bounds kql.TimeRange, query str
 	}
 	s.writeMu.Lock()
 	all := slices.Clone(s.tables)
+	res := s.resources // append-only: the first len(res) never change
 	s.writeMu.Unlock()
 	tables := tablesWithin(all, bounds.Start, bounds.End)
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -68,7 +69,7 @@ func (s *Store) ReadQueryIn(ctx context.Context, bounds kql.TimeRange, query str
 	}
 	defer tx.Rollback()
 	if len(tables) < len(all) {
-		if _, err := tx.ExecContext(ctx, strings.Replace(viewSQL(tables), "CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW", 1)); err != nil {
+		if _, err := tx.ExecContext(ctx, strings.Replace(viewSQL(tables, res), "CREATE OR REPLACE VIEW", "CREATE OR REPLACE TEMP VIEW", 1)); err != nil {
 			return err
 		}
 	}

@@ -81,7 +81,7 @@ func (s *Store) deleteBefore(ctx context.Context, t time.Time) (int64, error) {
 		}
 		if len(drop) > 0 {
 			rest := slices.DeleteFunc(slices.Clone(s.tables), func(n string) bool { return slices.Contains(drop, n) })
-			if _, err := w.ExecContext(ctx, viewSQL(rest)); err != nil {
+			if _, err := w.ExecContext(ctx, viewSQL(rest, s.resources)); err != nil {
 				return err
 			}
 		}

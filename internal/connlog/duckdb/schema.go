@@ -5,6 +5,7 @@ package duckdb
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 )
 
 // schemaVersion is the version this package writes into tether_meta.
-const schemaVersion = 1
+// Version 2 replaced the resource columns by _Res (resources.go).
+const schemaVersion = 2
 
 // View is the name queries use, Log Analytics' table name.
 const View = "AzureDiagnostics"
@@ -29,6 +31,7 @@ const (
 	colSeq       = "_Seq"       // store-wide append counter
 	colDeviceKey = "_DeviceKey" // deviceKey(DeviceId)
 	colProps     = "props"      // properties_s with shared values replaced by markers
+	colRes       = "_Res"       // the record's tuple in tether_resources
 )
 
 // dayTable is the table holding the records of t's UTC day.
@@ -56,12 +59,12 @@ func DeviceKey(id string) uint32 {
 }
 
 // storedColumns are the record columns a day table stores, in
-// connlog.Columns order: all but the virtual _ResourceId; properties_s is
-// stored as props.
+// connlog.Columns order: all but the virtual _ResourceId and the resource
+// columns (_Res stands for them); properties_s is stored as props.
 var storedColumns = func() []connlog.Column {
 	var cols []connlog.Column
 	for _, c := range connlog.Columns {
-		if c.Name != connlog.ColResourceIDStd {
+		if c.Name != connlog.ColResourceIDStd && !isResourceColumn(c.Name) {
 			cols = append(cols, c)
 		}
 	}
@@ -85,24 +88,28 @@ func createTableSQL(name string) string {
 		}
 	}
 	b.WriteString("\t" + colSeq + " BIGINT NOT NULL,\n")
-	b.WriteString("\t" + colDeviceKey + " UINTEGER NOT NULL\n)")
+	b.WriteString("\t" + colDeviceKey + " UINTEGER NOT NULL,\n")
+	b.WriteString("\t" + colRes + " USMALLINT NOT NULL\n)")
 	return b.String()
 }
 
 // appendColumnCount is the number of a day table's columns, the values
-// of one Appender row: the stored record columns, _Seq, _DeviceKey.
-func appendColumnCount() int { return len(storedColumns) + 2 }
+// of one Appender row: the stored record columns, _Seq, _DeviceKey, _Res.
+func appendColumnCount() int { return len(storedColumns) + 3 }
 
 // viewSelect is the SELECT list of the view: the record columns under
-// their Log Analytics names, properties_s rebuilt.
-func viewSelect() string {
+// their Log Analytics names, properties_s and the resource columns (of
+// the tuples res) rebuilt.
+func viewSelect(res []resTuple) string {
 	var parts []string
 	for _, c := range connlog.Columns {
-		switch c.Name {
-		case connlog.ColProperties:
+		switch {
+		case c.Name == connlog.ColProperties:
 			parts = append(parts, propertiesSQL(colProps)+" AS "+quote(c.Name))
-		case connlog.ColResourceIDStd:
-			parts = append(parts, quote(connlog.ColResourceID)+" AS "+quote(c.Name))
+		case c.Name == connlog.ColResourceIDStd:
+			parts = append(parts, resourceSQL(res, slices.Index(resourceColumns, connlog.ColResourceID))+" AS "+quote(c.Name))
+		case isResourceColumn(c.Name):
+			parts = append(parts, resourceSQL(res, slices.Index(resourceColumns, c.Name))+" AS "+quote(c.Name))
 		default:
 			parts = append(parts, quote(c.Name))
 		}
@@ -111,11 +118,12 @@ func viewSelect() string {
 	return strings.Join(parts, ", ")
 }
 
-// viewSQL (re)creates the view over tables (day tables, oldest first):
+// viewSQL (re)creates the view over tables (day tables, oldest first)
+// and the resource tuples res:
 // the record columns computed once over the UNION ALL of the tables'
 // stored columns (computing them in every branch made DuckDB bind the
 // properties_s expression once per day: ~10 ms a day table per query).
-func viewSQL(tables []string) string {
+func viewSQL(tables []string, res []resTuple) string {
 	if len(tables) == 0 {
 		tables = []string{emptyTable}
 	}
@@ -123,7 +131,7 @@ func viewSQL(tables []string) string {
 	for i, t := range tables {
 		branches[i] = "SELECT * FROM " + quote(t)
 	}
-	return "CREATE OR REPLACE VIEW " + View + " AS\nSELECT " + viewSelect() + " FROM (\n" + strings.Join(branches, "\nUNION ALL\n") + "\n)"
+	return "CREATE OR REPLACE VIEW " + View + " AS\nSELECT " + viewSelect(res) + " FROM (\n" + strings.Join(branches, "\nUNION ALL\n") + "\n)"
 }
 
 // quote quotes an identifier.
@@ -133,11 +141,12 @@ func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`
 // tables are compacted.
 var metaSQL = []string{
 	"CREATE TABLE IF NOT EXISTS tether_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+	resourcesSQL(),
 }
 
 func versionCheck(v string) error {
 	if v != fmt.Sprint(schemaVersion) {
-		return fmt.Errorf("schema version %s is not this build's %d", v, schemaVersion)
+		return fmt.Errorf("schema version %s is not this build's %d (version 1, of the first DuckDB builds, stored the resource columns in every row: move the file away and run `tether logs migrate` from logs.db, or start with an empty log)", v, schemaVersion)
 	}
 	return nil
 }

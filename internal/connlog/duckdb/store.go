@@ -38,6 +38,9 @@ type Store struct {
 	tables  []string // day tables, oldest first (the view's branches)
 	seq     int64    // the last _Seq given
 	hwm     int64    // the newest TimeGenerated stored (Unix ns); see Append
+	// resources are tether_resources' tuples by id, resIndex the reverse.
+	resources []resTuple
+	resIndex  map[resTuple]uint16
 
 	stop chan struct{} // closes the background loops
 	done sync.WaitGroup
@@ -153,13 +156,20 @@ func (s *Store) init(ctx context.Context) error {
 	if err := s.loadTables(ctx, w); err != nil {
 		return err
 	}
+	if s.resources, err = loadResources(ctx, w); err != nil {
+		return err
+	}
+	s.resIndex = make(map[resTuple]uint16, len(s.resources))
+	for id, t := range s.resources {
+		s.resIndex[t] = uint16(id)
+	}
 	for _, name := range s.tables {
 		// A sort that a crash or Close interrupted (compact.go).
 		if _, err := w.ExecContext(ctx, "DROP TABLE IF EXISTS "+quote(name+sortingSuffix)); err != nil {
 			return err
 		}
 	}
-	if _, err := w.ExecContext(ctx, viewSQL(s.tables)); err != nil {
+	if _, err := w.ExecContext(ctx, viewSQL(s.tables, s.resources)); err != nil {
 		return err
 	}
 	if len(s.tables) > 0 {
