@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,6 +54,7 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute+time.Duration(nDevices)*30*time.Millisecond)
 	defer cancel()
 	phase := phaseLogger(t)
+	t0 := time.Now()
 	bin := tetherBinary(t)
 	routes, err := hubproc.FreePorts(3)
 	if err != nil {
@@ -231,9 +233,11 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	// Rolling restart: each node in turn stops (its devices are recorded
 	// server-shutdown), its devices reconnect on the next node, it starts.
 	for k := range nodes {
-		if !nodes[k].stop(30 * time.Second) {
-			t.Errorf("node %d did not stop cleanly", k+1)
+		stopStart := time.Now()
+		if !stopOrDump(nodes[k], 20*time.Second) {
+			t.Errorf("node %d did not stop cleanly within 20 s (goroutine dump in %s)", k+1, nodes[k].LogPath)
 		}
+		phase("rolling restart: node %d stopped in %s", k+1, time.Since(stopStart).Round(time.Millisecond))
 		next := (k + 1) % 3
 		if err := forEach(ctx, devs, par, nil, func(i int, d *device) error {
 			if where[i] != k {
@@ -287,7 +291,37 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 		go func() { defer wg.Done(); h.stop(30 * time.Second) }()
 	}
 	wg.Wait()
-	checkClusterRun(t, evs, rc.snapshot(), phase)
+	checkClusterRun(t, evs, rc.snapshot(), phase, t0)
+	if t.Failed() {
+		keep := filepath.Join(os.TempDir(), fmt.Sprintf("tether-cluster-logs-%d", time.Now().Unix()))
+		if err := os.MkdirAll(keep, 0o755); err == nil {
+			for _, h := range nodes {
+				if b, err := os.ReadFile(h.LogPath); err == nil {
+					_ = os.WriteFile(filepath.Join(keep, filepath.Base(h.LogPath)), b, 0o644)
+				}
+			}
+			t.Logf("node logs kept in %s", keep)
+		}
+	}
+}
+
+// stopOrDump stops h with SIGTERM; a node still running after grace gets
+// SIGQUIT (the Go runtime writes every goroutine's stack to its log and
+// exits), so a slow shutdown shows what it waits for.
+func stopOrDump(h *hubProc, grace time.Duration) bool {
+	pid := h.Pid()
+	done := make(chan bool, 1)
+	go func() { done <- h.stop(grace + 15*time.Second) }()
+	select {
+	case ok := <-done:
+		return ok
+	case <-time.After(grace):
+		if p, err := os.FindProcess(pid); err == nil {
+			_ = p.Signal(syscall.SIGQUIT)
+		}
+		<-done
+		return false
+	}
 }
 
 // clusterLog reads every device's Connections log records from one node
@@ -341,7 +375,7 @@ func eventuallyCtx(ctx context.Context, t *testing.T, timeout time.Duration, f f
 // checkClusterRun checks the log per device (alternating kinds in
 // sequence order, no sequence number twice) and the receiver against it (each event
 // once; in order per device).
-func checkClusterRun(t *testing.T, evs []journalEvent, got []delivered, phase func(string, ...any)) {
+func checkClusterRun(t *testing.T, evs []journalEvent, got []delivered, phase func(string, ...any), t0 time.Time) {
 	t.Helper()
 	byDev := map[string][]journalEvent{}
 	for _, ev := range evs {
@@ -375,14 +409,20 @@ func checkClusterRun(t *testing.T, evs []journalEvent, got []delivered, phase fu
 		t.Errorf("disconnect reasons %v: want node-lost, takeover and server-shutdown among them", reasons)
 	}
 	seen := map[string]int{}
+	first := map[string]delivered{}
 	last := map[string]string{}
 	dup, outOfOrder := 0, 0
+	var dups []string
 	for _, d := range got {
 		seen[d.Seq+d.Device]++
 		if seen[d.Seq+d.Device] > 1 {
 			dup++
+			f := first[d.Seq+d.Device]
+			dups = append(dups, fmt.Sprintf("%s %s %s: at %.2fs (count %s) and %.2fs (count %s)", d.Device, d.Seq, d.Type,
+				f.At.Sub(t0).Seconds(), f.DeliveryCount, d.At.Sub(t0).Seconds(), d.DeliveryCount))
 			continue
 		}
+		first[d.Seq+d.Device] = d
 		if d.Seq <= last[d.Device] {
 			outOfOrder++
 		}
@@ -399,6 +439,6 @@ func checkClusterRun(t *testing.T, evs []journalEvent, got []delivered, phase fu
 	// in order per device. (Killing the delivering node could still
 	// repeat the events it had in flight: at-least-once.)
 	if missing > 0 || dup > 0 || outOfOrder > 0 {
-		t.Errorf("webhook: %d missing, %d duplicated, %d out of order", missing, dup, outOfOrder)
+		t.Errorf("webhook: %d missing, %d duplicated, %d out of order; duplicates: %s", missing, dup, outOfOrder, firstFew(dups, 20))
 	}
 }

@@ -81,43 +81,6 @@ func (n *Node) loop(ctx context.Context) {
 	}
 }
 
-// Leads reports whether this node runs job.
-func (n *Node) Leads(job string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.lead[job]
-}
-
-// campaign keeps or takes the leadership of job: the leader rewrites its
-// key (compare-and-set on the revision it wrote); the others try to
-// create it, which succeeds once the leader's key has expired.
-func (n *Node) campaign(ctx context.Context, job string) {
-	n.mu.Lock()
-	leading := n.lead[job]
-	n.mu.Unlock()
-	if leading {
-		e, err := n.leaders.Get(ctx, job)
-		if err == nil && string(e.Value()) == n.o.Node {
-			if _, err = n.leaders.Update(ctx, job, []byte(n.o.Node), e.Revision()); err == nil {
-				return
-			}
-		}
-		n.log.Warn("lost the lead of a shared job", "job", job, "err", err)
-		n.mu.Lock()
-		n.lead[job] = false
-		n.mu.Unlock()
-		n.onLead(job, false)
-		return
-	}
-	if _, err := n.leaders.Create(ctx, job, []byte(n.o.Node)); err == nil {
-		n.log.Info("leading a shared job", "job", job)
-		n.mu.Lock()
-		n.lead[job] = true
-		n.mu.Unlock()
-		n.onLead(job, true)
-	}
-}
-
 // loadIndex reads every owner record into the index and returns the
 // watcher, which goes on with the changes after them (watchOwners): one
 // watcher, so no change falls between the reading and the watching.
@@ -308,44 +271,5 @@ func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presen
 	nrev, now, err := n.get(ctx, key)
 	if err == nil && now.Node == n.o.Node && now.Boot == n.boot && now.Ending {
 		_ = n.owners.Delete(ctx, key, jetstream.LastRevision(nrev))
-	}
-}
-
-// onLead tells Options.OnLead of a change, in order, off the heartbeat
-// (starting a job may take longer than a lease).
-func (n *Node) onLead(job string, leading bool) {
-	if n.o.OnLead == nil {
-		return
-	}
-	n.leadMu.Lock()
-	n.leadQ = append(n.leadQ, leadChange{job, leading})
-	n.leadMu.Unlock()
-	select {
-	case n.leadWake <- struct{}{}:
-	default:
-	}
-}
-
-type leadChange struct {
-	job     string
-	leading bool
-}
-
-// tellLeads runs OnLead for the queued changes until ctx ends.
-func (n *Node) tellLeads(ctx context.Context) {
-	defer n.wg.Done()
-	for {
-		n.leadMu.Lock()
-		q := n.leadQ
-		n.leadQ = nil
-		n.leadMu.Unlock()
-		for _, c := range q {
-			n.o.OnLead(c.job, c.leading)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-n.leadWake:
-		}
 	}
 }
