@@ -12,19 +12,21 @@ import (
 // tether_leaders until the key can expire. The key lives Options.Lease
 // from its last write (the bucket's TTL); only then can another node
 // create it. So the leader fences itself: it counts the term from the
-// moment it sent its last successful write and ends the term (cancels
-// the term's context, which the job's work runs under, and stops the job)
-// fenceShare of the lease later, before the key can pass to another node.
-// A renewal that fails for a passing reason (a slow or unreachable
-// cluster) keeps the term until then; one that shows another node holds
-// the key ends it at once. Jobs therefore never run on two nodes at the
-// same time, unless a node's clock or scheduler stalls for more than the
-// lease's last fifth.
+// moment it sent its last successful write; fenceShare of the lease
+// later, unless renewed, the term ends: Leads turns false and the job is
+// told to stop (by stopShare of the lease), and at stopShare the term's
+// context, which the job's work runs under, is cancelled whatever the
+// job did. Both come before the key can pass to another node. A renewal
+// that fails for a passing reason (a slow or unreachable cluster) keeps
+// the term until its fence; one that shows another node holds the key
+// ends it at once, context included. Jobs therefore never run on two
+// nodes at the same time, unless a node's clock or scheduler stalls for
+// more than the lease's last tenth.
 
 // fenceShare is the part of the lease a term lasts after its last
 // renewal; stopShare the part by which the job must have stopped.
 const (
-	fenceShare = 0.8
+	fenceShare = 0.6
 	stopShare  = 0.9
 )
 
@@ -70,7 +72,7 @@ func (n *Node) campaign(ctx context.Context, job string) {
 		}
 		if lost(err, e, n.o.Node) {
 			n.log.Warn("lost the lead of a shared job", "job", job, "err", err)
-			n.endTerm(t, "taken by another node")
+			n.endTerm(t, "taken by another node", true)
 			return
 		}
 		// A passing failure: the term stands until its fence.
@@ -136,23 +138,30 @@ func (n *Node) fence(t *term) {
 	due := !time.Now().Before(t.until)
 	n.mu.Unlock()
 	if due {
-		n.endTerm(t, "not renewed in time")
+		n.endTerm(t, "not renewed in time", false)
 	}
 }
 
-// endTerm ends t: its context is cancelled at once (the job's work stops
-// under it) and the job is told to stop (tellLeads).
-func (n *Node) endTerm(t *term, why string) {
+// endTerm ends t: the job is told to stop (tellLeads), and its context
+// is cancelled at once when now, else at the term's stop time (the job's
+// work in progress may finish until then).
+func (n *Node) endTerm(t *term, why string, now bool) {
 	n.mu.Lock()
-	if n.terms[t.job] == t {
+	ended := n.terms[t.job] == t
+	if ended {
 		delete(n.terms, t.job)
 	}
+	stopBy := n.stopBy(t)
 	n.mu.Unlock()
-	if t.ctx.Err() == nil {
+	if ended {
 		n.log.Warn("lead of a shared job ended", "job", t.job, "why", why)
 	}
 	t.timer.Stop()
-	t.cancel()
+	if now {
+		t.cancel()
+	} else {
+		time.AfterFunc(time.Until(stopBy), t.cancel)
+	}
 	n.wakeLeads()
 }
 
@@ -173,6 +182,10 @@ func (n *Node) applyLeads(ctx context.Context) {
 	for _, job := range Jobs {
 		n.mu.Lock()
 		cur := n.terms[job]
+		var stopBy time.Time
+		if old := n.applied[job]; old != nil {
+			stopBy = n.stopBy(old)
+		}
 		n.mu.Unlock()
 		if cur != nil && cur.ctx.Err() != nil {
 			cur = nil
@@ -182,11 +195,12 @@ func (n *Node) applyLeads(ctx context.Context) {
 			continue
 		}
 		if old != nil {
-			sctx, cancel := context.WithDeadline(ctx, n.stopBy(old))
+			sctx, cancel := context.WithDeadline(ctx, stopBy)
 			if n.o.OnLead != nil {
 				n.o.OnLead(sctx, job, false)
 			}
 			cancel()
+			old.cancel() // stopped: its context has no more use
 			n.applied[job] = nil
 		}
 		if cur != nil {
@@ -223,7 +237,7 @@ func (n *Node) resign(ctx context.Context) {
 	}
 	n.mu.Unlock()
 	for _, t := range terms {
-		n.endTerm(t, "node stopping")
+		n.endTerm(t, "node stopping", false)
 	}
 	n.applyLeads(ctx)
 	for _, t := range terms {

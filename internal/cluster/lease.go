@@ -57,14 +57,27 @@ func (n *Node) loop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		octx, cancel := context.WithTimeout(ctx, n.o.Lease/2)
-		if err := n.heartbeat(octx); err != nil {
-			n.log.Warn("heartbeat failed", "err", err)
-		}
+		// The lease and each job's key side by side, each with its own
+		// time: a slow write of one must not starve the others.
+		var wg sync.WaitGroup
+		wg.Add(1 + len(Jobs))
+		go func() {
+			defer wg.Done()
+			octx, cancel := context.WithTimeout(ctx, n.o.Lease/2)
+			defer cancel()
+			if err := n.heartbeat(octx); err != nil {
+				n.log.Warn("heartbeat failed", "err", err)
+			}
+		}()
 		for _, job := range Jobs {
-			n.campaign(octx, job)
+			go func() {
+				defer wg.Done()
+				octx, cancel := context.WithTimeout(ctx, n.o.Lease/2)
+				defer cancel()
+				n.campaign(octx, job)
+			}()
 		}
-		cancel()
+		wg.Wait()
 		// The reaper runs beside the heartbeat: adopting a large node's
 		// devices takes longer than a lease, and this node's own lease must
 		// not lapse meanwhile.
@@ -112,11 +125,11 @@ func (n *Node) note(e jetstream.KeyValueEntry) {
 	}
 	o, err := decodeOwner(e)
 	if err != nil || o.Session == nil {
-		n.index[e.Key()] = ""
+		n.index[e.Key()] = owned{}
 		n.mu.Unlock()
 		return
 	}
-	n.index[e.Key()] = o.Node
+	n.index[e.Key()] = owned{node: o.Node, boot: o.Boot}
 	dev := o.Session.DeviceID
 	h := n.held[dev]
 	taken := h != nil && !h.adopting && h.rev != 0 && e.Revision() > h.rev &&
@@ -173,21 +186,22 @@ func (n *Node) Owners() map[string]int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := map[string]int{}
-	for _, node := range n.index {
-		if node != "" {
-			out[node]++
+	for _, o := range n.index {
+		if o.node != "" {
+			out[o.node]++
 		}
 	}
 	return out
 }
 
-// keysOf returns the index keys held by node.
-func (n *Node) keysOf(node string) []string {
+// keysOf returns the index keys held by node, except those of its run
+// boot (when not empty): a live node's current devices are not read.
+func (n *Node) keysOf(node, boot string) []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []string
 	for k, o := range n.index {
-		if o == node {
+		if o.node == node && (boot == "" || o.boot != boot) {
 			out = append(out, k)
 		}
 	}
@@ -199,7 +213,7 @@ func (n *Node) keysOf(node string) []string {
 func (n *Node) reapOwn(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	n.reapKeys(ctx, n.keysOf(n.o.Node), func(o Owner) (presence.Reason, bool) {
+	n.reapKeys(ctx, n.keysOf(n.o.Node, n.boot), func(o Owner) (presence.Reason, bool) {
 		return presence.ReasonHubRestart, o.Node == n.o.Node && o.Boot != n.boot
 	})
 }
@@ -209,9 +223,9 @@ func (n *Node) reapOwn(ctx context.Context) {
 func (n *Node) reap(ctx context.Context) {
 	byNode := map[string]bool{}
 	n.mu.Lock()
-	for _, node := range n.index {
-		if node != "" && node != n.o.Node {
-			byNode[node] = true
+	for _, o := range n.index {
+		if o.node != "" && o.node != n.o.Node {
+			byNode[o.node] = true
 		}
 	}
 	n.mu.Unlock()
@@ -221,7 +235,14 @@ func (n *Node) reap(ctx context.Context) {
 			n.log.Warn("reaper: lease unreadable", "node", node, "err", err)
 			continue
 		}
-		n.reapKeys(ctx, n.keysOf(node), func(o Owner) (presence.Reason, bool) {
+		// A live node's records of its current run are not read (the
+		// index says whose run each is): only a lost node's, or those
+		// its previous run left.
+		boot := ""
+		if ok {
+			boot = l.Boot
+		}
+		n.reapKeys(ctx, n.keysOf(node, boot), func(o Owner) (presence.Reason, bool) {
 			return presence.ReasonNodeLost, o.Node == node && (!ok || o.Boot != l.Boot)
 		})
 	}

@@ -91,6 +91,9 @@ type Lease struct {
 	Info    map[string]string `json:"info,omitempty"`
 }
 
+// owned is whose an owner record is, as the index knows it.
+type owned struct{ node, boot string }
+
 // hold is a device this node owns in tether_owners.
 type hold struct {
 	session  string
@@ -110,10 +113,10 @@ type Node struct {
 	owners, nodes, leaders jetstream.KeyValue
 
 	mu      sync.Mutex
-	held    map[string]*hold  // by device id
-	index   map[string]string // KV key → owner node ("" when free), from the watch
-	terms   map[string]*term  // the jobs this node leads (leader.go)
-	closing bool              // Close began: no job is taken any more
+	held    map[string]*hold // by device id
+	index   map[string]owned // KV key → its owner (zero when free), from the watch
+	terms   map[string]*term // the jobs this node leads (leader.go)
+	closing bool             // Close began: no job is taken any more
 
 	reaping  atomic.Bool // a reaper round is running
 	applyMu  sync.Mutex  // serialises OnLead; guards applied
@@ -158,7 +161,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		o.Logger = slog.Default()
 	}
 	n := &Node{o: o, log: o.Logger.With("component", "cluster", "node", o.Node), boot: newBoot(), started: time.Now(),
-		held: map[string]*hold{}, index: map[string]string{}, terms: map[string]*term{},
+		held: map[string]*hold{}, index: map[string]owned{}, terms: map[string]*term{},
 		applied: map[string]*term{}, leadWake: make(chan struct{}, 1)}
 	if o.Retry == nil {
 		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
