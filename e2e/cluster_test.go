@@ -225,7 +225,9 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	})
 	t.Logf("tether cluster status after the kill:\n%s", status())
 	phase("node-lost recorded for all %d devices, the last %s after the kill (lease %s)", len(lost), failover.Round(time.Millisecond), lease)
-	if failover > lease+5*time.Second {
+	// The lease, a heartbeat, and the reaper's adoption of every lost
+	// session (three replicated writes each; 2,000 at 6,000 devices).
+	if failover > 2*lease+5*time.Second {
 		t.Errorf("node-lost recorded %s after the kill, want within the lease (%s) plus the reaper's round", failover, lease)
 	}
 	// They reconnect on the survivors; node 3 comes back.

@@ -248,6 +248,11 @@ func (n *Node) reap(ctx context.Context) {
 	}
 }
 
+// reapWorkers is how many lost records are adopted at once: each is
+// three replicated writes (the record taken, the session's end, the record
+// released), bound by round trips rather than CPU.
+const reapWorkers = 128
+
 // reapKeys adopts, in parallel, the records among keys that lost says
 // are lost, and deletes them once their ends are stored.
 func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (presence.Reason, bool)) {
@@ -256,7 +261,7 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 	}
 	work := make(chan string)
 	var wg sync.WaitGroup
-	for range min(len(keys), 32) {
+	for range min(len(keys), reapWorkers) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
