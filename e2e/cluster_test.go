@@ -307,7 +307,7 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 		go func() { defer wg.Done(); h.stop(30 * time.Second) }()
 	}
 	wg.Wait()
-	checkClusterRun(t, evs, rc.snapshot(), phase, t0)
+	checkClusterRun(t, evs, rc.snapshot(), phase, t0, killed)
 }
 
 // stopOrDump stops h with SIGTERM; a node still running after grace gets
@@ -380,7 +380,14 @@ func eventuallyCtx(ctx context.Context, t *testing.T, timeout time.Duration, f f
 // checkClusterRun checks the log per device (alternating kinds in
 // sequence order, no sequence number twice) and the receiver against it (each event
 // once; in order per device).
-func checkClusterRun(t *testing.T, evs []journalEvent, got []delivered, phase func(string, ...any), t0 time.Time) {
+//
+// One kind of duplicate is expected and counted apart: an event whose
+// first copy reached the receiver in the second before the kill -9 — the
+// killed node may have been delivering, and a POST answered just before
+// its process died has an unknown outcome for the cluster (its
+// acknowledgement may not have been stored), so the next leader sends it
+// again (docs/SCALING.md, "Shared jobs").
+func checkClusterRun(t *testing.T, evs []journalEvent, got []delivered, phase func(string, ...any), t0, killed time.Time) {
 	t.Helper()
 	byDev := map[string][]journalEvent{}
 	for _, ev := range evs {
@@ -416,13 +423,17 @@ func checkClusterRun(t *testing.T, evs []journalEvent, got []delivered, phase fu
 	seen := map[string]int{}
 	first := map[string]delivered{}
 	last := map[string]string{}
-	dup, outOfOrder := 0, 0
+	dup, atKill, outOfOrder := 0, 0, 0
 	var dups []string
 	for _, d := range got {
 		seen[d.Seq+d.Device]++
 		if seen[d.Seq+d.Device] > 1 {
-			dup++
 			f := first[d.Seq+d.Device]
+			if f.At.Before(killed) && killed.Sub(f.At) < time.Second && d.At.After(killed) {
+				atKill++
+				continue
+			}
+			dup++
 			dups = append(dups, fmt.Sprintf("%s %s %s: at %.2fs (count %s) and %.2fs (count %s)", d.Device, d.Seq, d.Type,
 				f.At.Sub(t0).Seconds(), f.DeliveryCount, d.At.Sub(t0).Seconds(), d.DeliveryCount))
 			continue
@@ -439,7 +450,8 @@ func checkClusterRun(t *testing.T, evs []journalEvent, got []delivered, phase fu
 			missing++
 		}
 	}
-	phase("webhook: %d deliveries; %d missing, %d duplicated, %d out of order per device", len(got), missing, dup, outOfOrder)
+	phase("webhook: %d deliveries; %d missing, %d duplicated, %d out of order per device; %d sent again after the kill -9 (first copy < 1 s before it: outcome unknown to the cluster)",
+		len(got), missing, dup, outOfOrder, atKill)
 	// One node delivers (the delivery job), so each event goes out once,
 	// in order per device. (Killing the delivering node could still
 	// repeat the events it had in flight: at-least-once.)
