@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,29 +31,24 @@ import (
 // disconnected in sequence order, and the
 // webhook receiver got every event once.
 func TestClusterNodeLossAndRollingRestart(t *testing.T) {
-	// Opt-in until two known defects of the cluster (issue 15) are fixed:
-	// the webhook delivery job's hand-over between nodes can deliver an
-	// event twice (1 in 2,361 at 300 devices, 425 at 6,000), and a node's
-	// SIGTERM shutdown has outlasted 30 s in the rolling restart on a
-	// loaded machine. Each fails this test, as it should; until then it
-	// would fail the whole suite at random.
-	if os.Getenv("TETHER_E2E_CLUSTER") == "" {
-		t.Skip("opt-in (TETHER_E2E_CLUSTER=1): known cluster defects, issue 15 — delivery hand-over duplicates, slow node shutdown")
+	if testing.Short() {
+		t.Skip("runs three hub processes with 6,000 devices")
 	}
 	const (
 		takeovers = 30
 		lease     = 5 * time.Second
 		par       = 32
 	)
-	// TETHER_CLUSTER_DEVICES=6000 runs the issue's fleet size (by hand:
-	// several minutes on 2 cores); the default keeps `go test ./...` short.
-	nDevices := 300
+	// The issue's fleet size (about 2 minutes on 2 shared cores);
+	// TETHER_CLUSTER_DEVICES=n (≥ 100) runs another.
+	nDevices := 6000
 	if v, err := strconv.Atoi(os.Getenv("TETHER_CLUSTER_DEVICES")); err == nil && v >= 100 {
 		nDevices = v
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute+time.Duration(nDevices)*30*time.Millisecond)
 	defer cancel()
 	phase := phaseLogger(t)
+	t0 := time.Now()
 	bin := tetherBinary(t)
 	routes, err := hubproc.FreePorts(3)
 	if err != nil {
@@ -60,6 +56,26 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	}
 	base := t.TempDir()
 	nodes := make([]*hubProc, 3)
+	// Registered before the nodes' own cleanups, so it runs after them
+	// (the processes are gone) and before the data dirs are removed.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		keep := filepath.Join(os.TempDir(), fmt.Sprintf("tether-cluster-logs-%d", time.Now().Unix()))
+		if err := os.MkdirAll(keep, 0o755); err != nil {
+			return
+		}
+		for _, h := range nodes {
+			if h == nil {
+				continue
+			}
+			if b, err := os.ReadFile(h.LogPath); err == nil {
+				_ = os.WriteFile(filepath.Join(keep, filepath.Base(h.LogPath)), b, 0o644)
+			}
+		}
+		t.Logf("node logs kept in %s", keep)
+	})
 	for i := range nodes {
 		var peers []string
 		// Each node's cluster listener on its own loopback address
@@ -209,7 +225,9 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	})
 	t.Logf("tether cluster status after the kill:\n%s", status())
 	phase("node-lost recorded for all %d devices, the last %s after the kill (lease %s)", len(lost), failover.Round(time.Millisecond), lease)
-	if failover > lease+5*time.Second {
+	// The lease, a heartbeat, and the reaper's adoption of every lost
+	// session (three replicated writes each; 2,000 at 6,000 devices).
+	if failover > 2*lease+5*time.Second {
 		t.Errorf("node-lost recorded %s after the kill, want within the lease (%s) plus the reaper's round", failover, lease)
 	}
 	// They reconnect on the survivors; node 3 comes back.
@@ -231,9 +249,11 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	// Rolling restart: each node in turn stops (its devices are recorded
 	// server-shutdown), its devices reconnect on the next node, it starts.
 	for k := range nodes {
-		if !nodes[k].stop(30 * time.Second) {
-			t.Errorf("node %d did not stop cleanly", k+1)
+		stopStart := time.Now()
+		if !stopOrDump(nodes[k], 20*time.Second) {
+			t.Errorf("node %d did not stop cleanly within 20 s (goroutine dump in %s)", k+1, nodes[k].LogPath)
 		}
+		phase("rolling restart: node %d stopped in %s", k+1, time.Since(stopStart).Round(time.Millisecond))
 		next := (k + 1) % 3
 		if err := forEach(ctx, devs, par, nil, func(i int, d *device) error {
 			if where[i] != k {
@@ -287,7 +307,26 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 		go func() { defer wg.Done(); h.stop(30 * time.Second) }()
 	}
 	wg.Wait()
-	checkClusterRun(t, evs, rc.snapshot(), phase)
+	checkClusterRun(t, evs, rc.snapshot(), phase, t0, killed)
+}
+
+// stopOrDump stops h with SIGTERM; a node still running after grace gets
+// SIGQUIT (the Go runtime writes every goroutine's stack to its log and
+// exits), so a slow shutdown shows what it waits for.
+func stopOrDump(h *hubProc, grace time.Duration) bool {
+	pid := h.Pid()
+	done := make(chan bool, 1)
+	go func() { done <- h.stop(grace + 15*time.Second) }()
+	select {
+	case ok := <-done:
+		return ok
+	case <-time.After(grace):
+		if p, err := os.FindProcess(pid); err == nil {
+			_ = p.Signal(syscall.SIGQUIT)
+		}
+		<-done
+		return false
+	}
 }
 
 // clusterLog reads every device's Connections log records from one node
@@ -341,7 +380,14 @@ func eventuallyCtx(ctx context.Context, t *testing.T, timeout time.Duration, f f
 // checkClusterRun checks the log per device (alternating kinds in
 // sequence order, no sequence number twice) and the receiver against it (each event
 // once; in order per device).
-func checkClusterRun(t *testing.T, evs []journalEvent, got []delivered, phase func(string, ...any)) {
+//
+// One kind of duplicate is expected and counted apart: an event whose
+// first copy reached the receiver in the second before the kill -9 — the
+// killed node may have been delivering, and a POST answered just before
+// its process died has an unknown outcome for the cluster (its
+// acknowledgement may not have been stored), so the next leader sends it
+// again (docs/SCALING.md, "Shared jobs").
+func checkClusterRun(t *testing.T, evs []journalEvent, got []delivered, phase func(string, ...any), t0, killed time.Time) {
 	t.Helper()
 	byDev := map[string][]journalEvent{}
 	for _, ev := range evs {
@@ -375,14 +421,24 @@ func checkClusterRun(t *testing.T, evs []journalEvent, got []delivered, phase fu
 		t.Errorf("disconnect reasons %v: want node-lost, takeover and server-shutdown among them", reasons)
 	}
 	seen := map[string]int{}
+	first := map[string]delivered{}
 	last := map[string]string{}
-	dup, outOfOrder := 0, 0
+	dup, atKill, outOfOrder := 0, 0, 0
+	var dups []string
 	for _, d := range got {
 		seen[d.Seq+d.Device]++
 		if seen[d.Seq+d.Device] > 1 {
+			f := first[d.Seq+d.Device]
+			if f.At.Before(killed) && killed.Sub(f.At) < time.Second && d.At.After(killed) {
+				atKill++
+				continue
+			}
 			dup++
+			dups = append(dups, fmt.Sprintf("%s %s %s: at %.2fs (count %s) and %.2fs (count %s)", d.Device, d.Seq, d.Type,
+				f.At.Sub(t0).Seconds(), f.DeliveryCount, d.At.Sub(t0).Seconds(), d.DeliveryCount))
 			continue
 		}
+		first[d.Seq+d.Device] = d
 		if d.Seq <= last[d.Device] {
 			outOfOrder++
 		}
@@ -394,11 +450,12 @@ func checkClusterRun(t *testing.T, evs []journalEvent, got []delivered, phase fu
 			missing++
 		}
 	}
-	phase("webhook: %d deliveries; %d missing, %d duplicated, %d out of order per device", len(got), missing, dup, outOfOrder)
+	phase("webhook: %d deliveries; %d missing, %d duplicated, %d out of order per device; %d sent again after the kill -9 (first copy < 1 s before it: outcome unknown to the cluster)",
+		len(got), missing, dup, outOfOrder, atKill)
 	// One node delivers (the delivery job), so each event goes out once,
 	// in order per device. (Killing the delivering node could still
 	// repeat the events it had in flight: at-least-once.)
 	if missing > 0 || dup > 0 || outOfOrder > 0 {
-		t.Errorf("webhook: %d missing, %d duplicated, %d out of order", missing, dup, outOfOrder)
+		t.Errorf("webhook: %d missing, %d duplicated, %d out of order; duplicates: %s", missing, dup, outOfOrder, firstFew(dups, 20))
 	}
 }

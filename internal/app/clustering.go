@@ -226,23 +226,34 @@ func (a *App) clusterNotify(notify alert.NotifyFunc) alert.NotifyFunc {
 	}
 }
 
-// onLead starts this node's delivery engine when it takes the delivery
-// job and stops it when it loses it (a stopped engine cannot start
-// again: a new one takes its place). Off the heartbeat: starting creates
-// the subscriptions' consumers.
-func (a *App) onLead(job string, leading bool) {
+// onLead starts a delivery engine when this node takes the delivery job
+// and stops it when the job ends. The engine delivers under the lead's
+// term (term: cancelled when the term ends, before another node can take
+// the job), so two nodes never deliver at once; its Stop, bounded by ctx,
+// hands back what it holds and confirms its acknowledgements, so the
+// next leader resumes after the last delivered event. A stopped engine
+// cannot start again: each term gets a new one. Off the heartbeat:
+// starting creates the subscriptions' consumers.
+func (a *App) onLead(ctx context.Context, job string, leading bool) {
 	if job != cluster.JobDelivery || a.subs == nil {
 		return
 	}
 	a.deliveryMu.Lock()
 	defer a.deliveryMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	if leading {
-		if err := a.subs.engine().Start(ctx); err != nil {
-			a.log.Error("delivery engine not started on taking the delivery job", "err", err)
+		e, err := a.subs.newEngine(ctx)
+		if err != nil {
+			a.log.Error("delivery engine not built on taking the delivery job", "err", err)
 			return
 		}
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := e.Start(sctx); err != nil {
+			a.log.Error("delivery engine not started on taking the delivery job", "err", err)
+			_ = e.Stop(sctx)
+			return
+		}
+		a.subs.cur.Store(e)
 		// The other nodes' API writes of subscriptions come here to take
 		// effect at once (subscriptionService.reload).
 		sub, err := a.journal.NC.Subscribe(reloadSubject, func(m *nats.Msg) {
@@ -269,12 +280,6 @@ func (a *App) onLead(job string, leading bool) {
 	if err := a.subs.engine().Stop(ctx); err != nil {
 		a.log.Warn("delivery engine stop", "err", err)
 	}
-	e, err := a.subs.newEngine()
-	if err != nil {
-		a.log.Error("delivery engine not rebuilt", "err", err)
-		return
-	}
-	a.subs.cur.Store(e)
 }
 
 // reloadSubject carries a subscription's name from a node's API to the

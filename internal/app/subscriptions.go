@@ -25,8 +25,10 @@ type subscriptionService struct {
 	// cur is the delivery engine: started on a single hub; in a cluster,
 	// started only on the node leading the delivery job, a stopped or
 	// unstarted one elsewhere (clustering.go).
-	cur       atomic.Pointer[delivery.Engine]
-	newEngine func() (*delivery.Engine, error)
+	cur atomic.Pointer[delivery.Engine]
+	// newEngine builds an engine; fence, when set, is the lead's term it
+	// delivers under (delivery.Options.Fence).
+	newEngine func(fence context.Context) (*delivery.Engine, error)
 	clustered bool
 	nc        *nats.Conn // a cluster's, to reach the delivering node
 	now       func() time.Time
@@ -62,14 +64,14 @@ func (a *App) startEvents(ctx context.Context) error {
 		return err
 	}
 	endpoints := &policy.Endpoints
-	newEngine := func() (*delivery.Engine, error) {
+	newEngine := func(fence context.Context) (*delivery.Engine, error) {
 		return delivery.New(delivery.Options{
-			JS: a.journal.JS, Store: store, Resource: res, HubHost: a.cfg.HubName, Endpoints: endpoints,
+			JS: a.journal.JS, Store: store, Resource: res, HubHost: a.cfg.HubName, Endpoints: endpoints, Fence: fence,
 			Logger: a.log.With("component", "delivery"), Origin: a.cfg.HubName,
 			ObserveLatency: a.observeDelivery, Replicas: a.journal.Replicas, DeadLetters: dead, Destinations: dests, Schedule: a.cfg.EventRetrySchedule,
 		})
 	}
-	engine, err := newEngine()
+	engine, err := newEngine(nil)
 	if err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}

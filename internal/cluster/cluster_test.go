@@ -97,6 +97,12 @@ func startServer(t *testing.T) *server.Server {
 
 func join(t *testing.T, srv *server.Server, name string) *member {
 	t.Helper()
+	return joinWith(t, srv, name, nil)
+}
+
+// joinWith is join with mod applied to the node's options.
+func joinWith(t *testing.T, srv *server.Server, name string, mod func(*Options)) *member {
+	t.Helper()
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -109,8 +115,12 @@ func join(t *testing.T, srv *server.Server, name string) *member {
 	m.tracker = presence.NewTracker(presence.Options{Hub: "test", Epoch: 1, Sink: m.sink})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	m.Node, err = Open(ctx, Options{JS: js, NC: nc, Node: name, Lease: time.Second, Epoch: 1000,
-		End: m.end, Adopted: m.tracker.Adopted, Logger: testLogger(), TakeoverTimeout: 2 * time.Second})
+	o := Options{JS: js, NC: nc, Node: name, Lease: time.Second, Epoch: 1000,
+		End: m.end, Adopted: m.tracker.Adopted, Logger: testLogger(), TakeoverTimeout: 2 * time.Second}
+	if mod != nil {
+		mod(&o)
+	}
+	m.Node, err = Open(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}

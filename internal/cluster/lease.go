@@ -57,14 +57,27 @@ func (n *Node) loop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		octx, cancel := context.WithTimeout(ctx, n.o.Lease/2)
-		if err := n.heartbeat(octx); err != nil {
-			n.log.Warn("heartbeat failed", "err", err)
-		}
+		// The lease and each job's key side by side, each with its own
+		// time: a slow write of one must not starve the others.
+		var wg sync.WaitGroup
+		wg.Add(1 + len(Jobs))
+		go func() {
+			defer wg.Done()
+			octx, cancel := context.WithTimeout(ctx, n.o.Lease/2)
+			defer cancel()
+			if err := n.heartbeat(octx); err != nil {
+				n.log.Warn("heartbeat failed", "err", err)
+			}
+		}()
 		for _, job := range Jobs {
-			n.campaign(octx, job)
+			go func() {
+				defer wg.Done()
+				octx, cancel := context.WithTimeout(ctx, n.o.Lease/2)
+				defer cancel()
+				n.campaign(octx, job)
+			}()
 		}
-		cancel()
+		wg.Wait()
 		// The reaper runs beside the heartbeat: adopting a large node's
 		// devices takes longer than a lease, and this node's own lease must
 		// not lapse meanwhile.
@@ -78,43 +91,6 @@ func (n *Node) loop(ctx context.Context) {
 				n.reap(rctx)
 			}()
 		}
-	}
-}
-
-// Leads reports whether this node runs job.
-func (n *Node) Leads(job string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.lead[job]
-}
-
-// campaign keeps or takes the leadership of job: the leader rewrites its
-// key (compare-and-set on the revision it wrote); the others try to
-// create it, which succeeds once the leader's key has expired.
-func (n *Node) campaign(ctx context.Context, job string) {
-	n.mu.Lock()
-	leading := n.lead[job]
-	n.mu.Unlock()
-	if leading {
-		e, err := n.leaders.Get(ctx, job)
-		if err == nil && string(e.Value()) == n.o.Node {
-			if _, err = n.leaders.Update(ctx, job, []byte(n.o.Node), e.Revision()); err == nil {
-				return
-			}
-		}
-		n.log.Warn("lost the lead of a shared job", "job", job, "err", err)
-		n.mu.Lock()
-		n.lead[job] = false
-		n.mu.Unlock()
-		n.onLead(job, false)
-		return
-	}
-	if _, err := n.leaders.Create(ctx, job, []byte(n.o.Node)); err == nil {
-		n.log.Info("leading a shared job", "job", job)
-		n.mu.Lock()
-		n.lead[job] = true
-		n.mu.Unlock()
-		n.onLead(job, true)
 	}
 }
 
@@ -149,11 +125,11 @@ func (n *Node) note(e jetstream.KeyValueEntry) {
 	}
 	o, err := decodeOwner(e)
 	if err != nil || o.Session == nil {
-		n.index[e.Key()] = ""
+		n.index[e.Key()] = owned{}
 		n.mu.Unlock()
 		return
 	}
-	n.index[e.Key()] = o.Node
+	n.index[e.Key()] = owned{node: o.Node, boot: o.Boot}
 	dev := o.Session.DeviceID
 	h := n.held[dev]
 	taken := h != nil && !h.adopting && h.rev != 0 && e.Revision() > h.rev &&
@@ -210,21 +186,22 @@ func (n *Node) Owners() map[string]int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	out := map[string]int{}
-	for _, node := range n.index {
-		if node != "" {
-			out[node]++
+	for _, o := range n.index {
+		if o.node != "" {
+			out[o.node]++
 		}
 	}
 	return out
 }
 
-// keysOf returns the index keys held by node.
-func (n *Node) keysOf(node string) []string {
+// keysOf returns the index keys held by node, except those of its run
+// boot (when not empty): a live node's current devices are not read.
+func (n *Node) keysOf(node, boot string) []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []string
 	for k, o := range n.index {
-		if o == node {
+		if o.node == node && (boot == "" || o.boot != boot) {
 			out = append(out, k)
 		}
 	}
@@ -236,7 +213,7 @@ func (n *Node) keysOf(node string) []string {
 func (n *Node) reapOwn(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	n.reapKeys(ctx, n.keysOf(n.o.Node), func(o Owner) (presence.Reason, bool) {
+	n.reapKeys(ctx, n.keysOf(n.o.Node, n.boot), func(o Owner) (presence.Reason, bool) {
 		return presence.ReasonHubRestart, o.Node == n.o.Node && o.Boot != n.boot
 	})
 }
@@ -246,9 +223,9 @@ func (n *Node) reapOwn(ctx context.Context) {
 func (n *Node) reap(ctx context.Context) {
 	byNode := map[string]bool{}
 	n.mu.Lock()
-	for _, node := range n.index {
-		if node != "" && node != n.o.Node {
-			byNode[node] = true
+	for _, o := range n.index {
+		if o.node != "" && o.node != n.o.Node {
+			byNode[o.node] = true
 		}
 	}
 	n.mu.Unlock()
@@ -258,11 +235,23 @@ func (n *Node) reap(ctx context.Context) {
 			n.log.Warn("reaper: lease unreadable", "node", node, "err", err)
 			continue
 		}
-		n.reapKeys(ctx, n.keysOf(node), func(o Owner) (presence.Reason, bool) {
+		// A live node's records of its current run are not read (the
+		// index says whose run each is): only a lost node's, or those
+		// its previous run left.
+		boot := ""
+		if ok {
+			boot = l.Boot
+		}
+		n.reapKeys(ctx, n.keysOf(node, boot), func(o Owner) (presence.Reason, bool) {
 			return presence.ReasonNodeLost, o.Node == node && (!ok || o.Boot != l.Boot)
 		})
 	}
 }
+
+// reapWorkers is how many lost records are adopted at once: each is
+// three replicated writes (the record taken, the session's end, the record
+// released), bound by round trips rather than CPU.
+const reapWorkers = 128
 
 // reapKeys adopts, in parallel, the records among keys that lost says
 // are lost, and deletes them once their ends are stored.
@@ -272,7 +261,7 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 	}
 	work := make(chan string)
 	var wg sync.WaitGroup
-	for range min(len(keys), 32) {
+	for range min(len(keys), reapWorkers) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -308,44 +297,5 @@ func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presen
 	nrev, now, err := n.get(ctx, key)
 	if err == nil && now.Node == n.o.Node && now.Boot == n.boot && now.Ending {
 		_ = n.owners.Delete(ctx, key, jetstream.LastRevision(nrev))
-	}
-}
-
-// onLead tells Options.OnLead of a change, in order, off the heartbeat
-// (starting a job may take longer than a lease).
-func (n *Node) onLead(job string, leading bool) {
-	if n.o.OnLead == nil {
-		return
-	}
-	n.leadMu.Lock()
-	n.leadQ = append(n.leadQ, leadChange{job, leading})
-	n.leadMu.Unlock()
-	select {
-	case n.leadWake <- struct{}{}:
-	default:
-	}
-}
-
-type leadChange struct {
-	job     string
-	leading bool
-}
-
-// tellLeads runs OnLead for the queued changes until ctx ends.
-func (n *Node) tellLeads(ctx context.Context) {
-	defer n.wg.Done()
-	for {
-		n.leadMu.Lock()
-		q := n.leadQ
-		n.leadQ = nil
-		n.leadMu.Unlock()
-		for _, c := range q {
-			n.o.OnLead(c.job, c.leading)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-n.leadWake:
-		}
 	}
 }

@@ -57,9 +57,12 @@ type Options struct {
 	Info   map[string]string
 	Logger *slog.Logger
 	// OnLead, when set, is told when this node takes or loses a shared
-	// job (calls are serialised; a slow one delays the next heartbeat,
-	// so it should hand long work off).
-	OnLead func(job string, leading bool)
+	// job (leader.go), calls serialised, off the heartbeat. On taking it,
+	// ctx is the lead's term: it is cancelled when the term ends (not
+	// renewed in time, taken, node stopping), and the job's work must
+	// stop under it at once, before another node can take the job. On
+	// losing it, ctx bounds the stop.
+	OnLead func(ctx context.Context, job string, leading bool)
 	// Retry runs a bucket creation until a forming cluster answers it
 	// (journal.Journal.UntilReady); nil: once.
 	Retry func(context.Context, func(context.Context) error) error
@@ -88,6 +91,9 @@ type Lease struct {
 	Info    map[string]string `json:"info,omitempty"`
 }
 
+// owned is whose an owner record is, as the index knows it.
+type owned struct{ node, boot string }
+
 // hold is a device this node owns in tether_owners.
 type hold struct {
 	session  string
@@ -106,14 +112,15 @@ type Node struct {
 
 	owners, nodes, leaders jetstream.KeyValue
 
-	mu    sync.Mutex
-	held  map[string]*hold  // by device id
-	index map[string]string // KV key → owner node ("" when free), from the watch
-	lead  map[string]bool   // jobs this node leads
+	mu      sync.Mutex
+	held    map[string]*hold // by device id
+	index   map[string]owned // KV key → its owner (zero when free), from the watch
+	terms   map[string]*term // the jobs this node leads (leader.go)
+	closing bool             // Close began: no job is taken any more
 
 	reaping  atomic.Bool // a reaper round is running
-	leadMu   sync.Mutex  // guards leadQ
-	leadQ    []leadChange
+	applyMu  sync.Mutex  // serialises OnLead; guards applied
+	applied  map[string]*term
 	leadWake chan struct{}
 
 	sub    *nats.Subscription
@@ -154,7 +161,8 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		o.Logger = slog.Default()
 	}
 	n := &Node{o: o, log: o.Logger.With("component", "cluster", "node", o.Node), boot: newBoot(), started: time.Now(),
-		held: map[string]*hold{}, index: map[string]string{}, lead: map[string]bool{}, leadWake: make(chan struct{}, 1)}
+		held: map[string]*hold{}, index: map[string]owned{}, terms: map[string]*term{},
+		applied: map[string]*term{}, leadWake: make(chan struct{}, 1)}
 	if o.Retry == nil {
 		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
 	}
@@ -215,36 +223,26 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	return n, nil
 }
 
-// Close stops heartbeating and leading; the node's lease is deleted so
-// the others know at once that it left (its devices were disconnected
-// by the broker's Stop, which ran before).
+// Close leaves the cluster: the jobs this node leads stop and their keys
+// are deleted, so other nodes take them at once; once the sessions the
+// broker's Stop ended (it runs before) have released their records, the
+// heartbeat stops and the node's lease is deleted, so the others know at
+// once that it left. Bounded by ctx.
 func (n *Node) Close(ctx context.Context) error {
 	if n.cancel == nil {
 		return nil
 	}
-	n.cancel()
-	n.wg.Wait()
+	n.resign(ctx)
 	// Ended sessions release their records once their ends are stored.
 	for n.holding() > 0 && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
+	if left := n.holding(); left > 0 {
+		n.log.Warn("leaving with device records not released; the others record those sessions node-lost", "devices", left)
+	}
+	n.cancel()
+	n.wg.Wait()
 	_ = n.sub.Unsubscribe()
-	n.mu.Lock()
-	jobs := make([]string, 0, len(n.lead))
-	for j, leading := range n.lead {
-		if leading {
-			jobs = append(jobs, j)
-		}
-		n.lead[j] = false
-	}
-	n.mu.Unlock()
-	// A job stops here, synchronously, before another node can take it.
-	for _, j := range jobs {
-		if n.o.OnLead != nil {
-			n.o.OnLead(j, false)
-		}
-		_ = n.leaders.Delete(ctx, j)
-	}
 	return n.nodes.Delete(ctx, n.o.Node)
 }
 

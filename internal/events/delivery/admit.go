@@ -75,6 +75,9 @@ func (r *runner) fetch(s *stream) {
 func (r *runner) onItem(it item) {
 	s := r.streams[it.stream]
 	r.st.received.Add(1)
+	if r.redelivered(s, it) {
+		return
+	}
 	if s.kind == streamConn {
 		r.connCaughtUp = it.numPending == 0
 	}

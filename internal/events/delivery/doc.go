@@ -160,7 +160,10 @@
 // time, still bounds how long it is retried.
 //
 // One engine per journal: two engines (two hub nodes) on the same consumer
-// would split a device's events between them.
+// would split a device's events between them. In a cluster one node
+// delivers, under a fenced lead (Options.Fence), and a delivered event's
+// acknowledgement counts once JetStream has stored it (handover.go), so
+// the next node resumes after the last acknowledged event.
 //
 // # Clock
 //

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -99,6 +100,13 @@ type Options struct {
 	// MaxReplay bounds how many dead letters one Replay call re-enqueues;
 	// default 10000.
 	MaxReplay int
+
+	// Fence, when set, is the term of a lead under which this engine
+	// delivers (one node of a cluster delivers: handover.go). Once it is
+	// done no send starts and sends in flight are cancelled, so the
+	// engine stops delivering before another node can take over; Stop
+	// still hands back what it holds.
+	Fence context.Context
 
 	// ObserveLatency, if set, is called for every delivered event with the
 	// time from the event's time to the endpoint's 2xx answer (for a

@@ -51,6 +51,7 @@ type runner struct {
 	sendCtx     context.Context
 	sendCancel  context.CancelFunc
 	stopOnce    sync.Once
+	acks        *ackBook // acknowledgements of delivered events until JetStream stored them (handover.go)
 
 	// Owned by run.
 	sub          events.Subscription
@@ -135,7 +136,7 @@ func (e *Engine) newRunner(sub events.Subscription, def string, m *events.Matche
 	r.limit = min(minInFlight, r.maxInFlight)
 	r.st.limit.Store(int64(r.limit))
 	r.fetchCtx, r.fetchCancel = context.WithCancel(context.Background())
-	r.sendCtx, r.sendCancel = context.WithCancel(context.Background())
+	r.sendCtx, r.sendCancel = context.WithCancel(e.fence())
 	env := SendEnv{Clock: e.o.Clock, Log: r.log, Timeout: e.o.Timeout}
 	if d := e.o.Destinations[r.kind]; d != nil {
 		r.sender = d.Open(sub, env)
@@ -277,6 +278,7 @@ func (r *runner) finish() {
 		r.timer.Stop()
 	}
 	r.sendCancel()
+	r.settleAcks()
 	// Fetchers may be blocked handing over a message: drain them.
 	go func() {
 		for it := range r.in {
@@ -409,7 +411,7 @@ func (r *runner) arm(now time.Time) {
 
 // pump starts sends while devices are ready and the subscription has room.
 func (r *runner) pump(now time.Time) {
-	if !r.active || r.stopping {
+	if !r.active || r.stopping || r.fenced() {
 		return
 	}
 	for len(r.ready) > 0 {
@@ -594,7 +596,7 @@ func (r *runner) onResult(res result) {
 func (r *runner) delivered(e *entry, now time.Time) {
 	r.drop(e)
 	if e.msg != nil {
-		_ = e.msg.Ack()
+		r.ack(e)
 	}
 	r.st.delivered.Add(1)
 	if f := r.e.o.ObserveLatency; f != nil && e.dlSeq == 0 {

@@ -1,0 +1,249 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// A node leads a shared job for a term: from writing the job's key in
+// tether_leaders until the key can expire. The key lives Options.Lease
+// from its last write (the bucket's TTL); only then can another node
+// create it. So the leader fences itself: it counts the term from the
+// moment it sent its last successful write; fenceShare of the lease
+// later, unless renewed, the term ends: Leads turns false and the job is
+// told to stop (by stopShare of the lease), and at stopShare the term's
+// context, which the job's work runs under, is cancelled whatever the
+// job did. Both come before the key can pass to another node. A renewal
+// that fails for a passing reason (a slow or unreachable cluster) keeps
+// the term until its fence; one that shows another node holds the key
+// ends it at once, context included. Jobs therefore never run on two
+// nodes at the same time, unless a node's clock or scheduler stalls for
+// more than the lease's last tenth.
+
+// fenceShare is the part of the lease a term lasts after its last
+// renewal; stopShare the part by which the job must have stopped.
+const (
+	fenceShare = 0.6
+	stopShare  = 0.9
+)
+
+// term is one lead of a job.
+type term struct {
+	job   string
+	from  time.Time // when the last successful write was sent
+	until time.Time // from + fenceShare of the lease
+	// ctx is the term's: cancelled when it ends.
+	ctx    context.Context
+	cancel context.CancelFunc
+	timer  *time.Timer
+}
+
+// stopBy is when the job of t must have stopped.
+func (n *Node) stopBy(t *term) time.Time {
+	return t.from.Add(time.Duration(stopShare * float64(n.o.Lease)))
+}
+
+// Leads reports whether this node runs job now.
+func (n *Node) Leads(job string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t := n.terms[job]
+	return t != nil && t.ctx.Err() == nil
+}
+
+// campaign keeps or takes the leadership of job: the leader rewrites its
+// key (compare-and-set on the key's revision); the others try to create
+// it, which succeeds once the leader's key was deleted or has expired.
+func (n *Node) campaign(ctx context.Context, job string) {
+	start := time.Now()
+	n.mu.Lock()
+	t, closing := n.terms[job], n.closing
+	n.mu.Unlock()
+	if t != nil {
+		e, err := n.leaders.Get(ctx, job)
+		if err == nil && string(e.Value()) == n.o.Node {
+			if _, err = n.leaders.Update(ctx, job, []byte(n.o.Node), e.Revision()); err == nil {
+				n.extend(t, start)
+				return
+			}
+		}
+		if lost(err, e, n.o.Node) {
+			n.log.Warn("lost the lead of a shared job", "job", job, "err", err)
+			n.endTerm(t, "taken by another node", true)
+			return
+		}
+		// A passing failure: the term stands until its fence.
+		n.log.Warn("could not renew the lead of a shared job; retrying until the term ends", "job", job, "until", t.until, "err", err)
+		return
+	}
+	if closing {
+		return
+	}
+	if _, err := n.leaders.Create(ctx, job, []byte(n.o.Node)); err == nil {
+		n.log.Info("leading a shared job", "job", job)
+		n.beginTerm(job, start)
+	}
+}
+
+// lost reports whether a failed renewal shows that the key is no longer
+// this node's: gone (expired, deleted), rewritten by another node, or
+// changed since it was read.
+func lost(err error, e jetstream.KeyValueEntry, node string) bool {
+	switch {
+	case err == nil:
+		return e == nil || string(e.Value()) != node
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		return true
+	}
+	var api *jetstream.APIError
+	return errors.As(err, &api) && (api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// beginTerm starts a term of job whose write was sent at from.
+func (n *Node) beginTerm(job string, from time.Time) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &term{job: job, ctx: ctx, cancel: cancel}
+	n.mu.Lock()
+	n.setFrom(t, from)
+	t.timer = time.AfterFunc(time.Until(t.until), func() { n.fence(t) })
+	n.terms[job] = t
+	n.mu.Unlock()
+	n.wakeLeads()
+}
+
+// setFrom dates t's last write; n.mu held.
+func (n *Node) setFrom(t *term, from time.Time) {
+	t.from = from
+	t.until = from.Add(time.Duration(fenceShare * float64(n.o.Lease)))
+}
+
+// extend moves t's fence after a renewal sent at from.
+func (n *Node) extend(t *term, from time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.terms[t.job] != t || t.ctx.Err() != nil {
+		return // fenced meanwhile: the key may already be another node's
+	}
+	n.setFrom(t, from)
+	t.timer.Reset(time.Until(t.until))
+}
+
+// fence ends t when its time is up (a renewal may have moved it).
+func (n *Node) fence(t *term) {
+	n.mu.Lock()
+	due := !time.Now().Before(t.until)
+	n.mu.Unlock()
+	if due {
+		n.endTerm(t, "not renewed in time", false)
+	}
+}
+
+// endTerm ends t: the job is told to stop (tellLeads), and its context
+// is cancelled at once when now, else at the term's stop time (the job's
+// work in progress may finish until then).
+func (n *Node) endTerm(t *term, why string, now bool) {
+	n.mu.Lock()
+	ended := n.terms[t.job] == t
+	if ended {
+		delete(n.terms, t.job)
+	}
+	stopBy := n.stopBy(t)
+	n.mu.Unlock()
+	if ended {
+		n.log.Warn("lead of a shared job ended", "job", t.job, "why", why)
+	}
+	t.timer.Stop()
+	if now {
+		t.cancel()
+	} else {
+		time.AfterFunc(time.Until(stopBy), t.cancel)
+	}
+	n.wakeLeads()
+}
+
+func (n *Node) wakeLeads() {
+	select {
+	case n.leadWake <- struct{}{}:
+	default:
+	}
+}
+
+// applyLeads brings the jobs in line with the terms through
+// Options.OnLead: a job whose term ended stops (by its term's stop time,
+// or ctx's deadline when earlier), a job with a new term starts under
+// the term's context. Calls are serialised.
+func (n *Node) applyLeads(ctx context.Context) {
+	n.applyMu.Lock()
+	defer n.applyMu.Unlock()
+	for _, job := range Jobs {
+		n.mu.Lock()
+		cur := n.terms[job]
+		var stopBy time.Time
+		if old := n.applied[job]; old != nil {
+			stopBy = n.stopBy(old)
+		}
+		n.mu.Unlock()
+		if cur != nil && cur.ctx.Err() != nil {
+			cur = nil
+		}
+		old := n.applied[job]
+		if old == cur {
+			continue
+		}
+		if old != nil {
+			sctx, cancel := context.WithDeadline(ctx, stopBy)
+			if n.o.OnLead != nil {
+				n.o.OnLead(sctx, job, false)
+			}
+			cancel()
+			old.cancel() // stopped: its context has no more use
+			n.applied[job] = nil
+		}
+		if cur != nil {
+			if n.o.OnLead != nil {
+				n.o.OnLead(cur.ctx, job, true)
+			}
+			n.applied[job] = cur
+		}
+	}
+}
+
+// tellLeads applies lead changes as they come, until ctx ends.
+func (n *Node) tellLeads(ctx context.Context) {
+	defer n.wg.Done()
+	for {
+		n.applyLeads(context.Background())
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.leadWake:
+		}
+	}
+}
+
+// resign ends every term (the jobs stop, bounded by ctx) and deletes the
+// jobs' keys, so another node takes them at once rather than after the
+// lease. No job is taken after it.
+func (n *Node) resign(ctx context.Context) {
+	n.mu.Lock()
+	n.closing = true
+	terms := make([]*term, 0, len(n.terms))
+	for _, t := range n.terms {
+		terms = append(terms, t)
+	}
+	n.mu.Unlock()
+	for _, t := range terms {
+		n.endTerm(t, "node stopping", false)
+	}
+	n.applyLeads(ctx)
+	for _, t := range terms {
+		// Only the key this node wrote: not one another node took since.
+		if e, err := n.leaders.Get(ctx, t.job); err == nil && string(e.Value()) == n.o.Node {
+			_ = n.leaders.Delete(ctx, t.job, jetstream.LastRevision(e.Revision()))
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// leadLog records a node's OnLead calls for the delivery job: when each
+// term started and when its context ended.
+type leadLog struct {
+	mu     sync.Mutex
+	starts []time.Time
+	ends   []time.Time // when a term's context was cancelled
+	stops  int
+}
+
+func (l *leadLog) onLead(ctx context.Context, job string, leading bool) {
+	if job != JobDelivery {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !leading {
+		l.stops++
+		return
+	}
+	l.starts = append(l.starts, time.Now())
+	i := len(l.ends)
+	l.ends = append(l.ends, time.Time{})
+	context.AfterFunc(ctx, func() {
+		l.mu.Lock()
+		l.ends[i] = time.Now()
+		l.mu.Unlock()
+	})
+}
+
+func (l *leadLog) snapshot() (starts, ends []time.Time, stops int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]time.Time(nil), l.starts...), append([]time.Time(nil), l.ends...), l.stops
+}
+
+// A leader that can no longer renew its lead (its heartbeat stalls, as
+// when it is cut off) ends its term before the key can expire, so the
+// job never runs on two nodes at once: the other node starts it only
+// after the first one's term context was cancelled.
+func TestALeaderThatCannotRenewStopsBeforeAnotherTakesOver(t *testing.T) {
+	srv := startServer(t)
+	var l1, l2 leadLog
+	n1 := joinWith(t, srv, "n1", func(o *Options) { o.OnLead = l1.onLead; o.Lease = 2 * time.Second })
+	joinWith(t, srv, "n2", func(o *Options) { o.OnLead = l2.onLead; o.Lease = 2 * time.Second })
+	eventually(t, 2*time.Second, func() error {
+		if s, _, _ := l1.snapshot(); len(s) != 1 || !n1.Leads(JobDelivery) {
+			return fmt.Errorf("n1 should lead the delivery job (joined first)")
+		}
+		return nil
+	})
+	// Stall n1's heartbeat and campaigns; its connection stays up.
+	n1.cancel()
+	n1.wg.Wait()
+	eventually(t, 8*time.Second, func() error {
+		if s, _, _ := l2.snapshot(); len(s) != 1 {
+			return fmt.Errorf("n2 has not taken the delivery job")
+		}
+		return nil
+	})
+	_, ends, _ := l1.snapshot()
+	starts2, _, _ := l2.snapshot()
+	if ends[0].IsZero() || !ends[0].Before(starts2[0]) {
+		t.Fatalf("n1's term ended at %v, n2's began at %v: the first must end before the second begins", ends[0], starts2[0])
+	}
+	if n1.Leads(JobDelivery) {
+		t.Error("n1 still reports leading the delivery job")
+	}
+	t.Logf("n1's term ended %s before n2's began (lease 2 s)", starts2[0].Sub(ends[0]).Round(time.Millisecond))
+}
+
+// Close stops the jobs the node leads before it returns and deletes their
+// keys, so another node takes them on its next campaign (Lease/5), not
+// after a whole lease.
+func TestCloseHandsTheJobsOverAtOnce(t *testing.T) {
+	srv := startServer(t)
+	var l1, l2 leadLog
+	n1 := joinWith(t, srv, "n1", func(o *Options) { o.OnLead = l1.onLead; o.Lease = 5 * time.Second })
+	n2 := joinWith(t, srv, "n2", func(o *Options) { o.OnLead = l2.onLead; o.Lease = 5 * time.Second })
+	eventually(t, 2*time.Second, func() error {
+		if !n1.Leads(JobDelivery) {
+			return fmt.Errorf("n1 should lead the delivery job")
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	closed := time.Now()
+	if err := n1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ends, stops := l1.snapshot(); stops != 1 || ends[0].IsZero() {
+		t.Fatalf("after Close: %d stops, term ended %v; want the job stopped before Close returns", stops, ends[0])
+	}
+	eventually(t, 3*time.Second, func() error {
+		if !n2.Leads(JobDelivery) {
+			return fmt.Errorf("n2 has not taken the delivery job")
+		}
+		return nil
+	})
+	if d := time.Since(closed); d > 2500*time.Millisecond {
+		t.Errorf("n2 took the job %s after n1 closed; want about one campaign (1 s), not a lease (5 s)", d)
+	}
+}

@@ -1,0 +1,304 @@
+package delivery
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Handing delivery over between the nodes of a cluster (one node
+// delivers; cluster.JobDelivery) without delivering an event twice:
+//
+//   - the old engine stops sending before the new one starts: its sends
+//     run under Options.Fence, the lead's term, which ends before the
+//     lead can pass to another node;
+//   - the delivered position is the consumers' acknowledgements, and an
+//     event counts as delivered only once JetStream has stored its
+//     acknowledgement: in a cluster that is a Raft write, lost if the
+//     consumer's leader stops or dies before it is committed (the event
+//     would come back to whoever delivers next). So a delivered event's
+//     acknowledgement asks for a reply, which a replicated consumer sends
+//     once the acknowledgement is applied; until then it is sent again
+//     (ackBook), a copy of the event JetStream offers meanwhile (or sent
+//     just before) is taken for what it is (acknowledged again, not
+//     delivered), and the
+//     engine's Stop waits for the replies before it returns, so the next
+//     engine resumes exactly after the last event the receiver
+//     acknowledged.
+//
+// What remains is a delivery whose outcome is truly unknown: the node is
+// killed (or cut off and fenced) between the receiver's 2xx and its
+// acknowledgement being stored; those events go out again from the next
+// leader (at-least-once, with the same event ids).
+
+// Timing of the acknowledgement book.
+const (
+	ackResend   = time.Second     // an unanswered acknowledgement is sent again after this
+	ackGiveUp   = 2 * time.Minute // and given up after this (logged)
+	ackSettle   = 3 * time.Second // Stop waits this long for the answers
+	ackBookTick = time.Second / 2 // how often the book looks for what to resend
+	// A copy JetStream sent before an acknowledgement was stored can
+	// arrive after it was answered (it waited in the pull buffer, or a
+	// stale recall re-offered it): answered acknowledgements are kept
+	// this long (at most ackRecentMax of them) to recognise those.
+	ackRecentMax = 1 << 16
+)
+
+// fence is the context sends run under: Options.Fence, or one that never
+// ends.
+func (e *Engine) fence() context.Context {
+	if e.o.Fence != nil {
+		return e.o.Fence
+	}
+	return context.Background()
+}
+
+// fenced reports whether the engine's lead has ended: no send may start.
+func (r *runner) fenced() bool { return r.e.o.Fence != nil && r.e.o.Fence.Err() != nil }
+
+// ackBook holds the acknowledgements of a runner's delivered events until
+// JetStream has answered them: each is published with a reply subject
+// <inbox>.<stream>.<stream sequence>, answered (an empty message) once
+// stored.
+type ackBook struct {
+	nc    *nats.Conn
+	log   *slog.Logger
+	inbox string
+	sub   *nats.Subscription
+	stop  chan struct{}
+	done  chan struct{}
+
+	linger time.Duration // how long answered acknowledgements are kept
+
+	mu         sync.Mutex
+	pending    map[ackKey]*ackState
+	drained    chan struct{} // closed when pending empties, if someone waits
+	recent     map[ackKey]time.Time
+	recentQ    []ackKey // recent's keys, oldest first from recentHead
+	recentHead int
+}
+
+type ackKey struct {
+	stream string
+	sseq   uint64
+}
+
+type ackState struct {
+	subject     string // the message's acknowledgement subject
+	first, last time.Time
+}
+
+func newAckBook(nc *nats.Conn, log *slog.Logger, linger time.Duration) (*ackBook, error) {
+	b := &ackBook{nc: nc, log: log, inbox: nc.NewInbox(), stop: make(chan struct{}), done: make(chan struct{}),
+		linger: linger, pending: map[ackKey]*ackState{}, recent: map[ackKey]time.Time{}}
+	sub, err := nc.Subscribe(b.inbox+".>", b.onReply)
+	if err != nil {
+		return nil, err
+	}
+	b.sub = sub
+	go b.resend()
+	return b, nil
+}
+
+// ack acknowledges delivered entry e and keeps it until JetStream
+// answered. Without a book (it could not subscribe) the acknowledgement
+// is sent without waiting for an answer.
+func (r *runner) ack(e *entry) {
+	if r.acks == nil {
+		b, err := newAckBook(r.e.o.JS.Conn(), r.log, 2*r.e.o.AckWait)
+		if err != nil {
+			r.log.Warn("acknowledgements sent without confirmation", "err", err)
+			_ = e.msg.Ack()
+			return
+		}
+		r.acks = b
+	}
+	r.acks.add(ackKey{e.stream, e.sseq}, e.msg.Reply())
+}
+
+// redelivered reports whether it is a copy of an event delivered here:
+// its acknowledgement is not answered yet (it was lost on its way, and
+// JetStream offered the event again), or was answered moments ago (the
+// copy was sent before). The copy is acknowledged instead.
+func (r *runner) redelivered(s *stream, it item) bool {
+	if r.acks == nil || it.msg == nil {
+		return false
+	}
+	return r.acks.again(ackKey{s.name, it.sseq}, it.msg.Reply())
+}
+
+// settleAcks waits (up to ackSettle) until every acknowledgement is
+// answered, then closes the book: called as the runner stops, so the next
+// runner, here or on another node, does not get those events again.
+func (r *runner) settleAcks() {
+	if r.acks == nil {
+		return
+	}
+	if left := r.acks.close(ackSettle); left > 0 {
+		r.log.Warn("acknowledgements not confirmed on stopping; whoever delivers next may repeat these events", "events", left)
+	}
+	r.acks = nil
+}
+
+func (b *ackBook) add(k ackKey, subject string) {
+	now := time.Now()
+	b.mu.Lock()
+	b.pending[k] = &ackState{subject: subject, first: now, last: now}
+	b.mu.Unlock()
+	b.publish(k, subject)
+}
+
+func (b *ackBook) again(k ackKey, subject string) bool {
+	b.mu.Lock()
+	st := b.pending[k]
+	if st != nil {
+		st.subject, st.last = subject, time.Now()
+	}
+	_, answered := b.recent[k]
+	b.mu.Unlock()
+	switch {
+	case st != nil:
+		b.publish(k, subject)
+	case answered:
+		// Stored already; acknowledging the copy changes nothing but
+		// keeps it from coming back after AckWait.
+		if err := b.nc.Publish(subject, []byte("+ACK")); err != nil {
+			b.log.Debug("acknowledgement of a copy not sent", "stream", k.stream, "seq", k.sseq, "err", err)
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// ackLoss, set by tests, drops an acknowledgement the way a lost
+// network message or an uncommitted Raft write does.
+var ackLoss func(k ackKey) bool
+
+func (b *ackBook) publish(k ackKey, subject string) {
+	if ackLoss != nil && ackLoss(k) {
+		return
+	}
+	reply := b.inbox + "." + k.stream + "." + strconv.FormatUint(k.sseq, 10)
+	if err := b.nc.PublishRequest(subject, reply, []byte("+ACK")); err != nil {
+		b.log.Debug("acknowledgement not sent; retrying", "stream", k.stream, "seq", k.sseq, "err", err)
+	}
+}
+
+// onReply takes an answer. A status message (no responders: the
+// consumer has no leader right now) is not one: the acknowledgement is
+// sent again later.
+func (b *ackBook) onReply(m *nats.Msg) {
+	if m.Header != nil && m.Header.Get("Status") != "" {
+		return
+	}
+	rest := strings.TrimPrefix(m.Subject, b.inbox+".")
+	i := strings.LastIndexByte(rest, '.')
+	if i < 0 {
+		return
+	}
+	seq, err := strconv.ParseUint(rest[i+1:], 10, 64)
+	if err != nil {
+		return
+	}
+	k := ackKey{rest[:i], seq}
+	now := time.Now()
+	b.mu.Lock()
+	if _, ok := b.pending[k]; ok {
+		delete(b.pending, k)
+		b.recent[k] = now
+		b.recentQ = append(b.recentQ, k)
+		b.forget(now)
+	}
+	if len(b.pending) == 0 && b.drained != nil {
+		close(b.drained)
+		b.drained = nil
+	}
+	b.mu.Unlock()
+}
+
+// forget drops the answered acknowledgements kept longer than linger,
+// or beyond ackRecentMax; b.mu held.
+func (b *ackBook) forget(now time.Time) {
+	for b.recentHead < len(b.recentQ) {
+		k := b.recentQ[b.recentHead]
+		if len(b.recentQ)-b.recentHead <= ackRecentMax && now.Sub(b.recent[k]) < b.linger {
+			break
+		}
+		delete(b.recent, k)
+		b.recentHead++
+	}
+	if b.recentHead > 1024 && b.recentHead > len(b.recentQ)/2 {
+		b.recentQ = append(b.recentQ[:0], b.recentQ[b.recentHead:]...)
+		b.recentHead = 0
+	}
+}
+
+// resend sends unanswered acknowledgements again until the book closes.
+func (b *ackBook) resend() {
+	defer close(b.done)
+	t := time.NewTicker(ackBookTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		type send struct {
+			k       ackKey
+			subject string
+		}
+		var due []send
+		b.mu.Lock()
+		b.forget(now)
+		for k, st := range b.pending {
+			switch {
+			case now.Sub(st.first) > ackGiveUp:
+				b.log.Warn("acknowledgement never answered; the event may be delivered again", "stream", k.stream, "seq", k.sseq)
+				delete(b.pending, k)
+				if len(b.pending) == 0 && b.drained != nil {
+					close(b.drained)
+					b.drained = nil
+				}
+			case now.Sub(st.last) >= ackResend:
+				st.last = now
+				due = append(due, send{k, st.subject})
+			}
+		}
+		b.mu.Unlock()
+		for _, s := range due {
+			b.publish(s.k, s.subject)
+		}
+	}
+}
+
+// close waits up to wait for the answers, stops the book and returns how
+// many acknowledgements stayed unanswered.
+func (b *ackBook) close(wait time.Duration) int {
+	b.mu.Lock()
+	var drained chan struct{}
+	if len(b.pending) > 0 {
+		drained = make(chan struct{})
+		b.drained = drained
+	}
+	b.mu.Unlock()
+	if drained != nil {
+		select {
+		case <-drained:
+		case <-time.After(wait):
+		}
+	}
+	close(b.stop)
+	<-b.done
+	_ = b.sub.Unsubscribe()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.pending)
+}

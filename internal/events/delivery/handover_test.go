@@ -1,0 +1,74 @@
+package delivery
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tether-hub/tether/internal/journal"
+)
+
+// An acknowledgement lost on its way (a consumer leader that stopped
+// before committing it): JetStream offers the events again after AckWait.
+// The engine recognises them as delivered — their acknowledgements were
+// never answered — and acknowledges them again instead of delivering them
+// a second time.
+func TestLostAcknowledgementsAreNotDeliveredTwice(t *testing.T) {
+	var lose atomic.Bool
+	lose.Store(true)
+	ackLoss = func(ackKey) bool { return lose.Load() }
+	t.Cleanup(func() { ackLoss = nil })
+	v := newEnv(t) // AckWait 2 s
+	rc := newReceiver(t, v.clock, nil)
+	v.start()
+	v.sub("lost", rc.URL)
+	want := v.publishRounds(3, 2)
+	eventually(t, "all delivered", func() bool { return allDelivered(rc, want) })
+	eventually(t, "the events offered again (their acknowledgements were lost)", func() bool {
+		return v.stats("lost").Received >= 12
+	})
+	lose.Store(false)
+	eventually(t, "consumer settled", func() bool {
+		return v.consumerInfo(journal.StreamConn, "lost").NumAckPending == 0
+	})
+	if got := len(rc.delivered()); got != 6 {
+		t.Errorf("%d events delivered, want each of the 6 once", got)
+	}
+	checkOrder(t, rc, want)
+}
+
+// Hand-over: once the engine's lead ends (its Fence), it starts no send;
+// the next engine on the same consumers delivers what the first did not,
+// and nothing the first delivered.
+func TestFencedEngineStopsAndTheNextResumes(t *testing.T) {
+	fence, end := context.WithCancel(context.Background())
+	v := newEnv(t, func(o *Options) { o.Fence = fence })
+	rc := newReceiver(t, v.clock, nil)
+	e1 := v.start()
+	v.sub("handover", rc.URL)
+	first := v.publishRounds(3, 2)
+	eventually(t, "first events delivered", func() bool { return allDelivered(rc, first) })
+
+	end()
+	more := v.publishRounds(3, 2)
+	time.Sleep(300 * time.Millisecond)
+	if got := len(rc.delivered()); got != 6 {
+		t.Fatalf("%d events delivered after the fence, want the 6 from before it only", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e1.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	v.opts.Fence = nil
+	v.start()
+	eventually(t, "the rest delivered by the next engine", func() bool { return allDelivered(rc, more) })
+	eventually(t, "consumer settled", func() bool {
+		return v.consumerInfo(journal.StreamConn, "handover").NumAckPending == 0
+	})
+	if got := len(rc.delivered()); got != 12 {
+		t.Errorf("%d events delivered, want each of the 12 once", got)
+	}
+}
