@@ -39,7 +39,7 @@ func TestMetricsCommand(t *testing.T) {
 	if r := rows["connectedDeviceCount"]; len(r) != 6 || r[1] != "gauge" || r[5] != "tether_connected_devices" {
 		t.Errorf("catalog row %v:\n%s", r, out)
 	}
-	if r := rows["deviceConnects"]; len(r) != 6 || r[3] != "ResultType,Protocol" || r[4] != "Total,Count" {
+	if r := rows["deviceConnects"]; len(r) != 6 || r[3] != "ResultType,Protocol,TokenRenewal" || r[4] != "Total,Count" {
 		t.Errorf("catalog row %v:\n%s", r, out)
 	}
 	h.mustRun(t, "device", "create", "cli-1")

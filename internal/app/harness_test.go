@@ -238,7 +238,7 @@ func (h *hub) v3(clientID, user, pass string, opts ...func(*pahov3.ClientOptions
 	}
 	c := pahov3.NewClient(o)
 	tok := c.Connect()
-	if !tok.WaitTimeout(10 * time.Second) {
+	if !tok.WaitTimeout(max(10*time.Second, o.ConnectTimeout+5*time.Second)) {
 		h.t.Fatal("connect timed out")
 	}
 	rc := tok.(*pahov3.ConnectToken).ReturnCode()
