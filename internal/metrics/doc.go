@@ -35,8 +35,10 @@
 // sample of 1 in the second of its event time, a gauge is sampled once a
 // second by Tick. Cells are kept in memory for Recent (1 s grain) and
 // written, once a second, to SQLite (history.db) as additive upserts into
-// two tables, one per grain (1 s for Recent, 1 min for Retention), in the
-// same transaction as the journal positions they account for. A crash
+// three tables, one per grain (1 s for Recent, 1 min and 1 h for
+// Retention), in the same transaction as the journal positions they
+// account for. The hour table is a rollup of the minutes (filled from them
+// once when a history without it is opened). A crash
 // loses only what was not written, and the journal delivers that again
 // from the saved position: counts rebuild from the journal (delete the
 // file and they are recounted from what the journal still holds). Gauges
@@ -46,5 +48,7 @@
 //
 // Store.Window aggregates one metric over [From, To) with Azure Monitor's
 // aggregations, filter and split. Seconds since the memory floor come
-// from memory (1 s grain); older minutes from the 1 min table.
+// from memory (1 s grain); older whole hours from the 1 h table and the
+// minutes at their edges from the 1 min table, with the same answers as
+// the minutes alone.
 package metrics

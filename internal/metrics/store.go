@@ -21,6 +21,7 @@ const (
 	DefaultRecent    = time.Hour
 	DefaultRetention = 30 * 24 * time.Hour
 	minuteSeconds    = 60
+	hourSeconds      = 3600
 )
 
 // StoreOptions configure OpenStore.
@@ -64,6 +65,9 @@ type Store struct {
 	open         openSecond
 	closed       bool
 	lastPrune    time.Time
+	// minutesOnly makes windows read the minute table alone, not the
+	// hourly rollup (tests compare the two paths).
+	minutesOnly bool
 }
 
 // frame is one second (or minute): how many seconds the sampler ran in
@@ -162,7 +166,16 @@ CREATE TABLE IF NOT EXISTS min (
 	sum REAL NOT NULL, count INTEGER NOT NULL, min REAL NOT NULL, max REAL NOT NULL,
 	PRIMARY KEY (ts, series)
 ) WITHOUT ROWID;
--- ticks: how many seconds of a grain the sampler ran (1 s grain: 1).
+-- hour: the merge of each series' minute rows of an hour (a rollup kept in
+-- the transaction that writes the minutes), so long windows read whole
+-- hours here and only their edge minutes from min.
+CREATE TABLE IF NOT EXISTS hour (
+	ts INTEGER NOT NULL, series INTEGER NOT NULL,
+	sum REAL NOT NULL, count INTEGER NOT NULL, min REAL NOT NULL, max REAL NOT NULL,
+	PRIMARY KEY (ts, series)
+) WITHOUT ROWID;
+-- ticks: how many seconds of a grain the sampler ran (1 s grain: 1; also
+-- 60 and 3600).
 CREATE TABLE IF NOT EXISTS ticks (
 	grain INTEGER NOT NULL, ts INTEGER NOT NULL, n INTEGER NOT NULL,
 	PRIMARY KEY (grain, ts)
@@ -176,6 +189,9 @@ CREATE TABLE IF NOT EXISTS position (
 func (s *Store) load(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("schema: %w", err)
+	}
+	if err := s.backfillHours(ctx); err != nil {
+		return fmt.Errorf("hourly rollup: %w", err)
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id, metric, dims FROM series`)
 	if err != nil {
@@ -454,6 +470,14 @@ func (s *Store) write(ctx context.Context, pending map[pendingKey]cell, ticks ma
 	if err != nil {
 		return err
 	}
+	hours, err := tx.PrepareContext(ctx, `INSERT INTO hour`+upsert)
+	if err != nil {
+		return err
+	}
+	// The hourly rollup gets each series' merge of this write's cells per
+	// hour: one upsert an hour instead of one a second.
+	type hourKey struct{ ts, id int64 }
+	perHour := map[hourKey]cell{}
 	horizon := s.o.Now().Add(-s.o.Recent).Unix()
 	// Series rows made in this transaction are cached only once it has
 	// committed: after a rollback their ids belong to nobody.
@@ -471,13 +495,33 @@ func (s *Store) write(ctx context.Context, pending map[pendingKey]cell, ticks ma
 		if _, err := mins.ExecContext(ctx, floorMinute(pk.ts), id, c.Sum, c.Count, c.Min, c.Max); err != nil {
 			return err
 		}
+		hk := hourKey{floorHour(pk.ts), id}
+		cur := perHour[hk]
+		cur.merge(c)
+		perHour[hk] = cur
 	}
+	for hk, c := range perHour {
+		if c.Count == 0 {
+			continue
+		}
+		if _, err := hours.ExecContext(ctx, hk.ts, hk.id, c.Sum, c.Count, c.Min, c.Max); err != nil {
+			return err
+		}
+	}
+	hourTicks := map[int64]int64{}
 	for ts, n := range ticks {
 		for _, g := range []struct{ grain, ts int64 }{{1, ts}, {minuteSeconds, floorMinute(ts)}} {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO ticks (grain, ts, n) VALUES (?, ?, ?)
 				ON CONFLICT (grain, ts) DO UPDATE SET n = n + excluded.n`, g.grain, g.ts, n); err != nil {
 				return err
 			}
+		}
+		hourTicks[floorHour(ts)] += n
+	}
+	for ts, n := range hourTicks {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO ticks (grain, ts, n) VALUES (?, ?, ?)
+			ON CONFLICT (grain, ts) DO UPDATE SET n = n + excluded.n`, hourSeconds, ts, n); err != nil {
+			return err
 		}
 	}
 	for st, seq := range pos {
@@ -534,9 +578,13 @@ func (s *Store) pruneMemoryLocked(now time.Time) {
 	}
 }
 
+// pruneDisk drops seconds past Recent, and minutes and hours past the
+// Retention. Minutes go by whole hours (the retention rounded down to an
+// hour; up to 59 minutes more are kept), so an hour row never stands for
+// minutes that are gone: a window reads the same from either table.
 func (s *Store) pruneDisk(ctx context.Context, now time.Time) error {
 	secs := now.Add(-s.o.Recent).Unix()
-	mins := now.Add(-s.o.Retention).Unix()
+	mins := floorHour(now.Add(-s.o.Retention).Unix())
 	for _, q := range []struct {
 		sql string
 		arg int64
@@ -545,6 +593,8 @@ func (s *Store) pruneDisk(ctx context.Context, now time.Time) error {
 		{`DELETE FROM ticks WHERE grain = 1 AND ts < ?`, secs},
 		{`DELETE FROM min WHERE ts < ?`, mins},
 		{`DELETE FROM ticks WHERE grain = 60 AND ts < ?`, mins},
+		{`DELETE FROM hour WHERE ts < ?`, mins},
+		{`DELETE FROM ticks WHERE grain = 3600 AND ts < ?`, mins},
 	} {
 		if _, err := s.db.ExecContext(ctx, q.sql, q.arg); err != nil {
 			return fmt.Errorf("metrics: retention: %w", err)
@@ -575,6 +625,22 @@ func floorMinute(ts int64) int64 {
 		r += minuteSeconds
 	}
 	return ts - r
+}
+
+func floorHour(ts int64) int64 {
+	r := ts % hourSeconds
+	if r < 0 {
+		r += hourSeconds
+	}
+	return ts - r
+}
+
+func ceilHour(ts int64) int64 {
+	f := floorHour(ts)
+	if f == ts {
+		return ts
+	}
+	return f + hourSeconds
 }
 
 func ceilMinute(ts int64) int64 {

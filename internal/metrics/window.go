@@ -82,25 +82,46 @@ func (s *Store) Window(ctx context.Context, q WindowQuery) ([]WindowValue, error
 	return acc.result(), nil
 }
 
-// windowMinutes adds the minute rows starting in [from, to).
+// windowMinutes adds the minute rows starting in [from, to): whole hours
+// from the hourly rollup, the minutes before the first and after the last
+// whole hour from the minute table. An hour row is the merge of its minute
+// rows (write keeps both in one transaction; retention drops whole hours),
+// so the answer is the minutes' own.
 func (s *Store) windowMinutes(ctx context.Context, acc *accumulator, from, to int64) error {
 	if from >= to {
 		return nil
 	}
-	// SQLite merges each series' minutes (cell.merge: sums added, min of
+	hFrom, hTo := ceilHour(from), floorHour(to)
+	if s.minutesOnly || hFrom >= hTo {
+		return s.windowGrain(ctx, acc, "min", minuteSeconds, from, to)
+	}
+	if err := s.windowGrain(ctx, acc, "min", minuteSeconds, from, hFrom); err != nil {
+		return err
+	}
+	if err := s.windowGrain(ctx, acc, "hour", hourSeconds, hFrom, hTo); err != nil {
+		return err
+	}
+	return s.windowGrain(ctx, acc, "min", minuteSeconds, hTo, to)
+}
+
+// windowGrain adds the rows of table (min or hour; grain its seconds)
+// starting in [from, to), and the grain's ticks there.
+func (s *Store) windowGrain(ctx context.Context, acc *accumulator, table string, grain, from, to int64) error {
+	if from >= to {
+		return nil
+	}
+	// SQLite merges each series' rows (cell.merge: sums added, min of
 	// mins, max of maxes; no row holds no sample), so one row per series
 	// crosses the driver instead of one per minute — over days of minutes
 	// that crossing (~2 µs a row) was the read's cost.
 	rows, err := s.db.QueryContext(ctx, `SELECT m.series, s.dims, sum(m.sum), sum(m.count), min(m.min), max(m.max)
-		FROM min m JOIN series s ON s.id = m.series
+		FROM `+table+` m JOIN series s ON s.id = m.series
 		WHERE s.metric = ? AND m.ts >= ? AND m.ts < ? AND m.count > 0
 		GROUP BY m.series`, acc.q.def.Name, from, to)
 	if err != nil {
 		return fmt.Errorf("metrics: window: %w", err)
 	}
 	defer rows.Close()
-	// A series' dimensions are decoded once per read.
-	keys := map[int64]string{}
 	for rows.Next() {
 		var id int64
 		var js sql.RawBytes
@@ -108,12 +129,16 @@ func (s *Store) windowMinutes(ctx context.Context, acc *accumulator, from, to in
 		if err := rows.Scan(&id, &js, &c.Sum, &c.Count, &c.Min, &c.Max); err != nil {
 			return fmt.Errorf("metrics: window: %w", err)
 		}
-		key, ok := keys[id]
+		// A series' dimensions are decoded once per read.
+		key, ok := acc.keys[id]
 		if !ok {
 			if key, err = keyFromJSON(string(js)); err != nil {
 				return err
 			}
-			keys[id] = key
+			if acc.keys == nil {
+				acc.keys = map[int64]string{}
+			}
+			acc.keys[id] = key
 		}
 		s.mu.Lock()
 		err = acc.add(s, key, c)
@@ -126,8 +151,8 @@ func (s *Store) windowMinutes(ctx context.Context, acc *accumulator, from, to in
 		return fmt.Errorf("metrics: window: %w", err)
 	}
 	var n int64
-	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(sum(n), 0) FROM ticks WHERE grain = 60 AND ts >= ? AND ts < ?`,
-		from, to).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(sum(n), 0) FROM ticks WHERE grain = ? AND ts >= ? AND ts < ?`,
+		grain, from, to).Scan(&n); err != nil {
 		return fmt.Errorf("metrics: window: %w", err)
 	}
 	acc.ticks += n
@@ -204,6 +229,7 @@ type accumulator struct {
 	groups map[string]*group
 	byKey  map[string]*group // dims key → its group (nil: filtered out)
 	ticks  int64             // sampler seconds in the window
+	keys   map[int64]string  // series id → dims key, decoded once per read
 }
 
 // add merges one series cell; callers hold s.mu (dims cache).
