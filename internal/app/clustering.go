@@ -241,19 +241,25 @@ func (a *App) onLead(ctx context.Context, job string, leading bool) {
 	a.deliveryMu.Lock()
 	defer a.deliveryMu.Unlock()
 	if leading {
-		e, err := a.subs.newEngine(ctx)
-		if err != nil {
-			a.log.Error("delivery engine not built on taking the delivery job", "err", err)
-			return
+		// Right after a node loss or during a rolling restart the
+		// replicated buckets may not answer for a while (a Raft leader
+		// election): the lead is kept and the start retried for as long as
+		// the term lasts, or nobody would deliver until the next hand-over.
+		for attempt := 1; ; attempt++ {
+			err := a.startDelivery(ctx)
+			if err == nil {
+				break
+			}
+			wait := min(time.Duration(attempt)*time.Second, 10*time.Second)
+			a.log.Error("delivery engine not started on taking the delivery job; retrying while this node leads", "err", err, "attempt", attempt, "retryIn", wait)
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
 		}
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := e.Start(sctx); err != nil {
-			a.log.Error("delivery engine not started on taking the delivery job", "err", err)
-			_ = e.Stop(sctx)
-			return
-		}
-		a.subs.cur.Store(e)
 		// The other nodes' API writes of subscriptions come here to take
 		// effect at once (subscriptionService.reload).
 		sub, err := a.journal.NC.Subscribe(reloadSubject, func(m *nats.Msg) {
@@ -280,6 +286,22 @@ func (a *App) onLead(ctx context.Context, job string, leading bool) {
 	if err := a.subs.engine().Stop(ctx); err != nil {
 		a.log.Warn("delivery engine stop", "err", err)
 	}
+}
+
+// startDelivery builds and starts the delivery engine of one term.
+func (a *App) startDelivery(term context.Context) error {
+	e, err := a.subs.newEngine(term)
+	if err != nil {
+		return fmt.Errorf("building the engine: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(term, 30*time.Second)
+	defer cancel()
+	if err := e.Start(sctx); err != nil {
+		_ = e.Stop(sctx)
+		return err
+	}
+	a.subs.cur.Store(e)
+	return nil
 }
 
 // reloadSubject carries a subscription's name from a node's API to the

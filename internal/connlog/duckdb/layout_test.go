@@ -30,10 +30,7 @@ func ids(rs []connlog.Record) []string {
 func TestDaysCompactReopen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "logs.duckdb")
-	s, err := duckdb.Open(ctx, path, duckdb.Options{MemoryLimit: 128 << 20, CompactAfter: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path)
 	day0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	var all []connlog.Record
 	for d := range 3 {
@@ -75,10 +72,7 @@ func TestDaysCompactReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err = duckdb.Open(ctx, path, duckdb.Options{MemoryLimit: 128 << 20, CompactAfter: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openAt(t, path)
 	defer s.Close()
 	more := logstoretest.Records(10, day0.Add(3*24*time.Hour))
 	if err := s.Append(ctx, append(append([]connlog.Record{}, all[100:110]...), more...)); err != nil {

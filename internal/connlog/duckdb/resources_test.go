@@ -19,10 +19,7 @@ import (
 func TestResourceTuples(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "logs.duckdb")
-	s, err := duckdb.Open(ctx, path, duckdb.Options{MemoryLimit: 128 << 20, CompactAfter: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openAt(t, path)
 	recs := logstoretest.Records(40, logstoretest.T0)
 	for i := range recs[20:] {
 		r := &recs[20+i]
@@ -91,10 +88,7 @@ func TestResourceTuples(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err = duckdb.Open(ctx, path, duckdb.Options{MemoryLimit: 128 << 20, CompactAfter: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = openAt(t, path)
 	defer s.Close()
 	check(s)
 }

@@ -21,6 +21,17 @@ func openTemp(t testing.TB) *duckdb.Store {
 	return s
 }
 
+// openAt opens (or reopens) the store at path with compaction left to
+// the test (CompactAfter -1).
+func openAt(t testing.TB, path string) *duckdb.Store {
+	t.Helper()
+	s, err := duckdb.Open(context.Background(), path, duckdb.Options{MemoryLimit: 128 << 20, CompactAfter: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestContract(t *testing.T) {
 	logstoretest.Run(t, func(t *testing.T) connlog.LogStore { return openTemp(t) })
 }
