@@ -193,15 +193,19 @@ func (o *Options) setDefaults() error {
 	if o.MaxReplay <= 0 {
 		o.MaxReplay = DefaultMaxReplay
 	}
+	var hook *webhook
 	if o.Client == nil {
-		o.Client = defaultClient(o.MaxInFlightPerSub, o.Endpoints)
+		hook = defaultWebhook(o.MaxInFlightPerSub, o.Endpoints, o.Origin)
+		o.Client = hook.client
+	} else {
+		hook = &webhook{client: o.Client, origin: o.Origin}
 	}
 	dests := make(map[string]Destination, len(o.Destinations)+2)
 	for k, d := range o.Destinations {
 		dests[k] = d
 	}
 	if dests[events.EndpointWebHook] == nil {
-		dests[events.EndpointWebHook] = &webhook{client: o.Client, origin: o.Origin}
+		dests[events.EndpointWebHook] = hook
 	}
 	if dests[events.EndpointStream] == nil {
 		dests[events.EndpointStream] = &streamDest{js: o.JS, replicas: o.Replicas}

@@ -3,10 +3,12 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -23,14 +25,50 @@ type webhook struct {
 	nothingKept
 	client *http.Client
 	origin string
+	// fast, with the default client, sends to the endpoints it can take
+	// (h1.go); the client sends the rest. proxy is the client's.
+	fast  *h1
+	proxy func(*http.Request) (*url.URL, error)
 }
 
 func (w *webhook) Check(context.Context, events.Subscription) error {
 	return errors.New("delivery: webhooks are validated by the endpoint handshake (events.Handshaker)")
 }
 
-func (w *webhook) Open(_ events.Subscription, env SendEnv) Sender {
+func (w *webhook) Open(sub events.Subscription, env SendEnv) Sender {
+	if w.fast != nil {
+		if t, err := h1TargetOf(sub.Destination.Properties.EndpointURL, w.proxy); err == nil {
+			return &directSender{w: w, env: env, t: t}
+		}
+	}
 	return stateless{env: env, send: w.send}
+}
+
+// directSender POSTs a subscription's batches through h1.
+type directSender struct {
+	nothingKept
+	w   *webhook
+	env SendEnv
+	t   *h1Target
+}
+
+func (s *directSender) Send(ctx context.Context, b Batch) Result {
+	d, err := events.NewDelivery(b.Sub, b.Events, b.Attempt, s.w.origin)
+	if err != nil {
+		return Result{Final: true, Outcome: "BadRequest", Err: err.Error()}
+	}
+	ctx, stop := deadline(ctx, s.env.Clock, s.env.Timeout)
+	code, err := s.w.fast.post(ctx, s.t, d.Header, d.Body)
+	timedOut := stop()
+	switch {
+	case errors.Is(err, errBadHeader):
+		return Result{Final: true, Outcome: "BadRequest", Err: err.Error()}
+	case err != nil && timedOut:
+		return Result{Outcome: OutcomeTimedOut, Err: "no answer within " + s.env.Timeout.String()}
+	case err != nil:
+		return Result{Outcome: OutcomeNetworkError, Err: err.Error()}
+	}
+	return answered(code)
 }
 
 // send POSTs the batch; the timeout (answer included) runs on the
@@ -60,11 +98,16 @@ func (w *webhook) send(ctx context.Context, env SendEnv, b Batch) Result {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer))
 	_ = resp.Body.Close()
 	stop()
-	if Succeeded(resp.StatusCode) {
-		return Result{OK: true, Status: resp.StatusCode}
+	return answered(resp.StatusCode)
+}
+
+// answered is the result of an endpoint's answer with status code.
+func answered(code int) Result {
+	if Succeeded(code) {
+		return Result{OK: true, Status: code}
 	}
-	return Result{Final: !Retried(resp.StatusCode), Status: resp.StatusCode, Outcome: outcome(resp.StatusCode, false),
-		Err: "endpoint answered " + statusLine(resp.StatusCode)}
+	return Result{Final: !Retried(code), Status: code, Outcome: outcome(code, false),
+		Err: "endpoint answered " + statusLine(code)}
 }
 
 func statusLine(code int) string {
@@ -74,10 +117,12 @@ func statusLine(code int) string {
 	return strconv.Itoa(code)
 }
 
-// defaultClient does not follow redirects (a 3xx is a failed delivery),
-// keeps perHost connections per endpoint alive and, with a policy, dials
-// only addresses it allows (and no proxy, which would dial for it).
-func defaultClient(perHost int, p *events.EndpointPolicy) *http.Client {
+// defaultWebhook is the WebHook destination with the default client,
+// which does not follow redirects (a 3xx is a failed delivery), keeps
+// perHost connections per endpoint alive and, with a policy, dials only
+// addresses it allows (and no proxy, which would dial for it); the direct
+// sender (h1.go) dials, verifies and keeps connections the same way.
+func defaultWebhook(perHost int, p *events.EndpointPolicy, origin string) *webhook {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = perHost
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
@@ -86,8 +131,17 @@ func defaultClient(perHost int, p *events.EndpointPolicy) *http.Client {
 		t.Proxy = nil
 	}
 	t.DialContext = d.DialContext
-	return &http.Client{
-		Transport:     t,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	tlsConf := t.TLSClientConfig
+	if tlsConf == nil {
+		tlsConf = &tls.Config{}
+	}
+	return &webhook{
+		client: &http.Client{
+			Transport:     t,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		origin: origin,
+		fast:   &h1{dial: d.DialContext, tls: tlsConf, perHost: perHost},
+		proxy:  t.Proxy,
 	}
 }

@@ -1,0 +1,261 @@
+package delivery
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// h1 sends webhook POSTs over HTTP/1.1 connections it keeps per endpoint,
+// writing the request and reading the answer on the sending goroutine.
+//
+// Why not net/http's Transport: each of its round trips hands the request
+// to a writer goroutine and the answer back from a reader goroutine (two
+// wake-ups and channel hand-offs per POST), clones the header map, and
+// parks in its connection pool's select; at one POST per event
+// (maxEventsPerBatch 1, Event Grid's default) that was about half of the
+// webhook's CPU beside the socket's own write and read (issue 21). Here a
+// POST is one write of head and body and a read of the answer
+// (http.ReadResponse parses it), on the caller's goroutine.
+//
+// What the Transport did that matters here is kept: connections are kept
+// alive (at most perHost idle per endpoint, 90 s), dialled through the
+// endpoint policy's dialer, TLS verified as the default client does (HTTP/1.1
+// only); an idle connection the endpoint closed is noticed before it is
+// used (alive); a request is never sent twice. Endpoints the Transport must
+// handle (a proxy from the environment, user info in the URL, a non-ASCII
+// host) keep using the client (webhook.send).
+type h1 struct {
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	tls     *tls.Config // cloned per connection with its ServerName
+	perHost int
+
+	mu   sync.Mutex
+	idle map[string][]*h1Conn // by scheme://host:port
+}
+
+// h1IdleTimeout is how long an idle connection is kept (the default
+// Transport's IdleConnTimeout).
+const h1IdleTimeout = 90 * time.Second
+
+// h1Conn is one kept connection.
+type h1Conn struct {
+	key  string
+	c    net.Conn
+	raw  net.Conn // the TCP connection under TLS, for alive
+	br   *bufio.Reader
+	head []byte // the target's request head
+	wbuf []byte
+	used time.Time
+}
+
+// h1Target is an endpoint as the sender writes to it, prepared once per
+// subscription.
+type h1Target struct {
+	key      string // pool key
+	addr     string // host:port to dial
+	tls      bool
+	hostname string // TLS server name
+	head     []byte // "POST <uri> HTTP/1.1\r\nHost: …\r\nUser-Agent: …\r\n"
+}
+
+// h1TargetOf prepares endpoint u, or says why h1 does not take it.
+func h1TargetOf(raw string, proxy func(*http.Request) (*url.URL, error)) (*h1Target, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	var port string
+	switch u.Scheme {
+	case "http":
+		port = "80"
+	case "https":
+		port = "443"
+	default:
+		return nil, fmt.Errorf("scheme %q", u.Scheme)
+	}
+	if u.User != nil || u.Host == "" || u.Opaque != "" {
+		return nil, errors.New("user info, opaque or no host")
+	}
+	for i := 0; i < len(u.Host); i++ {
+		if c := u.Host[i]; c <= ' ' || c >= 0x7f {
+			return nil, errors.New("host not plain ASCII")
+		}
+	}
+	if proxy != nil {
+		if p, err := proxy(&http.Request{Method: http.MethodPost, URL: u, Header: http.Header{}}); err != nil || p != nil {
+			return nil, errors.New("proxied")
+		}
+	}
+	host := u.Hostname()
+	if u.Port() != "" {
+		port = u.Port()
+	}
+	t := &h1Target{key: u.Scheme + "://" + net.JoinHostPort(host, port), addr: net.JoinHostPort(host, port),
+		tls: u.Scheme == "https", hostname: host}
+	t.head = fmt.Appendf(nil, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: Go-http-client/1.1\r\n", u.RequestURI(), u.Host)
+	return t, nil
+}
+
+// errBadHeader: a header the request cannot carry (a line break in it).
+var errBadHeader = errors.New("invalid header field")
+
+// post sends one POST of body with header to t and returns the answer's
+// status; the answer's body (up to maxAnswer) is read and dropped. ctx
+// ending aborts it (the connection is closed).
+func (h *h1) post(ctx context.Context, t *h1Target, header http.Header, body []byte) (int, error) {
+	c, err := h.get(ctx, t)
+	if err != nil {
+		return 0, err
+	}
+	// ctx ending unblocks the write or read at once; the connection is
+	// not reused then.
+	stop := context.AfterFunc(ctx, func() { _ = c.c.SetDeadline(aLongTimeAgo) })
+	status, reuse, err := c.roundTrip(header, body)
+	if !stop() {
+		// The deadline was set (or is being set): an answer read before
+		// it still counts, the connection does not.
+		reuse = false
+	}
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	if reuse {
+		h.put(c)
+	} else {
+		_ = c.c.Close()
+	}
+	return status, err
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (c *h1Conn) roundTrip(header http.Header, body []byte) (status int, reuse bool, err error) {
+	b := append(c.wbuf[:0], c.head...)
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\n"...)
+	for k, vs := range header {
+		if !validHeader(k) {
+			return 0, false, errBadHeader
+		}
+		for _, v := range vs {
+			if !validHeader(v) {
+				return 0, false, errBadHeader
+			}
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	b = append(b, "\r\n"...)
+	if len(b)+len(body) <= 64<<10 {
+		b = append(b, body...)
+		_, err = c.c.Write(b)
+	} else {
+		bufs := net.Buffers{b, body}
+		_, err = bufs.WriteTo(c.c)
+	}
+	if cap(b) <= 64<<10 {
+		c.wbuf = b[:0]
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	for {
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			return 0, false, err
+		}
+		n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer+1))
+		_ = resp.Body.Close()
+		if err != nil {
+			return 0, false, err
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			continue // informational (100 Continue, 103 Early Hints): the answer follows
+		}
+		// Reused only when the answer was read whole and the endpoint
+		// keeps the connection.
+		return resp.StatusCode, n <= maxAnswer && !resp.Close && resp.ProtoAtLeast(1, 1) &&
+			resp.StatusCode != http.StatusSwitchingProtocols, nil
+	}
+}
+
+// validHeader: no byte that would end or fold the header line.
+func validHeader(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\r' || c == '\n' || c == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// get returns an idle connection to t that is still open, or dials one.
+func (h *h1) get(ctx context.Context, t *h1Target) (*h1Conn, error) {
+	now := time.Now()
+	for {
+		h.mu.Lock()
+		l := h.idle[t.key]
+		if len(l) == 0 {
+			h.mu.Unlock()
+			break
+		}
+		c := l[len(l)-1]
+		l[len(l)-1] = nil
+		h.idle[t.key] = l[:len(l)-1]
+		h.mu.Unlock()
+		if now.Sub(c.used) < h1IdleTimeout && alive(c.raw) {
+			c.head = t.head
+			return c, nil
+		}
+		_ = c.c.Close()
+	}
+	raw, err := h.dial(ctx, "tcp", t.addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &h1Conn{key: t.key, c: raw, raw: raw, head: t.head}
+	if t.tls {
+		cfg := h.tls.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName = t.hostname
+		}
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = raw.Close()
+			return nil, err
+		}
+		c.c = tc
+	}
+	c.br = bufio.NewReaderSize(c.c, 4096)
+	return c, nil
+}
+
+// put keeps c for the next POST to its endpoint (at most perHost).
+func (h *h1) put(c *h1Conn) {
+	c.used = time.Now()
+	h.mu.Lock()
+	if h.idle == nil {
+		h.idle = map[string][]*h1Conn{}
+	}
+	if l := h.idle[c.key]; len(l) < h.perHost {
+		h.idle[c.key] = append(l, c)
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	_ = c.c.Close()
+}
