@@ -26,7 +26,7 @@ var stages = []stage{
 	{"log writer (connlog: decode, records, store)", regexp.MustCompile(`internal/connlog`)},
 	{"metrics (counting consumer, samplers)", regexp.MustCompile(`internal/metrics`)},
 	{"insight feed", regexp.MustCompile(`internal/insight`)},
-	{"delivery: HTTP POST (request, net/http, socket)", regexp.MustCompile(`^net/http\.|delivery\.\(\*webhook\)|delivery\.stateless`)},
+	{"delivery: HTTP POST (request, net/http, socket)", regexp.MustCompile(`^net/http\.|delivery\.\(\*(webhook|directSender|h1|h1Conn)\)|delivery\.stateless`)},
 	{"delivery: fetch, decode, filter, queues, acks", regexp.MustCompile(`internal/events`)},
 	{"journal publish (encode, publisher, acks)", regexp.MustCompile(`internal/journal\.`)},
 	{"broker: session end (read loop, close, disconnect event)", regexp.MustCompile(`broker\.\(\*session\)\.(run|end)$`)},

@@ -68,3 +68,34 @@ func TestProfileStages(t *testing.T) {
 		t.Errorf("table of %d lines:\n%s", n, tab)
 	}
 }
+
+// The webhook's send frames, net/http's or the direct sender's, count as
+// the HTTP POST stage, though the runner's frames are in the same stack.
+func TestWebhookFramesAreThePOSTStage(t *testing.T) {
+	const post = "delivery: HTTP POST (request, net/http, socket)"
+	stageOf := func(frames ...string) string {
+		for _, s := range stages {
+			for _, f := range frames {
+				if s.re.MatchString(f) {
+					return s.name
+				}
+			}
+		}
+		return ""
+	}
+	const runner = "github.com/tether-hub/tether/internal/events/delivery.(*runner).sendLoop"
+	for _, leaf := range []string{
+		"github.com/tether-hub/tether/internal/events/delivery.(*directSender).Send",
+		"github.com/tether-hub/tether/internal/events/delivery.(*h1).post",
+		"github.com/tether-hub/tether/internal/events/delivery.(*h1Conn).roundTrip",
+		"github.com/tether-hub/tether/internal/events/delivery.(*webhook).send",
+		"net/http.(*persistConn).writeLoop",
+	} {
+		if got := stageOf(leaf, runner); got != post {
+			t.Errorf("%s: stage %q, want %q", leaf, got, post)
+		}
+	}
+	if got := stageOf(runner); got == post {
+		t.Errorf("the runner alone counts as the POST")
+	}
+}
