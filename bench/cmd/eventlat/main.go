@@ -47,6 +47,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +73,7 @@ type config struct {
 	seed      string
 	profile   bool
 	trace     bool
+	selfProf  string
 }
 
 // sweepRates are the rates -sweep drives, lowest first: the report names
@@ -98,6 +100,7 @@ func main() {
 	flag.StringVar(&c.out, "out", "", "also write the markdown report to this file")
 	flag.StringVar(&c.seed, "seed", "tether-bench-eventlat", "device key derivation seed")
 	flag.BoolVar(&c.profile, "profile", false, "run the hub with --debug-addr and save its CPU profile (the phase and 5 s of its drain) per rate into the work dir (implies -keep)")
+	flag.StringVar(&c.selfProf, "driver-profile", "", "write eventlat's own CPU profile (driver and receiver) over the rates to this file")
 	flag.BoolVar(&c.trace, "trace", false, "with -profile, also save a 5 s execution trace per rate (it costs the hub CPU)")
 	sweep := flag.Bool("sweep", false, "rate sweep: drive "+sweepRates+" events/s (unless -rates is given) and report the highest rate sustained with p99 ≤ 50 ms")
 	flag.Parse()
@@ -218,6 +221,16 @@ func run(ctx context.Context, c config, work string) (*report, error) {
 		log.Printf("warning: the hub did not go quiet before the first rate")
 	}
 
+	if c.selfProf != "" {
+		f, err := os.Create(c.selfProf)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 	for i, rate := range c.rates {
 		if ctx.Err() != nil {
 			break

@@ -14,7 +14,8 @@
 //	          batching, retry timers, dead letters, acks, delivery log
 //	               └─► senders (≤ MaxInFlightPerSub long-lived goroutines, a command's maxConcurrency):
 //	                    Sender.Send of one batch, opened by the Destination of the kind:
-//	                      WebHook  one POST (events.NewDelivery)                    webhook.go
+//	                      WebHook  one POST (events.NewDelivery), written and answered on
+//	                               the sender's goroutine over kept HTTP/1.1 connections  webhook.go, h1.go
 //	                      Stream   one JetStream message per event, acked by the stream  stream.go
 //	                      Command  one run of a program, the batch on stdin        command.go
 //	                      Email    one mail, or a digest; rate limited per recipient  email.go

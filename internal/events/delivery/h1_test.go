@@ -314,3 +314,22 @@ func BenchmarkWebhookSend(b *testing.B) {
 		})
 	}
 }
+
+// The direct sender dials through the endpoint policy, as the client
+// does: a refused address is a network error and is never reached.
+func TestDirectSenderKeepsTheEndpointPolicy(t *testing.T) {
+	srv := newHookServer(t, false, nil)
+	sub := hookSub(srv.URL)
+	w := defaultWebhook(4, &events.EndpointPolicy{}, "") // loopback refused
+	res := openDirect(t, w, sub, 5*time.Second).Send(context.Background(), oneBatch(t, sub))
+	if res.OK || res.Outcome != OutcomeNetworkError || !strings.Contains(res.Err, "loopback") {
+		t.Errorf("%+v, want a NetworkError saying loopback is refused", res)
+	}
+	if srv.got() != 0 || srv.conns.Load() != 0 {
+		t.Errorf("the endpoint was reached: %d requests, %d connections", srv.got(), srv.conns.Load())
+	}
+	w = defaultWebhook(4, &events.EndpointPolicy{AllowLoopback: true}, "")
+	if res := openDirect(t, w, sub, 5*time.Second).Send(context.Background(), oneBatch(t, sub)); !res.OK {
+		t.Errorf("loopback allowed: %+v", res)
+	}
+}
