@@ -249,6 +249,13 @@ func (r *report) markdown() string {
 		}
 		w("- %d/s: %s\n", ph.rate, strings.Join(parts, " · "))
 	}
+	w("\nWebhook POSTs per rate (the phase and its drain; maxEventsPerBatch %d): ", r.cfg.batch)
+	for _, ph := range r.phases {
+		if ph.posts > 0 {
+			w("%d/s %d (%.2f events per POST); ", ph.rate, ph.posts, 2*float64(ph.cycles)/float64(ph.posts))
+		}
+	}
+	w("\n")
 	w("\nPaired disconnects per rate: ")
 	for i, ph := range r.phases {
 		w("%d/s %d (%d not delivered); ", ph.rate, r.lat[i].fromClose.n, r.lat[i].missing)
