@@ -38,9 +38,12 @@ type h1 struct {
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	tls     *tls.Config // cloned per connection with its ServerName
 	perHost int
+	// idleTimeout closes a connection idle that long (0: h1IdleTimeout).
+	idleTimeout time.Duration
 
-	mu   sync.Mutex
-	idle map[string][]*h1Conn // by scheme://host:port
+	mu       sync.Mutex
+	idle     map[string][]*h1Conn // by scheme://host:port
+	sweeping bool                 // a sweep is scheduled
 }
 
 // h1IdleTimeout is how long an idle connection is kept (the default
@@ -216,7 +219,7 @@ func (h *h1) get(ctx context.Context, t *h1Target) (*h1Conn, error) {
 		l[len(l)-1] = nil
 		h.idle[t.key] = l[:len(l)-1]
 		h.mu.Unlock()
-		if now.Sub(c.used) < h1IdleTimeout && alive(c.raw) {
+		if now.Sub(c.used) < h.idleFor() && alive(c.raw) {
 			c.head = t.head
 			return c, nil
 		}
@@ -244,6 +247,13 @@ func (h *h1) get(ctx context.Context, t *h1Target) (*h1Conn, error) {
 	return c, nil
 }
 
+func (h *h1) idleFor() time.Duration {
+	if h.idleTimeout > 0 {
+		return h.idleTimeout
+	}
+	return h1IdleTimeout
+}
+
 // put keeps c for the next POST to its endpoint (at most perHost).
 func (h *h1) put(c *h1Conn) {
 	c.used = time.Now()
@@ -253,9 +263,46 @@ func (h *h1) put(c *h1Conn) {
 	}
 	if l := h.idle[c.key]; len(l) < h.perHost {
 		h.idle[c.key] = append(l, c)
+		if !h.sweeping {
+			h.sweeping = true
+			time.AfterFunc(h.idleFor(), h.sweep)
+		}
 		h.mu.Unlock()
 		return
 	}
 	h.mu.Unlock()
 	_ = c.c.Close()
+}
+
+// sweep closes the connections idle for longer than the idle timeout
+// (an endpoint no longer posted to keeps none open), and comes back while
+// any are kept.
+func (h *h1) sweep() {
+	cut := time.Now().Add(-h.idleFor())
+	var old []*h1Conn
+	h.mu.Lock()
+	for k, l := range h.idle {
+		keep := l[:0]
+		for _, c := range l {
+			if c.used.Before(cut) {
+				old = append(old, c)
+			} else {
+				keep = append(keep, c)
+			}
+		}
+		clear(l[len(keep):])
+		if len(keep) == 0 {
+			delete(h.idle, k)
+		} else {
+			h.idle[k] = keep
+		}
+	}
+	h.sweeping = len(h.idle) > 0
+	if h.sweeping {
+		time.AfterFunc(h.idleFor()/2, h.sweep)
+	}
+	h.mu.Unlock()
+	for _, c := range old {
+		_ = c.c.Close()
+	}
 }

@@ -179,6 +179,35 @@ func TestDirectSenderConnectionEnds(t *testing.T) {
 	}
 }
 
+// A connection idle past the idle timeout is closed even when nothing
+// more is posted to its endpoint.
+func TestDirectSenderClosesIdleConnections(t *testing.T) {
+	closed := make(chan struct{}, 1)
+	srv := newHookServer(t, false, nil, func(c *http.Server) {
+		c.ConnState = func(_ net.Conn, st http.ConnState) {
+			if st == http.StateClosed {
+				closed <- struct{}{}
+			}
+		}
+	})
+	sub := hookSub(srv.URL)
+	w := directHook(nil)
+	w.fast.idleTimeout = 200 * time.Millisecond
+	if res := openDirect(t, w, sub, 5*time.Second).Send(context.Background(), oneBatch(t, sub)); !res.OK {
+		t.Fatal(res)
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the idle connection is still open after 5 s (idle timeout 200 ms)")
+	}
+	w.fast.mu.Lock()
+	defer w.fast.mu.Unlock()
+	if len(w.fast.idle) != 0 || w.fast.sweeping {
+		t.Errorf("pool %v, sweeping %v after the sweep", w.fast.idle, w.fast.sweeping)
+	}
+}
+
 // Status codes are mapped as for net/http; no answer in time is TimedOut;
 // a refused connection is a NetworkError.
 func TestDirectSenderOutcomes(t *testing.T) {
