@@ -219,7 +219,9 @@ func (h *h1) get(ctx context.Context, t *h1Target) (*h1Conn, error) {
 		l[len(l)-1] = nil
 		h.idle[t.key] = l[:len(l)-1]
 		h.mu.Unlock()
-		if now.Sub(c.used) < h.idleFor() && alive(c.raw) {
+		// Anything read ahead or waiting on the socket is nothing asked
+		// for: the connection is not used again.
+		if now.Sub(c.used) < h.idleFor() && c.br.Buffered() == 0 && alive(c.raw) {
 			c.head = t.head
 			return c, nil
 		}
