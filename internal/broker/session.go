@@ -137,6 +137,12 @@ func (s *session) connect(tlsConf *tls.Config, chain []*x509.Certificate, wait t
 		s.conn = tc
 		s.rd.src = tc
 		chain = tc.ConnectionState().PeerCertificates
+	} else {
+		// Read the CONNECT (a few hundred bytes) with one read(2), not
+		// 16 bytes and then the rest: a pooled chunk from the start, given
+		// back once the CONNECT is handled (reader.next) or the connection
+		// ends (serve). Over TLS crypto/tls buffers the record already.
+		s.rd.grow(chunkSizes[0])
 	}
 	// The first byte must start a CONNECT: anything else (HTTP, TLS to
 	// the plain port, a PUBLISH) is refused before its length is believed.
