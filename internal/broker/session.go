@@ -21,7 +21,8 @@ import (
 // session is one device connection, from its first byte to its recorded
 // end. Its whole life, top to bottom in this file:
 //
-//  1. connect, on a short-lived goroutine: TLS handshake and CONNECT within
+//  1. connect, on a connector goroutine (connectors.go), free again once
+//     the session is established: TLS handshake and CONNECT within
 //     the connect timeout, then admission (protocol, authentication); a
 //     refusal gets its CONNACK code and a record.
 //  2. establish: claim the device in the session table; end the session it
