@@ -84,6 +84,8 @@ type Broker struct {
 	refusals  *refusalBatch
 
 	tlsLn, tcpLn net.Listener
+	// connectors run accepted connections' connect phases (connectors.go).
+	connectors *connectors
 
 	// wg counts connections from accept to their recorded end.
 	wg sync.WaitGroup
@@ -138,6 +140,7 @@ func New(o Options) (*Broker, error) {
 	}
 	b := &Broker{opts: o, log: o.Logger, table: newTable(), connecting: map[*session]struct{}{}, writers: newWriterPool(), methods: newMethodCalls(), stopped: make(chan struct{})}
 	b.expiries.b = b
+	b.connectors = newConnectors(b.stopped)
 	if o.WebSocket {
 		b.ws = newWSHandler(b)
 	}

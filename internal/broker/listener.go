@@ -8,8 +8,9 @@ import (
 )
 
 // accept serves one MQTT listener (TLS when tlsConf is set) until it is
-// closed. Each connection's connect phase runs on a goroutine of its own
-// that exits once the session is established (session.serve).
+// closed. Each connection's connect phase runs on a connector goroutine
+// (connectors.go), free again once the session is established
+// (session.serve).
 func (b *Broker) accept(ln net.Listener, tlsConf *tls.Config) {
 	var delay time.Duration
 	for {
@@ -38,6 +39,6 @@ func (b *Broker) accept(ln net.Listener, tlsConf *tls.Config) {
 		}
 		wc := newWakeConn(tc)
 		s := b.newSession(wc, wc, protoMQTT, c.RemoteAddr().String())
-		go s.serve(tlsConf, nil, wait)
+		b.connectors.run(connectJob{s: s, tlsConf: tlsConf, wait: wait})
 	}
 }

@@ -151,9 +151,10 @@ func (rd *reader) close() {
 	rd.buf, rd.r, rd.w = rd.small[:], 0, 0
 }
 
-// peek returns the next byte without consuming it, reading if needed.
+// peek returns the next byte without consuming it, reading if needed. It
+// keeps a chunk the buffer holds (session.connect gives a plain
+// connection's first read one).
 func (rd *reader) peek() (byte, error) {
-	rd.releaseChunk()
 	if err := rd.fill(1); err != nil {
 		return 0, err
 	}

@@ -21,7 +21,8 @@ import (
 // session is one device connection, from its first byte to its recorded
 // end. Its whole life, top to bottom in this file:
 //
-//  1. connect, on a short-lived goroutine: TLS handshake and CONNECT within
+//  1. connect, on a connector goroutine (connectors.go), free again once
+//     the session is established: TLS handshake and CONNECT within
 //     the connect timeout, then admission (protocol, authentication); a
 //     refusal gets its CONNACK code and a record.
 //  2. establish: claim the device in the session table; end the session it
@@ -137,6 +138,12 @@ func (s *session) connect(tlsConf *tls.Config, chain []*x509.Certificate, wait t
 		s.conn = tc
 		s.rd.src = tc
 		chain = tc.ConnectionState().PeerCertificates
+	} else {
+		// Read the CONNECT (a few hundred bytes) with one read(2), not
+		// 16 bytes and then the rest: a pooled chunk from the start, given
+		// back once the CONNECT is handled (reader.next) or the connection
+		// ends (serve). Over TLS crypto/tls buffers the record already.
+		s.rd.grow(chunkSizes[0])
 	}
 	// The first byte must start a CONNECT: anything else (HTTP, TLS to
 	// the plain port, a PUBLISH) is refused before its length is believed.

@@ -51,6 +51,10 @@ type options struct {
 	srcTo     int
 	perf      bool
 	cmdline   string
+	// alts are further Tether builds run as brokers of their own (-alt
+	// name=path), each with its own data dir: e.g. HEAD against an older
+	// commit, side by side in one run.
+	alts map[string]string
 }
 
 // run is one connstorm run against one fresh broker process.
@@ -89,6 +93,15 @@ func main() {
 	flag.StringVar(&o.tetherBin, "tether-bin", "", "use this tether binary instead of building ./cmd/tether")
 	flag.IntVar(&o.srcFrom, "src-from", 2, "first loopback source address 127.0.0.<src-from>")
 	flag.IntVar(&o.srcTo, "src-to", 20, "last loopback source address 127.0.0.<src-to>")
+	o.alts = map[string]string{}
+	flag.Func("alt", "another tether `name=binary` to run as a broker of its own (repeat; name must start with tether-), e.g. tether-prev=/tmp/tether-old", func(v string) error {
+		name, bin, ok := strings.Cut(v, "=")
+		if !ok || !strings.HasPrefix(name, "tether-") || bin == "" {
+			return fmt.Errorf("want tether-<name>=<binary>, got %q", v)
+		}
+		o.alts[name] = bin
+		return nil
+	})
 	flag.BoolVar(&o.perf, "perf", false, "after the matrix, one extra run per broker and mode under `perf record -g` (connect phase only; not in the tables), a CPU breakdown in the report; keeps the work dir")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -108,9 +121,14 @@ func main() {
 			log.Fatalf("unknown mode %q", m)
 		}
 	}
+	for name := range o.alts {
+		if !slices.Contains(o.brokers, name) {
+			o.brokers = append(o.brokers, name)
+		}
+	}
 	for _, b := range o.brokers {
-		if b != "bare" && b != "tether" {
-			log.Fatalf("unknown broker %q", b)
+		if b != "bare" && b != "tether" && o.alts[b] == "" {
+			log.Fatalf("unknown broker %q (an -alt build must be given for it)", b)
 		}
 	}
 
@@ -193,27 +211,44 @@ func bench(ctx context.Context, o options) error {
 	// What was built: the tree as of now (the build uses the working tree,
 	// uncommitted changes included).
 	env := describeEnv(ctx, root)
-	tetherDebug := withTether && tetherHasDebugAddr(ctx, bins["tether"])
+	for name, bin := range o.alts {
+		bins[name] = bin
+	}
+	// Which Tether builds serve /debug/pprof (--debug-addr; older ones do not).
+	debugs := map[string]bool{}
+	for _, name := range o.brokers {
+		debugs[name] = name != "bare" && tetherHasDebugAddr(ctx, bins[name])
+	}
 	certFile, keyFile, err := makeCerts(filepath.Join(work, "certs"))
 	if err != nil {
 		return err
 	}
 
-	// Register the devices once; later Tether runs reuse the data dir.
+	// Register the devices once per Tether build (each has its own data dir:
+	// an older build need not read a newer one's); later runs reuse it.
 	hub := "bench.localhost"
-	dataDir := filepath.Join(work, "tether-data")
-	if withTether {
-		log.Printf("starting tether to register %d devices (data dir %s)", o.n, dataDir)
-		tb, err := startTether(ctx, bins["tether"], dataDir, filepath.Join(work, "logs", "tether-setup.log"), false)
+	dataDirs := map[string]string{}
+	for _, name := range o.brokers {
+		if name == "bare" {
+			continue
+		}
+		dataDir := filepath.Join(work, name+"-data")
+		dataDirs[name] = dataDir
+		log.Printf("starting %s to register %d devices (data dir %s)", name, o.n, dataDir)
+		tb, err := startTether(ctx, bins[name], dataDir, filepath.Join(work, "logs", name+"-setup.log"), false)
 		if err != nil {
 			failed = true
 			return err
 		}
 		api, err := newHubAPI(ctx, dataDir, "https://"+tb.httpsAddr)
 		if err == nil {
-			hub = api.CS.HostName
-			log.Printf("hub %s, API %s", hub, api.Base)
-			err = api.createDevices(ctx, o.n, o.createPar, o.seed)
+			if hub != "bench.localhost" && hub != api.CS.HostName {
+				err = fmt.Errorf("%s's hub name %s differs from %s's", name, api.CS.HostName, hub)
+			} else {
+				hub = api.CS.HostName
+				log.Printf("hub %s, API %s", hub, api.Base)
+				err = api.createDevices(ctx, o.n, o.createPar, o.seed)
+			}
 		}
 		tb.stop(30 * time.Second)
 		if err != nil {
@@ -254,7 +289,7 @@ func bench(ctx context.Context, o options) error {
 		}
 		log.Printf("run %d/%d: rep %d, %s, C=%d, %s", i+1, len(plan), p.rep, p.mode, p.c, p.broker)
 		t0 := time.Now()
-		r := oneRun(ctx, o, work, bins, certFile, keyFile, dataDir, hub, p.rep, p.broker, p.mode, p.c, i+1, "", tetherDebug)
+		r := oneRun(ctx, o, work, bins, certFile, keyFile, dataDirs[p.broker], hub, p.rep, p.broker, p.mode, p.c, i+1, "", debugs[p.broker])
 		r.WallS = time.Since(t0).Seconds()
 		longest = max(longest, time.Since(t0))
 		if r.Err != "" {
@@ -277,7 +312,7 @@ func bench(ctx context.Context, o options) error {
 				}
 				log.Printf("profiled run: %s, C=%d, %s", m, o.concs[0], b)
 				pf := filepath.Join(work, "logs", fmt.Sprintf("%02d-%s-%s.perf.data", seq, b, m))
-				r := oneRun(ctx, o, work, bins, certFile, keyFile, dataDir, hub, 0, b, m, o.concs[0], seq, pf, tetherDebug)
+				r := oneRun(ctx, o, work, bins, certFile, keyFile, dataDirs[b], hub, 0, b, m, o.concs[0], seq, pf, debugs[b])
 				if r.Err == "" {
 					r.PerfFile = pf
 					r.Perf, r.PerfSamples, err = perfBreakdown(ctx, pf)
@@ -323,7 +358,7 @@ func oneRun(ctx context.Context, o options, work string, bins map[string]string,
 	if brokerName == "bare" {
 		b, err = startBare(ctx, bins["baremochi"], certFile, keyFile, logPath)
 	} else {
-		b, err = startTether(ctx, bins["tether"], dataDir, logPath, debug)
+		b, err = startTether(ctx, bins[brokerName], dataDir, logPath, debug)
 	}
 	if err != nil {
 		r.Err = err.Error()
@@ -342,7 +377,7 @@ func oneRun(ctx context.Context, o options, work string, bins map[string]string,
 			r.ExitNote = b.err.Error()
 		}
 	}()
-	if brokerName == "tether" {
+	if brokerName != "bare" {
 		// A fresh process on the old data dir: check the devices survived.
 		api, err := newHubAPI(ctx, dataDir, "https://"+b.httpsAddr)
 		if err != nil {

@@ -215,14 +215,17 @@ func report(o options, e env, runs, profiled []run, skipped int, took time.Durat
 			cell(k, 0, func(r *stormrun.Result) float64 { return float64(r.ListenOverflow) }))
 	}
 
-	if slices.Contains(o.brokers, "tether") && slices.Contains(o.brokers, "bare") {
-		p("\n## Tether / bare mochi (ratio of the medians above)\n\n")
+	for _, tn := range o.brokers {
+		if tn == "bare" || !slices.Contains(o.brokers, "bare") {
+			continue
+		}
+		p("\n## %s / bare mochi (ratio of the medians above)\n\n", tn)
 		p("Targets (tracker): server CPU per TLS connect ≤ 1.2 × bare mochi's; RSS ≤ 30 KiB per idle TLS connection.\n\n")
 		p("| Mode | C | CPU µs/connect | CPU until idle | RSS KiB/conn | connects/s | target CPU ≤ 1.2× | target RSS ≤ 30 KiB |\n")
 		p("|---|---:|---:|---:|---:|---:|---|---|\n")
 		for _, c := range o.concs {
 			for _, m := range o.modes {
-				t, b := cellKey{m, c, "tether"}, cellKey{m, c, "bare"}
+				t, b := cellKey{m, c, tn}, cellKey{m, c, "bare"}
 				ratio := func(f func(*stormrun.Result) float64) (float64, float64, float64, bool) {
 					ts, ok1 := get(t, f)
 					bs, ok2 := get(b, f)

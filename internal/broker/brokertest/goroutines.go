@@ -20,7 +20,8 @@ func CheckNoSessionGoroutines(t testing.TB) {
 		buf = buf[:runtime.Stack(buf, true)]
 		var leaked []string
 		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "internal/broker.(*session)") || strings.Contains(g, "internal/broker.(*Broker).accept") {
+			if strings.Contains(g, "internal/broker.(*session)") || strings.Contains(g, "internal/broker.(*Broker).accept") ||
+				strings.Contains(g, "internal/broker.(*connectors).worker") {
 				leaked = append(leaked, g)
 			}
 		}
