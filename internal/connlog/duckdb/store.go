@@ -71,7 +71,8 @@ type Options struct {
 	// take them into DuckDB in one transaction; MoveInterval how long a
 	// staged record waits at most; MaxStaged how many may wait before
 	// Append moves them itself (back-pressure; each takes ~1 KB of
-	// memory). Defaults 100,000, 2 s and 300,000.
+	// memory, and a reader waits for the move of what is staged).
+	// Defaults 25,000, 1 s and 100,000.
 	MoveRecords  int
 	MoveInterval time.Duration
 	MaxStaged    int
@@ -99,13 +100,13 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		o.CheckpointBytes = 64 << 20
 	}
 	if o.MoveRecords <= 0 {
-		o.MoveRecords = 100_000
+		o.MoveRecords = 25_000
 	}
 	if o.MoveInterval <= 0 {
-		o.MoveInterval = 2 * time.Second
+		o.MoveInterval = time.Second
 	}
 	if o.MaxStaged <= 0 {
-		o.MaxStaged = max(300_000, o.MoveRecords)
+		o.MaxStaged = max(100_000, o.MoveRecords)
 	}
 	if o.CompactAfter == 0 {
 		o.CompactAfter = time.Hour
