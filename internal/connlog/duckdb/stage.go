@@ -44,6 +44,8 @@ type stage struct {
 	old     []string   // earlier segments, not yet moved
 	records []connlog.Record
 	since   time.Time // when the oldest staged record was staged
+	putN    int64     // records ever staged
+	movedN  int64     // of those, the first movedN are in DuckDB
 	buf     []byte
 
 	moveMu sync.Mutex    // one move at a time
@@ -143,10 +145,18 @@ func (st *stage) put(records []connlog.Record) error {
 		st.since = time.Now()
 	}
 	st.records = append(st.records, records...)
+	st.putN += int64(len(records))
 	if cap(st.buf) > 4<<20 {
 		st.buf = nil
 	}
 	return nil
+}
+
+// marks returns the count of records ever staged and of those moved.
+func (st *stage) marks() (put, moved int64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.putN, st.movedN
 }
 
 // staged reports how many records wait and since when.
@@ -159,20 +169,27 @@ func (st *stage) staged() (int, time.Time) {
 // take hands the staged records to a move and starts a new segment; the
 // segments they are in are returned, to remove once they are stored;
 // none when nothing is staged.
-func (st *stage) take() (records []connlog.Record, segments []string, err error) {
+func (st *stage) take() (records []connlog.Record, segments []string, upTo int64, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if len(st.records) == 0 {
-		return nil, nil, nil
+		return nil, nil, st.putN, nil
 	}
 	if st.f != nil {
 		if err := st.rotate(); err != nil {
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
 	}
 	records, segments = st.records, st.old
 	st.records, st.old = nil, nil
-	return records, segments, nil
+	return records, segments, st.putN, nil
+}
+
+// done records that the records staged before upTo are in DuckDB.
+func (st *stage) done(upTo int64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.movedN = max(st.movedN, upTo)
 }
 
 // giveBack returns records and their segments after a failed move: they
@@ -216,14 +233,22 @@ func removeSegments(paths []string) error {
 
 // move stores what is staged in DuckDB, in one transaction, and deletes
 // its segments. With nothing staged it returns at once.
-func (s *Store) move(ctx context.Context) error {
+func (s *Store) move(ctx context.Context) error { return s.moveUpTo(ctx, -1) }
+
+// moveUpTo is move for a caller that needs only the first upTo records
+// ever staged in DuckDB (-1: all): if the move it waited for took them
+// in, it returns without another.
+func (s *Store) moveUpTo(ctx context.Context, upTo int64) error {
 	st := s.stage
 	if st == nil {
 		return nil
 	}
 	st.moveMu.Lock()
 	defer st.moveMu.Unlock()
-	records, segments, err := st.take()
+	if _, moved := st.marks(); upTo >= 0 && moved >= upTo {
+		return nil
+	}
+	records, segments, through, err := st.take()
 	if err != nil || len(records) == 0 {
 		return err
 	}
@@ -234,6 +259,7 @@ func (s *Store) move(ctx context.Context) error {
 		st.giveBack(records, segments)
 		return fmt.Errorf("connlog/duckdb: moving %d staged records: %w", len(records), err)
 	}
+	st.done(through)
 	if err := removeSegments(segments); err != nil {
 		// Stored already: a segment left behind is replayed at Open and
 		// its records skipped as repeats.
@@ -248,10 +274,11 @@ func (s *Store) sync(ctx context.Context) error {
 	if s.stage == nil {
 		return nil
 	}
-	if n, _ := s.stage.staged(); n == 0 {
+	put, moved := s.stage.marks()
+	if moved >= put {
 		return nil
 	}
-	return s.move(ctx)
+	return s.moveUpTo(ctx, put)
 }
 
 // mover moves staged records in the background until Close.
