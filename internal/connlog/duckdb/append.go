@@ -15,16 +15,11 @@ import (
 	"github.com/tether-hub/tether/internal/connlog"
 )
 
-// Append stores records in one transaction, skipping known _ItemIds.
-//
-// Dedup without a unique index (which DuckDB would hold in memory for
-// every stored id): a record newer than everything stored (s.hwm) cannot
-// be a repeat, and that is nearly every record of a live log. The others
-// — a redelivery after a crash, a late event — are looked up in their own
-// day table, within the batch's time range there, where the zone maps of
-// TimeGenerated leave a row group or two to read. This relies on what
-// connlog.ItemID guarantees: a repeated _ItemId comes with the same
-// TimeGenerated.
+// Append stores records, all or none, skipping known _ItemIds. In a
+// database file it stages them (stage.go): once Append returns they are
+// on disk and every reader sees them, though DuckDB takes them in later,
+// many batches in one transaction. In memory (":memory:") it appends
+// them in one transaction of their own.
 func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 	if len(records) == 0 {
 		return ctx.Err()
@@ -34,6 +29,45 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 			return err
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	st := s.stage
+	if st == nil {
+		return s.appendNow(ctx, records)
+	}
+	// Back-pressure: DuckDB is behind; take the staged records in first.
+	if n, _ := st.staged(); n >= s.o.MaxStaged {
+		if err := s.move(ctx); err != nil {
+			return err
+		}
+	}
+	if err := st.put(records); err != nil {
+		return fmt.Errorf("connlog/duckdb: append: %w", err)
+	}
+	if n, _ := st.staged(); n >= s.o.MoveRecords {
+		select {
+		case st.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// appendNow stores records in one transaction, skipping known _ItemIds.
+//
+// Dedup without a unique index (which DuckDB would hold in memory for
+// every stored id): a record newer than everything stored (s.hwm) cannot
+// be a repeat, and that is nearly every record of a live log. The others
+// — a redelivery after a crash, a late event — are looked up in their own
+// day table, within the batch's time range there, where the zone maps of
+// TimeGenerated leave a row group or two to read. This relies on what
+// connlog.ItemID guarantees: a repeated _ItemId comes with the same
+// TimeGenerated.
+func (s *Store) appendNow(ctx context.Context, records []connlog.Record) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.closed.Load() {

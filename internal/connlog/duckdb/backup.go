@@ -16,6 +16,9 @@ func (s *Store) BackupTo(ctx context.Context, path string) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	if err := s.sync(ctx); err != nil {
+		return fmt.Errorf("connlog/duckdb: backup to %s: %w", path, err)
+	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err

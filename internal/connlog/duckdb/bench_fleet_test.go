@@ -40,6 +40,9 @@ func BenchmarkAppendFleet(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	if err := s.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
 	if _, err := s.DB().ExecContext(ctx, "CHECKPOINT"); err != nil {
 		b.Fatal(err)
 	}

@@ -39,11 +39,16 @@
 // by one-byte markers in the stored text (props) and put back by the view
 // (properties.go), byte for byte.
 //
-// Ingest: Append dedups by _ItemId (see append.go: only records not newer
-// than everything stored are looked up, within their own day and time
-// range), then writes through DuckDB's Appender in one transaction per
-// call. DuckDB's automatic checkpoint (which would run inside a commit and
-// stall it) is off; a background loop checkpoints (checkpoint.go).
+// Ingest: Append writes the batch to a stage segment file next to the
+// database (one write, one fsync) and returns; a mover takes what is
+// staged into DuckDB in one transaction every MoveRecords records or
+// MoveInterval, and readers move what is staged before they read
+// (stage.go). A move dedups by _ItemId (see append.go: only records not
+// newer than everything stored are looked up, within their own day and
+// time range), then writes through DuckDB's Appender. Open replays the
+// segments a crash left behind. DuckDB's automatic checkpoint (which
+// would run inside a commit and stall it) is off; a background loop
+// checkpoints (checkpoint.go). An in-memory store appends directly.
 //
 // Memory: Options.MemoryLimit and Threads become DuckDB's memory_limit and
 // threads (tether serve --log-memory); DuckDB spills sorts and hash tables

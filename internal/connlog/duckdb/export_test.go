@@ -3,6 +3,7 @@
 package duckdb
 
 import (
+	"context"
 	"strings"
 
 	"github.com/tether-hub/tether/internal/connlog"
@@ -20,8 +21,11 @@ func PackSlow(r *connlog.Record) string {
 	return packSlow(r.Properties, r)
 }
 
-// Tables lists the day tables.
+// Tables lists the day tables, after moving what is staged.
 func (s *Store) Tables() []string {
+	if err := s.sync(context.Background()); err != nil {
+		panic(err)
+	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	return append([]string(nil), s.tables...)

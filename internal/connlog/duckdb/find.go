@@ -35,6 +35,9 @@ func (s *Store) Find(ctx context.Context, f connlog.Filter) ([]connlog.Record, e
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
+	if err := s.sync(ctx); err != nil {
+		return nil, err
+	}
 	s.writeMu.Lock()
 	tables := slices.Clone(s.tables)
 	s.writeMu.Unlock()

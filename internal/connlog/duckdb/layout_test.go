@@ -131,6 +131,9 @@ func TestPropertiesPacking(t *testing.T) {
 	if err := s.Append(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	rows, err := s.DB().Query("SELECT _ItemId, properties_s FROM AzureDiagnostics")
 	if err != nil {
 		t.Fatal(err)

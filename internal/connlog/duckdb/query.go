@@ -58,6 +58,9 @@ func (s *Store) ReadQueryIn(ctx context.Context, bounds kql.TimeRange, query str
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	if err := s.sync(ctx); err != nil {
+		return err
+	}
 	s.writeMu.Lock()
 	all := slices.Clone(s.tables)
 	res := s.resources // append-only: the first len(res) never change

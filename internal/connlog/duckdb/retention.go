@@ -18,6 +18,9 @@ func (s *Store) PartitionSpan() time.Duration { return 24 * time.Hour }
 // tables that end by t and deletes the older rows of the day t falls in
 // (none when t is a day's start, as the Writer's retention asks).
 func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
+	if err := s.sync(ctx); err != nil {
+		return 0, fmt.Errorf("connlog/duckdb: delete before %s: %w", t.UTC().Format(time.RFC3339), err)
+	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.closed.Load() {

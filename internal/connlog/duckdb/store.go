@@ -44,6 +44,9 @@ type Store struct {
 
 	stop chan struct{} // closes the background loops
 	done sync.WaitGroup
+	// stage holds appended records until they are in DuckDB (stage.go);
+	// nil in memory.
+	stage *stage
 	// wal counts bytes appended since the last checkpoint (estimate).
 	wal atomic.Int64
 	o   Options
@@ -64,6 +67,15 @@ type Options struct {
 	// CheckpointBytes is how much appended data (estimated) triggers a
 	// background checkpoint; default 64 MiB.
 	CheckpointBytes int64
+	// MoveRecords is how many staged records (stage.go) make the mover
+	// take them into DuckDB in one transaction; MoveInterval how long a
+	// staged record waits at most; MaxStaged how many may wait before
+	// Append moves them itself (back-pressure; each takes ~1 KB of
+	// memory, and a reader waits for the move of what is staged).
+	// Defaults 25,000, 1 s and 100,000.
+	MoveRecords  int
+	MoveInterval time.Duration
+	MaxStaged    int
 	// CompactAfter is how long after the end of a UTC day its table is
 	// sorted by device (compact.go); default 1 h. Negative: never.
 	CompactAfter time.Duration
@@ -86,6 +98,15 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	}
 	if o.CheckpointBytes <= 0 {
 		o.CheckpointBytes = 64 << 20
+	}
+	if o.MoveRecords <= 0 {
+		o.MoveRecords = 25_000
+	}
+	if o.MoveInterval <= 0 {
+		o.MoveInterval = time.Second
+	}
+	if o.MaxStaged <= 0 {
+		o.MaxStaged = max(100_000, o.MoveRecords)
 	}
 	if o.CompactAfter == 0 {
 		o.CompactAfter = time.Hour
@@ -122,6 +143,23 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		s.dropWriter()
 		db.Close()
 		return nil, fmt.Errorf("connlog/duckdb: open %s: %w", path, err)
+	}
+	if path != ":memory:" {
+		st, segments, err := openStage(path)
+		if err == nil {
+			err = s.replay(ctx, segments)
+		}
+		if err != nil {
+			if st != nil {
+				st.close()
+			}
+			s.dropWriter()
+			db.Close()
+			return nil, fmt.Errorf("connlog/duckdb: open %s: staged records: %w", path, err)
+		}
+		s.stage = st
+		s.done.Add(1)
+		go s.mover()
 	}
 	s.done.Add(1)
 	go s.background()
@@ -234,6 +272,16 @@ func (s *Store) dropWriter() {
 func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
+	}
+	if s.stage != nil {
+		// Before the background loop's last checkpoint, which then
+		// writes them into the file.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		if err := s.move(ctx); err != nil {
+			s.log.Warn("connlog/duckdb: staged records left for the next Open", "err", err)
+		}
+		cancel()
+		s.stage.close()
 	}
 	close(s.stop)
 	s.done.Wait()

@@ -1,0 +1,368 @@
+//go:build cgo
+
+package duckdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tether-hub/tether/internal/connlog"
+)
+
+// The stage: Append's durability without a DuckDB commit per batch.
+//
+// A DuckDB commit costs an fsync of its WAL and a share of the checkpoint
+// that must later compress what the WAL holds, and a checkpoint holds up
+// the commits behind it for seconds at scale. Committing the Writer's
+// batches of 1,000 one by one bounded ingest by those: ~27 ms a commit on
+// this machine's disk, and Append stalls of 1.6–2.6 s. So Append writes
+// the batch to a plain segment file next to the database (one write, one
+// fsync) and returns; a background mover takes everything staged into
+// DuckDB in one large transaction (every MoveRecords records or
+// MoveInterval), then deletes the segments it moved. Readers (Find,
+// ReadQuery, DeleteBefore, BackupTo) move what is staged first, so every
+// record an Append returned for is in what they read. Open moves the
+// segments a crash left behind; records already in the store are skipped
+// there like any repeat (Append's _ItemId dedup), so a crash between the
+// DuckDB commit and the segments' removal doubles nothing.
+//
+// Back-pressure: when MaxStaged records wait, Append moves them itself
+// before staging more, so memory stays bounded when DuckDB falls behind.
+type stage struct {
+	mu      sync.Mutex // guards the fields below; held across a segment write
+	base    string     // segment files are base.N
+	f       *os.File   // the segment Appends write to; nil once closed
+	n       int        // its number
+	old     []string   // earlier segments, not yet moved
+	records []connlog.Record
+	since   time.Time // when the oldest staged record was staged
+	putN    int64     // records ever staged
+	movedN  int64     // of those, the first movedN are in DuckDB
+	buf     []byte
+
+	moveMu sync.Mutex    // one move at a time
+	kick   chan struct{} // wakes the mover
+}
+
+// stageSuffix follows the database path in the segment files' names.
+const stageSuffix = ".stage."
+
+// openStage lists the segments at base (dbPath + stageSuffix) and starts
+// a new one after them; the listed ones are returned for replay.
+func openStage(dbPath string) (*stage, []string, error) {
+	base := dbPath + stageSuffix
+	old, last, err := listSegments(base)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := &stage{base: base, n: last, kick: make(chan struct{}, 1)}
+	if err := st.rotate(); err != nil {
+		return nil, nil, err
+	}
+	return st, old, nil
+}
+
+// listSegments returns the segment files at base in order, and the
+// highest number among them (0 if none).
+func listSegments(base string) ([]string, int, error) {
+	matches, err := filepath.Glob(globEscape(base) + "*")
+	if err != nil {
+		return nil, 0, err
+	}
+	type seg struct {
+		n    int
+		path string
+	}
+	var segs []seg
+	for _, m := range matches {
+		n, err := strconv.Atoi(strings.TrimPrefix(m, base))
+		if err != nil || n <= 0 {
+			continue
+		}
+		segs = append(segs, seg{n, m})
+	}
+	slices.SortFunc(segs, func(a, b seg) int { return a.n - b.n })
+	var paths []string
+	last := 0
+	for _, s := range segs {
+		paths = append(paths, s.path)
+		last = s.n
+	}
+	return paths, last, nil
+}
+
+func globEscape(p string) string {
+	r := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`)
+	return r.Replace(p)
+}
+
+// rotate closes the current segment (keeping it in old) and opens the
+// next. The caller holds mu (or owns st).
+func (st *stage) rotate() error {
+	next := st.n + 1
+	f, err := os.OpenFile(st.base+strconv.Itoa(next), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if st.f != nil {
+		st.old = append(st.old, st.f.Name())
+		st.f.Close()
+	}
+	st.f, st.n = f, next
+	return nil
+}
+
+// put writes records to the current segment, fsyncs it and keeps them
+// for the mover. On a failed write the segment is left behind (what was
+// written of the batch is cut off at replay by its checksum) and a new
+// one started.
+func (st *stage) put(records []connlog.Record) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.f == nil {
+		return ErrClosed
+	}
+	st.buf = encodeFrame(st.buf[:0], records)
+	_, err := st.f.Write(st.buf)
+	if err == nil {
+		err = st.f.Sync()
+	}
+	if err != nil {
+		if rerr := st.rotate(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return fmt.Errorf("stage: %w", err)
+	}
+	if len(st.records) == 0 {
+		st.since = time.Now()
+	}
+	st.records = append(st.records, records...)
+	st.putN += int64(len(records))
+	if cap(st.buf) > 4<<20 {
+		st.buf = nil
+	}
+	return nil
+}
+
+// marks returns the count of records ever staged and of those moved.
+func (st *stage) marks() (put, moved int64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.putN, st.movedN
+}
+
+// staged reports how many records wait and since when.
+func (st *stage) staged() (int, time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.records), st.since
+}
+
+// take hands the staged records to a move and starts a new segment; the
+// segments they are in are returned, to remove once they are stored;
+// none when nothing is staged.
+func (st *stage) take() (records []connlog.Record, segments []string, upTo int64, err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.records) == 0 {
+		return nil, nil, st.putN, nil
+	}
+	if st.f != nil {
+		if err := st.rotate(); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	records, segments = st.records, st.old
+	st.records, st.old = nil, nil
+	return records, segments, st.putN, nil
+}
+
+// done records that the records staged before upTo are in DuckDB.
+func (st *stage) done(upTo int64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.movedN = max(st.movedN, upTo)
+}
+
+// giveBack returns records and their segments after a failed move: they
+// go before whatever was staged meanwhile.
+func (st *stage) giveBack(records []connlog.Record, segments []string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.records = append(records, st.records...)
+	st.old = append(segments, st.old...)
+	st.since = time.Now()
+}
+
+// close closes the current segment; later puts fail with ErrClosed. An
+// empty segment is removed.
+func (st *stage) close() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.f == nil {
+		return
+	}
+	name := st.f.Name()
+	st.f.Close()
+	st.f = nil
+	if len(st.records) == 0 {
+		os.Remove(name)
+	} else {
+		st.old = append(st.old, name)
+	}
+}
+
+// removeSegments deletes moved segments.
+func removeSegments(paths []string) error {
+	var errs []error
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// move stores what is staged in DuckDB, in one transaction, and deletes
+// its segments. With nothing staged it returns at once.
+func (s *Store) move(ctx context.Context) error { return s.moveUpTo(ctx, -1) }
+
+// moveUpTo is move for a caller that needs only the first upTo records
+// ever staged in DuckDB (-1: all): if the move it waited for took them
+// in, it returns without another.
+func (s *Store) moveUpTo(ctx context.Context, upTo int64) error {
+	st := s.stage
+	if st == nil {
+		return nil
+	}
+	st.moveMu.Lock()
+	defer st.moveMu.Unlock()
+	if _, moved := st.marks(); upTo >= 0 && moved >= upTo {
+		return nil
+	}
+	records, segments, through, err := st.take()
+	if err != nil || len(records) == 0 {
+		return err
+	}
+	s.writeMu.Lock()
+	err = s.append(ctx, records)
+	s.writeMu.Unlock()
+	if err != nil {
+		st.giveBack(records, segments)
+		return fmt.Errorf("connlog/duckdb: moving %d staged records: %w", len(records), err)
+	}
+	st.done(through)
+	if err := removeSegments(segments); err != nil {
+		// Stored already: a segment left behind is replayed at Open and
+		// its records skipped as repeats.
+		s.log.Warn("connlog/duckdb: removing moved stage segments", "err", err)
+	}
+	return nil
+}
+
+// sync moves what is staged, for a reader that must see every record an
+// Append returned for.
+func (s *Store) sync(ctx context.Context) error {
+	if s.stage == nil {
+		return nil
+	}
+	put, moved := s.stage.marks()
+	if moved >= put {
+		return nil
+	}
+	return s.moveUpTo(ctx, put)
+}
+
+// mover moves staged records in the background until Close.
+func (s *Store) mover() {
+	defer s.done.Done()
+	st := s.stage
+	tick := time.NewTicker(s.o.MoveInterval / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-st.kick:
+		case <-tick.C:
+		}
+		n, since := st.staged()
+		if n == 0 || (n < s.o.MoveRecords && time.Since(since) < s.o.MoveInterval) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		if err := s.move(ctx); err != nil {
+			s.log.Warn("connlog/duckdb: move failed; retrying", "err", err)
+			select {
+			case <-s.stop:
+			case <-time.After(time.Second):
+			}
+		}
+		cancel()
+	}
+}
+
+// replay stores the records of segments a crash (or a failed move at
+// Close) left behind, in transactions of up to MoveRecords, and deletes
+// the segments. A segment's torn last frame (a batch whose Append never
+// returned) is dropped.
+func (s *Store) replay(ctx context.Context, segments []string) error {
+	var batch []connlog.Record
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		s.writeMu.Lock()
+		err := s.append(ctx, batch)
+		s.writeMu.Unlock()
+		batch = batch[:0]
+		return err
+	}
+	total := 0
+	for _, p := range segments {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for len(data) > 0 {
+			recs, rest, err := decodeFrame(data)
+			if err != nil {
+				s.log.Warn("connlog/duckdb: stage segment ends in a torn batch (an Append that did not return); dropped", "segment", p, "bytes", len(data), "err", err)
+				break
+			}
+			data = rest
+			batch = append(batch, recs...)
+			total += len(recs)
+			if len(batch) >= s.o.MoveRecords {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if len(segments) > 0 {
+		s.log.Info("connlog/duckdb: stored the records staged before the last stop", "segments", len(segments), "records", total)
+	}
+	return removeSegments(segments)
+}
+
+// Flush moves what is staged into DuckDB now (readers of the Store do it
+// themselves; this is for those that query DB directly, like the
+// benchmarks).
+func (s *Store) Flush(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return s.sync(ctx)
+}

@@ -1,0 +1,163 @@
+//go:build cgo
+
+package duckdb
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+
+	"github.com/tether-hub/tether/internal/connlog"
+)
+
+// A stage frame is one Append's batch:
+//
+//	uint32 length of payload, little endian
+//	uint32 CRC-32C of payload
+//	payload: uvarint record count, then per record
+//	  varint TimeGenerated (Unix ns), byte 0/1 DurationMs set, varint DurationMs if set,
+//	  the string fields of recordStrings, each uvarint length + bytes
+//
+// The checksum tells a torn last frame (a crash mid-write) from a whole one.
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errTorn is a frame cut short or damaged.
+var errTorn = errors.New("torn or damaged frame")
+
+// stringFieldCount is the number of Record's string fields.
+const stringFieldCount = 23
+
+// recordStrings are r's string fields in frame order.
+func recordStrings(r *connlog.Record) [stringFieldCount]*string {
+	return [...]*string{
+		&r.ItemID, &r.Category, &r.OperationName, &r.Level, &r.ResultType,
+		&r.ResultDescription, &r.Properties, &r.Location, &r.ResourceID,
+		&r.SubscriptionID, &r.ResourceGroup, &r.Resource, &r.ResourceProvider,
+		&r.ResourceType, &r.Type, &r.SourceSystem, &r.TenantID, &r.CorrelationID,
+		&r.CallerIPAddress, &r.DeviceID, &r.Protocol, &r.SDKVersion, &r.SequenceNumber,
+	}
+}
+
+// encodeFrame appends the frame of records to b.
+func encodeFrame(b []byte, records []connlog.Record) []byte {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
+	b = binary.AppendUvarint(b, uint64(len(records)))
+	for i := range records {
+		r := &records[i]
+		b = binary.AppendVarint(b, r.TimeGenerated.UnixNano())
+		if r.DurationMs != nil {
+			b = append(b, 1)
+			b = binary.AppendVarint(b, *r.DurationMs)
+		} else {
+			b = append(b, 0)
+		}
+		for _, p := range recordStrings(r) {
+			b = binary.AppendUvarint(b, uint64(len(*p)))
+			b = append(b, *p...)
+		}
+	}
+	payload := b[start+8:]
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(payload, castagnoli))
+	return b
+}
+
+// decodeFrame decodes the frame at the start of data and returns its
+// records and what follows it.
+func decodeFrame(data []byte) ([]connlog.Record, []byte, error) {
+	if len(data) < 8 {
+		return nil, nil, errTorn
+	}
+	n := binary.LittleEndian.Uint32(data)
+	if uint64(len(data)-8) < uint64(n) {
+		return nil, nil, errTorn
+	}
+	payload, rest := data[8:8+n], data[8+n:]
+	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(data[4:]) {
+		return nil, nil, errTorn
+	}
+	// The checksum matched: what follows is a frame encodeFrame wrote, so
+	// a decoding error below is a bug, not a crash.
+	d := decoder{b: payload}
+	count := d.uvarint()
+	if count > uint64(len(payload)) {
+		return nil, nil, fmt.Errorf("frame of %d bytes claims %d records", len(payload), count)
+	}
+	records := make([]connlog.Record, count)
+	// One string for the frame's text, the fields slices of it: one
+	// allocation instead of one per field.
+	text := string(payload)
+	for i := range records {
+		r := &records[i]
+		r.TimeGenerated = time.Unix(0, d.varint()).UTC()
+		switch d.byte() {
+		case 0:
+		case 1:
+			v := d.varint()
+			r.DurationMs = &v
+		default:
+			d.err = errors.New("bad DurationMs flag")
+		}
+		for _, p := range recordStrings(r) {
+			l := int(d.uvarint())
+			if d.err == nil && l > len(d.b)-d.off {
+				d.err = errTorn
+			}
+			if d.err != nil {
+				break
+			}
+			*p = text[d.off : d.off+l]
+			d.off += l
+		}
+	}
+	if d.err != nil || d.off != len(payload) {
+		return nil, nil, fmt.Errorf("undecodable frame (%v, %d of %d bytes read)", d.err, d.off, len(payload))
+	}
+	return records, rest, nil
+}
+
+type decoder struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		d.err = errTorn
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b[d.off:])
+	if n <= 0 {
+		d.err = errTorn
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil || d.off >= len(d.b) {
+		d.err = errTorn
+		return 0
+	}
+	c := d.b[d.off]
+	d.off++
+	return c
+}

@@ -1,0 +1,141 @@
+//go:build cgo
+
+package duckdb_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-hub/tether/internal/connlog"
+	"github.com/tether-hub/tether/internal/connlog/duckdb"
+	"github.com/tether-hub/tether/internal/connlog/logstoretest"
+)
+
+const (
+	crashBatches = 60
+	crashBatch   = 500
+	crashChild   = "TETHER_DUCKDB_CRASH_CHILD"
+)
+
+// crashRecords are the records the crash test's child appends, in
+// batches of crashBatch.
+func crashRecords() []connlog.Record {
+	return logstoretest.Records(crashBatches*crashBatch, logstoretest.T0)
+}
+
+// The child of TestCrashDuringIngest: appends crashRecords batch by batch
+// to the store at $TETHER_DUCKDB_CRASH_CHILD and prints "acked i" after
+// batch i's Append returned, until killed.
+func TestCrashChild(t *testing.T) {
+	path := os.Getenv(crashChild)
+	if path == "" {
+		t.Skip("the child process of TestCrashDuringIngest")
+	}
+	ctx := context.Background()
+	// Small moves: the kill finds records in DuckDB, moved segments and
+	// staged ones.
+	s, err := duckdb.Open(ctx, path, duckdb.Options{MemoryLimit: 128 << 20, MoveRecords: 3000, MoveInterval: 50 * time.Millisecond, CompactAfter: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := crashRecords()
+	for i := range crashBatches {
+		if err := s.Append(ctx, recs[i*crashBatch:(i+1)*crashBatch]); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("acked %d\n", i)
+	}
+	time.Sleep(time.Minute) // the parent kills before
+}
+
+// kill -9 during ingest, then what the connlog Writer does after a
+// restart: open the store and append again every batch not acked (the
+// journal delivers them again), the last acked one too (a crash between
+// Append and the ack). Every record is then in the store exactly once.
+func TestCrashDuringIngest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a child process")
+	}
+	path := filepath.Join(t.TempDir(), "logs.duckdb")
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestCrashChild$", "-test.count", "1")
+	cmd.Env = append(os.Environ(), crashChild+"="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	acked := -1
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if n, ok := strings.CutPrefix(sc.Text(), "acked "); ok {
+			acked, _ = strconv.Atoi(n)
+			if acked >= crashBatches/2 {
+				break
+			}
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if acked < crashBatches/2 {
+		t.Fatalf("the child acked only %d batches before it ended", acked+1)
+	}
+	segments, _ := filepath.Glob(path + ".stage.*")
+	t.Logf("killed after batch %d was acked; %d stage segments left", acked, len(segments))
+
+	ctx := context.Background()
+	s := openAt(t, path)
+	defer s.Close()
+	recs := crashRecords()
+	got, err := s.Find(ctx, connlog.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, r := range got {
+		count[r.ItemID]++
+	}
+	for i, r := range recs[:(acked+1)*crashBatch] {
+		if count[r.ItemID] != 1 {
+			t.Fatalf("acked record %d (%s) is in the store %d times after the restart", i, r.ItemID, count[r.ItemID])
+		}
+	}
+	for id, n := range count {
+		if n != 1 {
+			t.Fatalf("record %s is in the store %d times", id, n)
+		}
+	}
+	t.Logf("after the restart: %d records (%d acked)", len(got), (acked+1)*crashBatch)
+	for i := acked; i < crashBatches; i++ {
+		if err := s.Append(ctx, recs[i*crashBatch:(i+1)*crashBatch]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err = s.Find(ctx, connlog.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(recs) {
+		t.Fatalf("after redelivery the store holds %d records, want %d", len(got), len(recs))
+	}
+	for i := range got {
+		if got[i].ItemID != recs[i].ItemID {
+			t.Fatalf("record %d is %s, want %s (in order, once each)", i, got[i].ItemID, recs[i].ItemID)
+		}
+	}
+	if left, _ := filepath.Glob(path + ".stage.*"); len(left) > 1 {
+		t.Errorf("stage segments after the replay: %v", left)
+	}
+}
