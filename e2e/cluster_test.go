@@ -68,7 +68,9 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	// Registered before the nodes' own cleanups, so it runs after them
 	// (the processes are gone) and before the data dirs are removed.
 	t.Cleanup(func() {
-		if !t.Failed() {
+		// TETHER_E2E_KEEP_LOGS=1 keeps them after a pass too (with
+		// TETHER_NATS_LOG=1 they show each Raft group's elections).
+		if !t.Failed() && os.Getenv("TETHER_E2E_KEEP_LOGS") == "" {
 			return
 		}
 		keep := filepath.Join(os.TempDir(), fmt.Sprintf("tether-cluster-logs-%d", time.Now().Unix()))

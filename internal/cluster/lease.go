@@ -235,15 +235,24 @@ func (n *Node) reap(ctx context.Context) {
 			n.log.Warn("reaper: lease unreadable", "node", node, "err", err)
 			continue
 		}
-		// A live node's records of its current run are not read (the
-		// index says whose run each is): only a lost node's, or those
-		// its previous run left.
-		boot := ""
-		if ok {
-			boot = l.Boot
+		// boot is the node's live run: its records are not read (the index
+		// says whose run each is), only a lost node's, or those its
+		// previous runs left.
+		boot := l.Boot
+		if !ok {
+			// The lease lapsed. That alone does not prove the node gone:
+			// while the leases' bucket elects a Raft leader nobody can
+			// renew one. Gone is when NATS has no route to its subject.
+			if boot, err = n.probe(ctx, node); err != nil {
+				n.log.Warn("reaper: node's lease lapsed but it could not be probed; not reaped this round", "node", node, "err", err)
+				continue
+			}
+			if boot != "" {
+				n.log.Warn("reaper: node's lease lapsed but it answers; its devices stay its own", "node", node)
+			}
 		}
 		n.reapKeys(ctx, n.keysOf(node, boot), func(o Owner) (presence.Reason, bool) {
-			return presence.ReasonNodeLost, o.Node == node && (!ok || o.Boot != l.Boot)
+			return presence.ReasonNodeLost, o.Node == node && (boot == "" || o.Boot != boot)
 		})
 	}
 }
