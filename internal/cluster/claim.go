@@ -221,17 +221,24 @@ func (n *Node) lease(ctx context.Context, node string) (Lease, bool, error) {
 // reason and waits until that is stored. It reports false: the record
 // changed (to this node's ending record, or another's).
 func (n *Node) adopt(ctx context.Context, key string, rev uint64, cur Owner, reason presence.Reason) (bool, error) {
+	_, err := n.adoptAt(ctx, key, rev, cur, reason)
+	return false, err
+}
+
+// adoptAt is adopt returning the revision of this node's ending record
+// (0: another claim changed the record first).
+func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, reason presence.Reason) (uint64, error) {
 	s := *cur.Session
 	val, err := json.Marshal(Owner{Node: n.o.Node, Boot: n.boot, Ending: true, Session: &s})
 	if err != nil {
-		return false, fmt.Errorf("cluster: %w", err)
+		return 0, fmt.Errorf("cluster: %w", err)
 	}
 	nrev, err := n.owners.Update(ctx, key, val, rev)
 	if conflict(err) {
-		return false, nil
+		return 0, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("cluster: adopting device %s: %w", s.DeviceID, err)
+		return 0, fmt.Errorf("cluster: adopting device %s: %w", s.DeviceID, err)
 	}
 	h := &hold{session: s.ID, rev: nrev, adopting: true, done: make(chan struct{})}
 	n.mu.Lock()
@@ -257,13 +264,13 @@ func (n *Node) adopt(ctx context.Context, key string, rev uint64, cur Owner, rea
 	select {
 	case err := <-recorded:
 		if err != nil {
-			return false, fmt.Errorf("cluster: recording the end of device %s's session on %s: %w", s.DeviceID, cur.Node, err)
+			return 0, fmt.Errorf("cluster: recording the end of device %s's session on %s: %w", s.DeviceID, cur.Node, err)
 		}
 	case <-ctx.Done():
-		return false, fmt.Errorf("cluster: recording the end of device %s's session on %s: %w", s.DeviceID, cur.Node, ctx.Err())
+		return 0, fmt.Errorf("cluster: recording the end of device %s's session on %s: %w", s.DeviceID, cur.Node, ctx.Err())
 	}
 	n.log.Info("recorded a session of a lost node as ended", "device", s.DeviceID, "lost", cur.Node, "reason", reason)
-	return false, nil
+	return nrev, nil
 }
 
 // Ending implements broker.Claims: the record is released once the end

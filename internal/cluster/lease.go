@@ -298,13 +298,15 @@ func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presen
 	if !ok {
 		return
 	}
-	if _, err := n.adopt(ctx, key, rev, cur, reason); err != nil {
+	nrev, err := n.adoptAt(ctx, key, rev, cur, reason)
+	if err != nil {
 		n.log.Warn("reaper: session not recorded ended", "device", cur.Session.DeviceID, "err", err)
 		return
 	}
-	// Release the adopted record unless a claim got it meanwhile.
-	nrev, now, err := n.get(ctx, key)
-	if err == nil && now.Node == n.o.Node && now.Boot == n.boot && now.Ending {
+	// Release the adopted record unless a claim got it meanwhile (the
+	// delete is conditional on the revision this node wrote), without
+	// reading it again first: a read fewer per lost device.
+	if nrev != 0 {
 		_ = n.owners.Delete(ctx, key, jetstream.LastRevision(nrev))
 	}
 }
