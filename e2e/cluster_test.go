@@ -34,15 +34,11 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three hub processes with 6,000 devices")
 	}
-	// It passes alone (4 runs of 4 on 2 shared cores, 107–144 s), but beside
-	// the suite's other packages it failed twice in three runs: once a
-	// delivery leader's start timed out (fixed: it retries), once the two
-	// surviving nodes' streams took > 25 s to elect leaders after the
-	// kill -9, so node-lost was late. Until failover holds under load it
-	// would fail the suite at random (issue 15).
-	if os.Getenv("TETHER_E2E_CLUSTER") == "" {
-		t.Skip("opt-in (TETHER_E2E_CLUSTER=1; run it alone): failover after kill -9 is slow under the suite's load, issue 15")
-	}
+	// It was opt-in for a while: beside the suite's other packages the
+	// survivors' failover after the kill -9 was late. A lapsed lease no
+	// longer makes a live node lost (the reaper asks it over NATS) and a
+	// lost publish ack is retried after 10 s instead of 30–40 s; it is
+	// checked under CPU load (two busy loops beside it; docs/SCALING.md).
 	const (
 		takeovers = 30
 		lease     = 5 * time.Second
