@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/presence"
@@ -268,6 +269,12 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 	if len(keys) == 0 {
 		return
 	}
+	// Right after a node loss the owners bucket may still be electing a
+	// Raft leader: the first write that finds no leader ends the round
+	// (the next one starts a heartbeat later) instead of failing every key.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stopped sync.Once
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range min(len(keys), reapWorkers) {
@@ -275,7 +282,12 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 		go func() {
 			defer wg.Done()
 			for key := range work {
-				n.reapKey(ctx, key, lost)
+				if err := n.reapKey(ctx, key, lost); unanswered(err) {
+					stopped.Do(func() {
+						n.log.Warn("reaper: the owners bucket does not answer (electing a leader?); round stopped, retried on the next heartbeat", "err", err)
+						cancel()
+					})
+				}
 			}
 		}()
 	}
@@ -289,19 +301,21 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 	wg.Wait()
 }
 
-func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presence.Reason, bool)) {
+func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presence.Reason, bool)) error {
 	rev, cur, err := n.get(ctx, key)
 	if err != nil || cur.Node == "" {
-		return
+		return err
 	}
 	reason, ok := lost(cur)
 	if !ok {
-		return
+		return nil
 	}
 	nrev, err := n.adoptAt(ctx, key, rev, cur, reason)
 	if err != nil {
-		n.log.Warn("reaper: session not recorded ended", "device", cur.Session.DeviceID, "err", err)
-		return
+		if !unanswered(err) && ctx.Err() == nil {
+			n.log.Warn("reaper: session not recorded ended", "device", cur.Session.DeviceID, "err", err)
+		}
+		return err
 	}
 	// Release the adopted record unless a claim got it meanwhile (the
 	// delete is conditional on the revision this node wrote), without
@@ -309,4 +323,12 @@ func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presen
 	if nrev != 0 {
 		_ = n.owners.Delete(ctx, key, jetstream.LastRevision(nrev))
 	}
+	return nil
+}
+
+// unanswered reports an error of a stream without a leader (or too slow
+// to answer): no point in sending it more writes this round.
+func unanswered(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }
