@@ -34,14 +34,16 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three hub processes with 6,000 devices")
 	}
-	// It passes alone (4 runs of 4 on 2 shared cores, 107–144 s), but beside
-	// the suite's other packages it failed twice in three runs: once a
-	// delivery leader's start timed out (fixed: it retries), once the two
-	// surviving nodes' streams took > 25 s to elect leaders after the
-	// kill -9, so node-lost was late. Until failover holds under load it
-	// would fail the suite at random (issue 15).
+	// Opt-in: beside the suite's other packages the survivors' failover
+	// after the kill -9 was late. Session 8 fixed what those logs showed (a
+	// lapsed lease no longer makes a live node lost; a lost publish ack is
+	// retried after 10 s, not 30–40 s) and ran it under CPU load (two busy
+	// loops beside it): 5 runs passed, node-lost 7.7–14.8 s; the sixth
+	// passed failover (7.4 s) but node 1's log kept one device's session
+	// open at the end (connlog's ack failed at the kill; not diagnosed).
+	// Until that is understood it would fail the suite at random (issue 15).
 	if os.Getenv("TETHER_E2E_CLUSTER") == "" {
-		t.Skip("opt-in (TETHER_E2E_CLUSTER=1; run it alone): failover after kill -9 is slow under the suite's load, issue 15")
+		t.Skip("opt-in (TETHER_E2E_CLUSTER=1): under CPU load 1 run of 6 left a session open in a node's log, issue 15")
 	}
 	const (
 		takeovers = 30
@@ -68,7 +70,9 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	// Registered before the nodes' own cleanups, so it runs after them
 	// (the processes are gone) and before the data dirs are removed.
 	t.Cleanup(func() {
-		if !t.Failed() {
+		// TETHER_E2E_KEEP_LOGS=1 keeps them after a pass too (with
+		// TETHER_NATS_LOG=1 they show each Raft group's elections).
+		if !t.Failed() && os.Getenv("TETHER_E2E_KEEP_LOGS") == "" {
 			return
 		}
 		keep := filepath.Join(os.TempDir(), fmt.Sprintf("tether-cluster-logs-%d", time.Now().Unix()))

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -245,20 +246,8 @@ func (a *App) onLead(ctx context.Context, job string, leading bool) {
 		// replicated buckets may not answer for a while (a Raft leader
 		// election): the lead is kept and the start retried for as long as
 		// the term lasts, or nobody would deliver until the next hand-over.
-		for attempt := 1; ; attempt++ {
-			err := a.startDelivery(ctx)
-			if err == nil {
-				break
-			}
-			wait := min(time.Duration(attempt)*time.Second, 10*time.Second)
-			a.log.Error("delivery engine not started on taking the delivery job; retrying while this node leads", "err", err, "attempt", attempt, "retryIn", wait)
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
+		if !retryWhileLeading(ctx, a.startDelivery, deliveryRetryWait, a.log) {
+			return
 		}
 		// The other nodes' API writes of subscriptions come here to take
 		// effect at once (subscriptionService.reload).
@@ -285,6 +274,36 @@ func (a *App) onLead(ctx context.Context, job string, leading bool) {
 	}
 	if err := a.subs.engine().Stop(ctx); err != nil {
 		a.log.Warn("delivery engine stop", "err", err)
+	}
+}
+
+// deliveryRetryWait is the wait before the attempt after the given one
+// to start a delivery engine: 1 s, 2 s, … at most 10 s.
+func deliveryRetryWait(attempt int) time.Duration {
+	return min(time.Duration(attempt)*time.Second, 10*time.Second)
+}
+
+// retryWhileLeading runs start until it succeeds or the lead's term ends,
+// waiting wait(attempt) after each failed attempt; it reports whether
+// start succeeded (false: the term ended first, nothing started).
+func retryWhileLeading(term context.Context, start func(context.Context) error, wait func(int) time.Duration, log *slog.Logger) bool {
+	for attempt := 1; ; attempt++ {
+		if term.Err() != nil {
+			return false
+		}
+		err := start(term)
+		if err == nil {
+			return true
+		}
+		d := wait(attempt)
+		log.Error("delivery engine not started on taking the delivery job; retrying while this node leads", "err", err, "attempt", attempt, "retryIn", d)
+		t := time.NewTimer(d)
+		select {
+		case <-term.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
 	}
 }
 

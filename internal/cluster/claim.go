@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,10 +14,14 @@ import (
 	"github.com/tether-hub/tether/internal/presence"
 )
 
-// takeoverRequest asks the owning node to end a device's session.
+// takeoverRequest asks the owning node to end a device's session. Boot
+// is the run that holds it; a node in another run answers replyGone.
+// Without a device it is a probe: the node answers replyRunning + its
+// boot.
 type takeoverRequest struct {
-	Device  string `json:"device"`
-	Session string `json:"session"`
+	Device  string `json:"device,omitempty"`
+	Session string `json:"session,omitempty"`
+	Boot    string `json:"boot,omitempty"`
 }
 
 // Replies to a takeover request.
@@ -24,6 +29,8 @@ const (
 	replyReleased = "released" // ended, recorded, record released
 	replyNotHeld  = "not-held" // the node does not hold that session
 	replyBusy     = "busy"     // it did not end in time
+	replyGone     = "gone"     // the run that held it is over (the node restarted)
+	replyRunning  = "running:" // a probe's answer, followed by the boot
 )
 
 // Claim implements broker.Claims: it makes s the device's owner record,
@@ -129,14 +136,20 @@ func (n *Node) free(ctx context.Context, key string, rev uint64, cur Owner) (boo
 	if cur.Node == n.o.Node {
 		return n.adopt(ctx, key, rev, cur, presence.ReasonHubRestart)
 	}
-	alive, err := n.alive(ctx, cur.Node, cur.Boot)
+	l, ok, err := n.lease(ctx, cur.Node)
 	if err != nil {
 		return false, err
 	}
-	if !alive {
+	if ok && l.Boot != cur.Boot {
+		// The node started again since: that run is over.
 		return n.adopt(ctx, key, rev, cur, presence.ReasonNodeLost)
 	}
-	req, _ := json.Marshal(takeoverRequest{Device: dev, Session: cur.Session.ID})
+	// Its lease is current, or missing: ask it either way. A missing lease
+	// alone does not prove a node gone: while the leases' bucket elects a
+	// Raft leader (4–9 s in nats-server, longer on a loaded machine) no
+	// node can write its lease, and they lapse. Whether the node still
+	// serves its subject is known from NATS's routes, without JetStream.
+	req, _ := json.Marshal(takeoverRequest{Device: dev, Session: cur.Session.ID, Boot: cur.Boot})
 	rctx, cancel := context.WithTimeout(ctx, n.o.TakeoverTimeout)
 	defer cancel()
 	msg, err := n.o.NC.RequestWithContext(rctx, takeoverSubject(cur.Node), req)
@@ -156,18 +169,37 @@ func (n *Node) free(ctx context.Context, key string, rev uint64, cur Owner) (boo
 		return false, nil
 	case replyNotHeld:
 		return true, nil
+	case replyGone:
+		return n.adopt(ctx, key, rev, cur, presence.ReasonNodeLost)
 	default:
 		return false, fmt.Errorf("cluster: node %s did not end device %s's session in time (%s)", cur.Node, dev, msg.Data)
 	}
 }
 
-// alive reports whether node holds a lease with boot.
-func (n *Node) alive(ctx context.Context, node, boot string) (bool, error) {
-	l, ok, err := n.lease(ctx, node)
-	if err != nil {
-		return false, err
+// probeTimeout bounds a probe: a live node answers from its NATS
+// subscription's goroutine, without JetStream.
+const probeTimeout = 2 * time.Second
+
+// probe asks node, over NATS alone, which run of it is up: its boot, or
+// "" when nobody serves its subject (its server's routes are gone: the
+// process died or is cut off). An error (no answer in time) says nothing
+// either way.
+func (n *Node) probe(ctx context.Context, node string) (string, error) {
+	req, _ := json.Marshal(takeoverRequest{})
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	msg, err := n.o.NC.RequestWithContext(ctx, takeoverSubject(node), req)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("cluster: probing node %s: %w", node, err)
 	}
-	return ok && l.Boot == boot, nil
+	boot, ok := strings.CutPrefix(string(msg.Data), replyRunning)
+	if !ok || boot == "" {
+		return "", fmt.Errorf("cluster: probing node %s: unexpected answer %q", node, msg.Data)
+	}
+	return boot, nil
 }
 
 func (n *Node) lease(ctx context.Context, node string) (Lease, bool, error) {
@@ -189,17 +221,24 @@ func (n *Node) lease(ctx context.Context, node string) (Lease, bool, error) {
 // reason and waits until that is stored. It reports false: the record
 // changed (to this node's ending record, or another's).
 func (n *Node) adopt(ctx context.Context, key string, rev uint64, cur Owner, reason presence.Reason) (bool, error) {
+	_, err := n.adoptAt(ctx, key, rev, cur, reason)
+	return false, err
+}
+
+// adoptAt is adopt returning the revision of this node's ending record
+// (0: another claim changed the record first).
+func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, reason presence.Reason) (uint64, error) {
 	s := *cur.Session
 	val, err := json.Marshal(Owner{Node: n.o.Node, Boot: n.boot, Ending: true, Session: &s})
 	if err != nil {
-		return false, fmt.Errorf("cluster: %w", err)
+		return 0, fmt.Errorf("cluster: %w", err)
 	}
 	nrev, err := n.owners.Update(ctx, key, val, rev)
 	if conflict(err) {
-		return false, nil
+		return 0, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("cluster: adopting device %s: %w", s.DeviceID, err)
+		return 0, fmt.Errorf("cluster: adopting device %s: %w", s.DeviceID, err)
 	}
 	h := &hold{session: s.ID, rev: nrev, adopting: true, done: make(chan struct{})}
 	n.mu.Lock()
@@ -225,13 +264,13 @@ func (n *Node) adopt(ctx context.Context, key string, rev uint64, cur Owner, rea
 	select {
 	case err := <-recorded:
 		if err != nil {
-			return false, fmt.Errorf("cluster: recording the end of device %s's session on %s: %w", s.DeviceID, cur.Node, err)
+			return 0, fmt.Errorf("cluster: recording the end of device %s's session on %s: %w", s.DeviceID, cur.Node, err)
 		}
 	case <-ctx.Done():
-		return false, fmt.Errorf("cluster: recording the end of device %s's session on %s: %w", s.DeviceID, cur.Node, ctx.Err())
+		return 0, fmt.Errorf("cluster: recording the end of device %s's session on %s: %w", s.DeviceID, cur.Node, ctx.Err())
 	}
 	n.log.Info("recorded a session of a lost node as ended", "device", s.DeviceID, "lost", cur.Node, "reason", reason)
-	return false, nil
+	return nrev, nil
 }
 
 // Ending implements broker.Claims: the record is released once the end
@@ -272,6 +311,14 @@ func (n *Node) onTakeover(m *nats.Msg) {
 	var req takeoverRequest
 	if err := json.Unmarshal(m.Data, &req); err != nil {
 		_ = m.Respond([]byte("bad request: " + err.Error()))
+		return
+	}
+	if req.Device == "" {
+		_ = m.Respond([]byte(replyRunning + n.boot))
+		return
+	}
+	if req.Boot != "" && req.Boot != n.boot {
+		_ = m.Respond([]byte(replyGone))
 		return
 	}
 	go func() {

@@ -227,3 +227,90 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.DiscardHandler)
 }
+
+// A node whose lease lapsed while it still runs (the leases' bucket was
+// electing a Raft leader, so nobody could renew) keeps its devices: the
+// reaper asks NATS whether the node still serves its subject. Once it is
+// really gone, its devices are recorded node-lost.
+func TestALiveNodeWhoseLeaseLapsedKeepsItsDevices(t *testing.T) {
+	srv := startServer(t)
+	n1, n2 := join(t, srv, "n1"), join(t, srv, "n2")
+	for i := range 3 {
+		n1.connect(t, fmt.Sprintf("d%d", i))
+	}
+	// Heartbeat and campaigns stop; the takeover subject stays served.
+	n1.cancel()
+	n1.wg.Wait()
+	eventually(t, 5*time.Second, func() error {
+		if _, ok, err := n2.lease(context.Background(), "n1"); err != nil || ok {
+			return fmt.Errorf("n1's lease still there (%v)", err)
+		}
+		if !n2.Leads(JobReaper) {
+			return fmt.Errorf("n2 does not lead the reaper yet")
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second) // three leases, fifteen reaper rounds
+	for i := range 3 {
+		if evs := n2.eventsOf(fmt.Sprintf("d%d", i)); len(evs) != 0 {
+			t.Fatalf("d%d: node 2 recorded %+v for a device of a node that still runs", i, evs)
+		}
+	}
+	if c := n2.Owners()["n1"]; c != 3 {
+		t.Fatalf("%d records name n1, want its 3", c)
+	}
+	n1.nc.Close()
+	gone := time.Now()
+	eventually(t, 5*time.Second, func() error {
+		for i := range 3 {
+			if evs := n2.eventsOf(fmt.Sprintf("d%d", i)); len(evs) != 1 || evs[0].Reason != presence.ReasonNodeLost {
+				return fmt.Errorf("d%d: node 2 recorded %+v", i, evs)
+			}
+		}
+		return nil
+	})
+	t.Logf("recorded node-lost %s after n1's connection closed", time.Since(gone).Round(time.Millisecond))
+}
+
+// A device connecting on node 2 while node 1, whose lease lapsed, still
+// holds it live is taken over (node 1 records the takeover), not adopted
+// as node-lost.
+func TestClaimAsksANodeWhoseLeaseLapsed(t *testing.T) {
+	srv := startServer(t)
+	n1, n2 := join(t, srv, "n1"), join(t, srv, "n2")
+	n1.connect(t, "d")
+	n1.cancel()
+	n1.wg.Wait()
+	eventually(t, 5*time.Second, func() error {
+		if _, ok, err := n2.lease(context.Background(), "n1"); err != nil || ok {
+			return fmt.Errorf("n1's lease still there (%v)", err)
+		}
+		return nil
+	})
+	n2.connect(t, "d")
+	evs := n1.eventsOf("d")
+	if len(evs) != 2 || evs[1].Reason != presence.ReasonTakeover {
+		t.Fatalf("node 1 recorded %+v, want connected then a takeover", evs)
+	}
+	if got := n2.eventsOf("d"); len(got) != 1 || got[0].Kind != presence.Connected {
+		t.Fatalf("node 2 recorded %+v, want only its connect", got)
+	}
+}
+
+// A record of a node's previous run is adopted (node-lost) when the node,
+// started again, answers the takeover request with "gone".
+func TestClaimOfAPreviousRunsSessionAdoptsIt(t *testing.T) {
+	srv := startServer(t)
+	n1, n2 := join(t, srv, "n1"), join(t, srv, "n2")
+	n1.connect(t, "d")
+	// The same node as if started again, before its start recorded its
+	// previous run's sessions (heartbeat stopped first: it reads boot).
+	n1.cancel()
+	n1.wg.Wait()
+	n1.boot = newBoot()
+	n2.connect(t, "d")
+	evs := n2.eventsOf("d")
+	if len(evs) != 2 || evs[0].Reason != presence.ReasonNodeLost || evs[1].Kind != presence.Connected {
+		t.Fatalf("node 2 recorded %+v, want node-lost then connected", evs)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/presence"
@@ -235,15 +236,24 @@ func (n *Node) reap(ctx context.Context) {
 			n.log.Warn("reaper: lease unreadable", "node", node, "err", err)
 			continue
 		}
-		// A live node's records of its current run are not read (the
-		// index says whose run each is): only a lost node's, or those
-		// its previous run left.
-		boot := ""
-		if ok {
-			boot = l.Boot
+		// boot is the node's live run: its records are not read (the index
+		// says whose run each is), only a lost node's, or those its
+		// previous runs left.
+		boot := l.Boot
+		if !ok {
+			// The lease lapsed. That alone does not prove the node gone:
+			// while the leases' bucket elects a Raft leader nobody can
+			// renew one. Gone is when NATS has no route to its subject.
+			if boot, err = n.probe(ctx, node); err != nil {
+				n.log.Warn("reaper: node's lease lapsed but it could not be probed; not reaped this round", "node", node, "err", err)
+				continue
+			}
+			if boot != "" {
+				n.log.Warn("reaper: node's lease lapsed but it answers; its devices stay its own", "node", node)
+			}
 		}
 		n.reapKeys(ctx, n.keysOf(node, boot), func(o Owner) (presence.Reason, bool) {
-			return presence.ReasonNodeLost, o.Node == node && (!ok || o.Boot != l.Boot)
+			return presence.ReasonNodeLost, o.Node == node && (boot == "" || o.Boot != boot)
 		})
 	}
 }
@@ -259,6 +269,12 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 	if len(keys) == 0 {
 		return
 	}
+	// Right after a node loss the owners bucket may still be electing a
+	// Raft leader: the first write that finds no leader ends the round
+	// (the next one starts a heartbeat later) instead of failing every key.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stopped sync.Once
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range min(len(keys), reapWorkers) {
@@ -266,7 +282,12 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 		go func() {
 			defer wg.Done()
 			for key := range work {
-				n.reapKey(ctx, key, lost)
+				if err := n.reapKey(ctx, key, lost); unanswered(err) {
+					stopped.Do(func() {
+						n.log.Warn("reaper: the owners bucket does not answer (electing a leader?); round stopped, retried on the next heartbeat", "err", err)
+						cancel()
+					})
+				}
 			}
 		}()
 	}
@@ -280,22 +301,34 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 	wg.Wait()
 }
 
-func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presence.Reason, bool)) {
+func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presence.Reason, bool)) error {
 	rev, cur, err := n.get(ctx, key)
 	if err != nil || cur.Node == "" {
-		return
+		return err
 	}
 	reason, ok := lost(cur)
 	if !ok {
-		return
+		return nil
 	}
-	if _, err := n.adopt(ctx, key, rev, cur, reason); err != nil {
-		n.log.Warn("reaper: session not recorded ended", "device", cur.Session.DeviceID, "err", err)
-		return
+	nrev, err := n.adoptAt(ctx, key, rev, cur, reason)
+	if err != nil {
+		if !unanswered(err) && ctx.Err() == nil {
+			n.log.Warn("reaper: session not recorded ended", "device", cur.Session.DeviceID, "err", err)
+		}
+		return err
 	}
-	// Release the adopted record unless a claim got it meanwhile.
-	nrev, now, err := n.get(ctx, key)
-	if err == nil && now.Node == n.o.Node && now.Boot == n.boot && now.Ending {
+	// Release the adopted record unless a claim got it meanwhile (the
+	// delete is conditional on the revision this node wrote), without
+	// reading it again first: a read fewer per lost device.
+	if nrev != 0 {
 		_ = n.owners.Delete(ctx, key, jetstream.LastRevision(nrev))
 	}
+	return nil
+}
+
+// unanswered reports an error of a stream without a leader (or too slow
+// to answer): no point in sending it more writes this round.
+func unanswered(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }

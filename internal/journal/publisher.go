@@ -64,9 +64,16 @@ type Publisher struct {
 	failed    atomic.Uint64
 }
 
+// ackTimeout: a publish the stream leader never answers (it was killed,
+// or stepped down, with the message in flight: nats-server drops the
+// proposals of a leader that steps down) is retried after this long. In a
+// cluster that is the wait after a node loss for whatever was in flight;
+// at 30 s it held node-lost records back past the lease. Retries are
+// deduplicated by message id.
 const (
 	window     = 1024
-	ackTimeout = 30 * time.Second
+	ackTimeout = 10 * time.Second
+	sweepEvery = time.Second
 )
 
 // NewPublisher starts a publisher with room for capacity queued messages.
@@ -131,7 +138,7 @@ func (in *inflight) finish(err error) {
 
 func (p *Publisher) run() {
 	defer close(p.done)
-	sweep := time.NewTicker(ackTimeout / 3)
+	sweep := time.NewTicker(sweepEvery)
 	defer sweep.Stop()
 	for {
 		select {
