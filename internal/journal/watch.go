@@ -2,7 +2,6 @@ package journal
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,36 +26,44 @@ import (
 // redelivery after AckWait, or a store slower than the second fetch's
 // wait) is found by the next fetch after Wait's fallback period.
 type Watch struct {
-	sub *nats.Subscription
+	sub  *nats.Subscription
+	wake chan struct{} // one wake-up pending at most
 }
 
 // NewWatch subscribes to subject (a stream's subjects or a consumer's
-// filter) on nc.
+// filter) on nc. The subscription is asynchronous with a callback that
+// only signals: a synchronous one would allocate a channel of the
+// connection's SubChanLen (64k entries, 512 KiB) per Watch, and a small
+// channel of our own would mark the connection a slow consumer when full.
 func NewWatch(nc *nats.Conn, subject string) (*Watch, error) {
-	sub, err := nc.SubscribeSync(subject)
+	w := &Watch{wake: make(chan struct{}, 1)}
+	sub, err := nc.Subscribe(subject, func(*nats.Msg) {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &Watch{sub: sub}, nil
+	w.sub = sub
+	return w, nil
 }
 
 // Wait blocks until a message was published on the subject since the
-// Watch started (one wake-up per message published), or fallback has
-// passed, or ctx ends. It reports whether ctx is still live.
+// Watch started or since the last Wait returned, or fallback has passed,
+// or ctx ends. It reports whether ctx is still live. A publish during the
+// fetch that follows a Wait makes the next Wait return at once, so a
+// reader whose fetch found nothing (a store slower than its wait) looks
+// again.
 func (w *Watch) Wait(ctx context.Context, fallback time.Duration) bool {
-	wctx, cancel := context.WithTimeout(ctx, fallback)
-	defer cancel()
-	_, err := w.sub.NextMsgWithContext(wctx)
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		// The subscription is gone (connection closed): do not spin.
-		select {
-		case <-wctx.Done():
-		case <-ctx.Done():
-		}
+	t := time.NewTimer(fallback)
+	defer t.Stop()
+	select {
+	case <-w.wake:
+	case <-t.C:
+	case <-ctx.Done():
 	}
-	// Wake-ups queued meanwhile stay: if the fetch that follows finds
-	// nothing (a store slower than its wait), the next Wait returns at
-	// once and the reader looks again.
 	return ctx.Err() == nil
 }
 
