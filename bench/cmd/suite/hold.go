@@ -71,8 +71,16 @@ func (s *setup) holdRun(ctx context.Context, name string, n int) (*holdResult, e
 		return nil, err
 	}
 	defer b.stop()
-	log.Printf("hold: %s, %d TLS connections, keep-alive %v, idle window %v", name, n, s.o.keepAlive, s.o.window)
+	log.Printf("hold: %s, %d %s connections, keep-alive %v, idle window %v", name, n, s.o.holdKind(), s.o.keepAlive, s.o.window)
 	return s.hold(ctx, b, n)
+}
+
+// holdKind names the held connections' transport.
+func (o options) holdKind() string {
+	if o.holdTCP {
+		return "plain TCP"
+	}
+	return "TLS"
 }
 
 // driven is one connstorm -drive process.
@@ -186,7 +194,11 @@ func (s *setup) hold(ctx context.Context, b *broker, n int) (*holdResult, error)
 	}()
 	for p := range k {
 		first, last := p*n/k, (p+1)*n/k
-		d, err := s.startDriven(b, p, first, last-first, (o.conc+k-1)/k, 0)
+		var extra []string
+		if o.holdTCP {
+			extra = []string{"-addr", b.tcp, "-mode", "tcp"}
+		}
+		d, err := s.startDriven(b, p, first, last-first, (o.conc+k-1)/k, 0, extra...)
 		if err != nil {
 			return nil, err
 		}
