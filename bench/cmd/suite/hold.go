@@ -245,6 +245,7 @@ func (s *setup) hold(ctx context.Context, b *broker, n int) (*holdResult, error)
 	}
 	r.CPUusPerConnect = perConn(cpu1 - cpu0)
 	settle, settled := procstat.WaitQuiet(b.pid, 250*time.Millisecond, 4, 0.05, 10*time.Second)
+	settle += waitGCs(b)
 	cpu2, _ := procstat.CPU(b.pid)
 	r.Settled = settled
 	log.Printf("hold: %s: %d connected, %d failed in %.1fs; %.0f µs CPU per connect",
@@ -318,6 +319,37 @@ func (s *setup) hold(ctx context.Context, b *broker, n int) (*holdResult, error)
 	log.Printf("hold: %s: %d closed by the broker after DISCONNECT (of %d), drained=%v; %.0f µs CPU per disconnect",
 		b.name, r.ClosedByBroker, r.Connected, r.Drained, r.CPUusPerDisconnect)
 	return r, nil
+}
+
+// waitGCs waits, for a broker that serves its Go statistics, until it has
+// run no GC for gcQuiet (gcWaitMax at most), and returns how long it
+// waited. Tether compacts its memory after a connect burst and again once
+// its pipeline has settled (internal/app/compact.go): forced collections
+// that scan every connection's stack, one-offs after a burst that would
+// otherwise fall in the idle window (a few hundred ms of CPU each).
+func waitGCs(b *broker) time.Duration {
+	const gcQuiet, gcWaitMax = 5 * time.Second, 30 * time.Second
+	if b.debug == "" {
+		return 0
+	}
+	start := time.Now()
+	last, since := int64(-1), start
+	for time.Since(start) < gcWaitMax {
+		st, err := gostats.Fetch("http://" + b.debug)
+		if err != nil {
+			log.Printf("hold: Go statistics of %s: %v", b.name, err)
+			break
+		}
+		if st.NumGC != last {
+			last, since = st.NumGC, time.Now()
+		} else if time.Since(since) >= gcQuiet {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	waited := time.Since(start)
+	log.Printf("hold: %s: no GC for %v (waited %v; %d GCs so far)", b.name, time.Since(since).Round(time.Millisecond), waited.Round(time.Millisecond), last)
+	return waited
 }
 
 // goStats reads b's Go memory statistics, if it serves them.

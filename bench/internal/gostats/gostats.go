@@ -18,6 +18,7 @@ type Stats struct {
 	HeapInuse  int64 // bytes in in-use spans: live objects and garbage not yet collected
 	StackInuse int64 // bytes of goroutine stacks
 	NextGC     int64 // the heap goal: the heap size at which the next GC ends a cycle
+	NumGC      int64 // completed GC cycles
 }
 
 // Fetch reads base's /debug/pprof (base: "http://host:port").
@@ -59,7 +60,8 @@ func Fetch(base string) (Stats, error) {
 }
 
 // parseLine takes one line of the heap profile's MemStats trailer:
-// "# HeapInuse = N", "# Stack = StackInuse / StackSys", "# NextGC = N".
+// "# HeapInuse = N", "# Stack = StackInuse / StackSys", "# NextGC = N",
+// "# NumGC = N".
 // Other lines, and values that are not numbers, are ignored.
 func (st *Stats) parseLine(l string) {
 	name, val, ok := strings.Cut(strings.TrimPrefix(l, "# "), " = ")
@@ -78,5 +80,7 @@ func (st *Stats) parseLine(l string) {
 		st.StackInuse = n
 	case "NextGC":
 		st.NextGC = n
+	case "NumGC":
+		st.NumGC = n
 	}
 }
