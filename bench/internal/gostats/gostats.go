@@ -24,24 +24,9 @@ type Stats struct {
 // Fetch reads base's /debug/pprof (base: "http://host:port").
 func Fetch(base string) (Stats, error) {
 	var st Stats
-	cl := &http.Client{Timeout: 10 * time.Second}
-	get := func(path string, each func(line string) bool) error {
-		resp, err := cl.Get(strings.TrimRight(base, "/") + path)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s", path, resp.Status)
-		}
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		for sc.Scan() {
-			if !each(sc.Text()) {
-				break
-			}
-		}
-		return sc.Err()
+	get := newGetter(base)
+	if err := fetchMem(get, &st); err != nil {
+		return st, err
 	}
 	err := get("/debug/pprof/goroutine?debug=1", func(l string) bool {
 		if rest, ok := strings.CutPrefix(l, "goroutine profile: total "); ok {
@@ -49,15 +34,27 @@ func Fetch(base string) (Stats, error) {
 		}
 		return false // first line only
 	})
-	if err != nil {
-		return st, err
-	}
-	err = get("/debug/pprof/heap?debug=1", func(l string) bool {
+	return st, err
+}
+
+// FetchMem reads only the MemStats trailer of base's heap profile (no
+// goroutine dump: with thousands of goroutines that dump allocates MBs in
+// the broker, which a poll must not do).
+func FetchMem(base string) (Stats, error) {
+	var st Stats
+	err := fetchMem(newGetter(base), &st)
+	return st, err
+}
+
+func fetchMem(get getter, st *Stats) error {
+	return get("/debug/pprof/heap?debug=1", func(l string) bool {
 		st.parseLine(l)
 		return true
 	})
-	return st, err
 }
+
+// getter GETs path and hands each line to each until it returns false.
+type getter func(path string, each func(line string) bool) error
 
 // parseLine takes one line of the heap profile's MemStats trailer:
 // "# HeapInuse = N", "# Stack = StackInuse / StackSys", "# NextGC = N",
@@ -82,5 +79,27 @@ func (st *Stats) parseLine(l string) {
 		st.NextGC = n
 	case "NumGC":
 		st.NumGC = n
+	}
+}
+
+func newGetter(base string) getter {
+	cl := &http.Client{Timeout: 10 * time.Second}
+	return func(path string, each func(line string) bool) error {
+		resp, err := cl.Get(strings.TrimRight(base, "/") + path)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			if !each(sc.Text()) {
+				break
+			}
+		}
+		return sc.Err()
 	}
 }
