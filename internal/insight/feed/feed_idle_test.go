@@ -2,6 +2,8 @@ package feed_test
 
 import (
 	"context"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,4 +68,51 @@ func TestFeedStopsPromptlyWhileIdle(t *testing.T) {
 	if err := f.Stop(ctx); err != nil {
 		t.Fatalf("Stop of an idle feed: %v (it waited for the idle fallback)", err)
 	}
+}
+
+// A feed with nothing new saves its state every 10 × SaveEvery, not every
+// SaveEvery; one that applied events saves at SaveEvery.
+func TestFeedSavesLessWhenIdle(t *testing.T) {
+	j := openJournal(t)
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 6, 22, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	f, err := feed.New(feed.Options{JS: j.JS, Insight: insight.Options{Hub: "bench.example"}, Path: filepath.Join(t.TempDir(), "state"),
+		SaveEvery: time.Minute, TickEvery: 5 * time.Millisecond, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer stop(t, f)
+	waitSaves := func(n uint64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for f.Status().Saves != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d saves, want %d", f.Status().Saves, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// Idle: nine minutes pass a minute at a time without a save (ticks
+	// run meanwhile: the feed sees each step of the clock).
+	for range 9 {
+		advance(time.Minute)
+		time.Sleep(30 * time.Millisecond)
+	}
+	if n := f.Status().Saves; n != 0 {
+		t.Fatalf("an idle feed saved %d times within 9 × SaveEvery", n)
+	}
+	// (Two minutes: the loop may have read the clock for its first save
+	// time after the first step.)
+	advance(2 * time.Minute)
+	waitSaves(1)
+	// Events applied: the next save comes after SaveEvery.
+	publish(t, j, history(10, 5, time.Now().Add(-time.Hour), 3))
+	waitApplied(t, f, 10)
+	advance(time.Minute)
+	waitSaves(2)
 }
