@@ -62,6 +62,7 @@ type App struct {
 	bound atomic.Pointer[[]netip.AddrPort]
 
 	compactions atomic.Uint64
+	settles     atomic.Uint64
 
 	// Production (datadir.go, adminsock.go, certreload.go, backup.go).
 	dirFormat  datadir.Result

@@ -304,6 +304,14 @@ func TestSimultaneousConnectsLeaveOnePerDevice(t *testing.T) {
 		}
 		return nil
 	})
+	began := time.Now()
+	eventually(t, 60*time.Second, func() error {
+		if h.SettleCompactions() == 0 {
+			return errorf("no compaction once the hub settled after the burst")
+		}
+		return nil
+	})
+	t.Logf("settled %s after the burst's compaction", time.Since(began))
 	// Every device's events alternate connect/disconnect and end connected.
 	eventually(t, 10*time.Second, func() error {
 		for i := range ids {

@@ -28,6 +28,11 @@
 // redelivery may land after newer records; readers order by TimeGenerated
 // (Find does), never by arrival.
 //
+// Idle: a consumer whose fetch came back empty waits for a publish on its
+// subjects (journal.Watch) instead of fetching every MaxWait, and fetches
+// anyway every IdleCheck (10 s) for redeliveries; an idle hub's log
+// writers then cost next to nothing. Stop ends the wait at once.
+//
 // Backpressure: the Writer holds at most one batch in memory per category;
 // when the store is slow or failing the journal keeps the backlog
 // (Writer.Lag), and the Writer retries the same batch with capped backoff.

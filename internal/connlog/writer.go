@@ -31,7 +31,13 @@ const (
 	DefaultAckWait        = 30 * time.Second
 	DefaultRetention      = 30 * 24 * time.Hour
 	DefaultRetentionEvery = time.Hour
+	DefaultIdleCheck      = 10 * time.Second
 )
+
+// idleBatch is the batch of the fetches an idle Writer makes (the one
+// after it starts watching, and one per IdleCheck): a fetch allocates
+// channels sized to its batch, and an idle consumer rarely has more.
+const idleBatch = 64
 
 // WriterOptions configure NewWriter. Zero fields take the defaults.
 type WriterOptions struct {
@@ -61,6 +67,11 @@ type WriterOptions struct {
 	// what arrived within MaxWait. One fetch is one Append.
 	BatchSize int
 	MaxWait   time.Duration
+	// IdleCheck: a Writer that has caught up waits for a publish on its
+	// subjects (journal.Watch) instead of fetching every MaxWait, and
+	// fetches anyway this often, for what reaches a consumer without a
+	// publish (a redelivery after AckWait).
+	IdleCheck time.Duration
 	// AckWait is how long the journal waits for an ack before delivering
 	// again (after a crash between Append and ack).
 	AckWait time.Duration
@@ -94,6 +105,7 @@ type Writer struct {
 	processed atomic.Uint64
 	records   atomic.Uint64
 	skipped   atomic.Uint64
+	waiting   atomic.Int32
 
 	mu       sync.Mutex
 	started  bool
@@ -122,6 +134,14 @@ func (s *source) consumerName(durable string) string {
 	return durable + "-" + s.category
 }
 
+// subjects are what the source's consumer delivers.
+func (s *source) subjects() string {
+	if s.filter != "" {
+		return s.filter
+	}
+	return journal.StreamSubjects(s.stream)
+}
+
 // NewWriter checks o and fills its defaults.
 func NewWriter(o WriterOptions) (*Writer, error) {
 	if o.JS == nil || o.Store == nil {
@@ -147,6 +167,9 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	}
 	if o.AckWait <= 0 {
 		o.AckWait = DefaultAckWait
+	}
+	if o.IdleCheck <= 0 {
+		o.IdleCheck = DefaultIdleCheck
 	}
 	if o.Retention == 0 {
 		o.Retention = DefaultRetention
@@ -259,7 +282,7 @@ func (w *Writer) Start(ctx context.Context) error {
 		wg.Wait()
 		close(w.done)
 	}()
-	w.log.Info("connlog writer started", "durable", w.o.Durable, "batch", w.o.BatchSize, "maxWait", w.o.MaxWait)
+	w.log.Info("connlog writer started", "durable", w.o.Durable, "batch", w.o.BatchSize, "maxWait", w.o.MaxWait, "idleCheck", w.o.IdleCheck)
 	return nil
 }
 
@@ -289,6 +312,10 @@ func (w *Writer) Stop(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// Waiting is how many of the Writer's consumers have caught up and wait
+// for a publish on their subjects (journal.Watch).
+func (w *Writer) Waiting() int { return int(w.waiting.Load()) }
 
 // Processed is the number of journal messages stored and acked so far
 // (terminated undecodable ones excluded).
@@ -383,12 +410,21 @@ func (w *Writer) ensureConsumer(ctx context.Context, s *source) (jetstream.Consu
 	return w.o.JS.CreateConsumer(ctx, s.stream, w.consumerConfig(s, jetstream.DeliverByStartSequencePolicy, floor+1))
 }
 
-// run is one stream's fetch loop.
+// run is one stream's fetch loop. While messages come it fetches batch
+// after batch; once a fetch comes back empty it watches the source's
+// subjects and waits for a publish (see journal.Watch), so an idle
+// Writer makes one small fetch per IdleCheck instead of ten a second.
 func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 	log := w.log.With("stream", s.stream, "category", s.category)
 	failures := 0
+	var watch *journal.Watch
+	defer func() { watch.Stop() }()
 	for runCtx.Err() == nil {
-		msgs, err := w.fetch(s.cons)
+		batch := w.o.BatchSize
+		if watch != nil {
+			batch = min(batch, idleBatch)
+		}
+		msgs, err := w.fetch(s.cons, batch)
 		if err != nil {
 			// Messages received before an error are still handled.
 			failures++
@@ -400,16 +436,32 @@ func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 		}
 		failures = 0
 		if len(msgs) > 0 {
+			watch.Stop()
+			watch = nil
 			w.handle(runCtx, workCtx, log, s, msgs)
+			continue
 		}
+		if watch == nil {
+			// Caught up: watch, then fetch once more (what was stored
+			// before the watch began is seen by that fetch).
+			if watch, err = journal.NewWatch(w.o.JS.Conn(), s.subjects()); err != nil {
+				log.Warn("connlog: cannot watch the journal; polling", "err", err)
+				watch = nil
+				sleep(runCtx, w.o.MaxWait)
+			}
+			continue
+		}
+		w.waiting.Add(1)
+		watch.Wait(runCtx, w.o.IdleCheck)
+		w.waiting.Add(-1)
 	}
 }
 
-// fetch pulls one batch: up to BatchSize messages or what came within
-// MaxWait. The server ends the request, so every message it delivered is
-// in the batch (none is left delivered-but-unseen until AckWait).
-func (w *Writer) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
-	batch, err := cons.Fetch(w.o.BatchSize, jetstream.FetchMaxWait(w.o.MaxWait))
+// fetch pulls one batch: up to n messages or what came within MaxWait.
+// The server ends the request, so every message it delivered is in the
+// batch (none is left delivered-but-unseen until AckWait).
+func (w *Writer) fetch(cons jetstream.Consumer, n int) ([]jetstream.Msg, error) {
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(w.o.MaxWait))
 	if err != nil {
 		return nil, err
 	}

@@ -71,8 +71,16 @@ func (s *setup) holdRun(ctx context.Context, name string, n int) (*holdResult, e
 		return nil, err
 	}
 	defer b.stop()
-	log.Printf("hold: %s, %d TLS connections, keep-alive %v, idle window %v", name, n, s.o.keepAlive, s.o.window)
+	log.Printf("hold: %s, %d %s connections, keep-alive %v, idle window %v", name, n, s.o.holdKind(), s.o.keepAlive, s.o.window)
 	return s.hold(ctx, b, n)
+}
+
+// holdKind names the held connections' transport.
+func (o options) holdKind() string {
+	if o.holdTCP {
+		return "plain TCP"
+	}
+	return "TLS"
 }
 
 // driven is one connstorm -drive process.
@@ -186,7 +194,11 @@ func (s *setup) hold(ctx context.Context, b *broker, n int) (*holdResult, error)
 	}()
 	for p := range k {
 		first, last := p*n/k, (p+1)*n/k
-		d, err := s.startDriven(b, p, first, last-first, (o.conc+k-1)/k, 0)
+		var extra []string
+		if o.holdTCP {
+			extra = []string{"-addr", b.tcp, "-mode", "tcp"}
+		}
+		d, err := s.startDriven(b, p, first, last-first, (o.conc+k-1)/k, 0, extra...)
 		if err != nil {
 			return nil, err
 		}
@@ -233,6 +245,7 @@ func (s *setup) hold(ctx context.Context, b *broker, n int) (*holdResult, error)
 	}
 	r.CPUusPerConnect = perConn(cpu1 - cpu0)
 	settle, settled := procstat.WaitQuiet(b.pid, 250*time.Millisecond, 4, 0.05, 10*time.Second)
+	settle += waitGCs(b)
 	cpu2, _ := procstat.CPU(b.pid)
 	r.Settled = settled
 	log.Printf("hold: %s: %d connected, %d failed in %.1fs; %.0f µs CPU per connect",
@@ -306,6 +319,39 @@ func (s *setup) hold(ctx context.Context, b *broker, n int) (*holdResult, error)
 	log.Printf("hold: %s: %d closed by the broker after DISCONNECT (of %d), drained=%v; %.0f µs CPU per disconnect",
 		b.name, r.ClosedByBroker, r.Connected, r.Drained, r.CPUusPerDisconnect)
 	return r, nil
+}
+
+// waitGCs waits, for a broker that serves its Go statistics, until it has
+// run no GC for gcQuiet (gcWaitMax at most), and returns how long it
+// waited. Tether compacts its memory after a connect burst and again once
+// its pipeline has settled (internal/app/compact.go): forced collections
+// that scan every connection's stack, one-offs after a burst that would
+// otherwise fall in the idle window (a few hundred ms of CPU each).
+func waitGCs(b *broker) time.Duration {
+	// Polled once a second, reading only MemStats (FetchMem), so that the
+	// poll itself allocates little: Tether waits for < 1 MiB/s.
+	const gcQuiet, gcWaitMax = 8 * time.Second, 45 * time.Second
+	if b.debug == "" {
+		return 0
+	}
+	start := time.Now()
+	last, since := int64(-1), start
+	for time.Since(start) < gcWaitMax {
+		st, err := gostats.FetchMem("http://" + b.debug)
+		if err != nil {
+			log.Printf("hold: Go statistics of %s: %v", b.name, err)
+			break
+		}
+		if st.NumGC != last {
+			last, since = st.NumGC, time.Now()
+		} else if time.Since(since) >= gcQuiet {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	waited := time.Since(start)
+	log.Printf("hold: %s: no GC for %v (waited %v; %d GCs so far)", b.name, time.Since(since).Round(time.Millisecond), waited.Round(time.Millisecond), last)
+	return waited
 }
 
 // goStats reads b's Go memory statistics, if it serves them.

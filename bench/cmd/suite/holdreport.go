@@ -12,6 +12,7 @@ import (
 const (
 	targetIdlePct10k   = 1.0 // % of one core for 10,000 idle TLS connections
 	targetTLSKiBPerCon = 16  // RSS per idle TLS connection
+	targetTCPKiBPerCon = 8   // RSS per idle plain TCP connection
 )
 
 // holdSection prints the figures of one hold test, a broker a column, and
@@ -24,13 +25,17 @@ func holdSection(b *strings.Builder, o options, res map[string]*holdResult, proj
 			break
 		}
 	}
-	fmt.Fprintf(b, "%s TLS 1.2 connections (ECDHE-ECDSA-AES128-GCM-SHA256, P-256, full handshakes) opened at once by %d `connstorm -drive` processes (≤ %s each, 8 loopback source addresses each from 127.0.0.2 on), %d connects in flight in all. "+
+	what := "TLS 1.2 connections (ECDHE-ECDSA-AES128-GCM-SHA256, P-256, full handshakes)"
+	if o.holdTCP {
+		what = "plain TCP connections"
+	}
+	fmt.Fprintf(b, "%s %s opened at once by %d `connstorm -drive` processes (≤ %s each, 8 loopback source addresses each from 127.0.0.2 on), %d connects in flight in all. "+
 		"Keep-alive %v: each connection sends a PINGREQ every %v, the first at a random point of its first period (≈ %.0f PINGREQ/s in all), and reads the PINGRESP. "+
 		"**Idle CPU**: the broker's utime+stime (/proc/<pid>/stat) over %v with every connection held, after it had settled (≤ 5 %% of a core for 1 s, 10 s at most) after the connects; and over half that before the first connect (no connection). "+
 		"**RSS**: VmRSS after that window minus VmRSS before the first connect (the broker up and idle), ÷ connections. "+
 		"**CPU per connect**: first dial → last CONNACK; and with the work connects leave behind: until the broker had settled, less the idle CPU (all held) over the settling time. "+
 		"**CPU per disconnect**: every connection sends DISCONNECT (and close_notify) at once; until the broker has closed its sockets and settled, less the idle CPU with no connection over that time.\n\n",
-		benchfmt.Int(any.N), any.Procs, benchfmt.Int((any.N+any.Procs-1)/any.Procs), o.conc, any.KeepAlive, any.KeepAlive,
+		benchfmt.Int(any.N), what, any.Procs, benchfmt.Int((any.N+any.Procs-1)/any.Procs), o.conc, any.KeepAlive, any.KeepAlive,
 		float64(any.N)/any.KeepAlive.Seconds(), any.Window)
 	get := func(f func(*holdResult) float64) func(string) (float64, bool) {
 		return func(br string) (float64, bool) {
@@ -85,8 +90,12 @@ func holdSection(b *strings.Builder, o options, res map[string]*holdResult, proj
 		if h.Connected != 10000 {
 			idle, how = 100*h.connShare10k(), fmt.Sprintf("scaled from %s held: the connections' share only", benchfmt.Int(h.Connected))
 		}
-		fmt.Fprintf(b, "\nAgainst the session layer's targets, Tether as built: 10,000 idle TLS connections cost %.2f %% of a core (%s; target < %.0f %%: %s); RSS %.1f KiB per idle TLS connection (target ≤ %d KiB: %s).\n",
-			idle, how, targetIdlePct10k, verdict(idle < targetIdlePct10k), h.RSSKiBPerConn, targetTLSKiBPerCon, verdict(h.RSSKiBPerConn <= targetTLSKiBPerCon))
+		kind, target := "TLS", targetTLSKiBPerCon
+		if o.holdTCP {
+			kind, target = "plain TCP", targetTCPKiBPerCon
+		}
+		fmt.Fprintf(b, "\nAgainst the session layer's targets, Tether as built: 10,000 idle %s connections cost %.2f %% of a core (%s; target for TLS < %.0f %%: %s); RSS %.1f KiB per idle %s connection (target ≤ %d KiB: %s).\n",
+			kind, idle, how, targetIdlePct10k, verdict(idle < targetIdlePct10k), h.RSSKiBPerConn, kind, target, verdict(h.RSSKiBPerConn <= float64(target)))
 	}
 	if projection {
 		projectionSection(b, o, res)

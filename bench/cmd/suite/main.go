@@ -51,6 +51,7 @@ type options struct {
 	scaleN       int           // connections held in the scale test (0: none)
 	keepAlive    time.Duration // of the held connections (each pings at this period)
 	window       time.Duration // the held connections' idle measuring window
+	holdTCP      bool          // the idle and scale tests hold plain TCP connections
 	perProc      int           // held connections per connstorm process at most
 	prevDesc     string        // what tether-prev was built from
 	profileDir   string        // CPU profiles of Tether's idle windows go here ("": none)
@@ -82,6 +83,7 @@ func main() {
 	flag.IntVar(&o.idleN, "idle-n", 10000, "idle TLS connections each broker holds in the idle test (0: skip)")
 	flag.IntVar(&o.scaleN, "scale-n", 0, "TLS connections each broker holds in the scale test, with the 1,000,000-device projection (0: skip)")
 	flag.DurationVar(&o.keepAlive, "keepalive", 60*time.Second, "keep-alive of the held connections; each sends a PINGREQ at this period")
+	flag.BoolVar(&o.holdTCP, "idle-tcp", false, "the idle (and scale) tests hold plain TCP connections instead of TLS 1.2 (RSS target 8 KiB)")
 	flag.DurationVar(&o.window, "idle-window", 20*time.Second, "how long the broker's idle CPU is measured with all connections held")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "write a CPU profile of each Tether process over its idle window here (serves pprof; adds a little CPU to that window)")
 	flag.StringVar(&o.prevDesc, "prev-desc", "", "what bin/tether-prev was built from (git ref and commit), for the report")

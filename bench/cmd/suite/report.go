@@ -32,11 +32,11 @@ func (r *result) markdown(o options) string {
 		r.stormSection(&b, o)
 	}
 	if len(r.idle) > 0 {
-		fmt.Fprintf(&b, "\n## %s idle TLS connections\n\n", benchfmt.Int(o.idleN))
+		fmt.Fprintf(&b, "\n## %s idle %s connections\n\n", benchfmt.Int(o.idleN), o.holdKind())
 		holdSection(&b, o, r.idle, false)
 	}
 	if len(r.scale) > 0 {
-		fmt.Fprintf(&b, "\n## %s TLS connections in one broker process, and the projection to 1,000,000 devices\n\n", benchfmt.Int(o.scaleN))
+		fmt.Fprintf(&b, "\n## %s %s connections in one broker process, and the projection to 1,000,000 devices\n\n", benchfmt.Int(o.scaleN), o.holdKind())
 		holdSection(&b, o, r.scale, true)
 	}
 	if len(r.storms2) > 0 {

@@ -47,7 +47,7 @@ func TestParseLine(t *testing.T) {
 	for _, l := range []string{"# HeapInuse = 1024", "# Stack = 2048 / 4096", "# NextGC = 8192", "# NumGC = 3", "garbage", "# HeapInuse = x"} {
 		st.parseLine(l)
 	}
-	if st.HeapInuse != 1024 || st.StackInuse != 2048 || st.NextGC != 8192 {
+	if st.HeapInuse != 1024 || st.StackInuse != 2048 || st.NextGC != 8192 || st.NumGC != 3 {
 		t.Fatalf("parsed %+v", st)
 	}
 }

@@ -67,11 +67,16 @@ type Options struct {
 	// Path is the snapshot file; "": the state lives in memory only and is
 	// rebuilt from the journal at every start.
 	Path string
-	// SaveEvery is how often the snapshot is written; default 30 s.
+	// SaveEvery is how often the snapshot is written while events come;
+	// default 30 s. An idle feed (nothing applied since the last save)
+	// writes it every 10 × SaveEvery.
 	SaveEvery time.Duration
 	// TickEvery is how often engine time follows the clock once the feed
 	// has caught up (incident and flap timers); default 1 s.
 	TickEvery time.Duration
+	// IdleCheck is how often a caught-up feed pulls anyway (it waits for
+	// a publish on the streams, journal.Watch); default 10 s.
+	IdleCheck time.Duration
 	Now       func() time.Time
 	Logger    *slog.Logger
 }
@@ -96,6 +101,7 @@ type Feed struct {
 	published   atomic.Uint64
 	skipped     atomic.Uint64
 	saves       atomic.Uint64
+	watching    atomic.Int32
 
 	life    sync.Mutex
 	loops   []func(context.Context)
@@ -115,6 +121,9 @@ func New(o Options) (*Feed, error) {
 	}
 	if o.TickEvery <= 0 {
 		o.TickEvery = time.Second
+	}
+	if o.IdleCheck <= 0 {
+		o.IdleCheck = defaultIdleCheck
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -151,6 +160,9 @@ type Status struct {
 	// Skipped counts derived records not journalled again (a rebuild).
 	Skipped uint64 `json:"skipped"`
 	Saves   uint64 `json:"saves"`
+	// Watching is how many of the feed's two streams it has caught up
+	// with and waits on for a publish.
+	Watching int `json:"watching"`
 }
 
 // Status reports the feed's progress.
@@ -159,6 +171,7 @@ func (f *Feed) Status() Status {
 		CaughtUp: f.caughtUp.Load(), Pending: f.connPending.Load() + f.regPending.Load(),
 		Applied: f.engine.Applied(), Devices: f.engine.Devices(),
 		Published: f.published.Load(), Skipped: f.skipped.Load(), Saves: f.saves.Load(),
+		Watching: int(f.watching.Load()),
 	}
 }
 
@@ -284,10 +297,19 @@ func (f *Feed) lastPublished(ctx context.Context) (uint64, error) {
 // consumer wakes 4 times a second instead of once per event, which halves
 // the journal's share of the cost (BenchmarkFeedAt5k); insights are at most
 // a quarter of a second later than the events, far inside what they need
-// (an incident is announced 3 s after its burst).
+// (an incident is announced 3 s after its burst). Once a pull comes back
+// empty the feed watches the stream (journal.Watch) and waits for a
+// publish instead, asking anyway every Options.IdleCheck: an idle hub does not
+// pull four times a second per stream for nothing.
 const (
-	pullBatch = 2000
-	pollEvery = 250 * time.Millisecond
+	pullBatch        = 2000
+	pollEvery        = 250 * time.Millisecond
+	defaultIdleCheck = 10 * time.Second
+	// idleSaves: an idle feed saves every idleSaves × SaveEvery.
+	idleSaves = 10
+	// idleBatch bounds the pulls of a caught-up feed (a pull allocates
+	// channels sized to its batch).
+	idleBatch = 64
 )
 
 // follow creates the stream's consumer (from after position pos) and
@@ -355,6 +377,8 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 			return true
 		}
 	}
+	var watch *journal.Watch
+	defer func() { watch.Stop() }()
 	for ctx.Err() == nil {
 		if cons == nil {
 			var err error
@@ -366,7 +390,11 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 				continue
 			}
 		}
-		batch, err := cons.FetchNoWait(pullBatch)
+		size := pullBatch
+		if watch != nil {
+			size = idleBatch
+		}
+		batch, err := cons.FetchNoWait(size)
 		if err != nil {
 			f.log.Warn("insight: reading the journal failed; retrying", "stream", stream, "err", err)
 			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
@@ -400,8 +428,33 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 		if f.connPending.Load() == 0 && f.regPending.Load() == 0 {
 			f.caughtUp.Store(true)
 		}
-		if n < pullBatch && !wait(pollEvery) {
-			return
+		switch {
+		case n > 0:
+			watch.Stop()
+			watch = nil
+			// Fewer than asked for: wait for more to gather (above).
+			if n < size && !wait(pollEvery) {
+				return
+			}
+		case cons == nil:
+			// The consumer is made again at the top of the loop.
+		case watch == nil:
+			// Caught up: watch the stream, then pull once more (what was
+			// stored before the watch began is seen by that pull).
+			if watch, err = journal.NewWatch(f.o.JS.Conn(), journal.StreamSubjects(stream)); err != nil {
+				f.log.Warn("insight: cannot watch the journal; polling", "stream", stream, "err", err)
+				watch = nil
+				if !wait(pollEvery) {
+					return
+				}
+			}
+		default:
+			f.watching.Add(1)
+			live := watch.Wait(ctx, f.o.IdleCheck)
+			f.watching.Add(-1)
+			if !live {
+				return
+			}
 		}
 	}
 }
@@ -474,6 +527,7 @@ func (f *Feed) run(ctx context.Context) {
 	tick := time.NewTicker(f.o.TickEvery)
 	defer tick.Stop()
 	lastSave := f.o.Now()
+	savedConn, savedReg := f.engine.Positions()
 	for {
 		select {
 		case <-ctx.Done():
@@ -484,8 +538,18 @@ func (f *Feed) run(ctx context.Context) {
 		if f.caughtUp.Load() {
 			f.engine.Tick(now)
 		}
-		if now.Sub(lastSave) >= f.o.SaveEvery {
-			lastSave = now
+		// An idle feed (positions unchanged) saves only every
+		// idleSaves × SaveEvery: the gob of every device's state costs
+		// ~80 ms of CPU with 10,000 devices, and what only the clock
+		// changed (timers) is derived again after a crash, as for any
+		// event after the last save.
+		conn, reg := f.engine.Positions()
+		due := f.o.SaveEvery
+		if conn == savedConn && reg == savedReg {
+			due *= idleSaves
+		}
+		if now.Sub(lastSave) >= due {
+			lastSave, savedConn, savedReg = now, conn, reg
 			if err := f.Save(); err != nil {
 				f.log.Error("insight: saving the state failed; retrying at the next interval", "err", err)
 			}

@@ -1,0 +1,93 @@
+package journal
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Watch wakes a journal reader that has caught up when a message is
+// published on the subjects it reads, so that an idle reader does not
+// poll. A pull consumer asked every 100 ms costs a request, a
+// subscription, a goroutine and ~32 KB of channels per fetch even when
+// nothing comes, which is most of what an idle hub allocates; waiting on a
+// Watch costs nothing until a message is published.
+//
+// The pattern (connlog.Writer, the insight feed): when a fetch comes back
+// empty, start a Watch and fetch once more; only if that comes back empty
+// too, Wait. A message stored before the Watch's subscription reached the
+// server is seen by that second fetch (the subscription and the fetch go
+// out on the same connection, in that order); one published after it
+// wakes the Wait. Stop the Watch as soon as a fetch returns messages: a
+// busy reader keeps no subscription, so it adds no copy of each message.
+//
+// A Watch only sees publishes: what reaches a consumer without one (a
+// redelivery after AckWait, or a store slower than the second fetch's
+// wait) is found by the next fetch after Wait's fallback period.
+type Watch struct {
+	sub  *nats.Subscription
+	wake chan struct{} // one wake-up pending at most
+}
+
+// NewWatch subscribes to subject (a stream's subjects or a consumer's
+// filter) on nc. The subscription is asynchronous with a callback that
+// only signals: a synchronous one would allocate a channel of the
+// connection's SubChanLen (64k entries, 512 KiB) per Watch, and a small
+// channel of our own would mark the connection a slow consumer when full.
+func NewWatch(nc *nats.Conn, subject string) (*Watch, error) {
+	w := &Watch{wake: make(chan struct{}, 1)}
+	sub, err := nc.Subscribe(subject, func(*nats.Msg) {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.sub = sub
+	return w, nil
+}
+
+// Wait blocks until a message was published on the subject since the
+// Watch started or since the last Wait returned, or fallback has passed,
+// or ctx ends. It reports whether ctx is still live. A publish during the
+// fetch that follows a Wait makes the next Wait return at once, so a
+// reader whose fetch found nothing (a store slower than its wait) looks
+// again.
+func (w *Watch) Wait(ctx context.Context, fallback time.Duration) bool {
+	t := time.NewTimer(fallback)
+	defer t.Stop()
+	select {
+	case <-w.wake:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return ctx.Err() == nil
+}
+
+// Stop unsubscribes. Safe on a nil Watch.
+func (w *Watch) Stop() {
+	if w != nil {
+		_ = w.sub.Unsubscribe()
+	}
+}
+
+// StreamSubjects is the subject filter that covers everything stream
+// holds ("" for a stream Tether does not create).
+func StreamSubjects(stream string) string {
+	switch stream {
+	case StreamConn:
+		return ConnPrefix + ">"
+	case StreamRegistry:
+		return RegistryPrefix + ">"
+	case StreamTelemetry:
+		return TelemetryPrefix + ">"
+	case StreamOps:
+		return OpsPrefix + ">"
+	case StreamInsights:
+		return InsightsPrefix + ">"
+	}
+	return ""
+}
