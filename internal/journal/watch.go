@@ -22,13 +22,23 @@ import (
 // wakes the Wait. Stop the Watch as soon as a fetch returns messages: a
 // busy reader keeps no subscription, so it adds no copy of each message.
 //
-// A Watch only sees publishes: what reaches a consumer without one (a
-// redelivery after AckWait, or a store slower than the second fetch's
-// wait) is found by the next fetch after Wait's fallback period.
+// A Watch only sees publishes: a redelivery after AckWait is found by the
+// next fetch after Wait's fallback period. A publish the reader was woken
+// for but whose fetch found nothing (the store was slower than the fetch's
+// wait: a loaded machine, a replicated stream) is looked for again soon:
+// the Wait after a woken one ends after recheckFirst, then twice that, and
+// so on up to the fallback.
 type Watch struct {
 	sub  *nats.Subscription
 	wake chan struct{} // one wake-up pending at most
+	// recheck is how soon the next Wait ends if nothing is published: 0
+	// (the caller's fallback) unless the last Wait was woken.
+	recheck time.Duration
 }
+
+// recheckFirst is the first re-look after a woken Wait whose fetch came back
+// empty: long enough for a store under load, short beside the fallback.
+const recheckFirst = 250 * time.Millisecond
 
 // NewWatch subscribes to subject (a stream's subjects or a consumer's
 // filter) on nc. The subscription is asynchronous with a callback that
@@ -57,11 +67,19 @@ func NewWatch(nc *nats.Conn, subject string) (*Watch, error) {
 // reader whose fetch found nothing (a store slower than its wait) looks
 // again.
 func (w *Watch) Wait(ctx context.Context, fallback time.Duration) bool {
-	t := time.NewTimer(fallback)
+	d := fallback
+	if w.recheck > 0 {
+		d = min(w.recheck, fallback)
+	}
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-w.wake:
+		w.recheck = recheckFirst
 	case <-t.C:
+		if w.recheck *= 2; w.recheck >= fallback {
+			w.recheck = 0
+		}
 	case <-ctx.Done():
 	}
 	return ctx.Err() == nil

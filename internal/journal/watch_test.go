@@ -34,12 +34,33 @@ func TestWatch(t *testing.T) {
 		t.Fatal("a publish on the stream did not wake the Wait")
 	}
 
+	// Woken, the reader fetched and found nothing (a store slower than its
+	// fetch): the next Wait ends soon even with a long fallback, and the
+	// one after it later.
+	began := time.Now()
+	if !w.Wait(ctx, time.Hour) {
+		t.Fatal("Wait reported its context ended")
+	}
+	if d := time.Since(began); d < recheckFirst || d > 10*time.Second {
+		t.Fatalf("the Wait after a woken one took %s, want %s", d, recheckFirst)
+	}
+	began = time.Now()
+	if !w.Wait(ctx, time.Hour) {
+		t.Fatal("Wait reported its context ended")
+	}
+	if d := time.Since(began); d < 2*recheckFirst || d > 10*time.Second {
+		t.Fatalf("the second re-look took %s, want %s", d, 2*recheckFirst)
+	}
+	for w.recheck != 0 { // the re-looks stop at the fallback
+		w.Wait(ctx, 3*recheckFirst)
+	}
+
 	// Nothing more on TETHER_CONN (a registry change does not count): the
 	// fallback ends the Wait.
 	if _, err := j.JS.Publish(ctx, RegistrySubject("d1", "updated"), []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
-	began := time.Now()
+	began = time.Now()
 	if !w.Wait(ctx, 50*time.Millisecond) {
 		t.Fatal("Wait reported its context ended")
 	}
