@@ -427,6 +427,18 @@ rules:
 	if len(rs) != 1 || rs[0].State != alert.Fired || rs[0].Alerts[0].AlertID != fired[0].AlertID {
 		t.Fatalf("after restart: %+v", rs)
 	}
+	// The first windows after the start hold no sample yet: no evidence,
+	// so no spurious Resolved (and re-Fired) before the device is back.
+	eventually(t, 10*time.Second, func() error {
+		v, _, err := h2.ruleValue("low")
+		if err == nil && v != 0 {
+			err = fmt.Errorf("value %v", v)
+		}
+		return err
+	})
+	if recs := h2.Alerts().History(alert.HistoryQuery{Rule: "low"}); len(recs) != 1 {
+		t.Fatalf("history after the restart, device still away: %+v", recs)
+	}
 	h2.reconnect("solo-000")
 	eventually(t, 10*time.Second, func() error {
 		recs := h2.Alerts().History(alert.HistoryQuery{Rule: "low"})
