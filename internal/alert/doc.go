@@ -24,9 +24,25 @@
 // fires when at least N of the last M evaluations were violations
 // (FailingPeriods: "N of the last M periods"; default 1 of 1). A fired
 // instance resolves when that criterion has been false for ResolveAfter
-// consecutive evaluations (Azure Monitor: 3). A series without data counts
-// as no violation. So flapping input fires once and stays fired while the
-// flapping lasts.
+// consecutive evaluations (Azure Monitor: 3). So flapping input fires
+// once and stays fired while the flapping lasts.
+//
+// # Missing data
+//
+// An evaluation whose window holds no data for a series is no violation:
+// a series that is not fired does not fire on it. For a fired series of a
+// metric rule it is no evidence either way until the series has gone
+// without data for Options.NoDataGrace (default 5 s), counted
+// from the end of its last window with data or from the manager's start,
+// whichever is later: the sampler records each second a little after it
+// ends, later still on a loaded hub, and has recorded nothing in the
+// first second after a start, so an empty window then means "not yet",
+// not "recovered". Such evaluations neither advance nor reset the resolve
+// count. After the grace, evaluations without data count as "condition
+// not met", so the alert of a dimension value that has really gone (a
+// device that no longer reports) still resolves. Log rules are not held:
+// LogDelay already waits for late records, and a group missing from a
+// query's result is a count of 0.
 //
 // Every transition is appended to the History (a JSON-lines file in the
 // data dir) before it is notified. At start the manager restores fired

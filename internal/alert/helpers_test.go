@@ -129,7 +129,13 @@ func newEnv(t *testing.T, rules ...Rule) *env {
 
 func newEnvIn(t *testing.T, dir string, rules ...Rule) *env {
 	t.Helper()
-	e := &env{t: t, s: &series{}, rec: &recorder{}, dir: dir, now: t0}
+	return newEnvAt(t, dir, t0, rules...)
+}
+
+// newEnvAt starts the manager at start (a restart later than t0).
+func newEnvAt(t *testing.T, dir string, start time.Time, rules ...Rule) *env {
+	t.Helper()
+	e := &env{t: t, s: &series{}, rec: &recorder{}, dir: dir, now: start}
 	h, _, err := OpenFileHistory(filepath.Join(dir, "history.jsonl"), DefaultRetention, t0)
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,9 @@ type instance struct {
 	value    float64
 	hasData  bool
 	lastEval time.Time
+	// lastData is the end of the last window in which the series had
+	// data (zero: none since the manager started).
+	lastData time.Time
 }
 
 func newInstance(key string, dims map[string]string, evaluations int) *instance {

@@ -70,7 +70,13 @@ type Options struct {
 	// has recorded the second that just ended: the window [t−W, t) then
 	// includes it.
 	Offset time.Duration
-	Logger *slog.Logger
+	// NoDataGrace is how long a fired series of a metric rule may go
+	// without data before an evaluation without data counts as
+	// "condition not met" (default 5s). Until then such an evaluation is
+	// no evidence either way: the sampler may simply be behind (a loaded
+	// hub, or the first second after a start).
+	NoDataGrace time.Duration
+	Logger      *slog.Logger
 	// NewID makes alert ids (default: random UUIDs).
 	NewID func() string
 }
@@ -83,6 +89,7 @@ type Manager struct {
 	mu       sync.Mutex
 	rules    map[string]*ruleState
 	restored map[string][]Record // fired before a restart, until the first SetRules
+	started  time.Time           // no series had data before it
 	runCtx   context.Context     // set while Run runs
 }
 
@@ -123,6 +130,9 @@ func NewManager(opt Options) (*Manager, error) {
 	if opt.Offset < 0 {
 		opt.Offset = 0
 	}
+	if opt.NoDataGrace <= 0 {
+		opt.NoDataGrace = 5 * time.Second
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -132,7 +142,7 @@ func NewManager(opt Options) (*Manager, error) {
 	if opt.Notify == nil {
 		opt.Notify = func(Alert) {}
 	}
-	m := &Manager{opt: opt, log: opt.Logger, rules: map[string]*ruleState{}, restored: map[string][]Record{}}
+	m := &Manager{opt: opt, log: opt.Logger, rules: map[string]*ruleState{}, restored: map[string][]Record{}, started: opt.Now()}
 	for _, r := range opt.History.Active() {
 		m.restored[r.Rule] = append(m.restored[r.Rule], r)
 	}
@@ -326,20 +336,52 @@ func (m *Manager) evaluate(ctx context.Context, rs *ruleState, t time.Time) erro
 			in = newInstance(o.key, o.dims, rule.Evaluations)
 			rs.instances[o.key] = in
 		}
-		in.value, in.hasData, in.lastEval = o.value, o.hasData, t
-		m.step(rs, in, o.hasData && rule.Operator.Holds(o.value, rule.Threshold), t, from, end)
+		in.lastEval = t
+		if !o.hasData {
+			in.hasData = false
+			if m.noEvidence(&rule, in, end) {
+				continue
+			}
+			m.step(rs, in, false, t, from, end)
+			continue
+		}
+		in.value, in.hasData, in.lastData = o.value, true, end
+		m.step(rs, in, rule.Operator.Holds(o.value, rule.Threshold), t, from, end)
 	}
 	for k, in := range rs.instances {
 		if seen[k] {
 			continue
 		}
 		in.hasData, in.lastEval = false, t
+		if m.noEvidence(&rule, in, end) {
+			continue
+		}
 		m.step(rs, in, false, t, from, end)
 		if in.idle() {
 			delete(rs.instances, k)
 		}
 	}
 	return nil
+}
+
+// noEvidence reports whether an evaluation without data, ending at end,
+// leaves a fired instance of a metric rule as it is. A series that had
+// data recently (or the manager just started) is more likely late than
+// gone: the sampler records each second a little after it ends, later on
+// a loaded hub, and nothing before its first second after a start. Only
+// once it has had no data for NoDataGrace does "no data" count as
+// "condition not met". Instances that are not fired take no data as no
+// violation at once. Log rules have LogDelay for late records instead,
+// and a group missing from a log query's result is a count of 0.
+func (m *Manager) noEvidence(r *Rule, in *instance, end time.Time) bool {
+	if in.state != Fired || r.Kind != KindMetric {
+		return false
+	}
+	since := in.lastData
+	if since.Before(m.started) {
+		since = m.started
+	}
+	return end.Sub(since) <= m.opt.NoDataGrace
 }
 
 func (m *Manager) step(rs *ruleState, in *instance, violated bool, t, from, to time.Time) {

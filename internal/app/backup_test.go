@@ -388,6 +388,16 @@ func TestBackupDuringSimRun(t *testing.T) {
 		done <- result{rep, err}
 	}()
 	time.Sleep(6 * time.Second) // devices connected, renewing, dropping
+	// The log writer trails the connects, further on a loaded machine:
+	// back up once some are written, so "before the backup" holds some.
+	eventually(t, 30*time.Second, func() error {
+		for _, rec := range logMap(t, a.App) {
+			if rec["Category"] == "Connections" {
+				return nil
+			}
+		}
+		return errorf("no Connections record written yet")
+	})
 	st := captureState(t, a)
 	dir := filepath.Join(root, "backup")
 	m := backupViaAPI(t, a, dir, st)
