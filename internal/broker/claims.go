@@ -23,7 +23,14 @@ type Claims interface {
 // whether there was one. The end is recorded as usual (400027).
 func (b *Broker) EndSession(deviceID, sessionID string) bool {
 	s := b.table.live(deviceID)
-	if s == nil || s.ps == nil || s.ps.ID != sessionID {
+	if s == nil {
+		return false
+	}
+	// The session is in the table before its connect goroutine sets ps.
+	s.endMu.Lock()
+	ps := s.ps
+	s.endMu.Unlock()
+	if ps == nil || ps.ID != sessionID {
 		return false
 	}
 	s.requestEnd(causeTakeover)

@@ -71,7 +71,7 @@ type session struct {
 	lastPacketID uint16     // guarded by the table shard lock
 	established  atomic.Bool
 
-	endMu  sync.Mutex
+	endMu  sync.Mutex    // guards endReq, and ps against readers on other goroutines
 	endReq *cause        // why the hub asked the session to end
 	ended  chan struct{} // closed once the end is recorded
 	// expiryAt is the session's place in the broker's token expiries
@@ -238,7 +238,9 @@ func (s *session) establish() bool {
 			return false
 		}
 	}
+	s.endMu.Lock() // EndSession (another node's takeover) reads ps from its own goroutine
 	s.ps = ps
+	s.endMu.Unlock()
 	b.opts.Presence.Connect(s.ps)
 	s.ps.Recorded = nil // presence has taken it; do not keep the channel for the session's life
 	t := time.NewTimer(recordWait)
