@@ -96,7 +96,8 @@ type WriterOptions struct {
 // stream sequence, after the append, acknowledges the whole batch — one
 // message to the journal per batch instead of one per message. An ack
 // then also covers any earlier message still unacked, so Start makes sure
-// there is none: see ensureConsumer.
+// there is none (see ensureConsumer), and a batch that does not continue
+// the delivery sequence is not acked: see contiguous and rewind.
 type Writer struct {
 	o       WriterOptions
 	log     *slog.Logger
