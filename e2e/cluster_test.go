@@ -40,8 +40,11 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	// retried after 10 s, not 30–40 s) and ran it under CPU load (two busy
 	// loops beside it): 5 runs passed, node-lost 7.7–14.8 s; the sixth
 	// passed failover (7.4 s) but node 1's log kept one device's session
-	// open at the end (connlog's ack failed at the kill; not diagnosed).
-	// Until that is understood it would fail the suite at random (issue 15).
+	// open at the end. Cause found: the log writer's ack-all ack covered a
+	// delivery it never received when its consumer's leader was killed or
+	// stopped (connlog now resets the consumer on a delivery-sequence gap,
+	// TestWriterDoesNotAckADeliveryItNeverSaw); it stays opt-in until loaded
+	// runs confirm it (issue 15).
 	if os.Getenv("TETHER_E2E_CLUSTER") == "" {
 		t.Skip("opt-in (TETHER_E2E_CLUSTER=1): under CPU load 1 run of 6 left a session open in a node's log, issue 15")
 	}
@@ -302,7 +305,14 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 		}
 		for id, n := range per {
 			if n%2 != 0 {
-				return fmt.Errorf("node 1's log still has a session of %s open", id)
+				// Which event is missing (or extra) says where to look.
+				var list []string
+				for _, ev := range evs {
+					if ev.DeviceID == id {
+						list = append(list, fmt.Sprintf("%s %s %s %s", ev.Sequence, ev.Kind, ev.Reason, ev.Time.Format("15:04:05.000")))
+					}
+				}
+				return fmt.Errorf("node 1's log still has a session of %s open: %s", id, strings.Join(list, "; "))
 			}
 		}
 		distinct := map[string]bool{}

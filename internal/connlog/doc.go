@@ -22,7 +22,10 @@
 // (two would ack each other's batches), and Start first resets a consumer
 // that holds unacked messages (a Writer died with a batch) to just after
 // its ack floor, so they are delivered and stored before anything newer
-// is acked.
+// is acked. While running, a Writer acks a batch only if it continues the
+// consumer's delivery sequence: a gap is a delivery it never received (a
+// cluster's consumer leader lost between committing a delivery and
+// sending it), and the consumer is reset to its ack floor instead.
 //
 // Ordering: records of one device are appended in journal order, but a
 // redelivery may land after newer records; readers order by TimeGenerated

@@ -96,7 +96,8 @@ type WriterOptions struct {
 // stream sequence, after the append, acknowledges the whole batch — one
 // message to the journal per batch instead of one per message. An ack
 // then also covers any earlier message still unacked, so Start makes sure
-// there is none: see ensureConsumer.
+// there is none (see ensureConsumer), and a batch that does not continue
+// the delivery sequence is not acked: see contiguous and rewind.
 type Writer struct {
 	o       WriterOptions
 	log     *slog.Logger
@@ -122,6 +123,14 @@ type source struct {
 	filter   string // "" for the whole stream
 	decode   func(w *Writer, category string, m jetstream.Msg) ([]Record, error)
 	cons     jetstream.Consumer
+	// next is the consumer sequence the consumer's next delivery must
+	// have: every delivery since its last reset reached this Writer, so
+	// an ack (of all up to a stream sequence) covers only stored
+	// messages. Used by the source's fetch loop only.
+	next uint64
+	// floor is the ack floor a rewind that deleted the consumer creates
+	// it again from (0: none in progress).
+	floor uint64
 }
 
 // consumerName is the source's durable consumer for a Writer on durable:
@@ -262,6 +271,7 @@ func (w *Writer) Start(ctx context.Context) error {
 			return fmt.Errorf("connlog: consumer %s on %s: %w", s.consumerName(w.o.Durable), s.stream, err)
 		}
 		s.cons = cons
+		s.next = nextDelivery(cons)
 	}
 	runCtx, stopRun := context.WithCancel(context.Background())
 	workCtx, stopWork := context.WithCancel(context.Background())
@@ -501,6 +511,16 @@ func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *so
 			return
 		}
 	}
+	if expected := s.next; !w.contiguous(s, msgs) {
+		// A delivery between the last batch and this one never reached
+		// the Writer: an ack would acknowledge it unstored. The consumer
+		// delivers again from its ack floor instead (the store skips
+		// what it has).
+		log.Warn("connlog: a journal delivery never reached the writer; delivering again from the ack floor",
+			"expected", expected, "got", consumerSeq(msgs[0]), "messages", len(msgs))
+		w.rewind(runCtx, workCtx, log, s)
+		return
+	}
 	// One ack, of the highest stream sequence, acknowledges the batch
 	// (AckAll). A batch usually ends with it, but redeliveries come
 	// before new messages and may even follow them, so it is looked for.
@@ -512,6 +532,94 @@ func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *so
 	}
 	w.processed.Add(uint64(good))
 	w.records.Add(uint64(len(recs)))
+}
+
+// nextDelivery is the consumer sequence of cons's next delivery.
+func nextDelivery(cons jetstream.Consumer) uint64 {
+	if info := cons.CachedInfo(); info != nil {
+		return info.Delivered.Consumer + 1
+	}
+	return 0
+}
+
+// consumerSeq is m's consumer (delivery) sequence, 0 if unreadable.
+func consumerSeq(m jetstream.Msg) uint64 {
+	md, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.Sequence.Consumer
+}
+
+// contiguous reports whether msgs are the deliveries s expects next,
+// without a gap, and moves s.next past them. A gap is a delivery the
+// journal made to a fetch whose reply never reached the Writer: in a
+// cluster a replicated consumer sends a message once its delivery is
+// committed, so a leader that dies or stops between the two leaves it
+// delivered but never sent, and a fetch the client stopped waiting for
+// (its MaxWait plus a second) gets its messages after it is gone.
+func (w *Writer) contiguous(s *source, msgs []jetstream.Msg) bool {
+	ok := true
+	for _, m := range msgs {
+		seq := consumerSeq(m)
+		if seq == 0 || seq != s.next {
+			ok = false
+		}
+		s.next = seq + 1
+	}
+	return ok
+}
+
+// rewind makes s's consumer deliver everything after its ack floor again
+// (JetStream's consumer reset; with a server that has none, the consumer
+// is deleted and created again from the floor). It retries until it
+// succeeds or the Writer stops; a Writer stopped meanwhile leaves the
+// consumer with unacked deliveries, which Start resets likewise.
+func (w *Writer) rewind(runCtx, workCtx context.Context, log *slog.Logger, s *source) {
+	for attempt := 1; ; attempt++ {
+		err := w.rewindOnce(workCtx, s)
+		if err == nil {
+			return
+		}
+		log.Warn("connlog: cannot rewind the journal consumer; retrying", "err", err, "attempt", attempt)
+		if !sleep(runCtx, backoff(attempt)) {
+			return
+		}
+	}
+}
+
+func (w *Writer) rewindOnce(ctx context.Context, s *source) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	name := s.consumerName(w.o.Durable)
+	if s.floor == 0 {
+		resp, err := w.o.JS.ResetConsumer(ctx, s.stream, name)
+		if err == nil {
+			s.next = resp.Delivered.Consumer + 1
+			return nil
+		}
+		// The consumer's leader answers Info but not the reset: a server
+		// without it. Otherwise there is no leader now: try again later.
+		info, ierr := s.cons.Info(ctx)
+		if ierr != nil {
+			return fmt.Errorf("reset: %w; info: %w", err, ierr)
+		}
+		s.floor = info.AckFloor.Stream + 1
+		if err := w.o.JS.DeleteConsumer(ctx, s.stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			s.floor = 0
+			return err
+		}
+	}
+	cons, err := w.o.JS.CreateConsumer(ctx, s.stream, w.consumerConfig(s, jetstream.DeliverByStartSequencePolicy, s.floor))
+	if err != nil {
+		return err
+	}
+	s.floor = 0
+	w.mu.Lock()
+	s.cons = cons
+	w.mu.Unlock()
+	s.next = nextDelivery(cons)
+	return nil
 }
 
 // highest is the message of msgs with the highest stream sequence (the
