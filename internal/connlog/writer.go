@@ -427,11 +427,11 @@ func (w *Writer) ensureConsumer(ctx context.Context, s *source) (jetstream.Consu
 func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 	log := w.log.With("stream", s.stream, "category", s.category)
 	failures := 0
-	var watch *journal.Watch
-	defer func() { watch.Stop() }()
+	idle := journal.NewIdle(w.o.JS.Conn(), s.subjects(), &w.waiting)
+	defer idle.Busy()
 	for runCtx.Err() == nil {
 		batch := w.o.BatchSize
-		if watch != nil {
+		if idle.Watching() {
 			batch = min(batch, idleBatch)
 		}
 		msgs, err := w.fetch(s.cons, batch)
@@ -446,24 +446,14 @@ func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 		}
 		failures = 0
 		if len(msgs) > 0 {
-			watch.Stop()
-			watch = nil
+			idle.Busy()
 			w.handle(runCtx, workCtx, log, s, msgs)
 			continue
 		}
-		if watch == nil {
-			// Caught up: watch, then fetch once more (what was stored
-			// before the watch began is seen by that fetch).
-			if watch, err = journal.NewWatch(w.o.JS.Conn(), s.subjects()); err != nil {
-				log.Warn("connlog: cannot watch the journal; polling", "err", err)
-				watch = nil
-				sleep(runCtx, w.o.MaxWait)
-			}
-			continue
+		if err := idle.Caught(runCtx, w.o.IdleCheck); err != nil {
+			log.Warn("connlog: cannot watch the journal; polling", "err", err)
+			sleep(runCtx, w.o.MaxWait)
 		}
-		w.waiting.Add(1)
-		watch.Wait(runCtx, w.o.IdleCheck)
-		w.waiting.Add(-1)
 	}
 }
 

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,9 +15,9 @@ import (
 // nothing comes, which is most of what an idle hub allocates; waiting on a
 // Watch costs nothing until a message is published.
 //
-// The pattern (connlog.Writer, the insight feed): when a fetch comes back
-// empty, start a Watch and fetch once more; only if that comes back empty
-// too, Wait. A message stored before the Watch's subscription reached the
+// The pattern (Idle runs it for connlog.Writer and the insight feed):
+// when a fetch comes back empty, start a Watch and fetch once more; only
+// if that comes back empty too, Wait. A message stored before the Watch's subscription reached the
 // server is seen by that second fetch (the subscription and the fetch go
 // out on the same connection, in that order); one published after it
 // wakes the Wait. Stop the Watch as soon as a fetch returns messages: a
@@ -83,6 +84,54 @@ func (w *Watch) Wait(ctx context.Context, fallback time.Duration) bool {
 	case <-ctx.Done():
 	}
 	return ctx.Err() == nil
+}
+
+// Idle runs that pattern for one reader, so each reader does not spell it
+// out: call Busy after a fetch that returned messages and Caught after one
+// that returned none.
+type Idle struct {
+	nc      *nats.Conn
+	subject string
+	waiting *atomic.Int32 // readers in a Wait, for status (may be nil)
+	w       *Watch
+}
+
+// NewIdle prepares the Watch pattern on subject; nothing is subscribed
+// until the reader has caught up. waiting (may be nil) counts the readers
+// waiting in Caught.
+func NewIdle(nc *nats.Conn, subject string, waiting *atomic.Int32) *Idle {
+	return &Idle{nc: nc, subject: subject, waiting: waiting}
+}
+
+// Watching reports whether the reader has caught up (its Watch runs): its
+// fetches are the re-check or the one after a Wait, and may ask for less.
+func (i *Idle) Watching() bool { return i.w != nil }
+
+// Busy drops the Watch: a busy reader keeps no subscription.
+func (i *Idle) Busy() {
+	i.w.Stop()
+	i.w = nil
+}
+
+// Caught follows a fetch that returned nothing. The first time it starts
+// the Watch and returns at once, for the fetch once more; after that it
+// waits for a publish, fallback or ctx's end (Watch.Wait). An error means
+// no Watch could start: the reader polls instead.
+func (i *Idle) Caught(ctx context.Context, fallback time.Duration) error {
+	if i.w == nil {
+		w, err := NewWatch(i.nc, i.subject)
+		if err != nil {
+			return err
+		}
+		i.w = w
+		return nil
+	}
+	if i.waiting != nil {
+		i.waiting.Add(1)
+		defer i.waiting.Add(-1)
+	}
+	i.w.Wait(ctx, fallback)
+	return nil
 }
 
 // Stop unsubscribes. Safe on a nil Watch.

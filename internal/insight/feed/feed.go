@@ -377,8 +377,8 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 			return true
 		}
 	}
-	var watch *journal.Watch
-	defer func() { watch.Stop() }()
+	idle := journal.NewIdle(f.o.JS.Conn(), journal.StreamSubjects(stream), &f.watching)
+	defer idle.Busy()
 	for ctx.Err() == nil {
 		if cons == nil {
 			var err error
@@ -391,7 +391,7 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 			}
 		}
 		size := pullBatch
-		if watch != nil {
+		if idle.Watching() {
 			size = idleBatch
 		}
 		batch, err := cons.FetchNoWait(size)
@@ -430,30 +430,21 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 		}
 		switch {
 		case n > 0:
-			watch.Stop()
-			watch = nil
+			idle.Busy()
 			// Fewer than asked for: wait for more to gather (above).
 			if n < size && !wait(pollEvery) {
 				return
 			}
 		case cons == nil:
 			// The consumer is made again at the top of the loop.
-		case watch == nil:
-			// Caught up: watch the stream, then pull once more (what was
-			// stored before the watch began is seen by that pull).
-			if watch, err = journal.NewWatch(f.o.JS.Conn(), journal.StreamSubjects(stream)); err != nil {
+		default:
+			// Caught up: watch the stream and pull once more, then wait
+			// for a publish (journal.Idle).
+			if err := idle.Caught(ctx, f.o.IdleCheck); err != nil {
 				f.log.Warn("insight: cannot watch the journal; polling", "stream", stream, "err", err)
-				watch = nil
 				if !wait(pollEvery) {
 					return
 				}
-			}
-		default:
-			f.watching.Add(1)
-			live := watch.Wait(ctx, f.o.IdleCheck)
-			f.watching.Add(-1)
-			if !live {
-				return
 			}
 		}
 	}
