@@ -56,7 +56,6 @@ type h1Conn struct {
 	c    net.Conn
 	raw  net.Conn // the TCP connection under TLS, for alive
 	br   *bufio.Reader
-	head []byte // the target's request head
 	wbuf []byte
 	used time.Time
 }
@@ -123,7 +122,7 @@ func (h *h1) post(ctx context.Context, t *h1Target, header http.Header, body []b
 	// ctx ending unblocks the write or read at once; the connection is
 	// not reused then.
 	stop := context.AfterFunc(ctx, func() { _ = c.c.SetDeadline(aLongTimeAgo) })
-	status, reuse, err := c.roundTrip(header, body)
+	status, reuse, err := c.roundTrip(t.head, header, body)
 	if !stop() {
 		// The deadline was set (or is being set): an answer read before
 		// it still counts, the connection does not.
@@ -142,8 +141,10 @@ func (h *h1) post(ctx context.Context, t *h1Target, header http.Header, body []b
 
 var aLongTimeAgo = time.Unix(1, 0)
 
-func (c *h1Conn) roundTrip(header http.Header, body []byte) (status int, reuse bool, err error) {
-	b := append(c.wbuf[:0], c.head...)
+// roundTrip writes the request (head: the target's request line, Host
+// and User-Agent) and reads its answer.
+func (c *h1Conn) roundTrip(head []byte, header http.Header, body []byte) (status int, reuse bool, err error) {
+	b := append(c.wbuf[:0], head...)
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, "\r\n"...)
@@ -222,7 +223,6 @@ func (h *h1) get(ctx context.Context, t *h1Target) (*h1Conn, error) {
 		// Anything read ahead or waiting on the socket is nothing asked
 		// for: the connection is not used again.
 		if now.Sub(c.used) < h.idleFor() && c.br.Buffered() == 0 && alive(c.raw) {
-			c.head = t.head
 			return c, nil
 		}
 		_ = c.c.Close()
@@ -231,7 +231,7 @@ func (h *h1) get(ctx context.Context, t *h1Target) (*h1Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &h1Conn{key: t.key, c: raw, raw: raw, head: t.head}
+	c := &h1Conn{key: t.key, c: raw, raw: raw}
 	if t.tls {
 		cfg := h.tls.Clone()
 		if cfg.ServerName == "" {
