@@ -23,6 +23,12 @@ func countConnectors() int {
 func TestConnectorsReusedAndStopped(t *testing.T) {
 	h := startTestHub(t)
 	for i := range 30 {
+		if i > 0 {
+			// The previous connect's connector is back and waiting (on a
+			// loaded machine the next CONNECT could otherwise come first
+			// and start one more, as it should).
+			h.waitFor("a connector to wait", func() bool { return h.b.connectors.idle.Load() >= 1 })
+		}
 		cl, rc := h.connect(fmt.Sprintf("d%02d", i), 4)
 		if rc != 0 {
 			t.Fatalf("CONNACK %d", rc)
