@@ -47,12 +47,14 @@ type CollectorOptions struct {
 	// Flapping gives the number of flapping devices (the insight
 	// engine's); nil: flappingDevices is not sampled.
 	Flapping func() int
-	// Refresh is how often the newest second's connectedDeviceCount is
-	// taken again (the history keeps one sample a second: the last one
-	// taken in it); default 100 ms.
+	// Refresh is how soon after a change of the connected count the
+	// newest second's connectedDeviceCount is taken again, at most (the
+	// history keeps one sample a second: the last one taken in it); an
+	// unchanged count is taken once a second. Default 100 ms.
 	Refresh time.Duration
-	// LagEvery is how often the durable consumers' lag is asked for;
-	// default 5 s.
+	// LagEvery is how often the durable consumers' lag is asked for
+	// while the journal is in use; default 5 s. An idle journal's lag is
+	// asked for once a minute (lagIdleEvery).
 	LagEvery time.Duration
 	// Now is the sampling clock; default time.Now.
 	Now    func() time.Time
@@ -72,6 +74,9 @@ type Collector struct {
 	connected  map[string]connState // subject device token → last state
 	stateWhole bool                 // the start-up snapshot has been applied
 	nConn      atomic.Int64
+	changed    chan struct{} // nConn changed since the sampler last looked (cap 1)
+	samples    atomic.Int64  // the sampler's wake-ups (a test counts them)
+	lagPolls   atomic.Int64  // pollLag calls (a test counts them)
 	lastDeliv  map[string]DeliveryCounts
 	lagged     map[string]bool       // subscriptions with a lag series on /metrics
 	lags       map[[2]string]float64 // stream, consumer → lag
@@ -111,6 +116,7 @@ func NewCollector(o CollectorOptions) (*Collector, error) {
 	}
 	c := &Collector{
 		o: o, log: o.Logger.With("component", "metrics"),
+		changed:   make(chan struct{}, 1),
 		connected: map[string]connState{}, lastDeliv: map[string]DeliveryCounts{}, lags: map[[2]string]float64{},
 	}
 	c.prom = newPromMetrics(func() float64 { return float64(c.nConn.Load()) })
@@ -275,9 +281,11 @@ func (c *Collector) applyState(subject string, seq uint64) {
 	}
 	if connected && !(ok && cur.connected) {
 		c.nConn.Add(1)
+		c.connChanged()
 	}
 	if !connected && ok && cur.connected {
 		c.nConn.Add(-1)
+		c.connChanged()
 	}
 	// The snapshot of last messages per subject may come in any order, so
 	// a disconnect is remembered until it is whole; after that events come
@@ -465,31 +473,51 @@ func (c *Collector) ObserveDelivery(subscription, eventType string, d time.Durat
 	c.prom.latency.WithLabelValues(subscription, eventType).Observe(d.Seconds())
 }
 
-// run samples every Refresh: the first time in a second everything
-// (Sample) and writes the history, then only connectedDeviceCount again,
-// so the newest second shows a drop within about Refresh.
+// run samples once a second, just after the second begins: everything
+// (Sample), the consumers' lag every LagEvery, and writes the history.
+// Between those, a change of the connected count (connChanged) takes
+// connectedDeviceCount again, at most once per Refresh, so the newest
+// second shows a drop within about Refresh. An idle hub wakes it once a
+// second, not every Refresh (it used to tick every Refresh whether or not
+// anything had changed: ten wake-ups a second of an idle process).
 func (c *Collector) run(ctx context.Context) {
 	defer close(c.done)
-	var lastLag time.Time
+	var lastLag, lastTick time.Time
+	var lagAt [3]uint64 // journalPositions when the lag was last asked for
 	lastSecond := int64(-1 << 62)
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
 	for {
 		now := c.o.Now()
-		next := now.Truncate(c.o.Refresh).Add(c.o.Refresh + time.Millisecond)
-		t := time.NewTimer(next.Sub(now))
+		next := now.Truncate(time.Second).Add(time.Second + time.Millisecond)
+		t.Reset(next.Sub(now))
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
 		case <-t.C:
+		case <-c.changed:
+			// Not sooner than Refresh after the last tick: a connect storm
+			// changes the count thousands of times a second.
+			if wait := lastTick.Add(c.o.Refresh).Sub(c.o.Now()); wait > 0 {
+				t.Reset(wait)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
 		}
+		c.samples.Add(1)
 		now = c.o.Now()
+		lastTick = now
 		if now.Unix() == lastSecond {
 			c.o.Store.Tick(now, []GaugeSample{{Metric: ConnectedDevices, Value: float64(c.nConn.Load())}})
 			continue
 		}
 		lastSecond = now.Unix()
-		if now.Sub(lastLag) >= c.o.LagEvery {
+		if since := now.Sub(lastLag); since >= c.o.LagEvery && (since >= lagIdleEvery || c.lagMayHaveChanged(lagAt)) {
 			lastLag = now
+			lagAt = c.journalPositions()
 			lctx, cancel := context.WithTimeout(ctx, c.o.LagEvery)
 			c.pollLag(lctx)
 			cancel()
@@ -501,6 +529,47 @@ func (c *Collector) run(ctx context.Context) {
 			c.log.Error("metrics: writing the history failed; retrying with the next sample", "err", err)
 		}
 		cancel()
+	}
+}
+
+// lagIdleEvery is how often the consumers' lag is asked for while the
+// journal is idle: each poll is eight JetStream API requests, an idle
+// hub's largest periodic work after the sampler itself.
+const lagIdleEvery = time.Minute
+
+// lagMayHaveChanged reports whether the consumers' lag can differ from
+// the last poll's: it found some lag, or the collector has read journal
+// messages since (at: journalPositions then). A lag rises only when a
+// stream gets messages, and the collector reads every message of the
+// connection, telemetry and operations streams. Registry changes it does
+// not read: while nothing else happens, their lag is asked for once every
+// lagIdleEvery.
+func (c *Collector) lagMayHaveChanged(at [3]uint64) bool {
+	if c.journalPositions() != at {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, v := range c.lags {
+		if v != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// journalPositions is how far the collector has read the streams it
+// follows.
+func (c *Collector) journalPositions() [3]uint64 {
+	s := c.o.Store
+	return [3]uint64{s.Position(journal.StreamConn), s.Position(journal.StreamTelemetry), s.Position(journal.StreamOps)}
+}
+
+// connChanged tells the sampler that the connected count changed.
+func (c *Collector) connChanged() {
+	select {
+	case c.changed <- struct{}{}:
+	default: // one is pending already
 	}
 }
 
@@ -604,6 +673,7 @@ func (c *Collector) sampleDeliveries(now time.Time, deliv []DeliveryCounts) {
 // pollLag asks JetStream for the durable consumers' lag on the hub's
 // streams (ephemeral consumers have random names and are left out).
 func (c *Collector) pollLag(ctx context.Context) {
+	c.lagPolls.Add(1)
 	lags := map[[2]string]float64{}
 	for _, name := range []string{journal.StreamConn, journal.StreamRegistry, journal.StreamTelemetry, journal.StreamOps} {
 		st, err := c.o.JS.Stream(ctx, name)

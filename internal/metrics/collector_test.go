@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/presence"
@@ -168,6 +169,110 @@ func TestCollectorFromJournal(t *testing.T) {
 	eventually(t, func() error {
 		if got := total(t, s, Connects, at, DimResultType); got["Success/"] != 4 {
 			return fmt.Errorf("connects after a new journal: %v", got)
+		}
+		return nil
+	})
+}
+
+// An idle hub's sampler wakes once a second (it used to take the
+// connected count every Refresh, changed or not); a change of the count
+// still reaches the newest second.
+func TestSamplerWakesOnChangeOnly(t *testing.T) {
+	dir := t.TempDir()
+	j := openJournal(t, filepath.Join(dir, "j"))
+	s, err := OpenStore(context.Background(), StoreOptions{Path: filepath.Join(dir, "h.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	c := startCollector(t, j, s)
+	n0 := c.samples.Load()
+	time.Sleep(2500 * time.Millisecond)
+	if n := c.samples.Load() - n0; n > 4 {
+		t.Errorf("idle sampler woke %d times in 2.5 s, want at most 4 (one a second)", n)
+	}
+	publishConn(t, j, presence.ConnectionEvent{ID: "d1/1", Kind: presence.Connected, DeviceID: "d1", Time: time.Now(), Protocol: "MQTT"})
+	eventually(t, func() error {
+		vals, err := s.Window(context.Background(), WindowQuery{Metric: ConnectedDevices, Aggregation: AggMaximum,
+			From: time.Now().Add(-2 * time.Second), To: time.Now().Add(time.Second)})
+		if err != nil {
+			return err
+		}
+		if len(vals) == 0 || vals[0].Value != 1 {
+			return fmt.Errorf("connectedDeviceCount %+v, want 1", vals)
+		}
+		return nil
+	})
+}
+
+// The consumers' lag is asked for every LagEvery while the journal is in
+// use or some lag remains, and not while both are idle; a new message
+// makes the next second ask again.
+func TestLagPolledWhileJournalBusyOnly(t *testing.T) {
+	dir := t.TempDir()
+	j := openJournal(t, filepath.Join(dir, "j"))
+	s, err := OpenStore(context.Background(), StoreOptions{Path: filepath.Join(dir, "h.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	ctx := context.Background()
+	if _, err := j.JS.CreateOrUpdateConsumer(ctx, journal.StreamConn, jetstream.ConsumerConfig{Durable: "slow", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCollector(CollectorOptions{JS: j.JS, Store: s, LagEvery: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	slowLag := func() float64 {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.lags[[2]string{journal.StreamConn, "slow"}]
+	}
+	publishConn(t, j, presence.ConnectionEvent{ID: "d1/1", Kind: presence.Connected, DeviceID: "d1", Time: time.Now(), Protocol: "MQTT"})
+	eventually(t, func() error {
+		if v := slowLag(); v != 1 {
+			return fmt.Errorf("lag of the durable consumer %v, want 1 (%d polls)", v, c.lagPolls.Load())
+		}
+		return nil
+	})
+	// Some lag remains: asked for every second.
+	n0 := c.lagPolls.Load()
+	time.Sleep(2500 * time.Millisecond)
+	if n := c.lagPolls.Load() - n0; n < 2 {
+		t.Errorf("lag asked for %d times in 2.5 s while a consumer lagged, want every second", n)
+	}
+	if err := j.JS.DeleteConsumer(ctx, journal.StreamConn, "slow"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if _, ok := c.lags[[2]string{journal.StreamConn, "slow"}]; ok {
+			return fmt.Errorf("deleted consumer still has a lag")
+		}
+		return nil
+	})
+	// No lag and no message: not asked for again.
+	n0 = c.lagPolls.Load()
+	time.Sleep(2500 * time.Millisecond)
+	if n := c.lagPolls.Load() - n0; n != 0 {
+		t.Errorf("lag asked for %d times in 2.5 s of an idle journal, want 0", n)
+	}
+	if _, err := j.JS.CreateOrUpdateConsumer(ctx, journal.StreamConn, jetstream.ConsumerConfig{Durable: "slow2", AckPolicy: jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverNewPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	publishConn(t, j, presence.ConnectionEvent{ID: "d2/1", Kind: presence.Connected, DeviceID: "d2", Time: time.Now(), Protocol: "MQTT"})
+	eventually(t, func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if v := c.lags[[2]string{journal.StreamConn, "slow2"}]; v != 1 {
+			return fmt.Errorf("lag after a new message %v, want 1", v)
 		}
 		return nil
 	})
