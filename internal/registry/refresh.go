@@ -23,11 +23,11 @@ func (r *Registry) Apply(id string, d *Device, rev uint64) {
 		return
 	}
 	if d == nil {
-		delete(r.devices, id)
+		r.setDevice(id, nil)
 	} else {
 		c := d.Clone()
 		c.ETag = ETag(rev)
-		r.devices[id] = c
+		r.setDevice(id, &c)
 	}
 	r.mu.Unlock()
 	if had != (d != nil) {

@@ -43,8 +43,9 @@ type Registry struct {
 
 	writeMu sync.Mutex // serialises writes: store, cache, OnChange
 
-	mu       sync.RWMutex // guards devices, policies and cas
+	mu       sync.RWMutex // guards devices, disabled, policies and cas
 	devices  map[string]Device
+	disabled int // devices whose status is Disabled (Counts)
 	policies map[string]Policy
 	cas      map[string]caEntry
 
@@ -81,7 +82,7 @@ func New(ctx context.Context, store Store, o Options) (*Registry, error) {
 	}
 	r.devices = make(map[string]Device, len(devs))
 	for _, d := range devs {
-		r.devices[d.DeviceID] = d
+		r.setDevice(d.DeviceID, &d)
 	}
 	if err := r.loadTwins(ctx); err != nil {
 		return nil, err

@@ -493,3 +493,47 @@ func TestETag(t *testing.T) {
 		t.Fatalf("ETag(8815808) = %s, want IoT Hub's ODgxNTgwOA==", got)
 	}
 }
+
+// Counts follows every way the cache changes: create, replace (disable,
+// enable), delete, and another node's writes applied from the change feed.
+func TestCounts(t *testing.T) {
+	f := newFixture(t)
+	want := func(total, enabled int) {
+		t.Helper()
+		if gt, ge := f.reg.Counts(); gt != total || ge != enabled {
+			t.Errorf("Counts %d, %d; want %d, %d", gt, ge, total, enabled)
+		}
+	}
+	want(0, 0)
+	a, err := f.reg.Create(ctx, registry.Device{DeviceID: "a"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.reg.Create(ctx, registry.Device{DeviceID: "b", Status: registry.Disabled}, ""); err != nil {
+		t.Fatal(err)
+	}
+	want(2, 1)
+	a.Status = registry.Disabled
+	if a, err = f.reg.Replace(ctx, a, "*", ""); err != nil {
+		t.Fatal(err)
+	}
+	want(2, 0)
+	a.Status = registry.Disabled // replaced with the same status: counted once
+	if a, err = f.reg.Replace(ctx, a, "*", ""); err != nil {
+		t.Fatal(err)
+	}
+	want(2, 0)
+	a.Status = registry.Enabled
+	if _, err = f.reg.Replace(ctx, a, "*", ""); err != nil {
+		t.Fatal(err)
+	}
+	want(2, 1)
+	if err := f.reg.Delete(ctx, "b", "*", ""); err != nil {
+		t.Fatal(err)
+	}
+	want(1, 1)
+	f.reg.Apply("c", &registry.Device{DeviceID: "c", Status: registry.Disabled}, 1<<40)
+	want(2, 1)
+	f.reg.Apply("c", nil, 1<<41)
+	want(1, 1)
+}

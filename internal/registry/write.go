@@ -171,9 +171,10 @@ func merge(cur, in Device, now time.Time) Device {
 func (r *Registry) committed(op Op, after, reported Device, caller string, now time.Time) {
 	r.mu.Lock()
 	if op == OpDeleted {
-		delete(r.devices, after.DeviceID)
+		r.setDevice(after.DeviceID, nil)
 	} else {
-		r.devices[after.DeviceID] = after.Clone()
+		c := after.Clone()
+		r.setDevice(after.DeviceID, &c)
 	}
 	r.mu.Unlock()
 	if r.opts.OnChange == nil {
