@@ -30,7 +30,7 @@ import (
 // settleRate a second for settleFor (an idle hub allocates ~0.1–0.2 MB/s,
 // measured: bench/README.md), or at most settleMax after the burst.
 const (
-	compactPeriod = time.Second
+	compactPeriod = time.Second // checked just after every whole second
 	settleRate    = 1 << 20
 	settleFor     = 3 * time.Second
 	settleMax     = 5 * time.Minute
@@ -45,7 +45,10 @@ func (a *App) startCompactor() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(compactPeriod)
+		// Each check comes just after a whole second, with the metrics
+		// sampler's: an idle hub wakes once for both (a ticker of its own
+		// was one more wake-up a second).
+		t := time.NewTimer(untilNextSecond(time.Now()))
 		defer t.Stop()
 		var last, sinceCompact uint64
 		started := false
@@ -58,6 +61,7 @@ func (a *App) startCompactor() {
 				return
 			case <-t.C:
 			}
+			t.Reset(untilNextSecond(time.Now()))
 			n := a.presence.Connects()
 			delta := n - last
 			last = n
@@ -99,6 +103,12 @@ func (a *App) startCompactor() {
 		}
 	}()
 	a.onStop(func(context.Context) error { cancel(); <-done; return nil })
+}
+
+// untilNextSecond is how long from now until just after the next whole
+// second (1 ms after, as the metrics sampler: see metrics.Collector.run).
+func untilNextSecond(now time.Time) time.Duration {
+	return now.Truncate(time.Second).Add(time.Second + time.Millisecond).Sub(now)
 }
 
 // settler decides when a hub has settled after a burst (see above).
