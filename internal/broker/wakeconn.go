@@ -58,7 +58,7 @@ func (c *wakeConn) wake() {
 
 func (c *wakeConn) Read(p []byte) (int, error) {
 	if !c.woken.Load() {
-		n, err := c.TCPConn.Read(p)
+		n, err := c.readNow(p)
 		if err == nil || n > 0 || !c.woken.Load() {
 			return n, err
 		}

@@ -55,29 +55,65 @@ func (c *wakeConn) drain(p []byte) (int, error) {
 	return n, nil
 }
 
-// writeNow writes what the socket takes without waiting.
+// readNow is the TCP read of a connection that has not been woken: as
+// net.TCPConn.Read (it waits for input in the poller, under the read
+// deadline), with a raw read(2) (rawRead: no sysmon wake-up per packet).
+func (c *wakeConn) readNow(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	rc, err := c.TCPConn.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var errno syscall.Errno
+	if err := rc.Read(func(fd uintptr) bool {
+		for {
+			n, errno = rawRead(fd, p)
+			if errno != syscall.EINTR {
+				return errno != syscall.EAGAIN // else wait in the poller
+			}
+		}
+	}); err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			oe.Op = "read" // as TCPConn.Read reports it ("raw-read")
+		}
+		return 0, err // deadline, closed
+	}
+	switch {
+	case errno != 0:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", errno)}
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// writeNow writes what the socket takes without waiting (rawWrite).
 func (c *wakeConn) writeNow(p []byte) (int, error) {
 	rc, err := c.TCPConn.SyscallConn()
 	if err != nil {
 		return 0, err
 	}
 	var n int
-	var werr error
+	var errno syscall.Errno
 	if err := rc.Write(func(fd uintptr) bool {
 		for {
-			n, werr = syscall.Write(int(fd), p)
-			if !errors.Is(werr, syscall.EINTR) {
+			n, errno = rawWrite(fd, p)
+			if errno != syscall.EINTR {
 				return true // one attempt: waiting is the caller's
 			}
 		}
 	}); err != nil {
 		return 0, err
 	}
-	if errors.Is(werr, syscall.EAGAIN) {
+	if errno == syscall.EAGAIN {
 		return 0, nil
 	}
-	if werr != nil {
-		return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", werr)}
+	if errno != 0 {
+		return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", errno)}
 	}
 	return n, nil
 }
