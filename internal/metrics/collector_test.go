@@ -178,13 +178,7 @@ func TestCollectorFromJournal(t *testing.T) {
 // connected count every Refresh, changed or not); a change of the count
 // still reaches the newest second.
 func TestSamplerWakesOnChangeOnly(t *testing.T) {
-	dir := t.TempDir()
-	j := openJournal(t, filepath.Join(dir, "j"))
-	s, err := OpenStore(context.Background(), StoreOptions{Path: filepath.Join(dir, "h.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	j, s := openJournalAndStore(t)
 	c := startCollector(t, j, s)
 	n0 := c.samples.Load()
 	time.Sleep(2500 * time.Millisecond)
@@ -209,13 +203,7 @@ func TestSamplerWakesOnChangeOnly(t *testing.T) {
 // use or some lag remains, and not while both are idle; a new message
 // makes the next second ask again.
 func TestLagPolledWhileJournalBusyOnly(t *testing.T) {
-	dir := t.TempDir()
-	j := openJournal(t, filepath.Join(dir, "j"))
-	s, err := OpenStore(context.Background(), StoreOptions{Path: filepath.Join(dir, "h.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	j, s := openJournalAndStore(t)
 	ctx := context.Background()
 	if _, err := j.JS.CreateOrUpdateConsumer(ctx, journal.StreamConn, jetstream.ConsumerConfig{Durable: "slow", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
@@ -276,4 +264,18 @@ func TestLagPolledWhileJournalBusyOnly(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// openJournalAndStore opens a journal and a history in a test's own
+// directory.
+func openJournalAndStore(t *testing.T) (*journal.Journal, *Store) {
+	t.Helper()
+	dir := t.TempDir()
+	j := openJournal(t, filepath.Join(dir, "j"))
+	s, err := OpenStore(context.Background(), StoreOptions{Path: filepath.Join(dir, "h.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return j, s
 }
