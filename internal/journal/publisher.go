@@ -16,9 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Msg is one message for the journal. Encode runs in Publish, before
-// anything is locked, so callers on hot paths hand over values, not bytes
-// (and may hold their own locks around Publish).
+// Msg is one message for the journal. Encode runs on the publisher's
+// goroutine, so callers on hot paths hand over values, not bytes.
 type Msg struct {
 	Subject string
 	ID      string // Nats-Msg-Id: the stream stores a retried publish once
@@ -32,14 +31,9 @@ type Msg struct {
 	Done func(error)
 }
 
-// Publisher appends messages to JetStream in the order they were
-// published, with a bounded window of publishes awaiting their acks. A
-// message is sent on the caller's goroutine when nothing is queued ahead
-// of it and the window has room (the common case): no hand-off to another
-// goroutine and no wake-up per message. Otherwise it is queued, and the
-// publisher's goroutine sends the queue in order as the window frees;
-// until the queue is empty every later message queues behind it, so order
-// holds either way. Acks come back on one inbox subscription and are matched by a
+// Publisher appends messages to JetStream in the order they were enqueued,
+// from one goroutine, with a bounded window of publishes awaiting their
+// acks. Acks come back on one inbox subscription and are matched by a
 // counter in the reply subject: no future, channels or JSON decoding per
 // message (the telemetry path publishes one message per device PUBLISH and
 // waits for its ack before the device's PUBACK). A publish the server
@@ -54,15 +48,8 @@ type Publisher struct {
 	done    chan struct{}
 	closed  atomic.Bool
 	closing chan struct{} // closed first by Close: a Publish waiting for room gives up
-	mu      sync.RWMutex  // read-held while publishing; Close write-holds it to close the queue
+	mu      sync.RWMutex  // read-held while enqueuing; Close write-holds it to close the queue
 	once    sync.Once
-
-	// sendMu orders sends: held from the decision to send or queue until
-	// the message is handed to the connection. queued counts messages
-	// queued and not yet sent (under sendMu): while it is above 0 a
-	// publish queues instead of sending itself.
-	sendMu sync.Mutex
-	queued int
 
 	inbox   string // acks arrive on inbox + "<n>"
 	sub     *nats.Subscription
@@ -114,51 +101,17 @@ func NewPublisher(js jetstream.JetStream, capacity int, log *slog.Logger) *Publi
 // ErrClosed is returned by Publish after Close.
 var ErrClosed = errors.New("journal: publisher closed")
 
-// Publish sends m, or queues it behind messages waiting for room in the
-// window. It blocks while the queue is full (backpressure). A message that
-// cannot be encoded is finished with the error (Done) and not journalled.
+// Publish enqueues m. It blocks while the queue is full (backpressure).
 func (p *Publisher) Publish(m Msg) error {
-	if p.closed.Load() {
-		return ErrClosed
-	}
-	// Encoded before anything is held, so a slow Encode delays no one
-	// else (nor Close).
-	if m.Encode != nil {
-		data, err := m.Encode()
-		if err != nil {
-			p.failed.Add(1)
-			p.log.Error("journal: encoding message", "subject", m.Subject, "err", err)
-			if m.Done != nil {
-				m.Done(err)
-			}
-			return nil
-		}
-		m.Data, m.Encode = data, nil
-	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed.Load() {
 		return ErrClosed
 	}
-	p.sendMu.Lock()
-	if p.queued == 0 {
-		select {
-		case p.slots <- struct{}{}:
-			p.send(m)
-			p.sendMu.Unlock()
-			return nil
-		default:
-		}
-	}
-	p.queued++
-	p.sendMu.Unlock()
 	select {
 	case p.queue <- m:
 		return nil
 	case <-p.closing:
-		p.sendMu.Lock()
-		p.queued--
-		p.sendMu.Unlock()
 		return ErrClosed
 	}
 }
@@ -195,10 +148,7 @@ func (p *Publisher) run() {
 				return
 			}
 			p.takeSlot(sweep.C)
-			p.sendMu.Lock()
 			p.send(m)
-			p.queued--
-			p.sendMu.Unlock()
 		case <-sweep.C:
 			p.sweep()
 		}
@@ -228,9 +178,8 @@ func (p *Publisher) drain(sweep <-chan time.Time) {
 	}
 }
 
-// send encodes m (if Publish did not) and publishes it with this
-// publisher's ack inbox as the reply subject. It holds a window slot,
-// given back when m is finished; sendMu is held.
+// send encodes m and publishes it with this publisher's ack inbox as the
+// reply subject. It holds a window slot, given back when m is finished.
 func (p *Publisher) send(m Msg) {
 	in := &inflight{done: m.Done}
 	data := m.Data
