@@ -9,9 +9,11 @@
 // The engine's state and the stream positions it accounts for are saved
 // together in one file (a gob snapshot, written to a temporary file and
 // renamed) every SaveEvery and at Stop. At start the feed loads it and
-// follows both streams from the next position with ordered consumers, as
-// the metrics collector follows its own stored positions: the snapshot is
-// the consumer's durable state, and a crash replays at most SaveEvery of
+// follows both streams from the next position without acks, as the
+// metrics collector follows its own stored positions (TETHER_CONN through
+// the node's journal.ConnFanout, which the collector shares, so each event
+// is read and decoded once for both): the snapshot is the reader's durable
+// state, and a crash replays at most SaveEvery of
 // events, which the engine ignores if it has them (positions). Deleting
 // the file rebuilds everything from the journal (30 days of connection
 // events; the engine keeps 7). A position past a stream's end (a new
