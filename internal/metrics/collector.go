@@ -95,7 +95,7 @@ type connState struct {
 	connected bool
 }
 
-// ownConsumer names the collector's own (ephemeral, ordered) consumers
+// ownConsumer names the collector's own readers (ephemeral consumers, the fanout)
 // on the lag gauge.
 const ownConsumer = "metrics"
 
