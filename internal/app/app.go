@@ -53,6 +53,10 @@ type App struct {
 	caFile    string
 	limiter   *throttle.Limiter
 	cluster   *cluster.Node // nil when alone (clustering.go)
+
+	// connFan reads TETHER_CONN once for the metrics collector and the
+	// insight feed (started once both have joined it).
+	connFan *journal.ConnFanout
 	// deliveryMu serialises starting and stopping the delivery engine as
 	// this node takes and loses the delivery job (clustering.go).
 	deliveryMu sync.Mutex
@@ -122,6 +126,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.onStop(func(context.Context) error { a.journal.Close(); return nil })
 
+	a.connFan = journal.NewConnFanout(a.journal.JS, journal.FanoutOptions{Logger: a.log})
 	epoch, err := a.journal.NextEpoch(ctx, presence.Filetime(time.Now()))
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ func (a *App) startInsights(ctx context.Context) error {
 		Insight: insight.Options{Hub: a.cfg.HubName},
 		Publish: a.publisher.Publish,
 		Path:    filepath.Join(a.cfg.DataDir, InsightFile),
+		Conn:    a.connFan,
 		Logger:  a.log,
 	})
 	if err != nil {

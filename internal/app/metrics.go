@@ -32,6 +32,7 @@ func (a *App) openMetrics(ctx context.Context) error {
 		Deliveries: a.deliveryCounts,
 		Gauges:     a.throttleGauges,
 		Flapping:   a.flappingDevices,
+		Conn:       a.connFan,
 	})
 	return err
 }
@@ -41,6 +42,10 @@ func (a *App) startMetrics(ctx context.Context) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	a.onStop(a.metrics.Stop)
+	// The insight feed and the collector have joined the fanout; it stops
+	// before either (stops run in reverse).
+	a.connFan.Start()
+	a.onStop(a.connFan.Stop)
 	return nil
 }
 

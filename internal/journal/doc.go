@@ -34,6 +34,11 @@
 // header names do not change. testdata holds events as they were stored,
 // and a test decodes them.
 //
+// Readers that keep only in-memory state (the metrics collector, the
+// insight feed) read TETHER_CONN through one ConnFanout per node: one
+// consumer, each event decoded once, each reader from its own position
+// (fanout.go).
+//
 // KV buckets: tether_devices, tether_policies, tether_twins, tether_cas
 // (registry; tether_cas holds the CA certificates of X.509 devices),
 // tether_state (hub epoch for sequence numbers).

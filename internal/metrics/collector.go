@@ -57,7 +57,12 @@ type CollectorOptions struct {
 	// asked for once a minute (lagIdleEvery).
 	LagEvery time.Duration
 	// Now is the sampling clock; default time.Now.
-	Now    func() time.Time
+	Now func() time.Time
+	// Conn, when set, is the node's shared reader of TETHER_CONN (the
+	// insight feed reads it too): connection events come through it,
+	// decoded once for all its readers, and the app starts and stops it.
+	// Nil: the collector runs a fanout of its own.
+	Conn   *journal.ConnFanout
 	Logger *slog.Logger
 }
 
@@ -83,6 +88,8 @@ type Collector struct {
 	ownLag     [3]atomic.Int64       // conn, telemetry, ops: NumPending after the last message
 
 	consumers []jetstream.ConsumeContext
+	connOff   func()              // removes the collector from the connection-event fanout
+	ownFan    *journal.ConnFanout // the fanout the collector started itself (no CollectorOptions.Conn)
 	stop      context.CancelFunc
 	done      chan struct{}
 	started   bool
@@ -93,7 +100,7 @@ type connState struct {
 	connected bool
 }
 
-// ownConsumer names the collector's own (ephemeral, ordered) consumers
+// ownConsumer names the collector's own readers (ephemeral consumers, the fanout)
 // on the lag gauge.
 const ownConsumer = "metrics"
 
@@ -191,6 +198,16 @@ func (c *Collector) stopConsumers() {
 		cc.Stop()
 	}
 	c.consumers = nil
+	if c.connOff != nil {
+		c.connOff()
+		c.connOff = nil
+	}
+	if c.ownFan != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = c.ownFan.Stop(ctx)
+		cancel()
+		c.ownFan = nil
+	}
 }
 
 // startState reads the last connected/disconnected event of every device
@@ -297,15 +314,28 @@ func (c *Collector) applyState(subject string, seq uint64) {
 	c.connected[dev] = connState{seq, connected}
 }
 
-// startCounts follows TETHER_CONN, TETHER_TELEMETRY (headers only) and
-// TETHER_OPS from the Store's positions.
+// startCounts follows TETHER_CONN (through the connection-event fanout),
+// TETHER_TELEMETRY (headers only) and TETHER_OPS from the Store's
+// positions.
 func (c *Collector) startCounts(ctx context.Context) error {
+	pos, err := c.startPosition(ctx, journal.StreamConn)
+	if err != nil {
+		return err
+	}
+	fan := c.o.Conn
+	if fan == nil {
+		fan = journal.NewConnFanout(c.o.JS, journal.FanoutOptions{Logger: c.o.Logger})
+		c.ownFan = fan
+	}
+	c.connOff = fan.Add(pos, c.countConnBatch)
+	if c.ownFan != nil {
+		fan.Start()
+	}
 	for _, s := range []struct {
 		stream      string
 		headersOnly bool
 		handle      func(jetstream.Msg, *jetstream.MsgMetadata)
 	}{
-		{journal.StreamConn, false, c.countConn},
 		{journal.StreamTelemetry, true, c.countTelemetry},
 		{journal.StreamOps, false, c.countOps},
 	} {
@@ -384,7 +414,7 @@ func authFailureReason(f presence.AuthFailure) string {
 // for a connect that completed a SAS-token renewal, "false" otherwise (a
 // refusal never is one). The Fleet page draws renewals apart from real
 // drops from it instead of scanning the log.
-func tokenRenewal(ev journal.ConnectionSummary) string {
+func tokenRenewal(ev *presence.ConnectionEvent) string {
 	if ev.Kind == presence.Connected && ev.TokenRenewal {
 		return "true"
 	}
@@ -398,23 +428,30 @@ func orUnknown(s string) string {
 	return s
 }
 
-func (c *Collector) countConn(m jetstream.Msg, md *jetstream.MsgMetadata) {
-	c.ownLag[0].Store(int64(md.NumPending))
-	if subj := m.Subject(); isStateSubject(subj) {
-		c.applyState(subj, md.Sequence.Stream)
+// countConnBatch counts the connection events of one fanout batch.
+func (c *Collector) countConnBatch(b journal.FanoutBatch) {
+	for i := range b.Events {
+		c.countConn(&b.Events[i])
 	}
-	ev, err := journal.DecodeConnectionSummary(m.Data())
-	if err != nil {
-		c.log.Warn("metrics: undecodable connection event", "subject", m.Subject(), "err", err)
-		c.o.Store.Apply(journal.StreamConn, md.Sequence.Stream, func(Adder) {})
+	c.ownLag[0].Store(int64(b.Pending))
+}
+
+func (c *Collector) countConn(ce *journal.ConnEvent) {
+	if isStateSubject(ce.Subject) {
+		c.applyState(ce.Subject, ce.Seq)
+	}
+	ev := ce.Event
+	if ev == nil {
+		c.log.Warn("metrics: undecodable connection event", "subject", ce.Subject, "err", ce.Err)
+		c.o.Store.Apply(journal.StreamConn, ce.Seq, func(Adder) {})
 		return
 	}
 	t := ev.Time
 	if t.IsZero() {
-		t = md.Timestamp
+		t = ce.Stored
 	}
 	rt, proto := resultType(ev.Result), orUnknown(ev.Protocol)
-	c.o.Store.Apply(journal.StreamConn, md.Sequence.Stream, func(add Adder) {
+	c.o.Store.Apply(journal.StreamConn, ce.Seq, func(add Adder) {
 		switch ev.Kind {
 		case presence.Connected, presence.Refused:
 			// A refusal may stand for several attempts, each a sample of 1.

@@ -11,7 +11,9 @@
 //     (DeliverLastPerSubject on tether.conn.*.connected|disconnected): the
 //     set of connected devices (connectedDeviceCount). It is whole before
 //     Start returns, so the first sample is right.
-//   - TETHER_CONN from the history's saved position: connects, disconnects
+//   - TETHER_CONN from the history's saved position, through the node's
+//     journal.ConnFanout (one unacknowledged consumer shared with the
+//     insight feed, each event decoded once): connects, disconnects
 //     and authentication failures, by ResultType, protocol and reason;
 //     connects also by TokenRenewal (presence's renewal mark), so renewals
 //     are told from real drops without reading the log.

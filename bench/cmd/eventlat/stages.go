@@ -28,6 +28,7 @@ var stages = []stage{
 	{"insight feed", regexp.MustCompile(`internal/insight`)},
 	{"delivery: HTTP POST (request, net/http, socket)", regexp.MustCompile(`^net/http\.|delivery\.\(\*(webhook|directSender|h1|h1Conn)\)|delivery\.stateless`)},
 	{"delivery: fetch, decode, filter, queues, acks", regexp.MustCompile(`internal/events`)},
+	{"journal fanout (metrics + insight reader: fetch, decode once)", regexp.MustCompile(`journal\.\(\*ConnFanout\)`)},
 	{"journal publish (encode, publisher, acks)", regexp.MustCompile(`internal/journal\.`)},
 	{"broker: session end (read loop, close, disconnect event)", regexp.MustCompile(`broker\.\(\*session\)\.(run|end)$`)},
 	{"broker: accept and connect (CONNECT, auth, presence, CONNACK)", regexp.MustCompile(`internal/(broker|presence|registry|sas)`)},

@@ -9,9 +9,11 @@
 // The engine's state and the stream positions it accounts for are saved
 // together in one file (a gob snapshot, written to a temporary file and
 // renamed) every SaveEvery and at Stop. At start the feed loads it and
-// follows both streams from the next position with ordered consumers, as
-// the metrics collector follows its own stored positions: the snapshot is
-// the consumer's durable state, and a crash replays at most SaveEvery of
+// follows both streams from the next position without acks, as the
+// metrics collector follows its own stored positions (TETHER_CONN through
+// the node's journal.ConnFanout, which the collector shares, so each event
+// is read and decoded once for both): the snapshot is the reader's durable
+// state, and a crash replays at most SaveEvery of
 // events, which the engine ignores if it has them (positions). Deleting
 // the file rebuilds everything from the journal (30 days of connection
 // events; the engine keeps 7). A position past a stream's end (a new
@@ -78,7 +80,12 @@ type Options struct {
 	// a publish on the streams, journal.Watch); default 10 s.
 	IdleCheck time.Duration
 	Now       func() time.Time
-	Logger    *slog.Logger
+	// Conn, when set, is the node's shared reader of TETHER_CONN (the
+	// metrics collector reads it too): connection events come through it,
+	// decoded once for all its readers, and the app starts and stops it.
+	// Nil: the feed runs a fanout of its own.
+	Conn   *journal.ConnFanout
+	Logger *slog.Logger
 }
 
 // Feed follows the journal into an engine.
@@ -105,6 +112,8 @@ type Feed struct {
 
 	life    sync.Mutex
 	loops   []func(context.Context)
+	connOff func()              // removes the feed from the connection-event fanout
+	ownFan  *journal.ConnFanout // the fanout the feed started itself (no Options.Conn)
 	stop    context.CancelFunc
 	done    chan struct{}
 	started bool
@@ -171,7 +180,7 @@ func (f *Feed) Status() Status {
 		CaughtUp: f.caughtUp.Load(), Pending: f.connPending.Load() + f.regPending.Load(),
 		Applied: f.engine.Applied(), Devices: f.engine.Devices(),
 		Published: f.published.Load(), Skipped: f.skipped.Load(), Saves: f.saves.Load(),
-		Watching: int(f.watching.Load()),
+		Watching: int(f.watching.Load()) + f.connWatching(),
 	}
 }
 
@@ -218,11 +227,17 @@ func (f *Feed) Start(ctx context.Context) error {
 	f.caughtUp.Store(connLast == conn && regLast == reg)
 
 	f.loops = nil
-	if err := f.follow(ctx, journal.StreamConn, conn, f.applyConn); err != nil {
-		return err
-	}
 	if err := f.follow(ctx, journal.StreamRegistry, reg, f.applyChange); err != nil {
 		return err
+	}
+	fan := f.o.Conn
+	if fan == nil {
+		fan = journal.NewConnFanout(f.o.JS, journal.FanoutOptions{PollEvery: pollEvery, IdleCheck: f.o.IdleCheck, Logger: f.o.Logger})
+		f.ownFan = fan
+	}
+	f.connOff = fan.Add(conn, f.applyConnBatch)
+	if f.ownFan != nil {
+		fan.Start()
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	f.stop, f.done, f.started = stop, make(chan struct{}), true
@@ -248,7 +263,15 @@ func (f *Feed) Stop(ctx context.Context) error {
 	}
 	f.started = false
 	stop, done := f.stop, f.done
+	connOff, own := f.connOff, f.ownFan
+	f.connOff, f.ownFan = nil, nil
 	f.life.Unlock()
+	connOff()
+	if own != nil {
+		if err := own.Stop(ctx); err != nil {
+			return err
+		}
+	}
 	stop()
 	select {
 	case <-done:
@@ -356,10 +379,7 @@ func (f *Feed) position(stream string) uint64 {
 // away (an external server restarted) is made again from the engine's
 // position.
 func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer, apply func(jetstream.Msg, uint64)) {
-	pending := &f.connPending
-	if stream == journal.StreamRegistry {
-		pending = &f.regPending
-	}
+	pending := &f.regPending
 	defer func() {
 		if cons != nil {
 			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -397,7 +417,7 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 		batch, err := cons.FetchNoWait(size)
 		if err != nil {
 			f.log.Warn("insight: reading the journal failed; retrying", "stream", stream, "err", err)
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			if journal.ConsumerGone(err) {
 				cons = nil
 			}
 			if !wait(time.Second) {
@@ -418,7 +438,7 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
 			f.log.Warn("insight: reading the journal failed; retrying", "stream", stream, "err", err)
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			if journal.ConsumerGone(err) {
 				cons = nil
 			}
 		}
@@ -450,13 +470,33 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 	}
 }
 
-func (f *Feed) applyConn(m jetstream.Msg, seq uint64) {
-	ev, err := journal.DecodeConnectionEvent(m.Data())
-	if err != nil {
-		f.log.Warn("insight: undecodable connection event, skipped", "subject", m.Subject(), "seq", seq, "err", err)
-		return
+// applyConnBatch applies one batch of the connection-event fanout.
+func (f *Feed) applyConnBatch(b journal.FanoutBatch) {
+	for _, ce := range b.Events {
+		if ce.Event == nil {
+			f.log.Warn("insight: undecodable connection event, skipped", "subject", ce.Subject, "seq", ce.Seq, "err", ce.Err)
+			continue
+		}
+		f.engine.Apply(ce.Event, ce.Seq)
 	}
-	f.engine.Apply(&ev, seq)
+	f.connPending.Store(int64(b.Pending))
+	if b.Pending == 0 && f.regPending.Load() == 0 {
+		f.caughtUp.Store(true)
+	}
+}
+
+// connWatching is 1 when the connection-event fanout waits for a publish.
+func (f *Feed) connWatching() int {
+	f.life.Lock()
+	fan := f.o.Conn
+	if f.ownFan != nil {
+		fan = f.ownFan
+	}
+	f.life.Unlock()
+	if fan != nil && fan.Watching() {
+		return 1
+	}
+	return 0
 }
 
 func (f *Feed) applyChange(m jetstream.Msg, seq uint64) {
