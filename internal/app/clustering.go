@@ -110,6 +110,9 @@ func (a *App) startCluster(ctx context.Context, epoch uint64) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	a.cluster = n
+	if err := a.serveRoutes(); err != nil {
+		return err
+	}
 	// Registered before the broker's stop, so it runs after it: the
 	// sessions the broker ends release their records first.
 	a.onStop(n.Close)

@@ -295,3 +295,14 @@ func (n *Node) holding() int {
 	defer n.mu.Unlock()
 	return len(n.held)
 }
+
+// OwnerOf is the node that holds deviceID's session as this node's view
+// of tether_owners has it (kept from the bucket's change feed, no read):
+// "" when nobody does. The view may lag a write by a moment; routing a
+// call by it (cross-node methods, C2D, desired pushes) is a hint, and a
+// call routed to a node that no longer holds the device finds it offline.
+func (n *Node) OwnerOf(deviceID string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.index[Key(deviceID)].node
+}
