@@ -37,8 +37,8 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	// Session 8 ran it opt-in while loaded runs confirmed its fixes
 	// (docs/SCALING.md, "Failover under CPU load"); TETHER_E2E_CLUSTER=0
 	// skips it (about 2 minutes on 2 shared cores).
-	if os.Getenv("TETHER_E2E_CLUSTER") != "1" {
-		t.Skip("opt-in until loaded runs pass (TETHER_E2E_CLUSTER=1)")
+	if os.Getenv("TETHER_E2E_CLUSTER") == "0" {
+		t.Skip("TETHER_E2E_CLUSTER=0")
 	}
 	const (
 		takeovers = 30
@@ -59,7 +59,9 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("TETHER_CLUSTER_DEVICES")); err == nil && v >= 100 {
 		nDevices = v
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute+time.Duration(nDevices)*30*time.Millisecond)
+	// 95–115 s in a quiet window; 5–7 minutes with the machine loaded
+	// (load 16–30: two busy loops and other work on the 2 cores).
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute+time.Duration(nDevices)*45*time.Millisecond)
 	defer cancel()
 	phase := phaseLogger(t)
 	t0 := time.Now()
