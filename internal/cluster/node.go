@@ -99,8 +99,15 @@ type hold struct {
 	session  string
 	rev      uint64
 	adopting bool
-	done     chan struct{} // closed once released
+	done     chan struct{} // closed once released (finish)
+	once     sync.Once
 }
+
+// finish lets the claims and takeover requests waiting for h go on. Two
+// paths may end one hold: its release, and another node's rewrite of the
+// record while the release waits for the bucket (an election after a
+// node loss: the owner watch sees the new owner first).
+func (h *hold) finish() { h.once.Do(func() { close(h.done) }) }
 
 // Node is this hub's membership in the cluster.
 type Node struct {
