@@ -34,24 +34,27 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three hub processes with 6,000 devices")
 	}
-	// Opt-in: beside the suite's other packages the survivors' failover
-	// after the kill -9 was late. Session 8 fixed what those logs showed (a
-	// lapsed lease no longer makes a live node lost; a lost publish ack is
-	// retried after 10 s, not 30–40 s) and ran it under CPU load (two busy
-	// loops beside it): 5 runs passed, node-lost 7.7–14.8 s; the sixth
-	// passed failover (7.4 s) but node 1's log kept one device's session
-	// open at the end. Cause found: the log writer's ack-all ack covered a
-	// delivery it never received when its consumer's leader was killed or
-	// stopped (connlog now resets the consumer on a delivery-sequence gap,
-	// TestWriterDoesNotAckADeliveryItNeverSaw); it stays opt-in until loaded
-	// runs confirm it (issue 15).
-	if os.Getenv("TETHER_E2E_CLUSTER") == "" {
-		t.Skip("opt-in (TETHER_E2E_CLUSTER=1): under CPU load 1 run of 6 left a session open in a node's log, issue 15")
+	// Opt-in still (docs/SCALING.md, "Session 9"): with the churn across
+	// the kill it passes in a quiet window (95 s) and found a real defect
+	// under load (fixed), but of the loaded runs of session 9's final code
+	// (two busy loops beside it) one passed; the others ran out of time
+	// (load 25–32) or recorded the last node-lost 17 s after the kill (the
+	// leaders bucket electing took the reaper's lead with it).
+	if os.Getenv("TETHER_E2E_CLUSTER") != "1" {
+		t.Skip("opt-in (TETHER_E2E_CLUSTER=1): under CPU load the failover can exceed its 15 s bound, issue 15")
 	}
 	const (
 		takeovers = 30
 		lease     = 5 * time.Second
 		par       = 32
+		// churners keep connecting, disconnecting and taking each other
+		// over on nodes 1 and 2 while node 3 is killed and its devices
+		// are recorded lost: the kill comes mid-run, with journal writes
+		// and claims in flight while the Raft groups elect.
+		// About 40 moves a second: activity, not a storm (150 moving
+		// every 100–280 ms were ~800 cross-node connects a second, more
+		// than 2 cores take: elections stalled for 20 s).
+		churners = 30
 	)
 	// The issue's fleet size (about 2 minutes on 2 shared cores);
 	// TETHER_CLUSTER_DEVICES=n (≥ 100) runs another.
@@ -59,7 +62,9 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("TETHER_CLUSTER_DEVICES")); err == nil && v >= 100 {
 		nDevices = v
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute+time.Duration(nDevices)*30*time.Millisecond)
+	// 95–115 s in a quiet window; 5–7 minutes with the machine loaded
+	// (load 16–30: two busy loops and other work on the 2 cores).
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute+time.Duration(nDevices)*45*time.Millisecond)
 	defer cancel()
 	phase := phaseLogger(t)
 	t0 := time.Now()
@@ -69,6 +74,10 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := t.TempDir()
+	secret := filepath.Join(base, "cluster-secret")
+	if err := os.WriteFile(secret, []byte("e2e-route-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	nodes := make([]*hubProc, 3)
 	// Registered before the nodes' own cleanups, so it runs after them
 	// (the processes are gone) and before the data dirs are removed.
@@ -105,7 +114,7 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 		}
 		h := newHub(t, bin, filepath.Join(base, fmt.Sprintf("n%d", i+1)))
 		h.Args = []string{"--node-name", fmt.Sprintf("n%d", i+1), "--cluster-name", "e2e",
-			"--cluster-listen", route(i), "--cluster-peers", strings.Join(peers, ","),
+			"--cluster-listen", route(i), "--cluster-peers", strings.Join(peers, ","), "--cluster-secret-file", secret,
 			"--cluster-lease", lease.String()}
 		nodes[i] = h
 	}
@@ -142,6 +151,23 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 		}
 		return nil
 	})
+	// caughtUp waits until every stream's replicas are current: a rolling
+	// restart stops the next node only then (docs/SCALING.md, "Rolling
+	// restart"). Stopping a node while the one restarted before it is
+	// still catching up leaves the groups it lags in without a quorum:
+	// the journal stops, and the next node cannot start.
+	caughtUp := func() {
+		t.Helper()
+		start := time.Now()
+		eventuallyCtx(ctx, t, 60*time.Second, func() error {
+			out := status()
+			if strings.Count(out, " alive ") != 3 || strings.Contains(out, " behind ") || strings.Contains(out, "offline") {
+				return fmt.Errorf("cluster status does not show 3 live nodes with every replica current yet:\n%s", out)
+			}
+			return nil
+		})
+		phase("every replica current after %s", time.Since(start).Round(time.Millisecond))
+	}
 	a := nodes[0].api()
 	devs, err := newDevices("localhost", "cl", nDevices)
 	if err != nil {
@@ -150,6 +176,12 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	if err := a.createDevices(ctx, devs, par); err != nil {
 		t.Fatal(err)
 	}
+	// Every client connection the test ever made, for the client side of
+	// the comparison (a device's sessions in the log against the CONNACKs
+	// its clients got).
+	var allMu sync.Mutex
+	all := append([]*device(nil), devs...)
+	addClient := func(d *device) { allMu.Lock(); all = append(all, d); allMu.Unlock() }
 	rc := startReceiver(t)
 	code, sub, err := a.createSubscription(ctx, map[string]any{
 		"name":        "cluster-test",
@@ -182,6 +214,7 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	if err := forEach(ctx, devs[:takeovers], 8, nil, func(i int, d *device) error {
 		tw := &device{id: d.id, key: d.key, src: d.src, connect: d.connect}
 		twins[i] = tw
+		addClient(tw)
 		start := time.Now()
 		if err := tw.dial(ctx, nodes[(i+1)%3].tcpAddr, &gen); err != nil {
 			return err
@@ -208,9 +241,51 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 			lost = append(lost, i)
 		}
 	}
+	// Churn on nodes 1 and 2 from before the kill until node 3's devices
+	// are recorded lost: moves to the other node (every third a takeover,
+	// the new connection first), graceful or not.
+	var picked []int
+	for i := takeovers; i < len(devs) && len(picked) < churners; i++ {
+		if where[i] != 2 {
+			picked = append(picked, i)
+		}
+	}
+	var churnStop atomic.Bool
+	var churnMoves, churnTakeovers atomic.Int64
+	churnErr := make(chan error, len(picked))
+	var churnWG sync.WaitGroup
+	for k, i := range picked {
+		churnWG.Go(func() {
+			for cycle := k; !churnStop.Load(); cycle++ {
+				next := 1 - where[i]
+				if cycle%3 == 0 {
+					old := devs[i]
+					tw := &device{id: old.id, key: old.key, src: old.src, connect: old.connect}
+					addClient(tw)
+					if err := tw.dial(ctx, nodes[next].tcpAddr, &gen); err != nil {
+						churnErr <- err
+						return
+					}
+					old.drop(false) // closed by its node (takeover)
+					devs[i] = tw
+					churnTakeovers.Add(1)
+				} else {
+					devs[i].drop(cycle%2 == 0)
+					if err := devs[i].dial(ctx, nodes[next].tcpAddr, &gen); err != nil {
+						churnErr <- err
+						return
+					}
+				}
+				where[i] = next
+				churnMoves.Add(1)
+				time.Sleep(time.Duration(400+cycle%7*100) * time.Millisecond)
+			}
+		})
+	}
+	time.Sleep(time.Second)
 	nodes[2].kill()
 	killed := time.Now()
-	phase("node 3 killed with %d devices live on it", len(lost))
+	phase("node 3 killed with %d devices live on it, %d devices moving between nodes 1 and 2", len(lost), len(picked))
 	// A survivor records them disconnected (node-lost) within the lease;
 	// the devices only notice when they reconnect, so they stay away.
 	var lastLost time.Time
@@ -233,6 +308,13 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 		})
 	}
 	failover := lastLost.Sub(killed)
+	churnStop.Store(true)
+	churnWG.Wait()
+	close(churnErr)
+	if err := <-churnErr; err != nil {
+		t.Fatal(err)
+	}
+	phase("churn during the failover: %d moves between nodes 1 and 2, %d of them takeovers", churnMoves.Load(), churnTakeovers.Load())
 	eventuallyCtx(ctx, t, 20*time.Second, func() error {
 		if out := status(); strings.Count(out, " alive ") != 2 || strings.Contains(out, "n3  alive") {
 			return fmt.Errorf("cluster status after the kill should show n1 and n2 alive only:\n%s", out)
@@ -260,7 +342,8 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	startAll(nodes[2])
-	phase("node 3's devices reconnected on nodes 1 and 2; node 3 restarted")
+	caughtUp()
+	phase("node 3's devices reconnected on nodes 1 and 2; node 3 restarted and caught up")
 
 	// Rolling restart: each node in turn stops (its devices are recorded
 	// server-shutdown), its devices reconnect on the next node, it starts.
@@ -282,7 +365,8 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		startAll(nodes[k])
-		phase("rolling restart: node %d restarted, its devices moved to node %d", k+1, next+1)
+		caughtUp()
+		phase("rolling restart: node %d restarted and caught up, its devices moved to node %d", k+1, next+1)
 	}
 	// Every device leaves; then the whole cluster's log, as node 1 serves
 	// it, is the ground truth the receiver must match.
@@ -331,6 +415,57 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	}
 	wg.Wait()
 	checkClusterRun(t, evs, rc.snapshot(), phase, t0, killed)
+	checkClientSessions(t, evs, all, phase)
+}
+
+// checkClientSessions compares the log with what the clients saw: each
+// device has a connected event for every CONNACK 0 its clients received,
+// and at most one more for each CONNECT left unanswered (a timeout or a
+// reset: the hub may have recorded that session, and then its end).
+// The log alone cannot show a whole session lost (its connect and its
+// disconnect); this does.
+func checkClientSessions(t *testing.T, evs []journalEvent, all []*device, phase func(string, ...any)) {
+	t.Helper()
+	type tally struct{ acked, unanswered, logged int }
+	per := map[string]*tally{}
+	get := func(id string) *tally {
+		if per[id] == nil {
+			per[id] = &tally{}
+		}
+		return per[id]
+	}
+	for _, d := range all {
+		d.mu.Lock()
+		c := get(d.id)
+		c.acked += d.sessions[0] + d.sessions[1] + d.sessions[2]
+		c.unanswered += d.unanswered
+		d.mu.Unlock()
+	}
+	for _, ev := range evs {
+		if ev.Kind == "connected" {
+			get(ev.DeviceID).logged++
+		}
+	}
+	acked, unanswered, missing, extra := 0, 0, 0, 0
+	var bad []string
+	for id, c := range per {
+		acked += c.acked
+		unanswered += c.unanswered
+		switch {
+		case c.logged < c.acked:
+			missing += c.acked - c.logged
+		case c.logged > c.acked+c.unanswered:
+			extra += c.logged - c.acked - c.unanswered
+		default:
+			continue
+		}
+		bad = append(bad, fmt.Sprintf("%s: %d sessions logged, clients got %d CONNACKs (+%d unanswered)", id, c.logged, c.acked, c.unanswered))
+	}
+	sort.Strings(bad)
+	phase("clients: %d sessions acknowledged (%d CONNECTs unanswered); log: %d sessions missing, %d not made by a client", acked, unanswered, missing, extra)
+	if missing > 0 || extra > 0 {
+		t.Errorf("the log and the clients disagree: %d sessions missing, %d extra: %s", missing, extra, firstFew(bad, 20))
+	}
 }
 
 // stopOrDump stops h with SIGTERM; a node still running after grace gets

@@ -30,6 +30,9 @@ type device struct {
 	sessions [3]int // CONNACK 0 received, by hub generation 1 and 2
 	refused  [3]int // CONNACK ≠ 0, by generation
 	lastRC   byte   // last non-zero CONNACK return code
+	// unanswered counts CONNECTs sent without a CONNACK read back (a
+	// timeout, a reset): the hub may or may not have recorded a session.
+	unanswered int
 }
 
 func randomKey() string {
@@ -70,12 +73,14 @@ func (d *device) connectOnce(addr string, gen int32) error {
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Write(d.connect); err != nil {
 		c.Close()
+		d.countUnanswered()
 		return err
 	}
 	_, err = mqttclient.ReadConnack(c)
 	var rc mqttclient.ConnackError
 	if err != nil && !errors.As(err, &rc) {
 		c.Close()
+		d.countUnanswered()
 		return err
 	}
 	_ = c.SetDeadline(time.Time{})
@@ -90,6 +95,12 @@ func (d *device) connectOnce(addr string, gen int32) error {
 	d.conn, d.gen = c, gen
 	d.sessions[gen]++
 	return nil
+}
+
+func (d *device) countUnanswered() {
+	d.mu.Lock()
+	d.unanswered++
+	d.mu.Unlock()
 }
 
 // dial connects, retrying (hub down, restarting or busy) until it works

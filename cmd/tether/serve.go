@@ -28,6 +28,7 @@ func newServeCmd() *cobra.Command { return newServeCmdFor(&serveSettings{}) }
 type serveSettings struct {
 	cfg                             app.Config
 	logLevel, logFormat, configFile string
+	clusterSecretFile               string
 	allowLoopback                   bool
 }
 
@@ -72,6 +73,9 @@ TETHER_SMTP_PASSWORD, never a flag or the API); to local programs with
 				cfg.AllowLoopbackEndpoints = &set.allowLoopback
 			}
 			cfg.SMTP.Password = os.Getenv(smtpPasswordEnv)
+			if cfg.Cluster.Secret, err = clusterSecret(set.clusterSecretFile); err != nil {
+				return err
+			}
 			if cfg.Dev && !cmd.Flags().Changed("https-addr") && os.Getenv("TETHER_HTTPS_ADDR") == "" {
 				cfg.HTTPSAddr = ":8443"
 			}
@@ -93,6 +97,7 @@ TETHER_SMTP_PASSWORD, never a flag or the API); to local programs with
 	f.StringVar(&cfg.Cluster.Name, "cluster-name", "", "cluster of embedded NATS servers this node joins (every node the same)")
 	f.StringVar(&cfg.Cluster.Listen, "cluster-listen", "", "host:port of this node's cluster (NATS route) listener")
 	f.StringSliceVar(&cfg.Cluster.Peers, "cluster-peers", nil, "host:port of the other nodes' cluster listeners, comma-separated")
+	f.StringVar(&set.clusterSecretFile, "cluster-secret-file", "", "file holding the secret (≥ 16 bytes, the same on every node) the cluster's route listeners ask of each other; or set "+clusterSecretEnv)
 	f.DurationVar(&cfg.Cluster.Lease, "cluster-lease", 0, "how long a silent node keeps its devices before another records them disconnected (node-lost; default 10s)")
 	f.IntVar(&cfg.Cluster.Replicas, "replicas", 0, "copies of every stream and bucket (default: 3 in a cluster of 3 or more, else 1)")
 	f.BoolVar(&cfg.JournalSyncAlways, "journal-sync-always", false, "fsync every write of the embedded journal before acknowledging it (survives power loss; slower, see bench/README.md)")
@@ -119,6 +124,23 @@ TETHER_SMTP_PASSWORD, never a flag or the API); to local programs with
 	f.StringVar(&set.configFile, "config", "", "YAML file of settings: keys are these flags' names (see deploy/tether.yaml); flags and TETHER_* variables win")
 	addLimitFlags(f, cfg)
 	return cmd
+}
+
+// clusterSecretEnv holds the route secret when no --cluster-secret-file
+// is given: environment or file only, so it is in no command line.
+const clusterSecretEnv = "TETHER_CLUSTER_SECRET"
+
+// clusterSecret reads the route secret from file (surrounding white
+// space dropped), else from clusterSecretEnv.
+func clusterSecret(file string) (string, error) {
+	if file == "" {
+		return os.Getenv(clusterSecretEnv), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--cluster-secret-file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // smtpPasswordEnv holds the SMTP password: environment only, so it is in

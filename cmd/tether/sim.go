@@ -100,7 +100,8 @@ thousands; past --per-process devices the simulator starts worker processes
 		Example: `  tether sim --devices 200 --duration 30s
   tether sim --devices 10000 --duration 2m --profile node --token-ttl 60s --faults drop=2%/min,dup=10
   tether sim --devices 500 --duration 1m --ws 0.5 --faults silence=2%,disabled=1%,wrongkey=1%,storm=40s --json
-  tether sim --devices 1000 --duration 2m --method-rate 100/s --desired-rate 20/s --token-ttl 60s`,
+  tether sim --devices 1000 --duration 2m --method-rate 100/s --desired-rate 20/s --token-ttl 60s
+  tether sim --devices 6000 --duration 2m --mqtt-addr n1:8883,n2:8883,n3:8883 --faults dup=300 --insecure`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			faults, err := sim.ParseFaults(flags.faults)
@@ -185,7 +186,7 @@ thousands; past --per-process devices the simulator starts worker processes
 	f.StringVar(&flags.hubCrashCmd, "hub-crash-cmd", "", "program (with arguments) the hub-crash fault runs: it must kill the hub with SIGKILL and start it again")
 	f.StringVar(&flags.scenarios, "scenario", "", "reproduce causes tether diagnose names on chosen devices and check its verdicts, e.g. duplicate-identity=300 (see Scenarios above)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "random seed (fault choice, jitter, telemetry phase)")
-	f.StringVar(&flags.mqttAddr, "mqtt-addr", "", "MQTT/TLS address of the hub (default: the API host on port 8883)")
+	f.StringVar(&flags.mqttAddr, "mqtt-addr", "", "MQTT/TLS address of the hub (default: the API host on port 8883); a cluster's nodes comma-separated: devices are spread over them, a dup copy connects to the next node (cross-node takeover)")
 	f.IntVar(&cfg.Sources, "sources", 60, "loopback source addresses to spread connections over (127.0.0.2…)")
 	f.IntVar(&cfg.PerProcess, "per-process", 15000, "devices per process; more start worker processes")
 	f.DurationVar(&cfg.SilenceKeepAlive, "silence-keep-alive", 10*time.Second, "keep-alive of devices picked for the silence fault")
@@ -226,6 +227,14 @@ func resolveSimAddrs(cfg *sim.Config, c *apiClient, mqttAddr string) error {
 	cfg.HubName = c.cs.HostName
 	cfg.HTTPSAddr = net.JoinHostPort(host, port)
 	cfg.MQTTAddr = mqttAddr
+	if addrs := strings.Split(mqttAddr, ","); len(addrs) > 1 {
+		for _, a := range addrs {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.MQTTAddrs = append(cfg.MQTTAddrs, a)
+			}
+		}
+		cfg.MQTTAddr = cfg.MQTTAddrs[0]
+	}
 	if cfg.MQTTAddr == "" {
 		cfg.MQTTAddr = net.JoinHostPort(host, "8883")
 	}

@@ -16,12 +16,12 @@ import (
 // c2dAdapter gives the API the broker's C2D with the registry's not-found.
 // sent counts each message the broker took.
 type c2dAdapter struct {
-	b    *broker.Broker
+	a    *App
 	sent func()
 }
 
 func (c c2dAdapter) SendC2D(ctx context.Context, deviceID string, payload []byte, props map[string]string, messageID string) error {
-	err := c.b.SendC2D(ctx, deviceID, payload, props, messageID)
+	err := c.a.sendC2D(ctx, deviceID, payload, props, messageID)
 	if errors.Is(err, broker.ErrUnknownDevice) {
 		return fmt.Errorf("%w: %w", registry.ErrNotFound, err)
 	}

@@ -63,7 +63,8 @@ func startCluster(t testing.TB) []*hub {
 			DataDir: dir, HubName: "localhost", Dev: true,
 			MQTTAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0",
 			ConnectTimeout: 2 * time.Second, CompactAfter: -1, NoThrottle: true,
-			Cluster: app.ClusterConfig{NodeName: fmt.Sprintf("n%d", i+1), Name: "test", Listen: routes[i], Peers: peers, Lease: 3 * time.Second},
+			Cluster: app.ClusterConfig{NodeName: fmt.Sprintf("n%d", i+1), Name: "test", Listen: routes[i], Peers: peers, Lease: 3 * time.Second,
+				Secret: "route-secret-of-the-test"},
 		}
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", i+1)
 		a, err := app.New(cfg, log)

@@ -30,6 +30,9 @@ type ClusterConfig struct {
 	Name   string
 	Listen string
 	Peers  []string
+	// Secret authenticates the routes between the embedded NATS servers
+	// (journal.ClusterOptions.Secret); the same on every node.
+	Secret string
 	// Replicas of streams and buckets on an external NATS cluster
 	// (default 3 when clustered there, 1 otherwise).
 	Replicas int
@@ -66,7 +69,7 @@ func (c ClusterConfig) validate(natsURL string) []error {
 }
 
 func (c ClusterConfig) journalOptions() *journal.ClusterOptions {
-	return &journal.ClusterOptions{Name: c.Name, NodeName: c.NodeName, Listen: c.Listen, Peers: c.Peers}
+	return &journal.ClusterOptions{Name: c.Name, NodeName: c.NodeName, Listen: c.Listen, Peers: c.Peers, Secret: c.Secret}
 }
 
 // journalOptions adds the cluster's settings to the journal's.
@@ -107,6 +110,9 @@ func (a *App) startCluster(ctx context.Context, epoch uint64) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	a.cluster = n
+	if err := a.serveRoutes(); err != nil {
+		return err
+	}
 	// Registered before the broker's stop, so it runs after it: the
 	// sessions the broker ends release their records first.
 	a.onStop(n.Close)

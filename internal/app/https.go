@@ -25,7 +25,7 @@ func (a *App) startHTTPS(tlsConf *tls.Config) error {
 		Logger:             a.log,
 		Logs:               a.logs,
 		Query:              a.queryRunner(),
-		C2D:                c2dAdapter{b: a.broker, sent: a.metrics.C2DSent},
+		C2D:                c2dAdapter{a: a, sent: a.metrics.C2DSent},
 		Telemetry:          &telemetryFeed{nc: a.journal.NC},
 		Events:             &eventTail{nc: a.journal.NC},
 		Subscriptions:      a.subs,

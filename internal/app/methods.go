@@ -15,7 +15,7 @@ import (
 type methodAdapter struct{ a *App }
 
 func (m methodAdapter) InvokeMethod(ctx context.Context, deviceID string, call api.MethodCall) (api.MethodResult, error) {
-	res, err := m.a.broker.InvokeMethod(ctx, deviceID, broker.MethodCall{
+	res, err := m.a.invokeMethod(ctx, deviceID, broker.MethodCall{
 		Name: call.Name, Payload: call.Payload, ResponseTimeout: call.ResponseTimeout, ConnectTimeout: call.ConnectTimeout,
 	})
 	switch {

@@ -100,9 +100,10 @@ func twinErrorCode(err error) string { return strconv.Itoa(twinError(err).Number
 // deviceTwinError is the error body on $iothub/twin/res/{status}/.
 func deviceTwinError(err error) []byte { return twinError(err).DeviceJSON("", time.Now()) }
 
-// onTwinChange pushes a desired-properties change to the device.
+// onTwinChange pushes a desired-properties change to the device, on the
+// node it is live on.
 func (a *App) onTwinChange(c registry.TwinChange) {
 	if c.Desired != nil && a.broker != nil {
-		a.broker.PushDesired(c.DeviceID, c.DesiredVersion, c.Desired)
+		a.pushDesiredAnywhere(c.DeviceID, c.DesiredVersion, c.Desired)
 	}
 }

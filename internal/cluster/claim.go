@@ -79,7 +79,7 @@ func (n *Node) Claim(s *presence.Session) error {
 				delete(n.held, s.DeviceID)
 			}
 			n.mu.Unlock()
-			close(h.done)
+			h.finish()
 			if conflict(err) {
 				continue // another claim won the race: take it over in turn
 			}
@@ -251,7 +251,7 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 			delete(n.held, s.DeviceID)
 		}
 		n.mu.Unlock()
-		close(h.done)
+		h.finish()
 	}()
 	s.Epoch = n.base + nrev
 	recorded := make(chan error, 1)
@@ -303,7 +303,7 @@ func (n *Node) release(dev string, h *hold) {
 		delete(n.held, dev)
 	}
 	n.mu.Unlock()
-	close(h.done)
+	h.finish()
 }
 
 // onTakeover answers another node's request to end a session here.

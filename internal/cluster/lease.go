@@ -141,7 +141,7 @@ func (n *Node) note(e jetstream.KeyValueEntry) {
 	n.mu.Unlock()
 	if taken {
 		n.log.Warn("another node took over a session held here (this node was cut off?); ending it here unrecorded", "device", dev, "by", o.Node)
-		close(h.done)
+		h.finish()
 		n.o.End(dev, h.session)
 	}
 }

@@ -41,10 +41,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(leadsDesc, prometheus.GaugeValue, v, n.o.Node, job)
 	}
-	n.mu.Lock()
-	st := n.stats
-	n.mu.Unlock()
+	st := n.Stats()
 	ch <- prometheus.MustNewConstMetric(claimsDesc, prometheus.CounterValue, float64(st.Claims), n.o.Node)
 	ch <- prometheus.MustNewConstMetric(remoteDesc, prometheus.CounterValue, float64(st.RemoteTakeovers), n.o.Node)
 	ch <- prometheus.MustNewConstMetric(adoptedDesc, prometheus.CounterValue, float64(st.Adopted), n.o.Node)
+}
+
+// Stats are the node's counts so far.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.stats
 }

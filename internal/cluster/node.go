@@ -99,8 +99,15 @@ type hold struct {
 	session  string
 	rev      uint64
 	adopting bool
-	done     chan struct{} // closed once released
+	done     chan struct{} // closed once released (finish)
+	once     sync.Once
 }
+
+// finish lets the claims and takeover requests waiting for h go on. Two
+// paths may end one hold: its release, and another node's rewrite of the
+// record while the release waits for the bucket (an election after a
+// node loss: the owner watch sees the new owner first).
+func (h *hold) finish() { h.once.Do(func() { close(h.done) }) }
 
 // Node is this hub's membership in the cluster.
 type Node struct {
@@ -294,4 +301,15 @@ func (n *Node) holding() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return len(n.held)
+}
+
+// OwnerOf is the node that holds deviceID's session as this node's view
+// of tether_owners has it (kept from the bucket's change feed, no read):
+// "" when nobody does. The view may lag a write by a moment; routing a
+// call by it (cross-node methods, C2D, desired pushes) is a hint, and a
+// call routed to a node that no longer holds the device finds it offline.
+func (n *Node) OwnerOf(deviceID string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.index[Key(deviceID)].node
 }

@@ -7,7 +7,7 @@
 //
 //	journal TETHER_CONN     ─┐  durable pull consumers "connlog"   ┌─► LogStore.Append (one transaction)
 //	journal TETHER_REGISTRY ─┼─► Writer: fetch ≤1000 / 100 ms ─► map ─┤
-//	journal TETHER_OPS      ─┘  (one per category: "connlog-<cat>") └─► one ack per batch (after the append)
+//	journal TETHER_OPS      ─┘  (one per stream: "connlog-ops")     └─► one ack per batch (after the append)
 //
 // A presence.ConnectionEvent becomes one or two Records (FromConnectionEvent),
 // a registry.Change one Record (FromChange), a journal.Operation one Record
@@ -36,7 +36,14 @@
 // anyway every IdleCheck (10 s) for redeliveries; an idle hub's log
 // writers then cost next to nothing. Stop ends the wait at once.
 //
-// Backpressure: the Writer holds at most one batch in memory per category;
+// One consumer per stream: on TETHER_OPS, which holds several categories,
+// it filters the subjects of the Writer's categories and each message's
+// subject names its category. (A cluster runs every durable consumer as
+// a Raft group; one per category made each node's writer eight groups.)
+// A hub that had one consumer per category ("connlog-<cat>") merges them
+// at Start, from the lowest ack floor.
+//
+// Backpressure: the Writer holds at most one batch in memory per stream;
 // when the store is slow or failing the journal keeps the backlog
 // (Writer.Lag), and the Writer retries the same batch with capped backoff.
 //

@@ -193,8 +193,8 @@ func TestCategoriesAreParsed(t *testing.T) {
 	}
 	for c, want := range map[string]string{
 		connlog.CategoryConnections:   "connlog",
-		connlog.CategoryDirectMethods: "connlog-DirectMethods",
-		connlog.CategoryTwinQueries:   "connlog-TwinQueries",
+		connlog.CategoryDirectMethods: "connlog-ops",
+		connlog.CategoryTwinQueries:   "connlog-ops",
 	} {
 		if got := connlog.ConsumerName("connlog", c); got != want {
 			t.Errorf("ConsumerName(%s) = %q, want %q", c, got, want)

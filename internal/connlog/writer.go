@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,18 +48,19 @@ type WriterOptions struct {
 	Store    Sink
 	Resource Resource
 	Logger   *slog.Logger
-	// Categories limits the Writer to these categories (each is one
-	// journal consumer: Connections ← TETHER_CONN, DeviceIdentityOperations
-	// ← TETHER_REGISTRY, the four operation categories ← TETHER_OPS, each
-	// on its own subjects); empty: all.
+	// Categories limits the Writer to these categories (Connections ←
+	// TETHER_CONN, DeviceIdentityOperations ← TETHER_REGISTRY, Insights ←
+	// TETHER_INSIGHTS, the operation categories ← TETHER_OPS, each on its
+	// own subjects); empty: all. One journal consumer per stream.
 	Categories []string
 	// DeliverNew makes a consumer that does not exist yet start with the
 	// journal's next message instead of its first (a destination added
 	// while the hub runs receives records from then on).
 	DeliverNew bool
-	// Durable is the consumer name on TETHER_CONN and on TETHER_REGISTRY;
-	// on TETHER_OPS, which holds four categories, each has its own
-	// consumer, named Durable + "-" + category (ConsumerName). One Writer
+	// Durable is the consumer name on TETHER_CONN, TETHER_REGISTRY and
+	// TETHER_INSIGHTS; on TETHER_OPS, which holds several categories, one
+	// consumer filters the Writer's categories' subjects, named Durable +
+	// "-ops" (ConsumerName). One Writer
 	// per durable at a time: the consumers ack all (see Writer), so a
 	// second Writer on the same durable would ack messages the first has
 	// not stored yet. Give each store its own durable.
@@ -115,12 +117,19 @@ type Writer struct {
 	done     chan struct{}
 }
 
-// source is one category the Writer reads: a journal stream, or the
-// subjects of one category in a stream that holds several (filter).
+// source is one journal stream the Writer reads: the whole stream (one
+// category), or in TETHER_OPS the subjects of the Writer's operation
+// categories (cats).
+//
+// One consumer per stream, not per category: in a cluster every durable
+// consumer is a Raft group of its own, and each node's log writer had
+// eight (five on TETHER_OPS), all of which elected at once after a node
+// was lost (docs/SCALING.md, "Fewer Raft groups").
 type source struct {
 	stream   string
-	category string
-	filter   string // "" for the whole stream
+	category string   // the whole stream's category ("" for TETHER_OPS)
+	cats     []string // TETHER_OPS: the operation categories read
+	filter   string   // in allSources: the category's subjects in a shared stream
 	decode   func(w *Writer, category string, m jetstream.Msg) ([]Record, error)
 	cons     jetstream.Consumer
 	// next is the consumer sequence the consumer's next delivery must
@@ -135,20 +144,46 @@ type source struct {
 
 // consumerName is the source's durable consumer for a Writer on durable:
 // durable itself when the source is a whole stream (the names consumers
-// of older hubs have), durable-<category> when it shares its stream.
+// of older hubs have), durable-ops on TETHER_OPS.
 func (s *source) consumerName(durable string) string {
-	if s.filter == "" {
+	if s.cats == nil {
 		return durable
 	}
-	return durable + "-" + s.category
+	return opsConsumerName(durable)
 }
 
-// subjects are what the source's consumer delivers.
-func (s *source) subjects() string {
-	if s.filter != "" {
-		return s.filter
+func opsConsumerName(durable string) string { return durable + "-ops" }
+
+// legacyOpsName is the consumer a Writer of an older Tether had for one
+// operation category (one per category; merged into durable-ops).
+func legacyOpsName(durable, category string) string { return durable + "-" + category }
+
+// filters are the source's consumer's filter subjects (nil: the whole
+// stream).
+func (s *source) filters() []string {
+	var out []string
+	for _, c := range s.cats {
+		out = append(out, journal.OpsFilter(c))
 	}
-	return journal.StreamSubjects(s.stream)
+	return out
+}
+
+// subjects are what a publish the source waits for is on (journal.Watch):
+// the whole stream's; a publish of another category only costs a fetch.
+func (s *source) subjects() string { return journal.StreamSubjects(s.stream) }
+
+// categoryOf is the category of m: the stream's, or on TETHER_OPS the
+// one its subject names ("" when it is none of the source's, which the
+// decoder rejects).
+func (s *source) categoryOf(m jetstream.Msg) string {
+	if s.cats == nil {
+		return s.category
+	}
+	c, _, _ := strings.Cut(strings.TrimPrefix(m.Subject(), journal.OpsPrefix), ".")
+	if !slices.Contains(s.cats, c) {
+		return ""
+	}
+	return c
 }
 
 // NewWriter checks o and fills its defaults.
@@ -157,10 +192,20 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 		return nil, errors.New("connlog: a Writer needs the journal's JetStream and a Store")
 	}
 	var sources []*source
+	var ops *source
 	for _, s := range allSources {
-		if len(o.Categories) == 0 || slices.Contains(o.Categories, s.category) {
-			sources = append(sources, &source{stream: s.stream, category: s.category, filter: s.filter, decode: s.decode})
+		if len(o.Categories) > 0 && !slices.Contains(o.Categories, s.category) {
+			continue
 		}
+		if s.filter == "" {
+			sources = append(sources, &source{stream: s.stream, category: s.category, decode: s.decode})
+			continue
+		}
+		if ops == nil {
+			ops = &source{stream: s.stream, cats: []string{}, decode: s.decode}
+			sources = append(sources, ops)
+		}
+		ops.cats = append(ops.cats, s.category)
 	}
 	if len(sources) == 0 {
 		return nil, fmt.Errorf("connlog: no known category in %v", o.Categories)
@@ -199,7 +244,8 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	}, nil
 }
 
-// allSources are what a Writer can read, one per category.
+// allSources are the categories a Writer can read (filter: a category
+// that shares its stream; NewWriter merges those into one source).
 var allSources = []source{
 	{stream: journal.StreamConn, category: CategoryConnections, decode: (*Writer).decodeConnectionEvent},
 	{stream: journal.StreamRegistry, category: CategoryDeviceIdentityOperations, decode: (*Writer).decodeChange},
@@ -234,7 +280,10 @@ func StreamOf(category string) string {
 func ConsumerName(durable, category string) string {
 	for _, s := range allSources {
 		if s.category == category {
-			return s.consumerName(durable)
+			if s.filter != "" {
+				return opsConsumerName(durable)
+			}
+			return durable
 		}
 	}
 	return ""
@@ -242,16 +291,53 @@ func ConsumerName(durable, category string) string {
 
 // DeleteConsumers removes the durable consumers a Writer with durable made
 // for categories (all when none are given), for a destination that is
-// gone. Missing consumers are no error.
+// gone. Missing consumers are no error. On TETHER_OPS the consumer is
+// deleted when no category it filters is left, else the gone categories'
+// subjects are taken out of its filter.
 func DeleteConsumers(ctx context.Context, js jetstream.JetStream, durable string, categories ...string) error {
 	var errs []error
+	del := func(stream, name string) {
+		if err := js.DeleteConsumer(ctx, stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			errs = append(errs, fmt.Errorf("connlog: delete consumer %s on %s: %w", name, stream, err))
+		}
+	}
+	var gone []string // filter subjects of the operation categories
 	for _, s := range allSources {
 		if len(categories) > 0 && !slices.Contains(categories, s.category) {
 			continue
 		}
-		name := s.consumerName(durable)
-		if err := js.DeleteConsumer(ctx, s.stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			errs = append(errs, fmt.Errorf("connlog: delete consumer %s on %s: %w", name, s.stream, err))
+		if s.filter == "" {
+			del(s.stream, durable)
+			continue
+		}
+		gone = append(gone, s.filter)
+		if legacyOpsName(durable, s.category) != durable {
+			del(s.stream, legacyOpsName(durable, s.category))
+		}
+	}
+	if len(gone) > 0 {
+		name := opsConsumerName(durable)
+		cons, err := js.Consumer(ctx, journal.StreamOps, name)
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+		case err != nil:
+			errs = append(errs, fmt.Errorf("connlog: consumer %s on %s: %w", name, journal.StreamOps, err))
+		default:
+			cfg := cons.CachedInfo().Config
+			var left []string
+			for _, f := range append(cfg.FilterSubjects, cfg.FilterSubject) {
+				if f != "" && !slices.Contains(gone, f) {
+					left = append(left, f)
+				}
+			}
+			if len(left) == 0 {
+				del(journal.StreamOps, name)
+				break
+			}
+			cfg.FilterSubject, cfg.FilterSubjects = "", left
+			if _, err := js.UpdateConsumer(ctx, journal.StreamOps, cfg); err != nil {
+				errs = append(errs, fmt.Errorf("connlog: consumer %s on %s: dropping %v from its filter: %w", name, journal.StreamOps, gone, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -369,14 +455,14 @@ func (w *Writer) Lag(ctx context.Context) (uint64, error) {
 // policy (and start, for DeliverByStartSequencePolicy).
 func (w *Writer) consumerConfig(s *source, policy jetstream.DeliverPolicy, start uint64) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:       s.consumerName(w.o.Durable),
-		Description:   "Tether resource log writer (connlog): " + s.category,
-		FilterSubject: s.filter,
-		DeliverPolicy: policy,
-		OptStartSeq:   start,
-		AckPolicy:     jetstream.AckAllPolicy,
-		AckWait:       w.o.AckWait,
-		MaxAckPending: max(10*w.o.BatchSize, 10_000),
+		Durable:        s.consumerName(w.o.Durable),
+		Description:    "Tether resource log writer (connlog): " + s.describe(),
+		FilterSubjects: s.filters(),
+		DeliverPolicy:  policy,
+		OptStartSeq:    start,
+		AckPolicy:      jetstream.AckAllPolicy,
+		AckWait:        w.o.AckWait,
+		MaxAckPending:  max(10*w.o.BatchSize, 10_000),
 	}
 }
 
@@ -397,6 +483,9 @@ func (w *Writer) ensureConsumer(ctx context.Context, s *source) (jetstream.Consu
 	name := s.consumerName(w.o.Durable)
 	cons, err := w.o.JS.Consumer(ctx, s.stream, name)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if s.cats != nil {
+			return w.mergeLegacyOps(ctx, s)
+		}
 		policy := jetstream.DeliverAllPolicy
 		if w.o.DeliverNew {
 			policy = jetstream.DeliverNewPolicy
@@ -420,12 +509,63 @@ func (w *Writer) ensureConsumer(ctx context.Context, s *source) (jetstream.Consu
 	return w.o.JS.CreateConsumer(ctx, s.stream, w.consumerConfig(s, jetstream.DeliverByStartSequencePolicy, floor+1))
 }
 
+// describe names the source's categories.
+func (s *source) describe() string {
+	if s.cats == nil {
+		return s.category
+	}
+	return strings.Join(s.cats, ", ")
+}
+
+// mergeLegacyOps creates the TETHER_OPS consumer of a Writer whose hub had
+// one consumer per operation category (before session 9): it starts just
+// after the lowest of their ack floors, so nothing they had not stored is
+// skipped (the store skips what it holds), and they are deleted once it
+// exists. Without any, it starts as a new consumer does.
+func (w *Writer) mergeLegacyOps(ctx context.Context, s *source) (jetstream.Consumer, error) {
+	var legacy []string
+	var from uint64
+	for _, c := range s.cats {
+		name := legacyOpsName(w.o.Durable, c)
+		old, err := w.o.JS.Consumer(ctx, s.stream, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		floor := old.CachedInfo().AckFloor.Stream + 1
+		if len(legacy) == 0 || floor < from {
+			from = floor
+		}
+		legacy = append(legacy, name)
+	}
+	policy := jetstream.DeliverAllPolicy
+	switch {
+	case len(legacy) > 0:
+		policy = jetstream.DeliverByStartSequencePolicy
+		w.log.Info("connlog: merging the per-category journal consumers of TETHER_OPS into one", "from", from, "old", legacy)
+	case w.o.DeliverNew:
+		policy = jetstream.DeliverNewPolicy
+	}
+	cons, err := w.o.JS.CreateConsumer(ctx, s.stream, w.consumerConfig(s, policy, from))
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range legacy {
+		if err := w.o.JS.DeleteConsumer(ctx, s.stream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			w.log.Warn("connlog: an old per-category consumer not deleted", "consumer", name, "err", err)
+		}
+	}
+	return cons, nil
+}
+
 // run is one stream's fetch loop. While messages come it fetches batch
 // after batch; once a fetch comes back empty it watches the source's
 // subjects and waits for a publish (see journal.Watch), so an idle
 // Writer makes one small fetch per IdleCheck instead of ten a second.
 func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
-	log := w.log.With("stream", s.stream, "category", s.category)
+	log := w.log.With("stream", s.stream, "category", s.describe())
 	failures := 0
 	idle := journal.NewIdle(w.o.JS.Conn(), s.subjects(), &w.waiting)
 	defer idle.Busy()
@@ -477,7 +617,7 @@ func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *so
 	recs := make([]Record, 0, len(msgs))
 	good := 0
 	for _, m := range msgs {
-		rs, err := s.decode(w, s.category, m)
+		rs, err := s.decode(w, s.categoryOf(m), m)
 		if err != nil {
 			// Not Term: with AckAll it would ack the batch's earlier
 			// messages before they are stored. The batch's ack drops it.

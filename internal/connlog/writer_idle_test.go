@@ -60,7 +60,7 @@ func TestWriterStopsPromptlyWhileIdle(t *testing.T) {
 	if err := w.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	sources := 8 // every category
+	sources := 4 // one consumer per stream: CONN, REGISTRY, OPS, INSIGHTS
 	waitIdle(t, w, sources)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,10 +134,12 @@ func TestWriterOperations(t *testing.T) {
 	}
 }
 
-// A Writer limited to some operation categories reads those alone, each
-// on its own consumer of TETHER_OPS; the connection consumers keep the
-// plain durable name; DeleteConsumers removes exactly the consumers of
-// the categories it is given.
+// A Writer limited to some operation categories reads those alone, on one
+// consumer of TETHER_OPS filtering their subjects (one Raft group per
+// stream in a cluster, not one per category); the connection consumer
+// keeps the plain durable name; DeleteConsumers takes exactly the
+// categories it is given out of the filter, and deletes the consumer
+// when none is left.
 func TestWriterOperationCategories(t *testing.T) {
 	j := openJournal(t)
 	store := openStore(t)
@@ -158,12 +161,14 @@ func TestWriterOperationCategories(t *testing.T) {
 		}
 		var out []string
 		for n := range st.ListConsumers(ctx).Info() {
-			out = append(out, n.Name+"@"+n.Config.FilterSubject)
+			fs := slices.Clone(n.Config.FilterSubjects)
+			slices.Sort(fs)
+			out = append(out, n.Name+"@"+n.Config.FilterSubject+strings.Join(fs, "+"))
 		}
 		slices.Sort(out)
 		return out
 	}
-	if got, want := names(journal.StreamOps), []string{"cold-DirectMethods@tether.ops.DirectMethods.*", "cold-TwinQueries@tether.ops.TwinQueries.*"}; !slices.Equal(got, want) {
+	if got, want := names(journal.StreamOps), []string{"cold-ops@tether.ops.DirectMethods.*+tether.ops.TwinQueries.*"}; !slices.Equal(got, want) {
 		t.Errorf("TETHER_OPS consumers %v, want %v", got, want)
 	}
 	if got := names(journal.StreamConn); !slices.Equal(got, []string{"cold@"}) {
@@ -177,7 +182,7 @@ func TestWriterOperationCategories(t *testing.T) {
 	if err := connlog.DeleteConsumers(ctx, j.JS, "cold", connlog.CategoryDirectMethods); err != nil {
 		t.Fatal(err)
 	}
-	if got := names(journal.StreamOps); !slices.Equal(got, []string{"cold-TwinQueries@tether.ops.TwinQueries.*"}) {
+	if got := names(journal.StreamOps); !slices.Equal(got, []string{"cold-ops@tether.ops.TwinQueries.*"}) {
 		t.Errorf("after deleting DirectMethods: %v", got)
 	}
 	if _, err := j.JS.Consumer(ctx, journal.StreamConn, "cold"); err != nil {
@@ -193,5 +198,88 @@ func TestWriterOperationCategories(t *testing.T) {
 	}
 	if _, err := j.JS.Consumer(ctx, journal.StreamConn, "cold"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Errorf("consumer after DeleteConsumers: %v", err)
+	}
+}
+
+// A hub of an earlier version left one consumer per operation category,
+// each at its own position: the Writer replaces them with one, starting
+// after the lowest ack floor, and stores every record once — what the
+// slowest had not stored yet included, nothing the store held twice.
+func TestWriterMergesPerCategoryConsumers(t *testing.T) {
+	j := openJournal(t)
+	store := openStore(t)
+	ctx := context.Background()
+	ops := opsTimeline(time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond), 45)
+	half := len(ops) / 2
+	publishOps(t, j, ops[:half])
+	// The old layout: connlog-<category>, filtering its subjects, acking
+	// all. DirectMethods stored and acked the first half, TwinQueries
+	// nothing (its floor is 0).
+	for _, c := range []string{connlog.CategoryDirectMethods, connlog.CategoryTwinQueries} {
+		if _, err := j.JS.CreateConsumer(ctx, journal.StreamOps, jetstream.ConsumerConfig{
+			Durable: "connlog-" + c, FilterSubject: journal.OpsFilter(c), AckPolicy: jetstream.AckAllPolicy,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dm, err := j.JS.Consumer(ctx, journal.StreamOps, "connlog-"+connlog.CategoryDirectMethods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dmOld []journal.Operation
+	for _, op := range ops[:half] {
+		if op.Category == connlog.CategoryDirectMethods {
+			dmOld = append(dmOld, op)
+		}
+	}
+	if len(dmOld) == 0 {
+		t.Fatal("the timeline's first half has no direct method")
+	}
+	b, err := dm.Fetch(len(dmOld), jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last jetstream.Msg
+	n := 0
+	for m := range b.Messages() {
+		last = m
+		n++
+	}
+	if n != len(dmOld) || last.DoubleAck(ctx) != nil {
+		t.Fatalf("fetched %d direct methods of %d, or the ack failed", n, len(dmOld))
+	}
+	// What the old writer had stored of them.
+	old := recordsOf(t, dmOld, connlog.CategoryDirectMethods)
+	if err := store.Append(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	publishOps(t, j, ops[half:])
+	cats := []string{connlog.CategoryDirectMethods, connlog.CategoryTwinQueries}
+	w := startWriter(t, j, store, func(o *connlog.WriterOptions) { o.Categories = cats })
+	want := recordsOf(t, ops, cats...)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		got := findAll(t, store, connlog.Filter{Limit: 1000})
+		return len(got) == len(want), fmt.Sprintf("%d records stored, want %d", len(got), len(want))
+	})
+	eventually(t, 5*time.Second, lagIsZero(t, w))
+	st, err := j.JS.Stream(ctx, journal.StreamOps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for n := range st.ListConsumers(ctx).Info() {
+		left = append(left, n.Name)
+	}
+	if !slices.Equal(left, []string{"connlog-ops"}) {
+		t.Errorf("TETHER_OPS consumers after the merge: %v, want [connlog-ops]", left)
+	}
+	ids := map[string]int{}
+	for _, r := range findAll(t, store, connlog.Filter{Limit: 1000}) {
+		ids[r.ItemID]++
+	}
+	for _, r := range want {
+		if ids[r.ItemID] != 1 {
+			t.Errorf("record %s stored %d times", r.ItemID, ids[r.ItemID])
+		}
 	}
 }

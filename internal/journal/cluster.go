@@ -32,6 +32,12 @@ type ClusterOptions struct {
 	Listen string
 	// Peers are the host:port route listeners of the other members.
 	Peers []string
+	// Secret authenticates the routes: every member's route listener
+	// accepts only a route that presents it, and presents it to its
+	// peers. The same on every member; at least MinSecretLen bytes.
+	// (Plain TCP: it keeps out whoever reaches the port without it, not
+	// an eavesdropper on the network between the nodes.)
+	Secret string
 
 	token string // the client listener's (apply)
 }
@@ -47,6 +53,9 @@ func (o *ClusterOptions) Check() error {
 	}
 	if _, _, err := splitHostPort(o.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("--cluster-listen %q: %w", o.Listen, err))
+	}
+	if len(o.Secret) < MinSecretLen {
+		errs = append(errs, fmt.Errorf("the cluster's route listener needs a shared secret of at least %d bytes, the same on every node (--cluster-secret-file, or TETHER_CLUSTER_SECRET); without it anyone who reaches --cluster-listen could join the cluster and read its journal", MinSecretLen))
 	}
 	if len(o.Peers) == 0 {
 		errs = append(errs, errors.New("--cluster-peers: name at least one other node's cluster address"))
@@ -71,6 +80,13 @@ func splitHostPort(addr string) (string, int, error) {
 	return h, port, nil
 }
 
+// MinSecretLen is the shortest route secret a member accepts.
+const MinSecretLen = 16
+
+// routeUser is the user name of the routes between members (the secret
+// is their password).
+const routeUser = "tether-route"
+
 // replicas is how many copies the cluster keeps: one per member, at most
 // three (R3 survives one lost node; more only costs writes).
 func (o *ClusterOptions) replicas() int { return min(len(o.Peers)+1, 3) }
@@ -91,12 +107,14 @@ func (o *ClusterOptions) apply(opts *server.Options) error {
 	opts.DontListen = false
 	opts.Host, opts.Port = "127.0.0.1", server.RANDOM_PORT
 	opts.Authorization = o.token
-	opts.Cluster = server.ClusterOpts{Name: o.Name, Host: host, Port: port}
+	opts.Cluster = server.ClusterOpts{Name: o.Name, Host: host, Port: port,
+		Username: routeUser, Password: o.Secret}
 	for _, p := range o.Peers {
 		u, err := url.Parse("nats-route://" + p)
 		if err != nil {
 			return fmt.Errorf("journal: --cluster-peers %q: %w", p, err)
 		}
+		u.User = url.UserPassword(routeUser, o.Secret)
 		opts.Routes = append(opts.Routes, u)
 	}
 	return nil

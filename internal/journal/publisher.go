@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,10 +50,12 @@ type Publisher struct {
 	mu      sync.RWMutex  // read-held while enqueuing; Close write-holds it to close the queue
 	once    sync.Once
 
-	inbox   string // acks arrive on inbox + "<n>"
-	sub     *nats.Subscription
-	slots   chan struct{}  // the window: a publish takes a slot, its ack gives it back
-	retries chan *inflight // failed publishes, for the retrier
+	inbox string // acks arrive on inbox + "<n>"
+	sub   *nats.Subscription
+	// elections: new stream leaders announced (elected.go)
+	elections *nats.Subscription
+	slots     chan struct{}  // the window: a publish takes a slot, its ack gives it back
+	retries   chan *inflight // failed publishes, for the retrier
 
 	pmu     sync.Mutex
 	pending map[uint64]*inflight
@@ -93,6 +94,7 @@ func NewPublisher(js jetstream.JetStream, capacity int, log *slog.Logger) *Publi
 		_ = sub.SetPendingLimits(-1, -1) // the window bounds what is outstanding
 	}
 	p.sub = sub
+	p.elections = p.watchElections()
 	go p.run()
 	go p.retrier()
 	return p
@@ -175,6 +177,9 @@ func (p *Publisher) drain(sweep <-chan time.Time) {
 	close(p.retries)
 	if p.sub != nil {
 		_ = p.sub.Unsubscribe()
+	}
+	if p.elections != nil {
+		_ = p.elections.Unsubscribe()
 	}
 }
 
@@ -280,21 +285,7 @@ func ackError(ack *nats.Msg) error {
 // sweep retries publishes whose ack has not come within ackTimeout (the
 // connection to the server dropped it).
 func (p *Publisher) sweep() {
-	cutoff := time.Now().Add(-ackTimeout)
-	var lost []uint64
-	p.pmu.Lock()
-	for id, in := range p.pending {
-		if in.sent.Before(cutoff) {
-			lost = append(lost, id)
-		}
-	}
-	p.pmu.Unlock()
-	slices.Sort(lost)
-	for _, id := range lost {
-		if in := p.take(id); in != nil {
-			p.retryLater(in, fmt.Errorf("journal: no ack within %s", ackTimeout))
-		}
-	}
+	p.sweepOlder(ackTimeout, fmt.Sprintf("none within %s", ackTimeout))
 }
 
 // retry publishes synchronously with backoff until it succeeds or ~1 min

@@ -48,8 +48,13 @@ type Config struct {
 	HubName   string `json:"hubName"`
 	MQTTAddr  string `json:"mqttAddr"`
 	HTTPSAddr string `json:"httpsAddr"`
-	CAPEM     []byte `json:"caPem,omitempty"`
-	Insecure  bool   `json:"insecure"` // skip certificate verification
+	// MQTTAddrs, when set, are the MQTT/TLS addresses of a cluster's
+	// nodes (MQTTAddr is the first): device i connects to the i-th in
+	// turn, and its dup copy to the next one, so a dup is a cross-node
+	// takeover.
+	MQTTAddrs []string `json:"mqttAddrs,omitempty"`
+	CAPEM     []byte   `json:"caPem,omitempty"`
+	Insecure  bool     `json:"insecure"` // skip certificate verification
 
 	Sources    int `json:"sources"`    // loopback source addresses 127.0.0.2…
 	PerProcess int `json:"perProcess"` // devices per process before workers
@@ -146,6 +151,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MQTTAddr == "" && c.WebSockets < 1 {
 		bad("no MQTT address")
+	}
+	if _, crash := c.HubCrashAt(); crash && len(c.MQTTAddrs) > 1 {
+		bad("--faults hub-crash restarts one hub; with several --mqtt-addr (a cluster) a killed node's devices are recorded node-lost, which the simulator does not model")
 	}
 	if c.HTTPSAddr == "" && c.WebSockets > 0 {
 		bad("no HTTPS address for MQTT over WebSockets")

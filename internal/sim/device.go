@@ -206,7 +206,10 @@ func (d *device) dial(password string) (*mqttclient.Conn, error) {
 	f := d.f
 	ka := uint16(d.keepAlive() / time.Second)
 	pkt := mqttclient.ConnectPacket(d.id, d.username(), password, ka, false)
-	dl := mqttclient.Dialer{Addr: f.cfg.MQTTAddr, TLS: f.tls, Source: d.src, Timeout: 30 * time.Second}
+	dl := mqttclient.Dialer{Addr: d.addr(), TLS: f.tls, Source: d.src, Timeout: 30 * time.Second}
+	if t := f.nodeTLS[dl.Addr]; t != nil {
+		dl.TLS = t
+	}
 	if d.ws {
 		dl.Addr, dl.WebSocket = f.cfg.HTTPSAddr, true
 	}
@@ -216,6 +219,20 @@ func (d *device) dial(password string) (*mqttclient.Conn, error) {
 		dl.Timeout = max(dl.Timeout, delay+30*time.Second)
 	}
 	return dl.Dial(f.hard, pkt)
+}
+
+// addr is the MQTT address the device dials: with several (a cluster's
+// nodes) device i uses the i-th in turn, and its dup copy the next one.
+func (d *device) addr() string {
+	as := d.f.cfg.MQTTAddrs
+	if len(as) == 0 {
+		return d.f.cfg.MQTTAddr
+	}
+	k := d.idx
+	if d.twin {
+		k++
+	}
+	return as[k%len(as)]
 }
 
 // connectFailed records what the hub should log for a failed connect
@@ -231,7 +248,14 @@ func (d *device) connectFailed(err error, cause Cause, tried time.Time) {
 		// or the source address's: 429001; the device's own connects:
 		// 429005), answered after the CONNECT (WebSockets, plain TCP).
 		f.stats.Throttled.Add(1)
-		d.f.ledger.expect(d.idx, KindRefused, ResultThrottled, CauseThrottled, ResultDevThrottled)
+		alt := ResultDevThrottled
+		if len(f.cfg.MQTTAddrs) > 1 {
+			// A cluster node also answers 3 when it cannot settle who
+			// holds the device (the owners bucket did not answer: an
+			// election, an overloaded node), and logs 500001.
+			alt = ResultServerError
+		}
+		d.f.ledger.expect(d.idx, KindRefused, ResultThrottled, CauseThrottled, alt)
 	case errors.As(err, &ce):
 		c := CauseUnexplained
 		if d.disabled.Load() {

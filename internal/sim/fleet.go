@@ -30,6 +30,7 @@ type fleet struct {
 	stats   *Stats
 	api     *hubclient.Client // registry writes (disabled fault); may be nil without that fault
 	tls     *tls.Config
+	nodeTLS map[string]*tls.Config // per address of MQTTAddrs: its host as ServerName
 	rampEnd time.Duration
 	payload []byte
 	// scenarios is each device's scenario (ScenarioAssignment).
@@ -62,6 +63,14 @@ func newFleet(hard context.Context, c *Config, from, to int, keySeed string, sta
 	if len(c.CAPEM) > 0 {
 		pool := x509Pool(c.CAPEM)
 		f.tls.RootCAs = pool
+	}
+	for _, a := range c.MQTTAddrs {
+		if f.nodeTLS == nil {
+			f.nodeTLS = map[string]*tls.Config{}
+		}
+		t := f.tls.Clone()
+		t.ServerName = hostOnly(a, c.HubName)
+		f.nodeTLS[a] = t
 	}
 	return f
 }
