@@ -20,9 +20,9 @@ func TestReleaseAfterAnotherNodeRewroteTheRecord(t *testing.T) {
 	a := join(t, srv, "a")
 	b := join(t, srv, "b")
 	a.connect(t, "dev-r")
-	a.mu.Lock()
+	a.Node.mu.Lock()
 	h := a.held["dev-r"]
-	a.mu.Unlock()
+	a.Node.mu.Unlock()
 	if h == nil {
 		t.Fatal("a does not hold dev-r after its claim")
 	}
@@ -39,8 +39,8 @@ func TestReleaseAfterAnotherNodeRewroteTheRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() error {
-		a.mu.Lock()
-		defer a.mu.Unlock()
+		a.Node.mu.Lock()
+		defer a.Node.mu.Unlock()
 		if a.held["dev-r"] != nil {
 			return fmt.Errorf("a still holds dev-r after b rewrote its record")
 		}
