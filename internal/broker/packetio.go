@@ -56,7 +56,7 @@ func (rd *reader) next() (header byte, body []byte, err error) {
 		}
 	}
 	if length > int(rd.max) {
-		return 0, nil, fmt.Errorf("%w: %d bytes; the limit is %d", errTooLarge, length, rd.max)
+		return 0, nil, rd.tooLarge(length)
 	}
 	if err := rd.fill(i + length); err != nil {
 		return 0, nil, err
@@ -65,6 +65,15 @@ func (rd *reader) next() (header byte, body []byte, err error) {
 	body = rd.buf[rd.r+i : rd.r+i+length]
 	rd.r += i + length
 	return header, body, nil
+}
+
+// tooLarge is next's error for a packet of length over the limit, out of
+// line: formatting it takes a frame the idle reader's stack need not hold
+// (session.run).
+//
+//go:noinline
+func (rd *reader) tooLarge(length int) error {
+	return fmt.Errorf("%w: %d bytes; the limit is %d", errTooLarge, length, rd.max)
 }
 
 // fill makes n unread bytes available in buf[r:], reading as needed. The

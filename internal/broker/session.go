@@ -309,28 +309,61 @@ func (s *session) awaitEnd(prev *session) bool {
 
 // run is the session's reader: it handles packets in order until the
 // session ends, then records the end.
+//
+// An idle reader spends its life parked in Read, and a goroutine stack
+// that once grew is not shrunk back while the frames above the park take
+// more than a few hundred bytes. So everything between the goroutine's
+// start and the park is kept small: run and readLoop hold only pointers,
+// handling and ending are calls out (over, readEnd, finish), and a plain
+// TCP reader that reads and pings stays within the runtime's 2 KiB
+// starting stack (BenchmarkIdleSession: stack-B/conn).
 func (s *session) run() {
-	c := s.readLoop()
-	s.end(c)
+	s.finish(s.readLoop())
+}
+
+// finish ends the session for c once its reader is done.
+//
+//go:noinline
+func (s *session) finish(c *cause) {
+	s.end(*c)
 	s.rd.close()
 	s.b.wg.Done()
 }
 
-func (s *session) readLoop() cause {
+func (s *session) readLoop() *cause {
 	for {
 		s.armKeepAlive()
 		header, body, err := s.rd.next()
 		if err != nil {
-			return s.readFailure(err)
+			return s.readEnd(err)
 		}
 		if header == packets.Pingreq<<4 && len(body) == 0 {
 			s.pong() // here, not in handle: see pong
 			continue
 		}
-		if c, over := s.handle(header, body); over {
+		if c := s.over(header, body); c != nil {
 			return c
 		}
 	}
+}
+
+// over handles a packet for the read loop: nil, or why the packet ended
+// the session. handle's frame (a decoded packet) stays out of the loop's.
+//
+//go:noinline
+func (s *session) over(header byte, body []byte) *cause {
+	if c, over := s.handle(header, body); over {
+		return &c
+	}
+	return nil
+}
+
+// readEnd is readFailure for the read loop.
+//
+//go:noinline
+func (s *session) readEnd(err error) *cause {
+	c := s.readFailure(err)
+	return &c
 }
 
 // readFailure is the cause of a read that failed: what the hub asked for
