@@ -241,7 +241,7 @@ func (b *Broker) Stop(ctx context.Context) error {
 		}
 		b.connMu.Lock()
 		for s := range b.connecting {
-			_ = s.raw.Close()
+			_ = s.closeRaw()
 		}
 		b.connMu.Unlock()
 		for _, s := range b.table.all() {

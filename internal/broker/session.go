@@ -38,10 +38,14 @@ import (
 // No other goroutine belongs to a session. Writes (CONNACK, acks, C2D) come
 // from whichever goroutine has something to say, through the write lock
 // with a deadline; token expiry is the broker's one timer (expiry.go).
+//
+// What a session holds for its whole life is in this one allocation where
+// it can be (the socket's wakeConn, the presence session): an idle hub's
+// memory is mostly its sessions', and every separate small object is one
+// more that the connect storm's garbage can leave alone on a page.
 type session struct {
 	b        *Broker
 	conn     net.Conn  // MQTT is read from and written to this
-	raw      net.Conn  // the accepted connection (conn before TLS); fixed, so Stop may close it
 	wake     *wakeConn // the socket underneath; nil if it cannot be woken
 	protocol string
 	remote   string
@@ -57,7 +61,8 @@ type session struct {
 	idle         time.Duration // 1.5 × keep-alive, capped as IoT Hub does
 	id           identity
 	will         *telemetry.Message
-	ps           *presence.Session
+	ps           *presence.Session // &psv once established (nil before)
+	psv          presence.Session
 
 	// deadlineAt is when the read deadline was last moved (monotonic, since
 	// monoStart; 0: never). Only the reader uses it.
@@ -71,21 +76,70 @@ type session struct {
 	lastPacketID uint16     // guarded by the table shard lock
 	established  atomic.Bool
 
-	endMu  sync.Mutex    // guards endReq, and ps against readers on other goroutines
-	endReq *cause        // why the hub asked the session to end
-	ended  chan struct{} // closed once the end is recorded
+	endMu  sync.Mutex // guards endReq, ended, isEnded, and ps against readers on other goroutines
+	endReq *cause     // why the hub asked the session to end
+	// ended is closed once the end is recorded (isEnded); made only for
+	// a waiter (endedChan): most sessions end without one.
+	ended   chan struct{}
+	isEnded bool
 	// expiryAt is the session's place in the broker's token expiries
 	// (1-based; 0: not there), guarded by their lock.
 	expiryAt int32
 
 	d2c d2cState
+
+	wakeVal wakeConn // wake, for a connection accepted by an MQTT listener
 }
 
 func (b *Broker) newSession(c net.Conn, wake *wakeConn, protocol, remote string) *session {
-	s := &session{b: b, conn: c, raw: c, wake: wake, protocol: protocol, remote: remote,
-		ended: make(chan struct{}), receiveMax: c2dInflight}
+	s := &session{b: b, conn: c, wake: wake, protocol: protocol, remote: remote, receiveMax: c2dInflight}
 	s.rd.init(c, maxConnectPacket)
 	return s
+}
+
+// newTCPSession is newSession for a connection an MQTT listener accepted:
+// its wakeConn is part of the session.
+func (b *Broker) newTCPSession(c *net.TCPConn, remote string) *session {
+	s := &session{b: b, protocol: protoMQTT, remote: remote, receiveMax: c2dInflight}
+	s.wakeVal.TCPConn = c
+	s.wake = &s.wakeVal
+	s.conn = s.wake
+	s.rd.init(s.conn, maxConnectPacket)
+	return s
+}
+
+// closeRaw closes the accepted connection (under TLS or WebSocket
+// framing) from any goroutine: the connect phase replaces conn, never
+// wake, and conn only when there is a wake.
+func (s *session) closeRaw() error {
+	if s.wake != nil {
+		return s.wake.Close()
+	}
+	return s.conn.Close()
+}
+
+// endedChan returns a channel closed once the session's end is recorded.
+func (s *session) endedChan() <-chan struct{} {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	if s.ended == nil {
+		s.ended = make(chan struct{})
+		if s.isEnded {
+			close(s.ended)
+		}
+	}
+	return s.ended
+}
+
+// markEnded says the session's end is recorded (or that there is none to
+// record).
+func (s *session) markEnded() {
+	s.endMu.Lock()
+	s.isEnded = true
+	if s.ended != nil {
+		close(s.ended)
+	}
+	s.endMu.Unlock()
 }
 
 func (s *session) deviceID() string { return s.id.deviceID }
@@ -108,7 +162,7 @@ func (s *session) serve(tlsConf *tls.Config, chain []*x509.Certificate, wait tim
 		_ = s.conn.Close()
 		s.rd.close()
 		if s.ps == nil { // never connected: nothing for end to record
-			close(s.ended)
+			s.markEnded()
 		}
 		b.wg.Done()
 		return
@@ -223,7 +277,8 @@ func (s *session) establish() bool {
 	}
 	present := b.table.attach(s, b.opts.Now())
 	recorded := make(chan error, 1)
-	ps := &presence.Session{
+	ps := &s.psv
+	*ps = presence.Session{
 		ID: presence.NewSessionID(), DeviceID: s.id.deviceID, ModuleID: s.id.moduleID,
 		Protocol: s.protocol, ProtocolVersion: s.version, MaskedIP: maskIP(s.remote),
 		SDKVersion: s.id.sdkVersion, AuthType: s.id.authType, TokenExpiry: s.id.tokenExpiry,
@@ -296,7 +351,7 @@ func (s *session) awaitEnd(prev *session) bool {
 	t := time.NewTimer(takeoverWait)
 	defer t.Stop()
 	select {
-	case <-prev.ended:
+	case <-prev.endedChan():
 		return true
 	case <-t.C:
 	}
@@ -464,7 +519,7 @@ func (s *session) end(c cause) {
 		b.opts.Telemetry(*s.will, nil)
 	}
 	b.table.release(s, b.opts.Now())
-	close(s.ended)
+	s.markEnded()
 }
 
 // maxIdle is IoT Hub's cap on the keep-alive timeout (1767 s).
