@@ -89,6 +89,15 @@ type session struct {
 	d2c d2cState
 
 	wakeVal wakeConn // wake, for a connection accepted by an MQTT listener
+
+	// The reader's idle parking (idlepark.go), for connections accepted
+	// by an MQTT listener: rec is recVal under TLS, nil on plain TCP;
+	// deep says the reader's goroutine may have grown its stack. Only the
+	// reader uses them once the session is established.
+	parkable bool
+	deep     bool
+	rec      *recordConn
+	recVal   recordConn
 }
 
 func (b *Broker) newSession(c net.Conn, wake *wakeConn, protocol, remote string) *session {
@@ -104,6 +113,7 @@ func (b *Broker) newTCPSession(c *net.TCPConn, remote string) *session {
 	s.wakeVal.TCPConn = c
 	s.wake = &s.wakeVal
 	s.conn = s.wake
+	s.parkable = true
 	s.rd.init(s.conn, maxConnectPacket)
 	return s
 }
@@ -161,6 +171,9 @@ func (s *session) serve(tlsConf *tls.Config, chain []*x509.Certificate, wait tim
 	if !ok {
 		_ = s.conn.Close()
 		s.rd.close()
+		if s.rec != nil {
+			s.rec.release()
+		}
 		if s.ps == nil { // never connected: nothing for end to record
 			s.markEnded()
 		}
@@ -180,7 +193,13 @@ func (s *session) connect(tlsConf *tls.Config, chain []*x509.Certificate, wait t
 	}
 	_ = s.conn.SetDeadline(time.Now().Add(b.opts.ConnectTimeout))
 	if tlsConf != nil {
-		tc := tls.Server(s.conn, tlsConf)
+		src := s.conn
+		if s.parkable {
+			s.recVal.Conn = s.conn
+			s.rec = &s.recVal
+			src = s.rec
+		}
+		tc := tls.Server(src, tlsConf)
 		err := tc.Handshake()
 		b.opts.Throttle.HandshakeDone()
 		if err != nil {
@@ -397,7 +416,9 @@ func (s *session) awaitEnd(prev *session) bool {
 // TCP reader that reads and pings stays within the runtime's 2 KiB
 // starting stack (BenchmarkIdleSession: stack-B/conn).
 func (s *session) run() {
-	s.finish(s.readLoop())
+	if c := s.readLoop(); c != nil {
+		s.finish(c)
+	}
 }
 
 // finish ends the session for c once its reader is done.
@@ -406,12 +427,19 @@ func (s *session) run() {
 func (s *session) finish(c *cause) {
 	s.end(*c)
 	s.rd.close()
+	if s.rec != nil {
+		s.rec.release()
+	}
 	s.b.wg.Done()
 }
 
+// It returns nil when the reader went on on another goroutine (idleWait).
 func (s *session) readLoop() *cause {
 	for {
 		s.armKeepAlive()
+		if s.idleWait() {
+			return nil
+		}
 		header, body, err := s.rd.next()
 		if err != nil {
 			return s.readEnd(err)

@@ -8,3 +8,6 @@ func (c *wakeConn) drain([]byte) (int, error) { return 0, errWoken }
 
 // writeNow leaves every write to the blocking path here.
 func (c *wakeConn) writeNow([]byte) (int, error) { return 0, nil }
+
+// waitReadable does not wait here: the reader parks in its read.
+func (c *wakeConn) waitReadable() {}
