@@ -311,7 +311,7 @@ func (b *Broker) preConnectFailure(s *session, err error) {
 		return
 	}
 	ev := presence.ConnectionEvent{
-		Protocol: s.protocol, MaskedIP: maskIP(s.remote),
+		Protocol: s.proto(), MaskedIP: maskIP(s.remote),
 		Reason: presence.ReasonProtocolError, Result: presence.ResultBadRequest,
 		Detail: "connection failed before a valid CONNECT: " + err.Error(),
 	}

@@ -47,7 +47,6 @@ type session struct {
 	b        *Broker
 	conn     net.Conn  // MQTT is read from and written to this
 	wake     *wakeConn // the socket underneath; nil if it cannot be woken
-	protocol string
 	remote   string
 	rd       reader
 
@@ -91,17 +90,21 @@ type session struct {
 	wakeVal wakeConn // wake, for a connection accepted by an MQTT listener
 
 	// The reader's idle parking (idlepark.go), for connections accepted
-	// by an MQTT listener: rec is recVal under TLS, nil on plain TCP;
-	// deep says the reader's goroutine may have grown its stack. Only the
-	// reader uses them once the session is established.
+	// by an MQTT listener: rec is what crypto/tls reads under TLS (nil on
+	// plain TCP); deep says the reader's goroutine may have grown its
+	// stack. Only the reader uses them once the session is established.
 	parkable bool
 	deep     bool
 	rec      *recordConn
-	recVal   recordConn
 }
 
+// proto is the session's transport as IoT Hub logs it (MQTT, MQTT-WS);
+// presence's copy is set from the start.
+func (s *session) proto() string { return s.psv.Protocol }
+
 func (b *Broker) newSession(c net.Conn, wake *wakeConn, protocol, remote string) *session {
-	s := &session{b: b, conn: c, wake: wake, protocol: protocol, remote: remote, receiveMax: c2dInflight}
+	s := &session{b: b, conn: c, wake: wake, remote: remote, receiveMax: c2dInflight}
+	s.psv.Protocol = protocol
 	s.rd.init(c, maxConnectPacket)
 	return s
 }
@@ -109,7 +112,8 @@ func (b *Broker) newSession(c net.Conn, wake *wakeConn, protocol, remote string)
 // newTCPSession is newSession for a connection an MQTT listener accepted:
 // its wakeConn is part of the session.
 func (b *Broker) newTCPSession(c *net.TCPConn, remote string) *session {
-	s := &session{b: b, protocol: protoMQTT, remote: remote, receiveMax: c2dInflight}
+	s := &session{b: b, remote: remote, receiveMax: c2dInflight}
+	s.psv.Protocol = protoMQTT
 	s.wakeVal.TCPConn = c
 	s.wake = &s.wakeVal
 	s.conn = s.wake
@@ -195,8 +199,7 @@ func (s *session) connect(tlsConf *tls.Config, chain []*x509.Certificate, wait t
 	if tlsConf != nil {
 		src := s.conn
 		if s.parkable {
-			s.recVal.Conn = s.conn
-			s.rec = &s.recVal
+			s.rec = &recordConn{Conn: s.conn}
 			src = s.rec
 		}
 		tc := tls.Server(src, tlsConf)
@@ -300,7 +303,7 @@ func (s *session) establish() bool {
 	ps := &s.psv
 	*ps = presence.Session{
 		ID: sessionID, DeviceID: s.id.deviceID, ModuleID: s.id.moduleID,
-		Protocol: s.protocol, ProtocolVersion: s.version, MaskedIP: masked,
+		Protocol: s.proto(), ProtocolVersion: s.version, MaskedIP: masked,
 		SDKVersion: s.id.sdkVersion, AuthType: s.id.authType, TokenExpiry: s.id.tokenExpiry,
 		ConnectedAt: b.opts.Now(), CleanSession: s.cleanStart, KeepAliveSeconds: s.keepAlive,
 		Recorded: func(err error) { recorded <- err },

@@ -17,11 +17,13 @@ import "net"
 type recordConn struct {
 	net.Conn        // the wakeConn
 	buf      []byte // read ahead: buf[r:w] unread; nil when empty
-	r, w     int
-	err      error   // a read error that came with bytes, for the next Read
-	hdr      [5]byte // the next record's header as far as handed up
-	hn       int     // header bytes handed up (5: in the body)
-	left     int     // body bytes of the current record not handed up yet
+	r, w     int32
+	err      error // a read error that came with bytes, for the next Read
+	// The current record as handed up: hn bytes of its header (in hdr)
+	// and, once hn is 5, left bytes of its body still to come.
+	left int32
+	hn   uint8
+	hdr  [5]byte
 }
 
 func (c *recordConn) Read(p []byte) (int, error) {
@@ -41,28 +43,45 @@ func (c *recordConn) Read(p []byte) (int, error) {
 			c.release()
 			return 0, err
 		}
-		c.r, c.w, c.err = 0, n, err
+		c.r, c.w, c.err = 0, int32(n), err
 	}
-	limit := c.left
-	if c.hn < len(c.hdr) {
-		limit = len(c.hdr) - c.hn
-	}
-	n := copy(p[:min(len(p), limit)], c.buf[c.r:c.w])
-	if c.hn < len(c.hdr) {
-		copy(c.hdr[c.hn:], c.buf[c.r:c.r+n])
-		if c.hn += n; c.hn == len(c.hdr) {
-			c.left = int(c.hdr[3])<<8 | int(c.hdr[4])
+	in := c.buf[c.r:c.w]
+	// Up to the end of the current record: whole records in one Read when
+	// they are here, as tls would get them from the socket (its buffer
+	// stays the size it was); a header split across reads as it comes.
+	limit := int(c.left)
+	if c.hn < 5 {
+		need := 5 - int(c.hn)
+		limit = need
+		if len(in) >= need {
+			var h [5]byte
+			copy(h[copy(h[:], c.hdr[:c.hn]):], in[:need])
+			limit += int(h[3])<<8 | int(h[4])
 		}
-	} else {
-		c.left -= n
 	}
-	if c.hn == len(c.hdr) && c.left == 0 {
-		c.hn = 0 // the record is whole: the next header follows
-	}
-	if c.r += n; c.r == c.w {
+	n := copy(p[:min(len(p), limit)], in)
+	c.track(in[:n])
+	if c.r += int32(n); c.r == c.w {
 		c.release()
 	}
 	return n, nil
+}
+
+// track follows the record framing over b, the bytes just handed up.
+func (c *recordConn) track(b []byte) {
+	if c.hn < 5 {
+		k := copy(c.hdr[c.hn:], b)
+		b = b[k:]
+		if c.hn += uint8(k); c.hn == 5 {
+			c.left = int32(c.hdr[3])<<8 | int32(c.hdr[4])
+		}
+	}
+	if c.hn == 5 {
+		c.left -= int32(len(b))
+		if c.left == 0 {
+			c.hn = 0 // the record is whole: the next header follows
+		}
+	}
 }
 
 // release gives the read-ahead chunk back once it is empty (and at the
