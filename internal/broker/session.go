@@ -44,11 +44,11 @@ import (
 // memory is mostly its sessions', and every separate small object is one
 // more that the connect storm's garbage can leave alone on a page.
 type session struct {
-	b        *Broker
-	conn     net.Conn  // MQTT is read from and written to this
-	wake     *wakeConn // the socket underneath; nil if it cannot be woken
-	remote   string
-	rd       reader
+	b      *Broker
+	conn   net.Conn  // MQTT is read from and written to this
+	wake   *wakeConn // the socket underneath; nil if it cannot be woken
+	remote string
+	rd     reader
 
 	// Set while connecting; read-only once the session is established.
 	version      byte
@@ -462,6 +462,7 @@ func (s *session) readLoop() *cause {
 //
 //go:noinline
 func (s *session) over(header byte, body []byte) *cause {
+	s.deep = true // handle's frames grow the stack (idlepark.go)
 	if c, over := s.handle(header, body); over {
 		return &c
 	}
