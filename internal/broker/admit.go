@@ -114,7 +114,7 @@ func (s *session) connack(present bool, code packets.Code) []byte {
 func (s *session) refuse(pk *packets.Packet, ref *refusal) {
 	ev := presence.ConnectionEvent{
 		DeviceID: s.id.deviceID, ModuleID: s.id.moduleID, SDKVersion: s.id.sdkVersion, AuthType: s.id.authType,
-		Protocol: s.protocol, ProtocolVersion: s.version, MaskedIP: maskIP(s.remote),
+		Protocol: s.proto(), ProtocolVersion: s.version, MaskedIP: maskIP(s.remote),
 		Reason: ref.reason, Result: ref.result, Detail: ref.detail, AuthFailure: ref.auth,
 		CleanSession: s.cleanStart, KeepAliveSeconds: s.keepAlive,
 	}

@@ -241,7 +241,7 @@ func (b *Broker) Stop(ctx context.Context) error {
 		}
 		b.connMu.Lock()
 		for s := range b.connecting {
-			_ = s.raw.Close()
+			_ = s.closeRaw()
 		}
 		b.connMu.Unlock()
 		for _, s := range b.table.all() {
@@ -311,7 +311,7 @@ func (b *Broker) preConnectFailure(s *session, err error) {
 		return
 	}
 	ev := presence.ConnectionEvent{
-		Protocol: s.protocol, MaskedIP: maskIP(s.remote),
+		Protocol: s.proto(), MaskedIP: maskIP(s.remote),
 		Reason: presence.ReasonProtocolError, Result: presence.ResultBadRequest,
 		Detail: "connection failed before a valid CONNECT: " + err.Error(),
 	}

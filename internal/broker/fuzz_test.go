@@ -60,7 +60,7 @@ func FuzzSession(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			s.serve(nil, nil, 0)
-			<-s.ended // established sessions end on their reader
+			<-s.endedChan() // established sessions end on their reader
 			close(done)
 		}()
 		var wg sync.WaitGroup

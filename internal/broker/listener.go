@@ -37,8 +37,7 @@ func (b *Broker) accept(ln net.Listener, tlsConf *tls.Config) {
 				continue
 			}
 		}
-		wc := newWakeConn(tc)
-		s := b.newSession(wc, wc, protoMQTT, c.RemoteAddr().String())
+		s := b.newTCPSession(tc, c.RemoteAddr().String())
 		b.connectors.run(connectJob{s: s, tlsConf: tlsConf, wait: wait})
 	}
 }

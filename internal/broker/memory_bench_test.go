@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -42,6 +43,10 @@ func BenchmarkIdleSession(b *testing.B) {
 				after := readMem()
 				b.ReportMetric(float64(after.stack-before.stack)/n, "stack-B/conn")
 				b.ReportMetric(float64(after.heap-before.heap)/n, "heap-B/conn")
+				// Live bytes right after a GC: heap-B/conn less this is what
+				// freed connect-time garbage leaves in spans that still hold
+				// a live object (fragmentation).
+				b.ReportMetric(float64(after.live-before.live)/n, "live-B/conn")
 				b.ReportMetric(float64(after.goroutines-before.goroutines)/n, "goroutines/conn")
 				// Every session answers a PINGREQ; without a GC in
 				// between, a reader whose stack grew to answer shows here.
@@ -69,14 +74,14 @@ func BenchmarkIdleSession(b *testing.B) {
 	}
 }
 
-type memReading struct{ stack, heap, goroutines int }
+type memReading struct{ stack, heap, live, goroutines int }
 
 func readMem() memReading {
 	runtime.GC()
 	runtime.GC() // a second cycle shrinks stacks again
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memReading{stack: int(ms.StackInuse), heap: int(ms.HeapInuse), goroutines: runtime.NumGoroutine()}
+	return memReading{stack: int(ms.StackInuse), heap: int(ms.HeapInuse), live: int(ms.HeapAlloc), goroutines: runtime.NumGoroutine()}
 }
 
 func dialSession(b *testing.B, h *testHub, mode, device, tok string) net.Conn {
@@ -98,4 +103,60 @@ func dialSession(b *testing.B, h *testHub, mode, device, tok string) net.Conn {
 		b.Fatalf("CONNACK % x %v", ack, err)
 	}
 	return c
+}
+
+// BenchmarkIdlePing measures the process CPU (getrusage: hub and clients
+// together, the clients' share the same in every variant) per PINGREQ of
+// idle sessions, each pinged in turn as an idle fleet does, with the
+// idle reader's hop to a fresh goroutine (idlepark.go) and without it.
+//
+//	go test -run X -bench IdlePing -benchtime 1x ./internal/broker/
+func BenchmarkIdlePing(b *testing.B) {
+	for _, mode := range []string{"tcp", "tls"} {
+		for _, hop := range []bool{true, false} {
+			b.Run(fmt.Sprintf("%s/hop=%v", mode, hop), func(b *testing.B) {
+				defer func(v bool) { idleHop = v }(idleHop)
+				idleHop = hop
+				const n = 500
+				h := startTestHub(&testing.T{}, func(h *testHub, o *Options) {
+					if mode == "tls" {
+						withTLS(h, o)
+					}
+				})
+				defer func() { _ = h.b.Stop(b.Context()) }()
+				conns := make([]net.Conn, 0, n)
+				for i := range n {
+					d := fmt.Sprintf("d%05d", i)
+					conns = append(conns, dialSession(b, h, mode, d, token(b, d)))
+				}
+				time.Sleep(200 * time.Millisecond)
+				const rounds = 4
+				cpu0 := processCPU()
+				for b.Loop() {
+					for range rounds {
+						for _, c := range conns {
+							if _, err := c.Write([]byte{0xC0, 0}); err != nil {
+								b.Fatal(err)
+							}
+							var resp [2]byte
+							if _, err := io.ReadFull(c, resp[:]); err != nil || resp[0] != 0xD0 {
+								b.Fatalf("PINGRESP % x %v", resp, err)
+							}
+							time.Sleep(100 * time.Microsecond) // one at a time, with the hub idle between
+						}
+					}
+				}
+				b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(n*rounds*b.N), "cpu-µs/ping")
+				for _, c := range conns {
+					c.Close()
+				}
+			})
+		}
+	}
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

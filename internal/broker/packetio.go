@@ -18,6 +18,8 @@ type reader struct {
 	r, w  int    // unread input is buf[r:w]
 	max   int32  // largest remaining length accepted
 	got   bool   // a byte has been read
+	short bool   // the last read returned less than it had room for
+	last  byte   // the first byte of the last packet returned by next
 }
 
 func (rd *reader) init(src io.Reader, maxRemaining int) {
@@ -56,15 +58,25 @@ func (rd *reader) next() (header byte, body []byte, err error) {
 		}
 	}
 	if length > int(rd.max) {
-		return 0, nil, fmt.Errorf("%w: %d bytes; the limit is %d", errTooLarge, length, rd.max)
+		return 0, nil, rd.tooLarge(length)
 	}
 	if err := rd.fill(i + length); err != nil {
 		return 0, nil, err
 	}
 	header = rd.buf[rd.r]
+	rd.last = header
 	body = rd.buf[rd.r+i : rd.r+i+length]
 	rd.r += i + length
 	return header, body, nil
+}
+
+// tooLarge is next's error for a packet of length over the limit, out of
+// line: formatting it takes a frame the idle reader's stack need not hold
+// (session.run).
+//
+//go:noinline
+func (rd *reader) tooLarge(length int) error {
+	return fmt.Errorf("%w: %d bytes; the limit is %d", errTooLarge, length, rd.max)
 }
 
 // fill makes n unread bytes available in buf[r:], reading as needed. The
@@ -80,6 +92,7 @@ func (rd *reader) fill(n int) error {
 			rd.r = 0
 		}
 		m, err := rd.src.Read(rd.buf[rd.w:])
+		rd.short = m < len(rd.buf)-rd.w
 		rd.w += m
 		rd.got = rd.got || m > 0
 		if err != nil {

@@ -38,14 +38,17 @@ import (
 // No other goroutine belongs to a session. Writes (CONNACK, acks, C2D) come
 // from whichever goroutine has something to say, through the write lock
 // with a deadline; token expiry is the broker's one timer (expiry.go).
+//
+// What a session holds for its whole life is in this one allocation where
+// it can be (the socket's wakeConn, the presence session): an idle hub's
+// memory is mostly its sessions', and every separate small object is one
+// more that the connect storm's garbage can leave alone on a page.
 type session struct {
-	b        *Broker
-	conn     net.Conn  // MQTT is read from and written to this
-	raw      net.Conn  // the accepted connection (conn before TLS); fixed, so Stop may close it
-	wake     *wakeConn // the socket underneath; nil if it cannot be woken
-	protocol string
-	remote   string
-	rd       reader
+	b      *Broker
+	conn   net.Conn  // MQTT is read from and written to this
+	wake   *wakeConn // the socket underneath; nil if it cannot be woken
+	remote string
+	rd     reader
 
 	// Set while connecting; read-only once the session is established.
 	version      byte
@@ -57,7 +60,8 @@ type session struct {
 	idle         time.Duration // 1.5 × keep-alive, capped as IoT Hub does
 	id           identity
 	will         *telemetry.Message
-	ps           *presence.Session
+	ps           *presence.Session // &psv once established (nil before)
+	psv          presence.Session
 
 	// deadlineAt is when the read deadline was last moved (monotonic, since
 	// monoStart; 0: never). Only the reader uses it.
@@ -71,21 +75,85 @@ type session struct {
 	lastPacketID uint16     // guarded by the table shard lock
 	established  atomic.Bool
 
-	endMu  sync.Mutex    // guards endReq, and ps against readers on other goroutines
-	endReq *cause        // why the hub asked the session to end
-	ended  chan struct{} // closed once the end is recorded
+	endMu  sync.Mutex // guards endReq, ended, isEnded, and ps against readers on other goroutines
+	endReq *cause     // why the hub asked the session to end
+	// ended is closed once the end is recorded (isEnded); made only for
+	// a waiter (endedChan): most sessions end without one.
+	ended   chan struct{}
+	isEnded bool
 	// expiryAt is the session's place in the broker's token expiries
 	// (1-based; 0: not there), guarded by their lock.
 	expiryAt int32
 
 	d2c d2cState
+
+	wakeVal wakeConn // wake, for a connection accepted by an MQTT listener
+
+	// The reader's idle parking (idlepark.go), for connections accepted
+	// by an MQTT listener: rec is what crypto/tls reads under TLS (nil on
+	// plain TCP); deep says the reader's goroutine may have grown its
+	// stack. Only the reader uses them once the session is established.
+	parkable bool
+	deep     bool
+	rec      *recordConn
 }
 
+// proto is the session's transport as IoT Hub logs it (MQTT, MQTT-WS);
+// presence's copy is set from the start.
+func (s *session) proto() string { return s.psv.Protocol }
+
 func (b *Broker) newSession(c net.Conn, wake *wakeConn, protocol, remote string) *session {
-	s := &session{b: b, conn: c, raw: c, wake: wake, protocol: protocol, remote: remote,
-		ended: make(chan struct{}), receiveMax: c2dInflight}
+	s := &session{b: b, conn: c, wake: wake, remote: remote, receiveMax: c2dInflight}
+	s.psv.Protocol = protocol
 	s.rd.init(c, maxConnectPacket)
 	return s
+}
+
+// newTCPSession is newSession for a connection an MQTT listener accepted:
+// its wakeConn is part of the session.
+func (b *Broker) newTCPSession(c *net.TCPConn, remote string) *session {
+	s := &session{b: b, remote: remote, receiveMax: c2dInflight}
+	s.psv.Protocol = protoMQTT
+	s.wakeVal.TCPConn = c
+	s.wake = &s.wakeVal
+	s.conn = s.wake
+	s.parkable = true
+	s.rd.init(s.conn, maxConnectPacket)
+	return s
+}
+
+// closeRaw closes the accepted connection (under TLS or WebSocket
+// framing) from any goroutine: the connect phase replaces conn, never
+// wake, and conn only when there is a wake.
+func (s *session) closeRaw() error {
+	if s.wake != nil {
+		return s.wake.Close()
+	}
+	return s.conn.Close()
+}
+
+// endedChan returns a channel closed once the session's end is recorded.
+func (s *session) endedChan() <-chan struct{} {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	if s.ended == nil {
+		s.ended = make(chan struct{})
+		if s.isEnded {
+			close(s.ended)
+		}
+	}
+	return s.ended
+}
+
+// markEnded says the session's end is recorded (or that there is none to
+// record).
+func (s *session) markEnded() {
+	s.endMu.Lock()
+	s.isEnded = true
+	if s.ended != nil {
+		close(s.ended)
+	}
+	s.endMu.Unlock()
 }
 
 func (s *session) deviceID() string { return s.id.deviceID }
@@ -107,8 +175,11 @@ func (s *session) serve(tlsConf *tls.Config, chain []*x509.Certificate, wait tim
 	if !ok {
 		_ = s.conn.Close()
 		s.rd.close()
+		if s.rec != nil {
+			s.rec.release()
+		}
 		if s.ps == nil { // never connected: nothing for end to record
-			close(s.ended)
+			s.markEnded()
 		}
 		b.wg.Done()
 		return
@@ -126,7 +197,12 @@ func (s *session) connect(tlsConf *tls.Config, chain []*x509.Certificate, wait t
 	}
 	_ = s.conn.SetDeadline(time.Now().Add(b.opts.ConnectTimeout))
 	if tlsConf != nil {
-		tc := tls.Server(s.conn, tlsConf)
+		src := s.conn
+		if s.parkable {
+			s.rec = &recordConn{Conn: s.conn}
+			src = s.rec
+		}
+		tc := tls.Server(src, tlsConf)
 		err := tc.Handshake()
 		b.opts.Throttle.HandshakeDone()
 		if err != nil {
@@ -201,6 +277,7 @@ const recordWait = 5 * time.Second
 // replaced while it was still connecting is taken over right after.
 func (s *session) establish() bool {
 	b := s.b
+	masked, sessionID := s.packStrings()
 	prev, ok := b.table.claim(s)
 	b.untrack(s) // from here Stop finds it in the table
 	if !ok {
@@ -223,9 +300,10 @@ func (s *session) establish() bool {
 	}
 	present := b.table.attach(s, b.opts.Now())
 	recorded := make(chan error, 1)
-	ps := &presence.Session{
-		ID: presence.NewSessionID(), DeviceID: s.id.deviceID, ModuleID: s.id.moduleID,
-		Protocol: s.protocol, ProtocolVersion: s.version, MaskedIP: maskIP(s.remote),
+	ps := &s.psv
+	*ps = presence.Session{
+		ID: sessionID, DeviceID: s.id.deviceID, ModuleID: s.id.moduleID,
+		Protocol: s.proto(), ProtocolVersion: s.version, MaskedIP: masked,
 		SDKVersion: s.id.sdkVersion, AuthType: s.id.authType, TokenExpiry: s.id.tokenExpiry,
 		ConnectedAt: b.opts.Now(), CleanSession: s.cleanStart, KeepAliveSeconds: s.keepAlive,
 		Recorded: func(err error) { recorded <- err },
@@ -283,6 +361,29 @@ func (s *session) establish() bool {
 	return true
 }
 
+// packStrings gives the strings a session keeps for its life (device id,
+// SDK version, remote address, masked address, presence session id) one
+// allocation, made after authentication's garbage. Cut from the CONNECT's
+// username and formatted separately, each would be a small object of its
+// own that outlives the connect phase's garbage around it and keeps a
+// mostly empty span of the heap in use. The session table and presence
+// key their maps with the device id from here.
+func (s *session) packStrings() (masked, sessionID string) {
+	masked, sessionID = maskIP(s.remote), presence.NewSessionID()
+	all := s.id.deviceID + s.id.moduleID + s.id.sdkVersion + s.remote + masked + sessionID
+	cut := func(n int) string {
+		part := all[:n]
+		all = all[n:]
+		return part
+	}
+	s.id.deviceID = cut(len(s.id.deviceID))
+	s.id.moduleID = cut(len(s.id.moduleID))
+	s.id.sdkVersion = cut(len(s.id.sdkVersion))
+	s.remote = cut(len(s.remote))
+	masked = cut(len(masked))
+	return masked, cut(len(sessionID))
+}
+
 // takeoverWait bounds how long a new connection waits for the session it
 // replaces to end. That session's reader is woken and drains only what had
 // arrived, so this only runs out when the hub is stuck (a journal that
@@ -296,7 +397,7 @@ func (s *session) awaitEnd(prev *session) bool {
 	t := time.NewTimer(takeoverWait)
 	defer t.Stop()
 	select {
-	case <-prev.ended:
+	case <-prev.endedChan():
 		return true
 	case <-t.C:
 	}
@@ -309,28 +410,71 @@ func (s *session) awaitEnd(prev *session) bool {
 
 // run is the session's reader: it handles packets in order until the
 // session ends, then records the end.
+//
+// An idle reader spends its life parked in Read, and a goroutine stack
+// that once grew is not shrunk back while the frames above the park take
+// more than a few hundred bytes. So everything between the goroutine's
+// start and the park is kept small: run and readLoop hold only pointers,
+// handling and ending are calls out (over, readEnd, finish), and a plain
+// TCP reader that reads and pings stays within the runtime's 2 KiB
+// starting stack (BenchmarkIdleSession: stack-B/conn).
 func (s *session) run() {
-	c := s.readLoop()
-	s.end(c)
+	if c := s.readLoop(); c != nil {
+		s.finish(c)
+	}
+}
+
+// finish ends the session for c once its reader is done.
+//
+//go:noinline
+func (s *session) finish(c *cause) {
+	s.end(*c)
 	s.rd.close()
+	if s.rec != nil {
+		s.rec.release()
+	}
 	s.b.wg.Done()
 }
 
-func (s *session) readLoop() cause {
+// It returns nil when the reader went on on another goroutine (idleWait).
+func (s *session) readLoop() *cause {
 	for {
 		s.armKeepAlive()
+		if s.idleWait() {
+			return nil
+		}
 		header, body, err := s.rd.next()
 		if err != nil {
-			return s.readFailure(err)
+			return s.readEnd(err)
 		}
 		if header == packets.Pingreq<<4 && len(body) == 0 {
 			s.pong() // here, not in handle: see pong
 			continue
 		}
-		if c, over := s.handle(header, body); over {
+		if c := s.over(header, body); c != nil {
 			return c
 		}
 	}
+}
+
+// over handles a packet for the read loop: nil, or why the packet ended
+// the session. handle's frame (a decoded packet) stays out of the loop's.
+//
+//go:noinline
+func (s *session) over(header byte, body []byte) *cause {
+	s.deep = true // handle's frames grow the stack (idlepark.go)
+	if c, over := s.handle(header, body); over {
+		return &c
+	}
+	return nil
+}
+
+// readEnd is readFailure for the read loop.
+//
+//go:noinline
+func (s *session) readEnd(err error) *cause {
+	c := s.readFailure(err)
+	return &c
 }
 
 // readFailure is the cause of a read that failed: what the hub asked for
@@ -431,7 +575,7 @@ func (s *session) end(c cause) {
 		b.opts.Telemetry(*s.will, nil)
 	}
 	b.table.release(s, b.opts.Now())
-	close(s.ended)
+	s.markEnded()
 }
 
 // maxIdle is IoT Hub's cap on the keep-alive timeout (1767 s).

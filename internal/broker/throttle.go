@@ -97,7 +97,7 @@ func (s *session) beforeHandshake(wait time.Duration) bool {
 	if t.Handshake(b.stopped) {
 		return true
 	}
-	b.refusedBeforeHandshake(s.protocol, s.remote, b.connectionRefusal(throttle.ScopeHandshake, true))
+	b.refusedBeforeHandshake(s.proto(), s.remote, b.connectionRefusal(throttle.ScopeHandshake, true))
 	return false
 }
 

@@ -34,7 +34,7 @@ type Requester struct {
 }
 
 func (s *session) requester() Requester {
-	return Requester{DeviceID: s.deviceID(), Protocol: s.protocol, SDKVersion: s.id.sdkVersion, MaskedIP: maskIP(s.remote), AuthType: s.id.authType}
+	return Requester{DeviceID: s.deviceID(), Protocol: s.proto(), SDKVersion: s.id.sdkVersion, MaskedIP: maskIP(s.remote), AuthType: s.id.authType}
 }
 
 // maxRequestID bounds a $rid: the SDKs use UUIDs and small integers.

@@ -11,3 +11,6 @@ func (c *wakeConn) writeNow([]byte) (int, error) { return 0, nil }
 
 // readNow is TCPConn.Read here.
 func (c *wakeConn) readNow(p []byte) (int, error) { return c.TCPConn.Read(p) }
+
+// waitReadable does not wait here: the reader parks in its read.
+func (c *wakeConn) waitReadable() {}

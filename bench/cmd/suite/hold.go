@@ -415,6 +415,19 @@ func (s *setup) profileIdle(b *broker, n int, window time.Duration) func() {
 			}
 			log.Printf("hold: %s profile of %s over the idle window: %s", p.kind, b.name, path)
 		}
+		// The memory accounting of the held connections: the heap profile's
+		// MemStats trailer right after a GC (live heap against heap in use:
+		// what fragmentation holds; spans, stacks), and the kernel's
+		// view of the process's memory.
+		base := filepath.Join(s.o.profileDir, fmt.Sprintf("%s-idle-%d", b.name, n))
+		if err := fetch("http://"+b.debug+"/debug/pprof/heap?gc=1&debug=1", base+"-heap.txt"); err != nil {
+			log.Printf("hold: heap text of %s: %v", b.name, err)
+		}
+		for _, f := range []string{"smaps_rollup", "status"} {
+			if body, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", b.pid, f)); err == nil {
+				_ = os.WriteFile(base+"-"+f+".txt", body, 0o644)
+			}
+		}
 	}()
 	return func() { <-done }
 }
