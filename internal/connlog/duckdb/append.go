@@ -45,14 +45,12 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 			return err
 		}
 	}
-	if err := st.put(records); err != nil {
+	n, first, err := st.put(records)
+	if err != nil {
 		return fmt.Errorf("connlog/duckdb: append: %w", err)
 	}
-	if n, _ := st.staged(); n >= s.o.MoveRecords {
-		select {
-		case st.kick <- struct{}{}:
-		default:
-		}
+	if first || n >= s.o.MoveRecords {
+		st.wake()
 	}
 	return nil
 }
@@ -153,7 +151,7 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 	for _, r := range fresh {
 		s.hwm = max(s.hwm, r.TimeGenerated.UnixNano())
 	}
-	s.wal.Add(bytes)
+	s.walAdd(bytes)
 	return nil
 }
 

@@ -30,3 +30,9 @@ func (s *Store) Tables() []string {
 	defer s.writeMu.Unlock()
 	return append([]string(nil), s.tables...)
 }
+
+// Staged is how many records wait in the stage.
+func (s *Store) Staged() int {
+	n, _ := s.stage.staged()
+	return n
+}

@@ -124,14 +124,17 @@ func (st *stage) rotate() error {
 // for the mover. On a failed write the segment is left behind (what was
 // written of the batch is cut off at replay by its checksum) and a new
 // one started.
-func (st *stage) put(records []connlog.Record) error {
+//
+// It returns how many records are staged after it, and first true when
+// the stage was empty before (the mover then starts its MoveInterval).
+func (st *stage) put(records []connlog.Record) (n int, first bool, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.f == nil {
-		return ErrClosed
+		return 0, false, ErrClosed
 	}
 	st.buf = encodeFrame(st.buf[:0], records)
-	_, err := st.f.Write(st.buf)
+	_, err = st.f.Write(st.buf)
 	if err == nil {
 		err = st.f.Sync()
 	}
@@ -139,9 +142,10 @@ func (st *stage) put(records []connlog.Record) error {
 		if rerr := st.rotate(); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
-		return fmt.Errorf("stage: %w", err)
+		return 0, false, fmt.Errorf("stage: %w", err)
 	}
-	if len(st.records) == 0 {
+	first = len(st.records) == 0
+	if first {
 		st.since = time.Now()
 	}
 	st.records = append(st.records, records...)
@@ -149,7 +153,16 @@ func (st *stage) put(records []connlog.Record) error {
 	if cap(st.buf) > 4<<20 {
 		st.buf = nil
 	}
-	return nil
+	return len(st.records), first, nil
+}
+
+// wake tells the mover to look at the stage again (it waits for this
+// when nothing is staged).
+func (st *stage) wake() {
+	select {
+	case st.kick <- struct{}{}:
+	default:
+	}
 }
 
 // marks returns the count of records ever staged and of those moved.
@@ -281,32 +294,43 @@ func (s *Store) sync(ctx context.Context) error {
 	return s.moveUpTo(ctx, put)
 }
 
-// mover moves staged records in the background until Close.
+// mover moves staged records in the background until Close. It sleeps
+// until an Append stages the first record (no wake-ups while the log is
+// quiet), then until MoveInterval after it or until MoveRecords wait.
 func (s *Store) mover() {
 	defer s.done.Done()
 	st := s.stage
-	tick := time.NewTicker(s.o.MoveInterval / 4)
-	defer tick.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
-		select {
-		case <-s.stop:
-			return
-		case <-st.kick:
-		case <-tick.C:
-		}
 		n, since := st.staged()
-		if n == 0 || (n < s.o.MoveRecords && time.Since(since) < s.o.MoveInterval) {
+		due := n >= s.o.MoveRecords || (n > 0 && time.Since(since) >= s.o.MoveInterval)
+		if !due {
+			var wait <-chan time.Time
+			if n > 0 {
+				timer.Reset(s.o.MoveInterval - time.Since(since))
+				wait = timer.C
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-st.kick:
+			case <-wait:
+			}
+			timer.Stop()
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		if err := s.move(ctx); err != nil {
+		err := s.move(ctx)
+		cancel()
+		if err != nil {
 			s.log.Warn("connlog/duckdb: move failed; retrying", "err", err)
 			select {
 			case <-s.stop:
+				return
 			case <-time.After(time.Second):
 			}
 		}
-		cancel()
 	}
 }
 

@@ -139,3 +139,29 @@ func TestCrashDuringIngest(t *testing.T) {
 		t.Errorf("stage segments after the replay: %v", left)
 	}
 }
+
+// The mover sleeps while nothing is staged; an Append into the empty
+// stage wakes it, and it moves the records MoveInterval later without a
+// reader asking (twice: after the first move it sleeps again).
+func TestMoverWakesOnFirstStagedRecord(t *testing.T) {
+	ctx := context.Background()
+	s, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "logs.duckdb"),
+		duckdb.Options{MemoryLimit: 128 << 20, MoveRecords: 1 << 20, MoveInterval: 50 * time.Millisecond, CompactAfter: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs := logstoretest.Records(20, logstoretest.T0)
+	for round, batch := range [][]connlog.Record{recs[:10], recs[10:]} {
+		if err := s.Append(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for s.Staged() > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d records still staged after 30 s (MoveInterval 50 ms): the mover was not woken", round, s.Staged())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}

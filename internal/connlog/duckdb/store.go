@@ -47,9 +47,11 @@ type Store struct {
 	// stage holds appended records until they are in DuckDB (stage.go);
 	// nil in memory.
 	stage *stage
-	// wal counts bytes appended since the last checkpoint (estimate).
-	wal atomic.Int64
-	o   Options
+	// wal counts bytes appended since the last checkpoint (estimate);
+	// ckpt wakes the background loop when it is due (checkpoint.go).
+	wal  atomic.Int64
+	ckpt chan struct{}
+	o    Options
 }
 
 var _ connlog.LogStore = (*Store)(nil)
@@ -132,7 +134,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("connlog/duckdb: open %s: %w", path, err)
 	}
 	db := sql.OpenDB(connector)
-	s := &Store{db: db, log: o.Logger.With("component", "connlog/duckdb"), o: o, stop: make(chan struct{})}
+	s := &Store{db: db, log: o.Logger.With("component", "connlog/duckdb"), o: o, stop: make(chan struct{}), ckpt: make(chan struct{}, 1)}
 	if path == ":memory:" {
 		// Every pool connection of an in-memory database sees the same
 		// database (one connector), but closing the last would not free
