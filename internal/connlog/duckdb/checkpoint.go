@@ -14,8 +14,9 @@ import (
 // to write the WAL's data to the file (seconds at scale). Here it is off
 // (Open) and this loop checkpoints on its own connection once
 // CheckpointBytes were appended (append wakes it): appends go on
-// meanwhile. Otherwise it wakes once a minute to compact the days that
-// are due, and not at all when compaction is off.
+// meanwhile. Otherwise it wakes once a minute (the first a minute after
+// Open) to compact the days that are due, and not at all when
+// compaction is off.
 func (s *Store) background() {
 	defer s.done.Done()
 	var compact <-chan time.Time
@@ -23,7 +24,6 @@ func (s *Store) background() {
 		tick := time.NewTicker(time.Minute)
 		defer tick.Stop()
 		compact = tick.C
-		s.compactDue()
 	}
 	for {
 		select {
