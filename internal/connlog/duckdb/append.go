@@ -239,6 +239,10 @@ func fillRow(row []driver.Value, r *connlog.Record, seq int64, res uint16) int64
 			p := packProperties(r)
 			v = p
 			n += int64(len(p))
+		case connlog.ColCorrelationID:
+			c := packCorrelation(r)
+			v = c
+			n += int64(len(c))
 		default:
 			str := *stringField(r, c.Name)
 			v = str

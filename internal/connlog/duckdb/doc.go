@@ -37,7 +37,11 @@
 // properties_s is not stored twice: the values it shares with the
 // DeviceId, Protocol, SdkVersion and SequenceNumber columns are replaced
 // by one-byte markers in the stored text (props) and put back by the view
-// (properties.go), byte for byte.
+// (properties.go), byte for byte. props is zstd-compressed (the rest use
+// DuckDB's default choice): the JSON keys and similar values repeat across
+// rows. CorrelationId, DeviceId + "/" + SequenceNumber in every
+// Connections record, is stored as a one-byte marker then
+// (correlation.go).
 //
 // Ingest: Append writes the batch to a stage segment file next to the
 // database (one write, one fsync) and returns; a mover takes what is

@@ -36,3 +36,7 @@ func (s *Store) Staged() int {
 	n, _ := s.stage.staged()
 	return n
 }
+
+// PackCorrelation and UnpackCorrelation expose the CorrelationId packing.
+func PackCorrelation(r *connlog.Record) string             { return packCorrelation(r) }
+func UnpackCorrelation(c string, r *connlog.Record) string { return unpackCorrelation(c, r) }
