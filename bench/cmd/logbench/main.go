@@ -289,7 +289,7 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 		// The file keeps the blocks the day sorts freed (DuckDB reuses
 		// them, it does not shrink the file): the used blocks are the data.
 		var blockSize, used int64
-		if err := d.DB().QueryRowContext(ctx, "SELECT block_size, used_blocks FROM pragma_database_size()").Scan(&blockSize, &used); err != nil {
+		if err := d.DB().QueryRowContext(ctx, "SELECT block_size, used_blocks FROM pragma_database_size() WHERE database_name = current_database()").Scan(&blockSize, &used); err != nil {
 			return res, err
 		}
 		res.UsedBytes = blockSize * used
