@@ -37,7 +37,7 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 		return s.appendNow(ctx, records)
 	}
 	// Back-pressure: DuckDB is behind; take the staged records in first.
-	if n, _ := st.staged(); n >= s.o.MaxStaged {
+	if n, size, _ := st.staged(); n >= s.o.MaxStaged || size >= s.o.MaxStagedBytes {
 		if err := s.move(ctx); err != nil {
 			return err
 		}

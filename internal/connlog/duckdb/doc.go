@@ -54,7 +54,10 @@
 // would run inside a commit and stall it) is off; a background loop
 // checkpoints (checkpoint.go). An in-memory store appends directly.
 //
-// Memory: Options.MemoryLimit and Threads become DuckDB's memory_limit and
-// threads (tether serve --log-memory); DuckDB spills sorts and hash tables
-// past the limit to temporary files next to the database.
+// Memory: Options.MemoryLimit (tether serve --log-memory) is the store's
+// budget: five eighths become DuckDB's memory_limit (DuckDB spills sorts
+// and hash tables past it to temporary files next to the database), a
+// sixteenth bounds the staged batches (Append's back-pressure), the rest
+// is the move's own memory and what DuckDB allocates outside its pool.
+// Threads is DuckDB's threads.
 package duckdb

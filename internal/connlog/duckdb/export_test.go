@@ -33,7 +33,7 @@ func (s *Store) Tables() []string {
 
 // Staged is how many records wait in the stage.
 func (s *Store) Staged() int {
-	n, _ := s.stage.staged()
+	n, _, _ := s.stage.staged()
 	return n
 }
 

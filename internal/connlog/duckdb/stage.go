@@ -34,19 +34,24 @@ import (
 // there like any repeat (Append's _ItemId dedup), so a crash between the
 // DuckDB commit and the segments' removal doubles nothing.
 //
-// Back-pressure: when MaxStaged records wait, Append moves them itself
-// before staging more, so memory stays bounded when DuckDB falls behind.
+// Back-pressure: when MaxStaged records or MaxStagedBytes wait, Append
+// moves them itself before staging more, so memory stays bounded when
+// DuckDB falls behind. Staged records wait in memory as their frames'
+// payloads (one string a batch, no pointers for the GC to follow, about
+// the size of the text), decoded by the move.
 type stage struct {
-	mu      sync.Mutex // guards the fields below; held across a segment write
-	base    string     // segment files are base.N
-	f       *os.File   // the segment Appends write to; nil once closed
-	n       int        // its number
-	old     []string   // earlier segments, not yet moved
-	records []connlog.Record
-	since   time.Time // when the oldest staged record was staged
-	putN    int64     // records ever staged
-	movedN  int64     // of those, the first movedN are in DuckDB
-	buf     []byte
+	mu     sync.Mutex // guards the fields below; held across a segment write
+	base   string     // segment files are base.N
+	f      *os.File   // the segment Appends write to; nil once closed
+	n      int        // its number
+	old    []string   // earlier segments, not yet moved
+	frames []string   // payloads of the staged batches (stage_codec.go)
+	count  int        // records in frames
+	size   int64      // bytes in frames
+	since  time.Time  // when the oldest staged record was staged
+	putN   int64      // records ever staged
+	movedN int64      // of those, the first movedN are in DuckDB
+	buf    []byte
 
 	moveMu sync.Mutex    // one move at a time
 	kick   chan struct{} // wakes the mover
@@ -144,16 +149,19 @@ func (st *stage) put(records []connlog.Record) (n int, first bool, err error) {
 		}
 		return 0, false, fmt.Errorf("stage: %w", err)
 	}
-	first = len(st.records) == 0
+	first = st.count == 0
 	if first {
 		st.since = time.Now()
 	}
-	st.records = append(st.records, records...)
+	p := framePayload(st.buf)
+	st.frames = append(st.frames, p)
+	st.count += len(records)
+	st.size += int64(len(p))
 	st.putN += int64(len(records))
 	if cap(st.buf) > 4<<20 {
 		st.buf = nil
 	}
-	return len(st.records), first, nil
+	return st.count, first, nil
 }
 
 // wake tells the mover to look at the stage again (it waits for this
@@ -172,20 +180,21 @@ func (st *stage) marks() (put, moved int64) {
 	return st.putN, st.movedN
 }
 
-// staged reports how many records wait and since when.
-func (st *stage) staged() (int, time.Time) {
+// staged reports how many records wait, their frames' bytes and since
+// when.
+func (st *stage) staged() (int, int64, time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return len(st.records), st.since
+	return st.count, st.size, st.since
 }
 
 // take hands the staged records to a move and starts a new segment; the
 // segments they are in are returned, to remove once they are stored;
 // none when nothing is staged.
-func (st *stage) take() (records []connlog.Record, segments []string, upTo int64, err error) {
+func (st *stage) take() (frames []string, segments []string, upTo int64, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if len(st.records) == 0 {
+	if st.count == 0 {
 		return nil, nil, st.putN, nil
 	}
 	if st.f != nil {
@@ -193,9 +202,9 @@ func (st *stage) take() (records []connlog.Record, segments []string, upTo int64
 			return nil, nil, 0, err
 		}
 	}
-	records, segments = st.records, st.old
-	st.records, st.old = nil, nil
-	return records, segments, st.putN, nil
+	frames, segments = st.frames, st.old
+	st.frames, st.old, st.count, st.size = nil, nil, 0, 0
+	return frames, segments, st.putN, nil
 }
 
 // done records that the records staged before upTo are in DuckDB.
@@ -205,12 +214,16 @@ func (st *stage) done(upTo int64) {
 	st.movedN = max(st.movedN, upTo)
 }
 
-// giveBack returns records and their segments after a failed move: they
-// go before whatever was staged meanwhile.
-func (st *stage) giveBack(records []connlog.Record, segments []string) {
+// giveBack returns frames (of n records) and their segments after a
+// failed move: they go before whatever was staged meanwhile.
+func (st *stage) giveBack(frames []string, n int, segments []string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.records = append(records, st.records...)
+	st.frames = append(frames, st.frames...)
+	st.count += n
+	for _, f := range frames {
+		st.size += int64(len(f))
+	}
 	st.old = append(segments, st.old...)
 	st.since = time.Now()
 }
@@ -226,7 +239,7 @@ func (st *stage) close() {
 	name := st.f.Name()
 	st.f.Close()
 	st.f = nil
-	if len(st.records) == 0 {
+	if st.count == 0 {
 		os.Remove(name)
 	} else {
 		st.old = append(st.old, name)
@@ -261,15 +274,25 @@ func (s *Store) moveUpTo(ctx context.Context, upTo int64) error {
 	if _, moved := st.marks(); upTo >= 0 && moved >= upTo {
 		return nil
 	}
-	records, segments, through, err := st.take()
-	if err != nil || len(records) == 0 {
+	frames, segments, through, err := st.take()
+	if err != nil || len(frames) == 0 {
 		return err
+	}
+	var records []connlog.Record
+	for _, f := range frames {
+		recs, err := decodePayload(f)
+		if err != nil {
+			// A frame this process encoded: a bug. Its records stay in the
+			// segments, for the replay to try at the next Open.
+			return fmt.Errorf("connlog/duckdb: staged batch: %w", err)
+		}
+		records = append(records, recs...)
 	}
 	s.writeMu.Lock()
 	err = s.append(ctx, records)
 	s.writeMu.Unlock()
 	if err != nil {
-		st.giveBack(records, segments)
+		st.giveBack(frames, len(records), segments)
 		return fmt.Errorf("connlog/duckdb: moving %d staged records: %w", len(records), err)
 	}
 	st.done(through)
@@ -303,7 +326,7 @@ func (s *Store) mover() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		n, since := st.staged()
+		n, _, since := st.staged()
 		due := n >= s.o.MoveRecords || (n > 0 && time.Since(since) >= s.o.MoveInterval)
 		if !due {
 			var wait <-chan time.Time
