@@ -108,7 +108,7 @@ func main() {
 		span      = flag.Duration("span", 30*24*time.Hour, "time range the records cover, ending at -end")
 		endFlag   = flag.String("end", "", "end of the time range and the queries' now(), RFC 3339 (default: now)")
 		batch     = flag.Int("batch", connlog.DefaultBatchSize, "records per Append (the connlog Writer's batch)")
-		memory    = flag.Int64("memory-mib", 1024, "DuckDB memory_limit in MiB (tether serve --log-memory)")
+		memory    = flag.Int64("memory-mib", 1024, "DuckDB store memory budget in MiB (tether serve --log-memory)")
 		runs      = flag.Int("runs", 5, "runs of each query after ingest")
 		queryGap  = flag.Duration("query-every", time.Second, "pause between queries during ingest (0: none run)")
 		timeout   = flag.Duration("timeout", 90*time.Minute, "give up after this long")
@@ -427,7 +427,7 @@ func printTable(w *os.File, rs []Result) {
 		})
 	}
 	row("RSS peak / end, MiB", func(r Result) string { return fmt.Sprintf("%s / %s", f0(r.RSSPeakMiB), f0(r.RSSEndMiB)) })
-	row("memory_limit, MiB", func(r Result) string { return fmt.Sprint(r.MemoryLimitMiB) })
+	row("memory budget (--log-memory), MiB", func(r Result) string { return fmt.Sprint(r.MemoryLimitMiB) })
 	row("process CPU, s", func(r Result) string { return f0(r.CPUSeconds) })
 }
 

@@ -36,11 +36,10 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 	if st == nil {
 		return s.appendNow(ctx, records)
 	}
-	// Back-pressure: DuckDB is behind; take the staged records in first.
-	if n, size, _ := st.staged(); n >= s.o.MaxStaged || size >= s.o.MaxStagedBytes {
-		if err := s.move(ctx); err != nil {
-			return err
-		}
+	// Back-pressure: DuckDB is behind; wait for the mover to take the
+	// staged records in.
+	if err := st.waitRoom(ctx, s.o.MaxStaged, s.o.MaxStagedBytes); err != nil {
+		return err
 	}
 	n, first, err := st.put(records)
 	if err != nil {

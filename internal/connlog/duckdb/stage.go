@@ -35,8 +35,8 @@ import (
 // DuckDB commit and the segments' removal doubles nothing.
 //
 // Back-pressure: when MaxStaged records or MaxStagedBytes wait, Append
-// moves them itself before staging more, so memory stays bounded when
-// DuckDB falls behind. Staged records wait in memory as their frames'
+// waits until the mover takes them before staging more, so memory stays
+// bounded when DuckDB falls behind. Staged records wait in memory as their frames'
 // payloads (one string a batch, no pointers for the GC to follow, about
 // the size of the text), decoded by the move.
 type stage struct {
@@ -52,6 +52,13 @@ type stage struct {
 	putN   int64      // records ever staged
 	movedN int64      // of those, the first movedN are in DuckDB
 	buf    []byte
+
+	// room, when not nil, is closed by the next take (or close): Appends
+	// held back by back-pressure wait for it.
+	room chan struct{}
+	// failed is the error of the last move if it failed (the records are
+	// back in the stage); Appends held back return it.
+	failed error
 
 	moveMu sync.Mutex    // one move at a time
 	kick   chan struct{} // wakes the mover
@@ -173,6 +180,43 @@ func (st *stage) wake() {
 	}
 }
 
+// waitRoom returns once fewer than maxN records and maxBytes are staged:
+// at once, or when the mover takes what is staged (it is woken), or when
+// ctx ends. Back-pressure: an Append waits for the rest of the move under
+// way, not for a move of its own.
+func (st *stage) waitRoom(ctx context.Context, maxN int, maxBytes int64) error {
+	for {
+		st.mu.Lock()
+		if st.count < maxN && st.size < maxBytes || st.f == nil {
+			st.mu.Unlock()
+			return nil
+		}
+		if err := st.failed; err != nil {
+			st.mu.Unlock()
+			return err
+		}
+		if st.room == nil {
+			st.room = make(chan struct{})
+		}
+		room := st.room
+		st.mu.Unlock()
+		st.wake()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// openRoom releases the Appends in waitRoom. The caller holds mu.
+func (st *stage) openRoom() {
+	if st.room != nil {
+		close(st.room)
+		st.room = nil
+	}
+}
+
 // marks returns the count of records ever staged and of those moved.
 func (st *stage) marks() (put, moved int64) {
 	st.mu.Lock()
@@ -204,6 +248,7 @@ func (st *stage) take() (frames []string, segments []string, upTo int64, err err
 	}
 	frames, segments = st.frames, st.old
 	st.frames, st.old, st.count, st.size = nil, nil, 0, 0
+	st.openRoom()
 	return frames, segments, st.putN, nil
 }
 
@@ -211,14 +256,17 @@ func (st *stage) take() (frames []string, segments []string, upTo int64, err err
 func (st *stage) done(upTo int64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.failed = nil
 	st.movedN = max(st.movedN, upTo)
 }
 
 // giveBack returns frames (of n records) and their segments after a
 // failed move: they go before whatever was staged meanwhile.
-func (st *stage) giveBack(frames []string, n int, segments []string) {
+func (st *stage) giveBack(frames []string, n int, segments []string, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.failed = err
+	st.openRoom()
 	st.frames = append(frames, st.frames...)
 	st.count += n
 	for _, f := range frames {
@@ -239,6 +287,7 @@ func (st *stage) close() {
 	name := st.f.Name()
 	st.f.Close()
 	st.f = nil
+	st.openRoom()
 	if st.count == 0 {
 		os.Remove(name)
 	} else {
@@ -292,8 +341,9 @@ func (s *Store) moveUpTo(ctx context.Context, upTo int64) error {
 	err = s.append(ctx, records)
 	s.writeMu.Unlock()
 	if err != nil {
-		st.giveBack(frames, len(records), segments)
-		return fmt.Errorf("connlog/duckdb: moving %d staged records: %w", len(records), err)
+		err = fmt.Errorf("connlog/duckdb: moving %d staged records: %w", len(records), err)
+		st.giveBack(frames, len(records), segments, err)
+		return err
 	}
 	st.done(through)
 	if err := removeSegments(segments); err != nil {

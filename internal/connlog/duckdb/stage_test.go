@@ -165,3 +165,36 @@ func TestMoverWakesOnFirstStagedRecord(t *testing.T) {
 		}
 	}
 }
+
+// Back-pressure: with MaxStaged records waiting an Append waits for the
+// mover to take them, and nothing is lost or doubled on the way.
+func TestBackPressureWaitsForTheMover(t *testing.T) {
+	ctx := context.Background()
+	s, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "logs.duckdb"),
+		duckdb.Options{MemoryLimit: 128 << 20, MoveRecords: 1000, MaxStaged: 1500, MoveInterval: time.Hour, CompactAfter: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs := logstoretest.Records(6000, logstoretest.T0)
+	for i := 0; i < len(recs); i += 500 {
+		if err := s.Append(ctx, recs[i:i+500]); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.Staged(); n > 1500+500 {
+			t.Fatalf("%d records staged after an Append, MaxStaged 1,500", n)
+		}
+	}
+	got, err := s.Find(ctx, connlog.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(recs) {
+		t.Fatalf("%d records stored, want %d", len(got), len(recs))
+	}
+	for i := range got {
+		if got[i].ItemID != recs[i].ItemID {
+			t.Fatalf("record %d is %s, want %s", i, got[i].ItemID, recs[i].ItemID)
+		}
+	}
+}

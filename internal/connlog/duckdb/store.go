@@ -77,7 +77,7 @@ type Options struct {
 	// MoveRecords is how many staged records (stage.go) make the mover
 	// take them into DuckDB in one transaction; MoveInterval how long a
 	// staged record waits at most; MaxStaged how many may wait before
-	// Append moves them itself (back-pressure; a reader waits for the
+	// Append waits for the mover (back-pressure; a reader waits for the
 	// move of what is staged).
 	// Defaults 25,000, 1 s and 100,000.
 	MoveRecords  int
