@@ -64,6 +64,7 @@ type Result struct {
 	Records      int
 	Devices      int
 	Span         string
+	OfferedRate  int     // records/s offered (-rate; 0: as fast as Append returns)
 	WallRate     float64 // records/s, generator and the final move of staged records included
 	AppendRate   float64 // records/s inside Append
 	AppendP50Ms  float64
@@ -108,13 +109,14 @@ func main() {
 		span      = flag.Duration("span", 30*24*time.Hour, "time range the records cover, ending at -end")
 		endFlag   = flag.String("end", "", "end of the time range and the queries' now(), RFC 3339 (default: now)")
 		batch     = flag.Int("batch", connlog.DefaultBatchSize, "records per Append (the connlog Writer's batch)")
-		memory    = flag.Int64("memory-mib", 1024, "DuckDB memory_limit in MiB (tether serve --log-memory)")
+		memory    = flag.Int64("memory-mib", 1024, "DuckDB store memory budget in MiB (tether serve --log-memory)")
 		runs      = flag.Int("runs", 5, "runs of each query after ingest")
 		queryGap  = flag.Duration("query-every", time.Second, "pause between queries during ingest (0: none run)")
 		timeout   = flag.Duration("timeout", 90*time.Minute, "give up after this long")
 		jsonOut   = flag.Bool("json", false, "print the result as JSON (for -compare)")
 		noCompact = flag.Bool("no-compact", false, "DuckDB: do not sort the closed days by device before the queries")
 		ckptMiB   = flag.Int64("checkpoint-mib", 0, "DuckDB: appended data that triggers a background checkpoint (0: the store's default)")
+		rate      = flag.Int("rate", 0, "offer at most this many records/s (0: as fast as Append takes them), to measure the stalls below the store's capacity")
 	)
 	flag.Parse()
 	end := time.Now().UTC()
@@ -143,7 +145,7 @@ func main() {
 		}()
 	}
 	res, err := run(ctx, *store, path, loggen.Options{Records: *records, Devices: *devices, End: end, Span: *span, Seed: 1},
-		*batch, *memory, *ckptMiB, *runs, *queryGap, !*noCompact)
+		*batch, *memory, *ckptMiB, *runs, *queryGap, !*noCompact, *rate)
 	if err != nil {
 		log.Fatalf("logbench: %v", err)
 	}
@@ -178,8 +180,8 @@ func open(ctx context.Context, kind, path string, memMiB, ckptMiB int64) (benchS
 	return nil, nil, fmt.Errorf("unknown store %q", kind)
 }
 
-func run(ctx context.Context, kind, path string, o loggen.Options, batch int, memMiB, ckptMiB int64, runs int, gap time.Duration, compact bool) (Result, error) {
-	res := Result{Store: kind, Records: o.Records, Devices: o.Devices, Span: o.Span.String()}
+func run(ctx context.Context, kind, path string, o loggen.Options, batch int, memMiB, ckptMiB int64, runs int, gap time.Duration, compact bool, rate int) (Result, error) {
+	res := Result{Store: kind, Records: o.Records, Devices: o.Devices, Span: o.Span.String(), OfferedRate: rate}
 	if kind == "duckdb" {
 		res.MemoryLimitMiB = memMiB
 	}
@@ -236,6 +238,10 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 	start, last := time.Now(), time.Now()
 	n := 0
 	for rs := range batches {
+		if rate > 0 {
+			// Paced: the n records so far are due at start + n/rate.
+			time.Sleep(time.Until(start.Add(time.Duration(float64(n) / float64(rate) * float64(time.Second)))))
+		}
 		t := time.Now()
 		if err := store.Append(ctx, rs); err != nil {
 			close(stopQueries)
@@ -289,7 +295,7 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 		// The file keeps the blocks the day sorts freed (DuckDB reuses
 		// them, it does not shrink the file): the used blocks are the data.
 		var blockSize, used int64
-		if err := d.DB().QueryRowContext(ctx, "SELECT block_size, used_blocks FROM pragma_database_size()").Scan(&blockSize, &used); err != nil {
+		if err := d.DB().QueryRowContext(ctx, "SELECT block_size, used_blocks FROM pragma_database_size() WHERE database_name = current_database()").Scan(&blockSize, &used); err != nil {
 			return res, err
 		}
 		res.UsedBytes = blockSize * used
@@ -400,6 +406,7 @@ func printTable(w *os.File, rs []Result) {
 	f1 := func(x float64) string { return fmt.Sprintf("%.1f", x) }
 	row("records", func(r Result) string { return fmt.Sprint(r.Records) })
 	row("devices / span", func(r Result) string { return fmt.Sprintf("%d / %s", r.Devices, r.Span) })
+	row("offered records/s (-rate; 0: unpaced)", func(r Result) string { return fmt.Sprint(r.OfferedRate) })
 	row("ingest, records/s in Append (queries beside)", func(r Result) string { return f0(r.AppendRate) })
 	row("ingest, records/s wall (generator included)", func(r Result) string { return f0(r.WallRate) })
 	row("Append p50 / p99 / max, ms", func(r Result) string {
@@ -427,7 +434,7 @@ func printTable(w *os.File, rs []Result) {
 		})
 	}
 	row("RSS peak / end, MiB", func(r Result) string { return fmt.Sprintf("%s / %s", f0(r.RSSPeakMiB), f0(r.RSSEndMiB)) })
-	row("memory_limit, MiB", func(r Result) string { return fmt.Sprint(r.MemoryLimitMiB) })
+	row("memory budget (--log-memory), MiB", func(r Result) string { return fmt.Sprint(r.MemoryLimitMiB) })
 	row("process CPU, s", func(r Result) string { return f0(r.CPUSeconds) })
 }
 

@@ -5,12 +5,9 @@ package duckdb
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"slices"
 	"strings"
-
-	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/tether-hub/tether/internal/connlog"
 )
@@ -39,20 +36,17 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 	if st == nil {
 		return s.appendNow(ctx, records)
 	}
-	// Back-pressure: DuckDB is behind; take the staged records in first.
-	if n, _ := st.staged(); n >= s.o.MaxStaged {
-		if err := s.move(ctx); err != nil {
-			return err
-		}
+	// Back-pressure: DuckDB is behind; wait for the mover to take the
+	// staged records in.
+	if err := st.waitRoom(ctx, s.o.MaxStaged, s.o.MaxStagedBytes); err != nil {
+		return err
 	}
-	if err := st.put(records); err != nil {
+	n, first, err := st.put(records)
+	if err != nil {
 		return fmt.Errorf("connlog/duckdb: append: %w", err)
 	}
-	if n, _ := st.staged(); n >= s.o.MoveRecords {
-		select {
-		case st.kick <- struct{}{}:
-		default:
-		}
+	if first || n >= s.o.MoveRecords {
+		st.wake()
 	}
 	return nil
 }
@@ -129,12 +123,37 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 	for i := range records {
 		order[&records[i]] = int64(i)
 	}
+	// What the transaction writes is made before it begins (the Arrow
+	// loader must register its views outside it).
+	var all []*connlog.Record
+	for _, d := range days {
+		all = append(all, byDay[d]...)
+	}
+	ids, res, err := assignResources(s.resources, s.resIndex, all)
+	if err != nil {
+		return err
+	}
+	loads := make([]dayLoad, len(days))
+	for i, d := range days {
+		recs := byDay[d]
+		seqs := make([]int64, len(recs))
+		for j, r := range recs {
+			seqs[j] = s.seq + 1 + order[r]
+		}
+		loads[i] = dayLoad{table: d, recs: recs, seqs: seqs, res: ids[:len(recs)]}
+		ids = ids[len(recs):]
+	}
+	ld, err := prepareLoad(ctx, w, loads)
+	if err != nil {
+		return err
+	}
+	defer ld.close(ctx, w)
 
 	if _, err := w.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		s.dropWriter()
 		return err
 	}
-	tables, res, bytes, err := s.appendTx(ctx, w, days, byDay, order)
+	tables, bytes, err := s.appendTx(ctx, w, days, res, ld)
 	if err == nil {
 		_, err = w.ExecContext(ctx, "COMMIT")
 	}
@@ -153,105 +172,56 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 	for _, r := range fresh {
 		s.hwm = max(s.hwm, r.TimeGenerated.UnixNano())
 	}
-	s.wal.Add(bytes)
+	s.walAdd(bytes)
 	return nil
 }
 
-// appendTx creates missing day tables and resource tuples (and the view
-// over them) and appends the records through DuckDB's Appender, inside
-// the caller's transaction. It returns the day tables and resource tuples
-// after it and the bytes appended (estimate, for the checkpoint loop).
-func (s *Store) appendTx(ctx context.Context, w *sql.Conn, days []string, byDay map[string][]*connlog.Record, order map[*connlog.Record]int64) ([]string, []resTuple, int64, error) {
+// dayLoad is what a move appends to one day table: the records, their
+// _Seq and _Res.
+type dayLoad struct {
+	table string
+	recs  []*connlog.Record
+	seqs  []int64
+	res   []uint16
+}
+
+// appendTx creates missing day tables and resource tuples (res beyond
+// s.resources; and the view over them) and appends the records of ld,
+// inside the caller's transaction. It returns the day tables after it and
+// the bytes appended (estimate, for the checkpoint loop).
+func (s *Store) appendTx(ctx context.Context, w *sql.Conn, days []string, res []resTuple, ld loader) ([]string, int64, error) {
 	tables := s.tables
 	var created bool
 	for _, d := range days {
 		if !slices.Contains(tables, d) {
 			if _, err := w.ExecContext(ctx, createTableSQL(d)); err != nil {
-				return nil, nil, 0, err
+				return nil, 0, err
 			}
 			tables = append(slices.Clone(tables), d)
 			created = true
 		}
 	}
-	var all []*connlog.Record
-	for _, d := range days {
-		all = append(all, byDay[d]...)
-	}
-	ids, res, err := resourceIDs(ctx, w, s.resources, s.resIndex, all)
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	resIDs := make(map[string][]uint16, len(days))
-	for _, d := range days {
-		resIDs[d], ids = ids[:len(byDay[d])], ids[len(byDay[d]):]
+	if err := insertResources(ctx, w, res, len(s.resources)); err != nil {
+		return nil, 0, err
 	}
 	if created || len(res) > len(s.resources) {
 		slices.Sort(tables)
 		if _, err := w.ExecContext(ctx, viewSQL(tables, res)); err != nil {
-			return nil, nil, 0, err
+			return nil, 0, err
 		}
 	}
 	var bytes int64
-	err = w.Raw(func(dc any) error {
-		conn, ok := dc.(driver.Conn)
-		if !ok {
-			return fmt.Errorf("unexpected driver connection %T", dc)
+	for i := range days {
+		n, err := ld.load(ctx, w, i)
+		if err != nil {
+			return nil, 0, err
 		}
-		row := make([]driver.Value, appendColumnCount())
-		for _, d := range days {
-			a, err := duckdb.NewAppender(conn, "", "", d)
-			if err != nil {
-				return err
-			}
-			for i, r := range byDay[d] {
-				bytes += fillRow(row, r, s.seq+1+order[r], resIDs[d][i])
-				if err := a.AppendRow(row...); err != nil {
-					a.Close()
-					return err
-				}
-			}
-			if err := a.Close(); err != nil {
-				return err
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+		bytes += n
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
 		}
-		return nil
-	})
-	return tables, res, bytes, err
-}
-
-// fillRow sets row to r's values in table column order and returns their
-// size (estimate).
-func fillRow(row []driver.Value, r *connlog.Record, seq int64, res uint16) int64 {
-	n := int64(0)
-	for i, c := range storedColumns {
-		var v driver.Value
-		switch c.Name {
-		case connlog.ColTimeGenerated:
-			v = r.TimeGenerated.UnixNano()
-			n += 8
-		case connlog.ColDurationMs:
-			if r.DurationMs != nil {
-				v = *r.DurationMs
-			}
-			n += 8
-		case connlog.ColProperties:
-			p := packProperties(r)
-			v = p
-			n += int64(len(p))
-		default:
-			str := *stringField(r, c.Name)
-			v = str
-			n += int64(len(str))
-		}
-		row[i] = v
 	}
-	row[len(storedColumns)] = seq
-	row[len(storedColumns)+1] = DeviceKey(r.DeviceID)
-	row[len(storedColumns)+2] = res
-	return n + 14
+	return tables, bytes, nil
 }
 
 // stringField is the Record field of a string column.
@@ -361,4 +331,14 @@ func (s *Store) knownIDs(ctx context.Context, w *sql.Conn, recs []*connlog.Recor
 		}
 	}
 	return known, nil
+}
+
+// loader appends a move's dayLoads inside its transaction: through the
+// Appender (load_appender.go), or Arrow (load_arrow.go, build tag
+// duckdb_arrow). prepareLoad makes one before the transaction begins.
+type loader interface {
+	// load appends the i-th dayLoad and returns its bytes (estimate).
+	load(ctx context.Context, w *sql.Conn, i int) (int64, error)
+	// close frees what prepareLoad made, after the transaction.
+	close(ctx context.Context, w *sql.Conn)
 }

@@ -13,25 +13,40 @@ import (
 // checkpoint_threshold and holds up that Append for as long as it takes
 // to write the WAL's data to the file (seconds at scale). Here it is off
 // (Open) and this loop checkpoints on its own connection once
-// CheckpointBytes were appended: appends go on meanwhile.
+// CheckpointBytes were appended (append wakes it): appends go on
+// meanwhile. Otherwise it wakes once a minute (the first a minute after
+// Open) to compact the days that are due, and not at all when
+// compaction is off.
 func (s *Store) background() {
 	defer s.done.Done()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	lastCompact := time.Time{}
+	var compact <-chan time.Time
+	if s.o.CompactAfter >= 0 {
+		tick := time.NewTicker(time.Minute)
+		defer tick.Stop()
+		compact = tick.C
+	}
 	for {
 		select {
 		case <-s.stop:
 			s.checkpoint()
 			return
-		case <-tick.C:
-		}
-		if s.wal.Load() >= s.o.CheckpointBytes {
-			s.checkpoint()
-		}
-		if s.o.CompactAfter >= 0 && time.Since(lastCompact) > time.Minute {
-			lastCompact = time.Now()
+		case <-s.ckpt:
+			if s.wal.Load() >= s.o.CheckpointBytes {
+				s.checkpoint()
+			}
+		case <-compact:
 			s.compactDue()
+		}
+	}
+}
+
+// walAdd counts bytes appended and wakes the background loop once they
+// call for a checkpoint.
+func (s *Store) walAdd(n int64) {
+	if s.wal.Add(n) >= s.o.CheckpointBytes {
+		select {
+		case s.ckpt <- struct{}{}:
+		default:
 		}
 	}
 }

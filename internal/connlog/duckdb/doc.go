@@ -37,7 +37,11 @@
 // properties_s is not stored twice: the values it shares with the
 // DeviceId, Protocol, SdkVersion and SequenceNumber columns are replaced
 // by one-byte markers in the stored text (props) and put back by the view
-// (properties.go), byte for byte.
+// (properties.go), byte for byte. props is zstd-compressed (the rest use
+// DuckDB's default choice): the JSON keys and similar values repeat across
+// rows. CorrelationId, DeviceId + "/" + SequenceNumber in every
+// Connections record, is stored as a one-byte marker then
+// (correlation.go).
 //
 // Ingest: Append writes the batch to a stage segment file next to the
 // database (one write, one fsync) and returns; a mover takes what is
@@ -50,7 +54,10 @@
 // would run inside a commit and stall it) is off; a background loop
 // checkpoints (checkpoint.go). An in-memory store appends directly.
 //
-// Memory: Options.MemoryLimit and Threads become DuckDB's memory_limit and
-// threads (tether serve --log-memory); DuckDB spills sorts and hash tables
-// past the limit to temporary files next to the database.
+// Memory: Options.MemoryLimit (tether serve --log-memory) is the store's
+// budget: five eighths become DuckDB's memory_limit (DuckDB spills sorts
+// and hash tables past it to temporary files next to the database), a
+// sixteenth bounds the staged batches (Append's back-pressure), the rest
+// is the move's own memory and what DuckDB allocates outside its pool.
+// Threads is DuckDB's threads.
 package duckdb

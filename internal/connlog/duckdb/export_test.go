@@ -30,3 +30,13 @@ func (s *Store) Tables() []string {
 	defer s.writeMu.Unlock()
 	return append([]string(nil), s.tables...)
 }
+
+// Staged is how many records wait in the stage.
+func (s *Store) Staged() int {
+	n, _, _ := s.stage.staged()
+	return n
+}
+
+// PackCorrelation and UnpackCorrelation expose the CorrelationId packing.
+func PackCorrelation(r *connlog.Record) string             { return packCorrelation(r) }
+func UnpackCorrelation(c string, r *connlog.Record) string { return unpackCorrelation(c, r) }

@@ -136,6 +136,7 @@ func scanRecords(rows *sql.Rows, res []resTuple) ([]connlog.Record, error) {
 			rec.DurationMs = &d
 		}
 		rec.Properties = unpackProperties(props, &rec)
+		rec.CorrelationID = unpackCorrelation(rec.CorrelationID, &rec)
 		out = append(out, rec)
 	}
 	return out, rows.Err()

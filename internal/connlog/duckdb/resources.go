@@ -92,11 +92,12 @@ func loadResources(ctx context.Context, w *sql.Conn) ([]resTuple, error) {
 	return out, rows.Err()
 }
 
-// resourceIDs gives every record's _Res, adding the tuples not in index
-// to tether_resources inside the caller's transaction. It returns the ids
-// and res with the added tuples (so more than len(res) when the view must
-// be made again); index and res's first len(res) stay as they are.
-func resourceIDs(ctx context.Context, w *sql.Conn, res []resTuple, index map[resTuple]uint16, recs []*connlog.Record) ([]uint16, []resTuple, error) {
+// assignResources gives every record its _Res: the tuple's id in index,
+// or the next free id for a tuple not there yet. It returns the ids and
+// res with the new tuples appended (so more than len(res) when they must
+// be inserted and the view made again: insertResources); index and res's
+// first len(res) stay as they are.
+func assignResources(res []resTuple, index map[resTuple]uint16, recs []*connlog.Record) ([]uint16, []resTuple, error) {
 	ids := make([]uint16, len(recs))
 	var added map[resTuple]uint16
 	var last resTuple
@@ -116,13 +117,6 @@ func resourceIDs(ctx context.Context, w *sql.Conn, res []resTuple, index map[res
 				return nil, nil, fmt.Errorf("more than %d distinct resource column tuples", maxResources)
 			}
 			id = uint16(len(res))
-			args := []any{int(id)}
-			for _, v := range t {
-				args = append(args, v)
-			}
-			if _, err := w.ExecContext(ctx, "INSERT INTO tether_resources VALUES (?"+strings.Repeat(", ?", len(t))+")", args...); err != nil {
-				return nil, nil, err
-			}
 			if added == nil {
 				added = map[resTuple]uint16{}
 				res = res[:len(res):len(res)] // appends copy: the Store's slice stays
@@ -133,6 +127,21 @@ func resourceIDs(ctx context.Context, w *sql.Conn, res []resTuple, index map[res
 		ids[i], last, lastID = id, t, id
 	}
 	return ids, res, nil
+}
+
+// insertResources adds the tuples res[from:] (ids from on) to
+// tether_resources, inside the caller's transaction.
+func insertResources(ctx context.Context, w *sql.Conn, res []resTuple, from int) error {
+	for id := from; id < len(res); id++ {
+		args := []any{id}
+		for _, v := range res[id] {
+			args = append(args, v)
+		}
+		if _, err := w.ExecContext(ctx, "INSERT INTO tether_resources VALUES (?"+strings.Repeat(", ?", len(res[id]))+")", args...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // resourceSQL is the view's expression for resource column i: a CASE over

@@ -78,7 +78,11 @@ func createTableSQL(name string) string {
 	for _, c := range storedColumns {
 		switch {
 		case c.Name == connlog.ColProperties:
-			b.WriteString("\t" + colProps + " VARCHAR NOT NULL,\n")
+			// zstd: the JSON's keys and the values of similar records
+			// repeat across rows, which zstd's window sees and DuckDB's
+			// default (dictionary + FSST, per value) does not; measured on
+			// loggen records: 128 → 35 bytes a record for this column.
+			b.WriteString("\t" + colProps + " VARCHAR NOT NULL USING COMPRESSION zstd,\n")
 		case c.Type == connlog.TypeDatetime:
 			b.WriteString("\t" + quote(c.Name) + " BIGINT NOT NULL, -- Unix nanoseconds UTC\n")
 		case c.Type == connlog.TypeLong:
@@ -106,6 +110,8 @@ func viewSelect(res []resTuple) string {
 		switch {
 		case c.Name == connlog.ColProperties:
 			parts = append(parts, propertiesSQL(colProps)+" AS "+quote(c.Name))
+		case c.Name == connlog.ColCorrelationID:
+			parts = append(parts, correlationSQL(quote(c.Name))+" AS "+quote(c.Name))
 		case c.Name == connlog.ColResourceIDStd:
 			parts = append(parts, resourceSQL(res, slices.Index(resourceColumns, connlog.ColResourceID))+" AS "+quote(c.Name))
 		case isResourceColumn(c.Name):

@@ -34,19 +34,31 @@ import (
 // there like any repeat (Append's _ItemId dedup), so a crash between the
 // DuckDB commit and the segments' removal doubles nothing.
 //
-// Back-pressure: when MaxStaged records wait, Append moves them itself
-// before staging more, so memory stays bounded when DuckDB falls behind.
+// Back-pressure: when MaxStaged records or MaxStagedBytes wait, Append
+// waits until the mover takes them before staging more, so memory stays
+// bounded when DuckDB falls behind. Staged records wait in memory as their frames'
+// payloads (one string a batch, no pointers for the GC to follow, about
+// the size of the text), decoded by the move.
 type stage struct {
-	mu      sync.Mutex // guards the fields below; held across a segment write
-	base    string     // segment files are base.N
-	f       *os.File   // the segment Appends write to; nil once closed
-	n       int        // its number
-	old     []string   // earlier segments, not yet moved
-	records []connlog.Record
-	since   time.Time // when the oldest staged record was staged
-	putN    int64     // records ever staged
-	movedN  int64     // of those, the first movedN are in DuckDB
-	buf     []byte
+	mu     sync.Mutex // guards the fields below; held across a segment write
+	base   string     // segment files are base.N
+	f      *os.File   // the segment Appends write to; nil once closed
+	n      int        // its number
+	old    []string   // earlier segments, not yet moved
+	frames []string   // payloads of the staged batches (stage_codec.go)
+	count  int        // records in frames
+	size   int64      // bytes in frames
+	since  time.Time  // when the oldest staged record was staged
+	putN   int64      // records ever staged
+	movedN int64      // of those, the first movedN are in DuckDB
+	buf    []byte
+
+	// room, when not nil, is closed by the next take (or close): Appends
+	// held back by back-pressure wait for it.
+	room chan struct{}
+	// failed is the error of the last move if it failed (the records are
+	// back in the stage); Appends held back return it.
+	failed error
 
 	moveMu sync.Mutex    // one move at a time
 	kick   chan struct{} // wakes the mover
@@ -124,14 +136,17 @@ func (st *stage) rotate() error {
 // for the mover. On a failed write the segment is left behind (what was
 // written of the batch is cut off at replay by its checksum) and a new
 // one started.
-func (st *stage) put(records []connlog.Record) error {
+//
+// It returns how many records are staged after it, and first true when
+// the stage was empty before (the mover then starts its MoveInterval).
+func (st *stage) put(records []connlog.Record) (n int, first bool, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.f == nil {
-		return ErrClosed
+		return 0, false, ErrClosed
 	}
 	st.buf = encodeFrame(st.buf[:0], records)
-	_, err := st.f.Write(st.buf)
+	_, err = st.f.Write(st.buf)
 	if err == nil {
 		err = st.f.Sync()
 	}
@@ -139,17 +154,67 @@ func (st *stage) put(records []connlog.Record) error {
 		if rerr := st.rotate(); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
-		return fmt.Errorf("stage: %w", err)
+		return 0, false, fmt.Errorf("stage: %w", err)
 	}
-	if len(st.records) == 0 {
+	first = st.count == 0
+	if first {
 		st.since = time.Now()
 	}
-	st.records = append(st.records, records...)
+	p := framePayload(st.buf)
+	st.frames = append(st.frames, p)
+	st.count += len(records)
+	st.size += int64(len(p))
 	st.putN += int64(len(records))
 	if cap(st.buf) > 4<<20 {
 		st.buf = nil
 	}
-	return nil
+	return st.count, first, nil
+}
+
+// wake tells the mover to look at the stage again (it waits for this
+// when nothing is staged).
+func (st *stage) wake() {
+	select {
+	case st.kick <- struct{}{}:
+	default:
+	}
+}
+
+// waitRoom returns once fewer than maxN records and maxBytes are staged:
+// at once, or when the mover takes what is staged (it is woken), or when
+// ctx ends. Back-pressure: an Append waits for the rest of the move under
+// way, not for a move of its own.
+func (st *stage) waitRoom(ctx context.Context, maxN int, maxBytes int64) error {
+	for {
+		st.mu.Lock()
+		if st.count < maxN && st.size < maxBytes || st.f == nil {
+			st.mu.Unlock()
+			return nil
+		}
+		if err := st.failed; err != nil {
+			st.mu.Unlock()
+			return err
+		}
+		if st.room == nil {
+			st.room = make(chan struct{})
+		}
+		room := st.room
+		st.mu.Unlock()
+		st.wake()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// openRoom releases the Appends in waitRoom. The caller holds mu.
+func (st *stage) openRoom() {
+	if st.room != nil {
+		close(st.room)
+		st.room = nil
+	}
 }
 
 // marks returns the count of records ever staged and of those moved.
@@ -159,20 +224,21 @@ func (st *stage) marks() (put, moved int64) {
 	return st.putN, st.movedN
 }
 
-// staged reports how many records wait and since when.
-func (st *stage) staged() (int, time.Time) {
+// staged reports how many records wait, their frames' bytes and since
+// when.
+func (st *stage) staged() (int, int64, time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return len(st.records), st.since
+	return st.count, st.size, st.since
 }
 
 // take hands the staged records to a move and starts a new segment; the
 // segments they are in are returned, to remove once they are stored;
 // none when nothing is staged.
-func (st *stage) take() (records []connlog.Record, segments []string, upTo int64, err error) {
+func (st *stage) take() (frames []string, segments []string, upTo int64, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if len(st.records) == 0 {
+	if st.count == 0 {
 		return nil, nil, st.putN, nil
 	}
 	if st.f != nil {
@@ -180,24 +246,32 @@ func (st *stage) take() (records []connlog.Record, segments []string, upTo int64
 			return nil, nil, 0, err
 		}
 	}
-	records, segments = st.records, st.old
-	st.records, st.old = nil, nil
-	return records, segments, st.putN, nil
+	frames, segments = st.frames, st.old
+	st.frames, st.old, st.count, st.size = nil, nil, 0, 0
+	st.openRoom()
+	return frames, segments, st.putN, nil
 }
 
 // done records that the records staged before upTo are in DuckDB.
 func (st *stage) done(upTo int64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.failed = nil
 	st.movedN = max(st.movedN, upTo)
 }
 
-// giveBack returns records and their segments after a failed move: they
-// go before whatever was staged meanwhile.
-func (st *stage) giveBack(records []connlog.Record, segments []string) {
+// giveBack returns frames (of n records) and their segments after a
+// failed move: they go before whatever was staged meanwhile.
+func (st *stage) giveBack(frames []string, n int, segments []string, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.records = append(records, st.records...)
+	st.failed = err
+	st.openRoom()
+	st.frames = append(frames, st.frames...)
+	st.count += n
+	for _, f := range frames {
+		st.size += int64(len(f))
+	}
 	st.old = append(segments, st.old...)
 	st.since = time.Now()
 }
@@ -213,7 +287,8 @@ func (st *stage) close() {
 	name := st.f.Name()
 	st.f.Close()
 	st.f = nil
-	if len(st.records) == 0 {
+	st.openRoom()
+	if st.count == 0 {
 		os.Remove(name)
 	} else {
 		st.old = append(st.old, name)
@@ -248,16 +323,27 @@ func (s *Store) moveUpTo(ctx context.Context, upTo int64) error {
 	if _, moved := st.marks(); upTo >= 0 && moved >= upTo {
 		return nil
 	}
-	records, segments, through, err := st.take()
-	if err != nil || len(records) == 0 {
+	frames, segments, through, err := st.take()
+	if err != nil || len(frames) == 0 {
 		return err
+	}
+	var records []connlog.Record
+	for _, f := range frames {
+		recs, err := decodePayload(f)
+		if err != nil {
+			// A frame this process encoded: a bug. Its records stay in the
+			// segments, for the replay to try at the next Open.
+			return fmt.Errorf("connlog/duckdb: staged batch: %w", err)
+		}
+		records = append(records, recs...)
 	}
 	s.writeMu.Lock()
 	err = s.append(ctx, records)
 	s.writeMu.Unlock()
 	if err != nil {
-		st.giveBack(records, segments)
-		return fmt.Errorf("connlog/duckdb: moving %d staged records: %w", len(records), err)
+		err = fmt.Errorf("connlog/duckdb: moving %d staged records: %w", len(records), err)
+		st.giveBack(frames, len(records), segments, err)
+		return err
 	}
 	st.done(through)
 	if err := removeSegments(segments); err != nil {
@@ -281,32 +367,43 @@ func (s *Store) sync(ctx context.Context) error {
 	return s.moveUpTo(ctx, put)
 }
 
-// mover moves staged records in the background until Close.
+// mover moves staged records in the background until Close. It sleeps
+// until an Append stages the first record (no wake-ups while the log is
+// quiet), then until MoveInterval after it or until MoveRecords wait.
 func (s *Store) mover() {
 	defer s.done.Done()
 	st := s.stage
-	tick := time.NewTicker(s.o.MoveInterval / 4)
-	defer tick.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
-		select {
-		case <-s.stop:
-			return
-		case <-st.kick:
-		case <-tick.C:
-		}
-		n, since := st.staged()
-		if n == 0 || (n < s.o.MoveRecords && time.Since(since) < s.o.MoveInterval) {
+		n, _, since := st.staged()
+		due := n >= s.o.MoveRecords || (n > 0 && time.Since(since) >= s.o.MoveInterval)
+		if !due {
+			var wait <-chan time.Time
+			if n > 0 {
+				timer.Reset(s.o.MoveInterval - time.Since(since))
+				wait = timer.C
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-st.kick:
+			case <-wait:
+			}
+			timer.Stop()
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		if err := s.move(ctx); err != nil {
+		err := s.move(ctx)
+		cancel()
+		if err != nil {
 			s.log.Warn("connlog/duckdb: move failed; retrying", "err", err)
 			select {
 			case <-s.stop:
+				return
 			case <-time.After(time.Second):
 			}
 		}
-		cancel()
 	}
 }
 

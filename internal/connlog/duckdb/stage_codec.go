@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"time"
+	"unsafe"
 
 	"github.com/tether-hub/tether/internal/connlog"
 )
@@ -82,15 +83,27 @@ func decodeFrame(data []byte) ([]connlog.Record, []byte, error) {
 	}
 	// The checksum matched: what follows is a frame encodeFrame wrote, so
 	// a decoding error below is a bug, not a crash.
-	d := decoder{b: payload}
+	records, err := decodePayload(string(payload))
+	if err != nil {
+		return nil, nil, err
+	}
+	return records, rest, nil
+}
+
+// framePayload is the payload of the frame encodeFrame wrote into b (one
+// frame): what the stage keeps in memory for the mover.
+func framePayload(b []byte) string { return string(b[8:]) }
+
+// decodePayload decodes a frame's payload. The records' string fields
+// are slices of text (one allocation for them all, and the stage's copy
+// is reused as it is).
+func decodePayload(text string) ([]connlog.Record, error) {
+	d := decoder{b: unsafe.Slice(unsafe.StringData(text), len(text))}
 	count := d.uvarint()
-	if count > uint64(len(payload)) {
-		return nil, nil, fmt.Errorf("frame of %d bytes claims %d records", len(payload), count)
+	if count > uint64(len(text)) {
+		return nil, fmt.Errorf("frame of %d bytes claims %d records", len(text), count)
 	}
 	records := make([]connlog.Record, count)
-	// One string for the frame's text, the fields slices of it: one
-	// allocation instead of one per field.
-	text := string(payload)
 	for i := range records {
 		r := &records[i]
 		r.TimeGenerated = time.Unix(0, d.varint()).UTC()
@@ -114,12 +127,14 @@ func decodeFrame(data []byte) ([]connlog.Record, []byte, error) {
 			d.off += l
 		}
 	}
-	if d.err != nil || d.off != len(payload) {
-		return nil, nil, fmt.Errorf("undecodable frame (%v, %d of %d bytes read)", d.err, d.off, len(payload))
+	if d.err != nil || d.off != len(text) {
+		return nil, fmt.Errorf("undecodable frame (%v, %d of %d bytes read)", d.err, d.off, len(text))
 	}
-	return records, rest, nil
+	return records, nil
 }
 
+// decoder reads a payload; b is never written (it may be a string's
+// bytes).
 type decoder struct {
 	b   []byte
 	off int

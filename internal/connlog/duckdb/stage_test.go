@@ -139,3 +139,62 @@ func TestCrashDuringIngest(t *testing.T) {
 		t.Errorf("stage segments after the replay: %v", left)
 	}
 }
+
+// The mover sleeps while nothing is staged; an Append into the empty
+// stage wakes it, and it moves the records MoveInterval later without a
+// reader asking (twice: after the first move it sleeps again).
+func TestMoverWakesOnFirstStagedRecord(t *testing.T) {
+	ctx := context.Background()
+	s, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "logs.duckdb"),
+		duckdb.Options{MemoryLimit: 128 << 20, MoveRecords: 1 << 20, MoveInterval: 50 * time.Millisecond, CompactAfter: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs := logstoretest.Records(20, logstoretest.T0)
+	for round, batch := range [][]connlog.Record{recs[:10], recs[10:]} {
+		if err := s.Append(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for s.Staged() > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d records still staged after 30 s (MoveInterval 50 ms): the mover was not woken", round, s.Staged())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+// Back-pressure: with MaxStaged records waiting an Append waits for the
+// mover to take them, and nothing is lost or doubled on the way.
+func TestBackPressureWaitsForTheMover(t *testing.T) {
+	ctx := context.Background()
+	s, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "logs.duckdb"),
+		duckdb.Options{MemoryLimit: 128 << 20, MoveRecords: 1000, MaxStaged: 1500, MoveInterval: time.Hour, CompactAfter: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs := logstoretest.Records(6000, logstoretest.T0)
+	for i := 0; i < len(recs); i += 500 {
+		if err := s.Append(ctx, recs[i:i+500]); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.Staged(); n > 1500+500 {
+			t.Fatalf("%d records staged after an Append, MaxStaged 1,500", n)
+		}
+	}
+	got, err := s.Find(ctx, connlog.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(recs) {
+		t.Fatalf("%d records stored, want %d", len(got), len(recs))
+	}
+	for i := range got {
+		if got[i].ItemID != recs[i].ItemID {
+			t.Fatalf("record %d is %s, want %s", i, got[i].ItemID, recs[i].ItemID)
+		}
+	}
+}

@@ -47,9 +47,11 @@ type Store struct {
 	// stage holds appended records until they are in DuckDB (stage.go);
 	// nil in memory.
 	stage *stage
-	// wal counts bytes appended since the last checkpoint (estimate).
-	wal atomic.Int64
-	o   Options
+	// wal counts bytes appended since the last checkpoint (estimate);
+	// ckpt wakes the background loop when it is due (checkpoint.go).
+	wal  atomic.Int64
+	ckpt chan struct{}
+	o    Options
 }
 
 var _ connlog.LogStore = (*Store)(nil)
@@ -59,8 +61,13 @@ var ErrClosed = errors.New("connlog/duckdb: store closed")
 
 // Options tune a Store. Zero fields take the defaults.
 type Options struct {
-	// MemoryLimit is DuckDB's memory_limit in bytes: the buffer pool,
-	// sorts, hash tables. Default DefaultMemoryLimit.
+	// MemoryLimit is the store's memory budget in bytes (tether serve
+	// --log-memory); default DefaultMemoryLimit. Five eighths of it are
+	// DuckDB's memory_limit (the buffer pool, sorts, hash tables), which
+	// DuckDB exceeds by its allocations outside the pool (a move's
+	// columns, query results, the allocator's free lists); a sixteenth
+	// may wait in the stage (MaxStagedBytes); the rest is the move's Go
+	// memory (decoded records, Arrow buffers) and headroom.
 	MemoryLimit int64
 	// Threads is DuckDB's threads; default 2 (the hub has other work).
 	Threads int
@@ -70,12 +77,15 @@ type Options struct {
 	// MoveRecords is how many staged records (stage.go) make the mover
 	// take them into DuckDB in one transaction; MoveInterval how long a
 	// staged record waits at most; MaxStaged how many may wait before
-	// Append moves them itself (back-pressure; each takes ~1 KB of
-	// memory, and a reader waits for the move of what is staged).
+	// Append waits for the mover (back-pressure; a reader waits for the
+	// move of what is staged).
 	// Defaults 25,000, 1 s and 100,000.
 	MoveRecords  int
 	MoveInterval time.Duration
 	MaxStaged    int
+	// MaxStagedBytes bounds the staged batches' bytes in memory the same
+	// way (back-pressure); default MemoryLimit/16.
+	MaxStagedBytes int64
 	// CompactAfter is how long after the end of a UTC day its table is
 	// sorted by device (compact.go); default 1 h. Negative: never.
 	CompactAfter time.Duration
@@ -108,6 +118,9 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	if o.MaxStaged <= 0 {
 		o.MaxStaged = max(100_000, o.MoveRecords)
 	}
+	if o.MaxStagedBytes <= 0 {
+		o.MaxStagedBytes = o.MemoryLimit / 16
+	}
 	if o.CompactAfter == 0 {
 		o.CompactAfter = time.Hour
 	}
@@ -118,7 +131,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	params := url.Values{}
-	params.Set("memory_limit", strconv.FormatInt(o.MemoryLimit>>20, 10)+"MB")
+	params.Set("memory_limit", strconv.FormatInt(max(o.MemoryLimit*5/8>>20, 1), 10)+"MB")
 	params.Set("threads", strconv.Itoa(o.Threads))
 	// Checkpoints run in the background (checkpoint.go), not inside the
 	// commit that crosses the WAL threshold.
@@ -132,7 +145,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("connlog/duckdb: open %s: %w", path, err)
 	}
 	db := sql.OpenDB(connector)
-	s := &Store{db: db, log: o.Logger.With("component", "connlog/duckdb"), o: o, stop: make(chan struct{})}
+	s := &Store{db: db, log: o.Logger.With("component", "connlog/duckdb"), o: o, stop: make(chan struct{}), ckpt: make(chan struct{}, 1)}
 	if path == ":memory:" {
 		// Every pool connection of an in-memory database sees the same
 		// database (one connector), but closing the last would not free
