@@ -34,8 +34,11 @@ func ParseCertificate(data []byte) (*x509.Certificate, error) {
 		if der, err = onePEMCertificate(trimmed); err != nil {
 			return nil, err
 		}
-	case trimmed[0] == 0x30: // an ASN.1 SEQUENCE: DER
-		der = trimmed
+	case data[0] == 0x30: // an ASN.1 SEQUENCE: DER, taken as sent
+		// Not trimmed: a DER certificate ends with signature bytes, and
+		// one in 40 ends with a byte TrimSpace would cut (tab, LF, CR,
+		// space…), which made the upload fail as malformed.
+		der = data
 	default:
 		b, err := base64.StdEncoding.DecodeString(string(bytes.Join(bytes.Fields(trimmed), nil)))
 		if err != nil {

@@ -222,6 +222,17 @@ func TestParseCertificate(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+	// DER whose last byte (the signature's) is one bytes.TrimSpace would
+	// cut: ParseCertificate does not check the signature, so changing it
+	// keeps the certificate parseable, and it must come back whole.
+	for _, last := range []byte{'\t', '\n', '\v', '\f', '\r', ' '} {
+		der := append([]byte(nil), ca.Cert.Raw...)
+		der[len(der)-1] = last
+		c, err := x509auth.ParseCertificate(der)
+		if err != nil || string(c.Raw) != string(der) {
+			t.Errorf("DER ending in %q: %v", last, err)
+		}
+	}
 	for name, c := range map[string]struct {
 		in   []byte
 		want string
