@@ -209,16 +209,7 @@ func (f *ConnFanout) startFrom() uint64 {
 }
 
 func (f *ConnFanout) consumer(ctx context.Context, after uint64) (jetstream.Consumer, error) {
-	cfg := jetstream.ConsumerConfig{
-		Description:       "Tether connection-event fanout (metrics, insights)",
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: 5 * time.Minute,
-		MemoryStorage:     true,
-	}
-	if after > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
-	}
+	cfg := ReaderConsumer("Tether connection-event fanout (metrics, insights)", after)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	cons, err := f.js.CreateConsumer(cctx, StreamConn, cfg)
@@ -405,4 +396,23 @@ func decodeConnEvent(m jetstream.Msg, md *jetstream.MsgMetadata) ConnEvent {
 func ConsumerGone(err error) bool {
 	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoHeartbeat)
+}
+
+// ReaderConsumer is the configuration of an in-memory reader's consumer:
+// ephemeral, without acks (the reader keeps its own position and starts
+// again from it), delivering the stream after position after (0: from
+// its start), and gone by itself five minutes after its reader stops
+// asking (a crash).
+func ReaderConsumer(description string, after uint64) jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		Description:       description,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: 5 * time.Minute,
+		MemoryStorage:     true,
+	}
+	if after > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	}
+	return cfg
 }

@@ -349,17 +349,7 @@ func (f *Feed) follow(ctx context.Context, stream string, pos uint64, apply func
 // consumer is an ephemeral pull consumer without acks on stream, starting
 // after pos. It goes away by itself when the feed no longer asks (a crash).
 func (f *Feed) consumer(ctx context.Context, stream string, pos uint64) (jetstream.Consumer, error) {
-	cfg := jetstream.ConsumerConfig{
-		Description:       "Tether insight feed",
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: 5 * time.Minute,
-		MemoryStorage:     true,
-	}
-	if pos > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos+1
-	}
-	cons, err := f.o.JS.CreateConsumer(ctx, stream, cfg)
+	cons, err := f.o.JS.CreateConsumer(ctx, stream, journal.ReaderConsumer("Tether insight feed", pos))
 	if err != nil {
 		return nil, fmt.Errorf("insight feed: consumer on %s: %w", stream, err)
 	}
