@@ -580,7 +580,7 @@ func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 			failures++
 			log.Error("connlog: fetch failed", "err", err, "messages", len(msgs), "failures", failures)
 			if len(msgs) == 0 {
-				sleep(runCtx, backoff(failures))
+				journal.Sleep(runCtx, backoff(failures))
 				continue
 			}
 		}
@@ -592,7 +592,7 @@ func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 		}
 		if err := idle.Caught(runCtx, w.o.IdleCheck); err != nil {
 			log.Warn("connlog: cannot watch the journal; polling", "err", err)
-			sleep(runCtx, w.o.MaxWait)
+			journal.Sleep(runCtx, w.o.MaxWait)
 		}
 	}
 }
@@ -636,7 +636,7 @@ func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *so
 		if workCtx.Err() == nil {
 			log.Error("connlog: append failed", "err", err, "records", len(recs), "attempt", attempt)
 		}
-		if workCtx.Err() != nil || !sleep(runCtx, backoff(attempt)) {
+		if workCtx.Err() != nil || !journal.Sleep(runCtx, backoff(attempt)) {
 			log.Warn("connlog: stopping with a batch not stored; the journal will deliver it again", "messages", good)
 			return
 		}
@@ -712,7 +712,7 @@ func (w *Writer) rewind(runCtx, workCtx context.Context, log *slog.Logger, s *so
 			return
 		}
 		log.Warn("connlog: cannot rewind the journal consumer; retrying", "err", err, "attempt", attempt)
-		if !sleep(runCtx, backoff(attempt)) {
+		if !journal.Sleep(runCtx, backoff(attempt)) {
 			return
 		}
 	}
@@ -852,16 +852,4 @@ func (w *Writer) decodeOperation(category string, m jetstream.Msg) ([]Record, er
 func backoff(attempt int) time.Duration {
 	d := 100 * time.Millisecond << min(attempt-1, 6)
 	return min(d, 5*time.Second)
-}
-
-// sleep waits d or until ctx ends; it reports whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

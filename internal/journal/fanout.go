@@ -239,16 +239,6 @@ func (f *ConnFanout) run(ctx context.Context) {
 	defer close(f.done)
 	var cons jetstream.Consumer
 	defer func() { f.deleteConsumer(cons) }()
-	wait := func(d time.Duration) bool {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
-	}
 	idle := NewIdle(f.js.Conn(), StreamSubjects(StreamConn), &f.watching)
 	defer idle.Busy()
 	// last is the last stream sequence handed out, nextDelivery the
@@ -271,7 +261,7 @@ func (f *ConnFanout) run(ctx context.Context) {
 			var err error
 			if cons, err = f.consumer(ctx, from); err != nil {
 				f.log.Warn("journal fanout: cannot follow the journal; retrying", "err", err)
-				if !wait(time.Second) {
+				if !Sleep(ctx, time.Second) {
 					return
 				}
 				continue
@@ -288,7 +278,7 @@ func (f *ConnFanout) run(ctx context.Context) {
 			if ConsumerGone(err) {
 				cons = nil
 			}
-			if !wait(time.Second) {
+			if !Sleep(ctx, time.Second) {
 				return
 			}
 			continue
@@ -340,18 +330,18 @@ func (f *ConnFanout) run(ctx context.Context) {
 		switch {
 		case cons == nil:
 		case failed:
-			if !wait(time.Second) {
+			if !Sleep(ctx, time.Second) {
 				return
 			}
 		case n > 0:
 			idle.Busy()
-			if n < size && !wait(f.pollEvery) {
+			if n < size && !Sleep(ctx, f.pollEvery) {
 				return
 			}
 		default:
 			if err := idle.Caught(ctx, f.idleCheck); err != nil {
 				f.log.Warn("journal fanout: cannot watch the journal; polling", "err", err)
-				if !wait(f.pollEvery) {
+				if !Sleep(ctx, f.pollEvery) {
 					return
 				}
 			}

@@ -158,3 +158,16 @@ func StreamSubjects(stream string) string {
 	}
 	return ""
 }
+
+// Sleep waits for d or until ctx ends, and reports whether the whole d
+// passed: the pause of a journal reader's retry and pacing loops.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

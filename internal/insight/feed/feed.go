@@ -377,16 +377,6 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 			cancel()
 		}
 	}()
-	wait := func(d time.Duration) bool {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
-	}
 	idle := journal.NewIdle(f.o.JS.Conn(), journal.StreamSubjects(stream), &f.watching)
 	defer idle.Busy()
 	for ctx.Err() == nil {
@@ -394,7 +384,7 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 			var err error
 			if cons, err = f.consumer(ctx, stream, f.position(stream)); err != nil {
 				f.log.Warn("insight: cannot follow the journal; retrying", "stream", stream, "err", err)
-				if !wait(time.Second) {
+				if !journal.Sleep(ctx, time.Second) {
 					return
 				}
 				continue
@@ -410,7 +400,7 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 			if journal.ConsumerGone(err) {
 				cons = nil
 			}
-			if !wait(time.Second) {
+			if !journal.Sleep(ctx, time.Second) {
 				return
 			}
 			continue
@@ -442,7 +432,7 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 		case n > 0:
 			idle.Busy()
 			// Fewer than asked for: wait for more to gather (above).
-			if n < size && !wait(pollEvery) {
+			if n < size && !journal.Sleep(ctx, pollEvery) {
 				return
 			}
 		case cons == nil:
@@ -452,7 +442,7 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 			// for a publish (journal.Idle).
 			if err := idle.Caught(ctx, f.o.IdleCheck); err != nil {
 				f.log.Warn("insight: cannot watch the journal; polling", "stream", stream, "err", err)
-				if !wait(pollEvery) {
+				if !journal.Sleep(ctx, pollEvery) {
 					return
 				}
 			}
