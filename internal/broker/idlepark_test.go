@@ -139,16 +139,7 @@ func TestIdleParkKeepAliveLapses(t *testing.T) {
 						withTLS(h, o)
 					}
 				})
-				var c net.Conn
-				var err error
-				if mode == "tls" {
-					c, err = tls.Dial("tcp", h.b.TLSAddr(), &tls.Config{InsecureSkipVerify: true})
-				} else {
-					c, err = net.Dial("tcp", h.b.TCPAddr())
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+				c := dialMode(t, h, mode)
 				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 				t.Cleanup(func() { c.Close() })
 				cl := newClient(t, c)

@@ -84,7 +84,10 @@ func readMem() memReading {
 	return memReading{stack: int(ms.StackInuse), heap: int(ms.HeapInuse), live: int(ms.HeapAlloc), goroutines: runtime.NumGoroutine()}
 }
 
-func dialSession(b *testing.B, h *testHub, mode, device, tok string) net.Conn {
+// dialMode opens a connection to h's TLS listener (mode "tls") or its
+// plain TCP one.
+func dialMode(tb testing.TB, h *testHub, mode string) net.Conn {
+	tb.Helper()
 	var c net.Conn
 	var err error
 	if mode == "tls" {
@@ -93,8 +96,13 @@ func dialSession(b *testing.B, h *testHub, mode, device, tok string) net.Conn {
 		c, err = net.Dial("tcp", h.b.TCPAddr())
 	}
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return c
+}
+
+func dialSession(b *testing.B, h *testHub, mode, device, tok string) net.Conn {
+	c := dialMode(b, h, mode)
 	if _, err := c.Write(connectPacket(4, device, username(device), tok, 60, false)); err != nil {
 		b.Fatal(err)
 	}
