@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func post(t *testing.T, url, eventType, body string) (*http.Response, []byte) {
@@ -80,10 +81,17 @@ func TestForEach(t *testing.T) {
 	}
 	boom := errors.New("boom")
 	n.Store(0)
+	// Items after the failing one take 2 ms each, so running all of them would take
+	// ≥ 0.5 s across 4 workers: the failure must stop the rest long before that even
+	// when the failing worker is descheduled for a while (it once was, in a CI run,
+	// while the others finished 1000 instant items).
 	err = ForEach(context.Background(), 1000, 4, func(i int) error {
 		n.Add(1)
-		if i == 10 {
+		switch {
+		case i == 10:
 			return boom
+		case i > 10:
+			time.Sleep(2 * time.Millisecond)
 		}
 		return nil
 	}, nil)
