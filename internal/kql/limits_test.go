@@ -53,7 +53,6 @@ func TestQueryMemoryBounds(t *testing.T) {
 		{"too many columns", "AzureDiagnostics | project " + strings.Join(many, ", "), "more than 64 columns"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			start := time.Now()
 			res, err := eng.Run(ctx, kql.Request{Query: tc.query})
 			var qe *kql.Error
 			if !errors.As(err, &qe) || qe.Code != kql.CodeLimit || !strings.Contains(qe.Msg, tc.want) {
@@ -62,9 +61,6 @@ func TestQueryMemoryBounds(t *testing.T) {
 					rows = len(res.Rows)
 				}
 				t.Fatalf("got %d rows, error %v; want LimitExceeded %q", rows, err, tc.want)
-			}
-			if d := time.Since(start); d > 10*time.Second {
-				t.Errorf("the refusal took %s", d)
 			}
 		})
 	}
