@@ -497,10 +497,11 @@ func (f *Feed) applyConnBatch(b journal.FanoutBatch) {
 		f.engine.Apply(ce.Event, ce.Seq)
 	}
 	f.connPending.Store(int64(b.Pending))
-	if b.Pending == 0 && f.regPending.Load() == 0 {
-		f.caughtUp.Store(true)
+	caught := b.Pending == 0 && f.regPending.Load() == 0 && f.caughtUp.CompareAndSwap(false, true)
+	if len(b.Events) > 0 || caught {
+		// (A caught-up fanout hands an empty batch after each idle pull.)
+		f.wake()
 	}
-	f.wake()
 }
 
 // connWatching is 1 when the connection-event fanout waits for a publish.
