@@ -80,8 +80,9 @@ type Options struct {
 	// idleTicks × TickEvery, or for its next save, and reads (Fresh) move
 	// engine time themselves.
 	TickEvery time.Duration
-	// IdleCheck is how often a caught-up feed pulls anyway (it waits for
-	// a publish on the streams, journal.Watch); default 10 s.
+	// IdleCheck is how soon a caught-up feed pulls anyway (it waits for
+	// a publish on the streams, journal.Watch); default 10 s. Each empty
+	// pull after a wait doubles the next, up to a minute.
 	IdleCheck time.Duration
 	Now       func() time.Time
 	// Conn, when set, is the node's shared reader of TETHER_CONN (the
@@ -361,6 +362,9 @@ const (
 	pullBatch        = 2000
 	pollEvery        = 250 * time.Millisecond
 	defaultIdleCheck = 10 * time.Second
+	// idleCheckMax: the registry reader's fallback pulls space out from
+	// IdleCheck to this while nothing comes.
+	idleCheckMax = time.Minute
 	// idleSaves: an idle feed saves every idleSaves × SaveEvery.
 	idleSaves = 10
 	// idleTicks: a feed with nothing to time wakes every idleTicks ×
@@ -415,6 +419,7 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 	}()
 	idle := journal.NewIdle(f.o.JS.Conn(), journal.StreamSubjects(stream), &f.watching)
 	defer idle.Busy()
+	wait := f.o.IdleCheck // the next Caught's fallback
 	for ctx.Err() == nil {
 		if cons == nil {
 			var err error
@@ -468,6 +473,7 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 		case n > 0:
 			idle.Busy()
 			f.wake()
+			wait = f.o.IdleCheck
 			// Fewer than asked for: wait for more to gather (above).
 			if n < size && !journal.Sleep(ctx, pollEvery) {
 				return
@@ -477,7 +483,13 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 		default:
 			// Caught up: watch the stream and pull once more, then wait
 			// for a publish (journal.Idle).
-			if err := idle.Caught(ctx, f.o.IdleCheck); err != nil {
+			cur := wait
+			if idle.Watching() {
+				// An empty pull after a wait: the next wait doubles, up
+				// to idleCheckMax (a publish wakes it anyway).
+				wait = min(2*wait, max(idleCheckMax, f.o.IdleCheck))
+			}
+			if err := idle.Caught(ctx, cur); err != nil {
 				f.log.Warn("insight: cannot watch the journal; polling", "stream", stream, "err", err)
 				if !journal.Sleep(ctx, pollEvery) {
 					return
