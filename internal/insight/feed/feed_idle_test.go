@@ -99,8 +99,9 @@ func TestFeedSavesLessWhenIdle(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	// Idle: nine minutes pass a minute at a time without a save (ticks
-	// run meanwhile: the feed sees each step of the clock).
+	// Idle: nine minutes pass a minute at a time without a save (the
+	// resting feed wakes every idleTicks × TickEvery, 300 ms here, and
+	// sees the clock then).
 	for range 9 {
 		advance(time.Minute)
 		time.Sleep(30 * time.Millisecond)
