@@ -50,14 +50,15 @@ func (a *App) flappingDevices() int {
 	return a.insights.Engine().FlappingDevices()
 }
 
-// insightSource serves the API from the engine.
+// insightSource serves the API from the engine, its time moved to the
+// clock first (feed.Fresh: an idle feed does not tick each second).
 type insightSource struct{ f *feed.Feed }
 
 func (s insightSource) Diagnose(id string, since, until time.Time) (insight.Diagnosis, error) {
-	return s.f.Engine().Diagnose(id, since, until)
+	return s.f.Fresh().Diagnose(id, since, until)
 }
-func (s insightSource) Flapping(top int) []insight.FlapScore { return s.f.Engine().Flapping(top) }
+func (s insightSource) Flapping(top int) []insight.FlapScore { return s.f.Fresh().Flapping(top) }
 func (s insightSource) Incidents(limit int) []insight.Incident {
-	return s.f.Engine().Incidents(limit)
+	return s.f.Fresh().Incidents(limit)
 }
 func (s insightSource) Pending() int64 { return s.f.Status().Pending }

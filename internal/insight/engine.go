@@ -118,6 +118,18 @@ func (e *Engine) Tick(now time.Time) {
 	e.mu.Unlock()
 }
 
+// Waiting reports whether the clock alone can change what the engine
+// reports or emits: an open incident (it closes; its devices' recovery
+// ends), drops in the incident window (they age out while the baseline
+// falls), a flapping device (its score falls). Otherwise a tick changes
+// nothing that the next event's own advance does not do the same (the
+// baseline's decay over a gap is one step).
+func (e *Engine) Waiting() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.det.open != nil || len(e.det.drops) > 0 || e.nFlapping > 0
+}
+
 // Now is the engine's time.
 func (e *Engine) Now() time.Time {
 	e.mu.Lock()

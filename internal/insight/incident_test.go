@@ -278,3 +278,28 @@ func TestDiagnoseWindows(t *testing.T) {
 		t.Errorf("8 days: %v", err)
 	}
 }
+
+// Waiting: an engine with nothing timed does not need the clock; a
+// flapping device or an open incident does, until time settles it.
+func TestEngineWaiting(t *testing.T) {
+	f := newFleet(t, insight.Options{})
+	flappy := f.client("flappy", "10.4.4.XXX", nodeSDK, time.Hour, 60)
+	flappy.connect()
+	if f.engine.Waiting() {
+		t.Fatal("an engine with one connected device waits for the clock")
+	}
+	for range 10 {
+		f.after(2 * time.Minute)
+		flappy.reset()
+		f.after(time.Second)
+		flappy.connect()
+	}
+	if !f.engine.Waiting() {
+		t.Fatal("a flapping device does not make the engine wait for the clock")
+	}
+	f.after(61 * time.Minute)
+	f.engine.Tick(f.now)
+	if f.engine.Waiting() {
+		t.Fatal("still waiting after the device turned stable")
+	}
+}

@@ -46,6 +46,7 @@ type ConnFanout struct {
 	log       *slog.Logger
 	pollEvery time.Duration
 	idleCheck time.Duration
+	idleMax   time.Duration
 
 	mu      sync.Mutex // readers, rewind, started
 	readers []*fanReader
@@ -97,11 +98,16 @@ type FanoutOptions struct {
 	// batch: how late a reader is behind a busy stream at most; default
 	// 100 ms (the metrics collector's refresh).
 	PollEvery time.Duration
-	// IdleCheck is how often a caught-up fanout pulls anyway; default
+	// IdleCheck is how soon a caught-up fanout pulls anyway; default
 	// 2 s. A publish wakes it sooner (Idle); this bounds how stale the
-	// live connected-device count can get if a wake-up is lost, at one
-	// empty pull every 2 s of an idle hub.
+	// live connected-device count can get if a wake-up is lost. Each
+	// empty pull after a wait doubles the next wait, up to IdleMax
+	// (default 30 s); events set it back to IdleCheck. A wake-up lost just
+	// after activity (the likely case: a store slower than the pull) is
+	// found within IdleCheck, and an idle hub pulls twice a minute, not
+	// every 2 s.
 	IdleCheck time.Duration
+	IdleMax   time.Duration
 	Logger    *slog.Logger
 }
 
@@ -118,10 +124,14 @@ func NewConnFanout(js jetstream.JetStream, o FanoutOptions) *ConnFanout {
 	if o.IdleCheck <= 0 {
 		o.IdleCheck = 2 * time.Second
 	}
+	if o.IdleMax <= 0 {
+		o.IdleMax = 30 * time.Second
+	}
+	o.IdleMax = max(o.IdleMax, o.IdleCheck)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &ConnFanout{js: js, log: o.Logger.With("component", "journal-fanout"), pollEvery: o.PollEvery, idleCheck: o.IdleCheck}
+	return &ConnFanout{js: js, log: o.Logger.With("component", "journal-fanout"), pollEvery: o.PollEvery, idleCheck: o.IdleCheck, idleMax: o.IdleMax}
 }
 
 // Add registers a reader that has applied the stream up to sequence pos
@@ -245,6 +255,7 @@ func (f *ConnFanout) run(ctx context.Context) {
 	// consumer sequence expected next.
 	var last, nextDelivery uint64
 	first := true
+	wait := f.idleCheck // the next Caught's fallback
 	evs := make([]ConnEvent, 0, fanoutBatch)
 	for ctx.Err() == nil {
 		if rewind := f.needRewind(); cons == nil || rewind {
@@ -335,11 +346,18 @@ func (f *ConnFanout) run(ctx context.Context) {
 			}
 		case n > 0:
 			idle.Busy()
+			wait = f.idleCheck
 			if n < size && !Sleep(ctx, f.pollEvery) {
 				return
 			}
 		default:
-			if err := idle.Caught(ctx, f.idleCheck); err != nil {
+			cur := wait
+			if idle.Watching() {
+				// Caught waits now (the Watch runs): if the pull after it
+				// is empty too, the next wait is twice as long.
+				wait = min(2*wait, f.idleMax)
+			}
+			if err := idle.Caught(ctx, cur); err != nil {
 				f.log.Warn("journal fanout: cannot watch the journal; polling", "err", err)
 				if !Sleep(ctx, f.pollEvery) {
 					return

@@ -173,3 +173,35 @@ func TestConnFanoutConsumerLost(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	wantSeqs(t, "reader", a.wait(t, 20), 1, 20)
 }
+
+// An idle fanout's fallback pulls space out (IdleCheck, twice that, … up
+// to IdleMax) instead of coming every IdleCheck; a publish still wakes it
+// at once, and the spacing starts again from IdleCheck after events.
+func TestConnFanoutIdlePullsSpaceOut(t *testing.T) {
+	j := open(t, t.TempDir())
+	defer j.Close()
+	const check, most = 5 * time.Millisecond, 40 * time.Millisecond
+	f := NewConnFanout(j.JS, FanoutOptions{PollEvery: time.Millisecond, IdleCheck: check, IdleMax: most})
+	var a fanRecorder
+	f.Add(0, a.take)
+	f.Start()
+	defer f.Stop(context.Background())
+	deadline := time.Now().Add(10 * time.Second)
+	for !f.Watching() {
+		if time.Now().After(deadline) {
+			t.Fatal("a caught-up fanout does not wait for a publish")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	empty := func() int { a.mu.Lock(); defer a.mu.Unlock(); return a.caught }
+	// 80 × IdleCheck: at most 4 + 80 × IdleCheck / IdleMax (+1) empty
+	// pulls with the spacing (a slower machine only makes fewer), 80
+	// without it.
+	n0 := empty()
+	time.Sleep(80 * check)
+	if n := empty() - n0; n > 20 {
+		t.Fatalf("%d empty pulls in 80 × IdleCheck", n)
+	}
+	publishConn(t, j, 0, 3)
+	wantSeqs(t, "after the idle pulls", a.wait(t, 3), 1, 3)
+}

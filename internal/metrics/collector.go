@@ -511,7 +511,8 @@ func (c *Collector) ObserveDelivery(subscription, eventType string, d time.Durat
 }
 
 // run samples once a second, just after the second begins: everything
-// (Sample), the consumers' lag every LagEvery, and writes the history.
+// (Sample), the consumers' lag every LagEvery, and writes the history
+// when it holds counts or a minute of gauges (Store.FlushDue).
 // Between those, a change of the connected count (connChanged) takes
 // connectedDeviceCount again, at most once per Refresh, so the newest
 // second shows a drop within about Refresh. An idle hub wakes it once a
@@ -562,7 +563,7 @@ func (c *Collector) run(ctx context.Context) {
 		c.Sample(now)
 		// Not ctx: Stop waits for this write rather than abort it.
 		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := c.o.Store.Flush(fctx); err != nil {
+		if err := c.o.Store.FlushDue(fctx); err != nil {
 			c.log.Error("metrics: writing the history failed; retrying with the next sample", "err", err)
 		}
 		cancel()

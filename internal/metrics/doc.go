@@ -36,15 +36,21 @@
 // metric's series (its dimension values) in a grain: a counted event is a
 // sample of 1 in the second of its event time, a gauge is sampled once a
 // second by Tick. Cells are kept in memory for Recent (1 s grain) and
-// written, once a second, to SQLite (history.db) as additive upserts into
-// three tables, one per grain (1 s for Recent, 1 min and 1 h for
-// Retention), in the same transaction as the journal positions they
-// account for. The hour table is a rollup of the minutes (filled from them
-// once when a history without it is opened). A crash
-// loses only what was not written, and the journal delivers that again
-// from the saved position: counts rebuild from the journal (delete the
-// file and they are recounted from what the journal still holds). Gauges
-// cannot be rebuilt: they are sampled as they are.
+// written to SQLite (history.db) as additive upserts into three tables,
+// one per grain (1 s for Recent, 1 min and 1 h for Retention), in the same
+// transaction as the journal positions they account for: within a second
+// of a count, otherwise once a minute (StoreOptions.GaugeEvery: an idle
+// hub's gauges do not change, and writing them each second was most of
+// its background CPU). A gauge's 1 s row is written only when its value
+// changed, at the first second of each minute, and after a second without
+// a sample; opening the file fills the seconds in between with the value
+// before (a row of count 0 marks a gauge that ended). The hour table is a
+// rollup of the minutes (filled from them once when a history without it
+// is opened). A crash loses only what was not written, and the journal
+// delivers that again from the saved position: counts rebuild from the
+// journal (delete the file and they are recounted from what the journal
+// still holds). Gauges cannot be rebuilt: they are sampled as they are,
+// and a crash loses up to GaugeEvery of them.
 //
 // # Queries
 //

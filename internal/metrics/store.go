@@ -32,6 +32,13 @@ type StoreOptions struct {
 	// default an hour. Retention is how long the 1 min grain is kept;
 	// default 30 days.
 	Recent, Retention time.Duration
+	// GaugeEvery is how long gauge samples may wait in memory for their
+	// write while nothing else is pending (counts, positions): an idle
+	// hub's gauges do not change, and writing them each second was most
+	// of its background CPU. A crash loses at most this much gauge
+	// history; counts are replayed from the journal positions. Default a
+	// minute.
+	GaugeEvery time.Duration
 	// Now is the clock of retention and the memory floor; default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -55,17 +62,31 @@ type Store struct {
 	frames  map[int64]*frame
 	minutes map[int64]*frame
 	floor   int64
-	// pending is what Flush writes next.
+	// pending is what Flush writes next: the 1 s rows, and (pendingMin)
+	// what they and the gauge seconds left out of them add to each
+	// minute (and its hour). urgent: pending holds counts or positions,
+	// so the next FlushDue writes it; gauges alone wait (GaugeEvery).
 	pending      map[pendingKey]cell
+	pendingMin   map[pendingKey]cell
 	pendingTicks map[int64]int64
-	pendingPos   map[string]uint64
-	positions    map[string]uint64 // as of the last flush or the open
-	seriesIDs    map[seriesKey]int64
-	stmts        writeStmts
-	dims         map[string]map[string]string // dims key → decoded
-	open         openSecond
-	closed       bool
-	lastPrune    time.Time
+	urgent       bool
+	heldSince    int64 // the oldest second whose tick is pending (0: none)
+	// lastGauges are the gauge values of second lastGaugeTS: a gauge
+	// second equal to the one before it gets no 1 s row unless it starts
+	// a minute (load fills it in: see fillGauges). gaugeIDs are the
+	// series rows known to be gauges (table gauge).
+	lastGauges  map[seriesKey]cell
+	lastGaugeTS int64
+	gaugeKeys   map[seriesKey]bool
+	gaugeIDs    map[int64]bool
+	pendingPos  map[string]uint64
+	positions   map[string]uint64 // as of the last flush or the open
+	seriesIDs   map[seriesKey]int64
+	stmts       writeStmts
+	dims        map[string]map[string]string // dims key → decoded
+	open        openSecond
+	closed      bool
+	lastPrune   time.Time
 	// minutesOnly makes windows read the minute table alone, not the
 	// hourly rollup (tests compare the two paths).
 	minutesOnly bool
@@ -124,6 +145,9 @@ func OpenStore(ctx context.Context, o StoreOptions) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.GaugeEvery <= 0 {
+		o.GaugeEvery = time.Minute
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -138,7 +162,8 @@ func OpenStore(ctx context.Context, o StoreOptions) (*Store, error) {
 	db.SetMaxOpenConns(1) // one writer; reads are rare (windows older than Recent)
 	s := &Store{
 		o: o, log: o.Logger.With("component", "metrics"), db: db,
-		frames: map[int64]*frame{}, minutes: map[int64]*frame{}, pending: map[pendingKey]cell{}, pendingTicks: map[int64]int64{},
+		frames: map[int64]*frame{}, minutes: map[int64]*frame{}, pending: map[pendingKey]cell{}, pendingMin: map[pendingKey]cell{},
+		pendingTicks: map[int64]int64{}, gaugeKeys: map[seriesKey]bool{}, gaugeIDs: map[int64]bool{},
 		pendingPos: map[string]uint64{}, positions: map[string]uint64{},
 		seriesIDs: map[seriesKey]int64{}, dims: map[string]map[string]string{"": {}},
 	}
@@ -158,7 +183,7 @@ func OpenStore(ctx context.Context, o StoreOptions) (*Store, error) {
 // every second, and preparing them in each transaction was a third of
 // its CPU (SQLite parses each statement).
 type writeStmts struct {
-	sec, min, hour, ticks, pos *sql.Stmt
+	sec, min, hour, ticks, pos, gauge *sql.Stmt
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -176,6 +201,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 			ON CONFLICT (grain, ts) DO UPDATE SET n = n + excluded.n`},
 		{&w.pos, `INSERT INTO position (stream, seq) VALUES (?, ?)
 			ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq`},
+		{&w.gauge, `INSERT INTO gauge (series) VALUES (?) ON CONFLICT DO NOTHING`},
 	} {
 		st, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -219,7 +245,12 @@ CREATE TABLE IF NOT EXISTS ticks (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS position (
 	stream TEXT PRIMARY KEY, seq INTEGER NOT NULL
-);`
+);
+-- gauge: the series that are gauges. Their 1 s rows are written when the
+-- value changes and at the first second of each minute; a second with a
+-- tick and no row has the value of the second before (a row of count 0
+-- ends the series there). Files from before this table have every row.
+CREATE TABLE IF NOT EXISTS gauge (series INTEGER PRIMARY KEY);`
 
 // load creates the schema and reads series, positions and the seconds
 // from the floor on.
@@ -270,9 +301,28 @@ func (s *Store) load(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	if rows, err = s.db.QueryContext(ctx, `SELECT series FROM gauge`); err != nil {
+		return err
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		s.gaugeIDs[id] = true
+		if k, ok := ids[id]; ok {
+			s.gaugeKeys[k] = true
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
 	if rows, err = s.db.QueryContext(ctx, `SELECT ts, series, sum, count, min, max FROM sec WHERE ts >= ?`, s.floor); err != nil {
 		return err
 	}
+	ends := map[pendingKey]bool{} // count-0 rows: the gauge ended before ts
 	for rows.Next() {
 		var ts, id int64
 		var c cell
@@ -280,7 +330,12 @@ func (s *Store) load(ctx context.Context) error {
 			rows.Close()
 			return err
 		}
-		if k, ok := ids[id]; ok {
+		k, ok := ids[id]
+		switch {
+		case !ok:
+		case c.Count == 0:
+			ends[pendingKey{ts, k}] = true
+		default:
 			s.frame(ts).set(k, c)
 			s.minute(ts).merge(k, c)
 		}
@@ -303,7 +358,45 @@ func (s *Store) load(ctx context.Context) error {
 		s.open.ts = max(s.open.ts, ts)
 	}
 	rows.Close()
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	s.fillGauges(ends)
+	return nil
+}
+
+// fillGauges gives each loaded second with a tick the gauge values of the
+// second before it that it has no row of (they had not changed), unless
+// a row of count 0 ended that gauge (ends). Seconds go in order, so a
+// value carries over a run of seconds.
+func (s *Store) fillGauges(ends map[pendingKey]bool) {
+	secs := make([]int64, 0, len(s.frames))
+	for ts, f := range s.frames {
+		if f.ticks > 0 {
+			secs = append(secs, ts)
+		}
+	}
+	sort.Slice(secs, func(i, j int) bool { return secs[i] < secs[j] })
+	for _, ts := range secs {
+		prev := s.frames[ts-1]
+		if prev == nil || prev.ticks == 0 {
+			continue
+		}
+		f := s.frames[ts]
+		for metric, byDims := range prev.cells {
+			for dims, c := range byDims {
+				k := seriesKey{metric, dims}
+				if !s.gaugeKeys[k] || ends[pendingKey{ts, k}] {
+					continue
+				}
+				if _, ok := f.cells[metric][dims]; ok {
+					continue
+				}
+				f.set(k, c)
+				s.minute(ts).merge(k, c)
+			}
+		}
+	}
 }
 
 // frame returns the second ts, making it. Callers hold mu.
@@ -343,6 +436,7 @@ func (s *Store) Position(stream string) uint64 {
 func (s *Store) SetPosition(stream string, seq uint64) {
 	s.mu.Lock()
 	s.pendingPos[stream] = seq
+	s.urgent = true
 	s.mu.Unlock()
 }
 
@@ -364,10 +458,15 @@ func (s *Store) addLocked(ts int64, k seriesKey, c cell) {
 		s.frame(ts).merge(k, c)
 		s.minute(ts).merge(k, c)
 	}
-	pk := pendingKey{ts, k}
-	cur := s.pending[pk]
+	mergeInto(s.pending, pendingKey{ts, k}, c)
+	mergeInto(s.pendingMin, pendingKey{floorMinute(ts), k}, c)
+	s.urgent = true
+}
+
+func mergeInto(m map[pendingKey]cell, k pendingKey, c cell) {
+	cur := m[k]
 	cur.merge(c)
-	s.pending[pk] = cur
+	m[k] = cur
 }
 
 // GaugeSample is one gauge value for Tick.
@@ -400,6 +499,9 @@ func (s *Store) Tick(now time.Time, gauges []GaugeSample) bool {
 		s.commitOpenLocked()
 		s.open = openSecond{ts: ts, cells: map[seriesKey]cell{}}
 		s.pendingTicks[ts] = 1
+		if s.heldSince == 0 {
+			s.heldSince = ts
+		}
 		if ts >= s.floor {
 			s.frame(ts).ticks = 1
 		}
@@ -414,26 +516,54 @@ func (s *Store) Tick(now time.Time, gauges []GaugeSample) bool {
 	return true
 }
 
-// commitOpenLocked closes the open second: its gauge values go to
-// pending and, with its tick, to its minute.
+// commitOpenLocked closes the open second: its gauge values go to its
+// minute, in memory and pending, and to pending 1 s rows where they
+// differ from the second before (or start a minute, or follow a second
+// without a tick); a gauge the second before had and this one has not
+// gets a row of count 0, which ends it (see fillGauges).
 func (s *Store) commitOpenLocked() {
 	if s.open.cells == nil {
 		return
 	}
-	inMemory := s.open.ts >= s.floor
+	ts := s.open.ts
+	inMemory := ts >= s.floor
+	adjacent := s.lastGaugeTS == ts-1
+	rowEach := !adjacent || floorMinute(ts) == ts
 	for k, c := range s.open.cells {
-		pk := pendingKey{s.open.ts, k}
-		cur := s.pending[pk]
-		cur.merge(c)
-		s.pending[pk] = cur
+		s.gaugeKeys[k] = true
+		mergeInto(s.pendingMin, pendingKey{floorMinute(ts), k}, c)
+		if last, ok := s.lastGauges[k]; rowEach || !ok || last != c {
+			mergeInto(s.pending, pendingKey{ts, k}, c)
+		}
 		if inMemory {
-			s.minute(s.open.ts).merge(k, c)
+			s.minute(ts).merge(k, c)
+		}
+	}
+	if adjacent {
+		for k := range s.lastGauges {
+			if _, ok := s.open.cells[k]; !ok {
+				s.pending[pendingKey{ts, k}] = cell{}
+			}
 		}
 	}
 	if inMemory {
-		s.minute(s.open.ts).ticks++
+		s.minute(ts).ticks++
 	}
+	s.lastGauges, s.lastGaugeTS = s.open.cells, ts
 	s.open.cells = nil
+}
+
+// FlushDue flushes (Flush) when counts or positions are pending, or the
+// oldest pending second is GaugeEvery old; otherwise the gauge seconds
+// keep waiting in memory, which answers every query about them.
+func (s *Store) FlushDue(ctx context.Context) error {
+	s.mu.Lock()
+	due := s.urgent || s.heldSince != 0 && s.o.Now().Unix()-s.heldSince >= int64(s.o.GaugeEvery/time.Second)
+	s.mu.Unlock()
+	if !due {
+		return nil
+	}
+	return s.Flush(ctx)
 }
 
 // Flush writes what was added since the last Flush, with the positions,
@@ -447,18 +577,32 @@ func (s *Store) Flush(ctx context.Context) error {
 		s.mu.Unlock()
 		return errClosed
 	}
-	pending, ticks, pos := s.pending, s.pendingTicks, s.pendingPos
-	s.pending, s.pendingTicks, s.pendingPos = map[pendingKey]cell{}, map[int64]int64{}, map[string]uint64{}
+	pending, pendingMin, ticks, pos := s.pending, s.pendingMin, s.pendingTicks, s.pendingPos
+	urgent, heldSince := s.urgent, s.heldSince
+	s.pending, s.pendingMin, s.pendingTicks, s.pendingPos = map[pendingKey]cell{}, map[pendingKey]cell{}, map[int64]int64{}, map[string]uint64{}
+	s.urgent, s.heldSince = false, 0
+	gauges := map[seriesKey]bool{}
+	for pk := range pending {
+		if s.gaugeKeys[pk.k] {
+			gauges[pk.k] = true
+		}
+	}
 	s.mu.Unlock()
 
-	err := s.write(ctx, pending, ticks, pos)
+	err := s.write(ctx, pending, pendingMin, ticks, pos, gauges)
 	s.mu.Lock()
 	if err != nil {
 		// Put it back under what came meanwhile.
-		for k, c := range pending {
-			cur := c
-			cur.merge(s.pending[k])
-			s.pending[k] = cur
+		for _, p := range []struct{ from, to map[pendingKey]cell }{{pending, s.pending}, {pendingMin, s.pendingMin}} {
+			for k, c := range p.from {
+				cur := c
+				cur.merge(p.to[k])
+				p.to[k] = cur
+			}
+		}
+		s.urgent = s.urgent || urgent
+		if heldSince != 0 && (s.heldSince == 0 || heldSince < s.heldSince) {
+			s.heldSince = heldSince
 		}
 		for ts, n := range ticks {
 			s.pendingTicks[ts] += n
@@ -487,8 +631,11 @@ func (s *Store) Flush(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) write(ctx context.Context, pending map[pendingKey]cell, ticks map[int64]int64, pos map[string]uint64) error {
-	if len(pending) == 0 && len(ticks) == 0 && len(pos) == 0 {
+// write writes the 1 s rows (pending), the minutes and their hours
+// (pendingMin), the ticks and the positions in one transaction; gauges
+// are the series of pending that are gauges.
+func (s *Store) write(ctx context.Context, pending, pendingMin map[pendingKey]cell, ticks map[int64]int64, pos map[string]uint64, gauges map[seriesKey]bool) error {
+	if len(pending) == 0 && len(pendingMin) == 0 && len(ticks) == 0 && len(pos) == 0 {
 		return nil
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -506,17 +653,34 @@ func (s *Store) write(ctx context.Context, pending map[pendingKey]cell, ticks ma
 	// Series rows made in this transaction are cached only once it has
 	// committed: after a rollback their ids belong to nobody.
 	made := map[seriesKey]int64{}
+	madeGauges := map[int64]bool{}
 	for pk, c := range pending {
+		if pk.ts < horizon {
+			continue
+		}
 		id, err := s.seriesID(ctx, tx, pk.k, made)
 		if err != nil {
 			return err
 		}
-		if pk.ts >= horizon {
-			if _, err := sec.ExecContext(ctx, pk.ts, id, c.Sum, c.Count, c.Min, c.Max); err != nil {
+		if gauges[pk.k] && !s.isGaugeID(id) && !madeGauges[id] {
+			if _, err := tx.StmtContext(ctx, st.gauge).ExecContext(ctx, id); err != nil {
 				return err
 			}
+			madeGauges[id] = true
 		}
-		if _, err := mins.ExecContext(ctx, floorMinute(pk.ts), id, c.Sum, c.Count, c.Min, c.Max); err != nil {
+		if _, err := sec.ExecContext(ctx, pk.ts, id, c.Sum, c.Count, c.Min, c.Max); err != nil {
+			return err
+		}
+	}
+	for pk, c := range pendingMin {
+		if c.Count == 0 {
+			continue
+		}
+		id, err := s.seriesID(ctx, tx, pk.k, made)
+		if err != nil {
+			return err
+		}
+		if _, err := mins.ExecContext(ctx, pk.ts, id, c.Sum, c.Count, c.Min, c.Max); err != nil {
 			return err
 		}
 		hk := hourKey{floorHour(pk.ts), id}
@@ -558,8 +722,17 @@ func (s *Store) write(ctx context.Context, pending map[pendingKey]cell, ticks ma
 	for k, id := range made {
 		s.seriesIDs[k] = id
 	}
+	for id := range madeGauges {
+		s.gaugeIDs[id] = true
+	}
 	s.mu.Unlock()
 	return nil
+}
+
+func (s *Store) isGaugeID(id int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gaugeIDs[id]
 }
 
 // seriesID finds or makes the row of k within tx; made holds the rows

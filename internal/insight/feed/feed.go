@@ -74,10 +74,15 @@ type Options struct {
 	// writes it every 10 × SaveEvery.
 	SaveEvery time.Duration
 	// TickEvery is how often engine time follows the clock once the feed
-	// has caught up (incident and flap timers); default 1 s.
+	// has caught up, while the engine has timers to run (an open incident,
+	// drops in its window, a flapping device: insight.Engine.Waiting) or
+	// events come; default 1 s. Otherwise the feed wakes every
+	// idleTicks × TickEvery, or for its next save, and reads (Fresh) move
+	// engine time themselves.
 	TickEvery time.Duration
-	// IdleCheck is how often a caught-up feed pulls anyway (it waits for
-	// a publish on the streams, journal.Watch); default 10 s.
+	// IdleCheck is how soon a caught-up feed pulls anyway (it waits for
+	// a publish on the streams, journal.Watch); default 10 s. Each empty
+	// pull after a wait doubles the next, up to a minute.
 	IdleCheck time.Duration
 	Now       func() time.Time
 	// Conn, when set, is the node's shared reader of TETHER_CONN (the
@@ -109,6 +114,11 @@ type Feed struct {
 	skipped     atomic.Uint64
 	saves       atomic.Uint64
 	watching    atomic.Int32
+	ticks       atomic.Uint64
+	// resting: the run loop waits longer than TickEvery; kick wakes it
+	// (events applied, caught up).
+	resting atomic.Bool
+	kick    chan struct{}
 
 	life    sync.Mutex
 	loops   []func(context.Context)
@@ -140,7 +150,7 @@ func New(o Options) (*Feed, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	f := &Feed{o: o, log: o.Logger.With("component", "insight")}
+	f := &Feed{o: o, log: o.Logger.With("component", "insight"), kick: make(chan struct{}, 1)}
 	f.engine = f.newEngine()
 	return f, nil
 }
@@ -154,6 +164,26 @@ func (f *Feed) newEngine() *insight.Engine {
 
 // Engine is the engine the feed keeps up to date.
 func (f *Feed) Engine() *insight.Engine { return f.engine }
+
+// Fresh is the engine with its time moved to the clock first (once the
+// feed has caught up): between the ticks of an idle feed, a read sees
+// what a tick would have made of it.
+func (f *Feed) Fresh() *insight.Engine {
+	if f.caughtUp.Load() {
+		f.engine.Tick(f.o.Now())
+	}
+	return f.engine
+}
+
+// wake ends a resting run loop's wait.
+func (f *Feed) wake() {
+	if f.resting.Load() {
+		select {
+		case f.kick <- struct{}{}:
+		default:
+		}
+	}
+}
 
 // Status is how far the feed is.
 type Status struct {
@@ -169,6 +199,10 @@ type Status struct {
 	// Skipped counts derived records not journalled again (a rebuild).
 	Skipped uint64 `json:"skipped"`
 	Saves   uint64 `json:"saves"`
+	// Ticks counts the run loop's wake-ups (engine time, saves): about
+	// one a second while the engine has timers or events come, otherwise
+	// one per idleTicks seconds.
+	Ticks uint64 `json:"ticks"`
 	// Watching is how many of the feed's two streams it has caught up
 	// with and waits on for a publish.
 	Watching int `json:"watching"`
@@ -179,7 +213,7 @@ func (f *Feed) Status() Status {
 	return Status{
 		CaughtUp: f.caughtUp.Load(), Pending: f.connPending.Load() + f.regPending.Load(),
 		Applied: f.engine.Applied(), Devices: f.engine.Devices(),
-		Published: f.published.Load(), Skipped: f.skipped.Load(), Saves: f.saves.Load(),
+		Published: f.published.Load(), Skipped: f.skipped.Load(), Saves: f.saves.Load(), Ticks: f.ticks.Load(),
 		Watching: int(f.watching.Load()) + f.connWatching(),
 	}
 }
@@ -328,8 +362,14 @@ const (
 	pullBatch        = 2000
 	pollEvery        = 250 * time.Millisecond
 	defaultIdleCheck = 10 * time.Second
+	// idleCheckMax: the registry reader's fallback pulls space out from
+	// IdleCheck to this while nothing comes.
+	idleCheckMax = time.Minute
 	// idleSaves: an idle feed saves every idleSaves × SaveEvery.
 	idleSaves = 10
+	// idleTicks: a feed with nothing to time wakes every idleTicks ×
+	// TickEvery (or for its next save).
+	idleTicks = 60
 	// idleBatch bounds the pulls of a caught-up feed (a pull allocates
 	// channels sized to its batch).
 	idleBatch = 64
@@ -379,6 +419,7 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 	}()
 	idle := journal.NewIdle(f.o.JS.Conn(), journal.StreamSubjects(stream), &f.watching)
 	defer idle.Busy()
+	wait := f.o.IdleCheck // the next Caught's fallback
 	for ctx.Err() == nil {
 		if cons == nil {
 			var err error
@@ -425,12 +466,14 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 		if n == 0 {
 			pending.Store(0)
 		}
-		if f.connPending.Load() == 0 && f.regPending.Load() == 0 {
-			f.caughtUp.Store(true)
+		if f.connPending.Load() == 0 && f.regPending.Load() == 0 && f.caughtUp.CompareAndSwap(false, true) {
+			f.wake()
 		}
 		switch {
 		case n > 0:
 			idle.Busy()
+			f.wake()
+			wait = f.o.IdleCheck
 			// Fewer than asked for: wait for more to gather (above).
 			if n < size && !journal.Sleep(ctx, pollEvery) {
 				return
@@ -440,7 +483,13 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 		default:
 			// Caught up: watch the stream and pull once more, then wait
 			// for a publish (journal.Idle).
-			if err := idle.Caught(ctx, f.o.IdleCheck); err != nil {
+			cur := wait
+			if idle.Watching() {
+				// An empty pull after a wait: the next wait doubles, up
+				// to idleCheckMax (a publish wakes it anyway).
+				wait = min(2*wait, max(idleCheckMax, f.o.IdleCheck))
+			}
+			if err := idle.Caught(ctx, cur); err != nil {
 				f.log.Warn("insight: cannot watch the journal; polling", "stream", stream, "err", err)
 				if !journal.Sleep(ctx, pollEvery) {
 					return
@@ -460,8 +509,10 @@ func (f *Feed) applyConnBatch(b journal.FanoutBatch) {
 		f.engine.Apply(ce.Event, ce.Seq)
 	}
 	f.connPending.Store(int64(b.Pending))
-	if b.Pending == 0 && f.regPending.Load() == 0 {
-		f.caughtUp.Store(true)
+	caught := b.Pending == 0 && f.regPending.Load() == 0 && f.caughtUp.CompareAndSwap(false, true)
+	if len(b.Events) > 0 || caught {
+		// (A caught-up fanout hands an empty batch after each idle pull.)
+		f.wake()
 	}
 }
 
@@ -533,20 +584,29 @@ func (f *Feed) stored(subject string, r insight.Record) bool {
 	return err == nil && prev.Flap != nil && prev.Flap.Flapping == r.Flap.Flapping
 }
 
-// run ticks engine time once caught up and saves the snapshot.
+// run ticks engine time once caught up and saves the snapshot. It ticks
+// every TickEvery while it catches up, events come or the engine has
+// timers to run; otherwise it rests until its next save (at most
+// idleTicks × TickEvery), or until events wake it: an idle hub's feed
+// used to wake every second for nothing.
 func (f *Feed) run(ctx context.Context) {
-	tick := time.NewTicker(f.o.TickEvery)
-	defer tick.Stop()
+	t := time.NewTimer(f.o.TickEvery)
+	defer t.Stop()
 	lastSave := f.o.Now()
 	savedConn, savedReg := f.engine.Positions()
+	seenConn, seenReg := savedConn, savedReg
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-t.C:
+		case <-f.kick:
 		}
+		f.resting.Store(false)
+		f.ticks.Add(1)
 		now := f.o.Now()
-		if f.caughtUp.Load() {
+		caught := f.caughtUp.Load()
+		if caught {
 			f.engine.Tick(now)
 		}
 		// An idle feed (positions unchanged) saves only every
@@ -565,6 +625,20 @@ func (f *Feed) run(ctx context.Context) {
 				f.log.Error("insight: saving the state failed; retrying at the next interval", "err", err)
 			}
 		}
+		busy := !caught || conn != seenConn || reg != seenReg || f.engine.Waiting()
+		seenConn, seenReg = conn, reg
+		wait := f.o.TickEvery
+		if !busy {
+			wait = min(idleTicks*f.o.TickEvery, max(f.o.TickEvery, lastSave.Add(due).Sub(now)))
+			// Events applied from here on wake the loop (wake); the
+			// check after setting resting catches those applied since
+			// Positions above.
+			f.resting.Store(true)
+			if c, r := f.engine.Positions(); c != conn || r != reg || f.engine.Waiting() {
+				wait = f.o.TickEvery
+			}
+		}
+		t.Reset(wait)
 	}
 }
 

@@ -2,6 +2,7 @@ package feed_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/tether-hub/tether/internal/insight"
 	"github.com/tether-hub/tether/internal/insight/feed"
 	"github.com/tether-hub/tether/internal/journal"
+	"github.com/tether-hub/tether/internal/presence"
 )
 
 // startIdle starts a feed whose idle fallback is an hour away: whatever
@@ -97,8 +99,9 @@ func TestFeedSavesLessWhenIdle(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	// Idle: nine minutes pass a minute at a time without a save (ticks
-	// run meanwhile: the feed sees each step of the clock).
+	// Idle: nine minutes pass a minute at a time without a save (the
+	// resting feed wakes every idleTicks × TickEvery, 300 ms here, and
+	// sees the clock then).
 	for range 9 {
 		advance(time.Minute)
 		time.Sleep(30 * time.Millisecond)
@@ -115,4 +118,78 @@ func TestFeedSavesLessWhenIdle(t *testing.T) {
 	waitApplied(t, f, 10)
 	advance(time.Minute)
 	waitSaves(2)
+}
+
+// flapEvents are a device's ten network drops and reconnects, two minutes
+// apart, from start on.
+func flapEvents(start time.Time) []presence.ConnectionEvent {
+	now := start
+	var out []presence.ConnectionEvent
+	tr := presence.NewTracker(presence.Options{Hub: "bench.example", Epoch: presence.Filetime(start), Now: func() time.Time { return now },
+		Sink: func(ev presence.ConnectionEvent) { out = append(out, ev) }})
+	for i := range 11 {
+		s := &presence.Session{ID: fmt.Sprintf("%032x", i+1), DeviceID: "flappy", Protocol: "MQTT", ProtocolVersion: 4,
+			MaskedIP: "10.1.1.XXX", SDKVersion: "azure-iot-device/1.18.4 (node v20)", AuthType: "sas", KeepAliveSeconds: 180,
+			TokenExpiry: now.Add(time.Hour)}
+		tr.Connect(s)
+		if i == 10 {
+			break
+		}
+		now = now.Add(2 * time.Minute)
+		tr.Disconnect(s, presence.ReasonNetwork, presence.ResultClosedRemotely, "connection closed without MQTT DISCONNECT")
+		now = now.Add(time.Second)
+	}
+	return out
+}
+
+// A caught-up feed with nothing to time rests (a wake-up per idleTicks ×
+// TickEvery instead of each TickEvery); events wake it, and it ticks while
+// the engine has timers: a flapping device turns stable when the clock
+// alone says so. Reads (Fresh) move engine time themselves.
+func TestFeedTicksOnlyWhileTimed(t *testing.T) {
+	j := openJournal(t)
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	const tick = 5 * time.Millisecond
+	f, err := feed.New(feed.Options{JS: j.JS, Insight: insight.Options{Hub: "bench.example"}, TickEvery: tick, IdleCheck: time.Hour, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer stop(t, f)
+	waitWatching(t, f)
+	// 100 TickEvery: at most a few wake-ups (idleTicks × TickEvery is
+	// 300 ms here). More time than that only lowers the count.
+	n0 := f.Status().Ticks
+	time.Sleep(100 * tick)
+	if n := f.Status().Ticks - n0; n > 10 {
+		t.Fatalf("an idle feed woke %d times in 100 × TickEvery", n)
+	}
+	advance(time.Minute)
+	if got, want := f.Fresh().Now(), clock(); !got.Equal(want) {
+		t.Fatalf("Fresh: engine time %v, want the clock's %v", got, want)
+	}
+
+	publish(t, j, flapEvents(clock().Add(-30*time.Minute)))
+	deadline := time.Now().Add(10 * time.Second)
+	for f.Engine().FlappingDevices() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the flapping device was not seen: %+v", f.Status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Two hours later by the clock, with no event and no read: the run
+	// loop's own tick must turn the device stable.
+	advance(2 * time.Hour)
+	deadline = time.Now().Add(10 * time.Second)
+	for f.Engine().FlappingDevices() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the device still flaps two hours later: the feed did not tick (%+v)", f.Status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
