@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -72,6 +73,7 @@ type ackBook struct {
 	sub   *nats.Subscription
 	stop  chan struct{}
 	done  chan struct{}
+	wake  chan struct{} // an acknowledgement added to an empty book
 
 	linger time.Duration // how long answered acknowledgements are kept
 
@@ -81,6 +83,8 @@ type ackBook struct {
 	recent     map[ackKey]time.Time
 	recentQ    []ackKey // recent's keys, oldest first from recentHead
 	recentHead int
+
+	ticks, idleWaits atomic.Uint64 // for tests: resend's looks, and its waits for work
 }
 
 type ackKey struct {
@@ -95,7 +99,7 @@ type ackState struct {
 
 func newAckBook(nc *nats.Conn, log *slog.Logger, linger time.Duration) (*ackBook, error) {
 	b := &ackBook{nc: nc, log: log, inbox: nc.NewInbox(), stop: make(chan struct{}), done: make(chan struct{}),
-		linger: linger, pending: map[ackKey]*ackState{}, recent: map[ackKey]time.Time{}}
+		wake: make(chan struct{}, 1), linger: linger, pending: map[ackKey]*ackState{}, recent: map[ackKey]time.Time{}}
 	sub, err := nc.Subscribe(b.inbox+".>", b.onReply)
 	if err != nil {
 		return nil, err
@@ -148,8 +152,15 @@ func (r *runner) settleAcks() {
 func (b *ackBook) add(k ackKey, subject string) {
 	now := time.Now()
 	b.mu.Lock()
+	first := len(b.pending) == 0
 	b.pending[k] = &ackState{subject: subject, first: now, last: now}
 	b.mu.Unlock()
+	if first {
+		select {
+		case b.wake <- struct{}{}:
+		default:
+		}
+	}
 	b.publish(k, subject)
 }
 
@@ -240,16 +251,31 @@ func (b *ackBook) forget(now time.Time) {
 }
 
 // resend sends unanswered acknowledgements again until the book closes.
+// It looks every ackBookTick while any is unanswered, and sleeps while
+// none is (an idle runner does not wake for it).
 func (b *ackBook) resend() {
 	defer close(b.done)
-	t := time.NewTicker(ackBookTick)
+	t := time.NewTimer(ackBookTick)
 	defer t.Stop()
 	for {
+		b.mu.Lock()
+		empty := len(b.pending) == 0
+		b.mu.Unlock()
+		if empty {
+			b.idleWaits.Add(1)
+			select {
+			case <-b.stop:
+				return
+			case <-b.wake:
+			}
+		}
+		t.Reset(ackBookTick)
 		select {
 		case <-b.stop:
 			return
 		case <-t.C:
 		}
+		b.ticks.Add(1)
 		now := time.Now()
 		type send struct {
 			k       ackKey

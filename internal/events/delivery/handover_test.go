@@ -2,9 +2,12 @@ package delivery
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/tether-hub/tether/internal/journal"
 )
@@ -71,4 +74,50 @@ func TestFencedEngineStopsAndTheNextResumes(t *testing.T) {
 	if got := len(rc.delivered()); got != 12 {
 		t.Errorf("%d events delivered, want each of the 12 once", got)
 	}
+}
+
+// The book looks for acknowledgements to send again only while one is
+// unanswered: an idle runner's book does not wake every ackBookTick.
+func TestAckBookSleepsWhileNoneIsUnanswered(t *testing.T) {
+	v := newEnv(t)
+	nc := v.j.NC
+	var answer atomic.Bool
+	sub, err := nc.Subscribe("test.ack.>", func(m *nats.Msg) {
+		if answer.Load() {
+			_ = m.Respond(nil)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	b, err := newAckBook(nc, slog.New(slog.DiscardHandler), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close(0)
+	time.Sleep(3 * ackBookTick)
+	if n := b.ticks.Load(); n != 0 {
+		t.Fatalf("an empty book looked %d times, want 0", n)
+	}
+	b.add(ackKey{"S", 1}, "test.ack.1") // unanswered: sent again each tick
+	eventually(t, "the unanswered acknowledgement sent again", func() bool { return b.ticks.Load() >= 3 })
+	answer.Store(true)
+	eventually(t, "answered", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.pending) == 0
+	})
+	eventually(t, "the book waits for work", func() bool { return b.idleWaits.Load() >= 2 })
+	n := b.ticks.Load()
+	time.Sleep(3 * ackBookTick)
+	if got := b.ticks.Load(); got != n {
+		t.Errorf("the book looked %d times more with nothing unanswered, want 0", got-n)
+	}
+	b.add(ackKey{"S", 2}, "test.ack.2") // answered at once
+	eventually(t, "answered", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.pending) == 0
+	})
 }
