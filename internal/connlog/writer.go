@@ -641,7 +641,9 @@ func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *so
 			return
 		}
 	}
-	if expected := s.next; !w.contiguous(s, msgs) {
+	expected := s.next
+	top, ok := w.contiguous(s, msgs)
+	if !ok {
 		// A delivery between the last batch and this one never reached
 		// the Writer: an ack would acknowledge it unstored. The consumer
 		// delivers again from its ack floor instead (the store skips
@@ -656,7 +658,7 @@ func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *so
 	// before new messages and may even follow them, so it is looked for.
 	ctx, cancel := context.WithTimeout(workCtx, 5*time.Second)
 	defer cancel()
-	if err := highest(msgs).DoubleAck(ctx); err != nil {
+	if err := top.DoubleAck(ctx); err != nil {
 		log.Warn("connlog: ack failed; messages will be delivered again (and skipped by the store)", "err", err)
 		return
 	}
@@ -682,22 +684,33 @@ func consumerSeq(m jetstream.Msg) uint64 {
 }
 
 // contiguous reports whether msgs are the deliveries s expects next,
-// without a gap, and moves s.next past them. A gap is a delivery the
-// journal made to a fetch whose reply never reached the Writer: in a
-// cluster a replicated consumer sends a message once its delivery is
-// committed, so a leader that dies or stops between the two leaves it
-// delivered but never sent, and a fetch the client stopped waiting for
-// (its MaxWait plus a second) gets its messages after it is gone.
-func (w *Writer) contiguous(s *source, msgs []jetstream.Msg) bool {
-	ok := true
+// without a gap, and moves s.next past them; it also returns the message
+// of msgs with the highest stream sequence (the one whose ack, AckAll,
+// acknowledges the batch: a batch usually ends with it, but redeliveries
+// come before new messages and may even follow them). Each message's
+// metadata is parsed once, here. A gap is a delivery the journal made to
+// a fetch whose reply never reached the Writer: in a cluster a replicated
+// consumer sends a message once its delivery is committed, so a leader
+// that dies or stops between the two leaves it delivered but never sent,
+// and a fetch the client stopped waiting for (its MaxWait plus a second)
+// gets its messages after it is gone.
+func (w *Writer) contiguous(s *source, msgs []jetstream.Msg) (top jetstream.Msg, ok bool) {
+	ok = true
+	top, topSeq := msgs[len(msgs)-1], uint64(0)
 	for _, m := range msgs {
-		seq := consumerSeq(m)
+		var seq uint64
+		if md, err := m.Metadata(); err == nil {
+			seq = md.Sequence.Consumer
+			if md.Sequence.Stream > topSeq {
+				top, topSeq = m, md.Sequence.Stream
+			}
+		}
 		if seq == 0 || seq != s.next {
 			ok = false
 		}
 		s.next = seq + 1
 	}
-	return ok
+	return top, ok
 }
 
 // rewind makes s's consumer deliver everything after its ack floor again
@@ -750,18 +763,6 @@ func (w *Writer) rewindOnce(ctx context.Context, s *source) error {
 	w.mu.Unlock()
 	s.next = nextDelivery(cons)
 	return nil
-}
-
-// highest is the message of msgs with the highest stream sequence (the
-// last one if metadata cannot be read).
-func highest(msgs []jetstream.Msg) jetstream.Msg {
-	top, topSeq := msgs[len(msgs)-1], uint64(0)
-	for _, m := range msgs {
-		if md, err := m.Metadata(); err == nil && md.Sequence.Stream > topSeq {
-			top, topSeq = m, md.Sequence.Stream
-		}
-	}
-	return top
 }
 
 // sourceID names a journal message when its payload has no id: its

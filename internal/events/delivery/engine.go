@@ -238,7 +238,8 @@ func (e *Engine) apply(ctx context.Context, s events.Subscription) error {
 		if err != nil {
 			return err
 		}
-		st := &stream{idx: len(r.streams), kind: k, name: k.name(), cons: c}
+		st := &stream{idx: len(r.streams), kind: k, name: k.name(), cons: c,
+			single: info.Cluster == nil || len(info.Cluster.Replicas) == 0}
 		if info.NumAckPending > 0 {
 			st.rec = &recovery{delivered: info.Delivered.Stream, need: info.NumAckPending, old: map[uint64]item{},
 				ackWait: e.o.AckWait}
