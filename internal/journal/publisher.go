@@ -234,10 +234,13 @@ func (p *Publisher) send(m Msg) {
 		}
 	}
 	in.msg = &nats.Msg{Subject: m.Subject, Data: data, Header: m.Header}
-	if m.ID != "" {
-		if in.msg.Header == nil {
-			in.msg.Header = nats.Header{}
-		}
+	switch {
+	case m.ID == "":
+	case in.msg.Header == nil:
+		// A literal of one key: Set would canonicalise it and grow an
+		// empty map, for every connection event.
+		in.msg.Header = nats.Header{jetstream.MsgIDHeader: {m.ID}}
+	default:
 		in.msg.Header.Set(jetstream.MsgIDHeader, m.ID)
 	}
 	p.pmu.Lock()
