@@ -35,6 +35,10 @@ const (
 	DefaultIdleCheck      = 10 * time.Second
 )
 
+// idleCheckGrowth bounds how far an idle Writer's fallback fetches grow
+// apart (IdleCheck doubles up to this many times itself: 160 s by default).
+const idleCheckGrowth = 16
+
 // idleBatch is the batch of the fetches an idle Writer makes (the one
 // after it starts watching, and one per IdleCheck): a fetch allocates
 // channels sized to its batch, and an idle consumer rarely has more.
@@ -71,8 +75,11 @@ type WriterOptions struct {
 	MaxWait   time.Duration
 	// IdleCheck: a Writer that has caught up waits for a publish on its
 	// subjects (journal.Watch) instead of fetching every MaxWait, and
-	// fetches anyway this often, for what reaches a consumer without a
-	// publish (a redelivery after AckWait).
+	// fetches anyway after this long, for what reaches a consumer without
+	// a publish (a redelivery after AckWait, of a delivery that never
+	// reached the Writer). The wait doubles while nothing comes, up to
+	// idleCheckGrowth × IdleCheck, so an idle hub is not woken every
+	// IdleCheck by each of its consumers.
 	IdleCheck time.Duration
 	// AckWait is how long the journal waits for an ack before delivering
 	// again (after a crash between Append and ack).
@@ -109,6 +116,7 @@ type Writer struct {
 	records   atomic.Uint64
 	skipped   atomic.Uint64
 	waiting   atomic.Int32
+	fetches   atomic.Uint64
 
 	mu       sync.Mutex
 	started  bool
@@ -409,6 +417,9 @@ func (w *Writer) Stop(ctx context.Context) error {
 	}
 }
 
+// Fetches is how many fetches the Writer's consumers have made.
+func (w *Writer) Fetches() uint64 { return w.fetches.Load() }
+
 // Waiting is how many of the Writer's consumers have caught up and wait
 // for a publish on their subjects (journal.Watch).
 func (w *Writer) Waiting() int { return int(w.waiting.Load()) }
@@ -569,6 +580,7 @@ func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 	failures := 0
 	idle := journal.NewIdle(w.o.JS.Conn(), s.subjects(), &w.waiting)
 	defer idle.Busy()
+	fallback := w.o.IdleCheck
 	for runCtx.Err() == nil {
 		batch := w.o.BatchSize
 		if idle.Watching() {
@@ -587,12 +599,16 @@ func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 		failures = 0
 		if len(msgs) > 0 {
 			idle.Busy()
+			fallback = w.o.IdleCheck
 			w.handle(runCtx, workCtx, log, s, msgs)
 			continue
 		}
-		if err := idle.Caught(runCtx, w.o.IdleCheck); err != nil {
+		waited := idle.Watching() // else Caught starts the Watch and returns
+		if err := idle.Caught(runCtx, fallback); err != nil {
 			log.Warn("connlog: cannot watch the journal; polling", "err", err)
 			journal.Sleep(runCtx, w.o.MaxWait)
+		} else if waited {
+			fallback = min(2*fallback, idleCheckGrowth*w.o.IdleCheck)
 		}
 	}
 }
@@ -601,6 +617,7 @@ func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 // The server ends the request, so every message it delivered is in the
 // batch (none is left delivered-but-unseen until AckWait).
 func (w *Writer) fetch(cons jetstream.Consumer, n int) ([]jetstream.Msg, error) {
+	w.fetches.Add(1)
 	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(w.o.MaxWait))
 	if err != nil {
 		return nil, err
