@@ -33,8 +33,9 @@
 //
 // Idle: a consumer whose fetch came back empty waits for a publish on its
 // subjects (journal.Watch) instead of fetching every MaxWait, and fetches
-// anyway every IdleCheck (10 s) for redeliveries; an idle hub's log
-// writers then cost next to nothing. Stop ends the wait at once.
+// anyway after IdleCheck (10 s) for redeliveries, that wait doubling while
+// nothing comes (up to 16 × IdleCheck); an idle hub's log writers then
+// cost next to nothing. Stop ends the wait at once.
 //
 // One consumer per stream: on TETHER_OPS, which holds several categories,
 // it filters the subjects of the Writer's categories and each message's

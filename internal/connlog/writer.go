@@ -35,6 +35,10 @@ const (
 	DefaultIdleCheck      = 10 * time.Second
 )
 
+// idleCheckGrowth bounds how far an idle Writer's fallback fetches grow
+// apart (IdleCheck doubles up to this many times itself: 160 s by default).
+const idleCheckGrowth = 16
+
 // idleBatch is the batch of the fetches an idle Writer makes (the one
 // after it starts watching, and one per IdleCheck): a fetch allocates
 // channels sized to its batch, and an idle consumer rarely has more.
@@ -71,8 +75,11 @@ type WriterOptions struct {
 	MaxWait   time.Duration
 	// IdleCheck: a Writer that has caught up waits for a publish on its
 	// subjects (journal.Watch) instead of fetching every MaxWait, and
-	// fetches anyway this often, for what reaches a consumer without a
-	// publish (a redelivery after AckWait).
+	// fetches anyway after this long, for what reaches a consumer without
+	// a publish (a redelivery after AckWait, of a delivery that never
+	// reached the Writer). The wait doubles while nothing comes, up to
+	// idleCheckGrowth × IdleCheck, so an idle hub is not woken every
+	// IdleCheck by each of its consumers.
 	IdleCheck time.Duration
 	// AckWait is how long the journal waits for an ack before delivering
 	// again (after a crash between Append and ack).
@@ -109,6 +116,7 @@ type Writer struct {
 	records   atomic.Uint64
 	skipped   atomic.Uint64
 	waiting   atomic.Int32
+	fetches   atomic.Uint64
 
 	mu       sync.Mutex
 	started  bool
@@ -409,6 +417,9 @@ func (w *Writer) Stop(ctx context.Context) error {
 	}
 }
 
+// Fetches is how many fetches the Writer's consumers have made.
+func (w *Writer) Fetches() uint64 { return w.fetches.Load() }
+
 // Waiting is how many of the Writer's consumers have caught up and wait
 // for a publish on their subjects (journal.Watch).
 func (w *Writer) Waiting() int { return int(w.waiting.Load()) }
@@ -569,6 +580,7 @@ func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 	failures := 0
 	idle := journal.NewIdle(w.o.JS.Conn(), s.subjects(), &w.waiting)
 	defer idle.Busy()
+	fallback := w.o.IdleCheck
 	for runCtx.Err() == nil {
 		batch := w.o.BatchSize
 		if idle.Watching() {
@@ -587,12 +599,16 @@ func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 		failures = 0
 		if len(msgs) > 0 {
 			idle.Busy()
+			fallback = w.o.IdleCheck
 			w.handle(runCtx, workCtx, log, s, msgs)
 			continue
 		}
-		if err := idle.Caught(runCtx, w.o.IdleCheck); err != nil {
+		waited := idle.Watching() // else Caught starts the Watch and returns
+		if err := idle.Caught(runCtx, fallback); err != nil {
 			log.Warn("connlog: cannot watch the journal; polling", "err", err)
 			journal.Sleep(runCtx, w.o.MaxWait)
+		} else if waited {
+			fallback = min(2*fallback, idleCheckGrowth*w.o.IdleCheck)
 		}
 	}
 }
@@ -601,6 +617,7 @@ func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 // The server ends the request, so every message it delivered is in the
 // batch (none is left delivered-but-unseen until AckWait).
 func (w *Writer) fetch(cons jetstream.Consumer, n int) ([]jetstream.Msg, error) {
+	w.fetches.Add(1)
 	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(w.o.MaxWait))
 	if err != nil {
 		return nil, err
@@ -641,7 +658,9 @@ func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *so
 			return
 		}
 	}
-	if expected := s.next; !w.contiguous(s, msgs) {
+	expected := s.next
+	top, ok := w.contiguous(s, msgs)
+	if !ok {
 		// A delivery between the last batch and this one never reached
 		// the Writer: an ack would acknowledge it unstored. The consumer
 		// delivers again from its ack floor instead (the store skips
@@ -656,7 +675,7 @@ func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *so
 	// before new messages and may even follow them, so it is looked for.
 	ctx, cancel := context.WithTimeout(workCtx, 5*time.Second)
 	defer cancel()
-	if err := highest(msgs).DoubleAck(ctx); err != nil {
+	if err := top.DoubleAck(ctx); err != nil {
 		log.Warn("connlog: ack failed; messages will be delivered again (and skipped by the store)", "err", err)
 		return
 	}
@@ -682,22 +701,33 @@ func consumerSeq(m jetstream.Msg) uint64 {
 }
 
 // contiguous reports whether msgs are the deliveries s expects next,
-// without a gap, and moves s.next past them. A gap is a delivery the
-// journal made to a fetch whose reply never reached the Writer: in a
-// cluster a replicated consumer sends a message once its delivery is
-// committed, so a leader that dies or stops between the two leaves it
-// delivered but never sent, and a fetch the client stopped waiting for
-// (its MaxWait plus a second) gets its messages after it is gone.
-func (w *Writer) contiguous(s *source, msgs []jetstream.Msg) bool {
-	ok := true
+// without a gap, and moves s.next past them; it also returns the message
+// of msgs with the highest stream sequence (the one whose ack, AckAll,
+// acknowledges the batch: a batch usually ends with it, but redeliveries
+// come before new messages and may even follow them). Each message's
+// metadata is parsed once, here. A gap is a delivery the journal made to
+// a fetch whose reply never reached the Writer: in a cluster a replicated
+// consumer sends a message once its delivery is committed, so a leader
+// that dies or stops between the two leaves it delivered but never sent,
+// and a fetch the client stopped waiting for (its MaxWait plus a second)
+// gets its messages after it is gone.
+func (w *Writer) contiguous(s *source, msgs []jetstream.Msg) (top jetstream.Msg, ok bool) {
+	ok = true
+	top, topSeq := msgs[len(msgs)-1], uint64(0)
 	for _, m := range msgs {
-		seq := consumerSeq(m)
+		var seq uint64
+		if md, err := m.Metadata(); err == nil {
+			seq = md.Sequence.Consumer
+			if md.Sequence.Stream > topSeq {
+				top, topSeq = m, md.Sequence.Stream
+			}
+		}
 		if seq == 0 || seq != s.next {
 			ok = false
 		}
 		s.next = seq + 1
 	}
-	return ok
+	return top, ok
 }
 
 // rewind makes s's consumer deliver everything after its ack floor again
@@ -750,18 +780,6 @@ func (w *Writer) rewindOnce(ctx context.Context, s *source) error {
 	w.mu.Unlock()
 	s.next = nextDelivery(cons)
 	return nil
-}
-
-// highest is the message of msgs with the highest stream sequence (the
-// last one if metadata cannot be read).
-func highest(msgs []jetstream.Msg) jetstream.Msg {
-	top, topSeq := msgs[len(msgs)-1], uint64(0)
-	for _, m := range msgs {
-		if md, err := m.Metadata(); err == nil && md.Sequence.Stream > topSeq {
-			top, topSeq = m, md.Sequence.Stream
-		}
-	}
-	return top
 }
 
 // sourceID names a journal message when its payload has no id: its

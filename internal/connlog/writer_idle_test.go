@@ -71,3 +71,27 @@ func TestWriterStopsPromptlyWhileIdle(t *testing.T) {
 		t.Errorf("%d consumers still waiting after Stop", n)
 	}
 }
+
+// An idle Writer's fallback fetches grow apart while nothing comes
+// (IdleCheck doubling), and a publish still wakes it at once.
+func TestWriterIdleFetchesGrowApart(t *testing.T) {
+	j := openJournal(t)
+	store := openStore(t)
+	w := startWriter(t, j, store, func(o *connlog.WriterOptions) {
+		o.Categories = []string{connlog.CategoryConnections}
+		o.IdleCheck = 100 * time.Millisecond
+	})
+	waitIdle(t, w, 1)
+	n0 := w.Fetches()
+	time.Sleep(3 * time.Second)
+	// Fixed at IdleCheck that is 30 fetches; doubling from 100 ms, 5.
+	if n := w.Fetches() - n0; n > 8 {
+		t.Errorf("an idle Writer fetched %d times in 3 s at IdleCheck 100 ms, want its waits to grow (≤ 8)", n)
+	}
+	publishEvent(t, j.JS, presence.ConnectionEvent{ID: "ev-1", Kind: presence.Connected, Time: time.Now().UTC().Truncate(time.Millisecond),
+		Hub: "myhub.azure-devices.net", DeviceID: "dev-1", Protocol: "MQTT", MaskedIP: "10.0.0.XXX", SessionID: "s1"})
+	eventually(t, 2*time.Second, func() (bool, string) {
+		n := len(findAll(t, store, connlog.Filter{Category: connlog.CategoryConnections}))
+		return n == 1, fmt.Sprintf("%d connection records stored", n)
+	})
+}

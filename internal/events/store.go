@@ -33,3 +33,15 @@ type SubscriptionStore interface {
 // ValidName reports whether name follows the subscription name rule; stores
 // use it to refuse names they could not key.
 func ValidName(name string) bool { return checkName(name) == "" }
+
+// ChangeWatcher is a SubscriptionStore that signals writes to it, by this
+// process or another node, so that a reader of the whole store (the
+// delivery engine) lists it again when something changed instead of
+// polling it.
+type ChangeWatcher interface {
+	// WatchChanges returns a channel that receives (coalesced: capacity 1)
+	// after each write of a subscription from now on, and a stop func
+	// that ends the watch. A signal may come before the write is visible
+	// to List; readers allow for that.
+	WatchChanges() (changes <-chan struct{}, stop func(), err error)
+}

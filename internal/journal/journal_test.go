@@ -233,3 +233,24 @@ func TestCloseWithPublishBlocked(t *testing.T) {
 	}
 	close(block)
 }
+
+// An idle publisher does not wake for its ack sweep: the sweep runs only
+// while a publish awaits its ack (at most once after the last one).
+func TestPublisherIdleSweepsNone(t *testing.T) {
+	j := open(t, t.TempDir())
+	defer j.Close()
+	p := NewPublisher(j.JS, 16, slog.New(slog.DiscardHandler))
+	defer func() { _ = p.Close(context.Background()) }()
+	done := make(chan error, 1)
+	if err := p.Publish(Msg{Subject: ConnSubject("d", "connected"), ID: "d-1", Data: []byte(`{}`),
+		Done: func(err error) { done <- err }}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3500 * time.Millisecond)
+	if n := p.sweeps.Load(); n > 1 {
+		t.Errorf("the ack sweep ran %d times in 3.5 s with nothing outstanding, want at most 1", n)
+	}
+}

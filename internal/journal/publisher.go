@@ -35,7 +35,8 @@ type Msg struct {
 // acks. Acks come back on one inbox subscription and are matched by a
 // counter in the reply subject: no future, channels or JSON decoding per
 // message (the telemetry path publishes one message per device PUBLISH and
-// waits for its ack before the device's PUBACK). A publish the server
+// waits for its ack before the device's PUBACK). The sweep for lost acks
+// runs only while publishes are outstanding. A publish the server
 // rejected, or whose ack does not come within ackTimeout, is retried
 // synchronously (same msg id), which is the only case where order can
 // differ from enqueue order.
@@ -63,6 +64,7 @@ type Publisher struct {
 
 	published atomic.Uint64
 	failed    atomic.Uint64
+	sweeps    atomic.Uint64 // ack sweeps run (tests: an idle publisher runs none)
 }
 
 // ackTimeout: a publish the stream leader never answers (it was killed,
@@ -140,39 +142,72 @@ func (in *inflight) finish(err error) {
 
 func (p *Publisher) run() {
 	defer close(p.done)
-	sweep := time.NewTicker(sweepEvery)
-	defer sweep.Stop()
+	sw := newSweeper()
+	defer sw.t.Stop()
 	for {
 		select {
 		case m, ok := <-p.queue:
 			if !ok {
-				p.drain(sweep.C)
+				p.drain(sw)
 				return
 			}
-			p.takeSlot(sweep.C)
+			p.takeSlot(sw)
 			p.send(m)
-		case <-sweep.C:
-			p.sweep()
+			sw.arm()
+		case <-sw.t.C:
+			p.swept(sw)
 		}
 	}
 }
 
+// sweeper is the publisher's ack sweep: a timer that runs only while
+// publishes await their acks, so an idle hub is not woken for it.
+type sweeper struct {
+	t     *time.Timer
+	armed bool
+}
+
+func newSweeper() *sweeper {
+	t := time.NewTimer(sweepEvery)
+	t.Stop()
+	return &sweeper{t: t}
+}
+
+// arm starts the sweep's timer unless it runs already.
+func (s *sweeper) arm() {
+	if !s.armed {
+		s.t.Reset(sweepEvery)
+		s.armed = true
+	}
+}
+
+// swept runs the sweep its timer asked for, and arms it again while any
+// publish is still awaiting its ack.
+func (p *Publisher) swept(sw *sweeper) {
+	sw.armed = false
+	p.sweeps.Add(1)
+	p.sweep()
+	if len(p.slots) > 0 {
+		sw.arm()
+	}
+}
+
 // takeSlot waits for room in the window, sweeping lost acks meanwhile.
-func (p *Publisher) takeSlot(sweep <-chan time.Time) {
+func (p *Publisher) takeSlot(sw *sweeper) {
 	for {
 		select {
 		case p.slots <- struct{}{}:
 			return
-		case <-sweep:
-			p.sweep()
+		case <-sw.t.C:
+			p.swept(sw)
 		}
 	}
 }
 
 // drain waits until every publish has its ack (or was retried).
-func (p *Publisher) drain(sweep <-chan time.Time) {
+func (p *Publisher) drain(sw *sweeper) {
 	for range window {
-		p.takeSlot(sweep)
+		p.takeSlot(sw)
 	}
 	close(p.retries)
 	if p.sub != nil {
@@ -199,10 +234,13 @@ func (p *Publisher) send(m Msg) {
 		}
 	}
 	in.msg = &nats.Msg{Subject: m.Subject, Data: data, Header: m.Header}
-	if m.ID != "" {
-		if in.msg.Header == nil {
-			in.msg.Header = nats.Header{}
-		}
+	switch {
+	case m.ID == "":
+	case in.msg.Header == nil:
+		// A literal of one key: Set would canonicalise it and grow an
+		// empty map, for every connection event.
+		in.msg.Header = nats.Header{jetstream.MsgIDHeader: {m.ID}}
+	default:
 		in.msg.Header.Set(jetstream.MsgIDHeader, m.ID)
 	}
 	p.pmu.Lock()

@@ -10,15 +10,18 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-hub/tether/internal/events"
+	"github.com/tether-hub/tether/internal/journal"
 )
 
 // Engine delivers the journal's events to every subscription in the store.
 // Build it with New, then Start; Stop ends it. Subscriptions changed
 // through the API take effect with Reload (the engine also lists the store
-// every ResyncInterval).
+// after each change a ChangeWatcher store signals, else every
+// ResyncInterval).
 type Engine struct {
 	o   Options
 	log *slog.Logger
@@ -34,6 +37,8 @@ type Engine struct {
 	loop    chan struct{}
 
 	randMu sync.Mutex
+
+	resyncs atomic.Uint64 // listings by the resync loop (tests)
 }
 
 // Engine states.
@@ -78,8 +83,13 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		e.dl = dl
 	}
+	// Watched before the first List, so no write after it goes unseen.
+	changes, stopWatch := e.watchStore()
 	subs, err := e.o.Store.List(ctx)
 	if err != nil {
+		if stopWatch != nil {
+			stopWatch()
+		}
 		return fmt.Errorf("delivery: listing subscriptions: %w", err)
 	}
 	e.mu.Lock()
@@ -106,7 +116,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			}
 		}
 	}
-	go e.resync(lctx)
+	go e.resync(lctx, changes, stopWatch)
 	return nil
 }
 
@@ -228,7 +238,8 @@ func (e *Engine) apply(ctx context.Context, s events.Subscription) error {
 		if err != nil {
 			return err
 		}
-		st := &stream{idx: len(r.streams), kind: k, name: k.name(), cons: c}
+		st := &stream{idx: len(r.streams), kind: k, name: k.name(), cons: c,
+			single: info.Cluster == nil || len(info.Cluster.Replicas) == 0}
 		if info.NumAckPending > 0 {
 			st.rec = &recovery{delivered: info.Delivered.Stream, need: info.NumAckPending, old: map[uint64]item{},
 				ackWait: e.o.AckWait}
@@ -297,21 +308,65 @@ func (e *Engine) Check(ctx context.Context, sub events.Subscription) events.Subs
 	return sub.WithCheck(err, start, e.o.Clock.Now())
 }
 
-// resync lists the store every ResyncInterval and reconciles.
-func (e *Engine) resync(ctx context.Context) {
+// Resync timing when the store signals its changes (events.ChangeWatcher):
+// a change is reconciled resyncSettle after its signal (which may precede
+// the write being visible to List; a burst of writes is listed once), and
+// the store is listed anyway every ResyncInterval × resyncWatchedFactor, for
+// a signal lost while the journal connection was down.
+const (
+	resyncSettle        = 200 * time.Millisecond
+	resyncWatchedFactor = 30
+)
+
+// watchStore starts watching the store's changes, when it can signal them
+// and resyncing is on; else it returns nil (resync polls).
+func (e *Engine) watchStore() (<-chan struct{}, func()) {
+	w, ok := e.o.Store.(events.ChangeWatcher)
+	if !ok || e.o.ResyncInterval < 0 {
+		return nil, nil
+	}
+	changes, stop, err := w.WatchChanges()
+	if err != nil {
+		e.log.Warn("cannot watch subscription changes; listing the store every interval", "interval", e.o.ResyncInterval, "err", err)
+		return nil, nil
+	}
+	return changes, stop
+}
+
+// resync reconciles the engine with the store: after each change it
+// signals (changes, when watched), or every ResyncInterval when it cannot
+// signal them.
+func (e *Engine) resync(ctx context.Context, changes <-chan struct{}, stopWatch func()) {
 	defer close(e.loop)
+	if stopWatch != nil {
+		defer stopWatch()
+	}
 	if e.o.ResyncInterval < 0 {
 		<-ctx.Done()
 		return
 	}
-	t := time.NewTicker(e.o.ResyncInterval)
+	every := e.o.ResyncInterval
+	if changes != nil {
+		every *= resyncWatchedFactor
+	}
+	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-changes:
+			if !journal.Sleep(ctx, resyncSettle) {
+				return
+			}
+			select { // the changes of the pause are in this listing
+			case <-changes:
+			default:
+			}
 		}
+		t.Reset(every)
+		e.resyncs.Add(1)
 		lctx, cancel := context.WithTimeout(ctx, time.Minute)
 		subs, err := e.o.Store.List(lctx)
 		if err != nil {

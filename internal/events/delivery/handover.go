@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,6 +32,13 @@ import (
 //     engine resumes exactly after the last event the receiver
 //     acknowledged.
 //
+// A consumer with one copy (a single node, or R1) applies acknowledgements
+// in the order they arrive, and none is lost on its way (one connection):
+// its acknowledgements go out without a reply, and the book asks for one
+// reply per ackConfirmEvery instead, by acknowledging again the newest one
+// sent; that reply answers every acknowledgement sent before it. A
+// replicated consumer's acknowledgement each asks for its own reply.
+//
 // What remains is a delivery whose outcome is truly unknown: the node is
 // killed (or cut off and fenced) between the receiver's 2xx and its
 // acknowledgement being stored; those events go out again from the next
@@ -42,6 +50,9 @@ const (
 	ackGiveUp   = 2 * time.Minute // and given up after this (logged)
 	ackSettle   = 3 * time.Second // Stop waits this long for the answers
 	ackBookTick = time.Second / 2 // how often the book looks for what to resend
+	// how often the book asks for a confirmation of the acknowledgements
+	// sent without a reply (consumers with one copy)
+	ackConfirmEvery = 50 * time.Millisecond
 	// A copy JetStream sent before an acknowledgement was stored can
 	// arrive after it was answered (it waited in the pull buffer, or a
 	// stale recall re-offered it): answered acknowledgements are kept
@@ -63,8 +74,10 @@ func (r *runner) fenced() bool { return r.e.o.Fence != nil && r.e.o.Fence.Err() 
 
 // ackBook holds the acknowledgements of a runner's delivered events until
 // JetStream has answered them: each is published with a reply subject
-// <inbox>.<stream>.<stream sequence>, answered (an empty message) once
-// stored.
+// <inbox>.a.<stream>.<stream sequence>, answered (an empty message) once
+// stored; or, on a consumer with one copy, without one, and answered by a
+// confirmation, <inbox>.c.<stream>.<n>, which answers every
+// acknowledgement of the stream added before it (the nth).
 type ackBook struct {
 	nc    *nats.Conn
 	log   *slog.Logger
@@ -72,15 +85,20 @@ type ackBook struct {
 	sub   *nats.Subscription
 	stop  chan struct{}
 	done  chan struct{}
+	wake  chan struct{} // an acknowledgement added to an empty book
 
 	linger time.Duration // how long answered acknowledgements are kept
 
 	mu         sync.Mutex
+	n          uint64            // acknowledgements added
+	unasked    map[string]ackKey // per stream: the newest batched acknowledgement no confirmation covers yet
 	pending    map[ackKey]*ackState
 	drained    chan struct{} // closed when pending empties, if someone waits
 	recent     map[ackKey]time.Time
 	recentQ    []ackKey // recent's keys, oldest first from recentHead
 	recentHead int
+
+	ticks, idleWaits atomic.Uint64 // for tests: resend's looks, and its waits for work
 }
 
 type ackKey struct {
@@ -91,11 +109,13 @@ type ackKey struct {
 type ackState struct {
 	subject     string // the message's acknowledgement subject
 	first, last time.Time
+	n           uint64 // its place among the book's acknowledgements
+	batched     bool   // sent without a reply, answered by a confirmation
 }
 
 func newAckBook(nc *nats.Conn, log *slog.Logger, linger time.Duration) (*ackBook, error) {
 	b := &ackBook{nc: nc, log: log, inbox: nc.NewInbox(), stop: make(chan struct{}), done: make(chan struct{}),
-		linger: linger, pending: map[ackKey]*ackState{}, recent: map[ackKey]time.Time{}}
+		wake: make(chan struct{}, 1), linger: linger, unasked: map[string]ackKey{}, pending: map[ackKey]*ackState{}, recent: map[ackKey]time.Time{}}
 	sub, err := nc.Subscribe(b.inbox+".>", b.onReply)
 	if err != nil {
 		return nil, err
@@ -118,7 +138,17 @@ func (r *runner) ack(e *entry) {
 		}
 		r.acks = b
 	}
-	r.acks.add(ackKey{e.stream, e.sseq}, e.msg.Reply())
+	r.acks.add(ackKey{e.stream, e.sseq}, e.msg.Reply(), r.singleCopy(e.stream))
+}
+
+// singleCopy reports whether the runner's consumer on stream has one copy.
+func (r *runner) singleCopy(stream string) bool {
+	for _, s := range r.streams {
+		if s.name == stream {
+			return s.single
+		}
+	}
+	return false
 }
 
 // redelivered reports whether it is a copy of an event delivered here:
@@ -145,12 +175,46 @@ func (r *runner) settleAcks() {
 	r.acks = nil
 }
 
-func (b *ackBook) add(k ackKey, subject string) {
+// add sends the acknowledgement of k on subject and keeps it until it is
+// answered: batched (a consumer with one copy), by the next confirmation.
+func (b *ackBook) add(k ackKey, subject string, batched bool) {
 	now := time.Now()
 	b.mu.Lock()
-	b.pending[k] = &ackState{subject: subject, first: now, last: now}
+	first := len(b.pending) == 0
+	b.n++
+	b.pending[k] = &ackState{subject: subject, first: now, last: now, n: b.n, batched: batched}
+	if batched {
+		b.unasked[k.stream] = k
+	}
 	b.mu.Unlock()
-	b.publish(k, subject)
+	if first {
+		select {
+		case b.wake <- struct{}{}:
+		default:
+		}
+	}
+	if !batched {
+		b.publish(k, subject)
+		return
+	}
+	if ackLoss != nil && ackLoss(k) {
+		return
+	}
+	if err := b.nc.Publish(subject, []byte("+ACK")); err != nil {
+		b.log.Debug("acknowledgement not sent; retrying", "stream", k.stream, "seq", k.sseq, "err", err)
+	}
+}
+
+// confirm asks for one reply covering every batched acknowledgement of
+// k's stream up to the nth, by acknowledging k (the newest) again.
+func (b *ackBook) confirm(k ackKey, subject string, n uint64) {
+	if ackLoss != nil && ackLoss(k) {
+		return
+	}
+	reply := b.inbox + ".c." + k.stream + "." + strconv.FormatUint(n, 10)
+	if err := b.nc.PublishRequest(subject, reply, []byte("+ACK")); err != nil {
+		b.log.Debug("confirmation not asked; retrying", "stream", k.stream, "err", err)
+	}
 }
 
 func (b *ackBook) again(k ackKey, subject string) bool {
@@ -184,7 +248,7 @@ func (b *ackBook) publish(k ackKey, subject string) {
 	if ackLoss != nil && ackLoss(k) {
 		return
 	}
-	reply := b.inbox + "." + k.stream + "." + strconv.FormatUint(k.sseq, 10)
+	reply := b.inbox + ".a." + k.stream + "." + strconv.FormatUint(k.sseq, 10)
 	if err := b.nc.PublishRequest(subject, reply, []byte("+ACK")); err != nil {
 		b.log.Debug("acknowledgement not sent; retrying", "stream", k.stream, "seq", k.sseq, "err", err)
 	}
@@ -198,28 +262,43 @@ func (b *ackBook) onReply(m *nats.Msg) {
 		return
 	}
 	rest := strings.TrimPrefix(m.Subject, b.inbox+".")
+	kind, rest, _ := strings.Cut(rest, ".")
 	i := strings.LastIndexByte(rest, '.')
 	if i < 0 {
 		return
 	}
-	seq, err := strconv.ParseUint(rest[i+1:], 10, 64)
+	num, err := strconv.ParseUint(rest[i+1:], 10, 64)
 	if err != nil {
 		return
 	}
-	k := ackKey{rest[:i], seq}
+	stream := rest[:i]
 	now := time.Now()
 	b.mu.Lock()
-	if _, ok := b.pending[k]; ok {
-		delete(b.pending, k)
-		b.recent[k] = now
-		b.recentQ = append(b.recentQ, k)
-		b.forget(now)
+	switch kind {
+	case "a":
+		b.answered(ackKey{stream, num}, now)
+	case "c":
+		for k, st := range b.pending {
+			if k.stream == stream && st.batched && st.n <= num {
+				b.answered(k, now)
+			}
+		}
 	}
 	if len(b.pending) == 0 && b.drained != nil {
 		close(b.drained)
 		b.drained = nil
 	}
 	b.mu.Unlock()
+}
+
+// answered moves k, if pending, to the answered ones; b.mu held.
+func (b *ackBook) answered(k ackKey, now time.Time) {
+	if _, ok := b.pending[k]; ok {
+		delete(b.pending, k)
+		b.recent[k] = now
+		b.recentQ = append(b.recentQ, k)
+		b.forget(now)
+	}
 }
 
 // forget drops the answered acknowledgements kept longer than linger,
@@ -239,40 +318,77 @@ func (b *ackBook) forget(now time.Time) {
 	}
 }
 
-// resend sends unanswered acknowledgements again until the book closes.
+// resend asks for the confirmations of batched acknowledgements (every
+// ackConfirmEvery while some are unasked) and sends unanswered
+// acknowledgements again (looking every ackBookTick), until the book
+// closes. It sleeps while none is unanswered (an idle runner does not wake
+// for it).
 func (b *ackBook) resend() {
 	defer close(b.done)
-	t := time.NewTicker(ackBookTick)
+	t := time.NewTimer(ackBookTick)
 	defer t.Stop()
+	lastScan := time.Now()
 	for {
+		b.mu.Lock()
+		empty := len(b.pending) == 0
+		b.mu.Unlock()
+		if empty {
+			b.idleWaits.Add(1)
+			select {
+			case <-b.stop:
+				return
+			case <-b.wake:
+			}
+		}
+		b.mu.Lock()
+		d := ackBookTick
+		if len(b.unasked) > 0 {
+			d = ackConfirmEvery
+		}
+		b.mu.Unlock()
+		t.Reset(d)
 		select {
 		case <-b.stop:
 			return
 		case <-t.C:
 		}
+		b.ticks.Add(1)
 		now := time.Now()
 		type send struct {
 			k       ackKey
 			subject string
+			n       uint64
 		}
-		var due []send
+		var confirms, due []send
 		b.mu.Lock()
-		b.forget(now)
-		for k, st := range b.pending {
-			switch {
-			case now.Sub(st.first) > ackGiveUp:
-				b.log.Warn("acknowledgement never answered; the event may be delivered again", "stream", k.stream, "seq", k.sseq)
-				delete(b.pending, k)
-				if len(b.pending) == 0 && b.drained != nil {
-					close(b.drained)
-					b.drained = nil
+		for _, k := range b.unasked {
+			if st := b.pending[k]; st != nil {
+				confirms = append(confirms, send{k, st.subject, st.n})
+			}
+		}
+		clear(b.unasked)
+		if now.Sub(lastScan) >= ackBookTick {
+			lastScan = now
+			b.forget(now)
+			for k, st := range b.pending {
+				switch {
+				case now.Sub(st.first) > ackGiveUp:
+					b.log.Warn("acknowledgement never answered; the event may be delivered again", "stream", k.stream, "seq", k.sseq)
+					delete(b.pending, k)
+					if len(b.pending) == 0 && b.drained != nil {
+						close(b.drained)
+						b.drained = nil
+					}
+				case now.Sub(st.last) >= ackResend:
+					st.last = now
+					due = append(due, send{k, st.subject, 0})
 				}
-			case now.Sub(st.last) >= ackResend:
-				st.last = now
-				due = append(due, send{k, st.subject})
 			}
 		}
 		b.mu.Unlock()
+		for _, s := range confirms {
+			b.confirm(s.k, s.subject, s.n)
+		}
 		for _, s := range due {
 			b.publish(s.k, s.subject)
 		}

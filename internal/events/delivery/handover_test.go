@@ -2,9 +2,13 @@ package delivery
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/tether-hub/tether/internal/journal"
 )
@@ -70,5 +74,90 @@ func TestFencedEngineStopsAndTheNextResumes(t *testing.T) {
 	})
 	if got := len(rc.delivered()); got != 12 {
 		t.Errorf("%d events delivered, want each of the 12 once", got)
+	}
+}
+
+// The book looks for acknowledgements to send again only while one is
+// unanswered: an idle runner's book does not wake every ackBookTick.
+func TestAckBookSleepsWhileNoneIsUnanswered(t *testing.T) {
+	v := newEnv(t)
+	nc := v.j.NC
+	var answer atomic.Bool
+	sub, err := nc.Subscribe("test.ack.>", func(m *nats.Msg) {
+		if answer.Load() {
+			_ = m.Respond(nil)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	b, err := newAckBook(nc, slog.New(slog.DiscardHandler), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close(0)
+	time.Sleep(3 * ackBookTick)
+	if n := b.ticks.Load(); n != 0 {
+		t.Fatalf("an empty book looked %d times, want 0", n)
+	}
+	b.add(ackKey{"S", 1}, "test.ack.1", false) // unanswered: sent again each tick
+	eventually(t, "the unanswered acknowledgement sent again", func() bool { return b.ticks.Load() >= 3 })
+	answer.Store(true)
+	eventually(t, "answered", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.pending) == 0
+	})
+	eventually(t, "the book waits for work", func() bool { return b.idleWaits.Load() >= 2 })
+	n := b.ticks.Load()
+	time.Sleep(3 * ackBookTick)
+	if got := b.ticks.Load(); got != n {
+		t.Errorf("the book looked %d times more with nothing unanswered, want 0", got-n)
+	}
+	b.add(ackKey{"S", 2}, "test.ack.2", false) // answered at once
+	eventually(t, "answered", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.pending) == 0
+	})
+}
+
+// Acknowledgements on a consumer with one copy go out without a reply, and
+// one confirmation answers all those sent before it.
+func TestAckBookConfirmsBatches(t *testing.T) {
+	v := newEnv(t)
+	nc := v.j.NC
+	var plain, asked atomic.Int64
+	sub, err := nc.Subscribe("test.ack.>", func(m *nats.Msg) {
+		if m.Reply == "" {
+			plain.Add(1)
+			return
+		}
+		asked.Add(1)
+		_ = m.Respond(nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	b, err := newAckBook(nc, slog.New(slog.DiscardHandler), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close(0)
+	for i := range uint64(200) {
+		b.add(ackKey{"S", i + 1}, fmt.Sprintf("test.ack.%d", i+1), true)
+	}
+	eventually(t, "all answered", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.pending) == 0
+	})
+	if p, a := plain.Load(), asked.Load(); p != 200 || a > 2 {
+		t.Errorf("%d acknowledgements without a reply and %d asking for one, want 200 and at most 2", p, a)
+	}
+	if !b.again(ackKey{"S", 7}, "test.ack.7") {
+		t.Error("a copy of an answered acknowledgement's event not recognised")
 	}
 }

@@ -95,7 +95,9 @@ type Options struct {
 	ParkDelay time.Duration
 	// ResyncInterval is how often the engine lists the store to pick up
 	// subscriptions changed behind its back (Reload is immediate); default
-	// 10 s, negative for never.
+	// 10 s, negative for never. A store that signals its changes
+	// (events.ChangeWatcher) is listed after each change instead, and
+	// every 30 × ResyncInterval in case a signal was lost.
 	ResyncInterval time.Duration
 	// MaxReplay bounds how many dead letters one Replay call re-enqueues;
 	// default 10000.

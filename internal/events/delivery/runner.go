@@ -85,6 +85,10 @@ type stream struct {
 	name string
 	cons jetstream.Consumer
 	rec  *recovery
+	// single: the consumer has one copy (no replicas), so JetStream
+	// applies its acknowledgements in the order they were sent and one
+	// confirmation answers all sent before it (ackBook).
+	single bool
 }
 
 // invisible is a renewable disconnect the subscription's filter did not

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/events"
@@ -37,9 +38,13 @@ type Options struct {
 // Store is an events.SubscriptionStore on JetStream KV.
 type Store struct {
 	kv jetstream.KeyValue
+	js jetstream.JetStream
 }
 
-var _ events.SubscriptionStore = (*Store)(nil)
+var (
+	_ events.SubscriptionStore = (*Store)(nil)
+	_ events.ChangeWatcher     = (*Store)(nil)
+)
 
 // New creates or updates the bucket and returns a store on it.
 func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error) {
@@ -59,7 +64,26 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error)
 	if err != nil {
 		return nil, fmt.Errorf("kvstore: bucket %s: %w", Bucket, err)
 	}
-	return &Store{kv: kv}, nil
+	return &Store{kv: kv, js: js}, nil
+}
+
+// WatchChanges implements events.ChangeWatcher with a plain subscription
+// to the bucket's subjects: every put, delete and purge of a key is a
+// publish there, from any node of the NATS cluster. Unlike a KV watcher
+// (an ordered consumer with heartbeats) it costs nothing while nothing is
+// written.
+func (s *Store) WatchChanges() (<-chan struct{}, func(), error) {
+	changes := make(chan struct{}, 1)
+	sub, err := s.js.Conn().Subscribe("$KV."+Bucket+".>", func(*nats.Msg) {
+		select {
+		case changes <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("kvstore: watching bucket %s: %w", Bucket, err)
+	}
+	return changes, func() { _ = sub.Unsubscribe() }, nil
 }
 
 // Get implements events.SubscriptionStore.
