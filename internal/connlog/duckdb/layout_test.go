@@ -118,6 +118,9 @@ func TestPropertiesPacking(t *testing.T) {
 		if got := duckdb.UnpackProperties(p, &r); got != r.Properties {
 			t.Fatalf("round trip of %q: %q (packed %q)", r.Properties, got, p)
 		}
+		if got := string(duckdb.AppendPacked(nil, &r)); got != p {
+			t.Fatalf("appended packing of %q: %q, want %q", r.Properties, got, p)
+		}
 		if len(p) < len(r.Properties) {
 			packedSmaller++
 		}
@@ -175,6 +178,10 @@ func FuzzPropertiesPacking(f *testing.F) {
 		// The one-pass packing stores what key-by-key replacement does.
 		if slow := duckdb.PackSlow(&r); packed != slow {
 			t.Fatalf("packing %q: %q, key by key %q", props, packed, slow)
+		}
+		// The Arrow loader's packing into its column buffer, the same.
+		if got := string(duckdb.AppendPacked([]byte("x"), &r)); got != "x"+packed {
+			t.Fatalf("appending the packing of %q: %q, want %q", props, got, "x"+packed)
 		}
 	})
 }

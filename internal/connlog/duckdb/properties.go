@@ -58,10 +58,30 @@ func packProperties(r *connlog.Record) string {
 	if strings.IndexByte(p, 0x01) >= 0 {
 		return rawPrefix + p
 	}
-	if s, ok := packFast(p, r); ok {
-		return s
+	var found [4]span
+	spans, ok := packSpans(p, r, &found)
+	switch {
+	case !ok:
+		return packSlow(p, r)
+	case len(spans) == 0:
+		return p
 	}
-	return packSlow(p, r)
+	return string(appendSpans(make([]byte, 0, len(p)), p, spans))
+}
+
+// appendPacked appends what packProperties returns for r to dst: the
+// Arrow loader writes it straight into its column, no string a record.
+func appendPacked(dst []byte, r *connlog.Record) []byte {
+	p := r.Properties
+	if strings.IndexByte(p, 0x01) >= 0 {
+		return append(append(dst, rawPrefix...), p...)
+	}
+	var found [4]span
+	spans, ok := packSpans(p, r, &found)
+	if !ok {
+		return append(dst, packSlow(p, r)...)
+	}
+	return appendSpans(dst, p, spans)
 }
 
 // span is where a shared key's pair is in properties_s, and its marker.
@@ -70,12 +90,12 @@ type span struct {
 	marker  string
 }
 
-// packFast is packProperties (after the rawPrefix case) in one pass and
-// one allocation, for the usual text: every pair found at most once, none
-// overlapping another. It gives up (ok false) otherwise, and packSlow,
-// which replaces one key after the other, decides.
-func packFast(p string, r *connlog.Record) (string, bool) {
-	var found [4]span
+// packSpans finds, in one pass a key, the pairs packProperties replaces
+// in the usual text: every pair found at most once, none overlapping
+// another; they are returned in found's array, in order. It gives up (ok
+// false) otherwise, and packSlow, which replaces one key after the other,
+// decides.
+func packSpans(p string, r *connlog.Record, found *[4]span) ([]span, bool) {
 	n := 0
 	for _, k := range sharedKeys {
 		v := k.value(r)
@@ -88,13 +108,10 @@ func packFast(p string, r *connlog.Record) (string, bool) {
 		}
 		end := at + len(k.open) + len(v) + 1
 		if pairAt(p, k.open, v, end) >= 0 {
-			return "", false
+			return nil, false
 		}
 		found[n] = span{at, end, k.marker}
 		n++
-	}
-	if n == 0 {
-		return p, true
 	}
 	spans := found[:n]
 	// Few spans: insertion sort by position, then check for overlaps.
@@ -103,22 +120,23 @@ func packFast(p string, r *connlog.Record) (string, bool) {
 			spans[j], spans[j-1] = spans[j-1], spans[j]
 		}
 	}
-	size := len(p)
-	for i, sp := range spans {
-		if i > 0 && sp.at < spans[i-1].end {
-			return "", false
+	for i := 1; i < n; i++ {
+		if spans[i].at < spans[i-1].end {
+			return nil, false
 		}
-		size -= sp.end - sp.at - len(sp.marker)
 	}
-	b := make([]byte, 0, size)
+	return spans, true
+}
+
+// appendSpans appends p with spans replaced by their markers to dst.
+func appendSpans(dst []byte, p string, spans []span) []byte {
 	last := 0
 	for _, sp := range spans {
-		b = append(b, p[last:sp.at]...)
-		b = append(b, sp.marker...)
+		dst = append(dst, p[last:sp.at]...)
+		dst = append(dst, sp.marker...)
 		last = sp.end
 	}
-	b = append(b, p[last:]...)
-	return string(b), true
+	return append(dst, p[last:]...)
 }
 
 // pairAt is the index of the first `"key":"value"` (open is `"key":"`) in

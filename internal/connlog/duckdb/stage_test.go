@@ -198,3 +198,29 @@ func TestBackPressureWaitsForTheMover(t *testing.T) {
 		}
 	}
 }
+
+// Back-pressure paces Appends once the stage is over half full: none
+// below half, then up to twice the last move's time for the batch.
+func TestPaceGrowsWithTheStage(t *testing.T) {
+	const maxN, maxBytes = 100_000, 64 << 20
+	rate := 50_000.0 // records/s of the last move: 1,000 records in 20 ms
+	for _, c := range []struct {
+		count int
+		size  int64
+		rate  float64
+		want  time.Duration
+	}{
+		{40_000, 1 << 20, rate, 0},
+		{50_000, 1 << 20, rate, 0},
+		{75_000, 1 << 20, rate, 20 * time.Millisecond},
+		{100_000, 1 << 20, rate, 40 * time.Millisecond},
+		{200_000, 1 << 20, rate, 40 * time.Millisecond},
+		{1_000, 48 << 20, rate, 20 * time.Millisecond}, // by bytes
+		{100_000, 1 << 20, 0, 0},                       // no move yet
+	} {
+		got := duckdb.Pace(c.count, c.size, c.rate, 1000, maxN, maxBytes)
+		if d := got - c.want; d < -time.Microsecond || d > time.Microsecond {
+			t.Errorf("pace with %d records / %d bytes staged, rate %.0f: %v, want %v", c.count, c.size, c.rate, got, c.want)
+		}
+	}
+}
