@@ -163,14 +163,17 @@ func TestPropertiesPacking(t *testing.T) {
 }
 
 func FuzzPropertiesPacking(f *testing.F) {
-	f.Add("dev", "MQTT", `{"deviceId":"dev","protocol":"MQTT"}`)
-	f.Add("d\x01", "", `{"deviceId":"d\u0001"}`)
-	f.Add("a", "b", `"deviceId":"a""deviceId":"a"`)
-	f.Add("x", "y", `{"deviceId":"x""protocol":"y"}`)
-	f.Add("p", "p", `{"protocol":"p","deviceId":"p","protocol":"p"}`)
-	f.Add("", "", `{"deviceId":"","protocol":""}`)
-	f.Fuzz(func(t *testing.T, dev, proto, props string) {
-		r := connlog.Record{DeviceID: dev, Protocol: proto, Properties: props}
+	f.Add("dev", "MQTT", `{"deviceId":"dev","protocol":"MQTT"}`, "")
+	f.Add("d\x01", "", `{"deviceId":"d\u0001"}`, "")
+	f.Add("a", "b", `"deviceId":"a""deviceId":"a"`, "")
+	f.Add("x", "y", `{"deviceId":"x""protocol":"y"}`, "")
+	f.Add("p", "p", `{"protocol":"p","deviceId":"p","protocol":"p"}`, "")
+	f.Add("", "", `{"deviceId":"","protocol":""}`, "")
+	f.Add("d", "p", `{"sdkVersion":"s","deviceId":"d","sdkVersion":"s"}`, "s")
+	f.Add("d", "p", `{"deviceId":"d","sdkVersion":"d","protocol":"p"}`, "d")
+	f.Add("a", "", `"deviceId":"a"deviceId":"a"`, "") // a second pair in the first one's closing quote
+	f.Fuzz(func(t *testing.T, dev, proto, props, sdk string) {
+		r := connlog.Record{DeviceID: dev, Protocol: proto, Properties: props, SDKVersion: sdk}
 		packed := duckdb.PackProperties(&r)
 		if got := duckdb.UnpackProperties(packed, &r); got != props {
 			t.Fatalf("round trip of %q: %q", props, got)

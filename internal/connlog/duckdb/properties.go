@@ -19,7 +19,7 @@ type sharedKey struct {
 
 // sharedKeys are the keys kql.AzureDiagnostics maps to columns (Extracted).
 // Each marker starts with \x01, which valid JSON text cannot hold raw.
-var sharedKeys = []sharedKey{
+var sharedKeys = [...]sharedKey{
 	{"deviceId", connlog.ColDeviceID, "\x01d", func(r *connlog.Record) string { return r.DeviceID }, ""},
 	{"protocol", connlog.ColProtocol, "\x01p", func(r *connlog.Record) string { return r.Protocol }, ""},
 	{"sdkVersion", connlog.ColSDKVersion, "\x01s", func(r *connlog.Record) string { return r.SDKVersion }, ""},
@@ -90,28 +90,59 @@ type span struct {
 	marker  string
 }
 
-// packSpans finds, in one pass a key, the pairs packProperties replaces
-// in the usual text: every pair found at most once, none overlapping
-// another; they are returned in found's array, in order. It gives up (ok
-// false) otherwise, and packSlow, which replaces one key after the other,
-// decides.
+// packSpans finds the pairs packProperties replaces in the usual text:
+// every pair found at most once, none overlapping another; they are
+// returned in found's array, in order. It gives up (ok false) otherwise,
+// and packSlow, which replaces one key after the other, decides.
+//
+// One pass over p's quotes checks every key at each (four searches of
+// the whole text a key, to find a pair and to make sure it is the only
+// one, were the move's largest cost after DuckDB's): a key's first pair
+// is the first quote where it matches; a second one counts from the end
+// of the first on, as a search from there would find it.
 func packSpans(p string, r *connlog.Record, found *[4]span) ([]span, bool) {
+	var vals [len(sharedKeys)]string
+	var first [len(sharedKeys)]int
+	live := false
+	for i := range sharedKeys {
+		first[i] = -1
+		if v := sharedKeys[i].value(r); plain(v) {
+			vals[i], first[i] = v, -2 // -2: wanted, not found yet
+			live = true
+		}
+	}
+	if !live {
+		return found[:0], true
+	}
+	for q := strings.IndexByte(p, '"'); q >= 0; {
+		rest := p[q:]
+		for i := range sharedKeys {
+			k := &sharedKeys[i]
+			if first[i] == -1 || len(rest) <= len(k.open)+len(vals[i]) || rest[1] != k.key[0] {
+				continue
+			}
+			v := vals[i]
+			if rest[:len(k.open)] != k.open || rest[len(k.open):len(k.open)+len(v)] != v || rest[len(k.open)+len(v)] != '"' {
+				continue
+			}
+			if first[i] == -2 {
+				first[i] = q
+			} else if q >= first[i]+len(k.open)+len(v)+1 {
+				return nil, false
+			}
+		}
+		next := strings.IndexByte(p[q+1:], '"')
+		if next < 0 {
+			break
+		}
+		q += 1 + next
+	}
 	n := 0
-	for _, k := range sharedKeys {
-		v := k.value(r)
-		at := pairAt(p, k.open, v, 0)
-		if at < 0 {
-			continue
+	for i := range sharedKeys {
+		if first[i] >= 0 {
+			found[n] = span{first[i], first[i] + len(sharedKeys[i].open) + len(vals[i]) + 1, sharedKeys[i].marker}
+			n++
 		}
-		if !plain(v) {
-			continue
-		}
-		end := at + len(k.open) + len(v) + 1
-		if pairAt(p, k.open, v, end) >= 0 {
-			return nil, false
-		}
-		found[n] = span{at, end, k.marker}
-		n++
 	}
 	spans := found[:n]
 	// Few spans: insertion sort by position, then check for overlaps.
