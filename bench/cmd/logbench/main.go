@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -300,8 +301,17 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 		res.CompactSeconds = time.Since(t).Seconds()
 	}
 	if d, ok := store.(*logduckdb.Store); ok {
-		if _, err := d.DB().ExecContext(ctx, "CHECKPOINT"); err != nil {
-			return res, err
+		// The store's background checkpoint may be under way (a
+		// CHECKPOINT beside it fails): try again for a while.
+		for try := 0; ; try++ {
+			_, err := d.DB().ExecContext(ctx, "CHECKPOINT")
+			if err == nil {
+				break
+			}
+			if try == 120 || !strings.Contains(err.Error(), "other write transactions") {
+				return res, err
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
 		// The file keeps the blocks the day sorts freed (DuckDB reuses
 		// them, it does not shrink the file): the used blocks are the data.

@@ -7,9 +7,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
-	"math/bits"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -273,26 +271,15 @@ func stringArray(bufs *colBufs, recs []*connlog.Record, size int, add func([]byt
 		[]*memory.Buffer{nil, memory.NewBufferBytes(offBytes), memory.NewBufferBytes(data)}, nil, 0, 0)), int64(len(data))
 }
 
-// colBufs hands out the byte buffers of a move's string columns and
-// gives them back to colPool once DuckDB has copied the rows: each move
-// used to allocate ~8 MB of new column memory, which cost page faults and
-// garbage collections (about a tenth of the move's CPU).
+// colBufs hands out the byte buffers of a move's string columns
+// (bufpool.go) and gives them back once DuckDB has copied the rows.
 type colBufs struct{ used []*[]byte }
-
-// colPools hold the buffers between moves, by size class: pool i has
-// buffers of 1<<i bytes.
-var colPools [40]sync.Pool
 
 // get returns a buffer of n bytes (contents undefined).
 func (c *colBufs) get(n int) []byte {
-	class := bits.Len(uint(max(n, 64) - 1))
-	b, ok := colPools[class].Get().(*[]byte)
-	if !ok {
-		s := make([]byte, 1<<class)
-		b = &s
-	}
+	b := getBuf(n)
 	c.used = append(c.used, b)
-	return (*b)[:n]
+	return *b
 }
 
 // drop forgets the last buffer handed out (it is not to be reused).
@@ -301,7 +288,7 @@ func (c *colBufs) drop() { c.used = c.used[:len(c.used)-1] }
 // free gives every buffer back.
 func (c *colBufs) free() {
 	for _, b := range c.used {
-		colPools[bits.Len(uint(cap(*b)-1))].Put(b)
+		putBuf(b)
 	}
 	c.used = nil
 }

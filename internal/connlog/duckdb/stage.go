@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-hub/tether/internal/connlog"
@@ -46,12 +47,14 @@ type stage struct {
 	n      int        // its number
 	old    []string   // earlier segments, not yet moved
 	frames []string   // payloads of the staged batches (stage_codec.go)
+	bufs   []*[]byte  // the pooled buffer each frame is in (nil: not pooled)
 	count  int        // records in frames
 	size   int64      // bytes in frames
 	since  time.Time  // when the oldest staged record was staged
 	putN   int64      // records ever staged
 	movedN int64      // of those, the first movedN are in DuckDB
-	buf    []byte
+	// hint is the last frame's size, the next one's buffer size.
+	hint atomic.Int64
 
 	// room, when not nil, is closed by the next take (or close): Appends
 	// held back by back-pressure wait for it.
@@ -144,17 +147,29 @@ func (st *stage) rotate() error {
 // It returns how many records are staged after it, and first true when
 // the stage was empty before (the mover then starts its MoveInterval).
 func (st *stage) put(records []connlog.Record) (n int, first bool, err error) {
+	// The frame is encoded into a pooled buffer (bufpool.go) that the
+	// stage keeps as it is until the move, outside the lock.
+	pb := getBuf(int(st.hint.Load()))
+	b := encodeFrame((*pb)[:0], records)
+	if cap(b) != cap(*pb) {
+		// Outgrew the size class: b is new memory, not the pool's.
+		putBuf(pb)
+		pb = nil
+	}
+	st.hint.Store(int64(len(b)))
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.f == nil {
 		return 0, false, ErrClosed
 	}
-	st.buf = encodeFrame(st.buf[:0], records)
-	_, err = st.f.Write(st.buf)
+	_, err = st.f.Write(b)
 	if err == nil {
 		err = st.f.Sync()
 	}
 	if err != nil {
+		if pb != nil {
+			putBuf(pb)
+		}
 		if rerr := st.rotate(); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
@@ -164,14 +179,12 @@ func (st *stage) put(records []connlog.Record) (n int, first bool, err error) {
 	if first {
 		st.since = time.Now()
 	}
-	p := framePayload(st.buf)
+	p := framePayload(b)
 	st.frames = append(st.frames, p)
+	st.bufs = append(st.bufs, pb)
 	st.count += len(records)
 	st.size += int64(len(p))
 	st.putN += int64(len(records))
-	if cap(st.buf) > 4<<20 {
-		st.buf = nil
-	}
 	return st.count, first, nil
 }
 
@@ -258,21 +271,44 @@ func (st *stage) staged() (int, int64, time.Time) {
 // take hands the staged records to a move and starts a new segment; the
 // segments they are in are returned, to remove once they are stored;
 // none when nothing is staged.
-func (st *stage) take() (frames []string, segments []string, upTo int64, err error) {
+func (st *stage) take() (t taken, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.count == 0 {
-		return nil, nil, st.putN, nil
+		return taken{upTo: st.putN}, nil
 	}
 	if st.f != nil {
 		if err := st.rotate(); err != nil {
-			return nil, nil, 0, err
+			return taken{}, err
 		}
 	}
-	frames, segments = st.frames, st.old
-	st.frames, st.old, st.count, st.size = nil, nil, 0, 0
+	t = taken{frames: st.frames, bufs: st.bufs, n: st.count, segments: st.old, upTo: st.putN}
+	st.frames, st.bufs, st.old, st.count, st.size = nil, nil, nil, 0, 0
 	st.openRoom()
-	return frames, segments, st.putN, nil
+	return t, nil
+}
+
+// taken is what take hands a move: the frames (and their buffers, for
+// recycle once the records are stored), n records in all, the segments
+// they are in, and the count of records ever staged they bring the store
+// up to.
+type taken struct {
+	frames   []string
+	bufs     []*[]byte
+	n        int
+	segments []string
+	upTo     int64
+}
+
+// recycle gives the frames' buffers back to the pool: the records
+// decoded from them must be stored and forgotten.
+func (t *taken) recycle() {
+	for _, b := range t.bufs {
+		if b != nil {
+			putBuf(b)
+		}
+	}
+	t.frames, t.bufs = nil, nil
 }
 
 // done records that the records staged before upTo are in DuckDB, by a
@@ -287,19 +323,20 @@ func (st *stage) done(upTo int64, n int, d time.Duration) {
 	st.movedN = max(st.movedN, upTo)
 }
 
-// giveBack returns frames (of n records) and their segments after a
-// failed move: they go before whatever was staged meanwhile.
-func (st *stage) giveBack(frames []string, n int, segments []string, err error) {
+// giveBack returns what a failed move took: it goes before whatever was
+// staged meanwhile.
+func (st *stage) giveBack(t taken, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.failed = err
 	st.openRoom()
-	st.frames = append(frames, st.frames...)
-	st.count += n
-	for _, f := range frames {
+	st.frames = append(t.frames, st.frames...)
+	st.bufs = append(t.bufs, st.bufs...)
+	st.count += t.n
+	for _, f := range t.frames {
 		st.size += int64(len(f))
 	}
-	st.old = append(segments, st.old...)
+	st.old = append(t.segments, st.old...)
 	st.since = time.Now()
 }
 
@@ -350,16 +387,16 @@ func (s *Store) moveUpTo(ctx context.Context, upTo int64) error {
 	if _, moved := st.marks(); upTo >= 0 && moved >= upTo {
 		return nil
 	}
-	frames, segments, through, err := st.take()
-	if err != nil || len(frames) == 0 {
+	t, err := st.take()
+	if err != nil || len(t.frames) == 0 {
 		return err
 	}
 	n := 0
-	for _, f := range frames {
+	for _, f := range t.frames {
 		n += payloadCount(f)
 	}
 	records := make([]connlog.Record, 0, n)
-	for _, f := range frames {
+	for _, f := range t.frames {
 		records, err = appendPayload(records, f)
 		if err != nil {
 			// A frame this process encoded: a bug. Its records stay in the
@@ -373,11 +410,15 @@ func (s *Store) moveUpTo(ctx context.Context, upTo int64) error {
 	s.writeMu.Unlock()
 	if err != nil {
 		err = fmt.Errorf("connlog/duckdb: moving %d staged records: %w", len(records), err)
-		st.giveBack(frames, len(records), segments, err)
+		st.giveBack(t, err)
 		return err
 	}
-	st.done(through, len(records), time.Since(start))
-	if err := removeSegments(segments); err != nil {
+	st.done(t.upTo, len(records), time.Since(start))
+	// The records' strings are slices of the frames: nothing of them is
+	// kept (resource tuples are cloned, assignResources).
+	clear(records)
+	t.recycle()
+	if err := removeSegments(t.segments); err != nil {
 		// Stored already: a segment left behind is replayed at Open and
 		// its records skipped as repeats.
 		s.log.Warn("connlog/duckdb: removing moved stage segments", "err", err)

@@ -92,8 +92,9 @@ func decodeFrame(data []byte) ([]connlog.Record, []byte, error) {
 }
 
 // framePayload is the payload of the frame encodeFrame wrote into b (one
-// frame): what the stage keeps in memory for the mover.
-func framePayload(b []byte) string { return string(b[8:]) }
+// frame): what the stage keeps in memory for the mover. It is b's memory,
+// not a copy: b must not change while the payload is in use.
+func framePayload(b []byte) string { return unsafe.String(&b[8], len(b)-8) }
 
 // decodePayload decodes a frame's payload. The records' string fields
 // are slices of text (one allocation for them all, and the stage's copy
