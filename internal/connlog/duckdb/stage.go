@@ -455,6 +455,8 @@ func (s *Store) mover() {
 			if n > 0 {
 				timer.Reset(s.o.MoveInterval - time.Since(since))
 				wait = timer.C
+			} else {
+				dropPool() // idle: no buffers kept
 			}
 			select {
 			case <-s.stop:
