@@ -1,7 +1,6 @@
 package loggen
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -183,11 +182,10 @@ func newGenerator(o Options, session time.Duration, start time.Time) *Generator 
 		g.devs[i] = d
 	}
 	g.queue = make(deviceQueue, len(g.devs))
-	copy(g.queue, g.devs)
-	for i, d := range g.queue {
-		d.idx = i
+	for i, d := range g.devs {
+		g.queue[i] = queued{d.next.UnixNano(), d}
 	}
-	heap.Init(&g.queue)
+	g.queue.init()
 	return g
 }
 
@@ -231,9 +229,8 @@ func (g *Generator) next() (connlog.Record, bool) {
 		if len(g.queue) == 0 {
 			return connlog.Record{}, false
 		}
-		d := g.queue[0]
-		g.step(d)
-		heap.Fix(&g.queue, 0)
+		g.step(g.queue[0].d)
+		g.queue.fix0()
 	}
 	r := g.pending[0]
 	g.pending = g.pending[1:]

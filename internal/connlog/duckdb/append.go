@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tether-hub/tether/internal/connlog"
 )
@@ -36,8 +37,17 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 	if st == nil {
 		return s.appendNow(ctx, records)
 	}
-	// Back-pressure: DuckDB is behind; wait for the mover to take the
-	// staged records in.
+	// Back-pressure: DuckDB is behind; slow down to the mover's pace, and
+	// at the limit wait for it to take the staged records in.
+	if d := st.pace(len(records), s.o.MaxStaged, s.o.MaxStagedBytes); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
 	if err := st.waitRoom(ctx, s.o.MaxStaged, s.o.MaxStagedBytes); err != nil {
 		return err
 	}
@@ -78,10 +88,11 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 	if err != nil {
 		return err
 	}
-	// Repeats within the batch, then in the store.
+	// Repeats within the batch, then in the store. Records are kept by
+	// index: _Seq follows the order of records.
 	seen := make(map[string]struct{}, len(records))
-	fresh := make([]*connlog.Record, 0, len(records))
-	var old []*connlog.Record
+	fresh := make([]int32, 0, len(records))
+	var old []int32
 	for i := range records {
 		r := &records[i]
 		if _, dup := seen[r.ItemID]; dup {
@@ -89,45 +100,48 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 		}
 		seen[r.ItemID] = struct{}{}
 		if r.TimeGenerated.UnixNano() > s.hwm {
-			fresh = append(fresh, r)
+			fresh = append(fresh, int32(i))
 		} else {
-			old = append(old, r)
+			old = append(old, int32(i))
 		}
 	}
 	if len(old) > 0 {
-		known, err := s.knownIDs(ctx, w, old)
+		olds := make([]*connlog.Record, len(old))
+		for j, i := range old {
+			olds[j] = &records[i]
+		}
+		known, err := s.knownIDs(ctx, w, olds)
 		if err != nil {
 			return err
 		}
-		for _, r := range old {
-			if !known[r.ItemID] {
-				fresh = append(fresh, r)
+		for _, i := range old {
+			if !known[records[i].ItemID] {
+				fresh = append(fresh, i)
 			}
 		}
 	}
 	if len(fresh) == 0 {
 		return ctx.Err()
 	}
-	// Group by day, keeping batch order within a day.
-	byDay := map[string][]*connlog.Record{}
+	// Group by day, keeping batch order within a day (fresh puts "old"
+	// ones last).
+	byDay := map[string][]int32{}
 	var days []string
-	for _, r := range fresh {
-		d := dayTable(r.TimeGenerated)
+	var day dayCache
+	for _, i := range fresh {
+		d := day.table(records[i].TimeGenerated)
 		if _, ok := byDay[d]; !ok {
 			days = append(days, d)
 		}
-		byDay[d] = append(byDay[d], r)
-	}
-	// _Seq follows the order of records (fresh puts "old" ones last).
-	order := make(map[*connlog.Record]int64, len(fresh))
-	for i := range records {
-		order[&records[i]] = int64(i)
+		byDay[d] = append(byDay[d], i)
 	}
 	// What the transaction writes is made before it begins (the Arrow
 	// loader must register its views outside it).
-	var all []*connlog.Record
+	all := make([]*connlog.Record, 0, len(fresh))
 	for _, d := range days {
-		all = append(all, byDay[d]...)
+		for _, i := range byDay[d] {
+			all = append(all, &records[i])
+		}
 	}
 	ids, res, err := assignResources(s.resources, s.resIndex, all)
 	if err != nil {
@@ -135,13 +149,13 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 	}
 	loads := make([]dayLoad, len(days))
 	for i, d := range days {
-		recs := byDay[d]
-		seqs := make([]int64, len(recs))
-		for j, r := range recs {
-			seqs[j] = s.seq + 1 + order[r]
+		idx := byDay[d]
+		seqs := make([]int64, len(idx))
+		for j, k := range idx {
+			seqs[j] = s.seq + 1 + int64(k)
 		}
-		loads[i] = dayLoad{table: d, recs: recs, seqs: seqs, res: ids[:len(recs)]}
-		ids = ids[len(recs):]
+		loads[i] = dayLoad{table: d, recs: all[:len(idx)], seqs: seqs, res: ids[:len(idx)]}
+		all, ids = all[len(idx):], ids[len(idx):]
 	}
 	ld, err := prepareLoad(ctx, w, loads)
 	if err != nil {
@@ -169,8 +183,8 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 	}
 	s.resources = res
 	s.seq += int64(len(records))
-	for _, r := range fresh {
-		s.hwm = max(s.hwm, r.TimeGenerated.UnixNano())
+	for _, i := range fresh {
+		s.hwm = max(s.hwm, records[i].TimeGenerated.UnixNano())
 	}
 	s.walAdd(bytes)
 	return nil

@@ -5,6 +5,7 @@ package duckdb
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/tether-hub/tether/internal/connlog"
 )
@@ -12,6 +13,16 @@ import (
 // PackProperties and UnpackProperties expose the properties_s packing.
 func PackProperties(r *connlog.Record) string             { return packProperties(r) }
 func UnpackProperties(p string, r *connlog.Record) string { return unpackProperties(p, r) }
+
+// AppendPacked is packProperties appended to dst (the Arrow loader's).
+func AppendPacked(dst []byte, r *connlog.Record) []byte { return appendPacked(dst, r) }
+
+// Pace is the back-pressure delay of an Append of n records with count
+// records of size bytes staged and the last move at rate records/s.
+func Pace(count int, size int64, rate float64, n, maxN int, maxBytes int64) time.Duration {
+	st := &stage{count: count, size: size, rate: rate}
+	return st.pace(n, maxN, maxBytes)
+}
 
 // PackSlow is packProperties replacing one key after the other.
 func PackSlow(r *connlog.Record) string {

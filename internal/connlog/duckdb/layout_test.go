@@ -118,6 +118,9 @@ func TestPropertiesPacking(t *testing.T) {
 		if got := duckdb.UnpackProperties(p, &r); got != r.Properties {
 			t.Fatalf("round trip of %q: %q (packed %q)", r.Properties, got, p)
 		}
+		if got := string(duckdb.AppendPacked(nil, &r)); got != p {
+			t.Fatalf("appended packing of %q: %q, want %q", r.Properties, got, p)
+		}
 		if len(p) < len(r.Properties) {
 			packedSmaller++
 		}
@@ -160,14 +163,17 @@ func TestPropertiesPacking(t *testing.T) {
 }
 
 func FuzzPropertiesPacking(f *testing.F) {
-	f.Add("dev", "MQTT", `{"deviceId":"dev","protocol":"MQTT"}`)
-	f.Add("d\x01", "", `{"deviceId":"d\u0001"}`)
-	f.Add("a", "b", `"deviceId":"a""deviceId":"a"`)
-	f.Add("x", "y", `{"deviceId":"x""protocol":"y"}`)
-	f.Add("p", "p", `{"protocol":"p","deviceId":"p","protocol":"p"}`)
-	f.Add("", "", `{"deviceId":"","protocol":""}`)
-	f.Fuzz(func(t *testing.T, dev, proto, props string) {
-		r := connlog.Record{DeviceID: dev, Protocol: proto, Properties: props}
+	f.Add("dev", "MQTT", `{"deviceId":"dev","protocol":"MQTT"}`, "")
+	f.Add("d\x01", "", `{"deviceId":"d\u0001"}`, "")
+	f.Add("a", "b", `"deviceId":"a""deviceId":"a"`, "")
+	f.Add("x", "y", `{"deviceId":"x""protocol":"y"}`, "")
+	f.Add("p", "p", `{"protocol":"p","deviceId":"p","protocol":"p"}`, "")
+	f.Add("", "", `{"deviceId":"","protocol":""}`, "")
+	f.Add("d", "p", `{"sdkVersion":"s","deviceId":"d","sdkVersion":"s"}`, "s")
+	f.Add("d", "p", `{"deviceId":"d","sdkVersion":"d","protocol":"p"}`, "d")
+	f.Add("a", "", `"deviceId":"a"deviceId":"a"`, "") // a second pair in the first one's closing quote
+	f.Fuzz(func(t *testing.T, dev, proto, props, sdk string) {
+		r := connlog.Record{DeviceID: dev, Protocol: proto, Properties: props, SDKVersion: sdk}
 		packed := duckdb.PackProperties(&r)
 		if got := duckdb.UnpackProperties(packed, &r); got != props {
 			t.Fatalf("round trip of %q: %q", props, got)
@@ -175,6 +181,10 @@ func FuzzPropertiesPacking(f *testing.F) {
 		// The one-pass packing stores what key-by-key replacement does.
 		if slow := duckdb.PackSlow(&r); packed != slow {
 			t.Fatalf("packing %q: %q, key by key %q", props, packed, slow)
+		}
+		// The Arrow loader's packing into its column buffer, the same.
+		if got := string(duckdb.AppendPacked([]byte("x"), &r)); got != "x"+packed {
+			t.Fatalf("appending the packing of %q: %q, want %q", props, got, "x"+packed)
 		}
 	})
 }

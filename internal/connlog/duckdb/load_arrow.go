@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -41,6 +42,7 @@ type arrowLoad struct {
 	releases []func()
 	readers  []array.RecordReader
 	bytes    []int64 // of each load (estimate)
+	bufs     colBufs // the string columns' memory, reused after close
 }
 
 func prepareLoad(ctx context.Context, w *sql.Conn, loads []dayLoad) (_ loader, err error) {
@@ -67,7 +69,7 @@ func prepareLoad(ctx context.Context, w *sql.Conn, loads []dayLoad) (_ loader, e
 	}()
 	schema := arrowSchema()
 	for _, d := range loads {
-		rdr, n, err := arrowReader(schema, d)
+		rdr, n, err := arrowReader(schema, d, &l.bufs)
 		if err != nil {
 			return nil, err
 		}
@@ -116,11 +118,14 @@ func (l *arrowLoad) close(ctx context.Context, w *sql.Conn) {
 		r.Release()
 	}
 	l.views, l.releases, l.readers = nil, nil, nil
+	// DuckDB copied the rows into its storage in the INSERT; the views
+	// that pointed at the buffers are gone.
+	l.bufs.free()
 }
 
 // arrowReader is d's records as Arrow record batches of at most
 // arrowBatch, and their size (estimate).
-func arrowReader(schema *arrow.Schema, d dayLoad) (array.RecordReader, int64, error) {
+func arrowReader(schema *arrow.Schema, d dayLoad, bufs *colBufs) (array.RecordReader, int64, error) {
 	var batches []arrow.RecordBatch
 	var bytes int64
 	defer func() {
@@ -130,7 +135,7 @@ func arrowReader(schema *arrow.Schema, d dayLoad) (array.RecordReader, int64, er
 	}()
 	for lo := 0; lo < len(d.recs); lo += arrowBatch {
 		hi := min(lo+arrowBatch, len(d.recs))
-		b, n := arrowRecords(schema, d.recs[lo:hi], d.seqs[lo:hi], d.res[lo:hi])
+		b, n := arrowRecords(schema, d.recs[lo:hi], d.seqs[lo:hi], d.res[lo:hi], bufs)
 		batches = append(batches, b)
 		bytes += n
 	}
@@ -159,7 +164,7 @@ func arrowSchema() *arrow.Schema {
 }
 
 // arrowRecords is one record batch of recs and its size (estimate).
-func arrowRecords(schema *arrow.Schema, recs []*connlog.Record, seqs []int64, res []uint16) (arrow.RecordBatch, int64) {
+func arrowRecords(schema *arrow.Schema, recs []*connlog.Record, seqs []int64, res []uint16, bufs *colBufs) (arrow.RecordBatch, int64) {
 	n := len(recs)
 	cols := make([]arrow.Array, 0, appendColumnCount())
 	var bytes int64
@@ -187,18 +192,31 @@ func arrowRecords(schema *arrow.Schema, recs []*connlog.Record, seqs []int64, re
 			cols = append(cols, int64Array(v, &nullable{valid, nulls}))
 			bytes += 8 * int64(n)
 		case c.Name == connlog.ColProperties:
-			a, size := stringArray(recs, packProperties)
+			// Packing never adds more than rawPrefix.
+			size := 0
+			for _, r := range recs {
+				size += len(r.Properties) + len(rawPrefix)
+			}
+			a, used := stringArray(bufs, recs, size, func(dst []byte, r *connlog.Record) []byte { return appendPacked(dst, r) })
 			cols = append(cols, a)
-			bytes += size
+			bytes += used
 		case c.Name == connlog.ColCorrelationID:
-			a, size := stringArray(recs, packCorrelation)
+			size := 0
+			for _, r := range recs {
+				size += len(r.CorrelationID) + len(corrRaw)
+			}
+			a, used := stringArray(bufs, recs, size, func(dst []byte, r *connlog.Record) []byte { return append(dst, packCorrelation(r)...) })
 			cols = append(cols, a)
-			bytes += size
+			bytes += used
 		default:
-			name := c.Name
-			a, size := stringArray(recs, func(r *connlog.Record) string { return *stringField(r, name) })
+			off := stringOffset(c.Name)
+			size := 0
+			for _, r := range recs {
+				size += len(*fieldAt(r, off))
+			}
+			a, used := stringArray(bufs, recs, size, func(dst []byte, r *connlog.Record) []byte { return append(dst, *fieldAt(r, off)...) })
 			cols = append(cols, a)
-			bytes += size
+			bytes += used
 		}
 	}
 	keys := make([]uint32, n)
@@ -232,14 +250,58 @@ func int64Array(v []int64, nv *nullable) arrow.Array {
 		[]*memory.Buffer{valid, memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(v))}, nil, nulls, 0))
 }
 
-// stringArray is the column of get over recs: one data buffer, offsets.
-func stringArray(recs []*connlog.Record, get func(*connlog.Record) string) (arrow.Array, int64) {
-	offsets := make([]int32, len(recs)+1)
-	var data []byte
+// stringArray is a string column of recs: one data buffer of at most
+// size bytes, which add appends each record's value to, and the offsets.
+// It returns the array and the data's length.
+func stringArray(bufs *colBufs, recs []*connlog.Record, size int, add func([]byte, *connlog.Record) []byte) (arrow.Array, int64) {
+	offBytes := bufs.get(4 * (len(recs) + 1))
+	offsets := unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(offBytes))), len(recs)+1)
+	offsets[0] = 0
+	data := bufs.get(size)[:0]
 	for i, r := range recs {
-		data = append(data, get(r)...)
+		data = add(data, r)
 		offsets[i+1] = int32(len(data))
 	}
+	if len(data) > size {
+		// add wrote past its bound (a bug): the buffer grew into new
+		// memory, which the GC keeps alive through the Arrow buffer.
+		bufs.drop()
+	}
 	return array.NewStringData(array.NewData(arrow.BinaryTypes.String, len(recs),
-		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(offsets)), memory.NewBufferBytes(data)}, nil, 0, 0)), int64(len(data))
+		[]*memory.Buffer{nil, memory.NewBufferBytes(offBytes), memory.NewBufferBytes(data)}, nil, 0, 0)), int64(len(data))
+}
+
+// colBufs hands out the byte buffers of a move's string columns
+// (bufpool.go) and gives them back once DuckDB has copied the rows.
+type colBufs struct{ used []*[]byte }
+
+// get returns a buffer of n bytes (contents undefined).
+func (c *colBufs) get(n int) []byte {
+	b := getBuf(n)
+	c.used = append(c.used, b)
+	return *b
+}
+
+// drop forgets the last buffer handed out (it is not to be reused).
+func (c *colBufs) drop() { c.used = c.used[:len(c.used)-1] }
+
+// free gives every buffer back.
+func (c *colBufs) free() {
+	for _, b := range c.used {
+		putBuf(b)
+	}
+	c.used = nil
+}
+
+// stringOffset is the offset in connlog.Record of the string field of
+// column col.
+func stringOffset(col string) uintptr {
+	var r connlog.Record
+	return uintptr(unsafe.Pointer(stringField(&r, col))) - uintptr(unsafe.Pointer(&r))
+}
+
+// fieldAt is r's string field at offset off (stringOffset): the loader's
+// per-value access without stringField's switch on the column name.
+func fieldAt(r *connlog.Record, off uintptr) *string {
+	return (*string)(unsafe.Add(unsafe.Pointer(r), off))
 }

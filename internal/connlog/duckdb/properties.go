@@ -19,7 +19,7 @@ type sharedKey struct {
 
 // sharedKeys are the keys kql.AzureDiagnostics maps to columns (Extracted).
 // Each marker starts with \x01, which valid JSON text cannot hold raw.
-var sharedKeys = []sharedKey{
+var sharedKeys = [...]sharedKey{
 	{"deviceId", connlog.ColDeviceID, "\x01d", func(r *connlog.Record) string { return r.DeviceID }, ""},
 	{"protocol", connlog.ColProtocol, "\x01p", func(r *connlog.Record) string { return r.Protocol }, ""},
 	{"sdkVersion", connlog.ColSDKVersion, "\x01s", func(r *connlog.Record) string { return r.SDKVersion }, ""},
@@ -58,10 +58,30 @@ func packProperties(r *connlog.Record) string {
 	if strings.IndexByte(p, 0x01) >= 0 {
 		return rawPrefix + p
 	}
-	if s, ok := packFast(p, r); ok {
-		return s
+	var found [4]span
+	spans, ok := packSpans(p, r, &found)
+	switch {
+	case !ok:
+		return packSlow(p, r)
+	case len(spans) == 0:
+		return p
 	}
-	return packSlow(p, r)
+	return string(appendSpans(make([]byte, 0, len(p)), p, spans))
+}
+
+// appendPacked appends what packProperties returns for r to dst: the
+// Arrow loader writes it straight into its column, no string a record.
+func appendPacked(dst []byte, r *connlog.Record) []byte {
+	p := r.Properties
+	if strings.IndexByte(p, 0x01) >= 0 {
+		return append(append(dst, rawPrefix...), p...)
+	}
+	var found [4]span
+	spans, ok := packSpans(p, r, &found)
+	if !ok {
+		return append(dst, packSlow(p, r)...)
+	}
+	return appendSpans(dst, p, spans)
 }
 
 // span is where a shared key's pair is in properties_s, and its marker.
@@ -70,31 +90,59 @@ type span struct {
 	marker  string
 }
 
-// packFast is packProperties (after the rawPrefix case) in one pass and
-// one allocation, for the usual text: every pair found at most once, none
-// overlapping another. It gives up (ok false) otherwise, and packSlow,
-// which replaces one key after the other, decides.
-func packFast(p string, r *connlog.Record) (string, bool) {
-	var found [4]span
-	n := 0
-	for _, k := range sharedKeys {
-		v := k.value(r)
-		at := pairAt(p, k.open, v, 0)
-		if at < 0 {
-			continue
+// packSpans finds the pairs packProperties replaces in the usual text:
+// every pair found at most once, none overlapping another; they are
+// returned in found's array, in order. It gives up (ok false) otherwise,
+// and packSlow, which replaces one key after the other, decides.
+//
+// One pass over p's quotes checks every key at each (four searches of
+// the whole text a key, to find a pair and to make sure it is the only
+// one, were the move's largest cost after DuckDB's): a key's first pair
+// is the first quote where it matches; a second one counts from the end
+// of the first on, as a search from there would find it.
+func packSpans(p string, r *connlog.Record, found *[4]span) ([]span, bool) {
+	var vals [len(sharedKeys)]string
+	var first [len(sharedKeys)]int
+	live := false
+	for i := range sharedKeys {
+		first[i] = -1
+		if v := sharedKeys[i].value(r); plain(v) {
+			vals[i], first[i] = v, -2 // -2: wanted, not found yet
+			live = true
 		}
-		if !plain(v) {
-			continue
-		}
-		end := at + len(k.open) + len(v) + 1
-		if pairAt(p, k.open, v, end) >= 0 {
-			return "", false
-		}
-		found[n] = span{at, end, k.marker}
-		n++
 	}
-	if n == 0 {
-		return p, true
+	if !live {
+		return found[:0], true
+	}
+	for q := strings.IndexByte(p, '"'); q >= 0; {
+		rest := p[q:]
+		for i := range sharedKeys {
+			k := &sharedKeys[i]
+			if first[i] == -1 || len(rest) <= len(k.open)+len(vals[i]) || rest[1] != k.key[0] {
+				continue
+			}
+			v := vals[i]
+			if rest[:len(k.open)] != k.open || rest[len(k.open):len(k.open)+len(v)] != v || rest[len(k.open)+len(v)] != '"' {
+				continue
+			}
+			if first[i] == -2 {
+				first[i] = q
+			} else if q >= first[i]+len(k.open)+len(v)+1 {
+				return nil, false
+			}
+		}
+		next := strings.IndexByte(p[q+1:], '"')
+		if next < 0 {
+			break
+		}
+		q += 1 + next
+	}
+	n := 0
+	for i := range sharedKeys {
+		if first[i] >= 0 {
+			found[n] = span{first[i], first[i] + len(sharedKeys[i].open) + len(vals[i]) + 1, sharedKeys[i].marker}
+			n++
+		}
 	}
 	spans := found[:n]
 	// Few spans: insertion sort by position, then check for overlaps.
@@ -103,22 +151,23 @@ func packFast(p string, r *connlog.Record) (string, bool) {
 			spans[j], spans[j-1] = spans[j-1], spans[j]
 		}
 	}
-	size := len(p)
-	for i, sp := range spans {
-		if i > 0 && sp.at < spans[i-1].end {
-			return "", false
+	for i := 1; i < n; i++ {
+		if spans[i].at < spans[i-1].end {
+			return nil, false
 		}
-		size -= sp.end - sp.at - len(sp.marker)
 	}
-	b := make([]byte, 0, size)
+	return spans, true
+}
+
+// appendSpans appends p with spans replaced by their markers to dst.
+func appendSpans(dst []byte, p string, spans []span) []byte {
 	last := 0
 	for _, sp := range spans {
-		b = append(b, p[last:sp.at]...)
-		b = append(b, sp.marker...)
+		dst = append(dst, p[last:sp.at]...)
+		dst = append(dst, sp.marker...)
 		last = sp.end
 	}
-	b = append(b, p[last:]...)
-	return string(b), true
+	return append(dst, p[last:]...)
 }
 
 // pairAt is the index of the first `"key":"value"` (open is `"key":"`) in

@@ -121,6 +121,11 @@ func assignResources(res []resTuple, index map[resTuple]uint16, recs []*connlog.
 				added = map[resTuple]uint16{}
 				res = res[:len(res):len(res)] // appends copy: the Store's slice stays
 			}
+			// Cloned: t's strings may be slices of a stage frame, whose
+			// buffer the next Append reuses (bufpool.go).
+			for i := range t {
+				t[i] = strings.Clone(t[i])
+			}
 			res = append(res, t)
 			added[t] = id
 		}

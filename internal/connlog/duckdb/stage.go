@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-hub/tether/internal/connlog"
@@ -46,12 +47,14 @@ type stage struct {
 	n      int        // its number
 	old    []string   // earlier segments, not yet moved
 	frames []string   // payloads of the staged batches (stage_codec.go)
+	bufs   []*[]byte  // the pooled buffer each frame is in (nil: not pooled)
 	count  int        // records in frames
 	size   int64      // bytes in frames
 	since  time.Time  // when the oldest staged record was staged
 	putN   int64      // records ever staged
 	movedN int64      // of those, the first movedN are in DuckDB
-	buf    []byte
+	// hint is the last frame's size, the next one's buffer size.
+	hint atomic.Int64
 
 	// room, when not nil, is closed by the next take (or close): Appends
 	// held back by back-pressure wait for it.
@@ -59,6 +62,10 @@ type stage struct {
 	// failed is the error of the last move if it failed (the records are
 	// back in the stage); Appends held back return it.
 	failed error
+
+	// rate is the records a second of the last move (0: none yet), which
+	// pace holds the Appends to while the stage is over half full.
+	rate float64
 
 	moveMu sync.Mutex    // one move at a time
 	kick   chan struct{} // wakes the mover
@@ -140,17 +147,29 @@ func (st *stage) rotate() error {
 // It returns how many records are staged after it, and first true when
 // the stage was empty before (the mover then starts its MoveInterval).
 func (st *stage) put(records []connlog.Record) (n int, first bool, err error) {
+	// The frame is encoded into a pooled buffer (bufpool.go) that the
+	// stage keeps as it is until the move, outside the lock.
+	pb := getBuf(int(st.hint.Load()))
+	b := encodeFrame((*pb)[:0], records)
+	if cap(b) != cap(*pb) {
+		// Outgrew the size class: b is new memory, not the pool's.
+		putBuf(pb)
+		pb = nil
+	}
+	st.hint.Store(int64(len(b)))
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.f == nil {
 		return 0, false, ErrClosed
 	}
-	st.buf = encodeFrame(st.buf[:0], records)
-	_, err = st.f.Write(st.buf)
+	_, err = st.f.Write(b)
 	if err == nil {
 		err = st.f.Sync()
 	}
 	if err != nil {
+		if pb != nil {
+			putBuf(pb)
+		}
 		if rerr := st.rotate(); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
@@ -160,14 +179,12 @@ func (st *stage) put(records []connlog.Record) (n int, first bool, err error) {
 	if first {
 		st.since = time.Now()
 	}
-	p := framePayload(st.buf)
+	p := framePayload(b)
 	st.frames = append(st.frames, p)
+	st.bufs = append(st.bufs, pb)
 	st.count += len(records)
 	st.size += int64(len(p))
 	st.putN += int64(len(records))
-	if cap(st.buf) > 4<<20 {
-		st.buf = nil
-	}
 	return st.count, first, nil
 }
 
@@ -209,6 +226,25 @@ func (st *stage) waitRoom(ctx context.Context, maxN int, maxBytes int64) error {
 	}
 }
 
+// pace is how long an Append of n records waits before staging them
+// once more than half of maxN records or maxBytes are staged: from none at
+// half to twice the time the last move took for n records when full.
+// DuckDB behind, Appends then slow down to what the mover takes, each a
+// little, where the hard limit of waitRoom held one in a hundred for
+// the rest of a move (up to a second; p99 290 ms at 2M records).
+func (st *stage) pace(n, maxN int, maxBytes int64) time.Duration {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.rate <= 0 {
+		return 0
+	}
+	over := max(float64(st.count)/float64(maxN), float64(st.size)/float64(maxBytes))*2 - 1
+	if over <= 0 {
+		return 0
+	}
+	return time.Duration(min(over, 1) * 2 * float64(n) / st.rate * float64(time.Second))
+}
+
 // openRoom releases the Appends in waitRoom. The caller holds mu.
 func (st *stage) openRoom() {
 	if st.room != nil {
@@ -235,44 +271,72 @@ func (st *stage) staged() (int, int64, time.Time) {
 // take hands the staged records to a move and starts a new segment; the
 // segments they are in are returned, to remove once they are stored;
 // none when nothing is staged.
-func (st *stage) take() (frames []string, segments []string, upTo int64, err error) {
+func (st *stage) take() (t taken, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.count == 0 {
-		return nil, nil, st.putN, nil
+		return taken{upTo: st.putN}, nil
 	}
 	if st.f != nil {
 		if err := st.rotate(); err != nil {
-			return nil, nil, 0, err
+			return taken{}, err
 		}
 	}
-	frames, segments = st.frames, st.old
-	st.frames, st.old, st.count, st.size = nil, nil, 0, 0
+	t = taken{frames: st.frames, bufs: st.bufs, n: st.count, segments: st.old, upTo: st.putN}
+	st.frames, st.bufs, st.old, st.count, st.size = nil, nil, nil, 0, 0
 	st.openRoom()
-	return frames, segments, st.putN, nil
+	return t, nil
 }
 
-// done records that the records staged before upTo are in DuckDB.
-func (st *stage) done(upTo int64) {
+// taken is what take hands a move: the frames (and their buffers, for
+// recycle once the records are stored), n records in all, the segments
+// they are in, and the count of records ever staged they bring the store
+// up to.
+type taken struct {
+	frames   []string
+	bufs     []*[]byte
+	n        int
+	segments []string
+	upTo     int64
+}
+
+// recycle gives the frames' buffers back to the pool: the records
+// decoded from them must be stored and forgotten.
+func (t *taken) recycle() {
+	for _, b := range t.bufs {
+		if b != nil {
+			putBuf(b)
+		}
+	}
+	t.frames, t.bufs = nil, nil
+}
+
+// done records that the records staged before upTo are in DuckDB, by a
+// move of n records that took d.
+func (st *stage) done(upTo int64, n int, d time.Duration) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if d > 0 {
+		st.rate = float64(n) / d.Seconds()
+	}
 	st.failed = nil
 	st.movedN = max(st.movedN, upTo)
 }
 
-// giveBack returns frames (of n records) and their segments after a
-// failed move: they go before whatever was staged meanwhile.
-func (st *stage) giveBack(frames []string, n int, segments []string, err error) {
+// giveBack returns what a failed move took: it goes before whatever was
+// staged meanwhile.
+func (st *stage) giveBack(t taken, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.failed = err
 	st.openRoom()
-	st.frames = append(frames, st.frames...)
-	st.count += n
-	for _, f := range frames {
+	st.frames = append(t.frames, st.frames...)
+	st.bufs = append(t.bufs, st.bufs...)
+	st.count += t.n
+	for _, f := range t.frames {
 		st.size += int64(len(f))
 	}
-	st.old = append(segments, st.old...)
+	st.old = append(t.segments, st.old...)
 	st.since = time.Now()
 }
 
@@ -323,30 +387,38 @@ func (s *Store) moveUpTo(ctx context.Context, upTo int64) error {
 	if _, moved := st.marks(); upTo >= 0 && moved >= upTo {
 		return nil
 	}
-	frames, segments, through, err := st.take()
-	if err != nil || len(frames) == 0 {
+	t, err := st.take()
+	if err != nil || len(t.frames) == 0 {
 		return err
 	}
-	var records []connlog.Record
-	for _, f := range frames {
-		recs, err := decodePayload(f)
+	n := 0
+	for _, f := range t.frames {
+		n += payloadCount(f)
+	}
+	records := make([]connlog.Record, 0, n)
+	for _, f := range t.frames {
+		records, err = appendPayload(records, f)
 		if err != nil {
 			// A frame this process encoded: a bug. Its records stay in the
 			// segments, for the replay to try at the next Open.
 			return fmt.Errorf("connlog/duckdb: staged batch: %w", err)
 		}
-		records = append(records, recs...)
 	}
+	start := time.Now()
 	s.writeMu.Lock()
 	err = s.append(ctx, records)
 	s.writeMu.Unlock()
 	if err != nil {
 		err = fmt.Errorf("connlog/duckdb: moving %d staged records: %w", len(records), err)
-		st.giveBack(frames, len(records), segments, err)
+		st.giveBack(t, err)
 		return err
 	}
-	st.done(through)
-	if err := removeSegments(segments); err != nil {
+	st.done(t.upTo, len(records), time.Since(start))
+	// The records' strings are slices of the frames: nothing of them is
+	// kept (resource tuples are cloned, assignResources).
+	clear(records)
+	t.recycle()
+	if err := removeSegments(t.segments); err != nil {
 		// Stored already: a segment left behind is replayed at Open and
 		// its records skipped as repeats.
 		s.log.Warn("connlog/duckdb: removing moved stage segments", "err", err)
@@ -383,6 +455,8 @@ func (s *Store) mover() {
 			if n > 0 {
 				timer.Reset(s.o.MoveInterval - time.Since(since))
 				wait = timer.C
+			} else {
+				dropPool() // idle: no buffers kept
 			}
 			select {
 			case <-s.stop:

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -91,21 +92,37 @@ func decodeFrame(data []byte) ([]connlog.Record, []byte, error) {
 }
 
 // framePayload is the payload of the frame encodeFrame wrote into b (one
-// frame): what the stage keeps in memory for the mover.
-func framePayload(b []byte) string { return string(b[8:]) }
+// frame): what the stage keeps in memory for the mover. It is b's memory,
+// not a copy: b must not change while the payload is in use.
+func framePayload(b []byte) string { return unsafe.String(&b[8], len(b)-8) }
 
 // decodePayload decodes a frame's payload. The records' string fields
 // are slices of text (one allocation for them all, and the stage's copy
 // is reused as it is).
 func decodePayload(text string) ([]connlog.Record, error) {
+	return appendPayload(nil, text)
+}
+
+// payloadCount is the number of records a frame's payload claims.
+func payloadCount(text string) int {
+	d := decoder{b: unsafe.Slice(unsafe.StringData(text), len(text))}
+	return int(min(d.uvarint(), uint64(len(text))))
+}
+
+// appendPayload decodes a frame's payload and appends its records to dst
+// (the move decodes all its frames into one slice).
+func appendPayload(dst []connlog.Record, text string) ([]connlog.Record, error) {
 	d := decoder{b: unsafe.Slice(unsafe.StringData(text), len(text))}
 	count := d.uvarint()
 	if count > uint64(len(text)) {
 		return nil, fmt.Errorf("frame of %d bytes claims %d records", len(text), count)
 	}
-	records := make([]connlog.Record, count)
+	start := len(dst)
+	dst = slices.Grow(dst, int(count))[:start+int(count)]
+	records := dst[start:]
 	for i := range records {
 		r := &records[i]
+		*r = connlog.Record{}
 		r.TimeGenerated = time.Unix(0, d.varint()).UTC()
 		switch d.byte() {
 		case 0:
@@ -130,7 +147,7 @@ func decodePayload(text string) ([]connlog.Record, error) {
 	if d.err != nil || d.off != len(text) {
 		return nil, fmt.Errorf("undecodable frame (%v, %d of %d bytes read)", d.err, d.off, len(text))
 	}
-	return records, nil
+	return dst, nil
 }
 
 // decoder reads a payload; b is never written (it may be a string's

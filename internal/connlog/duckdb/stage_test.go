@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tether-hub/tether/bench/loggen"
 	"github.com/tether-hub/tether/internal/connlog"
 	"github.com/tether-hub/tether/internal/connlog/duckdb"
 	"github.com/tether-hub/tether/internal/connlog/logstoretest"
@@ -195,6 +197,91 @@ func TestBackPressureWaitsForTheMover(t *testing.T) {
 	for i := range got {
 		if got[i].ItemID != recs[i].ItemID {
 			t.Fatalf("record %d is %s, want %s", i, got[i].ItemID, recs[i].ItemID)
+		}
+	}
+}
+
+// Back-pressure paces Appends once the stage is over half full: none
+// below half, then up to twice the last move's time for the batch.
+func TestPaceGrowsWithTheStage(t *testing.T) {
+	const maxN, maxBytes = 100_000, 64 << 20
+	rate := 50_000.0 // records/s of the last move: 1,000 records in 20 ms
+	for _, c := range []struct {
+		count int
+		size  int64
+		rate  float64
+		want  time.Duration
+	}{
+		{40_000, 1 << 20, rate, 0},
+		{50_000, 1 << 20, rate, 0},
+		{75_000, 1 << 20, rate, 20 * time.Millisecond},
+		{100_000, 1 << 20, rate, 40 * time.Millisecond},
+		{200_000, 1 << 20, rate, 40 * time.Millisecond},
+		{1_000, 48 << 20, rate, 20 * time.Millisecond}, // by bytes
+		{100_000, 1 << 20, 0, 0},                       // no move yet
+	} {
+		got := duckdb.Pace(c.count, c.size, c.rate, 1000, maxN, maxBytes)
+		if d := got - c.want; d < -time.Microsecond || d > time.Microsecond {
+			t.Errorf("pace with %d records / %d bytes staged, rate %.0f: %v, want %v", c.count, c.size, c.rate, got, c.want)
+		}
+	}
+}
+
+// The stage's frames and the loader's columns reuse their memory from
+// one move to the next (bufpool.go): records stored by earlier moves,
+// and the resource tuples they brought, come back as they were appended
+// after many moves through the same buffers.
+func TestMovesReuseBuffersWithoutMixingRecords(t *testing.T) {
+	ctx := context.Background()
+	s, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "logs.duckdb"),
+		duckdb.Options{MemoryLimit: 128 << 20, MoveRecords: 300, MoveInterval: 5 * time.Millisecond, CompactAfter: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	g, err := loggen.New(loggen.Options{Records: 6000, Devices: 500, End: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), Span: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []connlog.Record
+	for b := 0; ; b++ {
+		rs := g.Next(200)
+		if len(rs) == 0 {
+			break
+		}
+		for i := range rs {
+			// A resource group a batch: new tuples in every move.
+			rs[i].ResourceGroup = fmt.Sprintf("rg-%02d", b)
+			rs[i].ResourceID = "/SUBSCRIPTIONS/X/RESOURCEGROUPS/" + rs[i].ResourceGroup
+		}
+		if err := s.Append(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, rs...)
+		if b%5 == 4 {
+			time.Sleep(10 * time.Millisecond) // let the mover take some
+		}
+	}
+	got, err := s.Find(ctx, connlog.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(all) {
+		t.Fatalf("found %d records, appended %d", len(got), len(all))
+	}
+	want := map[string]connlog.Record{}
+	for _, r := range all {
+		r.TimeGenerated = r.TimeGenerated.UTC().Round(0)
+		want[r.ItemID] = r
+	}
+	for _, r := range got {
+		w, ok := want[r.ItemID]
+		if !ok {
+			t.Fatalf("found %s, never appended", r.ItemID)
+		}
+		r.TimeGenerated = r.TimeGenerated.UTC().Round(0)
+		if !reflect.DeepEqual(r, w) {
+			t.Fatalf("record %s came back as\n%+v\nappended\n%+v", r.ItemID, r, w)
 		}
 	}
 }
