@@ -21,7 +21,9 @@ import (
 // the term until its fence; one that shows another node holds the key
 // ends it at once, context included. Jobs therefore never run on two
 // nodes at the same time, unless a node's clock or scheduler stalls for
-// more than the lease's last tenth.
+// more than the lease's last tenth. A node fenced that way begins a new
+// term with its next successful write while the key still names it
+// (retake): the bucket's election does not move the job.
 
 // fenceShare is the part of the lease a term lasts after its last
 // renewal; stopShare the part by which the job must have stopped.
@@ -56,7 +58,9 @@ func (n *Node) Leads(job string) bool {
 
 // campaign keeps or takes the leadership of job: the leader rewrites its
 // key (compare-and-set on the key's revision); the others try to create
-// it, which succeeds once the leader's key was deleted or has expired.
+// it, which succeeds once the leader's key was deleted or has expired. A
+// node whose term ended while the key still names it takes it back
+// (retake).
 func (n *Node) campaign(ctx context.Context, job string) {
 	start := time.Now()
 	n.mu.Lock()
@@ -82,10 +86,38 @@ func (n *Node) campaign(ctx context.Context, job string) {
 	if closing {
 		return
 	}
-	if _, err := n.leaders.Create(ctx, job, []byte(n.o.Node)); err == nil {
+	_, err := n.leaders.Create(ctx, job, []byte(n.o.Node))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		err = n.retake(ctx, job)
+	}
+	if err == nil {
 		n.log.Info("leading a shared job", "job", job)
 		n.beginTerm(job, start)
 	}
+}
+
+// errNotOurs: the job's key names another node.
+var errNotOurs = errors.New("cluster: the job's key is another node's")
+
+// retake renews a key of job that still names this node although it
+// leads no term of it: its term ended because no renewal was answered
+// in time (the leaders bucket electing a Raft leader after a node loss,
+// 4–9 s and more under load), or it is a previous run's key. No other
+// node can have led the job since (the key is still this node's), so
+// the lead resumes as soon as the bucket answers, instead of after the
+// key expires and whichever node creates it first takes the job over.
+// The write is a compare-and-set on the revision read: a key another
+// node created meanwhile is not overwritten.
+func (n *Node) retake(ctx context.Context, job string) error {
+	e, err := n.leaders.Get(ctx, job)
+	if err != nil {
+		return err
+	}
+	if string(e.Value()) != n.o.Node {
+		return errNotOurs
+	}
+	_, err = n.leaders.Update(ctx, job, []byte(n.o.Node), e.Revision())
+	return err
 }
 
 // lost reports whether a failed renewal shows that the key is no longer
