@@ -159,10 +159,44 @@ func TestRetakeLeavesAnotherNodesKey(t *testing.T) {
 	n2 := join(t, srv, "n2")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := n2.retake(ctx, JobReaper); !errors.Is(err, errNotOurs) {
+	if _, err := n2.retake(ctx, JobReaper); !errors.Is(err, errNotOurs) {
 		t.Fatalf("n2 retaking n1's key: %v, want errNotOurs", err)
 	}
 	if !n1.Leads(JobReaper) || n2.Leads(JobReaper) {
 		t.Fatal("the reaper's lead moved")
+	}
+}
+
+// A renewal writes over the revision the leader wrote last; when the key
+// moved on meanwhile while still naming the leader (an earlier write was
+// stored but its answer lost), the leader writes over the new revision
+// and keeps its term.
+func TestARenewalAfterAnUnansweredWriteKeepsTheLead(t *testing.T) {
+	srv := startServer(t)
+	n1 := join(t, srv, "n1")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if !n1.Leads(JobAlerts) {
+		t.Fatal("n1 should lead the alerts job")
+	}
+	rev, err := n1.leaders.Put(ctx, JobAlerts, []byte("n1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1.campaign(ctx, JobAlerts)
+	e, err := n1.leaders.Get(ctx, JobAlerts)
+	if err != nil || string(e.Value()) != "n1" || e.Revision() <= rev {
+		t.Fatalf("key after the renewal: %v (err %v), want n1's, written after revision %d", e, err, rev)
+	}
+	if !n1.Leads(JobAlerts) {
+		t.Fatal("n1 lost the lead")
+	}
+	// Another node's name in the key ends the term at once.
+	if _, err := n1.leaders.Put(ctx, JobAlerts, []byte("n2")); err != nil {
+		t.Fatal(err)
+	}
+	n1.campaign(ctx, JobAlerts)
+	if n1.Leads(JobAlerts) {
+		t.Fatal("n1 still leads although the key names n2")
 	}
 }
