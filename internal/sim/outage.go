@@ -63,13 +63,15 @@ func (f *fleet) restarted(addr string) {
 }
 
 // nodeDown reports whether the node at addr was being stopped or started
-// again at some time between from and to (a rolling restart's): what it
-// answered then it may not have recorded (its journal closing).
+// again (a rolling restart's), or about to be (crashSlack before), at some
+// time between from and to: a refusal it answered then it may not have
+// stored (its journal, without a stream leader while the cluster
+// re-elects, closing with the node).
 func (f *fleet) nodeDown(addr string, from, to time.Time) bool {
 	f.outMu.Lock()
 	defer f.outMu.Unlock()
 	for _, o := range f.outages {
-		if !o.crash && o.addr == addr && !to.Before(o.at) && (o.back.IsZero() || from.Before(o.back)) {
+		if !o.crash && o.addr == addr && !to.Before(o.at.Add(-crashSlack)) && (o.back.IsZero() || from.Before(o.back)) {
 			return true
 		}
 	}

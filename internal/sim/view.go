@@ -275,6 +275,9 @@ func (r *Report) WriteText(w io.Writer) {
 	verdict := "OK: the hub reported everything the simulator did, in order, with the expected codes"
 	if !r.OK() {
 		verdict = "MISMATCH"
+		for _, e := range cm.Examples {
+			fmt.Fprintf(w, "  mismatch: %s\n", e)
+		}
 	}
 	off := 0
 	if cm.RenewalsUnpairedDiff < 0 {
