@@ -283,7 +283,12 @@ func (d *device) connectFailed(err error, cause Cause, tried time.Time) {
 	case f.outageOf(d.dialed, tried, time.Now()) != nil:
 		if !connectSent(err) {
 			// Cut before the CONNECT (in the TCP or TLS handshake) by
-			// the kill or stop, not refused: the hub has nothing to record.
+			// the kill or stop, not refused: a killed hub has nothing to
+			// record; a node stopping may log the cut handshake as a
+			// connect timeout (500008, no device id).
+			if o := f.outageOf(d.dialed, tried, time.Now()); !o.crash {
+				f.ledger.add(Expect{Device: -1, Kind: KindTimeout, Result: ResultTimeout, Cause: CauseNodeStop, At: time.Now().UnixNano(), Maybe: true})
+			}
 			break
 		}
 		// A CONNECT in flight when the hub (or the node) was killed or
