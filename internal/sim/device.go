@@ -37,9 +37,11 @@ type device struct {
 	connected bool
 	tw        *twinClient // twin and methods (nil when both are off)
 	sc        *scPlan     // the scenario the device plays (nil: healthy)
-	// moved is how many nodes on the device went (a dial refused: the
-	// node is down); dialed is the address of its last dial.
-	moved  int
+	// moved is how many nodes on the device went (a connect failed: the
+	// node is down); dialed is the address of its last connect (the
+	// session's; a bad attempt's dial, from another goroutine, does not
+	// set it). moved is read by those dials too.
+	moved  atomic.Int32
 	dialed string
 }
 
@@ -197,6 +199,7 @@ func (d *device) connect() (*mqttclient.Conn, time.Time, error) {
 	if err != nil {
 		return nil, exp, err
 	}
+	d.dialed = d.addr()
 	conn, err := d.dial(tok)
 	return conn, time.Unix(exp.Unix(), 0), err
 }
@@ -214,7 +217,6 @@ func (d *device) dial(password string) (*mqttclient.Conn, error) {
 	if t := f.nodeTLS[dl.Addr]; t != nil {
 		dl.TLS = t
 	}
-	d.dialed = dl.Addr
 	if d.ws {
 		dl.Addr, dl.WebSocket = f.cfg.HTTPSAddr, true
 	}
@@ -237,7 +239,7 @@ func (d *device) addr() string {
 	if len(as) == 0 {
 		return d.f.cfg.MQTTAddr
 	}
-	k := d.idx + d.moved
+	k := d.idx + int(d.moved.Load())
 	if d.twin {
 		k++
 	}
@@ -317,7 +319,7 @@ func (d *device) connectFailed(err error, cause Cause, tried time.Time) {
 	if len(f.cfg.MQTTAddrs) > 1 && !(errors.As(err, &ce) && byte(ce) != 3) {
 		// A node down (refused), stopping (closed during the handshake)
 		// or unable to take the device (3): try the next one.
-		d.moved++
+		d.moved.Add(1)
 	}
 	_ = cause
 }
