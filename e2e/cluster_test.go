@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-hub/tether/internal/cluster"
 	"github.com/tether-hub/tether/internal/hubproc"
+	"github.com/tether-hub/tether/internal/sim"
 )
 
 // Acceptance (issue 15), the part this test covers: three `tether serve`
@@ -34,14 +36,13 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three hub processes with 6,000 devices")
 	}
-	// Opt-in still (docs/SCALING.md, "Session 9"): with the churn across
-	// the kill it passes in a quiet window (95 s) and found a real defect
-	// under load (fixed), but of the loaded runs of session 9's final code
-	// (two busy loops beside it) one passed; the others ran out of time
-	// (load 25–32) or recorded the last node-lost 17 s after the kill (the
-	// leaders bucket electing took the reaper's lead with it).
+	// Opt-in still (docs/SCALING.md, "Session 10"): the reaper's lead now
+	// survives the leaders bucket's election (session 9's 17 s case), and
+	// two loaded runs in a row passed (node-lost 7.6 and 8.9 s after the
+	// kill); the third, at load 25, saw no replicated bucket elect a leader
+	// for more than 25 s after the kill.
 	if os.Getenv("TETHER_E2E_CLUSTER") != "1" {
-		t.Skip("opt-in (TETHER_E2E_CLUSTER=1): under CPU load the failover can exceed its 15 s bound, issue 15")
+		t.Skip("opt-in (TETHER_E2E_CLUSTER=1): under heavy CPU load the Raft elections after the kill can stall past its bounds, issue 15")
 	}
 	const (
 		takeovers = 30
@@ -68,105 +69,13 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	defer cancel()
 	phase := phaseLogger(t)
 	t0 := time.Now()
-	bin := tetherBinary(t)
-	routes, err := hubproc.FreePorts(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := t.TempDir()
-	secret := filepath.Join(base, "cluster-secret")
-	if err := os.WriteFile(secret, []byte("e2e-route-secret-0123456789\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	nodes := make([]*hubProc, 3)
-	// Registered before the nodes' own cleanups, so it runs after them
-	// (the processes are gone) and before the data dirs are removed.
-	t.Cleanup(func() {
-		// TETHER_E2E_KEEP_LOGS=1 keeps them after a pass too (with
-		// TETHER_NATS_LOG=1 they show each Raft group's elections).
-		if !t.Failed() && os.Getenv("TETHER_E2E_KEEP_LOGS") == "" {
-			return
-		}
-		keep := filepath.Join(os.TempDir(), fmt.Sprintf("tether-cluster-logs-%d", time.Now().Unix()))
-		if err := os.MkdirAll(keep, 0o755); err != nil {
-			return
-		}
-		for _, h := range nodes {
-			if h == nil {
-				continue
-			}
-			if b, err := os.ReadFile(h.LogPath); err == nil {
-				_ = os.WriteFile(filepath.Join(keep, filepath.Base(h.LogPath)), b, 0o644)
-			}
-		}
-		t.Logf("node logs kept in %s", keep)
-	})
-	for i := range nodes {
-		var peers []string
-		// Each node's cluster listener on its own loopback address
-		// (127.0.0.11–13), so it cannot take a port picked for another
-		// node's MQTT or HTTPS listener on 127.0.0.1.
-		route := func(j int) string { return fmt.Sprintf("127.0.0.%d:%d", 11+j, routes[j]) }
-		for j := range routes {
-			if j != i {
-				peers = append(peers, route(j))
-			}
-		}
-		h := newHub(t, bin, filepath.Join(base, fmt.Sprintf("n%d", i+1)))
-		h.Args = []string{"--node-name", fmt.Sprintf("n%d", i+1), "--cluster-name", "e2e",
-			"--cluster-listen", route(i), "--cluster-peers", strings.Join(peers, ","), "--cluster-secret-file", secret,
-			"--cluster-lease", lease.String()}
-		nodes[i] = h
-	}
-	startAll := func(hs ...*hubProc) {
-		t.Helper()
-		var wg sync.WaitGroup
-		errs := make([]error, len(hs))
-		for i, h := range hs {
-			wg.Add(1)
-			go func() { defer wg.Done(); errs[i] = h.Start(ctx) }()
-		}
-		wg.Wait()
-		for i, err := range errs {
-			if err != nil {
-				hs[i].dumpLog(40)
-				t.Fatal(err)
-			}
-		}
-	}
-	startAll(nodes...)
-	phase("3 nodes up")
-	status := func() string {
-		t.Helper()
-		out, err := exec.CommandContext(ctx, bin, "cluster", "status", "--data-dir", nodes[0].dir).CombinedOutput()
-		if err != nil {
-			return fmt.Sprintf("tether cluster status: %v\n%s", err, out)
-		}
-		return string(out)
-	}
-	eventuallyCtx(ctx, t, 20*time.Second, func() error {
-		out := status()
-		if strings.Count(out, " alive ") != 3 || !strings.Contains(out, "reaper") || strings.Contains(out, "(none)") {
-			return fmt.Errorf("cluster status does not show 3 live nodes and a reaper leader yet:\n%s", out)
-		}
-		return nil
-	})
-	// caughtUp waits until every stream's replicas are current: a rolling
-	// restart stops the next node only then (docs/SCALING.md, "Rolling
-	// restart"). Stopping a node while the one restarted before it is
-	// still catching up leaves the groups it lags in without a quorum:
-	// the journal stops, and the next node cannot start.
+	c := startClusterProcs(ctx, t, lease, phase)
+	nodes, status, startAll := c.nodes, c.status, c.startAll
 	caughtUp := func() {
 		t.Helper()
-		start := time.Now()
-		eventuallyCtx(ctx, t, 60*time.Second, func() error {
-			out := status()
-			if strings.Count(out, " alive ") != 3 || strings.Contains(out, " behind ") || strings.Contains(out, "offline") {
-				return fmt.Errorf("cluster status does not show 3 live nodes with every replica current yet:\n%s", out)
-			}
-			return nil
-		})
-		phase("every replica current after %s", time.Since(start).Round(time.Millisecond))
+		if err := c.caughtUp(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	a := nodes[0].api()
 	devs, err := newDevices("localhost", "cl", nDevices)
@@ -519,19 +428,12 @@ func clusterLog(ctx context.Context, a *api, devs []*device) ([]journalEvent, er
 	return out, err
 }
 
-// eventuallyCtx retries f until it returns nil or timeout passes.
+// eventuallyCtx retries f until it returns nil, failing the test if
+// timeout passes first.
 func eventuallyCtx(ctx context.Context, t *testing.T, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := until(ctx, timeout, f); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -616,4 +518,322 @@ func checkClusterRun(t *testing.T, evs []journalEvent, got []delivered, phase fu
 	if missing > 0 || dup > 0 || outOfOrder > 0 {
 		t.Errorf("webhook: %d missing, %d duplicated, %d out of order; duplicates: %s", missing, dup, outOfOrder, firstFew(dups, 20))
 	}
+}
+
+// clusterProcs is three `tether serve` processes on 127.0.0.1 forming one
+// hub on their embedded NATS servers' JetStream cluster (routes on
+// 127.0.0.11–13, a route secret, the given lease).
+type clusterProcs struct {
+	t     *testing.T
+	ctx   context.Context
+	bin   string
+	nodes []*hubProc
+	phase func(string, ...any)
+}
+
+// startClusterProcs builds the binary, starts the three nodes and waits
+// until `tether cluster status` shows them alive with a reaper leader.
+func startClusterProcs(ctx context.Context, t *testing.T, lease time.Duration, phase func(string, ...any)) *clusterProcs {
+	t.Helper()
+	c := &clusterProcs{t: t, ctx: ctx, bin: tetherBinary(t), nodes: make([]*hubProc, 3), phase: phase}
+	routes, err := hubproc.FreePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	secret := filepath.Join(base, "cluster-secret")
+	if err := os.WriteFile(secret, []byte("e2e-route-secret-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Registered before the nodes' own cleanups, so it runs after them
+	// (the processes are gone) and before the data dirs are removed.
+	t.Cleanup(func() {
+		// TETHER_E2E_KEEP_LOGS=1 keeps them after a pass too (with
+		// TETHER_NATS_LOG=1 they show each Raft group's elections).
+		if !t.Failed() && os.Getenv("TETHER_E2E_KEEP_LOGS") == "" {
+			return
+		}
+		keep := filepath.Join(os.TempDir(), fmt.Sprintf("tether-cluster-logs-%d", time.Now().Unix()))
+		if err := os.MkdirAll(keep, 0o755); err != nil {
+			return
+		}
+		for _, h := range c.nodes {
+			if h == nil {
+				continue
+			}
+			if b, err := os.ReadFile(h.LogPath); err == nil {
+				_ = os.WriteFile(filepath.Join(keep, filepath.Base(h.LogPath)), b, 0o644)
+			}
+		}
+		t.Logf("node logs kept in %s", keep)
+	})
+	for i := range c.nodes {
+		var peers []string
+		// Each node's cluster listener on its own loopback address
+		// (127.0.0.11–13), so it cannot take a port picked for another
+		// node's MQTT or HTTPS listener on 127.0.0.1.
+		route := func(j int) string { return fmt.Sprintf("127.0.0.%d:%d", 11+j, routes[j]) }
+		for j := range routes {
+			if j != i {
+				peers = append(peers, route(j))
+			}
+		}
+		h := newHub(t, c.bin, filepath.Join(base, fmt.Sprintf("n%d", i+1)))
+		h.Args = []string{"--node-name", fmt.Sprintf("n%d", i+1), "--cluster-name", "e2e",
+			"--cluster-listen", route(i), "--cluster-peers", strings.Join(peers, ","), "--cluster-secret-file", secret,
+			"--cluster-lease", lease.String(),
+			// A node of a loaded cluster stopping with 4,000 devices (its
+			// own and those it took from a lost node) records each
+			// session's end and releases its record: more than the
+			// default 15 s on 2 busy cores.
+			"--shutdown-timeout", "60s"}
+		c.nodes[i] = h
+	}
+	c.startAll(c.nodes...)
+	phase("3 nodes up")
+	eventuallyCtx(ctx, t, 20*time.Second, func() error {
+		out := c.status()
+		if strings.Count(out, " alive ") != 3 || !strings.Contains(out, "reaper") || strings.Contains(out, "(none)") {
+			return fmt.Errorf("cluster status does not show 3 live nodes and a reaper leader yet:\n%s", out)
+		}
+		return nil
+	})
+	return c
+}
+
+// startAll starts the nodes hs at once and fails the test if one does
+// not come up.
+func (c *clusterProcs) startAll(hs ...*hubProc) {
+	c.t.Helper()
+	if err := c.start(hs...); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// start starts the nodes hs at once (usable off the test's goroutine).
+func (c *clusterProcs) start(hs ...*hubProc) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(hs))
+	for i, h := range hs {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = h.Start(c.ctx) }()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			c.t.Logf("last lines of %s:\n%s", hs[i].LogPath, joinLines(hs[i].Tail(40)))
+			return err
+		}
+	}
+	return nil
+}
+
+// status is `tether cluster status` as node 1 answers it.
+func (c *clusterProcs) status() string {
+	out, err := exec.CommandContext(c.ctx, c.bin, "cluster", "status", "--data-dir", c.nodes[0].dir).CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("tether cluster status: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// caughtUp waits until every stream's replicas are current: a rolling
+// restart stops the next node only then (docs/SCALING.md, "Rolling
+// restart"). Stopping a node while the one restarted before it is still
+// catching up leaves the groups it lags in without a quorum: the journal
+// stops, and the next node cannot start.
+func (c *clusterProcs) caughtUp() error {
+	start := time.Now()
+	err := until(c.ctx, 60*time.Second, func() error {
+		out := c.status()
+		if strings.Count(out, " alive ") != 3 || strings.Contains(out, " behind ") || strings.Contains(out, "offline") {
+			return fmt.Errorf("cluster status does not show 3 live nodes with every replica current yet:\n%s", out)
+		}
+		return nil
+	})
+	if err == nil {
+		c.phase("every replica current after %s", time.Since(start).Round(time.Millisecond))
+	}
+	return err
+}
+
+// until retries f every 200 ms until it returns nil (nil), or timeout
+// passes or ctx ends (f's last error).
+func until(ctx context.Context, timeout time.Duration, f func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("after %s: %w", timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Acceptance (issue 15), driven by the simulator: `tether sim` (its
+// package, as `tether sim --mqtt-addr a,b,c` runs it) spreads the devices
+// over the three nodes, each dup copy connecting to the next node (a
+// cross-node takeover); node 3 is killed with SIGKILL mid-run (hub-crash
+// in a cluster: its open sessions are expected DeviceDisconnected 404104,
+// node-lost, recorded by a survivor) and started again once they are; then
+// every node is stopped and started in turn (rolling-restart: sessions on
+// a stopping node are expected server-shutdown), the devices of a node
+// that is down going on to the next one. The simulator compares what
+// its devices did with node 1's webhook deliveries and Connections log:
+// nothing missing, out of order, duplicated or unexpected.
+func TestClusterSimNodeLossAndRollingRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three hub processes with 6,000 simulated devices")
+	}
+	// Opt-in (docs/SCALING.md, "Session 10"): under load the delivery
+	// hand-overs of the rolling restart sent some events twice.
+	if os.Getenv("TETHER_E2E_CLUSTER") != "1" {
+		t.Skip("opt-in (TETHER_E2E_CLUSTER=1): under load its rolling restart's delivery hand-overs can send an event twice, issue 15")
+	}
+	const lease = 5 * time.Second
+	nDevices := 6000
+	if v, err := strconv.Atoi(os.Getenv("TETHER_CLUSTER_DEVICES")); err == nil && v >= 100 {
+		nDevices = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	phase := phaseLogger(t)
+	c := startClusterProcs(ctx, t, lease, phase)
+	var addrs []string
+	for _, h := range c.nodes {
+		addrs = append(addrs, h.mqttAddr)
+	}
+	faults, err := sim.ParseFaults(fmt.Sprintf("dup=%d,hub-crash=%s,rolling-restart=%s", nDevices/100, simKillAt, simRollAt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := sim.Config{
+		Devices: nDevices, Prefix: "cs", Duration: simRollAt + 5*time.Second, Ramp: simRamp, Profile: "node",
+		Faults: faults, HubName: "localhost", MQTTAddr: addrs[0], MQTTAddrs: addrs, HTTPSAddr: c.nodes[0].httpsAddr,
+		// Each node made its own dev CA.
+		Insecure: true, Settle: 2 * time.Minute,
+	}
+	var out strings.Builder
+	rep, err := sim.Run(ctx, cfg, sim.Env{
+		API: c.nodes[0].api().Client, Out: &out, Logf: t.Logf,
+		CrashHub: func(ctx context.Context) error {
+			n3 := c.nodes[2]
+			held := c.held("n3")
+			n3.kill()
+			// Node 3 starts again once no device record names it: every
+			// session it held was recorded ended by a survivor (by the
+			// reaper after the lease, or earlier by the claim of a device
+			// reconnecting on another node), not by its own restart.
+			if err := until(ctx, 3*lease+60*time.Second, func() error {
+				if n := c.held("n3"); n != 0 {
+					return fmt.Errorf("%d device records still name n3 (-1: no status)", n)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			phase("node 3 killed with %d devices live on it; none left to it", held)
+			if err := c.start(n3); err != nil {
+				return err
+			}
+			return c.caughtUp()
+		},
+		RestartNode: func(ctx context.Context, i int) error {
+			if !stopOrDump(c.nodes[i], 75*time.Second) {
+				return fmt.Errorf("node %d did not stop cleanly within 75 s (goroutine dump in %s)", i+1, c.nodes[i].LogPath)
+			}
+			if err := c.start(c.nodes[i]); err != nil {
+				return err
+			}
+			return c.caughtUp()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.WriteText(&out)
+	t.Log("\n" + out.String())
+	cm := rep.Comparison
+	if !rep.OK() {
+		t.Errorf("the cluster's reports do not match the simulation: missing %d, out of order %d, duplicated %d, wrong code %d, unexpected %d",
+			cm.Missing, cm.OutOfOrder, cm.Duplicated, cm.WrongCode, cm.Unexpected)
+	}
+	if hc := rep.HubCrash; hc == nil || hc.Err != "" || hc.At.IsZero() {
+		t.Errorf("the kill -9 did not happen as planned: %+v", hc)
+	}
+	if rr := rep.RollingRestart; rr == nil || rr.Err != "" || len(rr.Steps) != 3 {
+		t.Errorf("the rolling restart did not happen as planned: %+v", rr)
+	}
+	// The last node-lost record, against the kill: the lease, a
+	// heartbeat, and a reaper round (or the claims of the devices
+	// reconnecting elsewhere, sooner).
+	if hc := rep.HubCrash; hc != nil && !hc.At.IsZero() {
+		recs, err := c.nodes[0].api().AllLogs(ctx, "Connections", hc.At.Add(-time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last time.Time
+		n := 0
+		for _, r := range recs {
+			if r.OperationName == "deviceDisconnect" && r.ResultType == "404104" && strings.Contains(r.Properties, "node-lost") {
+				n++
+				if r.TimeGenerated.After(last) {
+					last = r.TimeGenerated
+				}
+			}
+		}
+		failover := last.Sub(hc.At)
+		phase("%d node-lost disconnects, the last %s after the kill -9 (lease %s)", n, failover.Round(time.Millisecond), lease)
+		if n == 0 || failover > 2*lease+5*time.Second {
+			t.Errorf("%d node-lost disconnects, the last %s after the kill: want them within the lease (%s) plus the reaper's round", n, failover, lease)
+		}
+	}
+	lost, stopped := 0, 0
+	for _, cs := range cm.Causes {
+		switch {
+		case cs.Cause == "hub-crash" && cs.Type == "DeviceDisconnected":
+			lost += cs.Matched
+		case cs.Cause == "node-stop" && cs.Type == "DeviceDisconnected":
+			stopped += cs.Matched
+		}
+	}
+	// A third of the fleet was on node 3 at the kill, and on each node
+	// as it stopped.
+	if lost < nDevices/6 || stopped < nDevices/2 {
+		t.Errorf("%d node-lost and %d server-shutdown disconnects matched, want about %d and %d", lost, stopped, nDevices/3, nDevices)
+	}
+	phase("sim: %d events expected, %d delivered, %d log records; %d node-lost (kill -9), %d server-shutdown (rolling restart) disconnects matched",
+		rep.Expected, rep.Observed, rep.LogRecords, lost, stopped)
+}
+
+// The simulated run's timeline: devices connect at simRamp a second, node
+// 3 is killed at simKillAt, the rolling restart begins at simRollAt (not
+// before node 3 is back; the gap lets the survivors finish taking node 3's
+// sessions first, about 20 s after the kill on 2 busy cores).
+const (
+	simRamp   = 300
+	simKillAt = 30 * time.Second
+	simRollAt = 60 * time.Second
+)
+
+// held is how many device records name node, as node 1's `tether cluster
+// status` reports them (-1 when it does not answer).
+func (c *clusterProcs) held(node string) int {
+	out, err := exec.CommandContext(c.ctx, c.bin, "cluster", "status", "-o", "json", "--data-dir", c.nodes[0].dir).Output()
+	if err != nil {
+		return -1
+	}
+	var st cluster.Status
+	if err := json.Unmarshal(out, &st); err != nil {
+		return -1
+	}
+	for _, n := range st.Nodes {
+		if n.Node == node {
+			return n.Devices
+		}
+	}
+	return 0
 }

@@ -26,7 +26,7 @@ func newSimCmd() *cobra.Command {
 	var cfg sim.Config
 	var flags struct {
 		faults, mqttAddr, webhookAddr, webhookURL, out string
-		hubCrashCmd                                    string
+		hubCrashCmd, nodeRestartCmd                    string
 		scenarios                                      string
 		methodRate, desiredRate                        string
 		json                                           bool
@@ -54,7 +54,11 @@ Faults (--faults, comma-separated; a count, a fraction "5%", or a rate "2%/min")
   slow      TLS handshake stretched by --slow-tls-delay      → connected, or 500008 past the hub's connect timeout
   hub-crash=T  --hub-crash-cmd kills the hub (SIGKILL) at T
                and starts it again                         → DeviceDisconnected 500001 (hub-restart) for every
-                                                              open session, recorded when the hub is back
+                                                              open session, recorded when the hub is back;
+               with several --mqtt-addr: the last node     → DeviceDisconnected 404104 (node-lost) by a survivor
+  rolling-restart=T  --node-restart-cmd stops and starts
+               each node of --mqtt-addr a,b,c in turn       → DeviceDisconnected (server-shutdown) for the
+                                                              sessions open on the stopping node
 
 Twins and direct methods (on by default; --twin=false, --methods=false): each
 device uses them as an app on its profile's SDK does. At start-up it subscribes
@@ -133,12 +137,22 @@ thousands; past --per-process devices the simulator starts worker processes
 			}
 			var crash func(context.Context) error
 			if flags.hubCrashCmd != "" {
-				if crash, err = crashHubCmd(flags.hubCrashCmd, cfg.MQTTAddr); err != nil {
+				addr := cfg.MQTTAddr
+				if n := len(cfg.MQTTAddrs); n > 1 {
+					addr = cfg.MQTTAddrs[n-1] // the node the fault kills
+				}
+				if crash, err = crashHubCmd(flags.hubCrashCmd, addr); err != nil {
+					return err
+				}
+			}
+			var restart func(context.Context, int) error
+			if flags.nodeRestartCmd != "" {
+				if restart, err = restartNodeCmd(flags.nodeRestartCmd, cfg.MQTTAddrs); err != nil {
 					return err
 				}
 			}
 			out := cmd.OutOrStdout()
-			env := sim.Env{CrashHub: crash,
+			env := sim.Env{CrashHub: crash, RestartNode: restart,
 				API: c.Client, ConnString: c.cs.String(), Out: out, JSON: flags.json,
 				Live:        !flags.json && isTerminal(os.Stdout) && out == io.Writer(os.Stdout),
 				WebhookAddr: flags.webhookAddr, WebhookURL: flags.webhookURL,
@@ -183,7 +197,8 @@ thousands; past --per-process devices the simulator starts worker processes
 	f.IntVar(&cfg.Payload, "payload", 64, "telemetry payload bytes")
 	f.Float64Var(&cfg.WebSockets, "ws", 0, "fraction of devices on MQTT over WebSockets (0…1)")
 	f.StringVar(&flags.faults, "faults", "", "faults to inject, e.g. drop=2%/min,dup=10,silence=1%,storm=60s,hub-crash=30s (see above)")
-	f.StringVar(&flags.hubCrashCmd, "hub-crash-cmd", "", "program (with arguments) the hub-crash fault runs: it must kill the hub with SIGKILL and start it again")
+	f.StringVar(&flags.hubCrashCmd, "hub-crash-cmd", "", "program (with arguments) the hub-crash fault runs: it must kill the hub (in a cluster: the node at the last --mqtt-addr) with SIGKILL and start it again")
+	f.StringVar(&flags.nodeRestartCmd, "node-restart-cmd", "", "program (with arguments; {node} is the node's number, {addr} its MQTT address) the rolling-restart fault runs for each node in turn: it must stop the node (SIGTERM) and start it again")
 	f.StringVar(&flags.scenarios, "scenario", "", "reproduce causes tether diagnose names on chosen devices and check its verdicts, e.g. duplicate-identity=300 (see Scenarios above)")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "random seed (fault choice, jitter, telemetry phase)")
 	f.StringVar(&flags.mqttAddr, "mqtt-addr", "", "MQTT/TLS address of the hub (default: the API host on port 8883); a cluster's nodes comma-separated: devices are spread over them, a dup copy connects to the next node (cross-node takeover)")

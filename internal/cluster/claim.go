@@ -159,6 +159,16 @@ func (n *Node) free(ctx context.Context, key string, rev uint64, cur Owner) (boo
 		// the node is gone.
 		return n.adopt(ctx, key, rev, cur, presence.ReasonNodeLost)
 	case err != nil:
+		if ctx.Err() == nil && unanswered(err) {
+			// A process killed a moment ago may still have its
+			// subscription in the NATS server (its connection's close not
+			// processed yet, on a loaded machine): the request went to it
+			// and nobody answered. Ask again who serves its subject now.
+			boot, perr := n.probe(ctx, cur.Node)
+			if perr == nil && boot != cur.Boot {
+				return n.adopt(ctx, key, rev, cur, presence.ReasonNodeLost)
+			}
+		}
 		return false, fmt.Errorf("cluster: node %s did not hand over device %s: %w", cur.Node, dev, err)
 	}
 	n.mu.Lock()

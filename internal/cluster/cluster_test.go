@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -136,11 +137,59 @@ func joinWith(t *testing.T, srv *server.Server, name string, mod func(*Options))
 }
 
 // die stops a member the way kill -9 does: its connection goes, its
-// records and lease stay behind.
-func (m *member) die() {
+// records and lease stay behind. It returns once the server has dropped
+// the connection's subscriptions (a killed process's socket closes at
+// once; the server notices in its own time, which under load may be after
+// the test's next request).
+func (m *member) die(t *testing.T) {
+	t.Helper()
+	url := m.nc.ConnectedUrl()
 	m.cancel()
 	m.wg.Wait()
 	m.nc.Close()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	eventually(t, 10*time.Second, func() error {
+		_, err := nc.Request(takeoverSubject(m.o.Node), []byte("{}"), time.Second)
+		if errors.Is(err, nats.ErrNoResponders) {
+			return nil
+		}
+		return fmt.Errorf("%s's takeover subject still served after its connection closed (%v)", m.o.Node, err)
+	})
+}
+
+// A node killed a moment ago may still have its subscription in the
+// server: a takeover request goes to it and is not answered. The claim
+// then asks who serves the subject now and adopts the session when
+// nobody does, instead of failing the connect.
+func TestClaimAdoptsWhenTheTakeoverRequestGoesUnanswered(t *testing.T) {
+	srv := startServer(t)
+	n1, n2 := join(t, srv, "n1"), join(t, srv, "n2")
+	n1.connect(t, "d")
+	// n1 stops answering: its subscription stays while the claim's
+	// request waits, and goes (the process's socket closed) before the
+	// request's timeout, when the claim probes.
+	n1.cancel()
+	n1.wg.Wait()
+	if err := n1.sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	mute, err := n1.nc.Subscribe(takeoverSubject("n1"), func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(time.Second, func() { _ = mute.Unsubscribe(); _ = n1.nc.Flush() })
+	n2.connect(t, "d")
+	evs := n2.eventsOf("d")
+	if len(evs) != 2 || evs[0].Reason != presence.ReasonNodeLost || evs[1].Kind != presence.Connected {
+		t.Fatalf("node 2 recorded %+v, want node-lost then connected", evs)
+	}
 }
 
 func eventually(t *testing.T, d time.Duration, f func() error) {
@@ -180,7 +229,7 @@ func TestClaimOfALostNodesDeviceRecordsNodeLost(t *testing.T) {
 	srv := startServer(t)
 	n1, n2 := join(t, srv, "n1"), join(t, srv, "n2")
 	n1.connect(t, "d")
-	n1.die()
+	n1.die(t)
 	start := time.Now()
 	n2.connect(t, "d")
 	if d := time.Since(start); d > time.Second {
@@ -201,7 +250,7 @@ func TestReaperRecordsADeadNodesDevicesWithinTheLease(t *testing.T) {
 	for i := range 5 {
 		n1.connect(t, fmt.Sprintf("d%d", i))
 	}
-	n1.die()
+	n1.die(t)
 	killed := time.Now()
 	eventually(t, 5*time.Second, func() error {
 		for i := range 5 {

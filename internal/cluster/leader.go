@@ -21,7 +21,9 @@ import (
 // the term until its fence; one that shows another node holds the key
 // ends it at once, context included. Jobs therefore never run on two
 // nodes at the same time, unless a node's clock or scheduler stalls for
-// more than the lease's last tenth.
+// more than the lease's last tenth. A node fenced that way begins a new
+// term with its next successful write while the key still names it
+// (retake): the bucket's election does not move the job.
 
 // fenceShare is the part of the lease a term lasts after its last
 // renewal; stopShare the part by which the job must have stopped.
@@ -33,6 +35,7 @@ const (
 // term is one lead of a job.
 type term struct {
 	job   string
+	rev   uint64    // the key's revision this node wrote last
 	from  time.Time // when the last successful write was sent
 	until time.Time // from + fenceShare of the lease
 	// ctx is the term's: cancelled when it ends.
@@ -56,19 +59,38 @@ func (n *Node) Leads(job string) bool {
 
 // campaign keeps or takes the leadership of job: the leader rewrites its
 // key (compare-and-set on the key's revision); the others try to create
-// it, which succeeds once the leader's key was deleted or has expired.
+// it, which succeeds once the leader's key was deleted or has expired. A
+// node whose term ended while the key still names it takes it back
+// (retake).
 func (n *Node) campaign(ctx context.Context, job string) {
 	start := time.Now()
 	n.mu.Lock()
 	t, closing := n.terms[job], n.closing
 	n.mu.Unlock()
 	if t != nil {
-		e, err := n.leaders.Get(ctx, job)
-		if err == nil && string(e.Value()) == n.o.Node {
-			if _, err = n.leaders.Update(ctx, job, []byte(n.o.Node), e.Revision()); err == nil {
-				n.extend(t, start)
-				return
+		// The renewal writes over the revision this node wrote last: no
+		// read first (a read may be answered by a replica that lags, with
+		// an older revision). When that is not the key's revision any
+		// more (an earlier write stored but not answered), the key is
+		// read and, still naming this node, written over that revision.
+		n.mu.Lock()
+		rev := t.rev
+		n.mu.Unlock()
+		nrev, err := n.leaders.Update(ctx, job, []byte(n.o.Node), rev)
+		var e jetstream.KeyValueEntry
+		if conflict(err) {
+			e, err = n.leaders.Get(ctx, job)
+			switch {
+			case err != nil:
+			case string(e.Value()) != n.o.Node:
+				err = errNotOurs
+			default:
+				nrev, err = n.leaders.Update(ctx, job, []byte(n.o.Node), e.Revision())
 			}
+		}
+		if err == nil {
+			n.extend(t, start, nrev)
+			return
 		}
 		if lost(err, e, n.o.Node) {
 			n.log.Warn("lost the lead of a shared job", "job", job, "err", err)
@@ -82,31 +104,57 @@ func (n *Node) campaign(ctx context.Context, job string) {
 	if closing {
 		return
 	}
-	if _, err := n.leaders.Create(ctx, job, []byte(n.o.Node)); err == nil {
-		n.log.Info("leading a shared job", "job", job)
-		n.beginTerm(job, start)
+	rev, err := n.leaders.Create(ctx, job, []byte(n.o.Node))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		rev, err = n.retake(ctx, job)
 	}
+	if err == nil {
+		n.log.Info("leading a shared job", "job", job)
+		n.beginTerm(job, start, rev)
+	}
+}
+
+// errNotOurs: the job's key names another node.
+var errNotOurs = errors.New("cluster: the job's key is another node's")
+
+// retake renews a key of job that still names this node although it
+// leads no term of it: its term ended because no renewal was answered
+// in time (the leaders bucket electing a Raft leader after a node loss,
+// 4–9 s and more under load), or it is a previous run's key. No other
+// node can have led the job since (the key is still this node's), so
+// the lead resumes as soon as the bucket answers, instead of after the
+// key expires and whichever node creates it first takes the job over.
+// The write is a compare-and-set on the revision read: a key another
+// node created meanwhile is not overwritten.
+func (n *Node) retake(ctx context.Context, job string) (uint64, error) {
+	e, err := n.leaders.Get(ctx, job)
+	if err != nil {
+		return 0, err
+	}
+	if string(e.Value()) != n.o.Node {
+		return 0, errNotOurs
+	}
+	return n.leaders.Update(ctx, job, []byte(n.o.Node), e.Revision())
 }
 
 // lost reports whether a failed renewal shows that the key is no longer
-// this node's: gone (expired, deleted), rewritten by another node, or
-// changed since it was read.
+// this node's: gone (expired, deleted) or naming another node. A
+// revision that did not match while the key read names this node is not
+// (the read came from a lagging replica): the term stands until its
+// fence, which comes before any other node can take the key.
 func lost(err error, e jetstream.KeyValueEntry, node string) bool {
 	switch {
-	case err == nil:
-		return e == nil || string(e.Value()) != node
-	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+	case errors.Is(err, errNotOurs), errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
 		return true
 	}
-	var api *jetstream.APIError
-	return errors.As(err, &api) && (api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+	return e != nil && string(e.Value()) != node
 }
 
-// beginTerm starts a term of job whose write was sent at from.
-func (n *Node) beginTerm(job string, from time.Time) {
+// beginTerm starts a term of job whose write (of revision rev) was sent
+// at from.
+func (n *Node) beginTerm(job string, from time.Time, rev uint64) {
 	ctx, cancel := context.WithCancel(context.Background())
-	t := &term{job: job, ctx: ctx, cancel: cancel}
+	t := &term{job: job, rev: rev, ctx: ctx, cancel: cancel}
 	n.mu.Lock()
 	n.setFrom(t, from)
 	t.timer = time.AfterFunc(time.Until(t.until), func() { n.fence(t) })
@@ -121,10 +169,11 @@ func (n *Node) setFrom(t *term, from time.Time) {
 	t.until = from.Add(time.Duration(fenceShare * float64(n.o.Lease)))
 }
 
-// extend moves t's fence after a renewal sent at from.
-func (n *Node) extend(t *term, from time.Time) {
+// extend moves t's fence after a renewal (of revision rev) sent at from.
+func (n *Node) extend(t *term, from time.Time, rev uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	t.rev = rev
 	if n.terms[t.job] != t || t.ctx.Err() != nil {
 		return // fenced meanwhile: the key may already be another node's
 	}

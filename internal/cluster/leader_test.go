@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -109,5 +110,93 @@ func TestCloseHandsTheJobsOverAtOnce(t *testing.T) {
 	})
 	if d := time.Since(closed); d > 2500*time.Millisecond {
 		t.Errorf("n2 took the job %s after n1 closed; want about one campaign (1 s), not a lease (5 s)", d)
+	}
+}
+
+// A leader whose renewals go unanswered past its fence (the leaders
+// bucket electing a Raft leader after a node loss) takes its lead back
+// with its next write while the key still names it, rather than waiting
+// for the key to expire and racing the other nodes to create it.
+func TestALeaderFencedByUnansweredRenewalsRetakesItsKey(t *testing.T) {
+	srv := startServer(t)
+	const lease = 5 * time.Second
+	n1 := joinWith(t, srv, "n1", func(o *Options) { o.Lease = lease })
+	joinWith(t, srv, "n2", func(o *Options) { o.Lease = lease })
+	if !n1.Leads(JobReaper) {
+		t.Fatal("n1 should lead the reaper (joined first)")
+	}
+	// No renewal is sent from here: the term fences at 0.6 of the lease
+	// (3 s), the key expires at 1.0 (5 s).
+	n1.cancel()
+	n1.wg.Wait()
+	eventually(t, 4*time.Second, func() error {
+		if n1.Leads(JobReaper) {
+			return fmt.Errorf("n1 still leads the reaper")
+		}
+		return nil
+	})
+	e, err := n1.leaders.Get(context.Background(), JobReaper)
+	if err != nil || string(e.Value()) != "n1" {
+		t.Skipf("the key expired before the check (a descheduled test: %v): nothing left to retake", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n1.campaign(ctx, JobReaper)
+	if !n1.Leads(JobReaper) {
+		t.Fatal("n1 did not take back the reaper's key that still names it")
+	}
+	e2, err := n1.leaders.Get(ctx, JobReaper)
+	if err != nil || string(e2.Value()) != "n1" || e2.Revision() <= e.Revision() {
+		t.Fatalf("after the retake the key is %v (err %v), want rewritten by n1 after revision %d", e2, err, e.Revision())
+	}
+}
+
+// A node does not take a key that names another node, however its own
+// term ended.
+func TestRetakeLeavesAnotherNodesKey(t *testing.T) {
+	srv := startServer(t)
+	n1 := join(t, srv, "n1")
+	n2 := join(t, srv, "n2")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := n2.retake(ctx, JobReaper); !errors.Is(err, errNotOurs) {
+		t.Fatalf("n2 retaking n1's key: %v, want errNotOurs", err)
+	}
+	if !n1.Leads(JobReaper) || n2.Leads(JobReaper) {
+		t.Fatal("the reaper's lead moved")
+	}
+}
+
+// A renewal writes over the revision the leader wrote last; when the key
+// moved on meanwhile while still naming the leader (an earlier write was
+// stored but its answer lost), the leader writes over the new revision
+// and keeps its term.
+func TestARenewalAfterAnUnansweredWriteKeepsTheLead(t *testing.T) {
+	srv := startServer(t)
+	n1 := join(t, srv, "n1")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if !n1.Leads(JobAlerts) {
+		t.Fatal("n1 should lead the alerts job")
+	}
+	rev, err := n1.leaders.Put(ctx, JobAlerts, []byte("n1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1.campaign(ctx, JobAlerts)
+	e, err := n1.leaders.Get(ctx, JobAlerts)
+	if err != nil || string(e.Value()) != "n1" || e.Revision() <= rev {
+		t.Fatalf("key after the renewal: %v (err %v), want n1's, written after revision %d", e, err, rev)
+	}
+	if !n1.Leads(JobAlerts) {
+		t.Fatal("n1 lost the lead")
+	}
+	// Another node's name in the key ends the term at once.
+	if _, err := n1.leaders.Put(ctx, JobAlerts, []byte("n2")); err != nil {
+		t.Fatal(err)
+	}
+	n1.campaign(ctx, JobAlerts)
+	if n1.Leads(JobAlerts) {
+		t.Fatal("n1 still leads although the key names n2")
 	}
 }

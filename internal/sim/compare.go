@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 	"time"
@@ -62,16 +63,25 @@ type Comparison struct {
 	MaybeUnmet int `json:"maybeUnmet,omitempty"`
 	// Totals over Rows.
 	Missing, Duplicated, OutOfOrder, WrongCode, Unexpected int
+	// Examples are the first mismatches (missing, wrong code,
+	// unexpected) with their device and times, to look them up in the
+	// hub's log.
+	Examples []string `json:"examples,omitempty"`
 }
+
+// maxExamples bounds Comparison.Examples.
+const maxExamples = 20
 
 type rowKey struct{ source, typ, result string }
 
 type cmp struct {
-	alt    int
-	maybe  [2]int // met, unmet
-	rows   map[rowKey]*Row
-	causes map[[4]string]*CauseRow
-	lat    map[rowKey][]time.Duration
+	dev      int32 // the device match is comparing
+	examples []string
+	alt      int
+	maybe    [2]int // met, unmet
+	rows     map[rowKey]*Row
+	causes   map[[4]string]*CauseRow
+	lat      map[rowKey][]time.Duration
 }
 
 func (c *cmp) row(k rowKey) *Row {
@@ -202,11 +212,14 @@ func Compare(ledger []Expect, events []observed, logs map[int32][]hubclient.LogR
 	}
 	out.RenewalsUnpairedDiff = (out.RenewalsMarked - out.RenewalsMarkedPaired) - certain
 	for _, dev := range deviceSet(expEv, obsEv) {
+		c.dev = dev
 		c.match("events", expEv[dev], obsEv[dev], true)
 	}
 	for _, dev := range deviceSet(expLog, obsLog) {
+		c.dev = dev
 		c.match("log", expLog[dev], obsLog[dev], false)
 	}
+	out.Examples = c.examples
 
 	out.AltMatched = c.alt
 	out.MaybeMet, out.MaybeUnmet = c.maybe[0], c.maybe[1]
@@ -355,8 +368,10 @@ func (c *cmp) match(source string, exp, obs []item, latency bool) {
 			r := c.row(rk)
 			if i < n {
 				r.WrongCode++
+				c.example("%s device %d: %s %q (%s, at %s) recorded %q (seq %s, at %s)", source, c.dev, typ, e.result, e.cause, stamp(e.at), os[i].result, os[i].seq, stamp(os[i].at))
 			} else {
 				r.Missing++
+				c.example("%s device %d: %s %q (%s, at %s) missing", source, c.dev, typ, e.result, e.cause, stamp(e.at))
 			}
 		}
 		leftObs[typ] = os[n:]
@@ -364,9 +379,19 @@ func (c *cmp) match(source string, exp, obs []item, latency bool) {
 	for typ, os := range leftObs {
 		for _, o := range os {
 			c.row(rowKey{source, typ, o.result}).Unexpected++
+			c.example("%s device %d: %s %q unexpected (seq %s, at %s)", source, c.dev, typ, o.result, o.seq, stamp(o.at))
 		}
 	}
 }
+
+func (c *cmp) example(format string, a ...any) {
+	if len(c.examples) < maxExamples {
+		c.examples = append(c.examples, fmt.Sprintf(format, a...))
+	}
+}
+
+// stamp is a unix-nanosecond time as the hub's log shows it (UTC).
+func stamp(ns int64) string { return time.Unix(0, ns).UTC().Format("15:04:05.000") }
 
 // cmpBool orders false before true.
 func cmpBool(a, b bool) int {

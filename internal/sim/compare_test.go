@@ -147,7 +147,7 @@ func TestCompareHubCrash(t *testing.T) {
 		{Device: 4, Kind: KindConnected, Cause: CauseConnect, At: 1},
 		{Device: 4, Kind: KindDisconnected, Cause: CauseStop, At: kill.Add(-3 * time.Second).UnixNano()},
 	}
-	crashWindow(ledger, kill)
+	crashWindow(ledger, kill, false)
 	if ledger[7].Alt != ResultServerError || ledger[9].Alt != "" {
 		t.Fatalf("crash window: %+v, %+v", ledger[7], ledger[9])
 	}

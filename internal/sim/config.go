@@ -108,8 +108,9 @@ func (c *Config) Defaults() {
 	def(&c.TwinTimeout, 30*time.Second)
 }
 
-// HubCrashAt is when the hub-crash fault kills the hub, as an offset from
-// the start, if the run has one.
+// HubCrashAt is when the hub-crash fault kills the hub (in a cluster: the
+// node at the last address), as an offset from the start, if the run has
+// one.
 func (c *Config) HubCrashAt() (time.Duration, bool) {
 	f, ok := c.Faults.Get(FaultHubCrash)
 	return f.At, ok
@@ -152,8 +153,8 @@ func (c *Config) Validate() error {
 	if c.MQTTAddr == "" && c.WebSockets < 1 {
 		bad("no MQTT address")
 	}
-	if _, crash := c.HubCrashAt(); crash && len(c.MQTTAddrs) > 1 {
-		bad("--faults hub-crash restarts one hub; with several --mqtt-addr (a cluster) a killed node's devices are recorded node-lost, which the simulator does not model")
+	if _, ok := c.Faults.Get(FaultRollingRestart); ok && len(c.MQTTAddrs) < 2 {
+		bad("--faults rolling-restart restarts a cluster's nodes in turn: give their addresses (--mqtt-addr a,b,c)")
 	}
 	if c.HTTPSAddr == "" && c.WebSockets > 0 {
 		bad("no HTTPS address for MQTT over WebSockets")
@@ -166,7 +167,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateTwins(bad)
 	c.validateScenarios(bad)
-	for _, k := range []FaultKind{FaultStorm, FaultHubCrash} {
+	for _, k := range []FaultKind{FaultStorm, FaultHubCrash, FaultRollingRestart} {
 		if f, ok := c.Faults.Get(k); ok && c.Duration > 0 && f.At >= c.Duration {
 			bad("%s at %s is after the end of the run (%s)", k, f.At, c.Duration)
 		}

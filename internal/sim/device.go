@@ -37,6 +37,12 @@ type device struct {
 	connected bool
 	tw        *twinClient // twin and methods (nil when both are off)
 	sc        *scPlan     // the scenario the device plays (nil: healthy)
+	// moved is how many nodes on the device went (a connect failed: the
+	// node is down); dialed is the address of its last connect (the
+	// session's; a bad attempt's dial, from another goroutine, does not
+	// set it). moved is read by those dials too.
+	moved  atomic.Int32
+	dialed string
 }
 
 // end is how a session ended.
@@ -193,6 +199,7 @@ func (d *device) connect() (*mqttclient.Conn, time.Time, error) {
 	if err != nil {
 		return nil, exp, err
 	}
+	d.dialed = d.addr()
 	conn, err := d.dial(tok)
 	return conn, time.Unix(exp.Unix(), 0), err
 }
@@ -222,13 +229,17 @@ func (d *device) dial(password string) (*mqttclient.Conn, error) {
 }
 
 // addr is the MQTT address the device dials: with several (a cluster's
-// nodes) device i uses the i-th in turn, and its dup copy the next one.
+// nodes) device i uses the i-th in turn, and its dup copy the next one;
+// a device whose node refused the TCP connection (down: killed, or
+// stopped in a rolling restart), or that failed the connect for another
+// reason than the device's credentials, goes on to the next node, as
+// devices behind a load balancer would.
 func (d *device) addr() string {
 	as := d.f.cfg.MQTTAddrs
 	if len(as) == 0 {
 		return d.f.cfg.MQTTAddr
 	}
-	k := d.idx
+	k := d.idx + int(d.moved.Load())
 	if d.twin {
 		k++
 	}
@@ -255,6 +266,12 @@ func (d *device) connectFailed(err error, cause Cause, tried time.Time) {
 			// election, an overloaded node), and logs 500001.
 			alt = ResultServerError
 		}
+		if f.nodeDown(d.dialed, tried, time.Now()) {
+			// A node stopping answers 3 too (the hub is shutting down),
+			// and may not store that record any more.
+			f.ledger.add(Expect{Device: int32(d.idx), Kind: KindRefused, Result: ResultServerError, Alt: ResultThrottled, Cause: CauseNodeStop, At: time.Now().UnixNano(), Maybe: true})
+			break
+		}
 		d.f.ledger.expect(d.idx, KindRefused, ResultThrottled, CauseThrottled, alt)
 	case errors.As(err, &ce):
 		c := CauseUnexplained
@@ -265,18 +282,25 @@ func (d *device) connectFailed(err error, cause Cause, tried time.Time) {
 		if !f.prof.RetryUnauthorized {
 			d.gaveUp = true
 		}
-	case f.crashed(tried, time.Now()):
+	case f.outageOf(d.dialed, tried, time.Now()) != nil:
 		if !connectSent(err) {
 			// Cut before the CONNECT (in the TCP or TLS handshake) by
-			// the kill, not refused: the hub has nothing to record.
+			// the kill or stop, not refused: a killed hub has nothing to
+			// record; a node stopping may log the cut handshake as a
+			// connect timeout (500008, no device id).
+			if o := f.outageOf(d.dialed, tried, time.Now()); !o.crash {
+				f.ledger.add(Expect{Device: -1, Kind: KindTimeout, Result: ResultTimeout, Cause: CauseNodeStop, At: time.Now().UnixNano(), Maybe: true})
+			}
 			break
 		}
-		// A CONNECT in flight when the hub was killed: the hub may have
-		// stored the connect before it died (then the restart closes that
-		// session 500001) or not.
+		// A CONNECT in flight when the hub (or the node) was killed or
+		// stopped: it may have stored the connect first (then that
+		// session is recorded ended as the outage ends sessions) or not.
+		o := f.outageOf(d.dialed, tried, time.Now())
+		result, alt, c := o.ended(ResultOK)
 		at := tried.UnixNano()
-		f.ledger.add(Expect{Device: int32(d.idx), Kind: KindConnected, Cause: CauseHubCrash, At: at, Maybe: true, RenewalUnsure: true})
-		f.ledger.add(Expect{Device: int32(d.idx), Kind: KindDisconnected, Result: ResultServerError, Cause: CauseHubCrash, At: at, Maybe: true})
+		f.ledger.add(Expect{Device: int32(d.idx), Kind: KindConnected, Cause: c, At: at, Maybe: true, RenewalUnsure: true})
+		f.ledger.add(Expect{Device: int32(d.idx), Kind: KindDisconnected, Result: result, Alt: alt, Cause: c, At: at, Maybe: true})
 	case time.Since(tried) >= f.cfg.HubConnectTimeout && errors.As(err, &de) && (de.Phase == mqttclient.PhaseTLS || de.Phase == mqttclient.PhaseConnack):
 		// The hub closed a connection that did not finish its handshake
 		// and CONNECT in its connect timeout (a slow client, or a hub
@@ -291,6 +315,11 @@ func (d *device) connectFailed(err error, cause Cause, tried time.Time) {
 		// the connection where it could not answer (429001, no device id).
 		f.stats.Throttled.Add(1)
 		f.ledger.add(Expect{Device: -1, Kind: KindRefused, Result: ResultThrottled, Cause: CauseThrottled, At: time.Now().UnixNano()})
+	}
+	if len(f.cfg.MQTTAddrs) > 1 && !(errors.As(err, &ce) && byte(ce) != 3) {
+		// A node down (refused), stopping (closed during the handshake)
+		// or unable to take the device (3): try the next one.
+		d.moved.Add(1)
 	}
 	_ = cause
 }

@@ -25,6 +25,11 @@
 //	slow      TLS handshake stretched over a delay  connected (or, past the hub's connect timeout, 500008 without a device id)
 //	hub-crash kill the hub (SIGKILL) at t, restart  DeviceDisconnected 500001 (hub-restart) for every session open at t,
 //	          (Env.CrashHub)                        recorded when the hub is back; devices reconnect with backoff
+//	          in a cluster: the last node           DeviceDisconnected 404104 (node-lost) for every session open on it at t,
+//	                                                recorded by a surviving node (500001 if the node is back first)
+//	rolling-  from t, stop (SIGTERM) and start      DeviceDisconnected with no error code (server-shutdown) for every session
+//	restart   each cluster node in turn             open on a node when its stop began; devices whose node refuses the TCP
+//	          (Env.RestartNode)                     connection go on to the next node
 //
 // Why 500001 for a crash: the hub, back up, finds in its journal the
 // sessions it died with and closes them itself. It knows why they ended —

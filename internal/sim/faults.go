@@ -22,15 +22,21 @@ const (
 	FaultStorm    FaultKind = "storm"
 	FaultSlowTLS  FaultKind = "slow"
 	// FaultHubCrash kills the hub abruptly (SIGKILL) at a time after the
-	// start and restarts it (Env.CrashHub).
+	// start and restarts it (Env.CrashHub); in a cluster (several
+	// MQTTAddrs) the node at the last address.
 	FaultHubCrash FaultKind = "hub-crash"
+	// FaultRollingRestart stops and starts a cluster's nodes one after
+	// the other, from a time after the start (Env.RestartNode).
+	FaultRollingRestart FaultKind = "rolling-restart"
 )
 
-var faultKinds = []FaultKind{FaultDrop, FaultSilence, FaultDup, FaultExpired, FaultWrongKey, FaultDisabled, FaultStorm, FaultSlowTLS, FaultHubCrash}
+var faultKinds = []FaultKind{FaultDrop, FaultSilence, FaultDup, FaultExpired, FaultWrongKey, FaultDisabled, FaultStorm, FaultSlowTLS, FaultHubCrash, FaultRollingRestart}
 
 // timed reports whether a fault kind happens once, to the whole fleet, at
-// a time after the start (storm=60s, hub-crash=30s).
-func timed(k FaultKind) bool { return k == FaultStorm || k == FaultHubCrash }
+// a time after the start (storm=60s, hub-crash=30s, rolling-restart=40s).
+func timed(k FaultKind) bool {
+	return k == FaultStorm || k == FaultHubCrash || k == FaultRollingRestart
+}
 
 // Fault is one parsed fault term. Exactly one of Count, Fraction,
 // PerMinute (a fraction of the fleet per minute) or At (storm, hub-crash)

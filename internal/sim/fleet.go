@@ -36,6 +36,12 @@ type fleet struct {
 	// scenarios is each device's scenario (ScenarioAssignment).
 	scenarios []Scenario
 	wg        sync.WaitGroup
+
+	outMu sync.Mutex
+	// outages are the hub's (or its nodes') outages the run caused: the
+	// hub-crash fault's, known from the start in every process, and the
+	// rolling restart's stops, added as they begin (outage.go).
+	outages []outage
 }
 
 // DeviceKey derives device id's symmetric key from the run's key seed, so
@@ -71,6 +77,9 @@ func newFleet(hard context.Context, c *Config, from, to int, keySeed string, sta
 		t := f.tls.Clone()
 		t.ServerName = hostOnly(a, c.HubName)
 		f.nodeTLS[a] = t
+	}
+	if at, ok := c.HubCrashAt(); ok {
+		f.outages = append(f.outages, outage{addr: c.crashNode(), at: start.Add(at), crash: true})
 	}
 	return f
 }
@@ -156,16 +165,3 @@ func (f *fleet) sleep(d time.Duration) bool {
 
 // since is the offset of now from the run's start.
 func (f *fleet) since() time.Duration { return time.Since(f.start) }
-
-// crashed reports whether something that began at began and ended at end
-// spans the hub-crash fault's kill: the hub died while it was open. The
-// kill is due at the same instant in every process (the shared start plus
-// the fault's time); Run makes it then.
-func (f *fleet) crashed(began, end time.Time) bool {
-	at, ok := f.cfg.HubCrashAt()
-	if !ok {
-		return false
-	}
-	kill := f.start.Add(at)
-	return began.Before(kill) && !end.Before(kill)
-}

@@ -44,11 +44,12 @@ const (
 	CauseRetry                        // a retry after a failure not caused by a fault
 	CauseUnexplained                  // the hub closed a session for no reason the simulator knows
 	CauseThrottled                    // a throttle of the hub refused the connect (a storm's retries)
-	CauseHubCrash                     // the hub was killed (hub-crash fault) with the session open
+	CauseHubCrash                     // the hub (or a cluster node) was killed (hub-crash fault) with the session open
+	CauseNodeStop                     // a cluster node was stopped (rolling-restart fault) with the session open
 )
 
 var causeNames = [...]string{"", "connect", "renewal", "drop", "silence", "takeover", "expired", "wrongkey",
-	"disabled", "storm", "slow", "stop", "retry", "unexplained", "throttled", "hub-crash"}
+	"disabled", "storm", "slow", "stop", "retry", "unexplained", "throttled", "hub-crash", "node-stop"}
 
 func (c Cause) String() string {
 	if int(c) < len(causeNames) {

@@ -33,7 +33,12 @@ type Env struct {
 	// starts it again, returning once it accepts connections; the
 	// hub-crash fault calls it (nil: the fault is refused).
 	CrashHub func(ctx context.Context) error
-	Logf     func(format string, a ...any)
+	// RestartNode stops the cluster node at Config.MQTTAddrs[i] the way
+	// an operator does (SIGTERM: a clean shutdown) and starts it again,
+	// returning once it is back and caught up; the rolling-restart fault
+	// calls it for each node in turn (nil: the fault is refused).
+	RestartNode func(ctx context.Context, i int) error
+	Logf        func(format string, a ...any)
 }
 
 // Worker is a started worker process: its JSON-line output and its exit.
@@ -66,6 +71,9 @@ type Report struct {
 	Twins *TwinReport `json:"twins,omitempty"`
 	// HubCrash is the hub-crash fault as it happened (nil without it).
 	HubCrash *HubCrash `json:"hubCrash,omitempty"`
+	// RollingRestart is the rolling-restart fault as it happened (nil
+	// without it).
+	RollingRestart *RollingRestart `json:"rollingRestart,omitempty"`
 	// Scenarios is the check of the diagnoses against the injected
 	// causes (nil without --scenario).
 	Scenarios *ScenarioReport `json:"scenarios,omitempty"`
@@ -77,6 +85,14 @@ type Report struct {
 type HubCrash struct {
 	At    time.Time `json:"at"`
 	BackS float64   `json:"backSeconds"`
+	Err   string    `json:"error,omitempty"`
+}
+
+// RollingRestart is when the simulator began restarting the cluster's
+// nodes in turn, and how long each node's stop and start took.
+type RollingRestart struct {
+	At    time.Time `json:"at"`
+	Steps []float64 `json:"stepSeconds"`
 	Err   string    `json:"error,omitempty"`
 }
 
@@ -113,6 +129,9 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 	}
 	if _, ok := cfg.HubCrashAt(); ok && env.CrashHub == nil {
 		return nil, errors.New("the hub-crash fault needs a way to kill the hub and start it again (tether sim --hub-crash-cmd)")
+	}
+	if _, ok := cfg.Faults.Get(FaultRollingRestart); ok && (env.RestartNode == nil || procs > 1) {
+		return nil, errors.New("the rolling-restart fault needs a way to restart each node (Env.RestartNode) and one process (its stops are known in this one)")
 	}
 	rep := &Report{Config: cfg, Processes: procs}
 	rep.Config.CAPEM = nil // not a result
@@ -223,8 +242,24 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 	} else {
 		close(crashDone)
 	}
+	rollDone := make(chan struct{})
+	if f, ok := cfg.Faults.Get(FaultRollingRestart); ok {
+		rep.RollingRestart = &RollingRestart{}
+		go func() {
+			defer close(rollDone)
+			rollingRestart(runCtx, hard, start.Add(f.At), crashDone, &cfg, env, local, rep.RollingRestart)
+		}()
+	} else {
+		close(rollDone)
+	}
 	allDone := make(chan struct{})
-	go func() { wg.Wait(); <-drvDone; <-crashDone; close(allDone) }()
+	go func() { wg.Wait(); <-drvDone; <-crashDone; <-rollDone; close(allDone) }()
+	// The run's end waits for the node outages in progress (a rolling
+	// restart can outlast the duration on a loaded machine): the devices
+	// stop once every node is back, so the outages' ends are all seen.
+	outagesDone := make(chan struct{})
+	go func() { <-crashDone; <-rollDone; close(outagesDone) }()
+	runEnd := runCtx.Done()
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -233,7 +268,16 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 		select {
 		case <-allDone:
 			done = true
-		case <-runCtx.Done():
+		case <-runEnd:
+			if ctx.Err() == nil && runEnd != outagesDone {
+				select {
+				case <-outagesDone:
+				default:
+					runEnd = outagesDone
+					continue
+				}
+			}
+			runEnd = nil
 			if !stopping {
 				stopping = true
 				rep.Interrupted = ctx.Err() != nil
@@ -262,8 +306,11 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 		if c.Err != "" {
 			rep.Notes = append(rep.Notes, "hub-crash: "+c.Err)
 		} else {
-			crashWindow(ledger, c.At)
+			crashWindow(ledger, c.At, len(cfg.MQTTAddrs) > 1)
 		}
+	}
+	if r := rep.RollingRestart; r != nil && r.Err != "" {
+		rep.Notes = append(rep.Notes, "rolling-restart: "+r.Err)
 	}
 	rep.Storm = stormRecovery(&cfg, start, ledger, rep.Stats.Throttled)
 	v.progress(start, rep.Stats, obs, drv)
@@ -331,14 +378,46 @@ func Run(ctx context.Context, cfg Config, env Env) (*Report, error) {
 // crashWindow lets the disconnects a device made just before the hub was
 // killed at kill be reported either way: the hub journals a disconnect
 // asynchronously, and one it had not stored when it died is recorded at
-// the restart like any session left open (500001).
-func crashWindow(l []Expect, kill time.Time) {
+// the restart like any session left open (500001), or in a cluster by a
+// surviving node (404104, node-lost).
+func crashWindow(l []Expect, kill time.Time, cluster bool) {
 	from := kill.Add(-crashSlack).UnixNano()
+	alt := ResultServerError
+	if cluster {
+		alt = ResultClosedRemotely
+	}
 	for i := range l {
 		e := &l[i]
 		if e.Kind == KindDisconnected && e.Cause != CauseHubCrash && e.Alt == "" && e.At >= from && e.At <= kill.UnixNano() {
-			e.Alt = ResultServerError
+			e.Alt = alt
 		}
+	}
+}
+
+// rollingRestart restarts the cluster's nodes one after the other from at
+// (Env.RestartNode), each stop noted in f's outages as it begins; not
+// before a hub-crash fault's node is back (crashDone).
+func rollingRestart(runCtx, hard context.Context, at time.Time, crashDone <-chan struct{}, cfg *Config, env Env, f *fleet, r *RollingRestart) {
+	select {
+	case <-time.After(time.Until(at)):
+	case <-runCtx.Done():
+		r.Err = "the run ended before the rolling restart was due"
+		return
+	}
+	<-crashDone
+	r.At = time.Now()
+	f.stats.fault(FaultRollingRestart)
+	for i, addr := range cfg.MQTTAddrs {
+		t := time.Now()
+		f.stopping(addr)
+		err := env.RestartNode(hard, i)
+		f.restarted(addr)
+		if err != nil {
+			r.Err = fmt.Sprintf("node %d (%s): %v", i+1, addr, err)
+			return
+		}
+		r.Steps = append(r.Steps, time.Since(t).Seconds())
+		env.Logf("rolling-restart: node %d (%s) stopped and back after %.1fs", i+1, addr, time.Since(t).Seconds())
 	}
 }
 

@@ -14,13 +14,14 @@ type session struct {
 	lastSent  time.Time // the last packet written (the hub's keep-alive counts from it)
 	disabling bool      // the device is being disabled: the hub will close
 	began     time.Time // when the session was established
+	addr      string    // the node it is on
 }
 
 // session runs one connection until it ends and records how. tokenExp is
 // the token's se.
 func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause) {
 	f := d.f
-	s := &session{conn: conn, lastSent: time.Now(), began: time.Now()}
+	s := &session{conn: conn, lastSent: time.Now(), began: time.Now(), addr: d.dialed}
 	readDone := make(chan error, 1)
 	h := mqttclient.Handler{Puback: func(uint16) { f.stats.TelemetryAcked.Add(1) }}
 	if d.tw != nil {
@@ -281,12 +282,13 @@ func (d *device) closedByHub(s *session, err error, tokenExp time.Time) Cause {
 	if d.hasTwin && e.Result != ResultTakeover {
 		e.Alt = ResultTakeover
 	}
-	if f.crashed(s.began, now) {
-		// The hub was killed with the session open: when it is back it
-		// records the session closed 500001 (hub-restart), one record.
+	if o := f.outageOf(s.addr, s.began, now); o != nil {
+		// The hub (or the session's node) was killed or stopped with the
+		// session open: one record, as the outage ends sessions (ended).
 		// What the close would otherwise have been stays the alternative:
-		// the hub may have stored that just before it died.
-		e.Alt, e.Result, e.Cause, e.TokenExpiry = e.Result, ResultServerError, CauseHubCrash, false
+		// the hub may have stored that just before.
+		e.Result, e.Alt, e.Cause = o.ended(e.Result)
+		e.TokenExpiry = false
 	}
 	f.ledger.add(e)
 	return e.Cause

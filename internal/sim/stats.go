@@ -19,15 +19,15 @@ type Stats struct {
 	TelemetrySent  atomic.Int64
 	TelemetryAcked atomic.Int64
 	Retries        atomic.Int64
-	Throttled      atomic.Int64    // connects a throttle of the hub refused (CONNACK 3, or closed before the TLS handshake)
-	GaveUp         atomic.Int64    // devices whose SDK stopped retrying
-	Faults         [9]atomic.Int64 // by index in faultKinds
-	FaultsSkipped  atomic.Int64    // fault times that found the device offline
-	TwinRequests   atomic.Int64    // twin GETs and reported patches sent
-	TwinAnswers    atomic.Int64    // answers to them
-	DesiredPushes  atomic.Int64    // desired-property pushes received
-	MethodCalls    atomic.Int64    // direct method calls received
-	MethodAnswers  atomic.Int64    // answers sent
+	Throttled      atomic.Int64     // connects a throttle of the hub refused (CONNACK 3, or closed before the TLS handshake)
+	GaveUp         atomic.Int64     // devices whose SDK stopped retrying
+	Faults         [10]atomic.Int64 // by index in faultKinds
+	FaultsSkipped  atomic.Int64     // fault times that found the device offline
+	TwinRequests   atomic.Int64     // twin GETs and reported patches sent
+	TwinAnswers    atomic.Int64     // answers to them
+	DesiredPushes  atomic.Int64     // desired-property pushes received
+	MethodCalls    atomic.Int64     // direct method calls received
+	MethodAnswers  atomic.Int64     // answers sent
 
 	mu     sync.Mutex
 	errors map[string]int64 // failed connects by kind

@@ -247,11 +247,18 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "%d disconnects were recorded with their alternative code: 400027 when the device's reconnect (or its duplicate-id twin's connect) reached the hub before the hub had handled the drop or the DISCONNECT; around a hub crash, 500001 for one the hub had not stored, or the session's own code for one it had\n", cm.AltMatched)
 	}
 	if hc := r.HubCrash; hc != nil && hc.Err == "" {
-		fmt.Fprintf(w, "hub crash: killed at +%s, accepting connections again %.1fs later; its open sessions are expected as DeviceDisconnected 500001 (hub-restart)", hc.At.Sub(r.Started).Round(time.Millisecond), hc.BackS)
+		expected := "its open sessions are expected as DeviceDisconnected 500001 (hub-restart)"
+		if n := r.Config.crashNode(); n != "" {
+			expected = "the cluster node at " + n + " was killed; its open sessions are expected as DeviceDisconnected 404104 (node-lost, recorded by a surviving node; 500001 hub-restart if the node was back first)"
+		}
+		fmt.Fprintf(w, "hub crash: killed at +%s, accepting connections again %.1fs later; %s", hc.At.Sub(r.Started).Round(time.Millisecond), hc.BackS, expected)
 		if cm.MaybeMet+cm.MaybeUnmet > 0 {
 			fmt.Fprintf(w, "; of the reports connects in flight at the kill may or may not have (the hub stored the connect before it died, or not), %d were made and %d not (either is right)", cm.MaybeMet, cm.MaybeUnmet)
 		}
 		fmt.Fprintln(w)
+	}
+	if rr := r.RollingRestart; rr != nil && rr.Err == "" {
+		fmt.Fprintf(w, "rolling restart from +%s: each node stopped (SIGTERM) and started in turn, %v s each; the sessions open on a stopping node are expected as DeviceDisconnected (server-shutdown)\n", rr.At.Sub(r.Started).Round(time.Millisecond), rr.Steps)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
@@ -268,6 +275,9 @@ func (r *Report) WriteText(w io.Writer) {
 	verdict := "OK: the hub reported everything the simulator did, in order, with the expected codes"
 	if !r.OK() {
 		verdict = "MISMATCH"
+		for _, e := range cm.Examples {
+			fmt.Fprintf(w, "  mismatch: %s\n", e)
+		}
 	}
 	off := 0
 	if cm.RenewalsUnpairedDiff < 0 {
