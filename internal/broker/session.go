@@ -363,6 +363,7 @@ func (s *session) establish() bool {
 		return false
 	}
 	s.established.Store(true)
+	b.burst.connected()
 	s.rd.max = int32(b.maxPacket())
 	// IoT Hub cannot re-authenticate an MQTT connection: when the token
 	// expires, the hub closes it (logged 401003 then 404104). A session
