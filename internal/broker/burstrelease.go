@@ -23,6 +23,10 @@ type burstRelease struct {
 	timer    *time.Timer
 	release  func() // debug.FreeOSMemory; tests count calls instead
 	stopped  atomic.Bool
+	// connecting counts connections in their connect phase (serve): a
+	// burst whose connects wait for a slow journal is not calm although
+	// none completes.
+	connecting atomic.Int32
 }
 
 // burstMin connects since the last release make a burst; burstCalm is how
@@ -44,10 +48,11 @@ func (r *burstRelease) connected() {
 }
 
 // check runs burstCalm after the first connect since the timer last
-// stopped, and every burstCalm while connects keep coming.
+// stopped, and every burstCalm while connects keep coming or are under
+// way. A collection in the middle of a burst would stall its connects.
 func (r *burstRelease) check() {
 	r.mu.Lock()
-	if r.connects != r.seen && !r.stopped.Load() {
+	if (r.connects != r.seen || r.connecting.Load() > 0) && !r.stopped.Load() {
 		r.seen = r.connects
 		r.timer.Reset(burstCalm)
 		r.mu.Unlock()

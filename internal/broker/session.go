@@ -181,7 +181,9 @@ func (s *session) serve(tlsConf *tls.Config, chain []*x509.Certificate, wait tim
 		_ = s.conn.Close()
 		return
 	}
+	b.burst.connecting.Add(1)
 	ok := s.connect(tlsConf, chain, wait)
+	b.burst.connecting.Add(-1)
 	b.untrack(s)
 	if !ok {
 		_ = s.conn.Close()
