@@ -11,7 +11,8 @@ import (
 // connects below the burst size release nothing, and nothing is released
 // while a connection is in its connect phase.
 func TestBurstReleaseAfterCalm(t *testing.T) {
-	defer func(n int64, d time.Duration) { burstMin, burstCalm = n, d }(burstMin, burstCalm)
+	// Restored after the hub's Stop (cleanups run last first).
+	t.Cleanup(func(n int64, d time.Duration) func() { return func() { burstMin, burstCalm = n, d } }(burstMin, burstCalm))
 	burstMin, burstCalm = 3, 20*time.Millisecond
 	h := startTestHub(t, func(_ *testHub, o *Options) { o.ConnectTimeout = time.Minute })
 	var released atomic.Int32
