@@ -86,6 +86,11 @@ type Broker struct {
 	tlsLn, tcpLn net.Listener
 	// connectors run accepted connections' connect phases (connectors.go).
 	connectors *connectors
+	// poller holds idle sessions (idlepark.go), made at the first park.
+	pollerOnce sync.Once
+	poller     *idlePoller
+	// burst returns a connect burst's freed heap once the hub is calm.
+	burst burstRelease
 
 	// wg counts connections from accept to their recorded end.
 	wg sync.WaitGroup
@@ -234,6 +239,7 @@ func (b *Broker) Stop(ctx context.Context) error {
 		b.table.stopping.Store(true) // under connMu: no track (wg.Add) after this
 		b.connMu.Unlock()
 		close(b.stopped)
+		b.burst.stop()
 		for _, ln := range []net.Listener{b.tlsLn, b.tcpLn} {
 			if ln != nil {
 				_ = ln.Close()
@@ -252,6 +258,10 @@ func (b *Broker) Stop(ctx context.Context) error {
 		select {
 		case <-done:
 			b.writers.stop()
+			b.pollerOnce.Do(func() {}) // none made from here
+			if b.poller != nil {       // no session is left to park
+				b.poller.stop()
+			}
 		case <-ctx.Done():
 			err = fmt.Errorf("broker: stop: %w", ctx.Err())
 		}
@@ -320,4 +330,11 @@ func (b *Broker) preConnectFailure(s *session, err error) {
 		ev.Detail = fmt.Sprintf("no complete TLS handshake and CONNECT within %s", b.opts.ConnectTimeout)
 	}
 	b.opts.Presence.Refuse(ev)
+}
+
+// idlePoller is the broker's idle poller, made on first use; nil where
+// there is none.
+func (b *Broker) idlePoller() *idlePoller {
+	b.pollerOnce.Do(func() { b.poller = newIdlePoller() })
+	return b.poller
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -242,4 +243,123 @@ func FuzzRecordConn(f *testing.F) {
 			t.Fatalf("handed up %d bytes, not the %d of the stream", len(got), len(stream))
 		}
 	})
+}
+
+// splitConn writes each write in two: its first cut bytes, and the rest
+// once ready says so.
+type splitConn struct {
+	net.Conn
+	cut   int
+	ready func()
+}
+
+func (c *splitConn) Write(p []byte) (int, error) {
+	if c.cut == 0 || len(p) <= c.cut {
+		return c.Conn.Write(p)
+	}
+	n, err := c.Conn.Write(p[:c.cut])
+	if err != nil {
+		return n, err
+	}
+	c.ready()
+	m, err := c.Conn.Write(p[c.cut:])
+	return n + m, err
+}
+
+// An idle session holds no goroutine: after its CONNACK, and after each
+// PINGREQ, its socket is in the idle poller, which answers PINGREQs
+// itself (idlepark.go). A packet other than PINGREQ, and one that arrives
+// in pieces, goes to a goroutine of the session's, which parks again after
+// the next PINGREQ; the connect phase's deadline does not follow the
+// session into the poller; the session ends as the device says.
+func TestIdlePollerAnswersParkedSessions(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("no idle poller on this platform")
+	}
+	for _, mode := range []string{"tcp", "tls"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			h := startTestHub(t, func(h *testHub, o *Options) {
+				if mode == "tls" {
+					withTLS(h, o)
+				}
+				o.ConnectTimeout = 100 * time.Millisecond
+			})
+			raw := dialMode(t, h, "tcp")
+			if mode == "tls" {
+				raw.Close()
+				var err error
+				if raw, err = net.Dial("tcp", h.b.TLSAddr()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sc := &splitConn{Conn: raw}
+			var c net.Conn = sc
+			if mode == "tls" {
+				c = tls.Client(sc, &tls.Config{InsecureSkipVerify: true}) // the test's own dev certificate
+			}
+			cl := h.handshake(c, "d1")
+			s := h.b.table.live("d1")
+			parked := func() bool { return s.parkState.Load() == parkParked }
+			h.waitFor("the session to park after its CONNACK", parked)
+			time.Sleep(300 * time.Millisecond) // past the connect timeout
+			for i := range 3 {
+				cl.send(pingreq)
+				if p := cl.read(); p.FixedHeader.Type != packets.Pingresp {
+					t.Fatalf("ping %d: got %s, want PINGRESP", i, packets.PacketNames[p.FixedHeader.Type])
+				}
+				h.waitFor("the session to park again", parked)
+			}
+			topic := "devices/d1/messages/events/"
+			cl.send(publishPacket(topic, 1, 7, []byte("x")))
+			if p := cl.read(); p.FixedHeader.Type != packets.Puback || p.PacketID != 7 {
+				t.Fatalf("got %s %d, want PUBACK 7", packets.PacketNames[p.FixedHeader.Type], p.PacketID)
+			}
+			<-h.telemetry
+			if parked() {
+				t.Fatal("parked after a PUBLISH: a busy device keeps its reader")
+			}
+			cl.send(pingreq)
+			if p := cl.read(); p.FixedHeader.Type != packets.Pingresp {
+				t.Fatalf("got %s, want PINGRESP", packets.PacketNames[p.FixedHeader.Type])
+			}
+			h.waitFor("the session to park after the PINGREQ", parked)
+			// A PINGREQ in two pieces: the poller finds the first piece
+			// alone and leaves the session to a reader, which waits for
+			// the rest.
+			sc.cut = 1
+			sc.ready = func() { h.waitFor("the poller to hand the session on", func() bool { return !parked() }) }
+			cl.send(pingreq)
+			sc.cut = 0
+			if p := cl.read(); p.FixedHeader.Type != packets.Pingresp {
+				t.Fatalf("got %s, want PINGRESP", packets.PacketNames[p.FixedHeader.Type])
+			}
+			h.waitFor("the session to park after the split PINGREQ", parked)
+			cl.send(disconnectV3)
+			evs := h.waitEvents("d1", 2)
+			if evs[1].Reason != presence.ReasonClient {
+				t.Fatalf("ended as %s (%s), want a client disconnect", evs[1].Reason, evs[1].Detail)
+			}
+		})
+	}
+}
+
+// Parked sessions hold no goroutine: 50 of them add none (the connect
+// phase's worker stays for the next connection).
+func TestParkedSessionsHoldNoGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("no idle poller on this platform")
+	}
+	h := startTestHub(t)
+	h.connect("d0", 4)
+	h.waitFor("d0 to park", func() bool { return h.b.table.live("d0").parkState.Load() == parkParked })
+	before := runtime.NumGoroutine()
+	for i := 1; i <= 50; i++ {
+		d := fmt.Sprintf("d%d", i)
+		h.connect(d, 4)
+		h.waitFor(d+" to park", func() bool { return h.b.table.live(d).parkState.Load() == parkParked })
+	}
+	if n := runtime.NumGoroutine(); n > before+2 {
+		t.Fatalf("%d goroutines with 51 sessions parked, %d with one", n, before)
+	}
 }

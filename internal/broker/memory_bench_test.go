@@ -115,16 +115,21 @@ func dialSession(b *testing.B, h *testHub, mode, device, tok string) net.Conn {
 
 // BenchmarkIdlePing measures the process CPU (getrusage: hub and clients
 // together, the clients' share the same in every variant) per PINGREQ of
-// idle sessions, each pinged in turn as an idle fleet does, with the
-// idle reader's hop to a fresh goroutine (idlepark.go) and without it.
+// idle sessions, each pinged in turn as an idle fleet does: parked in the
+// idle poller, which answers (poll), waiting on their goroutines with the
+// hop to a fresh one after a TLS PINGREQ (hop), and without it (stay);
+// idlepark.go.
 //
 //	go test -run X -bench IdlePing -benchtime 1x ./internal/broker/
 func BenchmarkIdlePing(b *testing.B) {
 	for _, mode := range []string{"tcp", "tls"} {
-		for _, hop := range []bool{true, false} {
-			b.Run(fmt.Sprintf("%s/hop=%v", mode, hop), func(b *testing.B) {
-				defer func(v bool) { idleHop = v }(idleHop)
-				idleHop = hop
+		for _, m := range []struct {
+			name string
+			mode int
+		}{{"poll", idlePoll}, {"hop", idleHop}, {"stay", idleStay}} {
+			b.Run(mode+"/"+m.name, func(b *testing.B) {
+				defer func(v int) { idleMode = v }(idleMode)
+				idleMode = m.mode
 				const n = 500
 				h := startTestHub(&testing.T{}, func(h *testHub, o *Options) {
 					if mode == "tls" {
@@ -142,13 +147,14 @@ func BenchmarkIdlePing(b *testing.B) {
 				cpu0 := processCPU()
 				for b.Loop() {
 					for range rounds {
-						for _, c := range conns {
+						for i, c := range conns {
 							if _, err := c.Write([]byte{0xC0, 0}); err != nil {
 								b.Fatal(err)
 							}
 							var resp [2]byte
 							if _, err := io.ReadFull(c, resp[:]); err != nil || resp[0] != 0xD0 {
-								b.Fatalf("PINGRESP % x %v", resp, err)
+								evs := h.waitEvents(fmt.Sprintf("d%05d", i), 2)
+								b.Fatalf("PINGRESP % x %v %+v", resp, err, evs[1])
 							}
 							time.Sleep(100 * time.Microsecond) // one at a time, with the hub idle between
 						}

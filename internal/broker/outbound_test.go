@@ -17,7 +17,9 @@ import (
 // while the socket takes them (wakeConn.Write) and arm one only when its
 // send buffer is full.
 func TestDeviceThatDoesNotReadIsDisconnected(t *testing.T) {
-	defer func(d time.Duration) { writeTimeout = d }(writeTimeout)
+	// Restored after the hub's Stop (cleanups run last first): its writers
+	// read writeTimeout until then.
+	t.Cleanup(func(d time.Duration) func() { return func() { writeTimeout = d } }(writeTimeout))
 	writeTimeout = 300 * time.Millisecond
 	h := startTestHub(t)
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {

@@ -96,6 +96,17 @@ type session struct {
 	parkable bool
 	deep     bool
 	rec      *recordConn
+
+	// Parking in the broker's idle poller (idlepark.go): who runs the
+	// session (parkState), its place in the poller (parkID, fd, inPoller:
+	// set by whoever runs it, under the poller's lock), and its keep-alive
+	// while parked (kaTimer, due at kaDue since monoStart).
+	parkState atomic.Int32
+	inPoller  bool
+	fd        int32
+	parkID    uint64
+	kaTimer   *time.Timer
+	kaDue     time.Duration
 }
 
 // proto is the session's transport as IoT Hub logs it (MQTT, MQTT-WS);
@@ -170,7 +181,9 @@ func (s *session) serve(tlsConf *tls.Config, chain []*x509.Certificate, wait tim
 		_ = s.conn.Close()
 		return
 	}
+	b.burst.connecting.Add(1)
 	ok := s.connect(tlsConf, chain, wait)
+	b.burst.connecting.Add(-1)
 	b.untrack(s)
 	if !ok {
 		_ = s.conn.Close()
@@ -183,6 +196,9 @@ func (s *session) serve(tlsConf *tls.Config, chain []*x509.Certificate, wait tim
 		}
 		b.wg.Done()
 		return
+	}
+	if s.parkable && idleMode == idlePoll && s.drained() && s.park() {
+		return // no goroutine until the device sends something
 	}
 	go s.run()
 }
@@ -349,6 +365,7 @@ func (s *session) establish() bool {
 		return false
 	}
 	s.established.Store(true)
+	b.burst.connected()
 	s.rd.max = int32(b.maxPacket())
 	// IoT Hub cannot re-authenticate an MQTT connection: when the token
 	// expires, the hub closes it (logged 401003 then 404104). A session
@@ -432,6 +449,12 @@ func (s *session) finish(c *cause) {
 	s.rd.close()
 	if s.rec != nil {
 		s.rec.release()
+	}
+	if s.kaTimer != nil {
+		s.kaTimer.Stop()
+	}
+	if s.parkID != 0 {
+		s.b.idlePoller().forget(s)
 	}
 	s.b.wg.Done()
 }
@@ -541,6 +564,7 @@ func (s *session) requestEnd(c cause) bool {
 	s.endMu.Unlock()
 	if s.wake != nil {
 		s.wake.wake()
+		s.unpark()
 	}
 	return true
 }

@@ -33,7 +33,22 @@ type wakeConn struct {
 	// milliseconds (0: the connection's own write deadline applies, as
 	// before a session is established).
 	writeWait atomic.Int32
+	// nowait makes a read that finds nothing return errWouldBlock instead
+	// of waiting: the idle poller reads a parked session's socket so
+	// (idlepark.go). Only the reader uses it.
+	nowait bool
 }
+
+// errWouldBlock is a nowait read's when the socket has nothing. It is
+// temporary, so crypto/tls keeps what it has of a record and reads on
+// from there next time.
+var errWouldBlock net.Error = wouldBlock{}
+
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "no input yet" }
+func (wouldBlock) Timeout() bool   { return false }
+func (wouldBlock) Temporary() bool { return true }
 
 // errWoken ends a woken reader's read once nothing more had arrived.
 var errWoken = errors.New("connection ended by the hub")

@@ -72,7 +72,7 @@ func (c *wakeConn) readNow(p []byte) (int, error) {
 		for {
 			n, errno = rawRead(fd, p)
 			if errno != syscall.EINTR {
-				return errno != syscall.EAGAIN // else wait in the poller
+				return errno != syscall.EAGAIN || c.nowait // else wait in the poller
 			}
 		}
 	}); err != nil {
@@ -83,6 +83,8 @@ func (c *wakeConn) readNow(p []byte) (int, error) {
 		return 0, err // deadline, closed
 	}
 	switch {
+	case errno == syscall.EAGAIN:
+		return 0, errWouldBlock // nowait
 	case errno != 0:
 		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", errno)}
 	case n == 0:

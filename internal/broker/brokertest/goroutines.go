@@ -21,7 +21,7 @@ func CheckNoSessionGoroutines(t testing.TB) {
 		var leaked []string
 		for g := range strings.SplitSeq(string(buf), "\n\n") {
 			if strings.Contains(g, "internal/broker.(*session)") || strings.Contains(g, "internal/broker.(*Broker).accept") ||
-				strings.Contains(g, "internal/broker.(*connectors).worker") {
+				strings.Contains(g, "internal/broker.(*connectors).worker") || strings.Contains(g, "internal/broker.(*idlePoller)") {
 				leaked = append(leaked, g)
 			}
 		}
