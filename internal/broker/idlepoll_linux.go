@@ -144,6 +144,16 @@ func epollCtl(epfd, op, fd int, ev *unix.EpollEvent) syscall.Errno {
 	return e
 }
 
+// writableNow reports whether fd's send buffer has room now (ppoll for
+// POLLOUT with a zero timeout, raw): TCP reports it only while a good
+// part of the buffer is free, so a PINGRESP written then cannot block.
+func writableNow(fd int32) bool {
+	fds := [1]unix.PollFd{{Fd: fd, Events: unix.POLLOUT}}
+	var zero unix.Timespec
+	n, _, e := syscall.RawSyscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 1, uintptr(unsafe.Pointer(&zero)), 0, 0, 0)
+	return e == 0 && n == 1 && fds[0].Revents&unix.POLLOUT != 0
+}
+
 func epollWaitNow(epfd int, evs []unix.EpollEvent) (int, syscall.Errno) {
 	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
 	if e != 0 {
