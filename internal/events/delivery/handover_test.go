@@ -80,23 +80,12 @@ func TestFencedEngineStopsAndTheNextResumes(t *testing.T) {
 // The book looks for acknowledgements to send again only while one is
 // unanswered: an idle runner's book does not wake every ackBookTick.
 func TestAckBookSleepsWhileNoneIsUnanswered(t *testing.T) {
-	v := newEnv(t)
-	nc := v.j.NC
 	var answer atomic.Bool
-	sub, err := nc.Subscribe("test.ack.>", func(m *nats.Msg) {
+	b := ackBookAnswering(t, func(m *nats.Msg) {
 		if answer.Load() {
 			_ = m.Respond(nil)
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	b, err := newAckBook(nc, slog.New(slog.DiscardHandler), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.close(0)
 	time.Sleep(3 * ackBookTick)
 	if n := b.ticks.Load(); n != 0 {
 		t.Fatalf("an empty book looked %d times, want 0", n)
@@ -126,10 +115,8 @@ func TestAckBookSleepsWhileNoneIsUnanswered(t *testing.T) {
 // Acknowledgements on a consumer with one copy go out without a reply, and
 // one confirmation answers all those sent before it.
 func TestAckBookConfirmsBatches(t *testing.T) {
-	v := newEnv(t)
-	nc := v.j.NC
 	var plain, asked atomic.Int64
-	sub, err := nc.Subscribe("test.ack.>", func(m *nats.Msg) {
+	b := ackBookAnswering(t, func(m *nats.Msg) {
 		if m.Reply == "" {
 			plain.Add(1)
 			return
@@ -137,15 +124,6 @@ func TestAckBookConfirmsBatches(t *testing.T) {
 		asked.Add(1)
 		_ = m.Respond(nil)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	b, err := newAckBook(nc, slog.New(slog.DiscardHandler), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.close(0)
 	for i := range uint64(200) {
 		b.add(ackKey{"S", i + 1}, fmt.Sprintf("test.ack.%d", i+1), true)
 	}
@@ -160,4 +138,23 @@ func TestAckBookConfirmsBatches(t *testing.T) {
 	if !b.again(ackKey{"S", 7}, "test.ack.7") {
 		t.Error("a copy of an answered acknowledgement's event not recognised")
 	}
+}
+
+// ackBookAnswering is an ack book over a test journal whose
+// acknowledgements (subjects test.ack.>) reach answer, closed at the end
+// of the test.
+func ackBookAnswering(t *testing.T, answer nats.MsgHandler) *ackBook {
+	t.Helper()
+	v := newEnv(t)
+	sub, err := v.j.NC.Subscribe("test.ack.>", answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	b, err := newAckBook(v.j.NC, slog.New(slog.DiscardHandler), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.close(0) })
+	return b
 }
