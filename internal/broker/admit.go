@@ -110,7 +110,10 @@ func (s *session) connack(present bool, code packets.Code) []byte {
 
 // refuse records a refused CONNECT, then answers it with its CONNACK code
 // (none where the protocol has none): recording first keeps one client's
-// successive attempts in order. pk is nil for a refusal after admission.
+// successive attempts in order, and the answer waits for the record to be
+// stored (as a connect's does), so a refusal the device was told of is in
+// the log; one the journal could not store gets no answer, only the close.
+// pk is nil for a refusal after admission.
 func (s *session) refuse(pk *packets.Packet, ref *refusal) {
 	ev := presence.ConnectionEvent{
 		DeviceID: s.id.deviceID, ModuleID: s.id.moduleID, SDKVersion: s.id.sdkVersion, AuthType: s.id.authType,
@@ -124,6 +127,8 @@ func (s *session) refuse(pk *packets.Packet, ref *refusal) {
 			ev.DeviceID = strings.Clone(pk.Connect.ClientIdentifier)
 		}
 	}
+	stored := make(chan error, 1)
+	ev.Recorded = func(err error) { stored <- err }
 	s.b.opts.Presence.Refuse(ev)
 	version := s.version
 	if pk != nil {
@@ -134,6 +139,10 @@ func (s *session) refuse(pk *packets.Packet, ref *refusal) {
 		code = ref.v3
 	}
 	if code.Code == 0 {
+		return
+	}
+	if err := s.b.awaitStored(stored, ev.DeviceID); err != nil {
+		s.b.log.Warn("closing a refused connection unanswered: the journal did not store its refusal", "device", ev.DeviceID, "err", err)
 		return
 	}
 	s.version = version

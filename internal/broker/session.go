@@ -288,6 +288,25 @@ const maxConnectPacket = 16 << 10
 // instead, counted and logged.
 const recordWait = 5 * time.Second
 
+// awaitStored waits, at most recordWait, for the journal to store the
+// event whose Recorded callback feeds stored. nil after the wait means
+// the event is still on its way: the hub answers anyway rather than hold
+// every connect of an overloaded journal (logged at the 1st, 2nd, 4th,
+// 8th… such answer: one line each would add to the overload).
+func (b *Broker) awaitStored(stored <-chan error, deviceID string) error {
+	t := time.NewTimer(recordWait)
+	defer t.Stop()
+	select {
+	case err := <-stored:
+		return err
+	case <-t.C:
+		if n := b.slowRecords.Add(1); n&(n-1) == 0 {
+			b.log.Warn("journal slow: answering connects before their events are stored", "device", deviceID, "waited", recordWait, "total", n)
+		}
+		return nil
+	}
+}
+
 // establish makes s the device's live session. Every connect that passed
 // authentication is recorded as connected, then ended in order: a session
 // replaced while it was still connecting is taken over right after.
@@ -337,23 +356,11 @@ func (s *session) establish() bool {
 	s.endMu.Unlock()
 	b.opts.Presence.Connect(s.ps)
 	s.ps.Recorded = nil // presence has taken it; do not keep the channel for the session's life
-	t := time.NewTimer(recordWait)
-	select {
-	case err := <-recorded:
-		if err != nil {
-			b.log.Error("closing a connection whose connected event the journal did not store", "device", s.id.deviceID, "err", err)
-			t.Stop()
-			s.end(causeNotStored)
-			return false
-		}
-	case <-t.C:
-		// Logged at the 1st, 2nd, 4th, 8th… such connect: one line per
-		// connect would add to an overload that is already there.
-		if n := b.slowRecords.Add(1); n&(n-1) == 0 {
-			b.log.Warn("journal slow: acknowledging connects before their events are stored", "device", s.id.deviceID, "waited", recordWait, "total", n)
-		}
+	if err := b.awaitStored(recorded, s.id.deviceID); err != nil {
+		b.log.Error("closing a connection whose connected event the journal did not store", "device", s.id.deviceID, "err", err)
+		s.end(causeNotStored)
+		return false
 	}
-	t.Stop()
 	if s.wake != nil {
 		// From here on a write waits only when the device does not read
 		// (wakeConn.Write): the connect phase's deadline goes.
