@@ -76,10 +76,7 @@ func TestFeedStopsPromptlyWhileIdle(t *testing.T) {
 // SaveEvery; one that applied events saves at SaveEvery.
 func TestFeedSavesLessWhenIdle(t *testing.T) {
 	j := openJournal(t)
-	var mu sync.Mutex
-	now := time.Date(2026, 12, 6, 22, 0, 0, 0, time.UTC)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	clock, advance := fakeClock(time.Date(2026, 12, 6, 22, 0, 0, 0, time.UTC))
 	f, err := feed.New(feed.Options{JS: j.JS, Insight: insight.Options{Hub: "bench.example"}, Path: filepath.Join(t.TempDir(), "state"),
 		SaveEvery: time.Minute, TickEvery: 5 * time.Millisecond, Now: clock})
 	if err != nil {
@@ -148,10 +145,7 @@ func flapEvents(start time.Time) []presence.ConnectionEvent {
 // alone says so. Reads (Fresh) move engine time themselves.
 func TestFeedTicksOnlyWhileTimed(t *testing.T) {
 	j := openJournal(t)
-	var mu sync.Mutex
-	now := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	clock, advance := fakeClock(time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC))
 	const tick = 5 * time.Millisecond
 	f, err := feed.New(feed.Options{JS: j.JS, Insight: insight.Options{Hub: "bench.example"}, TickEvery: tick, IdleCheck: time.Hour, Now: clock})
 	if err != nil {
@@ -192,4 +186,14 @@ func TestFeedTicksOnlyWhileTimed(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// fakeClock is a clock the test moves (advance), safe to read from the
+// feed's goroutines.
+func fakeClock(start time.Time) (clock func() time.Time, advance func(time.Duration)) {
+	var mu sync.Mutex
+	now := start
+	clock = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance = func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	return clock, advance
 }
