@@ -578,9 +578,8 @@ func (w *Writer) mergeLegacyOps(ctx context.Context, s *source) (jetstream.Consu
 func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 	log := w.log.With("stream", s.stream, "category", s.describe())
 	failures := 0
-	idle := journal.NewIdle(w.o.JS.Conn(), s.subjects(), &w.waiting)
+	idle := journal.NewIdle(w.o.JS.Conn(), s.subjects(), &w.waiting, w.o.IdleCheck, idleCheckGrowth*w.o.IdleCheck)
 	defer idle.Busy()
-	fallback := w.o.IdleCheck
 	for runCtx.Err() == nil {
 		batch := w.o.BatchSize
 		if idle.Watching() {
@@ -599,16 +598,12 @@ func (w *Writer) run(runCtx, workCtx context.Context, s *source) {
 		failures = 0
 		if len(msgs) > 0 {
 			idle.Busy()
-			fallback = w.o.IdleCheck
 			w.handle(runCtx, workCtx, log, s, msgs)
 			continue
 		}
-		waited := idle.Watching() // else Caught starts the Watch and returns
-		if err := idle.Caught(runCtx, fallback); err != nil {
+		if err := idle.Caught(runCtx); err != nil {
 			log.Warn("connlog: cannot watch the journal; polling", "err", err)
 			journal.Sleep(runCtx, w.o.MaxWait)
-		} else if waited {
-			fallback = min(2*fallback, idleCheckGrowth*w.o.IdleCheck)
 		}
 	}
 }

@@ -249,13 +249,12 @@ func (f *ConnFanout) run(ctx context.Context) {
 	defer close(f.done)
 	var cons jetstream.Consumer
 	defer func() { f.deleteConsumer(cons) }()
-	idle := NewIdle(f.js.Conn(), StreamSubjects(StreamConn), &f.watching)
+	idle := NewIdle(f.js.Conn(), StreamSubjects(StreamConn), &f.watching, f.idleCheck, f.idleMax)
 	defer idle.Busy()
 	// last is the last stream sequence handed out, nextDelivery the
 	// consumer sequence expected next.
 	var last, nextDelivery uint64
 	first := true
-	wait := f.idleCheck // the next Caught's fallback
 	evs := make([]ConnEvent, 0, fanoutBatch)
 	for ctx.Err() == nil {
 		if rewind := f.needRewind(); cons == nil || rewind {
@@ -346,18 +345,11 @@ func (f *ConnFanout) run(ctx context.Context) {
 			}
 		case n > 0:
 			idle.Busy()
-			wait = f.idleCheck
 			if n < size && !Sleep(ctx, f.pollEvery) {
 				return
 			}
 		default:
-			cur := wait
-			if idle.Watching() {
-				// Caught waits now (the Watch runs): if the pull after it
-				// is empty too, the next wait is twice as long.
-				wait = min(2*wait, f.idleMax)
-			}
-			if err := idle.Caught(ctx, cur); err != nil {
+			if err := idle.Caught(ctx); err != nil {
 				f.log.Warn("journal fanout: cannot watch the journal; polling", "err", err)
 				if !Sleep(ctx, f.pollEvery) {
 					return

@@ -89,35 +89,47 @@ func (w *Watch) Wait(ctx context.Context, fallback time.Duration) bool {
 // Idle runs that pattern for one reader, so each reader does not spell it
 // out: call Busy after a fetch that returned messages and Caught after one
 // that returned none.
+//
+// Its Waits' fallback starts at check and doubles after each Wait whose
+// fetch came back empty too, up to ceiling, so an idle hub is not woken every
+// check by each of its readers; Busy sets it back to check. (The fallback
+// only bounds how late a lost wake-up or a redelivery is found: a publish
+// wakes the Wait at once.)
 type Idle struct {
-	nc      *nats.Conn
-	subject string
-	waiting *atomic.Int32 // readers in a Wait, for status (may be nil)
-	w       *Watch
+	nc             *nats.Conn
+	subject        string
+	waiting        *atomic.Int32 // readers in a Wait, for status (may be nil)
+	check, ceiling time.Duration
+	fallback       time.Duration // the next Wait's
+	w              *Watch
 }
 
 // NewIdle prepares the Watch pattern on subject; nothing is subscribed
 // until the reader has caught up. waiting (may be nil) counts the readers
-// waiting in Caught.
-func NewIdle(nc *nats.Conn, subject string, waiting *atomic.Int32) *Idle {
-	return &Idle{nc: nc, subject: subject, waiting: waiting}
+// waiting in Caught. check and ceiling bound the Waits' fallback (a
+// ceiling below check counts as check).
+func NewIdle(nc *nats.Conn, subject string, waiting *atomic.Int32, check, ceiling time.Duration) *Idle {
+	return &Idle{nc: nc, subject: subject, waiting: waiting, check: check, ceiling: ceiling, fallback: check}
 }
 
 // Watching reports whether the reader has caught up (its Watch runs): its
 // fetches are the re-check or the one after a Wait, and may ask for less.
 func (i *Idle) Watching() bool { return i.w != nil }
 
-// Busy drops the Watch: a busy reader keeps no subscription.
+// Busy drops the Watch: a busy reader keeps no subscription, and its next
+// idle spell starts again from the shortest fallback.
 func (i *Idle) Busy() {
 	i.w.Stop()
 	i.w = nil
+	i.fallback = i.check
 }
 
 // Caught follows a fetch that returned nothing. The first time it starts
 // the Watch and returns at once, for the fetch once more; after that it
-// waits for a publish, fallback or ctx's end (Watch.Wait). An error means
-// no Watch could start: the reader polls instead.
-func (i *Idle) Caught(ctx context.Context, fallback time.Duration) error {
+// waits for a publish, the fallback or ctx's end (Watch.Wait), and the
+// next fallback doubles. An error means no Watch could start: the reader
+// polls instead.
+func (i *Idle) Caught(ctx context.Context) error {
 	if i.w == nil {
 		w, err := NewWatch(i.nc, i.subject)
 		if err != nil {
@@ -130,6 +142,8 @@ func (i *Idle) Caught(ctx context.Context, fallback time.Duration) error {
 		i.waiting.Add(1)
 		defer i.waiting.Add(-1)
 	}
+	fallback := i.fallback
+	i.fallback = min(2*fallback, max(i.ceiling, i.check))
 	i.w.Wait(ctx, fallback)
 	return nil
 }

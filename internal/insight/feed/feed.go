@@ -417,9 +417,8 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 			cancel()
 		}
 	}()
-	idle := journal.NewIdle(f.o.JS.Conn(), journal.StreamSubjects(stream), &f.watching)
+	idle := journal.NewIdle(f.o.JS.Conn(), journal.StreamSubjects(stream), &f.watching, f.o.IdleCheck, idleCheckMax)
 	defer idle.Busy()
-	wait := f.o.IdleCheck // the next Caught's fallback
 	for ctx.Err() == nil {
 		if cons == nil {
 			var err error
@@ -473,7 +472,6 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 		case n > 0:
 			idle.Busy()
 			f.wake()
-			wait = f.o.IdleCheck
 			// Fewer than asked for: wait for more to gather (above).
 			if n < size && !journal.Sleep(ctx, pollEvery) {
 				return
@@ -482,14 +480,9 @@ func (f *Feed) pull(ctx context.Context, stream string, cons jetstream.Consumer,
 			// The consumer is made again at the top of the loop.
 		default:
 			// Caught up: watch the stream and pull once more, then wait
-			// for a publish (journal.Idle).
-			cur := wait
-			if idle.Watching() {
-				// An empty pull after a wait: the next wait doubles, up
-				// to idleCheckMax (a publish wakes it anyway).
-				wait = min(2*wait, max(idleCheckMax, f.o.IdleCheck))
-			}
-			if err := idle.Caught(ctx, cur); err != nil {
+			// for a publish; the waits' fallback grows to idleCheckMax
+			// while nothing comes (journal.Idle).
+			if err := idle.Caught(ctx); err != nil {
 				f.log.Warn("insight: cannot watch the journal; polling", "stream", stream, "err", err)
 				if !journal.Sleep(ctx, pollEvery) {
 					return
