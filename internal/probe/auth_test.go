@@ -28,7 +28,10 @@ func TestSkewedClock(t *testing.T) {
 			cfg.Now = func() time.Time { return time.Now().Add(c.skew) }
 			rep := run(t, cfg)
 			s := step(t, rep, probe.StepClock, "")
-			if s.Status != probe.Fail || !strings.Contains(s.Summary, "10m0s "+c.words) || !strings.Contains(s.Hint, "NTP") {
+			// The hub's Date has second resolution and the round trip adds
+			// its own share under load: the figure is checked by SkewSeconds
+			// below, the words here.
+			if s.Status != probe.Fail || !strings.Contains(s.Summary, c.words) || !strings.Contains(s.Summary, "10m") || !strings.Contains(s.Hint, "NTP") {
 				t.Fatalf("clock: %s %q %q", s.Status, s.Summary, s.Hint)
 			}
 			if got := s.Clock.SkewSeconds; got < c.skew.Seconds()-3 || got > c.skew.Seconds()+3 {
