@@ -20,6 +20,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -89,6 +90,9 @@ type Result struct {
 	RSSEndMiB      float64 // VmRSS after the queries
 	MemoryLimitMiB int64
 	CPUSeconds     float64
+	// Mem and QueryMem are where the RSS was at its highest sample (every
+	// 250 ms) during ingest and the queries after it.
+	Mem, QueryMem MemSplit
 }
 
 // QueryTime is one query's median and max over its runs.
@@ -120,9 +124,11 @@ func main() {
 		jsonOut   = flag.Bool("json", false, "print the result as JSON (for -compare)")
 		noCompact = flag.Bool("no-compact", false, "DuckDB: do not sort the closed days by device before the queries")
 		ckptMiB   = flag.Int64("checkpoint-mib", 0, "DuckDB: appended data that triggers a background checkpoint (0: the store's default)")
+		duckSet   = flag.String("duckdb-set", "", "DuckDB: settings to SET GLOBAL after the store opens, name=value;… (to try allocator settings)")
 		rate      = flag.Int("rate", 0, "offer at most this many records/s (0: as fast as Append takes them), to measure the stalls below the store's capacity")
 	)
 	flag.Parse()
+	duckSettings = duckSet
 	end := time.Now().UTC()
 	if *endFlag != "" {
 		t, err := time.Parse(time.RFC3339, *endFlag)
@@ -160,6 +166,9 @@ func main() {
 	printTable(os.Stdout, []Result{res})
 }
 
+// duckSettings is -duckdb-set.
+var duckSettings *string
+
 // benchStore is what the bench needs of a store.
 type benchStore interface {
 	connlog.LogStore
@@ -175,6 +184,13 @@ func open(ctx context.Context, kind, path string, memMiB, ckptMiB int64) (benchS
 		}
 		if err := kqlduckdb.Register(ctx, s.DB()); err != nil {
 			return nil, nil, err
+		}
+		for _, kv := range strings.Split(*duckSettings, ";") {
+			if name, value, ok := strings.Cut(kv, "="); ok {
+				if _, err := s.DB().ExecContext(ctx, "SET GLOBAL "+name+" = '"+value+"'"); err != nil {
+					return nil, nil, fmt.Errorf("-duckdb-set %s: %w", kv, err)
+				}
+			}
 		}
 		return s, kqlduckdb.Dialect{}, nil
 	case "sqlite":
@@ -198,6 +214,11 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 		return res, err
 	}
 	defer store.Close()
+	var duckDB *sql.DB
+	if d, ok := store.(*logduckdb.Store); ok {
+		duckDB = d.DB()
+	}
+	stopMem := memSampler(ctx, duckDB, 250*time.Millisecond)
 	eng := &kql.Engine{DB: store, Table: kql.AzureDiagnostics(), Dialect: dialect, Now: func() time.Time { return o.End }, MaxBytes: 24 << 20}
 	dev := loggen.DeviceID(42)
 
@@ -278,6 +299,7 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 		res.FinalMoveMs = ms(time.Since(t))
 	}
 	wall := time.Since(start)
+	res.Mem = stopMem(false)
 	res.IngestCPUus = float64((processCPU() - cpu0).Microseconds()) / float64(max(n, 1))
 	res.GeneratorCPUus = float64(genCPU.Load()) / 1e3 / float64(max(n, 1))
 	close(stopQueries)
@@ -361,6 +383,7 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 		}
 		res.Queries = append(res.Queries, q)
 	}
+	res.QueryMem = stopMem(true)
 	pid := os.Getpid()
 	if kib, err := procstat.RSSKiB(pid); err == nil {
 		res.RSSEndMiB = float64(kib) / 1024
@@ -457,6 +480,22 @@ func printTable(w *os.File, rs []Result) {
 		})
 	}
 	row("RSS peak / end, MiB", func(r Result) string { return fmt.Sprintf("%s / %s", f0(r.RSSPeakMiB), f0(r.RSSEndMiB)) })
+	for _, ph := range []struct {
+		name string
+		m    func(r Result) MemSplit
+	}{{"ingest", func(r Result) MemSplit { return r.Mem }}, {"queries", func(r Result) MemSplit { return r.QueryMem }}} {
+		row(ph.name+": highest RSS sample = Go + DuckDB + buffers + other, MiB", func(r Result) string {
+			m := ph.m(r)
+			return fmt.Sprintf("%s = %s + %s + %s + %s", f0(m.RSSMiB), f0(m.GoMiB), f0(m.DuckDBMiB), f0(m.BuffersMiB), f0(m.OtherMiB))
+		})
+		row(ph.name+": there Go heap objects / heap goal, MiB", func(r Result) string {
+			return fmt.Sprintf("%s / %s", f0(ph.m(r).GoHeapObjMiB), f0(ph.m(r).GoHeapGoalMiB))
+		})
+		row(ph.name+": peaks Go / heap objects / DuckDB, MiB", func(r Result) string {
+			m := ph.m(r)
+			return fmt.Sprintf("%s / %s / %s", f0(m.GoPeakMiB), f0(m.GoHeapObjPeakM), f0(m.DuckDBPeakMiB))
+		})
+	}
 	row("memory budget (--log-memory), MiB", func(r Result) string { return fmt.Sprint(r.MemoryLimitMiB) })
 	row("process CPU, s", func(r Result) string { return f0(r.CPUSeconds) })
 }

@@ -5,29 +5,59 @@ package duckdb
 import (
 	"math/bits"
 	"sync"
+	"sync/atomic"
 )
 
 // Byte buffers kept between moves: the stage's frames and the Arrow
-// loader's columns. Each move used to leave ~10 MB of them to the garbage
-// collector and take as much new memory from the kernel (page faults,
-// cleared pages); from the pool it reuses memory it touched a moment ago.
-// The pool keeps at most poolMax bytes (a sync.Pool kept whatever the
-// busiest move had used until two collections later: +120 MiB RSS at
-// peak, measured), and the mover empties it when the stage is empty.
+// loader's columns. They are the store's largest memory (the staged
+// batches and a move's columns: ~250 MiB at the peak of a 2M-record run,
+// measured), and they live outside the Go heap (bufmem_unix.go: mmap),
+// for two reasons measured in logbench's memory split:
+//   - on the Go heap the collector lets the heap grow to twice what is
+//     live (GOGC 100) before it collects: 250 MiB of buffers made a Go
+//     heap of ~650 MiB, more than DuckDB's own memory;
+//   - a buffer given back beyond what the pool keeps is returned to the
+//     kernel at once (munmap), not when a later collection and the
+//     scavenger get to it.
+// The pool keeps at most poolMax bytes and is emptied when the stage is
+// (the mover, idle). A buffer is the caller's until putBuf; nothing may
+// read it after (its memory may be unmapped): the records decoded from a
+// frame are forgotten before their frame goes back (moveUpTo).
 
 // poolMax bounds the bytes the pool keeps.
 const poolMax = 32 << 20
 
 var pool struct {
 	mu    sync.Mutex
-	free  [40][]*[]byte // by size class: free[i] has buffers of 1<<i bytes
-	bytes int           // in free
+	free  [160][]*[]byte // by size class (classOf)
+	bytes int            // in free
+}
+
+// mapped is the bytes of buffers made and not unmapped (BufferBytes).
+var mapped atomic.Int64
+
+// BufferBytes is the memory of the store's buffers outside the Go heap
+// (staged batches, a move's columns and the pool), for memory reports.
+func BufferBytes() int64 { return mapped.Load() }
+
+// classOf is the size class of an n-byte buffer: its index and size.
+// Sizes are 64 bytes and, above, the multiples of an eighth of the power
+// of two below n (n rounded up by at most a quarter): a frame of 700 KB
+// took a 1 MiB buffer with classes at the powers of two.
+func classOf(n int) (int, int) {
+	if n <= 64 {
+		return 0, 64
+	}
+	b := bits.Len(uint(n - 1)) // 2^(b-1) < n ≤ 2^b
+	step := 1 << (b - 3)
+	q := (n + step - 1) / step // 5..8
+	return (b-6)*4 + q - 4, q * step
 }
 
 // getBuf returns a buffer of n bytes (contents undefined) and capacity
 // its size class.
 func getBuf(n int) *[]byte {
-	class := bits.Len(uint(max(n, 64) - 1))
+	class, size := classOf(n)
 	pool.mu.Lock()
 	if l := pool.free[class]; len(l) > 0 {
 		b := l[len(l)-1]
@@ -38,31 +68,49 @@ func getBuf(n int) *[]byte {
 		return b
 	}
 	pool.mu.Unlock()
-	s := make([]byte, n, 1<<class)
+	s := mapBytes(size)
+	mapped.Add(int64(size))
+	s = s[:n]
 	return &s
 }
 
-// putBuf gives b back; nothing may use its memory after.
+// putBuf gives b, a buffer of getBuf, back; nothing may use its memory
+// after.
 func putBuf(b *[]byte) {
 	c := cap(*b)
-	if c < 64 || c&(c-1) != 0 {
-		return
+	class, size := classOf(c)
+	if size != c {
+		panic("connlog/duckdb: putBuf of a buffer getBuf did not make")
 	}
 	pool.mu.Lock()
-	defer pool.mu.Unlock()
-	if pool.bytes+c > poolMax {
+	if pool.bytes+c <= poolMax {
+		pool.free[class] = append(pool.free[class], b)
+		pool.bytes += c
+		pool.mu.Unlock()
 		return
 	}
-	class := bits.Len(uint(c - 1))
-	pool.free[class] = append(pool.free[class], b)
-	pool.bytes += c
+	pool.mu.Unlock()
+	release(b)
 }
 
-// dropPool lets the garbage collector have every pooled buffer (the
-// store is idle).
+// release returns b's memory to the kernel.
+func release(b *[]byte) {
+	mapped.Add(-int64(cap(*b)))
+	unmapBytes((*b)[:cap(*b)])
+	*b = nil
+}
+
+// dropPool returns every pooled buffer's memory (the store is idle).
 func dropPool() {
 	pool.mu.Lock()
-	defer pool.mu.Unlock()
-	clear(pool.free[:])
+	var all []*[]byte
+	for i, l := range pool.free {
+		all = append(all, l...)
+		pool.free[i] = nil
+	}
 	pool.bytes = 0
+	pool.mu.Unlock()
+	for _, b := range all {
+		release(b)
+	}
 }

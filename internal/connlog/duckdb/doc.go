@@ -57,7 +57,10 @@
 // Memory: Options.MemoryLimit (tether serve --log-memory) is the store's
 // budget: five eighths become DuckDB's memory_limit (DuckDB spills sorts
 // and hash tables past it to temporary files next to the database), a
-// sixteenth bounds the staged batches (Append's back-pressure), the rest
-// is the move's own memory and what DuckDB allocates outside its pool.
+// sixteenth bounds the staged batches (Append's back-pressure), a move
+// stores them in chunks of half that (a transaction each), and the rest
+// is what DuckDB allocates outside its pool. The staged batches and a
+// chunk's Arrow columns live in buffers outside the Go heap (bufpool.go),
+// so the collector's headroom (GOGC) does not double them.
 // Threads is DuckDB's threads.
 package duckdb

@@ -263,9 +263,10 @@ func stringArray(bufs *colBufs, recs []*connlog.Record, size int, add func([]byt
 		offsets[i+1] = int32(len(data))
 	}
 	if len(data) > size {
-		// add wrote past its bound (a bug): the buffer grew into new
-		// memory, which the GC keeps alive through the Arrow buffer.
-		bufs.drop()
+		// add wrote past its bound (a bug): data grew into Go memory,
+		// which the GC keeps alive through the Arrow buffer; the pooled
+		// one it was copied from goes back.
+		bufs.dropLast()
 	}
 	return array.NewStringData(array.NewData(arrow.BinaryTypes.String, len(recs),
 		[]*memory.Buffer{nil, memory.NewBufferBytes(offBytes), memory.NewBufferBytes(data)}, nil, 0, 0)), int64(len(data))
@@ -282,8 +283,12 @@ func (c *colBufs) get(n int) []byte {
 	return *b
 }
 
-// drop forgets the last buffer handed out (it is not to be reused).
-func (c *colBufs) drop() { c.used = c.used[:len(c.used)-1] }
+// dropLast gives the last buffer handed out back now (nothing refers to
+// it any more).
+func (c *colBufs) dropLast() {
+	putBuf(c.used[len(c.used)-1])
+	c.used = c.used[:len(c.used)-1]
+}
 
 // free gives every buffer back.
 func (c *colBufs) free() {

@@ -49,7 +49,7 @@ type stage struct {
 	frames []string   // payloads of the staged batches (stage_codec.go)
 	bufs   []*[]byte  // the pooled buffer each frame is in (nil: not pooled)
 	count  int        // records in frames
-	size   int64      // bytes in frames
+	size   int64      // memory of the frames (frameBytes)
 	since  time.Time  // when the oldest staged record was staged
 	putN   int64      // records ever staged
 	movedN int64      // of those, the first movedN are in DuckDB
@@ -183,9 +183,18 @@ func (st *stage) put(records []connlog.Record) (n int, first bool, err error) {
 	st.frames = append(st.frames, p)
 	st.bufs = append(st.bufs, pb)
 	st.count += len(records)
-	st.size += int64(len(p))
+	st.size += frameBytes(p, pb)
 	st.putN += int64(len(records))
 	return st.count, first, nil
+}
+
+// frameBytes is the memory a staged frame holds: its buffer's (a size
+// class above the frame's), or the frame's own if not pooled.
+func frameBytes(f string, b *[]byte) int64 {
+	if b != nil {
+		return int64(cap(*b))
+	}
+	return int64(len(f))
 }
 
 // wake tells the mover to look at the stage again (it waits for this
@@ -289,7 +298,7 @@ func (st *stage) take() (t taken, err error) {
 }
 
 // taken is what take hands a move: the frames (and their buffers, for
-// recycle once the records are stored), n records in all, the segments
+// the pool once the records are stored), n records in all, the segments
 // they are in, and the count of records ever staged they bring the store
 // up to.
 type taken struct {
@@ -298,17 +307,6 @@ type taken struct {
 	n        int
 	segments []string
 	upTo     int64
-}
-
-// recycle gives the frames' buffers back to the pool: the records
-// decoded from them must be stored and forgotten.
-func (t *taken) recycle() {
-	for _, b := range t.bufs {
-		if b != nil {
-			putBuf(b)
-		}
-	}
-	t.frames, t.bufs = nil, nil
 }
 
 // done records that the records staged before upTo are in DuckDB, by a
@@ -333,8 +331,8 @@ func (st *stage) giveBack(t taken, err error) {
 	st.frames = append(t.frames, st.frames...)
 	st.bufs = append(t.bufs, st.bufs...)
 	st.count += t.n
-	for _, f := range t.frames {
-		st.size += int64(len(f))
+	for i, f := range t.frames {
+		st.size += frameBytes(f, t.bufs[i])
 	}
 	st.old = append(t.segments, st.old...)
 	st.since = time.Now()
@@ -391,33 +389,53 @@ func (s *Store) moveUpTo(ctx context.Context, upTo int64) error {
 	if err != nil || len(t.frames) == 0 {
 		return err
 	}
-	n := 0
-	for _, f := range t.frames {
-		n += payloadCount(f)
-	}
-	records := make([]connlog.Record, 0, n)
-	for _, f := range t.frames {
-		records, err = appendPayload(records, f)
-		if err != nil {
-			// A frame this process encoded: a bug. Its records stay in the
-			// segments, for the replay to try at the next Open.
-			return fmt.Errorf("connlog/duckdb: staged batch: %w", err)
-		}
-	}
+	// In chunks of about MoveChunkBytes of frames, a transaction each:
+	// the move's Go memory (the chunk's records, its Arrow columns) is a
+	// chunk's, not the whole stage's, and a chunk's frames go back to the
+	// pool for the Appends as soon as it is stored. Exactly once still
+	// holds when a later chunk fails, or the process dies, before the
+	// segments are removed: the stored records come back at the retry or
+	// the replay and are skipped as repeats (append's dedup).
 	start := time.Now()
-	s.writeMu.Lock()
-	err = s.append(ctx, records)
-	s.writeMu.Unlock()
-	if err != nil {
-		err = fmt.Errorf("connlog/duckdb: moving %d staged records: %w", len(records), err)
-		st.giveBack(t, err)
-		return err
+	var records []connlog.Record
+	moved := 0
+	for lo := 0; lo < len(t.frames); {
+		hi, bytes, n := lo, int64(0), 0
+		for hi < len(t.frames) && (hi == lo || bytes+frameBytes(t.frames[hi], t.bufs[hi]) <= s.o.MoveChunkBytes) {
+			bytes += frameBytes(t.frames[hi], t.bufs[hi])
+			n += payloadCount(t.frames[hi])
+			hi++
+		}
+		records = slices.Grow(records[:0], n)
+		for _, f := range t.frames[lo:hi] {
+			records, err = appendPayload(records, f)
+			if err != nil {
+				// A frame this process encoded: a bug. Its records stay in
+				// the segments, for the replay to try at the next Open.
+				return fmt.Errorf("connlog/duckdb: staged batch: %w", err)
+			}
+		}
+		s.writeMu.Lock()
+		err = s.append(ctx, records)
+		s.writeMu.Unlock()
+		if err != nil {
+			err = fmt.Errorf("connlog/duckdb: moving %d staged records: %w", t.n-moved, err)
+			st.giveBack(taken{frames: t.frames[lo:], bufs: t.bufs[lo:], n: t.n - moved, segments: t.segments, upTo: t.upTo}, err)
+			return err
+		}
+		moved += len(records)
+		// The records' strings are slices of the chunk's frames: nothing
+		// of them is kept (resource tuples are cloned, assignResources)
+		// when the frames' buffers go back.
+		clear(records)
+		for _, b := range t.bufs[lo:hi] {
+			if b != nil {
+				putBuf(b)
+			}
+		}
+		lo = hi
 	}
-	st.done(t.upTo, len(records), time.Since(start))
-	// The records' strings are slices of the frames: nothing of them is
-	// kept (resource tuples are cloned, assignResources).
-	clear(records)
-	t.recycle()
+	st.done(t.upTo, moved, time.Since(start))
 	if err := removeSegments(t.segments); err != nil {
 		// Stored already: a segment left behind is replayed at Open and
 		// its records skipped as repeats.

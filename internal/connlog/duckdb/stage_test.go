@@ -230,58 +230,75 @@ func TestPaceGrowsWithTheStage(t *testing.T) {
 // The stage's frames and the loader's columns reuse their memory from
 // one move to the next (bufpool.go): records stored by earlier moves,
 // and the resource tuples they brought, come back as they were appended
-// after many moves through the same buffers.
+// after many moves through the same buffers; also when a move stores its
+// frames in many chunks (a transaction each, the buffers of a stored
+// chunk reused by the Appends meanwhile), and with batches delivered
+// twice, in the same chunk or in a later one: each record once.
 func TestMovesReuseBuffersWithoutMixingRecords(t *testing.T) {
-	ctx := context.Background()
-	s, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "logs.duckdb"),
-		duckdb.Options{MemoryLimit: 128 << 20, MoveRecords: 300, MoveInterval: 5 * time.Millisecond, CompactAfter: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	g, err := loggen.New(loggen.Options{Records: 6000, Devices: 500, End: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), Span: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all []connlog.Record
-	for b := 0; ; b++ {
-		rs := g.Next(200)
-		if len(rs) == 0 {
-			break
-		}
-		for i := range rs {
-			// A resource group a batch: new tuples in every move.
-			rs[i].ResourceGroup = fmt.Sprintf("rg-%02d", b)
-			rs[i].ResourceID = "/SUBSCRIPTIONS/X/RESOURCEGROUPS/" + rs[i].ResourceGroup
-		}
-		if err := s.Append(ctx, rs); err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, rs...)
-		if b%5 == 4 {
-			time.Sleep(10 * time.Millisecond) // let the mover take some
-		}
-	}
-	got, err := s.Find(ctx, connlog.Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != len(all) {
-		t.Fatalf("found %d records, appended %d", len(got), len(all))
-	}
-	want := map[string]connlog.Record{}
-	for _, r := range all {
-		r.TimeGenerated = r.TimeGenerated.UTC().Round(0)
-		want[r.ItemID] = r
-	}
-	for _, r := range got {
-		w, ok := want[r.ItemID]
-		if !ok {
-			t.Fatalf("found %s, never appended", r.ItemID)
-		}
-		r.TimeGenerated = r.TimeGenerated.UTC().Round(0)
-		if !reflect.DeepEqual(r, w) {
-			t.Fatalf("record %s came back as\n%+v\nappended\n%+v", r.ItemID, r, w)
-		}
+	for _, c := range []struct {
+		name  string
+		chunk int64
+	}{{"chunk per move", 0}, {"chunk per frame", 1}} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := duckdb.Open(ctx, filepath.Join(t.TempDir(), "logs.duckdb"),
+				duckdb.Options{MemoryLimit: 128 << 20, MoveRecords: 300, MoveInterval: 5 * time.Millisecond, MoveChunkBytes: c.chunk, CompactAfter: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			g, err := loggen.New(loggen.Options{Records: 6000, Devices: 500, End: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), Span: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var all []connlog.Record
+			for b := 0; ; b++ {
+				rs := g.Next(200)
+				if len(rs) == 0 {
+					break
+				}
+				for i := range rs {
+					// A resource group a batch: new tuples in every move.
+					rs[i].ResourceGroup = fmt.Sprintf("rg-%02d", b)
+					rs[i].ResourceID = "/SUBSCRIPTIONS/X/RESOURCEGROUPS/" + rs[i].ResourceGroup
+				}
+				if err := s.Append(ctx, rs); err != nil {
+					t.Fatal(err)
+				}
+				if b%7 == 3 {
+					// Delivered again (a redelivery after a lost ack).
+					if err := s.Append(ctx, rs); err != nil {
+						t.Fatal(err)
+					}
+				}
+				all = append(all, rs...)
+				if b%5 == 4 {
+					time.Sleep(10 * time.Millisecond) // let the mover take some
+				}
+			}
+			got, err := s.Find(ctx, connlog.Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(all) {
+				t.Fatalf("found %d records, appended %d", len(got), len(all))
+			}
+			want := map[string]connlog.Record{}
+			for _, r := range all {
+				r.TimeGenerated = r.TimeGenerated.UTC().Round(0)
+				want[r.ItemID] = r
+			}
+			for _, r := range got {
+				w, ok := want[r.ItemID]
+				if !ok {
+					t.Fatalf("found %s, never appended", r.ItemID)
+				}
+				delete(want, r.ItemID)
+				r.TimeGenerated = r.TimeGenerated.UTC().Round(0)
+				if !reflect.DeepEqual(r, w) {
+					t.Fatalf("record %s came back as\n%+v\nappended\n%+v", r.ItemID, r, w)
+				}
+			}
+		})
 	}
 }

@@ -66,8 +66,8 @@ type Options struct {
 	// DuckDB's memory_limit (the buffer pool, sorts, hash tables), which
 	// DuckDB exceeds by its allocations outside the pool (a move's
 	// columns, query results, the allocator's free lists); a sixteenth
-	// may wait in the stage (MaxStagedBytes); the rest is the move's Go
-	// memory (decoded records, Arrow buffers) and headroom.
+	// may wait in the stage (MaxStagedBytes), and a move takes them in
+	// chunks of half that (MoveChunkBytes); the rest is headroom.
 	MemoryLimit int64
 	// Threads is DuckDB's threads; default 2 (the hub has other work).
 	Threads int
@@ -86,6 +86,10 @@ type Options struct {
 	// MaxStagedBytes bounds the staged batches' bytes in memory the same
 	// way (back-pressure); default MemoryLimit/16.
 	MaxStagedBytes int64
+	// MoveChunkBytes is how much of the staged batches' memory a move
+	// stores in one transaction (a move of more takes several): what
+	// bounds the move's own memory; default MaxStagedBytes/2.
+	MoveChunkBytes int64
 	// CompactAfter is how long after the end of a UTC day its table is
 	// sorted by device (compact.go); default 1 h. Negative: never.
 	CompactAfter time.Duration
@@ -120,6 +124,9 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	}
 	if o.MaxStagedBytes <= 0 {
 		o.MaxStagedBytes = o.MemoryLimit / 16
+	}
+	if o.MoveChunkBytes <= 0 {
+		o.MoveChunkBytes = max(o.MaxStagedBytes/2, 1)
 	}
 	if o.CompactAfter == 0 {
 		o.CompactAfter = time.Hour
