@@ -90,15 +90,23 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 	}
 	// Repeats within the batch, then in the store. Records are kept by
 	// index: _Seq follows the order of records.
-	seen := make(map[string]struct{}, len(records))
 	fresh := make([]int32, 0, len(records))
 	var old []int32
+	var seen map[string]struct{}
+	if !increasing(records) {
+		// A repeat has its original's TimeGenerated (connlog.ItemID), so
+		// a batch whose times increase strictly has none: the usual
+		// batch of a live log skips this map of every _ItemId.
+		seen = make(map[string]struct{}, len(records))
+	}
 	for i := range records {
 		r := &records[i]
-		if _, dup := seen[r.ItemID]; dup {
-			continue
+		if seen != nil {
+			if _, dup := seen[r.ItemID]; dup {
+				continue
+			}
+			seen[r.ItemID] = struct{}{}
 		}
-		seen[r.ItemID] = struct{}{}
 		if r.TimeGenerated.UnixNano() > s.hwm {
 			fresh = append(fresh, int32(i))
 		} else {
@@ -124,22 +132,28 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 		return ctx.Err()
 	}
 	// Group by day, keeping batch order within a day (fresh puts "old"
-	// ones last).
-	byDay := map[string][]int32{}
+	// ones last). Nearly every batch is of one day or two: the groups are
+	// a short list, the one the last record went to looked at first.
 	var days []string
+	var byDay [][]int32
 	var day dayCache
+	g := -1
 	for _, i := range fresh {
 		d := day.table(records[i].TimeGenerated)
-		if _, ok := byDay[d]; !ok {
-			days = append(days, d)
+		if g < 0 || days[g] != d {
+			g = slices.Index(days, d)
+			if g < 0 {
+				days, byDay = append(days, d), append(byDay, nil)
+				g = len(days) - 1
+			}
 		}
-		byDay[d] = append(byDay[d], i)
+		byDay[g] = append(byDay[g], i)
 	}
 	// What the transaction writes is made before it begins (the Arrow
 	// loader must register its views outside it).
 	all := make([]*connlog.Record, 0, len(fresh))
-	for _, d := range days {
-		for _, i := range byDay[d] {
+	for _, idx := range byDay {
+		for _, i := range idx {
 			all = append(all, &records[i])
 		}
 	}
@@ -149,7 +163,7 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 	}
 	loads := make([]dayLoad, len(days))
 	for i, d := range days {
-		idx := byDay[d]
+		idx := byDay[i]
 		seqs := make([]int64, len(idx))
 		for j, k := range idx {
 			seqs[j] = s.seq + 1 + int64(k)
@@ -188,6 +202,17 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 	}
 	s.walAdd(bytes)
 	return nil
+}
+
+// increasing reports whether the records' TimeGenerated increase
+// strictly.
+func increasing(records []connlog.Record) bool {
+	for i := 1; i < len(records); i++ {
+		if records[i].TimeGenerated.UnixNano() <= records[i-1].TimeGenerated.UnixNano() {
+			return false
+		}
+	}
+	return true
 }
 
 // dayLoad is what a move appends to one day table: the records, their

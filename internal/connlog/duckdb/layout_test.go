@@ -4,6 +4,7 @@ package duckdb_test
 
 import (
 	"context"
+	"hash/fnv"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -187,4 +188,16 @@ func FuzzPropertiesPacking(f *testing.F) {
 			t.Fatalf("appending the packing of %q: %q, want %q", props, got, "x"+packed)
 		}
 	})
+}
+
+// DeviceKey is FNV-1a of the id (the stored _DeviceKey of every record
+// and the KQL dialect's pruning depend on it not changing).
+func TestDeviceKeyIsFNV1a(t *testing.T) {
+	for _, id := range []string{"", "a", "dev-000042", "device/with/slashes", "ünïcödé-設備", strings.Repeat("x", 300)} {
+		h := fnv.New32a()
+		h.Write([]byte(id))
+		if got, want := duckdb.DeviceKey(id), h.Sum32(); got != want {
+			t.Errorf("DeviceKey(%q) = %#x, FNV-1a %#x", id, got, want)
+		}
+	}
 }
