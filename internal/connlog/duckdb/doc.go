@@ -55,12 +55,12 @@
 // checkpoints (checkpoint.go). An in-memory store appends directly.
 //
 // Memory: Options.MemoryLimit (tether serve --log-memory) is the store's
-// budget: five eighths become DuckDB's memory_limit (DuckDB spills sorts
+// budget: half becomes DuckDB's memory_limit (DuckDB spills sorts
 // and hash tables past it to temporary files next to the database), a
 // sixteenth bounds the staged batches (Append's back-pressure), a move
 // stores them in chunks of half that (a transaction each), and the rest
 // is what DuckDB allocates outside its pool. The staged batches and a
 // chunk's Arrow columns live in buffers outside the Go heap (bufpool.go),
 // so the collector's headroom (GOGC) does not double them.
-// Threads is DuckDB's threads.
+// Threads is DuckDB's threads (default 1).
 package duckdb

@@ -62,14 +62,19 @@ var ErrClosed = errors.New("connlog/duckdb: store closed")
 // Options tune a Store. Zero fields take the defaults.
 type Options struct {
 	// MemoryLimit is the store's memory budget in bytes (tether serve
-	// --log-memory); default DefaultMemoryLimit. Five eighths of it are
-	// DuckDB's memory_limit (the buffer pool, sorts, hash tables), which
-	// DuckDB exceeds by its allocations outside the pool (a move's
-	// columns, query results, the allocator's free lists); a sixteenth
-	// may wait in the stage (MaxStagedBytes), and a move takes them in
-	// chunks of half that (MoveChunkBytes); the rest is headroom.
+	// --log-memory); default DefaultMemoryLimit. Half of it is DuckDB's
+	// memory_limit (the buffer pool, sorts, hash tables); a sixteenth may
+	// wait in the stage (MaxStagedBytes), and a move takes them in chunks
+	// of half that (MoveChunkBytes); the rest is for what DuckDB
+	// allocates outside its pool (a move's rows before they are
+	// compressed, query results, its allocator's free pages: 70-400 MiB
+	// measured at 1 GiB), the move's Go memory and the pool of buffers.
 	MemoryLimit int64
-	// Threads is DuckDB's threads; default 2 (the hub has other work).
+	// Threads is DuckDB's threads; default 1: a move's INSERT and the
+	// checkpoint run on the goroutine's thread, where DuckDB's second
+	// worker cost more CPU a record in task hand-offs than it saved
+	// (logbench: 15.3 → 10.4 µs a record), and the hub keeps a core for
+	// its other work. Queries then scan on one thread.
 	Threads int
 	// CheckpointBytes is how much appended data (estimated) triggers a
 	// background checkpoint; default 64 MiB.
@@ -108,7 +113,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		o.MemoryLimit = DefaultMemoryLimit
 	}
 	if o.Threads <= 0 {
-		o.Threads = 2
+		o.Threads = 1
 	}
 	if o.CheckpointBytes <= 0 {
 		o.CheckpointBytes = 64 << 20
@@ -138,7 +143,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	params := url.Values{}
-	params.Set("memory_limit", strconv.FormatInt(max(o.MemoryLimit*5/8>>20, 1), 10)+"MB")
+	params.Set("memory_limit", strconv.FormatInt(max(o.MemoryLimit/2>>20, 1), 10)+"MB")
 	params.Set("threads", strconv.Itoa(o.Threads))
 	// Checkpoints run in the background (checkpoint.go), not inside the
 	// commit that crosses the WAL threshold.
