@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/tether-hub/tether/internal/connlog/duckdb"
 	"github.com/tether-hub/tether/internal/connlog/sqlite"
@@ -41,7 +40,7 @@ func OpenLogStore(ctx context.Context, dir string, o LogStoreOptions) (LogStore,
 }
 
 func openDuckDB(ctx context.Context, path string, o LogStoreOptions) (*duckdb.Store, error) {
-	s, err := duckdb.Open(ctx, path, duckdb.Options{MemoryLimit: o.Memory, Threads: min(2, runtime.GOMAXPROCS(0))})
+	s, err := duckdb.Open(ctx, path, duckdb.Options{MemoryLimit: o.Memory})
 	if err != nil {
 		return nil, err
 	}
