@@ -73,7 +73,8 @@ type Options struct {
 	// Threads is DuckDB's threads; default 1: a move's INSERT and the
 	// checkpoint run on the goroutine's thread, where DuckDB's second
 	// worker cost more CPU a record in task hand-offs than it saved
-	// (logbench: 15.3 → 10.4 µs a record), and the hub keeps a core for
+	// (logbench 2M, same quiet window: 14.0 → 10.8 µs a record of the
+	// store's CPU, the queries' times alike), and the hub keeps a core for
 	// its other work. Queries then scan on one thread.
 	Threads int
 	// CheckpointBytes is how much appended data (estimated) triggers a
