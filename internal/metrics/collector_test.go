@@ -279,3 +279,62 @@ func openJournalAndStore(t *testing.T) (*journal.Journal, *Store) {
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	return j, s
 }
+
+// Delivery latencies land in their own subscription's and event type's
+// series, in the Store and on the histogram, however many share a
+// subscription or an event type (the series are kept per pair).
+func TestObserveDeliveryPerSeries(t *testing.T) {
+	j := openJournal(t, t.TempDir())
+	s, err := OpenStore(context.Background(), StoreOptions{Path: filepath.Join(t.TempDir(), "h.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	c := startCollector(t, j, s)
+	from := time.Now().Add(-time.Minute)
+	const conn, disc = "Microsoft.Devices.DeviceConnected", "Microsoft.Devices.DeviceDisconnected"
+	for _, o := range []struct {
+		sub, typ string
+		ms       int
+	}{{"a", conn, 10}, {"a", conn, 30}, {"a", disc, 5}, {"b", conn, 7}, {"a", conn, 20}} {
+		c.ObserveDelivery(o.sub, o.typ, time.Duration(o.ms)*time.Millisecond)
+	}
+	for agg, want := range map[Aggregation]map[string]float64{
+		AggCount:   {"a/" + conn + "/": 3, "a/" + disc + "/": 1, "b/" + conn + "/": 1},
+		AggMaximum: {"a/" + conn + "/": 30, "a/" + disc + "/": 5, "b/" + conn + "/": 7},
+	} {
+		vals, err := s.Window(context.Background(), WindowQuery{Metric: DeliveryLatency, Aggregation: agg,
+			SplitBy: []string{DimSubscription, DimEventType}, From: from, To: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, v := range vals {
+			got[v.Dimensions[DimSubscription]+"/"+v.Dimensions[DimEventType]+"/"] = v.Value
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: %v, want %v", agg, got, want)
+		}
+	}
+	fams, err := c.prom.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist := map[string]string{}
+	for _, f := range fams {
+		if f.GetName() != "tether_event_delivery_latency_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			k := ""
+			for _, l := range m.GetLabel() {
+				k += l.GetValue() + "/"
+			}
+			hist[k] = fmt.Sprintf("%d %.3f", m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum())
+		}
+	}
+	want := map[string]string{conn + "/a/": "3 0.060", disc + "/a/": "1 0.005", conn + "/b/": "1 0.007"}
+	if fmt.Sprint(hist) != fmt.Sprint(want) {
+		t.Errorf("histograms (count, sum in s) %v, want %v", hist, want)
+	}
+}

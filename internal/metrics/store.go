@@ -444,7 +444,11 @@ func (s *Store) SetPosition(stream string, seq uint64) {
 // (name, value pairs). Counters add 1 per occurrence; distributions their
 // observation.
 func (s *Store) Add(metric string, t time.Time, v float64, dims ...string) {
-	k := seriesKey{metric, dimsKey(dims)}
+	s.add(seriesKey{metric, dimsKey(dims)}, t, v)
+}
+
+// add is Add of a series whose key the caller keeps.
+func (s *Store) add(k seriesKey, t time.Time, v float64) {
 	s.mu.Lock()
 	s.addLocked(t.Unix(), k, sample(v))
 	s.mu.Unlock()

@@ -29,8 +29,11 @@ type item struct {
 	msg        jetstream.Msg
 	sseq       uint64
 	numPending uint64
-	published  time.Time
-	dev        string
+	// delivered is JetStream's delivery count of msg (1: its first
+	// delivery; 0: unknown).
+	delivered uint64
+	published time.Time
+	dev       string
 	// ok: the record is an event (refusals and registry updates are not).
 	ok      bool
 	ev      events.Event
@@ -44,7 +47,7 @@ type item struct {
 func (r *runner) decode(idx int, k streamKind, msg jetstream.Msg) item {
 	it := item{stream: idx, msg: msg}
 	if md, err := msg.Metadata(); err == nil {
-		it.sseq, it.numPending, it.published = md.Sequence.Stream, md.NumPending, md.Timestamp
+		it.sseq, it.numPending, it.published, it.delivered = md.Sequence.Stream, md.NumPending, md.Timestamp, md.NumDelivered
 	}
 	res := r.e.o.Resource
 	switch k {

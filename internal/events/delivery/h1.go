@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/tether-hub/tether/internal/events"
 )
 
 // h1 sends webhook POSTs over HTTP/1.1 connections it keeps per endpoint,
@@ -114,7 +116,7 @@ var errBadHeader = errors.New("invalid header field")
 // post sends one POST of body with header to t and returns the answer's
 // status; the answer's body (up to maxAnswer) is read and dropped. ctx
 // ending aborts it (the connection is closed).
-func (h *h1) post(ctx context.Context, t *h1Target, header http.Header, body []byte) (int, error) {
+func (h *h1) post(ctx context.Context, t *h1Target, header []events.HeaderField, body []byte) (int, error) {
 	c, err := h.get(ctx, t)
 	if err != nil {
 		return 0, err
@@ -143,24 +145,19 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // roundTrip writes the request (head: the target's request line, Host
 // and User-Agent) and reads its answer.
-func (c *h1Conn) roundTrip(head []byte, header http.Header, body []byte) (status int, reuse bool, err error) {
+func (c *h1Conn) roundTrip(head []byte, header []events.HeaderField, body []byte) (status int, reuse bool, err error) {
 	b := append(c.wbuf[:0], head...)
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, "\r\n"...)
-	for k, vs := range header {
-		if !validHeader(k) {
+	for _, f := range header {
+		if !validHeader(f.Key) || !validHeader(f.Value) {
 			return 0, false, errBadHeader
 		}
-		for _, v := range vs {
-			if !validHeader(v) {
-				return 0, false, errBadHeader
-			}
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, v...)
-			b = append(b, "\r\n"...)
-		}
+		b = append(b, f.Key...)
+		b = append(b, ": "...)
+		b = append(b, f.Value...)
+		b = append(b, "\r\n"...)
 	}
 	b = append(b, "\r\n"...)
 	if len(b)+len(body) <= 64<<10 {

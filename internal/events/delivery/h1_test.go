@@ -281,7 +281,7 @@ func TestDirectSenderRefusesBrokenHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := directHook(nil).fast
-	_, err = h.post(context.Background(), tg, http.Header{"Aeg-Subscription-Name": {"A\r\nX-Injected: 1"}}, []byte("[]"))
+	_, err = h.post(context.Background(), tg, []events.HeaderField{{Key: "Aeg-Subscription-Name", Value: "A\r\nX-Injected: 1"}}, []byte("[]"))
 	if err != errBadHeader {
 		t.Errorf("err %v, want errBadHeader", err)
 	}

@@ -53,12 +53,13 @@ type directSender struct {
 }
 
 func (s *directSender) Send(ctx context.Context, b Batch) Result {
-	d, err := events.NewDelivery(b.Sub, b.Events, b.Attempt, s.w.origin)
+	var fields [8]events.HeaderField
+	header, body, err := events.AppendDelivery(fields[:0], b.Sub, b.Events, b.Attempt, s.w.origin)
 	if err != nil {
 		return Result{Final: true, Outcome: "BadRequest", Err: err.Error()}
 	}
 	ctx, stop := deadline(ctx, s.env.Clock, s.env.Timeout)
-	code, err := s.w.fast.post(ctx, s.t, d.Header, d.Body)
+	code, err := s.w.fast.post(ctx, s.t, header, body)
 	timedOut := stop()
 	switch {
 	case errors.Is(err, errBadHeader):
