@@ -189,6 +189,21 @@ func TestFlapScoreAndFlappingDevices(t *testing.T) {
 	}
 }
 
+// sameDiagnoses fails unless engines a and b diagnose every device of ids
+// alike.
+func sameDiagnoses(t *testing.T, when string, ids []string, a, b *insight.Engine) {
+	t.Helper()
+	for _, id := range ids {
+		da, err1 := a.Diagnose(id, time.Time{}, time.Time{})
+		db, err2 := b.Diagnose(id, time.Time{}, time.Time{})
+		ja, _ := json.Marshal(da)
+		jb, _ := json.Marshal(db)
+		if err1 != nil || err2 != nil || !bytes.Equal(ja, jb) {
+			t.Fatalf("%s, %s differs:\n%s\n%s", when, id, ja, jb)
+		}
+	}
+}
+
 // A saved and loaded engine answers as the original, and goes on the same
 // way with the events that follow.
 func TestSnapshotRoundTrip(t *testing.T) {
@@ -208,15 +223,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	same := func(when string) {
 		t.Helper()
-		for _, id := range ids {
-			a, err1 := f.engine.Diagnose(id, time.Time{}, time.Time{})
-			b, err2 := other.Diagnose(id, time.Time{}, time.Time{})
-			ja, _ := json.Marshal(a)
-			jb, _ := json.Marshal(b)
-			if err1 != nil || err2 != nil || !bytes.Equal(ja, jb) {
-				t.Fatalf("%s, %s differs:\n%s\n%s", when, id, ja, jb)
-			}
-		}
+		sameDiagnoses(t, when, ids, f.engine, other)
 		c1, r1 := f.engine.Positions()
 		c2, r2 := other.Positions()
 		if c1 != c2 || r1 != r2 {
@@ -282,15 +289,7 @@ func TestQuietTicksLeaveTheSavedStateCurrent(t *testing.T) {
 	other.Tick(f.now)
 	same := func(when string) {
 		t.Helper()
-		for _, id := range ids {
-			a, err1 := f.engine.Diagnose(id, time.Time{}, time.Time{})
-			b, err2 := other.Diagnose(id, time.Time{}, time.Time{})
-			ja, _ := json.Marshal(a)
-			jb, _ := json.Marshal(b)
-			if err1 != nil || err2 != nil || !bytes.Equal(ja, jb) {
-				t.Fatalf("%s, %s differs:\n%s\n%s", when, id, ja, jb)
-			}
-		}
+		sameDiagnoses(t, when, ids, f.engine, other)
 		for name, pair := range map[string][2]any{
 			"flapping":  {f.engine.Flapping(20), other.Flapping(20)},
 			"incidents": {f.engine.Incidents(20), other.Incidents(20)},
