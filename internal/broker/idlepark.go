@@ -165,14 +165,13 @@ func (s *session) ready() {
 	s.wake.nowait = false
 	switch {
 	case err == nil && header == pingreqHeader && len(body) == 0:
-		if !writableNow(s.fd) {
+		if !s.pongNowait() {
 			// The device does not read what it is sent: its own goroutine
 			// waits for room (up to the write timeout), not the poller
 			// every parked session shares.
-			go s.pongAndRun()
+			go s.payOwedAndRun()
 			return
 		}
-		s.pong()
 		if s.drained() && s.park() {
 			return
 		}
@@ -184,13 +183,6 @@ func (s *session) ready() {
 	default:
 		go s.finish(s.readEnd(err))
 	}
-}
-
-// pongAndRun answers a PINGREQ the poller read but could not answer
-// without waiting, then goes on reading.
-func (s *session) pongAndRun() {
-	s.pong()
-	s.run()
 }
 
 // runFrom is run for a packet the poller read.

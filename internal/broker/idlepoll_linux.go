@@ -89,31 +89,43 @@ func (p *idlePoller) forget(s *session) {
 }
 
 // run waits for parked sockets with input and hands each to its session.
+// A wait that returned fewer events than it had room for left none ready,
+// so the poller waits for the set again at once rather than asking it a
+// second time: a socket that becomes ready from then on (input, or a
+// re-armed socket that already has some) makes the set readable again,
+// which the runtime's poller records even before the wait begins.
 func (p *idlePoller) run() {
 	defer close(p.done)
 	var evs [64]unix.EpollEvent
-	for {
-		var n int
-		var errno syscall.Errno
-		err := p.rc.Read(func(fd uintptr) bool {
-			n, errno = epollWaitNow(int(fd), evs[:])
-			if errno == syscall.EINTR {
-				n, errno = 0, 0
+	_ = p.rc.Read(func(fd uintptr) bool {
+		for {
+			n, errno := epollWaitNow(int(fd), evs[:])
+			switch errno {
+			case 0:
+			case syscall.EINTR:
+				continue
+			default:
+				return true // closed (stop)
 			}
-			return n > 0 || errno != 0 // else wait until the set is readable
-		})
-		if err != nil || errno != 0 {
-			return // closed (stop)
+			p.hand(evs[:n])
+			if n < len(evs) {
+				return false // wait until the set is readable
+			}
 		}
-		for _, ev := range evs[:n] {
-			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			p.mu.Lock()
-			s := p.parked[id]
-			won := s != nil && s.parkState.CompareAndSwap(parkParked, parkRunning)
-			p.mu.Unlock()
-			if won {
-				s.ready()
-			}
+	}) // an error: closed (stop)
+}
+
+// hand runs the sessions whose sockets were reported, if the poller wins
+// them (parkState).
+func (p *idlePoller) hand(evs []unix.EpollEvent) {
+	for _, ev := range evs {
+		id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+		p.mu.Lock()
+		s := p.parked[id]
+		won := s != nil && s.parkState.CompareAndSwap(parkParked, parkRunning)
+		p.mu.Unlock()
+		if won {
+			s.ready()
 		}
 	}
 }
@@ -142,16 +154,6 @@ func fdOf(c *wakeConn) (int32, bool) {
 func epollCtl(epfd, op, fd int, ev *unix.EpollEvent) syscall.Errno {
 	_, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
 	return e
-}
-
-// writableNow reports whether fd's send buffer has room now (ppoll for
-// POLLOUT with a zero timeout, raw): TCP reports it only while a good
-// part of the buffer is free, so a PINGRESP written then cannot block.
-func writableNow(fd int32) bool {
-	fds := [1]unix.PollFd{{Fd: fd, Events: unix.POLLOUT}}
-	var zero unix.Timespec
-	n, _, e := syscall.RawSyscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 1, uintptr(unsafe.Pointer(&zero)), 0, 0, 0)
-	return e == 0 && n == 1 && fds[0].Revents&unix.POLLOUT != 0
 }
 
 func epollWaitNow(epfd int, evs []unix.EpollEvent) (int, syscall.Errno) {

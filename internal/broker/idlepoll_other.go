@@ -11,4 +11,3 @@ func (p *idlePoller) add(*session) bool  { return false }
 func (p *idlePoller) forget(*session)    {}
 func (p *idlePoller) stop()              {}
 func fdOf(*wakeConn) (fd int32, ok bool) { return -1, false }
-func writableNow(int32) bool             { return true }

@@ -69,6 +69,45 @@ func (s *session) writeFinal(p []byte) {
 	}
 }
 
+// pongNowait is pong on the idle poller (session.ready), which every
+// parked session shares and so must never wait for a device: the PINGRESP
+// goes out with one non-blocking write, and what the socket does not take
+// (a device that sends PINGREQs and reads nothing) stays owed to the
+// device. It reports false when something is owed: the session's own
+// goroutine must pay it (payOwedAndRun), waiting for room as any write
+// does. One write, where asking the socket for room first (ppoll) and
+// then writing took two system calls per ping.
+func (s *session) pongNowait() bool {
+	o := &s.out
+	o.mu.Lock()
+	direct := !o.queued && s.wmu.TryLock()
+	o.mu.Unlock()
+	if !direct {
+		s.send(pingresp) // a writer has the session's bytes: behind them
+		return true
+	}
+	s.wake.oweRest = true
+	_ = s.writeLocked(pingresp, writeTimeout) // a failure ends the session
+	s.wake.oweRest = false
+	paid := len(s.wake.owed) == 0
+	s.wmu.Unlock()
+	return paid
+}
+
+// payOwedAndRun writes what pongNowait left owed (if no other write has since),
+// then reads on.
+func (s *session) payOwedAndRun() {
+	s.wmu.Lock()
+	if s.wfails == nil {
+		if err := s.wake.payOwed(); err != nil {
+			s.wfails = err
+			s.requestEnd(causeWriteFailed(err))
+		}
+	}
+	s.wmu.Unlock()
+	s.run()
+}
+
 // setWriteWait bounds the next write: through the socket's wakeConn once
 // the session is established (no timer unless the socket is full), else
 // with a write deadline.

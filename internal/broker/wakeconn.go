@@ -37,6 +37,13 @@ type wakeConn struct {
 	// of waiting: the idle poller reads a parked session's socket so
 	// (idlepark.go). Only the reader uses it.
 	nowait bool
+	// oweRest makes a write keep what the socket does not take at once in
+	// owed instead of waiting for room: the idle poller answers a parked
+	// session's PINGREQ so. owed is sent first by the next write. Both
+	// are guarded by the session's write lock, which every write holds.
+	// (A TLS record is sealed once: its end cannot be dropped.)
+	oweRest bool
+	owed    []byte
 }
 
 // errWouldBlock is a nowait read's when the socket has nothing. It is
@@ -108,7 +115,14 @@ func (c *wakeConn) setWriteWait(d time.Duration) { c.writeWait.Store(int32(d / t
 // left behind after the write, fires writeWait later and wakes the
 // process for nothing (one wake-up per PINGRESP on an idle hub). Only
 // what the socket does not take at once waits, at most writeWait.
+//
+// With oweRest a write takes no wait at all: what the socket does not
+// take is owed, and the write reports p written. Every write pays what is
+// owed first (payOwed).
 func (c *wakeConn) Write(p []byte) (int, error) {
+	if err := c.payOwed(); err != nil {
+		return 0, err
+	}
 	wait := time.Duration(c.writeWait.Load()) * time.Millisecond
 	if wait == 0 {
 		return c.TCPConn.Write(p)
@@ -117,12 +131,35 @@ func (c *wakeConn) Write(p []byte) (int, error) {
 	if err != nil || n == len(p) {
 		return n, err
 	}
+	if c.oweRest {
+		c.owed = append([]byte(nil), p[n:]...)
+		return len(p), nil
+	}
+	m, err := c.writeWaiting(p[n:], wait)
+	return n + m, err
+}
+
+// payOwed writes what an oweRest write left owed, waiting for room at most
+// writeWait.
+func (c *wakeConn) payOwed() error {
+	if len(c.owed) == 0 {
+		return nil
+	}
+	b := c.owed
+	c.owed = nil
+	wait := max(time.Duration(c.writeWait.Load())*time.Millisecond, time.Millisecond)
+	_, err := c.writeWaiting(b, wait)
+	return err
+}
+
+// writeWaiting writes p, waiting for room at most wait.
+func (c *wakeConn) writeWaiting(p []byte, wait time.Duration) (int, error) {
 	_ = c.TCPConn.SetWriteDeadline(time.Now().Add(wait))
-	m, err := c.TCPConn.Write(p[n:])
+	n, err := c.TCPConn.Write(p)
 	if err == nil {
 		_ = c.TCPConn.SetWriteDeadline(time.Time{})
 	}
-	return n + m, err
+	return n, err
 }
 
 // wakeConnOf finds the wakeConn under a TLS or WebSocket connection.

@@ -59,6 +59,8 @@ type Engine struct {
 	lastSweep  int64
 	det        detector
 	applied    uint64
+	// changes counts what changed the state beyond the clock (Changes).
+	changes uint64
 }
 
 // NewEngine returns an empty engine.
@@ -114,8 +116,23 @@ func (e *Engine) advance(at int64) {
 // clock once it has caught up with the journal.
 func (e *Engine) Tick(now time.Time) {
 	e.mu.Lock()
+	if e.waiting() {
+		e.changes++ // timers may run
+	}
 	e.advance(now.UnixMilli())
 	e.mu.Unlock()
+}
+
+// Changes counts the changes to the engine's state that the clock alone
+// would not make again: events, registry changes, and ticks while the
+// engine was Waiting. A state saved when Changes was n, loaded and
+// ticked to the same time, answers as the engine that kept running while
+// Changes stays n (its ticks changed engine time only, which the next
+// tick or event sets anyway), so the feed saves only when it moved.
+func (e *Engine) Changes() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.changes
 }
 
 // Waiting reports whether the clock alone can change what the engine
@@ -127,6 +144,10 @@ func (e *Engine) Tick(now time.Time) {
 func (e *Engine) Waiting() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.waiting()
+}
+
+func (e *Engine) waiting() bool {
 	return e.det.open != nil || len(e.det.drops) > 0 || e.nFlapping > 0
 }
 
@@ -165,6 +186,7 @@ func (e *Engine) Apply(ev *presence.ConnectionEvent, seq uint64) {
 		e.connSeq = seq
 	}
 	e.applied++
+	e.changes++
 	if ev.DeviceID == "" {
 		return // a refusal before the CONNECT named a device
 	}
@@ -336,6 +358,7 @@ func (e *Engine) ApplyChange(c *registry.Change, seq uint64) {
 		}
 		e.regSeq = seq
 	}
+	e.changes++
 	if c.DeviceID == "" {
 		return
 	}

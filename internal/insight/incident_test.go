@@ -189,6 +189,21 @@ func TestFlapScoreAndFlappingDevices(t *testing.T) {
 	}
 }
 
+// sameDiagnoses fails unless engines a and b diagnose every device of ids
+// alike.
+func sameDiagnoses(t *testing.T, when string, ids []string, a, b *insight.Engine) {
+	t.Helper()
+	for _, id := range ids {
+		da, err1 := a.Diagnose(id, time.Time{}, time.Time{})
+		db, err2 := b.Diagnose(id, time.Time{}, time.Time{})
+		ja, _ := json.Marshal(da)
+		jb, _ := json.Marshal(db)
+		if err1 != nil || err2 != nil || !bytes.Equal(ja, jb) {
+			t.Fatalf("%s, %s differs:\n%s\n%s", when, id, ja, jb)
+		}
+	}
+}
+
 // A saved and loaded engine answers as the original, and goes on the same
 // way with the events that follow.
 func TestSnapshotRoundTrip(t *testing.T) {
@@ -208,15 +223,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	same := func(when string) {
 		t.Helper()
-		for _, id := range ids {
-			a, err1 := f.engine.Diagnose(id, time.Time{}, time.Time{})
-			b, err2 := other.Diagnose(id, time.Time{}, time.Time{})
-			ja, _ := json.Marshal(a)
-			jb, _ := json.Marshal(b)
-			if err1 != nil || err2 != nil || !bytes.Equal(ja, jb) {
-				t.Fatalf("%s, %s differs:\n%s\n%s", when, id, ja, jb)
-			}
-		}
+		sameDiagnoses(t, when, ids, f.engine, other)
 		c1, r1 := f.engine.Positions()
 		c2, r2 := other.Positions()
 		if c1 != c2 || r1 != r2 {
@@ -238,6 +245,84 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		}
 	}
 	same("after refused loads")
+}
+
+// A state saved before a quiet spell (Changes did not move during it),
+// loaded and ticked to the spell's end, answers as the engine that ticked
+// through it, and goes on the same way: the feed does not save such a
+// state again. Events, and ticks while the engine waits for the clock,
+// move Changes.
+func TestQuietTicksLeaveTheSavedStateCurrent(t *testing.T) {
+	f := newFleet(t, insight.Options{})
+	var ids []string
+	for _, h := range histories {
+		ids = append(ids, h.build(f))
+	}
+	before := f.engine.Changes()
+	if !f.engine.Waiting() {
+		t.Fatal("the histories leave nothing timed: the test needs an engine that waits for the clock")
+	}
+	f.after(2 * time.Hour) // flapping ends, incidents close
+	f.engine.Tick(f.now)
+	if f.engine.Waiting() {
+		t.Fatal("still waiting for the clock two hours on")
+	}
+	if f.engine.Changes() == before {
+		t.Fatal("a tick that ran the engine's timers did not count as a change")
+	}
+	var buf bytes.Buffer
+	if err := f.engine.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	saved := f.engine.Changes()
+	for range 90 {
+		f.after(time.Minute)
+		f.engine.Tick(f.now)
+	}
+	if got := f.engine.Changes(); got != saved {
+		t.Fatalf("quiet ticks moved Changes %d → %d", saved, got)
+	}
+	other := insight.NewEngine(insight.Options{Hub: "test-hub.example"})
+	if err := other.Load(&buf); err != nil {
+		t.Fatal(err)
+	}
+	other.Tick(f.now)
+	same := func(when string) {
+		t.Helper()
+		sameDiagnoses(t, when, ids, f.engine, other)
+		for name, pair := range map[string][2]any{
+			"flapping":  {f.engine.Flapping(20), other.Flapping(20)},
+			"incidents": {f.engine.Incidents(20), other.Incidents(20)},
+			"now":       {f.engine.Now(), other.Now()},
+		} {
+			ja, _ := json.Marshal(pair[0])
+			jb, _ := json.Marshal(pair[1])
+			if !bytes.Equal(ja, jb) {
+				t.Fatalf("%s, %s differs:\n%s\n%s", when, name, ja, jb)
+			}
+		}
+	}
+	same("after the quiet spell")
+	// The same events applied to both: a mass drop (an incident), flapping.
+	n := len(f.events)
+	applied := f.engine.Changes()
+	cs := fleetOf(f, 60, func(i int) string { return "10.9.9.XXX" })
+	for _, c := range cs {
+		c.reset()
+	}
+	crashLoop(f)
+	if f.engine.Changes() == applied {
+		t.Fatal("events did not count as changes")
+	}
+	for i, ev := range f.events[n:] {
+		other.Apply(&ev, uint64(n+i+1))
+	}
+	for range 30 {
+		f.after(time.Minute)
+		f.engine.Tick(f.now)
+		other.Tick(f.now)
+	}
+	same("after more events")
 }
 
 // A window sees only its own span: two days ago the device was fought

@@ -105,6 +105,7 @@ func (e *Engine) Load(r io.Reader) error {
 	defer e.mu.Unlock()
 	e.devices, e.active, e.nConnected, e.nFlapping = devices, active, nConn, nFlap
 	e.connSeq, e.regSeq, e.now, e.lastSweep, e.applied = s.Conn, s.Reg, s.Now, s.LastSweep, s.Applied
+	e.changes++
 	e.strs = strtab{Strs: s.Strs}
 	e.strs.rebuild()
 	e.det = detector{slots: s.Det.Slots, cur: s.Det.Cur, drops: s.Det.Drops, baseline: s.Det.Baseline, closed: s.Det.Closed}

@@ -8,7 +8,7 @@
 //
 // The engine's state and the stream positions it accounts for are saved
 // together in one file (a gob snapshot, written to a temporary file and
-// renamed) every SaveEvery and at Stop. At start the feed loads it and
+// renamed) every SaveEvery while the state changes, and at Stop. At start the feed loads it and
 // follows both streams from the next position without acks, as the
 // metrics collector follows its own stored positions (TETHER_CONN through
 // the node's journal.ConnFanout, which the collector shares, so each event
@@ -70,8 +70,9 @@ type Options struct {
 	// rebuilt from the journal at every start.
 	Path string
 	// SaveEvery is how often the snapshot is written while events come;
-	// default 30 s. An idle feed (nothing applied since the last save)
-	// writes it every 10 × SaveEvery.
+	// default 30 s. A feed whose timers alone changed the state since the
+	// last save (nothing applied) writes it every 10 × SaveEvery, and one
+	// whose state did not change (insight.Engine.Changes) not at all.
 	SaveEvery time.Duration
 	// TickEvery is how often engine time follows the clock once the feed
 	// has caught up, while the engine has timers to run (an open incident,
@@ -365,7 +366,8 @@ const (
 	// idleCheckMax: the registry reader's fallback pulls space out from
 	// IdleCheck to this while nothing comes.
 	idleCheckMax = time.Minute
-	// idleSaves: an idle feed saves every idleSaves × SaveEvery.
+	// idleSaves: a feed whose timers alone changed the state saves every
+	// idleSaves × SaveEvery.
 	idleSaves = 10
 	// idleTicks: a feed with nothing to time wakes every idleTicks ×
 	// TickEvery (or for its next save).
@@ -587,6 +589,7 @@ func (f *Feed) run(ctx context.Context) {
 	defer t.Stop()
 	lastSave := f.o.Now()
 	savedConn, savedReg := f.engine.Positions()
+	saved := f.engine.Changes() // the state on disk (or none to resume from)
 	seenConn, seenReg := savedConn, savedReg
 	for {
 		select {
@@ -602,18 +605,20 @@ func (f *Feed) run(ctx context.Context) {
 		if caught {
 			f.engine.Tick(now)
 		}
-		// An idle feed (positions unchanged) saves only every
-		// idleSaves × SaveEvery: the gob of every device's state costs
-		// ~80 ms of CPU with 10,000 devices, and what only the clock
-		// changed (timers) is derived again after a crash, as for any
-		// event after the last save.
+		// A feed saves SaveEvery after events moved its positions, and
+		// idleSaves × SaveEvery after only its timers changed the state
+		// (what only the clock changed is derived again after a crash,
+		// as for any event after the last save); a state that has not
+		// changed is not saved again: the gob of every device's state
+		// costs ~80 ms of CPU with 10,000 devices.
 		conn, reg := f.engine.Positions()
+		changes := f.engine.Changes()
 		due := f.o.SaveEvery
 		if conn == savedConn && reg == savedReg {
 			due *= idleSaves
 		}
-		if now.Sub(lastSave) >= due {
-			lastSave, savedConn, savedReg = now, conn, reg
+		if changes != saved && now.Sub(lastSave) >= due {
+			lastSave, savedConn, savedReg, saved = now, conn, reg, changes
 			if err := f.Save(); err != nil {
 				f.log.Error("insight: saving the state failed; retrying at the next interval", "err", err)
 			}
@@ -622,7 +627,10 @@ func (f *Feed) run(ctx context.Context) {
 		seenConn, seenReg = conn, reg
 		wait := f.o.TickEvery
 		if !busy {
-			wait = min(idleTicks*f.o.TickEvery, max(f.o.TickEvery, lastSave.Add(due).Sub(now)))
+			wait = idleTicks * f.o.TickEvery
+			if changes != saved {
+				wait = min(wait, max(f.o.TickEvery, lastSave.Add(due).Sub(now)))
+			}
 			// Events applied from here on wake the loop (wake); the
 			// check after setting resting catches those applied since
 			// Positions above.
