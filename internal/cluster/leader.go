@@ -21,9 +21,15 @@ import (
 // the term until its fence; one that shows another node holds the key
 // ends it at once, context included. Jobs therefore never run on two
 // nodes at the same time, unless a node's clock or scheduler stalls for
-// more than the lease's last tenth. A node fenced that way begins a new
-// term with its next successful write while the key still names it
-// (retake): the bucket's election does not move the job.
+// more than the lease's last tenth. A node fenced that way takes the key
+// back with its next successful write while the key still names it
+// (retake): the bucket's election does not move the job. A retake before
+// the fenced term's context was cancelled revives that term: the job,
+// told nothing, goes on under the same context (a delivery engine keeps
+// its runners, and with them what it delivered and has not yet seen
+// acknowledged, instead of stopping and handing those events to the next
+// engine to send again); OnLead hears of the fence only once the term's
+// context is cancelled.
 
 // fenceShare is the part of the lease a term lasts after its last
 // renewal; stopShare the part by which the job must have stopped.
@@ -41,7 +47,10 @@ type term struct {
 	// ctx is the term's: cancelled when it ends.
 	ctx    context.Context
 	cancel context.CancelFunc
-	timer  *time.Timer
+	timer  *time.Timer // the fence
+	// halt cancels ctx at the stop time of a fenced term, unless a
+	// retake revives the term first (n.mu guards it).
+	halt *time.Timer
 }
 
 // stopBy is when the job of t must have stopped.
@@ -108,6 +117,10 @@ func (n *Node) campaign(ctx context.Context, job string) {
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		rev, err = n.retake(ctx, job)
 	}
+	if err == nil && n.revive(job, start, rev) {
+		n.log.Info("took back the lead of a shared job before its term stopped; the job went on", "job", job)
+		return
+	}
 	if err == nil {
 		n.log.Info("leading a shared job", "job", job)
 		n.beginTerm(job, start, rev)
@@ -135,6 +148,34 @@ func (n *Node) retake(ctx context.Context, job string) (uint64, error) {
 		return 0, errNotOurs
 	}
 	return n.leaders.Update(ctx, job, []byte(n.o.Node), e.Revision())
+}
+
+// revive makes job's fenced term, whose context is not cancelled yet,
+// this node's term again after a write (of revision rev, sent at from)
+// that took the key back, and reports whether there was such a term. The
+// key naming this node until that write means no other node led the job
+// since the term's last renewal, so the job may go on as if the term had
+// never lapsed.
+func (n *Node) revive(job string, from time.Time, rev uint64) bool {
+	n.mu.Lock()
+	t := n.fenced[job]
+	ok := t != nil && n.terms[job] == nil && t.ctx.Err() == nil && !n.closing
+	if ok {
+		delete(n.fenced, job)
+		if t.halt != nil {
+			t.halt.Stop()
+			t.halt = nil
+		}
+		t.rev = rev
+		n.setFrom(t, from)
+		t.timer.Reset(time.Until(t.until))
+		n.terms[job] = t
+	}
+	n.mu.Unlock()
+	if ok {
+		n.wakeLeads()
+	}
+	return ok
 }
 
 // lost reports whether a failed renewal shows that the key is no longer
@@ -193,25 +234,47 @@ func (n *Node) fence(t *term) {
 
 // endTerm ends t: the job is told to stop (tellLeads), and its context
 // is cancelled at once when now, else at the term's stop time (the job's
-// work in progress may finish until then).
+// work in progress may finish until then) unless a retake revives the
+// term first; the job is told only once its context is cancelled then.
 func (n *Node) endTerm(t *term, why string, now bool) {
 	n.mu.Lock()
 	ended := n.terms[t.job] == t
 	if ended {
 		delete(n.terms, t.job)
 	}
-	stopBy := n.stopBy(t)
+	t.timer.Stop()
+	if !now && ended {
+		n.fenced[t.job] = t
+		t.halt = time.AfterFunc(time.Until(n.stopBy(t)), func() { n.halt(t) })
+	}
 	n.mu.Unlock()
 	if ended {
 		n.log.Warn("lead of a shared job ended", "job", t.job, "why", why)
 	}
-	t.timer.Stop()
 	if now {
+		n.mu.Lock()
+		if n.fenced[t.job] == t {
+			delete(n.fenced, t.job)
+		}
+		n.mu.Unlock()
 		t.cancel()
-	} else {
-		time.AfterFunc(time.Until(stopBy), t.cancel)
 	}
 	n.wakeLeads()
+}
+
+// halt cancels the context of t, fenced, at its stop time, unless a
+// retake revived it meanwhile.
+func (n *Node) halt(t *term) {
+	n.mu.Lock()
+	revived := n.terms[t.job] == t
+	if !revived && n.fenced[t.job] == t {
+		delete(n.fenced, t.job)
+	}
+	n.mu.Unlock()
+	if !revived {
+		t.cancel()
+		n.wakeLeads()
+	}
 }
 
 func (n *Node) wakeLeads() {
@@ -235,15 +298,22 @@ func (n *Node) applyLeads(ctx context.Context) {
 		if old := n.applied[job]; old != nil {
 			stopBy = n.stopBy(old)
 		}
-		n.mu.Unlock()
 		if cur != nil && cur.ctx.Err() != nil {
 			cur = nil
 		}
 		old := n.applied[job]
-		if old == cur {
+		// A fenced term goes on until its context is cancelled (halt), or
+		// is revived by a retake; a stopping node stops its jobs at once.
+		pending := cur == nil && old != nil && n.fenced[job] == old && old.ctx.Err() == nil && !n.closing
+		n.mu.Unlock()
+		if old == cur || pending {
 			continue
 		}
 		if old != nil {
+			// A term halted at its stop time still gets a moment for the
+			// job's stop (handing back what it holds): its work was
+			// cancelled with the term's context.
+			stopBy = later(stopBy, time.Now().Add(n.o.Lease/2))
 			sctx, cancel := context.WithDeadline(ctx, stopBy)
 			if n.o.OnLead != nil {
 				n.o.OnLead(sctx, job, false)
@@ -259,6 +329,13 @@ func (n *Node) applyLeads(ctx context.Context) {
 			n.applied[job] = cur
 		}
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // tellLeads applies lead changes as they come, until ctx ends.

@@ -151,6 +151,49 @@ func TestALeaderFencedByUnansweredRenewalsRetakesItsKey(t *testing.T) {
 	}
 }
 
+// A retake before the fenced term's stop time revives the term: the job
+// is told nothing and its context goes on (a delivery engine keeps what
+// it delivered and has not yet seen acknowledged, instead of stopping
+// and leaving those events to be sent again).
+func TestARetakeBeforeTheStopTimeKeepsTheJobRunning(t *testing.T) {
+	srv := startServer(t)
+	const lease = 10 * time.Second // fence at 6 s, stop time 9 s, expiry 10 s
+	var l leadLog
+	n1 := joinWith(t, srv, "n1", func(o *Options) { o.Lease = lease; o.OnLead = l.onLead })
+	eventually(t, 5*time.Second, func() error {
+		if s, _, _ := l.snapshot(); len(s) != 1 {
+			return fmt.Errorf("n1 has not started the delivery job")
+		}
+		return nil
+	})
+	// No renewal from here: the term is fenced at 0.6 of the lease.
+	n1.cancel()
+	n1.wg.Wait()
+	eventually(t, lease, func() error {
+		if n1.Leads(JobDelivery) {
+			return fmt.Errorf("n1 still leads the delivery job")
+		}
+		return nil
+	})
+	n1.applyLeads(context.Background())
+	if _, ends, stops := l.snapshot(); !ends[0].IsZero() {
+		t.Skipf("the term's context was cancelled before the retake (a descheduled test, %d stops): nothing left to revive", stops)
+	} else if stops != 0 {
+		t.Fatalf("the job was told to stop at the fence (%d stops), before its term's context was cancelled", stops)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n1.campaign(ctx, JobDelivery)
+	if !n1.Leads(JobDelivery) {
+		t.Fatal("n1 did not take back the delivery job's key that still names it")
+	}
+	n1.applyLeads(context.Background())
+	starts, ends, stops := l.snapshot()
+	if len(starts) != 1 || stops != 0 || !ends[0].IsZero() {
+		t.Fatalf("after the retake: %d starts, %d stops, first term ended %v; want the first term going on, the job told nothing", len(starts), stops, ends[0])
+	}
+}
+
 // A node does not take a key that names another node, however its own
 // term ended.
 func TestRetakeLeavesAnotherNodesKey(t *testing.T) {

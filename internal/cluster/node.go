@@ -123,6 +123,7 @@ type Node struct {
 	held    map[string]*hold // by device id
 	index   map[string]owned // KV key → its owner (zero when free), from the watch
 	terms   map[string]*term // the jobs this node leads (leader.go)
+	fenced  map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
 	closing bool             // Close began: no job is taken any more
 
 	reaping  atomic.Bool // a reaper round is running
@@ -168,7 +169,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		o.Logger = slog.Default()
 	}
 	n := &Node{o: o, log: o.Logger.With("component", "cluster", "node", o.Node), boot: newBoot(), started: time.Now(),
-		held: map[string]*hold{}, index: map[string]owned{}, terms: map[string]*term{},
+		held: map[string]*hold{}, index: map[string]owned{}, terms: map[string]*term{}, fenced: map[string]*term{},
 		applied: map[string]*term{}, leadWake: make(chan struct{}, 1)}
 	if o.Retry == nil {
 		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
