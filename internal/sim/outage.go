@@ -63,19 +63,25 @@ func (f *fleet) restarted(addr string) {
 }
 
 // nodeDown reports whether the node at addr was being stopped or started
-// again (a rolling restart's), or about to be (crashSlack before), at some
-// time between from and to: a refusal it answered then it may not have
-// stored (its journal, without a stream leader while the cluster
-// re-elects, closing with the node).
+// again (a rolling restart's) at some time between from and to: a
+// refusal it answered then is its stop's.
 func (f *fleet) nodeDown(addr string, from, to time.Time) bool {
 	f.outMu.Lock()
 	defer f.outMu.Unlock()
 	for _, o := range f.outages {
-		if !o.crash && o.addr == addr && !to.Before(o.at.Add(-crashSlack)) && (o.back.IsZero() || from.Before(o.back)) {
+		if !o.crash && o.addr == addr && !to.Before(o.at) && (o.back.IsZero() || from.Before(o.back)) {
 			return true
 		}
 	}
 	return false
+}
+
+// cause is what the simulator calls the outage.
+func (o *outage) cause() Cause {
+	if o.crash {
+		return CauseHubCrash
+	}
+	return CauseNodeStop
 }
 
 // ended is what the hub records for a session the outage ended, given
