@@ -187,6 +187,7 @@ func Compare(ledger []Expect, events []observed, logs map[int32][]hubclient.LogR
 		dk := o.Seq + "/" + o.Kind.String()
 		if seen[o.Device][dk] {
 			c.row(k).Duplicated++
+			c.example("events device %d: %s %q (seq %s) delivered again at %s", o.Device, o.Kind, o.Result, o.Seq, stamp(o.Arrived))
 			continue
 		}
 		seen[o.Device][dk] = true
@@ -345,7 +346,7 @@ func (c *cmp) match(source string, exp, obs []item, latency bool) {
 		var still []item
 		for _, e := range es {
 			os := leftObs[typ]
-			j := slices.IndexFunc(os, func(o item) bool { return e.alt != "" && o.result == e.alt })
+			j := slices.IndexFunc(os, func(o item) bool { return e.alt != "" && slices.Contains(strings.Split(e.alt, "|"), o.result) })
 			if j < 0 {
 				still = append(still, e)
 				continue

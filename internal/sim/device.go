@@ -264,7 +264,7 @@ func (d *device) connectFailed(err error, cause Cause, tried time.Time) {
 			// A cluster node also answers 3 when it cannot settle who
 			// holds the device (the owners bucket did not answer: an
 			// election, an overloaded node), and logs 500001.
-			alt = ResultServerError
+			alt += "|" + ResultServerError
 		}
 		if f.nodeDown(d.dialed, tried, time.Now()) {
 			// A node stopping answers 3 too (the hub is shutting down);

@@ -35,12 +35,18 @@ func (f *fleet) outageOf(addr string, began, end time.Time) *outage {
 		if o.addr != "" && o.addr != addr || end.Before(o.at) {
 			continue
 		}
-		if began.Before(o.at) || !o.crash && (o.back.IsZero() || began.Before(o.back)) {
+		// A kill comes a moment after its planned time (o.at): a session
+		// that began on the node in that moment was open at the kill.
+		if began.Before(o.at) || o.crash && began.Before(o.at.Add(killSlack)) || !o.crash && (o.back.IsZero() || began.Before(o.back)) {
 			return o
 		}
 	}
 	return nil
 }
+
+// killSlack is how long after its planned time a kill may come (the
+// harness's SIGKILL is sent then; a killed node is not back for seconds).
+const killSlack = time.Second
 
 // stopping adds a rolling restart's stop of the node at addr, beginning
 // now.
