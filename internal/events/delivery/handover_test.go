@@ -77,6 +77,35 @@ func TestFencedEngineStopsAndTheNextResumes(t *testing.T) {
 	}
 }
 
+// A paused engine (a lead fenced, not yet ended) starts no send but keeps
+// what it holds; resumed, it delivers the rest, each event once, without
+// a restart.
+func TestPausedEngineResumesWithoutAStop(t *testing.T) {
+	var pause atomic.Bool
+	v := newEnv(t, func(o *Options) { o.Pause = pause.Load })
+	rc := newReceiver(t, v.clock, nil)
+	e := v.start()
+	v.sub("pause", rc.URL)
+	first := v.publishRounds(3, 2)
+	eventually(t, "first events delivered", func() bool { return allDelivered(rc, first) })
+
+	pause.Store(true)
+	more := v.publishRounds(3, 2)
+	eventually(t, "the paused engine holds the new events", func() bool { return v.stats("pause").Received >= 12 })
+	if got := len(rc.delivered()); got != 6 {
+		t.Fatalf("%d events delivered while paused, want the 6 from before only", got)
+	}
+	pause.Store(false)
+	e.Resume()
+	eventually(t, "the rest delivered once resumed", func() bool { return allDelivered(rc, more) })
+	eventually(t, "consumer settled", func() bool {
+		return v.consumerInfo(journal.StreamConn, "pause").NumAckPending == 0
+	})
+	if got := len(rc.delivered()); got != 12 {
+		t.Errorf("%d events delivered, want each of the 12 once", got)
+	}
+}
+
 // The book looks for acknowledgements to send again only while one is
 // unanswered: an idle runner's book does not wake every ackBookTick.
 func TestAckBookSleepsWhileNoneIsUnanswered(t *testing.T) {
