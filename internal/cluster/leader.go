@@ -51,6 +51,8 @@ type term struct {
 	// halt cancels ctx at the stop time of a fenced term, unless a
 	// retake revives the term first (n.mu guards it).
 	halt *time.Timer
+	// revivals counts the retakes that revived the term (n.mu).
+	revivals int
 }
 
 // stopBy is when the job of t must have stopped.
@@ -167,6 +169,7 @@ func (n *Node) revive(job string, from time.Time, rev uint64) bool {
 			t.halt = nil
 		}
 		t.rev = rev
+		t.revivals++
 		n.setFrom(t, from)
 		t.timer.Reset(time.Until(t.until))
 		n.terms[job] = t
@@ -305,7 +308,16 @@ func (n *Node) applyLeads(ctx context.Context) {
 		// A fenced term goes on until its context is cancelled (halt), or
 		// is revived by a retake; a stopping node stops its jobs at once.
 		pending := cur == nil && old != nil && n.fenced[job] == old && old.ctx.Err() == nil && !n.closing
+		revived := cur != nil && old == cur && cur.revivals != n.told[job]
+		if cur != nil {
+			n.told[job] = cur.revivals
+		}
 		n.mu.Unlock()
+		if revived && n.o.OnLead != nil {
+			// Told again, the same context: the job goes on (it may have
+			// paused while Leads was false).
+			n.o.OnLead(cur.ctx, job, true)
+		}
 		if old == cur || pending {
 			continue
 		}

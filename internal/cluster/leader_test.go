@@ -152,7 +152,7 @@ func TestALeaderFencedByUnansweredRenewalsRetakesItsKey(t *testing.T) {
 }
 
 // A retake before the fenced term's stop time revives the term: the job
-// is told nothing and its context goes on (a delivery engine keeps what
+// is not stopped, its context goes on, and it is told it leads again (a delivery engine keeps what
 // it delivered and has not yet seen acknowledged, instead of stopping
 // and leaving those events to be sent again).
 func TestARetakeBeforeTheStopTimeKeepsTheJobRunning(t *testing.T) {
@@ -188,9 +188,11 @@ func TestARetakeBeforeTheStopTimeKeepsTheJobRunning(t *testing.T) {
 		t.Fatal("n1 did not take back the delivery job's key that still names it")
 	}
 	n1.applyLeads(context.Background())
+	// Told again that it leads, under the same context (the job resumes
+	// what it paused while Leads was false); never told to stop.
 	starts, ends, stops := l.snapshot()
-	if len(starts) != 1 || stops != 0 || !ends[0].IsZero() {
-		t.Fatalf("after the retake: %d starts, %d stops, first term ended %v; want the first term going on, the job told nothing", len(starts), stops, ends[0])
+	if len(starts) != 2 || stops != 0 || !ends[0].IsZero() || !ends[1].IsZero() {
+		t.Fatalf("after the retake: %d starts, %d stops, ends %v; want the first term going on, the job told again that it leads", len(starts), stops, ends)
 	}
 }
 
