@@ -373,12 +373,16 @@ func (n *Node) resign(ctx context.Context) {
 	for _, t := range n.terms {
 		terms = append(terms, t)
 	}
+	var keys []*term // the jobs whose keys may name this node: led, or fenced
+	for _, t := range n.fenced {
+		keys = append(keys, t)
+	}
 	n.mu.Unlock()
 	for _, t := range terms {
 		n.endTerm(t, "node stopping", false)
 	}
 	n.applyLeads(ctx)
-	for _, t := range terms {
+	for _, t := range append(keys, terms...) {
 		// Only the key this node wrote: not one another node took since.
 		if e, err := n.leaders.Get(ctx, t.job); err == nil && string(e.Value()) == n.o.Node {
 			_ = n.leaders.Delete(ctx, t.job, jetstream.LastRevision(e.Revision()))
