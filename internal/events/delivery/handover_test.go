@@ -69,11 +69,18 @@ func TestFencedEngineStopsAndTheNextResumes(t *testing.T) {
 	v.opts.Fence = nil
 	v.start()
 	eventually(t, "the rest delivered by the next engine", func() bool { return allDelivered(rc, more) })
+	checkEachOnce(t, v, rc, "handover", 12)
+}
+
+// checkEachOnce waits until subscription sub's consumer has nothing
+// unacknowledged and checks that the receiver got n events, each once.
+func checkEachOnce(t *testing.T, v *env, rc *receiver, sub string, n int) {
+	t.Helper()
 	eventually(t, "consumer settled", func() bool {
-		return v.consumerInfo(journal.StreamConn, "handover").NumAckPending == 0
+		return v.consumerInfo(journal.StreamConn, sub).NumAckPending == 0
 	})
-	if got := len(rc.delivered()); got != 12 {
-		t.Errorf("%d events delivered, want each of the 12 once", got)
+	if got := len(rc.delivered()); got != n {
+		t.Errorf("%d events delivered, want each of the %d once", got, n)
 	}
 }
 
@@ -98,12 +105,7 @@ func TestPausedEngineResumesWithoutAStop(t *testing.T) {
 	pause.Store(false)
 	e.Resume()
 	eventually(t, "the rest delivered once resumed", func() bool { return allDelivered(rc, more) })
-	eventually(t, "consumer settled", func() bool {
-		return v.consumerInfo(journal.StreamConn, "pause").NumAckPending == 0
-	})
-	if got := len(rc.delivered()); got != 12 {
-		t.Errorf("%d events delivered, want each of the 12 once", got)
-	}
+	checkEachOnce(t, v, rc, "pause", 12)
 }
 
 // The book looks for acknowledgements to send again only while one is
