@@ -139,12 +139,9 @@ func TestALeaderFencedByUnansweredRenewalsRetakesItsKey(t *testing.T) {
 	if err != nil || string(e.Value()) != "n1" {
 		t.Skipf("the key expired before the check (a descheduled test: %v): nothing left to retake", err)
 	}
+	retakeNow(t, n1, JobReaper)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	n1.campaign(ctx, JobReaper)
-	if !n1.Leads(JobReaper) {
-		t.Fatal("n1 did not take back the reaper's key that still names it")
-	}
 	e2, err := n1.leaders.Get(ctx, JobReaper)
 	if err != nil || string(e2.Value()) != "n1" || e2.Revision() <= e.Revision() {
 		t.Fatalf("after the retake the key is %v (err %v), want rewritten by n1 after revision %d", e2, err, e.Revision())
@@ -181,18 +178,26 @@ func TestARetakeBeforeTheStopTimeKeepsTheJobRunning(t *testing.T) {
 	} else if stops != 0 {
 		t.Fatalf("the job was told to stop at the fence (%d stops), before its term's context was cancelled", stops)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	n1.campaign(ctx, JobDelivery)
-	if !n1.Leads(JobDelivery) {
-		t.Fatal("n1 did not take back the delivery job's key that still names it")
-	}
+	retakeNow(t, n1, JobDelivery)
 	n1.applyLeads(context.Background())
 	// Told again that it leads, under the same context (the job resumes
 	// what it paused while Leads was false); never told to stop.
 	starts, ends, stops := l.snapshot()
 	if len(starts) != 2 || stops != 0 || !ends[0].IsZero() || !ends[1].IsZero() {
 		t.Fatalf("after the retake: %d starts, %d stops, ends %v; want the first term going on, the job told again that it leads", len(starts), stops, ends)
+	}
+}
+
+// retakeNow runs one campaign of job on m (its loop stopped, its term
+// fenced) and fails the test unless m leads job after it: the key still
+// names m.
+func retakeNow(t *testing.T, m *member, job string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	m.campaign(ctx, job)
+	if !m.Leads(job) {
+		t.Fatalf("%s did not take back the key of job %s that still names it", m.Name(), job)
 	}
 }
 
