@@ -60,12 +60,13 @@ func (n *Node) stopBy(t *term) time.Time {
 	return t.from.Add(time.Duration(stopShare * float64(n.o.Lease)))
 }
 
-// Leads reports whether this node runs job now.
+// Leads reports whether this node runs job now: not once it is stopping
+// (its terms are still renewed while the jobs stop, resign).
 func (n *Node) Leads(job string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	t := n.terms[job]
-	return t != nil && t.ctx.Err() == nil
+	return t != nil && t.ctx.Err() == nil && !n.closing
 }
 
 // campaign keeps or takes the leadership of job: the leader rewrites its
@@ -301,8 +302,9 @@ func (n *Node) applyLeads(ctx context.Context) {
 		if old := n.applied[job]; old != nil {
 			stopBy = n.stopBy(old)
 		}
-		if cur != nil && cur.ctx.Err() != nil {
-			cur = nil
+		closing := n.closing
+		if cur != nil && (cur.ctx.Err() != nil || closing) {
+			cur = nil // a stopping node stops every job
 		}
 		old := n.applied[job]
 		// A fenced term goes on until its context is cancelled (halt), or
@@ -324,9 +326,16 @@ func (n *Node) applyLeads(ctx context.Context) {
 		if old != nil {
 			// A term halted at its stop time still gets a moment for the
 			// job's stop (handing back what it holds): its work was
-			// cancelled with the term's context.
+			// cancelled with the term's context. A stopping node's jobs
+			// stop within ctx alone: their terms are still renewed.
 			stopBy = later(stopBy, time.Now().Add(n.o.Lease/2))
-			sctx, cancel := context.WithDeadline(ctx, stopBy)
+			if closing {
+				stopBy = time.Time{}
+			}
+			sctx, cancel := context.WithCancel(ctx)
+			if !stopBy.IsZero() {
+				sctx, cancel = context.WithDeadline(ctx, stopBy)
+			}
 			if n.o.OnLead != nil {
 				n.o.OnLead(sctx, job, false)
 			}
@@ -363,26 +372,28 @@ func (n *Node) tellLeads(ctx context.Context) {
 	}
 }
 
-// resign ends every term (the jobs stop, bounded by ctx) and deletes the
-// jobs' keys, so another node takes them at once rather than after the
-// lease. No job is taken after it.
+// resign stops every job (bounded by ctx) while its term goes on — the
+// heartbeat keeps renewing it, so a POST in flight may finish and its
+// acknowledgement be stored before another node can take the job, and
+// a renewal failing meanwhile still fences it — then ends the terms and
+// deletes the jobs' keys, so another node takes them at once rather than
+// after the lease. No job is taken after it.
 func (n *Node) resign(ctx context.Context) {
 	n.mu.Lock()
 	n.closing = true
-	terms := make([]*term, 0, len(n.terms))
+	var terms []*term // the jobs whose keys may name this node: led, or fenced
 	for _, t := range n.terms {
 		terms = append(terms, t)
 	}
-	var keys []*term // the jobs whose keys may name this node: led, or fenced
 	for _, t := range n.fenced {
-		keys = append(keys, t)
+		terms = append(terms, t)
 	}
 	n.mu.Unlock()
-	for _, t := range terms {
-		n.endTerm(t, "node stopping", false)
-	}
 	n.applyLeads(ctx)
-	for _, t := range append(keys, terms...) {
+	for _, t := range terms {
+		n.endTerm(t, "node stopping", true)
+	}
+	for _, t := range terms {
 		// Only the key this node wrote: not one another node took since.
 		if e, err := n.leaders.Get(ctx, t.job); err == nil && string(e.Value()) == n.o.Node {
 			_ = n.leaders.Delete(ctx, t.job, jetstream.LastRevision(e.Revision()))
