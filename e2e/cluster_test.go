@@ -36,13 +36,11 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three hub processes with 6,000 devices")
 	}
-	// Opt-in still (docs/SCALING.md, "Session 10"): the reaper's lead now
-	// survives the leaders bucket's election (session 9's 17 s case), and
-	// two loaded runs in a row passed (node-lost 7.6 and 8.9 s after the
-	// kill); the third, at load 25, saw no replicated bucket elect a leader
-	// for more than 25 s after the kill.
+	// Part of the bigger cluster run (TETHER_E2E_CLUSTER=1), beside the
+	// simulator-driven test below (the same acceptance); this one adds its
+	// own clients' CONNACKs against the log and churn across the kill.
 	if os.Getenv("TETHER_E2E_CLUSTER") != "1" {
-		t.Skip("opt-in (TETHER_E2E_CLUSTER=1): under heavy CPU load the Raft elections after the kill can stall past its bounds, issue 15")
+		t.Skip("in the bigger cluster run (TETHER_E2E_CLUSTER=1)")
 	}
 	const (
 		takeovers = 30
@@ -676,7 +674,8 @@ func until(ctx context.Context, timeout time.Duration, f func() error) error {
 // Acceptance (issue 15), driven by the simulator: `tether sim` (its
 // package, as `tether sim --mqtt-addr a,b,c` runs it) spreads the devices
 // over the three nodes, each dup copy connecting to the next node (a
-// cross-node takeover); node 3 is killed with SIGKILL mid-run (hub-crash
+// cross-node takeover); node 3 (node 2 if node 3 delivers the webhooks)
+// is killed with SIGKILL mid-run (hub-crash
 // in a cluster: its open sessions are expected DeviceDisconnected 404104,
 // node-lost, recorded by a survivor) and started again once they are; then
 // every node is stopped and started in turn (rolling-restart: sessions on
@@ -686,25 +685,33 @@ func until(ctx context.Context, timeout time.Duration, f func() error) error {
 // nothing missing, out of order, duplicated or unexpected.
 func TestClusterSimNodeLossAndRollingRestart(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs three hub processes with 6,000 simulated devices")
+		t.Skip("runs three hub processes with 1,500–6,000 simulated devices")
 	}
-	// Opt-in (docs/SCALING.md, "Session 10"): under load the delivery
-	// hand-overs of the rolling restart sent some events twice.
-	if os.Getenv("TETHER_E2E_CLUSTER") != "1" {
-		t.Skip("opt-in (TETHER_E2E_CLUSTER=1): under load its rolling restart's delivery hand-overs can send an event twice, issue 15")
+	if !simInSuite && os.Getenv("TETHER_E2E_CLUSTER") != "1" {
+		t.Skip("in the bigger cluster run (TETHER_E2E_CLUSTER=1) until the delivery engine hands its parked messages back on stop (simInSuite)")
 	}
 	const lease = 5 * time.Second
-	nDevices := 6000
-	if v, err := strconv.Atoi(os.Getenv("TETHER_CLUSTER_DEVICES")); err == nil && v >= 100 {
-		nDevices = v
-	}
+	nDevices := clusterFleet()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	phase := phaseLogger(t)
 	c := startClusterProcs(ctx, t, lease, phase)
+	// The node killed is node 3, or node 2 when node 3 leads the delivery
+	// job: killing the delivering node is at-least-once by design (a POST
+	// it made just before it died, or one whose acknowledgement it had
+	// not yet seen stored, has an outcome the cluster cannot know; the
+	// next leader sends it again, docs/SCALING.md "Shared jobs"), which
+	// this run would count as duplicates. The simulator kills the last of
+	// its addresses; order[k] is the node at its k-th.
+	order := []int{0, 1, 2}
+	if c.leader(cluster.JobDelivery) == "n3" {
+		order = []int{0, 2, 1}
+	}
+	victim := c.nodes[order[2]]
+	victimName := fmt.Sprintf("n%d", order[2]+1)
 	var addrs []string
-	for _, h := range c.nodes {
-		addrs = append(addrs, h.mqttAddr)
+	for _, k := range order {
+		addrs = append(addrs, c.nodes[k].mqttAddr)
 	}
 	faults, err := sim.ParseFaults(fmt.Sprintf("dup=%d,hub-crash=%s,rolling-restart=%s", nDevices/100, simKillAt, simRollAt))
 	if err != nil {
@@ -720,32 +727,32 @@ func TestClusterSimNodeLossAndRollingRestart(t *testing.T) {
 	rep, err := sim.Run(ctx, cfg, sim.Env{
 		API: c.nodes[0].api().Client, Out: &out, Logf: t.Logf,
 		CrashHub: func(ctx context.Context) error {
-			n3 := c.nodes[2]
-			held := c.held("n3")
-			n3.kill()
-			// Node 3 starts again once no device record names it: every
+			victim.kill() // at once: the simulator dates the kill now
+			held := c.held(victimName)
+			// The node starts again once no device record names it: every
 			// session it held was recorded ended by a survivor (by the
 			// reaper after the lease, or earlier by the claim of a device
 			// reconnecting on another node), not by its own restart.
 			if err := until(ctx, 3*lease+60*time.Second, func() error {
-				if n := c.held("n3"); n != 0 {
-					return fmt.Errorf("%d device records still name n3 (-1: no status)", n)
+				if n := c.held(victimName); n != 0 {
+					return fmt.Errorf("%d device records still name %s (-1: no status)", n, victimName)
 				}
 				return nil
 			}); err != nil {
 				return err
 			}
-			phase("node 3 killed with %d devices live on it; none left to it", held)
-			if err := c.start(n3); err != nil {
+			phase("%s killed with %d devices live on it (-1: status not read); none left to it", victimName, held)
+			if err := c.start(victim); err != nil {
 				return err
 			}
 			return c.caughtUp()
 		},
 		RestartNode: func(ctx context.Context, i int) error {
-			if !stopOrDump(c.nodes[i], 75*time.Second) {
-				return fmt.Errorf("node %d did not stop cleanly within 75 s (goroutine dump in %s)", i+1, c.nodes[i].LogPath)
+			k := order[i]
+			if !stopOrDump(c.nodes[k], 75*time.Second) {
+				return fmt.Errorf("node %d did not stop cleanly within 75 s (goroutine dump in %s)", k+1, c.nodes[k].LogPath)
 			}
-			if err := c.start(c.nodes[i]); err != nil {
+			if err := c.start(c.nodes[k]); err != nil {
 				return err
 			}
 			return c.caughtUp()
@@ -809,6 +816,30 @@ func TestClusterSimNodeLossAndRollingRestart(t *testing.T) {
 		rep.Expected, rep.Observed, rep.LogRecords, lost, stopped)
 }
 
+// simInSuite puts the simulator-driven test in the default suite (1,500
+// devices). Off for now: in 2 of 3 default-size runs of session 11 a
+// stopping delivery engine left messages parked (NakWithDelay) rather
+// than handing them back, they returned after the next engine's recovery
+// window, and their devices' newer events went first — 2 and 35 webhook
+// events out of order (docs/SCALING.md, "Session 11"). Turn it on once
+// the engine recalls its parked messages when it stops.
+const simInSuite = false
+
+// clusterFleet is the simulator-driven test's fleet: the issue's 6,000
+// devices in the bigger cluster run (TETHER_E2E_CLUSTER=1), 1,500 in the
+// default suite (the same timeline, faults and checks at a quarter of the
+// connects: it shares 2 cores with the other packages' tests);
+// TETHER_CLUSTER_DEVICES=n (≥ 100) runs another size.
+func clusterFleet() int {
+	if v, err := strconv.Atoi(os.Getenv("TETHER_CLUSTER_DEVICES")); err == nil && v >= 100 {
+		return v
+	}
+	if os.Getenv("TETHER_E2E_CLUSTER") == "1" {
+		return 6000
+	}
+	return 1500
+}
+
 // The simulated run's timeline: devices connect at simRamp a second, node
 // 3 is killed at simKillAt, the rolling restart begins at simRollAt (not
 // before node 3 is back; the gap lets the survivors finish taking node 3's
@@ -819,15 +850,36 @@ const (
 	simRollAt = 60 * time.Second
 )
 
+// statusJSON is node 1's `tether cluster status -o json`.
+func (c *clusterProcs) statusJSON() (cluster.Status, error) {
+	var st cluster.Status
+	out, err := exec.CommandContext(c.ctx, c.bin, "cluster", "status", "-o", "json", "--data-dir", c.nodes[0].dir).Output()
+	if err == nil {
+		err = json.Unmarshal(out, &st)
+	}
+	return st, err
+}
+
+// leader is the node that leads job as node 1's status shows it ("" when
+// it does not say).
+func (c *clusterProcs) leader(job string) string {
+	st, err := c.statusJSON()
+	if err != nil {
+		return ""
+	}
+	for _, l := range st.Leaders {
+		if l.Job == job {
+			return l.Node
+		}
+	}
+	return ""
+}
+
 // held is how many device records name node, as node 1's `tether cluster
 // status` reports them (-1 when it does not answer).
 func (c *clusterProcs) held(node string) int {
-	out, err := exec.CommandContext(c.ctx, c.bin, "cluster", "status", "-o", "json", "--data-dir", c.nodes[0].dir).Output()
+	st, err := c.statusJSON()
 	if err != nil {
-		return -1
-	}
-	var st cluster.Status
-	if err := json.Unmarshal(out, &st); err != nil {
 		return -1
 	}
 	for _, n := range st.Nodes {

@@ -61,6 +61,12 @@ type App struct {
 	// this node takes and loses the delivery job (clustering.go).
 	deliveryMu sync.Mutex
 	reloadSub  *nats.Subscription // the delivery leader's (clustering.go)
+	// deliveryTerm is the lead's term the running delivery engine
+	// delivers under (nil: none runs); leadNode the cluster node for the
+	// engine's pause, set once the node has joined (the engine may start
+	// before Open returns).
+	deliveryTerm context.Context
+	leadNode     atomic.Pointer[cluster.Node]
 	// bound are the addresses the hub's listeners were bound to
 	// (ownListeners).
 	bound atomic.Pointer[[]netip.AddrPort]

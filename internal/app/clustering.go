@@ -110,6 +110,7 @@ func (a *App) startCluster(ctx context.Context, epoch uint64) error {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	a.cluster = n
+	a.leadNode.Store(n)
 	if err := a.serveRoutes(); err != nil {
 		return err
 	}
@@ -247,6 +248,12 @@ func (a *App) onLead(ctx context.Context, job string, leading bool) {
 	}
 	a.deliveryMu.Lock()
 	defer a.deliveryMu.Unlock()
+	if leading && a.deliveryTerm != nil && a.deliveryTerm == ctx {
+		// The same term, revived by a renewal after its fence: the engine
+		// paused meanwhile (deliveryPaused) and goes on.
+		a.subs.engine().Resume()
+		return
+	}
 	if leading {
 		// Right after a node loss or during a rolling restart the
 		// replicated buckets may not answer for a while (a Raft leader
@@ -272,8 +279,10 @@ func (a *App) onLead(ctx context.Context, job string, leading bool) {
 			a.log.Error("delivery reload subject", "err", err)
 		}
 		a.reloadSub = sub
+		a.deliveryTerm = ctx
 		return
 	}
+	a.deliveryTerm = nil
 	if a.reloadSub != nil {
 		_ = a.reloadSub.Unsubscribe()
 		a.reloadSub = nil
@@ -281,6 +290,17 @@ func (a *App) onLead(ctx context.Context, job string, leading bool) {
 	if err := a.subs.engine().Stop(ctx); err != nil {
 		a.log.Warn("delivery engine stop", "err", err)
 	}
+}
+
+// deliveryPaused is the delivery engine's Options.Pause in a cluster:
+// between its lead's fence and its end (Leads false) no POST starts, so
+// none is in flight when the term's context ends (its POSTs would be
+// aborted with outcomes unknown); a renewal that revives the term resumes
+// the same engine (onLead), with what it delivered and has not yet seen
+// acknowledged.
+func (a *App) deliveryPaused() bool {
+	n := a.leadNode.Load()
+	return n != nil && !n.Leads(cluster.JobDelivery)
 }
 
 // deliveryRetryWait is the wait before the attempt after the given one

@@ -64,9 +64,13 @@ func (a *App) startEvents(ctx context.Context) error {
 		return err
 	}
 	endpoints := &policy.Endpoints
+	var pause func() bool
+	if a.cfg.Cluster.On() {
+		pause = a.deliveryPaused
+	}
 	newEngine := func(fence context.Context) (*delivery.Engine, error) {
 		return delivery.New(delivery.Options{
-			JS: a.journal.JS, Store: store, Resource: res, HubHost: a.cfg.HubName, Endpoints: endpoints, Fence: fence,
+			JS: a.journal.JS, Store: store, Resource: res, HubHost: a.cfg.HubName, Endpoints: endpoints, Fence: fence, Pause: pause,
 			Logger: a.log.With("component", "delivery"), Origin: a.cfg.HubName,
 			ObserveLatency: a.observeDelivery, Replicas: a.journal.Replicas, DeadLetters: dead, Destinations: dests, Schedule: a.cfg.EventRetrySchedule,
 		})

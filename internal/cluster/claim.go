@@ -243,17 +243,13 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 	if err != nil {
 		return 0, fmt.Errorf("cluster: %w", err)
 	}
-	nrev, err := n.owners.Update(ctx, key, val, rev)
-	if conflict(err) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("cluster: adopting device %s: %w", s.DeviceID, err)
-	}
-	h := &hold{session: s.ID, rev: nrev, adopting: true, done: make(chan struct{})}
+	// Held before the write (as a claim's): a claim on another node that
+	// reads the ending record and asks this node for the session must
+	// wait here until its end is stored, not be told it is not held and
+	// journal its connect before that end.
+	h := &hold{session: s.ID, adopting: true, done: make(chan struct{})}
 	n.mu.Lock()
 	n.held[s.DeviceID] = h
-	n.stats.Adopted++
 	n.mu.Unlock()
 	defer func() {
 		n.mu.Lock()
@@ -263,6 +259,17 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 		n.mu.Unlock()
 		h.finish()
 	}()
+	nrev, err := n.owners.Update(ctx, key, val, rev)
+	if conflict(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cluster: adopting device %s: %w", s.DeviceID, err)
+	}
+	n.mu.Lock()
+	h.rev = nrev
+	n.stats.Adopted++
+	n.mu.Unlock()
 	s.Epoch = n.base + nrev
 	recorded := make(chan error, 1)
 	s.Ended = func(err error) { recorded <- err }

@@ -21,9 +21,15 @@ import (
 // the term until its fence; one that shows another node holds the key
 // ends it at once, context included. Jobs therefore never run on two
 // nodes at the same time, unless a node's clock or scheduler stalls for
-// more than the lease's last tenth. A node fenced that way begins a new
-// term with its next successful write while the key still names it
-// (retake): the bucket's election does not move the job.
+// more than the lease's last tenth. A node fenced that way takes the key
+// back with its next successful write while the key still names it
+// (retake): the bucket's election does not move the job. A retake before
+// the fenced term's context was cancelled revives that term: the job,
+// told nothing, goes on under the same context (a delivery engine keeps
+// its runners, and with them what it delivered and has not yet seen
+// acknowledged, instead of stopping and handing those events to the next
+// engine to send again); OnLead hears of the fence only once the term's
+// context is cancelled.
 
 // fenceShare is the part of the lease a term lasts after its last
 // renewal; stopShare the part by which the job must have stopped.
@@ -41,7 +47,12 @@ type term struct {
 	// ctx is the term's: cancelled when it ends.
 	ctx    context.Context
 	cancel context.CancelFunc
-	timer  *time.Timer
+	timer  *time.Timer // the fence
+	// halt cancels ctx at the stop time of a fenced term, unless a
+	// retake revives the term first (n.mu guards it).
+	halt *time.Timer
+	// revivals counts the retakes that revived the term (n.mu).
+	revivals int
 }
 
 // stopBy is when the job of t must have stopped.
@@ -49,12 +60,13 @@ func (n *Node) stopBy(t *term) time.Time {
 	return t.from.Add(time.Duration(stopShare * float64(n.o.Lease)))
 }
 
-// Leads reports whether this node runs job now.
+// Leads reports whether this node runs job now: not once it is stopping
+// (its terms are still renewed while the jobs stop, resign).
 func (n *Node) Leads(job string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	t := n.terms[job]
-	return t != nil && t.ctx.Err() == nil
+	return t != nil && t.ctx.Err() == nil && !n.closing
 }
 
 // campaign keeps or takes the leadership of job: the leader rewrites its
@@ -108,6 +120,10 @@ func (n *Node) campaign(ctx context.Context, job string) {
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		rev, err = n.retake(ctx, job)
 	}
+	if err == nil && n.revive(job, start, rev) {
+		n.log.Info("took back the lead of a shared job before its term stopped; the job went on", "job", job)
+		return
+	}
 	if err == nil {
 		n.log.Info("leading a shared job", "job", job)
 		n.beginTerm(job, start, rev)
@@ -135,6 +151,35 @@ func (n *Node) retake(ctx context.Context, job string) (uint64, error) {
 		return 0, errNotOurs
 	}
 	return n.leaders.Update(ctx, job, []byte(n.o.Node), e.Revision())
+}
+
+// revive makes job's fenced term, whose context is not cancelled yet,
+// this node's term again after a write (of revision rev, sent at from)
+// that took the key back, and reports whether there was such a term. The
+// key naming this node until that write means no other node led the job
+// since the term's last renewal, so the job may go on as if the term had
+// never lapsed.
+func (n *Node) revive(job string, from time.Time, rev uint64) bool {
+	n.mu.Lock()
+	t := n.fenced[job]
+	ok := t != nil && n.terms[job] == nil && t.ctx.Err() == nil && !n.closing
+	if ok {
+		delete(n.fenced, job)
+		if t.halt != nil {
+			t.halt.Stop()
+			t.halt = nil
+		}
+		t.rev = rev
+		t.revivals++
+		n.setFrom(t, from)
+		t.timer.Reset(time.Until(t.until))
+		n.terms[job] = t
+	}
+	n.mu.Unlock()
+	if ok {
+		n.wakeLeads()
+	}
+	return ok
 }
 
 // lost reports whether a failed renewal shows that the key is no longer
@@ -193,25 +238,47 @@ func (n *Node) fence(t *term) {
 
 // endTerm ends t: the job is told to stop (tellLeads), and its context
 // is cancelled at once when now, else at the term's stop time (the job's
-// work in progress may finish until then).
+// work in progress may finish until then) unless a retake revives the
+// term first; the job is told only once its context is cancelled then.
 func (n *Node) endTerm(t *term, why string, now bool) {
 	n.mu.Lock()
 	ended := n.terms[t.job] == t
 	if ended {
 		delete(n.terms, t.job)
 	}
-	stopBy := n.stopBy(t)
+	t.timer.Stop()
+	if !now && ended {
+		n.fenced[t.job] = t
+		t.halt = time.AfterFunc(time.Until(n.stopBy(t)), func() { n.halt(t) })
+	}
 	n.mu.Unlock()
 	if ended {
 		n.log.Warn("lead of a shared job ended", "job", t.job, "why", why)
 	}
-	t.timer.Stop()
 	if now {
+		n.mu.Lock()
+		if n.fenced[t.job] == t {
+			delete(n.fenced, t.job)
+		}
+		n.mu.Unlock()
 		t.cancel()
-	} else {
-		time.AfterFunc(time.Until(stopBy), t.cancel)
 	}
 	n.wakeLeads()
+}
+
+// halt cancels the context of t, fenced, at its stop time, unless a
+// retake revived it meanwhile.
+func (n *Node) halt(t *term) {
+	n.mu.Lock()
+	revived := n.terms[t.job] == t
+	if !revived && n.fenced[t.job] == t {
+		delete(n.fenced, t.job)
+	}
+	n.mu.Unlock()
+	if !revived {
+		t.cancel()
+		n.wakeLeads()
+	}
 }
 
 func (n *Node) wakeLeads() {
@@ -235,16 +302,40 @@ func (n *Node) applyLeads(ctx context.Context) {
 		if old := n.applied[job]; old != nil {
 			stopBy = n.stopBy(old)
 		}
-		n.mu.Unlock()
-		if cur != nil && cur.ctx.Err() != nil {
-			cur = nil
+		closing := n.closing
+		if cur != nil && (cur.ctx.Err() != nil || closing) {
+			cur = nil // a stopping node stops every job
 		}
 		old := n.applied[job]
-		if old == cur {
+		// A fenced term goes on until its context is cancelled (halt), or
+		// is revived by a retake; a stopping node stops its jobs at once.
+		pending := cur == nil && old != nil && n.fenced[job] == old && old.ctx.Err() == nil && !n.closing
+		revived := cur != nil && old == cur && cur.revivals != n.told[job]
+		if cur != nil {
+			n.told[job] = cur.revivals
+		}
+		n.mu.Unlock()
+		if revived && n.o.OnLead != nil {
+			// Told again, the same context: the job goes on (it may have
+			// paused while Leads was false).
+			n.o.OnLead(cur.ctx, job, true)
+		}
+		if old == cur || pending {
 			continue
 		}
 		if old != nil {
-			sctx, cancel := context.WithDeadline(ctx, stopBy)
+			// A term halted at its stop time still gets a moment for the
+			// job's stop (handing back what it holds): its work was
+			// cancelled with the term's context. A stopping node's jobs
+			// stop within ctx alone: their terms are still renewed.
+			stopBy = later(stopBy, time.Now().Add(n.o.Lease/2))
+			if closing {
+				stopBy = time.Time{}
+			}
+			sctx, cancel := context.WithCancel(ctx)
+			if !stopBy.IsZero() {
+				sctx, cancel = context.WithDeadline(ctx, stopBy)
+			}
 			if n.o.OnLead != nil {
 				n.o.OnLead(sctx, job, false)
 			}
@@ -261,6 +352,13 @@ func (n *Node) applyLeads(ctx context.Context) {
 	}
 }
 
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // tellLeads applies lead changes as they come, until ctx ends.
 func (n *Node) tellLeads(ctx context.Context) {
 	defer n.wg.Done()
@@ -274,21 +372,27 @@ func (n *Node) tellLeads(ctx context.Context) {
 	}
 }
 
-// resign ends every term (the jobs stop, bounded by ctx) and deletes the
-// jobs' keys, so another node takes them at once rather than after the
-// lease. No job is taken after it.
+// resign stops every job (bounded by ctx) while its term goes on — the
+// heartbeat keeps renewing it, so a POST in flight may finish and its
+// acknowledgement be stored before another node can take the job, and
+// a renewal failing meanwhile still fences it — then ends the terms and
+// deletes the jobs' keys, so another node takes them at once rather than
+// after the lease. No job is taken after it.
 func (n *Node) resign(ctx context.Context) {
 	n.mu.Lock()
 	n.closing = true
-	terms := make([]*term, 0, len(n.terms))
+	var terms []*term // the jobs whose keys may name this node: led, or fenced
 	for _, t := range n.terms {
 		terms = append(terms, t)
 	}
-	n.mu.Unlock()
-	for _, t := range terms {
-		n.endTerm(t, "node stopping", false)
+	for _, t := range n.fenced {
+		terms = append(terms, t)
 	}
+	n.mu.Unlock()
 	n.applyLeads(ctx)
+	for _, t := range terms {
+		n.endTerm(t, "node stopping", true)
+	}
 	for _, t := range terms {
 		// Only the key this node wrote: not one another node took since.
 		if e, err := n.leaders.Get(ctx, t.job); err == nil && string(e.Value()) == n.o.Node {

@@ -139,15 +139,65 @@ func TestALeaderFencedByUnansweredRenewalsRetakesItsKey(t *testing.T) {
 	if err != nil || string(e.Value()) != "n1" {
 		t.Skipf("the key expired before the check (a descheduled test: %v): nothing left to retake", err)
 	}
+	retakeNow(t, n1, JobReaper)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	n1.campaign(ctx, JobReaper)
-	if !n1.Leads(JobReaper) {
-		t.Fatal("n1 did not take back the reaper's key that still names it")
-	}
 	e2, err := n1.leaders.Get(ctx, JobReaper)
 	if err != nil || string(e2.Value()) != "n1" || e2.Revision() <= e.Revision() {
 		t.Fatalf("after the retake the key is %v (err %v), want rewritten by n1 after revision %d", e2, err, e.Revision())
+	}
+}
+
+// A retake before the fenced term's stop time revives the term: the job
+// is not stopped, its context goes on, and it is told it leads again (a delivery engine keeps what
+// it delivered and has not yet seen acknowledged, instead of stopping
+// and leaving those events to be sent again).
+func TestARetakeBeforeTheStopTimeKeepsTheJobRunning(t *testing.T) {
+	srv := startServer(t)
+	const lease = 10 * time.Second // fence at 6 s, stop time 9 s, expiry 10 s
+	var l leadLog
+	n1 := joinWith(t, srv, "n1", func(o *Options) { o.Lease = lease; o.OnLead = l.onLead })
+	eventually(t, 5*time.Second, func() error {
+		if s, _, _ := l.snapshot(); len(s) != 1 {
+			return fmt.Errorf("n1 has not started the delivery job")
+		}
+		return nil
+	})
+	// No renewal from here: the term is fenced at 0.6 of the lease.
+	n1.cancel()
+	n1.wg.Wait()
+	eventually(t, lease, func() error {
+		if n1.Leads(JobDelivery) {
+			return fmt.Errorf("n1 still leads the delivery job")
+		}
+		return nil
+	})
+	n1.applyLeads(context.Background())
+	if _, ends, stops := l.snapshot(); !ends[0].IsZero() {
+		t.Skipf("the term's context was cancelled before the retake (a descheduled test, %d stops): nothing left to revive", stops)
+	} else if stops != 0 {
+		t.Fatalf("the job was told to stop at the fence (%d stops), before its term's context was cancelled", stops)
+	}
+	retakeNow(t, n1, JobDelivery)
+	n1.applyLeads(context.Background())
+	// Told again that it leads, under the same context (the job resumes
+	// what it paused while Leads was false); never told to stop.
+	starts, ends, stops := l.snapshot()
+	if len(starts) != 2 || stops != 0 || !ends[0].IsZero() || !ends[1].IsZero() {
+		t.Fatalf("after the retake: %d starts, %d stops, ends %v; want the first term going on, the job told again that it leads", len(starts), stops, ends)
+	}
+}
+
+// retakeNow runs one campaign of job on m (its loop stopped, its term
+// fenced) and fails the test unless m leads job after it: the key still
+// names m.
+func retakeNow(t *testing.T, m *member, job string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	m.campaign(ctx, job)
+	if !m.Leads(job) {
+		t.Fatalf("%s did not take back the key of job %s that still names it", m.Name(), job)
 	}
 }
 

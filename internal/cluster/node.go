@@ -61,7 +61,9 @@ type Options struct {
 	// ctx is the lead's term: it is cancelled when the term ends (not
 	// renewed in time, taken, node stopping), and the job's work must
 	// stop under it at once, before another node can take the job. On
-	// losing it, ctx bounds the stop.
+	// losing it, ctx bounds the stop. A term fenced (Leads false: no new
+	// work should start) and revived by a renewal before its context was
+	// cancelled is told again, leading with the same ctx: the job goes on.
 	OnLead func(ctx context.Context, job string, leading bool)
 	// Retry runs a bucket creation until a forming cluster answers it
 	// (journal.Journal.UntilReady); nil: once.
@@ -123,11 +125,13 @@ type Node struct {
 	held    map[string]*hold // by device id
 	index   map[string]owned // KV key → its owner (zero when free), from the watch
 	terms   map[string]*term // the jobs this node leads (leader.go)
+	fenced  map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
 	closing bool             // Close began: no job is taken any more
 
 	reaping  atomic.Bool // a reaper round is running
 	applyMu  sync.Mutex  // serialises OnLead; guards applied
 	applied  map[string]*term
+	told     map[string]int // the revivals of each applied term OnLead was told of (n.mu)
 	leadWake chan struct{}
 
 	sub    *nats.Subscription
@@ -168,8 +172,8 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		o.Logger = slog.Default()
 	}
 	n := &Node{o: o, log: o.Logger.With("component", "cluster", "node", o.Node), boot: newBoot(), started: time.Now(),
-		held: map[string]*hold{}, index: map[string]owned{}, terms: map[string]*term{},
-		applied: map[string]*term{}, leadWake: make(chan struct{}, 1)}
+		held: map[string]*hold{}, index: map[string]owned{}, terms: map[string]*term{}, fenced: map[string]*term{},
+		applied: map[string]*term{}, told: map[string]int{}, leadWake: make(chan struct{}, 1)}
 	if o.Retry == nil {
 		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/tether-hub/tether/internal/hubclient"
@@ -175,6 +176,7 @@ func Compare(ledger []Expect, events []observed, logs map[int32][]hubclient.LogR
 		k := rowKey{"events", o.Kind.String(), o.Result}
 		if o.Seq != "" && o.Seq < maxSeq[o.Device] {
 			c.row(k).OutOfOrder++
+			c.example("events device %d: %s %q (seq %s) arrived at %s after seq %s", o.Device, o.Kind, o.Result, o.Seq, stamp(o.Arrived), maxSeq[o.Device])
 		}
 		if o.Seq > maxSeq[o.Device] {
 			maxSeq[o.Device] = o.Seq
@@ -185,6 +187,7 @@ func Compare(ledger []Expect, events []observed, logs map[int32][]hubclient.LogR
 		dk := o.Seq + "/" + o.Kind.String()
 		if seen[o.Device][dk] {
 			c.row(k).Duplicated++
+			c.example("events device %d: %s %q (seq %s) delivered again at %s", o.Device, o.Kind, o.Result, o.Seq, stamp(o.Arrived))
 			continue
 		}
 		seen[o.Device][dk] = true
@@ -343,7 +346,7 @@ func (c *cmp) match(source string, exp, obs []item, latency bool) {
 		var still []item
 		for _, e := range es {
 			os := leftObs[typ]
-			j := slices.IndexFunc(os, func(o item) bool { return e.alt != "" && o.result == e.alt })
+			j := slices.IndexFunc(os, func(o item) bool { return e.alt != "" && slices.Contains(strings.Split(e.alt, "|"), o.result) })
 			if j < 0 {
 				still = append(still, e)
 				continue
@@ -376,12 +379,46 @@ func (c *cmp) match(source string, exp, obs []item, latency bool) {
 		}
 		leftObs[typ] = os[n:]
 	}
+	bad := false
 	for typ, os := range leftObs {
 		for _, o := range os {
 			c.row(rowKey{source, typ, o.result}).Unexpected++
 			c.example("%s device %d: %s %q unexpected (seq %s, at %s)", source, c.dev, typ, o.result, o.seq, stamp(o.at))
+			bad = true
 		}
 	}
+	for _, es := range leftExp {
+		bad = bad || len(es) > 0
+	}
+	if bad {
+		c.example("%s device %d: expected %s; observed %s", source, c.dev, itemList(exp), itemList(obs))
+	}
+}
+
+// itemList shows a device's expectations or observations in order (a
+// mismatch's context).
+func itemList(l []item) string {
+	var b strings.Builder
+	for i, it := range l {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %q", it.typ, it.result)
+		if it.alt != "" {
+			fmt.Fprintf(&b, "|%q", it.alt)
+		}
+		if it.maybe {
+			b.WriteString("?")
+		}
+		if it.cause != 0 {
+			fmt.Fprintf(&b, " (%s)", it.cause)
+		}
+		if it.seq != "" {
+			fmt.Fprintf(&b, " seq …%s", it.seq[max(0, len(it.seq)-6):])
+		}
+		fmt.Fprintf(&b, " %s", stamp(it.at))
+	}
+	return b.String()
 }
 
 func (c *cmp) example(format string, a ...any) {

@@ -114,7 +114,7 @@ func TestPickedChoosesExactlyCount(t *testing.T) {
 // A drop of a duplicate-id device the hub recorded as a takeover matches
 // through Alt; without Alt it is a wrong code.
 func TestCompareAlternativeCode(t *testing.T) {
-	for _, alt := range []string{ResultTakeover, ""} {
+	for _, alt := range []string{ResultTakeover, ResultServerError + "|" + ResultTakeover, ""} {
 		ledger := []Expect{{Device: 4, Kind: KindDisconnected, Result: ResultClosedRemotely, Cause: CauseStorm, Alt: alt}}
 		events := []observed{{Device: 4, Kind: KindDisconnected, Result: ResultTakeover, Seq: seq(1)}}
 		c := Compare(ledger, events, nil)

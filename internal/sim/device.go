@@ -264,12 +264,13 @@ func (d *device) connectFailed(err error, cause Cause, tried time.Time) {
 			// A cluster node also answers 3 when it cannot settle who
 			// holds the device (the owners bucket did not answer: an
 			// election, an overloaded node), and logs 500001.
-			alt = ResultServerError
+			alt += "|" + ResultServerError
 		}
 		if f.nodeDown(d.dialed, tried, time.Now()) {
-			// A node stopping answers 3 too (the hub is shutting down),
-			// and may not store that record any more.
-			f.ledger.add(Expect{Device: int32(d.idx), Kind: KindRefused, Result: ResultServerError, Alt: ResultThrottled, Cause: CauseNodeStop, At: time.Now().UnixNano(), Maybe: true})
+			// A node stopping answers 3 too (the hub is shutting down);
+			// like any refusal, only once its record is stored (a node
+			// that cannot store it any more closes without an answer).
+			f.ledger.expect(d.idx, KindRefused, ResultServerError, CauseNodeStop, ResultThrottled)
 			break
 		}
 		d.f.ledger.expect(d.idx, KindRefused, ResultThrottled, CauseThrottled, alt)
@@ -285,11 +286,13 @@ func (d *device) connectFailed(err error, cause Cause, tried time.Time) {
 	case f.outageOf(d.dialed, tried, time.Now()) != nil:
 		if !connectSent(err) {
 			// Cut before the CONNECT (in the TCP or TLS handshake) by
-			// the kill or stop, not refused: a killed hub has nothing to
-			// record; a node stopping may log the cut handshake as a
-			// connect timeout (500008, no device id).
-			if o := f.outageOf(d.dialed, tried, time.Now()); !o.crash {
-				f.ledger.add(Expect{Device: -1, Kind: KindTimeout, Result: ResultTimeout, Cause: CauseNodeStop, At: time.Now().UnixNano(), Maybe: true})
+			// the kill or stop, not refused: the hub records nothing (a
+			// stopping broker records no failed handshakes), unless the
+			// handshake had run past the hub's connect timeout before:
+			// then it may have logged a connect timeout (500008, no
+			// device id) first.
+			if time.Since(tried) >= f.cfg.HubConnectTimeout {
+				f.ledger.add(Expect{Device: -1, Kind: KindTimeout, Result: ResultTimeout, Cause: f.outageOf(d.dialed, tried, time.Now()).cause(), At: time.Now().UnixNano(), Maybe: true})
 			}
 			break
 		}

@@ -96,7 +96,7 @@ type Expect struct {
 	// device whose reconnect reaches the hub before the hub noticed the
 	// drop, or a device whose duplicate-id twin connects while it drops
 	// or disconnects, is recorded as replaced (400027).
-	Alt string `json:"a,omitempty"`
+	Alt string `json:"a,omitempty"` // several: separated by "|"
 	// Maybe: the hub may or may not report this — a connect in flight
 	// when the hub was killed may have been stored (then its session is
 	// closed 500001 at the restart) or not. Unmet, it is not missing.

@@ -35,12 +35,18 @@ func (f *fleet) outageOf(addr string, began, end time.Time) *outage {
 		if o.addr != "" && o.addr != addr || end.Before(o.at) {
 			continue
 		}
-		if began.Before(o.at) || !o.crash && (o.back.IsZero() || began.Before(o.back)) {
+		// A kill comes a moment after its planned time (o.at): a session
+		// that began on the node in that moment was open at the kill.
+		if began.Before(o.at) || o.crash && began.Before(o.at.Add(killSlack)) || !o.crash && (o.back.IsZero() || began.Before(o.back)) {
 			return o
 		}
 	}
 	return nil
 }
+
+// killSlack is how long after its planned time a kill may come (the
+// harness's SIGKILL is sent then; a killed node is not back for seconds).
+const killSlack = time.Second
 
 // stopping adds a rolling restart's stop of the node at addr, beginning
 // now.
@@ -63,19 +69,25 @@ func (f *fleet) restarted(addr string) {
 }
 
 // nodeDown reports whether the node at addr was being stopped or started
-// again (a rolling restart's), or about to be (crashSlack before), at some
-// time between from and to: a refusal it answered then it may not have
-// stored (its journal, without a stream leader while the cluster
-// re-elects, closing with the node).
+// again (a rolling restart's) at some time between from and to: a
+// refusal it answered then is its stop's.
 func (f *fleet) nodeDown(addr string, from, to time.Time) bool {
 	f.outMu.Lock()
 	defer f.outMu.Unlock()
 	for _, o := range f.outages {
-		if !o.crash && o.addr == addr && !to.Before(o.at.Add(-crashSlack)) && (o.back.IsZero() || from.Before(o.back)) {
+		if !o.crash && o.addr == addr && !to.Before(o.at) && (o.back.IsZero() || from.Before(o.back)) {
 			return true
 		}
 	}
 	return false
+}
+
+// cause is what the simulator calls the outage.
+func (o *outage) cause() Cause {
+	if o.crash {
+		return CauseHubCrash
+	}
+	return CauseNodeStop
 }
 
 // ended is what the hub records for a session the outage ended, given

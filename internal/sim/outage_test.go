@@ -20,7 +20,9 @@ func TestOutageOfMatchesTheNodeAndTheTime(t *testing.T) {
 		{"n3", sec(-5), t0, true},       // ended at the kill
 		{"n3", sec(-5), sec(-1), false}, // ended before
 		{"n3", sec(1), sec(2), false},   // began after (on the restarted node)
-		{"n1", sec(-5), sec(1), false},  // another node
+		// began in the moment between the planned kill and the SIGKILL
+		{"n3", t0.Add(200 * time.Millisecond), t0.Add(300 * time.Millisecond), true},
+		{"n1", sec(-5), sec(1), false}, // another node
 	}
 	for _, c := range cases {
 		if got := f.outageOf(c.addr, c.began, c.end) != nil; got != c.want {

@@ -72,6 +72,21 @@ func (e *Engine) fence() context.Context {
 // fenced reports whether the engine's lead has ended: no send may start.
 func (r *runner) fenced() bool { return r.e.o.Fence != nil && r.e.o.Fence.Err() != nil }
 
+// paused reports whether Options.Pause holds the sends back for now.
+func (r *runner) paused() bool { return r.e.o.Pause != nil && r.e.o.Pause() }
+
+// Resume wakes every runner to start the sends Options.Pause held back.
+func (e *Engine) Resume() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.runners {
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // ackBook holds the acknowledgements of a runner's delivered events until
 // JetStream has answered them: each is published with a reply subject
 // <inbox>.a.<stream>.<stream sequence>, answered (an empty message) once

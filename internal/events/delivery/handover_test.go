@@ -69,12 +69,43 @@ func TestFencedEngineStopsAndTheNextResumes(t *testing.T) {
 	v.opts.Fence = nil
 	v.start()
 	eventually(t, "the rest delivered by the next engine", func() bool { return allDelivered(rc, more) })
+	checkEachOnce(t, v, rc, "handover", 12)
+}
+
+// checkEachOnce waits until subscription sub's consumer has nothing
+// unacknowledged and checks that the receiver got n events, each once.
+func checkEachOnce(t *testing.T, v *env, rc *receiver, sub string, n int) {
+	t.Helper()
 	eventually(t, "consumer settled", func() bool {
-		return v.consumerInfo(journal.StreamConn, "handover").NumAckPending == 0
+		return v.consumerInfo(journal.StreamConn, sub).NumAckPending == 0
 	})
-	if got := len(rc.delivered()); got != 12 {
-		t.Errorf("%d events delivered, want each of the 12 once", got)
+	if got := len(rc.delivered()); got != n {
+		t.Errorf("%d events delivered, want each of the %d once", got, n)
 	}
+}
+
+// A paused engine (a lead fenced, not yet ended) starts no send but keeps
+// what it holds; resumed, it delivers the rest, each event once, without
+// a restart.
+func TestPausedEngineResumesWithoutAStop(t *testing.T) {
+	var pause atomic.Bool
+	v := newEnv(t, func(o *Options) { o.Pause = pause.Load })
+	rc := newReceiver(t, v.clock, nil)
+	e := v.start()
+	v.sub("pause", rc.URL)
+	first := v.publishRounds(3, 2)
+	eventually(t, "first events delivered", func() bool { return allDelivered(rc, first) })
+
+	pause.Store(true)
+	more := v.publishRounds(3, 2)
+	eventually(t, "the paused engine holds the new events", func() bool { return v.stats("pause").Received >= 12 })
+	if got := len(rc.delivered()); got != 6 {
+		t.Fatalf("%d events delivered while paused, want the 6 from before only", got)
+	}
+	pause.Store(false)
+	e.Resume()
+	eventually(t, "the rest delivered once resumed", func() bool { return allDelivered(rc, more) })
+	checkEachOnce(t, v, rc, "pause", 12)
 }
 
 // The book looks for acknowledgements to send again only while one is

@@ -109,6 +109,12 @@ type Options struct {
 	// engine stops delivering before another node can take over; Stop
 	// still hands back what it holds.
 	Fence context.Context
+	// Pause, when set, is asked before each send: while it reports true
+	// no send starts (sends in flight go on, nothing is handed back). A
+	// cluster's lead between its fence and its end, which a renewal may
+	// still revive: the engine keeps what it holds and delivered. Call
+	// Resume when it turns false.
+	Pause func() bool
 
 	// ObserveLatency, if set, is called for every delivered event with the
 	// time from the event's time to the endpoint's 2xx answer (for a

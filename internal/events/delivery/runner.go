@@ -415,7 +415,7 @@ func (r *runner) arm(now time.Time) {
 
 // pump starts sends while devices are ready and the subscription has room.
 func (r *runner) pump(now time.Time) {
-	if !r.active || r.stopping || r.fenced() {
+	if !r.active || r.stopping || r.fenced() || r.paused() {
 		return
 	}
 	for len(r.ready) > 0 {
