@@ -173,6 +173,39 @@ func forming(err error) bool {
 		strings.Contains(msg, "cluster not available") || strings.Contains(msg, "no responders") || strings.Contains(msg, "timeout")
 }
 
+// waitStreamLeaders waits until every named stream (the buckets' too)
+// has a leader. A replicated stream just created or recovered elects its
+// own leader after the meta leader answered its creation; until then its
+// reads and writes go unanswered, and the first readers of a starting node
+// (its start epoch, the insight feed, the metrics) failed on that with
+// "no responders" or a timeout.
+func (j *Journal) waitStreamLeaders(ctx context.Context, names []string) error {
+	for _, name := range names {
+		for {
+			var info *jetstream.StreamInfo
+			err := untilClusterReady(ctx, func(ctx context.Context) error {
+				st, err := j.JS.Stream(ctx, name)
+				if err == nil {
+					info, err = st.Info(ctx)
+				}
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("journal: stream %s: %w", name, err)
+			}
+			if info.Cluster == nil || info.Cluster.Leader != "" {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("journal: stream %s has no leader (is a majority of the cluster's nodes up?): %w", name, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
 // waitMetaLeader waits until the server is current with the cluster's
 // JetStream meta leader (a majority of the members is up).
 func waitMetaLeader(ctx context.Context, srv *server.Server) error {

@@ -182,7 +182,12 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 			return fmt.Errorf("journal: stream %s: %w", cfg.Name, err)
 		}
 	}
+	replicated := make([]string, 0, len(streams)+8)
+	for _, cfg := range streams {
+		replicated = append(replicated, cfg.Name)
+	}
 	kv := func(name string, history uint8) (jetstream.KeyValue, error) {
+		replicated = append(replicated, "KV_"+name)
 		var b jetstream.KeyValue
 		err := untilClusterReady(ctx, func(ctx context.Context) (err error) {
 			b, err = j.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -210,6 +215,9 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 	}
 	if j.CAs, err = kv("tether_cas", 1); err != nil {
 		return err
+	}
+	if o.Replicas > 1 {
+		return j.waitStreamLeaders(ctx, replicated)
 	}
 	return nil
 }
