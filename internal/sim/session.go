@@ -84,12 +84,17 @@ func (d *device) session(conn *mqttclient.Conn, tokenExp time.Time) (end, Cause)
 		}
 		at := time.Now()
 		_ = conn.Disconnect()
+		// The race with the token's expiry is judged by when the write
+		// returned: on a loaded machine the DISCONNECT can leave seconds
+		// after the decision (its lock, the write itself), and a hub that
+		// closed the session for the expired token first was right to.
+		sent := time.Now()
 		forced := closeWait()
 		e := Expect{Device: int32(d.idx), Kind: KindDisconnected, Result: ResultOK, Cause: c, At: at.UnixNano()}
 		switch {
 		case forced || d.hasTwin:
 			e.Alt = ResultTakeover
-		case at.After(tokenExp.Add(-time.Second)):
+		case sent.After(tokenExp.Add(-time.Second)):
 			// Sent in the token's last second (a late renewal, or the
 			// run's end): the hub may have closed the session for the
 			// expired token before it read the DISCONNECT.
