@@ -259,12 +259,25 @@ func (r *runner) canRead() bool {
 // finish hands every message the runner holds back to JetStream (Nak: at
 // once, so the next runner's recovery does not wait for AckWait) and waits
 // for the fetchers, which do the same with what they had.
+//
+// Parked messages are recalled as well: each waits out its park delay
+// (NakWithDelay), and the next runner's recovery may end before that; one
+// that came back later would go out after its device's newer events.
 func (r *runner) finish() {
 	r.fetchCancel()
 	for _, d := range r.devices {
 		for _, e := range d.q {
 			if e.msg != nil {
 				_ = e.msg.Nak()
+			}
+		}
+		for stream, p := range d.parked {
+			for _, pm := range p {
+				// A parked message's handle refuses a second
+				// acknowledgement (see recallHead).
+				if err := r.e.o.JS.Conn().Publish(pm.msg.Reply(), []byte("-NAK")); err != nil {
+					r.log.Warn("could not hand a parked message back; it returns after its park delay", "stream", r.streams[stream].name, "seq", pm.seq, "err", err)
+				}
 			}
 		}
 	}
