@@ -265,21 +265,26 @@ func (r *runner) canRead() bool {
 // that came back later would go out after its device's newer events.
 func (r *runner) finish() {
 	r.fetchCancel()
+	var unrecalled int
+	var lastErr error
 	for _, d := range r.devices {
 		for _, e := range d.q {
 			if e.msg != nil {
 				_ = e.msg.Nak()
 			}
 		}
-		for stream, p := range d.parked {
+		for _, p := range d.parked {
 			for _, pm := range p {
 				// A parked message's handle refuses a second
 				// acknowledgement (see recallHead).
 				if err := r.e.o.JS.Conn().Publish(pm.msg.Reply(), []byte("-NAK")); err != nil {
-					r.log.Warn("could not hand a parked message back; it returns after its park delay", "stream", r.streams[stream].name, "seq", pm.seq, "err", err)
+					unrecalled, lastErr = unrecalled+1, err
 				}
 			}
 		}
+	}
+	if unrecalled > 0 { // the connection is gone: one line, not one per message
+		r.log.Warn("could not hand parked messages back; they return after their park delay", "messages", unrecalled, "err", lastErr)
 	}
 	for _, s := range r.streams {
 		if s.rec != nil {
