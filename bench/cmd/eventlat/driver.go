@@ -6,6 +6,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -68,18 +69,25 @@ func newFleet(c config) *fleet {
 }
 
 // dialLocked connects (d.mu held): dial, CONNECT, CONNACK 0, within 5 s.
-func (d *device) dialLocked(addr string) error {
+// st, if not nil, gets the dial's and the CONNACK's wait.
+func (d *device) dialLocked(addr string, st *cycleStages) error {
 	dl := net.Dialer{Timeout: 5 * time.Second, LocalAddr: d.src, Control: mqttclient.BindNoPort}
+	t0 := time.Now()
 	c, err := dl.Dial("tcp", addr)
 	if err != nil {
 		return err
 	}
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	t1 := time.Now()
+	_ = c.SetDeadline(t1.Add(5 * time.Second))
 	if _, err := c.Write(d.connect); err != nil {
 		c.Close()
 		return err
 	}
-	if _, err := mqttclient.ReadConnack(c); err != nil {
+	_, err = mqttclient.ReadConnack(c)
+	if st != nil {
+		st.dial, st.connack = t1.Sub(t0), time.Since(t1)
+	}
+	if err != nil {
 		// The CONNECT went out: the hub may have accepted it and will
 		// record this session's connect and, now, its disconnect.
 		d.abandoned++
@@ -92,10 +100,10 @@ func (d *device) dialLocked(addr string) error {
 	return nil
 }
 
-func (d *device) dialRetry(addr string, tries int) error {
+func (d *device) dialRetry(addr string, tries int, st *cycleStages) error {
 	var err error
 	for i := range tries {
-		if err = d.dialLocked(addr); err == nil {
+		if err = d.dialLocked(addr, st); err == nil {
 			return nil
 		}
 		time.Sleep(time.Duration(i+1) * 50 * time.Millisecond)
@@ -104,10 +112,20 @@ func (d *device) dialRetry(addr string, tries int) error {
 	return err
 }
 
+// cycleStages is where one cycle spent its time, as the driver saw it.
+type cycleStages struct {
+	lock    time.Duration // waiting for the device (its previous cycle)
+	close   time.Duration // DISCONNECT written and the socket closed
+	dial    time.Duration // TCP connect (SYN → accepted by the kernel)
+	connack time.Duration // CONNECT written → CONNACK read: the hub's connect path
+}
+
 // cycle disconnects (DISCONNECT, close) and reconnects at once.
-func (d *device) cycle(addr string, phase int) error {
+func (d *device) cycle(addr string, phase int, st *cycleStages) error {
+	t0 := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	st.lock = time.Since(t0)
 	if d.conn != nil {
 		t := time.Now()
 		_ = d.conn.SetWriteDeadline(t.Add(time.Second))
@@ -115,8 +133,9 @@ func (d *device) cycle(addr string, phase int) error {
 		_ = d.conn.Close()
 		d.conn = nil
 		d.closes = append(d.closes, closeRec{t: t, phase: phase})
+		st.close = time.Since(t)
 	}
-	return d.dialRetry(addr, 3)
+	return d.dialRetry(addr, 3, st)
 }
 
 func (f *fleet) connectAll(ctx context.Context, addr string) error {
@@ -134,7 +153,7 @@ func (f *fleet) connectAll(ctx context.Context, addr string) error {
 				}
 				d := f.devs[i]
 				d.mu.Lock()
-				if err := d.dialRetry(addr, 5); err != nil {
+				if err := d.dialRetry(addr, 5, nil); err != nil {
 					failed.Add(1)
 				}
 				d.mu.Unlock()
@@ -192,6 +211,55 @@ type phase struct {
 	hubIdleCores                  float64 // the hub's CPU before the phase, taken out of hubUsPerCycle
 	loadAvg                       string  // /proc/loadavg's 1-min figure at the start and after the drain
 	cutShort                      bool    // the run's -timeout ended it
+	stages                        string  // where a cycle waited (stageQuantiles)
+}
+
+// traceSelf writes an execution trace of this process over d to path.
+// The returned stop waits until it is written.
+func traceSelf(path string, d time.Duration) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	done := make(chan struct{})
+	time.AfterFunc(d, func() {
+		trace.Stop()
+		f.Close()
+		close(done)
+	})
+	return func() { <-done }, nil
+}
+
+// stageQuantiles summarises the cycles' stages: p50 / p99 / max of each.
+func stageQuantiles(st []cycleStages) string {
+	if len(st) == 0 {
+		return ""
+	}
+	pick := []struct {
+		name string
+		get  func(cycleStages) time.Duration
+	}{
+		{"device lock", func(c cycleStages) time.Duration { return c.lock }},
+		{"close", func(c cycleStages) time.Duration { return c.close }},
+		{"TCP connect", func(c cycleStages) time.Duration { return c.dial }},
+		{"CONNECT → CONNACK", func(c cycleStages) time.Duration { return c.connack }},
+		{"whole cycle", func(c cycleStages) time.Duration { return c.lock + c.close + c.dial + c.connack }},
+	}
+	ds := make([]time.Duration, len(st))
+	var parts []string
+	for _, p := range pick {
+		for i, c := range st {
+			ds[i] = p.get(c)
+		}
+		slices.Sort(ds)
+		r := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e6) }
+		parts = append(parts, fmt.Sprintf("%s %s / %s / %s ms", p.name, r(ds[len(ds)/2]), r(ds[len(ds)*99/100]), r(ds[len(ds)-1])))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // loadAvg1 is the machine's 1-minute load average, as /proc/loadavg
@@ -222,6 +290,7 @@ func (f *fleet) runPhase(ctx context.Context, idx, rate int, h *hub, rc *receive
 	}
 	jobs := make(chan job, total+1)
 	slips := make([]time.Duration, total)
+	stages := make([]cycleStages, total)
 	var done, failed atomic.Int64
 	var wg sync.WaitGroup
 	for range c.par {
@@ -231,7 +300,7 @@ func (f *fleet) runPhase(ctx context.Context, idx, rate int, h *hub, rc *receive
 			for j := range jobs {
 				slips[j.i] = time.Since(j.due)
 				d := f.devs[j.i%len(f.devs)]
-				if err := d.cycle(h.tcpAddr, idx); err != nil {
+				if err := d.cycle(h.tcpAddr, idx, &stages[j.i]); err != nil {
 					failed.Add(1)
 				}
 				done.Add(1)
@@ -252,6 +321,13 @@ func (f *fleet) runPhase(ctx context.Context, idx, rate int, h *hub, rc *receive
 	load0 := loadAvg1()
 	log.Printf("rate %d events/s (%.0f cycles/s over %d devices) for %s", rate, cps, len(f.devs), c.duration)
 	ph.start = time.Now()
+	if c.selfTrace != "" && idx == 0 {
+		stop, err := traceSelf(c.selfTrace, 3*time.Second)
+		if err != nil {
+			return ph, err
+		}
+		defer stop()
+	}
 	for k := 0; k < total && ctx.Err() == nil; {
 		due := int(time.Since(ph.start).Seconds()*cps) + 1
 		for ; k < total && k < due; k++ {
@@ -276,6 +352,8 @@ func (f *fleet) runPhase(ctx context.Context, idx, rate int, h *hub, rc *receive
 	if len(slips) > 0 {
 		ph.slipP50, ph.slipP99, ph.slipMax = slips[len(slips)/2], slips[len(slips)*99/100], slips[len(slips)-1]
 	}
+	ph.stages = stageQuantiles(stages[:ph.cycles])
+	log.Printf("  cycle stages (p50 / p99 / max): %s", ph.stages)
 	closes, connects, _ := f.totals()
 	ph.drained = waitUntil(ctx, c.drain, func() bool {
 		conn, disc, _ := rc.totals()

@@ -36,9 +36,9 @@ type hub struct {
 	tcpAddr, httpsAddr, dataDir string
 }
 
-func startHub(ctx context.Context, bin, dataDir, logPath string, debug bool) (*hub, error) {
+func startHub(ctx context.Context, bin, dataDir, logPath string, debug bool, args ...string) (*hub, error) {
 	hp, err := hubproc.New(hubproc.Options{Bin: bin, DataDir: dataDir, LogPath: logPath, Debug: debug,
-		Args: []string{"--log-level", "info"}})
+		Args: append([]string{"--log-level", "info"}, args...)})
 	if err != nil {
 		return nil, err
 	}
@@ -92,6 +92,34 @@ func (h *hub) capture(dir, name string, d time.Duration, trace bool) <-chan stru
 		log.Printf("hub profile and trace of %s in %s", name, dir)
 	}()
 	return done
+}
+
+// throttleLine is what the hub's "throttling" log line says of its
+// connect rate: a cycle is a connect, so at more cycles a second than that
+// rate the connects wait their turn and the driver's workers queue behind
+// them (session 11: the ~120 ms "cycle latency" at 5,000 events/s asked).
+func (h *hub) throttleLine() string {
+	for _, l := range h.LogLines("msg=throttling") {
+		var parts []string
+		for _, f := range []string{"connect_rate=", "rate=", "connect_burst="} {
+			if i := strings.Index(l, " "+f); i >= 0 {
+				v := l[i+1:]
+				if strings.HasPrefix(v, `rate="`) {
+					if j := strings.Index(v[6:], `"`); j >= 0 {
+						v = v[:6+j+1]
+					}
+				} else if j := strings.IndexByte(v, ' '); j >= 0 {
+					v = v[:j]
+				}
+				parts = append(parts, v)
+			}
+		}
+		return "throttling: " + strings.Join(parts, " ")
+	}
+	if l := h.LogLines("throttling is off"); len(l) > 0 {
+		return "throttling: off (--no-throttle)"
+	}
+	return "throttling: (no line in the hub's log)"
 }
 
 // problems returns the hub log's WARN and ERROR lines (at most 20).

@@ -27,6 +27,7 @@ type report struct {
 	abandoned              int // connects the driver gave up on after writing CONNECT
 	notClient              int // DeviceDisconnected not caused by a client DISCONNECT (not paired)
 	hubLog                 []string
+	throttle               string // the hub's connect throttle (hub.throttleLine)
 	probes                 []probe
 	stages                 []string // per phase with -profile: the CPU breakdown by stage (markdown)
 }
@@ -233,6 +234,11 @@ func (r *report) markdown() string {
 		w("\n**Highest rate sustained with p99 ≤ 50 ms: %d events/s** (of the rates tried: %s).\n", best, r.ratesTried())
 	} else {
 		w("\n**No rate tried was sustained with p99 ≤ 50 ms** (rates tried: %s).\n", r.ratesTried())
+	}
+	w("\nHub %s (a cycle is one connect: more cycles a second than connect_rate wait their turn once the burst is spent).\n", r.throttle)
+	w("\nWhere a cycle waited, driver's view, p50 / p99 / max:\n\n")
+	for _, ph := range r.phases {
+		w("- %d/s: %s\n", ph.rate, ph.stages)
 	}
 	w("\nClose → eventTime (the hub noticing the DISCONNECT and stamping the event): ")
 	for i, ph := range r.phases {
