@@ -18,11 +18,7 @@ const epochKey = "epoch"
 func (j *Journal) NextEpoch(ctx context.Context, candidate uint64) (uint64, error) {
 	for range 10 {
 		var last, rev uint64
-		// A node starting beside its peers can ask before the bucket's
-		// replicas have a leader ("no responders"): wait for one as setup
-		// does for the streams.
-		var e jetstream.KeyValueEntry
-		err := untilClusterReady(ctx, func(ctx context.Context) (err error) { e, err = j.State.Get(ctx, epochKey); return err })
+		e, err := j.State.Get(ctx, epochKey)
 		switch {
 		case err == nil:
 			if len(e.Value()) != 8 {
@@ -36,14 +32,11 @@ func (j *Journal) NextEpoch(ctx context.Context, candidate uint64) (uint64, erro
 		next := max(candidate, last+1)
 		var buf [8]byte
 		binary.BigEndian.PutUint64(buf[:], next)
-		err = untilClusterReady(ctx, func(ctx context.Context) (err error) {
-			if rev == 0 {
-				_, err = j.State.Create(ctx, epochKey, buf[:])
-			} else {
-				_, err = j.State.Update(ctx, epochKey, buf[:], rev)
-			}
-			return err
-		})
+		if rev == 0 {
+			_, err = j.State.Create(ctx, epochKey, buf[:])
+		} else {
+			_, err = j.State.Update(ctx, epochKey, buf[:], rev)
+		}
 		if err == nil {
 			return next, nil
 		}

@@ -177,14 +177,13 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 		{Name: StreamTelemetry, Subjects: []string{TelemetryPrefix + ">"}, Storage: jetstream.FileStorage,
 			Replicas: o.Replicas, MaxAge: o.TelemetryMaxAge, MaxBytes: 1 << 30, Discard: jetstream.DiscardOld},
 	}
-	for _, cfg := range streams {
-		if err := untilClusterReady(ctx, func(ctx context.Context) error { _, err := j.JS.CreateOrUpdateStream(ctx, cfg); return err }); err != nil {
-			return fmt.Errorf("journal: stream %s: %w", cfg.Name, err)
-		}
-	}
+	// Every replicated stream, the buckets' too, for waitStreamLeaders.
 	replicated := make([]string, 0, len(streams)+8)
 	for _, cfg := range streams {
 		replicated = append(replicated, cfg.Name)
+		if err := untilClusterReady(ctx, func(ctx context.Context) error { _, err := j.JS.CreateOrUpdateStream(ctx, cfg); return err }); err != nil {
+			return fmt.Errorf("journal: stream %s: %w", cfg.Name, err)
+		}
 	}
 	kv := func(name string, history uint8) (jetstream.KeyValue, error) {
 		replicated = append(replicated, "KV_"+name)
