@@ -147,11 +147,16 @@ func (r *runner) recallHead(d *device, stream int) {
 		return
 	}
 	p[0].recalled = true
-	// The jetstream.Msg of a parked message refuses a second
-	// acknowledgement, so the Nak goes to its reply subject directly.
-	if err := r.e.o.JS.Conn().Publish(p[0].msg.Reply(), []byte("-NAK")); err != nil {
+	if err := r.recall(p[0]); err != nil {
 		r.log.Warn("could not recall a parked message; it returns after its park delay", "stream", r.streams[stream].name, "seq", p[0].seq, "err", err)
 	}
+}
+
+// recall asks JetStream for a parked message at once. The jetstream.Msg
+// of a parked message refuses a second acknowledgement, so the Nak goes
+// to its reply subject directly.
+func (r *runner) recall(pm parkedMsg) error {
+	return r.e.o.JS.Conn().Publish(pm.msg.Reply(), []byte("-NAK"))
 }
 
 func (r *runner) device(id string) *device {

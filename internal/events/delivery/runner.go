@@ -275,9 +275,10 @@ func (r *runner) finish() {
 		}
 		for _, p := range d.parked {
 			for _, pm := range p {
-				// A parked message's handle refuses a second
-				// acknowledgement (see recallHead).
-				if err := r.e.o.JS.Conn().Publish(pm.msg.Reply(), []byte("-NAK")); err != nil {
+				if pm.recalled {
+					continue // asked for already (recallHead)
+				}
+				if err := r.recall(pm); err != nil {
 					unrecalled, lastErr = unrecalled+1, err
 				}
 			}
