@@ -136,6 +136,13 @@ func joinWith(t *testing.T, srv *server.Server, name string, mod func(*Options))
 	return m
 }
 
+// halt stops the member's goroutines (it answers nothing more); its
+// connection, subscriptions, records and lease stay.
+func (m *member) halt() {
+	m.cancel()
+	m.wg.Wait()
+}
+
 // die stops a member the way kill -9 does: its connection goes, its
 // records and lease stay behind. It returns once the server has dropped
 // the connection's subscriptions (a killed process's socket closes at
@@ -144,8 +151,7 @@ func joinWith(t *testing.T, srv *server.Server, name string, mod func(*Options))
 func (m *member) die(t *testing.T) {
 	t.Helper()
 	url := m.nc.ConnectedUrl()
-	m.cancel()
-	m.wg.Wait()
+	m.halt()
 	m.nc.Close()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -172,8 +178,7 @@ func TestClaimAdoptsWhenTheTakeoverRequestGoesUnanswered(t *testing.T) {
 	// n1 stops answering: its subscription stays while the claim's
 	// request waits, and goes (the process's socket closed) before the
 	// request's timeout, when the claim probes.
-	n1.cancel()
-	n1.wg.Wait()
+	n1.halt()
 	if err := n1.sub.Unsubscribe(); err != nil {
 		t.Fatal(err)
 	}
@@ -288,8 +293,7 @@ func TestALiveNodeWhoseLeaseLapsedKeepsItsDevices(t *testing.T) {
 		n1.connect(t, fmt.Sprintf("d%d", i))
 	}
 	// Heartbeat and campaigns stop; the takeover subject stays served.
-	n1.cancel()
-	n1.wg.Wait()
+	n1.halt()
 	eventually(t, 5*time.Second, func() error {
 		if _, ok, err := n2.lease(context.Background(), "n1"); err != nil || ok {
 			return fmt.Errorf("n1's lease still there (%v)", err)
@@ -328,8 +332,7 @@ func TestClaimAsksANodeWhoseLeaseLapsed(t *testing.T) {
 	srv := startServer(t)
 	n1, n2 := join(t, srv, "n1"), join(t, srv, "n2")
 	n1.connect(t, "d")
-	n1.cancel()
-	n1.wg.Wait()
+	n1.halt()
 	eventually(t, 5*time.Second, func() error {
 		if _, ok, err := n2.lease(context.Background(), "n1"); err != nil || ok {
 			return fmt.Errorf("n1's lease still there (%v)", err)
@@ -354,8 +357,7 @@ func TestClaimOfAPreviousRunsSessionAdoptsIt(t *testing.T) {
 	n1.connect(t, "d")
 	// The same node as if started again, before its start recorded its
 	// previous run's sessions (heartbeat stopped first: it reads boot).
-	n1.cancel()
-	n1.wg.Wait()
+	n1.halt()
 	n1.boot = newBoot()
 	n2.connect(t, "d")
 	evs := n2.eventsOf("d")

@@ -60,8 +60,7 @@ func TestALeaderThatCannotRenewStopsBeforeAnotherTakesOver(t *testing.T) {
 		return nil
 	})
 	// Stall n1's heartbeat and campaigns; its connection stays up.
-	n1.cancel()
-	n1.wg.Wait()
+	n1.halt()
 	eventually(t, 8*time.Second, func() error {
 		if s, _, _ := l2.snapshot(); len(s) != 1 {
 			return fmt.Errorf("n2 has not taken the delivery job")
@@ -127,8 +126,7 @@ func TestALeaderFencedByUnansweredRenewalsRetakesItsKey(t *testing.T) {
 	}
 	// No renewal is sent from here: the term fences at 0.6 of the lease
 	// (3 s), the key expires at 1.0 (5 s).
-	n1.cancel()
-	n1.wg.Wait()
+	n1.halt()
 	eventually(t, 4*time.Second, func() error {
 		if n1.Leads(JobReaper) {
 			return fmt.Errorf("n1 still leads the reaper")
@@ -164,8 +162,7 @@ func TestARetakeBeforeTheStopTimeKeepsTheJobRunning(t *testing.T) {
 		return nil
 	})
 	// No renewal from here: the term is fenced at 0.6 of the lease.
-	n1.cancel()
-	n1.wg.Wait()
+	n1.halt()
 	eventually(t, lease, func() error {
 		if n1.Leads(JobDelivery) {
 			return fmt.Errorf("n1 still leads the delivery job")
