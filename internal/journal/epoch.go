@@ -18,7 +18,13 @@ const epochKey = "epoch"
 func (j *Journal) NextEpoch(ctx context.Context, candidate uint64) (uint64, error) {
 	for range 10 {
 		var last, rev uint64
-		e, err := j.State.Get(ctx, epochKey)
+		// A starting node can ask while the bucket has a leader but no
+		// replica answers direct gets yet ("no responders"): the wait for
+		// stream leaders at open (waitStreamLeaders) does not cover that
+		// window, so the read and the write retry as setup does. Without
+		// this a cluster node failed to start in CI (session 11).
+		var e jetstream.KeyValueEntry
+		err := j.UntilReady(ctx, func(ctx context.Context) (err error) { e, err = j.State.Get(ctx, epochKey); return err })
 		switch {
 		case err == nil:
 			if len(e.Value()) != 8 {
@@ -32,11 +38,17 @@ func (j *Journal) NextEpoch(ctx context.Context, candidate uint64) (uint64, erro
 		next := max(candidate, last+1)
 		var buf [8]byte
 		binary.BigEndian.PutUint64(buf[:], next)
-		if rev == 0 {
-			_, err = j.State.Create(ctx, epochKey, buf[:])
-		} else {
-			_, err = j.State.Update(ctx, epochKey, buf[:], rev)
-		}
+		// A write retried after its answer was lost comes back as
+		// "exists" or "wrong sequence": the loop reads again and takes
+		// the next epoch, so no two runs share one.
+		err = j.UntilReady(ctx, func(ctx context.Context) (err error) {
+			if rev == 0 {
+				_, err = j.State.Create(ctx, epochKey, buf[:])
+			} else {
+				_, err = j.State.Update(ctx, epochKey, buf[:], rev)
+			}
+			return err
+		})
 		if err == nil {
 			return next, nil
 		}
