@@ -72,6 +72,9 @@ func (a *App) startAlerts(ctx context.Context) error {
 		Notify:  a.clusterNotify(disp.Notify),
 		History: hist,
 		Logger:  log,
+		// The same on every node: an alert keeps its id when the alerts
+		// lead moves between its Fired and its Resolved.
+		IDSeed: events.Resource{}.ID(a.cfg.HubName),
 	})
 	if err != nil {
 		hist.Close()

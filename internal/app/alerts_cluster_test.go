@@ -207,6 +207,23 @@ func TestClusterAlertRulesAreClusterWide(t *testing.T) {
 	if got := sink.conditions("busy"); got["Fired"] != 1 || len(got) != 1 {
 		t.Fatalf("notifications after the fire: %v, want one Fired", got)
 	}
+	// Nodes that fired at the same evaluation (the usual case) must give
+	// the alert one id; one that saw the connect a sample later fired
+	// another.
+	ids, firedAt := map[string]bool{}, map[time.Time]bool{}
+	for _, h := range hubs {
+		for _, r := range h.Alerts().Rules() {
+			for _, in := range r.Alerts {
+				ids[in.AlertID] = true
+				if in.FiredAt != nil {
+					firedAt[*in.FiredAt] = true
+				}
+			}
+		}
+	}
+	if len(firedAt) == 1 && len(ids) != 1 {
+		t.Errorf("the nodes fired at the same evaluation %v with different alert ids %v", firedAt, ids)
+	}
 
 	// The leader stops; the next one serves the same rules and sends the
 	// Resolved through the same action group.
@@ -244,6 +261,14 @@ func TestClusterAlertRulesAreClusterWide(t *testing.T) {
 	}
 	if got := sink.conditions("busy"); got["Fired"] != 1 || got["Resolved"] != 1 || len(got) != 2 {
 		t.Fatalf("notifications: %v, want one Fired and one Resolved", got)
+	}
+	sink.mu.Lock()
+	fired, resolved := sink.got[0].p.Data.Essentials.AlertID, sink.got[1].p.Data.Essentials.AlertID
+	sink.mu.Unlock()
+	if len(firedAt) == 1 && resolved != fired {
+		t.Errorf("every node fired at %v, but the Resolved (another leader's) names %s and the Fired %s", firedAt, resolved, fired)
+	} else if len(firedAt) > 1 {
+		t.Logf("the nodes fired at different evaluations %v (ids %v): the Resolved names %s, the Fired %s", firedAt, ids, resolved, fired)
 	}
 }
 
