@@ -118,10 +118,10 @@ func (s *alertService) readFile(now time.Time) (publishedRules, alert.Config, er
 	return newPublished(s.file, s.node, text, now), cfg, nil
 }
 
-// start puts the rules of the start in force (the policy above). A rules file with
-// problems stops the start; bucket rules that do not load here leave the
-// node without rules (and the alerts fired before the restart pending)
-// until a revision that loads.
+// start puts the rules of the start in force (the policy above). A
+// rules file with problems stops the start; bucket rules that do not
+// load here leave the node without rules (and the alerts fired before
+// the restart pending) until a revision that loads.
 func (s *alertService) start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -145,7 +145,7 @@ func (s *alertService) start(ctx context.Context) error {
 		}
 		s.log.Info("alert rules of an earlier run cleared: the hub runs without --rules", "was", cur.describe(rev))
 		cur = nil
-	case !s.clustered && file != nil && (cur == nil || cur.SHA256 != file.SHA256):
+	case !s.clustered && file != nil && (cur == nil || cur.SHA256 != file.SHA256 || cur.File != file.File || cur.Node != file.Node):
 		if rev, err = s.publish(ctx, *file, false); err != nil {
 			return fmt.Errorf("alert rules: writing bucket %s: %w", s.kv.Bucket(), err)
 		}
@@ -234,7 +234,7 @@ func (s *alertService) apply(e jetstream.KeyValueEntry) {
 	}
 	s.seen = rev
 	if e.Operation() != jetstream.KeyValuePut {
-		if s.source == nil {
+		if s.source.Load() == nil {
 			return
 		}
 		s.disp.SetGroups(nil, alert.SMTPConfig{})
@@ -242,7 +242,7 @@ func (s *alertService) apply(e jetstream.KeyValueEntry) {
 			s.log.Error("alert rules: clearing", "err", err)
 			return
 		}
-		s.source = nil
+		s.source.Store(nil)
 		s.log.Info("alert rules cleared in the cluster: none in force", "revision", rev)
 		return
 	}
@@ -267,8 +267,8 @@ func (s *alertService) apply(e jetstream.KeyValueEntry) {
 func (s *alertService) refuse(p publishedRules, rev uint64, err error) {
 	s.refused.Add(1)
 	in := "none"
-	if s.source != nil {
-		in = fmt.Sprintf("revision %d", s.source.Revision)
+	if src := s.source.Load(); src != nil {
+		in = fmt.Sprintf("revision %d", src.Revision)
 	}
 	s.log.Error("alert rules "+p.describe(rev)+" do not load on this node; the rules in force here ("+in+") are unchanged", "err", err)
 }
@@ -281,7 +281,7 @@ func (s *alertService) setConfig(cfg alert.Config, p publishedRules, rev uint64)
 		return err
 	}
 	s.seen = max(s.seen, rev)
-	s.source = &api.ReloadResult{File: p.File, Rules: len(cfg.Rules), ActionGroups: len(cfg.ActionGroups),
-		LoadedAt: p.LoadedAt, Revision: rev, LoadedBy: p.Node}
+	s.source.Store(&api.ReloadResult{File: p.File, Rules: len(cfg.Rules), ActionGroups: len(cfg.ActionGroups),
+		LoadedAt: p.LoadedAt, Revision: rev, LoadedBy: p.Node})
 	return nil
 }

@@ -39,9 +39,11 @@ type alertService struct {
 	log       *slog.Logger
 	refused   atomic.Uint64 // revisions and files that did not load
 
-	mu     sync.Mutex        // one reload or apply at a time
-	seen   uint64            // the newest bucket revision considered
-	source *api.ReloadResult // of the rules in force; nil: none
+	mu   sync.Mutex // one reload or apply at a time
+	seen uint64     // the newest bucket revision considered
+	// source is where the rules in force came from (nil: none); read
+	// without mu, so a scrape does not wait for a reload's write.
+	source atomic.Pointer[api.ReloadResult]
 }
 
 var _ api.AlertService = (*alertService)(nil)
@@ -209,13 +211,12 @@ func (s *alertService) Reload(ctx context.Context) (api.ReloadResult, error) {
 
 // Source is where the rules in force came from.
 func (s *alertService) Source(context.Context) *api.ReloadResult {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.source == nil {
+	src := s.source.Load()
+	if src == nil {
 		return nil
 	}
-	src := *s.source
-	return &src
+	c := *src
+	return &c
 }
 
 func (s *alertService) Rules(context.Context) []alert.RuleStatus { return s.mgr.Rules() }
