@@ -110,6 +110,32 @@ func (h *hub) sent() (sent uint64, busy bool) {
 	return sent, busy
 }
 
+// settled reports (nil) whether the hubs' dispatchers have nothing queued
+// or failed, one of them has sent want notifications and the others none,
+// and the sink has received all it should (received: these and earlier
+// ones).
+func settled(hubs []*hub, sink *alertSink, want, received uint64) error {
+	var total uint64
+	senders := 0
+	for i, h := range hubs {
+		n, busy := h.sent()
+		if busy {
+			return fmt.Errorf("node %d's dispatcher is busy", i+1)
+		}
+		total += n
+		if n > 0 {
+			senders++
+		}
+	}
+	if total != want || senders != 1 {
+		return fmt.Errorf("%d notifications sent by %d nodes, want %d by one", total, senders, want)
+	}
+	if got := uint64(sink.count()); got != received {
+		return fmt.Errorf("the receiver has %d notifications, want %d", got, received)
+	}
+	return nil
+}
+
 // ruleState is a hub's state of one rule ("" when it has no such rule).
 func (h *hub) ruleState(name string) alert.State {
 	for _, r := range h.Alerts().Rules() {
@@ -186,24 +212,17 @@ func TestClusterAlertRulesAreClusterWide(t *testing.T) {
 	if rc != 0 {
 		t.Fatalf("CONNACK %d", rc)
 	}
-	// Every node fires (each has evaluated the rule); only the leader's
-	// dispatcher sends.
+	// Every node fires (each has evaluated the rule); one dispatcher, the
+	// alerts leader's, sends. (Counted over the nodes: a lead that moved
+	// before the fire is no failure, one that moved during it would be.)
 	eventually(t, 30*time.Second, func() error {
 		for i, h := range hubs {
 			if st := h.ruleState("busy"); st != alert.Fired {
 				return fmt.Errorf("node %d: busy is %s", i+1, st)
 			}
 		}
-		if n, busy := leader.sent(); n != 1 || busy {
-			return fmt.Errorf("the leader sent %d (busy %v)", n, busy)
-		}
-		return nil
+		return settled(hubs, sink, 1, 1)
 	})
-	for i, h := range hubs {
-		if n, busy := h.sent(); h != leader && (n != 0 || busy) {
-			t.Errorf("node %d does not lead the alerts but sent %d (busy %v)", i+1, n, busy)
-		}
-	}
 	if got := sink.conditions("busy"); got["Fired"] != 1 || len(got) != 1 {
 		t.Fatalf("notifications after the fire: %v, want one Fired", got)
 	}
@@ -227,6 +246,9 @@ func TestClusterAlertRulesAreClusterWide(t *testing.T) {
 
 	// The leader stops; the next one serves the same rules and sends the
 	// Resolved through the same action group.
+	if leader = alertsLeader(t, hubs); leader == dev {
+		t.Fatal("the alerts lead moved to the device's node (a lead renewal missed under load?); the test needs the device elsewhere")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := leader.Stop(ctx); err != nil {
@@ -249,16 +271,8 @@ func TestClusterAlertRulesAreClusterWide(t *testing.T) {
 				return fmt.Errorf("busy is %s", st)
 			}
 		}
-		if n, busy := next.sent(); n != 1 || busy {
-			return fmt.Errorf("the next leader sent %d (busy %v)", n, busy)
-		}
-		return nil
+		return settled(rest, sink, 1, 2) // the Fired came from the stopped node
 	})
-	for _, h := range rest {
-		if n, busy := h.sent(); h != next && (n != 0 || busy) {
-			t.Errorf("a node that does not lead the alerts sent %d (busy %v)", n, busy)
-		}
-	}
 	if got := sink.conditions("busy"); got["Fired"] != 1 || got["Resolved"] != 1 || len(got) != 2 {
 		t.Fatalf("notifications: %v, want one Fired and one Resolved", got)
 	}
