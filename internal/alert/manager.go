@@ -3,11 +3,13 @@ package alert
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -77,7 +79,15 @@ type Options struct {
 	// hub, or the first second after a start).
 	NoDataGrace time.Duration
 	Logger      *slog.Logger
-	// NewID makes alert ids (default: random UUIDs).
+	// IDSeed, when set, makes an alert's id a function of the seed, the
+	// rule's name, the series and the evaluation time that fired it (a
+	// UUID of their SHA-256) instead of random: the nodes of a cluster,
+	// evaluating the same rules on the same schedule and data, give one
+	// alert one id, so a Resolved sent by another alerts leader than the
+	// Fired names the same alert. The app seeds it with the hub's
+	// resource id.
+	IDSeed string
+	// NewID makes alert ids without IDSeed (default: random UUIDs).
 	NewID func() string
 }
 
@@ -388,7 +398,7 @@ func (m *Manager) step(rs *ruleState, in *instance, violated bool, t, from, to t
 	fire, resolve := in.step(&rs.rule, violated)
 	switch {
 	case fire:
-		in.state, in.alertID, in.firedAt, in.resolvedAt, in.falseRun = Fired, m.opt.NewID(), t, time.Time{}, 0
+		in.state, in.alertID, in.firedAt, in.resolvedAt, in.falseRun = Fired, m.alertID(rs.rule.Name, in.key, t), t, time.Time{}, 0
 		m.emit(rs, in, Alert{Condition: Fired, WindowStart: from, WindowEnd: to})
 	case resolve:
 		m.resolve(rs, in, t, from, fmt.Sprintf("condition not met for %d evaluations", rs.rule.ResolveAfter))
@@ -470,10 +480,30 @@ func (m *Manager) loop(ctx context.Context, rs *ruleState, freq time.Duration, d
 	}
 }
 
+// alertID is the id of the alert that series key of rule fires at t.
+func (m *Manager) alertID(rule, key string, t time.Time) string {
+	if m.opt.IDSeed == "" {
+		return m.opt.NewID()
+	}
+	h := sha256.New()
+	for _, part := range []string{m.opt.IDSeed, rule, key, strconv.FormatInt(t.UnixNano(), 10)} {
+		h.Write([]byte(part))
+		h.Write([]byte{0}) // no two part lists hash the same bytes
+	}
+	var b [16]byte
+	copy(b[:], h.Sum(nil))
+	return formatUUID(b, 8) // RFC 9562's version for hash-based ids other than MD5 and SHA-1
+}
+
 func newUUID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
+	return formatUUID(b, 4)
+}
+
+// formatUUID sets b's version and variant bits and formats it.
+func formatUUID(b [16]byte, version byte) string {
+	b[6] = b[6]&0x0f | version<<4
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

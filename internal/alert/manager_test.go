@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -519,4 +521,53 @@ func TestRunEvaluatesOnSchedule(t *testing.T) {
 			t.Fatalf("transitions %v", c)
 		}
 	})
+}
+
+// With an IDSeed, two managers (two nodes of a cluster) that fire one
+// series at the same evaluation give it the same id, so one node's
+// Resolved names the alert another node's Fired announced; the next
+// firing is a new alert, and another seed (another hub) gives other ids.
+func TestSeededAlertIDsAgreeAcrossManagers(t *testing.T) {
+	fire := func(seed string) (ids []string) {
+		r := metricRule("low", LessThan, 90)
+		r.ResolveAfter = 1
+		s, rec := &series{}, &recorder{}
+		h, _, err := OpenFileHistory(filepath.Join(t.TempDir(), "history.jsonl"), DefaultRetention, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		now := t0
+		m, err := NewManager(Options{Metrics: s.query, Notify: rec.notify, History: h, Now: func() time.Time { return now }, IDSeed: seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SetRules([]Rule{r}); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []float64{80, 100, 80} { // fire, resolve, fire again
+			s.add(now.Add(-time.Millisecond), v)
+			if err := m.EvaluateAll(context.Background(), now); err != nil {
+				t.Fatal(err)
+			}
+			now = now.Add(time.Second)
+		}
+		for _, a := range rec.take() {
+			ids = append(ids, a.ID)
+		}
+		return ids
+	}
+	a, b, other := fire("hub-a"), fire("hub-a"), fire("hub-b")
+	if len(a) != 3 || a[0] != a[1] || a[2] == a[0] {
+		t.Fatalf("Fired, Resolved, Fired ids: %v; want the first two equal, the third new", a)
+	}
+	if !slices.Equal(a, b) {
+		t.Fatalf("same seed, same evaluations: %v and %v", a, b)
+	}
+	if other[0] == a[0] || other[2] == a[2] {
+		t.Fatalf("another seed gave the same ids: %v, %v", other, a)
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(a[0]) {
+		t.Fatalf("id %s is not a version 8 UUID", a[0])
+	}
 }

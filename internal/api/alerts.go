@@ -15,18 +15,22 @@ import (
 )
 
 // AlertService is the hub's alert rules engine as the API sees it: rules
-// come from the rules file (tether serve --rules), so the API reads state
+// come from a rules file (tether serve --rules; in a cluster the last one
+// a node reloaded, kept in a replicated bucket), so the API reads state
 // and history and asks for a reload; it does not edit rules.
 type AlertService interface {
 	// Rules lists every rule with its state and alert instances.
 	Rules(ctx context.Context) []alert.RuleStatus
 	// History lists transitions (alert.HistoryQuery).
 	History(ctx context.Context, q alert.HistoryQuery) []alert.Record
-	// Reload reads the rules file again (as SIGHUP does). A file with
-	// problems changes nothing and returns an error matching
-	// alert.ErrInvalidRules (a *alert.LoadError lists them);
-	// ErrNoRulesFile when the hub runs without one.
+	// Reload reads the rules file again (as SIGHUP does) and puts it in
+	// force on every node. A file with problems changes nothing and
+	// returns an error matching alert.ErrInvalidRules (a
+	// *alert.LoadError lists them); ErrNoRulesFile when the hub runs
+	// without one.
 	Reload(ctx context.Context) (ReloadResult, error)
+	// Source is where the rules in force came from; nil when none are.
+	Source(ctx context.Context) *ReloadResult
 	// Destinations lists the action groups' send loops and the number of
 	// notifications the rate limits suppressed.
 	Destinations(ctx context.Context) ([]alert.DestinationStats, uint64)
@@ -35,17 +39,25 @@ type AlertService interface {
 // ErrNoRulesFile answers a reload on a hub started without --rules.
 var ErrNoRulesFile = errors.New("the hub runs without a rules file: start it with --rules FILE")
 
-// ReloadResult answers POST /api/v1/alerts/reload.
+// ReloadResult answers POST /api/v1/alerts/reload, and says where the
+// rules in force came from (AlertList.Source).
 type ReloadResult struct {
 	File         string    `json:"file"`
 	Rules        int       `json:"rules"`
 	ActionGroups int       `json:"actionGroups"`
 	LoadedAt     time.Time `json:"loadedAt"`
+	// Revision is the rules' revision in the replicated bucket
+	// (tether_alert_rules) and LoadedBy the node that read the file.
+	Revision uint64 `json:"revision,omitempty"`
+	LoadedBy string `json:"loadedBy,omitempty"`
 }
 
 // AlertList is the answer of GET /api/v1/alerts.
 type AlertList struct {
 	Rules []alert.RuleStatus `json:"rules"`
+	// Source is the file, revision and node of the rules in force;
+	// absent when none are.
+	Source *ReloadResult `json:"source,omitempty"`
 }
 
 // AlertHistory is the answer of GET /api/v1/alerts/history.
@@ -118,7 +130,7 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request, rest string) {
 			bad("state: Fired or Inactive")
 			return
 		}
-		out := AlertList{Rules: []alert.RuleStatus{}}
+		out := AlertList{Rules: []alert.RuleStatus{}, Source: s.d.Alerts.Source(r.Context())}
 		for _, rs := range s.d.Alerts.Rules(r.Context()) {
 			if state == "" || strings.EqualFold(state, string(rs.State)) {
 				out.Rules = append(out.Rules, rs)

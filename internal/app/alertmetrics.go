@@ -1,6 +1,8 @@
 package app
 
 import (
+	"context"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tether-hub/tether/internal/alert"
@@ -13,6 +15,7 @@ type alertMetrics struct {
 	svc                                *alertService
 	firing, evals, failures            *prometheus.Desc
 	notifications, queued, rateLimited *prometheus.Desc
+	revision, refused                  *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*alertMetrics)(nil)
@@ -33,11 +36,15 @@ func newAlertMetrics(svc *alertService) *alertMetrics {
 			"Alert notifications waiting in a destination's send loop.", []string{"action_group", "kind"}, nil),
 		rateLimited: prometheus.NewDesc("tether_alert_notifications_rate_limited_total",
 			"Fired notifications (with their Resolved) suppressed by the rules' rate limits.", nil, nil),
+		revision: prometheus.NewDesc("tether_alert_rules_revision",
+			"Revision of the alert rules in force on this node (bucket tether_alert_rules; 0: none). Nodes of a cluster that differ are out of step.", nil, nil),
+		refused: prometheus.NewDesc("tether_alert_rules_refused_total",
+			"Rules files and bucket revisions this node did not put in force because they do not load here (the log says why).", nil, nil),
 	}
 }
 
 func (m *alertMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.firing, m.evals, m.failures, m.notifications, m.queued, m.rateLimited} {
+	for _, d := range []*prometheus.Desc{m.firing, m.evals, m.failures, m.notifications, m.queued, m.rateLimited, m.revision, m.refused} {
 		ch <- d
 	}
 }
@@ -74,4 +81,10 @@ func (m *alertMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.queued, prometheus.GaugeValue, float64(v), k[0], k[1])
 	}
 	ch <- prometheus.MustNewConstMetric(m.rateLimited, prometheus.CounterValue, float64(limited))
+	var rev uint64
+	if src := m.svc.Source(context.Background()); src != nil {
+		rev = src.Revision
+	}
+	ch <- prometheus.MustNewConstMetric(m.revision, prometheus.GaugeValue, float64(rev))
+	ch <- prometheus.MustNewConstMetric(m.refused, prometheus.CounterValue, float64(m.svc.refused.Load()))
 }

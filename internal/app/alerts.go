@@ -9,7 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/alert"
 	"github.com/tether-hub/tether/internal/api"
@@ -20,26 +23,36 @@ import (
 // AlertHistoryFile is the alert transitions' file inside the data dir.
 const AlertHistoryFile = "alerts/history.jsonl"
 
-// alertService runs the alert rules of the rules file: the manager
-// evaluates, the dispatcher notifies, the history file remembers.
+// alertService runs the alert rules in force in the cluster (one node
+// alone is a cluster of one; alertrules.go): the manager evaluates, the
+// dispatcher notifies, the history file remembers.
 type alertService struct {
-	file string
-	opts func() alert.LoadOptions
-	mgr  *alert.Manager
-	disp *alert.Dispatcher
-	hist *alert.FileHistory
-	log  *slog.Logger
+	file      string // this node's --rules file ("" without)
+	node      string // names this node in the bucket's entries
+	clustered bool   // the start policy (alertrules.go)
+	kv        jetstream.KeyValue
+	retry     func(context.Context, func(context.Context) error) error
+	opts      func(file string) alert.LoadOptions
+	mgr       *alert.Manager
+	disp      *alert.Dispatcher
+	hist      *alert.FileHistory
+	log       *slog.Logger
+	refused   atomic.Uint64 // revisions and files that did not load
 
-	mu   sync.Mutex // one reload at a time
-	last api.ReloadResult
+	mu   sync.Mutex // one reload or apply at a time
+	seen uint64     // the newest bucket revision considered
+	// source is where the rules in force came from (nil: none); read
+	// without mu, so a scrape does not wait for a reload's write.
+	source atomic.Pointer[api.ReloadResult]
 }
 
 var _ api.AlertService = (*alertService)(nil)
 
-// startAlerts opens the history, loads the rules file (a file with
-// problems stops the start) and starts evaluating. It runs after the
-// metric and log sources exist; its stop runs before the broker's, so
-// the shutdown's disconnects fire nothing.
+// startAlerts opens the history, puts the rules of the start in force
+// (a rules file with problems stops the start; alertrules.go) and starts
+// evaluating and watching the cluster's rules. It runs after the metric
+// and log sources exist; its stop runs before the broker's, so the
+// shutdown's disconnects fire nothing.
 func (a *App) startAlerts(ctx context.Context) error {
 	now := time.Now()
 	hist, skipped, err := alert.OpenFileHistory(filepath.Join(a.cfg.DataDir, AlertHistoryFile), alert.DefaultRetention, now)
@@ -61,26 +74,34 @@ func (a *App) startAlerts(ctx context.Context) error {
 		Notify:  a.clusterNotify(disp.Notify),
 		History: hist,
 		Logger:  log,
+		// The same on every node: an alert keeps its id when the alerts
+		// lead moves between its Fired and its Resolved.
+		IDSeed: events.Resource{}.ID(a.cfg.HubName),
 	})
 	if err != nil {
 		hist.Close()
 		return err
 	}
-	a.alerts = &alertService{file: a.cfg.RulesFile, opts: a.rulesLoadOptions, mgr: mgr, disp: disp, hist: hist, log: log}
-	if a.cfg.RulesFile != "" {
-		if _, err := a.alerts.Reload(ctx); err != nil {
-			disp.Close(ctx)
-			hist.Close()
-			return err
-		}
-	} else if err := mgr.SetRules(nil); err != nil { // resolves what was fired by rules no longer served
+	a.alerts = &alertService{file: a.cfg.RulesFile, node: a.nodeLabel(), clustered: a.cfg.Cluster.On(),
+		kv: a.journal.AlertRules, retry: a.journal.UntilReady, opts: a.rulesLoadOptions,
+		mgr: mgr, disp: disp, hist: hist, log: log}
+	runCtx, cancel := context.WithCancel(context.Background())
+	var watched <-chan struct{}
+	err = a.alerts.start(ctx)
+	if err == nil {
+		watched, err = a.alerts.watch(runCtx)
+	}
+	if err != nil {
+		cancel()
+		disp.Close(ctx)
+		hist.Close()
 		return err
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { mgr.Run(runCtx); close(done) }()
 	a.onStop(func(ctx context.Context) error {
 		cancel()
+		<-watched
 		<-done
 		// Queued notifications get a moment to go out, not the whole
 		// shutdown budget.
@@ -99,11 +120,23 @@ func (a *App) startAlerts(ctx context.Context) error {
 	return nil
 }
 
+// nodeLabel names this node in the rules bucket: its cluster name, or
+// the host's name when alone.
+func (a *App) nodeLabel() string {
+	if a.cfg.Cluster.On() {
+		return a.cfg.Cluster.NodeName
+	}
+	if h, err := os.Hostname(); err == nil {
+		return h
+	}
+	return a.cfg.HubName
+}
+
 // rulesLoadOptions are the checks of a rules file on this hub: the
 // password from the environment, plus what the metric and log sources
-// know.
-func (a *App) rulesLoadOptions() alert.LoadOptions {
-	o := RulesCheckOptions(a.cfg.RulesFile)
+// know. file names the source in messages.
+func (a *App) rulesLoadOptions(file string) alert.LoadOptions {
+	o := RulesCheckOptions(file)
 	o.Getenv = os.LookupEnv
 	return o
 }
@@ -140,28 +173,50 @@ func (a *App) ReloadRules(ctx context.Context) (api.ReloadResult, error) {
 // Alerts is the alert manager (for tests and the CLI banner).
 func (a *App) Alerts() *alert.Manager { return a.alerts.mgr }
 
-func (s *alertService) Reload(_ context.Context) (api.ReloadResult, error) {
+// Reload reads this node's rules file, checks it and publishes it to the
+// cluster's bucket, then puts it in force here; the other nodes follow
+// from their watches. Problems, or a bucket that does not take the
+// write, change nothing anywhere.
+func (s *alertService) Reload(ctx context.Context) (api.ReloadResult, error) {
 	if s.file == "" {
 		return api.ReloadResult{}, api.ErrNoRulesFile
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	data, err := os.ReadFile(s.file)
+	p, cfg, err := s.readFile(time.Now())
 	if err != nil {
-		return api.ReloadResult{}, fmt.Errorf("rules file: %w", err)
-	}
-	cfg, err := alert.Load(data, s.opts())
-	if err != nil {
+		s.refused.Add(1)
 		s.log.Error("alert rules not loaded; the rules in force are unchanged", "file", s.file, "err", err)
 		return api.ReloadResult{}, err
 	}
-	s.disp.SetGroups(cfg.ActionGroups, cfg.SMTP)
-	if err := s.mgr.SetRules(cfg.Rules); err != nil {
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rev, err := s.publish(pctx, p, false)
+	if err != nil {
+		err = fmt.Errorf("alert rules not published to the cluster (bucket %s); the rules in force are unchanged: %w", s.kv.Bucket(), err)
+		s.log.Error(err.Error(), "file", s.file)
 		return api.ReloadResult{}, err
 	}
-	s.last = api.ReloadResult{File: s.file, Rules: len(cfg.Rules), ActionGroups: len(cfg.ActionGroups), LoadedAt: time.Now().UTC()}
-	s.log.Info("alert rules loaded", "file", s.file, "rules", len(cfg.Rules), "action_groups", len(cfg.ActionGroups))
-	return s.last, nil
+	res := api.ReloadResult{File: p.File, Rules: len(cfg.Rules), ActionGroups: len(cfg.ActionGroups), LoadedAt: p.LoadedAt, Revision: rev, LoadedBy: p.Node}
+	if rev <= s.seen {
+		// A newer revision from another node is in force already.
+		return res, nil
+	}
+	if err := s.setConfig(cfg, p, rev); err != nil {
+		return api.ReloadResult{}, err
+	}
+	s.log.Info("alert rules loaded and published to the cluster", "rules", p.describe(rev), "count", len(cfg.Rules), "action_groups", len(cfg.ActionGroups))
+	return res, nil
+}
+
+// Source is where the rules in force came from.
+func (s *alertService) Source(context.Context) *api.ReloadResult {
+	src := s.source.Load()
+	if src == nil {
+		return nil
+	}
+	c := *src
+	return &c
 }
 
 func (s *alertService) Rules(context.Context) []alert.RuleStatus { return s.mgr.Rules() }

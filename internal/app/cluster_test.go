@@ -43,6 +43,13 @@ func freePorts(t testing.TB, n int) []string {
 // JetStream cluster. They start together: each waits for a majority.
 func startCluster(t testing.TB) []*hub {
 	t.Helper()
+	return startClusterWith(t, nil)
+}
+
+// startClusterWith is startCluster with node i's config (0-based)
+// adjusted by configure.
+func startClusterWith(t testing.TB, configure func(i int, c *app.Config)) []*hub {
+	t.Helper()
 	routes := freePorts(t, 3)
 	hubs := make([]*hub, 3)
 	errs := make([]error, 3)
@@ -65,6 +72,9 @@ func startCluster(t testing.TB) []*hub {
 			ConnectTimeout: 2 * time.Second, CompactAfter: -1, NoThrottle: true,
 			Cluster: app.ClusterConfig{NodeName: fmt.Sprintf("n%d", i+1), Name: "test", Listen: routes[i], Peers: peers, Lease: 3 * time.Second,
 				Secret: "route-secret-of-the-test"},
+		}
+		if configure != nil {
+			configure(i, &cfg)
 		}
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", i+1)
 		a, err := app.New(cfg, log)

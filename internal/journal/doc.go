@@ -41,5 +41,6 @@
 //
 // KV buckets: tether_devices, tether_policies, tether_twins, tether_cas
 // (registry; tether_cas holds the CA certificates of X.509 devices),
-// tether_state (hub epoch for sequence numbers).
+// tether_state (hub epoch for sequence numbers), tether_alert_rules (the
+// alert rules file in force cluster-wide, with its last 10 revisions).
 package journal

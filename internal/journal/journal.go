@@ -52,6 +52,10 @@ type Journal struct {
 	// CAs holds the CA certificates registered for X.509 device
 	// authentication.
 	CAs jetstream.KeyValue
+	// AlertRules holds the alert rules file in force in the whole
+	// cluster (internal/app/alertrules.go); its history keeps the
+	// revisions before it.
+	AlertRules jetstream.KeyValue
 }
 
 // Open starts (or connects to) NATS and creates the streams and buckets if
@@ -213,6 +217,9 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 		return err
 	}
 	if j.CAs, err = kv("tether_cas", 1); err != nil {
+		return err
+	}
+	if j.AlertRules, err = kv("tether_alert_rules", 10); err != nil {
 		return err
 	}
 	if o.Replicas > 1 {
