@@ -688,7 +688,7 @@ func TestClusterSimNodeLossAndRollingRestart(t *testing.T) {
 		t.Skip("runs three hub processes with 1,500–6,000 simulated devices")
 	}
 	if !simInSuite && os.Getenv("TETHER_E2E_CLUSTER") != "1" {
-		t.Skip("in the bigger cluster run (TETHER_E2E_CLUSTER=1) until the delivery engine hands its parked messages back on stop (simInSuite)")
+		t.Skip("in the bigger cluster run (TETHER_E2E_CLUSTER=1) only (simInSuite)")
 	}
 	const lease = 5 * time.Second
 	nDevices := clusterFleet()

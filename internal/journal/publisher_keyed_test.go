@@ -81,6 +81,14 @@ func keyedOrder(t *testing.T, storedFirst bool) {
 	// other.
 	publish("e", "order.e.after", "e-1")
 	wait("e-1")
+	// d-2 is not reported stored while d-1 is not: a hand-over of the
+	// device to another node waits for its last event's Done, and must not
+	// go on while an earlier one can still be stored after it.
+	select {
+	case err := <-done["d-2"]:
+		t.Fatalf("d-2 finished (%v) while d-1 is unanswered", err)
+	default:
+	}
 	// The "election": the stream takes every subject, the subscriber goes,
 	// and the announcement retries d-1.
 	_ = sink.Unsubscribe()
