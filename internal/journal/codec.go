@@ -19,6 +19,7 @@ func ConnectionEventMsg(ev presence.ConnectionEvent) Msg {
 	return Msg{
 		Subject: ConnSubject(ev.DeviceID, string(ev.Kind)),
 		ID:      ev.ID,
+		Key:     ev.DeviceID, // a device's events are stored in the order they happened
 		Encode:  func() ([]byte, error) { return EncodeConnectionEvent(ev) },
 		Done:    ev.Recorded,
 	}

@@ -15,18 +15,24 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Msg is one message for the journal. Encode runs on the publisher's
-// goroutine, so callers on hot paths hand over values, not bytes.
+// Msg is one message for the journal. Encode runs on one of the
+// publisher's goroutines, so callers on hot paths hand over values, not
+// bytes.
 type Msg struct {
 	Subject string
 	ID      string // Nats-Msg-Id: the stream stores a retried publish once
-	Header  nats.Header
-	Encode  func() ([]byte, error)
-	Data    []byte // used when Encode is nil
+	// Key, when set, orders m behind every earlier message with the same
+	// key (a device's connection events): it is sent only once those are
+	// stored or given up on (publisher_keyed.go).
+	Key    string
+	Header nats.Header
+	Encode func() ([]byte, error)
+	Data   []byte // used when Encode is nil
 	// Done, when set, is called once, from one of the publisher's
 	// goroutines (acks come in publish order; a retried message's answer
-	// comes later): nil when the stream has stored m, else the reason it
-	// never will. It must not block.
+	// comes later, and before that of a later message with its Key): nil
+	// when the stream has stored m, else the reason it never will. It must
+	// not block.
 	Done func(error)
 }
 
@@ -39,7 +45,8 @@ type Msg struct {
 // runs only while publishes are outstanding. A publish the server
 // rejected, or whose ack does not come within ackTimeout, is retried
 // synchronously (same msg id), which is the only case where order can
-// differ from enqueue order.
+// differ from enqueue order; messages with the same Key keep theirs
+// (publisher_keyed.go).
 type Publisher struct {
 	js      jetstream.JetStream
 	nc      *nats.Conn
@@ -61,6 +68,9 @@ type Publisher struct {
 	pmu     sync.Mutex
 	pending map[uint64]*inflight
 	next    uint64
+
+	kmu  sync.Mutex
+	keys map[string][]Msg // keys with a message in flight → the messages waiting behind it
 
 	published atomic.Uint64
 	failed    atomic.Uint64
@@ -84,7 +94,7 @@ func NewPublisher(js jetstream.JetStream, capacity int, log *slog.Logger) *Publi
 	p := &Publisher{
 		js: js, nc: js.Conn(), log: log, queue: make(chan Msg, capacity), done: make(chan struct{}), closing: make(chan struct{}),
 		inbox: nats.NewInbox() + ".", slots: make(chan struct{}, window), retries: make(chan *inflight, window),
-		pending: map[uint64]*inflight{},
+		pending: map[uint64]*inflight{}, keys: map[string][]Msg{},
 	}
 	sub, err := p.nc.Subscribe(p.inbox+"*", p.onAck)
 	if err != nil {
@@ -130,14 +140,21 @@ func (p *Publisher) Failed() uint64    { return p.failed.Load() }
 type inflight struct {
 	msg  *nats.Msg
 	done func(error)
+	key  string
 	sent time.Time
 	err  error // why it is being retried
 }
 
-func (in *inflight) finish(err error) {
+// finish reports in's outcome, sends the next message waiting behind it
+// and gives its window slot back.
+func (p *Publisher) finish(in *inflight, err error) {
 	if in.done != nil {
 		in.done(err)
 	}
+	if in.key != "" {
+		p.unhold(in.key)
+	}
+	<-p.slots
 }
 
 func (p *Publisher) run() {
@@ -218,18 +235,26 @@ func (p *Publisher) drain(sw *sweeper) {
 	}
 }
 
-// send encodes m and publishes it with this publisher's ack inbox as the
-// reply subject. It holds a window slot, given back when m is finished.
+// send publishes m, or queues it behind an unfinished message with its
+// key. It holds a window slot, given back when m is finished.
 func (p *Publisher) send(m Msg) {
-	in := &inflight{done: m.Done}
+	if m.Key != "" && p.hold(m) {
+		return
+	}
+	p.transmit(m)
+}
+
+// transmit encodes m and publishes it with this publisher's ack inbox as
+// the reply subject.
+func (p *Publisher) transmit(m Msg) {
+	in := &inflight{done: m.Done, key: m.Key}
 	data := m.Data
 	if m.Encode != nil {
 		var err error
 		if data, err = m.Encode(); err != nil {
 			p.failed.Add(1)
 			p.log.Error("journal: encoding message", "subject", m.Subject, "err", err)
-			in.finish(err)
-			<-p.slots
+			p.finish(in, err)
 			return
 		}
 	}
@@ -283,8 +308,7 @@ func (p *Publisher) onAck(ack *nats.Msg) {
 		return
 	}
 	p.published.Add(1)
-	in.finish(nil)
-	<-p.slots
+	p.finish(in, nil)
 }
 
 // retryLater hands a publish that failed to the retrier, so that its retries
@@ -299,8 +323,7 @@ func (p *Publisher) retryLater(in *inflight, err error) {
 // retrier retries failed publishes one at a time, in the order they failed.
 func (p *Publisher) retrier() {
 	for in := range p.retries {
-		in.finish(p.retry(in.msg, in.err))
-		<-p.slots
+		p.finish(in, p.retry(in.msg, in.err))
 	}
 }
 

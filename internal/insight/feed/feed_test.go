@@ -75,7 +75,12 @@ func publish(t testing.TB, j *journal.Journal, evs []presence.ConnectionEvent) {
 	t.Helper()
 	p := journal.NewPublisher(j.JS, 1<<16, slog.New(slog.DiscardHandler))
 	for _, ev := range evs {
-		if err := p.Publish(journal.ConnectionEventMsg(ev)); err != nil {
+		// A replayed history is stored in the order given. Keyed (by
+		// device), a device's next event would wait for its previous
+		// one's ack and land behind other devices' later events.
+		m := journal.ConnectionEventMsg(ev)
+		m.Key = ""
+		if err := p.Publish(m); err != nil {
 			t.Fatal(err)
 		}
 	}
