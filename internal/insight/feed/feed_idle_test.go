@@ -100,16 +100,6 @@ func TestFeedSavesOnlyAChangedState(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	waitSaves := func(n uint64) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for f.Status().Saves != n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d saves, want %d", f.Status().Saves, n)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
 	idle := func(saves uint64) {
 		t.Helper()
 		if f.Engine().Waiting() {
@@ -123,12 +113,19 @@ func TestFeedSavesOnlyAChangedState(t *testing.T) {
 		}
 	}
 	idle(0)
-	// Events applied: the next save comes after SaveEvery.
+	// Events applied: they are saved, at the latest at the first tick
+	// SaveEvery on. The last save was long ago, so a tick that came while
+	// the burst was only partly applied saved at once, and the rest is
+	// saved at that later tick: one save or two, then none while idle.
 	publish(t, j, history(10, 5, time.Now().Add(-time.Hour), 3))
 	waitApplied(t, f, 10)
 	tickAfter(time.Minute)
-	waitSaves(1)
-	idle(1)
+	tickAfter(0) // a tick counted after the one above has ended, its save too
+	saves := f.Status().Saves
+	if saves < 1 || saves > 2 {
+		t.Fatalf("%d saves after the events were applied, want 1 or 2", saves)
+	}
+	idle(saves)
 }
 
 // flapEvents are a device's ten network drops and reconnects, two minutes
