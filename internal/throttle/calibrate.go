@@ -15,19 +15,24 @@ import (
 // is the hub's own code, measured with the connect benchmarks as the hub's
 // CPU from the first dial until it is idle again (the journal, the
 // Connections log, metrics and insights included), divided by the
-// connects. On 2026-12-07, main 0c643f9, the 2-core benchmark machine
-// (AMD EPYC, shared), quiet (bench/README.md, "Session 11 … (accept11)"):
+// connects. Quiet runs of 2026-12-07 on main 0c643f9 (the connect path of
+// 72f0429), the 2-core benchmark machine (AMD EPYC, shared):
 //
-//	BENCH_SUITE_ARGS='-storms=false -no-eventlat -idle-tcp' bench/run   # 10,000 plain TCP held
-//	BENCH_STEPS=suite bench/run                                         # storms of 5,000, TLS 1.2
+//	storm -n 5000 -c 200 -modes tcp,tls12 -reps 2 -brokers bare,tether ...   # bench/results/2026-12-07-session11-broker11-storm-quiet.md
+//	BENCH_SUITE_ARGS='-storms=false -no-eventlat -idle-tcp' bench/run        # 10,000 plain TCP held (accept11)
+//	BENCH_STEPS=suite bench/run                                              # storms of 5,000 (accept11)
 //
-// plain TCP 233 µs per connect with what it leaves behind; TLS 1.2 ~400 µs
-// (338–396 in the storms), of which the dev certificate's ECDSA P-256
-// signature and X25519 key agreement are ~125 µs (the start log's
-// "495 µs a connect" less the old 370 µs).
+// plain TCP 164–233 µs per connect (storm: 176 until idle, 164 on the
+// broker11 branch; suite storms 198 and 202 during the storm; 233 with
+// what it leaves behind with 10,000 held), TLS 1.2 300–406 µs (storm: 300
+// until idle, 307 on broker11; suite 338 and 396; 391 and 406 with
+// 10,000 held), of which the dev
+// certificate's ECDSA P-256 signature and X25519 key agreement are
+// ~122 µs (handshakeCost on that machine). The prices are the upper end:
+// 235 µs plain, 235 + 40 µs + the key's work TLS (~400 µs).
 // Not in the price: what subscriptions cost per event (a webhook POST per
-// connect and per disconnect: eventlat's CPU per cycle) and the device's
-// later disconnect.
+// connect and per disconnect: eventlat's CPU per cycle, ~400–500 µs for
+// both events) and the device's later disconnect.
 const (
 	// PlainConnectCost is a plain-TCP connect: accept, the CONNECT, the
 	// SAS check, presence, the journal append, and the log record,
