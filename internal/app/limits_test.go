@@ -1,9 +1,7 @@
 package app
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"crypto/ed25519"
 	"math"
 	"testing"
 	"time"
@@ -11,11 +9,12 @@ import (
 	"github.com/tether-hub/tether/internal/throttle"
 )
 
-// An unset connect rate is sized per transport; a configured one with no
-// plain-TCP rate applies to every connection; negative values turn a rate
-// off.
+// An unset connect rate is sized per transport (TLS at the key's cost,
+// plain TCP at its own, lower one); a configured one with no plain-TCP
+// rate applies to every connection, as before per-transport prices;
+// negative values turn a rate off.
 func TestLimitsSizeConnectsPerTransport(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, key, err := ed25519.GenerateKey(nil) // any server key: the sizing times its signature
 	if err != nil {
 		t.Fatal(err)
 	}
