@@ -11,7 +11,8 @@ import (
 // limit off.
 func addLimitFlags(f *pflag.FlagSet, cfg *app.Config) {
 	l := &cfg.Limits
-	f.Float64Var(&l.ConnectRate, "max-connect-rate", 0, "new connections a second, hub-wide (0: sized at start to the cores and the server key, see the log; negative: off)")
+	f.Float64Var(&l.ConnectRate, "max-connect-rate", 0, "new connections a second, hub-wide, each priced as a TLS handshake (0: sized at start to the cores and the server key, see the log; negative: off)")
+	f.Float64Var(&l.PlainConnectRate, "max-plain-connect-rate", 0, "new plain-TCP connections a second, hub-wide, sharing --max-connect-rate's budget at their own price (0: sized at start with it, or the same rate when that is set; negative: no limit)")
 	f.IntVar(&l.ConnectBurst, "connect-burst", 0, "new connections at once beyond the rate (0: one second's worth)")
 	f.DurationVar(&l.ConnectQueue, "connect-queue", app.DefaultConnectQueue, "how long a new connection may wait for its turn under --max-connect-rate before it is refused")
 	f.Float64Var(&l.AddressRate, "max-address-connect-rate", 0, "new connections a second per source address (0: off; devices behind one NAT share an address)")

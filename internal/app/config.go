@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"path/filepath"
 	"runtime"
@@ -101,8 +102,8 @@ type Config struct {
 	NoThrottle bool
 }
 
-// Default limits (docs/sizing.md says why). The hub-wide connect rate is
-// throttle.DefaultConnectRate; the handshake cap handshakeSeconds of it,
+// Default limits (docs/sizing.md says why). The hub-wide connect rates
+// are throttle.DefaultConnectRates; the handshake cap handshakeSeconds of it,
 // at least minHandshakes. The cap bounds handshakes in progress, not CPU
 // (the rate does that): at the rate R with handshakes taking L seconds,
 // R·L are in progress, so a cap of one second's worth throttled below the
@@ -181,19 +182,29 @@ func (c *Config) Defaults() {
 }
 
 // limits are the Limits in force: defaults sized to this machine with
-// key (the server's private key) for the unset connect rate and handshake
-// cap, negative fields (and everything under NoThrottle) off.
-func (c *Config) limits(key crypto.Signer) (throttle.Limits, time.Duration) {
+// key (the server's private key) for the unset connect rates and
+// handshake cap, negative fields (and everything under NoThrottle) off.
+// An unset connect rate is sized per transport (a TLS connect and a
+// plain-TCP one, throttle.DefaultConnectRates), and sized says so; a
+// configured one with no plain-TCP rate applies to every connection.
+func (c *Config) limits(key crypto.Signer) (l throttle.Limits, sized *throttle.Sizing) {
 	if c.NoThrottle {
-		return throttle.Limits{}, 0
+		return throttle.Limits{}, nil
 	}
-	l := c.Limits
-	var cost time.Duration
+	l = c.Limits
 	if l.ConnectRate == 0 && key != nil {
-		l.ConnectRate, cost = throttle.DefaultConnectRate(key, runtime.GOMAXPROCS(0))
+		s := throttle.DefaultConnectRates(key, runtime.GOMAXPROCS(0))
+		sized = &s
+		l.ConnectRate = s.TLSRate
+		if l.PlainConnectRate == 0 {
+			l.PlainConnectRate = s.PlainRate
+		}
 	}
 	if l.Handshakes == 0 && l.ConnectRate > 0 {
 		l.Handshakes = max(minHandshakes, int(handshakeSeconds*l.ConnectRate))
+	}
+	if l.PlainConnectRate < 0 {
+		l.PlainConnectRate = math.Inf(1) // plain connects take no turn
 	}
 	off := func(v *float64) {
 		if *v < 0 {
@@ -209,7 +220,7 @@ func (c *Config) limits(key crypto.Signer) (throttle.Limits, time.Duration) {
 		*n = max(*n, 0)
 	}
 	l.DailyQuota = max(l.DailyQuota, 0)
-	return l, cost
+	return l, sized
 }
 
 // allowLoopbackEndpoints resolves AllowLoopbackEndpoints.

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/tls"
 	"fmt"
+	"math"
 	"runtime"
 	"time"
 
@@ -19,7 +20,7 @@ func (a *App) buildLimiter(tlsConf *tls.Config) error {
 	if len(tlsConf.Certificates) > 0 {
 		key, _ = tlsConf.Certificates[0].PrivateKey.(crypto.Signer)
 	}
-	l, cost := a.cfg.limits(key)
+	l, sized := a.cfg.limits(key)
 	lim, err := throttle.New(l, time.Now())
 	if err != nil {
 		return fmt.Errorf("limits: %w", err)
@@ -31,14 +32,26 @@ func (a *App) buildLimiter(tlsConf *tls.Config) error {
 		return nil
 	}
 	rateSource := "configured"
-	if cost > 0 {
-		rateSource = fmt.Sprintf("sized to this machine: %s a connect, half of %d cores", cost.Round(time.Microsecond), runtime.GOMAXPROCS(0))
+	if sized != nil {
+		rateSource = fmt.Sprintf("sized to this machine: %s a TLS connect, %s a plain-TCP one, half of %d cores",
+			sized.TLSCost.Round(time.Microsecond), sized.PlainCost.Round(time.Microsecond), runtime.GOMAXPROCS(0))
 	}
-	a.log.Info("throttling", "connect_rate", fmt.Sprintf("%.0f/s", l.ConnectRate), "rate", rateSource,
-		"connect_burst", l.ConnectBurst, "connect_queue", l.ConnectQueue, "handshakes", l.Handshakes, "per_address", l.AddressRate,
+	a.log.Info("throttling", "connect_rate", fmt.Sprintf("%.0f/s", l.ConnectRate), "plain_connect_rate", plainRate(l),
+		"rate", rateSource, "connect_burst", l.ConnectBurst, "connect_queue", l.ConnectQueue, "handshakes", l.Handshakes, "per_address", l.AddressRate,
 		"per_device", fmt.Sprintf("%g/s burst %d", l.DeviceRate, l.DeviceBurst),
 		"device_messages", l.MessageRate, "hub_messages", l.HubMessageRate, "daily_quota", l.DailyQuota)
 	return nil
+}
+
+// plainRate says what the hub-wide rate allows plain-TCP connections.
+func plainRate(l throttle.Limits) string {
+	switch {
+	case math.IsInf(l.PlainConnectRate, 1) || l.ConnectRate == 0 && l.PlainConnectRate == 0:
+		return "off"
+	case l.PlainConnectRate == 0:
+		return "as connect_rate"
+	}
+	return fmt.Sprintf("%.0f/s", l.PlainConnectRate)
 }
 
 // Limits are the throttles in force (zero fields: off).

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"time"
 
@@ -49,11 +50,18 @@ func hostOf(remote string) string {
 	return remote
 }
 
-// throttleConnection applies the new-connection limits, waiting for the
-// connection's turn if the hub-wide rate says so; nil admits it.
+// throttleConnection applies the new-connection limits to a connection
+// the TLS listener did not judge, waiting for its turn if the hub-wide
+// rate says so; nil admits it. A WebSocket connection is priced as a TLS
+// one (the HTTPS server did its handshake), a plain-TCP one at its own,
+// lower price.
 func (s *session) throttleConnection(beforeHandshake bool) *refusal {
 	b := s.b
-	wait, scope := b.opts.Throttle.Connection(hostOf(s.remote), time.Now())
+	kind := throttle.ConnectPlain
+	if s.proto() == protoMQTTWS {
+		kind = throttle.ConnectTLS
+	}
+	wait, scope := b.opts.Throttle.Connection(hostOf(s.remote), kind, time.Now())
 	if scope != throttle.ScopeNone {
 		return b.connectionRefusal(scope, beforeHandshake)
 	}
@@ -73,7 +81,7 @@ var shutdownRefusal = &refusal{v3: packets.Err3ServerUnavailable, v5: packets.Er
 // have to wait for its turn, which its own goroutine does.
 func (b *Broker) admitAccepted(c net.Conn) (wait time.Duration, ok bool) {
 	remote := c.RemoteAddr().String()
-	wait, scope := b.opts.Throttle.Connection(hostOf(remote), time.Now())
+	wait, scope := b.opts.Throttle.Connection(hostOf(remote), throttle.ConnectTLS, time.Now())
 	if scope == throttle.ScopeNone {
 		return wait, true
 	}
@@ -125,7 +133,7 @@ func newThrottleRefusals(l throttle.Limits) *throttleRefusals {
 	t := &throttleRefusals{after: map[throttle.Scope]*refusal{}, before: map[throttle.Scope]*refusal{}}
 	t.after[throttle.ScopeHub] = &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrServerBusy,
 		reason: presence.ReasonThrottledHub, result: presence.ResultThrottled,
-		detail: fmt.Sprintf("the hub takes %s new connections a second (burst %d) and had no turn for this one within %s; retry with back-off", rate(l.ConnectRate), l.ConnectBurst, l.ConnectQueue)}
+		detail: fmt.Sprintf("the hub takes %s a second (burst %d) and had no turn for this one within %s; retry with back-off", hubRates(l), l.ConnectBurst, l.ConnectQueue)}
 	t.after[throttle.ScopeAddress] = &refusal{v3: packets.Err3ServerUnavailable, v5: packets.ErrQuotaExceeded,
 		reason: presence.ReasonThrottledAddress, result: presence.ResultThrottled,
 		detail: fmt.Sprintf("the source address opens more than %s new connections a second (burst %d); retry with back-off", rate(l.AddressRate), l.AddressBurst)}
@@ -156,6 +164,20 @@ func (b *Broker) connectionRefusal(scope throttle.Scope, beforeHandshake bool) *
 func (b *Broker) deviceThrottled() *refusal { return b.throttled.device }
 
 func rate(r float64) string { return fmt.Sprintf("%g", r) }
+
+// hubRates says what the hub-wide connect rates admit.
+func hubRates(l throttle.Limits) string {
+	switch p := l.PlainConnectRate; {
+	case l.ConnectRate == 0:
+		return rate(p) + " plain-TCP connections"
+	case p == 0:
+		return rate(l.ConnectRate) + " new connections"
+	case math.IsInf(p, 1):
+		return rate(l.ConnectRate) + " TLS or WebSocket connections (plain TCP: no limit)"
+	default:
+		return fmt.Sprintf("%s TLS or WebSocket connections or %s plain-TCP ones", rate(l.ConnectRate), rate(p))
+	}
+}
 
 // throttleMessage admits one D2C message of the session's device, holding
 // the reader back for its turn. over: the session ends for c; dropped:

@@ -16,24 +16,28 @@ type state struct {
 	owedSince int64
 }
 
-// reserve refills s to now and takes a token if one is free now, or will
-// be within maxWait while the limit has been violated for no longer than
-// maxViolation; it returns the wait. Nothing is taken when it refuses.
-func (s *state) reserve(rate, burst float64, now int64, maxWait, maxViolation time.Duration) (time.Duration, bool) {
+// reserve refills s to now and takes cost tokens if they are there now,
+// or will be within maxWait while the limit has been violated for no
+// longer than maxViolation; it returns the wait. Nothing is taken when it
+// refuses. A cost of 0 is always granted at once.
+func (s *state) reserve(cost, rate, burst float64, now int64, maxWait, maxViolation time.Duration) (time.Duration, bool) {
+	if cost <= 0 {
+		return 0, true
+	}
 	s.refill(rate, burst, now)
-	if s.tokens >= 1 {
-		s.tokens--
+	if s.tokens >= cost {
+		s.tokens -= cost
 		s.owedSince = 0
 		return 0, true
 	}
 	if s.owedSince == 0 {
 		s.owedSince = now
 	}
-	wait := time.Duration((1 - s.tokens) / rate * float64(time.Second))
+	wait := time.Duration((cost - s.tokens) / rate * float64(time.Second))
 	if wait > maxWait || time.Duration(now-s.owedSince) > maxViolation {
 		return wait, false
 	}
-	s.tokens--
+	s.tokens -= cost
 	return wait, true
 }
 
@@ -68,12 +72,18 @@ func NewBucket(rate float64, burst int, now time.Time) *Bucket {
 // before using it; ok is false (and nothing is taken) when the wait would
 // be longer than maxWait. A nil Bucket never limits.
 func (b *Bucket) Reserve(now time.Time, maxWait time.Duration) (wait time.Duration, ok bool) {
+	return b.ReserveN(1, now, maxWait)
+}
+
+// ReserveN is Reserve for something that costs n tokens (n may be a
+// fraction: a connect cheaper than the one the rate is counted in).
+func (b *Bucket) ReserveN(n float64, now time.Time, maxWait time.Duration) (wait time.Duration, ok bool) {
 	if b == nil {
 		return 0, true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.s.reserve(b.rate, b.burst, now.UnixNano(), maxWait, forever)
+	return b.s.reserve(n, b.rate, b.burst, now.UnixNano(), maxWait, forever)
 }
 
 // keyedShards spreads keys over independently locked maps.
@@ -133,7 +143,7 @@ func (k *Keyed) Shape(key string, now time.Time, maxWait, maxViolation time.Dura
 		s = &state{tokens: k.burst, last: n}
 		sh.m[key] = s
 	}
-	return s.reserve(k.rate, k.burst, n, maxWait, maxViolation)
+	return s.reserve(1, k.rate, k.burst, n, maxWait, maxViolation)
 }
 
 // Sweep drops the buckets that have refilled (they would be created full

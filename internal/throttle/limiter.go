@@ -3,6 +3,7 @@ package throttle
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -11,9 +12,17 @@ import (
 type Limits struct {
 	// ConnectRate is the hub-wide rate of new connections a second (IoT
 	// Hub: 100/s per S1 unit; here sized to what the machine handshakes,
-	// see DefaultConnectRate); ConnectBurst how many may come at once.
+	// see DefaultConnectRates); ConnectBurst how many may come at once.
+	// A connection with a TLS handshake of its own or done by the HTTPS
+	// server (WebSockets) takes a whole turn under it.
 	ConnectRate  float64
 	ConnectBurst int
+	// PlainConnectRate is the hub-wide rate of plain-TCP connections,
+	// which have no handshake and cost the hub less: both kinds share one
+	// bucket (the CPU), a plain connection taking ConnectRate ÷
+	// PlainConnectRate of a turn. 0: the same as ConnectRate (one price
+	// for every connection); +Inf: plain connections take no turn.
+	PlainConnectRate float64
 	// ConnectQueue is how long a new connection may wait for its turn
 	// under ConnectRate (traffic shaping) before it is refused.
 	ConnectQueue time.Duration
@@ -47,12 +56,13 @@ type Limits struct {
 func (l Limits) Validate() error {
 	var errs []error
 	for _, r := range []struct {
-		name string
-		v    float64
-	}{{"connect rate", l.ConnectRate}, {"address rate", l.AddressRate}, {"device rate", l.DeviceRate},
-		{"message rate", l.MessageRate}, {"hub message rate", l.HubMessageRate}} {
-		if r.v < 0 {
-			errs = append(errs, fmt.Errorf("%s %v: must not be negative (0 turns it off)", r.name, r.v))
+		name, zero string
+		v          float64
+	}{{"connect rate", "turns it off", l.ConnectRate}, {"plain connect rate", "prices plain TCP as TLS", l.PlainConnectRate},
+		{"address rate", "turns it off", l.AddressRate}, {"device rate", "turns it off", l.DeviceRate},
+		{"message rate", "turns it off", l.MessageRate}, {"hub message rate", "turns it off", l.HubMessageRate}} {
+		if r.v < 0 || math.IsNaN(r.v) {
+			errs = append(errs, fmt.Errorf("%s %v: must not be negative (0 %s)", r.name, r.v, r.zero))
 		}
 	}
 	for _, n := range []struct {
@@ -89,8 +99,10 @@ const (
 // Limiter applies Limits. Its methods are safe for concurrent use; a nil
 // Limiter limits nothing.
 type Limiter struct {
-	l         Limits
-	hub       *Bucket
+	l   Limits
+	hub *Bucket
+	// cost is the turns under hub one new connection takes, by kind.
+	cost      [2]float64
 	addresses *Keyed
 	devices   *Keyed
 	handshake *Gate
@@ -104,12 +116,13 @@ func New(l Limits, now time.Time) (*Limiter, error) {
 	if err := l.Validate(); err != nil {
 		return nil, err
 	}
+	hubRate, cost := connectPrices(l)
 	// Unset bursts are one second's worth of their rate (0 where the
 	// limit is off), so Limits tells what is in force.
 	for _, b := range []struct {
 		burst *int
 		rate  float64
-	}{{&l.ConnectBurst, l.ConnectRate}, {&l.AddressBurst, l.AddressRate}, {&l.DeviceBurst, l.DeviceRate},
+	}{{&l.ConnectBurst, hubRate}, {&l.AddressBurst, l.AddressRate}, {&l.DeviceBurst, l.DeviceRate},
 		{&l.MessageBurst, l.MessageRate}, {&l.HubMessageBurst, l.HubMessageRate}} {
 		if b.rate > 0 {
 			*b.burst = burstOr(*b.burst, b.rate)
@@ -119,7 +132,8 @@ func New(l Limits, now time.Time) (*Limiter, error) {
 	}
 	return &Limiter{
 		l:         l,
-		hub:       NewBucket(l.ConnectRate, l.ConnectBurst, now),
+		hub:       NewBucket(hubRate, l.ConnectBurst, now),
+		cost:      cost,
 		addresses: NewKeyed(l.AddressRate, l.AddressBurst),
 		devices:   NewKeyed(l.DeviceRate, l.DeviceBurst),
 		handshake: NewGate(l.Handshakes),
@@ -127,6 +141,40 @@ func New(l Limits, now time.Time) (*Limiter, error) {
 		msgHub:    NewBucket(l.HubMessageRate, l.HubMessageBurst, now),
 		quota:     NewDailyQuota(l.DailyQuota),
 	}, nil
+}
+
+// ConnectKind says what a new connection costs the hub: a TLS handshake
+// (its own, or the HTTPS server's for WebSockets) or none.
+type ConnectKind int
+
+const (
+	ConnectTLS   ConnectKind = iota // MQTT over TLS, MQTT over WebSockets
+	ConnectPlain                    // MQTT over plain TCP
+)
+
+// connectPrices are the hub bucket's rate and what a connection of each
+// kind takes from it. The bucket counts in the turns of ConnectRate (a
+// TLS connect takes 1, a plain one ConnectRate ÷ PlainConnectRate); with
+// ConnectRate off and PlainConnectRate set, it counts plain connects and
+// TLS ones are free. A rate of 0 for the bucket: no hub-wide limit.
+func connectPrices(l Limits) (rate float64, cost [2]float64) {
+	tls, plain := l.ConnectRate, l.PlainConnectRate
+	if plain == 0 {
+		plain = tls
+	}
+	rate = tls
+	if rate == 0 && !math.IsInf(plain, 1) {
+		rate = plain
+	}
+	if rate == 0 {
+		return 0, cost
+	}
+	for kind, r := range [2]float64{ConnectTLS: tls, ConnectPlain: plain} {
+		if r > 0 {
+			cost[kind] = rate / r // +Inf: 0
+		}
+	}
+	return rate, cost
 }
 
 // burstOr is burst, or one second's worth of rate when unset.
@@ -145,18 +193,18 @@ func (t *Limiter) Limits() Limits {
 	return t.l
 }
 
-// Connection admits a new connection from address (the source IP): its
-// address's bucket first (no wait), then the hub-wide rate, waiting up to
-// ConnectQueue for a turn. It returns the wait before going on, or the
-// scope that refused it.
-func (t *Limiter) Connection(address string, now time.Time) (time.Duration, Scope) {
+// Connection admits a new connection of kind from address (the source
+// IP): its address's bucket first (no wait), then the hub-wide rate at
+// kind's price, waiting up to ConnectQueue for a turn. It returns the
+// wait before going on, or the scope that refused it.
+func (t *Limiter) Connection(address string, kind ConnectKind, now time.Time) (time.Duration, Scope) {
 	if t == nil {
 		return 0, ScopeNone
 	}
 	if _, ok := t.addresses.Reserve(address, now, 0); !ok {
 		return 0, ScopeAddress
 	}
-	wait, ok := t.hub.Reserve(now, t.l.ConnectQueue)
+	wait, ok := t.hub.ReserveN(t.cost[kind], now, t.l.ConnectQueue)
 	if !ok {
 		return 0, ScopeHub
 	}

@@ -171,25 +171,26 @@ func TestLimiter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Hub-wide: one now, one in 100 ms, then refused (the next is 200 ms away).
-	if w, s := l.Connection("10.0.0.1", t0); w != 0 || s != ScopeNone {
+	// Hub-wide: one now, one in 100 ms, then refused (the next is 200 ms
+	// away). No plain-TCP rate of its own: a plain connect takes a turn.
+	if w, s := l.Connection("10.0.0.1", ConnectTLS, t0); w != 0 || s != ScopeNone {
 		t.Fatalf("first: %v %s", w, s)
 	}
-	if w, s := l.Connection("10.0.0.2", t0); w != 100*time.Millisecond || s != ScopeNone {
+	if w, s := l.Connection("10.0.0.2", ConnectPlain, t0); w != 100*time.Millisecond || s != ScopeNone {
 		t.Fatalf("second: %v %s", w, s)
 	}
-	if _, s := l.Connection("10.0.0.3", t0); s != ScopeHub {
+	if _, s := l.Connection("10.0.0.3", ConnectTLS, t0); s != ScopeHub {
 		t.Fatalf("third: %s", s)
 	}
 	// Per address (1/s, 3 saved): three more 200 ms apart, then it is
 	// refused, before the hub-wide rate (which would admit it) is asked.
 	later := t0.Add(time.Second)
 	for i := range 3 {
-		if _, s := l.Connection("10.0.0.1", later.Add(time.Duration(i)*200*time.Millisecond)); s != ScopeNone {
+		if _, s := l.Connection("10.0.0.1", ConnectTLS, later.Add(time.Duration(i)*200*time.Millisecond)); s != ScopeNone {
 			t.Fatalf("connection %d from one address: %s", i, s)
 		}
 	}
-	if _, s := l.Connection("10.0.0.1", later.Add(600*time.Millisecond)); s != ScopeAddress {
+	if _, s := l.Connection("10.0.0.1", ConnectTLS, later.Add(600*time.Millisecond)); s != ScopeAddress {
 		t.Fatalf("fourth from one address: %s", s)
 	}
 	if !l.DeviceConnect("d1", t0) || l.DeviceConnect("d1", t0) || !l.DeviceConnect("d2", t0) {
@@ -213,14 +214,14 @@ func TestLimiter(t *testing.T) {
 		t.Fatalf("over the quota: %s, used %d", s, l.QuotaUsed(t0))
 	}
 	var off *Limiter
-	if w, s := off.Connection("x", t0); w != 0 || s != ScopeNone || !off.DeviceConnect("d", t0) || !off.Handshake(nil) {
+	if w, s := off.Connection("x", ConnectPlain, t0); w != 0 || s != ScopeNone || !off.DeviceConnect("d", t0) || !off.Handshake(nil) {
 		t.Fatal("a nil limiter limits")
 	}
 }
 
 func TestLimitsValidate(t *testing.T) {
-	err := Limits{ConnectRate: -1, DeviceBurst: -2, MessageQueue: -time.Second, DailyQuota: -5}.Validate()
-	for _, want := range []string{"connect rate -1", "device burst -2", "queue waits", "daily quota -5"} {
+	err := Limits{ConnectRate: -1, PlainConnectRate: -3, DeviceBurst: -2, MessageQueue: -time.Second, DailyQuota: -5}.Validate()
+	for _, want := range []string{"connect rate -1", "plain connect rate -3", "device burst -2", "queue waits", "daily quota -5"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v lacks %q", err, want)
 		}
@@ -231,15 +232,16 @@ func TestLimitsValidate(t *testing.T) {
 }
 
 // The calibration measures a handshake's public-key work for any key kind
-// and turns it into a rate; which kind costs more is a timing and is not
+// and turns it into rates; which kind costs more is a timing and is not
 // asserted (a loaded machine can reorder them).
-func TestDefaultConnectRate(t *testing.T) {
+func TestDefaultConnectRates(t *testing.T) {
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	for _, key := range []crypto.Signer{ec, rsaKey} {
-		rate, cost := DefaultConnectRate(key, 2)
-		if cost <= ConnectOverhead || rate <= 0 || rate != connectRate(cost, 2) {
-			t.Fatalf("%T: cost %v (overhead %v) → %.0f/s", key, cost, ConnectOverhead, rate)
+		s := DefaultConnectRates(key, 2)
+		if s.TLSCost <= TLSConnectOverhead+PlainConnectCost || s.TLSRate <= 0 || s.TLSRate != connectRate(s.TLSCost, 2) ||
+			s.PlainCost != PlainConnectCost || s.PlainRate != connectRate(PlainConnectCost, 2) {
+			t.Fatalf("%T: %+v", key, s)
 		}
 	}
 	if r2, r4 := connectRate(time.Millisecond, 2), connectRate(time.Millisecond, 4); r2 != 1000 || r4 != 2*r2 {

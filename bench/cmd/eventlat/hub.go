@@ -95,13 +95,14 @@ func (h *hub) capture(dir, name string, d time.Duration, trace bool) <-chan stru
 }
 
 // throttleLine is what the hub's "throttling" log line says of its
-// connect rate: a cycle is a connect, so at more cycles a second than that
-// rate the connects wait their turn and the driver's workers queue behind
-// them (session 11: the ~120 ms "cycle latency" at 5,000 events/s asked).
+// connect rates: a cycle is a plain-TCP connect, so at more cycles a
+// second than plain_connect_rate the connects wait their turn and the
+// driver's workers queue behind them (session 11, when every connect was
+// priced as a TLS one: the ~120 ms "cycle latency" at 5,000 events/s).
 func (h *hub) throttleLine() string {
 	for _, l := range h.LogLines("msg=throttling") {
 		var parts []string
-		for _, f := range []string{"connect_rate=", "rate=", "connect_burst="} {
+		for _, f := range []string{"connect_rate=", "plain_connect_rate=", "rate=", "connect_burst="} {
 			if i := strings.Index(l, " "+f); i >= 0 {
 				v := l[i+1:]
 				if strings.HasPrefix(v, `rate="`) {

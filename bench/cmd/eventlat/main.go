@@ -75,9 +75,10 @@ type config struct {
 	trace     bool
 	selfProf  string
 	selfTrace string
-	// connectRate is passed to the hub as --max-connect-rate (0: the hub
-	// sizes it itself, as a default hub does).
-	connectRate float64
+	// connectRate and plainRate are passed to the hub as
+	// --max-connect-rate and --max-plain-connect-rate (0: the hub sizes
+	// them itself, as a default hub does).
+	connectRate, plainRate float64
 }
 
 // sweepRates are the rates -sweep drives, lowest first: the report names
@@ -105,7 +106,8 @@ func main() {
 	flag.StringVar(&c.seed, "seed", "tether-bench-eventlat", "device key derivation seed")
 	flag.BoolVar(&c.profile, "profile", false, "run the hub with --debug-addr and save its CPU profile (the phase and 5 s of its drain) per rate into the work dir (implies -keep)")
 	flag.StringVar(&c.selfProf, "driver-profile", "", "write eventlat's own CPU profile (driver and receiver) over the rates to this file")
-	flag.Float64Var(&c.connectRate, "max-connect-rate", 0, "the hub's --max-connect-rate (0: the hub's own sizing, which on 2 cores admits ~2,000 connects/s, below the 2,500 cycles/s of 5,000 events/s; negative: off)")
+	flag.Float64Var(&c.connectRate, "max-connect-rate", 0, "the hub's --max-connect-rate (0: the hub's own sizing, which prices the driver's plain-TCP connects apart from TLS ones; a positive rate with no -max-plain-connect-rate applies to every connect; negative: off)")
+	flag.Float64Var(&c.plainRate, "max-plain-connect-rate", 0, "the hub's --max-plain-connect-rate (0: the hub's own; negative: plain-TCP connects take no turn of the hub-wide rate)")
 	flag.StringVar(&c.selfTrace, "driver-trace", "", "write an execution trace of eventlat itself (driver and receiver) over the first rate's first 3 s to this file")
 	flag.BoolVar(&c.trace, "trace", false, "with -profile, also save a 5 s execution trace per rate (it costs the hub CPU)")
 	sweep := flag.Bool("sweep", false, "rate sweep: drive "+sweepRates+" events/s (unless -rates is given) and report the highest rate sustained with p99 ≤ 50 ms")
@@ -191,8 +193,13 @@ func run(ctx context.Context, c config, work string) (*report, error) {
 	rep.commit = gitDescribe()
 
 	var hubArgs []string
-	if c.connectRate != 0 {
-		hubArgs = append(hubArgs, "--max-connect-rate", strconv.FormatFloat(c.connectRate, 'f', -1, 64))
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"--max-connect-rate", c.connectRate}, {"--max-plain-connect-rate", c.plainRate}} {
+		if r.v != 0 {
+			hubArgs = append(hubArgs, r.flag, strconv.FormatFloat(r.v, 'f', -1, 64))
+		}
 	}
 	h, err := startHub(ctx, bin, filepath.Join(work, "data"), filepath.Join(work, "tether.log"), c.profile, hubArgs...)
 	if err != nil {

@@ -235,7 +235,7 @@ func (r *report) markdown() string {
 	} else {
 		w("\n**No rate tried was sustained with p99 ≤ 50 ms** (rates tried: %s).\n", r.ratesTried())
 	}
-	w("\nHub %s (a cycle is one connect: more cycles a second than connect_rate wait their turn once the burst is spent).\n", r.throttle)
+	w("\nHub %s (a cycle is one plain-TCP connect: more cycles a second than plain_connect_rate, or connect_rate where there is none, wait their turn once the burst is spent).\n", r.throttle)
 	w("\nWhere a cycle waited, driver's view, p50 / p99 / max:\n\n")
 	for _, ph := range r.phases {
 		w("- %d/s: %s\n", ph.rate, ph.stages)
