@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tether-hub/tether/internal/connlog"
@@ -53,8 +52,6 @@ type stage struct {
 	since  time.Time  // when the oldest staged record was staged
 	putN   int64      // records ever staged
 	movedN int64      // of those, the first movedN are in DuckDB
-	// hint is the last frame's size, the next one's buffer size.
-	hint atomic.Int64
 
 	// room, when not nil, is closed by the next take (or close): Appends
 	// held back by back-pressure wait for it.
@@ -149,14 +146,13 @@ func (st *stage) rotate() error {
 func (st *stage) put(records []connlog.Record) (n int, first bool, err error) {
 	// The frame is encoded into a pooled buffer (bufpool.go) that the
 	// stage keeps as it is until the move, outside the lock.
-	pb := getBuf(int(st.hint.Load()))
+	pb := getBuf(frameSize(records))
 	b := encodeFrame((*pb)[:0], records)
 	if cap(b) != cap(*pb) {
-		// Outgrew the size class: b is new memory, not the pool's.
+		// frameSize was wrong (a bug): b is new memory, not the pool's.
 		putBuf(pb)
 		pb = nil
 	}
-	st.hint.Store(int64(len(b)))
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.f == nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"math/bits"
 	"unsafe"
 
 	"github.com/tether-hub/tether/internal/connlog"
@@ -81,6 +82,34 @@ func encodeFrame(b []byte, records []connlog.Record) []byte {
 	binary.LittleEndian.PutUint32(b[start:], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(payload, castagnoli))
 	return b
+}
+
+// frameSize is the length of records' frame: its buffer is taken from
+// the pool at that size (a size guessed from the last frame's was
+// outgrown by one frame in a few, whose bytes then went to the Go heap).
+func frameSize(records []connlog.Record) int {
+	n := 8 + uvarintLen(uint64(len(records)))
+	for i := range records {
+		r := &records[i]
+		n += varintLen(r.TimeGenerated.UnixNano()) + 1
+		if r.DurationMs != nil {
+			n += varintLen(*r.DurationMs)
+		}
+		for _, p := range recordStrings(r) {
+			n += uvarintLen(uint64(len(*p))) + len(*p)
+		}
+	}
+	return n
+}
+
+func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
+
+func varintLen(v int64) int {
+	u := uint64(v) << 1
+	if v < 0 {
+		u = ^u
+	}
+	return uvarintLen(u)
 }
 
 // decodeFrame decodes the frame at the start of data and returns its
