@@ -35,6 +35,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"sync"
@@ -95,6 +96,10 @@ type Result struct {
 	IngestCPUus float64
 	// GeneratorCPUus is the generator thread's share of IngestCPUus.
 	GeneratorCPUus float64
+	// GCCPUus is the Go collector's share (runtime/metrics, its workers
+	// and assists): it collects the generator's garbage as well as the
+	// store's.
+	GCCPUus        float64
 	QueriesDuring  int // queries run while ingesting
 	CompactSeconds float64
 	FileBytes      int64
@@ -308,7 +313,7 @@ func run(ctx context.Context, kind, path string, o loggen.Options, skip, limit, 
 	}
 	var lat []time.Duration
 	var inAppend time.Duration
-	cpu0 := processCPU()
+	cpu0, gc0 := processCPU(), gcCPU()
 	start, last := time.Now(), time.Now()
 	n := 0
 	for rs := range batches {
@@ -344,6 +349,7 @@ func run(ctx context.Context, kind, path string, o loggen.Options, skip, limit, 
 	res.Mem = stopMem(false)
 	res.IngestCPUus = float64((processCPU() - cpu0).Microseconds()) / float64(max(n, 1))
 	res.GeneratorCPUus = float64(genCPU.Load()) / 1e3 / float64(max(n, 1))
+	res.GCCPUus = (gcCPU() - gc0) * 1e6 / float64(max(n, 1))
 	close(stopQueries)
 	qwg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -530,6 +536,7 @@ func printTable(w *os.File, rs []Result) {
 	row("ingest CPU µs/record (process: generator, queries included)", func(r Result) string { return f1(r.IngestCPUus) })
 	row("of which the generator's thread, µs/record", func(r Result) string { return f1(r.GeneratorCPUus) })
 	row("store's CPU µs/record (the rest: Append, mover, DuckDB, GC, queries)", func(r Result) string { return f1(r.IngestCPUus - r.GeneratorCPUus) })
+	row("of which the Go collector (all of the process's garbage), µs/record", func(r Result) string { return f1(r.GCCPUus) })
 	row("queries run during ingest", func(r Result) string { return fmt.Sprint(r.QueriesDuring) })
 	row("sort closed days by device, s", func(r Result) string { return f1(r.CompactSeconds) })
 	row("file, MiB", func(r Result) string { return f0(float64(r.FileBytes) / (1 << 20)) })
@@ -576,6 +583,17 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// gcCPU is the CPU seconds the Go collector has used so far (an estimate
+// of the runtime's).
+func gcCPU() float64 {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return s[0].Value.Float64()
 }
 
 // threadCPU is the calling thread's user + system CPU time so far.

@@ -153,7 +153,7 @@ func sumWindows(ws []Result) Result {
 	sum := last
 	sum.Window, sum.Records, sum.QueriesDuring, sum.CPUSeconds = 0, 0, 0, 0
 	sum.SetupSeconds, sum.IngestSecs, sum.InAppendSecs, sum.CompactSeconds, sum.FinalMoveMs = 0, 0, 0, 0, 0
-	var cpu, gen float64
+	var cpu, gen, gc float64
 	for _, w := range ws {
 		sum.Records += w.Records
 		sum.QueriesDuring += w.QueriesDuring
@@ -165,6 +165,7 @@ func sumWindows(ws []Result) Result {
 		sum.FinalMoveMs += w.FinalMoveMs
 		cpu += w.IngestCPUus * float64(w.Records)
 		gen += w.GeneratorCPUus * float64(w.Records)
+		gc += w.GCCPUus * float64(w.Records)
 		sum.AppendP50Ms = max(sum.AppendP50Ms, w.AppendP50Ms)
 		sum.AppendP99Ms = max(sum.AppendP99Ms, w.AppendP99Ms)
 		sum.AppendP999Ms = max(sum.AppendP999Ms, w.AppendP999Ms)
@@ -176,7 +177,7 @@ func sumWindows(ws []Result) Result {
 	}
 	n := float64(max(sum.Records, 1))
 	sum.WallRate, sum.AppendRate = n/sum.IngestSecs, n/sum.InAppendSecs
-	sum.IngestCPUus, sum.GeneratorCPUus = cpu/n, gen/n
+	sum.IngestCPUus, sum.GeneratorCPUus, sum.GCCPUus = cpu/n, gen/n, gc/n
 	sum.Store = "all windows"
 	return sum
 }
