@@ -155,12 +155,6 @@ func splitFrame(data []byte) (string, []byte, error) {
 // not a copy: b must not change while the payload is in use.
 func framePayload(b []byte) string { return unsafe.String(&b[8], len(b)-8) }
 
-// payloadCount is the number of records a frame's payload claims.
-func payloadCount(text string) int {
-	d := decoder{b: unsafe.Slice(unsafe.StringData(text), len(text))}
-	return int(min(d.uvarint(), uint64(len(text))))
-}
-
 // decoder reads a payload; b is never written (it may be a string's
 // bytes).
 type decoder struct {
