@@ -5,6 +5,7 @@ package duckdb
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 	"unsafe"
 
@@ -157,14 +158,41 @@ func (d *decoder) skipRest() {
 	}
 }
 
-// increasingTimes reports whether times increase strictly.
-func increasingTimes(times []int64) bool {
-	for i := 1; i < len(times); i++ {
-		if times[i] <= times[i-1] {
-			return false
+// sharedTimes is the set of the times that occur more than once in
+// times (nil: none). Of two records at one time the later is a
+// back-step, a time not above every one before it: records come nearly
+// in time order, so only the few back-steps' times are counted (a map
+// lookup a record when there are any).
+func sharedTimes(times []int64) map[int64]struct{} {
+	var count map[int64]int
+	hi := int64(math.MinInt64)
+	for i, t := range times {
+		if i > 0 && t <= hi {
+			if count == nil {
+				count = map[int64]int{}
+			}
+			count[t] = 0
+		}
+		hi = max(hi, t)
+	}
+	if count == nil {
+		return nil
+	}
+	for _, t := range times {
+		if c, ok := count[t]; ok {
+			count[t] = c + 1
 		}
 	}
-	return true
+	var shared map[int64]struct{}
+	for t, c := range count {
+		if c >= 2 {
+			if shared == nil {
+				shared = map[int64]struct{}{}
+			}
+			shared[t] = struct{}{}
+		}
+	}
+	return shared
 }
 
 // unixNano is the UTC time of Unix nanoseconds ns.
