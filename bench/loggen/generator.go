@@ -216,6 +216,37 @@ func (g *Generator) Next(n int) []connlog.Record {
 	return out
 }
 
+// maxStepRecords is the most records one step of a device makes (a
+// disconnect at token expiry: two; a disable: the registry write and the
+// disconnect).
+const maxStepRecords = 2
+
+// Skip moves past the next n records without making them (fewer if the
+// generator ends first) and returns how many it skipped: what Next returns
+// after it is what it would have returned after Next calls for n records.
+// A benchmark continues a store filled by an earlier run this way. The
+// model runs as for Next; only the mappers are left out, except for a step
+// whose records reach past the skipped ones, which runs in full. Stats
+// count the skipped records in Records only.
+func (g *Generator) Skip(n int) int {
+	n = min(n, g.o.Records-g.made)
+	skipped := 0
+	for skipped < n {
+		// A step runs only once pending is empty, and its records (at most
+		// maxStepRecords) follow the skipped ones so far: counted only, they
+		// are all skipped.
+		g.countOnly = n-skipped >= maxStepRecords
+		if _, ok := g.next(); !ok {
+			break
+		}
+		skipped++
+	}
+	g.countOnly = false
+	g.made += skipped
+	g.stats.Records = g.made
+	return skipped
+}
+
 // Stats returns the counts so far (the maps are the generator's own).
 func (g *Generator) Stats() Stats { return g.stats }
 

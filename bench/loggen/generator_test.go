@@ -134,3 +134,54 @@ func TestOptionsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestSkipContinuesTheSameRecords: a generator that skips k records then
+// makes the rest makes what one that made them all made after the k-th,
+// wherever k falls (inside a step's records too).
+func TestSkipContinuesTheSameRecords(t *testing.T) {
+	o := loggen.Options{Records: 20_000, Devices: 300, End: end, Span: 24 * time.Hour, Seed: 3}
+	all, _ := generate(t, o, 1000)
+	ks := []int{0, 1, 2, 3, 777, 4_001, 9_999, 19_998, 19_999, 20_000}
+	// Boundaries inside a step: a device's two records in a row (a
+	// disconnect at token expiry, a disable).
+	for i := 0; i+1 < len(all) && len(ks) < 16; i++ {
+		if all[i].DeviceID == all[i+1].DeviceID {
+			ks = append(ks, i+1)
+		}
+	}
+	for _, k := range ks {
+		g, err := loggen.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := g.Skip(k); got != k {
+			t.Fatalf("Skip(%d) skipped %d", k, got)
+		}
+		var rest []connlog.Record
+		for {
+			rs := g.Next(501)
+			if len(rs) == 0 {
+				break
+			}
+			rest = append(rest, rs...)
+		}
+		if len(rest) != len(all)-k {
+			t.Fatalf("after Skip(%d): %d records, want %d", k, len(rest), len(all)-k)
+		}
+		for i := range rest {
+			if !reflect.DeepEqual(rest[i], all[k+i]) {
+				t.Fatalf("after Skip(%d): record %d is %+v, want %+v", k, i, rest[i], all[k+i])
+			}
+		}
+		if g.Stats().Records != o.Records {
+			t.Fatalf("after Skip(%d) and the rest: Stats().Records %d", k, g.Stats().Records)
+		}
+	}
+	g, _ := loggen.New(o)
+	if got := g.Skip(o.Records + 5); got != o.Records {
+		t.Fatalf("Skip past the end skipped %d, want %d", got, o.Records)
+	}
+	if rs := g.Next(10); len(rs) != 0 {
+		t.Fatalf("%d records after skipping them all", len(rs))
+	}
+}

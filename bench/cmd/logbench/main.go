@@ -16,6 +16,12 @@
 // own cost (the generator costs about 13 µs a record of CPU, more than the
 // DuckDB store, so the wall-clock rate is the generator's on 2 cores).
 // Data goes to -dir and is deleted at the end unless -keep.
+//
+// A store too big for one run is filled in windows (window.go): -db names
+// the store, kept; -window bounds the records of one run; a later run with
+// the same -db continues it where the last one stopped.
+//
+//	logbench -store duckdb -records 50000000 -db /data/logs.duckdb -window 25000000   # twice
 package main
 
 import (
@@ -29,6 +35,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"sync"
@@ -63,8 +70,17 @@ const (
 
 // Result is one store's run, as a child prints it.
 type Result struct {
-	Store        string
-	Records      int
+	Store   string
+	Records int // appended by this run
+	// StoreRecords is the records in the store after the run (more than
+	// Records when the run continued a store, window.go).
+	StoreRecords int
+	Window       int   // the run's number for its store (1: the first)
+	Counted      int64 // AzureDiagnostics | count over everything, after the run
+
+	SetupSeconds float64 // the generator's start: calibration, skipping what the store holds
+	IngestSecs   float64 // wall time of the ingest (WallRate's)
+	InAppendSecs float64 // of it, inside Append
 	Devices      int
 	Span         string
 	OfferedRate  int     // records/s offered (-rate; 0: as fast as Append returns)
@@ -80,6 +96,10 @@ type Result struct {
 	IngestCPUus float64
 	// GeneratorCPUus is the generator thread's share of IngestCPUus.
 	GeneratorCPUus float64
+	// GCCPUus is the Go collector's share (runtime/metrics, its workers
+	// and assists): it collects the generator's garbage as well as the
+	// store's.
+	GCCPUus        float64
 	QueriesDuring  int // queries run while ingesting
 	CompactSeconds float64
 	FileBytes      int64
@@ -126,6 +146,8 @@ func main() {
 		ckptMiB   = flag.Int64("checkpoint-mib", 0, "DuckDB: appended data that triggers a background checkpoint (0: the store's default)")
 		duckSet   = flag.String("duckdb-set", "", "DuckDB: settings to SET GLOBAL after the store opens, name=value;… (to try allocator settings)")
 		rate      = flag.Int("rate", 0, "offer at most this many records/s (0: as fast as Append takes them), to measure the stalls below the store's capacity")
+		dbPath    = flag.String("db", "", "the store's file, kept: a run with the same -db continues it (window.go); -dir and -keep do not apply")
+		window    = flag.Int("window", 0, "with -db: append at most this many records in this run (0: up to -records)")
 	)
 	flag.Parse()
 	duckSettings = duckSet
@@ -140,7 +162,18 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	if *compare {
+		if *dbPath != "" {
+			log.Fatal("logbench: -db runs one store (-store), not -compare")
+		}
 		compareStores(ctx, os.Args[0], *records, *sqliteN, end)
+		return
+	}
+	if *dbPath != "" {
+		runWindow(ctx, windowArgs{
+			kind: *store, path: *dbPath, window: *window, json: *jsonOut,
+			o:     loggen.Options{Records: *records, Devices: *devices, End: end, Span: *span, Seed: 1},
+			batch: *batch, memMiB: *memory, ckptMiB: *ckptMiB, runs: *runs, gap: *queryGap, compact: !*noCompact, rate: *rate,
+		})
 		return
 	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
@@ -155,7 +188,7 @@ func main() {
 		}()
 	}
 	res, err := run(ctx, *store, path, loggen.Options{Records: *records, Devices: *devices, End: end, Span: *span, Seed: 1},
-		*batch, *memory, *ckptMiB, *runs, *queryGap, !*noCompact, *rate)
+		0, 0, *batch, *memory, *ckptMiB, *runs, *queryGap, !*noCompact, *rate)
 	if err != nil {
 		log.Fatalf("logbench: %v", err)
 	}
@@ -200,14 +233,27 @@ func open(ctx context.Context, kind, path string, memMiB, ckptMiB int64) (benchS
 	return nil, nil, fmt.Errorf("unknown store %q", kind)
 }
 
-func run(ctx context.Context, kind, path string, o loggen.Options, batch int, memMiB, ckptMiB int64, runs int, gap time.Duration, compact bool, rate int) (Result, error) {
+// run fills the store at path with o's records after the first skip (the
+// ones an earlier run stored), at most limit of them (0: all), then times
+// the queries over the store.
+func run(ctx context.Context, kind, path string, o loggen.Options, skip, limit, batch int, memMiB, ckptMiB int64, runs int, gap time.Duration, compact bool, rate int) (Result, error) {
 	res := Result{Store: kind, Records: o.Records, Devices: o.Devices, Span: o.Span.String(), OfferedRate: rate}
 	if kind == "duckdb" {
 		res.MemoryLimitMiB = memMiB
 	}
+	setup := time.Now()
 	g, err := loggen.New(o)
 	if err != nil {
 		return res, err
+	}
+	if skip > 0 {
+		if got := g.Skip(skip); got != skip {
+			return res, fmt.Errorf("the generator makes %d records, the store holds %d", got, skip)
+		}
+	}
+	res.SetupSeconds = time.Since(setup).Seconds()
+	if limit <= 0 {
+		limit = o.Records
 	}
 	store, dialect, err := open(ctx, kind, path, memMiB, ckptMiB)
 	if err != nil {
@@ -233,11 +279,12 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 		defer runtime.UnlockOSThread()
 		t0 := threadCPU()
 		defer func() { genCPU.Store(int64(threadCPU() - t0)) }()
-		for {
-			rs := g.Next(batch)
+		for made := 0; made < limit; {
+			rs := g.Next(min(batch, limit-made))
 			if len(rs) == 0 {
 				return
 			}
+			made += len(rs)
 			select {
 			case batches <- rs:
 			case <-ctx.Done():
@@ -266,7 +313,7 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 	}
 	var lat []time.Duration
 	var inAppend time.Duration
-	cpu0 := processCPU()
+	cpu0, gc0 := processCPU(), gcCPU()
 	start, last := time.Now(), time.Now()
 	n := 0
 	for rs := range batches {
@@ -302,6 +349,7 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 	res.Mem = stopMem(false)
 	res.IngestCPUus = float64((processCPU() - cpu0).Microseconds()) / float64(max(n, 1))
 	res.GeneratorCPUus = float64(genCPU.Load()) / 1e3 / float64(max(n, 1))
+	res.GCCPUus = (gcCPU() - gc0) * 1e6 / float64(max(n, 1))
 	close(stopQueries)
 	qwg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -309,15 +357,20 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 	}
 	slices.Sort(lat)
 	pct := func(p float64) float64 { return ms(lat[min(len(lat)-1, int(p*float64(len(lat))))]) }
-	res.Records = n
+	res.Records, res.StoreRecords = n, skip+n
+	res.IngestSecs, res.InAppendSecs = wall.Seconds(), inAppend.Seconds()
 	res.WallRate, res.AppendRate = float64(n)/wall.Seconds(), float64(n)/inAppend.Seconds()
 	res.AppendP50Ms, res.AppendP99Ms, res.AppendMaxMs = pct(0.5), pct(0.99), ms(lat[len(lat)-1])
 	res.AppendP999Ms = pct(0.999)
 	res.QueriesDuring = int(queried.Load())
 
+	// The queries after ingest look back from the newest record stored
+	// (o.End once every record is in; before, a window's end).
+	now := g.Stats().Last.Add(time.Millisecond)
+	eng.Now = func() time.Time { return now }
 	if d, ok := store.(*logduckdb.Store); ok && compact {
 		t := time.Now()
-		if err := d.CompactAll(ctx, o.End); err != nil {
+		if err := d.CompactAll(ctx, now); err != nil {
 			return res, err
 		}
 		res.CompactSeconds = time.Since(t).Seconds()
@@ -348,9 +401,11 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 			res.FileBytes += fi.Size()
 		}
 	}
-	res.BytesPerRecord = float64(res.FileBytes) / float64(max(n, 1))
+	res.BytesPerRecord = float64(res.FileBytes) / float64(max(res.StoreRecords, 1))
 
-	everything := &kql.TimeRange{Start: o.End.Add(-o.Span - time.Hour), End: o.End}
+	// The generator starts its records up to a tenth of the span early
+	// (loggen: calibrated, then shifted to end at End).
+	everything := &kql.TimeRange{Start: o.End.Add(-2 * o.Span), End: now}
 	cases := []struct {
 		name, query string
 		span        *kql.TimeRange
@@ -382,6 +437,16 @@ func run(ctx context.Context, kind, path string, o loggen.Options, batch int, me
 			q.Note = "truncated: " + r.Reason
 		}
 		res.Queries = append(res.Queries, q)
+	}
+	cr, err := eng.Run(ctx, kql.Request{Query: "AzureDiagnostics | count", Timespan: everything})
+	if err != nil {
+		return res, fmt.Errorf("counting the records: %w", err)
+	}
+	if len(cr.Rows) == 1 && len(cr.Rows[0]) == 1 {
+		fmt.Sscan(fmt.Sprint(cr.Rows[0][0]), &res.Counted)
+	}
+	if res.Counted != int64(res.StoreRecords) {
+		return res, fmt.Errorf("the store counts %d records, %d were appended (%d by earlier runs)", res.Counted, res.StoreRecords, skip)
 	}
 	res.QueryMem = stopMem(true)
 	pid := os.Getpid()
@@ -449,6 +514,16 @@ func printTable(w *os.File, rs []Result) {
 	f0 := func(x float64) string { return fmt.Sprintf("%.0f", x) }
 	f1 := func(x float64) string { return fmt.Sprintf("%.1f", x) }
 	row("records", func(r Result) string { return fmt.Sprint(r.Records) })
+	if slices.ContainsFunc(rs, func(r Result) bool { return r.Window > 0 }) {
+		row("window (records in the store after it)", func(r Result) string {
+			if r.Window == 0 {
+				return fmt.Sprintf("all (%d)", r.StoreRecords)
+			}
+			return fmt.Sprintf("%d (%d)", r.Window, r.StoreRecords)
+		})
+		row("generator's start (calibrate, skip), s", func(r Result) string { return fmt.Sprintf("%.1f", r.SetupSeconds) })
+		row("AzureDiagnostics | count after it", func(r Result) string { return fmt.Sprint(r.Counted) })
+	}
 	row("devices / span", func(r Result) string { return fmt.Sprintf("%d / %s", r.Devices, r.Span) })
 	row("offered records/s (-rate; 0: unpaced)", func(r Result) string { return fmt.Sprint(r.OfferedRate) })
 	row("ingest, records/s in Append (queries beside)", func(r Result) string { return f0(r.AppendRate) })
@@ -461,6 +536,7 @@ func printTable(w *os.File, rs []Result) {
 	row("ingest CPU µs/record (process: generator, queries included)", func(r Result) string { return f1(r.IngestCPUus) })
 	row("of which the generator's thread, µs/record", func(r Result) string { return f1(r.GeneratorCPUus) })
 	row("store's CPU µs/record (the rest: Append, mover, DuckDB, GC, queries)", func(r Result) string { return f1(r.IngestCPUus - r.GeneratorCPUus) })
+	row("of which the Go collector (all of the process's garbage), µs/record", func(r Result) string { return f1(r.GCCPUus) })
 	row("queries run during ingest", func(r Result) string { return fmt.Sprint(r.QueriesDuring) })
 	row("sort closed days by device, s", func(r Result) string { return f1(r.CompactSeconds) })
 	row("file, MiB", func(r Result) string { return f0(float64(r.FileBytes) / (1 << 20)) })
@@ -469,7 +545,7 @@ func printTable(w *os.File, rs []Result) {
 		if r.UsedBytes == 0 {
 			return "-"
 		}
-		return f0(float64(r.UsedBytes) / float64(max(r.Records, 1)))
+		return f0(float64(r.UsedBytes) / float64(max(r.StoreRecords, 1)))
 	})
 	for i := range rs[0].Queries {
 		row(rs[0].Queries[i].Name+", median (max) ms", func(r Result) string {
@@ -507,6 +583,17 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// gcCPU is the CPU seconds the Go collector has used so far (an estimate
+// of the runtime's).
+func gcCPU() float64 {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return s[0].Value.Float64()
 }
 
 // threadCPU is the calling thread's user + system CPU time so far.

@@ -61,7 +61,9 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 	return nil
 }
 
-// appendNow stores records in one transaction, skipping known _ItemIds.
+// appendNow stores records in one transaction, skipping known _ItemIds:
+// as one frame (stage_codec.go) that append reads, the way a move reads
+// the staged ones.
 //
 // Dedup without a unique index (which DuckDB would hold in memory for
 // every stored id): a record newer than everything stored (s.hwm) cannot
@@ -72,58 +74,64 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 // connlog.ItemID guarantees: a repeated _ItemId comes with the same
 // TimeGenerated.
 func (s *Store) appendNow(ctx context.Context, records []connlog.Record) error {
+	var rs rows
+	if err := rs.add(framePayload(encodeFrame(nil, records))); err != nil {
+		return fmt.Errorf("connlog/duckdb: append: %w", err)
+	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	if err := s.append(ctx, records); err != nil {
+	if err := s.append(ctx, &rs); err != nil {
 		return fmt.Errorf("connlog/duckdb: append: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) append(ctx context.Context, records []connlog.Record) error {
+// append stores rs in one transaction, skipping known _ItemIds (see
+// appendNow). The caller holds writeMu.
+func (s *Store) append(ctx context.Context, rs *rows) error {
 	w, err := s.writer(ctx)
 	if err != nil {
 		return err
 	}
 	// Repeats within the batch, then in the store. Records are kept by
-	// index: _Seq follows the order of records.
-	fresh := make([]int32, 0, len(records))
+	// index: _Seq follows the order of rs.
+	n := rs.len()
+	fresh := make([]int32, 0, n)
 	var old []int32
+	// A repeat has its original's TimeGenerated (connlog.ItemID): only
+	// records at a time that occurs more than once in rs can be repeats
+	// of each other, and only their _ItemIds go through seen (a map of
+	// every _ItemId of a chunk whose times were not strictly increasing,
+	// as the log's are not quite, was ~2 % of logbench's CPU at 10M).
+	shared := sharedTimes(rs.times)
 	var seen map[string]struct{}
-	if !increasing(records) {
-		// A repeat has its original's TimeGenerated (connlog.ItemID), so
-		// a batch whose times increase strictly has none: the usual
-		// batch of a live log skips this map of every _ItemId.
-		seen = make(map[string]struct{}, len(records))
+	if shared != nil {
+		seen = make(map[string]struct{})
 	}
-	for i := range records {
-		r := &records[i]
-		if seen != nil {
-			if _, dup := seen[r.ItemID]; dup {
+	for i := range n {
+		if _, ok := shared[rs.times[i]]; ok {
+			id := rs.itemID(i)
+			if _, dup := seen[id]; dup {
 				continue
 			}
-			seen[r.ItemID] = struct{}{}
+			seen[id] = struct{}{}
 		}
-		if r.TimeGenerated.UnixNano() > s.hwm {
+		if rs.times[i] > s.hwm {
 			fresh = append(fresh, int32(i))
 		} else {
 			old = append(old, int32(i))
 		}
 	}
 	if len(old) > 0 {
-		olds := make([]*connlog.Record, len(old))
-		for j, i := range old {
-			olds[j] = &records[i]
-		}
-		known, err := s.knownIDs(ctx, w, olds)
+		known, err := s.knownIDs(ctx, w, rs, old)
 		if err != nil {
 			return err
 		}
 		for _, i := range old {
-			if !known[records[i].ItemID] {
+			if !known[rs.itemID(int(i))] {
 				fresh = append(fresh, i)
 			}
 		}
@@ -139,7 +147,7 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 	var day dayCache
 	g := -1
 	for _, i := range fresh {
-		d := day.table(records[i].TimeGenerated)
+		d := day.table(rs.times[i])
 		if g < 0 || days[g] != d {
 			g = slices.Index(days, d)
 			if g < 0 {
@@ -150,26 +158,25 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 		byDay[g] = append(byDay[g], i)
 	}
 	// What the transaction writes is made before it begins (the Arrow
-	// loader must register its views outside it).
-	all := make([]*connlog.Record, 0, len(fresh))
-	for _, idx := range byDay {
-		for _, i := range idx {
-			all = append(all, &records[i])
-		}
-	}
-	ids, res, err := assignResources(s.resources, s.resIndex, all)
-	if err != nil {
-		return err
-	}
+	// loader must register its views outside it): each record's resource
+	// tuple and the bytes of its strings, one record decoded at a time.
+	res := resAssigner{res: s.resources, index: s.resIndex}
 	loads := make([]dayLoad, len(days))
-	for i, d := range days {
-		idx := byDay[i]
-		seqs := make([]int64, len(idx))
-		for j, k := range idx {
-			seqs[j] = s.seq + 1 + int64(k)
+	var r connlog.Record
+	for g, d := range days {
+		idx := byDay[g]
+		ld := dayLoad{table: d, rows: rs, idx: idx, seqs: make([]int64, len(idx)), res: make([]uint16, len(idx))}
+		for j, i := range idx {
+			ld.seqs[j] = s.seq + 1 + int64(i)
+			rs.decode(int(i), &r)
+			if ld.res[j], err = res.id(&r); err != nil {
+				return err
+			}
+			for f, p := range recordStrings(&r) {
+				ld.bytes[f] += len(*p)
+			}
 		}
-		loads[i] = dayLoad{table: d, recs: all[:len(idx)], seqs: seqs, res: ids[:len(idx)]}
-		all, ids = all[len(idx):], ids[len(idx):]
+		loads[g] = ld
 	}
 	ld, err := prepareLoad(ctx, w, loads)
 	if err != nil {
@@ -181,7 +188,7 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 		s.dropWriter()
 		return err
 	}
-	tables, bytes, err := s.appendTx(ctx, w, days, res, ld)
+	tables, bytes, err := s.appendTx(ctx, w, days, res.res, ld)
 	if err == nil {
 		_, err = w.ExecContext(ctx, "COMMIT")
 	}
@@ -192,36 +199,29 @@ func (s *Store) append(ctx context.Context, records []connlog.Record) error {
 		return err
 	}
 	s.tables = tables
-	for id := len(s.resources); id < len(res); id++ {
-		s.resIndex[res[id]] = uint16(id)
+	for id := len(s.resources); id < len(res.res); id++ {
+		s.resIndex[res.res[id]] = uint16(id)
 	}
-	s.resources = res
-	s.seq += int64(len(records))
+	s.resources = res.res
+	s.seq += int64(n)
 	for _, i := range fresh {
-		s.hwm = max(s.hwm, records[i].TimeGenerated.UnixNano())
+		s.hwm = max(s.hwm, rs.times[i])
 	}
 	s.walAdd(bytes)
 	return nil
 }
 
-// increasing reports whether the records' TimeGenerated increase
-// strictly.
-func increasing(records []connlog.Record) bool {
-	for i := 1; i < len(records); i++ {
-		if records[i].TimeGenerated.UnixNano() <= records[i-1].TimeGenerated.UnixNano() {
-			return false
-		}
-	}
-	return true
-}
-
-// dayLoad is what a move appends to one day table: the records, their
-// _Seq and _Res.
+// dayLoad is what a move appends to one day table: the records (rows
+// idx of rows), their _Seq and _Res, and the bytes of each string field
+// over them (in recordStrings order), which size the Arrow loader's
+// columns.
 type dayLoad struct {
 	table string
-	recs  []*connlog.Record
+	rows  *rows
+	idx   []int32
 	seqs  []int64
 	res   []uint16
+	bytes [stringFieldCount]int
 }
 
 // appendTx creates missing day tables and resource tuples (res beyond
@@ -326,27 +326,28 @@ func init() {
 	}
 }
 
-// knownIDs looks the records up in their day tables and returns the
-// _ItemIds already stored.
-func (s *Store) knownIDs(ctx context.Context, w *sql.Conn, recs []*connlog.Record) (map[string]bool, error) {
+// knownIDs looks the records idx of rs up in their day tables and
+// returns the _ItemIds already stored.
+func (s *Store) knownIDs(ctx context.Context, w *sql.Conn, rs *rows, idx []int32) (map[string]bool, error) {
 	type span struct {
 		lo, hi int64
 		ids    []string
 	}
 	spans := map[string]*span{}
-	for _, r := range recs {
-		d := dayTable(r.TimeGenerated)
+	var day dayCache
+	for _, i := range idx {
+		d := day.table(rs.times[i])
 		if !slices.Contains(s.tables, d) {
 			continue
 		}
-		t := r.TimeGenerated.UnixNano()
+		t := rs.times[i]
 		sp := spans[d]
 		if sp == nil {
 			sp = &span{lo: t, hi: t}
 			spans[d] = sp
 		}
 		sp.lo, sp.hi = min(sp.lo, t), max(sp.hi, t)
-		sp.ids = append(sp.ids, r.ItemID)
+		sp.ids = append(sp.ids, rs.itemID(int(i)))
 	}
 	known := map[string]bool{}
 	for d, sp := range spans {

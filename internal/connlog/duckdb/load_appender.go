@@ -36,8 +36,9 @@ func (l appenderLoad) load(ctx context.Context, w *sql.Conn, i int) (int64, erro
 		if err != nil {
 			return err
 		}
-		for j, r := range d.recs {
-			bytes += fillRow(row, r, d.seqs[j], d.res[j])
+		for j, i := range d.idx {
+			r := d.rows.record(int(i))
+			bytes += fillRow(row, &r, d.seqs[j], d.res[j])
 			if err := a.AppendRow(row...); err != nil {
 				a.Close()
 				return err

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"math"
 	"strconv"
 	"sync/atomic"
 	"unsafe"
@@ -18,10 +19,6 @@ import (
 
 	"github.com/tether-hub/tether/internal/connlog"
 )
-
-// arrowBatch is the most records of one Arrow record batch (string
-// offsets are 32-bit; smaller batches also keep the copies small).
-const arrowBatch = 16 << 10
 
 // arrowViews numbers the views prepareLoad registers.
 var arrowViews atomic.Int64
@@ -119,28 +116,21 @@ func (l *arrowLoad) close(ctx context.Context, w *sql.Conn) {
 	}
 	l.views, l.releases, l.readers = nil, nil, nil
 	// DuckDB copied the rows into its storage in the INSERT; the views
-	// that pointed at the buffers are gone.
+	// that pointed at the buffers are gone. (A column that outgrew its
+	// bound, a bug, grew into Go memory, which its Arrow buffer kept.)
 	l.bufs.free()
 }
 
-// arrowReader is d's records as Arrow record batches of at most
-// arrowBatch, and their size (estimate).
+// arrowReader is d's records as one Arrow record batch, and its size
+// (estimate).
 func arrowReader(schema *arrow.Schema, d dayLoad, bufs *colBufs) (array.RecordReader, int64, error) {
-	var batches []arrow.RecordBatch
-	var bytes int64
-	defer func() {
-		for _, b := range batches {
-			b.Release()
-		}
-	}()
-	for lo := 0; lo < len(d.recs); lo += arrowBatch {
-		hi := min(lo+arrowBatch, len(d.recs))
-		b, n := arrowRecords(schema, d.recs[lo:hi], d.seqs[lo:hi], d.res[lo:hi], bufs)
-		batches = append(batches, b)
-		bytes += n
+	b, n, err := arrowRecords(schema, d, bufs)
+	if err != nil {
+		return nil, 0, err
 	}
-	rdr, err := array.NewRecordReader(schema, batches)
-	return rdr, bytes, err
+	defer b.Release()
+	rdr, err := array.NewRecordReader(schema, []arrow.RecordBatch{b})
+	return rdr, n, err
 }
 
 // arrowSchema is the day tables' columns as Arrow fields, in table order.
@@ -163,76 +153,115 @@ func arrowSchema() *arrow.Schema {
 	return arrow.NewSchema(fields, nil)
 }
 
-// arrowRecords is one record batch of recs and its size (estimate).
-func arrowRecords(schema *arrow.Schema, recs []*connlog.Record, seqs []int64, res []uint16, bufs *colBufs) (arrow.RecordBatch, int64) {
-	n := len(recs)
-	cols := make([]arrow.Array, 0, appendColumnCount())
-	var bytes int64
+// strColumn is a string column being filled: its offsets and data, and
+// what it holds (kind, and for colField the field's offset in a Record).
+type strColumn struct {
+	kind    int
+	field   uintptr
+	offsets []int32
+	data    []byte
+}
+
+const (
+	colField = iota
+	colPacked
+	colCorrelation
+)
+
+// arrowRecords is d's records as a record batch, and its size
+// (estimate). One pass over the records: each is decoded into a Record
+// on the stack (its strings slices of its frame) and its values appended
+// to every column, sized before from d.bytes.
+func arrowRecords(schema *arrow.Schema, d dayLoad, bufs *colBufs) (arrow.RecordBatch, int64, error) {
+	n := len(d.idx)
+	times := int64s(bufs, n)
+	durs := int64s(bufs, n)
+	valid := bufs.get((n + 7) / 8)
+	clear(valid)
+	keys := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(bufs.get(4*n+4)))), n)
+	var strs []strColumn
 	for _, c := range storedColumns {
-		switch {
-		case c.Name == connlog.ColTimeGenerated:
-			v := make([]int64, n)
-			for i, r := range recs {
-				v[i] = r.TimeGenerated.UnixNano()
-			}
-			cols = append(cols, int64Array(v, nil))
-			bytes += 8 * int64(n)
-		case c.Name == connlog.ColDurationMs:
-			v := make([]int64, n)
-			valid := make([]byte, (n+7)/8)
-			nulls := 0
-			for i, r := range recs {
-				if r.DurationMs != nil {
-					v[i] = *r.DurationMs
-					valid[i/8] |= 1 << (i % 8)
-				} else {
-					nulls++
-				}
-			}
-			cols = append(cols, int64Array(v, &nullable{valid, nulls}))
-			bytes += 8 * int64(n)
-		case c.Name == connlog.ColProperties:
+		if c.Type != connlog.TypeString {
+			continue
+		}
+		sc := strColumn{kind: colField}
+		var size int
+		switch c.Name {
+		case connlog.ColProperties:
 			// Packing never adds more than rawPrefix.
-			size := 0
-			for _, r := range recs {
-				size += len(r.Properties) + len(rawPrefix)
-			}
-			a, used := stringArray(bufs, recs, size, func(dst []byte, r *connlog.Record) []byte { return appendPacked(dst, r) })
-			cols = append(cols, a)
-			bytes += used
-		case c.Name == connlog.ColCorrelationID:
-			size := 0
-			for _, r := range recs {
-				size += len(r.CorrelationID) + len(corrRaw)
-			}
-			a, used := stringArray(bufs, recs, size, func(dst []byte, r *connlog.Record) []byte { return append(dst, packCorrelation(r)...) })
-			cols = append(cols, a)
-			bytes += used
+			sc.kind, size = colPacked, d.bytes[fieldProperties]+len(rawPrefix)*n
+		case connlog.ColCorrelationID:
+			sc.kind, size = colCorrelation, d.bytes[fieldCorrelationID]+len(corrRaw)*n
 		default:
-			off := stringOffset(c.Name)
-			size := 0
-			for _, r := range recs {
-				size += len(*fieldAt(r, off))
+			sc.field = stringOffset(c.Name)
+			size = d.bytes[fieldIndex(c.Name)]
+		}
+		if size > math.MaxInt32 {
+			return nil, 0, fmt.Errorf("column %s of %d bytes in one move (32-bit offsets)", c.Name, size)
+		}
+		sc.offsets = unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(bufs.get(4*n+4)))), n+1)
+		sc.offsets[0] = 0
+		sc.data = bufs.get(size)[:0]
+		strs = append(strs, sc)
+	}
+	nulls := 0
+	var r connlog.Record
+	for j, i := range d.idx {
+		dur, set := d.rows.decode(int(i), &r)
+		times[j] = d.rows.times[i]
+		if set {
+			durs[j] = dur
+			valid[j/8] |= 1 << (j % 8)
+		} else {
+			durs[j] = 0
+			nulls++
+		}
+		keys[j] = DeviceKey(r.DeviceID)
+		for k := range strs {
+			c := &strs[k]
+			switch c.kind {
+			case colField:
+				c.data = append(c.data, *fieldAt(&r, c.field)...)
+			case colPacked:
+				c.data = appendPacked(c.data, &r)
+			case colCorrelation:
+				c.data = append(c.data, packCorrelation(&r)...)
 			}
-			a, used := stringArray(bufs, recs, size, func(dst []byte, r *connlog.Record) []byte { return append(dst, *fieldAt(r, off)...) })
-			cols = append(cols, a)
-			bytes += used
+			c.offsets[j+1] = int32(len(c.data))
 		}
 	}
-	keys := make([]uint32, n)
-	for i, r := range recs {
-		keys[i] = DeviceKey(r.DeviceID)
+	cols := make([]arrow.Array, 0, appendColumnCount())
+	var bytes int64
+	k := 0
+	for _, c := range storedColumns {
+		switch c.Name {
+		case connlog.ColTimeGenerated:
+			cols = append(cols, int64Array(times, nil))
+		case connlog.ColDurationMs:
+			cols = append(cols, int64Array(durs, &nullable{valid, nulls}))
+		default:
+			sc := &strs[k]
+			k++
+			cols = append(cols, array.NewStringData(array.NewData(arrow.BinaryTypes.String, n,
+				[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(sc.offsets)), memory.NewBufferBytes(sc.data)}, nil, 0, 0)))
+			bytes += int64(len(sc.data))
+		}
 	}
-	cols = append(cols, int64Array(seqs, nil),
+	cols = append(cols, int64Array(d.seqs, nil),
 		array.NewUint32Data(array.NewData(arrow.PrimitiveTypes.Uint32, n,
 			[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Uint32Traits.CastToBytes(keys))}, nil, 0, 0)),
 		array.NewUint16Data(array.NewData(arrow.PrimitiveTypes.Uint16, n,
-			[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Uint16Traits.CastToBytes(res))}, nil, 0, 0)))
+			[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Uint16Traits.CastToBytes(d.res))}, nil, 0, 0)))
 	b := array.NewRecordBatch(schema, cols, int64(n))
 	for _, c := range cols {
 		c.Release()
 	}
-	return b, bytes + 14*int64(n)
+	return b, bytes + 30*int64(n), nil
+}
+
+// int64s is a buffer of n int64s from bufs.
+func int64s(bufs *colBufs, n int) []int64 {
+	return unsafe.Slice((*int64)(unsafe.Pointer(unsafe.SliceData(bufs.get(8*n+8)))), n)
 }
 
 type nullable struct {
@@ -250,28 +279,6 @@ func int64Array(v []int64, nv *nullable) arrow.Array {
 		[]*memory.Buffer{valid, memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(v))}, nil, nulls, 0))
 }
 
-// stringArray is a string column of recs: one data buffer of at most
-// size bytes, which add appends each record's value to, and the offsets.
-// It returns the array and the data's length.
-func stringArray(bufs *colBufs, recs []*connlog.Record, size int, add func([]byte, *connlog.Record) []byte) (arrow.Array, int64) {
-	offBytes := bufs.get(4 * (len(recs) + 1))
-	offsets := unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(offBytes))), len(recs)+1)
-	offsets[0] = 0
-	data := bufs.get(size)[:0]
-	for i, r := range recs {
-		data = add(data, r)
-		offsets[i+1] = int32(len(data))
-	}
-	if len(data) > size {
-		// add wrote past its bound (a bug): data grew into Go memory,
-		// which the GC keeps alive through the Arrow buffer; the pooled
-		// one it was copied from goes back.
-		bufs.dropLast()
-	}
-	return array.NewStringData(array.NewData(arrow.BinaryTypes.String, len(recs),
-		[]*memory.Buffer{nil, memory.NewBufferBytes(offBytes), memory.NewBufferBytes(data)}, nil, 0, 0)), int64(len(data))
-}
-
 // colBufs hands out the byte buffers of a move's string columns
 // (bufpool.go) and gives them back once DuckDB has copied the rows.
 type colBufs struct{ used []*[]byte }
@@ -281,13 +288,6 @@ func (c *colBufs) get(n int) []byte {
 	b := getBuf(n)
 	c.used = append(c.used, b)
 	return *b
-}
-
-// dropLast gives the last buffer handed out back now (nothing refers to
-// it any more).
-func (c *colBufs) dropLast() {
-	putBuf(c.used[len(c.used)-1])
-	c.used = c.used[:len(c.used)-1]
 }
 
 // free gives every buffer back.

@@ -92,46 +92,49 @@ func loadResources(ctx context.Context, w *sql.Conn) ([]resTuple, error) {
 	return out, rows.Err()
 }
 
-// assignResources gives every record its _Res: the tuple's id in index,
-// or the next free id for a tuple not there yet. It returns the ids and
-// res with the new tuples appended (so more than len(res) when they must
-// be inserted and the view made again: insertResources); index and res's
-// first len(res) stay as they are.
-func assignResources(res []resTuple, index map[resTuple]uint16, recs []*connlog.Record) ([]uint16, []resTuple, error) {
-	ids := make([]uint16, len(recs))
-	var added map[resTuple]uint16
-	var last resTuple
-	var lastID uint16
-	for i, r := range recs {
-		t := tupleOf(r)
-		if i > 0 && t == last {
-			ids[i] = lastID
-			continue
-		}
-		id, ok := index[t]
-		if !ok {
-			id, ok = added[t]
-		}
-		if !ok {
-			if len(res) >= maxResources {
-				return nil, nil, fmt.Errorf("more than %d distinct resource column tuples", maxResources)
-			}
-			id = uint16(len(res))
-			if added == nil {
-				added = map[resTuple]uint16{}
-				res = res[:len(res):len(res)] // appends copy: the Store's slice stays
-			}
-			// Cloned: t's strings may be slices of a stage frame, whose
-			// buffer the next Append reuses (bufpool.go).
-			for i := range t {
-				t[i] = strings.Clone(t[i])
-			}
-			res = append(res, t)
-			added[t] = id
-		}
-		ids[i], last, lastID = id, t, id
+// resAssigner gives records their _Res: the tuple's id in index, or the
+// next free id for a tuple not there yet. res starts as the Store's tuples
+// and gets the new ones appended (so more than the Store's when they must
+// be inserted and the view made again: insertResources); index and the
+// Store's slice stay as they are.
+type resAssigner struct {
+	res    []resTuple
+	index  map[resTuple]uint16
+	added  map[resTuple]uint16
+	last   resTuple
+	lastID uint16
+	any    bool
+}
+
+// id is the _Res of r.
+func (a *resAssigner) id(r *connlog.Record) (uint16, error) {
+	t := tupleOf(r)
+	if a.any && t == a.last {
+		return a.lastID, nil
 	}
-	return ids, res, nil
+	id, ok := a.index[t]
+	if !ok {
+		id, ok = a.added[t]
+	}
+	if !ok {
+		if len(a.res) >= maxResources {
+			return 0, fmt.Errorf("more than %d distinct resource column tuples", maxResources)
+		}
+		id = uint16(len(a.res))
+		if a.added == nil {
+			a.added = map[resTuple]uint16{}
+			a.res = a.res[:len(a.res):len(a.res)] // appends copy: the Store's slice stays
+		}
+		// Cloned: t's strings may be slices of a stage frame, whose
+		// buffer the next Append reuses (bufpool.go).
+		for i := range t {
+			t[i] = strings.Clone(t[i])
+		}
+		a.res = append(a.res, t)
+		a.added[t] = id
+	}
+	a.last, a.lastID, a.any = t, id, true
+	return id, nil
 }
 
 // insertResources adds the tuples res[from:] (ids from on) to

@@ -46,14 +46,15 @@ type dayCache struct {
 	name string
 }
 
-func (d *dayCache) table(t time.Time) string {
-	n := t.Unix()
-	day := n / 86400
-	if n < 0 && n%86400 != 0 {
+// table is dayTable of a time in Unix nanoseconds.
+func (d *dayCache) table(ns int64) string {
+	const dayNs = 86400 * int64(time.Second)
+	day := ns / dayNs
+	if ns < 0 && ns%dayNs != 0 {
 		day--
 	}
 	if d.name == "" || day != d.day {
-		d.day, d.name = day, dayTable(t)
+		d.day, d.name = day, dayTable(unixNano(ns))
 	}
 	return d.name
 }

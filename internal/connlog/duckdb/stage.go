@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tether-hub/tether/internal/connlog"
@@ -39,7 +38,7 @@ import (
 // waits until the mover takes them before staging more, so memory stays
 // bounded when DuckDB falls behind. Staged records wait in memory as their frames'
 // payloads (one string a batch, no pointers for the GC to follow, about
-// the size of the text), decoded by the move.
+// the size of the text), which the move reads as they are (rows.go).
 type stage struct {
 	mu     sync.Mutex // guards the fields below; held across a segment write
 	base   string     // segment files are base.N
@@ -53,8 +52,6 @@ type stage struct {
 	since  time.Time  // when the oldest staged record was staged
 	putN   int64      // records ever staged
 	movedN int64      // of those, the first movedN are in DuckDB
-	// hint is the last frame's size, the next one's buffer size.
-	hint atomic.Int64
 
 	// room, when not nil, is closed by the next take (or close): Appends
 	// held back by back-pressure wait for it.
@@ -149,14 +146,13 @@ func (st *stage) rotate() error {
 func (st *stage) put(records []connlog.Record) (n int, first bool, err error) {
 	// The frame is encoded into a pooled buffer (bufpool.go) that the
 	// stage keeps as it is until the move, outside the lock.
-	pb := getBuf(int(st.hint.Load()))
+	pb := getBuf(frameSize(records))
 	b := encodeFrame((*pb)[:0], records)
 	if cap(b) != cap(*pb) {
-		// Outgrew the size class: b is new memory, not the pool's.
+		// frameSize was wrong (a bug): b is new memory, not the pool's.
 		putBuf(pb)
 		pb = nil
 	}
-	st.hint.Store(int64(len(b)))
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.f == nil {
@@ -390,44 +386,41 @@ func (s *Store) moveUpTo(ctx context.Context, upTo int64) error {
 		return err
 	}
 	// In chunks of about MoveChunkBytes of frames, a transaction each:
-	// the move's Go memory (the chunk's records, its Arrow columns) is a
-	// chunk's, not the whole stage's, and a chunk's frames go back to the
+	// the move's memory (its Arrow columns) is a chunk's, not the whole
+	// stage's, and a chunk's frames go back to the
 	// pool for the Appends as soon as it is stored. Exactly once still
 	// holds when a later chunk fails, or the process dies, before the
 	// segments are removed: the stored records come back at the retry or
 	// the replay and are skipped as repeats (append's dedup).
 	start := time.Now()
-	var records []connlog.Record
+	var rs rows
 	moved := 0
 	for lo := 0; lo < len(t.frames); {
-		hi, bytes, n := lo, int64(0), 0
+		hi, bytes := lo, int64(0)
 		for hi < len(t.frames) && (hi == lo || bytes+frameBytes(t.frames[hi], t.bufs[hi]) <= s.o.MoveChunkBytes) {
 			bytes += frameBytes(t.frames[hi], t.bufs[hi])
-			n += payloadCount(t.frames[hi])
 			hi++
 		}
-		records = slices.Grow(records[:0], n)
+		rs.reset()
 		for _, f := range t.frames[lo:hi] {
-			records, err = appendPayload(records, f)
-			if err != nil {
+			if err := rs.add(f); err != nil {
 				// A frame this process encoded: a bug. Its records stay in
 				// the segments, for the replay to try at the next Open.
 				return fmt.Errorf("connlog/duckdb: staged batch: %w", err)
 			}
 		}
 		s.writeMu.Lock()
-		err = s.append(ctx, records)
+		err = s.append(ctx, &rs)
 		s.writeMu.Unlock()
 		if err != nil {
 			err = fmt.Errorf("connlog/duckdb: moving %d staged records: %w", t.n-moved, err)
 			st.giveBack(taken{frames: t.frames[lo:], bufs: t.bufs[lo:], n: t.n - moved, segments: t.segments, upTo: t.upTo}, err)
 			return err
 		}
-		moved += len(records)
-		// The records' strings are slices of the chunk's frames: nothing
-		// of them is kept (resource tuples are cloned, assignResources)
-		// when the frames' buffers go back.
-		clear(records)
+		moved += rs.len()
+		// Nothing of the chunk's frames is kept (resource tuples are
+		// cloned, resAssigner) when their buffers go back.
+		rs.reset()
 		for _, b := range t.bufs[lo:hi] {
 			if b != nil {
 				putBuf(b)
@@ -504,15 +497,15 @@ func (s *Store) mover() {
 // the segments. A segment's torn last frame (a batch whose Append never
 // returned) is dropped.
 func (s *Store) replay(ctx context.Context, segments []string) error {
-	var batch []connlog.Record
+	var batch rows
 	flush := func() error {
-		if len(batch) == 0 {
+		if batch.len() == 0 {
 			return nil
 		}
 		s.writeMu.Lock()
-		err := s.append(ctx, batch)
+		err := s.append(ctx, &batch)
 		s.writeMu.Unlock()
-		batch = batch[:0]
+		batch.reset()
 		return err
 	}
 	total := 0
@@ -522,19 +515,27 @@ func (s *Store) replay(ctx context.Context, segments []string) error {
 			return err
 		}
 		for len(data) > 0 {
-			recs, rest, err := decodeFrame(data)
+			payload, rest, err := splitFrame(data)
+			if err == nil {
+				n := batch.len()
+				err = batch.add(payload)
+				total += batch.len() - n
+			}
 			if err != nil {
 				s.log.Warn("connlog/duckdb: stage segment ends in a torn batch (an Append that did not return); dropped", "segment", p, "bytes", len(data), "err", err)
 				break
 			}
 			data = rest
-			batch = append(batch, recs...)
-			total += len(recs)
-			if len(batch) >= s.o.MoveRecords {
+			if batch.len() >= s.o.MoveRecords {
 				if err := flush(); err != nil {
 					return err
 				}
 			}
+		}
+		// The batch's payloads are data's memory: stored before the next
+		// segment is read.
+		if err := flush(); err != nil {
+			return err
 		}
 	}
 	if err := flush(); err != nil {

@@ -5,10 +5,8 @@ package duckdb
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/crc32"
-	"slices"
-	"time"
+	"math/bits"
 	"unsafe"
 
 	"github.com/tether-hub/tether/internal/connlog"
@@ -43,6 +41,24 @@ func recordStrings(r *connlog.Record) [stringFieldCount]*string {
 	}
 }
 
+// fieldIndex is the index in recordStrings of column col's field.
+func fieldIndex(col string) int {
+	var r connlog.Record
+	f := stringField(&r, col)
+	for i, p := range recordStrings(&r) {
+		if p == f {
+			return i
+		}
+	}
+	panic("connlog/duckdb: no frame field for column " + col)
+}
+
+// Frame fields the loaders pack.
+var (
+	fieldProperties    = fieldIndex(connlog.ColProperties)
+	fieldCorrelationID = fieldIndex(connlog.ColCorrelationID)
+)
+
 // encodeFrame appends the frame of records to b.
 func encodeFrame(b []byte, records []connlog.Record) []byte {
 	start := len(b)
@@ -68,87 +84,76 @@ func encodeFrame(b []byte, records []connlog.Record) []byte {
 	return b
 }
 
+// frameSize is the length of records' frame: its buffer is taken from
+// the pool at that size (a size guessed from the last frame's was
+// outgrown by one frame in a few, whose bytes then went to the Go heap).
+func frameSize(records []connlog.Record) int {
+	n := 8 + uvarintLen(uint64(len(records)))
+	for i := range records {
+		r := &records[i]
+		n += varintLen(r.TimeGenerated.UnixNano()) + 1
+		if r.DurationMs != nil {
+			n += varintLen(*r.DurationMs)
+		}
+		for _, p := range recordStrings(r) {
+			n += uvarintLen(uint64(len(*p))) + len(*p)
+		}
+	}
+	return n
+}
+
+func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
+
+func varintLen(v int64) int {
+	u := uint64(v) << 1
+	if v < 0 {
+		u = ^u
+	}
+	return uvarintLen(u)
+}
+
 // decodeFrame decodes the frame at the start of data and returns its
-// records and what follows it.
+// records (their strings slices of data) and what follows it.
 func decodeFrame(data []byte) ([]connlog.Record, []byte, error) {
-	if len(data) < 8 {
-		return nil, nil, errTorn
-	}
-	n := binary.LittleEndian.Uint32(data)
-	if uint64(len(data)-8) < uint64(n) {
-		return nil, nil, errTorn
-	}
-	payload, rest := data[8:8+n], data[8+n:]
-	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(data[4:]) {
-		return nil, nil, errTorn
-	}
-	// The checksum matched: what follows is a frame encodeFrame wrote, so
-	// a decoding error below is a bug, not a crash.
-	records, err := decodePayload(string(payload))
+	payload, rest, err := splitFrame(data)
 	if err != nil {
 		return nil, nil, err
 	}
+	var rs rows
+	if err := rs.add(payload); err != nil {
+		return nil, nil, err
+	}
+	records := make([]connlog.Record, rs.len())
+	for i := range records {
+		records[i] = rs.record(i)
+	}
 	return records, rest, nil
+}
+
+// splitFrame checks the frame at the start of data and returns its
+// payload (data's memory, not a copy) and what follows it; errTorn for a
+// frame cut short or damaged.
+func splitFrame(data []byte) (string, []byte, error) {
+	if len(data) < 8 {
+		return "", nil, errTorn
+	}
+	n := binary.LittleEndian.Uint32(data)
+	if uint64(len(data)-8) < uint64(n) {
+		return "", nil, errTorn
+	}
+	payload, rest := data[8:8+n], data[8+n:]
+	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(data[4:]) {
+		return "", nil, errTorn
+	}
+	// The checksum matched: what follows is a frame encodeFrame wrote, so
+	// a decoding error later is a bug, not a crash.
+	return unsafe.String(unsafe.SliceData(payload), len(payload)), rest, nil
 }
 
 // framePayload is the payload of the frame encodeFrame wrote into b (one
 // frame): what the stage keeps in memory for the mover. It is b's memory,
 // not a copy: b must not change while the payload is in use.
 func framePayload(b []byte) string { return unsafe.String(&b[8], len(b)-8) }
-
-// decodePayload decodes a frame's payload. The records' string fields
-// are slices of text (one allocation for them all, and the stage's copy
-// is reused as it is).
-func decodePayload(text string) ([]connlog.Record, error) {
-	return appendPayload(nil, text)
-}
-
-// payloadCount is the number of records a frame's payload claims.
-func payloadCount(text string) int {
-	d := decoder{b: unsafe.Slice(unsafe.StringData(text), len(text))}
-	return int(min(d.uvarint(), uint64(len(text))))
-}
-
-// appendPayload decodes a frame's payload and appends its records to dst
-// (the move decodes all its frames into one slice).
-func appendPayload(dst []connlog.Record, text string) ([]connlog.Record, error) {
-	d := decoder{b: unsafe.Slice(unsafe.StringData(text), len(text))}
-	count := d.uvarint()
-	if count > uint64(len(text)) {
-		return nil, fmt.Errorf("frame of %d bytes claims %d records", len(text), count)
-	}
-	start := len(dst)
-	dst = slices.Grow(dst, int(count))[:start+int(count)]
-	records := dst[start:]
-	for i := range records {
-		r := &records[i]
-		*r = connlog.Record{}
-		r.TimeGenerated = time.Unix(0, d.varint()).UTC()
-		switch d.byte() {
-		case 0:
-		case 1:
-			v := d.varint()
-			r.DurationMs = &v
-		default:
-			d.err = errors.New("bad DurationMs flag")
-		}
-		for _, p := range recordStrings(r) {
-			l := int(d.uvarint())
-			if d.err == nil && l > len(d.b)-d.off {
-				d.err = errTorn
-			}
-			if d.err != nil {
-				break
-			}
-			*p = text[d.off : d.off+l]
-			d.off += l
-		}
-	}
-	if d.err != nil || d.off != len(text) {
-		return nil, fmt.Errorf("undecodable frame (%v, %d of %d bytes read)", d.err, d.off, len(text))
-	}
-	return dst, nil
-}
 
 // decoder reads a payload; b is never written (it may be a string's
 // bytes).

@@ -77,10 +77,37 @@ func FuzzDecodeFrame(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if n, enc := frameSize(recs), encodeFrame(nil, recs); n != len(enc) {
+			t.Fatalf("frameSize %d, frame of %d bytes", n, len(enc))
+		}
 		again, _, err := decodeFrame(encodeFrame(nil, recs))
 		if err != nil || len(again) != len(recs) || (len(recs) > 0 && !reflect.DeepEqual(again, recs)) {
 			t.Fatalf("round trip of %d decoded records: %d, %v", len(recs), len(again), err)
 		}
 		_ = rest
 	})
+}
+
+// TestFrameSize: the size Append takes a buffer of is the frame's, for
+// varints of every length (long strings, times before 1970, large and
+// negative durations).
+func TestFrameSize(t *testing.T) {
+	var recs []connlog.Record
+	for i := range 40 {
+		r := fullRecord(i)
+		r.Properties = string(bytes.Repeat([]byte("x"), i*i*i))
+		if i%3 == 0 {
+			r.TimeGenerated = time.Unix(-int64(i)*1e6, 0)
+		}
+		if r.DurationMs != nil {
+			*r.DurationMs <<= i
+		}
+		recs = append(recs, r)
+		if n, enc := frameSize(recs), encodeFrame(nil, recs); n != len(enc) {
+			t.Fatalf("%d records: frameSize %d, frame of %d bytes", len(recs), n, len(enc))
+		}
+	}
+	if n, enc := frameSize(nil), encodeFrame(nil, nil); n != len(enc) {
+		t.Fatalf("no records: frameSize %d, frame of %d bytes", n, len(enc))
+	}
 }

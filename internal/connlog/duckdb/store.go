@@ -134,6 +134,11 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	if o.MoveChunkBytes <= 0 {
 		o.MoveChunkBytes = max(o.MaxStagedBytes/2, 1)
 	}
+	if path != ":memory:" {
+		// The staged batches and a chunk's columns (about the size of its
+		// frames) stay mapped between moves (bufpool.go).
+		keepPooled(o.MaxStagedBytes + o.MoveChunkBytes)
+	}
 	if o.CompactAfter == 0 {
 		o.CompactAfter = time.Hour
 	}
