@@ -53,7 +53,7 @@ func (a *App) startLogs(ctx context.Context) error {
 	}
 	m, err := diag.NewManager(diag.Options{
 		JS: a.journal.JS, NC: a.journal.NC, Store: settings, Workspace: store,
-		WorkspaceDurable: a.workspaceDurable(), WorkspaceRetention: a.cfg.LogRetention, ArchiveDir: a.cfg.ArchiveDir,
+		WorkspaceDurable: a.workspaceDurable(), Node: a.cfg.Cluster.NodeName, WorkspaceRetention: a.cfg.LogRetention, ArchiveDir: a.cfg.ArchiveDir,
 		Resource: connlog.Resource{}, Logger: a.log, Now: a.cfg.Clock, RetentionEvery: a.cfg.RetentionEvery,
 	})
 	if err != nil {

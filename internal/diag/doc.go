@@ -12,7 +12,8 @@
 //	           = _ItemId; with a retention, a JetStream stream keeps them
 //
 // each with a retention in days. Settings are kept in the journal's KV
-// (kvstore) and applied by the Manager without a restart. While no setting
+// (kvstore) and applied by the Manager without a restart, from a watch of
+// the bucket, so on a cluster every node applies every node's changes. While no setting
 // is stored, the built-in default applies: allLogs to the workspace with
 // the hub's --log-retention (Tether's behaviour before settings). As in
 // Azure, once a setting exists only stored settings apply: a setting with

@@ -28,6 +28,11 @@ type Options struct {
 	// connlog.DefaultDurable). Each node of a cluster keeps its own log
 	// store from the whole journal, so each has its own.
 	WorkspaceDurable string
+	// Node, on a cluster, is this node's name: each node keeps its own
+	// archives from the whole journal (its own disk, as its workspace),
+	// on consumers named for it. A NATS destination's consumer is one
+	// for the cluster, so each record is published once.
+	Node string
 	// WorkspaceRetention is the hub's retention (--log-retention), used
 	// by settings whose workspace retention is 0; negative keeps records.
 	WorkspaceRetention time.Duration
@@ -52,10 +57,15 @@ type Options struct {
 // lost or repeated), a new one starts with the journal's next record, and
 // the consumers of a removed one are deleted.
 //
+// The settings in force are the Store's, applied from its watch
+// (watch.go): a change made through any node of a cluster reaches every
+// node's Manager, in revision order, and a single hub runs the same code.
+// A write through this Manager returns once this node's watch applied it.
+//
 // Durable consumers: the workspace keeps connlog's "connlog" (at the
 // first start it reads the whole journal, as before settings existed);
-// archives and NATS destinations use "diag-<setting>-archive" and
-// "diag-<setting>-nats". On TETHER_OPS, which holds the four operation
+// archives and NATS destinations use "diag-<setting>-archive" (on a
+// cluster "diag-<setting>-archive-<node>") and "diag-<setting>-nats". On TETHER_OPS, which holds the four operation
 // categories, each category has its own consumer: the name followed by
 // "-<category>" (connlog.ConsumerName), so routing one category more or
 // less never touches the others' positions.
@@ -63,8 +73,10 @@ type Manager struct {
 	o   Options
 	log *slog.Logger
 
-	mu     sync.Mutex // serialises changes
+	writes sync.Mutex // serialises this node's writes
+	mu     sync.Mutex // guards what follows
 	routes map[string]*route
+	w      watchState
 }
 
 // route is one running destination.
@@ -96,23 +108,14 @@ func NewManager(o Options) (*Manager, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Manager{o: o, log: o.Logger.With("component", "diag"), routes: map[string]*route{}}, nil
+	return &Manager{o: o, log: o.Logger.With("component", "diag"), routes: map[string]*route{}, w: newWatchState()}, nil
 }
 
-// Start applies the stored settings (or the default).
-func (m *Manager) Start(ctx context.Context) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	settings, err := m.effective(ctx)
-	if err != nil {
-		return err
-	}
-	return m.reconcile(ctx, settings, true)
-}
-
-// Stop lets the destinations catch up with the journal (at most 3 s, so
-// a clean shutdown's last records arrive) and stops them.
+// Stop ends the watch, lets the destinations catch up with the journal
+// (at most 3 s, so a clean shutdown's last records arrive) and stops
+// them.
 func (m *Manager) Stop(ctx context.Context) error {
+	m.stopWatch()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	deadline := time.Now().Add(3 * time.Second)
@@ -194,8 +197,8 @@ func (m *Manager) write(ctx context.Context, s Setting, replace bool) (Setting, 
 	if err := s.Validate(); err != nil {
 		return Setting{}, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.writes.Lock()
+	defer m.writes.Unlock()
 	if replace {
 		if _, err := m.Get(ctx, s.Name); err != nil {
 			return Setting{}, err
@@ -217,15 +220,15 @@ func (m *Manager) write(ctx context.Context, s Setting, replace bool) (Setting, 
 	if err != nil {
 		return Setting{}, err
 	}
-	return s, m.reload(ctx)
+	return s, m.awaitApplied(ctx, s.Key())
 }
 
 // Delete removes a stored setting and stops its destinations (what they
 // hold stays: archive files, stream messages, workspace records).
 // ErrBuiltIn for the default while it is built in, else ErrNotFound.
 func (m *Manager) Delete(ctx context.Context, name string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.writes.Lock()
+	defer m.writes.Unlock()
 	err := m.o.Store.Delete(ctx, name)
 	if errors.Is(err, ErrNotFound) {
 		if s, gerr := m.Get(ctx, name); gerr == nil && s.BuiltIn {
@@ -235,19 +238,7 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return m.reload(ctx)
-}
-
-// reload applies the stored settings after a change.
-func (m *Manager) reload(ctx context.Context) error {
-	settings, err := m.effective(ctx)
-	if err == nil {
-		err = m.reconcile(ctx, settings, false)
-	}
-	if err != nil {
-		return fmt.Errorf("diag: the setting is stored but not fully applied: %w", err)
-	}
-	return nil
+	return m.awaitApplied(ctx, strings.ToLower(name))
 }
 
 // plan turns settings into the destinations they need, by id.
@@ -277,7 +268,7 @@ func (m *Manager) plan(settings []Setting) map[string]routeSpec {
 			if a.RetentionDays > 0 {
 				keep = days(a.RetentionDays)
 			}
-			out["archive/"+s.Key()] = routeSpec{kind: "archive", setting: s.Key(), durable: "diag-" + s.Key() + "-archive",
+			out["archive/"+s.Key()] = routeSpec{kind: "archive", setting: s.Key(), durable: m.archiveDurable(s.Key()),
 				categories: joined, retention: keep}
 		}
 		if n := s.NATS; n != nil {
@@ -401,6 +392,13 @@ func (r *route) stop(ctx context.Context) error {
 		r.archive.Close()
 	}
 	return err
+}
+
+func (m *Manager) archiveDurable(key string) string {
+	if m.o.Node != "" {
+		return "diag-" + key + "-archive-" + m.o.Node
+	}
+	return "diag-" + key + "-archive"
 }
 
 func (m *Manager) workspaceDurable() string {

@@ -118,14 +118,81 @@ func (s *Store) Put(ctx context.Context, st diag.Setting) error {
 	return nil
 }
 
-// Delete implements diag.Store. It reads first: a KV delete of a missing
-// key would succeed.
+// Delete implements diag.Store. It reads first (a KV delete of a missing
+// key would succeed), without decoding: a corrupt value can be deleted.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	if _, err := s.Get(ctx, name); err != nil {
-		return err
+	if name == "" || strings.ContainsAny(name, ".*> ") {
+		return diag.ErrNotFound
 	}
-	if err := s.kv.Delete(ctx, key(name)); err != nil {
+	e, err := s.kv.Get(ctx, key(name))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return diag.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("diag/kvstore: get %s: %w", name, err)
+	}
+	// Only the entry read: a write since then is not deleted unseen.
+	if err := s.kv.Delete(ctx, key(name), jetstream.LastRevision(e.Revision())); err != nil {
 		return fmt.Errorf("diag/kvstore: delete %s: %w", name, err)
 	}
 	return nil
+}
+
+// Watch implements diag.Store on a KV watch of every key (the bucket's
+// last entry per key, then the updates, in stream order).
+func (s *Store) Watch(ctx context.Context) (<-chan diag.Change, error) {
+	w, err := s.kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("diag/kvstore: watch %s: %w", Bucket, err)
+	}
+	out := make(chan diag.Change, 64)
+	go func() {
+		defer close(out)
+		defer func() { _ = w.Stop() }()
+		for {
+			var e jetstream.KeyValueEntry
+			select {
+			case <-ctx.Done():
+				return
+			case u, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				e = u
+			}
+			c := diag.Change{CaughtUp: true}
+			if e != nil {
+				c = change(e)
+			}
+			select {
+			case out <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+func change(e jetstream.KeyValueEntry) diag.Change {
+	c := diag.Change{Revision: e.Revision(), Key: e.Key()}
+	if e.Operation() != jetstream.KeyValuePut {
+		c.Deleted = true
+		return c
+	}
+	c.Setting, c.Err = decode(e.Key(), e.Value())
+	return c
+}
+
+// Revision implements diag.Store: the bucket stream's last sequence.
+func (s *Store) Revision(ctx context.Context) (uint64, error) {
+	st, err := s.kv.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("diag/kvstore: status of %s: %w", Bucket, err)
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return 0, fmt.Errorf("diag/kvstore: status of %s: no stream state (%T)", Bucket, st)
+	}
+	return bs.StreamInfo().State.LastSeq, nil
 }
