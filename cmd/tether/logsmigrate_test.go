@@ -10,9 +10,8 @@ import (
 	"testing"
 
 	"github.com/tether-hub/tether/internal/app"
+	"github.com/tether-hub/tether/internal/app/sqlitelogtest"
 	"github.com/tether-hub/tether/internal/connlog"
-	"github.com/tether-hub/tether/internal/connlog/logstoretest"
-	"github.com/tether-hub/tether/internal/connlog/sqlite"
 )
 
 // tether logs migrate on a data dir with a SQLite log: the job's size,
@@ -21,15 +20,7 @@ import (
 func TestLogsMigrateCommand(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	old, err := sqlite.Open(ctx, filepath.Join(dir, app.SQLiteLogFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs := logstoretest.Records(45_000, logstoretest.T0)
-	if err := old.Append(ctx, recs); err != nil {
-		t.Fatal(err)
-	}
-	old.Close()
+	recs := sqlitelogtest.Write(t, dir, 5_000) // one batch: the progress lines, not the batching (TestOpenLogStoreMigratesSQLiteLog)
 
 	cli := &cliHub{flags: []string{"--data-dir", dir}}
 	var out, errOut syncBuffer
@@ -37,12 +28,12 @@ func TestLogsMigrateCommand(t *testing.T) {
 		t.Fatalf("logs migrate: %v\n%s", err, errOut.String())
 	}
 	progress := errOut.String()
-	for _, want := range []string{"45000 records to copy\n", "45000 of 45000 records (100.0%)"} {
+	for _, want := range []string{"5000 records to copy\n", "5000 of 5000 records (100.0%)"} {
 		if !strings.Contains(progress, want) {
 			t.Errorf("progress does not say %q:\n%s", want, progress)
 		}
 	}
-	if !strings.Contains(out.String(), "migrated 45000 records into "+filepath.Join(dir, app.LogFile)) {
+	if !strings.Contains(out.String(), "migrated 5000 records into "+filepath.Join(dir, app.LogFile)) {
 		t.Errorf("summary: %s", out.String())
 	}
 	if _, err := os.Stat(filepath.Join(dir, app.SQLiteLogFile+".migrated")); err != nil {

@@ -10,9 +10,8 @@ import (
 	"testing"
 
 	"github.com/tether-hub/tether/internal/app"
+	"github.com/tether-hub/tether/internal/app/sqlitelogtest"
 	"github.com/tether-hub/tether/internal/connlog"
-	"github.com/tether-hub/tether/internal/connlog/logstoretest"
-	"github.com/tether-hub/tether/internal/connlog/sqlite"
 )
 
 // A data dir with a SQLite log is converted when the store opens: every
@@ -22,15 +21,7 @@ import (
 func TestOpenLogStoreMigratesSQLiteLog(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	old, err := sqlite.Open(ctx, filepath.Join(dir, app.SQLiteLogFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs := logstoretest.Records(45_000, logstoretest.T0)
-	if err := old.Append(ctx, recs); err != nil {
-		t.Fatal(err)
-	}
-	old.Close()
+	recs := sqlitelogtest.Write(t, dir, 45_000)
 
 	var reports [][2]int64
 	s, err := app.OpenLogStore(ctx, dir, app.LogStoreOptions{Memory: 128 << 20, Progress: func(done, total int64) {
