@@ -67,8 +67,8 @@ func MigrateSQLiteLog(ctx context.Context, dir string, o LogStoreOptions) error 
 }
 
 // migrateBatch is how many records one step of the migration reads and
-// appends.
-const migrateBatch = 20_000
+// appends (a variable for tests).
+var migrateBatch = 20_000
 
 func migrateInto(ctx context.Context, dst *duckdb.Store, dir string, progress func(done, total int64)) error {
 	path := filepath.Join(dir, SQLiteLogFile)
