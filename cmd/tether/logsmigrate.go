@@ -18,13 +18,13 @@ func newLogsMigrateCmd() *cobra.Command {
 		Long: `Copy every record of the SQLite log store of --data-dir (logs.db, written by
 hubs before the DuckDB store and by SQLite builds) into the DuckDB store
 (logs.duckdb), printing progress, then rename logs.db to logs.db.migrated
-(delete it once you are content). tether serve does the same at start; this
-command does it ahead of time, with the hub stopped. Interrupted, it resumes
+(delete it once you are content). tether serve does the same at start, before
+it serves; this command does it ahead of time, with the hub stopped. Interrupted, it resumes
 where it stopped when run again: records already copied are skipped.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if app.LogStoreKind != "duckdb" {
-				return fmt.Errorf("this tether was built with the SQLite log store (the default): build it with -tags duckdblog (cgo) to migrate to DuckDB")
+				return fmt.Errorf("this tether was built with -tags sqlitelog, whose log is the SQLite one: a default build (cgo) migrates it to DuckDB")
 			}
 			dir := clientFlags.dataDir
 			if !fileExists(filepath.Join(dir, app.SQLiteLogFile)) {
@@ -32,24 +32,20 @@ where it stopped when run again: records already copied are skipped.`,
 				return nil
 			}
 			out := cmd.ErrOrStderr()
-			start, last := time.Now(), time.Time{}
 			var copied int64
-			err := app.MigrateSQLiteLog(cmd.Context(), dir, app.LogStoreOptions{Memory: memory, Progress: func(done, total int64) {
+			mig := app.MigrationMeter{Every: time.Second, Line: func(done, total int64, perSec float64, left time.Duration) {
 				copied = done
-				if time.Since(last) >= time.Second || done == total {
-					last = time.Now()
-					pct := 100.0
-					if total > 0 {
-						pct = 100 * float64(done) / float64(total)
-					}
-					fmt.Fprintf(out, "%d of %d records (%.1f%%), %.0f records/s\n", done, total, pct, float64(done)/time.Since(start).Seconds())
+				if done == 0 {
+					fmt.Fprintf(out, "%d records to copy\n", total)
+					return
 				}
-			}})
-			if err != nil {
+				fmt.Fprintf(out, "%d of %d records (%.1f%%), %.0f records/s, %s left\n", done, total, 100*float64(done)/float64(total), perSec, left)
+			}}
+			if err := app.MigrateSQLiteLog(cmd.Context(), dir, app.LogStoreOptions{Memory: memory, Progress: mig.Progress}); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "migrated %d records into %s in %s; the SQLite log is now %s.migrated\n",
-				copied, filepath.Join(dir, app.LogFile), time.Since(start).Round(time.Millisecond), app.SQLiteLogFile)
+			fmt.Fprintf(cmd.OutOrStdout(), "migrated %d records into %s in %s; the SQLite log is now %s.migrated (delete it once content)\n",
+				copied, filepath.Join(dir, app.LogFile), mig.Took(), app.SQLiteLogFile)
 			return nil
 		},
 	}

@@ -105,7 +105,7 @@ TETHER_SMTP_PASSWORD, never a flag or the API); to local programs with
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "server private key (PEM)")
 	f.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 10*time.Second, "time a client has for the TLS handshake and CONNECT")
 	f.DurationVar(&cfg.LogRetention, "log-retention", 30*24*time.Hour, "how long Connections log records are kept")
-	f.Var(byteSize{&cfg.LogMemory}, "log-memory", "memory budget of the log store (DuckDB builds: 1/2 of it DuckDB's memory_limit, queries past it spill to disk; 1/16 staged appends; e.g. 512MiB, 2GiB; 0: 512MiB)")
+	f.Var(byteSize{&cfg.LogMemory}, "log-memory", "memory budget of the DuckDB log store (1/2 of it DuckDB's memory_limit, queries past it spill to disk; 1/16 staged appends; e.g. 512MiB, 2GiB; 0: 512MiB; -tags sqlitelog builds ignore it)")
 	f.DurationVar(&cfg.MetricsRecent, "metrics-recent", time.Hour, "how long the metrics history keeps 1-second samples")
 	f.DurationVar(&cfg.MetricsRetention, "metrics-retention", 30*24*time.Hour, "how long the metrics history keeps 1-minute samples")
 	f.StringVar(&cfg.ArchiveDir, "archive-dir", "", "directory of the diagnostic settings' archive files (default <data-dir>/archive)")

@@ -32,15 +32,24 @@ type logService struct {
 }
 
 func (a *App) startLogs(ctx context.Context) error {
-	var lastReport time.Time
-	store, err := OpenLogStore(ctx, a.cfg.DataDir, LogStoreOptions{Memory: a.cfg.LogMemory, Progress: func(done, total int64) {
-		if time.Since(lastReport) > 2*time.Second || done == total {
-			lastReport = time.Now()
-			a.log.Info("migrating the SQLite log into "+LogFile, "records", done, "of", total)
+	// A SQLite log left by an older release or a SQLite build is converted
+	// before the hub serves; the operator sees the job's size, then its
+	// progress, and what became of logs.db.
+	mig := MigrationMeter{Every: 5 * time.Second, Line: func(done, total int64, perSec float64, left time.Duration) {
+		if done == 0 {
+			a.log.Info("converting the SQLite log into the DuckDB log before serving; stopping is safe, the next start resumes",
+				"from", SQLiteLogFile, "to", LogFile, "records", total)
+			return
 		}
-	}})
+		a.log.Info("converting the SQLite log", "records", done, "of", total,
+			"percent", fmt.Sprintf("%.1f", 100*float64(done)/float64(total)), "records_per_s", int64(perSec), "left", left)
+	}}
+	store, err := OpenLogStore(ctx, a.cfg.DataDir, LogStoreOptions{Memory: a.cfg.LogMemory, Progress: mig.Progress})
 	if err != nil {
 		return fmt.Errorf("log store: %w", err)
+	}
+	if mig.Started() {
+		a.log.Info("SQLite log converted; delete the old file once content", "took", mig.Took(), "old", SQLiteLogFile+".migrated")
 	}
 	a.onStop(func(context.Context) error { return store.Close() })
 	var settings *diagkv.Store

@@ -8,17 +8,20 @@ import (
 	"github.com/tether-hub/tether/internal/kql"
 )
 
-// The embedded log store is chosen at build time: SQLite (pure Go) by
-// default, DuckDB (columnar, cgo) with -tags duckdblog. DuckDB answers
-// fleet-wide queries 20-100x faster but does not yet ingest as fast as the
-// journal can deliver on 2 cores (docs/ARCHITECTURE.md, "Log store"), so it
-// is not the default yet. logstore_duckdb.go and
+// The embedded log store is chosen at build time: DuckDB (columnar, cgo)
+// by default, SQLite (pure Go) with -tags sqlitelog for CGO-free, static
+// builds (docs/ARCHITECTURE.md, "Log store"). logstore_duckdb.go and
 // logstore_sqlite.go each define LogFile, LogStoreKind, logDialect and
-// OpenLogStore.
+// OpenLogStore; logstore_nocgo.go stops a build without cgo that did not
+// ask for SQLite.
 
-// SQLiteLogFile is the SQLite log store's file in the data dir: the log
-// of the default build, and what a DuckDB build migrates from.
-const SQLiteLogFile = "logs.db"
+// The log stores' files in the data dir. A default build converts a
+// SQLite log it finds (logs.db, from SQLite builds and releases before
+// DuckDB) into its own; a SQLite build refuses a DuckDB log.
+const (
+	SQLiteLogFile = "logs.db"
+	DuckDBLogFile = "logs.duckdb"
+)
 
 // LogStore is what the hub needs of its embedded log store: records, KQL
 // queries, consistent backups.

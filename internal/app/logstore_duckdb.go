@@ -1,4 +1,4 @@
-//go:build cgo && duckdblog
+//go:build cgo && !sqlitelog
 
 package app
 
@@ -17,7 +17,7 @@ import (
 )
 
 // LogFile is the Connections log database inside the data dir.
-const LogFile = "logs.duckdb"
+const LogFile = DuckDBLogFile
 
 // LogStoreKind names the build's log store.
 const LogStoreKind = "duckdb"
@@ -52,7 +52,8 @@ func openDuckDB(ctx context.Context, path string, o LogStoreOptions) (*duckdb.St
 }
 
 // MigrateSQLiteLog copies the SQLite log of the data dir dir (logs.db)
-// into its DuckDB log, reporting progress, and renames it logs.db.migrated
+// into its DuckDB log, reporting progress (first 0 of the total, then after
+// each batch), and renames it logs.db.migrated
 // once every record is in. Nothing to migrate is no error. A migration
 // that stops half-way (crash, Ctrl-C) resumes where the DuckDB store
 // stands: records it holds already are skipped.
@@ -66,8 +67,8 @@ func MigrateSQLiteLog(ctx context.Context, dir string, o LogStoreOptions) error 
 }
 
 // migrateBatch is how many records one step of the migration reads and
-// appends.
-const migrateBatch = 20_000
+// appends (a variable for tests).
+var migrateBatch = 20_000
 
 func migrateInto(ctx context.Context, dst *duckdb.Store, dir string, progress func(done, total int64)) error {
 	path := filepath.Join(dir, SQLiteLogFile)
@@ -84,6 +85,9 @@ func migrateInto(ctx context.Context, dst *duckdb.Store, dir string, progress fu
 	total, err := src.Count(ctx)
 	if err != nil {
 		return fmt.Errorf("log migration: %w", err)
+	}
+	if progress != nil {
+		progress(0, total)
 	}
 	var done, after int64
 	for {

@@ -1,4 +1,4 @@
-//go:build cgo && duckdblog
+//go:build cgo && !sqlitelog
 
 package app_test
 
@@ -10,9 +10,8 @@ import (
 	"testing"
 
 	"github.com/tether-hub/tether/internal/app"
+	"github.com/tether-hub/tether/internal/app/sqlitelogtest"
 	"github.com/tether-hub/tether/internal/connlog"
-	"github.com/tether-hub/tether/internal/connlog/logstoretest"
-	"github.com/tether-hub/tether/internal/connlog/sqlite"
 )
 
 // A data dir with a SQLite log is converted when the store opens: every
@@ -22,15 +21,8 @@ import (
 func TestOpenLogStoreMigratesSQLiteLog(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	old, err := sqlite.Open(ctx, filepath.Join(dir, app.SQLiteLogFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs := logstoretest.Records(45_000, logstoretest.T0)
-	if err := old.Append(ctx, recs); err != nil {
-		t.Fatal(err)
-	}
-	old.Close()
+	defer app.SetMigrateBatch(2_000)()
+	recs := sqlitelogtest.Write(t, dir, 4_500)
 
 	var reports [][2]int64
 	s, err := app.OpenLogStore(ctx, dir, app.LogStoreOptions{Memory: 128 << 20, Progress: func(done, total int64) {
@@ -40,8 +32,8 @@ func TestOpenLogStoreMigratesSQLiteLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if len(reports) != 3 || reports[2] != [2]int64{45_000, 45_000} {
-		t.Errorf("progress reports %v, want 3 ending at 45000 of 45000", reports)
+	if want := [][2]int64{{0, 4_500}, {2_000, 4_500}, {4_000, 4_500}, {4_500, 4_500}}; !slices.Equal(reports, want) {
+		t.Errorf("progress reports %v, want %v (the job's size first, then each batch)", reports, want)
 	}
 	got, err := s.Find(ctx, connlog.Filter{})
 	if err != nil {
@@ -60,7 +52,7 @@ func TestOpenLogStoreMigratesSQLiteLog(t *testing.T) {
 	}
 	// Appending the SQLite records again (a migration resumed after a
 	// crash before the rename) doubles nothing.
-	if err := s.Append(ctx, recs[10_000:30_000]); err != nil {
+	if err := s.Append(ctx, recs[1_000:3_000]); err != nil {
 		t.Fatal(err)
 	}
 	if again, _ := s.Find(ctx, connlog.Filter{}); len(again) != len(recs) {

@@ -9,6 +9,7 @@
 //	                          the KV buckets (registry, policies, twins, subscriptions,
 //	                          diagnostic settings, state) and their consumers' positions
 //	metrics.db, logs.db       SQLite copies (VACUUM INTO)
+//	logs.duckdb               the DuckDB log store's copy (its BackupTo), in default builds
 //	alerts/…, archive/…       files, cut at their last complete line
 //
 // Consistency. Every piece is a point-in-time copy of itself, and the

@@ -21,7 +21,9 @@
 //	owner-connection-string  iothubowner connection string (first start; kept current while present)
 //	api-url                  https://<hub>:<port> of the running hub, for the CLI
 //	jetstream/               embedded NATS JetStream store (journal streams, KV buckets)
-//	logs.db                  resource log store (SQLite)
+//	logs.duckdb              resource log store (DuckDB; .wal and .stage.N beside it)
+//	logs.db                  resource log store of -tags sqlitelog builds and older releases (SQLite;
+//	                         logs.db.migrated once a default build converted it)
 //	metrics.db               metrics history (SQLite)
 //	insight.state            insight engine state with its journal positions (rebuilt from the journal when missing)
 //	alerts/history.jsonl     alert transitions
