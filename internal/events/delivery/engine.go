@@ -39,6 +39,8 @@ type Engine struct {
 	randMu sync.Mutex
 
 	resyncs atomic.Uint64 // listings by the resync loop (tests)
+
+	hand handed // what the previous engines left unconfirmed (ledger.go)
 }
 
 // Engine states.
@@ -83,6 +85,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		e.dl = dl
 	}
+	e.takeHandover(ctx)
 	// Watched before the first List, so no write after it goes unseen.
 	changes, stopWatch := e.watchStore()
 	subs, err := e.o.Store.List(ctx)

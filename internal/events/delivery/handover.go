@@ -169,16 +169,25 @@ func newAckBook(nc *nats.Conn, log *slog.Logger, linger time.Duration) (*ackBook
 // answered. Without a book (it could not subscribe) the acknowledgement
 // is sent without waiting for an answer.
 func (r *runner) ack(e *entry) {
+	r.ackMsg(e.stream, e.sseq, e.msg.Reply(), e.msg.Ack)
+}
+
+// ackMsg acknowledges message sseq of stream (its acknowledgement subject
+// reply) through the book; ack sends it unconfirmed if there is no book.
+func (r *runner) ackMsg(stream string, sseq uint64, reply string, ack func() error) {
 	if r.acks == nil {
 		b, err := newAckBook(r.e.o.JS.Conn(), r.log, 2*r.e.o.AckWait)
 		if err != nil {
 			r.log.Warn("acknowledgements sent without confirmation", "err", err)
-			_ = e.msg.Ack()
+			_ = ack()
 			return
 		}
 		r.acks = b
+		if l := r.e.o.Ledger; l != nil {
+			l.add(b, ConsumerName(r.name))
+		}
 	}
-	r.acks.add(ackKey{e.stream, e.sseq}, e.msg.Reply(), r.singleCopy(e.stream))
+	r.acks.add(ackKey{stream, sseq}, reply, r.singleCopy(stream))
 }
 
 // singleCopy reports whether the runner's consumer on stream has one copy.
@@ -200,24 +209,58 @@ func (r *runner) singleCopy(stream string) bool {
 // here (a copy is a redelivery, which JetStream counts), so the book is
 // not looked at for it: at one lookup in each of its two maps per event,
 // that was ~1 % of the hub's CPU at 5,000 events/s (issue 21).
+//
+// Or an earlier engine (on this node or another) delivered it, and its
+// acknowledgement was not answered when this engine started (ledger.go):
+// it is acknowledged here, through the book, and not sent.
 func (r *runner) redelivered(s *stream, it item) bool {
-	if r.acks == nil || it.msg == nil || it.delivered == 1 {
+	if it.msg == nil || it.delivered == 1 {
 		return false
 	}
-	return r.acks.again(ackKey{s.name, it.sseq}, it.msg.Reply())
+	if r.acks != nil && r.acks.again(ackKey{s.name, it.sseq}, it.msg.Reply()) {
+		return true
+	}
+	if !r.e.takeHanded(handKey{ConsumerName(r.name), s.name, it.sseq}) {
+		return false
+	}
+	r.log.Debug("event delivered by the previous engine offered again; acknowledged, not sent", "stream", s.name, "seq", it.sseq)
+	r.ackMsg(s.name, it.sseq, it.msg.Reply(), it.msg.Ack)
+	// A runner recovering waits for the unacknowledged messages to come
+	// back: this one is back, and settled.
+	if rec := s.rec; rec != nil && it.sseq <= rec.delivered {
+		rec.need--
+		if len(rec.old) >= rec.need {
+			r.finishRecovery(s, rec)
+		}
+	}
+	return true
 }
 
 // settleAcks waits (up to ackSettle) until every acknowledgement is
 // answered, then closes the book: called as the runner stops, so the next
-// runner, here or on another node, does not get those events again.
+// runner, here or on another node, does not get those events again. With
+// a Ledger, a book still waiting for answers goes on in it (the next
+// engine learns of those events from it, ledger.go).
 func (r *runner) settleAcks() {
-	if r.acks == nil {
+	b := r.acks
+	if b == nil {
 		return
 	}
-	if left := r.acks.close(ackSettle); left > 0 {
-		r.log.Warn("acknowledgements not confirmed on stopping; whoever delivers next may repeat these events", "events", left)
-	}
 	r.acks = nil
+	l := r.e.o.Ledger
+	if l == nil {
+		if left := b.close(ackSettle); left > 0 {
+			r.log.Warn("acknowledgements not confirmed on stopping; whoever delivers next may repeat these events", "events", left)
+		}
+		return
+	}
+	if !b.settle(ackSettle) {
+		r.log.Warn("acknowledgements not confirmed on stopping; kept in the ledger for the next delivering engine", "events", b.unanswered())
+		l.keep(b)
+		return
+	}
+	b.close(0)
+	l.remove(b)
 }
 
 // add sends the acknowledgement of k on subject and keeps it until it is
@@ -441,22 +484,40 @@ func (b *ackBook) resend() {
 	}
 }
 
-// close waits up to wait for the answers, stops the book and returns how
-// many acknowledgements stayed unanswered.
-func (b *ackBook) close(wait time.Duration) int {
+// settle waits up to wait until every acknowledgement is answered and
+// reports whether they are.
+func (b *ackBook) settle(wait time.Duration) bool {
 	b.mu.Lock()
 	var drained chan struct{}
 	if len(b.pending) > 0 {
-		drained = make(chan struct{})
-		b.drained = drained
+		if b.drained == nil {
+			b.drained = make(chan struct{})
+		}
+		drained = b.drained
 	}
 	b.mu.Unlock()
-	if drained != nil {
-		select {
-		case <-drained:
-		case <-time.After(wait):
-		}
+	if drained == nil {
+		return true
 	}
+	select {
+	case <-drained:
+		return true
+	case <-time.After(wait):
+		return false
+	}
+}
+
+// unanswered is how many acknowledgements wait for an answer.
+func (b *ackBook) unanswered() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.pending)
+}
+
+// close waits up to wait for the answers, stops the book and returns how
+// many acknowledgements stayed unanswered.
+func (b *ackBook) close(wait time.Duration) int {
+	b.settle(wait)
 	close(b.stop)
 	<-b.done
 	_ = b.sub.Unsubscribe()

@@ -189,3 +189,55 @@ func ackBookAnswering(t *testing.T, answer nats.MsgHandler) *ackBook {
 	t.Cleanup(func() { b.close(0) })
 	return b
 }
+
+// Hand-over while the consumer cannot store acknowledgements (its Raft
+// group electing after a node was lost): the first engine delivered every
+// event, but none of their acknowledgements was answered when its lead
+// ended and it stopped. The next engine, offered the events again, learns
+// from the first one's Ledger that they were delivered and acknowledges
+// them instead of sending them a second time. (Without the Ledger and
+// Handover, the next engine sent all 6 again.)
+func TestHandOverWithUnstoredAcknowledgementsSendsNothingTwice(t *testing.T) {
+	var lose atomic.Bool
+	lose.Store(true)
+	ackLoss = func(ackKey) bool { return lose.Load() }
+	t.Cleanup(func() { ackLoss = nil })
+	ledger := NewLedger()
+	fence, end := context.WithCancel(context.Background())
+	v := newEnv(t, func(o *Options) { o.Fence, o.Ledger = fence, ledger })
+	rc := newReceiver(t, v.clock, nil)
+	e1 := v.start()
+	v.sub("handover", rc.URL)
+	first := v.publishRounds(3, 2)
+	eventually(t, "first events delivered", func() bool { return allDelivered(rc, first) })
+
+	// The lead ends mid-run: no acknowledgement was stored.
+	end()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e1.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	left := ledger.Unconfirmed()
+	if len(left) != 1 || len(left[0].Seqs) != 6 || left[0].Consumer != ConsumerName("handover") {
+		t.Fatalf("the ledger holds %+v after the stop, want the 6 delivered events of consumer %s", left, ConsumerName("handover"))
+	}
+
+	// The next engine (another node's: it asks for the ledger).
+	v.opts.Fence = nil
+	v.opts.Ledger = NewLedger()
+	v.opts.Handover = func(context.Context) ([]Unconfirmed, error) { return ledger.Unconfirmed(), nil }
+	e2 := v.start()
+	eventually(t, "the delivered events offered to the next engine", func() bool { return e2.hand.taken.Load() == 6 })
+	lose.Store(false)
+	more := v.publishRounds(3, 2)
+	eventually(t, "the new events delivered by the next engine", func() bool { return allDelivered(rc, more) })
+	checkEachOnce(t, v, rc, "handover", 12)
+	for dev, ids := range more {
+		first[dev] = append(first[dev], ids...)
+	}
+	checkOrder(t, rc, first)
+	if err := ledger.Wait(ctx); err != nil {
+		t.Errorf("the first engine's book still waits for answers: %v", err)
+	}
+}

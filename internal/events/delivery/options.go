@@ -115,6 +115,15 @@ type Options struct {
 	// still revive: the engine keeps what it holds and delivered. Call
 	// Resume when it turns false.
 	Pause func() bool
+	// Ledger, when set, keeps the acknowledgements of this engine's
+	// deliveries that JetStream has not answered, past the engine's Stop,
+	// for the next engine to learn through Handover (ledger.go). One per
+	// node, shared by its engines.
+	Ledger *Ledger
+	// Handover, when set, is asked once as the engine starts for what the
+	// previous engines (every node's Ledger) delivered and did not get
+	// stored: offered again, those events are acknowledged, not sent.
+	Handover func(ctx context.Context) ([]Unconfirmed, error)
 
 	// ObserveLatency, if set, is called for every delivered event with the
 	// time from the event's time to the endpoint's 2xx answer (for a
