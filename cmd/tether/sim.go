@@ -190,6 +190,7 @@ thousands; past --per-process devices the simulator starts worker processes
 	f.StringVar(&cfg.Prefix, "prefix", "sim", "device id prefix")
 	f.DurationVar(&cfg.Duration, "duration", time.Minute, "how long to run from the first connect (0: until Ctrl-C)")
 	f.Float64Var(&cfg.Ramp, "ramp", 500, "connects per second while the fleet comes up")
+	f.Float64Var(&cfg.ConnectRate, "connect-rate", 0, "cap on the fleet's connect attempts per second, reconnects included (0: none)")
 	f.StringVar(&cfg.Profile, "profile", "node", "device SDK to behave like: "+strings.Join(sim.ProfileNames(), ", "))
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", 0, "SAS token lifespan (default: the profile's, 1h); the renewal point keeps its fraction")
 	f.DurationVar(&cfg.KeepAlive, "keep-alive", 0, "MQTT keep-alive (default: the profile's)")

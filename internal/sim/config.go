@@ -12,17 +12,21 @@ import (
 // Config is one simulation run. Zero values take the defaults of
 // Defaults; Validate reports every problem at once.
 type Config struct {
-	Devices    int           `json:"devices"`
-	Prefix     string        `json:"prefix"`   // device ids are <prefix>-<i>
-	Duration   time.Duration `json:"duration"` // from the first connect; 0: until the context ends
-	Ramp       float64       `json:"ramp"`     // connects per second at the start
-	Profile    string        `json:"profile"`
-	TokenTTL   time.Duration `json:"tokenTtl"`   // 0: the profile's
-	KeepAlive  time.Duration `json:"keepAlive"`  // 0: the profile's
-	Telemetry  time.Duration `json:"telemetry"`  // interval; 0: none
-	Payload    int           `json:"payload"`    // telemetry bytes
-	WebSockets float64       `json:"webSockets"` // fraction of devices on MQTT over WebSockets
-	Faults     Faults        `json:"faults"`
+	Devices  int           `json:"devices"`
+	Prefix   string        `json:"prefix"`   // device ids are <prefix>-<i>
+	Duration time.Duration `json:"duration"` // from the first connect; 0: until the context ends
+	Ramp     float64       `json:"ramp"`     // connects per second at the start
+	// ConnectRate caps the fleet's connect attempts a second, first
+	// connects and reconnects (after a crash, a node's stop, a storm)
+	// alike; 0: no cap (pace.go).
+	ConnectRate float64       `json:"connectRate"`
+	Profile     string        `json:"profile"`
+	TokenTTL    time.Duration `json:"tokenTtl"`   // 0: the profile's
+	KeepAlive   time.Duration `json:"keepAlive"`  // 0: the profile's
+	Telemetry   time.Duration `json:"telemetry"`  // interval; 0: none
+	Payload     int           `json:"payload"`    // telemetry bytes
+	WebSockets  float64       `json:"webSockets"` // fraction of devices on MQTT over WebSockets
+	Faults      Faults        `json:"faults"`
 	// Scenarios reproduce the causes `tether diagnose` recognises on
 	// chosen devices (scenario.go).
 	Scenarios Scenarios `json:"scenarios,omitempty"`
@@ -131,6 +135,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Ramp <= 0 {
 		bad("--ramp must be positive (connects per second)")
+	}
+	if c.ConnectRate < 0 {
+		bad("--connect-rate must not be negative (connects per second; 0: no cap)")
 	}
 	if _, err := LookupProfile(c.Profile); err != nil {
 		errs = append(errs, err)

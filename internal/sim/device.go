@@ -93,6 +93,9 @@ func (d *device) run() {
 	// device ended with DISCONNECT less than 2 minutes ago.
 	renewal, unsure := false, true
 	for !f.stopped() {
+		if !f.paced() {
+			return
+		}
 		tried := time.Now()
 		conn, tokenExp, err := d.connect()
 		if err != nil {

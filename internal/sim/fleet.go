@@ -32,6 +32,7 @@ type fleet struct {
 	tls     *tls.Config
 	nodeTLS map[string]*tls.Config // per address of MQTTAddrs: its host as ServerName
 	rampEnd time.Duration
+	pace    *pacer // Config.ConnectRate (pace.go)
 	payload []byte
 	// scenarios is each device's scenario (ScenarioAssignment).
 	scenarios []Scenario
@@ -60,6 +61,7 @@ func newFleet(hard context.Context, c *Config, from, to int, keySeed string, sta
 		rampEnd:   time.Duration(float64(c.Devices) / c.Ramp * float64(time.Second)),
 		payload:   make([]byte, c.Payload),
 		scenarios: ScenarioAssignment(c),
+		pace:      newPacer(c, from, to),
 	}
 	for i := range f.payload {
 		f.payload[i] = 'a' + byte(i%26)
