@@ -31,6 +31,10 @@ type subscriptionService struct {
 	newEngine func(fence context.Context) (*delivery.Engine, error)
 	clustered bool
 	nc        *nats.Conn // a cluster's, to reach the delivering node
+	// ledger is a cluster node's record of what its engines delivered
+	// and JetStream has not yet stored as delivered (nil when alone;
+	// clustering_handover.go).
+	ledger *delivery.Ledger
 	now       func() time.Time
 	// policy is what the API accepts: which destination kinds this hub
 	// serves.
@@ -65,12 +69,16 @@ func (a *App) startEvents(ctx context.Context) error {
 	}
 	endpoints := &policy.Endpoints
 	var pause func() bool
+	var ledger *delivery.Ledger
+	var handover func(context.Context) ([]delivery.Unconfirmed, error)
 	if a.cfg.Cluster.On() {
 		pause = a.deliveryPaused
+		ledger, handover = delivery.NewLedger(), a.deliveryHandover
 	}
 	newEngine := func(fence context.Context) (*delivery.Engine, error) {
 		return delivery.New(delivery.Options{
 			JS: a.journal.JS, Store: store, Resource: res, HubHost: a.cfg.HubName, Endpoints: endpoints, Fence: fence, Pause: pause,
+			Ledger: ledger, Handover: handover,
 			Logger: a.log.With("component", "delivery"), Origin: a.cfg.HubName,
 			ObserveLatency: a.observeDelivery, Replicas: a.journal.Replicas, DeadLetters: dead, Destinations: dests, Schedule: a.cfg.EventRetrySchedule,
 		})
@@ -88,7 +96,7 @@ func (a *App) startEvents(ctx context.Context) error {
 		}
 	}
 	a.subs = &subscriptionService{
-		store: store, newEngine: newEngine, clustered: a.cfg.Cluster.On(), nc: a.journal.NC, now: time.Now, policy: policy,
+		store: store, newEngine: newEngine, clustered: a.cfg.Cluster.On(), nc: a.journal.NC, now: time.Now, policy: policy, ledger: ledger,
 		hs: &events.Handshaker{
 			Endpoints: endpoints,
 			Origin:    a.cfg.HubName,
@@ -97,6 +105,11 @@ func (a *App) startEvents(ctx context.Context) error {
 		},
 	}
 	a.subs.cur.Store(engine)
+	if ledger != nil {
+		if err := a.serveDeliveryLedger(); err != nil {
+			return err
+		}
+	}
 	a.onStop(func(ctx context.Context) error { return a.subs.engine().Stop(ctx) })
 	return nil
 }

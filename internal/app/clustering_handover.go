@@ -1,0 +1,173 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-hub/tether/internal/cluster"
+	"github.com/tether-hub/tether/internal/events/delivery"
+)
+
+// The delivery job's hand-over between nodes (docs/SCALING.md, "Delivery
+// hand-over"): a node's delivery engines keep the events they delivered
+// whose acknowledgements JetStream has not stored in the node's ledger
+// (delivery.Ledger), and a node that takes the job asks every node for its
+// ledger before its engine starts, over NATS alone (no Raft group needs a
+// leader for it: the hand-over happens while they elect). A node answers
+// once its own engine, if one was stopping, has stopped: its last
+// deliveries are in the ledger by then.
+
+// unconfirmedSubject is where node answers for its ledger.
+func unconfirmedSubject(node string) string { return "tether.cluster.delivery.unconfirmed." + node }
+
+// serveLedger answers the ledger requests of the other nodes on nc until
+// the returned subscription is unsubscribed. stopped waits until no
+// delivery engine of this node is stopping.
+func serveLedger(nc *nats.Conn, node string, ledger *delivery.Ledger, stopped func(), log *slog.Logger) (*nats.Subscription, error) {
+	return nc.Subscribe(unconfirmedSubject(node), func(m *nats.Msg) {
+		go func() {
+			stopped()
+			b, err := json.Marshal(ledger.Unconfirmed())
+			if err == nil {
+				err = m.Respond(b)
+			}
+			if err != nil {
+				log.Warn("delivery hand-over: ledger not sent", "err", err)
+			}
+		}()
+	})
+}
+
+// askLedgers gathers what the ledgers of this node (own) and of peers
+// list, asking the peers at once and each for up to wait. A peer nobody
+// answers for (no route to it: its process is gone) is skipped at once;
+// one that does not answer in time is named in the error, and the rest is
+// returned (those events may be delivered again).
+func askLedgers(ctx context.Context, nc *nats.Conn, own *delivery.Ledger, peers []string, wait time.Duration) ([]delivery.Unconfirmed, error) {
+	out := own.Unconfirmed()
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		wg.Go(func() {
+			rctx, cancel := context.WithTimeout(ctx, wait)
+			defer cancel()
+			m, err := nc.RequestWithContext(rctx, unconfirmedSubject(p), nil)
+			var list []delivery.Unconfirmed
+			switch {
+			case errors.Is(err, nats.ErrNoResponders):
+				return
+			case err == nil:
+				err = json.Unmarshal(m.Data, &list)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("node %s: %w", p, err))
+				return
+			}
+			out = append(out, list...)
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// deliveryHandover is the delivery engine's Options.Handover in a
+// cluster: the ledgers of this node and of every node holding a lease.
+func (a *App) deliveryHandover(ctx context.Context) ([]delivery.Unconfirmed, error) {
+	self := a.cfg.Cluster.NodeName
+	peers, err := a.clusterPeers(ctx)
+	if err != nil {
+		// Without the names only this node's ledger is read.
+		return a.subs.ledger.Unconfirmed(), fmt.Errorf("listing the nodes to ask: %w", err)
+	}
+	var others []string
+	for _, p := range peers {
+		if p != self {
+			others = append(others, p)
+		}
+	}
+	return askLedgers(ctx, a.journal.NC, a.subs.ledger, others, a.handoverWait())
+}
+
+// clusterPeers names the nodes holding a lease (and lost nodes whose
+// lease has not expired yet: askLedgers skips those at once).
+func (a *App) clusterPeers(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.handoverWait())
+	defer cancel()
+	var names []string
+	err := a.journal.UntilReady(ctx, func(ctx context.Context) error {
+		names = names[:0]
+		kv, err := a.journal.JS.KeyValue(ctx, cluster.NodesBucket)
+		if err != nil {
+			return err
+		}
+		keys, err := kv.ListKeys(ctx)
+		if err != nil {
+			return err
+		}
+		for k := range keys.Keys() {
+			names = append(names, k)
+		}
+		return nil
+	})
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		err = nil
+	}
+	return names, err
+}
+
+// handoverWait is how long a node that takes the delivery job waits for a
+// peer's ledger: a peer whose lead ended answers once its engine stopped,
+// within about half a lease of its term's stop plus the acknowledgements'
+// settling (delivery's Stop).
+func (a *App) handoverWait() time.Duration {
+	lease := a.cfg.Cluster.Lease
+	if lease <= 0 {
+		lease = cluster.DefaultLease
+	}
+	return lease
+}
+
+// serveDeliveryLedger answers for this node's ledger from here on, also
+// while the node stops: a stopping node's engine hands its last
+// unconfirmed deliveries to the ledger, and the node that takes the
+// delivery job over asks for them. Stopping, the node waits (a few
+// seconds at most) for the ledger's acknowledgements to be stored.
+func (a *App) serveDeliveryLedger() error {
+	sub, err := serveLedger(a.journal.NC, a.cfg.Cluster.NodeName, a.subs.ledger, a.deliveryStopped, a.log)
+	if err != nil {
+		return fmt.Errorf("delivery hand-over: %w", err)
+	}
+	// Registered before the engine's and the cluster node's stops, so it
+	// runs after them.
+	a.onStop(func(ctx context.Context) error {
+		wctx, cancel := context.WithTimeout(ctx, ledgerStopWait)
+		defer cancel()
+		if a.subs.ledger.Wait(wctx) != nil {
+			a.log.Warn("stopping with delivered events whose acknowledgements are not stored; the next delivering node may send them again", "left", len(a.subs.ledger.Unconfirmed()))
+		}
+		return sub.Unsubscribe()
+	})
+	return nil
+}
+
+// ledgerStopWait bounds a stopping node's wait for its ledger.
+const ledgerStopWait = 5 * time.Second
+
+// deliveryStopped waits until no delivery engine of this node is starting
+// or stopping (onLead holds deliveryMu meanwhile).
+func (a *App) deliveryStopped() {
+	a.deliveryMu.Lock()
+	//lint:ignore SA2001 an empty critical section: waiting for onLead
+	a.deliveryMu.Unlock()
+}
