@@ -713,12 +713,13 @@ func TestClusterSimNodeLossAndRollingRestart(t *testing.T) {
 	for _, k := range order {
 		addrs = append(addrs, c.nodes[k].mqttAddr)
 	}
-	faults, err := sim.ParseFaults(fmt.Sprintf("dup=%d,hub-crash=%s,rolling-restart=%s", nDevices/100, simKillAt, simRollAt))
+	killAt, rollAt := simTimeline(nDevices)
+	faults, err := sim.ParseFaults(fmt.Sprintf("dup=%d,hub-crash=%s,rolling-restart=%s", nDevices/100, killAt, rollAt))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := sim.Config{
-		Devices: nDevices, Prefix: "cs", Duration: simRollAt + 5*time.Second, Ramp: simRamp, Profile: "node",
+		Devices: nDevices, Prefix: "cs", Duration: rollAt + 5*time.Second, Ramp: simPace, ConnectRate: simPace, Profile: "node",
 		Faults: faults, HubName: "localhost", MQTTAddr: addrs[0], MQTTAddrs: addrs, HTTPSAddr: c.nodes[0].httpsAddr,
 		// Each node made its own dev CA.
 		Insecure: true, Settle: 2 * time.Minute,
@@ -837,15 +838,26 @@ func clusterFleet() int {
 	return 1500
 }
 
-// The simulated run's timeline: devices connect at simRamp a second, node
-// 3 is killed at simKillAt, the rolling restart begins at simRollAt (not
-// before node 3 is back; the gap lets the survivors finish taking node 3's
-// sessions first, about 20 s after the kill on 2 busy cores).
-const (
-	simRamp   = 300
-	simKillAt = 30 * time.Second
-	simRollAt = 60 * time.Second
-)
+// The simulated run's timeline: devices connect at simPace a second, and
+// reconnect no faster (sim.Config.ConnectRate: the devices of a killed or
+// stopped node come back paced, not all at once); node 3 is killed 15 s
+// after the last device's first connect (at 30 s at least), the rolling
+// restart begins 30 s later (not before node 3 is back; the gap lets the
+// survivors finish taking node 3's sessions first, about 20 s after the
+// kill on 2 busy cores).
+//
+// simPace: a connect costs the 3 nodes ~8.5 ms of CPU together
+// (bench/README.md, "Cluster"), beside the simulator's TLS clients; at 300
+// a second (then unpaced reconnects) 6,000 devices overloaded 2 shared
+// cores (handshakes past the hubs' connect timeout, 500008; events 14 s
+// late at the median; one run, session 13).
+const simPace = 100
+
+func simTimeline(devices int) (killAt, rollAt time.Duration) {
+	ramp := time.Duration(float64(devices) / simPace * float64(time.Second))
+	killAt = max(30*time.Second, ramp+15*time.Second).Round(time.Second)
+	return killAt, killAt + 30*time.Second
+}
 
 // statusJSON is node 1's `tether cluster status -o json`.
 func (c *clusterProcs) statusJSON() (cluster.Status, error) {

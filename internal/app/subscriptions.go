@@ -31,11 +31,11 @@ type subscriptionService struct {
 	newEngine func(fence context.Context) (*delivery.Engine, error)
 	clustered bool
 	nc        *nats.Conn // a cluster's, to reach the delivering node
+	now       func() time.Time
 	// ledger is a cluster node's record of what its engines delivered
 	// and JetStream has not yet stored as delivered (nil when alone;
 	// clustering_handover.go).
 	ledger *delivery.Ledger
-	now       func() time.Time
 	// policy is what the API accepts: which destination kinds this hub
 	// serves.
 	policy events.ValidateOptions
