@@ -750,13 +750,28 @@ func TestClusterSimNodeLossAndRollingRestart(t *testing.T) {
 		},
 		RestartNode: func(ctx context.Context, i int) error {
 			k := order[i]
+			live := c.devicesHeld()
 			if !stopOrDump(c.nodes[k], 75*time.Second) {
 				return fmt.Errorf("node %d did not stop cleanly within 75 s (goroutine dump in %s)", k+1, c.nodes[k].LogPath)
 			}
 			if err := c.start(c.nodes[k]); err != nil {
 				return err
 			}
-			return c.caughtUp()
+			if err := c.caughtUp(); err != nil {
+				return err
+			}
+			// As an operator would: the next node stops once the devices
+			// of this one are back (on the others, paced by simPace), so
+			// each step moves a node's devices, not a fleet still away.
+			start := time.Now()
+			back := until(ctx, 90*time.Second, func() error {
+				if n := c.devicesHeld(); n < live*9/10 {
+					return fmt.Errorf("%d devices held, %d before node %d stopped", n, live, k+1)
+				}
+				return nil
+			})
+			phase("rolling restart: node %d back; devices back after %s (%v)", k+1, time.Since(start).Round(time.Millisecond), back)
+			return nil
 		},
 	})
 	if err != nil {
@@ -882,6 +897,20 @@ func (c *clusterProcs) leader(job string) string {
 		}
 	}
 	return ""
+}
+
+// devicesHeld is how many device records name a node, as node 1's
+// `tether cluster status` reports them (0 when it does not answer).
+func (c *clusterProcs) devicesHeld() int {
+	st, err := c.statusJSON()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, ns := range st.Nodes {
+		n += ns.Devices
+	}
+	return n
 }
 
 // held is how many device records name node, as node 1's `tether cluster
