@@ -534,10 +534,6 @@ type clusterProcs struct {
 func startClusterProcs(ctx context.Context, t *testing.T, lease time.Duration, phase func(string, ...any)) *clusterProcs {
 	t.Helper()
 	c := &clusterProcs{t: t, ctx: ctx, bin: tetherBinary(t), nodes: make([]*hubProc, 3), phase: phase}
-	routes, err := hubproc.FreePorts(3)
-	if err != nil {
-		t.Fatal(err)
-	}
 	base := t.TempDir()
 	secret := filepath.Join(base, "cluster-secret")
 	if err := os.WriteFile(secret, []byte("e2e-route-secret-0123456789\n"), 0o600); err != nil {
@@ -565,6 +561,58 @@ func startClusterProcs(ctx context.Context, t *testing.T, lease time.Duration, p
 		}
 		t.Logf("node logs kept in %s", keep)
 	})
+	// The ports are picked free and bound by the nodes a moment later: on
+	// a machine running other tests one may be taken meanwhile (seen:
+	// "bind: address already in use"). Then the cluster starts again, on
+	// new ports and data dirs.
+	for attempt := 1; ; attempt++ {
+		dir := base
+		if attempt > 1 {
+			dir = filepath.Join(base, fmt.Sprintf("try%d", attempt))
+		}
+		err := c.startNodes(dir, secret, lease)
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !c.portTaken() {
+			t.Fatal(err)
+		}
+		for _, h := range c.nodes {
+			if h.Running() {
+				h.kill()
+			}
+		}
+		phase("a port picked for a node was taken before it bound it (%v); starting on new ports", err)
+	}
+	phase("3 nodes up")
+	eventuallyCtx(ctx, t, 20*time.Second, func() error {
+		out := c.status()
+		if strings.Count(out, " alive ") != 3 || !strings.Contains(out, "reaper") || strings.Contains(out, "(none)") {
+			return fmt.Errorf("cluster status does not show 3 live nodes and a reaper leader yet:\n%s", out)
+		}
+		return nil
+	})
+	return c
+}
+
+// portTaken reports whether a node's log says one of its ports was in use.
+func (c *clusterProcs) portTaken() bool {
+	for _, h := range c.nodes {
+		if h != nil && len(h.logLines("address already in use")) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// startNodes makes the three nodes (data dirs under base, new ports) and
+// starts them.
+func (c *clusterProcs) startNodes(base, secret string, lease time.Duration) error {
+	t := c.t
+	routes, err := hubproc.FreePorts(3)
+	if err != nil {
+		return err
+	}
 	for i := range c.nodes {
 		var peers []string
 		// Each node's cluster listener on its own loopback address
@@ -587,16 +635,7 @@ func startClusterProcs(ctx context.Context, t *testing.T, lease time.Duration, p
 			"--shutdown-timeout", "60s"}
 		c.nodes[i] = h
 	}
-	c.startAll(c.nodes...)
-	phase("3 nodes up")
-	eventuallyCtx(ctx, t, 20*time.Second, func() error {
-		out := c.status()
-		if strings.Count(out, " alive ") != 3 || !strings.Contains(out, "reaper") || strings.Contains(out, "(none)") {
-			return fmt.Errorf("cluster status does not show 3 live nodes and a reaper leader yet:\n%s", out)
-		}
-		return nil
-	})
-	return c
+	return c.start(c.nodes...)
 }
 
 // startAll starts the nodes hs at once and fails the test if one does
