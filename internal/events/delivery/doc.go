@@ -164,7 +164,9 @@
 // would split a device's events between them. In a cluster one node
 // delivers, under a fenced lead (Options.Fence), and a delivered event's
 // acknowledgement counts once JetStream has stored it (handover.go), so
-// the next node resumes after the last acknowledged event.
+// the next node resumes after the last acknowledged event; what a stopped
+// engine delivered and could not get stored in time stays in its node's
+// Ledger, which the next engine reads before it starts (ledger.go).
 //
 // # Clock
 //
