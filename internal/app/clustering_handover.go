@@ -102,7 +102,7 @@ func (a *App) deliveryHandover(ctx context.Context) ([]delivery.Unconfirmed, err
 // clusterPeers names the nodes holding a lease (and lost nodes whose
 // lease has not expired yet: askLedgers skips those at once).
 func (a *App) clusterPeers(ctx context.Context) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, a.handoverWait())
+	ctx, cancel := context.WithTimeout(ctx, a.handoverWait()/2)
 	defer cancel()
 	var names []string
 	err := a.journal.UntilReady(ctx, func(ctx context.Context) error {
@@ -127,15 +127,18 @@ func (a *App) clusterPeers(ctx context.Context) ([]string, error) {
 }
 
 // handoverWait is how long a node that takes the delivery job waits for a
-// peer's ledger: a peer whose lead ended answers once its engine stopped,
-// within about half a lease of its term's stop plus the acknowledgements'
-// settling (delivery's Stop).
+// peer's ledger: two leases. A peer whose lead ended answers once its
+// engine stopped: its POSTs in flight may run until its Stop's deadline,
+// half a lease past its term's end (0.9 of a lease after its last
+// renewal), then its acknowledgements settle (≤ 3 s). This node took the
+// job no earlier than a lease after that renewal, so by its own wait's
+// end a peer that could not answer (cut off) has stopped sending too.
 func (a *App) handoverWait() time.Duration {
 	lease := a.cfg.Cluster.Lease
 	if lease <= 0 {
 		lease = cluster.DefaultLease
 	}
-	return lease
+	return 2 * lease
 }
 
 // serveDeliveryLedger answers for this node's ledger from here on, also

@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"context"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -15,9 +14,13 @@ import (
 // Handing delivery over between the nodes of a cluster (one node
 // delivers; cluster.JobDelivery) without delivering an event twice:
 //
-//   - the old engine stops sending before the new one starts: its sends
-//     run under Options.Fence, the lead's term, which ends before the
-//     lead can pass to another node;
+//   - the old engine stops sending before the new one starts: no send
+//     starts once Options.Fence, the lead's term, has ended, which is
+//     before the lead can pass to another node; a send in flight then
+//     finishes within the engine's Stop (whose deadline the cluster sets
+//     half a lease past the term's end), and the next engine starts only
+//     once this node has answered for its ledger, which it does once its
+//     engine stopped (ledger.go);
 //   - the delivered position is the consumers' acknowledgements, and an
 //     event counts as delivered only once JetStream has stored its
 //     acknowledgement: in a cluster that is a Raft write, lost if the
@@ -59,15 +62,6 @@ const (
 	// this long (at most ackRecentMax of them) to recognise those.
 	ackRecentMax = 1 << 16
 )
-
-// fence is the context sends run under: Options.Fence, or one that never
-// ends.
-func (e *Engine) fence() context.Context {
-	if e.o.Fence != nil {
-		return e.o.Fence
-	}
-	return context.Background()
-}
 
 // fenced reports whether the engine's lead has ended: no send may start.
 func (r *runner) fenced() bool { return r.e.o.Fence != nil && r.e.o.Fence.Err() != nil }

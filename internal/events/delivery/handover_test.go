@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -240,4 +241,64 @@ func TestHandOverWithUnstoredAcknowledgementsSendsNothingTwice(t *testing.T) {
 	if err := ledger.Wait(ctx); err != nil {
 		t.Errorf("the first engine's book still waits for answers: %v", err)
 	}
+}
+
+// A POST in flight when the lead's term ends is not cut off (its outcome
+// would be unknown, and the next lead would send it again): it finishes
+// within the engine's Stop, its event counts as delivered, and the next
+// engine does not send it a second time. (When the term's end cancelled
+// sends in flight, the receiver got the event from both engines.)
+func TestPostInFlightAtTheTermsEndFinishesAndIsNotSentAgain(t *testing.T) {
+	ledger := NewLedger()
+	fence, end := context.WithCancel(context.Background())
+	v := newEnv(t, func(o *Options) { o.Fence, o.Ledger = fence, ledger })
+	arrived := make(chan struct{}, 64)
+	release := make(chan struct{})
+	cut := make(chan struct{}, 64)
+	rc := newReceiver(t, v.clock, func(r *http.Request, _ post) int {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done(): // the sender gave up on it
+			cut <- struct{}{}
+			<-release
+		}
+		return http.StatusOK
+	})
+	e1 := v.start()
+	v.sub("inflight", rc.URL)
+	first := v.publishRounds(1, 1)
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first POST did not arrive")
+	}
+	end() // the term ends with the POST in flight
+	// Time for a sender that cuts its POST off at the term's end to do
+	// so (it does at once) before the receiver answers.
+	select {
+	case <-cut:
+	case <-time.After(time.Second):
+	}
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		stopped <- e1.Stop(ctx)
+	}()
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if !allDelivered(rc, first) {
+		t.Fatal("the POST in flight at the term's end was not answered")
+	}
+
+	v.opts.Fence = nil
+	v.opts.Ledger = NewLedger()
+	v.opts.Handover = func(context.Context) ([]Unconfirmed, error) { return ledger.Unconfirmed(), nil }
+	v.start()
+	more := v.publishRounds(1, 1)
+	eventually(t, "the next event delivered by the next engine", func() bool { return allDelivered(rc, more) })
+	checkEachOnce(t, v, rc, "inflight", 2)
 }

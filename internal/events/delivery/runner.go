@@ -140,7 +140,13 @@ func (e *Engine) newRunner(sub events.Subscription, def string, m *events.Matche
 	r.limit = min(minInFlight, r.maxInFlight)
 	r.st.limit.Store(int64(r.limit))
 	r.fetchCtx, r.fetchCancel = context.WithCancel(context.Background())
-	r.sendCtx, r.sendCancel = context.WithCancel(e.fence())
+	// Sends run until Stop's deadline, not the lead's term: the term's
+	// end stops new sends (pump), and a POST in flight then finishes
+	// within Stop, its outcome known and its acknowledgement in the
+	// ledger, instead of being cut off with its outcome unknown (sent
+	// again by the next lead). The next lead waits for this node's
+	// ledger, which it answers once stopped (handover.go).
+	r.sendCtx, r.sendCancel = context.WithCancel(context.Background())
 	env := SendEnv{Clock: e.o.Clock, Log: r.log, Timeout: e.o.Timeout}
 	if d := e.o.Destinations[r.kind]; d != nil {
 		r.sender = d.Open(sub, env)
