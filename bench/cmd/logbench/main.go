@@ -99,8 +99,13 @@ type Result struct {
 	// GCCPUus is the Go collector's share (runtime/metrics, its workers
 	// and assists): it collects the generator's garbage as well as the
 	// store's.
-	GCCPUus        float64
-	QueriesDuring  int // queries run while ingesting
+	GCCPUus       float64
+	QueriesDuring int // queries run while ingesting
+	// DuringQueries are the times of those queries, by query (Rows: how
+	// many ran); they look back from the newest record appended.
+	DuringQueries []QueryTime
+	// Stats are the DuckDB store's totals over the run (logduckdb.Stats).
+	Stats          *logduckdb.Stats
 	CompactSeconds float64
 	FileBytes      int64
 	UsedBytes      int64 // DuckDB: used blocks (the file also holds free ones)
@@ -119,6 +124,7 @@ type Result struct {
 type QueryTime struct {
 	Name     string
 	MedianMs float64
+	P99Ms    float64 // during ingest only
 	MaxMs    float64
 	Rows     int
 	Note     string
@@ -202,6 +208,14 @@ func main() {
 // duckSettings is -duckdb-set.
 var duckSettings *string
 
+// The DuckDB store's move and stage sizes (0: its defaults), to try them.
+var (
+	moveRecords = flag.Int("move-records", 0, "DuckDB: staged records that start a move (Options.MoveRecords)")
+	maxStaged   = flag.Int("max-staged", 0, "DuckDB: staged records before Append waits (Options.MaxStaged)")
+	stageMiB    = flag.Int64("stage-mib", 0, "DuckDB: staged bytes before Append waits, MiB (Options.MaxStagedBytes)")
+	chunkMiB    = flag.Int64("chunk-mib", 0, "DuckDB: staged bytes a move stores in one transaction, MiB (Options.MoveChunkBytes)")
+)
+
 // benchStore is what the bench needs of a store.
 type benchStore interface {
 	connlog.LogStore
@@ -211,7 +225,10 @@ type benchStore interface {
 func open(ctx context.Context, kind, path string, memMiB, ckptMiB int64) (benchStore, kql.Dialect, error) {
 	switch kind {
 	case "duckdb":
-		s, err := logduckdb.Open(ctx, path, logduckdb.Options{MemoryLimit: memMiB << 20, CompactAfter: -1, CheckpointBytes: ckptMiB << 20})
+		s, err := logduckdb.Open(ctx, path, logduckdb.Options{
+			MemoryLimit: memMiB << 20, CompactAfter: -1, CheckpointBytes: ckptMiB << 20,
+			MoveRecords: *moveRecords, MaxStaged: *maxStaged, MaxStagedBytes: *stageMiB << 20, MoveChunkBytes: *chunkMiB << 20,
+		})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -292,20 +309,34 @@ func run(ctx context.Context, kind, path string, o loggen.Options, skip, limit, 
 			}
 		}
 	}()
+	// The queries beside the appends look back from the newest record
+	// appended so far (newest), so their windows hold what is stored, not
+	// the empty end of the span that the run has yet to reach.
 	stopQueries := make(chan struct{})
 	var queried atomic.Int64
+	var newest atomic.Int64
+	newest.Store(o.End.Add(-o.Span).UnixNano())
+	during := map[string][]time.Duration{}
+	duringNames := []string{"seed device query (24 h)", "seed error query (24 h)", "distinct DeviceId, last hour"}
 	var qwg sync.WaitGroup
 	if gap > 0 {
 		qwg.Go(func() {
-			qs := []string{fmt.Sprintf(deviceQuery, dev), errorQuery + " | count", distinctQuery}
+			qs := []string{fmt.Sprintf(deviceQuery, dev), errorQuery, distinctQuery}
+			live := *eng
+			live.Now = func() time.Time { return time.Unix(0, newest.Load()).Add(time.Millisecond) }
 			for i := 0; ; i++ {
 				select {
 				case <-stopQueries:
 					return
 				case <-time.After(gap):
 				}
-				if _, err := eng.Run(ctx, kql.Request{Query: qs[i%len(qs)]}); err != nil && ctx.Err() == nil {
+				t := time.Now()
+				_, err := live.Run(ctx, kql.Request{Query: qs[i%len(qs)]})
+				if err != nil && ctx.Err() == nil {
 					log.Printf("logbench: query during ingest: %v", err)
+				}
+				if err == nil {
+					during[duringNames[i%len(qs)]] = append(during[duringNames[i%len(qs)]], time.Since(t))
 				}
 				queried.Add(1)
 			}
@@ -327,6 +358,7 @@ func run(ctx context.Context, kind, path string, o loggen.Options, skip, limit, 
 			return res, err
 		}
 		d := time.Since(t)
+		newest.Store(max(newest.Load(), rs[len(rs)-1].TimeGenerated.UnixNano()))
 		lat = append(lat, d)
 		inAppend += d
 		n += len(rs)
@@ -363,6 +395,16 @@ func run(ctx context.Context, kind, path string, o loggen.Options, skip, limit, 
 	res.AppendP50Ms, res.AppendP99Ms, res.AppendMaxMs = pct(0.5), pct(0.99), ms(lat[len(lat)-1])
 	res.AppendP999Ms = pct(0.999)
 	res.QueriesDuring = int(queried.Load())
+	for _, name := range duringNames {
+		if ts := during[name]; len(ts) > 0 {
+			slices.Sort(ts)
+			res.DuringQueries = append(res.DuringQueries, QueryTime{Name: name, MedianMs: ms(ts[len(ts)/2]), P99Ms: ms(ts[min(len(ts)-1, len(ts)*99/100)]), MaxMs: ms(ts[len(ts)-1]), Rows: len(ts)})
+		}
+	}
+	if d, ok := store.(*logduckdb.Store); ok {
+		st := d.Stats()
+		res.Stats = &st
+	}
 
 	// The queries after ingest look back from the newest record stored
 	// (o.End once every record is in; before, a window's end).
@@ -538,6 +580,36 @@ func printTable(w *os.File, rs []Result) {
 	row("store's CPU µs/record (the rest: Append, mover, DuckDB, GC, queries)", func(r Result) string { return f1(r.IngestCPUus - r.GeneratorCPUus) })
 	row("of which the Go collector (all of the process's garbage), µs/record", func(r Result) string { return f1(r.GCCPUus) })
 	row("queries run during ingest", func(r Result) string { return fmt.Sprint(r.QueriesDuring) })
+	for i := range rs[0].DuringQueries {
+		row("during ingest: "+rs[0].DuringQueries[i].Name+", runs: median / p99 / max ms", func(r Result) string {
+			if i >= len(r.DuringQueries) {
+				return "-"
+			}
+			q := r.DuringQueries[i]
+			return fmt.Sprintf("%d: %s / %s / %s", q.Rows, f1(q.MedianMs), f1(q.P99Ms), f1(q.MaxMs))
+		})
+	}
+	pctIngest := func(r Result, d time.Duration) string {
+		return fmt.Sprintf("%.0f s (%.0f %%)", d.Seconds(), 100*d.Seconds()/max(r.IngestSecs, 1e-9))
+	}
+	stat := func(name string, f func(r Result) string) {
+		row(name, func(r Result) string {
+			if r.Stats == nil {
+				return "-"
+			}
+			return f(r)
+		})
+	}
+	stat("Appends held back by the mover, s (of ingest)", func(r Result) string { return pctIngest(r, r.Stats.Held) })
+	stat("Appends writing the stage, s (of ingest)", func(r Result) string { return pctIngest(r, r.Stats.StageWrite) })
+	stat("of which fsync, s (of ingest)", func(r Result) string { return pctIngest(r, r.Stats.StageSync) })
+	stat("moves storing into DuckDB, s (of ingest)", func(r Result) string { return pctIngest(r, r.Stats.MoveBusy) })
+	stat("of which columns / load / commit, s", func(r Result) string {
+		return fmt.Sprintf("%.0f / %.0f / %.0f", r.Stats.MovePrep.Seconds(), r.Stats.MoveLoad.Seconds(), r.Stats.MoveCommit.Seconds())
+	})
+	stat("checkpoints: count, s (of ingest)", func(r Result) string {
+		return fmt.Sprintf("%d, %s", r.Stats.Checkpoints, pctIngest(r, r.Stats.CheckpointBusy))
+	})
 	row("sort closed days by device, s", func(r Result) string { return f1(r.CompactSeconds) })
 	row("file, MiB", func(r Result) string { return f0(float64(r.FileBytes) / (1 << 20)) })
 	row("bytes/record (file)", func(r Result) string { return f0(r.BytesPerRecord) })

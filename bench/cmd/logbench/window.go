@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tether-hub/tether/bench/loggen"
+	logduckdb "github.com/tether-hub/tether/internal/connlog/duckdb"
 )
 
 // Windows: a store filled over several runs, each short enough for a quiet
@@ -147,14 +148,27 @@ func saveState(db string, st windowState) error {
 
 // sumWindows is the windows as one run: records and times added up, the
 // rates over the sums, the stalls' and RSS's worst window, the store's
-// size and the queries of the last.
+// size and the queries of the last (during ingest as well).
 func sumWindows(ws []Result) Result {
 	last := ws[len(ws)-1]
 	sum := last
 	sum.Window, sum.Records, sum.QueriesDuring, sum.CPUSeconds = 0, 0, 0, 0
 	sum.SetupSeconds, sum.IngestSecs, sum.InAppendSecs, sum.CompactSeconds, sum.FinalMoveMs = 0, 0, 0, 0, 0
 	var cpu, gen, gc float64
+	var st logduckdb.Stats
 	for _, w := range ws {
+		if w.Stats != nil {
+			st.Held += w.Stats.Held
+			st.StageWrite += w.Stats.StageWrite
+			st.StageSync += w.Stats.StageSync
+			st.MoveBusy += w.Stats.MoveBusy
+			st.MovePrep += w.Stats.MovePrep
+			st.MoveLoad += w.Stats.MoveLoad
+			st.MoveCommit += w.Stats.MoveCommit
+			st.Checkpoints += w.Stats.Checkpoints
+			st.CheckpointBusy += w.Stats.CheckpointBusy
+			sum.Stats = &st
+		}
 		sum.Records += w.Records
 		sum.QueriesDuring += w.QueriesDuring
 		sum.CPUSeconds += w.CPUSeconds

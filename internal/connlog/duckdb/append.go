@@ -37,8 +37,10 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 	if st == nil {
 		return s.appendNow(ctx, records)
 	}
+	s.stats.appends.Add(1)
 	// Back-pressure: DuckDB is behind; slow down to the mover's pace, and
 	// at the limit wait for it to take the staged records in.
+	held := time.Now()
 	if d := st.pace(len(records), s.o.MaxStaged, s.o.MaxStagedBytes); d > 0 {
 		t := time.NewTimer(d)
 		select {
@@ -51,7 +53,10 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 	if err := st.waitRoom(ctx, s.o.MaxStaged, s.o.MaxStagedBytes); err != nil {
 		return err
 	}
-	n, first, err := st.put(records)
+	since(&s.stats.held, held)
+	put := time.Now()
+	n, first, err := st.put(records, &s.stats.stageSync)
+	since(&s.stats.stageWrite, put)
 	if err != nil {
 		return fmt.Errorf("connlog/duckdb: append: %w", err)
 	}
@@ -98,6 +103,7 @@ func (s *Store) append(ctx context.Context, rs *rows) error {
 	}
 	// Repeats within the batch, then in the store. Records are kept by
 	// index: _Seq follows the order of rs.
+	prep := time.Now()
 	n := rs.len()
 	fresh := make([]int32, 0, n)
 	var old []int32
@@ -183,14 +189,19 @@ func (s *Store) append(ctx context.Context, rs *rows) error {
 		return err
 	}
 	defer ld.close(ctx, w)
+	since(&s.stats.movePrep, prep)
 
+	load := time.Now()
 	if _, err := w.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		s.dropWriter()
 		return err
 	}
 	tables, bytes, err := s.appendTx(ctx, w, days, res.res, ld)
+	since(&s.stats.moveLoad, load)
 	if err == nil {
+		commit := time.Now()
 		_, err = w.ExecContext(ctx, "COMMIT")
+		since(&s.stats.moveCommit, commit)
 	}
 	if err != nil {
 		if _, rerr := w.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil && !strings.Contains(rerr.Error(), "no transaction") {

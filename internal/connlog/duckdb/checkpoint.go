@@ -57,7 +57,11 @@ func (s *Store) checkpoint() {
 	defer cancel()
 	n := s.wal.Swap(0)
 	start := time.Now()
-	if _, err := s.db.ExecContext(ctx, "CHECKPOINT"); err != nil {
+	s.stats.ckpts.Add(1)
+	_, err := s.db.ExecContext(ctx, "CHECKPOINT")
+	since(&s.stats.ckptBusy, start)
+	if err != nil {
+		s.stats.ckptFailed.Add(1)
 		s.wal.Add(n)
 		s.log.Warn("connlog/duckdb: checkpoint failed; retrying later", "err", err)
 		return

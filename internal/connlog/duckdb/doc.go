@@ -53,6 +53,8 @@
 // segments a crash left behind. DuckDB's automatic checkpoint (which
 // would run inside a commit and stall it) is off; a background loop
 // checkpoints (checkpoint.go). An in-memory store appends directly.
+// Stats says where ingest's time goes (held back by the mover, the
+// stage's fsync, a move's columns, load and commit, checkpoints).
 //
 // Memory: Options.MemoryLimit (tether serve --log-memory) is the store's
 // budget: half becomes DuckDB's memory_limit (DuckDB spills sorts

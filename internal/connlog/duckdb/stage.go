@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-hub/tether/internal/connlog"
@@ -142,8 +143,9 @@ func (st *stage) rotate() error {
 // one started.
 //
 // It returns how many records are staged after it, and first true when
-// the stage was empty before (the mover then starts its MoveInterval).
-func (st *stage) put(records []connlog.Record) (n int, first bool, err error) {
+// the stage was empty before (the mover then starts its MoveInterval);
+// syncNs gets the time the fsync took.
+func (st *stage) put(records []connlog.Record, syncNs *atomic.Int64) (n int, first bool, err error) {
 	// The frame is encoded into a pooled buffer (bufpool.go) that the
 	// stage keeps as it is until the move, outside the lock.
 	pb := getBuf(frameSize(records))
@@ -160,7 +162,9 @@ func (st *stage) put(records []connlog.Record) (n int, first bool, err error) {
 	}
 	_, err = st.f.Write(b)
 	if err == nil {
+		t := time.Now()
 		err = st.f.Sync()
+		since(syncNs, t)
 	}
 	if err != nil {
 		if pb != nil {
@@ -410,7 +414,10 @@ func (s *Store) moveUpTo(ctx context.Context, upTo int64) error {
 			}
 		}
 		s.writeMu.Lock()
+		busy := time.Now()
 		err = s.append(ctx, &rs)
+		since(&s.stats.moveBusy, busy)
+		s.stats.moves.Add(1)
 		s.writeMu.Unlock()
 		if err != nil {
 			err = fmt.Errorf("connlog/duckdb: moving %d staged records: %w", t.n-moved, err)

@@ -49,9 +49,10 @@ type Store struct {
 	stage *stage
 	// wal counts bytes appended since the last checkpoint (estimate);
 	// ckpt wakes the background loop when it is due (checkpoint.go).
-	wal  atomic.Int64
-	ckpt chan struct{}
-	o    Options
+	wal   atomic.Int64
+	ckpt  chan struct{}
+	o     Options
+	stats counters // Stats
 }
 
 var _ connlog.LogStore = (*Store)(nil)
