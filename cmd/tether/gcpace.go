@@ -23,10 +23,15 @@ import (
 // pacedInterval at the allocation rate of the last cycle, never lower
 // than the base percent (serveGCPercent) and never with a heap goal past
 // the ceiling. While the hub allocates slowly (an idle hub: ~0.2 MB/s)
-// the base percent is what applies, so idle memory is as before; once
-// the rate drops a re-check restores the base (the heap need not wait a
-// GC that a quiet hub would not run for hours), and the compactor still
-// returns the memory after a burst (internal/app/compact.go).
+// the base percent is what applies, so idle memory is as before. Only
+// sustained load is paced: the rate must have been high for
+// pacedInterval (a connect storm of a few seconds, a registry import,
+// the start keep the base), and a GC the application forced — the
+// compactor's, which runs once the connects have stopped
+// (internal/app/compact.go) — ends it at once, so the memory the
+// compactor returns is not taken again at a raised goal. Once the rate
+// drops a re-check restores the base (the heap need not wait a GC that a
+// quiet hub would not run for hours).
 const (
 	pacedInterval = 4 * time.Second
 	// defaultHeapCeiling bounds a raised heap goal when no memory limit
@@ -68,13 +73,15 @@ type gcPacer struct {
 	ceiling  uint64
 	set      func(int) int                           // debug.SetGCPercent
 	after    func(time.Duration, func()) func() bool // time.AfterFunc's Stop
-	read     func() (allocs, live uint64)            // readHeap
+	read     func() heapReading                      // readHeap
 	now      func() time.Time
 
 	mu        sync.Mutex
 	percent   int
 	lastAlloc uint64
 	lastTime  time.Time
+	forced    uint64      // GCs the application forced, at the last observation
+	busySince time.Time   // since when the rate has been high (zero: it is not)
 	recheck   func() bool // stops the pending re-check, if any
 	stopped   bool
 	gcs       int // GCs observed
@@ -87,7 +94,8 @@ func startGCPacer(base int) (stop func()) {
 		after: func(d time.Duration, f func()) func() bool {
 			return time.AfterFunc(d, f).Stop
 		}}
-	p.lastAlloc, _ = readHeap()
+	h := readHeap()
+	p.lastAlloc, p.forced = h.allocs, h.forced
 	p.lastTime = time.Now()
 	p.arm()
 	return p.stop
@@ -107,39 +115,50 @@ func (p *gcPacer) arm() {
 
 // afterGC re-paces from the heap the GC left; false once stopped.
 func (p *gcPacer) afterGC() bool {
-	alloc, live := p.read()
+	h := p.read()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
 		return false
 	}
 	p.gcs++
-	p.observe(p.now(), alloc, live)
+	p.observe(p.now(), h)
 	return true
 }
 
 // onRecheck re-paces when no GC came for a while after the percent was
 // raised: with little allocated since, the base percent is back.
 func (p *gcPacer) onRecheck() {
-	alloc, live := p.read()
+	h := p.read()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.recheck = nil
 	if !p.stopped {
-		p.observe(p.now(), alloc, live)
+		p.observe(p.now(), h)
 	}
 }
 
-// observe sets the percent for the allocation since the last observation
-// (allocs: bytes allocated since the process started; live: the heap the
-// last GC kept). p.mu is held.
-func (p *gcPacer) observe(now time.Time, allocs, live uint64) {
+// observe sets the percent for the allocation since the last
+// observation. p.mu is held.
+func (p *gcPacer) observe(now time.Time, h heapReading) {
 	var rate uint64
-	if dt := now.Sub(p.lastTime).Seconds(); dt > 0 && allocs > p.lastAlloc {
-		rate = uint64(float64(allocs-p.lastAlloc) / dt)
+	if dt := now.Sub(p.lastTime).Seconds(); dt > 0 && h.allocs > p.lastAlloc {
+		rate = uint64(float64(h.allocs-p.lastAlloc) / dt)
 	}
-	p.lastAlloc, p.lastTime = allocs, now
-	percent := pacedPercent(live, rate, p.base, p.interval, p.ceiling)
+	since := p.lastTime // the rate is of [since, now]
+	forced := h.forced != p.forced
+	p.lastAlloc, p.lastTime, p.forced = h.allocs, now, h.forced
+	percent := pacedPercent(h.live, rate, p.base, p.interval, p.ceiling)
+	switch {
+	case forced || percent == p.base:
+		p.busySince = time.Time{}
+		percent = p.base
+	case p.busySince.IsZero():
+		p.busySince = since
+	}
+	if now.Sub(p.busySince) < p.interval {
+		percent = p.base // not sustained yet
+	}
 	if percent != p.percent {
 		p.set(percent)
 		p.percent = percent
@@ -167,10 +186,15 @@ func (p *gcPacer) stop() {
 	}
 }
 
-// readHeap returns the bytes allocated since the start and the heap the
-// last GC marked live.
-func readHeap() (allocs, live uint64) {
-	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
+// heapReading is what the pacer reads of the runtime after a GC.
+type heapReading struct {
+	allocs uint64 // bytes allocated since the process started
+	live   uint64 // the heap the last GC marked live
+	forced uint64 // GCs the application forced (runtime.GC, debug.FreeOSMemory)
+}
+
+func readHeap() heapReading {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/forced:gc-cycles"}}
 	metrics.Read(s)
-	return s[0].Value.Uint64(), s[1].Value.Uint64()
+	return heapReading{allocs: s[0].Value.Uint64(), live: s[1].Value.Uint64(), forced: s[2].Value.Uint64()}
 }
