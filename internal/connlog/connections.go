@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/tether-hub/tether/internal/presence"
 )
@@ -35,9 +36,16 @@ var ErrUnknownKind = errors.New("connlog: unknown connection event kind")
 // Records get _ItemId ItemID(Connections, e.ID, n, e.Time) and CorrelationId
 // e.ID.
 func FromConnectionEvent(res Resource, e presence.ConnectionEvent) ([]Record, error) {
+	return AppendConnectionEvent(nil, res, e)
+}
+
+// AppendConnectionEvent is FromConnectionEvent appending to dst (dst
+// unchanged on an error): the log writer gathers a batch's records in one
+// slice instead of one of its own per event.
+func AppendConnectionEvent(dst []Record, res Resource, e presence.ConnectionEvent) ([]Record, error) {
 	switch e.Kind {
 	case presence.Connected:
-		return []Record{connRecord(res, e, 0, OpDeviceConnect, presence.ResultOK, "")}, nil
+		return append(dst, connRecord(res, e, 0, OpDeviceConnect, presence.ResultOK, "")), nil
 	case presence.Disconnected:
 		if e.Reason == presence.ReasonTokenExpired {
 			first := connRecord(res, e, 0, OpDeviceDisconnect, presence.ResultUnauthorized,
@@ -45,10 +53,10 @@ func FromConnectionEvent(res Resource, e presence.ConnectionEvent) ([]Record, er
 			second := connRecord(res, e, 1, OpDeviceDisconnect, presence.ResultClosedRemotely,
 				errorMessage(disconnectMessage, presence.ResultClosedRemotely, ""))
 			second.TimeGenerated = second.TimeGenerated.Add(TokenExpiryGap)
-			return []Record{first, second}, nil
+			return append(dst, first, second), nil
 		}
-		return []Record{connRecord(res, e, 0, OpDeviceDisconnect, e.Result,
-			errorMessage(disconnectMessage, e.Result, e.Detail))}, nil
+		return append(dst, connRecord(res, e, 0, OpDeviceDisconnect, e.Result,
+			errorMessage(disconnectMessage, e.Result, e.Detail))), nil
 	case presence.Refused:
 		result := e.Result
 		if result.Type == "" {
@@ -57,13 +65,12 @@ func FromConnectionEvent(res Resource, e presence.ConnectionEvent) ([]Record, er
 		msg := errorMessage(refusalMessage, result, e.Detail)
 		// An event standing for several attempts (Count) gives a record
 		// each, as every attempt was refused.
-		recs := make([]Record, e.Attempts())
-		for n := range recs {
-			recs[n] = connRecord(res, e, n, OpDeviceConnect, result, msg)
+		for n := range e.Attempts() {
+			dst = append(dst, connRecord(res, e, n, OpDeviceConnect, result, msg))
 		}
-		return recs, nil
+		return dst, nil
 	}
-	return nil, fmt.Errorf("%w: %q (event %s)", ErrUnknownKind, e.Kind, e.ID)
+	return dst, fmt.Errorf("%w: %q (event %s)", ErrUnknownKind, e.Kind, e.ID)
 }
 
 const (
@@ -130,7 +137,7 @@ func connRecord(res Resource, e presence.ConnectionEvent, n int, op string, resu
 		Level:             level,
 		ResultType:        result.Type,
 		ResultDescription: result.Description,
-		Properties:        string(props.appendJSON(make([]byte, 0, 512))),
+		Properties:        ownedString(props.appendJSON(make([]byte, 0, 512))),
 		CorrelationID:     e.ID,
 		CallerIPAddress:   e.MaskedIP,
 		DeviceID:          e.DeviceID,
@@ -141,3 +148,7 @@ func connRecord(res Resource, e presence.ConnectionEvent, n int, op string, resu
 	res.stamp(&rec, e.Hub)
 	return rec
 }
+
+// ownedString is b as a string without a copy: b is the caller's own,
+// never written again (one allocation per record instead of two).
+func ownedString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

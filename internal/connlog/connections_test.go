@@ -313,3 +313,37 @@ func TestRefusalCountRecords(t *testing.T) {
 		t.Fatal("a redelivered batch gives other records")
 	}
 }
+
+// TestAppendConnectionEvent: the log writer's form appends after what the
+// batch holds, leaves it as it was on an error, and makes a record with
+// two allocations (its _ItemId and its Properties) — no slice of its own,
+// no copy of the Properties JSON.
+func TestAppendConnectionEvent(t *testing.T) {
+	first, err := connlog.FromConnectionEvent(res, event(presence.Connected))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := make([]connlog.Record, 1, 8)
+	batch[0] = first[0]
+	got, err := connlog.AppendConnectionEvent(batch, res, event(presence.Disconnected))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := connlog.FromConnectionEvent(res, event(presence.Disconnected))
+	if len(got) != 2 || got[0] != first[0] || got[1] != want[0] {
+		t.Fatalf("appended: %d records, want the batch's one then the disconnect's", len(got))
+	}
+	bad := event(presence.Connected)
+	bad.Kind = "sideways"
+	kept, err := connlog.AppendConnectionEvent(got, res, bad)
+	if !errors.Is(err, connlog.ErrUnknownKind) || len(kept) != 2 {
+		t.Fatalf("unknown kind: err %v, %d records (want ErrUnknownKind and the 2 of before)", err, len(kept))
+	}
+	ev := event(presence.Disconnected)
+	allocs := testing.AllocsPerRun(100, func() {
+		batch, _ = connlog.AppendConnectionEvent(batch[:0], res, ev)
+	})
+	if allocs > 4 {
+		t.Fatalf("%.0f allocations per record, want ≤ 4", allocs)
+	}
+}

@@ -138,8 +138,9 @@ type source struct {
 	category string   // the whole stream's category ("" for TETHER_OPS)
 	cats     []string // TETHER_OPS: the operation categories read
 	filter   string   // in allSources: the category's subjects in a shared stream
-	decode   func(w *Writer, category string, m jetstream.Msg) ([]Record, error)
-	cons     jetstream.Consumer
+	// decode appends m's records to dst (dst unchanged on an error).
+	decode func(w *Writer, category string, m jetstream.Msg, dst []Record) ([]Record, error)
+	cons   jetstream.Consumer
 	// next is the consumer sequence the consumer's next delivery must
 	// have: every delivery since its last reset reached this Writer, so
 	// an ack (of all up to a stream sequence) covers only stored
@@ -653,7 +654,7 @@ func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *so
 	recs := make([]Record, 0, len(msgs))
 	good := 0
 	for _, m := range msgs {
-		rs, err := s.decode(w, s.categoryOf(m), m)
+		rs, err := s.decode(w, s.categoryOf(m), m, recs)
 		if err != nil {
 			// Not Term: with AckAll it would ack the batch's earlier
 			// messages before they are stored. The batch's ack drops it.
@@ -661,7 +662,7 @@ func (w *Writer) handle(runCtx, workCtx context.Context, log *slog.Logger, s *so
 			log.Warn("connlog: dropping undecodable journal message", "subject", m.Subject(), "err", err)
 			continue
 		}
-		recs = append(recs, rs...)
+		recs = rs
 		good++
 	}
 	for attempt := 1; good > 0; attempt++ {
@@ -813,76 +814,76 @@ func sourceID(m jetstream.Msg) string {
 	return ""
 }
 
-func (w *Writer) decodeConnectionEvent(_ string, m jetstream.Msg) ([]Record, error) {
+func (w *Writer) decodeConnectionEvent(_ string, m jetstream.Msg, dst []Record) ([]Record, error) {
 	e, err := journal.DecodeConnectionEvent(m.Data())
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	if e.ID == "" {
 		e.ID = sourceID(m)
 	}
-	recs, err := FromConnectionEvent(w.o.Resource, e)
+	out, err := AppendConnectionEvent(dst, w.o.Resource, e)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
-	for _, r := range recs {
-		if err := r.Validate(); err != nil {
-			return nil, err
+	for i := len(dst); i < len(out); i++ {
+		if err := out[i].Validate(); err != nil {
+			return dst, err
 		}
 	}
-	return recs, nil
+	return out, nil
 }
 
-func (w *Writer) decodeChange(_ string, m jetstream.Msg) ([]Record, error) {
+func (w *Writer) decodeChange(_ string, m jetstream.Msg, dst []Record) ([]Record, error) {
 	var c registry.Change
 	if err := json.Unmarshal(m.Data(), &c); err != nil {
-		return nil, err
+		return dst, err
 	}
 	if c.ID == "" {
 		c.ID = sourceID(m)
 	}
 	r := FromChange(w.o.Resource, c)
 	if err := r.Validate(); err != nil {
-		return nil, err
+		return dst, err
 	}
-	return []Record{r}, nil
+	return append(dst, r), nil
 }
 
 // decodeInsight maps a derived insight record (incident, flap change).
-func (w *Writer) decodeInsight(_ string, m jetstream.Msg) ([]Record, error) {
+func (w *Writer) decodeInsight(_ string, m jetstream.Msg, dst []Record) ([]Record, error) {
 	ir, err := insight.DecodeRecord(m.Data())
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	r, err := FromInsight(w.o.Resource, ir)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	if err := r.Validate(); err != nil {
-		return nil, err
+		return dst, err
 	}
-	return []Record{r}, nil
+	return append(dst, r), nil
 }
 
 // decodeOperation maps an operation of category (the source's: one whose
 // payload names another category is not this source's to log, and is
 // dropped as undecodable).
-func (w *Writer) decodeOperation(category string, m jetstream.Msg) ([]Record, error) {
+func (w *Writer) decodeOperation(category string, m jetstream.Msg, dst []Record) ([]Record, error) {
 	op, err := journal.DecodeOperation(m.Data())
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	if op.Category != category {
-		return nil, fmt.Errorf("%w: operation %s of category %q on a %s subject", journal.ErrMalformed, op.ID, op.Category, category)
+		return dst, fmt.Errorf("%w: operation %s of category %q on a %s subject", journal.ErrMalformed, op.ID, op.Category, category)
 	}
 	r, err := FromOperation(w.o.Resource, op)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	if err := r.Validate(); err != nil {
-		return nil, err
+		return dst, err
 	}
-	return []Record{r}, nil
+	return append(dst, r), nil
 }
 
 // backoff is 100 ms doubling per attempt, capped at 5 s.

@@ -153,10 +153,24 @@ func startEmbedded(ctx context.Context, dataDir string, syncAlways bool, cl *Clu
 }
 
 // dedupeWindow is how long JetStream remembers message ids to drop a
-// re-published duplicate. The publisher gives up retrying after a minute,
-// so two minutes cover it; a longer window only costs memory (one entry per
-// event: a 10-minute window holds millions during a reconnect storm).
+// re-published duplicate. It must cover the publisher's retry horizon: the
+// longest after a message's first copy was stored that a retry of it can
+// still reach the stream (its ack was lost). That is publishRetryHorizon
+// (76 s) plus the wait behind the retries ahead of it (the retrier takes
+// one at a time: after a leader loss, the whole window of 1,024
+// publishes, each re-sent in about a millisecond once a leader answers).
+// Two minutes leave 44 s for that wait. A shorter window would not change
+// a 30 s run at 5,000 events/s (it never fills; issue 21's heap growth is
+// the window filling, ~130 B an id) and saves at most a quarter of the ids
+// (~80 → 60 MB at 5,000/s) for that margin, so it stays; shortening it
+// needs the publisher's retry budget shortened first.
 const dedupeWindow = 2 * time.Minute
+
+// publishRetryHorizon mirrors Publisher.retry (publisher.go): a lost ack
+// is noticed after ackTimeout by the next sweep (sweepEvery), then retry
+// publishes for up to a minute, its last attempt answered within 5 s.
+// TestDedupeWindowCoversRetries holds dedupeWindow above it.
+const publishRetryHorizon = ackTimeout + sweepEvery + time.Minute + 5*time.Second
 
 // opsMaxBytes bounds TETHER_OPS: about 5 million operations (~400 bytes
 // each); past it the oldest are dropped.
