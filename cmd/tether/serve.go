@@ -185,14 +185,12 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 // serveGCPercent trades heap headroom for GC CPU during connect storms;
 // the hub returns the memory after each burst (internal/app/compact.go).
-// Under sustained allocation the pacer raises it (gcpace.go). An explicit
-// GOGC wins over both.
+// An explicit GOGC wins.
 const serveGCPercent = 200
 
 func runServe(ctx context.Context, cfg app.Config, log *slog.Logger) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(serveGCPercent)
-		defer startGCPacer(serveGCPercent)()
 	}
 	a, err := app.New(cfg, log)
 	if err != nil {
