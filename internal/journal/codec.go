@@ -20,7 +20,7 @@ func ConnectionEventMsg(ev presence.ConnectionEvent) Msg {
 		Subject: ConnSubject(ev.DeviceID, string(ev.Kind)),
 		ID:      ev.ID,
 		Key:     ev.DeviceID, // a device's events are stored in the order they happened
-		Encode:  func() ([]byte, error) { return EncodeConnectionEvent(ev) },
+		Append:  func(b []byte) ([]byte, error) { return appendConnectionEventChecked(b, &ev) },
 		Done:    ev.Recorded,
 	}
 }
@@ -29,7 +29,12 @@ func ConnectionEventMsg(ev presence.ConnectionEvent) Msg {
 // keys as presence.ConnectionEvent's tags. Stored events are read back
 // by every later version, so the form only ever gains optional keys.
 func EncodeConnectionEvent(ev presence.ConnectionEvent) ([]byte, error) {
-	b, err := appendConnectionEvent(make([]byte, 0, 768), &ev)
+	return appendConnectionEventChecked(make([]byte, 0, 768), &ev)
+}
+
+// appendConnectionEventChecked is EncodeConnectionEvent appending to b.
+func appendConnectionEventChecked(b []byte, ev *presence.ConnectionEvent) ([]byte, error) {
+	b, err := appendConnectionEvent(b, ev)
 	if err != nil {
 		return nil, fmt.Errorf("journal: encoding connection event %s: %w", ev.ID, err)
 	}

@@ -40,12 +40,13 @@ func TestConnectionEventMsg(t *testing.T) {
 	if m.Subject != "tether.conn.thermo-1.disconnected" || m.ID != e.ID {
 		t.Errorf("subject %q id %q", m.Subject, m.ID)
 	}
-	data, err := m.Encode()
+	// The payload is appended to the buffer the publisher lends.
+	data, err := m.Append([]byte("lent:"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want, _ := json.Marshal(e); !bytes.Equal(data, want) {
-		t.Errorf("payload %s, want %s", data, want)
+	if want, _ := json.Marshal(e); !bytes.Equal(data, append([]byte("lent:"), want...)) {
+		t.Errorf("payload %s, want lent:%s", data, want)
 	}
 	m.Done(nil)
 	if recorded != nil {

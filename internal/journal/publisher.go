@@ -27,7 +27,11 @@ type Msg struct {
 	Key    string
 	Header nats.Header
 	Encode func() ([]byte, error)
-	Data   []byte // used when Encode is nil
+	// Append, when set instead of Encode, appends the payload to a buffer
+	// the publisher lends and takes back once m is finished: no payload
+	// is allocated per message (connection events, two per reconnect).
+	Append func([]byte) ([]byte, error)
+	Data   []byte // used when Encode and Append are nil
 	// Done, when set, is called once, from one of the publisher's
 	// goroutines (acks come in publish order; a retried message's answer
 	// comes later, and before that of a later message with its Key): nil
@@ -112,6 +116,14 @@ func NewPublisher(js jetstream.JetStream, capacity int, log *slog.Logger) *Publi
 	return p
 }
 
+// payloads are the buffers Msg.Append encodes into (*[]byte, so that
+// putting one back allocates nothing).
+var payloads = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledPayload: a buffer grown past this by an unusual message is
+// left to the collector rather than kept in the pool.
+const maxPooledPayload = 64 << 10
+
 // ErrClosed is returned by Publish after Close.
 var ErrClosed = errors.New("journal: publisher closed")
 
@@ -138,11 +150,12 @@ func (p *Publisher) Published() uint64 { return p.published.Load() }
 func (p *Publisher) Failed() uint64    { return p.failed.Load() }
 
 type inflight struct {
-	msg  *nats.Msg
+	msg  nats.Msg
 	done func(error)
 	key  string
 	sent time.Time
-	err  error // why it is being retried
+	err  error   // why it is being retried
+	buf  *[]byte // the lent payload buffer (Msg.Append), given back at finish
 }
 
 // finish reports in's outcome, sends the next message waiting behind it
@@ -150,6 +163,16 @@ type inflight struct {
 func (p *Publisher) finish(in *inflight, err error) {
 	if in.done != nil {
 		in.done(err)
+	}
+	if in.buf != nil {
+		// The NATS client copied the payload when it was sent (and a
+		// retry is over): the buffer is free again.
+		if d := in.msg.Data; d != nil && cap(d) <= maxPooledPayload {
+			*in.buf = d[:0]
+		}
+		in.msg.Data = nil
+		payloads.Put(in.buf)
+		in.buf = nil
 	}
 	if in.key != "" {
 		p.unhold(in.key)
@@ -249,16 +272,22 @@ func (p *Publisher) send(m Msg) {
 func (p *Publisher) transmit(m Msg) {
 	in := &inflight{done: m.Done, key: m.Key}
 	data := m.Data
-	if m.Encode != nil {
-		var err error
-		if data, err = m.Encode(); err != nil {
-			p.failed.Add(1)
-			p.log.Error("journal: encoding message", "subject", m.Subject, "err", err)
-			p.finish(in, err)
-			return
-		}
+	var err error
+	switch {
+	case m.Encode != nil:
+		data, err = m.Encode()
+	case m.Append != nil:
+		in.buf = payloads.Get().(*[]byte)
+		data, err = m.Append((*in.buf)[:0])
+		in.msg.Data = data // finish gives a grown buffer back
 	}
-	in.msg = &nats.Msg{Subject: m.Subject, Data: data, Header: m.Header}
+	if err != nil {
+		p.failed.Add(1)
+		p.log.Error("journal: encoding message", "subject", m.Subject, "err", err)
+		p.finish(in, err)
+		return
+	}
+	in.msg = nats.Msg{Subject: m.Subject, Data: data, Header: m.Header}
 	switch {
 	case m.ID == "":
 	case in.msg.Header == nil:
@@ -275,7 +304,7 @@ func (p *Publisher) transmit(m Msg) {
 	p.pending[id] = in
 	p.pmu.Unlock()
 	in.msg.Reply = p.inbox + strconv.FormatUint(id, 10)
-	if err := p.nc.PublishMsg(in.msg); err != nil {
+	if err := p.nc.PublishMsg(&in.msg); err != nil {
 		if p.take(id) != nil {
 			p.retryLater(in, err)
 		}
@@ -323,7 +352,7 @@ func (p *Publisher) retryLater(in *inflight, err error) {
 // retrier retries failed publishes one at a time, in the order they failed.
 func (p *Publisher) retrier() {
 	for in := range p.retries {
-		p.finish(in, p.retry(in.msg, in.err))
+		p.finish(in, p.retry(&in.msg, in.err))
 	}
 }
 

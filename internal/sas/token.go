@@ -133,19 +133,85 @@ func truncate(s string) string {
 // ErrSignature or ErrExpired, so callers decide with errors.Is. A key that
 // is not base64 verifies nothing: ErrSignature.
 func (t Token) Verify(key string, now time.Time) error {
-	raw, err := base64.StdEncoding.DecodeString(key)
+	ok, err := t.signedWith(key)
 	if err != nil {
 		return &TokenError{Err: ErrSignature, Detail: "shared access key is not base64: " + err.Error()}
 	}
-	want := mac(raw, t.RawResource, t.Expiry.Unix())
-	got, err := base64.StdEncoding.DecodeString(t.Signature)
-	if err != nil || !hmac.Equal(got, want) { // hmac.Equal is constant-time
+	if !ok {
 		return &TokenError{Err: ErrSignature, Detail: "the token was not signed with this key"}
 	}
 	if !now.Before(t.Expiry) {
 		return &TokenError{Err: ErrExpired, Detail: "expired at " + t.Expiry.Format(time.RFC3339)}
 	}
 	return nil
+}
+
+// signedWith reports whether key (base64) signed t; an error when key is
+// not base64. Every device connect checks one token, so the usual case
+// (a key of at most a hash block, a resource of a few hundred bytes)
+// works in buffers on the stack instead of crypto/hmac's several heap
+// objects per check; anything else takes crypto/hmac.
+func (t Token) signedWith(key string) (bool, error) {
+	var src [keyText]byte
+	var kb [sha256.BlockSize + 2]byte // DecodedLen of keyText
+	var msg [macMsgMax]byte
+	// The signed text: the resource as it appears in the token, a
+	// newline, the expiry in decimal seconds.
+	m := copy(msg[sha256.BlockSize:], t.RawResource)
+	if len(key) > keyText || len(t.Signature) > sigText || m < len(t.RawResource) || sha256.BlockSize+m+1+20 > macMsgMax {
+		return t.signedWithSlow(key)
+	}
+	n, err := base64.StdEncoding.Decode(kb[:], src[:copy(src[:], key)])
+	if err != nil {
+		return false, err
+	}
+	if n > sha256.BlockSize { // HMAC hashes a key longer than a block first
+		return t.signedWithSlow(key)
+	}
+	end := sha256.BlockSize + m
+	msg[end] = '\n'
+	end = len(strconv.AppendInt(msg[:end+1], t.Expiry.Unix(), 10))
+	want := hmacSHA256(kb[:n], &msg, end)
+	var sigSrc [sigText]byte
+	var got [sha256.Size + 2]byte // DecodedLen of sigText
+	g, err := base64.StdEncoding.Decode(got[:], sigSrc[:copy(sigSrc[:], t.Signature)])
+	return err == nil && hmac.Equal(got[:g], want[:]), nil // hmac.Equal is constant-time
+}
+
+// signedWithSlow is signedWith with crypto/hmac and heap buffers.
+func (t Token) signedWithSlow(key string) (bool, error) {
+	raw, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		return false, err
+	}
+	got, err := base64.StdEncoding.DecodeString(t.Signature)
+	return err == nil && hmac.Equal(got, mac(raw, t.RawResource, t.Expiry.Unix())), nil
+}
+
+// Buffer sizes of signedWith: the base64 text of a key of up to one
+// SHA-256 block (64 bytes: 88 characters), of a SHA-256 signature (32
+// bytes: 44 characters), and the inner hash's input (block + message).
+const (
+	keyText   = 88
+	sigText   = 44
+	macMsgMax = 512
+)
+
+// hmacSHA256 is HMAC-SHA256 (RFC 2104) of msg[sha256.BlockSize:end] with
+// key (at most a block), using msg's first block for the padded key.
+func hmacSHA256(key []byte, msg *[macMsgMax]byte, end int) [sha256.Size]byte {
+	var pad [sha256.BlockSize]byte
+	copy(pad[:], key)
+	for i := range pad {
+		msg[i] = pad[i] ^ 0x36
+	}
+	inner := sha256.Sum256(msg[:end])
+	var outer [sha256.BlockSize + sha256.Size]byte
+	for i := range pad {
+		outer[i] = pad[i] ^ 0x5c
+	}
+	copy(outer[sha256.BlockSize:], inner[:])
+	return sha256.Sum256(outer[:])
 }
 
 func mac(key []byte, rawResource string, expiry int64) []byte {

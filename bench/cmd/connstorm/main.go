@@ -3,8 +3,10 @@
 // at most C connects in flight, source addresses spread over 127.0.0.2…, and
 // measures: connects/s, CONNACK latency, failures by kind, the broker's CPU
 // per connect (utime+stime from /proc/<pid>/stat, read just before the first
-// dial and right after the last CONNACK), and its RSS per idle connection
-// (VmRSS before the storm and after holding all connections idle). It then
+// dial and right after the last CONNACK; and again once the broker is back
+// at its idle rate, for everything the connects caused, less that rate),
+// and its RSS per idle connection (VmRSS before the storm and after holding
+// all connections idle). It then
 // closes everything and waits, bounded, for the broker to drain. Every phase
 // is capped in time, so a run always ends by itself. The result is one JSON
 // record (bench/internal/stormrun.Result) on stdout or in -out.
@@ -50,6 +52,8 @@ type config struct {
 	hold, dialTimeout, phaseCap        time.Duration
 	keepAlive, holdMax                 time.Duration
 	drainTimeout, quietTimeout         time.Duration
+	idleBase, settleWindow             time.Duration
+	settleMargin                       float64
 }
 
 func main() {
@@ -76,6 +80,9 @@ func main() {
 	flag.DurationVar(&c.phaseCap, "phase-cap", 120*time.Second, "connect phase cap; connects not started by then are skipped")
 	flag.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "wait at most this long for the broker to drop the closed connections")
 	flag.DurationVar(&c.quietTimeout, "quiet-timeout", 30*time.Second, "wait at most this long for the broker to go idle, before the storm and again after it")
+	flag.DurationVar(&c.idleBase, "idle-base", 2*time.Second, "once the broker is idle before the storm, read its idle CPU over this long: the base subtracted from the CPU until idle (0: none)")
+	flag.DurationVar(&c.settleWindow, "settle-window", 2*time.Second, "after the storm and the hold, the broker counts as idle again once it stayed within -settle-margin of its idle base for this long")
+	flag.Float64Var(&c.settleMargin, "settle-margin", 0.01, "share of a core above the idle base that still counts as idle after the storm")
 	flag.BoolVar(&c.gcSignal, "gc-signal", false, "after all other readings, send the broker SIGUSR1 (bare mochi: GC) and read RSS again")
 	flag.StringVar(&c.out, "out", "", "write the JSON result here (default stdout)")
 	flag.StringVar(&c.pprofURL, "pprof", "", "base URL of the broker's /debug/pprof (e.g. http://127.0.0.1:6060): goroutines and heap/stack in use are read before the storm and while held")
@@ -168,6 +175,12 @@ func run(c config) (*stormrun.Result, error) {
 		log.Printf("broker pid %d did not go idle within %v; measuring anyway", c.pid, c.quietTimeout)
 	}
 
+	if c.idleBase > 0 {
+		if res.IdleBaseCores, err = procstat.IdleRate(c.pid, c.idleBase); err != nil {
+			return nil, fmt.Errorf("broker pid %d: %w", c.pid, err)
+		}
+	}
+
 	var goBefore gostats.Stats
 	if c.pprofURL != "" {
 		if goBefore, err = gostats.Fetch(c.pprofURL); err != nil {
@@ -187,6 +200,7 @@ func run(c config) (*stormrun.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	tBefore := time.Now()
 	outs, elapsed := connectAll(c, p, res)
 	cpuAfter, _ := procstat.CPU(c.pid)
 	var ruAfter syscall.Rusage
@@ -234,12 +248,21 @@ func run(c config) (*stormrun.Result, error) {
 	if res.Connected > 0 {
 		res.RSSKiBPerConn = float64(res.RSSHeldKiB-rssBefore) / float64(res.Connected)
 	}
-	// Asynchronous work the connects left behind (events, logs, GC): wait,
-	// bounded, until the broker is idle and count its CPU.
-	settle, quiet := procstat.WaitQuiet(c.pid, 250*time.Millisecond, 4, 0.05, c.quietTimeout)
+	// Asynchronous work the connects left behind (journal stores, log
+	// flushes, consumers catching up, GC, returning memory): wait, bounded,
+	// until the broker is back at its idle rate for settleWindow and count
+	// its CPU. The window's last settleWindow is counted too: what the
+	// broker burned there above its idle base is at most settleMargin.
+	settle, quiet := procstat.WaitQuiet(c.pid, c.settleWindow/4, 4, res.IdleBaseCores+c.settleMargin, c.quietTimeout)
 	cpuSettled, _ := procstat.CPU(c.pid)
 	res.SettleS, res.Settled = (c.hold + settle).Seconds(), quiet
 	res.SettleCPUms = ms(time.Duration(cpuSettled-cpuAfter) * procstat.TickDuration)
+	span := time.Since(tBefore)
+	res.UntilIdleS = span.Seconds()
+	if res.Connected > 0 {
+		caused := time.Duration(cpuSettled-cpuBefore)*procstat.TickDuration - time.Duration(res.IdleBaseCores*float64(span))
+		res.ServerCPUUntilIdleUsPerConn = float64(caused.Microseconds()) / float64(res.Connected)
+	}
 	res.RSSSettledKiB, _ = procstat.RSSKiB(c.pid)
 	if c.pprofURL != "" {
 		if held, err := gostats.Fetch(c.pprofURL); err != nil {
@@ -259,8 +282,9 @@ func run(c config) (*stormrun.Result, error) {
 			}
 		}
 	}
-	log.Printf("held %d for %v: RSS %d → %d KiB (%.1f KiB/conn), fds %d → %d; idle again %.1fs after the storm (%v), %.0f ms CPU since the last CONNACK",
-		res.Connected, c.hold, rssBefore, res.RSSHeldKiB, res.RSSKiBPerConn, fdsBefore, res.FDsHeld, res.SettleS, quiet, res.SettleCPUms)
+	log.Printf("held %d for %v: RSS %d → %d KiB (%.1f KiB/conn), fds %d → %d; idle again %.1fs after the storm (%v), %.0f ms CPU since the last CONNACK; until idle %.0f µs/connect (idle base %.2f %% of a core)",
+		res.Connected, c.hold, rssBefore, res.RSSHeldKiB, res.RSSKiBPerConn, fdsBefore, res.FDsHeld, res.SettleS, quiet, res.SettleCPUms,
+		res.ServerCPUUntilIdleUsPerConn, 100*res.IdleBaseCores)
 
 	// Close everything; wait for the broker to let go of the sockets.
 	cpuClose, _ := procstat.CPU(c.pid)

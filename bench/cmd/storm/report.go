@@ -344,7 +344,7 @@ func report(o options, e env, runs, profiled []run, skipped int, took time.Durat
 	})
 	p("\n## How to read this\n\n")
 	p("- Server CPU = broker utime+stime (/proc/<pid>/stat, 10 ms ticks) from just before the first dial to just after the last CONNACK, / connections made. " +
-		"\"Until idle\" adds what the broker burned after the last CONNACK until it was idle again (≤ 5 %% of a core for 1 s; bounded at 30 s): deferred GC, asynchronous event and log handling.\n")
+		"\"Until idle\" adds what the broker burned after the last CONNACK until it was back at its idle rate (within 1 %% of a core of it for 2 s; bounded at 30 s), less that idle rate over the whole span: deferred GC, asynchronous event and log handling.\n")
 	p("- RSS per idle connection = (VmRSS after holding all connections − VmRSS of the fresh process before the storm) / connections. " +
 		"Kernel socket buffers are not in RSS. Post-GC is bare mochi's RSS after runtime.GC + FreeOSMemory (SIGUSR1); Tether has no such hook.\n")
 	p("- CONNACK latency = dial start → CONNACK (TCP + TLS + CONNECT). Listen overflows = TcpExt ListenOverflows delta during the connect phase (machine-wide).\n")
@@ -354,8 +354,13 @@ func report(o options, e env, runs, profiled []run, skipped int, took time.Durat
 }
 
 // untilIdle is server CPU per connect from the first dial until the broker
-// was idle again after the storm (asynchronous work included).
+// was idle again after the storm (asynchronous work included), less its
+// idle rate over that span (connstorm's figure; results written before it
+// had one: connect phase plus settle).
 func untilIdle(r *stormrun.Result) float64 {
+	if r.ServerCPUUntilIdleUsPerConn != 0 {
+		return r.ServerCPUUntilIdleUsPerConn
+	}
 	return (r.ServerCPUms + r.SettleCPUms) * 1000 / float64(r.Connected)
 }
 

@@ -244,7 +244,7 @@ func (s *setup) brokerRun(ctx context.Context, name, mode string) (*stormrun.Res
 	cmd := exec.CommandContext(cctx, s.o.bin["connstorm"], "-broker", name, "-addr", addr, "-mode", mode,
 		"-n", strconv.Itoa(s.o.n), "-c", strconv.Itoa(s.o.conc), "-pid", strconv.Itoa(b.pid), "-hub", hubName,
 		"-expiry", strconv.FormatInt(s.expiry, 10), "-clean=true", "-hold", "3s",
-		"-quiet-timeout", "5s", "-drain-timeout", "20s", "-phase-cap", "90s", "-out", resFile)
+		"-quiet-timeout", "30s", "-drain-timeout", "20s", "-phase-cap", "90s", "-out", resFile)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Run(); err != nil {

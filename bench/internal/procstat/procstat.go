@@ -109,24 +109,75 @@ func ListenOverflows() (int64, error) {
 	return 0, fmt.Errorf("/proc/net/netstat: no TcpExt ListenOverflows")
 }
 
+// RunNanos returns the CPU time pid's live threads have run, in
+// nanoseconds (the sum of /proc/<pid>/task/*/schedstat's first field).
+// Unlike CPU it resolves a few milliseconds, which short idle windows
+// need (one 10 ms tick is 4 % of a core over 250 ms), but it forgets
+// threads that have exited: compare it over short windows only.
+func RunNanos(pid int) (int64, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	d, err := os.Open(dir)
+	if err != nil {
+		return 0, err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, n := range names {
+		b, err := os.ReadFile(dir + "/" + n + "/schedstat")
+		if err != nil {
+			continue // the thread exited meanwhile
+		}
+		f, _, _ := strings.Cut(string(b), " ")
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s/%s/schedstat: %q", dir, n, b)
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// IdleRate returns the share of one core pid used over the next d (from
+// RunNanos).
+func IdleRate(pid int, d time.Duration) (float64, error) {
+	a, err := RunNanos(pid)
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	time.Sleep(d)
+	b, err := RunNanos(pid)
+	if err != nil {
+		return 0, err
+	}
+	return max(0, float64(b-a)/float64(time.Since(t0))), nil
+}
+
 // WaitQuiet waits until pid has used at most maxBusy of one core over each
 // of `need` consecutive windows, or until timeout. It returns how long it
-// waited and whether the process became quiet.
+// waited and whether the process became quiet. The windows are read with
+// RunNanos, so short windows and small maxBusy are resolved.
 func WaitQuiet(pid int, window time.Duration, need int, maxBusy float64, timeout time.Duration) (time.Duration, bool) {
 	start := time.Now()
-	prev, err := CPU(pid)
+	prev, err := RunNanos(pid)
 	if err != nil {
 		return 0, false
 	}
+	at := time.Now()
 	streak := 0
 	for time.Since(start) < timeout {
 		time.Sleep(window)
-		cur, err := CPU(pid)
+		cur, err := RunNanos(pid)
 		if err != nil {
 			return time.Since(start), false
 		}
-		busy := float64(time.Duration(cur-prev)*TickDuration) / float64(window)
-		prev = cur
+		now := time.Now()
+		busy := float64(cur-prev) / float64(now.Sub(at))
+		prev, at = cur, now
 		if busy <= maxBusy {
 			streak++
 			if streak >= need {

@@ -30,3 +30,24 @@ func TestReadsOwnProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// RunNanos counts this process's threads: a spin of a few milliseconds
+// shows in it, and never makes it go back.
+func TestRunNanosSeesWork(t *testing.T) {
+	pid := os.Getpid()
+	a, err := RunNanos(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for i := 0; i < 50_000_000; i++ {
+		x += i ^ x
+	}
+	b, err := RunNanos(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b <= a {
+		t.Fatalf("RunNanos %d → %d after a spin (x %d)", a, b, x)
+	}
+}

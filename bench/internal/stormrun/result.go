@@ -62,6 +62,14 @@ type Result struct {
 	Settled       bool    `json:"settled"`
 	SettleCPUms   float64 `json:"settle_cpu_ms"`
 	RSSSettledKiB int64   `json:"rss_settled_kib"`
+	// The connects' whole cost: the broker's CPU from the first dial
+	// until it was idle again (Settled), less what the broker burns when
+	// nothing happens (IdleBaseCores, read before the storm, times that
+	// span). Work a connect leaves behind (a journal store, a log flush,
+	// consumers catching up, GC) is in it whenever it runs.
+	IdleBaseCores               float64 `json:"idle_base_cores"`
+	UntilIdleS                  float64 `json:"until_idle_s"`
+	ServerCPUUntilIdleUsPerConn float64 `json:"server_cpu_until_idle_us_per_conn"`
 
 	// From the broker's /debug/pprof (when given): before the storm and
 	// once idle after it, all connections still held. No GC is forced.
