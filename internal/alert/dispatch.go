@@ -126,24 +126,38 @@ func (d *Dispatcher) newLoop(group string, a Action, smtp SMTPConfig) *sendLoop 
 
 // Notify queues a on the destinations of the rule's action groups. It
 // never blocks.
-func (d *Dispatcher) Notify(a Alert) {
+func (d *Dispatcher) Notify(a Alert) { d.NotifyDone(a, nil) }
+
+// NotifyDone is Notify, then done (when not nil) with the outcome once
+// every destination has finished with a: Sent also when nothing was to
+// be sent (no action groups, rate limited). done runs on a send loop's
+// goroutine, or on the caller's when nothing was queued.
+func (d *Dispatcher) NotifyDone(a Alert, done func(Outcome)) {
+	out, queued := d.queue(a, done)
+	if !queued && done != nil {
+		done(out)
+	}
+}
+
+// queue queues a; it reports whether it did (and so will call done).
+func (d *Dispatcher) queue(a Alert, done func(Outcome)) (Outcome, bool) {
 	if len(a.Rule.ActionGroups) == 0 {
-		return
+		return Sent, false
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return
+		return Abandoned, false
 	}
 	if !d.allow(a) {
-		return
+		return Sent, false
 	}
 	payload, err := json.Marshal(BuildPayload(a, d.opt.Target))
 	if err != nil {
 		d.log.Error("alert payload", "rule", a.Rule.Name, "err", err)
-		return
+		return Failed, false
 	}
-	n := notification{alert: a, payload: payload}
+	var loops []*sendLoop
 	seen := map[*sendLoop]bool{}
 	for _, name := range a.Rule.ActionGroups {
 		if _, ok := d.groups[name]; !ok {
@@ -153,10 +167,21 @@ func (d *Dispatcher) Notify(a Alert) {
 		for _, l := range d.byGroup[name] {
 			if !seen[l] {
 				seen[l] = true
-				l.enqueue(n)
+				loops = append(loops, l)
 			}
 		}
 	}
+	if len(loops) == 0 {
+		return Sent, false
+	}
+	n := notification{alert: a, payload: payload}
+	if done != nil {
+		n.track = &tracker{left: len(loops), out: Sent, done: done}
+	}
+	for _, l := range loops {
+		l.enqueue(n)
+	}
+	return Sent, true
 }
 
 // allow applies the rule's rate limit to Fired notifications; a Resolved
