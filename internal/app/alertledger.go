@@ -32,7 +32,7 @@ import (
 //     Resolved names the alert id the cluster's Fired announced, whichever
 //     node fired it.
 //   - a node that does not lead keeps its transitions (the last few per
-//     series) until it leads or they are settled: the transitions made
+//     series, for ledgerHorizon) until it leads: the transitions made
 //     while no node leads (after the leader's loss, until its lease
 //     expires) are sent by the next leader, once; those the old leader
 //     sent are found in the ledger and skipped.
@@ -59,6 +59,12 @@ const (
 	ledgerKeep = 8
 	// ledgerTimeout bounds one settle's bucket calls.
 	ledgerTimeout = 10 * time.Second
+	// ledgerHorizon is how long a node that does not lead keeps its
+	// transitions: far longer than a lead can be vacant (the lease), so
+	// the next leader has them, and bounded, so a node that leads after
+	// a long time does not replay what is long past (and series that
+	// are gone are forgotten).
+	ledgerHorizon = 5 * time.Minute
 )
 
 // claimState is how a claimed notification went.
@@ -207,6 +213,7 @@ func (l *alertLedger) History(q alert.HistoryQuery) []alert.Record {
 func (l *alertLedger) run(ctx context.Context) {
 	t := time.NewTicker(ledgerTick)
 	defer t.Stop()
+	var swept time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -216,6 +223,26 @@ func (l *alertLedger) run(ctx context.Context) {
 		}
 		if l.leads() {
 			l.settleAll(ctx)
+		} else if now := time.Now(); now.Sub(swept) > time.Minute {
+			l.forget(now.Add(-ledgerHorizon))
+			swept = now
+		}
+	}
+}
+
+// forget drops the kept transitions made before cutoff.
+func (l *alertLedger) forget(cutoff time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, q := range l.pending {
+		i := 0
+		for i < len(q) && transitionAt(q[i]).Before(cutoff) {
+			i++
+		}
+		if i == len(q) {
+			delete(l.pending, k)
+		} else if i > 0 {
+			l.pending[k] = q[i:]
 		}
 	}
 }

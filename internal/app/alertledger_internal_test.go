@@ -131,6 +131,20 @@ func TestAlertLedgerClaimsAcrossNodeLoss(t *testing.T) {
 	step(c, fired("id-u", t0.Add(7*time.Second)))
 	expect(c, "[Fired id-x Fired id-v]")
 
+	// A node that does not lead forgets what is past the horizon.
+	d := node("n5", "run-5")
+	d.note(fired("id-old", t0))
+	d.note(resolved("id-old", t0, t0.Add(time.Minute)))
+	d.note(fired("id-new", t0.Add(2*time.Minute)))
+	d.forget(t0.Add(time.Minute))
+	if q := d.pending[seriesKey(fired("id-new", t0))]; len(q) != 2 || q[0].Condition != alert.Resolved || q[1].ID != "id-new" {
+		t.Fatalf("kept %+v, want the Resolved at the cutoff and the later Fired", q)
+	}
+	d.forget(t0.Add(time.Hour))
+	if len(d.pending) != 0 {
+		t.Fatalf("kept %d series past the horizon", len(d.pending))
+	}
+
 	// Any node's history: each transition once, in claim order.
 	h := node("n4", "run-4")
 	if err := h.start(ctx, func(ctx context.Context, f func(context.Context) error) error { return f(ctx) }); err != nil {
