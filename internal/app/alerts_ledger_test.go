@@ -14,7 +14,6 @@ import (
 
 	"github.com/tether-hub/tether/internal/alert"
 	"github.com/tether-hub/tether/internal/api"
-	"github.com/tether-hub/tether/internal/app"
 )
 
 // gatedSink is an alertSink that answers 503 (and keeps nothing) while
@@ -94,11 +93,7 @@ func TestClusterAlertNotifiedOnceAcrossALeaderStop(t *testing.T) {
 	defer web.Close()
 	file := filepath.Join(t.TempDir(), "rules.yaml")
 	writeFile(t, file, rulesFile("busy", ">", 0, web.URL))
-	hubs := startClusterWith(t, func(i int, c *app.Config) {
-		if i == 0 {
-			c.RulesFile = file
-		}
-	})
+	hubs := startClusterWithRules(t, file)
 	waitServed(t, hubs, "busy", 0, "n1")
 
 	leader := alertsLeader(t, hubs)

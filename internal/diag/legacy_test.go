@@ -13,10 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/connlog"
-	"github.com/tether-hub/tether/internal/connlog/sqlite"
 	"github.com/tether-hub/tether/internal/diag"
-	"github.com/tether-hub/tether/internal/diag/kvstore"
-	"github.com/tether-hub/tether/internal/journal"
 )
 
 // A cluster node started on a journal where an earlier release left the
@@ -26,22 +23,7 @@ import (
 func TestClusterNodeRemovesSharedArchiveConsumer(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	j, err := journal.Open(jctx, journal.Options{DataDir: filepath.Join(dir, "journal")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	ws, err := sqlite.Open(ctx, filepath.Join(dir, "logs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	settings, err := kvstore.New(ctx, j.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j, ws, settings := openStores(t, dir)
 	var logs bytes.Buffer
 	manager := func(node string) *diag.Manager {
 		m, err := diag.NewManager(diag.Options{JS: j.JS, NC: j.NC, Store: settings, Workspace: ws, Node: node,
