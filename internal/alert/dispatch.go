@@ -133,29 +133,35 @@ func (d *Dispatcher) Notify(a Alert) { d.NotifyDone(a, nil) }
 // be sent (no action groups, rate limited). done runs on a send loop's
 // goroutine, or on the caller's when nothing was queued.
 func (d *Dispatcher) NotifyDone(a Alert, done func(Outcome)) {
-	out, queued := d.queue(a, done)
-	if !queued && done != nil {
+	out, track, dropped := d.queue(a, done)
+	if track == nil && done != nil {
 		done(out)
+	}
+	// Outside d.mu: done may take its time.
+	for range dropped {
+		track.finish(Failed)
 	}
 }
 
-// queue queues a; it reports whether it did (and so will call done).
-func (d *Dispatcher) queue(a Alert, done func(Outcome)) (Outcome, bool) {
+// queue queues a; with done, it returns the tracker that will call it
+// (nil when nothing was queued: out is the outcome) and how many
+// destinations dropped a (their queues full).
+func (d *Dispatcher) queue(a Alert, done func(Outcome)) (out Outcome, track *tracker, dropped int) {
 	if len(a.Rule.ActionGroups) == 0 {
-		return Sent, false
+		return Sent, nil, 0
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return Abandoned, false
+		return Abandoned, nil, 0
 	}
 	if !d.allow(a) {
-		return Sent, false
+		return Sent, nil, 0
 	}
 	payload, err := json.Marshal(BuildPayload(a, d.opt.Target))
 	if err != nil {
 		d.log.Error("alert payload", "rule", a.Rule.Name, "err", err)
-		return Failed, false
+		return Failed, nil, 0
 	}
 	var loops []*sendLoop
 	seen := map[*sendLoop]bool{}
@@ -172,16 +178,18 @@ func (d *Dispatcher) queue(a Alert, done func(Outcome)) (Outcome, bool) {
 		}
 	}
 	if len(loops) == 0 {
-		return Sent, false
+		return Sent, nil, 0
 	}
 	n := notification{alert: a, payload: payload}
 	if done != nil {
 		n.track = &tracker{left: len(loops), out: Sent, done: done}
 	}
 	for _, l := range loops {
-		l.enqueue(n)
+		if !l.enqueue(n) {
+			dropped++
+		}
 	}
-	return Sent, true
+	return Sent, n.track, dropped
 }
 
 // allow applies the rule's rate limit to Fired notifications; a Resolved

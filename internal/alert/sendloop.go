@@ -111,16 +111,18 @@ func newSendLoop(stats DestinationStats, send sendFunc, queue int, retry RetryPo
 	}
 }
 
-// enqueue queues n; a full queue drops it (and says so).
-func (l *sendLoop) enqueue(n notification) {
+// enqueue queues n; a full queue drops it (and says so, and reports
+// false).
+func (l *sendLoop) enqueue(n notification) bool {
 	select {
 	case l.q <- n:
+		return true
 	default:
 		l.mu.Lock()
 		l.stats.Dropped++
 		l.mu.Unlock()
 		l.log.Error("alert notification dropped: the destination's queue is full", "rule", n.alert.Rule.Name, "alert", n.alert.ID, "condition", n.alert.Condition)
-		n.track.finish(Failed)
+		return false
 	}
 }
 
