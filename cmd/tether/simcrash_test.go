@@ -2,31 +2,19 @@ package main
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tether-hub/tether/internal/testnet"
 )
 
 // --node-restart-cmd runs the program with the node's number and address
 // put in, then waits for that node's MQTT address.
 func TestRestartNodeCmdSubstitutesTheNode(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := testnet.ClosingListener(t)
 	out := filepath.Join(t.TempDir(), "ran")
 	addrs := []string{"127.0.0.1:1", ln.Addr().String()}
 	restart, err := restartNodeCmd("sh -c 'echo {node} {addr} > "+out+"'", addrs)

@@ -126,24 +126,44 @@ func (d *Dispatcher) newLoop(group string, a Action, smtp SMTPConfig) *sendLoop 
 
 // Notify queues a on the destinations of the rule's action groups. It
 // never blocks.
-func (d *Dispatcher) Notify(a Alert) {
+func (d *Dispatcher) Notify(a Alert) { d.NotifyDone(a, nil) }
+
+// NotifyDone is Notify, then done (when not nil) with the outcome once
+// every destination has finished with a: Sent also when nothing was to
+// be sent (no action groups, rate limited). done runs on a send loop's
+// goroutine, or on the caller's when nothing was queued.
+func (d *Dispatcher) NotifyDone(a Alert, done func(Outcome)) {
+	out, track, dropped := d.queue(a, done)
+	if track == nil && done != nil {
+		done(out)
+	}
+	// Outside d.mu: done may take its time.
+	for range dropped {
+		track.finish(Failed)
+	}
+}
+
+// queue queues a; with done, it returns the tracker that will call it
+// (nil when nothing was queued: out is the outcome) and how many
+// destinations dropped a (their queues full).
+func (d *Dispatcher) queue(a Alert, done func(Outcome)) (out Outcome, track *tracker, dropped int) {
 	if len(a.Rule.ActionGroups) == 0 {
-		return
+		return Sent, nil, 0
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return
+		return Abandoned, nil, 0
 	}
 	if !d.allow(a) {
-		return
+		return Sent, nil, 0
 	}
 	payload, err := json.Marshal(BuildPayload(a, d.opt.Target))
 	if err != nil {
 		d.log.Error("alert payload", "rule", a.Rule.Name, "err", err)
-		return
+		return Failed, nil, 0
 	}
-	n := notification{alert: a, payload: payload}
+	var loops []*sendLoop
 	seen := map[*sendLoop]bool{}
 	for _, name := range a.Rule.ActionGroups {
 		if _, ok := d.groups[name]; !ok {
@@ -153,10 +173,23 @@ func (d *Dispatcher) Notify(a Alert) {
 		for _, l := range d.byGroup[name] {
 			if !seen[l] {
 				seen[l] = true
-				l.enqueue(n)
+				loops = append(loops, l)
 			}
 		}
 	}
+	if len(loops) == 0 {
+		return Sent, nil, 0
+	}
+	n := notification{alert: a, payload: payload}
+	if done != nil {
+		n.track = &tracker{left: len(loops), out: Sent, done: done}
+	}
+	for _, l := range loops {
+		if !l.enqueue(n) {
+			dropped++
+		}
+	}
+	return Sent, n.track, dropped
 }
 
 // allow applies the rule's rate limit to Fired notifications; a Resolved

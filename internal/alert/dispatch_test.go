@@ -420,3 +420,52 @@ func TestReloadKeepsUnchangedDestinations(t *testing.T) {
 		t.Fatalf("%+v", st)
 	}
 }
+
+// NotifyDone reports each notification's outcome once every destination
+// is done with it: Sent when all took it, Failed when one gave up,
+// Abandoned when the dispatcher closed first, Sent at once when nothing
+// was to be sent.
+func TestNotifyDoneOutcomes(t *testing.T) {
+	ok := newReceiver(t)
+	refuses := newReceiver(t, 400)
+	hook := func(url string) Action {
+		return Action{Webhook: &WebhookAction{URL: url, Headers: map[string]string{"X-Token": "s3cret"}}}
+	}
+	d := newDispatcher(t,
+		ActionGroup{Name: "ok", Actions: []Action{hook(ok.URL)}},
+		ActionGroup{Name: "both", Actions: []Action{hook(ok.URL), hook(refuses.URL)}})
+	outcomes := make(chan Outcome, 4)
+	record := func(o Outcome) { outcomes <- o }
+	d.NotifyDone(firedAlert("sent", "ok"), record)
+	if o := <-outcomes; o != Sent {
+		t.Fatalf("one destination that took it: %v, want Sent", o)
+	}
+	d.NotifyDone(firedAlert("failed", "both"), record)
+	if o := <-outcomes; o != Failed {
+		t.Fatalf("one of two destinations refused it: %v, want Failed", o)
+	}
+	d.NotifyDone(firedAlert("none"), record)
+	if o := <-outcomes; o != Sent {
+		t.Fatalf("no action groups: %v, want Sent", o)
+	}
+
+	// A destination that does not answer: the close gives up on it.
+	block := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-block }))
+	defer hang.Close()
+	defer close(block)
+	d2 := newDispatcher(t, ActionGroup{Name: "hang", Actions: []Action{{Webhook: &WebhookAction{URL: hang.URL}}}})
+	d2.NotifyDone(firedAlert("abandoned", "hang"), record)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := d2.Close(ctx); err == nil {
+		t.Fatal("Close did not report the notification it abandoned")
+	}
+	if o := <-outcomes; o != Abandoned {
+		t.Fatalf("closed while sending: %v, want Abandoned", o)
+	}
+	d2.NotifyDone(firedAlert("after", "hang"), record)
+	if o := <-outcomes; o != Abandoned {
+		t.Fatalf("after the close: %v, want Abandoned", o)
+	}
+}

@@ -194,10 +194,16 @@ func (h *FileHistory) Append(r Record) error {
 func (h *FileHistory) List(q HistoryQuery) []Record {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return ListRecords(h.records, q)
+}
+
+// ListRecords returns the records of recs (oldest first) that q matches,
+// the newest q.Limit of them when it is set.
+func ListRecords(recs []Record, q HistoryQuery) []Record {
 	var out []Record
-	for i := len(h.records) - 1; i >= 0; i-- {
-		if q.match(h.records[i]) {
-			out = append(out, h.records[i])
+	for i := len(recs) - 1; i >= 0; i-- {
+		if q.match(recs[i]) {
+			out = append(out, recs[i])
 			if q.Limit > 0 && len(out) == q.Limit {
 				break
 			}

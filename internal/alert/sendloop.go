@@ -37,7 +37,45 @@ type sendFunc func(ctx context.Context, n notification) error
 // notification is what a send loop delivers: the alert and its payload.
 type notification struct {
 	alert   Alert
-	payload []byte // common alert schema JSON
+	payload []byte   // common alert schema JSON
+	track   *tracker // nil: nobody waits for the outcome
+}
+
+// Outcome is what became of a notification (Dispatcher.NotifyDone).
+type Outcome int
+
+const (
+	// Sent: every destination took it (or there was none).
+	Sent Outcome = iota
+	// Failed: a destination gave up on it (retries exhausted, a
+	// permanent error, its queue full).
+	Failed
+	// Abandoned: the dispatcher closed before a destination could send
+	// it; it may never have left this node.
+	Abandoned
+)
+
+// tracker counts a notification's destinations down and reports the
+// worst outcome when the last finishes.
+type tracker struct {
+	mu   sync.Mutex
+	left int
+	out  Outcome
+	done func(Outcome)
+}
+
+func (t *tracker) finish(o Outcome) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.out = max(t.out, o)
+	t.left--
+	last, out := t.left == 0, t.out
+	t.mu.Unlock()
+	if last {
+		t.done(out)
+	}
 }
 
 // DestinationStats counts a destination's outcomes.
@@ -73,15 +111,18 @@ func newSendLoop(stats DestinationStats, send sendFunc, queue int, retry RetryPo
 	}
 }
 
-// enqueue queues n; a full queue drops it (and says so).
-func (l *sendLoop) enqueue(n notification) {
+// enqueue queues n; a full queue drops it (and says so, and reports
+// false).
+func (l *sendLoop) enqueue(n notification) bool {
 	select {
 	case l.q <- n:
+		return true
 	default:
 		l.mu.Lock()
 		l.stats.Dropped++
 		l.mu.Unlock()
 		l.log.Error("alert notification dropped: the destination's queue is full", "rule", n.alert.Rule.Name, "alert", n.alert.ID, "condition", n.alert.Condition)
+		return false
 	}
 }
 
@@ -101,6 +142,7 @@ func (l *sendLoop) deliver(ctx context.Context, n notification) {
 			l.stats.Sent++
 			l.mu.Unlock()
 			l.log.Debug("alert notification sent", "rule", n.alert.Rule.Name, "alert", n.alert.ID, "condition", n.alert.Condition, "attempt", attempt)
+			n.track.finish(Sent)
 			return
 		}
 		l.stats.LastError = err.Error()
@@ -113,6 +155,11 @@ func (l *sendLoop) deliver(ctx context.Context, n notification) {
 		l.mu.Unlock()
 		if final {
 			l.log.Error("alert notification failed", "rule", n.alert.Rule.Name, "alert", n.alert.ID, "condition", n.alert.Condition, "attempts", attempt, "err", err)
+			if ctx.Err() != nil && !IsPermanent(err) {
+				n.track.finish(Abandoned)
+			} else {
+				n.track.finish(Failed)
+			}
 			return
 		}
 		l.log.Warn("alert notification failed; retrying", "rule", n.alert.Rule.Name, "alert", n.alert.ID, "attempt", attempt, "retry_in", delay, "err", err)

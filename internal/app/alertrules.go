@@ -14,6 +14,7 @@ import (
 
 	"github.com/tether-hub/tether/internal/alert"
 	"github.com/tether-hub/tether/internal/api"
+	"github.com/tether-hub/tether/internal/journal"
 )
 
 // The alert rules in force are one rules file for the whole cluster,
@@ -205,20 +206,12 @@ func (s *alertService) watch(ctx context.Context) (done <-chan struct{}, err err
 	ch := make(chan struct{})
 	go func() {
 		defer close(ch)
-		defer func() { _ = w.Stop() }()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e != nil {
-					s.apply(e)
-				}
+		journal.FollowKV(ctx, w, func(e jetstream.KeyValueEntry) bool {
+			if e != nil {
+				s.apply(e)
 			}
-		}
+			return true
+		})
 	}()
 	return ch, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tether-hub/tether/internal/alert"
 	"github.com/tether-hub/tether/internal/api"
+	"github.com/tether-hub/tether/internal/cluster"
 	"github.com/tether-hub/tether/internal/events"
 	"github.com/tether-hub/tether/internal/journal"
 )
@@ -36,6 +37,7 @@ type alertService struct {
 	mgr       *alert.Manager
 	disp      *alert.Dispatcher
 	hist      *alert.FileHistory
+	ledger    *alertLedger // the cluster's history and notification record; nil on a single hub
 	log       *slog.Logger
 	refused   atomic.Uint64 // revisions and files that did not load
 
@@ -68,10 +70,16 @@ func (a *App) startAlerts(ctx context.Context) error {
 		Publish: a.publishAlert,
 		Logger:  log,
 	})
+	// A single hub notifies at once; a cluster's nodes settle each
+	// transition against the cluster's record first (alertledger.go).
+	notify, ledger := alert.NotifyFunc(disp.Notify), a.newAlertLedger(disp, log)
+	if ledger != nil {
+		notify = ledger.note
+	}
 	mgr, err := alert.NewManager(alert.Options{
 		Metrics: a.alertMetricSource(),
 		Logs:    a.alertLogSource(),
-		Notify:  a.clusterNotify(disp.Notify),
+		Notify:  notify,
 		History: hist,
 		Logger:  log,
 		// The same on every node: an alert keeps its id when the alerts
@@ -84,12 +92,18 @@ func (a *App) startAlerts(ctx context.Context) error {
 	}
 	a.alerts = &alertService{file: a.cfg.RulesFile, node: a.nodeLabel(), clustered: a.cfg.Cluster.On(),
 		kv: a.journal.AlertRules, retry: a.journal.UntilReady, opts: a.rulesLoadOptions,
-		mgr: mgr, disp: disp, hist: hist, log: log}
+		mgr: mgr, disp: disp, hist: hist, ledger: ledger, log: log}
 	runCtx, cancel := context.WithCancel(context.Background())
 	var watched <-chan struct{}
 	err = a.alerts.start(ctx)
 	if err == nil {
 		watched, err = a.alerts.watch(runCtx)
+	}
+	if err == nil && ledger != nil {
+		if err = ledger.start(ctx, a.journal.UntilReady); err != nil {
+			cancel()
+			<-watched
+		}
 	}
 	if err != nil {
 		cancel()
@@ -103,6 +117,11 @@ func (a *App) startAlerts(ctx context.Context) error {
 		cancel()
 		<-watched
 		<-done
+		// The ledger hands nothing more to the dispatcher; what it did
+		// hand is sent, or marked unsent for the next leader, in Close.
+		if ledger != nil {
+			ledger.stop()
+		}
 		// Queued notifications get a moment to go out, not the whole
 		// shutdown budget.
 		dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
@@ -118,6 +137,30 @@ func (a *App) startAlerts(ctx context.Context) error {
 		return fmt.Errorf("alert metrics: %w", err)
 	}
 	return nil
+}
+
+// newAlertLedger is a cluster node's alert ledger (nil on a single hub):
+// it notifies through disp while this node leads the alerts job.
+func (a *App) newAlertLedger(disp *alert.Dispatcher, log *slog.Logger) *alertLedger {
+	n := a.cluster
+	if n == nil {
+		return nil
+	}
+	alive := func(ctx context.Context) (map[string]string, error) {
+		st, err := n.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		runs := map[string]string{}
+		for _, nd := range st.Nodes {
+			if nd.Alive {
+				runs[nd.Node] = nd.Boot
+			}
+		}
+		return runs, nil
+	}
+	return newAlertLedger(a.journal.Alerts, n.Name(), n.Boot(), func() bool { return n.Leads(cluster.JobAlerts) },
+		alive, disp.NotifyDone, log)
 }
 
 // nodeLabel names this node in the rules bucket: its cluster name, or
@@ -221,7 +264,12 @@ func (s *alertService) Source(context.Context) *api.ReloadResult {
 
 func (s *alertService) Rules(context.Context) []alert.RuleStatus { return s.mgr.Rules() }
 
+// History is the cluster's (any node answers the same) or, on a single
+// hub, the data dir's.
 func (s *alertService) History(_ context.Context, q alert.HistoryQuery) []alert.Record {
+	if s.ledger != nil {
+		return s.ledger.History(q)
+	}
 	return s.mgr.History(q)
 }
 

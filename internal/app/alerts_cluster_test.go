@@ -41,6 +41,17 @@ rules:
 `, webhook, rule, op, threshold)
 }
 
+// startClusterWithRules starts a cluster whose node 1 has the rules
+// file (the others run without one).
+func startClusterWithRules(t *testing.T, file string) []*hub {
+	t.Helper()
+	return startClusterWith(t, func(i int, c *app.Config) {
+		if i == 0 {
+			c.RulesFile = file
+		}
+	})
+}
+
 // servedRules is what a node's API answers: the rules' names and where
 // they came from.
 func (h *hub) servedRules() ([]string, *api.ReloadResult, error) {
@@ -170,11 +181,7 @@ func TestClusterAlertRulesAreClusterWide(t *testing.T) {
 	defer web.Close()
 	file := filepath.Join(t.TempDir(), "rules.yaml")
 	writeFile(t, file, rulesFile("quiet", ">", 1000, web.URL))
-	hubs := startClusterWith(t, func(i int, c *app.Config) {
-		if i == 0 {
-			c.RulesFile = file // the others run without a file
-		}
-	})
+	hubs := startClusterWithRules(t, file)
 	rev1 := waitServed(t, hubs, "quiet", 0, "n1")
 
 	writeFile(t, file, rulesFile("busy", ">", 0, web.URL))

@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/tether-hub/tether/internal/alert"
 	"github.com/tether-hub/tether/internal/api"
 	"github.com/tether-hub/tether/internal/broker"
 	"github.com/tether-hub/tether/internal/cluster"
@@ -221,17 +220,6 @@ func (a *App) clusterSource() api.ClusterSource {
 		return nil
 	}
 	return a.cluster
-}
-
-// clusterNotify passes alert notifications on only while this node leads
-// the alerts job: each node evaluates the rules, one notifies.
-func (a *App) clusterNotify(notify alert.NotifyFunc) alert.NotifyFunc {
-	return func(al alert.Alert) {
-		if n := a.cluster; n != nil && !n.Leads(cluster.JobAlerts) {
-			return
-		}
-		notify(al)
-	}
 }
 
 // onLead starts a delivery engine when this node takes the delivery job

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,18 @@ func (h *hub) archived(setting, id string) (bool, error) {
 		return false, nil
 	}
 	return found, err
+}
+
+// metricValue is the value of h's /metrics line for name (without
+// labels); -1 without one.
+func (h *hub) metricValue(name string) float64 {
+	h.t.Helper()
+	l := h.metricLine(name)
+	v, err := strconv.ParseFloat(strings.TrimPrefix(l, name+" "), 64)
+	if l == "" || err != nil {
+		return -1
+	}
+	return v
 }
 
 // workspaced counts h's workspace records of device id in category.
@@ -168,9 +181,14 @@ func TestClusterDiagnosticSettingsApplyOnEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	synced(rev)
+	// /metrics shows it on every node: the revision applied and the
+	// refusal counted.
 	for i, h := range hubs {
-		if h.Diag().Refused() == 0 {
-			t.Errorf("node %d did not count the refused revision %d", i+1, rev)
+		if n := h.metricValue("tether_diagnostic_settings_refused_total"); n < 1 {
+			t.Errorf("node %d: tether_diagnostic_settings_refused_total %v after the refused revision %d", i+1, n, rev)
+		}
+		if n := h.metricValue("tether_diagnostic_settings_revision"); n < float64(rev) {
+			t.Errorf("node %d: tether_diagnostic_settings_revision %v, want at least %d", i+1, n, rev)
 		}
 	}
 	connect("d-refused", 2)

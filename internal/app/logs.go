@@ -77,6 +77,9 @@ func (a *App) startLogs(ctx context.Context) error {
 	// Stop lets every destination catch up with the journal (bounded), so
 	// a clean shutdown's last events are logged.
 	a.onStop(m.Stop)
+	if err := a.metrics.Register(m.Collector()); err != nil {
+		return fmt.Errorf("diagnostic settings metrics: %w", err)
+	}
 	return nil
 }
 

@@ -98,6 +98,29 @@ func ops(prefix string, start time.Time, n int) []journal.Operation {
 	return out
 }
 
+// openStores opens what a Manager works on, in dir: a journal, a SQLite
+// workspace and the settings bucket (closed when t ends).
+func openStores(t *testing.T, dir string) (*journal.Journal, *sqlite.Store, *kvstore.Store) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j, err := journal.Open(ctx, journal.Options{DataDir: filepath.Join(dir, "journal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(j.Close)
+	ws, err := sqlite.Open(ctx, filepath.Join(dir, "logs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	settings, err := kvstore.New(ctx, j.JS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j, ws, settings
+}
+
 // A setting routes the operation categories it names, and allLogs routes
 // them all: the workspace (allLogs) gets every operation, an archive set
 // to DirectMethods only that category's records, in its Azure container;
@@ -106,22 +129,7 @@ func ops(prefix string, start time.Time, n int) []journal.Operation {
 func TestManagerRoutesOperationCategories(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	j, err := journal.Open(jctx, journal.Options{DataDir: filepath.Join(dir, "journal")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	ws, err := sqlite.Open(ctx, filepath.Join(dir, "logs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	settings, err := kvstore.New(ctx, j.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j, ws, settings := openStores(t, dir)
 	root := filepath.Join(dir, "archive")
 	m, err := diag.NewManager(diag.Options{JS: j.JS, NC: j.NC, Store: settings, Workspace: ws, ArchiveDir: root,
 		MaxWait: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})

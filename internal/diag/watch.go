@@ -73,6 +73,10 @@ func (m *Manager) Start(ctx context.Context) error {
 		cancel()
 		return err
 	}
+	if err := m.dropSharedArchives(ctx, m.heldKeys()); err != nil {
+		// Left behind, not lost: the next start tries again.
+		m.log.Warn("diag: an archive consumer of an earlier release not removed", "err", err)
+	}
 	done := make(chan struct{})
 	m.w.cancel, m.w.done = cancel, done
 	go m.follow(wctx, ch, done)

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/tether-hub/tether/internal/testnet"
 )
 
 // Issue 17 item 7: one rule for where the hub may send on a
@@ -77,20 +79,7 @@ func TestEndpointPolicy(t *testing.T) {
 // Control refuses at dial time what a name resolved to: a webhook whose
 // DNS name points at the hub is refused when it is dialled.
 func TestEndpointPolicyControl(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	ln := testnet.ClosingListener(t)
 	addr := netip.MustParseAddrPort(ln.Addr().String())
 	for _, tc := range []struct {
 		p  EndpointPolicy

@@ -56,6 +56,9 @@ type Journal struct {
 	// cluster (internal/app/alertrules.go); its history keeps the
 	// revisions before it.
 	AlertRules jetstream.KeyValue
+	// Alerts is the cluster's record of alert transitions and of their
+	// notifications (internal/app/alertledger.go).
+	Alerts jetstream.KeyValue
 }
 
 // Open starts (or connects to) NATS and creates the streams and buckets if
@@ -234,6 +237,9 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 		return err
 	}
 	if j.AlertRules, err = kv("tether_alert_rules", 10); err != nil {
+		return err
+	}
+	if j.Alerts, err = kv("tether_alerts", 1); err != nil {
 		return err
 	}
 	if o.Replicas > 1 {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/diag"
+	"github.com/tether-hub/tether/internal/journal"
 )
 
 // Bucket is the KV bucket of diagnostic settings.
@@ -148,28 +149,18 @@ func (s *Store) Watch(ctx context.Context) (<-chan diag.Change, error) {
 	out := make(chan diag.Change, 64)
 	go func() {
 		defer close(out)
-		defer func() { _ = w.Stop() }()
-		for {
-			var e jetstream.KeyValueEntry
-			select {
-			case <-ctx.Done():
-				return
-			case u, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				e = u
-			}
+		journal.FollowKV(ctx, w, func(e jetstream.KeyValueEntry) bool {
 			c := diag.Change{CaughtUp: true}
 			if e != nil {
 				c = change(e)
 			}
 			select {
 			case out <- c:
+				return true
 			case <-ctx.Done():
-				return
+				return false
 			}
-		}
+		})
 	}()
 	return out, nil
 }

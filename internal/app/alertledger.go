@@ -1,0 +1,465 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-hub/tether/internal/alert"
+	"github.com/tether-hub/tether/internal/journal"
+)
+
+// The alert ledger is a cluster's record of the alert notifications it
+// sent, in the replicated bucket tether_alerts (journal.Alerts). Every
+// node evaluates the rules and keeps each transition it makes; only the
+// node leading the alerts job notifies, and before it does it settles the
+// transition against the ledger:
+//
+//   - one key per rule and series ("s.<hash>") holds the last transition
+//     the cluster notified: its alert id and condition, when, the node
+//     (and run) that claimed it and how that went (sending, sent, failed,
+//     unsent). The leader claims a transition with a compare-and-set on
+//     the key's revision, then notifies; so two leaders (a lead that moved
+//     between two evaluations) cannot both send one transition, and a
+//     Resolved names the alert id the cluster's Fired announced, whichever
+//     node fired it.
+//   - a node that does not lead keeps its transitions (the last few per
+//     series, for ledgerHorizon) until it leads: the transitions made
+//     while no node leads (after the leader's loss, until its lease
+//     expires) are sent by the next leader, once; those the old leader
+//     sent are found in the ledger and skipped.
+//   - a claim whose node stopped before its notification went out (it
+//     marks it unsent at its shutdown) or whose run is gone (no live node
+//     has that run: a kill -9) is sent again by the leader. Only then can
+//     a receiver see a notification twice: when the lost node had sent it
+//     and died before recording so (the payload's alert id tells them
+//     apart).
+//   - one key per notified transition ("t.<alert id>.<condition>") is the
+//     cluster's alert history, the same on every node's API.
+//
+// A single hub notifies directly and keeps its history in its data dir
+// (alerts.go).
+
+const (
+	ledgerSeries  = "s."
+	ledgerHistory = "t."
+	// ledgerTick is how often a leader looks for transitions to settle
+	// besides being woken by one (a settle that failed is retried).
+	ledgerTick = 500 * time.Millisecond
+	// ledgerKeep bounds the transitions a node keeps per series while
+	// it does not lead.
+	ledgerKeep = 8
+	// ledgerTimeout bounds one settle's bucket calls.
+	ledgerTimeout = 10 * time.Second
+	// ledgerHorizon is how long a node that does not lead keeps its
+	// transitions: far longer than a lead can be vacant (the lease), so
+	// the next leader has them, and bounded, so a node that leads after
+	// a long time does not replay what is long past (and series that
+	// are gone are forgotten).
+	ledgerHorizon = 5 * time.Minute
+)
+
+// claimState is how a claimed notification went.
+type claimState string
+
+const (
+	claimSending claimState = "sending"
+	claimSent    claimState = "sent"
+	claimFailed  claimState = "failed" // a destination gave up: not sent again
+	claimUnsent  claimState = "unsent" // its node stopped first: the next leader sends it
+)
+
+// seriesEntry is a series key's value: the last transition the cluster
+// notified, or is notifying.
+type seriesEntry struct {
+	Rule      string      `json:"rule"`
+	Series    string      `json:"series"`
+	AlertID   string      `json:"alertId"`
+	Condition alert.State `json:"condition"`
+	FiredAt   time.Time   `json:"firedAt"`
+	At        time.Time   `json:"at"` // the transition's evaluation time
+	Node      string      `json:"node"`
+	Boot      string      `json:"boot"`
+	State     claimState  `json:"state"`
+}
+
+// alertLedger settles and notifies this node's transitions while it
+// leads the alerts job, and keeps the cluster's history.
+type alertLedger struct {
+	kv         jetstream.KeyValue
+	node, boot string // this node and its run (cluster.Node.Boot)
+	leads      func() bool
+	// alive maps the live nodes to their runs.
+	alive func(context.Context) (map[string]string, error)
+	send  func(alert.Alert, func(alert.Outcome))
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string][]alert.Alert // by series key: not settled yet, oldest first
+	failing bool                     // the last settle failed (logged once)
+	wake    chan struct{}
+
+	hmu     sync.Mutex
+	history []alert.Record
+	keys    map[string]bool // history keys held
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newAlertLedger(kv jetstream.KeyValue, node, boot string, leads func() bool,
+	alive func(context.Context) (map[string]string, error), send func(alert.Alert, func(alert.Outcome)), log *slog.Logger) *alertLedger {
+	return &alertLedger{kv: kv, node: node, boot: boot, leads: leads, alive: alive, send: send, log: log,
+		pending: map[string][]alert.Alert{}, wake: make(chan struct{}, 1), keys: map[string]bool{}}
+}
+
+// note is the manager's Notify: it keeps a and wakes the settling loop.
+// It never blocks.
+func (l *alertLedger) note(a alert.Alert) {
+	k := seriesKey(a)
+	l.mu.Lock()
+	q := append(l.pending[k], a)
+	if len(q) > ledgerKeep {
+		q = q[len(q)-ledgerKeep:]
+	}
+	l.pending[k] = q
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// seriesKey is a's series' key in the bucket.
+func seriesKey(a alert.Alert) string {
+	sum := sha256.Sum256([]byte(a.Rule.Name + "\x00" + a.Record().Key))
+	return ledgerSeries + hex.EncodeToString(sum[:16])
+}
+
+// transitionAt is when a's evaluation made it.
+func transitionAt(a alert.Alert) time.Time {
+	if a.Condition == alert.Resolved {
+		return a.ResolvedAt
+	}
+	return a.FiredAt
+}
+
+// start follows the history and settles transitions until stop.
+func (l *alertLedger) start(ctx context.Context, retry func(context.Context, func(context.Context) error) error) error {
+	var w jetstream.KeyWatcher
+	rctx, cancel := context.WithCancel(context.Background())
+	err := retry(ctx, func(context.Context) (err error) {
+		w, err = l.kv.Watch(rctx, ledgerHistory+">")
+		return err
+	})
+	if err != nil {
+		cancel()
+		return fmt.Errorf("alert history: watching bucket %s: %w", l.kv.Bucket(), err)
+	}
+	l.cancel = cancel
+	l.wg.Add(2)
+	go func() {
+		defer l.wg.Done()
+		journal.FollowKV(rctx, w, func(e jetstream.KeyValueEntry) bool {
+			if e != nil && e.Operation() == jetstream.KeyValuePut {
+				l.remember(e)
+			}
+			return true
+		})
+	}()
+	go func() { defer l.wg.Done(); l.run(rctx) }()
+	return nil
+}
+
+// stop ends both loops. Notifications already handed to the dispatcher
+// finish (or are marked unsent) in its Close.
+func (l *alertLedger) stop() {
+	if l.cancel != nil {
+		l.cancel()
+		l.wg.Wait()
+	}
+}
+
+func (l *alertLedger) remember(e jetstream.KeyValueEntry) {
+	var r alert.Record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		l.log.Warn("alert history: an entry of the cluster's history is not a record", "key", e.Key(), "err", err)
+		return
+	}
+	l.hmu.Lock()
+	defer l.hmu.Unlock()
+	if !l.keys[e.Key()] {
+		l.keys[e.Key()] = true
+		l.history = append(l.history, r)
+	}
+}
+
+// History lists the cluster's notified transitions, in the order they
+// were claimed.
+func (l *alertLedger) History(q alert.HistoryQuery) []alert.Record {
+	l.hmu.Lock()
+	defer l.hmu.Unlock()
+	return alert.ListRecords(l.history, q)
+}
+
+func (l *alertLedger) run(ctx context.Context) {
+	t := time.NewTicker(ledgerTick)
+	defer t.Stop()
+	var swept time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-l.wake:
+		}
+		if l.leads() {
+			l.settleAll(ctx)
+		} else if now := time.Now(); now.Sub(swept) > time.Minute {
+			l.forget(now.Add(-ledgerHorizon))
+			swept = now
+		}
+	}
+}
+
+// forget drops the kept transitions made before cutoff.
+func (l *alertLedger) forget(cutoff time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k, q := range l.pending {
+		i := 0
+		for i < len(q) && transitionAt(q[i]).Before(cutoff) {
+			i++
+		}
+		if i == len(q) {
+			delete(l.pending, k)
+		} else if i > 0 {
+			l.pending[k] = q[i:]
+		}
+	}
+}
+
+// settleAll settles every pending transition, each series in order; a
+// series whose settle fails keeps the rest for the next round.
+func (l *alertLedger) settleAll(ctx context.Context) {
+	l.mu.Lock()
+	keys := make([]string, 0, len(l.pending))
+	for k := range l.pending {
+		keys = append(keys, k)
+	}
+	l.mu.Unlock()
+	var failed error
+	for _, k := range keys {
+		for l.leads() && ctx.Err() == nil {
+			a, ok := l.next(k)
+			if !ok {
+				break
+			}
+			sctx, cancel := context.WithTimeout(ctx, ledgerTimeout)
+			err := l.settle(sctx, k, a)
+			cancel()
+			if err != nil {
+				l.putBack(k, a)
+				failed = err
+				break
+			}
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case failed != nil && !l.failing && ctx.Err() == nil:
+		l.log.Warn("alert notifications held back: the cluster's record of them cannot be read or written; retrying", "bucket", l.kv.Bucket(), "err", failed)
+		l.failing = true
+	case failed == nil && l.failing:
+		l.log.Info("alert notifications: the cluster's record answers again", "bucket", l.kv.Bucket())
+		l.failing = false
+	}
+}
+
+func (l *alertLedger) next(k string) (alert.Alert, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	q := l.pending[k]
+	if len(q) == 0 {
+		delete(l.pending, k)
+		return alert.Alert{}, false
+	}
+	if len(q) == 1 {
+		delete(l.pending, k)
+	} else {
+		l.pending[k] = q[1:]
+	}
+	return q[0], true
+}
+
+func (l *alertLedger) putBack(k string, a alert.Alert) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending[k] = append([]alert.Alert{a}, l.pending[k]...)
+}
+
+// errClaimed: another node wrote the series' key between this node's
+// read and its claim.
+var errClaimed = errors.New("claimed by another node meanwhile")
+
+// settle notifies a unless the ledger shows the cluster did already (or
+// a is older than what it did), retrying a claim another node raced.
+func (l *alertLedger) settle(ctx context.Context, k string, a alert.Alert) error {
+	for attempt := 0; ; attempt++ {
+		err := l.settleOnce(ctx, k, a)
+		if !errors.Is(err, errClaimed) || attempt == 2 {
+			return err
+		}
+	}
+}
+
+func (l *alertLedger) settleOnce(ctx context.Context, k string, a alert.Alert) error {
+	var cur *seriesEntry
+	var rev uint64
+	e, err := l.kv.Get(ctx, k)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return err
+	default:
+		var s seriesEntry
+		if err := json.Unmarshal(e.Value(), &s); err != nil {
+			// Not ours to keep: the next claim replaces it.
+			l.log.Warn("alert ledger: an entry is not a series record; replaced", "key", k, "err", err)
+		} else {
+			cur = &s
+		}
+		rev = e.Revision()
+	}
+	orphan := false
+	if cur != nil {
+		if orphan, err = l.orphaned(ctx, cur); err != nil {
+			return err
+		}
+	}
+	if cur != nil && cur.Condition == a.Condition {
+		if !orphan {
+			return nil // notified by this or another leader
+		}
+		// Claimed by a node that stopped or died before it was sent
+		// (whichever evaluation of this node's made the transition): send
+		// it as the cluster announced it.
+		a.ID, a.FiredAt = cur.AlertID, cur.FiredAt
+		if a.Condition == alert.Resolved {
+			a.ResolvedAt = cur.At
+		}
+		return l.claimAndSend(ctx, k, rev, a)
+	}
+	if cur != nil && transitionAt(a).Before(cur.At) {
+		return nil // the cluster notified a later transition of the series
+	}
+	switch {
+	case a.Condition == alert.Fired:
+		return l.claimAndSend(ctx, k, rev, a)
+	case cur == nil:
+		return nil // a Resolved of an alert the cluster never announced
+	}
+	// A Resolved of the alert the ledger holds fired: it names that alert.
+	a.ID, a.FiredAt = cur.AlertID, cur.FiredAt
+	if orphan {
+		// Its Fired never went out (as far as the cluster knows): first
+		// the Fired, then the Resolved.
+		f := a
+		f.Condition, f.ResolvedAt, f.Reason = alert.Fired, time.Time{}, ""
+		l.recordHistory(ctx, f)
+		l.send(f, nil)
+	}
+	return l.claimAndSend(ctx, k, rev, a)
+}
+
+// orphaned reports whether cur's notification is in nobody's hands: its
+// node marked it unsent, or the run that claimed it is gone.
+func (l *alertLedger) orphaned(ctx context.Context, cur *seriesEntry) (bool, error) {
+	switch {
+	case cur.State == claimUnsent:
+		return true, nil
+	case cur.State != claimSending:
+		return false, nil
+	case cur.Node == l.node && cur.Boot == l.boot:
+		return false, nil // this run's dispatcher holds it
+	}
+	alive, err := l.alive(ctx)
+	if err != nil {
+		return false, fmt.Errorf("listing the live nodes: %w", err)
+	}
+	return alive[cur.Node] != cur.Boot, nil
+}
+
+// claimAndSend writes a as the series' notified transition (a
+// compare-and-set on rev; 0: the key must not exist), records it in the
+// history and hands it to the dispatcher, whose outcome is written back.
+func (l *alertLedger) claimAndSend(ctx context.Context, k string, rev uint64, a alert.Alert) error {
+	s := seriesEntry{Rule: a.Rule.Name, Series: a.Record().Key, AlertID: a.ID, Condition: a.Condition, FiredAt: a.FiredAt,
+		At: transitionAt(a), Node: l.node, Boot: l.boot, State: claimSending}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	if rev == 0 {
+		rev, err = l.kv.Create(ctx, k, b)
+	} else {
+		rev, err = l.kv.Update(ctx, k, b, rev)
+	}
+	if isWrongSequence(err) {
+		return errClaimed
+	}
+	if err != nil {
+		return err
+	}
+	l.recordHistory(ctx, a)
+	l.send(a, func(o alert.Outcome) { l.done(k, rev, s, o) })
+	return nil
+}
+
+// isWrongSequence reports a compare-and-set that lost to another write.
+func isWrongSequence(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
+}
+
+// recordHistory adds a to the cluster's history (once per alert and
+// condition).
+func (l *alertLedger) recordHistory(ctx context.Context, a alert.Alert) {
+	b, err := json.Marshal(a.Record())
+	if err == nil {
+		_, err = l.kv.Create(ctx, ledgerHistory+a.ID+"."+string(a.Condition), b)
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		l.log.Error("alert transition not recorded in the cluster's history", "rule", a.Rule.Name, "alert", a.ID, "condition", a.Condition, "err", err)
+	}
+}
+
+// done writes the outcome of the notification claimed at rev, unless the
+// series moved on meanwhile.
+func (l *alertLedger) done(k string, rev uint64, s seriesEntry, o alert.Outcome) {
+	switch o {
+	case alert.Sent:
+		s.State = claimSent
+	case alert.Failed:
+		s.State = claimFailed
+	default:
+		s.State = claimUnsent
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ledgerTimeout)
+	defer cancel()
+	if _, err := l.kv.Update(ctx, k, b, rev); err != nil && !isWrongSequence(err) {
+		l.log.Warn("alert ledger: the outcome of a notification not recorded", "rule", s.Rule, "alert", s.AlertID, "condition", s.Condition, "outcome", s.State, "err", err)
+	}
+}
