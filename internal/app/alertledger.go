@@ -104,7 +104,12 @@ type alertLedger struct {
 
 	mu      sync.Mutex
 	pending map[string][]alert.Alert // by series key: not settled yet, oldest first
-	failing bool                     // the last settle failed (logged once)
+	// handed holds, by series key, the revision of the claim this run
+	// gave its dispatcher (until its outcome is written): a claim of this
+	// run that is not there was written by a call that returned an error
+	// (it committed all the same), so nobody holds it.
+	handed  map[string]uint64
+	failing bool // the last settle failed (logged once)
 	wake    chan struct{}
 
 	hmu     sync.Mutex
@@ -118,7 +123,7 @@ type alertLedger struct {
 func newAlertLedger(kv jetstream.KeyValue, node, boot string, leads func() bool,
 	alive func(context.Context) (map[string]string, error), send func(alert.Alert, func(alert.Outcome)), log *slog.Logger) *alertLedger {
 	return &alertLedger{kv: kv, node: node, boot: boot, leads: leads, alive: alive, send: send, log: log,
-		pending: map[string][]alert.Alert{}, wake: make(chan struct{}, 1), keys: map[string]bool{}}
+		pending: map[string][]alert.Alert{}, handed: map[string]uint64{}, wake: make(chan struct{}, 1), keys: map[string]bool{}}
 }
 
 // note is the manager's Notify: it keeps a and wakes the settling loop.
@@ -342,7 +347,7 @@ func (l *alertLedger) settleOnce(ctx context.Context, k string, a alert.Alert) e
 	}
 	orphan := false
 	if cur != nil {
-		if orphan, err = l.orphaned(ctx, cur); err != nil {
+		if orphan, err = l.orphaned(ctx, k, rev, cur); err != nil {
 			return err
 		}
 	}
@@ -383,14 +388,17 @@ func (l *alertLedger) settleOnce(ctx context.Context, k string, a alert.Alert) e
 
 // orphaned reports whether cur's notification is in nobody's hands: its
 // node marked it unsent, or the run that claimed it is gone.
-func (l *alertLedger) orphaned(ctx context.Context, cur *seriesEntry) (bool, error) {
+func (l *alertLedger) orphaned(ctx context.Context, k string, rev uint64, cur *seriesEntry) (bool, error) {
 	switch {
 	case cur.State == claimUnsent:
 		return true, nil
 	case cur.State != claimSending:
 		return false, nil
 	case cur.Node == l.node && cur.Boot == l.boot:
-		return false, nil // this run's dispatcher holds it
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		h, ok := l.handed[k]
+		return !ok || h != rev, nil // held if this run's dispatcher has it
 	}
 	alive, err := l.alive(ctx)
 	if err != nil {
@@ -420,6 +428,9 @@ func (l *alertLedger) claimAndSend(ctx context.Context, k string, rev uint64, a 
 	if err != nil {
 		return err
 	}
+	l.mu.Lock()
+	l.handed[k] = rev
+	l.mu.Unlock()
 	l.recordHistory(ctx, a)
 	l.send(a, func(o alert.Outcome) { l.done(k, rev, s, o) })
 	return nil
@@ -460,6 +471,13 @@ func (l *alertLedger) done(k string, rev uint64, s seriesEntry, o alert.Outcome)
 	ctx, cancel := context.WithTimeout(context.Background(), ledgerTimeout)
 	defer cancel()
 	if _, err := l.kv.Update(ctx, k, b, rev); err != nil && !isWrongSequence(err) {
+		// The claim may still read "sending": it stays this run's.
 		l.log.Warn("alert ledger: the outcome of a notification not recorded", "rule", s.Rule, "alert", s.AlertID, "condition", s.Condition, "outcome", s.State, "err", err)
+		return
 	}
+	l.mu.Lock()
+	if l.handed[k] == rev {
+		delete(l.handed, k)
+	}
+	l.mu.Unlock()
 }

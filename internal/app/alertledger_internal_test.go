@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/alert"
 	"github.com/tether-hub/tether/internal/journal"
@@ -31,6 +34,178 @@ func (n *ledgerNode) took() []string {
 	return out
 }
 
+// ledgerNodes are ledgers on one real JetStream bucket and the live
+// nodes' runs they see.
+type ledgerNodes struct {
+	t    *testing.T
+	ctx  context.Context
+	kv   jetstream.KeyValue
+	mu   sync.Mutex
+	live map[string]string
+}
+
+func newLedgerNodes(t *testing.T, ctx context.Context) *ledgerNodes {
+	j, err := journal.Open(ctx, journal.Options{DataDir: filepath.Join(t.TempDir(), "journal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	return &ledgerNodes{t: t, ctx: ctx, kv: j.Alerts, live: map[string]string{}}
+}
+
+// node starts a leading node's ledger on kv (c's bucket when nil).
+func (c *ledgerNodes) node(name, boot string, kv jetstream.KeyValue) *ledgerNode {
+	if kv == nil {
+		kv = c.kv
+	}
+	n := &ledgerNode{}
+	alive := func(context.Context) (map[string]string, error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		out := map[string]string{}
+		for k, v := range c.live {
+			out[k] = v
+		}
+		return out, nil
+	}
+	send := func(a alert.Alert, done func(alert.Outcome)) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.sent = append(n.sent, a)
+		n.done = append(n.done, done)
+	}
+	n.alertLedger = newAlertLedger(kv, name, boot, func() bool { return true }, alive, send, slog.New(slog.DiscardHandler))
+	c.mu.Lock()
+	c.live[name] = boot
+	c.mu.Unlock()
+	return n
+}
+
+// kill removes name's run from the live nodes (kill -9).
+func (c *ledgerNodes) kill(name string) {
+	c.mu.Lock()
+	delete(c.live, name)
+	c.mu.Unlock()
+}
+
+// settle notes as on n and settles; it checks how many series n keeps
+// pending after.
+func (c *ledgerNodes) settle(n *ledgerNode, left int, as ...alert.Alert) {
+	c.t.Helper()
+	for _, a := range as {
+		n.note(a)
+	}
+	n.settleAll(c.ctx)
+	n.mu.Lock()
+	got := len(n.pending)
+	n.mu.Unlock()
+	if got != left {
+		c.t.Fatalf("%s left %d series unsettled, want %d", n.node, got, left)
+	}
+}
+
+// expect checks what n handed its dispatcher, in order.
+func (c *ledgerNodes) expect(n *ledgerNode, want string) {
+	c.t.Helper()
+	if got := fmt.Sprint(n.took()); got != want {
+		c.t.Fatalf("%s handed its dispatcher %s, want %s", n.node, got, want)
+	}
+}
+
+var ledgerRule = alert.Rule{Name: "busy", ActionGroups: []string{"ops"}}
+
+func firedAt(id string, at time.Time) alert.Alert {
+	return alert.Alert{ID: id, Rule: ledgerRule, Condition: alert.Fired, FiredAt: at}
+}
+
+func resolvedAt(id string, fired, at time.Time) alert.Alert {
+	return alert.Alert{ID: id, Rule: ledgerRule, Condition: alert.Resolved, FiredAt: fired, ResolvedAt: at}
+}
+
+// lossyKV is a bucket whose next claim (a series key's Create or Update)
+// fails as a client call times out during an election: with commit, the
+// write is made and only its answer is lost.
+type lossyKV struct {
+	jetstream.KeyValue
+	mu     sync.Mutex
+	armed  bool
+	commit bool
+}
+
+func (kv *lossyKV) arm(commit bool) {
+	kv.mu.Lock()
+	kv.armed, kv.commit = true, commit
+	kv.mu.Unlock()
+}
+
+// fails reports whether this call on key fails, and whether it commits.
+func (kv *lossyKV) fails(key string) (fail, commit bool) {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	if !kv.armed || !strings.HasPrefix(key, ledgerSeries) {
+		return false, false
+	}
+	kv.armed = false
+	return true, kv.commit
+}
+
+func (kv *lossyKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	fail, commit := kv.fails(key)
+	if !fail {
+		return kv.KeyValue.Create(ctx, key, value, opts...)
+	}
+	if commit {
+		if _, err := kv.KeyValue.Create(ctx, key, value, opts...); err != nil {
+			return 0, err
+		}
+	}
+	return 0, context.DeadlineExceeded
+}
+
+func (kv *lossyKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
+	fail, commit := kv.fails(key)
+	if !fail {
+		return kv.KeyValue.Update(ctx, key, value, rev)
+	}
+	if commit {
+		if _, err := kv.KeyValue.Update(ctx, key, value, rev); err != nil {
+			return 0, err
+		}
+	}
+	return 0, context.DeadlineExceeded
+}
+
+// A claim whose write committed though its call returned an error (the
+// answer lost in an election) is not in this run's dispatcher: the next
+// settle sends it, once. Before, the claim read as this run's own, in
+// hand, and the notification was never sent.
+func TestAlertLedgerAmbiguousClaim(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := newLedgerNodes(t, ctx)
+	kv := &lossyKV{KeyValue: c.kv}
+	n := c.node("n1", "run-1", kv)
+	t0 := time.Now().UTC()
+
+	// The series' first claim (a Create) commits; its answer is lost.
+	kv.arm(true)
+	c.settle(n, 1, firedAt("id-a", t0))
+	c.expect(n, "[]")
+	c.settle(n, 0)
+	c.expect(n, "[Fired id-a]")
+	// In this run's hands now: not sent again.
+	c.settle(n, 0, firedAt("id-a", t0))
+	c.expect(n, "[Fired id-a]")
+	n.done[0](alert.Sent)
+
+	// An Update that did not commit is only retried: sent once.
+	kv.arm(false)
+	c.settle(n, 1, resolvedAt("id-b", t0, t0.Add(time.Second)))
+	c.expect(n, "[Fired id-a]")
+	c.settle(n, 0)
+	c.expect(n, "[Fired id-a Resolved id-a]")
+}
+
 // The claims of the ledger across node losses, on a real JetStream
 // bucket: a notification in the hands of a live node is not sent again;
 // one whose node was killed (its run is gone from the live nodes) is
@@ -41,61 +216,16 @@ func (n *ledgerNode) took() []string {
 func TestAlertLedgerClaimsAcrossNodeLoss(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	j, err := journal.Open(ctx, journal.Options{DataDir: filepath.Join(t.TempDir(), "journal")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	live := map[string]string{}
-	var liveMu sync.Mutex
-	node := func(name, boot string) *ledgerNode {
-		n := &ledgerNode{}
-		alive := func(context.Context) (map[string]string, error) {
-			liveMu.Lock()
-			defer liveMu.Unlock()
-			out := map[string]string{}
-			for k, v := range live {
-				out[k] = v
-			}
-			return out, nil
-		}
-		send := func(a alert.Alert, done func(alert.Outcome)) {
-			n.mu.Lock()
-			defer n.mu.Unlock()
-			n.sent = append(n.sent, a)
-			n.done = append(n.done, done)
-		}
-		n.alertLedger = newAlertLedger(j.Alerts, name, boot, func() bool { return true }, alive, send, slog.New(slog.DiscardHandler))
-		liveMu.Lock()
-		live[name] = boot
-		liveMu.Unlock()
-		return n
-	}
-	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
-	rule := alert.Rule{Name: "busy", ActionGroups: []string{"ops"}}
-	fired := func(id string, at time.Time) alert.Alert {
-		return alert.Alert{ID: id, Rule: rule, Condition: alert.Fired, FiredAt: at}
-	}
-	resolved := func(id string, firedAt, at time.Time) alert.Alert {
-		return alert.Alert{ID: id, Rule: rule, Condition: alert.Resolved, FiredAt: firedAt, ResolvedAt: at}
-	}
+	nodes := newLedgerNodes(t, ctx)
+	node := func(name, boot string) *ledgerNode { return nodes.node(name, boot, nil) }
+	// Recent: a transition past ledgerHorizon is not waited for.
+	t0 := time.Now().UTC().Truncate(time.Second)
+	fired, resolved := firedAt, resolvedAt
 	step := func(n *ledgerNode, a alert.Alert) {
 		t.Helper()
-		n.note(a)
-		n.settleAll(ctx)
-		n.mu.Lock()
-		left := len(n.pending)
-		n.mu.Unlock()
-		if left != 0 {
-			t.Fatalf("%s left %d series unsettled", n.node, left)
-		}
+		nodes.settle(n, 0, a)
 	}
-	expect := func(n *ledgerNode, want string) {
-		t.Helper()
-		if got := fmt.Sprint(n.took()); got != want {
-			t.Fatalf("%s handed its dispatcher %s, want %s", n.node, got, want)
-		}
-	}
+	expect := nodes.expect
 
 	// n1 leads, claims the Fired and dies with it in flight.
 	a := node("n1", "run-1")
@@ -107,9 +237,7 @@ func TestAlertLedgerClaimsAcrossNodeLoss(t *testing.T) {
 	expect(b, "[]")
 	// kill -9: n1's run is gone. n3 fired a sample earlier (another id):
 	// it sends the Fired once, as the cluster announced it.
-	liveMu.Lock()
-	delete(live, "n1")
-	liveMu.Unlock()
+	nodes.kill("n1")
 	c := node("n3", "run-3")
 	step(c, fired("id-y", t0))
 	expect(c, "[Fired id-x]")
