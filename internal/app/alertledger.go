@@ -89,6 +89,10 @@ type seriesEntry struct {
 	Node      string      `json:"node"`
 	Boot      string      `json:"boot"`
 	State     claimState  `json:"state"`
+	// WithFired: a Resolved whose Fired never went out; the claim's node
+	// sends that Fired first (and so does the node that takes the claim
+	// over).
+	WithFired bool `json:"withFired,omitempty"`
 }
 
 // alertLedger settles and notifies this node's transitions while it
@@ -362,28 +366,23 @@ func (l *alertLedger) settleOnce(ctx context.Context, k string, a alert.Alert) e
 		if a.Condition == alert.Resolved {
 			a.ResolvedAt = cur.At
 		}
-		return l.claimAndSend(ctx, k, rev, a)
+		return l.claimAndSend(ctx, k, rev, a, a.Condition == alert.Resolved && cur.WithFired)
 	}
 	if cur != nil && transitionAt(a).Before(cur.At) {
 		return nil // the cluster notified a later transition of the series
 	}
 	switch {
 	case a.Condition == alert.Fired:
-		return l.claimAndSend(ctx, k, rev, a)
+		return l.claimAndSend(ctx, k, rev, a, false)
 	case cur == nil:
 		return nil // a Resolved of an alert the cluster never announced
 	}
 	// A Resolved of the alert the ledger holds fired: it names that alert.
 	a.ID, a.FiredAt = cur.AlertID, cur.FiredAt
-	if orphan {
-		// Its Fired never went out (as far as the cluster knows): first
-		// the Fired, then the Resolved.
-		f := a
-		f.Condition, f.ResolvedAt, f.Reason = alert.Fired, time.Time{}, ""
-		l.recordHistory(ctx, f)
-		l.send(f, nil)
-	}
-	return l.claimAndSend(ctx, k, rev, a)
+	// Orphaned, its Fired never went out (as far as the cluster knows):
+	// the claim sends the Fired, then the Resolved; sending the Fired
+	// before the claim would send it again on each retry of a failed one.
+	return l.claimAndSend(ctx, k, rev, a, orphan)
 }
 
 // orphaned reports whether cur's notification is in nobody's hands: its
@@ -410,9 +409,10 @@ func (l *alertLedger) orphaned(ctx context.Context, k string, rev uint64, cur *s
 // claimAndSend writes a as the series' notified transition (a
 // compare-and-set on rev; 0: the key must not exist), records it in the
 // history and hands it to the dispatcher, whose outcome is written back.
-func (l *alertLedger) claimAndSend(ctx context.Context, k string, rev uint64, a alert.Alert) error {
+// withFired (a Resolved): its Fired goes first, once the claim is made.
+func (l *alertLedger) claimAndSend(ctx context.Context, k string, rev uint64, a alert.Alert, withFired bool) error {
 	s := seriesEntry{Rule: a.Rule.Name, Series: a.Record().Key, AlertID: a.ID, Condition: a.Condition, FiredAt: a.FiredAt,
-		At: transitionAt(a), Node: l.node, Boot: l.boot, State: claimSending}
+		At: transitionAt(a), Node: l.node, Boot: l.boot, State: claimSending, WithFired: withFired}
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -431,6 +431,12 @@ func (l *alertLedger) claimAndSend(ctx context.Context, k string, rev uint64, a 
 	l.mu.Lock()
 	l.handed[k] = rev
 	l.mu.Unlock()
+	if withFired {
+		f := a
+		f.Condition, f.ResolvedAt, f.Reason = alert.Fired, time.Time{}, ""
+		l.recordHistory(ctx, f)
+		l.send(f, nil)
+	}
 	l.recordHistory(ctx, a)
 	l.send(a, func(o alert.Outcome) { l.done(k, rev, s, o) })
 	return nil

@@ -206,6 +206,39 @@ func TestAlertLedgerAmbiguousClaim(t *testing.T) {
 	c.expect(n, "[Fired id-a Resolved id-a]")
 }
 
+// A Resolved whose Fired never went out (its claim's node was killed)
+// goes out after that Fired, each once, though the Resolved's claim fails
+// first: before, the Fired was sent ahead of the claim, again on every
+// retry. A claim that committed with its answer lost sends both too.
+func TestAlertLedgerOrphanedFiredOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := newLedgerNodes(t, ctx)
+	t0 := time.Now().UTC().Truncate(time.Second)
+
+	a := c.node("n1", "run-1", nil)
+	c.settle(a, 0, firedAt("id-x", t0))
+	c.expect(a, "[Fired id-x]")
+	c.kill("n1")
+	kv := &lossyKV{KeyValue: c.kv}
+	b := c.node("n2", "run-2", kv)
+	kv.arm(false)
+	c.settle(b, 1, resolvedAt("id-b", t0, t0.Add(time.Second)))
+	c.expect(b, "[]")
+	c.settle(b, 0)
+	c.expect(b, "[Fired id-x Resolved id-x]")
+
+	d := c.node("n3", "run-3", nil)
+	c.settle(d, 0, firedAt("id-y", t0.Add(2*time.Second)))
+	c.expect(d, "[Fired id-y]")
+	c.kill("n3")
+	kv.arm(true)
+	c.settle(b, 1, resolvedAt("id-b", t0.Add(2*time.Second), t0.Add(3*time.Second)))
+	c.expect(b, "[Fired id-x Resolved id-x]")
+	c.settle(b, 0)
+	c.expect(b, "[Fired id-x Resolved id-x Fired id-y Resolved id-y]")
+}
+
 // The claims of the ledger across node losses, on a real JetStream
 // bucket: a notification in the hands of a live node is not sent again;
 // one whose node was killed (its run is gone from the live nodes) is
