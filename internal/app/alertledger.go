@@ -277,7 +277,9 @@ func (l *alertLedger) settleAll(ctx context.Context) {
 			cancel()
 			if err != nil {
 				l.putBack(k, a)
-				failed = err
+				if !errors.Is(err, errInHand) {
+					failed = err
+				}
 				break
 			}
 		}
@@ -320,6 +322,10 @@ func (l *alertLedger) putBack(k string, a alert.Alert) {
 // read and its claim.
 var errClaimed = errors.New("claimed by another node meanwhile")
 
+// errInHand: another live node's run is sending the transition; it is
+// checked again until that claim's outcome is written or its run is gone.
+var errInHand = errors.New("being sent by another node")
+
 // settle notifies a unless the ledger shows the cluster did already (or
 // a is older than what it did), retrying a claim another node raced.
 func (l *alertLedger) settle(ctx context.Context, k string, a alert.Alert) error {
@@ -357,6 +363,12 @@ func (l *alertLedger) settleOnce(ctx context.Context, k string, a alert.Alert) e
 	}
 	if cur != nil && cur.Condition == a.Condition {
 		if !orphan {
+			if cur.State == claimSending && (cur.Node != l.node || cur.Boot != l.boot) &&
+				time.Since(transitionAt(a)) < ledgerHorizon {
+				// Another node's run has it but may die before it
+				// sends: keep it until that is known.
+				return errInHand
+			}
 			return nil // notified by this or another leader
 		}
 		// Claimed by a node that stopped or died before it was sent

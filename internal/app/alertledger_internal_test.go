@@ -239,6 +239,43 @@ func TestAlertLedgerOrphanedFiredOnce(t *testing.T) {
 	c.expect(b, "[Fired id-x Resolved id-x Fired id-y Resolved id-y]")
 }
 
+// Another node's claim still being sent is not the end of the
+// transition: the leader keeps it, and sends it when that node's run is
+// gone before its outcome was written; it drops it once that outcome is
+// written, or once the transition is past ledgerHorizon. Before, it was
+// dropped at once, and a node killed before it sent lost it.
+func TestAlertLedgerLiveClaimKept(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := newLedgerNodes(t, ctx)
+	t0 := time.Now().UTC().Truncate(time.Second)
+
+	a := c.node("n1", "run-1", nil)
+	c.settle(a, 0, firedAt("id-x", t0))
+	b := c.node("n2", "run-2", nil)
+	c.settle(b, 1, firedAt("id-x", t0))
+	c.settle(b, 1)
+	c.expect(b, "[]")
+	c.kill("n1")
+	c.settle(b, 0)
+	c.expect(b, "[Fired id-x]")
+
+	// n2's claim is written sent: the next leader drops its copy.
+	d := c.node("n3", "run-3", nil)
+	c.settle(d, 1, firedAt("id-x", t0))
+	b.done[0](alert.Sent)
+	c.settle(d, 0)
+	c.expect(d, "[]")
+
+	// A transition past the horizon is not waited for.
+	old := alert.Alert{ID: "id-old", Rule: alert.Rule{Name: "old", ActionGroups: []string{"ops"}}, Condition: alert.Fired,
+		FiredAt: time.Now().Add(-ledgerHorizon - time.Minute)}
+	c.settle(b, 0, old)
+	c.expect(b, "[Fired id-x Fired id-old]")
+	c.settle(d, 0, old)
+	c.expect(d, "[]")
+}
+
 // The claims of the ledger across node losses, on a real JetStream
 // bucket: a notification in the hands of a live node is not sent again;
 // one whose node was killed (its run is gone from the live nodes) is
@@ -264,9 +301,9 @@ func TestAlertLedgerClaimsAcrossNodeLoss(t *testing.T) {
 	a := node("n1", "run-1")
 	step(a, fired("id-x", t0.Add(time.Second)))
 	expect(a, "[Fired id-x]")
-	// While n1 lives, the next leader leaves it to n1.
+	// While n1 lives, the next leader leaves it to n1 (and keeps it).
 	b := node("n2", "run-2")
-	step(b, fired("id-x", t0.Add(time.Second)))
+	nodes.settle(b, 1, fired("id-x", t0.Add(time.Second)))
 	expect(b, "[]")
 	// kill -9: n1's run is gone. n3 fired a sample earlier (another id):
 	// it sends the Fired once, as the cluster announced it.
