@@ -41,7 +41,10 @@ import (
 //     has that run: a kill -9) is sent again by the leader. Only then can
 //     a receiver see a notification twice: when the lost node had sent it
 //     and died before recording so (the payload's alert id tells them
-//     apart).
+//     apart). A claim another live node's run is still sending is kept
+//     and looked at again until its outcome is written or that run is
+//     gone; a claim of this run that its dispatcher does not hold (the
+//     write committed, its answer was lost) is sent.
 //   - one key per notified transition ("t.<alert id>.<condition>") is the
 //     cluster's alert history, the same on every node's API.
 //

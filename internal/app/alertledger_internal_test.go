@@ -138,41 +138,32 @@ func (kv *lossyKV) arm(commit bool) {
 	kv.mu.Unlock()
 }
 
-// fails reports whether this call on key fails, and whether it commits.
-func (kv *lossyKV) fails(key string) (fail, commit bool) {
+// write makes a claim's write on key through w, unless it is the one
+// armed to fail.
+func (kv *lossyKV) write(key string, w func() (uint64, error)) (uint64, error) {
 	kv.mu.Lock()
-	defer kv.mu.Unlock()
-	if !kv.armed || !strings.HasPrefix(key, ledgerSeries) {
-		return false, false
+	fail, commit := kv.armed && strings.HasPrefix(key, ledgerSeries), kv.commit
+	if fail {
+		kv.armed = false
 	}
-	kv.armed = false
-	return true, kv.commit
+	kv.mu.Unlock()
+	if !fail {
+		return w()
+	}
+	if commit {
+		if _, err := w(); err != nil {
+			return 0, err
+		}
+	}
+	return 0, context.DeadlineExceeded
 }
 
 func (kv *lossyKV) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
-	fail, commit := kv.fails(key)
-	if !fail {
-		return kv.KeyValue.Create(ctx, key, value, opts...)
-	}
-	if commit {
-		if _, err := kv.KeyValue.Create(ctx, key, value, opts...); err != nil {
-			return 0, err
-		}
-	}
-	return 0, context.DeadlineExceeded
+	return kv.write(key, func() (uint64, error) { return kv.KeyValue.Create(ctx, key, value, opts...) })
 }
 
 func (kv *lossyKV) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
-	fail, commit := kv.fails(key)
-	if !fail {
-		return kv.KeyValue.Update(ctx, key, value, rev)
-	}
-	if commit {
-		if _, err := kv.KeyValue.Update(ctx, key, value, rev); err != nil {
-			return 0, err
-		}
-	}
-	return 0, context.DeadlineExceeded
+	return kv.write(key, func() (uint64, error) { return kv.KeyValue.Update(ctx, key, value, rev) })
 }
 
 // A claim whose write committed though its call returned an error (the
@@ -216,27 +207,23 @@ func TestAlertLedgerOrphanedFiredOnce(t *testing.T) {
 	c := newLedgerNodes(t, ctx)
 	t0 := time.Now().UTC().Truncate(time.Second)
 
-	a := c.node("n1", "run-1", nil)
-	c.settle(a, 0, firedAt("id-x", t0))
-	c.expect(a, "[Fired id-x]")
-	c.kill("n1")
 	kv := &lossyKV{KeyValue: c.kv}
-	b := c.node("n2", "run-2", kv)
-	kv.arm(false)
-	c.settle(b, 1, resolvedAt("id-b", t0, t0.Add(time.Second)))
-	c.expect(b, "[]")
-	c.settle(b, 0)
-	c.expect(b, "[Fired id-x Resolved id-x]")
-
-	d := c.node("n3", "run-3", nil)
-	c.settle(d, 0, firedAt("id-y", t0.Add(2*time.Second)))
-	c.expect(d, "[Fired id-y]")
-	c.kill("n3")
-	kv.arm(true)
-	c.settle(b, 1, resolvedAt("id-b", t0.Add(2*time.Second), t0.Add(3*time.Second)))
-	c.expect(b, "[Fired id-x Resolved id-x]")
-	c.settle(b, 0)
-	c.expect(b, "[Fired id-x Resolved id-x Fired id-y Resolved id-y]")
+	b := c.node("n0", "run-0", kv)
+	var want []string
+	for i, commit := range []bool{false, true} {
+		at, id := t0.Add(time.Duration(2*i)*time.Second), fmt.Sprintf("id-%d", i)
+		name := fmt.Sprintf("n%d", i+1)
+		a := c.node(name, "run-"+name, nil)
+		c.settle(a, 0, firedAt(id, at))
+		c.expect(a, "[Fired "+id+"]")
+		c.kill(name)
+		kv.arm(commit)
+		c.settle(b, 1, resolvedAt("id-b", at, at.Add(time.Second)))
+		c.expect(b, fmt.Sprint(want))
+		want = append(want, "Fired "+id, "Resolved "+id)
+		c.settle(b, 0)
+		c.expect(b, fmt.Sprint(want))
+	}
 }
 
 // Another node's claim still being sent is not the end of the
