@@ -147,15 +147,13 @@ func (a *App) newAlertLedger(disp *alert.Dispatcher, log *slog.Logger) *alertLed
 		return nil
 	}
 	alive := func(ctx context.Context) (map[string]string, error) {
-		st, err := n.Status(ctx)
+		live, err := n.Live(ctx)
 		if err != nil {
 			return nil, err
 		}
 		runs := map[string]string{}
-		for _, nd := range st.Nodes {
-			if nd.Alive {
-				runs[nd.Node] = nd.Boot
-			}
+		for node, l := range live {
+			runs[node] = l.Boot
 		}
 		return runs, nil
 	}

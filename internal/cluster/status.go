@@ -58,23 +58,36 @@ type PeerStatus struct {
 	Lag     uint64 `json:"lag,omitempty"`
 }
 
+// Live reads the lease of every node holding one, by node name: the
+// cheap part of Status, for callers that only ask who is alive.
+func (n *Node) Live(ctx context.Context) (map[string]Lease, error) {
+	keys, err := n.nodes.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: listing nodes: %w", err)
+	}
+	live := map[string]Lease{}
+	for k := range keys.Keys() {
+		l, ok, err := n.lease(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			live[k] = l
+		}
+	}
+	return live, nil
+}
+
 // Status gathers the cluster's state as this node sees it.
 func (n *Node) Status(ctx context.Context) (Status, error) {
 	st := Status{Node: n.o.Node, Lease: n.o.Lease.String()}
 	counts := n.Owners()
 	seen := map[string]bool{}
-	keys, err := n.nodes.ListKeys(ctx)
+	live, err := n.Live(ctx)
 	if err != nil {
-		return st, fmt.Errorf("cluster: listing nodes: %w", err)
+		return st, err
 	}
-	for k := range keys.Keys() {
-		l, ok, err := n.lease(ctx, k)
-		if err != nil {
-			return st, err
-		}
-		if !ok {
-			continue
-		}
+	for k, l := range live {
 		seen[k] = true
 		st.Nodes = append(st.Nodes, NodeStatus{Node: k, Alive: true, Boot: l.Boot, Started: l.Started, Seen: l.Seen, Devices: counts[k], Info: l.Info})
 	}
