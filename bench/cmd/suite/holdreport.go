@@ -56,26 +56,26 @@ func holdSection(b *strings.Builder, o options, res map[string]*holdResult, proj
 		}
 	}
 	ms := []metric{
-		{"idle: broker CPU, all held", "% of one core", false, get(func(h *holdResult) float64 { return 100 * h.IdleCores })},
-		{"idle: broker CPU, no connection (before)", "% of one core", false, get(func(h *holdResult) float64 { return 100 * h.BaseCores })},
-		{"idle: the connections' share, per 10,000", "% of one core", false, get(func(h *holdResult) float64 { return 100 * h.connShare10k() })},
-		{"idle: PINGREQs sent", "/s", true, get(func(h *holdResult) float64 { return h.PingsPerS })},
-		{"idle: PINGRESPs read", "/s", true, get(func(h *holdResult) float64 { return h.PongsPerS })},
-		{"RSS per connection", "KiB", false, get(func(h *holdResult) float64 { return h.RSSKiBPerConn })},
-		{"RSS with all held", "MiB", false, get(func(h *holdResult) float64 { return float64(h.RSSHeldKiB) / 1024 })},
-		{"RSS before the first connect", "MiB", false, get(func(h *holdResult) float64 { return float64(h.RSSBaseKiB) / 1024 })},
+		{"idle: broker CPU, all held", "% of one core", false, get(func(h *holdResult) float64 { return 100 * h.IdleCores }), nil},
+		{"idle: broker CPU, no connection (before)", "% of one core", false, get(func(h *holdResult) float64 { return 100 * h.BaseCores }), nil},
+		{"idle: the connections' share, per 10,000", "% of one core", false, get(func(h *holdResult) float64 { return 100 * h.connShare10k() }), nil},
+		{"idle: PINGREQs sent", "/s", true, get(func(h *holdResult) float64 { return h.PingsPerS }), nil},
+		{"idle: PINGRESPs read", "/s", true, get(func(h *holdResult) float64 { return h.PongsPerS }), nil},
+		{"RSS per connection", "KiB", false, get(func(h *holdResult) float64 { return h.RSSKiBPerConn }), nil},
+		{"RSS with all held", "MiB", false, get(func(h *holdResult) float64 { return float64(h.RSSHeldKiB) / 1024 }), nil},
+		{"RSS before the first connect", "MiB", false, get(func(h *holdResult) float64 { return float64(h.RSSBaseKiB) / 1024 }), nil},
 		{"Go heap in use per connection (held − before)", "KiB", false, getGo(func(h *holdResult) float64 {
 			return float64(h.GoHeld.HeapInuse-h.GoBase.HeapInuse) / 1024 / float64(h.Connected)
-		})},
+		}), nil},
 		{"Go stacks per connection (held − before)", "KiB", false, getGo(func(h *holdResult) float64 {
 			return float64(h.GoHeld.StackInuse-h.GoBase.StackInuse) / 1024 / float64(h.Connected)
-		})},
-		{"Go heap goal (next GC) with all held", "MiB", false, getGo(func(h *holdResult) float64 { return float64(h.GoHeld.NextGC) / (1 << 20) })},
-		{"connects/s", "", true, get(func(h *holdResult) float64 { return h.ConnectsPerS })},
-		{"CONNACK p99, worst client process", "ms", false, get(func(h *holdResult) float64 { return h.LatP99ms })},
-		{"broker CPU per connect", "µs", false, get(func(h *holdResult) float64 { return h.CPUusPerConnect })},
-		{"broker CPU per connect, with what it leaves behind", "µs", false, get(func(h *holdResult) float64 { return h.CPUusPerConnectAll })},
-		{"broker CPU per disconnect", "µs", false, get(func(h *holdResult) float64 { return h.CPUusPerDisconnect })},
+		}), nil},
+		{"Go heap goal (next GC) with all held", "MiB", false, getGo(func(h *holdResult) float64 { return float64(h.GoHeld.NextGC) / (1 << 20) }), nil},
+		{"connects/s", "", true, get(func(h *holdResult) float64 { return h.ConnectsPerS }), nil},
+		{"CONNACK p99, worst client process", "ms", false, get(func(h *holdResult) float64 { return h.LatP99ms }), nil},
+		{"broker CPU per connect", "µs", false, get(func(h *holdResult) float64 { return h.CPUusPerConnect }), nil},
+		{"broker CPU per connect, with what it leaves behind", "µs", false, get(func(h *holdResult) float64 { return h.CPUusPerConnectAll }), nil},
+		{"broker CPU per disconnect", "µs", false, get(func(h *holdResult) float64 { return h.CPUusPerDisconnect }), nil},
 	}
 	table(b, o.brokers, ms)
 	fmt.Fprintf(b, "\nPer broker: connected / failed / lost before the close / closed by the broker (EOF or reset) within 20 s of their DISCONNECT; other load during the idle window (busy cores that were neither the broker nor the clients):")
@@ -176,10 +176,10 @@ func projectionSection(b *strings.Builder, o options, res map[string]*holdResult
 		}
 	}
 	table(b, o.brokers, []metric{
-		{"memory for 1,000,000 connections", "GiB", false, get(func(p projection) float64 { return p.MemGiB })},
-		{"CPU per renewal (connect with what it leaves behind + disconnect)", "µs", false, get(func(p projection) float64 { return p.RenewalUS })},
-		{"renewal wave, 1,000,000 an hour", "cores", false, get(func(p projection) float64 { return p.RenewalCores })},
-		{"keep-alive of 1,000,000 idle connections", "cores", false, get(func(p projection) float64 { return p.IdleCores })},
-		{"renewals + keep-alive", "cores", false, get(func(p projection) float64 { return p.TotalCores })},
+		{"memory for 1,000,000 connections", "GiB", false, get(func(p projection) float64 { return p.MemGiB }), nil},
+		{"CPU per renewal (connect with what it leaves behind + disconnect)", "µs", false, get(func(p projection) float64 { return p.RenewalUS }), nil},
+		{"renewal wave, 1,000,000 an hour", "cores", false, get(func(p projection) float64 { return p.RenewalCores }), nil},
+		{"keep-alive of 1,000,000 idle connections", "cores", false, get(func(p projection) float64 { return p.IdleCores }), nil},
+		{"renewals + keep-alive", "cores", false, get(func(p projection) float64 { return p.TotalCores }), nil},
 	})
 }

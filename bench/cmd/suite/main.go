@@ -40,6 +40,7 @@ type options struct {
 	bin          map[string]string // tether, tether-prev, baremochi, connstorm, eventlat
 	work, out    string
 	n, conc      int
+	reps         int // connect storms per broker and transport (medians reported)
 	pubConns     int
 	pubFor       time.Duration
 	pubWindow    int
@@ -73,6 +74,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "markdown report to write")
 	flag.IntVar(&o.n, "n", 5000, "connections per connect storm")
 	flag.IntVar(&o.conc, "c", 200, "connects in flight")
+	flag.IntVar(&o.reps, "reps", 1, "connect storms per broker and transport, alternated (brokers' order reversed every other repetition); the report gives each figure's median [min–max] and each ratio's median over the repetitions [min–max]")
 	flag.IntVar(&o.pubConns, "pub-conns", 500, "publishing connections in the telemetry test")
 	flag.DurationVar(&o.pubFor, "pub-for", 10*time.Second, "telemetry test length")
 	flag.IntVar(&o.pubWindow, "pub-window", 8, "unacknowledged QoS 1 publishes per connection")

@@ -16,6 +16,10 @@ type metric struct {
 	unit   string
 	higher bool // higher is better
 	get    func(b string) (float64, bool)
+	// reps, when set, gives the broker's reading in each repetition (get
+	// is then their median): the cell shows their range and the ratio
+	// columns the range of the per-repetition ratios.
+	reps func(b string) []float64
 }
 
 func (r *result) markdown(o options) string {
@@ -58,14 +62,23 @@ func (r *result) markdown(o options) string {
 func (r *result) stormSection(b *strings.Builder, o options) {
 	fmt.Fprintf(b, "Connect storm: %d connections, %d in flight, clean session, from 127.0.0.2…20, every CONNECT with username and SAS token (bench/cmd/connstorm). TLS 1.2 = ECDHE-ECDSA-AES128-GCM-SHA256, P-256, full handshakes. Broker CPU per connect, until idle: the broker's utime+stime from the first dial until it was back at its idle rate after the storm (within 1 %% of a core of it for 2 s, after the 3 s hold), less that idle rate (read for 2 s before the storm) over the span, ÷ connections: everything the connects caused (journal stores, log flushes, consumers catching up, GC), whenever it ran; \"up to the last CONNACK\" is the part of it before the last CONNACK. Idle memory: VmRSS with every connection held 3 s, minus VmRSS before the storm (the broker up and idle), ÷ connections. Telemetry: %d TLS connections, each keeping %d QoS 1 PUBLISHes of 64 bytes unacknowledged, %s measured after a 1 s warm-up.\n\n",
 		o.n, o.conc, o.pubConns, o.pubWindow, o.pubFor)
-	storm := func(mode string, f func(*stormrun.Result) float64) func(string) (float64, bool) {
-		return func(br string) (float64, bool) {
-			res := r.storms[mode][br]
-			if res == nil || res.Connected == 0 {
-				return 0, false
+	stormReps := func(mode string, f func(*stormrun.Result) float64) func(string) []float64 {
+		return func(br string) []float64 {
+			var vs []float64
+			for _, res := range r.storms[mode][br] {
+				if res.Connected > 0 {
+					vs = append(vs, f(res))
+				}
 			}
-			return f(res), true
+			return vs
 		}
+	}
+	stormMetric := func(name, unit string, higher bool, mode string, f func(*stormrun.Result) float64) metric {
+		reps := stormReps(mode, f)
+		return metric{name, unit, higher, func(br string) (float64, bool) {
+			s, ok := benchfmt.Summarize(reps(br))
+			return s.Med, ok
+		}, reps}
 	}
 	pub := func(f func(*pubResult) float64) func(string) (float64, bool) {
 		return func(br string) (float64, bool) {
@@ -80,24 +93,31 @@ func (r *result) stormSection(b *strings.Builder, o options) {
 	for _, mode := range []string{"tcp", "tls12"} {
 		label := map[string]string{"tcp": "TCP", "tls12": "TLS 1.2"}[mode]
 		ms = append(ms,
-			metric{"connect storm " + label + ": connects/s", "", true, storm(mode, func(x *stormrun.Result) float64 { return x.ConnectsPerS })},
-			metric{"connect storm " + label + ": broker CPU per connect, until idle", "µs", false, storm(mode, func(x *stormrun.Result) float64 { return x.ServerCPUUntilIdleUsPerConn })},
-			metric{"connect storm " + label + ": … of it up to the last CONNACK", "µs", false, storm(mode, func(x *stormrun.Result) float64 { return x.ServerCPUusPerConn })},
-			metric{"connect storm " + label + ": CONNACK p99", "ms", false, storm(mode, func(x *stormrun.Result) float64 { return x.LatP99ms })},
-			metric{"idle memory " + label + ": RSS per connection", "KiB", false, storm(mode, func(x *stormrun.Result) float64 { return x.RSSKiBPerConn })},
+			stormMetric("connect storm "+label+": connects/s", "", true, mode, func(x *stormrun.Result) float64 { return x.ConnectsPerS }),
+			stormMetric("connect storm "+label+": broker CPU per connect, until idle", "µs", false, mode, func(x *stormrun.Result) float64 { return x.ServerCPUUntilIdleUsPerConn }),
+			stormMetric("connect storm "+label+": … of it up to the last CONNACK", "µs", false, mode, func(x *stormrun.Result) float64 { return x.ServerCPUusPerConn }),
+			stormMetric("connect storm "+label+": CONNACK p99", "ms", false, mode, func(x *stormrun.Result) float64 { return x.LatP99ms }),
+			stormMetric("idle memory "+label+": RSS per connection", "KiB", false, mode, func(x *stormrun.Result) float64 { return x.RSSKiBPerConn }),
 		)
 	}
 	ms = append(ms,
-		metric{"telemetry TLS QoS 1: messages/s acknowledged", "", true, pub(func(p *pubResult) float64 { return p.PerSecond })},
-		metric{"telemetry TLS QoS 1: broker CPU per message", "µs", false, pub(func(p *pubResult) float64 { return p.CPUusPerMsg })},
+		metric{"telemetry TLS QoS 1: messages/s acknowledged", "", true, pub(func(p *pubResult) float64 { return p.PerSecond }), nil},
+		metric{"telemetry TLS QoS 1: broker CPU per message", "µs", false, pub(func(p *pubResult) float64 { return p.CPUusPerMsg }), nil},
 	)
+	if o.reps > 1 {
+		fmt.Fprintf(b, "Connect storms: %d per broker and transport, alternated (the brokers' order reversed every other repetition); a storm row's cell is the median [min–max] of the repetitions, its ratio the ratio of the medians [min–max of the repetitions' own ratios, repetition i against repetition i]. Telemetry ran in the first repetition. The readings below list the repetitions in order.\n\n", o.reps)
+	}
 	table(b, o.brokers, ms)
 	each := func(title string, f func(*stormrun.Result) string) {
 		fmt.Fprintf(b, "\n%s:", title)
 		for _, mode := range []string{"tcp", "tls12"} {
 			for _, br := range o.brokers {
-				if res := r.storms[mode][br]; res != nil {
-					fmt.Fprintf(b, " %s/%s %s;", br, mode, f(res))
+				var vs []string
+				for _, res := range r.storms[mode][br] {
+					vs = append(vs, f(res))
+				}
+				if len(vs) > 0 {
+					fmt.Fprintf(b, " %s/%s %s;", br, mode, strings.Join(vs, ", "))
 				}
 			}
 		}
@@ -147,15 +167,38 @@ func table(b *strings.Builder, brokers []string, ms []metric) {
 		fmt.Fprintf(b, "| %s%s |", m.name, unit)
 		for _, c := range cols {
 			v, ok := m.get(c)
-			fmt.Fprintf(b, " %s |", num(v, ok))
+			cell := num(v, ok)
+			if m.reps != nil {
+				if s, ok := benchfmt.Summarize(m.reps(c)); ok {
+					cell = s.String()
+				}
+			}
+			fmt.Fprintf(b, " %s |", cell)
 		}
 		t, tok := m.get("tether")
 		for _, c := range others {
 			v, ok := m.get(c)
-			fmt.Fprintf(b, " %s |", ratio(t, tok, v, ok))
+			cell := ratio(t, tok, v, ok)
+			if m.reps != nil && cell != "–" {
+				if s, ok := benchfmt.Summarize(pairRatios(m.reps("tether"), m.reps(c))); ok && s.Lo != s.Hi {
+					cell += fmt.Sprintf(" [%.2f–%.2f]", s.Lo, s.Hi)
+				}
+			}
+			fmt.Fprintf(b, " %s |", cell)
 		}
 		b.WriteString("\n")
 	}
+}
+
+// pairRatios divides each of a's repetitions by b's of the same index.
+func pairRatios(a, b []float64) []float64 {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] != 0 {
+			rs = append(rs, a[i]/b[i])
+		}
+	}
+	return rs
 }
 
 func num(v float64, ok bool) string {

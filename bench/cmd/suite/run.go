@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,17 +40,17 @@ type result struct {
 	started  time.Time
 	took     time.Duration
 	env      string
-	storms   map[string]map[string]*stormrun.Result // mode → broker → result
-	pubs     map[string]*pubResult                  // broker → telemetry result
-	idle     map[string]*holdResult                 // broker → -idle-n connections held
-	scale    map[string]*holdResult                 // broker → -scale-n connections held
-	storms2  map[string]*stormResult                // throttled, off → the reconnect storm
-	eventlat string                                 // eventlat's markdown
+	storms   map[string]map[string][]*stormrun.Result // mode → broker → one result per repetition
+	pubs     map[string]*pubResult                    // broker → telemetry result
+	idle     map[string]*holdResult                   // broker → -idle-n connections held
+	scale    map[string]*holdResult                   // broker → -scale-n connections held
+	storms2  map[string]*stormResult                  // throttled, off → the reconnect storm
+	eventlat string                                   // eventlat's markdown
 	errs     []string
 }
 
 func run(ctx context.Context, o options) (*result, error) {
-	r := &result{started: time.Now(), storms: map[string]map[string]*stormrun.Result{}, pubs: map[string]*pubResult{},
+	r := &result{started: time.Now(), storms: map[string]map[string][]*stormrun.Result{}, pubs: map[string]*pubResult{},
 		idle: map[string]*holdResult{}, scale: map[string]*holdResult{}, storms2: map[string]*stormResult{}}
 	s := &setup{o: o, logs: filepath.Join(o.work, "logs"),
 		expiry: time.Now().Add(24 * time.Hour).Unix()}
@@ -79,20 +80,34 @@ func run(ctx context.Context, o options) (*result, error) {
 		}
 	}
 	for _, mode := range []string{"tcp", "tls12"} {
-		r.storms[mode] = map[string]*stormrun.Result{}
-		for _, b := range o.brokers {
-			if ctx.Err() != nil || !o.storms {
-				break
-			}
-			res, pub, err := s.brokerRun(ctx, b, mode)
-			if err != nil {
-				r.errs = append(r.errs, fmt.Sprintf("%s %s: %v", b, mode, err))
-				log.Printf("%s %s: %v", b, mode, err)
-				continue
-			}
-			r.storms[mode][b] = res
-			if pub != nil {
-				r.pubs[b] = pub
+		r.storms[mode] = map[string][]*stormrun.Result{}
+	}
+	// The storms, repetition-major: each repetition runs every mode and
+	// broker once, the brokers' order reversed every other repetition, so
+	// every broker sees the same stretch of the machine's load and a
+	// broker run first does not always get the quietest minute. The
+	// telemetry test runs in the first repetition only.
+	for rep := range max(o.reps, 1) {
+		order := slices.Clone(o.brokers)
+		if rep%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, mode := range []string{"tcp", "tls12"} {
+			for _, b := range order {
+				if ctx.Err() != nil || !o.storms {
+					break
+				}
+				res, pub, err := s.brokerRun(ctx, b, mode, rep == 0)
+				if err != nil {
+					r.errs = append(r.errs, fmt.Sprintf("%s %s (repetition %d): %v", b, mode, rep+1, err))
+					log.Printf("%s %s: %v", b, mode, err)
+				}
+				if res != nil {
+					r.storms[mode][b] = append(r.storms[mode][b], res)
+				}
+				if pub != nil {
+					r.pubs[b] = pub
+				}
 			}
 		}
 	}
@@ -226,8 +241,8 @@ func (s *setup) start(ctx context.Context, name, logPath string) (*broker, error
 }
 
 // brokerRun starts a fresh broker, runs the connect storm against it and,
-// over TLS, the telemetry test, and stops it.
-func (s *setup) brokerRun(ctx context.Context, name, mode string) (*stormrun.Result, *pubResult, error) {
+// over TLS when withPub, the telemetry test, and stops it.
+func (s *setup) brokerRun(ctx context.Context, name, mode string, withPub bool) (*stormrun.Result, *pubResult, error) {
 	b, err := s.start(ctx, name, filepath.Join(s.logs, name+"-"+mode+".log"))
 	if err != nil {
 		return nil, nil, err
@@ -237,7 +252,7 @@ func (s *setup) brokerRun(ctx context.Context, name, mode string) (*stormrun.Res
 	if mode != "tcp" {
 		addr = b.tls
 	}
-	resFile := filepath.Join(s.logs, name+"-"+mode+".json")
+	resFile := filepath.Join(s.logs, fmt.Sprintf("%s-%s-%d.json", name, mode, time.Now().UnixNano()))
 	log.Printf("connect storm: %s over %s, %d connections", name, mode, s.o.n)
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
@@ -258,7 +273,7 @@ func (s *setup) brokerRun(ctx context.Context, name, mode string) (*stormrun.Res
 	if err := json.Unmarshal(data, &res); err != nil {
 		return nil, nil, err
 	}
-	if mode == "tcp" {
+	if mode == "tcp" || !withPub {
 		return &res, nil, nil
 	}
 	log.Printf("telemetry: %s over TLS, %d connections × %d in flight for %s", name, s.o.pubConns, s.o.pubWindow, s.o.pubFor)
