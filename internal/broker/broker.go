@@ -89,8 +89,6 @@ type Broker struct {
 	// poller holds idle sessions (idlepark.go), made at the first park.
 	pollerOnce sync.Once
 	poller     *idlePoller
-	// burst returns a connect burst's freed heap once the hub is calm.
-	burst burstRelease
 
 	// wg counts connections from accept to their recorded end.
 	wg sync.WaitGroup
@@ -248,7 +246,6 @@ func (b *Broker) Stop(ctx context.Context) error {
 		b.table.stopping.Store(true) // under connMu: no track (wg.Add) after this
 		b.connMu.Unlock()
 		close(b.stopped)
-		b.burst.stop()
 		for _, ln := range []net.Listener{b.tlsLn, b.tcpLn} {
 			if ln != nil {
 				_ = ln.Close()

@@ -181,9 +181,7 @@ func (s *session) serve(tlsConf *tls.Config, chain []*x509.Certificate, wait tim
 		_ = s.conn.Close()
 		return
 	}
-	b.burst.connecting.Add(1)
 	ok := s.connect(tlsConf, chain, wait)
-	b.burst.connecting.Add(-1)
 	b.untrack(s)
 	if !ok {
 		_ = s.conn.Close()
@@ -385,7 +383,6 @@ func (s *session) establish() bool {
 		return false
 	}
 	s.established.Store(true)
-	b.burst.connected()
 	s.rd.max = int32(b.maxPacket())
 	// IoT Hub cannot re-authenticate an MQTT connection: when the token
 	// expires, the hub closes it (logged 401003 then 404104). A session
