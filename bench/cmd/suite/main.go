@@ -40,7 +40,8 @@ type options struct {
 	bin          map[string]string // tether, tether-prev, baremochi, connstorm, eventlat
 	work, out    string
 	n, conc      int
-	reps         int // connect storms per broker and transport (medians reported)
+	reps         int      // connect storms per broker and transport (medians reported)
+	modes        []string // transports of the connect storms: tcp, tls12
 	pubConns     int
 	pubFor       time.Duration
 	pubWindow    int
@@ -89,7 +90,8 @@ func main() {
 	flag.DurationVar(&o.window, "idle-window", 20*time.Second, "how long the broker's idle CPU is measured with all connections held")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "write a CPU profile of each Tether process over its idle window here (serves pprof; adds a little CPU to that window)")
 	flag.StringVar(&o.prevDesc, "prev-desc", "", "what bin/tether-prev was built from (git ref and commit), for the report")
-	var stormModes string
+	var stormModes, modes string
+	flag.StringVar(&modes, "modes", "tcp,tls12", "transports of the connect storms (the telemetry test runs with tls12)")
 	flag.IntVar(&o.stormN, "storm-n", 0, "TLS devices of the reconnect storm against Tether, all reconnecting at once with the Node SDK's back-off (0: skip; storm.go)")
 	flag.Float64Var(&o.stormRate, "storm-rate", 300, "Tether's --max-connect-rate (and burst) in the throttled storm")
 	flag.DurationVar(&o.stormCap, "storm-cap", 150*time.Second, "each storm's connect phase at most")
@@ -110,6 +112,7 @@ func main() {
 	}
 	o.brokers = strings.Split(brokers, ",")
 	o.stormModes = strings.Split(stormModes, ",")
+	o.modes = strings.Split(modes, ",")
 	if o.work == "" || o.out == "" || bins == "" {
 		log.Fatal("-bin, -work and -out are required (bench/run sets them)")
 	}

@@ -92,7 +92,7 @@ func run(ctx context.Context, o options) (*result, error) {
 		if rep%2 == 1 {
 			slices.Reverse(order)
 		}
-		for _, mode := range []string{"tcp", "tls12"} {
+		for _, mode := range o.modes {
 			for _, b := range order {
 				if ctx.Err() != nil || !o.storms {
 					break
