@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-hub/tether/bench/internal/benchfmt"
 	"github.com/tether-hub/tether/bench/internal/stormrun"
 )
 
@@ -74,16 +75,8 @@ var modeName = map[string]string{"tcp": "TCP", "tls12": "TLS1.2", "tls13": "TLS1
 type stat struct{ med, lo, hi float64 }
 
 func summarize(vals []float64) (stat, bool) {
-	if len(vals) == 0 {
-		return stat{}, false
-	}
-	s := slices.Clone(vals)
-	slices.Sort(s)
-	m := s[len(s)/2]
-	if len(s)%2 == 0 {
-		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return stat{m, s[0], s[len(s)-1]}, true
+	s, ok := benchfmt.Summarize(vals)
+	return stat{s.Med, s.Lo, s.Hi}, ok
 }
 
 func (s stat) format(prec int) string {
@@ -128,6 +121,7 @@ func report(o options, e env, runs, profiled []run, skipped int, took time.Durat
 	p := func(format string, a ...any) { fmt.Fprintf(&w, format, a...) }
 
 	byCell := map[cellKey][]*stormrun.Result{}
+	byRep := map[cellKey]map[int]*stormrun.Result{} // for the per-repetition ratios
 	var errs []string
 	for _, r := range runs {
 		if r.Err != "" {
@@ -136,6 +130,10 @@ func report(o options, e env, runs, profiled []run, skipped int, took time.Durat
 		if r.Result != nil && r.Result.Connected > 0 {
 			k := cellKey{r.Mode, r.C, r.Broker}
 			byCell[k] = append(byCell[k], r.Result)
+			if byRep[k] == nil {
+				byRep[k] = map[int]*stormrun.Result{}
+			}
+			byRep[k][r.Rep] = r.Result
 		}
 	}
 	get := func(k cellKey, f func(*stormrun.Result) float64) (stat, bool) {
@@ -220,9 +218,10 @@ func report(o options, e env, runs, profiled []run, skipped int, took time.Durat
 			continue
 		}
 		p("\n## %s / bare mochi (ratio of the medians above)\n\n", tn)
-		p("Targets (tracker): server CPU per TLS connect ≤ 1.2 × bare mochi's; RSS ≤ 30 KiB per idle TLS connection.\n\n")
-		p("| Mode | C | CPU µs/connect | CPU until idle | RSS KiB/conn | connects/s | target CPU ≤ 1.2× | target RSS ≤ 30 KiB |\n")
-		p("|---|---:|---:|---:|---:|---:|---|---|\n")
+		p("Targets (issue 10): server CPU per connect, until idle, ≤ 1.0 × bare mochi's over TLS and ≤ 1.2 × over plain TCP; RSS per idle connection ≤ 16 KiB over TLS, ≤ 8 KiB over plain TCP. " +
+			"The spread column is the range of the repetitions' own ratios (repetition i of both brokers, run next to each other).\n\n")
+		p("| Mode | C | CPU µs/connect | CPU until idle | until idle, per-repetition ratios | RSS KiB/conn | connects/s | target CPU | target RSS |\n")
+		p("|---|---:|---:|---:|---:|---:|---:|---|---|\n")
 		for _, c := range o.concs {
 			for _, m := range o.modes {
 				t, b := cellKey{m, c, tn}, cellKey{m, c, "bare"}
@@ -243,19 +242,31 @@ func report(o options, e env, runs, profiled []run, skipped int, took time.Durat
 				}
 				cpu := func(r *stormrun.Result) float64 { return r.ServerCPUusPerConn }
 				rss := func(r *stormrun.Result) float64 { return r.RSSKiBPerConn }
-				cpuTarget, rssTarget := "n/a (plain)", "n/a (plain)"
-				if m != "tcp" {
-					cpuTarget, rssTarget = "–", "–"
-					if x, _, _, ok := ratio(cpu); ok {
-						cpuTarget = passFail(x <= 1.2)
-					}
-					if ts, ok := get(t, rss); ok {
-						rssTarget = passFail(ts.med <= 30)
+				cpuMax, rssMax := 1.0, 16.0
+				if m == "tcp" {
+					cpuMax, rssMax = 1.2, 8
+				}
+				cpuTarget, rssTarget := "–", "–"
+				if x, _, _, ok := ratio(untilIdle); ok {
+					cpuTarget = fmt.Sprintf("%s (≤ %.1f×)", passFail(x <= cpuMax), cpuMax)
+				}
+				if ts, ok := get(t, rss); ok {
+					rssTarget = fmt.Sprintf("%s (≤ %.0f KiB)", passFail(ts.med <= rssMax), rssMax)
+				}
+				var per []float64
+				for rep, tr := range byRep[t] {
+					if br := byRep[b][rep]; br != nil && untilIdle(br) != 0 {
+						per = append(per, untilIdle(tr)/untilIdle(br))
 					}
 				}
-				p("| %s | %d | %s | %s | %s | %s | %s | %s |\n", modeName[m], c,
+				spread := "–"
+				if st, ok := summarize(per); ok {
+					spread = fmt.Sprintf("%.2f [%.2f–%.2f] (%d)", st.med, st.lo, st.hi, len(per))
+				}
+				p("| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", modeName[m], c,
 					fmtRatio(cpu, 0),
 					fmtRatio(untilIdle, 0),
+					spread,
 					fmtRatio(rss, 1),
 					fmtRatio(func(r *stormrun.Result) float64 { return r.ConnectsPerS }, 0),
 					cpuTarget, rssTarget)
