@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,7 +26,7 @@ import (
 // (maxEventsPerBatch 1, Event Grid's default) that was about half of the
 // webhook's CPU beside the socket's own write and read (issue 21). Here a
 // POST is one write of head and body and a read of the answer
-// (http.ReadResponse parses it), on the caller's goroutine.
+// (readAnswer parses it), on the caller's goroutine.
 //
 // What the Transport did that matters here is kept: connections are kept
 // alive (at most perHost idle per endpoint, 90 s), dialled through the
@@ -173,24 +172,9 @@ func (c *h1Conn) roundTrip(head []byte, header []events.HeaderField, body []byte
 	if err != nil {
 		return 0, false, err
 	}
-	for {
-		resp, err := http.ReadResponse(c.br, nil)
-		if err != nil {
-			return 0, false, err
-		}
-		n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer+1))
-		_ = resp.Body.Close()
-		if err != nil {
-			return 0, false, err
-		}
-		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
-			continue // informational (100 Continue, 103 Early Hints): the answer follows
-		}
-		// Reused only when the answer was read whole and the endpoint
-		// keeps the connection.
-		return resp.StatusCode, n <= maxAnswer && !resp.Close && resp.ProtoAtLeast(1, 1) &&
-			resp.StatusCode != http.StatusSwitchingProtocols, nil
-	}
+	// Reused only when the answer was read whole and the endpoint keeps
+	// the connection.
+	return readAnswer(c.br)
 }
 
 // validHeader: no byte that would end or fold the header line.
