@@ -79,6 +79,16 @@ func directHook(tlsConf *tls.Config) *webhook {
 	return w
 }
 
+// directTo is a plain endpoint, the direct sender's h1 and its target.
+func directTo(t testing.TB) (*hookServer, *h1, *h1Target) {
+	srv := newHookServer(t, false, nil)
+	tg, err := h1TargetOf(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, directHook(nil).fast, tg
+}
+
 func hookSub(u string) events.Subscription {
 	s := events.Subscription{Name: "direct"}
 	s.Destination.EndpointType = events.EndpointWebHook
@@ -275,13 +285,8 @@ func TestDirectSenderTLS(t *testing.T) {
 
 // A header that would break the request is refused, not sent.
 func TestDirectSenderRefusesBrokenHeaders(t *testing.T) {
-	srv := newHookServer(t, false, nil)
-	tg, err := h1TargetOf(srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := directHook(nil).fast
-	_, err = h.post(context.Background(), tg, []events.HeaderField{{Key: "Aeg-Subscription-Name", Value: "A\r\nX-Injected: 1"}}, []byte("[]"), time.Time{})
+	srv, h, tg := directTo(t)
+	_, err := h.post(context.Background(), tg, []events.HeaderField{{Key: "Aeg-Subscription-Name", Value: "A\r\nX-Injected: 1"}}, []byte("[]"), time.Time{})
 	if err != errBadHeader {
 		t.Errorf("err %v, want errBadHeader", err)
 	}
@@ -380,12 +385,7 @@ func processCPU() time.Duration {
 // drive) although that deadline has passed; a send whose context ends is
 // not a timeout.
 func TestDirectSenderDeadlineOnTheConnection(t *testing.T) {
-	srv := newHookServer(t, false, nil)
-	tg, err := h1TargetOf(srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := directHook(nil).fast
+	srv, h, tg := directTo(t)
 	by := time.Now().Add(100 * time.Millisecond)
 	if code, err := h.post(context.Background(), tg, nil, []byte("[]"), by); err != nil || code != 200 {
 		t.Fatalf("POST with a deadline: %d, %v", code, err)
