@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,7 +26,7 @@ import (
 // (maxEventsPerBatch 1, Event Grid's default) that was about half of the
 // webhook's CPU beside the socket's own write and read (issue 21). Here a
 // POST is one write of head and body and a read of the answer
-// (http.ReadResponse parses it), on the caller's goroutine.
+// (readAnswer parses it), on the caller's goroutine.
 //
 // What the Transport did that matters here is kept: connections are kept
 // alive (at most perHost idle per endpoint, 90 s), dialled through the
@@ -60,6 +59,9 @@ type h1Conn struct {
 	br   *bufio.Reader
 	wbuf []byte
 	used time.Time
+	// deadline: a POST's deadline is set on c (cleared by the next POST
+	// that has none).
+	deadline bool
 }
 
 // h1Target is an endpoint as the sender writes to it, prepared once per
@@ -115,9 +117,11 @@ var errBadHeader = errors.New("invalid header field")
 
 // post sends one POST of body with header to t and returns the answer's
 // status; the answer's body (up to maxAnswer) is read and dropped. ctx
-// ending aborts it (the connection is closed).
-func (h *h1) post(ctx context.Context, t *h1Target, header []events.HeaderField, body []byte) (int, error) {
-	c, err := h.get(ctx, t)
+// ending aborts it (the connection is closed). by, if set, bounds the
+// POST through the connection's own deadline (the dial through a context
+// ending then): no timer and context of its own per POST.
+func (h *h1) post(ctx context.Context, t *h1Target, header []events.HeaderField, body []byte, by time.Time) (int, error) {
+	c, err := h.get(ctx, t, by)
 	if err != nil {
 		return 0, err
 	}
@@ -173,24 +177,9 @@ func (c *h1Conn) roundTrip(head []byte, header []events.HeaderField, body []byte
 	if err != nil {
 		return 0, false, err
 	}
-	for {
-		resp, err := http.ReadResponse(c.br, nil)
-		if err != nil {
-			return 0, false, err
-		}
-		n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswer+1))
-		_ = resp.Body.Close()
-		if err != nil {
-			return 0, false, err
-		}
-		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
-			continue // informational (100 Continue, 103 Early Hints): the answer follows
-		}
-		// Reused only when the answer was read whole and the endpoint
-		// keeps the connection.
-		return resp.StatusCode, n <= maxAnswer && !resp.Close && resp.ProtoAtLeast(1, 1) &&
-			resp.StatusCode != http.StatusSwitchingProtocols, nil
-	}
+	// Reused only when the answer was read whole and the endpoint keeps
+	// the connection.
+	return readAnswer(c.br)
 }
 
 // validHeader: no byte that would end or fold the header line.
@@ -204,7 +193,7 @@ func validHeader(s string) bool {
 }
 
 // get returns an idle connection to t that is still open, or dials one.
-func (h *h1) get(ctx context.Context, t *h1Target) (*h1Conn, error) {
+func (h *h1) get(ctx context.Context, t *h1Target, by time.Time) (*h1Conn, error) {
 	now := time.Now()
 	for {
 		h.mu.Lock()
@@ -219,10 +208,17 @@ func (h *h1) get(ctx context.Context, t *h1Target) (*h1Conn, error) {
 		h.mu.Unlock()
 		// Anything read ahead or waiting on the socket is nothing asked
 		// for: the connection is not used again.
+		// The POST's deadline first: alive cannot read past an old one.
+		c.setDeadline(by)
 		if now.Sub(c.used) < h.idleFor() && c.br.Buffered() == 0 && alive(c.raw) {
 			return c, nil
 		}
 		_ = c.c.Close()
+	}
+	if !by.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, by)
+		defer cancel()
 	}
 	raw, err := h.dial(ctx, "tcp", t.addr)
 	if err != nil {
@@ -243,7 +239,17 @@ func (h *h1) get(ctx context.Context, t *h1Target) (*h1Conn, error) {
 		c.c = tc
 	}
 	c.br = bufio.NewReaderSize(c.c, 4096)
+	c.setDeadline(by)
 	return c, nil
+}
+
+// setDeadline sets by (zero: none) as c's deadline, unless c has none and
+// by is zero.
+func (c *h1Conn) setDeadline(by time.Time) {
+	if !by.IsZero() || c.deadline {
+		_ = c.c.SetDeadline(by)
+		c.deadline = !by.IsZero()
+	}
 }
 
 func (h *h1) idleFor() time.Duration {

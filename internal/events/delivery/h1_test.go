@@ -79,6 +79,16 @@ func directHook(tlsConf *tls.Config) *webhook {
 	return w
 }
 
+// directTo is a plain endpoint, the direct sender's h1 and its target.
+func directTo(t testing.TB) (*hookServer, *h1, *h1Target) {
+	srv := newHookServer(t, false, nil)
+	tg, err := h1TargetOf(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, directHook(nil).fast, tg
+}
+
 func hookSub(u string) events.Subscription {
 	s := events.Subscription{Name: "direct"}
 	s.Destination.EndpointType = events.EndpointWebHook
@@ -275,13 +285,8 @@ func TestDirectSenderTLS(t *testing.T) {
 
 // A header that would break the request is refused, not sent.
 func TestDirectSenderRefusesBrokenHeaders(t *testing.T) {
-	srv := newHookServer(t, false, nil)
-	tg, err := h1TargetOf(srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := directHook(nil).fast
-	_, err = h.post(context.Background(), tg, []events.HeaderField{{Key: "Aeg-Subscription-Name", Value: "A\r\nX-Injected: 1"}}, []byte("[]"))
+	srv, h, tg := directTo(t)
+	_, err := h.post(context.Background(), tg, []events.HeaderField{{Key: "Aeg-Subscription-Name", Value: "A\r\nX-Injected: 1"}}, []byte("[]"), time.Time{})
 	if err != errBadHeader {
 		t.Errorf("err %v, want errBadHeader", err)
 	}
@@ -373,4 +378,33 @@ func processCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// A POST's deadline is the connection's own; a connection kept after a
+// POST with one carries the next POST without one (a clock the tests
+// drive) although that deadline has passed; a send whose context ends is
+// not a timeout.
+func TestDirectSenderDeadlineOnTheConnection(t *testing.T) {
+	srv, h, tg := directTo(t)
+	by := time.Now().Add(100 * time.Millisecond)
+	if code, err := h.post(context.Background(), tg, nil, []byte("[]"), by); err != nil || code != 200 {
+		t.Fatalf("POST with a deadline: %d, %v", code, err)
+	}
+	for now := time.Now(); now.Before(by); now = time.Now() {
+		time.Sleep(by.Sub(now)) // until the first POST's deadline has passed
+	}
+	if code, err := h.post(context.Background(), tg, nil, []byte("[]"), time.Time{}); err != nil || code != 200 {
+		t.Fatalf("POST without a deadline after one passed: %d, %v", code, err)
+	}
+	if n := srv.conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1 (kept)", n)
+	}
+
+	sub := hookSub(srv.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res := openDirect(t, directHook(nil), sub, time.Minute).Send(ctx, oneBatch(t, sub))
+	if res.OK || res.Outcome == OutcomeTimedOut {
+		t.Errorf("send with its context ended: %+v, want a failure that is not a timeout", res)
+	}
 }

@@ -58,9 +58,20 @@ func (s *directSender) Send(ctx context.Context, b Batch) Result {
 	if err != nil {
 		return Result{Final: true, Outcome: "BadRequest", Err: err.Error()}
 	}
-	ctx, stop := deadline(ctx, s.env.Clock, s.env.Timeout)
-	code, err := s.w.fast.post(ctx, s.t, header, body)
-	timedOut := stop()
+	var code int
+	var timedOut bool
+	if _, wall := s.env.Clock.(systemClock); wall {
+		// The connection's deadline bounds the POST: no timer and
+		// context per POST (issue 21: one POST per event).
+		by := time.Now().Add(s.env.Timeout)
+		code, err = s.w.fast.post(ctx, s.t, header, body, by)
+		timedOut = err != nil && ctx.Err() == nil && !time.Now().Before(by)
+	} else {
+		// A clock the tests drive.
+		tctx, stop := deadline(ctx, s.env.Clock, s.env.Timeout)
+		code, err = s.w.fast.post(tctx, s.t, header, body, time.Time{})
+		timedOut = stop()
+	}
 	switch {
 	case errors.Is(err, errBadHeader):
 		return Result{Final: true, Outcome: "BadRequest", Err: err.Error()}
