@@ -83,6 +83,14 @@ func registerArrow(ctx context.Context, c *sql.Conn, rdr array.RecordReader) (vi
 		}
 	}()
 	name := "load_" + strconv.FormatInt(arrowViews.Add(1), 10)
+	if release, err = registerView(c, rdr, name); err != nil {
+		return "", nil, err
+	}
+	return arrowDB + ".main." + name, release, nil
+}
+
+// registerView makes rdr the view name in c's current database.
+func registerView(c *sql.Conn, rdr array.RecordReader, name string) (release func(), err error) {
 	err = c.Raw(func(dc any) error {
 		conn, ok := dc.(driver.Conn)
 		if !ok {
@@ -96,9 +104,9 @@ func registerArrow(ctx context.Context, c *sql.Conn, rdr array.RecordReader) (vi
 		return err
 	})
 	if err != nil {
-		return "", nil, fmt.Errorf("arrow view: %w", err)
+		return nil, fmt.Errorf("arrow view: %w", err)
 	}
-	return arrowDB + ".main." + name, release, nil
+	return release, nil
 }
 
 func (l *arrowLoad) load(ctx context.Context, w *sql.Conn, i int) (int64, error) {

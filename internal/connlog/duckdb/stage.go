@@ -77,8 +77,10 @@ type stage struct {
 	kick   chan struct{} // wakes the mover
 
 	// insertTail puts a frame's rows into its tail table and frees its
-	// data (tail.go); nil: no tails.
-	insertTail func(*tail) error
+	// data (tail.go), deleteTail takes them out again (its fsync failed);
+	// nil: no tails. tailBroken is set when that failed.
+	insertTail, deleteTail func(*tail) error
+	tailBroken             bool
 }
 
 // stageSuffix follows the database path in the segment files' names.
@@ -170,27 +172,60 @@ func (st *stage) put(records []connlog.Record, build func(payload string, record
 		putBuf(pb)
 		pb = nil
 	}
-	tl := build(framePayload(b), records)
+	// The tail is built while the frame is written, and inserted while
+	// it is synced: one Append's three steps on two cores, where in turn
+	// they made Append the bound of ingest (logbench 300k: Appends busy
+	// 96 % of the time, 10 ms a batch of 1,000).
+	payload := framePayload(b)
+	var tl *tail
+	built := make(chan struct{})
+	go func() {
+		defer close(built)
+		tl = build(payload, records)
+	}()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.f == nil {
+		<-built
 		if tl != nil {
 			tl.data.free()
 		}
-		return 0, false, ErrClosed
-	}
-	_, err = st.f.Write(b)
-	if err == nil {
-		t := time.Now()
-		err = st.f.Sync()
-		since(syncNs, t)
-	}
-	if err != nil {
 		if pb != nil {
 			putBuf(pb)
 		}
+		return 0, false, ErrClosed
+	}
+	synced := make(chan error, 1)
+	if _, err = st.f.Write(b); err != nil {
+		synced <- err
+	} else {
+		f := st.f
+		go func() {
+			t := time.Now()
+			err := f.Sync()
+			since(syncNs, t)
+			synced <- err
+		}()
+	}
+	<-built
+	seq0 := st.nextSeq
+	if tl = st.number(records, tl); tl != nil {
+		// Under mu: in its table before a move can take it, and before
+		// Append returns.
+		if err := st.insertTail(tl); err != nil {
+			tl = nil // the stage is moved for readers while it waits
+		}
+	}
+	if err = <-synced; err != nil {
 		if tl != nil {
-			tl.data.free()
+			if derr := st.deleteTail(tl); derr != nil {
+				// Rows of a batch not staged are in a tail table: readers
+				// stop reading the tails.
+				st.tailBroken = true
+			}
+		}
+		if pb != nil {
+			putBuf(pb)
 		}
 		if rerr := st.rotate(); rerr != nil {
 			err = errors.Join(err, rerr)
@@ -201,20 +236,12 @@ func (st *stage) put(records []connlog.Record, build func(payload string, record
 	if first {
 		st.since = time.Now()
 	}
-	p := framePayload(b)
-	st.frames = append(st.frames, p)
+	st.frames = append(st.frames, payload)
 	st.bufs = append(st.bufs, pb)
-	st.seq0s = append(st.seq0s, st.nextSeq)
-	if tl = st.number(records, tl); tl != nil {
-		// Under mu: in its table before a move can take it, and before
-		// Append returns.
-		if err := st.insertTail(tl); err != nil {
-			tl = nil // the stage is moved for readers while it waits
-		}
-	}
+	st.seq0s = append(st.seq0s, seq0)
 	st.tails = append(st.tails, tl)
 	st.count += len(records)
-	st.size += frameBytes(p, pb)
+	st.size += frameBytes(payload, pb)
 	st.putN += int64(len(records))
 	return st.count, first, nil
 }

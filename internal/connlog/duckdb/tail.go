@@ -123,6 +123,9 @@ func (st *stage) number(records []connlog.Record, tl *tail) *tail {
 func (st *stage) suspects() ([]suspect, bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.tailBroken {
+		return nil, false
+	}
 	var out []suspect
 	for _, l := range [][]*tail{st.inflight, st.tails} {
 		for _, tl := range l {

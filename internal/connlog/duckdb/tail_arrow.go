@@ -5,6 +5,7 @@ package duckdb
 import (
 	"context"
 	"database/sql"
+	"strconv"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -67,7 +68,14 @@ func (s *Store) openTails(ctx context.Context, st *stage) error {
 	if err != nil {
 		return err
 	}
-	for _, q := range []string{"ATTACH IF NOT EXISTS ':memory:' AS " + arrowDB, "CREATE TABLE IF NOT EXISTS " + tailPin + " (x INTEGER)"} {
+	var main string
+	if err := c.QueryRowContext(ctx, "SELECT current_database()").Scan(&main); err != nil {
+		c.Close()
+		return err
+	}
+	// The connection stays in arrowDB: an Append's Arrow view is made
+	// there without the USE statements of registerArrow.
+	for _, q := range []string{"ATTACH IF NOT EXISTS ':memory:' AS " + arrowDB, "CREATE TABLE IF NOT EXISTS " + tailPin + " (x INTEGER)", "USE " + arrowDB} {
 		if _, err := c.ExecContext(ctx, q); err != nil {
 			c.Close()
 			return err
@@ -81,29 +89,37 @@ func (s *Store) openTails(ctx context.Context, st *stage) error {
 		defer cancel()
 		if tl.gen != made {
 			// A new segment: its table, with the day tables' columns.
-			if _, err := c.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+tailTable(tl.gen)+" AS SELECT * FROM "+quote(emptyTable)+" LIMIT 0"); err != nil {
+			if _, err := c.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+tailTable(tl.gen)+" AS SELECT * FROM "+quote(main)+".main."+quote(emptyTable)+" LIMIT 0"); err != nil {
 				return err
 			}
 			made = tl.gen
 		}
-		return insertBatches(ctx, c, tailTable(tl.gen), []arrow.RecordBatch{tl.data.(*arrowTail).batch})
+		return insertTail(ctx, c, tailTable(tl.gen), tl.data.(*arrowTail).batch)
+	}
+	st.deleteTail = func(tl *tail) error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := c.ExecContext(ctx, "DELETE FROM "+tailTable(tl.gen)+" WHERE "+colSeq+" BETWEEN ? AND ?", tl.seq0, tl.last())
+		return err
 	}
 	return nil
 }
 
-// insertBatches inserts batches into table through an Arrow view on c.
-func insertBatches(ctx context.Context, c *sql.Conn, table string, batches []arrow.RecordBatch) error {
-	rdr, err := array.NewRecordReader(tailSchema, batches)
+// insertTail inserts batch into table through an Arrow view on c, a
+// connection whose database is arrowDB.
+func insertTail(ctx context.Context, c *sql.Conn, table string, batch arrow.RecordBatch) error {
+	rdr, err := array.NewRecordReader(tailSchema, []arrow.RecordBatch{batch})
 	if err != nil {
 		return err
 	}
 	defer rdr.Release()
-	view, release, err := registerArrow(ctx, c, rdr)
+	name := "tail_in_" + strconv.FormatInt(arrowViews.Add(1), 10)
+	release, err := registerView(c, rdr, name)
 	if err != nil {
 		return err
 	}
 	defer release()
-	defer c.ExecContext(context.WithoutCancel(ctx), "DROP VIEW IF EXISTS "+view)
-	_, err = c.ExecContext(ctx, "INSERT INTO "+table+" SELECT * FROM "+view)
+	defer c.ExecContext(context.WithoutCancel(ctx), "DROP VIEW IF EXISTS "+name)
+	_, err = c.ExecContext(ctx, "INSERT INTO "+table+" SELECT * FROM "+name)
 	return err
 }
