@@ -55,7 +55,11 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 	}
 	since(&s.stats.held, held)
 	put := time.Now()
-	n, first, err := st.put(records, s.buildTail, &s.stats.stageSync)
+	build := s.buildTail
+	if s.tailConn == nil {
+		build = noTail
+	}
+	n, first, err := st.put(records, build, &s.stats.stageSync)
 	since(&s.stats.stageWrite, put)
 	if err != nil {
 		return fmt.Errorf("connlog/duckdb: append: %w", err)

@@ -116,6 +116,12 @@ type Options struct {
 	// stores in one transaction (a move of more takes several): what
 	// bounds the move's own memory; default MaxStagedBytes/2.
 	MoveChunkBytes int64
+	// NoTail turns the stage's tail tables off (tail.go): readers move
+	// what is staged before they read, and wait for the mover, as before
+	// they existed. Appends then cost less CPU and memory, and a query
+	// during ingest waits for a move or two (bench/README.md, session
+	// 14: the measured trade).
+	NoTail bool
 	// CompactAfter is how long after the end of a UTC day its table is
 	// sorted by device (compact.go); default 1 h. Negative: never.
 	CompactAfter time.Duration
@@ -209,11 +215,13 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 			return nil, fmt.Errorf("connlog/duckdb: open %s: staged records: %w", path, err)
 		}
 		st.nextSeq, st.hwm = s.seq+1, s.hwm
-		if err := s.openTails(ctx, st); err != nil {
-			st.close()
-			s.dropWriter()
-			db.Close()
-			return nil, fmt.Errorf("connlog/duckdb: open %s: tail tables: %w", path, err)
+		if !o.NoTail {
+			if err := s.openTails(ctx, st); err != nil {
+				st.close()
+				s.dropWriter()
+				db.Close()
+				return nil, fmt.Errorf("connlog/duckdb: open %s: tail tables: %w", path, err)
+			}
 		}
 		s.stage = st
 		s.done.Add(1)

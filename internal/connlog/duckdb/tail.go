@@ -64,6 +64,9 @@ type tail struct {
 	data tailData
 }
 
+// noTail is a stage's tail builder when there are no tail tables.
+func noTail(string, []connlog.Record) *tail { return nil }
+
 // suspect is a record that may be a repeat: its _Seq, time and _ItemId.
 type suspect struct {
 	seq, t int64
