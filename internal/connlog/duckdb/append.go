@@ -195,16 +195,8 @@ func (s *Store) append(ctx context.Context, rs *rows) error {
 		return err
 	}
 	defer ld.close(ctx, w)
-	since(&s.stats.movePrep, prep)
-
-	load := time.Now()
-	if _, err := w.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-		s.dropWriter()
-		return err
-	}
-	tables, bytes, err := s.appendTx(ctx, w, days, res.res, ld)
-	since(&s.stats.moveLoad, load)
-	if err = s.commit(ctx, w, err, lastSeq); err != nil {
+	tables, bytes, err := s.loadTx(ctx, w, prep, days, res.res, ld, lastSeq)
+	if err != nil {
 		return err
 	}
 	s.tables = tables
@@ -221,6 +213,23 @@ func (s *Store) append(ctx context.Context, rs *rows) error {
 	}
 	s.walAdd(bytes)
 	return nil
+}
+
+// loadTx runs a move's transaction, prepared since prep: appendTx with
+// days, res and ld, and commit with lastSeq. The caller holds writeMu.
+func (s *Store) loadTx(ctx context.Context, w *sql.Conn, prep time.Time, days []string, res []resTuple, ld loader, lastSeq int64) ([]string, int64, error) {
+	since(&s.stats.movePrep, prep)
+	load := time.Now()
+	if _, err := w.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		s.dropWriter()
+		return nil, 0, err
+	}
+	tables, bytes, err := s.appendTx(ctx, w, days, res, ld)
+	since(&s.stats.moveLoad, load)
+	if err = s.commit(ctx, w, err, lastSeq); err != nil {
+		return nil, 0, err
+	}
+	return tables, bytes, nil
 }
 
 // commit ends the writer's transaction: on err (of the statements in it)

@@ -390,15 +390,8 @@ func (s *Store) appendTails(ctx context.Context, tails []*tail) error {
 		}
 		ld.conds = append(ld.conds, c)
 	}
-	since(&s.stats.movePrep, prep)
-	load := time.Now()
-	if _, err := w.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
-		s.dropWriter()
-		return err
-	}
-	tables, bytes, err := s.appendTx(ctx, w, days, s.resources, ld)
-	since(&s.stats.moveLoad, load)
-	if err = s.commit(ctx, w, err, lastSeq); err != nil {
+	tables, bytes, err := s.loadTx(ctx, w, prep, days, s.resources, ld, lastSeq)
+	if err != nil {
 		return err
 	}
 	s.tables = tables
