@@ -214,6 +214,7 @@ var (
 	maxStaged   = flag.Int("max-staged", 0, "DuckDB: staged records before Append waits (Options.MaxStaged)")
 	stageMiB    = flag.Int64("stage-mib", 0, "DuckDB: staged bytes before Append waits, MiB (Options.MaxStagedBytes)")
 	chunkMiB    = flag.Int64("chunk-mib", 0, "DuckDB: staged bytes a move stores in one transaction, MiB (Options.MoveChunkBytes)")
+	noTail      = flag.Bool("no-tail", false, "DuckDB: queries move the stage before they read instead of reading its tail tables (Options.NoTail)")
 )
 
 // benchStore is what the bench needs of a store.
@@ -227,7 +228,7 @@ func open(ctx context.Context, kind, path string, memMiB, ckptMiB int64) (benchS
 	case "duckdb":
 		s, err := logduckdb.Open(ctx, path, logduckdb.Options{
 			MemoryLimit: memMiB << 20, CompactAfter: -1, CheckpointBytes: ckptMiB << 20,
-			MoveRecords: *moveRecords, MaxStaged: *maxStaged, MaxStagedBytes: *stageMiB << 20, MoveChunkBytes: *chunkMiB << 20,
+			MoveRecords: *moveRecords, MaxStaged: *maxStaged, MaxStagedBytes: *stageMiB << 20, MoveChunkBytes: *chunkMiB << 20, NoTail: *noTail,
 		})
 		if err != nil {
 			return nil, nil, err

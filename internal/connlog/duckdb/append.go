@@ -55,7 +55,11 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 	}
 	since(&s.stats.held, held)
 	put := time.Now()
-	n, first, err := st.put(records, &s.stats.stageSync)
+	build := s.buildTail
+	if s.tailConn == nil {
+		build = noTail
+	}
+	n, first, err := st.put(records, build, &s.stats.stageSync)
 	since(&s.stats.stageWrite, put)
 	if err != nil {
 		return fmt.Errorf("connlog/duckdb: append: %w", err)
@@ -80,13 +84,13 @@ func (s *Store) Append(ctx context.Context, records []connlog.Record) error {
 // TimeGenerated.
 func (s *Store) appendNow(ctx context.Context, records []connlog.Record) error {
 	var rs rows
-	if err := rs.add(framePayload(encodeFrame(nil, records))); err != nil {
-		return fmt.Errorf("connlog/duckdb: append: %w", err)
-	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.closed.Load() {
 		return ErrClosed
+	}
+	if err := rs.add(framePayload(encodeFrame(nil, records)), s.seq+1); err != nil {
+		return fmt.Errorf("connlog/duckdb: append: %w", err)
 	}
 	if err := s.append(ctx, &rs); err != nil {
 		return fmt.Errorf("connlog/duckdb: append: %w", err)
@@ -142,7 +146,9 @@ func (s *Store) append(ctx context.Context, rs *rows) error {
 			}
 		}
 	}
+	lastSeq := max(s.seq, rs.seqs[n-1])
 	if len(fresh) == 0 {
+		s.seq = lastSeq
 		return ctx.Err()
 	}
 	// Group by day, keeping batch order within a day (fresh puts "old"
@@ -173,7 +179,7 @@ func (s *Store) append(ctx context.Context, rs *rows) error {
 		idx := byDay[g]
 		ld := dayLoad{table: d, rows: rs, idx: idx, seqs: make([]int64, len(idx)), res: make([]uint16, len(idx))}
 		for j, i := range idx {
-			ld.seqs[j] = s.seq + 1 + int64(i)
+			ld.seqs[j] = rs.seqs[i]
 			rs.decode(int(i), &r)
 			if ld.res[j], err = res.id(&r); err != nil {
 				return err
@@ -189,15 +195,51 @@ func (s *Store) append(ctx context.Context, rs *rows) error {
 		return err
 	}
 	defer ld.close(ctx, w)
-	since(&s.stats.movePrep, prep)
+	tables, bytes, err := s.loadTx(ctx, w, prep, days, res.res, ld, lastSeq)
+	if err != nil {
+		return err
+	}
+	s.tables = tables
+	if len(res.res) > len(s.resources) {
+		for id := len(s.resources); id < len(res.res); id++ {
+			s.resIndex[res.res[id]] = uint16(id)
+		}
+		s.resources = res.res
+		s.publishResources()
+	}
+	s.seq = lastSeq
+	for _, i := range fresh {
+		s.hwm = max(s.hwm, rs.times[i])
+	}
+	s.walAdd(bytes)
+	return nil
+}
 
+// loadTx runs a move's transaction, prepared since prep: appendTx with
+// days, res and ld, and commit with lastSeq. The caller holds writeMu.
+func (s *Store) loadTx(ctx context.Context, w *sql.Conn, prep time.Time, days []string, res []resTuple, ld loader, lastSeq int64) ([]string, int64, error) {
+	since(&s.stats.movePrep, prep)
 	load := time.Now()
 	if _, err := w.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		s.dropWriter()
-		return err
+		return nil, 0, err
 	}
-	tables, bytes, err := s.appendTx(ctx, w, days, res.res, ld)
+	tables, bytes, err := s.appendTx(ctx, w, days, res, ld)
 	since(&s.stats.moveLoad, load)
+	if err = s.commit(ctx, w, err, lastSeq); err != nil {
+		return nil, 0, err
+	}
+	return tables, bytes, nil
+}
+
+// commit ends the writer's transaction: on err (of the statements in it)
+// it rolls back and returns err; otherwise it records lastSeq as the
+// highest _Seq stored (tether_mark, which readers of the stage's tail
+// compare with: tail.go) and commits. The caller holds writeMu.
+func (s *Store) commit(ctx context.Context, w *sql.Conn, err error, lastSeq int64) error {
+	if err == nil {
+		_, err = w.ExecContext(ctx, "UPDATE "+markTable+" SET seq = ?", lastSeq)
+	}
 	if err == nil {
 		commit := time.Now()
 		_, err = w.ExecContext(ctx, "COMMIT")
@@ -207,19 +249,8 @@ func (s *Store) append(ctx context.Context, rs *rows) error {
 		if _, rerr := w.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil && !strings.Contains(rerr.Error(), "no transaction") {
 			s.dropWriter()
 		}
-		return err
 	}
-	s.tables = tables
-	for id := len(s.resources); id < len(res.res); id++ {
-		s.resIndex[res.res[id]] = uint16(id)
-	}
-	s.resources = res.res
-	s.seq += int64(n)
-	for _, i := range fresh {
-		s.hwm = max(s.hwm, rs.times[i])
-	}
-	s.walAdd(bytes)
-	return nil
+	return err
 }
 
 // dayLoad is what a move appends to one day table: the records (rows
@@ -362,26 +393,41 @@ func (s *Store) knownIDs(ctx context.Context, w *sql.Conn, rs *rows, idx []int32
 	}
 	known := map[string]bool{}
 	for d, sp := range spans {
-		rows, err := w.QueryContext(ctx, "SELECT "+quote(connlog.ColItemID)+" FROM "+quote(d)+
-			" WHERE TimeGenerated BETWEEN ? AND ? AND "+quote(connlog.ColItemID)+" IN (SELECT unnest(?::VARCHAR[]))",
-			sp.lo, sp.hi, sp.ids)
+		k, err := knownIn(ctx, w, d, sp.lo, sp.hi, sp.ids)
 		if err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, err
-			}
+		for id := range k {
 			known[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
 		}
 	}
 	return known, nil
+}
+
+// queryer is a *sql.Conn or a *sql.Tx.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// knownIn returns which of ids are stored in day table table with a
+// TimeGenerated in [lo, hi].
+func knownIn(ctx context.Context, q queryer, table string, lo, hi int64, ids []string) (map[string]bool, error) {
+	rows, err := q.QueryContext(ctx, "SELECT "+quote(connlog.ColItemID)+" FROM "+quote(table)+
+		" WHERE TimeGenerated BETWEEN ? AND ? AND "+quote(connlog.ColItemID)+" IN (SELECT unnest(?::VARCHAR[]))",
+		lo, hi, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	known := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		known[id] = true
+	}
+	return known, rows.Err()
 }
 
 // loader appends a move's dayLoads inside its transaction: through the

@@ -46,11 +46,15 @@
 // Ingest: Append writes the batch to a stage segment file next to the
 // database (one write, one fsync) and returns; a mover takes what is
 // staged into DuckDB in one transaction every MoveRecords records or
-// MoveInterval, and readers move what is staged before they read
-// (stage.go). A move dedups by _ItemId (see append.go: only records not
-// newer than everything stored are looked up, within their own day and
-// time range), then writes through DuckDB's Appender. Open replays the
-// segments a crash left behind. DuckDB's automatic checkpoint (which
+// MoveInterval (stage.go). Readers do not wait for it (duckdb_arrow
+// build): an Append also puts its rows in a tail table of an in-memory
+// database, which a query reads beside the committed day tables, each
+// record once (tail.go); the move reads them from there. The Appender
+// build's readers move what is staged before they read. A move dedups
+// by _ItemId (see append.go: only records not newer than everything
+// stored are looked up, within their own day and time range), then
+// writes through DuckDB's Appender or Arrow, or from the tail tables.
+// Open replays the segments a crash left behind. DuckDB's automatic checkpoint (which
 // would run inside a commit and stall it) is off; a background loop
 // checkpoints (checkpoint.go). An in-memory store appends directly.
 // Stats says where ingest's time goes (held back by the mover, the

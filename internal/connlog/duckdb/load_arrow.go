@@ -23,13 +23,6 @@ import (
 // arrowViews numbers the views prepareLoad registers.
 var arrowViews atomic.Int64
 
-// arrowDB is the in-memory database the Arrow views live in: DuckDB
-// makes a registered Arrow stream a (non-temporary) view, which a file
-// database's WAL cannot hold ("Cannot serialize a table function with
-// process-local bind input"), and a transaction may write to one
-// database only, so they are made there, before the move's transaction.
-const arrowDB = "tether_arrow"
-
 // arrowLoad is the loader of the duckdb_arrow build: each day's columns go
 // to DuckDB as Arrow arrays (a buffer a column, no call per value),
 // registered as a view that an INSERT … SELECT reads.
@@ -49,21 +42,6 @@ func prepareLoad(ctx context.Context, w *sql.Conn, loads []dayLoad) (_ loader, e
 			l.close(ctx, w)
 		}
 	}()
-	var main string
-	if err := w.QueryRowContext(ctx, "SELECT current_database()").Scan(&main); err != nil {
-		return nil, err
-	}
-	if _, err := w.ExecContext(ctx, "ATTACH IF NOT EXISTS ':memory:' AS "+arrowDB); err != nil {
-		return nil, err
-	}
-	if _, err := w.ExecContext(ctx, "USE "+arrowDB); err != nil {
-		return nil, err
-	}
-	defer func() {
-		if _, uerr := w.ExecContext(context.WithoutCancel(ctx), "USE "+quote(main)); uerr != nil && err == nil {
-			err = uerr
-		}
-	}()
 	schema := arrowSchema()
 	for _, d := range loads {
 		rdr, n, err := arrowReader(schema, d, &l.bufs)
@@ -71,32 +49,68 @@ func prepareLoad(ctx context.Context, w *sql.Conn, loads []dayLoad) (_ loader, e
 			return nil, err
 		}
 		l.readers, l.bytes = append(l.readers, rdr), append(l.bytes, n)
-		view := "load_" + strconv.FormatInt(arrowViews.Add(1), 10)
-		err = w.Raw(func(dc any) error {
-			conn, ok := dc.(driver.Conn)
-			if !ok {
-				return fmt.Errorf("unexpected driver connection %T", dc)
-			}
-			a, err := duckdb.NewArrowFromConn(conn)
-			if err != nil {
-				return err
-			}
-			release, err := a.RegisterView(rdr, view)
-			if err != nil {
-				return err
-			}
-			l.views, l.releases = append(l.views, view), append(l.releases, release)
-			return nil
-		})
+		view, release, err := registerArrow(ctx, w, rdr)
 		if err != nil {
-			return nil, fmt.Errorf("arrow view: %w", err)
+			return nil, err
 		}
+		l.views, l.releases = append(l.views, view), append(l.releases, release)
 	}
 	return l, nil
 }
 
+// registerArrow makes rdr a view in arrowDB, named "tether_arrow.main.…",
+// and returns its name and what frees it (after the view is dropped).
+func registerArrow(ctx context.Context, c *sql.Conn, rdr array.RecordReader) (view string, release func(), err error) {
+	var main string
+	if err := c.QueryRowContext(ctx, "SELECT current_database()").Scan(&main); err != nil {
+		return "", nil, err
+	}
+	if _, err := c.ExecContext(ctx, "ATTACH IF NOT EXISTS ':memory:' AS "+arrowDB); err != nil {
+		return "", nil, err
+	}
+	if _, err := c.ExecContext(ctx, "USE "+arrowDB); err != nil {
+		return "", nil, err
+	}
+	defer func() {
+		if _, uerr := c.ExecContext(context.WithoutCancel(ctx), "USE "+quote(main)); uerr != nil && err == nil {
+			// The connection would resolve names in arrowDB: not back to
+			// the pool.
+			_ = c.Raw(func(any) error { return driver.ErrBadConn })
+			if release != nil {
+				release()
+			}
+			view, release, err = "", nil, uerr
+		}
+	}()
+	name := "load_" + strconv.FormatInt(arrowViews.Add(1), 10)
+	if release, err = registerView(c, rdr, name); err != nil {
+		return "", nil, err
+	}
+	return arrowDB + ".main." + name, release, nil
+}
+
+// registerView makes rdr the view name in c's current database.
+func registerView(c *sql.Conn, rdr array.RecordReader, name string) (release func(), err error) {
+	err = c.Raw(func(dc any) error {
+		conn, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("unexpected driver connection %T", dc)
+		}
+		a, err := duckdb.NewArrowFromConn(conn)
+		if err != nil {
+			return err
+		}
+		release, err = a.RegisterView(rdr, name)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("arrow view: %w", err)
+	}
+	return release, nil
+}
+
 func (l *arrowLoad) load(ctx context.Context, w *sql.Conn, i int) (int64, error) {
-	if _, err := w.ExecContext(ctx, "INSERT INTO "+quote(l.loads[i].table)+" SELECT * FROM "+arrowDB+".main."+l.views[i]); err != nil {
+	if _, err := w.ExecContext(ctx, "INSERT INTO "+quote(l.loads[i].table)+" SELECT * FROM "+l.views[i]); err != nil {
 		return 0, err
 	}
 	return l.bytes[i], nil
@@ -106,7 +120,7 @@ func (l *arrowLoad) close(ctx context.Context, w *sql.Conn) {
 	for _, v := range l.views {
 		// A view left behind (the writer connection lost) is never read:
 		// names are not reused.
-		w.ExecContext(context.WithoutCancel(ctx), "DROP VIEW IF EXISTS "+arrowDB+".main."+v)
+		w.ExecContext(context.WithoutCancel(ctx), "DROP VIEW IF EXISTS "+v)
 	}
 	for _, r := range l.releases {
 		r()
@@ -281,13 +295,56 @@ func int64Array(v []int64, nv *nullable) arrow.Array {
 
 // colBufs hands out the byte buffers of a move's string columns
 // (bufpool.go) and gives them back once DuckDB has copied the rows.
-type colBufs struct{ used []*[]byte }
+// With an arena (a tail's columns: arenaBytes) they are cut from that one
+// buffer, 8-byte aligned.
+type colBufs struct {
+	used  []*[]byte
+	arena []byte
+}
 
 // get returns a buffer of n bytes (contents undefined).
 func (c *colBufs) get(n int) []byte {
+	if c.arena != nil {
+		if m := (n + 7) &^ 7; m <= len(c.arena) {
+			b := c.arena[:n:n]
+			c.arena = c.arena[m:]
+			return b
+		}
+	}
 	b := getBuf(n)
 	c.used = append(c.used, b)
 	return *b
+}
+
+// withArena makes c cut the next n bytes of buffers from one.
+func (c *colBufs) withArena(n int) {
+	b := getBuf(n)
+	c.used = append(c.used, b)
+	c.arena = *b
+}
+
+// arenaBytes is what arrowRecords takes from colBufs for d, rounded as
+// get does.
+func arenaBytes(d dayLoad) int {
+	n := len(d.idx)
+	a := func(k int) int { return (k + 7) &^ 7 }
+	total := 2*a(8*n+8) + a((n+7)/8) + a(4*n+4)
+	for _, c := range storedColumns {
+		if c.Type != connlog.TypeString {
+			continue
+		}
+		size := 0
+		switch c.Name {
+		case connlog.ColProperties:
+			size = d.bytes[fieldProperties] + len(rawPrefix)*n
+		case connlog.ColCorrelationID:
+			size = d.bytes[fieldCorrelationID] + len(corrRaw)*n
+		default:
+			size = d.bytes[fieldIndex(c.Name)]
+		}
+		total += a(4*n+4) + a(size)
+	}
+	return total
 }
 
 // free gives every buffer back.
@@ -295,7 +352,7 @@ func (c *colBufs) free() {
 	for _, b := range c.used {
 		putBuf(b)
 	}
-	c.used = nil
+	c.used, c.arena = nil, nil
 }
 
 // stringOffset is the offset in connlog.Record of the string field of

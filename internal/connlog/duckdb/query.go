@@ -58,6 +58,12 @@ func (s *Store) ReadQueryIn(ctx context.Context, bounds kql.TimeRange, query str
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	if s.tailConn != nil {
+		// Without waiting for the mover (tail.go).
+		if ok, err := s.readTail(ctx, bounds, query, args, scan); ok || err != nil {
+			return err
+		}
+	}
 	if err := s.sync(ctx); err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ type rows struct {
 	frames []string // payloads; must not change while rows refer to them
 	at     []rowAt
 	times  []int64 // TimeGenerated, Unix ns
+	seqs   []int64 // _Seq: a frame's records take consecutive numbers
 }
 
 // rowAt is where a record starts: its frame and the offset in the payload.
@@ -36,11 +37,12 @@ func (rs *rows) len() int { return len(rs.at) }
 // reset forgets every record, keeping the memory for the next chunk.
 func (rs *rows) reset() {
 	clear(rs.frames) // no payload kept alive past its chunk
-	rs.frames, rs.at, rs.times = rs.frames[:0], rs.at[:0], rs.times[:0]
+	rs.frames, rs.at, rs.times, rs.seqs = rs.frames[:0], rs.at[:0], rs.times[:0], rs.seqs[:0]
 }
 
-// add indexes the records of a frame's payload.
-func (rs *rows) add(text string) error {
+// add indexes the records of a frame's payload, whose first record's
+// _Seq is seq0.
+func (rs *rows) add(text string, seq0 int64) error {
 	if len(text) > 1<<32-1 {
 		return fmt.Errorf("frame of %d bytes", len(text))
 	}
@@ -61,9 +63,10 @@ func (rs *rows) add(text string) error {
 		}
 		rs.at = append(rs.at, rowAt{fi, uint32(off)})
 		rs.times = append(rs.times, t)
+		rs.seqs = append(rs.seqs, seq0+int64(len(rs.at)-1-n))
 	}
 	if d.err != nil || d.off != len(text) {
-		rs.frames, rs.at, rs.times = rs.frames[:fi], rs.at[:n], rs.times[:n]
+		rs.frames, rs.at, rs.times, rs.seqs = rs.frames[:fi], rs.at[:n], rs.times[:n], rs.seqs[:n]
 		return fmt.Errorf("undecodable frame (%v, %d of %d bytes read)", d.err, d.off, len(text))
 	}
 	return nil

@@ -162,7 +162,17 @@ func viewSQL(tables []string, res []resTuple) string {
 	for i, t := range tables {
 		branches[i] = "SELECT * FROM " + quote(t)
 	}
-	return "CREATE OR REPLACE VIEW " + View + " AS\nSELECT " + viewSelect(res) + " FROM (\n" + strings.Join(branches, "\nUNION ALL\n") + "\n)"
+	return viewOverSQL(branches, res, false)
+}
+
+// viewOverSQL creates the view (temp: a reader's, in its transaction)
+// over the UNION ALL of branches, queries of day-table rows.
+func viewOverSQL(branches []string, res []resTuple, temp bool) string {
+	kind := "VIEW"
+	if temp {
+		kind = "TEMP VIEW"
+	}
+	return "CREATE OR REPLACE " + kind + " " + View + " AS\nSELECT " + viewSelect(res) + " FROM (\n" + strings.Join(branches, "\nUNION ALL\n") + "\n)"
 }
 
 // quote quotes an identifier.
@@ -173,7 +183,12 @@ func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`
 var metaSQL = []string{
 	"CREATE TABLE IF NOT EXISTS tether_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
 	resourcesSQL(),
+	"CREATE TABLE IF NOT EXISTS " + markTable + " (seq BIGINT NOT NULL)",
 }
+
+// markTable holds the highest _Seq stored, written by every move's
+// transaction: what a reader's snapshot holds of the stage (tail.go).
+const markTable = "tether_mark"
 
 func versionCheck(v string) error {
 	if v != fmt.Sprint(schemaVersion) {

@@ -120,7 +120,7 @@ func decodeFrame(data []byte) ([]connlog.Record, []byte, error) {
 		return nil, nil, err
 	}
 	var rs rows
-	if err := rs.add(payload); err != nil {
+	if err := rs.add(payload, 0); err != nil {
 		return nil, nil, err
 	}
 	records := make([]connlog.Record, rs.len())

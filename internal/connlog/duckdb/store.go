@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -53,6 +54,24 @@ type Store struct {
 	ckpt  chan struct{}
 	o     Options
 	stats counters // Stats
+	// resSnap is the stored resource tuples as of the last commit that
+	// added one, for Appends building a tail batch (tail.go) without
+	// writeMu.
+	resSnap atomic.Pointer[resSnapshot]
+	// tailConn inserts the tails (tail.go), under the stage's mu.
+	tailConn *sql.Conn
+}
+
+// resSnapshot is a copy of the Store's resource tuples and their index.
+type resSnapshot struct {
+	list  []resTuple
+	index map[resTuple]uint16
+}
+
+// publishResources sets resSnap to the current tuples. The caller holds
+// writeMu (or is Open).
+func (s *Store) publishResources() {
+	s.resSnap.Store(&resSnapshot{list: s.resources, index: maps.Clone(s.resIndex)})
 }
 
 var _ connlog.LogStore = (*Store)(nil)
@@ -97,6 +116,12 @@ type Options struct {
 	// stores in one transaction (a move of more takes several): what
 	// bounds the move's own memory; default MaxStagedBytes/2.
 	MoveChunkBytes int64
+	// NoTail turns the stage's tail tables off (tail.go): readers move
+	// what is staged before they read, and wait for the mover, as before
+	// they existed. Appends then cost less CPU and memory, and a query
+	// during ingest waits for a move or two (bench/README.md, session
+	// 14: the measured trade).
+	NoTail bool
 	// CompactAfter is how long after the end of a UTC day its table is
 	// sorted by device (compact.go); default 1 h. Negative: never.
 	CompactAfter time.Duration
@@ -189,6 +214,15 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 			db.Close()
 			return nil, fmt.Errorf("connlog/duckdb: open %s: staged records: %w", path, err)
 		}
+		st.nextSeq, st.hwm = s.seq+1, s.hwm
+		if !o.NoTail {
+			if err := s.openTails(ctx, st); err != nil {
+				st.close()
+				s.dropWriter()
+				db.Close()
+				return nil, fmt.Errorf("connlog/duckdb: open %s: tail tables: %w", path, err)
+			}
+		}
 		s.stage = st
 		s.done.Add(1)
 		go s.mover()
@@ -233,6 +267,7 @@ func (s *Store) init(ctx context.Context) error {
 	for id, t := range s.resources {
 		s.resIndex[t] = uint16(id)
 	}
+	s.publishResources()
 	for _, name := range s.tables {
 		// A sort that a crash or Close interrupted (compact.go).
 		if _, err := w.ExecContext(ctx, "DROP TABLE IF EXISTS "+quote(name+sortingSuffix)); err != nil {
@@ -250,6 +285,13 @@ func (s *Store) init(ctx context.Context) error {
 		s.seq, s.hwm = seq.Int64, hwm.Int64
 	} else {
 		s.hwm = -1 << 63
+	}
+	// tether_mark holds the highest _Seq stored (commit); one row.
+	if _, err := w.ExecContext(ctx, "DELETE FROM "+markTable); err != nil {
+		return err
+	}
+	if _, err := w.ExecContext(ctx, "INSERT INTO "+markTable+" VALUES (?)", s.seq); err != nil {
+		return err
 	}
 	return nil
 }
@@ -320,6 +362,9 @@ func (s *Store) Close() error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.dropWriter()
+	if s.tailConn != nil {
+		s.tailConn.Close()
+	}
 	return s.db.Close()
 }
 

@@ -1,0 +1,125 @@
+//go:build cgo && duckdb_arrow
+
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/tether-hub/tether/internal/connlog"
+)
+
+// tailSchema is the day tables' columns as Arrow fields (a tail's batch).
+var tailSchema = arrowSchema()
+
+// arrowTail is a frame's rows as one record batch, its buffers cut from
+// one pooled buffer (colBufs' arena).
+type arrowTail struct {
+	batch arrow.RecordBatch
+	bufs  colBufs
+}
+
+func (a *arrowTail) free() { a.batch.Release(); a.bufs.free() }
+
+// buildTail makes the rows of a frame being staged (payload, the
+// records') as the day tables hold them, but _Seq, which the stage
+// numbers. nil when a record has a resource tuple not stored yet (the
+// move that stores it makes its columns; readers move the stage while
+// such a frame waits).
+func (s *Store) buildTail(payload string, records []connlog.Record) *tail {
+	n := len(records)
+	snap := s.resSnap.Load()
+	ra := resAssigner{res: snap.list, index: snap.index}
+	var rs rows
+	if err := rs.add(payload, 0); err != nil || rs.len() != n {
+		return nil
+	}
+	d := dayLoad{rows: &rs, idx: make([]int32, n), seqs: make([]int64, n), res: make([]uint16, n)}
+	for i := range records {
+		id, err := ra.id(&records[i])
+		if err != nil || ra.added != nil {
+			return nil
+		}
+		d.idx[i], d.res[i] = int32(i), id
+		for f, p := range recordStrings(&records[i]) {
+			d.bytes[f] += len(*p)
+		}
+	}
+	a := &arrowTail{}
+	a.bufs.withArena(arenaBytes(d))
+	b, _, err := arrowRecords(tailSchema, d, &a.bufs)
+	if err != nil {
+		a.bufs.free()
+		return nil
+	}
+	a.batch = b
+	return &tail{seqs: d.seqs, data: a}
+}
+
+// openTails makes arrowDB's tail_pin and gives the stage a connection of
+// its own to insert tails with.
+func (s *Store) openTails(ctx context.Context, st *stage) error {
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	var main string
+	if err := c.QueryRowContext(ctx, "SELECT current_database()").Scan(&main); err != nil {
+		c.Close()
+		return err
+	}
+	// The connection stays in arrowDB: an Append's Arrow view is made
+	// there without the USE statements of registerArrow.
+	for _, q := range []string{"ATTACH IF NOT EXISTS ':memory:' AS " + arrowDB, "CREATE TABLE IF NOT EXISTS " + tailPin + " (x INTEGER)", "USE " + arrowDB} {
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			c.Close()
+			return err
+		}
+	}
+	s.tailConn = c
+	made := -1
+	st.insertTail = func(tl *tail) error {
+		defer tl.data.free()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if tl.gen != made {
+			// A new segment: its table, with the day tables' columns.
+			if _, err := c.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+tailTable(tl.gen)+" AS SELECT * FROM "+quote(main)+".main."+quote(emptyTable)+" LIMIT 0"); err != nil {
+				return err
+			}
+			made = tl.gen
+		}
+		return insertTail(ctx, c, tailTable(tl.gen), tl.data.(*arrowTail).batch)
+	}
+	st.deleteTail = func(tl *tail) error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := c.ExecContext(ctx, "DELETE FROM "+tailTable(tl.gen)+" WHERE "+colSeq+" BETWEEN ? AND ?", tl.seq0, tl.last())
+		return err
+	}
+	return nil
+}
+
+// insertTail inserts batch into table through an Arrow view on c, a
+// connection whose database is arrowDB.
+func insertTail(ctx context.Context, c *sql.Conn, table string, batch arrow.RecordBatch) error {
+	rdr, err := array.NewRecordReader(tailSchema, []arrow.RecordBatch{batch})
+	if err != nil {
+		return err
+	}
+	defer rdr.Release()
+	name := "tail_in_" + strconv.FormatInt(arrowViews.Add(1), 10)
+	release, err := registerView(c, rdr, name)
+	if err != nil {
+		return err
+	}
+	defer release()
+	defer c.ExecContext(context.WithoutCancel(ctx), "DROP VIEW IF EXISTS "+name)
+	_, err = c.ExecContext(ctx, "INSERT INTO "+table+" SELECT * FROM "+name)
+	return err
+}
