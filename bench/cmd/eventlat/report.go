@@ -26,6 +26,7 @@ type report struct {
 	reordered              int // events delivered out of their device's order (or twice)
 	abandoned              int // connects the driver gave up on after writing CONNECT
 	notClient              int // DeviceDisconnected not caused by a client DISCONNECT (not paired)
+	badPosts, unknown      int // POSTs the receiver refused; events of no device of the fleet (or another type)
 	hubLog                 []string
 	throttle               string // the hub's connect throttle (hub.throttleLine)
 	probes                 []probe
@@ -64,6 +65,7 @@ func (r *report) match(f *fleet, rc *receiver) {
 	r.reordered = rc.reordered
 	r.abandoned = f.abandonedTotal()
 	r.notClient = rc.notClient
+	r.badPosts, r.unknown = rc.bad, rc.unknown
 	n := len(r.phases)
 	fromClose := make([][]time.Duration, n)
 	fromEvent := make([][]time.Duration, n)
@@ -164,6 +166,9 @@ func (r *report) sustainedWhy(i int) string {
 	}
 	if r.reordered > 0 {
 		why = append(why, fmt.Sprintf("%d events out of order", r.reordered))
+	}
+	if r.badPosts > 0 || r.unknown > 0 {
+		why = append(why, fmt.Sprintf("%d POSTs refused, %d events of no device", r.badPosts, r.unknown))
 	}
 	return strings.Join(why, ", ")
 }
@@ -272,8 +277,9 @@ func (r *report) markdown() string {
 		"with extra ones is left out. Only DeviceDisconnected with reason client are paired: the driver's closes all send "+
 		"DISCONNECT; %d came for another reason, against %d connects the driver gave up on after writing CONNECT, "+
 		"which the hub may have accepted and then seen dropped or taken over); "+
-		"events delivered out of their device's sequence-number order or twice: %d.\n",
-		r.unmatched, r.missingDisc, r.extraDisc, r.notClient, r.abandoned, r.reordered)
+		"events delivered out of their device's sequence-number order or twice: %d; POSTs the receiver refused "+
+		"(a body not a batch of events, or a request it could not frame): %d; events of no device of the fleet: %d.\n",
+		r.unmatched, r.missingDisc, r.extraDisc, r.notClient, r.abandoned, r.reordered, r.badPosts, r.unknown)
 	for i, t := range r.stages {
 		if t != "" && i < len(r.phases) {
 			w("\nHub CPU by stage at %d/s (its CPU profile over the phase and 5 s of the drain; stacks attributed by "+
