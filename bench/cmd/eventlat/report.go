@@ -236,7 +236,20 @@ func (r *report) markdown() string {
 			ph.loadAvg, ms(ph.slipP99), verdict)
 	}
 	if best := r.sustained(); best > 0 {
-		w("\n**Highest rate sustained with p99 ≤ 50 ms: %d events/s** (of the rates tried: %s).\n", best, r.ratesTried())
+		w("\n**Highest rate sustained with p99 ≤ 50 ms: %d events/s** (of the rates tried: %s)", best, r.ratesTried())
+		var below []string
+		for i, ph := range r.phases {
+			if ph.rate == best {
+				w("; there the hub used %.2f cores (%s µs per cycle) and eventlat's driver and receiver %.2f cores (%s µs per cycle), other load %.2f cores",
+					ph.hubCores, perCycle(ph.hubUsPerCycle, ph.drained), ph.selfCores, perCycle(ph.selfUsPerCycle, ph.drained), ph.otherCores)
+			} else if ph.rate < best && r.sustainedWhy(i) != "" {
+				below = append(below, strconv.Itoa(ph.rate))
+			}
+		}
+		if len(below) > 0 {
+			w("; lower rates **not** sustained in this run: %s", strings.Join(below, ", "))
+		}
+		w(".\n")
 	} else {
 		w("\n**No rate tried was sustained with p99 ≤ 50 ms** (rates tried: %s).\n", r.ratesTried())
 	}
