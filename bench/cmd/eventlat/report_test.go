@@ -12,7 +12,9 @@ func TestReportNamesHighestSustainedRate(t *testing.T) {
 	ok := func(rate int) phase {
 		return phase{rate: rate, achieved: float64(rate), drained: true, hubCores: 0.5, selfCores: 0.25, hubUsPerCycle: 400, selfUsPerCycle: 200}
 	}
-	lat := func(p99 time.Duration) phaseLat { return phaseLat{fromClose: dist{n: 100, p50: time.Millisecond, p99: p99, mx: p99}} }
+	lat := func(p99 time.Duration) phaseLat {
+		return phaseLat{fromClose: dist{n: 100, p50: time.Millisecond, p99: p99, mx: p99}}
+	}
 	r := &report{
 		phases: []phase{ok(1000), ok(2000), ok(5000), ok(10000)},
 		lat:    []phaseLat{lat(2 * time.Millisecond), lat(80 * time.Millisecond), lat(40 * time.Millisecond), lat(3 * time.Second)},
