@@ -216,14 +216,11 @@ func (s *hookServer) readHead(br *bufio.Reader, req *hookRequest) error {
 	var status int
 	var msg string
 	for n := 0; ; n++ {
-		if n > maxHookFields {
-			return badReq(http.StatusRequestHeaderFieldsTooLarge, "too many header fields")
-		}
-		l, err := readLine(br)
+		l, end, err := nextField(br, n)
 		if err != nil {
-			return unexpected(err)
+			return err
 		}
-		if len(l) == 0 {
+		if end {
 			break
 		}
 		name, value, ok := bytes.Cut(l, []byte{':'})
@@ -317,18 +314,24 @@ func readHookBody(br *bufio.Reader, req *hookRequest) error {
 		}
 	}
 	req.Body = body
-	for n := 0; ; n++ { // trailer fields, up to the empty line
-		if n > maxHookFields {
-			return badReq(http.StatusRequestHeaderFieldsTooLarge, "too many trailer fields")
-		}
-		l, err := readLine(br)
-		if err != nil {
-			return unexpected(err)
-		}
-		if len(l) == 0 {
-			return nil
+	for n := 0; ; n++ { // trailer fields, read and ignored
+		if _, end, err := nextField(br, n); end || err != nil {
+			return err
 		}
 	}
+}
+
+// nextField reads the n-th line (from 0) of a header or trailer block;
+// end says it was the empty line that ends the block.
+func nextField(br *bufio.Reader, n int) (line []byte, end bool, err error) {
+	if n > maxHookFields {
+		return nil, false, badReq(http.StatusRequestHeaderFieldsTooLarge, "over %d header or trailer fields", maxHookFields)
+	}
+	l, err := readLine(br)
+	if err != nil {
+		return nil, false, unexpected(err)
+	}
+	return l, len(l) == 0, nil
 }
 
 // grow returns b with length n, reusing its array when it is large enough.
