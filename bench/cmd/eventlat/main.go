@@ -201,6 +201,11 @@ func run(ctx context.Context, c config, work string) (*report, error) {
 		}
 	}
 	rep.commit = gitDescribe()
+	if c.tetherBin != "" {
+		// The tree eventlat runs in need not be the one the hub was built
+		// from: say which binary was measured.
+		rep.commit = "the hub binary " + c.tetherBin + " (eventlat ran in the tree at " + rep.commit + ")"
+	}
 
 	var hubArgs []string
 	for _, r := range []struct {
