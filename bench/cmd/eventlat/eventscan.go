@@ -32,23 +32,16 @@ func scanBatch(b []byte, dst []hookEvent) ([]hookEvent, error) {
 	if !s.eat('[') {
 		return dst, s.fail("a batch is a JSON array of events")
 	}
-	s.ws()
-	if !s.eat(']') {
-		for {
-			var e hookEvent
-			if err := s.event(&e); err != nil {
-				return dst, err
-			}
-			dst = append(dst, e)
-			s.ws()
-			if s.eat(']') {
-				break
-			}
-			if !s.eat(',') {
-				return dst, s.fail("want , or ] after an event")
-			}
-			s.ws()
+	err := s.list(']', func() error {
+		var e hookEvent
+		if err := s.event(&e); err != nil {
+			return err
 		}
+		dst = append(dst, e)
+		return nil
+	})
+	if err != nil {
+		return dst, err
 	}
 	s.ws()
 	if s.i != len(s.b) {
@@ -99,11 +92,7 @@ func (s *scanner) object(field func(key []byte) error) error {
 	if !s.eat('{') {
 		return s.fail("want an object")
 	}
-	s.ws()
-	if s.eat('}') {
-		return nil
-	}
-	for {
+	return s.list('}', func() error {
 		key, err := s.str()
 		if err != nil {
 			return err
@@ -113,15 +102,28 @@ func (s *scanner) object(field func(key []byte) error) error {
 			return s.fail("want : after a key")
 		}
 		s.ws()
-		if err := field(key); err != nil {
+		return field(key)
+	})
+}
+
+// list reads the elements of an array or the members of an object (the
+// opening bracket already read) up to end: elem reads one, with the
+// scanner at its first byte.
+func (s *scanner) list(end byte, elem func() error) error {
+	s.ws()
+	if s.eat(end) {
+		return nil
+	}
+	for {
+		if err := elem(); err != nil {
 			return err
 		}
 		s.ws()
-		if s.eat('}') {
+		if s.eat(end) {
 			return nil
 		}
 		if !s.eat(',') {
-			return s.fail("want , or } in an object")
+			return s.fail("want , or " + string(end))
 		}
 		s.ws()
 	}
@@ -138,8 +140,7 @@ func (s *scanner) event(e *hookEvent) error {
 				return err
 			}
 			if t == nil {
-				e.eventTime = time.Time{}
-				return nil
+				return nil // null: unchanged, as for encoding/json
 			}
 			if err := e.eventTime.UnmarshalText(t); err != nil {
 				return fmt.Errorf("eventTime: %w", err)
@@ -160,25 +161,24 @@ func (s *scanner) data(e *hookEvent) error {
 		case "validationCode":
 			return s.strField(&e.validationCode)
 		case "deviceConnectionStateEventInfo":
-			return s.nullOr(func() error {
-				return s.object(func(k []byte) error {
-					if string(k) == "sequenceNumber" {
-						return s.strField(&e.seq)
-					}
-					return s.skip()
-				})
-			})
+			return s.memberOf("sequenceNumber", &e.seq)
 		case "tether":
-			return s.nullOr(func() error {
-				return s.object(func(k []byte) error {
-					if string(k) == "reason" {
-						return s.strField(&e.reason)
-					}
-					return s.skip()
-				})
-			})
+			return s.memberOf("reason", &e.reason)
 		}
 		return s.skip()
+	})
+}
+
+// memberOf reads an object (or null) and keeps only its string member
+// name, in *dst.
+func (s *scanner) memberOf(name string, dst *[]byte) error {
+	return s.nullOr(func() error {
+		return s.object(func(k []byte) error {
+			if string(k) == name {
+				return s.strField(dst)
+			}
+			return s.skip()
+		})
 	})
 }
 
@@ -287,23 +287,7 @@ func (s *scanner) skip() error {
 			return s.object(func([]byte) error { return s.skip() })
 		}
 		s.i++
-		s.ws()
-		if s.eat(']') {
-			return nil
-		}
-		for {
-			if err := s.skip(); err != nil {
-				return err
-			}
-			s.ws()
-			if s.eat(']') {
-				return nil
-			}
-			if !s.eat(',') {
-				return s.fail("want , or ] in an array")
-			}
-			s.ws()
-		}
+		return s.list(']', s.skip)
 	case c == 't':
 		return s.want("true")
 	case c == 'f':

@@ -58,6 +58,7 @@ func TestScanBatchMatchesEncodingJSON(t *testing.T) {
 		`[{"eventType":"Microsoft.Devices.DeviceDisconnected","eventTime":"2026-12-07T15:00:00.123456789Z","data":{"deviceId":"lat-\u0031\/x","tether":{"reason":"cl\"ient","n":[1,-2.5e+3,true,false,null,{"a":[]}]},"deviceConnectionStateEventInfo":{"sequenceNumber":"00ff"}}}]`,
 		` [ { "data" : null , "eventType" : null } , {"eventTime":"2026-12-07T15:00:00+01:00","data":{"deviceConnectionStateEventInfo":null,"tether":null,"validationCode":"c0de"}} ] `,
 		`[{"eventType":"a","eventType":"b","data":{"deviceId":"x"},"data":{"hubName":"h"}}]`, // last wins, as in encoding/json
+		`[{"eventTime":"2026-12-07T15:00:00Z","eventTime":null,"data":{"tether":{"reason":"x"},"tether":null}}]`,
 		`[]`,
 	}
 	for _, c := range cases {
