@@ -204,7 +204,7 @@ func run(ctx context.Context, c config, work string) (*report, error) {
 	if c.tetherBin != "" {
 		// The tree eventlat runs in need not be the one the hub was built
 		// from: say which binary was measured.
-		rep.commit = "the hub binary " + c.tetherBin + " (eventlat ran in the tree at " + rep.commit + ")"
+		rep.commit += " (eventlat's tree; the hub measured is the binary " + c.tetherBin + ")"
 	}
 
 	var hubArgs []string
