@@ -71,7 +71,10 @@ func newFleet(c config) *fleet {
 // dialLocked connects (d.mu held): dial, CONNECT, CONNACK 0, within 5 s.
 // st, if not nil, gets the dial's and the CONNACK's wait.
 func (d *device) dialLocked(addr string, st *cycleStages) error {
-	dl := net.Dialer{Timeout: 5 * time.Second, LocalAddr: d.src, Control: mqttclient.BindNoPort}
+	// No TCP keep-alive: MQTT's own (60 s) covers the connection, and the
+	// four setsockopt calls a Dialer makes for it were ~1.5 % of eventlat's
+	// CPU at 2,500 connects/s.
+	dl := net.Dialer{Timeout: 5 * time.Second, LocalAddr: d.src, Control: mqttclient.BindNoPort, KeepAlive: -1}
 	t0 := time.Now()
 	c, err := dl.Dial("tcp", addr)
 	if err != nil {
@@ -120,6 +123,9 @@ type cycleStages struct {
 	connack time.Duration // CONNECT written → CONNACK read: the hub's connect path
 }
 
+// disconnectPacket is MQTT 3.1.1's DISCONNECT (shared: Write only reads it).
+var disconnectPacket = []byte{0xE0, 0}
+
 // cycle disconnects (DISCONNECT, close) and reconnects at once.
 func (d *device) cycle(addr string, phase int, st *cycleStages) error {
 	t0 := time.Now()
@@ -129,7 +135,7 @@ func (d *device) cycle(addr string, phase int, st *cycleStages) error {
 	if d.conn != nil {
 		t := time.Now()
 		_ = d.conn.SetWriteDeadline(t.Add(time.Second))
-		_, _ = d.conn.Write([]byte{0xE0, 0})
+		_, _ = d.conn.Write(disconnectPacket)
 		_ = d.conn.Close()
 		d.conn = nil
 		d.closes = append(d.closes, closeRec{t: t, phase: phase})

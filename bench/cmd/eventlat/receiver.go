@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,7 +24,7 @@ type arrival struct {
 // DeviceDisconnected in arrival order.
 type receiver struct {
 	url string
-	rx  *hubclient.Receiver
+	srv *hookServer
 
 	mu        sync.Mutex
 	disc      [][]arrival
@@ -33,68 +35,106 @@ type receiver struct {
 	posts     int
 	lastSeq   []string // per device, the highest sequence number delivered
 	reordered int      // events delivered after a later one of their device (or twice)
-	bad       int
-	unknown   int // events of devices not in the fleet
+	bad       int      // POSTs refused: a body that is not a batch of events, or a request not HTTP/1.1 can frame
+	unknown   int      // events of devices not in the fleet, or of another type
+	validated int      // validation handshakes answered
 }
 
+// hookPath is the path the subscription's endpoint URL names.
+const hookPath = "/hook"
+
 func startReceiver(devices int) (*receiver, error) {
-	r := &receiver{disc: make([][]arrival, devices), conn: make([][]arrival, devices), lastSeq: make([]string, devices)}
-	r.rx = &hubclient.Receiver{Deliver: r.deliver,
-		BadBody: func(error) { r.mu.Lock(); r.bad++; r.mu.Unlock() }}
-	if err := r.rx.Start(""); err != nil {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		return nil, err
 	}
-	r.url = r.rx.URL
+	r := &receiver{disc: make([][]arrival, devices), conn: make([][]arrival, devices), lastSeq: make([]string, devices)}
+	r.url = "http://" + ln.Addr().String() + hookPath
+	var evs []hookEvent // the connection goroutines take turns under mu
+	r.srv = serveHook(ln, hookPath, func(req *hookRequest) hookAnswer {
+		at := time.Now()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		var err error
+		if evs, err = scanBatch(req.Body, evs); err == nil && len(evs) == 0 {
+			err = errors.New("empty batch")
+		}
+		if err != nil {
+			r.bad++
+			return hookAnswer{status: http.StatusBadRequest, body: []byte(err.Error() + "\n"), contentType: "text/plain; charset=utf-8"}
+		}
+		if string(req.AegEventType) == "SubscriptionValidation" {
+			r.validated++
+			b, _ := json.Marshal(map[string]string{"validationResponse": string(evs[0].validationCode)})
+			return hookAnswer{status: http.StatusOK, body: b, contentType: "application/json"}
+		}
+		r.deliverLocked(evs, at)
+		return hookAnswer{status: http.StatusOK}
+	}, func(error) { r.mu.Lock(); r.bad++; r.mu.Unlock() })
 	return r, nil
 }
 
-func (r *receiver) close() { _ = r.rx.Close() }
+func (r *receiver) close() { _ = r.srv.close() }
 
-func (r *receiver) deliver(b hubclient.Batch) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// deliverLocked records one batch that arrived at at (r.mu held).
+func (r *receiver) deliverLocked(evs []hookEvent, at time.Time) {
 	r.posts++
-	for _, e := range b.Events {
-		i, ok := deviceIndex(e.Data.DeviceID)
-		if !ok || i >= len(r.disc) {
+	for i := range evs {
+		e := &evs[i]
+		d, ok := deviceIndex(e.deviceID)
+		if !ok || d >= len(r.disc) {
 			r.unknown++
 			continue
 		}
 		// Sequence numbers are 64 hex digits: string order is event order.
-		if seq := e.Data.Info.SequenceNumber; seq <= r.lastSeq[i] {
+		if seq := e.seq; string(seq) <= r.lastSeq[d] {
 			r.reordered++
 		} else {
-			r.lastSeq[i] = seq
+			r.lastSeq[d] = string(seq)
 		}
-		a := arrival{at: b.At, eventTime: e.EventTime}
-		switch e.EventType {
+		a := arrival{at: at, eventTime: e.eventTime}
+		switch string(e.eventType) {
 		case hubclient.DeviceDisconnected:
-			if e.Data.Tether.Reason != "client" {
+			if string(e.reason) != "client" {
 				// Not one of the driver's closes (each sends DISCONNECT): a
 				// connect it gave up on that the hub had accepted, or a
 				// takeover of one. Counted, not paired.
 				r.notClient++
 				continue
 			}
-			r.disc[i] = append(r.disc[i], a)
+			r.disc[d] = append(r.disc[d], a)
 			r.discTotal++
 		case hubclient.DeviceConnected:
-			r.conn[i] = append(r.conn[i], a)
+			r.conn[d] = append(r.conn[d], a)
 			r.connTotal++
 		default:
 			r.unknown++
 		}
 	}
-	return http.StatusOK
 }
 
-func deviceIndex(id string) (int, bool) {
-	s, ok := strings.CutPrefix(id, devicePrefix)
-	if !ok {
+// deviceIndex is i of a device id lat-<i> (decimal, no sign).
+func deviceIndex(id []byte) (int, bool) {
+	s, ok := bytes.CutPrefix(id, []byte(devicePrefix))
+	if !ok || len(s) == 0 || len(s) > 9 {
 		return 0, false
 	}
-	i, err := strconv.Atoi(s)
-	return i, err == nil && i >= 0
+	i := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		i = i*10 + int(c-'0')
+	}
+	return i, true
+}
+
+// refused is how many POSTs the receiver refused (bad body or framing)
+// and how many events named no device of the fleet.
+func (r *receiver) refused() (bad, unknown int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bad, r.unknown
 }
 
 func (r *receiver) connectedTotal() int {

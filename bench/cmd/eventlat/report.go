@@ -26,6 +26,7 @@ type report struct {
 	reordered              int // events delivered out of their device's order (or twice)
 	abandoned              int // connects the driver gave up on after writing CONNECT
 	notClient              int // DeviceDisconnected not caused by a client DISCONNECT (not paired)
+	badPosts, unknown      int // POSTs the receiver refused; events of no device of the fleet (or another type)
 	hubLog                 []string
 	throttle               string // the hub's connect throttle (hub.throttleLine)
 	probes                 []probe
@@ -64,6 +65,7 @@ func (r *report) match(f *fleet, rc *receiver) {
 	r.reordered = rc.reordered
 	r.abandoned = f.abandonedTotal()
 	r.notClient = rc.notClient
+	r.badPosts, r.unknown = rc.bad, rc.unknown
 	n := len(r.phases)
 	fromClose := make([][]time.Duration, n)
 	fromEvent := make([][]time.Duration, n)
@@ -165,6 +167,9 @@ func (r *report) sustainedWhy(i int) string {
 	if r.reordered > 0 {
 		why = append(why, fmt.Sprintf("%d events out of order", r.reordered))
 	}
+	if r.badPosts > 0 || r.unknown > 0 {
+		why = append(why, fmt.Sprintf("%d POSTs refused, %d events of no device", r.badPosts, r.unknown))
+	}
 	return strings.Join(why, ", ")
 }
 
@@ -231,7 +236,20 @@ func (r *report) markdown() string {
 			ph.loadAvg, ms(ph.slipP99), verdict)
 	}
 	if best := r.sustained(); best > 0 {
-		w("\n**Highest rate sustained with p99 ≤ 50 ms: %d events/s** (of the rates tried: %s).\n", best, r.ratesTried())
+		w("\n**Highest rate sustained with p99 ≤ 50 ms: %d events/s** (of the rates tried: %s)", best, r.ratesTried())
+		var below []string
+		for i, ph := range r.phases {
+			if ph.rate == best {
+				w("; there the hub used %.2f cores (%s µs per cycle) and eventlat's driver and receiver %.2f cores (%s µs per cycle), other load %.2f cores",
+					ph.hubCores, perCycle(ph.hubUsPerCycle, ph.drained), ph.selfCores, perCycle(ph.selfUsPerCycle, ph.drained), ph.otherCores)
+			} else if ph.rate < best && r.sustainedWhy(i) != "" {
+				below = append(below, strconv.Itoa(ph.rate))
+			}
+		}
+		if len(below) > 0 {
+			w("; lower rates **not** sustained in this run: %s", strings.Join(below, ", "))
+		}
+		w(".\n")
 	} else {
 		w("\n**No rate tried was sustained with p99 ≤ 50 ms** (rates tried: %s).\n", r.ratesTried())
 	}
@@ -272,8 +290,9 @@ func (r *report) markdown() string {
 		"with extra ones is left out. Only DeviceDisconnected with reason client are paired: the driver's closes all send "+
 		"DISCONNECT; %d came for another reason, against %d connects the driver gave up on after writing CONNECT, "+
 		"which the hub may have accepted and then seen dropped or taken over); "+
-		"events delivered out of their device's sequence-number order or twice: %d.\n",
-		r.unmatched, r.missingDisc, r.extraDisc, r.notClient, r.abandoned, r.reordered)
+		"events delivered out of their device's sequence-number order or twice: %d; POSTs the receiver refused "+
+		"(a body not a batch of events, or a request it could not frame): %d; events of no device of the fleet: %d.\n",
+		r.unmatched, r.missingDisc, r.extraDisc, r.notClient, r.abandoned, r.reordered, r.badPosts, r.unknown)
 	for i, t := range r.stages {
 		if t != "" && i < len(r.phases) {
 			w("\nHub CPU by stage at %d/s (its CPU profile over the phase and 5 s of the drain; stacks attributed by "+
