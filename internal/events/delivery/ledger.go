@@ -29,8 +29,9 @@ import (
 //
 // What is still sent twice is what no ledger can tell: a node killed
 // between the receiver's answer and its acknowledgement being stored (its
-// ledger went with it), and a send cut off by the end of its lead's term
-// (its outcome is unknown: it may have reached the receiver).
+// ledger went with it), a node cut off from NATS (its ledger cannot be
+// asked), and a send cut off by the end of its lead's term (its outcome
+// is unknown: it may have reached the receiver).
 
 // Unconfirmed lists delivered events of one consumer on one stream whose
 // acknowledgements JetStream has not answered.

@@ -140,13 +140,20 @@ func (e *Engine) newRunner(sub events.Subscription, def string, m *events.Matche
 	r.limit = min(minInFlight, r.maxInFlight)
 	r.st.limit.Store(int64(r.limit))
 	r.fetchCtx, r.fetchCancel = context.WithCancel(context.Background())
-	// Sends run until Stop's deadline, not the lead's term: the term's
-	// end stops new sends (pump), and a POST in flight then finishes
-	// within Stop, its outcome known and its acknowledgement in the
-	// ledger, instead of being cut off with its outcome unknown (sent
-	// again by the next lead). The next lead waits for this node's
-	// ledger, which it answers once stopped (handover.go).
-	r.sendCtx, r.sendCancel = context.WithCancel(context.Background())
+	// Sends run under the lead's term (Options.Fence), which in a cluster
+	// is the hard deadline of the lead: it ends before the lead's key can
+	// expire and another node be elected, so a send of this engine is
+	// never in flight once another node's may start (handover.go). The
+	// soft fence (Options.Pause, earlier) stops new sends, so a POST in
+	// flight normally finishes well before; one still unanswered at the
+	// term's end is cut off, its outcome unknown: not acknowledged, handed
+	// back, sent again by the next lead (at-least-once, same event id).
+	// Stop's deadline cancels the sends too (a single hub has no term).
+	base := context.Background()
+	if e.o.Fence != nil {
+		base = e.o.Fence
+	}
+	r.sendCtx, r.sendCancel = context.WithCancel(base)
 	env := SendEnv{Clock: e.o.Clock, Log: r.log, Timeout: e.o.Timeout}
 	if d := e.o.Destinations[r.kind]; d != nil {
 		r.sender = d.Open(sub, env)
@@ -566,7 +573,11 @@ func (r *runner) sendLoop() {
 			start := r.clock.Now()
 			res := r.sender.Send(r.sendCtx, j.b)
 			if !res.OK && r.sendCtx.Err() != nil {
-				res.Aborted = true // cancelled by the stop, not a failure of the destination
+				// Cancelled by the stop or the term's end, not a failure of
+				// the destination: its outcome is unknown (the receiver may
+				// have taken it), so the event is handed back, not
+				// acknowledged.
+				res.Aborted = true
 			}
 			r.results <- result{Result: res, ents: j.ents, devs: j.devs, attempt: j.b.Attempt, start: start, took: r.clock.Now().Sub(start)}
 		case <-r.done:
@@ -588,6 +599,10 @@ func (r *runner) onResult(res result) {
 	case res.Aborted:
 		for _, e := range res.ents {
 			e.attempts--
+		}
+		if r.fenced() && res.Err != "" {
+			r.log.Warn("send cut off at the end of the lead's term; its outcome is unknown and the next delivering node sends it again",
+				"events", len(res.ents), "err", res.Err)
 		}
 	case res.OK:
 		for _, e := range res.ents {
