@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,18 +25,15 @@ import (
 // unconfirmedSubject is where node answers for its ledger.
 func unconfirmedSubject(node string) string { return "tether.cluster.delivery.unconfirmed." + node }
 
-// serveLedger answers the ledger requests of the other nodes on nc until
-// the returned subscription is unsubscribed. stopped waits until no
-// delivery engine of this node is stopping.
-func serveLedger(nc *nats.Conn, node string, ledger *delivery.Ledger, stopped func(), log *slog.Logger) (*nats.Subscription, error) {
+// serveLedger answers the ledger requests of the other nodes on nc, page
+// by page (clustering_ledgerpage.go), with what list returns, until the
+// returned subscription is unsubscribed. stopped waits until no delivery
+// engine of this node is stopping.
+func serveLedger(nc *nats.Conn, node string, list func() []delivery.Unconfirmed, stopped func(), log *slog.Logger) (*nats.Subscription, error) {
 	return nc.Subscribe(unconfirmedSubject(node), func(m *nats.Msg) {
 		go func() {
 			stopped()
-			b, err := json.Marshal(ledger.Unconfirmed())
-			if err == nil {
-				err = m.Respond(b)
-			}
-			if err != nil {
+			if err := answerLedgerPage(nc, m, list()); err != nil {
 				log.Warn("delivery hand-over: ledger not sent", "err", err)
 			}
 		}()
@@ -58,20 +54,28 @@ func askLedgers(ctx context.Context, nc *nats.Conn, own *delivery.Ledger, peers 
 		wg.Go(func() {
 			rctx, cancel := context.WithTimeout(ctx, wait)
 			defer cancel()
-			m, err := nc.RequestWithContext(rctx, unconfirmedSubject(p), nil)
 			var list []delivery.Unconfirmed
-			switch {
-			case errors.Is(err, nats.ErrNoResponders):
-				return
-			case err == nil:
-				err = json.Unmarshal(m.Data, &list)
+			var next []byte
+			for first := true; first || next != nil; first = false {
+				m, err := nc.RequestWithContext(rctx, unconfirmedSubject(p), next)
+				if first && errors.Is(err, nats.ErrNoResponders) {
+					return
+				}
+				var page []delivery.Unconfirmed
+				if err == nil {
+					page, next, err = nextLedgerPage(m)
+				}
+				if err != nil {
+					mu.Lock()
+					out = append(out, list...) // the pages it did answer
+					errs = append(errs, fmt.Errorf("node %s: %w", p, err))
+					mu.Unlock()
+					return
+				}
+				list = append(list, page...)
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("node %s: %w", p, err))
-				return
-			}
 			out = append(out, list...)
 		})
 	}
@@ -113,7 +117,7 @@ func (a *App) handoverWait() time.Duration { return 2 * a.lease() }
 // delivery job over asks for them. Stopping, the node waits (a few
 // seconds at most) for the ledger's acknowledgements to be stored.
 func (a *App) serveDeliveryLedger() error {
-	sub, err := serveLedger(a.journal.NC, a.cfg.Cluster.NodeName, a.subs.ledger, a.deliveryStopped, a.log)
+	sub, err := serveLedger(a.journal.NC, a.cfg.Cluster.NodeName, a.subs.ledger.Unconfirmed, a.deliveryStopped, a.log)
 	if err != nil {
 		return fmt.Errorf("delivery hand-over: %w", err)
 	}
