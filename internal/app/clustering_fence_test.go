@@ -209,15 +209,7 @@ func fenceNode(t *testing.T, ctx context.Context, srv *server.Server, name strin
 func TestCutOffDeliveryLeadStopsPostingBeforeTheNextLeadStarts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
+	srv := startNATS(t)
 	j, err := journal.Open(ctx, journal.Options{URL: srv.ClientURL()})
 	if err != nil {
 		t.Fatal(err)

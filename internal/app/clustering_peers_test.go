@@ -20,15 +20,7 @@ import (
 // and forgets a node only peerKeep leases after the last listing that
 // still answered without it.
 func TestHandOverPeersComeFromMemoryWhenTheBucketDoesNotAnswer(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
+	ns := startNATS(t)
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -87,4 +79,19 @@ func TestHandOverPeersComeFromMemoryWhenTheBucketDoesNotAnswer(t *testing.T) {
 	if got, err := empty.clusterPeers(ctx); err == nil {
 		t.Fatalf("no node known and the bucket not answering: %v and no error", got)
 	}
+}
+
+// startNATS runs a JetStream server on a loopback port for the test.
+func startNATS(t *testing.T) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	return ns
 }

@@ -677,13 +677,7 @@ func (r *runner) deadLetter(e *entry, reason string) {
 	}
 	if !r.sub.DeadLettering() {
 		r.log.Warn("event dropped", "reason", reason, "event", e.ev.ID, "device", e.ev.DeviceID)
-		r.drop(e)
-		if e.msg != nil {
-			_ = e.msg.Ack()
-		}
-		if e.dlSeq != 0 {
-			r.deleteDead(e.dlSeq)
-		}
+		r.retire(e)
 		r.st.dropped.Add(1)
 		return
 	}

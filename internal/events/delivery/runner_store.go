@@ -48,17 +48,24 @@ func (r *runner) deadStored(e *entry, err error) {
 	} else {
 		r.log.Info("event dead-lettered", "reason", e.dead.Reason, "event", e.ev.ID, "device", e.ev.DeviceID,
 			"attempts", e.attempts, "outcome", e.lastOutcome)
-		r.drop(e)
-		if e.msg != nil {
-			_ = e.msg.Ack()
-		}
-		if e.dlSeq != 0 {
-			r.deleteDead(e.dlSeq)
-		}
+		r.retire(e)
 		r.st.deadLettered.Add(1)
 	}
 	r.schedule(d, now)
 	r.cleanup(d)
+}
+
+// retire ends e's delivery without delivering it (dead-lettered or
+// dropped): out of its device's queue, acknowledged, and its earlier dead
+// letter (a replay's) removed.
+func (r *runner) retire(e *entry) {
+	r.drop(e)
+	if e.msg != nil {
+		_ = e.msg.Ack()
+	}
+	if e.dlSeq != 0 {
+		r.deleteDead(e.dlSeq)
+	}
 }
 
 // deleteDead removes the dead letter at seq (its event was delivered on
