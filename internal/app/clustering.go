@@ -224,8 +224,11 @@ func (a *App) clusterSource() api.ClusterSource {
 
 // onLead starts a delivery engine when this node takes the delivery job
 // and stops it when the job ends. The engine delivers under the lead's
-// term (term: cancelled when the term ends, before another node can take
-// the job), so two nodes never deliver at once; its Stop, bounded by ctx,
+// term (term: cancelled 0.9 of a lease after the last renewal began,
+// before the key can expire and another node take the job), and its
+// sends run under the term too: one still in flight when it ends is
+// cancelled (delivery's handover.go), so two nodes never deliver at once,
+// even when this node is cut off; its Stop, bounded by ctx,
 // hands back what it holds and confirms its acknowledgements, so the
 // next leader resumes after the last delivered event. A stopped engine
 // cannot start again: each term gets a new one. Off the heartbeat:
@@ -282,8 +285,8 @@ func (a *App) onLead(ctx context.Context, job string, leading bool) {
 
 // deliveryPaused is the delivery engine's Options.Pause in a cluster:
 // between its lead's fence and its end (Leads false) no POST starts, so
-// none is in flight when the term's context ends (its POSTs would be
-// aborted with outcomes unknown); a renewal that revives the term resumes
+// a POST in flight has until the term's end (0.3 of a lease) to finish
+// before it is cancelled with its outcome unknown; a renewal that revives the term resumes
 // the same engine (onLead), with what it delivered and has not yet seen
 // acknowledged.
 func (a *App) deliveryPaused() bool {

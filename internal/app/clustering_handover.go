@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,9 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tether-hub/tether/internal/cluster"
 	"github.com/tether-hub/tether/internal/events/delivery"
 )
 
@@ -28,18 +25,15 @@ import (
 // unconfirmedSubject is where node answers for its ledger.
 func unconfirmedSubject(node string) string { return "tether.cluster.delivery.unconfirmed." + node }
 
-// serveLedger answers the ledger requests of the other nodes on nc until
-// the returned subscription is unsubscribed. stopped waits until no
-// delivery engine of this node is stopping.
-func serveLedger(nc *nats.Conn, node string, ledger *delivery.Ledger, stopped func(), log *slog.Logger) (*nats.Subscription, error) {
+// serveLedger answers the ledger requests of the other nodes on nc, page
+// by page (clustering_ledgerpage.go), with what list returns, until the
+// returned subscription is unsubscribed. stopped waits until no delivery
+// engine of this node is stopping.
+func serveLedger(nc *nats.Conn, node string, list func() []delivery.Unconfirmed, stopped func(), log *slog.Logger) (*nats.Subscription, error) {
 	return nc.Subscribe(unconfirmedSubject(node), func(m *nats.Msg) {
 		go func() {
 			stopped()
-			b, err := json.Marshal(ledger.Unconfirmed())
-			if err == nil {
-				err = m.Respond(b)
-			}
-			if err != nil {
+			if err := answerLedgerPage(nc, m, list()); err != nil {
 				log.Warn("delivery hand-over: ledger not sent", "err", err)
 			}
 		}()
@@ -60,20 +54,28 @@ func askLedgers(ctx context.Context, nc *nats.Conn, own *delivery.Ledger, peers 
 		wg.Go(func() {
 			rctx, cancel := context.WithTimeout(ctx, wait)
 			defer cancel()
-			m, err := nc.RequestWithContext(rctx, unconfirmedSubject(p), nil)
 			var list []delivery.Unconfirmed
-			switch {
-			case errors.Is(err, nats.ErrNoResponders):
-				return
-			case err == nil:
-				err = json.Unmarshal(m.Data, &list)
+			var next []byte
+			for first := true; first || next != nil; first = false {
+				m, err := nc.RequestWithContext(rctx, unconfirmedSubject(p), next)
+				if first && errors.Is(err, nats.ErrNoResponders) {
+					return
+				}
+				var page []delivery.Unconfirmed
+				if err == nil {
+					page, next, err = nextLedgerPage(m)
+				}
+				if err != nil {
+					mu.Lock()
+					out = append(out, list...) // the pages it did answer
+					errs = append(errs, fmt.Errorf("node %s: %w", p, err))
+					mu.Unlock()
+					return
+				}
+				list = append(list, page...)
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("node %s: %w", p, err))
-				return
-			}
 			out = append(out, list...)
 		})
 	}
@@ -87,7 +89,7 @@ func (a *App) deliveryHandover(ctx context.Context) ([]delivery.Unconfirmed, err
 	self := a.cfg.Cluster.NodeName
 	peers, err := a.clusterPeers(ctx)
 	if err != nil {
-		// Without the names only this node's ledger is read.
+		// No node known at all: only this node's ledger is read.
 		return a.subs.ledger.Unconfirmed(), fmt.Errorf("listing the nodes to ask: %w", err)
 	}
 	var others []string
@@ -99,47 +101,15 @@ func (a *App) deliveryHandover(ctx context.Context) ([]delivery.Unconfirmed, err
 	return askLedgers(ctx, a.journal.NC, a.subs.ledger, others, a.handoverWait())
 }
 
-// clusterPeers names the nodes holding a lease (and lost nodes whose
-// lease has not expired yet: askLedgers skips those at once).
-func (a *App) clusterPeers(ctx context.Context) ([]string, error) {
-	ctx, cancel := context.WithTimeout(ctx, a.handoverWait()/2)
-	defer cancel()
-	var names []string
-	err := a.journal.UntilReady(ctx, func(ctx context.Context) error {
-		names = names[:0]
-		kv, err := a.journal.JS.KeyValue(ctx, cluster.NodesBucket)
-		if err != nil {
-			return err
-		}
-		keys, err := kv.ListKeys(ctx)
-		if err != nil {
-			return err
-		}
-		for k := range keys.Keys() {
-			names = append(names, k)
-		}
-		return nil
-	})
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		err = nil
-	}
-	return names, err
-}
-
 // handoverWait is how long a node that takes the delivery job waits for a
 // peer's ledger: two leases. A peer whose lead ended answers once its
-// engine stopped: its POSTs in flight may run until its Stop's deadline,
-// half a lease past its term's end (0.9 of a lease after its last
-// renewal), then its acknowledgements settle (≤ 3 s). This node took the
-// job no earlier than a lease after that renewal, so by its own wait's
-// end a peer that could not answer (cut off) has stopped sending too.
-func (a *App) handoverWait() time.Duration {
-	lease := a.cfg.Cluster.Lease
-	if lease <= 0 {
-		lease = cluster.DefaultLease
-	}
-	return 2 * lease
-}
+// engine stopped: its sends were cut off at its term's end (0.9 of a lease
+// after its last renewal began), then its acknowledgements settle (≤ 3 s)
+// and its Stop hands back what it held (bounded by half a lease). This
+// node took the job no earlier than a lease after that renewal. A peer
+// that cannot answer (cut off) stopped sending before this node took the
+// job (delivery's handover.go): waiting for it only saves its ledger.
+func (a *App) handoverWait() time.Duration { return 2 * a.lease() }
 
 // serveDeliveryLedger answers for this node's ledger from here on, also
 // while the node stops: a stopping node's engine hands its last
@@ -147,13 +117,18 @@ func (a *App) handoverWait() time.Duration {
 // delivery job over asks for them. Stopping, the node waits (a few
 // seconds at most) for the ledger's acknowledgements to be stored.
 func (a *App) serveDeliveryLedger() error {
-	sub, err := serveLedger(a.journal.NC, a.cfg.Cluster.NodeName, a.subs.ledger, a.deliveryStopped, a.log)
+	sub, err := serveLedger(a.journal.NC, a.cfg.Cluster.NodeName, a.subs.ledger.Unconfirmed, a.deliveryStopped, a.log)
 	if err != nil {
 		return fmt.Errorf("delivery hand-over: %w", err)
 	}
+	pctx, stopPeers := context.WithCancel(context.Background())
+	peersDone := make(chan struct{})
+	go func() { defer close(peersDone); a.refreshPeers(pctx) }()
 	// Registered before the engine's and the cluster node's stops, so it
 	// runs after them.
 	a.onStop(func(ctx context.Context) error {
+		stopPeers()
+		<-peersDone
 		wctx, cancel := context.WithTimeout(ctx, ledgerStopWait)
 		defer cancel()
 		if a.subs.ledger.Wait(wctx) != nil {

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -67,7 +68,7 @@ func TestDeliveryLedgersAskedOverNATS(t *testing.T) {
 	// This node's answer waits for its engine's stop.
 	var stopped atomic.Bool
 	release := make(chan struct{})
-	sub, err := serveLedger(j.NC, "n1", delivery.NewLedger(), func() { <-release; stopped.Store(true) }, log)
+	sub, err := serveLedger(j.NC, "n1", delivery.NewLedger().Unconfirmed, func() { <-release; stopped.Store(true) }, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,5 +86,63 @@ func TestDeliveryLedgersAskedOverNATS(t *testing.T) {
 	close(release)
 	if err := <-answered; err != nil || !stopped.Load() {
 		t.Fatalf("after the stop: %v (stopped %v)", err, stopped.Load())
+	}
+}
+
+// A ledger whose list is larger than one NATS message may hold (the
+// server's max_payload, 1 MB by default) is answered in pages: the node
+// taking the job gets every entry, once, over several requests.
+func TestDeliveryLedgerAnsweredInPagesPastMaxPayload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	j, err := journal.Open(ctx, journal.Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	// 3 consumers × 2 streams × 40,000 sequence numbers of 8 digits: about
+	// 2.2 MB of JSON.
+	var full []delivery.Unconfirmed
+	want := map[string]bool{}
+	for _, c := range []string{"events-a", "events-b", "events-c"} {
+		for _, s := range []string{"TETHER_CONN", "TETHER_TWIN"} {
+			u := delivery.Unconfirmed{Consumer: c, Stream: s}
+			for i := range uint64(40000) {
+				seq := 10_000_000 + 3*i
+				u.Seqs = append(u.Seqs, seq)
+				want[fmt.Sprintf("%s/%s/%d", c, s, seq)] = true
+			}
+			full = append(full, u)
+		}
+	}
+	if b, _ := json.Marshal(full); int64(len(b)) <= j.NC.MaxPayload() {
+		t.Fatalf("the list is %d bytes, not past max_payload %d: the test needs more", len(b), j.NC.MaxPayload())
+	}
+	var pages atomic.Int32
+	sub, err := serveLedger(j.NC, "n2", func() []delivery.Unconfirmed { pages.Add(1); return full }, func() {}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	got, err := askLedgers(ctx, j.NC, delivery.NewLedger(), []string{"n2"}, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, u := range got {
+		for _, s := range u.Seqs {
+			k := fmt.Sprintf("%s/%s/%d", u.Consumer, u.Stream, s)
+			if !want[k] {
+				t.Fatalf("%s listed twice or never in the ledger", k)
+			}
+			delete(want, k)
+			n++
+		}
+	}
+	if len(want) != 0 {
+		t.Fatalf("%d entries received, %d missing", n, len(want))
+	}
+	if p := pages.Load(); p < 3 {
+		t.Errorf("%d pages for about 2.2 MB at max_payload %d, want at least 3", p, j.NC.MaxPayload())
 	}
 }

@@ -36,6 +36,9 @@ type subscriptionService struct {
 	// and JetStream has not yet stored as delivered (nil when alone;
 	// clustering_handover.go).
 	ledger *delivery.Ledger
+	// peers are the nodes the ledgers are asked of, kept in memory for
+	// the hand-overs (clustering_peers.go).
+	peers peerBook
 	// policy is what the API accepts: which destination kinds this hub
 	// serves.
 	policy events.ValidateOptions

@@ -14,13 +14,24 @@ import (
 // Handing delivery over between the nodes of a cluster (one node
 // delivers; cluster.JobDelivery) without delivering an event twice:
 //
-//   - the old engine stops sending before the new one starts: no send
-//     starts once Options.Fence, the lead's term, has ended, which is
-//     before the lead can pass to another node; a send in flight then
-//     finishes within the engine's Stop (whose deadline the cluster sets
-//     half a lease past the term's end), and the next engine starts only
-//     once this node has answered for its ledger, which it does once its
-//     engine stopped (ledger.go);
+//   - the old engine stops sending before the new one starts, by
+//     construction, with every time counted from the start of the lead's
+//     last successful renewal (R) on the old node's own clock: no send
+//     starts from R + 0.6 lease (Options.Pause, the lead's fence); every
+//     send still in flight is cancelled at R + 0.9 lease (Options.Fence,
+//     the term's end: its outcome is unknown, the event handed back); the
+//     lead's key lives a lease from when the bucket stored that renewal,
+//     which is after R, and no other node can be elected before it
+//     expired (its creation fails while the key exists). So once another
+//     node may send (after R + 1 lease), this one has sent nothing for
+//     0.1 lease, answered or not, reachable or not. A POST in flight at
+//     the fence has 0.3 lease to finish; its acknowledgement goes to the
+//     ledger if JetStream cannot store it in time, and the next engine
+//     starts only once this node answered for its ledger, or the node is
+//     unreachable (ledger.go). Assumed: this node's timers are not late
+//     by more than 0.1 lease (a stalled process could send late), and the
+//     NATS servers' clocks, which expire the key, do not run fast by that
+//     much;
 //   - the delivered position is the consumers' acknowledgements, and an
 //     event counts as delivered only once JetStream has stored its
 //     acknowledgement: in a cluster that is a Raft write, lost if the
@@ -44,8 +55,9 @@ import (
 //
 // What remains is a delivery whose outcome is truly unknown: the node is
 // killed (or cut off and fenced) between the receiver's 2xx and its
-// acknowledgement being stored; those events go out again from the next
-// leader (at-least-once, with the same event ids).
+// acknowledgement being stored, or its POST is cut off at the term's end
+// unanswered; those events go out again from the next leader
+// (at-least-once, with the same event ids).
 
 // Timing of the acknowledgement book.
 const (

@@ -243,15 +243,14 @@ func TestHandOverWithUnstoredAcknowledgementsSendsNothingTwice(t *testing.T) {
 	}
 }
 
-// A POST in flight when the lead's term ends is not cut off (its outcome
-// would be unknown, and the next lead would send it again): it finishes
-// within the engine's Stop, its event counts as delivered, and the next
-// engine does not send it a second time. (When the term's end cancelled
-// sends in flight, the receiver got the event from both engines.)
-func TestPostInFlightAtTheTermsEndFinishesAndIsNotSentAgain(t *testing.T) {
+// A POST in flight when the lead is fenced (Pause: no send starts) is
+// not cut off: it finishes before the term's end, its event counts as
+// delivered, and the next engine does not send it a second time.
+func TestPostInFlightAtTheFenceFinishesAndIsNotSentAgain(t *testing.T) {
 	ledger := NewLedger()
+	var paused atomic.Bool
 	fence, end := context.WithCancel(context.Background())
-	v := newEnv(t, func(o *Options) { o.Fence, o.Ledger = fence, ledger })
+	v := newEnv(t, func(o *Options) { o.Fence, o.Pause, o.Ledger = fence, paused.Load, ledger })
 	arrived := make(chan struct{}, 64)
 	release := make(chan struct{})
 	cut := make(chan struct{}, 64)
@@ -273,32 +272,87 @@ func TestPostInFlightAtTheTermsEndFinishesAndIsNotSentAgain(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the first POST did not arrive")
 	}
-	end() // the term ends with the POST in flight
-	// Time for a sender that cuts its POST off at the term's end to do
-	// so (it does at once) before the receiver answers.
-	select {
-	case <-cut:
-	case <-time.After(time.Second):
-	}
-	stopped := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		stopped <- e1.Stop(ctx)
-	}()
+	paused.Store(true) // the fence, with the POST in flight
+	more := v.publishRounds(1, 1)
+	eventually(t, "the paused engine holds the new event", func() bool { return v.stats("inflight").Received >= 2 })
 	close(release)
-	if err := <-stopped; err != nil {
+	eventually(t, "the POST in flight at the fence answered", func() bool { return allDelivered(rc, first) })
+	end() // the term's end, after the POST finished
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e1.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !allDelivered(rc, first) {
-		t.Fatal("the POST in flight at the term's end was not answered")
+	if len(cut) != 0 || len(rc.delivered()) != 1 {
+		t.Fatalf("%d POSTs cut off, %d events delivered; want the one in flight at the fence answered, nothing sent after it", len(cut), len(rc.delivered()))
 	}
 
+	v.opts.Fence, v.opts.Pause = nil, nil
+	v.opts.Ledger = NewLedger()
+	v.opts.Handover = func(context.Context) ([]Unconfirmed, error) { return ledger.Unconfirmed(), nil }
+	v.start()
+	eventually(t, "the held event delivered by the next engine", func() bool { return allDelivered(rc, more) })
+	checkEachOnce(t, v, rc, "inflight", 2)
+}
+
+// The term's end is the lead's hard deadline: a POST still in flight is
+// cut off at once (the receiver sees its connection close), not left to
+// run into the next lead's term, where two nodes would deliver at once;
+// its outcome is unknown, so it is not taken as delivered and the next
+// engine sends it again (at-least-once, the same event id).
+func TestTermsEndCutsOffPostsInFlight(t *testing.T) {
+	ledger := NewLedger()
+	fence, end := context.WithCancel(context.Background())
+	v := newEnv(t, func(o *Options) { o.Fence, o.Ledger = fence, ledger })
+	var ended, second atomic.Bool
+	arrived := make(chan struct{}, 64)
+	cut := make(chan struct{}, 64)
+	var late atomic.Int32 // POSTs of the first engine that arrived after its term's end
+	rc := newReceiver(t, v.clock, func(r *http.Request, _ post) int {
+		if second.Load() {
+			return http.StatusOK
+		}
+		if ended.Load() {
+			late.Add(1)
+		}
+		arrived <- struct{}{}
+		<-r.Context().Done() // never answered: only the sender's cancel ends it
+		cut <- struct{}{}
+		return http.StatusServiceUnavailable // nobody reads it
+	})
+	e1 := v.start()
+	v.sub("cut", rc.URL)
+	first := v.publishRounds(1, 1)
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first POST did not arrive")
+	}
+	ended.Store(true)
+	end()
+	select {
+	case <-cut:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the POST in flight at the term's end was not cut off (20 s)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e1.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := late.Load(); n != 0 {
+		t.Fatalf("%d POSTs started after the term's end", n)
+	}
+	if left := ledger.Unconfirmed(); len(left) != 0 {
+		t.Fatalf("the ledger lists %+v: a POST cut off must not count as delivered", left)
+	}
+
+	// The next engine (another node's) sends the event again.
+	second.Store(true)
 	v.opts.Fence = nil
 	v.opts.Ledger = NewLedger()
 	v.opts.Handover = func(context.Context) ([]Unconfirmed, error) { return ledger.Unconfirmed(), nil }
 	v.start()
-	more := v.publishRounds(1, 1)
-	eventually(t, "the next event delivered by the next engine", func() bool { return allDelivered(rc, more) })
-	checkEachOnce(t, v, rc, "inflight", 2)
+	eventually(t, "the cut-off event delivered by the next engine", func() bool { return allDelivered(rc, first) })
+	checkEachOnce(t, v, rc, "cut", 1)
 }

@@ -29,8 +29,9 @@ import (
 //
 // What is still sent twice is what no ledger can tell: a node killed
 // between the receiver's answer and its acknowledgement being stored (its
-// ledger went with it), and a send cut off by the end of its lead's term
-// (its outcome is unknown: it may have reached the receiver).
+// ledger went with it), a node cut off from NATS (its ledger cannot be
+// asked), and a send cut off by the end of its lead's term (its outcome
+// is unknown: it may have reached the receiver).
 
 // Unconfirmed lists delivered events of one consumer on one stream whose
 // acknowledgements JetStream has not answered.
@@ -46,7 +47,12 @@ type Unconfirmed struct {
 type Ledger struct {
 	mu    sync.Mutex
 	books map[*ackBook]string // the consumer each book acknowledges for
-	left  sync.WaitGroup      // books of stopped runners still sending
+	left  int                 // books of stopped runners still sending
+	// idle is closed when left falls to 0 (Wait); a new one is made when
+	// it rises from 0. A channel, not a WaitGroup: a Wait that gives up
+	// leaves nothing behind (a goroutine waiting on the group lived until
+	// every book closed, minutes, or for ever on a node that keeps some).
+	idle chan struct{}
 }
 
 // NewLedger returns an empty ledger.
@@ -68,23 +74,39 @@ func (l *Ledger) remove(b *ackBook) {
 // acknowledgements, until they are answered or given up on (ackGiveUp),
 // then closes it.
 func (l *Ledger) keep(b *ackBook) {
-	l.left.Add(1)
+	l.mu.Lock()
+	if l.left == 0 {
+		l.idle = make(chan struct{})
+	}
+	l.left++
+	l.mu.Unlock()
 	go func() {
-		defer l.left.Done()
 		if n := b.close(ackGiveUp); n > 0 {
 			b.log.Warn("acknowledgements never answered; whoever delivers next may repeat these events", "events", n)
 		}
-		l.remove(b)
+		l.mu.Lock()
+		delete(l.books, b)
+		if l.left--; l.left == 0 {
+			close(l.idle)
+		}
+		l.mu.Unlock()
 	}()
 }
 
 // Wait waits until the books of stopped runners are closed or ctx ends
 // (tests, and a stopping node that wants its acknowledgements stored).
 func (l *Ledger) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { l.left.Wait(); close(done) }()
+	l.mu.Lock()
+	idle := l.idle
+	if l.left == 0 {
+		idle = nil
+	}
+	l.mu.Unlock()
+	if idle == nil {
+		return nil
+	}
 	select {
-	case <-done:
+	case <-idle:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -105,9 +105,12 @@ type Options struct {
 
 	// Fence, when set, is the term of a lead under which this engine
 	// delivers (one node of a cluster delivers: handover.go). Once it is
-	// done no send starts, so the engine stops delivering before another
-	// node can take over; sends in flight finish (or are cancelled when
-	// Stop's context ends), and Stop hands back what it holds.
+	// done no send starts and the sends in flight are cancelled (their
+	// outcome unknown: the events are handed back, not acknowledged), so
+	// the engine has stopped sending before another node can take over;
+	// Stop then hands back what it holds. A cluster ends it before the
+	// lead's key can expire; Pause stops new sends earlier, so sends
+	// normally finish before it.
 	Fence context.Context
 	// Pause, when set, is asked before each send: while it reports true
 	// no send starts (sends in flight go on, nothing is handed back). A

@@ -39,6 +39,7 @@ type runner struct {
 	streams []*stream
 	in      chan item
 	results chan result
+	stored  chan func() // store writes done off the loop (runner_store.go)
 	jobs    chan job
 	wake    chan struct{}
 	ctl     chan func()
@@ -68,6 +69,7 @@ type runner struct {
 	buffered     int
 	bytes        int
 	inflight     int
+	storing      int // store writes off the loop not yet reported (runner_store.go)
 	workers      int // sendLoop goroutines started
 	heldN        int
 	retrying     int // queued entries that failed at least once
@@ -116,6 +118,7 @@ func (e *Engine) newRunner(sub events.Subscription, def string, m *events.Matche
 		st:          e.counters(sub.Key()),
 		in:          make(chan item),
 		results:     make(chan result, e.o.MaxInFlightPerSub),
+		stored:      make(chan func()),
 		jobs:        make(chan job, e.o.MaxInFlightPerSub),
 		wake:        make(chan struct{}, 1),
 		ctl:         make(chan func()),
@@ -140,13 +143,20 @@ func (e *Engine) newRunner(sub events.Subscription, def string, m *events.Matche
 	r.limit = min(minInFlight, r.maxInFlight)
 	r.st.limit.Store(int64(r.limit))
 	r.fetchCtx, r.fetchCancel = context.WithCancel(context.Background())
-	// Sends run until Stop's deadline, not the lead's term: the term's
-	// end stops new sends (pump), and a POST in flight then finishes
-	// within Stop, its outcome known and its acknowledgement in the
-	// ledger, instead of being cut off with its outcome unknown (sent
-	// again by the next lead). The next lead waits for this node's
-	// ledger, which it answers once stopped (handover.go).
-	r.sendCtx, r.sendCancel = context.WithCancel(context.Background())
+	// Sends run under the lead's term (Options.Fence), which in a cluster
+	// is the hard deadline of the lead: it ends before the lead's key can
+	// expire and another node be elected, so a send of this engine is
+	// never in flight once another node's may start (handover.go). The
+	// soft fence (Options.Pause, earlier) stops new sends, so a POST in
+	// flight normally finishes well before; one still unanswered at the
+	// term's end is cut off, its outcome unknown: not acknowledged, handed
+	// back, sent again by the next lead (at-least-once, same event id).
+	// Stop's deadline cancels the sends too (a single hub has no term).
+	base := context.Background()
+	if e.o.Fence != nil {
+		base = e.o.Fence
+	}
+	r.sendCtx, r.sendCancel = context.WithCancel(base)
 	env := SendEnv{Clock: e.o.Clock, Log: r.log, Timeout: e.o.Timeout}
 	if d := e.o.Destinations[r.kind]; d != nil {
 		r.sender = d.Open(sub, env)
@@ -223,6 +233,11 @@ func (r *runner) run() {
 			r.onItem(it)
 		case res := <-r.results:
 			r.onResult(res)
+		case done := <-r.stored:
+			r.storing--
+			if done != nil {
+				done()
+			}
 		case <-r.wake:
 			r.timerAt = time.Time{}
 		case f := <-r.ctl:
@@ -235,7 +250,7 @@ func (r *runner) run() {
 			r.fetchCancel()
 			r.sender.Close()
 		}
-		if r.stopping && r.inflight == 0 {
+		if r.stopping && r.inflight == 0 && r.storing == 0 {
 			r.finish()
 			return
 		}
@@ -487,11 +502,14 @@ func (r *runner) collect(now time.Time) ([]*entry, []*device) {
 					break
 				}
 				if expired {
-					r.deadLetter(e, events.DeadLetterTTL, now)
+					r.deadLetter(e, events.DeadLetterTTL)
 				} else {
-					r.storeDead(e, now)
+					r.storeDead(e)
 				}
-				continue // the head changed, or its nextAt (store failed) stops the loop
+				if !e.removed {
+					break // its dead letter is being stored: the device waits
+				}
+				continue // dropped (the subscription keeps no dead letters): the head changed
 			}
 			ents = append(ents, e)
 			n++
@@ -566,7 +584,11 @@ func (r *runner) sendLoop() {
 			start := r.clock.Now()
 			res := r.sender.Send(r.sendCtx, j.b)
 			if !res.OK && r.sendCtx.Err() != nil {
-				res.Aborted = true // cancelled by the stop, not a failure of the destination
+				// Cancelled by the stop or the term's end, not a failure of
+				// the destination: its outcome is unknown (the receiver may
+				// have taken it), so the event is handed back, not
+				// acknowledged.
+				res.Aborted = true
 			}
 			r.results <- result{Result: res, ents: j.ents, devs: j.devs, attempt: j.b.Attempt, start: start, took: r.clock.Now().Sub(start)}
 		case <-r.done:
@@ -589,6 +611,10 @@ func (r *runner) onResult(res result) {
 		for _, e := range res.ents {
 			e.attempts--
 		}
+		if r.fenced() && res.Err != "" {
+			r.log.Warn("send cut off at the end of the lead's term; its outcome is unknown and the next delivering node sends it again",
+				"events", len(res.ents), "err", res.Err)
+		}
 	case res.OK:
 		for _, e := range res.ents {
 			r.delivered(e, now)
@@ -604,9 +630,9 @@ func (r *runner) onResult(res result) {
 			e.lastStatus, e.lastOutcome, e.lastErr = res.Status, res.Outcome, res.Err
 			switch {
 			case res.Final:
-				r.deadLetter(e, final, now)
+				r.deadLetter(e, final)
 			case e.attempts >= r.sub.RetryPolicy.MaxDeliveryAttempts:
-				r.deadLetter(e, events.DeadLetterMaxAttempts, now)
+				r.deadLetter(e, events.DeadLetterMaxAttempts)
 			default:
 				e.nextAt = now.Add(backoff(r.e.o.Schedule, e.attempts, r.e.o.Jitter, r.e.rand()))
 				if !e.retrying {
@@ -639,7 +665,7 @@ func (r *runner) delivered(e *entry, now time.Time) {
 // deadLetter ends e's delivery for reason: stored as a dead letter (or
 // dropped when the subscription keeps none), acknowledged, out of its
 // device's queue, so the device's next event goes.
-func (r *runner) deadLetter(e *entry, reason string, now time.Time) {
+func (r *runner) deadLetter(e *entry, reason string) {
 	rec := &DeadLetterRecord{
 		Subscription: r.sub.Name,
 		DeadLetter: events.DeadLetter{
@@ -651,48 +677,12 @@ func (r *runner) deadLetter(e *entry, reason string, now time.Time) {
 	}
 	if !r.sub.DeadLettering() {
 		r.log.Warn("event dropped", "reason", reason, "event", e.ev.ID, "device", e.ev.DeviceID)
-		r.drop(e)
-		if e.msg != nil {
-			_ = e.msg.Ack()
-		}
-		if e.dlSeq != 0 {
-			r.deleteDead(e.dlSeq)
-		}
+		r.retire(e)
 		r.st.dropped.Add(1)
 		return
 	}
 	e.dead = rec
-	r.storeDead(e, now)
-}
-
-// storeDead writes e's dead letter; if the store fails, it is tried again
-// in 10 s, the device waiting (its order is kept).
-func (r *runner) storeDead(e *entry, now time.Time) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := r.e.dl.Put(ctx, *e.dead); err != nil {
-		r.log.Error("storing a dead letter failed; retrying", "event", e.ev.ID, "err", err)
-		e.nextAt = now.Add(10 * time.Second)
-		return
-	}
-	r.log.Info("event dead-lettered", "reason", e.dead.Reason, "event", e.ev.ID, "device", e.ev.DeviceID,
-		"attempts", e.attempts, "outcome", e.lastOutcome)
-	r.drop(e)
-	if e.msg != nil {
-		_ = e.msg.Ack()
-	}
-	if e.dlSeq != 0 {
-		r.deleteDead(e.dlSeq)
-	}
-	r.st.deadLettered.Add(1)
-}
-
-func (r *runner) deleteDead(seq uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := r.e.dl.Delete(ctx, r.sub.Name, seq); err != nil {
-		r.log.Warn("removing a replayed dead letter failed", "seq", seq, "err", err)
-	}
+	r.storeDead(e)
 }
 
 // drop takes e out of its device's queue and the buffer.
