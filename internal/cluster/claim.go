@@ -247,8 +247,15 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 	// reads the ending record and asks this node for the session must
 	// wait here until its end is stored, not be told it is not held and
 	// journal its connect before that end.
+	// One adoption of a session at a time on this node (a claim and the
+	// watchdog may both find it lost): the second waits in the caller,
+	// which reads the record again and finds this node's ending record.
 	h := &hold{session: s.ID, adopting: true, done: make(chan struct{})}
 	n.mu.Lock()
+	if o := n.held[s.DeviceID]; o != nil && o.adopting && o.session == s.ID {
+		n.mu.Unlock()
+		return 0, nil
+	}
 	n.held[s.DeviceID] = h
 	n.mu.Unlock()
 	defer func() {

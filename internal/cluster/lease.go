@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -113,6 +114,23 @@ func (n *Node) loadIndex(ctx context.Context) (jetstream.KeyWatcher, error) {
 	return nil, errors.New("cluster: owner watch closed early")
 }
 
+// loadBeats reads every node's lease into the heartbeats seen (dated
+// now) and returns the watcher, which goes on with the changes.
+func (n *Node) loadBeats(ctx context.Context) (jetstream.KeyWatcher, error) {
+	w, err := n.nodes.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: reading %s: %w", NodesBucket, err)
+	}
+	for e := range w.Updates() {
+		if e == nil {
+			return w, nil
+		}
+		n.noteBeat(e)
+	}
+	_ = w.Stop()
+	return nil, errors.New("cluster: lease watch closed early")
+}
+
 // note applies one owner record change to the index. A record of a
 // device this node holds live, rewritten by another node (which took the
 // session for lost while this node was cut off), ends the local session
@@ -147,39 +165,35 @@ func (n *Node) note(e jetstream.KeyValueEntry) {
 }
 
 // watchOwners keeps the index current with w's changes until ctx ends;
-// should the watcher end early, a new one re-reads every record first.
+// should the feed end, a new one re-reads every record, and the records
+// deleted meanwhile leave the index.
 func (n *Node) watchOwners(ctx context.Context, w jetstream.KeyWatcher) {
 	defer n.wg.Done()
-	for {
-	changes:
-		for {
-			select {
-			case <-ctx.Done():
-				_ = w.Stop()
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					break changes
-				}
-				if e != nil {
-					n.note(e)
+	Follow(ctx, n.log, OwnersBucket, w, func(ctx context.Context) (jetstream.KeyWatcher, error) { return n.owners.WatchAll(ctx) },
+		n.note, func(present map[string]bool) {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			for k := range n.index {
+				if !present[k] {
+					delete(n.index, k)
 				}
 			}
-		}
-		_ = w.Stop()
-		for {
-			var err error
-			if w, err = n.owners.WatchAll(context.Background()); err == nil {
-				break
+		})
+}
+
+// watchNodes keeps the heartbeats seen current (suspect.go).
+func (n *Node) watchNodes(ctx context.Context, w jetstream.KeyWatcher) {
+	defer n.wg.Done()
+	Follow(ctx, n.log, NodesBucket, w, func(ctx context.Context) (jetstream.KeyWatcher, error) { return n.nodes.WatchAll(ctx) },
+		n.noteBeat, func(present map[string]bool) {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			for k := range n.beats {
+				if !present[k] {
+					delete(n.beats, k)
+				}
 			}
-			n.log.Warn("owner watch failed; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-		}
-	}
+		})
 }
 
 // Owners counts the devices each node holds, from the index.
@@ -219,41 +233,26 @@ func (n *Node) reapOwn(ctx context.Context) {
 	})
 }
 
-// reap records the sessions of nodes whose lease expired, or that
-// restarted since (node-lost).
+// reap records the sessions that runs of live nodes before their
+// current one left open (node-lost): a node that restarted, whose
+// previous run's records nobody adopted yet. The records of a silent node
+// are the watchdog's (suspect.go): it probes the node and, once nothing
+// serves its subject, every survivor adopts them.
 func (n *Node) reap(ctx context.Context) {
-	byNode := map[string]bool{}
+	now := time.Now()
+	boots := map[string]string{}
 	n.mu.Lock()
 	for _, o := range n.index {
-		if o.node != "" && o.node != n.o.Node {
-			byNode[o.node] = true
+		if o.node != "" && o.node != n.o.Node && !n.silentLocked(o.node, now) {
+			boots[o.node] = n.beats[o.node].boot
 		}
 	}
 	n.mu.Unlock()
-	for node := range byNode {
-		l, ok, err := n.lease(ctx, node)
-		if err != nil {
-			n.log.Warn("reaper: lease unreadable", "node", node, "err", err)
-			continue
-		}
+	for node, boot := range boots {
 		// boot is the node's live run: its records are not read (the index
-		// says whose run each is), only a lost node's, or those its
-		// previous runs left.
-		boot := l.Boot
-		if !ok {
-			// The lease lapsed. That alone does not prove the node gone:
-			// while the leases' bucket elects a Raft leader nobody can
-			// renew one. Gone is when NATS has no route to its subject.
-			if boot, err = n.probe(ctx, node); err != nil {
-				n.log.Warn("reaper: node's lease lapsed but it could not be probed; not reaped this round", "node", node, "err", err)
-				continue
-			}
-			if boot != "" {
-				n.log.Warn("reaper: node's lease lapsed but it answers; its devices stay its own", "node", node)
-			}
-		}
+		// says whose run each is), only those its previous runs left.
 		n.reapKeys(ctx, n.keysOf(node, boot), func(o Owner) (presence.Reason, bool) {
-			return presence.ReasonNodeLost, o.Node == node && (boot == "" || o.Boot != boot)
+			return presence.ReasonNodeLost, o.Node == node && o.Boot != boot
 		})
 	}
 }
@@ -266,9 +265,17 @@ const reapWorkers = 128
 // reapKeys adopts, in parallel, the records among keys that lost says
 // are lost, and deletes them once their ends are stored.
 func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (presence.Reason, bool)) {
+	n.reapKeysOf(ctx, "", keys, lost)
+}
+
+// reapKeysOf is reapKeys, skipping (when node is not "") the keys the
+// index no longer gives node when their turn comes: another survivor
+// adopted them first. It returns how many records this node adopted.
+func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost func(Owner) (presence.Reason, bool)) int {
 	if len(keys) == 0 {
-		return
+		return 0
 	}
+	var adopted atomic.Int64
 	// Right after a node loss the owners bucket may still be electing a
 	// Raft leader: the first write that finds no leader ends the round
 	// (the next one starts a heartbeat later) instead of failing every key.
@@ -282,7 +289,11 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 		go func() {
 			defer wg.Done()
 			for key := range work {
-				if err := n.reapKey(ctx, key, lost); unanswered(err) {
+				ok, err := n.reapKey(ctx, key, lost)
+				if ok {
+					adopted.Add(1)
+				}
+				if unanswered(err) {
 					stopped.Do(func() {
 						n.log.Warn("reaper: the owners bucket does not answer (electing a leader?); round stopped, retried on the next heartbeat", "err", err)
 						cancel()
@@ -292,6 +303,14 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 		}()
 	}
 	for _, k := range keys {
+		if node != "" {
+			n.mu.Lock()
+			still := n.index[k].node == node
+			n.mu.Unlock()
+			if !still {
+				continue
+			}
+		}
 		select {
 		case work <- k:
 		case <-ctx.Done():
@@ -299,23 +318,25 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 	}
 	close(work)
 	wg.Wait()
+	return int(adopted.Load())
 }
 
-func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presence.Reason, bool)) error {
+// reapKey adopts key's record if lost says so; true if this node did.
+func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presence.Reason, bool)) (bool, error) {
 	rev, cur, err := n.get(ctx, key)
 	if err != nil || cur.Node == "" {
-		return err
+		return false, err
 	}
 	reason, ok := lost(cur)
 	if !ok {
-		return nil
+		return false, nil
 	}
 	nrev, err := n.adoptAt(ctx, key, rev, cur, reason)
 	if err != nil {
 		if !unanswered(err) && ctx.Err() == nil {
 			n.log.Warn("reaper: session not recorded ended", "device", cur.Session.DeviceID, "err", err)
 		}
-		return err
+		return false, err
 	}
 	// Release the adopted record unless a claim got it meanwhile (the
 	// delete is conditional on the revision this node wrote), without
@@ -323,7 +344,7 @@ func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presen
 	if nrev != 0 {
 		_ = n.owners.Delete(ctx, key, jetstream.LastRevision(nrev))
 	}
-	return nil
+	return nrev != 0, nil
 }
 
 // unanswered reports an error of a stream without a leader (or too slow

@@ -122,11 +122,13 @@ type Node struct {
 	owners, nodes, leaders jetstream.KeyValue
 
 	mu      sync.Mutex
-	held    map[string]*hold // by device id
-	index   map[string]owned // KV key → its owner (zero when free), from the watch
-	terms   map[string]*term // the jobs this node leads (leader.go)
-	fenced  map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
-	closing bool             // Close began: no job is taken any more
+	held    map[string]*hold    // by device id
+	index   map[string]owned    // KV key → its owner (zero when free), from the watch
+	beats   map[string]beatSeen // by node: its last heartbeat seen (suspect.go)
+	probing map[string]bool     // the silent nodes being probed now
+	terms   map[string]*term    // the jobs this node leads (leader.go)
+	fenced  map[string]*term    // terms fenced, their contexts not yet cancelled (leader.go)
+	closing bool                // Close began: no job is taken any more
 
 	reaping  atomic.Bool // a reaper round is running
 	applyMu  sync.Mutex  // serialises OnLead; guards applied
@@ -143,6 +145,8 @@ type Node struct {
 // Stats count what the node did.
 type Stats struct {
 	Claims, RemoteTakeovers, Adopted uint64
+	// Probes counts the probes of silent nodes (suspect.go).
+	Probes uint64
 }
 
 // Key is the tether_owners key of a device id.
@@ -172,7 +176,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		o.Logger = slog.Default()
 	}
 	n := &Node{o: o, log: o.Logger.With("component", "cluster", "node", o.Node), boot: newBoot(), started: time.Now(),
-		held: map[string]*hold{}, index: map[string]owned{}, terms: map[string]*term{}, fenced: map[string]*term{},
+		held: map[string]*hold{}, index: map[string]owned{}, beats: map[string]beatSeen{}, probing: map[string]bool{}, terms: map[string]*term{}, fenced: map[string]*term{},
 		applied: map[string]*term{}, told: map[string]int{}, leadWake: make(chan struct{}, 1)}
 	if o.Retry == nil {
 		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
@@ -221,14 +225,22 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		_ = n.sub.Unsubscribe()
 		return nil, err
 	}
+	beats, err := n.loadBeats(context.Background())
+	if err != nil {
+		_ = watcher.Stop()
+		_ = n.sub.Unsubscribe()
+		return nil, err
+	}
 	n.reapOwn(ctx)
 	for _, job := range Jobs {
 		n.campaign(ctx, job)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(3)
+	n.wg.Add(5)
 	go n.watchOwners(lctx, watcher)
+	go n.watchNodes(lctx, beats)
+	go n.watchdog(lctx)
 	go n.loop(lctx)
 	go n.tellLeads(lctx)
 	return n, nil

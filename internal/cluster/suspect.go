@@ -1,0 +1,174 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-hub/tether/internal/presence"
+)
+
+// Node loss within the lease. Waiting for a dead node's lease to lapse
+// (and then for the reaper job, which may have been the dead node's, to
+// move) puts node-lost a lease and a reaper round after the kill. So
+// every node follows the others' heartbeats (the tether_nodes change
+// feed), each dated by this node's clock on arrival, so clocks need not
+// agree. A node that holds records and was not heard for suspectBeats
+// heartbeats is suspected and probed over NATS alone (probe). No
+// responders means no server of the cluster has a route to its subject:
+// its process is gone (kill -9 closes its sockets, and its server's
+// routes, at once). Its records are then adopted as node-lost by every
+// surviving node together, each starting at its own share of them (the
+// compare-and-set on each record lets exactly one node record an end),
+// without waiting for its lease or for a reaper leader.
+//
+// A node that answers the probe keeps its devices, and so does one whose
+// probe goes unanswered: a partitioned node's routes stay up in the
+// other servers' view until their pings time out (minutes by default),
+// so its requests time out rather than find no responders. Only when no
+// server has a route to it is it taken for gone — the rule the reaper
+// applied after the lease before; what is new is only that it is asked
+// once the node is silent, not once its lease lapsed.
+
+// suspectBeats is how many heartbeats a node may miss before it is
+// probed: one late write (a loaded machine, a slow Raft round) is not
+// enough; a probe is cheap and decides, so more would only delay.
+const suspectBeats = 2
+
+// beatSeen is a node's last heartbeat as this node saw it.
+type beatSeen struct {
+	boot string
+	at   time.Time // this node's clock when the write arrived
+}
+
+// beat is the heartbeat interval.
+func (n *Node) beat() time.Duration { return n.o.Lease / 5 }
+
+// noteBeat applies one change of tether_nodes to the heartbeats seen.
+func (n *Node) noteBeat(e jetstream.KeyValueEntry) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if e.Operation() != jetstream.KeyValuePut {
+		// Deleted: the node left (Close) and its records were released;
+		// any left behind are probed like a silent node's.
+		delete(n.beats, e.Key())
+		return
+	}
+	var l Lease
+	if err := json.Unmarshal(e.Value(), &l); err != nil {
+		return
+	}
+	n.beats[e.Key()] = beatSeen{boot: l.Boot, at: time.Now()}
+}
+
+// silent reports whether node has not been heard for suspectBeats
+// heartbeats (or at all) at now. n.mu held.
+func (n *Node) silentLocked(node string, now time.Time) bool {
+	b, ok := n.beats[node]
+	return !ok || now.Sub(b.at) > suspectBeats*n.beat()
+}
+
+// Silent reports whether this node has not heard node's heartbeat for
+// suspectBeats heartbeats.
+func (n *Node) Silent(node string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return node != n.o.Node && n.silentLocked(node, time.Now())
+}
+
+// suspects lists the silent nodes that hold records, not probed now.
+func (n *Node) suspects(now time.Time) []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, o := range n.index {
+		if o.node == "" || o.node == n.o.Node || seen[o.node] {
+			continue
+		}
+		seen[o.node] = true
+		if n.silentLocked(o.node, now) && !n.probing[o.node] {
+			n.probing[o.node] = true
+			out = append(out, o.node)
+		}
+	}
+	return out
+}
+
+// share returns this node's place among the nodes heard from (itself
+// included) and how many they are: where it starts in a lost node's
+// records, so the survivors start apart.
+func (n *Node) share(now time.Time) (rank, of int) {
+	n.mu.Lock()
+	live := []string{n.o.Node}
+	for node := range n.beats {
+		if node != n.o.Node && !n.silentLocked(node, now) {
+			live = append(live, node)
+		}
+	}
+	n.mu.Unlock()
+	sort.Strings(live)
+	return slices.Index(live, n.o.Node), len(live)
+}
+
+// watchdog probes the silent nodes every quarter heartbeat and adopts
+// the records of those that are gone.
+func (n *Node) watchdog(ctx context.Context) {
+	defer n.wg.Done()
+	tick := time.NewTicker(n.beat() / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, node := range n.suspects(time.Now()) {
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.suspect(ctx, node)
+				n.mu.Lock()
+				delete(n.probing, node)
+				n.mu.Unlock()
+			}()
+		}
+	}
+}
+
+// suspect probes a silent node and, when nobody serves its subject,
+// adopts its records (node-lost).
+func (n *Node) suspect(ctx context.Context, node string) {
+	boot, err := n.probe(ctx, node)
+	n.mu.Lock()
+	n.stats.Probes++
+	n.mu.Unlock()
+	if err != nil {
+		n.log.Debug("a silent node's probe went unanswered; its devices stay its own", "silent", node, "err", err)
+		return
+	}
+	if boot != "" {
+		// It runs (its heartbeats are held up: the leases' bucket
+		// electing, say). Records of its earlier runs are the reaper's.
+		return
+	}
+	probed := time.Now()
+	keys := n.keysOf(node, "")
+	rank, of := n.share(probed)
+	slices.Sort(keys)
+	if len(keys) > 0 {
+		at := rank * len(keys) / of
+		keys = append(keys[at:], keys[:at]...)
+	}
+	n.log.Info("a silent node is gone (no route to it); recording its devices node-lost", "lost", node, "records", len(keys), "share", rank, "of", of)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	adopted := n.reapKeysOf(ctx, node, keys, func(o Owner) (presence.Reason, bool) {
+		return presence.ReasonNodeLost, o.Node == node
+	})
+	n.log.Info("a gone node's records adopted", "lost", node, "adopted", adopted, "took", time.Since(probed).Round(time.Millisecond))
+}

@@ -1,0 +1,131 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/tether-hub/tether/internal/presence"
+)
+
+// longLease is a lease the tests' nodes cannot see lapse while they run:
+// what they check happens after two missed heartbeats (12 s), long before.
+const longLease = 30 * time.Second
+
+func joinLong(t *testing.T, srv *server.Server, name string) *member {
+	t.Helper()
+	return joinWith(t, srv, name, func(o *Options) { o.Lease = longLease })
+}
+
+// leaseOf reports whether node's lease is still in the bucket as seen
+// from m.
+func leaseOf(t *testing.T, m *member, node string) bool {
+	t.Helper()
+	_, ok, err := m.lease(context.Background(), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// A killed node (its connection closed, its lease left behind) is
+// probed once it missed two heartbeats and its devices are recorded
+// node-lost while its lease still stands: the survivors do not wait for
+// it to lapse, nor for a reaper leader.
+func TestAGoneNodesDevicesAreRecordedBeforeItsLeaseLapses(t *testing.T) {
+	srv := startServer(t)
+	n1, n2 := joinLong(t, srv, "n1"), joinLong(t, srv, "n2")
+	for i := range 20 {
+		n1.connect(t, fmt.Sprintf("d%d", i))
+	}
+	n1.die(t)
+	eventually(t, time.Minute, func() error {
+		for i := range 20 {
+			evs := n2.eventsOf(fmt.Sprintf("d%d", i))
+			if len(evs) != 1 || evs[0].Reason != presence.ReasonNodeLost || evs[0].Result.Type != "404104" {
+				return fmt.Errorf("d%d: node 2 recorded %+v", i, evs)
+			}
+		}
+		return nil
+	})
+	if !leaseOf(t, n2, "n1") {
+		t.Fatal("n1's lease lapsed before its devices were recorded: the test's lease is too short to tell")
+	}
+	if !n2.Silent("n1") {
+		t.Error("n1's devices adopted while n2 does not count n1 silent")
+	}
+	eventually(t, time.Minute, func() error {
+		if c := n2.Owners()["n1"]; c != 0 {
+			return fmt.Errorf("%d records still name n1", c)
+		}
+		return nil
+	})
+}
+
+// A silent node that still serves its subject (its heartbeats held up:
+// the leases' bucket electing, a stalled writer) answers the probe and
+// keeps its devices; once its connection goes, they are recorded
+// node-lost, its lease still standing.
+func TestASilentNodeThatAnswersTheProbeKeepsItsDevices(t *testing.T) {
+	srv := startServer(t)
+	n1, n2 := joinLong(t, srv, "n1"), joinLong(t, srv, "n2")
+	for i := range 3 {
+		n1.connect(t, fmt.Sprintf("d%d", i))
+	}
+	n1.halt() // no heartbeat any more; the takeover subject stays served
+	eventually(t, time.Minute, func() error {
+		if n2.Stats().Probes < 2 {
+			return fmt.Errorf("n2 probed silent n1 %d times, want 2", n2.Stats().Probes)
+		}
+		return nil
+	})
+	for i := range 3 {
+		if evs := n2.eventsOf(fmt.Sprintf("d%d", i)); len(evs) != 0 {
+			t.Fatalf("d%d: node 2 recorded %+v for a device of a node that answers", i, evs)
+		}
+	}
+	if c := n2.Owners()["n1"]; c != 3 {
+		t.Fatalf("%d records name n1, want its 3", c)
+	}
+	n1.nc.Close()
+	eventually(t, time.Minute, func() error {
+		for i := range 3 {
+			if evs := n2.eventsOf(fmt.Sprintf("d%d", i)); len(evs) != 1 || evs[0].Reason != presence.ReasonNodeLost {
+				return fmt.Errorf("d%d: node 2 recorded %+v", i, evs)
+			}
+		}
+		return nil
+	})
+	if !leaseOf(t, n2, "n1") {
+		t.Fatal("n1's lease lapsed first: the test's lease is too short to tell")
+	}
+}
+
+// Every survivor adopts a gone node's records at once; each device's end
+// is recorded exactly once, by one of them.
+func TestSurvivorsRecordEachLostDeviceOnce(t *testing.T) {
+	srv := startServer(t)
+	n1, n2, n3 := joinLong(t, srv, "n1"), joinLong(t, srv, "n2"), joinLong(t, srv, "n3")
+	const devices = 60
+	for i := range devices {
+		n1.connect(t, fmt.Sprintf("d%d", i))
+	}
+	n1.die(t)
+	eventually(t, time.Minute, func() error {
+		if c := n2.Owners()["n1"] + n3.Owners()["n1"]; c != 0 {
+			return fmt.Errorf("%d records still name n1", c)
+		}
+		return nil
+	})
+	for i := range devices {
+		dev := fmt.Sprintf("d%d", i)
+		evs := append(n2.eventsOf(dev), n3.eventsOf(dev)...)
+		if len(evs) != 1 || evs[0].Reason != presence.ReasonNodeLost {
+			t.Errorf("%s: the survivors recorded %+v, want one node-lost", dev, evs)
+		}
+	}
+	t.Logf("adopted by n2: %d, by n3: %d", n2.Stats().Adopted, n3.Stats().Adopted)
+}
