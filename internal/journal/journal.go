@@ -57,9 +57,14 @@ type Journal struct {
 	// revisions before it.
 	AlertRules jetstream.KeyValue
 	// Alerts is the cluster's record of alert transitions and of their
-	// notifications (internal/app/alertledger.go).
+	// notifications (internal/app/alertledger.go). It allows per-key TTLs
+	// (AlertsMarkerTTL), which its history keys are written with.
 	Alerts jetstream.KeyValue
 }
+
+// AlertsMarkerTTL is how long Alerts keeps the marker a key's expiry
+// leaves, so followers of the bucket see the key go.
+const AlertsMarkerTTL = time.Hour
 
 // Open starts (or connects to) NATS and creates the streams and buckets if
 // missing. ctx bounds the start-up.
@@ -206,13 +211,21 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 			return fmt.Errorf("journal: stream %s: %w", cfg.Name, err)
 		}
 	}
-	kv := func(name string, history uint8) (jetstream.KeyValue, error) {
+	kv := func(name string, history uint8, markerTTL ...time.Duration) (jetstream.KeyValue, error) {
 		replicated = append(replicated, "KV_"+name)
 		var b jetstream.KeyValue
 		err := untilClusterReady(ctx, func(ctx context.Context) (err error) {
-			b, err = j.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-				Bucket: name, History: history, Storage: jetstream.FileStorage, Replicas: o.Replicas,
-			})
+			cfg := jetstream.KeyValueConfig{Bucket: name, History: history, Storage: jetstream.FileStorage, Replicas: o.Replicas}
+			if len(markerTTL) > 0 {
+				cfg.LimitMarkerTTL = markerTTL[0]
+			}
+			b, err = j.JS.CreateOrUpdateKeyValue(ctx, cfg)
+			if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+				// An external NATS server older than 2.11: keys without
+				// their own TTL (they do not expire) rather than no start.
+				cfg.LimitMarkerTTL = 0
+				b, err = j.JS.CreateOrUpdateKeyValue(ctx, cfg)
+			}
 			return err
 		})
 		if err != nil {
@@ -239,7 +252,9 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 	if j.AlertRules, err = kv("tether_alert_rules", 10); err != nil {
 		return err
 	}
-	if j.Alerts, err = kv("tether_alerts", 1); err != nil {
+	// Per-key TTLs: the alert history's keys expire (app's alert ledger),
+	// its claims do not.
+	if j.Alerts, err = kv("tether_alerts", 1, AlertsMarkerTTL); err != nil {
 		return err
 	}
 	if o.Replicas > 1 {
