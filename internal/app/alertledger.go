@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/alert"
-	"github.com/tether-hub/tether/internal/journal"
+	"github.com/tether-hub/tether/internal/cluster"
 )
 
 // The alert ledger is a cluster's record of the alert notifications it
@@ -46,7 +46,13 @@ import (
 //     gone; a claim of this run that its dispatcher does not hold (the
 //     write committed, its answer was lost) is sent.
 //   - one key per notified transition ("t.<alert id>.<condition>") is the
-//     cluster's alert history, the same on every node's API.
+//     cluster's alert history, the same on every node's API. Each is
+//     written with its own TTL (ledgerHistoryKeep, 30 days, as long as
+//     Azure Monitor keeps alerts): the bucket expires it and leaves a
+//     marker its followers drop it on. The series keys have none: a
+//     series' claim lives as long as the series, however long it fires
+//     (a bucket-wide MaxAge would expire a claim a long-firing alert
+//     still needs, and the Resolved would go out with a second Fired).
 //
 // A single hub notifies directly and keeps its history in its data dir
 // (alerts.go).
@@ -68,6 +74,8 @@ const (
 	// a long time does not replay what is long past (and series that
 	// are gone are forgotten).
 	ledgerHorizon = 5 * time.Minute
+	// ledgerHistoryKeep is how long a history key lives (its KV TTL).
+	ledgerHistoryKeep = 30 * 24 * time.Hour
 )
 
 // claimState is how a claimed notification went.
@@ -121,7 +129,11 @@ type alertLedger struct {
 
 	hmu     sync.Mutex
 	history []alert.Record
+	hkeys   []string        // history[i]'s key
 	keys    map[string]bool // history keys held
+	// historyKeep is the history keys' TTL (ledgerHistoryKeep; tests
+	// shorten it).
+	historyKeep time.Duration
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -130,7 +142,8 @@ type alertLedger struct {
 func newAlertLedger(kv jetstream.KeyValue, node, boot string, leads func() bool,
 	alive func(context.Context) (map[string]string, error), send func(alert.Alert, func(alert.Outcome)), log *slog.Logger) *alertLedger {
 	return &alertLedger{kv: kv, node: node, boot: boot, leads: leads, alive: alive, send: send, log: log,
-		pending: map[string][]alert.Alert{}, handed: map[string]uint64{}, wake: make(chan struct{}, 1), keys: map[string]bool{}}
+		pending: map[string][]alert.Alert{}, handed: map[string]uint64{}, wake: make(chan struct{}, 1), keys: map[string]bool{},
+		historyKeep: ledgerHistoryKeep}
 }
 
 // note is the manager's Notify: it keeps a and wakes the settling loop.
@@ -164,12 +177,14 @@ func transitionAt(a alert.Alert) time.Time {
 	return a.FiredAt
 }
 
-// start follows the history and settles transitions until stop.
+// start follows the history and settles transitions until stop. The
+// history's feed is opened again should it end (cluster.Follow).
 func (l *alertLedger) start(ctx context.Context, retry func(context.Context, func(context.Context) error) error) error {
 	var w jetstream.KeyWatcher
 	rctx, cancel := context.WithCancel(context.Background())
+	open := func(ctx context.Context) (jetstream.KeyWatcher, error) { return l.kv.Watch(ctx, ledgerHistory+">") }
 	err := retry(ctx, func(context.Context) (err error) {
-		w, err = l.kv.Watch(rctx, ledgerHistory+">")
+		w, err = open(rctx)
 		return err
 	})
 	if err != nil {
@@ -180,11 +195,8 @@ func (l *alertLedger) start(ctx context.Context, retry func(context.Context, fun
 	l.wg.Add(2)
 	go func() {
 		defer l.wg.Done()
-		journal.FollowKV(rctx, w, func(e jetstream.KeyValueEntry) bool {
-			if e != nil && e.Operation() == jetstream.KeyValuePut {
-				l.remember(e)
-			}
-			return true
+		cluster.Follow(rctx, l.log, l.kv.Bucket(), w, open, l.remember, func(present map[string]bool) {
+			l.keepOnly(func(k string) bool { return present[k] })
 		})
 	}()
 	go func() { defer l.wg.Done(); l.run(rctx) }()
@@ -200,7 +212,13 @@ func (l *alertLedger) stop() {
 	}
 }
 
+// remember applies a change of the history: a record added, or one
+// gone (its TTL expired, or deleted).
 func (l *alertLedger) remember(e jetstream.KeyValueEntry) {
+	if e.Operation() != jetstream.KeyValuePut {
+		l.keepOnly(func(k string) bool { return k != e.Key() })
+		return
+	}
 	var r alert.Record
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		l.log.Warn("alert history: an entry of the cluster's history is not a record", "key", e.Key(), "err", err)
@@ -211,7 +229,26 @@ func (l *alertLedger) remember(e jetstream.KeyValueEntry) {
 	if !l.keys[e.Key()] {
 		l.keys[e.Key()] = true
 		l.history = append(l.history, r)
+		l.hkeys = append(l.hkeys, e.Key())
 	}
+}
+
+// keepOnly drops the history records whose keys keep refuses (those a
+// reopened feed no longer has: expired while no feed ran).
+func (l *alertLedger) keepOnly(keep func(string) bool) {
+	l.hmu.Lock()
+	defer l.hmu.Unlock()
+	j := 0
+	for i, k := range l.hkeys {
+		if keep(k) {
+			l.history[j], l.hkeys[j] = l.history[i], k
+			j++
+		} else {
+			delete(l.keys, k)
+		}
+	}
+	clear(l.history[j:])
+	l.history, l.hkeys = l.history[:j], l.hkeys[:j]
 }
 
 // History lists the cluster's notified transitions, in the order they
@@ -467,7 +504,7 @@ func isWrongSequence(err error) bool {
 func (l *alertLedger) recordHistory(ctx context.Context, a alert.Alert) {
 	b, err := json.Marshal(a.Record())
 	if err == nil {
-		_, err = l.kv.Create(ctx, ledgerHistory+a.ID+"."+string(a.Condition), b)
+		_, err = l.kv.Create(ctx, ledgerHistory+a.ID+"."+string(a.Condition), b, jetstream.KeyTTL(l.historyKeep))
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		l.log.Error("alert transition not recorded in the cluster's history", "rule", a.Rule.Name, "alert", a.ID, "condition", a.Condition, "err", err)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -350,5 +351,48 @@ func TestAlertLedgerClaimsAcrossNodeLoss(t *testing.T) {
 			t.Fatalf("history %v, want %s", got, want)
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+}
+
+// The history's keys expire (their own TTL, shortened here to the
+// server's least, a second) and leave every node's history; the series
+// claim beside them, written without one, stays.
+func TestAlertLedgerHistoryExpiresClaimsStay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nodes := newLedgerNodes(t, ctx)
+	n := nodes.node("n1", "run-1", nil)
+	n.historyKeep = time.Second
+	once := func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
+	if err := n.start(ctx, once); err != nil {
+		t.Fatal(err)
+	}
+	defer n.stop()
+	a := firedAt("id-a", time.Now().UTC())
+	nodes.settle(n, 0, a)
+	nodes.expect(n, "[Fired id-a]")
+	n.done[0](alert.Sent)
+	key := ledgerHistory + "id-a." + string(alert.Fired)
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for !ok() {
+			if ctx.Err() != nil {
+				t.Fatalf("%s: %v", what, ctx.Err())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	wait("the Fired in the history", func() bool { return len(n.History(alert.HistoryQuery{})) == 1 })
+	wait("the history key expired", func() bool {
+		_, err := nodes.kv.Get(ctx, key)
+		return errors.Is(err, jetstream.ErrKeyNotFound)
+	})
+	wait("the Fired gone from the history", func() bool { return len(n.History(alert.HistoryQuery{})) == 0 })
+	e, err := nodes.kv.Get(ctx, seriesKey(a))
+	if err != nil {
+		t.Fatalf("the series claim: %v (a claim must not expire)", err)
+	}
+	if !strings.Contains(string(e.Value()), `"state":"sent"`) {
+		t.Errorf("the series claim reads %s, want it sent", e.Value())
 	}
 }

@@ -99,20 +99,23 @@ func (n *Node) suspects(now time.Time) []string {
 	return out
 }
 
-// share returns this node's place among the nodes heard from (itself
-// included) and how many they are: where it starts in a lost node's
-// records, so the survivors start apart.
-func (n *Node) share(now time.Time) (rank, of int) {
+// share returns this node's place among the nodes whose leases it has
+// seen (itself included, gone excluded) and how many they are: where it
+// starts in gone's records, so the survivors start apart. Heartbeats
+// are not asked to be recent: while the leases' bucket elects a leader
+// (it may have been gone's) every node looks silent, and the survivors
+// must still agree on their places.
+func (n *Node) share(gone string) (rank, of int) {
 	n.mu.Lock()
-	live := []string{n.o.Node}
+	nodes := []string{n.o.Node}
 	for node := range n.beats {
-		if node != n.o.Node && !n.silentLocked(node, now) {
-			live = append(live, node)
+		if node != n.o.Node && node != gone {
+			nodes = append(nodes, node)
 		}
 	}
 	n.mu.Unlock()
-	sort.Strings(live)
-	return slices.Index(live, n.o.Node), len(live)
+	sort.Strings(nodes)
+	return slices.Index(nodes, n.o.Node), len(nodes)
 }
 
 // watchdog probes the silent nodes every quarter heartbeat and adopts
@@ -158,7 +161,7 @@ func (n *Node) suspect(ctx context.Context, node string) {
 	}
 	probed := time.Now()
 	keys := n.keysOf(node, "")
-	rank, of := n.share(probed)
+	rank, of := n.share(node)
 	slices.Sort(keys)
 	if len(keys) > 0 {
 		at := rank * len(keys) / of
