@@ -870,8 +870,8 @@ func TestClusterSimNodeLossAndRollingRestart(t *testing.T) {
 			}
 		}
 		failover, stored := last.Sub(hc.At), releasedAt.Sub(hc.At)
-		phase("%d node-lost disconnects, the last recorded %s after the kill -9, all stored and released by %s (lease %s)",
-			n, failover.Round(time.Millisecond), stored.Round(time.Millisecond), lease)
+		phase("%d node-lost disconnects, the last recorded %s after the kill -9 (at %s), all stored and released by %s (lease %s)",
+			n, failover.Round(time.Millisecond), hc.At.UTC().Format("15:04:05.000"), stored.Round(time.Millisecond), lease)
 		for k, h := range c.nodes {
 			for _, l := range h.logLines("a silent node is gone", "a gone node's records adopted") {
 				phase("node %d: %s", k+1, l)

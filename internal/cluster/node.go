@@ -30,7 +30,11 @@ const (
 )
 
 // DefaultLease is Options.Lease's default: a node silent this long is
-// dead, and its devices are recorded disconnected (node-lost).
+// dead, and its devices are recorded disconnected (node-lost). A node
+// whose process is gone is found sooner (two missed heartbeats and no
+// route to it, suspect.go); the lease is the bound on that too, so it
+// must outlast a Raft election of the groups a dead node led (its
+// journal writes wait for it: 4–9 s in nats-server).
 const DefaultLease = 10 * time.Second
 
 // Options configure a Node.
