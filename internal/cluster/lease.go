@@ -100,35 +100,29 @@ func (n *Node) loop(ctx context.Context) {
 // watcher, which goes on with the changes after them (watchOwners): one
 // watcher, so no change falls between the reading and the watching.
 func (n *Node) loadIndex(ctx context.Context) (jetstream.KeyWatcher, error) {
-	w, err := n.owners.WatchAll(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: reading %s: %w", OwnersBucket, err)
-	}
-	for e := range w.Updates() {
-		if e == nil {
-			return w, nil
-		}
-		n.note(e)
-	}
-	_ = w.Stop()
-	return nil, errors.New("cluster: owner watch closed early")
+	return loadAll(ctx, n.owners, n.note)
 }
 
 // loadBeats reads every node's lease into the heartbeats seen (dated
 // now) and returns the watcher, which goes on with the changes.
 func (n *Node) loadBeats(ctx context.Context) (jetstream.KeyWatcher, error) {
-	w, err := n.nodes.WatchAll(ctx)
+	return loadAll(ctx, n.nodes, n.noteBeat)
+}
+
+// loadAll applies kv's current values and returns its watcher.
+func loadAll(ctx context.Context, kv jetstream.KeyValue, apply func(jetstream.KeyValueEntry)) (jetstream.KeyWatcher, error) {
+	w, err := kv.WatchAll(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: reading %s: %w", NodesBucket, err)
+		return nil, fmt.Errorf("cluster: reading %s: %w", kv.Bucket(), err)
 	}
 	for e := range w.Updates() {
 		if e == nil {
 			return w, nil
 		}
-		n.noteBeat(e)
+		apply(e)
 	}
 	_ = w.Stop()
-	return nil, errors.New("cluster: lease watch closed early")
+	return nil, fmt.Errorf("cluster: the watch of %s closed early", kv.Bucket())
 }
 
 // note applies one owner record change to the index. A record of a
@@ -169,31 +163,32 @@ func (n *Node) note(e jetstream.KeyValueEntry) {
 // deleted meanwhile leave the index.
 func (n *Node) watchOwners(ctx context.Context, w jetstream.KeyWatcher) {
 	defer n.wg.Done()
-	Follow(ctx, n.log, OwnersBucket, w, func(ctx context.Context) (jetstream.KeyWatcher, error) { return n.owners.WatchAll(ctx) },
-		n.note, func(present map[string]bool) {
-			n.mu.Lock()
-			defer n.mu.Unlock()
-			for k := range n.index {
-				if !present[k] {
-					delete(n.index, k)
-				}
-			}
-		})
+	n.follow(ctx, n.owners, w, n.note, keepPresent(&n.mu, n.index))
 }
 
 // watchNodes keeps the heartbeats seen current (suspect.go).
 func (n *Node) watchNodes(ctx context.Context, w jetstream.KeyWatcher) {
 	defer n.wg.Done()
-	Follow(ctx, n.log, NodesBucket, w, func(ctx context.Context) (jetstream.KeyWatcher, error) { return n.nodes.WatchAll(ctx) },
-		n.noteBeat, func(present map[string]bool) {
-			n.mu.Lock()
-			defer n.mu.Unlock()
-			for k := range n.beats {
-				if !present[k] {
-					delete(n.beats, k)
-				}
+	n.follow(ctx, n.nodes, w, n.noteBeat, keepPresent(&n.mu, n.beats))
+}
+
+// keepPresent returns a Follow present func that drops m's keys the
+// reopened feed did not have (deleted while no feed ran), under mu.
+func keepPresent[V any](mu *sync.Mutex, m map[string]V) func(map[string]bool) {
+	return func(present map[string]bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		for k := range m {
+			if !present[k] {
+				delete(m, k)
 			}
-		})
+		}
+	}
+}
+
+// follow is Follow on all of kv's keys.
+func (n *Node) follow(ctx context.Context, kv jetstream.KeyValue, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry), present func(map[string]bool)) {
+	Follow(ctx, n.log, kv.Bucket(), w, func(ctx context.Context) (jetstream.KeyWatcher, error) { return kv.WatchAll(ctx) }, apply, present)
 }
 
 // Owners counts the devices each node holds, from the index.

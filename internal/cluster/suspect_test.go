@@ -31,6 +31,21 @@ func leaseOf(t *testing.T, m *member, node string) bool {
 	return ok
 }
 
+// nodeLost waits until m recorded devices d0…d<count-1> node-lost, once
+// each.
+func nodeLost(t *testing.T, m *member, count int) {
+	t.Helper()
+	eventually(t, time.Minute, func() error {
+		for i := range count {
+			evs := m.eventsOf(fmt.Sprintf("d%d", i))
+			if len(evs) != 1 || evs[0].Reason != presence.ReasonNodeLost || evs[0].Result.Type != "404104" {
+				return fmt.Errorf("d%d: %s recorded %+v", i, m.o.Node, evs)
+			}
+		}
+		return nil
+	})
+}
+
 // A killed node (its connection closed, its lease left behind) is
 // probed once it missed two heartbeats and its devices are recorded
 // node-lost while its lease still stands: the survivors do not wait for
@@ -42,15 +57,7 @@ func TestAGoneNodesDevicesAreRecordedBeforeItsLeaseLapses(t *testing.T) {
 		n1.connect(t, fmt.Sprintf("d%d", i))
 	}
 	n1.die(t)
-	eventually(t, time.Minute, func() error {
-		for i := range 20 {
-			evs := n2.eventsOf(fmt.Sprintf("d%d", i))
-			if len(evs) != 1 || evs[0].Reason != presence.ReasonNodeLost || evs[0].Result.Type != "404104" {
-				return fmt.Errorf("d%d: node 2 recorded %+v", i, evs)
-			}
-		}
-		return nil
-	})
+	nodeLost(t, n2, 20)
 	if !leaseOf(t, n2, "n1") {
 		t.Fatal("n1's lease lapsed before its devices were recorded: the test's lease is too short to tell")
 	}
@@ -91,14 +98,7 @@ func TestASilentNodeThatAnswersTheProbeKeepsItsDevices(t *testing.T) {
 		t.Fatalf("%d records name n1, want its 3", c)
 	}
 	n1.nc.Close()
-	eventually(t, time.Minute, func() error {
-		for i := range 3 {
-			if evs := n2.eventsOf(fmt.Sprintf("d%d", i)); len(evs) != 1 || evs[0].Reason != presence.ReasonNodeLost {
-				return fmt.Errorf("d%d: node 2 recorded %+v", i, evs)
-			}
-		}
-		return nil
-	})
+	nodeLost(t, n2, 3)
 	if !leaseOf(t, n2, "n1") {
 		t.Fatal("n1's lease lapsed first: the test's lease is too short to tell")
 	}
