@@ -504,11 +504,27 @@ func isWrongSequence(err error) bool {
 func (l *alertLedger) recordHistory(ctx context.Context, a alert.Alert) {
 	b, err := json.Marshal(a.Record())
 	if err == nil {
-		_, err = l.kv.Create(ctx, ledgerHistory+a.ID+"."+string(a.Condition), b, jetstream.KeyTTL(l.historyKeep))
+		key := ledgerHistory + a.ID + "." + string(a.Condition)
+		_, err = l.kv.Create(ctx, key, b, jetstream.KeyTTL(l.historyKeep))
+		if ttlRefused(err) {
+			// A bucket made without per-key TTLs (an older server in
+			// the cluster): kept without expiry rather than lost.
+			_, err = l.kv.Create(ctx, key, b)
+		}
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		l.log.Error("alert transition not recorded in the cluster's history", "rule", a.Rule.Name, "alert", a.ID, "condition", a.Condition, "err", err)
 	}
+}
+
+// jsErrMessageTTLDisabled is nats-server's JSMessageTTLDisabledErr.
+const jsErrMessageTTLDisabled = 10166
+
+// ttlRefused reports a write refused for its TTL (the bucket does not
+// allow per-key TTLs).
+func ttlRefused(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrMessageTTLDisabled
 }
 
 // done writes the outcome of the notification claimed at rev, unless the

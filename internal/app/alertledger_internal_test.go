@@ -396,3 +396,29 @@ func TestAlertLedgerHistoryExpiresClaimsStay(t *testing.T) {
 		t.Errorf("the series claim reads %s, want it sent", e.Value())
 	}
 }
+
+// On a bucket made without per-key TTLs (an older server in the cluster)
+// the history is kept without expiry, not lost.
+func TestAlertLedgerHistoryWithoutPerKeyTTLs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	j, err := journal.Open(ctx, journal.Options{DataDir: filepath.Join(t.TempDir(), "journal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	kv, err := j.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "alerts_no_ttl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := &ledgerNodes{t: t, ctx: ctx, kv: kv, live: map[string]string{}}
+	n := nodes.node("n1", "run-1", nil)
+	nodes.settle(n, 0, firedAt("id-a", time.Now().UTC()))
+	e, err := kv.Get(ctx, ledgerHistory+"id-a."+string(alert.Fired))
+	if err != nil {
+		t.Fatalf("history key: %v", err)
+	}
+	if !strings.Contains(string(e.Value()), "id-a") {
+		t.Errorf("history key holds %s", e.Value())
+	}
+}
