@@ -204,6 +204,22 @@ func (n *Node) Owners() map[string]int {
 	return out
 }
 
+// recordsOf returns the index keys held by node and the runs (boots)
+// they are of.
+func (n *Node) recordsOf(node string) ([]string, map[string]bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var keys []string
+	boots := map[string]bool{}
+	for k, o := range n.index {
+		if o.node == node {
+			keys = append(keys, k)
+			boots[o.boot] = true
+		}
+	}
+	return keys, boots
+}
+
 // keysOf returns the index keys held by node, except those of its run
 // boot (when not empty): a live node's current devices are not read.
 func (n *Node) keysOf(node, boot string) []string {
@@ -260,16 +276,18 @@ const reapWorkers = 128
 // reapKeys adopts, in parallel, the records among keys that lost says
 // are lost, and deletes them once their ends are stored.
 func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (presence.Reason, bool)) {
-	n.reapKeysOf(ctx, "", keys, lost)
+	_, _ = n.reapKeysOf(ctx, "", keys, lost)
 }
 
 // reapKeysOf is reapKeys, skipping (when node is not "") the keys the
 // index no longer gives node when their turn comes: another survivor
-// adopted them first. It returns how many records this node adopted.
-func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost func(Owner) (presence.Reason, bool)) int {
+// adopted them first. It returns how many records this node adopted,
+// and whether the round stopped early (the bucket did not answer).
+func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost func(Owner) (presence.Reason, bool)) (int, bool) {
 	if len(keys) == 0 {
-		return 0
+		return 0, false
 	}
+	var halted atomic.Bool
 	var adopted atomic.Int64
 	// Right after a node loss the owners bucket may still be electing a
 	// Raft leader: the first write that finds no leader ends the round
@@ -290,6 +308,7 @@ func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost 
 				}
 				if unanswered(err) {
 					stopped.Do(func() {
+						halted.Store(true)
 						n.log.Warn("reaper: the owners bucket does not answer (electing a leader?); round stopped, retried on the next heartbeat", "err", err)
 						cancel()
 					})
@@ -313,7 +332,7 @@ func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost 
 	}
 	close(work)
 	wg.Wait()
-	return int(adopted.Load())
+	return int(adopted.Load()), halted.Load()
 }
 
 // reapKey adopts key's record if lost says so; true if this node did.

@@ -39,6 +39,10 @@ import (
 // enough; a probe is cheap and decides, so more would only delay.
 const suspectBeats = 2
 
+// suspectRetry is the pause before a gone node's records are tried again
+// after the owners bucket or the journal did not answer.
+const suspectRetry = 100 * time.Millisecond
+
 // beatSeen is a node's last heartbeat as this node saw it.
 type beatSeen struct {
 	boot string
@@ -160,7 +164,7 @@ func (n *Node) suspect(ctx context.Context, node string) {
 		return
 	}
 	probed := time.Now()
-	keys := n.keysOf(node, "")
+	keys, boots := n.recordsOf(node)
 	rank, of := n.share(node)
 	slices.Sort(keys)
 	if len(keys) > 0 {
@@ -170,8 +174,28 @@ func (n *Node) suspect(ctx context.Context, node string) {
 	n.log.Info("a silent node is gone (no route to it); recording its devices node-lost", "lost", node, "records", len(keys), "share", rank, "of", of)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	adopted := n.reapKeysOf(ctx, node, keys, func(o Owner) (presence.Reason, bool) {
-		return presence.ReasonNodeLost, o.Node == node
-	})
+	// Only the runs whose records were there when the probe found no
+	// route: a run started since (the node back, a new boot) is live.
+	lost := func(o Owner) (presence.Reason, bool) {
+		return presence.ReasonNodeLost, o.Node == node && boots[o.Boot]
+	}
+	adopted := 0
+	for {
+		a, stopped := n.reapKeysOf(ctx, node, keys, lost)
+		adopted += a
+		if !stopped {
+			break
+		}
+		// The owners bucket or the journal has no Raft leader yet (the
+		// gone node led it, most likely): its election ends any moment,
+		// so try again soon rather than a heartbeat later.
+		select {
+		case <-ctx.Done():
+		case <-time.After(suspectRetry):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
 	n.log.Info("a gone node's records adopted", "lost", node, "adopted", adopted, "took", time.Since(probed).Round(time.Millisecond))
 }
