@@ -114,9 +114,21 @@ func TestSurvivorsRecordEachLostDeviceOnce(t *testing.T) {
 		n1.connect(t, fmt.Sprintf("d%d", i))
 	}
 	n1.die(t)
+	// Every end recorded, and every adoption over (the index shows a
+	// record adopted as soon as it is written over, before its end is
+	// recorded): then no second end can come.
 	eventually(t, time.Minute, func() error {
+		for i := range devices {
+			dev := fmt.Sprintf("d%d", i)
+			if len(n2.eventsOf(dev))+len(n3.eventsOf(dev)) == 0 {
+				return fmt.Errorf("%s: no end recorded yet", dev)
+			}
+		}
 		if c := n2.Owners()["n1"] + n3.Owners()["n1"]; c != 0 {
 			return fmt.Errorf("%d records still name n1", c)
+		}
+		if h := n2.holding() + n3.holding(); h != 0 {
+			return fmt.Errorf("%d adoptions still in hand", h)
 		}
 		return nil
 	})
