@@ -130,9 +130,14 @@ type Node struct {
 	index   map[string]owned    // KV key → its owner (zero when free), from the watch
 	beats   map[string]beatSeen // by node: its last heartbeat seen (suspect.go)
 	probing map[string]bool     // the silent nodes being probed now
-	terms   map[string]*term    // the jobs this node leads (leader.go)
-	fenced  map[string]*term    // terms fenced, their contexts not yet cancelled (leader.go)
-	closing bool                // Close began: no job is taken any more
+	// noAnswer holds the silent nodes' first probes that found no
+	// responders, and reconnects this node's reconnects to NATS seen
+	// (suspect.go).
+	noAnswer   map[string]noAnswer
+	reconnects uint64
+	terms      map[string]*term // the jobs this node leads (leader.go)
+	fenced     map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
+	closing    bool             // Close began: no job is taken any more
 
 	reaping  atomic.Bool // a reaper round is running
 	applyMu  sync.Mutex  // serialises OnLead; guards applied
@@ -180,7 +185,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		o.Logger = slog.Default()
 	}
 	n := &Node{o: o, log: o.Logger.With("component", "cluster", "node", o.Node), boot: newBoot(), started: time.Now(),
-		held: map[string]*hold{}, index: map[string]owned{}, beats: map[string]beatSeen{}, probing: map[string]bool{}, terms: map[string]*term{}, fenced: map[string]*term{},
+		held: map[string]*hold{}, index: map[string]owned{}, beats: map[string]beatSeen{}, probing: map[string]bool{}, noAnswer: map[string]noAnswer{}, terms: map[string]*term{}, fenced: map[string]*term{},
 		applied: map[string]*term{}, told: map[string]int{}, leadWake: make(chan struct{}, 1)}
 	if o.Retry == nil {
 		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }

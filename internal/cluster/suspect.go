@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/presence"
@@ -46,7 +47,49 @@ const suspectRetry = 100 * time.Millisecond
 // beatSeen is a node's last heartbeat as this node saw it.
 type beatSeen struct {
 	boot string
+	rev  uint64    // the lease's revision: a reopened feed's same write is not a new beat
 	at   time.Time // this node's clock when the write arrived
+}
+
+// noAnswer is a first probe of a node that found no responders.
+type noAnswer struct {
+	at         time.Time
+	reconnects uint64 // this node's reconnects to NATS by then
+}
+
+// A node that reconnects to NATS (an external server restarting: the
+// client waits ReconnectWait plus jitter between attempts) sees the
+// others' heartbeats stale by the length of its own outage, and may
+// probe a node that has not reconnected yet: no responders, though the
+// node is alive. So the silence clocks start again at this node's own
+// reconnect (redateOnReconnect), and a node is taken for gone only after
+// two probes found no responders, at least confirmGap apart, with no
+// reconnect of this node between them: by then a live node reconnected.
+
+// confirmGap is how long after a first unanswered probe a second one
+// must also find no responders: the client's longest pause between
+// reconnect attempts (ReconnectWait plus the larger jitter).
+func (n *Node) confirmGap() time.Duration {
+	o := n.o.NC.Opts
+	return o.ReconnectWait + max(o.ReconnectJitter, o.ReconnectJitterTLS)
+}
+
+// redateOnReconnect restarts every silence clock, and forgets the
+// unanswered probes, when this node's connection reconnected since the
+// last call; it reports whether the connection is up now.
+func (n *Node) redateOnReconnect(now time.Time) bool {
+	r := n.o.NC.Stats().Reconnects
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if r != n.reconnects {
+		n.reconnects = r
+		for k, b := range n.beats {
+			b.at = now
+			n.beats[k] = b
+		}
+		clear(n.noAnswer)
+	}
+	return n.o.NC.Status() == nats.CONNECTED
 }
 
 // beat is the heartbeat interval.
@@ -66,7 +109,13 @@ func (n *Node) noteBeat(e jetstream.KeyValueEntry) {
 	if err := json.Unmarshal(e.Value(), &l); err != nil {
 		return
 	}
-	n.beats[e.Key()] = beatSeen{boot: l.Boot, at: time.Now()}
+	if b, ok := n.beats[e.Key()]; ok && e.Revision() <= b.rev {
+		// The same write again (a reopened feed): no news of the node,
+		// its silence goes on.
+		return
+	}
+	n.beats[e.Key()] = beatSeen{boot: l.Boot, rev: e.Revision(), at: time.Now()}
+	delete(n.noAnswer, e.Key())
 }
 
 // silent reports whether node has not been heard for suspectBeats
@@ -134,6 +183,9 @@ func (n *Node) watchdog(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		if !n.redateOnReconnect(time.Now()) {
+			continue // cut off from NATS: every node looks silent
+		}
 		for _, node := range n.suspects(time.Now()) {
 			n.wg.Add(1)
 			go func() {
@@ -147,23 +199,37 @@ func (n *Node) watchdog(ctx context.Context) {
 	}
 }
 
-// suspect probes a silent node and, when nobody serves its subject,
-// adopts its records (node-lost).
+// suspect probes a silent node and, when nobody serves its subject
+// twice, confirmGap apart, adopts its records (node-lost).
 func (n *Node) suspect(ctx context.Context, node string) {
+	before := n.o.NC.Stats().Reconnects
 	boot, err := n.probe(ctx, node)
+	probed := time.Now()
+	after := n.o.NC.Stats().Reconnects
 	n.mu.Lock()
 	n.stats.Probes++
+	first, seen := n.noAnswer[node]
+	switch {
+	case err != nil || boot != "" || before != after:
+		// Unanswered (says nothing), running (its heartbeats are held
+		// up: the leases' bucket electing, say; records of its earlier
+		// runs are the reaper's), or asked across a reconnect of this
+		// node: start over.
+		delete(n.noAnswer, node)
+	case !seen || first.reconnects != after:
+		n.noAnswer[node] = noAnswer{at: probed, reconnects: after}
+	}
 	n.mu.Unlock()
 	if err != nil {
 		n.log.Debug("a silent node's probe went unanswered; its devices stay its own", "silent", node, "err", err)
 		return
 	}
-	if boot != "" {
-		// It runs (its heartbeats are held up: the leases' bucket
-		// electing, say). Records of its earlier runs are the reaper's.
+	if boot != "" || before != after || !seen || first.reconnects != after {
 		return
 	}
-	probed := time.Now()
+	if probed.Sub(first.at) < n.confirmGap() {
+		return // not yet long enough for a live node to reconnect
+	}
 	keys, boots := n.recordsOf(node)
 	rank, of := n.share(node)
 	slices.Sort(keys)

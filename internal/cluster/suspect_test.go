@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -140,4 +142,65 @@ func TestSurvivorsRecordEachLostDeviceOnce(t *testing.T) {
 		}
 	}
 	t.Logf("adopted by n2: %d, by n3: %d", n2.Stats().Adopted, n3.Stats().Adopted)
+}
+
+// A node that reconnects after its own NATS outage sees the others'
+// heartbeats stale and may probe a node that has not reconnected yet (no
+// responders, though it is alive). It must not take that node's devices:
+// its silence clocks start again at its reconnect, and a node is gone
+// only after two unanswered probes a reconnect pause apart.
+func TestANodesOwnReconnectDoesNotMakeOthersGone(t *testing.T) {
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	opts.Port = srv.Addr().(*net.TCPAddr).Port
+	// A short lease: the outage outlasts two heartbeats.
+	short := func(o *Options) { o.Lease = 2 * time.Second }
+	n1, n2 := joinWith(t, srv, "n1", short), joinWith(t, srv, "n2", short)
+	for i := range 3 {
+		n2.connect(t, fmt.Sprintf("d%d", i))
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	eventually(t, time.Minute, func() error {
+		if !n1.Silent("n2") || !n2.Silent("n1") {
+			return errors.New("the nodes do not find each other silent yet")
+		}
+		return nil
+	})
+	srv, err = server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready after the restart")
+	}
+	// Both back, and n1 hears n2 again: any wrong adoption was decided by
+	// then (n1 probed n2 before n2 reconnected, or never).
+	eventually(t, time.Minute, func() error {
+		if !n1.nc.IsConnected() || !n2.nc.IsConnected() {
+			return errors.New("not reconnected yet")
+		}
+		if n1.Silent("n2") {
+			return errors.New("n1 does not hear n2 yet")
+		}
+		return nil
+	})
+	for i := range 3 {
+		if evs := n1.eventsOf(fmt.Sprintf("d%d", i)); len(evs) != 0 {
+			t.Fatalf("d%d: n1 recorded %+v for a live node's device after its own reconnect", i, evs)
+		}
+	}
+	if c := n1.Owners()["n2"]; c != 3 {
+		t.Fatalf("%d records name n2, want its 3", c)
+	}
 }
