@@ -317,6 +317,7 @@ func (n *Node) release(dev string, h *hold) {
 	defer cancel()
 	n.mu.Lock()
 	rev := h.rev
+	h.releasing = true // its own delete is not a takeover (note)
 	n.mu.Unlock()
 	err := n.owners.Delete(ctx, Key(dev), jetstream.LastRevision(rev))
 	if err != nil && !conflict(err) {

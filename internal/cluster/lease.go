@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -129,11 +130,29 @@ func loadAll(ctx context.Context, kv jetstream.KeyValue, apply func(jetstream.Ke
 // device this node holds live, rewritten by another node (which took the
 // session for lost while this node was cut off), ends the local session
 // without recording it: the other node recorded its end.
+//
+// A delete of such a record, not this node's own release, is a takeover
+// too: the adopter's write may have been compacted away by its delete
+// before this node's feed read it (a lagging or reopened feed), and a
+// session kept here would let the device be live elsewhere as well.
 func (n *Node) note(e jetstream.KeyValueEntry) {
 	n.mu.Lock()
+	n.ownersRev = max(n.ownersRev, e.Revision())
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(n.index, e.Key())
+		var h *hold
+		dev, err := deviceOf(e.Key())
+		if err == nil {
+			h = n.held[dev]
+		}
+		taken := h != nil && n.liveLocked(h) && e.Revision() > h.rev
+		if taken {
+			delete(n.held, dev)
+		}
 		n.mu.Unlock()
+		if taken {
+			n.endTaken(dev, h, "")
+		}
 		return
 	}
 	o, err := decodeOwner(e)
@@ -145,16 +164,60 @@ func (n *Node) note(e jetstream.KeyValueEntry) {
 	n.index[e.Key()] = owned{node: o.Node, boot: o.Boot}
 	dev := o.Session.DeviceID
 	h := n.held[dev]
-	taken := h != nil && !h.adopting && h.rev != 0 && e.Revision() > h.rev &&
+	taken := h != nil && n.liveLocked(h) && e.Revision() > h.rev &&
 		(o.Node != n.o.Node || o.Boot != n.boot || o.Session.ID != h.session)
 	if taken {
 		delete(n.held, dev)
 	}
 	n.mu.Unlock()
 	if taken {
-		n.log.Warn("another node took over a session held here (this node was cut off?); ending it here unrecorded", "device", dev, "by", o.Node)
-		h.finish()
-		n.o.End(dev, h.session)
+		n.endTaken(dev, h, o.Node)
+	}
+}
+
+// liveLocked reports whether h is a live session's hold whose record is
+// written (not an adoption, not being released by this node). n.mu held.
+func (n *Node) liveLocked(h *hold) bool {
+	return !h.adopting && !h.releasing && h.rev != 0
+}
+
+// endTaken ends the local session of a hold whose record another node
+// took (by: that node, "" when its record was deleted), unrecorded: the
+// other node recorded its end.
+func (n *Node) endTaken(dev string, h *hold, by string) {
+	n.log.Warn("another node took over a session held here (this node was cut off?); ending it here unrecorded", "device", dev, "by", by)
+	h.finish()
+	n.o.End(dev, h.session)
+}
+
+// deviceOf is the device id of a tether_owners key (Key's inverse).
+func deviceOf(key string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(key)
+	return string(b), err
+}
+
+// ownersPresent is the owners feed's present func: the index drops the
+// keys deleted while no feed ran, and a live hold whose record is among
+// them ends (note's delete case, its delete not seen). Only holds written
+// at or before the last revision the feed delivered: a later claim's
+// record may come after the feed's current values.
+func (n *Node) ownersPresent(present map[string]bool) {
+	keepPresent(&n.mu, n.index)(present)
+	type gone struct {
+		dev string
+		h   *hold
+	}
+	var ended []gone
+	n.mu.Lock()
+	for dev, h := range n.held {
+		if n.liveLocked(h) && h.rev <= n.ownersRev && !present[Key(dev)] {
+			delete(n.held, dev)
+			ended = append(ended, gone{dev, h})
+		}
+	}
+	n.mu.Unlock()
+	for _, g := range ended {
+		n.endTaken(g.dev, g.h, "")
 	}
 }
 
@@ -163,7 +226,7 @@ func (n *Node) note(e jetstream.KeyValueEntry) {
 // deleted meanwhile leave the index.
 func (n *Node) watchOwners(ctx context.Context, w jetstream.KeyWatcher) {
 	defer n.wg.Done()
-	n.follow(ctx, n.owners, w, n.note, keepPresent(&n.mu, n.index))
+	n.follow(ctx, n.owners, w, n.note, n.ownersPresent)
 }
 
 // watchNodes keeps the heartbeats seen current (suspect.go).

@@ -105,8 +105,11 @@ type hold struct {
 	session  string
 	rev      uint64
 	adopting bool
-	done     chan struct{} // closed once released (finish)
-	once     sync.Once
+	// releasing: this node deletes the record (release); the delete is
+	// not a takeover (lease.go note).
+	releasing bool
+	done      chan struct{} // closed once released (finish)
+	once      sync.Once
 }
 
 // finish lets the claims and takeover requests waiting for h go on. Two
@@ -135,6 +138,7 @@ type Node struct {
 	// (suspect.go).
 	noAnswer   map[string]noAnswer
 	reconnects uint64
+	ownersRev  uint64           // the last tether_owners revision the feed delivered
 	terms      map[string]*term // the jobs this node leads (leader.go)
 	fenced     map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
 	closing    bool             // Close began: no job is taken any more
