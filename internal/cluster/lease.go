@@ -312,17 +312,27 @@ func (n *Node) reapOwn(ctx context.Context) {
 // previous run's records nobody adopted yet. The records of a silent node
 // are the watchdog's (suspect.go): it probes the node and, once nothing
 // serves its subject, every survivor adopts them.
+//
+// A node's live run is asked of the node itself (probe): the heartbeat
+// seen here may be its previous run's, whose records would then be read
+// as the live run's, or the live run's taken for lost.
 func (n *Node) reap(ctx context.Context) {
 	now := time.Now()
-	boots := map[string]string{}
+	nodes := map[string]bool{}
 	n.mu.Lock()
 	for _, o := range n.index {
 		if o.node != "" && o.node != n.o.Node && !n.silentLocked(o.node, now) {
-			boots[o.node] = n.beats[o.node].boot
+			nodes[o.node] = true
 		}
 	}
 	n.mu.Unlock()
-	for node, boot := range boots {
+	for node := range nodes {
+		boot, err := n.probe(ctx, node)
+		if err != nil || boot == "" {
+			// No answer, or nobody serves it: the watchdog's, not this
+			// round's (an empty boot would make every run of it lost).
+			continue
+		}
 		// boot is the node's live run: its records are not read (the index
 		// says whose run each is), only those its previous runs left.
 		n.reapKeys(ctx, n.keysOf(node, boot), func(o Owner) (presence.Reason, bool) {
