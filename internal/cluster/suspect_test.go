@@ -152,14 +152,7 @@ func TestSurvivorsRecordEachLostDeviceOnce(t *testing.T) {
 func TestANodesOwnReconnectDoesNotMakeOthersGone(t *testing.T) {
 	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
 		StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
+	srv := startServerWith(t, opts)
 	opts.Port = srv.Addr().(*net.TCPAddr).Port
 	// A short lease: the outage outlasts two heartbeats.
 	short := func(o *Options) { o.Lease = 2 * time.Second }
@@ -175,15 +168,7 @@ func TestANodesOwnReconnectDoesNotMakeOthersGone(t *testing.T) {
 		}
 		return nil
 	})
-	srv, err = server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready after the restart")
-	}
+	startServerWith(t, opts)
 	// Both back, and n1 hears n2 again: any wrong adoption was decided by
 	// then (n1 probed n2 before n2 reconnected, or never).
 	eventually(t, time.Minute, func() error {
