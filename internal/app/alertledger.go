@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,14 +46,17 @@ import (
 //     and looked at again until its outcome is written or that run is
 //     gone; a claim of this run that its dispatcher does not hold (the
 //     write committed, its answer was lost) is sent.
-//   - one key per notified transition ("t.<alert id>.<condition>") is the
-//     cluster's alert history, the same on every node's API. Each is
+//   - one key per notified transition ("t.<alert id>.<condition>") in
+//     tether_alert_history (journal.AlertHistory) is the cluster's alert
+//     history, the same on every node's API. Each is
 //     written with its own TTL (ledgerHistoryKeep, 30 days, as long as
 //     Azure Monitor keeps alerts): the bucket expires it and leaves a
-//     marker its followers drop it on. The series keys have none: a
-//     series' claim lives as long as the series, however long it fires
-//     (a bucket-wide MaxAge would expire a claim a long-firing alert
-//     still needs, and the Resolved would go out with a second Fired).
+//     marker its followers drop it on. The series keys (in
+//     tether_alerts) have none: a series' claim lives as long as the
+//     series, however long it fires (an expiry would drop a claim a
+//     long-firing alert still needs, and the Resolved would go out with
+//     a second Fired). The history keys earlier builds wrote in
+//     tether_alerts (no TTL) are still read into the history.
 //
 // A single hub notifies directly and keeps its history in its data dir
 // (alerts.go).
@@ -109,7 +113,10 @@ type seriesEntry struct {
 // alertLedger settles and notifies this node's transitions while it
 // leads the alerts job, and keeps the cluster's history.
 type alertLedger struct {
-	kv         jetstream.KeyValue
+	kv jetstream.KeyValue
+	// hist holds the history (journal.AlertHistory); kv's history keys
+	// are those written before it existed, still read.
+	hist       jetstream.KeyValue
 	node, boot string // this node and its run (cluster.Node.Boot)
 	leads      func() bool
 	// alive maps the live nodes to their runs.
@@ -139,9 +146,9 @@ type alertLedger struct {
 	wg     sync.WaitGroup
 }
 
-func newAlertLedger(kv jetstream.KeyValue, node, boot string, leads func() bool,
+func newAlertLedger(kv, hist jetstream.KeyValue, node, boot string, leads func() bool,
 	alive func(context.Context) (map[string]string, error), send func(alert.Alert, func(alert.Outcome)), log *slog.Logger) *alertLedger {
-	return &alertLedger{kv: kv, node: node, boot: boot, leads: leads, alive: alive, send: send, log: log,
+	return &alertLedger{kv: kv, hist: hist, node: node, boot: boot, leads: leads, alive: alive, send: send, log: log,
 		pending: map[string][]alert.Alert{}, handed: map[string]uint64{}, wake: make(chan struct{}, 1), keys: map[string]bool{},
 		historyKeep: ledgerHistoryKeep}
 }
@@ -180,25 +187,41 @@ func transitionAt(a alert.Alert) time.Time {
 // start follows the history and settles transitions until stop. The
 // history's feed is opened again should it end (cluster.Follow).
 func (l *alertLedger) start(ctx context.Context, retry func(context.Context, func(context.Context) error) error) error {
-	var w jetstream.KeyWatcher
 	rctx, cancel := context.WithCancel(context.Background())
-	open := func(ctx context.Context) (jetstream.KeyWatcher, error) { return l.kv.Watch(ctx, ledgerHistory+">") }
-	err := retry(ctx, func(context.Context) (err error) {
-		w, err = open(rctx)
-		return err
-	})
-	if err != nil {
-		cancel()
-		return fmt.Errorf("alert history: watching bucket %s: %w", l.kv.Bucket(), err)
+	// The history bucket, and the history keys the claims' bucket held
+	// before it (written by earlier builds; they do not expire).
+	buckets := []jetstream.KeyValue{l.hist}
+	if l.kv.Bucket() != l.hist.Bucket() {
+		buckets = append(buckets, l.kv)
+	}
+	for _, kv := range buckets {
+		var w jetstream.KeyWatcher
+		open := func(ctx context.Context) (jetstream.KeyWatcher, error) { return kv.Watch(ctx, ledgerHistory+">") }
+		err := retry(ctx, func(context.Context) (err error) {
+			w, err = open(rctx)
+			return err
+		})
+		if err != nil {
+			cancel()
+			l.wg.Wait()
+			return fmt.Errorf("alert history: watching bucket %s: %w", kv.Bucket(), err)
+		}
+		// Each bucket's keys are held under its name: a reopened feed of
+		// one drops only that bucket's keys it no longer has.
+		in := kv.Bucket() + "/"
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			cluster.Follow(rctx, l.log, kv.Bucket(), w, open, func(e jetstream.KeyValueEntry) { l.remember(in, e) }, func(present map[string]bool) {
+				l.keepOnly(func(k string) bool {
+					key, ok := strings.CutPrefix(k, in)
+					return !ok || present[key]
+				})
+			})
+		}()
 	}
 	l.cancel = cancel
-	l.wg.Add(2)
-	go func() {
-		defer l.wg.Done()
-		cluster.Follow(rctx, l.log, l.kv.Bucket(), w, open, l.remember, func(present map[string]bool) {
-			l.keepOnly(func(k string) bool { return present[k] })
-		})
-	}()
+	l.wg.Add(1)
 	go func() { defer l.wg.Done(); l.run(rctx) }()
 	return nil
 }
@@ -214,9 +237,11 @@ func (l *alertLedger) stop() {
 
 // remember applies a change of the history: a record added, or one
 // gone (its TTL expired, or deleted).
-func (l *alertLedger) remember(e jetstream.KeyValueEntry) {
+// in names the bucket (its keys are held as in+key).
+func (l *alertLedger) remember(in string, e jetstream.KeyValueEntry) {
+	key := in + e.Key()
 	if e.Operation() != jetstream.KeyValuePut {
-		l.keepOnly(func(k string) bool { return k != e.Key() })
+		l.keepOnly(func(k string) bool { return k != key })
 		return
 	}
 	var r alert.Record
@@ -226,10 +251,10 @@ func (l *alertLedger) remember(e jetstream.KeyValueEntry) {
 	}
 	l.hmu.Lock()
 	defer l.hmu.Unlock()
-	if !l.keys[e.Key()] {
-		l.keys[e.Key()] = true
+	if !l.keys[key] {
+		l.keys[key] = true
 		l.history = append(l.history, r)
-		l.hkeys = append(l.hkeys, e.Key())
+		l.hkeys = append(l.hkeys, key)
 	}
 }
 
@@ -505,11 +530,11 @@ func (l *alertLedger) recordHistory(ctx context.Context, a alert.Alert) {
 	b, err := json.Marshal(a.Record())
 	if err == nil {
 		key := ledgerHistory + a.ID + "." + string(a.Condition)
-		_, err = l.kv.Create(ctx, key, b, jetstream.KeyTTL(l.historyKeep))
+		_, err = l.hist.Create(ctx, key, b, jetstream.KeyTTL(l.historyKeep))
 		if ttlRefused(err) {
 			// A bucket made without per-key TTLs (an older server in
 			// the cluster): kept without expiry rather than lost.
-			_, err = l.kv.Create(ctx, key, b)
+			_, err = l.hist.Create(ctx, key, b)
 		}
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {

@@ -57,14 +57,20 @@ type Journal struct {
 	// revisions before it.
 	AlertRules jetstream.KeyValue
 	// Alerts is the cluster's record of alert transitions and of their
-	// notifications (internal/app/alertledger.go). It allows per-key TTLs
-	// (AlertsMarkerTTL), which its history keys are written with.
+	// notifications (internal/app/alertledger.go); before
+	// AlertHistory, it held the alert history too.
 	Alerts jetstream.KeyValue
+	// AlertHistory is the cluster's alert history, its keys written with
+	// their own TTLs (AlertHistoryMarkerTTL). A bucket of its own: a
+	// bucket's per-key TTLs cannot be turned off again, so allowing them
+	// on Alerts would make an older binary (a rollback, a node not yet
+	// upgraded) fail to open it.
+	AlertHistory jetstream.KeyValue
 }
 
-// AlertsMarkerTTL is how long Alerts keeps the marker a key's expiry
-// leaves, so followers of the bucket see the key go.
-const AlertsMarkerTTL = time.Hour
+// AlertHistoryMarkerTTL is how long AlertHistory keeps the marker a
+// key's expiry leaves, so followers of the bucket see the key go.
+const AlertHistoryMarkerTTL = time.Hour
 
 // Open starts (or connects to) NATS and creates the streams and buckets if
 // missing. ctx bounds the start-up.
@@ -252,9 +258,11 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 	if j.AlertRules, err = kv("tether_alert_rules", 10); err != nil {
 		return err
 	}
-	// Per-key TTLs: the alert history's keys expire (app's alert ledger),
-	// its claims do not.
-	if j.Alerts, err = kv("tether_alerts", 1, AlertsMarkerTTL); err != nil {
+	if j.Alerts, err = kv("tether_alerts", 1); err != nil {
+		return err
+	}
+	// Per-key TTLs: the alert history's keys expire (app's alert ledger).
+	if j.AlertHistory, err = kv("tether_alert_history", 1, AlertHistoryMarkerTTL); err != nil {
 		return err
 	}
 	if o.Replicas > 1 {
