@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,7 +45,7 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	}
 	const (
 		takeovers = 30
-		lease     = 5 * time.Second
+		lease     = cluster.DefaultLease
 		par       = 32
 		// churners keep connecting, disconnecting and taking each other
 		// over on nodes 1 and 2 while node 3 is killed and its devices
@@ -230,10 +231,11 @@ func TestClusterNodeLossAndRollingRestart(t *testing.T) {
 	})
 	t.Logf("tether cluster status after the kill:\n%s", status())
 	phase("node-lost recorded for all %d devices, the last %s after the kill (lease %s)", len(lost), failover.Round(time.Millisecond), lease)
-	// The lease, a heartbeat, and the reaper's adoption of every lost
-	// session (three replicated writes each; 2,000 at 6,000 devices).
-	if failover > 2*lease+5*time.Second {
-		t.Errorf("node-lost recorded %s after the kill, want within the lease (%s) plus the reaper's round", failover, lease)
+	// Within the lease (issue 15): the survivors find the node gone
+	// (two missed heartbeats, two unanswered probes) and adopt its
+	// sessions; the lease outlasts the Raft election of a group it led.
+	if failover > lease {
+		t.Errorf("node-lost recorded %s after the kill, want within the lease (%s)", failover, lease)
 	}
 	// They reconnect on the survivors; node 3 comes back.
 	for _, i := range lost {
@@ -729,7 +731,19 @@ func TestClusterSimNodeLossAndRollingRestart(t *testing.T) {
 	if !simInSuite && os.Getenv("TETHER_E2E_CLUSTER") != "1" {
 		t.Skip("in the bigger cluster run (TETHER_E2E_CLUSTER=1) only (simInSuite)")
 	}
-	const lease = 5 * time.Second
+	// Node-lost is stored once the killed node's records are written
+	// over and its ends journalled; when the killed node led the Raft
+	// group of the journal's stream or of the owners bucket, that waits
+	// for the group's election, which nats-server starts 4–9 s after the
+	// last word from its leader (raft.go's election timeout, fixed, not
+	// configurable), and then for the adoptions (~1 s for 2,000 under
+	// -race on 2 loaded cores). The lease is chosen to outlast both: at
+	// 5 s such a run stored the last 10.2 s after the kill, at 10 s one
+	// stored it at 10.03 s (election ~9 s); 12 s, the default, leaves
+	// the election's worst case and the adoptions inside, with no slack
+	// added to the assertion (docs/SCALING.md "Node loss within the
+	// lease").
+	const lease = cluster.DefaultLease
 	nDevices := clusterFleet()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -752,6 +766,12 @@ func TestClusterSimNodeLossAndRollingRestart(t *testing.T) {
 	for _, k := range order {
 		addrs = append(addrs, c.nodes[k].mqttAddr)
 	}
+	// CrashHub's figures: when node order[0]'s owner index showed none of
+	// the victim's records left, and when the survivors logged the last
+	// node-lost end stored (and how many).
+	var releasedAt, storedAt time.Time
+	var storedN int
+	watcher := c.nodes[order[0]].api()
 	killAt, rollAt := simTimeline(nDevices)
 	faults, err := sim.ParseFaults(fmt.Sprintf("dup=%d,hub-crash=%s,rolling-restart=%s", nDevices/100, killAt, rollAt))
 	if err != nil {
@@ -767,7 +787,13 @@ func TestClusterSimNodeLossAndRollingRestart(t *testing.T) {
 	rep, err := sim.Run(ctx, cfg, sim.Env{
 		API: c.nodes[0].api().Client, Out: &out, Logf: t.Logf,
 		CrashHub: func(ctx context.Context) error {
+			killAt := time.Now()
 			victim.kill() // at once: the simulator dates the kill now
+			// Node order[0]'s view of the victim's records (its owner
+			// index, from the bucket's change feed: it may lag the writes
+			// while that feed's consumer is recreated after the bucket's
+			// leader was the victim).
+			releasedAt = released(ctx, watcher, victimName, 3*lease+60*time.Second)
 			held := c.held(victimName)
 			// The node starts again once no device record names it: every
 			// session it held was recorded ended by a survivor (by the
@@ -782,6 +808,7 @@ func TestClusterSimNodeLossAndRollingRestart(t *testing.T) {
 				return err
 			}
 			phase("%s killed with %d devices live on it (-1: status not read); none left to it", victimName, held)
+			storedAt, storedN = c.lastStored(victimName, killAt)
 			if err := c.start(victim); err != nil {
 				return err
 			}
@@ -829,9 +856,14 @@ func TestClusterSimNodeLossAndRollingRestart(t *testing.T) {
 	if rr := rep.RollingRestart; rr == nil || rr.Err != "" || len(rr.Steps) != 3 {
 		t.Errorf("the rolling restart did not happen as planned: %+v", rr)
 	}
-	// The last node-lost record, against the kill: the lease, a
-	// heartbeat, and a reaper round (or the claims of the devices
-	// reconnecting elsewhere, sooner).
+	// Node loss within the lease (issue 15), no slack: the survivors
+	// probe the victim once it missed two heartbeats (0.4 lease), find no
+	// route to it, and adopt its records together (internal/cluster
+	// suspect.go; docs/SCALING.md "Node loss within the lease" has the
+	// timeline). Both the last node-lost record's time and the last of
+	// the survivors' "recorded ... as ended" lines (each logged once its
+	// end is stored in the journal) must fall within the lease of the
+	// kill.
 	if hc := rep.HubCrash; hc != nil && !hc.At.IsZero() {
 		recs, err := c.nodes[0].api().AllLogs(ctx, "Connections", hc.At.Add(-time.Second))
 		if err != nil {
@@ -847,10 +879,17 @@ func TestClusterSimNodeLossAndRollingRestart(t *testing.T) {
 				}
 			}
 		}
-		failover := last.Sub(hc.At)
-		phase("%d node-lost disconnects, the last %s after the kill -9 (lease %s)", n, failover.Round(time.Millisecond), lease)
-		if n == 0 || failover > 2*lease+5*time.Second {
-			t.Errorf("%d node-lost disconnects, the last %s after the kill: want them within the lease (%s) plus the reaper's round", n, failover, lease)
+		failover, stored := last.Sub(hc.At), storedAt.Sub(hc.At)
+		phase("%d node-lost disconnects (kill -9 at %s): the last recorded %s after it, the last of %d stored %s after it (lease %s); node %d's index showed none left after %s",
+			n, hc.At.UTC().Format("15:04:05.000"), failover.Round(time.Millisecond), storedN, stored.Round(time.Millisecond), lease,
+			order[0]+1, releasedAt.Sub(hc.At).Round(time.Millisecond))
+		for k, h := range c.nodes {
+			for _, l := range h.logLines("a silent node is gone", "a gone node's records adopted") {
+				phase("node %d: %s", k+1, l)
+			}
+		}
+		if n == 0 || failover > lease || storedAt.IsZero() || stored > lease {
+			t.Errorf("%d node-lost disconnects, the last recorded %s and stored %s after the kill: want both within the lease (%s)", n, failover, stored, lease)
 		}
 	}
 	lost, stopped := 0, 0
@@ -917,6 +956,57 @@ func (c *clusterProcs) statusJSON() (cluster.Status, error) {
 		err = json.Unmarshal(out, &st)
 	}
 	return st, err
+}
+
+// lastStored reads the survivors' logs for the node-lost ends of lost's
+// sessions stored since the kill (adoptAt logs each once the journal
+// stored it): the time of the last and how many.
+func (c *clusterProcs) lastStored(lost string, since time.Time) (time.Time, int) {
+	var last time.Time
+	n := 0
+	for _, h := range c.nodes {
+		for _, l := range h.logLines("recorded a session of a lost node as ended") {
+			if !strings.Contains(l, " lost="+lost+" ") || !strings.Contains(l, "reason=node-lost") {
+				continue
+			}
+			ts, ok := strings.CutPrefix(strings.Fields(l)[0], "time=")
+			at, err := time.Parse(time.RFC3339Nano, ts)
+			if !ok || err != nil || at.Before(since) {
+				continue
+			}
+			n++
+			if at.After(last) {
+				last = at
+			}
+		}
+	}
+	return last, n
+}
+
+// released polls a node's /metrics every 50 ms until no device record
+// names node (tether_cluster_node_devices, from that node's owner index)
+// and returns when it saw that (zero: not within timeout).
+func released(ctx context.Context, a *api, node string, timeout time.Duration) time.Time {
+	want := fmt.Sprintf("tether_cluster_node_devices{node=%q} ", node)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		status, body, err := a.Do(rctx, http.MethodGet, "/metrics", nil)
+		cancel()
+		if err == nil && status == http.StatusOK {
+			held := 0.0
+			for _, l := range strings.Split(string(body), "\n") {
+				if v, ok := strings.CutPrefix(l, want); ok {
+					held, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+				}
+			}
+			if held == 0 {
+				return time.Now()
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Time{}
 }
 
 // leader is the node that leads job as node 1's status shows it ("" when

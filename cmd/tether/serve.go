@@ -98,7 +98,7 @@ TETHER_SMTP_PASSWORD, never a flag or the API); to local programs with
 	f.StringVar(&cfg.Cluster.Listen, "cluster-listen", "", "host:port of this node's cluster (NATS route) listener")
 	f.StringSliceVar(&cfg.Cluster.Peers, "cluster-peers", nil, "host:port of the other nodes' cluster listeners, comma-separated")
 	f.StringVar(&set.clusterSecretFile, "cluster-secret-file", "", "file holding the secret (≥ 16 bytes, the same on every node) the cluster's route listeners ask of each other; or set "+clusterSecretEnv)
-	f.DurationVar(&cfg.Cluster.Lease, "cluster-lease", 0, "how long a silent node keeps its devices before another records them disconnected (node-lost; default 10s)")
+	f.DurationVar(&cfg.Cluster.Lease, "cluster-lease", 0, "how long a silent node keeps its devices before another records them disconnected (node-lost; default 12s)")
 	f.IntVar(&cfg.Cluster.Replicas, "replicas", 0, "copies of every stream and bucket (default: 3 in a cluster of 3 or more, else 1)")
 	f.BoolVar(&cfg.JournalSyncAlways, "journal-sync-always", false, "fsync every write of the embedded journal before acknowledging it (survives power loss; slower, see bench/README.md)")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "server certificate (PEM)")

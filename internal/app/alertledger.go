@@ -8,13 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/alert"
-	"github.com/tether-hub/tether/internal/journal"
+	"github.com/tether-hub/tether/internal/cluster"
 )
 
 // The alert ledger is a cluster's record of the alert notifications it
@@ -45,8 +46,17 @@ import (
 //     and looked at again until its outcome is written or that run is
 //     gone; a claim of this run that its dispatcher does not hold (the
 //     write committed, its answer was lost) is sent.
-//   - one key per notified transition ("t.<alert id>.<condition>") is the
-//     cluster's alert history, the same on every node's API.
+//   - one key per notified transition ("t.<alert id>.<condition>") in
+//     tether_alert_history (journal.AlertHistory) is the cluster's alert
+//     history, the same on every node's API. Each is
+//     written with its own TTL (ledgerHistoryKeep, 30 days, as long as
+//     Azure Monitor keeps alerts): the bucket expires it and leaves a
+//     marker its followers drop it on. The series keys (in
+//     tether_alerts) have none: a series' claim lives as long as the
+//     series, however long it fires (an expiry would drop a claim a
+//     long-firing alert still needs, and the Resolved would go out with
+//     a second Fired). The history keys earlier builds wrote in
+//     tether_alerts (no TTL) are still read into the history.
 //
 // A single hub notifies directly and keeps its history in its data dir
 // (alerts.go).
@@ -68,6 +78,8 @@ const (
 	// a long time does not replay what is long past (and series that
 	// are gone are forgotten).
 	ledgerHorizon = 5 * time.Minute
+	// ledgerHistoryKeep is how long a history key lives (its KV TTL).
+	ledgerHistoryKeep = 30 * 24 * time.Hour
 )
 
 // claimState is how a claimed notification went.
@@ -101,7 +113,10 @@ type seriesEntry struct {
 // alertLedger settles and notifies this node's transitions while it
 // leads the alerts job, and keeps the cluster's history.
 type alertLedger struct {
-	kv         jetstream.KeyValue
+	kv jetstream.KeyValue
+	// hist holds the history (journal.AlertHistory); kv's history keys
+	// are those written before it existed, still read.
+	hist       jetstream.KeyValue
 	node, boot string // this node and its run (cluster.Node.Boot)
 	leads      func() bool
 	// alive maps the live nodes to their runs.
@@ -121,16 +136,21 @@ type alertLedger struct {
 
 	hmu     sync.Mutex
 	history []alert.Record
+	hkeys   []string        // history[i]'s key
 	keys    map[string]bool // history keys held
+	// historyKeep is the history keys' TTL (ledgerHistoryKeep; tests
+	// shorten it).
+	historyKeep time.Duration
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-func newAlertLedger(kv jetstream.KeyValue, node, boot string, leads func() bool,
+func newAlertLedger(kv, hist jetstream.KeyValue, node, boot string, leads func() bool,
 	alive func(context.Context) (map[string]string, error), send func(alert.Alert, func(alert.Outcome)), log *slog.Logger) *alertLedger {
-	return &alertLedger{kv: kv, node: node, boot: boot, leads: leads, alive: alive, send: send, log: log,
-		pending: map[string][]alert.Alert{}, handed: map[string]uint64{}, wake: make(chan struct{}, 1), keys: map[string]bool{}}
+	return &alertLedger{kv: kv, hist: hist, node: node, boot: boot, leads: leads, alive: alive, send: send, log: log,
+		pending: map[string][]alert.Alert{}, handed: map[string]uint64{}, wake: make(chan struct{}, 1), keys: map[string]bool{},
+		historyKeep: ledgerHistoryKeep}
 }
 
 // note is the manager's Notify: it keeps a and wakes the settling loop.
@@ -164,29 +184,44 @@ func transitionAt(a alert.Alert) time.Time {
 	return a.FiredAt
 }
 
-// start follows the history and settles transitions until stop.
+// start follows the history and settles transitions until stop. The
+// history's feed is opened again should it end (cluster.Follow).
 func (l *alertLedger) start(ctx context.Context, retry func(context.Context, func(context.Context) error) error) error {
-	var w jetstream.KeyWatcher
 	rctx, cancel := context.WithCancel(context.Background())
-	err := retry(ctx, func(context.Context) (err error) {
-		w, err = l.kv.Watch(rctx, ledgerHistory+">")
-		return err
-	})
-	if err != nil {
-		cancel()
-		return fmt.Errorf("alert history: watching bucket %s: %w", l.kv.Bucket(), err)
+	// The history bucket, and the history keys the claims' bucket held
+	// before it (written by earlier builds; they do not expire).
+	buckets := []jetstream.KeyValue{l.hist}
+	if l.kv.Bucket() != l.hist.Bucket() {
+		buckets = append(buckets, l.kv)
+	}
+	for _, kv := range buckets {
+		var w jetstream.KeyWatcher
+		open := func(ctx context.Context) (jetstream.KeyWatcher, error) { return kv.Watch(ctx, ledgerHistory+">") }
+		err := retry(ctx, func(context.Context) (err error) {
+			w, err = open(rctx)
+			return err
+		})
+		if err != nil {
+			cancel()
+			l.wg.Wait()
+			return fmt.Errorf("alert history: watching bucket %s: %w", kv.Bucket(), err)
+		}
+		// Each bucket's keys are held under its name: a reopened feed of
+		// one drops only that bucket's keys it no longer has.
+		in := kv.Bucket() + "/"
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			cluster.Follow(rctx, l.log, kv.Bucket(), w, open, func(e jetstream.KeyValueEntry) { l.remember(in, e) }, func(present map[string]bool) {
+				l.keepOnly(func(k string) bool {
+					key, ok := strings.CutPrefix(k, in)
+					return !ok || present[key]
+				})
+			})
+		}()
 	}
 	l.cancel = cancel
-	l.wg.Add(2)
-	go func() {
-		defer l.wg.Done()
-		journal.FollowKV(rctx, w, func(e jetstream.KeyValueEntry) bool {
-			if e != nil && e.Operation() == jetstream.KeyValuePut {
-				l.remember(e)
-			}
-			return true
-		})
-	}()
+	l.wg.Add(1)
 	go func() { defer l.wg.Done(); l.run(rctx) }()
 	return nil
 }
@@ -200,7 +235,15 @@ func (l *alertLedger) stop() {
 	}
 }
 
-func (l *alertLedger) remember(e jetstream.KeyValueEntry) {
+// remember applies a change of the history: a record added, or one
+// gone (its TTL expired, or deleted).
+// in names the bucket (its keys are held as in+key).
+func (l *alertLedger) remember(in string, e jetstream.KeyValueEntry) {
+	key := in + e.Key()
+	if e.Operation() != jetstream.KeyValuePut {
+		l.keepOnly(func(k string) bool { return k != key })
+		return
+	}
 	var r alert.Record
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		l.log.Warn("alert history: an entry of the cluster's history is not a record", "key", e.Key(), "err", err)
@@ -208,10 +251,29 @@ func (l *alertLedger) remember(e jetstream.KeyValueEntry) {
 	}
 	l.hmu.Lock()
 	defer l.hmu.Unlock()
-	if !l.keys[e.Key()] {
-		l.keys[e.Key()] = true
+	if !l.keys[key] {
+		l.keys[key] = true
 		l.history = append(l.history, r)
+		l.hkeys = append(l.hkeys, key)
 	}
+}
+
+// keepOnly drops the history records whose keys keep refuses (those a
+// reopened feed no longer has: expired while no feed ran).
+func (l *alertLedger) keepOnly(keep func(string) bool) {
+	l.hmu.Lock()
+	defer l.hmu.Unlock()
+	j := 0
+	for i, k := range l.hkeys {
+		if keep(k) {
+			l.history[j], l.hkeys[j] = l.history[i], k
+			j++
+		} else {
+			delete(l.keys, k)
+		}
+	}
+	clear(l.history[j:])
+	l.history, l.hkeys = l.history[:j], l.hkeys[:j]
 }
 
 // History lists the cluster's notified transitions, in the order they
@@ -467,11 +529,27 @@ func isWrongSequence(err error) bool {
 func (l *alertLedger) recordHistory(ctx context.Context, a alert.Alert) {
 	b, err := json.Marshal(a.Record())
 	if err == nil {
-		_, err = l.kv.Create(ctx, ledgerHistory+a.ID+"."+string(a.Condition), b)
+		key := ledgerHistory + a.ID + "." + string(a.Condition)
+		_, err = l.hist.Create(ctx, key, b, jetstream.KeyTTL(l.historyKeep))
+		if ttlRefused(err) {
+			// A bucket made without per-key TTLs (an older server in
+			// the cluster): kept without expiry rather than lost.
+			_, err = l.hist.Create(ctx, key, b)
+		}
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		l.log.Error("alert transition not recorded in the cluster's history", "rule", a.Rule.Name, "alert", a.ID, "condition", a.Condition, "err", err)
 	}
+}
+
+// jsErrMessageTTLDisabled is nats-server's JSMessageTTLDisabledErr.
+const jsErrMessageTTLDisabled = 10166
+
+// ttlRefused reports a write refused for its TTL (the bucket does not
+// allow per-key TTLs).
+func ttlRefused(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrMessageTTLDisabled
 }
 
 // done writes the outcome of the notification claimed at rev, unless the

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -40,6 +42,7 @@ type ledgerNodes struct {
 	t    *testing.T
 	ctx  context.Context
 	kv   jetstream.KeyValue
+	hist jetstream.KeyValue // the history bucket (kv when nil)
 	mu   sync.Mutex
 	live map[string]string
 }
@@ -50,13 +53,17 @@ func newLedgerNodes(t *testing.T, ctx context.Context) *ledgerNodes {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { j.Close() })
-	return &ledgerNodes{t: t, ctx: ctx, kv: j.Alerts, live: map[string]string{}}
+	return &ledgerNodes{t: t, ctx: ctx, kv: j.Alerts, hist: j.AlertHistory, live: map[string]string{}}
 }
 
 // node starts a leading node's ledger on kv (c's bucket when nil).
 func (c *ledgerNodes) node(name, boot string, kv jetstream.KeyValue) *ledgerNode {
+	hist := c.hist
 	if kv == nil {
 		kv = c.kv
+	}
+	if hist == nil {
+		hist = kv
 	}
 	n := &ledgerNode{}
 	alive := func(context.Context) (map[string]string, error) {
@@ -74,7 +81,7 @@ func (c *ledgerNodes) node(name, boot string, kv jetstream.KeyValue) *ledgerNode
 		n.sent = append(n.sent, a)
 		n.done = append(n.done, done)
 	}
-	n.alertLedger = newAlertLedger(kv, name, boot, func() bool { return true }, alive, send, slog.New(slog.DiscardHandler))
+	n.alertLedger = newAlertLedger(kv, hist, name, boot, func() bool { return true }, alive, send, slog.New(slog.DiscardHandler))
 	c.mu.Lock()
 	c.live[name] = boot
 	c.mu.Unlock()
@@ -350,5 +357,119 @@ func TestAlertLedgerClaimsAcrossNodeLoss(t *testing.T) {
 			t.Fatalf("history %v, want %s", got, want)
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+}
+
+// The history's keys expire (their own TTL, shortened here to the
+// server's least, a second) and leave every node's history; the series
+// claim beside them, written without one, stays.
+func TestAlertLedgerHistoryExpiresClaimsStay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nodes := newLedgerNodes(t, ctx)
+	n := nodes.node("n1", "run-1", nil)
+	n.historyKeep = time.Second
+	once := func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
+	if err := n.start(ctx, once); err != nil {
+		t.Fatal(err)
+	}
+	defer n.stop()
+	a := firedAt("id-a", time.Now().UTC())
+	nodes.settle(n, 0, a)
+	nodes.expect(n, "[Fired id-a]")
+	n.done[0](alert.Sent)
+	key := ledgerHistory + "id-a." + string(alert.Fired)
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for !ok() {
+			if ctx.Err() != nil {
+				t.Fatalf("%s: %v", what, ctx.Err())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	wait("the Fired in the history", func() bool { return len(n.History(alert.HistoryQuery{})) == 1 })
+	wait("the history key expired", func() bool {
+		_, err := nodes.hist.Get(ctx, key)
+		return errors.Is(err, jetstream.ErrKeyNotFound)
+	})
+	wait("the Fired gone from the history", func() bool { return len(n.History(alert.HistoryQuery{})) == 0 })
+	e, err := nodes.kv.Get(ctx, seriesKey(a))
+	if err != nil {
+		t.Fatalf("the series claim: %v (a claim must not expire)", err)
+	}
+	if !strings.Contains(string(e.Value()), `"state":"sent"`) {
+		t.Errorf("the series claim reads %s, want it sent", e.Value())
+	}
+}
+
+// On a bucket made without per-key TTLs (an older server in the cluster)
+// the history is kept without expiry, not lost.
+func TestAlertLedgerHistoryWithoutPerKeyTTLs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	j, err := journal.Open(ctx, journal.Options{DataDir: filepath.Join(t.TempDir(), "journal")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	kv, err := j.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "alerts_no_ttl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := &ledgerNodes{t: t, ctx: ctx, kv: kv, live: map[string]string{}}
+	n := nodes.node("n1", "run-1", nil)
+	nodes.settle(n, 0, firedAt("id-a", time.Now().UTC()))
+	e, err := kv.Get(ctx, ledgerHistory+"id-a."+string(alert.Fired))
+	if err != nil {
+		t.Fatalf("history key: %v", err)
+	}
+	if !strings.Contains(string(e.Value()), "id-a") {
+		t.Errorf("history key holds %s", e.Value())
+	}
+}
+
+// The history lives in its own bucket (tether_alerts keeps no per-key
+// TTLs, so an older binary still opens it); the history keys earlier
+// builds wrote in tether_alerts are still read into the history.
+func TestAlertLedgerReadsTheHistoryOfBothBuckets(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	nodes := newLedgerNodes(t, ctx)
+	old, err := json.Marshal(firedAt("id-old", time.Now().UTC()).Record())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes.kv.Create(ctx, ledgerHistory+"id-old."+string(alert.Fired), old); err != nil {
+		t.Fatal(err)
+	}
+	n := nodes.node("n1", "run-1", nil)
+	once := func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
+	if err := n.start(ctx, once); err != nil {
+		t.Fatal(err)
+	}
+	defer n.stop()
+	nodes.settle(n, 0, firedAt("id-new", time.Now().UTC()))
+	nodes.expect(n, "[Fired id-new]")
+	n.done[0](alert.Sent)
+	key := ledgerHistory + "id-new." + string(alert.Fired)
+	for len(n.History(alert.HistoryQuery{})) != 2 {
+		if ctx.Err() != nil {
+			t.Fatalf("history %+v, want id-old and id-new", n.History(alert.HistoryQuery{}))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := nodes.hist.Get(ctx, key); err != nil {
+		t.Errorf("id-new's history key in %s: %v", nodes.hist.Bucket(), err)
+	}
+	if _, err := nodes.kv.Get(ctx, key); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("id-new's history key in %s: %v, want none there", nodes.kv.Bucket(), err)
+	}
+	st, err := nodes.kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config; cfg.AllowMsgTTL {
+		t.Errorf("%s allows per-key TTLs: an older binary could not open it", nodes.kv.Bucket())
 	}
 }

@@ -157,7 +157,7 @@ func (a *App) newAlertLedger(disp *alert.Dispatcher, log *slog.Logger) *alertLed
 		}
 		return runs, nil
 	}
-	return newAlertLedger(a.journal.Alerts, n.Name(), n.Boot(), func() bool { return n.Leads(cluster.JobAlerts) },
+	return newAlertLedger(a.journal.Alerts, a.journal.AlertHistory, n.Name(), n.Boot(), func() bool { return n.Leads(cluster.JobAlerts) },
 		alive, disp.NotifyDone, log)
 }
 

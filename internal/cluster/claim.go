@@ -247,8 +247,21 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 	// reads the ending record and asks this node for the session must
 	// wait here until its end is stored, not be told it is not held and
 	// journal its connect before that end.
+	// One adoption of a session at a time on this node (a claim and the
+	// watchdog may both find it lost): the second waits for the first to
+	// be over, then its caller reads the record again (released, or
+	// another's) rather than spin re-reading it meanwhile.
 	h := &hold{session: s.ID, adopting: true, done: make(chan struct{})}
 	n.mu.Lock()
+	if o := n.held[s.DeviceID]; o != nil && o.adopting && o.session == s.ID {
+		n.mu.Unlock()
+		select {
+		case <-o.done:
+			return 0, nil
+		case <-ctx.Done():
+			return 0, fmt.Errorf("cluster: device %s: waiting for its adoption here: %w", s.DeviceID, ctx.Err())
+		}
+	}
 	n.held[s.DeviceID] = h
 	n.mu.Unlock()
 	defer func() {
@@ -310,6 +323,7 @@ func (n *Node) release(dev string, h *hold) {
 	defer cancel()
 	n.mu.Lock()
 	rev := h.rev
+	h.releasing = true // its own delete is not a takeover (note)
 	n.mu.Unlock()
 	err := n.owners.Delete(ctx, Key(dev), jetstream.LastRevision(rev))
 	if err != nil && !conflict(err) {

@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -99,29 +101,58 @@ func (n *Node) loop(ctx context.Context) {
 // watcher, which goes on with the changes after them (watchOwners): one
 // watcher, so no change falls between the reading and the watching.
 func (n *Node) loadIndex(ctx context.Context) (jetstream.KeyWatcher, error) {
-	w, err := n.owners.WatchAll(ctx)
+	return loadAll(ctx, n.owners, n.note)
+}
+
+// loadBeats reads every node's lease into the heartbeats seen (dated
+// now) and returns the watcher, which goes on with the changes.
+func (n *Node) loadBeats(ctx context.Context) (jetstream.KeyWatcher, error) {
+	return loadAll(ctx, n.nodes, n.noteBeat)
+}
+
+// loadAll applies kv's current values and returns its watcher.
+func loadAll(ctx context.Context, kv jetstream.KeyValue, apply func(jetstream.KeyValueEntry)) (jetstream.KeyWatcher, error) {
+	w, err := kv.WatchAll(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: reading %s: %w", OwnersBucket, err)
+		return nil, fmt.Errorf("cluster: reading %s: %w", kv.Bucket(), err)
 	}
 	for e := range w.Updates() {
 		if e == nil {
 			return w, nil
 		}
-		n.note(e)
+		apply(e)
 	}
 	_ = w.Stop()
-	return nil, errors.New("cluster: owner watch closed early")
+	return nil, fmt.Errorf("cluster: the watch of %s closed early", kv.Bucket())
 }
 
 // note applies one owner record change to the index. A record of a
 // device this node holds live, rewritten by another node (which took the
 // session for lost while this node was cut off), ends the local session
 // without recording it: the other node recorded its end.
+//
+// A delete of such a record, not this node's own release, is a takeover
+// too: the adopter's write may have been compacted away by its delete
+// before this node's feed read it (a lagging or reopened feed), and a
+// session kept here would let the device be live elsewhere as well.
 func (n *Node) note(e jetstream.KeyValueEntry) {
 	n.mu.Lock()
+	n.ownersRev = max(n.ownersRev, e.Revision())
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(n.index, e.Key())
+		var h *hold
+		dev, err := deviceOf(e.Key())
+		if err == nil {
+			h = n.held[dev]
+		}
+		taken := h != nil && n.liveLocked(h) && e.Revision() > h.rev
+		if taken {
+			delete(n.held, dev)
+		}
 		n.mu.Unlock()
+		if taken {
+			n.endTaken(dev, h, "")
+		}
 		return
 	}
 	o, err := decodeOwner(e)
@@ -133,53 +164,94 @@ func (n *Node) note(e jetstream.KeyValueEntry) {
 	n.index[e.Key()] = owned{node: o.Node, boot: o.Boot}
 	dev := o.Session.DeviceID
 	h := n.held[dev]
-	taken := h != nil && !h.adopting && h.rev != 0 && e.Revision() > h.rev &&
+	taken := h != nil && n.liveLocked(h) && e.Revision() > h.rev &&
 		(o.Node != n.o.Node || o.Boot != n.boot || o.Session.ID != h.session)
 	if taken {
 		delete(n.held, dev)
 	}
 	n.mu.Unlock()
 	if taken {
-		n.log.Warn("another node took over a session held here (this node was cut off?); ending it here unrecorded", "device", dev, "by", o.Node)
-		h.finish()
-		n.o.End(dev, h.session)
+		n.endTaken(dev, h, o.Node)
+	}
+}
+
+// liveLocked reports whether h is a live session's hold whose record is
+// written (not an adoption, not being released by this node). n.mu held.
+func (n *Node) liveLocked(h *hold) bool {
+	return !h.adopting && !h.releasing && h.rev != 0
+}
+
+// endTaken ends the local session of a hold whose record another node
+// took (by: that node, "" when its record was deleted), unrecorded: the
+// other node recorded its end.
+func (n *Node) endTaken(dev string, h *hold, by string) {
+	n.log.Warn("another node took over a session held here (this node was cut off?); ending it here unrecorded", "device", dev, "by", by)
+	h.finish()
+	n.o.End(dev, h.session)
+}
+
+// deviceOf is the device id of a tether_owners key (Key's inverse).
+func deviceOf(key string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(key)
+	return string(b), err
+}
+
+// ownersPresent is the owners feed's present func: the index drops the
+// keys deleted while no feed ran, and a live hold whose record is among
+// them ends (note's delete case, its delete not seen). Only holds written
+// at or before the last revision the feed delivered: a later claim's
+// record may come after the feed's current values.
+func (n *Node) ownersPresent(present map[string]bool) {
+	keepPresent(&n.mu, n.index)(present)
+	type gone struct {
+		dev string
+		h   *hold
+	}
+	var ended []gone
+	n.mu.Lock()
+	for dev, h := range n.held {
+		if n.liveLocked(h) && h.rev <= n.ownersRev && !present[Key(dev)] {
+			delete(n.held, dev)
+			ended = append(ended, gone{dev, h})
+		}
+	}
+	n.mu.Unlock()
+	for _, g := range ended {
+		n.endTaken(g.dev, g.h, "")
 	}
 }
 
 // watchOwners keeps the index current with w's changes until ctx ends;
-// should the watcher end early, a new one re-reads every record first.
+// should the feed end, a new one re-reads every record, and the records
+// deleted meanwhile leave the index.
 func (n *Node) watchOwners(ctx context.Context, w jetstream.KeyWatcher) {
 	defer n.wg.Done()
-	for {
-	changes:
-		for {
-			select {
-			case <-ctx.Done():
-				_ = w.Stop()
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					break changes
-				}
-				if e != nil {
-					n.note(e)
-				}
-			}
-		}
-		_ = w.Stop()
-		for {
-			var err error
-			if w, err = n.owners.WatchAll(context.Background()); err == nil {
-				break
-			}
-			n.log.Warn("owner watch failed; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
+	n.follow(ctx, n.owners, w, n.note, n.ownersPresent)
+}
+
+// watchNodes keeps the heartbeats seen current (suspect.go).
+func (n *Node) watchNodes(ctx context.Context, w jetstream.KeyWatcher) {
+	defer n.wg.Done()
+	n.follow(ctx, n.nodes, w, n.noteBeat, keepPresent(&n.mu, n.beats))
+}
+
+// keepPresent returns a Follow present func that drops m's keys the
+// reopened feed did not have (deleted while no feed ran), under mu.
+func keepPresent[V any](mu *sync.Mutex, m map[string]V) func(map[string]bool) {
+	return func(present map[string]bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		for k := range m {
+			if !present[k] {
+				delete(m, k)
 			}
 		}
 	}
+}
+
+// follow is Follow on all of kv's keys.
+func (n *Node) follow(ctx context.Context, kv jetstream.KeyValue, w jetstream.KeyWatcher, apply func(jetstream.KeyValueEntry), present func(map[string]bool)) {
+	Follow(ctx, n.log, kv.Bucket(), w, func(ctx context.Context) (jetstream.KeyWatcher, error) { return kv.WatchAll(ctx) }, apply, present)
 }
 
 // Owners counts the devices each node holds, from the index.
@@ -193,6 +265,22 @@ func (n *Node) Owners() map[string]int {
 		}
 	}
 	return out
+}
+
+// recordsOf returns the index keys held by node and the runs (boots)
+// they are of.
+func (n *Node) recordsOf(node string) ([]string, map[string]bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var keys []string
+	boots := map[string]bool{}
+	for k, o := range n.index {
+		if o.node == node {
+			keys = append(keys, k)
+			boots[o.boot] = true
+		}
+	}
+	return keys, boots
 }
 
 // keysOf returns the index keys held by node, except those of its run
@@ -219,41 +307,36 @@ func (n *Node) reapOwn(ctx context.Context) {
 	})
 }
 
-// reap records the sessions of nodes whose lease expired, or that
-// restarted since (node-lost).
+// reap records the sessions that runs of live nodes before their
+// current one left open (node-lost): a node that restarted, whose
+// previous run's records nobody adopted yet. The records of a silent node
+// are the watchdog's (suspect.go): it probes the node and, once nothing
+// serves its subject, every survivor adopts them.
+//
+// A node's live run is asked of the node itself (probe): the heartbeat
+// seen here may be its previous run's, whose records would then be read
+// as the live run's, or the live run's taken for lost.
 func (n *Node) reap(ctx context.Context) {
-	byNode := map[string]bool{}
+	now := time.Now()
+	nodes := map[string]bool{}
 	n.mu.Lock()
 	for _, o := range n.index {
-		if o.node != "" && o.node != n.o.Node {
-			byNode[o.node] = true
+		if o.node != "" && o.node != n.o.Node && !n.silentLocked(o.node, now) {
+			nodes[o.node] = true
 		}
 	}
 	n.mu.Unlock()
-	for node := range byNode {
-		l, ok, err := n.lease(ctx, node)
-		if err != nil {
-			n.log.Warn("reaper: lease unreadable", "node", node, "err", err)
+	for node := range nodes {
+		boot, err := n.probe(ctx, node)
+		if err != nil || boot == "" {
+			// No answer, or nobody serves it: the watchdog's, not this
+			// round's (an empty boot would make every run of it lost).
 			continue
 		}
 		// boot is the node's live run: its records are not read (the index
-		// says whose run each is), only a lost node's, or those its
-		// previous runs left.
-		boot := l.Boot
-		if !ok {
-			// The lease lapsed. That alone does not prove the node gone:
-			// while the leases' bucket elects a Raft leader nobody can
-			// renew one. Gone is when NATS has no route to its subject.
-			if boot, err = n.probe(ctx, node); err != nil {
-				n.log.Warn("reaper: node's lease lapsed but it could not be probed; not reaped this round", "node", node, "err", err)
-				continue
-			}
-			if boot != "" {
-				n.log.Warn("reaper: node's lease lapsed but it answers; its devices stay its own", "node", node)
-			}
-		}
+		// says whose run each is), only those its previous runs left.
 		n.reapKeys(ctx, n.keysOf(node, boot), func(o Owner) (presence.Reason, bool) {
-			return presence.ReasonNodeLost, o.Node == node && (boot == "" || o.Boot != boot)
+			return presence.ReasonNodeLost, o.Node == node && o.Boot != boot
 		})
 	}
 }
@@ -266,9 +349,19 @@ const reapWorkers = 128
 // reapKeys adopts, in parallel, the records among keys that lost says
 // are lost, and deletes them once their ends are stored.
 func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (presence.Reason, bool)) {
+	_, _ = n.reapKeysOf(ctx, "", keys, lost)
+}
+
+// reapKeysOf is reapKeys, skipping (when node is not "") the keys the
+// index no longer gives node when their turn comes: another survivor
+// adopted them first. It returns how many records this node adopted,
+// and whether the round stopped early (the bucket did not answer).
+func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost func(Owner) (presence.Reason, bool)) (int, bool) {
 	if len(keys) == 0 {
-		return
+		return 0, false
 	}
+	var halted atomic.Bool
+	var adopted atomic.Int64
 	// Right after a node loss the owners bucket may still be electing a
 	// Raft leader: the first write that finds no leader ends the round
 	// (the next one starts a heartbeat later) instead of failing every key.
@@ -282,8 +375,13 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 		go func() {
 			defer wg.Done()
 			for key := range work {
-				if err := n.reapKey(ctx, key, lost); unanswered(err) {
+				ok, err := n.reapKey(ctx, key, lost)
+				if ok {
+					adopted.Add(1)
+				}
+				if unanswered(err) {
 					stopped.Do(func() {
+						halted.Store(true)
 						n.log.Warn("reaper: the owners bucket does not answer (electing a leader?); round stopped, retried on the next heartbeat", "err", err)
 						cancel()
 					})
@@ -292,6 +390,14 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 		}()
 	}
 	for _, k := range keys {
+		if node != "" {
+			n.mu.Lock()
+			still := n.index[k].node == node
+			n.mu.Unlock()
+			if !still {
+				continue
+			}
+		}
 		select {
 		case work <- k:
 		case <-ctx.Done():
@@ -299,23 +405,25 @@ func (n *Node) reapKeys(ctx context.Context, keys []string, lost func(Owner) (pr
 	}
 	close(work)
 	wg.Wait()
+	return int(adopted.Load()), halted.Load()
 }
 
-func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presence.Reason, bool)) error {
+// reapKey adopts key's record if lost says so; true if this node did.
+func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presence.Reason, bool)) (bool, error) {
 	rev, cur, err := n.get(ctx, key)
 	if err != nil || cur.Node == "" {
-		return err
+		return false, err
 	}
 	reason, ok := lost(cur)
 	if !ok {
-		return nil
+		return false, nil
 	}
 	nrev, err := n.adoptAt(ctx, key, rev, cur, reason)
 	if err != nil {
 		if !unanswered(err) && ctx.Err() == nil {
 			n.log.Warn("reaper: session not recorded ended", "device", cur.Session.DeviceID, "err", err)
 		}
-		return err
+		return false, err
 	}
 	// Release the adopted record unless a claim got it meanwhile (the
 	// delete is conditional on the revision this node wrote), without
@@ -323,7 +431,7 @@ func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presen
 	if nrev != 0 {
 		_ = n.owners.Delete(ctx, key, jetstream.LastRevision(nrev))
 	}
-	return nil
+	return nrev != 0, nil
 }
 
 // unanswered reports an error of a stream without a leader (or too slow

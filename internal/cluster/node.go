@@ -30,8 +30,14 @@ const (
 )
 
 // DefaultLease is Options.Lease's default: a node silent this long is
-// dead, and its devices are recorded disconnected (node-lost).
-const DefaultLease = 10 * time.Second
+// dead, and its devices are recorded disconnected (node-lost). A node
+// whose process is gone is found sooner (two missed heartbeats and no
+// route to it, suspect.go); the lease is the bound on that too, so it
+// must outlast a Raft election of the groups a dead node led (its
+// journal writes wait for it: 4–9 s in nats-server) plus the adoptions:
+// at 10 s one e2e run stored its last node-lost at 10.03 s (the killed
+// node led TETHER_CONN); the e2e test runs at this value.
+const DefaultLease = 12 * time.Second
 
 // Options configure a Node.
 type Options struct {
@@ -101,8 +107,11 @@ type hold struct {
 	session  string
 	rev      uint64
 	adopting bool
-	done     chan struct{} // closed once released (finish)
-	once     sync.Once
+	// releasing: this node deletes the record (release); the delete is
+	// not a takeover (lease.go note).
+	releasing bool
+	done      chan struct{} // closed once released (finish)
+	once      sync.Once
 }
 
 // finish lets the claims and takeover requests waiting for h go on. Two
@@ -122,11 +131,19 @@ type Node struct {
 	owners, nodes, leaders jetstream.KeyValue
 
 	mu      sync.Mutex
-	held    map[string]*hold // by device id
-	index   map[string]owned // KV key → its owner (zero when free), from the watch
-	terms   map[string]*term // the jobs this node leads (leader.go)
-	fenced  map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
-	closing bool             // Close began: no job is taken any more
+	held    map[string]*hold    // by device id
+	index   map[string]owned    // KV key → its owner (zero when free), from the watch
+	beats   map[string]beatSeen // by node: its last heartbeat seen (suspect.go)
+	probing map[string]bool     // the silent nodes being probed now
+	// noAnswer holds the silent nodes' first probes that found no
+	// responders, and reconnects this node's reconnects to NATS seen
+	// (suspect.go).
+	noAnswer   map[string]noAnswer
+	reconnects uint64
+	ownersRev  uint64           // the last tether_owners revision the feed delivered
+	terms      map[string]*term // the jobs this node leads (leader.go)
+	fenced     map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
+	closing    bool             // Close began: no job is taken any more
 
 	reaping  atomic.Bool // a reaper round is running
 	applyMu  sync.Mutex  // serialises OnLead; guards applied
@@ -143,6 +160,8 @@ type Node struct {
 // Stats count what the node did.
 type Stats struct {
 	Claims, RemoteTakeovers, Adopted uint64
+	// Probes counts the probes of silent nodes (suspect.go).
+	Probes uint64
 }
 
 // Key is the tether_owners key of a device id.
@@ -172,7 +191,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		o.Logger = slog.Default()
 	}
 	n := &Node{o: o, log: o.Logger.With("component", "cluster", "node", o.Node), boot: newBoot(), started: time.Now(),
-		held: map[string]*hold{}, index: map[string]owned{}, terms: map[string]*term{}, fenced: map[string]*term{},
+		held: map[string]*hold{}, index: map[string]owned{}, beats: map[string]beatSeen{}, probing: map[string]bool{}, noAnswer: map[string]noAnswer{}, terms: map[string]*term{}, fenced: map[string]*term{},
 		applied: map[string]*term{}, told: map[string]int{}, leadWake: make(chan struct{}, 1)}
 	if o.Retry == nil {
 		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
@@ -221,14 +240,22 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		_ = n.sub.Unsubscribe()
 		return nil, err
 	}
+	beats, err := n.loadBeats(context.Background())
+	if err != nil {
+		_ = watcher.Stop()
+		_ = n.sub.Unsubscribe()
+		return nil, err
+	}
 	n.reapOwn(ctx)
 	for _, job := range Jobs {
 		n.campaign(ctx, job)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(3)
+	n.wg.Add(5)
 	go n.watchOwners(lctx, watcher)
+	go n.watchNodes(lctx, beats)
+	go n.watchdog(lctx)
 	go n.loop(lctx)
 	go n.tellLeads(lctx)
 	return n, nil

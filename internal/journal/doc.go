@@ -42,5 +42,8 @@
 // KV buckets: tether_devices, tether_policies, tether_twins, tether_cas
 // (registry; tether_cas holds the CA certificates of X.509 devices),
 // tether_state (hub epoch for sequence numbers), tether_alert_rules (the
-// alert rules file in force cluster-wide, with its last 10 revisions).
+// alert rules file in force cluster-wide, with its last 10 revisions),
+// tether_alerts (the alert notifications' claims) and
+// tether_alert_history (the cluster's alert history, keys with their own
+// TTLs: a bucket apart, since a bucket's TTLs cannot be turned off again).
 package journal

@@ -57,9 +57,20 @@ type Journal struct {
 	// revisions before it.
 	AlertRules jetstream.KeyValue
 	// Alerts is the cluster's record of alert transitions and of their
-	// notifications (internal/app/alertledger.go).
+	// notifications (internal/app/alertledger.go); before
+	// AlertHistory, it held the alert history too.
 	Alerts jetstream.KeyValue
+	// AlertHistory is the cluster's alert history, its keys written with
+	// their own TTLs (AlertHistoryMarkerTTL). A bucket of its own: a
+	// bucket's per-key TTLs cannot be turned off again, so allowing them
+	// on Alerts would make an older binary (a rollback, a node not yet
+	// upgraded) fail to open it.
+	AlertHistory jetstream.KeyValue
 }
+
+// AlertHistoryMarkerTTL is how long AlertHistory keeps the marker a
+// key's expiry leaves, so followers of the bucket see the key go.
+const AlertHistoryMarkerTTL = time.Hour
 
 // Open starts (or connects to) NATS and creates the streams and buckets if
 // missing. ctx bounds the start-up.
@@ -206,13 +217,21 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 			return fmt.Errorf("journal: stream %s: %w", cfg.Name, err)
 		}
 	}
-	kv := func(name string, history uint8) (jetstream.KeyValue, error) {
+	kv := func(name string, history uint8, markerTTL ...time.Duration) (jetstream.KeyValue, error) {
 		replicated = append(replicated, "KV_"+name)
 		var b jetstream.KeyValue
 		err := untilClusterReady(ctx, func(ctx context.Context) (err error) {
-			b, err = j.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-				Bucket: name, History: history, Storage: jetstream.FileStorage, Replicas: o.Replicas,
-			})
+			cfg := jetstream.KeyValueConfig{Bucket: name, History: history, Storage: jetstream.FileStorage, Replicas: o.Replicas}
+			if len(markerTTL) > 0 {
+				cfg.LimitMarkerTTL = markerTTL[0]
+			}
+			b, err = j.JS.CreateOrUpdateKeyValue(ctx, cfg)
+			if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+				// An external NATS server older than 2.11: keys without
+				// their own TTL (they do not expire) rather than no start.
+				cfg.LimitMarkerTTL = 0
+				b, err = j.JS.CreateOrUpdateKeyValue(ctx, cfg)
+			}
 			return err
 		})
 		if err != nil {
@@ -240,6 +259,10 @@ func (j *Journal) setup(ctx context.Context, o Options) error {
 		return err
 	}
 	if j.Alerts, err = kv("tether_alerts", 1); err != nil {
+		return err
+	}
+	// Per-key TTLs: the alert history's keys expire (app's alert ledger).
+	if j.AlertHistory, err = kv("tether_alert_history", 1, AlertHistoryMarkerTTL); err != nil {
 		return err
 	}
 	if o.Replicas > 1 {

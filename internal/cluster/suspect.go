@@ -1,0 +1,267 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-hub/tether/internal/presence"
+)
+
+// Node loss within the lease. Waiting for a dead node's lease to lapse
+// (and then for the reaper job, which may have been the dead node's, to
+// move) puts node-lost a lease and a reaper round after the kill. So
+// every node follows the others' heartbeats (the tether_nodes change
+// feed), each dated by this node's clock on arrival, so clocks need not
+// agree. A node that holds records and was not heard for suspectBeats
+// heartbeats is suspected and probed over NATS alone (probe). No
+// responders means no server of the cluster has a route to its subject:
+// its process is gone (kill -9 closes its sockets, and its server's
+// routes, at once). Its records are then adopted as node-lost by every
+// surviving node together, each starting at its own share of them (the
+// compare-and-set on each record lets exactly one node record an end),
+// without waiting for its lease or for a reaper leader.
+//
+// A node that answers the probe keeps its devices, and so does one whose
+// probe goes unanswered: a partitioned node's routes stay up in the
+// other servers' view until their pings time out (minutes by default),
+// so its requests time out rather than find no responders. Only when no
+// server has a route to it is it taken for gone — the rule the reaper
+// applied after the lease before; what is new is only that it is asked
+// once the node is silent, not once its lease lapsed.
+
+// suspectBeats is how many heartbeats a node may miss before it is
+// probed: one late write (a loaded machine, a slow Raft round) is not
+// enough; a probe is cheap and decides, so more would only delay.
+const suspectBeats = 2
+
+// suspectRetry is the pause before a gone node's records are tried again
+// after the owners bucket or the journal did not answer.
+const suspectRetry = 100 * time.Millisecond
+
+// beatSeen is a node's last heartbeat as this node saw it.
+type beatSeen struct {
+	boot string
+	rev  uint64    // the lease's revision: a reopened feed's same write is not a new beat
+	at   time.Time // this node's clock when the write arrived
+}
+
+// noAnswer is a first probe of a node that found no responders.
+type noAnswer struct {
+	at         time.Time
+	reconnects uint64 // this node's reconnects to NATS by then
+}
+
+// A node that reconnects to NATS (an external server restarting: the
+// client waits ReconnectWait plus jitter between attempts) sees the
+// others' heartbeats stale by the length of its own outage, and may
+// probe a node that has not reconnected yet: no responders, though the
+// node is alive. So the silence clocks start again at this node's own
+// reconnect (redateOnReconnect), and a node is taken for gone only after
+// two probes found no responders, at least confirmGap apart, with no
+// reconnect of this node between them: by then a live node reconnected.
+
+// confirmGap is how long after a first unanswered probe a second one
+// must also find no responders: the client's longest pause between
+// reconnect attempts (ReconnectWait plus the larger jitter).
+func (n *Node) confirmGap() time.Duration {
+	o := n.o.NC.Opts
+	return o.ReconnectWait + max(o.ReconnectJitter, o.ReconnectJitterTLS)
+}
+
+// redateOnReconnect restarts every silence clock, and forgets the
+// unanswered probes, when this node's connection reconnected since the
+// last call; it reports whether the connection is up now.
+func (n *Node) redateOnReconnect(now time.Time) bool {
+	r := n.o.NC.Stats().Reconnects
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if r != n.reconnects {
+		n.reconnects = r
+		for k, b := range n.beats {
+			b.at = now
+			n.beats[k] = b
+		}
+		clear(n.noAnswer)
+	}
+	return n.o.NC.Status() == nats.CONNECTED
+}
+
+// beat is the heartbeat interval.
+func (n *Node) beat() time.Duration { return n.o.Lease / 5 }
+
+// noteBeat applies one change of tether_nodes to the heartbeats seen.
+func (n *Node) noteBeat(e jetstream.KeyValueEntry) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if e.Operation() != jetstream.KeyValuePut {
+		// Deleted: the node left (Close) and its records were released;
+		// any left behind are probed like a silent node's.
+		delete(n.beats, e.Key())
+		return
+	}
+	var l Lease
+	if err := json.Unmarshal(e.Value(), &l); err != nil {
+		return
+	}
+	if b, ok := n.beats[e.Key()]; ok && e.Revision() <= b.rev {
+		// The same write again (a reopened feed): no news of the node,
+		// its silence goes on.
+		return
+	}
+	n.beats[e.Key()] = beatSeen{boot: l.Boot, rev: e.Revision(), at: time.Now()}
+	delete(n.noAnswer, e.Key())
+}
+
+// silent reports whether node has not been heard for suspectBeats
+// heartbeats (or at all) at now. n.mu held.
+func (n *Node) silentLocked(node string, now time.Time) bool {
+	b, ok := n.beats[node]
+	return !ok || now.Sub(b.at) > suspectBeats*n.beat()
+}
+
+// Silent reports whether this node has not heard node's heartbeat for
+// suspectBeats heartbeats.
+func (n *Node) Silent(node string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return node != n.o.Node && n.silentLocked(node, time.Now())
+}
+
+// suspects lists the silent nodes that hold records, not probed now.
+func (n *Node) suspects(now time.Time) []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, o := range n.index {
+		if o.node == "" || o.node == n.o.Node || seen[o.node] {
+			continue
+		}
+		seen[o.node] = true
+		if n.silentLocked(o.node, now) && !n.probing[o.node] {
+			n.probing[o.node] = true
+			out = append(out, o.node)
+		}
+	}
+	return out
+}
+
+// share returns this node's place among the nodes whose leases it has
+// seen (itself included, gone excluded) and how many they are: where it
+// starts in gone's records, so the survivors start apart. Heartbeats
+// are not asked to be recent: while the leases' bucket elects a leader
+// (it may have been gone's) every node looks silent, and the survivors
+// must still agree on their places.
+func (n *Node) share(gone string) (rank, of int) {
+	n.mu.Lock()
+	nodes := []string{n.o.Node}
+	for node := range n.beats {
+		if node != n.o.Node && node != gone {
+			nodes = append(nodes, node)
+		}
+	}
+	n.mu.Unlock()
+	sort.Strings(nodes)
+	return slices.Index(nodes, n.o.Node), len(nodes)
+}
+
+// watchdog probes the silent nodes every quarter heartbeat and adopts
+// the records of those that are gone.
+func (n *Node) watchdog(ctx context.Context) {
+	defer n.wg.Done()
+	tick := time.NewTicker(n.beat() / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if !n.redateOnReconnect(time.Now()) {
+			continue // cut off from NATS: every node looks silent
+		}
+		for _, node := range n.suspects(time.Now()) {
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.suspect(ctx, node)
+				n.mu.Lock()
+				delete(n.probing, node)
+				n.mu.Unlock()
+			}()
+		}
+	}
+}
+
+// suspect probes a silent node and, when nobody serves its subject
+// twice, confirmGap apart, adopts its records (node-lost).
+func (n *Node) suspect(ctx context.Context, node string) {
+	before := n.o.NC.Stats().Reconnects
+	boot, err := n.probe(ctx, node)
+	probed := time.Now()
+	after := n.o.NC.Stats().Reconnects
+	n.mu.Lock()
+	n.stats.Probes++
+	first, seen := n.noAnswer[node]
+	switch {
+	case err != nil || boot != "" || before != after:
+		// Unanswered (says nothing), running (its heartbeats are held
+		// up: the leases' bucket electing, say; records of its earlier
+		// runs are the reaper's), or asked across a reconnect of this
+		// node: start over.
+		delete(n.noAnswer, node)
+	case !seen || first.reconnects != after:
+		n.noAnswer[node] = noAnswer{at: probed, reconnects: after}
+	}
+	n.mu.Unlock()
+	if err != nil {
+		n.log.Debug("a silent node's probe went unanswered; its devices stay its own", "silent", node, "err", err)
+		return
+	}
+	if boot != "" || before != after || !seen || first.reconnects != after {
+		return
+	}
+	if probed.Sub(first.at) < n.confirmGap() {
+		return // not yet long enough for a live node to reconnect
+	}
+	keys, boots := n.recordsOf(node)
+	rank, of := n.share(node)
+	slices.Sort(keys)
+	if len(keys) > 0 {
+		at := rank * len(keys) / of
+		keys = append(keys[at:], keys[:at]...)
+	}
+	n.log.Info("a silent node is gone (no route to it); recording its devices node-lost", "lost", node, "records", len(keys), "share", rank, "of", of)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	// Only the runs whose records were there when the probe found no
+	// route: a run started since (the node back, a new boot) is live.
+	lost := func(o Owner) (presence.Reason, bool) {
+		return presence.ReasonNodeLost, o.Node == node && boots[o.Boot]
+	}
+	adopted := 0
+	for {
+		a, stopped := n.reapKeysOf(ctx, node, keys, lost)
+		adopted += a
+		if !stopped {
+			break
+		}
+		// The owners bucket or the journal has no Raft leader yet (the
+		// gone node led it, most likely): its election ends any moment,
+		// so try again soon rather than a heartbeat later.
+		select {
+		case <-ctx.Done():
+		case <-time.After(suspectRetry):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	n.log.Info("a gone node's records adopted", "lost", node, "adopted", adopted, "took", time.Since(probed).Round(time.Millisecond))
+}

@@ -1,0 +1,191 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/tether-hub/tether/internal/presence"
+)
+
+// longLease is a lease the tests' nodes cannot see lapse while they run:
+// what they check happens after two missed heartbeats (12 s), long before.
+const longLease = 30 * time.Second
+
+func joinLong(t *testing.T, srv *server.Server, name string) *member {
+	t.Helper()
+	return joinWith(t, srv, name, func(o *Options) { o.Lease = longLease })
+}
+
+// leaseOf reports whether node's lease is still in the bucket as seen
+// from m.
+func leaseOf(t *testing.T, m *member, node string) bool {
+	t.Helper()
+	_, ok, err := m.lease(context.Background(), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// nodeLost waits until m recorded devices d0…d<count-1> node-lost, once
+// each.
+func nodeLost(t *testing.T, m *member, count int) {
+	t.Helper()
+	eventually(t, time.Minute, func() error {
+		for i := range count {
+			evs := m.eventsOf(fmt.Sprintf("d%d", i))
+			if len(evs) != 1 || evs[0].Reason != presence.ReasonNodeLost || evs[0].Result.Type != "404104" {
+				return fmt.Errorf("d%d: %s recorded %+v", i, m.o.Node, evs)
+			}
+		}
+		return nil
+	})
+}
+
+// A killed node (its connection closed, its lease left behind) is
+// probed once it missed two heartbeats and its devices are recorded
+// node-lost while its lease still stands: the survivors do not wait for
+// it to lapse, nor for a reaper leader.
+func TestAGoneNodesDevicesAreRecordedBeforeItsLeaseLapses(t *testing.T) {
+	srv := startServer(t)
+	n1, n2 := joinLong(t, srv, "n1"), joinLong(t, srv, "n2")
+	for i := range 20 {
+		n1.connect(t, fmt.Sprintf("d%d", i))
+	}
+	n1.die(t)
+	nodeLost(t, n2, 20)
+	if !leaseOf(t, n2, "n1") {
+		t.Fatal("n1's lease lapsed before its devices were recorded: the test's lease is too short to tell")
+	}
+	if !n2.Silent("n1") {
+		t.Error("n1's devices adopted while n2 does not count n1 silent")
+	}
+	eventually(t, time.Minute, func() error {
+		if c := n2.Owners()["n1"]; c != 0 {
+			return fmt.Errorf("%d records still name n1", c)
+		}
+		return nil
+	})
+}
+
+// A silent node that still serves its subject (its heartbeats held up:
+// the leases' bucket electing, a stalled writer) answers the probe and
+// keeps its devices; once its connection goes, they are recorded
+// node-lost, its lease still standing.
+func TestASilentNodeThatAnswersTheProbeKeepsItsDevices(t *testing.T) {
+	srv := startServer(t)
+	n1, n2 := joinLong(t, srv, "n1"), joinLong(t, srv, "n2")
+	for i := range 3 {
+		n1.connect(t, fmt.Sprintf("d%d", i))
+	}
+	n1.halt() // no heartbeat any more; the takeover subject stays served
+	eventually(t, time.Minute, func() error {
+		if n2.Stats().Probes < 2 {
+			return fmt.Errorf("n2 probed silent n1 %d times, want 2", n2.Stats().Probes)
+		}
+		return nil
+	})
+	for i := range 3 {
+		if evs := n2.eventsOf(fmt.Sprintf("d%d", i)); len(evs) != 0 {
+			t.Fatalf("d%d: node 2 recorded %+v for a device of a node that answers", i, evs)
+		}
+	}
+	if c := n2.Owners()["n1"]; c != 3 {
+		t.Fatalf("%d records name n1, want its 3", c)
+	}
+	n1.nc.Close()
+	nodeLost(t, n2, 3)
+	if !leaseOf(t, n2, "n1") {
+		t.Fatal("n1's lease lapsed first: the test's lease is too short to tell")
+	}
+}
+
+// Every survivor adopts a gone node's records at once; each device's end
+// is recorded exactly once, by one of them.
+func TestSurvivorsRecordEachLostDeviceOnce(t *testing.T) {
+	srv := startServer(t)
+	n1, n2, n3 := joinLong(t, srv, "n1"), joinLong(t, srv, "n2"), joinLong(t, srv, "n3")
+	const devices = 60
+	for i := range devices {
+		n1.connect(t, fmt.Sprintf("d%d", i))
+	}
+	n1.die(t)
+	// Every end recorded, and every adoption over (the index shows a
+	// record adopted as soon as it is written over, before its end is
+	// recorded): then no second end can come.
+	eventually(t, time.Minute, func() error {
+		for i := range devices {
+			dev := fmt.Sprintf("d%d", i)
+			if len(n2.eventsOf(dev))+len(n3.eventsOf(dev)) == 0 {
+				return fmt.Errorf("%s: no end recorded yet", dev)
+			}
+		}
+		if c := n2.Owners()["n1"] + n3.Owners()["n1"]; c != 0 {
+			return fmt.Errorf("%d records still name n1", c)
+		}
+		if h := n2.holding() + n3.holding(); h != 0 {
+			return fmt.Errorf("%d adoptions still in hand", h)
+		}
+		return nil
+	})
+	for i := range devices {
+		dev := fmt.Sprintf("d%d", i)
+		evs := append(n2.eventsOf(dev), n3.eventsOf(dev)...)
+		if len(evs) != 1 || evs[0].Reason != presence.ReasonNodeLost {
+			t.Errorf("%s: the survivors recorded %+v, want one node-lost", dev, evs)
+		}
+	}
+	t.Logf("adopted by n2: %d, by n3: %d", n2.Stats().Adopted, n3.Stats().Adopted)
+}
+
+// A node that reconnects after its own NATS outage sees the others'
+// heartbeats stale and may probe a node that has not reconnected yet (no
+// responders, though it is alive). It must not take that node's devices:
+// its silence clocks start again at its reconnect, and a node is gone
+// only after two unanswered probes a reconnect pause apart.
+func TestANodesOwnReconnectDoesNotMakeOthersGone(t *testing.T) {
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	srv := startServerWith(t, opts)
+	opts.Port = srv.Addr().(*net.TCPAddr).Port
+	// A short lease: the outage outlasts two heartbeats.
+	short := func(o *Options) { o.Lease = 2 * time.Second }
+	n1, n2 := joinWith(t, srv, "n1", short), joinWith(t, srv, "n2", short)
+	for i := range 3 {
+		n2.connect(t, fmt.Sprintf("d%d", i))
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	eventually(t, time.Minute, func() error {
+		if !n1.Silent("n2") || !n2.Silent("n1") {
+			return errors.New("the nodes do not find each other silent yet")
+		}
+		return nil
+	})
+	startServerWith(t, opts)
+	// Both back, and n1 hears n2 again: any wrong adoption was decided by
+	// then (n1 probed n2 before n2 reconnected, or never).
+	eventually(t, time.Minute, func() error {
+		if !n1.nc.IsConnected() || !n2.nc.IsConnected() {
+			return errors.New("not reconnected yet")
+		}
+		if n1.Silent("n2") {
+			return errors.New("n1 does not hear n2 yet")
+		}
+		return nil
+	})
+	for i := range 3 {
+		if evs := n1.eventsOf(fmt.Sprintf("d%d", i)); len(evs) != 0 {
+			t.Fatalf("d%d: n1 recorded %+v for a live node's device after its own reconnect", i, evs)
+		}
+	}
+	if c := n1.Owners()["n2"]; c != 3 {
+		t.Fatalf("%d records name n2, want its 3", c)
+	}
+}
