@@ -365,8 +365,10 @@ func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost 
 	// Right after a node loss the owners bucket may still be electing a
 	// Raft leader: the first write that finds no leader ends the round
 	// (the next one starts a heartbeat later) instead of failing every key.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// It stops handing out keys, not the adoptions under way: one cut off
+	// between its record taken and its end stored or its record released
+	// would leave a record naming this live node that no round reads again.
+	halt := make(chan struct{})
 	var stopped sync.Once
 	work := make(chan string)
 	var wg sync.WaitGroup
@@ -383,7 +385,7 @@ func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost 
 					stopped.Do(func() {
 						halted.Store(true)
 						n.log.Warn("reaper: the owners bucket does not answer (electing a leader?); round stopped, retried on the next heartbeat", "err", err)
-						cancel()
+						close(halt)
 					})
 				}
 			}
@@ -400,8 +402,11 @@ func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost 
 		}
 		select {
 		case work <- k:
+			continue
 		case <-ctx.Done():
+		case <-halt:
 		}
+		break
 	}
 	close(work)
 	wg.Wait()

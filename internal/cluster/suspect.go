@@ -245,6 +245,9 @@ func (n *Node) suspect(ctx context.Context, node string) {
 	lost := func(o Owner) (presence.Reason, bool) {
 		return presence.ReasonNodeLost, o.Node == node && boots[o.Boot]
 	}
+	n.mu.Lock()
+	heard := n.beats[node].rev
+	n.mu.Unlock()
 	adopted := 0
 	for {
 		a, stopped := n.reapKeysOf(ctx, node, keys, lost)
@@ -262,6 +265,31 @@ func (n *Node) suspect(ctx context.Context, node string) {
 		if ctx.Err() != nil {
 			break
 		}
+		// Writes that do not go through may also mean this node is the one
+		// cut off (a partition: every other node looks gone from here);
+		// when it heals, the first write that goes through must not act on
+		// a judgement made before. So each retry asks again, just before
+		// its writes: still silent, no reconnect of this node, and still no
+		// route to it.
+		if !n.stillGone(ctx, node, heard, after) {
+			n.log.Warn("a node taken for gone is heard again; its remaining records stay its own", "node", node, "adopted", adopted)
+			break
+		}
 	}
 	n.log.Info("a gone node's records adopted", "lost", node, "adopted", adopted, "took", time.Since(probed).Round(time.Millisecond))
+}
+
+// stillGone reports whether node, taken for gone while its last heartbeat
+// seen was revision heard and this node had reconnected reconnects times,
+// is still gone: no newer heartbeat, no reconnect of this node since, and
+// a fresh probe finds no responders.
+func (n *Node) stillGone(ctx context.Context, node string, heard, reconnects uint64) bool {
+	n.mu.Lock()
+	b := n.beats[node]
+	n.mu.Unlock()
+	if b.rev != heard || n.o.NC.Stats().Reconnects != reconnects {
+		return false
+	}
+	boot, err := n.probe(ctx, node)
+	return err == nil && boot == "" && n.o.NC.Stats().Reconnects == reconnects
 }
