@@ -262,6 +262,13 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 			return 0, fmt.Errorf("cluster: device %s: waiting for its adoption here: %w", s.DeviceID, ctx.Err())
 		}
 	}
+	if o := n.held[s.DeviceID]; o != nil && !o.adopting {
+		// A live session of the device here: this node's claim adopted the
+		// record since it was read (a stale read, or a slow worker), so
+		// the record this adoption read is no longer the device's.
+		n.mu.Unlock()
+		return 0, nil
+	}
 	n.held[s.DeviceID] = h
 	n.mu.Unlock()
 	defer func() {
