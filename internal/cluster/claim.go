@@ -326,13 +326,23 @@ func (n *Node) Ending(s *presence.Session) bool {
 // release deletes the owner record if it is still h's, and lets waiting
 // claims and takeover requests go on.
 func (n *Node) release(dev string, h *hold) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	n.mu.Lock()
 	rev := h.rev
 	h.releasing = true // its own delete is not a takeover (note)
 	n.mu.Unlock()
 	err := n.owners.Delete(ctx, Key(dev), jetstream.LastRevision(rev))
+	// The bucket electing a Raft leader (4–9 s) is no reason to leave the
+	// record naming this run: its next start would record a second end of
+	// a session whose end is stored.
+	for unanswered(err) && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+			err = n.owners.Delete(ctx, Key(dev), jetstream.LastRevision(rev))
+		}
+	}
 	if err != nil && !conflict(err) {
 		n.log.Warn("owner record not released", "device", dev, "err", err)
 	}
