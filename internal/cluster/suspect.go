@@ -83,8 +83,11 @@ func (n *Node) redateOnReconnect(now time.Time) bool {
 	defer n.mu.Unlock()
 	if r != n.reconnects {
 		n.reconnects = r
+		// Dated a confirmGap ahead: a node whose reconnect attempt came just
+		// before the server was back pauses ReconnectWait + jitter more
+		// before its next, so it may be back that much after this one.
 		for k, b := range n.beats {
-			b.at = now
+			b.at = now.Add(n.confirmGap())
 			n.beats[k] = b
 		}
 		clear(n.noAnswer)
