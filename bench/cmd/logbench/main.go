@@ -283,6 +283,11 @@ func run(ctx context.Context, kind, path string, o loggen.Options, skip, limit, 
 		duckDB = d.DB()
 	}
 	stopMem := memSampler(ctx, duckDB, 250*time.Millisecond)
+	if duckDB != nil && *memTrace > 0 {
+		tctx, stopTrace := context.WithCancel(ctx)
+		defer stopTrace()
+		go traceMem(tctx, duckDB, *memTrace)
+	}
 	eng := &kql.Engine{DB: store, Table: kql.AzureDiagnostics(), Dialect: dialect, Now: func() time.Time { return o.End }, MaxBytes: 24 << 20}
 	dev := loggen.DeviceID(42)
 

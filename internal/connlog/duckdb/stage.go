@@ -76,11 +76,15 @@ type stage struct {
 	moveMu sync.Mutex    // one move at a time
 	kick   chan struct{} // wakes the mover
 
-	// insertTail puts a frame's rows into its tail table and frees its
-	// data (tail.go), deleteTail takes them out again (its fsync failed);
-	// nil: no tails. tailBroken is set when that failed.
-	insertTail, deleteTail func(*tail) error
-	tailBroken             bool
+	// pending are the tails of staged frames not yet in their tail
+	// tables, pendingN their records; insertTails puts tails there and
+	// frees their data (tail.go; nil: no tails), one call at a time
+	// (tailMu); tailKick wakes the tail inserter.
+	pending     []*tail
+	pendingN    int
+	insertTails func([]*tail) error
+	tailMu      sync.Mutex
+	tailKick    chan struct{}
 }
 
 // stageSuffix follows the database path in the segment files' names.
@@ -94,7 +98,7 @@ func openStage(dbPath string) (*stage, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st := &stage{base: base, n: last, kick: make(chan struct{}, 1)}
+	st := &stage{base: base, n: last, kick: make(chan struct{}, 1), tailKick: make(chan struct{}, 1)}
 	if err := st.rotate(); err != nil {
 		return nil, nil, err
 	}
@@ -209,20 +213,10 @@ func (st *stage) put(records []connlog.Record, build func(payload string, record
 	}
 	<-built
 	seq0 := st.nextSeq
-	if tl = st.number(records, tl); tl != nil {
-		// Under mu: in its table before a move can take it, and before
-		// Append returns.
-		if err := st.insertTail(tl); err != nil {
-			tl = nil // the stage is moved for readers while it waits
-		}
-	}
+	tl = st.number(records, tl)
 	if err = <-synced; err != nil {
 		if tl != nil {
-			if derr := st.deleteTail(tl); derr != nil {
-				// Rows of a batch not staged are in a tail table: readers
-				// stop reading the tails.
-				st.tailBroken = true
-			}
+			tl.data.free()
 		}
 		if pb != nil {
 			putBuf(pb)
@@ -240,6 +234,17 @@ func (st *stage) put(records []connlog.Record, build func(payload string, record
 	st.bufs = append(st.bufs, pb)
 	st.seq0s = append(st.seq0s, seq0)
 	st.tails = append(st.tails, tl)
+	if tl != nil {
+		// Into its tail table with the others pending, by the tail
+		// inserter, a reader or the move, whichever comes first.
+		st.pending = append(st.pending, tl)
+		if st.pendingN += tl.n; st.pendingN >= tailBatch {
+			select {
+			case st.tailKick <- struct{}{}:
+			default:
+			}
+		}
+	}
 	st.count += len(records)
 	st.size += frameBytes(payload, pb)
 	st.putN += int64(len(records))
@@ -453,6 +458,10 @@ func (s *Store) moveUpTo(ctx context.Context, upTo int64) error {
 	if err != nil || len(t.frames) == 0 {
 		return err
 	}
+	// The taken frames' tails in their tables (or lost), for appendTails.
+	if err := st.flushTails(); err != nil {
+		s.log.Warn("connlog/duckdb: inserting tail rows; the move reads the frames", "err", err)
+	}
 	// In chunks of about MoveChunkBytes of frames, a transaction each:
 	// the move's memory (its Arrow columns) is a chunk's, not the whole
 	// stage's, and a chunk's frames go back to the
@@ -472,7 +481,7 @@ func (s *Store) moveUpTo(ctx context.Context, upTo int64) error {
 		// Frames with tails are stored from them (their columns made by
 		// the Appends: tail.go); others are read here.
 		tails := t.tails[lo:hi]
-		fromTails := !slices.Contains(tails, nil)
+		fromTails := st.inTables(tails)
 		rs.reset()
 		for i, f := range t.frames[lo:hi] {
 			if fromTails {

@@ -58,7 +58,7 @@ type Store struct {
 	// added one, for Appends building a tail batch (tail.go) without
 	// writeMu.
 	resSnap atomic.Pointer[resSnapshot]
-	// tailConn inserts the tails (tail.go), under the stage's mu.
+	// tailConn inserts the tails (tail.go), under the stage's tailMu.
 	tailConn *sql.Conn
 }
 
@@ -226,6 +226,10 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		s.stage = st
 		s.done.Add(1)
 		go s.mover()
+		if st.insertTails != nil {
+			s.done.Add(1)
+			go s.tailInserter()
+		}
 	}
 	s.done.Add(1)
 	go s.background()

@@ -62,6 +62,71 @@ type tail struct {
 	// until they are in the tail table.
 	seqs []int64
 	data tailData
+	// lost: its insert failed (under the stage's mu); readers then move
+	// the stage, and the move reads its frame.
+	lost bool
+}
+
+// tailBatch is how many pending tail records wake the tail inserter: an
+// Append does not insert its own (an INSERT's fixed cost, its Arrow view
+// made and dropped, was a share of each 1,000-record Append), and a
+// reader or a move finds few left to insert.
+const tailBatch = 16_384
+
+// flushTails puts the pending tails into their tail tables: what a
+// reader must see, and a move reads from there. A failed insert marks
+// them lost.
+func (st *stage) flushTails() error {
+	if st.insertTails == nil {
+		return nil
+	}
+	st.tailMu.Lock()
+	defer st.tailMu.Unlock()
+	st.mu.Lock()
+	p := st.pending
+	st.pending, st.pendingN = nil, 0
+	st.mu.Unlock()
+	if len(p) == 0 {
+		return nil
+	}
+	err := st.insertTails(p)
+	if err != nil {
+		st.mu.Lock()
+		for _, tl := range p {
+			tl.lost = true
+		}
+		st.mu.Unlock()
+	}
+	return err
+}
+
+// inTables reports whether every frame of tails has its rows in a tail
+// table (it has a tail, not lost).
+func (st *stage) inTables(tails []*tail) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, tl := range tails {
+		if tl == nil || tl.lost {
+			return false
+		}
+	}
+	return true
+}
+
+// tailInserter inserts the pending tails whenever tailBatch records wait,
+// until Close.
+func (s *Store) tailInserter() {
+	defer s.done.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.stage.tailKick:
+		}
+		if err := s.stage.flushTails(); err != nil {
+			s.log.Warn("connlog/duckdb: inserting tail rows; readers move the stage while they wait", "err", err)
+		}
+	}
 }
 
 // noTail is a stage's tail builder when there are no tail tables.
@@ -126,13 +191,10 @@ func (st *stage) number(records []connlog.Record, tl *tail) *tail {
 func (st *stage) suspects() ([]suspect, bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.tailBroken {
-		return nil, false
-	}
 	var out []suspect
 	for _, l := range [][]*tail{st.inflight, st.tails} {
 		for _, tl := range l {
-			if tl == nil {
+			if tl == nil || tl.lost {
 				return nil, false
 			}
 			out = append(out, tl.susp...)
@@ -267,6 +329,10 @@ func atTimes(ctx context.Context, q queryer, tables []string, after int64) atTim
 // tables: see the top of this file. ok false: a staged frame has no tail
 // (nothing was read).
 func (s *Store) readTail(ctx context.Context, bounds kql.TimeRange, query string, args []any, scan func(*sql.Rows) error) (ok bool, err error) {
+	// The records of every Append that returned into the tail tables.
+	if err := s.stage.flushTails(); err != nil {
+		return false, nil
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, err

@@ -83,32 +83,43 @@ func (s *Store) openTails(ctx context.Context, st *stage) error {
 	}
 	s.tailConn = c
 	made := -1
-	st.insertTail = func(tl *tail) error {
-		defer tl.data.free()
+	st.insertTails = func(tails []*tail) error {
+		defer func() {
+			for _, tl := range tails {
+				tl.data.free()
+			}
+		}()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if tl.gen != made {
-			// A new segment: its table, with the day tables' columns.
-			if _, err := c.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+tailTable(tl.gen)+" AS SELECT * FROM "+quote(main)+".main."+quote(emptyTable)+" LIMIT 0"); err != nil {
+		// One insert a tail table (a stage segment: nearly always one).
+		for lo := 0; lo < len(tails); {
+			gen := tails[lo].gen
+			hi := lo
+			batches := make([]arrow.RecordBatch, 0, len(tails)-lo)
+			for ; hi < len(tails) && tails[hi].gen == gen; hi++ {
+				batches = append(batches, tails[hi].data.(*arrowTail).batch)
+			}
+			if gen > made {
+				// A new segment: its table, with the day tables' columns.
+				if _, err := c.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+tailTable(gen)+" AS SELECT * FROM "+quote(main)+".main."+quote(emptyTable)+" LIMIT 0"); err != nil {
+					return err
+				}
+				made = gen
+			}
+			if err := insertTail(ctx, c, tailTable(gen), batches); err != nil {
 				return err
 			}
-			made = tl.gen
+			lo = hi
 		}
-		return insertTail(ctx, c, tailTable(tl.gen), tl.data.(*arrowTail).batch)
-	}
-	st.deleteTail = func(tl *tail) error {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_, err := c.ExecContext(ctx, "DELETE FROM "+tailTable(tl.gen)+" WHERE "+colSeq+" BETWEEN ? AND ?", tl.seq0, tl.last())
-		return err
+		return nil
 	}
 	return nil
 }
 
-// insertTail inserts batch into table through an Arrow view on c, a
-// connection whose database is arrowDB.
-func insertTail(ctx context.Context, c *sql.Conn, table string, batch arrow.RecordBatch) error {
-	rdr, err := array.NewRecordReader(tailSchema, []arrow.RecordBatch{batch})
+// insertTail inserts batches into table through an Arrow view on c, a
+// connection whose database is arrowDB, in one statement.
+func insertTail(ctx context.Context, c *sql.Conn, table string, batches []arrow.RecordBatch) error {
+	rdr, err := array.NewRecordReader(tailSchema, batches)
 	if err != nil {
 		return err
 	}
