@@ -616,6 +616,11 @@ func printTable(w *os.File, rs []Result) {
 	stat("checkpoints: count, s (of ingest)", func(r Result) string {
 		return fmt.Sprintf("%d, %s", r.Stats.Checkpoints, pctIngest(r, r.Stats.CheckpointBusy))
 	})
+	stat("queries through the tail: count; flush / prepare / run, ms each", func(r Result) string {
+		n := max(r.Stats.TailReads, 1)
+		each := func(d time.Duration) float64 { return ms(d) / float64(n) }
+		return fmt.Sprintf("%d; %.1f / %.1f / %.1f", r.Stats.TailReads, each(r.Stats.ReadFlush), each(r.Stats.ReadPrep), each(r.Stats.ReadRun))
+	})
 	row("sort closed days by device, s", func(r Result) string { return f1(r.CompactSeconds) })
 	row("file, MiB", func(r Result) string { return f0(float64(r.FileBytes) / (1 << 20)) })
 	row("bytes/record (file)", func(r Result) string { return f0(r.BytesPerRecord) })

@@ -167,6 +167,10 @@ func sumWindows(ws []Result) Result {
 			st.MoveCommit += w.Stats.MoveCommit
 			st.Checkpoints += w.Stats.Checkpoints
 			st.CheckpointBusy += w.Stats.CheckpointBusy
+			st.TailReads += w.Stats.TailReads
+			st.ReadFlush += w.Stats.ReadFlush
+			st.ReadPrep += w.Stats.ReadPrep
+			st.ReadRun += w.Stats.ReadRun
 			sum.Stats = &st
 		}
 		sum.Records += w.Records

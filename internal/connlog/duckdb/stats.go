@@ -30,11 +30,17 @@ type Stats struct {
 	// ones included; CheckpointsFailed counts those.
 	CheckpointBusy    time.Duration
 	CheckpointsFailed int64
+	// TailReads counts queries that read the stage's tail (tail.go);
+	// of their time, ReadFlush went to inserting the pending tails,
+	// ReadPrep to the snapshot, the mark, the repeats and the view, and
+	// ReadRun to the query itself and its rows.
+	TailReads                    int64
+	ReadFlush, ReadPrep, ReadRun time.Duration
 }
 
 // counters are Stats kept as atomics.
 type counters struct {
-	appends, held, stageWrite, stageSync, moves, moveBusy, movePrep, moveLoad, moveCommit, ckpts, ckptBusy, ckptFailed atomic.Int64
+	appends, held, stageWrite, stageSync, moves, moveBusy, movePrep, moveLoad, moveCommit, ckpts, ckptBusy, ckptFailed, tailReads, readFlush, readPrep, readRun atomic.Int64
 }
 
 // since adds the time since t to c.
@@ -49,5 +55,6 @@ func (s *Store) Stats() Stats {
 		Moves: c.moves.Load(), MoveBusy: time.Duration(c.moveBusy.Load()),
 		MovePrep: time.Duration(c.movePrep.Load()), MoveLoad: time.Duration(c.moveLoad.Load()), MoveCommit: time.Duration(c.moveCommit.Load()),
 		Checkpoints: c.ckpts.Load(), CheckpointBusy: time.Duration(c.ckptBusy.Load()), CheckpointsFailed: c.ckptFailed.Load(),
+		TailReads: c.tailReads.Load(), ReadFlush: time.Duration(c.readFlush.Load()), ReadPrep: time.Duration(c.readPrep.Load()), ReadRun: time.Duration(c.readRun.Load()),
 	}
 }

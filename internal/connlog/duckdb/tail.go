@@ -330,9 +330,12 @@ func atTimes(ctx context.Context, q queryer, tables []string, after int64) atTim
 // (nothing was read).
 func (s *Store) readTail(ctx context.Context, bounds kql.TimeRange, query string, args []any, scan func(*sql.Rows) error) (ok bool, err error) {
 	// The records of every Append that returned into the tail tables.
+	flush := time.Now()
 	if err := s.stage.flushTails(); err != nil {
 		return false, nil
 	}
+	since(&s.stats.readFlush, flush)
+	prep := time.Now()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, err
@@ -399,6 +402,10 @@ func (s *Store) readTail(ctx context.Context, bounds kql.TimeRange, query string
 	if _, err := tx.ExecContext(ctx, viewOverSQL(branches, res, true)); err != nil {
 		return true, err
 	}
+	since(&s.stats.readPrep, prep)
+	s.stats.tailReads.Add(1)
+	run := time.Now()
+	defer since(&s.stats.readRun, run)
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return true, err
@@ -487,6 +494,61 @@ func (l *tailLoad) close(context.Context, *sql.Conn) {}
 // stores from a tail table (the Arrow columns' size of a loggen record,
 // about).
 const tailRowBytes = 400
+
+// openTails makes arrowDB's tail_pin and gives the stage a connection of
+// its own to insert tails with (insertTailRows: tail_arrow.go,
+// tail_appender.go).
+func (s *Store) openTails(ctx context.Context, st *stage) error {
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	var main string
+	if err := c.QueryRowContext(ctx, "SELECT current_database()").Scan(&main); err != nil {
+		c.Close()
+		return err
+	}
+	// The connection stays in arrowDB: the Arrow views of the inserts
+	// are made there without the USE statements of registerArrow.
+	for _, q := range []string{"ATTACH IF NOT EXISTS ':memory:' AS " + arrowDB, "CREATE TABLE IF NOT EXISTS " + tailPin + " (x INTEGER)", "USE " + arrowDB} {
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			c.Close()
+			return err
+		}
+	}
+	s.tailConn = c
+	made := -1
+	st.insertTails = func(tails []*tail) error {
+		defer func() {
+			for _, tl := range tails {
+				tl.data.free()
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		// One insert a tail table (a stage segment: nearly always one).
+		for lo := 0; lo < len(tails); {
+			gen := tails[lo].gen
+			hi := lo + 1
+			for hi < len(tails) && tails[hi].gen == gen {
+				hi++
+			}
+			if gen > made {
+				// A new segment: its table, with the day tables' columns.
+				if _, err := c.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+tailTable(gen)+" AS SELECT * FROM "+quote(main)+".main."+quote(emptyTable)+" LIMIT 0"); err != nil {
+					return err
+				}
+				made = gen
+			}
+			if err := insertTailRows(ctx, c, tailTable(gen), tails[lo:hi]); err != nil {
+				return err
+			}
+			lo = hi
+		}
+		return nil
+	}
+	return nil
+}
 
 // dropTails drops the tail tables of gens (their rows stored). The caller
 // holds writeMu.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"strconv"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -61,59 +60,15 @@ func (s *Store) buildTail(payload string, records []connlog.Record) *tail {
 	return &tail{seqs: d.seqs, data: a}
 }
 
-// openTails makes arrowDB's tail_pin and gives the stage a connection of
-// its own to insert tails with.
-func (s *Store) openTails(ctx context.Context, st *stage) error {
-	c, err := s.db.Conn(ctx)
-	if err != nil {
-		return err
+// insertTailRows inserts the rows of tails, all of tail table table,
+// through an Arrow view on c (a connection whose database is arrowDB), in
+// one statement.
+func insertTailRows(ctx context.Context, c *sql.Conn, table string, tails []*tail) error {
+	batches := make([]arrow.RecordBatch, len(tails))
+	for i, tl := range tails {
+		batches[i] = tl.data.(*arrowTail).batch
 	}
-	var main string
-	if err := c.QueryRowContext(ctx, "SELECT current_database()").Scan(&main); err != nil {
-		c.Close()
-		return err
-	}
-	// The connection stays in arrowDB: an Append's Arrow view is made
-	// there without the USE statements of registerArrow.
-	for _, q := range []string{"ATTACH IF NOT EXISTS ':memory:' AS " + arrowDB, "CREATE TABLE IF NOT EXISTS " + tailPin + " (x INTEGER)", "USE " + arrowDB} {
-		if _, err := c.ExecContext(ctx, q); err != nil {
-			c.Close()
-			return err
-		}
-	}
-	s.tailConn = c
-	made := -1
-	st.insertTails = func(tails []*tail) error {
-		defer func() {
-			for _, tl := range tails {
-				tl.data.free()
-			}
-		}()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		// One insert a tail table (a stage segment: nearly always one).
-		for lo := 0; lo < len(tails); {
-			gen := tails[lo].gen
-			hi := lo
-			batches := make([]arrow.RecordBatch, 0, len(tails)-lo)
-			for ; hi < len(tails) && tails[hi].gen == gen; hi++ {
-				batches = append(batches, tails[hi].data.(*arrowTail).batch)
-			}
-			if gen > made {
-				// A new segment: its table, with the day tables' columns.
-				if _, err := c.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+tailTable(gen)+" AS SELECT * FROM "+quote(main)+".main."+quote(emptyTable)+" LIMIT 0"); err != nil {
-					return err
-				}
-				made = gen
-			}
-			if err := insertTail(ctx, c, tailTable(gen), batches); err != nil {
-				return err
-			}
-			lo = hi
-		}
-		return nil
-	}
-	return nil
+	return insertTail(ctx, c, table, batches)
 }
 
 // insertTail inserts batches into table through an Arrow view on c, a
