@@ -46,11 +46,11 @@
 // Ingest: Append writes the batch to a stage segment file next to the
 // database (one write, one fsync) and returns; a mover takes what is
 // staged into DuckDB in one transaction every MoveRecords records or
-// MoveInterval (stage.go). Readers do not wait for it (duckdb_arrow
-// build): an Append also puts its rows in a tail table of an in-memory
-// database, which a query reads beside the committed day tables, each
-// record once (tail.go); the move reads them from there. The Appender
-// build's readers move what is staged before they read. A move dedups
+// MoveInterval (stage.go). Readers do not wait for it: a tail inserter
+// puts the staged rows, many Appends' at a time, in a tail table of an
+// in-memory database, which a query (after inserting what is pending)
+// reads beside the committed day tables, each record once (tail.go);
+// the move stores them from there. A move dedups
 // by _ItemId (see append.go: only records not newer than everything
 // stored are looked up, within their own day and time range), then
 // writes through DuckDB's Appender or Arrow, or from the tail tables.

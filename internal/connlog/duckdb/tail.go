@@ -20,11 +20,13 @@ import (
 // A reader must see every record an Append returned for. Moving what is
 // staged first (sync) made a query wait for the move under way and one
 // of its own, 0.6-0.85 s each at 100k records/s (logbench 50M), where the
-// query itself takes 10-90 ms. Instead (duckdb_arrow build), an Append
-// also inserts its batch, as day-table rows, into a tail table in the
-// in-memory database arrowDB (tail_<segment>: one a stage segment), which
-// the move of that segment's frames reads and then drops. A query reads,
-// in one transaction: the tail tables (its first statement, which fixes
+// query itself takes 10-90 ms. Instead, a staged frame's rows go, as
+// day-table rows, into a tail table in the in-memory database arrowDB
+// (tail_<segment>: one a stage segment), which the move of that segment's
+// frames reads and then drops. They go there in batches (flushTails):
+// the tail inserter's once tailBatch records are pending, and a reader's
+// or a move's of what is left when it starts. A query reads, in one
+// transaction: the tail tables (its first statement, which fixes
 // their snapshot), then tether_mark (the highest _Seq stored: every move's
 // transaction writes it) and the day tables of the file's snapshot, and
 // the view AzureDiagnostics over those tables and the tail rows above the
@@ -47,8 +49,9 @@ import (
 // the earlier tail rows at their time, and the view leaves out those found.
 //
 // The mover stores a chunk whose frames are all in tail tables from them
-// (appendTails): the columns are then made by the Appends, beside the
-// move under way, not by the mover between its transactions.
+// (appendTails): the columns are then made by the Appends and the tail
+// inserter, beside the move under way, not by the mover between its
+// transactions.
 
 // tail is what the stage keeps of a frame in a tail table.
 type tail struct {
