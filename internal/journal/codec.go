@@ -13,12 +13,12 @@ import (
 var ErrMalformed = errors.New("journal: malformed message")
 
 // ConnectionEventMsg is ev as a message for the Publisher: its subject,
-// its id as Nats-Msg-Id, its JSON (encoded on the publisher's goroutine)
+// the digest of its id as Nats-Msg-Id (ConnMsgID), its JSON (encoded on the publisher's goroutine)
 // and ev.Recorded told when the stream has it.
 func ConnectionEventMsg(ev presence.ConnectionEvent) Msg {
 	return Msg{
 		Subject: ConnSubject(ev.DeviceID, string(ev.Kind)),
-		ID:      ev.ID,
+		ID:      ConnMsgID(ev.ID),
 		Key:     ev.DeviceID, // a device's events are stored in the order they happened
 		Append:  func(b []byte) ([]byte, error) { return appendConnectionEventChecked(b, &ev) },
 		Done:    ev.Recorded,

@@ -37,7 +37,7 @@ func TestConnectionEventMsg(t *testing.T) {
 	e := fullEvent()
 	e.Recorded = func(err error) { recorded = err }
 	m := ConnectionEventMsg(e)
-	if m.Subject != "tether.conn.thermo-1.disconnected" || m.ID != e.ID {
+	if m.Subject != "tether.conn.thermo-1.disconnected" || m.ID != ConnMsgID(e.ID) {
 		t.Errorf("subject %q id %q", m.Subject, m.ID)
 	}
 	// The payload is appended to the buffer the publisher lends.

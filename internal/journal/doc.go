@@ -19,8 +19,10 @@
 // <device> is the device id with '.', '*', '>', '%', whitespace and control
 // characters percent-encoded (EncodeToken), and "%" alone for "no device"
 // (a connection refused before its CONNECT named one, a twin query).
-// Connection events, registry changes and operations carry Nats-Msg-Id =
-// their id, so a retried publish is stored once.
+// Registry changes and operations carry Nats-Msg-Id = their id, and
+// connection events a 24-byte digest of theirs (ConnMsgID: JetStream keeps
+// every id of its duplicate window in memory), so a retried publish is
+// stored once.
 //
 // The journal owns the wire form of what it carries: codec.go encodes and
 // decodes connection events (whole, or the summary a counter needs, which

@@ -40,7 +40,7 @@ func FuzzToken(f *testing.F) {
 	})
 }
 
-func open(t *testing.T, dir string) *Journal {
+func open(t testing.TB, dir string) *Journal {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

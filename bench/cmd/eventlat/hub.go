@@ -82,7 +82,7 @@ func (h *hub) capture(dir, name string, d time.Duration, trace bool) <-chan stru
 	get("/debug/pprof/allocs", name+"-allocs-start.pprof")
 	go func() {
 		defer close(done)
-		defer get("/debug/pprof/allocs", name+"-allocs-end.pprof")
+		defer get("/debug/pprof/allocs?gc=1", name+"-allocs-end.pprof") // live heap now, not at the last GC
 		var wg sync.WaitGroup
 		wg.Go(func() { get(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), name+"-cpu.pprof") })
 		if trace {
