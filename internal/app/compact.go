@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -14,10 +15,10 @@ import (
 // stack only during a GC, by half per cycle, and returns freed pages to
 // the OS slowly. An idle fleet then holds tens of KiB more per device than
 // it needs. After a burst of at least burstMin connects followed by a
-// quiet second, the hub runs a GC (which also halves the stacks that can
-// be shrunk) and returns free memory to the OS. It costs one collection
-// per storm (and the settle pass below), never anything per connect. One
-// more runs a second after the hub started. Config.CompactAfter sets the burst size (default 1000;
+// quiet second, the hub runs two GCs (each shrinks by half the stacks
+// that can be shrunk) and returns free memory to the OS. It costs two
+// collections per storm, never anything per connect. One more runs a second after the
+// hub started. Config.CompactAfter sets the burst size (default 1000;
 // negative turns compaction off).
 //
 // The burst's compaction comes one quiet second after the last connect,
@@ -81,13 +82,12 @@ func (a *App) startCompactor() {
 			now := time.Now()
 			if delta == 0 && sinceCompact >= burstMin {
 				start := time.Now()
-				// One collection, then free pages go back to the OS. (A
-				// second one before it, to halve the stacks the storm grew
-				// once more, cost a full mark of the live heap per storm,
-				// ~5 µs a connect at 5,000: an established session parks
-				// without a goroutine (internal/broker idlepark.go), so
-				// few stacks are left to shrink.)
-				debug.FreeOSMemory()
+				// Two collections: each halves the stacks a storm grew (the
+				// sessions' readers start at the runtime's average stack
+				// size, which the handshakes inflate), then free pages go
+				// back to the OS.
+				runtime.GC()
+				debug.FreeOSMemory() // a GC, then return free pages
 				a.log.Debug("memory compacted after a connect burst", "connects", sinceCompact, "took", time.Since(start))
 				sinceCompact = 0
 				a.compactions.Add(1)
