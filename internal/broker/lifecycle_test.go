@@ -239,6 +239,9 @@ func TestTableSweep(t *testing.T) {
 	cl.send(disconnectV3)
 	cl.waitClosed()
 	h.waitEvents("d3", 2)
+	// The end is recorded before the session leaves the table (the next
+	// connection waits for the record, not for the table).
+	h.waitFor("d3's session to leave the table", func() bool { return h.b.table.live("d3") == nil })
 	h.b.table.sweep(time.Now())
 	if n := entries(h.b.table); n != 1 {
 		t.Fatalf("%d entries with d3's session kept, want 1", n)
