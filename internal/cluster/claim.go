@@ -332,17 +332,14 @@ func (n *Node) release(dev string, h *hold) {
 	rev := h.rev
 	h.releasing = true // its own delete is not a takeover (note)
 	n.mu.Unlock()
-	err := n.owners.Delete(ctx, Key(dev), jetstream.LastRevision(rev))
 	// The bucket electing a Raft leader (4–9 s) is no reason to leave the
 	// record naming this run: its next start would record a second end of
 	// a session whose end is stored.
-	for unanswered(err) && ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-time.After(250 * time.Millisecond):
-			err = n.owners.Delete(ctx, Key(dev), jetstream.LastRevision(rev))
-		}
-	}
+	var err error
+	retryUnanswered(ctx, 250*time.Millisecond, func() bool {
+		err = n.owners.Delete(ctx, Key(dev), jetstream.LastRevision(rev))
+		return unanswered(err) && ctx.Err() == nil
+	})
 	if err != nil && !conflict(err) {
 		n.log.Warn("owner record not released", "device", dev, "err", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/presence"
+	"github.com/tether-hub/tether/internal/testnet"
 )
 
 // member is one node under test: a real Node and presence.Tracker on a
@@ -81,26 +82,7 @@ func (m *member) eventsOf(dev string) []presence.ConnectionEvent {
 	return out
 }
 
-func startServer(t *testing.T) *server.Server {
-	t.Helper()
-	return startServerWith(t, &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-}
-
-// startServerWith starts a NATS server with opts, shut down with the test.
-func startServerWith(t *testing.T, opts *server.Options) *server.Server {
-	t.Helper()
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	return srv
-}
+func startServer(t *testing.T) *server.Server { return testnet.JetStream(t) }
 
 func join(t *testing.T, srv *server.Server, name string) *member {
 	t.Helper()

@@ -52,7 +52,7 @@ func (n *Node) heartbeat(ctx context.Context) error {
 // loop heartbeats, campaigns for the shared jobs and runs those it leads.
 func (n *Node) loop(ctx context.Context) {
 	defer n.wg.Done()
-	tick := time.NewTicker(n.o.Lease / 5)
+	tick := time.NewTicker(n.beat())
 	defer tick.Stop()
 	for {
 		select {

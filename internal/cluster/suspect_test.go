@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/tether-hub/tether/internal/presence"
+	"github.com/tether-hub/tether/internal/testnet"
 )
 
 // longLease is a lease the tests' nodes cannot see lapse while they run:
@@ -152,7 +153,7 @@ func TestSurvivorsRecordEachLostDeviceOnce(t *testing.T) {
 func TestANodesOwnReconnectDoesNotMakeOthersGone(t *testing.T) {
 	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
 		StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
-	srv := startServerWith(t, opts)
+	srv := testnet.NATS(t, opts)
 	opts.Port = srv.Addr().(*net.TCPAddr).Port
 	// A short lease: the outage outlasts two heartbeats.
 	short := func(o *Options) { o.Lease = 2 * time.Second }
@@ -168,7 +169,7 @@ func TestANodesOwnReconnectDoesNotMakeOthersGone(t *testing.T) {
 		}
 		return nil
 	})
-	startServerWith(t, opts)
+	testnet.NATS(t, opts)
 	// Both back, and n1 hears n2 again: any wrong adoption was decided by
 	// then (n1 probed n2 before n2 reconnected, or never).
 	eventually(t, time.Minute, func() error {

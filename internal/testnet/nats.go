@@ -1,0 +1,32 @@
+package testnet
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// JetStream runs an embedded NATS server with JetStream on 127.0.0.1
+// (a random port, its store in a test directory), shut down when t ends.
+func JetStream(t testing.TB) *server.Server {
+	t.Helper()
+	return NATS(t, &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+}
+
+// NATS starts a NATS server with opts and waits until it takes clients;
+// it is shut down when t ends.
+func NATS(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	return srv
+}
