@@ -48,6 +48,9 @@ func (n *Node) Claim(s *presence.Session) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("cluster: claiming device %s: %w", s.DeviceID, err)
 		}
+		if n.isCut() {
+			return fmt.Errorf("cluster: node %s is cut off from the cluster (its lease not renewed): connects are refused until it renews", n.o.Node)
+		}
 		rev, cur, err := n.get(ctx, key)
 		if err != nil {
 			return err
@@ -120,6 +123,11 @@ func (n *Node) free(ctx context.Context, key string, rev uint64, cur Owner) (boo
 	if cur.Node == n.o.Node && cur.Boot == n.boot {
 		// Ours: the broker has ended the session (its table's claim waits
 		// for that); wait for its end to be stored and the record released.
+		if n.cutSession(dev, cur.Session.ID) {
+			// Ended by this node's fence, its end not recorded yet
+			// (settleCut): recorded here first, once.
+			return n.adopt(ctx, key, rev, cur, presence.ReasonNodeLost)
+		}
 		n.mu.Lock()
 		h := n.held[dev]
 		n.mu.Unlock()
@@ -192,7 +200,8 @@ const probeTimeout = 2 * time.Second
 
 // probe asks node, over NATS alone, which run of it is up: its boot, or
 // "" when nobody serves its subject (its server's routes are gone: the
-// process died or is cut off). An error (no answer in time) says nothing
+// process died or is cut off) or it answers that it fenced itself
+// (fence.go). An error (no answer in time) says nothing
 // either way.
 func (n *Node) probe(ctx context.Context, node string) (string, error) {
 	req, _ := json.Marshal(takeoverRequest{})
@@ -204,6 +213,9 @@ func (n *Node) probe(ctx context.Context, node string) (string, error) {
 		return "", nil
 	case err != nil:
 		return "", fmt.Errorf("cluster: probing node %s: %w", node, err)
+	}
+	if strings.HasPrefix(string(msg.Data), replyFenced) {
+		return "", nil // it ended its sessions: its records are anyone's
 	}
 	boot, ok := strings.CutPrefix(string(msg.Data), replyRunning)
 	if !ok || boot == "" {
@@ -294,6 +306,9 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 	recorded := make(chan error, 1)
 	s.Ended = func(err error) { recorded <- err }
 	result, detail := presence.ResultClosedRemotely, fmt.Sprintf("the cluster node %s holding this session stopped answering; recorded by %s", cur.Node, n.o.Node)
+	if cur.Node == n.o.Node && reason == presence.ReasonNodeLost {
+		detail = fmt.Sprintf("the cluster node %s was cut off from the cluster and closed this session; recorded when it was back", n.o.Node)
+	}
 	if reason == presence.ReasonHubRestart {
 		result, detail = presence.ResultServerError, "the hub stopped without closing this session (crash or kill); recorded when it started again"
 	}
@@ -317,10 +332,22 @@ func (n *Node) Ending(s *presence.Session) bool {
 	h := n.held[s.DeviceID]
 	n.mu.Unlock()
 	if h == nil || h.session != s.ID || h.adopting {
+		// Not this node's to record (taken over, or ended by the fence):
+		// presence must not keep it current.
+		if n.o.Forget != nil {
+			n.o.Forget(s)
+		}
 		return false
 	}
 	s.Ended = func(error) { go n.release(s.DeviceID, h) }
 	return true
+}
+
+// isCut reports whether the node has fenced itself (fence.go).
+func (n *Node) isCut() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cut
 }
 
 // release deletes the owner record if it is still h's, and lets waiting
@@ -359,10 +386,17 @@ func (n *Node) onTakeover(m *nats.Msg) {
 		return
 	}
 	if req.Device == "" {
-		_ = m.Respond([]byte(replyRunning + n.boot))
+		reply := replyRunning
+		if n.isCut() {
+			reply = replyFenced
+		}
+		_ = m.Respond([]byte(reply + n.boot))
 		return
 	}
-	if req.Boot != "" && req.Boot != n.boot {
+	if (req.Boot != "" && req.Boot != n.boot) || n.cutSession(req.Device, req.Session) {
+		// Another run's, or ended by this node's fence with its end not
+		// recorded: the asker adopts it and records the end (the
+		// compare-and-set on the record makes that once).
 		_ = m.Respond([]byte(replyGone))
 		return
 	}

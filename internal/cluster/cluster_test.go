@@ -28,12 +28,18 @@ type member struct {
 	mu      sync.Mutex
 	live    map[string]*presence.Session
 	events  []presence.ConnectionEvent
+	// onEvent, when set, sees each event as it is recorded.
+	onEvent func(presence.ConnectionEvent)
 }
 
 func (m *member) sink(ev presence.ConnectionEvent) {
 	m.mu.Lock()
 	m.events = append(m.events, ev)
+	hook := m.onEvent
 	m.mu.Unlock()
+	if hook != nil {
+		hook(ev)
+	}
 	if ev.Recorded != nil {
 		ev.Recorded(nil) // stored at once
 	}
@@ -59,15 +65,31 @@ func (m *member) end(dev, sid string) bool {
 // connect claims and connects a session of dev on m.
 func (m *member) connect(t *testing.T, dev string) *presence.Session {
 	t.Helper()
+	s, err := m.tryConnect(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// tryConnect is connect, reporting a refused claim.
+func (m *member) tryConnect(dev string) (*presence.Session, error) {
 	s := &presence.Session{ID: presence.NewSessionID(), DeviceID: dev, Protocol: "MQTT"}
 	if err := m.Claim(s); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	m.tracker.Connect(s)
 	m.mu.Lock()
 	m.live[dev] = s
 	m.mu.Unlock()
-	return s
+	return s, nil
+}
+
+// liveOf is m's live session of dev, or nil.
+func (m *member) liveOf(dev string) *presence.Session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.live[dev]
 }
 
 func (m *member) eventsOf(dev string) []presence.ConnectionEvent {
@@ -92,7 +114,13 @@ func join(t *testing.T, srv *server.Server, name string) *member {
 // joinWith is join with mod applied to the node's options.
 func joinWith(t *testing.T, srv *server.Server, name string, mod func(*Options)) *member {
 	t.Helper()
-	nc, err := nats.Connect(srv.ClientURL())
+	return joinAt(t, srv.ClientURL(), name, mod)
+}
+
+// joinAt is joinWith reaching NATS at url (a testnet.Proxy, say).
+func joinAt(t *testing.T, url, name string, mod func(*Options)) *member {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +133,7 @@ func joinWith(t *testing.T, srv *server.Server, name string, mod func(*Options))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	o := Options{JS: js, NC: nc, Node: name, Lease: time.Second, Epoch: 1000,
-		End: m.end, Adopted: m.tracker.Adopted, Logger: testLogger(), TakeoverTimeout: 2 * time.Second}
+		End: m.end, Adopted: m.tracker.Adopted, Forget: m.tracker.Forget, Logger: testLogger(), TakeoverTimeout: 2 * time.Second}
 	if mod != nil {
 		mod(&o)
 	}

@@ -32,8 +32,8 @@ const (
 // Jobs are the shared jobs, each led by one node.
 var Jobs = []string{JobReaper, JobAlerts, JobDelivery}
 
-// heartbeat writes the node's lease.
-func (n *Node) heartbeat(ctx context.Context) error {
+// heartbeat writes the node's lease, and returns when it sent the write.
+func (n *Node) heartbeat(ctx context.Context) (time.Time, error) {
 	n.mu.Lock()
 	devices := 0
 	for _, h := range n.held {
@@ -42,14 +42,17 @@ func (n *Node) heartbeat(ctx context.Context) error {
 		}
 	}
 	n.mu.Unlock()
-	b, _ := json.Marshal(Lease{Node: n.o.Node, Boot: n.boot, Started: n.started.UTC(), Seen: time.Now().UTC(), Devices: devices, Info: n.o.Info})
+	start := time.Now()
+	b, _ := json.Marshal(Lease{Node: n.o.Node, Boot: n.boot, Started: n.started.UTC(), Seen: start.UTC(), Devices: devices, Info: n.o.Info})
 	if _, err := n.nodes.Put(ctx, n.o.Node, b); err != nil {
-		return fmt.Errorf("cluster: writing the lease of %s: %w", n.o.Node, err)
+		return start, fmt.Errorf("cluster: writing the lease of %s: %w", n.o.Node, err)
 	}
-	return nil
+	n.renewed(start)
+	return start, nil
 }
 
-// loop heartbeats, campaigns for the shared jobs and runs those it leads.
+// loop campaigns for the shared jobs and runs those it leads (the lease
+// is renewed beside it: renew, fence.go).
 func (n *Node) loop(ctx context.Context) {
 	defer n.wg.Done()
 	tick := time.NewTicker(n.beat())
@@ -60,18 +63,10 @@ func (n *Node) loop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		// The lease and each job's key side by side, each with its own
-		// time: a slow write of one must not starve the others.
+		// Each job's key with its own time: a slow write of one must not
+		// starve the others.
 		var wg sync.WaitGroup
-		wg.Add(1 + len(Jobs))
-		go func() {
-			defer wg.Done()
-			octx, cancel := context.WithTimeout(ctx, n.o.Lease/2)
-			defer cancel()
-			if err := n.heartbeat(octx); err != nil {
-				n.log.Warn("heartbeat failed", "err", err)
-			}
-		}()
+		wg.Add(len(Jobs))
 		for _, job := range Jobs {
 			go func() {
 				defer wg.Done()

@@ -59,6 +59,10 @@ type Options struct {
 	// Adopted records the end of a session this node adopted from a dead
 	// one (presence.Tracker.Adopted).
 	Adopted func(s *presence.Session, reason presence.Reason, result presence.Result, detail string)
+	// Forget drops a session that ends here unrecorded (another node
+	// took it, or this node was cut off: fence.go) from presence
+	// (presence.Tracker.Forget); nil: nothing to drop.
+	Forget func(s *presence.Session)
 	// Info is published in the node's lease (addresses, for status).
 	Info   map[string]string
 	Logger *slog.Logger
@@ -142,8 +146,14 @@ type Node struct {
 	reconnects uint64
 	ownersRev  uint64           // the last tether_owners revision the feed delivered
 	terms      map[string]*term // the jobs this node leads (leader.go)
-	fenced     map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
-	closing    bool             // Close began: no job is taken any more
+	// renewedAt is when the last stored renewal of the lease was sent;
+	// cut: the node fenced itself, and cutHolds are the sessions it ended
+	// (fence.go).
+	renewedAt time.Time
+	cut       bool
+	cutHolds  map[string]*hold
+	fenced    map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
+	closing   bool             // Close began: no job is taken any more
 
 	reaping  atomic.Bool // a reaper round is running
 	applyMu  sync.Mutex  // serialises OnLead; guards applied
@@ -191,7 +201,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		o.Logger = slog.Default()
 	}
 	n := &Node{o: o, log: o.Logger.With("component", "cluster", "node", o.Node), boot: newBoot(), started: time.Now(),
-		held: map[string]*hold{}, index: map[string]owned{}, beats: map[string]beatSeen{}, probing: map[string]bool{}, noAnswer: map[string]noAnswer{}, terms: map[string]*term{}, fenced: map[string]*term{},
+		held: map[string]*hold{}, index: map[string]owned{}, beats: map[string]beatSeen{}, probing: map[string]bool{}, noAnswer: map[string]noAnswer{}, cutHolds: map[string]*hold{}, terms: map[string]*term{}, fenced: map[string]*term{},
 		applied: map[string]*term{}, told: map[string]int{}, leadWake: make(chan struct{}, 1)}
 	if o.Retry == nil {
 		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
@@ -225,7 +235,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	if n.base, err = baseEpoch(ctx, meta, o.Epoch); err != nil {
 		return nil, err
 	}
-	if err := n.heartbeat(ctx); err != nil {
+	if _, err := n.heartbeat(ctx); err != nil {
 		return nil, err
 	}
 	n.sub, err = o.NC.Subscribe(takeoverSubject(o.Node), n.onTakeover)
@@ -252,7 +262,9 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(5)
+	n.wg.Add(7)
+	go n.renew(lctx)
+	go n.guard(lctx)
 	go n.watchOwners(lctx, watcher)
 	go n.watchNodes(lctx, beats)
 	go n.watchdog(lctx)

@@ -209,6 +209,10 @@ func (n *Node) watchdog(ctx context.Context) {
 // the probe's (no answer in time: says nothing); boot is its run when it
 // answered; reconnects is this node's count after the probe.
 func (n *Node) goneByProbe(ctx context.Context, node string) (gone bool, boot string, reconnects uint64, err error) {
+	// A probe that would run past the moment the node lapses (fence.go)
+	// ends then: not answering by then is all the lapse needs to know.
+	ctx, cancel := context.WithDeadline(ctx, n.probeBy(node))
+	defer cancel()
 	before := n.o.NC.Stats().Reconnects
 	boot, err = n.probe(ctx, node)
 	reconnects = n.o.NC.Stats().Reconnects
@@ -218,8 +222,18 @@ func (n *Node) goneByProbe(ctx context.Context, node string) (gone bool, boot st
 // suspect probes a silent node and, when nobody serves its subject
 // twice, confirmGap apart, adopts its records (node-lost).
 func (n *Node) suspect(ctx context.Context, node string) {
-	gone, _, after, err := n.goneByProbe(ctx, node)
+	gone, boot, after, err := n.goneByProbe(ctx, node)
 	probed := time.Now()
+	if boot == "" && n.lapsed(node) {
+		// Silent for most of the lease and not running as far as the probe
+		// can tell (a partition: it times out): a node cut off fenced
+		// itself by now (fence.go).
+		n.adoptGone(ctx, node, "silent for the lease, not answering", probed, after, func(ctx context.Context, node string) bool {
+			_, boot, r, _ := n.goneByProbe(ctx, node)
+			return boot == "" && r == after && n.lapsed(node)
+		})
+		return
+	}
 	n.mu.Lock()
 	n.stats.Probes++
 	first, seen := n.noAnswer[node]

@@ -155,9 +155,10 @@ func TestANodesOwnReconnectDoesNotMakeOthersGone(t *testing.T) {
 		StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
 	srv := testnet.NATS(t, opts)
 	opts.Port = srv.Addr().(*net.TCPAddr).Port
-	// A short lease: the outage outlasts two heartbeats.
-	short := func(o *Options) { o.Lease = 2 * time.Second }
-	n1, n2 := joinWith(t, srv, "n1", short), joinWith(t, srv, "n2", short)
+	// The outage outlasts two heartbeats (12 s) and is shorter than the
+	// fence (22.5 s): a node whose connection merely reconnects keeps its
+	// sessions (one cut off longer fences itself: fence_test.go).
+	n1, n2 := joinLong(t, srv, "n1"), joinLong(t, srv, "n2")
 	for i := range 3 {
 		n2.connect(t, fmt.Sprintf("d%d", i))
 	}
@@ -188,5 +189,11 @@ func TestANodesOwnReconnectDoesNotMakeOthersGone(t *testing.T) {
 	}
 	if c := n1.Owners()["n2"]; c != 3 {
 		t.Fatalf("%d records name n2, want its 3", c)
+	}
+	n2.mu.Lock()
+	live := len(n2.live)
+	n2.mu.Unlock()
+	if live != 3 || n2.isCut() {
+		t.Fatalf("n2 has %d live sessions (cut off: %v) after its reconnect, want its 3", live, n2.isCut())
 	}
 }
