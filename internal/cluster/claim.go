@@ -164,7 +164,20 @@ func (n *Node) free(ctx context.Context, key string, rev uint64, cur Owner) (boo
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		// Its lease has not run out yet, but nobody serves its subject:
-		// the node is gone.
+		// the node is gone — unless this node has just reconnected to NATS
+		// and that one has not yet (it pauses up to confirmGap between its
+		// attempts): then ask again once it could be back, as the watchdog
+		// does before it takes a node for gone.
+		if wait := n.sinceReconnect(); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return false, fmt.Errorf("cluster: device %s: waiting for node %s after this node's reconnect: %w", dev, cur.Node, ctx.Err())
+			}
+			if boot, perr := n.probe(ctx, cur.Node); perr != nil || boot == cur.Boot {
+				return false, nil // back, or no answer: read the record again and ask
+			}
+		}
 		return n.adopt(ctx, key, rev, cur, presence.ReasonNodeLost)
 	case err != nil:
 		if ctx.Err() == nil && unanswered(err) {

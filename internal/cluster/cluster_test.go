@@ -118,9 +118,9 @@ func joinWith(t *testing.T, srv *server.Server, name string, mod func(*Options))
 }
 
 // joinAt is joinWith reaching NATS at url (a testnet.Proxy, say).
-func joinAt(t *testing.T, url, name string, mod func(*Options)) *member {
+func joinAt(t *testing.T, url, name string, mod func(*Options), opts ...nats.Option) *member {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
+	nc, err := nats.Connect(url, append([]nats.Option{nats.MaxReconnects(-1)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,10 +142,11 @@ type Node struct {
 	// noAnswer holds the silent nodes' first probes that found no
 	// responders, and reconnects this node's reconnects to NATS seen
 	// (suspect.go).
-	noAnswer   map[string]noAnswer
-	reconnects uint64
-	ownersRev  uint64           // the last tether_owners revision the feed delivered
-	terms      map[string]*term // the jobs this node leads (leader.go)
+	noAnswer      map[string]noAnswer
+	reconnects    uint64
+	reconnectedAt time.Time        // when the watchdog noticed the last of them
+	ownersRev     uint64           // the last tether_owners revision the feed delivered
+	terms         map[string]*term // the jobs this node leads (leader.go)
 	// renewedAt is when the last stored renewal of the lease was sent;
 	// cut: the node fenced itself, and cutHolds are the sessions it ended
 	// (fence.go).

@@ -83,6 +83,7 @@ func (n *Node) redateOnReconnect(now time.Time) bool {
 	defer n.mu.Unlock()
 	if r != n.reconnects {
 		n.reconnects = r
+		n.reconnectedAt = now
 		// Dated a confirmGap ahead: a node whose reconnect attempt came just
 		// before the server was back pauses ReconnectWait + jitter more
 		// before its next, so it may be back that much after this one.
@@ -93,6 +94,24 @@ func (n *Node) redateOnReconnect(now time.Time) bool {
 		clear(n.noAnswer)
 	}
 	return n.o.NC.Status() == nats.CONNECTED
+}
+
+// sinceReconnect is how long a "no responders" from another node may
+// still mean only that it has not reconnected yet: the rest of a
+// confirmGap after this node's own last reconnect (one not yet noticed
+// by the watchdog counts as now).
+func (n *Node) sinceReconnect() time.Duration {
+	r := n.o.NC.Stats().Reconnects
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	at := n.reconnectedAt
+	if r != n.reconnects {
+		at = time.Now()
+	}
+	if at.IsZero() {
+		return 0
+	}
+	return time.Until(at.Add(n.confirmGap()))
 }
 
 // beat is the heartbeat interval.

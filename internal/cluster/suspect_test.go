@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/tether-hub/tether/internal/presence"
 	"github.com/tether-hub/tether/internal/testnet"
@@ -195,5 +196,48 @@ func TestANodesOwnReconnectDoesNotMakeOthersGone(t *testing.T) {
 	n2.mu.Unlock()
 	if live != 3 || n2.isCut() {
 		t.Fatalf("n2 has %d live sessions (cut off: %v) after its reconnect, want its 3", live, n2.isCut())
+	}
+}
+
+// A claim right after this node's own reconnect to NATS whose takeover
+// request finds no responders asks again once the owner could be back
+// (it pauses between its own attempts): the owner, back by then, hands
+// the session over (400027 on its side) instead of having it adopted as
+// node-lost.
+func TestAClaimRightAfterThisNodesReconnectWaitsForTheOwner(t *testing.T) {
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	srv := testnet.NATS(t, opts)
+	opts.Port = srv.Addr().(*net.TCPAddr).Port
+	p2 := testnet.NewProxy(t, srv.Addr().String())
+	n1 := joinLong(t, srv, "n1")
+	// n2 reaches NATS through a proxy held shut until n1 is back, and
+	// tries often once it is open.
+	n2 := joinAt(t, p2.URL(), "n2", withLease(longLease), nats.ReconnectWait(100*time.Millisecond), nats.Timeout(500*time.Millisecond))
+	n2.connect(t, "d")
+	eventually(t, 30*time.Second, func() error {
+		if n1.OwnerOf("d") != "n2" {
+			return errors.New("n1 does not see n2's record yet")
+		}
+		return nil
+	})
+	p2.Blackhole()
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	testnet.NATS(t, opts)
+	eventually(t, time.Minute, func() error {
+		if !n1.nc.IsConnected() {
+			return errors.New("n1 not reconnected yet")
+		}
+		return nil
+	})
+	p2.Heal()
+	n1.connect(t, "d")
+	if evs := n1.eventsOf("d"); len(evs) != 1 || evs[0].Kind != presence.Connected {
+		t.Fatalf("n1 recorded %+v, want only its connect (n2 was back: a takeover, not node-lost)", evs)
+	}
+	evs := n2.eventsOf("d")
+	if len(evs) != 2 || evs[1].Reason != presence.ReasonTakeover {
+		t.Fatalf("n2 recorded %+v, want connected then a takeover", evs)
 	}
 }
