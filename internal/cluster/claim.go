@@ -169,6 +169,9 @@ func (n *Node) free(ctx context.Context, key string, rev uint64, cur Owner) (boo
 		// attempts): then ask again once it could be back, as the watchdog
 		// does before it takes a node for gone.
 		if wait := n.sinceReconnect(); wait > 0 {
+			n.mu.Lock()
+			n.stats.AskedAgain++
+			n.mu.Unlock()
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():

@@ -104,6 +104,9 @@ func (n *Node) renew(ctx context.Context) {
 func (n *Node) renewed(start time.Time) {
 	n.mu.Lock()
 	gap := start.Sub(n.renewedAt)
+	if n.renewedAt.IsZero() {
+		gap = 0 // the first
+	}
 	if start.After(n.renewedAt) {
 		n.renewedAt = start
 	}

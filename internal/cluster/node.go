@@ -173,6 +173,9 @@ type Stats struct {
 	Claims, RemoteTakeovers, Adopted uint64
 	// Probes counts the probes of silent nodes (suspect.go).
 	Probes uint64
+	// AskedAgain counts claims that found no responders right after this
+	// node's own reconnect and asked the owner again (claim.go).
+	AskedAgain uint64
 }
 
 // Key is the tether_owners key of a device id.

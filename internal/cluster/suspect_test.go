@@ -231,8 +231,23 @@ func TestAClaimRightAfterThisNodesReconnectWaitsForTheOwner(t *testing.T) {
 		}
 		return nil
 	})
+	// n1's claim finds no responders (n2 is still held off) and waits;
+	// then n2 may come back.
+	claimed := make(chan error, 1)
+	go func() {
+		_, err := n1.tryConnect("d")
+		claimed <- err
+	}()
+	eventually(t, 30*time.Second, func() error {
+		if n1.Stats().AskedAgain == 0 {
+			return errors.New("n1's claim has not found n2 missing yet")
+		}
+		return nil
+	})
 	p2.Heal()
-	n1.connect(t, "d")
+	if err := <-claimed; err != nil {
+		t.Fatal(err)
+	}
 	if evs := n1.eventsOf("d"); len(evs) != 1 || evs[0].Kind != presence.Connected {
 		t.Fatalf("n1 recorded %+v, want only its connect (n2 was back: a takeover, not node-lost)", evs)
 	}
