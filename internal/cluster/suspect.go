@@ -28,12 +28,11 @@ import (
 // without waiting for its lease or for a reaper leader.
 //
 // A node that answers the probe keeps its devices, and so does one whose
-// probe goes unanswered: a partitioned node's routes stay up in the
-// other servers' view until their pings time out (minutes by default),
-// so its requests time out rather than find no responders. Only when no
-// server has a route to it is it taken for gone — the rule the reaper
-// applied after the lease before; what is new is only that it is asked
-// once the node is silent, not once its lease lapsed.
+// probe goes unanswered, for a while: a partitioned node's routes stay
+// up in the other servers' view until their pings time out (minutes by
+// default), so its requests time out rather than find no responders.
+// Such a node fences itself and is adopted once it has been silent for
+// most of the lease (fence.go).
 
 // suspectBeats is how many heartbeats a node may miss before it is
 // probed: one late write (a loaded machine, a slow Raft round) is not
