@@ -48,7 +48,7 @@ func (n *Node) Claim(s *presence.Session) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("cluster: claiming device %s: %w", s.DeviceID, err)
 		}
-		if n.isCut() {
+		if n.CutOff() {
 			return fmt.Errorf("cluster: node %s is cut off from the cluster (its lease not renewed): connects are refused until it renews", n.o.Node)
 		}
 		rev, cur, err := n.get(ctx, key)
@@ -359,8 +359,9 @@ func (n *Node) Ending(s *presence.Session) bool {
 	return true
 }
 
-// isCut reports whether the node has fenced itself (fence.go).
-func (n *Node) isCut() bool {
+// CutOff reports whether the node has fenced itself (fence.go): cut off
+// from the cluster, its sessions ended, connects refused until it renews.
+func (n *Node) CutOff() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.cut
@@ -403,7 +404,7 @@ func (n *Node) onTakeover(m *nats.Msg) {
 	}
 	if req.Device == "" {
 		reply := replyRunning
-		if n.isCut() {
+		if n.CutOff() {
 			reply = replyFenced
 		}
 		_ = m.Respond([]byte(reply + n.boot))

@@ -97,7 +97,7 @@ func TestAPartitionedNodesDevicesAreRecordedBySurvivors(t *testing.T) {
 	p1.Blackhole()
 	fenced := make(chan time.Duration, 1)
 	go func() {
-		for time.Since(cut) < time.Minute && !n1.isCut() {
+		for time.Since(cut) < time.Minute && !n1.CutOff() {
 			time.Sleep(10 * time.Millisecond)
 		}
 		fenced <- time.Since(cut)
@@ -131,7 +131,7 @@ func TestAPartitionedNodesDevicesAreRecordedBySurvivors(t *testing.T) {
 	if moved == nil {
 		t.Fatal("d0 never connected at n2 during the partition")
 	}
-	if !n1.isCut() {
+	if !n1.CutOff() {
 		t.Error("n1 did not fence itself")
 	}
 	for i := range devices {
@@ -147,7 +147,7 @@ func TestAPartitionedNodesDevicesAreRecordedBySurvivors(t *testing.T) {
 
 	p1.Heal()
 	eventually(t, time.Minute, func() error {
-		if n1.isCut() {
+		if n1.CutOff() {
 			return errors.New("n1 not renewed yet")
 		}
 		if c := n2.Owners()["n1"] + n3.Owners()["n1"]; c != 0 || n1.Owners()["n1"] != 0 {
@@ -200,7 +200,7 @@ func TestANodeBackBeforeTheSurvivorsAdoptRecordsItsOwnEnds(t *testing.T) {
 	n1.beats["ghost"] = beatSeen{at: time.Now()}
 	n1.mu.Unlock()
 	eventually(t, time.Minute, func() error {
-		if !n1.isCut() {
+		if !n1.CutOff() {
 			return errors.New("n1 not fenced yet")
 		}
 		if s := n1.liveOf("d0"); s != nil {
@@ -262,7 +262,7 @@ func TestNodesThatCannotRenewButReachEachOtherKeepTheirSessions(t *testing.T) {
 		return nil
 	})
 	for _, m := range []*member{n1, n2, n3} {
-		if m.isCut() {
+		if m.CutOff() {
 			t.Errorf("%s fenced itself while it reached the others", m.o.Node)
 		}
 		for _, d := range []string{"d1", "d2", "d3"} {

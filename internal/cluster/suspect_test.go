@@ -194,8 +194,8 @@ func TestANodesOwnReconnectDoesNotMakeOthersGone(t *testing.T) {
 	n2.mu.Lock()
 	live := len(n2.live)
 	n2.mu.Unlock()
-	if live != 3 || n2.isCut() {
-		t.Fatalf("n2 has %d live sessions (cut off: %v) after its reconnect, want its 3", live, n2.isCut())
+	if live != 3 || n2.CutOff() {
+		t.Fatalf("n2 has %d live sessions (cut off: %v) after its reconnect, want its 3", live, n2.CutOff())
 	}
 }
 
