@@ -132,23 +132,16 @@ func (n *Node) renewed(start time.Time) {
 // majority, and ends the sessions claimed while it is fenced.
 func (n *Node) guard(ctx context.Context) {
 	defer n.wg.Done()
-	tick := time.NewTicker(n.beat() / 4)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, n.beat()/4, func() {
 		n.mu.Lock()
 		since, cut := n.renewedAt, n.cut
 		n.mu.Unlock()
 		if cut {
 			n.sweep()
-			continue
+			return
 		}
 		if time.Since(since) < n.fenceAfter()-n.fenceProbe() || n.quorum(ctx) {
-			continue
+			return
 		}
 		n.mu.Lock()
 		cut = n.renewedAt.Equal(since) && ctx.Err() == nil
@@ -159,7 +152,7 @@ func (n *Node) guard(ctx context.Context) {
 				"since last stored renewal", time.Since(since).Round(time.Millisecond))
 			n.sweep()
 		}
-	}
+	})
 }
 
 // quorum reports whether this node reaches a majority of the nodes whose

@@ -55,14 +55,7 @@ func (n *Node) heartbeat(ctx context.Context) (time.Time, error) {
 // is renewed beside it: renew, fence.go).
 func (n *Node) loop(ctx context.Context) {
 	defer n.wg.Done()
-	tick := time.NewTicker(n.beat())
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, n.beat(), func() {
 		// Each job's key with its own time: a slow write of one must not
 		// starve the others.
 		var wg sync.WaitGroup
@@ -89,7 +82,7 @@ func (n *Node) loop(ctx context.Context) {
 				n.reap(rctx)
 			}()
 		}
-	}
+	})
 }
 
 // loadIndex reads every owner record into the index and returns the

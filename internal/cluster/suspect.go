@@ -196,16 +196,9 @@ func (n *Node) share(gone string) (rank, of int) {
 // the records of those that are gone.
 func (n *Node) watchdog(ctx context.Context) {
 	defer n.wg.Done()
-	tick := time.NewTicker(n.beat() / 4)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, n.beat()/4, func() {
 		if !n.redateOnReconnect(time.Now()) {
-			continue // cut off from NATS: every node looks silent
+			return // cut off from NATS: every node looks silent
 		}
 		for _, node := range n.suspects(time.Now()) {
 			n.wg.Add(1)
@@ -217,7 +210,7 @@ func (n *Node) watchdog(ctx context.Context) {
 				n.mu.Unlock()
 			}()
 		}
-	}
+	})
 }
 
 // goneByProbe probes node and reports whether this probe found it gone:
@@ -335,6 +328,20 @@ func (n *Node) stillSilent(node string, heard, reconnects uint64) bool {
 	b := n.beats[node]
 	n.mu.Unlock()
 	return b.rev == heard && n.o.NC.Stats().Reconnects == reconnects
+}
+
+// every calls fn every d until ctx ends (the node's loops).
+func every(ctx context.Context, d time.Duration, fn func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		fn()
+	}
 }
 
 // retryUnanswered calls try until it reports it need not run again,
