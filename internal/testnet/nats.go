@@ -19,14 +19,22 @@ func JetStream(t testing.TB) *server.Server {
 // it is shut down when t ends.
 func NATS(t testing.TB, opts *server.Options) *server.Server {
 	t.Helper()
+	srv := NATSStarting(t, opts)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	return srv
+}
+
+// NATSStarting starts a NATS server with opts without waiting for it (a
+// cluster's members wait for each other); it is shut down when t ends.
+func NATSStarting(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Start()
 	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
 	return srv
 }
