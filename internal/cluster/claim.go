@@ -307,7 +307,9 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 		n.mu.Unlock()
 		h.finish()
 	}()
-	nrev, err := n.owners.Update(ctx, key, val, rev)
+	uctx, cancel := context.WithTimeout(ctx, opWait)
+	nrev, err := n.owners.Update(uctx, key, val, rev)
+	cancel()
 	if conflict(err) {
 		return 0, nil
 	}

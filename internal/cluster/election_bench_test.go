@@ -158,6 +158,27 @@ func partitionableCluster(tb testing.TB) ([]*server.Server, func(k int)) {
 			tb.Fatalf("server %d not ready: client %v, cluster %v", i, s.Addr(), s.ClusterAddr())
 		}
 	}
+	// Until the cluster's JetStream answers (a meta leader elected).
+	nc, err := nats.Connect(srvs[0].ClientURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := js.AccountInfo(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the cluster's JetStream does not answer: %v", err)
+		}
+	}
 	return srvs, func(k int) {
 		for pair, p := range proxies {
 			if pair[0] == k || pair[1] == k {

@@ -107,6 +107,9 @@ func (n *Node) renewed(start time.Time) {
 	if n.renewedAt.IsZero() {
 		gap = 0 // the first
 	}
+	if n.renewedAt.IsZero() || gap > suspectBeats*n.beat() {
+		n.renewing = start
+	}
 	if start.After(n.renewedAt) {
 		n.renewedAt = start
 	}
@@ -258,20 +261,27 @@ func (n *Node) probeBy(node string) time.Time {
 			by = lapse
 		}
 	}
-	return later(by, now.Add(min(probeFloor, n.beat()/2)))
+	return later(by, now.Add(min(probeFloor, n.beat())))
 }
 
-// probeFloor is the least time a probe is given.
-const probeFloor = 500 * time.Millisecond
+// probeFloor is the least time a probe is given: a live node on a
+// loaded machine, or one whose heartbeats this node's lagging feed has
+// not shown yet, must be able to answer.
+const probeFloor = time.Second
 
 // lapsed reports whether node has been silent for adoptAfter on this
-// node's clock (or has no lease) while this node's own heartbeats reach
-// it and it is not fenced itself.
+// node's clock (or has no lease) while this node's own renewals are
+// stored, and have been for a heartbeat: during an election of
+// tether_nodes every node is silent to every other, and after it each
+// live node renews within a heartbeat (its retries are faster). This
+// node's feed of the others' heartbeats may lag longer (its consumer is
+// recreated after a leader change): a live node that looks lapsed
+// meanwhile answers the probe as running and is left alone.
 func (n *Node) lapsed(node string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := time.Now()
 	b, ok := n.beats[node]
-	own, mine := n.beats[n.o.Node]
-	return (!ok || now.Sub(b.at) >= n.adoptAfter()) && mine && now.Sub(own.at) <= suspectBeats*n.beat() && !n.cut
+	renewing := now.Sub(n.renewedAt) <= suspectBeats*n.beat() && now.Sub(n.renewing) >= n.beat()
+	return (!ok || now.Sub(b.at) >= n.adoptAfter()) && renewing && !n.cut
 }

@@ -278,3 +278,121 @@ func TestNodesThatCannotRenewButReachEachOtherKeepTheirSessions(t *testing.T) {
 	}
 	t.Logf("no renewal for %s: nobody fenced, nobody adopted", time.Since(stop).Round(time.Millisecond))
 }
+
+// The same over an embedded-style JetStream cluster (three servers, R3
+// buckets, a node on each): the server of the node cut off leads
+// tether_nodes, so cutting its routes also makes the other two elect a
+// new leader, and their own renewals fail meanwhile (an election: 4–9 s).
+// They still reach each other, so they do not fence; the cut node
+// reaches nobody and does; its devices are recorded node-lost once each
+// by the survivors after the election, never while it holds them live.
+func TestAPartitionedLeaderNodeInAClusterOfServers(t *testing.T) {
+	srvs, cut := partitionableCluster(t)
+	ms := make([]*member, 3)
+	for i, s := range srvs {
+		ms[i] = joinAt(t, s.ClientURL(), fmt.Sprintf("n%d", i), func(o *Options) {
+			o.Lease, o.Replicas = partLease, 3
+			o.Retry = func(ctx context.Context, op func(context.Context) error) error {
+				var err error
+				for ctx.Err() == nil {
+					if err = op(ctx); err == nil {
+						return nil
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				return err
+			}
+		})
+	}
+	// The node whose server leads tether_nodes is the one cut off.
+	var k int
+	eventually(t, time.Minute, func() error {
+		st, err := ms[0].o.JS.Stream(context.Background(), "KV_"+NodesBucket)
+		if err != nil {
+			return err
+		}
+		if c := st.CachedInfo().Cluster; c == nil || c.Leader == "" {
+			return errors.New("tether_nodes has no leader yet")
+		} else {
+			_, err = fmt.Sscanf(c.Leader, "s%d", &k)
+			return err
+		}
+	})
+	victim := ms[k]
+	var survivors []*member
+	for i, m := range ms {
+		if i != k {
+			survivors = append(survivors, m)
+			m.connect(t, fmt.Sprintf("own%d", i))
+		}
+	}
+	const devices = 5
+	for i := range devices {
+		victim.connect(t, fmt.Sprintf("d%d", i))
+	}
+	eventually(t, 30*time.Second, func() error {
+		for _, m := range survivors {
+			if c := m.Owners()[victim.o.Node]; c != devices {
+				return fmt.Errorf("%s sees %d records of %s", m.o.Node, c, victim.o.Node)
+			}
+		}
+		return nil
+	})
+	log := &endLog{t: t, cut: victim, ends: map[string]int{}}
+	for _, m := range survivors {
+		log.watch(m)
+	}
+	// Any fence of a survivor, seen as it happens.
+	var fenced []string
+	var fmu sync.Mutex
+	sctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		for sctx.Err() == nil {
+			for _, m := range survivors {
+				if m.CutOff() {
+					fmu.Lock()
+					fenced = append(fenced, m.o.Node)
+					fmu.Unlock()
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+
+	at := time.Now()
+	cut(k)
+	eventually(t, 2*time.Minute, func() error {
+		for i := range devices {
+			if log.count(fmt.Sprintf("d%d", i)) == 0 {
+				return fmt.Errorf("d%d: no end recorded yet", i)
+			}
+		}
+		return nil
+	})
+	t.Logf("server s%d (tether_nodes' leader) cut off at 0; every device of %s recorded node-lost by %s (lease %s)",
+		k, victim.o.Node, time.Since(at).Round(time.Millisecond), partLease)
+	stop()
+	if !victim.CutOff() {
+		t.Errorf("%s did not fence itself", victim.o.Node)
+	}
+	fmu.Lock()
+	if len(fenced) > 0 {
+		t.Errorf("survivors fenced themselves during the election: %v", fenced[0])
+	}
+	fmu.Unlock()
+	for i, m := range ms {
+		if i == k {
+			continue
+		}
+		dev := fmt.Sprintf("own%d", i)
+		if m.liveOf(dev) == nil || len(m.eventsOf(dev)) != 1 {
+			t.Errorf("%s's own device %s: live %v, events %+v", m.o.Node, dev, m.liveOf(dev) != nil, m.eventsOf(dev))
+		}
+	}
+	log.mu.Lock()
+	for _, b := range log.bad {
+		t.Error(b)
+	}
+	log.mu.Unlock()
+}

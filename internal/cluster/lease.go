@@ -348,7 +348,7 @@ func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost 
 	if len(keys) == 0 {
 		return 0, false
 	}
-	var halted atomic.Bool
+	var halted, skipped atomic.Bool
 	var adopted atomic.Int64
 	// Right after a node loss the owners bucket may still be electing a
 	// Raft leader: the first write that finds no leader ends the round
@@ -368,6 +368,10 @@ func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost 
 				ok, err := n.reapKey(ctx, key, lost)
 				if ok {
 					adopted.Add(1)
+				}
+				if errors.Is(err, errSkipped) {
+					skipped.Store(true)
+					continue
 				}
 				if unanswered(err) {
 					stopped.Do(func() {
@@ -398,12 +402,19 @@ func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost 
 	}
 	close(work)
 	wg.Wait()
-	return int(adopted.Load()), halted.Load()
+	return int(adopted.Load()), halted.Load() || skipped.Load()
 }
 
 // reapKey adopts key's record if lost says so; true if this node did.
 func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presence.Reason, bool)) (bool, error) {
-	rev, cur, err := n.get(ctx, key)
+	gctx, cancel := context.WithTimeout(ctx, opWait)
+	rev, cur, err := n.get(gctx, key)
+	cancel()
+	if unanswered(err) && ctx.Err() == nil {
+		// A read goes to any replica, the cut-off one too: this key is
+		// tried again in the next round; the others go on.
+		return false, errSkipped
+	}
 	if err != nil || cur.Node == "" {
 		return false, err
 	}
@@ -426,6 +437,15 @@ func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presen
 	}
 	return nrev != 0, nil
 }
+
+// opWait bounds one read or write of an owner record in an adoption:
+// a request a cut-off server still has interest in is never answered,
+// and must end the round (unanswered) rather than hold it for minutes.
+const opWait = probeTimeout
+
+// errSkipped: a record's read went unanswered; the round goes on and
+// reports itself stopped, so it runs again for the rest.
+var errSkipped = errors.New("cluster: owner record not read in time")
 
 // unanswered reports an error of a stream without a leader (or too slow
 // to answer): no point in sending it more writes this round.

@@ -153,8 +153,11 @@ type Node struct {
 	renewedAt time.Time
 	cut       bool
 	cutHolds  map[string]*hold
-	fenced    map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
-	closing   bool             // Close began: no job is taken any more
+	// renewing is when this node's renewals began being stored again
+	// after a gap (an election of tether_nodes), or at all (fence.go).
+	renewing time.Time
+	fenced   map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
+	closing  bool             // Close began: no job is taken any more
 
 	reaping  atomic.Bool // a reaper round is running
 	applyMu  sync.Mutex  // serialises OnLead; guards applied

@@ -233,6 +233,9 @@ func (n *Node) goneByProbe(ctx context.Context, node string) (gone bool, boot st
 // suspect probes a silent node and, when nobody serves its subject
 // twice, confirmGap apart, adopts its records (node-lost).
 func (n *Node) suspect(ctx context.Context, node string) {
+	if n.CutOff() {
+		return // a node cut off judges nobody: every other looks gone from here
+	}
 	gone, boot, after, err := n.goneByProbe(ctx, node)
 	probed := time.Now()
 	if boot == "" && n.lapsed(node) {
