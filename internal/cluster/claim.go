@@ -259,13 +259,15 @@ func (n *Node) lease(ctx context.Context, node string) (Lease, bool, error) {
 // reason and waits until that is stored. It reports false: the record
 // changed (to this node's ending record, or another's).
 func (n *Node) adopt(ctx context.Context, key string, rev uint64, cur Owner, reason presence.Reason) (bool, error) {
-	_, err := n.adoptAt(ctx, key, rev, cur, reason)
+	_, err := n.adoptAt(ctx, key, rev, cur, reason, 0)
 	return false, err
 }
 
 // adoptAt is adopt returning the revision of this node's ending record
-// (0: another claim changed the record first).
-func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, reason presence.Reason) (uint64, error) {
+// (0: another claim changed the record first). wait, when not 0, bounds
+// the record's write (an adoption round: opWait); a claim's is bounded by
+// the claim.
+func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, reason presence.Reason, wait time.Duration) (uint64, error) {
 	s := *cur.Session
 	val, err := json.Marshal(Owner{Node: n.o.Node, Boot: n.boot, Ending: true, Session: &s})
 	if err != nil {
@@ -307,7 +309,10 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 		n.mu.Unlock()
 		h.finish()
 	}()
-	uctx, cancel := context.WithTimeout(ctx, opWait)
+	uctx, cancel := ctx, context.CancelFunc(func() {})
+	if wait > 0 {
+		uctx, cancel = context.WithTimeout(ctx, wait)
+	}
 	nrev, err := n.owners.Update(uctx, key, val, rev)
 	cancel()
 	if conflict(err) {

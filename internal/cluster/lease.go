@@ -422,7 +422,7 @@ func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presen
 	if !ok {
 		return false, nil
 	}
-	nrev, err := n.adoptAt(ctx, key, rev, cur, reason)
+	nrev, err := n.adoptAt(ctx, key, rev, cur, reason, opWait)
 	if err != nil {
 		if !unanswered(err) && ctx.Err() == nil {
 			n.log.Warn("reaper: session not recorded ended", "device", cur.Session.DeviceID, "err", err)

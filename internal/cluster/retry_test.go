@@ -59,7 +59,7 @@ func TestAnAdoptionDoesNotReplaceALiveHold(t *testing.T) {
 	rev, cur := recordOf(t, n, "d")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nrev, err := n.adoptAt(ctx, Key("d"), rev, cur, presence.ReasonNodeLost)
+	nrev, err := n.adoptAt(ctx, Key("d"), rev, cur, presence.ReasonNodeLost, 0)
 	if err != nil || nrev != 0 {
 		t.Fatalf("adoptAt of a live session's record: revision %d, %v; want 0, nil", nrev, err)
 	}
