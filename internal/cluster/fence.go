@@ -28,8 +28,9 @@ import (
 //     compare-and-set fails. One end per session.
 //   - The others adopt its records (node-lost) once it has been silent
 //     for adoptShare of the lease on their own clocks and it does not
-//     answer a probe as running, provided their own heartbeats reach them
-//     (the leases' bucket answers: not an election every node waits out).
+//     answer a probe as running, provided their own renewals have been
+//     stored for a heartbeat (the leases' bucket answers: not an election
+//     every node waits out; lapsed).
 //
 // adoptShare − nodeFenceShare of the lease (1.8 s at the default 12 s) lies
 // between the fence and the first adoption; the fence's quorum probes
@@ -44,8 +45,8 @@ import (
 // without one — past any fence that leaves the others time to adopt
 // within the lease. A node in an election still reaches the others over
 // NATS, so it does not fence; a cut-off one reaches nobody. The others
-// do not adopt during the election either: their own heartbeats do not
-// reach them.
+// do not adopt during the election either: their own renewals fail too.
+// (BenchmarkLeaseWriteGapAtLeaderLoss measures the gap; docs/SCALING.md.)
 const (
 	nodeFenceShare = 0.75
 	adoptShare     = 0.9
