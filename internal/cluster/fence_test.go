@@ -16,8 +16,10 @@ import (
 
 // partLease is the lease of the partition tests: NATS's own detection of
 // a silent connection (its pings, every 2 min) is far past anything they
-// wait for, so what they see is the fence and the lease.
-const partLease = 3 * time.Second
+// wait for, so what they see is the fence and the lease. Between the
+// fence (0.75 lease) and the first adoption (0.9) lie 0.6 s here, for a
+// loaded machine's scheduling.
+const partLease = 4 * time.Second
 
 func withLease(d time.Duration) func(*Options) { return func(o *Options) { o.Lease = d } }
 
