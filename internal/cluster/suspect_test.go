@@ -156,9 +156,12 @@ func TestANodesOwnReconnectDoesNotMakeOthersGone(t *testing.T) {
 		StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
 	srv := testnet.NATS(t, opts)
 	opts.Port = srv.Addr().(*net.TCPAddr).Port
-	// The outage outlasts two heartbeats (12 s) and is shorter than the
-	// fence (22.5 s): a node whose connection merely reconnects keeps its
-	// sessions (one cut off longer fences itself: fence_test.go).
+	// The outage outlasts two of n2's heartbeats (12 s), as n1 counts them
+	// from n2's last renewal, and with the restart and the reconnect stays
+	// well short of n2's fence (22.5 s from that renewal, its quorum probes
+	// from 20.5 s): n2 must keep its sessions, and n1 must not take them.
+	// (n1 may fence itself: its last renewal can be a heartbeat older; a
+	// node cut off takes nothing.)
 	n1, n2 := joinLong(t, srv, "n1"), joinLong(t, srv, "n2")
 	for i := range 3 {
 		n2.connect(t, fmt.Sprintf("d%d", i))
@@ -166,8 +169,8 @@ func TestANodesOwnReconnectDoesNotMakeOthersGone(t *testing.T) {
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	eventually(t, time.Minute, func() error {
-		if !n1.Silent("n2") || !n2.Silent("n1") {
-			return errors.New("the nodes do not find each other silent yet")
+		if !n1.Silent("n2") {
+			return errors.New("n1 does not find n2 silent yet")
 		}
 		return nil
 	})
@@ -188,14 +191,17 @@ func TestANodesOwnReconnectDoesNotMakeOthersGone(t *testing.T) {
 			t.Fatalf("d%d: n1 recorded %+v for a live node's device after its own reconnect", i, evs)
 		}
 	}
+	if a := n1.Stats().Adopted; a != 0 {
+		t.Fatalf("n1 adopted %d records of a live node after its own reconnect", a)
+	}
 	if c := n1.Owners()["n2"]; c != 3 {
 		t.Fatalf("%d records name n2, want its 3", c)
 	}
 	n2.mu.Lock()
 	live := len(n2.live)
 	n2.mu.Unlock()
-	if live != 3 || n2.CutOff() {
-		t.Fatalf("n2 has %d live sessions (cut off: %v) after its reconnect, want its 3", live, n2.CutOff())
+	if live != 3 {
+		t.Fatalf("n2 has %d live sessions after its reconnect, want its 3", live)
 	}
 }
 
