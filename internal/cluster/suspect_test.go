@@ -194,8 +194,14 @@ func TestANodesOwnReconnectDoesNotMakeOthersGone(t *testing.T) {
 	if a := n1.Stats().Adopted; a != 0 {
 		t.Fatalf("n1 adopted %d records of a live node after its own reconnect", a)
 	}
-	if c := n1.Owners()["n2"]; c != 3 {
-		t.Fatalf("%d records name n2, want its 3", c)
+	// The records as stored (n1's index, rebuilt from a reopened feed
+	// after the restart, lagged them in 2 of 20 -race runs: "2 records
+	// name n2" while n1 had adopted nothing).
+	for i := range 3 {
+		_, o := recordOf(t, n1, fmt.Sprintf("d%d", i))
+		if o.Node != "n2" || o.Ending {
+			t.Errorf("d%d's record names %q (ending %v), want n2's live record", i, o.Node, o.Ending)
+		}
 	}
 	n2.mu.Lock()
 	live := len(n2.live)
