@@ -100,6 +100,7 @@ func (a *App) startCluster(ctx context.Context, epoch uint64) error {
 			return false
 		},
 		Adopted: a.presence.Adopted,
+		Forget:  a.presence.Forget,
 		Info:    map[string]string{},
 		Retry:   a.journal.UntilReady,
 		OnLead:  a.onLead,

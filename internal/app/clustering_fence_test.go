@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -25,75 +24,8 @@ import (
 	"github.com/tether-hub/tether/internal/journal"
 	"github.com/tether-hub/tether/internal/metrics"
 	"github.com/tether-hub/tether/internal/presence"
+	"github.com/tether-hub/tether/internal/testnet"
 )
-
-// cutProxy forwards a node's NATS connection to the server until cut:
-// then the server's side is closed (the server drops the node's
-// subscriptions: its subjects have no responders) while the node's side
-// stays open and silent (the node's client notices nothing; its requests
-// go unanswered) — a node partitioned from NATS but not from the
-// webhook receiver.
-type cutProxy struct {
-	ln   net.Listener
-	to   string
-	mu   sync.Mutex
-	ups  []net.Conn
-	cut  bool
-	held []net.Conn
-}
-
-func newCutProxy(t *testing.T, to string) *cutProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, to: to}
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range append(p.ups, p.held...) {
-			_ = c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", to)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			p.mu.Lock()
-			if p.cut {
-				p.mu.Unlock()
-				_ = up.Close()
-				p.held = append(p.held, c) // a reconnect finds nobody either
-				continue
-			}
-			p.ups = append(p.ups, up)
-			p.held = append(p.held, c)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c) }()
-			go func() { _, _ = io.Copy(c, up) }()
-		}
-	}()
-	return p
-}
-
-func (p *cutProxy) url() string { return "nats://" + p.ln.Addr().String() }
-
-func (p *cutProxy) cutOff() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = true
-	for _, up := range p.ups {
-		_ = up.Close()
-	}
-}
 
 // postLog records, per node (the CloudEvents origin header), when each
 // POST arrived and when it ended (answered, or its connection closed by
@@ -156,10 +88,10 @@ func (l *postLog) of(node string) []postSpan {
 
 // fenceNode is a cluster node with the hub's delivery wiring (startEvents,
 // onLead, the hand-over), reaching NATS through its own proxy.
-func fenceNode(t *testing.T, ctx context.Context, srv *server.Server, name string, lease time.Duration) (*App, *cutProxy) {
+func fenceNode(t *testing.T, ctx context.Context, srv *server.Server, name string, lease time.Duration) (*App, *testnet.Proxy) {
 	t.Helper()
-	p := newCutProxy(t, srv.Addr().String())
-	nc, err := nats.Connect(p.url(), nats.Name(name), nats.MaxReconnects(-1))
+	p := testnet.NewProxy(t, srv.Addr().String())
+	nc, err := nats.Connect(p.URL(), nats.Name(name), nats.MaxReconnects(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +203,7 @@ func TestCutOffDeliveryLeadStopsPostingBeforeTheNextLeadStarts(t *testing.T) {
 	waitUntil(t, 30*time.Second, "n1 delivering", func() bool { return len(log.begun("hub-n1")) >= 5 && log.held("hub-n1") > 0 })
 
 	cut := time.Now()
-	p1.cutOff()
+	p1.Sever()
 	waitUntil(t, 60*time.Second, "n2 delivering", func() bool { return len(log.begun("hub-n2")) >= 1 })
 	stopPub()
 	if !a2.cluster.Leads(cluster.JobDelivery) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tether-hub/tether/internal/cluster"
 	"github.com/tether-hub/tether/internal/journal"
+	"github.com/tether-hub/tether/internal/testnet"
 )
 
 // The peers a hand-over asks come from memory when the nodes bucket does
@@ -82,16 +83,4 @@ func TestHandOverPeersComeFromMemoryWhenTheBucketDoesNotAnswer(t *testing.T) {
 }
 
 // startNATS runs a JetStream server on a loopback port for the test.
-func startNATS(t *testing.T) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	return ns
-}
+func startNATS(t *testing.T) *server.Server { return testnet.JetStream(t) }

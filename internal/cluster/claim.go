@@ -48,6 +48,9 @@ func (n *Node) Claim(s *presence.Session) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("cluster: claiming device %s: %w", s.DeviceID, err)
 		}
+		if n.CutOff() {
+			return fmt.Errorf("cluster: node %s is cut off from the cluster (its lease not renewed): connects are refused until it renews", n.o.Node)
+		}
 		rev, cur, err := n.get(ctx, key)
 		if err != nil {
 			return err
@@ -120,6 +123,11 @@ func (n *Node) free(ctx context.Context, key string, rev uint64, cur Owner) (boo
 	if cur.Node == n.o.Node && cur.Boot == n.boot {
 		// Ours: the broker has ended the session (its table's claim waits
 		// for that); wait for its end to be stored and the record released.
+		if n.cutSession(dev, cur.Session.ID) {
+			// Ended by this node's fence, its end not recorded yet
+			// (settleCut): recorded here first, once.
+			return n.adopt(ctx, key, rev, cur, presence.ReasonNodeLost)
+		}
 		n.mu.Lock()
 		h := n.held[dev]
 		n.mu.Unlock()
@@ -156,7 +164,23 @@ func (n *Node) free(ctx context.Context, key string, rev uint64, cur Owner) (boo
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		// Its lease has not run out yet, but nobody serves its subject:
-		// the node is gone.
+		// the node is gone — unless this node has just reconnected to NATS
+		// and that one has not yet (it pauses up to confirmGap between its
+		// attempts): then ask again once it could be back, as the watchdog
+		// does before it takes a node for gone.
+		if wait := n.sinceReconnect(); wait > 0 {
+			n.mu.Lock()
+			n.stats.AskedAgain++
+			n.mu.Unlock()
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return false, fmt.Errorf("cluster: device %s: waiting for node %s after this node's reconnect: %w", dev, cur.Node, ctx.Err())
+			}
+			if boot, perr := n.probe(ctx, cur.Node); perr != nil || boot == cur.Boot {
+				return false, nil // back, or no answer: read the record again and ask
+			}
+		}
 		return n.adopt(ctx, key, rev, cur, presence.ReasonNodeLost)
 	case err != nil:
 		if ctx.Err() == nil && unanswered(err) {
@@ -192,7 +216,8 @@ const probeTimeout = 2 * time.Second
 
 // probe asks node, over NATS alone, which run of it is up: its boot, or
 // "" when nobody serves its subject (its server's routes are gone: the
-// process died or is cut off). An error (no answer in time) says nothing
+// process died or is cut off) or it answers that it fenced itself
+// (fence.go). An error (no answer in time) says nothing
 // either way.
 func (n *Node) probe(ctx context.Context, node string) (string, error) {
 	req, _ := json.Marshal(takeoverRequest{})
@@ -204,6 +229,9 @@ func (n *Node) probe(ctx context.Context, node string) (string, error) {
 		return "", nil
 	case err != nil:
 		return "", fmt.Errorf("cluster: probing node %s: %w", node, err)
+	}
+	if strings.HasPrefix(string(msg.Data), replyFenced) {
+		return "", nil // it ended its sessions: its records are anyone's
 	}
 	boot, ok := strings.CutPrefix(string(msg.Data), replyRunning)
 	if !ok || boot == "" {
@@ -231,13 +259,15 @@ func (n *Node) lease(ctx context.Context, node string) (Lease, bool, error) {
 // reason and waits until that is stored. It reports false: the record
 // changed (to this node's ending record, or another's).
 func (n *Node) adopt(ctx context.Context, key string, rev uint64, cur Owner, reason presence.Reason) (bool, error) {
-	_, err := n.adoptAt(ctx, key, rev, cur, reason)
+	_, err := n.adoptAt(ctx, key, rev, cur, reason, 0)
 	return false, err
 }
 
 // adoptAt is adopt returning the revision of this node's ending record
-// (0: another claim changed the record first).
-func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, reason presence.Reason) (uint64, error) {
+// (0: another claim changed the record first). wait, when not 0, bounds
+// the record's write (an adoption round: opWait); a claim's is bounded by
+// the claim.
+func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, reason presence.Reason, wait time.Duration) (uint64, error) {
 	s := *cur.Session
 	val, err := json.Marshal(Owner{Node: n.o.Node, Boot: n.boot, Ending: true, Session: &s})
 	if err != nil {
@@ -279,7 +309,12 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 		n.mu.Unlock()
 		h.finish()
 	}()
-	nrev, err := n.owners.Update(ctx, key, val, rev)
+	uctx, cancel := ctx, context.CancelFunc(func() {})
+	if wait > 0 {
+		uctx, cancel = context.WithTimeout(ctx, wait)
+	}
+	nrev, err := n.owners.Update(uctx, key, val, rev)
+	cancel()
 	if conflict(err) {
 		return 0, nil
 	}
@@ -294,6 +329,9 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 	recorded := make(chan error, 1)
 	s.Ended = func(err error) { recorded <- err }
 	result, detail := presence.ResultClosedRemotely, fmt.Sprintf("the cluster node %s holding this session stopped answering; recorded by %s", cur.Node, n.o.Node)
+	if cur.Node == n.o.Node && reason == presence.ReasonNodeLost {
+		detail = fmt.Sprintf("the cluster node %s was cut off from the cluster and closed this session; recorded when it was back", n.o.Node)
+	}
 	if reason == presence.ReasonHubRestart {
 		result, detail = presence.ResultServerError, "the hub stopped without closing this session (crash or kill); recorded when it started again"
 	}
@@ -317,10 +355,23 @@ func (n *Node) Ending(s *presence.Session) bool {
 	h := n.held[s.DeviceID]
 	n.mu.Unlock()
 	if h == nil || h.session != s.ID || h.adopting {
+		// Not this node's to record (taken over, or ended by the fence):
+		// presence must not keep it current.
+		if n.o.Forget != nil {
+			n.o.Forget(s)
+		}
 		return false
 	}
 	s.Ended = func(error) { go n.release(s.DeviceID, h) }
 	return true
+}
+
+// CutOff reports whether the node has fenced itself (fence.go): cut off
+// from the cluster, its sessions ended, connects refused until it renews.
+func (n *Node) CutOff() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cut
 }
 
 // release deletes the owner record if it is still h's, and lets waiting
@@ -332,17 +383,14 @@ func (n *Node) release(dev string, h *hold) {
 	rev := h.rev
 	h.releasing = true // its own delete is not a takeover (note)
 	n.mu.Unlock()
-	err := n.owners.Delete(ctx, Key(dev), jetstream.LastRevision(rev))
 	// The bucket electing a Raft leader (4–9 s) is no reason to leave the
 	// record naming this run: its next start would record a second end of
 	// a session whose end is stored.
-	for unanswered(err) && ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-time.After(250 * time.Millisecond):
-			err = n.owners.Delete(ctx, Key(dev), jetstream.LastRevision(rev))
-		}
-	}
+	var err error
+	retryUnanswered(ctx, 250*time.Millisecond, func() bool {
+		err = n.owners.Delete(ctx, Key(dev), jetstream.LastRevision(rev))
+		return unanswered(err) && ctx.Err() == nil
+	})
 	if err != nil && !conflict(err) {
 		n.log.Warn("owner record not released", "device", dev, "err", err)
 	}
@@ -362,10 +410,17 @@ func (n *Node) onTakeover(m *nats.Msg) {
 		return
 	}
 	if req.Device == "" {
-		_ = m.Respond([]byte(replyRunning + n.boot))
+		reply := replyRunning
+		if n.CutOff() {
+			reply = replyFenced
+		}
+		_ = m.Respond([]byte(reply + n.boot))
 		return
 	}
-	if req.Boot != "" && req.Boot != n.boot {
+	if (req.Boot != "" && req.Boot != n.boot) || n.cutSession(req.Device, req.Session) {
+		// Another run's, or ended by this node's fence with its end not
+		// recorded: the asker adopts it and records the end (the
+		// compare-and-set on the record makes that once).
 		_ = m.Respond([]byte(replyGone))
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/presence"
+	"github.com/tether-hub/tether/internal/testnet"
 )
 
 // member is one node under test: a real Node and presence.Tracker on a
@@ -27,12 +28,18 @@ type member struct {
 	mu      sync.Mutex
 	live    map[string]*presence.Session
 	events  []presence.ConnectionEvent
+	// onEvent, when set, sees each event as it is recorded.
+	onEvent func(presence.ConnectionEvent)
 }
 
 func (m *member) sink(ev presence.ConnectionEvent) {
 	m.mu.Lock()
 	m.events = append(m.events, ev)
+	hook := m.onEvent
 	m.mu.Unlock()
+	if hook != nil {
+		hook(ev)
+	}
 	if ev.Recorded != nil {
 		ev.Recorded(nil) // stored at once
 	}
@@ -58,15 +65,31 @@ func (m *member) end(dev, sid string) bool {
 // connect claims and connects a session of dev on m.
 func (m *member) connect(t *testing.T, dev string) *presence.Session {
 	t.Helper()
+	s, err := m.tryConnect(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// tryConnect is connect, reporting a refused claim.
+func (m *member) tryConnect(dev string) (*presence.Session, error) {
 	s := &presence.Session{ID: presence.NewSessionID(), DeviceID: dev, Protocol: "MQTT"}
 	if err := m.Claim(s); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	m.tracker.Connect(s)
 	m.mu.Lock()
 	m.live[dev] = s
 	m.mu.Unlock()
-	return s
+	return s, nil
+}
+
+// liveOf is m's live session of dev, or nil.
+func (m *member) liveOf(dev string) *presence.Session {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.live[dev]
 }
 
 func (m *member) eventsOf(dev string) []presence.ConnectionEvent {
@@ -81,26 +104,7 @@ func (m *member) eventsOf(dev string) []presence.ConnectionEvent {
 	return out
 }
 
-func startServer(t *testing.T) *server.Server {
-	t.Helper()
-	return startServerWith(t, &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-}
-
-// startServerWith starts a NATS server with opts, shut down with the test.
-func startServerWith(t *testing.T, opts *server.Options) *server.Server {
-	t.Helper()
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	return srv
-}
+func startServer(t *testing.T) *server.Server { return testnet.JetStream(t) }
 
 func join(t *testing.T, srv *server.Server, name string) *member {
 	t.Helper()
@@ -110,7 +114,13 @@ func join(t *testing.T, srv *server.Server, name string) *member {
 // joinWith is join with mod applied to the node's options.
 func joinWith(t *testing.T, srv *server.Server, name string, mod func(*Options)) *member {
 	t.Helper()
-	nc, err := nats.Connect(srv.ClientURL())
+	return joinAt(t, srv.ClientURL(), name, mod)
+}
+
+// joinAt is joinWith reaching NATS at url (a testnet.Proxy, say).
+func joinAt(t *testing.T, url, name string, mod func(*Options), opts ...nats.Option) *member {
+	t.Helper()
+	nc, err := nats.Connect(url, append([]nats.Option{nats.MaxReconnects(-1)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +133,7 @@ func joinWith(t *testing.T, srv *server.Server, name string, mod func(*Options))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	o := Options{JS: js, NC: nc, Node: name, Lease: time.Second, Epoch: 1000,
-		End: m.end, Adopted: m.tracker.Adopted, Logger: testLogger(), TakeoverTimeout: 2 * time.Second}
+		End: m.end, Adopted: m.tracker.Adopted, Forget: m.tracker.Forget, Logger: testLogger(), TakeoverTimeout: 2 * time.Second}
 	if mod != nil {
 		mod(&o)
 	}

@@ -23,9 +23,12 @@
 // as its own, records the session's end (node-lost, 404104; hub-restart
 // when the session was its own previous run's) and goes on.
 //
-// The leader of the "reaper" job does the same for every device whose
-// owner's lease has expired, so a dead node's devices are recorded
-// disconnected within the lease even if they never come back.
+// Every node follows the others' heartbeats: a silent node that nobody
+// routes to (killed) is adopted by every survivor at once (suspect.go);
+// one that is cut off fences itself (ends its sessions, refuses
+// connects) and the survivors adopt its records near the end of its
+// lease (fence.go). The leader of the "reaper" job adopts the records
+// earlier runs of live nodes left.
 //
 // Lock order: Node.mu is never held while calling out (broker, presence,
 // KV, NATS).

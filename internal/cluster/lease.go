@@ -32,8 +32,8 @@ const (
 // Jobs are the shared jobs, each led by one node.
 var Jobs = []string{JobReaper, JobAlerts, JobDelivery}
 
-// heartbeat writes the node's lease.
-func (n *Node) heartbeat(ctx context.Context) error {
+// heartbeat writes the node's lease, and returns when it sent the write.
+func (n *Node) heartbeat(ctx context.Context) (time.Time, error) {
 	n.mu.Lock()
 	devices := 0
 	for _, h := range n.held {
@@ -42,36 +42,24 @@ func (n *Node) heartbeat(ctx context.Context) error {
 		}
 	}
 	n.mu.Unlock()
-	b, _ := json.Marshal(Lease{Node: n.o.Node, Boot: n.boot, Started: n.started.UTC(), Seen: time.Now().UTC(), Devices: devices, Info: n.o.Info})
+	start := time.Now()
+	b, _ := json.Marshal(Lease{Node: n.o.Node, Boot: n.boot, Started: n.started.UTC(), Seen: start.UTC(), Devices: devices, Info: n.o.Info})
 	if _, err := n.nodes.Put(ctx, n.o.Node, b); err != nil {
-		return fmt.Errorf("cluster: writing the lease of %s: %w", n.o.Node, err)
+		return start, fmt.Errorf("cluster: writing the lease of %s: %w", n.o.Node, err)
 	}
-	return nil
+	n.renewed(start)
+	return start, nil
 }
 
-// loop heartbeats, campaigns for the shared jobs and runs those it leads.
+// loop campaigns for the shared jobs and runs those it leads (the lease
+// is renewed beside it: renew, fence.go).
 func (n *Node) loop(ctx context.Context) {
 	defer n.wg.Done()
-	tick := time.NewTicker(n.o.Lease / 5)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		// The lease and each job's key side by side, each with its own
-		// time: a slow write of one must not starve the others.
+	every(ctx, n.beat(), func() {
+		// Each job's key with its own time: a slow write of one must not
+		// starve the others.
 		var wg sync.WaitGroup
-		wg.Add(1 + len(Jobs))
-		go func() {
-			defer wg.Done()
-			octx, cancel := context.WithTimeout(ctx, n.o.Lease/2)
-			defer cancel()
-			if err := n.heartbeat(octx); err != nil {
-				n.log.Warn("heartbeat failed", "err", err)
-			}
-		}()
+		wg.Add(len(Jobs))
 		for _, job := range Jobs {
 			go func() {
 				defer wg.Done()
@@ -94,7 +82,7 @@ func (n *Node) loop(ctx context.Context) {
 				n.reap(rctx)
 			}()
 		}
-	}
+	})
 }
 
 // loadIndex reads every owner record into the index and returns the
@@ -360,7 +348,7 @@ func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost 
 	if len(keys) == 0 {
 		return 0, false
 	}
-	var halted atomic.Bool
+	var halted, skipped atomic.Bool
 	var adopted atomic.Int64
 	// Right after a node loss the owners bucket may still be electing a
 	// Raft leader: the first write that finds no leader ends the round
@@ -380,6 +368,10 @@ func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost 
 				ok, err := n.reapKey(ctx, key, lost)
 				if ok {
 					adopted.Add(1)
+				}
+				if errors.Is(err, errSkipped) {
+					skipped.Store(true)
+					continue
 				}
 				if unanswered(err) {
 					stopped.Do(func() {
@@ -410,12 +402,19 @@ func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost 
 	}
 	close(work)
 	wg.Wait()
-	return int(adopted.Load()), halted.Load()
+	return int(adopted.Load()), halted.Load() || skipped.Load()
 }
 
 // reapKey adopts key's record if lost says so; true if this node did.
 func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presence.Reason, bool)) (bool, error) {
-	rev, cur, err := n.get(ctx, key)
+	gctx, cancel := context.WithTimeout(ctx, opWait)
+	rev, cur, err := n.get(gctx, key)
+	cancel()
+	if unanswered(err) && ctx.Err() == nil {
+		// A read goes to any replica, the cut-off one too: this key is
+		// tried again in the next round; the others go on.
+		return false, errSkipped
+	}
 	if err != nil || cur.Node == "" {
 		return false, err
 	}
@@ -423,7 +422,7 @@ func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presen
 	if !ok {
 		return false, nil
 	}
-	nrev, err := n.adoptAt(ctx, key, rev, cur, reason)
+	nrev, err := n.adoptAt(ctx, key, rev, cur, reason, opWait)
 	if err != nil {
 		if !unanswered(err) && ctx.Err() == nil {
 			n.log.Warn("reaper: session not recorded ended", "device", cur.Session.DeviceID, "err", err)
@@ -438,6 +437,15 @@ func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presen
 	}
 	return nrev != 0, nil
 }
+
+// opWait bounds one read or write of an owner record in an adoption:
+// a request a cut-off server still has interest in is never answered,
+// and must end the round (unanswered) rather than hold it for minutes.
+const opWait = probeTimeout
+
+// errSkipped: a record's read went unanswered; the round goes on and
+// reports itself stopped, so it runs again for the rest.
+var errSkipped = errors.New("cluster: owner record not read in time")
 
 // unanswered reports an error of a stream without a leader (or too slow
 // to answer): no point in sending it more writes this round.

@@ -59,6 +59,10 @@ type Options struct {
 	// Adopted records the end of a session this node adopted from a dead
 	// one (presence.Tracker.Adopted).
 	Adopted func(s *presence.Session, reason presence.Reason, result presence.Result, detail string)
+	// Forget drops a session that ends here unrecorded (another node
+	// took it, or this node was cut off: fence.go) from presence
+	// (presence.Tracker.Forget); nil: nothing to drop.
+	Forget func(s *presence.Session)
 	// Info is published in the node's lease (addresses, for status).
 	Info   map[string]string
 	Logger *slog.Logger
@@ -138,12 +142,22 @@ type Node struct {
 	// noAnswer holds the silent nodes' first probes that found no
 	// responders, and reconnects this node's reconnects to NATS seen
 	// (suspect.go).
-	noAnswer   map[string]noAnswer
-	reconnects uint64
-	ownersRev  uint64           // the last tether_owners revision the feed delivered
-	terms      map[string]*term // the jobs this node leads (leader.go)
-	fenced     map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
-	closing    bool             // Close began: no job is taken any more
+	noAnswer      map[string]noAnswer
+	reconnects    uint64
+	reconnectedAt time.Time        // when the watchdog noticed the last of them
+	ownersRev     uint64           // the last tether_owners revision the feed delivered
+	terms         map[string]*term // the jobs this node leads (leader.go)
+	// renewedAt is when the last stored renewal of the lease was sent;
+	// cut: the node fenced itself, and cutHolds are the sessions it ended
+	// (fence.go).
+	renewedAt time.Time
+	cut       bool
+	cutHolds  map[string]*hold
+	// renewing is when this node's renewals began being stored again
+	// after a gap (an election of tether_nodes), or at all (fence.go).
+	renewing time.Time
+	fenced   map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
+	closing  bool             // Close began: no job is taken any more
 
 	reaping  atomic.Bool // a reaper round is running
 	applyMu  sync.Mutex  // serialises OnLead; guards applied
@@ -162,6 +176,9 @@ type Stats struct {
 	Claims, RemoteTakeovers, Adopted uint64
 	// Probes counts the probes of silent nodes (suspect.go).
 	Probes uint64
+	// AskedAgain counts claims that found no responders right after this
+	// node's own reconnect and asked the owner again (claim.go).
+	AskedAgain uint64
 }
 
 // Key is the tether_owners key of a device id.
@@ -191,7 +208,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		o.Logger = slog.Default()
 	}
 	n := &Node{o: o, log: o.Logger.With("component", "cluster", "node", o.Node), boot: newBoot(), started: time.Now(),
-		held: map[string]*hold{}, index: map[string]owned{}, beats: map[string]beatSeen{}, probing: map[string]bool{}, noAnswer: map[string]noAnswer{}, terms: map[string]*term{}, fenced: map[string]*term{},
+		held: map[string]*hold{}, index: map[string]owned{}, beats: map[string]beatSeen{}, probing: map[string]bool{}, noAnswer: map[string]noAnswer{}, cutHolds: map[string]*hold{}, terms: map[string]*term{}, fenced: map[string]*term{},
 		applied: map[string]*term{}, told: map[string]int{}, leadWake: make(chan struct{}, 1)}
 	if o.Retry == nil {
 		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
@@ -225,7 +242,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	if n.base, err = baseEpoch(ctx, meta, o.Epoch); err != nil {
 		return nil, err
 	}
-	if err := n.heartbeat(ctx); err != nil {
+	if _, err := n.heartbeat(ctx); err != nil {
 		return nil, err
 	}
 	n.sub, err = o.NC.Subscribe(takeoverSubject(o.Node), n.onTakeover)
@@ -252,7 +269,9 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(5)
+	n.wg.Add(7)
+	go n.renew(lctx)
+	go n.guard(lctx)
 	go n.watchOwners(lctx, watcher)
 	go n.watchNodes(lctx, beats)
 	go n.watchdog(lctx)

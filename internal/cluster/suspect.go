@@ -28,12 +28,11 @@ import (
 // without waiting for its lease or for a reaper leader.
 //
 // A node that answers the probe keeps its devices, and so does one whose
-// probe goes unanswered: a partitioned node's routes stay up in the
-// other servers' view until their pings time out (minutes by default),
-// so its requests time out rather than find no responders. Only when no
-// server has a route to it is it taken for gone — the rule the reaper
-// applied after the lease before; what is new is only that it is asked
-// once the node is silent, not once its lease lapsed.
+// probe goes unanswered, for a while: a partitioned node's routes stay
+// up in the other servers' view until their pings time out (minutes by
+// default), so its requests time out rather than find no responders.
+// Such a node fences itself and is adopted once it has been silent for
+// most of the lease (fence.go).
 
 // suspectBeats is how many heartbeats a node may miss before it is
 // probed: one late write (a loaded machine, a slow Raft round) is not
@@ -83,6 +82,7 @@ func (n *Node) redateOnReconnect(now time.Time) bool {
 	defer n.mu.Unlock()
 	if r != n.reconnects {
 		n.reconnects = r
+		n.reconnectedAt = now
 		// Dated a confirmGap ahead: a node whose reconnect attempt came just
 		// before the server was back pauses ReconnectWait + jitter more
 		// before its next, so it may be back that much after this one.
@@ -93,6 +93,24 @@ func (n *Node) redateOnReconnect(now time.Time) bool {
 		clear(n.noAnswer)
 	}
 	return n.o.NC.Status() == nats.CONNECTED
+}
+
+// sinceReconnect is how long a "no responders" from another node may
+// still mean only that it has not reconnected yet: the rest of a
+// confirmGap after this node's own last reconnect (one not yet noticed
+// by the watchdog counts as now).
+func (n *Node) sinceReconnect() time.Duration {
+	r := n.o.NC.Stats().Reconnects
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	at := n.reconnectedAt
+	if r != n.reconnects {
+		at = time.Now()
+	}
+	if at.IsZero() {
+		return 0
+	}
+	return time.Until(at.Add(n.confirmGap()))
 }
 
 // beat is the heartbeat interval.
@@ -178,16 +196,9 @@ func (n *Node) share(gone string) (rank, of int) {
 // the records of those that are gone.
 func (n *Node) watchdog(ctx context.Context) {
 	defer n.wg.Done()
-	tick := time.NewTicker(n.beat() / 4)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, n.beat()/4, func() {
 		if !n.redateOnReconnect(time.Now()) {
-			continue // cut off from NATS: every node looks silent
+			return // cut off from NATS: every node looks silent
 		}
 		for _, node := range n.suspects(time.Now()) {
 			n.wg.Add(1)
@@ -199,21 +210,49 @@ func (n *Node) watchdog(ctx context.Context) {
 				n.mu.Unlock()
 			}()
 		}
-	}
+	})
+}
+
+// goneByProbe probes node and reports whether this probe found it gone:
+// nobody serves its subject, and this node's connection did not
+// reconnect while it asked (a probe sent across its own reconnect may
+// find no responders only because the node is not back yet). err is
+// the probe's (no answer in time: says nothing); boot is its run when it
+// answered; reconnects is this node's count after the probe.
+func (n *Node) goneByProbe(ctx context.Context, node string) (gone bool, boot string, reconnects uint64, err error) {
+	// A probe that would run past the moment the node lapses (fence.go)
+	// ends then: not answering by then is all the lapse needs to know.
+	ctx, cancel := context.WithDeadline(ctx, n.probeBy(node))
+	defer cancel()
+	before := n.o.NC.Stats().Reconnects
+	boot, err = n.probe(ctx, node)
+	reconnects = n.o.NC.Stats().Reconnects
+	return err == nil && boot == "" && before == reconnects, boot, reconnects, err
 }
 
 // suspect probes a silent node and, when nobody serves its subject
 // twice, confirmGap apart, adopts its records (node-lost).
 func (n *Node) suspect(ctx context.Context, node string) {
-	before := n.o.NC.Stats().Reconnects
-	boot, err := n.probe(ctx, node)
+	if n.CutOff() {
+		return // a node cut off judges nobody: every other looks gone from here
+	}
+	gone, boot, after, err := n.goneByProbe(ctx, node)
 	probed := time.Now()
-	after := n.o.NC.Stats().Reconnects
+	if boot == "" && n.lapsed(node) {
+		// Silent for most of the lease and not running as far as the probe
+		// can tell (a partition: it times out): a node cut off fenced
+		// itself by now (fence.go).
+		n.adoptGone(ctx, node, "silent for the lease, not answering", probed, after, func(ctx context.Context, node string) bool {
+			_, boot, r, _ := n.goneByProbe(ctx, node)
+			return boot == "" && r == after && n.lapsed(node)
+		})
+		return
+	}
 	n.mu.Lock()
 	n.stats.Probes++
 	first, seen := n.noAnswer[node]
 	switch {
-	case err != nil || boot != "" || before != after:
+	case !gone:
 		// Unanswered (says nothing), running (its heartbeats are held
 		// up: the leases' bucket electing, say; records of its earlier
 		// runs are the reaper's), or asked across a reconnect of this
@@ -227,12 +266,25 @@ func (n *Node) suspect(ctx context.Context, node string) {
 		n.log.Debug("a silent node's probe went unanswered; its devices stay its own", "silent", node, "err", err)
 		return
 	}
-	if boot != "" || before != after || !seen || first.reconnects != after {
+	if !gone || !seen || first.reconnects != after {
 		return
 	}
 	if probed.Sub(first.at) < n.confirmGap() {
 		return // not yet long enough for a live node to reconnect
 	}
+	n.adoptGone(ctx, node, "no route to it", probed, after, func(ctx context.Context, node string) bool {
+		gone, _, r, _ := n.goneByProbe(ctx, node)
+		return gone && r == after
+	})
+}
+
+// adoptGone adopts every record of node, found gone at since (why) while
+// this node had reconnected reconnects times, node-lost, each survivor
+// starting at its own share. Only the runs whose records were there when
+// it was found gone: a run started since (the node back, a new boot) is
+// live. A round the owners bucket stops is retried while still says the
+// node is still gone.
+func (n *Node) adoptGone(ctx context.Context, node, why string, since time.Time, reconnects uint64, still func(context.Context, string) bool) {
 	keys, boots := n.recordsOf(node)
 	rank, of := n.share(node)
 	slices.Sort(keys)
@@ -240,59 +292,70 @@ func (n *Node) suspect(ctx context.Context, node string) {
 		at := rank * len(keys) / of
 		keys = append(keys[at:], keys[:at]...)
 	}
-	n.log.Info("a silent node is gone (no route to it); recording its devices node-lost", "lost", node, "records", len(keys), "share", rank, "of", of)
+	n.log.Info("a silent node is gone ("+why+"); recording its devices node-lost", "lost", node, "records", len(keys), "share", rank, "of", of)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	// Only the runs whose records were there when the probe found no
-	// route: a run started since (the node back, a new boot) is live.
 	lost := func(o Owner) (presence.Reason, bool) {
 		return presence.ReasonNodeLost, o.Node == node && boots[o.Boot]
 	}
 	n.mu.Lock()
 	heard := n.beats[node].rev
 	n.mu.Unlock()
-	adopted := 0
-	for {
+	adopted, tries := 0, 0
+	retryUnanswered(ctx, suspectRetry, func() bool {
+		// A round stopped because the owners bucket or the journal has no
+		// Raft leader yet (the gone node led it, most likely) is tried again
+		// soon: the election ends any moment. Writes that do not go through
+		// may also mean this node is the one cut off (a partition: every
+		// other node looks gone from here); when it heals, the first write
+		// that goes through must not act on a judgement made before. So each
+		// retry asks again, just before its writes: still silent, no
+		// reconnect of this node, and still gone.
+		if tries++; tries > 1 && (!n.stillSilent(node, heard, reconnects) || !still(ctx, node)) {
+			n.log.Warn("a node taken for gone is heard again; its remaining records stay its own", "node", node, "adopted", adopted)
+			return false
+		}
 		a, stopped := n.reapKeysOf(ctx, node, keys, lost)
 		adopted += a
-		if !stopped {
-			break
-		}
-		// The owners bucket or the journal has no Raft leader yet (the
-		// gone node led it, most likely): its election ends any moment,
-		// so try again soon rather than a heartbeat later.
-		select {
-		case <-ctx.Done():
-		case <-time.After(suspectRetry):
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		// Writes that do not go through may also mean this node is the one
-		// cut off (a partition: every other node looks gone from here);
-		// when it heals, the first write that goes through must not act on
-		// a judgement made before. So each retry asks again, just before
-		// its writes: still silent, no reconnect of this node, and still no
-		// route to it.
-		if !n.stillGone(ctx, node, heard, after) {
-			n.log.Warn("a node taken for gone is heard again; its remaining records stay its own", "node", node, "adopted", adopted)
-			break
-		}
-	}
-	n.log.Info("a gone node's records adopted", "lost", node, "adopted", adopted, "took", time.Since(probed).Round(time.Millisecond))
+		return stopped && ctx.Err() == nil
+	})
+	n.log.Info("a gone node's records adopted", "lost", node, "adopted", adopted, "took", time.Since(since).Round(time.Millisecond))
 }
 
-// stillGone reports whether node, taken for gone while its last heartbeat
-// seen was revision heard and this node had reconnected reconnects times,
-// is still gone: no newer heartbeat, no reconnect of this node since, and
-// a fresh probe finds no responders.
-func (n *Node) stillGone(ctx context.Context, node string, heard, reconnects uint64) bool {
+// stillSilent reports whether node, taken for gone while its last
+// heartbeat seen was revision heard and this node had reconnected
+// reconnects times, is still silent: no newer heartbeat, no reconnect of
+// this node since.
+func (n *Node) stillSilent(node string, heard, reconnects uint64) bool {
 	n.mu.Lock()
 	b := n.beats[node]
 	n.mu.Unlock()
-	if b.rev != heard || n.o.NC.Stats().Reconnects != reconnects {
-		return false
+	return b.rev == heard && n.o.NC.Stats().Reconnects == reconnects
+}
+
+// every calls fn every d until ctx ends (the node's loops).
+func every(ctx context.Context, d time.Duration, fn func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		fn()
 	}
-	boot, err := n.probe(ctx, node)
-	return err == nil && boot == "" && n.o.NC.Stats().Reconnects == reconnects
+}
+
+// retryUnanswered calls try until it reports it need not run again,
+// pausing between tries (a replicated bucket electing a Raft leader,
+// 4–9 s, answers no write until it has one); it stops when ctx ends.
+func retryUnanswered(ctx context.Context, pause time.Duration, try func() (again bool)) {
+	for try() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+	}
 }

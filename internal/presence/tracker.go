@@ -286,6 +286,24 @@ func (t *Tracker) Orphaned(last ConnectionEvent) {
 	t.sink(ev)
 }
 
+// Forget drops s, if it is still the device's current session, without
+// recording its end: another cluster node records it (it took the
+// session over while this node was cut off), or this node does later,
+// as an adoption, once it knows no other node did (Adopted records
+// nothing for a device whose session is current here).
+func (t *Tracker) Forget(s *Session) {
+	sh := t.shard(s.DeviceID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	d := sh.devices[s.DeviceID]
+	if d == nil || d.current != s {
+		return
+	}
+	d.current = nil
+	d.stateUpdated = t.now()
+	t.connected.Add(-1)
+}
+
 // Adopted records the end of a session this tracker never held: one that
 // another cluster node (or this node's previous run) left open when it
 // died, taken over by this node to close it. s carries what its connect

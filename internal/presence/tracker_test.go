@@ -198,3 +198,22 @@ func TestOrphanedSessionIsClosedOnce(t *testing.T) {
 		t.Fatalf("events %d", len(rec.events))
 	}
 }
+
+// A session forgotten (its end recorded elsewhere, or later) is no
+// longer current: nothing is recorded, the connected count drops, and a
+// later adoption of it records its end.
+func TestForgetDropsTheSessionUnrecorded(t *testing.T) {
+	var evs []ConnectionEvent
+	tr := NewTracker(Options{Hub: "h", Epoch: 1, Sink: func(ev ConnectionEvent) { evs = append(evs, ev) }})
+	s := &Session{ID: NewSessionID(), DeviceID: "d", Protocol: "MQTT"}
+	tr.Connect(s)
+	tr.Forget(s)
+	if len(evs) != 1 || tr.Connected() != 0 || tr.Current("d") != nil {
+		t.Fatalf("after Forget: %d events, %d connected, current %v; want only the connect, 0, nil", len(evs), tr.Connected(), tr.Current("d"))
+	}
+	c := *s
+	tr.Adopted(&c, ReasonNodeLost, ResultClosedRemotely, "test")
+	if len(evs) != 2 || evs[1].Kind != Disconnected || evs[1].Reason != ReasonNodeLost {
+		t.Fatalf("the adoption after Forget recorded %+v, want a node-lost disconnect", evs[1:])
+	}
+}

@@ -1,0 +1,288 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/tether-hub/tether/internal/presence"
+)
+
+// Partitions. A node cut off from the cluster (its process alive, its
+// NATS traffic lost) cannot be told from a dead one by the others'
+// probes: a probe to it times out (the servers keep its routes or its
+// client connection until their pings time out, minutes by default), it
+// does not find "no responders". So the two sides act on their own
+// clocks, each with margin against the other:
+//
+//   - The cut-off node fences itself. It times its lease from the moment
+//     it sent its last renewal that was stored (the others date the same
+//     write on arrival, later). Once nodeFenceShare of the lease has passed
+//     without another, and it reaches no majority of the nodes it knows
+//     over plain NATS (quorum), it ends every device session it holds
+//     without recording them, answers probes "fenced", and refuses
+//     connects until a renewal is stored again. Then it records the end
+//     of each session it ended — as an adoption, a compare-and-set on the
+//     record it wrote — only if the record still names that session: a
+//     node that adopted it meanwhile recorded the end, and the
+//     compare-and-set fails. One end per session.
+//   - The others adopt its records (node-lost) once it has been silent
+//     for adoptShare of the lease on their own clocks and it does not
+//     answer a probe as running, provided their own renewals have been
+//     stored for a heartbeat (the leases' bucket answers: not an election
+//     every node waits out; lapsed).
+//
+// adoptShare − nodeFenceShare of the lease (1.8 s at the default 12 s) lies
+// between the fence and the first adoption; the fence's quorum probes
+// run before it (they take at most fenceProbe), and ending a session is
+// closing its connection.
+//
+// Raft elections are why the majority is asked. An election of
+// tether_nodes (4–9 s in nats-server 2.15: a random 4–9 s election
+// timeout after the leader's last heartbeat; longer on a loaded machine)
+// stops every node's renewals; with the last stored renewal up to one
+// heartbeat (lease/5) before it, a healthy node goes up to ~11.4 s
+// without one — past any fence that leaves the others time to adopt
+// within the lease. A node in an election still reaches the others over
+// NATS, so it does not fence; a cut-off one reaches nobody. The others
+// do not adopt during the election either: their own renewals fail too.
+// (BenchmarkLeaseWriteGapAtLeaderLoss measures the gap; docs/SCALING.md.)
+const (
+	nodeFenceShare = 0.75
+	adoptShare     = 0.9
+)
+
+// replyFenced answers a probe of a node that fenced itself (followed by
+// its boot): its sessions are ended, its records anyone's to adopt.
+const replyFenced = "fenced:"
+
+// fenceAfter is how long after its last stored renewal's send a node
+// that reaches no majority fences itself; adoptAfter how long the others
+// wait, from that renewal's arrival, before adopting its records.
+func (n *Node) fenceAfter() time.Duration { return time.Duration(nodeFenceShare * float64(n.o.Lease)) }
+func (n *Node) adoptAfter() time.Duration { return time.Duration(adoptShare * float64(n.o.Lease)) }
+
+// fenceProbe bounds the quorum probes: they start this long before the
+// fence, so a node that reaches nobody fences on time.
+func (n *Node) fenceProbe() time.Duration { return min(probeTimeout, n.fenceAfter()/2) }
+
+// renewRetry is the pause before a failed renewal is tried again: the
+// first write after an election should not wait a heartbeat.
+const renewRetry = 100 * time.Millisecond
+
+// renew rewrites the node's lease every heartbeat, and at once again
+// after a write that failed, until ctx ends.
+func (n *Node) renew(ctx context.Context) {
+	defer n.wg.Done()
+	var failing time.Time
+	next := time.Now().Add(n.beat()) // Open wrote it
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(next)):
+		}
+		octx, cancel := context.WithTimeout(ctx, n.beat()/2)
+		start, err := n.heartbeat(octx)
+		cancel()
+		next = start.Add(n.beat())
+		switch {
+		case err != nil && failing.IsZero():
+			failing = start
+			n.log.Warn("lease renewal failed; retrying", "err", err)
+			next = time.Now().Add(renewRetry)
+		case err != nil:
+			next = time.Now().Add(renewRetry)
+		case !failing.IsZero():
+			n.log.Info("lease renewed again", "failing for", time.Since(failing).Round(time.Millisecond))
+			failing = time.Time{}
+		}
+	}
+}
+
+// renewed notes a stored renewal sent at start; a node that had fenced
+// itself is back.
+func (n *Node) renewed(start time.Time) {
+	n.mu.Lock()
+	gap := start.Sub(n.renewedAt)
+	if n.renewedAt.IsZero() {
+		gap = 0 // the first
+	}
+	if n.renewedAt.IsZero() || gap > suspectBeats*n.beat() {
+		n.renewing = start
+	}
+	if start.After(n.renewedAt) {
+		n.renewedAt = start
+	}
+	wasCut := n.cut
+	n.cut = false
+	n.mu.Unlock()
+	if gap > 2*n.beat() && !wasCut {
+		// The span a fence must outlast: an election of the leases' bucket
+		// shows here (docs/SCALING.md).
+		n.log.Info("lease renewed after a gap", "since last stored renewal", gap.Round(time.Millisecond))
+	}
+	if wasCut {
+		n.log.Warn("lease renewed: this node is back in the cluster; recording the ends of the sessions it ended unless another node did", "cut off for", gap.Round(time.Millisecond))
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.settleCut()
+		}()
+	}
+}
+
+// guard fences the node when its lease goes unrenewed and it reaches no
+// majority, and ends the sessions claimed while it is fenced.
+func (n *Node) guard(ctx context.Context) {
+	defer n.wg.Done()
+	every(ctx, n.beat()/4, func() {
+		n.mu.Lock()
+		since, cut := n.renewedAt, n.cut
+		n.mu.Unlock()
+		if cut {
+			n.sweep()
+			return
+		}
+		if time.Since(since) < n.fenceAfter()-n.fenceProbe() || n.quorum(ctx) {
+			return
+		}
+		n.mu.Lock()
+		cut = n.renewedAt.Equal(since) && ctx.Err() == nil
+		n.cut = n.cut || cut
+		n.mu.Unlock()
+		if cut {
+			n.log.Warn("cut off: this node's lease is not renewed and it reaches no majority of the cluster; ending its device sessions and refusing connects until it renews",
+				"since last stored renewal", time.Since(since).Round(time.Millisecond))
+			n.sweep()
+		}
+	})
+}
+
+// quorum reports whether this node reaches a majority of the nodes whose
+// leases it knows (itself included) over plain NATS: each answers a
+// probe as running within fenceProbe.
+func (n *Node) quorum(ctx context.Context) bool {
+	n.mu.Lock()
+	var peers []string
+	for node := range n.beats {
+		if node != n.o.Node {
+			peers = append(peers, node)
+		}
+	}
+	n.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, n.fenceProbe())
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	reached := 1
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if boot, err := n.probe(ctx, p); err == nil && boot != "" {
+				mu.Lock()
+				reached++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return 2*reached > len(peers)+1
+}
+
+// sweep ends, unrecorded, every live session this fenced node holds,
+// keeping their holds for settleCut.
+func (n *Node) sweep() {
+	type ended struct {
+		dev string
+		h   *hold
+	}
+	var out []ended
+	n.mu.Lock()
+	if n.cut {
+		for dev, h := range n.held {
+			if n.liveLocked(h) {
+				delete(n.held, dev)
+				n.cutHolds[dev] = h
+				out = append(out, ended{dev, h})
+			}
+		}
+	}
+	n.mu.Unlock()
+	for _, e := range out {
+		e.h.finish()
+		n.o.End(e.dev, e.h.session)
+	}
+}
+
+// cutSession reports whether session of dev is one the fence ended.
+func (n *Node) cutSession(dev, session string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	h := n.cutHolds[dev]
+	return h != nil && h.session == session
+}
+
+// settleCut records the end of each session the fence ended whose
+// record still names it (adopted: compare-and-set on the record), and
+// releases the record; a record another node took is left to it.
+func (n *Node) settleCut() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	n.mu.Lock()
+	holds := n.cutHolds
+	n.cutHolds = map[string]*hold{}
+	n.mu.Unlock()
+	keys := make([]string, 0, len(holds))
+	for dev := range holds {
+		keys = append(keys, Key(dev))
+	}
+	lost := func(o Owner) (presence.Reason, bool) {
+		h := holds[o.Session.DeviceID]
+		return presence.ReasonNodeLost, o.Node == n.o.Node && o.Boot == n.boot && h != nil && h.session == o.Session.ID
+	}
+	retryUnanswered(ctx, suspectRetry, func() bool {
+		_, stopped := n.reapKeysOf(ctx, "", keys, lost)
+		return stopped && ctx.Err() == nil
+	})
+}
+
+// probeBy is when a probe of node should have its answer: probeTimeout
+// from now, or when node lapses if that is sooner (but not sooner than
+// probeFloor from now: a live node on a loaded machine needs a moment).
+func (n *Node) probeBy(node string) time.Time {
+	now := time.Now()
+	by := now.Add(probeTimeout)
+	n.mu.Lock()
+	b, ok := n.beats[node]
+	n.mu.Unlock()
+	if ok {
+		if lapse := b.at.Add(n.adoptAfter()); lapse.Before(by) {
+			by = lapse
+		}
+	}
+	return later(by, now.Add(min(probeFloor, n.beat())))
+}
+
+// probeFloor is the least time a probe is given: a live node on a
+// loaded machine, or one whose heartbeats this node's lagging feed has
+// not shown yet, must be able to answer.
+const probeFloor = time.Second
+
+// lapsed reports whether node has been silent for adoptAfter on this
+// node's clock (or has no lease) while this node's own renewals are
+// stored, and have been for a heartbeat: during an election of
+// tether_nodes every node is silent to every other, and after it each
+// live node renews within a heartbeat (its retries are faster). This
+// node's feed of the others' heartbeats may lag longer (its consumer is
+// recreated after a leader change): a live node that looks lapsed
+// meanwhile answers the probe as running and is left alone.
+func (n *Node) lapsed(node string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	b, ok := n.beats[node]
+	renewing := now.Sub(n.renewedAt) <= suspectBeats*n.beat() && now.Sub(n.renewing) >= n.beat()
+	return (!ok || now.Sub(b.at) >= n.adoptAfter()) && renewing && !n.cut
+}
