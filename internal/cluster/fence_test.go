@@ -198,9 +198,9 @@ func TestANodeBackBeforeTheSurvivorsAdoptRecordsItsOwnEnds(t *testing.T) {
 	p1.Blackhole()
 	// n1 knows only itself: a majority of one. It fences only when it
 	// knows others — so give it a peer it cannot reach.
-	n1.mu.Lock()
+	n1.Node.mu.Lock()
 	n1.beats["ghost"] = beatSeen{at: time.Now()}
-	n1.mu.Unlock()
+	n1.Node.mu.Unlock()
 	eventually(t, time.Minute, func() error {
 		if !n1.CutOff() {
 			return errors.New("n1 not fenced yet")
@@ -251,9 +251,9 @@ func TestNodesThatCannotRenewButReachEachOtherKeepTheirSessions(t *testing.T) {
 	// the adoption point without a renewal, probing all along.
 	eventually(t, time.Minute, func() error {
 		for _, m := range []*member{n1, n2, n3} {
-			m.mu.Lock()
+			m.Node.mu.Lock()
 			since := m.renewedAt
-			m.mu.Unlock()
+			m.Node.mu.Unlock()
 			if time.Since(since) < 2*partLease {
 				return fmt.Errorf("%s renewed %s ago", m.o.Node, time.Since(since).Round(time.Millisecond))
 			}
