@@ -324,6 +324,11 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 	n.mu.Lock()
 	h.rev = nrev
 	n.stats.Adopted++
+	if c := n.cutHolds[s.DeviceID]; c != nil && c.session == s.ID {
+		// A session this node's fence ended, adopted now (by settleCut or
+		// a claim): the adopting hold answers for it from here on.
+		delete(n.cutHolds, s.DeviceID)
+	}
 	n.mu.Unlock()
 	s.Epoch = n.base + nrev
 	recorded := make(chan error, 1)
