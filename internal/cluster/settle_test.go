@@ -134,3 +134,62 @@ func TestDevicesReconnectingWhileTheHealedNodeSettlesKeepTheirEnds(t *testing.T)
 		t.Fatal("no key left waiting in settleCut: the test tested nothing")
 	}
 }
+
+// A partition that heals before the broker has closed the sessions the
+// fence ended (their Forget is late: a v5 DISCONNECT behind a blocked
+// writer, say) still records each end once: the adoption ends the
+// session still current in presence, and the late Forget adds nothing.
+func TestAHealBeforeTheFencedSessionsClosedRecordsTheirEnds(t *testing.T) {
+	srv := startServer(t)
+	p1 := testnet.NewProxy(t, srv.Addr().String())
+	late := make(chan struct{})
+	n1 := joinAt(t, p1.URL(), "n1", func(o *Options) {
+		o.Lease = partLease
+		forget := o.Forget
+		o.Forget = func(s *presence.Session) { <-late; forget(s) }
+	})
+	var once sync.Once
+	closeLate := func() { once.Do(func() { close(late) }) }
+	defer closeLate()
+	const devices = 5
+	for i := range devices {
+		n1.connect(t, fmt.Sprintf("d%d", i))
+	}
+	p1.Blackhole()
+	n1.Node.mu.Lock()
+	n1.beats["ghost"] = beatSeen{at: time.Now()}
+	n1.Node.mu.Unlock()
+	eventually(t, time.Minute, func() error {
+		if !n1.CutOff() {
+			return errors.New("n1 not fenced yet")
+		}
+		return nil
+	})
+	p1.Heal()
+	check := func() error {
+		for i := range devices {
+			evs := n1.eventsOf(fmt.Sprintf("d%d", i))
+			if len(evs) != 2 || evs[1].Kind != presence.Disconnected || evs[1].Reason != presence.ReasonNodeLost {
+				return fmt.Errorf("d%d: %d events, want connected then node-lost", i, len(evs))
+			}
+		}
+		if c := n1.tracker.Connected(); c != 0 {
+			return fmt.Errorf("presence counts %d connected", c)
+		}
+		return nil
+	}
+	eventually(t, time.Minute, check)
+	closeLate()
+	// The Forgets run now, in the broker's end goroutines; once the owner
+	// records are released they are done or no-ops: check again after
+	// the records are gone.
+	eventually(t, time.Minute, func() error {
+		if c := n1.Owners()["n1"]; c != 0 {
+			return fmt.Errorf("%d records name n1", c)
+		}
+		return nil
+	})
+	if err := check(); err != nil {
+		t.Error(err)
+	}
+}
