@@ -318,6 +318,12 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 	if conflict(err) {
 		return 0, nil
 	}
+	if err != nil && wait > 0 && unanswered(err) && ctx.Err() == nil {
+		// The write may have been stored though its ack did not come in
+		// time (a slow quorum, a leader change after the proposal): then
+		// the record names this adoption and no round reads it again.
+		nrev, err = n.ownAdoption(ctx, key, &s, wait, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("cluster: adopting device %s: %w", s.DeviceID, err)
 	}
@@ -351,6 +357,20 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 	}
 	n.log.Info("recorded a session of a lost node as ended", "device", s.DeviceID, "lost", cur.Node, "reason", reason)
 	return nrev, nil
+}
+
+// ownAdoption reads key again after this node's adoption write of s went
+// unanswered (err): the record's revision when it is that adoption's,
+// else err.
+func (n *Node) ownAdoption(ctx context.Context, key string, s *presence.Session, wait time.Duration, err error) (uint64, error) {
+	gctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	rev, cur, gerr := n.get(gctx, key)
+	if gerr != nil || cur.Node != n.o.Node || cur.Boot != n.boot || !cur.Ending || cur.Session.ID != s.ID {
+		return 0, err
+	}
+	n.log.Info("an adoption write went unanswered but was stored; recording the end", "device", s.DeviceID)
+	return rev, nil
 }
 
 // Ending implements broker.Claims: the record is released once the end
