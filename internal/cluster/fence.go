@@ -159,14 +159,21 @@ func (n *Node) guard(ctx context.Context) {
 	})
 }
 
-// quorum reports whether this node reaches a majority of the nodes whose
-// leases it knows (itself included) over plain NATS: each answers a
-// probe as running within fenceProbe.
+// quorum reports whether this node reaches a majority of the nodes it
+// knows (itself included) over plain NATS: each answers a probe as
+// running within fenceProbe. A node counts while its last heartbeat
+// arrived no more than a lease before this node's last stored renewal:
+// one killed for good (its lease expires in the bucket, and the feed
+// says nothing of an expiry) stops counting once this node has renewed
+// for a lease without it, so a survivor is not left a minority of dead
+// nodes; a node cut off itself stops renewing, and still counts the
+// peers it heard until then.
 func (n *Node) quorum(ctx context.Context) bool {
 	n.mu.Lock()
 	var peers []string
-	for node := range n.beats {
-		if node != n.o.Node {
+	floor := n.renewedAt.Add(-n.o.Lease)
+	for node, b := range n.beats {
+		if node != n.o.Node && !b.at.Before(floor) {
 			peers = append(peers, node)
 		}
 	}
