@@ -239,7 +239,7 @@ func (n *Node) cutSession(dev, session string) bool {
 // it: a device reconnecting meanwhile (here, or at another node that
 // asks this one) must find its old session still "ended by the fence"
 // and adopt it, recording its end, rather than overwrite it. It stops
-// with the node (Close does not wait for it).
+// with the node (Close waits for it).
 func (n *Node) settleCut() {
 	ctx, cancel := context.WithTimeout(n.life, 2*time.Minute)
 	defer cancel()
