@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -52,23 +51,7 @@ func TestDevicesReconnectingWhileTheHealedNodeSettlesKeepTheirEnds(t *testing.T)
 		dev := fmt.Sprintf("d%d", i)
 		old[dev] = n1.connect(t, dev).ID
 	}
-	p1.Blackhole()
-	// A peer n1 cannot reach, so that it fences (see
-	// TestANodeBackBeforeTheSurvivorsAdoptRecordsItsOwnEnds).
-	n1.Node.mu.Lock()
-	n1.beats["ghost"] = beatSeen{at: time.Now()}
-	n1.Node.mu.Unlock()
-	eventually(t, time.Minute, func() error {
-		if !n1.CutOff() {
-			return errors.New("n1 not fenced yet")
-		}
-		n1.mu.Lock()
-		defer n1.mu.Unlock()
-		if len(n1.live) != 0 {
-			return fmt.Errorf("%d sessions still live on n1", len(n1.live))
-		}
-		return nil
-	})
+	fenceAlone(t, n1, p1)
 	gmu.Lock()
 	armed = true
 	gmu.Unlock()
@@ -155,16 +138,7 @@ func TestAHealBeforeTheFencedSessionsClosedRecordsTheirEnds(t *testing.T) {
 	for i := range devices {
 		n1.connect(t, fmt.Sprintf("d%d", i))
 	}
-	p1.Blackhole()
-	n1.Node.mu.Lock()
-	n1.beats["ghost"] = beatSeen{at: time.Now()}
-	n1.Node.mu.Unlock()
-	eventually(t, time.Minute, func() error {
-		if !n1.CutOff() {
-			return errors.New("n1 not fenced yet")
-		}
-		return nil
-	})
+	fenceAlone(t, n1, p1)
 	p1.Heal()
 	check := func() error {
 		for i := range devices {
