@@ -168,18 +168,8 @@ func (n *Node) free(ctx context.Context, key string, rev uint64, cur Owner) (boo
 		// and that one has not yet (it pauses up to confirmGap between its
 		// attempts): then ask again once it could be back, as the watchdog
 		// does before it takes a node for gone.
-		if wait := n.sinceReconnect(); wait > 0 {
-			n.mu.Lock()
-			n.stats.AskedAgain++
-			n.mu.Unlock()
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-				return false, fmt.Errorf("cluster: device %s: waiting for node %s after this node's reconnect: %w", dev, cur.Node, ctx.Err())
-			}
-			if boot, perr := n.probe(ctx, cur.Node); perr != nil || boot == cur.Boot {
-				return false, nil // back, or no answer: read the record again and ask
-			}
+		if gone, err := n.goneAfterReconnect(ctx, dev, cur); !gone {
+			return false, err // back, or no answer: read the record again and ask
 		}
 		return n.adopt(ctx, key, rev, cur, presence.ReasonNodeLost)
 	case err != nil:
@@ -187,9 +177,16 @@ func (n *Node) free(ctx context.Context, key string, rev uint64, cur Owner) (boo
 			// A process killed a moment ago may still have its
 			// subscription in the NATS server (its connection's close not
 			// processed yet, on a loaded machine): the request went to it
-			// and nobody answered. Ask again who serves its subject now.
+			// and nobody answered. Ask again who serves its subject now —
+			// after the same wait as above if this node has just
+			// reconnected (the request may have timed out in the reconnect).
 			boot, perr := n.probe(ctx, cur.Node)
 			if perr == nil && boot != cur.Boot {
+				if boot == "" {
+					if gone, err := n.goneAfterReconnect(ctx, dev, cur); !gone {
+						return false, err
+					}
+				}
 				return n.adopt(ctx, key, rev, cur, presence.ReasonNodeLost)
 			}
 		}
@@ -208,6 +205,29 @@ func (n *Node) free(ctx context.Context, key string, rev uint64, cur Owner) (boo
 	default:
 		return false, fmt.Errorf("cluster: node %s did not end device %s's session in time (%s)", cur.Node, dev, msg.Data)
 	}
+}
+
+// goneAfterReconnect decides a "nobody serves cur's node" answer: true
+// (adopt) unless this node has just reconnected to NATS, in which case
+// the owner may not have yet (it pauses up to confirmGap between its
+// attempts): it waits until it could be back, as the watchdog does before
+// it takes a node for gone, and probes again; false (read the record
+// again and ask) if the node answered as cur's run or not at all.
+func (n *Node) goneAfterReconnect(ctx context.Context, dev string, cur Owner) (bool, error) {
+	wait := n.sinceReconnect()
+	if wait <= 0 {
+		return true, nil
+	}
+	n.mu.Lock()
+	n.stats.AskedAgain++
+	n.mu.Unlock()
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+		return false, fmt.Errorf("cluster: device %s: waiting for node %s after this node's reconnect: %w", dev, cur.Node, ctx.Err())
+	}
+	boot, perr := n.probe(ctx, cur.Node)
+	return perr == nil && boot != cur.Boot, nil
 }
 
 // probeTimeout bounds a probe: a live node answers from its NATS
@@ -318,12 +338,23 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 	if conflict(err) {
 		return 0, nil
 	}
+	if err != nil && wait > 0 && unanswered(err) && ctx.Err() == nil {
+		// The write may have been stored though its ack did not come in
+		// time (a slow quorum, a leader change after the proposal): then
+		// the record names this adoption and no round reads it again.
+		nrev, err = n.ownAdoption(ctx, key, &s, wait, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("cluster: adopting device %s: %w", s.DeviceID, err)
 	}
 	n.mu.Lock()
 	h.rev = nrev
 	n.stats.Adopted++
+	if c := n.cutHolds[s.DeviceID]; c != nil && c.session == s.ID {
+		// A session this node's fence ended, adopted now (by settleCut or
+		// a claim): the adopting hold answers for it from here on.
+		delete(n.cutHolds, s.DeviceID)
+	}
 	n.mu.Unlock()
 	s.Epoch = n.base + nrev
 	recorded := make(chan error, 1)
@@ -346,6 +377,20 @@ func (n *Node) adoptAt(ctx context.Context, key string, rev uint64, cur Owner, r
 	}
 	n.log.Info("recorded a session of a lost node as ended", "device", s.DeviceID, "lost", cur.Node, "reason", reason)
 	return nrev, nil
+}
+
+// ownAdoption reads key again after this node's adoption write of s went
+// unanswered (err): the record's revision when it is that adoption's,
+// else err.
+func (n *Node) ownAdoption(ctx context.Context, key string, s *presence.Session, wait time.Duration, err error) (uint64, error) {
+	gctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	rev, cur, gerr := n.get(gctx, key)
+	if gerr != nil || cur.Node != n.o.Node || cur.Boot != n.boot || !cur.Ending || cur.Session.ID != s.ID {
+		return 0, err
+	}
+	n.log.Info("an adoption write went unanswered but was stored; recording the end", "device", s.DeviceID)
+	return rev, nil
 }
 
 // Ending implements broker.Claims: the record is released once the end

@@ -159,14 +159,21 @@ func (n *Node) guard(ctx context.Context) {
 	})
 }
 
-// quorum reports whether this node reaches a majority of the nodes whose
-// leases it knows (itself included) over plain NATS: each answers a
-// probe as running within fenceProbe.
+// quorum reports whether this node reaches a majority of the nodes it
+// knows (itself included) over plain NATS: each answers a probe as
+// running within fenceProbe. A node counts while its last heartbeat
+// arrived no more than a lease before this node's last stored renewal:
+// one killed for good (its lease expires in the bucket, and the feed
+// says nothing of an expiry) stops counting once this node has renewed
+// for a lease without it, so a survivor is not left a minority of dead
+// nodes; a node cut off itself stops renewing, and still counts the
+// peers it heard until then.
 func (n *Node) quorum(ctx context.Context) bool {
 	n.mu.Lock()
 	var peers []string
-	for node := range n.beats {
-		if node != n.o.Node {
+	floor := n.renewedAt.Add(-n.o.Lease)
+	for node, b := range n.beats {
+		if node != n.o.Node && !b.at.Before(floor) {
 			peers = append(peers, node)
 		}
 	}
@@ -226,25 +233,55 @@ func (n *Node) cutSession(dev, session string) bool {
 
 // settleCut records the end of each session the fence ended whose
 // record still names it (adopted: compare-and-set on the record), and
-// releases the record; a record another node took is left to it.
+// releases the record; a record another node took is left to it. Each
+// entry stays in cutHolds until its record is adopted (adoptAt drops it
+// then, its adopting hold answering from there on) or found not to name
+// it: a device reconnecting meanwhile (here, or at another node that
+// asks this one) must find its old session still "ended by the fence"
+// and adopt it, recording its end, rather than overwrite it. It stops
+// with the node (Close waits for it).
 func (n *Node) settleCut() {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(n.life, 2*time.Minute)
 	defer cancel()
 	n.mu.Lock()
-	holds := n.cutHolds
-	n.cutHolds = map[string]*hold{}
+	holds := make(map[string]*hold, len(n.cutHolds))
+	for dev, h := range n.cutHolds {
+		holds[dev] = h
+	}
 	n.mu.Unlock()
+	// settled drops dev's entry unless the fence put a newer one there.
+	settled := func(dev string) {
+		n.mu.Lock()
+		if h := holds[dev]; h != nil && n.cutHolds[dev] == h {
+			delete(n.cutHolds, dev)
+		}
+		n.mu.Unlock()
+	}
 	keys := make([]string, 0, len(holds))
+	byKey := make(map[string]string, len(holds))
 	for dev := range holds {
 		keys = append(keys, Key(dev))
+		byKey[Key(dev)] = dev
 	}
 	lost := func(o Owner) (presence.Reason, bool) {
 		h := holds[o.Session.DeviceID]
-		return presence.ReasonNodeLost, o.Node == n.o.Node && o.Boot == n.boot && h != nil && h.session == o.Session.ID
+		ok := o.Node == n.o.Node && o.Boot == n.boot && h != nil && h.session == o.Session.ID
+		if !ok {
+			settled(o.Session.DeviceID) // another session's record now
+		}
+		return presence.ReasonNodeLost, ok
 	}
 	retryUnanswered(ctx, suspectRetry, func() bool {
 		_, stopped := n.reapKeysOf(ctx, "", keys, lost)
-		return stopped && ctx.Err() == nil
+		again := stopped && ctx.Err() == nil
+		if !again && ctx.Err() == nil {
+			// Every key read and, where it still named its session,
+			// adopted: its end is recorded (or a claim's adoption is).
+			for _, k := range keys {
+				settled(byKey[k])
+			}
+		}
+		return again
 	})
 }
 

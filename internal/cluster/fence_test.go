@@ -195,21 +195,7 @@ func TestANodeBackBeforeTheSurvivorsAdoptRecordsItsOwnEnds(t *testing.T) {
 	for i := range 3 {
 		n1.connect(t, fmt.Sprintf("d%d", i))
 	}
-	p1.Blackhole()
-	// n1 knows only itself: a majority of one. It fences only when it
-	// knows others — so give it a peer it cannot reach.
-	n1.mu.Lock()
-	n1.beats["ghost"] = beatSeen{at: time.Now()}
-	n1.mu.Unlock()
-	eventually(t, time.Minute, func() error {
-		if !n1.CutOff() {
-			return errors.New("n1 not fenced yet")
-		}
-		if s := n1.liveOf("d0"); s != nil {
-			return errors.New("d0 still live")
-		}
-		return nil
-	})
+	fenceAlone(t, n1, p1)
 	if _, err := n1.tryConnect("d9"); err == nil {
 		t.Error("a fenced node accepted a connect")
 	}
@@ -227,6 +213,29 @@ func TestANodeBackBeforeTheSurvivorsAdoptRecordsItsOwnEnds(t *testing.T) {
 		return nil
 	})
 	n1.connect(t, "d9")
+}
+
+// fenceAlone cuts m off through p and waits until it has fenced itself
+// and ended its sessions. m knows only itself: a majority of one. It
+// fences only when it knows others — so it is given a peer it cannot
+// reach.
+func fenceAlone(t *testing.T, m *member, p *testnet.Proxy) {
+	t.Helper()
+	p.Blackhole()
+	m.Node.mu.Lock()
+	m.beats["ghost"] = beatSeen{at: time.Now()}
+	m.Node.mu.Unlock()
+	eventually(t, time.Minute, func() error {
+		if !m.CutOff() {
+			return fmt.Errorf("%s not fenced yet", m.o.Node)
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if len(m.live) != 0 {
+			return fmt.Errorf("%d sessions still live on %s", len(m.live), m.o.Node)
+		}
+		return nil
+	})
 }
 
 // Nodes whose renewals all fail (here: the leases' bucket is gone; in
@@ -251,9 +260,9 @@ func TestNodesThatCannotRenewButReachEachOtherKeepTheirSessions(t *testing.T) {
 	// the adoption point without a renewal, probing all along.
 	eventually(t, time.Minute, func() error {
 		for _, m := range []*member{n1, n2, n3} {
-			m.mu.Lock()
+			m.Node.mu.Lock()
 			since := m.renewedAt
-			m.mu.Unlock()
+			m.Node.mu.Unlock()
 			if time.Since(since) < 2*partLease {
 				return fmt.Errorf("%s renewed %s ago", m.o.Node, time.Since(since).Round(time.Millisecond))
 			}

@@ -167,6 +167,7 @@ type Node struct {
 
 	sub    *nats.Subscription
 	cancel context.CancelFunc
+	life   context.Context // until Close: work the node starts on its own (settleCut)
 	wg     sync.WaitGroup
 	stats  Stats
 }
@@ -268,7 +269,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		n.campaign(ctx, job)
 	}
 	lctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
+	n.cancel, n.life = cancel, lctx
 	n.wg.Add(7)
 	go n.renew(lctx)
 	go n.guard(lctx)

@@ -222,7 +222,10 @@ func TestAClaimRightAfterThisNodesReconnectWaitsForTheOwner(t *testing.T) {
 	srv := testnet.NATS(t, opts)
 	opts.Port = srv.Addr().(*net.TCPAddr).Port
 	p2 := testnet.NewProxy(t, srv.Addr().String())
-	n1 := joinLong(t, srv, "n1")
+	// n1's pause between reconnect attempts is longer than the default
+	// (its confirmGap 4 s, not 3 s): n2 must reconnect through the healed
+	// proxy within what is left of it after the claim's wait began.
+	n1 := joinAt(t, srv.ClientURL(), "n1", withLease(longLease), nats.ReconnectWait(3*time.Second))
 	// n2 reaches NATS through a proxy held shut until n1 is back, and
 	// tries often once it is open.
 	n2 := joinAt(t, p2.URL(), "n2", withLease(longLease), nats.ReconnectWait(100*time.Millisecond), nats.Timeout(500*time.Millisecond))

@@ -290,7 +290,7 @@ func (t *Tracker) Orphaned(last ConnectionEvent) {
 // recording its end: another cluster node records it (it took the
 // session over while this node was cut off), or this node does later,
 // as an adoption, once it knows no other node did (Adopted records
-// nothing for a device whose session is current here).
+// nothing for a device with another session current here).
 func (t *Tracker) Forget(s *Session) {
 	sh := t.shard(s.DeviceID)
 	sh.mu.Lock()
@@ -307,14 +307,17 @@ func (t *Tracker) Forget(s *Session) {
 // Adopted records the end of a session this tracker never held: one that
 // another cluster node (or this node's previous run) left open when it
 // died, taken over by this node to close it. s carries what its connect
-// recorded, its Epoch and, when set, Ended. A device live here is left
-// alone (nothing was open elsewhere; Ended is called with nil).
+// recorded, its Epoch and, when set, Ended. A device live here in
+// another session is left alone (nothing was open elsewhere; Ended is
+// called with nil). A current session with s's ID is s itself, ended by
+// this node's fence before its broker end ran Forget: its end is
+// recorded here, and that Forget finds it no longer current.
 func (t *Tracker) Adopted(s *Session, reason Reason, result Result, detail string) {
 	now := t.now()
 	sh := t.shard(s.DeviceID)
 	sh.mu.Lock()
 	d := sh.get(s.DeviceID)
-	if d.current != nil {
+	if d.current != nil && d.current.ID != s.ID {
 		sh.mu.Unlock()
 		if s.Ended != nil {
 			s.Ended(nil)
@@ -322,6 +325,11 @@ func (t *Tracker) Adopted(s *Session, reason Reason, result Result, detail strin
 		return
 	}
 	defer sh.mu.Unlock()
+	if d.current != nil {
+		d.current = nil
+		d.stateUpdated = now
+		t.connected.Add(-1)
+	}
 	ev := t.ended(d, s, reason, result, detail, now)
 	d.lastEnd = sessionEnd{reason: reason, at: now, tokenExpiry: s.TokenExpiry, sequence: ev.Sequence}
 	ev.Recorded = s.Ended

@@ -217,3 +217,43 @@ func TestForgetDropsTheSessionUnrecorded(t *testing.T) {
 		t.Fatalf("the adoption after Forget recorded %+v, want a node-lost disconnect", evs[1:])
 	}
 }
+
+// A fenced node adopts its own session before the broker's end of it
+// has run Forget (a slow close): the adoption ends the current session
+// and records it once; the late Forget records nothing more. Another
+// session current for the device is left alone.
+func TestAdoptedEndsTheSameSessionStillCurrent(t *testing.T) {
+	var evs []ConnectionEvent
+	tr := NewTracker(Options{Hub: "h", Epoch: 1, Sink: func(ev ConnectionEvent) { evs = append(evs, ev) }})
+	s := &Session{ID: NewSessionID(), DeviceID: "d", Protocol: "MQTT"}
+	tr.Connect(s)
+	c := *s // the cluster's copy, built from the owner record
+	ended := false
+	c.Ended = func(error) { ended = true }
+	tr.Adopted(&c, ReasonNodeLost, ResultClosedRemotely, "test")
+	if len(evs) != 2 || evs[1].Kind != Disconnected || evs[1].Reason != ReasonNodeLost || evs[1].SessionID != s.ID {
+		t.Fatalf("adopting the current session recorded %+v, want its node-lost disconnect", evs[1:])
+	}
+	if tr.Connected() != 0 || tr.Current("d") != nil {
+		t.Fatalf("after the adoption: %d connected, current %v; want 0, nil", tr.Connected(), tr.Current("d"))
+	}
+	if evs[1].Recorded == nil {
+		t.Fatal("the adoption's event carries no Recorded callback")
+	}
+	evs[1].Recorded(nil)
+	if !ended {
+		t.Fatal("Ended not passed on")
+	}
+	tr.Forget(s)
+	if len(evs) != 2 || tr.Connected() != 0 {
+		t.Fatalf("the late Forget: %d events, %d connected; want 2, 0", len(evs), tr.Connected())
+	}
+
+	o := &Session{ID: NewSessionID(), DeviceID: "d", Protocol: "MQTT"}
+	tr.Connect(o)
+	old := *s
+	tr.Adopted(&old, ReasonNodeLost, ResultClosedRemotely, "test")
+	if len(evs) != 3 || tr.Current("d") != o || tr.Connected() != 1 {
+		t.Fatalf("adopting an old session while another is current: %d events, current %v; want 3, the new one", len(evs), tr.Current("d"))
+	}
+}
