@@ -16,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tether-hub/tether/internal/cluster"
 	"github.com/tether-hub/tether/internal/events"
@@ -91,15 +90,7 @@ func (l *postLog) of(node string) []postSpan {
 func fenceNode(t *testing.T, ctx context.Context, srv *server.Server, name string, lease time.Duration) (*App, *testnet.Proxy) {
 	t.Helper()
 	p := testnet.NewProxy(t, srv.Addr().String())
-	nc, err := nats.Connect(p.URL(), nats.Name(name), nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := testnet.JetStreamClient(t, p.URL(), nats.Name(name), nats.MaxReconnects(-1))
 	yes := true
 	log := slog.New(slog.DiscardHandler)
 	a := &App{cfg: Config{HubName: "hub-" + name, AllowLoopbackEndpoints: &yes, Cluster: ClusterConfig{NodeName: name, Lease: lease}},

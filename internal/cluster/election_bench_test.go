@@ -159,15 +159,7 @@ func partitionableCluster(tb testing.TB) ([]*server.Server, func(k int)) {
 		}
 	}
 	// Until the cluster's JetStream answers (a meta leader elected).
-	nc, err := nats.Connect(srvs[0].ClientURL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	_, js := testnet.JetStreamClient(tb, srvs[0].ClientURL())
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err := js.AccountInfo(ctx)

@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tether-hub/tether/internal/testnet"
 )
 
 // A change feed that ends (its subscription closed, as when the
@@ -18,15 +19,7 @@ import (
 // follower's view, and later changes reach it.
 func TestFollowReopensAnEndedFeed(t *testing.T) {
 	srv := startServer(t)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testnet.JetStreamClient(t, srv.ClientURL())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "follow_test"})

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // JetStream runs an embedded NATS server with JetStream on 127.0.0.1
@@ -37,4 +39,20 @@ func NATSStarting(t testing.TB, opts *server.Options) *server.Server {
 	srv.Start()
 	t.Cleanup(srv.Shutdown)
 	return srv
+}
+
+// JetStreamClient connects to the NATS server at url with opts and opens
+// its JetStream context; the connection is closed when t ends.
+func JetStreamClient(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
 }
