@@ -50,6 +50,7 @@ type config struct {
 	expiry                             int64
 	clean, gcSignal, drive, retry      bool
 	hold, dialTimeout, phaseCap        time.Duration
+	linger                             time.Duration
 	keepAlive, holdMax                 time.Duration
 	drainTimeout, quietTimeout         time.Duration
 	idleBase, settleWindow             time.Duration
@@ -75,6 +76,7 @@ func main() {
 	flag.BoolVar(&c.retry, "retry", false, "retry a failed connect as the Azure IoT Node SDK does (immediate, then exponential back-off with jitter up to 10 s) until -phase-cap: a reconnect storm (retry.go)")
 	flag.BoolVar(&c.drive, "drive", false, "driven mode: hold the connections for a driver that reads the broker itself; commands on stdin (connect, stats, close), JSON events on stdout (see drive.go)")
 	flag.DurationVar(&c.holdMax, "hold-max", 5*time.Minute, "-drive: close everything and exit after this long, whatever the driver says")
+	flag.DurationVar(&c.linger, "linger", 0, "after the measurement, keep every connection open this long before closing them (a profile of the storm then ends before the disconnects)")
 	flag.DurationVar(&c.hold, "hold", 3*time.Second, "hold all connections idle this long before reading RSS")
 	flag.DurationVar(&c.dialTimeout, "conn-timeout", 30*time.Second, "per-connection cap, dial start → CONNACK")
 	flag.DurationVar(&c.phaseCap, "phase-cap", 120*time.Second, "connect phase cap; connects not started by then are skipped")
@@ -286,6 +288,7 @@ func run(c config) (*stormrun.Result, error) {
 		res.Connected, c.hold, rssBefore, res.RSSHeldKiB, res.RSSKiBPerConn, fdsBefore, res.FDsHeld, res.SettleS, quiet, res.SettleCPUms,
 		res.ServerCPUUntilIdleUsPerConn, 100*res.IdleBaseCores)
 
+	time.Sleep(c.linger)
 	// Close everything; wait for the broker to let go of the sockets.
 	cpuClose, _ := procstat.CPU(c.pid)
 	tClose := time.Now()

@@ -37,34 +37,36 @@ import (
 )
 
 type options struct {
-	bin          map[string]string // tether, tether-prev, baremochi, connstorm, eventlat
-	work, out    string
-	n, conc      int
-	reps         int      // connect storms per broker and transport (medians reported)
-	modes        []string // transports of the connect storms: tcp, tls12
-	pubConns     int
-	pubFor       time.Duration
-	pubWindow    int
-	timeout      time.Duration
-	brokers      []string
-	skipEventLat bool
-	storms       bool
-	idleN        int           // connections held in the idle test (0: none)
-	scaleN       int           // connections held in the scale test (0: none)
-	keepAlive    time.Duration // of the held connections (each pings at this period)
-	window       time.Duration // the held connections' idle measuring window
-	holdTCP      bool          // the idle and scale tests hold plain TCP connections
-	perProc      int           // held connections per connstorm process at most
-	prevDesc     string        // what tether-prev was built from
-	profileDir   string        // CPU profiles of Tether's idle windows go here ("": none)
-	stormN       int           // devices of the reconnect storm (0: none; storm.go)
-	stormRate    float64       // Tether's --max-connect-rate in the throttled storm
-	stormCap     time.Duration // each storm's connect phase at most
-	stormModes   []string      // throttled, off
-	clientNice   int           // nice value of the storm's client processes (0: as the suite)
-	hubCPUs      string        // taskset CPU list the storm's hub is pinned to ("": not pinned)
-	clientCPUs   string        // taskset CPU list the storm's client processes are pinned to ("": not pinned)
-	stormArgs    []string      // more `tether serve` flags for the throttled storm's hub
+	bin             map[string]string // tether, tether-prev, baremochi, connstorm, eventlat
+	work, out       string
+	n, conc         int
+	reps            int      // connect storms per broker and transport (medians reported)
+	modes           []string // transports of the connect storms: tcp, tls12
+	pubConns        int
+	pubFor          time.Duration
+	pubWindow       int
+	timeout         time.Duration
+	brokers         []string
+	skipEventLat    bool
+	storms          bool
+	idleN           int           // connections held in the idle test (0: none)
+	scaleN          int           // connections held in the scale test (0: none)
+	keepAlive       time.Duration // of the held connections (each pings at this period)
+	window          time.Duration // the held connections' idle measuring window
+	holdTCP         bool          // the idle and scale tests hold plain TCP connections
+	perProc         int           // held connections per connstorm process at most
+	prevDesc        string        // what tether-prev was built from
+	profileDir      string        // CPU profiles of Tether's idle windows go here ("": none)
+	stormProfileDir string        // CPU and allocation profiles of Tether's connect storms go here ("": none)
+	stormProfileFor time.Duration // each storm's CPU profile length
+	stormN          int           // devices of the reconnect storm (0: none; storm.go)
+	stormRate       float64       // Tether's --max-connect-rate in the throttled storm
+	stormCap        time.Duration // each storm's connect phase at most
+	stormModes      []string      // throttled, off
+	clientNice      int           // nice value of the storm's client processes (0: as the suite)
+	hubCPUs         string        // taskset CPU list the storm's hub is pinned to ("": not pinned)
+	clientCPUs      string        // taskset CPU list the storm's client processes are pinned to ("": not pinned)
+	stormArgs       []string      // more `tether serve` flags for the throttled storm's hub
 }
 
 func main() {
@@ -89,6 +91,8 @@ func main() {
 	flag.BoolVar(&o.holdTCP, "idle-tcp", false, "the idle (and scale) tests hold plain TCP connections instead of TLS 1.2 (RSS target 8 KiB)")
 	flag.DurationVar(&o.window, "idle-window", 20*time.Second, "how long the broker's idle CPU is measured with all connections held")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "write a CPU profile of each Tether process over its idle window here (serves pprof; adds a little CPU to that window)")
+	flag.StringVar(&o.stormProfileDir, "storm-profile-dir", "", "write a CPU profile of each Tether connect storm (from before the first dial until after the tail) and its allocation profiles before and after it here (adds a little CPU to the storm: not for reported figures)")
+	flag.DurationVar(&o.stormProfileFor, "storm-profile-for", 15*time.Second, "length of each storm's CPU profile (connstorm's idle reading, storm, 3 s hold, tail); connstorm holds the connections that long after its measurement")
 	flag.StringVar(&o.prevDesc, "prev-desc", "", "what bin/tether-prev was built from (git ref and commit), for the report")
 	var stormModes, modes string
 	flag.StringVar(&modes, "modes", "tcp,tls12", "transports of the connect storms (the telemetry test runs with tls12)")

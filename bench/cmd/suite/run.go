@@ -97,7 +97,7 @@ func run(ctx context.Context, o options) (*result, error) {
 				if ctx.Err() != nil || !o.storms {
 					break
 				}
-				res, pub, err := s.brokerRun(ctx, b, mode, rep == 0)
+				res, pub, err := s.brokerRun(ctx, b, mode, rep)
 				if err != nil {
 					r.errs = append(r.errs, fmt.Sprintf("%s %s (repetition %d): %v", b, mode, rep+1, err))
 					log.Printf("%s %s: %v", b, mode, err)
@@ -241,8 +241,9 @@ func (s *setup) start(ctx context.Context, name, logPath string) (*broker, error
 }
 
 // brokerRun starts a fresh broker, runs the connect storm against it and,
-// over TLS when withPub, the telemetry test, and stops it.
-func (s *setup) brokerRun(ctx context.Context, name, mode string, withPub bool) (*stormrun.Result, *pubResult, error) {
+// over TLS in the first repetition, the telemetry test, and stops it.
+func (s *setup) brokerRun(ctx context.Context, name, mode string, rep int) (*stormrun.Result, *pubResult, error) {
+	withPub := rep == 0
 	b, err := s.start(ctx, name, filepath.Join(s.logs, name+"-"+mode+".log"))
 	if err != nil {
 		return nil, nil, err
@@ -259,10 +260,14 @@ func (s *setup) brokerRun(ctx context.Context, name, mode string, withPub bool) 
 	cmd := exec.CommandContext(cctx, s.o.bin["connstorm"], "-broker", name, "-addr", addr, "-mode", mode,
 		"-n", strconv.Itoa(s.o.n), "-c", strconv.Itoa(s.o.conc), "-pid", strconv.Itoa(b.pid), "-hub", hubName,
 		"-expiry", strconv.FormatInt(s.expiry, 10), "-clean=true", "-hold", "3s",
-		"-quiet-timeout", "30s", "-drain-timeout", "20s", "-phase-cap", "90s", "-out", resFile)
+		"-quiet-timeout", "30s", "-drain-timeout", "20s", "-phase-cap", "90s", "-out", resFile,
+		"-linger", s.stormLinger(b).String())
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Run(); err != nil {
+	profiled := s.profileStorm(b, mode, rep)
+	err = cmd.Run()
+	profiled()
+	if err != nil {
 		return nil, nil, fmt.Errorf("connstorm: %w", err)
 	}
 	data, err := os.ReadFile(resFile)
