@@ -1,43 +1,43 @@
 package broker
 
 import (
-	"net"
-	"strings"
+	"net/netip"
+	"strconv"
 )
 
 // maskIP hides the host part of a remote address the way IoT Hub logs it:
-// "24.9.142.XXX" for IPv4; for IPv6 the last four groups become XXXX.
+// "24.9.142.XXX" for IPv4; for IPv6 the last four groups become XXXX. An
+// address that is not an IP (or has a zone) gives "".
 func maskIP(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	ip := net.ParseIP(host)
-	if ip == nil {
-		return ""
-	}
-	if v4 := ip.To4(); v4 != nil {
-		s := v4.String()
-		return s[:strings.LastIndexByte(s, '.')] + ".XXX"
-	}
-	full := ip.To16()
-	parts := make([]string, 0, 8)
-	for i := 0; i < 8; i++ {
-		if i >= 4 {
-			parts = append(parts, "XXXX")
-			continue
-		}
-		parts = append(parts, strings.ToLower(hex4(uint16(full[2*i])<<8|uint16(full[2*i+1]))))
-	}
-	return strings.Join(parts, ":")
+	var buf [48]byte
+	return string(appendMaskedIP(buf[:0], addr))
 }
 
-func hex4(v uint16) string {
-	const digits = "0123456789abcdef"
-	b := []byte{digits[v>>12], digits[v>>8&15], digits[v>>4&15], digits[v&15]}
-	i := 0
-	for i < 3 && b[i] == '0' {
-		i++
+// appendMaskedIP appends maskIP(addr) to dst, without allocating: every
+// connect masks its address once for its records (packStrings).
+func appendMaskedIP(dst []byte, addr string) []byte {
+	var ip netip.Addr
+	if ap, err := netip.ParseAddrPort(addr); err == nil { // a remote address: host and port
+		ip = ap.Addr()
+	} else if ip, err = netip.ParseAddr(addr); err != nil {
+		return dst
 	}
-	return string(b[i:])
+	if ip.Zone() != "" {
+		return dst
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		a := ip.As4()
+		for _, v := range a[:3] {
+			dst = strconv.AppendUint(dst, uint64(v), 10)
+			dst = append(dst, '.')
+		}
+		return append(dst, "XXX"...)
+	}
+	a := ip.As16()
+	for i := range 4 {
+		dst = strconv.AppendUint(dst, uint64(a[2*i])<<8|uint64(a[2*i+1]), 16)
+		dst = append(dst, ':')
+	}
+	return append(dst, "XXXX:XXXX:XXXX:XXXX"...)
 }

@@ -401,10 +401,19 @@ func (s *session) establish() bool {
 // username and formatted separately, each would be a small object of its
 // own that outlives the connect phase's garbage around it and keeps a
 // mostly empty span of the heap in use. The session table and presence
-// key their maps with the device id from here.
+// key their maps with the device id from here. The masked address and the
+// session id are formatted straight into that one string.
 func (s *session) packStrings() (masked, sessionID string) {
-	masked, sessionID = maskIP(s.remote), presence.NewSessionID()
-	all := s.id.deviceID + s.id.moduleID + s.id.sdkVersion + s.remote + masked + sessionID
+	var buf [192]byte // on the stack: the string below is the one allocation
+	b := append(buf[:0], s.id.deviceID...)
+	b = append(b, s.id.moduleID...)
+	b = append(b, s.id.sdkVersion...)
+	b = append(b, s.remote...)
+	m0 := len(b)
+	b = appendMaskedIP(b, s.remote)
+	m1 := len(b)
+	b = presence.AppendSessionID(b)
+	all := string(b)
 	cut := func(n int) string {
 		part := all[:n]
 		all = all[n:]
@@ -414,8 +423,8 @@ func (s *session) packStrings() (masked, sessionID string) {
 	s.id.moduleID = cut(len(s.id.moduleID))
 	s.id.sdkVersion = cut(len(s.id.sdkVersion))
 	s.remote = cut(len(s.remote))
-	masked = cut(len(masked))
-	return masked, cut(len(sessionID))
+	masked = cut(m1 - m0)
+	return masked, all
 }
 
 // takeoverWait bounds how long a new connection waits for the session it
