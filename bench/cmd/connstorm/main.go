@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,6 +46,7 @@ import (
 type config struct {
 	broker, addr, mode, hub, seed, out string
 	perfOut, pprofURL                  string
+	perfTail                           bool
 	n, conc, srcFrom, srcTo, first     int
 	pid                                int
 	expiry                             int64
@@ -88,6 +90,7 @@ func main() {
 	flag.BoolVar(&c.gcSignal, "gc-signal", false, "after all other readings, send the broker SIGUSR1 (bare mochi: GC) and read RSS again")
 	flag.StringVar(&c.out, "out", "", "write the JSON result here (default stdout)")
 	flag.StringVar(&c.pprofURL, "pprof", "", "base URL of the broker's /debug/pprof (e.g. http://127.0.0.1:6060): goroutines and heap/stack in use are read before the storm and while held")
+	flag.BoolVar(&c.perfTail, "perf-tail", false, "with -perf, stop the profile once the broker is idle again after the hold (the storm and everything it caused), not at the last CONNACK")
 	flag.StringVar(&c.perfOut, "perf", "", "profile the broker with `perf record -g` over the connect phase into this file (adds overhead: use for separate runs)")
 	flag.Parse()
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
@@ -194,6 +197,7 @@ func run(c config) (*stormrun.Result, error) {
 		return nil, fmt.Errorf("broker pid %d: %w", c.pid, err)
 	}
 	fdsBefore, _ := procstat.FDs(c.pid)
+	socketsBefore, _ := socketFDs(c.pid)
 	ovBefore, _ := procstat.ListenOverflows()
 	var ruBefore syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ruBefore)
@@ -209,16 +213,8 @@ func run(c config) (*stormrun.Result, error) {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ruAfter)
 	sysAfter, _ := procstat.SystemBusy()
 	ovAfter, _ := procstat.ListenOverflows()
-	if perf != nil {
-		_ = perf.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- perf.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = perf.Process.Kill()
-			<-done
-		}
+	if perf != nil && !c.perfTail {
+		stopPerf(perf)
 	}
 
 	conns := tally(res, outs, elapsed)
@@ -265,6 +261,9 @@ func run(c config) (*stormrun.Result, error) {
 		caused := time.Duration(cpuSettled-cpuBefore)*procstat.TickDuration - time.Duration(res.IdleBaseCores*float64(span))
 		res.ServerCPUUntilIdleUsPerConn = float64(caused.Microseconds()) / float64(res.Connected)
 	}
+	if perf != nil && c.perfTail {
+		stopPerf(perf)
+	}
 	res.RSSSettledKiB, _ = procstat.RSSKiB(c.pid)
 	if c.pprofURL != "" {
 		if held, err := gostats.Fetch(c.pprofURL); err != nil {
@@ -302,7 +301,9 @@ func run(c config) (*stormrun.Result, error) {
 		if err != nil {
 			break
 		}
-		if n <= fdsBefore+2 {
+		// Sockets, not all descriptors: a broker may open files while the
+		// storm runs (Tether's journal and log store do) and keep them.
+		if k, err := socketFDs(c.pid); err == nil && k <= socketsBefore+2 {
 			res.Drained = true
 			break
 		}
@@ -354,4 +355,33 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func cpuTime(ru syscall.Rusage) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// stopPerf ends a perf record and waits (bounded) for it to write its file.
+func stopPerf(perf *exec.Cmd) {
+	_ = perf.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- perf.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = perf.Process.Kill()
+		<-done
+	}
+}
+
+// socketFDs counts the sockets among pid's open descriptors.
+func socketFDs(pid int) (int, error) {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range names {
+		if l, err := os.Readlink(dir + "/" + e.Name()); err == nil && strings.HasPrefix(l, "socket:") {
+			n++
+		}
+	}
+	return n, nil
 }
