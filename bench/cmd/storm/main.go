@@ -50,6 +50,7 @@ type options struct {
 	srcFrom   int
 	srcTo     int
 	perf      bool
+	perfTail  bool
 	cmdline   string
 	// alts are further Tether builds run as brokers of their own (-alt
 	// name=path), each with its own data dir: e.g. HEAD against an older
@@ -102,6 +103,7 @@ func main() {
 		o.alts[name] = bin
 		return nil
 	})
+	flag.BoolVar(&o.perfTail, "perf-tail", false, "with -perf, profile until the broker is idle again after the hold (everything the storm caused), not only the connect phase")
 	flag.BoolVar(&o.perf, "perf", false, "after the matrix, one extra run per broker and mode under `perf record -g` (connect phase only; not in the tables), a CPU breakdown in the report; keeps the work dir")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -408,6 +410,9 @@ func oneRun(ctx context.Context, o options, work string, bins map[string]string,
 	}
 	if perfFile != "" {
 		args = append(args, "-perf", perfFile)
+		if o.perfTail {
+			args = append(args, "-perf-tail")
+		}
 	}
 	if b.debugAddr != "" {
 		args = append(args, "-pprof", "http://"+b.debugAddr)

@@ -24,7 +24,8 @@ type perfCategory struct {
 
 var perfCategories = []perfCategory{
 	{"GC background marking", regexp.MustCompile(`runtime\.gcBgMarkWorker`)},
-	{"Connections log writer (internal/connlog, SQLite)", regexp.MustCompile(`internal/connlog|modernc\.org`)},
+	{"Connections log writer (internal/connlog: SQLite, DuckDB)", regexp.MustCompile(`internal/connlog|modernc\.org|duckdb`)},
+	{"compactor's forced collections (internal/app)", regexp.MustCompile(`App\)\.startCompactor|runtime/debug\.FreeOSMemory`)},
 	{"embedded NATS server (JetStream)", regexp.MustCompile(`nats-io/nats-server`)},
 	{"NATS client (nats.go)", regexp.MustCompile(`nats-io/nats\.go`)},
 	{"events, delivery, metrics, insight", regexp.MustCompile(`tether/internal/(events|metrics|insight|alert)`)},

@@ -349,8 +349,12 @@ func report(o options, e env, runs, profiled []run, skipped int, took time.Durat
 	for _, n := range notes {
 		p("- %s\n", n)
 	}
-	writePerf(p, profiled, func(k cellKey) (float64, bool) {
-		st, ok := get(k, func(r *stormrun.Result) float64 { return r.ServerCPUusPerConn })
+	figure := func(r *stormrun.Result) float64 { return r.ServerCPUusPerConn }
+	if o.perfTail {
+		figure = untilIdle
+	}
+	writePerf(p, profiled, o.perfTail, figure, func(k cellKey) (float64, bool) {
+		st, ok := get(k, figure)
 		return st.med, ok
 	})
 	p("\n## How to read this\n\n")
@@ -384,7 +388,9 @@ func passFail(ok bool) string {
 
 // writePerf adds the CPU breakdown of the profiled runs: per category, its
 // share of the samples and that share of the run's server CPU per connect.
-func writePerf(p func(string, ...any), profiled []run, unprofiled func(cellKey) (float64, bool)) {
+// With tail, the profiles and the figures run until the broker was idle
+// again after the storm; figure is the run's CPU per connect over that span.
+func writePerf(p func(string, ...any), profiled []run, tail bool, figure func(*stormrun.Result) float64, unprofiled func(cellKey) (float64, bool)) {
 	var ok []run
 	for _, r := range profiled {
 		if r.Err == "" && r.Result != nil && r.PerfSamples > 0 {
@@ -394,8 +400,12 @@ func writePerf(p func(string, ...any), profiled []run, unprofiled func(cellKey) 
 	if len(ok) == 0 {
 		return
 	}
-	p("\n## Where the broker CPU goes (perf, connect phase)\n\n")
-	p("One extra run per broker and transport under `perf record -F 997 -g -p <pid>`, from before the first dial to the last CONNACK " +
+	span, until := "connect phase", "the last CONNACK"
+	if tail {
+		span, until = "until idle", "the broker's return to its idle rate after the hold (-perf-tail)"
+	}
+	p("\n## Where the broker CPU goes (perf, %s)\n\n", span)
+	p("One extra run per broker and transport under `perf record -F 997 -g -p <pid>`, from before the first dial to " + until + " " +
 		"(not in the tables above: sampling costs the broker some CPU). Each sample goes to the first category that matches a frame of its stack, " +
 		"in the order listed. Sampling with call stacks inflates the profiled runs' CPU (first row), more so for Tether's deeper stacks, so the cells apply each share " +
 		"to the unprofiled median of the tables above (second row): µs per connect, with the share of samples in parentheses.\n\n")
@@ -427,8 +437,8 @@ func writePerf(p func(string, ...any), profiled []run, unprofiled func(cellKey) 
 	base := make([]float64, len(ok))
 	p("\n| server CPU µs/connect of the profiled run (samples) |")
 	for i, r := range ok {
-		p(" %s (%d) |", commas(r.Result.ServerCPUusPerConn, 0), r.PerfSamples)
-		base[i] = r.Result.ServerCPUusPerConn
+		p(" %s (%d) |", commas(figure(r.Result), 0), r.PerfSamples)
+		base[i] = figure(r.Result)
 		if v, found := unprofiled(cellKey{r.Mode, r.C, r.Broker}); found {
 			base[i] = v
 		}
