@@ -35,6 +35,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"slices"
 	"strings"
@@ -155,7 +156,11 @@ func main() {
 		dbPath    = flag.String("db", "", "the store's file, kept: a run with the same -db continues it (window.go); -dir and -keep do not apply")
 		window    = flag.Int("window", 0, "with -db: append at most this many records in this run (0: up to -records)")
 	)
+	gogc := flag.Int("gogc", hubGCPercent, "the Go collector's GC percent (GOGC in the environment wins); default the hub's (tether serve)")
 	flag.Parse()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(*gogc)
+	}
 	duckSettings = duckSet
 	end := time.Now().UTC()
 	if *endFlag != "" {
@@ -205,6 +210,10 @@ func main() {
 	printTable(os.Stdout, []Result{res})
 }
 
+// hubGCPercent is cmd/tether's serveGCPercent: the store is measured
+// with the collector's headroom it has in the hub.
+const hubGCPercent = 200
+
 // duckSettings is -duckdb-set.
 var duckSettings *string
 
@@ -215,6 +224,7 @@ var (
 	stageMiB    = flag.Int64("stage-mib", 0, "DuckDB: staged bytes before Append waits, MiB (Options.MaxStagedBytes)")
 	chunkMiB    = flag.Int64("chunk-mib", 0, "DuckDB: staged bytes a move stores in one transaction, MiB (Options.MoveChunkBytes)")
 	noTail      = flag.Bool("no-tail", false, "DuckDB: queries move the stage before they read instead of reading its tail tables (Options.NoTail)")
+	tailBatch   = flag.Int("tail-batch", 0, "DuckDB: pending tail records that wake the tail inserter (Options.TailBatch)")
 )
 
 // benchStore is what the bench needs of a store.
@@ -228,7 +238,7 @@ func open(ctx context.Context, kind, path string, memMiB, ckptMiB int64) (benchS
 	case "duckdb":
 		s, err := logduckdb.Open(ctx, path, logduckdb.Options{
 			MemoryLimit: memMiB << 20, CompactAfter: -1, CheckpointBytes: ckptMiB << 20,
-			MoveRecords: *moveRecords, MaxStaged: *maxStaged, MaxStagedBytes: *stageMiB << 20, MoveChunkBytes: *chunkMiB << 20, NoTail: *noTail,
+			MoveRecords: *moveRecords, MaxStaged: *maxStaged, MaxStagedBytes: *stageMiB << 20, MoveChunkBytes: *chunkMiB << 20, NoTail: *noTail, TailBatch: *tailBatch,
 		})
 		if err != nil {
 			return nil, nil, err

@@ -83,6 +83,7 @@ type stage struct {
 	pending     []*tail
 	pendingN    int
 	insertTails func([]*tail) error
+	tailBatch   int // pending records that wake the tail inserter
 	tailMu      sync.Mutex
 	tailKick    chan struct{}
 }
@@ -238,7 +239,7 @@ func (st *stage) put(records []connlog.Record, build func(payload string, record
 		// Into its tail table with the others pending, by the tail
 		// inserter, a reader or the move, whichever comes first.
 		st.pending = append(st.pending, tl)
-		if st.pendingN += tl.n; st.pendingN >= tailBatch {
+		if st.pendingN += tl.n; st.pendingN >= st.tailBatch {
 			select {
 			case st.tailKick <- struct{}{}:
 			default:

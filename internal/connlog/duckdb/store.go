@@ -98,8 +98,15 @@ type Options struct {
 	// its other work. Queries then scan on one thread.
 	Threads int
 	// CheckpointBytes is how much appended data (estimated) triggers a
-	// background checkpoint; default 64 MiB.
+	// background checkpoint; default MemoryLimit/4, at least 64 MiB. A
+	// checkpoint rewrites each table's last, partial row group whatever
+	// was appended, and a move's commit waits for it: every 256 MiB
+	// instead of 64 at a 1 GiB budget halved the checkpoints' time
+	// (logbench 2M: 6 → 3 s) and left the RSS peak as it was.
 	CheckpointBytes int64
+	// TailBatch is how many pending tail records wake the tail inserter
+	// (tail.go); default defaultTailBatch (the build's).
+	TailBatch int
 	// MoveRecords is how many staged records (stage.go) make the mover
 	// take them into DuckDB in one transaction; MoveInterval how long a
 	// staged record waits at most; MaxStaged how many may wait before
@@ -143,7 +150,10 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		o.Threads = 1
 	}
 	if o.CheckpointBytes <= 0 {
-		o.CheckpointBytes = 64 << 20
+		o.CheckpointBytes = max(64<<20, o.MemoryLimit/4)
+	}
+	if o.TailBatch <= 0 {
+		o.TailBatch = defaultTailBatch
 	}
 	if o.MoveRecords <= 0 {
 		o.MoveRecords = 25_000
@@ -214,7 +224,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 			db.Close()
 			return nil, fmt.Errorf("connlog/duckdb: open %s: staged records: %w", path, err)
 		}
-		st.nextSeq, st.hwm = s.seq+1, s.hwm
+		st.nextSeq, st.hwm, st.tailBatch = s.seq+1, s.hwm, o.TailBatch
 		if !o.NoTail {
 			if err := s.openTails(ctx, st); err != nil {
 				st.close()

@@ -24,8 +24,8 @@ import (
 // day-table rows, into a tail table in the in-memory database arrowDB
 // (tail_<segment>: one a stage segment), which the move of that segment's
 // frames reads and then drops. They go there in batches (flushTails):
-// the tail inserter's once tailBatch records are pending, and a reader's
-// or a move's of what is left when it starts. A query reads, in one
+// the tail inserter's once Options.TailBatch records are pending, and a
+// reader's or a move's of what is left when it starts. A query reads, in one
 // transaction: the tail tables (its first statement, which fixes
 // their snapshot), then tether_mark (the highest _Seq stored: every move's
 // transaction writes it) and the day tables of the file's snapshot, and
@@ -70,12 +70,6 @@ type tail struct {
 	lost bool
 }
 
-// tailBatch is how many pending tail records wake the tail inserter: an
-// Append does not insert its own (an INSERT's fixed cost, its Arrow view
-// made and dropped, was a share of each 1,000-record Append), and a
-// reader or a move finds few left to insert.
-const tailBatch = 16_384
-
 // flushTails puts the pending tails into their tail tables: what a
 // reader must see, and a move reads from there. A failed insert marks
 // them lost.
@@ -116,7 +110,7 @@ func (st *stage) inTables(tails []*tail) bool {
 	return true
 }
 
-// tailInserter inserts the pending tails whenever tailBatch records wait,
+// tailInserter inserts the pending tails whenever TailBatch records wait,
 // until Close.
 func (s *Store) tailInserter() {
 	defer s.done.Done()

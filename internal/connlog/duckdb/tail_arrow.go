@@ -13,6 +13,13 @@ import (
 	"github.com/tether-hub/tether/internal/connlog"
 )
 
+// defaultTailBatch is Options.TailBatch's default in the Arrow build:
+// an Append does not insert its own tail (an INSERT's fixed cost, its
+// Arrow view made and dropped, was a share of each 1,000-record Append),
+// and each insert's Arrow view leaves ~17 KB of C memory behind
+// (duckdb_arrow_scan: tail.go), so inserts are few and large.
+const defaultTailBatch = 16_384
+
 // tailSchema is the day tables' columns as Arrow fields (a tail's batch).
 var tailSchema = arrowSchema()
 
