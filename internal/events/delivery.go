@@ -36,7 +36,7 @@ var ErrEmptyBatch = errors.New("events: empty batch")
 // Body: Event Grid, a JSON array of the events (one event is an array of
 // one); CloudEvents, one event as a JSON object, several as an array.
 func NewDelivery(s Subscription, batch []Event, attempt int, origin string) (Delivery, error) {
-	fields, body, err := AppendDelivery(nil, s, batch, attempt, origin)
+	fields, body, err := AppendDelivery(nil, nil, s, batch, attempt, origin)
 	if err != nil {
 		return Delivery{}, err
 	}
@@ -53,8 +53,10 @@ type HeaderField struct{ Key, Value string }
 // AppendDelivery is NewDelivery with the headers appended to fields, in
 // a fixed order, instead of put in a map: for a sender that writes them
 // itself (the delivery engine's direct webhook sender, once per POST; the
-// map and its value slices were a fifth of building a POST).
-func AppendDelivery(fields []HeaderField, s Subscription, batch []Event, attempt int, origin string) ([]HeaderField, []byte, error) {
+// map and its value slices were a fifth of building a POST). An Event
+// Grid body is appended to body[:0] (a buffer the sender reuses; nil
+// makes one).
+func AppendDelivery(fields []HeaderField, body []byte, s Subscription, batch []Event, attempt int, origin string) ([]HeaderField, []byte, error) {
 	if len(batch) == 0 {
 		return fields, nil, ErrEmptyBatch
 	}
@@ -68,7 +70,6 @@ func AppendDelivery(fields []HeaderField, s Subscription, batch []Event, attempt
 		HeaderField{canonSubscriptionName, s.HeaderName()},
 		HeaderField{canonDeliveryCount, strconv.Itoa(attempt - 1)},
 		HeaderField{canonDataVersion, batch[0].DataVersion})
-	var body []byte
 	if s.EventDeliverySchema == CloudEventSchemaV1_0 {
 		if origin == "" {
 			origin = DefaultOrigin
@@ -87,7 +88,10 @@ func AppendDelivery(fields []HeaderField, s Subscription, batch []Event, attempt
 		}
 	} else {
 		fields = append(fields, HeaderField{canonMetadataVersion, MetadataVersion}, HeaderField{"Content-Type", ContentTypeEventGrid})
-		body = appendEventGrid(make([]byte, 0, 1024*len(batch)), batch)
+		if body == nil {
+			body = make([]byte, 0, 1024*len(batch))
+		}
+		body = appendEventGrid(body[:0], batch)
 	}
 	return fields, body, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/tether-hub/tether/internal/presence"
 )
@@ -21,9 +22,18 @@ import (
 // FuzzDecodeConnectionEvent compares the two on arbitrary input, and
 // TestDecodeKnowsEveryField fails when presence adds a field this does not
 // know (which would send every event down the slow path).
-func parseConnectionEvent(data []byte) (presence.ConnectionEvent, error) {
+//
+// With shared, the event's strings are slices of data itself rather than
+// of a copy: data must never change afterwards.
+func parseConnectionEvent(data []byte, shared bool) (presence.ConnectionEvent, error) {
 	var e presence.ConnectionEvent
-	if d := newEventDecoder(data); d.event(&e) {
+	var d eventDecoder
+	if shared {
+		d = sharedEventDecoder(data)
+	} else {
+		d = newEventDecoder(data)
+	}
+	if d.event(&e) {
 		return e, nil
 	}
 	e = presence.ConnectionEvent{}
@@ -79,6 +89,14 @@ func unmarshalSummary(data []byte) (summaryJSON, error) {
 
 func newEventDecoder(data []byte) eventDecoder {
 	return eventDecoder{b: data, s: string(data)}
+}
+
+// sharedEventDecoder decodes into strings that are slices of data itself.
+func sharedEventDecoder(data []byte) eventDecoder {
+	if len(data) == 0 {
+		return eventDecoder{b: data}
+	}
+	return eventDecoder{b: data, s: unsafe.String(&data[0], len(data))}
 }
 
 // eventDecoder is the fast path; every method reports false to give up.

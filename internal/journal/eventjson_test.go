@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/tether-hub/tether/internal/presence"
 )
@@ -98,12 +100,14 @@ func FuzzDecodeConnectionEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var want presence.ConnectionEvent
 		wantErr := json.Unmarshal(data, &want)
-		got, err := parseConnectionEvent(data)
-		if (err == nil) != (wantErr == nil) {
-			t.Fatalf("%q: error %v, json.Unmarshal's %v", data, err, wantErr)
-		}
-		if err == nil && !reflect.DeepEqual(got, want) {
-			t.Fatalf("%q:\n got %+v\nwant %+v", data, got, want)
+		for _, shared := range []bool{false, true} {
+			got, err := parseConnectionEvent(bytes.Clone(data), shared)
+			if (err == nil) != (wantErr == nil) {
+				t.Fatalf("%q (shared %v): error %v, json.Unmarshal's %v", data, shared, err, wantErr)
+			}
+			if err == nil && !reflect.DeepEqual(got, want) {
+				t.Fatalf("%q (shared %v):\n got %+v\nwant %+v", data, shared, got, want)
+			}
 		}
 		var fast presence.ConnectionEvent
 		if d := newEventDecoder(data); d.event(&fast) {
@@ -145,4 +149,40 @@ func FuzzDecodeConnectionEvent(f *testing.F) {
 			t.Fatalf("%q: error %v does not wrap ErrMalformed", data, evErr)
 		}
 	})
+}
+
+// TestDecodeSharedUsesThePayload: the shared decode gives the same event
+// as the copying one, its strings inside the payload's own memory, and
+// one allocation fewer (the copy).
+func TestDecodeSharedUsesThePayload(t *testing.T) {
+	data, err := EncodeConnectionEvent(fullEvent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := DecodeConnectionEvent(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeConnectionEventShared(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("shared decode:\n got %+v\nwant %+v", got, want)
+	}
+	inData := func(s string) bool {
+		p, lo := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(&data[0]))
+		return p >= lo && p < lo+uintptr(len(data))
+	}
+	if !inData(got.ID) || !inData(got.DeviceID) || inData(want.ID) {
+		t.Fatalf("shared decode's strings in the payload: id %v, deviceId %v; copying decode's id %v", inData(got.ID), inData(got.DeviceID), inData(want.ID))
+	}
+	copied := testing.AllocsPerRun(200, func() { _, _ = DecodeConnectionEvent(data) })
+	shared := testing.AllocsPerRun(200, func() { _, _ = DecodeConnectionEventShared(data) })
+	if shared != copied-1 {
+		t.Fatalf("allocations per decode: shared %v, copying %v; want one fewer", shared, copied)
+	}
+	if _, err := DecodeConnectionEventShared(nil); err == nil {
+		t.Fatal("an empty payload decoded")
+	}
 }

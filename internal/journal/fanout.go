@@ -382,7 +382,7 @@ func (f *ConnFanout) hand(b FanoutBatch) {
 
 func decodeConnEvent(m jetstream.Msg, md *jetstream.MsgMetadata) ConnEvent {
 	ce := ConnEvent{Seq: md.Sequence.Stream, Subject: m.Subject(), Stored: md.Timestamp}
-	ev, err := DecodeConnectionEvent(m.Data())
+	ev, err := DecodeConnectionEventShared(m.Data()) // the message's own copy
 	if err != nil {
 		ce.Err = err
 	} else {

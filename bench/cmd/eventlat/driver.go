@@ -88,7 +88,7 @@ func (d *device) dialLocked(addr string, st *cycleStages) error {
 	}
 	_, err = mqttclient.ReadConnack(c)
 	if st != nil {
-		st.dial, st.connack = t1.Sub(t0), time.Since(t1)
+		st.dial, st.connack, st.sent = t1.Sub(t0), time.Since(t1), t1
 	}
 	if err != nil {
 		// The CONNECT went out: the hub may have accepted it and will
@@ -121,6 +121,7 @@ type cycleStages struct {
 	close   time.Duration // DISCONNECT written and the socket closed
 	dial    time.Duration // TCP connect (SYN → accepted by the kernel)
 	connack time.Duration // CONNECT written → CONNACK read: the hub's connect path
+	sent    time.Time     // when CONNECT was written (for -samples)
 }
 
 // disconnectPacket is MQTT 3.1.1's DISCONNECT (shared: Write only reads it).
@@ -214,10 +215,11 @@ type phase struct {
 	// machines and loads (wall-clock latency does not). The hub's idle
 	// rate over that time is taken out of its figure.
 	hubUsPerCycle, selfUsPerCycle float64
-	hubIdleCores                  float64 // the hub's CPU before the phase, taken out of hubUsPerCycle
-	loadAvg                       string  // /proc/loadavg's 1-min figure at the start and after the drain
-	cutShort                      bool    // the run's -timeout ended it
-	stages                        string  // where a cycle waited (stageQuantiles)
+	hubIdleCores                  float64       // the hub's CPU before the phase, taken out of hubUsPerCycle
+	loadAvg                       string        // /proc/loadavg's 1-min figure at the start and after the drain
+	cutShort                      bool          // the run's -timeout ended it
+	stages                        string        // where a cycle waited (stageQuantiles)
+	cycleLog                      []cycleStages // each cycle's stages, kept for -samples
 }
 
 // traceSelf writes an execution trace of this process over d to path.
@@ -359,6 +361,9 @@ func (f *fleet) runPhase(ctx context.Context, idx, rate int, h *hub, rc *receive
 		ph.slipP50, ph.slipP99, ph.slipMax = slips[len(slips)/2], slips[len(slips)*99/100], slips[len(slips)-1]
 	}
 	ph.stages = stageQuantiles(stages[:ph.cycles])
+	if f.cfg.samples != "" {
+		ph.cycleLog = stages[:ph.cycles]
+	}
 	log.Printf("  cycle stages (p50 / p99 / max): %s", ph.stages)
 	closes, connects, _ := f.totals()
 	ph.drained = waitUntil(ctx, c.drain, func() bool {

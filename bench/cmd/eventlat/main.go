@@ -76,6 +76,7 @@ type config struct {
 	trace     bool
 	selfProf  string
 	selfTrace string
+	samples   string
 	// connectRate and plainRate are passed to the hub as
 	// --max-connect-rate and --max-plain-connect-rate (0: the hub sizes
 	// them itself, as a default hub does).
@@ -113,6 +114,7 @@ func main() {
 	flag.Float64Var(&c.connectRate, "max-connect-rate", 0, "the hub's --max-connect-rate (0: the hub's own sizing, which prices the driver's plain-TCP connects apart from TLS ones; a positive rate with no -max-plain-connect-rate applies to every connect; negative: off)")
 	flag.Float64Var(&c.plainRate, "max-plain-connect-rate", 0, "the hub's --max-plain-connect-rate (0: the hub's own; negative: plain-TCP connects take no turn of the hub-wide rate)")
 	flag.StringVar(&c.selfTrace, "driver-trace", "", "write an execution trace of eventlat itself (driver and receiver) over the first rate's first 3 s to this file")
+	flag.StringVar(&c.samples, "samples", "", "write every paired disconnect (close, eventTime, arrival; unix ns) and the hub's start to this CSV file, to lay beside the hub's GODEBUG=gctrace=1 lines")
 	flag.BoolVar(&c.trace, "trace", false, "with -profile, also save a 5 s execution trace per rate (it costs the hub CPU)")
 	sweep := flag.Bool("sweep", false, "rate sweep: drive "+sweepRates+" events/s (unless -rates is given) and report the highest rate sustained with p99 ≤ 50 ms")
 	flag.Parse()
@@ -221,6 +223,10 @@ func run(ctx context.Context, c config, work string) (*report, error) {
 		return nil, err
 	}
 	defer h.stop(15 * time.Second)
+	hubStart, err := procStart(h.pid())
+	if err != nil && c.samples != "" {
+		log.Printf("hub start time: %v", err)
+	}
 	rep.throttle = h.throttleLine()
 	log.Printf("hub %s", rep.throttle)
 	api, err := newHubAPI(ctx, h.dataDir, h.httpsAddr)
@@ -285,6 +291,11 @@ func run(ctx context.Context, c config, work string) (*report, error) {
 		rep.phases = append(rep.phases, ph)
 	}
 	rep.match(fl, rc)
+	if c.samples != "" {
+		if err := writeSamples(c.samples, hubStart, rep); err != nil {
+			log.Printf("samples: %v", err)
+		}
+	}
 	h.stop(15 * time.Second) // the probes below run without the hub
 	if c.profile {
 		for _, ph := range rep.phases {

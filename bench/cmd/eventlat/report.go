@@ -31,6 +31,7 @@ type report struct {
 	throttle               string // the hub's connect throttle (hub.throttleLine)
 	probes                 []probe
 	stages                 []string // per phase with -profile: the CPU breakdown by stage (markdown)
+	samples                []sample // with -samples: every paired disconnect
 }
 
 // dist is a latency distribution.
@@ -105,6 +106,9 @@ func (r *report) match(f *fleet, rc *receiver) {
 			}
 			a := arr[k]
 			fromClose[c.phase] = append(fromClose[c.phase], a.at.Sub(c.t))
+			if r.cfg.samples != "" {
+				r.samples = append(r.samples, sample{phase: c.phase, close: c.t, event: a.eventTime, arrived: a.at})
+			}
 			if s := int(c.t.Sub(r.phases[c.phase].start).Seconds()); s >= 0 && s < len(perSec[c.phase]) {
 				perSec[c.phase][s] = append(perSec[c.phase][s], a.at.Sub(c.t))
 			}

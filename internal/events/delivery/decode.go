@@ -52,7 +52,7 @@ func (r *runner) decode(idx int, k streamKind, msg jetstream.Msg) item {
 	res := r.e.o.Resource
 	switch k {
 	case streamConn:
-		ce, err := journal.DecodeConnectionEvent(msg.Data())
+		ce, err := journal.DecodeConnectionEventShared(msg.Data()) // the message's own copy
 		if it.err = err; err != nil {
 			return it
 		}

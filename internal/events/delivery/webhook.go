@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tether-hub/tether/internal/events"
@@ -44,6 +45,22 @@ func (w *webhook) Open(sub events.Subscription, env SendEnv) Sender {
 	return stateless{env: env, send: w.send}
 }
 
+// bodies are the buffers directSender builds POST bodies in (a POST's body
+// is written before post returns): a body per event was ~4 % of what the
+// hub allocated at 5,000 events/s, maxEventsPerBatch 1.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// maxPooledBody: a body grown past this by a large batch is left to the
+// collector.
+const maxPooledBody = 256 << 10
+
+func putBody(b *[]byte) {
+	if cap(*b) <= maxPooledBody {
+		*b = (*b)[:0]
+		bodies.Put(b)
+	}
+}
+
 // directSender POSTs a subscription's batches through h1.
 type directSender struct {
 	nothingKept
@@ -54,10 +71,13 @@ type directSender struct {
 
 func (s *directSender) Send(ctx context.Context, b Batch) Result {
 	var fields [8]events.HeaderField
-	header, body, err := events.AppendDelivery(fields[:0], b.Sub, b.Events, b.Attempt, s.w.origin)
+	buf := bodies.Get().(*[]byte)
+	defer putBody(buf)
+	header, body, err := events.AppendDelivery(fields[:0], *buf, b.Sub, b.Events, b.Attempt, s.w.origin)
 	if err != nil {
 		return Result{Final: true, Outcome: "BadRequest", Err: err.Error()}
 	}
+	*buf = body // a grown buffer goes back to the pool
 	var code int
 	var timedOut bool
 	if _, wall := s.env.Clock.(systemClock); wall {
