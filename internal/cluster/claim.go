@@ -18,10 +18,15 @@ import (
 // is the run that holds it; a node in another run answers replyGone.
 // Without a device it is a probe: the node answers replyRunning + its
 // boot.
+//
+// With Reach it asks the node to probe node Reach within Within
+// milliseconds and say whether it reached it (suspect.go reachOthers).
 type takeoverRequest struct {
 	Device  string `json:"device,omitempty"`
 	Session string `json:"session,omitempty"`
 	Boot    string `json:"boot,omitempty"`
+	Reach   string `json:"reach,omitempty"`
+	Within  int64  `json:"within,omitempty"`
 }
 
 // Replies to a takeover request.
@@ -31,6 +36,7 @@ const (
 	replyBusy     = "busy"     // it did not end in time
 	replyGone     = "gone"     // the run that held it is over (the node restarted)
 	replyRunning  = "running:" // a probe's answer, followed by the boot
+	replyReach    = "reach:"   // a Reach request's answer, followed by the boot found (none: not reached)
 )
 
 // Claim implements broker.Claims: it makes s the device's owner record,
@@ -452,6 +458,10 @@ func (n *Node) onTakeover(m *nats.Msg) {
 	var req takeoverRequest
 	if err := json.Unmarshal(m.Data, &req); err != nil {
 		_ = m.Respond([]byte("bad request: " + err.Error()))
+		return
+	}
+	if req.Reach != "" {
+		go n.answerReach(m, req.Reach, time.Duration(req.Within)*time.Millisecond)
 		return
 	}
 	if req.Device == "" {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/tether-hub/tether/internal/presence"
 )
 
@@ -108,9 +110,6 @@ func (n *Node) renewed(start time.Time) {
 	if n.renewedAt.IsZero() {
 		gap = 0 // the first
 	}
-	if n.renewedAt.IsZero() || gap > suspectBeats*n.beat() {
-		n.renewing = start
-	}
 	if start.After(n.renewedAt) {
 		n.renewedAt = start
 	}
@@ -133,30 +132,157 @@ func (n *Node) renewed(start time.Time) {
 }
 
 // guard fences the node when its lease goes unrenewed and it reaches no
-// majority, and ends the sessions claimed while it is fenced.
+// majority, or when its NATS connection has been down long enough that
+// the others may take it for gone (offlineFenceAt), and ends the
+// sessions claimed while it is fenced. It wakes every quarter heartbeat,
+// and exactly at the moments a fence check falls due: a fence a tick
+// late eats the margin before the others adopt.
 func (n *Node) guard(ctx context.Context) {
 	defer n.wg.Done()
-	every(ctx, n.beat()/4, func() {
-		n.mu.Lock()
-		since, cut := n.renewedAt, n.cut
-		n.mu.Unlock()
-		if cut {
-			n.sweep()
+	wait := time.NewTimer(n.beat() / 4)
+	defer wait.Stop()
+	for {
+		select {
+		case <-ctx.Done():
 			return
+		case <-wait.C:
 		}
-		if time.Since(since) < n.fenceAfter()-n.fenceProbe() || n.quorum(ctx) {
+		wait.Reset(n.guardOnce(ctx))
+	}
+}
+
+// guardOnce is one check of guard; it returns the time to the next.
+func (n *Node) guardOnce(ctx context.Context) time.Duration {
+	tick := n.beat() / 4
+	n.mu.Lock()
+	since, cut, offline := n.renewedAt, n.cut, n.offline
+	peers := len(n.peersLocked())
+	n.mu.Unlock()
+	if cut {
+		n.sweep()
+		return tick
+	}
+	now := time.Now()
+	quorumAt := since.Add(n.fenceAfter() - n.fenceProbe())
+	offlineAt := n.offlineFenceAt(since, offline)
+	if !offline.IsZero() {
+		// Down, it reaches nobody: no quorum round (it would hold the
+		// guard for fenceProbe); the fence is due at the lease's fence
+		// point or offlineFenceAt, whichever comes first.
+		quorumAt = time.Time{}
+		offlineAt = earlier(offlineAt, since.Add(n.fenceAfter()))
+	}
+	// next is the time to the next check: a tick, or sooner when a check
+	// falls due before.
+	next := func() time.Duration {
+		now := time.Now()
+		next := now.Add(tick)
+		for _, at := range []time.Time{quorumAt, offlineAt} {
+			if at.After(now) && at.Before(next) {
+				next = at
+			}
+		}
+		return max(time.Until(next), time.Millisecond)
+	}
+	var why string
+	switch {
+	case peers > 0 && !offline.IsZero() && !now.Before(offlineAt):
+		// Nobody serves this node's subject while its connection is down:
+		// the others' probes find no responders, and they take its devices
+		// after their goneGap (suspect.go).
+		why = "its NATS connection is down"
+	case !offline.IsZero() || now.Before(quorumAt) || n.quorum(ctx):
+		return next()
+	default:
+		why = "its lease is not renewed and it reaches no majority of the cluster"
+	}
+	n.mu.Lock()
+	fence := n.renewedAt.Equal(since) && ctx.Err() == nil && !n.cut
+	if fence {
+		n.cut = true
+		n.stats.Fences++
+	}
+	n.mu.Unlock()
+	if fence {
+		n.log.Warn("cut off: "+why+"; ending this node's device sessions and refusing connects until its lease is renewed",
+			"since last stored renewal", time.Since(since).Round(time.Millisecond))
+		n.sweep()
+	}
+	return tick
+}
+
+// earlier is the sooner of a and b.
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// offlineFenceAt is when a node whose NATS connection went down at
+// offline (zero: it is up), its last stored renewal sent at renewed,
+// must have ended its sessions: the others probe it once it has been
+// silent for suspectBeats heartbeats (dated on the renewal's arrival,
+// after its send) and take it for gone when a second probe, goneGap
+// (at least a heartbeat) after the first to find no responders (its
+// subscriptions leave the servers with its connection), finds none
+// either. fenceMargin before that. Zero offline: never.
+func (n *Node) offlineFenceAt(renewed, offline time.Time) time.Time {
+	if offline.IsZero() {
+		return time.Time{}
+	}
+	return later(renewed.Add(suspectBeats*n.beat()), offline).Add(n.beat() - n.fenceMargin())
+}
+
+// fenceMargin is the least time between a node's fence on a closed
+// connection and the first adoption of its records by the others.
+func (n *Node) fenceMargin() time.Duration { return min(time.Second, n.beat()/2) }
+
+// watchConn follows this node's NATS connection: offline is when it was
+// last seen to go down, zero while it is up.
+func (n *Node) watchConn(ctx context.Context) {
+	defer n.wg.Done()
+	ch := n.o.NC.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
+	defer n.o.NC.RemoveStatusListener(ch)
+	n.noteConn()
+	for {
+		// The channel drops events when full: the status is read again,
+		// and polled, rather than taken from it.
+		select {
+		case <-ctx.Done():
 			return
+		case <-ch:
+		case <-time.After(n.beat() / 4):
 		}
-		n.mu.Lock()
-		cut = n.renewedAt.Equal(since) && ctx.Err() == nil
-		n.cut = n.cut || cut
-		n.mu.Unlock()
-		if cut {
-			n.log.Warn("cut off: this node's lease is not renewed and it reaches no majority of the cluster; ending its device sessions and refusing connects until it renews",
-				"since last stored renewal", time.Since(since).Round(time.Millisecond))
-			n.sweep()
+		n.noteConn()
+	}
+}
+
+func (n *Node) noteConn() {
+	up := n.o.NC.Status() == nats.CONNECTED
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case up:
+		n.offline = time.Time{}
+	case n.offline.IsZero():
+		n.offline = time.Now()
+		n.log.Warn("NATS connection down; this node fences itself unless it is back in time", "by", n.offlineFenceAt(n.renewedAt, n.offline).Sub(n.offline).Round(time.Millisecond))
+	}
+}
+
+// peersLocked lists the other nodes the quorum counts: those whose last
+// heartbeat arrived no more than a lease before this node's last stored
+// renewal (quorum). n.mu held.
+func (n *Node) peersLocked() []string {
+	var peers []string
+	floor := n.renewedAt.Add(-n.o.Lease)
+	for node, b := range n.beats {
+		if node != n.o.Node && !b.at.Before(floor) {
+			peers = append(peers, node)
 		}
-	})
+	}
+	return peers
 }
 
 // quorum reports whether this node reaches a majority of the nodes it
@@ -170,13 +296,7 @@ func (n *Node) guard(ctx context.Context) {
 // peers it heard until then.
 func (n *Node) quorum(ctx context.Context) bool {
 	n.mu.Lock()
-	var peers []string
-	floor := n.renewedAt.Add(-n.o.Lease)
-	for node, b := range n.beats {
-		if node != n.o.Node && !b.at.Before(floor) {
-			peers = append(peers, node)
-		}
-	}
+	peers := n.peersLocked()
 	n.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, n.fenceProbe())
 	defer cancel()
@@ -309,17 +429,17 @@ const probeFloor = time.Second
 
 // lapsed reports whether node has been silent for adoptAfter on this
 // node's clock (or has no lease) while this node's own renewals are
-// stored, and have been for a heartbeat: during an election of
-// tether_nodes every node is silent to every other, and after it each
-// live node renews within a heartbeat (its retries are faster). This
-// node's feed of the others' heartbeats may lag longer (its consumer is
-// recreated after a leader change): a live node that looks lapsed
-// meanwhile answers the probe as running and is left alone.
+// stored (it is not the one cut off). During an election of tether_nodes
+// every node is silent to every other, and this node's renewals fail
+// too; after it, a live node that looks lapsed because this node's feed
+// of its heartbeats lags (its consumer is recreated after a leader
+// change) answers the probes as running and is left alone (suspect
+// also asks the others, and how long it went unanswered).
 func (n *Node) lapsed(node string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := time.Now()
 	b, ok := n.beats[node]
-	renewing := now.Sub(n.renewedAt) <= suspectBeats*n.beat() && now.Sub(n.renewing) >= n.beat()
+	renewing := now.Sub(n.renewedAt) <= suspectBeats*n.beat()
 	return (!ok || now.Sub(b.at) >= n.adoptAfter()) && renewing && !n.cut
 }

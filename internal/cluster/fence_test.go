@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +20,16 @@ import (
 // wait for, so what they see is the fence and the lease. Between the
 // fence (0.75 lease) and the first adoption (0.9) lie 0.6 s here, for a
 // loaded machine's scheduling.
-const partLease = 4 * time.Second
+var partLease = leaseFromEnv(4 * time.Second)
+
+// leaseFromEnv is d, or TETHER_PART_LEASE when set (a series at the
+// default lease: see TestPartitionSeriesAtTheDefaultLease).
+func leaseFromEnv(d time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv("TETHER_PART_LEASE")); err == nil && v > 0 {
+		return v
+	}
+	return d
+}
 
 func withLease(d time.Duration) func(*Options) { return func(o *Options) { o.Lease = d } }
 
@@ -372,6 +382,7 @@ func TestAPartitionedLeaderNodeInAClusterOfServers(t *testing.T) {
 	}()
 
 	at := time.Now()
+	ms[0].log.Info("test: cutting off", "server", k, "node", victim.o.Node)
 	cut(k)
 	eventually(t, 2*time.Minute, func() error {
 		for i := range devices {

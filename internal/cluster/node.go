@@ -143,6 +143,7 @@ type Node struct {
 	// responders, and reconnects this node's reconnects to NATS seen
 	// (suspect.go).
 	noAnswer      map[string]noAnswer
+	unreached     map[string]time.Time // per silent node, its run of unanswered probes' start (suspect.go)
 	reconnects    uint64
 	reconnectedAt time.Time        // when the watchdog noticed the last of them
 	ownersRev     uint64           // the last tether_owners revision the feed delivered
@@ -153,11 +154,9 @@ type Node struct {
 	renewedAt time.Time
 	cut       bool
 	cutHolds  map[string]*hold
-	// renewing is when this node's renewals began being stored again
-	// after a gap (an election of tether_nodes), or at all (fence.go).
-	renewing time.Time
-	fenced   map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
-	closing  bool             // Close began: no job is taken any more
+	offline   time.Time        // when this node's NATS connection went down; zero while up (fence.go)
+	fenced    map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
+	closing   bool             // Close began: no job is taken any more
 
 	reaping  atomic.Bool // a reaper round is running
 	applyMu  sync.Mutex  // serialises OnLead; guards applied
@@ -180,6 +179,14 @@ type Stats struct {
 	// AskedAgain counts claims that found no responders right after this
 	// node's own reconnect and asked the owner again (claim.go).
 	AskedAgain uint64
+	// Fences counts the times this node fenced itself (fence.go).
+	Fences uint64
+	// GoneByRoute and GoneByLease count the nodes this node took for gone
+	// and adopted: nobody serving their subject, or silent for the lease
+	// and unreachable by half the cluster or more (suspect.go).
+	GoneByRoute, GoneByLease uint64
+	// Reaches counts the probes this node made for another (suspect.go).
+	Reaches uint64
 }
 
 // Key is the tether_owners key of a device id.
@@ -209,7 +216,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		o.Logger = slog.Default()
 	}
 	n := &Node{o: o, log: o.Logger.With("component", "cluster", "node", o.Node), boot: newBoot(), started: time.Now(),
-		held: map[string]*hold{}, index: map[string]owned{}, beats: map[string]beatSeen{}, probing: map[string]bool{}, noAnswer: map[string]noAnswer{}, cutHolds: map[string]*hold{}, terms: map[string]*term{}, fenced: map[string]*term{},
+		held: map[string]*hold{}, index: map[string]owned{}, beats: map[string]beatSeen{}, probing: map[string]bool{}, noAnswer: map[string]noAnswer{}, unreached: map[string]time.Time{}, cutHolds: map[string]*hold{}, terms: map[string]*term{}, fenced: map[string]*term{},
 		applied: map[string]*term{}, told: map[string]int{}, leadWake: make(chan struct{}, 1)}
 	if o.Retry == nil {
 		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
@@ -270,7 +277,8 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	}
 	lctx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.life = cancel, lctx
-	n.wg.Add(7)
+	n.wg.Add(8)
+	go n.watchConn(lctx)
 	go n.renew(lctx)
 	go n.guard(lctx)
 	go n.watchOwners(lctx, watcher)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -113,6 +115,13 @@ func (n *Node) sinceReconnect() time.Duration {
 	return time.Until(at.Add(n.confirmGap()))
 }
 
+// goneGap is how long after a first probe that finds no responders a
+// second must find none too before the node is taken for gone: a
+// confirmGap (this node's own reconnect pause), and no less than a
+// heartbeat, which leaves a node whose connection closed (alive, cut
+// off) time to fence itself first (offlineFenceAt).
+func (n *Node) goneGap() time.Duration { return max(n.confirmGap(), n.beat()) }
+
 // beat is the heartbeat interval.
 func (n *Node) beat() time.Duration { return n.o.Lease / 5 }
 
@@ -137,6 +146,7 @@ func (n *Node) noteBeat(e jetstream.KeyValueEntry) {
 	}
 	n.beats[e.Key()] = beatSeen{boot: l.Boot, rev: e.Revision(), at: time.Now()}
 	delete(n.noAnswer, e.Key())
+	delete(n.unreached, e.Key())
 }
 
 // silent reports whether node has not been heard for suspectBeats
@@ -231,22 +241,40 @@ func (n *Node) goneByProbe(ctx context.Context, node string) (gone bool, boot st
 }
 
 // suspect probes a silent node and, when nobody serves its subject
-// twice, confirmGap apart, adopts its records (node-lost).
+// twice, goneGap apart, adopts its records (node-lost); or when it has
+// been silent for most of the lease, unanswered for longer than its fence
+// takes, and half the cluster or more cannot reach it either (fence.go).
 func (n *Node) suspect(ctx context.Context, node string) {
 	if n.CutOff() {
 		return // a node cut off judges nobody: every other looks gone from here
 	}
+	sent := time.Now()
+	// The others are asked beside this node's own probe, by the same
+	// moment: the lapse path needs their word, and waiting for it after
+	// the probe would put the adoption a probe later.
+	others := make(chan [2]int, 1)
+	go func() { others <- n.reachOthers(ctx, node, n.probeBy(node)) }()
 	gone, boot, after, err := n.goneByProbe(ctx, node)
 	probed := time.Now()
-	if boot == "" && n.lapsed(node) {
-		// Silent for most of the lease and not running as far as the probe
-		// can tell (a partition: it times out): a node cut off fenced
-		// itself by now (fence.go).
-		n.adoptGone(ctx, node, "silent for the lease, not answering", probed, after, func(ctx context.Context, node string) bool {
-			_, boot, r, _ := n.goneByProbe(ctx, node)
-			return boot == "" && r == after && n.lapsed(node)
-		})
-		return
+	since := n.noteReached(node, sent, boot != "")
+	if boot == "" && n.lapsed(node) && probed.Sub(since) >= n.reachWait() {
+		// Silent for most of the lease, not running as far as this node's
+		// probes can tell for longer than its fence takes (a partition:
+		// they time out), and half the cluster or more cannot reach it
+		// either — the fence's own evidence, from the other side: a node
+		// cut off fenced itself by now.
+		v := <-others
+		if 2*(1+v[0]) >= v[1]+2 {
+			n.adoptGone(ctx, node, "silent for the lease, unreachable", probed, after, func(ctx context.Context, node string) bool {
+				_, boot, r, _ := n.goneByProbe(ctx, node)
+				return boot == "" && r == after && n.lapsed(node)
+			})
+			n.mu.Lock()
+			n.stats.GoneByLease++
+			n.mu.Unlock()
+			return
+		}
+		n.log.Info("a silent node is unreachable from here but not from enough of the others; its devices stay its own", "silent", node, "unreached by", v[0], "of the others", v[1])
 	}
 	n.mu.Lock()
 	n.stats.Probes++
@@ -269,13 +297,91 @@ func (n *Node) suspect(ctx context.Context, node string) {
 	if !gone || !seen || first.reconnects != after {
 		return
 	}
-	if probed.Sub(first.at) < n.confirmGap() {
-		return // not yet long enough for a live node to reconnect
+	if probed.Sub(first.at) < n.goneGap() {
+		return // not yet long enough for a live node to reconnect, or to fence
 	}
 	n.adoptGone(ctx, node, "no route to it", probed, after, func(ctx context.Context, node string) bool {
 		gone, _, r, _ := n.goneByProbe(ctx, node)
 		return gone && r == after
 	})
+	n.mu.Lock()
+	n.stats.GoneByRoute++
+	n.mu.Unlock()
+}
+
+// noteReached keeps, per silent node, when the first of its current run
+// of unanswered probes was sent (sent, unless an earlier one was): a
+// probe answered (reached) or a heartbeat ends the run. It returns the
+// run's start (sent when reached).
+func (n *Node) noteReached(node string, sent time.Time, reached bool) time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if reached {
+		delete(n.unreached, node)
+		return sent
+	}
+	first, ok := n.unreached[node]
+	if !ok {
+		n.unreached[node] = sent
+		return sent
+	}
+	return first
+}
+
+// reachWait is how long a silent node's probes must have gone unanswered
+// before the lapse path takes it: a node whose renewals were failing
+// while it still reached the others (an election) checks for a majority
+// every quarter heartbeat, each check up to fenceProbe long, so once cut
+// off it fences within that; fenceMargin after. (A probe sent just before
+// the cut, its answer lost in it, starts the run at the cut.)
+func (n *Node) reachWait() time.Duration {
+	return n.fenceProbe() + n.beat()/4 + min(time.Second, n.o.Lease/12)
+}
+
+// reachOthers asks the other nodes the quorum counts (node excluded)
+// whether they reach node, each probing it by by; it returns how many
+// could not (no answer in time from node, nobody serving it, or fenced)
+// and how many were asked. A node that does not answer the question in
+// time counts as reaching it.
+func (n *Node) reachOthers(ctx context.Context, node string, by time.Time) [2]int {
+	n.mu.Lock()
+	var asked []string
+	for _, p := range n.peersLocked() {
+		if p != node {
+			asked = append(asked, p)
+		}
+	}
+	n.mu.Unlock()
+	ctx, cancel := context.WithDeadline(ctx, by.Add(time.Second))
+	defer cancel()
+	req, _ := json.Marshal(takeoverRequest{Reach: node, Within: time.Until(by).Milliseconds()})
+	var wg sync.WaitGroup
+	var not atomic.Int64
+	for _, p := range asked {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg, err := n.o.NC.RequestWithContext(ctx, takeoverSubject(p), req)
+			if err == nil && string(msg.Data) == replyReach {
+				not.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return [2]int{int(not.Load()), len(asked)}
+}
+
+// answerReach probes node for another node that asked (reachOthers),
+// within at most within, and answers replyReach followed by the boot it
+// found (none: not reached).
+func (n *Node) answerReach(m *nats.Msg, node string, within time.Duration) {
+	n.mu.Lock()
+	n.stats.Reaches++
+	n.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), min(max(within, 100*time.Millisecond), probeTimeout))
+	defer cancel()
+	boot, _ := n.probe(ctx, node)
+	_ = m.Respond([]byte(replyReach + boot))
 }
 
 // adoptGone adopts every record of node, found gone at since (why) while
