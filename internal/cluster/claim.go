@@ -404,6 +404,9 @@ func (n *Node) ownAdoption(ctx context.Context, key string, s *presence.Session,
 func (n *Node) Ending(s *presence.Session) bool {
 	n.mu.Lock()
 	h := n.held[s.DeviceID]
+	if c := n.cutHolds[s.DeviceID]; c != nil && c.session == s.ID {
+		c.closed = true // the fence's end came through (sweep)
+	}
 	n.mu.Unlock()
 	if h == nil || h.session != s.ID || h.adopting {
 		// Not this node's to record (taken over, or ended by the fence):

@@ -34,10 +34,12 @@ import (
 //     stored for a heartbeat (the leases' bucket answers: not an election
 //     every node waits out; lapsed).
 //
-// adoptShare − nodeFenceShare of the lease (1.8 s at the default 12 s) lies
-// between the fence and the first adoption; the fence's quorum probes
-// run before it (they take at most fenceProbe), and ending a session is
-// closing its connection.
+// adoptShare − nodeFenceShare of the lease (1.2 s at the default 12 s)
+// lies between the fence and the first adoption: the guard wakes at the
+// moment the fence's quorum probes are due (they take at most
+// fenceProbe), not a tick later, and the others date the renewal on
+// arrival, after its send. Ending a session is closing its connection.
+// The adoptions then have the last 0.15 of the lease to be stored.
 //
 // Raft elections are why the majority is asked. An election of
 // tether_nodes (4–9 s in nats-server 2.15: a random 4–9 s election
@@ -51,7 +53,7 @@ import (
 // (BenchmarkLeaseWriteGapAtLeaderLoss measures the gap; docs/SCALING.md.)
 const (
 	nodeFenceShare = 0.75
-	adoptShare     = 0.9
+	adoptShare     = 0.85
 )
 
 // replyFenced answers a probe of a node that fenced itself (followed by
@@ -62,11 +64,17 @@ const replyFenced = "fenced:"
 // that reaches no majority fences itself; adoptAfter how long the others
 // wait, from that renewal's arrival, before adopting its records.
 func (n *Node) fenceAfter() time.Duration { return time.Duration(nodeFenceShare * float64(n.o.Lease)) }
-func (n *Node) adoptAfter() time.Duration { return time.Duration(adoptShare * float64(n.o.Lease)) }
+func adoptAfterOf(lease time.Duration) time.Duration {
+	return time.Duration(adoptShare * float64(lease))
+}
 
 // fenceProbe bounds the quorum probes: they start this long before the
 // fence, so a node that reaches nobody fences on time.
-func (n *Node) fenceProbe() time.Duration { return min(probeTimeout, n.fenceAfter()/2) }
+func (n *Node) fenceProbe() time.Duration { return fenceProbeOf(n.o.Lease) }
+
+func fenceProbeOf(lease time.Duration) time.Duration {
+	return min(probeTimeout, time.Duration(nodeFenceShare*float64(lease))/2)
+}
 
 // renewRetry is the pause before a failed renewal is tried again: the
 // first write after an election should not wait a heartbeat.
@@ -319,15 +327,23 @@ func (n *Node) quorum(ctx context.Context) bool {
 }
 
 // sweep ends, unrecorded, every live session this fenced node holds,
-// keeping their holds for settleCut.
+// keeping their holds for settleCut; and asks again to end those it
+// ended before whose end has not run yet: a session between its claim
+// and its place in the broker's table is not found by the first ask
+// (broker.EndSession), and would stay live through the fence.
 func (n *Node) sweep() {
 	type ended struct {
 		dev string
 		h   *hold
 	}
-	var out []ended
+	var out, again []ended
 	n.mu.Lock()
 	if n.cut {
+		for dev, h := range n.cutHolds {
+			if !h.closed {
+				again = append(again, ended{dev, h})
+			}
+		}
 		for dev, h := range n.held {
 			if n.liveLocked(h) {
 				delete(n.held, dev)
@@ -339,6 +355,9 @@ func (n *Node) sweep() {
 	n.mu.Unlock()
 	for _, e := range out {
 		e.h.finish()
+		n.o.End(e.dev, e.h.session)
+	}
+	for _, e := range again {
 		n.o.End(e.dev, e.h.session)
 	}
 }
@@ -415,7 +434,7 @@ func (n *Node) probeBy(node string) time.Time {
 	b, ok := n.beats[node]
 	n.mu.Unlock()
 	if ok {
-		if lapse := b.at.Add(n.adoptAfter()); lapse.Before(by) {
+		if lapse := b.at.Add(adoptAfterOf(n.leaseOf(node))); lapse.Before(by) {
 			by = lapse
 		}
 	}
@@ -441,5 +460,5 @@ func (n *Node) lapsed(node string) bool {
 	now := time.Now()
 	b, ok := n.beats[node]
 	renewing := now.Sub(n.renewedAt) <= suspectBeats*n.beat()
-	return (!ok || now.Sub(b.at) >= n.adoptAfter()) && renewing && !n.cut
+	return (!ok || now.Sub(b.at) >= adoptAfterOf(n.leaseOfLocked(node))) && renewing && !n.cut
 }

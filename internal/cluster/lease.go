@@ -43,7 +43,7 @@ func (n *Node) heartbeat(ctx context.Context) (time.Time, error) {
 	}
 	n.mu.Unlock()
 	start := time.Now()
-	b, _ := json.Marshal(Lease{Node: n.o.Node, Boot: n.boot, Started: n.started.UTC(), Seen: start.UTC(), Devices: devices, Info: n.o.Info})
+	b, _ := json.Marshal(Lease{Node: n.o.Node, Boot: n.boot, Started: n.started.UTC(), Seen: start.UTC(), Devices: devices, LeaseMS: n.o.Lease.Milliseconds(), Info: n.o.Info})
 	if _, err := n.nodes.Put(ctx, n.o.Node, b); err != nil {
 		return start, fmt.Errorf("cluster: writing the lease of %s: %w", n.o.Node, err)
 	}

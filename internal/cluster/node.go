@@ -95,11 +95,14 @@ type Owner struct {
 
 // Lease is a node's record in tether_nodes.
 type Lease struct {
-	Node    string            `json:"node"`
-	Boot    string            `json:"boot"`
-	Started time.Time         `json:"started"`
-	Seen    time.Time         `json:"seen"`
-	Devices int               `json:"devices"`
+	Node    string    `json:"node"`
+	Boot    string    `json:"boot"`
+	Started time.Time `json:"started"`
+	Seen    time.Time `json:"seen"`
+	Devices int       `json:"devices"`
+	// LeaseMS is the node's lease (Options.Lease): the others time its
+	// adoption by it (fence.go).
+	LeaseMS int64             `json:"leaseMs,omitempty"`
 	Info    map[string]string `json:"info,omitempty"`
 }
 
@@ -114,8 +117,11 @@ type hold struct {
 	// releasing: this node deletes the record (release); the delete is
 	// not a takeover (lease.go note).
 	releasing bool
-	done      chan struct{} // closed once released (finish)
-	once      sync.Once
+	// closed: the broker's end of a session the fence ended has run
+	// (Ending); until then the fence asks again (sweep).
+	closed bool
+	done   chan struct{} // closed once released (finish)
+	once   sync.Once
 }
 
 // finish lets the claims and takeover requests waiting for h go on. Two

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -165,5 +166,71 @@ func TestAHealBeforeTheFencedSessionsClosedRecordsTheirEnds(t *testing.T) {
 	})
 	if err := check(); err != nil {
 		t.Error(err)
+	}
+}
+
+// A session between its claim and its place in the broker's table when
+// the node fences itself (the fence's first ask finds nothing to end) is
+// ended once it is there: the fence asks again until the session's end
+// has run (review F9).
+func TestAFenceEndsASessionThatWasNotLiveYetWhenItFenced(t *testing.T) {
+	srv := startServer(t)
+	n1, p1 := joinCut(t, srv, "n1", partLease)
+	s := &presence.Session{ID: presence.NewSessionID(), DeviceID: "d", Protocol: "MQTT"}
+	if err := n1.Claim(s); err != nil {
+		t.Fatal(err)
+	}
+	fenceAlone(t, n1, p1)
+	// The broker has it only now.
+	n1.tracker.Connect(s)
+	n1.mu.Lock()
+	n1.live["d"] = s
+	n1.mu.Unlock()
+	eventually(t, 30*time.Second, func() error {
+		if !n1.CutOff() {
+			t.Fatal("n1 renewed while its connection is blackholed")
+		}
+		if n1.liveOf("d") != nil {
+			return errors.New("d still live on the fenced n1")
+		}
+		return nil
+	})
+}
+
+// A node that runs with a longer lease than another is adopted by it
+// only after a share of its own lease: by then it fenced itself (review
+// F6). n2's lease (4 s) would have it adopt n1 at 3.4 s; n1 (12 s)
+// fences at 9 s.
+func TestANodeWithALongerLeaseIsAdoptedByItsOwn(t *testing.T) {
+	srv := startServer(t)
+	n1, p1 := joinCut(t, srv, "n1", 12*time.Second)
+	n2 := joinWith(t, srv, "n2", withLease(4*time.Second))
+	for i := range 3 {
+		n1.connect(t, fmt.Sprintf("d%d", i))
+	}
+	eventually(t, 30*time.Second, func() error {
+		if c := n2.Owners()["n1"]; c != 3 {
+			return fmt.Errorf("n2 sees %d records of n1", c)
+		}
+		return nil
+	})
+	log := &endLog{t: t, cut: n1, ends: map[string]int{}}
+	log.watch(n2)
+	p1.Blackhole()
+	eventually(t, time.Minute, func() error {
+		for i := range 3 {
+			if log.count(fmt.Sprintf("d%d", i)) == 0 {
+				return fmt.Errorf("d%d: no end recorded yet", i)
+			}
+		}
+		return nil
+	})
+	if !n1.CutOff() {
+		t.Error("n1 did not fence itself")
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	for _, b := range log.bad {
+		t.Error(b)
 	}
 }

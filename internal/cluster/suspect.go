@@ -50,6 +50,9 @@ type beatSeen struct {
 	boot string
 	rev  uint64    // the lease's revision: a reopened feed's same write is not a new beat
 	at   time.Time // this node's clock when the write arrived
+	// lease is the node's own (Lease.LeaseMS; 0 from a node that does
+	// not say).
+	lease time.Duration
 }
 
 // noAnswer is a first probe of a node that found no responders.
@@ -120,7 +123,21 @@ func (n *Node) sinceReconnect() time.Duration {
 // confirmGap (this node's own reconnect pause), and no less than a
 // heartbeat, which leaves a node whose connection closed (alive, cut
 // off) time to fence itself first (offlineFenceAt).
-func (n *Node) goneGap() time.Duration { return max(n.confirmGap(), n.beat()) }
+func (n *Node) goneGap(node string) time.Duration { return max(n.confirmGap(), n.leaseOf(node)/5) }
+
+// leaseOf is the lease node's heartbeats carry (Lease.LeaseMS), or this
+// node's when longer or not known: a node silent for a share of its own
+// lease has fenced itself by then, not necessarily for that share of a
+// shorter one (nodes with different --cluster-lease).
+func (n *Node) leaseOf(node string) time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.leaseOfLocked(node)
+}
+
+func (n *Node) leaseOfLocked(node string) time.Duration {
+	return max(n.o.Lease, n.beats[node].lease)
+}
 
 // beat is the heartbeat interval.
 func (n *Node) beat() time.Duration { return n.o.Lease / 5 }
@@ -139,12 +156,17 @@ func (n *Node) noteBeat(e jetstream.KeyValueEntry) {
 	if err := json.Unmarshal(e.Value(), &l); err != nil {
 		return
 	}
-	if b, ok := n.beats[e.Key()]; ok && e.Revision() <= b.rev {
+	b, ok := n.beats[e.Key()]
+	if ok && e.Revision() <= b.rev {
 		// The same write again (a reopened feed): no news of the node,
 		// its silence goes on.
 		return
 	}
-	n.beats[e.Key()] = beatSeen{boot: l.Boot, rev: e.Revision(), at: time.Now()}
+	lease := time.Duration(l.LeaseMS) * time.Millisecond
+	if lease != 0 && lease != n.o.Lease && (!ok || b.lease != lease) {
+		n.log.Warn("a node of the cluster runs with another lease (--cluster-lease); every node should use the same: its devices are taken only after the longer of the two", "other", e.Key(), "its lease", lease, "this node's", n.o.Lease)
+	}
+	n.beats[e.Key()] = beatSeen{boot: l.Boot, rev: e.Revision(), at: time.Now(), lease: lease}
 	delete(n.noAnswer, e.Key())
 	delete(n.unreached, e.Key())
 }
@@ -153,7 +175,7 @@ func (n *Node) noteBeat(e jetstream.KeyValueEntry) {
 // heartbeats (or at all) at now. n.mu held.
 func (n *Node) silentLocked(node string, now time.Time) bool {
 	b, ok := n.beats[node]
-	return !ok || now.Sub(b.at) > suspectBeats*n.beat()
+	return !ok || now.Sub(b.at) > suspectBeats*n.leaseOfLocked(node)/5
 }
 
 // Silent reports whether this node has not heard node's heartbeat for
@@ -257,7 +279,7 @@ func (n *Node) suspect(ctx context.Context, node string) {
 	gone, boot, after, err := n.goneByProbe(ctx, node)
 	probed := time.Now()
 	since := n.noteReached(node, sent, boot != "")
-	if boot == "" && n.lapsed(node) && probed.Sub(since) >= n.reachWait() {
+	if boot == "" && n.lapsed(node) && probed.Sub(since) >= n.reachWait(node) {
 		// Silent for most of the lease, not running as far as this node's
 		// probes can tell for longer than its fence takes (a partition:
 		// they time out), and half the cluster or more cannot reach it
@@ -297,7 +319,7 @@ func (n *Node) suspect(ctx context.Context, node string) {
 	if !gone || !seen || first.reconnects != after {
 		return
 	}
-	if probed.Sub(first.at) < n.goneGap() {
+	if probed.Sub(first.at) < n.goneGap(node) {
 		return // not yet long enough for a live node to reconnect, or to fence
 	}
 	n.adoptGone(ctx, node, "no route to it", probed, after, func(ctx context.Context, node string) bool {
@@ -334,8 +356,9 @@ func (n *Node) noteReached(node string, sent time.Time, reached bool) time.Time 
 // every quarter heartbeat, each check up to fenceProbe long, so once cut
 // off it fences within that; fenceMargin after. (A probe sent just before
 // the cut, its answer lost in it, starts the run at the cut.)
-func (n *Node) reachWait() time.Duration {
-	return n.fenceProbe() + n.beat()/4 + min(time.Second, n.o.Lease/12)
+func (n *Node) reachWait(node string) time.Duration {
+	lease := n.leaseOf(node)
+	return fenceProbeOf(lease) + lease/20 + min(time.Second, lease/12)
 }
 
 // reachOthers asks the other nodes the quorum counts (node excluded)
