@@ -246,8 +246,13 @@ const probeTimeout = 2 * time.Second
 // (fence.go). An error (no answer in time) says nothing
 // either way.
 func (n *Node) probe(ctx context.Context, node string) (string, error) {
+	return n.probeUntil(ctx, node, time.Now().Add(probeTimeout))
+}
+
+// probeUntil is probe, waiting for the answer until by.
+func (n *Node) probeUntil(ctx context.Context, node string, by time.Time) (string, error) {
 	req, _ := json.Marshal(takeoverRequest{})
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	ctx, cancel := context.WithDeadline(ctx, by)
 	defer cancel()
 	msg, err := n.o.NC.RequestWithContext(ctx, takeoverSubject(node), req)
 	switch {

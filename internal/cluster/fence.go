@@ -425,20 +425,25 @@ func (n *Node) settleCut() {
 }
 
 // probeBy is when a probe of node should have its answer: probeTimeout
-// from now, or when node lapses if that is sooner (but not sooner than
-// probeFloor from now: a live node on a loaded machine needs a moment).
+// from now, or when node lapses if that comes before the probe after
+// this one could end (a watchdog tick later, at least probeFloor long):
+// a probe that spans the moment of the lapse unanswered is all the lapse
+// needs, and one that ended just before it would put the adoption a
+// probe later. Never sooner than probeFloor from now: a live node on a
+// loaded machine needs a moment.
 func (n *Node) probeBy(node string) time.Time {
 	now := time.Now()
 	by := now.Add(probeTimeout)
+	floor := min(probeFloor, n.beat())
 	n.mu.Lock()
 	b, ok := n.beats[node]
 	n.mu.Unlock()
 	if ok {
-		if lapse := b.at.Add(adoptAfterOf(n.leaseOf(node))); lapse.Before(by) {
+		if lapse := b.at.Add(adoptAfterOf(n.leaseOf(node))); lapse.Before(by.Add(n.beat()/4 + floor)) {
 			by = lapse
 		}
 	}
-	return later(by, now.Add(min(probeFloor, n.beat())))
+	return later(by, now.Add(floor))
 }
 
 // probeFloor is the least time a probe is given: a live node on a

@@ -254,10 +254,8 @@ func (n *Node) watchdog(ctx context.Context) {
 func (n *Node) goneByProbe(ctx context.Context, node string) (gone bool, boot string, reconnects uint64, err error) {
 	// A probe that would run past the moment the node lapses (fence.go)
 	// ends then: not answering by then is all the lapse needs to know.
-	ctx, cancel := context.WithDeadline(ctx, n.probeBy(node))
-	defer cancel()
 	before := n.o.NC.Stats().Reconnects
-	boot, err = n.probe(ctx, node)
+	boot, err = n.probeUntil(ctx, node, n.probeBy(node))
 	reconnects = n.o.NC.Stats().Reconnects
 	return err == nil && boot == "" && before == reconnects, boot, reconnects, err
 }
