@@ -222,7 +222,7 @@ func (n *Node) free(ctx context.Context, key string, rev uint64, cur Owner) (boo
 func (n *Node) goneAfterReconnect(ctx context.Context, dev string, cur Owner) (bool, error) {
 	wait := n.sinceReconnect()
 	if wait <= 0 {
-		return true, nil
+		return n.othersCannotReach(ctx, dev, cur)
 	}
 	n.mu.Lock()
 	n.stats.AskedAgain++
@@ -233,7 +233,26 @@ func (n *Node) goneAfterReconnect(ctx context.Context, dev string, cur Owner) (b
 		return false, fmt.Errorf("cluster: device %s: waiting for node %s after this node's reconnect: %w", dev, cur.Node, ctx.Err())
 	}
 	boot, perr := n.probe(ctx, cur.Node)
-	return perr == nil && boot != cur.Boot, nil
+	if perr != nil || boot == cur.Boot {
+		return false, nil
+	}
+	if boot != "" {
+		return true, nil // another run of it: that one is over
+	}
+	return n.othersCannotReach(ctx, dev, cur)
+}
+
+// othersCannotReach confirms a "nobody serves cur's node" answer with
+// the others (suspect.go reachOthers): nobody serving it from here may be
+// one lost route; true when half the cluster or more cannot reach it
+// either. Otherwise the claim fails (the device tries again): the node
+// is alive, and its session too.
+func (n *Node) othersCannotReach(ctx context.Context, dev string, cur Owner) (bool, error) {
+	v := n.reachOthers(ctx, cur.Node, time.Now().Add(probeFloor))
+	if cannotReach(v) {
+		return true, nil
+	}
+	return false, fmt.Errorf("cluster: device %s: node %s holds it and is not served from here, but %d of %d other nodes reach it: not taken", dev, cur.Node, v[1]-v[0], v[1])
 }
 
 // probeTimeout bounds a probe: a live node answers from its NATS

@@ -19,26 +19,32 @@ import (
 //
 //   - The cut-off node fences itself. It times its lease from the moment
 //     it sent its last renewal that was stored (the others date the same
-//     write on arrival, later). Once nodeFenceShare of the lease has passed
-//     without another, and it reaches no majority of the nodes it knows
-//     over plain NATS (quorum), it ends every device session it holds
-//     without recording them, answers probes "fenced", and refuses
-//     connects until a renewal is stored again. Then it records the end
-//     of each session it ended — as an adoption, a compare-and-set on the
-//     record it wrote — only if the record still names that session: a
-//     node that adopted it meanwhile recorded the end, and the
-//     compare-and-set fails. One end per session.
+//     write on arrival, later). From quorumAfter (two heartbeats, when
+//     the others start to suspect it) it asks the nodes it knows over
+//     plain NATS every guard tick; once a round reaches no majority (so
+//     by nodeFenceShare of the lease at the latest) it ends every device
+//     session it holds without recording them, answers
+//     probes "fenced", and refuses connects until a renewal is stored
+//     again. Then it records the end of each session it ended — as an
+//     adoption, a compare-and-set on the record it wrote — only if the
+//     record still names that session: a node that adopted it meanwhile
+//     recorded the end, and the compare-and-set fails. One end per
+//     session. A node whose own NATS connection is down fences on its
+//     own clock before the others can find no route to it
+//     (offlineFenceAt).
 //   - The others adopt its records (node-lost) once it has been silent
-//     for adoptShare of the lease on their own clocks and it does not
-//     answer a probe as running, provided their own renewals have been
-//     stored for a heartbeat (the leases' bucket answers: not an election
-//     every node waits out; lapsed).
+//     for adoptShare of the lease on their own clocks, provided their own
+//     renewals are stored (the leases' bucket answers them: they are not
+//     the ones cut off), their probes of it have gone unanswered for
+//     reachWait, and half the cluster or more cannot reach it either
+//     (reachOthers: the fence's own evidence, from the other side).
 //
-// adoptShare − nodeFenceShare of the lease (1.2 s at the default 12 s)
-// lies between the fence and the first adoption: the guard wakes at the
-// moment the fence's quorum probes are due (they take at most
-// fenceProbe), not a tick later, and the others date the renewal on
-// arrival, after its send. Ending a session is closing its connection.
+// At least adoptShare − nodeFenceShare of the lease (1.2 s at the
+// default 12 s; 3.4 s for a node cut off at once, which fences by two
+// heartbeats + fenceProbe) lies between the fence and the first
+// adoption: the guard wakes at the moment the quorum rounds are due, not
+// a tick later, and the others date the renewal on arrival, after its
+// send. Ending a session is closing its connection.
 // The adoptions then have the last 0.15 of the lease to be stored.
 //
 // Raft elections are why the majority is asked. An election of
@@ -66,6 +72,16 @@ const replyFenced = "fenced:"
 func (n *Node) fenceAfter() time.Duration { return time.Duration(nodeFenceShare * float64(n.o.Lease)) }
 func adoptAfterOf(lease time.Duration) time.Duration {
 	return time.Duration(adoptShare * float64(lease))
+}
+
+// quorumAfter is how long after its last stored renewal's send a node
+// starts asking for a majority (a round every guard tick until it renews
+// or fences): when the others start to suspect it (suspectBeats
+// heartbeats; a node they find no route to is taken a goneGap later), or
+// fenceProbe before fenceAfter if that is sooner. A node in an election
+// reaches the others and goes on; one cut off fences by then + fenceProbe.
+func (n *Node) quorumAfter() time.Duration {
+	return min(suspectBeats*n.beat(), n.fenceAfter()-n.fenceProbe())
 }
 
 // fenceProbe bounds the quorum probes: they start this long before the
@@ -129,6 +145,16 @@ func (n *Node) renewed(start time.Time) {
 		// shows here (docs/SCALING.md).
 		n.log.Info("lease renewed after a gap", "since last stored renewal", gap.Round(time.Millisecond))
 	}
+	if !wasCut && gap >= adoptAfterOf(n.o.Lease) {
+		// Silent long enough to have been adopted without having fenced (a
+		// paused process, a stall): sessions whose records the others took
+		// end now, not when this node's feed gets to the rewrites.
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.recheckHeld(gap)
+		}()
+	}
 	if wasCut {
 		n.log.Warn("lease renewed: this node is back in the cluster; recording the ends of the sessions it ended unless another node did", "cut off for", gap.Round(time.Millisecond))
 		n.wg.Add(1)
@@ -137,6 +163,57 @@ func (n *Node) renewed(start time.Time) {
 			n.settleCut()
 		}()
 	}
+}
+
+// recheckHeld reads the record of every live session this node holds
+// (at the owners stream's leader) and ends, unrecorded, those another
+// node took: rewritten, or taken and released (note's cases, without
+// waiting for the feed).
+func (n *Node) recheckHeld(gap time.Duration) {
+	ctx, cancel := context.WithTimeout(n.life, time.Minute)
+	defer cancel()
+	type live struct {
+		dev string
+		h   *hold
+	}
+	var hs []live
+	n.mu.Lock()
+	for dev, h := range n.held {
+		if n.liveLocked(h) {
+			hs = append(hs, live{dev, h})
+		}
+	}
+	n.mu.Unlock()
+	n.log.Warn("lease renewed after longer than the others wait before adopting a node; checking this node's records", "since last stored renewal", gap.Round(time.Millisecond), "devices", len(hs))
+	work := make(chan live)
+	var wg sync.WaitGroup
+	for range min(len(hs), reapWorkers) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l := range work {
+				rev, o, err := n.getAtLeader(ctx, Key(l.dev))
+				if err != nil {
+					continue // the feed decides
+				}
+				mine := rev != 0 && o.Node == n.o.Node && o.Boot == n.boot && o.Session.ID == l.h.session
+				n.mu.Lock()
+				taken := !mine && n.held[l.dev] == l.h && n.liveLocked(l.h) && (rev == 0 || rev > l.h.rev)
+				if taken {
+					delete(n.held, l.dev)
+				}
+				n.mu.Unlock()
+				if taken {
+					n.endTaken(l.dev, l.h, o.Node)
+				}
+			}
+		}()
+	}
+	for _, l := range hs {
+		work <- l
+	}
+	close(work)
+	wg.Wait()
 }
 
 // guard fences the node when its lease goes unrenewed and it reaches no
@@ -171,7 +248,7 @@ func (n *Node) guardOnce(ctx context.Context) time.Duration {
 		return tick
 	}
 	now := time.Now()
-	quorumAt := since.Add(n.fenceAfter() - n.fenceProbe())
+	quorumAt := since.Add(n.quorumAfter())
 	offlineAt := n.offlineFenceAt(since, offline)
 	if !offline.IsZero() {
 		// Down, it reaches nobody: no quorum round (it would hold the
@@ -307,23 +384,30 @@ func (n *Node) quorum(ctx context.Context) bool {
 	peers := n.peersLocked()
 	n.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, n.fenceProbe())
-	defer cancel()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	reached := 1
+	defer cancel()               // the probes still out once a majority answered
+	need := (len(peers)+1)/2 + 1 // a strict majority, this node included
+	if need <= 1 {
+		return true
+	}
+	answers := make(chan bool, len(peers))
 	for _, p := range peers {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			if boot, err := n.probe(ctx, p); err == nil && boot != "" {
-				mu.Lock()
-				reached++
-				mu.Unlock()
-			}
+			boot, err := n.probe(ctx, p)
+			answers <- err == nil && boot != ""
 		}()
 	}
-	wg.Wait()
-	return 2*reached > len(peers)+1
+	// Decided as soon as it can be: a round that waited for a peer that
+	// does not answer would hold the guard for fenceProbe though a
+	// majority answered at once (reachWait counts on one round after a
+	// cut taking at most fenceProbe).
+	reached, left := 1, len(peers)
+	for reached < need && reached+left >= need {
+		if <-answers {
+			reached++
+		}
+		left--
+	}
+	return reached >= need
 }
 
 // sweep ends, unrecorded, every live session this fenced node holds,

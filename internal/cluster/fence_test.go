@@ -17,9 +17,10 @@ import (
 
 // partLease is the lease of the partition tests: NATS's own detection of
 // a silent connection (its pings, every 2 min) is far past anything they
-// wait for, so what they see is the fence and the lease. Between the
-// fence (0.75 lease) and the first adoption (0.9) lie 0.6 s here, for a
-// loaded machine's scheduling.
+// wait for, so what they see is the fence and the lease. The fence comes
+// by 0.75 lease (earlier when its quorum fails sooner), the first
+// adoption at 0.85 lease after the last heartbeat's arrival, and not
+// before the node's probes went unanswered for reachWait.
 var partLease = leaseFromEnv(4 * time.Second)
 
 // withinLease checks, in a series at a lease given by TETHER_PART_LEASE

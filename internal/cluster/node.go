@@ -227,6 +227,16 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	if o.Retry == nil {
 		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
 	}
+	// The node's lifetime, from before its takeover subject is answered
+	// (answerReach works under it) until Close.
+	lctx, cancel := context.WithCancel(context.Background())
+	n.cancel, n.life = cancel, lctx
+	opened := false
+	defer func() {
+		if !opened {
+			cancel()
+		}
+	}()
 	bucket := func(name string, ttl time.Duration) (jetstream.KeyValue, error) {
 		var kv jetstream.KeyValue
 		err := o.Retry(ctx, func(ctx context.Context) (err error) {
@@ -281,8 +291,6 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	for _, job := range Jobs {
 		n.campaign(ctx, job)
 	}
-	lctx, cancel := context.WithCancel(context.Background())
-	n.cancel, n.life = cancel, lctx
 	n.wg.Add(8)
 	go n.watchConn(lctx)
 	go n.renew(lctx)
@@ -292,6 +300,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	go n.watchdog(lctx)
 	go n.loop(lctx)
 	go n.tellLeads(lctx)
+	opened = true
 	return n, nil
 }
 

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -78,4 +79,84 @@ func TestASilentNodeOneSurvivorCannotReachKeepsItsDevices(t *testing.T) {
 		t.Error("n3 was never asked whether it reaches n1")
 	}
 	t.Logf("n1 not renewed for %s: n2 probed it %d times, n3 answered %d reach requests", time.Since(stop).Round(time.Millisecond), n2.Stats().Probes, n3.Stats().Reaches)
+}
+
+// One lost route is not a lost node (review16 G1): three servers, the
+// route between the victim's server and the server leading tether_nodes
+// closed, the third route up. From the leader's side nobody serves the
+// victim's subject ("no responders"), but the third node reaches it, and
+// the victim reaches a majority (it does not fence): nobody may record
+// its devices' ends while it holds them. Watched for three leases.
+func TestOneLostRouteIsNotALostNode(t *testing.T) {
+	srvs, _, drop := partitionableRoutes(t)
+	ms := make([]*member, 3)
+	for i, s := range srvs {
+		ms[i] = joinAt(t, s.ClientURL(), fmt.Sprintf("n%d", i), func(o *Options) {
+			o.Lease, o.Replicas = partLease, 3
+			o.Retry = func(ctx context.Context, op func(context.Context) error) error {
+				var err error
+				for ctx.Err() == nil {
+					if err = op(ctx); err == nil {
+						return nil
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				return err
+			}
+		})
+	}
+	k := leaderOf(t, ms[0], NodesBucket)
+	v, w := (k+1)%3, (k+2)%3
+	victim := ms[v]
+	const devices = 5
+	for i := range devices {
+		victim.connect(t, fmt.Sprintf("d%d", i))
+	}
+	eventually(t, 30*time.Second, func() error {
+		for _, i := range []int{k, w} {
+			if c := ms[i].Owners()[victim.o.Node]; c != devices {
+				return fmt.Errorf("%s sees %d records of %s", ms[i].o.Node, c, victim.o.Node)
+			}
+		}
+		return nil
+	})
+	log := &endLog{t: t, cut: victim, ends: map[string]int{}}
+	log.watch(ms[k])
+	log.watch(ms[w])
+	drop(v, k)
+	// Long enough for the no-route path (two probes goneGap apart after two
+	// missed heartbeats) and the lapse path (0.85 lease) to have acted.
+	time.Sleep(3 * partLease)
+	live := 0
+	for i := range devices {
+		if victim.liveOf(fmt.Sprintf("d%d", i)) != nil {
+			live++
+		}
+	}
+	t.Logf("route s%d-s%d closed (s%d led tether_nodes): %s fenced %v, %d of %d sessions live on it; no-route takes %d, lease takes %d",
+		v, k, k, victim.o.Node, victim.CutOff(), live, devices, ms[k].Stats().GoneByRoute+ms[w].Stats().GoneByRoute, ms[k].Stats().GoneByLease+ms[w].Stats().GoneByLease)
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	for _, b := range log.bad {
+		t.Error(b)
+	}
+}
+
+// leaderOf is the index of the server (s<i>) leading bucket's stream.
+func leaderOf(t *testing.T, m *member, bucket string) int {
+	t.Helper()
+	var k int
+	eventually(t, time.Minute, func() error {
+		st, err := m.o.JS.Stream(context.Background(), "KV_"+bucket)
+		if err != nil {
+			return err
+		}
+		c := st.CachedInfo().Cluster
+		if c == nil || c.Leader == "" {
+			return fmt.Errorf("%s has no leader yet", bucket)
+		}
+		_, err = fmt.Sscanf(c.Leader, "s%d", &k)
+		return err
+	})
+	return k
 }

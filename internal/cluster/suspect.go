@@ -284,7 +284,7 @@ func (n *Node) suspect(ctx context.Context, node string) {
 		// either — the fence's own evidence, from the other side: a node
 		// cut off fenced itself by now.
 		v := <-others
-		if 2*(1+v[0]) >= v[1]+2 {
+		if cannotReach(v) {
 			n.adoptGone(ctx, node, "silent for the lease, unreachable", probed, after, func(ctx context.Context, node string) bool {
 				_, boot, r, _ := n.goneByProbe(ctx, node)
 				return boot == "" && r == after && n.lapsed(node)
@@ -319,6 +319,13 @@ func (n *Node) suspect(ctx context.Context, node string) {
 	}
 	if probed.Sub(first.at) < n.goneGap(node) {
 		return // not yet long enough for a live node to reconnect, or to fence
+	}
+	// No responders says only that this node's server has no route to the
+	// node's: one lost route (an asymmetric partition) looks the same from
+	// here. A killed node is served by nobody, so the others agree at once.
+	if v := <-others; !cannotReach(v) {
+		n.log.Info("nobody serves a silent node's subject from here, but enough of the others reach it; its devices stay its own", "silent", node, "unreached by", v[0], "of the others", v[1])
+		return
 	}
 	n.adoptGone(ctx, node, "no route to it", probed, after, func(ctx context.Context, node string) bool {
 		gone, _, r, _ := n.goneByProbe(ctx, node)
@@ -359,6 +366,12 @@ func (n *Node) reachWait(node string) time.Duration {
 	return fenceProbeOf(lease) + lease/20 + min(time.Second, lease/12)
 }
 
+// cannotReach reports whether reachOthers' answer v, with this node's
+// own failure to reach the node, makes half the cluster or more (the
+// node counted): the complement of the node's own fence, which needs it
+// to reach a strict majority.
+func cannotReach(v [2]int) bool { return 2*(1+v[0]) >= v[1]+2 }
+
 // reachOthers asks the other nodes the quorum counts (node excluded)
 // whether they reach node, each probing it by by; it returns how many
 // could not (no answer in time from node, nobody serving it, or fenced)
@@ -395,11 +408,12 @@ func (n *Node) reachOthers(ctx context.Context, node string, by time.Time) [2]in
 // answerReach probes node for another node that asked (reachOthers),
 // within at most within, and answers replyReach followed by the boot it
 // found (none: not reached).
+// Its probe ends with the node (n.life).
 func (n *Node) answerReach(m *nats.Msg, node string, within time.Duration) {
 	n.mu.Lock()
 	n.stats.Reaches++
 	n.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), min(max(within, 100*time.Millisecond), probeTimeout))
+	ctx, cancel := context.WithTimeout(n.life, min(max(within, 100*time.Millisecond), probeTimeout))
 	defer cancel()
 	boot, _ := n.probe(ctx, node)
 	_ = m.Respond([]byte(replyReach + boot))
