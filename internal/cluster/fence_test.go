@@ -86,6 +86,51 @@ func (l *endLog) watch(m *member) {
 	m.mu.Unlock()
 }
 
+// holdAndWatch connects devices d0… on cut, waits until every survivor's
+// index shows them, and returns an endLog watching the survivors.
+func holdAndWatch(t *testing.T, cut *member, devices int, survivors ...*member) *endLog {
+	t.Helper()
+	for i := range devices {
+		cut.connect(t, fmt.Sprintf("d%d", i))
+	}
+	eventually(t, 30*time.Second, func() error {
+		for _, m := range survivors {
+			if c := m.Owners()[cut.o.Node]; c != devices {
+				return fmt.Errorf("%s sees %d records of %s, want %d", m.o.Node, c, cut.o.Node, devices)
+			}
+		}
+		return nil
+	})
+	log := &endLog{t: t, cut: cut, ends: map[string]int{}}
+	for _, m := range survivors {
+		log.watch(m)
+	}
+	return log
+}
+
+// joinServers joins a node n<i> at each server s<i> of a cluster of
+// servers (R3 buckets, bucket creation retried until the cluster answers).
+func joinServers(t *testing.T, srvs []*server.Server, lease time.Duration) []*member {
+	t.Helper()
+	ms := make([]*member, len(srvs))
+	for i, s := range srvs {
+		ms[i] = joinAt(t, s.ClientURL(), fmt.Sprintf("n%d", i), func(o *Options) {
+			o.Lease, o.Replicas = lease, 3
+			o.Retry = func(ctx context.Context, op func(context.Context) error) error {
+				var err error
+				for ctx.Err() == nil {
+					if err = op(ctx); err == nil {
+						return nil
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+				return err
+			}
+		})
+	}
+	return ms
+}
+
 func (l *endLog) count(dev string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -107,18 +152,7 @@ func TestAPartitionedNodesDevicesAreRecordedBySurvivors(t *testing.T) {
 	n2 := joinWith(t, srv, "n2", withLease(partLease))
 	n3 := joinWith(t, srv, "n3", withLease(partLease))
 	const devices = 10
-	for i := range devices {
-		n1.connect(t, fmt.Sprintf("d%d", i))
-	}
-	eventually(t, 30*time.Second, func() error {
-		if c2, c3 := n2.Owners()["n1"], n3.Owners()["n1"]; c2 != devices || c3 != devices {
-			return fmt.Errorf("the survivors see %d and %d records of n1, want %d", c2, c3, devices)
-		}
-		return nil
-	})
-	log := &endLog{t: t, cut: n1, ends: map[string]int{}}
-	log.watch(n2)
-	log.watch(n3)
+	log := holdAndWatch(t, n1, devices, n2, n3)
 
 	cut := time.Now()
 	p1.Blackhole()
@@ -325,36 +359,9 @@ func TestNodesThatCannotRenewButReachEachOtherKeepTheirSessions(t *testing.T) {
 // by the survivors after the election, never while it holds them live.
 func TestAPartitionedLeaderNodeInAClusterOfServers(t *testing.T) {
 	srvs, cut := partitionableCluster(t)
-	ms := make([]*member, 3)
-	for i, s := range srvs {
-		ms[i] = joinAt(t, s.ClientURL(), fmt.Sprintf("n%d", i), func(o *Options) {
-			o.Lease, o.Replicas = partLease, 3
-			o.Retry = func(ctx context.Context, op func(context.Context) error) error {
-				var err error
-				for ctx.Err() == nil {
-					if err = op(ctx); err == nil {
-						return nil
-					}
-					time.Sleep(200 * time.Millisecond)
-				}
-				return err
-			}
-		})
-	}
+	ms := joinServers(t, srvs, partLease)
 	// The node whose server leads tether_nodes is the one cut off.
-	var k int
-	eventually(t, time.Minute, func() error {
-		st, err := ms[0].o.JS.Stream(context.Background(), "KV_"+NodesBucket)
-		if err != nil {
-			return err
-		}
-		if c := st.CachedInfo().Cluster; c == nil || c.Leader == "" {
-			return errors.New("tether_nodes has no leader yet")
-		} else {
-			_, err = fmt.Sscanf(c.Leader, "s%d", &k)
-			return err
-		}
-	})
+	k := leaderOf(t, ms[0], NodesBucket)
 	victim := ms[k]
 	var survivors []*member
 	for i, m := range ms {

@@ -25,18 +25,7 @@ func TestANodeWhoseConnectionClosedFencesBeforeTheOthersAdopt(t *testing.T) {
 	n2 := joinAt(t, srv.ClientURL(), "n2", withLease(lease), quick)
 	n3 := joinAt(t, srv.ClientURL(), "n3", withLease(lease), quick)
 	const devices = 5
-	for i := range devices {
-		n1.connect(t, fmt.Sprintf("d%d", i))
-	}
-	eventually(t, 30*time.Second, func() error {
-		if c2, c3 := n2.Owners()["n1"], n3.Owners()["n1"]; c2 != devices || c3 != devices {
-			return fmt.Errorf("the survivors see %d and %d records of n1, want %d", c2, c3, devices)
-		}
-		return nil
-	})
-	log := &endLog{t: t, cut: n1, ends: map[string]int{}}
-	log.watch(n2)
-	log.watch(n3)
+	log := holdAndWatch(t, n1, devices, n2, n3)
 	cut := time.Now()
 	p1.Drop()
 	eventually(t, time.Minute, func() error {

@@ -89,40 +89,12 @@ func TestASilentNodeOneSurvivorCannotReachKeepsItsDevices(t *testing.T) {
 // its devices' ends while it holds them. Watched for three leases.
 func TestOneLostRouteIsNotALostNode(t *testing.T) {
 	srvs, _, drop := partitionableRoutes(t)
-	ms := make([]*member, 3)
-	for i, s := range srvs {
-		ms[i] = joinAt(t, s.ClientURL(), fmt.Sprintf("n%d", i), func(o *Options) {
-			o.Lease, o.Replicas = partLease, 3
-			o.Retry = func(ctx context.Context, op func(context.Context) error) error {
-				var err error
-				for ctx.Err() == nil {
-					if err = op(ctx); err == nil {
-						return nil
-					}
-					time.Sleep(200 * time.Millisecond)
-				}
-				return err
-			}
-		})
-	}
+	ms := joinServers(t, srvs, partLease)
 	k := leaderOf(t, ms[0], NodesBucket)
 	v, w := (k+1)%3, (k+2)%3
 	victim := ms[v]
 	const devices = 5
-	for i := range devices {
-		victim.connect(t, fmt.Sprintf("d%d", i))
-	}
-	eventually(t, 30*time.Second, func() error {
-		for _, i := range []int{k, w} {
-			if c := ms[i].Owners()[victim.o.Node]; c != devices {
-				return fmt.Errorf("%s sees %d records of %s", ms[i].o.Node, c, victim.o.Node)
-			}
-		}
-		return nil
-	})
-	log := &endLog{t: t, cut: victim, ends: map[string]int{}}
-	log.watch(ms[k])
-	log.watch(ms[w])
+	log := holdAndWatch(t, victim, devices, ms[k], ms[w])
 	drop(v, k)
 	// Long enough for the no-route path (two probes goneGap apart after two
 	// missed heartbeats) and the lapse path (0.85 lease) to have acted.

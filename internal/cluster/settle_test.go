@@ -205,17 +205,7 @@ func TestANodeWithALongerLeaseIsAdoptedByItsOwn(t *testing.T) {
 	srv := startServer(t)
 	n1, p1 := joinCut(t, srv, "n1", 12*time.Second)
 	n2 := joinWith(t, srv, "n2", withLease(4*time.Second))
-	for i := range 3 {
-		n1.connect(t, fmt.Sprintf("d%d", i))
-	}
-	eventually(t, 30*time.Second, func() error {
-		if c := n2.Owners()["n1"]; c != 3 {
-			return fmt.Errorf("n2 sees %d records of n1", c)
-		}
-		return nil
-	})
-	log := &endLog{t: t, cut: n1, ends: map[string]int{}}
-	log.watch(n2)
+	log := holdAndWatch(t, n1, 3, n2)
 	p1.Blackhole()
 	eventually(t, time.Minute, func() error {
 		for i := range 3 {
