@@ -274,6 +274,14 @@ func (n *Node) suspect(ctx context.Context, node string) {
 	// the probe would put the adoption a probe later.
 	others := make(chan [2]int, 1)
 	go func() { others <- n.reachOthers(ctx, node, n.probeBy(node)) }()
+	var v [2]int
+	asked := false
+	votes := func() [2]int { // the answer, read once
+		if !asked {
+			v, asked = <-others, true
+		}
+		return v
+	}
 	gone, boot, after, err := n.goneByProbe(ctx, node)
 	probed := time.Now()
 	since := n.noteReached(node, sent, boot != "")
@@ -283,8 +291,7 @@ func (n *Node) suspect(ctx context.Context, node string) {
 		// they time out), and half the cluster or more cannot reach it
 		// either — the fence's own evidence, from the other side: a node
 		// cut off fenced itself by now.
-		v := <-others
-		if cannotReach(v) {
+		if v := votes(); cannotReach(v) {
 			n.adoptGone(ctx, node, "silent for the lease, unreachable", probed, after, func(ctx context.Context, node string) bool {
 				_, boot, r, _ := n.goneByProbe(ctx, node)
 				return boot == "" && r == after && n.lapsed(node)
@@ -323,7 +330,7 @@ func (n *Node) suspect(ctx context.Context, node string) {
 	// No responders says only that this node's server has no route to the
 	// node's: one lost route (an asymmetric partition) looks the same from
 	// here. A killed node is served by nobody, so the others agree at once.
-	if v := <-others; !cannotReach(v) {
+	if v := votes(); !cannotReach(v) {
 		n.log.Info("nobody serves a silent node's subject from here, but enough of the others reach it; its devices stay its own", "silent", node, "unreached by", v[0], "of the others", v[1])
 		return
 	}
