@@ -192,7 +192,7 @@ func (n *Node) recheckHeld(gap time.Duration) {
 		go func() {
 			defer wg.Done()
 			for l := range work {
-				rev, o, err := n.getAtLeader(ctx, Key(l.dev))
+				rev, o, err := n.readOwner(ctx, Key(l.dev))
 				if err != nil {
 					continue // the feed decides
 				}

@@ -409,7 +409,7 @@ func (n *Node) reapKeysOf(ctx context.Context, node string, keys []string, lost 
 // reapKey adopts key's record if lost says so; true if this node did.
 func (n *Node) reapKey(ctx context.Context, key string, lost func(Owner) (presence.Reason, bool)) (bool, error) {
 	gctx, cancel := context.WithTimeout(ctx, opWait)
-	rev, cur, err := n.getAtLeader(gctx, key)
+	rev, cur, err := n.readOwner(gctx, key)
 	cancel()
 	if unanswered(err) && ctx.Err() == nil {
 		// No leader yet (an election): this key is tried again in the
@@ -453,6 +453,16 @@ var errSkipped = errors.New("cluster: owner record not read in time")
 func unanswered(err error) bool {
 	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+}
+
+// readOwner reads key's record for an adoption or a recheck: at the
+// stream's leader when it is replicated (getAtLeader), else the one
+// replica's direct get.
+func (n *Node) readOwner(ctx context.Context, key string) (uint64, Owner, error) {
+	if n.o.Replicas > 1 {
+		return n.getAtLeader(ctx, key)
+	}
+	return n.get(ctx, key)
 }
 
 // getAtLeader is get, read from the owners stream's Raft leader. A KV
