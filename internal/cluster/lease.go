@@ -150,7 +150,7 @@ func (n *Node) note(e jetstream.KeyValueEntry) {
 		n.mu.Unlock()
 		return
 	}
-	n.index[e.Key()] = owned{node: o.Node, boot: o.Boot}
+	n.index[e.Key()] = owned{node: o.Node, boot: o.Boot, session: o.Session.ID}
 	dev := o.Session.DeviceID
 	h := n.held[dev]
 	taken := h != nil && n.liveLocked(h) && e.Revision() > h.rev &&
@@ -256,20 +256,18 @@ func (n *Node) Owners() map[string]int {
 	return out
 }
 
-// recordsOf returns the index keys held by node and the runs (boots)
-// they are of.
-func (n *Node) recordsOf(node string) ([]string, map[string]bool) {
+// recordsOf returns the index keys held by node, each with the session
+// its record names.
+func (n *Node) recordsOf(node string) map[string]string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var keys []string
-	boots := map[string]bool{}
+	out := map[string]string{}
 	for k, o := range n.index {
 		if o.node == node {
-			keys = append(keys, k)
-			boots[o.boot] = true
+			out[k] = o.session
 		}
 	}
-	return keys, boots
+	return out
 }
 
 // keysOf returns the index keys held by node, except those of its run

@@ -106,8 +106,9 @@ type Lease struct {
 	Info    map[string]string `json:"info,omitempty"`
 }
 
-// owned is whose an owner record is, as the index knows it.
-type owned struct{ node, boot string }
+// owned is whose an owner record is, as the index knows it: node, run
+// and session.
+type owned struct{ node, boot, session string }
 
 // hold is a device this node owns in tether_owners.
 type hold struct {

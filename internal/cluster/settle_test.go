@@ -224,3 +224,72 @@ func TestANodeWithALongerLeaseIsAdoptedByItsOwn(t *testing.T) {
 		t.Error(b)
 	}
 }
+
+// A survivor's adoption round that is still going when the cut-off node
+// heals must not adopt a session the healed node took since (same boot:
+// a fenced node keeps its run): the round judges each record by the
+// session it named when the node was found gone (review16 G7). n2's
+// recording is held (a slow journal) after the first round's workers
+// took their records; n1 heals and its device whose key n2 reads last
+// connects again at n1; then n2 goes on.
+func TestAnAdoptionRoundLeavesASessionTheHealedNodeTookSince(t *testing.T) {
+	srv := startServer(t)
+	n1, p1 := joinCut(t, srv, "n1", partLease)
+	gate := make(chan struct{})
+	n2 := joinWith(t, srv, "n2", func(o *Options) {
+		o.Lease = partLease
+		inner := o.Adopted
+		o.Adopted = func(s *presence.Session, r presence.Reason, res presence.Result, d string) {
+			<-gate
+			inner(s, r, res, d)
+		}
+	})
+	const devices = reapWorkers + 20
+	holdAndWatch(t, n1, devices, n2)
+	last := "d0"
+	for i := range devices {
+		if d := fmt.Sprintf("d%d", i); Key(d) > Key(last) {
+			last = d
+		}
+	}
+	p1.Blackhole()
+	eventually(t, time.Minute, func() error {
+		if a := n2.Stats().Adopted; a < reapWorkers {
+			return fmt.Errorf("n2 took %d records so far", a)
+		}
+		return nil
+	})
+	p1.Heal()
+	eventually(t, time.Minute, func() error {
+		if n1.CutOff() {
+			return errors.New("n1 not back yet")
+		}
+		return nil
+	})
+	again := n1.connect(t, last)
+	// n2's index names the new session before its round reaches the key
+	// (otherwise the round skips a key its index does not give n1).
+	eventually(t, 30*time.Second, func() error {
+		n2.Node.mu.Lock()
+		defer n2.Node.mu.Unlock()
+		if o := n2.index[Key(last)]; o.session != again.ID {
+			return fmt.Errorf("n2's index has %+v for %s", o, last)
+		}
+		return nil
+	})
+	close(gate)
+	eventually(t, time.Minute, func() error {
+		if c := n2.Owners()["n1"]; c > 1 {
+			return fmt.Errorf("%d records still name n1", c)
+		}
+		return nil
+	})
+	for _, ev := range n2.eventsOf(last) {
+		if ev.Kind == presence.Disconnected && ev.SessionID == again.ID {
+			t.Fatalf("n2 recorded %s's new session (live on n1 since the heal) ended: %s", last, ev.Reason)
+		}
+	}
+	if n1.liveOf(last) != again {
+		t.Errorf("%s's new session is not live on n1", last)
+	}
+}

@@ -428,12 +428,16 @@ func (n *Node) answerReach(m *nats.Msg, node string, within time.Duration) {
 
 // adoptGone adopts every record of node, found gone at since (why) while
 // this node had reconnected reconnects times, node-lost, each survivor
-// starting at its own share. Only the runs whose records were there when
-// it was found gone: a run started since (the node back, a new boot) is
-// live. A round the owners bucket stops is retried while still says the
+// starting at its own share. Only the sessions its records named when it
+// was found gone: one claimed since (the node back, with a new boot or
+// healed with the same) is live. A round the owners bucket stops is retried while still says the
 // node is still gone.
 func (n *Node) adoptGone(ctx context.Context, node, why string, since time.Time, reconnects uint64, still func(context.Context, string) bool) {
-	keys, boots := n.recordsOf(node)
+	seen := n.recordsOf(node)
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
 	rank, of := n.share(node)
 	slices.Sort(keys)
 	if len(keys) > 0 {
@@ -443,8 +447,12 @@ func (n *Node) adoptGone(ctx context.Context, node, why string, since time.Time,
 	n.log.Info("a silent node is gone ("+why+"); recording its devices node-lost", "lost", node, "records", len(keys), "share", rank, "of", of)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	// The sessions the records named when the node was found gone: a
+	// record rewritten since — the node back (same boot once a fenced node
+	// heals) and the device connected to it again — is a live session.
 	lost := func(o Owner) (presence.Reason, bool) {
-		return presence.ReasonNodeLost, o.Node == node && boots[o.Boot]
+		s, ok := seen[Key(o.Session.DeviceID)]
+		return presence.ReasonNodeLost, o.Node == node && ok && s == o.Session.ID
 	}
 	n.mu.Lock()
 	heard := n.beats[node].rev
