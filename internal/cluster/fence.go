@@ -276,7 +276,7 @@ func (n *Node) guardOnce(ctx context.Context) time.Duration {
 		// the others' probes find no responders, and they take its devices
 		// after their goneGap (suspect.go).
 		why = "its NATS connection is down"
-	case !offline.IsZero() || now.Before(quorumAt) || n.quorum(ctx):
+	case !offline.IsZero() || now.Before(quorumAt) || n.quorum(ctx, now.Before(since.Add(n.fenceAfter()-n.fenceProbe()))):
 		return next()
 	default:
 		why = "its lease is not renewed and it reaches no majority of the cluster"
@@ -379,7 +379,13 @@ func (n *Node) peersLocked() []string {
 // for a lease without it, so a survivor is not left a minority of dead
 // nodes; a node cut off itself stops renewing, and still counts the
 // peers it heard until then.
-func (n *Node) quorum(ctx context.Context) bool {
+//
+// An early round (before fenceAfter − fenceProbe) counts a peer as not
+// reached only on a certain answer — nobody serves its subject, or it
+// fenced — not on a probe that timed out: during an election every
+// node's renewals stop for seconds while the others, busy adopting a
+// lost node's records, may answer late.
+func (n *Node) quorum(ctx context.Context, early bool) bool {
 	n.mu.Lock()
 	peers := n.peersLocked()
 	n.mu.Unlock()
@@ -393,7 +399,7 @@ func (n *Node) quorum(ctx context.Context) bool {
 	for _, p := range peers {
 		go func() {
 			boot, err := n.probe(ctx, p)
-			answers <- err == nil && boot != ""
+			answers <- boot != "" || (early && err != nil)
 		}()
 	}
 	// Decided as soon as it can be: a round that waited for a peer that
