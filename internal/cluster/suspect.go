@@ -301,7 +301,7 @@ func (n *Node) suspect(ctx context.Context, node string) {
 			n.mu.Unlock()
 			return
 		}
-		n.log.Info("a silent node is unreachable from here but not from enough of the others; its devices stay its own", "silent", node, "unreached by", v[0], "of the others", v[1])
+		n.log.Debug("a silent node is unreachable from here but not from enough of the others; its devices stay its own", "silent", node, "unreached by", v[0], "of the others", v[1])
 	}
 	n.mu.Lock()
 	n.stats.Probes++
@@ -331,7 +331,7 @@ func (n *Node) suspect(ctx context.Context, node string) {
 	// node's: one lost route (an asymmetric partition) looks the same from
 	// here. A killed node is served by nobody, so the others agree at once.
 	if v := votes(); !cannotReach(v) {
-		n.log.Info("nobody serves a silent node's subject from here, but enough of the others reach it; its devices stay its own", "silent", node, "unreached by", v[0], "of the others", v[1])
+		n.log.Debug("nobody serves a silent node's subject from here, but enough of the others reach it; its devices stay its own", "silent", node, "unreached by", v[0], "of the others", v[1])
 		return
 	}
 	n.adoptGone(ctx, node, "no route to it", probed, after, func(ctx context.Context, node string) bool {
