@@ -249,6 +249,7 @@ func (n *Node) guardOnce(ctx context.Context) time.Duration {
 	}
 	now := time.Now()
 	quorumAt := since.Add(n.quorumAfter())
+	lateAt := since.Add(n.fenceAfter() - n.fenceProbe()) // rounds from here count timeouts too
 	offlineAt := n.offlineFenceAt(since, offline)
 	if !offline.IsZero() {
 		// Down, it reaches nobody: no quorum round (it would hold the
@@ -262,7 +263,7 @@ func (n *Node) guardOnce(ctx context.Context) time.Duration {
 	next := func() time.Duration {
 		now := time.Now()
 		next := now.Add(tick)
-		for _, at := range []time.Time{quorumAt, offlineAt} {
+		for _, at := range []time.Time{quorumAt, lateAt, offlineAt} {
 			if at.After(now) && at.Before(next) {
 				next = at
 			}
@@ -276,7 +277,7 @@ func (n *Node) guardOnce(ctx context.Context) time.Duration {
 		// the others' probes find no responders, and they take its devices
 		// after their goneGap (suspect.go).
 		why = "its NATS connection is down"
-	case !offline.IsZero() || now.Before(quorumAt) || n.quorum(ctx, now.Before(since.Add(n.fenceAfter()-n.fenceProbe()))):
+	case !offline.IsZero() || now.Before(quorumAt) || n.quorumBy(ctx, now, lateAt):
 		return next()
 	default:
 		why = "its lease is not renewed and it reaches no majority of the cluster"
@@ -380,6 +381,24 @@ func (n *Node) peersLocked() []string {
 // nodes; a node cut off itself stops renewing, and still counts the
 // peers it heard until then.
 //
+// quorumBy is quorum for a guard check at now: an early round (before
+// lateAt) ends at lateAt at the latest, so the first late round starts
+// on time and a node cut off fences by fenceAfter.
+func (n *Node) quorumBy(ctx context.Context, now, lateAt time.Time) bool {
+	if !now.Before(lateAt) {
+		return n.quorum(ctx, false)
+	}
+	ectx, cancel := context.WithDeadline(ctx, lateAt)
+	ok := n.quorum(ectx, true)
+	cancel()
+	if ok && !time.Now().Before(lateAt) {
+		// Cut short at lateAt without a majority's answers: the first late
+		// round now, not a tick later.
+		return n.quorum(ctx, false)
+	}
+	return ok
+}
+
 // An early round (before fenceAfter − fenceProbe) counts a peer as not
 // reached only on a certain answer — nobody serves its subject, or it
 // fenced — not on a probe that timed out: during an election every
