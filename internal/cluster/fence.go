@@ -574,5 +574,11 @@ func (n *Node) lapsed(node string) bool {
 	now := time.Now()
 	b, ok := n.beats[node]
 	renewing := now.Sub(n.renewedAt) <= suspectBeats*n.beat()
-	return (!ok || now.Sub(b.at) >= adoptAfterOf(n.leaseOfLocked(node))) && renewing && !n.cut
+	// This node's own heartbeats come back through its feed: when they do
+	// not, the feed is stale, every other node ages here, and the others
+	// asked (peersLocked) shrink to none — no lease-path adoption on a
+	// view that is this node's alone (review16 G10).
+	own, fed := n.beats[n.o.Node]
+	fresh := fed && now.Sub(own.at) <= suspectBeats*n.beat()
+	return (!ok || now.Sub(b.at) >= adoptAfterOf(n.leaseOfLocked(node))) && renewing && fresh && !n.cut
 }
