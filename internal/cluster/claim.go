@@ -18,10 +18,15 @@ import (
 // is the run that holds it; a node in another run answers replyGone.
 // Without a device it is a probe: the node answers replyRunning + its
 // boot.
+//
+// With Reach it asks the node to probe node Reach within Within
+// milliseconds and say whether it reached it (suspect.go reachOthers).
 type takeoverRequest struct {
 	Device  string `json:"device,omitempty"`
 	Session string `json:"session,omitempty"`
 	Boot    string `json:"boot,omitempty"`
+	Reach   string `json:"reach,omitempty"`
+	Within  int64  `json:"within,omitempty"`
 }
 
 // Replies to a takeover request.
@@ -31,6 +36,7 @@ const (
 	replyBusy     = "busy"     // it did not end in time
 	replyGone     = "gone"     // the run that held it is over (the node restarted)
 	replyRunning  = "running:" // a probe's answer, followed by the boot
+	replyReach    = "reach:"   // a Reach request's answer, followed by the boot found (none: not reached)
 )
 
 // Claim implements broker.Claims: it makes s the device's owner record,
@@ -216,7 +222,7 @@ func (n *Node) free(ctx context.Context, key string, rev uint64, cur Owner) (boo
 func (n *Node) goneAfterReconnect(ctx context.Context, dev string, cur Owner) (bool, error) {
 	wait := n.sinceReconnect()
 	if wait <= 0 {
-		return true, nil
+		return n.othersCannotReach(ctx, dev, cur)
 	}
 	n.mu.Lock()
 	n.stats.AskedAgain++
@@ -227,7 +233,26 @@ func (n *Node) goneAfterReconnect(ctx context.Context, dev string, cur Owner) (b
 		return false, fmt.Errorf("cluster: device %s: waiting for node %s after this node's reconnect: %w", dev, cur.Node, ctx.Err())
 	}
 	boot, perr := n.probe(ctx, cur.Node)
-	return perr == nil && boot != cur.Boot, nil
+	if perr != nil || boot == cur.Boot {
+		return false, nil
+	}
+	if boot != "" {
+		return true, nil // another run of it: that one is over
+	}
+	return n.othersCannotReach(ctx, dev, cur)
+}
+
+// othersCannotReach confirms a "nobody serves cur's node" answer with
+// the others (suspect.go reachOthers): nobody serving it from here may be
+// one lost route; true when half the cluster or more cannot reach it
+// either. Otherwise the claim fails (the device tries again): the node
+// is alive, and its session too.
+func (n *Node) othersCannotReach(ctx context.Context, dev string, cur Owner) (bool, error) {
+	v := n.reachOthers(ctx, cur.Node, time.Now().Add(probeFloor))
+	if cannotReach(v) {
+		return true, nil
+	}
+	return false, fmt.Errorf("cluster: device %s: node %s holds it and is not served from here, but %d of %d other nodes reach it: not taken", dev, cur.Node, v[1]-v[0], v[1])
 }
 
 // probeTimeout bounds a probe: a live node answers from its NATS
@@ -240,8 +265,13 @@ const probeTimeout = 2 * time.Second
 // (fence.go). An error (no answer in time) says nothing
 // either way.
 func (n *Node) probe(ctx context.Context, node string) (string, error) {
+	return n.probeUntil(ctx, node, time.Now().Add(probeTimeout))
+}
+
+// probeUntil is probe, waiting for the answer until by.
+func (n *Node) probeUntil(ctx context.Context, node string, by time.Time) (string, error) {
 	req, _ := json.Marshal(takeoverRequest{})
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	ctx, cancel := context.WithDeadline(ctx, by)
 	defer cancel()
 	msg, err := n.o.NC.RequestWithContext(ctx, takeoverSubject(node), req)
 	switch {
@@ -398,6 +428,9 @@ func (n *Node) ownAdoption(ctx context.Context, key string, s *presence.Session,
 func (n *Node) Ending(s *presence.Session) bool {
 	n.mu.Lock()
 	h := n.held[s.DeviceID]
+	if c := n.cutHolds[s.DeviceID]; c != nil && c.session == s.ID {
+		c.closed = true // the fence's end came through (sweep)
+	}
 	n.mu.Unlock()
 	if h == nil || h.session != s.ID || h.adopting {
 		// Not this node's to record (taken over, or ended by the fence):
@@ -452,6 +485,10 @@ func (n *Node) onTakeover(m *nats.Msg) {
 	var req takeoverRequest
 	if err := json.Unmarshal(m.Data, &req); err != nil {
 		_ = m.Respond([]byte("bad request: " + err.Error()))
+		return
+	}
+	if req.Reach != "" {
+		go n.answerReach(m, req.Reach, time.Duration(req.Within)*time.Millisecond)
 		return
 	}
 	if req.Device == "" {

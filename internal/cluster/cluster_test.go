@@ -292,7 +292,7 @@ func TestReaperRecordsADeadNodesDevicesWithinTheLease(t *testing.T) {
 }
 
 func testLogger() *slog.Logger {
-	if os.Getenv("TETHER_TEST_DEBUG") != "" {
+	if os.Getenv("TETHER_TEST_DEBUG") != "" || os.Getenv("TETHER_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)

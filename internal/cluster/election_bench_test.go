@@ -115,6 +115,14 @@ func leaderLossGap(b *testing.B) (gap, failing time.Duration) {
 // blackholes every proxy of server k's routes. The servers advertise no
 // reachable route address, so none dials another around the proxies.
 func partitionableCluster(tb testing.TB) ([]*server.Server, func(k int)) {
+	srvs, cut, _ := partitionableRoutes(tb)
+	return srvs, cut
+}
+
+// partitionableRoutes is partitionableCluster, also returning drop(i, j),
+// which closes the route between servers i and j (both proxies: both
+// servers know at once) and keeps it closed.
+func partitionableRoutes(tb testing.TB) ([]*server.Server, func(k int), func(i, j int)) {
 	tb.Helper()
 	// The route ports are held while the proxies pick theirs.
 	var ports []int
@@ -172,10 +180,13 @@ func partitionableCluster(tb testing.TB) ([]*server.Server, func(k int)) {
 		}
 	}
 	return srvs, func(k int) {
-		for pair, p := range proxies {
-			if pair[0] == k || pair[1] == k {
-				p.Blackhole()
+			for pair, p := range proxies {
+				if pair[0] == k || pair[1] == k {
+					p.Blackhole()
+				}
 			}
+		}, func(i, j int) {
+			proxies[[2]int{i, j}].Drop()
+			proxies[[2]int{j, i}].Drop()
 		}
-	}
 }

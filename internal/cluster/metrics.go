@@ -16,6 +16,12 @@ var (
 		"Sessions this node had another node end for a connect here (cross-node takeovers).", []string{"node"}, nil)
 	adoptedDesc = prometheus.NewDesc("tether_cluster_adopted_total",
 		"Sessions of lost nodes (or of this node's previous run) this node recorded ended.", []string{"node"}, nil)
+	fencesDesc = prometheus.NewDesc("tether_cluster_fences_total",
+		"Times this node fenced itself: cut off from the cluster (lease not renewed, no majority reached, or its NATS connection down), it ended its sessions.", []string{"node"}, nil)
+	cutDesc = prometheus.NewDesc("tether_cluster_cut_off",
+		"1 while this node is fenced (connects refused until its lease is renewed).", []string{"node"}, nil)
+	gonesDesc = prometheus.NewDesc("tether_cluster_nodes_taken_total",
+		"Times this node found another node gone and adopted its records, by how it was found.", []string{"node", "how"}, nil)
 )
 
 type collector struct{ n *Node }
@@ -24,7 +30,7 @@ type collector struct{ n *Node }
 func (n *Node) Collector() prometheus.Collector { return collector{n} }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{devicesDesc, leadsDesc, claimsDesc, remoteDesc, adoptedDesc} {
+	for _, d := range []*prometheus.Desc{devicesDesc, leadsDesc, claimsDesc, remoteDesc, adoptedDesc, fencesDesc, cutDesc, gonesDesc} {
 		ch <- d
 	}
 }
@@ -45,6 +51,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(claimsDesc, prometheus.CounterValue, float64(st.Claims), n.o.Node)
 	ch <- prometheus.MustNewConstMetric(remoteDesc, prometheus.CounterValue, float64(st.RemoteTakeovers), n.o.Node)
 	ch <- prometheus.MustNewConstMetric(adoptedDesc, prometheus.CounterValue, float64(st.Adopted), n.o.Node)
+	ch <- prometheus.MustNewConstMetric(fencesDesc, prometheus.CounterValue, float64(st.Fences), n.o.Node)
+	cut := 0.0
+	if n.CutOff() {
+		cut = 1
+	}
+	ch <- prometheus.MustNewConstMetric(cutDesc, prometheus.GaugeValue, cut, n.o.Node)
+	ch <- prometheus.MustNewConstMetric(gonesDesc, prometheus.CounterValue, float64(st.GoneByRoute), n.o.Node, "no-route")
+	ch <- prometheus.MustNewConstMetric(gonesDesc, prometheus.CounterValue, float64(st.GoneByLease), n.o.Node, "lease")
 }
 
 // Stats are the node's counts so far.

@@ -95,16 +95,20 @@ type Owner struct {
 
 // Lease is a node's record in tether_nodes.
 type Lease struct {
-	Node    string            `json:"node"`
-	Boot    string            `json:"boot"`
-	Started time.Time         `json:"started"`
-	Seen    time.Time         `json:"seen"`
-	Devices int               `json:"devices"`
+	Node    string    `json:"node"`
+	Boot    string    `json:"boot"`
+	Started time.Time `json:"started"`
+	Seen    time.Time `json:"seen"`
+	Devices int       `json:"devices"`
+	// LeaseMS is the node's lease (Options.Lease): the others time its
+	// adoption by it (fence.go).
+	LeaseMS int64             `json:"leaseMs,omitempty"`
 	Info    map[string]string `json:"info,omitempty"`
 }
 
-// owned is whose an owner record is, as the index knows it.
-type owned struct{ node, boot string }
+// owned is whose an owner record is, as the index knows it: node, run
+// and session.
+type owned struct{ node, boot, session string }
 
 // hold is a device this node owns in tether_owners.
 type hold struct {
@@ -114,8 +118,11 @@ type hold struct {
 	// releasing: this node deletes the record (release); the delete is
 	// not a takeover (lease.go note).
 	releasing bool
-	done      chan struct{} // closed once released (finish)
-	once      sync.Once
+	// closed: the broker's end of a session the fence ended has run
+	// (Ending); until then the fence asks again (sweep).
+	closed bool
+	done   chan struct{} // closed once released (finish)
+	once   sync.Once
 }
 
 // finish lets the claims and takeover requests waiting for h go on. Two
@@ -143,6 +150,7 @@ type Node struct {
 	// responders, and reconnects this node's reconnects to NATS seen
 	// (suspect.go).
 	noAnswer      map[string]noAnswer
+	unreached     map[string]time.Time // per silent node, its run of unanswered probes' start (suspect.go)
 	reconnects    uint64
 	reconnectedAt time.Time        // when the watchdog noticed the last of them
 	ownersRev     uint64           // the last tether_owners revision the feed delivered
@@ -153,11 +161,9 @@ type Node struct {
 	renewedAt time.Time
 	cut       bool
 	cutHolds  map[string]*hold
-	// renewing is when this node's renewals began being stored again
-	// after a gap (an election of tether_nodes), or at all (fence.go).
-	renewing time.Time
-	fenced   map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
-	closing  bool             // Close began: no job is taken any more
+	offline   time.Time        // when this node's NATS connection went down; zero while up (fence.go)
+	fenced    map[string]*term // terms fenced, their contexts not yet cancelled (leader.go)
+	closing   bool             // Close began: no job is taken any more
 
 	reaping  atomic.Bool // a reaper round is running
 	applyMu  sync.Mutex  // serialises OnLead; guards applied
@@ -180,6 +186,14 @@ type Stats struct {
 	// AskedAgain counts claims that found no responders right after this
 	// node's own reconnect and asked the owner again (claim.go).
 	AskedAgain uint64
+	// Fences counts the times this node fenced itself (fence.go).
+	Fences uint64
+	// GoneByRoute and GoneByLease count the nodes this node took for gone
+	// and adopted: nobody serving their subject, or silent for the lease
+	// and unreachable by half the cluster or more (suspect.go).
+	GoneByRoute, GoneByLease uint64
+	// Reaches counts the probes this node made for another (suspect.go).
+	Reaches uint64
 }
 
 // Key is the tether_owners key of a device id.
@@ -209,11 +223,21 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 		o.Logger = slog.Default()
 	}
 	n := &Node{o: o, log: o.Logger.With("component", "cluster", "node", o.Node), boot: newBoot(), started: time.Now(),
-		held: map[string]*hold{}, index: map[string]owned{}, beats: map[string]beatSeen{}, probing: map[string]bool{}, noAnswer: map[string]noAnswer{}, cutHolds: map[string]*hold{}, terms: map[string]*term{}, fenced: map[string]*term{},
+		held: map[string]*hold{}, index: map[string]owned{}, beats: map[string]beatSeen{}, probing: map[string]bool{}, noAnswer: map[string]noAnswer{}, unreached: map[string]time.Time{}, cutHolds: map[string]*hold{}, terms: map[string]*term{}, fenced: map[string]*term{},
 		applied: map[string]*term{}, told: map[string]int{}, leadWake: make(chan struct{}, 1)}
 	if o.Retry == nil {
 		o.Retry = func(ctx context.Context, op func(context.Context) error) error { return op(ctx) }
 	}
+	// The node's lifetime, from before its takeover subject is answered
+	// (answerReach works under it) until Close.
+	lctx, cancel := context.WithCancel(context.Background())
+	n.cancel, n.life = cancel, lctx
+	opened := false
+	defer func() {
+		if !opened {
+			cancel()
+		}
+	}()
 	bucket := func(name string, ttl time.Duration) (jetstream.KeyValue, error) {
 		var kv jetstream.KeyValue
 		err := o.Retry(ctx, func(ctx context.Context) (err error) {
@@ -268,9 +292,8 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	for _, job := range Jobs {
 		n.campaign(ctx, job)
 	}
-	lctx, cancel := context.WithCancel(context.Background())
-	n.cancel, n.life = cancel, lctx
-	n.wg.Add(7)
+	n.wg.Add(8)
+	go n.watchConn(lctx)
 	go n.renew(lctx)
 	go n.guard(lctx)
 	go n.watchOwners(lctx, watcher)
@@ -278,6 +301,7 @@ func Open(ctx context.Context, o Options) (*Node, error) {
 	go n.watchdog(lctx)
 	go n.loop(lctx)
 	go n.tellLeads(lctx)
+	opened = true
 	return n, nil
 }
 

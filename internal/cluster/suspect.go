@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -48,6 +50,9 @@ type beatSeen struct {
 	boot string
 	rev  uint64    // the lease's revision: a reopened feed's same write is not a new beat
 	at   time.Time // this node's clock when the write arrived
+	// lease is the node's own (Lease.LeaseMS; 0 from a node that does
+	// not say).
+	lease time.Duration
 }
 
 // noAnswer is a first probe of a node that found no responders.
@@ -113,6 +118,27 @@ func (n *Node) sinceReconnect() time.Duration {
 	return time.Until(at.Add(n.confirmGap()))
 }
 
+// goneGap is how long after a first probe that finds no responders a
+// second must find none too before the node is taken for gone: a
+// confirmGap (this node's own reconnect pause), and no less than a
+// heartbeat, which leaves a node whose connection closed (alive, cut
+// off) time to fence itself first (offlineFenceAt).
+func (n *Node) goneGap(node string) time.Duration { return max(n.confirmGap(), n.leaseOf(node)/5) }
+
+// leaseOf is the lease node's heartbeats carry (Lease.LeaseMS), or this
+// node's when longer or not known: a node silent for a share of its own
+// lease has fenced itself by then, not necessarily for that share of a
+// shorter one (nodes with different --cluster-lease).
+func (n *Node) leaseOf(node string) time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.leaseOfLocked(node)
+}
+
+func (n *Node) leaseOfLocked(node string) time.Duration {
+	return max(n.o.Lease, n.beats[node].lease)
+}
+
 // beat is the heartbeat interval.
 func (n *Node) beat() time.Duration { return n.o.Lease / 5 }
 
@@ -130,20 +156,26 @@ func (n *Node) noteBeat(e jetstream.KeyValueEntry) {
 	if err := json.Unmarshal(e.Value(), &l); err != nil {
 		return
 	}
-	if b, ok := n.beats[e.Key()]; ok && e.Revision() <= b.rev {
+	b, ok := n.beats[e.Key()]
+	if ok && e.Revision() <= b.rev {
 		// The same write again (a reopened feed): no news of the node,
 		// its silence goes on.
 		return
 	}
-	n.beats[e.Key()] = beatSeen{boot: l.Boot, rev: e.Revision(), at: time.Now()}
+	lease := time.Duration(l.LeaseMS) * time.Millisecond
+	if lease != 0 && lease != n.o.Lease && (!ok || b.lease != lease) {
+		n.log.Warn("a node of the cluster runs with another lease (--cluster-lease); every node should use the same: its devices are taken only after the longer of the two", "other", e.Key(), "its lease", lease, "this node's", n.o.Lease)
+	}
+	n.beats[e.Key()] = beatSeen{boot: l.Boot, rev: e.Revision(), at: time.Now(), lease: lease}
 	delete(n.noAnswer, e.Key())
+	delete(n.unreached, e.Key())
 }
 
 // silent reports whether node has not been heard for suspectBeats
 // heartbeats (or at all) at now. n.mu held.
 func (n *Node) silentLocked(node string, now time.Time) bool {
 	b, ok := n.beats[node]
-	return !ok || now.Sub(b.at) > suspectBeats*n.beat()
+	return !ok || now.Sub(b.at) > suspectBeats*n.leaseOfLocked(node)/5
 }
 
 // Silent reports whether this node has not heard node's heartbeat for
@@ -222,31 +254,54 @@ func (n *Node) watchdog(ctx context.Context) {
 func (n *Node) goneByProbe(ctx context.Context, node string) (gone bool, boot string, reconnects uint64, err error) {
 	// A probe that would run past the moment the node lapses (fence.go)
 	// ends then: not answering by then is all the lapse needs to know.
-	ctx, cancel := context.WithDeadline(ctx, n.probeBy(node))
-	defer cancel()
 	before := n.o.NC.Stats().Reconnects
-	boot, err = n.probe(ctx, node)
+	boot, err = n.probeUntil(ctx, node, n.probeBy(node))
 	reconnects = n.o.NC.Stats().Reconnects
 	return err == nil && boot == "" && before == reconnects, boot, reconnects, err
 }
 
 // suspect probes a silent node and, when nobody serves its subject
-// twice, confirmGap apart, adopts its records (node-lost).
+// twice, goneGap apart, adopts its records (node-lost); or when it has
+// been silent for most of the lease, unanswered for longer than its fence
+// takes, and half the cluster or more cannot reach it either (fence.go).
 func (n *Node) suspect(ctx context.Context, node string) {
 	if n.CutOff() {
 		return // a node cut off judges nobody: every other looks gone from here
 	}
+	sent := time.Now()
+	// The others are asked beside this node's own probe, by the same
+	// moment: the lapse path needs their word, and waiting for it after
+	// the probe would put the adoption a probe later.
+	others := make(chan [2]int, 1)
+	go func() { others <- n.reachOthers(ctx, node, n.probeBy(node)) }()
+	var v [2]int
+	asked := false
+	votes := func() [2]int { // the answer, read once
+		if !asked {
+			v, asked = <-others, true
+		}
+		return v
+	}
 	gone, boot, after, err := n.goneByProbe(ctx, node)
 	probed := time.Now()
-	if boot == "" && n.lapsed(node) {
-		// Silent for most of the lease and not running as far as the probe
-		// can tell (a partition: it times out): a node cut off fenced
-		// itself by now (fence.go).
-		n.adoptGone(ctx, node, "silent for the lease, not answering", probed, after, func(ctx context.Context, node string) bool {
-			_, boot, r, _ := n.goneByProbe(ctx, node)
-			return boot == "" && r == after && n.lapsed(node)
-		})
-		return
+	since := n.noteReached(node, sent, boot != "")
+	if boot == "" && n.lapsed(node) && probed.Sub(since) >= n.reachWait(node) {
+		// Silent for most of the lease, not running as far as this node's
+		// probes can tell for longer than its fence takes (a partition:
+		// they time out), and half the cluster or more cannot reach it
+		// either — the fence's own evidence, from the other side: a node
+		// cut off fenced itself by now.
+		if v := votes(); cannotReach(v) {
+			n.adoptGone(ctx, node, "silent for the lease, unreachable", probed, after, func(ctx context.Context, node string) bool {
+				_, boot, r, _ := n.goneByProbe(ctx, node)
+				return boot == "" && r == after && n.lapsed(node)
+			})
+			n.mu.Lock()
+			n.stats.GoneByLease++
+			n.mu.Unlock()
+			return
+		}
+		n.log.Debug("a silent node is unreachable from here but not from enough of the others; its devices stay its own", "silent", node, "unreached by", v[0], "of the others", v[1])
 	}
 	n.mu.Lock()
 	n.stats.Probes++
@@ -269,23 +324,120 @@ func (n *Node) suspect(ctx context.Context, node string) {
 	if !gone || !seen || first.reconnects != after {
 		return
 	}
-	if probed.Sub(first.at) < n.confirmGap() {
-		return // not yet long enough for a live node to reconnect
+	if probed.Sub(first.at) < n.goneGap(node) {
+		return // not yet long enough for a live node to reconnect, or to fence
+	}
+	// No responders says only that this node's server has no route to the
+	// node's: one lost route (an asymmetric partition) looks the same from
+	// here. A killed node is served by nobody, so the others agree at once.
+	if v := votes(); !cannotReach(v) {
+		n.log.Debug("nobody serves a silent node's subject from here, but enough of the others reach it; its devices stay its own", "silent", node, "unreached by", v[0], "of the others", v[1])
+		return
 	}
 	n.adoptGone(ctx, node, "no route to it", probed, after, func(ctx context.Context, node string) bool {
 		gone, _, r, _ := n.goneByProbe(ctx, node)
 		return gone && r == after
 	})
+	n.mu.Lock()
+	n.stats.GoneByRoute++
+	n.mu.Unlock()
+}
+
+// noteReached keeps, per silent node, when the first of its current run
+// of unanswered probes was sent (sent, unless an earlier one was): a
+// probe answered (reached) or a heartbeat ends the run. It returns the
+// run's start (sent when reached).
+func (n *Node) noteReached(node string, sent time.Time, reached bool) time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if reached {
+		delete(n.unreached, node)
+		return sent
+	}
+	first, ok := n.unreached[node]
+	if !ok {
+		n.unreached[node] = sent
+		return sent
+	}
+	return first
+}
+
+// reachWait is how long a silent node's probes must have gone unanswered
+// before the lapse path takes it: a node whose renewals were failing
+// while it still reached the others (an election) checks for a majority
+// every quarter heartbeat, each check up to fenceProbe long, so once cut
+// off it fences within that; fenceMargin after. (A probe sent just before
+// the cut, its answer lost in it, starts the run at the cut.)
+func (n *Node) reachWait(node string) time.Duration {
+	lease := n.leaseOf(node)
+	return fenceProbeOf(lease) + lease/20 + min(time.Second, lease/12)
+}
+
+// cannotReach reports whether reachOthers' answer v, with this node's
+// own failure to reach the node, makes half the cluster or more (the
+// node counted): the complement of the node's own fence, which needs it
+// to reach a strict majority.
+func cannotReach(v [2]int) bool { return 2*(1+v[0]) >= v[1]+2 }
+
+// reachOthers asks the other nodes the quorum counts (node excluded)
+// whether they reach node, each probing it by by; it returns how many
+// could not (no answer in time from node, nobody serving it, or fenced)
+// and how many were asked. A node that does not answer the question in
+// time counts as reaching it.
+func (n *Node) reachOthers(ctx context.Context, node string, by time.Time) [2]int {
+	n.mu.Lock()
+	var asked []string
+	for _, p := range n.peersLocked() {
+		if p != node {
+			asked = append(asked, p)
+		}
+	}
+	n.mu.Unlock()
+	ctx, cancel := context.WithDeadline(ctx, by.Add(time.Second))
+	defer cancel()
+	req, _ := json.Marshal(takeoverRequest{Reach: node, Within: time.Until(by).Milliseconds()})
+	var wg sync.WaitGroup
+	var not atomic.Int64
+	for _, p := range asked {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg, err := n.o.NC.RequestWithContext(ctx, takeoverSubject(p), req)
+			if err == nil && string(msg.Data) == replyReach {
+				not.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return [2]int{int(not.Load()), len(asked)}
+}
+
+// answerReach probes node for another node that asked (reachOthers),
+// within at most within, and answers replyReach followed by the boot it
+// found (none: not reached).
+// Its probe ends with the node (n.life).
+func (n *Node) answerReach(m *nats.Msg, node string, within time.Duration) {
+	n.mu.Lock()
+	n.stats.Reaches++
+	n.mu.Unlock()
+	ctx, cancel := context.WithTimeout(n.life, min(max(within, 100*time.Millisecond), probeTimeout))
+	defer cancel()
+	boot, _ := n.probe(ctx, node)
+	_ = m.Respond([]byte(replyReach + boot))
 }
 
 // adoptGone adopts every record of node, found gone at since (why) while
 // this node had reconnected reconnects times, node-lost, each survivor
-// starting at its own share. Only the runs whose records were there when
-// it was found gone: a run started since (the node back, a new boot) is
-// live. A round the owners bucket stops is retried while still says the
+// starting at its own share. Only the sessions its records named when it
+// was found gone: one claimed since (the node back, with a new boot or
+// healed with the same) is live. A round the owners bucket stops is retried while still says the
 // node is still gone.
 func (n *Node) adoptGone(ctx context.Context, node, why string, since time.Time, reconnects uint64, still func(context.Context, string) bool) {
-	keys, boots := n.recordsOf(node)
+	seen := n.recordsOf(node)
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
 	rank, of := n.share(node)
 	slices.Sort(keys)
 	if len(keys) > 0 {
@@ -295,8 +447,12 @@ func (n *Node) adoptGone(ctx context.Context, node, why string, since time.Time,
 	n.log.Info("a silent node is gone ("+why+"); recording its devices node-lost", "lost", node, "records", len(keys), "share", rank, "of", of)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	// The sessions the records named when the node was found gone: a
+	// record rewritten since — the node back (same boot once a fenced node
+	// heals) and the device connected to it again — is a live session.
 	lost := func(o Owner) (presence.Reason, bool) {
-		return presence.ReasonNodeLost, o.Node == node && boots[o.Boot]
+		s, ok := seen[Key(o.Session.DeviceID)]
+		return presence.ReasonNodeLost, o.Node == node && ok && s == o.Session.ID
 	}
 	n.mu.Lock()
 	heard := n.beats[node].rev

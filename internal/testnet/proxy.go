@@ -18,6 +18,8 @@ import (
 //   - Sever: the server's side of every connection is closed (the server
 //     drops the client at once: its subjects have no responders) while
 //     the client's side stays open and silent, and so do new ones.
+//   - Drop: both sides of every connection are closed (each side knows
+//     at once), and new ones are closed as they come, until Heal.
 type Proxy struct {
 	ln net.Listener
 	to string
@@ -26,6 +28,7 @@ type Proxy struct {
 	open    *sync.Cond // broadcast when the blackhole is lifted
 	hole    bool       // Blackhole until Heal
 	severed bool
+	dropped bool       // Drop until Heal
 	conns   []net.Conn // both sides of every connection, closed at the end
 	ups     []net.Conn // the server sides
 }
@@ -59,10 +62,14 @@ func (p *Proxy) accept() {
 		}
 		p.mu.Lock()
 		p.conns = append(p.conns, c)
-		severed := p.severed
+		severed, dropped := p.severed, p.dropped
 		p.mu.Unlock()
 		if severed {
 			continue // held open, silent: a reconnect finds nobody either
+		}
+		if dropped {
+			_ = c.Close()
+			continue
 		}
 		up, err := net.Dial("tcp", p.to)
 		if err != nil {
@@ -117,10 +124,12 @@ func (p *Proxy) Blackhole() {
 	p.mu.Unlock()
 }
 
-// Heal lets what the blackhole held, and what follows, pass again.
+// Heal lets what the blackhole held, and what follows, pass again, and
+// new connections through after a Drop.
 func (p *Proxy) Heal() {
 	p.mu.Lock()
 	p.hole = false
+	p.dropped = false
 	p.open.Broadcast()
 	p.mu.Unlock()
 }
@@ -134,6 +143,20 @@ func (p *Proxy) Sever() {
 	p.mu.Unlock()
 	for _, up := range ups {
 		_ = up.Close()
+	}
+}
+
+// Drop closes both sides of every connection, and each new one as it
+// comes, until Heal.
+func (p *Proxy) Drop() {
+	p.mu.Lock()
+	p.dropped = true
+	conns := p.conns
+	p.conns = nil
+	p.ups = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
 	}
 }
 
